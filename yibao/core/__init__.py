@@ -1,0 +1,1 @@
+"""Shared foundations: money, the data contract, errors and the database layer."""

@@ -1,0 +1,255 @@
+"""The shared data contract (see ``shared/spec/data-contract.md``).
+
+Every subsystem reads these tables in this shape.  The same columns exist
+as SQLAlchemy models (:mod:`yibao.core.db`) and as Arrow/Parquet schemas
+(here).  Column names follow the national interface where it has one.
+
+Conventions
+-----------
+* **Money** is integer fen (``int64``) in every column whose name the
+  national interface uses for a yuan amount (``det_item_fee_sumamt``,
+  ``hifp_pay`` …).  The national interface itself carries yuan with two
+  decimals; conversion happens only at that boundary.
+* **Ratios** are integer basis points (``*_bp``).
+* **Time** is Asia/Shanghai local time.  Parquet timestamps are stored with
+  that zone; ``policy_year`` is an explicit column.
+* **Synthetic** records carry ``synthetic = true``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+TIMEZONE = "Asia/Shanghai"
+MONEY_UNIT = "fen"
+
+# --- national code values used across subsystems ---------------------------
+
+INSUTYPE_EMPLOYEE = "310"  # 职工基本医疗保险
+INSUTYPE_CIVIL_SERVANT = "320"  # 公务员医疗补助
+INSUTYPE_LARGE_AMOUNT = "330"  # 大额医疗费用补助
+INSUTYPE_RESIDENT = "390"  # 城乡居民基本医疗保险
+INSUTYPE_RESIDENT_CRITICAL = "392"  # 城乡居民大病医疗保险
+INSUTYPE_MATERNITY = "510"  # 生育保险
+
+PSN_TYPE_IN_SERVICE = "in_service"  # 在职
+PSN_TYPE_RETIRED = "retired"  # 退休
+PSN_TYPE_RESIDENT = "resident"  # 城乡居民 (no employment status)
+
+ASSISTANCE_NONE = ""
+ASSISTANCE_DIBAO = "dibao"  # 低保 subsistence allowance
+ASSISTANCE_TEKUN = "tekun"  # 特困 extreme poverty
+ASSISTANCE_FANPIN = "fanpin"  # 返贫致贫 at risk of (falling back into) poverty
+ASSISTANCE_STATUSES = (ASSISTANCE_NONE, ASSISTANCE_DIBAO, ASSISTANCE_TEKUN, ASSISTANCE_FANPIN)
+
+GEND_MALE = "1"
+GEND_FEMALE = "2"
+
+RELATIONS = ("spouse", "parent", "child")  # what the relative is to the person
+
+INSTITUTION_TYPES = ("hospital", "primary", "pharmacy")
+
+# chrgitm_lv: 甲类 / 乙类 / 丙类 (national codes 01/02/03)
+CLASS_A = "01"  # 甲类: fully in policy
+CLASS_B = "02"  # 乙类: in policy after a self-pay-first share
+CLASS_C = "03"  # 丙类: fully self-paid
+
+LIST_KINDS = ("western", "tcm_patent", "herbal", "consumable", "service")
+
+# med_type (医疗类别); 52 and "LTC" are local codes and configurable in policy
+MED_TYPE_OUTPATIENT = "11"
+MED_TYPE_CHRONIC = "14"
+MED_TYPE_INPATIENT = "21"
+MED_TYPE_PHARMACY = "41"
+MED_TYPE_HOME_BED = "52"
+
+# drug classes excluded from long-term prescriptions (长期处方)
+DRUG_CLASSES = (
+    "",
+    "toxic",  # 医疗用毒性药品
+    "radioactive",  # 放射性药品
+    "precursor",  # 易制毒药品
+    "narcotic",  # 麻醉药品
+    "psychotropic_1",  # 第一类精神药品
+    "psychotropic_2",  # 第二类精神药品
+    "antimicrobial",  # 抗微生物药物
+    "special_storage",  # 对储存条件有特殊要求的药品
+)
+
+# --- Arrow schemas ----------------------------------------------------------
+
+_TS = pa.timestamp("s", tz=TIMEZONE)
+
+PERSON = pa.schema(
+    [
+        ("psn_no", pa.string()),
+        ("certno", pa.string()),
+        ("psn_name", pa.string()),
+        ("gend", pa.string()),
+        ("brdy", pa.date32()),
+        ("insutype", pa.string()),  # 310 or 390 (the basic scheme)
+        ("psn_type", pa.string()),  # in_service / retired / resident
+        ("civil_servant", pa.bool_()),  # also covered by 320
+        ("insuplc_admdvs", pa.string()),
+        ("assistance", pa.string()),  # '' / dibao / tekun / fanpin
+        ("contribution_base", pa.int64()),  # fen per month (employees), 0 otherwise
+        ("acct_balc", pa.int64()),  # personal account opening balance, fen
+        ("family_id", pa.string()),
+        ("synthetic", pa.bool_()),
+    ]
+)
+
+FAMILY_LINK = pa.schema(
+    [
+        ("psn_no", pa.string()),
+        ("relative_psn_no", pa.string()),
+        ("relation", pa.string()),  # what relative_psn_no is to psn_no
+        ("synthetic", pa.bool_()),
+    ]
+)
+
+INSTITUTION = pa.schema(
+    [
+        ("fixmedins_code", pa.string()),
+        ("fixmedins_name", pa.string()),
+        ("fixmedins_type", pa.string()),  # hospital / primary / pharmacy
+        ("hosp_lv", pa.int8()),  # 1, 2, 3; 0 for pharmacies
+        ("admdvs", pa.string()),
+        ("synthetic", pa.bool_()),
+    ]
+)
+
+MED_LIST = pa.schema(
+    [
+        ("med_list_codg", pa.string()),
+        ("name", pa.string()),
+        ("list_kind", pa.string()),  # western / tcm_patent / herbal / consumable / service
+        ("chrgitm_lv", pa.string()),  # 01 甲, 02 乙, 03 丙
+        ("selfpay_prop_bp", pa.int32()),  # 先行自付比例, basis points
+        ("pric_uplmt", pa.int64()),  # price cap per unit, fen; 0 = none
+        ("lmt_gend", pa.string()),  # '' or 1/2
+        ("lmt_age_min", pa.int16()),  # -1 = none
+        ("lmt_age_max", pa.int16()),  # -1 = none
+        ("lmt_hosp_lv_min", pa.int8()),  # 0 = none
+        ("lmt_indication", pa.string()),  # ';'-separated ICD-10 prefixes, '' = none
+        ("lmt_med_types", pa.string()),  # ';'-separated med_type codes, '' = none
+        ("drug_class", pa.string()),  # see DRUG_CLASSES
+        ("acct_excluded", pa.bool_()),  # personal account may not pay (wellness, fitness…)
+        ("vbp_flag", pa.bool_()),  # 集采 product
+        ("vbp_pay_std", pa.int64()),  # payment standard per unit, fen; 0 = none
+        ("synthetic", pa.bool_()),
+    ]
+)
+
+ENCOUNTER = pa.schema(
+    [
+        ("mdtrt_id", pa.string()),
+        ("psn_no", pa.string()),
+        ("fixmedins_code", pa.string()),
+        ("med_type", pa.string()),
+        ("begntime", _TS),
+        ("endtime", _TS),
+        ("policy_year", pa.int16()),
+        ("dise_codg", pa.string()),  # principal diagnosis, ICD-10
+        ("other_dise_codg", pa.string()),  # ';'-separated
+        ("oprn_codg", pa.string()),  # ';'-separated procedure codes
+        ("dscg_way", pa.string()),  # discharge way
+        ("dept_code", pa.string()),
+        ("dr_code", pa.string()),
+        ("mdtrtarea_admvs", pa.string()),  # place of treatment
+        ("mulaid_payer_psn_no", pa.string()),  # relative whose account pays (共济), '' = none
+        ("lt_rx_confirmed", pa.bool_()),  # long prescription evaluated and confirmed by patient
+        ("synthetic", pa.bool_()),
+    ]
+)
+
+FEE_DETAIL = pa.schema(
+    [
+        ("mdtrt_id", pa.string()),
+        ("feedetl_sn", pa.int32()),
+        ("med_list_codg", pa.string()),
+        ("cnt_milli", pa.int64()),  # quantity × 1000 (exact)
+        ("pric", pa.int64()),  # unit price, fen
+        ("det_item_fee_sumamt", pa.int64()),  # line total, fen
+        ("fee_ocur_time", _TS),
+        ("rxno", pa.string()),
+        ("rx_circ_flag", pa.bool_()),  # 外配处方
+        ("prd_days", pa.int16()),  # prescription period in days, 0 = not a prescription
+        ("bilg_dr_code", pa.string()),
+        ("synthetic", pa.bool_()),
+    ]
+)
+
+SETTLEMENT_AMOUNTS = (
+    "medfee_sumamt",
+    "fulamt_ownpay_amt",
+    "overlmt_selfpay",
+    "preselfpay_amt",
+    "inscp_scp_amt",
+    "act_pay_dedc",
+    "hifp_pay",
+    "hifmi_pay",
+    "hifob_pay",
+    "cvlserv_pay",
+    "maf_pay",
+    "hifes_pay",
+    "oth_pay",
+    "hosp_part_amt",
+    "fund_pay_sumamt",
+    "psn_part_amt",
+    "acct_pay",
+    "acct_mulaid_pay",
+    "psn_cash_pay",
+)
+
+SETTLEMENT = pa.schema(
+    [
+        ("setl_id", pa.string()),
+        ("mdtrt_id", pa.string()),
+        ("psn_no", pa.string()),
+        ("fixmedins_code", pa.string()),
+        ("setl_time", _TS),
+        ("policy_year", pa.int16()),
+        ("insutype", pa.string()),
+        ("med_type", pa.string()),
+        ("benefit_category", pa.string()),
+        *[(name, pa.int64()) for name in SETTLEMENT_AMOUNTS],
+        ("pool_prop_selfpay_bp", pa.int32()),  # pooled fund's ratio, reported back
+        ("balc", pa.int64()),  # account balance after (batch: not filled)
+        ("refd_setl_flag", pa.bool_()),  # cancelled
+        ("synthetic", pa.bool_()),
+    ]
+)
+
+GROUND_TRUTH = pa.schema(
+    [
+        ("entity", pa.string()),  # e.g. "encounter"
+        ("entity_id", pa.string()),
+        ("pattern", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "person": PERSON,
+    "family_link": FAMILY_LINK,
+    "institution": INSTITUTION,
+    "med_list": MED_LIST,
+    "encounter": ENCOUNTER,
+    "fee_detail": FEE_DETAIL,
+    "settlement": SETTLEMENT,
+    "ground_truth": GROUND_TRUTH,
+}
+
+
+def with_metadata(schema: pa.Schema, table: str) -> pa.Schema:
+    """Attach the contract's metadata (schema version, money unit, zone)."""
+    return schema.with_metadata(
+        {
+            b"yibao.table": table.encode(),
+            b"yibao.schema_version": SCHEMA_VERSION.encode(),
+            b"yibao.money_unit": MONEY_UNIT.encode(),
+            b"yibao.timezone": TIMEZONE.encode(),
+        }
+    )
