@@ -1,0 +1,125 @@
+"""The medical list (医保目录) as the settlement engine reads it.
+
+Built from a contract ``med_list`` Arrow table; a treatment place's
+``list_overrides`` (就医地目录) are applied on top.  Offers both a dict of
+items (scalar path) and aligned NumPy columns (batch path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from yibao.core.contract import CLASS_B, MED_LIST
+
+
+@dataclass(frozen=True, slots=True)
+class ListItem:
+    med_list_codg: str
+    name: str
+    list_kind: str
+    chrgitm_lv: str
+    selfpay_prop_bp: int
+    pric_uplmt: int
+    lmt_gend: str
+    lmt_age_min: int
+    lmt_age_max: int
+    lmt_hosp_lv_min: int
+    lmt_indication: tuple[str, ...]
+    lmt_med_types: tuple[str, ...]
+    drug_class: str
+    acct_excluded: bool
+    vbp_flag: bool
+    vbp_pay_std: int
+
+    @property
+    def effective_cap(self) -> int:
+        """Per-unit price above which the patient pays (price cap or VBP payment standard); 0 = none."""
+        caps = [c for c in (self.pric_uplmt, self.vbp_pay_std) if c > 0]
+        return min(caps) if caps else 0
+
+    @property
+    def is_drug(self) -> bool:
+        return self.list_kind in ("western", "tcm_patent", "herbal")
+
+
+def _split(s: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (s or "").split(";") if p.strip())
+
+
+class Catalog:
+    """Medical list lookup, by code and as columns."""
+
+    def __init__(self, items: dict[str, ListItem]):
+        self.items = items
+        self.codes = np.array(list(items), dtype=object)
+        self.index = {c: i for i, c in enumerate(items)}
+        vals = list(items.values())
+        self.chrgitm_lv = np.array([v.chrgitm_lv for v in vals], dtype=object)
+        self.selfpay_bp = np.array([v.selfpay_prop_bp for v in vals], dtype=np.int64)
+        self.cap = np.array([v.effective_cap for v in vals], dtype=np.int64)
+        self.lmt_gend = np.array([v.lmt_gend for v in vals], dtype=object)
+        self.lmt_age_min = np.array([v.lmt_age_min for v in vals], dtype=np.int64)
+        self.lmt_age_max = np.array([v.lmt_age_max for v in vals], dtype=np.int64)
+        self.lmt_hosp_lv_min = np.array([v.lmt_hosp_lv_min for v in vals], dtype=np.int64)
+        self.has_indication = np.array([bool(v.lmt_indication) for v in vals])
+        self.has_med_types = np.array([bool(v.lmt_med_types) for v in vals])
+        self.acct_excluded = np.array([v.acct_excluded for v in vals])
+        self.is_drug = np.array([v.is_drug for v in vals])
+        self.drug_class = np.array([v.drug_class for v in vals], dtype=object)
+        self.is_class_b = self.chrgitm_lv == CLASS_B
+
+    def __contains__(self, code: str) -> bool:
+        return code in self.items
+
+    def __getitem__(self, code: str) -> ListItem:
+        return self.items[code]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> "Catalog":
+        missing = set(MED_LIST.names) - set(table.column_names)
+        if missing:
+            raise ValueError(f"med_list table lacks columns {sorted(missing)}")
+        items: dict[str, ListItem] = {}
+        for r in table.to_pylist():
+            items[r["med_list_codg"]] = ListItem(
+                med_list_codg=r["med_list_codg"],
+                name=r["name"],
+                list_kind=r["list_kind"],
+                chrgitm_lv=r["chrgitm_lv"],
+                selfpay_prop_bp=int(r["selfpay_prop_bp"] or 0),
+                pric_uplmt=int(r["pric_uplmt"] or 0),
+                lmt_gend=r["lmt_gend"] or "",
+                lmt_age_min=-1 if r["lmt_age_min"] is None else int(r["lmt_age_min"]),
+                lmt_age_max=-1 if r["lmt_age_max"] is None else int(r["lmt_age_max"]),
+                lmt_hosp_lv_min=int(r["lmt_hosp_lv_min"] or 0),
+                lmt_indication=_split(r["lmt_indication"]),
+                lmt_med_types=_split(r["lmt_med_types"]),
+                drug_class=r["drug_class"] or "",
+                acct_excluded=bool(r["acct_excluded"]),
+                vbp_flag=bool(r["vbp_flag"]),
+                vbp_pay_std=int(r["vbp_pay_std"] or 0),
+            )
+        return cls(items)
+
+    def with_overrides(self, overrides: dict) -> "Catalog":
+        """This list as a treatment place publishes it (就医地目录): class and ratio overrides."""
+        if not overrides:
+            return self
+        items = dict(self.items)
+        for code, ov in overrides.items():
+            if code not in items:
+                continue
+            it = items[code]
+            kw = {f: getattr(it, f) for f in it.__dataclass_fields__}
+            if ov.chrgitm_lv is not None:
+                kw["chrgitm_lv"] = ov.chrgitm_lv
+            if ov.selfpay_prop is not None:
+                kw["selfpay_prop_bp"] = ov.selfpay_prop
+            items[code] = ListItem(**kw)
+        return Catalog(items)
