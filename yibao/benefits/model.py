@@ -123,6 +123,7 @@ class CategoryRule(_Strict):
     cost_cap: Cap | None = None  # cumulative eligible-cost limit (e.g. home bed ¥4,000 per cycle)
     cycle_days: int | None = None  # settlement cycle (e.g. home bed 180 days)
     selfpay_items: tuple[str, ...] = ()  # items fully self-paid in this category (建床费, 巡诊费)
+    ratio_from: str | None = None  # take ratio and retiree bonus from another category ("paid like inpatient")
 
     @model_validator(mode="after")
     def _cycle(self) -> "CategoryRule":
@@ -203,6 +204,25 @@ class Scheme(_Strict):
     caps: dict[str, Cap] = Field(default_factory=dict)
     layers: tuple[Layer, ...] = ()
     account: AccountRule | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ratio_from(cls, data: Any) -> Any:
+        """Resolve ``ratio_from``: a category paid like another shares its ratio table."""
+        cats = data.get("categories") if isinstance(data, dict) else None
+        if not isinstance(cats, dict):
+            return data
+        cats = dict(cats)
+        for name, cat in cats.items():
+            if isinstance(cat, dict) and cat.get("ratio_from"):
+                src = cats.get(cat["ratio_from"])
+                if not isinstance(src, dict) or "ratio" not in src:
+                    raise ValueError(f"categories.{name}.ratio_from: '{cat['ratio_from']}' has no ratio to share")
+                cat = dict(cat)
+                cat.setdefault("ratio", src["ratio"])
+                cat.setdefault("retiree_ratio_bonus", src.get("retiree_ratio_bonus", 0))
+                cats[name] = cat
+        return {**data, "categories": cats}
 
     @model_validator(mode="after")
     def _complete(self) -> "Scheme":
