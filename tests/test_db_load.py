@@ -209,3 +209,19 @@ def test_naive_datetime_refused_by_orm(db_engine) -> None:
             s.add(ydb.Person(psn_no="N1", acct_balc=0, contribution_base=0))
             s.flush()
             s.add(ydb.Encounter(mdtrt_id="N1", psn_no="N1", policy_year=2024, begntime=datetime(2024, 1, 1)))
+
+
+def test_contract_timestamps_hold_whole_seconds(db_engine) -> None:
+    """The contract is timestamp[s]: sub-seconds are truncated on write (never rounded
+    into the next second or day); operational timestamps keep them."""
+    late = datetime(2024, 12, 31, 23, 59, 59, 999_999, tzinfo=SH)
+    with ydb.session_scope(db_engine) as s:
+        s.add(ydb.Person(psn_no="Q1", acct_balc=0, contribution_base=0))
+        s.flush()
+        s.add(ydb.Encounter(mdtrt_id="E1", psn_no="Q1", policy_year=2024, begntime=late))
+        s.add(ydb.MessageLog(msgid="m", received_at=late))
+    with ydb.session_scope(db_engine) as s:
+        assert s.get(ydb.Encounter, "E1").begntime == late.replace(microsecond=0)
+        assert s.scalars(select(ydb.MessageLog.received_at)).one() == late
+    t = ydb.read_table(db_engine, "encounter")
+    assert t.column("begntime").to_pylist() == [late.replace(microsecond=0)]
