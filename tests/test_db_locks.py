@@ -247,3 +247,37 @@ def test_lock_blocks_second_writer_until_commit(db_engine) -> None:
     th.join(10)
     tw.join(10)
     assert seen == [101]
+
+
+def test_immediate_session_takes_the_write_lock_at_begin(tmp_path) -> None:
+    """SQLite: immediate=True emits BEGIN IMMEDIATE (a plain session does not)."""
+    import sqlite3
+
+    path = tmp_path / "lock.db"
+    ydb.upgrade(f"sqlite:///{path}")
+    db_engine = ydb.make_engine(f"sqlite:///{path}")
+    other = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+    try:
+        with ydb.session_scope(db_engine) as s:
+            s.execute(select(ydb.Person.psn_no)).all()
+            other.execute("BEGIN IMMEDIATE")  # a reader does not hold the write lock
+            other.execute("ROLLBACK")
+        with ydb.session_scope(db_engine, immediate=True) as s:
+            s.execute(select(ydb.Person.psn_no)).all()
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+    finally:
+        other.close()
+        db_engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_session_time_zone_is_shanghai(pg_database: str) -> None:
+    engine = ydb.make_engine(pg_database)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW TimeZone").scalar() == "Asia/Shanghai"
+            day = conn.exec_driver_sql("SELECT (timestamptz '2023-12-31 16:30:00+00')::date").scalar()
+            assert str(day) == "2024-01-01"
+    finally:
+        engine.dispose()
