@@ -5,11 +5,12 @@ order, with person-year accumulators computed as clipped running sums
 (grouped cumulative sums) instead of a Python loop.  Property tests
 (``tests/test_settlement_agreement.py``) show the two paths agree to the fen.
 
-Claim order is ``setl_time``, then input order.  Claims that the scalar
-path would reject are returned in a ``rejected`` table with the same
-reason, and take no part in the accumulators.
-
-All arithmetic is int64 fen / basis points; nothing passes through float.
+* Claim order is ``setl_time``, then input order.
+* Claims the scalar path would refuse are returned in ``rejected`` with the
+  same field and reason, and take no part in the accumulators.
+* All money arithmetic is int64 fen and basis points; nothing passes through
+  float.  Strings are handled in Arrow (hash lookups, dictionary encoding) and
+  turned into integer codes before any NumPy work.
 """
 
 from __future__ import annotations
@@ -20,73 +21,139 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from yibao.benefits.model import PolicySnapshot
 from yibao.benefits.policy import Policy, PolicyBook
-from yibao.core.contract import (
-    CLASS_B,
-    CLASS_C,
-    INSUTYPE_EMPLOYEE,
-    PSN_TYPE_RETIRED,
-    SETTLEMENT,
-    TIMEZONE,
-)
+from yibao.core.contract import INSUTYPE_EMPLOYEE, PSN_TYPE_RETIRED, SETTLEMENT, TIMEZONE
 from yibao.core.money import BP_SCALE, NO_CAP
 from yibao.settlement.catalog import Catalog
-from yibao.settlement.rules import monthly_account_credit
 
 I64 = np.int64
+TZ_OFFSET_S = 8 * 3600  # Asia/Shanghai: UTC+8, no daylight saving since 1991
+
+MODE_NONE, MODE_ADMISSION, MODE_YEAR, MODE_CYCLE = 0, 1, 2, 3
+_MODES = {"none": MODE_NONE, "per_admission": MODE_ADMISSION, "per_year": MODE_YEAR, "per_cycle": MODE_CYCLE}
 
 
 def _rate(x: np.ndarray, bp: np.ndarray | int) -> np.ndarray:
-    """Half-up ``x × bp / 10000`` on int64 (x ≥ 0), as money.apply_rate."""
+    """Half-up ``x × bp / 10000`` on int64 (x ≥ 0), as :func:`yibao.core.money.apply_rate`."""
     return (x * bp + 5000) // BP_SCALE
 
 
-def _prev_cumsum(key: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exclusive running sum of ``values`` within groups of equal ``key``, in array order.
-
-    Returns (sum before each row, stable order used).  Rows are already in
-    claim order, so a stable sort by key keeps claim order inside a group.
-    """
-    order = np.argsort(key, kind="stable")
-    k = key[order]
-    v = values[order]
-    cs = np.cumsum(v)
-    start = np.ones(len(k), dtype=bool)
-    start[1:] = k[1:] != k[:-1]
-    base = np.maximum.accumulate(np.where(start, np.arange(len(k)), 0))
-    before = cs - v - (cs[base] - v[base])
-    out = np.empty_like(before)
-    out[order] = before
-    return out, order
+def _table(x: pa.Table | pd.DataFrame) -> pa.Table:
+    return x if isinstance(x, pa.Table) else pa.Table.from_pandas(x, preserve_index=False)
 
 
-def _prefix_match(codes: np.ndarray, prefixes: tuple[str, ...]) -> np.ndarray:
-    """Vectorised ``any(code.startswith(p))`` over unique values."""
+def _str(t: pa.Table, name: str, n: int | None = None) -> pa.Array:
+    """A string column as one Arrow array ('' for missing)."""
+    if name not in t.column_names:
+        return pa.array([""] * (t.num_rows if n is None else n), type=pa.string())
+    col = t.column(name)
+    if not pa.types.is_string(col.type):
+        col = pc.cast(col, pa.string())
+    return pc.fill_null(col, "").combine_chunks() if col.num_chunks != 1 else pc.fill_null(col.chunk(0), "")
+
+
+def _int(t: pa.Table, name: str, default: int = 0) -> np.ndarray:
+    if name not in t.column_names or pa.types.is_null(t.column(name).type):
+        return np.full(t.num_rows, default, dtype=I64)
+    return pc.fill_null(pc.cast(t.column(name), pa.int64()), default).to_numpy().astype(I64, copy=False)
+
+
+def _bool(t: pa.Table, name: str, default: bool) -> np.ndarray:
+    if name not in t.column_names or pa.types.is_null(t.column(name).type):
+        return np.full(t.num_rows, default, dtype=bool)
+    return pc.fill_null(pc.cast(t.column(name), pa.bool_()), default).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _codes(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """Dictionary-encode: (int codes, distinct values)."""
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    return enc.indices.to_numpy(zero_copy_only=False).astype(I64), enc.dictionary.to_pylist()
+
+
+def _lookup(values: pa.Array, keys: pa.Array) -> np.ndarray:
+    """Position of each value in ``keys`` (first match), −1 if absent."""
+    return pc.fill_null(pc.index_in(values, value_set=keys), -1).to_numpy(zero_copy_only=False).astype(I64)
+
+
+def _local_seconds(t: pa.Table, name: str) -> np.ndarray:
+    """Asia/Shanghai wall-clock seconds since 1970 (naive times are taken as local)."""
+    col = t.column(name)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    typ = col.type
+    if pa.types.is_timestamp(typ):
+        secs = pc.cast(col, pa.timestamp("s", typ.tz)).cast(pa.int64()).to_numpy(zero_copy_only=False).astype(I64)
+        return secs + TZ_OFFSET_S if typ.tz else secs
+    if pa.types.is_date(typ):
+        return pc.cast(col, pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(I64) * 86400
+    raise TypeError(f"{name}: expected a timestamp column, got {typ}")
+
+
+def _ymd(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    d = days.astype("datetime64[D]")
+    y = d.astype("datetime64[Y]")
+    mo = d.astype("datetime64[M]")
+    return y.astype(I64) + 1970, mo.astype(I64) % 12 + 1, (d - mo).astype(I64) + 1
+
+
+def _prefix_hits(values: list[str], prefixes: tuple[str, ...], multi: bool = False) -> np.ndarray:
+    """For each distinct value: does it (or, if ``multi``, any ';'-part) start with a prefix?"""
     if not prefixes:
-        return np.zeros(len(codes), dtype=bool)
-    uniq, inv = np.unique(codes.astype(str), return_inverse=True)
-    hit = np.array([any(u.startswith(p) for p in prefixes) for u in uniq], dtype=bool)
-    return hit[inv]
+        return np.zeros(len(values), dtype=bool)
+    out = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        parts = (v or "").split(";") if multi else [v or ""]
+        out[i] = any(p.startswith(x) for p in parts if p for x in prefixes)
+    return out
 
 
-def _diag_prefix_any(principal: np.ndarray, others: np.ndarray, prefixes: tuple[str, ...]) -> np.ndarray:
-    m = _prefix_match(principal, prefixes)
-    if others is not None and len(prefixes):
-        uniq, inv = np.unique(others.astype(str), return_inverse=True)
-        hit = np.array(
-            [any(c.startswith(p) for c in u.split(";") if c for p in prefixes) for u in uniq], dtype=bool
-        )
-        m |= hit[inv]
-    return m
+class _Running:
+    """Exclusive running sums within (person-year block, sub-key, period) groups.
+
+    Rows are in person-year order (block, then claim order), so a stable
+    sort by the composite key is cheap (long sorted runs).
+    """
+
+    def __init__(self, block: np.ndarray):
+        self.block = block
+        self.totals: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]] = []
+
+    def __call__(self, names: list[str], sub: np.ndarray | int, values: np.ndarray, mask: np.ndarray,
+                 period: np.ndarray | None = None, period_names: list[str] | None = None) -> np.ndarray:
+        m = len(values)
+        sub = np.broadcast_to(np.asarray(sub, dtype=I64), (m,))
+        per = np.zeros(m, dtype=I64) if period is None else period
+        np_ = 1 if period is None else max(1, len(period_names or [""]))
+        key = (self.block * (len(names) + 1) + sub) * (np_ + 1) + per
+        v = np.where(mask, values, 0).astype(I64)
+        order = np.argsort(key, kind="stable")
+        k, vs = key[order], v[order]
+        cs = np.cumsum(vs)
+        start = np.ones(m, dtype=bool)
+        start[1:] = k[1:] != k[:-1]
+        first = np.maximum.accumulate(np.where(start, np.arange(m), 0))
+        before_sorted = cs - vs - (cs[first] - vs[first])
+        before = np.empty_like(before_sorted)
+        before[order] = before_sorted
+        if m:
+            end = np.ones(m, dtype=bool)
+            end[:-1] = start[1:]
+            last = order[end]
+            tot = cs[end] - (cs[first] - vs[first])[end]
+            keep = tot != 0
+            self.totals.append((self.block[last][keep], sub[last][keep], per[last][keep], tot[keep], names, period_names or [""]))
+        return before
 
 
 @dataclass
 class BatchResult:
     settlements: pa.Table  # contract SETTLEMENT schema (accepted claims, in claim order)
     rejected: pd.DataFrame  # mdtrt_id, field, reason_en, reason_zh
-    accumulators: pd.DataFrame  # psn_no, policy_year, kind, period, value (final state)
+    accumulators: pd.DataFrame  # psn_no, policy_year, kind, period, value (final state of this batch)
     acct_payer: np.ndarray  # payer psn_no per settlement row ('' none)
 
 
@@ -102,376 +169,399 @@ class _Reject:
             self.bad |= new
 
 
-def _to_local_naive(col: pd.Series) -> np.ndarray:
-    s = pd.to_datetime(col)
-    if getattr(s.dt, "tz", None) is not None:
-        s = s.dt.tz_convert(TIMEZONE).dt.tz_localize(None)
-    return s.to_numpy(dtype="datetime64[s]")
-
-
 def settle_batch(
-    claims: pd.DataFrame,
-    lines: pd.DataFrame,
-    persons: pd.DataFrame,
-    institutions: pd.DataFrame,
+    claims: pa.Table | pd.DataFrame,
+    lines: pa.Table | pd.DataFrame,
+    persons: pa.Table | pd.DataFrame,
+    institutions: pa.Table | pd.DataFrame,
     catalog: Catalog,
     policy: Policy | None = None,
     book: PolicyBook | None = None,
-    family_links: pd.DataFrame | None = None,
+    family_links: pa.Table | pd.DataFrame | None = None,
     account_start: dt.date | None = None,
 ) -> BatchResult:
     """Settle a batch of claims of one insured region.
 
-    ``claims``: one row per claim (encounter settled once) with columns
-    ``mdtrt_id, psn_no, fixmedins_code, med_type, begntime, setl_time,
-    dise_codg`` and optionally ``other_dise_codg, mdtrtarea_admvs,
-    mulaid_payer_psn_no, lt_rx_confirmed, cross_filed``.
-    ``lines``: fee details (``mdtrt_id, feedetl_sn, med_list_codg, cnt_milli,
-    pric, det_item_fee_sumamt, prd_days``).
-    ``persons``: contract person rows (``acct_balc`` is the balance at
-    ``account_start``; accounts are credited on the 1st of each month from
-    then on).
+    ``claims``: one row per claim with ``mdtrt_id, psn_no, fixmedins_code,
+    med_type, begntime, setl_time, dise_codg`` and optionally
+    ``other_dise_codg, mdtrtarea_admvs, mulaid_payer_psn_no, lt_rx_confirmed,
+    cross_filed``.  ``lines``: fee details (``mdtrt_id, feedetl_sn,
+    med_list_codg, cnt_milli, pric, det_item_fee_sumamt, prd_days``).
+    ``persons``: contract person rows; ``acct_balc`` is the balance at
+    ``account_start`` (default 1 January of the first claim's year), and
+    accounts are credited on the 1st of each month from then on.
     """
     book = book or PolicyBook.default()
-    n = len(claims)
-    c = claims.reset_index(drop=True)
-    setl = _to_local_naive(c["setl_time"])
-    begn = _to_local_naive(c["begntime"])
-    # claim order: setl_time then input order
-    order0 = np.argsort(setl, kind="stable")
-    c = c.iloc[order0].reset_index(drop=True)
-    setl, begn = setl[order0], begn[order0]
+    ct = _table(claims)
+    lt = _table(lines)
+    pt = _table(persons)
+    it = _table(institutions)
+    n = ct.num_rows
     rej = _Reject(n)
 
-    # ---- person and institution facts per claim -------------------------------
-    p = persons.reset_index(drop=True)
-    pidx_map = pd.Index(p["psn_no"])
-    pi = pidx_map.get_indexer(c["psn_no"])
+    # ---- claims, in input order ----------------------------------------------------
+    mdtrt_arr = _str(ct, "mdtrt_id")
+    setl_s = _local_seconds(ct, "setl_time")
+    begn_s = _local_seconds(ct, "begntime")
+    setl_day = setl_s // 86400
+    sy, sm, sd = _ymd(setl_day)
+
+    psn_keys = _str(pt, "psn_no")
+    pi = _lookup(_str(ct, "psn_no"), psn_keys)
     rej.add(pi < 0, "psn_no", "unknown psn_no", "人员编号不存在")
-    pi_safe = np.where(pi < 0, 0, pi)
-    insutype = p["insutype"].to_numpy(dtype=object)[pi_safe]
-    is_emp = insutype == INSUTYPE_EMPLOYEE
-    retired = p["psn_type"].to_numpy(dtype=object)[pi_safe] == PSN_TYPE_RETIRED
-    gend = p["gend"].to_numpy(dtype=object)[pi_safe]
-    assistance = p["assistance"].fillna("").to_numpy(dtype=object)[pi_safe]
-    civil = p["civil_servant"].fillna(False).to_numpy(dtype=bool)[pi_safe]
-    insuplc = p["insuplc_admdvs"].to_numpy(dtype=object)[pi_safe]
-    brdy = pd.to_datetime(p["brdy"]).to_numpy(dtype="datetime64[D]")[pi_safe]
+    pi0 = np.where(pi < 0, 0, pi)
+    p_ins_code, p_ins_vals = _codes(_str(pt, "insutype"))
+    p_emp = np.array([v == INSUTYPE_EMPLOYEE for v in p_ins_vals], dtype=bool)[p_ins_code] if pt.num_rows else np.zeros(0, bool)
+    p_type_code, p_type_vals = _codes(_str(pt, "psn_type"))
+    p_retired = np.array([v == PSN_TYPE_RETIRED for v in p_type_vals], dtype=bool)[p_type_code] if pt.num_rows else np.zeros(0, bool)
+    p_gend_code, p_gend_vals = _codes(_str(pt, "gend"))
+    p_ass_code, p_ass_vals = _codes(_str(pt, "assistance"))
+    p_civil = _bool(pt, "civil_servant", False)
+    p_region_code, p_region_vals = _codes(_str(pt, "insuplc_admdvs"))
+    brdy_days = _local_seconds(pt, "brdy") // 86400 if "brdy" in pt.column_names else np.zeros(pt.num_rows, dtype=I64)
+    by, bm, bd = _ymd(brdy_days)
 
-    inst = institutions.reset_index(drop=True)
-    ii = pd.Index(inst["fixmedins_code"]).get_indexer(c["fixmedins_code"])
+    is_emp = p_emp[pi0] if n else np.zeros(0, bool)
+    retired = p_retired[pi0] if n else np.zeros(0, bool)
+    gend_txt = np.array(p_gend_vals + [""], dtype=object)
+    ass_txt = np.array(p_ass_vals + [""], dtype=object)
+    gend_c = p_gend_code[pi0] if n else np.zeros(0, I64)
+    ass_c = p_ass_code[pi0] if n else np.zeros(0, I64)
+    civil = p_civil[pi0] if n else np.zeros(0, bool)
+    age = sy - by[pi0] - ((sm < bm[pi0]) | ((sm == bm[pi0]) & (sd < bd[pi0]))).astype(I64) if n else np.zeros(0, I64)
+
+    ii = _lookup(_str(ct, "fixmedins_code"), _str(it, "fixmedins_code"))
     rej.add(ii < 0, "fixmedins_code", "unknown fixmedins_code", "定点医药机构编码不存在")
-    hosp_lv = inst["hosp_lv"].to_numpy(dtype=I64)[np.where(ii < 0, 0, ii)]
+    hosp_lv = _int(it, "hosp_lv")[np.where(ii < 0, 0, ii)] if n else np.zeros(0, I64)
 
-    setl_day = setl.astype("datetime64[D]")
-    sy = setl_day.astype("datetime64[Y]").astype(I64) + 1970
-    by = brdy.astype("datetime64[Y]").astype(I64) + 1970
-    # age: compare (month, day) pairs
-    sm = setl_day.astype("datetime64[M]").astype(I64) % 12
-    sd = (setl_day - setl_day.astype("datetime64[M]")).astype(I64)
-    bm = brdy.astype("datetime64[M]").astype(I64) % 12
-    bd = (brdy - brdy.astype("datetime64[M]")).astype(I64)
-    age = sy - by - ((sm < bm) | ((sm == bm) & (sd < bd))).astype(I64)
-    year = sy
-
-    med_type = c["med_type"].astype(str).to_numpy(dtype=object)
-    dise = c["dise_codg"].fillna("").astype(str).to_numpy(dtype=object)
-    others = c["other_dise_codg"].fillna("").astype(str).to_numpy(dtype=object) if "other_dise_codg" in c else None
-    area = c["mdtrtarea_admvs"].fillna("").astype(str).to_numpy(dtype=object) if "mdtrtarea_admvs" in c else np.full(n, "", dtype=object)
-    area = np.where(area == "", insuplc, area)
-    cross = np.array([a[:2] != b[:2] for a, b in zip(area, insuplc)], dtype=bool) if n else np.zeros(0, bool)
-    filed = c["cross_filed"].fillna(True).to_numpy(dtype=bool) if "cross_filed" in c else np.ones(n, dtype=bool)
-    confirmed = c["lt_rx_confirmed"].fillna(False).to_numpy(dtype=bool) if "lt_rx_confirmed" in c else np.zeros(n, dtype=bool)
-    payer = c["mulaid_payer_psn_no"].fillna("").astype(str).to_numpy(dtype=object) if "mulaid_payer_psn_no" in c else np.full(n, "", dtype=object)
-    rej.add(setl < begn, "setl_time", "settlement time is before the encounter began", "结算时间早于就诊开始时间")
+    mt_code, mt_vals = _codes(_str(ct, "med_type"))
+    dise_code, dise_vals = _codes(_str(ct, "dise_codg"))
+    oth_code, oth_vals = _codes(_str(ct, "other_dise_codg", n))
+    insuplc_vals = p_region_vals
+    region_of_claim = p_region_code[pi0] if n else np.zeros(0, I64)
+    area_code, area_vals = _codes(_str(ct, "mdtrtarea_admvs", n))
+    # cross-province: compare province (first 2 digits) of treatment and insured places
+    area_prov = np.array([(v or "")[:2] for v in area_vals], dtype=object)
+    ins_prov = np.array([(v or "")[:2] for v in insuplc_vals], dtype=object)
+    area_blank = np.array([not v for v in area_vals], dtype=bool)
+    if n:
+        pair = area_code * (len(insuplc_vals) + 1) + region_of_claim
+        pu, pinv = np.unique(pair, return_inverse=True)
+        pu_cross = np.array([(not area_blank[a]) and area_prov[a] != ins_prov[r] for a, r in zip(pu // (len(insuplc_vals) + 1), pu % (len(insuplc_vals) + 1))], dtype=bool)
+        cross = pu_cross[pinv]
+    else:
+        cross = np.zeros(0, bool)
+    filed = _bool(ct, "cross_filed", True)
+    confirmed = _bool(ct, "lt_rx_confirmed", False)
+    payer_arr = _str(ct, "mulaid_payer_psn_no", n)
+    has_payer = pc.not_equal(payer_arr, "").to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    rej.add(setl_s < begn_s, "setl_time", "settlement time is before the encounter began", "结算时间早于就诊开始时间")
     rej.add((hosp_lv < 0) | (hosp_lv > 3), "hosp_lv", "institution level is not 0..3", "医疗机构等级无效")
 
-    # ---- policy snapshots: insured region's policy, segmented by date ----------
-    regions = set(insuplc.tolist()) if n else set()
-    if len(regions) > 1:
-        raise ValueError(f"settle_batch takes claims of one insured region; got {sorted(regions)}")
-    policy = policy or (book.policy(next(iter(regions))) if regions else book.policy("national-default"))
+    # ---- policy: the insured region's, segmented by effective dates -------------------
+    if len(insuplc_vals) > 1:
+        raise ValueError(f"settle_batch takes claims of one insured region; got {sorted(insuplc_vals)}")
+    if policy is None:
+        policy = book.policy(insuplc_vals[0]) if insuplc_vals else book.policy("national-default")
     if n:
-        first, last = setl_day.min().astype(object), setl_day.max().astype(object)
+        first = dt.date(1970, 1, 1) + dt.timedelta(days=int(setl_day.min()))
+        last = dt.date(1970, 1, 1) + dt.timedelta(days=int(setl_day.max()))
     else:
         first = last = dt.date.today()
     segs = policy.segments(first, last)
+    snaps = [s for _a, _b, s in segs]
     seg = np.zeros(n, dtype=I64)
     for si, (a, _b, _s) in enumerate(segs):
-        seg[setl_day >= np.datetime64(a)] = si
-    snaps = [s for _a, _b, s in segs]
+        seg[setl_day >= (a - dt.date(1970, 1, 1)).days] = si
 
-    # ---- categories -----------------------------------------------------------
-    category = np.full(n, "", dtype=object)
+    # ---- benefit categories -----------------------------------------------------------
+    CATS = ["outpatient", "chronic", "special", "inpatient", "pharmacy", "home_bed"]
+    cat = np.full(n, -1, dtype=I64)
     for si, snap in enumerate(snaps):
-        m = seg == si
+        in_seg = seg == si
+        sp = _prefix_hits(dise_vals, snap.chronic_diseases.get("special", ()))[dise_code] if n else np.zeros(0, bool)
+        ch = _prefix_hits(dise_vals, snap.chronic_diseases.get("chronic", ()))[dise_code] if n else np.zeros(0, bool)
         for code, setting in snap.med_types.items():
-            mm = m & (med_type == code)
-            if not mm.any():
+            if code not in mt_vals:
                 continue
+            mm = in_seg & (mt_code == mt_vals.index(code))
             if setting == "chronic":
-                sp = _prefix_match(dise, snap.chronic_diseases.get("special", ()))
-                ch = _prefix_match(dise, snap.chronic_diseases.get("chronic", ()))
-                category[mm & sp] = "special"
-                category[mm & ~sp & ch] = "chronic"
+                cat[mm & sp] = CATS.index("special")
+                cat[mm & ~sp & ch] = CATS.index("chronic")
                 rej.add(mm & ~sp & ~ch, "dise_codg", "diagnosis is not a recognised chronic or special disease", "诊断不属于门诊慢特病病种")
             elif setting == "maternity":
                 rej.add(mm, "med_type", "maternity settlement is not supported yet", "暂不支持生育保险结算")
             else:
-                category[mm] = setting
-    rej.add(category == "", "med_type", "unknown med_type", "医疗类别无效")
+                cat[mm] = CATS.index(setting)
+    rej.add(cat < 0, "med_type", "unknown med_type", "医疗类别无效")
 
-    # ---- mutual-aid payers ----------------------------------------------------
-    has_payer = payer != ""
-    payer_rel = np.full(n, "", dtype=object)
+    # ---- mutual-aid payers ----------------------------------------------------------
+    payer_pi = np.full(n, -1, dtype=I64)
     if has_payer.any():
-        rej.add(has_payer & (payer == c["psn_no"].to_numpy(dtype=object)), "mulaid_payer_psn_no", "the mutual-aid payer is the patient", "共济支付人不能是患者本人")
-        if family_links is not None and len(family_links):
-            fl = family_links.drop_duplicates(["psn_no", "relative_psn_no"])
-            keys = pd.MultiIndex.from_arrays([fl["psn_no"], fl["relative_psn_no"]])
-            q = pd.MultiIndex.from_arrays([c["psn_no"].to_numpy(dtype=object), payer])
-            hit = keys.get_indexer(q)
-            rel = fl["relation"].to_numpy(dtype=object)
-            payer_rel = np.where(hit >= 0, rel[np.where(hit < 0, 0, hit)], "")
-        rels = snaps[0].schemes["employee"].account.mutual_aid_relations if snaps[0].schemes["employee"].account else ()
-        rej.add(has_payer & ~np.isin(payer_rel, list(rels)), "mulaid_payer_psn_no", "relation may not pay through family mutual aid", "关系不在家庭共济范围内")
-        payer_pi = pidx_map.get_indexer(payer)
-        payer_ins = np.where(payer_pi >= 0, p["insutype"].to_numpy(dtype=object)[np.where(payer_pi < 0, 0, payer_pi)], "")
-        rej.add(has_payer & (payer_ins != INSUTYPE_EMPLOYEE), "mulaid_payer_psn_no", "only an employee's personal account can pay for relatives", "共济账户须为职工个人账户")
+        payer_pi = _lookup(payer_arr, psn_keys)
+        rej.add(has_payer & (payer_pi == pi), "mulaid_payer_psn_no", "the mutual-aid payer is the patient", "共济支付人不能是患者本人")
+        rel_ok = np.zeros(n, dtype=bool)
+        rule0 = snaps[0].schemes["employee"].account
+        allowed_rel = set(rule0.mutual_aid_relations) if rule0 else set()
+        if family_links is not None:
+            ft = _table(family_links)
+            if ft.num_rows:
+                a = _lookup(_str(ft, "psn_no"), psn_keys)
+                b = _lookup(_str(ft, "relative_psn_no"), psn_keys)
+                rel_c, rel_v = _codes(_str(ft, "relation"))
+                ok_rel = np.array([r in allowed_rel for r in rel_v], dtype=bool)[rel_c]
+                P = max(1, pt.num_rows)
+                link_keys = (a * P + b)[(a >= 0) & (b >= 0) & ok_rel]
+                rel_ok = np.isin(pi0 * P + np.where(payer_pi < 0, 0, payer_pi), link_keys) & (payer_pi >= 0)
+        rej.add(has_payer & ~rel_ok, "mulaid_payer_psn_no", "relation may not pay through family mutual aid", "关系不在家庭共济范围内")
+        payer_emp = np.where(payer_pi >= 0, p_emp[np.where(payer_pi < 0, 0, payer_pi)], False)
+        rej.add(has_payer & ~payer_emp, "mulaid_payer_psn_no", "only an employee's personal account can pay for relatives", "共济账户须为职工个人账户")
 
-    # ---- lines ---------------------------------------------------------------
-    ln = lines
-    li_claim = pd.Index(c["mdtrt_id"]).get_indexer(ln["mdtrt_id"])
-    orphan = li_claim < 0
-    if orphan.any():
-        ln = ln.loc[~orphan]
-        li_claim = li_claim[~orphan]
-    lorder = np.argsort(li_claim, kind="stable")
-    ln = ln.iloc[lorder]
-    lc = li_claim[lorder]
-    nl = len(ln)
-    code_idx = pd.Index(catalog.codes).get_indexer(ln["med_list_codg"].astype(str))
-    cnt = ln["cnt_milli"].to_numpy(dtype=I64)
-    pric = ln["pric"].to_numpy(dtype=I64)
-    amt = ln["det_item_fee_sumamt"].to_numpy(dtype=I64)
-    prd = ln["prd_days"].fillna(0).to_numpy(dtype=I64) if "prd_days" in ln else np.zeros(nl, dtype=I64)
-    sn = ln["feedetl_sn"].to_numpy(dtype=I64)
+    # ---- fee lines ------------------------------------------------------------------
+    nl = lt.num_rows
+    l_ids = _str(lt, "mdtrt_id")
+    if nl:
+        heads = np.flatnonzero(np.r_[True, pc.not_equal(l_ids.slice(1), l_ids.slice(0, nl - 1)).to_numpy(zero_copy_only=False)])
+    else:
+        heads = np.zeros(0, dtype=I64)
+    run_len = np.diff(np.r_[heads, nl])
+    run_claim = _lookup(l_ids.take(pa.array(heads)), mdtrt_arr) if nl else np.zeros(0, I64)
+    lc = np.repeat(run_claim, run_len)
+    orphan = lc < 0
+    lc0 = np.where(orphan, 0, lc)
+    ci = _lookup(_str(lt, "med_list_codg"), pa.array(catalog.codes.tolist(), type=pa.string()))
+    cnt = _int(lt, "cnt_milli")
+    pric = _int(lt, "pric")
+    amt = _int(lt, "det_item_fee_sumamt")
+    prd = _int(lt, "prd_days")
+    sn = _int(lt, "feedetl_sn")
+    live = ~orphan
 
-    line_count = np.bincount(lc, minlength=n)
-    rej.add(line_count == 0, "feedetail", "a claim needs at least one fee line", "结算须至少包含一条费用明细")
-
-    def claim_any(mask: np.ndarray) -> np.ndarray:
-        out = np.zeros(n, dtype=bool)
-        out[lc[mask]] = True
+    def per_claim(x: np.ndarray) -> np.ndarray:
+        """Sum a line quantity per claim (exact int64: run sums, then scatter)."""
+        out = np.zeros(n, dtype=I64)
+        if nl:
+            rs = np.add.reduceat(np.where(live, x, 0).astype(I64), heads)
+            ok = run_claim >= 0
+            np.add.at(out, run_claim[ok], rs[ok])
         return out
 
-    dup = np.zeros(nl, dtype=bool)
+    def claim_any(mask: np.ndarray) -> np.ndarray:
+        return per_claim(mask.astype(I64)) > 0
+
+    rej.add(per_claim(np.ones(nl, dtype=I64)) == 0, "feedetail", "a claim needs at least one fee line", "结算须至少包含一条费用明细")
     if nl:
-        key = lc.astype(I64) * (1 << 31) + sn
+        key = lc0 * (1 << 31) + sn
+        key = np.where(live, key, -1 - np.arange(nl))
         srt = np.sort(key)
         dupkeys = srt[1:][srt[1:] == srt[:-1]]
-        dup = np.isin(key, dupkeys)
+        dup = np.isin(key, dupkeys) if len(dupkeys) else np.zeros(nl, bool)
+    else:
+        dup = np.zeros(0, bool)
     rej.add(claim_any(dup), "feedetl_sn", "duplicate feedetl_sn", "费用明细流水号重复")
     rej.add(claim_any(cnt <= 0), "cnt", "quantity must be positive", "数量必须为正数")
     rej.add(claim_any(pric < 0), "pric", "negative price", "单价不能为负")
     rej.add(claim_any(amt != (cnt * pric + 500) // 1000), "det_item_fee_sumamt", "det_item_fee_sumamt ≠ cnt × pric", "明细项目费用总额与数量×单价不符")
     rej.add(claim_any(prd < 0), "prd_days", "negative prd_days", "周期天数不能为负")
-    rej.add(claim_any(code_idx < 0), "med_list_codg", "unknown med_list_codg", "医保目录编码不存在")
+    rej.add(claim_any(ci < 0), "med_list_codg", "unknown med_list_codg", "医保目录编码不存在")
 
-    # catalogue columns per line, by the treatment place's list (就医地目录)
-    ci = np.where(code_idx < 0, 0, code_idx)
-    area_l = area[lc]
-    seg_l = seg[lc]
-    chrg = catalog.chrgitm_lv[ci].copy()
-    spbp = catalog.selfpay_bp[ci].copy()
-    for a in np.unique(area_l) if nl else []:
-        lsnap = book.policy(a).snapshot(first) if a != policy.region else None
-        ov = (lsnap or snaps[0]).list_overrides
+    ci0 = np.where(ci < 0, 0, ci)
+    chrg = catalog.class_code[ci0].copy()  # 1 甲, 2 乙, 3 丙
+    spbp = catalog.selfpay_bp[ci0].copy()
+    # the place of treatment's list (就医地目录): overrides by area
+    area_l = area_code[lc0] if nl else np.zeros(0, I64)
+    for a_i, a in enumerate(area_vals):
+        src = book.policy(a).snapshot(first) if (a and a != policy.region) else snaps[0]
+        ov = src.list_overrides
         if not ov:
             continue
-        am = area_l == a
+        am = area_l == a_i
         for code, o in ov.items():
             if code not in catalog.index:
                 continue
-            mm = am & (code_idx == catalog.index[code])
+            mm = am & (ci == catalog.index[code])
             if o.chrgitm_lv is not None:
-                chrg[mm] = o.chrgitm_lv
+                chrg[mm] = int(o.chrgitm_lv)
             if o.selfpay_prop is not None:
                 spbp[mm] = o.selfpay_prop
 
-    # long-term prescriptions
-    is_drug = catalog.is_drug[ci]
+    # long-term prescriptions (长期处方)
+    is_drug = catalog.is_drug[ci0] & (ci >= 0) & live
+    seg_l = seg[lc0] if nl else np.zeros(0, I64)
     for si, snap in enumerate(snaps):
         rule = snap.long_term_prescription
-        m = (seg_l == si) & is_drug & (prd > rule.long_rx_over_days) & (code_idx >= 0)
+        m = (seg_l == si) & is_drug & (prd > rule.long_rx_over_days)
+        if not m.any():
+            continue
         rej.add(claim_any(m & (prd > rule.max_days)), "prd_days", f"prescription exceeds the long-term maximum of {rule.max_days} days", f"处方用药天数超过长期处方最长 {rule.max_days} 天")
-        rej.add(claim_any(m & (prd > rule.normal_max_days) & ~confirmed[lc]), "lt_rx_confirmed", f"prescription over {rule.normal_max_days} days needs an evaluation note and the patient's confirmation", f"超过 {rule.normal_max_days} 天的长期处方须注明理由并经患者确认")
-        dcls = catalog.drug_class[ci]
+        rej.add(claim_any(m & (prd > rule.normal_max_days) & ~confirmed[lc0]), "lt_rx_confirmed", f"prescription over {rule.normal_max_days} days needs an evaluation note and the patient's confirmation", f"超过 {rule.normal_max_days} 天的长期处方须注明理由并经患者确认")
         for cls_ in rule.excluded_classes:
-            mm = m & (dcls == cls_)
+            cid = catalog.drug_class_id.get(cls_)
+            if cid is None:
+                continue
+            mm = m & (catalog.drug_class_code[ci0] == cid)
             if not mm.any():
                 continue
-            allowed = _diag_prefix_any(dise[lc], others[lc] if others is not None else None, rule.exceptions.get(cls_, ()))
+            exc = rule.exceptions.get(cls_, ())
+            allowed = (_prefix_hits(dise_vals, exc)[dise_code] | _prefix_hits(oth_vals, exc, multi=True)[oth_code])[lc0]
             rej.add(claim_any(mm & ~allowed), "med_list_codg", f"drug class {cls_} may not be given as a long-term prescription", f"该药品类别 ({cls_}) 不得开具长期处方")
 
     # scope (限定支付范围)
-    in_scope = np.ones(nl, dtype=bool)
-    lg = catalog.lmt_gend[ci]
-    in_scope &= (lg == "") | (lg == gend[lc])
-    amin, amax = catalog.lmt_age_min[ci], catalog.lmt_age_max[ci]
-    age_l = age[lc]
-    in_scope &= (amin < 0) | (age_l >= amin)
-    in_scope &= (amax < 0) | (age_l <= amax)
-    lvmin = catalog.lmt_hosp_lv_min[ci]
-    in_scope &= (lvmin <= 0) | (hosp_lv[lc] >= lvmin)
-    hi = catalog.has_indication[ci] & (code_idx >= 0)
+    from yibao.settlement.catalog import gend_code
+
+    lg = catalog.lmt_gend_code[ci0]
+    p_gend_num = np.array([gend_code(v) for v in p_gend_vals] + [0], dtype=I64)
+    gend_l = p_gend_num[gend_c[lc0]] if nl else np.zeros(0, I64)
+    in_scope = (lg == 0) | (lg == gend_l)
+    amin, amax = catalog.lmt_age_min[ci0], catalog.lmt_age_max[ci0]
+    age_l = age[lc0] if nl else np.zeros(0, I64)
+    in_scope &= ((amin < 0) | (age_l >= amin)) & ((amax < 0) | (age_l <= amax))
+    lvmin = catalog.lmt_hosp_lv_min[ci0]
+    in_scope &= (lvmin <= 0) | (hosp_lv[lc0] >= lvmin)
+    hi = catalog.has_indication[ci0] & (ci >= 0) & live
     if hi.any():
         idx = np.flatnonzero(hi)
-        dl = dise[lc[idx]]
-        ol = others[lc[idx]] if others is not None else np.full(len(idx), "", dtype=object)
-        pairs = pd.DataFrame({"ci": ci[idx], "d": dl, "o": ol})
-        uniq = pairs.drop_duplicates()
-        ok = {}
-        for r in uniq.itertuples(index=False):
-            pref = catalog[catalog.codes[r.ci]].lmt_indication
-            codes = (r.d, *[x for x in str(r.o).split(";") if x])
-            ok[(r.ci, r.d, r.o)] = any(cd.startswith(pf) for cd in codes if cd for pf in pref)
-        in_scope[idx] &= np.array([ok[(a, b, cc)] for a, b, cc in zip(pairs["ci"], pairs["d"], pairs["o"])], dtype=bool)
-    hm = catalog.has_med_types[ci] & (code_idx >= 0)
+        k3 = (ci0[idx] * (len(dise_vals) + 1) + dise_code[lc0[idx]]) * (len(oth_vals) + 1) + oth_code[lc0[idx]]
+        uk, inv = np.unique(k3, return_inverse=True)
+        res = np.zeros(len(uk), dtype=bool)
+        for j, kk in enumerate(uk):
+            c_i, rest = divmod(int(kk), (len(dise_vals) + 1) * (len(oth_vals) + 1))
+            d_i, o_i = divmod(rest, len(oth_vals) + 1)
+            pref = catalog[catalog.codes[c_i]].lmt_indication
+            codes = (dise_vals[d_i] or "", *[x for x in (oth_vals[o_i] or "").split(";") if x])
+            res[j] = any(cd.startswith(pf) for cd in codes if cd for pf in pref)
+        in_scope[idx] &= res[inv]
+    hm = catalog.has_med_types[ci0] & (ci >= 0) & live
     if hm.any():
         idx = np.flatnonzero(hm)
-        allowed = np.array([med_type[lc[i]] in catalog[catalog.codes[ci[i]]].lmt_med_types for i in idx], dtype=bool)
-        in_scope[idx] &= allowed
+        k2 = ci0[idx] * (len(mt_vals) + 1) + mt_code[lc0[idx]]
+        uk, inv = np.unique(k2, return_inverse=True)
+        res = np.array([mt_vals[int(k) % (len(mt_vals) + 1)] in catalog[catalog.codes[int(k) // (len(mt_vals) + 1)]].lmt_med_types for k in uk], dtype=bool)
+        in_scope[idx] &= res[inv]
 
-    # category self-pay items (e.g. home-bed set-up and round-visit fees)
-    cat_l = category[lc]
+    # category self-pay items (home-bed set-up and round-visit fees)
+    cat_l = cat[lc0] if nl else np.zeros(0, I64)
+    emp_l = is_emp[lc0] if nl else np.zeros(0, bool)
     selfpay_item = np.zeros(nl, dtype=bool)
     for si, snap in enumerate(snaps):
         for sch_name, sch in snap.schemes.items():
             for cname, crule in sch.categories.items():
-                if not crule.selfpay_items:
-                    continue
                 codes = [catalog.index[x] for x in crule.selfpay_items if x in catalog.index]
-                mm = (seg_l == si) & (cat_l == cname) & ((is_emp[lc]) == (sch_name == "employee"))
-                selfpay_item |= mm & np.isin(code_idx, codes)
+                if not codes:
+                    continue
+                mm = (seg_l == si) & (cat_l == CATS.index(cname)) & (emp_l == (sch_name == "employee"))
+                selfpay_item |= mm & np.isin(ci, codes)
 
-    excl_l = catalog.acct_excluded[ci]
-    full = excl_l | (chrg == CLASS_C) | selfpay_item | ~in_scope
-    cap = catalog.cap[ci]
+    excl_l = catalog.acct_excluded[ci0]
+    full = excl_l | (chrg == 3) | selfpay_item | ~in_scope
+    cap = catalog.cap[ci0]
     over = np.where(~full & (cap > 0) & (pric > cap), amt - (cnt * cap + 500) // 1000, 0)
     allowed_amt = amt - over
-    pre = np.where(~full & (chrg == CLASS_B), _rate(allowed_amt, spbp), 0)
+    pre = np.where(~full & (chrg == 2), _rate(allowed_amt, spbp), 0)
     ins = np.where(full, 0, allowed_amt - pre)
-    fulamt_l = np.where(full, amt, 0)
-    over = np.where(full, 0, over)
-
-    def per_claim(x: np.ndarray) -> np.ndarray:
-        out = np.zeros(n, dtype=I64)
-        if nl:
-            starts = np.flatnonzero(np.r_[True, lc[1:] != lc[:-1]])
-            out[lc[starts]] = np.add.reduceat(x.astype(I64), starts)
-        return out
 
     medfee = per_claim(amt)
-    fulamt = per_claim(fulamt_l)
+    fulamt = per_claim(np.where(full, amt, 0))
     overlmt = per_claim(over)
     presel = per_claim(pre)
     inscp = per_claim(ins)
     excl = per_claim(np.where(excl_l, amt, 0))
 
-    # ---- drop rejected claims; the rest in claim order --------------------------
-    ok = ~rej.bad
-    keep = np.flatnonzero(ok)
-    m = len(keep)
+    # ---- accepted claims in person-year order -----------------------------------------
+    claim_rank = np.empty(n, dtype=I64)
+    claim_rank[np.argsort(setl_s, kind="stable")] = np.arange(n)
+    keep_mask = ~rej.bad
+    ymin = int(sy.min()) if n else 0
+    order = np.lexsort((claim_rank, sy, pi0))  # person, year, claim order
+    order = order[keep_mask[order]]
+    m = len(order)
 
     def k(a):
-        return a[keep]
+        return a[order]
 
-    (psn_i, yr, lv, cat, seg_k, emp, ret, ass, civ, crs, fld, pay_no, rel_ok) = map(
-        k, (pi_safe, year, hosp_lv, category, seg, is_emp, retired, assistance, civil, cross, filed, payer, payer_rel)
-    )
-    setl_k, begn_k = setl[keep], begn[keep]
-    mdtrt = c["mdtrt_id"].to_numpy(dtype=object)[keep]
+    psn_i, yr, lv, cat_k, seg_k, emp, ret, ass_k, civ, crs, fld = map(k, (pi0, sy, hosp_lv, cat, seg, is_emp, retired, ass_c, civil, cross, filed))
+    setl_k, begn_k = setl_s[order], begn_s[order]
     medfee, fulamt, overlmt, presel, inscp, excl = map(k, (medfee, fulamt, overlmt, presel, inscp, excl))
+    block = psn_i * 64 + (yr - ymin)
+    run = _Running(block)
 
     # parameter arrays per claim
-    ded_mode = np.full(m, "none", dtype=object)
+    ded_mode = np.zeros(m, dtype=I64)
     ded_amt = np.zeros(m, dtype=I64)
     rep_amt = np.full(m, -1, dtype=I64)
-    ded_group = np.full(m, "", dtype=object)
+    ded_group = np.zeros(m, dtype=I64)
     ratio = np.zeros(m, dtype=I64)
     cost_cap = np.full(m, -1, dtype=I64)
     cycle_days = np.zeros(m, dtype=I64)
-    cap_pool = np.full(m, "", dtype=object)
+    pool = np.full(m, -1, dtype=I64)
     cap_amt = np.full(m, NO_CAP, dtype=I64)
+    group_names: list[str] = []
+    pool_names: list[str] = []
     for si, snap in enumerate(snaps):
         for sch_name, sch in snap.schemes.items():
             ms = (seg_k == si) & (emp == (sch_name == "employee"))
             for cname, cr in sch.categories.items():
-                mc = ms & (cat == cname)
+                mc = ms & (cat_k == CATS.index(cname))
                 if not mc.any():
                     continue
-                ded_mode[mc] = cr.deductible_mode
                 lvv = lv[mc]
+                ded_mode[mc] = _MODES[cr.deductible_mode]
                 ded_amt[mc] = np.array(cr.deductible.as_list(), dtype=I64)[lvv]
                 if cr.repeat_deductible is not None:
                     rep_amt[mc] = np.array(cr.repeat_deductible.as_list(), dtype=I64)[lvv]
-                ded_group[mc] = cr.deductible_group or cname
+                g = cr.deductible_group or cname
+                if g not in group_names:
+                    group_names.append(g)
+                ded_group[mc] = group_names.index(g)
                 r = np.array(cr.ratio.as_list(), dtype=I64)[lvv] + np.where(ret[mc], cr.retiree_ratio_bonus, 0)
-                red = np.where(crs[mc], np.where(fld[mc], snap.cross_province.filed_ratio_reduction, snap.cross_province.unfiled_ratio_reduction), 0)
+                cp = snap.cross_province
+                red = np.where(crs[mc], np.where(fld[mc], cp.filed_ratio_reduction, cp.unfiled_ratio_reduction), 0)
                 ratio[mc] = np.clip(r - red, 0, BP_SCALE)
                 if cr.cost_cap is not None:
                     cost_cap[mc] = cr.cost_cap
                 if cr.cycle_days:
                     cycle_days[mc] = cr.cycle_days
                 if cr.cap_pool is not None:
-                    cap_pool[mc] = cr.cap_pool
+                    if cr.cap_pool not in pool_names:
+                        pool_names.append(cr.cap_pool)
+                    pool[mc] = pool_names.index(cr.cap_pool)
                     cap_amt[mc] = sch.caps[cr.cap_pool]
 
-    # accumulator keys: (person, year, kind code, period code)
-    pkey = psn_i.astype(I64) * 64 + (yr - yr.min() if m else yr).astype(I64)
-    acc_rows: list[tuple[np.ndarray, np.ndarray, str, np.ndarray, np.ndarray]] = []
+    # settlement cycles (per_cycle): period = encounter and cycle number
+    cyc_mask = ded_mode == MODE_CYCLE
+    period = np.zeros(m, dtype=I64)
+    period_names = [""]
+    if cyc_mask.any():
+        idx = np.flatnonzero(cyc_mask)
+        days_in = setl_k[idx] // 86400 - begn_k[idx] // 86400
+        cyc = days_in // np.maximum(cycle_days[idx], 1)
+        mdt = mdtrt_arr.take(pa.array(order[idx])).to_pylist()
+        labels = [f"{a}#{b}" for a, b in zip(mdt, cyc.tolist())]
+        codes, uniq = pd.factorize(pd.Series(labels, dtype=object))
+        period[idx] = codes + 1
+        period_names = [""] + list(uniq)
 
-    def running(kind: np.ndarray | str, period: np.ndarray | None, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Sum of ``values`` before each row within (person, year, kind, period), over masked rows."""
-        kinds = np.full(m, kind, dtype=object) if isinstance(kind, str) else kind
-        kcode, kuniq = pd.factorize(kinds)
-        if period is None:
-            pcode = np.zeros(m, dtype=I64)
-            puniq = np.array([""], dtype=object)
-        else:
-            pcode, puniq = pd.factorize(period)
-        key = (pkey * (len(kuniq) + 1) + kcode) * (len(puniq) + 1) + pcode
-        key = np.where(mask, key, -1 - np.arange(m))  # unmasked rows: singleton groups
-        v = np.where(mask, values, 0).astype(I64)
-        before, _ = _prev_cumsum(key, v)
-        acc_rows.append((mask, kinds, period if period is not None else np.full(m, "", dtype=object), before, v))
-        return before
-
-    # deductible
-    adm_mask = ded_mode == "per_admission"
-    adm_prev = running("admissions", None, np.ones(m, dtype=I64), adm_mask)
+    # pooled fund: deductible, cost cap, ratio, annual cap
+    adm_mask = ded_mode == MODE_ADMISSION
+    adm_prev = run(["admissions"], 0, np.ones(m, dtype=I64), adm_mask)
     d_adm = np.where((adm_prev >= 1) & (rep_amt >= 0), rep_amt, ded_amt)
-    days_in = (setl_k.astype("datetime64[D]") - begn_k.astype("datetime64[D]")).astype(I64)
-    cyc = np.where(cycle_days > 0, days_in // np.maximum(cycle_days, 1), 0)
-    period = np.where(ded_mode == "per_cycle", np.char.add(np.char.add(mdtrt.astype(str), "#"), cyc.astype(str)), "").astype(object)
-    yr_mask = (ded_mode == "per_year") | (ded_mode == "per_cycle")
-    ded_prev = running(np.char.add("ded:", ded_group.astype(str)).astype(object), period, inscp, yr_mask)
+    yr_mask = (ded_mode == MODE_YEAR) | cyc_mask
+    ded_prev = run([f"ded:{g}" for g in group_names], ded_group, inscp, yr_mask, period, period_names)
     ded = np.where(adm_mask, np.minimum(d_adm, inscp), 0)
     ded = np.where(yr_mask, np.minimum(ded_amt, ded_prev + inscp) - np.minimum(ded_amt, ded_prev), ded)
     elig = inscp - ded
     cc_mask = cost_cap >= 0
-    cost_prev = running(np.char.add("cost:", cat.astype(str)).astype(object), period, elig, cc_mask)
+    cost_prev = run([f"cost:{c}" for c in CATS], cat_k, elig, cc_mask, period, period_names)
     elig_c = np.where(cc_mask, np.minimum(cost_cap, cost_prev + elig) - np.minimum(cost_cap, cost_prev), elig)
     fund_unc = _rate(elig_c, ratio)
-    pool_mask = cap_pool != ""
-    fund_prev = running(np.char.add("fund:", cap_pool.astype(str)).astype(object), None, fund_unc, pool_mask)
+    pool_mask = pool >= 0
+    fund_prev = run([f"fund:{p}" for p in pool_names], np.maximum(pool, 0), fund_unc, pool_mask)
     hifp = np.where(pool_mask, np.minimum(cap_amt, fund_prev + fund_unc) - np.minimum(cap_amt, fund_prev), fund_unc)
-    safe_ratio = np.maximum(ratio, 1)
-    overflow = np.where(hifp == fund_unc, 0, elig_c - np.minimum(elig_c, (hifp * BP_SCALE) // safe_ratio))
+    overflow = np.where(hifp == fund_unc, 0, elig_c - np.minimum(elig_c, (hifp * BP_SCALE) // np.maximum(ratio, 1)))
 
-    # supplementary layers
-    layer_pay: dict[str, np.ndarray] = {f: np.zeros(m, dtype=I64) for f in ("hifmi_pay", "hifob_pay", "cvlserv_pay", "hifes_pay", "oth_pay")}
+    # supplementary layers, in file order
+    FIELDS = ("hifmi_pay", "hifob_pay", "cvlserv_pay", "hifes_pay", "oth_pay")
+    layer_pay = {f: np.zeros(m, dtype=I64) for f in FIELDS}
     paid_layers = np.zeros(m, dtype=I64)
     layer_names: list[str] = []
     for snap in snaps:
@@ -480,202 +570,218 @@ def settle_batch(
                 if layer.name not in layer_names:
                     layer_names.append(layer.name)
     for lname in layer_names:
-        # parameters per claim (a layer may be absent in some segment or scheme)
         active = np.zeros(m, dtype=bool)
         base_sel = np.zeros(m, dtype=bool)
         d = np.zeros(m, dtype=I64)
         bonus = np.zeros(m, dtype=I64)
         lcap = np.full(m, NO_CAP, dtype=I64)
         field_of = None
-        brackets_by: list[tuple[np.ndarray, object]] = []
+        parts: list[tuple[np.ndarray, object]] = []
         for si, snap in enumerate(snaps):
             for sch_name, sch in snap.schemes.items():
                 for layer in sch.layers:
                     if layer.name != lname:
                         continue
                     field_of = layer.field
-                    ms = (seg_k == si) & (emp == (sch_name == "employee")) & np.isin(cat, list(layer.applies_to))
+                    ms = (seg_k == si) & (emp == (sch_name == "employee")) & np.isin(cat_k, [CATS.index(x) for x in layer.applies_to])
                     if layer.requires == "civil_servant":
                         ms &= civ
                     if not ms.any():
                         continue
                     active |= ms
                     base_sel[ms] = layer.base == "selfpay"
-                    poor = np.isin(ass, list(layer.poverty.statuses)) if layer.poverty else np.zeros(m, dtype=bool)
-                    d[ms] = np.where(poor[ms], _rate(np.full(ms.sum(), layer.deductible, dtype=I64), layer.poverty.deductible_factor if layer.poverty else BP_SCALE), layer.deductible)
+                    if layer.poverty:
+                        poor_codes = [i for i, v in enumerate(p_ass_vals) if v in layer.poverty.statuses]
+                        poor = np.isin(ass_k, poor_codes)
+                    else:
+                        poor = np.zeros(m, dtype=bool)
+                    pd_ = _rate(I64(layer.deductible), layer.poverty.deductible_factor) if layer.poverty else layer.deductible
+                    d[ms] = np.where(poor[ms], pd_, layer.deductible)
                     bonus[ms] = np.where(poor[ms], layer.poverty.ratio_bonus if layer.poverty else 0, 0)
                     lcap[ms] = np.where(poor[ms] & bool(layer.poverty and layer.poverty.no_cap), NO_CAP, layer.cap)
-                    brackets_by.append((ms, layer))
+                    parts.append((ms, layer))
         if field_of is None or not active.any():
             continue
         left = inscp - hifp - paid_layers
         b = np.where(base_sel, left, np.minimum(overflow, left))
-        bprev = running(f"layer_base:{lname}", None, b, active)
+        bprev = run([f"layer_base:{lname}"], 0, b, active)
 
         def bsum(e: np.ndarray) -> np.ndarray:
             tot = np.zeros(m, dtype=I64)
-            for ms, layer in brackets_by:
+            for ms, layer in parts:
                 br = layer.brackets
                 for i, bk in enumerate(br):
                     part = e[ms] - bk.threshold
                     if i + 1 < len(br):
                         part = np.minimum(part, br[i + 1].threshold - bk.threshold)
-                    part = np.maximum(part, 0)
-                    tot[ms] += _rate(part, np.minimum(BP_SCALE, bk.rate + bonus[ms]))
+                    tot[ms] += _rate(np.maximum(part, 0), np.minimum(BP_SCALE, bk.rate + bonus[ms]))
             return tot
 
         u = np.where(active, bsum(np.maximum(0, bprev + b - d)) - bsum(np.maximum(0, bprev - d)), 0)
-        uprev = running(f"layer_pay:{lname}", None, u, active)
+        uprev = run([f"layer_pay:{lname}"], 0, u, active)
         pay = np.where(active, np.minimum(lcap, uprev + u) - np.minimum(lcap, uprev), 0)
         layer_pay[field_of] += pay
         paid_layers += pay
 
-    # medical assistance
+    # medical assistance (医疗救助)
     maf = np.zeros(m, dtype=I64)
     a_active = np.zeros(m, dtype=bool)
     a_ratio = np.zeros(m, dtype=I64)
     a_ded = np.zeros(m, dtype=I64)
     a_cap = np.full(m, NO_CAP, dtype=I64)
     for si, snap in enumerate(snaps):
+        applies = np.isin(cat_k, [CATS.index(x) for x in snap.assistance.applies_to])
         for st_name, st in snap.assistance.statuses.items():
-            ms = (seg_k == si) & (ass == st_name) & np.isin(cat, list(snap.assistance.applies_to))
+            if st_name not in p_ass_vals:
+                continue
+            ms = (seg_k == si) & (ass_k == p_ass_vals.index(st_name)) & applies
             a_active |= ms
             a_ratio[ms], a_ded[ms], a_cap[ms] = st.ratio, st.deductible, st.cap
     if a_active.any():
         left = inscp - hifp - paid_layers
-        bprev = running("maf_base", None, left, a_active)
+        bprev = run(["maf_base"], 0, left, a_active)
         e = np.maximum(0, bprev + left - a_ded) - np.maximum(0, bprev - a_ded)
         u = np.where(a_active, _rate(e, a_ratio), 0)
-        uprev = running("maf_pay", None, u, a_active)
+        uprev = run(["maf_pay"], 0, u, a_active)
         maf = np.where(a_active, np.minimum(a_cap, uprev + u) - np.minimum(a_cap, uprev), 0)
-    running(np.char.add("visits:", cat.astype(str)).astype(object), None, np.ones(m, dtype=I64), np.ones(m, dtype=bool))
+    run([f"visits:{c}" for c in CATS], cat_k, np.ones(m, dtype=I64), np.ones(m, dtype=bool))
 
     fund_sum = hifp + paid_layers + maf
     psn_part = medfee - fund_sum
 
-    # ---- personal accounts: one ledger per paying account ----------------------
-    acct_rules = [s.schemes["employee"].account for s in snaps]
-    payer_no = np.where(pay_no != "", pay_no, np.where(emp, c["psn_no"].to_numpy(dtype=object)[keep], ""))
+    # ---- personal accounts: one ledger per paying account ---------------------------
+    payer_k = payer_pi[order] if n else np.zeros(0, I64)
+    mulaid = (has_payer[order] if n else np.zeros(0, bool))
+    payer_idx = np.where(mulaid, payer_k, np.where(emp, psn_i, -1))
+    rules = [s.schemes["employee"].account for s in snaps]
     want = np.zeros(m, dtype=I64)
-    for si, rule in enumerate(acct_rules):
+    for si, rule in enumerate(rules):
         if rule is None:
             continue
-        ms = (seg_k == si) & np.isin(cat, list(rule.categories))
-        comps = {
-            "inscp_selfpay": inscp - fund_sum,
-            "preselfpay": presel,
-            "fulamt_ownpay": fulamt - excl,
-            "overlmt_selfpay": overlmt,
-        }
+        ms = (seg_k == si) & np.isin(cat_k, [CATS.index(x) for x in rule.categories])
+        comps = {"inscp_selfpay": inscp - fund_sum, "preselfpay": presel, "fulamt_ownpay": fulamt - excl, "overlmt_selfpay": overlmt}
         w = sum(comps[x] for x in rule.payable)
         want[ms] = w[ms]
-    has_acct = (payer_no != "") & np.array([r is not None for r in acct_rules])[seg_k] if m else np.zeros(0, bool)
+    rule_ok = np.array([r is not None for r in rules], dtype=bool)[seg_k] if m else np.zeros(0, bool)
+    has_acct = (payer_idx >= 0) & rule_ok
     acct = np.zeros(m, dtype=I64)
     balc = np.zeros(m, dtype=I64)
     if has_acct.any():
         idx = np.flatnonzero(has_acct)
-        payer_pi = pidx_map.get_indexer(payer_no[idx])
-        opening = p["acct_balc"].fillna(0).to_numpy(dtype=I64)[payer_pi]
-        start = account_start or dt.date(int(yr.min()), 1, 1)
-        start_m = np.datetime64(start, "M").astype(I64)
-        month_k = setl_k[idx].astype("datetime64[M]").astype(I64)
+        py = payer_idx[idx]
+        opening = _int(pt, "acct_balc")[py]
+        start = account_start or dt.date(int(sy.min()), 1, 1)
+        start_m = (start.year - 1970) * 12 + start.month - 1
+        cl_days = setl_k[idx] // 86400
+        cy, cm, _cd = _ymd(cl_days)
+        month_k = (cy - 1970) * 12 + cm - 1
+        base = _int(pt, "contribution_base")[py]
+        p_is_emp, p_is_ret = p_emp[py], p_retired[py]
         credited = np.zeros(len(idx), dtype=I64)
-        # credits on the 1st of each month from `start`; amount from the snapshot of that month
-        p_ins = p["insutype"].to_numpy(dtype=object)[payer_pi]
-        p_type = p["psn_type"].to_numpy(dtype=object)[payer_pi]
-        p_base = p["contribution_base"].fillna(0).to_numpy(dtype=I64)[payer_pi]
-        if len(idx):
-            for mi in range(int(start_m), int(month_k.max()) + 1):
-                mdate = np.datetime64(mi, "M").astype("datetime64[D]").astype(object)
-                snap = policy.snapshot(mdate)
-                rule = snap.schemes["employee"].account
-                if rule is None:
-                    continue
-                cr = np.where(
-                    p_ins != INSUTYPE_EMPLOYEE,
-                    0,
-                    np.where(p_type == PSN_TYPE_RETIRED, rule.retiree_monthly_credit, _rate(np.maximum(p_base, 0), rule.in_service_credit_rate)),
-                )
-                credited += np.where(month_k >= mi, cr, 0)
+        for mi in range(int(start_m), int(month_k.max()) + 1):
+            mdate = dt.date(1970 + mi // 12, mi % 12 + 1, 1)
+            rule = policy.snapshot(mdate).schemes["employee"].account
+            if rule is None:
+                continue
+            cr = np.where(~p_is_emp, 0, np.where(p_is_ret, rule.retiree_monthly_credit, _rate(np.maximum(base, 0), rule.in_service_credit_rate)))
+            credited += np.where(month_k >= mi, cr, 0)
         avail = opening + credited
-        gid = pd.factorize(payer_no[idx])[0]
-        order = np.argsort(gid, kind="stable")
-        g = gid[order]
-        w = want[idx][order]
-        a = avail[order]
-        W = pd.Series(w).groupby(g).cumsum().to_numpy(dtype=I64)
-        run_min = pd.Series(a - W).groupby(g).cummin().to_numpy(dtype=I64)
+        # ledger order: payer, then claim order
+        lo = np.lexsort((claim_rank[order][idx], py))
+        g = py[lo]
+        w = want[idx][lo]
+        a = avail[lo]
+        first_row = np.r_[True, g[1:] != g[:-1]]
+        W = _group_cumsum(w, first_row)
+        run_min = _group_cummin(a - W, g)
         P = W + np.minimum(0, run_min)
-        first = np.r_[True, g[1:] != g[:-1]]
-        Pprev = np.where(first, 0, np.r_[0, P[:-1]])
+        Pprev = np.where(first_row, 0, np.r_[0, P[:-1]])
         pay_sorted = P - Pprev
-        bal_sorted = a - P
-        pay_acct = np.empty_like(pay_sorted)
-        pay_acct[order] = pay_sorted
-        bal = np.empty_like(bal_sorted)
-        bal[order] = bal_sorted
-        acct[idx] = pay_acct
-        balc[idx] = bal
-    is_mulaid = pay_no != ""
-    acct_pay = np.where(is_mulaid, 0, acct)
-    mulaid_pay = np.where(is_mulaid, acct, 0)
+        back = np.empty_like(lo)
+        back[lo] = np.arange(len(lo))
+        acct[idx] = pay_sorted[back]
+        balc[idx] = (a - P)[back]
+    acct_pay = np.where(mulaid, 0, acct)
+    mulaid_pay = np.where(mulaid, acct, 0)
     cash = psn_part - acct
 
-    # ---- outputs ---------------------------------------------------------------
-    setl_ts = pd.to_datetime(setl_k).tz_localize(TIMEZONE)
-    psn_no = c["psn_no"].to_numpy(dtype=object)[keep]
+    # ---- outputs, in claim order ----------------------------------------------------------
+    out_order = np.argsort(claim_rank[order], kind="stable")
+    take = order[out_order]
+    tk = pa.array(take)
+
+    def o(a):
+        return a[out_order]
+
+    mdt_out = mdtrt_arr.take(tk)
+    ins_txt = np.where(o(emp), "310", "390")
     cols = {
-        "setl_id": np.char.add("S", mdtrt.astype(str)).astype(object),
-        "mdtrt_id": mdtrt,
-        "psn_no": psn_no,
-        "fixmedins_code": c["fixmedins_code"].to_numpy(dtype=object)[keep],
-        "setl_time": setl_ts,
-        "policy_year": yr.astype(np.int16),
-        "insutype": np.where(emp, "310", "390").astype(object),
-        "med_type": med_type[keep],
-        "benefit_category": cat,
-        "medfee_sumamt": medfee,
-        "fulamt_ownpay_amt": fulamt,
-        "overlmt_selfpay": overlmt,
-        "preselfpay_amt": presel,
-        "inscp_scp_amt": inscp,
-        "act_pay_dedc": ded,
-        "hifp_pay": hifp,
-        "hifmi_pay": layer_pay["hifmi_pay"],
-        "hifob_pay": layer_pay["hifob_pay"],
-        "cvlserv_pay": layer_pay["cvlserv_pay"],
-        "maf_pay": maf,
-        "hifes_pay": layer_pay["hifes_pay"],
-        "oth_pay": layer_pay["oth_pay"],
+        "setl_id": pc.binary_join_element_wise("S", mdt_out, ""),
+        "mdtrt_id": mdt_out,
+        "psn_no": _str(ct, "psn_no").take(tk),
+        "fixmedins_code": _str(ct, "fixmedins_code").take(tk),
+        "setl_time": pa.array((o(setl_k) - TZ_OFFSET_S).astype("datetime64[s]"), type=pa.timestamp("s")).cast(pa.timestamp("s", TIMEZONE)),
+        "policy_year": pa.array(o(yr).astype(np.int16)),
+        "insutype": pa.array(ins_txt.astype(object), type=pa.string()),
+        "med_type": _str(ct, "med_type").take(tk),
+        "benefit_category": pa.array(np.array(CATS, dtype=object)[o(cat_k)] if m else [], type=pa.string()),
+        "medfee_sumamt": o(medfee),
+        "fulamt_ownpay_amt": o(fulamt),
+        "overlmt_selfpay": o(overlmt),
+        "preselfpay_amt": o(presel),
+        "inscp_scp_amt": o(inscp),
+        "act_pay_dedc": o(ded),
+        "hifp_pay": o(hifp),
+        **{f: o(layer_pay[f]) for f in FIELDS},
+        "maf_pay": o(maf),
         "hosp_part_amt": np.zeros(m, dtype=I64),
-        "fund_pay_sumamt": fund_sum,
-        "psn_part_amt": psn_part,
-        "acct_pay": acct_pay,
-        "acct_mulaid_pay": mulaid_pay,
-        "psn_cash_pay": cash,
-        "pool_prop_selfpay_bp": ratio.astype(np.int32),
-        "balc": balc,
+        "fund_pay_sumamt": o(fund_sum),
+        "psn_part_amt": o(psn_part),
+        "acct_pay": o(acct_pay),
+        "acct_mulaid_pay": o(mulaid_pay),
+        "psn_cash_pay": o(cash),
+        "pool_prop_selfpay_bp": o(ratio).astype(np.int32),
+        "balc": o(balc),
         "refd_setl_flag": np.zeros(m, dtype=bool),
         "synthetic": np.zeros(m, dtype=bool),
     }
-    table = pa.Table.from_pydict({k_: cols[k_] for k_ in SETTLEMENT.names}, schema=SETTLEMENT)
+    table = pa.Table.from_pydict({c: cols[c] for c in SETTLEMENT.names}, schema=SETTLEMENT)
+    payer_out = np.where(o(payer_idx) >= 0, np.array(psn_keys.to_pylist() + [""], dtype=object)[np.where(o(payer_idx) >= 0, o(payer_idx), -1)], "") if m else np.zeros(0, object)
 
-    # rejected
-    rej_frames = []
+    # refused claims
+    frames = []
     for rows, fld_, en, zh in rej.rows:
-        rej_frames.append(pd.DataFrame({"mdtrt_id": c["mdtrt_id"].to_numpy(dtype=object)[rows], "field": fld_, "reason_en": en, "reason_zh": zh}))
-    rejected = pd.concat(rej_frames, ignore_index=True) if rej_frames else pd.DataFrame(columns=["mdtrt_id", "field", "reason_en", "reason_zh"])
+        frames.append(pd.DataFrame({"mdtrt_id": mdtrt_arr.take(pa.array(rows)).to_pylist(), "field": fld_, "reason_en": en, "reason_zh": zh}))
+    rejected = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["mdtrt_id", "field", "reason_en", "reason_zh"])
 
-    # final accumulators
+    # final accumulators of this batch (group totals)
     acc_frames = []
-    for mask, kinds, per, _before, v in acc_rows:
-        if not mask.any():
+    psn_list = psn_keys
+    for blk, sub, per, tot, names, pnames in run.totals:
+        if not len(tot):
             continue
-        df = pd.DataFrame({"psn_no": psn_no[mask], "policy_year": yr[mask], "kind": kinds[mask], "period": per[mask], "value": v[mask]})
-        acc_frames.append(df)
-    if acc_frames:
-        acc = pd.concat(acc_frames, ignore_index=True).groupby(["psn_no", "policy_year", "kind", "period"], as_index=False, sort=False)["value"].sum()
-        acc = acc[acc["value"] != 0]
-    else:
-        acc = pd.DataFrame(columns=["psn_no", "policy_year", "kind", "period", "value"])
-    return BatchResult(settlements=table, rejected=rejected, accumulators=acc, acct_payer=payer_no)
+        acc_frames.append(
+            pd.DataFrame(
+                {
+                    "psn_no": psn_list.take(pa.array(blk // 64)).to_pylist(),
+                    "policy_year": blk % 64 + ymin,
+                    "kind": np.array(names, dtype=object)[sub],
+                    "period": np.array(pnames, dtype=object)[per],
+                    "value": tot,
+                }
+            )
+        )
+    acc = pd.concat(acc_frames, ignore_index=True) if acc_frames else pd.DataFrame(columns=["psn_no", "policy_year", "kind", "period", "value"])
+    return BatchResult(settlements=table, rejected=rejected, accumulators=acc, acct_payer=payer_out)
+
+
+def _group_cumsum(v: np.ndarray, first_row: np.ndarray) -> np.ndarray:
+    """Inclusive cumulative sum restarting where ``first_row`` is True (rows grouped)."""
+    cs = np.cumsum(v)
+    start_idx = np.maximum.accumulate(np.where(first_row, np.arange(len(v)), 0))
+    return cs - (cs[start_idx] - v[start_idx])
+
+
+def _group_cummin(v: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Running minimum within contiguous groups (pandas' grouped cummin, in C)."""
+    return pd.Series(v).groupby(groups, sort=False).cummin().to_numpy(dtype=I64)

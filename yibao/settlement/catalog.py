@@ -45,6 +45,11 @@ class ListItem:
         return self.list_kind in ("western", "tcm_patent", "herbal")
 
 
+def gend_code(g: str | None) -> int:
+    """'' → 0 (no restriction), '1' → 1, '2' → 2, anything else → 9."""
+    return {"": 0, "1": 1, "2": 2}.get(g or "", 9)
+
+
 def _split(s: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (s or "").split(";") if p.strip())
 
@@ -70,6 +75,11 @@ class Catalog:
         self.is_drug = np.array([v.is_drug for v in vals])
         self.drug_class = np.array([v.drug_class for v in vals], dtype=object)
         self.is_class_b = self.chrgitm_lv == CLASS_B
+        self.class_code = np.array([int(v.chrgitm_lv) for v in vals], dtype=np.int64)  # 1 甲, 2 乙, 3 丙
+        self.lmt_gend_code = np.array([gend_code(v.lmt_gend) for v in vals], dtype=np.int64)
+        classes = sorted({v.drug_class for v in vals})
+        self.drug_class_id = {c: i for i, c in enumerate(classes)}
+        self.drug_class_code = np.array([self.drug_class_id[v.drug_class] for v in vals], dtype=np.int64)
 
     def __contains__(self, code: str) -> bool:
         return code in self.items
@@ -87,6 +97,8 @@ class Catalog:
             raise ValueError(f"med_list table lacks columns {sorted(missing)}")
         items: dict[str, ListItem] = {}
         for r in table.to_pylist():
+            if r["chrgitm_lv"] not in ("01", "02", "03"):
+                raise ValueError(f"med_list {r['med_list_codg']}: chrgitm_lv must be 01, 02 or 03, got {r['chrgitm_lv']!r}")
             items[r["med_list_codg"]] = ListItem(
                 med_list_codg=r["med_list_codg"],
                 name=r["name"],
