@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from factories import ITEMS, TZ, catalog
 from yibao.benefits.policy import PolicyBook
 from yibao.core.errors import ClaimRejected
-from yibao.settlement.batch import settle_batch
+from yibao.settlement.batch import settle_batch, settle_batch_parallel
 from yibao.settlement.rules import Claim, FeeLine, PayerFacts, PersonFacts, Settlement
 from yibao.settlement.sequential import Ledger, settle_in_order
 
@@ -200,5 +200,30 @@ def test_batch_equals_scalar(region, people, claims_in):
         for (kind, period), v in acc.items()
         if v
     }
-    batch_acc = {(r.psn_no, int(r.policy_year), r.kind, r.period): int(r.value) for r in res.accumulators.itertuples()}
+    batch_acc = {(r.psn_no, int(r.policy_year), r.kind, r.period): int(r.value) for r in res.accumulators.to_pandas().itertuples()}
     assert batch_acc == scalar_acc
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(people=st.lists(person_st, min_size=2, max_size=6), claims_in=st.lists(claim_st, min_size=2, max_size=30))
+def test_parallel_shards_equal_single_batch(people, claims_in):
+    """Sharding by family (threads) changes nothing: same rows, same order, same accumulators."""
+    persons, _claims, cdf, ldf, inst, links = build(people, claims_in)
+    args = (cdf, ldf, pd.DataFrame(list(persons.values())), inst, CAT)
+    kw = {"policy": BOOK.policy("990100"), "book": BOOK, "family_links": links, "account_start": dt.date(2025, 1, 1)}
+    one = settle_batch(*args, **kw)
+    import yibao.settlement.batch as B
+
+    two = B.settle_batch_parallel(*args, workers=2, **kw) if len(cdf) >= 10_000 else _force_parallel(args, kw)
+    assert one.settlements.equals(two.settlements)
+    key = ["psn_no", "policy_year", "kind", "period"]
+    a = one.accumulators.to_pandas().sort_values(key).reset_index(drop=True)
+    b = two.accumulators.to_pandas().sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    assert sorted(one.rejected["mdtrt_id"]) == sorted(two.rejected["mdtrt_id"])
+
+
+def _force_parallel(args, kw):
+    import yibao.settlement.batch as B
+
+    return B.settle_batch_parallel(*args, workers=2, min_rows=0, **kw)
