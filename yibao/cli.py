@@ -1,0 +1,211 @@
+"""The ``yibao`` command line (Typer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from yibao.core.money import fmt_yuan
+
+app = typer.Typer(help="yibao (医保): an open medical-security platform.", no_args_is_help=True, add_completion=False)
+policy_app = typer.Typer(help="Benefit policy files (待遇政策).", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and loading.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def synth(
+    people: int = typer.Option(10_000, "--people", min=1, help="People in the region."),
+    seed: int = typer.Option(42, "--seed", help="Random seed: same seed, same data."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write contract tables as Parquet here."),
+    db: Optional[str] = typer.Option(None, "--db", help="Load into this database URL (migrated first)."),
+    year: int = typer.Option(2025, "--year", help="Policy year of the encounters."),
+) -> None:
+    """Generate a synthetic pooling region (合成统筹区), labelled synthetic."""
+    from yibao.synth.cli import run_synth
+
+    if out is None and db is None:
+        _fail("give --out DIR and/or --db URL")
+    run_synth(people=people, seed=seed, out=out, db=db, year=year)
+
+
+@app.command()
+def settle(
+    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region code (default: the persons' region)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write settlement.parquet (default: --data)."),
+) -> None:
+    """Settle every encounter of a region for the year with the batch engine."""
+    from yibao.benefits.policy import PolicyBook
+    from yibao.settlement.annual import settle_year
+
+    book = PolicyBook.default()
+    with console.status("settling …"):
+        res = settle_year(data, policy=book.policy(policy) if policy else None, book=book, out_dir=out)
+    n = res.batch.settlements.num_rows
+    console.print(f"settled {n:,} of {res.claims:,} claims in {res.seconds:.2f} s ({res.claims / max(res.seconds, 1e-9):,.0f} claims/s); "
+                  f"{len(res.batch.rejected):,} refused")
+
+
+def _print_fund_year(fy) -> None:
+    from yibao.settlement.fundyear import FUND_FIELDS
+
+    t = fy.totals.iloc[0]
+    if fy.synthetic:
+        console.print("[black on yellow] SYNTHETIC DATA 合成数据 [/] figures describe a simulation, not a real region")
+    console.print(f"[bold]Fund year {fy.year}[/] · region {fy.region} · {fy.policy_label}")
+    tab = Table(title="Income 基金收入", show_lines=False)
+    tab.add_column("item")
+    tab.add_column("¥", justify="right")
+    for r in fy.income.itertuples():
+        tab.add_row(f"{r.item} {r.item_zh}", fmt_yuan(int(r.fen)))
+    console.print(tab)
+    tab = Table(title=f"Spending by layer 按保障层次 ({int(t['claims']):,} claims, cost ¥{fmt_yuan(int(t['medfee_sumamt']))})")
+    tab.add_column("layer")
+    tab.add_column("field")
+    tab.add_column("¥", justify="right")
+    tab.add_column("share", justify="right")
+    for k, (en, zh) in FUND_FIELDS.items():
+        tab.add_row(f"{en} {zh}", k, fmt_yuan(int(t[k])), f"{int(t[k]) / max(1, int(t['medfee_sumamt'])):.1%}")
+    console.print(tab)
+    tab = Table(title="By scheme 按险种")
+    for c in ("insutype", "claims", "cost ¥", "pooled fund ¥", "critical/large ¥", "assistance ¥", "account ¥", "cash ¥"):
+        tab.add_column(c, justify="right")
+    for r in fy.by_scheme.itertuples():
+        tab.add_row(r.insutype, f"{r.claims:,}", fmt_yuan(r.medfee_sumamt), fmt_yuan(r.hifp_pay), fmt_yuan(r.hifmi_pay + r.hifob_pay),
+                    fmt_yuan(r.maf_pay), fmt_yuan(r.acct_pay + r.acct_mulaid_pay), fmt_yuan(r.psn_cash_pay))
+    console.print(tab)
+    lv = fy.by_level.groupby("hosp_lv")[["claims", "medfee_sumamt", "fund_pay_sumamt"]].sum()
+    tab = Table(title="By institution level 按机构等级 (0 = pharmacy)")
+    for c in ("level", "claims", "cost ¥", "funds ¥", "fund share"):
+        tab.add_column(c, justify="right")
+    for lvl, r in lv.iterrows():
+        tab.add_row(str(lvl), f"{int(r.claims):,}", fmt_yuan(int(r.medfee_sumamt)), fmt_yuan(int(r.fund_pay_sumamt)), f"{int(r.fund_pay_sumamt) / max(1, int(r.medfee_sumamt)):.1%}")
+    console.print(tab)
+    m = fy.by_month.groupby("month")[["claims", "medfee_sumamt", "fund_pay_sumamt"]].sum()
+    tab = Table(title="By month 按月")
+    for c in ("month", "claims", "cost ¥", "funds ¥"):
+        tab.add_column(c, justify="right")
+    for month, r in m.iterrows():
+        tab.add_row(str(month)[:7], f"{int(r.claims):,}", fmt_yuan(int(r.medfee_sumamt)), fmt_yuan(int(r.fund_pay_sumamt)))
+    console.print(tab)
+    tab = Table(title="Medical assistance 医疗救助 — people helped")
+    for c in ("status", "people", "helped", "assistance ¥", "critical illness ¥"):
+        tab.add_column(c, justify="right")
+    for r in fy.assistance.itertuples():
+        tab.add_row(r.status, f"{r.people_with_status:,}", f"{r.people_helped:,}", fmt_yuan(r.maf_pay), fmt_yuan(r.hifmi_pay))
+    console.print(tab)
+
+
+@app.command()
+def demo(
+    people: int = typer.Option(100_000, "--people", min=100, help="People in the synthetic region."),
+    seed: int = typer.Option(42, "--seed"),
+    out: Path = typer.Option(Path("yibao-demo"), "--out", help="Output directory (Parquet tables and report.html)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Also load the region and its settlements into this database URL."),
+    year: int = typer.Option(2025, "--year"),
+) -> None:
+    """Generate a region, settle its year, print the fund's year and write report.html."""
+    from yibao.benefits.policy import PolicyBook
+    from yibao.settlement.annual import settle_year
+    from yibao.settlement.fundyear import fund_year
+    from yibao.synth.cli import run_synth
+    from yibao.web.report import render_report
+
+    db = db or os.environ.get("YIBAO_DATABASE_URL")
+    t0 = time.perf_counter()
+    data = out / "region"
+    run_synth(people=people, seed=seed, out=data, db=None, year=year)
+    book = PolicyBook.default()
+    with console.status("settling the year with the batch engine …"):
+        res = settle_year(data, book=book)
+    console.print(f"settled {res.batch.settlements.num_rows:,} claims in {res.seconds:.1f} s "
+                  f"({res.claims / max(res.seconds, 1e-9):,.0f} claims/s); {len(res.batch.rejected):,} refused with a reason")
+    from yibao.settlement.annual import read_parquet
+
+    region_code = read_parquet(data, "person", ["insuplc_admdvs"]).column(0)[0].as_py()
+    snap = book.policy(region_code).snapshot(dt.date(year, 7, 1))
+    with console.status("summarising the fund year (DuckDB) …"):
+        fy = fund_year(data, snap, year)
+    _print_fund_year(fy)
+    report = render_report(fy, out / "report.html")
+    if db:
+        from yibao.core.parquet_io import load_parquet_dir
+
+        with console.status(f"loading into {db.split('@')[-1]} …"):
+            counts = load_parquet_dir(db, data)
+        console.print(f"loaded into database: {counts}")
+    console.print(f"\n[bold green]report:[/] {report.resolve()}  ·  data: {data.resolve()}  ·  total {time.perf_counter() - t0:.0f} s")
+
+
+@policy_app.command("validate")
+def policy_validate(paths: list[Path] = typer.Argument(None, help="Policy files (default: all shipped).")) -> None:
+    """Validate policy files on every effective date; errors name file, key and reason."""
+    from yibao.benefits.policy import Policy, PolicyBook
+    from yibao.core.errors import PolicyError
+
+    try:
+        if paths:
+            for p in paths:
+                Policy(p).validate_all()
+                console.print(f"[green]ok[/] {p}")
+        else:
+            book = PolicyBook()
+            book.validate_all()
+            for name, pol in book.by_name.items():
+                console.print(f"[green]ok[/] {name} (region {pol.region}, changes on {[str(d) for d in pol.change_dates()]})")
+    except PolicyError as exc:
+        _fail(str(exc))
+
+
+@policy_app.command("show")
+def policy_show(region: str = typer.Argument(..., help="Region code or policy name."), on: str = typer.Option(None, "--on", help="Date YYYY-MM-DD (default today).")) -> None:
+    """Print the policy in force on a date (amounts in fen, ratios in basis points)."""
+    import json
+
+    from yibao.benefits.policy import PolicyBook
+
+    day = dt.date.fromisoformat(on) if on else dt.date.today()
+    snap = PolicyBook.default().snapshot(region, day)
+    console.print_json(json.dumps(snap.model_dump(mode="json"), ensure_ascii=False))
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: Optional[str] = typer.Option(None, "--db", help="Database URL (default YIBAO_DATABASE_URL or sqlite:///yibao.db).")) -> None:
+    """Create or migrate the schema (Alembic) to the latest version."""
+    from yibao.core.db import database_url, upgrade
+
+    url = database_url(db)
+    upgrade(url)
+    console.print(f"[green]schema at head[/] {url.split('@')[-1]}")
+
+
+@db_app.command("load")
+def db_load(
+    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."),
+    db: Optional[str] = typer.Option(None, "--db"),
+) -> None:
+    """Load a directory of contract Parquet tables into the database."""
+    from yibao.core.db import database_url
+    from yibao.core.parquet_io import load_parquet_dir
+
+    counts = load_parquet_dir(database_url(db), data)
+    console.print(counts)
+
+
+if __name__ == "__main__":
+    app()
