@@ -331,7 +331,8 @@ def settle_batch(
         heads = np.zeros(0, dtype=I64)
     run_len = np.diff(np.r_[heads, nl])
     head_ids = l_ids.take(pa.array(heads)) if nl else l_ids
-    if len(heads) == n and n and pc.all(pc.equal(head_ids, mdtrt_arr)).as_py():
+    aligned = bool(len(heads) == n and n and pc.all(pc.equal(head_ids, mdtrt_arr)).as_py())
+    if aligned:
         run_claim = np.arange(n, dtype=I64)  # lines grouped in claim order: no lookup needed
     else:
         run_claim = _lookup(head_ids, mdtrt_arr) if nl else np.zeros(0, I64)
@@ -358,13 +359,17 @@ def settle_batch(
     def claim_any(mask: np.ndarray) -> np.ndarray:
         return per_claim(mask.astype(I64)) > 0
 
-    rej.add(per_claim(np.ones(nl, dtype=I64)) == 0, "feedetail", "a claim needs at least one fee line", "结算须至少包含一条费用明细")
+    n_lines = np.zeros(n, dtype=I64)
+    if nl:
+        np.add.at(n_lines, run_claim[run_claim >= 0], run_len[run_claim >= 0])
+    rej.add(n_lines == 0, "feedetail", "a claim needs at least one fee line", "结算须至少包含一条费用明细")
     dup = np.zeros(nl, bool)
     if nl:
         new_run = np.zeros(nl, dtype=bool)
         new_run[heads] = True
         ascending_in_runs = bool(np.all(new_run[1:] | (sn[1:] > sn[:-1])))
-        runs_unique = len(np.unique(run_claim)) == len(run_claim)
+        ok_runs = run_claim[run_claim >= 0]
+        runs_unique = aligned or (len(ok_runs) == len(run_claim) and np.bincount(ok_runs, minlength=n).max(initial=0) <= 1)
         if not (ascending_in_runs and runs_unique):  # slow path: a full sort
             key = lc0 * (1 << 31) + sn
             key = np.where(live, key, -1 - np.arange(nl))
@@ -727,7 +732,6 @@ def settle_batch(
         return a[out_order]
 
     mdt_out = mdtrt_arr.take(tk)
-    ins_txt = np.where(o(emp), "310", "390")
     cols = {
         "setl_id": pc.binary_join_element_wise("S", mdt_out, ""),
         "mdtrt_id": mdt_out,
@@ -735,9 +739,9 @@ def settle_batch(
         "fixmedins_code": _str(ct, "fixmedins_code").take(tk),
         "setl_time": pa.array((o(setl_k) - TZ_OFFSET_S).astype("datetime64[s]"), type=pa.timestamp("s")).cast(pa.timestamp("s", TIMEZONE)),
         "policy_year": pa.array(o(yr).astype(np.int16)),
-        "insutype": pa.array(ins_txt.astype(object), type=pa.string()),
+        "insutype": pc.if_else(pa.array(o(emp), type=pa.bool_()), "310", "390"),
         "med_type": _str(ct, "med_type").take(tk),
-        "benefit_category": pa.array(np.array(CATS, dtype=object)[o(cat_k)] if m else [], type=pa.string()),
+        "benefit_category": pa.array(CATS, type=pa.string()).take(pa.array(o(cat_k))),
         "medfee_sumamt": o(medfee),
         "fulamt_ownpay_amt": o(fulamt),
         "overlmt_selfpay": o(overlmt),
@@ -778,8 +782,8 @@ def settle_batch(
                 {
                     "psn_no": psn_keys.take(pa.array(blk // 64)),
                     "policy_year": pa.array((blk % 64 + ymin).astype(np.int16)),
-                    "kind": pa.array(np.array(names, dtype=object)[sub], type=pa.string()),
-                    "period": pa.array(np.array(pnames, dtype=object)[per], type=pa.string()),
+                    "kind": pa.array(names, type=pa.string()).take(pa.array(sub)),
+                    "period": pa.array(pnames, type=pa.string()).take(pa.array(per)),
                     "value": pa.array(tot),
                 }
             )
