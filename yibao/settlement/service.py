@@ -1,0 +1,603 @@
+"""The persisted scalar settlement path (实时结算经办): settle, pre-settle, cancel, credit.
+
+:class:`SettlementService` wraps the pure rule function
+:func:`yibao.settlement.rules.settle_claim` with the database: it loads and
+locks the person-year accumulators and the paying personal account, settles,
+and writes everything a settlement changes in **one** transaction.  The HTTP
+service (national interface 2206/2207/2208, 2303/2304/2305) calls it.
+
+What comes from where
+---------------------
+* Person facts (insurance type, person type, sex, birth date, insured place,
+  assistance status, civil-servant flag) are read from ``person``; the
+  caller's :class:`PersonFacts` is ignored except for ``psn_no``.
+* The institution level comes from ``institution`` (unknown code: refused).
+* A mutual-aid payer (家庭共济) must be a known person linked to the patient in
+  ``family_link``; the relation is taken from the link (what the payer is to
+  the patient; if only the reverse link exists, its inverse), never from the
+  caller.  The account that pays is the payer's, else the patient's own when
+  the patient is an employee (insutype 310).
+* Policies: the insured place's snapshot on the settlement day (参保地政策)
+  for the benefit, the treatment place's (``claim.mdtrtarea_admvs``; ``''`` =
+  the insured place, as in the batch path) for the list (就医地目录).
+
+Encounter and fee lines
+-----------------------
+Settlement accepts both HIS flows: the encounter (2201/2401) and fee lines
+(2204/2301) may have been uploaded before, or not.  A missing encounter row is
+created from the claim, missing fee lines are inserted, in the settlement's
+transaction.  An existing encounter must belong to the same person and
+institution, and an existing fee line (same ``mdtrt_id``/``feedetl_sn``) must
+be identical (code, quantity, price, total), else the claim is refused.  A fee
+line can be in at most one live settlement: the settled line numbers are kept
+in ``settlement.rule_trace["feedetl_sn"]``, and a claim that repeats a line of
+a live settlement of the same encounter is refused (a batch settlement without
+that list covers its whole encounter).  Interim and per-cycle settlements
+(中途结算, home-bed cycles) use new line numbers; after a cancellation the
+encounter's lines may be settled again, as a **new** settlement (new msgid,
+new ``setl_id``).
+
+Idempotency
+-----------
+``msgid`` is unique over settlements and cancellations.  Settling with a
+msgid already stored returns the stored reply unchanged (``replayed=True``)
+when the request is the same (same SHA-256 of the request fields, kept in
+``rule_trace["request_digest"]``), and is refused (field ``msgid``) when it
+differs.  A repeated cancel msgid returns the original cancel reply.  Pre-
+settlement computes the full result and rolls everything back.
+
+Locking (the protocol of :mod:`yibao.core.db`, with one addition)
+-----------------------------------------------------------------
+Inside ``session_scope(engine, immediate=True)``: the patient's ``person`` row
+is locked first (``SELECT … FOR NO KEY UPDATE``; on PostgreSQL this serialises a
+person's settlements, so that accumulator rows another transaction is just
+creating cannot be missed: row locks do not cover rows that do not exist
+yet), then every accumulator of the person-year (``lock_accumulators``),
+then the paying account (``lock_account``).  Cancellation takes the same
+order (person, settlement row, accumulators, account).  On SQLite ``BEGIN
+IMMEDIATE`` serialises all writers anyway.  A PostgreSQL unique-key race
+(the same msgid from two connections) or deadlock is retried, then answered
+from the stored row.
+
+Cancellation deletes accumulator rows that the reversal brings back to zero,
+so that settle + cancel leaves the accumulator table exactly as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy import Engine, and_, delete, func, or_, select, tuple_
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from yibao.benefits.policy import PolicyBook
+from yibao.core import db
+from yibao.core.contract import INSUTYPE_EMPLOYEE
+from yibao.core.errors import ClaimRejected
+from yibao.settlement.catalog import Catalog
+from yibao.settlement.rules import (
+    Claim,
+    PayerFacts,
+    PersonFacts,
+    Settlement,
+    monthly_account_credit,
+    settle_claim,
+)
+
+__all__ = ["CancelResult", "CreditResult", "SettleResult", "SettlementService", "request_digest"]
+
+MAX_ATTEMPTS = 3
+INVERSE_RELATION = {"spouse": "spouse", "parent": "child", "child": "parent"}
+_INT32 = 2**31 - 1
+_INT16 = 2**15 - 1
+
+T = TypeVar("T")
+
+
+# --- replies -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    """The reply to a settlement (or pre-settlement): every share, the id and the balance."""
+
+    setl_id: str | None  # None for a pre-settlement
+    msgid: str
+    mdtrt_id: str
+    psn_no: str
+    settlement: Settlement
+    balc: int | None  # paying account's balance after; None when no account pays
+    refd_setl_flag: bool = False  # the stored settlement has since been cancelled
+    pre: bool = False
+    replayed: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """The reply to a cancellation (撤销)."""
+
+    setl_id: str
+    msgid: str
+    psn_no: str
+    acct_payer_psn_no: str
+    acct_refund: int  # fen credited back to the paying account
+    balc: int | None  # that account's balance after the refund; None when nothing was refunded
+    replayed: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True)
+class CreditResult:
+    """Monthly personal-account credits posted by :meth:`SettlementService.credit_accounts`."""
+
+    month: dt.date
+    accounts: int  # accounts credited now
+    amount: int  # fen credited now
+    already: int  # accounts credited for this month before (left alone)
+
+
+class _Rollback(Exception):
+    """Carries a pre-settlement result out of a transaction that must not commit."""
+
+    def __init__(self, result: SettleResult):
+        super().__init__("pre-settlement")
+        self.result = result
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).isoformat()
+
+
+def request_digest(claim: Claim) -> str:
+    """SHA-256 of the request fields that decide a settlement (person facts and level come from the DB)."""
+    doc = {
+        "mdtrt_id": claim.mdtrt_id,
+        "psn_no": claim.person.psn_no,
+        "fixmedins_code": claim.fixmedins_code,
+        "med_type": claim.med_type,
+        "begntime": _iso(claim.begntime) if claim.begntime.tzinfo else str(claim.begntime),
+        "setl_time": _iso(claim.setl_time) if claim.setl_time.tzinfo else str(claim.setl_time),
+        "dise_codg": claim.dise_codg,
+        "other_dise_codg": list(claim.other_dise_codg),
+        "lines": [
+            [ln.feedetl_sn, ln.med_list_codg, ln.cnt_milli, ln.pric, ln.det_item_fee_sumamt, ln.rxno, ln.prd_days,
+             bool(ln.rx_circ_flag)]
+            for ln in claim.lines
+        ],
+        "mdtrtarea_admvs": claim.mdtrtarea_admvs,
+        "mulaid_payer_psn_no": claim.mulaid_payer.psn_no if claim.mulaid_payer else "",
+        "lt_rx_confirmed": bool(claim.lt_rx_confirmed),
+        "cross_filed": bool(claim.cross_filed),
+    }
+    raw = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _retryable(exc: Exception) -> bool:
+    """A unique-key race or a PostgreSQL deadlock/serialisation failure: try the transaction again."""
+    if isinstance(exc, IntegrityError):
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, OperationalError) and code in ("40P01", "40001")
+
+
+def _rejected(en: str, zh: str, fld: str) -> ClaimRejected:
+    return ClaimRejected(en, zh, field=fld)
+
+
+def _lock_person(s: Session, psn_no: str) -> db.Person:
+    """The person row, locked until the transaction ends (serialises a person's settlements on PostgreSQL)."""
+    # FOR NO KEY UPDATE: excludes other settlers of this person, but not the KEY SHARE locks that
+    # foreign keys take (creating this person's account from a relative's transaction must not wait)
+    p = s.execute(
+        select(db.Person)
+        .where(db.Person.psn_no == psn_no)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if p is None:
+        raise _rejected(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", "psn_no")
+    return p
+
+
+def _person_facts(p: db.Person) -> PersonFacts:
+    if not p.insutype or p.brdy is None:
+        raise _rejected(
+            f"person {p.psn_no}: the record lacks insutype or birth date",
+            f"参保人 {p.psn_no} 信息不全 (险种或出生日期)",
+            "psn_no",
+        )
+    return PersonFacts(
+        psn_no=p.psn_no,
+        insutype=p.insutype,
+        psn_type=p.psn_type or "",
+        gend=p.gend or "",
+        brdy=p.brdy,
+        insuplc_admdvs=p.insuplc_admdvs or "",
+        assistance=p.assistance or "",
+        civil_servant=bool(p.civil_servant),
+    )
+
+
+def _payer_facts(s: Session, patient: str, claimed: PayerFacts | None) -> PayerFacts | None:
+    """The mutual-aid payer as the database knows it (relation from ``family_link``)."""
+    if claimed is None:
+        return None
+    if claimed.psn_no == patient:
+        raise _rejected("the mutual-aid payer is the patient", "共济支付人不能是患者本人", "mulaid_payer_psn_no")
+    payer = s.get(db.Person, claimed.psn_no)
+    if payer is None:
+        raise _rejected(
+            f"unknown mutual-aid payer {claimed.psn_no!r}", f"共济支付人不存在: {claimed.psn_no}", "mulaid_payer_psn_no"
+        )
+    L = db.FamilyLink
+    direct = s.scalar(select(L.relation).where(L.psn_no == patient, L.relative_psn_no == claimed.psn_no))
+    relation = direct or ""
+    if not relation:
+        back = s.scalar(select(L.relation).where(L.psn_no == claimed.psn_no, L.relative_psn_no == patient))
+        relation = INVERSE_RELATION.get(back or "", "")
+    if not relation:
+        raise _rejected(
+            f"{claimed.psn_no} is not registered as a relative of {patient}",
+            f"{claimed.psn_no} 未登记为 {patient} 的家庭成员, 不能共济支付",
+            "mulaid_payer_psn_no",
+        )
+    return PayerFacts(psn_no=payer.psn_no, insutype=payer.insutype or "", relation=relation)
+
+
+def _check_shape(claim: Claim) -> None:
+    """What the database could not store (the rule function checks the rest)."""
+    for name in ("begntime", "setl_time"):
+        t = getattr(claim, name)
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise _rejected(f"{name} must carry a time zone", f"{name} 须带时区", name)
+    for ln in claim.lines:
+        if not 0 <= ln.feedetl_sn <= _INT32:
+            raise _rejected(f"feedetl_sn {ln.feedetl_sn} out of range", f"费用明细流水号 {ln.feedetl_sn} 超出范围", "feedetl_sn")
+        if not -_INT16 <= ln.prd_days <= _INT16:
+            raise _rejected(f"line {ln.feedetl_sn}: prd_days out of range", f"明细 {ln.feedetl_sn}: 周期天数超出范围", "prd_days")
+
+
+def _local_day(t: dt.datetime) -> dt.date:
+    return t.astimezone(db.SHANGHAI).date()
+
+
+def _reply_from_row(row: db.Settlement, *, pre: bool = False, replayed: bool = False) -> SettleResult:
+    trace = row.rule_trace if isinstance(row.rule_trace, dict) else {}
+    deltas = db.decode_accum_delta(row.accum_delta).get((row.psn_no, int(row.policy_year)), {})
+    st = Settlement(
+        **{k: int(getattr(row, k)) for k in Settlement.AMOUNTS},
+        pool_prop_selfpay_bp=int(row.pool_prop_selfpay_bp or 0),
+        category=row.benefit_category or "",
+        acct_payer_psn_no=row.acct_payer_psn_no or "",
+        accum_delta=dict(deltas),
+        trace=[str(x) for x in trace.get("steps", [])],
+    )
+    return SettleResult(
+        setl_id=None if pre else row.setl_id,
+        msgid=row.msgid or "",
+        mdtrt_id=row.mdtrt_id,
+        psn_no=row.psn_no,
+        settlement=st,
+        balc=None if row.balc is None else int(row.balc),
+        refd_setl_flag=bool(row.refd_setl_flag),
+        pre=pre,
+        replayed=replayed,
+    )
+
+
+def _new_setl_id() -> str:
+    return "L" + uuid.uuid4().hex.upper()  # 'S…' ids are the batch path's (S + mdtrt_id)
+
+
+# --- the service ---------------------------------------------------------------
+
+
+class SettlementService:
+    """Real-time settlement against a database (SQLite or PostgreSQL).
+
+    ``book`` gives each region's policy; ``catalog`` is the medical list
+    (the treatment place's overrides are applied per claim).
+    """
+
+    def __init__(self, engine: Engine, book: PolicyBook, catalog: Catalog):
+        self.engine = engine
+        self.book = book
+        self.catalog = catalog
+
+    # -- plumbing --
+
+    def _run(self, once: Callable[[], T]) -> T:
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return once()
+            except (IntegrityError, OperationalError) as exc:
+                if attempt + 1 == MAX_ATTEMPTS or not _retryable(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- settlement --
+
+    def settle(self, claim: Claim, *, msgid: str, pre: bool = False) -> SettleResult:
+        """Settle (``pre=False``, 结算) or pre-settle (``pre=True``, 预结算, writes nothing) one claim.
+
+        Raises :class:`ClaimRejected` (with ``field``) for bad input; then
+        nothing is written.
+        """
+        if not msgid:
+            raise _rejected("msgid is required", "报文ID不能为空", "msgid")
+        digest = request_digest(claim)
+        try:
+            return self._run(lambda: self._settle_once(claim, msgid, digest, pre))
+        except _Rollback as rb:
+            return rb.result
+
+    def _settle_once(self, claim: Claim, msgid: str, digest: str, pre: bool) -> SettleResult:
+        with db.session_scope(self.engine, immediate=True) as s:
+            psn_no = claim.person.psn_no
+            person = _lock_person(s, psn_no)
+
+            # idempotency: a stored settlement with this msgid answers
+            stored = s.scalar(select(db.Settlement).where(db.Settlement.msgid == msgid))
+            if stored is not None:
+                trace = stored.rule_trace if isinstance(stored.rule_trace, dict) else {}
+                if trace.get("request_digest") != digest:
+                    raise _rejected(
+                        f"msgid {msgid!r} was already used for a different request (settlement {stored.setl_id})",
+                        f"报文ID {msgid} 已用于另一笔不同的结算请求 ({stored.setl_id})",
+                        "msgid",
+                    )
+                return _reply_from_row(stored, replayed=True)
+            if s.scalar(select(db.Settlement.setl_id).where(db.Settlement.cancel_msgid == msgid)) is not None:
+                raise _rejected(f"msgid {msgid!r} was already used for a cancellation", f"报文ID {msgid} 已用于撤销交易", "msgid")
+
+            _check_shape(claim)
+            facts = _person_facts(person)
+            inst = s.get(db.Institution, claim.fixmedins_code)
+            if inst is None:
+                raise _rejected(
+                    f"unknown institution {claim.fixmedins_code!r}", f"定点医药机构不存在: {claim.fixmedins_code}", "fixmedins_code"
+                )
+            payer = _payer_facts(s, psn_no, claim.mulaid_payer)
+            c = dataclasses.replace(claim, person=facts, hosp_lv=int(inst.hosp_lv or 0), mulaid_payer=payer)
+            year = c.policy_year
+            encounter_exists, new_lines = self._check_encounter(s, c)
+
+            # lock: accumulators of the person-year, then the paying account
+            A = db.Accumulator
+            keys = s.execute(select(A.kind, A.period).where(A.psn_no == psn_no, A.policy_year == year)).all()
+            accum = db.lock_accumulators(s, psn_no, year, [(k.kind, k.period) for k in keys])
+            payer_no = payer.psn_no if payer else (psn_no if facts.insutype == INSUTYPE_EMPLOYEE else "")
+            balance = db.lock_account(s, payer_no) if payer_no else None
+
+            day = _local_day(c.setl_time)
+            benefit = self.book.policy(facts.insuplc_admdvs).snapshot(day)
+            area = c.mdtrtarea_admvs
+            listing = self.book.policy(area).snapshot(day) if area and area != facts.insuplc_admdvs else None
+            res = settle_claim(c, benefit, self.catalog, accum, balance, listing)
+            res.check()
+
+            # write: encounter and lines, accumulators, account, settlement row
+            setl_id = _new_setl_id()
+            synthetic = bool(person.synthetic)
+            if not encounter_exists:
+                s.add(
+                    db.Encounter(
+                        mdtrt_id=c.mdtrt_id, psn_no=psn_no, fixmedins_code=c.fixmedins_code, med_type=c.med_type,
+                        begntime=c.begntime, endtime=c.setl_time, policy_year=year, dise_codg=c.dise_codg,
+                        other_dise_codg=";".join(c.other_dise_codg), mdtrtarea_admvs=c.mdtrtarea_admvs,
+                        mulaid_payer_psn_no=payer.psn_no if payer else "", lt_rx_confirmed=bool(c.lt_rx_confirmed),
+                        synthetic=synthetic,
+                    )
+                )
+                s.flush()
+            for ln in new_lines:
+                s.add(
+                    db.FeeDetail(
+                        mdtrt_id=c.mdtrt_id, feedetl_sn=ln.feedetl_sn, med_list_codg=ln.med_list_codg,
+                        cnt_milli=ln.cnt_milli, pric=ln.pric, det_item_fee_sumamt=ln.det_item_fee_sumamt,
+                        fee_ocur_time=None, rxno=ln.rxno, rx_circ_flag=bool(ln.rx_circ_flag), prd_days=ln.prd_days,
+                        synthetic=synthetic,
+                    )
+                )
+            s.flush()
+            db.apply_accumulator_deltas(s, psn_no, year, res.accum_delta)
+            balc = None
+            if res.acct_payer_psn_no:
+                paid = res.acct_pay + res.acct_mulaid_pay
+                kind = "mulaid_pay" if payer else "pay"
+                balc = db.post_account(s, res.acct_payer_psn_no, -paid, kind, setl_id, c.setl_time)
+            row = db.Settlement(
+                setl_id=setl_id, mdtrt_id=c.mdtrt_id, psn_no=psn_no, fixmedins_code=c.fixmedins_code,
+                setl_time=c.setl_time, policy_year=year, insutype=facts.insutype, med_type=c.med_type,
+                benefit_category=res.category, **res.amounts(), pool_prop_selfpay_bp=res.pool_prop_selfpay_bp,
+                balc=balc, refd_setl_flag=False, synthetic=synthetic, msgid=msgid, cancel_msgid=None,
+                accum_delta=db.encode_accum_delta(psn_no, year, res.accum_delta),
+                acct_payer_psn_no=res.acct_payer_psn_no or None,
+                rule_trace={
+                    "steps": list(res.trace),
+                    "request_digest": digest,
+                    "feedetl_sn": sorted(ln.feedetl_sn for ln in c.lines),
+                    "hosp_lv": c.hosp_lv,
+                    "mulaid_relation": payer.relation if payer else "",
+                },
+            )
+            s.add(row)
+            s.flush()
+            reply = _reply_from_row(row, pre=pre)
+            if pre:
+                raise _Rollback(reply)
+            return reply
+
+    def _check_encounter(self, s: Session, c: Claim) -> tuple[bool, list]:
+        """Is the encounter already stored, and which of the claim's lines are new (see the module doc)."""
+        enc = s.get(db.Encounter, c.mdtrt_id)
+        if enc is not None and (enc.psn_no != c.person.psn_no or (enc.fixmedins_code or c.fixmedins_code) != c.fixmedins_code):
+            raise _rejected(
+                f"encounter {c.mdtrt_id} belongs to {enc.psn_no} at {enc.fixmedins_code}, "
+                f"not {c.person.psn_no} at {c.fixmedins_code}",
+                f"就诊 {c.mdtrt_id} 不属于该参保人或该机构",
+                "mdtrt_id",
+            )
+        if enc is None:
+            return False, list(c.lines)
+        F = db.FeeDetail
+        stored = {f.feedetl_sn: f for f in s.scalars(select(F).where(F.mdtrt_id == c.mdtrt_id))}
+        new = []
+        for ln in c.lines:
+            f = stored.get(ln.feedetl_sn)
+            if f is None:
+                new.append(ln)
+            elif (f.med_list_codg, f.cnt_milli, f.pric, f.det_item_fee_sumamt) != (
+                ln.med_list_codg, ln.cnt_milli, ln.pric, ln.det_item_fee_sumamt
+            ):
+                raise _rejected(
+                    f"line {ln.feedetl_sn} differs from the fee line uploaded for {c.mdtrt_id}",
+                    f"明细 {ln.feedetl_sn} 与已上传的费用明细不一致",
+                    "feedetl_sn",
+                )
+        S = db.Settlement
+        live = s.execute(
+            select(S.setl_id, S.rule_trace).where(S.mdtrt_id == c.mdtrt_id, S.refd_setl_flag.is_(False))
+        ).all()
+        wanted = {ln.feedetl_sn for ln in c.lines}
+        for setl_id, trace in live:
+            covered = (trace or {}).get("feedetl_sn") if isinstance(trace, dict) else None
+            both = wanted if covered is None else wanted & set(covered)
+            if both:
+                raise _rejected(
+                    f"encounter {c.mdtrt_id}: line(s) {sorted(both)} already settled in {setl_id}; cancel it first",
+                    f"就诊 {c.mdtrt_id} 的明细 {sorted(both)} 已在结算 {setl_id} 中结算, 请先撤销",
+                    "feedetl_sn",
+                )
+        return True, new
+
+    # -- cancellation --
+
+    def cancel(self, setl_id: str, *, msgid: str, at: dt.datetime | None = None) -> CancelResult:
+        """Cancel (撤销) a settlement: reverse its accumulator deltas and refund its account payment.
+
+        ``at`` is the time of the refund movement (default: now).  Cancelling
+        a cancelled settlement is refused (field ``setl_id``); the same
+        cancel msgid again returns the original reply.
+        """
+        if not msgid:
+            raise _rejected("msgid is required", "报文ID不能为空", "msgid")
+        when = at or dt.datetime.now(db.SHANGHAI)
+        return self._run(lambda: self._cancel_once(setl_id, msgid, when))
+
+    def _cancel_once(self, setl_id: str, msgid: str, when: dt.datetime) -> CancelResult:
+        S = db.Settlement
+        with db.session_scope(self.engine, immediate=True) as s:
+            row = s.get(S, setl_id)
+            if row is None:
+                other = s.scalar(select(S.setl_id).where(S.cancel_msgid == msgid))
+                if other is not None:
+                    raise _rejected(
+                        f"msgid {msgid!r} already cancelled settlement {other}", f"报文ID {msgid} 已用于撤销结算 {other}", "msgid"
+                    )
+                raise _rejected(f"unknown settlement {setl_id!r}", f"结算记录不存在: {setl_id}", "setl_id")
+            _lock_person(s, row.psn_no)
+            row = s.execute(
+                select(S).where(S.setl_id == setl_id).with_for_update().execution_options(populate_existing=True)
+            ).scalar_one()
+            if row.cancel_msgid == msgid:
+                return self._cancel_reply(s, row, replayed=True)
+            other = s.scalar(select(S.setl_id).where(or_(S.cancel_msgid == msgid, S.msgid == msgid)))
+            if other is not None:
+                raise _rejected(f"msgid {msgid!r} was already used (settlement {other})", f"报文ID {msgid} 已被使用 ({other})", "msgid")
+            if row.refd_setl_flag:
+                raise _rejected(
+                    f"settlement {setl_id} is already cancelled", f"结算 {setl_id} 已撤销, 不能重复撤销", "setl_id"
+                )
+            if row.accum_delta is None:
+                raise _rejected(
+                    f"settlement {setl_id} has no recorded accumulator changes (a batch settlement); it cannot be cancelled online",
+                    f"结算 {setl_id} 无累计变动记录 (批量结算), 不能联机撤销",
+                    "setl_id",
+                )
+            db.reverse_accum_delta(s, row.accum_delta)
+            A = db.Accumulator
+            for (psn, year), deltas in db.decode_accum_delta(row.accum_delta).items():
+                s.execute(
+                    delete(A).where(
+                        A.psn_no == psn, A.policy_year == year, A.value == 0,
+                        tuple_(A.kind, A.period).in_(sorted(deltas)),
+                    )
+                )
+            refund = int(row.acct_pay) + int(row.acct_mulaid_pay)
+            if refund and row.acct_payer_psn_no:
+                db.lock_account(s, row.acct_payer_psn_no)
+                db.post_account(s, row.acct_payer_psn_no, refund, "reversal", setl_id, when)
+            row.refd_setl_flag = True
+            row.cancel_msgid = msgid
+            s.flush()
+            return self._cancel_reply(s, row, replayed=False)
+
+    @staticmethod
+    def _cancel_reply(s: Session, row: db.Settlement, *, replayed: bool) -> CancelResult:
+        refund = int(row.acct_pay) + int(row.acct_mulaid_pay)
+        payer = row.acct_payer_psn_no or ""
+        balc = None
+        if refund and payer:
+            L = db.AccountLedger
+            rid = s.scalar(select(func.max(L.id)).where(L.setl_id == row.setl_id, L.kind == "reversal", L.psn_no == payer))
+            # balc == Σ ledger (db.Account); a person's movements are made under the account lock, in id order
+            balc = int(s.scalar(select(func.sum(L.amount)).where(L.psn_no == payer, L.id <= rid)) or 0)
+        return CancelResult(
+            setl_id=row.setl_id,
+            msgid=row.cancel_msgid or "",
+            psn_no=row.psn_no,
+            acct_payer_psn_no=payer,
+            acct_refund=refund if payer else 0,
+            balc=balc,
+            replayed=replayed,
+        )
+
+    # -- monthly personal-account credits --
+
+    def credit_accounts(self, month: dt.date) -> CreditResult:
+        """Post the month's personal-account credits (2021 reform) for every employee, once.
+
+        One transaction.  Each credit is an ``account_ledger`` row of kind
+        ``credit`` with ``setl_id = 'credit:YYYY-MM'`` (the marker): a person
+        who already has it for this month is skipped, so running it again
+        credits nobody twice (and credits employees added since).
+        """
+        first = month.replace(day=1)
+        marker = f"credit:{first:%Y-%m}"
+        when = dt.datetime(first.year, first.month, 1, tzinfo=db.SHANGHAI)
+        P, L = db.Person, db.AccountLedger
+        posted = amount = already = 0
+        with db.session_scope(self.engine, immediate=True) as s:
+            rows = s.execute(
+                select(P.psn_no, P.psn_type, P.contribution_base, P.insuplc_admdvs)
+                .where(P.insutype == INSUTYPE_EMPLOYEE)
+                .order_by(P.psn_no)
+            ).all()
+            for r in rows:
+                snap = self.book.policy(r.insuplc_admdvs or "").snapshot(first)
+                amt = monthly_account_credit(snap, INSUTYPE_EMPLOYEE, r.psn_type or "", int(r.contribution_base or 0))
+                if amt <= 0:
+                    continue
+                db.lock_account(s, r.psn_no)  # sorted order; then the marker check sees committed credits
+                done = s.scalar(
+                    select(L.id).where(and_(L.psn_no == r.psn_no, L.kind == "credit", L.setl_id == marker)).limit(1)
+                )
+                if done is not None:
+                    already += 1
+                    continue
+                db.post_account(s, r.psn_no, amt, "credit", marker, when)
+                posted += 1
+                amount += amt
+        return CreditResult(month=first, accounts=posted, amount=amount, already=already)
