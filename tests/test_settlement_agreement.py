@@ -24,7 +24,29 @@ from yibao.settlement.batch import settle_batch, settle_batch_parallel
 from yibao.settlement.rules import Claim, FeeLine, PayerFacts, PersonFacts, Settlement
 from yibao.settlement.sequential import Ledger, settle_in_order
 
-BOOK = PolicyBook.default()
+def _book_with_list_overrides() -> PolicyBook:
+    """The shipped policies plus a treatment place (320500) and a region (990200) that override list classes."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from yibao.benefits.loader import POLICY_DIR
+
+    d = Path(tempfile.mkdtemp(prefix="yibao-policies-"))
+    for f in POLICY_DIR.glob("*.yaml"):
+        shutil.copy(f, d / f.name)
+    (d / "treatment-320500.yaml").write_text(
+        'policy: treatment-320500\nregion: "320500"\nlabel: test treatment place\nstatus: example\ninherits: national-default\n'
+        "list_overrides:\n  A-DRUG: {2024-01-01: {chrgitm_lv: '02', selfpay_prop: 0.15}, 2025-07-01: {chrgitm_lv: '03'}}\n"
+        "  C-DRUG: {chrgitm_lv: '01'}\n",
+        encoding="utf-8",
+    )
+    b = (d / "example-city-b.yaml").read_text(encoding="utf-8")
+    (d / "example-city-b.yaml").write_text(b + "list_overrides:\n  B-DRUG: {selfpay_prop: 0.30}\n", encoding="utf-8")
+    return PolicyBook(d)
+
+
+BOOK = _book_with_list_overrides()
 CAT = catalog()
 CODES = [r["med_list_codg"] for r in ITEMS]
 DISEASES = ["J18.9", "I10", "E11.9", "N18.5", "C34.9", "Z94.0", "A15.0", "K35.8", "O80", "E10.1"]
@@ -175,7 +197,7 @@ def build(people, claims_in, region="990100"):
 def test_batch_equals_scalar(region, people, claims_in):
     persons, claims, cdf, ldf, inst, links = build(people, claims_in, region)
     POLICY = BOOK.policy(region)
-    ledger = Ledger(POLICY, persons, dt.date(2025, 1, 1))
+    ledger = Ledger(POLICY, persons, dt.date(2025, 1, 1), book=BOOK)
     scalar = settle_in_order(claims, ledger, CAT)
     res = settle_batch(cdf, ldf, pd.DataFrame(list(persons.values())), inst, CAT, policy=POLICY, book=BOOK, family_links=links, account_start=dt.date(2025, 1, 1))
     batch = {r["mdtrt_id"]: r for r in res.settlements.to_pylist()}

@@ -386,22 +386,24 @@ def settle_batch(
     ci0 = np.where(ci < 0, 0, ci)
     chrg = catalog.class_code[ci0].copy()  # 1 甲, 2 乙, 3 丙
     spbp = catalog.selfpay_bp[ci0].copy()
-    # the place of treatment's list (就医地目录): overrides by area
+    # the place of treatment's list (就医地目录): its overrides on each claim's date
     area_l = area_code[lc0] if nl else np.zeros(0, I64)
+    day_l = setl_day[lc0] if nl else np.zeros(0, I64)
     for a_i, a in enumerate(area_vals):
-        src = book.policy(a).snapshot(first) if (a and a != policy.region) else snaps[0]
-        ov = src.list_overrides
-        if not ov:
-            continue
-        am = area_l == a_i
-        for code, o in ov.items():
-            if code not in catalog.index:
+        lpol = book.policy(a) if (a and a != policy.region) else policy
+        for seg_start, seg_end, src in lpol.segments(first, last):
+            ov = src.list_overrides
+            if not ov:
                 continue
-            mm = am & (ci == catalog.index[code])
-            if o.chrgitm_lv is not None:
-                chrg[mm] = int(o.chrgitm_lv)
-            if o.selfpay_prop is not None:
-                spbp[mm] = o.selfpay_prop
+            am = (area_l == a_i) & (day_l >= (seg_start - dt.date(1970, 1, 1)).days) & (day_l < (seg_end - dt.date(1970, 1, 1)).days)
+            for code, o in ov.items():
+                if code not in catalog.index:
+                    continue
+                mm = am & (ci == catalog.index[code])
+                if o.chrgitm_lv is not None:
+                    chrg[mm] = int(o.chrgitm_lv)
+                if o.selfpay_prop is not None:
+                    spbp[mm] = o.selfpay_prop
 
     # long-term prescriptions (长期处方)
     is_drug = catalog.is_drug[ci0] & (ci >= 0) & live

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-from yibao.benefits.policy import Policy
+from yibao.benefits.policy import Policy, PolicyBook
 from yibao.core.contract import INSUTYPE_EMPLOYEE
 from yibao.core.errors import ClaimRejected
 from yibao.settlement.catalog import Catalog
@@ -24,8 +24,9 @@ def _months(a: dt.date, b: dt.date) -> int:
 class Ledger:
     """In-memory accumulators and personal accounts with monthly crediting."""
 
-    def __init__(self, policy: Policy, persons: dict[str, dict], account_start: dt.date):
+    def __init__(self, policy: Policy, persons: dict[str, dict], account_start: dt.date, book: PolicyBook | None = None):
         self.policy = policy
+        self.book = book or PolicyBook.default()
         self.persons = persons
         self.start = account_start.replace(day=1)
         self.accum: dict[tuple[str, int], dict] = defaultdict(dict)
@@ -52,6 +53,9 @@ class Ledger:
         )
         bal = self.balance(payer, claim.setl_time.date()) if payer and payer in self.persons else None
         acc = self.accum[(claim.person.psn_no, claim.policy_year)]
+        area = claim.mdtrtarea_admvs
+        if listing is None and area and area != claim.person.insuplc_admdvs:
+            listing = self.book.policy(area).snapshot(claim.setl_time.date())  # 就医地目录
         s = settle_claim(claim, snap, catalog, acc, bal, listing)
         for k, v in s.accum_delta.items():
             acc[k] = acc.get(k, 0) + v
