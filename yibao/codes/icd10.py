@@ -28,7 +28,7 @@ from yibao.core.errors import CodeTableError
 _CODE_RE = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,2})?$")
 _PREFIX_RE = re.compile(r"^[A-Z]([0-9]{1,2}(\.[0-9A-Z]{0,2})?)?$")
 
-SETTINGS = ("outpatient", "chronic", "special", "inpatient")
+SETTINGS = ("outpatient", "chronic", "special", "inpatient", "home_bed")
 
 
 def normalize_icd10(code: str) -> str:
