@@ -34,7 +34,9 @@ SETTING_OUTPATIENT, SETTING_PHARMACY, SETTING_CHRONIC, SETTING_SPECIAL, SETTING_
 AGE_EDGES = np.array([5, 15, 45, 60, 75])  # bands: 0-4, 5-14, 15-44, 45-59, 60-74, 75+
 OUTPATIENT_RATE = np.array([3.0, 1.5, 1.2, 2.0, 3.0, 3.5])  # visits / person-year
 EMPLOYEE_OUTPATIENT_FACTOR = 1.3
-INPATIENT_RATE = np.array([0.15, 0.05, 0.10, 0.16, 0.32, 0.45])  # admissions / person-year (~15 % overall)
+INPATIENT_RATE = np.array([0.16, 0.06, 0.11, 0.18, 0.35, 0.50])  # admissions / person-year (~17 % overall)
+INTENSITY_MU = np.array([0.0, -0.2, 0.1, 0.45])  # log-normal treatment intensity by level (drug and test volume)
+INTENSITY_SIGMA = 0.45
 HTN_P = np.array([0.0, 0.0, 0.004, 0.08, 0.18, 0.22])  # registered for 门诊慢病 (hypertension)
 DM_P = np.array([0.0, 0.001, 0.003, 0.04, 0.08, 0.08])  # registered (diabetes)
 SPECIAL_P = np.array([0.0, 0.0, 0.0008, 0.003, 0.006, 0.006])
@@ -517,14 +519,23 @@ class Region:
         iv_days = np.maximum(los - rng.integers(0, 3, size=m), 1)
         self.slots(enc, F.INPATIENT_IV, iv_days, 1)
         child = p.age[person] < 12
+        # more severe cases and more treatment at higher levels: costs are log-normal and rise with the level
+        intensity = rng.lognormal(INTENSITY_MU[level], INTENSITY_SIGMA)
         for th, ch, part in self.therapy_groups(diag, child):
             e = enc[part]
             drugs = th.ip_child_drugs if ch and th.ip_child_drugs else (th.ip_drugs or th.drugs)
-            for sel, items in self.pick_distinct(len(part), drugs, th.n_ip_drugs):
+            top = level[part] == 3
+            for sel, items in self.pick_distinct(len(part), drugs, (th.n_ip_drugs[0], th.n_ip_drugs[1] + 1)):
+                keep = top[sel] | (self.rng.random(len(sel)) < 0.75)  # level 3 uses a few more drugs
+                sel, items = sel[keep], items[keep]
                 d = 1 + (rng.random(len(sel)) * los[part][sel]).astype(np.int64)
-                self.lines.add(e[sel], items, self.qty(items, d, 1))
-            for sel, items in self.pick_distinct(len(part), th.ip_tests or th.tests, th.n_ip_tests):
-                self.lines.add(e[sel], items, self.qty(items, 1, 1))
+                q = self.qty(items, d, 1)
+                q = np.where(self.c.is_herbal[items], q, np.maximum(np.ceil(q * intensity[part][sel] / 1000), 1).astype(np.int64) * 1000)
+                self.lines.add(e[sel], items, q)
+            tests = th.ip_tests or th.tests
+            for sel, items in self.pick_distinct(len(part), tests, (th.n_ip_tests[0], th.n_ip_tests[1] + 1)):
+                keep = top[sel] | (self.rng.random(len(sel)) < 0.6)
+                self.lines.add(e[sel[keep]], items[keep], self.qty(items[keep], 1, 1))
             self.slots(e, th.ip_extras, los[part], 1)
             if th.procs and th.p_proc > 0:
                 lvp = level[part]
@@ -626,6 +637,12 @@ def generate_encounters(
     c = cat_
     n_enc = len(e["person"])
 
+    # other diagnoses: the person's registered chronic conditions other than the principal one (mix rows)
+    code_id = g.code_id
+    principal = code_id[e["diag"]]
+    for key, rows in (("other_a", g.htn[e["person"]]), ("other_b", g.dm[e["person"]])):
+        e[key] = np.where((rows >= 0) & (code_id[np.maximum(rows, 0)] != principal) & (e["setting"] != SETTING_PHARMACY), rows, -1)
+
     # --- restrictions (限定支付范围): most out-of-scope lines are not billed; a few are kept and labelled
     person = e["person"][l_enc]
     inst_l = e["inst"][l_enc]
@@ -637,6 +654,9 @@ def generate_encounters(
     bad_age = ((c.lmt_age_min[l_item] >= 0) & (age < c.lmt_age_min[l_item])) | ((c.lmt_age_max[l_item] >= 0) & (age > c.lmt_age_max[l_item]))
     bad_lv = c.lmt_hosp_lv_min[l_item] > lvl
     bad_ind = ~c.ind_ok[e["diag"][l_enc], l_item]
+    for key in ("other_a", "other_b"):  # any diagnosis of the encounter may satisfy an indication
+        o = e[key][l_enc]
+        bad_ind &= ~((o >= 0) & c.ind_ok[np.maximum(o, 0), l_item])
     mask = c.med_type_mask[l_item]
     bad_mt = (mask != 0) & ((mask >> e["mt"][l_enc]) & 1 == 0)
     bad = bad_gend | bad_age | bad_lv | bad_ind | bad_mt
@@ -697,16 +717,10 @@ def generate_encounters(
     mulaid = (payer >= 0) & np.isin(setting, [SETTING_OUTPATIENT, SETTING_PHARMACY, SETTING_CHRONIC, SETTING_INPATIENT]) & (rng.random(n_enc) < MULAID_P)
     mulaid_psn = digits_masked(PSN_PREFIX, people.start + payer, PSN_WIDTH, mulaid)
 
-    # other diagnoses: the person's registered chronic conditions other than the principal one
     code_id = g.code_id
     K = int(code_id.max()) + 2
-    principal = code_id[e["diag"]]
-    h = g.htn[e["person"]]
-    d = g.dm[e["person"]]
-    a = np.where((h >= 0) & (code_id[np.maximum(h, 0)] != principal), code_id[np.maximum(h, 0)], -1)
-    b = np.where((d >= 0) & (code_id[np.maximum(d, 0)] != principal), code_id[np.maximum(d, 0)], -1)
-    a = np.where(setting == SETTING_PHARMACY, -1, a)
-    b = np.where(setting == SETTING_PHARMACY, -1, b)
+    a = np.where(e["other_a"] >= 0, code_id[np.maximum(e["other_a"], 0)], -1)
+    b = np.where(e["other_b"] >= 0, code_id[np.maximum(e["other_b"], 0)], -1)
     combo = (a + 1) * K + (b + 1)
     present = np.zeros(K * K, dtype=bool)
     present[combo] = True
