@@ -118,6 +118,7 @@ def _families(rng: np.random.Generator, age: np.ndarray, male: np.ndarray):
     mother = np.full(n, -1, dtype=np.int64)
     mother[kids[ok]] = moms[pick[ok]]
     father = np.where(mother >= 0, spouse[np.maximum(mother, 0)], -1)
+    father = np.where((father >= 0) & (age[np.maximum(father, 0)] - age >= 18), father, -1)  # a plausible father only
     # households: a couple shares one; minors live with their mother
     root = np.where(spouse >= 0, np.minimum(idx, spouse), idx)
     minor = (age < 18) & (mother >= 0)
