@@ -61,6 +61,41 @@ def digits(prefix: str, nums: np.ndarray, width: int, suffix: str = "") -> pa.Ar
     return _from_parts(n, np.arange(0, (n + 1) * L, L, dtype=np.int64), buf)
 
 
+class FixedStrings:
+    """Equal-length strings kept as an (n, L) byte matrix, for fast gathers by index."""
+
+    def __init__(self, buf: np.ndarray):
+        self.buf = np.ascontiguousarray(buf, dtype=np.uint8)
+        self.n, self.width = self.buf.shape
+        self._rows = self.buf.view(np.dtype((np.void, self.width))).ravel() if self.width else None
+
+    @classmethod
+    def digits(cls, prefix: str, nums: np.ndarray, width: int, suffix: str = "") -> "FixedStrings":
+        return cls(_digit_rows(prefix, nums, width, suffix))
+
+    def array(self) -> pa.Array:
+        n, L = self.n, self.width
+        return _from_parts(n, np.arange(0, (n + 1) * L, L, dtype=np.int64), self.buf)
+
+    def take(self, idx: np.ndarray, mask: np.ndarray | None = None, first: bytes | None = None) -> pa.Array:
+        """Strings at ``idx`` (``''`` where ``mask`` is false); ``first`` replaces the first character."""
+        idx = np.asarray(idx, dtype=np.int64)
+        n, L = len(idx), self.width
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            idx = idx[mask]
+        data = self._rows[idx].view(np.uint8).reshape(len(idx), L) if len(idx) else np.zeros((0, L), np.uint8)
+        if first is not None and len(idx):
+            data = data.copy() if not data.flags.writeable else data
+            data[:, 0] = first[0]
+        if mask is None:
+            offsets = np.arange(0, (n + 1) * L, L, dtype=np.int64)
+        else:
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(mask * L, out=offsets[1:])
+        return _from_parts(n, offsets, np.ascontiguousarray(data))
+
+
 def digits_masked(prefix: str, nums: np.ndarray, width: int, mask: np.ndarray) -> pa.Array:
     """Like :func:`digits` where ``mask`` is true, ``''`` elsewhere."""
     mask = np.asarray(mask, dtype=bool)

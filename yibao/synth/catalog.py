@@ -98,6 +98,7 @@ class SynthCatalog:
         for m, it in enumerate(items):
             if it.lmt_indication:
                 self.ind_ok[:, m] = [any(code.startswith(p) for p in it.lmt_indication) for code in mix.code]
+        self.restricted = np.array([it.restricted for it in items], dtype=bool)
         self.codes_arrow = med_list.table.column("med_list_codg").combine_chunks()
 
     def idx(self, code: str) -> int:

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 
 from yibao.core import contract as C
 from yibao.synth import formulary as F
-from yibao.synth._arrow import cat, cat_or_empty, const_bool, const_str, digits, digits_masked, ts
+from yibao.synth._arrow import FixedStrings, cat, cat_or_empty, const_bool, const_str, digits, ts
 from yibao.synth.catalog import MED_TYPES, SynthCatalog
-from yibao.synth.institutions import DOCTOR_PREFIX, DOCTOR_WIDTH, Institutions
-from yibao.synth.people import PSN_PREFIX, PSN_WIDTH, PeopleChunk, ymd_numbers
+from yibao.synth.institutions import Institutions
+from yibao.synth.people import PeopleChunk, ymd_numbers
 
 DAY = 86_400
 HOUR = 3_600
@@ -119,6 +119,30 @@ class Lines:
             return z, z, z, z, z
         return tuple(np.concatenate([p[i] for p in self.parts]) for i in range(5))
 
+    def order(self, n_enc: int) -> np.ndarray:
+        """Stable order of the concatenated lines by encounter, in O(lines) (a counting sort).
+
+        Relies on each call holding at most one line per encounter.
+        """
+        counts = np.zeros(n_enc, dtype=np.int64)
+        for p in self.parts:
+            counts[p[0]] += 1
+        end = np.cumsum(counts)
+        fill = end - counts
+        total = int(end[-1]) if n_enc else 0
+        pos = np.empty(total, dtype=np.int64)
+        off = 0
+        for p in self.parts:
+            e = p[0]
+            pos[off : off + len(e)] = fill[e]
+            fill[e] += 1
+            off += len(e)
+        if not np.array_equal(fill, end):
+            raise AssertionError("a Lines.add call held two lines of one encounter")
+        order = np.empty(total, dtype=np.int64)
+        order[pos] = np.arange(total)
+        return order
+
 
 class Region:
     """Per-chunk generator state."""
@@ -211,10 +235,11 @@ class Region:
         if hi == 0:
             return []
         k = self.rng.integers(lo, hi + 1, size=m)
-        keys = np.log(w)[None, :] + self.rng.gumbel(size=(m, P))
+        # weighted sampling without replacement: the largest keys log(u) / w (an exponential race)
+        keys = np.log(self.rng.random((m, P))) * (1.0 / w)[None, :]
         rows = np.arange(m)
         out = []
-        for j in range(hi):  # top-k by repeated argmax (Gumbel-max: weighted sampling without replacement)
+        for j in range(hi):  # top-k by repeated argmax
             best = keys.argmax(axis=1)
             sel = np.flatnonzero(k > j)
             if len(sel):
@@ -644,31 +669,38 @@ def generate_encounters(
         e[key] = np.where((rows >= 0) & (code_id[np.maximum(rows, 0)] != principal) & (e["setting"] != SETTING_PHARMACY), rows, -1)
 
     # --- restrictions (限定支付范围): most out-of-scope lines are not billed; a few are kept and labelled
-    person = e["person"][l_enc]
-    inst_l = e["inst"][l_enc]
-    lvl = inst.level[inst_l]
     age_enc = _age_at(ymd_numbers(people.brdy)[e["person"]], e["end"], g.t0, year)
-    age = age_enc[l_enc]
-    gend = np.where(people.male[person], 1, 2)
-    bad_gend = (c.lmt_gend[l_item] > 0) & (c.lmt_gend[l_item] != gend)
-    bad_age = ((c.lmt_age_min[l_item] >= 0) & (age < c.lmt_age_min[l_item])) | ((c.lmt_age_max[l_item] >= 0) & (age > c.lmt_age_max[l_item]))
-    bad_lv = c.lmt_hosp_lv_min[l_item] > lvl
-    bad_ind = ~c.ind_ok[e["diag"][l_enc], l_item]
+    r = np.flatnonzero(c.restricted[l_item])  # only lines of restricted items need checking
+    ri = l_item[r]
+    re_ = l_enc[r]
+    age = age_enc[re_]
+    gend = np.where(people.male[e["person"][re_]], 1, 2)
+    bad_gend = (c.lmt_gend[ri] > 0) & (c.lmt_gend[ri] != gend)
+    bad_age = ((c.lmt_age_min[ri] >= 0) & (age < c.lmt_age_min[ri])) | ((c.lmt_age_max[ri] >= 0) & (age > c.lmt_age_max[ri]))
+    bad_lv = c.lmt_hosp_lv_min[ri] > inst.level[e["inst"][re_]]
+    bad_ind = ~c.ind_ok[e["diag"][re_], ri]
     for key in ("other_a", "other_b"):  # any diagnosis of the encounter may satisfy an indication
-        o = e[key][l_enc]
-        bad_ind &= ~((o >= 0) & c.ind_ok[np.maximum(o, 0), l_item])
-    mask = c.med_type_mask[l_item]
-    bad_mt = (mask != 0) & ((mask >> e["mt"][l_enc]) & 1 == 0)
-    bad = bad_gend | bad_age | bad_lv | bad_ind | bad_mt
-    keep_bad = bad & (rng.random(len(bad)) < KEEP_VIOLATION)
-    keep = ~bad | keep_bad
+        o = e[key][re_]
+        bad_ind &= ~((o >= 0) & c.ind_ok[np.maximum(o, 0), ri])
+    mask = c.med_type_mask[ri]
+    bad_mt = (mask != 0) & ((mask >> e["mt"][re_]) & 1 == 0)
+    bad_r = bad_gend | bad_age | bad_lv | bad_ind | bad_mt
+    reason_all = np.zeros(len(l_item), dtype=np.int8)
+    reason_all[r] = np.select([bad_gend, bad_age, bad_lv, bad_ind, bad_mt], [1, 2, 3, 4, 5], 0)
+    keep = np.ones(len(l_item), dtype=bool)
+    drop_r = bad_r & (rng.random(len(r)) >= KEEP_VIOLATION)
+    keep[r[drop_r]] = False
+    keep_bad = np.zeros(len(l_item), dtype=bool)
+    keep_bad[r[bad_r & ~drop_r]] = True
 
     # --- order lines by encounter (stable: the order of generation within an encounter)
-    order = np.argsort(l_enc, kind="stable")
+    order = g.lines.order(n_enc)
     order = order[keep[order]]
     l_enc, l_item, l_cnt, l_prd, l_toff = l_enc[order], l_item[order], l_cnt[order], l_prd[order], l_toff[order]
     keep_bad = keep_bad[order]
-    reason = np.select([bad_gend[order], bad_age[order], bad_lv[order], bad_ind[order], bad_mt[order]], [1, 2, 3, 4, 5], 0)
+    reason = reason_all[order]
+    del order, keep, reason_all, r, ri, re_, age, gend, bad_gend, bad_age, bad_lv, bad_ind, bad_mt, bad_r, drop_r
+    g.lines.parts.clear()
 
     # drop encounters left without lines; renumber
     n_lines = np.bincount(l_enc, minlength=n_enc)
@@ -677,6 +709,7 @@ def generate_encounters(
     e = {k: v[alive] for k, v in e.items()}
     age_enc = age_enc[alive]
     l_enc = new_id[l_enc]
+    del new_id
     n_lines = n_lines[alive]
     n_enc = int(alive.sum())
     first = np.cumsum(n_lines) - n_lines
@@ -688,15 +721,20 @@ def generate_encounters(
     ref = c.ref_fen[l_item].astype(np.float64)
     svc_factor = np.where(inst.is_primary[inst_l], 0.85, SERVICE_LEVEL_FACTOR[lvl])
     price = np.where(c.is_service[l_item], ref * svc_factor, ref * inst.price_factor[inst_l])
-    vbp = c.vbp[l_item]
-    nonselected = vbp & (rng.random(len(l_item)) >= VBP_SELECTED_P)
-    price = np.where(vbp, np.where(nonselected, c.vbp_std[l_item] * rng.uniform(1.5, 3.0, len(l_item)), c.vbp_std[l_item]), price)
+    vbp = np.flatnonzero(c.vbp[l_item])
+    std = c.vbp_std[l_item[vbp]].astype(np.float64)
+    nonselected = rng.random(len(vbp)) >= VBP_SELECTED_P  # a non-selected brand, above the payment standard
+    price[vbp] = np.where(nonselected, std * rng.uniform(1.5, 3.0, len(vbp)), std)
     pric = np.maximum(np.rint(price).astype(np.int64), 1)
     cap = c.pric_uplmt[l_item]
-    over = (cap > 0) & (pric > cap) & (rng.random(len(pric)) >= OVER_CAP_KEEP)
-    pric = np.where(over, cap, pric)
-    extra_over = (cap > 0) & (rng.random(len(pric)) < OVER_CAP_EXTRA)
-    pric = np.where(extra_over, np.rint(cap * rng.uniform(1.05, 1.3, len(pric))).astype(np.int64), pric)
+    capped = np.flatnonzero(cap > 0)
+    cap_c, pric_c = cap[capped], pric[capped]
+    u = rng.random(len(capped))
+    pric_c = np.where((pric_c > cap_c) & (u >= OVER_CAP_KEEP), cap_c, pric_c)  # most lines respect the cap
+    extra = u >= 1 - OVER_CAP_EXTRA  # a few lines above the cap exercise over-limit self-pay
+    pric_c = np.where(extra, np.rint(cap_c * rng.uniform(1.05, 1.3, len(capped))).astype(np.int64), pric_c)
+    pric[capped] = pric_c
+    del ref, svc_factor, price, vbp, std, cap, capped, cap_c, pric_c, u, extra
     amount = (l_cnt * pric + 500) // 1000  # round half up to the fen: exact integer arithmetic
 
     # --- times
@@ -704,18 +742,20 @@ def generate_encounters(
     dur = e["end"][l_enc] - begin_l
     toff = np.where(l_toff >= 0, np.minimum(l_toff, dur), (rng.random(len(l_enc)) * (dur + 1)).astype(np.int64))
     fee_time = begin_l + toff
+    del begin_l, dur, toff, l_toff
 
     # --- identifiers
     seq = chunk_index * 10**8 + np.arange(n_enc, dtype=np.int64)
     yy = f"{year % 100:02d}"
-    mdtrt = digits(f"M{region}{yy}", seq, 11)
-    psn_mdtrt = digits(PSN_PREFIX, people.start + e["person"], PSN_WIDTH)
+    mdtrt_fs = FixedStrings.digits(f"M{region}{yy}", seq, 11)
+    mdtrt = mdtrt_fs.array()
+    psn_mdtrt = people.psn_fs.take(e["person"])
     setting = e["setting"]
 
     # mutual aid (共济): a resident's encounter paid from an employee relative's account
     payer = people.payer[e["person"]]
     mulaid = (payer >= 0) & np.isin(setting, [SETTING_OUTPATIENT, SETTING_PHARMACY, SETTING_CHRONIC, SETTING_INPATIENT]) & (rng.random(n_enc) < MULAID_P)
-    mulaid_psn = digits_masked(PSN_PREFIX, people.start + payer, PSN_WIDTH, mulaid)
+    mulaid_psn = people.psn_fs.take(payer, mulaid)
 
     code_id = g.code_id
     K = int(code_id.max()) + 2
@@ -748,7 +788,7 @@ def generate_encounters(
             cat_or_empty(pa.array(g.oprns, type=pa.string()), e["oprn"]),
             cat(list(DSCG_WAYS), e["dscg"]),
             cat(g.depts, e["dept"]),
-            digits_masked(DOCTOR_PREFIX, e["doc"], DOCTOR_WIDTH, e["doc"] >= 0),
+            inst.doc_fs.take(e["doc"], e["doc"] >= 0),
             inst.admdvs.take(pa.array(e["inst"])),
             mulaid_psn,
             pa.array(e["lt"].astype(bool)),
@@ -762,12 +802,12 @@ def generate_encounters(
     rx_enc = e["rx"].astype(bool)
     has_rx = is_drug & (~pharm | rx_enc[l_enc])
     circ = is_drug & pharm & rx_enc[l_enc]
-    rxno = digits_masked(f"R{region}{yy}", seq[l_enc], 11, has_rx)
+    rxno = mdtrt_fs.take(l_enc, has_rx, first=b"R")  # one prescription number per encounter
     bilg_doc = e["bilg"][l_enc]
-    bilg = digits_masked(DOCTOR_PREFIX, bilg_doc, DOCTOR_WIDTH, (~pharm | has_rx) & (bilg_doc >= 0))
+    bilg = inst.doc_fs.take(bilg_doc, (~pharm | has_rx) & (bilg_doc >= 0))
     fee_table = pa.Table.from_arrays(
         [
-            digits(f"M{region}{yy}", seq[l_enc], 11),
+            mdtrt_fs.take(l_enc),
             pa.array(sn.astype(np.int32)),
             c.codes_arrow.take(pa.array(l_item)),
             pa.array(l_cnt, type=pa.int64()),

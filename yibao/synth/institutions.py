@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from yibao.codes import Divisions
 from yibao.core import contract as C
-from yibao.synth._arrow import const_bool, digits
+from yibao.synth._arrow import FixedStrings, const_bool
 
 # (group, fixmedins_type, hosp_lv, people per institution, minimum, doctors each)
 GROUPS = (
@@ -41,7 +41,7 @@ class Institutions:
     price_factor: np.ndarray  # per-institution drug/consumable price factor
     doc_offset: np.ndarray
     n_doc: np.ndarray
-    doc_codes: pa.Array  # every doctor; institution i has doc_offset[i] .. + n_doc[i]
+    doc_fs: FixedStrings  # every doctor's code; institution i has doc_offset[i] .. + n_doc[i]
     groups: dict[str, tuple[np.ndarray, np.ndarray]]  # group → (institution indices, cumulative weights)
     remote: dict[str, tuple[np.ndarray, np.ndarray]]  # treatment place → (indices, cum weights)
 
@@ -109,7 +109,7 @@ def generate_institutions(rng: np.random.Generator, people: int, region: str, di
             groups[g] = entry
     code_arr = pa.array(codes, type=pa.string())
     # doctor code (synthetic): "D99" + 8 digits of the doctor's number in the region
-    doc_codes = digits(DOCTOR_PREFIX, np.arange(int(ndoc_a.sum())), DOCTOR_WIDTH)
+    doc_fs = FixedStrings.digits(DOCTOR_PREFIX, np.arange(int(ndoc_a.sum())), DOCTOR_WIDTH)
     table = pa.Table.from_arrays(
         [
             code_arr,
@@ -130,7 +130,7 @@ def generate_institutions(rng: np.random.Generator, people: int, region: str, di
         price_factor=np.exp(rng.normal(0.0, 0.04, n)),
         doc_offset=offset,
         n_doc=ndoc_a,
-        doc_codes=doc_codes,
+        doc_fs=doc_fs,
         groups=groups,
         remote=remote,
     )

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from yibao.core import contract as C
-from yibao.synth._arrow import cat, const_bool, const_str, digits
+from yibao.synth._arrow import FixedStrings, cat, const_bool, const_str, digits
 
 # 5-year age bands 0-4 … 95-99, percent.  60+ sums to 18.1 and 65+ to 11.9 (seed figures);
 # the split inside each bound is illustrative.
@@ -55,6 +55,7 @@ class PeopleChunk:
     household: np.ndarray  # local index of the household root
     payer: np.ndarray  # employee relative whose account may pay (共济), or -1
     psn_no: pa.Array
+    psn_fs: FixedStrings
 
     @property
     def n(self) -> int:
@@ -64,9 +65,9 @@ class PeopleChunk:
 PSN_PREFIX, PSN_WIDTH = "99", 10
 
 
-def psn_numbers(glob: np.ndarray) -> pa.Array:
+def psn_numbers(glob: np.ndarray) -> FixedStrings:
     """``psn_no``: "99" + 10 digits of the global person index."""
-    return digits(PSN_PREFIX, glob, PSN_WIDTH)
+    return FixedStrings.digits(PSN_PREFIX, glob, PSN_WIDTH)
 
 
 def ymd_numbers(days: np.ndarray) -> np.ndarray:
@@ -188,7 +189,8 @@ def generate_people(rng: np.random.Generator, n: int, start: int, year: int, reg
     payer = _payers(rng, employee, a, b, rel)
 
     glob = start + np.arange(n, dtype=np.int64)
-    psn_no = psn_numbers(glob)
+    psn_fs = psn_numbers(glob)
+    psn_no = psn_fs.array()
     # certno: "99" + 4 digits of (index // 1000) + birth date + 3 digits of (index % 1000) + "S".
     # "99" is no real province and "S" no valid check character, so it can never be a real ID number.
     ymd_num = ymd_numbers(brdy)
@@ -221,8 +223,8 @@ def generate_people(rng: np.random.Generator, n: int, start: int, year: int, reg
         schema=C.PERSON,
     )
     link = pa.Table.from_arrays(
-        [psn_no.take(pa.array(a)), psn_no.take(pa.array(b)), cat(list(C.RELATIONS), rel), const_bool(True, len(a))],
+        [psn_fs.take(a), psn_fs.take(b), cat(list(C.RELATIONS), rel), const_bool(True, len(a))],
         schema=C.FAMILY_LINK,
     )
-    chunk = PeopleChunk(start, age, male, brdy, employee, retired, civil, assistance, spouse, mother, father, household, payer, psn_no)
+    chunk = PeopleChunk(start, age, male, brdy, employee, retired, civil, assistance, spouse, mother, father, household, payer, psn_no, psn_fs)
     return chunk, person, link

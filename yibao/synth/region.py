@@ -15,6 +15,8 @@ generated (the settlement engine produces it).
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from yibao.synth.institutions import generate_institutions
 from yibao.synth.patterns import inject_patterns
 from yibao.synth.people import generate_people
 
-DEFAULT_CHUNK = 200_000
+DEFAULT_CHUNK = 100_000
 GENERATOR_VERSION = "1"
 TABLE_ORDER = ("med_list", "institution", "person", "family_link", "encounter", "fee_detail", "ground_truth")
 _STREAM_INSTITUTIONS = 0
@@ -126,18 +128,41 @@ def write_parquet(
     out.mkdir(parents=True, exist_ok=True)
     writers: dict[str, pq.ParquetWriter] = {}
     rows: dict[str, int] = {}
+    # Parquet encoding runs in a writer thread (it releases the GIL), overlapping the generation of the
+    # next chunk; the bounded queue keeps memory bounded.
+    todo: queue.Queue = queue.Queue(maxsize=len(TABLE_ORDER) * 2)
+    failed: list[BaseException] = []
+
+    def write_all() -> None:
+        try:
+            while (item := todo.get()) is not None:
+                name, table = item
+                if name not in writers:
+                    schema = C.with_metadata(C.TABLES[name], name)
+                    meta = {**schema.metadata, b"yibao.synthetic": b"true", b"yibao.generator": b"yibao.synth/" + GENERATOR_VERSION.encode()}
+                    writers[name] = pq.ParquetWriter(out / f"{name}.parquet", schema.with_metadata(meta), compression=compression)
+                    rows[name] = 0
+                writers[name].write_table(table.cast(writers[name].schema), row_group_size=1 << 20)
+                rows[name] += table.num_rows
+        except BaseException as exc:  # handed to the main thread
+            failed.append(exc)
+            while todo.get() is not None:  # drain so the producer never blocks
+                pass
+
+    thread = threading.Thread(target=write_all, name="yibao-synth-parquet", daemon=True)
+    thread.start()
     try:
-        for name, table in generate_region(people, seed, year=year, region=region, progress=progress, chunk_size=chunk_size, patterns=patterns):
-            if name not in writers:
-                schema = C.with_metadata(C.TABLES[name], name)
-                schema = schema.with_metadata({**schema.metadata, b"yibao.synthetic": b"true", b"yibao.generator": b"yibao.synth/" + GENERATOR_VERSION.encode()})
-                writers[name] = pq.ParquetWriter(out / f"{name}.parquet", schema, compression=compression)
-                rows[name] = 0
-            writers[name].write_table(table.cast(writers[name].schema), row_group_size=1 << 20)
-            rows[name] += table.num_rows
+        for item in generate_region(people, seed, year=year, region=region, progress=progress, chunk_size=chunk_size, patterns=patterns):
+            if failed:
+                break
+            todo.put(item)
     finally:
+        todo.put(None)
+        thread.join()
         for w in writers.values():
             w.close()
+    if failed:
+        raise failed[0]
     manifest = {
         "synthetic": True,
         "generator": f"yibao.synth/{GENERATOR_VERSION}",
