@@ -462,19 +462,19 @@ class Region:
         if not len(pat):
             return
         diag_p = self.sample_diag("special", pat)
-        sched_of = {}
-        for r in np.unique(diag_p):
-            sched_of[r] = F.schedule_for(self.mix.code[r])
-        sid = np.array([list(F.SPECIAL.values()).index(sched_of[r]) for r in diag_p])
         schedules = list(F.SPECIAL.values())
+        sched_of_row = np.full(len(self.mix), -1, dtype=np.int64)
+        for r in np.unique(diag_p):  # a few distinct diagnoses
+            sched_of_row[r] = schedules.index(F.schedule_for(self.mix.code[r]))
+        sid = sched_of_row[diag_p]
         for si in np.unique(sid):
             sc = schedules[si]
             pp = pat[sid == si]
             dp = diag_p[sid == si]
             m = len(pp)
             cnt = rng.integers(sc.count[0], sc.count[1] + 1, size=m)
-            latest = np.maximum(self.days - 1 - sc.span_days - (cnt - 1) * sc.period, 0)
-            s = (rng.random(m) * np.minimum(latest + 1, sc.period if sc.count[0] >= 12 else latest + 1)).astype(np.int64)
+            latest = np.maximum(self.days - 1 - sc.span_days - (cnt - 1) * sc.period, 0)  # last possible first day
+            s = (rng.random(m) * (latest + 1)).astype(np.int64)
             level = rng.choice(4, size=m, p=(0.0, *sc.levels))
             inst_p = self.level_inst(level)
             if sc.kind in ("chemo", "radiotherapy"):
