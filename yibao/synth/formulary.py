@@ -472,6 +472,8 @@ def therapy_for(code: str) -> tuple[str, Therapy]:
 
 # --- settings ---------------------------------------------------------------------
 
+OUTPATIENT_IMAGING = pool(("S0507", 3), ("S0501", 3), ("S0502", 1), ("S0503", 1.5), ("S0504", 1), ("S0508", 0.7), ("S0506", 0.5), ("S0510", 2))
+
 OUTPATIENT_CONSULT = {  # by institution level (0 = primary centre)
     0: pool("S0106"),
     1: pool("S0101"),
@@ -635,6 +637,7 @@ def all_codes() -> set[str]:
             add_pool(s.alts)
         for pr in th.procs:
             out.update(c for c, _ in pr.items)
+    add_pool(OUTPATIENT_IMAGING)
     for p in OUTPATIENT_CONSULT.values():
         add_pool(p)
     for s in (*INPATIENT_BASE, *INPATIENT_IV):
