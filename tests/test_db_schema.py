@@ -55,6 +55,9 @@ def test_timestamps_use_contract_zone() -> None:
 
 
 def test_migrated_schema_matches_models(db_url: str) -> None:
+    from yibao.tables import load_all
+
+    load_all()  # every subsystem's tables
     ydb.upgrade(db_url)
     ydb.upgrade(db_url)  # idempotent
     engine = ydb.make_engine(db_url)

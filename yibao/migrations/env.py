@@ -11,6 +11,9 @@ from __future__ import annotations
 from alembic import context
 
 from yibao.core.db import Base, database_url, make_engine, normalize_url
+from yibao.tables import load_all
+
+load_all()  # every subsystem's tables in Base.metadata
 
 config = context.config
 target_metadata = Base.metadata

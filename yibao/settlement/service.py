@@ -158,7 +158,7 @@ def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).isoformat()
 
 
-def request_digest(claim: Claim) -> str:
+def request_digest(claim: Claim, *, use_account: bool = True) -> str:
     """SHA-256 of the request fields that decide a settlement (person facts and level come from the DB)."""
     doc = {
         "mdtrt_id": claim.mdtrt_id,
@@ -179,6 +179,8 @@ def request_digest(claim: Claim) -> str:
         "lt_rx_confirmed": bool(claim.lt_rx_confirmed),
         "cross_filed": bool(claim.cross_filed),
     }
+    if not use_account:  # only when set, so that digests stored before this option stay valid
+        doc["acct_used"] = False
     raw = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -328,21 +330,46 @@ class SettlementService:
 
     # -- settlement --
 
-    def settle(self, claim: Claim, *, msgid: str, pre: bool = False) -> SettleResult:
+    def settle(
+        self,
+        claim: Claim,
+        *,
+        msgid: str,
+        pre: bool = False,
+        use_account: bool = True,
+        guard: Callable[[Session], None] | None = None,
+        hook: Callable[[Session, SettleResult], None] | None = None,
+    ) -> SettleResult:
         """Settle (``pre=False``, 结算) or pre-settle (``pre=True``, 预结算, writes nothing) one claim.
 
+        ``use_account=False`` settles without the personal account (the HIS's
+        ``acct_used_flag = 0``: the person pays cash).  ``guard(session)`` runs
+        inside the transaction after the person is locked and may refuse (raise
+        :class:`ClaimRejected`); ``hook(session, reply)`` runs inside the same
+        transaction just before it commits (the HTTP service stores its reply
+        and audit record there), also for a replayed msgid; neither runs for a
+        pre-settlement's rollback.
         Raises :class:`ClaimRejected` (with ``field``) for bad input; then
         nothing is written.
         """
         if not msgid:
             raise _rejected("msgid is required", "报文ID不能为空", "msgid")
-        digest = request_digest(claim)
+        digest = request_digest(claim, use_account=use_account)
         try:
-            return self._run(lambda: self._settle_once(claim, msgid, digest, pre))
+            return self._run(lambda: self._settle_once(claim, msgid, digest, pre, use_account, guard, hook))
         except _Rollback as rb:
             return rb.result
 
-    def _settle_once(self, claim: Claim, msgid: str, digest: str, pre: bool) -> SettleResult:
+    def _settle_once(
+        self,
+        claim: Claim,
+        msgid: str,
+        digest: str,
+        pre: bool,
+        use_account: bool = True,
+        guard: Callable[[Session], None] | None = None,
+        hook: Callable[[Session, SettleResult], None] | None = None,
+    ) -> SettleResult:
         with db.session_scope(self.engine, immediate=True) as s:
             psn_no = claim.person.psn_no
             person = _lock_person(s, psn_no)
@@ -357,9 +384,14 @@ class SettlementService:
                         f"报文ID {msgid} 已用于另一笔不同的结算请求 ({stored.setl_id})",
                         "msgid",
                     )
-                return _reply_from_row(stored, replayed=True)
+                reply = _reply_from_row(stored, replayed=True)
+                if hook is not None and not pre:
+                    hook(s, reply)
+                return reply
             if s.scalar(select(db.Settlement.setl_id).where(db.Settlement.cancel_msgid == msgid)) is not None:
                 raise _rejected(f"msgid {msgid!r} was already used for a cancellation", f"报文ID {msgid} 已用于撤销交易", "msgid")
+            if guard is not None:
+                guard(s)
 
             _check_shape(claim)
             facts = _person_facts(person)
@@ -378,7 +410,13 @@ class SettlementService:
             keys = s.execute(select(A.kind, A.period).where(A.psn_no == psn_no, A.policy_year == year)).all()
             accum = db.lock_accumulators(s, psn_no, year, [(k.kind, k.period) for k in keys])
             payer_no = payer.psn_no if payer else (psn_no if facts.insutype == INSUTYPE_EMPLOYEE else "")
-            balance = db.lock_account(s, payer_no) if payer_no else None
+            if not use_account and payer is not None:
+                raise _rejected(
+                    "a mutual-aid payer needs the personal account (acct_used_flag = 1)",
+                    "共济支付须使用个人账户 (个人账户使用标志应为1)",
+                    "acct_used_flag",
+                )
+            balance = db.lock_account(s, payer_no) if payer_no and use_account else None
 
             day = _local_day(c.setl_time)
             benefit = self.book.policy(facts.insuplc_admdvs).snapshot(day)
@@ -437,6 +475,8 @@ class SettlementService:
             reply = _reply_from_row(row, pre=pre)
             if pre:
                 raise _Rollback(reply)
+            if hook is not None:
+                hook(s, reply)
             return reply
 
     def _check_encounter(self, s: Session, c: Claim) -> tuple[bool, list]:
@@ -484,19 +524,37 @@ class SettlementService:
 
     # -- cancellation --
 
-    def cancel(self, setl_id: str, *, msgid: str, at: dt.datetime | None = None) -> CancelResult:
+    def cancel(
+        self,
+        setl_id: str,
+        *,
+        msgid: str,
+        at: dt.datetime | None = None,
+        guard: Callable[[Session, db.Settlement], None] | None = None,
+        hook: Callable[[Session, CancelResult], None] | None = None,
+    ) -> CancelResult:
         """Cancel (撤销) a settlement: reverse its accumulator deltas and refund its account payment.
 
         ``at`` is the time of the refund movement (default: now).  Cancelling
         a cancelled settlement is refused (field ``setl_id``); the same
-        cancel msgid again returns the original reply.
+        cancel msgid again returns the original reply.  ``guard(session,
+        settlement_row)`` may refuse inside the transaction (e.g. another
+        institution's settlement); ``hook(session, reply)`` runs just before
+        the commit, as for :meth:`settle`.
         """
         if not msgid:
             raise _rejected("msgid is required", "报文ID不能为空", "msgid")
         when = at or dt.datetime.now(db.SHANGHAI)
-        return self._run(lambda: self._cancel_once(setl_id, msgid, when))
+        return self._run(lambda: self._cancel_once(setl_id, msgid, when, guard, hook))
 
-    def _cancel_once(self, setl_id: str, msgid: str, when: dt.datetime) -> CancelResult:
+    def _cancel_once(
+        self,
+        setl_id: str,
+        msgid: str,
+        when: dt.datetime,
+        guard: Callable[[Session, db.Settlement], None] | None = None,
+        hook: Callable[[Session, CancelResult], None] | None = None,
+    ) -> CancelResult:
         S = db.Settlement
         with db.session_scope(self.engine, immediate=True) as s:
             row = s.get(S, setl_id)
@@ -511,8 +569,13 @@ class SettlementService:
             row = s.execute(
                 select(S).where(S.setl_id == setl_id).with_for_update().execution_options(populate_existing=True)
             ).scalar_one()
+            if guard is not None:
+                guard(s, row)
             if row.cancel_msgid == msgid:
-                return self._cancel_reply(s, row, replayed=True)
+                reply = self._cancel_reply(s, row, replayed=True)
+                if hook is not None:
+                    hook(s, reply)
+                return reply
             other = s.scalar(select(S.setl_id).where(or_(S.cancel_msgid == msgid, S.msgid == msgid)))
             if other is not None:
                 raise _rejected(f"msgid {msgid!r} was already used (settlement {other})", f"报文ID {msgid} 已被使用 ({other})", "msgid")
@@ -542,7 +605,10 @@ class SettlementService:
             row.refd_setl_flag = True
             row.cancel_msgid = msgid
             s.flush()
-            return self._cancel_reply(s, row, replayed=False)
+            reply = self._cancel_reply(s, row, replayed=False)
+            if hook is not None:
+                hook(s, reply)
+            return reply
 
     @staticmethod
     def _cancel_reply(s: Session, row: db.Settlement, *, replayed: bool) -> CancelResult:

@@ -1,0 +1,407 @@
+"""Visit state for real-time settlement (就诊登记): registration, visit data, fee upload, admission, discharge.
+
+The national interface splits an encounter into steps before settlement:
+outpatient registration (挂号, 2201), visit information (就诊信息上传, 2203),
+fee-detail upload (费用明细上传, 2204 / 2301), admission (入院办理, 2401) and
+discharge (出院办理, 2402).  These functions keep that state in the shared
+``encounter`` / ``fee_detail`` tables plus two operational tables of their own:
+
+* ``visit_state``: one row per encounter opened through the interface: kind
+  (outpatient / inpatient), status (registered → admitted → discharged, or
+  cancelled), the institution, the insurance type and the HIS's own number;
+* ``fee_upload``: for each uploaded fee line, its charge batch (``chrg_bchno``)
+  and the message that brought it.
+
+Every function works inside the caller's transaction (a
+``session_scope(engine, immediate=True)`` session), so that one message is one
+transaction.  Every refusal is a :class:`ClaimRejected` naming the field;
+the caller rolls back, so a refused message changes nothing.
+
+Settlement itself is :class:`yibao.settlement.service.SettlementService`;
+:func:`unsettled_lines` gives it the lines to settle and :func:`settle_guard`
+refuses to settle a cancelled visit inside the settlement's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from yibao.benefits.policy import PolicyBook
+from yibao.core import db
+from yibao.core.db import Base, TZDateTime
+from yibao.core.errors import ClaimRejected
+from yibao.settlement.catalog import Catalog
+from yibao.settlement.rules import FeeLine, line_amount
+
+__all__ = [
+    "CANCELLED", "DISCHARGED", "INPATIENT", "OUTPATIENT", "REGISTERED", "ADMITTED",
+    "FeeUpload", "UploadLine", "VisitState", "admit_or_register", "cancel_visit", "discharge",
+    "load_visit", "record_diagnoses", "settle_guard", "unsettled_lines", "upload_fees",
+]
+
+OUTPATIENT, INPATIENT = "outpatient", "inpatient"
+REGISTERED, ADMITTED, DISCHARGED, CANCELLED = "registered", "admitted", "discharged", "cancelled"
+_INT32 = 2**31 - 1
+
+
+class VisitState(Base):
+    """State of an encounter opened through the interface (就诊状态)."""
+
+    __tablename__ = "visit_state"
+
+    mdtrt_id: Mapped[str] = mapped_column(String, ForeignKey("encounter.mdtrt_id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String)
+    psn_no: Mapped[str] = mapped_column(String)
+    fixmedins_code: Mapped[str] = mapped_column(String)
+    insutype: Mapped[str | None] = mapped_column(String)
+    ipt_otp_no: Mapped[str | None] = mapped_column(String)
+    msgid: Mapped[str | None] = mapped_column(String)
+    changed_at: Mapped[dt.datetime] = mapped_column(TZDateTime)
+
+
+class FeeUpload(Base):
+    """Which charge batch (收费批次号) and message brought a fee line."""
+
+    __tablename__ = "fee_upload"
+    __table_args__ = (
+        ForeignKeyConstraint(["mdtrt_id", "feedetl_sn"], ["fee_detail.mdtrt_id", "fee_detail.feedetl_sn"]),
+        Index(None, "mdtrt_id", "chrg_bchno"),
+    )
+
+    mdtrt_id: Mapped[str] = mapped_column(String, primary_key=True)
+    feedetl_sn: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chrg_bchno: Mapped[str | None] = mapped_column(String)
+    msgid: Mapped[str | None] = mapped_column(String)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(TZDateTime)
+
+
+@dataclass(frozen=True)
+class UploadLine:
+    """One fee line as uploaded (2204 / 2301), amounts already in fen / thousandths."""
+
+    line: FeeLine
+    chrg_bchno: str = ""
+    fee_ocur_time: dt.datetime | None = None
+    bilg_dr_code: str = ""
+
+
+def _rej(en: str, zh: str, fld: str) -> ClaimRejected:
+    return ClaimRejected(en, zh, field=fld)
+
+
+def new_mdtrt_id(now: dt.datetime) -> str:
+    """A platform encounter id (就诊ID): date + random, 26 characters."""
+    return f"{now.astimezone(db.SHANGHAI):%Y%m%d}{uuid.uuid4().hex[:18].upper()}"
+
+
+def _check_med_type(book: PolicyBook, person: db.Person, med_type: str, day: dt.date) -> None:
+    known = book.policy(person.insuplc_admdvs or "").snapshot(day).med_types
+    if med_type not in known:
+        raise _rej(
+            f"unknown med_type {med_type!r}; this policy knows {sorted(known)}",
+            f"医疗类别 {med_type!r} 无效, 可用: {sorted(known)}",
+            "med_type",
+        )
+
+
+def _check_diagnoses(codes: Iterable[str], fld: str, valid: Callable[[str], bool] | None) -> None:
+    if valid is None:
+        return
+    for c in codes:
+        if c and not valid(c):
+            raise _rej(f"unknown diagnosis code {c!r} (ICD-10 expected)", f"诊断代码 {c!r} 无效 (应为ICD-10编码)", fld)
+
+
+def admit_or_register(
+    s: Session,
+    *,
+    kind: str,
+    psn_no: str,
+    fixmedins_code: str,
+    insutype: str,
+    begntime: dt.datetime,
+    med_type: str,
+    ipt_otp_no: str,
+    msgid: str,
+    now: dt.datetime,
+    book: PolicyBook,
+    dise_codg: str = "",
+    other_dise_codg: tuple[str, ...] = (),
+    dept_code: str = "",
+    dr_code: str = "",
+    mdtrtarea_admvs: str = "",
+    valid_diagnosis: Callable[[str], bool] | None = None,
+) -> VisitState:
+    """Open an encounter: outpatient registration (2201) or admission (2401)."""
+    person = s.get(db.Person, psn_no)
+    if person is None:
+        raise _rej(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", "psn_no")
+    if (person.insutype or "") != insutype:
+        raise _rej(
+            f"insutype {insutype!r} does not match the person's insurance type {person.insutype!r}",
+            f"险种类型 {insutype} 与参保人险种 {person.insutype} 不符",
+            "insutype",
+        )
+    inst = s.get(db.Institution, fixmedins_code)
+    if inst is None:
+        raise _rej(f"unknown institution {fixmedins_code!r}", f"定点医药机构不存在: {fixmedins_code}", "fixmedins_code")
+    if begntime.tzinfo is None:
+        raise _rej("begntime must carry a time zone", "开始时间须带时区", "begntime")
+    if begntime > now + dt.timedelta(minutes=10):
+        raise _rej(f"begntime {begntime} is in the future", f"开始时间 {begntime:%Y-%m-%d %H:%M:%S} 晚于当前时间", "begntime")
+    _check_med_type(book, person, med_type, begntime.astimezone(db.SHANGHAI).date())
+    _check_diagnoses((dise_codg, *other_dise_codg), "dise_codg", valid_diagnosis)
+    if ipt_otp_no:
+        dup = s.scalar(
+            select(VisitState.mdtrt_id).where(
+                VisitState.fixmedins_code == fixmedins_code, VisitState.ipt_otp_no == ipt_otp_no,
+                VisitState.kind == kind, VisitState.status != CANCELLED,
+            )
+        )
+        if dup is not None:
+            raise _rej(
+                f"ipt_otp_no {ipt_otp_no!r} is already open as encounter {dup}",
+                f"住院/门诊号 {ipt_otp_no} 已登记 (就诊ID {dup})",
+                "ipt_otp_no",
+            )
+    mdtrt_id = new_mdtrt_id(now)
+    s.add(
+        db.Encounter(
+            mdtrt_id=mdtrt_id, psn_no=psn_no, fixmedins_code=fixmedins_code, med_type=med_type,
+            begntime=begntime, endtime=None, policy_year=begntime.astimezone(db.SHANGHAI).year,
+            dise_codg=dise_codg, other_dise_codg=";".join(other_dise_codg), dept_code=dept_code, dr_code=dr_code,
+            mdtrtarea_admvs=mdtrtarea_admvs, synthetic=bool(person.synthetic),
+        )
+    )
+    s.flush()
+    v = VisitState(
+        mdtrt_id=mdtrt_id, kind=kind, status=REGISTERED if kind == OUTPATIENT else ADMITTED, psn_no=psn_no,
+        fixmedins_code=fixmedins_code, insutype=insutype, ipt_otp_no=ipt_otp_no, msgid=msgid, changed_at=now,
+    )
+    s.add(v)
+    s.flush()
+    return v
+
+
+def load_visit(
+    s: Session, mdtrt_id: str, *, psn_no: str, fixmedins_code: str, kind: str, lock: bool = True,
+    allow_cancelled: bool = False,
+) -> tuple[VisitState, db.Encounter]:
+    """The visit and its encounter, checked against the caller (person, institution, kind)."""
+    q = select(VisitState).where(VisitState.mdtrt_id == mdtrt_id)
+    if lock:
+        q = q.with_for_update()
+    v = s.execute(q.execution_options(populate_existing=True)).scalar_one_or_none()
+    if v is None:
+        raise _rej(f"unknown encounter mdtrt_id {mdtrt_id!r}", f"就诊ID不存在: {mdtrt_id}", "mdtrt_id")
+    if v.fixmedins_code != fixmedins_code:
+        raise _rej(
+            f"encounter {mdtrt_id} belongs to another institution", f"就诊 {mdtrt_id} 不属于本机构", "mdtrt_id"
+        )
+    if v.psn_no != psn_no:
+        raise _rej(f"encounter {mdtrt_id} is not {psn_no}'s", f"就诊 {mdtrt_id} 不属于参保人 {psn_no}", "psn_no")
+    if v.kind != kind:
+        zh = "门诊" if v.kind == OUTPATIENT else "住院"
+        raise _rej(f"encounter {mdtrt_id} is {v.kind}, not {kind}", f"就诊 {mdtrt_id} 为{zh}就诊, 交易类型不符", "mdtrt_id")
+    if v.status == CANCELLED and not allow_cancelled:
+        raise _rej(f"encounter {mdtrt_id} has been cancelled", f"就诊 {mdtrt_id} 已撤销", "mdtrt_id")
+    enc = s.get(db.Encounter, mdtrt_id)
+    assert enc is not None
+    return v, enc
+
+
+def record_diagnoses(
+    s: Session, v: VisitState, enc: db.Encounter, *, med_type: str, dise_codg: str, other_dise_codg: tuple[str, ...],
+    book: PolicyBook, now: dt.datetime, valid_diagnosis: Callable[[str], bool] | None = None,
+) -> None:
+    """就诊信息上传 (2203): medical type and diagnoses of an outpatient visit."""
+    person = s.get(db.Person, v.psn_no)
+    _check_med_type(book, person, med_type, enc.begntime.astimezone(db.SHANGHAI).date())
+    _check_diagnoses((dise_codg, *other_dise_codg), "diag_code", valid_diagnosis)
+    if _live_settlements(s, v.mdtrt_id):
+        raise _rej(
+            f"encounter {v.mdtrt_id} is already settled; cancel the settlement first",
+            f"就诊 {v.mdtrt_id} 已结算, 请先撤销结算", "mdtrt_id",
+        )
+    enc.med_type = med_type
+    enc.dise_codg = dise_codg
+    enc.other_dise_codg = ";".join(other_dise_codg)
+    v.changed_at = now
+    s.flush()
+
+
+def _live_settlements(s: Session, mdtrt_id: str) -> list[tuple[str, object]]:
+    S = db.Settlement
+    return list(s.execute(select(S.setl_id, S.rule_trace).where(S.mdtrt_id == mdtrt_id, S.refd_setl_flag.is_(False))).all())
+
+
+def upload_fees(
+    s: Session, v: VisitState, lines: list[UploadLine], *, catalog: Catalog, msgid: str, now: dt.datetime,
+    max_lines: int,
+) -> list[tuple[UploadLine, bool]]:
+    """费用明细上传 (2204 / 2301): store the lines; return each with ``True`` if new.
+
+    A line already uploaded with identical content is accepted again (a
+    retransmission); with different content it is refused.
+    """
+    if not lines:
+        raise _rej("feedetail is empty", "费用明细不能为空", "feedetail")
+    if len(lines) > max_lines:
+        raise _rej(f"{len(lines)} fee lines in one message; at most {max_lines}", f"单次上传明细 {len(lines)} 条, 超过上限 {max_lines}", "feedetail")
+    if v.status == DISCHARGED and v.kind == INPATIENT:
+        pass  # fees may still arrive after discharge, before settlement
+    stored = {f.feedetl_sn: f for f in s.scalars(select(db.FeeDetail).where(db.FeeDetail.mdtrt_id == v.mdtrt_id))}
+    seen: set[int] = set()
+    out = []
+    for u in lines:
+        ln = u.line
+        sn = ln.feedetl_sn
+        if sn in seen:
+            raise _rej(f"feedetl_sn {sn} appears twice in this batch", f"费用明细流水号 {sn} 在本批次中重复", "feedetl_sn")
+        seen.add(sn)
+        if not 0 <= sn <= _INT32:
+            raise _rej(f"feedetl_sn {sn} out of range", f"费用明细流水号 {sn} 超出范围", "feedetl_sn")
+        if ln.cnt_milli <= 0:
+            raise _rej(f"line {sn}: quantity cnt must be positive", f"明细 {sn}: 数量必须为正数", "cnt")
+        if ln.pric < 0:
+            raise _rej(f"line {sn}: unit price pric must not be negative", f"明细 {sn}: 单价不能为负", "pric")
+        if ln.prd_days < 0:
+            raise _rej(f"line {sn}: prd_days must not be negative", f"明细 {sn}: 周期天数不能为负", "prd_days")
+        want = line_amount(ln.cnt_milli, ln.pric)
+        if ln.det_item_fee_sumamt != want:
+            raise _rej(
+                f"line {sn}: det_item_fee_sumamt {ln.det_item_fee_sumamt} fen does not equal cnt × pric = {want} fen",
+                f"明细 {sn}: 明细项目费用总额与数量×单价不符 (应为 {want / 100:.2f} 元)",
+                "det_item_fee_sumamt",
+            )
+        if ln.med_list_codg not in catalog:
+            raise _rej(
+                f"line {sn}: unknown med_list_codg {ln.med_list_codg!r}",
+                f"明细 {sn}: 医保目录编码 {ln.med_list_codg!r} 不存在",
+                "med_list_codg",
+            )
+        old = stored.get(sn)
+        if old is not None:
+            if (old.med_list_codg, old.cnt_milli, old.pric, old.det_item_fee_sumamt) != (
+                ln.med_list_codg, ln.cnt_milli, ln.pric, ln.det_item_fee_sumamt
+            ):
+                raise _rej(
+                    f"line {sn} was already uploaded with different content", f"明细 {sn} 已上传且内容不同", "feedetl_sn"
+                )
+            out.append((u, False))
+            continue
+        s.add(
+            db.FeeDetail(
+                mdtrt_id=v.mdtrt_id, feedetl_sn=sn, med_list_codg=ln.med_list_codg, cnt_milli=ln.cnt_milli,
+                pric=ln.pric, det_item_fee_sumamt=ln.det_item_fee_sumamt, fee_ocur_time=u.fee_ocur_time,
+                rxno=ln.rxno, rx_circ_flag=bool(ln.rx_circ_flag), prd_days=ln.prd_days, bilg_dr_code=u.bilg_dr_code,
+                synthetic=False,
+            )
+        )
+        out.append((u, True))
+    s.flush()
+    for u, new in out:
+        if new:
+            s.add(FeeUpload(mdtrt_id=v.mdtrt_id, feedetl_sn=u.line.feedetl_sn, chrg_bchno=u.chrg_bchno, msgid=msgid, uploaded_at=now))
+    v.changed_at = now
+    s.flush()
+    return out
+
+
+def discharge(
+    s: Session, v: VisitState, enc: db.Encounter, *, endtime: dt.datetime, dise_codg: str,
+    other_dise_codg: tuple[str, ...], dscg_way: str, dept_code: str, now: dt.datetime,
+    valid_diagnosis: Callable[[str], bool] | None = None,
+) -> None:
+    """出院办理 (2402)."""
+    if v.status != ADMITTED:
+        raise _rej(
+            f"encounter {v.mdtrt_id} is {v.status}, not admitted", f"就诊 {v.mdtrt_id} 当前状态为 {v.status}, 不能办理出院", "mdtrt_id"
+        )
+    if endtime < enc.begntime:
+        raise _rej(
+            f"discharge time {endtime} is before admission {enc.begntime}",
+            f"出院时间 {endtime:%Y-%m-%d %H:%M:%S} 早于入院时间 {enc.begntime:%Y-%m-%d %H:%M:%S}",
+            "endtime",
+        )
+    if endtime > now + dt.timedelta(minutes=10):
+        raise _rej(f"discharge time {endtime} is in the future", f"出院时间 {endtime:%Y-%m-%d %H:%M:%S} 晚于当前时间", "endtime")
+    _check_diagnoses((dise_codg, *other_dise_codg), "dise_codg", valid_diagnosis)
+    enc.endtime = endtime
+    if dise_codg:
+        enc.dise_codg = dise_codg
+        enc.other_dise_codg = ";".join(other_dise_codg)
+    enc.dscg_way = dscg_way
+    if dept_code:
+        enc.dept_code = dept_code
+    v.status = DISCHARGED
+    v.changed_at = now
+    s.flush()
+
+
+def cancel_visit(s: Session, v: VisitState, *, now: dt.datetime) -> None:
+    """挂号撤销 (2202) / 入院撤销 (2404): only while nothing is settled."""
+    live = _live_settlements(s, v.mdtrt_id)
+    if live:
+        raise _rej(
+            f"encounter {v.mdtrt_id} has live settlement {live[0][0]}; cancel it first",
+            f"就诊 {v.mdtrt_id} 存在未撤销的结算 {live[0][0]}, 请先撤销结算",
+            "mdtrt_id",
+        )
+    v.status = CANCELLED
+    v.changed_at = now
+    s.flush()
+
+
+def unsettled_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[FeeLine]:
+    """Uploaded lines of an encounter that no live settlement covers (optionally of one batch)."""
+    F = db.FeeDetail
+    q = select(F).where(F.mdtrt_id == mdtrt_id).order_by(F.feedetl_sn)
+    if chrg_bchno:
+        q = q.join(FeeUpload, (FeeUpload.mdtrt_id == F.mdtrt_id) & (FeeUpload.feedetl_sn == F.feedetl_sn)).where(
+            FeeUpload.chrg_bchno == chrg_bchno
+        )
+    rows = list(s.scalars(q))
+    covered: set[int] = set()
+    for _setl_id, trace in _live_settlements(s, mdtrt_id):
+        lst = trace.get("feedetl_sn") if isinstance(trace, dict) else None
+        if lst is None:
+            return []  # a batch settlement covers the whole encounter
+        covered.update(int(x) for x in lst)
+    return [
+        FeeLine(
+            feedetl_sn=f.feedetl_sn, med_list_codg=f.med_list_codg, cnt_milli=int(f.cnt_milli), pric=int(f.pric),
+            det_item_fee_sumamt=int(f.det_item_fee_sumamt), rxno=f.rxno or "", prd_days=int(f.prd_days or 0),
+            rx_circ_flag=bool(f.rx_circ_flag),
+        )
+        for f in rows
+        if f.feedetl_sn not in covered
+    ]
+
+
+def settle_guard(mdtrt_id: str, *, require_discharged: bool) -> Callable[[Session], None]:
+    """A check run inside the settlement's transaction: the visit is not cancelled (and discharged if required)."""
+
+    def guard(s: Session) -> None:
+        v = s.execute(
+            select(VisitState).where(VisitState.mdtrt_id == mdtrt_id).execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if v is None:
+            return
+        if v.status == CANCELLED:
+            raise _rej(f"encounter {mdtrt_id} has been cancelled; it cannot be settled", f"就诊 {mdtrt_id} 已撤销, 不能结算", "mdtrt_id")
+        if require_discharged and v.status != DISCHARGED:
+            raise _rej(
+                f"encounter {mdtrt_id} is not discharged; discharge first (2402) or set mid_setl_flag=1",
+                f"就诊 {mdtrt_id} 尚未办理出院, 请先办理出院 (2402) 或使用中途结算",
+                "mdtrt_id",
+            )
+
+    return guard

@@ -1,0 +1,21 @@
+"""Import every module that defines tables, so that ``yibao.core.db.Base.metadata`` is complete.
+
+Subsystems keep their SQLAlchemy models in their own modules; Alembic
+(``yibao/migrations/env.py``) and the schema tests call :func:`load_all`.
+Add your module to ``MODULES`` when you add tables.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = (
+    "yibao.core.db",
+    "yibao.settlement.visits",
+    "yibao.api.models",
+)
+
+
+def load_all() -> None:
+    for name in MODULES:
+        importlib.import_module(name)
