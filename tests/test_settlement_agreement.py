@@ -243,6 +243,11 @@ def test_parallel_shards_equal_single_batch(people, claims_in):
     b = two.accumulators.to_pandas().sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
     assert sorted(one.rejected["mdtrt_id"]) == sorted(two.rejected["mdtrt_id"])
+    # many small shards (bounded memory), two at a time: still the same rows in the same order
+    many = settle_batch_parallel(*args, workers=2, min_rows=0, shard_claims=3, **kw)
+    assert one.settlements.equals(many.settlements)
+    c = many.accumulators.to_pandas().sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, c)
 
 
 def _force_parallel(args, kw):

@@ -12,13 +12,13 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from yibao.benefits.policy import Policy, PolicyBook
 from yibao.core.contract import SETTLEMENT, with_metadata
-from yibao.settlement.batch import BatchResult, settle_batch
+from yibao.settlement.batch import BatchResult, settle_batch_parallel
 from yibao.settlement.catalog import Catalog
 
 CLAIM_COLUMNS = [
@@ -48,40 +48,42 @@ class YearResult:
     seconds: float
 
 
-def claims_from_encounters(enc: pd.DataFrame) -> pd.DataFrame:
-    """One claim per encounter, settled when it ends (出院结算 / 门诊结算)."""
-    c = enc.rename(columns={"endtime": "setl_time"})
-    return c
-
-
 def settle_year(
     data_dir: Path,
     policy: Policy | None = None,
     book: PolicyBook | None = None,
     out_dir: Path | None = None,
+    workers: int = 2,
+    shard_claims: int = 500_000,
 ) -> YearResult:
     """Settle every encounter in ``data_dir`` (contract Parquet tables); write ``settlement.parquet``."""
     import time
 
     book = book or PolicyBook.default()
-    persons = read_parquet(data_dir, "person").to_pandas()
-    inst = read_parquet(data_dir, "institution", ["fixmedins_code", "hosp_lv"]).to_pandas()
-    links = read_parquet(data_dir, "family_link", ["psn_no", "relative_psn_no", "relation"]).to_pandas()
+    persons = read_parquet(data_dir, "person")
+    inst = read_parquet(data_dir, "institution", ["fixmedins_code", "hosp_lv"])
+    links = read_parquet(data_dir, "family_link", ["psn_no", "relative_psn_no", "relation"])
     catalog = Catalog.from_table(read_parquet(data_dir, "med_list"))
-    enc = read_parquet(data_dir, "encounter", CLAIM_COLUMNS).to_pandas()
-    lines = read_parquet(data_dir, "fee_detail", LINE_COLUMNS).to_pandas()
-    claims = claims_from_encounters(enc)
+    claims = read_parquet(data_dir, "encounter", CLAIM_COLUMNS).rename_columns(
+        [c if c != "endtime" else "setl_time" for c in CLAIM_COLUMNS]
+    )  # one claim per encounter, settled when it ends (出院结算 / 门诊结算)
+    lines = read_parquet(data_dir, "fee_detail", LINE_COLUMNS)
     if policy is None:
-        regions = persons["insuplc_admdvs"].unique()
+        regions = pc.unique(persons.column("insuplc_admdvs")).to_pylist()
         if len(regions) != 1:
-            raise ValueError(f"persons span several insured regions {list(regions)[:5]}; pass a policy")
+            raise ValueError(f"persons span several insured regions {regions[:5]}; pass a policy")
         policy = book.policy(str(regions[0]))
-    start = pd.to_datetime(claims["setl_time"]).min()
-    account_start = dt.date(start.year, 1, 1) if len(claims) else None
+    account_start = None
+    if claims.num_rows:
+        first = pc.min(claims.column("setl_time")).as_py()
+        account_start = dt.date(first.year, 1, 1)
     t0 = time.perf_counter()
-    res = settle_batch(claims, lines, persons, inst, catalog, policy=policy, book=book, family_links=links, account_start=account_start)
+    res = settle_batch_parallel(
+        claims, lines, persons, inst, catalog, policy=policy, book=book, family_links=links,
+        account_start=account_start, workers=workers, shard_claims=shard_claims,
+    )  # fmt: skip
     secs = time.perf_counter() - t0
-    synthetic = bool(persons["synthetic"].all()) if "synthetic" in persons else False
+    synthetic = bool(pc.all(persons.column("synthetic")).as_py()) if "synthetic" in persons.column_names else False
     table = res.settlements
     if synthetic:
         table = table.set_column(table.schema.get_field_index("synthetic"), "synthetic", pa.array([True] * table.num_rows))
@@ -91,4 +93,4 @@ def settle_year(
     pq.write_table(table.cast(with_metadata(SETTLEMENT, "settlement")), out / "settlement.parquet")
     res.rejected.to_parquet(out / "settlement_rejected.parquet", index=False)
     pq.write_table(res.accumulators, out / "accumulator.parquet")
-    return YearResult(batch=res, claims=len(claims), seconds=secs)
+    return YearResult(batch=res, claims=claims.num_rows, seconds=secs)

@@ -845,11 +845,15 @@ def settle_batch_parallel(
     account_start: dt.date | None = None,
     workers: int = 2,
     min_rows: int = 10_000,
+    shard_claims: int | None = None,
 ) -> BatchResult:
-    """:func:`settle_batch` over ``workers`` shards of whole families, in threads.
+    """:func:`settle_batch` over shards of whole families, ``workers`` at a time in threads.
 
-    NumPy and Arrow release the GIL, so two shards use two cores.  The result
-    is identical to a single :func:`settle_batch` (tests show it).
+    NumPy and Arrow release the GIL, so two shards use two cores.  With
+    ``shard_claims`` the claims are cut into enough shards that each holds
+    about that many, which bounds the engine's working memory (about 2 KB per
+    claim) whatever the size of the year.  The result is identical to a
+    single :func:`settle_batch` (tests show it).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -859,7 +863,8 @@ def settle_batch_parallel(
         return settle_batch(ct, lt, pt, institutions, catalog, policy, book, ft, account_start)
     book = book or PolicyBook.default()
     comp = family_components(pt, ft)
-    p_shard = (comp * 0x9E3779B1 % (1 << 31)) % workers  # spread families evenly
+    n_shards = max(workers, -(-ct.num_rows // shard_claims) if shard_claims else workers)
+    p_shard = (comp * 0x9E3779B1 % (1 << 31)) % n_shards  # spread families evenly
     pi = _lookup(_str(ct, "psn_no"), _str(pt, "psn_no"))
     c_shard = np.where(pi >= 0, p_shard[np.where(pi < 0, 0, pi)], 0)
     # lines follow their claim
@@ -874,17 +879,14 @@ def settle_batch_parallel(
     if account_start is None and n:
         first = int(_local_seconds(ct, "setl_time").min() // 86400)
         account_start = dt.date(int(_ymd(np.array([first]))[0][0]), 1, 1)
-    shards = []
-    for k in range(workers):
+    def run(k: int):
+        # each shard is cut out in its own thread, so only `workers` shards are materialised at once
         rows = np.flatnonzero(c_shard == k)
-        shards.append((rows, ct.take(pa.array(rows)), lt.filter(pa.array(l_shard == k)), pt.filter(pa.array(p_shard == k))))
-
-    def run(sh):
-        rows, c, l, p = sh
+        c, l, p = ct.take(pa.array(rows)), lt.filter(pa.array(l_shard == k)), pt.filter(pa.array(p_shard == k))
         return rows, settle_batch(c, l, p, institutions, catalog, policy, book, ft, account_start)
 
     with ThreadPoolExecutor(workers) as ex:
-        results = list(ex.map(run, shards))
+        results = list(ex.map(run, range(n_shards)))
     # merge back into global claim order (setl_time, then input order)
     glob = np.concatenate([rows[r.claim_index] for rows, r in results])
     table = pa.concat_tables([r.settlements for _rows, r in results])
