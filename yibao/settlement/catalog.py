@@ -7,42 +7,14 @@ items (scalar path) and aligned NumPy columns (batch path).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyarrow as pa
 
-from yibao.core.contract import CLASS_B, MED_LIST
+from yibao.codes.medlist import MedItem, MedList
+from yibao.core.contract import CLASS_B
 
 
-@dataclass(frozen=True, slots=True)
-class ListItem:
-    med_list_codg: str
-    name: str
-    list_kind: str
-    chrgitm_lv: str
-    selfpay_prop_bp: int
-    pric_uplmt: int
-    lmt_gend: str
-    lmt_age_min: int
-    lmt_age_max: int
-    lmt_hosp_lv_min: int
-    lmt_indication: tuple[str, ...]
-    lmt_med_types: tuple[str, ...]
-    drug_class: str
-    acct_excluded: bool
-    vbp_flag: bool
-    vbp_pay_std: int
-
-    @property
-    def effective_cap(self) -> int:
-        """Per-unit price above which the patient pays (price cap or VBP payment standard); 0 = none."""
-        caps = [c for c in (self.pric_uplmt, self.vbp_pay_std) if c > 0]
-        return min(caps) if caps else 0
-
-    @property
-    def is_drug(self) -> bool:
-        return self.list_kind in ("western", "tcm_patent", "herbal")
+ListItem = MedItem  # one row of the list; the settlement engine reads the same item codes publishes
 
 
 def gend_code(g: str | None) -> int:
@@ -91,33 +63,10 @@ class Catalog:
         return len(self.items)
 
     @classmethod
-    def from_table(cls, table: pa.Table) -> "Catalog":
-        missing = set(MED_LIST.names) - set(table.column_names)
-        if missing:
-            raise ValueError(f"med_list table lacks columns {sorted(missing)}")
-        items: dict[str, ListItem] = {}
-        for r in table.to_pylist():
-            if r["chrgitm_lv"] not in ("01", "02", "03"):
-                raise ValueError(f"med_list {r['med_list_codg']}: chrgitm_lv must be 01, 02 or 03, got {r['chrgitm_lv']!r}")
-            items[r["med_list_codg"]] = ListItem(
-                med_list_codg=r["med_list_codg"],
-                name=r["name"],
-                list_kind=r["list_kind"],
-                chrgitm_lv=r["chrgitm_lv"],
-                selfpay_prop_bp=int(r["selfpay_prop_bp"] or 0),
-                pric_uplmt=int(r["pric_uplmt"] or 0),
-                lmt_gend=r["lmt_gend"] or "",
-                lmt_age_min=-1 if r["lmt_age_min"] is None else int(r["lmt_age_min"]),
-                lmt_age_max=-1 if r["lmt_age_max"] is None else int(r["lmt_age_max"]),
-                lmt_hosp_lv_min=int(r["lmt_hosp_lv_min"] or 0),
-                lmt_indication=_split(r["lmt_indication"]),
-                lmt_med_types=_split(r["lmt_med_types"]),
-                drug_class=r["drug_class"] or "",
-                acct_excluded=bool(r["acct_excluded"]),
-                vbp_flag=bool(r["vbp_flag"]),
-                vbp_pay_std=int(r["vbp_pay_std"] or 0),
-            )
-        return cls(items)
+    def from_table(cls, table: pa.Table, source: object = "<med_list table>", validate: bool = True) -> "Catalog":
+        """The list from a contract ``med_list`` table, validated unless ``validate=False``."""
+        ml = MedList(table, source=source, validate=validate)  # validated on load: errors name the row, code and field
+        return cls(dict(ml.items))
 
     def with_overrides(self, overrides: dict) -> "Catalog":
         """This list as a treatment place publishes it (就医地目录): class and ratio overrides."""
