@@ -13,6 +13,7 @@ MODULES = (
     "yibao.core.db",
     "yibao.settlement.visits",
     "yibao.api.models",
+    "yibao.procurement.models",
 )
 
 

@@ -30,6 +30,8 @@ from yibao.procurement.rules import RuleSet, TieBreak
 # (unknown -> the grade on the firm record).  yibao.supervision will provide one; pass it as
 # ``credit_lookup=`` to :func:`run_round`.
 CreditLookup = Callable[[str], "str | None"]
+# (drug_id, firm_id) -> slot-group label (firms sharing a label count as one slot), or None
+SlotGroup = Callable[[str, str], "str | None"]
 
 E4_PER_FEN = 100
 
@@ -229,14 +231,14 @@ class _Cand:
     key: tuple = ()
 
 
-def _slot_groups(cands: list[_Cand], rules: RuleSet, slot_group: Callable[[str], str] | None) -> tuple[int, int, list[str]]:
+def _slot_groups(cands: list[_Cand], rules: RuleSet, slot_group: SlotGroup | None) -> tuple[int, int, list[str]]:
     """Effective N and the B-certificate slot reduction (batch 10 "强关联" rules)."""
     s = rules.selection.slots
     notes = []
     if s.shared_contract_manufacturer_one_slot:
         groups = set()
         for c in cands:
-            g = (slot_group(c.firm.firm_id) if slot_group else None) or c.bid.contract_manufacturer or c.firm.firm_id
+            g = (slot_group(c.outcome.drug_id, c.firm.firm_id) if slot_group else None) or c.bid.contract_manufacturer or c.firm.firm_id
             groups.add(g)
         n_eff = len(groups)
         if n_eff < len(cands):
@@ -335,7 +337,7 @@ def evaluate_drug(
     base_units: int = 0,
     banned: frozenset[str] = frozenset(),
     credit_lookup: CreditLookup | None = None,
-    slot_group: Callable[[str], str] | None = None,
+    slot_group: SlotGroup | None = None,
 ) -> DrugResult:
     """Select winners for one drug under ``rules``; every bidder gets a reason."""
     entered, gate_en, _gate_zh = catalog_gate(entry, rules)
@@ -624,7 +626,7 @@ def run_round(
     rules: RuleSet,
     *,
     credit_lookup: CreditLookup | None = None,
-    slot_group: Callable[[str], str] | None = None,
+    slot_group: SlotGroup | None = None,
 ) -> RoundResult:
     """Evaluate every drug of a round, then volumes, regions and contracts."""
     demand = inp.demand
@@ -746,7 +748,7 @@ def agreed_volumes(inp: RoundInput, rules: RuleSet, drugs: dict[str, DrugResult]
     pt = pd.DataFrame(rows, columns=["drug_id", "spec_id", "supplier", "price_fen", "units_per_pack"])
     g = g.merge(pt, on=["drug_id", "spec_id", "supplier"], how="left", sort=False)
     prices = g["price_fen"].to_numpy(dtype="int64")
-    upp = g.pop("units_per_pack").to_numpy(dtype="int64")
+    upp = g["units_per_pack"].to_numpy(dtype="int64")
     au = g["agreed_units"].to_numpy(dtype="int64")
     amount = (2 * au * prices + upp) // (2 * upp)  # units × pack price / units per pack, half up
     contracts = g.assign(amount_fen=amount)

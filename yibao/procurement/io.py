@@ -311,7 +311,15 @@ def validate_against_rules(inp: RoundInput, rules: RuleSet) -> None:
 
 
 def load_round(path: str | Path, name: str | None = None) -> RoundInput:
-    return parse_round(read_round_dir(Path(path)), name or Path(path).stem)
+    """Read and validate a round directory (or workbook); ``relations.csv`` is optional."""
+    from yibao.procurement.integrity import read_relations
+
+    path = Path(path)
+    inp = parse_round(read_round_dir(path), name or path.stem)
+    rel = path / "relations.csv"
+    if path.is_dir() and rel.exists():
+        inp.relations = read_relations(rel, inp.firms)
+    return inp
 
 
 def write_round_dir(inp: RoundInput, path: Path) -> Path:
@@ -342,4 +350,7 @@ def write_round_dir(inp: RoundInput, path: Path) -> Path:
     for t, rows in (("catalog", cat), ("specs", specs), ("firms", firms), ("bids", bids)):
         pd.DataFrame(rows).to_csv(path / f"{t}.csv", index=False)
     inp.demand.to_csv(path / "demand.csv", index=False)
+    if inp.relations:
+        pd.DataFrame([{"src": r.src, "dst": r.dst, "kind": r.kind, "drug_id": r.drug_id, "date": r.date or ""} for r in inp.relations]
+                     ).to_csv(path / "relations.csv", index=False)
     return path

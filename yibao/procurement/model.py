@@ -121,3 +121,4 @@ class RoundInput:
     banned_firms: frozenset[str] = frozenset()
     synthetic: bool = False
     regions: tuple[str, ...] = field(default=())
+    relations: list = field(default_factory=list)  # yibao.procurement.integrity.Relation
