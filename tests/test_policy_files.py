@@ -77,7 +77,7 @@ def test_bad_yaml_and_missing_parent_and_cycle(policy_dir):
     with pytest.raises(PolicyError, match="broken.yaml: not valid YAML"):
         Policy("broken", policy_dir)
     write(policy_dir, "orphan", HEAD.replace("national-default", "no-such-parent"))
-    with pytest.raises(PolicyError, match="no-such-parent.yaml: policy file not found"):
+    with pytest.raises(PolicyError, match="key .inherits.: parent policy .no-such-parent. not found"):
         Policy("orphan", policy_dir)
     write(policy_dir, "a", HEAD.replace("national-default", "b"))
     write(policy_dir, "b", HEAD.replace("national-default", "a"))

@@ -94,6 +94,12 @@ def load_raw(name_or_path: str | Path, search_dir: Path | None = None, _seen: tu
     parent_name = data.get("inherits")
     chain = [path.name]
     if parent_name:
+        parent_path = Path(parent_name) if Path(str(parent_name)).suffix in (".yaml", ".yml") else path.parent / f"{parent_name}.yaml"
+        if not parent_path.exists() and path.name not in _seen:
+            raise PolicyError(
+                f"{path}: key 'inherits': parent policy {parent_name!r} not found (looked for {parent_path})",
+                f"{path}: 键 'inherits': 找不到上级政策文件 {parent_name!r}",
+            )
         parent, parent_chain = load_raw(parent_name, path.parent, _seen + (path.name,))
         data = _merge(parent, {k: v for k, v in data.items() if k != "inherits"})
         chain = parent_chain + chain

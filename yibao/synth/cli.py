@@ -49,8 +49,9 @@ def run_synth(
             rows = write_parquet(out, people, seed, year=year, region=region, chunk_size=chunk_size, progress=lambda done, total: bar.update(task, completed=done))
         console.print(f"wrote SYNTHETIC region ({people:,} people, seed {seed}) to {out} in {time.perf_counter() - t:.1f} s")
     if db is not None:
-        from yibao.core.db import load_tables  # provided by the database layer
+        from yibao.core.db import load_tables, upgrade
 
+        upgrade(db)  # a fresh database gets the schema first (Alembic; a no-op when already at head)
         with _progress() as bar:
             task = bar.add_task("people", total=people)
             chunks = generate_region(people, seed, year=year, region=region, chunk_size=chunk_size, progress=lambda done, total: bar.update(task, completed=done))
