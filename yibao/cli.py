@@ -19,6 +19,13 @@ policy_app = typer.Typer(help="Benefit policy files (待遇政策).", no_args_is
 db_app = typer.Typer(help="Database schema and loading.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
+from yibao.procurement.cli import app as procurement_app  # noqa: E402
+
+app.add_typer(procurement_app, name="procurement")
+from yibao.api.cli import app as api_app, serve as _serve  # noqa: E402
+
+app.add_typer(api_app, name="api")
+app.command("serve")(_serve)
 console = Console()
 
 

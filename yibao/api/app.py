@@ -1,0 +1,147 @@
+"""The HTTP service (FastAPI): the national envelope and a plain REST API beside it.
+
+* ``POST /fsi/api/rsfComIfsService/callService``: the national envelope
+  (every reply is HTTP 200 with ``infcode`` 0 or -1, as HIS clients expect);
+* ``POST /api/v1/...``: the same transactions for new clients, one path each,
+  institution / sign-in / message id in headers (``X-Fixmedins-Code``,
+  ``X-Sign-No``, ``X-Msgid``), documented at ``/docs`` (OpenAPI);
+  refusals are HTTP 400 (401 for sign-in problems) with ``ErrorBody``.
+
+Both sides go through :class:`yibao.api.interface.Interface`, so idempotency,
+the audit log and the checks are the same.
+"""
+
+# no "from __future__ import annotations": FastAPI reads the endpoint annotations built below
+
+import datetime as dt
+import os
+import uuid
+from typing import Any, Callable
+
+from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
+
+from yibao.api import schemas as S
+from yibao.api.envelope import MalformedMessage, dumps_exact, fmt_time, loads_exact
+from yibao.api.interface import TRANSACTIONS, Interface, Outcome, Transaction
+
+ENVELOPE_PATH = "/fsi/api/rsfComIfsService/callService"
+JSON = "application/json; charset=utf-8"
+
+
+class ExactJSONRoute(APIRoute):
+    """Parse request JSON with decimals as ``Decimal`` (money never passes through a float)."""
+
+    def get_route_handler(self) -> Callable:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            body = await request.body()
+            if body:
+                try:
+                    request._json = loads_exact(body)  # type: ignore[attr-defined]
+                except MalformedMessage:
+                    pass  # FastAPI reports the invalid body (422)
+            return await original(request)
+
+        return handler
+
+
+def _rest_endpoint(iface: Interface, spec: Transaction) -> Callable:
+    async def endpoint(
+        request: Request,
+        body: spec.model,  # type: ignore[valid-type]
+        x_fixmedins_code: str = Header(..., description="定点医药机构编号 fixmedins_code"),
+        x_sign_no: str = Header("", description="签到编号 sign_no (from POST /api/v1/sign-in)"),
+        x_msgid: str = Header("", description="报文ID msgid: repeat it to retry safely (idempotency key)"),
+        x_opter: str = Header("api", description="经办人 opter"),
+    ) -> Response:
+        raw = await request.json()
+        env: dict[str, Any] = {
+            "infno": spec.infno,
+            "msgid": x_msgid or f"REST{uuid.uuid4().hex.upper()}",
+            "fixmedins_code": x_fixmedins_code,
+            "sign_no": x_sign_no,
+            "opter": x_opter or "api",
+            "opter_type": "1",
+            "infver": "V1.0",
+            "inf_time": fmt_time(iface.clock()),
+            "input": raw,
+        }
+        out: Outcome = await run_in_threadpool(iface.handle, env)
+        if out.infcode == 0:
+            return Response(dumps_exact(out.output), media_type=JSON, headers={"X-Inf-Refmsgid": out.reply["inf_refmsgid"]})
+        body_out = {"infcode": -1, "err_msg": out.reply["err_msg"], "field": out.field}
+        return Response(dumps_exact(body_out), status_code=out.status, media_type=JSON)
+
+    endpoint.__name__ = f"t{spec.infno}"
+    endpoint.__doc__ = f"{spec.infno} {spec.name_zh} ({spec.name_en})."
+    return endpoint
+
+
+def create_app(iface: Interface) -> FastAPI:
+    app = FastAPI(
+        title="yibao 医保: national interface (定点医药机构接口)",
+        version="1",
+        description=(
+            "Real-time settlement on the national interface conventions. The envelope endpoint serves existing HIS "
+            "clients unchanged; `/api/v1/...` serves the same transactions as plain REST. Money is yuan with two "
+            "decimals. Synthetic data unless you loaded real data."
+        ),
+        separate_input_output_schemas=False,
+    )
+    app.state.iface = iface
+
+    @app.post(
+        ENVELOPE_PATH,
+        tags=["national envelope"],
+        summary="National envelope: any transaction by infno (always HTTP 200; infcode 0 / -1)",
+        response_model=S.Reply,
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": S.Envelope.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
+    )
+    async def call_service(request: Request) -> Response:
+        body = await request.body()
+        out = await run_in_threadpool(iface.handle_raw, body)
+        return Response(out.text, media_type=JSON)
+
+    router = APIRouter(prefix="/api/v1", route_class=ExactJSONRoute)
+    for spec in TRANSACTIONS.values():
+        router.add_api_route(
+            f"/{spec.rest_path}",
+            _rest_endpoint(iface, spec),
+            methods=["POST"],
+            tags=[spec.rest_path.split("/")[0]],
+            summary=f"{spec.infno} {spec.name_zh} · {spec.name_en}",
+            response_model=spec.output,
+            responses={400: {"model": S.ErrorBody}, 401: {"model": S.ErrorBody}, 503: {"model": S.ErrorBody}},
+        )
+    app.include_router(router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def build_interface(db_url: str | None = None) -> Interface:
+    """An :class:`Interface` on ``db_url`` (migrated), with the database's medical list (or the shipped one)."""
+    from yibao.benefits.policy import PolicyBook
+    from yibao.codes.medlist import load_med_list
+    from yibao.core import db
+    from yibao.settlement.catalog import Catalog
+
+    url = db.database_url(db_url)
+    db.upgrade(url)
+    engine = db.make_engine(url, pool_size=32, max_overflow=32) if not url.startswith("sqlite") else db.make_engine(url)
+    table = db.read_table(engine, "med_list")
+    if table.num_rows == 0:
+        table = load_med_list()
+    return Interface(engine, PolicyBook.default(), Catalog.from_table(table))
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` / several workers: database from ``$YIBAO_DATABASE_URL``."""
+    return create_app(build_interface(os.environ.get("YIBAO_DATABASE_URL")))

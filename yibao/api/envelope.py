@@ -1,0 +1,123 @@
+"""The national envelope (报文): exact JSON, error text, masking, digests.
+
+Money crosses the boundary as yuan with two decimals.  Requests are parsed
+with ``parse_float=Decimal`` (never a float); replies are written with
+:func:`dumps_exact`, which prints every ``Decimal`` as a plain JSON number
+(``12.30``), exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+from yibao.api.config import InterfaceConfig
+from yibao.core.db import SHANGHAI
+
+TIME_FMT = "%Y-%m-%d %H:%M:%S"
+_MARK = "\u0000num:"
+_MARK_RE = re.compile(r'"\\u0000num:(-?[0-9]+(?:\.[0-9]+)?)"')
+
+
+class MalformedMessage(ValueError):
+    """The body is not a JSON object (reported with infcode -1)."""
+
+
+def loads_exact(raw: bytes | str) -> Any:
+    """Parse JSON with decimals as ``Decimal``; refuse NaN/Infinity and NUL characters."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedMessage(f"the body is not UTF-8 text: {exc}") from exc
+    if "\u0000" in raw:
+        raise MalformedMessage("the body contains a NUL character")
+
+    def bad_constant(name: str) -> Any:
+        raise MalformedMessage(f"{name} is not a valid JSON number")
+
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=bad_constant)
+    except json.JSONDecodeError as exc:
+        raise MalformedMessage(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise MalformedMessage("JSON nested too deeply") from exc
+
+
+def _prep(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        if not o.is_finite():
+            raise ValueError(f"not a finite number: {o}")
+        return _MARK + format(o, "f")
+    if isinstance(o, dict):
+        return {str(k): _prep(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_prep(v) for v in o]
+    if isinstance(o, float):
+        raise TypeError("floats are not written; use Decimal")
+    if isinstance(o, dt.datetime):
+        return fmt_time(o)
+    if isinstance(o, dt.date):
+        return o.isoformat()
+    if isinstance(o, str) and o.startswith(_MARK):
+        raise ValueError("string collides with the number marker")
+    return o
+
+
+def dumps_exact(obj: Any) -> str:
+    """JSON text with every ``Decimal`` as an exact JSON number (UTF-8, Chinese unescaped)."""
+    text = json.dumps(_prep(obj), ensure_ascii=False, separators=(",", ":"))
+    return _MARK_RE.sub(r"\1", text)
+
+
+def fmt_time(t: dt.datetime) -> str:
+    return t.astimezone(SHANGHAI).strftime(TIME_FMT)
+
+
+def digest(infno: str, fixmedins_code: str, payload: Any) -> str:
+    """SHA-256 of what identifies a message's content (transaction, institution, input)."""
+    text = dumps_exact({"infno": infno, "fixmedins_code": fixmedins_code, "input": payload})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def err_text(message_zh: str, message_en: str, field: str | None) -> str:
+    """The ``err_msg`` of a refusal: Chinese first, then English, both naming the field."""
+    if field:
+        return f"{message_zh} [字段: {field}] | {message_en} [field: {field}]"
+    return f"{message_zh} | {message_en}"
+
+
+_FIELD_RE = re.compile(r"\[field: ([^\]]+)\]")
+
+
+def field_of(err_msg: str) -> str | None:
+    """The field named in an ``err_msg`` written by :func:`err_text` (for clients and tests)."""
+    m = _FIELD_RE.search(err_msg or "")
+    return m.group(1) if m else None
+
+
+def _mask_value(v: Any, keep_start: int, keep_end: int) -> Any:
+    if not isinstance(v, str) or not v:
+        return v
+    n = len(v)
+    if keep_start + keep_end >= n:
+        return v[:1] + "*" * (n - 1) if n > 1 else "*"
+    return v[:keep_start] + "*" * (n - keep_start - keep_end) + (v[n - keep_end :] if keep_end else "")
+
+
+def mask(obj: Any, cfg: InterfaceConfig) -> Any:
+    """A copy with personal data masked (个人信息脱敏) per the configured fields."""
+    rules = cfg.masking
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            r = rules.get(k)
+            out[k] = _mask_value(v, r.keep_start, r.keep_end) if r is not None and isinstance(v, str) else mask(v, cfg)
+        return out
+    if isinstance(obj, list):
+        return [mask(v, cfg) for v in obj]
+    return obj

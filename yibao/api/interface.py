@@ -1,0 +1,866 @@
+"""The national interface (定点医药机构接口): envelope dispatch and transaction handlers.
+
+:class:`Interface` answers one message (a JSON envelope, see
+:mod:`yibao.api.envelope`) with one reply.  Per message:
+
+1. parse and validate the envelope; check the ``sign_no`` (签到, 9001) belongs
+   to the sending institution and has not expired;
+2. validate ``input`` with the transaction's model (:mod:`yibao.api.schemas`);
+3. a ``msgid`` already answered returns the stored reply, byte for byte
+   (``api_reply``), and changes nothing; the same ``msgid`` with other content
+   is refused;
+4. run the handler in **one** database transaction: its business writes, the
+   stored reply and the audit record (``message_log``, personal data masked)
+   commit together.  A refusal (``infcode = -1``) rolls the business part back
+   and writes only its audit record.
+
+Settlement is :class:`yibao.settlement.service.SettlementService` (the same
+rule function as the batch path); visit state is
+:mod:`yibao.settlement.visits`.  Field names of the national interface appear
+only here and in :mod:`yibao.api.schemas`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from yibao.api import schemas as S
+from yibao.api.config import InterfaceConfig, default_config
+from yibao.api.envelope import (
+    MalformedMessage,
+    digest,
+    dumps_exact,
+    err_text,
+    fmt_time,
+    loads_exact,
+    mask,
+)
+from yibao.api.models import SignIn, StoredReply
+from yibao.benefits.policy import PolicyBook
+from yibao.core import db
+from yibao.core.errors import ClaimRejected, YibaoError
+from yibao.core.money import BP_SCALE, MoneyError, fen_to_yuan, yuan_to_fen
+from yibao.settlement import visits as V
+from yibao.settlement.catalog import Catalog
+from yibao.settlement.rules import (
+    Claim,
+    FeeLine,
+    PayerFacts,
+    PersonFacts,
+    age_on,
+    classify_category,
+    split_lines,
+)
+from yibao.settlement.service import CancelResult, SettlementService, SettleResult
+
+__all__ = ["Interface", "Outcome", "TRANSACTIONS"]
+
+log = logging.getLogger("yibao.api")
+
+FUND_FIELDS = ("hifp_pay", "hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "hifes_pay", "oth_pay")
+_ZH_ERR = {
+    "missing": "缺少必填字段",
+    "extra_forbidden": "不允许的字段",
+    "string_too_long": "字段过长",
+    "string_too_short": "字段不能为空",
+    "string_pattern_mismatch": "字段格式不符",
+    "string_type": "字段须为字符串",
+    "literal_error": "字段取值无效",
+    "int_type": "字段须为整数",
+    "int_parsing": "字段须为整数",
+    "dict_type": "字段须为JSON对象",
+    "model_type": "字段须为JSON对象",
+    "list_type": "字段须为数组",
+    "too_short": "不能为空",
+    "too_long": "长度或条数超过上限",
+    "greater_than_equal": "数值过小",
+    "less_than_equal": "数值过大",
+}
+
+
+@dataclass
+class Outcome:
+    """One reply: its JSON text and object, and what a REST caller needs."""
+
+    text: str
+    reply: dict[str, Any]
+    field: str | None = None
+    status: int = 200  # HTTP status for the REST side (the envelope side always answers 200)
+    replayed: bool = False
+
+    @property
+    def infcode(self) -> int:
+        return int(self.reply.get("infcode", -1))
+
+    @property
+    def output(self) -> Any:
+        return self.reply.get("output")
+
+
+class _Answered(Exception):
+    """Another transaction answered this msgid first; roll back and return its reply."""
+
+    def __init__(self, stored: StoredReply):
+        super().__init__(stored.msgid)
+        self.stored = stored
+
+
+class _Refused(Exception):
+    def __init__(self, zh: str, en: str, fld: str | None, status: int = 400):
+        super().__init__(en)
+        self.zh, self.en, self.field, self.status = zh, en, fld, status
+
+
+@dataclass
+class Ctx:
+    """What a handler knows about its message."""
+
+    env: S.Envelope
+    digest: str
+    received: dt.datetime
+    request_obj: Any
+    iface: "Interface"
+    outcome: Outcome | None = field(default=None)
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.received
+
+    def commit(self, s: Session, output: Any) -> Outcome:
+        """Store the reply and the audit record in the handler's transaction (call last)."""
+        stored = s.get(StoredReply, self.env.msgid)
+        if stored is not None:
+            raise _Answered(stored)
+        reply = self.iface._reply(0, "", output, self.received)
+        text = dumps_exact(reply)
+        s.add(
+            StoredReply(
+                msgid=self.env.msgid, infno=self.env.infno, fixmedins_code=self.env.fixmedins_code,
+                request_digest=self.digest, reply=text, stored_at=self.iface.clock(),
+            )
+        )
+        s.add(self.iface._audit_row(self.env.msgid, self.env.infno, self.env.fixmedins_code, self.received,
+                                    self.request_obj, reply))
+        s.flush()
+        self.outcome = Outcome(text=text, reply=reply)
+        return self.outcome
+
+
+@dataclass(frozen=True)
+class Transaction:
+    infno: str
+    name_zh: str
+    name_en: str
+    model: type[BaseModel]
+    output: type[BaseModel]
+    handler: Callable[["Interface", Ctx, Any], Outcome]
+    rest_path: str
+    needs_sign: bool = True
+
+
+def _yuan(fen: int | None) -> Decimal:
+    return fen_to_yuan(int(fen or 0))
+
+
+def _fen(v: Decimal, fld: str) -> int:
+    try:
+        return yuan_to_fen(v)
+    except MoneyError as exc:
+        raise ClaimRejected(str(exc), f"金额无效: {v}", field=fld) from exc
+
+
+def _milli(v: Decimal) -> int:
+    return int(v * 1000)
+
+
+def _rej(en: str, zh: str, fld: str) -> ClaimRejected:
+    return ClaimRejected(en, zh, field=fld)
+
+
+def _diagnoses(main: str, items: list[S.Diagnosis]) -> tuple[str, tuple[str, ...]]:
+    """Principal and other diagnoses from a diseinfo list (main flag first, then order number)."""
+    codes = [d.diag_code for d in sorted(items, key=lambda d: (d.maindiag_flag != "1", d.diag_srt_no)) if d.diag_code]
+    if main and main not in codes:
+        codes.insert(0, main)
+    elif main:
+        codes.remove(main)
+        codes.insert(0, main)
+    seen: list[str] = []
+    for c in codes:
+        if c not in seen:
+            seen.append(c)
+    return (seen[0] if seen else ""), tuple(seen[1:])
+
+
+class Interface:
+    """The national-interface service on one database.
+
+    ``clock`` gives the current time (tests pass a fixed one);
+    ``ecode_verifier(token, now) -> psn_no`` resolves an e-insurance-code
+    token (就诊凭证类型 01); without one, type 01 is refused.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        book: PolicyBook,
+        catalog: Catalog,
+        *,
+        config: InterfaceConfig | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        ecode_verifier: Callable[[str, dt.datetime], str | None] | None = None,
+        valid_diagnosis: Callable[[str], bool] | None = None,
+    ):
+        self.engine = engine
+        self.book = book
+        self.catalog = catalog
+        self.cfg = config or default_config()
+        self.clock = clock or (lambda: dt.datetime.now(db.SHANGHAI))
+        self.ecode_verifier = ecode_verifier
+        if valid_diagnosis is None:
+            from yibao.codes.icd10 import is_valid_icd10
+
+            valid_diagnosis = is_valid_icd10
+        self.valid_diagnosis = valid_diagnosis
+        self.svc = SettlementService(engine, book, catalog)
+
+    # --- plumbing ------------------------------------------------------------------
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        with db.session_scope(self.engine, immediate=True) as s:
+            yield s
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with db.session_scope(self.engine) as s:
+            yield s
+
+    def _reply(self, infcode: int, err_msg: str, output: Any, received: dt.datetime) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "infcode": infcode,
+            "inf_refmsgid": f"Y{now.astimezone(db.SHANGHAI):%Y%m%d%H%M%S}{uuid.uuid4().hex[:12].upper()}",
+            "refmsg_time": fmt_time(received),
+            "respond_time": fmt_time(now),
+            "err_msg": err_msg,
+            "warn_msg": "",
+            "output": output if output is not None else {},
+        }
+
+    def _audit_row(self, msgid: str | None, infno: str | None, fixmedins_code: str | None, received: dt.datetime,
+                   request: Any, reply: Any) -> db.MessageLog:
+        try:
+            req_text = dumps_exact(mask(request, self.cfg)) if not isinstance(request, str) else request
+        except (TypeError, ValueError):
+            req_text = repr(request)[:20000]
+        return db.MessageLog(
+            msgid=(msgid or None) if isinstance(msgid, str) else None,
+            infno=infno if isinstance(infno, str) else None,
+            fixmedins_code=fixmedins_code if isinstance(fixmedins_code, str) else None,
+            received_at=received,
+            request=req_text,
+            response=dumps_exact(mask(reply, self.cfg)),
+        )
+
+    def _audit(self, msgid, infno, fixmedins_code, received, request, reply) -> None:
+        try:
+            with db.session_scope(self.engine) as s:
+                s.add(self._audit_row(msgid, infno, fixmedins_code, received, request, reply))
+        except Exception:  # noqa: BLE001 - the reply still goes out; the failure is logged
+            log.exception("could not write the audit record for msgid %r", msgid)
+
+    def _fail(self, received: dt.datetime, request: Any, zh: str, en: str, fld: str | None, status: int = 400) -> Outcome:
+        reply = self._reply(-1, err_text(zh, en, fld), {}, received)
+        env = request if isinstance(request, dict) else {}
+        self._audit(env.get("msgid"), env.get("infno"), env.get("fixmedins_code"), received, request, reply)
+        log.info("refused msgid=%r infno=%r: %s", env.get("msgid"), env.get("infno"), en)
+        return Outcome(text=dumps_exact(reply), reply=reply, field=fld, status=status)
+
+    def _replay(self, stored: StoredReply, received: dt.datetime, request: Any) -> Outcome:
+        text = stored.reply
+        reply = loads_exact(text)
+        self._audit(stored.msgid, stored.infno, stored.fixmedins_code, received, request, reply)
+        return Outcome(text=text, reply=reply, replayed=True)
+
+    def _stored(self, msgid: str) -> StoredReply | None:
+        with self.read() as s:
+            return s.get(StoredReply, msgid)
+
+    # --- entry points --------------------------------------------------------------------
+
+    def handle_raw(self, body: bytes | str) -> Outcome:
+        """Answer a raw HTTP body (malformed JSON gets infcode -1)."""
+        received = self.clock()
+        try:
+            obj = loads_exact(body)
+        except MalformedMessage as exc:
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+            return self._fail(received, text[:20000], "报文不是合法的JSON对象", str(exc), "body")
+        return self.handle(obj, received=received)
+
+    def handle(self, obj: Any, *, received: dt.datetime | None = None) -> Outcome:
+        """Answer a parsed envelope (a dict with Decimals for numbers)."""
+        received = received or self.clock()
+        if not isinstance(obj, dict):
+            return self._fail(received, obj if isinstance(obj, (list, str)) else repr(obj),
+                              "报文须为JSON对象", "the envelope must be a JSON object", "body")
+        try:
+            env = S.Envelope.model_validate(obj)
+        except ValidationError as exc:
+            zh, en, fld = self._describe(exc, "")
+            return self._fail(received, obj, zh, en, fld)
+        spec = TRANSACTIONS.get(env.infno)
+        if spec is None:
+            return self._fail(received, obj, f"不支持的交易编号 {env.infno}", f"unknown transaction infno {env.infno!r}", "infno")
+        try:
+            return self._dispatch(spec, env, obj, received)
+        except _Refused as r:
+            return self._fail(received, obj, r.zh, r.en, r.field, r.status)
+
+    def _dispatch(self, spec: Transaction, env: S.Envelope, obj: dict, received: dt.datetime) -> Outcome:
+        accepted = self.cfg.interface.accepted_infver
+        if accepted and env.infver not in accepted:
+            raise _Refused(f"接口版本号 {env.infver} 不受支持", f"infver {env.infver!r} is not supported", "infver")
+        if spec.needs_sign:
+            self._check_sign(env, received)
+        try:
+            data = spec.model.model_validate(env.input)
+        except ValidationError as exc:
+            zh, en, fld = self._describe(exc, "input")
+            raise _Refused(zh, en, fld) from None
+        dig = digest(env.infno, env.fixmedins_code, env.input)
+        stored = self._stored(env.msgid)
+        if stored is not None:
+            return self._answer_stored(stored, env, dig, received, obj)
+        ctx = Ctx(env=env, digest=dig, received=received, request_obj=obj, iface=self)
+        try:
+            return spec.handler(self, ctx, data)
+        except _Answered as a:
+            return self._answer_stored(a.stored, env, dig, received, obj)
+        except YibaoError as exc:
+            if exc.field == "msgid":  # a concurrent twin may have won: answer from the store
+                stored = self._stored(env.msgid)
+                if stored is not None:
+                    return self._answer_stored(stored, env, dig, received, obj)
+            raise _Refused(exc.message_zh, exc.message_en, exc.field) from None
+        except (IntegrityError, OperationalError) as exc:
+            stored = self._stored(env.msgid)
+            if stored is not None:
+                return self._answer_stored(stored, env, dig, received, obj)
+            log.exception("database error on msgid %r", env.msgid)
+            raise _Refused("数据库繁忙, 请稍后重试", f"database error, try again: {type(exc).__name__}", None, 503) from None
+        except Exception as exc:  # noqa: BLE001 - answer every message; log the cause
+            log.exception("internal error on msgid %r", env.msgid)
+            raise _Refused("平台内部错误", f"internal error: {type(exc).__name__}", None, 500) from None
+
+    def _answer_stored(self, stored: StoredReply, env: S.Envelope, dig: str, received: dt.datetime, obj: Any) -> Outcome:
+        if stored.request_digest != dig or stored.fixmedins_code != env.fixmedins_code:
+            raise _Refused(
+                f"报文ID {env.msgid} 已用于另一笔不同的交易 ({stored.infno})",
+                f"msgid {env.msgid!r} was already used for a different message (infno {stored.infno})",
+                "msgid",
+            )
+        return self._replay(stored, received, obj)
+
+    @staticmethod
+    def _describe(exc: ValidationError, prefix: str) -> tuple[str, str, str]:
+        e = exc.errors(include_url=False)[0]
+        parts = [str(x) for x in e["loc"]]
+        path = ".".join(([prefix] if prefix else []) + parts)
+        name = next((p for p in reversed(parts) if not p.isdigit()), path) if parts else (prefix or "input")
+        msg = str(e.get("msg", ""))
+        if e["type"] == "value_error" and " / " in msg:
+            zh, en = msg.removeprefix("Value error, ").split(" / ", 1)
+        else:
+            zh = _ZH_ERR.get(e["type"], "字段值无效")
+            en = msg
+        return f"{zh}: {name} ({path})", f"{en}: {path}", path or name
+
+    def _check_sign(self, env: S.Envelope, now: dt.datetime) -> None:
+        if not env.sign_no:
+            raise _Refused("缺少签到编号, 请先签到 (9001)", "sign_no is missing; sign in first (9001)", "sign_no", 401)
+        with self.read() as s:
+            row = s.get(SignIn, env.sign_no)
+        if row is None:
+            raise _Refused("签到编号无效, 请重新签到 (9001)", "unknown sign_no; sign in again (9001)", "sign_no", 401)
+        if row.fixmedins_code != env.fixmedins_code:
+            raise _Refused("签到编号不属于本机构", "sign_no belongs to another institution", "sign_no", 401)
+        if row.expires_at <= now:
+            raise _Refused("签到已过期, 请重新签到 (9001)", "sign_no has expired; sign in again (9001)", "sign_no", 401)
+
+    # --- helpers shared by handlers ------------------------------------------------
+
+    def _person(self, s: Session, psn_no: str) -> db.Person:
+        p = s.get(db.Person, psn_no)
+        if p is None:
+            raise _rej(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", "psn_no")
+        return p
+
+    def _check_cert(self, person: db.Person, cert_type: str, cert_no: str, now: dt.datetime) -> None:
+        if not cert_no:
+            return
+        if cert_type == "01":
+            if self.ecode_verifier is None:
+                raise _rej("e-insurance-code tokens (mdtrt_cert_type 01) are not configured on this platform",
+                           "本平台未配置医保电子凭证核验 (就诊凭证类型01)", "mdtrt_cert_type")
+            if self.ecode_verifier(cert_no, now) != person.psn_no:
+                raise _rej("the e-insurance-code token does not identify this person",
+                           "医保电子凭证与参保人不符或已失效", "mdtrt_cert_no")
+        elif cert_no != (person.certno or ""):
+            raise _rej("mdtrt_cert_no does not match the person's ID number", "就诊凭证编号与参保人证件号码不符", "mdtrt_cert_no")
+
+    def _insutype(self, person: db.Person, insutype: str) -> None:
+        if (person.insutype or "") != insutype:
+            raise _rej(f"insutype {insutype!r} does not match the person's insurance type {person.insutype!r}",
+                       f"险种类型 {insutype} 与参保人险种 {person.insutype} 不符", "insutype")
+
+    def _area(self, env: S.Envelope, person: db.Person) -> str:
+        area = env.mdtrtarea_admvs
+        return "" if not area or area == (person.insuplc_admdvs or "") else area
+
+    def _balance(self, s: Session, psn_no: str, fallback: int) -> int:
+        b = s.scalar(select(db.Account.balc).where(db.Account.psn_no == psn_no))
+        return int(fallback if b is None else b)
+
+    def _baseinfo(self, p: db.Person, on: dt.date) -> dict[str, Any]:
+        return {
+            "psn_no": p.psn_no, "psn_cert_type": "01", "certno": p.certno or "", "psn_name": p.psn_name or "",
+            "gend": p.gend or "", "naty": "", "brdy": p.brdy.isoformat() if p.brdy else "",
+            "age": Decimal(age_on(p.brdy, on)) if p.brdy else Decimal(0),
+        }
+
+    def setlinfo(self, s: Session, row: db.Settlement, *, sign: int = 1, setl_id: str | None = None,
+                 medins_setl_id: str = "", cert_type: str = "") -> tuple[dict, list[dict]]:
+        """``setlinfo`` and ``setldetail`` of a stored settlement (``sign=-1``: the cancellation)."""
+        p = s.get(db.Person, row.psn_no)
+        info = self._baseinfo(p, row.setl_time.astimezone(db.SHANGHAI).date())
+        info.pop("psn_cert_type")
+        amounts = {k: sign * int(getattr(row, k)) for k in (
+            "medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
+            "hifp_pay", "cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay", "fund_pay_sumamt",
+            "psn_part_amt", "acct_pay", "psn_cash_pay", "hosp_part_amt", "acct_mulaid_pay")}
+        out = {
+            "mdtrt_id": row.mdtrt_id, "setl_id": setl_id if setl_id is not None else row.setl_id, "psn_no": row.psn_no,
+            "psn_cert_type": "01", **info, "insutype": row.insutype or "",
+            "psn_type": self.cfg.psn_type_codes.get(p.psn_type or "", p.psn_type or ""),
+            "cvlserv_flag": "1" if p.civil_servant else "0", "setl_time": fmt_time(row.setl_time),
+            "mdtrt_cert_type": cert_type, "med_type": row.med_type or "",
+            **{k: _yuan(v) for k, v in amounts.items()},
+            "pool_prop_selfpay": (Decimal(int(row.pool_prop_selfpay_bp or 0)) / BP_SCALE).quantize(Decimal("0.0001")),
+            "balc": _yuan(row.balc if row.balc is not None else self._balance(s, row.psn_no, int(p.acct_balc or 0))),
+            "medins_setl_id": medins_setl_id,
+            "clr_optins": p.insuplc_admdvs or "", "clr_way": self.cfg.clr_way,
+            "clr_type": self.cfg.clr_types.get(row.med_type or "", ""),
+        }
+        trace = row.rule_trace if isinstance(row.rule_trace, dict) else {}
+        steps = "; ".join(str(x) for x in trace.get("steps", []))
+        detail = []
+        for f in FUND_FIELDS:
+            amt = int(getattr(row, f))
+            if amt:
+                code, name = self.cfg.fund_type(f, row.insutype or "")
+                detail.append({
+                    "fund_pay_type": code, "inscp_scp_amt": _yuan(sign * int(row.inscp_scp_amt)),
+                    "fund_payamt": _yuan(sign * amt), "fund_pay_type_name": name,
+                    "setl_proc_info": steps if f == "hifp_pay" else "",
+                })
+        return out, detail
+
+    # --- handlers -------------------------------------------------------------------
+
+    def h_sign_in(self, ctx: Ctx, d: S.In9001) -> Outcome:
+        env, now = ctx.env, ctx.now
+        with self.tx() as s:
+            if s.get(db.Institution, env.fixmedins_code) is None:
+                raise _rej(f"unknown institution {env.fixmedins_code!r}", f"定点医药机构不存在: {env.fixmedins_code}", "fixmedins_code")
+            sign_no = f"{now.astimezone(db.SHANGHAI):%Y%m%d%H%M%S}{secrets.token_hex(8).upper()}"
+            s.add(SignIn(sign_no=sign_no, fixmedins_code=env.fixmedins_code, opter_no=d.signIn.opter_no,
+                         mac=d.signIn.mac, ip=d.signIn.ip, sign_time=now,
+                         expires_at=now + dt.timedelta(minutes=self.cfg.interface.sign_no_ttl_minutes)))
+            return ctx.commit(s, {"signinoutb": {"sign_time": fmt_time(now), "sign_no": sign_no}})
+
+    def h_person(self, ctx: Ctx, d: S.In1101) -> Outcome:
+        q, now = d.data, ctx.now
+        with self.read() as s:
+            if q.mdtrt_cert_type == "01":
+                if self.ecode_verifier is None:
+                    raise _rej("e-insurance-code tokens (mdtrt_cert_type 01) are not configured on this platform",
+                               "本平台未配置医保电子凭证核验 (就诊凭证类型01)", "mdtrt_cert_type")
+                psn_no = self.ecode_verifier(q.mdtrt_cert_no, now)
+                p = s.get(db.Person, psn_no) if psn_no else None
+            else:
+                p = s.scalars(select(db.Person).where(db.Person.certno == q.mdtrt_cert_no).limit(1)).first()
+            if p is None:
+                raise _rej("no insured person with this mdtrt_cert_no", "未查询到参保人信息", "mdtrt_cert_no")
+            insu = {
+                "balc": _yuan(self._balance(s, p.psn_no, int(p.acct_balc or 0))) if p.insutype == "310" else Decimal("0.00"),
+                "insutype": p.insutype or "",
+                "psn_type": self.cfg.psn_type_codes.get(p.psn_type or "", p.psn_type or ""),
+                "psn_insu_stas": "1", "cvlserv_flag": "1" if p.civil_servant else "0",
+                "insuplc_admdvs": p.insuplc_admdvs or "", "emp_name": "",
+            }
+            idet = []
+            if p.assistance:
+                idet.append({"psn_idet_type": self.cfg.psn_idet_types.get(p.assistance, p.assistance), "memo": p.assistance})
+            out = {"baseinfo": self._baseinfo(p, now.astimezone(db.SHANGHAI).date()), "insuinfo": [insu], "idetinfo": idet}
+        with self.tx() as s:
+            return ctx.commit(s, out)
+
+    def _open(self, s: Session, ctx: Ctx, *, kind: str, psn_no: str, insutype: str, begntime: dt.datetime, med_type: str,
+              ipt_otp_no: str, cert_type: str, cert_no: str, dise: str = "", other: tuple[str, ...] = (),
+              dept: str = "", dr: str = "") -> V.VisitState:
+        env = ctx.env
+        p = self._person(s, psn_no)
+        self._check_cert(p, cert_type, cert_no, ctx.now)
+        area = self._area(env, p)
+        return V.admit_or_register(
+            s, kind=kind, psn_no=psn_no, fixmedins_code=env.fixmedins_code, insutype=insutype, begntime=begntime,
+            med_type=med_type, ipt_otp_no=ipt_otp_no, msgid=env.msgid, now=ctx.now, book=self.book,
+            dise_codg=dise, other_dise_codg=other, dept_code=dept, dr_code=dr, mdtrtarea_admvs=area,
+            valid_diagnosis=self.valid_diagnosis,
+        )
+
+    def h_register(self, ctx: Ctx, d: S.In2201) -> Outcome:
+        r = d.data
+        with self.tx() as s:
+            v = self._open(s, ctx, kind=V.OUTPATIENT, psn_no=r.psn_no, insutype=r.insutype, begntime=r.begntime,
+                           med_type="11", ipt_otp_no=r.ipt_otp_no, cert_type=r.mdtrt_cert_type,
+                           cert_no=r.mdtrt_cert_no, dept=r.dept_code, dr=r.atddr_no)
+            return ctx.commit(s, {"data": {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "ipt_otp_no": v.ipt_otp_no or ""}})
+
+    def h_admit(self, ctx: Ctx, d: S.In2401) -> Outcome:
+        m = d.mdtrtinfo
+        main, other = _diagnoses(m.dscg_maindiag_code, d.diseinfo)
+        with self.tx() as s:
+            v = self._open(s, ctx, kind=V.INPATIENT, psn_no=m.psn_no, insutype=m.insutype, begntime=m.begntime,
+                           med_type=m.med_type, ipt_otp_no=m.ipt_no, cert_type=m.mdtrt_cert_type,
+                           cert_no=m.mdtrt_cert_no, dise=main, other=other, dept=m.adm_dept_codg, dr=m.atddr_no)
+            return ctx.commit(s, {"result": {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "ipt_otp_no": v.ipt_otp_no or ""}})
+
+    def _cancel_visit(self, ctx: Ctx, d: S.In2202 | S.In2404, kind: str) -> Outcome:
+        with self.tx() as s:
+            v, _enc = V.load_visit(s, d.data.mdtrt_id, psn_no=d.data.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=kind)
+            V.cancel_visit(s, v, now=ctx.now)
+            return ctx.commit(s, {})
+
+    def h_cancel_registration(self, ctx: Ctx, d: S.In2202) -> Outcome:
+        return self._cancel_visit(ctx, d, V.OUTPATIENT)
+
+    def h_cancel_admission(self, ctx: Ctx, d: S.In2404) -> Outcome:
+        return self._cancel_visit(ctx, d, V.INPATIENT)
+
+    def h_visit(self, ctx: Ctx, d: S.In2203) -> Outcome:
+        m = d.mdtrtinfo
+        main, other = _diagnoses(m.dise_codg, d.diseinfo)
+        with self.tx() as s:
+            v, enc = V.load_visit(s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.OUTPATIENT)
+            V.record_diagnoses(s, v, enc, med_type=m.med_type, dise_codg=main, other_dise_codg=other, book=self.book,
+                               now=ctx.now, valid_diagnosis=self.valid_diagnosis)
+            return ctx.commit(s, {})
+
+    def h_discharge(self, ctx: Ctx, d: S.In2402) -> Outcome:
+        m = d.dscginfo
+        main, other = _diagnoses(m.dise_codg, d.diseinfo)
+        with self.tx() as s:
+            v, enc = V.load_visit(s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT)
+            if (v.insutype or "") != m.insutype:
+                raise _rej("insutype differs from the admission's", "险种类型与入院登记不符", "insutype")
+            V.discharge(s, v, enc, endtime=m.endtime, dise_codg=main, other_dise_codg=other, dscg_way=m.dscg_way,
+                        dept_code=m.dscg_dept_codg, now=ctx.now, valid_diagnosis=self.valid_diagnosis)
+            return ctx.commit(s, {})
+
+    def _fees(self, ctx: Ctx, d: S.InFees, kind: str) -> Outcome:
+        rows = d.feedetail
+        mdtrt_id, psn_no = rows[0].mdtrt_id, rows[0].psn_no
+        for i, r in enumerate(rows):
+            if r.mdtrt_id != mdtrt_id:
+                raise _rej("all lines of one upload must belong to one mdtrt_id", "同一批次明细须属于同一就诊ID",
+                           f"feedetail.{i}.mdtrt_id")
+            if r.psn_no != psn_no:
+                raise _rej("all lines of one upload must belong to one psn_no", "同一批次明细须属于同一参保人",
+                           f"feedetail.{i}.psn_no")
+        lines = []
+        for r in rows:
+            ln = FeeLine(
+                feedetl_sn=int(r.feedetl_sn), med_list_codg=r.med_list_codg, cnt_milli=_milli(r.cnt),
+                pric=_fen(r.pric, "pric"), det_item_fee_sumamt=_fen(r.det_item_fee_sumamt, "det_item_fee_sumamt"),
+                rxno=r.rxno, prd_days=int(r.prd_days), rx_circ_flag=r.rx_circ_flag == "1",
+            )
+            lines.append(V.UploadLine(line=ln, chrg_bchno=r.chrg_bchno, fee_ocur_time=r.fee_ocur_time,
+                                      bilg_dr_code=r.bilg_dr_codg))
+        with self.tx() as s:
+            v, enc = V.load_visit(s, mdtrt_id, psn_no=psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=kind)
+            done = V.upload_fees(s, v, lines, catalog=self.catalog, msgid=ctx.env.msgid, now=ctx.now,
+                                 max_lines=self.cfg.interface.max_feedetail_lines)
+            result = [self._line_result(s, v, enc, u.line) for u, _new in done]
+            return ctx.commit(s, {"result": result})
+
+    def _line_result(self, s: Session, v: V.VisitState, enc: db.Encounter, ln: FeeLine) -> dict[str, Any]:
+        item = self.catalog[ln.med_list_codg]
+        out: dict[str, Any] = {
+            "feedetl_sn": str(ln.feedetl_sn), "det_item_fee_sumamt": _yuan(ln.det_item_fee_sumamt),
+            "cnt": (Decimal(ln.cnt_milli) / 1000).quantize(Decimal("0.001")), "pric": _yuan(ln.pric),
+            "pric_uplmt_amt": _yuan(item.effective_cap),
+            "selfpay_prop": (Decimal(item.selfpay_prop_bp) / BP_SCALE).quantize(Decimal("0.0001")),
+            "chrgitm_lv": item.chrgitm_lv, "med_chrgitm_type": item.list_kind,
+            "lmt_used_flag": "1" if (item.lmt_gend or item.lmt_indication or item.lmt_med_types or item.lmt_hosp_lv_min
+                                     or item.lmt_age_min >= 0 or item.lmt_age_max >= 0) else "0",
+            "memo": "",
+        }
+        try:  # the line-level split of the settlement rules, as this person would be settled today
+            p = s.get(db.Person, v.psn_no)
+            inst = s.get(db.Institution, v.fixmedins_code)
+            snap = self.book.policy(p.insuplc_admdvs or "").snapshot(enc.begntime.astimezone(db.SHANGHAI).date())
+            diags = (enc.dise_codg or "", *[x for x in (enc.other_dise_codg or "").split(";") if x])
+            cat = snap.scheme_for(p.insutype).categories[classify_category(snap, enc.med_type or "", diags)]
+            facts = PersonFacts(p.psn_no, p.insutype or "", p.psn_type or "", p.gend or "", p.brdy,
+                                p.insuplc_admdvs or "", p.assistance or "", bool(p.civil_servant))
+            one = Claim(mdtrt_id=enc.mdtrt_id, person=facts, fixmedins_code=v.fixmedins_code, hosp_lv=int(inst.hosp_lv or 0),
+                        med_type=enc.med_type or "", begntime=enc.begntime, setl_time=max(enc.begntime, self.clock()),
+                        dise_codg=diags[0], other_dise_codg=tuple(diags[1:]), lines=(ln,))
+            _m, ful, over, pre, inscp, _x = split_lines(one, self.catalog, cat)
+            out.update(fulamt_ownpay_amt=_yuan(ful), overlmt_amt=_yuan(over), preselfpay_amt=_yuan(pre),
+                       inscp_scp_amt=_yuan(inscp))
+        except (YibaoError, KeyError, TypeError, AttributeError):
+            out["memo"] = "split not available before the visit's medical type and diagnosis are known"
+        return out
+
+    def h_fees_outpatient(self, ctx: Ctx, d: S.InFees) -> Outcome:
+        return self._fees(ctx, d, V.OUTPATIENT)
+
+    def h_fees_inpatient(self, ctx: Ctx, d: S.InFees) -> Outcome:
+        return self._fees(ctx, d, V.INPATIENT)
+
+    def _settle(self, ctx: Ctx, d: S.InSettle, *, kind: str, pre: bool) -> Outcome:
+        q, env, now = d.data, ctx.env, ctx.now
+        with self.read() as s:
+            v, enc = V.load_visit(s, q.mdtrt_id, psn_no=q.psn_no, fixmedins_code=env.fixmedins_code, kind=kind, lock=False)
+            p = self._person(s, q.psn_no)
+            self._insutype(p, q.insutype)
+            if (v.insutype or "") != q.insutype:
+                raise _rej("insutype differs from the registration's", "险种类型与登记不符", "insutype")
+            self._check_cert(p, q.mdtrt_cert_type, q.mdtrt_cert_no, now)
+            if kind == V.INPATIENT:
+                if q.med_type and q.med_type != enc.med_type:
+                    raise _rej(f"med_type {q.med_type} differs from the admission's {enc.med_type}",
+                               f"医疗类别 {q.med_type} 与入院登记 {enc.med_type} 不符", "med_type")
+                med_type = enc.med_type or ""
+            else:
+                med_type = q.med_type or enc.med_type or ""
+            lines = V.unsettled_lines(s, q.mdtrt_id, q.chrg_bchno)
+            if not lines:
+                raise _rej(f"encounter {q.mdtrt_id} has no unsettled fee lines; upload them first",
+                           f"就诊 {q.mdtrt_id} 无待结算的费用明细, 请先上传明细", "mdtrt_id")
+            total = sum(ln.det_item_fee_sumamt for ln in lines)
+            want = _fen(q.medfee_sumamt, "medfee_sumamt")
+            if want != total:
+                raise _rej(f"medfee_sumamt {q.medfee_sumamt} does not equal the uploaded lines' total {_yuan(total)}",
+                           f"医疗费总额 {q.medfee_sumamt} 与已上传明细合计 {_yuan(total)} 不符", "medfee_sumamt")
+            area = self._area(env, p)
+            diags = [x for x in (enc.other_dise_codg or "").split(";") if x]
+            begntime = enc.begntime
+        claim = Claim(
+            mdtrt_id=q.mdtrt_id,
+            person=PersonFacts(q.psn_no, q.insutype, "", "", dt.date(1900, 1, 1), p.insuplc_admdvs or ""),
+            fixmedins_code=env.fixmedins_code, hosp_lv=0, med_type=med_type, begntime=begntime,
+            setl_time=max(now, begntime), dise_codg=enc.dise_codg or "", lines=tuple(lines),
+            other_dise_codg=tuple(diags), mdtrtarea_admvs=area,
+            mulaid_payer=PayerFacts(q.mulaid_payer_psn_no, "", "") if q.mulaid_payer_psn_no else None,
+        )
+        claimed = {k: getattr(q, k) for k in ("fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt")}
+
+        def check_amounts(r: SettleResult) -> None:
+            for k, v in claimed.items():
+                if v is not None and _fen(v, k) != getattr(r.settlement, k):
+                    raise _rej(f"{k} {v} does not equal the platform's {_yuan(getattr(r.settlement, k))}",
+                               f"{k} {v} 与平台计算值 {_yuan(getattr(r.settlement, k))} 不符", k)
+
+        guard = V.settle_guard(q.mdtrt_id, require_discharged=(kind == V.INPATIENT and not pre and q.mid_setl_flag != "1"))
+        if pre:
+            with self.read() as s:
+                guard(s)
+            r = self.svc.settle(claim, msgid=env.msgid, pre=True, use_account=q.acct_used_flag == "1")
+            check_amounts(r)
+            with self.tx() as s:
+                row = self._pre_row(r, claim)
+                info, detail = self._pre_info(s, r, claim, row, q.mdtrt_cert_type)
+                return ctx.commit(s, {"setlinfo": info, "setldetail": detail})
+
+        def hook(s: Session, r: SettleResult) -> None:
+            if not r.replayed:
+                check_amounts(r)
+            row = s.get(db.Settlement, r.setl_id)
+            info, detail = self.setlinfo(s, row, medins_setl_id=env.msgid, cert_type=q.mdtrt_cert_type)
+            ctx.commit(s, {"setlinfo": info, "setldetail": detail})
+
+        self.svc.settle(claim, msgid=env.msgid, use_account=q.acct_used_flag == "1", guard=guard, hook=hook)
+        assert ctx.outcome is not None
+        return ctx.outcome
+
+    @staticmethod
+    def _pre_row(r: SettleResult, c: Claim) -> db.Settlement:
+        st = r.settlement
+        return db.Settlement(
+            setl_id="", mdtrt_id=r.mdtrt_id, psn_no=r.psn_no, fixmedins_code=c.fixmedins_code, setl_time=c.setl_time,
+            policy_year=c.policy_year, insutype=c.person.insutype, med_type=c.med_type, benefit_category=st.category,
+            **st.amounts(), pool_prop_selfpay_bp=st.pool_prop_selfpay_bp, balc=r.balc, refd_setl_flag=False,
+            rule_trace={"steps": list(st.trace)},
+        )
+
+    def _pre_info(self, s: Session, r: SettleResult, c: Claim, row: db.Settlement, cert_type: str):
+        info, detail = self.setlinfo(s, row, setl_id="", medins_setl_id="", cert_type=cert_type)
+        return info, detail
+
+    def h_pre_outpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
+        return self._settle(ctx, d, kind=V.OUTPATIENT, pre=True)
+
+    def h_settle_outpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
+        return self._settle(ctx, d, kind=V.OUTPATIENT, pre=False)
+
+    def h_pre_inpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
+        return self._settle(ctx, d, kind=V.INPATIENT, pre=True)
+
+    def h_settle_inpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
+        return self._settle(ctx, d, kind=V.INPATIENT, pre=False)
+
+    def _own_settlement(self, s: Session, q: S.CancelData, env: S.Envelope, kind: str | None) -> db.Settlement:
+        row = s.get(db.Settlement, q.setl_id)
+        if row is None or row.fixmedins_code != env.fixmedins_code:
+            raise _rej(f"unknown settlement {q.setl_id!r} at this institution", f"本机构无此结算记录: {q.setl_id}", "setl_id")
+        if row.mdtrt_id != q.mdtrt_id:
+            raise _rej(f"settlement {q.setl_id} is not of encounter {q.mdtrt_id}", f"结算 {q.setl_id} 不属于就诊 {q.mdtrt_id}", "mdtrt_id")
+        if row.psn_no != q.psn_no:
+            raise _rej(f"settlement {q.setl_id} is not {q.psn_no}'s", f"结算 {q.setl_id} 不属于参保人 {q.psn_no}", "psn_no")
+        if kind is not None:
+            vk = s.scalar(select(V.VisitState.kind).where(V.VisitState.mdtrt_id == row.mdtrt_id))
+            if vk is not None and vk != kind:
+                raise _rej(f"settlement {q.setl_id} is {vk}; use the {vk} transaction",
+                           f"结算 {q.setl_id} 为{'门诊' if vk == V.OUTPATIENT else '住院'}结算, 交易类型不符", "setl_id")
+        return row
+
+    def _cancel(self, ctx: Ctx, d: S.InCancel, kind: str) -> Outcome:
+        q, env = d.data, ctx.env
+        with self.read() as s:
+            self._own_settlement(s, q, env, kind)
+
+        def hook(s: Session, r: CancelResult) -> None:
+            row = s.get(db.Settlement, r.setl_id)
+            info, detail = self.setlinfo(s, row, sign=-1, medins_setl_id=env.msgid)
+            info["balc"] = _yuan(r.balc) if r.balc is not None else info["balc"]
+            info["refd_setl_flag"] = "1"
+            ctx.commit(s, {"setlinfo": info, "setldetail": detail})
+
+        self.svc.cancel(q.setl_id, msgid=env.msgid, at=ctx.now, hook=hook)
+        assert ctx.outcome is not None
+        return ctx.outcome
+
+    def h_cancel_outpatient(self, ctx: Ctx, d: S.InCancel) -> Outcome:
+        return self._cancel(ctx, d, V.OUTPATIENT)
+
+    def h_cancel_inpatient(self, ctx: Ctx, d: S.InCancel) -> Outcome:
+        return self._cancel(ctx, d, V.INPATIENT)
+
+    def h_query(self, ctx: Ctx, d: S.InQuery) -> Outcome:
+        with self.read() as s:
+            row = self._own_settlement(s, d.data, ctx.env, None)
+            info, detail = self.setlinfo(s, row, medins_setl_id=row.msgid or "")
+            info["refd_setl_flag"] = "1" if row.refd_setl_flag else "0"
+        with self.tx() as s:
+            return ctx.commit(s, {"setlinfo": info, "setldetail": detail})
+
+    def totals(self, s: Session, *, fixmedins_code: str, insutype: str, clr_type: str, setl_optins: str,
+               begin: dt.date, end: dt.date) -> dict[str, int]:
+        """Live (not cancelled) settlements of an institution in a date range, summed (fen)."""
+        St, P = db.Settlement, db.Person
+        med_types = [m for m, c in self.cfg.clr_types.items() if c == clr_type]
+        lo = dt.datetime.combine(begin, dt.time(), db.SHANGHAI)
+        hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), db.SHANGHAI)
+        r = s.execute(
+            select(func.coalesce(func.sum(St.medfee_sumamt), 0), func.coalesce(func.sum(St.fund_pay_sumamt), 0),
+                   func.coalesce(func.sum(St.acct_pay), 0), func.count())
+            .select_from(St).join(P, P.psn_no == St.psn_no)
+            .where(and_(St.fixmedins_code == fixmedins_code, St.insutype == insutype, St.med_type.in_(med_types),
+                        P.insuplc_admdvs == setl_optins, St.setl_time >= lo, St.setl_time < hi,
+                        St.refd_setl_flag.is_(False)))
+        ).one()
+        return {"medfee_sumamt": int(r[0]), "fund_pay_sumamt": int(r[1]), "acct_pay": int(r[2]), "fixmedins_setl_cnt": int(r[3])}
+
+    def h_reconcile(self, ctx: Ctx, d: S.In3201) -> Outcome:
+        q = d.data
+        if q.stmt_enddate < q.stmt_begndate:
+            raise _rej("stmt_enddate is before stmt_begndate", "对账结束日期早于开始日期", "stmt_enddate")
+        if q.clr_type not in set(self.cfg.clr_types.values()):
+            raise _rej(f"unknown clr_type {q.clr_type!r}", f"清算类别 {q.clr_type} 无效", "clr_type")
+        with self.read() as s:
+            ours = self.totals(s, fixmedins_code=ctx.env.fixmedins_code, insutype=q.insutype, clr_type=q.clr_type,
+                               setl_optins=q.setl_optins, begin=q.stmt_begndate, end=q.stmt_enddate)
+        theirs = {"medfee_sumamt": _fen(q.medfee_sumamt, "medfee_sumamt"),
+                  "fund_pay_sumamt": _fen(q.fund_pay_sumamt, "fund_pay_sumamt"),
+                  "acct_pay": _fen(q.acct_pay, "acct_pay"), "fixmedins_setl_cnt": q.fixmedins_setl_cnt}
+        diffs = []
+        for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "fixmedins_setl_cnt"):
+            if ours[k] != theirs[k]:
+                if k == "fixmedins_setl_cnt":
+                    diffs.append(f"{k}: 机构 {theirs[k]} / 平台 {ours[k]}")
+                else:
+                    diffs.append(f"{k}: 机构 {_yuan(theirs[k])} / 平台 {_yuan(ours[k])}")
+        out = {"stmtinfo": {
+            "setl_optins": q.setl_optins, "stmt_rslt": "0" if not diffs else "1",
+            "stmt_rslt_dscr": "对账平 (totals agree)" if not diffs else "对账不平 (totals differ): " + "; ".join(diffs),
+            "platform_totals": {"medfee_sumamt": _yuan(ours["medfee_sumamt"]), "fund_pay_sumamt": _yuan(ours["fund_pay_sumamt"]),
+                                "acct_pay": _yuan(ours["acct_pay"]), "fixmedins_setl_cnt": ours["fixmedins_setl_cnt"]},
+        }}
+        with self.tx() as s:
+            return ctx.commit(s, out)
+
+
+def _h(name: str) -> Callable[[Interface, Ctx, Any], Outcome]:
+    return lambda iface, ctx, data: getattr(iface, name)(ctx, data)
+
+
+TRANSACTIONS: dict[str, Transaction] = {
+    t.infno: t
+    for t in (
+        Transaction("9001", "签到", "sign in", S.In9001, S.Out9001, _h("h_sign_in"), "sign-in", needs_sign=False),
+        Transaction("1101", "人员信息获取", "person information", S.In1101, S.Out1101, _h("h_person"), "persons/query"),
+        Transaction("2201", "门诊挂号", "outpatient registration", S.In2201, S.Out2201, _h("h_register"), "outpatient/registrations"),
+        Transaction("2202", "门诊挂号撤销", "cancel outpatient registration", S.In2202, S.Empty, _h("h_cancel_registration"),
+                    "outpatient/registrations/cancel"),
+        Transaction("2203", "门诊就诊信息上传", "outpatient visit information", S.In2203, S.Empty, _h("h_visit"), "outpatient/visits"),
+        Transaction("2204", "门诊费用明细信息上传", "outpatient fee details", S.InFees, S.OutFees, _h("h_fees_outpatient"), "outpatient/fees"),
+        Transaction("2206", "门诊预结算", "outpatient pre-settlement", S.InSettle, S.OutSettle, _h("h_pre_outpatient"),
+                    "outpatient/pre-settlements"),
+        Transaction("2207", "门诊结算", "outpatient settlement", S.InSettle, S.OutSettle, _h("h_settle_outpatient"),
+                    "outpatient/settlements"),
+        Transaction("2208", "门诊结算撤销", "cancel outpatient settlement", S.InCancel, S.OutSettle, _h("h_cancel_outpatient"),
+                    "outpatient/settlements/cancel"),
+        Transaction("2301", "住院费用明细上传", "inpatient fee details", S.InFees, S.OutFees, _h("h_fees_inpatient"), "inpatient/fees"),
+        Transaction("2303", "住院预结算", "inpatient pre-settlement", S.InSettle, S.OutSettle, _h("h_pre_inpatient"),
+                    "inpatient/pre-settlements"),
+        Transaction("2304", "住院结算", "inpatient settlement", S.InSettle, S.OutSettle, _h("h_settle_inpatient"),
+                    "inpatient/settlements"),
+        Transaction("2305", "住院结算撤销", "cancel inpatient settlement", S.InCancel, S.OutSettle, _h("h_cancel_inpatient"),
+                    "inpatient/settlements/cancel"),
+        Transaction("2401", "入院办理", "admission", S.In2401, S.Out2401, _h("h_admit"), "inpatient/admissions"),
+        Transaction("2402", "出院办理", "discharge", S.In2402, S.Empty, _h("h_discharge"), "inpatient/discharges"),
+        Transaction("2404", "入院办理撤销", "cancel admission", S.In2404, S.Empty, _h("h_cancel_admission"),
+                    "inpatient/admissions/cancel"),
+        Transaction("3201", "医药机构费用结算对总账", "daily reconciliation of totals", S.In3201, S.Out3201, _h("h_reconcile"),
+                    "reconciliation"),
+        Transaction("5203", "结算信息查询", "settlement query", S.InQuery, S.OutSettle, _h("h_query"), "settlements/query"),
+    )
+}
