@@ -14,6 +14,7 @@ MODULES = (
     "yibao.settlement.visits",
     "yibao.api.models",
     "yibao.procurement.models",
+    "yibao.supervision.models",
 )
 
 

@@ -1,0 +1,108 @@
+"""Credit rating (信用评价): points for bad practice, grades, blacklist.
+
+Points (``credit.yaml``) are awarded when a case is decided, per subject
+(institution, physician, enterprise), by the discretion band found.  The
+points inside the window give a grade; from ``blacklist_from`` on the subject
+is blacklisted (严重失信): not eligible to bid or be listed in procurement.
+
+For procurement (``yibao.procurement``)::
+
+    from yibao.supervision.credit import credit_grade, is_eligible
+    g = credit_grade(engine, "enterprise", firm_id, on=date)     # CreditGrade
+    if not is_eligible(engine, "enterprise", firm_id, on=date): ...
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from yibao.core.db import session_scope
+from yibao.supervision.knowledge import DATA_DIR, SupervisionDataError
+from yibao.supervision.models import CreditPoint
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class CreditGrade:
+    subject_kind: str
+    subject_code: str
+    points: int
+    grade: str
+    name_zh: str
+    blacklisted: bool
+
+
+@dataclass(frozen=True)
+class CreditRules:
+    window_days: int
+    points: dict[str, dict[str, int]]
+    grades: tuple[tuple[str, str, int | None], ...]
+    blacklist_from: str
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "CreditRules":
+        p = path or DATA_DIR / "credit.yaml"
+        d = yaml.safe_load(p.read_text(encoding="utf-8"))
+        grades = tuple((g["grade"], g["name_zh"], g["max_points"]) for g in d["grades"])
+        names = [g[0] for g in grades]
+        if d["blacklist_from"] not in names:
+            raise SupervisionDataError(f"{p.name}: blacklist_from {d['blacklist_from']!r} is not a grade", "黑名单等级无效", field="blacklist_from")
+        maxes = [g[2] for g in grades[:-1]]
+        if any(m is None for m in maxes) or maxes != sorted(maxes) or grades[-1][2] is not None:
+            raise SupervisionDataError(f"{p.name}: grades must rise, the last without max_points", "信用等级须递增", field="grades")
+        return cls(int(d["window_days"]), d["points"], grades, d["blacklist_from"])
+
+    def grade_for(self, points: int) -> tuple[str, str, bool]:
+        """(grade, Chinese name, blacklisted) for a number of points — pure."""
+        names = [g[0] for g in self.grades]
+        for grade, zh, mx in self.grades:
+            if mx is None or points <= mx:
+                return grade, zh, names.index(grade) >= names.index(self.blacklist_from)
+        raise AssertionError("unreachable")
+
+
+@lru_cache(maxsize=1)
+def default_credit_rules() -> CreditRules:
+    return CreditRules.load()
+
+
+def add_points(session: Session, subject_kind: str, subject_code: str, band: str, *, case_id: int | None, reason: str, at: dt.datetime | None = None, rules: CreditRules | None = None) -> int:
+    """Record the points of one decided violation inside the caller's transaction; returns the points."""
+    rules = rules or default_credit_rules()
+    kind = "physician" if subject_kind == "physician" else subject_kind
+    if kind not in rules.points:
+        return 0  # insured persons are not rated here
+    pts = int(rules.points[kind][band])
+    session.add(CreditPoint(subject_kind=kind, subject_code=subject_code, points=pts, case_id=case_id, reason=reason, at=at or dt.datetime.now(SHANGHAI).replace(microsecond=0)))
+    return pts
+
+
+def credit_grade(engine: Engine, subject_kind: str, subject_code: str, *, on: dt.date | None = None, rules: CreditRules | None = None) -> CreditGrade:
+    """The subject's grade on a date (points inside the window)."""
+    rules = rules or default_credit_rules()
+    day = on or dt.datetime.now(SHANGHAI).date()
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), SHANGHAI)
+    start = end - dt.timedelta(days=rules.window_days)
+    with session_scope(engine) as s:
+        pts = s.scalar(
+            select(func.coalesce(func.sum(CreditPoint.points), 0)).where(
+                CreditPoint.subject_kind == subject_kind, CreditPoint.subject_code == subject_code, CreditPoint.at >= start, CreditPoint.at < end
+            )
+        )
+    grade, zh, black = rules.grade_for(int(pts))
+    return CreditGrade(subject_kind, subject_code, int(pts), grade, zh, black)
+
+
+def is_eligible(engine: Engine, subject_kind: str, subject_code: str, *, on: dt.date | None = None) -> bool:
+    """Procurement eligibility: false when blacklisted (严重失信)."""
+    return not credit_grade(engine, subject_kind, subject_code, on=on).blacklisted
