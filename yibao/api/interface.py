@@ -143,6 +143,7 @@ class Ctx:
         """Store the reply and the audit record in the handler's transaction (call last)."""
         stored = s.get(StoredReply, self.env.msgid)
         if stored is not None:
+            s.expunge(stored)  # keep its loaded values through the rollback
             raise _Answered(stored)
         reply = self.iface._reply(0, "", output, self.received)
         text = dumps_exact(reply)
