@@ -15,6 +15,8 @@ MODULES = (
     "yibao.api.models",
     "yibao.procurement.models",
     "yibao.supervision.models",
+    "yibao.ecode.models",
+    "yibao.web.models",
 )
 
 
