@@ -185,7 +185,7 @@ def _rows(df: pd.DataFrame):
         yield _Row(rec, src, i + 2)
 
 
-def parse_round(frames: dict[str, Any], name: str | None = None) -> RoundInput:
+def parse_round(frames: dict[str, Any], name: str | None = None, default_name: str = "round") -> RoundInput:
     """Validate raw tables into a :class:`RoundInput`."""
     meta = frames.get("meta", {}) or {}
     specs_by_drug: dict[str, list[Spec]] = {}
@@ -250,7 +250,7 @@ def parse_round(frames: dict[str, Any], name: str | None = None) -> RoundInput:
     rd = meta.get("round_date") or dt.date.today()
     if isinstance(rd, str):
         rd = dt.date.fromisoformat(rd)
-    return RoundInput(name or str(meta.get("name", "round")), rd, catalog, firms, bids, demand,
+    return RoundInput(name or str(meta.get("name") or default_name), rd, catalog, firms, bids, demand,
                       frozenset(meta.get("banned_firms") or ()), bool(meta.get("synthetic", False)))
 
 
@@ -315,7 +315,7 @@ def load_round(path: str | Path, name: str | None = None) -> RoundInput:
     from yibao.procurement.integrity import read_relations
 
     path = Path(path)
-    inp = parse_round(read_round_dir(path), name or path.stem)
+    inp = parse_round(read_round_dir(path), name, path.stem)
     rel = path / "relations.csv"
     if path.is_dir() and rel.exists():
         inp.relations = read_relations(rel, inp.firms)
