@@ -26,6 +26,9 @@ from yibao.api.cli import app as api_app, serve as _serve  # noqa: E402
 
 app.add_typer(api_app, name="api")
 app.command("serve")(_serve)
+from yibao.supervision.cli import app as supervision_app  # noqa: E402
+
+app.add_typer(supervision_app, name="supervision")
 console = Console()
 
 
@@ -41,13 +44,15 @@ def synth(
     out: Optional[Path] = typer.Option(None, "--out", help="Write contract tables as Parquet here."),
     db: Optional[str] = typer.Option(None, "--db", help="Load into this database URL (migrated first)."),
     year: int = typer.Option(2025, "--year", help="Policy year of the encounters."),
+    fraud: bool = typer.Option(False, "--fraud/--no-fraud", help="Inject the labelled synthetic fraud patterns (yibao.synth.patterns.DEFAULT_RATES)."),
 ) -> None:
     """Generate a synthetic pooling region (合成统筹区), labelled synthetic."""
     from yibao.synth.cli import run_synth
+    from yibao.synth.patterns import DEFAULT_RATES
 
     if out is None and db is None:
         _fail("give --out DIR and/or --db URL")
-    run_synth(people=people, seed=seed, out=out, db=db, year=year)
+    run_synth(people=people, seed=seed, out=out, db=db, year=year, patterns=DEFAULT_RATES if fraud else None)
 
 
 @app.command()
@@ -125,6 +130,7 @@ def demo(
     out: Path = typer.Option(Path("yibao-demo"), "--out", help="Output directory (Parquet tables and report.html)."),
     db: Optional[str] = typer.Option(None, "--db", help="Also load the region and its settlements into this database URL."),
     year: int = typer.Option(2025, "--year"),
+    fraud: bool = typer.Option(True, "--fraud/--no-fraud", help="Inject the labelled synthetic fraud patterns the supervision section scores."),
 ) -> None:
     """Generate a region, settle its year, print the fund's year and write report.html."""
     from yibao.benefits.policy import PolicyBook
@@ -136,7 +142,9 @@ def demo(
     db = db or os.environ.get("YIBAO_DATABASE_URL")
     t0 = time.perf_counter()
     data = out / "region"
-    run_synth(people=people, seed=seed, out=data, db=None, year=year)
+    from yibao.synth.patterns import DEFAULT_RATES
+
+    run_synth(people=people, seed=seed, out=data, db=None, year=year, patterns=DEFAULT_RATES if fraud else None)
     book = PolicyBook.default()
     with console.status("settling the year with the batch engine …"):
         res = settle_year(data, book=book)
@@ -149,7 +157,11 @@ def demo(
     with console.status("summarising the fund year (DuckDB) …"):
         fy = fund_year(data, snap, year)
     _print_fund_year(fy)
-    report = render_report(fy, out / "report.html")
+    from yibao.supervision.reports import demo_section
+
+    with console.status("supervision: rules, analytics and work queue (DuckDB) …"):
+        sections = [demo_section(data)]
+    report = render_report(fy, out / "report.html", sections=sections)
     if db:
         from yibao.core.parquet_io import load_parquet_dir
 

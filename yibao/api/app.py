@@ -118,6 +118,7 @@ def create_app(iface: Interface) -> FastAPI:
             responses={400: {"model": S.ErrorBody}, 401: {"model": S.ErrorBody}, 503: {"model": S.ErrorBody}},
         )
     app.include_router(router)
+    from yibao.supervision.api import router as supervision_router; app.include_router(supervision_router)  # noqa: E702
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

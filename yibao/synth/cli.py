@@ -33,9 +33,11 @@ def run_synth(
     region: str = HOME_REGION,
     chunk_size: int = DEFAULT_CHUNK,
     console: Console | None = None,
+    patterns: dict[str, float] | None = None,
 ) -> dict[str, int]:
     """Generate a synthetic region: Parquet files into ``out`` and/or tables into the database ``db``.
 
+    ``patterns`` maps injected fraud patterns to rates (:data:`yibao.synth.patterns.DEFAULT_RATES`).
     Returns the row count per table of the last target written.
     """
     console = console or Console(stderr=True)
@@ -46,7 +48,7 @@ def run_synth(
     if out is not None:
         with _progress() as bar:
             task = bar.add_task("people", total=people)
-            rows = write_parquet(out, people, seed, year=year, region=region, chunk_size=chunk_size, progress=lambda done, total: bar.update(task, completed=done))
+            rows = write_parquet(out, people, seed, year=year, region=region, chunk_size=chunk_size, patterns=patterns, progress=lambda done, total: bar.update(task, completed=done))
         console.print(f"wrote SYNTHETIC region ({people:,} people, seed {seed}) to {out} in {time.perf_counter() - t:.1f} s")
     if db is not None:
         from yibao.core.db import load_tables, upgrade
@@ -54,7 +56,7 @@ def run_synth(
         upgrade(db)  # a fresh database gets the schema first (Alembic; a no-op when already at head)
         with _progress() as bar:
             task = bar.add_task("people", total=people)
-            chunks = generate_region(people, seed, year=year, region=region, chunk_size=chunk_size, progress=lambda done, total: bar.update(task, completed=done))
+            chunks = generate_region(people, seed, year=year, region=region, chunk_size=chunk_size, patterns=patterns, progress=lambda done, total: bar.update(task, completed=done))
             result = load_tables(db, chunks)
         if isinstance(result, dict):
             rows = result

@@ -361,8 +361,10 @@ def excess_quantity(frames, rate, rng):
 @register_pattern("long_rx_excess")
 def long_rx_excess(frames, rate, rng):
     """长期处方超限: a share ``rate`` of 28-day-or-longer prescription lines are written for 91-180 days."""
-    fee = frames["fee_detail"]
-    elig = np.flatnonzero(fee["prd_days"].to_numpy() >= 28)
+    fee, enc = frames["fee_detail"], frames["encounter"]
+    confirmed = fee["mdtrt_id"].map(dict(zip(enc["mdtrt_id"], enc["lt_rx_confirmed"]))).fillna(False).to_numpy(dtype=bool)
+    # a 28-day line of an unconfirmed encounter would become an unconfirmed long prescription as well: left alone
+    elig = np.flatnonzero((fee["prd_days"].to_numpy() > 28) | ((fee["prd_days"].to_numpy() == 28) & confirmed))
     rows = elig[_choose(rng, len(elig), rate)]
     old = fee["prd_days"].to_numpy()[rows].astype(np.int64)
     new = rng.choice(np.array([91, 112, 120, 168, 180]), len(rows))
