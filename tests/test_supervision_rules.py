@@ -1,0 +1,262 @@
+"""Each audit rule on constructed positive and negative cases: the post-care SQL and the in-care check."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from yibao.codes.medlist import MedList
+from yibao.core import contract as C
+from yibao.settlement.rules import Claim, FeeLine, PersonFacts
+from yibao.supervision.batch import scan
+from yibao.supervision.incare import History, PastAdmission, check_claim
+from yibao.supervision.knowledge import RuleBook, SupervisionDataError, default_rulebook
+from yibao.supervision.stock import PURCHASE
+
+SH = ZoneInfo("Asia/Shanghai")
+T0 = dt.datetime(2025, 3, 1, 9, 0, tzinfo=SH)
+ML = MedList.load()
+
+
+def price(code: str) -> int:
+    it = ML.items[code]
+    return it.pric_uplmt or 1000
+
+
+class Region:
+    """A hand-built region: persons, institutions, encounters and lines, written as contract Parquet."""
+
+    def __init__(self):
+        self.persons: dict[str, dict] = {}
+        self.encs: list[dict] = []
+        self.lines: list[dict] = []
+        self.purchases: list[dict] = []
+
+    def person(self, psn: str, gend: str = "1", brdy: dt.date = dt.date(1960, 5, 5)) -> str:
+        self.persons[psn] = dict(psn_no=psn, certno=psn, psn_name="合成", gend=gend, brdy=brdy, insutype="310", psn_type="in_service", civil_servant=False,
+                                 insuplc_admdvs="990100", assistance="", contribution_base=0, acct_balc=0, family_id=psn, synthetic=True)
+        return psn
+
+    def enc(self, mid: str, lines: list, *, psn: str | None = None, med_type: str = "11", inst: str = "H1", day: float = 0, days: float = 0.02,
+            dx: str = "I10", other: str = "", oprn: str = "", dscg: str = "", lt: bool = True) -> str:
+        psn = psn or self.person("P" + mid)
+        b = T0 + dt.timedelta(days=day)
+        e = b + dt.timedelta(days=days)
+        self.encs.append(dict(mdtrt_id=mid, psn_no=psn, fixmedins_code=inst, med_type=med_type, begntime=b, endtime=e, policy_year=2025, dise_codg=dx,
+                              other_dise_codg=other, oprn_codg=oprn, dscg_way=dscg, dept_code="A03", dr_code="D1", mdtrtarea_admvs="990101",
+                              mulaid_payer_psn_no="", lt_rx_confirmed=lt, synthetic=True))
+        for sn, ln in enumerate(lines, start=1):
+            code, cnt, *rest = ln if isinstance(ln, tuple) else (ln, 1)
+            pric = rest[0] if len(rest) > 0 and rest[0] is not None else price(code)
+            prd = rest[1] if len(rest) > 1 else 0
+            t = rest[2] if len(rest) > 2 else b + dt.timedelta(minutes=sn)
+            self.lines.append(dict(mdtrt_id=mid, feedetl_sn=sn, med_list_codg=code, cnt_milli=cnt * 1000, pric=pric, det_item_fee_sumamt=(cnt * 1000 * pric + 500) // 1000,
+                                   fee_ocur_time=t, rxno="", rx_circ_flag=False, prd_days=prd, bilg_dr_code="D1", synthetic=True))
+        return mid
+
+    def write(self, d) -> None:
+        def table(rows, schema):
+            return pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False).select(schema.names).cast(schema)
+
+        pq.write_table(table(list(self.persons.values()), C.PERSON), d / "person.parquet")
+        pq.write_table(table(self.encs, C.ENCOUNTER), d / "encounter.parquet")
+        pq.write_table(table(self.lines, C.FEE_DETAIL), d / "fee_detail.parquet")
+        inst = [dict(fixmedins_code=c, fixmedins_name=c, fixmedins_type="hospital", hosp_lv=lv, admdvs="990101", synthetic=True) for c, lv in (("H1", 1), ("H3", 3))]
+        pq.write_table(table(inst, C.INSTITUTION), d / "institution.parquet")
+        pq.write_table(ML.table, d / "med_list.parquet")
+        if self.purchases:
+            pq.write_table(table(self.purchases, PURCHASE), d / "purchase.parquet")
+
+
+def line(mid: str, sn: int) -> str:
+    return f"{mid}#{sn:06d}"
+
+
+# (rule id, positive entity ids, negative entity ids) filled by the builder below
+CASES: dict[str, tuple[set, set]] = {}
+
+
+def build(r: Region) -> None:
+    def case(rule, pos, neg):
+        CASES[rule] = (set(pos), set(neg))
+
+    # 挂床: stay-only charges over 5 days vs a stay with a drug
+    case("SV-PHANTOM-01",
+         [r.enc("PH1", [("S0201", 5), ("S0207", 5)], med_type="21", days=5)],
+         [r.enc("PH2", [("S0201", 5), ("W0101", 10, None, 0)], med_type="21", days=5), r.enc("PH3", [("S0201", 2)], med_type="21", days=2)])
+    # 过度检查: 4 exams or 2 CT in a clinic visit vs 3 exams; inpatient stays are not judged
+    case("SV-EXAM-01",
+         [r.enc("EX1", ["S0401", "S0402", "S0404", "S0405"]), r.enc("EX2", ["S0502", "S0503"])],
+         [r.enc("EX3", ["S0401", "S0402", "S0404"]), r.enc("EX4", ["S0401", "S0402", "S0404", "S0405"], med_type="21", days=3)])
+    # 长期处方 over 84 days
+    case("SV-LRX-01", [line(r.enc("LR1", [("W0101", 90, None, 90)], med_type="14"), 1)], [line(r.enc("LR2", [("W0101", 84, None, 84)], med_type="14"), 1)])
+    # > 28 days without confirmation (not at a pharmacy fill)
+    case("SV-LRX-02",
+         [r.enc("LC1", [("W0101", 56, None, 56)], med_type="14", lt=False)],
+         [r.enc("LC2", [("W0101", 56, None, 56)], med_type="14", lt=True), r.enc("LC3", [("W0101", 56, None, 56)], med_type="41", inst="H1", lt=False),
+          r.enc("LC4", [("W0101", 28, None, 28)], med_type="14", lt=False)])
+    # 重复收费: same item, quantity, price and time twice vs at another time
+    t = T0 + dt.timedelta(days=10)
+    case("SV-DUP-01",
+         [line(r.enc("DU1", [("S0401", 1, None, 0, t), ("S0401", 1, None, 0, t)]), 2)],
+         [line(r.enc("DU2", [("S0401", 1, None, 0, t), ("S0401", 1, None, 0, t + dt.timedelta(hours=2))]), 2), line("DU1", 1)])
+    # 超标准收费: a service above its price; a drug above its cap is not (self-paid excess)
+    case("SV-PRICE-01", [line(r.enc("PR1", [("S0401", 1, 2500)]), 1)], [line(r.enc("PR2", [("S0401", 1, 2000)]), 1)])
+    # 分解收费: PTCA billed with the stent placement
+    case("SV-UNBUNDLE-01", [line(r.enc("UB1", ["S0604", "S0605"], med_type="21", days=4, inst="H3"), 2)],
+         [line(r.enc("UB2", ["S0605"], med_type="21", days=4, inst="H3"), 1)])
+    # 串换: a locking plate without a fracture operation
+    case("SV-SWAP-01", [line(r.enc("SW1", ["S0201", "C0110"], med_type="21", days=4), 2)],
+         [line(r.enc("SW2", ["S0611", "C0110"], med_type="21", days=4), 2)])
+    # 限定支付范围
+    case("SV-SCOPE-SEX", [line(r.enc("SX1", ["S0428"], psn=r.person("PF", "2")), 1)], [line(r.enc("SX2", ["S0428"], psn=r.person("PM", "1")), 1)])
+    case("SV-SCOPE-AGE", [line(r.enc("AG1", [("W0510", 6, None, 3)], psn=r.person("PK", "1", dt.date(2015, 1, 1)), dx="J20.9"), 1)],
+         [line(r.enc("AG2", [("W0510", 6, None, 3)], psn=r.person("PA", "1", dt.date(1990, 1, 1)), dx="J20.9"), 1)])
+    case("SV-SCOPE-LEVEL", [line(r.enc("LV1", ["S0506"], inst="H1"), 1)], [line(r.enc("LV2", ["S0506"], inst="H3"), 1)])
+    case("SV-SCOPE-IND", [line(r.enc("IN1", ["S0422"], dx="I10"), 1)], [line(r.enc("IN2", ["S0422"], dx="I10", other="J18.9"), 1)])
+    case("SV-SCOPE-MEDTYPE", [line(r.enc("MT1", ["S0317"], inst="H3", med_type="11"), 1)], [line(r.enc("MT2", ["S0317"], inst="H3", med_type="21", days=3), 1)])
+    # 超量开药: W0101 at most 2 a day, flagged above 6 x 2 x 7 + 1 = 85 units for 7 days
+    case("SV-QTY-01", [line(r.enc("QT1", [("W0101", 86, None, 7)]), 1)], [line(r.enc("QT2", [("W0101", 85, None, 7)]), 1)])
+    # 分解住院: readmitted the next day for the same disease at the same hospital; 60 days later is not
+    p = r.person("PS")
+    r.enc("SP1", [("S0201", 5), "W0101"], psn=p, med_type="21", day=0, days=5, dx="I63.9")
+    sp2 = r.enc("SP2", [("S0201", 5), "W0101"], psn=p, med_type="21", day=6, days=5, dx="I63.9")
+    sp3 = r.enc("SP3", [("S0201", 5), "W0101"], psn=p, med_type="21", day=70, days=5, dx="I63.9")
+    sp4 = r.enc("SP4", [("S0201", 5), "W0101"], psn=p, med_type="21", day=76, days=5, dx="K35.8")  # other disease
+    case("SV-SPLIT-01", [sp2], ["SP1", sp3, sp4])
+    # 低标入院: a 2-day admission for a cold vs an 8-day one
+    case("SV-LOWADM-01", [r.enc("LA1", [("S0201", 2), "W0101"], med_type="21", days=2, dx="J06.9")],
+         [r.enc("LA2", [("S0201", 8), "W0101"], med_type="21", days=8, dx="J06.9"), r.enc("LA3", [("S0201", 2), "W0101"], med_type="21", days=2, dx="J18.9")])
+    # 高套: respiratory failure on paper vs with a blood gas test
+    case("SV-UPCODE-01", [r.enc("UP1", [("S0201", 5), "W0101"], med_type="21", days=5, dx="J18.9", other="I10;J96.0")],
+         [r.enc("UP2", [("S0201", 5), "S0415"], med_type="21", days=5, dx="J18.9", other="J96.0")])
+    # 冒名就医: a delivery on a man's card; a claim after the recorded death
+    case("SV-IMP-01", [r.enc("IM1", ["S0608"], psn=r.person("PM2", "1"), med_type="21", days=3, dx="O80")],
+         [r.enc("IM2", ["S0608"], psn=r.person("PF2", "2"), med_type="21", days=3, dx="O80")])
+    pd_ = r.person("PD")
+    r.enc("DE1", [("S0201", 3)], psn=pd_, med_type="21", day=50, days=3, dx="I21.9", dscg="5")
+    case("SV-IMP-02", [r.enc("DE2", ["W0101"], psn=pd_, med_type="41", day=70)], ["DE1", r.enc("DE0", ["W0101"], psn=pd_, med_type="41", day=20)])
+    # 进销存: H3 billed 50 of W0102 but bought 10; bought 50 of W0103
+    r.enc("ST1", [("W0102", 50, None, 25), ("W0103", 50, None, 25)], inst="H3", med_type="14")
+    r.purchases += [dict(fixmedins_code="H3", med_list_codg="W0102", policy_year=2025, qty_milli=10_000, opening_stock_milli=0, synthetic=True),
+                    dict(fixmedins_code="H3", med_list_codg="W0103", policy_year=2025, qty_milli=50_000, opening_stock_milli=0, synthetic=True)]
+    case("SV-STOCK-01", ["H3#W0102"], ["H3#W0103"])
+
+
+@pytest.fixture(scope="module")
+def hits(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sv_rules")
+    r = Region()
+    build(r)
+    r.write(d)
+    return scan(d).hits
+
+
+def test_every_post_rule_has_cases():
+    r = Region()
+    build(r)
+    assert {x.id for x in default_rulebook().by_stage("post")} == set(CASES)
+
+
+@pytest.mark.parametrize("rule_id", sorted({x.id for x in default_rulebook().by_stage("post")}))
+def test_post_rule_positive_and_negative(hits, rule_id):
+    r = Region()
+    build(r)
+    pos, neg = CASES[rule_id]
+    got = set(hits.loc[hits.rule_id == rule_id, "entity_id"])
+    assert pos <= got, f"{rule_id} missed {pos - got}"
+    assert not (neg & got), f"{rule_id} flagged negatives {neg & got}"
+    assert hits.loc[hits.rule_id == rule_id, "evidence"].str.startswith("{").all()
+
+
+def test_hits_carry_money_and_evidence(hits):
+    h = hits[hits.rule_id == "SV-PRICE-01"].iloc[0]
+    assert h.amount == 500 and '"pric_uplmt":2000' in h.evidence  # 25.00 charged for a 20.00 service
+    q = hits[hits.rule_id == "SV-QTY-01"].iloc[0]
+    assert q.amount == (86_000 - 84_000) * price("W0101") // 1000
+
+
+# --- in-care (事中) ------------------------------------------------------------------------------
+
+
+def claim(lines, *, gend="1", brdy=dt.date(1960, 5, 5), med_type="11", hosp_lv=1, dx="I10", other=(), lt=True, begin=T0, inst="H1", mid="M1"):
+    fl = []
+    for sn, ln in enumerate(lines, start=1):
+        code, cnt, *rest = ln if isinstance(ln, tuple) else (ln, 1)
+        pric = rest[0] if rest and rest[0] is not None else price(code)
+        prd = rest[1] if len(rest) > 1 else 0
+        fl.append(FeeLine(sn, code, cnt * 1000, pric, (cnt * 1000 * pric + 500) // 1000, prd_days=prd))
+    person = PersonFacts("P1", "310", "in_service", gend, brdy, "990100")
+    return Claim(mid, person, inst, hosp_lv, med_type, begin, begin + dt.timedelta(hours=1), dx, tuple(fl), tuple(other), lt_rx_confirmed=lt)
+
+
+def rules_hit(c, history=None, stage="in"):
+    v = check_claim(c, catalog=ML.items, history=history, stage=stage)
+    return v, {f.rule_id for f in v.findings}
+
+
+INCARE = [
+    ("SV-SCOPE-SEX", claim(["S0428"], gend="2"), claim(["S0428"], gend="1")),
+    ("SV-SCOPE-AGE", claim([("W0510", 6, None, 3)], brdy=dt.date(2015, 1, 1), dx="J20.9"), claim([("W0510", 6, None, 3)], dx="J20.9")),
+    ("SV-SCOPE-LEVEL", claim(["S0506"], hosp_lv=1), claim(["S0506"], hosp_lv=3)),
+    ("SV-SCOPE-IND", claim(["S0422"]), claim(["S0422"], other=("J18.9",))),
+    ("SV-SCOPE-MEDTYPE", claim(["S0317"], hosp_lv=3), claim(["S0317"], hosp_lv=3, med_type="21")),
+    ("SV-PRICE-01", claim([("S0401", 1, 2500)]), claim([("S0401", 1, 2000)])),
+    ("SV-DUP-01", claim(["S0401", "S0401"]), claim(["S0401", ("S0401", 2)])),
+    ("SV-LRX-01", claim([("W0101", 90, None, 90)], med_type="14"), claim([("W0101", 84, None, 84)], med_type="14")),
+    ("SV-LRX-02", claim([("W0101", 56, None, 56)], med_type="14", lt=False), claim([("W0101", 56, None, 56)], med_type="14", lt=True)),
+    ("SV-QTY-01", claim([("W0101", 86, None, 7)]), claim([("W0101", 85, None, 7)])),
+    ("SV-UNBUNDLE-01", claim(["S0604", "S0605"], med_type="21", hosp_lv=3), claim(["S0605"], med_type="21", hosp_lv=3)),
+    ("SV-EXAM-01", claim(["S0401", "S0402", "S0404", "S0405"]), claim(["S0401", "S0402", "S0404"])),
+    ("SV-IMP-01", claim(["S0608"], dx="O80", med_type="21"), claim(["S0608"], dx="O80", med_type="21", gend="2")),
+]
+
+
+@pytest.mark.parametrize("rule_id,pos,neg", INCARE, ids=[c[0] for c in INCARE])
+def test_incare_rule_positive_and_negative(rule_id, pos, neg):
+    v, got = rules_hit(pos)
+    assert rule_id in got
+    f = next(f for f in v.findings if f.rule_id == rule_id)
+    assert f.reason_en and f.reason_zh and f.field and f.evidence
+    assert v.action == ("refuse" if any(x.action == "refuse" for x in v.findings) else "warn")
+    assert rule_id not in rules_hit(neg)[1]
+
+
+def test_incare_history_rules():
+    adm = PastAdmission("A1", "H1", "I63.9", T0 - dt.timedelta(days=8), T0 - dt.timedelta(days=2))
+    c = claim(["S0201"], med_type="21", dx="I63.9")
+    assert "SV-SPLIT-01" in rules_hit(c, History((adm,)))[1]
+    assert "SV-SPLIT-01" not in rules_hit(claim(["S0201"], med_type="21", dx="K35.8"), History((adm,)))[1]
+    old = PastAdmission("A0", "H1", "I63.9", T0 - dt.timedelta(days=40), T0 - dt.timedelta(days=30))
+    assert "SV-SPLIT-01" not in rules_hit(c, History((old,)))[1]
+    v, got = rules_hit(claim(["W0101"]), History(death_time=T0 - dt.timedelta(days=3)))
+    assert "SV-IMP-02" in got and v.action == "refuse"
+    assert "SV-IMP-02" not in rules_hit(claim(["W0101"]), History(death_time=T0 + dt.timedelta(days=3)))[1]
+
+
+def test_clean_claim_passes_and_pre_stage_never_refuses():
+    v, got = rules_hit(claim([("W0101", 14, None, 7), "S0101"]))
+    assert v.action == "pass" and not got
+    v, got = rules_hit(claim([("W0101", 90, None, 90)], med_type="14"), stage="pre")
+    assert "SV-LRX-01" in got and v.action == "warn"
+
+
+def test_bad_rule_file_is_refused_with_the_field_named(tmp_path):
+    import shutil
+
+    src = default_rulebook().directory
+    shutil.copytree(src, tmp_path / "sv")
+    p = tmp_path / "sv" / "rules.yaml"
+    p.write_text(p.read_text(encoding="utf-8").replace("severity: 5", "severity: 9", 1), encoding="utf-8")
+    with pytest.raises(SupervisionDataError, match="severity"):
+        RuleBook.load(tmp_path / "sv")
+    shutil.rmtree(tmp_path / "sv")
+    shutil.copytree(src, tmp_path / "sv")
+    (tmp_path / "sv" / "sql" / "SV-DUP-01.sql").unlink()
+    with pytest.raises(SupervisionDataError, match="SV-DUP-01"):
+        RuleBook.load(tmp_path / "sv")
