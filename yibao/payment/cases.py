@@ -108,8 +108,9 @@ def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types:
     return f"""
     SELECT e.mdtrt_id, e.psn_no, e.fixmedins_code, i.hosp_lv, e.dept_code, e.begntime, e.endtime, e.policy_year,
            CAST(month(e.endtime) AS TINYINT) AS setl_month,
-           CAST(year(e.begntime) - year(p.brdy)
-                - CASE WHEN month(e.begntime) * 100 + day(e.begntime) < month(p.brdy) * 100 + day(p.brdy) THEN 1 ELSE 0 END AS SMALLINT) AS age,
+           -- whole years at admission; an admission dated before the birth date (seen in synthetic data) counts as age 0
+           CAST(greatest(0, year(e.begntime) - year(p.brdy)
+                - CASE WHEN month(e.begntime) * 100 + day(e.begntime) < month(p.brdy) * 100 + day(p.brdy) THEN 1 ELSE 0 END) AS SMALLINT) AS age,
            p.gend, e.dise_codg, e.other_dise_codg, e.oprn_codg,
            s.medfee_sumamt, s.psn_part_amt, s.hifp_pay, s.fund_pay_sumamt - s.hifp_pay AS oth_fund_amt,
            e.synthetic
