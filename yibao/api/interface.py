@@ -210,8 +210,11 @@ class Interface:
     """The national-interface service on one database.
 
     ``clock`` gives the current time (tests pass a fixed one);
-    ``ecode_verifier(token, now) -> psn_no`` resolves an e-insurance-code
-    token (就诊凭证类型 01); without one, type 01 is refused.
+    ``ecode_verifier(token, now, fixmedins_code) -> psn_no`` resolves an
+    e-insurance-code token (就诊凭证类型 01) presented at ``fixmedins_code``
+    (the place feeds the e-code's risk rules); without one, type 01 is
+    refused.  It writes its own usage record, so it is called outside the
+    handler's write transaction (see :meth:`_ecode`).
     """
 
     def __init__(
@@ -222,7 +225,7 @@ class Interface:
         *,
         config: InterfaceConfig | None = None,
         clock: Callable[[], dt.datetime] | None = None,
-        ecode_verifier: Callable[[str, dt.datetime], str | None] | None = None,
+        ecode_verifier: Callable[[str, dt.datetime, str], str | None] | None = None,
         valid_diagnosis: Callable[[str], bool] | None = None,
     ):
         self.engine = engine
@@ -411,14 +414,23 @@ class Interface:
             raise _rej(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", "psn_no")
         return p
 
-    def _check_cert(self, person: db.Person, cert_type: str, cert_no: str, now: dt.datetime) -> None:
+    def _ecode(self, cert_type: str, cert_no: str, now: dt.datetime, fixmedins_code: str) -> str | None:
+        """Resolve an e-code (type 01) to a psn_no, or None; call before opening a write transaction."""
+        if cert_type != "01" or not cert_no:
+            return None
+        if self.ecode_verifier is None:
+            raise _rej("e-insurance-code tokens (mdtrt_cert_type 01) are not configured on this platform",
+                       "本平台未配置医保电子凭证核验 (就诊凭证类型01)", "mdtrt_cert_type")
+        return self.ecode_verifier(cert_no, now, fixmedins_code)
+
+    def _check_cert(self, person: db.Person, cert_type: str, cert_no: str, now: dt.datetime,
+                    fixmedins_code: str = "", ecode_psn: str | None = None) -> None:
         if not cert_no:
             return
         if cert_type == "01":
-            if self.ecode_verifier is None:
-                raise _rej("e-insurance-code tokens (mdtrt_cert_type 01) are not configured on this platform",
-                           "本平台未配置医保电子凭证核验 (就诊凭证类型01)", "mdtrt_cert_type")
-            if self.ecode_verifier(cert_no, now) != person.psn_no:
+            if ecode_psn is None:
+                ecode_psn = self._ecode(cert_type, cert_no, now, fixmedins_code)
+            if ecode_psn != person.psn_no:
                 raise _rej("the e-insurance-code token does not identify this person",
                            "医保电子凭证与参保人不符或已失效", "mdtrt_cert_no")
         elif cert_no != (person.certno or ""):
@@ -498,10 +510,7 @@ class Interface:
         q, now = d.data, ctx.now
         with self.read() as s:
             if q.mdtrt_cert_type == "01":
-                if self.ecode_verifier is None:
-                    raise _rej("e-insurance-code tokens (mdtrt_cert_type 01) are not configured on this platform",
-                               "本平台未配置医保电子凭证核验 (就诊凭证类型01)", "mdtrt_cert_type")
-                psn_no = self.ecode_verifier(q.mdtrt_cert_no, now)
+                psn_no = self._ecode("01", q.mdtrt_cert_no, now, ctx.env.fixmedins_code)
                 p = s.get(db.Person, psn_no) if psn_no else None
             else:
                 p = s.scalars(select(db.Person).where(db.Person.certno == q.mdtrt_cert_no).limit(1)).first()
@@ -523,10 +532,10 @@ class Interface:
 
     def _open(self, s: Session, ctx: Ctx, *, kind: str, psn_no: str, insutype: str, begntime: dt.datetime, med_type: str,
               ipt_otp_no: str, cert_type: str, cert_no: str, dise: str = "", other: tuple[str, ...] = (),
-              dept: str = "", dr: str = "") -> V.VisitState:
+              dept: str = "", dr: str = "", ecode_psn: str | None = None) -> V.VisitState:
         env = ctx.env
         p = self._person(s, psn_no)
-        self._check_cert(p, cert_type, cert_no, ctx.now)
+        self._check_cert(p, cert_type, cert_no, ctx.now, env.fixmedins_code, ecode_psn)
         area = self._area(env, p)
         return V.admit_or_register(
             s, kind=kind, psn_no=psn_no, fixmedins_code=env.fixmedins_code, insutype=insutype, begntime=begntime,
@@ -537,19 +546,22 @@ class Interface:
 
     def h_register(self, ctx: Ctx, d: S.In2201) -> Outcome:
         r = d.data
+        ecode_psn = self._ecode(r.mdtrt_cert_type, r.mdtrt_cert_no, ctx.now, ctx.env.fixmedins_code)
         with self.tx() as s:
             v = self._open(s, ctx, kind=V.OUTPATIENT, psn_no=r.psn_no, insutype=r.insutype, begntime=r.begntime,
                            med_type="11", ipt_otp_no=r.ipt_otp_no, cert_type=r.mdtrt_cert_type,
-                           cert_no=r.mdtrt_cert_no, dept=r.dept_code, dr=r.atddr_no)
+                           cert_no=r.mdtrt_cert_no, dept=r.dept_code, dr=r.atddr_no, ecode_psn=ecode_psn)
             return ctx.commit(s, {"data": {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "ipt_otp_no": v.ipt_otp_no or ""}})
 
     def h_admit(self, ctx: Ctx, d: S.In2401) -> Outcome:
         m = d.mdtrtinfo
         main, other = _diagnoses(m.dscg_maindiag_code, d.diseinfo)
+        ecode_psn = self._ecode(m.mdtrt_cert_type, m.mdtrt_cert_no, ctx.now, ctx.env.fixmedins_code)
         with self.tx() as s:
             v = self._open(s, ctx, kind=V.INPATIENT, psn_no=m.psn_no, insutype=m.insutype, begntime=m.begntime,
                            med_type=m.med_type, ipt_otp_no=m.ipt_no, cert_type=m.mdtrt_cert_type,
-                           cert_no=m.mdtrt_cert_no, dise=main, other=other, dept=m.adm_dept_codg, dr=m.atddr_no)
+                           cert_no=m.mdtrt_cert_no, dise=main, other=other, dept=m.adm_dept_codg, dr=m.atddr_no,
+                           ecode_psn=ecode_psn)
             return ctx.commit(s, {"result": {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "ipt_otp_no": v.ipt_otp_no or ""}})
 
     def _cancel_visit(self, ctx: Ctx, d: S.In2202 | S.In2404, kind: str) -> Outcome:
@@ -654,7 +666,7 @@ class Interface:
             self._insutype(p, q.insutype)
             if (v.insutype or "") != q.insutype:
                 raise _rej("insutype differs from the registration's", "险种类型与登记不符", "insutype")
-            self._check_cert(p, q.mdtrt_cert_type, q.mdtrt_cert_no, now)
+            self._check_cert(p, q.mdtrt_cert_type, q.mdtrt_cert_no, now, env.fixmedins_code)
             if kind == V.INPATIENT:
                 if q.med_type and q.med_type != enc.med_type:
                     raise _rej(f"med_type {q.med_type} differs from the admission's {enc.med_type}",
