@@ -721,35 +721,65 @@ def agreed_volumes(inp: RoundInput, rules: RuleSet, drugs: dict[str, DrugResult]
     if not len(d):
         empty = d.assign(supplier="", share_bp=0, agreed_units=0)
         return empty, pd.DataFrame(columns=["institution_id", "region", "drug_id", "spec_id", "supplier", "agreed_units", "price_fen", "amount_fen"])
-    share = {k: v.share_bp for k, v in drugs.items()}
-    share_bp = d["drug_id"].map(share).fillna(0).astype("int64").to_numpy()
+    # strings become integer codes once; every step after is NumPy on int64
+    drug_c, drug_u = pd.factorize(d["drug_id"], sort=False)
+    reg_c, reg_u = pd.factorize(d["region"], sort=False)
+    share_bp = np.array([drugs[x].share_bp if x in drugs else 0 for x in drug_u], dtype=np.int64)[drug_c]
     units = d["units"].to_numpy(dtype="int64")
     agreed_units = (units * share_bp + 5000) // 10000
-    prim = {(k, r): f for k, v in drugs.items() for r, f in v.primary.items()}
-    keys = list(zip(d["drug_id"].to_numpy(), d["region"].to_numpy()))
-    supplier = np.array([prim.get(k, "") for k in keys], dtype=object)
+    firm_names = [""] + sorted({f for v in drugs.values() for f in v.primary.values()} | {o.firm_id for v in drugs.values() for o in v.outcomes if o.won})
+    firm_code = {f: i for i, f in enumerate(firm_names)}
+    prim_tab = np.zeros((len(drug_u), len(reg_u)), dtype=np.int64)
+    reg_index = {r: i for i, r in enumerate(reg_u)}
+    for di, x in enumerate(drug_u):
+        if x in drugs:
+            for r, f in drugs[x].primary.items():
+                if r in reg_index:
+                    prim_tab[di, reg_index[r]] = firm_code[f]
+    sup_c = prim_tab[drug_c, reg_c]
     if rules.volume.brand_direct_supply and "brand_firm_id" in d:
-        winners = {(k, o.firm_id) for k, v in drugs.items() for o in v.outcomes if o.won}
-        brand = d["brand_firm_id"].to_numpy()
-        drug = d["drug_id"].to_numpy()
-        mask = np.array([bool(b) and (dr, b) in winners for dr, b in zip(drug, brand)], dtype=bool)
-        supplier[mask] = brand[mask]
-    agreed = d.assign(supplier=supplier, share_bp=share_bp, agreed_units=agreed_units)
-    g = agreed[agreed["supplier"] != ""].groupby(["institution_id", "region", "drug_id", "spec_id", "supplier"], sort=True, as_index=False)["agreed_units"].sum()
+        brand_c, brand_u = pd.factorize(d["brand_firm_id"], sort=False)
+        win_tab = np.zeros((len(drug_u), len(brand_u)), dtype=np.int64)
+        for di, x in enumerate(drug_u):
+            if x in drugs:
+                won = {o.firm_id for o in drugs[x].outcomes if o.won}
+                for bi, b in enumerate(brand_u):
+                    if b and b in won:
+                        win_tab[di, bi] = firm_code[b]
+        direct = win_tab[drug_c, brand_c]
+        sup_c = np.where(direct > 0, direct, sup_c)
+    names = np.array(firm_names, dtype=object)
+    agreed = d.assign(supplier=pd.Categorical.from_codes(sup_c, firm_names), share_bp=share_bp, agreed_units=agreed_units)
+    # contracts: sum agreed units per institution × region × spec × supplier (sort + reduceat, exact int64)
+    inst_c, _ = pd.factorize(d["institution_id"], sort=False)
+    spec_c, spec_u = pd.factorize(d["spec_id"], sort=False)
+    keep = np.flatnonzero(sup_c > 0)
+    ns, nf = len(spec_u), len(firm_names)
+    key = ((inst_c[keep].astype(np.int64) * len(reg_u) + reg_c[keep]) * ns + spec_c[keep]) * nf + sup_c[keep]
+    order = keep[np.argsort(key, kind="stable")]
+    skey = np.sort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]]) if len(skey) else np.array([], dtype=np.int64)
+    au = np.add.reduceat(agreed_units[order], starts) if len(starts) else np.array([], dtype=np.int64)
+    first = order[starts]
     bids = {(b.firm_id, b.spec_id): b for b in inp.bids}
     award = {(k, o.firm_id): (o.award_comparable_e4, o.comparable_e4) for k, v in drugs.items() for o in v.outcomes if o.won}
-    uniq = g[["drug_id", "spec_id", "supplier"]].drop_duplicates()
-    rows = []
-    for drug_id, spec_id, firm in uniq.itertuples(index=False):
+    pair = spec_c[first].astype(np.int64) * nf + sup_c[first]
+    upair, pinv = np.unique(pair, return_inverse=True)
+    pprice = np.zeros(len(upair), dtype=np.int64)
+    pupp = np.ones(len(upair), dtype=np.int64)
+    spec_drug = {s.spec_id: e.drug_id for e in inp.catalog.values() for s in e.specs}
+    for i, pk in enumerate(upair):
+        spec_id, firm = spec_u[pk // nf], firm_names[pk % nf]
+        drug_id = spec_drug[spec_id]
         entry = inp.catalog[drug_id]
         spec = entry.spec(spec_id)
         aw, own = award[(drug_id, firm)]
-        rows.append((drug_id, spec_id, firm, spec_price_fen(entry, spec, firm, aw, bids, rules, own), spec.units_per_pack))
-    pt = pd.DataFrame(rows, columns=["drug_id", "spec_id", "supplier", "price_fen", "units_per_pack"])
-    g = g.merge(pt, on=["drug_id", "spec_id", "supplier"], how="left", sort=False)
-    prices = g["price_fen"].to_numpy(dtype="int64")
-    upp = g["units_per_pack"].to_numpy(dtype="int64")
-    au = g["agreed_units"].to_numpy(dtype="int64")
+        pprice[i], pupp[i] = spec_price_fen(entry, spec, firm, aw, bids, rules, own), spec.units_per_pack
+    prices, upp = pprice[pinv], pupp[pinv]
     amount = (2 * au * prices + upp) // (2 * upp)  # units × pack price / units per pack, half up
-    contracts = g.assign(amount_fen=amount)
+    pick = {c: d[c].take(first).reset_index(drop=True) for c in ("institution_id", "region", "drug_id", "spec_id")}
+    contracts = pd.DataFrame({
+        **pick, "supplier": pd.Series(names[sup_c[first]], dtype=pick["drug_id"].dtype),
+        "agreed_units": au.astype(np.int64), "price_fen": prices, "units_per_pack": upp, "amount_fen": amount.astype(np.int64),
+    })
     return agreed, contracts
