@@ -158,7 +158,7 @@ def inject_patterns(tables: dict[str, pa.Table], patterns: Mapping[str, float], 
     fee = frames["fee_detail"]
     enc = frames["encounter"]
     # keep encounters in id order and lines grouped by encounter, in line order
-    enc.sort_values("mdtrt_id", kind="stable", inplace=True, ignore_index=True)
+    enc = frames["encounter"] = enc.sort_values("mdtrt_id", kind="stable", ignore_index=True)
     pos = pd.Series(np.arange(len(enc)), index=enc["mdtrt_id"].to_numpy())
     key = pos.reindex(fee["mdtrt_id"].to_numpy()).to_numpy().astype(np.int64) * (1 << 24) + fee["feedetl_sn"].to_numpy().astype(np.int64)
     frames["fee_detail"] = fee.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
