@@ -208,7 +208,7 @@ def test_tie_breaks_in_order():
                                   ("E", 100, dt.date(2021, 1, 1), dt.date(1999, 1, 1)),
                                   ("F", 100, dt.date(2018, 1, 1), dt.date(1998, 1, 1))]]
     firms = {f: Firm(f, f, grade, supply_regions=n) for f, grade, n in
-             [("A", "good", 5), ("B", "good", 5), ("C", "good", 5), ("D", "good", 5), ("E", "good", 9), ("F", "general", 31)]}
+             [("A", "good", 5), ("B", "good", 5), ("C", "good", 5), ("D", "good", 5), ("E", "good", 9), ("F", "ordinary", 31)]}
     res = run("national-batch-02", entry("2.00"), bids, firms)
     rank = sorted(res.outcomes, key=lambda o: o.rank)
     # credit (F last) > supply regions (E first) > sales volume (D) > consistency date (C 2019, then A/B 2020 by id)
@@ -220,7 +220,7 @@ def test_tie_breaks_in_order():
 
 def test_credit_lookup_callable_overrides_the_firm_record():
     bids = bids_at("0.50", "0.60")
-    res = run("national-batch-02", entry(), bids, credit_lookup=lambda f: "serious" if f == "A" else None)
+    res = run("national-batch-02", entry(), bids, credit_lookup=lambda f: "severe" if f == "A" else None)
     assert status(res) == {"A": "ineligible", "B": "won"}
     assert res.outcomes[0].reason_code == "credit"
 
@@ -358,3 +358,30 @@ def test_consumables_negotiation_with_one_bidder_and_grouping():
     assert res.drugs["C3"].procedure == "negotiation"
     assert {o.firm_id: o.status for o in res.drugs["C3"].outcomes} == {"C": "lost"}
     assert res.drugs["C1"].share_bp == 8000 and res.drugs["C1"].cycle_years == 2
+
+
+# --- Gansu–Shaanxi sanctions, 八省二区 overlap ----------------------------------------------------
+
+
+def test_non_bidders_lose_listing_or_are_barred_under_gansu_shaanxi():
+    from yibao.procurement.engine import non_bidder_sanctions
+
+    bids = [Bid("b1", "D1", "S1", "A", 50)]
+    makers = [("A", "D1", True), ("B", "D1", True), ("C", "D1", False)]
+    s = {x.firm_id: x for x in non_bidder_sanctions(makers, bids, get_ruleset("alliance-gansu-shaanxi"), DAY)}
+    assert set(s) == {"B", "C"}
+    assert s["B"].kind == "delist" and s["C"].kind == "ban" and s["C"].until == dt.date(2027, 3, 1)
+    assert non_bidder_sanctions(makers, bids, get_ruleset("national-batch-02"), DAY) == []
+
+
+def test_alliance_result_holds_in_cycle_one_then_national():
+    from yibao.procurement.engine import result_in_force
+
+    e = entry("2.00")
+    alliance = run("alliance-heilongjiang-8p2r", e, bids_at("0.50", "0.60"))
+    national = run("national-batch-02", e, bids_at("0.70", "0.40"))
+    r = get_ruleset("alliance-heilongjiang-8p2r")
+    assert result_in_force(1, alliance, national, r) is alliance
+    assert result_in_force(2, alliance, national, r) is national
+    assert result_in_force(2, alliance, national, get_ruleset("alliance-guangdong-16")) is alliance
+    assert result_in_force(2, alliance, None, r) is alliance

@@ -154,3 +154,25 @@ def test_cli_end_to_end(tmp_path):
     assert r.exit_code == 0 and "behind schedule" in r.output
     r = runner.invoke(app, ["procurement", "integrity", str(tmp_path / "r")])
     assert r.exit_code == 0 and "6 flags" in r.output and "N001" in r.output
+
+
+def test_credit_grade_from_supervision_excludes_a_blacklisted_firm(db_engine, small_round):
+    import datetime as dt
+
+    from yibao.supervision.credit import add_points
+    from yibao.procurement.service import supervision_credit_lookup
+
+    inp, _ = small_round
+    drug = next(iter(inp.catalog))
+    bidders = sorted({b.firm_id for b in inp.bids if b.drug_id == drug})
+    target = bidders[0]
+    with ydb.session_scope(db_engine) as s:
+        # two "serious" enterprise violations (15 points each) -> above the severe band: blacklisted
+        for _ in range(2):
+            add_points(s, "enterprise", target, "serious", case_id=None, reason="test",
+                       at=dt.datetime(2025, 2, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+    lookup = supervision_credit_lookup(db_engine, inp.round_date)
+    assert lookup(target) == "serious_breach" and lookup(bidders[1]) == "good"
+    res = run_round(inp, get_ruleset("national-batch-10"), credit_lookup=lookup)
+    o = {x.firm_id: x for x in res.drugs[drug].outcomes}[target]
+    assert o.status == "ineligible" and o.reason_code == "credit"

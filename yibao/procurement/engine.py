@@ -26,7 +26,7 @@ from yibao.core.money import ratio_to_bp
 from yibao.procurement.model import Bid, CatalogEntry, Firm, RoundInput, Spec
 from yibao.procurement.rules import RuleSet, TieBreak
 
-# A credit lookup returns a firm's 医药价格和招采信用评价 grade (e.g. "good", "serious") or None
+# A credit lookup returns a firm's 医药价格和招采信用评价 grade (e.g. "good", "severe"; names as in yibao/data/supervision/credit.yaml) or None
 # (unknown -> the grade on the firm record).  yibao.supervision will provide one; pass it as
 # ``credit_lookup=`` to :func:`run_round`.
 CreditLookup = Callable[[str], "str | None"]
@@ -556,6 +556,53 @@ def _finish(res: DrugResult, entry: CatalogEntry, rules: RuleSet) -> DrugResult:
                                                    sole_product=entry.sole_product))
         res.cycle_years = rules.cycle_years_for(n, injectable=entry.injectable) if n else 0
     return res
+
+
+# ---------------------------------------------------------------------------
+# sanctions on firms that do not bid; national/alliance overlap
+
+
+@dataclass(frozen=True)
+class Sanction:
+    firm_id: str
+    drug_id: str
+    kind: str  # delist | ban
+    until: dt.date | None
+    reason_en: str
+    reason_zh: str
+
+
+def non_bidder_sanctions(makers: Iterable[tuple[str, str, bool]], bids: Iterable[Bid], rules: RuleSet, round_date: dt.date) -> list[Sanction]:
+    """Firms that make a catalog drug but did not bid (甘陕联盟).
+
+    ``makers``: (firm_id, drug_id, listed on the alliance's platforms).  A listed
+    firm loses its listing (取消挂网资格); an unlisted one is barred from the
+    alliance's procurement for ``non_bidder_ban_years``.
+    """
+    el = rules.eligibility
+    bid_pairs = {(b.firm_id, b.drug_id) for b in bids}
+    out = []
+    for firm, drug, listed in makers:
+        if (firm, drug) in bid_pairs:
+            continue
+        if listed and el.non_bidder_delisting:
+            out.append(Sanction(firm, drug, "delist", None, f"listed for {drug} but did not bid: listing withdrawn",
+                                f"已挂网未申报 {drug}: 取消挂网资格"))
+        elif not listed and el.non_bidder_ban_years:
+            until = round_date.replace(year=round_date.year + el.non_bidder_ban_years)
+            out.append(Sanction(firm, drug, "ban", until, f"not listed and did not bid for {drug}: barred until {until}",
+                                f"未挂网且未申报 {drug}: {el.non_bidder_ban_years} 年内不接受其参加集采或挂网 (至 {until})"))
+    return out
+
+
+def result_in_force(cycle_no: int, alliance: DrugResult, national: DrugResult | None, rules: RuleSet) -> DrugResult:
+    """八省二区: where a national and an alliance result overlap, the alliance
+    result holds for the first ``alliance_overlap_cycles`` cycles, the national one after.
+    Without that rule (or without a national result) the alliance result holds."""
+    k = rules.cycle.alliance_overlap_cycles
+    if national is None or k is None or not national.winners:
+        return alliance
+    return alliance if cycle_no <= k else national
 
 
 # ---------------------------------------------------------------------------

@@ -80,6 +80,8 @@ class EligibilityRules(_M):
     cap_by_national_highest_price: bool = False
     cap_by_reference_price: bool = False
     two_envelope_min_score: Decimal | None = None
+    non_bidder_delisting: bool = False
+    non_bidder_ban_years: int | None = Field(None, ge=1)
 
 
 class PriceDifferenceRules(_M):

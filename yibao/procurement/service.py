@@ -86,6 +86,26 @@ def save_orders(engine: Engine, round_id: int, orders: pd.DataFrame) -> int:
     return len(recs)
 
 
+def supervision_credit_lookup(engine: Engine, on: dt.date):
+    """A credit lookup for :func:`yibao.procurement.engine.run_round` backed by
+    ``yibao.supervision.credit`` (医药价格和招采信用评价 points in the database).
+
+    ``run_round(inp, rules, credit_lookup=supervision_credit_lookup(engine, inp.round_date))``.
+    Grades use the same names as the rule sets' ``excluded_credit_grades`` and
+    tie-break order (``good`` … ``serious_breach``).  Firms without points are ``good``.
+    """
+    from yibao.supervision.credit import credit_grade
+
+    cache: dict[str, str] = {}
+
+    def lookup(firm_id: str) -> str | None:
+        if firm_id not in cache:
+            cache[firm_id] = credit_grade(engine, "enterprise", firm_id, on=on).grade
+        return cache[firm_id]
+
+    return lookup
+
+
 def list_rounds(engine: Engine) -> list[dict]:
     with session_scope(engine) as s:
         out = []

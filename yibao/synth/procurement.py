@@ -101,7 +101,7 @@ def generate_round(
     # firms
     n_firms = max(bidders_per_drug[1] * 3, 20)
     firms: dict[str, Firm] = {}
-    grades = np.array(["good", "good", "good", "general", "moderate", "serious"])
+    grades = np.array(["good", "good", "good", "ordinary", "medium", "severe"])
     for fi in range(n_firms):
         fid = f"F{fi + 1:03d}"
         fails = (round_date - dt.timedelta(days=int(rng.integers(30, 600))),) if rng.random() < 0.03 else ()
