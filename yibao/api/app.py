@@ -119,6 +119,7 @@ def create_app(iface: Interface) -> FastAPI:
         )
     app.include_router(router)
     from yibao.supervision.api import router as supervision_router; app.include_router(supervision_router)  # noqa: E702
+    from yibao.procurement.api import router as procurement_router; app.include_router(procurement_router)  # noqa: E702
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
