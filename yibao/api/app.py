@@ -41,8 +41,12 @@ class ExactJSONRoute(APIRoute):
             if body:
                 try:
                     request._json = loads_exact(body)  # type: ignore[attr-defined]
-                except MalformedMessage:
-                    pass  # FastAPI reports the invalid body (422)
+                except MalformedMessage as exc:
+                    from yibao.api.envelope import err_text
+
+                    msg = err_text("请求体不是合法的JSON", str(exc), "body")
+                    return Response(dumps_exact({"infcode": -1, "err_msg": msg, "field": "body"}), status_code=400,
+                                    media_type=JSON)
             return await original(request)
 
         return handler

@@ -63,8 +63,8 @@ def _prep(o: Any) -> Any:
         return fmt_time(o)
     if isinstance(o, dt.date):
         return o.isoformat()
-    if isinstance(o, str) and o.startswith(_MARK):
-        raise ValueError("string collides with the number marker")
+    if isinstance(o, str) and "\u0000" in o:
+        return o.replace("\u0000", "\ufffd")  # NUL never reaches the output (and cannot fake the number marker)
     return o
 
 
