@@ -214,7 +214,7 @@ def build_catalog(con: duckdb.DuckDBPyConnection, cases: str, params: DipParams,
     n_all, sum_all = con.execute(f"SELECT count(*), coalesce(sum(medfee_sumamt), 0) FROM {cases}").fetchall()[0]
     if not n_all or not sum_all:
         raise CodeTableError("no cases (or zero total cost) to build a DIP catalog from", "无可用于建立目录的病例", field="cases")
-    pts = round_div_sql(f"s * {int(n_all)} * {cp.scale_e4}", f"n * {int(sum_all)}")
+    pts = round_div_sql(f"CAST(s AS HUGEINT) * {int(n_all)} * {cp.scale_e4}", f"CAST(n AS HUGEINT) * {int(sum_all)}")
     mean = round_div_sql("s", "n")
     sql = f"""
     WITH combo AS (

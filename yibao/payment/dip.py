@@ -113,9 +113,10 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
         raise YibaoError("a catalog keyed by ICD-10 subcategory needs cases enriched at that level",
                          "目录按亚目分组, 病例须按亚目取键", field="diagnosis_level")  # fmt: skip
     m, p, cost = "mean_cost_fen", "points_g_e4", "medfee_sumamt"
-    high = round_div_sql(f"greatest({r['hf']} * {cost} + {r['hc']} * {m}, 0) * {p}", f"{E4} * {m}")
-    low = round_div_sql(f"greatest({r['lf']} * {cost} + {r['lc']} * {m}, 0) * {p}", f"{E4} * {m}")
-    ung = round_div_sql(f"{cost} * {catalog.n_cases} * {catalog.scale_e4}", str(catalog.total_cost_fen))
+    H = "CAST({} AS HUGEINT)".format  # products in 128-bit integers
+    high = round_div_sql(f"greatest({H(r['hf'])} * {cost} + {H(r['hc'])} * {m}, 0) * {p}", f"{H(E4)} * {m}")
+    low = round_div_sql(f"greatest({H(r['lf'])} * {cost} + {H(r['lc'])} * {m}, 0) * {p}", f"{H(E4)} * {m}")
+    ung = round_div_sql(f"{H(cost)} * {catalog.n_cases} * {catalog.scale_e4}", str(catalog.total_cost_fen))
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE {name} AS
     WITH j AS (
@@ -139,7 +140,7 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
                          ELSE {ung} END AS BIGINT) AS base_e4
         FROM k
     )
-    SELECT b.* EXCLUDE (points_g_e4), coalesce(group_code, '') AS group_code_, CAST({round_div_sql('base_e4 * coef_e4', str(E4))} AS BIGINT) AS points_e4
+    SELECT b.* EXCLUDE (points_g_e4), coalesce(group_code, '') AS group_code_, CAST({round_div_sql('CAST(base_e4 AS HUGEINT) * coef_e4', str(E4))} AS BIGINT) AS points_e4
     FROM b
     """)  # fmt: skip
     con.execute(f"ALTER TABLE {name} DROP COLUMN group_code")
@@ -234,7 +235,7 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     """)  # fmt: skip
     inst = con.execute(f"""
     SELECT *, CAST(value_fen - psn_part_amt - oth_fund_amt AS BIGINT) AS payment_fen,
-           CASE WHEN period = 0 THEN NULL ELSE CAST({round_div_sql(f'(value_fen - psn_part_amt - oth_fund_amt) * {adv_e4}', str(E4))} AS BIGINT) END AS advance_fen
+           CASE WHEN period = 0 THEN NULL ELSE CAST({round_div_sql(f'CAST(value_fen - psn_part_amt - oth_fund_amt AS HUGEINT) * {adv_e4}', str(E4))} AS BIGINT) END AS advance_fen
     FROM dip_alloc ORDER BY period, fixmedins_code
     """).df()  # fmt: skip
     periods = con.execute("SELECT period, budget_fen, pool_fen, points_e4, psn AS psn_part_amt, oth AS oth_fund_amt, n_inst FROM dip_period2 ORDER BY period").df()
@@ -253,7 +254,7 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     pool_y, tot_y = (int(x) for x in con.execute("SELECT pool_fen, points_e4 FROM dip_period2 WHERE period = 0").fetchall()[0])
     cases_df = con.execute(f"""
     SELECT mdtrt_id, fixmedins_code, hosp_lv, dept_code, setl_month, group_code, kind, dx_key, proc_key, proc_type,
-           coef_e4, base_e4, points_e4, CAST({round_div_sql(f'points_e4 * {pool_y}', str(tot_y))} AS BIGINT) AS value_fen,
+           coef_e4, base_e4, points_e4, CAST({round_div_sql(f'CAST(points_e4 AS HUGEINT) * {pool_y}', str(tot_y))} AS BIGINT) AS value_fen,
            medfee_sumamt, psn_part_amt, hifp_pay, oth_fund_amt
     FROM {pts} ORDER BY mdtrt_id
     """).df()  # fmt: skip

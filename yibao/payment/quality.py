@@ -1,0 +1,252 @@
+"""Coding quality (编码质量) and the hospital view (医院视角) of DIP/DRG payment.
+
+* **Hospital view**: per institution, department and group, the income under
+  DIP (case points × the annual point value) and under DRG (RW × base rate)
+  against the actual cost, so a hospital sees where it gains and loses.
+* **CMI and peers**: each institution's CMI, CC/MCC share and secondary
+  diagnoses per case against institutions of the same level, and the change
+  of secondary diagnoses per case from the first half-year to the second.
+* **Case flags** (rules in ``yibao/data/payment/quality.yaml``):
+
+  - ``upcoding`` (高套): a CC/MCC case costing no more than the mean of its
+    ADRG's cases without CC/MCC;
+  - ``split_admission`` (分解住院): readmitted to the same institution within
+    N days of discharge with the same diagnosis category (the later case);
+  - miscoding (编码错误): ``sex_mismatch``, ``age_mismatch``,
+    ``ambiguous_group`` (procedure unrelated to the principal diagnosis),
+    ``ungroupable``, ``symptom_principal`` (a symptom code as principal
+    diagnosis of a surgical case), ``procedure_cost_mismatch`` (a surgical
+    DIP combination billed below the low-outlier threshold),
+    ``secondary_equals_principal``.
+* **Groups with the most flags** (seed 004: find the diseases or groups most
+  often miscoded), by DRG and by DIP group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from yibao.core.errors import PolicyError
+
+DAY_S = 86_400
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitRule(_M):
+    readmit_days: int = 15
+    same_category: bool = True
+
+
+class UpcodingRule(_M):
+    severities: list[str] = ["cc", "mcc"]
+    max_cost_ratio: Decimal = Decimal(1)
+    min_reference_cases: int = 5
+
+
+class PeerRule(_M):
+    by: str = "hosp_lv"
+    z_flag: Decimal = Decimal(2)
+
+
+class AgeRange(_M):
+    prefix: str
+    min: int
+    max: int
+
+
+class MiscodingRule(_M):
+    female_only: list[str] = []
+    male_only: list[str] = []
+    age_ranges: list[AgeRange] = []
+    symptom_prefixes: list[str] = []
+
+
+class QualityRules(_M):
+    version: str
+    split_admission: SplitRule = SplitRule()
+    upcoding: UpcodingRule = UpcodingRule()
+    peer: PeerRule = PeerRule()
+    miscoding: MiscodingRule = MiscodingRule()
+
+
+def load_quality_rules(path: str | Path | None = None) -> QualityRules:
+    p = Path(path) if path else Path(str(resources.files("yibao") / "data" / "payment" / "quality.yaml"))
+    try:
+        return QualityRules.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"{p}: cannot read ({exc})", f"{p}: 无法读取", field="quality") from None
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        loc = ".".join(map(str, e["loc"]))
+        raise PolicyError(f"{p}: {loc}: {e['msg']}", f"{p}: {loc}: 参数无效", field=loc) from None
+
+
+def _starts(s: pd.Series, prefixes: list[str]) -> np.ndarray:
+    if not prefixes:
+        return np.zeros(len(s), bool)
+    return s.fillna("").str.startswith(tuple(prefixes)).to_numpy()
+
+
+def case_flags(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
+    """Flags per case: a long frame ``mdtrt_id, flag, detail``.
+
+    ``cases`` needs the case view columns plus the DRG grouping (``drg, adrg,
+    severity, path``) and, for ``procedure_cost_mismatch``, the DIP result
+    (``kind, proc_type``).
+    """
+    out: list[pd.DataFrame] = []
+
+    def add(mask, flag: str, detail) -> None:
+        mask = np.asarray(mask, bool)
+        if mask.any():
+            det = detail[mask] if isinstance(detail, (np.ndarray, pd.Series)) else detail
+            out.append(pd.DataFrame({"mdtrt_id": cases["mdtrt_id"].to_numpy()[mask], "flag": flag, "detail": np.asarray(det, dtype=object) if not isinstance(det, str) else det}))
+
+    dx = cases["dise_codg"].fillna("")
+    # upcoding: CC/MCC without the cost
+    ur = rules.upcoding
+    ref = cases[cases.severity == "none"].groupby("adrg")["medfee_sumamt"].agg(["count", "sum"])
+    ref = ref[ref["count"] >= ur.min_reference_cases]
+    n_ref = cases["adrg"].map(ref["count"]).to_numpy()
+    s_ref = cases["adrg"].map(ref["sum"]).to_numpy()
+    ok = ~pd.isna(n_ref)
+    cost = cases["medfee_sumamt"].to_numpy(np.int64)
+    ratio_e4 = int(ur.max_cost_ratio * 10_000)
+    up = np.zeros(len(cases), bool)
+    # cost <= ratio × sum/n  ⇔  cost × n × 10000 <= ratio_e4 × sum (exact integers, as Python ints where needed)
+    idx = np.flatnonzero(ok & cases["severity"].isin(ur.severities).to_numpy())
+    for i in idx:
+        up[i] = int(cost[i]) * int(n_ref[i]) * 10_000 <= ratio_e4 * int(s_ref[i])
+    add(up, "upcoding", cases["severity"].to_numpy(dtype=object) + " in " + cases["adrg"].to_numpy(dtype=object))
+    # split admissions
+    sr = rules.split_admission
+    o = cases.sort_values(["psn_no", "fixmedins_code", "begntime"])
+    b = o["begntime"].astype("int64").to_numpy() // 10**9 if o["begntime"].dtype.kind == "M" else pd.to_datetime(o["begntime"]).astype("int64").to_numpy() // 10**9
+    e = o["endtime"].astype("int64").to_numpy() // 10**9 if o["endtime"].dtype.kind == "M" else pd.to_datetime(o["endtime"]).astype("int64").to_numpy() // 10**9
+    same = np.zeros(len(o), bool)
+    if len(o) > 1:
+        same[1:] = (o["psn_no"].to_numpy()[1:] == o["psn_no"].to_numpy()[:-1]) & (o["fixmedins_code"].to_numpy()[1:] == o["fixmedins_code"].to_numpy()[:-1])
+        gap = np.zeros(len(o), np.int64)
+        gap[1:] = b[1:] - e[:-1]
+        same &= (gap >= 0) & (gap <= sr.readmit_days * DAY_S)
+        if sr.same_category:
+            cat = o["dise_codg"].fillna("").str[:3].to_numpy()
+            same[1:] &= cat[1:] == cat[:-1]
+    prev = np.empty(len(o), dtype=object)
+    if len(o) > 1:
+        prev[1:] = o["mdtrt_id"].to_numpy()[:-1]
+    split = pd.Series(same, index=o.index).reindex(cases.index).to_numpy()
+    prev_of = pd.Series(prev, index=o.index).reindex(cases.index).to_numpy()
+    add(split, "split_admission", np.array([f"readmitted after {p}" for p in prev_of], dtype=object))
+    # miscoding
+    mr = rules.miscoding
+    gend = cases["gend"].fillna("").to_numpy() if "gend" in cases else np.full(len(cases), "")
+    add(_starts(dx, mr.female_only) & (gend == "1"), "sex_mismatch", "female-only diagnosis for a man")
+    add(_starts(dx, mr.male_only) & (gend == "2"), "sex_mismatch", "male-only diagnosis for a woman")
+    age = cases["age"].to_numpy()
+    bad_age = np.zeros(len(cases), bool)
+    for r in mr.age_ranges:
+        bad_age |= _starts(dx, [r.prefix]) & ((age < r.min) | (age > r.max))
+    add(bad_age, "age_mismatch", "diagnosis outside its age range")
+    add(cases["path"].to_numpy() == "ambiguous", "ambiguous_group", "procedure unrelated to the principal diagnosis")
+    add(cases["path"].to_numpy() == "ungroupable", "ungroupable", "principal diagnosis in no MDC/ADRG")
+    if "proc_type" in cases:
+        add(_starts(dx, mr.symptom_prefixes) & (cases["proc_type"].to_numpy() == "surgery"), "symptom_principal", "symptom code as principal diagnosis of a surgical case")
+        if "kind" in cases:
+            add((cases["kind"].to_numpy() == "low") & (cases["proc_type"].to_numpy() == "surgery"), "procedure_cost_mismatch", "surgical combination billed below the low-outlier threshold")
+    others = cases["other_dise_codg"].fillna("").to_numpy()
+    dup = np.array([bool(d) and d in o_.split(";") for d, o_ in zip(dx.to_numpy(), others)], bool)
+    add(dup, "secondary_equals_principal", "principal diagnosis repeated as a secondary one")
+    if not out:
+        return pd.DataFrame({"mdtrt_id": pd.Series([], dtype=object), "flag": pd.Series([], dtype=object), "detail": pd.Series([], dtype=object)})
+    return pd.concat(out, ignore_index=True)
+
+
+def top_flagged_groups(cases: pd.DataFrame, flags: pd.DataFrame, by: str = "drg", n: int = 15) -> pd.DataFrame:
+    """Groups (DRG or DIP group) with the most flagged cases: cases, flagged cases, rate and the flags seen."""
+    flagged = flags.groupby("mdtrt_id")["flag"].agg(lambda s: ",".join(sorted(set(s))))
+    c = cases[["mdtrt_id", by]].assign(flags=cases["mdtrt_id"].map(flagged))
+    g = c.groupby(by).agg(cases=("mdtrt_id", "size"), flagged=("flags", "count")).reset_index()
+    kinds = c.dropna(subset=["flags"]).groupby(by)["flags"].agg(lambda s: ", ".join(f"{k} {v}" for k, v in pd.Series(",".join(s).split(",")).value_counts().items()))
+    g["flag_rate"] = (g.flagged / g.cases).round(4)
+    g["flags_seen"] = g[by].map(kinds).fillna("")
+    return g[g.flagged > 0].sort_values(["flagged", "flag_rate"], ascending=False).head(n).reset_index(drop=True)
+
+
+def peer_comparison(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
+    """Per institution: CMI, CC/MCC share, secondary diagnoses per case (and its half-year change) against peers."""
+    c = cases[cases.drg != "0000"].copy()
+    c["n_sec"] = c["other_dise_codg"].fillna("").map(lambda s: len([x for x in s.split(";") if x]))
+    c["has_cc"] = c["severity"] != "none"
+    c["h2"] = c["setl_month"] > 6
+    by = rules.peer.by
+    g = c.groupby(["fixmedins_code", by]).agg(
+        cases=("mdtrt_id", "size"), total_rw_e4=("rw_e4", "sum"), cc_share=("has_cc", "mean"), sec_per_case=("n_sec", "mean"),
+    ).reset_index()  # fmt: skip
+    h = c.groupby(["fixmedins_code", "h2"])["n_sec"].mean().unstack()
+    g["sec_change_h2_h1"] = g["fixmedins_code"].map((h.get(True, pd.Series(dtype=float)) - h.get(False, pd.Series(dtype=float))))
+    g["cmi"] = g.total_rw_e4 / g.cases / 10_000
+    grp = g.groupby(by)
+    g["peer_cmi"] = grp["cmi"].transform("mean")
+    g["cmi_vs_peer"] = g.cmi / g.peer_cmi
+    mu, sd = grp["cc_share"].transform("mean"), grp["cc_share"].transform("std").fillna(0)
+    g["cc_share_z"] = np.where(sd > 0, (g.cc_share - mu) / sd.replace(0, np.nan), 0.0)
+    g["flag_cc_share"] = g.cc_share_z >= float(rules.peer.z_flag)
+    for col in ("cmi", "peer_cmi", "cmi_vs_peer", "cc_share", "sec_per_case", "sec_change_h2_h1", "cc_share_z"):
+        g[col] = g[col].astype(float).round(4)  # indices for display, not money
+    return g.sort_values("fixmedins_code").reset_index(drop=True)
+
+
+def hospital_view(cases: pd.DataFrame, by: tuple[str, ...] = ("fixmedins_code", "dept_code", "group_code")) -> pd.DataFrame:
+    """Income under DIP (``value_fen``) and DRG (``drg_value_fen``) against actual cost, in fen, by the given keys."""
+    g = cases.groupby(list(by)).agg(
+        cases=("mdtrt_id", "size"), cost_fen=("medfee_sumamt", "sum"), dip_income_fen=("value_fen", "sum"), drg_income_fen=("drg_value_fen", "sum"),
+    ).reset_index()  # fmt: skip
+    g["dip_gain_fen"] = g.dip_income_fen - g.cost_fen
+    g["drg_gain_fen"] = g.drg_income_fen - g.cost_fen
+    return g.sort_values(list(by)).reset_index(drop=True)
+
+
+@dataclass
+class QualityResult:
+    flags: pd.DataFrame
+    top_drg: pd.DataFrame
+    top_dip: pd.DataFrame
+    peers: pd.DataFrame
+    truth: pd.DataFrame | None = None  # precision / recall against synthetic ground truth, if any
+
+
+def against_truth(flags: pd.DataFrame, truth: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
+    """Precision and recall of the flags against injected synthetic patterns (upcoding, split_admission)."""
+    rows = []
+    ids = set(cases["mdtrt_id"])
+    for flag, pattern in (("upcoding", "upcoding"), ("split_admission", "split_admission")):
+        t = set(truth.loc[(truth.entity == "encounter") & (truth.pattern == pattern), "entity_id"]) & ids
+        f = set(flags.loc[flags.flag == flag, "mdtrt_id"])
+        tp = len(t & f)
+        rows.append({"flag": flag, "injected": len(t), "flagged": len(f), "true_positives": tp,
+                     "precision": round(tp / len(f), 4) if f else None, "recall": round(tp / len(t), 4) if t else None})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def assess(cases: pd.DataFrame, rules: QualityRules | None = None, truth: pd.DataFrame | None = None) -> QualityResult:
+    rules = rules or load_quality_rules()
+    flags = case_flags(cases, rules)
+    return QualityResult(
+        flags=flags,
+        top_drg=top_flagged_groups(cases, flags, "drg"),
+        top_dip=top_flagged_groups(cases, flags, "group_code") if "group_code" in cases else pd.DataFrame(),
+        peers=peer_comparison(cases, rules),
+        truth=against_truth(flags, truth, cases) if truth is not None and len(truth) else None,
+    )
