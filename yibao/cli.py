@@ -161,6 +161,10 @@ def demo(
 
     with console.status("supervision: rules, analytics and work queue (DuckDB) …"):
         sections = [demo_section(data)]
+    from yibao.procurement.report import demo_section as procurement_section
+
+    with console.status("procurement: a synthetic round, rule what-if and bid simulation …"):
+        sections.append(procurement_section(seed))
     report = render_report(fy, out / "report.html", sections=sections)
     if db:
         from yibao.core.parquet_io import load_parquet_dir
