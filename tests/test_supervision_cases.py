@@ -138,6 +138,19 @@ def test_fine_outside_the_benchmark_is_refused(svc):
     assert svc.get(cid).recovered_fen == 0 and svc.get(cid).state == "decided"
 
 
+def test_summary_procedure_only_for_small_fines(svc):
+    small = Facts("person_fraud", 5_000, "minor")  # fine at most 150 yuan: summary allowed
+    cid = svc.open_clue("person", "990000000002", "SV-IMP-02", actor="a", loss_fen=5_000)
+    c = svc.decide_summary(cid, small, 10_000, actor="inspector")
+    assert c.state == "decided" and c.procedure == "summary"
+    assert [e.action for e in svc.events(cid)] == ["open", "decide_summary"]
+    big = Facts("person_fraud", 100_000, "minor")
+    cid2 = svc.open_clue("person", "990000000003", "SV-IMP-02", actor="a", loss_fen=100_000)
+    with pytest.raises(CaseError, match="general procedure"):
+        svc.decide_summary(cid2, big, 200_000, actor="a")
+    assert svc.get(cid2).state == "clue"
+
+
 def test_transfer_to_another_agency(svc):
     cid = svc.open_clue("institution", "H3", "SV-RING-01", actor="a")
     svc.file(cid, actor="a")

@@ -182,6 +182,28 @@ class CaseService:
 
         return self._step(case_id, "decide", actor, note, {"facts": facts.__dict__, "fine_fen": fine_fen, "penalty": pen.__dict__}, apply)
 
+    def decide_summary(self, case_id: int, facts: Facts, fine_fen: int, *, actor: str, note: str = "") -> Case:
+        """Summary procedure (简易程序, 当场处罚): from the clue straight to the decision, only when the benchmark's
+        fine range stays under the summary threshold and no other sanction is sought."""
+        from yibao.supervision.credit import add_points
+
+        pen = self.bm.penalty(facts)
+        if pen.procedure != "summary":
+            raise CaseError(
+                f"the summary procedure is not allowed: the fine may reach {pen.fine_max_fen} fen (or a sanction is sought); use the general procedure",
+                "不符合简易程序条件，应适用普通程序",
+                field="procedure",
+            )
+        if not pen.fine_min_fen <= fine_fen <= pen.fine_max_fen:
+            raise CaseError(f"fine {fine_fen} fen is outside the benchmark range {pen.fine_min_fen}..{pen.fine_max_fen} fen", "罚款不在裁量基准范围内", field="fine_fen")
+
+        def apply(c, to, s):
+            c.violation, c.loss_fen, c.band, c.fine_fen, c.major, c.procedure, c.decided_at = facts.violation, facts.loss_fen, pen.band or "", fine_fen, False, "summary", _now()
+            if pen.band and pen.waived != "must_waive" and not (pen.waived == "may_waive" and fine_fen == 0):
+                add_points(s, c.subject_kind, c.subject_code, pen.band, case_id=c.id, reason=f"case {c.id}: {facts.violation} ({pen.band}, summary)")
+
+        return self._step(case_id, "decide_summary", actor, note, {"facts": facts.__dict__, "fine_fen": fine_fen, "penalty": pen.__dict__}, apply)
+
     def recover(self, case_id: int, amount_fen: int, *, actor: str, note: str = "") -> Case:
         if amount_fen <= 0:
             raise CaseError("amount_fen must be positive", "追回金额须为正", field="amount_fen")
