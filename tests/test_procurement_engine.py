@@ -385,3 +385,20 @@ def test_alliance_result_holds_in_cycle_one_then_national():
     assert result_in_force(2, alliance, national, r) is national
     assert result_in_force(2, alliance, national, get_ruleset("alliance-guangdong-16")) is alliance
     assert result_in_force(2, alliance, None, r) is alliance
+
+
+def test_guangdong_catalog_takes_the_top_80_percent_of_amount_high_price_first():
+    from yibao.procurement.engine import catalog_candidates
+
+    amounts = {"P1": 500, "P2": 200, "P3": 150, "P4": 100, "P5": 50}
+    prices = {"P1": 10, "P2": 90, "P3": 50, "P4": 70, "P5": 99}
+    # 500 + 200 + 150 = 850 >= 800 of 1000: P1..P3, then ordered by price high to low
+    assert catalog_candidates(amounts, prices, get_ruleset("alliance-guangdong-16")) == ["P2", "P3", "P1"]
+    assert catalog_candidates(amounts, prices, get_ruleset("national-batch-02")) == ["P5", "P2", "P4", "P3", "P1"]
+
+
+def test_low_demand_reports_need_a_reason():
+    bids = [Bid("b1", "D1", "S1", "A", 500)]
+    rows = [("H1", "R1", "D1", "S1", 79, "", 100), ("H2", "R1", "D1", "S1", 80, "", 100), ("H3", "R1", "D1", "S1", 5, "", 0)]
+    res = _round("national-batch-02", rows, bids)
+    assert res.warnings == ["1 demand lines report less than 80% of historical use (reason required)"]

@@ -91,3 +91,28 @@ def test_round_dir_round_trip(tmp_path):
     a, b = run_round(sr.round, rules), run_round(back, rules)
     assert a.outcome_rows() == b.outcome_rows()
     assert int(a.contracts["amount_fen"].sum()) == int(b.contracts["amount_fen"].sum())
+
+
+def test_reports_excel_html_and_ocds(tmp_path):
+    import json
+
+    from openpyxl import load_workbook
+
+    from yibao.procurement.report import render_html, to_ocds, validate_ocds, write_excel, write_ocds
+
+    sr = generate_round(drugs=3, institutions=80, seed=9)
+    res = run_round(sr.round, get_ruleset("national-batch-07"))
+    wb = load_workbook(write_excel(sr.round, res, tmp_path / "r.xlsx"))
+    assert wb.sheetnames == ["round", "drugs 品种", "bidders 企业", "regions 供应地区", "contracts 协议"]
+    assert wb["bidders 企业"].max_row == 1 + sum(len(d.outcomes) for d in res.drugs.values())
+    html = render_html(sr.round, res)
+    assert "SYNTHETIC DATA" in html and "reason" in html
+    pkg = json.loads(write_ocds(sr.round, res, tmp_path / "o.json").read_text(encoding="utf-8"))
+    assert len(pkg["releases"]) == 3 and validate_ocds(pkg) == []
+    rel = pkg["releases"][0]
+    n_bids = sum(1 for b in sr.round.bids if b.drug_id == rel["ocid"].rsplit("-", 1)[1])
+    assert len(rel["bids"]["details"]) == n_bids
+    assert {a["suppliers"][0]["id"] for a in rel["awards"]} == {w.firm_id for w in res.drugs[rel["ocid"].rsplit("-", 1)[1]].winners}
+    bad = to_ocds(sr.round, res)
+    del bad["releases"][0]["ocid"]
+    assert any("ocid" in e for e in validate_ocds(bad))

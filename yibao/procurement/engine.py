@@ -121,6 +121,29 @@ def catalog_gate(entry: CatalogEntry, rules: RuleSet) -> tuple[bool, str, str]:
     return True, "enters the catalog", "纳入采购品种目录"
 
 
+def catalog_candidates(amount_fen: dict[str, int], unit_price_e4: dict[str, int], rules: RuleSet) -> list[str]:
+    """Which products a round takes up, in which order (Guangdong's draft, seed 001).
+
+    With ``catalog.top_amount_share`` the products that make up the top share
+    of purchase amount are taken (largest amount first until the share is
+    reached), and the batches run from high price to low.  Without it, every
+    product, high price to low.
+    """
+    order = sorted(amount_fen, key=lambda k: (-amount_fen[k], k))
+    share = rules.catalog.top_amount_share
+    if share is not None:
+        total = sum(amount_fen.values())
+        need = Fraction(str(share)) * total
+        picked, cum = [], 0
+        for k in order:
+            if cum >= need and picked:
+                break
+            picked.append(k)
+            cum += amount_fen[k]
+        order = picked
+    return sorted(order, key=lambda k: (-unit_price_e4.get(k, 0), k))
+
+
 # ---------------------------------------------------------------------------
 # outcomes
 

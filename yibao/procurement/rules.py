@@ -62,6 +62,7 @@ class CatalogRules(_M):
     min_competitors: int | None = Field(None, ge=1, description="batch 11: reference drug + passed generics")
     max_price_method: Literal["given", "min_listed_share_provincial"] = "given"
     listed_avg_share: Ratio | None = None
+    top_amount_share: Ratio | None = Field(None, gt=0, le=1, description="Guangdong draft: products making up this share of purchase amount")
 
     @model_validator(mode="after")
     def _share(self) -> "CatalogRules":
