@@ -29,6 +29,9 @@ app.command("serve")(_serve)
 from yibao.supervision.cli import app as supervision_app  # noqa: E402
 
 app.add_typer(supervision_app, name="supervision")
+from yibao.payment.cli import app as payment_app  # noqa: E402
+
+app.add_typer(payment_app, name="payment")
 console = Console()
 
 
@@ -161,6 +164,10 @@ def demo(
 
     with console.status("supervision: rules, analytics and work queue (DuckDB) …"):
         sections = [demo_section(data)]
+    from yibao.payment.report import demo_sections as payment_sections
+
+    with console.status("payment: DIP catalog and point value, DRG grouping, coding quality (DuckDB) …"):
+        sections += payment_sections(data)
     from yibao.procurement.report import demo_section as procurement_section
 
     with console.status("procurement: a synthetic round, rule what-if and bid simulation …"):

@@ -123,6 +123,7 @@ def create_app(iface: Interface) -> FastAPI:
         )
     app.include_router(router)
     from yibao.supervision.api import router as supervision_router; app.include_router(supervision_router)  # noqa: E702
+    from yibao.payment.api import router as payment_router; app.include_router(payment_router)  # noqa: E702
     from yibao.procurement.api import router as procurement_router; app.include_router(procurement_router)  # noqa: E702
 
     @app.get("/healthz", tags=["ops"])

@@ -25,6 +25,7 @@ admission, a case without a settlement.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
@@ -141,10 +142,16 @@ class CodeTables:
 
     @classmethod
     def default(cls) -> CodeTables:
-        from yibao.codes.procedures import load_procedures
+        """The shipped procedure list (loaded once)."""
+        return _default_codes()
 
-        t = load_procedures()
-        return cls(dict(zip(t.column("oprn_codg").to_pylist(), t.column("category").to_pylist())))
+
+@lru_cache(maxsize=1)
+def _default_codes() -> CodeTables:
+    from yibao.codes.procedures import load_procedures
+
+    t = load_procedures()
+    return CodeTables(dict(zip(t.column("oprn_codg").to_pylist(), t.column("category").to_pylist())))
 
 
 def _examples(con, rel: str, where: str, limit: int = 3) -> tuple[int, list[str]]:
@@ -282,3 +289,25 @@ def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes:
         raise PaymentInputError(f"cases lack columns {missing}", f"病例缺少字段 {missing}", field=missing[0])
     validate_cases(con, "_raw_cases", codes, need_amounts=need_amounts)
     return enrich(con, "_raw_cases", params, codes, name)
+
+
+@dataclass(frozen=True)
+class CaseKeys:
+    dx_key: str
+    dx_cat: str
+    dx_chapter: str
+    proc_key: str
+    proc_type: str
+    sev_score: int
+
+
+def case_keys(dise_codg: str, other_dise_codg, oprn_codg, params: DipParams, codes: CodeTables, *, diagnosis_level: str | None = None) -> CaseKeys:
+    """The grouping keys of one case (scalar twin of :func:`enrich`); codes must already be valid."""
+    split = (lambda v: [x for x in v.split(";") if x]) if isinstance(other_dise_codg, str) else list
+    dx = normalize_icd10(dise_codg)
+    level = diagnosis_level or params.catalog.diagnosis_level
+    procs = sorted(set(oprn_codg.split(";") if isinstance(oprn_codg, str) else oprn_codg) - {""})
+    rank = {t: i for i, t in enumerate(PROC_TYPES)}
+    ptype = PROC_TYPES[max([0] + [rank[codes.proc_type[c]] for c in procs])]
+    score = sum(params.severity_weight(normalize_icd10(c)) for c in set(split(other_dise_codg)))
+    return CaseKeys(dx if level == "subcategory" else dx[:3], dx[:3], _chapter(dx), "+".join(procs), ptype, score)

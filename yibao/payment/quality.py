@@ -57,6 +57,7 @@ class UpcodingRule(_M):
 class PeerRule(_M):
     by: str = "hosp_lv"
     z_flag: Decimal = Decimal(2)
+    min_cases: int = 30
 
 
 class AgeRange(_M):
@@ -197,12 +198,14 @@ def peer_comparison(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
     h = c.groupby(["fixmedins_code", "h2"])["n_sec"].mean().unstack()
     g["sec_change_h2_h1"] = g["fixmedins_code"].map((h.get(True, pd.Series(dtype=float)) - h.get(False, pd.Series(dtype=float))))
     g["cmi"] = g.total_rw_e4 / g.cases / 10_000
-    grp = g.groupby(by)
-    g["peer_cmi"] = grp["cmi"].transform("mean")
+    # peers: institutions of the same group with enough cases to compare (smaller ones are shown, not judged)
+    g["judged"] = g.cases >= rules.peer.min_cases
+    grp = g[g.judged].groupby(by)
+    g["peer_cmi"] = g[by].map(grp["cmi"].mean())
     g["cmi_vs_peer"] = g.cmi / g.peer_cmi
-    mu, sd = grp["cc_share"].transform("mean"), grp["cc_share"].transform("std").fillna(0)
+    mu, sd = g[by].map(grp["cc_share"].mean()), g[by].map(grp["cc_share"].std()).fillna(0)
     g["cc_share_z"] = np.where(sd > 0, (g.cc_share - mu) / sd.replace(0, np.nan), 0.0)
-    g["flag_cc_share"] = g.cc_share_z >= float(rules.peer.z_flag)
+    g["flag_cc_share"] = g.judged & (g.cc_share_z >= float(rules.peer.z_flag))
     for col in ("cmi", "peer_cmi", "cmi_vs_peer", "cc_share", "sec_per_case", "sec_change_h2_h1", "cc_share_z"):
         g[col] = g[col].astype(float).round(4)  # indices for display, not money
     return g.sort_values("fixmedins_code").reset_index(drop=True)

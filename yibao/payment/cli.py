@@ -1,0 +1,162 @@
+"""``yibao payment``: DIP catalog building and settlement, DRG grouping (Typer sub-app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from yibao.core.errors import YibaoError
+from yibao.core.money import fmt_yuan, yuan_to_fen
+
+app = typer.Typer(help="Payment methods 支付方式: DIP (按病种分值付费) and DRG (按疾病诊断相关分组).", no_args_is_help=True)
+dip_app = typer.Typer(help="DIP: build a catalog, settle a year.", no_args_is_help=True)
+drg_app = typer.Typer(help="DRG: group cases over a scheme given as data.", no_args_is_help=True)
+app.add_typer(dip_app, name="dip")
+app.add_typer(drg_app, name="drg")
+console = Console()
+
+
+def _fail(exc: Exception) -> None:
+    if isinstance(exc, YibaoError):
+        console.print(f"[bold red]error[/] {exc.code}: {exc.message_en}\n      {exc.message_zh}" + (f"\n      field: {exc.field}" if exc.field else ""))
+    else:
+        console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+DATA = typer.Option(..., "--data", exists=True, file_okay=False, help="Region directory: contract Parquet tables with settlement.parquet.")
+PARAMS = typer.Option("example-city-a", "--params", help="DIP parameter file: shipped name, region code or path.")
+
+
+@dip_app.command("build")
+def dip_build(
+    data: Path = DATA,
+    out: Path = typer.Option(..., "--out", help="Catalog directory to write (catalog.yaml + groups.csv)."),
+    params: str = PARAMS,
+    version: Optional[str] = typer.Option(None, "--version", help="Catalog version label."),
+) -> None:
+    """Build a DIP catalog (目录库) from a year of cases: core and comprehensive groups with points."""
+    from yibao.payment.service import build
+
+    try:
+        with console.status("building the DIP catalog (DuckDB) …"):
+            cat = build(data, params, out, version=version)
+    except (YibaoError, FileNotFoundError) as exc:
+        _fail(exc)
+    g = cat.groups.to_pandas()
+    if cat.synthetic:
+        console.print("[black on yellow] SYNTHETIC DATA 合成数据 [/] catalog built from a simulated region")
+    console.print(f"catalog {cat.version}: {int((g.kind == 'core').sum())} core + {int((g.kind == 'comprehensive').sum())} comprehensive groups "
+                  f"from {cat.n_cases:,} cases (mean cost ¥{fmt_yuan(cat.overall_mean_fen)}) → {out}")  # fmt: skip
+
+
+@dip_app.command("settle")
+def dip_settle(
+    data: Path = DATA,
+    catalog: Optional[Path] = typer.Option(None, "--catalog", exists=True, file_okay=False, help="Catalog directory (default: build one from --data)."),
+    params: str = PARAMS,
+    budget: Optional[str] = typer.Option(None, "--budget", help="Annual budget in yuan (default: the parameter file's)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write dip_*.parquet here."),
+    excel: Optional[Path] = typer.Option(None, "--excel", help="Write an Excel workbook."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report."),
+) -> None:
+    """Settle a year under DIP: case points, monthly and annual point values, each institution's payment and clearing."""
+    from yibao.payment.report import institution_names, institution_table, write_excel, write_html
+    from yibao.payment.service import run
+
+    try:
+        b = yuan_to_fen(budget) if budget is not None else None
+        with console.status("DIP settlement, DRG grouping and coding checks (DuckDB) …"):
+            r = run(data, params, catalog=catalog, budget_fen=b)
+    except (YibaoError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    if r.synthetic:
+        console.print("[black on yellow] SYNTHETIC DATA 合成数据 [/] illustrative parameters, not a published regional rule")
+    p = r.dip.periods
+    y = p[p.period == 0].iloc[0]
+    console.print(f"budget ({r.dip.basis}) ¥{fmt_yuan(int(y.budget_fen))} · pool ¥{fmt_yuan(int(y.pool_fen))} · "
+                  f"total points {int(y.points_e4) / 10_000:,.4f} · [bold]annual point value ¥{y.point_value}[/]")  # fmt: skip
+    names = institution_names(data)
+    t = Table(title="DIP payment by institution (yuan)")
+    for c in ("institution", "cases", "points", "DIP value", "patients + other funds", "pooled-fund payment", "advances", "clearing", "cost", "gain"):
+        t.add_column(c, justify="right")
+    for row in institution_table(r, names).itertuples():
+        t.add_row(f"{row.fixmedins_code} {names.get(row.fixmedins_code, '')}", f"{row.n_cases:,}", f"{row.points_e4 / 10_000:,.1f}", fmt_yuan(row.value_fen),
+                  fmt_yuan(row.psn_part_amt + row.oth_fund_amt), fmt_yuan(row.payment_fen), fmt_yuan(row.advances_fen), fmt_yuan(row.clearing_fen),
+                  fmt_yuan(row.medfee_sumamt), fmt_yuan(row.dip_gain_fen))  # fmt: skip
+    console.print(t)
+    if out:
+        r.dip.write(out)
+        console.print(f"wrote {out}/dip_*.parquet")
+    if excel:
+        console.print(f"wrote {write_excel(r, excel, names)}")
+    if html:
+        console.print(f"wrote {write_html(r, html, names)}")
+
+
+@drg_app.command("group")
+def drg_group(
+    data: Optional[Path] = typer.Option(None, "--data", exists=True, file_okay=False, help="Region directory: group every in-scope case."),
+    scheme: Optional[Path] = typer.Option(None, "--scheme", exists=True, file_okay=False, help="Scheme directory (default: the SAMPLE scheme)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the grouped cases as Parquet."),
+    dx: Optional[str] = typer.Option(None, "--dx", help="One case: principal diagnosis (ICD-10)."),
+    other: str = typer.Option("", "--other", help="One case: secondary diagnoses, ';'-separated."),
+    oprn: str = typer.Option("", "--oprn", help="One case: procedures, ';'-separated."),
+    age: int = typer.Option(40, "--age", help="One case: age in whole years."),
+) -> None:
+    """Group cases into DRGs: one case (--dx …) or a whole region (--data)."""
+    import time
+
+    from yibao.payment.cases import CodeTables, case_view_sql, connect
+    from yibao.payment.drg import cmi, group_batch, group_case, load_scheme
+
+    try:
+        sch = load_scheme(scheme)
+        known = set(CodeTables.default().proc_type)
+        if dx is not None:
+            g = group_case(sch, dx, other, oprn, age, known_procedures=known)
+            console.print(f"{g.drg} (ADRG {g.adrg}, MDC {g.mdc or '-'}, severity {g.severity}, RW {g.rw_e4 / 10_000:.4f}, via {g.path})  · scheme {sch.name} {sch.version}")
+            return
+        if data is None:
+            raise typer.BadParameter("give --data DIR or --dx CODE")
+        con = connect()
+        cases = con.sql(case_view_sql(data)).df()
+        t0 = time.perf_counter()
+        g = group_batch(sch, cases, known_procedures=known)
+        secs = time.perf_counter() - t0
+    except YibaoError as exc:
+        _fail(exc)
+    import pandas as pd
+
+    df = pd.concat([cases, g], axis=1)
+    console.print(f"grouped {len(df):,} cases in {secs:.2f} s with scheme {sch.name} {sch.version} ({sch.label})")
+    t = Table(title="CMI by institution")
+    for c in ("institution", "cases", "CMI"):
+        t.add_column(c, justify="right")
+    for r in cmi(df).itertuples():
+        t.add_row(r.fixmedins_code, f"{r.n_cases:,}", f"{r.cmi:.4f}")
+    console.print(t)
+    console.print(df.drg.value_counts().head(15).to_string())
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        df[["mdtrt_id", "fixmedins_code", "drg", "adrg", "mdc", "severity", "rw_e4", "path", "medfee_sumamt"]].to_parquet(out, index=False)
+        console.print(f"wrote {out}")
+
+
+@app.command("quality")
+def quality(data: Path = DATA, params: str = PARAMS, top: int = typer.Option(15, "--top")) -> None:
+    """Coding quality: upcoding, split admissions, miscoding; the groups with the most flags."""
+    from yibao.payment.service import run
+
+    try:
+        r = run(data, params)
+    except YibaoError as exc:
+        _fail(exc)
+    console.print(r.quality.flags.flag.value_counts().to_string())
+    console.print(r.quality.top_drg.head(top).to_string(index=False))
+    if r.quality.truth is not None:
+        console.print(r.quality.truth.to_string(index=False))
