@@ -195,3 +195,18 @@ def test_sign_no_is_tied_to_its_institution_and_expires(env, db_engine):
     with pytest.raises(HisError) as e:
         ghost.sign_in()
     assert field_of(e.value.reply["err_msg"]) == "fixmedins_code"
+
+
+def test_a_repeat_is_answered_from_the_store_even_when_the_handler_would_now_refuse(env, db_engine):
+    iface, client, his, clock = env
+    reg = his.call("2201", reg_input())
+    cancel = his.envelope("2202", {"data": {"psn_no": "C1", "mdtrt_id": reg["output"]["data"]["mdtrt_id"]}},
+                          msgid="H2-CANCEL-1")
+    first = client.post("/fsi/api/rsfComIfsService/callService", content=_dump(cancel)).content
+    assert loads_exact(first)["infcode"] == 0
+    snap = business_snapshot(db_engine)
+    # cancelling a cancelled registration is refused, but this is the same message again
+    assert client.post("/fsi/api/rsfComIfsService/callService", content=_dump(cancel)).content == first
+    fresh = his.call("2202", {"data": {"psn_no": "C1", "mdtrt_id": reg["output"]["data"]["mdtrt_id"]}}, check=False)
+    assert fresh["infcode"] == -1 and field_of(fresh["err_msg"]) == "mdtrt_id"
+    assert business_snapshot(db_engine) == snap

@@ -240,6 +240,7 @@ class Interface:
             valid_diagnosis = is_valid_icd10
         self.valid_diagnosis = valid_diagnosis
         self.svc = SettlementService(engine, book, catalog)
+        self._signs: dict[str, SignIn] = {}
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -347,19 +348,17 @@ class Interface:
             zh, en, fld = self._describe(exc, "input")
             raise _Refused(zh, en, fld) from None
         dig = digest(env.infno, env.fixmedins_code, env.input)
-        stored = self._stored(env.msgid)
-        if stored is not None:
-            return self._answer_stored(stored, env, dig, received, obj)
+        # A repeated msgid is found inside the handler's transaction (Ctx.commit, or the settlement
+        # service's own msgid check) and answered from the store; so is one whose handler now refuses.
         ctx = Ctx(env=env, digest=dig, received=received, request_obj=obj, iface=self)
         try:
             return spec.handler(self, ctx, data)
         except _Answered as a:
             return self._answer_stored(a.stored, env, dig, received, obj)
         except YibaoError as exc:
-            if exc.field == "msgid":  # a concurrent twin may have won: answer from the store
-                stored = self._stored(env.msgid)
-                if stored is not None:
-                    return self._answer_stored(stored, env, dig, received, obj)
+            stored = self._stored(env.msgid)  # a repeat (or a concurrent twin that won): answer from the store
+            if stored is not None:
+                return self._answer_stored(stored, env, dig, received, obj)
             raise _Refused(exc.message_zh, exc.message_en, exc.field) from None
         except (IntegrityError, OperationalError) as exc:
             stored = self._stored(env.msgid)
@@ -397,8 +396,12 @@ class Interface:
     def _check_sign(self, env: S.Envelope, now: dt.datetime) -> None:
         if not env.sign_no:
             raise _Refused("缺少签到编号, 请先签到 (9001)", "sign_no is missing; sign in first (9001)", "sign_no", 401)
-        with self.read() as s:
-            row = s.get(SignIn, env.sign_no)
+        row = self._signs.get(env.sign_no)
+        if row is None:
+            with self.read() as s:
+                row = s.get(SignIn, env.sign_no)
+            if row is not None:
+                self._signs[env.sign_no] = row  # sign-in rows never change: cache them
         if row is None:
             raise _Refused("签到编号无效, 请重新签到 (9001)", "unknown sign_no; sign in again (9001)", "sign_no", 401)
         if row.fixmedins_code != env.fixmedins_code:
@@ -704,9 +707,7 @@ class Interface:
 
         guard = V.settle_guard(q.mdtrt_id, require_discharged=(kind == V.INPATIENT and not pre and q.mid_setl_flag != "1"))
         if pre:
-            with self.read() as s:
-                guard(s)
-            r = self.svc.settle(claim, msgid=env.msgid, pre=True, use_account=q.acct_used_flag == "1")
+            r = self.svc.settle(claim, msgid=env.msgid, pre=True, use_account=q.acct_used_flag == "1", guard=guard)
             check_amounts(r)
             with self.tx() as s:
                 row = self._pre_row(r, claim)
