@@ -125,6 +125,9 @@ def create_app(iface: Interface) -> FastAPI:
     from yibao.supervision.api import router as supervision_router; app.include_router(supervision_router)  # noqa: E702
     from yibao.payment.api import router as payment_router; app.include_router(payment_router)  # noqa: E702
     from yibao.procurement.api import router as procurement_router; app.include_router(procurement_router)  # noqa: E702
+    from yibao.web.console import mount_console  # the console (运行监测) and e-code pages, under /console
+
+    mount_console(app, iface)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -146,7 +149,11 @@ def build_interface(db_url: str | None = None) -> Interface:
     table = db.read_table(engine, "med_list")
     if table.num_rows == 0:
         table = load_med_list()
-    return Interface(engine, PolicyBook.default(), Catalog.from_table(table))
+    iface = Interface(engine, PolicyBook.default(), Catalog.from_table(table))
+    from yibao.ecode.service import EcodeService  # 医保电子凭证: mdtrt_cert_type 01 in 1101 and settlement
+
+    iface.ecode_verifier = EcodeService(engine, clock=iface.clock).interface_verifier()
+    return iface
 
 
 def app_from_env() -> FastAPI:

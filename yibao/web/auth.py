@@ -1,0 +1,205 @@
+"""Console access control: users, roles, login sessions that expire, masking of personal data.
+
+Roles (``yibao/data/web/console.yaml``): ``bureau`` (医保局), ``institution``
+(定点医药机构, sees only its own ``fixmedins_code``) and ``public`` (参保群众,
+sees only their own ``psn_no``).  Passwords are stored as scrypt hashes; the
+session cookie carries a random token whose SHA-256 is the table's key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from yibao.core import db
+from yibao.core.errors import YibaoError
+from yibao.web.models import ConsoleSession, ConsoleUser
+
+CONFIG_PATH = Path(__file__).resolve().parent.parent / "data" / "web" / "console.yaml"
+Role = Literal["bureau", "institution", "public"]
+PAGES = ("fund", "settlement", "procurement", "payment", "supervision", "ecode", "mycode")
+
+
+class AuthError(YibaoError):
+    code = "E_AUTH"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleRule(_Strict):
+    pages: tuple[Literal["fund", "settlement", "procurement", "payment", "supervision", "ecode", "mycode"], ...]
+    all_institutions: bool
+    unmask: bool
+
+
+class Mask(_Strict):
+    keep_start: int = Field(ge=0)
+    keep_end: int = Field(ge=0)
+
+
+class SessionRule(_Strict):
+    ttl_minutes: int = Field(gt=0)
+
+
+class ConsoleConfig(_Strict):
+    version: int
+    session: SessionRule
+    roles: dict[Role, RoleRule]
+    masking: dict[str, Mask]
+    list_page_rows: int = Field(gt=0)
+    export_sync_max_rows: int = Field(gt=0)
+
+
+def load_config(path: str | Path | None = None) -> ConsoleConfig:
+    p = Path(path) if path else CONFIG_PATH
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        return ConsoleConfig.model_validate(raw)
+    except (OSError, yaml.YAMLError) as exc:
+        raise AuthError(f"{p}: cannot read console parameters: {exc}", f"{p}: 无法读取控制台参数: {exc}") from exc
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        loc = ".".join(str(x) for x in e["loc"])
+        raise AuthError(f"{p}: {loc}: {e['msg']}", f"{p}: 参数 {loc} 无效: {e['msg']}", field=loc) from exc
+
+
+@lru_cache(maxsize=1)
+def default_config() -> ConsoleConfig:
+    return load_config()
+
+
+def mask(value: str | None, rule: Mask) -> str:
+    """``990101199001010011`` → ``990101********0011``: keep the ends, star the middle (at least one star)."""
+    v = value or ""
+    if not v:
+        return ""
+    keep = rule.keep_start + rule.keep_end
+    if len(v) <= keep:
+        return v[:1] + "*" * (len(v) - 1)
+    return v[: rule.keep_start] + "*" * (len(v) - keep) + (v[len(v) - rule.keep_end :] if rule.keep_end else "")
+
+
+# --- passwords ----------------------------------------------------------------------------
+
+_N, _R, _P = 2**14, 8, 1
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    h = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${salt.hex()}${h.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, h = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(h) // 2)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), h)
+
+
+# --- principals and sessions -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: checked by every page and API."""
+
+    username: str
+    role: Role
+    fixmedins_code: str | None
+    psn_no: str | None
+    display_name: str
+    expires_at: dt.datetime
+    rule: RoleRule
+
+    def can(self, page: str) -> bool:
+        return page in self.rule.pages
+
+    @property
+    def pages(self) -> tuple[str, ...]:
+        return self.rule.pages
+
+    def institution_scope(self) -> str | None:
+        """None: every institution; else the one institution this user may see."""
+        return None if self.rule.all_institutions else (self.fixmedins_code or "\0none")
+
+
+class AuthService:
+    def __init__(self, engine: Engine, config: ConsoleConfig | None = None, clock: Callable[[], dt.datetime] | None = None):
+        self.engine = engine
+        self.cfg = config or default_config()
+        self.clock = clock or (lambda: dt.datetime.now(db.SHANGHAI))
+
+    def add_user(self, username: str, password: str, role: str, *, fixmedins_code: str | None = None,
+                 psn_no: str | None = None, display_name: str = "") -> None:
+        if role not in self.cfg.roles:
+            raise AuthError(f"unknown role {role!r} (bureau, institution, public)", f"未知角色 {role!r}", field="role")
+        if not username or len(password) < 8:
+            raise AuthError("username required and password of at least 8 characters", "需要用户名, 密码至少 8 位", field="password")
+        if role == "institution" and not fixmedins_code:
+            raise AuthError("institution staff need a fixmedins_code", "机构用户须指定定点医药机构编号", field="fixmedins_code")
+        if role == "public" and not psn_no:
+            raise AuthError("a member of the public needs their psn_no", "参保群众用户须指定人员编号", field="psn_no")
+        with db.session_scope(self.engine) as s:
+            if role == "institution" and s.get(db.Institution, fixmedins_code) is None:
+                raise AuthError(f"unknown institution {fixmedins_code!r}", f"定点医药机构不存在: {fixmedins_code}", field="fixmedins_code")
+            if role == "public" and s.get(db.Person, psn_no) is None:
+                raise AuthError(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", field="psn_no")
+            u = s.get(ConsoleUser, username)
+            if u is None:
+                u = ConsoleUser(username=username, created_at=self.clock())
+                s.add(u)
+            u.password_hash, u.role, u.fixmedins_code, u.psn_no = hash_password(password), role, fixmedins_code, psn_no
+            u.display_name = display_name or username
+
+    def login(self, username: str, password: str) -> str:
+        now = self.clock()
+        with db.session_scope(self.engine) as s:
+            u = s.get(ConsoleUser, username)
+            if u is None or not check_password(password, u.password_hash):
+                raise AuthError("wrong user name or password", "用户名或密码错误", field="password")
+            token = secrets.token_urlsafe(32)
+            s.add(ConsoleSession(token_sha256=hashlib.sha256(token.encode()).hexdigest(), username=username, created_at=now,
+                                 expires_at=now + dt.timedelta(minutes=self.cfg.session.ttl_minutes)))
+            return token
+
+    def principal(self, token: str | None) -> Principal | None:
+        """The session's user, or None when absent, ended or expired."""
+        if not token:
+            return None
+        now = self.clock()
+        with db.session_scope(self.engine) as s:
+            row = s.execute(select(ConsoleSession, ConsoleUser).join(ConsoleUser, ConsoleUser.username == ConsoleSession.username)
+                            .where(ConsoleSession.token_sha256 == hashlib.sha256(token.encode()).hexdigest())).first()
+            if row is None:
+                return None
+            sess, u = row
+            if sess.ended_at is not None or sess.expires_at <= now:
+                return None
+            return Principal(u.username, u.role, u.fixmedins_code, u.psn_no, u.display_name, sess.expires_at,  # type: ignore[arg-type]
+                             self.cfg.roles[u.role])  # type: ignore[index]
+
+    def logout(self, token: str | None) -> None:
+        if not token:
+            return
+        with db.session_scope(self.engine) as s:
+            sess = s.get(ConsoleSession, hashlib.sha256(token.encode()).hexdigest())
+            if sess is not None and sess.ended_at is None:
+                sess.ended_at = self.clock()
