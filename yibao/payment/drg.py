@@ -317,20 +317,23 @@ def _split(v) -> tuple[str, ...]:
 
 
 def _check_dx(code, field: str, case_id: str = "") -> str:
+    en, zh = (f"case {case_id}: ", f"病例 {case_id}: ") if case_id else ("", "")
     if code is None or not str(code).strip():
-        raise PaymentInputError(f"case {case_id}: missing principal diagnosis", f"病例 {case_id}: 缺少主要诊断", field=field)
+        what = ("missing principal diagnosis", "缺少主要诊断") if field == "dise_codg" else ("empty diagnosis code", "诊断编码为空")
+        raise PaymentInputError(en + what[0], zh + what[1], field=field)
     if not is_valid_icd10(str(code)):
-        raise PaymentInputError(f"case {case_id}: unknown ICD-10 code {code!r}", f"病例 {case_id}: 未知的 ICD-10 编码 {code!r}", field=field)
+        raise PaymentInputError(f"{en}unknown ICD-10 code {code!r}", f"{zh}未知的 ICD-10 编码 {code!r}", field=field)
     return normalize_icd10(str(code))
 
 
 def _check_age(age, case_id: str = "") -> int:
+    en, zh = (f"case {case_id}: ", f"病例 {case_id}: ") if case_id else ("", "")
     try:
         a = int(age)
     except (TypeError, ValueError):
-        raise PaymentInputError(f"case {case_id}: age {age!r} is not a whole number", f"病例 {case_id}: 年龄无效", field="age") from None
+        raise PaymentInputError(f"{en}age {age!r} is not a whole number", f"{zh}年龄无效", field="age") from None
     if not 0 <= a <= MAX_AGE:
-        raise PaymentInputError(f"case {case_id}: age {a} outside 0..{MAX_AGE}", f"病例 {case_id}: 年龄超出范围", field="age")
+        raise PaymentInputError(f"{en}age {a} outside 0..{MAX_AGE}", f"{zh}年龄超出范围", field="age")
     return a
 
 
@@ -348,7 +351,7 @@ def group_case(scheme: Scheme, dise_codg: str, other_dise_codg=(), oprn_codg=(),
     if known_procedures is not None:
         bad = [p for p in procs if p not in known_procedures]
         if bad:
-            raise PaymentInputError(f"case {case_id}: unknown procedure codes {bad}", f"病例 {case_id}: 未知的手术操作编码 {bad}", field="oprn_codg")
+            raise PaymentInputError(f"unknown procedure codes {bad} {case_id}".strip(), f"未知的手术操作编码 {bad} {case_id}".strip(), field="oprn_codg")
     a = _check_age(age, case_id)
     target, mdc, path = scheme.adrg_of(dx, procs)
     sev = max((scheme.cc_level(dx, o) for o in set(others)), default=0)
