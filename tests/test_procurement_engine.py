@@ -6,7 +6,6 @@ import datetime as dt
 from decimal import Decimal as D
 
 import pandas as pd
-import pytest
 
 from yibao.procurement.engine import (
     allocate_regions,

@@ -369,7 +369,6 @@ def evaluate_drug(
     for b in bids:
         by_firm[b.firm_id].append(b)
     rep = entry.representative
-    el = rules.eligibility
     cands: list[_Cand] = []
     sole_volume = base_units * ratio_to_bp(rules.share_for(1, antibiotic=entry.antibiotic, injectable=entry.injectable,
                                                            sole_product=entry.sole_product)) // 10000
