@@ -401,3 +401,23 @@ def test_low_demand_reports_need_a_reason():
     rows = [("H1", "R1", "D1", "S1", 79, "", 100), ("H2", "R1", "D1", "S1", 80, "", 100), ("H3", "R1", "D1", "S1", 5, "", 0)]
     res = _round("national-batch-02", rows, bids)
     assert res.warnings == ["1 demand lines report less than 80% of historical use (reason required)"]
+
+
+def test_revival_counted_against_max_winners_when_the_rule_set_says_so(tmp_path):
+    from yibao.procurement.rules import load_ruleset, rules_dir
+
+    import shutil
+
+    for p in rules_dir().glob("*.yaml"):
+        shutil.copy(p, tmp_path / p.name)
+    (tmp_path / "b10-capped.yaml").write_text(
+        "extends: national-batch-10\nid: b10-capped\nname_zh: 测试\nname_en: test\n"
+        "selection:\n  elimination: {enabled: false}\n  revival: {counts_against_max_winners: true}\n", encoding="utf-8")
+    r = load_ruleset(tmp_path / "b10-capped.yaml")
+    # A qualifies alone (N = 1 -> 1 winner): no slot is left for B and C even though they accept
+    bids = bids_at("0.50", "1.00", "1.10", B={"accept_revival": True}, C={"accept_revival": True})
+    res = evaluate_drug(entry("2.00"), bids, firms_for(bids), r, round_date=DAY)
+    assert status(res) == {"A": "won", "B": "lost", "C": "lost"}
+    assert "no winner slot was left" in res.outcomes[1].reason_en
+    # the shipped batch-10 file revives both
+    assert status(run("national-batch-10", entry("2.00"), bids)) == {"A": "won", "B": "revived", "C": "revived"}

@@ -510,13 +510,19 @@ def _revive(bad: list[_Cand], winners: list[_Cand], rules: RuleSet, res: DrugRes
     else:
         price = max(w.outcome.comparable_e4 for w in winners)
         how_en, how_zh = "the highest main-rule winning price", "主规则最高中选价"
+    # revived bidders are extra winners, unless the rule set counts them against the max-winners table
+    room = max(0, res.max_winners - len(winners)) if rv.counts_against_max_winners else len(bad)
     for c in bad:
         o = c.outcome
-        if c.bid.accept_revival:
+        if c.bid.accept_revival and room > 0:
+            room -= 1
             o.status, o.reason_code = "revived", "won_revival"
             o.award_comparable_e4 = min(price, o.comparable_e4)
             o.reason_en = f"failed the ratio test but accepted {how_en} ({_e4(o.award_comparable_e4)})"
             o.reason_zh = f"未通过倍数条件, 接受{how_zh} ({_e4(o.award_comparable_e4)}) 复活中选"
+        elif c.bid.accept_revival:
+            o.reason_en += f"; accepted the revival price {_e4(price)} but no winner slot was left"
+            o.reason_zh += f"; 接受复活价 {_e4(price)} 但已无入围名额"
         else:
             o.reason_en += f"; did not accept the revival price {_e4(price)}"
             o.reason_zh += f"; 未接受复活价 {_e4(price)}"

@@ -117,6 +117,9 @@ def simulate_bids(
     if sel.grouping.enabled or rules.goods != "drug":
         raise SimulationError(f"{rules.id}: the simulator does not model A/B grouping or consumables",
                               f"{rules.id}: 模拟器不支持分组或耗材规则", field="rules")
+    if sel.revival.enabled and sel.revival.counts_against_max_winners:
+        raise SimulationError(f"{rules.id}: the simulator does not model revival counted against max winners",
+                              f"{rules.id}: 模拟器不支持计入名额的复活规则", field="rules")
     if not beliefs:
         raise SimulationError("at least one competitor belief is needed", "至少需要一个竞争对手报价分布", field="beliefs")
     rng = np.random.default_rng(seed)
