@@ -49,6 +49,7 @@ def test_csv_round_loads_and_runs(tmp_path):
     ("demand", "institution_id,region,drug_id,units\nH1,110000,D1,10\n", None, "spec_id", "missing column"),
     ("specs", "spec_id,drug_id,content_mg,units_per_pack,max_price\nS1,D1,5,0,7.00\n", 2, "units_per_pack", "must be >= 1"),
     ("catalog", "drug_id,generic_name,dosage_form\nD1,x,pill\n", 2, "dosage_form", "unknown dosage form"),
+    ("catalog", "drug_id,generic_name,dosage_form,med_list_codg\nD1,x,oral_solid,NOPE99\n", 2, "med_list_codg", "unknown medical-list code"),
 ])
 def test_bad_input_names_row_and_field(tmp_path, table, text, row, field, words):
     _write(tmp_path, **{table: text})

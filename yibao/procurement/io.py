@@ -185,6 +185,19 @@ def _rows(df: pd.DataFrame):
         yield _Row(rec, src, i + 2)
 
 
+def _med_list():
+    """The shared medical list (yibao.codes): catalog entries link to it by ``med_list_codg``."""
+    global _ML
+    if _ML is None:
+        from yibao.codes.medlist import MedList
+
+        _ML = MedList.load()
+    return _ML
+
+
+_ML = None
+
+
 def parse_round(frames: dict[str, Any], name: str | None = None, default_name: str = "round") -> RoundInput:
     """Validate raw tables into a :class:`RoundInput`."""
     meta = frames.get("meta", {}) or {}
@@ -212,6 +225,11 @@ def parse_round(frames: dict[str, Any], name: str | None = None, default_name: s
             raise r.err("dosage_form", f"unknown dosage form {form!r}; one of {DOSAGE_FORMS}", f"未知剂型 {form!r}")
         if did not in specs_by_drug:
             raise r.err("drug_id", f"drug {did!r} has no specification in specs", f"品种 {did!r} 无规格")
+        code = r.s("med_list_codg")
+        if code:
+            ml = _med_list()
+            if code not in ml:
+                raise r.err("med_list_codg", f"unknown medical-list code {code!r}", f"医保目录中无此编码 {code!r}")
         attrs = tuple(tuple(kv.split("=", 1)) for kv in r.lst("attributes") if "=" in kv)
         catalog[did] = CatalogEntry(
             did, r.s("generic_name", True), form, tuple(specs_by_drug[did]), r.i("passed_consistency"), r.i("competitors"),
