@@ -58,6 +58,7 @@ class PeerRule(_M):
     by: str = "hosp_lv"
     z_flag: Decimal = Decimal(2)
     min_cases: int = 30
+    min_sd: Decimal = Decimal("0.01")
 
 
 class AgeRange(_M):
@@ -99,6 +100,12 @@ def _starts(s: pd.Series, prefixes: list[str]) -> np.ndarray:
     return s.fillna("").str.startswith(tuple(prefixes)).to_numpy()
 
 
+def _epoch_s(s: pd.Series) -> np.ndarray:
+    """Timestamps (any unit, any zone) as epoch seconds."""
+    t = pd.to_datetime(s, utc=True)
+    return ((t - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+
+
 def case_flags(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
     """Flags per case: a long frame ``mdtrt_id, flag, detail``.
 
@@ -133,8 +140,7 @@ def case_flags(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
     # split admissions
     sr = rules.split_admission
     o = cases.sort_values(["psn_no", "fixmedins_code", "begntime"])
-    b = o["begntime"].astype("int64").to_numpy() // 10**9 if o["begntime"].dtype.kind == "M" else pd.to_datetime(o["begntime"]).astype("int64").to_numpy() // 10**9
-    e = o["endtime"].astype("int64").to_numpy() // 10**9 if o["endtime"].dtype.kind == "M" else pd.to_datetime(o["endtime"]).astype("int64").to_numpy() // 10**9
+    b, e = _epoch_s(o["begntime"]), _epoch_s(o["endtime"])
     same = np.zeros(len(o), bool)
     if len(o) > 1:
         same[1:] = (o["psn_no"].to_numpy()[1:] == o["psn_no"].to_numpy()[:-1]) & (o["fixmedins_code"].to_numpy()[1:] == o["fixmedins_code"].to_numpy()[:-1])
@@ -203,9 +209,14 @@ def peer_comparison(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
     grp = g[g.judged].groupby(by)
     g["peer_cmi"] = g[by].map(grp["cmi"].mean())
     g["cmi_vs_peer"] = g.cmi / g.peer_cmi
-    mu, sd = g[by].map(grp["cc_share"].mean()), g[by].map(grp["cc_share"].std()).fillna(0)
-    g["cc_share_z"] = np.where(sd > 0, (g.cc_share - mu) / sd.replace(0, np.nan), 0.0)
-    g["flag_cc_share"] = g.judged & (g.cc_share_z >= float(rules.peer.z_flag))
+    # CC/MCC share against the *other* judged institutions of the group (leave-one-out), the spread floored at min_sd
+    z = np.full(len(g), np.nan)
+    for i, row in enumerate(g.itertuples()):
+        others = g[(g[by] == getattr(row, by)) & g.judged & (g.fixmedins_code != row.fixmedins_code)]["cc_share"]
+        if row.judged and len(others) >= 2:
+            z[i] = (row.cc_share - others.mean()) / max(float(others.std()), float(rules.peer.min_sd))
+    g["cc_share_z"] = z
+    g["flag_cc_share"] = g.judged & (np.nan_to_num(z) >= float(rules.peer.z_flag))
     for col in ("cmi", "peer_cmi", "cmi_vs_peer", "cc_share", "sec_per_case", "sec_change_h2_h1", "cc_share_z"):
         g[col] = g[col].astype(float).round(4)  # indices for display, not money
     return g.sort_values("fixmedins_code").reset_index(drop=True)

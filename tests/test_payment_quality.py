@@ -1,0 +1,140 @@
+"""Coding quality flags on constructed cases; the end-to-end run, reports, CLI and API on a small synthetic region."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from yibao.payment.quality import case_flags, hospital_view, load_quality_rules, peer_comparison, top_flagged_groups
+
+TZ = dt.timezone(dt.timedelta(hours=8))
+R = load_quality_rules()
+
+
+def c(i, psn="P1", inst="H1", dx="J18.9", begin=(1, 1), days=5, cost=100_000, sev="none", adrg="RESP-M1", drg="RESP-M1-5", path="medical",
+      other="", gend="1", age=40, kind="normal", proc_type="conservative", lv=2, month=1):  # fmt: skip
+    b = dt.datetime(2025, begin[0], begin[1], 9, tzinfo=TZ)
+    return {"mdtrt_id": f"M{i}", "psn_no": psn, "fixmedins_code": inst, "hosp_lv": lv, "dept_code": "D", "begntime": b,
+            "endtime": b + dt.timedelta(days=days), "setl_month": month, "age": age, "gend": gend, "dise_codg": dx, "other_dise_codg": other,
+            "oprn_codg": "", "medfee_sumamt": cost, "severity": sev, "adrg": adrg, "drg": drg, "path": path, "rw_e4": 10_000,
+            "kind": kind, "proc_type": proc_type, "group_code": "J18.9|-", "value_fen": cost, "drg_value_fen": cost}  # fmt: skip
+
+
+def flags_of(rows):
+    df = pd.DataFrame(rows)
+    f = case_flags(df, R)
+    return {(m, k) for m, k in zip(f.mdtrt_id, f.flag)}
+
+
+def test_upcoding_cc_without_cost():
+    ref = [c(i, psn=f"R{i}", cost=100_000) for i in range(5)]  # five cases without CC: mean ¥1,000
+    rows = ref + [c(10, psn="X", sev="mcc", drg="RESP-M1-1", cost=90_000), c(11, psn="Y", sev="cc", drg="RESP-M1-3", cost=100_000),
+                  c(12, psn="Z", sev="mcc", drg="RESP-M1-1", cost=100_001)]  # fmt: skip
+    f = flags_of(rows)
+    assert ("M10", "upcoding") in f and ("M11", "upcoding") in f  # at or below the mean of cases without CC
+    assert ("M12", "upcoding") not in f
+    # too few reference cases: no judgement
+    assert not {k for k in flags_of(ref[:4] + rows[5:]) if k[1] == "upcoding"}
+
+
+def test_split_admission():
+    rows = [
+        c(1, psn="A", begin=(3, 1), days=5),  # discharged 3-6
+        c(2, psn="A", begin=(3, 7), days=3),  # readmitted a day later, same category: flagged
+        c(3, psn="A", begin=(5, 1), days=3),  # weeks later: not flagged
+        c(4, psn="B", begin=(3, 1), days=5),
+        c(5, psn="B", begin=(3, 8), days=2, dx="K80.2"),  # different category: not flagged
+        c(6, psn="C", begin=(3, 1), days=5),
+        c(7, psn="C", inst="H2", begin=(3, 7), days=2),  # another institution: not flagged
+    ]
+    f = {k for k in flags_of(rows) if k[1] == "split_admission"}
+    assert f == {("M2", "split_admission")}
+
+
+def test_miscoding_flags():
+    rows = [
+        c(1, dx="O80.0", gend="1", age=30),  # pregnancy code for a man
+        c(2, dx="N40", gend="2", age=60),  # prostate for a woman
+        c(3, dx="O80.0", gend="2", age=70),  # delivery at 70
+        c(4, path="ambiguous", drg="DIGE-QY"),
+        c(5, path="ungroupable", drg="0000"),
+        c(6, dx="R10.4", proc_type="surgery"),
+        c(7, kind="low", proc_type="surgery"),
+        c(8, dx="J18.9", other="I10;J18.9"),
+        c(9),  # clean
+    ]
+    f = flags_of(rows)
+    assert ("M1", "sex_mismatch") in f and ("M2", "sex_mismatch") in f and ("M3", "age_mismatch") in f
+    assert ("M4", "ambiguous_group") in f and ("M5", "ungroupable") in f and ("M6", "symptom_principal") in f
+    assert ("M7", "procedure_cost_mismatch") in f and ("M8", "secondary_equals_principal") in f
+    assert not {k for k in f if k[0] == "M9"}
+    top = top_flagged_groups(pd.DataFrame(rows), case_flags(pd.DataFrame(rows), R), "drg")
+    assert top.iloc[0].drg == "RESP-M1-5" and (top.iloc[0].cases, top.iloc[0].flagged) == (7, 6)
+
+
+def test_peer_comparison_and_hospital_view():
+    rows = [c(i, inst="H1", sev="cc" if i < 20 else "none", lv=2) for i in range(40)]
+    rows += [c(100 + i, inst=f"H{2 + i % 3}", psn=f"Q{i}", lv=2) for i in range(120)]
+    df = pd.DataFrame(rows)
+    p = peer_comparison(df, R).set_index("fixmedins_code")
+    assert p.loc["H1", "cc_share"] == 0.5 and p.loc["H2", "cc_share"] == 0.0
+    assert bool(p.loc["H1", "flag_cc_share"]) and not bool(p.loc["H2", "flag_cc_share"])
+    hv = hospital_view(df.assign(value_fen=df.medfee_sumamt + 10), ("fixmedins_code",)).set_index("fixmedins_code")
+    assert hv.loc["H1", "dip_gain_fen"] == 40 * 10 and hv.loc["H1", "cases"] == 40
+
+
+@pytest.fixture(scope="module")
+def small_region(tmp_path_factory):
+    from yibao.settlement.annual import settle_year
+    from yibao.synth.cli import run_synth
+
+    d = tmp_path_factory.mktemp("payreg") / "region"
+    run_synth(people=3000, seed=5, out=d, db=None, year=2025)
+    settle_year(d)
+    return d
+
+
+def test_run_reports_cli_and_api(small_region, tmp_path):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from yibao.cli import app
+    from yibao.payment.api import router
+    from yibao.payment.report import demo_sections, write_excel, write_html
+    from yibao.payment.service import run
+
+    r = run(small_region)
+    y = r.dip.institutions[r.dip.institutions.period == 0]
+    assert int(y.payment_fen.sum()) == r.dip.budget_fen  # basis fund: pooled-fund payments = budget, to the fen
+    assert r.synthetic
+    secs = demo_sections(small_region)
+    assert len(secs) == 3 and all("SYNTHETIC" in h for _, h in secs)
+    assert write_excel(r, tmp_path / "p.xlsx").stat().st_size > 0 and "point value" in write_html(r, tmp_path / "p.html").read_text(encoding="utf-8")
+    cli = CliRunner()
+    res = cli.invoke(app, ["payment", "dip", "build", "--data", str(small_region), "--out", str(tmp_path / "cat")])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["payment", "dip", "settle", "--data", str(small_region), "--catalog", str(tmp_path / "cat"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o" / "dip_institutions.parquet").exists()
+    res = cli.invoke(app, ["payment", "drg", "group", "--dx", "I21.9", "--oprn", "36.07", "--age", "70"])
+    assert res.exit_code == 0 and "CIRC-S1-5" in res.output
+    res = cli.invoke(app, ["payment", "drg", "group", "--dx", "", "--age", "70"])
+    assert res.exit_code == 2 and "dise_codg" in res.output
+    api = FastAPI()
+    api.include_router(router)
+    api.state.dip_catalog = r.catalog
+    http = TestClient(api)
+    out = http.post("/api/v1/payment/drg/group", json={"dise_codg": "J18.9", "age": 5}).json()
+    assert out["drg"] == "RESP-M1-7"
+    bad = http.post("/api/v1/payment/drg/group", json={"dise_codg": "", "age": 5})
+    assert bad.status_code == 400 and bad.json()["detail"]["field"] == "dise_codg"
+    many = http.post("/api/v1/payment/drg/group-batch", json=[{"dise_codg": "J18.9", "age": 5}, {"dise_codg": "I21.9", "oprn_codg": ["36.07"], "age": 70}]).json()
+    assert [m["drg"] for m in many] == ["RESP-M1-7", "CIRC-S1-5"]
+    pts = http.post("/api/v1/payment/dip/case-points", json={"dise_codg": "J18.9", "age": 40, "hosp_lv": 3, "medfee_sumamt": 400_000}).json()
+    assert pts["group_code"] == "J18.9|-"
+    bad = http.post("/api/v1/payment/dip/case-points", json={"dise_codg": "J18.9", "age": 40, "hosp_lv": 3, "medfee_sumamt": -1})
+    assert bad.status_code == 400 and bad.json()["detail"]["field"] == "medfee_sumamt"
