@@ -88,6 +88,7 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="Write report.xlsx, report.html, ocds.json here."),
     db: Optional[str] = typer.Option(None, "--db", help="Persist the round in this database (one transaction)."),
     slots_from_graph: bool = typer.Option(True, help="Use the firm graph (relations.csv) for batch-10 slot groups."),
+    credit_db: Optional[str] = typer.Option(None, "--credit-db", help="Take credit grades from yibao.supervision in this database."),
 ) -> None:
     """Evaluate a round: winners with reasons, volumes, supply regions, contracts."""
     from yibao.procurement.engine import run_round
@@ -97,7 +98,13 @@ def run(
     try:
         inp, rs = _load(round_dir, rules)
         g = build_graph(inp.firms, inp.relations, inp.bids)
-        res = run_round(inp, rs, slot_group=slot_groups(g, inp.bids) if slots_from_graph else None)
+        lookup = None
+        if credit_db:
+            from yibao.core.db import make_engine
+            from yibao.procurement.service import supervision_credit_lookup
+
+            lookup = supervision_credit_lookup(make_engine(credit_db), inp.round_date)
+        res = run_round(inp, rs, slot_group=slot_groups(g, inp.bids) if slots_from_graph else None, credit_lookup=lookup)
         flags = check_round(g, inp.bids, rs, inp.round_date)
     except YibaoError as exc:
         _fail(exc)
