@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -285,8 +285,9 @@ class EcodeService:
                 s.add(EcodeBlock(psn_no=psn_no, active=True, blocked_at=now, reason=kind, event_id=ev.id))
             elif not blk.active:
                 blk.active, blk.blocked_at, blk.reason, blk.event_id, blk.lifted_at, blk.lifted_by = True, now, kind, ev.id, None, None
-        if "unbind" in actions:
-            s.execute(update(EcodeBinding).where(EcodeBinding.psn_no == psn_no, EcodeBinding.status == "active")
+        if "unbind" in actions:  # the person's code everywhere, and the family accounts they hold
+            s.execute(update(EcodeBinding).where(or_(EcodeBinding.psn_no == psn_no, EcodeBinding.holder_psn_no == psn_no),
+                                                 EcodeBinding.status == "active")
                       .values(status="unbound", unbound_at=now, unbind_reason=f"forced: {kind}"))
         return ev
 

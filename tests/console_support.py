@@ -1,0 +1,85 @@
+"""Set-up shared by the console tests: a small settled synthetic region in SQLite, console users, a live server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+PASSWORD = "console-pass-1"
+
+
+def build_region_db(root: Path, people: int = 1500, seed: int = 7) -> str:
+    """Generate, settle and load a small synthetic region; returns the SQLite URL."""
+    from yibao.core import db
+    from yibao.core.parquet_io import load_parquet_dir
+    from yibao.settlement.annual import settle_year
+    from yibao.synth.cli import run_synth
+
+    url = f"sqlite:///{root / 'yibao.db'}"
+    run_synth(people=people, seed=seed, out=root / "region", db=None, year=2025, console=Console(quiet=True))
+    settle_year(root / "region")
+    db.upgrade(url)
+    load_parquet_dir(url, root / "region")
+    return url
+
+
+def pick(engine) -> dict[str, str]:
+    """An institution with settlements, a far-away one, and an employee with a relative on record (and their IDs)."""
+    with engine.connect() as c:
+        inst = c.exec_driver_sql(
+            "SELECT s.fixmedins_code FROM settlement s JOIN institution i USING (fixmedins_code) "
+            "WHERE i.admdvs LIKE '99%' AND i.fixmedins_type = 'hospital' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").scalar()
+        far = c.exec_driver_sql("SELECT fixmedins_code FROM institution WHERE admdvs = '440100' ORDER BY 1 LIMIT 1").scalar()
+        psn, certno, rel, rel_cert = c.exec_driver_sql(
+            "SELECT p.psn_no, p.certno, f.relative_psn_no, r.certno FROM person p JOIN family_link f ON f.psn_no = p.psn_no "
+            "JOIN person r ON r.psn_no = f.relative_psn_no WHERE p.insutype = '310' AND f.relation IN ('spouse','child','parent') "
+            "AND EXISTS (SELECT 1 FROM settlement s WHERE s.psn_no = p.psn_no) ORDER BY p.psn_no LIMIT 1").one()
+    return {"inst": inst, "far": far, "psn": psn, "certno": certno, "rel": rel, "rel_certno": rel_cert}
+
+
+def add_users(engine, who: dict[str, str]) -> None:
+    from yibao.web.auth import AuthService
+
+    a = AuthService(engine)
+    a.add_user("bureau1", PASSWORD, "bureau", display_name="医保局 张科长")
+    a.add_user("hosp1", PASSWORD, "institution", fixmedins_code=who["inst"], display_name="医院 李主任")
+    a.add_user("public1", PASSWORD, "public", psn_no=who["psn"], display_name="参保人")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """``yibao serve``'s app (national interface + console) in a thread on 127.0.0.1."""
+
+    def __init__(self, url: str):
+        import uvicorn
+
+        from yibao.api.app import build_interface, create_app
+
+        self.iface = build_interface(url)
+        self.app = create_app(self.iface)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.iface.engine.dispose()
