@@ -189,8 +189,13 @@ def monthly_budgets(annual_fen: int) -> list[int]:
     return [annual_fen * m // MONTHS - annual_fen * (m - 1) // MONTHS for m in range(1, MONTHS + 1)]
 
 
-def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params: DipParams, *, budget_fen: int | None = None) -> DipSettlement:
-    """Settle a year of enriched cases under ``catalog``: case points, monthly and annual point values, payments."""
+def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params: DipParams, *, budget_fen: int | None = None,
+           case_results: str | Path | None = "frame") -> DipSettlement:  # fmt: skip
+    """Settle a year of enriched cases under ``catalog``: case points, monthly and annual point values, payments.
+
+    ``case_results``: ``"frame"`` keeps the per-case results in ``DipSettlement.cases`` (pandas);
+    a path writes them there as Parquet instead (a province's cases need not fit in a frame); None skips them.
+    """
     pts = case_points_sql(con, cases, catalog, params)
     B = annual_budget(con, cases, params) if budget_fen is None else int(budget_fen)
     if B < 0:
@@ -252,12 +257,20 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     })  # fmt: skip
     clearing["clearing_fen"] = clearing.annual_payment_fen - clearing.advances_fen
     pool_y, tot_y = (int(x) for x in con.execute("SELECT pool_fen, points_e4 FROM dip_period2 WHERE period = 0").fetchall()[0])
-    cases_df = con.execute(f"""
+    case_sql = f"""
     SELECT mdtrt_id, fixmedins_code, hosp_lv, dept_code, setl_month, group_code, kind, dx_key, proc_key, proc_type,
            coef_e4, base_e4, points_e4, CAST({round_div_sql(f'CAST(points_e4 AS HUGEINT) * {pool_y}', str(tot_y))} AS BIGINT) AS value_fen,
            medfee_sumamt, psn_part_amt, hifp_pay, oth_fund_amt
-    FROM {pts} ORDER BY mdtrt_id
-    """).df()  # fmt: skip
+    FROM {pts}
+    """  # fmt: skip
+    if isinstance(case_results, (str, Path)) and str(case_results) != "frame":
+        Path(case_results).parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"COPY ({case_sql}) TO '{Path(case_results).as_posix()}' (FORMAT parquet)").fetchall()
+        cases_df = pd.DataFrame()
+    elif case_results is None:
+        cases_df = pd.DataFrame()
+    else:
+        cases_df = con.execute(case_sql + " ORDER BY mdtrt_id").df()
     synthetic = False
     if "synthetic" in [r[0] for r in con.execute(f"DESCRIBE {cases}").fetchall()]:
         synthetic = bool(con.execute(f"SELECT bool_and(synthetic) FROM {cases}").fetchall()[0][0])

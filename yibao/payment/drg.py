@@ -370,17 +370,18 @@ def group_batch(scheme: Scheme, cases: pd.DataFrame, *, known_procedures=None) -
     Returns a frame aligned with ``cases``: ``drg, adrg, mdc, severity, rw_e4, path``.
     """
     n = len(cases)
-    ids = cases["mdtrt_id"].astype(str).to_numpy() if "mdtrt_id" in cases else np.arange(n).astype(str)
-    dxs = cases["dise_codg"].fillna("").astype(str).to_numpy()
-    bad = np.flatnonzero(np.char.str_len(np.char.strip(dxs.astype(str))) == 0) if n else np.array([], int)
-    if len(bad):
-        raise PaymentInputError(f"{len(bad):,} case(s) without a principal diagnosis (first: {ids[bad[0]]})",
-                                f"{len(bad):,} 个病例缺少主要诊断 (例如 {ids[bad[0]]})", field="dise_codg")  # fmt: skip
-    # principal diagnoses: one check and normalisation per distinct code
-    u_dx, dx_i = np.unique(dxs, return_inverse=True)
-    for c in u_dx:
+    ids = cases["mdtrt_id"].to_numpy() if "mdtrt_id" in cases else np.arange(n)
+    # distinct values by hashing (pandas.factorize), checked and normalised once each
+    dx_i, u_dx = pd.factorize(cases["dise_codg"].fillna("").astype(str), sort=False)
+    u_dx = np.asarray(u_dx, dtype=object)
+    blank = np.flatnonzero([not str(c).strip() for c in u_dx])
+    if len(blank):
+        rows = np.flatnonzero(np.isin(dx_i, blank))
+        raise PaymentInputError(f"{len(rows):,} case(s) without a principal diagnosis (first: {ids[rows[0]]})",
+                                f"{len(rows):,} 个病例缺少主要诊断 (例如 {ids[rows[0]]})", field="dise_codg")  # fmt: skip
+    for j, c in enumerate(u_dx):
         if not is_valid_icd10(c):
-            raise PaymentInputError(f"unknown ICD-10 principal diagnosis {c!r} (case {ids[np.flatnonzero(dxs == c)[0]]})",
+            raise PaymentInputError(f"unknown ICD-10 principal diagnosis {c!r} (case {ids[np.flatnonzero(dx_i == j)[0]]})",
                                     f"未知的 ICD-10 主要诊断 {c!r}", field="dise_codg")  # fmt: skip
     u_dxn = np.array([normalize_icd10(c) for c in u_dx], dtype=object)
     ages = pd.to_numeric(cases["age"], errors="coerce").to_numpy() if n else np.array([], float)
@@ -390,14 +391,16 @@ def group_batch(scheme: Scheme, cases: pd.DataFrame, *, known_procedures=None) -
                                 f"{len(badage):,} 个病例年龄无效", field="age")  # fmt: skip
     ages = ages.astype(np.int64)
     # procedures: the ADRG of each distinct (principal diagnosis, procedure string)
-    procs = cases["oprn_codg"].fillna("").astype(str).to_numpy()
-    u_pr, pr_i = np.unique(procs, return_inverse=True)
+    pr_i, u_pr = pd.factorize(cases["oprn_codg"].fillna("").astype(str), sort=False)
+    u_pr = np.asarray(u_pr, dtype=object)
+    if len(u_pr) == 0:
+        u_pr = np.array([""], dtype=object)
     u_pr_t = [tuple(sorted(set(_split(s)))) for s in u_pr]
     if known_procedures is not None:
         for s, t in zip(u_pr, u_pr_t):
             bad = [p for p in t if p not in known_procedures]
             if bad:
-                raise PaymentInputError(f"unknown procedure codes {bad} (case {ids[np.flatnonzero(procs == s)[0]]})",
+                raise PaymentInputError(f"unknown procedure codes {bad} (case {ids[np.flatnonzero(u_pr[pr_i] == s)[0]]})",
                                         f"未知的手术操作编码 {bad}", field="oprn_codg")  # fmt: skip
     pair = dx_i.astype(np.int64) * len(u_pr) + pr_i
     u_pair, pair_i = np.unique(pair, return_inverse=True)
@@ -406,8 +409,8 @@ def group_batch(scheme: Scheme, cases: pd.DataFrame, *, known_procedures=None) -
     mdc = np.array([r[1] for r in res], dtype=object)[pair_i]
     path = np.array([r[2] for r in res], dtype=object)[pair_i]
     # severity: exploded (case, secondary code) pairs, CC level per distinct code, exclusions per (principal, list)
-    other = cases["other_dise_codg"].fillna("").astype(str).to_numpy()
-    u_ot, ot_i = np.unique(other, return_inverse=True)
+    ot_i, u_ot = pd.factorize(cases["other_dise_codg"].fillna("").astype(str), sort=False)
+    u_ot = np.asarray(u_ot, dtype=object)
     u_ot_codes = [sorted(set(_split(s))) for s in u_ot]
     codes = sorted({c for cs in u_ot_codes for c in cs})
     for c in codes:
