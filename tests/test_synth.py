@@ -368,11 +368,14 @@ def test_run_synth_writes_parquet_and_hands_chunks_to_the_db_loader(tmp_path, mo
 
     import yibao.core
 
+    upgraded = []
     fake = types.ModuleType("yibao.core.db")
     fake.load_tables = load_tables
+    fake.upgrade = upgraded.append  # the schema is migrated before loading
     monkeypatch.setitem(sys.modules, "yibao.core.db", fake)
     monkeypatch.setattr(yibao.core, "db", fake, raising=False)
     run_synth(300, 1, None, "sqlite://", YEAR)
     assert got["person"] == 300 and got["encounter"] == rows["encounter"]
+    assert upgraded == ["sqlite://"]
     with pytest.raises(ValueError):
         run_synth(10, 1, None, None)
