@@ -31,9 +31,10 @@ def serve(
     build_interface(url).engine.dispose()  # migrate once, before workers start
     console.print(f"yibao serve: {url.split('@')[-1]} on http://{host}:{port}  (docs: /docs)")
     if workers > 1:
-        uvicorn.run("yibao.api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+        uvicorn.run("yibao.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, timeout_keep_alive=75)
     else:
-        uvicorn.run(app_from_env(), host=host, port=port, log_level=log_level)
+        uvicorn.run(app_from_env(), host=host, port=port, log_level=log_level, timeout_keep_alive=75)
 
 
 @app.command("transactions")
