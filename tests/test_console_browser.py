@@ -25,6 +25,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
+    if os.environ.get("CI"):  # CI installs it (.ci/run): a missing browser there is a failure, not a skip
+        raise RuntimeError(f"CI: Chromium not installed at {CHROMIUM}")
     pytest.skip(f"Chromium not installed at {CHROMIUM} (.ci/run installs Debian's chromium)", allow_module_level=True)
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright (Python) not installed: pip install -e '.[test]'")
 
