@@ -73,7 +73,7 @@ def _rest_endpoint(iface: Interface, spec: Transaction) -> Callable:
             "inf_time": fmt_time(iface.clock()),
             "input": raw,
         }
-        out: Outcome = await run_in_threadpool(iface.handle, env)
+        out: Outcome = await run_in_threadpool(lambda: iface.handle(env, plain=True))
         if out.infcode == 0:
             return Response(dumps_exact(out.output), media_type=JSON, headers={"X-Inf-Refmsgid": out.reply["inf_refmsgid"]})
         body_out = {"infcode": -1, "err_msg": out.reply["err_msg"], "field": out.field}
@@ -136,8 +136,13 @@ def create_app(iface: Interface) -> FastAPI:
     return app
 
 
-def build_interface(db_url: str | None = None) -> Interface:
-    """An :class:`Interface` on ``db_url`` (migrated), with the database's medical list (or the shipped one)."""
+def build_interface(db_url: str | None = None, security: str | None = None) -> Interface:
+    """An :class:`Interface` on ``db_url`` (migrated), with the database's medical list (or the shipped one).
+
+    ``security``: a YAML file of per-institution SM4/SM3/SM2 settings (:mod:`yibao.api.security`).
+    """
+    from yibao.api.security import SecurityPolicy
+
     from yibao.benefits.policy import PolicyBook
     from yibao.codes.medlist import load_med_list
     from yibao.core import db
@@ -158,4 +163,4 @@ def build_interface(db_url: str | None = None) -> Interface:
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` / several workers: database from ``$YIBAO_DATABASE_URL``."""
-    return create_app(build_interface(os.environ.get("YIBAO_DATABASE_URL")))
+    return create_app(build_interface(os.environ.get("YIBAO_DATABASE_URL"), os.environ.get("YIBAO_API_SECURITY") or None))

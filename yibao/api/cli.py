@@ -19,6 +19,9 @@ def serve(
     port: int = typer.Option(8080, "--port", help="Port."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (uvicorn)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    security: Optional[str] = typer.Option(
+        None, "--security", help="YAML of per-institution SM4 keys and SM3/SM2 signature settings (keep it secret)."
+    ),
 ) -> None:
     """Serve real-time settlement: the national envelope at /fsi/api/rsfComIfsService/callService, REST at /api/v1, docs at /docs."""
     import uvicorn
@@ -28,7 +31,9 @@ def serve(
 
     url = database_url(db)
     os.environ["YIBAO_DATABASE_URL"] = url
-    build_interface(url).engine.dispose()  # migrate once, before workers start
+    if security:
+        os.environ["YIBAO_API_SECURITY"] = security
+    build_interface(url, security).engine.dispose()  # migrate (and check the security file) once, before workers start
     console.print(f"yibao serve: {url.split('@')[-1]} on http://{host}:{port}  (docs: /docs)")
     if workers > 1:
         uvicorn.run("yibao.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,

@@ -49,6 +49,7 @@ from yibao.api.envelope import (
     mask,
 )
 from yibao.api.models import SignIn, StoredReply
+from yibao.api.security import InstitutionKeys, Refusal, SecurityPolicy, open_request, seal_reply
 from yibao.benefits.policy import PolicyBook
 from yibao.core import db
 from yibao.core.errors import ClaimRejected, YibaoError
@@ -133,6 +134,7 @@ class Ctx:
     received: dt.datetime
     request_obj: Any
     iface: "Interface"
+    keys: InstitutionKeys | None = None
     outcome: Outcome | None = field(default=None)
 
     @property
@@ -146,7 +148,8 @@ class Ctx:
             s.expunge(stored)  # keep its loaded values through the rollback
             raise _Answered(stored)
         reply = self.iface._reply(0, "", output, self.received)
-        text = dumps_exact(reply)
+        wire = self.iface._seal(reply, self.keys)
+        text = dumps_exact(wire)
         s.add(
             StoredReply(
                 msgid=self.env.msgid, infno=self.env.infno, fixmedins_code=self.env.fixmedins_code,
@@ -156,7 +159,7 @@ class Ctx:
         s.add(self.iface._audit_row(self.env.msgid, self.env.infno, self.env.fixmedins_code, self.received,
                                     self.request_obj, reply))
         s.flush()
-        self.outcome = Outcome(text=text, reply=reply)
+        self.outcome = Outcome(text=text, reply=wire)
         return self.outcome
 
 
@@ -227,8 +230,10 @@ class Interface:
         clock: Callable[[], dt.datetime] | None = None,
         ecode_verifier: Callable[[str, dt.datetime, str], str | None] | None = None,
         valid_diagnosis: Callable[[str], bool] | None = None,
+        security: SecurityPolicy | None = None,
     ):
         self.engine = engine
+        self.security = security or SecurityPolicy()
         self.book = book
         self.catalog = catalog
         self.cfg = config or default_config()
@@ -288,12 +293,17 @@ class Interface:
         except Exception:  # noqa: BLE001 - the reply still goes out; the failure is logged
             log.exception("could not write the audit record for msgid %r", msgid)
 
-    def _fail(self, received: dt.datetime, request: Any, zh: str, en: str, fld: str | None, status: int = 400) -> Outcome:
+    def _seal(self, reply: dict[str, Any], keys: InstitutionKeys | None) -> dict[str, Any]:
+        return seal_reply(reply, keys, dumps_exact) if keys is not None else reply
+
+    def _fail(self, received: dt.datetime, request: Any, zh: str, en: str, fld: str | None, status: int = 400,
+              keys: InstitutionKeys | None = None) -> Outcome:
         reply = self._reply(-1, err_text(zh, en, fld), {}, received)
         env = request if isinstance(request, dict) else {}
         self._audit(env.get("msgid"), env.get("infno"), env.get("fixmedins_code"), received, request, reply)
         log.info("refused msgid=%r infno=%r: %s", env.get("msgid"), env.get("infno"), en)
-        return Outcome(text=dumps_exact(reply), reply=reply, field=fld, status=status)
+        wire = self._seal(reply, keys)
+        return Outcome(text=dumps_exact(wire), reply=wire, field=fld, status=status)
 
     def _replay(self, stored: StoredReply, received: dt.datetime, request: Any) -> Outcome:
         text = stored.reply
@@ -317,26 +327,37 @@ class Interface:
             return self._fail(received, text[:20000], "报文不是合法的JSON对象", str(exc), "body")
         return self.handle(obj, received=received)
 
-    def handle(self, obj: Any, *, received: dt.datetime | None = None) -> Outcome:
-        """Answer a parsed envelope (a dict with Decimals for numbers)."""
+    def handle(self, obj: Any, *, received: dt.datetime | None = None, plain: bool = False) -> Outcome:
+        """Answer a parsed envelope (a dict with Decimals for numbers).
+
+        ``plain=True`` (the REST side) skips the per-institution SM4/SM3/SM2 layer.
+        """
         received = received or self.clock()
         if not isinstance(obj, dict):
             return self._fail(received, obj if isinstance(obj, (list, str)) else repr(obj),
                               "报文须为JSON对象", "the envelope must be a JSON object", "body")
+        keys = None if plain else self.security.for_institution(obj.get("fixmedins_code"))
+        if keys is not None:
+            try:
+                obj = open_request(obj, keys, loads_exact)
+            except Refusal as r:
+                return self._fail(received, obj, r.zh, r.en, r.field, keys=keys)
         try:
             env = S.Envelope.model_validate(obj)
         except ValidationError as exc:
             zh, en, fld = self._describe(exc, "")
-            return self._fail(received, obj, zh, en, fld)
+            return self._fail(received, obj, zh, en, fld, keys=keys)
         spec = TRANSACTIONS.get(env.infno)
         if spec is None:
-            return self._fail(received, obj, f"不支持的交易编号 {env.infno}", f"unknown transaction infno {env.infno!r}", "infno")
+            return self._fail(received, obj, f"不支持的交易编号 {env.infno}", f"unknown transaction infno {env.infno!r}",
+                              "infno", keys=keys)
         try:
-            return self._dispatch(spec, env, obj, received)
+            return self._dispatch(spec, env, obj, received, keys)
         except _Refused as r:
-            return self._fail(received, obj, r.zh, r.en, r.field, r.status)
+            return self._fail(received, obj, r.zh, r.en, r.field, r.status, keys=keys)
 
-    def _dispatch(self, spec: Transaction, env: S.Envelope, obj: dict, received: dt.datetime) -> Outcome:
+    def _dispatch(self, spec: Transaction, env: S.Envelope, obj: dict, received: dt.datetime,
+                  keys: InstitutionKeys | None = None) -> Outcome:
         accepted = self.cfg.interface.accepted_infver
         if accepted and env.infver not in accepted:
             raise _Refused(f"接口版本号 {env.infver} 不受支持", f"infver {env.infver!r} is not supported", "infver")
@@ -350,7 +371,7 @@ class Interface:
         dig = digest(env.infno, env.fixmedins_code, env.input)
         # A repeated msgid is found inside the handler's transaction (Ctx.commit, or the settlement
         # service's own msgid check) and answered from the store; so is one whose handler now refuses.
-        ctx = Ctx(env=env, digest=dig, received=received, request_obj=obj, iface=self)
+        ctx = Ctx(env=env, digest=dig, received=received, request_obj=obj, iface=self, keys=keys)
         try:
             return spec.handler(self, ctx, data)
         except _Answered as a:
