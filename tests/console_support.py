@@ -83,3 +83,24 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.iface.engine.dispose()
+
+
+def seed_subsystems(engine, inst: str) -> dict:
+    """A persisted SYNTHETIC procurement round with orders, and a supervision case against ``inst`` with a few steps."""
+    from yibao.procurement.engine import run_round
+    from yibao.procurement.rules import get_ruleset
+    from yibao.procurement.service import save_orders, save_round
+    from yibao.supervision.cases import CaseService
+    from yibao.synth.procurement import generate_orders, generate_round
+
+    sr = generate_round(drugs=4, institutions=60, seed=3)
+    res = run_round(sr.round, get_ruleset("national-batch-07"))
+    rid = save_round(engine, sr.round, res)
+    orders = generate_orders(res.contracts, months=6, seed=1, lag_share=0.2)
+    save_orders(engine, rid, orders)
+    cs = CaseService(engine)
+    cid = cs.open_clue("institution", inst, "SV-TEST-01", actor="bureau1", loss_fen=123_456, note="synthetic clue")
+    cs.file(cid, actor="bureau1", note="filed")
+    cs.investigate(cid, actor="bureau1", note="on site")
+    other = cs.open_clue("institution", "H99999999", "complaint", actor="bureau1", loss_fen=9_999, note="another institution")
+    return {"round_id": rid, "case_id": cid, "other_case_id": other}

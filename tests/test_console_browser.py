@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from console_support import PASSWORD, LiveServer, add_users, build_region_db, pick
+from console_support import PASSWORD, LiveServer, add_users, build_region_db, pick, seed_subsystems
 
 CHROMIUM = os.environ.get("YIBAO_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -40,9 +40,22 @@ def region(tmp_path_factory):
     engine = db.make_engine(url)
     who = pick(engine)
     add_users(engine, who)
+    who.update(seed_subsystems(engine, who["inst"]))
     engine.dispose()
     with LiveServer(url) as srv:
+        srv.app.state.console.data_dir = root / "region"  # payment and the supervision queue run over the Parquet
         yield srv, who
+
+
+def wait_done(pg, url: str, seconds: int = 120) -> None:
+    """Open a page whose background analysis may still run; wait until it has finished."""
+    pg.goto(url)
+    for _ in range(seconds):
+        if pg.locator("#pending").count() == 0:
+            return
+        pg.wait_for_timeout(1000)
+        pg.goto(url)
+    raise AssertionError(f"{url}: analysis still running after {seconds} s")
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +135,25 @@ def test_bureau_sees_every_page_with_figures_from_the_database(region, page, tmp
         page.wait_for_load_state()
         assert page.url.endswith(f"/console/{name}"), page.url
         assert page.locator("main h1").count() == 1
+        if name in ("payment", "supervision"):
+            wait_done(page, page.url)
+        assert page.locator("#absent").count() == 0, name
         shot(page, name, tmp_path)
+    # procurement: every bidder's result with its reason, as persisted
+    from yibao.procurement.models import VbpResult
+
+    with engine.connect() as c:
+        n_results = c.execute(select(func.count()).select_from(VbpResult).where(VbpResult.round_id == who["round_id"])).scalar()
+    page.goto(f"{srv.base}/console/procurement")
+    results = page.locator('table.module-table').nth(1)
+    assert results.locator("tbody tr").count() == min(n_results, 200) > 0
+    assert page.locator("#chart-vbp-progress rect.bar").count() > 0
+    # supervision: both cases, and the timeline of the filed one
+    page.goto(f"{srv.base}/console/supervision")
+    cases = page.locator('table.module-table[data-title="案件"] tbody tr')
+    assert cases.count() == 2
+    timeline = page.locator('table.module-table[data-title="执法时间线"] tbody tr')
+    assert timeline.count() >= 3  # clue, file, investigate
     # a settlement: each fund's share and its rule, masked person data, reveal for bureau staff
     page.goto(f"{srv.base}/console/settlement")
     first = page.locator("#table-settlements tbody tr a").first
@@ -175,7 +206,10 @@ def test_institution_sees_only_its_own(region, page, tmp_path) -> None:
     assert page.inner_text("#error-code") == "404"
     r = page.request.get(f"{srv.base}/console/api/settlement/{other}")
     assert r.status == 404
-    shot(page, "institution-fund", tmp_path) if False else None
+    # supervision: only the case against this institution
+    wait_done(page, f"{srv.base}/console/supervision")
+    first_cells = page.eval_on_selector_all('table.module-table[data-title="案件"] tbody tr td:first-child', "els => els.map(e => e.textContent)")
+    assert first_cells == [str(who["case_id"])]
 
 
 def test_public_sees_only_themselves(region, page) -> None:

@@ -41,15 +41,20 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".") or "0"
 
 
+def _text_width(text: str, size: int = 12) -> float:
+    return sum(size if ord(ch) > 0x2E80 else size * 0.6 for ch in text)
+
+
 def _legend(names: Sequence[str], width: int) -> str:
-    out, x = [], 10
-    for i, n in enumerate(names):
+    """Legend items centred on the top line, as ECharts places them."""
+    items = [(n, 30 + _text_width(n) + 14) for n in names]
+    x = max(10.0, (width - sum(w for _, w in items)) / 2)
+    out = []
+    for i, (n, w) in enumerate(items):
         c = PALETTE[i % len(PALETTE)]
-        out.append(f'<rect x="{x}" y="6" width="22" height="12" rx="3" fill="{c}"/>'
-                   f'<text x="{x + 27}" y="16" font-size="12" fill="#333">{html.escape(n)}</text>')
-        x += 40 + 7 * len(n.encode("utf-8")) // 2 + 6 * len(n) // 2
-        if x > width - 60:
-            break
+        out.append(f'<rect x="{x:.1f}" y="6" width="22" height="12" rx="3" fill="{c}"/>'
+                   f'<text x="{x + 27:.1f}" y="16" font-size="12" fill="#333">{html.escape(n)}</text>')
+        x += w
     return "".join(out)
 
 
@@ -66,7 +71,7 @@ def bar_chart(categories: Sequence[str], series: dict[str, Sequence[float]], *, 
         vmax = max((max(v, default=0) for v in series.values()), default=0)
     top_v, step = _nice_max(float(vmax))
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{html.escape(chart_id)}" viewBox="0 0 {width} {height}" '
-             f'width="100%" role="img" aria-label="{html.escape(title)}" font-family="sans-serif">']
+             f'width="100%" role="img" aria-label="{html.escape(title)}" font-family="PingFang SC, Microsoft YaHei, Noto Sans CJK SC, WenQuanYi Micro Hei, sans-serif">']
     parts.append(_legend(names, width))
     if unit:
         parts.append(f'<text x="{left - 8}" y="{top - 10}" font-size="11" fill="{AXIS}" text-anchor="end">{html.escape(unit)}</text>')
@@ -112,7 +117,7 @@ def hbar_chart(labels: Sequence[str], values: Sequence[float], *, title: str = "
     vmax = max((float(v) for v in values), default=0)
     top_v, _ = _nice_max(vmax)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{html.escape(chart_id)}" viewBox="0 0 {width} {height}" '
-             f'width="100%" role="img" aria-label="{html.escape(title)}" font-family="sans-serif">']
+             f'width="100%" role="img" aria-label="{html.escape(title)}" font-family="PingFang SC, Microsoft YaHei, Noto Sans CJK SC, WenQuanYi Micro Hei, sans-serif">']
     for i, (lab, v) in enumerate(zip(labels, values)):
         y = top + row * i
         w = pw * float(v) / top_v if top_v else 0
@@ -136,7 +141,7 @@ def donut_chart(labels: Sequence[str], values: Sequence[float], *, title: str = 
     r1, r0 = size * 0.42, size * 0.25
     width = size + 220
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{html.escape(chart_id)}" viewBox="0 0 {width} {size}" '
-             f'width="100%" role="img" aria-label="{html.escape(title)}" font-family="sans-serif">']
+             f'width="100%" role="img" aria-label="{html.escape(title)}" font-family="PingFang SC, Microsoft YaHei, Noto Sans CJK SC, WenQuanYi Micro Hei, sans-serif">']
     a = -math.pi / 2
     for i, (lab, v) in enumerate(zip(labels, values)):
         frac = float(v) / total if total else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
@@ -54,8 +55,11 @@ def _wan(fen: int) -> float:
 
 class Console:
     def __init__(self, engine: Engine, *, auth: AuthService | None = None, ecode: EcodeService | None = None,
-                 clock: Callable[[], dt.datetime] | None = None):
+                 clock: Callable[[], dt.datetime] | None = None, data_dir: str | Path | None = None):
         self.engine = engine
+        # the region's Parquet directory, for the analyses that run over it (payment, supervision queue)
+        data_dir = data_dir or os.environ.get("YIBAO_CONSOLE_DATA")
+        self.data_dir = Path(data_dir) if data_dir else None
         self.clock = clock or (lambda: dt.datetime.now(db.SHANGHAI))
         self.auth = auth or AuthService(engine, clock=self.clock)
         self.ecode = ecode or EcodeService(engine, clock=self.clock)
@@ -357,13 +361,13 @@ class Console:
                 @guarded
                 def page(request: Request) -> Response:
                     p = c.need(request, name)
-                    view = modules.view(name, c.engine, p, c.lang(request))
+                    view = modules.view(name, c.engine, p, c.lang(request), c.data_dir)
                     return c.render(request, "module.html", p, name=name, view=view)
 
                 @guarded
                 def xlsx(request: Request) -> Response:
                     p = c.need(request, name)
-                    view = modules.view(name, c.engine, p, c.lang(request))
+                    view = modules.view(name, c.engine, p, c.lang(request), c.data_dir)
                     if view is None or not view.tables:
                         return JSONResponse({"error": "no data", "error_zh": "暂无数据"}, status_code=404)
                     data = excel.workbook_bytes([(t.title, t.headers, t.rows) for t in view.tables],
