@@ -239,6 +239,13 @@ def test_incare_history_rules():
     assert "SV-IMP-02" not in rules_hit(claim(["W0101"]), History(death_time=T0 + dt.timedelta(days=3)))[1]
 
 
+def test_settlement_catalog_is_accepted():
+    from yibao.settlement.catalog import Catalog
+
+    v = check_claim(claim(["S0428"], gend="2"), catalog=Catalog(dict(ML.items)))
+    assert {f.rule_id for f in v.findings} == {"SV-SCOPE-SEX"}
+
+
 def test_clean_claim_passes_and_pre_stage_never_refuses():
     v, got = rules_hit(claim([("W0101", 14, None, 7), "S0101"]))
     assert v.action == "pass" and not got

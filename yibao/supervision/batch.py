@@ -69,6 +69,7 @@ def connect(data_dir: str | Path, book: RuleBook | None = None, *, threads: int 
             raise ScanError(f"{d}: missing {t}.parquet (a contract table)", f"{d}: 缺少 {t}.parquet", field="data_dir")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Asia/Shanghai'")
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:

@@ -13,7 +13,7 @@ never refuses).
 Wiring (for the real-time service and the batch path)::
 
     from yibao.supervision.incare import check_claim
-    verdict = check_claim(claim, catalog=catalog)          # catalog: Mapping[code, ListItem]
+    verdict = check_claim(claim, catalog=catalog)          # settlement Catalog, or Mapping[code, ListItem]
     if verdict.action == "refuse":
         raise ClaimRejected(verdict.reason_en, verdict.reason_zh, field=verdict.findings[0].field)
 """
@@ -84,6 +84,8 @@ def _get(item, name, default=None):
 def check_claim(claim, *, catalog: Mapping[str, Any], history: History | None = None, stage: str = "in", book: RuleBook | None = None) -> Verdict:
     """Run the ``stage`` rules (``in`` or ``pre``) over one claim; see the module docstring."""
     book = book or default_rulebook()
+    if not isinstance(catalog, Mapping):  # the settlement Catalog holds its mapping in .items
+        catalog = catalog.items
     if stage not in ("pre", "in"):
         raise ValueError("stage must be 'pre' or 'in'")
     rules = {r.id: r for r in book.by_stage(stage)}

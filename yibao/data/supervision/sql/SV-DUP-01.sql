@@ -1,10 +1,16 @@
 -- 重复收费: the same item, quantity, price and time billed again in one encounter (later copies flagged).
-SELECT entity_id, mdtrt_id, psn_no, fixmedins_code, dr_code, amount, evidence FROM (
-  SELECT f.mdtrt_id || '#' || lpad(f.feedetl_sn::VARCHAR, 6, '0') AS entity_id, f.mdtrt_id, e.psn_no, e.fixmedins_code,
-         coalesce(nullif(f.bilg_dr_code, ''), e.dr_code) AS dr_code,
-         f.det_item_fee_sumamt::BIGINT AS amount,
-         to_json({first_sn: min(f.feedetl_sn) OVER w, med_list_codg: f.med_list_codg, fee_ocur_time: f.fee_ocur_time})::VARCHAR AS evidence,
-         row_number() OVER w AS k
-  FROM fee_detail f JOIN encounter e USING (mdtrt_id)
-  WINDOW w AS (PARTITION BY f.mdtrt_id, f.med_list_codg, f.cnt_milli, f.pric, f.fee_ocur_time ORDER BY f.feedetl_sn)
-) WHERE k > 1
+-- Candidate groups come from a hash aggregate (cheaper than a window over every line).
+WITH g AS (
+  SELECT mdtrt_id, med_list_codg, cnt_milli, pric, fee_ocur_time, min(feedetl_sn) AS first_sn
+  FROM fee_detail
+  GROUP BY mdtrt_id, med_list_codg, cnt_milli, pric, fee_ocur_time
+  HAVING count(*) > 1
+)
+SELECT f.mdtrt_id || '#' || lpad(f.feedetl_sn::VARCHAR, 6, '0') AS entity_id, f.mdtrt_id, e.psn_no, e.fixmedins_code,
+       coalesce(nullif(f.bilg_dr_code, ''), e.dr_code) AS dr_code,
+       f.det_item_fee_sumamt::BIGINT AS amount,
+       to_json({first_sn: g.first_sn, med_list_codg: f.med_list_codg, fee_ocur_time: f.fee_ocur_time})::VARCHAR AS evidence
+FROM fee_detail f
+JOIN g USING (mdtrt_id, med_list_codg, cnt_milli, pric, fee_ocur_time)
+JOIN encounter e ON e.mdtrt_id = f.mdtrt_id
+WHERE f.feedetl_sn > g.first_sn
