@@ -105,7 +105,7 @@ def phase_dip(path: Path, threads: int, work: Path) -> dict:
     con = connect(threads=threads)
     con.execute(f"SET temp_directory='{work.as_posix()}/duckdb_tmp'")
     t0 = time.perf_counter()
-    cases = load_cases(con, path, p)
+    cases = load_cases(con, path, p, detail=False)
     t1 = time.perf_counter()
     cat = build_catalog(con, cases, p)
     t2 = time.perf_counter()

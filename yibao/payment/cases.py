@@ -101,11 +101,17 @@ def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types:
     """SQL of the case view over a directory of contract Parquet tables (see module docstring).
 
     Needs ``encounter``, ``institution``, ``person`` and ``settlement`` (cancelled
-    settlements are ignored).
+    settlements are ignored); without ``settlement`` the cost is the sum of the
+    fee lines and the shares are empty (enough to build a catalog, not to settle).
     """
     if params is not None:
         med_types, admdvs_prefix = tuple(params.scope.med_types), params.scope.institution_admdvs_prefix
     mts = ", ".join(_lit(m) for m in med_types)
+    try:
+        setl = f"(SELECT * FROM {_src(data_dir, 'settlement')} WHERE NOT refd_setl_flag)"
+    except PaymentInputError:  # not settled yet: the cost from the fee lines, no shares (enough to build a catalog)
+        setl = (f"(SELECT mdtrt_id, sum(det_item_fee_sumamt) AS medfee_sumamt, NULL::BIGINT AS psn_part_amt, NULL::BIGINT AS hifp_pay, "
+                f"NULL::BIGINT AS fund_pay_sumamt FROM {_src(data_dir, 'fee_detail')} GROUP BY mdtrt_id)")  # fmt: skip
     return f"""
     SELECT e.mdtrt_id, e.psn_no, e.fixmedins_code, i.hosp_lv, e.dept_code, e.begntime, e.endtime, e.policy_year,
            CAST(month(e.endtime) AS TINYINT) AS setl_month,
@@ -118,7 +124,7 @@ def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types:
     FROM {_src(data_dir, 'encounter')} e
     JOIN {_src(data_dir, 'institution')} i USING (fixmedins_code)
     LEFT JOIN {_src(data_dir, 'person')} p USING (psn_no)
-    LEFT JOIN (SELECT * FROM {_src(data_dir, 'settlement')} WHERE NOT refd_setl_flag) s USING (mdtrt_id)
+    LEFT JOIN {setl} s USING (mdtrt_id)
     WHERE e.med_type IN ({mts}) AND starts_with(i.admdvs, {_lit(admdvs_prefix)})
     """
 
@@ -174,6 +180,7 @@ def validate_cases(con: duckdb.DuckDBPyConnection, rel: str, codes: CodeTables, 
     ]
     if need_amounts:
         checks.append(("medfee_sumamt", "medfee_sumamt IS NULL", "no settlement for the case (total cost unknown)", "病例无结算记录(医疗费总额未知)"))
+        checks.append(("psn_part_amt", "psn_part_amt IS NULL OR hifp_pay IS NULL OR oth_fund_amt IS NULL", "no settlement shares for the case (settle the year first)", "病例无结算分担金额(请先结算)"))
         for a in AMOUNTS:
             checks.append((a, f"{a} < 0", f"negative amount in {a}", f"{a} 为负数"))
     else:
@@ -211,7 +218,12 @@ def _chapter(code: str) -> str:
     return anc[-1] if anc else ""
 
 
-def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: CodeTables, name: str = "dip_cases") -> str:
+SLIM_COLUMNS = ("mdtrt_id", "fixmedins_code", "hosp_lv", "dept_code", "setl_month", "endtime", "medfee_sumamt", "psn_part_amt", "hifp_pay",
+                "oth_fund_amt", "synthetic")  # fmt: skip
+KEY_COLUMNS = ("proc_key", "dx_key", "dx_cat", "dx_chapter", "proc_type", "sev_score", "age_band", "sev_band", "coef_e4")
+
+
+def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: CodeTables, name: str = "dip_cases", *, detail: bool = True) -> str:
     """Create temp table ``name``: the cases with their grouping keys and coefficient.
 
     Added columns: ``dx_key`` (principal diagnosis at the catalog's level),
@@ -220,6 +232,7 @@ def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: C
     ``proc_type`` (conservative / diagnostic / therapy / surgery: the highest),
     ``sev_score`` (from the secondary diagnoses), ``age_band``, ``sev_band``
     and ``coef_e4`` (the combined age × severity × level coefficient).
+    ``detail=False`` keeps only what the DIP catalog and settlement need (less memory at scale).
     Small attribute tables are computed once per distinct code in Python and
     joined in SQL.
     """
@@ -248,6 +261,7 @@ def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: C
     coef = pa.table(dict(zip(("age_band", "sev_band", "hosp_lv", "coef_e4"), map(list, zip(*params.combined_coefficients())))))
     for n_, t in (("_dx_attr", dx_attr), ("_proc_attr", proc_attr), ("_sev_attr", sev_attr), ("_coef", coef)):
         con.register(n_, t)
+    cols = tuple(r[0] for r in con.execute(f"DESCRIBE {rel}").fetchall())
     age_case = " ".join(f"WHEN c.age BETWEEN {b.min} AND {b.max} THEN {i}" for i, b in enumerate(params.coefficients.age, start=1))
     age_expr = f"CASE {age_case} ELSE 0 END" if age_case else "0"
     sev_case = " ".join(f"WHEN s.sev_score >= {b.min_score} THEN {i}" for i, b in reversed(list(enumerate(params.coefficients.severity.bands, start=1))))
@@ -263,13 +277,14 @@ def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: C
         FROM c JOIN _dx_attr d USING (dise_codg) JOIN _proc_attr p USING (proc_key)
         JOIN _sev_attr s ON s.other_dise_codg = coalesce(c.other_dise_codg, '')
     )
-    SELECT b.*, k.coef_e4 FROM b JOIN _coef k
+    SELECT {"b.*" if detail else ", ".join(f"b.{c}" for c in SLIM_COLUMNS + KEY_COLUMNS[:-1] if c in cols + KEY_COLUMNS)}, k.coef_e4 FROM b JOIN _coef k
       ON k.age_band = b.age_band AND k.sev_band = b.sev_band AND k.hosp_lv = CASE WHEN b.hosp_lv BETWEEN 0 AND 3 THEN b.hosp_lv ELSE 0 END
     """)  # fmt: skip
     return name
 
 
-def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes: CodeTables | None = None, *, need_amounts: bool = True, name: str = "dip_cases") -> str:
+def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes: CodeTables | None = None, *, need_amounts: bool = True,
+               name: str = "dip_cases", detail: bool = True) -> str:  # fmt: skip
     """Validate and enrich cases from a Parquet file, a contract data directory, or an Arrow table / pandas frame."""
     codes = codes or CodeTables.default()
     if isinstance(source, (str, Path)):
@@ -288,7 +303,7 @@ def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes:
     if missing:
         raise PaymentInputError(f"cases lack columns {missing}", f"病例缺少字段 {missing}", field=missing[0])
     validate_cases(con, "_raw_cases", codes, need_amounts=need_amounts)
-    return enrich(con, "_raw_cases", params, codes, name)
+    return enrich(con, "_raw_cases", params, codes, name, detail=detail)
 
 
 @dataclass(frozen=True)

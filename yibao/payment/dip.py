@@ -119,14 +119,18 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
     ung = round_div_sql(f"{H(cost)} * {catalog.n_cases} * {catalog.scale_e4}", str(catalog.total_cost_fen))
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE {name} AS
-    WITH j AS (
-        SELECT c.*, coalesce(g1.group_code, g2.group_code, g3.group_code) AS group_code,
+    WITH keys AS (  -- match each distinct (diagnosis key, procedures) once; dx_cat, dx_chapter and proc_type follow from them
+        SELECT DISTINCT dx_key, proc_key, dx_cat, dx_chapter, proc_type FROM {cases}
+    ), m AS (
+        SELECT c.dx_key, c.proc_key, coalesce(g1.group_code, g2.group_code, g3.group_code) AS group_code,
                coalesce(g1.mean_cost_fen, g2.mean_cost_fen, g3.mean_cost_fen) AS mean_cost_fen,
                coalesce(g1.points_e4, g2.points_e4, g3.points_e4) AS points_g_e4
-        FROM {cases} c
+        FROM keys c
         LEFT JOIN (SELECT * FROM _dip_groups WHERE level = 'combination') g1 ON g1.dx_key = {dxk} AND g1.proc_key = c.proc_key
         LEFT JOIN (SELECT * FROM _dip_groups WHERE level = 'category') g2 ON g2.dx_key = c.dx_cat AND g2.proc_type = c.proc_type
         LEFT JOIN (SELECT * FROM _dip_groups WHERE level = 'chapter') g3 ON g3.dx_key = c.dx_chapter AND g3.proc_type = c.proc_type
+    ), j AS (
+        SELECT c.*, m.group_code, m.mean_cost_fen, m.points_g_e4 FROM {cases} c JOIN m USING (dx_key, proc_key)
     ), k AS (
         SELECT j.*, CASE WHEN group_code IS NULL THEN 'ungrouped'
                          WHEN CAST(medfee_sumamt AS HUGEINT) * {E4} > CAST({r['above']} AS HUGEINT) * mean_cost_fen THEN 'high'
@@ -140,11 +144,10 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
                          ELSE {ung} END AS BIGINT) AS base_e4
         FROM k
     )
-    SELECT b.* EXCLUDE (points_g_e4), coalesce(group_code, '') AS group_code_, CAST({round_div_sql('CAST(base_e4 AS HUGEINT) * coef_e4', str(E4))} AS BIGINT) AS points_e4
+    SELECT b.* EXCLUDE (points_g_e4, group_code), coalesce(group_code, '') AS group_code,
+           CAST({round_div_sql('CAST(base_e4 AS HUGEINT) * coef_e4', str(E4))} AS BIGINT) AS points_e4
     FROM b
     """)  # fmt: skip
-    con.execute(f"ALTER TABLE {name} DROP COLUMN group_code")
-    con.execute(f"ALTER TABLE {name} RENAME COLUMN group_code_ TO group_code")
     return name
 
 
