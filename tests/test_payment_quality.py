@@ -91,10 +91,42 @@ def small_region(tmp_path_factory):
     from yibao.settlement.annual import settle_year
     from yibao.synth.cli import run_synth
 
+    import shutil
+
     d = tmp_path_factory.mktemp("payreg") / "region"
     run_synth(people=3000, seed=5, out=d, db=None, year=2025)
+    shutil.copytree(d, d.parent / "unsettled")
     settle_year(d)
     return d
+
+
+def test_unsettled_region_builds_a_catalog_but_is_not_settled(small_region):
+    from yibao.payment.cases import PaymentInputError, connect, load_cases
+    from yibao.payment.params import load_dip_params
+    from yibao.payment.service import build
+
+    un = small_region.parent / "unsettled"
+    a, b = build(un), build(small_region)
+    assert a.groups.equals(b.groups) and a.total_cost_fen == b.total_cost_fen  # fee lines sum to the settled cost
+    with pytest.raises(PaymentInputError) as e:
+        load_cases(connect(), un, load_dip_params())
+    assert e.value.field == "psn_part_amt"
+
+
+def test_slim_enrichment_settles_the_same(small_region):
+    from yibao.payment.cases import connect, load_cases
+    from yibao.payment.catalog import build_catalog
+    from yibao.payment.dip import settle
+    from yibao.payment.params import load_dip_params
+
+    p = load_dip_params()
+    out = []
+    for detail in (True, False):
+        con = connect()
+        c = load_cases(con, small_region, p, detail=detail)
+        out.append(settle(con, c, build_catalog(con, c, p), p))
+    assert out[0].institutions.equals(out[1].institutions)
+    assert out[0].cases[["mdtrt_id", "points_e4", "value_fen"]].equals(out[1].cases[["mdtrt_id", "points_e4", "value_fen"]])
 
 
 def test_run_reports_cli_and_api(small_region, tmp_path):
