@@ -32,6 +32,9 @@ def _table(df: pd.DataFrame, money: tuple[str, ...] = (), points: tuple[str, ...
     for c in points:
         if c in d:
             d[c] = d[c].map(_points)
+    ren = {c: c.removesuffix("_fen") + " ¥" for c in dict.fromkeys(money) if c in d}
+    ren.update({c: c.removesuffix("_e4") for c in points if c in d})
+    d = d.rename(columns=ren)
     return d.to_html(index=False, classes="t", border=0, escape=True, na_rep="")
 
 
