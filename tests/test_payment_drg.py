@@ -151,3 +151,18 @@ def test_bad_scheme_files_name_the_field(tmp_path, file, old, new, field):
         Scheme(d)
     assert e.value.field == field
     assert file in str(e.value)
+
+
+def test_reweighting_a_scheme_from_cases(tmp_path):
+    from yibao.payment.drg import reweighted_drg_csv
+
+    # grouped cases: overall mean (100 + 300 + 800) / 3 = 400; CIRC-S1-5 mean 200 → 0.5; RESP-M1-5 800 → 2
+    df = pd.DataFrame({"drg": ["CIRC-S1-5", "CIRC-S1-5", "RESP-M1-5", "0000"], "adrg": ["CIRC-S1", "CIRC-S1", "RESP-M1", "0000"],
+                       "medfee_sumamt": [100, 300, 800, 99]})  # fmt: skip
+    d = _copy(tmp_path)
+    (d / "drg.csv").write_text(reweighted_drg_csv(S, df), encoding="utf-8")
+    s = Scheme(d)
+    rw = {x.code: x.rw_e4 for x in s.drgs}
+    assert rw["CIRC-S1-5"] == 5000 and rw["RESP-M1-5"] == 20000
+    assert rw["CIRC-S1-1"] == 5000  # no cases of its own: its ADRG's weight
+    assert rw["NERV-S1-5"] == 10000 and rw["0000"] == 0  # no cases in the ADRG: 1; ungroupable unchanged

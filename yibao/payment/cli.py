@@ -147,6 +147,30 @@ def drg_group(
         console.print(f"wrote {out}")
 
 
+@drg_app.command("weights")
+def drg_weights_cmd(
+    data: Path = DATA,
+    scheme: Optional[Path] = typer.Option(None, "--scheme", exists=True, file_okay=False, help="Scheme directory (default: the SAMPLE scheme)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the re-weighted drg.csv."),
+) -> None:
+    """Recompute every DRG's RW from a region's cases (group mean cost ÷ overall mean) into a new drg.csv."""
+    from yibao.payment.cases import CodeTables, case_view_sql, connect
+    from yibao.payment.drg import group_batch, load_scheme, reweighted_drg_csv
+
+    try:
+        sch = load_scheme(scheme)
+        cases = connect().sql(case_view_sql(data)).df()
+        g = group_batch(sch, cases, known_procedures=set(CodeTables.default().proc_type))
+        import pandas as pd
+
+        text = reweighted_drg_csv(sch, pd.concat([cases, g], axis=1))
+    except YibaoError as exc:
+        _fail(exc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    console.print(f"wrote {out} (RW from {len(cases):,} cases)")
+
+
 @app.command("quality")
 def quality(data: Path = DATA, params: str = PARAMS, top: int = typer.Option(15, "--top")) -> None:
     """Coding quality: upcoding, split admissions, miscoding; the groups with the most flags."""

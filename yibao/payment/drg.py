@@ -477,3 +477,40 @@ def cmi(grouped: pd.DataFrame, by: str = "fixmedins_code") -> pd.DataFrame:
     out = g.groupby(by).agg(n_cases=("rw_e4", "size"), total_rw_e4=("rw_e4", "sum")).reset_index()
     out["cmi"] = (out.total_rw_e4 / out.n_cases / E4).round(4)  # an index for display, not money
     return out
+
+
+def reweighted_drg_csv(scheme: Scheme, grouped: pd.DataFrame, cost_col: str = "medfee_sumamt") -> str:
+    """The scheme's ``drg.csv`` text with every RW recomputed from ``grouped`` cases (comments kept).
+
+    A DRG with cases takes its own mean ÷ the overall mean; one without cases its
+    ADRG's; an ADRG without cases keeps 1; ``0000`` keeps its weight.
+    """
+    import csv
+    import io
+
+    from yibao.payment.catalog import round_div
+
+    g = grouped[grouped.drg != UNGROUPABLE]
+    if g.empty:
+        raise PaymentInputError("no grouped cases to compute weights from", "无已入组病例, 无法计算权重", field="rw")
+    n_all, s_all = len(g), int(g[cost_col].sum())
+    own = drg_weights(grouped, cost_col).set_index("drg")["rw_e4"]
+    ad = g.groupby("adrg")[cost_col].agg(["count", "sum"])
+    out = []
+    for line in (scheme.path / "drg.csv").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#") or line.startswith("drg,"):
+            out.append(line)
+            continue
+        r = next(csv.reader([line]))
+        if r[0] != UNGROUPABLE:
+            if r[0] in own.index:
+                rw = int(own[r[0]])
+            elif r[1] in ad.index:
+                rw = round_div(int(ad.loc[r[1], "sum"]) * n_all * E4, int(ad.loc[r[1], "count"]) * s_all)
+            else:
+                rw = E4
+            r[5] = str(Decimal(rw) / E4)
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="").writerow(r)
+        out.append(buf.getvalue())
+    return "\n".join(out) + "\n"
