@@ -247,3 +247,19 @@ def test_chart_bars_carry_their_values() -> None:
     svg = charts.bar_chart(["1月", "2月"], {"职工": [1.5, 2.0], "居民": [0.5, 0.0]}, stacked=True, chart_id="c")
     assert svg.count('class="bar"') == 4 and 'data-value="1.5"' in svg and "职工" in svg
     assert charts._nice_max(87) == (100, 20)
+
+
+def test_cli_users_and_ecode_block(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from yibao.cli import app
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    r = CliRunner().invoke(app, ["console", "add-user", "boss", "--role", "bureau", "--password", "longpassword1", "--db", url])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["console", "add-user", "h", "--role", "institution", "--institution", "NOPE", "--password", "longpassword1", "--db", url])
+    assert r.exit_code == 2 and "fixmedins_code" in r.output
+    r = CliRunner().invoke(app, ["console", "users", "--db", url])
+    assert "boss" in r.output and "bureau" in r.output
+    r = CliRunner().invoke(app, ["console", "ecode-block", "NOBODY", "--db", url])
+    assert r.exit_code == 2 and "psn_no" in r.output

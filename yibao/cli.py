@@ -32,6 +32,9 @@ app.add_typer(supervision_app, name="supervision")
 from yibao.payment.cli import app as payment_app  # noqa: E402
 
 app.add_typer(payment_app, name="payment")
+from yibao.web.cli import app as console_app  # noqa: E402
+
+app.add_typer(console_app, name="console")
 console = Console()
 
 
