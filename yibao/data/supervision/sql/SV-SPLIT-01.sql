@@ -6,12 +6,13 @@ WITH ip AS (
          lag(fixmedins_code) OVER w AS prev_inst, lag(dise_codg) OVER w AS prev_dx
   FROM encounter WHERE med_type = '21'
   WINDOW w AS (PARTITION BY psn_no ORDER BY begntime, mdtrt_id)
-)
-SELECT ip.mdtrt_id AS entity_id, ip.mdtrt_id, ip.psn_no, ip.fixmedins_code, ip.dr_code,
-       (SELECT sum(det_item_fee_sumamt) FROM fee_detail f WHERE f.mdtrt_id = ip.mdtrt_id)::BIGINT AS amount,
-       to_json({previous: prev_id, gap_hours: (epoch(begntime) - epoch(prev_end)) // 3600})::VARCHAR AS evidence
-FROM ip
-WHERE prev_id IS NOT NULL
-  AND begntime - prev_end <= to_days($max_gap_days::INTEGER)
-  AND (NOT $same_institution OR prev_inst = fixmedins_code)
-  AND left(dise_codg, $dx_prefix_len) = left(prev_dx, $dx_prefix_len)
+), hit AS (
+  SELECT * FROM ip
+  WHERE prev_id IS NOT NULL
+    AND begntime - prev_end <= to_days($max_gap_days::INTEGER)
+    AND (NOT $same_institution OR prev_inst = fixmedins_code)
+    AND left(dise_codg, $dx_prefix_len) = left(prev_dx, $dx_prefix_len)
+), amt AS (SELECT mdtrt_id, sum(det_item_fee_sumamt) AS fen FROM fee_detail WHERE mdtrt_id IN (SELECT mdtrt_id FROM hit) GROUP BY 1)
+SELECT h.mdtrt_id AS entity_id, h.mdtrt_id, h.psn_no, h.fixmedins_code, h.dr_code, coalesce(a.fen, 0)::BIGINT AS amount,
+       to_json({previous: h.prev_id, gap_hours: (epoch(h.begntime) - epoch(h.prev_end)) // 3600})::VARCHAR AS evidence
+FROM hit h LEFT JOIN amt a USING (mdtrt_id)

@@ -3,6 +3,7 @@ WITH sold AS (
   SELECT e.fixmedins_code, f.med_list_codg, sum(f.cnt_milli) AS sold_milli, sum(f.det_item_fee_sumamt) AS fen,
          mode(e.dr_code) AS dr_code
   FROM fee_detail f JOIN encounter e USING (mdtrt_id)
+  WHERE f.med_list_codg IN (SELECT DISTINCT med_list_codg FROM purchase)
   GROUP BY 1, 2
 )
 SELECT s.fixmedins_code || '#' || s.med_list_codg AS entity_id, NULL::VARCHAR AS mdtrt_id, NULL::VARCHAR AS psn_no,
