@@ -25,9 +25,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -246,12 +247,16 @@ class Interface:
         self.valid_diagnosis = valid_diagnosis
         self.svc = SettlementService(engine, book, catalog)
         self._signs: dict[str, SignIn] = {}
+        # SQLite has one writer at a time: queue this process's writers on a lock instead of letting
+        # them spin in SQLite's busy handler (which sleeps up to 100 ms per try and makes long tails).
+        # PostgreSQL takes row locks; no lock here.
+        self._writer = threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
 
     # --- plumbing ------------------------------------------------------------------
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
-        with db.session_scope(self.engine, immediate=True) as s:
+        with self._writer, db.session_scope(self.engine, immediate=True) as s:
             yield s
 
     @contextmanager
@@ -288,7 +293,7 @@ class Interface:
 
     def _audit(self, msgid, infno, fixmedins_code, received, request, reply) -> None:
         try:
-            with db.session_scope(self.engine) as s:
+            with self._writer, db.session_scope(self.engine) as s:
                 s.add(self._audit_row(msgid, infno, fixmedins_code, received, request, reply))
         except Exception:  # noqa: BLE001 - the reply still goes out; the failure is logged
             log.exception("could not write the audit record for msgid %r", msgid)
@@ -728,7 +733,8 @@ class Interface:
 
         guard = V.settle_guard(q.mdtrt_id, require_discharged=(kind == V.INPATIENT and not pre and q.mid_setl_flag != "1"))
         if pre:
-            r = self.svc.settle(claim, msgid=env.msgid, pre=True, use_account=q.acct_used_flag == "1", guard=guard)
+            with self._writer:
+                r = self.svc.settle(claim, msgid=env.msgid, pre=True, use_account=q.acct_used_flag == "1", guard=guard)
             check_amounts(r)
             with self.tx() as s:
                 row = self._pre_row(r, claim)
@@ -742,7 +748,8 @@ class Interface:
             info, detail = self.setlinfo(s, row, medins_setl_id=env.msgid, cert_type=q.mdtrt_cert_type)
             ctx.commit(s, {"setlinfo": info, "setldetail": detail})
 
-        self.svc.settle(claim, msgid=env.msgid, use_account=q.acct_used_flag == "1", guard=guard, hook=hook)
+        with self._writer:
+            self.svc.settle(claim, msgid=env.msgid, use_account=q.acct_used_flag == "1", guard=guard, hook=hook)
         assert ctx.outcome is not None
         return ctx.outcome
 
@@ -799,7 +806,8 @@ class Interface:
             info["refd_setl_flag"] = "1"
             ctx.commit(s, {"setlinfo": info, "setldetail": detail})
 
-        self.svc.cancel(q.setl_id, msgid=env.msgid, at=ctx.now, hook=hook)
+        with self._writer:
+            self.svc.cancel(q.setl_id, msgid=env.msgid, at=ctx.now, hook=hook)
         assert ctx.outcome is not None
         return ctx.outcome
 
