@@ -210,3 +210,37 @@ def test_a_repeat_is_answered_from_the_store_even_when_the_handler_would_now_ref
     fresh = his.call("2202", {"data": {"psn_no": "C1", "mdtrt_id": reg["output"]["data"]["mdtrt_id"]}}, check=False)
     assert fresh["infcode"] == -1 and field_of(fresh["err_msg"]) == "mdtrt_id"
     assert business_snapshot(db_engine) == snap
+
+
+def test_rest_side_runs_the_same_transactions(env, db_engine):
+    iface, client, his, clock = env
+    h = {"X-Fixmedins-Code": "H2"}
+    r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "rest"}}, headers=h)
+    assert r.status_code == 200
+    h["X-Sign-No"] = r.json()["signinoutb"]["sign_no"]
+    r = client.post("/api/v1/persons/query", json={"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("E2")}},
+                    headers=h)
+    assert r.status_code == 200 and r.json()["baseinfo"]["psn_no"] == "E2"
+    r = client.post("/api/v1/outpatient/registrations", headers=h, json={"data": {
+        "psn_no": "E2", "insutype": "310", "begntime": "2025-03-10 08:00:00", "mdtrt_cert_type": "02",
+        "ipt_otp_no": "REST-1"}})
+    mdtrt_id = r.json()["data"]["mdtrt_id"]
+    rows = his.feedetail(mdtrt_id, "E2", [Item("AMLO", "3", "12.34")], when=T0)
+    r = client.post("/api/v1/outpatient/fees", headers={**h, "Content-Type": "application/json"},
+                    content=_dump({"feedetail": rows}))
+    assert r.status_code == 200, r.text
+    body = {"data": {"psn_no": "E2", "mdtrt_cert_type": "02", "med_type": "11", "medfee_sumamt": "37.02",
+                     "mdtrt_id": mdtrt_id, "insutype": "310"}}
+    bad = client.post("/api/v1/outpatient/settlements", headers=h, json={"data": dict(body["data"], medfee_sumamt="1.00")})
+    assert bad.status_code == 400 and bad.json()["field"] == "medfee_sumamt"
+    r = client.post("/api/v1/outpatient/settlements", headers={**h, "X-Msgid": "REST-SETTLE-1"}, json=body)
+    assert r.status_code == 200, r.text
+    setl = loads_exact(r.content)["setlinfo"]
+    assert setl["medfee_sumamt"] == Decimal("37.02") and '"medfee_sumamt":37.02' in r.text
+    again = client.post("/api/v1/outpatient/settlements", headers={**h, "X-Msgid": "REST-SETTLE-1"}, json=body)
+    assert again.content == r.content  # idempotent on X-Msgid
+    # refusals: 400 naming the field; 401 for sign-in problems
+    r = client.post("/api/v1/persons/query", json={"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "x"}},
+                    headers={"X-Fixmedins-Code": "H3", "X-Sign-No": h["X-Sign-No"]})
+    assert r.status_code == 401 and r.json()["field"] == "sign_no"
+    assert "/api/v1/outpatient/settlements" in client.get("/openapi.json").json()["paths"]
