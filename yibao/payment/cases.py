@@ -185,23 +185,23 @@ def validate_cases(con: duckdb.DuckDBPyConnection, rel: str, codes: CodeTables, 
             checks.append((a, f"{a} < 0", f"negative amount in {a}", f"{a} 为负数"))
     else:
         checks.append(("medfee_sumamt", "medfee_sumamt IS NULL OR medfee_sumamt < 0", "negative or missing cost", "医疗费总额为负数或缺失"))
-    for field, where, en, zh in checks:
-        n, ids = _examples(con, rel, where)
+    counts = con.execute("SELECT " + ", ".join(f"count_if({w})" for _, w, _, _ in checks) + f" FROM {rel}").fetchall()[0]  # one scan
+    for (field, where, en, zh), n in zip(checks, counts):
         if n:
+            n, ids = _examples(con, rel, where)
             raise _refuse(field, n, ids, en, zh)
-    # diagnosis codes: every distinct code once
+    # codes: every distinct value once (distinct raw strings are split in Python)
     dx = [r[0] for r in con.execute(f"SELECT DISTINCT dise_codg FROM {rel}").fetchall()]
     bad = sorted(c for c in dx if not is_valid_icd10(c))
     if bad:
         n, ids = _examples(con, rel, f"dise_codg IN ({', '.join(_lit(c) for c in bad[:1000])})")
         raise _refuse("dise_codg", n, ids, f"unknown ICD-10 principal diagnosis {bad[:5]}", f"未知的 ICD-10 主要诊断 {bad[:5]}")
-    other = [r[0] for r in con.execute(
-        f"SELECT DISTINCT unnest(string_split(coalesce(other_dise_codg, ''), ';')) FROM {rel}").fetchall()]  # fmt: skip
+    other = {c for r in con.execute(f"SELECT DISTINCT other_dise_codg FROM {rel}").fetchall() for c in (r[0] or "").split(";")}
     bad = sorted(c for c in other if c and not is_valid_icd10(c))
     if bad:
-        raise _refuse("other_dise_codg", 1, [bad[0]], f"unknown ICD-10 secondary diagnosis {bad[:5]}", f"未知的 ICD-10 次要诊断 {bad[:5]}")
-    procs = [r[0] for r in con.execute(
-        f"SELECT DISTINCT unnest(string_split(coalesce(oprn_codg, ''), ';')) FROM {rel}").fetchall()]  # fmt: skip
+        n, ids = _examples(con, rel, f"list_has_any(string_split(other_dise_codg, ';'), [{', '.join(_lit(c) for c in bad[:1000])}])")
+        raise _refuse("other_dise_codg", n, ids, f"unknown ICD-10 secondary diagnosis {bad[:5]}", f"未知的 ICD-10 次要诊断 {bad[:5]}")
+    procs = {c for r in con.execute(f"SELECT DISTINCT oprn_codg FROM {rel}").fetchall() for c in (r[0] or "").split(";")}
     bad = sorted(c for c in procs if c and c not in codes.proc_type)
     if bad:
         n, ids = _examples(con, rel, f"list_has_any(string_split(oprn_codg, ';'), [{', '.join(_lit(c) for c in bad[:1000])}])")
@@ -246,10 +246,10 @@ def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: C
         "dx_chapter": [_chapter(n) for n in dxn],
     })  # fmt: skip
     rank = {t: i for i, t in enumerate(PROC_TYPES)}
-    pk = [r[0] for r in con.execute(
-        f"SELECT DISTINCT array_to_string(list_sort(list_distinct(list_filter(string_split(coalesce(oprn_codg, ''), ';'), lambda x: x <> ''))), '+') FROM {rel}"
-    ).fetchall()]  # fmt: skip
+    raw_p = [r[0] for r in con.execute(f"SELECT DISTINCT coalesce(oprn_codg, '') FROM {rel}").fetchall()]
+    pk = ["+".join(sorted({c for c in r.split(";") if c})) for r in raw_p]
     proc_attr = pa.table({
+        "oprn_codg": raw_p,
         "proc_key": pk,
         "proc_type": [PROC_TYPES[max([0] + [rank[codes.proc_type[c]] for c in k.split("+") if c])] for k in pk],
     })  # fmt: skip
@@ -268,13 +268,10 @@ def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: C
     sev_expr = f"CASE {sev_case} ELSE 0 END" if sev_case else "0"
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE {name} AS
-    WITH c AS (
-        SELECT *, array_to_string(list_sort(list_distinct(list_filter(string_split(coalesce(oprn_codg, ''), ';'), lambda x: x <> ''))), '+') AS proc_key
-        FROM {rel}
-    ), b AS (
-        SELECT c.*, d.dx_key, d.dx_cat, d.dx_chapter, p.proc_type, s.sev_score,
+    WITH b AS (
+        SELECT c.*, p.proc_key, d.dx_key, d.dx_cat, d.dx_chapter, p.proc_type, s.sev_score,
                {age_expr} AS age_band, {sev_expr} AS sev_band
-        FROM c JOIN _dx_attr d USING (dise_codg) JOIN _proc_attr p USING (proc_key)
+        FROM {rel} c JOIN _dx_attr d USING (dise_codg) JOIN _proc_attr p ON p.oprn_codg = coalesce(c.oprn_codg, '')
         JOIN _sev_attr s ON s.other_dise_codg = coalesce(c.other_dise_codg, '')
     )
     SELECT {"b.*" if detail else ", ".join(f"b.{c}" for c in SLIM_COLUMNS + KEY_COLUMNS[:-1] if c in cols + KEY_COLUMNS)}, k.coef_e4 FROM b JOIN _coef k

@@ -104,7 +104,11 @@ def case_points(cost_fen: int, group: dict | None, catalog: Catalog, params: Dip
 
 
 def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params: DipParams, name: str = "dip_case_points") -> str:
-    """Temp table ``name``: each enriched case with its group, outlier kind and points (SQL)."""
+    """Temp table ``name``: each enriched case with its group, outlier kind and points (SQL).
+
+    Products that can exceed 64 bits (the outlier formulas) are taken in HUGEINT; the
+    others stay in BIGINT, where DuckDB raises an error on overflow rather than wrap.
+    """
     r = _rule_e4(params)
     con.register("_dip_groups", catalog.groups)
     dxk = "c.dx_key" if catalog.diagnosis_level == params.catalog.diagnosis_level else (
@@ -133,8 +137,8 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
         SELECT c.*, m.group_code, m.mean_cost_fen, m.points_g_e4 FROM {cases} c JOIN m USING (dx_key, proc_key)
     ), k AS (
         SELECT j.*, CASE WHEN group_code IS NULL THEN 'ungrouped'
-                         WHEN CAST(medfee_sumamt AS HUGEINT) * {E4} > CAST({r['above']} AS HUGEINT) * mean_cost_fen THEN 'high'
-                         WHEN CAST(medfee_sumamt AS HUGEINT) * {E4} < CAST({r['below']} AS HUGEINT) * mean_cost_fen THEN 'low'
+                         WHEN medfee_sumamt * {E4} > {r['above']} * mean_cost_fen THEN 'high'
+                         WHEN medfee_sumamt * {E4} < {r['below']} * mean_cost_fen THEN 'low'
                          ELSE 'normal' END AS kind
         FROM j
     ), b AS (
@@ -145,7 +149,7 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
         FROM k
     )
     SELECT b.* EXCLUDE (points_g_e4, group_code), coalesce(group_code, '') AS group_code,
-           CAST({round_div_sql('CAST(base_e4 AS HUGEINT) * coef_e4', str(E4))} AS BIGINT) AS points_e4
+           CAST(sign(base_e4) * ((2 * abs(base_e4) * coef_e4 + {E4}) // {2 * E4}) AS BIGINT) AS points_e4
     FROM b
     """)  # fmt: skip
     return name
