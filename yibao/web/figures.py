@@ -89,6 +89,10 @@ def fund_figures(engine: Engine, *, year: int | None = None, scope: str | None =
             q = q.where(S.fixmedins_code == scope)
         q = q.group_by(m, S.insutype, I.hosp_lv)
         rows = [dict(r._mapping) for r in c.execute(q)]
+        for r in rows:  # PostgreSQL's sum(bigint) is numeric (Decimal): back to integer fen
+            for k in ("claims", *SUM_FIELDS):
+                r[k] = int(r[k] or 0)
+            r["hosp_lv"] = None if r["hosp_lv"] is None else int(r["hosp_lv"])
         syn = c.execute(select(func.count()).select_from(S).where(S.synthetic.is_(True), S.policy_year == year)).scalar()
     totals = {k: 0 for k in ("claims", *SUM_FIELDS)}
     for r in rows:

@@ -87,6 +87,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "off": ("关闭", "off"),
     "family": ("亲情账户", "Family account"),
     "my_bindings": ("已绑定的医保码", "Bound codes"),
+    "binding.active": ("有效绑定", "active bindings"),
+    "binding.unbound": ("已解绑", "unbound"),
     "verify": ("核验医保码", "Verify an e-code"),
 }
 
