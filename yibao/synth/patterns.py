@@ -80,16 +80,24 @@ def register_pattern(name: str) -> Callable[[PatternFn], PatternFn]:
     return deco
 
 
+class _Frames(dict):
+    """The chunk's frames plus a per-chunk cache (``attrs``)."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.attrs: dict = {}
+
+
 def _to_frames(tables: dict[str, pa.Table]) -> dict[str, pd.DataFrame]:
-    out = {}
+    out = _Frames()
     for name, t in tables.items():
         cols = {}
         for f in t.schema:
             col = t.column(f.name)
             if name in _TS_COLS and f.name in _TS_COLS[name]:
                 cols[f.name] = col.cast(pa.timestamp("s", tz=C.TIMEZONE)).cast(pa.int64()).to_numpy()
-            elif pa.types.is_string(f.type):
-                cols[f.name] = np.asarray(col.to_pylist(), dtype=object)
+            elif pa.types.is_string(f.type):  # plain object columns: hash-based isin/map, no Arrow-backed strings
+                cols[f.name] = pd.Series(col.to_numpy(zero_copy_only=False).astype(object), dtype=object)
             else:
                 cols[f.name] = col.to_numpy()
         out[name] = pd.DataFrame(cols)
@@ -213,11 +221,19 @@ def _next_sn(fee: pd.DataFrame) -> pd.Series:
 
 
 def _plain_encounters(frames) -> set:
-    """Encounters without any line of an item that has a payment restriction (safe to restructure)."""
+    """Encounters without any line of an item that has a payment restriction (safe to restructure).
+
+    Computed once per chunk (restructuring keeps a plain encounter plain)."""
+    cache = getattr(frames, "attrs", {})
+    if "_plain" in cache:
+        return cache["_plain"]
     fee = frames["fee_detail"]
     c = _catalog()
     restricted = {code for code, i in c.index.items() if c.restricted[i]}
-    return set(fee["mdtrt_id"]) - set(fee.loc[fee["med_list_codg"].isin(restricted), "mdtrt_id"])
+    bad = set(fee.loc[fee["med_list_codg"].isin(restricted), "mdtrt_id"])
+    plain = set(fee["mdtrt_id"].unique()) - bad
+    cache["_plain"] = plain
+    return plain
 
 
 def _new_lines(template: pd.DataFrame, items, cnt_milli, pric, sn) -> pd.DataFrame:
@@ -487,7 +503,11 @@ def impersonation(frames, rate, rng):
     gend = dict(zip(person["psn_no"], person["gend"]))
     elig = np.flatnonzero((fem | mal) & enc["mdtrt_id"].isin(_plain_encounters(frames)).to_numpy())
     rows = elig[_choose(rng, len(elig), rate)]
-    rel = link.groupby("psn_no")["relative_psn_no"].agg(list)
+    owners = set(enc["psn_no"].to_numpy()[rows])
+    sub = link[link["psn_no"].isin(owners)]
+    rel: dict[str, list] = {}
+    for a_, b_ in zip(sub["psn_no"], sub["relative_psn_no"]):
+        rel.setdefault(a_, []).append(b_)
     men = person.loc[person["gend"] == C.GEND_MALE, "psn_no"].to_numpy()
     women = person.loc[person["gend"] == C.GEND_FEMALE, "psn_no"].to_numpy()
     ids, det = [], []
@@ -585,7 +605,7 @@ def stock_mismatch(frames, rate, rng):
     if not chosen:
         return C.GROUND_TRUTH.empty_table()
     key = (inst.astype(str) + "#" + fee["med_list_codg"].astype(str)).to_numpy()
-    rows = np.flatnonzero(drug & np.isin(key, list(chosen)))
+    rows = np.flatnonzero(drug & pd.Series(key, dtype=object).isin(set(chosen)).to_numpy())
     f = np.array([chosen[k] for k in key[rows]])
     cnt = np.ceil(fee["cnt_milli"].to_numpy()[rows] * f / 1000).astype(np.int64) * 1000
     fee.iloc[rows, fee.columns.get_loc("cnt_milli")] = cnt
