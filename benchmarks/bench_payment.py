@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -94,6 +95,12 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_s() -> float:
+    """User + system CPU seconds of this process (all threads): a figure less sensitive to a shared machine than wall time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def phase_dip(path: Path, threads: int, work: Path) -> dict:
     from yibao.payment.cases import connect, load_cases
     from yibao.payment.catalog import build_catalog
@@ -104,6 +111,7 @@ def phase_dip(path: Path, threads: int, work: Path) -> dict:
     p = p.model_copy(update={"scope": p.scope.model_copy(update={"institution_admdvs_prefix": ""})})
     con = connect(threads=threads)
     con.execute(f"SET temp_directory='{work.as_posix()}/duckdb_tmp'")
+    c0, load0 = cpu_s(), os.getloadavg()[0]
     t0 = time.perf_counter()
     cases = load_cases(con, path, p, detail=False)
     t1 = time.perf_counter()
@@ -116,7 +124,7 @@ def phase_dip(path: Path, threads: int, work: Path) -> dict:
     assert int(y.payment_fen.sum()) == res.budget_fen
     n = con.execute(f"SELECT count(*) FROM {cases}").fetchall()[0][0]
     return {"cases": n, "validate_enrich_s": round(t1 - t0, 2), "catalog_s": round(t2 - t1, 2), "settle_s": round(t3 - t2, 2),
-            "total_s": round(t3 - t0, 2), "core_groups": int((g.kind == "core").sum()), "comprehensive_groups": int((g.kind == "comprehensive").sum()),
+            "total_s": round(t3 - t0, 2), "cpu_s": round(cpu_s() - c0, 1), "loadavg_start_end": [round(load0, 1), round(os.getloadavg()[0], 1)], "core_groups": int((g.kind == "core").sum()), "comprehensive_groups": int((g.kind == "comprehensive").sum()),
             "institutions": int(len(y)), "point_value": str(res.annual_point_value), "peak_rss_mb": round(peak_mb())}  # fmt: skip
 
 
@@ -124,12 +132,16 @@ def phase_drg(path: Path) -> dict:
     from yibao.payment.drg import group_batch, load_scheme
 
     s = load_scheme()
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     df = pq.read_table(path, columns=["mdtrt_id", "dise_codg", "other_dise_codg", "oprn_codg", "age"]).to_pandas()
     t1 = time.perf_counter()
+    c1 = cpu_s()
     g = group_batch(s, df)
     t2 = time.perf_counter()
-    return {"cases": len(df), "read_s": round(t1 - t0, 2), "group_s": round(t2 - t1, 2), "cases_per_s": round(len(df) / (t2 - t1)),
+    c2 = cpu_s()
+    return {"cases": len(df), "read_s": round(t1 - t0, 2), "group_s": round(t2 - t1, 2), "cases_per_s": round(len(df) / (t2 - t1)), "group_cpu_s": round(c2 - c1, 1),
+            "loadavg_start_end": [round(load0, 1), round(os.getloadavg()[0], 1)],
             "ungroupable_share": round(float((g.drg == "0000").mean()), 4), "drgs_used": int(g.drg.nunique()), "peak_rss_mb": round(peak_mb())}  # fmt: skip
 
 

@@ -116,6 +116,7 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
     if dxk is None:
         raise YibaoError("a catalog keyed by ICD-10 subcategory needs cases enriched at that level",
                          "目录按亚目分组, 病例须按亚目取键", field="diagnosis_level")  # fmt: skip
+    cols = [r[0] for r in con.execute(f"DESCRIBE {cases}").fetchall()]
     m, p, cost = "mean_cost_fen", "points_g_e4", "medfee_sumamt"
     H = "CAST({} AS HUGEINT)".format  # products in 128-bit integers
     high = round_div_sql(f"greatest({H(r['hf'])} * {cost} + {H(r['hc'])} * {m}, 0) * {p}", f"{H(E4)} * {m}")
@@ -148,8 +149,9 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
                          ELSE {ung} END AS BIGINT) AS base_e4
         FROM k
     )
-    SELECT b.* EXCLUDE (points_g_e4, group_code), coalesce(group_code, '') AS group_code,
-           CAST(sign(base_e4) * ((2 * abs(base_e4) * coef_e4 + {E4}) // {2 * E4}) AS BIGINT) AS points_e4
+    SELECT mdtrt_id, fixmedins_code, hosp_lv, dept_code, setl_month, coalesce(group_code, '') AS group_code, kind, proc_type,
+           {", ".join(c for c in ("medfee_sumamt", "psn_part_amt", "hifp_pay", "oth_fund_amt", "synthetic") if c in cols)},
+           coef_e4, base_e4, CAST(sign(base_e4) * ((2 * abs(base_e4) * coef_e4 + {E4}) // {2 * E4}) AS BIGINT) AS points_e4
     FROM b
     """)  # fmt: skip
     return name
@@ -265,7 +267,7 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     clearing["clearing_fen"] = clearing.annual_payment_fen - clearing.advances_fen
     pool_y, tot_y = (int(x) for x in con.execute("SELECT pool_fen, points_e4 FROM dip_period2 WHERE period = 0").fetchall()[0])
     case_sql = f"""
-    SELECT mdtrt_id, fixmedins_code, hosp_lv, dept_code, setl_month, group_code, kind, dx_key, proc_key, proc_type,
+    SELECT mdtrt_id, fixmedins_code, hosp_lv, dept_code, setl_month, group_code, kind, proc_type,
            coef_e4, base_e4, points_e4, CAST({round_div_sql(f'CAST(points_e4 AS HUGEINT) * {pool_y}', str(tot_y))} AS BIGINT) AS value_fen,
            medfee_sumamt, psn_part_amt, hifp_pay, oth_fund_amt
     FROM {pts}
