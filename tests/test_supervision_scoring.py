@@ -75,3 +75,35 @@ def test_api_router(db_engine):
     assert c.post(f"/api/v1/supervision/cases/{cid}/file", json={"actor": "a"}).json()["state"] == "filed"
     g = c.get("/api/v1/supervision/credit/institution/H1").json()
     assert g["grade"] == "good" and not g["blacklisted"]
+
+
+def test_injected_labels_point_at_real_records():
+    """Every label names a line, encounter, person or institution–item pair that exists in the tables."""
+    from yibao.synth.region import collect_region
+
+    t = collect_region(6_000, 11, patterns={**DEFAULT_RATES, "ring": 0.002})
+    fee = t["fee_detail"].to_pandas()
+    enc = t["encounter"].to_pandas()
+    gt = t["ground_truth"].to_pandas()
+    lines = set(fee.mdtrt_id + "#" + fee.feedetl_sn.map("{:06d}".format))
+    assert len(lines) == len(fee)  # line numbers stay unique within an encounter
+    pairs = set(fee.merge(enc[["mdtrt_id", "fixmedins_code"]], on="mdtrt_id").pipe(lambda d: d.fixmedins_code + "#" + d.med_list_codg))
+    known = {"fee_detail": lines, "encounter": set(enc.mdtrt_id), "person": set(t["person"].to_pandas().psn_no), "inst_item": pairs}
+    for (entity, pattern), g in gt.groupby(["entity", "pattern"]):
+        missing = set(g.entity_id) - known[entity]
+        assert not missing, f"{pattern}: {len(missing)} labels name no {entity}, e.g. {sorted(missing)[:3]}"
+    assert set(DEFAULT_RATES) <= set(gt.pattern)
+    # lines stay grouped by encounter, encounters in id order (what the batch settlement expects)
+    assert enc.mdtrt_id.is_monotonic_increasing
+    assert (fee.mdtrt_id.ne(fee.mdtrt_id.shift()).cumsum().groupby(fee.mdtrt_id).nunique() == 1).all()
+
+
+def test_rate_is_the_share_of_eligible_entities():
+    from yibao.synth.region import collect_region
+
+    base = collect_region(3_000, 4)
+    dup = collect_region(3_000, 4, patterns={"duplicate_charge": 0.05})
+    n_enc = base["encounter"].num_rows
+    n = (dup["ground_truth"].to_pandas().pattern == "duplicate_charge").sum()
+    # eligible: encounters whose last line is not an item with a payment restriction
+    assert 0.9 * 0.05 * n_enc <= n <= 0.05 * n_enc + 1
