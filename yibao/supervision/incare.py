@@ -13,7 +13,9 @@ never refuses).
 Wiring (for the real-time service and the batch path)::
 
     from yibao.supervision.incare import check_claim
-    verdict = check_claim(claim, catalog=catalog)          # settlement Catalog, or Mapping[code, ListItem]
+    from yibao.supervision.history import history_for      # recent admissions + recorded death (one query)
+    hist = history_for(session, claim.person.psn_no, claim.begntime)
+    verdict = check_claim(claim, catalog=catalog, history=hist)   # settlement Catalog, or Mapping[code, ListItem]
     if verdict.action == "refuse":
         raise ClaimRejected(verdict.reason_en, verdict.reason_zh, field=verdict.findings[0].field)
 """
