@@ -143,28 +143,34 @@ def token_rates(seconds: float = 2.0) -> list[tuple[str, float, int]]:
     return out
 
 
-def service_rate(n_people: int = 200, rounds: int = 10) -> tuple[float, int]:
-    """bind n people once; then generate + verify (recorded, risk-checked) ``rounds`` times each, on a fresh SQLite."""
+def service_rate(n_people: int = 200, rounds: int = 10, flush_ms: int = 0, url: str | None = None, tag: str = "P") -> tuple[float, int]:
+    """bind n people once; then generate + verify (recorded, risk-checked) ``rounds`` times each, on a fresh database
+    (a new SQLite file, or ``url``: an empty PostgreSQL database)."""
     from yibao.core import db
     from yibao.ecode.service import EcodeService
 
     tmp = tempfile.mkdtemp(prefix="yibao-bench-ecode-")
-    url = f"sqlite:///{tmp}/e.db"
+    url = url or f"sqlite:///{tmp}/e.db"
     db.upgrade(url)
     engine = db.make_engine(url)
     with db.session_scope(engine) as s:
-        s.add(db.Institution(fixmedins_code="H1", fixmedins_name="H1", fixmedins_type="hospital", hosp_lv=2, admdvs="990101", synthetic=True))
+        s.add(db.Institution(fixmedins_code=f"H{tag}", fixmedins_name="H1", fixmedins_type="hospital", hosp_lv=2, admdvs="990101", synthetic=True))
         for i in range(n_people):
-            s.add(db.Person(psn_no=f"P{i:06d}", certno=f"9901011990{i:08d}", insutype="310", synthetic=True))
-    svc = EcodeService(engine)
+            s.add(db.Person(psn_no=f"{tag}{i:06d}", certno=f"9901011990{i:08d}", insutype="310", synthetic=True))
+    from yibao.ecode.params import default_params
+
+    p = default_params()
+    svc = EcodeService(engine, params=p.model_copy(update={"usage_log": p.usage_log.model_copy(update={"flush_ms": flush_ms})}))
     for i in range(n_people):
-        svc.bind(f"acct{i}", f"P{i:06d}", {"certno": f"9901011990{i:08d}", "face": "live-match"})
+        svc.bind(f"{tag}acct{i}", f"{tag}{i:06d}", {"certno": f"9901011990{i:08d}", "face": "live-match"})
     n, t0 = 0, time.perf_counter()
     for _ in range(rounds):
         for i in range(n_people):
-            svc.verify(svc.generate(f"acct{i}", f"P{i:06d}"), fixmedins_code="H1", purpose="bench")
+            svc.verify(svc.generate(f"{tag}acct{i}", f"{tag}{i:06d}"), fixmedins_code=f"H{tag}", purpose="bench")
             n += 1
+    svc.flush()
     rate = n / (time.perf_counter() - t0)
+    svc.close()
     engine.dispose()
     shutil.rmtree(tmp, ignore_errors=True)
     return rate, n
@@ -174,6 +180,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo", type=Path, help="a `yibao demo --out DIR --db sqlite:///DIR/yibao.db` directory")
     ap.add_argument("--people", type=int, default=100_000)
+    ap.add_argument("--pg", help="also measure the e-code service on this EMPTY PostgreSQL database URL")
     a = ap.parse_args()
     demo = a.demo or Path(tempfile.mkdtemp(prefix="yibao-bench-console-"))
     if not (demo / "yibao.db").exists():
@@ -196,8 +203,14 @@ def main() -> None:
     print("\n## e-code generation + verification")
     for alg, rate, n in token_rates():
         print(f"tokens only, {alg:<12} {rate:>10,.0f} /s   ({n:,} pairs)")
-    rate, n = service_rate()
-    print(f"full service (SQLite: binding, block check, usage record, risk rules) {rate:,.0f} /s  ({n:,} pairs)")
+    for flush_ms in (0, 200):
+        rate, n = service_rate(flush_ms=flush_ms)
+        print(f"full service, usage_log.flush_ms={flush_ms:<4} (SQLite: binding + block check, risk rules, usage record) "
+              f"{rate:,.0f} /s  ({n:,} pairs)")
+    if a.pg:
+        for flush_ms in (0, 200):
+            rate, n = service_rate(flush_ms=flush_ms, url=a.pg, tag=f"B{flush_ms}X{os.getpid()}")  # fresh people each run
+            print(f"full service, usage_log.flush_ms={flush_ms:<4} (PostgreSQL) {rate:,.0f} /s  ({n:,} pairs)")
 
 
 if __name__ == "__main__":

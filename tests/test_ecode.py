@@ -215,3 +215,26 @@ def test_manual_block_and_force_unbind(svc: EcodeService, db_engine) -> None:
         kinds = s.scalars(select(EcodeRiskEvent.kind).order_by(EcodeRiskEvent.id)).all()
         assert kinds == ["manual_block", "manual_unbind"]
         assert s.scalars(select(EcodeBinding.unbind_reason)).one() == "forced: manual_unbind"
+
+
+def test_group_commit_mode_sees_unflushed_uses_and_writes_them(db_engine) -> None:
+    """usage_log.flush_ms > 0: uses are written in groups, yet the risk rules see the ones not written yet."""
+    seed_people(db_engine)
+    p = default_params()
+    params = p.model_copy(update={"usage_log": p.usage_log.model_copy(update={"flush_ms": 5000, "max_batch": 10_000})})
+    svc = EcodeService(db_engine, params=params, clock=Clock(T0))
+    try:
+        svc.bind("acct-1", "P1", GOOD)
+        svc.verify(svc.generate("acct-1", "P1"), fixmedins_code="H-BJ")
+        with db.session_scope(db_engine) as s:
+            assert s.scalar(select(func.count()).select_from(EcodeUse)) == 0  # buffered
+        svc.clock.t = T0 + dt.timedelta(minutes=20)
+        with pytest.raises(EcodeRefused, match="anomalous use"):
+            svc.verify(svc.generate("acct-1", "P1"), fixmedins_code="H-GZ")
+        assert svc.flush() == 1
+        with db.session_scope(db_engine) as s:
+            uses = sorted(s.execute(select(EcodeUse.fixmedins_code, EcodeUse.accepted)).all())
+            assert uses == [("H-BJ", True), ("H-GZ", False)]
+            assert s.get(EcodeBlock, "P1").active
+    finally:
+        svc.close()

@@ -46,11 +46,17 @@ class RiskParams(_Strict):
     actions: tuple[Literal["block", "unbind", "report"], ...]
 
 
+class UsageLogParams(_Strict):
+    flush_ms: int = Field(ge=0, le=5000)
+    max_batch: int = Field(gt=0)
+
+
 class EcodeParams(_Strict):
     version: int
     token: TokenParams
     binding: BindingParams
     risk: RiskParams
+    usage_log: UsageLogParams = UsageLogParams(flush_ms=0, max_batch=1000)
     places: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,7 @@ from yibao.ecode.models import EcodeBinding, EcodeBlock, EcodeKey, EcodeRiskEven
 from yibao.ecode.params import EcodeParams, default_params
 
 RISK_ENGINE = "risk-engine"
+_B, _K, _U, _I = EcodeBinding.__table__, EcodeBlock.__table__, EcodeUse.__table__, db.Institution.__table__
 
 
 class EcodeRefused(YibaoError):
@@ -61,6 +63,24 @@ class EcodeService:
         self.clock = clock or (lambda: dt.datetime.now(db.SHANGHAI))
         self._keys: dict[str, tokens.SigningKey] = {}
         self._active_kid: str | None = None
+        self._inst_admdvs: dict[str, str] = {}
+        # usage-log group commit (usage_log.flush_ms > 0): rows waiting, and their uses by person for the risk rules
+        self._sync = self.params.usage_log.flush_ms == 0
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._rows: list[dict] = []
+        self._pending: dict[str, list[risk.Use]] = {}
+        self._inflight: dict[str, list[risk.Use]] = {}
+        self._flusher: threading.Thread | None = None
+        self._closed = threading.Event()
+        # the hot path's statements, built once (building SQL expressions per call costs more than running them)
+        self._q_state_by_id = self._state_q().where(_B.c.binding_id == bindparam("bid"))
+        self._q_state_by_acct = self._state_q().where(_B.c.account_id == bindparam("acct"), _B.c.psn_no == bindparam("psn"),
+                                                      _B.c.status == "active").limit(1)
+        self._q_recent = (select(_U.c.used_at, _U.c.admdvs, _U.c.fixmedins_code)
+                          .where(_U.c.psn_no == bindparam("psn"), _U.c.accepted.is_(True), _U.c.used_at >= bindparam("since")))
+        self._q_admdvs = select(_I.c.admdvs).where(_I.c.fixmedins_code == bindparam("code"))
+        self._q_insert_use = insert(_U)
 
     # --- keys ---------------------------------------------------------------------
 
@@ -207,70 +227,138 @@ class EcodeService:
 
     # --- codes (生码) -----------------------------------------------------------------
 
+    @staticmethod
+    def _state_q():
+        """A binding with its person's block flag, in one indexed query (Core, no ORM objects: the hot path)."""
+        return (select(_B.c.binding_id, _B.c.psn_no, _B.c.holder_psn_no, _B.c.relation, _B.c.mutual_aid, _B.c.status,
+                       _K.c.active.label("blocked"))
+                .select_from(_B.outerjoin(_K, _K.c.psn_no == _B.c.psn_no)))
+
     def generate(self, account_id: str, psn_no: str) -> str:
         """A fresh code for ``psn_no`` shown by ``account_id`` (own or a relative's); refused while blocked."""
         now = self.clock()
         key = self.signing_key()
-        with db.session_scope(self.engine) as s:
-            b = self._binding(s, account_id, psn_no)
-            if b is None:
-                raise EcodeRefused("no active binding for this person on this account", "该账户未绑定此人医保码", field="psn_no")
-            if self._blocked(s, psn_no):
-                raise EcodeRefused("code generation is blocked by risk control (实时生码拦截); contact the insurance agency",
-                                   "风控拦截: 暂停生成医保码, 请联系医保经办机构", field="psn_no")
-            binding_id = b.binding_id
-        return tokens.issue(key, binding_id, now, prefix=self.params.token.prefix)
+        with self.engine.connect() as c:
+            st = c.execute(self._q_state_by_acct, {"acct": account_id, "psn": psn_no}).first()
+        if st is None:
+            raise EcodeRefused("no active binding for this person on this account", "该账户未绑定此人医保码", field="psn_no")
+        if st.blocked:
+            raise EcodeRefused("code generation is blocked by risk control (实时生码拦截); contact the insurance agency",
+                               "风控拦截: 暂停生成医保码, 请联系医保经办机构", field="psn_no")
+        return tokens.issue(key, st.binding_id, now, prefix=self.params.token.prefix)
 
     # --- presentation (支付/使用) --------------------------------------------------------
+
+    def _admdvs(self, s: Any, fixmedins_code: str) -> str:
+        if not fixmedins_code:
+            return ""
+        hit = self._inst_admdvs.get(fixmedins_code)
+        if hit is None:
+            hit = s.execute(self._q_admdvs, {"code": fixmedins_code}).scalar() or ""
+            if len(self._inst_admdvs) < 100_000:
+                self._inst_admdvs[fixmedins_code] = hit
+        return hit
 
     def verify(self, code: str, *, fixmedins_code: str = "", purpose: str = "", now: dt.datetime | None = None) -> Verified:
         """Check a presented code, record the use, run the risk rules; raise on refusal.
 
         The use that reveals an anomaly is itself refused, and the
         anomaly's actions (``risk.actions``) take effect in the same
-        transaction.
+        transaction.  With ``usage_log.flush_ms`` 0 (the default) every use is
+        written in its own serialised transaction; above 0, ordinary uses are
+        written in groups by a background thread (see ``ecode.yaml``).
         """
         now = now or self.clock()
         refusal: tuple[str, str, str] | None = None
+        found: list[risk.Anomaly] = []
         try:
             claims = self._verify_token(code, now)
         except tokens.TokenError as exc:
             claims = None
             refusal = (exc.message_en, exc.message_zh, exc.field or "mdtrt_cert_no")
-        with db.session_scope(self.engine, immediate=True) as s:
-            b = s.get(EcodeBinding, claims.subject) if claims else None
-            inst = s.get(db.Institution, fixmedins_code) if fixmedins_code else None
-            admdvs = (inst.admdvs or "") if inst is not None else ""
-            use = EcodeUse(psn_no=b.psn_no if b else None, binding_id=claims.subject if claims else None,
-                           code_id=claims.code_id if claims else None, fixmedins_code=fixmedins_code or None,
-                           admdvs=admdvs or None, purpose=purpose or None, used_at=now, accepted=False)
-            if refusal is None and (b is None or b.status != "active"):
+        # strict mode: one serialised transaction; group commit: a plain read, and a write only for an anomaly
+        scope = db.session_scope(self.engine, immediate=True) if self._sync else self.engine.connect()
+        with scope as s:
+            st = s.execute(self._q_state_by_id, {"bid": claims.subject}).first() if claims else None
+            admdvs = self._admdvs(s, fixmedins_code)
+            use = {"psn_no": st.psn_no if st else None, "binding_id": claims.subject if claims else None,
+                   "code_id": claims.code_id if claims else None, "fixmedins_code": fixmedins_code or None,
+                   "admdvs": admdvs or None, "purpose": purpose or None, "used_at": now, "accepted": False, "reason": None}
+            if refusal is None and (st is None or st.status != "active"):
                 refusal = ("this e-code's binding was removed", "该医保码已解绑", "mdtrt_cert_no")
-            if refusal is None and self._blocked(s, b.psn_no):
+            if refusal is None and st.blocked:
                 refusal = ("this person's e-code is blocked by risk control", "该参保人医保码已被风控拦截", "mdtrt_cert_no")
             if refusal is None:
-                found = self._risk(s, b, risk.Use(now, admdvs, fixmedins_code), now)
+                found = self._detect(s, st.psn_no, risk.Use(now, admdvs, fixmedins_code), now)
                 if found:
                     refusal = ("e-code refused: anomalous use, " + "; ".join(a.detail_en for a in found),
                                "医保码异常使用, 已拦截: " + "; ".join(a.detail_zh for a in found), "mdtrt_cert_no")
             if refusal is None:
-                use.accepted = True
-                s.add(use)
-                return Verified(b.psn_no, b.binding_id, b.holder_psn_no, b.relation, b.mutual_aid)
-            use.reason = refusal[0][:500]
-            s.add(use)
+                use["accepted"] = True
+            else:
+                use["reason"] = refusal[0][:500]
+            if self._sync:
+                for a in found:
+                    self._act(s, st.psn_no, a.kind, a.detail_en, a.detail_zh, a.evidence, self.params.risk.actions, RISK_ENGINE, now)
+                s.execute(self._q_insert_use, use)
+        if not self._sync:
+            if found:  # the anomaly, its actions and the use that revealed it: written at once, together
+                with db.session_scope(self.engine, immediate=True) as s:
+                    for a in found:
+                        self._act(s, st.psn_no, a.kind, a.detail_en, a.detail_zh, a.evidence, self.params.risk.actions, RISK_ENGINE, now)
+                    s.execute(self._q_insert_use, use)
+            else:
+                self._buffer(use)
+        if refusal is None:
+            return Verified(st.psn_no, st.binding_id, st.holder_psn_no, st.relation, bool(st.mutual_aid))
         raise EcodeRefused(refusal[0], refusal[1], field=refusal[2])
 
-    def _risk(self, s: Session, b: EcodeBinding, new: risk.Use, now: dt.datetime) -> list[risk.Anomaly]:
+    def _detect(self, s: Any, psn_no: str, new: risk.Use, now: dt.datetime) -> list[risk.Anomaly]:
         rp = self.params.risk
         since = now - dt.timedelta(minutes=max(rp.window_minutes, rp.burst_window_minutes))
-        recent = [risk.Use(t, a or "", f or "") for t, a, f in s.execute(
-            select(EcodeUse.used_at, EcodeUse.admdvs, EcodeUse.fixmedins_code)
-            .where(EcodeUse.psn_no == b.psn_no, EcodeUse.accepted.is_(True), EcodeUse.used_at >= since))]
-        found = risk.detect(new, recent, rp, self.params.places)
-        for a in found:
-            self._act(s, b.psn_no, a.kind, a.detail_en, a.detail_zh, a.evidence, rp.actions, RISK_ENGINE, now)
-        return found
+        recent = [risk.Use(t, a or "", f or "") for t, a, f in s.execute(self._q_recent, {"psn": psn_no, "since": since})]
+        if not self._sync:
+            with self._lock:
+                recent += [u for u in (*self._pending.get(psn_no, ()), *self._inflight.get(psn_no, ())) if u.time >= since]
+        return risk.detect(new, recent, rp, self.params.places)
+
+    # --- group commit of the usage log (usage_log.flush_ms > 0) ---------------------------------
+
+    def _buffer(self, use: dict) -> None:
+        with self._lock:
+            self._rows.append(use)
+            if use["accepted"] and use["psn_no"]:
+                self._pending.setdefault(use["psn_no"], []).append(
+                    risk.Use(use["used_at"], use["admdvs"] or "", use["fixmedins_code"] or ""))
+            full = len(self._rows) >= self.params.usage_log.max_batch
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_loop, name="yibao-ecode-usage", daemon=True)
+                self._flusher.start()
+        if full:
+            self.flush()
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(self.params.usage_log.flush_ms / 1000):
+            self.flush()
+
+    def flush(self) -> int:
+        """Write the buffered usage records in one transaction; returns how many."""
+        with self._flush_lock:
+            with self._lock:
+                rows, self._rows = self._rows, []
+                self._inflight, self._pending = self._pending, {}
+            try:
+                if rows:
+                    with db.session_scope(self.engine) as s:
+                        s.execute(self._q_insert_use, rows)
+            finally:
+                with self._lock:
+                    self._inflight = {}
+            return len(rows)
+
+    def close(self) -> None:
+        self._closed.set()
+        self.flush()
 
     def _act(self, s: Session, psn_no: str, kind: str, en: str, zh: str, evidence: dict | None,
              actions: tuple[str, ...], actor: str, now: dt.datetime) -> EcodeRiskEvent:
