@@ -453,8 +453,18 @@ class Console:
                                      .join(db.Person, db.Person.psn_no == db.FamilyLink.relative_psn_no)
                                      .where(db.FamilyLink.psn_no == (p.psn_no or ""))))
             blocked = c.ecode.is_blocked(p.psn_no or "")
-            return c.render(request, "mycode.html", p, bindings=bindings, relatives=rel, blocked=blocked,
-                            code=request.query_params.get("code", ""), code_for=request.query_params.get("for", ""),
+            code = request.query_params.get("code", "")
+            qr = ""
+            if code:
+                import io as _io
+
+                import segno
+
+                buf = _io.BytesIO()
+                segno.make(code, error="m").save(buf, kind="svg", scale=4, xmldecl=False, svgns=True, omitsize=False)
+                qr = buf.getvalue().decode()
+            return c.render(request, "mycode.html", p, bindings=bindings, relatives=rel, blocked=blocked, qr=qr,
+                            code=code, code_for=request.query_params.get("for", ""),
                             msg=request.query_params.get("msg", ""), ttl=c.ecode.params.token.ttl_seconds)
 
         @r.post("/mycode/action")
