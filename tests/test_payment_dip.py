@@ -256,3 +256,18 @@ def test_bad_parameter_files_are_refused(tmp_path):
         with pytest.raises(PolicyError) as e:
             load_dip_params(f)
         assert e.value.field.startswith(field), (body, e.value.field)
+
+
+def test_cases_discharged_in_another_year_are_left_out():
+    """A case admitted in December and discharged in January belongs to the new year's DIP budget."""
+    p = params()
+    con, cases, cat = run(region(), p)
+    late = case(13, "H1", "J18.9", 800, begin=dt.datetime(2025, 12, 29, 9, tzinfo=TZ), end=dt.datetime(2026, 1, 4, 9, tzinfo=TZ), month=1)
+    cases2 = load_cases(con, pd.concat([region(), pd.DataFrame([late])], ignore_index=True), p, name="with_late")
+    res = settle(con, cases2, cat, p)
+    assert (res.year, res.outside_year) == (2025, 1)
+    y = res.institutions[res.institutions.period == 0].set_index("fixmedins_code")
+    assert y.value_fen.to_dict() == {"H1": 603_226, "H2": 548_387, "H3": 548_387}  # as without the late case
+    assert "M0013" not in set(res.cases.mdtrt_id)
+    res26 = settle(con, cases2, cat, p, year=2026)
+    assert (res26.year, res26.outside_year, list(res26.cases.mdtrt_id)) == (2026, 12, ["M0013"])

@@ -78,6 +78,7 @@ def dip_settle(
         console.print("[black on yellow] SYNTHETIC DATA 合成数据 [/] illustrative parameters, not a published regional rule")
     p = r.dip.periods
     y = p[p.period == 0].iloc[0]
+    console.print(f"DIP year {r.dip.year}: {len(r.dip.cases):,} cases ({r.dip.outside_year:,} discharged in another year left out)")
     console.print(f"budget ({r.dip.basis}) ¥{fmt_yuan(int(y.budget_fen))} · pool ¥{fmt_yuan(int(y.pool_fen))} · "
                   f"total points {int(y.points_e4) / 10_000:,.4f} · [bold]annual point value ¥{y.point_value}[/]")  # fmt: skip
     names = institution_names(data)

@@ -103,7 +103,8 @@ def case_points(cost_fen: int, group: dict | None, catalog: Catalog, params: Dip
 # --- many cases (SQL) ------------------------------------------------------------
 
 
-def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params: DipParams, name: str = "dip_case_points") -> str:
+def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params: DipParams, name: str = "dip_case_points",
+                    year: int | None = None) -> str:  # fmt: skip
     """Temp table ``name``: each enriched case with its group, outlier kind and points (SQL).
 
     Products that can exceed 64 bits (the outlier formulas) are taken in HUGEINT; the
@@ -136,6 +137,7 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
         LEFT JOIN (SELECT * FROM _dip_groups WHERE level = 'chapter') g3 ON g3.dx_key = c.dx_chapter AND g3.proc_type = c.proc_type
     ), j AS (
         SELECT c.*, m.group_code, m.mean_cost_fen, m.points_g_e4 FROM {cases} c JOIN m USING (dx_key, proc_key)
+        {"" if year is None else f"WHERE year(c.endtime) = {int(year)}"}
     ), k AS (
         SELECT j.*, CASE WHEN group_code IS NULL THEN 'ungrouped'
                          WHEN medfee_sumamt * {E4} > {r['above']} * mean_cost_fen THEN 'high'
@@ -169,6 +171,8 @@ class DipSettlement:
     basis: str
     catalog_version: str
     synthetic: bool
+    year: int = 0  # the DIP year: cases discharged in it
+    outside_year: int = 0  # cases given but discharged in another year (left out)
 
     @property
     def annual_point_value(self) -> Decimal:
@@ -199,14 +203,21 @@ def monthly_budgets(annual_fen: int) -> list[int]:
 
 
 def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params: DipParams, *, budget_fen: int | None = None,
-           case_results: str | Path | None = "frame") -> DipSettlement:  # fmt: skip
+           case_results: str | Path | None = "frame", year: int | None = None) -> DipSettlement:  # fmt: skip
     """Settle a year of enriched cases under ``catalog``: case points, monthly and annual point values, payments.
 
     ``case_results``: ``"frame"`` keeps the per-case results in ``DipSettlement.cases`` (pandas);
     a path writes them there as Parquet instead (a province's cases need not fit in a frame); None skips them.
+    ``year``: the DIP year (default: the discharge year of most cases); cases discharged in another
+    year are left out (counted in ``outside_year``): a discharge in January belongs to the new year's budget.
     """
-    pts = case_points_sql(con, cases, catalog, params)
-    B = annual_budget(con, cases, params) if budget_fen is None else int(budget_fen)
+    years = con.execute(f"SELECT year(endtime) AS y, count(*) AS n FROM {cases} GROUP BY 1 ORDER BY n DESC, y").fetchall()
+    if not years:
+        raise BudgetError("no cases to settle", "无可结算病例", field="cases")
+    year = int(year or years[0][0])
+    outside = sum(int(n) for y, n in years if y != year)
+    pts = case_points_sql(con, cases, catalog, params, year=year)
+    B = annual_budget(con, pts, params) if budget_fen is None else int(budget_fen)
     if B < 0:
         raise BudgetError("the DIP budget is negative", "DIP 预算为负数", field="budget")
     basis = params.budget.basis
@@ -257,12 +268,12 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
         (Decimal(int(pool)) / 100 / (Decimal(int(p)) / E4)).quantize(Decimal("0.000001")) if p > 0 else None
         for pool, p in zip(periods.pool_fen, periods.points_e4)
     ]
-    year = inst[inst.period == 0].set_index("fixmedins_code")
+    annual = inst[inst.period == 0].set_index("fixmedins_code")
     adv = inst[inst.period > 0].groupby("fixmedins_code")["advance_fen"].sum()
     clearing = pd.DataFrame({
-        "fixmedins_code": year.index,
-        "annual_payment_fen": year["payment_fen"].astype("int64").to_numpy(),
-        "advances_fen": adv.reindex(year.index).fillna(0).astype("int64").to_numpy(),
+        "fixmedins_code": annual.index,
+        "annual_payment_fen": annual["payment_fen"].astype("int64").to_numpy(),
+        "advances_fen": adv.reindex(annual.index).fillna(0).astype("int64").to_numpy(),
     })  # fmt: skip
     clearing["clearing_fen"] = clearing.annual_payment_fen - clearing.advances_fen
     pool_y, tot_y = (int(x) for x in con.execute("SELECT pool_fen, points_e4 FROM dip_period2 WHERE period = 0").fetchall()[0])
@@ -283,7 +294,7 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     synthetic = False
     if "synthetic" in [r[0] for r in con.execute(f"DESCRIBE {cases}").fetchall()]:
         synthetic = bool(con.execute(f"SELECT bool_and(synthetic) FROM {cases}").fetchall()[0][0])
-    res = DipSettlement(cases_df, periods, inst, clearing, B, basis, catalog.version, synthetic or catalog.synthetic)
+    res = DipSettlement(cases_df, periods, inst, clearing, B, basis, catalog.version, synthetic or catalog.synthetic, year, outside)
     check_conservation(res)
     return res
 

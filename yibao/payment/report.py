@@ -84,6 +84,7 @@ def sections(r: PaymentRun, names: dict[str, str] | None = None) -> list[tuple[s
     inst = institution_table(r, names)
     kpi = pd.DataFrame([
         ("catalog 目录库", f"{r.catalog.version}: {int((g.kind == 'core').sum()):,} core 核心病种 + {int((g.kind == 'comprehensive').sum()):,} comprehensive 综合病种 groups"),
+        ("DIP year 年度", f"{r.dip.year} (cases discharged in it; {r.dip.outside_year:,} discharged in another year left out)"),
         ("cases 病例", f"{len(r.dip.cases):,} (normal {int(kinds.get('normal', 0)):,}, high 超高 {int(kinds.get('high', 0)):,}, low 超低 {int(kinds.get('low', 0)):,}, ungrouped {int(kinds.get('ungrouped', 0)):,})"),
         ("annual budget 年度预算 (" + r.dip.basis + ")", "¥" + _yuan(y.budget_fen)),
         ("pool divided by points 分配总额", "¥" + _yuan(y.pool_fen)),

@@ -74,7 +74,8 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
     grouped = group_batch(sch, view, known_procedures=set(codes.proc_type))
     secs["drg_group"] = time.perf_counter() - t
     df = pd.concat([view.reset_index(drop=True), grouped.reset_index(drop=True)], axis=1)
-    df = df.merge(dip.cases.drop(columns=["fixmedins_code", "hosp_lv", "dept_code", "setl_month"]), on="mdtrt_id", how="left")
+    # the DIP year's cases (discharged in it) carry on into the DRG income, the hospital view and the quality checks
+    df = df.merge(dip.cases.drop(columns=["fixmedins_code", "hosp_lv", "dept_code", "setl_month"]), on="mdtrt_id", how="inner")
     # DRG income for the hospital view: the same annual pool spread by RW (base rate = pool ÷ total RW)
     pool = int(dip.periods.loc[dip.periods.period == 0, "pool_fen"].iloc[0])
     tot_rw = int(df.loc[df.drg != "0000", "rw_e4"].sum())
