@@ -17,7 +17,6 @@ from yibao.api.app import create_app
 from yibao.api.envelope import field_of, loads_exact
 from yibao.api.hisclient import HisClient, HisError, Item, http_transport
 from yibao.core import db as ydb
-from yibao.settlement.rules import FeeLine
 from yibao.settlement.sequential import Ledger, settle_in_order
 
 from factories import claim, line

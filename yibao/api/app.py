@@ -13,7 +13,6 @@ the audit log and the checks are the same.
 
 # no "from __future__ import annotations": FastAPI reads the endpoint annotations built below
 
-import datetime as dt
 import os
 import uuid
 from typing import Any, Callable
@@ -142,7 +141,6 @@ def build_interface(db_url: str | None = None, security: str | None = None) -> I
     ``security``: a YAML file of per-institution SM4/SM3/SM2 settings (:mod:`yibao.api.security`).
     """
     from yibao.api.security import SecurityPolicy
-
     from yibao.benefits.policy import PolicyBook
     from yibao.codes.medlist import load_med_list
     from yibao.core import db
@@ -154,7 +152,8 @@ def build_interface(db_url: str | None = None, security: str | None = None) -> I
     table = db.read_table(engine, "med_list")
     if table.num_rows == 0:
         table = load_med_list()
-    iface = Interface(engine, PolicyBook.default(), Catalog.from_table(table))
+    policy = SecurityPolicy.load(security) if security else None
+    iface = Interface(engine, PolicyBook.default(), Catalog.from_table(table), security=policy)
     from yibao.ecode.service import EcodeService  # 医保电子凭证: mdtrt_cert_type 01 in 1101 and settlement
 
     iface.ecode_verifier = EcodeService(engine, clock=iface.clock).interface_verifier()

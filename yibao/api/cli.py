@@ -33,7 +33,13 @@ def serve(
     os.environ["YIBAO_DATABASE_URL"] = url
     if security:
         os.environ["YIBAO_API_SECURITY"] = security
-    build_interface(url, security).engine.dispose()  # migrate (and check the security file) once, before workers start
+    from yibao.core.errors import YibaoError
+
+    try:
+        build_interface(url, security).engine.dispose()  # migrate (and check the security file) once, before workers start
+    except YibaoError as exc:
+        console.print(f"[bold red]error:[/] {exc.message_en}\n       {exc.message_zh}")
+        raise typer.Exit(2) from None
     console.print(f"yibao serve: {url.split('@')[-1]} on http://{host}:{port}  (docs: /docs)")
     if workers > 1:
         uvicorn.run("yibao.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
