@@ -145,7 +145,13 @@ def test_run_reports_cli_and_api(small_region, tmp_path):
     assert r.synthetic
     secs = demo_sections(small_region)
     assert len(secs) == 3 and all("SYNTHETIC" in h for _, h in secs)
-    assert write_excel(r, tmp_path / "p.xlsx").stat().st_size > 0 and "point value" in write_html(r, tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "point value" in write_html(r, tmp_path / "p.html").read_text(encoding="utf-8")
+    import openpyxl
+
+    wb = openpyxl.load_workbook(write_excel(r, tmp_path / "p.xlsx"), read_only=True)
+    assert {"institutions", "periods", "catalog", "cases", "hospital_view_dip", "hospital_view_drg", "top_flagged_drg", "peers"} <= set(wb.sheetnames)
+    inst = pd.read_excel(tmp_path / "p.xlsx", sheet_name="institutions")
+    assert int(inst.payment_fen.sum()) == r.dip.budget_fen
     cli = CliRunner()
     res = cli.invoke(app, ["payment", "dip", "build", "--data", str(small_region), "--out", str(tmp_path / "cat")])
     assert res.exit_code == 0, res.output

@@ -187,6 +187,10 @@ def write_excel(r: PaymentRun, path: Path, names: dict[str, str] | None = None) 
         cols = ["mdtrt_id", "fixmedins_code", "dept_code", "setl_month", "group_code", "kind", "points_e4", "value_fen", "drg", "severity",
                 "rw_e4", "drg_value_fen", "medfee_sumamt", "psn_part_amt", "hifp_pay", "oth_fund_amt"]  # fmt: skip
         r.cases[cols].head(EXCEL_MAX_ROWS).to_excel(xw, sheet_name="cases", index=False)  # a sheet holds ~1 M rows; the Parquet output has all
+        from yibao.payment.quality import hospital_view
+
+        hospital_view(r.cases).to_excel(xw, sheet_name="hospital_view_dip", index=False)  # institution × department × DIP group
+        hospital_view(r.cases, ("fixmedins_code", "dept_code", "drg")).to_excel(xw, sheet_name="hospital_view_drg", index=False)
         r.quality.flags.head(EXCEL_MAX_ROWS).to_excel(xw, sheet_name="flags", index=False)
         r.quality.top_drg.to_excel(xw, sheet_name="top_flagged_drg", index=False)
         r.quality.top_dip.to_excel(xw, sheet_name="top_flagged_dip", index=False)
