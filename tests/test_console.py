@@ -263,3 +263,21 @@ def test_cli_users_and_ecode_block(tmp_path) -> None:
     assert "boss" in r.output and "bureau" in r.output
     r = CliRunner().invoke(app, ["console", "ecode-block", "NOBODY", "--db", url])
     assert r.exit_code == 2 and "psn_no" in r.output
+
+
+def test_require_dependency_guards_other_routers(world) -> None:
+    from fastapi import APIRouter, Depends
+
+    from yibao.web.auth import require
+
+    app, _, _ = world
+    r = APIRouter()
+
+    @r.get("/other/secret")
+    def secret(p=Depends(require("bureau"))) -> dict:
+        return {"user": p.username}
+
+    app.include_router(r)
+    assert client(app, None).get("/other/secret").status_code == 401
+    assert client(app, "ha").get("/other/secret").status_code == 403
+    assert client(app, "bureau").get("/other/secret").json() == {"user": "bureau"}

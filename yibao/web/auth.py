@@ -203,3 +203,29 @@ class AuthService:
             sess = s.get(ConsoleSession, hashlib.sha256(token.encode()).hexdigest())
             if sess is not None and sess.ended_at is None:
                 sess.ended_at = self.clock()
+
+
+def require(*roles: str):
+    """A FastAPI dependency for other routers: the console session's user, of one of ``roles`` (401 / 403 otherwise).
+
+    ``app.include_router(router, dependencies=[Depends(require("bureau"))])`` puts a whole router behind the
+    console's login; the app must have the console mounted (``app.state.console``).
+    """
+    from fastapi import HTTPException, Request
+
+    def dep(request: Request) -> Principal:
+        console = getattr(request.app.state, "console", None)
+        if console is None:
+            raise HTTPException(503, "console (access control) is not mounted")
+        p = console.auth.principal(request.cookies.get("yb_session"))
+        if p is None:
+            raise HTTPException(401, "login required / 请先登录")
+        if roles and p.role not in roles:
+            raise HTTPException(403, "forbidden / 无权访问")
+        return p
+
+    import inspect
+
+    # this module uses postponed annotations; give FastAPI the real type
+    dep.__signature__ = inspect.Signature([inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)])
+    return dep
