@@ -343,6 +343,27 @@ def test_bind_pay_with_ecode_then_blocked_after_an_anomaly(region, page, tmp_pat
     with db.session_scope(engine) as s:
         assert s.get(db.Settlement, setl["setl_id"]).psn_no == who["psn"]
 
+    # the relative's code from the family account, mutual aid on: the holder's personal account pays (家庭账户共济)
+    page.goto(f"{srv.base}/console/mycode")
+    page.click(f'button.gen[data-psn="{who["rel"]}"]')
+    page.wait_for_load_state()
+    rel_code = page.inner_text("#ecode").strip()
+    rel_info = his.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": rel_code, "psn_cert_type": "01"}})["output"]
+    assert rel_info["baseinfo"]["psn_no"] == who["rel"]
+    rel_ins = rel_info["insuinfo"][0]["insutype"]
+    reg = his.call("2201", {"data": {"psn_no": who["rel"], "insutype": rel_ins, "begntime": fmt_time(now), "mdtrt_cert_type": "01",
+                                     "mdtrt_cert_no": rel_code, "ipt_otp_no": his.msgid(), "atddr_no": "DR01", "dr_name": "医生",
+                                     "dept_code": "D01", "dept_name": "内科", "caty": "A03"}})
+    rel_mdtrt = reg["output"]["data"]["mdtrt_id"]
+    his.call("2204", {"feedetail": HisClient.feedetail(rel_mdtrt, who["rel"], [Item(drug, "2", "15.50")], chrg_bchno="B2", when=now)})
+    rel_setl = his.call("2207", {"data": {**data, "psn_no": who["rel"], "mdtrt_cert_no": rel_code, "mdtrt_id": rel_mdtrt,
+                                          "chrg_bchno": "B2", "insutype": rel_ins}})["output"]["setlinfo"]
+    with db.session_scope(engine) as s:
+        row = s.get(db.Settlement, rel_setl["setl_id"])
+        assert row.psn_no == who["rel"] and row.acct_payer_psn_no == who["psn"] and row.acct_pay == 0
+        assert Decimal(str(rel_setl["acct_mulaid_pay"])) == Decimal(row.acct_mulaid_pay) / 100
+        assert 0 < row.acct_mulaid_pay <= row.psn_part_amt
+
     # the same code minutes later ~1,900 km away (injected anomaly): refused, blocked, unbound, reported
     far = _his(srv, who["far"])
     bad = far.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": code, "psn_cert_type": "01"}}, check=False)

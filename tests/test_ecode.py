@@ -238,3 +238,16 @@ def test_group_commit_mode_sees_unflushed_uses_and_writes_them(db_engine) -> Non
             assert s.get(EcodeBlock, "P1").active
     finally:
         svc.close()
+
+
+def test_payer_for_code_only_with_mutual_aid(svc: EcodeService) -> None:
+    svc.bind("acct-1", "P1", GOOD)
+    svc.add_relative("acct-1", "P2", {"certno": "990101199201010022", "face": "live-match"}, mutual_aid=False)
+    svc.add_relative("acct-1", "P3", {"certno": "990101201501010033", "face": "live-match"}, mutual_aid=True)
+    assert svc.payer_for_code(svc.generate("acct-1", "P1")) is None  # own code: own account
+    assert svc.payer_for_code(svc.generate("acct-1", "P2")) is None  # no mutual aid authorised
+    code = svc.generate("acct-1", "P3")
+    assert svc.payer_for_code(code) == "P1"
+    svc.clock.t = T0 + dt.timedelta(seconds=61)
+    assert svc.payer_for_code(code) is None  # expired
+    assert svc.payer_for_code("garbage") is None

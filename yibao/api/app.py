@@ -156,7 +156,8 @@ def build_interface(db_url: str | None = None, security: str | None = None) -> I
     iface = Interface(engine, PolicyBook.default(), Catalog.from_table(table), security=policy)
     from yibao.ecode.service import EcodeService  # 医保电子凭证: mdtrt_cert_type 01 in 1101 and settlement
 
-    iface.ecode_verifier = EcodeService(engine, clock=iface.clock).interface_verifier()
+    ecode = EcodeService(engine, clock=iface.clock)
+    iface.ecode_verifier, iface.ecode_payer = ecode.interface_verifier(), ecode.payer_for_code
     return iface
 
 

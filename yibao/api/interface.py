@@ -230,6 +230,7 @@ class Interface:
         config: InterfaceConfig | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         ecode_verifier: Callable[[str, dt.datetime, str], str | None] | None = None,
+        ecode_payer: Callable[[str], str | None] | None = None,
         valid_diagnosis: Callable[[str], bool] | None = None,
         security: SecurityPolicy | None = None,
     ):
@@ -240,6 +241,7 @@ class Interface:
         self.cfg = config or default_config()
         self.clock = clock or (lambda: dt.datetime.now(db.SHANGHAI))
         self.ecode_verifier = ecode_verifier
+        self.ecode_payer = ecode_payer  # e-code token -> holder psn_no when family mutual aid (家庭账户共济) is authorised
         if valid_diagnosis is None:
             from yibao.codes.icd10 import is_valid_icd10
 
@@ -451,6 +453,12 @@ class Interface:
             raise _rej("e-insurance-code tokens (mdtrt_cert_type 01) are not configured on this platform",
                        "本平台未配置医保电子凭证核验 (就诊凭证类型01)", "mdtrt_cert_type")
         return self.ecode_verifier(cert_no, now, fixmedins_code)
+
+    def _ecode_payer(self, cert_type: str, cert_no: str) -> str:
+        """A relative's e-code shown from a family account with mutual aid: the holder's account pays (家庭账户共济)."""
+        if cert_type != "01" or not cert_no or self.ecode_payer is None:
+            return ""
+        return self.ecode_payer(cert_no) or ""
 
     def _check_cert(self, person: db.Person, cert_type: str, cert_no: str, now: dt.datetime,
                     fixmedins_code: str = "", ecode_psn: str | None = None) -> None:
@@ -715,13 +723,14 @@ class Interface:
             area = self._area(env, p)
             diags = [x for x in (enc.other_dise_codg or "").split(";") if x]
             begntime = enc.begntime
+        payer_no = q.mulaid_payer_psn_no or self._ecode_payer(q.mdtrt_cert_type, q.mdtrt_cert_no)
         claim = Claim(
             mdtrt_id=q.mdtrt_id,
             person=PersonFacts(q.psn_no, q.insutype, "", "", dt.date(1900, 1, 1), p.insuplc_admdvs or ""),
             fixmedins_code=env.fixmedins_code, hosp_lv=0, med_type=med_type, begntime=begntime,
             setl_time=max(now, begntime), dise_codg=enc.dise_codg or "", lines=tuple(lines),
             other_dise_codg=tuple(diags), mdtrtarea_admvs=area,
-            mulaid_payer=PayerFacts(q.mulaid_payer_psn_no, "", "") if q.mulaid_payer_psn_no else None,
+            mulaid_payer=PayerFacts(payer_no, "", "") if payer_no else None,
         )
         claimed = {k: getattr(q, k) for k in ("fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt")}
 

@@ -412,6 +412,21 @@ class EcodeService:
                                                      EcodeBinding.status == "active", EcodeBinding.mutual_aid.is_(True))).first()
             return b.holder_psn_no if b is not None else None
 
+    def payer_for_code(self, code: str) -> str | None:
+        """The family-account holder who pays for this (relative's) code by mutual aid, if authorised; else None.
+
+        The code must be genuine and unexpired; its binding must be active, a relative's, with mutual aid on.
+        """
+        try:
+            claims = self._verify_token(code, self.clock())
+        except tokens.TokenError:
+            return None
+        with self.engine.connect() as c:
+            st = c.execute(self._q_state_by_id, {"bid": claims.subject}).first()
+        if st is None or st.status != "active" or st.relation == "self" or not st.mutual_aid or st.blocked:
+            return None
+        return st.holder_psn_no
+
     # --- the national interface's hook ------------------------------------------------------
 
     def interface_verifier(self) -> Callable[..., str | None]:
