@@ -281,3 +281,15 @@ def test_require_dependency_guards_other_routers(world) -> None:
     assert client(app, None).get("/other/secret").status_code == 401
     assert client(app, "ha").get("/other/secret").status_code == 403
     assert client(app, "bureau").get("/other/secret").json() == {"user": "bureau"}
+
+
+def test_default_year_skips_a_nearly_empty_new_year(world, db_engine) -> None:
+    app, _, _ = world
+    with db.session_scope(db_engine) as s:
+        s.add(db.Encounter(mdtrt_id="MS7", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0.replace(year=2026),
+                           policy_year=2026, synthetic=True))
+        s.flush()
+        s.add(_settlement("S7", "P2", "HA", T0.replace(year=2026, month=1, day=3), 4_000, 1_000, insutype="390"))
+    j = client(app, "bureau").get("/console/api/fund").json()
+    assert j["year"] == 2025  # 1 claim in 2026 < a twelfth of 2025's 4
+    assert client(app, "bureau").get("/console/api/fund?year=2026").json()["totals_fen"]["claims"] == 1

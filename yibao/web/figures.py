@@ -74,12 +74,16 @@ def fund_figures(engine: Engine, *, year: int | None = None, scope: str | None =
     if hit is not None:
         return hit
     with engine.connect() as c:
-        yq = select(S.policy_year).distinct()
+        yq = select(S.policy_year, func.count()).group_by(S.policy_year)
         if scope is not None:
             yq = yq.where(S.fixmedins_code == scope)
-        years = sorted(int(y) for (y,) in c.execute(yq) if y is not None)
+        counts = {int(y): int(n) for y, n in c.execute(yq) if y is not None}
+        years = sorted(counts)
         if year is None and years:
-            year = years[-1]
+            # the latest year with at least a month's worth of the busiest year's claims (a claim discharged
+            # on 3 January does not make an almost empty year the default view)
+            busiest = max(counts.values())
+            year = max(y for y in years if counts[y] * 12 >= busiest)
         m = month_expr(engine).label("month")
         q = (select(m, S.insutype, I.hosp_lv, func.count().label("claims"),
                     *[func.coalesce(func.sum(getattr(S, f)), 0).label(f) for f in SUM_FIELDS])
