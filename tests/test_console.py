@@ -291,5 +291,14 @@ def test_default_year_skips_a_nearly_empty_new_year(world, db_engine) -> None:
         s.flush()
         s.add(_settlement("S7", "P2", "HA", T0.replace(year=2026, month=1, day=3), 4_000, 1_000, insutype="390"))
     j = client(app, "bureau").get("/console/api/fund").json()
-    assert j["year"] == 2025  # 1 claim in 2026 < a twelfth of 2025's 4
+    assert j["year"] == 2026  # 1 claim ≥ a twelfth of 2025's 4: a month's worth
+    with db.session_scope(db_engine) as s:
+        for i in range(20):
+            s.add(db.Encounter(mdtrt_id=f"MX{i}", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0, policy_year=2025,
+                               synthetic=True))
+        s.flush()
+        for i in range(20):
+            s.add(_settlement(f"X{i}", "P2", "HA", T0, 1_000, 500, insutype="390"))
+    j = client(app, "bureau").get("/console/api/fund").json()
+    assert j["year"] == 2025  # 1 claim in 2026 < a twelfth of 2025's 24
     assert client(app, "bureau").get("/console/api/fund?year=2026").json()["totals_fen"]["claims"] == 1
