@@ -243,3 +243,39 @@ def test_rest_side_runs_the_same_transactions(env, db_engine):
                     headers={"X-Fixmedins-Code": "H3", "X-Sign-No": h["X-Sign-No"]})
     assert r.status_code == 401 and r.json()["field"] == "sign_no"
     assert "/api/v1/outpatient/settlements" in client.get("/openapi.json").json()["paths"]
+
+
+def test_fee_details_can_be_withdrawn_until_settled(env, db_engine):
+    iface, client, his, clock = env
+    reg = his.call("2201", reg_input())
+    mdtrt_id = reg["output"]["data"]["mdtrt_id"]
+    b1 = his.feedetail(mdtrt_id, "C1", [Item("A-DRUG", "1", "10.00"), Item("B-DRUG", "1", "5.00")], chrg_bchno="B1", when=T0)
+    b2 = his.feedetail(mdtrt_id, "C1", [Item("SVC", "2", "3.00")], first_sn=3, chrg_bchno="B2", when=T0)
+    his.call("2204", {"feedetail": b1})
+    his.call("2204", {"feedetail": b2})
+    out = his.call("2205", {"data": {"mdtrt_id": mdtrt_id, "chrg_bchno": "B1", "psn_no": "C1"}})
+    assert out["output"]["result"]["feedetl_sn"] == ["1", "2"]
+    data = {"psn_no": "C1", "mdtrt_cert_type": "02", "med_type": "11", "medfee_sumamt": "6.00", "mdtrt_id": mdtrt_id,
+            "insutype": "310"}
+    setl = his.call("2207", {"data": data})["output"]["setlinfo"]
+    assert setl["medfee_sumamt"] == Decimal("6.00")
+    r = his.call("2205", {"data": {"mdtrt_id": mdtrt_id, "chrg_bchno": "0000", "psn_no": "C1"}}, check=False)
+    assert r["infcode"] == -1 and field_of(r["err_msg"]) == "feedetl_sn"  # settled lines stay
+    his.call("2208", {"data": {"setl_id": setl["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": "C1"}})
+    assert his.call("2205", {"data": {"mdtrt_id": mdtrt_id, "chrg_bchno": "0000", "psn_no": "C1"}}
+                    )["output"]["result"]["feedetl_sn"] == ["3"]
+    # corrected lines under the same numbers, settled anew
+    fixed = his.feedetail(mdtrt_id, "C1", [Item("SVC", "1", "3.00")], first_sn=3, chrg_bchno="B3", when=T0)
+    his.call("2204", {"feedetail": fixed})
+    again = his.call("2207", {"data": dict(data, medfee_sumamt="3.00")})["output"]["setlinfo"]
+    assert again["medfee_sumamt"] == Decimal("3.00") and again["setl_id"] != setl["setl_id"]
+    # inpatient 2302: an unknown line number is refused
+    adm = his.call("2401", {"mdtrtinfo": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-08 10:00:00",
+                                          "mdtrt_cert_type": "02", "med_type": "21", "ipt_no": "IPW",
+                                          "dscg_maindiag_code": "J18.9"}})
+    ip = adm["output"]["result"]["mdtrt_id"]
+    his.call("2301", {"feedetail": his.feedetail(ip, "E2", [Item("BED", "2", "50"), Item("A-DRUG", "1", "9")], when=T0)})
+    r = his.call("2302", {"data": [{"feedetl_sn": "9", "mdtrt_id": ip, "psn_no": "E2"}]}, check=False)
+    assert r["infcode"] == -1 and field_of(r["err_msg"]) == "feedetl_sn"
+    assert his.call("2302", {"data": [{"feedetl_sn": "2", "mdtrt_id": ip, "psn_no": "E2"}]}
+                    )["output"]["result"]["feedetl_sn"] == ["2"]

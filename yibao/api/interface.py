@@ -689,6 +689,25 @@ class Interface:
             out["memo"] = "split not available before the visit's medical type and diagnosis are known"
         return out
 
+    def h_withdraw_outpatient(self, ctx: Ctx, d: S.In2205) -> Outcome:
+        q = d.data
+        with self.tx() as s:
+            v, _enc = V.load_visit(s, q.mdtrt_id, psn_no=q.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.OUTPATIENT)
+            gone = V.withdraw_fees(s, v, now=ctx.now, chrg_bchno="" if q.chrg_bchno == "0000" else q.chrg_bchno)
+            return ctx.commit(s, {"result": {"feedetl_sn": [str(x) for x in gone]}})
+
+    def h_withdraw_inpatient(self, ctx: Ctx, d: S.In2302) -> Outcome:
+        rows = d.data
+        mdtrt_id, psn_no = rows[0].mdtrt_id, rows[0].psn_no
+        for i, r in enumerate(rows):
+            if (r.mdtrt_id, r.psn_no) != (mdtrt_id, psn_no):
+                raise _rej("all lines must belong to one mdtrt_id and psn_no", "撤销明细须属于同一就诊和参保人", f"data.{i}.mdtrt_id")
+        sns = None if any(r.feedetl_sn == "0000" for r in rows) else {int(r.feedetl_sn) for r in rows}
+        with self.tx() as s:
+            v, _enc = V.load_visit(s, mdtrt_id, psn_no=psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT)
+            gone = V.withdraw_fees(s, v, now=ctx.now, feedetl_sns=sns)
+            return ctx.commit(s, {"result": {"feedetl_sn": [str(x) for x in gone]}})
+
     def h_fees_outpatient(self, ctx: Ctx, d: S.InFees) -> Outcome:
         return self._fees(ctx, d, V.OUTPATIENT)
 
@@ -894,6 +913,8 @@ TRANSACTIONS: dict[str, Transaction] = {
                     "outpatient/registrations/cancel"),
         Transaction("2203", "门诊就诊信息上传", "outpatient visit information", S.In2203, S.Empty, _h("h_visit"), "outpatient/visits"),
         Transaction("2204", "门诊费用明细信息上传", "outpatient fee details", S.InFees, S.OutFees, _h("h_fees_outpatient"), "outpatient/fees"),
+        Transaction("2205", "门诊费用明细信息撤销", "withdraw outpatient fee details", S.In2205, S.OutWithdrawn,
+                    _h("h_withdraw_outpatient"), "outpatient/fees/cancel"),
         Transaction("2206", "门诊预结算", "outpatient pre-settlement", S.InSettle, S.OutSettle, _h("h_pre_outpatient"),
                     "outpatient/pre-settlements"),
         Transaction("2207", "门诊结算", "outpatient settlement", S.InSettle, S.OutSettle, _h("h_settle_outpatient"),
@@ -901,6 +922,8 @@ TRANSACTIONS: dict[str, Transaction] = {
         Transaction("2208", "门诊结算撤销", "cancel outpatient settlement", S.InCancel, S.OutSettle, _h("h_cancel_outpatient"),
                     "outpatient/settlements/cancel"),
         Transaction("2301", "住院费用明细上传", "inpatient fee details", S.InFees, S.OutFees, _h("h_fees_inpatient"), "inpatient/fees"),
+        Transaction("2302", "住院费用明细撤销", "withdraw inpatient fee details", S.In2302, S.OutWithdrawn,
+                    _h("h_withdraw_inpatient"), "inpatient/fees/cancel"),
         Transaction("2303", "住院预结算", "inpatient pre-settlement", S.InSettle, S.OutSettle, _h("h_pre_inpatient"),
                     "inpatient/pre-settlements"),
         Transaction("2304", "住院结算", "inpatient settlement", S.InSettle, S.OutSettle, _h("h_settle_inpatient"),

@@ -314,6 +314,38 @@ class InFees(_In):
     feedetail: Annotated[list[FeeDetailIn], Field(min_length=1, max_length=5000)]
 
 
+class FeeBatchRef(_In):
+    """2205: a charge batch of an outpatient visit ("0000" = every unsettled line)."""
+
+    mdtrt_id: Code
+    chrg_bchno: Code
+    psn_no: Code
+
+
+class In2205(_In):
+    data: FeeBatchRef
+
+
+class FeeLineRef(_In):
+    """2302: one inpatient fee line ("0000" = every unsettled line)."""
+
+    feedetl_sn: Annotated[str, BeforeValidator(_code), Field(pattern=r"^[0-9]{1,10}$")]
+    mdtrt_id: Code
+    psn_no: Code
+
+
+class In2302(_In):
+    data: Annotated[list[FeeLineRef], Field(min_length=1, max_length=5000)]
+
+
+class Withdrawn(_Out):
+    feedetl_sn: list[str]
+
+
+class OutWithdrawn(_Out):
+    result: Withdrawn
+
+
 class FeeResult(_Out):
     feedetl_sn: str
     det_item_fee_sumamt: Decimal

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, Integer, String, select
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.benefits.policy import PolicyBook
@@ -42,7 +42,7 @@ from yibao.settlement.rules import FeeLine, line_amount
 __all__ = [
     "CANCELLED", "DISCHARGED", "INPATIENT", "OUTPATIENT", "REGISTERED", "ADMITTED",
     "FeeUpload", "UploadLine", "VisitState", "admit_or_register", "cancel_visit", "discharge",
-    "load_visit", "record_diagnoses", "settle_guard", "unsettled_lines", "upload_fees",
+    "load_visit", "record_diagnoses", "settle_guard", "unsettled_lines", "upload_fees", "withdraw_fees",
 ]
 
 OUTPATIENT, INPATIENT = "outpatient", "inpatient"
@@ -358,6 +358,50 @@ def cancel_visit(s: Session, v: VisitState, *, now: dt.datetime) -> None:
     v.status = CANCELLED
     v.changed_at = now
     s.flush()
+
+
+def withdraw_fees(
+    s: Session, v: VisitState, *, now: dt.datetime, chrg_bchno: str = "", feedetl_sns: Iterable[int] | None = None,
+) -> list[int]:
+    """费用明细撤销 (2205 / 2302): delete uploaded lines that no live settlement covers; return their numbers.
+
+    Select by charge batch (``chrg_bchno``), by line numbers, or neither (every
+    unsettled line of the encounter).  A selected line that a live settlement
+    covers is refused (cancel the settlement first); an unknown line number is
+    refused.  The audit log keeps the withdrawn lines' messages.
+    """
+    F = db.FeeDetail
+    q = select(F.feedetl_sn).where(F.mdtrt_id == v.mdtrt_id)
+    if chrg_bchno:
+        q = q.join(FeeUpload, (FeeUpload.mdtrt_id == F.mdtrt_id) & (FeeUpload.feedetl_sn == F.feedetl_sn)).where(
+            FeeUpload.chrg_bchno == chrg_bchno
+        )
+    present = set(s.scalars(q))
+    if feedetl_sns is not None:
+        wanted = set(feedetl_sns)
+        missing = sorted(wanted - present)
+        if missing:
+            raise _rej(f"fee line(s) {missing} were not uploaded for {v.mdtrt_id}", f"就诊 {v.mdtrt_id} 无费用明细 {missing}", "feedetl_sn")
+        present = wanted
+    if chrg_bchno and not present:
+        raise _rej(f"no fee lines in batch {chrg_bchno!r}", f"收费批次 {chrg_bchno} 无费用明细", "chrg_bchno")
+    covered: set[int] = set()
+    for setl_id, trace in _live_settlements(s, v.mdtrt_id):
+        lst = trace.get("feedetl_sn") if isinstance(trace, dict) else None
+        both = present if lst is None else present & {int(x) for x in lst}
+        if both:
+            raise _rej(
+                f"fee line(s) {sorted(both)} are in live settlement {setl_id}; cancel it first",
+                f"费用明细 {sorted(both)} 已结算 ({setl_id}), 请先撤销结算",
+                "feedetl_sn",
+            )
+    gone = sorted(present)
+    if gone:
+        s.execute(delete(FeeUpload).where(FeeUpload.mdtrt_id == v.mdtrt_id, FeeUpload.feedetl_sn.in_(gone)))
+        s.execute(delete(F).where(F.mdtrt_id == v.mdtrt_id, F.feedetl_sn.in_(gone)))
+    v.changed_at = now
+    s.flush()
+    return gone
 
 
 def unsettled_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[FeeLine]:
