@@ -452,7 +452,8 @@ class Interface:
         if self.ecode_verifier is None:
             raise _rej("e-insurance-code tokens (mdtrt_cert_type 01) are not configured on this platform",
                        "本平台未配置医保电子凭证核验 (就诊凭证类型01)", "mdtrt_cert_type")
-        return self.ecode_verifier(cert_no, now, fixmedins_code)
+        with self._writer:  # it writes the usage record: queue it with this process's other writers (SQLite)
+            return self.ecode_verifier(cert_no, now, fixmedins_code)
 
     def _ecode_payer(self, cert_type: str, cert_no: str) -> str:
         """A relative's e-code shown from a family account with mutual aid: the holder's account pays (家庭账户共济)."""
