@@ -251,3 +251,14 @@ def test_payer_for_code_only_with_mutual_aid(svc: EcodeService) -> None:
     svc.clock.t = T0 + dt.timedelta(seconds=61)
     assert svc.payer_for_code(code) is None  # expired
     assert svc.payer_for_code("garbage") is None
+
+
+def test_key_rotation_keeps_shown_codes_valid(svc: EcodeService, db_engine) -> None:
+    svc.bind("acct-1", "P1", GOOD)
+    old = svc.generate("acct-1", "P1")
+    kid = svc.rotate_key()
+    new = svc.generate("acct-1", "P1")
+    assert tokens.peek(new).kid == kid != tokens.peek(old).kid
+    other = EcodeService(db_engine, clock=svc.clock)  # another process: loads every key from the database
+    assert other.verify(old, fixmedins_code="H-LOCAL1").psn_no == "P1"
+    assert other.verify(new, fixmedins_code="H-LOCAL1").psn_no == "P1"

@@ -99,6 +99,17 @@ class EcodeService:
             self._keys = {r.kid: _key(r) for r in rows}
             self._active_kid = active[-1].kid
 
+    def rotate_key(self) -> str:
+        """Start signing with a new key; older keys still verify the codes already shown (they expire in a minute)."""
+        alg = self.params.token.algorithm
+        k = tokens.SigningKey.generate(alg)
+        with db.session_scope(self.engine, immediate=True) as s:
+            s.execute(update(EcodeKey).where(EcodeKey.active.is_(True)).values(active=False))
+            s.add(EcodeKey(kid=k.kid, algorithm=alg, secret_hex=k.secret.hex(), sm2_private=k.sm2_private,
+                           sm2_public=k.sm2_public, created_at=self.clock(), active=True))
+        self._load_keys()
+        return k.kid
+
     def signing_key(self) -> tokens.SigningKey:
         if self._active_kid is None:
             self._load_keys()

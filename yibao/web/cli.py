@@ -102,3 +102,11 @@ def ecode_events(limit: int = typer.Option(30, "--limit"), db: Optional[str] = D
             t.add_row(str(e.id), e.detected_at.strftime("%Y-%m-%d %H:%M:%S"), e.psn_no, e.kind, e.detail_zh, e.actions,
                       e.reported_at.strftime("%H:%M:%S") if e.reported_at else "", e.actor)
     console.print(t)
+
+
+@app.command("ecode-rotate-key")
+def ecode_rotate_key(db: Optional[str] = DB) -> None:
+    """Sign new e-codes with a fresh key (other server processes pick it up when they restart; old keys keep verifying)."""
+    from yibao.ecode.service import EcodeService
+
+    console.print(f"new signing key {EcodeService(_engine(db)).rotate_key()}")

@@ -54,16 +54,26 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-_runs: dict[tuple[str, str], dict[str, Any]] = {}
+_runs: dict[tuple[str, str, float], dict[str, Any]] = {}
 _runs_lock = threading.Lock()
 
 
+def _stamp(data_dir: Path) -> float:
+    """The newest modification time of the directory's tables (a re-generated or re-settled region has a new one)."""
+    try:
+        return max((p.stat().st_mtime for p in Path(data_dir).iterdir()), default=0.0)
+    except OSError:
+        return 0.0
+
+
 def analysis(kind: str, data_dir: Path, fn) -> dict[str, Any]:
-    """Run ``fn(data_dir)`` once per (kind, directory) in a background thread; returns its state dict."""
-    key = (kind, str(data_dir))
+    """Run ``fn(data_dir)`` once per (kind, directory, its tables' mtime) in a background thread; returns its state."""
+    key = (kind, str(data_dir), _stamp(data_dir))
     with _runs_lock:
         st = _runs.get(key)
         if st is None:
+            for old in [k for k in _runs if k[:2] == key[:2] and _runs[k]["status"] != "running"]:
+                del _runs[old]  # the region changed: drop the stale result
             st = {"status": "running", "started": time.monotonic(), "result": None, "error": "", "seconds": 0.0}
             _runs[key] = st
 
