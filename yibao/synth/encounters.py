@@ -717,6 +717,17 @@ def generate_encounters(
     keep_bad = np.zeros(len(l_item), dtype=bool)
     keep_bad[r[bad_r & ~drop_r]] = True
 
+    # --- nobody is treated before birth (babies born this year) or after death (discharge way 5):
+    # such encounters lose their lines here and are dropped below with the other empty ones
+    born = people.brdy[e["person"]] * DAY - 8 * HOUR + DAY  # local midnight after the birth day, epoch seconds
+    died = e["dscg"] == DSCG_WAYS.index("5")
+    death = np.full(people.n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(death, e["person"][died], e["end"][died])
+    d_p = death[e["person"]]
+    impossible = (e["begin"] < born) | (e["begin"] >= d_p) | (died & (e["end"] > d_p))
+    if impossible.any():
+        keep &= ~impossible[l_enc]
+
     # --- order lines by encounter (stable: the order of generation within an encounter)
     order = g.lines.order(n_enc)
     order = order[keep[order]]
