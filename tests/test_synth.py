@@ -218,6 +218,18 @@ def test_encounter_times_and_settings(big):
     assert {"N18.5"} <= set(e.dise_codg[e.med_type == "14"]) and e.dise_codg[e.med_type == "14"].str.startswith("C").any()
 
 
+def test_nobody_is_treated_before_birth_or_after_death(big):
+    e, p = big["encounter"], big["person"]
+    brdy = pd.to_datetime(p.set_index("psn_no")["brdy"]).dt.date
+    start = pd.Series(local_date(e.begntime.to_numpy())).dt.date
+    assert (start.to_numpy() >= brdy.reindex(e.psn_no).to_numpy()).all()
+    assert (brdy.to_numpy() > pd.Timestamp(f"{YEAR}-01-01").date()).any()  # the check bites: babies born this year exist
+    died = e[e.dscg_way == "5"].groupby("psn_no").endtime.min()
+    assert len(died) > 0
+    later = e.begntime.to_numpy() >= died.reindex(e.psn_no).fillna(np.iinfo(np.int64).max).to_numpy()
+    assert not later.any()
+
+
 def test_fee_lines_are_exact_and_inside_their_encounter(big):
     f = big["fee_detail"]
     assert (f.det_item_fee_sumamt == (f.cnt_milli * f.pric + 500) // 1000).all()
