@@ -121,9 +121,18 @@ def create_app(iface: Interface) -> FastAPI:
             responses={400: {"model": S.ErrorBody}, 401: {"model": S.ErrorBody}, 503: {"model": S.ErrorBody}},
         )
     app.include_router(router)
-    from yibao.supervision.api import router as supervision_router; app.include_router(supervision_router)  # noqa: E702
-    from yibao.payment.api import router as payment_router; app.include_router(payment_router)  # noqa: E702
-    from yibao.procurement.api import router as procurement_router; app.include_router(procurement_router)  # noqa: E702
+    # the subsystems' routers sit behind the console's login: bureau staff only (institution staff and the
+    # public see their own slice through the console pages, which filter by the user's institution / person)
+    from fastapi import Depends
+
+    from yibao.payment.api import router as payment_router
+    from yibao.procurement.api import router as procurement_router
+    from yibao.supervision.api import router as supervision_router
+    from yibao.web.auth import require
+
+    bureau_only = [Depends(require("bureau"))]
+    for sub in (supervision_router, payment_router, procurement_router):
+        app.include_router(sub, dependencies=bureau_only, responses={401: {"description": "login required"}, 403: {"description": "not bureau staff"}})
     from yibao.web.console import mount_console  # the console (运行监测) and e-code pages, under /console
 
     mount_console(app, iface)
