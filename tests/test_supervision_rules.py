@@ -132,20 +132,29 @@ def build(r: Region) -> None:
     # 低标入院: a 2-day admission for a cold vs an 8-day one
     case("SV-LOWADM-01", [r.enc("LA1", [("S0201", 2), "W0101"], med_type="21", days=2, dx="J06.9")],
          [r.enc("LA2", [("S0201", 8), "W0101"], med_type="21", days=8, dx="J06.9"), r.enc("LA3", [("S0201", 2), "W0101"], med_type="21", days=2, dx="J18.9")])
-    # 高套: respiratory failure on paper vs with a blood gas test
-    case("SV-UPCODE-01", [r.enc("UP1", [("S0201", 5), "W0101"], med_type="21", days=5, dx="J18.9", other="I10;J96.0")],
-         [r.enc("UP2", [("S0201", 5), "S0415"], med_type="21", days=5, dx="J18.9", other="J96.0")])
+    # 高套: respiratory failure on paper, or with only a routine blood gas; sepsis with only a routine culture,
+    # vs respiratory failure with ventilation and sepsis with culture + a broad-spectrum antibiotic (every group met)
+    case("SV-UPCODE-01",
+         [r.enc("UP1", [("S0201", 5), "W0101"], med_type="21", days=5, dx="J18.9", other="I10;J96.0"),
+          r.enc("UP3", [("S0201", 5), "S0415"], med_type="21", days=5, dx="J18.9", other="J96.0"),
+          r.enc("UP4", [("S0201", 5), "S0420"], med_type="21", days=5, dx="J18.9", other="A41.9"),
+          r.enc("UP5", [("S0201", 5), "W0518"], med_type="21", days=5, dx="J18.9", other="A41.9")],
+         [r.enc("UP2", [("S0201", 5), "S0317"], med_type="21", days=5, dx="J18.9", other="J96.0"),
+          r.enc("UP6", [("S0201", 5), "S0420", "W0518"], med_type="21", days=5, dx="J18.9", other="A41.9")])
     # 冒名就医: a delivery on a man's card; a claim after the recorded death
     case("SV-IMP-01", [r.enc("IM1", ["S0608"], psn=r.person("PM2", "1"), med_type="21", days=3, dx="O80")],
          [r.enc("IM2", ["S0608"], psn=r.person("PF2", "2"), med_type="21", days=3, dx="O80")])
     pd_ = r.person("PD")
     r.enc("DE1", [("S0201", 3)], psn=pd_, med_type="21", day=50, days=3, dx="I21.9", dscg="5")
     case("SV-IMP-02", [r.enc("DE2", ["W0101"], psn=pd_, med_type="41", day=70)], ["DE1", r.enc("DE0", ["W0101"], psn=pd_, med_type="41", day=20)])
-    # 进销存: H3 billed 50 of W0102 but bought 10; bought 50 of W0103
-    r.enc("ST1", [("W0102", 50, None, 25), ("W0103", 50, None, 25)], inst="H3", med_type="14")
-    r.purchases += [dict(fixmedins_code="H3", med_list_codg="W0102", policy_year=2025, qty_milli=10_000, opening_stock_milli=0, synthetic=True),
-                    dict(fixmedins_code="H3", med_list_codg="W0103", policy_year=2025, qty_milli=50_000, opening_stock_milli=0, synthetic=True)]
-    case("SV-STOCK-01", ["H3#W0102"], ["H3#W0103"])
+    # 进销存: H3 billed 50 of W0102 but bought 10; bought 50 of W0103. Slack is 12 % of purchases + stock, at least
+    # 1 unit: 20 billed of 14 bought + 2 in stock (25 %) is found, 9 of 8 + 0 (12.5 %, 1 unit) too;
+    # 11 of 10 + 0 (10 %) and 56 of 50 + 0 (12 %, not above) are within the slack.
+    r.enc("ST1", [("W0102", 50, None, 25), ("W0103", 50, None, 25), ("W0104", 20, None, 10), ("W0105", 9, None, 9),
+                  ("W0106", 11, None, 11), ("W0107", 56, None, 28)], inst="H3", med_type="14")
+    for code, bought, stock in (("W0102", 10, 0), ("W0103", 50, 0), ("W0104", 14, 2), ("W0105", 8, 0), ("W0106", 10, 0), ("W0107", 50, 0)):
+        r.purchases.append(dict(fixmedins_code="H3", med_list_codg=code, policy_year=2025, qty_milli=bought * 1000, opening_stock_milli=stock * 1000, synthetic=True))
+    case("SV-STOCK-01", ["H3#W0102", "H3#W0104", "H3#W0105"], ["H3#W0103", "H3#W0106", "H3#W0107"])
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def connect(data_dir: str | Path, book: RuleBook | None = None, *, threads: int 
         "k_item_requires": pd.DataFrame([(c, list(r)) for c, r in k.item_requires.items()], columns=["med_list_codg", "requires"]),
         "k_max_daily": pd.DataFrame(list(k.max_daily_milli.items()), columns=["med_list_codg", "max_daily_milli"]),
         "k_outpatient_treatable": pd.DataFrame(list(k.outpatient_treatable), columns=["dise_prefix"]),
-        "k_dx_evidence": pd.DataFrame([(p, list(e)) for p, e in k.dx_evidence.items()], columns=["dise_prefix", "evidence"]),
+        "k_dx_evidence": pd.DataFrame([(p, [list(g) for g in e]) for p, e in k.dx_evidence.items()], columns=["dise_prefix", "evidence"]),
         "k_sex_specific_dx": pd.DataFrame(list(k.sex_specific_dx), columns=["dise_prefix", "gend"]),
     }
     for name, df in frames.items():

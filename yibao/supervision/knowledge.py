@@ -145,7 +145,7 @@ class Knowledge:
     item_requires: dict[str, tuple[str, ...]]
     max_daily_milli: dict[str, int]  # code -> max units per day x 1000
     outpatient_treatable: tuple[str, ...]
-    dx_evidence: dict[str, tuple[str, ...]]
+    dx_evidence: dict[str, tuple[tuple[str, ...], ...]]  # prefix -> groups, all needed; any item of a group meets it
     sex_specific_dx: tuple[tuple[str, str], ...]  # (prefix, gend)
 
     def sex_of_dx(self, code: str) -> str:
@@ -154,6 +154,18 @@ class Knowledge:
             if code.startswith(p):
                 return g
         return ""
+
+
+def _evidence_groups(r: dict[str, str]) -> tuple[tuple[str, ...], ...]:
+    """``"A;B+C"`` -> ``(("A", "B"), ("C",))``: every group must be met, a group by any of its items."""
+    groups = tuple(tuple(x.strip() for x in g.split(";") if x.strip()) for g in r["evidence"].split("+"))
+    if not groups or any(not g for g in groups):
+        raise SupervisionDataError(
+            f"dx_evidence.csv {r['dise_prefix']}: evidence {r['evidence']!r} has an empty group",
+            f"dx_evidence.csv {r['dise_prefix']}: 诊疗依据 (evidence) 含空组",
+            field="evidence",
+        )
+    return groups
 
 
 def load_knowledge(directory: Path | None = None) -> Knowledge:
@@ -187,7 +199,7 @@ def load_knowledge(directory: Path | None = None) -> Knowledge:
         item_requires={r["med_list_codg"]: tuple(x for x in r["requires"].split(";") if x) for r in raw["item_requires"]},
         max_daily_milli=md,
         outpatient_treatable=tuple(r["dise_prefix"] for r in raw["outpatient_treatable"]),
-        dx_evidence={r["dise_prefix"]: tuple(x for x in r["evidence"].split(";") if x) for r in raw["dx_evidence"]},
+        dx_evidence={r["dise_prefix"]: _evidence_groups(r) for r in raw["dx_evidence"]},
         sex_specific_dx=tuple(sexes),
     )
 

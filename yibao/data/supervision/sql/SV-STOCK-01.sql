@@ -1,4 +1,5 @@
--- 进销存不符: an institution billed more of a drug in the year than it bought plus its opening stock.
+-- 进销存不符: an institution billed more of a drug in the year than it bought plus its opening stock,
+-- by more than a share of that (tolerance_bp) and by at least min_excess_units whole units.
 WITH sold AS (
   SELECT e.fixmedins_code, f.med_list_codg, sum(f.cnt_milli) AS sold_milli, sum(f.det_item_fee_sumamt) AS fen,
          mode(e.dr_code) AS dr_code
@@ -12,4 +13,4 @@ SELECT s.fixmedins_code || '#' || s.med_list_codg AS entity_id, NULL::VARCHAR AS
        to_json({sold: s.sold_milli / 1000, purchased: p.qty_milli / 1000, opening_stock: p.opening_stock_milli / 1000})::VARCHAR AS evidence
 FROM sold s JOIN purchase p USING (fixmedins_code, med_list_codg)
 WHERE s.sold_milli * 10000 > (p.qty_milli + p.opening_stock_milli) * (10000 + $tolerance_bp)
-  AND s.sold_milli - p.qty_milli - p.opening_stock_milli > 1000 * $min_excess_units
+  AND s.sold_milli - p.qty_milli - p.opening_stock_milli >= 1000 * $min_excess_units
