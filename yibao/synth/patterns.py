@@ -43,6 +43,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from yibao.core import contract as C
 from yibao.core.errors import YibaoError
@@ -167,8 +168,7 @@ def inject_patterns(tables: dict[str, pa.Table], patterns: Mapping[str, float], 
     enc = frames["encounter"]
     # keep encounters in id order and lines grouped by encounter, in line order
     enc = frames["encounter"] = enc.sort_values("mdtrt_id", kind="stable", ignore_index=True)
-    pos = pd.Series(np.arange(len(enc)), index=enc["mdtrt_id"].to_numpy())
-    key = pos.reindex(fee["mdtrt_id"].to_numpy()).to_numpy().astype(np.int64) * (1 << 24) + fee["feedetl_sn"].to_numpy().astype(np.int64)
+    key = _enc_pos(frames) * (1 << 24) + fee["feedetl_sn"].to_numpy().astype(np.int64)
     frames["fee_detail"] = fee.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
     return {**tables, **_to_tables(frames)}, pa.concat_tables(labels)
 
@@ -199,6 +199,44 @@ def _cap(code: str) -> int:
     return int(c.pric_uplmt[c.idx(code)])
 
 
+def _item_idx(codes) -> np.ndarray:
+    """Catalog positions of item codes."""
+    index = _catalog().index
+    return np.fromiter((index[x] for x in codes), dtype=np.int64, count=len(codes))
+
+
+def _enc_pos(frames, rows=None) -> np.ndarray:
+    """Row of ``encounter`` of each fee line (of the lines ``rows``, or all), -1 if none (Arrow hash lookup)."""
+    enc, fee = frames["encounter"], frames["fee_detail"]
+    mid = fee["mdtrt_id"].to_numpy()
+    if rows is not None:
+        mid = mid[rows]
+    pos = pc.index_in(pa.array(mid, pa.string()), value_set=pa.array(enc["mdtrt_id"].to_numpy(), pa.string()))
+    return pos.fill_null(-1).to_numpy().astype(np.int64)
+
+
+def _enc_col(frames, col: str, rows=None) -> np.ndarray:
+    """``encounter[col]`` of each fee line (by its ``mdtrt_id``); every line has its encounter."""
+    return frames["encounter"][col].to_numpy()[_enc_pos(frames, rows)]
+
+
+def _isin(values, keys) -> np.ndarray:
+    """``values`` (a string column) is one of ``keys`` (Arrow hash set, faster than pandas on object strings)."""
+    keys = list(keys)
+    if not keys:
+        return np.zeros(len(values), bool)
+    return pc.is_in(pa.array(np.asarray(values, dtype=object), pa.string()), value_set=pa.array(keys, pa.string())).to_numpy(zero_copy_only=False)
+
+
+def _inst_share(codes, tag: str, share: float) -> np.ndarray:
+    """Institutions picked by a hash (fixed across chunks): ``_stable_u(tag, code) < share``, once per distinct code."""
+    codes = np.asarray(codes, dtype=object)
+    if len(codes) == 0:
+        return np.zeros(0, bool)
+    k, uniq = pd.factorize(codes)
+    return np.array([_stable_u(tag, c) < share for c in uniq], dtype=bool)[k]
+
+
 def _amount(cnt_milli, pric):
     return (np.asarray(cnt_milli, dtype=np.int64) * np.asarray(pric, dtype=np.int64) + 500) // 1000
 
@@ -216,11 +254,14 @@ def _enc_lines(fee: pd.DataFrame, ids) -> pd.DataFrame:
     return fee[fee["mdtrt_id"].isin(set(ids))]
 
 
-def _next_sn(fee: pd.DataFrame) -> pd.Series:
-    return fee.groupby("mdtrt_id")["feedetl_sn"].max()
+def _next_sn(fee: pd.DataFrame, ids) -> np.ndarray:
+    """The largest line number of each encounter in ``ids`` (in that order)."""
+    ids = np.asarray(ids, dtype=object)
+    sub = fee.loc[fee["mdtrt_id"].isin(ids), ["mdtrt_id", "feedetl_sn"]]
+    return sub.groupby("mdtrt_id", sort=False)["feedetl_sn"].max().reindex(ids).to_numpy()
 
 
-def _plain_encounters(frames) -> set:
+def _plain_encounters(frames) -> pa.Array:
     """Encounters without any line of an item that has a payment restriction (safe to restructure).
 
     Computed once per chunk (restructuring keeps a plain encounter plain)."""
@@ -229,11 +270,19 @@ def _plain_encounters(frames) -> set:
         return cache["_plain"]
     fee = frames["fee_detail"]
     c = _catalog()
-    restricted = {code for code, i in c.index.items() if c.restricted[i]}
-    bad = set(fee.loc[fee["med_list_codg"].isin(restricted), "mdtrt_id"])
-    plain = set(fee["mdtrt_id"].unique()) - bad
+    restricted = [code for code, i in c.index.items() if c.restricted[i]]
+    mid = pa.array(fee["mdtrt_id"].to_numpy(), pa.string())
+    bad = pc.filter(mid, pa.array(_isin(fee["med_list_codg"].to_numpy(), restricted)))
+    uniq = pc.unique(mid)
+    plain = pc.filter(uniq, pc.invert(pc.is_in(uniq, value_set=bad)))
     cache["_plain"] = plain
     return plain
+
+
+def _is_plain(frames, ids) -> np.ndarray:
+    """Whether each encounter id in ``ids`` is plain (see :func:`_plain_encounters`)."""
+    ids = pa.array(np.asarray(ids, dtype=object), pa.string())
+    return pc.is_in(ids, value_set=_plain_encounters(frames)).to_numpy(zero_copy_only=False)
 
 
 def _new_lines(template: pd.DataFrame, items, cnt_milli, pric, sn) -> pd.DataFrame:
@@ -273,7 +322,7 @@ def duplicate_charge(frames, rate, rng):
         return C.GROUND_TRUTH.empty_table()
     last = fee.groupby("mdtrt_id", sort=False).tail(1)
     c = _catalog()
-    last = last[~last["med_list_codg"].map(lambda x: bool(c.restricted[c.idx(x)])).to_numpy()]
+    last = last[~c.restricted[_item_idx(last["med_list_codg"].to_numpy())].astype(bool)]
     pick = last.iloc[_choose(rng, len(last), rate)]
     dup = pick.copy()
     dup["feedetl_sn"] = (dup["feedetl_sn"] + 1).astype(np.int32)
@@ -289,7 +338,7 @@ def over_standard_price(frames, rate, rng):
     """
     fee = frames["fee_detail"]
     c = _catalog()
-    idx = np.array([c.idx(x) for x in fee["med_list_codg"]], dtype=np.int64) if len(fee) else np.zeros(0, np.int64)
+    idx = _item_idx(fee["med_list_codg"].to_numpy())
     cap = c.pric_uplmt[idx] if len(idx) else np.zeros(0, np.int64)
     svc = c.is_service[idx] & (cap > 0) if len(idx) else np.zeros(0, bool)
     already = np.flatnonzero(svc & (fee["pric"].to_numpy() > cap))
@@ -323,7 +372,7 @@ def unbundled_charge(frames, rate, rng):
     if pick.empty:
         return C.GROUND_TRUTH.empty_table()
     comp = [_BUNDLES[p] for p in pick["med_list_codg"]]
-    sn = _next_sn(fee).reindex(pick["mdtrt_id"]).to_numpy() + 1
+    sn = _next_sn(fee, pick["mdtrt_id"]) + 1
     new = _new_lines(pick, comp, np.full(len(pick), 1000), [_cap(x) for x in comp], sn)
     frames["fee_detail"] = pd.concat([fee, new], ignore_index=True)
     return _gt("fee_detail", line_id(new["mdtrt_id"], new["feedetl_sn"]), "unbundled_charge", [f"{p} already includes {q}" for p, q in zip(pick["med_list_codg"], comp)])
@@ -364,7 +413,7 @@ def excess_quantity(frames, rate, rng):
     """超量开药: a share ``rate`` of prescription lines of per-day drugs carry 15-30 times the quantity."""
     fee = frames["fee_detail"]
     c = _catalog()
-    idx = np.array([c.idx(x) for x in fee["med_list_codg"]], dtype=np.int64) if len(fee) else np.zeros(0, np.int64)
+    idx = _item_idx(fee["med_list_codg"].to_numpy())
     elig = np.flatnonzero((fee["prd_days"].to_numpy() > 0) & c.is_drug[idx] & ~c.is_herbal[idx] & (c.basis[idx] == 0)) if len(idx) else np.zeros(0, np.int64)
     rows = elig[_choose(rng, len(elig), rate)]
     f = rng.integers(15, 31, len(rows))
@@ -378,7 +427,8 @@ def excess_quantity(frames, rate, rng):
 def long_rx_excess(frames, rate, rng):
     """长期处方超限: a share ``rate`` of 28-day-or-longer prescription lines are written for 91-180 days."""
     fee, enc = frames["fee_detail"], frames["encounter"]
-    confirmed = fee["mdtrt_id"].map(dict(zip(enc["mdtrt_id"], enc["lt_rx_confirmed"]))).fillna(False).to_numpy(dtype=bool)
+    pos = _enc_pos(frames)
+    confirmed = np.where(pos >= 0, enc["lt_rx_confirmed"].to_numpy(dtype=bool)[pos], False)
     # a 28-day line of an unconfirmed encounter would become an unconfirmed long prescription as well: left alone
     elig = np.flatnonzero((fee["prd_days"].to_numpy() > 28) | ((fee["prd_days"].to_numpy() == 28) & confirmed))
     rows = elig[_choose(rng, len(elig), rate)]
@@ -398,7 +448,7 @@ def split_admission(frames, rate, rng):
     The readmission (a new encounter) is labelled.
     """
     fee, enc = frames["fee_detail"], frames["encounter"]
-    ip = enc[(enc["med_type"] == C.MED_TYPE_INPATIENT) & (enc["endtime"] - enc["begntime"] >= 6 * DAY) & enc["mdtrt_id"].isin(_plain_encounters(frames))]
+    ip = enc[(enc["med_type"] == C.MED_TYPE_INPATIENT).to_numpy() & (enc["endtime"] - enc["begntime"] >= 6 * DAY).to_numpy() & _is_plain(frames, enc["mdtrt_id"].to_numpy())]
     pick = ip.iloc[_choose(rng, len(ip), rate)]
     if pick.empty:
         return C.GROUND_TRUTH.empty_table()
@@ -444,7 +494,7 @@ _LOW_DX = ("J06", "J02", "J20", "K29", "M54", "L30", "H10", "R51", "K30", "B34")
 def low_standard_admission(frames, rate, rng):
     """低标入院: a share ``rate`` of clinic visits for minor conditions become 2-3 day admissions (bed, nursing, consultation)."""
     fee, enc = frames["fee_detail"], frames["encounter"]
-    el = enc[(enc["med_type"] == C.MED_TYPE_OUTPATIENT) & enc["dise_codg"].str[:3].isin(_LOW_DX) & enc["dr_code"].ne("") & enc["mdtrt_id"].isin(_plain_encounters(frames))]
+    el = enc[((enc["med_type"] == C.MED_TYPE_OUTPATIENT) & enc["dise_codg"].str[:3].isin(_LOW_DX) & enc["dr_code"].ne("")).to_numpy() & _is_plain(frames, enc["mdtrt_id"].to_numpy())]
     pick = el.iloc[_choose(rng, len(el), rate)]
     if pick.empty:
         return C.GROUND_TRUTH.empty_table()
@@ -455,7 +505,7 @@ def low_standard_admission(frames, rate, rng):
     enc.loc[pick.index, "mulaid_payer_psn_no"] = ""
     tmpl = fee[fee["mdtrt_id"].isin(set(pick["mdtrt_id"]))].drop_duplicates("mdtrt_id").set_index("mdtrt_id").reindex(pick["mdtrt_id"]).reset_index()
     tmpl["bilg_dr_code"] = pick["dr_code"].to_numpy()
-    nxt = _next_sn(fee).reindex(pick["mdtrt_id"]).to_numpy()
+    nxt = _next_sn(fee, pick["mdtrt_id"])
     parts = []
     for k, code in enumerate(("S0201", "S0208", "S0105")):
         parts.append(_new_lines(tmpl, [code] * len(tmpl), days * 1000, [_cap(code)] * len(tmpl), nxt + 1 + k))
@@ -501,7 +551,7 @@ def impersonation(frames, rate, rng):
     for p in _MALE_DX:
         mal |= dx.str.startswith(p).to_numpy()
     gend = dict(zip(person["psn_no"], person["gend"]))
-    elig = np.flatnonzero((fem | mal) & enc["mdtrt_id"].isin(_plain_encounters(frames)).to_numpy())
+    elig = np.flatnonzero((fem | mal) & _is_plain(frames, enc["mdtrt_id"].to_numpy()))
     rows = elig[_choose(rng, len(elig), rate)]
     owners = set(enc["psn_no"].to_numpy()[rows])
     sub = link[link["psn_no"].isin(owners)]
@@ -547,15 +597,17 @@ def phantom_admission(frames, rate, rng):
     """
     fee, enc = frames["fee_detail"], frames["encounter"]
     ip = enc[(enc["med_type"] == C.MED_TYPE_INPATIENT) & (enc["endtime"] - enc["begntime"] >= 3 * DAY)]
-    bad = ip["fixmedins_code"].map(lambda c: _stable_u("phantom", c) < 1 / 3).to_numpy()
-    ip = ip[bad & ip["mdtrt_id"].isin(_plain_encounters(frames)).to_numpy()]
+    bad = _inst_share(ip["fixmedins_code"].to_numpy(), "phantom", 1 / 3)
+    ip = ip[bad & _is_plain(frames, ip["mdtrt_id"].to_numpy())]
     pick = ip.iloc[_choose(rng, len(ip), min(1.0, rate * 3))]
-    ids = set(pick["mdtrt_id"])
-    drop = fee["mdtrt_id"].isin(ids) & ~fee["med_list_codg"].isin(_HOTEL)
-    keep_any = fee[fee["mdtrt_id"].isin(ids) & ~drop].groupby("mdtrt_id").size()
-    ok = [m for m in pick["mdtrt_id"] if keep_any.get(m, 0) > 0]
-    drop &= fee["mdtrt_id"].isin(set(ok))
-    frames["fee_detail"] = fee[~drop].copy()  # line numbers keep their gaps
+    mid = fee["mdtrt_id"].to_numpy()
+    picked = _isin(mid, pick["mdtrt_id"])
+    hotel = _isin(fee["med_list_codg"].to_numpy(), _HOTEL)
+    drop = picked & ~hotel
+    has_hotel = set(mid[picked & hotel])
+    ok = [m for m in pick["mdtrt_id"] if m in has_hotel]
+    drop &= _isin(mid, ok)
+    frames["fee_detail"] = fee.take(np.flatnonzero(~drop))  # line numbers keep their gaps
     return _gt("encounter", ok, "phantom_admission", "only bed, nursing and consultation charges")
 
 
@@ -569,14 +621,14 @@ def over_examination(frames, rate, rng):
     """
     fee, enc = frames["fee_detail"], frames["encounter"]
     el = enc[enc["med_type"].isin([C.MED_TYPE_OUTPATIENT, C.MED_TYPE_CHRONIC]) & enc["dr_code"].ne("")]
-    el = el[el["fixmedins_code"].map(lambda c: _stable_u("overexam", c) < 1 / 3).to_numpy()]
+    el = el[_inst_share(el["fixmedins_code"].to_numpy(), "overexam", 1 / 3)]
     pick = el.iloc[_choose(rng, len(el), min(1.0, rate * 3))]
     if pick.empty:
         return C.GROUND_TRUTH.empty_table()
     have = fee[fee["mdtrt_id"].isin(set(pick["mdtrt_id"]))]
     tmpl = have.drop_duplicates("mdtrt_id").set_index("mdtrt_id").reindex(pick["mdtrt_id"]).reset_index()
     tmpl["bilg_dr_code"] = pick["dr_code"].to_numpy()
-    nxt = _next_sn(fee).reindex(pick["mdtrt_id"]).to_numpy()
+    nxt = _next_sn(fee, pick["mdtrt_id"])
     k = rng.integers(4, 7, len(pick))
     exams = np.array([rng.choice(np.array(_EXAMS, dtype=object), 6, replace=False) for _ in range(len(pick))])
     parts = []
@@ -597,16 +649,18 @@ def stock_mismatch(frames, rate, rng):
     """
     fee, enc = frames["fee_detail"], frames["encounter"]
     c = _catalog()
-    inst = fee["mdtrt_id"].map(dict(zip(enc["mdtrt_id"], enc["fixmedins_code"])))
-    idx = np.array([c.idx(x) for x in fee["med_list_codg"]], dtype=np.int64) if len(fee) else np.zeros(0, np.int64)
+    idx = _item_idx(fee["med_list_codg"].to_numpy())
     drug = (c.is_drug[idx] & ~c.is_herbal[idx]) if len(idx) else np.zeros(0, bool)
-    pairs = pd.unique(inst[drug].astype(str) + "#" + fee["med_list_codg"][drug].astype(str))
+    drug_rows = np.flatnonzero(drug)
+    inst = _enc_col(frames, "fixmedins_code", drug_rows)
+    codes, pairs = pd.factorize(pd.Series(inst, dtype=object) + "#" + fee["med_list_codg"].to_numpy()[drug_rows])
     chosen = {p: round(1.3 + 0.5 * _stable_u("stockf", p), 2) for p in pairs if _stable_u("stock", p) < rate}
     if not chosen:
         return C.GROUND_TRUTH.empty_table()
-    key = (inst.astype(str) + "#" + fee["med_list_codg"].astype(str)).to_numpy()
-    rows = np.flatnonzero(drug & pd.Series(key, dtype=object).isin(set(chosen)).to_numpy())
-    f = np.array([chosen[k] for k in key[rows]])
+    factor = np.array([chosen.get(p, np.nan) for p in pairs], dtype=np.float64)[codes]
+    hit = ~np.isnan(factor)
+    rows = drug_rows[hit]
+    f = factor[hit]
     cnt = np.ceil(fee["cnt_milli"].to_numpy()[rows] * f / 1000).astype(np.int64) * 1000
     fee.iloc[rows, fee.columns.get_loc("cnt_milli")] = cnt
     fee.iloc[rows, fee.columns.get_loc("det_item_fee_sumamt")] = _amount(cnt, fee["pric"].to_numpy()[rows])
@@ -620,7 +674,7 @@ def ring(frames, rate, rng):
     (entity ``person``).
     """
     fee, enc, person = frames["fee_detail"], frames["encounter"], frames["person"]
-    op = enc[(enc["med_type"] == C.MED_TYPE_OUTPATIENT) & enc["dr_code"].ne("") & enc["mdtrt_id"].isin(_plain_encounters(frames))]
+    op = enc[((enc["med_type"] == C.MED_TYPE_OUTPATIENT) & enc["dr_code"].ne("")).to_numpy() & _is_plain(frames, enc["mdtrt_id"].to_numpy())]
     first = op.drop_duplicates("psn_no")
     n_people = int(round(len(person) * rate))
     if n_people < 6 or len(first) < 6:
