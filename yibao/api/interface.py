@@ -142,12 +142,19 @@ class Ctx:
     def now(self) -> dt.datetime:
         return self.received
 
-    def commit(self, s: Session, output: Any) -> Outcome:
-        """Store the reply and the audit record in the handler's transaction (call last)."""
-        stored = s.get(StoredReply, self.env.msgid)
-        if stored is not None:
-            s.expunge(stored)  # keep its loaded values through the rollback
-            raise _Answered(stored)
+    def commit(self, s: Session, output: Any, *, maybe_repeat: bool = False) -> Outcome:
+        """Store the reply and the audit record in the handler's transaction (call last).
+
+        A msgid that already has a stored reply makes the insert fail (primary key): the
+        transaction rolls back and ``Interface._dispatch`` answers from the store.  When the
+        caller already knows the message is probably a repeat (``maybe_repeat``, a replayed
+        settlement), look first, so that the settlement service does not retry the conflict.
+        """
+        if maybe_repeat:
+            stored = s.get(StoredReply, self.env.msgid)
+            if stored is not None:
+                s.expunge(stored)  # keep its loaded values through the rollback
+                raise _Answered(stored)
         reply = self.iface._reply(0, "", output, self.received)
         wire = self.iface._seal(reply, self.keys)
         text = dumps_exact(wire)
@@ -657,10 +664,29 @@ class Interface:
             v, enc = V.load_visit(s, mdtrt_id, psn_no=psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=kind)
             done = V.upload_fees(s, v, lines, catalog=self.catalog, msgid=ctx.env.msgid, now=ctx.now,
                                  max_lines=self.cfg.interface.max_feedetail_lines)
-            result = [self._line_result(s, v, enc, u.line) for u, _new in done]
+            split = self._line_split_context(s, v, enc)
+            result = [self._line_result(v, enc, u.line, split) for u, _new in done]
             return ctx.commit(s, {"result": result})
 
-    def _line_result(self, s: Session, v: V.VisitState, enc: db.Encounter, ln: FeeLine) -> dict[str, Any]:
+    def _line_split_context(self, s: Session, v: V.VisitState, enc: db.Encounter) -> tuple | None:
+        """What every line's split shares (person, hospital level, benefit category), read once per upload.
+
+        None when the split cannot be computed yet (then each line's memo says so).
+        """
+        p = s.get(db.Person, v.psn_no)
+        inst = s.get(db.Institution, v.fixmedins_code)
+        try:
+            snap = self.book.policy(p.insuplc_admdvs or "").snapshot(enc.begntime.astimezone(db.SHANGHAI).date())
+            diags = (enc.dise_codg or "", *[x for x in (enc.other_dise_codg or "").split(";") if x])
+            cat = snap.scheme_for(p.insutype).categories[classify_category(snap, enc.med_type or "", diags)]
+            facts = PersonFacts(p.psn_no, p.insutype or "", p.psn_type or "", p.gend or "", p.brdy,
+                                p.insuplc_admdvs or "", p.assistance or "", bool(p.civil_servant))
+            hosp_lv = int(inst.hosp_lv or 0)
+        except (YibaoError, KeyError, TypeError, AttributeError):
+            return None
+        return facts, hosp_lv, diags, cat
+
+    def _line_result(self, v: V.VisitState, enc: db.Encounter, ln: FeeLine, split: tuple | None) -> dict[str, Any]:
         item = self.catalog[ln.med_list_codg]
         out: dict[str, Any] = {
             "feedetl_sn": str(ln.feedetl_sn), "det_item_fee_sumamt": _yuan(ln.det_item_fee_sumamt),
@@ -673,14 +699,10 @@ class Interface:
             "memo": "",
         }
         try:  # the line-level split of the settlement rules, as this person would be settled today
-            p = s.get(db.Person, v.psn_no)
-            inst = s.get(db.Institution, v.fixmedins_code)
-            snap = self.book.policy(p.insuplc_admdvs or "").snapshot(enc.begntime.astimezone(db.SHANGHAI).date())
-            diags = (enc.dise_codg or "", *[x for x in (enc.other_dise_codg or "").split(";") if x])
-            cat = snap.scheme_for(p.insutype).categories[classify_category(snap, enc.med_type or "", diags)]
-            facts = PersonFacts(p.psn_no, p.insutype or "", p.psn_type or "", p.gend or "", p.brdy,
-                                p.insuplc_admdvs or "", p.assistance or "", bool(p.civil_servant))
-            one = Claim(mdtrt_id=enc.mdtrt_id, person=facts, fixmedins_code=v.fixmedins_code, hosp_lv=int(inst.hosp_lv or 0),
+            if split is None:
+                raise KeyError("no split context")
+            facts, hosp_lv, diags, cat = split
+            one = Claim(mdtrt_id=enc.mdtrt_id, person=facts, fixmedins_code=v.fixmedins_code, hosp_lv=hosp_lv,
                         med_type=enc.med_type or "", begntime=enc.begntime, setl_time=max(enc.begntime, self.clock()),
                         dise_codg=diags[0], other_dise_codg=tuple(diags[1:]), lines=(ln,))
             _m, ful, over, pre, inscp, _x = split_lines(one, self.catalog, cat)
@@ -775,7 +797,7 @@ class Interface:
                 check_amounts(r)
             row = s.get(db.Settlement, r.setl_id)
             info, detail = self.setlinfo(s, row, medins_setl_id=env.msgid, cert_type=q.mdtrt_cert_type)
-            ctx.commit(s, {"setlinfo": info, "setldetail": detail})
+            ctx.commit(s, {"setlinfo": info, "setldetail": detail}, maybe_repeat=r.replayed)
 
         with self._writer:
             self.svc.settle(claim, msgid=env.msgid, use_account=q.acct_used_flag == "1", guard=guard, hook=hook)
@@ -833,7 +855,7 @@ class Interface:
             info, detail = self.setlinfo(s, row, sign=-1, medins_setl_id=env.msgid)
             info["balc"] = _yuan(r.balc) if r.balc is not None else info["balc"]
             info["refd_setl_flag"] = "1"
-            ctx.commit(s, {"setlinfo": info, "setldetail": detail})
+            ctx.commit(s, {"setlinfo": info, "setldetail": detail}, maybe_repeat=r.replayed)
 
         with self._writer:
             self.svc.cancel(q.setl_id, msgid=env.msgid, at=ctx.now, hook=hook)

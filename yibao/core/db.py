@@ -801,8 +801,13 @@ def post_account(
     kind: str,
     setl_id: str | None,
     time: datetime,
+    *,
+    locked: bool = False,
 ) -> int:
     """Move ``amount`` fen (+credit / −debit) on an account; return the new balance.
+
+    ``locked=True``: the caller already holds :func:`lock_account` on this
+    account in the same transaction (so the row exists; skip that check).
 
     ``kind``: ``credit`` (amount ≥ 0), ``pay`` and ``mulaid_pay`` (≤ 0), or
     ``reversal`` (either sign).  Refuses to take the balance below zero
@@ -819,7 +824,8 @@ def post_account(
             f"账户变动金额符号错误: {kind} {amount}",
             field="amount",
         )
-    _ensure_account(session, psn_no)
+    if not locked:
+        _ensure_account(session, psn_no)
     if amount == 0:
         return int(session.execute(select(Account.balc).where(Account.psn_no == psn_no)).scalar_one())
     new = session.execute(

@@ -298,6 +298,22 @@ def _reply_from_row(row: db.Settlement, *, pre: bool = False, replayed: bool = F
     )
 
 
+def _dry_run_safe(res: Settlement, accum: dict, balance: int | None, payer_no: str, paid: int) -> bool:
+    """Would the accumulator and account writes of this settlement certainly succeed?
+
+    True when every accumulator delta is an integer and leaves its (locked) value at or above zero
+    (what :func:`db.apply_accumulator_deltas` checks) and the account that pays is the one locked,
+    with at least ``paid`` fen on it (what :func:`db.post_account` checks).
+    """
+    for key, delta in res.accum_delta.items():
+        k = (key, "") if isinstance(key, str) else (str(key[0]), str(key[1]))
+        if isinstance(delta, bool) or int(delta) != delta or accum.get(k, 0) + int(delta) < 0:
+            return False
+    if res.acct_payer_psn_no:
+        return res.acct_payer_psn_no == payer_no and balance is not None and 0 <= paid <= balance
+    return True
+
+
 def _new_setl_id() -> str:
     return "L" + uuid.uuid4().hex.upper()  # 'S…' ids are the batch path's (S + mdtrt_id)
 
@@ -375,7 +391,11 @@ class SettlementService:
             person = _lock_person(s, psn_no)
 
             # idempotency: a stored settlement with this msgid answers
-            stored = s.scalar(select(db.Settlement).where(db.Settlement.msgid == msgid))
+            # one read for both uses of the msgid (a settlement's, or a cancellation's)
+            used = s.scalars(
+                select(db.Settlement).where(or_(db.Settlement.msgid == msgid, db.Settlement.cancel_msgid == msgid))
+            ).all()
+            stored = next((r for r in used if r.msgid == msgid), None)
             if stored is not None:
                 trace = stored.rule_trace if isinstance(stored.rule_trace, dict) else {}
                 if trace.get("request_digest") != digest:
@@ -388,7 +408,7 @@ class SettlementService:
                 if hook is not None and not pre:
                     hook(s, reply)
                 return reply
-            if s.scalar(select(db.Settlement.setl_id).where(db.Settlement.cancel_msgid == msgid)) is not None:
+            if any(r.cancel_msgid == msgid for r in used):
                 raise _rejected(f"msgid {msgid!r} was already used for a cancellation", f"报文ID {msgid} 已用于撤销交易", "msgid")
             if guard is not None:
                 guard(s)
@@ -449,12 +469,19 @@ class SettlementService:
                     )
                 )
             s.flush()
-            db.apply_accumulator_deltas(s, psn_no, year, res.accum_delta)
-            balc = None
-            if res.acct_payer_psn_no:
-                paid = res.acct_pay + res.acct_mulaid_pay
-                kind = "mulaid_pay" if payer else "pay"
-                balc = db.post_account(s, res.acct_payer_psn_no, -paid, kind, setl_id, c.setl_time)
+            paid = res.acct_pay + res.acct_mulaid_pay
+            dry = pre and _dry_run_safe(res, accum, balance, payer_no, paid)
+            if dry:
+                # a pre-settlement is rolled back: when the writes below cannot refuse (accumulators stay
+                # >= 0, the locked account covers the payment) their results are known without making them
+                balc = balance - paid if res.acct_payer_psn_no else None
+            else:
+                db.apply_accumulator_deltas(s, psn_no, year, res.accum_delta)
+                balc = None
+                if res.acct_payer_psn_no:
+                    kind = "mulaid_pay" if payer else "pay"
+                    balc = db.post_account(s, res.acct_payer_psn_no, -paid, kind, setl_id, c.setl_time,
+                                           locked=balance is not None and res.acct_payer_psn_no == payer_no)
             row = db.Settlement(
                 setl_id=setl_id, mdtrt_id=c.mdtrt_id, psn_no=psn_no, fixmedins_code=c.fixmedins_code,
                 setl_time=c.setl_time, policy_year=year, insutype=facts.insutype, med_type=c.med_type,
@@ -470,6 +497,8 @@ class SettlementService:
                     "mulaid_relation": payer.relation if payer else "",
                 },
             )
+            if dry:
+                raise _Rollback(_reply_from_row(row, pre=True))  # nothing of it is kept
             s.add(row)
             s.flush()
             reply = _reply_from_row(row, pre=pre)
