@@ -16,7 +16,11 @@ delivery records) in this shape, one row per institution, item and year:
 For a synthetic region, :func:`synthesize_purchases` derives a SYNTHETIC
 purchase table: what was truly dispensed (the billed quantity, divided back
 by the factor of an injected ``stock_mismatch`` label) plus 0-5 % kept in
-stock, with a small opening stock.
+stock, with an opening stock of 0 to 1 month of the pair's true use (whole units).
+
+The opening stock scales with volume, as a pharmacy's does (v1 drew a flat 0-6 units whatever the
+volume: for a pair dispensing 10 units a year that is 7 months of stock, which hid a 50 % billing
+inflation entirely, so such labels could not be found from the data a supervisor has).
 """
 
 from __future__ import annotations
@@ -71,7 +75,8 @@ def synthesize_purchases(data_dir: str | Path, out: str | Path | None = None) ->
         u = zlib.crc32(f"purchase|{code}|{item}".encode()) / 2**32
         true = int(sold) * 100 // int(round(float(factor) * 100))
         qty.append(-(-true * (10000 + int(u * 500)) // 10000 // 1000) * 1000)  # whole units, 0-5 % extra
-        opening.append((int(u * 1000) % 7) * 1000)
+        v = zlib.crc32(f"opening|{code}|{item}".encode()) / 2**32
+        opening.append(int(true * v) // 12 // 1000 * 1000)  # 0 to 1 month of true use, whole units
     table = pa.table(
         {
             "fixmedins_code": pa.array(df.fixmedins_code.astype(str).tolist()),

@@ -675,6 +675,10 @@ def ring(frames, rate, rng):
     """
     fee, enc, person = frames["fee_detail"], frames["encounter"], frames["person"]
     op = enc[((enc["med_type"] == C.MED_TYPE_OUTPATIENT) & enc["dr_code"].ne("")).to_numpy() & _is_plain(frames, enc["mdtrt_id"].to_numpy())]
+    # members are alive all year: a ring visit copied to a day after a member's recorded death would be a
+    # second, unlabelled pattern (a claim after death)
+    dead = enc.loc[enc["dscg_way"] == "5", "psn_no"].to_numpy()
+    op = op[~_isin(op["psn_no"].to_numpy(), dead)]
     first = op.drop_duplicates("psn_no")
     n_people = int(round(len(person) * rate))
     if n_people < 6 or len(first) < 6:
