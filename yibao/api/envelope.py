@@ -49,6 +49,11 @@ def loads_exact(raw: bytes | str) -> Any:
 
 
 def _prep(o: Any) -> Any:
+    t = type(o)  # fast path for the common leaves (exact types; subclasses take the general path below)
+    if t is str:
+        return o.replace("\u0000", "\ufffd") if "\u0000" in o else o
+    if t is int or t is bool or o is None:
+        return o
     if isinstance(o, Decimal):
         if not o.is_finite():
             raise ValueError(f"not a finite number: {o}")
