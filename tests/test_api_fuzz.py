@@ -7,6 +7,7 @@ HTTP 200 and infcode 0 or -1, and a refusal changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from decimal import Decimal
 
@@ -107,12 +108,17 @@ def test_envelope_fuzz_raw_bytes(world, body):
     assert r.status_code == 200 and r.json()["infcode"] in (0, -1)
 
 
+_SN = itertools.count(90)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(amount=st.decimals(min_value=Decimal("-1000"), max_value=Decimal("1000"), places=2))
 def test_fee_amounts_must_add_up(world, amount):
     """A line is accepted only when det_item_fee_sumamt = cnt × pric exactly; else refused on that field."""
     app, client, his, op, engine = world
-    row = his.feedetail(op, "E1", [Item("A-DRUG", "3", "1.25")], first_sn=90, when=T0)[0]
+    # a fresh line number per example: hypothesis may draw the valid amount more than once, and a repeated
+    # feedetl_sn would (rightly) be refused as a duplicate line
+    row = his.feedetail(op, "E1", [Item("A-DRUG", "3", "1.25")], first_sn=next(_SN), when=T0)[0]
     row["det_item_fee_sumamt"] = amount
     r = his.call("2204", {"feedetail": [row]}, check=False)
     if amount == Decimal("3.75"):
