@@ -17,10 +17,9 @@ from typing import Any
 
 from yibao.api.config import InterfaceConfig
 from yibao.core.db import SHANGHAI
+from yibao.core.exactjson import dumps_exact as _dumps_exact
 
 TIME_FMT = "%Y-%m-%d %H:%M:%S"
-_MARK = "\u0000num:"
-_MARK_RE = re.compile(r'"\\u0000num:(-?[0-9]+(?:\.[0-9]+)?)"')
 
 
 class MalformedMessage(ValueError):
@@ -48,35 +47,9 @@ def loads_exact(raw: bytes | str) -> Any:
         raise MalformedMessage("JSON nested too deeply") from exc
 
 
-def _prep(o: Any) -> Any:
-    t = type(o)  # fast path for the common leaves (exact types; subclasses take the general path below)
-    if t is str:
-        return o.replace("\u0000", "\ufffd") if "\u0000" in o else o
-    if t is int or t is bool or o is None:
-        return o
-    if isinstance(o, Decimal):
-        if not o.is_finite():
-            raise ValueError(f"not a finite number: {o}")
-        return _MARK + format(o, "f")
-    if isinstance(o, dict):
-        return {str(k): _prep(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_prep(v) for v in o]
-    if isinstance(o, float):
-        raise TypeError("floats are not written; use Decimal")
-    if isinstance(o, dt.datetime):
-        return fmt_time(o)
-    if isinstance(o, dt.date):
-        return o.isoformat()
-    if isinstance(o, str) and "\u0000" in o:
-        return o.replace("\u0000", "\ufffd")  # NUL never reaches the output (and cannot fake the number marker)
-    return o
-
-
 def dumps_exact(obj: Any) -> str:
-    """JSON text with every ``Decimal`` as an exact JSON number (UTF-8, Chinese unescaped)."""
-    text = json.dumps(_prep(obj), ensure_ascii=False, separators=(",", ":"))
-    return _MARK_RE.sub(r"\1", text)
+    """JSON text with every ``Decimal`` as an exact JSON number (UTF-8, Chinese unescaped), times as the interface writes them."""
+    return _dumps_exact(obj, fmt_datetime=fmt_time)
 
 
 def fmt_time(t: dt.datetime) -> str:

@@ -11,13 +11,13 @@ rounds say so in the package's ``publisher`` and each release's
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 from jinja2 import Environment, select_autoescape
 
+from yibao.core.exactjson import dumps_exact
 from yibao.core.money import fmt_yuan
 from yibao.procurement.engine import RoundResult
 from yibao.procurement.model import RoundInput
@@ -101,7 +101,7 @@ def render_html(inp: RoundInput, res: RoundResult, path: str | Path | None = Non
 
 
 def _value(fen: int) -> dict:
-    return {"amount": float(Decimal(fen) / 100), "currency": "CNY"}
+    return {"amount": (Decimal(fen) / 100).quantize(Decimal("0.01")), "currency": "CNY"}  # exact yuan, written by dumps_exact
 
 
 def to_ocds(inp: RoundInput, res: RoundResult, published: dt.datetime | None = None) -> dict:
@@ -198,7 +198,7 @@ def write_ocds(inp: RoundInput, res: RoundResult, path: str | Path) -> Path:
     errors = validate_ocds(pkg)
     if errors:
         raise ValueError("OCDS export does not validate: " + "; ".join(errors[:5]))
-    Path(path).write_text(json.dumps(pkg, ensure_ascii=False, indent=1), encoding="utf-8")
+    Path(path).write_text(dumps_exact(pkg, indent=1), encoding="utf-8")
     return Path(path)
 
 
