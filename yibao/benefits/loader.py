@@ -12,26 +12,17 @@ reason (:class:`yibao.core.errors.PolicyError`).
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from yibao.core.errors import PolicyError
+from yibao.core.yamldata import load_decimal_yaml
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "data" / "policies"
 
 
-class _DecimalLoader(yaml.SafeLoader):
-    """Safe YAML loader that reads floats as ``Decimal`` (money is never float)."""
-
-
-def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
-    return Decimal(loader.construct_scalar(node).replace("_", ""))  # type: ignore[arg-type]
-
-
-_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 
 
 def _is_dated(value: Any) -> bool:
@@ -61,7 +52,7 @@ def read_policy_file(path: Path) -> dict:
     except FileNotFoundError as exc:
         raise PolicyError(f"{path}: policy file not found", f"{path}: 找不到待遇政策文件") from exc
     try:
-        data = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
+        data = load_decimal_yaml(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path.name}: not valid YAML: {exc}", f"{path.name}: YAML 格式错误: {exc}") from exc
     if not isinstance(data, dict):

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from yibao.core.errors import PolicyError
 from yibao.core.money import yuan_to_fen
+from yibao.core.yamldata import load_decimal_yaml
 
 E4 = 10_000
 """Scale of points and coefficients held as integers (0.0001)."""
@@ -257,7 +258,7 @@ def load_dip_params(name_or_path: str | Path = "example-city-a") -> DipParams:
     if not p.exists():
         raise PolicyError(f"{p}: DIP parameter file not found", f"{p}: 找不到 DIP 参数文件", field="dip_params")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = load_decimal_yaml(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise PolicyError(f"{p}: not valid YAML: {exc}", f"{p}: YAML 格式错误", field="dip_params") from None
     try:

@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from yibao.core.errors import YibaoError
+from yibao.core.yamldata import load_decimal_yaml
 
 
 class RuleSetError(YibaoError):
@@ -36,13 +37,6 @@ def rules_dir() -> Path:
     return Path(str(resources.files("yibao") / "data" / "procurement" / "rulesets"))
 
 
-class _DecimalLoader(yaml.SafeLoader):
-    """Safe loader reading floats as Decimal."""
-
-
-_DecimalLoader.add_constructor(
-    "tag:yaml.org,2002:float", lambda loader, node: Decimal(loader.construct_scalar(node).replace("_", ""))
-)
 
 # ---------------------------------------------------------------------------
 # schema
@@ -333,7 +327,7 @@ def _read(path: Path) -> dict:
     except FileNotFoundError:
         raise RuleSetError(f"{path.name}: rule-set file not found", f"{path.name}: 找不到集采规则文件") from None
     try:
-        data = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
+        data = load_decimal_yaml(text)
     except yaml.YAMLError as exc:
         raise RuleSetError(f"{path.name}: not valid YAML: {exc}", f"{path.name}: YAML 格式错误: {exc}") from None
     if not isinstance(data, dict):

@@ -15,9 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from yibao.core.money import yuan_to_fen
+from yibao.core.yamldata import load_decimal_yaml
 from yibao.supervision.knowledge import DATA_DIR, SupervisionDataError
 
 Band = Literal["minor", "general", "serious"]
@@ -72,7 +71,7 @@ class Benchmarks:
     @classmethod
     def load(cls, path: Path | None = None) -> "Benchmarks":
         p = path or DATA_DIR / "discretion.yaml"
-        return cls(yaml.safe_load(p.read_text(encoding="utf-8")), p.name)
+        return cls(load_decimal_yaml(p.read_text(encoding="utf-8")), p.name)
 
     def penalty(self, facts: Facts) -> Penalty:
         if facts.violation not in self.violations:
