@@ -13,6 +13,7 @@ MODULES = (
     "yibao.core.db",
     "yibao.settlement.visits",
     "yibao.api.models",
+    "yibao.api.more_models",
     "yibao.procurement.models",
     "yibao.supervision.models",
     "yibao.ecode.models",
