@@ -1,18 +1,21 @@
-"""A SAMPLE procedure list (手术操作), ICD-9-CM-3-style codes.
+"""The procedure list of the synthetic region (手术操作), in 医保版 ICD-9-CM-3 2.0 codes.
 
-``yibao/data/codes/procedures.csv`` is labelled sample/synthetic: the codes
-follow the ICD-9-CM volume 3 style and must be checked against the official
-national clinical edition before any real use.
+``yibao/data/codes/procedures.csv`` lists the procedures the generator uses:
+every code is a national 医保版 ICD-9-CM-3 2.0 code (validated against the
+dictionary of :mod:`yibao.codes.national`, exactly, as a string) and its name
+is the published Chinese name.  Which procedures are listed, their category
+and the linked charge item are synthetic choices (``synthetic=true``).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pyarrow as pa
 
+from yibao.codes import national
 from yibao.codes._table import data_path, parse_bool, read_csv, table_error
+from yibao.core.errors import CodeTableError
 
 PROCEDURE = pa.schema(
     [
@@ -25,12 +28,11 @@ PROCEDURE = pa.schema(
     ]
 )
 CATEGORIES = ("surgery", "therapy", "diagnostic")
-_CODE_RE = re.compile(r"^[0-9]{2}(\.[0-9]{1,2})?$")
 
 
 def is_valid_procedure_code(code: object) -> bool:
-    """Well-formed ICD-9-CM-3-style code: ``47.09``, ``74.1``, ``00.66``."""
-    return isinstance(code, str) and bool(_CODE_RE.match(code))
+    """A code of 医保版 ICD-9-CM-3 2.0, exactly as the dictionary writes it (``47.0901``, ``74.1x01``)."""
+    return isinstance(code, str) and code in national.national_proc_codes()
 
 
 def load_procedures(path: str | Path | None = None, *, med_list=None) -> pa.Table:
@@ -43,11 +45,18 @@ def load_procedures(path: str | Path | None = None, *, med_list=None) -> pa.Tabl
         code = r["oprn_codg"]
         key = f"oprn_codg={code!r}"
         if not is_valid_procedure_code(code):
-            raise table_error(path, f"procedure code {code!r} must look like 47.09 (ICD-9-CM-3 style)", "手术操作编码格式无效", line=line, key=key, field="oprn_codg")
+            try:
+                national.check_procedure(code, "oprn_codg")
+                why_en, why_zh = f"write the code as the dictionary does: {national.normalize_proc(code)!r}", "编码写法与字典不一致"
+            except CodeTableError as exc:
+                why_en, why_zh = exc.message_en, exc.message_zh
+            raise table_error(path, why_en, why_zh, line=line, key=key, field="oprn_codg")
         if code in lines:
             raise table_error(path, f"duplicate code, first on line {lines[code]}", "编码重复", line=line, key=key, field="oprn_codg")
         if not r["name"]:
             raise table_error(path, "name is empty", "名称为空", line=line, key=key, field="name")
+        if r["name"] != national.proc_name(code):
+            raise table_error(path, f"name {r['name']!r} is not the national name {national.proc_name(code)!r}", "名称与医保版字典不一致", line=line, key=key, field="name")
         if r["category"] not in CATEGORIES:
             raise table_error(path, f"category {r['category']!r} is not one of {CATEGORIES}", "类别无效", line=line, key=key, field="category")
         if med_list is not None and r["med_list_codg"] and r["med_list_codg"] not in med_list:
