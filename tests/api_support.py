@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from factories import catalog
 from yibao.api.interface import Interface
+from yibao.api.security import InstitutionKeys, SecurityPolicy, hash_secret
 from yibao.benefits.policy import PolicyBook
 from yibao.core import db as ydb
 
@@ -24,6 +25,10 @@ PEOPLE = {
     "C1": ("310", "in_service", "1", dt.date(1985, 1, 1), "", False, 0, 300_000, "990101198501010044", "赵敏"),
 }
 INSTITUTIONS = {"H1": 1, "H2": 2, "H3": 3, "P0": 0}
+# each institution's sign-in secret (9001 signIn.credential); the platform keeps only their scrypt hashes
+CREDENTIALS = {code: f"test-secret-{code}" for code in INSTITUTIONS}
+SECURITY = SecurityPolicy(institutions={code: InstitutionKeys(secret_hash=hash_secret(c, n=2**10))
+                                        for code, c in CREDENTIALS.items()})
 
 
 class Clock:
@@ -55,7 +60,8 @@ def seed(engine) -> None:
 
 
 def make_interface(engine, clock: Clock) -> Interface:
-    return Interface(engine, BOOK, CAT, clock=clock)
+    """An interface where every seeded institution has a sign-in secret (``CREDENTIALS``)."""
+    return Interface(engine, BOOK, CAT, clock=clock, security=SECURITY)
 
 
 BUSINESS_MODELS = (ydb.Person, ydb.Encounter, ydb.FeeDetail, ydb.Settlement, ydb.Accumulator, ydb.Account,

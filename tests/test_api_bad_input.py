@@ -8,7 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from api_support import PEOPLE, SH, Clock, business_snapshot, make_interface, seed
+from api_support import CREDENTIALS, PEOPLE, SH, Clock, business_snapshot, make_interface, seed
 from yibao.api.app import create_app
 from yibao.api.envelope import dumps_exact, field_of
 from yibao.api.hisclient import HisClient, Item, http_transport
@@ -23,9 +23,9 @@ def world(db_engine):
     seed(db_engine)
     clock = Clock(T0)
     client = TestClient(create_app(make_interface(db_engine, clock)))
-    his = HisClient(http_transport(client), "H2", clock=clock)
+    his = HisClient(http_transport(client), "H2", clock=clock, credential=CREDENTIALS["H2"])
     his.sign_in()
-    other = HisClient(http_transport(client), "H3", clock=clock)
+    other = HisClient(http_transport(client), "H3", clock=clock, credential=CREDENTIALS["H3"])
     other.sign_in()
     # an outpatient visit with uploaded lines, and an inpatient stay admitted but not discharged
     reg = his.call("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:00:00",

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from sqlalchemy import func, select
 
-from api_support import BOOK, CAT, PEOPLE, REGION, SH, Clock, make_interface, seed
+from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, REGION, SH, Clock, make_interface, seed
 from factories import claim, line
 from test_settlement_service import facts, ledger_persons
 from yibao.api.app import create_app
@@ -56,7 +56,7 @@ def server(db_engine):
 
 def _client(base: str, clock: Clock, code: str = "H2") -> tuple[httpx.Client, HisClient]:
     http = httpx.Client(base_url=base, timeout=60)
-    his = HisClient(http_transport(http), code, clock=clock)
+    his = HisClient(http_transport(http), code, clock=clock, credential=CREDENTIALS[code])
     his.sign_in()
     return http, his
 

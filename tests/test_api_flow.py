@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api_support import PEOPLE, SH, Clock, business_snapshot, make_interface, seed
+from api_support import CREDENTIALS, PEOPLE, SH, Clock, business_snapshot, make_interface, seed
 from yibao.api.app import create_app
 from yibao.api.envelope import field_of, loads_exact
 from yibao.api.hisclient import HisClient, HisError, Item, http_transport
@@ -32,7 +32,7 @@ def env(db_engine):
     clock = Clock(T0)
     iface = make_interface(db_engine, clock)
     client = TestClient(create_app(iface))
-    his = HisClient(http_transport(client), "H2", fixmedins_name="机构H2", clock=clock)
+    his = HisClient(http_transport(client), "H2", fixmedins_name="机构H2", clock=clock, credential=CREDENTIALS["H2"])
     his.sign_in()
     return iface, client, his, clock
 
@@ -178,7 +178,7 @@ def _dump(env):
 
 def test_sign_no_is_tied_to_its_institution_and_expires(env, db_engine):
     iface, client, his, clock = env
-    other = HisClient(http_transport(client), "H3", clock=clock)
+    other = HisClient(http_transport(client), "H3", clock=clock, credential=CREDENTIALS["H3"])
     other.sign_no = his.sign_no  # H2's sign_no used by H3
     r = other.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("E1")}}, check=False)
     assert r["infcode"] == -1 and field_of(r["err_msg"]) == "sign_no" and "其他机构" not in r["err_msg"]
@@ -214,7 +214,7 @@ def test_a_repeat_is_answered_from_the_store_even_when_the_handler_would_now_ref
 def test_rest_side_runs_the_same_transactions(env, db_engine):
     iface, client, his, clock = env
     h = {"X-Fixmedins-Code": "H2"}
-    r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "rest"}}, headers=h)
+    r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "rest", "credential": CREDENTIALS["H2"]}}, headers=h)
     assert r.status_code == 200
     h["X-Sign-No"] = r.json()["signinoutb"]["sign_no"]
     r = client.post("/api/v1/persons/query", json={"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("E2")}},

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api_support import PEOPLE, SH, Clock, business_snapshot, make_interface, seed
+from api_support import CREDENTIALS, PEOPLE, SH, Clock, business_snapshot, make_interface, seed
 from yibao.api.app import create_app
 from yibao.api.envelope import dumps_exact, field_of
 from yibao.api.hisclient import HisClient, Item, http_transport
@@ -38,7 +38,7 @@ def world(tmp_path_factory):
     clock = Clock(T0)
     app = create_app(make_interface(engine, clock))
     client = TestClient(app)
-    his = HisClient(http_transport(client), "H2", clock=clock)
+    his = HisClient(http_transport(client), "H2", clock=clock, credential=CREDENTIALS["H2"])
     his.sign_in()
     reg = his.call("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:00:00",
                                      "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8], "ipt_otp_no": "F-1"}})

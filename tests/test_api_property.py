@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from api_support import BOOK, CAT, PEOPLE, REGION, SH, Clock, make_interface, seed
+from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, REGION, SH, Clock, make_interface, seed
 from factories import claim, line
 from test_settlement_service import facts, ledger_persons
 from yibao.api.hisclient import HisClient, Item
@@ -45,7 +45,7 @@ def test_envelope_equals_ledger_and_cancelling_all_restores_all(tmp_path_factory
         clock = Clock(T0)
         iface = make_interface(engine, clock)
         iface.svc.credit_accounts(T0.date())  # the ledger credits the month's personal-account credits too
-        his = HisClient(lambda env: iface.handle(env).reply, "H2", clock=clock)
+        his = HisClient(lambda env: iface.handle(env).reply, "H2", clock=clock, credential=CREDENTIALS["H2"])
         his.sign_in()
         with engine.connect() as conn:
             before = {t: sorted(conn.execute(select(m.__table__)).all()) for t, m in

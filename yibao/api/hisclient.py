@@ -59,8 +59,10 @@ class HisClient:
     """One HIS terminal of one institution."""
 
     def __init__(self, post: Callable[[dict], dict], fixmedins_code: str, *, fixmedins_name: str = "",
-                 opter: str = "0001", mdtrtarea_admvs: str = "", clock: Callable[[], dt.datetime] | None = None):
+                 opter: str = "0001", mdtrtarea_admvs: str = "", clock: Callable[[], dt.datetime] | None = None,
+                 credential: str = ""):
         self.post = post
+        self.credential = credential  # the institution's sign-in secret (9001 signIn.credential), if it has one
         self.fixmedins_code = fixmedins_code
         self.fixmedins_name = fixmedins_name
         self.opter = opter
@@ -90,7 +92,10 @@ class HisClient:
         return reply
 
     def sign_in(self) -> str:
-        out = self.call("9001", {"signIn": {"opter_no": self.opter, "mac": "00-00-00-00-00-00", "ip": "127.0.0.1"}})
+        sign = {"opter_no": self.opter, "mac": "00-00-00-00-00-00", "ip": "127.0.0.1"}
+        if self.credential:
+            sign["credential"] = self.credential
+        out = self.call("9001", {"signIn": sign})
         self.sign_no = out["output"]["signinoutb"]["sign_no"]
         return self.sign_no
 

@@ -541,6 +541,9 @@ class Interface:
     # --- handlers -------------------------------------------------------------------
 
     def h_sign_in(self, ctx: Ctx, d: S.In9001) -> Outcome:
+        from yibao.api.security import authenticate_sign_in  # the institution proves its credential
+
+        authenticate_sign_in(self, ctx)
         env, now = ctx.env, ctx.now
         with self.tx() as s:
             if s.get(db.Institution, env.fixmedins_code) is None:
