@@ -60,16 +60,29 @@ class LiveServer:
     """``yibao serve``'s app (national interface + console) in a thread on 127.0.0.1."""
 
     def __init__(self, url: str):
+        import tempfile
+
         import uvicorn
 
         from yibao.api.app import build_interface, create_app
+        from yibao.api.security import SecurityPolicy, write_policy
 
-        self.iface = build_interface(url)
+        # institutions sign in with secrets issued into this file (see credential()), as with `yibao serve --security`
+        self._dir = tempfile.TemporaryDirectory(prefix="yibao-security-")
+        self.security = Path(self._dir.name) / "security.yaml"
+        write_policy(self.security, SecurityPolicy())
+        self.iface = build_interface(url, str(self.security))
         self.app = create_app(self.iface)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def credential(self, fixmedins_code: str) -> str:
+        """Issue (or rotate) an institution's sign-in secret in the server's security file; the server reads it at the next 9001."""
+        from yibao.api.security import issue_credential
+
+        return issue_credential(self.security, fixmedins_code)
 
     def __enter__(self) -> "LiveServer":
         self.thread.start()
@@ -83,6 +96,7 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.iface.engine.dispose()
+        self._dir.cleanup()
 
 
 def seed_subsystems(engine, inst: str) -> dict:

@@ -281,7 +281,7 @@ def _his(srv, code: str):
     from yibao.api.hisclient import HisClient, http_transport
 
     client = httpx.Client(base_url=srv.base, timeout=30)
-    his = HisClient(http_transport(client), code)
+    his = HisClient(http_transport(client), code, credential=srv.credential(code))
     his.sign_in()
     return his
 

@@ -22,10 +22,11 @@ app.add_typer(db_app, name="db")
 from yibao.procurement.cli import app as procurement_app  # noqa: E402
 
 app.add_typer(procurement_app, name="procurement")
-from yibao.api.cli import app as api_app, serve as _serve  # noqa: E402
+from yibao.api.cli import app as api_app, inst_app, serve as _serve  # noqa: E402
 
 app.add_typer(api_app, name="api")
 app.command("serve")(_serve)
+app.add_typer(inst_app, name="inst")
 from yibao.supervision.cli import app as supervision_app  # noqa: E402
 
 app.add_typer(supervision_app, name="supervision")

@@ -144,10 +144,14 @@ def create_app(iface: Interface) -> FastAPI:
     return app
 
 
-def build_interface(db_url: str | None = None, security: str | None = None) -> Interface:
+INSECURE_ENV = "YIBAO_SERVE_INSECURE_DEMO"  # set only by `yibao serve --insecure-demo`, for its workers
+
+
+def build_interface(db_url: str | None = None, security: str | None = None, *, insecure_demo: bool = False) -> Interface:
     """An :class:`Interface` on ``db_url`` (migrated), with the database's medical list (or the shipped one).
 
-    ``security``: a YAML file of per-institution SM4/SM3/SM2 settings (:mod:`yibao.api.security`).
+    ``security``: a YAML file of per-institution sign-in secrets and SM4/SM3/SM2 settings (:mod:`yibao.api.security`);
+    ``insecure_demo``: institutions with no credential configured may sign in without one.
     """
     from yibao.api.security import SecurityPolicy
     from yibao.benefits.policy import PolicyBook
@@ -161,7 +165,8 @@ def build_interface(db_url: str | None = None, security: str | None = None) -> I
     table = db.read_table(engine, "med_list")
     if table.num_rows == 0:
         table = load_med_list()
-    policy = SecurityPolicy.load(security) if security else None
+    policy = (SecurityPolicy.load(security, insecure_demo=insecure_demo) if security
+              else SecurityPolicy(insecure_demo=insecure_demo))
     iface = Interface(engine, PolicyBook.default(), Catalog.from_table(table), security=policy)
     from yibao.ecode.service import EcodeService  # 医保电子凭证: mdtrt_cert_type 01 in 1101 and settlement
 
@@ -172,4 +177,5 @@ def build_interface(db_url: str | None = None, security: str | None = None) -> I
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` / several workers: database from ``$YIBAO_DATABASE_URL``."""
-    return create_app(build_interface(os.environ.get("YIBAO_DATABASE_URL"), os.environ.get("YIBAO_API_SECURITY") or None))
+    return create_app(build_interface(os.environ.get("YIBAO_DATABASE_URL"), os.environ.get("YIBAO_API_SECURITY") or None,
+                                      insecure_demo=os.environ.get(INSECURE_ENV) == "1"))

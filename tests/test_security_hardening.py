@@ -1,0 +1,188 @@
+"""Access hardening (issue 16, parts 3 and 4): institution credentials at 9001, single-use e-codes kept out of URLs,
+the console's login limits, CSRF tokens, cookies and security headers, and the server root."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import stat
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from api_support import BOOK, CAT, CREDENTIALS, SH, Clock, make_interface, seed
+from yibao.api.app import create_app
+from yibao.api.envelope import field_of
+from yibao.api.hisclient import HisClient, HisError, http_transport
+from yibao.api.interface import Interface
+from yibao.api.models import SignIn
+from yibao.api.security import (
+    InstitutionKeys,
+    SecurityError,
+    SecurityPolicy,
+    check_secret,
+    hash_secret,
+    issue_credential,
+    write_policy,
+)
+from yibao.core import db as ydb
+
+T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
+PATH = "/fsi/api/rsfComIfsService/callService"
+
+
+def _signins(engine) -> int:
+    with engine.connect() as c:
+        return c.execute(select(func.count()).select_from(SignIn)).scalar_one()
+
+
+def _client(engine, security: SecurityPolicy | None = None, clock: Clock | None = None) -> TestClient:
+    iface = Interface(engine, BOOK, CAT, clock=clock or Clock(T0), security=security)
+    return TestClient(create_app(iface))
+
+
+# --- 9001: the institution's credential ---------------------------------------------------------
+
+
+def test_without_credentials_no_institution_can_sign_in(db_engine):
+    seed(db_engine)
+    client = _client(db_engine)  # no security settings at all: the default refuses, it does not trust
+    his = HisClient(http_transport(client), "H1", clock=Clock(T0))
+    with pytest.raises(HisError) as e:
+        his.sign_in()
+    assert field_of(e.value.reply["err_msg"]) == "fixmedins_code"
+    r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "x"}}, headers={"X-Fixmedins-Code": "H1"})
+    assert r.status_code >= 400 and r.json()["field"] == "fixmedins_code"
+    assert _signins(db_engine) == 0
+
+
+def test_the_right_secret_signs_in_and_a_wrong_or_missing_one_is_refused(db_engine):
+    seed(db_engine)
+    clock = Clock(T0)
+    client = TestClient(create_app(make_interface(db_engine, clock)))
+    for cred, fld in (("", "input.signIn.credential"), ("wrong", "input.signIn.credential"),
+                      (CREDENTIALS["H3"], "input.signIn.credential")):  # another institution's secret is no use
+        his = HisClient(http_transport(client), "H2", clock=clock, credential=cred)
+        with pytest.raises(HisError) as e:
+            his.sign_in()
+        assert field_of(e.value.reply["err_msg"]) == fld, e.value.reply["err_msg"]
+    assert _signins(db_engine) == 0
+    his = HisClient(http_transport(client), "H2", clock=clock, credential=CREDENTIALS["H2"])
+    assert his.sign_in()
+    # the REST side takes the same credential in its body
+    h = {"X-Fixmedins-Code": "H3"}
+    assert client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r"}}, headers=h).status_code == 400
+    r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r", "credential": CREDENTIALS["H3"]}}, headers=h)
+    assert r.status_code == 200 and r.json()["signinoutb"]["sign_no"]
+    assert _signins(db_engine) == 2
+    # the secret never reaches the audit log (masked), on success or refusal
+    with db_engine.connect() as c:
+        logged = " ".join(c.execute(select(ydb.MessageLog.request)).scalars())
+    assert "9001" in logged or "signIn" in logged
+    for secret in CREDENTIALS.values():
+        assert secret not in logged
+    assert "wrong" not in logged
+
+
+def test_replaying_a_sign_in_msgid_without_the_secret_does_not_reveal_its_sign_no(db_engine):
+    seed(db_engine)
+    clock = Clock(T0)
+    client = TestClient(create_app(make_interface(db_engine, clock)))
+    his = HisClient(http_transport(client), "H2", clock=clock, credential=CREDENTIALS["H2"])
+    env = his.envelope("9001", {"signIn": {"opter_no": "0001", "credential": CREDENTIALS["H2"]}})
+    sign_no = http_transport(client)(env)["output"]["signinoutb"]["sign_no"]
+    # the same msgid (guessable: code + time + sequence) and input, without the secret or with a wrong one
+    for cred in (None, "guess"):
+        forged = {**env, "input": {"signIn": {"opter_no": "0001", **({"credential": cred} if cred else {})}}}
+        reply = http_transport(client)(forged)
+        assert reply["infcode"] == -1 and sign_no not in str(reply)
+    # the genuine retry is still answered from the store, byte for byte
+    assert http_transport(client)(env)["output"]["signinoutb"]["sign_no"] == sign_no
+
+
+def test_insecure_demo_lets_only_unconfigured_institutions_in_without_a_credential(db_engine):
+    seed(db_engine)
+    pol = SecurityPolicy(institutions={"H2": InstitutionKeys(secret_hash=hash_secret("s3cret", n=2**10))},
+                         insecure_demo=True)
+    client = _client(db_engine, pol)
+    assert HisClient(http_transport(client), "H1", clock=Clock(T0)).sign_in()
+    with pytest.raises(HisError):  # H2 has a secret: it must present it, demo or not
+        HisClient(http_transport(client), "H2", clock=Clock(T0)).sign_in()
+    assert HisClient(http_transport(client), "H2", clock=Clock(T0), credential="s3cret").sign_in()
+    with pytest.raises(HisError) as e:  # an unknown institution is still unknown
+        HisClient(http_transport(client), "NOPE", clock=Clock(T0)).sign_in()
+    assert field_of(e.value.reply["err_msg"]) == "fixmedins_code"
+
+
+def test_an_institution_with_only_sm4_keys_cannot_sign_in_in_plain_text(db_engine):
+    import secrets as _s
+
+    seed(db_engine)
+    pol = SecurityPolicy(institutions={"H2": InstitutionKeys(sm4_key=_s.token_hex(16), signtype="SM3")})
+    client = _client(db_engine, pol)
+    r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r"}}, headers={"X-Fixmedins-Code": "H2"})
+    assert r.status_code == 400 and r.json()["field"] == "fixmedins_code" and "SM4" in r.json()["err_msg"]
+    assert _signins(db_engine) == 0
+
+
+def test_issuing_and_rotating_a_secret_takes_effect_without_a_restart(db_engine, tmp_path):
+    seed(db_engine)
+    path = tmp_path / "security.yaml"
+    write_policy(path, SecurityPolicy())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    clock = Clock(T0)
+    client = _client(db_engine, SecurityPolicy.load(path), clock)
+    with pytest.raises(HisError):
+        HisClient(http_transport(client), "H1", clock=clock).sign_in()
+    first = issue_credential(path, "H1")
+    assert first not in path.read_text() and "scrypt$" in path.read_text()
+    assert HisClient(http_transport(client), "H1", clock=clock, credential=first).sign_in()
+    second = issue_credential(path, "H1")  # rotation
+    assert second != first
+    with pytest.raises(HisError):
+        HisClient(http_transport(client), "H1", clock=clock, credential=first).sign_in()
+    assert HisClient(http_transport(client), "H1", clock=clock, credential=second).sign_in()
+
+
+def test_security_files_are_validated_and_cannot_switch_on_the_demo_mode(tmp_path):
+    p = tmp_path / "s.yaml"
+    for text, fld in (("insecure_demo: true\n", "insecure_demo"),
+                      ("institutions: {H1: {}}\n", "institutions.H1"),
+                      ("institutions: {H1: {secret_hash: plain-text}}\n", "institutions.H1.secret_hash"),
+                      ("institutions: {H1: {secret_hash: 'scrypt$1$1$1$00$00', signtype: SM3}}\n", "institutions.H1.secret_hash")):
+        p.write_text(text)
+        with pytest.raises(SecurityError) as e:
+            SecurityPolicy.load(p)
+        assert e.value.field == fld, (text, e.value.field)
+    h = hash_secret("abc", n=2**10)
+    assert check_secret("abc", h) and not check_secret("abd", h) and not check_secret("abc", "scrypt$x")
+
+
+def test_cli_issues_credentials_and_serve_refuses_to_run_without_any(tmp_path):
+    from yibao.cli import app
+
+    runner = CliRunner()
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    ydb.upgrade(url)
+    eng = ydb.make_engine(url)
+    seed(eng)
+    eng.dispose()
+    sec = tmp_path / "sec.yaml"
+    res = runner.invoke(app, ["serve", "--db", url])
+    assert res.exit_code == 2 and "--insecure-demo" in res.output
+    res = runner.invoke(app, ["inst", "credential", "issue", "NOPE", "--security", str(sec), "--db", url])
+    assert res.exit_code == 2 and "unknown institution" in res.output and not sec.exists()
+    res = runner.invoke(app, ["inst", "credential", "issue", "H1", "--security", str(sec), "--db", url])
+    assert res.exit_code == 0, res.output
+    secret = res.output.strip().splitlines()[-1]
+    assert re.fullmatch(r"ybs_[A-Za-z0-9_-]{43}", secret)
+    assert check_secret(secret, SecurityPolicy.load(sec).institutions["H1"].secret_hash)
+    res = runner.invoke(app, ["inst", "credential", "issue", "H1", "--security", str(sec), "--db", url])
+    assert res.exit_code == 2 and "rotate" in res.output
+    res = runner.invoke(app, ["inst", "credential", "rotate", "H1", "--security", str(sec), "--db", url])
+    assert res.exit_code == 0 and not check_secret(secret, SecurityPolicy.load(sec).institutions["H1"].secret_hash)
+    res = runner.invoke(app, ["inst", "credential", "revoke", "H1", "--security", str(sec)])
+    assert res.exit_code == 0 and "H1" not in SecurityPolicy.load(sec).institutions
