@@ -210,13 +210,18 @@ def test_icd10_validity_and_titles():
     assert codes.normalize_icd10("e119") == "E11.9"
 
 
-def test_every_shipped_diagnosis_code_is_real_icd10():
+def test_every_shipped_diagnosis_code_is_national():
+    from yibao.codes import national
+
     mix = load_diagnosis_mix()
     for e in mix.entries:
-        assert icd.is_valid_item(e.code) and icd.is_category_or_subcategory(e.code), e.code
+        assert national.is_national_dx(e.code) and national.normalize_dx(e.code) == e.code, e.code
+        # 医保版 codes extend a WHO category: the first three characters are one
+        assert icd.is_valid_item(e.code[:3]), e.code
         assert e.weight > 0
     by = {s: {e.code for e in mix.entries if e.setting == s} for s in ("outpatient", "chronic", "special", "inpatient", "home_bed")}
-    assert {"I10", "E11.9"} <= by["chronic"]
+    assert {"I10.x00x002", "E11.900"} <= by["chronic"]
+    assert {"J18.900", "K35.800x001"} <= by["inpatient"]
     assert any(c.startswith("N18") for c in by["special"])
     assert any(c.startswith("C") for c in by["special"])
     assert any(c.startswith("Z94") for c in by["special"])
@@ -228,8 +233,9 @@ def test_every_shipped_diagnosis_code_is_real_icd10():
 @pytest.mark.parametrize(
     "line, reason",
     [
-        ("E11.99,chronic,1,,-1,-1,x", "not a WHO ICD-10"),
-        ("E119,chronic,1,,-1,-1,x", "write the code as 'E11.9'"),
+        ("E11.99,chronic,1,,-1,-1,x", "code: unknown diagnosis code 'E11.99' (not in 医保版 ICD-10 2.0)"),
+        ("E11.9,chronic,1,,-1,-1,x", "unknown diagnosis code 'E11.9'"),
+        ("i10.X00,chronic,1,,-1,-1,x", "write the code as 'I10.x00'"),
         ("I10,dental,1,,-1,-1,x", "setting 'dental'"),
         ("I10,chronic,0,,-1,-1,x", "weight '0'"),
         ("I10,chronic,1,3,-1,-1,x", "gend '3'"),
@@ -238,10 +244,24 @@ def test_every_shipped_diagnosis_code_is_real_icd10():
 )
 def test_bad_diagnosis_mix(tmp_path, line, reason):
     path = tmp_path / "mix.csv"
-    path.write_text("code,setting,weight,gend,age_min,age_max,note\nJ06.9,outpatient,1,,-1,-1,ok\n" + line + "\n", encoding="utf-8")
+    path.write_text("code,setting,weight,gend,age_min,age_max,note\nJ06.900,outpatient,1,,-1,-1,ok\n" + line.replace("I10,", "I10.x00,") + "\n", encoding="utf-8")
     with pytest.raises(CodeTableError) as ei:
         load_diagnosis_mix(path)
     assert str(path) in str(ei.value) and "line 3" in str(ei.value) and reason in str(ei.value)
+
+
+def test_diagnosis_mix_in_who_codes_when_declared(tmp_path):
+    """A mix written in WHO ICD-10 loads when the WHO system is declared, and is refused by default."""
+    path = tmp_path / "mix.csv"
+    rows = "".join(f"{c},{s},1,,-1,-1,x\n" for c, s in (("J06.9", "outpatient"), ("I10", "chronic"), ("N18.5", "special"), ("J18.9", "inpatient"), ("I69.3", "home_bed")))
+    path.write_text("code,setting,weight,gend,age_min,age_max,note\n" + rows, encoding="utf-8")
+    mix = load_diagnosis_mix(path, systems=("who-icd10",))
+    assert list(mix.code) == ["J06.9", "I10", "N18.5", "J18.9", "I69.3"]
+    with pytest.raises(CodeTableError, match="line 2.*'J06.9'.*医保版 ICD-10 2.0"):
+        load_diagnosis_mix(path)
+    path.write_text("code,setting,weight,gend,age_min,age_max,note\ne119,chronic,1,,-1,-1,x\n", encoding="utf-8")
+    with pytest.raises(CodeTableError, match="write the code as 'E11.9'"):
+        load_diagnosis_mix(path, systems=("who-icd10",))
 
 
 # --- procedures, institutions, divisions ----------------------------------------------
@@ -251,15 +271,42 @@ def test_procedures(ml, tmp_path):
     t = load_procedures(med_list=ml)
     assert t.schema.equals(codes.PROCEDURE) and t.num_rows >= 20
     assert all(c == "" or c in ml for c in t.column("med_list_codg").to_pylist())
-    assert {"39.95", "99.25", "74.1"} <= set(t.column("oprn_codg").to_pylist())
-    assert "SAMPLE" in data_path("procedures.csv").read_text(encoding="utf-8")
+    assert {"39.9500", "99.2500", "74.1x01", "47.0901"} <= set(t.column("oprn_codg").to_pylist())
+    from yibao.codes import national
+
+    assert all(national.proc_name(c) == n for c, n in zip(t.column("oprn_codg").to_pylist(), t.column("name").to_pylist()))
+    assert "SYNTHETIC" in data_path("procedures.csv").read_text(encoding="utf-8")
     bad = tmp_path / "p.csv"
-    bad.write_text("oprn_codg,name,name_en,category,med_list_codg,synthetic\n4709,x,x,surgery,,true\n", encoding="utf-8")
-    with pytest.raises(CodeTableError, match=r"line 2 \(oprn_codg='4709'\): procedure code"):
+    bad.write_text("oprn_codg,name,name_en,category,med_list_codg,synthetic\n47.09,x,x,surgery,,true\n", encoding="utf-8")
+    with pytest.raises(CodeTableError, match=r"line 2 \(oprn_codg='47.09'\): oprn_codg: unknown procedure code '47.09' .*nearest codes: 47.0900"):
         load_procedures(bad)
-    bad.write_text("oprn_codg,name,name_en,category,med_list_codg,synthetic\n47.09,x,x,surgery,NOPE,true\n", encoding="utf-8")
+    bad.write_text("oprn_codg,name,name_en,category,med_list_codg,synthetic\n47.0901,x,x,surgery,,true\n", encoding="utf-8")
+    with pytest.raises(CodeTableError, match="name 'x' is not the national name '阑尾切除术'"):
+        load_procedures(bad)
+    bad.write_text("oprn_codg,name,name_en,category,med_list_codg,synthetic\n47.0901,阑尾切除术,x,surgery,NOPE,true\n", encoding="utf-8")
     with pytest.raises(CodeTableError, match="'NOPE' is not in the medical list"):
         load_procedures(bad, med_list=ml)
+
+
+def test_procedure_mix(tmp_path):
+    """Every (principal diagnosis, principal procedure) pair of the generator is national and listed."""
+    from yibao.codes.procedures import PROCEDURE_MIX, load_procedure_mix
+
+    mix = load_diagnosis_mix()
+    pm = load_procedure_mix(mix=mix)
+    assert pm.schema.equals(PROCEDURE_MIX) and pm.num_rows >= 20
+    assert ("C73.x00", "06.4x00") in set(zip(pm.column("dise_codg").to_pylist(), pm.column("oprn_codg").to_pylist()))
+    bad = tmp_path / "pm.csv"
+    for body, match in (
+        ("E11.9,06.4x00,0.5,2", "dise_codg: unknown diagnosis code 'E11.9'"),
+        ("J06.900,06.4x00,0.5,2", "not an inpatient diagnosis"),
+        ("C73.x00,47.09,0.5,2", "procedure '47.09' is not in the procedure list"),
+        ("C73.x00,06.4x00,0.7,2\nC73.x00,06.2x00,0.7,2", "sum to more than 1"),
+        ("C73.x00,06.4x00,0.5,4", "min_level '4'"),
+    ):
+        bad.write_text("dise_codg,oprn_codg,share,min_level\n" + body + "\n", encoding="utf-8")
+        with pytest.raises(CodeTableError, match=match):
+            load_procedure_mix(bad, mix=mix)
 
 
 def test_institutions(tmp_path):

@@ -13,11 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from yibao.codes import MedList, is_valid_icd10, load_divisions, load_procedures, validate_institutions
+from yibao.codes import MedList, load_divisions, load_procedures, validate_institutions
+from yibao.codes.national import national_dx_codes
 from yibao.core import contract as C
 from yibao.core.errors import YibaoError
 from yibao.synth import PATTERNS, SynthError, collect_region, generate_region, write_parquet
 from yibao.synth import formulary as F
+from yibao.synth.encounters import national_procedure
 from yibao.synth.cli import run_synth
 
 YEAR = 2025
@@ -76,9 +78,10 @@ def test_ids_are_unique_and_references_resolve(small):
     assert set(enc.psn_no) <= set(person.psn_no)
     assert set(enc.fixmedins_code) <= set(small["institution"].column("fixmedins_code").to_pylist())
     assert set(fee.med_list_codg) <= set(small["med_list"].column("med_list_codg").to_pylist())
-    assert all(is_valid_icd10(c) for c in set(enc.dise_codg))
+    # every diagnosis is a national 医保版 ICD-10 2.0 code, exactly as the dictionary writes it
+    assert all(c in national_dx_codes() for c in set(enc.dise_codg))
     others = {c for s in enc.other_dise_codg for c in s.split(";") if c}
-    assert all(is_valid_icd10(c) for c in others)
+    assert all(c in national_dx_codes() for c in others)
     procs = set(load_procedures().column("oprn_codg").to_pylist())
     assert {c for s in enc.oprn_codg for c in s.split(";") if c} <= procs
     validate_institutions(small["institution"], divisions=load_divisions())
@@ -215,7 +218,7 @@ def test_encounter_times_and_settings(big):
     assert ((hb.endtime - hb.begntime) // 86400 == 179).all()
     chronic = e[(e.med_type == "14") & e.dise_codg.str.match(r"^(I1|E1)")]
     assert chronic.groupby("psn_no").size().median() >= 4  # monthly to quarterly refills
-    assert {"N18.5"} <= set(e.dise_codg[e.med_type == "14"]) and e.dise_codg[e.med_type == "14"].str.startswith("C").any()
+    assert {"N18.500"} <= set(e.dise_codg[e.med_type == "14"]) and e.dise_codg[e.med_type == "14"].str.startswith("C").any()
 
 
 def test_nobody_is_treated_before_birth_or_after_death(big):
@@ -327,7 +330,11 @@ def test_formulary_refers_only_to_shipped_codes():
     ml = MedList.load()
     assert F.all_codes() <= set(ml.items)
     procs = set(load_procedures().column("oprn_codg").to_pylist())
-    assert {pr.oprn_codg for th in F.T.values() for pr in th.procs} <= procs
+    # the formulary may name a procedure by its ICD-9-CM-3 stem; each resolves to one national code of the list
+    assert {national_procedure(pr.oprn_codg, pr.items[0][0]) for th in F.T.values() for pr in th.procs} <= procs
+    assert {national_procedure(sc.oprn_codg) for sc in F.SPECIAL.values() if sc.oprn_codg} <= procs
+    stent = F.T["I25"].procs[0]  # a drug-eluting stent: 36.07 in ICD-9-CM-3, 36.0601 冠状动脉药物涂层支架置入术 in the 医保版
+    assert national_procedure(stent.oprn_codg, stent.items[0][0]) == "36.0601" and national_procedure("39.95") == "39.9500"
 
 
 # --- patterns, Parquet and the CLI piece -------------------------------------------------------------

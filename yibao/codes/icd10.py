@@ -7,7 +7,9 @@ diagnosis codes; chapters (``IV``) and blocks (``E10-E14``) are not.
 
 The diagnosis *mix* (``yibao/data/codes/diagnosis_mix.csv``) lists common
 diagnoses per setting with SYNTHETIC, illustrative weights for the
-generator.
+generator.  Its codes are national 医保版 ICD-10 2.0 codes, validated with
+:mod:`yibao.codes.national` (exactly, as strings); a mix written in WHO codes
+loads with ``systems=("who-icd10",)``.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class DiagnosisEntry:
     age_min: int  # -1 = none
     age_max: int  # -1 = none
     note: str
+    therapy: str = ""  # the formulary key the generator treats the row with ('' = the code itself)
 
 
 class DiagnosisMix:
@@ -105,6 +108,7 @@ class DiagnosisMix:
         self.gend = np.array([e.gend for e in entries], dtype=object)
         self.age_min = np.array([e.age_min for e in entries], dtype=np.int64)
         self.age_max = np.array([e.age_max for e in entries], dtype=np.int64)
+        self.therapy = np.array([e.therapy or e.code for e in entries], dtype=object)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -116,18 +120,28 @@ class DiagnosisMix:
         return np.flatnonzero(self.setting == setting)
 
 
-def load_diagnosis_mix(path: str | Path | None = None) -> DiagnosisMix:
-    """Load and validate ``diagnosis_mix.csv`` (default: the shipped one)."""
+def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ...] | None = None) -> DiagnosisMix:
+    """Load and validate ``diagnosis_mix.csv`` (default: the shipped one).
+
+    Codes are checked against ``systems`` (default: the national 医保版 ICD-10 2.0,
+    ``("icd10-yb-2.0",)``; ``("who-icd10",)`` for a mix written in WHO codes) and
+    must be written exactly as the dictionary writes them.
+    """
+    from yibao.codes import national
+
+    systems = tuple(systems) if systems else (national.DX_NATIONAL,)
     path = Path(path) if path else data_path("diagnosis_mix.csv")
     entries: list[DiagnosisEntry] = []
     seen: dict[tuple[str, str], int] = {}
-    for line, r in read_csv(path, ("code", "setting", "weight", "note"), optional=("gend", "age_min", "age_max")):
+    for line, r in read_csv(path, ("code", "setting", "weight", "note"), optional=("gend", "age_min", "age_max", "therapy")):
         code = r["code"]
         key = f"code={code!r}"
-        if not is_valid_icd10(code):
-            raise table_error(path, f"{code!r} is not a WHO ICD-10 category or subcategory", f"{code!r} 不是有效的 ICD-10 编码", line=line, key=key, field="code")
-        if normalize_icd10(code) != code:
-            raise table_error(path, f"write the code as {normalize_icd10(code)!r}", f"编码应写作 {normalize_icd10(code)!r}", line=line, key=key, field="code")
+        try:
+            canon = national.check_diagnosis(code, "code", systems)
+        except CodeTableError as exc:
+            raise table_error(path, exc.message_en, exc.message_zh, line=line, key=key, field="code") from None
+        if canon != code:
+            raise table_error(path, f"write the code as {canon!r}", f"编码应写作 {canon!r}", line=line, key=key, field="code")
         if r["setting"] not in SETTINGS:
             raise table_error(path, f"setting {r['setting']!r} is not one of {SETTINGS}", "未知的就诊场景", line=line, key=key, field="setting")
         try:
@@ -148,7 +162,7 @@ def load_diagnosis_mix(path: str | Path | None = None) -> DiagnosisMix:
         if k in seen:
             raise table_error(path, f"duplicate of line {seen[k]}", f"与第 {seen[k]} 行重复", line=line, key=key, field="code")
         seen[k] = line
-        entries.append(DiagnosisEntry(code, r["setting"], weight, r["gend"], ages[0], ages[1], r["note"]))
+        entries.append(DiagnosisEntry(code, r["setting"], weight, r["gend"], ages[0], ages[1], r["note"], r["therapy"]))
     missing = [s for s in SETTINGS if not any(e.setting == s for e in entries)]
     if missing:
         raise table_error(path, f"no rows for settings {missing}", f"缺少场景 {missing}")

@@ -69,3 +69,60 @@ def load_procedures(path: str | Path | None = None, *, med_list=None) -> pa.Tabl
     if not rows:
         raise table_error(path, "the procedure list is empty", "手术操作表为空")
     return pa.Table.from_pylist(rows, schema=PROCEDURE)
+
+
+# --- the procedure mix for the generator ------------------------------------
+
+PROCEDURE_MIX = pa.schema(
+    [
+        ("dise_codg", pa.string()),  # principal diagnosis (a row of the diagnosis mix, setting inpatient)
+        ("oprn_codg", pa.string()),  # principal procedure (a code of the procedure list)
+        ("share", pa.float64()),  # share of the diagnosis's cases that get it (a sampling weight, not money)
+        ("min_level", pa.int8()),  # lowest hospital level that performs it (1..3)
+    ]
+)
+
+
+def load_procedure_mix(path: str | Path | None = None, *, procedures: pa.Table | None = None, mix=None) -> pa.Table:
+    """Load and validate ``procedure_mix.csv`` (which principal procedure a synthetic inpatient case gets).
+
+    Every diagnosis must be a national 医保版 ICD-10 2.0 code (and, with ``mix``, an
+    inpatient row of the diagnosis mix); every procedure a code of the procedure
+    list (``procedures``, default: the shipped one); shares of one diagnosis sum to at most 1.
+    """
+    from decimal import Decimal, InvalidOperation
+
+    path = Path(path) if path else data_path("procedure_mix.csv")
+    procs = set((procedures if procedures is not None else load_procedures()).column("oprn_codg").to_pylist())
+    inpatient = None if mix is None else {c for c, s in zip(mix.code, mix.setting) if s == "inpatient"}
+    rows: list[dict] = []
+    total: dict[str, Decimal] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for line, r in read_csv(path, PROCEDURE_MIX.names):
+        dx, op = r["dise_codg"], r["oprn_codg"]
+        key = f"dise_codg={dx!r} oprn_codg={op!r}"
+        try:
+            if national.check_diagnosis(dx, "dise_codg") != dx:
+                raise table_error(path, f"write the code as {national.normalize_dx(dx)!r}", "编码写法与字典不一致", line=line, key=key, field="dise_codg")
+        except CodeTableError as exc:
+            raise table_error(path, exc.message_en, exc.message_zh, line=line, key=key, field="dise_codg") from None
+        if inpatient is not None and dx not in inpatient:
+            raise table_error(path, f"{dx!r} is not an inpatient diagnosis of the diagnosis mix", "主要诊断不在住院诊断构成中", line=line, key=key, field="dise_codg")
+        if op not in procs:
+            raise table_error(path, f"procedure {op!r} is not in the procedure list", "手术操作不在手术操作表中", line=line, key=key, field="oprn_codg")
+        try:
+            share = Decimal(r["share"])
+        except InvalidOperation:
+            share = Decimal(-1)
+        if not share.is_finite() or not 0 < share <= 1:
+            raise table_error(path, f"share {r['share']!r} must be within (0, 1]", "比例须在 (0, 1] 之间", line=line, key=key, field="share")
+        total[dx] = total.get(dx, Decimal(0)) + share
+        if total[dx] > 1:
+            raise table_error(path, f"the shares of {dx!r} sum to more than 1", "同一诊断的比例之和大于 1", line=line, key=key, field="share")
+        if r["min_level"] not in ("1", "2", "3"):
+            raise table_error(path, f"min_level {r['min_level']!r} must be 1, 2 or 3", "最低医院等级须为 1、2 或 3", line=line, key=key, field="min_level")
+        if (dx, op) in seen:
+            raise table_error(path, f"duplicate of line {seen[(dx, op)]}", f"与第 {seen[(dx, op)]} 行重复", line=line, key=key, field="oprn_codg")
+        seen[(dx, op)] = line
+        rows.append({"dise_codg": dx, "oprn_codg": op, "share": float(share), "min_level": int(r["min_level"])})
+    return pa.Table.from_pylist(rows, schema=PROCEDURE_MIX)

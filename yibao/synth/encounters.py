@@ -18,6 +18,7 @@ special outpatient diseases 14, inpatient 21, pharmacy 41, home bed 52.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -75,6 +76,37 @@ SERVICE_LEVEL_FACTOR = np.array([1.0, 0.9, 0.95, 1.0])  # by hosp_lv (0 = pharma
 VBP_SELECTED_P = 0.9
 OVER_CAP_KEEP = 0.03
 OVER_CAP_EXTRA = 0.004
+
+
+@lru_cache(maxsize=1)
+def _procedure_tables():
+    """(codes, linked charge items, procedure mix) of the shipped procedure list, loaded once."""
+    from yibao.codes.procedures import load_procedure_mix, load_procedures
+
+    procs = load_procedures()
+    return tuple(procs.column("oprn_codg").to_pylist()), tuple(procs.column("med_list_codg").to_pylist()), load_procedure_mix(procedures=procs)
+
+
+@lru_cache(maxsize=256)
+def national_procedure(code: str, item: str = "") -> str:
+    """The 医保版 ICD-9-CM-3 2.0 code of the procedure list for a formulary procedure.
+
+    The formulary (``yibao.synth.formulary``) may still name a procedure by its
+    ICD-9-CM-3 stem (``47.09``); the procedure list holds the national code
+    (``47.0901``).  A code already in the list is kept; otherwise the list row
+    linked to the same charge item ``item`` is taken, else the first row whose
+    code starts with the stem.
+    """
+    codes, items, _ = _procedure_tables()
+    if code in codes:
+        return code
+    linked = [c for c, it in zip(codes, items) if item and it == item]
+    if len(linked) == 1:
+        return linked[0]
+    stem = [c for c in codes if c.startswith(code)]
+    if stem:
+        return stem[0]
+    raise KeyError(f"procedure {code!r} (charge item {item!r}) is not in the procedure list")
 
 
 def band(age: np.ndarray) -> np.ndarray:
@@ -179,7 +211,7 @@ class Region:
         self._therapies: list[F.Therapy] = []
         tid = {}
         self.therapy_of_row = np.empty(len(mix), dtype=np.int64)
-        for r, code in enumerate(mix.code):
+        for r, code in enumerate(mix.therapy):  # the row's formulary key ('' in the file = its own code)
             key, th = F.therapy_for(code)
             if key not in tid:
                 tid[key] = len(self._therapies)
@@ -189,6 +221,16 @@ class Region:
         self.depts = sorted({th.dept for th in self._therapies} | {s.dept for s in F.SPECIAL.values()} | {"A03"})
         self.dept_of_row = np.array([self.depts.index(self._therapies[t].dept) for t in self.therapy_of_row])
         self.oprns: list[str] = []
+        # principal procedures of the procedure mix, per inpatient row of the diagnosis mix
+        codes, items, pmix = _procedure_tables()
+        item_of = dict(zip(codes, items))
+        row_of = {c: r for r, (c, st) in enumerate(zip(mix.code, mix.setting)) if st == "inpatient"}
+        self.proc_mix: dict[int, list[tuple[str, float, int, str]]] = {}
+        for dx, op, share, lv in zip(*(pmix.column(n).to_pylist() for n in ("dise_codg", "oprn_codg", "share", "min_level"))):
+            if dx in row_of:
+                self.proc_mix.setdefault(row_of[dx], []).append((op, share, lv, item_of.get(op, "")))
+        self.has_proc_mix = np.zeros(len(mix), dtype=bool)
+        self.has_proc_mix[list(self.proc_mix)] = True
         self.htn = np.full(people.n, -1, dtype=np.int64)  # chronic diagnosis rows per person
         self.dm = np.full(people.n, -1, dtype=np.int64)
         self._pools: dict = {}
@@ -486,7 +528,7 @@ class Region:
         schedules = list(F.SPECIAL.values())
         sched_of_row = np.full(len(self.mix), -1, dtype=np.int64)
         for r in np.unique(diag_p):  # a few distinct diagnoses
-            sched_of_row[r] = schedules.index(F.schedule_for(self.mix.code[r]))
+            sched_of_row[r] = schedules.index(F.schedule_for(self.mix.therapy[r]))
         sid = sched_of_row[diag_p]
         for si in np.unique(sid):
             sc = schedules[si]
@@ -513,7 +555,7 @@ class Region:
                 begin, end = self.times(day, 8, 9, 600, 2400)
             home = any(sc.regimens)
             lt = np.full(len(ep), bool(home and sc.period > 28))
-            oprn = self.oprn_index(sc.oprn_codg) if sc.oprn_codg else -1
+            oprn = self.oprn_index(national_procedure(sc.oprn_codg)) if sc.oprn_codg else -1
             dept = self.depts.index(sc.dept)
             start = self.enc.add(person=pp[ep], inst=inst_p[ep], mt=MT["14"], begin=begin, end=end, diag=dp[ep], dept=dept,
                                  oprn=oprn, dscg=0, lt=lt, doc=doc_p[ep], bilg=doc_p[ep], setting=SETTING_SPECIAL)
@@ -588,7 +630,7 @@ class Region:
             self.slots(e, th.ip_extras, los[part], 1)
             if th.procs and th.p_proc > 0:
                 lvp = level[part]
-                do = rng.random(len(part)) < th.p_proc
+                do = (rng.random(len(part)) < th.p_proc) & ~self.has_proc_mix[diag[part]]  # the procedure mix decides for its rows
                 w = np.array([[pr.w if pr.min_level <= lv else 0.0 for pr in th.procs] for lv in (1, 2, 3)])
                 u = rng.random(len(part))
                 for lv in (1, 2, 3):
@@ -602,9 +644,24 @@ class Region:
                         s2 = sel[which == j]
                         if not len(s2):
                             continue
-                        oprn[part[s2]] = self.oprn_index(pr.oprn_codg)
+                        oprn[part[s2]] = self.oprn_index(national_procedure(pr.oprn_codg, pr.items[0][0] if pr.items else ""))
                         for code, units in pr.items:
                             self.lines.add(e[s2], self.c.idx(code), units * 1000)
+        # the procedure mix: for its diagnoses, a share of the cases get each principal procedure (where the level allows)
+        for r, options in sorted(self.proc_mix.items()):
+            sel = np.flatnonzero(diag == r)
+            if not len(sel):
+                continue
+            u = rng.random(len(sel))
+            lo = 0.0
+            for op, share, lv, item in options:
+                s2 = sel[(u >= lo) & (u < lo + share) & (level[sel] >= lv)]
+                lo += share
+                if not len(s2):
+                    continue
+                oprn[s2] = self.oprn_index(op)
+                if item:
+                    self.lines.add(enc[s2], self.c.idx(item), 1000)
         self.enc.cols["oprn"][-1] = oprn
 
     def home_bed(self):

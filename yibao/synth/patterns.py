@@ -513,8 +513,10 @@ def low_standard_admission(frames, rate, rng):
     return _gt("encounter", pick["mdtrt_id"], "low_standard_admission", [f"{d} for {n} days" for d, n in zip(pick["dise_codg"], days)])
 
 
-# major complications added on paper (code, what would prove them)
-_MCC = ("J96.0", "R57.0", "A41.9", "N17.9")
+# major complications added on paper: 医保版 ICD-10 2.0 codes that the CHS-DRG 1.1 MCC table lists
+# (J96.000 急性呼吸衰竭, R57.000 心源性休克, A41.900 脓毒症, N17.900 急性肾衰竭); what would prove them
+# being treated is in yibao/data/supervision/knowledge/dx_evidence.csv
+_MCC = ("J96.000", "R57.000", "A41.900", "N17.900")
 
 
 @register_pattern("upcoding")
