@@ -33,6 +33,9 @@ app.add_typer(supervision_app, name="supervision")
 from yibao.payment.cli import app as payment_app  # noqa: E402
 
 app.add_typer(payment_app, name="payment")
+from yibao.payment.drgcli import app as drg_app  # noqa: E402
+
+app.add_typer(drg_app, name="drg")
 from yibao.web.cli import app as console_app  # noqa: E402
 
 app.add_typer(console_app, name="console")

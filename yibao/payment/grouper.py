@@ -610,3 +610,38 @@ def load_grouper(name_or_path: str | Path = "chs-drg-1.1", on: dt.date | None = 
     if key not in _CACHE:
         _CACHE[key] = Grouper(SchemeTables(d, on))
     return _CACHE[key]
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+
+def read_cases(path: str | Path) -> pd.DataFrame:
+    """A grouping input file: Parquet, or CSV (UTF-8, header row; every value read as text, empty = absent)."""
+    p = Path(path)
+    if not p.exists():
+        raise GroupingInputError(f"{p}: file not found", f"{p}: 文件不存在", field="in")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+        if suffix in (".csv", ".txt", ".tsv"):
+            return pd.read_csv(p, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8-sig")
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise GroupingInputError(f"{p}: cannot read ({exc})", f"{p}: 无法读取文件", field="in") from None
+    raise GroupingInputError(f"{p}: give a .parquet or .csv file", f"{p}: 须为 .parquet 或 .csv 文件", field="in")
+
+
+def write_groups(frame: pd.DataFrame, path: str | Path, *, explain: bool = False) -> None:
+    """Write ``case_id, mdc, adrg, drg, status`` (and ``path`` with explain) as Parquet or CSV."""
+    p = Path(path)
+    cols = [*OUTPUT_COLUMNS, *(("path",) if explain and "path" in frame else ())]
+    out = frame[cols]
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    if p.suffix.lower() in (".parquet", ".pq"):
+        out.to_parquet(tmp, index=False)
+    elif p.suffix.lower() == ".csv":
+        out.to_csv(tmp, index=False, encoding="utf-8")
+    else:
+        raise GroupingInputError(f"{p}: give a .parquet or .csv output file", f"{p}: 输出须为 .parquet 或 .csv 文件", field="out")
+    tmp.replace(p)  # nothing half-written under the final name
