@@ -822,15 +822,18 @@ class Interface:
         return info, detail
 
     def h_pre_outpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
+        _more.settlement_check(self, ctx, d, V.OUTPATIENT)  # in-care check (事中审核), issue 16
         return self._settle(ctx, d, kind=V.OUTPATIENT, pre=True)
 
     def h_settle_outpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
+        _more.settlement_check(self, ctx, d, V.OUTPATIENT)  # in-care check (事中审核), issue 16
         return self._settle(ctx, d, kind=V.OUTPATIENT, pre=False)
 
     def h_pre_inpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
         return self._settle(ctx, d, kind=V.INPATIENT, pre=True)
 
     def h_settle_inpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
+        _more.settlement_check(self, ctx, d, V.INPATIENT)  # in-care check (事中审核), issue 16
         return self._settle(ctx, d, kind=V.INPATIENT, pre=False)
 
     def _own_settlement(self, s: Session, q: S.CancelData, env: S.Envelope, kind: str | None) -> db.Settlement:
@@ -965,3 +968,5 @@ TRANSACTIONS: dict[str, Transaction] = {
         Transaction("5203", "结算信息查询", "settlement query", S.InQuery, S.OutSettle, _h("h_query"), "settlements/query"),
     )
 }
+
+from yibao.api import more_transactions as _more; _more.register(TRANSACTIONS)  # noqa: E402,E702 - issue 16

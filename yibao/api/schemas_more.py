@@ -34,6 +34,13 @@ def _blank_none(v: Any) -> Any:
     return None if isinstance(v, str) and not v.strip() else v
 
 
+def _opt_int(v: Any) -> Any:
+    """An optional count: ``""`` / null → None, a digit string → int."""
+    if _blank_none(v) is None:
+        return None
+    return int(v.strip()) if isinstance(v, str) and v.strip().isdigit() else v
+
+
 def _opt_decimal(places: int, what: str, what_zh: str) -> BeforeValidator:
     """An optional decimal: ``""`` / null → None, else as :func:`yibao.api.schemas._decimal`."""
     conv = _decimal(places, what, what_zh).func
@@ -487,15 +494,13 @@ class SetlListInfo(_In):
     gend: OptCode = ""
     brdy: OptDate = None
     age: Annotated[Decimal | None, _opt_decimal(1, "age", "年龄")] = None
-    nwb_age: Annotated[int | None, BeforeValidator(lambda v: None if _blank_none(v) is None else (int(v) if isinstance(v, str) and v.strip().isdigit() else v)),
-                       Field(ge=0, le=365)] = None
+    nwb_age: Annotated[Annotated[int, Field(ge=0, le=365)] | None, BeforeValidator(_opt_int)] = None
     nwb_bir_wt: Annotated[Decimal | None, _opt_decimal(2, "nwb_bir_wt", "新生儿出生体重")] = None
     nwb_adm_wt: Annotated[Decimal | None, _opt_decimal(2, "nwb_adm_wt", "新生儿入院体重")] = None
     ipt_med_type: OptCode = ""
     adm_time: OptTime = None
     dscg_time: OptTime = None
-    act_ipt_days: Annotated[int | None, BeforeValidator(lambda v: None if _blank_none(v) is None else (int(v) if isinstance(v, str) and v.strip().isdigit() else v)),
-                            Field(ge=0, le=36600)] = None
+    act_ipt_days: Annotated[Annotated[int, Field(ge=0, le=36600)] | None, BeforeValidator(_opt_int)] = None
     dscg_way: OptCode = ""
     setl_begn_date: OptDate = None
     setl_end_date: OptDate = None
