@@ -12,6 +12,23 @@ from rich.console import Console
 PASSWORD = "console-pass-1"
 
 
+def page_csrf(client, path: str = "/console/login") -> str:
+    """The CSRF token a console page carries (what its forms post back)."""
+    import re
+
+    html = client.get(path).text
+    m = re.search(r'name="csrf-token" content="([0-9a-f]*)"', html)
+    assert m and m.group(1), f"{path}: no CSRF token in the page"
+    return m.group(1)
+
+
+def console_login(client, username: str, password: str, *, next: str = "/console/"):
+    """Log in through the login form (with its CSRF token) as a browser does; returns the response (303 when done)."""
+    token = page_csrf(client, "/console/login")
+    return client.post("/console/login", data={"username": username, "password": password, "next": next,
+                                               "csrf_token": token}, follow_redirects=False)
+
+
 def build_region_db(root: Path, people: int = 1500, seed: int = 7) -> str:
     """Generate, settle and load a small synthetic region; returns the SQLite URL."""
     from yibao.core import db

@@ -7,6 +7,7 @@ import datetime as dt
 from fastapi.testclient import TestClient
 
 from api_support import SH, Clock, make_interface, seed
+from console_support import console_login
 from yibao.api.app import create_app
 
 PW = "access-pass-1"
@@ -16,7 +17,7 @@ PATHS = ["/api/v1/supervision/rules", "/api/v1/payment/drg/scheme", "/procuremen
 def _login(app, user: str | None) -> TestClient:
     c = TestClient(app)
     if user:
-        r = c.post("/console/login", data={"username": user, "password": PW}, follow_redirects=False)
+        r = console_login(c, user, PW)
         assert r.status_code == 303, r.text
     return c
 

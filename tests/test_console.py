@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from console_support import console_login, page_csrf
 from yibao.core import db
 from yibao.web import charts
 from yibao.web.auth import AuthError, AuthService, Mask, check_password, hash_password, mask
@@ -71,7 +72,7 @@ def world(db_engine):
 def client(app, user: str | None) -> TestClient:
     c = TestClient(app)
     if user:
-        r = c.post("/console/login", data={"username": user, "password": PW}, follow_redirects=False)
+        r = console_login(c, user, PW)
         assert r.status_code == 303, r.text
     return c
 
@@ -102,7 +103,8 @@ def test_every_page_and_api_checks_the_role(world, user) -> None:
         else:
             assert r.status_code == 403, (user, path, r.status_code)
     # writes too
-    r = c.post("/console/ecode/action", data={"psn_no": "P1", "action": "block"}, follow_redirects=False)
+    token = page_csrf(c, "/console/login") if user is None else page_csrf(c, "/console/settlement")
+    r = c.post("/console/ecode/action", data={"psn_no": "P1", "action": "block", "csrf_token": token}, follow_redirects=False)
     if user == "bureau":
         assert r.status_code == 303 and r.headers["location"].startswith("/console/ecode?msg=ok")
     elif user is None:
@@ -170,9 +172,9 @@ def test_session_expires_and_logout_ends_it(world) -> None:
     assert c.get("/console/api/fund").status_code == 401
     clock.t = T0
     c = client(app, "bureau")
-    c.post("/console/logout")
+    c.post("/console/logout", data={"csrf_token": page_csrf(c, "/console/fund")})
     assert c.get("/console/api/fund").status_code == 401
-    bad = TestClient(app).post("/console/login", data={"username": "bureau", "password": "wrong-password"})
+    bad = console_login(TestClient(app), "bureau", "wrong-password")
     assert bad.status_code == 401 and "用户名或密码错误" in bad.text
 
 
@@ -204,7 +206,7 @@ def test_background_export_job_belongs_to_its_owner(world) -> None:
 
     app, _, _ = world
     c = client(app, "bureau")
-    job = c.post("/console/jobs/export-settlements").json()
+    job = c.post("/console/jobs/export-settlements", headers={"X-CSRF-Token": page_csrf(c, "/console/settlement")}).json()
     assert job["total"] == 5
     for _ in range(100):
         job = c.get(f"/console/jobs/{job['id']}").json()

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from api_support import BOOK, CAT, CREDENTIALS, SH, Clock, make_interface, seed
+from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, SH, Clock, make_interface, seed
 from yibao.api.app import create_app
 from yibao.api.envelope import field_of
 from yibao.api.hisclient import HisClient, HisError, http_transport
@@ -186,3 +186,103 @@ def test_cli_issues_credentials_and_serve_refuses_to_run_without_any(tmp_path):
     assert res.exit_code == 0 and not check_secret(secret, SecurityPolicy.load(sec).institutions["H1"].secret_hash)
     res = runner.invoke(app, ["inst", "credential", "revoke", "H1", "--security", str(sec)])
     assert res.exit_code == 0 and "H1" not in SecurityPolicy.load(sec).institutions
+
+
+# --- e-codes: one settlement flow each, never in a URL ----------------------------------------------
+
+
+def _ecode_world(engine):
+    from yibao.ecode.service import EcodeService
+
+    seed(engine)
+    clock = Clock(T0)
+    iface = make_interface(engine, clock)
+    ecode = EcodeService(engine, clock=clock)
+    iface.ecode_verifier, iface.ecode_payer = ecode.interface_verifier(), ecode.payer_for_code
+    client = TestClient(create_app(iface))
+    ecode.bind("acct-e1", "E1", {"certno": PEOPLE["E1"][8], "face": "live-match"})
+
+    def his(code: str) -> HisClient:
+        h = HisClient(http_transport(client), code, clock=clock, credential=CREDENTIALS[code])
+        h.sign_in()
+        return h
+
+    return ecode, clock, his
+
+
+def _register(h: HisClient, code: str) -> dict:
+    return h.call("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:30:00",
+                                    "mdtrt_cert_type": "01", "mdtrt_cert_no": code, "ipt_otp_no": h.msgid()}}, check=False)
+
+
+def test_an_ecode_serves_one_settlement_flow_at_one_institution(db_engine):
+    from decimal import Decimal
+
+    from yibao.api.hisclient import Item
+    from yibao.ecode.models import EcodeUse
+
+    ecode, clock, his = _ecode_world(db_engine)
+    h2, h3 = his("H2"), his("H3")
+    code = ecode.generate("acct-e1", "E1")
+    q = {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": code, "psn_cert_type": "01"}}
+    assert h2.call("1101", q)["output"]["baseinfo"]["psn_no"] == "E1"
+    # the same code at another institution (a screenshot passed on): refused
+    r = h3.call("1101", q, check=False)
+    assert r["infcode"] == -1 and field_of(r["err_msg"]) == "mdtrt_cert_no"
+    # the flow at the first institution goes on with the same code: register, fees, pre-settle, settle
+    reg = _register(h2, code)
+    assert reg["infcode"] == 0, reg["err_msg"]
+    mdtrt_id = reg["output"]["data"]["mdtrt_id"]
+    rows = HisClient.feedetail(mdtrt_id, "E1", [Item("A-DRUG", "1", "80.00")], chrg_bchno="B1", when=clock())
+    h2.call("2204", {"feedetail": rows})
+    data = {"psn_no": "E1", "mdtrt_cert_type": "01", "mdtrt_cert_no": code, "med_type": "11",
+            "medfee_sumamt": Decimal("80.00"), "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": "B1",
+            "insutype": "310", "acct_used_flag": "1"}
+    assert h2.call("2206", {"data": data})["infcode"] == 0
+    assert h2.call("2207", {"data": data})["infcode"] == 0
+    # the flow is over: the code cannot open another visit, nor pay again
+    r = _register(h2, code)
+    assert r["infcode"] == -1 and field_of(r["err_msg"]) == "mdtrt_cert_no"
+    with db_engine.connect() as c:
+        reasons = [x for x in c.execute(select(EcodeUse.reason).where(EcodeUse.accepted.is_(False))).scalars()]
+    assert any("another institution" in x for x in reasons) and any("settlement" in x for x in reasons)
+    # a fresh code does
+    assert _register(h2, ecode.generate("acct-e1", "E1"))["infcode"] == 0
+
+
+def test_single_flow_is_a_setting(db_engine):
+    from yibao.ecode.params import default_params
+    from yibao.ecode.service import EcodeService
+
+    seed(db_engine)
+    p = default_params()
+    relaxed = p.model_copy(update={"token": p.token.model_copy(update={"single_flow": False})})
+    svc = EcodeService(db_engine, params=relaxed, clock=Clock(T0))
+    svc.bind("a", "E1", {"certno": PEOPLE["E1"][8], "face": "live-match"})
+    code = svc.generate("a", "E1")
+    assert svc.verify(code, fixmedins_code="H1").psn_no == svc.verify(code, fixmedins_code="H2").psn_no == "E1"
+    strict = EcodeService(db_engine, clock=Clock(T0))
+    with pytest.raises(Exception) as e:
+        strict.verify(code, fixmedins_code="H3")
+    assert getattr(e.value, "field", None) == "mdtrt_cert_no"
+
+
+def test_the_console_shows_a_generated_code_without_putting_it_in_a_url(db_engine):
+    from console_support import console_login, page_csrf
+
+    seed(db_engine)
+    app = create_app(make_interface(db_engine, Clock(T0)))
+    app.state.console.auth.add_user("e1", "e1-password", "public", psn_no="E1")
+    c = TestClient(app)
+    assert console_login(c, "e1", "e1-password").status_code == 303
+    tok = page_csrf(c, "/console/mycode")
+    r = c.post("/console/mycode/action", data={"action": "bind", "certno": PEOPLE["E1"][8], "face": "live-match",
+                                               "csrf_token": tok}, follow_redirects=False)
+    assert r.status_code == 303 and "code=" not in r.headers["location"]
+    r = c.post("/console/mycode/action", data={"action": "generate", "psn_no": "E1", "csrf_token": tok},
+               follow_redirects=False)
+    assert r.status_code == 200 and "location" not in r.headers and r.headers["cache-control"] == "no-store"
+    code = re.search(r'<pre id="ecode"[^>]*>([^<]+)</pre>', r.text).group(1)
+    assert code.startswith("YB1.") and code not in str(r.url)
+    # and a code in a query string is not honoured
+    assert code not in c.get("/console/mycode", params={"code": code}).text

@@ -141,6 +141,11 @@ def create_app(iface: Interface) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    from yibao.web.front import SecurityHeaders, landing_page  # / leads to the console and the docs; headers on every answer
+
+    app.add_api_route("/", landing_page, methods=["GET"], include_in_schema=False)
+    app.add_middleware(SecurityHeaders)
+
     return app
 
 

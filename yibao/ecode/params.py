@@ -29,6 +29,7 @@ class TokenParams(_Strict):
     max_skew_seconds: int = Field(ge=0, le=300)
     algorithm: Literal["hmac-sm3", "hmac-sha256", "sm2"]
     prefix: str = Field(pattern=r"^[A-Z0-9]{2,8}$")
+    single_flow: bool = True
 
 
 class BindingParams(_Strict):

@@ -81,6 +81,12 @@ class EcodeService:
                           .where(_U.c.psn_no == bindparam("psn"), _U.c.accepted.is_(True), _U.c.used_at >= bindparam("since")))
         self._q_admdvs = select(_I.c.admdvs).where(_I.c.fixmedins_code == bindparam("code"))
         self._q_insert_use = insert(_U)
+        self._q_code_uses = (select(_U.c.used_at, _U.c.fixmedins_code)
+                             .where(_U.c.psn_no == bindparam("psn"), _U.c.used_at >= bindparam("since"),
+                                    _U.c.code_id == bindparam("cid"), _U.c.accepted.is_(True)))
+        _S = db.Settlement.__table__
+        self._q_settled = (select(_S.c.setl_id).where(_S.c.psn_no == bindparam("psn"), _S.c.fixmedins_code == bindparam("code"),
+                                                      _S.c.setl_time >= bindparam("since")).limit(1))
 
     # --- keys ---------------------------------------------------------------------
 
@@ -304,6 +310,8 @@ class EcodeService:
                 if found:
                     refusal = ("e-code refused: anomalous use, " + "; ".join(a.detail_en for a in found),
                                "医保码异常使用, 已拦截: " + "; ".join(a.detail_zh for a in found), "mdtrt_cert_no")
+            if refusal is None and self.params.token.single_flow:
+                refusal = self._spent(s, st.psn_no, claims.code_id, fixmedins_code, now)
             if refusal is None:
                 use["accepted"] = True
             else:
@@ -323,6 +331,31 @@ class EcodeService:
         if refusal is None:
             return Verified(st.psn_no, st.binding_id, st.holder_psn_no, st.relation, bool(st.mutual_aid))
         raise EcodeRefused(refusal[0], refusal[1], field=refusal[2])
+
+    def _spent(self, s: Any, psn_no: str, code_id: str, fixmedins_code: str, now: dt.datetime) -> tuple[str, str, str] | None:
+        """Why this code may not serve this presentation (single use per settlement flow), or None.
+
+        A code belongs to the flow it was first accepted in: later presentations must come from the same
+        institution, and none is accepted once that institution made a settlement for the person after the
+        first use (the flow is over).  Uses older than a code's life cannot be of this code.
+        """
+        p = self.params.token
+        since = now - dt.timedelta(seconds=p.ttl_seconds + 2 * p.max_skew_seconds)
+        uses = [(t, f or "") for t, f in s.execute(self._q_code_uses, {"psn": psn_no, "cid": code_id, "since": since})]
+        if not self._sync:
+            with self._lock:
+                uses += [(r["used_at"], r["fixmedins_code"] or "") for r in self._rows
+                         if r["code_id"] == code_id and r["accepted"] and r["used_at"] >= since]
+        if not uses:
+            return None
+        if any(f != (fixmedins_code or "") for _, f in uses):
+            return ("this e-code was already presented at another institution; show a fresh code",
+                    "该医保码已在其他机构使用, 请刷新医保码", "mdtrt_cert_no")
+        first = min(t for t, _ in uses).replace(microsecond=0)  # settlement times are whole seconds
+        if s.execute(self._q_settled, {"psn": psn_no, "code": fixmedins_code or "", "since": first}).first() is not None:
+            return ("this e-code was already used for a settlement; show a fresh code",
+                    "该医保码已用于结算, 请刷新医保码", "mdtrt_cert_no")
+        return None
 
     def _detect(self, s: Any, psn_no: str, new: risk.Use, now: dt.datetime) -> list[risk.Anomaly]:
         rp = self.params.risk
@@ -447,10 +480,26 @@ class EcodeService:
         the reason is in the usage log (``ecode_use``).
         """
 
+        # A refusal is remembered for the message that got it (same code, same place, same received time): the
+        # interface may ask again for that message (2201/2401 check the certificate a second time when the first
+        # answer was "refused", inside their write transaction).  Asking again would record a second presentation
+        # and, on SQLite, wait on the write lock the interface itself holds.  Refusals only: an accepted code is
+        # verified each time (it may have been spent since).
+        refused: dict[tuple[str, dt.datetime, str], None] = {}
+        lock = threading.Lock()
+
         def verifier(token: str, now: dt.datetime, fixmedins_code: str = "", purpose: str = "interface") -> str | None:
+            key = (token, now, fixmedins_code)
+            with lock:
+                if key in refused:
+                    return None
             try:
                 return self.verify(token, fixmedins_code=fixmedins_code, purpose=purpose, now=now).psn_no
             except EcodeRefused:
+                with lock:
+                    refused[key] = None
+                    while len(refused) > 4096:
+                        refused.pop(next(iter(refused)))
                 return None
 
         return verifier

@@ -54,6 +54,27 @@ class SessionRule(_Strict):
     ttl_minutes: int = Field(gt=0)
 
 
+class Limit(_Strict):
+    max_failures: int = Field(gt=0)
+    window_seconds: int = Field(gt=0, le=86_400)
+
+
+class LoginLimits(_Strict):
+    per_user: Limit
+    per_ip: Limit
+
+
+class CookieRule(_Strict):
+    # auto: Secure when the request came over TLS (https, or X-Forwarded-Proto: https from a proxy)
+    secure: Literal["auto", "always", "never"]
+
+
+class HeaderSets(_Strict):
+    all: dict[str, str]     # on every answer
+    pages: dict[str, str]   # on every answer but the API documentation pages (/docs, /redoc)
+    tls: dict[str, str]     # when the request came over TLS
+
+
 class ConsoleConfig(_Strict):
     version: int
     session: SessionRule
@@ -61,6 +82,11 @@ class ConsoleConfig(_Strict):
     masking: dict[str, Mask]
     list_page_rows: int = Field(gt=0)
     export_sync_max_rows: int = Field(gt=0)
+    login_limits: LoginLimits
+    cookies: CookieRule
+    # proxies whose X-Forwarded-For names the client (for the per-IP login limit); others are the client
+    trusted_proxies: tuple[str, ...] = ()
+    security_headers: HeaderSets
 
 
 def load_config(path: str | Path | None = None) -> ConsoleConfig:
@@ -114,6 +140,93 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), h)
 
 
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash to check unknown users' passwords against, so that they take as long as known users'."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+# --- login rate limits ------------------------------------------------------------------------
+
+
+class LoginThrottled(AuthError):
+    """Too many failed logins for this user name or from this address: wait."""
+
+    code = "E_AUTH_THROTTLED"
+
+    def __init__(self, retry_after: int, field: str):
+        super().__init__(f"too many failed logins; try again in {retry_after} s",
+                         f"登录失败次数过多, 请 {retry_after} 秒后再试", field=field)
+        self.retry_after = retry_after
+
+
+class LoginLimiter:
+    """Failed logins per user name and per client address in a sliding window (this process's memory).
+
+    While a key is over its limit every login for it is refused *before* the password is checked, so
+    guessing cannot go on; a success clears the user name's failures.  Several worker processes each
+    count their own (the limit is then per worker): a shared store is the next step for a farm.
+    """
+
+    def __init__(self, limits: LoginLimits):
+        import threading
+        from collections import deque
+
+        self.limits = limits
+        self._fails: dict[tuple[str, str], deque] = {}
+        self._lock = threading.Lock()
+        self._deque = deque
+
+    def _recent(self, key: tuple[str, str], window: int, now: float):
+        q = self._fails.get(key)
+        if q is None:
+            return None
+        while q and q[0] <= now - window:
+            q.popleft()
+        if not q:
+            del self._fails[key]
+            return None
+        return q
+
+    def check(self, username: str, ip: str, now: float) -> None:
+        with self._lock:
+            for kind, value, lim, fld in (("user", username, self.limits.per_user, "username"),
+                                          ("ip", ip, self.limits.per_ip, "ip")):
+                q = self._recent((kind, value), lim.window_seconds, now)
+                if q is not None and len(q) >= lim.max_failures:
+                    raise LoginThrottled(max(1, int(q[0] + lim.window_seconds - now + 0.999)), fld)
+
+    def failed(self, username: str, ip: str, now: float) -> None:
+        with self._lock:
+            for key, lim in ((("user", username), self.limits.per_user), (("ip", ip), self.limits.per_ip)):
+                q = self._fails.setdefault(key, self._deque())
+                q.append(now)
+                while len(q) > lim.max_failures:
+                    q.popleft()
+            if len(self._fails) > 100_000:  # bounded memory under a spray of names: forget the oldest
+                for k in list(self._fails)[: len(self._fails) // 2]:
+                    del self._fails[k]
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._fails.pop(("user", username), None)
+
+
+# --- CSRF -----------------------------------------------------------------------------------------
+
+
+def csrf_token(secret: str | None) -> str:
+    """The CSRF token bound to a session (or pre-login) cookie: unguessable without that HttpOnly cookie."""
+    if not secret:
+        return ""
+    return hashlib.sha256(b"yibao-console-csrf\0" + secret.encode()).hexdigest()
+
+
+def csrf_ok(secret: str | None, presented: str | None) -> bool:
+    want = csrf_token(secret)
+    return bool(want) and isinstance(presented, str) and hmac.compare_digest(want, presented)
+
+
 # --- principals and sessions -----------------------------------------------------------------
 
 
@@ -146,6 +259,7 @@ class AuthService:
         self.engine = engine
         self.cfg = config or default_config()
         self.clock = clock or (lambda: dt.datetime.now(db.SHANGHAI))
+        self.limiter = LoginLimiter(self.cfg.login_limits)
 
     def add_user(self, username: str, password: str, role: str, *, fixmedins_code: str | None = None,
                  psn_no: str | None = None, display_name: str = "") -> None:
@@ -169,12 +283,18 @@ class AuthService:
             u.password_hash, u.role, u.fixmedins_code, u.psn_no = hash_password(password), role, fixmedins_code, psn_no
             u.display_name = display_name or username
 
-    def login(self, username: str, password: str) -> str:
+    def login(self, username: str, password: str, *, ip: str = "") -> str:
+        """A new session token; refused alike for an unknown user and a wrong password (same message, same work)."""
         now = self.clock()
+        mono = now.timestamp()
+        self.limiter.check(username, ip, mono)
         with db.session_scope(self.engine) as s:
-            u = s.get(ConsoleUser, username)
-            if u is None or not check_password(password, u.password_hash):
+            u = s.get(ConsoleUser, username) if username else None
+            ok = check_password(password, u.password_hash if u is not None else _dummy_hash())
+            if u is None or not ok:
+                self.limiter.failed(username, ip, mono)
                 raise AuthError("wrong user name or password", "用户名或密码错误", field="password")
+            self.limiter.succeeded(username)
             token = secrets.token_urlsafe(32)
             s.add(ConsoleSession(token_sha256=hashlib.sha256(token.encode()).hexdigest(), username=username, created_at=now,
                                  expires_at=now + dt.timedelta(minutes=self.cfg.session.ttl_minutes)))
@@ -217,11 +337,14 @@ def require(*roles: str):
         console = getattr(request.app.state, "console", None)
         if console is None:
             raise HTTPException(503, "console (access control) is not mounted")
-        p = console.auth.principal(request.cookies.get("yb_session"))
+        token = request.cookies.get("yb_session")
+        p = console.auth.principal(token)
         if p is None:
             raise HTTPException(401, "login required / 请先登录")
         if roles and p.role not in roles:
             raise HTTPException(403, "forbidden / 无权访问")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_ok(token, request.headers.get("x-csrf-token")):
+            raise HTTPException(403, "CSRF token missing or wrong (header X-CSRF-Token, from the console page) / CSRF 令牌缺失或错误")
         return p
 
     import inspect

@@ -28,18 +28,21 @@ from yibao.core.errors import YibaoError
 from yibao.ecode.models import EcodeBinding, EcodeBlock, EcodeRiskEvent, EcodeUse
 from yibao.ecode.service import EcodeRefused, EcodeService
 from yibao.web import charts, excel, figures
-from yibao.web.auth import AuthError, AuthService, Principal, mask
+from yibao.web.auth import AuthError, AuthService, LoginThrottled, Principal, csrf_ok, csrf_token, mask
 from yibao.web.i18n import LANGS, translator
 from yibao.web.jobs import JobRunner
 
 COOKIE = "yb_session"
 LANG_COOKIE = "yb_lang"
+PRE_COOKIE = "yb_login"  # random, before login: the login form's CSRF token is bound to it
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 class _Deny(Exception):
-    def __init__(self, status: int, redirect: str | None = None):
-        self.status, self.redirect = status, redirect
+    def __init__(self, status: int, redirect: str | None = None, message_key: str = "forbidden"):
+        self.status, self.redirect, self.message_key = status, redirect, message_key
 
 
 def _fmt_yuan(fen: Any) -> str:
@@ -82,6 +85,32 @@ class Console:
             raise _Deny(403)
         return p
 
+    def client_ip(self, request: Request) -> str:
+        """The client's address; a trusted proxy's ``X-Forwarded-For`` names the client behind it."""
+        peer = request.client.host if request.client else ""
+        if peer in self.auth.cfg.trusted_proxies:
+            fwd = request.headers.get("x-forwarded-for", "")
+            hops = [h.strip() for h in fwd.split(",") if h.strip()]
+            if hops:
+                return hops[-1]
+        return peer
+
+    def secure_cookies(self, request: Request) -> bool:
+        rule = self.auth.cfg.cookies.secure
+        if rule != "auto":
+            return rule == "always"
+        return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https"
+
+    def set_cookie(self, request: Request, resp: Response, name: str, value: str, **kw: Any) -> None:
+        resp.set_cookie(name, value, httponly=True, samesite="lax", secure=self.secure_cookies(request), **kw)
+
+    def check_csrf(self, request: Request, form: dict[str, list[str]] | None = None, *, login: bool = False) -> None:
+        """Every console POST carries the token of the page it came from (form field or ``X-CSRF-Token``)."""
+        secret = request.cookies.get(PRE_COOKIE if login else COOKIE)
+        presented = (form.get(CSRF_FIELD) or [""])[0] if form is not None else request.headers.get(CSRF_HEADER, "")
+        if not csrf_ok(secret, presented):
+            raise _Deny(403, message_key="csrf")
+
     @staticmethod
     def lang(request: Request) -> str:
         lang = request.cookies.get(LANG_COOKIE, "zh")
@@ -95,6 +124,7 @@ class Console:
         def m(kind: str, value: Any) -> str:
             return str(value or "") if unmask or kind not in rules else mask(str(value or ""), rules[kind])
 
+        ctx.setdefault("csrf", csrf_token(request.cookies.get(COOKIE)))
         html = self.env.get_template(template).render(
             t=translator(lang), lang=lang, p=p, m=m, unmasked=unmask, path=request.url.path,
             query=str(request.url.query), **ctx)
@@ -125,7 +155,8 @@ class Console:
                     if request.url.path.startswith("/console/api/") or d.status == 401:
                         return JSONResponse({"error": "login required" if d.status == 401 else "forbidden",
                                              "error_zh": "请先登录" if d.status == 401 else "无权访问"}, status_code=d.status)
-                    return c.render(request, "error.html", c.who(request), status=d.status, code=d.status, message_key="forbidden")
+                    return c.render(request, "error.html", c.who(request), status=d.status, code=d.status,
+                                    message_key=d.message_key)
 
             return wrapper
 
@@ -139,34 +170,51 @@ class Console:
 
         @r.get("/lang/{lang}")
         def set_lang(request: Request, lang: str, next: str = "/console/") -> Response:
-            resp = RedirectResponse(next if next.startswith("/console") else "/console/", status_code=303)
-            resp.set_cookie(LANG_COOKIE, lang if lang in LANGS else "zh", samesite="lax")
+            resp = RedirectResponse(_local(next), status_code=303)
+            resp.set_cookie(LANG_COOKIE, lang if lang in LANGS else "zh", samesite="lax", secure=c.secure_cookies(request))
+            return resp
+
+        def login_page(request: Request, nxt: str, error: str = "", status: int = 200) -> Response:
+            import secrets
+
+            pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(32)
+            resp = c.render(request, "login.html", None, status=status, next=_local(nxt), error=error, csrf=csrf_token(pre))
+            if request.cookies.get(PRE_COOKIE) != pre:
+                c.set_cookie(request, resp, PRE_COOKIE, pre, max_age=3600)
             return resp
 
         @r.get("/login")
         def login_form(request: Request, next: str = "/console/", error: str = "") -> Response:
-            return c.render(request, "login.html", None, next=next, error=error)
+            return login_page(request, next, error)
 
         @r.post("/login")
         async def login(request: Request) -> Response:
-            form = urllib.parse.parse_qs((await request.body()).decode())
+            form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
             user, pw = (form.get("username") or [""])[0], (form.get("password") or [""])[0]
             nxt = (form.get("next") or ["/console/"])[0]
+            lang = c.lang(request)
+            if not csrf_ok(request.cookies.get(PRE_COOKIE), (form.get(CSRF_FIELD) or [""])[0]):
+                return login_page(request, nxt, translator(lang)("csrf"), status=403)
             try:
-                token = c.auth.login(user, pw)
+                token = await run_in_threadpool(c.auth.login, user, pw, ip=c.client_ip(request))
             except AuthError as exc:
-                lang = c.lang(request)
-                return c.render(request, "login.html", None, status=401, next=nxt,
-                                error=exc.message_en if lang == "en" else exc.message_zh)
-            resp = RedirectResponse(nxt if nxt.startswith("/console") else "/console/", status_code=303)
-            resp.set_cookie(COOKIE, token, httponly=True, samesite="lax", max_age=c.auth.cfg.session.ttl_minutes * 60)
+                resp = login_page(request, nxt, exc.message_en if lang == "en" else exc.message_zh,
+                                  status=429 if isinstance(exc, LoginThrottled) else 401)
+                if isinstance(exc, LoginThrottled):
+                    resp.headers["Retry-After"] = str(exc.retry_after)
+                return resp
+            resp = RedirectResponse(_local(nxt), status_code=303)
+            c.set_cookie(request, resp, COOKIE, token, max_age=c.auth.cfg.session.ttl_minutes * 60)
             return resp
 
         @r.post("/logout")
-        def logout(request: Request) -> Response:
-            c.auth.logout(request.cookies.get(COOKIE))
+        async def logout(request: Request) -> Response:
+            form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
+            if not csrf_ok(request.cookies.get(COOKIE), (form.get(CSRF_FIELD) or [""])[0]):
+                return c.render(request, "error.html", c.who(request), status=403, code=403, message_key="csrf")
+            await run_in_threadpool(c.auth.logout, request.cookies.get(COOKIE))
             resp = RedirectResponse("/console/login", status_code=303)
-            resp.delete_cookie(COOKIE)
+            resp.delete_cookie(COOKIE, secure=c.secure_cookies(request), httponly=True, samesite="lax")
             return resp
 
         @r.get("/")
@@ -330,6 +378,7 @@ class Console:
         @guarded
         def start_export(request: Request, psn_no: str = "") -> Response:
             p = c.need(request, "settlement", api=True)
+            c.check_csrf(request)
             q, cq = _settle_rows(p, psn_no.strip())
             with c.engine.connect() as conn:
                 n = int(conn.execute(cq).scalar() or 0)
@@ -398,7 +447,8 @@ class Console:
         @guarded
         async def ecode_action(request: Request) -> Response:
             p = c.need(request, "ecode")
-            form = urllib.parse.parse_qs((await request.body()).decode())
+            form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
+            c.check_csrf(request, form)
             psn, action = (form.get("psn_no") or [""])[0].strip(), (form.get("action") or [""])[0]
             reason = (form.get("reason") or ["console"])[0][:200]
             try:
@@ -433,6 +483,7 @@ class Console:
             p = c.need(request, api=True)
             if p.role != "institution":
                 return JSONResponse({"error": "institution staff only", "error_zh": "仅定点机构可核验"}, status_code=403)
+            c.check_csrf(request)
             body = json.loads((await request.body()) or b"{}")
             try:
                 v = c.ecode.verify(str(body.get("code", "")), fixmedins_code=p.fixmedins_code or "", purpose="console")
@@ -442,10 +493,7 @@ class Console:
 
         # --- e-code: the insured person's own pages -----------------------------------------------
 
-        @r.get("/mycode")
-        @guarded
-        def mycode(request: Request) -> Response:
-            p = c.need(request, "mycode")
+        def mycode_page(request: Request, p: Principal, msg: str = "", code: str = "", code_for: str = "") -> Response:
             acct = f"console:{p.username}"
             bindings = [b for b in c.ecode.bindings(acct) if b.status == "active"]
             with db.session_scope(c.engine) as s:
@@ -453,7 +501,6 @@ class Console:
                                      .join(db.Person, db.Person.psn_no == db.FamilyLink.relative_psn_no)
                                      .where(db.FamilyLink.psn_no == (p.psn_no or ""))))
             blocked = c.ecode.is_blocked(p.psn_no or "")
-            code = request.query_params.get("code", "")
             qr = ""
             if code:
                 import io as _io
@@ -463,19 +510,27 @@ class Console:
                 buf = _io.BytesIO()
                 segno.make(code, error="m").save(buf, kind="svg", scale=4, xmldecl=False, svgns=True, omitsize=False)
                 qr = buf.getvalue().decode()
-            return c.render(request, "mycode.html", p, bindings=bindings, relatives=rel, blocked=blocked, qr=qr,
-                            code=code, code_for=request.query_params.get("for", ""),
-                            msg=request.query_params.get("msg", ""), ttl=c.ecode.params.token.ttl_seconds)
+            resp = c.render(request, "mycode.html", p, bindings=bindings, relatives=rel, blocked=blocked, qr=qr,
+                            code=code, code_for=code_for, msg=msg, ttl=c.ecode.params.token.ttl_seconds)
+            if code:
+                resp.headers["Cache-Control"] = "no-store"  # a live code: not in the browser's cache or history
+            return resp
+
+        @r.get("/mycode")
+        @guarded
+        def mycode(request: Request) -> Response:
+            p = c.need(request, "mycode")
+            return mycode_page(request, p, msg=request.query_params.get("msg", ""))
 
         @r.post("/mycode/action")
         @guarded
         async def mycode_action(request: Request) -> Response:
             p = c.need(request, "mycode")
             acct = f"console:{p.username}"
-            form = urllib.parse.parse_qs((await request.body()).decode())
+            form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
+            c.check_csrf(request, form)
             g = lambda k: (form.get(k) or [""])[0].strip()  # noqa: E731
             action = g("action")
-            extra = ""
             try:
                 if action == "bind":
                     c.ecode.bind(acct, p.psn_no or "", {"certno": g("certno"), "face": g("face")})
@@ -487,13 +542,21 @@ class Console:
                 elif action == "unbind":
                     c.ecode.unbind(acct, g("psn_no") or (p.psn_no or ""))
                 elif action == "generate":
+                    # the code is shown in this answer to the POST, never put in a URL (history, logs, Referer)
                     who = g("psn_no") or (p.psn_no or "")
-                    code = c.ecode.generate(acct, who)
-                    extra = "&code=" + urllib.parse.quote(code) + "&for=" + urllib.parse.quote(who)
+                    code = await run_in_threadpool(c.ecode.generate, acct, who)
+                    return await run_in_threadpool(mycode_page, request, p, "", code, who)
                 msg = "ok"
             except YibaoError as exc:
                 msg = exc.message_en if c.lang(request) == "en" else exc.message_zh
-            return RedirectResponse("/console/mycode?msg=" + urllib.parse.quote(msg) + extra, status_code=303)
+            return RedirectResponse("/console/mycode?msg=" + urllib.parse.quote(msg), status_code=303)
+
+
+def _local(target: str) -> str:
+    """Only a path inside the console may be a redirect target (no open redirect: not ``//host``, not ``/console.evil``)."""
+    if target == "/console" or (target.startswith("/console/") and not target.startswith("/console//") and "\\" not in target):
+        return target
+    return "/console/"
 
 
 def _by2(f: figures.FundFigures, k1: str, k2: str) -> list[tuple[tuple[Any, Any], dict[str, int]]]:

@@ -1,11 +1,14 @@
-// Small scripts only: a background export with a progress bar, and the e-code countdown.
+// Small scripts only (no inline scripts: the console's CSP is script-src 'self'): a background export with a
+// progress bar, the e-code countdown, selects that submit their form.  POSTs carry the page's CSRF token.
+const csrfToken = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("select.autosubmit").forEach(el => el.addEventListener("change", () => el.form.submit()));
   const btn = document.getElementById("export-job");
   if (btn) btn.addEventListener("click", async () => {
     const box = document.getElementById("job"), bar = document.getElementById("job-progress"), pct = document.getElementById("job-pct");
     box.classList.remove("hidden");
     const psn = btn.dataset.psn ? "?psn_no=" + encodeURIComponent(btn.dataset.psn) : "";
-    let job = await (await fetch("/console/jobs/export-settlements" + psn, {method: "POST"})).json();
+    let job = await (await fetch("/console/jobs/export-settlements" + psn, {method: "POST", headers: {"X-CSRF-Token": csrfToken()}})).json();
     while (job.status === "running") {
       bar.value = job.percent; pct.textContent = job.percent + "%";
       await new Promise(r => setTimeout(r, 300));
