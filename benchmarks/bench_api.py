@@ -45,7 +45,7 @@ from yibao.core import db as ydb
 
 REGION = "990100"
 INSTITUTION = "BENCH-H2"
-ITEMS = [Item("W0107", "28", "1.20"), Item("W0110", "14", "0.50"), Item("W0112", "7", "2.35")]
+ITEMS = [Item("XV99AAS007Z999010700000", "28", "1.20"), Item("XV99AAS010Z999011000000", "14", "0.50"), Item("XV99AAS012Z999011200000", "7", "2.35")]
 PEOPLE = 2000
 
 

@@ -49,8 +49,8 @@ ITEMS = [
     item("DIAB-ONLY", "限糖尿病", lv="02", selfpay="0.10", lmt_indication="E10;E11"),
     item("SVC", "诊查费", kind="service", lv="01"),
     item("BED", "床位费", kind="service", lv="01"),
-    item("S-HB-SETUP", "家庭病床建床费", kind="service", lv="01"),
-    item("S-HB-VISIT", "家庭病床巡诊费", kind="service", lv="01"),
+    item("991000000010000", "家庭病床建床费", kind="service", lv="01"),
+    item("991000000020000", "家庭病床巡诊费", kind="service", lv="01"),
     item("NARC", "吗啡片", lv="01", drug_class="narcotic"),
     item("RIF", "利福平胶囊", lv="01", drug_class="antimicrobial"),
     item("AMLO", "苯磺酸氨氯地平片", lv="01"),
@@ -59,7 +59,9 @@ ITEMS = [
 
 
 def catalog(extra=()) -> Catalog:
-    return Catalog.from_table(pa.Table.from_pylist(ITEMS + list(extra), schema=MED_LIST))
+    # hand-made codes ("A-DRUG"): a local list, not the national code structures
+    schema = MED_LIST.with_metadata({b"yibao.code_structure": b"local"})
+    return Catalog.from_table(pa.Table.from_pylist(ITEMS + list(extra), schema=schema))
 
 
 def person(psn_no="P1", insutype="310", psn_type="in_service", gend="1", brdy=dt.date(1970, 5, 1), assistance="", civil=False, region="990100"):

@@ -32,7 +32,7 @@ def test_suzhou_home_bed_4000_in_180_days():
     """¥4,000 in a 180-day cycle → ≥ ¥3,600 reimbursed; ¥50 bed fee and ¥25 per round visit self-paid."""
     p = person(insutype="390", psn_type="resident", brdy=dt.date(1940, 1, 1))
     begin = D(2025, 1, 10)
-    lines = [line(1, "SVC", 2400), line(2, "AMLO", 1600), line(3, "S-HB-SETUP", 50), line(4, "S-HB-VISIT", 25, qty=12)]
+    lines = [line(1, "SVC", 2400), line(2, "AMLO", 1600), line(3, "991000000010000", 50), line(4, "991000000020000", 25, qty=12)]
     c = claim("HB1", p, lines, med_type="52", hosp_lv=1, when=begin + dt.timedelta(days=179), begin=begin)
     s = settle_claim(c, SNAP, CAT, {}, None)
     s.check()
@@ -49,7 +49,7 @@ def test_home_bed_limit_per_180_day_cycle():
     acc: dict = {}
     paid = []
     for i in range(6):  # ¥700 a month → ¥4,200 > ¥4,000
-        c = claim("HB1", p, [line(1, "SVC", 700), line(2, "S-HB-VISIT", 25, qty=2)], med_type="52", hosp_lv=1,
+        c = claim("HB1", p, [line(1, "SVC", 700), line(2, "991000000020000", 25, qty=2)], med_type="52", hosp_lv=1,
                   when=begin + dt.timedelta(days=29 * i + 20), begin=begin)
         s = settle_claim(c, SNAP, CAT, acc, None)
         for k, v in s.accum_delta.items():
@@ -66,7 +66,7 @@ def test_home_bed_deductible_is_a_parameter():
     snap = SNAP.model_copy(deep=True)
     object.__setattr__(snap.schemes["resident"].categories["home_bed"], "deductible", type(hb.deductible)(all=30000))
     p = person(insutype="390", psn_type="resident")
-    c = claim("HB2", p, [line(1, "SVC", 4300), line(2, "S-HB-SETUP", 50)], med_type="52", hosp_lv=1)
+    c = claim("HB2", p, [line(1, "SVC", 4300), line(2, "991000000010000", 50)], med_type="52", hosp_lv=1)
     s = settle_claim(c, snap, CAT, {}, None)
     assert s.act_pay_dedc == 30000 and s.hifp_pay == 360000 and s.fulamt_ownpay_amt == 5000
 

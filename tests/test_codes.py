@@ -51,7 +51,7 @@ def test_shipped_med_list_has_the_contract_schema_and_is_synthetic(ml):
 
 
 def test_fixed_home_bed_items(ml):
-    setup, visit = ml["S-HB-SETUP"], ml["S-HB-VISIT"]
+    setup, visit = ml["991000000010000"], ml["991000000020000"]
     assert (setup.name, setup.chrgitm_lv, setup.pric_uplmt) == ("家庭病床建床费", C.CLASS_A, 5000)
     assert (visit.name, visit.chrgitm_lv, visit.pric_uplmt) == ("家庭病床巡诊费", C.CLASS_A, 2500)
 
@@ -79,16 +79,16 @@ def test_catalog_covers_classes_kinds_and_therapies(ml):
 
 
 def test_med_list_lookup_and_columns(ml):
-    assert "W0101" in ml and "NOPE" not in ml
+    assert "XV99AAS001Z999010100000" in ml and "NOPE" not in ml
     assert ml.get("NOPE") is None
     with pytest.raises(CodeTableError, match="NOPE"):
         ml["NOPE"]
     caps = ml.column("pric_uplmt")
     assert caps.dtype.kind == "i" and len(caps) == len(ml)
     assert ml.column("vbp_flag").dtype == bool
-    pos = ml.positions(["S-HB-VISIT", "NOPE"])
-    assert pos[1] == -1 and ml.codes[pos[0]] == "S-HB-VISIT" and caps[pos[0]] == 2500
-    amlo = ml["W0101"]
+    pos = ml.positions(["991000000020000", "NOPE"])
+    assert pos[1] == -1 and ml.codes[pos[0]] == "991000000020000" and caps[pos[0]] == 2500
+    amlo = ml["XV99AAS001Z999010100000"]
     assert amlo.vbp_flag and amlo.effective_cap == amlo.vbp_pay_std
     ml.validate()
 
@@ -106,7 +106,7 @@ GOOD = {
 
 def write_med(tmp_path: Path, *rows: dict, header: str = HEADER) -> Path:
     path = tmp_path / "bad_med_list.csv"
-    lines = ["# a comment line", header]
+    lines = ["# code_structure: local", header]  # a comment line, declaring hand-made codes (X1) a local list
     for r in rows:
         full = {**GOOD, **r}
         lines.append(",".join(full[c] for c in C.MED_LIST.names))
@@ -312,7 +312,8 @@ def test_procedure_mix(tmp_path):
 def test_institutions(tmp_path):
     head = ",".join(C.INSTITUTION.names)
     path = tmp_path / "inst.csv"
-    path.write_text(head + "\nH1,一院,hospital,3,990101,true\nP1,药店,pharmacy,0,990102,true\n", encoding="utf-8")
+    local = "# code_structure: local\n"  # hand-made codes (H1): a local table; national codes: test_national_structures
+    path.write_text(local + head + "\nH1,一院,hospital,3,990101,true\nP1,药店,pharmacy,0,990102,true\n", encoding="utf-8")
     t = load_institutions(path, divisions=load_divisions())
     assert t.schema.equals(C.INSTITUTION) and t.column("hosp_lv").to_pylist() == [3, 0]
     for row, reason in [
@@ -320,13 +321,13 @@ def test_institutions(tmp_path):
         ("H2,医院,hospital,0,990101,true", "level 1, 2 or 3"),
         ("H2,医院,clinic,1,990101,true", "type 'clinic'"),
         ("H2,医院,hospital,1,9901,true", "6 digits"),
-        ("H1,医院,hospital,1,990101,true", "duplicate code, first on line 2"),
+        ("H1,医院,hospital,1,990101,true", "duplicate code, first on line 3"),
         ("H2,医院,hospital,1,990109,true", "not in the division table"),
     ]:
-        path.write_text(head + "\nH1,一院,hospital,3,990101,true\n" + row + "\n", encoding="utf-8")
+        path.write_text(local + head + "\nH1,一院,hospital,3,990101,true\n" + row + "\n", encoding="utf-8")
         with pytest.raises(CodeTableError) as ei:
             load_institutions(path, divisions=load_divisions())
-        assert "line 3" in str(ei.value) and reason in str(ei.value), (row, str(ei.value))
+        assert "line 4" in str(ei.value) and reason in str(ei.value), (row, str(ei.value))
     table = pa.Table.from_pylist([{"fixmedins_code": "P9", "fixmedins_name": "x", "fixmedins_type": "pharmacy", "hosp_lv": 1, "admdvs": "990101", "synthetic": True}], schema=C.INSTITUTION)
     with pytest.raises(CodeTableError, match=r"row 0, fixmedins_code='P9'"):
         validate_institutions(table)

@@ -214,7 +214,7 @@ def sequence():
         claim("S05", e2, [line(1, "AMLO", 50, qty=3)], med_type="14", hosp_lv=1, when=D(2, 12), dise="I10"),
         claim("S06", e2, [line(1, "SVC", 2000)], med_type="14", hosp_lv=3, when=D(2, 20), dise="N18.5"),
         claim("S07", e1, [line(1, "A-DRUG", 5000)], med_type="21", hosp_lv=2, when=D(3, 1), begin=D(2, 25)),
-        claim("S08", r2, [line(1, "SVC", 700), line(2, "S-HB-VISIT", 25, qty=2)], med_type="52", hosp_lv=1,
+        claim("S08", r2, [line(1, "SVC", 700), line(2, "991000000020000", 25, qty=2)], med_type="52", hosp_lv=1,
               when=D(3, 5), begin=D(1, 2)),
         claim("S09", e1, [line(1, "GYM", 200), line(2, "A-DRUG", 100)], med_type="11", hosp_lv=1, when=D(3, 6)),
         claim("S10", r2, [line(1, "NOPE", 10)], med_type="11", hosp_lv=1, when=D(3, 7)),

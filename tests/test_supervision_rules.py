@@ -87,74 +87,74 @@ def build(r: Region) -> None:
 
     # 挂床: stay-only charges over 5 days vs a stay with a drug
     case("SV-PHANTOM-01",
-         [r.enc("PH1", [("S0201", 5), ("S0207", 5)], med_type="21", days=5)],
-         [r.enc("PH2", [("S0201", 5), ("W0101", 10, None, 0)], med_type="21", days=5), r.enc("PH3", [("S0201", 2)], med_type="21", days=2)])
+         [r.enc("PH1", [("990200000010000", 5), ("990200000070000", 5)], med_type="21", days=5)],
+         [r.enc("PH2", [("990200000010000", 5), ("XV99AAS001Z999010100000", 10, None, 0)], med_type="21", days=5), r.enc("PH3", [("990200000010000", 2)], med_type="21", days=2)])
     # 过度检查: 4 exams or 2 CT in a clinic visit vs 3 exams; inpatient stays are not judged
     case("SV-EXAM-01",
-         [r.enc("EX1", ["S0401", "S0402", "S0404", "S0405"]), r.enc("EX2", ["S0502", "S0503"])],
-         [r.enc("EX3", ["S0401", "S0402", "S0404"]), r.enc("EX4", ["S0401", "S0402", "S0404", "S0405"], med_type="21", days=3)])
+         [r.enc("EX1", ["990400000010000", "990400000020000", "990400000040000", "990400000050000"]), r.enc("EX2", ["990500000020000", "990500000030000"])],
+         [r.enc("EX3", ["990400000010000", "990400000020000", "990400000040000"]), r.enc("EX4", ["990400000010000", "990400000020000", "990400000040000", "990400000050000"], med_type="21", days=3)])
     # 长期处方 over 84 days
-    case("SV-LRX-01", [line(r.enc("LR1", [("W0101", 90, None, 90)], med_type="14"), 1)], [line(r.enc("LR2", [("W0101", 84, None, 84)], med_type="14"), 1)])
+    case("SV-LRX-01", [line(r.enc("LR1", [("XV99AAS001Z999010100000", 90, None, 90)], med_type="14"), 1)], [line(r.enc("LR2", [("XV99AAS001Z999010100000", 84, None, 84)], med_type="14"), 1)])
     # > 28 days without confirmation (not at a pharmacy fill)
     case("SV-LRX-02",
-         [r.enc("LC1", [("W0101", 56, None, 56)], med_type="14", lt=False)],
-         [r.enc("LC2", [("W0101", 56, None, 56)], med_type="14", lt=True), r.enc("LC3", [("W0101", 56, None, 56)], med_type="41", inst="H1", lt=False),
-          r.enc("LC4", [("W0101", 28, None, 28)], med_type="14", lt=False)])
+         [r.enc("LC1", [("XV99AAS001Z999010100000", 56, None, 56)], med_type="14", lt=False)],
+         [r.enc("LC2", [("XV99AAS001Z999010100000", 56, None, 56)], med_type="14", lt=True), r.enc("LC3", [("XV99AAS001Z999010100000", 56, None, 56)], med_type="41", inst="H1", lt=False),
+          r.enc("LC4", [("XV99AAS001Z999010100000", 28, None, 28)], med_type="14", lt=False)])
     # 重复收费: same item, quantity, price and time twice vs at another time
     t = T0 + dt.timedelta(days=10)
     case("SV-DUP-01",
-         [line(r.enc("DU1", [("S0401", 1, None, 0, t), ("S0401", 1, None, 0, t)]), 2)],
-         [line(r.enc("DU2", [("S0401", 1, None, 0, t), ("S0401", 1, None, 0, t + dt.timedelta(hours=2))]), 2), line("DU1", 1)])
+         [line(r.enc("DU1", [("990400000010000", 1, None, 0, t), ("990400000010000", 1, None, 0, t)]), 2)],
+         [line(r.enc("DU2", [("990400000010000", 1, None, 0, t), ("990400000010000", 1, None, 0, t + dt.timedelta(hours=2))]), 2), line("DU1", 1)])
     # 超标准收费: a service above its price; a drug above its cap is not (self-paid excess)
-    case("SV-PRICE-01", [line(r.enc("PR1", [("S0401", 1, 2500)]), 1)], [line(r.enc("PR2", [("S0401", 1, 2000)]), 1)])
+    case("SV-PRICE-01", [line(r.enc("PR1", [("990400000010000", 1, 2500)]), 1)], [line(r.enc("PR2", [("990400000010000", 1, 2000)]), 1)])
     # 分解收费: PTCA billed with the stent placement
-    case("SV-UNBUNDLE-01", [line(r.enc("UB1", ["S0604", "S0605"], med_type="21", days=4, inst="H3"), 2)],
-         [line(r.enc("UB2", ["S0605"], med_type="21", days=4, inst="H3"), 1)])
+    case("SV-UNBUNDLE-01", [line(r.enc("UB1", ["990600000040000", "990600000050000"], med_type="21", days=4, inst="H3"), 2)],
+         [line(r.enc("UB2", ["990600000050000"], med_type="21", days=4, inst="H3"), 1)])
     # 串换: a locking plate without a fracture operation
-    case("SV-SWAP-01", [line(r.enc("SW1", ["S0201", "C0110"], med_type="21", days=4), 2)],
-         [line(r.enc("SW2", ["S0611", "C0110"], med_type="21", days=4), 2)])
+    case("SV-SWAP-01", [line(r.enc("SW1", ["990200000010000", "C9901010100000099999"], med_type="21", days=4), 2)],
+         [line(r.enc("SW2", ["990600000110000", "C9901010100000099999"], med_type="21", days=4), 2)])
     # 限定支付范围
-    case("SV-SCOPE-SEX", [line(r.enc("SX1", ["S0428"], psn=r.person("PF", "2")), 1)], [line(r.enc("SX2", ["S0428"], psn=r.person("PM", "1")), 1)])
-    case("SV-SCOPE-AGE", [line(r.enc("AG1", [("W0510", 6, None, 3)], psn=r.person("PK", "1", dt.date(2015, 1, 1)), dx="J20.9"), 1)],
-         [line(r.enc("AG2", [("W0510", 6, None, 3)], psn=r.person("PA", "1", dt.date(1990, 1, 1)), dx="J20.9"), 1)])
-    case("SV-SCOPE-LEVEL", [line(r.enc("LV1", ["S0506"], inst="H1"), 1)], [line(r.enc("LV2", ["S0506"], inst="H3"), 1)])
-    case("SV-SCOPE-IND", [line(r.enc("IN1", ["S0422"], dx="I10"), 1)], [line(r.enc("IN2", ["S0422"], dx="I10", other="J18.9"), 1)])
-    case("SV-SCOPE-MEDTYPE", [line(r.enc("MT1", ["S0317"], inst="H3", med_type="11"), 1)], [line(r.enc("MT2", ["S0317"], inst="H3", med_type="21", days=3), 1)])
-    # 超量开药: W0101 at most 2 a day, flagged above 6 x 2 x 7 + 1 = 85 units for 7 days
-    case("SV-QTY-01", [line(r.enc("QT1", [("W0101", 86, None, 7)]), 1)], [line(r.enc("QT2", [("W0101", 85, None, 7)]), 1)])
+    case("SV-SCOPE-SEX", [line(r.enc("SX1", ["990400000280000"], psn=r.person("PF", "2")), 1)], [line(r.enc("SX2", ["990400000280000"], psn=r.person("PM", "1")), 1)])
+    case("SV-SCOPE-AGE", [line(r.enc("AG1", [("XV99AES010Z999051000000", 6, None, 3)], psn=r.person("PK", "1", dt.date(2015, 1, 1)), dx="J20.9"), 1)],
+         [line(r.enc("AG2", [("XV99AES010Z999051000000", 6, None, 3)], psn=r.person("PA", "1", dt.date(1990, 1, 1)), dx="J20.9"), 1)])
+    case("SV-SCOPE-LEVEL", [line(r.enc("LV1", ["990500000060000"], inst="H1"), 1)], [line(r.enc("LV2", ["990500000060000"], inst="H3"), 1)])
+    case("SV-SCOPE-IND", [line(r.enc("IN1", ["990400000220000"], dx="I10"), 1)], [line(r.enc("IN2", ["990400000220000"], dx="I10", other="J18.9"), 1)])
+    case("SV-SCOPE-MEDTYPE", [line(r.enc("MT1", ["990300000170000"], inst="H3", med_type="11"), 1)], [line(r.enc("MT2", ["990300000170000"], inst="H3", med_type="21", days=3), 1)])
+    # 超量开药: XV99AAS001Z999010100000 at most 2 a day, flagged above 6 x 2 x 7 + 1 = 85 units for 7 days
+    case("SV-QTY-01", [line(r.enc("QT1", [("XV99AAS001Z999010100000", 86, None, 7)]), 1)], [line(r.enc("QT2", [("XV99AAS001Z999010100000", 85, None, 7)]), 1)])
     # 分解住院: readmitted the next day for the same disease at the same hospital; 60 days later is not
     p = r.person("PS")
-    r.enc("SP1", [("S0201", 5), "W0101"], psn=p, med_type="21", day=0, days=5, dx="I63.9")
-    sp2 = r.enc("SP2", [("S0201", 5), "W0101"], psn=p, med_type="21", day=6, days=5, dx="I63.9")
-    sp3 = r.enc("SP3", [("S0201", 5), "W0101"], psn=p, med_type="21", day=70, days=5, dx="I63.9")
-    sp4 = r.enc("SP4", [("S0201", 5), "W0101"], psn=p, med_type="21", day=76, days=5, dx="K35.8")  # other disease
+    r.enc("SP1", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=0, days=5, dx="I63.9")
+    sp2 = r.enc("SP2", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=6, days=5, dx="I63.9")
+    sp3 = r.enc("SP3", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=70, days=5, dx="I63.9")
+    sp4 = r.enc("SP4", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=76, days=5, dx="K35.8")  # other disease
     case("SV-SPLIT-01", [sp2], ["SP1", sp3, sp4])
     # 低标入院: a 2-day admission for a cold vs an 8-day one
-    case("SV-LOWADM-01", [r.enc("LA1", [("S0201", 2), "W0101"], med_type="21", days=2, dx="J06.9")],
-         [r.enc("LA2", [("S0201", 8), "W0101"], med_type="21", days=8, dx="J06.9"), r.enc("LA3", [("S0201", 2), "W0101"], med_type="21", days=2, dx="J18.9")])
+    case("SV-LOWADM-01", [r.enc("LA1", [("990200000010000", 2), "XV99AAS001Z999010100000"], med_type="21", days=2, dx="J06.9")],
+         [r.enc("LA2", [("990200000010000", 8), "XV99AAS001Z999010100000"], med_type="21", days=8, dx="J06.9"), r.enc("LA3", [("990200000010000", 2), "XV99AAS001Z999010100000"], med_type="21", days=2, dx="J18.9")])
     # 高套: respiratory failure on paper, or with only a routine blood gas; sepsis with only a routine culture,
     # vs respiratory failure with ventilation and sepsis with culture + a broad-spectrum antibiotic (every group met)
     case("SV-UPCODE-01",
-         [r.enc("UP1", [("S0201", 5), "W0101"], med_type="21", days=5, dx="J18.9", other="I10;J96.0"),
-          r.enc("UP3", [("S0201", 5), "S0415"], med_type="21", days=5, dx="J18.9", other="J96.0"),
-          r.enc("UP4", [("S0201", 5), "S0420"], med_type="21", days=5, dx="J18.9", other="A41.9"),
-          r.enc("UP5", [("S0201", 5), "W0518"], med_type="21", days=5, dx="J18.9", other="A41.9")],
-         [r.enc("UP2", [("S0201", 5), "S0317"], med_type="21", days=5, dx="J18.9", other="J96.0"),
-          r.enc("UP6", [("S0201", 5), "S0420", "W0518"], med_type="21", days=5, dx="J18.9", other="A41.9")])
+         [r.enc("UP1", [("990200000010000", 5), "XV99AAS001Z999010100000"], med_type="21", days=5, dx="J18.9", other="I10;J96.0"),
+          r.enc("UP3", [("990200000010000", 5), "990400000150000"], med_type="21", days=5, dx="J18.9", other="J96.0"),
+          r.enc("UP4", [("990200000010000", 5), "990400000200000"], med_type="21", days=5, dx="J18.9", other="A41.9"),
+          r.enc("UP5", [("990200000010000", 5), "XV99AES018Z999051800000"], med_type="21", days=5, dx="J18.9", other="A41.9")],
+         [r.enc("UP2", [("990200000010000", 5), "990300000170000"], med_type="21", days=5, dx="J18.9", other="J96.0"),
+          r.enc("UP6", [("990200000010000", 5), "990400000200000", "XV99AES018Z999051800000"], med_type="21", days=5, dx="J18.9", other="A41.9")])
     # 冒名就医: a delivery on a man's card; a claim after the recorded death
-    case("SV-IMP-01", [r.enc("IM1", ["S0608"], psn=r.person("PM2", "1"), med_type="21", days=3, dx="O80")],
-         [r.enc("IM2", ["S0608"], psn=r.person("PF2", "2"), med_type="21", days=3, dx="O80")])
+    case("SV-IMP-01", [r.enc("IM1", ["990600000080000"], psn=r.person("PM2", "1"), med_type="21", days=3, dx="O80")],
+         [r.enc("IM2", ["990600000080000"], psn=r.person("PF2", "2"), med_type="21", days=3, dx="O80")])
     pd_ = r.person("PD")
-    r.enc("DE1", [("S0201", 3)], psn=pd_, med_type="21", day=50, days=3, dx="I21.9", dscg="5")
-    case("SV-IMP-02", [r.enc("DE2", ["W0101"], psn=pd_, med_type="41", day=70)], ["DE1", r.enc("DE0", ["W0101"], psn=pd_, med_type="41", day=20)])
-    # 进销存: H3 billed 50 of W0102 but bought 10; bought 50 of W0103. Slack is 12 % of purchases + stock, at least
+    r.enc("DE1", [("990200000010000", 3)], psn=pd_, med_type="21", day=50, days=3, dx="I21.9", dscg="5")
+    case("SV-IMP-02", [r.enc("DE2", ["XV99AAS001Z999010100000"], psn=pd_, med_type="41", day=70)], ["DE1", r.enc("DE0", ["XV99AAS001Z999010100000"], psn=pd_, med_type="41", day=20)])
+    # 进销存: H3 billed 50 of XV99AAS002Z999010200000 but bought 10; bought 50 of XV99AAS003Z999010300000. Slack is 12 % of purchases + stock, at least
     # 1 unit: 20 billed of 14 bought + 2 in stock (25 %) is found, 9 of 8 + 0 (12.5 %, 1 unit) too;
     # 11 of 10 + 0 (10 %) and 56 of 50 + 0 (12 %, not above) are within the slack.
-    r.enc("ST1", [("W0102", 50, None, 25), ("W0103", 50, None, 25), ("W0104", 20, None, 10), ("W0105", 9, None, 9),
-                  ("W0106", 11, None, 11), ("W0107", 56, None, 28)], inst="H3", med_type="14")
-    for code, bought, stock in (("W0102", 10, 0), ("W0103", 50, 0), ("W0104", 14, 2), ("W0105", 8, 0), ("W0106", 10, 0), ("W0107", 50, 0)):
+    r.enc("ST1", [("XV99AAS002Z999010200000", 50, None, 25), ("XV99AAS003Z999010300000", 50, None, 25), ("XV99AAS004Z999010400000", 20, None, 10), ("XV99AAS005Z999010500000", 9, None, 9),
+                  ("XV99AAS006Z999010600000", 11, None, 11), ("XV99AAS007Z999010700000", 56, None, 28)], inst="H3", med_type="14")
+    for code, bought, stock in (("XV99AAS002Z999010200000", 10, 0), ("XV99AAS003Z999010300000", 50, 0), ("XV99AAS004Z999010400000", 14, 2), ("XV99AAS005Z999010500000", 8, 0), ("XV99AAS006Z999010600000", 10, 0), ("XV99AAS007Z999010700000", 50, 0)):
         r.purchases.append(dict(fixmedins_code="H3", med_list_codg=code, policy_year=2025, qty_milli=bought * 1000, opening_stock_milli=stock * 1000, synthetic=True))
-    case("SV-STOCK-01", ["H3#W0102", "H3#W0104", "H3#W0105"], ["H3#W0103", "H3#W0106", "H3#W0107"])
+    case("SV-STOCK-01", ["H3#XV99AAS002Z999010200000", "H3#XV99AAS004Z999010400000", "H3#XV99AAS005Z999010500000"], ["H3#XV99AAS003Z999010300000", "H3#XV99AAS006Z999010600000", "H3#XV99AAS007Z999010700000"])
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_hits_carry_money_and_evidence(hits):
     h = hits[hits.rule_id == "SV-PRICE-01"].iloc[0]
     assert h.amount == 500 and '"pric_uplmt":2000' in h.evidence  # 25.00 charged for a 20.00 service
     q = hits[hits.rule_id == "SV-QTY-01"].iloc[0]
-    assert q.amount == (86_000 - 84_000) * price("W0101") // 1000
+    assert q.amount == (86_000 - 84_000) * price("XV99AAS001Z999010100000") // 1000
 
 
 # --- in-care (事中) ------------------------------------------------------------------------------
@@ -210,19 +210,19 @@ def rules_hit(c, history=None, stage="in"):
 
 
 INCARE = [
-    ("SV-SCOPE-SEX", claim(["S0428"], gend="2"), claim(["S0428"], gend="1")),
-    ("SV-SCOPE-AGE", claim([("W0510", 6, None, 3)], brdy=dt.date(2015, 1, 1), dx="J20.9"), claim([("W0510", 6, None, 3)], dx="J20.9")),
-    ("SV-SCOPE-LEVEL", claim(["S0506"], hosp_lv=1), claim(["S0506"], hosp_lv=3)),
-    ("SV-SCOPE-IND", claim(["S0422"]), claim(["S0422"], other=("J18.9",))),
-    ("SV-SCOPE-MEDTYPE", claim(["S0317"], hosp_lv=3), claim(["S0317"], hosp_lv=3, med_type="21")),
-    ("SV-PRICE-01", claim([("S0401", 1, 2500)]), claim([("S0401", 1, 2000)])),
-    ("SV-DUP-01", claim(["S0401", "S0401"]), claim(["S0401", ("S0401", 2)])),
-    ("SV-LRX-01", claim([("W0101", 90, None, 90)], med_type="14"), claim([("W0101", 84, None, 84)], med_type="14")),
-    ("SV-LRX-02", claim([("W0101", 56, None, 56)], med_type="14", lt=False), claim([("W0101", 56, None, 56)], med_type="14", lt=True)),
-    ("SV-QTY-01", claim([("W0101", 86, None, 7)]), claim([("W0101", 85, None, 7)])),
-    ("SV-UNBUNDLE-01", claim(["S0604", "S0605"], med_type="21", hosp_lv=3), claim(["S0605"], med_type="21", hosp_lv=3)),
-    ("SV-EXAM-01", claim(["S0401", "S0402", "S0404", "S0405"]), claim(["S0401", "S0402", "S0404"])),
-    ("SV-IMP-01", claim(["S0608"], dx="O80", med_type="21"), claim(["S0608"], dx="O80", med_type="21", gend="2")),
+    ("SV-SCOPE-SEX", claim(["990400000280000"], gend="2"), claim(["990400000280000"], gend="1")),
+    ("SV-SCOPE-AGE", claim([("XV99AES010Z999051000000", 6, None, 3)], brdy=dt.date(2015, 1, 1), dx="J20.9"), claim([("XV99AES010Z999051000000", 6, None, 3)], dx="J20.9")),
+    ("SV-SCOPE-LEVEL", claim(["990500000060000"], hosp_lv=1), claim(["990500000060000"], hosp_lv=3)),
+    ("SV-SCOPE-IND", claim(["990400000220000"]), claim(["990400000220000"], other=("J18.9",))),
+    ("SV-SCOPE-MEDTYPE", claim(["990300000170000"], hosp_lv=3), claim(["990300000170000"], hosp_lv=3, med_type="21")),
+    ("SV-PRICE-01", claim([("990400000010000", 1, 2500)]), claim([("990400000010000", 1, 2000)])),
+    ("SV-DUP-01", claim(["990400000010000", "990400000010000"]), claim(["990400000010000", ("990400000010000", 2)])),
+    ("SV-LRX-01", claim([("XV99AAS001Z999010100000", 90, None, 90)], med_type="14"), claim([("XV99AAS001Z999010100000", 84, None, 84)], med_type="14")),
+    ("SV-LRX-02", claim([("XV99AAS001Z999010100000", 56, None, 56)], med_type="14", lt=False), claim([("XV99AAS001Z999010100000", 56, None, 56)], med_type="14", lt=True)),
+    ("SV-QTY-01", claim([("XV99AAS001Z999010100000", 86, None, 7)]), claim([("XV99AAS001Z999010100000", 85, None, 7)])),
+    ("SV-UNBUNDLE-01", claim(["990600000040000", "990600000050000"], med_type="21", hosp_lv=3), claim(["990600000050000"], med_type="21", hosp_lv=3)),
+    ("SV-EXAM-01", claim(["990400000010000", "990400000020000", "990400000040000", "990400000050000"]), claim(["990400000010000", "990400000020000", "990400000040000"])),
+    ("SV-IMP-01", claim(["990600000080000"], dx="O80", med_type="21"), claim(["990600000080000"], dx="O80", med_type="21", gend="2")),
 ]
 
 
@@ -238,27 +238,27 @@ def test_incare_rule_positive_and_negative(rule_id, pos, neg):
 
 def test_incare_history_rules():
     adm = PastAdmission("A1", "H1", "I63.9", T0 - dt.timedelta(days=8), T0 - dt.timedelta(days=2))
-    c = claim(["S0201"], med_type="21", dx="I63.9")
+    c = claim(["990200000010000"], med_type="21", dx="I63.9")
     assert "SV-SPLIT-01" in rules_hit(c, History((adm,)))[1]
-    assert "SV-SPLIT-01" not in rules_hit(claim(["S0201"], med_type="21", dx="K35.8"), History((adm,)))[1]
+    assert "SV-SPLIT-01" not in rules_hit(claim(["990200000010000"], med_type="21", dx="K35.8"), History((adm,)))[1]
     old = PastAdmission("A0", "H1", "I63.9", T0 - dt.timedelta(days=40), T0 - dt.timedelta(days=30))
     assert "SV-SPLIT-01" not in rules_hit(c, History((old,)))[1]
-    v, got = rules_hit(claim(["W0101"]), History(death_time=T0 - dt.timedelta(days=3)))
+    v, got = rules_hit(claim(["XV99AAS001Z999010100000"]), History(death_time=T0 - dt.timedelta(days=3)))
     assert "SV-IMP-02" in got and v.action == "refuse"
-    assert "SV-IMP-02" not in rules_hit(claim(["W0101"]), History(death_time=T0 + dt.timedelta(days=3)))[1]
+    assert "SV-IMP-02" not in rules_hit(claim(["XV99AAS001Z999010100000"]), History(death_time=T0 + dt.timedelta(days=3)))[1]
 
 
 def test_settlement_catalog_is_accepted():
     from yibao.settlement.catalog import Catalog
 
-    v = check_claim(claim(["S0428"], gend="2"), catalog=Catalog(dict(ML.items)))
+    v = check_claim(claim(["990400000280000"], gend="2"), catalog=Catalog(dict(ML.items)))
     assert {f.rule_id for f in v.findings} == {"SV-SCOPE-SEX"}
 
 
 def test_clean_claim_passes_and_pre_stage_never_refuses():
-    v, got = rules_hit(claim([("W0101", 14, None, 7), "S0101"]))
+    v, got = rules_hit(claim([("XV99AAS001Z999010100000", 14, None, 7), "990100000010000"]))
     assert v.action == "pass" and not got
-    v, got = rules_hit(claim([("W0101", 90, None, 90)], med_type="14"), stage="pre")
+    v, got = rules_hit(claim([("XV99AAS001Z999010100000", 90, None, 90)], med_type="14"), stage="pre")
     assert "SV-LRX-01" in got and v.action == "warn"
 
 

@@ -262,8 +262,8 @@ def test_home_bed_and_long_prescriptions(big):
     hb = f[f.mdtrt_id.isin(e.index[e.med_type == "52"])]
     assert len(hb)
     per = hb.groupby("mdtrt_id").med_list_codg
-    assert (per.apply(lambda s: (s == "S-HB-SETUP").sum()) == 1).all()
-    assert (per.apply(lambda s: (s == "S-HB-VISIT").sum()) >= 20).all()
+    assert (per.apply(lambda s: (s == "991000000010000").sum()) == 1).all()
+    assert (per.apply(lambda s: (s == "991000000020000").sum()) >= 20).all()
     long = f[f.prd_days > 28]
     confirmed = e.loc[long.mdtrt_id, "lt_rx_confirmed"].to_numpy()
     gt = big["ground_truth"]

@@ -19,8 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from yibao.codes import national_structures as NS
 from yibao.codes._table import data_path, parse_bool, parse_int, read_csv, split_list, table_error
 from yibao.codes.icd10 import is_valid_icd10_prefix
+from yibao.core.errors import CodeTableError
 from yibao.core import contract as C
 from yibao.core.money import BP_SCALE, MoneyError, ratio_to_bp, yuan_to_fen
 
@@ -80,15 +82,24 @@ class MedItem:
 # --- validation of one row (native units) -----------------------------------
 
 
-def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str]) -> list[tuple[str, str, str]]:
-    """Problems of one row as ``(field, reason_en, reason_zh)``; empty if valid."""
+def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str], national: bool = True) -> list[tuple[str, str, str]]:
+    """Problems of one row as ``(field, reason_en, reason_zh)``; empty if valid.
+
+    ``national``: the code must have the published structure of its list kind
+    (:mod:`yibao.codes.national_structures`); otherwise only the generic format.
+    """
     out: list[tuple[str, str, str]] = []
     code = r["med_list_codg"]
+    kind = r["list_kind"]
     if not isinstance(code, str) or not _CODE_RE.match(code):
         out.append(("med_list_codg", f"code {code!r} must be 1-50 letters, digits, '.', '_' or '-'", "编码格式无效"))
+    elif national and kind in C.LIST_KINDS:
+        try:
+            NS.parse_med_list_code(code, kind)
+        except CodeTableError as exc:
+            out.append(("med_list_codg", f"{exc.message_en} (list_kind {kind}; declare code_structure: local for a region's own codes)", exc.message_zh))
     if not r["name"]:
         out.append(("name", "name is empty", "名称为空"))
-    kind = r["list_kind"]
     if kind not in C.LIST_KINDS:
         out.append(("list_kind", f"list_kind {kind!r} is not one of {C.LIST_KINDS}", "目录类别无效"))
     lv = r["chrgitm_lv"]
@@ -199,12 +210,12 @@ def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=C.MED_LIST)
 
 
-def _read_csv_rows(path: Path, med_types: frozenset[str]) -> list[dict[str, Any]]:
+def _read_csv_rows(path: Path, med_types: frozenset[str], national: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     first_line: dict[str, int] = {}
     for line, raw in read_csv(path, C.MED_LIST.names):
         r = _convert_csv_row(path, line, raw)
-        problems = _check_row(r, med_types=med_types)
+        problems = _check_row(r, med_types=med_types, national=national)
         if problems:
             _raise_first(problems, path, line, r["med_list_codg"])
         code = r["med_list_codg"]
@@ -219,13 +230,19 @@ def _read_csv_rows(path: Path, med_types: frozenset[str]) -> list[dict[str, Any]
     return rows
 
 
-def load_med_list(path: str | Path | None = None, *, med_types: Iterable[str] = KNOWN_MED_TYPES) -> pa.Table:
+def load_med_list(path: str | Path | None = None, *, med_types: Iterable[str] = KNOWN_MED_TYPES, code_structure: str | None = None) -> pa.Table:
     """Load and validate a medical list; returns a table with the contract's ``MED_LIST`` schema.
 
     ``path`` is a CSV in the shipped format (default: the shipped SYNTHETIC
     sample) or a Parquet file already in contract units.  Any problem raises
     :class:`~yibao.core.errors.CodeTableError` naming the file, the line (CSV)
     or row index (Parquet), the code, and the reason.
+
+    ``code_structure`` (``national`` or ``local``) says whether every code must
+    have the published national structure of its list kind; by default the
+    file declares it (a ``# code_structure: …`` comment line in a CSV, the
+    ``yibao.code_structure`` metadata in Parquet), else ``national``.  The
+    returned table carries the strictness it was validated under.
     """
     path = Path(path) if path else data_path("med_list.csv")
     mt = frozenset(med_types)
@@ -233,9 +250,23 @@ def load_med_list(path: str | Path | None = None, *, med_types: Iterable[str] = 
         if not path.exists():
             raise table_error(path, "file not found", "文件不存在")
         table = pq.read_table(path)
-        validate_med_list(table, source=path, med_types=mt)
-        return table.select(C.MED_LIST.names).cast(C.MED_LIST).replace_schema_metadata(None)
-    return _rows_to_table(_read_csv_rows(path, mt))
+        cs = _structure(path, code_structure, lambda: NS.declared_in_metadata(table.schema.metadata))
+        validate_med_list(table, source=path, med_types=mt, code_structure=cs)
+        return _mark(table.select(C.MED_LIST.names).cast(C.MED_LIST).replace_schema_metadata(None), cs)
+    cs = _structure(path, code_structure, lambda: NS.declared_in_csv(path.read_text(encoding="utf-8-sig")) if path.exists() else None)
+    return _mark(_rows_to_table(_read_csv_rows(path, mt, cs == "national")), cs)
+
+
+def _structure(source: object, explicit: str | None, declared) -> str:
+    try:
+        return NS.resolve(explicit, declared())
+    except CodeTableError as exc:
+        raise table_error(source, exc.message_en, exc.message_zh, field="code_structure") from None
+
+
+def _mark(table: pa.Table, code_structure: str) -> pa.Table:
+    """``table`` with its ``code_structure`` in the schema metadata (the only metadata key)."""
+    return table.replace_schema_metadata({NS.METADATA_KEY: code_structure.encode()})
 
 
 def _table_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
@@ -252,8 +283,15 @@ def _table_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
         yield r
 
 
-def validate_med_list(table: pa.Table, *, source: object = "<med_list table>", med_types: Iterable[str] = KNOWN_MED_TYPES) -> None:
-    """Validate a contract ``med_list`` table (fen / bp units); rows are numbered from 0."""
+def validate_med_list(
+    table: pa.Table, *, source: object = "<med_list table>", med_types: Iterable[str] = KNOWN_MED_TYPES, code_structure: str | None = None
+) -> None:
+    """Validate a contract ``med_list`` table (fen / bp units); rows are numbered from 0.
+
+    ``code_structure``: ``national`` (codes in the published structures) or
+    ``local``; default: the table's ``yibao.code_structure`` metadata, else ``national``.
+    """
+    national = _structure(source, code_structure, lambda: NS.declared_in_metadata(table.schema.metadata)) == "national"
     missing = [n for n in C.MED_LIST.names if n not in table.column_names]
     if missing:
         raise table_error(source, f"missing columns {missing}", f"缺少列 {missing}")
@@ -267,7 +305,7 @@ def validate_med_list(table: pa.Table, *, source: object = "<med_list table>", m
         for f in ("med_list_codg", "name", "list_kind", "chrgitm_lv", "selfpay_prop_bp", "pric_uplmt", "vbp_pay_std", "acct_excluded", "vbp_flag", "synthetic"):
             if r[f] is None:
                 raise table_error(source, f"{f} is null", f"{f} 为空", key=f"row {i}, med_list_codg={code!r}", field=f)
-        problems = _check_row(r, med_types=mt)
+        problems = _check_row(r, med_types=mt, national=national)
         if problems:
             field, en, zh = problems[0]
             raise table_error(source, en, zh, key=f"row {i}, med_list_codg={code!r}", field=field)
@@ -283,13 +321,13 @@ class MedList:
     """The medical list with fast lookup by code and NumPy columns.
 
     >>> ml = MedList.load()
-    >>> ml["S-HB-SETUP"].pric_uplmt
+    >>> ml["991000000010000"].pric_uplmt
     5000
     """
 
-    def __init__(self, table: pa.Table, *, source: object = "<med_list table>", validate: bool = True):
+    def __init__(self, table: pa.Table, *, source: object = "<med_list table>", validate: bool = True, code_structure: str | None = None):
         if validate:
-            validate_med_list(table, source=source)
+            validate_med_list(table, source=source, code_structure=code_structure)
         self.table = table.select(C.MED_LIST.names)
         self.source = source
         self.items: dict[str, MedItem] = {}
@@ -352,4 +390,4 @@ class MedList:
 
     def validate(self) -> None:
         """Re-validate the table (raises :class:`CodeTableError`)."""
-        validate_med_list(self.table, source=self.source)
+        validate_med_list(self.table, source=self.source, code_structure=NS.declared_in_metadata(self.table.schema.metadata))

@@ -458,7 +458,7 @@ class Region:
                 and c.lmt_hosp_lv_min[c.idx(code)] == 0
                 and c.drug_class[c.idx(code)] not in F.PHARMACY_DRUG_CLASSES_BARRED
             )
-            self._pools[key] = keep or F.pool("W0803")
+            self._pools[key] = keep or F.pool("XV99AHS003Z999080300000")
         return self._pools[key]
 
     def chronic(self):
@@ -563,7 +563,7 @@ class Region:
             sessions = rng.integers(sc.sessions[0], sc.sessions[1] + 1, size=len(ep))
             days = np.full(len(ep), sc.span_days + 1 if sc.span_days else sc.period)
             if sc.consult:
-                self.lines.add(enc, self.c.idx("S0101"), 1000)
+                self.lines.add(enc, self.c.idx("990100000010000"), 1000)
             self.slots(enc, sc.fixed, days, sessions)
             for regs, take_home in ((sc.clinic_regimens, False), (sc.regimens, True)):
                 if not regs:
@@ -682,14 +682,14 @@ class Region:
                              oprn=-1, dscg=0, lt=False, doc=doc, bilg=doc, setting=SETTING_HOME_BED)
         enc = start + np.arange(m)
         c = self.c
-        self.lines.add(enc, c.idx("S-HB-SETUP"), 1000, 0, 0)  # bed set-up fee, once (seed 000: ¥50)
+        self.lines.add(enc, c.idx("991000000010000"), 1000, 0, 0)  # bed set-up fee, once (seed 000: ¥50)
         for k in range(HOME_BED_DAYS // HOME_BED_VISIT_EVERY + 1):
             t = k * HOME_BED_VISIT_EVERY * DAY + HOUR
             if t >= HOME_BED_DAYS * DAY - DAY:
                 break
-            self.lines.add(enc, c.idx("S-HB-VISIT"), 1000, 0, t)  # round visit (seed 000: ¥25 each)
+            self.lines.add(enc, c.idx("991000000020000"), 1000, 0, t)  # round visit (seed 000: ¥25 each)
             nurse = np.flatnonzero(rng.random(m) < 0.5)
-            self.lines.add(enc[nurse], c.idx("S-HB-NURSE"), 1000, 0, t + 1800)
+            self.lines.add(enc[nurse], c.idx("991000000030000"), 1000, 0, t + 1800)
         picks = []
         for th, _, part in self.therapy_groups(diag, np.zeros(m, dtype=np.int64)):
             for sel, items in self.pick_distinct(len(part), self.home_pool(th.drugs), (1, 3)):
@@ -701,14 +701,14 @@ class Region:
             for rows, items in picks:
                 self.lines.add(enc[rows], items, self.qty(items, HOME_BED_REFILL_EVERY, 1), HOME_BED_REFILL_EVERY, t)
             lab = np.flatnonzero(rng.random(m) < 0.3)
-            self.lines.add(enc[lab], c.idx("S0401"), 1000, 0, t)
+            self.lines.add(enc[lab], c.idx("990400000010000"), 1000, 0, t)
 
     def home_pool(self, p):
         key = ("home", id(p))
         if key not in self._pools:
             barred = {"toxic", "radioactive", "precursor", "narcotic", "psychotropic_1", "psychotropic_2", "antimicrobial", "special_storage"}
             keep = tuple((code, w) for code, w in p if self.c.drug_class[self.c.idx(code)] not in barred)
-            self._pools[key] = keep or F.pool("W0803")
+            self._pools[key] = keep or F.pool("XV99AHS003Z999080300000")
         return self._pools[key]
 
 

@@ -360,7 +360,7 @@ def over_standard_price(frames, rate, rng):
 
 
 # bundle parent -> a component already included in it (the fraudster bills both)
-_BUNDLES = {"S0604": "S0605", "S0702": "S0701", "S0602": "S0601"}
+_BUNDLES = {"990600000040000": "990600000050000", "990700000020000": "990700000010000", "990600000020000": "990600000010000"}
 
 
 @register_pattern("unbundled_charge")
@@ -379,15 +379,15 @@ def unbundled_charge(frames, rate, rng):
 
 
 # expensive item billed instead of a cheap one, where the procedure that would use it never happened
-_SWAP_TO = {"C0110": ("S0611", "S0623"), "C0112": ("S0612",), "C0107": ("S0606",), "C0111": ("S0611",)}
+_SWAP_TO = {"C9901010100000099999": ("990600000110000", "990600000230000"), "C9901010120000099999": ("990600000120000",), "C9901010070000099999": ("990600000060000",), "C9901010110000099999": ("990600000110000",)}
 
 
 @register_pattern("swapped_item")
 def swapped_item(frames, rate, rng):
-    """串换项目: in a share ``rate`` of inpatient encounters the infusion set (C0102) is billed as an implant."""
+    """串换项目: in a share ``rate`` of inpatient encounters the infusion set (C9901010020000099999) is billed as an implant."""
     fee, enc = frames["fee_detail"], frames["encounter"]
     ip = set(enc.loc[enc["med_type"] == C.MED_TYPE_INPATIENT, "mdtrt_id"])
-    cand = fee[(fee["med_list_codg"] == "C0102") & fee["mdtrt_id"].isin(ip)]
+    cand = fee[(fee["med_list_codg"] == "C9901010020000099999") & fee["mdtrt_id"].isin(ip)]
     rows = cand.index.to_numpy()[_choose(rng, len(cand), rate)]
     codes_by_enc = fee[fee["mdtrt_id"].isin(set(fee.loc[rows, "mdtrt_id"]))].groupby("mdtrt_id")["med_list_codg"].agg(set)
     keys = list(_SWAP_TO)
@@ -405,7 +405,7 @@ def swapped_item(frames, rate, rng):
     fee.loc[out_rows, "cnt_milli"] = 1000
     fee.loc[out_rows, "pric"] = caps
     fee.loc[out_rows, "det_item_fee_sumamt"] = _amount(np.full(len(out_rows), 1000), caps)
-    return _gt("fee_detail", line_id(fee.loc[out_rows, "mdtrt_id"], fee.loc[out_rows, "feedetl_sn"]), "swapped_item", [f"C0102 billed as {x}" for x in out_items])
+    return _gt("fee_detail", line_id(fee.loc[out_rows, "mdtrt_id"], fee.loc[out_rows, "feedetl_sn"]), "swapped_item", [f"C9901010020000099999 billed as {x}" for x in out_items])
 
 
 @register_pattern("excess_quantity")
@@ -507,7 +507,7 @@ def low_standard_admission(frames, rate, rng):
     tmpl["bilg_dr_code"] = pick["dr_code"].to_numpy()
     nxt = _next_sn(fee, pick["mdtrt_id"])
     parts = []
-    for k, code in enumerate(("S0201", "S0208", "S0105")):
+    for k, code in enumerate(("990200000010000", "990200000080000", "990100000050000")):
         parts.append(_new_lines(tmpl, [code] * len(tmpl), days * 1000, [_cap(code)] * len(tmpl), nxt + 1 + k))
     frames["fee_detail"] = pd.concat([fee, *parts], ignore_index=True)
     return _gt("encounter", pick["mdtrt_id"], "low_standard_admission", [f"{d} for {n} days" for d, n in zip(pick["dise_codg"], days)])
@@ -588,7 +588,7 @@ def impersonation(frames, rate, rng):
     return pa.concat_tables([_gt("encounter", ids, "impersonation", det), _gt("encounter", nat, "impersonation", "claim after the person's recorded death (in the generated data)")])
 
 
-_HOTEL = ("S0201", "S0202", "S0203", "S0204", "S0205", "S0206", "S0207", "S0208", "S0105")
+_HOTEL = ("990200000010000", "990200000020000", "990200000030000", "990200000040000", "990200000050000", "990200000060000", "990200000070000", "990200000080000", "990100000050000")
 
 
 @register_pattern("phantom_admission")
@@ -613,7 +613,7 @@ def phantom_admission(frames, rate, rng):
     return _gt("encounter", ok, "phantom_admission", "only bed, nursing and consultation charges")
 
 
-_EXAMS = ("S0502", "S0503", "S0504", "S0505", "S0507", "S0508", "S0511", "S0413", "S0414", "S0418", "S0426", "S0515")
+_EXAMS = ("990500000020000", "990500000030000", "990500000040000", "990500000050000", "990500000070000", "990500000080000", "990500000110000", "990400000130000", "990400000140000", "990400000180000", "990400000260000", "990500000150000")
 
 
 @register_pattern("over_examination")
