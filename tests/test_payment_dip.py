@@ -45,14 +45,14 @@ def region(month2: bool = False) -> pd.DataFrame:
     m = 2 if month2 else 1
     rows = [
         # core group A: K80.2 + 51.23 (laparoscopic cholecystectomy): ¥500 / 1,000 / 4,500, mean 2,000
-        case(1, "H1", "K80.2", 500, "51.23"), case(2, "H1", "K80.2", 1000, "51.23"), case(3, "H1", "K80.2", 4500, "51.23", month=m),
+        case(1, "H1", "K80.200x003", 500, "51.2300"), case(2, "H1", "K80.200x003", 1000, "51.2300"), case(3, "H1", "K80.200x003", 4500, "51.2300", month=m),
         # core group B: J18.9 conservative: ¥400 / 500 / 1,000 / 2,400 / 1,700, mean 1,200
-        case(4, "H2", "J18.9", 400), case(5, "H2", "J18.9", 500), case(6, "H2", "J18.9", 1000, month=m),
-        case(7, "H2", "J18.9", 2400), case(8, "H2", "J18.9", 1700),
+        case(4, "H2", "J18.900", 400), case(5, "H2", "J18.900", 500), case(6, "H2", "J18.900", 1000, month=m),
+        case(7, "H2", "J18.900", 2400), case(8, "H2", "J18.900", 1700),
         # one case each of K80.2 and K81.0 conservative: category pools of 1 < 2 → chapter XI conservative, mean 500
-        case(9, "H1", "K80.2", 600), case(10, "H2", "K81.0", 400, month=m),
+        case(9, "H1", "K80.200x003", 600), case(10, "H2", "K81.000", 400, month=m),
         # I20.0 with two different stent procedures: category I20 x surgery, mean 2,500
-        case(11, "H3", "I20.0", 3000, "36.07", oth_fen=10000), case(12, "H3", "I20.0", 2000, "00.66"),
+        case(11, "H3", "I20.000", 3000, "36.0601", oth_fen=10000), case(12, "H3", "I20.000", 2000, "00.6600x004"),
     ]  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -67,14 +67,14 @@ def run(df, p):
 def test_catalog_groups_and_points_by_hand():
     _, _, cat = run(region(), params())
     g = {r["group_code"]: r for r in cat.groups.to_pylist()}
-    assert set(g) == {"K80.2|51.23", "J18.9|-", "Z|CHXI|conservative", "Z|I20|surgery"}
+    assert set(g) == {"K80.2|51.2300", "J18.9|-", "Z|CHXI|conservative", "Z|I20|surgery"}
     assert (cat.n_cases, cat.total_cost_fen, cat.overall_mean_fen) == (12, 1_800_000, 150_000)
     # points = group mean / overall mean x 1000, to 0.0001 (held as integers x 10^4)
-    assert g["K80.2|51.23"]["points_e4"] == 13_333_333  # 2000/1500 x 1000 = 1333.3333
+    assert g["K80.2|51.2300"]["points_e4"] == 13_333_333  # 2000/1500 x 1000 = 1333.3333
     assert g["J18.9|-"]["points_e4"] == 8_000_000  # 1200/1500 x 1000 = 800
     assert g["Z|CHXI|conservative"]["points_e4"] == 3_333_333  # 500/1500 x 1000 = 333.3333
     assert g["Z|I20|surgery"]["points_e4"] == 16_666_667  # 2500/1500 x 1000 = 1666.66667 → 1666.6667
-    assert g["K80.2|51.23"]["kind"] == "core" and g["Z|I20|surgery"]["kind"] == "comprehensive"
+    assert g["K80.2|51.2300"]["kind"] == "core" and g["Z|I20|surgery"]["kind"] == "comprehensive"
     assert g["Z|CHXI|conservative"]["level"] == "chapter" and g["Z|CHXI|conservative"]["n_cases"] == 2
     assert g["J18.9|-"]["mean_cost_fen"] == 120_000
 
@@ -147,7 +147,7 @@ def test_budget_from_actual_spending():
 )
 def test_conservation_to_the_fen(costs, budget, basis):
     """Institution values sum to the pool in every period; payments to the budget (fund) or budget − shares (total)."""
-    dxs = ["J18.9", "K80.2", "I63.9", "N20.0"]
+    dxs = ["J18.900", "K80.200x003", "I63.900", "N20.000"]
     rows = [case(i, f"H{h}", dxs[i % 4], 0, month=m) | {"medfee_sumamt": c, "psn_part_amt": c // 3, "oth_fund_amt": c // 7, "hifp_pay": c - c // 3 - c // 7}
             for i, (h, c, m, _) in enumerate(costs)]  # fmt: skip
     p = params(budget={"basis": basis, "annual": f"{budget // 100}.{budget % 100:02d}", "monthly_advance_ratio": "0.9"})
@@ -161,9 +161,9 @@ def test_conservation_to_the_fen(costs, budget, basis):
     assert int(y.payment_fen.sum()) == (budget if basis == "fund" else budget - shares)
 
 
-DX = ["J18.9", "K80.2", "K81.0", "I20.0", "I21.9", "N20.0", "E11.6", "S72.0"]
-PROCS = ["", "51.23", "36.07", "00.66", "99.10", "87.03", "36.07;87.03"]
-OTHER = ["", "E11.2", "I50.9", "J96.0;E11.9", "N18.5;A41.9"]
+DX = ["J18.900", "K80.200x003", "K81.000", "I20.000", "I21.900", "N20.000", "E11.600", "S72.000"]
+PROCS = ["", "51.2300", "36.0601", "00.6600x004", "99.1000", "87.0300x001", "36.0601;87.0300x001"]
+OTHER = ["", "E11.200", "I50.900", "J96.000;E11.900", "N18.500;A41.900"]
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -193,7 +193,7 @@ def test_coefficients_multiply_points():
     # level 2 (0.92) x age 80+ (1.05) x severity score 3 (I50 2 + E11 1 → band 1.10) = 1.0626
     assert p.coef_e4(85, 3, 2) == 10_626
     assert p.coef_e4(40, 0, 3) == 10_000 and p.coef_e4(0, 0, 1) == 9_350  # 1.10 x 0.85
-    assert p.severity_weight("I50.9") == 2 and p.severity_weight("I10") == 0
+    assert p.severity_weight("I50.900") == 2 and p.severity_weight("I10.x00x002") == 0
 
 
 def test_catalog_file_round_trip_and_published_catalog(tmp_path):
@@ -214,6 +214,30 @@ def test_catalog_file_round_trip_and_published_catalog(tmp_path):
     assert getattr(e.value, "field", None) == "points"
 
 
+def test_national_codes_by_default_and_who_when_declared():
+    """The default region takes 医保版 codes only; a region declaring WHO ICD-10 takes WHO codes, keyed the same way."""
+    who = {"K80.200x003": "K80.2", "J18.900": "J18.9", "K81.000": "K81.0", "I20.000": "I20.0"}
+    df = region()
+    df["dise_codg"] = df["dise_codg"].map(who)
+    with pytest.raises(PaymentInputError, match=r"unknown principal diagnosis \['I20.0', 'J18.9', 'K80.2', 'K81.0'\] \(not in 医保版 ICD-10 2.0\)") as e:
+        load_cases(connect(), df, params())
+    assert e.value.field == "dise_codg"
+    _, _, cat = run(df, params(coding={"diagnosis_systems": ["who-icd10"]}))
+    _, _, nat = run(region(), params())
+    assert {r["group_code"] for r in cat.groups.to_pylist()} == {r["group_code"] for r in nat.groups.to_pylist()}
+    with pytest.raises(Exception, match="diagnosis_systems"):
+        params(coding={"diagnosis_systems": ["icd-11"]})
+
+
+def test_national_keys_and_procedure_types():
+    p, codes = load_dip_params("example-city-a"), CodeTables.default()  # severity weights E11: 1, I50: 2
+    k = case_keys("I10.x00x002", "E11.900;I50.900", "36.0601;87.0300x001", p, codes)
+    assert (k.dx_key, k.dx_cat, k.dx_chapter, k.proc_key, k.proc_type, k.sev_score) == ("I10.x", "I10", "IX", "36.0601+87.0300x001", "surgery", 3)
+    # a national procedure the procedure list does not name is typed by its ICD-9-CM-3 section
+    assert codes.is_known_procedure("88.7400") and not codes.is_known_procedure("88.74")
+    assert [codes.type_of(c) for c in ("88.7400", "92.2400x002", "96.7101", "81.5100")] == ["diagnostic", "therapy", "therapy", "surgery"]
+
+
 @pytest.mark.parametrize(
     "change, field",
     [
@@ -222,6 +246,8 @@ def test_catalog_file_round_trip_and_published_catalog(tmp_path):
         ({"dise_codg": "Q99.99X"}, "dise_codg"),
         ({"other_dise_codg": "ZZZ"}, "other_dise_codg"),
         ({"oprn_codg": "99.99"}, "oprn_codg"),
+        ({"dise_codg": "J18.9"}, "dise_codg"),  # WHO ICD-10, not a 医保版 code: refused unless the region declares WHO
+        ({"oprn_codg": "47.09"}, "oprn_codg"),  # an ICD-9-CM-3 stem, not a 医保版 code
         ({"medfee_sumamt": -1}, "medfee_sumamt"),
         ({"psn_part_amt": -5}, "psn_part_amt"),
         ({"endtime": dt.datetime(2025, 1, 1, tzinfo=TZ)}, "endtime"),
@@ -262,7 +288,7 @@ def test_cases_discharged_in_another_year_are_left_out():
     """A case admitted in December and discharged in January belongs to the new year's DIP budget."""
     p = params()
     con, cases, cat = run(region(), p)
-    late = case(13, "H1", "J18.9", 800, begin=dt.datetime(2025, 12, 29, 9, tzinfo=TZ), end=dt.datetime(2026, 1, 4, 9, tzinfo=TZ), month=1)
+    late = case(13, "H1", "J18.900", 800, begin=dt.datetime(2025, 12, 29, 9, tzinfo=TZ), end=dt.datetime(2026, 1, 4, 9, tzinfo=TZ), month=1)
     cases2 = load_cases(con, pd.concat([region(), pd.DataFrame([late])], ignore_index=True), p, name="with_late")
     res = settle(con, cases2, cat, p)
     assert (res.year, res.outside_year) == (2025, 1)

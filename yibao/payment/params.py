@@ -54,6 +54,20 @@ class Scope(_M):
     institution_admdvs_prefix: str = ""
 
 
+class Coding(_M):
+    """The coding systems a region's cases are written in (default: the national 医保版 dictionaries)."""
+
+    diagnosis_systems: list[str] = ["icd10-yb-2.0"]
+
+    @field_validator("diagnosis_systems")
+    @classmethod
+    def _systems(cls, v: list[str]) -> list[str]:
+        known = ("icd10-yb-2.0", "who-icd10")
+        if not v or any(x not in known for x in v):
+            raise ValueError(f"must be a non-empty list of {known}")
+        return v
+
+
 class CatalogParams(_M):
     core_min_cases: int = Field(15, ge=1)
     diagnosis_level: str = "subcategory"
@@ -195,6 +209,7 @@ class DipParams(_M):
     effective_from: dt.date
     label: str = ""
     scope: Scope = Scope()
+    coding: Coding = Coding()
     catalog: CatalogParams = CatalogParams()
     outliers: Outliers = Outliers()
     coefficients: Coefficients = Coefficients()
