@@ -286,3 +286,178 @@ def test_the_console_shows_a_generated_code_without_putting_it_in_a_url(db_engin
     assert code.startswith("YB1.") and code not in str(r.url)
     # and a code in a query string is not honoured
     assert code not in c.get("/console/mycode", params={"code": code}).text
+
+
+# --- console login: limits, the unknown-user path, CSRF, cookies ----------------------------------------
+
+PW = "console-pass-9"
+
+
+@pytest.fixture
+def console_app(db_engine):
+    seed(db_engine)
+    clock = Clock(T0)
+    app = create_app(make_interface(db_engine, clock))
+    auth = app.state.console.auth
+    auth.add_user("bureau", PW, "bureau")
+    auth.add_user("other", PW, "bureau")
+    return app, auth, clock
+
+
+def test_failed_logins_are_limited_per_user_then_released(console_app):
+    from console_support import console_login
+
+    app, auth, clock = console_app
+    lim = auth.cfg.login_limits.per_user
+    c = TestClient(app)
+    for _ in range(lim.max_failures):
+        assert console_login(c, "bureau", "wrong-password").status_code == 401
+    r = console_login(c, "bureau", PW)  # even the right password waits: guessing cannot go on
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0 and "登录失败次数过多" in r.text
+    assert console_login(c, "other", PW).status_code == 303  # another user is not held up
+    clock.advance(seconds=lim.window_seconds)
+    assert console_login(c, "bureau", PW).status_code == 303
+
+
+def test_failed_logins_are_limited_per_address_and_the_limits_are_settings(db_engine):
+    from yibao.web.auth import AuthError, AuthService, Limit, LoginLimits, LoginThrottled, default_config
+
+    seed(db_engine)
+    clock = Clock(T0)
+    cfg = default_config().model_copy(update={"login_limits": LoginLimits(
+        per_user=Limit(max_failures=50, window_seconds=60), per_ip=Limit(max_failures=3, window_seconds=60))})
+    auth = AuthService(db_engine, config=cfg, clock=clock)
+    auth.add_user("bureau", PW, "bureau")
+    for name in ("a", "b", "c"):  # a spray of user names from one address
+        with pytest.raises(AuthError):
+            auth.login(name, "x", ip="10.0.0.9")
+    with pytest.raises(LoginThrottled) as e:
+        auth.login("bureau", PW, ip="10.0.0.9")
+    assert e.value.field == "ip"
+    assert auth.login("bureau", PW, ip="10.0.0.10")  # another address
+    clock.advance(seconds=61)
+    assert auth.login("bureau", PW, ip="10.0.0.9")
+
+
+def test_an_unknown_user_costs_the_same_password_check_as_a_known_one(console_app, monkeypatch):
+    import yibao.web.auth as A
+
+    app, auth, clock = console_app
+    checked: list[str] = []
+    real = A.check_password
+
+    def spy(password, stored):
+        checked.append(stored)
+        return real(password, stored)
+
+    monkeypatch.setattr(A, "check_password", spy)
+    msgs = []
+    for user in ("bureau", "nobody-here", ""):
+        with pytest.raises(A.AuthError) as e:
+            auth.login(user, "wrong-password", ip="1.1.1.1")
+        msgs.append((e.value.message_en, e.value.field))
+    assert len(checked) == 3 and all(h.startswith("scrypt$16384$") for h in checked)  # same work on every path
+    assert len(set(msgs)) == 1  # and the same answer
+
+
+def test_every_console_post_needs_the_token_of_its_page(console_app):
+    from console_support import console_login, page_csrf
+    from yibao.ecode.models import EcodeBlock
+
+    app, auth, clock = console_app
+    c = TestClient(app)
+    # login itself: a form posted from elsewhere (no token, or a token not bound to this browser) is refused
+    r = c.post("/console/login", data={"username": "bureau", "password": PW}, follow_redirects=False)
+    assert r.status_code == 403 and "yb_session" not in r.headers.get("set-cookie", "")
+    other = TestClient(app)
+    stolen = page_csrf(other, "/console/login")
+    page_csrf(c, "/console/login")
+    r = c.post("/console/login", data={"username": "bureau", "password": PW, "csrf_token": stolen}, follow_redirects=False)
+    assert r.status_code == 403
+    assert console_login(c, "bureau", PW).status_code == 303
+    engine = auth.engine
+    for data in ({"psn_no": "E1", "action": "block"}, {"psn_no": "E1", "action": "block", "csrf_token": stolen}):
+        r = c.post("/console/ecode/action", data=data, follow_redirects=False)
+        assert r.status_code == 403 and "CSRF" in r.text
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(EcodeBlock)).scalar_one() == 0  # nothing changed
+    assert c.post("/console/jobs/export-settlements").status_code == 403
+    assert c.post("/console/logout").status_code == 403 and c.get("/console/api/fund").status_code == 200
+    # the bureau APIs behind the console login: writes need the header too
+    claim = {"mdtrt_id": "M1", "person": {"psn_no": "E1", "gend": "1", "brdy": "1980-04-01"}, "fixmedins_code": "H1",
+             "hosp_lv": 1, "med_type": "11", "begntime": "2025-03-01T09:00:00+08:00", "dise_codg": "J06.9", "lines": []}
+    assert c.post("/api/v1/supervision/check", json=claim).status_code == 403
+    tok = page_csrf(c, "/console/fund")
+    assert c.post("/api/v1/supervision/check", json=claim, headers={"X-CSRF-Token": tok}).status_code != 403
+    r = c.post("/console/ecode/action", data={"psn_no": "E1", "action": "block", "csrf_token": tok}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/console/ecode?msg=ok")
+    assert c.post("/console/logout", data={"csrf_token": tok}, follow_redirects=False).status_code == 303
+    assert c.get("/console/api/fund").status_code == 401
+
+
+def test_every_console_form_carries_the_token(console_app):
+    from console_support import console_login
+
+    app, auth, clock = console_app
+    auth.add_user("e1", PW, "public", psn_no="E1")
+    for user, paths in (("bureau", ["/console/fund", "/console/settlement", "/console/ecode"]), ("e1", ["/console/mycode"])):
+        c = TestClient(app)
+        assert console_login(c, user, PW).status_code == 303
+        for path in paths:
+            html = c.get(path).text
+            forms = re.findall(r'<form method="post"[^>]*>(.*?)</form>', html, re.S)
+            assert forms, path
+            for f in forms:
+                assert re.search(r'name="csrf_token" value="[0-9a-f]{64}"', f), (path, f[:120])
+
+
+def test_session_cookies_are_secure_behind_tls(console_app):
+    from console_support import console_login
+
+    app, auth, clock = console_app
+    plain = console_login(TestClient(app), "bureau", PW)
+    assert "yb_session=" in plain.headers["set-cookie"] and "secure" not in plain.headers["set-cookie"].lower()
+    # a TLS proxy in front says so in X-Forwarded-Proto
+    behind = TestClient(app, headers={"X-Forwarded-Proto": "https"}).get("/console/login")
+    assert "yb_login=" in behind.headers["set-cookie"] and "secure" in behind.headers["set-cookie"].lower()
+    assert "max-age=31536000" in behind.headers["strict-transport-security"]
+    # TLS to the server itself
+    r = console_login(TestClient(app, base_url="https://testserver"), "bureau", PW)
+    cookie = r.headers["set-cookie"].lower()
+    assert "yb_session=" in cookie and "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+    assert "strict-transport-security" not in TestClient(app).get("/console/login").headers
+    # "always" for a proxy that does not say
+    app.state.console.auth.cfg = auth.cfg.model_copy(update={"cookies": auth.cfg.cookies.model_copy(update={"secure": "always"})})
+    assert "secure" in console_login(TestClient(app), "bureau", PW).headers["set-cookie"].lower()
+
+
+def test_security_headers_on_every_answer_and_no_inline_scripts_in_the_pages(console_app):
+    from console_support import console_login
+
+    app, auth, clock = console_app
+    c = TestClient(app)
+    assert console_login(c, "bureau", PW).status_code == 303
+    for path in ("/", "/console/login", "/console/fund", "/console/settlement", "/console/ecode", "/healthz"):
+        r = c.get(path)
+        h = r.headers
+        assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY", path
+        assert h["referrer-policy"] == "no-referrer", path
+        csp = h["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp, path
+        if r.headers["content-type"].startswith("text/html"):  # the strict CSP holds: nothing inline to block
+            assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", r.text), path
+            assert not re.search(r"\son[a-z]+\s*=", r.text), path
+            assert not re.search(r"\sstyle\s*=", r.text), path
+    r = c.post(PATH, content=b"{}")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    docs = c.get("/docs")  # Swagger UI runs its own inline bootstrap: no CSP there, the other headers stay
+    assert docs.status_code == 200 and "content-security-policy" not in docs.headers
+    assert docs.headers["x-frame-options"] == "DENY"
+
+
+def test_the_root_leads_to_the_console_and_the_docs(console_app):
+    app, auth, clock = console_app
+    r = TestClient(app).get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert 'href="/console/"' in r.text and 'href="/docs"' in r.text and "控制台" in r.text
+    assert "/" not in {route.path for route in app.routes if getattr(route, "include_in_schema", False)}
