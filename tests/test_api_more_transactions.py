@@ -567,6 +567,11 @@ def test_settlement_list_is_checked_stored_and_grouped(env, db_engine, monkeypat
         rows = conn.execute(select(SetlList.setl_list_id, SetlList.drg, SetlList.version)).all()
     assert rows == [(out["setl_list_id"], "GB19", 2)]
 
+    from yibao.api import schemas as S
+
+    if "[A-Z]" in str(S.Envelope.model_fields["infno"].metadata):  # the envelope accepts A variants (issue 16.1)
+        a = his.call("4101A", _setl_list(s))["output"]  # the provincial A variant: the same list, the same handler
+        assert a["setl_list_id"] == out["setl_list_id"] and a["version"] == 3
     n = len(fake.calls)
     refused(his.call("4101", _setl_list(s, diseinfo=[{"diag_code": "J18.9XX", "maindiag_flag": "1"}]), check=False),
             "diseinfo.0.diag_code")
