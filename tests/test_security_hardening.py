@@ -161,7 +161,29 @@ def test_security_files_are_validated_and_cannot_switch_on_the_demo_mode(tmp_pat
     assert check_secret("abc", h) and not check_secret("abd", h) and not check_secret("abc", "scrypt$x")
 
 
-def test_cli_issues_credentials_and_serve_refuses_to_run_without_any(tmp_path):
+def _serve(runner, app, monkeypatch, args) -> dict:
+    """Run `yibao serve` up to uvicorn.run, keeping the app it would serve."""
+    import uvicorn
+
+    from yibao.api.app import INSECURE_ENV
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda a, **kw: seen.setdefault("app", a))
+    for var in ("YIBAO_DATABASE_URL", "YIBAO_API_SECURITY", INSECURE_ENV):  # serve sets them: restore them afterwards
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    seen["output"] = res.output
+    return seen
+
+
+def _sign_in(served_app, code: str) -> dict:
+    his = HisClient(http_transport(TestClient(served_app)), code)
+    return his.call("9001", {"signIn": {"opter_no": "1"}}, check=False)
+
+
+def test_cli_issues_credentials_and_serve_without_them_lets_nobody_sign_in(tmp_path, monkeypatch):
     from yibao.cli import app
 
     runner = CliRunner()
@@ -171,8 +193,12 @@ def test_cli_issues_credentials_and_serve_refuses_to_run_without_any(tmp_path):
     seed(eng)
     eng.dispose()
     sec = tmp_path / "sec.yaml"
-    res = runner.invoke(app, ["serve", "--db", url])
-    assert res.exit_code == 2 and "--insecure-demo" in res.output
+    served = _serve(runner, app, monkeypatch, ["serve", "--db", url])  # no credentials: nobody signs in (the console works)
+    assert "--insecure-demo" in served["output"]
+    r = _sign_in(served["app"], "H1")
+    assert r["infcode"] == -1 and field_of(r["err_msg"]) == "fixmedins_code"
+    served = _serve(runner, app, monkeypatch, ["serve", "--db", url, "--insecure-demo"])
+    assert "INSECURE" in served["output"] and _sign_in(served["app"], "H1")["infcode"] == 0
     res = runner.invoke(app, ["inst", "credential", "issue", "NOPE", "--security", str(sec), "--db", url])
     assert res.exit_code == 2 and "unknown institution" in res.output and not sec.exists()
     res = runner.invoke(app, ["inst", "credential", "issue", "H1", "--security", str(sec), "--db", url])
@@ -184,6 +210,10 @@ def test_cli_issues_credentials_and_serve_refuses_to_run_without_any(tmp_path):
     assert res.exit_code == 2 and "rotate" in res.output
     res = runner.invoke(app, ["inst", "credential", "rotate", "H1", "--security", str(sec), "--db", url])
     assert res.exit_code == 0 and not check_secret(secret, SecurityPolicy.load(sec).institutions["H1"].secret_hash)
+    rotated = res.output.strip().splitlines()[-1]
+    served = _serve(runner, app, monkeypatch, ["serve", "--db", url, "--security", str(sec)])
+    his = HisClient(http_transport(TestClient(served["app"])), "H1", credential=rotated)
+    assert his.sign_in() and _sign_in(served["app"], "H1")["infcode"] == -1
     res = runner.invoke(app, ["inst", "credential", "revoke", "H1", "--security", str(sec)])
     assert res.exit_code == 0 and "H1" not in SecurityPolicy.load(sec).institutions
 

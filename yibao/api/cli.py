@@ -35,10 +35,10 @@ def serve(
     from yibao.core.db import database_url
 
     if not security and not insecure_demo:
-        console.print("[bold red]error:[/] no institution can sign in (9001): give --security FILE with credentials "
-                      "(yibao inst credential issue CODE --security FILE), or --insecure-demo for a private demo\n"
-                      "       没有任何机构可以签到: 请用 --security 指定凭证文件, 或仅在演示时使用 --insecure-demo")
-        raise typer.Exit(2)
+        console.print("[bold yellow]note:[/] no institution can sign in (9001) without credentials: give --security FILE "
+                      "(yibao inst credential issue CODE --security FILE), or --insecure-demo for a private demo; "
+                      "the console works either way\n"
+                      "      未配置机构凭证, 任何机构都不能签到: 请用 --security 指定凭证文件 (演示可用 --insecure-demo)")
     url = database_url(db)
     os.environ["YIBAO_DATABASE_URL"] = url
     if security:
