@@ -87,12 +87,15 @@ class CaseBuilder:
         d = g.drgs[drg]
         a = g.adrgs[d.adrg]
         m = self.mdc[a.mdc]
-        for _ in range(tries):
+        earlier = [e for e in m.adrgs if e.seq < a.seq]
+        dx_free = self._s((a.dx & m.dx if m.entry == "main_dx" else a.dx) - {c for e in earlier for c in e.dx}, (a.code, "dx-free"))
+        p_free = self._s(a.proc1 - {c for e in earlier for c in e.proc1}, (a.code, "p1-free"))
+        for i in range(tries):
             if a.dx_cond == "main":
                 pool = self._s(a.dx & m.dx if m.entry == "main_dx" else a.dx, (a.code, "dx"))
                 if not pool:
                     return None
-                dx = _pick(r, pool)
+                dx = _pick(r, dx_free if dx_free and i % 3 == 0 else pool)
             elif m.entry == "main_dx":
                 dx = _pick(r, self._s(m.dx, (m.code, "mdc")))
             else:
@@ -119,6 +122,8 @@ class CaseBuilder:
                 lo, hi = max(d.age_min, 1), min(d.age_max, 95)
                 age = int(r.integers(lo, hi + 1))
             procs = self._procs(a)
+            if a.proc_cond == "main" and p_free and i % 3 == 1:
+                procs = [_pick(r, p_free)]
             case = dict(gend=gend, age=age, nwb_age=nwb_age, nwb_bir_wt=nwb_bir_wt, ipt_days=int(r.integers(1, 30)),
                         main_diag=dx, other_diags=";".join(dict.fromkeys(others)), oprns=";".join(procs))  # fmt: skip
             got = g.group(case_id="x", **case)

@@ -447,16 +447,19 @@ class Grouper:
         if missing:
             raise GroupingInputError(f"missing columns {missing}; expected {list(INPUT_COLUMNS)}", f"缺少列 {missing}", field=missing[0])
         n = len(cases)
-        cid_codes, cid_u = pd.factorize(cases["case_id"], use_na_sentinel=True)
-        cid_text = np.array([_cell(u) for u in cid_u], dtype=object)
-        if (cid_codes < 0).any() or (len(cid_text) and (cid_text == "").any()):
-            bad = int(np.flatnonzero((cid_codes < 0) | (cid_text[np.maximum(cid_codes, 0)] == "") if len(cid_text) else cid_codes < 0)[0])
-            raise GroupingInputError(f"row {bad + 1}: empty case_id", f"第 {bad + 1} 行 case_id 为空", field="case_id")
-        if len(cid_u) != n or len(set(cid_text)) != n:
-            dup = pd.Series(cid_text[cid_codes]).duplicated()
-            first = cid_text[cid_codes][int(np.flatnonzero(dup.to_numpy())[0])]
+        raw_id = cases["case_id"]
+        if pd.api.types.infer_dtype(raw_id, skipna=True) in ("string", "empty"):
+            ids = raw_id.astype(object).where(raw_id.notna(), "").str.strip()
+        else:
+            ids = raw_id.map(_cell)
+        case_id = ids.to_numpy(dtype=object)
+        empty = np.flatnonzero(case_id == "")
+        if len(empty):
+            raise GroupingInputError(f"row {int(empty[0]) + 1}: empty case_id", f"第 {int(empty[0]) + 1} 行 case_id 为空", field="case_id")
+        dup = ids.duplicated().to_numpy()
+        if dup.any():
+            first = case_id[int(np.flatnonzero(dup)[0])]
             raise GroupingInputError(f"duplicate case_id {first!r}", f"case_id {first!r} 重复", field="case_id")
-        case_id = cid_text[cid_codes]
 
         def per_value(col: str, fn):
             codes, uniq = pd.factorize(cases[col], use_na_sentinel=True)
