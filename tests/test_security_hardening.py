@@ -145,6 +145,14 @@ def test_issuing_and_rotating_a_secret_takes_effect_without_a_restart(db_engine,
     with pytest.raises(HisError):
         HisClient(http_transport(client), "H1", clock=clock, credential=first).sign_in()
     assert HisClient(http_transport(client), "H1", clock=clock, credential=second).sign_in()
+    # a broken edit of the file does not lock everyone out, nor tell clients where the file is
+    path.write_text("institutions: {H1: {secret_hash: oops}}\n")
+    os.utime(path, ns=(1, 1))
+    his = HisClient(http_transport(client), "H1", clock=clock, credential=second)
+    assert his.sign_in()
+    bad = HisClient(http_transport(client), "H1", clock=clock, credential="nope").call(
+        "9001", {"signIn": {"opter_no": "1", "credential": "nope"}}, check=False)
+    assert bad["infcode"] == -1 and str(path) not in bad["err_msg"]
 
 
 def test_security_files_are_validated_and_cannot_switch_on_the_demo_mode(tmp_path):

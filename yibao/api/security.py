@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
@@ -63,6 +64,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from yibao.core.errors import YibaoError
 
 _BLOCK = 64  # SM3 block size in bytes
+log = logging.getLogger("yibao.api.security")
 
 
 class SecurityError(YibaoError):
@@ -178,7 +180,13 @@ class SecurityPolicy(BaseModel):
             now = path.stat().st_mtime_ns
         except OSError:
             return self  # the file went away: keep what was loaded (refusing every sign-in would be an outage)
-        return self if now == mtime else SecurityPolicy.load(path, insecure_demo=self.insecure_demo)
+        if now == mtime:
+            return self
+        try:
+            return SecurityPolicy.load(path, insecure_demo=self.insecure_demo)
+        except SecurityError as exc:  # a broken edit: keep serving with what was loaded, say so in the server log
+            log.error("security settings %s not reloaded, the previous ones stay in force: %s", path, exc.message_en)
+            return self
 
 
 # --- sign-in secrets (9001) -------------------------------------------------------------------
