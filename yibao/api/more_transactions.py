@@ -1371,10 +1371,26 @@ def h_9102(iface, ctx, d: M.In9102) -> Any:
 # --- 4101 / 4101A settlement list --------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
 def _grouper():
-    from yibao.payment.drg import load_scheme
+    """The CHS-DRG 1.1 grouper: ``yibao.payment.drg.load_scheme(name)`` (the agreed contract), else the
+    national grouper module ``yibao.payment.grouper.load_grouper(name)``; both group one case with ``.group``."""
+    try:
+        from yibao.payment.drg import load_scheme
 
-    return load_scheme(DRG_SCHEME)
+        s = load_scheme(DRG_SCHEME)
+        if callable(getattr(s, "group", None)):
+            return s
+    except Exception:  # noqa: BLE001 - drg.load_scheme takes a directory in older versions: try the grouper module
+        pass
+    from yibao.payment.grouper import load_grouper
+
+    return load_grouper(DRG_SCHEME)
+
+
+# the grouper's refusal "refused: <input>: why" → the 结算清单 field
+_GROUP_FIELDS = {"gend": "setlinfo.gend", "age": "setlinfo.age", "nwb_age": "setlinfo.nwb_age", "nwb_bir_wt": "setlinfo.nwb_bir_wt",
+                 "ipt_days": "setlinfo.act_ipt_days", "main_diag": "diseinfo", "other_diags": "diseinfo", "oprns": "oprninfo"}
 
 
 def h_4101(iface, ctx, d: M.In4101) -> Any:
@@ -1440,12 +1456,23 @@ def h_4101(iface, ctx, d: M.In4101) -> Any:
                                  oprns=oprns, explain=True)
         except YibaoError as exc:
             raise _rej(exc.message_en, exc.message_zh, exc.field or "diseinfo") from None
-        grp = (g.mdc or "", g.adrg or "", g.drg or "", str(g.status), list(getattr(g, "path", None) or []))
+        status = str(g.status)
+        if status.startswith("refused:"):
+            why = status.removeprefix("refused:").strip()
+            fld = _GROUP_FIELDS.get(why.split(":", 1)[0].strip(), "diseinfo")
+            raise _rej(f"the DRG grouper refused the case: {why}", f"DRG分组器拒绝该病例: {why}", fld)
+        grp = (g.mdc or "", g.adrg or "", g.drg or "", status, list(getattr(g, "path", None) or []))
     else:  # 门诊慢特病 lists are stored, not grouped
         grp = ("", "", "", f"not grouped: med_type {st.med_type} is not inpatient", [])
     drg = {"scheme": DRG_SCHEME, "mdc": grp[0], "adrg": grp[1], "drg": grp[2], "status": grp[3], "path": grp[4]}
+    if setting == "inpatient" and getattr(g, "severity", None) is not None:  # the national grouper also gives these
+        drg["severity"] = str(g.severity)
+        drg["rw"] = (Decimal(int(g.rw_e4)) / 10000).quantize(Decimal("0.0001")) if getattr(g, "rw_e4", None) is not None else None
     payload = d.model_dump(mode="json")
     with iface.tx() as s:
+        live = s.scalar(select(db.Settlement.refd_setl_flag).where(db.Settlement.setl_id == info.setl_id).with_for_update())
+        if live is None or live:
+            raise _rej(f"settlement {info.setl_id} was cancelled meanwhile", f"结算 {info.setl_id} 已撤销", "setlinfo.setl_id")
         row = s.scalars(select(SetlList).where(SetlList.setl_id == info.setl_id).with_for_update()).first()
         if row is None:
             row = SetlList(setl_list_id=old_id or _new_id("SL", ctx.now), setl_id=info.setl_id, version=0)
