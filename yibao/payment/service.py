@@ -13,10 +13,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from yibao.payment.cases import CodeTables, connect, load_cases
+from yibao.payment.cases import CodeTables, PaymentInputError, connect, load_cases
 from yibao.payment.catalog import Catalog, build_catalog, round_div
 from yibao.payment.dip import DipSettlement, settle
-from yibao.payment.drg import Scheme, base_rate, group_batch, load_scheme
+from yibao.payment.drg import REGION_SCHEME, Scheme, base_rate, group_batch, load_scheme, require_weights
 from yibao.payment.params import DipParams, load_dip_params
 from yibao.payment.quality import QualityResult, assess, load_quality_rules
 
@@ -68,16 +68,23 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
     dip = settle(con, cases, cat, params, budget_fen=budget_fen)
     secs["dip_settle"] = time.perf_counter() - t
     t = time.perf_counter()
-    sch = scheme if isinstance(scheme, Scheme) else load_scheme(scheme)
+    sch = scheme if isinstance(scheme, Scheme) else load_scheme(scheme or REGION_SCHEME)
     view = con.sql(f"""SELECT mdtrt_id, psn_no, fixmedins_code, hosp_lv, dept_code, begntime, endtime, setl_month, age, gend,
                               dise_codg, other_dise_codg, oprn_codg FROM {cases} ORDER BY mdtrt_id""").df()  # fmt: skip
-    grouped = group_batch(sch, view, known_procedures=set(codes.proc_type))
+    grouped = group_batch(sch, view)
+    refused = grouped[grouped.status.str.startswith("refused")]
+    if len(refused):  # the DIP side validated the same codes; a DRG refusal means the scheme and the codes disagree
+        first = view.mdtrt_id.loc[refused.index[0]]
+        raise PaymentInputError(f"{len(refused):,} case(s) the DRG scheme {sch.name} refuses (first: {first}: {refused.status.iloc[0]})",
+                                f"{len(refused):,} 个病例无法按 DRG 方案 {sch.name} 分组", field="dise_codg")  # fmt: skip
+    require_weights(grouped, sch)
     secs["drg_group"] = time.perf_counter() - t
     df = pd.concat([view.reset_index(drop=True), grouped.reset_index(drop=True)], axis=1)
     # the DIP year's cases (discharged in it) carry on into the DRG income, the hospital view and the quality checks
     df = df.merge(dip.cases.drop(columns=["fixmedins_code", "hosp_lv", "dept_code", "setl_month"]), on="mdtrt_id", how="inner")
     # DRG income for the hospital view: the same annual pool spread by RW (base rate = pool ÷ total RW)
     pool = int(dip.periods.loc[dip.periods.period == 0, "pool_fen"].iloc[0])
+    df["rw_e4"] = df["rw_e4"].fillna(0).astype("int64")  # 0000 (ungroupable) carries no weight: paid by item
     tot_rw = int(df.loc[df.drg != "0000", "rw_e4"].sum())
     paid = (df.drg != "0000").to_numpy()
     df["drg_value_fen"] = [round_div(int(r) * pool, tot_rw) if p and tot_rw else int(c) for r, p, c in zip(df.rw_e4, paid, df.medfee_sumamt)]
