@@ -37,6 +37,7 @@ def env(db_engine):
     his.sign_in()
     other = HisClient(http_transport(client), "H3", fixmedins_name="机构H3", clock=clock, credential=CREDENTIALS["H3"])
     other.sign_in()
+    iface.test_client = client
     return iface, his, other, clock
 
 
@@ -612,3 +613,23 @@ def test_settlement_list_uses_the_chs_drg_grouper(env):
     assert out["severity"] == str(want.severity)
     # the grouper's own refusals name the list's field (an age in days is for babies)
     refused(his.call("4101", _setl_list(s, nwb_age="20"), check=False), "setlinfo.nwb_age")
+
+
+def test_repeated_msgids_answer_the_stored_reply_and_rest_serves_the_same(env, db_engine):
+    iface, his, other, clock = env
+    up = {"fsUploadIn": {"in": base64.b64encode(b"hello").decode(), "filename": "h.txt", "fixmedins_code": "H2"}}
+    a = his.call("9101", up, msgid="UP-1")
+    clock.advance(seconds=3)
+    b = his.call("9101", up, msgid="UP-1")
+    assert a == b  # the stored reply, byte for byte: no second file
+    with db_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ApiFile)).scalar_one() == 1
+    r = refused(his.call("9101", {**up, "fsUploadIn": {**up["fsUploadIn"], "filename": "other.txt"}}, msgid="UP-1", check=False), "msgid")
+    assert "UP-1" in r
+    # REST: the same transactions under /api/v1, the same refusals
+    c = iface.test_client
+    h = {"X-Fixmedins-Code": "H2", "X-Sign-No": his.sign_no}
+    got = c.post("/api/v1/dictionaries/query", json={"data": {"type": "gend"}}, headers=h)
+    assert got.status_code == 200 and {x["value"] for x in got.json()["list"]} == {"1", "2", "9"}
+    bad = c.post("/api/v1/dictionaries/query", json={"data": {"type": "nope"}}, headers=h)
+    assert bad.status_code == 400 and bad.json()["field"] == "data.type"
