@@ -377,6 +377,28 @@ def test_failed_logins_are_limited_per_address_and_the_limits_are_settings(db_en
     assert auth.login("bureau", PW, ip="10.0.0.9")
 
 
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_limited(console_app):
+    from console_support import console_login
+    from yibao.web.auth import Limit, LoginLimiter
+
+    app, auth, clock = console_app
+    lim = auth.cfg.login_limits.model_copy(update={"per_ip": Limit(max_failures=2, window_seconds=60)})
+    auth.cfg = auth.cfg.model_copy(update={"trusted_proxies": ("testclient",), "login_limits": lim})
+    auth.limiter = LoginLimiter(lim)
+    a = TestClient(app, headers={"X-Forwarded-For": "203.0.113.7"})
+    b = TestClient(app, headers={"X-Forwarded-For": "198.51.100.2, 203.0.113.8"})  # the proxy appends the client
+    for name in ("x", "y"):
+        assert console_login(a, name, "wrong").status_code == 401
+    assert console_login(a, "bureau", PW).status_code == 429
+    assert console_login(b, "bureau", PW).status_code == 303
+    # an untrusted peer cannot pick its own address to dodge the limit
+    auth.cfg = auth.cfg.model_copy(update={"trusted_proxies": ()})
+    auth.limiter = LoginLimiter(lim)
+    for i in range(2):
+        assert console_login(TestClient(app, headers={"X-Forwarded-For": f"10.0.0.{i}"}), "z", "wrong").status_code == 401
+    assert console_login(TestClient(app, headers={"X-Forwarded-For": "10.0.0.99"}), "bureau", PW).status_code == 429
+
+
 def test_an_unknown_user_costs_the_same_password_check_as_a_known_one(console_app, monkeypatch):
     import yibao.web.auth as A
 
@@ -420,6 +442,13 @@ def test_every_console_post_needs_the_token_of_its_page(console_app):
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(EcodeBlock)).scalar_one() == 0  # nothing changed
     assert c.post("/console/jobs/export-settlements").status_code == 403
+    auth.add_user("h1", PW, "institution", fixmedins_code="H1")  # the scan check of institution staff (JSON)
+    staff = TestClient(app)
+    assert console_login(staff, "h1", PW).status_code == 303
+    assert staff.post("/console/api/ecode/verify", json={"code": "YB1.x.y"}).status_code == 403
+    r = staff.post("/console/api/ecode/verify", json={"code": "YB1.x.y"},
+                   headers={"X-CSRF-Token": page_csrf(staff, "/console/fund")})
+    assert r.status_code == 400 and r.json()["field"] == "mdtrt_cert_no"  # past the CSRF check: a bad code
     assert c.post("/console/logout").status_code == 403 and c.get("/console/api/fund").status_code == 200
     # the bureau APIs behind the console login: writes need the header too
     claim = {"mdtrt_id": "M1", "person": {"psn_no": "E1", "gend": "1", "brdy": "1980-04-01"}, "fixmedins_code": "H1",
