@@ -528,3 +528,21 @@ def test_the_root_leads_to_the_console_and_the_docs(console_app):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert 'href="/console/"' in r.text and 'href="/docs"' in r.text and "控制台" in r.text
     assert "/" not in {route.path for route in app.routes if getattr(route, "include_in_schema", False)}
+
+
+def test_a_spent_code_shown_far_away_still_trips_the_risk_rules(db_engine):
+    from test_ecode import GOOD, T0 as E0, seed_people
+    from yibao.ecode.models import EcodeBlock, EcodeRiskEvent
+    from yibao.ecode.service import EcodeRefused, EcodeService
+
+    seed_people(db_engine)
+    svc = EcodeService(db_engine, clock=Clock(E0))
+    svc.bind("acct-1", "P1", GOOD)
+    code = svc.generate("acct-1", "P1")
+    assert svc.verify(code, fixmedins_code="H-LOCAL1").psn_no == "P1"
+    with pytest.raises(EcodeRefused) as e:  # the screenshot, minutes later 1,900 km away
+        svc.verify(code, fixmedins_code="H-GZ", now=E0 + dt.timedelta(seconds=30))
+    assert "anomal" in e.value.message_en
+    with db_engine.connect() as c:
+        assert c.execute(select(EcodeRiskEvent.kind)).scalars().all() == ["impossible_travel"]
+        assert c.execute(select(EcodeBlock.active).where(EcodeBlock.psn_no == "P1")).scalar_one() is True
