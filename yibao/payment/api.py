@@ -27,10 +27,10 @@ def _error(exc: YibaoError) -> HTTPException:
 
 
 @lru_cache(maxsize=4)
-def _scheme(path: Optional[str]):
-    from yibao.payment.drg import load_scheme
+def _scheme(name: Optional[str]):
+    from yibao.payment.drg import REGION_SCHEME, load_scheme
 
-    return load_scheme(path)
+    return load_scheme(name or REGION_SCHEME)
 
 
 @lru_cache(maxsize=1)
@@ -41,61 +41,80 @@ def _known_procedures() -> frozenset:
 
 
 class DrgCaseIn(BaseModel):
-    dise_codg: str = Field("", description="主要诊断 principal diagnosis (ICD-10)")
-    other_dise_codg: list[str] = Field(default_factory=list, description="其他诊断 secondary diagnoses")
-    oprn_codg: list[str] = Field(default_factory=list, description="手术操作 procedures")
-    age: int = Field(description="年龄 whole years at admission")
-    mdtrt_id: str = ""
+    """One case as the 医保结算清单 carries it (医保版 codes)."""
+
+    case_id: str = Field("", description="病例号 case id")
+    gend: str = Field("1", description="性别 1 male, 2 female")
+    age: int = Field(description="年龄 whole years")
+    nwb_age: Optional[int] = Field(None, description="新生儿入院年龄(天) age in days, babies under one year")
+    nwb_bir_wt: Optional[int] = Field(None, description="新生儿出生体重(克) birth weight, grams")
+    ipt_days: Optional[int] = Field(None, description="住院天数 length of stay")
+    main_diag: str = Field("", description="主要诊断 principal diagnosis (医保版 ICD-10 2.0)")
+    other_diags: list[str] = Field(default_factory=list, description="其他诊断 secondary diagnoses")
+    oprns: list[str] = Field(default_factory=list, description="手术操作 procedures, principal first (医保版 ICD-9-CM-3 2.0)")
 
 
 class DrgOut(BaseModel):
-    mdtrt_id: str
-    drg: str
-    adrg: str
+    case_id: str
     mdc: str
+    adrg: str
+    drg: str
+    status: str = Field(description="ok, or why the case has no group")
     severity: str
-    rw: str
-    path: str
+    rw: Optional[str] = Field(None, description="relative weight, 4 places; null when the scheme sets none")
+    path: list[str] = Field(default_factory=list, description="the rules that placed the case (explain=true)")
     scheme: str
 
 
+def _out(s, r) -> DrgOut:
+    rw = None if r.rw_e4 is None or (not isinstance(r.rw_e4, int) and r.rw_e4 != r.rw_e4) else f"{int(r.rw_e4) / E4:.4f}"
+    return DrgOut(case_id=r.case_id, mdc=r.mdc, adrg=r.adrg, drg=r.drg, status=r.status, severity=r.severity, rw=rw,
+                  path=list(getattr(r, "path", ()) or ()), scheme=f"{s.name} {s.version}")  # fmt: skip
+
+
 @router.get("/drg/scheme")
-def drg_scheme() -> dict:
-    s = _scheme(os.environ.get("YIBAO_DRG_SCHEME"))
+def drg_scheme(scheme: Optional[str] = None) -> dict:
+    try:
+        s = _scheme(scheme or os.environ.get("YIBAO_DRG_SCHEME"))
+    except YibaoError as exc:
+        raise _error(exc) from None
     return {"name": s.name, "version": s.version, "label": s.label, "effective_from": s.effective_from.isoformat(),
             "mdcs": len(s.mdcs), "adrgs": len(s.adrgs), "drgs": len(s.drgs)}  # fmt: skip
 
 
 @router.post("/drg/group", response_model=DrgOut)
-def drg_group(body: DrgCaseIn) -> DrgOut:
-    """Group one case (分组): the scalar grouper."""
-    from yibao.payment.drg import group_case
-
-    s = _scheme(os.environ.get("YIBAO_DRG_SCHEME"))
+def drg_group(body: DrgCaseIn, explain: bool = False, scheme: Optional[str] = None) -> DrgOut:
+    """Group one case (分组); a case with bad input answers 400 naming the field."""
     try:
-        g = group_case(s, body.dise_codg, body.other_dise_codg, body.oprn_codg, body.age, known_procedures=_known_procedures(), case_id=body.mdtrt_id)
+        s = _scheme(scheme or os.environ.get("YIBAO_DRG_SCHEME"))
     except YibaoError as exc:
         raise _error(exc) from None
-    return DrgOut(mdtrt_id=body.mdtrt_id, drg=g.drg, adrg=g.adrg, mdc=g.mdc, severity=g.severity, rw=f"{g.rw_e4 / E4:.4f}", path=g.path, scheme=f"{s.name} {s.version}")
+    r = s.group(**body.model_dump(), explain=explain)
+    if r.status.startswith("refused: "):
+        reason = r.status[len("refused: "):]
+        raise HTTPException(status_code=400, detail={"code": "E_DRG_INPUT", "message_en": reason, "message_zh": reason,
+                                                     "field": reason.split(":", 1)[0]})  # fmt: skip
+    return _out(s, r)
 
 
 @router.post("/drg/group-batch", response_model=list[DrgOut])
-def drg_group_batch(body: list[DrgCaseIn]) -> list[DrgOut]:
-    """Group many cases at once (the vectorised grouper)."""
+def drg_group_batch(body: list[DrgCaseIn], scheme: Optional[str] = None) -> list[DrgOut]:
+    """Group many cases at once (the batch grouper); each case answers with its group or the reason it has none."""
     import pandas as pd
 
-    from yibao.payment.drg import group_batch
+    from yibao.payment.grouper import INPUT_COLUMNS
 
-    s = _scheme(os.environ.get("YIBAO_DRG_SCHEME"))
-    df = pd.DataFrame({"mdtrt_id": [c.mdtrt_id for c in body], "dise_codg": [c.dise_codg for c in body],
-                       "other_dise_codg": [";".join(c.other_dise_codg) for c in body], "oprn_codg": [";".join(c.oprn_codg) for c in body],
-                       "age": [c.age for c in body]})  # fmt: skip
     try:
-        g = group_batch(s, df, known_procedures=_known_procedures())
+        s = _scheme(scheme or os.environ.get("YIBAO_DRG_SCHEME"))
+        rows = [c.model_dump() for c in body]
+        for i, r in enumerate(rows):
+            r["case_id"] = r["case_id"] or str(i + 1)
+        df = pd.DataFrame(rows, columns=list(INPUT_COLUMNS))
+        g = s.group_frame(df)
     except YibaoError as exc:
         raise _error(exc) from None
-    return [DrgOut(mdtrt_id=m, drg=r.drg, adrg=r.adrg, mdc=r.mdc, severity=r.severity, rw=f"{r.rw_e4 / E4:.4f}", path=r.path, scheme=f"{s.name} {s.version}")
-            for m, r in zip(df.mdtrt_id, g.itertuples())]  # fmt: skip
+    g["rw_e4"] = g["rw_e4"].astype(object).where(g["rw_e4"].notna(), None)
+    return [_out(s, r) for r in g.itertuples()]
 
 
 class DipCaseIn(BaseModel):
@@ -139,20 +158,21 @@ def dip_case_points(body: DipCaseIn, request: Request, params: str = "example-ci
     """Points of one case under the configured catalog (group, outlier kind, coefficient, points)."""
     from yibao.payment.cases import CodeTables, PaymentInputError, case_keys
     from yibao.payment.dip import case_points
-    from yibao.payment.drg import _check_dx
+    from yibao.codes.national import check_diagnosis, check_procedure
     from yibao.payment.params import load_dip_params
 
     cat = _catalog(request)
     try:
         p = load_dip_params(params)
-        _check_dx(body.dise_codg, "dise_codg")
+        systems = tuple(p.coding.diagnosis_systems)
+        check_diagnosis(body.dise_codg, "dise_codg", systems)
         for c in body.other_dise_codg:
-            _check_dx(c, "other_dise_codg")
+            check_diagnosis(c, "other_dise_codg", systems)
         if body.medfee_sumamt < 0:
             raise PaymentInputError("negative cost", "医疗费总额为负数", field="medfee_sumamt")
-        bad = [c for c in body.oprn_codg if c not in _known_procedures()]
-        if bad:
-            raise PaymentInputError(f"unknown procedure codes {bad}", f"未知的手术操作编码 {bad}", field="oprn_codg")
+        for c in body.oprn_codg:
+            if c not in _known_procedures():
+                check_procedure(c, "oprn_codg")
         k = case_keys(body.dise_codg, body.other_dise_codg, body.oprn_codg, p, CodeTables.default(), diagnosis_level=cat.diagnosis_level)
         g = cat.match(k.dx_key, k.proc_key, k.dx_cat, k.dx_chapter, k.proc_type)
         cp = case_points(body.medfee_sumamt, g, cat, p, p.coef_e4(body.age, k.sev_score, body.hosp_lv))

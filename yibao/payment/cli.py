@@ -101,33 +101,22 @@ def dip_settle(
 
 @drg_app.command("group")
 def drg_group(
-    data: Optional[Path] = typer.Option(None, "--data", exists=True, file_okay=False, help="Region directory: group every in-scope case."),
-    scheme: Optional[Path] = typer.Option(None, "--scheme", exists=True, file_okay=False, help="Scheme directory (default: the SAMPLE scheme)."),
+    data: Path = DATA,
+    scheme: str = typer.Option("example-city-a", "--scheme", help="Scheme name or directory (default: the example region's scheme, CHS-DRG 1.1 with SYNTHETIC weights)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the grouped cases as Parquet."),
-    dx: Optional[str] = typer.Option(None, "--dx", help="One case: principal diagnosis (ICD-10)."),
-    other: str = typer.Option("", "--other", help="One case: secondary diagnoses, ';'-separated."),
-    oprn: str = typer.Option("", "--oprn", help="One case: procedures, ';'-separated."),
-    age: int = typer.Option(40, "--age", help="One case: age in whole years."),
 ) -> None:
-    """Group cases into DRGs: one case (--dx …) or a whole region (--data)."""
+    """Group a region's in-scope cases into DRGs with CMI by institution (one file of 结算清单 cases: 'yibao drg group')."""
     import time
 
-    from yibao.payment.cases import CodeTables, case_view_sql, connect
-    from yibao.payment.drg import cmi, group_batch, group_case, load_scheme
+    from yibao.payment.cases import case_view_sql, connect
+    from yibao.payment.drg import cmi, group_batch, load_scheme
 
     try:
         sch = load_scheme(scheme)
-        known = set(CodeTables.default().proc_type)
-        if dx is not None:
-            g = group_case(sch, dx, other, oprn, age, known_procedures=known)
-            console.print(f"{g.drg} (ADRG {g.adrg}, MDC {g.mdc or '-'}, severity {g.severity}, RW {g.rw_e4 / 10_000:.4f}, via {g.path})  · scheme {sch.name} {sch.version}")
-            return
-        if data is None:
-            raise typer.BadParameter("give --data DIR or --dx CODE")
         con = connect()
         cases = con.sql(case_view_sql(data)).df()
         t0 = time.perf_counter()
-        g = group_batch(sch, cases, known_procedures=known)
+        g = group_batch(sch, cases)
         secs = time.perf_counter() - t0
     except YibaoError as exc:
         _fail(exc)
@@ -135,36 +124,45 @@ def drg_group(
 
     df = pd.concat([cases, g], axis=1)
     console.print(f"grouped {len(df):,} cases in {secs:.2f} s with scheme {sch.name} {sch.version} ({sch.label})")
-    t = Table(title="CMI by institution")
-    for c in ("institution", "cases", "CMI"):
-        t.add_column(c, justify="right")
-    for r in cmi(df).itertuples():
-        t.add_row(r.fixmedins_code, f"{r.n_cases:,}", f"{r.cmi:.4f}")
-    console.print(t)
+    refused = df[df.path == "refused"]
+    if len(refused):
+        console.print(f"[yellow]{len(refused):,} case(s) refused[/], e.g. {refused.mdtrt_id.iloc[0]}: {refused.status.iloc[0]}", soft_wrap=True)
+    if df.rw_e4.notna().any():
+        t = Table(title="CMI by institution")
+        for c in ("institution", "cases", "CMI"):
+            t.add_column(c, justify="right")
+        for r in cmi(df[df.rw_e4.notna()]).itertuples():
+            t.add_row(r.fixmedins_code, f"{r.n_cases:,}", f"{r.cmi:.4f}")
+        console.print(t)
     console.print(df.drg.value_counts().head(15).to_string())
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        df[["mdtrt_id", "fixmedins_code", "drg", "adrg", "mdc", "severity", "rw_e4", "path", "medfee_sumamt"]].to_parquet(out, index=False)
+        df[["mdtrt_id", "fixmedins_code", "drg", "adrg", "mdc", "severity", "rw_e4", "path", "status", "medfee_sumamt"]].to_parquet(out, index=False)
         console.print(f"wrote {out}")
 
 
 @drg_app.command("weights")
 def drg_weights_cmd(
     data: Path = DATA,
-    scheme: Optional[Path] = typer.Option(None, "--scheme", exists=True, file_okay=False, help="Scheme directory (default: the SAMPLE scheme)."),
-    out: Path = typer.Option(..., "--out", help="Where to write the re-weighted drg.csv."),
+    scheme: str = typer.Option("chs-drg-1.1", "--scheme", help="Scheme name or directory to weight."),
+    out: Path = typer.Option(..., "--out", help="Where to write the local scheme's drg.csv (relative weights)."),
 ) -> None:
-    """Recompute every DRG's RW from a region's cases (group mean cost ÷ overall mean) into a new drg.csv."""
-    from yibao.payment.cases import CodeTables, case_view_sql, connect
-    from yibao.payment.drg import group_batch, load_scheme, reweighted_drg_csv
+    """Relative weights of every DRG from a region's cases (group mean cost ÷ overall mean), as a local scheme's drg.csv."""
+    from yibao.payment.cases import case_view_sql, connect
+    from yibao.payment.drg import group_batch, load_scheme, weights_override_csv
 
     try:
         sch = load_scheme(scheme)
         cases = connect().sql(case_view_sql(data)).df()
-        g = group_batch(sch, cases, known_procedures=set(CodeTables.default().proc_type))
+        g = group_batch(sch, cases)
         import pandas as pd
 
-        text = reweighted_drg_csv(sch, pd.concat([cases, g], axis=1))
+        grouped = pd.concat([cases, g], axis=1)
+        synthetic = bool(cases["synthetic"].all()) if "synthetic" in cases and len(cases) else False
+        label = (f"{'SYNTHETIC ' if synthetic else ''}relative weights for {sch.name} {sch.version}, computed by 'yibao payment drg weights' from "
+                 f"{int((g.status == 'ok').sum()):,} grouped cases of {data.name}{' (a synthetic region: not published weights)' if synthetic else ''}.\n"
+                 "group mean cost / overall mean cost, half up to 4 places; a DRG without cases takes its ADRG's, an ADRG without cases 1.")
+        text = weights_override_csv(sch, grouped, label=label)
     except YibaoError as exc:
         _fail(exc)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -201,8 +201,12 @@ class Grouper:
         if not self.prefix:
             return self._by_dx.get(dx, self._always)
         hit = self._by_dx.get(dx)
-        if hit is None:
-            hit = tuple(m for m in self.mdcs if m.entry == "adrgs" or self._has(m.dx, dx))
+        if hit is None:  # prefix schemes: MDCs entered through ADRGs first, then the longest matching prefix's MDC
+            def match_len(m: MdcRule) -> int:
+                return next((n for n in range(len(dx), 0, -1) if dx[:n] in m.dx), 0)
+
+            cands = [(0 if m.entry == "adrgs" else 1, -match_len(m), m.seq, m) for m in self.mdcs]
+            hit = tuple(c[3] for c in sorted((c for c in cands if c[0] == 0 or c[1] < 0), key=lambda c: c[:3]))
             self._by_dx[dx] = hit
         return hit
 
