@@ -817,21 +817,34 @@ def settlement_check(iface, ctx, d, kind: str) -> None:
     itself will refuse (unknown, another institution's, no lines) are left to it.
     """
     q = d.data
+    VS, E, P, I, F, U, St = V.VisitState, db.Encounter, db.Person, db.Institution, db.FeeDetail, V.FeeUpload, db.Settlement
+    his_col = getattr(U, "his_feedetl_sn", None)  # the HIS's own line numbers, where the schema keeps them
     with iface.read() as s:
-        v = s.get(V.VisitState, q.mdtrt_id)
-        enc = s.get(db.Encounter, q.mdtrt_id)
-        if v is None or enc is None or v.fixmedins_code != ctx.env.fixmedins_code or v.psn_no != q.psn_no or v.kind != kind:
+        found = s.execute(select(VS, E, P, I).join(E, E.mdtrt_id == VS.mdtrt_id).join(P, P.psn_no == VS.psn_no)
+                          .join(I, I.fixmedins_code == VS.fixmedins_code).where(VS.mdtrt_id == q.mdtrt_id)).first()
+        if found is None:
             return
-        wanted = {ln.feedetl_sn for ln in V.unsettled_lines(s, q.mdtrt_id, q.chrg_bchno)}
-        if not wanted:
+        v, enc, p, inst = found
+        if v.fixmedins_code != ctx.env.fixmedins_code or v.psn_no != q.psn_no or v.kind != kind:
             return
-        F = db.FeeDetail
-        rows = [f for f in s.scalars(select(F).where(F.mdtrt_id == q.mdtrt_id).order_by(F.feedetl_sn)) if f.feedetl_sn in wanted]
-        lines = [_Line(f.feedetl_sn, f.med_list_codg, int(f.cnt_milli), int(f.pric), int(f.det_item_fee_sumamt), f.rxno or "",
-                       int(f.prd_days or 0), bool(f.rx_circ_flag), f.fee_ocur_time) for f in rows]
-        p = s.get(db.Person, q.psn_no)
-        inst = s.get(db.Institution, ctx.env.fixmedins_code)
-        if p is None or inst is None:
+        covered: set[int] = set()
+        for (trace,) in s.execute(select(St.rule_trace).where(St.mdtrt_id == q.mdtrt_id, St.refd_setl_flag.is_(False))):
+            lst = trace.get("feedetl_sn") if isinstance(trace, dict) else None
+            if lst is None:
+                return  # a settlement of the whole encounter: nothing is left to settle (the handler says so)
+            covered.update(int(x) for x in lst)
+        cols = [F, U.chrg_bchno] + ([his_col] if his_col is not None else [])
+        stmt = (select(*cols).outerjoin(U, (U.mdtrt_id == F.mdtrt_id) & (U.feedetl_sn == F.feedetl_sn))
+                .where(F.mdtrt_id == q.mdtrt_id).order_by(F.feedetl_sn))
+        lines = []
+        for r in s.execute(stmt):
+            f = r[0]
+            if f.feedetl_sn in covered or (q.chrg_bchno and r[1] != q.chrg_bchno):
+                continue
+            sn = (r[2] or f.feedetl_sn) if his_col is not None else f.feedetl_sn
+            lines.append(_Line(sn, f.med_list_codg, int(f.cnt_milli), int(f.pric), int(f.det_item_fee_sumamt), f.rxno or "",
+                               int(f.prd_days or 0), bool(f.rx_circ_flag), f.fee_ocur_time))
+        if not lines:
             return
         med_type = (enc.med_type or "") if kind == V.INPATIENT else (q.med_type or enc.med_type or "")
         verdict = _run_check(s, iface, mdtrt_id=q.mdtrt_id, person=p, fixmedins_code=ctx.env.fixmedins_code,
