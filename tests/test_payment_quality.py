@@ -158,21 +158,27 @@ def test_run_reports_cli_and_api(small_region, tmp_path):
     res = cli.invoke(app, ["payment", "dip", "settle", "--data", str(small_region), "--catalog", str(tmp_path / "cat"), "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "dip_institutions.parquet").exists()
-    res = cli.invoke(app, ["payment", "drg", "group", "--dx", "I21.9", "--oprn", "36.07", "--age", "70"])
-    assert res.exit_code == 0 and "CIRC-S1-5" in res.output
-    res = cli.invoke(app, ["payment", "drg", "group", "--dx", "", "--age", "70"])
-    assert res.exit_code == 2 and "dise_codg" in res.output
+    res = cli.invoke(app, ["payment", "drg", "group", "--data", str(small_region)])
+    assert res.exit_code == 0 and "CMI by institution" in res.output, res.output
+    res = cli.invoke(app, ["drg", "case", "--scheme", "sample", "--main-diag", "I21.9", "--oprns", "36.0700", "--age", "70"])
+    assert res.exit_code == 0 and "CIRC-S1-5" in res.output, res.output
+    res = cli.invoke(app, ["drg", "case", "--main-diag", "", "--age", "70"])
+    assert res.exit_code == 2 and "main_diag" in res.output
     api = FastAPI()
     api.include_router(router)
     api.state.dip_catalog = r.catalog
     http = TestClient(api)
-    out = http.post("/api/v1/payment/drg/group", json={"dise_codg": "J18.9", "age": 5}).json()
+    out = http.post("/api/v1/payment/drg/group?scheme=sample", json={"main_diag": "J18.9", "age": 5}).json()
     assert out["drg"] == "RESP-M1-7"
-    bad = http.post("/api/v1/payment/drg/group", json={"dise_codg": "", "age": 5})
-    assert bad.status_code == 400 and bad.json()["detail"]["field"] == "dise_codg"
-    many = http.post("/api/v1/payment/drg/group-batch", json=[{"dise_codg": "J18.9", "age": 5}, {"dise_codg": "I21.9", "oprn_codg": ["36.07"], "age": 70}]).json()
-    assert [m["drg"] for m in many] == ["RESP-M1-7", "CIRC-S1-5"]
-    pts = http.post("/api/v1/payment/dip/case-points", json={"dise_codg": "J18.9", "age": 40, "hosp_lv": 3, "medfee_sumamt": 400_000}).json()
+    out = http.post("/api/v1/payment/drg/group?explain=true", json={"main_diag": "J18.900", "age": 40}).json()
+    assert out["mdc"] == "E" and out["status"] == "ok" and out["rw"] and out["path"][0].startswith("MDC E")
+    bad = http.post("/api/v1/payment/drg/group", json={"main_diag": "", "age": 5})
+    assert bad.status_code == 400 and bad.json()["detail"]["field"] == "main_diag"
+    many = http.post("/api/v1/payment/drg/group-batch?scheme=sample", json=[{"main_diag": "J18.9", "age": 5}, {"main_diag": "I21.9", "oprns": ["36.0700"], "age": 70},
+                                                                         {"main_diag": "XX", "age": 1}]).json()  # fmt: skip
+    assert [m["drg"] for m in many] == ["RESP-M1-7", "CIRC-S1-5", ""]
+    assert many[2]["status"].startswith("refused: main_diag")
+    pts = http.post("/api/v1/payment/dip/case-points", json={"dise_codg": "J18.900", "age": 40, "hosp_lv": 3, "medfee_sumamt": 400_000}).json()
     assert pts["group_code"] == "J18.9|-"
-    bad = http.post("/api/v1/payment/dip/case-points", json={"dise_codg": "J18.9", "age": 40, "hosp_lv": 3, "medfee_sumamt": -1})
+    bad = http.post("/api/v1/payment/dip/case-points", json={"dise_codg": "J18.900", "age": 40, "hosp_lv": 3, "medfee_sumamt": -1})
     assert bad.status_code == 400 and bad.json()["detail"]["field"] == "medfee_sumamt"
