@@ -41,8 +41,8 @@ def world(db_engine):
 
 
 def _settle(op, **kw):
-    d = {"psn_no": "E1", "mdtrt_cert_type": "02", "med_type": "11", "medfee_sumamt": "20.00", "mdtrt_id": op,
-         "insutype": "310"}
+    d = {"psn_no": "E1", "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8], "med_type": "11", "medfee_sumamt": "20.00",
+         "mdtrt_id": op, "insutype": "310"}
     d.update(kw)
     return {"data": d}
 
@@ -96,7 +96,7 @@ def test_bad_messages_get_infcode_minus_one_and_change_nothing(world):
     env("2207", _settle(op), "inf_time", inf_time="yesterday")
     env("2207", _settle(op), "input", input=None)
     env("2207", _settle(op), "input", input=[1])
-    env("2207", _settle(op), "infver", infver="V9.9")
+    env("2207", _settle(op), "infver", infver="V1.0; DROP")  # any well-formed version is accepted, not this
     # sign-in: missing, unknown, another institution's
     env("2207", _settle(op), "sign_no", sign_no="")
     env("2207", _settle(op), "sign_no", sign_no="NOT-A-SIGN-NO")
@@ -114,16 +114,17 @@ def test_bad_messages_get_infcode_minus_one_and_change_nothing(world):
     env("2207", _settle(op, inscp_scp_amt="1.00"), "inscp_scp_amt")
     env("2204", _fee(op, det_item_fee_sumamt="5.01"), "det_item_fee_sumamt")
     env("2204", _fee(op, cnt="-1", det_item_fee_sumamt="-5.00"), "cnt")
-    env("2204", _fee(op, cnt="0.0001"), "cnt")
+    env("2204", _fee(op, cnt="0.00001"), "cnt")  # numeric(16,4): a fifth decimal is refused
     env("2204", _fee(op, pric="-5.00", det_item_fee_sumamt="-5.00"), "pric")
     # unknown codes
     env("2204", _fee(op, med_list_codg="NO-SUCH-ITEM"), "med_list_codg")
-    env("2204", _fee(op, feedetl_sn="x1"), "feedetl_sn")
+    env("2204", _fee(op, feedetl_sn="x" * 31), "feedetl_sn")  # character(30): "yp570" is a line number, 31 characters are not
+    env("2204", _fee(op, feedetl_sn="yp 570"), "feedetl_sn")
     env("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "99"}}, "med_type")
     env("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11"},
                  "diseinfo": [{"diag_code": "Q99.999X"}]}, "diag_code")
     env("2201", {"data": {"psn_no": "E1", "insutype": "390", "begntime": "2025-03-10 08:00:00", "mdtrt_cert_type": "02",
-                          "ipt_otp_no": "OP-10"}}, "insutype")
+                          "mdtrt_cert_no": PEOPLE["E1"][8], "ipt_otp_no": "OP-10"}}, "insutype")
     env("2201", {"data": {"psn_no": "NOBODY", "insutype": "310", "begntime": "2025-03-10 08:00:00",
                           "mdtrt_cert_type": "02", "ipt_otp_no": "OP-11"}}, "psn_no")
     env("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:00:00", "mdtrt_cert_type": "02",
@@ -137,7 +138,7 @@ def test_bad_messages_get_infcode_minus_one_and_change_nothing(world):
                           "insutype": "310"}}, "mdtrt_id")
     env("2207", _settle("NO-SUCH-VISIT"), "mdtrt_id")
     # inpatient: settle before discharge, discharge before admission
-    env("2304", {"data": {"psn_no": "E2", "mdtrt_cert_type": "02", "medfee_sumamt": "100.00", "mdtrt_id": ip,
+    env("2304", {"data": {"psn_no": "E2", "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "medfee_sumamt": "100.00", "mdtrt_id": ip,
                           "insutype": "310"}}, "mdtrt_id")
     env("2402", {"dscginfo": {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-07 10:00:00"}},
         "endtime")

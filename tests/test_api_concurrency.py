@@ -124,8 +124,8 @@ def test_one_msgid_from_two_clients_settles_once(server, db_engine):
                                     "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "ipt_otp_no": "R-1"}})
     mdtrt_id = reg["output"]["data"]["mdtrt_id"]
     c1.call("2204", {"feedetail": c1.feedetail(mdtrt_id, "E2", [Item("A-DRUG", "2", "33.33")], when=T0)})
-    data = {"data": {"psn_no": "E2", "mdtrt_cert_type": "02", "med_type": "11", "medfee_sumamt": "66.66",
-                     "mdtrt_id": mdtrt_id, "insutype": "310"}}
+    data = {"data": {"psn_no": "E2", "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "med_type": "11",
+                     "medfee_sumamt": "66.66", "mdtrt_id": mdtrt_id, "insutype": "310"}}
     env1 = c1.envelope("2207", data, msgid="H2-SAME-0001")
     env2 = dict(env1, sign_no=c2.sign_no)
     barrier = threading.Barrier(2)

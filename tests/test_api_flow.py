@@ -147,8 +147,8 @@ def test_repeated_msgid_returns_the_original_reply_and_changes_nothing(env, db_e
     mdtrt_id = reg["output"]["data"]["mdtrt_id"]
     rows = his.feedetail(mdtrt_id, "C1", [Item("A-DRUG", "1", "60")], when=T0)
     his.call("2204", {"feedetail": rows}, msgid="H2-IDEM-2")
-    data = {"psn_no": "C1", "mdtrt_cert_type": "02", "med_type": "11", "medfee_sumamt": "60.00", "mdtrt_id": mdtrt_id,
-            "insutype": "310"}
+    data = {"psn_no": "C1", "mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("C1"), "med_type": "11", "medfee_sumamt": "60.00",
+            "mdtrt_id": mdtrt_id, "insutype": "310"}
     env_7 = his.envelope("2207", {"data": data}, msgid="H2-IDEM-3")
     first = client.post("/fsi/api/rsfComIfsService/callService", content=_dump(env_7)).content
     snap = business_snapshot(db_engine)
@@ -222,13 +222,13 @@ def test_rest_side_runs_the_same_transactions(env, db_engine):
     assert r.status_code == 200 and r.json()["baseinfo"]["psn_no"] == "E2"
     r = client.post("/api/v1/outpatient/registrations", headers=h, json={"data": {
         "psn_no": "E2", "insutype": "310", "begntime": "2025-03-10 08:00:00", "mdtrt_cert_type": "02",
-        "ipt_otp_no": "REST-1"}})
+        "mdtrt_cert_no": _cert("E2"), "ipt_otp_no": "REST-1"}})
     mdtrt_id = r.json()["data"]["mdtrt_id"]
     rows = his.feedetail(mdtrt_id, "E2", [Item("AMLO", "3", "12.34")], when=T0)
     r = client.post("/api/v1/outpatient/fees", headers={**h, "Content-Type": "application/json"},
                     content=_dump({"feedetail": rows}))
     assert r.status_code == 200, r.text
-    body = {"data": {"psn_no": "E2", "mdtrt_cert_type": "02", "med_type": "11", "medfee_sumamt": "37.02",
+    body = {"data": {"psn_no": "E2", "mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("E2"), "med_type": "11", "medfee_sumamt": "37.02",
                      "mdtrt_id": mdtrt_id, "insutype": "310"}}
     bad = client.post("/api/v1/outpatient/settlements", headers=h, json={"data": dict(body["data"], medfee_sumamt="1.00")})
     assert bad.status_code == 400 and bad.json()["field"] == "medfee_sumamt"
@@ -255,8 +255,8 @@ def test_fee_details_can_be_withdrawn_until_settled(env, db_engine):
     his.call("2204", {"feedetail": b2})
     out = his.call("2205", {"data": {"mdtrt_id": mdtrt_id, "chrg_bchno": "B1", "psn_no": "C1"}})
     assert out["output"]["result"]["feedetl_sn"] == ["1", "2"]
-    data = {"psn_no": "C1", "mdtrt_cert_type": "02", "med_type": "11", "medfee_sumamt": "6.00", "mdtrt_id": mdtrt_id,
-            "insutype": "310"}
+    data = {"psn_no": "C1", "mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("C1"), "med_type": "11", "medfee_sumamt": "6.00",
+            "mdtrt_id": mdtrt_id, "insutype": "310"}
     setl = his.call("2207", {"data": data})["output"]["setlinfo"]
     assert setl["medfee_sumamt"] == Decimal("6.00")
     r = his.call("2205", {"data": {"mdtrt_id": mdtrt_id, "chrg_bchno": "0000", "psn_no": "C1"}}, check=False)
@@ -271,7 +271,7 @@ def test_fee_details_can_be_withdrawn_until_settled(env, db_engine):
     assert again["medfee_sumamt"] == Decimal("3.00") and again["setl_id"] != setl["setl_id"]
     # inpatient 2302: an unknown line number is refused
     adm = his.call("2401", {"mdtrtinfo": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-08 10:00:00",
-                                          "mdtrt_cert_type": "02", "med_type": "21", "ipt_no": "IPW",
+                                          "mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("E2"), "med_type": "21", "ipt_no": "IPW",
                                           "dscg_maindiag_code": "J18.9"}})
     ip = adm["output"]["result"]["mdtrt_id"]
     his.call("2301", {"feedetail": his.feedetail(ip, "E2", [Item("BED", "2", "50"), Item("A-DRUG", "1", "9")], when=T0)})

@@ -1,7 +1,9 @@
 """The HTTP service (FastAPI): the national envelope and a plain REST API beside it.
 
-* ``POST /fsi/api/rsfComIfsService/callService``: the national envelope
-  (every reply is HTTP 200 with ``infcode`` 0 or -1, as HIS clients expect);
+* ``POST /fsi/api/rsfComIfsService/callService`` (and every other path in
+  ``interface.yaml: envelope_paths``, each also as ``.../callService/<infno>``):
+  the national envelope (every reply is HTTP 200 with ``infcode`` 0 or -1, as
+  HIS clients expect);
 * ``POST /api/v1/...``: the same transactions for new clients, one path each,
   institution / sign-in / message id in headers (``X-Fixmedins-Code``,
   ``X-Sign-No``, ``X-Msgid``), documented at ``/docs`` (OpenAPI);
@@ -19,34 +21,82 @@ from typing import Any, Callable
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from yibao.api import schemas as S
-from yibao.api.envelope import MalformedMessage, dumps_exact, fmt_time, loads_exact
+from yibao.api.envelope import BadValue, MalformedMessage, dumps_exact, fmt_time, inspect_values, loads_exact
 from yibao.api.interface import TRANSACTIONS, Interface, Outcome, Transaction
 
 ENVELOPE_PATH = "/fsi/api/rsfComIfsService/callService"
 JSON = "application/json; charset=utf-8"
 
 
+async def read_bounded(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it is longer than ``limit`` bytes (not read further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # type: ignore[attr-defined] # later readers (FastAPI) get it from here
+    return body
+
+
+def _rest_refusal(out: Outcome, status: int | None = None) -> Response:
+    body_out = {"infcode": -1, "err_msg": out.reply["err_msg"], "field": out.field}
+    return Response(dumps_exact(body_out), status_code=status or out.status, media_type=JSON)
+
+
+def _schema_refusal(iface: Interface, exc: RequestValidationError, raw: object) -> Outcome:
+    """FastAPI's schema refusal as a national one: the field path and the reason, never the value sent."""
+    e = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid", "type": "value_error"}
+    loc = [str(x) for x in e.get("loc", ()) if str(x) != "body"]
+    fld = ".".join(loc) or "body"
+    msg = str(e.get("msg", ""))[:300]
+    if e.get("type") == "value_error" and " / " in msg:
+        zh, en = msg.removeprefix("Value error, ").split(" / ", 1)
+    else:
+        zh, en = "字段值无效或缺失", msg
+    return iface.refuse(raw if isinstance(raw, (dict, list)) else "", f"{zh}: {fld}", f"{en}: {fld}", fld, 422)
+
+
 class ExactJSONRoute(APIRoute):
-    """Parse request JSON with decimals as ``Decimal`` (money never passes through a float)."""
+    """Parse request JSON with decimals as ``Decimal`` (money never passes through a float).
+
+    Every bad body gets a national-style refusal (``infcode -1``, ``err_msg`` naming the field), audited
+    and bounded: too large (``interface.max_body_bytes``, HTTP 413), not JSON, control characters or lone
+    surrogates, nesting too deep, or not matching the schema (HTTP 422, without echoing the value).
+    """
 
     def get_route_handler(self) -> Callable:
         original = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
-            body = await request.body()
+            iface: Interface = request.app.state.iface
+            limit = iface.cfg.interface.max_body_bytes
+            body = await read_bounded(request, limit)
+            if body is None:
+                return _rest_refusal(iface.too_large(int(request.headers.get("content-length") or limit + 1)))
+            raw: object = None
             if body:
                 try:
-                    request._json = loads_exact(body)  # type: ignore[attr-defined]
+                    raw = loads_exact(body)
+                    inspect_values(raw, iface.cfg.interface.max_json_depth)
                 except MalformedMessage as exc:
-                    from yibao.api.envelope import err_text
-
-                    msg = err_text("请求体不是合法的JSON", str(exc), "body")
-                    return Response(dumps_exact({"infcode": -1, "err_msg": msg, "field": "body"}), status_code=400,
-                                    media_type=JSON)
-            return await original(request)
+                    return _rest_refusal(iface.refuse(body, "请求体不是合法的JSON", str(exc), "body"))
+                except BadValue as b:
+                    return _rest_refusal(iface.refuse(body, b.zh, b.en, b.field))
+                request._json = raw  # type: ignore[attr-defined]
+            try:
+                return await original(request)
+            except RequestValidationError as exc:
+                return _rest_refusal(_schema_refusal(iface, exc, raw))
 
         return handler
 
@@ -75,8 +125,7 @@ def _rest_endpoint(iface: Interface, spec: Transaction) -> Callable:
         out: Outcome = await run_in_threadpool(lambda: iface.handle(env, plain=True))
         if out.infcode == 0:
             return Response(dumps_exact(out.output), media_type=JSON, headers={"X-Inf-Refmsgid": out.reply["inf_refmsgid"]})
-        body_out = {"infcode": -1, "err_msg": out.reply["err_msg"], "field": out.field}
-        return Response(dumps_exact(body_out), status_code=out.status, media_type=JSON)
+        return _rest_refusal(out)
 
     endpoint.__name__ = f"t{spec.infno}"
     endpoint.__doc__ = f"{spec.infno} {spec.name_zh} ({spec.name_en})."
@@ -96,18 +145,27 @@ def create_app(iface: Interface) -> FastAPI:
     )
     app.state.iface = iface
 
-    @app.post(
-        ENVELOPE_PATH,
-        tags=["national envelope"],
-        summary="National envelope: any transaction by infno (always HTTP 200; infcode 0 / -1)",
-        response_model=S.Reply,
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": S.Envelope.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
-    )
+    envelope_doc = {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": S.Envelope.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+
     async def call_service(request: Request) -> Response:
-        body = await request.body()
-        out = await run_in_threadpool(iface.handle_raw, body)
+        infno = request.path_params.get("infno")
+        body = await read_bounded(request, iface.cfg.interface.max_body_bytes)
+        if body is None:
+            out = await run_in_threadpool(iface.too_large, int(request.headers.get("content-length") or 0))
+        else:
+            out = await run_in_threadpool(lambda: iface.handle_raw(body, infno=infno))
         return Response(out.text, media_type=JSON)
+
+    for i, path in enumerate(iface.cfg.interface.envelope_paths):  # interface.yaml: the URL forms clients use
+        for suffix in ("", "/{infno}"):
+            app.add_api_route(
+                path + suffix, call_service, methods=["POST"], tags=["national envelope"],
+                summary="National envelope: any transaction by infno (always HTTP 200; infcode 0 / -1)"
+                + (" · infno in the URL" if suffix else ""),
+                response_model=S.Reply, openapi_extra=envelope_doc, include_in_schema=(i == 0),
+                name=f"call_service_{i}{'_infno' if suffix else ''}",
+            )
 
     router = APIRouter(prefix="/api/v1", route_class=ExactJSONRoute)
     for spec in TRANSACTIONS.values():

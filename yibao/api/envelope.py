@@ -26,6 +26,47 @@ class MalformedMessage(ValueError):
     """The body is not a JSON object (reported with infcode -1)."""
 
 
+class BadValue(ValueError):
+    """A value no field may hold (a NUL or other control character, a lone surrogate, nesting too deep)."""
+
+    def __init__(self, field: str, zh: str, en: str):
+        super().__init__(en)
+        self.field, self.zh, self.en = field, zh, en
+
+
+# C0 controls other than TAB, LF, CR, and DEL: never in a national field
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def inspect_values(obj: Any, max_depth: int, root: str = "") -> None:
+    """Refuse, naming the field, any string with a control character or a lone surrogate, and nesting deeper than ``max_depth``.
+
+    Iterative (a deeply nested message cannot exhaust the stack); keys are checked like values.
+    """
+    stack: list[tuple[Any, str, int]] = [(obj, root, 1)]
+    while stack:
+        v, path, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > max_depth:
+                raise BadValue(path or "body", f"JSON嵌套超过 {max_depth} 层", f"JSON nested deeper than {max_depth} levels")
+            items = v.items() if isinstance(v, dict) else enumerate(v)
+            for k, x in items:
+                if isinstance(k, str):
+                    _check_text(k, f"{path}.{k}" if path else k, key=True)
+                stack.append((x, f"{path}.{k}" if path else str(k), depth + 1))
+        elif isinstance(v, str):
+            _check_text(v, path or "body")
+
+
+def _check_text(v: str, path: str, key: bool = False) -> None:
+    what_en, what_zh = ("name", "字段名") if key else ("value", "字段值")
+    if _SURROGATE.search(v):
+        raise BadValue(path, f"{what_zh}含有不成对的代理字符 (非法Unicode)", f"the {what_en} contains a lone surrogate (not valid Unicode)")
+    if _CONTROL.search(v):
+        raise BadValue(path, f"{what_zh}含有控制字符 (如 \\u0000)", f"the {what_en} contains a control character such as \\u0000")
+
+
 def loads_exact(raw: bytes | str) -> Any:
     """Parse JSON with decimals as ``Decimal``; refuse NaN/Infinity and NUL characters."""
     if isinstance(raw, bytes):
@@ -54,6 +95,12 @@ def dumps_exact(obj: Any) -> str:
 
 def fmt_time(t: dt.datetime) -> str:
     return t.astimezone(SHANGHAI).strftime(TIME_FMT)
+
+
+def fmt_msg_time(t: dt.datetime) -> str:
+    """Reply-envelope times (``refmsg_time``, ``respond_time``): ``yyyyMMddHHmmssSSS``, Beijing time."""
+    b = t.astimezone(SHANGHAI)
+    return f"{b:%Y%m%d%H%M%S}{b.microsecond // 1000:03d}"
 
 
 def digest(infno: str, fixmedins_code: str, payload: Any) -> str:

@@ -41,11 +41,14 @@ from sqlalchemy.orm import Session
 from yibao.api import schemas as S
 from yibao.api.config import InterfaceConfig, default_config
 from yibao.api.envelope import (
+    BadValue,
     MalformedMessage,
     digest,
     dumps_exact,
     err_text,
+    fmt_msg_time,
     fmt_time,
+    inspect_values,
     loads_exact,
     mask,
 )
@@ -54,9 +57,10 @@ from yibao.api.security import InstitutionKeys, Refusal, SecurityPolicy, open_re
 from yibao.benefits.policy import PolicyBook
 from yibao.core import db
 from yibao.core.errors import ClaimRejected, YibaoError
-from yibao.core.money import BP_SCALE, MoneyError, fen_to_yuan, yuan_to_fen
+from yibao.core.money import BP_SCALE, NO_CAP, MoneyError, fen_to_yuan, yuan_to_fen
 from yibao.settlement import visits as V
 from yibao.settlement.catalog import Catalog
+from yibao.codes.national import canonical_diagnosis, is_valid_diagnosis
 from yibao.settlement.rules import (
     Claim,
     FeeLine,
@@ -64,6 +68,7 @@ from yibao.settlement.rules import (
     PersonFacts,
     age_on,
     classify_category,
+    layer_applies,
     split_lines,
 )
 from yibao.settlement.service import CancelResult, SettlementService, SettleResult
@@ -194,8 +199,22 @@ def _fen(v: Decimal, fld: str) -> int:
         raise ClaimRejected(str(exc), f"金额无效: {v}", field=fld) from exc
 
 
-def _milli(v: Decimal) -> int:
-    return int(v * 1000)
+def _half_up(n: int, d: int) -> int:
+    """n / d rounded half up, for n ≥ 0 (quantities and prices here are checked non-negative first)."""
+    return (n + d // 2) // d
+
+
+# 目录标志 the medical list may carry for 2204 / 2301 results; "" (the national "absent") when it does not
+ITEM_FLAGS = ("bas_medn_flag", "hi_nego_drug_flag", "chld_medc_flag", "list_sp_item_flag", "drt_reim_flag")
+
+
+def _item_flag(item: Any, name: str) -> str:
+    v = getattr(item, name, None)
+    if v is None or v == "":
+        return ""
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    return str(v)
 
 
 def _rej(en: str, zh: str, fld: str) -> ClaimRejected:
@@ -249,10 +268,14 @@ class Interface:
         self.clock = clock or (lambda: dt.datetime.now(db.SHANGHAI))
         self.ecode_verifier = ecode_verifier
         self.ecode_payer = ecode_payer  # e-code token -> holder psn_no when family mutual aid (家庭账户共济) is authorised
+        # diagnoses: the configured coding systems (医保版 ICD-10 2.0, then WHO ICD-10), one shared validator
+        self.dx_systems = self.cfg.interface.diagnosis_systems
         if valid_diagnosis is None:
-            from yibao.codes.icd10 import is_valid_icd10
+            systems = self.dx_systems
 
-            valid_diagnosis = is_valid_icd10
+            def valid_diagnosis(code: str) -> bool:
+                return is_valid_diagnosis(code, systems)
+
         self.valid_diagnosis = valid_diagnosis
         self.svc = SettlementService(engine, book, catalog)
         self._signs: dict[str, SignIn] = {}
@@ -278,8 +301,8 @@ class Interface:
         return {
             "infcode": infcode,
             "inf_refmsgid": f"Y{now.astimezone(db.SHANGHAI):%Y%m%d%H%M%S}{uuid.uuid4().hex[:12].upper()}",
-            "refmsg_time": fmt_time(received),
-            "respond_time": fmt_time(now),
+            "refmsg_time": fmt_msg_time(received),
+            "respond_time": fmt_msg_time(now),
             "err_msg": err_msg,
             "warn_msg": "",
             "output": output if output is not None else {},
@@ -312,6 +335,9 @@ class Interface:
 
     def _fail(self, received: dt.datetime, request: Any, zh: str, en: str, fld: str | None, status: int = 400,
               keys: InstitutionKeys | None = None) -> Outcome:
+        if fld is not None and len(fld) > 120:  # a path into deep nesting: keep the reply bounded
+            fld = fld[:60] + "…" + fld[-40:]
+        zh, en = zh[:500], en[:500]
         reply = self._reply(-1, err_text(zh, en, fld), {}, received)
         env = request if isinstance(request, dict) else {}
         self._audit(env.get("msgid"), env.get("infno"), env.get("fixmedins_code"), received, request, reply)
@@ -331,15 +357,53 @@ class Interface:
 
     # --- entry points --------------------------------------------------------------------
 
-    def handle_raw(self, body: bytes | str) -> Outcome:
-        """Answer a raw HTTP body (malformed JSON gets infcode -1)."""
+    def refuse(self, request: Any, zh: str, en: str, fld: str | None, status: int = 400) -> Outcome:
+        """A national-style refusal of something that never reached a transaction (audited, bounded)."""
+        if isinstance(request, (bytes, str)):
+            request = self._preview(request)
+        return self._fail(self.clock(), request, zh, en, fld, status)
+
+    @staticmethod
+    def _preview(body: bytes | str, limit: int = 2000) -> str:
+        """The start of a refused body, for the audit log (valid text whatever the body held)."""
+        text = body[: limit * 4].decode("utf-8", "replace") if isinstance(body, bytes) else body
+        return text[:limit].encode("utf-8", "replace").decode("utf-8")
+
+    def too_large(self, size: int) -> Outcome:
+        limit = self.cfg.interface.max_body_bytes
+        return self._fail(self.clock(), f"<{size} bytes, not read>", f"报文超过 {limit} 字节", f"the body is larger than {limit} bytes", "body", 413)
+
+    def handle_raw(self, body: bytes | str, *, infno: str | None = None) -> Outcome:
+        """Answer a raw HTTP body (malformed JSON gets infcode -1).
+
+        ``infno``: the transaction named by the URL (``.../callService/2207``); it must agree with the
+        envelope's, and stands for it when the envelope has none.
+        """
         received = self.clock()
+        limit = self.cfg.interface.max_body_bytes
+        if len(body) > limit:
+            return self._fail(received, self._preview(body), f"报文超过 {limit} 字节", f"the body is larger than {limit} bytes",
+                              "body", 413)
         try:
             obj = loads_exact(body)
         except MalformedMessage as exc:
-            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-            return self._fail(received, text[:20000], "报文不是合法的JSON对象", str(exc), "body")
+            return self._fail(received, self._preview(body), "报文不是合法的JSON对象", str(exc), "body")
+        if infno is not None and isinstance(obj, dict):
+            sent = obj.get("infno")
+            if sent in (None, ""):
+                obj["infno"] = infno
+            elif str(sent) != infno:
+                return self._fail(received, self._safe(obj), f"报文交易编号 {str(sent)[:10]} 与地址中的 {infno} 不符",
+                                  f"the envelope's infno {str(sent)[:10]!r} differs from the URL's {infno!r}", "infno")
         return self.handle(obj, received=received)
+
+    def _safe(self, obj: Any) -> Any:
+        """``obj`` if it holds only well-formed text within the depth limit, else a preview of it (for the audit log)."""
+        try:
+            inspect_values(obj, self.cfg.interface.max_json_depth)
+            return obj
+        except BadValue:
+            return self._preview(ascii(obj)[:2000])
 
     def handle(self, obj: Any, *, received: dt.datetime | None = None, plain: bool = False) -> Outcome:
         """Answer a parsed envelope (a dict with Decimals for numbers).
@@ -347,6 +411,10 @@ class Interface:
         ``plain=True`` (the REST side) skips the per-institution SM4/SM3/SM2 layer.
         """
         received = received or self.clock()
+        try:  # control characters (\u0000), lone surrogates and deep nesting: refused before anything reads them
+            inspect_values(obj, self.cfg.interface.max_json_depth)
+        except BadValue as b:
+            return self._fail(received, self._preview(ascii(obj)[:2000]), b.zh, b.en, b.field)
         if not isinstance(obj, dict):
             return self._fail(received, obj if isinstance(obj, (list, str)) else repr(obj),
                               "报文须为JSON对象", "the envelope must be a JSON object", "body")
@@ -361,7 +429,7 @@ class Interface:
         except ValidationError as exc:
             zh, en, fld = self._describe(exc, "")
             return self._fail(received, obj, zh, en, fld, keys=keys)
-        spec = TRANSACTIONS.get(env.infno)
+        spec = TRANSACTIONS.get(env.infno) or TRANSACTIONS.get(self.cfg.national_infno(env.infno))
         if spec is None:
             return self._fail(received, obj, f"不支持的交易编号 {env.infno}", f"unknown transaction infno {env.infno!r}",
                               "infno", keys=keys)
@@ -372,13 +440,19 @@ class Interface:
 
     def _dispatch(self, spec: Transaction, env: S.Envelope, obj: dict, received: dt.datetime,
                   keys: InstitutionKeys | None = None) -> Outcome:
-        accepted = self.cfg.interface.accepted_infver
-        if accepted and env.infver not in accepted:
-            raise _Refused(f"接口版本号 {env.infver} 不受支持", f"infver {env.infver!r} is not supported", "infver")
+        if not self.cfg.interface.infver_ok(env.infver):
+            raise _Refused(f"接口版本号 {env.infver} 格式无效 (应如 V1.0 或 1.0.0)",
+                           f"infver {env.infver!r} is not a well-formed version (like V1.0 or 1.0.0)", "infver")
+        window = dt.timedelta(minutes=self.cfg.interface.inf_time_window_minutes)
+        if abs(env.inf_time - received) > window:
+            raise _Refused(f"交易时间 inf_time 与平台时间相差超过 {window.total_seconds() / 60:.0f} 分钟 (平台时间 {fmt_time(received)})",
+                           f"inf_time is more than {window.total_seconds() / 60:.0f} minutes from the platform's clock "
+                           f"({fmt_time(received)})", "inf_time")
         if spec.needs_sign:
             self._check_sign(env, received)
+        payload = self._input_nodes(spec.infno, env)
         try:
-            data = spec.model.model_validate(env.input)
+            data = spec.model.model_validate(payload)
         except ValidationError as exc:
             zh, en, fld = self._describe(exc, "input")
             raise _Refused(zh, en, fld) from None
@@ -413,6 +487,32 @@ class Interface:
                 "msgid",
             )
         return self._replay(stored, received, obj)
+
+    def _input_nodes(self, infno: str, env: S.Envelope) -> dict[str, Any]:
+        """``input`` with its nodes under their national names (``data`` → ``mdtrtinfo`` …, interface.yaml: input_nodes)."""
+        nodes = self.cfg.nodes_for(infno, env.fixmedins_code)
+        if not nodes:
+            return env.input
+        out = dict(env.input)
+        for main, aliases in nodes.items():
+            present = [a for a in aliases if a in out]
+            if not present:
+                continue
+            if main in out or len(present) > 1:
+                both = [main, *present] if main in out else present
+                raise _Refused(f"入参节点 {' 与 '.join(both)} 重复 (同一节点的不同名称)",
+                               f"input nodes {' and '.join(both)} are one node under two names: send one", f"input.{present[0]}")
+            node = out.pop(present[0])
+            out[main] = node
+            # a client that wraps everything in one node may carry the other nodes inside it (diseinfo in data)
+            if isinstance(node, dict):
+                model_nodes = set(TRANSACTIONS[infno].model.model_fields) - {main}
+                for k in model_nodes & set(node):
+                    if k not in out:
+                        node = dict(node)
+                        out[k] = node.pop(k)
+                        out[main] = node
+        return out
 
     @staticmethod
     def _describe(exc: ValidationError, prefix: str) -> tuple[str, str, str]:
@@ -470,8 +570,10 @@ class Interface:
 
     def _check_cert(self, person: db.Person, cert_type: str, cert_no: str, now: dt.datetime,
                     fixmedins_code: str = "", ecode_psn: str | None = None) -> None:
+        """The credential shown (就诊凭证) identifies ``person``; an empty one identifies nobody and is refused."""
         if not cert_no:
-            return
+            raise _rej("mdtrt_cert_no is empty: the person's credential (ID number, card or e-code) must be shown",
+                       "就诊凭证编号为空: 须出示身份证件、社保卡或医保电子凭证", "mdtrt_cert_no")
         if cert_type == "01":
             if ecode_psn is None:
                 ecode_psn = self._ecode(cert_type, cert_no, now, fixmedins_code)
@@ -485,6 +587,20 @@ class Interface:
         if (person.insutype or "") != insutype:
             raise _rej(f"insutype {insutype!r} does not match the person's insurance type {person.insutype!r}",
                        f"险种类型 {insutype} 与参保人险种 {person.insutype} 不符", "insutype")
+
+    def _dx(self, code: str, fld: str) -> str:
+        """One diagnosis code in the configured systems (医保版 ICD-10 2.0 / WHO ICD-10), as the dictionary writes it."""
+        if not self.valid_diagnosis(code):
+            names = " / ".join(self.dx_systems)
+            raise _rej(f"unknown diagnosis code {code!r} (not in {names})", f"诊断代码 {code!r} 无效 (不在 {names} 中)", fld)
+        return canonical_diagnosis(code, self.dx_systems)
+
+    def _dx_all(self, main: str, main_field: str, items: list[S.Diagnosis]) -> tuple[str, tuple[str, ...]]:
+        """Principal and other diagnoses of a message, each checked and written canonically."""
+        main = self._dx(main, main_field) if main else ""
+        checked = [d.model_copy(update={"diag_code": self._dx(d.diag_code, f"diseinfo.{i}.diag_code")})
+                   for i, d in enumerate(items)]
+        return _diagnoses(main, checked)
 
     def _area(self, env: S.Envelope, person: db.Person) -> str:
         area = env.mdtrtarea_admvs
@@ -527,16 +643,55 @@ class Interface:
         trace = row.rule_trace if isinstance(row.rule_trace, dict) else {}
         steps = "; ".join(str(x) for x in trace.get("steps", []))
         detail = []
+        room = None
         for f in FUND_FIELDS:
             amt = int(getattr(row, f))
             if amt:
                 code, name = self.cfg.fund_type(f, row.insutype or "")
+                room = self._headroom(s, row, p) if room is None else room
                 detail.append({
                     "fund_pay_type": code, "inscp_scp_amt": _yuan(sign * int(row.inscp_scp_amt)),
+                    "crt_payb_lmt_amt": _yuan(room[f]) if room.get(f) is not None else None,
                     "fund_payamt": _yuan(sign * amt), "fund_pay_type_name": name,
                     "setl_proc_info": steps if f == "hifp_pay" else "",
                 })
         return out, detail
+
+    def _headroom(self, s: Session, row: db.Settlement, p: db.Person) -> dict[str, int | None]:
+        """本次可支付限额金额 (``crt_payb_lmt_amt``) per fund field: what the fund's annual cap left for this settlement.
+
+        The cap less what the person-year had used before this settlement (the accumulators as they stand,
+        less this settlement's own contribution while it is live); ``None`` for a fund without a cap.
+        """
+        out: dict[str, int | None] = {f: None for f in FUND_FIELDS}
+        try:
+            snap = self.book.policy(p.insuplc_admdvs or "").snapshot(row.setl_time.astimezone(db.SHANGHAI).date())
+            scheme = snap.scheme_for(row.insutype or "")
+            cat = scheme.categories[row.benefit_category]
+        except (YibaoError, KeyError, TypeError, AttributeError):
+            return out
+        used = db.read_accumulators(s, row.psn_no, int(row.policy_year))
+        own: dict = {}
+        if row.setl_id and not row.refd_setl_flag:
+            own = db.decode_accum_delta(row.accum_delta).get((row.psn_no, int(row.policy_year)), {})
+
+        def left(cap: int, key: tuple[str, str]) -> int | None:
+            if cap >= NO_CAP:
+                return None
+            before = used.get(key, 0) - own.get(key, 0)
+            return max(0, cap - min(cap, max(0, before)))
+
+        if cat.cap_pool is not None:
+            out["hifp_pay"] = left(scheme.caps[cat.cap_pool], (f"fund:{cat.cap_pool}", ""))
+        facts = PersonFacts(p.psn_no, p.insutype or "", p.psn_type or "", p.gend or "", p.brdy or dt.date(1900, 1, 1),
+                            p.insuplc_admdvs or "", p.assistance or "", bool(p.civil_servant))
+        for layer in scheme.layers:
+            if layer_applies(layer, row.benefit_category, facts) and out.get(layer.field) is None:
+                out[layer.field] = left(layer.cap, (f"layer_pay:{layer.name}", ""))
+        status = snap.assistance.statuses.get(p.assistance) if p.assistance else None
+        if status is not None:
+            out["maf_pay"] = left(status.cap, ("maf_pay", ""))
+        return out
 
     # --- handlers -------------------------------------------------------------------
 
@@ -568,12 +723,16 @@ class Interface:
                 "balc": _yuan(self._balance(s, p.psn_no, int(p.acct_balc or 0))) if p.insutype == "310" else Decimal("0.00"),
                 "insutype": p.insutype or "",
                 "psn_type": self.cfg.psn_type_codes.get(p.psn_type or "", p.psn_type or ""),
-                "psn_insu_stas": "1", "cvlserv_flag": "1" if p.civil_servant else "0",
+                "psn_insu_stas": "1",
+                # the register holds no insured-since date (null), and everyone in it is insured (no pause: null)
+                "psn_insu_date": None, "paus_insu_date": None,
+                "cvlserv_flag": "1" if p.civil_servant else "0",
                 "insuplc_admdvs": p.insuplc_admdvs or "", "emp_name": "",
             }
             idet = []
-            if p.assistance:
-                idet.append({"psn_idet_type": self.cfg.psn_idet_types.get(p.assistance, p.assistance), "memo": p.assistance})
+            if p.assistance:  # the register holds the status, not its grade or dates (null)
+                idet.append({"psn_idet_type": self.cfg.psn_idet_types.get(p.assistance, p.assistance), "psn_type_lv": "",
+                             "memo": p.assistance, "begntime": None, "endtime": None})
             out = {"baseinfo": self._baseinfo(p, now.astimezone(db.SHANGHAI).date()), "insuinfo": [insu], "idetinfo": idet}
         with self.tx() as s:
             return ctx.commit(s, out)
@@ -603,7 +762,7 @@ class Interface:
 
     def h_admit(self, ctx: Ctx, d: S.In2401) -> Outcome:
         m = d.mdtrtinfo
-        main, other = _diagnoses(m.dscg_maindiag_code, d.diseinfo)
+        main, other = self._dx_all(m.dscg_maindiag_code, "mdtrtinfo.dscg_maindiag_code", d.diseinfo)
         ecode_psn = self._ecode(m.mdtrt_cert_type, m.mdtrt_cert_no, ctx.now, ctx.env.fixmedins_code)
         with self.tx() as s:
             v = self._open(s, ctx, kind=V.INPATIENT, psn_no=m.psn_no, insutype=m.insutype, begntime=m.begntime,
@@ -626,7 +785,7 @@ class Interface:
 
     def h_visit(self, ctx: Ctx, d: S.In2203) -> Outcome:
         m = d.mdtrtinfo
-        main, other = _diagnoses(m.dise_codg, d.diseinfo)
+        main, other = self._dx_all(m.dise_codg, "mdtrtinfo.dise_codg", d.diseinfo)
         with self.tx() as s:
             v, enc = V.load_visit(s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.OUTPATIENT)
             V.record_diagnoses(s, v, enc, med_type=m.med_type, dise_codg=main, other_dise_codg=other, book=self.book,
@@ -635,7 +794,7 @@ class Interface:
 
     def h_discharge(self, ctx: Ctx, d: S.In2402) -> Outcome:
         m = d.dscginfo
-        main, other = _diagnoses(m.dise_codg, d.diseinfo)
+        main, other = self._dx_all(m.dise_codg, "dscginfo.dise_codg", d.diseinfo)
         with self.tx() as s:
             v, enc = V.load_visit(s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT)
             if (v.insutype or "") != m.insutype:
@@ -655,21 +814,48 @@ class Interface:
                 raise _rej("all lines of one upload must belong to one psn_no", "同一批次明细须属于同一参保人",
                            f"feedetail.{i}.psn_no")
         lines = []
-        for r in rows:
+        sent = {}
+        for i, r in enumerate(rows):
+            self._check_fee_line(ctx, i, r)
+            cnt_e4, pric_e6 = int(r.cnt * 10**4), int(r.pric * 10**6)  # exact: at most 4 / 6 decimals (schemas)
+            exact = (cnt_e4, pric_e6) if (cnt_e4 % 10 or pric_e6 % 10_000) else None
             ln = FeeLine(
-                feedetl_sn=int(r.feedetl_sn), med_list_codg=r.med_list_codg, cnt_milli=_milli(r.cnt),
-                pric=_fen(r.pric, "pric"), det_item_fee_sumamt=_fen(r.det_item_fee_sumamt, "det_item_fee_sumamt"),
-                rxno=r.rxno, prd_days=int(r.prd_days), rx_circ_flag=r.rx_circ_flag == "1",
+                feedetl_sn=0, med_list_codg=r.med_list_codg, cnt_milli=max(1, _half_up(cnt_e4, 10)),
+                pric=_half_up(pric_e6, 10_000), det_item_fee_sumamt=_fen(r.det_item_fee_sumamt, "det_item_fee_sumamt"),
+                rxno=r.rxno, prd_days=int(r.prd_days), rx_circ_flag=r.rx_circ_flag == "1", exact=exact,
             )
             lines.append(V.UploadLine(line=ln, chrg_bchno=r.chrg_bchno, fee_ocur_time=r.fee_ocur_time,
-                                      bilg_dr_code=r.bilg_dr_codg))
+                                      bilg_dr_code=r.bilg_dr_codg, his_sn=r.feedetl_sn))
+            sent[r.feedetl_sn] = r
         with self.tx() as s:
             v, enc = V.load_visit(s, mdtrt_id, psn_no=psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=kind)
             done = V.upload_fees(s, v, lines, catalog=self.catalog, msgid=ctx.env.msgid, now=ctx.now,
                                  max_lines=self.cfg.interface.max_feedetail_lines)
             split = self._line_split_context(s, v, enc)
-            result = [self._line_result(v, enc, u.line, split) for u, _new in done]
+            result = [self._line_result(v, enc, u.line, split, sent[u.his_sn]) for u, _new in done]
             return ctx.commit(s, {"result": result})
+
+    def _check_fee_line(self, ctx: Ctx, i: int, r: S.FeeDetailIn) -> None:
+        """Absurd values refused before anything is stored (ceilings in interface.yaml)."""
+        ic, at = self.cfg.interface, f"feedetail.{i}"
+        if r.cnt <= 0:
+            raise _rej(f"line {r.feedetl_sn}: quantity cnt must be positive", f"明细 {r.feedetl_sn}: 数量必须为正数", f"{at}.cnt")
+        if r.pric < 0:
+            raise _rej(f"line {r.feedetl_sn}: unit price pric must not be negative", f"明细 {r.feedetl_sn}: 单价不能为负", f"{at}.pric")
+        for fld, v, top in (("cnt", r.cnt, ic.max_cnt), ("pric", r.pric, ic.max_pric),
+                            ("det_item_fee_sumamt", r.det_item_fee_sumamt, ic.max_line_amount)):
+            if v > top:
+                raise _rej(f"line {r.feedetl_sn}: {fld} {v} is above the ceiling {top}", f"明细 {r.feedetl_sn}: {fld} {v} 超过上限 {top}",
+                           f"{at}.{fld}")
+        if not 0 <= r.prd_days <= ic.max_prd_days:
+            raise _rej(f"line {r.feedetl_sn}: prd_days {r.prd_days} is not within 0..{ic.max_prd_days}",
+                       f"明细 {r.feedetl_sn}: 周期天数 {r.prd_days} 不在 0..{ic.max_prd_days} 之内", f"{at}.prd_days")
+        earliest = ctx.now - dt.timedelta(days=ic.max_fee_age_days)
+        latest = ctx.now + dt.timedelta(minutes=ic.inf_time_window_minutes)
+        if not earliest <= r.fee_ocur_time <= latest:
+            raise _rej(f"line {r.feedetl_sn}: fee_ocur_time {fmt_time(r.fee_ocur_time)} is more than {ic.max_fee_age_days} days ago "
+                       "or in the future", f"明细 {r.feedetl_sn}: 费用发生时间 {fmt_time(r.fee_ocur_time)} 早于 {ic.max_fee_age_days} 天前或晚于当前",
+                       f"{at}.fee_ocur_time")
 
     def _line_split_context(self, s: Session, v: V.VisitState, enc: db.Encounter) -> tuple | None:
         """What every line's split shares (person, hospital level, benefit category), read once per upload.
@@ -689,14 +875,16 @@ class Interface:
             return None
         return facts, hosp_lv, diags, cat
 
-    def _line_result(self, v: V.VisitState, enc: db.Encounter, ln: FeeLine, split: tuple | None) -> dict[str, Any]:
+    def _line_result(self, v: V.VisitState, enc: db.Encounter, ln: FeeLine, split: tuple | None,
+                     r: S.FeeDetailIn) -> dict[str, Any]:
         item = self.catalog[ln.med_list_codg]
         out: dict[str, Any] = {
-            "feedetl_sn": str(ln.feedetl_sn), "det_item_fee_sumamt": _yuan(ln.det_item_fee_sumamt),
-            "cnt": (Decimal(ln.cnt_milli) / 1000).quantize(Decimal("0.001")), "pric": _yuan(ln.pric),
+            "feedetl_sn": r.feedetl_sn, "det_item_fee_sumamt": _yuan(ln.det_item_fee_sumamt),
+            "cnt": r.cnt.quantize(Decimal("0.0001")), "pric": r.pric.quantize(Decimal("0.000001")),
             "pric_uplmt_amt": _yuan(item.effective_cap),
             "selfpay_prop": (Decimal(item.selfpay_prop_bp) / BP_SCALE).quantize(Decimal("0.0001")),
             "chrgitm_lv": item.chrgitm_lv, "med_chrgitm_type": item.list_kind,
+            **{f: _item_flag(item, f) for f in ITEM_FLAGS},
             "lmt_used_flag": "1" if (item.lmt_gend or item.lmt_indication or item.lmt_med_types or item.lmt_hosp_lv_min
                                      or item.lmt_age_min >= 0 or item.lmt_age_max >= 0) else "0",
             "memo": "",
@@ -720,7 +908,7 @@ class Interface:
         with self.tx() as s:
             v, _enc = V.load_visit(s, q.mdtrt_id, psn_no=q.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.OUTPATIENT)
             gone = V.withdraw_fees(s, v, now=ctx.now, chrg_bchno="" if q.chrg_bchno == "0000" else q.chrg_bchno)
-            return ctx.commit(s, {"result": {"feedetl_sn": [str(x) for x in gone]}})
+            return ctx.commit(s, {"result": {"feedetl_sn": gone}})
 
     def h_withdraw_inpatient(self, ctx: Ctx, d: S.In2302) -> Outcome:
         rows = d.data
@@ -728,11 +916,11 @@ class Interface:
         for i, r in enumerate(rows):
             if (r.mdtrt_id, r.psn_no) != (mdtrt_id, psn_no):
                 raise _rej("all lines must belong to one mdtrt_id and psn_no", "撤销明细须属于同一就诊和参保人", f"data.{i}.mdtrt_id")
-        sns = None if any(r.feedetl_sn == "0000" for r in rows) else {int(r.feedetl_sn) for r in rows}
+        sns = None if any(r.feedetl_sn == "0000" for r in rows) else {r.feedetl_sn for r in rows}
         with self.tx() as s:
             v, _enc = V.load_visit(s, mdtrt_id, psn_no=psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT)
             gone = V.withdraw_fees(s, v, now=ctx.now, feedetl_sns=sns)
-            return ctx.commit(s, {"result": {"feedetl_sn": [str(x) for x in gone]}})
+            return ctx.commit(s, {"result": {"feedetl_sn": gone}})
 
     def h_fees_outpatient(self, ctx: Ctx, d: S.InFees) -> Outcome:
         return self._fees(ctx, d, V.OUTPATIENT)
@@ -742,6 +930,10 @@ class Interface:
 
     def _settle(self, ctx: Ctx, d: S.InSettle, *, kind: str, pre: bool) -> Outcome:
         q, env, now = d.data, ctx.env, ctx.now
+        top = self.cfg.interface.max_medfee_sumamt
+        if q.medfee_sumamt > top or q.medfee_sumamt < 0:
+            raise _rej(f"medfee_sumamt {q.medfee_sumamt} is not within 0..{top}", f"医疗费总额 {q.medfee_sumamt} 不在 0..{top} 之内",
+                       "data.medfee_sumamt")
         with self.read() as s:
             v, enc = V.load_visit(s, q.mdtrt_id, psn_no=q.psn_no, fixmedins_code=env.fixmedins_code, kind=kind, lock=False)
             p = self._person(s, q.psn_no)
@@ -861,6 +1053,7 @@ class Interface:
             info, detail = self.setlinfo(s, row, sign=-1, medins_setl_id=env.msgid)
             info["balc"] = _yuan(r.balc) if r.balc is not None else info["balc"]
             info["refd_setl_flag"] = "1"
+            info["pdn_cash_pay"] = info["psn_cash_pay"]  # 个人现金支出: the name 2208 / 2305 clients read
             ctx.commit(s, {"setlinfo": info, "setldetail": detail}, maybe_repeat=r.replayed)
 
         with self._writer:
@@ -879,8 +1072,24 @@ class Interface:
             row = self._own_settlement(s, d.data, ctx.env, None)
             info, detail = self.setlinfo(s, row, medins_setl_id=row.msgid or "")
             info["refd_setl_flag"] = "1" if row.refd_setl_flag else "0"
+            info.update(self._query_extras(s, row, info))
         with self.tx() as s:
             return ctx.commit(s, {"setlinfo": info, "setldetail": detail})
+
+    def _query_extras(self, s: Session, row: db.Settlement, info: dict[str, Any]) -> dict[str, Any]:
+        """The fields 5203 adds to ``setlinfo``: where, when and who paid what."""
+        inst = s.get(db.Institution, row.fixmedins_code)
+        enc = s.get(db.Encounter, row.mdtrt_id)
+        begin = enc.begntime if enc is not None else row.setl_time
+        end = enc.endtime if enc is not None and enc.endtime is not None else row.setl_time
+        return {
+            "pay_loc": self.cfg.pay_loc, "fixmedins_code": row.fixmedins_code,
+            "fixmedins_name": (inst.fixmedins_name or "") if inst is not None else "",
+            "hosp_lv": str(inst.hosp_lv) if inst is not None and inst.hosp_lv is not None else "",
+            "begndate": begin.astimezone(db.SHANGHAI).date().isoformat(),
+            "enddate": end.astimezone(db.SHANGHAI).date().isoformat(),
+            "psn_pay": info["psn_part_amt"], "cash_payamt": info["psn_cash_pay"], "year": str(row.policy_year),
+        }
 
     def totals(self, s: Session, *, fixmedins_code: str, insutype: str, clr_type: str, setl_optins: str,
                begin: dt.date, end: dt.date) -> dict[str, int]:

@@ -3,8 +3,14 @@
 These names are facts of the public interface (定点医药机构接口规范); the
 models accept the fields yibao uses and ignore the many optional fields an
 HIS may also send.  Money is yuan with at most two decimals (a JSON number or
-a numeric string, never a float); times are ``yyyy-MM-dd HH:mm:ss`` Beijing
-time (ISO 8601 with an offset is accepted too).
+a numeric string, never a float); quantities ``cnt`` numeric(16,4) and unit
+prices ``pric`` numeric(16,6); times are ``yyyy-MM-dd HH:mm:ss`` Beijing time
+(``yyyyMMddHHmmss`` and ISO 8601 with an offset are accepted too).
+
+An empty character field is ``""`` in the national spec (and ``null`` in many
+clients): every optional field of every input model takes ``""`` or ``null``
+as absent (its default), through one validator on the shared base
+:class:`_In`; a required field that is empty is refused naming it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from yibao.core.db import SHANGHAI
 
@@ -48,9 +54,14 @@ def _time(v: Any) -> dt.datetime:
         t = v
     elif isinstance(v, str):
         s = v.strip()
-        try:
-            t = dt.datetime.strptime(s, "%Y-%m-%d %H:%M:%S")
-        except ValueError:
+        t = None
+        for fmt in ("%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"):
+            try:
+                t = dt.datetime.strptime(s, fmt)
+                break
+            except ValueError:
+                pass
+        if t is None:
             try:
                 t = dt.datetime.fromisoformat(s)
             except ValueError:
@@ -70,8 +81,9 @@ def _date(v: Any) -> dt.date:
     if isinstance(v, dt.date):
         return v
     if isinstance(v, str):
+        txt = v.strip()
         try:
-            d = dt.date.fromisoformat(v.strip()[:10])
+            d = dt.datetime.strptime(txt, "%Y%m%d").date() if len(txt) == 8 and txt.isdigit() else dt.date.fromisoformat(txt[:10])
         except ValueError:
             raise ValueError(f"日期格式应为 yyyy-MM-dd / date must be 'yyyy-MM-dd': {v!r}") from None
         if not 1900 <= d.year <= 2200:
@@ -90,9 +102,11 @@ def _code(v: Any) -> str:
 
 
 Money = Annotated[Decimal, _decimal(2, "amount", "金额")]
-Quantity = Annotated[Decimal, _decimal(3, "cnt", "数量")]
-Price = Annotated[Decimal, _decimal(2, "pric", "单价")]
+Quantity = Annotated[Decimal, _decimal(4, "cnt", "数量")]  # numeric(16,4)
+Price = Annotated[Decimal, _decimal(6, "pric", "单价")]  # numeric(16,6)
 Days = Annotated[Decimal, _decimal(0, "prd_days", "周期天数")]
+# 费用明细流水号: character(30) nationally ("yp570", 15-digit numbers, ...): visible ASCII, no blanks
+FeeSn = Annotated[str, BeforeValidator(_code), Field(min_length=1, max_length=30, pattern=r"^[!-~]+$")]
 Time = Annotated[dt.datetime, BeforeValidator(_time)]
 Date = Annotated[dt.date, BeforeValidator(_date)]
 Code = Annotated[str, BeforeValidator(_code), Field(min_length=1, max_length=40)]
@@ -105,6 +119,16 @@ CertType = Annotated[Literal["01", "02", "03"], BeforeValidator(_code)]
 class _In(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, v: Any, info: ValidationInfo) -> Any:
+        """``""`` / ``null`` / blanks in an optional field mean "absent": the field's default (national convention)."""
+        if v is None or (isinstance(v, str) and not v.strip()):
+            f = cls.model_fields[info.field_name]
+            if not f.is_required():
+                return f.get_default(call_default_factory=True)
+        return v
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -116,7 +140,7 @@ class _Out(BaseModel):
 class Envelope(_In):
     """Request envelope (请求报文)."""
 
-    infno: Annotated[str, BeforeValidator(_code), Field(pattern=r"^[0-9]{4,5}$")]
+    infno: Annotated[str, BeforeValidator(_code), Field(pattern=r"^[0-9]{4,5}[A-Z]?$")]
     msgid: Annotated[str, Field(min_length=1, max_length=64)]
     mdtrtarea_admvs: OptCode = ""
     insuplc_admdvs: OptCode = ""
@@ -146,7 +170,7 @@ class SignInData(_In):
 
 
 class In9001(_In):
-    signIn: SignInData
+    signIn: SignInData  # "data" accepted too (interface.yaml: input_nodes)
 
 
 class SignInOut(_Out):
@@ -191,6 +215,8 @@ class InsuInfo(_Out):
     insutype: str
     psn_type: str
     psn_insu_stas: str
+    psn_insu_date: str | None  # 个人参保日期: null when the register holds none
+    paus_insu_date: str | None  # 暂停参保日期: null while insured (clients test for null / "")
     cvlserv_flag: str
     insuplc_admdvs: str
     emp_name: str
@@ -198,7 +224,10 @@ class InsuInfo(_Out):
 
 class IdetInfo(_Out):
     psn_idet_type: str
+    psn_type_lv: str
     memo: str
+    begntime: str | None
+    endtime: str | None
 
 
 class Out1101(_Out):
@@ -272,7 +301,7 @@ class VisitInfo(_In):
 
 
 class In2203(_In):
-    mdtrtinfo: VisitInfo
+    mdtrtinfo: VisitInfo  # "data" accepted too
     diseinfo: Annotated[list[Diagnosis], Field(max_length=50)] = []
 
 
@@ -284,7 +313,7 @@ class Empty(_Out):
 
 
 class FeeDetailIn(_In):
-    feedetl_sn: Annotated[str, BeforeValidator(_code), Field(pattern=r"^[0-9]{1,10}$")]
+    feedetl_sn: FeeSn
     mdtrt_id: Code
     psn_no: Code
     chrg_bchno: OptCode = ""
@@ -311,7 +340,7 @@ class FeeDetailIn(_In):
 
 
 class InFees(_In):
-    feedetail: Annotated[list[FeeDetailIn], Field(min_length=1, max_length=5000)]
+    feedetail: Annotated[list[FeeDetailIn], Field(min_length=1, max_length=5000)]  # "data" accepted too
 
 
 class FeeBatchRef(_In):
@@ -329,7 +358,7 @@ class In2205(_In):
 class FeeLineRef(_In):
     """2302: one inpatient fee line ("0000" = every unsettled line)."""
 
-    feedetl_sn: Annotated[str, BeforeValidator(_code), Field(pattern=r"^[0-9]{1,10}$")]
+    feedetl_sn: FeeSn
     mdtrt_id: Code
     psn_no: Code
 
@@ -359,7 +388,12 @@ class FeeResult(_Out):
     inscp_scp_amt: Decimal | None = None
     chrgitm_lv: str
     med_chrgitm_type: str
+    bas_medn_flag: str  # 基本药物标志
+    hi_nego_drug_flag: str  # 医保谈判药品标志
+    chld_medc_flag: str  # 儿童用药标志
+    list_sp_item_flag: str  # 目录特项标志
     lmt_used_flag: str
+    drt_reim_flag: str  # 直报标志
     memo: str
 
 
@@ -436,11 +470,24 @@ class SetlInfo(_Out):
     clr_optins: str
     clr_way: str
     clr_type: str
+    pdn_cash_pay: Decimal | None = None  # 个人现金支出 (2208 / 2305)
+    refd_setl_flag: str | None = None  # 退费结算标志 (2208 / 2305 / 5203)
+    # 5203 only
+    pay_loc: str | None = None  # 支付地点类别
+    fixmedins_code: str | None = None
+    fixmedins_name: str | None = None
+    hosp_lv: str | None = None  # 医院等级
+    begndate: str | None = None  # 开始日期
+    enddate: str | None = None  # 结束日期
+    psn_pay: Decimal | None = None  # 个人支付金额 (= psn_part_amt)
+    cash_payamt: Decimal | None = None  # 现金支付金额 (= psn_cash_pay)
+    year: str | None = None  # 年度
 
 
 class SetlDetail(_Out):
     fund_pay_type: str
     inscp_scp_amt: Decimal
+    crt_payb_lmt_amt: Decimal  # 本次可支付限额金额
     fund_payamt: Decimal
     fund_pay_type_name: str
     setl_proc_info: str
@@ -496,7 +543,7 @@ class Admission(_In):
 
 
 class In2401(_In):
-    mdtrtinfo: Admission
+    mdtrtinfo: Admission  # "data" accepted too
     diseinfo: Annotated[list[Diagnosis], Field(max_length=50)] = []
 
 
@@ -524,7 +571,7 @@ class DischargeInfo(_In):
 
 
 class In2402(_In):
-    dscginfo: DischargeInfo
+    dscginfo: DischargeInfo  # "data" accepted too
     diseinfo: Annotated[list[Diagnosis], Field(max_length=50)] = []
 
 

@@ -59,6 +59,10 @@ class FeeLine:
     rxno: str = ""
     prd_days: int = 0
     rx_circ_flag: bool = False
+    # the quantity and unit price exactly as the interface received them, when finer than
+    # thousandths / fen: (cnt × 10⁴, pric in millionths of a yuan).  Then the line total and the
+    # price-cap excess are computed from these (``cnt_milli`` / ``pric`` are their roundings).
+    exact: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +194,24 @@ def line_amount(cnt_milli: int, pric: int) -> int:
     return (cnt_milli * pric + 500) // 1000
 
 
+def exact_line_amount(cnt_e4: int, pric_e6: int) -> int:
+    """Line total in fen from cnt × 10⁴ and pric in millionths of a yuan: cnt × pric rounded half up to the fen."""
+    return (cnt_e4 * pric_e6 + 50_000_000) // 100_000_000
+
+
+def line_total(ln: FeeLine) -> int:
+    """What ``det_item_fee_sumamt`` must be: cnt × pric rounded half up to the fen (exact when given)."""
+    return exact_line_amount(*ln.exact) if ln.exact is not None else line_amount(ln.cnt_milli, ln.pric)
+
+
+def over_cap(ln: FeeLine, cap: int) -> int:
+    """The part of a line above the price cap ``cap`` (fen per unit): amount − cnt × cap, rounded half up."""
+    if ln.exact is not None:
+        cnt_e4, pric_e6 = ln.exact
+        return ln.det_item_fee_sumamt - (cnt_e4 * cap + 5_000) // 10_000 if pric_e6 > cap * 10_000 else 0
+    return ln.det_item_fee_sumamt - line_amount(ln.cnt_milli, cap) if ln.pric > cap else 0
+
+
 def validate_claim(claim: Claim, catalog: Catalog) -> None:
     """Structural checks: each failure names the field, nothing is settled."""
     if not claim.lines:
@@ -213,10 +235,10 @@ def validate_claim(claim: Claim, catalog: Catalog) -> None:
             )
         if ln.pric < 0:
             raise ClaimRejected(f"line {ln.feedetl_sn}: negative price", f"明细 {ln.feedetl_sn}: 单价不能为负", field="pric")
-        if ln.det_item_fee_sumamt != line_amount(ln.cnt_milli, ln.pric):
+        if ln.det_item_fee_sumamt != line_total(ln):
             raise ClaimRejected(
                 f"line {ln.feedetl_sn}: det_item_fee_sumamt {ln.det_item_fee_sumamt} fen ≠ cnt × pric "
-                f"= {line_amount(ln.cnt_milli, ln.pric)} fen",
+                f"= {line_total(ln)} fen",
                 f"明细 {ln.feedetl_sn}: 明细项目费用总额与数量×单价不符",
                 field="det_item_fee_sumamt",
             )
@@ -295,9 +317,7 @@ def split_lines(claim: Claim, catalog: Catalog, cat: CategoryRule) -> tuple[int,
             fulamt += amt
             continue
         cap = item.effective_cap
-        over = 0
-        if cap and ln.pric > cap:
-            over = amt - line_amount(ln.cnt_milli, cap)
+        over = over_cap(ln, cap) if cap else 0
         allowed = amt - over
         pre = apply_rate(allowed, item.selfpay_prop_bp) if item.chrgitm_lv == CLASS_B else 0
         overlmt += over

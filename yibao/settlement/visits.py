@@ -9,8 +9,13 @@ discharge (出院办理, 2402).  These functions keep that state in the shared
 * ``visit_state``: one row per encounter opened through the interface: kind
   (outpatient / inpatient), status (registered → admitted → discharged, or
   cancelled), the institution, the insurance type and the HIS's own number;
-* ``fee_upload``: for each uploaded fee line, its charge batch (``chrg_bchno``)
-  and the message that brought it.
+* ``fee_upload``: for each uploaded fee line, its charge batch (``chrg_bchno``),
+  the message that brought it, and the line as the HIS sent it: its own line
+  number (``feedetl_sn``, character(30) nationally, e.g. ``yp570``) and the exact
+  quantity and unit price (numeric(16,4) / numeric(16,6)).  ``fee_detail`` keeps
+  the platform's integer line number (the HIS's when it is a plain number not yet
+  used in the encounter, otherwise the next free one) and the thousandths / fen
+  the batch engine reads.
 
 Every function works inside the caller's transaction (a
 ``session_scope(engine, immediate=True)`` session), so that one message is one
@@ -29,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, Integer, String, delete, select
+from sqlalchemy import BigInteger, ForeignKey, ForeignKeyConstraint, Index, Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.benefits.policy import PolicyBook
@@ -37,12 +42,12 @@ from yibao.core import db
 from yibao.core.db import Base, TZDateTime
 from yibao.core.errors import ClaimRejected
 from yibao.settlement.catalog import Catalog
-from yibao.settlement.rules import FeeLine, line_amount
+from yibao.settlement.rules import FeeLine, line_total
 
 __all__ = [
     "CANCELLED", "DISCHARGED", "INPATIENT", "OUTPATIENT", "REGISTERED", "ADMITTED",
     "FeeUpload", "UploadLine", "VisitState", "admit_or_register", "cancel_visit", "discharge",
-    "load_visit", "record_diagnoses", "settle_guard", "unsettled_lines", "upload_fees", "withdraw_fees",
+    "his_numbers", "load_visit", "record_diagnoses", "settle_guard", "unsettled_lines", "upload_fees", "withdraw_fees",
 ]
 
 OUTPATIENT, INPATIENT = "outpatient", "inpatient"
@@ -73,6 +78,7 @@ class FeeUpload(Base):
     __table_args__ = (
         ForeignKeyConstraint(["mdtrt_id", "feedetl_sn"], ["fee_detail.mdtrt_id", "fee_detail.feedetl_sn"]),
         Index(None, "mdtrt_id", "chrg_bchno"),
+        Index("uq_fee_upload_mdtrt_id_his_feedetl_sn", "mdtrt_id", "his_feedetl_sn", unique=True),
     )
 
     mdtrt_id: Mapped[str] = mapped_column(String, primary_key=True)
@@ -80,16 +86,45 @@ class FeeUpload(Base):
     chrg_bchno: Mapped[str | None] = mapped_column(String)
     msgid: Mapped[str | None] = mapped_column(String)
     uploaded_at: Mapped[dt.datetime] = mapped_column(TZDateTime)
+    his_feedetl_sn: Mapped[str | None] = mapped_column(String)  # the HIS's line number (NULL: rows before 0009)
+    cnt_e4: Mapped[int | None] = mapped_column(BigInteger)  # quantity × 10⁴ as sent
+    pric_e6: Mapped[int | None] = mapped_column(BigInteger)  # unit price in millionths of a yuan as sent
 
 
 @dataclass(frozen=True)
 class UploadLine:
-    """One fee line as uploaded (2204 / 2301), amounts already in fen / thousandths."""
+    """One fee line as uploaded (2204 / 2301), amounts already in fen / thousandths.
+
+    ``his_sn`` is the HIS's line number (费用明细流水号) as sent; ``line.feedetl_sn`` is
+    ignored on upload (the platform's number is allocated, see the module notes), and
+    ``line.exact`` carries the exact quantity and price.
+    """
 
     line: FeeLine
     chrg_bchno: str = ""
     fee_ocur_time: dt.datetime | None = None
     bilg_dr_code: str = ""
+    his_sn: str = ""
+
+    @property
+    def sn(self) -> str:
+        return self.his_sn or str(self.line.feedetl_sn)
+
+
+def _as_sent(u: FeeUpload | None, f: db.FeeDetail) -> tuple[int, int]:
+    """(cnt × 10⁴, pric in millionths) of a stored line."""
+    if u is not None and u.cnt_e4 is not None and u.pric_e6 is not None:
+        return int(u.cnt_e4), int(u.pric_e6)
+    return int(f.cnt_milli) * 10, int(f.pric) * 10_000
+
+
+def _uploads(s: Session, mdtrt_id: str) -> dict[int, FeeUpload]:
+    return {u.feedetl_sn: u for u in s.scalars(select(FeeUpload).where(FeeUpload.mdtrt_id == mdtrt_id))}
+
+
+def his_numbers(s: Session, mdtrt_id: str) -> dict[int, str]:
+    """Platform line number → the HIS's line number, for one encounter."""
+    return {sn: (u.his_feedetl_sn or str(sn)) for sn, u in _uploads(s, mdtrt_id).items()}
 
 
 def _rej(en: str, zh: str, fld: str) -> ClaimRejected:
@@ -258,23 +293,26 @@ def upload_fees(
     if v.status == DISCHARGED and v.kind == INPATIENT:
         pass  # fees may still arrive after discharge, before settlement
     stored = {f.feedetl_sn: f for f in s.scalars(select(db.FeeDetail).where(db.FeeDetail.mdtrt_id == v.mdtrt_id))}
-    seen: set[int] = set()
+    uploads = _uploads(s, v.mdtrt_id)
+    by_his = {(uploads[k].his_feedetl_sn if k in uploads and uploads[k].his_feedetl_sn else str(k)): k for k in stored}
+    taken = set(stored)
+    seen: set[str] = set()
     out = []
     for u in lines:
         ln = u.line
-        sn = ln.feedetl_sn
+        sn = u.sn
         if sn in seen:
             raise _rej(f"feedetl_sn {sn} appears twice in this batch", f"费用明细流水号 {sn} 在本批次中重复", "feedetl_sn")
         seen.add(sn)
-        if not 0 <= sn <= _INT32:
-            raise _rej(f"feedetl_sn {sn} out of range", f"费用明细流水号 {sn} 超出范围", "feedetl_sn")
+        if len(sn) > 30:
+            raise _rej(f"feedetl_sn {sn[:40]!r} is longer than 30 characters", "费用明细流水号超过30位", "feedetl_sn")
         if ln.cnt_milli <= 0:
             raise _rej(f"line {sn}: quantity cnt must be positive", f"明细 {sn}: 数量必须为正数", "cnt")
         if ln.pric < 0:
             raise _rej(f"line {sn}: unit price pric must not be negative", f"明细 {sn}: 单价不能为负", "pric")
         if ln.prd_days < 0:
             raise _rej(f"line {sn}: prd_days must not be negative", f"明细 {sn}: 周期天数不能为负", "prd_days")
-        want = line_amount(ln.cnt_milli, ln.pric)
+        want = line_total(ln)
         if ln.det_item_fee_sumamt != want:
             raise _rej(
                 f"line {sn}: det_item_fee_sumamt {ln.det_item_fee_sumamt} fen does not equal cnt × pric = {want} fen",
@@ -287,32 +325,44 @@ def upload_fees(
                 f"明细 {sn}: 医保目录编码 {ln.med_list_codg!r} 不存在",
                 "med_list_codg",
             )
-        old = stored.get(sn)
-        if old is not None:
-            if (old.med_list_codg, old.cnt_milli, old.pric, old.det_item_fee_sumamt) != (
-                ln.med_list_codg, ln.cnt_milli, ln.pric, ln.det_item_fee_sumamt
+        exact = ln.exact if ln.exact is not None else (ln.cnt_milli * 10, ln.pric * 10_000)
+        internal = by_his.get(sn)
+        if internal is not None:
+            old = stored[internal]
+            if (old.med_list_codg, _as_sent(uploads.get(internal), old), old.det_item_fee_sumamt) != (
+                ln.med_list_codg, exact, ln.det_item_fee_sumamt
             ):
                 raise _rej(
                     f"line {sn} was already uploaded with different content", f"明细 {sn} 已上传且内容不同", "feedetl_sn"
                 )
-            out.append((u, False))
+            out.append((u, False, internal))
             continue
+        if sn.isdigit() and sn == str(int(sn)) and int(sn) <= _INT32 and int(sn) not in taken:
+            internal = int(sn)  # a plain number: the platform uses the HIS's own
+        else:
+            internal = max(taken | {0}) + 1
+            if internal > _INT32:
+                raise _rej(f"feedetl_sn {sn}: no line number left in encounter {v.mdtrt_id}", "本次就诊的费用明细序号已用尽", "feedetl_sn")
+        taken.add(internal)
+        by_his[sn] = internal
         s.add(
             db.FeeDetail(
-                mdtrt_id=v.mdtrt_id, feedetl_sn=sn, med_list_codg=ln.med_list_codg, cnt_milli=ln.cnt_milli,
+                mdtrt_id=v.mdtrt_id, feedetl_sn=internal, med_list_codg=ln.med_list_codg, cnt_milli=ln.cnt_milli,
                 pric=ln.pric, det_item_fee_sumamt=ln.det_item_fee_sumamt, fee_ocur_time=u.fee_ocur_time,
                 rxno=ln.rxno, rx_circ_flag=bool(ln.rx_circ_flag), prd_days=ln.prd_days, bilg_dr_code=u.bilg_dr_code,
                 synthetic=False,
             )
         )
-        out.append((u, True))
+        out.append((u, True, internal))
     s.flush()
-    for u, new in out:
+    for u, new, internal in out:
         if new:
-            s.add(FeeUpload(mdtrt_id=v.mdtrt_id, feedetl_sn=u.line.feedetl_sn, chrg_bchno=u.chrg_bchno, msgid=msgid, uploaded_at=now))
+            ex = u.line.exact if u.line.exact is not None else (u.line.cnt_milli * 10, u.line.pric * 10_000)
+            s.add(FeeUpload(mdtrt_id=v.mdtrt_id, feedetl_sn=internal, chrg_bchno=u.chrg_bchno, msgid=msgid, uploaded_at=now,
+                            his_feedetl_sn=u.sn, cnt_e4=ex[0], pric_e6=ex[1]))
     v.changed_at = now
     s.flush()
-    return out
+    return [(u, new) for u, new, _ in out]
 
 
 def discharge(
@@ -361,14 +411,14 @@ def cancel_visit(s: Session, v: VisitState, *, now: dt.datetime) -> None:
 
 
 def withdraw_fees(
-    s: Session, v: VisitState, *, now: dt.datetime, chrg_bchno: str = "", feedetl_sns: Iterable[int] | None = None,
-) -> list[int]:
-    """费用明细撤销 (2205 / 2302): delete uploaded lines that no live settlement covers; return their numbers.
+    s: Session, v: VisitState, *, now: dt.datetime, chrg_bchno: str = "", feedetl_sns: Iterable[str] | None = None,
+) -> list[str]:
+    """费用明细撤销 (2205 / 2302): delete uploaded lines that no live settlement covers; return the HIS's numbers.
 
-    Select by charge batch (``chrg_bchno``), by line numbers, or neither (every
-    unsettled line of the encounter).  A selected line that a live settlement
-    covers is refused (cancel the settlement first); an unknown line number is
-    refused.  The audit log keeps the withdrawn lines' messages.
+    Select by charge batch (``chrg_bchno``), by the HIS's line numbers, or
+    neither (every unsettled line of the encounter).  A selected line that a
+    live settlement covers is refused (cancel the settlement first); an unknown
+    line number is refused.  The audit log keeps the withdrawn lines' messages.
     """
     F = db.FeeDetail
     q = select(F.feedetl_sn).where(F.mdtrt_id == v.mdtrt_id)
@@ -377,12 +427,16 @@ def withdraw_fees(
             FeeUpload.chrg_bchno == chrg_bchno
         )
     present = set(s.scalars(q))
+    his = his_numbers(s, v.mdtrt_id)
     if feedetl_sns is not None:
-        wanted = set(feedetl_sns)
-        missing = sorted(wanted - present)
+        internal = {h: k for k, h in his.items()}
+        for k in present:
+            internal.setdefault(str(k), k)
+        wanted_his = set(feedetl_sns)
+        missing = sorted(h for h in wanted_his if h not in internal or internal[h] not in present)
         if missing:
             raise _rej(f"fee line(s) {missing} were not uploaded for {v.mdtrt_id}", f"就诊 {v.mdtrt_id} 无费用明细 {missing}", "feedetl_sn")
-        present = wanted
+        present = {internal[h] for h in wanted_his}
     if chrg_bchno and not present:
         raise _rej(f"no fee lines in batch {chrg_bchno!r}", f"收费批次 {chrg_bchno} 无费用明细", "chrg_bchno")
     covered: set[int] = set()
@@ -390,9 +444,10 @@ def withdraw_fees(
         lst = trace.get("feedetl_sn") if isinstance(trace, dict) else None
         both = present if lst is None else present & {int(x) for x in lst}
         if both:
+            names = [his.get(k, str(k)) for k in sorted(both)]
             raise _rej(
-                f"fee line(s) {sorted(both)} are in live settlement {setl_id}; cancel it first",
-                f"费用明细 {sorted(both)} 已结算 ({setl_id}), 请先撤销结算",
+                f"fee line(s) {names} are in live settlement {setl_id}; cancel it first",
+                f"费用明细 {names} 已结算 ({setl_id}), 请先撤销结算",
                 "feedetl_sn",
             )
     gone = sorted(present)
@@ -401,7 +456,7 @@ def withdraw_fees(
         s.execute(delete(F).where(F.mdtrt_id == v.mdtrt_id, F.feedetl_sn.in_(gone)))
     v.changed_at = now
     s.flush()
-    return gone
+    return [his.get(k, str(k)) for k in gone]
 
 
 def unsettled_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[FeeLine]:
@@ -419,15 +474,20 @@ def unsettled_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[Fee
         if lst is None:
             return []  # a batch settlement covers the whole encounter
         covered.update(int(x) for x in lst)
-    return [
-        FeeLine(
-            feedetl_sn=f.feedetl_sn, med_list_codg=f.med_list_codg, cnt_milli=int(f.cnt_milli), pric=int(f.pric),
+    uploads = _uploads(s, mdtrt_id) if rows else {}
+    out = []
+    for f in rows:
+        if f.feedetl_sn in covered:
+            continue
+        cnt_milli, pric = int(f.cnt_milli), int(f.pric)
+        exact = _as_sent(uploads.get(f.feedetl_sn), f)
+        out.append(FeeLine(
+            feedetl_sn=f.feedetl_sn, med_list_codg=f.med_list_codg, cnt_milli=cnt_milli, pric=pric,
             det_item_fee_sumamt=int(f.det_item_fee_sumamt), rxno=f.rxno or "", prd_days=int(f.prd_days or 0),
             rx_circ_flag=bool(f.rx_circ_flag),
-        )
-        for f in rows
-        if f.feedetl_sn not in covered
-    ]
+            exact=None if exact == (cnt_milli * 10, pric * 10_000) else exact,
+        ))
+    return out
 
 
 def settle_guard(mdtrt_id: str, *, require_discharged: bool) -> Callable[[Session], None]:
