@@ -174,7 +174,7 @@ def demo(
     from yibao.payment.report import demo_sections as payment_sections
 
     with console.status("payment: DIP catalog and point value, DRG grouping, coding quality (DuckDB) …"):
-        sections += payment_sections(data)
+        sections += payment_sections(data, echo=lambda line: console.print(line, soft_wrap=True))
     from yibao.procurement.report import demo_section as procurement_section
 
     with console.status("procurement: a synthetic round, rule what-if and bid simulation …"):

@@ -13,7 +13,7 @@ from yibao.payment.params import E4
 from yibao.payment.service import PaymentRun, run
 
 EXCEL_MAX_ROWS = 1_000_000
-SYNTH_BANNER = '<p class="synthetic"><b>SYNTHETIC DATA 合成数据</b>: a simulated region; the DIP parameters, the catalog and the SAMPLE DRG scheme are illustrative, not published rules.</p>'
+SYNTH_BANNER = '<p class="synthetic"><b>SYNTHETIC DATA 合成数据</b>: a simulated region; the DIP parameters, the catalog and the DRG weights are illustrative (the DRG groups are the national CHS-DRG 1.1 scheme; its relative weights here are computed from synthetic data), not published rules.</p>'
 
 
 def _yuan(v) -> str:
@@ -120,7 +120,7 @@ def sections(r: PaymentRun, names: dict[str, str] | None = None) -> list[tuple[s
         + _table(mix.rename(columns={"cost": "cost_fen", "income": "dip_income_fen"}), money + ("cost_fen", "dip_income_fen", "gain_fen"), ("points_e4",))
         + "<h4>Income against cost by department 科室收支 (DIP and DRG)</h4>"
         + _table(hv, money + ("dip_gain_fen", "drg_gain_fen"))
-        + f"<h4>DRG group mix (SAMPLE scheme {html.escape(r.scheme.version)}) and base rate</h4>"
+        + f"<h4>DRG group mix ({html.escape(r.scheme.name)} {html.escape(r.scheme.version)}: {html.escape(r.scheme.label)}) and base rate</h4>"
         + f"<p>Base rate 费率 (the same pool ÷ total RW): ¥{r.drg_base_rate} per RW.</p>"
         + _table(drg_mix.drop(columns=["rw"]))
         + "<h4>CMI and peer comparison 病例组合指数与同级比较</h4>" + _table(peers)
@@ -152,10 +152,22 @@ def institution_names(region_dir: Path) -> dict[str, str]:
     return dict(zip(t.fixmedins_code, t.fixmedins_name))
 
 
-def demo_sections(region_dir: str | Path) -> list[tuple[str, str]]:
-    """The payment sections of the ``yibao demo`` report, from the demo's region directory (settled)."""
+def demo_sections(region_dir: str | Path, echo=None) -> list[tuple[str, str]]:
+    """The payment sections of the ``yibao demo`` report, from the demo's region directory (settled).
+
+    ``echo``, if given, receives a one-line summary of the DIP and DRG runs for the terminal.
+    """
     region_dir = Path(region_dir)
-    return sections(run(region_dir), institution_names(region_dir))
+    r = run(region_dir)
+    if echo is not None:
+        c = r.cases
+        grouped = c[c.drg != "0000"]
+        echo(f"DRG: {len(c):,} inpatient cases grouped with {r.scheme.name} {r.scheme.version} ({r.scheme.label}): "
+             f"{grouped.mdc.nunique()} MDCs, {grouped.drg.nunique()} DRGs, {int((c.path == 'ambiguous').sum()):,} ambiguous (QY), "
+             f"{int((c.drg == '0000').sum()):,} ungroupable; base rate ¥{r.drg_base_rate} per RW")  # fmt: skip
+        echo(f"DIP: catalog {r.catalog.version} with {r.catalog.groups.num_rows:,} groups; annual point value "
+             f"¥{r.dip.annual_point_value} per point")  # fmt: skip
+    return sections(r, institution_names(region_dir))
 
 
 def write_html(r: PaymentRun, path: Path, names: dict[str, str] | None = None) -> Path:
@@ -175,7 +187,7 @@ def write_excel(r: PaymentRun, path: Path, names: dict[str, str] | None = None) 
     with pd.ExcelWriter(path, engine="openpyxl") as xw:
         note = pd.DataFrame({"note": [
             "Money columns (*_fen, medfee_sumamt, psn_part_amt, hifp_pay, oth_fund_amt) are integer fen; points (*_e4) are 0.0001 point.",
-            "SYNTHETIC DATA: simulated region; parameters, catalog and the SAMPLE DRG scheme are illustrative." if r.synthetic else "",
+            "SYNTHETIC DATA: simulated region; DIP parameters, catalog and the DRG weights are illustrative (groups: CHS-DRG 1.1)." if r.synthetic else "",
             f"DIP catalog {r.catalog.version}; DRG scheme {r.scheme.name} {r.scheme.version}; annual point value {r.dip.annual_point_value} yuan per point.",
         ]})  # fmt: skip
         note.to_excel(xw, sheet_name="about", index=False)
