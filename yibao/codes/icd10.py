@@ -95,6 +95,7 @@ class DiagnosisEntry:
     age_max: int  # -1 = none
     note: str
     therapy: str = ""  # the formulary key the generator treats the row with ('' = the code itself)
+    other: str = ""  # secondary diagnoses always coded with this row (';'-joined), e.g. a second injury
 
 
 class DiagnosisMix:
@@ -109,6 +110,7 @@ class DiagnosisMix:
         self.age_min = np.array([e.age_min for e in entries], dtype=np.int64)
         self.age_max = np.array([e.age_max for e in entries], dtype=np.int64)
         self.therapy = np.array([e.therapy or e.code for e in entries], dtype=object)
+        self.other = np.array([e.other for e in entries], dtype=object)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -133,7 +135,7 @@ def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ..
     path = Path(path) if path else data_path("diagnosis_mix.csv")
     entries: list[DiagnosisEntry] = []
     seen: dict[tuple[str, str], int] = {}
-    for line, r in read_csv(path, ("code", "setting", "weight", "note"), optional=("gend", "age_min", "age_max", "therapy")):
+    for line, r in read_csv(path, ("code", "setting", "weight", "note"), optional=("gend", "age_min", "age_max", "therapy", "other_codg")):
         code = r["code"]
         key = f"code={code!r}"
         try:
@@ -158,11 +160,20 @@ def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ..
                 raise table_error(path, f"{name} {r[name]!r} must be -1 or an age 0..150", "年龄限制无效", line=line, key=key, field=name)
         if ages[0] >= 0 and ages[1] >= 0 and ages[0] > ages[1]:
             raise table_error(path, f"age_min {ages[0]} > age_max {ages[1]}", "最小年龄大于最大年龄", line=line, key=key, field="age_min")
+        others = [x for x in r["other_codg"].split(";") if x]
+        for o in others:
+            try:
+                if national.check_diagnosis(o, "other_codg", systems) != o:
+                    raise table_error(path, f"write {o!r} as the dictionary does", "编码写法与字典不一致", line=line, key=key, field="other_codg")
+            except CodeTableError as exc:
+                raise table_error(path, exc.message_en, exc.message_zh, line=line, key=key, field="other_codg") from None
+        if code in others or len(set(others)) != len(others):
+            raise table_error(path, "other_codg repeats a code", "其他诊断编码重复", line=line, key=key, field="other_codg")
         k = (code, r["setting"])
         if k in seen:
             raise table_error(path, f"duplicate of line {seen[k]}", f"与第 {seen[k]} 行重复", line=line, key=key, field="code")
         seen[k] = line
-        entries.append(DiagnosisEntry(code, r["setting"], weight, r["gend"], ages[0], ages[1], r["note"], r["therapy"]))
+        entries.append(DiagnosisEntry(code, r["setting"], weight, r["gend"], ages[0], ages[1], r["note"], r["therapy"], ";".join(others)))
     missing = [s for s in SETTINGS if not any(e.setting == s for e in entries)]
     if missing:
         raise table_error(path, f"no rows for settings {missing}", f"缺少场景 {missing}")

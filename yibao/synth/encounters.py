@@ -229,6 +229,7 @@ class Region:
         for dx, op, share, lv in zip(*(pmix.column(n).to_pylist() for n in ("dise_codg", "oprn_codg", "share", "min_level"))):
             if dx in row_of:
                 self.proc_mix.setdefault(row_of[dx], []).append((op, share, lv, item_of.get(op, "")))
+        self.newborn_row = np.array([c.startswith("P") for c in mix.code], dtype=bool)  # 围生期 conditions (ICD-10 chapter XVI)
         self.has_proc_mix = np.zeros(len(mix), dtype=bool)
         self.has_proc_mix[list(self.proc_mix)] = True
         self.htn = np.full(people.n, -1, dtype=np.int64)  # chronic diagnosis rows per person
@@ -595,6 +596,12 @@ class Region:
         inst = self.cross(self.level_inst(level), CROSS_PROVINCE["inpatient"])
         level = self.inst.level[inst]
         day = (rng.random(m) * (self.days - los)).astype(np.int64)
+        # a newborn's condition (a P-chapter row) is treated in its first weeks: admitted 1-21 days after a birth this year
+        nb = np.flatnonzero(self.newborn_row[diag])
+        if len(nb):
+            born_day = self.p.brdy[person[nb]] - (self.t0 + 8 * HOUR) // DAY
+            early = np.clip(born_day + rng.integers(1, 22, size=len(nb)), 0, self.days - los[nb])
+            day[nb] = np.where(born_day >= 0, early, day[nb])
         begin = self.t0 + day * DAY + 8 * HOUR + rng.integers(0, 14 * HOUR, size=m)
         end = self.t0 + (day + los) * DAY + 9 * HOUR + rng.integers(0, 3 * HOUR, size=m)
         doc = self.inst.pick_doctor(rng, inst)
@@ -864,6 +871,17 @@ def generate_encounters(
     for u in uniq:
         x, y = int(u // K) - 1, int(u % K) - 1
         strings.append(";".join(codes_u[v] for v in (x, y) if v >= 0))
+    # the row's own secondary diagnoses (e.g. a second injury of a multiple trauma) follow the registered ones
+    fixed, fixed_of_row = np.unique(g.mix.other, return_inverse=True)
+    f = fixed_of_row[e["diag"]]
+    if len(fixed) > 1:
+        F_ = len(fixed)
+        key2 = inv * F_ + f
+        present2 = np.zeros(len(strings) * F_, dtype=bool)
+        present2[key2] = True
+        uniq2 = np.flatnonzero(present2)
+        inv = (np.cumsum(present2) - 1)[key2]
+        strings = [";".join(x for x in (strings[u // F_], fixed[u % F_]) if x) for u in uniq2]
     other = cat(strings, inv)
 
     enc_table = pa.Table.from_arrays(
