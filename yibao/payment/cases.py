@@ -9,8 +9,12 @@ The view is plain DuckDB SQL over the contract Parquet tables, so that the
 same query can run on a distributed SQL engine.  Columns (money in fen):
 
 ``mdtrt_id, psn_no, fixmedins_code, hosp_lv, dept_code, begntime, endtime,
-policy_year, setl_month, age, gend, dise_codg, other_dise_codg, oprn_codg,
+policy_year, setl_month, age, nwb_age, gend, dise_codg, other_dise_codg, oprn_codg,
 medfee_sumamt, psn_part_amt, hifp_pay, oth_fund_amt, synthetic``
+
+``nwb_age`` (新生儿入院年龄, days) is the age in days at admission of a baby
+under one year (from the birth date), NULL otherwise; the DRG grouper's
+newborn ADRGs (MDC P) need it.
 
 ``setl_month`` (1-12, the discharge month in Asia/Shanghai time) is the DIP
 period; ``oth_fund_amt`` is ``fund_pay_sumamt − hifp_pay`` (critical illness,
@@ -46,7 +50,7 @@ from yibao.payment.params import PROC_TYPES, DipParams
 
 CASE_COLUMNS = (
     "mdtrt_id", "psn_no", "fixmedins_code", "hosp_lv", "dept_code", "begntime", "endtime", "policy_year",
-    "setl_month", "age", "gend", "dise_codg", "other_dise_codg", "oprn_codg",
+    "setl_month", "age", "nwb_age", "gend", "dise_codg", "other_dise_codg", "oprn_codg",
     "medfee_sumamt", "psn_part_amt", "hifp_pay", "oth_fund_amt", "synthetic",
 )  # fmt: skip
 AMOUNTS = ("medfee_sumamt", "psn_part_amt", "hifp_pay", "oth_fund_amt")
@@ -63,6 +67,7 @@ CASES_SCHEMA = pa.schema(
         ("policy_year", pa.int16()),
         ("setl_month", pa.int8()),
         ("age", pa.int16()),
+        ("nwb_age", pa.int16()),
         ("gend", pa.string()),
         ("dise_codg", pa.string()),
         ("other_dise_codg", pa.string()),
@@ -126,6 +131,10 @@ def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types:
            -- whole years at admission; an admission dated before the birth date (seen in synthetic data) counts as age 0
            CAST(greatest(0, year(e.begntime) - year(p.brdy)
                 - CASE WHEN month(e.begntime) * 100 + day(e.begntime) < month(p.brdy) * 100 + day(p.brdy) THEN 1 ELSE 0 END) AS SMALLINT) AS age,
+           -- age in days of a baby under one year at admission (local dates), else NULL
+           CASE WHEN date_diff('day', p.brdy, CAST(e.begntime AS DATE)) BETWEEN 0 AND 365
+                 AND p.brdy + INTERVAL 1 YEAR > CAST(e.begntime AS DATE)
+                THEN CAST(date_diff('day', p.brdy, CAST(e.begntime AS DATE)) AS SMALLINT) END AS nwb_age,
            p.gend, e.dise_codg, e.other_dise_codg, e.oprn_codg,
            s.medfee_sumamt, s.psn_part_amt, s.hifp_pay, s.fund_pay_sumamt - s.hifp_pay AS oth_fund_amt,
            e.synthetic

@@ -69,8 +69,9 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
     secs["dip_settle"] = time.perf_counter() - t
     t = time.perf_counter()
     sch = scheme if isinstance(scheme, Scheme) else load_scheme(scheme or REGION_SCHEME)
+    nwb = ", nwb_age" if "nwb_age" in [r[0] for r in con.execute(f"DESCRIBE {cases}").fetchall()] else ""  # newborns' age in days (MDC P)
     view = con.sql(f"""SELECT mdtrt_id, psn_no, fixmedins_code, hosp_lv, dept_code, begntime, endtime, setl_month, age, gend,
-                              dise_codg, other_dise_codg, oprn_codg FROM {cases} ORDER BY mdtrt_id""").df()  # fmt: skip
+                              dise_codg, other_dise_codg, oprn_codg{nwb} FROM {cases} ORDER BY mdtrt_id""").df()  # fmt: skip
     grouped = group_batch(sch, view)
     refused = grouped[grouped.status.str.startswith("refused")]
     if len(refused):  # the DIP side validated the same codes; a DRG refusal means the scheme and the codes disagree
