@@ -131,7 +131,7 @@ def phase_dip(path: Path, threads: int, work: Path) -> dict:
 def phase_drg(path: Path) -> dict:
     from yibao.payment.drg import group_batch, load_scheme
 
-    s = load_scheme()
+    s = load_scheme("sample")  # the generator draws WHO ICD-10 codes; CHS-DRG 1.1 speed: benchmarks/bench_drg.py
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     df = pq.read_table(path, columns=["mdtrt_id", "dise_codg", "other_dise_codg", "oprn_codg", "age"]).to_pandas()
