@@ -46,6 +46,10 @@ def sample_tables() -> dict[str, pa.Table]:
             dict(fixmedins_code="Y001", fixmedins_name="药店", fixmedins_type="pharmacy", hosp_lv=0,
                  admdvs=None, synthetic=False),
         ]),
+        "practitioner": _t("practitioner", [
+            dict(prac_psn_code="D990100000001", prac_psn_name="医师甲", prac_psn_type="1", fixmedins_code="H001", synthetic=True),
+            dict(prac_psn_code="Y990100000001", prac_psn_name=None, prac_psn_type="3", fixmedins_code=None, synthetic=False),
+        ]),
         "med_list": _t("med_list", [
             dict(med_list_codg="XA01", name="阿莫西林", list_kind="western", chrgitm_lv="02", selfpay_prop_bp=1000,
                  pric_uplmt=BIG, lmt_gend="", lmt_age_min=-1, lmt_age_max=-1, lmt_hosp_lv_min=0,

@@ -20,7 +20,8 @@ TZ = dt.timezone(dt.timedelta(hours=8))
 
 
 def _write(d: Path, name: str, schema: pa.Schema, rows: list[dict]) -> None:
-    pq.write_table(pa.Table.from_pylist(rows, schema=with_metadata(schema, name)), d / f"{name}.parquet")
+    meta = {**with_metadata(schema, name).metadata, **(schema.metadata or {})}  # the contract's, plus the caller's
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema.with_metadata(meta)), d / f"{name}.parquet")
 
 
 @pytest.fixture()
@@ -40,7 +41,7 @@ def region(tmp_path: Path) -> Path:
         {"fixmedins_code": "H3", "fixmedins_name": "三级医院", "fixmedins_type": "hospital", "hosp_lv": 3, "admdvs": "990101", "synthetic": True},
         {"fixmedins_code": "D0", "fixmedins_name": "药店", "fixmedins_type": "pharmacy", "hosp_lv": 0, "admdvs": "990101", "synthetic": True},
     ])
-    _write(tmp_path, "med_list", MED_LIST, ITEMS)
+    _write(tmp_path, "med_list", MED_LIST.with_metadata({b"yibao.code_structure": b"local"}), ITEMS)  # hand-made codes (A-DRUG)
     enc_base = {"other_dise_codg": "", "oprn_codg": "", "dscg_way": "", "dept_code": "", "dr_code": "", "mdtrtarea_admvs": "990100", "mulaid_payer_psn_no": "", "lt_rx_confirmed": False, "synthetic": True, "policy_year": 2025}
     encs = [
         {**enc_base, "mdtrt_id": "M1", "psn_no": "E1", "fixmedins_code": "H3", "med_type": "21", "begntime": dt.datetime(2025, 3, 1, 9, tzinfo=TZ), "endtime": dt.datetime(2025, 3, 5, 9, tzinfo=TZ), "dise_codg": "J18.9"},

@@ -23,7 +23,7 @@ from yibao.synth.encounters import national_procedure
 from yibao.synth.cli import run_synth
 
 YEAR = 2025
-GENERATED = ("med_list", "institution", "person", "family_link", "encounter", "fee_detail", "ground_truth")
+GENERATED = ("med_list", "institution", "practitioner", "person", "family_link", "encounter", "fee_detail", "ground_truth")
 
 
 @pytest.fixture(scope="module")

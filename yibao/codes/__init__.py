@@ -1,4 +1,4 @@
-"""Code tables (基础信息): the medical list, diagnoses, procedures, institutions and divisions.
+"""Code tables (基础信息): the medical list, diagnoses, procedures, institutions, practitioners and divisions.
 
 Every loader validates its input and raises :class:`yibao.core.errors.CodeTableError`
 naming the file, the row or key, and the reason.  Shipped tables live in
@@ -27,11 +27,13 @@ from yibao.codes.icd10 import (
 )
 from yibao.codes.institutions import load_institutions, validate_institutions
 from yibao.codes.medlist import MedItem, MedList, load_med_list, validate_med_list
-from yibao.codes.procedures import PROCEDURE, is_valid_procedure_code, load_procedures
+from yibao.codes.practitioners import load_practitioners, validate_practitioners
+from yibao.codes.procedures import PROCEDURE, PROCEDURE_MIX, is_valid_procedure_code, load_procedure_mix, load_procedures
 
 __all__ = [
     "HOME_REGION",
     "PROCEDURE",
+    "PROCEDURE_MIX",
     "DiagnosisEntry",
     "DiagnosisMix",
     "Division",
@@ -49,9 +51,12 @@ __all__ = [
     "load_divisions",
     "load_institutions",
     "load_med_list",
+    "load_practitioners",
+    "load_procedure_mix",
     "load_procedures",
     "normalize_icd10",
     "province_of",
     "validate_institutions",
     "validate_med_list",
+    "validate_practitioners",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the practitioner table (医保医师/护士/药师)
 TIMEZONE = "Asia/Shanghai"
 MONEY_UNIT = "fen"
 
@@ -49,6 +49,13 @@ GEND_FEMALE = "2"
 RELATIONS = ("spouse", "parent", "child")  # what the relative is to the person
 
 INSTITUTION_TYPES = ("hospital", "primary", "pharmacy")
+
+# prac_psn_type (执业人员分类, interface 5102, values of medins_psn_type)
+PRAC_PSN_TYPE_DOCTOR = "1"  # 医师
+PRAC_PSN_TYPE_NURSE = "2"  # 护士
+PRAC_PSN_TYPE_PHARMACIST = "3"  # 药师
+PRAC_PSN_TYPE_TECHNICIAN = "4"  # 医技人员
+PRAC_PSN_TYPES = (PRAC_PSN_TYPE_DOCTOR, PRAC_PSN_TYPE_NURSE, PRAC_PSN_TYPE_PHARMACIST, PRAC_PSN_TYPE_TECHNICIAN)
 
 # chrgitm_lv: 甲类 / 乙类 / 丙类 (national codes 01/02/03)
 CLASS_A = "01"  # 甲类: fully in policy
@@ -116,6 +123,16 @@ INSTITUTION = pa.schema(
         ("fixmedins_type", pa.string()),  # hospital / primary / pharmacy
         ("hosp_lv", pa.int8()),  # 1, 2, 3; 0 for pharmacies
         ("admdvs", pa.string()),
+        ("synthetic", pa.bool_()),
+    ]
+)
+
+PRACTITIONER = pa.schema(
+    [
+        ("prac_psn_code", pa.string()),  # 执业人员代码: 医保医师/护士/药师代码 (encounter.dr_code, fee_detail.bilg_dr_code)
+        ("prac_psn_name", pa.string()),  # 执业人员姓名
+        ("prac_psn_type", pa.string()),  # 执业人员分类: 1 医师, 2 护士, 3 药师, 4 医技人员
+        ("fixmedins_code", pa.string()),  # the institution the person practises at
         ("synthetic", pa.bool_()),
     ]
 )
@@ -235,6 +252,7 @@ TABLES: dict[str, pa.Schema] = {
     "person": PERSON,
     "family_link": FAMILY_LINK,
     "institution": INSTITUTION,
+    "practitioner": PRACTITIONER,
     "med_list": MED_LIST,
     "encounter": ENCOUNTER,
     "fee_detail": FEE_DETAIL,

@@ -102,6 +102,7 @@ __all__ = [
     "FeeDetail",
     "GroundTruth",
     "Institution",
+    "Practitioner",
     "InsufficientBalance",
     "MedList",
     "MessageLog",
@@ -234,6 +235,18 @@ class Institution(Base):
     fixmedins_type: Mapped[str | None] = mapped_column(String)
     hosp_lv: Mapped[int | None] = mapped_column(SmallInteger)
     admdvs: Mapped[str | None] = mapped_column(String)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Practitioner(Base):
+    """医保医师/护士/药师 (contract ``practitioner``); ``prac_psn_code`` is what encounters and fee lines name."""
+
+    __tablename__ = "practitioner"
+
+    prac_psn_code: Mapped[str] = mapped_column(String, primary_key=True)
+    prac_psn_name: Mapped[str | None] = mapped_column(String)
+    prac_psn_type: Mapped[str | None] = mapped_column(String)
+    fixmedins_code: Mapped[str | None] = mapped_column(String, ForeignKey("institution.fixmedins_code"), index=True)
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -441,6 +454,7 @@ CONTRACT_MODELS: dict[str, type[Base]] = {
     "person": Person,
     "family_link": FamilyLink,
     "institution": Institution,
+    "practitioner": Practitioner,
     "med_list": MedList,
     "encounter": Encounter,
     "fee_detail": FeeDetail,

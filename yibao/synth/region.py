@@ -1,7 +1,7 @@
 """The synthetic pooling region: a deterministic stream of contract tables.
 
 ``generate_region(people, seed)`` yields ``(table_name, pyarrow.Table)``
-chunks: first ``med_list`` and ``institution`` (once), then for every chunk
+chunks: first ``med_list``, ``institution`` and ``practitioner`` (once), then for every chunk
 of people ``person``, ``family_link``, ``encounter``, ``fee_detail`` and
 ``ground_truth``.  Each chunk has its own random generator derived from
 ``(seed, chunk index)`` with :class:`numpy.random.SeedSequence`, so memory
@@ -35,7 +35,7 @@ from yibao.synth.people import generate_people
 
 DEFAULT_CHUNK = 100_000
 GENERATOR_VERSION = "1"
-TABLE_ORDER = ("med_list", "institution", "person", "family_link", "encounter", "fee_detail", "ground_truth")
+TABLE_ORDER = ("med_list", "institution", "practitioner", "person", "family_link", "encounter", "fee_detail", "ground_truth")
 _STREAM_INSTITUTIONS = 0
 _STREAM_CHUNK = 1
 
@@ -86,6 +86,7 @@ def generate_region(
     inst = generate_institutions(_rng(seed, _STREAM_INSTITUTIONS), int(people), region, divisions)
     yield "med_list", cat.ml.table
     yield "institution", inst.table
+    yield "practitioner", inst.practitioners
     n_chunks = -(-int(people) // chunk_size)
     done = 0
     for k in range(n_chunks):
