@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -35,6 +36,7 @@ class InterfaceParams(_Strict):
     diagnosis_systems: tuple[str, ...] = Field(min_length=1)
     sign_no_ttl_minutes: int = Field(gt=0)
     max_feedetail_lines: int = Field(gt=0)
+    inpatient_settlement: Literal["discharge_first", "settle_then_discharge"]
     cnt_decimals: int = Field(ge=0, le=4)
     money_decimals: int = Field(ge=0, le=2)
     pric_decimals: int = Field(ge=0, le=6)
@@ -118,6 +120,7 @@ class InstitutionParams(_Strict):
     """Per-institution overrides (for editions that clash)."""
 
     input_nodes: NodeTable = {}
+    inpatient_settlement: Literal["discharge_first", "settle_then_discharge"] | None = None
 
 
 class InterfaceConfig(_Strict):
@@ -156,6 +159,12 @@ class InterfaceConfig(_Strict):
         if inst is not None and infno in inst.input_nodes:
             return inst.input_nodes[infno]
         return self.input_nodes.get(infno, {})
+
+    def inpatient_settlement_for(self, fixmedins_code: str) -> str:
+        inst = self.institutions.get(fixmedins_code)
+        if inst is not None and inst.inpatient_settlement is not None:
+            return inst.inpatient_settlement
+        return self.interface.inpatient_settlement
 
     def fund_type(self, fld: str, insutype: str) -> tuple[str, str]:
         ft = self.fund_pay_types[fld]

@@ -799,6 +799,12 @@ class Interface:
             v, enc = V.load_visit(s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT)
             if (v.insutype or "") != m.insutype:
                 raise _rej("insutype differs from the admission's", "险种类型与入院登记不符", "insutype")
+            settled = s.scalar(select(func.count()).select_from(db.Settlement).where(
+                db.Settlement.mdtrt_id == m.mdtrt_id, db.Settlement.refd_setl_flag.is_(False)))
+            had = (enc.dise_codg or "", {x for x in (enc.other_dise_codg or "").split(";") if x})
+            if settled and main and (main, set(other)) != had:
+                raise _rej("the stay is settled on other diagnoses; cancel the settlement (2305) before changing them",
+                           "本次住院已按其他诊断结算, 变更诊断须先撤销结算 (2305)", "dscginfo.dise_codg")
             V.discharge(s, v, enc, endtime=m.endtime, dise_codg=main, other_dise_codg=other, dscg_way=m.dscg_way,
                         dept_code=m.dscg_dept_codg, now=ctx.now, valid_diagnosis=self.valid_diagnosis)
             return ctx.commit(s, {})
@@ -977,7 +983,9 @@ class Interface:
                     raise _rej(f"{k} {v} does not equal the platform's {_yuan(getattr(r.settlement, k))}",
                                f"{k} {v} 与平台计算值 {_yuan(getattr(r.settlement, k))} 不符", k)
 
-        guard = V.settle_guard(q.mdtrt_id, require_discharged=(kind == V.INPATIENT and not pre and q.mid_setl_flag != "1"))
+        discharge_first = self.cfg.inpatient_settlement_for(env.fixmedins_code) == "discharge_first"
+        guard = V.settle_guard(q.mdtrt_id, require_discharged=(kind == V.INPATIENT and not pre and q.mid_setl_flag != "1"
+                                                               and discharge_first))
         if pre:
             with self._writer:
                 r = self.svc.settle(claim, msgid=env.msgid, pre=True, use_account=q.acct_used_flag == "1", guard=guard)
