@@ -216,7 +216,7 @@ def test_history_from_the_database(db_engine):
         s.flush()
         for mid, b, e, way in (("A1", t - dt.timedelta(days=9), t - dt.timedelta(days=2), "1"), ("A0", t - dt.timedelta(days=200), t - dt.timedelta(days=190), "1"),
                                ("A2", t + dt.timedelta(days=5), t + dt.timedelta(days=9), "5")):
-            s.add(db.Encounter(mdtrt_id=mid, psn_no="P9", fixmedins_code="H1", med_type="21", begntime=b, endtime=e, policy_year=2025, dise_codg="I63.9",
+            s.add(db.Encounter(mdtrt_id=mid, psn_no="P9", fixmedins_code="H1", med_type="21", begntime=b, endtime=e, policy_year=2025, dise_codg="I63.900",
                                other_dise_codg="", oprn_codg="", dscg_way=way, dept_code="A03", dr_code="D1", mdtrtarea_admvs="990101",
                                mulaid_payer_psn_no="", lt_rx_confirmed=False, synthetic=True))
     with session_scope(db_engine) as s:

@@ -115,37 +115,37 @@ def build(r: Region) -> None:
          [line(r.enc("SW2", ["990600000110000", "C9901010100000099999"], med_type="21", days=4), 2)])
     # 限定支付范围
     case("SV-SCOPE-SEX", [line(r.enc("SX1", ["990400000280000"], psn=r.person("PF", "2")), 1)], [line(r.enc("SX2", ["990400000280000"], psn=r.person("PM", "1")), 1)])
-    case("SV-SCOPE-AGE", [line(r.enc("AG1", [("XV99AES010Z999051000000", 6, None, 3)], psn=r.person("PK", "1", dt.date(2015, 1, 1)), dx="J20.9"), 1)],
-         [line(r.enc("AG2", [("XV99AES010Z999051000000", 6, None, 3)], psn=r.person("PA", "1", dt.date(1990, 1, 1)), dx="J20.9"), 1)])
+    case("SV-SCOPE-AGE", [line(r.enc("AG1", [("XV99AES010Z999051000000", 6, None, 3)], psn=r.person("PK", "1", dt.date(2015, 1, 1)), dx="J20.900"), 1)],
+         [line(r.enc("AG2", [("XV99AES010Z999051000000", 6, None, 3)], psn=r.person("PA", "1", dt.date(1990, 1, 1)), dx="J20.900"), 1)])
     case("SV-SCOPE-LEVEL", [line(r.enc("LV1", ["990500000060000"], inst="H1"), 1)], [line(r.enc("LV2", ["990500000060000"], inst="H3"), 1)])
-    case("SV-SCOPE-IND", [line(r.enc("IN1", ["990400000220000"], dx="I10"), 1)], [line(r.enc("IN2", ["990400000220000"], dx="I10", other="J18.9"), 1)])
+    case("SV-SCOPE-IND", [line(r.enc("IN1", ["990400000220000"], dx="I10.x00x002"), 1)], [line(r.enc("IN2", ["990400000220000"], dx="I10.x00x002", other="J18.900"), 1)])
     case("SV-SCOPE-MEDTYPE", [line(r.enc("MT1", ["990300000170000"], inst="H3", med_type="11"), 1)], [line(r.enc("MT2", ["990300000170000"], inst="H3", med_type="21", days=3), 1)])
     # 超量开药: XV99AAS001Z999010100000 at most 2 a day, flagged above 6 x 2 x 7 + 1 = 85 units for 7 days
     case("SV-QTY-01", [line(r.enc("QT1", [("XV99AAS001Z999010100000", 86, None, 7)]), 1)], [line(r.enc("QT2", [("XV99AAS001Z999010100000", 85, None, 7)]), 1)])
     # 分解住院: readmitted the next day for the same disease at the same hospital; 60 days later is not
     p = r.person("PS")
-    r.enc("SP1", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=0, days=5, dx="I63.9")
-    sp2 = r.enc("SP2", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=6, days=5, dx="I63.9")
-    sp3 = r.enc("SP3", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=70, days=5, dx="I63.9")
-    sp4 = r.enc("SP4", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=76, days=5, dx="K35.8")  # other disease
+    r.enc("SP1", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=0, days=5, dx="I63.900")
+    sp2 = r.enc("SP2", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=6, days=5, dx="I63.900")
+    sp3 = r.enc("SP3", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=70, days=5, dx="I63.900")
+    sp4 = r.enc("SP4", [("990200000010000", 5), "XV99AAS001Z999010100000"], psn=p, med_type="21", day=76, days=5, dx="K35.800x001")  # other disease
     case("SV-SPLIT-01", [sp2], ["SP1", sp3, sp4])
     # 低标入院: a 2-day admission for a cold vs an 8-day one
-    case("SV-LOWADM-01", [r.enc("LA1", [("990200000010000", 2), "XV99AAS001Z999010100000"], med_type="21", days=2, dx="J06.9")],
-         [r.enc("LA2", [("990200000010000", 8), "XV99AAS001Z999010100000"], med_type="21", days=8, dx="J06.9"), r.enc("LA3", [("990200000010000", 2), "XV99AAS001Z999010100000"], med_type="21", days=2, dx="J18.9")])
+    case("SV-LOWADM-01", [r.enc("LA1", [("990200000010000", 2), "XV99AAS001Z999010100000"], med_type="21", days=2, dx="J06.900")],
+         [r.enc("LA2", [("990200000010000", 8), "XV99AAS001Z999010100000"], med_type="21", days=8, dx="J06.900"), r.enc("LA3", [("990200000010000", 2), "XV99AAS001Z999010100000"], med_type="21", days=2, dx="J18.900")])
     # 高套: respiratory failure on paper, or with only a routine blood gas; sepsis with only a routine culture,
     # vs respiratory failure with ventilation and sepsis with culture + a broad-spectrum antibiotic (every group met)
     case("SV-UPCODE-01",
-         [r.enc("UP1", [("990200000010000", 5), "XV99AAS001Z999010100000"], med_type="21", days=5, dx="J18.9", other="I10;J96.0"),
-          r.enc("UP3", [("990200000010000", 5), "990400000150000"], med_type="21", days=5, dx="J18.9", other="J96.0"),
-          r.enc("UP4", [("990200000010000", 5), "990400000200000"], med_type="21", days=5, dx="J18.9", other="A41.9"),
-          r.enc("UP5", [("990200000010000", 5), "XV99AES018Z999051800000"], med_type="21", days=5, dx="J18.9", other="A41.9")],
-         [r.enc("UP2", [("990200000010000", 5), "990300000170000"], med_type="21", days=5, dx="J18.9", other="J96.0"),
-          r.enc("UP6", [("990200000010000", 5), "990400000200000", "XV99AES018Z999051800000"], med_type="21", days=5, dx="J18.9", other="A41.9")])
+         [r.enc("UP1", [("990200000010000", 5), "XV99AAS001Z999010100000"], med_type="21", days=5, dx="J18.900", other="I10.x00x002;J96.000"),
+          r.enc("UP3", [("990200000010000", 5), "990400000150000"], med_type="21", days=5, dx="J18.900", other="J96.000"),
+          r.enc("UP4", [("990200000010000", 5), "990400000200000"], med_type="21", days=5, dx="J18.900", other="A41.900"),
+          r.enc("UP5", [("990200000010000", 5), "XV99AES018Z999051800000"], med_type="21", days=5, dx="J18.900", other="A41.900")],
+         [r.enc("UP2", [("990200000010000", 5), "990300000170000"], med_type="21", days=5, dx="J18.900", other="J96.000"),
+          r.enc("UP6", [("990200000010000", 5), "990400000200000", "XV99AES018Z999051800000"], med_type="21", days=5, dx="J18.900", other="A41.900")])
     # 冒名就医: a delivery on a man's card; a claim after the recorded death
-    case("SV-IMP-01", [r.enc("IM1", ["990600000080000"], psn=r.person("PM2", "1"), med_type="21", days=3, dx="O80")],
-         [r.enc("IM2", ["990600000080000"], psn=r.person("PF2", "2"), med_type="21", days=3, dx="O80")])
+    case("SV-IMP-01", [r.enc("IM1", ["990600000080000"], psn=r.person("PM2", "1"), med_type="21", days=3, dx="O80.000")],
+         [r.enc("IM2", ["990600000080000"], psn=r.person("PF2", "2"), med_type="21", days=3, dx="O80.000")])
     pd_ = r.person("PD")
-    r.enc("DE1", [("990200000010000", 3)], psn=pd_, med_type="21", day=50, days=3, dx="I21.9", dscg="5")
+    r.enc("DE1", [("990200000010000", 3)], psn=pd_, med_type="21", day=50, days=3, dx="I21.900", dscg="5")
     case("SV-IMP-02", [r.enc("DE2", ["XV99AAS001Z999010100000"], psn=pd_, med_type="41", day=70)], ["DE1", r.enc("DE0", ["XV99AAS001Z999010100000"], psn=pd_, med_type="41", day=20)])
     # 进销存: H3 billed 50 of XV99AAS002Z999010200000 but bought 10; bought 50 of XV99AAS003Z999010300000. Slack is 12 % of purchases + stock, at least
     # 1 unit: 20 billed of 14 bought + 2 in stock (25 %) is found, 9 of 8 + 0 (12.5 %, 1 unit) too;
@@ -193,7 +193,7 @@ def test_hits_carry_money_and_evidence(hits):
 # --- in-care (事中) ------------------------------------------------------------------------------
 
 
-def claim(lines, *, gend="1", brdy=dt.date(1960, 5, 5), med_type="11", hosp_lv=1, dx="I10", other=(), lt=True, begin=T0, inst="H1", mid="M1"):
+def claim(lines, *, gend="1", brdy=dt.date(1960, 5, 5), med_type="11", hosp_lv=1, dx="I10.x00x002", other=(), lt=True, begin=T0, inst="H1", mid="M1"):
     fl = []
     for sn, ln in enumerate(lines, start=1):
         code, cnt, *rest = ln if isinstance(ln, tuple) else (ln, 1)
@@ -211,9 +211,9 @@ def rules_hit(c, history=None, stage="in"):
 
 INCARE = [
     ("SV-SCOPE-SEX", claim(["990400000280000"], gend="2"), claim(["990400000280000"], gend="1")),
-    ("SV-SCOPE-AGE", claim([("XV99AES010Z999051000000", 6, None, 3)], brdy=dt.date(2015, 1, 1), dx="J20.9"), claim([("XV99AES010Z999051000000", 6, None, 3)], dx="J20.9")),
+    ("SV-SCOPE-AGE", claim([("XV99AES010Z999051000000", 6, None, 3)], brdy=dt.date(2015, 1, 1), dx="J20.900"), claim([("XV99AES010Z999051000000", 6, None, 3)], dx="J20.900")),
     ("SV-SCOPE-LEVEL", claim(["990500000060000"], hosp_lv=1), claim(["990500000060000"], hosp_lv=3)),
-    ("SV-SCOPE-IND", claim(["990400000220000"]), claim(["990400000220000"], other=("J18.9",))),
+    ("SV-SCOPE-IND", claim(["990400000220000"]), claim(["990400000220000"], other=("J18.900",))),
     ("SV-SCOPE-MEDTYPE", claim(["990300000170000"], hosp_lv=3), claim(["990300000170000"], hosp_lv=3, med_type="21")),
     ("SV-PRICE-01", claim([("990400000010000", 1, 2500)]), claim([("990400000010000", 1, 2000)])),
     ("SV-DUP-01", claim(["990400000010000", "990400000010000"]), claim(["990400000010000", ("990400000010000", 2)])),
@@ -222,7 +222,7 @@ INCARE = [
     ("SV-QTY-01", claim([("XV99AAS001Z999010100000", 86, None, 7)]), claim([("XV99AAS001Z999010100000", 85, None, 7)])),
     ("SV-UNBUNDLE-01", claim(["990600000040000", "990600000050000"], med_type="21", hosp_lv=3), claim(["990600000050000"], med_type="21", hosp_lv=3)),
     ("SV-EXAM-01", claim(["990400000010000", "990400000020000", "990400000040000", "990400000050000"]), claim(["990400000010000", "990400000020000", "990400000040000"])),
-    ("SV-IMP-01", claim(["990600000080000"], dx="O80", med_type="21"), claim(["990600000080000"], dx="O80", med_type="21", gend="2")),
+    ("SV-IMP-01", claim(["990600000080000"], dx="O80.000", med_type="21"), claim(["990600000080000"], dx="O80.000", med_type="21", gend="2")),
 ]
 
 
@@ -237,11 +237,11 @@ def test_incare_rule_positive_and_negative(rule_id, pos, neg):
 
 
 def test_incare_history_rules():
-    adm = PastAdmission("A1", "H1", "I63.9", T0 - dt.timedelta(days=8), T0 - dt.timedelta(days=2))
-    c = claim(["990200000010000"], med_type="21", dx="I63.9")
+    adm = PastAdmission("A1", "H1", "I63.900", T0 - dt.timedelta(days=8), T0 - dt.timedelta(days=2))
+    c = claim(["990200000010000"], med_type="21", dx="I63.900")
     assert "SV-SPLIT-01" in rules_hit(c, History((adm,)))[1]
-    assert "SV-SPLIT-01" not in rules_hit(claim(["990200000010000"], med_type="21", dx="K35.8"), History((adm,)))[1]
-    old = PastAdmission("A0", "H1", "I63.9", T0 - dt.timedelta(days=40), T0 - dt.timedelta(days=30))
+    assert "SV-SPLIT-01" not in rules_hit(claim(["990200000010000"], med_type="21", dx="K35.800x001"), History((adm,)))[1]
+    old = PastAdmission("A0", "H1", "I63.900", T0 - dt.timedelta(days=40), T0 - dt.timedelta(days=30))
     assert "SV-SPLIT-01" not in rules_hit(c, History((old,)))[1]
     v, got = rules_hit(claim(["XV99AAS001Z999010100000"]), History(death_time=T0 - dt.timedelta(days=3)))
     assert "SV-IMP-02" in got and v.action == "refuse"

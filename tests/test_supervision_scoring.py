@@ -67,7 +67,7 @@ def test_api_router(db_engine):
     c = TestClient(app)
     assert any(r["id"] == "SV-DUP-01" for r in c.get("/api/v1/supervision/rules").json())
     claim = {"mdtrt_id": "M1", "person": {"psn_no": "P1", "gend": "2", "brdy": "1980-01-01"}, "fixmedins_code": "H1", "hosp_lv": 1, "med_type": "11",
-             "begntime": "2025-03-01T09:00:00+08:00", "dise_codg": "N40", "lines": [{"feedetl_sn": 1, "med_list_codg": "990400000280000", "cnt_milli": 1000, "pric": 6000, "det_item_fee_sumamt": 6000}]}
+             "begntime": "2025-03-01T09:00:00+08:00", "dise_codg": "N40.x00", "lines": [{"feedetl_sn": 1, "med_list_codg": "990400000280000", "cnt_milli": 1000, "pric": 6000, "det_item_fee_sumamt": 6000}]}
     v = c.post("/api/v1/supervision/check", json=claim).json()
     assert v["action"] == "refuse" and {f["rule_id"] for f in v["findings"]} == {"SV-SCOPE-SEX", "SV-IMP-01"}
     p = c.post("/api/v1/supervision/penalty", json={"violation": "institution_fraud", "loss_fen": 1_000_000}).json()
