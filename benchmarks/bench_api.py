@@ -82,7 +82,7 @@ def free_port() -> int:
 
 def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
     cmd = [sys.executable, "-c", "from yibao.cli import app; app()", "serve", "--db", url, "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--log-level", "error"]
+           "--port", str(port), "--workers", str(workers), "--log-level", "error", "--insecure-demo"]  # the load generator signs in without a credential
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline:
