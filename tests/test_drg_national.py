@@ -275,3 +275,24 @@ def test_batch_equals_one_by_one(rows):
             one.mdc, one.adrg, one.drg, one.status, one.severity), r  # fmt: skip
         rw = out.rw_e4.iat[i]
         assert (None if pd.isna(rw) else int(rw)) == one.rw_e4
+
+
+def test_cli_groups_a_file_and_refuses_a_bad_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from yibao.cli import app
+
+    src = tmp_path / "cases.csv"
+    CASES[list(INPUT_COLUMNS)].head(40).to_csv(src, index=False)
+    out = tmp_path / "groups.parquet"
+    res = CliRunner().invoke(app, ["drg", "group", "--scheme", "chs-drg-1.1", "--in", str(src), "--out", str(out), "--explain"])
+    assert res.exit_code == 0, res.output
+    got = pd.read_parquet(out)
+    assert list(got.columns) == ["case_id", "mdc", "adrg", "drg", "status", "path"]
+    assert (got.drg.to_numpy() == CASES.expected_drg.head(40).to_numpy()).all()
+    assert got.path.str.contains("ADRG ").all()
+    bad = tmp_path / "bad.csv"
+    CASES[list(INPUT_COLUMNS)].head(3).drop(columns=["main_diag"]).to_csv(bad, index=False)
+    out2 = tmp_path / "none.parquet"
+    res = CliRunner().invoke(app, ["drg", "group", "--in", str(bad), "--out", str(out2)])
+    assert res.exit_code == 2 and "main_diag" in res.output and not out2.exists()
