@@ -1386,19 +1386,10 @@ def h_9102(iface, ctx, d: M.In9102) -> Any:
 
 @lru_cache(maxsize=1)
 def _grouper():
-    """The CHS-DRG 1.1 grouper: ``yibao.payment.drg.load_scheme(name)`` (the agreed contract), else the
-    national grouper module ``yibao.payment.grouper.load_grouper(name)``; both group one case with ``.group``."""
-    try:
-        from yibao.payment.drg import load_scheme
+    """The payment subsystem's CHS-DRG 1.1 grouper (loaded once)."""
+    from yibao.payment.drg import load_scheme
 
-        s = load_scheme(DRG_SCHEME)
-        if callable(getattr(s, "group", None)):
-            return s
-    except Exception:  # noqa: BLE001 - drg.load_scheme takes a directory in older versions: try the grouper module
-        pass
-    from yibao.payment.grouper import load_grouper
-
-    return load_grouper(DRG_SCHEME)
+    return load_scheme(DRG_SCHEME)
 
 
 # the grouper's refusal "refused: <input>: why" → the 结算清单 field

@@ -94,7 +94,7 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
 _DEFAULTS = {"list": "1"}
 
 
-def _DEFAULTS_FOR(table: str) -> dict[str, str]:  # noqa: N802 - a table of defaults
+def _defaults_for(table: str) -> dict[str, str]:
     cols = (*TABLES[table][0], *TABLES[table][1])
     return {k: v for k, v in _DEFAULTS.items() if k in cols}
 
@@ -319,7 +319,7 @@ def merged_tables(path: Path, on: dt.date | None = None, _depth: int = 0) -> tup
                     if k in cur:  # keep the base's optional columns the override leaves out
                         r = {**cur[k][2], **r}
                     else:
-                        r = {**{c: "" for c in (*TABLES[table][0], *TABLES[table][1])}, **_DEFAULTS_FOR(table), **r}
+                        r = {**{c: "" for c in (*TABLES[table][0], *TABLES[table][1])}, **_defaults_for(table), **r}
                     cur[k] = (path / table, line, r)
                 else:
                     raise table_error(path / table, f"action {act!r} must be set or remove", "action 须为 set 或 remove", line=line, field="action")

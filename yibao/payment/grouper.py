@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,15 +98,12 @@ def _whole(v: str, fld: str, lo: int, hi: int, *, required: bool, unit: str = ""
     if v == "":
         return (None, f"{fld}: missing") if required else (None, None)
     try:
-        x = int(v)
-    except ValueError:
-        try:
-            f = float(v)
-        except ValueError:
-            return None, f"{fld}: {v!r} is not a whole number"
-        if not f.is_integer():
-            return None, f"{fld}: {v!r} is not a whole number"
-        x = int(f)
+        d = Decimal(v)  # "45", "45.0" (a CSV written from a float column); exact, never a float
+    except InvalidOperation:
+        return None, f"{fld}: {v!r} is not a whole number"
+    if not d.is_finite() or d != d.to_integral_value():
+        return None, f"{fld}: {v!r} is not a whole number"
+    x = int(d)
     if not lo <= x <= hi:
         return None, f"{fld}: {x} outside {lo}..{hi}{unit}"
     return x, None
