@@ -3,7 +3,8 @@
 A policy file is YAML.  Any leaf may be a plain value (in force always) or a
 mapping ``{effective_date: value}`` (in force from that date until the next
 one), as in OpenFisca's parameter files.  A file may name a parent with
-``inherits:``; its keys override the parent's, key by key.
+``inherits:``; its keys override the parent's, key by key (level tables with
+``all`` follow the precedence in ``yibao/data/policies/README.md``).
 
 Errors never pass silently: each names the file, the key path and the
 reason (:class:`yibao.core.errors.PolicyError`).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -60,8 +61,25 @@ def read_policy_file(path: Path) -> dict:
     return data
 
 
+LEVEL_KEYS = frozenset({"all", "level_0", "level_1", "level_2", "level_3"})
+
+
+def _is_level_table(value: Any) -> bool:
+    """A mapping by institution level (``all``, ``level_0`` … ``level_3``)."""
+    return isinstance(value, dict) and bool(value) and set(value) <= LEVEL_KEYS
+
+
 def _merge(parent: Any, child: Any) -> Any:
-    """Child overrides parent key by key; dated leaves and lists are replaced whole."""
+    """Child overrides parent key by key; dated leaves and lists are replaced whole.
+
+    Level tables (``ratio``, ``deductible`` …) follow the documented precedence
+    (``yibao/data/policies/README.md``): a child table with ``all`` replaces the
+    parent's table whole, so ``{all: 0.50}`` sets every level; the child's own
+    ``level_N`` keys then override its ``all``.  A child table without ``all``
+    overrides only the levels it names.
+    """
+    if _is_level_table(child) and "all" in child and (_is_level_table(parent) or not isinstance(parent, dict)):
+        return dict(child)
     if isinstance(parent, dict) and isinstance(child, dict) and not _is_dated(child) and not _is_dated(parent):
         out = dict(parent)
         for k, v in child.items():
@@ -70,28 +88,100 @@ def _merge(parent: Any, child: Any) -> Any:
     return child
 
 
-def load_raw(name_or_path: str | Path, search_dir: Path | None = None, _seen: tuple = ()) -> tuple[dict, list[str]]:
+POLICY_SUFFIXES = (".yaml", ".yml")
+
+
+def _looks_like_path(name_or_path: str | Path) -> bool:
+    if isinstance(name_or_path, Path):
+        return True
+    text = str(name_or_path)
+    return "/" in text or "\\" in text or text.endswith(POLICY_SUFFIXES)
+
+
+def find_policy(name: str, dirs: Sequence[Path]) -> Path | None:
+    """The first ``name.yaml`` (or ``.yml``) in ``dirs``, in order."""
+    for d in dirs:
+        for suffix in POLICY_SUFFIXES:
+            candidate = Path(d) / f"{name}{suffix}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _dedupe(dirs: Sequence[Path]) -> list[Path]:
+    out: list[Path] = []
+    for d in dirs:
+        d = Path(d)
+        if d.resolve() not in [x.resolve() for x in out]:
+            out.append(d)
+    return out
+
+
+def policy_path(name_or_path: str | Path, dirs: Sequence[Path]) -> Path:
+    """The file behind a policy name or path; a clear error if there is none or it is not YAML."""
+    if _looks_like_path(name_or_path):
+        path = Path(name_or_path)
+        if path.suffix.lower() not in POLICY_SUFFIXES:
+            if path.is_dir():
+                raise PolicyError(f"{path}: is a directory, not a policy file (give a .yaml file)", f"{path}: 是目录, 不是待遇政策文件")
+            raise PolicyError(
+                f"{path}: not a policy file (policy files are YAML ending in .yaml or .yml)",
+                f"{path}: 不是待遇政策文件 (政策文件为 .yaml 或 .yml)",
+            )
+        if not path.is_file():
+            raise PolicyError(f"{path}: policy file not found", f"{path}: 找不到待遇政策文件")
+        return path
+    found = find_policy(str(name_or_path), dirs)
+    if found is None:
+        looked = ", ".join(str(d) for d in dirs)
+        raise PolicyError(
+            f"policy {str(name_or_path)!r} not found (looked for {name_or_path}.yaml in {looked})",
+            f"找不到待遇政策 {str(name_or_path)!r} (查找目录: {looked})",
+        )
+    return found
+
+
+def load_raw(
+    name_or_path: str | Path,
+    search_dir: Path | None = None,
+    _seen: tuple = (),
+    *,
+    search_dirs: Sequence[Path] = (),
+) -> tuple[dict, list[str]]:
     """Load a policy by name (``national-default``) or path, following ``inherits``.
+
+    A name is looked up in ``search_dir`` (if given), then ``search_dirs``, then
+    the package's policy directory.  A parent named by ``inherits`` is looked up
+    in the child's own directory first, then in the same places, so a city file
+    kept outside the package still finds ``national-default``.
 
     Returns the merged raw dict and the chain of files it came from.
     """
-    search_dir = search_dir or POLICY_DIR
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = search_dir / f"{name_or_path}.yaml"
-    if path.name in _seen:
-        raise PolicyError(f"{path.name}: inheritance cycle through {list(_seen)}", f"{path.name}: 继承关系出现循环")
+    dirs = _dedupe(([search_dir] if search_dir else []) + list(search_dirs) + [POLICY_DIR])
+    path = policy_path(name_or_path, dirs)
+    key = str(path.resolve())
+    if key in _seen:
+        names = [Path(s).name for s in _seen]
+        raise PolicyError(f"{path.name}: inheritance cycle through {names}", f"{path.name}: 继承关系出现循环")
     data = read_policy_file(path)
     parent_name = data.get("inherits")
     chain = [path.name]
     if parent_name:
-        parent_path = Path(parent_name) if Path(str(parent_name)).suffix in (".yaml", ".yml") else path.parent / f"{parent_name}.yaml"
-        if not parent_path.exists() and path.name not in _seen:
+        parent_dirs = _dedupe([path.parent] + dirs)
+        parent_text = str(parent_name)
+        if _looks_like_path(parent_text):
+            parent_path = Path(parent_text) if Path(parent_text).is_absolute() else path.parent / parent_text
+            found = parent_path if parent_path.is_file() else None
+        else:
+            found = find_policy(parent_text, parent_dirs)
+        if found is None:
+            looked = ", ".join(str(d) for d in parent_dirs)
             raise PolicyError(
-                f"{path}: key 'inherits': parent policy {parent_name!r} not found (looked for {parent_path})",
-                f"{path}: 键 'inherits': 找不到上级政策文件 {parent_name!r}",
+                f"{path}: key 'inherits': parent policy {parent_text!r} not found (looked in {looked})",
+                f"{path}: 键 'inherits': 找不到上级政策文件 {parent_text!r} (查找目录: {looked})",
+                field="inherits",
             )
-        parent, parent_chain = load_raw(parent_name, path.parent, _seen + (path.name,))
+        parent, parent_chain = load_raw(found, None, _seen + (key,), search_dirs=parent_dirs[1:])
         data = _merge(parent, {k: v for k, v in data.items() if k != "inherits"})
         chain = parent_chain + chain
     return data, chain

@@ -312,6 +312,18 @@ class ListOverride(_Strict):
     selfpay_prop: Bp | None = None
 
 
+class LocalIncome(_Strict):
+    """The region's income figures (当地职工年平均工资, 居民人均可支配收入), yuan per year.
+
+    Only used to check the national target that the combined annual cap is
+    about 6 × these figures (``yibao/data/benefits/national-rules.yaml``).
+    """
+
+    average_wage: Fen | None = None  # 职工年平均工资
+    disposable_income: Fen | None = None  # 居民人均可支配收入
+    source: str = ""  # where the figures come from (a statistics bulletin, or "synthetic")
+
+
 class PolicySnapshot(_Strict):
     """A whole benefit policy as in force on one date."""
 
@@ -329,6 +341,7 @@ class PolicySnapshot(_Strict):
     cross_province: CrossProvince = CrossProvince()
     funding: Funding
     list_overrides: dict[str, ListOverride] = Field(default_factory=dict)
+    local_income: LocalIncome | None = None
 
     @field_validator("region")
     @classmethod

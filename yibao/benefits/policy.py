@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 from pathlib import Path
+from typing import Sequence
 
 from pydantic import ValidationError
 
-from yibao.benefits.loader import POLICY_DIR, change_dates, load_raw, resolve
+from yibao.benefits.loader import POLICY_DIR, POLICY_SUFFIXES, change_dates, load_raw, resolve
 from yibao.benefits.model import PolicySnapshot
 from yibao.core.errors import PolicyError
 
@@ -34,11 +36,15 @@ def _describe(exc: ValidationError, file: str) -> PolicyError:
     return PolicyError("; ".join(lines_en), "待遇政策文件校验失败: " + "; ".join(lines_zh), field=first_loc)
 
 
+POLICY_DIR_ENV = "YIBAO_POLICY_DIR"
+"""Environment variable with extra policy directories (``os.pathsep``-separated), as ``--policy-dir``."""
+
+
 class Policy:
     """One pooling region's policy over time (a file and its parents)."""
 
-    def __init__(self, name_or_path: str | Path, search_dir: Path | None = None):
-        self.raw, self.chain = load_raw(name_or_path, search_dir)
+    def __init__(self, name_or_path: str | Path, search_dir: Path | None = None, *, search_dirs: Sequence[Path] = ()):
+        self.raw, self.chain = load_raw(name_or_path, search_dir, search_dirs=search_dirs)
         self.file = self.chain[-1]
         self.name = str(self.raw.get("policy", Path(self.file).stem))
         self.region = str(self.raw.get("region", ""))
@@ -70,10 +76,22 @@ class Policy:
             self._cache[key] = snap
         return snap
 
-    def validate_all(self) -> None:
-        """Validate the snapshot at every change date (and the earliest one)."""
-        for d in self._dates or [dt.date.today()]:
+    def check_dates(self) -> list[dt.date]:
+        """The dates :meth:`validate_all` checks: every change date, or today for an undated file."""
+        return self._dates or [dt.date.today()]
+
+    def validate_all(self, national: bool = False) -> list:
+        """Validate the snapshot at every change date (and the earliest one).
+
+        With ``national``, also check the national floors and ceilings
+        (:mod:`yibao.benefits.national`): a breach raises :class:`PolicyError`
+        naming the floor and its source; targets missed come back as warnings.
+        """
+        from yibao.benefits.national import check_policy
+
+        for d in self.check_dates():
             self.snapshot(d)
+        return check_policy(self) if national else []
 
     def segments(self, start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date, PolicySnapshot]]:
         """Half-open date ranges [a, b) within [start, end] with one snapshot each."""
@@ -81,18 +99,54 @@ class Policy:
         return [(a, b, self.snapshot(a)) for a, b in zip(cuts, cuts[1:])]
 
 
-class PolicyBook:
-    """All policy files of a directory, by region code; national default as fallback."""
+def _policy_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in POLICY_SUFFIXES)
 
-    def __init__(self, directory: Path = POLICY_DIR, default: str = "national-default"):
-        self.directory = directory
+
+def policy_dirs_from_env() -> tuple[Path, ...]:
+    """Extra policy directories named by ``$YIBAO_POLICY_DIR`` (empty if unset)."""
+    value = os.environ.get(POLICY_DIR_ENV, "")
+    return tuple(Path(x) for x in value.split(os.pathsep) if x.strip())
+
+
+class PolicyBook:
+    """All policy files of a directory (plus any ``extra_dirs``), by region code and by name.
+
+    ``extra_dirs`` (``--policy-dir``) add files to the package's directory; a
+    file there with the same name as a shipped one replaces it.  Parents named
+    by ``inherits`` resolve from the file's own directory, the extra
+    directories, then ``directory``.
+
+    :meth:`require` is the strict lookup for a policy or region someone typed
+    (unknown → :class:`PolicyError` listing the known ones); :meth:`policy`
+    keeps the engine's lenient lookup (unknown region → national default).
+    """
+
+    def __init__(self, directory: Path = POLICY_DIR, default: str = "national-default", extra_dirs: Sequence[Path] = ()):
+        self.directory = Path(directory)
+        self.extra_dirs = tuple(Path(d) for d in extra_dirs)
         self.default_name = default
         self.by_region: dict[str, Policy] = {}
         self.by_name: dict[str, Policy] = {}
-        for path in sorted(directory.glob("*.yaml")):
-            pol = Policy(path)
-            self.by_name[path.stem] = pol
-            if pol.region and path.stem != default:
+        self.paths: dict[str, Path] = {}
+        for d in (self.directory, *self.extra_dirs):
+            if not d.is_dir():
+                raise PolicyError(
+                    f"--policy-dir {d}: not a directory of policy files",
+                    f"--policy-dir {d}: 不是待遇政策文件目录",
+                    field="policy_dir",
+                )
+        search = [*reversed(self.extra_dirs), self.directory]
+        files: dict[str, Path] = {}
+        for d in (self.directory, *self.extra_dirs):  # later directories replace earlier ones' files
+            for path in _policy_files(d):
+                files[path.stem] = path
+        for stem in sorted(files):
+            path = files[stem]
+            pol = Policy(path, search_dirs=search)
+            self.by_name[stem] = pol
+            self.paths[stem] = path
+            if pol.region and stem != default:
                 if pol.region in self.by_region:
                     raise PolicyError(
                         f"{path.name}: region {pol.region} already defined by {self.by_region[pol.region].file}",
@@ -104,9 +158,42 @@ class PolicyBook:
             raise PolicyError(f"{directory}: no {default}.yaml", f"{directory}: 缺少 {default}.yaml")
 
     @classmethod
-    @functools.cache
     def default(cls) -> "PolicyBook":
-        return cls()
+        """The shipped policies plus any directories in ``$YIBAO_POLICY_DIR`` (cached per value)."""
+        return cls._cached(policy_dirs_from_env())
+
+    @classmethod
+    @functools.cache
+    def _cached(cls, extra_dirs: tuple[Path, ...]) -> "PolicyBook":
+        return cls(extra_dirs=extra_dirs)
+
+    @classmethod
+    def with_dirs(cls, policy_dirs: Sequence[Path] | None) -> "PolicyBook":
+        """The book for ``--policy-dir`` options: the shipped one (and env) if none given."""
+        if not policy_dirs:
+            return cls.default()
+        return cls(extra_dirs=tuple(policy_dirs))
+
+    def known(self) -> list[str]:
+        """``name (region)`` for every policy, for messages."""
+        return [f"{name} ({pol.region})" if pol.region else name for name, pol in sorted(self.by_name.items())]
+
+    def require(self, region_or_name: str) -> Policy:
+        """The policy for a file name or region code; unknown → :class:`PolicyError` listing the known ones."""
+        key = str(region_or_name).strip()
+        if key in self.by_name:
+            return self.by_name[key]
+        if key in self.by_region:
+            return self.by_region[key]
+        default = self.by_name[self.default_name]
+        if key and key == default.region:
+            return default
+        known = ", ".join(self.known())
+        raise PolicyError(
+            f"unknown policy or region {key!r}; known: {known} (add a city with a file in --policy-dir)",
+            f"未知的待遇政策或医保区划 {key!r}; 已有: {known}",
+            field="policy",
+        )
 
     def policy(self, region_or_name: str) -> Policy:
         """The policy for a region code (falls back to the national default) or by file name."""
@@ -117,6 +204,6 @@ class PolicyBook:
     def snapshot(self, region_or_name: str, on: dt.date) -> PolicySnapshot:
         return self.policy(region_or_name).snapshot(on)
 
-    def validate_all(self) -> None:
-        for pol in self.by_name.values():
-            pol.validate_all()
+    def validate_all(self, national: bool = False) -> dict[str, list]:
+        """Validate every policy; with ``national`` also the national floors (warnings by policy name)."""
+        return {name: pol.validate_all(national=national) for name, pol in self.by_name.items()}
