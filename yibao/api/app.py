@@ -142,7 +142,11 @@ def create_app(iface: Interface) -> FastAPI:
             "decimals. Synthetic data unless you loaded real data."
         ),
         separate_input_output_schemas=False,
+        docs_url=None, redoc_url=None,  # served below from local files (yibao.web.apidocs), not a CDN
     )
+    from yibao.web.apidocs import mount_docs
+
+    mount_docs(app, "yibao 医保 接口文档")
     app.state.iface = iface
 
     envelope_doc = {"requestBody": {"required": True, "content": {"application/json": {
