@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from yibao.benefits.cli import policy_dir_option
 from yibao.core.money import fmt_yuan
 
 app = typer.Typer(help="yibao (医保): an open medical-security platform.", no_args_is_help=True, add_completion=False)
@@ -70,14 +71,16 @@ def settle(
     data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region code (default: the persons' region)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write settlement.parquet (default: --data)."),
+    policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Settle every encounter of a region for the year with the batch engine."""
-    from yibao.benefits.policy import PolicyBook
+    from yibao.benefits.cli import load_book, require_policy
     from yibao.settlement.annual import settle_year
 
-    book = PolicyBook.default()
+    book = load_book(policy_dir)
+    chosen = require_policy(book, policy) if policy else None  # unknown → the known policies listed, exit 2
     with console.status("settling …"):
-        res = settle_year(data, policy=book.policy(policy) if policy else None, book=book, out_dir=out)
+        res = settle_year(data, policy=chosen, book=book, out_dir=out)
     n = res.batch.settlements.num_rows
     console.print(f"settled {n:,} of {res.claims:,} claims in {res.seconds:.2f} s ({res.claims / max(res.seconds, 1e-9):,.0f} claims/s); "
                   f"{len(res.batch.rejected):,} refused")
@@ -141,9 +144,10 @@ def demo(
     db: Optional[str] = typer.Option(None, "--db", help="Also load the region and its settlements into this database URL."),
     year: int = typer.Option(2025, "--year"),
     fraud: bool = typer.Option(True, "--fraud/--no-fraud", help="Inject the labelled synthetic fraud patterns the supervision section scores."),
+    policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Generate a region, settle its year, print the fund's year and write report.html."""
-    from yibao.benefits.policy import PolicyBook
+    from yibao.benefits.cli import load_book
     from yibao.settlement.annual import settle_year
     from yibao.settlement.fundyear import fund_year
     from yibao.synth.cli import run_synth
@@ -155,7 +159,7 @@ def demo(
     from yibao.synth.patterns import DEFAULT_RATES
 
     run_synth(people=people, seed=seed, out=data, db=None, year=year, patterns=DEFAULT_RATES if fraud else None)
-    book = PolicyBook.default()
+    book = load_book(policy_dir)
     with console.status("settling the year with the batch engine …"):
         res = settle_year(data, book=book)
     console.print(f"settled {res.batch.settlements.num_rows:,} claims in {res.seconds:.1f} s "
@@ -190,34 +194,27 @@ def demo(
 
 
 @policy_app.command("validate")
-def policy_validate(paths: list[Path] = typer.Argument(None, help="Policy files (default: all shipped).")) -> None:
-    """Validate policy files on every effective date; errors name file, key and reason."""
-    from yibao.benefits.policy import Policy, PolicyBook
-    from yibao.core.errors import PolicyError
+def policy_validate(
+    paths: list[Path] = typer.Argument(None, help="Policy files, names or region codes (default: all shipped and --policy-dir ones)."),
+    policy_dir: Optional[list[Path]] = policy_dir_option(),
+) -> None:
+    """Validate policy files on every effective date and against the national floors; errors name file, key, reason and source."""
+    from yibao.benefits.cli import validate
 
-    try:
-        if paths:
-            for p in paths:
-                Policy(p).validate_all()
-                console.print(f"[green]ok[/] {p}")
-        else:
-            book = PolicyBook()
-            book.validate_all()
-            for name, pol in book.by_name.items():
-                console.print(f"[green]ok[/] {name} (region {pol.region}, changes on {[str(d) for d in pol.change_dates()]})")
-    except PolicyError as exc:
-        _fail(str(exc))
+    if validate(paths, policy_dir):
+        raise typer.Exit(2)
 
 
 @policy_app.command("show")
-def policy_show(region: str = typer.Argument(..., help="Region code or policy name."), on: str = typer.Option(None, "--on", help="Date YYYY-MM-DD (default today).")) -> None:
+def policy_show(region: str = typer.Argument(..., help="Region code or policy name."), on: str = typer.Option(None, "--on", help="Date YYYY-MM-DD (default today)."),
+                policy_dir: Optional[list[Path]] = policy_dir_option()) -> None:
     """Print the policy in force on a date (amounts in fen, ratios in basis points)."""
     import json
 
-    from yibao.benefits.policy import PolicyBook
-
     day = dt.date.fromisoformat(on) if on else dt.date.today()
-    snap = PolicyBook.default().snapshot(region, day)
+    from yibao.benefits.cli import show_snapshot
+
+    snap = show_snapshot(region, day, policy_dir)  # unknown region → the known ones listed
     console.print_json(json.dumps(snap.model_dump(mode="json"), ensure_ascii=False))
 
 

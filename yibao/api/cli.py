@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from yibao.benefits.cli import policy_dir_option
 
 app = typer.Typer(help="The national interface (定点医药机构接口).", no_args_is_help=True)
 console = Console()
@@ -27,6 +30,7 @@ def serve(
         False, "--insecure-demo",
         help="Let institutions without a configured credential sign in (9001) without one. Demos on a private machine only.",
     ),
+    policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Serve real-time settlement: the national envelope at /fsi/api/rsfComIfsService/callService, REST at /api/v1, docs at /docs."""
     import uvicorn
@@ -43,6 +47,10 @@ def serve(
     os.environ["YIBAO_DATABASE_URL"] = url
     if security:
         os.environ["YIBAO_API_SECURITY"] = security
+    if policy_dir:  # PolicyBook.default() reads it, in this process and the workers
+        from yibao.benefits.policy import POLICY_DIR_ENV
+
+        os.environ[POLICY_DIR_ENV] = os.pathsep.join(str(d.resolve()) for d in policy_dir)
     if insecure_demo:
         os.environ[INSECURE_ENV] = "1"  # for the worker processes; set only here
     else:

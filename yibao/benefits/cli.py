@@ -87,7 +87,7 @@ def validate(paths: Optional[Sequence[Path]], policy_dirs: Optional[Sequence[Pat
 
     Prints one line per file (and per finding); returns the number of files that failed.
     """
-    from yibao.benefits.national import not_checked
+    from yibao.benefits.national import findings, not_checked
     from yibao.benefits.policy import PolicyBook
 
     dirs = list(policy_dirs or [])
@@ -106,20 +106,29 @@ def validate(paths: Optional[Sequence[Path]], policy_dirs: Optional[Sequence[Pat
             console.print(f"[bold red]error:[/] {escape(pol.message_en)}", soft_wrap=True)
             continue
         try:
-            warnings = pol.validate_all(national=True)
+            pol.validate_all()  # the schema on every effective date
+            found = findings(pol)  # then the national floors, ceilings and targets
         except PolicyError as exc:
             failed += 1
             for line in exc.message_en.split("; "):
                 console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
             continue
-        chain = " ← ".join(reversed(pol.chain))
-        dates = [str(d) for d in pol.change_dates()] or ["(undated)"]
-        console.print(f"[green]ok[/] {escape(label)} · policy {pol.name} · region {pol.region} · {chain} · changes on {dates}", soft_wrap=True)
-        for w in warnings:
-            console.print(f"  [yellow]warning:[/] {escape(str(w))}", soft_wrap=True)
-        last = pol.check_dates()[-1]
-        for note in not_checked(pol.snapshot(last)):
-            console.print(f"  note: not checked: {escape(note)}", soft_wrap=True)
+        errors = [f for f in found if f.severity == "error"]
+        for f in errors:
+            console.print(f"[bold red]error:[/] {escape(str(f))}", soft_wrap=True)
+            console.print(f"       {escape(f.message_zh)}", soft_wrap=True)
+        if errors:
+            failed += 1
+        else:
+            chain = " ← ".join(reversed(pol.chain))
+            dates = ", ".join(str(d) for d in pol.change_dates()) or "none (undated)"
+            console.print(f"[green]ok[/] {escape(label)} · policy {pol.name} · region {pol.region} · {chain} · changes on {dates}", soft_wrap=True)
+        for w in found:
+            if w.severity != "error":
+                console.print(f"  [yellow]warning:[/] {escape(str(w))}", soft_wrap=True)
+        notes = not_checked(pol.snapshot(pol.check_dates()[-1]))
+        if notes:
+            console.print(f"  note: not checked: {escape('; '.join(notes))}", soft_wrap=True)
     if failed:
         console.print(f"[bold red]{failed} of {len(targets)} policy file(s) failed[/] · {failed} 个待遇政策文件未通过校验")
     return failed

@@ -263,7 +263,7 @@ class Finding:
 def _find(rules: RuleSet, rule: Rule, file: str, on: dt.date, where: str, en: str, zh: str) -> Finding:
     cite = rules.cite(rule)
     kind = "national floor/ceiling" if rule.severity == "error" else "national target"
-    return Finding(rule.id, rule.severity, file, on, where, f"{en} — {kind} {rule.id}; source: {cite}", f"{zh}（依据: {cite}）")
+    return Finding(rule.id, rule.severity, file, on, where, f"{en} ({kind} {rule.id}, source: {cite})", f"{zh}（依据: {cite}）")
 
 
 def check_snapshot(snap: "PolicySnapshot", on: dt.date, file: str = "", rules: RuleSet | None = None) -> list[Finding]:
@@ -384,25 +384,31 @@ def not_checked(snap: "PolicySnapshot", rules: RuleSet | None = None) -> list[st
     return out
 
 
-def check_policy(policy: "Policy", rules: RuleSet | None = None) -> list[Finding]:
-    """Check a policy on every date it is validated; errors raise, warnings come back.
-
-    Raises :class:`PolicyError` naming every breached floor or ceiling with its source.
-    """
+def findings(policy: "Policy", rules: RuleSet | None = None) -> list[Finding]:
+    """Every national rule a policy misses, on every date it is validated (errors and warnings)."""
     rules = rules or load_rules()
-    findings: list[Finding] = []
+    found: list[Finding] = []
     seen: set[tuple[str, str, str]] = set()
     for d in policy.check_dates():
         for f in check_snapshot(policy.snapshot(d), d, policy.file, rules):
             key = (f.rule_id, f.where, f.message_en)
             if key not in seen:
                 seen.add(key)
-                findings.append(f)
-    errors = [f for f in findings if f.severity == "error"]
+                found.append(f)
+    return found
+
+
+def check_policy(policy: "Policy", rules: RuleSet | None = None) -> list[Finding]:
+    """Check a policy on every date it is validated; errors raise, warnings come back.
+
+    Raises :class:`PolicyError` naming every breached floor or ceiling with its source.
+    """
+    found = findings(policy, rules)
+    errors = [f for f in found if f.severity == "error"]
     if errors:
         raise PolicyError(
             "; ".join(str(f) for f in errors),
             "违反国家待遇底线/上限: " + "; ".join(f"{f.file}: {f.where}: {f.message_zh}" for f in errors),
             field=errors[0].where,
         )
-    return findings
+    return found
