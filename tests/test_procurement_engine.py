@@ -91,20 +91,20 @@ def test_pediatric_specs_use_their_own_coefficient_in_batch_11():
 
 
 def test_batch2_each_qualification_path_and_max_winners():
-    # max unit price 2.00; lowest 0.50 -> 1.8x band 0.90
-    res = run("national-batch-02", entry("2.00"), bids_at("0.50", "0.90", "0.91", "1.00", "1.01"))
+    """Seed 002: "满足以下三个条件之一即可获得拟中选资格 … 明确根据符合资格的申报企业数量确定'最多入围企业数'"."""
+    # max unit price 2.00; lowest 0.50 -> 1.8x band 0.90; 7 eligible bidders -> at most 5 shortlisted (batch-9 table)
+    res = run("national-batch-02", entry("2.00"), bids_at("0.50", "0.90", "0.91", "1.00", "1.01", "1.10", "1.20"))
     by = {o.firm_id: o for o in res.outcomes}
     assert by["A"].qualified_by == ("ratio", "cut")
     assert by["B"].qualified_by == ("ratio", "cut")  # exactly 1.8x qualifies
     assert by["C"].qualified_by == ("cut",)  # 0.91 > 0.90 but cut 54.5 %
     assert by["D"].qualified_by == ("cut",)  # cut exactly 50.00 % qualifies
-    assert by["E"].qualified_by == () and by["E"].reason_code == "not_qualified"
+    assert by["E"].qualified_by == () and by["E"].reason_code == "not_qualified"  # shortlisted, fails all three
     assert "1.0100" in by["E"].reason_en and "49.50%" in by["E"].reason_en
-    # N = 4 qualified -> at most 2 winners (table), the two lowest
-    assert res.qualified_n == 4 and res.max_winners == 2
-    assert status(res) == {"A": "won", "B": "won", "C": "lost", "D": "lost", "E": "lost"}
-    assert by["C"].reason_code == "over_max_winners"
-    assert res.share_bp == 6000 and res.cycle_years == 1
+    assert by["F"].reason_code == by["G"].reason_code == "over_max_winners"  # ranked 6 and 7: not shortlisted
+    assert res.eligible_n == 7 and res.max_winners == 5 and res.qualified_n == 4
+    assert status(res) == {"A": "won", "B": "won", "C": "won", "D": "won", "E": "lost", "F": "lost", "G": "lost"}
+    assert res.share_bp == 8000 and res.cycle_years == 3
 
 
 def test_absolute_price_path():
@@ -117,18 +117,21 @@ def test_absolute_price_path():
 
 
 def test_batch10_cut_no_longer_qualifies_and_revival():
-    bids = bids_at("0.50", "0.60", "0.90", "0.91", "1.00", "1.20", D={"accept_revival": True}, F={"accept_revival": True})
+    """Batch 10 (public reports of the rules): the 50 % cut no longer protects a bid; shortlisted manufacturers
+    that did not win under rule 1 win if they accept the highest rule-1 winning price."""
+    bids = bids_at("0.50", "0.60", "0.95", "1.00", "1.20", "1.30", "1.40", C={"accept_revival": True}, F={"accept_revival": True})
     res = run("national-batch-10", entry("2.00"), bids)
     by = {o.firm_id: o for o in res.outcomes}
-    assert by["D"].qualified_by == () and by["E"].qualified_by == ()  # cut >= 50 % alone no longer qualifies
-    # N = 3 -> 2 winners; C is the highest qualified bid (batch-7 elimination, inherited);
-    # D and F accept the highest main-rule winning price 0.60, E does not
-    assert status(res) == {"A": "won", "B": "won", "C": "lost", "D": "revived", "E": "lost", "F": "revived"}
-    assert by["C"].reason_code == "eliminated_highest"
-    assert by["D"].award_comparable_e4 == 6000 and by["F"].award_comparable_e4 == 6000
-    assert "did not accept the revival price 0.6000" in by["E"].reason_en
-    # 4 winners -> 80 %, 3 years
-    assert res.share_bp == 8000 and res.cycle_years == 3
+    # 7 eligible -> at most 4 shortlisted (A..D); D's cut is exactly 50 % but that no longer qualifies
+    assert res.eligible_n == 7 and res.max_winners == 4
+    assert by["C"].qualified_by == () and by["D"].qualified_by == ()
+    # C accepts the highest rule-1 winning price 0.60; D does not; F accepts but is not shortlisted
+    assert status(res) == {"A": "won", "B": "won", "C": "revived", "D": "lost", "E": "lost", "F": "lost", "G": "lost"}
+    assert by["C"].award_comparable_e4 == 6000
+    assert "did not accept the revival price 0.6000" in by["D"].reason_en
+    assert by["F"].reason_code == "over_max_winners"
+    # 3 winners -> 70 %, 2 years
+    assert res.share_bp == 7000 and res.cycle_years == 2
 
 
 def test_batch10_single_winner_revival_at_1_8x():
@@ -140,13 +143,15 @@ def test_batch10_single_winner_revival_at_1_8x():
 
 
 def test_batch11_anchor_is_not_set_by_an_extreme_low_bid():
+    """Batch 11 (second-draft rules, public reports): the anchor is the higher of the lowest bid and 50 % of the
+    average shortlisted price."""
     e = entry("3.00", listed_avg_price_fen=600, provincial_highest_win_fen=400)
-    bids = bids_at("0.50", "1.00", "1.20", "1.40", "1.50")
-    # batch 10: anchor 0.50 -> band 0.90: only A qualifies
+    bids = bids_at("0.10", "1.00", "1.50", "1.90", "2.00", "2.10", "2.20")
+    # batch 10: anchor 0.10 -> band 0.18: only A qualifies (7 eligible -> 4 shortlisted)
     assert run("national-batch-10", e, bids).qualified_n == 1
-    # batch 11: anchor = max(0.50, 0.5 x mean 1.12 = 0.56) -> band 1.008: A and B qualify
+    # batch 11: anchor = max(0.10, 0.5 x mean of the 4 shortlisted 1.125 = 0.5625) -> band 1.0125: A and B qualify
     res = run("national-batch-11", e, bids)
-    assert res.anchor_e4 == 5600 and res.qualified_n == 2
+    assert res.anchor_e4 == 5625 and res.qualified_n == 2
 
 
 def test_batch11_max_valid_price_and_competitor_gate():
@@ -169,8 +174,9 @@ def test_three_have_passed_gate():
 
 def test_max_winners_tables():
     b2, b10 = get_ruleset("national-batch-02").selection, get_ruleset("national-batch-10").selection
-    assert [b2.max_winners_for(n) for n in range(1, 15)] == [1, 2, 2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 10]
-    assert [b10.max_winners_for(n) for n in range(1, 15)] == [1, 2, 2, 2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10]
+    # the 9th- and 10th-round tables as published side by side (ChemLinked, 2024-11-27), N = 1..17
+    assert [b2.max_winners_for(n) for n in range(1, 18)] == [1, 2, 2, 3, 4, 4, 5, 6, 7, 8, 9, 9, 10, 10, 10, 10, 10]
+    assert [b10.max_winners_for(n) for n in range(1, 18)] == [1, 2, 2, 3, 3, 3, 4, 5, 6, 6, 7, 8, 8, 9, 9, 10, 10]
 
 
 def test_batch7_elimination_step():
@@ -266,9 +272,10 @@ def test_guangdong_group_a_faces_elimination_above_threshold():
     by = {o.firm_id: o for o in res.outcomes}
     a = [f for f, o in by.items() if o.group == "A"]
     assert len(a) == 8  # 80 % of 89 units = 71.2 needs all eight volume-10 firms
-    # elimination within A: H (1.95) fails 1.8x of 0.50 and the 50 % cut; 7 qualify -> max 5 winners
-    assert by["H"].status == "lost" and by["H"].reason_code == "not_qualified"
-    assert [f for f in "ABCDEFG" if by[f].status == "won"] == ["A", "B", "C", "D", "E"]
+    # elimination within A: 8 eligible A firms -> at most 6 shortlisted (A..F, all within 1.8x of 0.50);
+    # G (0.80) and H (1.95) are ranked 7 and 8, beyond the shortlist
+    assert by["H"].status == "lost" and by["H"].reason_code == "over_max_winners"
+    assert [f for f in "ABCDEFGH" if by[f].status == "won"] == ["A", "B", "C", "D", "E", "F"]
     assert by["I"].group == "B" and by["I"].status == "won"
 
 
@@ -401,23 +408,3 @@ def test_low_demand_reports_need_a_reason():
     rows = [("H1", "R1", "D1", "S1", 79, "", 100), ("H2", "R1", "D1", "S1", 80, "", 100), ("H3", "R1", "D1", "S1", 5, "", 0)]
     res = _round("national-batch-02", rows, bids)
     assert res.warnings == ["1 demand lines report less than 80% of historical use (reason required)"]
-
-
-def test_revival_counted_against_max_winners_when_the_rule_set_says_so(tmp_path):
-    from yibao.procurement.rules import load_ruleset, rules_dir
-
-    import shutil
-
-    for p in rules_dir().glob("*.yaml"):
-        shutil.copy(p, tmp_path / p.name)
-    (tmp_path / "b10-capped.yaml").write_text(
-        "extends: national-batch-10\nid: b10-capped\nname_zh: 测试\nname_en: test\n"
-        "selection:\n  elimination: {enabled: false}\n  revival: {counts_against_max_winners: true}\n", encoding="utf-8")
-    r = load_ruleset(tmp_path / "b10-capped.yaml")
-    # A qualifies alone (N = 1 -> 1 winner): no slot is left for B and C even though they accept
-    bids = bids_at("0.50", "1.00", "1.10", B={"accept_revival": True}, C={"accept_revival": True})
-    res = evaluate_drug(entry("2.00"), bids, firms_for(bids), r, round_date=DAY)
-    assert status(res) == {"A": "won", "B": "lost", "C": "lost"}
-    assert "no winner slot was left" in res.outcomes[1].reason_en
-    # the shipped batch-10 file revives both
-    assert status(run("national-batch-10", entry("2.00"), bids)) == {"A": "won", "B": "revived", "C": "revived"}

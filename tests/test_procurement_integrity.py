@@ -65,27 +65,28 @@ def test_distributor_agent_for_several_bidders():
 
 
 def test_shared_contract_manufacturer_counts_as_one_slot_only_under_batch_10():
-    # six bidders, three of which contract to the same manufacturer M; all qualify (within 1.8x)
+    # seven bidders, three of which contract to the same manufacturer M; all within 1.8x
     e = _entry()
     bids = [Bid(f"b{i}", "D1", "S1", f, p, contract_manufacturer=m) for i, (f, p, m) in
-            enumerate([("A", 100, "M"), ("B", 101, "M"), ("C", 102, "M"), ("D", 103, ""), ("E", 104, ""), ("F", 105, "")])]
+            enumerate([("A", 100, "M"), ("B", 101, "M"), ("C", 102, "M"), ("D", 103, ""), ("E", 104, ""), ("F", 105, ""),
+                       ("G", 106, "")])]
     firms = {b.firm_id: Firm(b.firm_id, b.firm_id) for b in bids}
     g = build_graph(firms, [], bids)
     r10 = evaluate_drug(e, bids, firms, get_ruleset("national-batch-10"), round_date=DAY, slot_group=slot_groups(g, bids))
-    # N = 6 bids but 4 slots -> batch-10 table gives 2 winners (6 slots would give 3)
-    assert r10.qualified_n == 6 and r10.effective_n == 4 and r10.max_winners == 2
-    assert "6 qualified bidders count as 4 slots" in r10.notes[0]
+    # N = 7 eligible bidders but 5 slots -> batch-10 table gives 3 shortlisted (7 slots would give 4)
+    assert r10.eligible_n == 7 and r10.effective_n == 5 and r10.max_winners == 3 and len(r10.winners) == 3
+    assert "7 eligible bidders count as 5 slots" in r10.notes[0]
     r2 = evaluate_drug(e, bids, firms, get_ruleset("national-batch-02"), round_date=DAY, slot_group=slot_groups(g, bids))
-    assert r2.effective_n == 6 and r2.max_winners == 4
+    assert r2.effective_n == 7 and r2.max_winners == 5
 
 
 def test_b_certificate_holders_remove_slots():
     e = _entry()
-    prices = [100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112]
+    prices = list(range(100, 116))
     bids = [Bid(f"b{i}", "D1", "S1", f"F{i:02d}", p) for i, p in enumerate(prices)]
     def firms(n_b):
         return {b.firm_id: Firm(b.firm_id, b.firm_id, b_cert=i < n_b) for i, b in enumerate(bids)}
     r = get_ruleset("national-batch-10")
-    # 13 qualified -> 10 winners; 2 B-cert holders remove 1, 5 remove 2, 8 still only 2 (capped)
+    # 16 eligible -> 10 shortlisted; 2 B-cert holders remove 1, 5 remove 2, 8 still only 2 (capped)
     assert [evaluate_drug(e, bids, firms(n), r, round_date=DAY).max_winners for n in (0, 1, 2, 5, 8)] == [10, 10, 9, 8, 8]
     assert evaluate_drug(e, bids, firms(8), get_ruleset("national-batch-02"), round_date=DAY).max_winners == 10

@@ -15,11 +15,12 @@ from yibao.procurement.rules import get_ruleset
 from yibao.procurement.simulate import Belief, SimulationError, compare_rulesets, simulate_bids
 from yibao.synth.procurement import generate_round
 
-RULES = ["national-batch-02", "national-batch-07", "national-batch-10", "national-batch-11", "national-expansion", "national-4plus7",
+RULES = ["national-batch-02", "national-batch-05", "national-batch-07", "national-batch-09", "national-batch-10", "national-batch-11",
+         "national-expansion", "national-4plus7",
          "alliance-xinjiang-2n"]
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     rules=st.sampled_from(RULES),
     cents=st.lists(st.integers(5, 300), min_size=2, max_size=9, unique=True),

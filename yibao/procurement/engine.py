@@ -111,7 +111,7 @@ def max_valid_price_fen(entry: CatalogEntry, spec: Spec, rules: RuleSet) -> int:
 def catalog_gate(entry: CatalogEntry, rules: RuleSet) -> tuple[bool, str, str]:
     """Does the drug enter the catalog?  ("三家过评", batch 11's 7 competitors)."""
     need = rules.catalog.min_passed_consistency
-    if entry.passed_consistency < need:
+    if need is not None and entry.passed_consistency < need:
         return (False, f"only {entry.passed_consistency} manufacturers passed consistency evaluation; {need} needed",
                 f"通过一致性评价企业仅 {entry.passed_consistency} 家, 需 {need} 家")
     mc = rules.catalog.min_competitors
@@ -176,7 +176,8 @@ class DrugResult:
     entered: bool
     gate_reason: str
     outcomes: list[BidderOutcome] = field(default_factory=list)
-    qualified_n: int = 0
+    eligible_n: int = 0  # 符合资格的申报企业数: N of the max-winners table (before slot reductions)
+    qualified_n: int = 0  # shortlisted bidders that passed the price tests (rule 1)
     effective_n: int = 0
     max_winners: int = 0
     anchor_e4: int = 0
@@ -265,7 +266,7 @@ def _slot_groups(cands: list[_Cand], rules: RuleSet, slot_group: SlotGroup | Non
             groups.add(g)
         n_eff = len(groups)
         if n_eff < len(cands):
-            notes.append(f"{len(cands)} qualified bidders count as {n_eff} slots (shared contract manufacturer)")
+            notes.append(f"{len(cands)} eligible bidders count as {n_eff} slots (shared contract manufacturer)")
     else:
         n_eff = len(cands)
     red = 0
@@ -320,34 +321,53 @@ def _qualify(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet) -> tuple[i
     return anchor, ok, bad
 
 
-def _select_qualified(ok: list[_Cand], rules: RuleSet, res: DrugResult, slot_group, label: str = "") -> list[_Cand]:
-    """Max-winners table (with slot reductions and the elimination step) over ranked qualified bids."""
-    n = len(ok)
-    n_eff, red, notes = _slot_groups(ok, rules, slot_group)
+def _shortlist(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet, res: DrugResult, slot_group, label: str = "") -> tuple[list[_Cand], list[_Cand]]:
+    """入围 then 拟中选, in the order the batch documents give.
+
+    ``cands`` are the eligible bidders (符合资格的申报企业), ranked by unit
+    comparable price.  The maximum number of shortlisted firms (最多入围企业数)
+    is read from the rule set's table at N = the number of eligible bidders
+    (slot reductions applied), NOT at the number that pass the price tests;
+    the lowest-priced firms up to that number are shortlisted (入围).  Only a
+    shortlisted firm can qualify (获得拟中选资格) by the price tests (rule 1),
+    so a firm ranked below the shortlist never wins, and a firm revived under
+    rule 2 (batch 10) is always shortlisted, i.e. never priced above a firm
+    that lost for want of a shortlist place.
+
+    Returns (winners, shortlisted firms that failed the price tests).
+    """
+    n = len(cands)
+    n_eff, red, notes = _slot_groups(cands, rules, slot_group)
     res.notes += notes
     m = max(1, rules.selection.max_winners_for(n_eff) - red) if n else 0
+    short, beyond = cands[:m], cands[m:]
+    anchor, ok, bad = _qualify(short, entry, rules)
+    res.anchor_e4 = anchor
     elim = rules.selection.elimination
-    if elim.enabled and n >= elim.min_qualified:
-        m = min(m, n - elim.drop_highest)
-    res.qualified_n += n
+    n_ok = len(ok)
+    keep = n_ok - elim.drop_highest if elim.enabled and n_ok >= elim.min_qualified else n_ok
+    res.eligible_n += n
     res.effective_n += n_eff
+    res.qualified_n += n_ok
     res.max_winners += m
-    winners = ok[:m]
+    winners = ok[:keep]
     for i, c in enumerate(ok):
         o = c.outcome
-        if i < m:
+        if i < keep:
             o.status, o.reason_code = "won", "won_qualified"
-            o.reason_en = f"qualified ({'/'.join(o.qualified_by)}) and ranked {o.rank} within the {m} winners allowed for N={n_eff}{label}"
-            o.reason_zh = f"获拟中选资格 ({'/'.join(o.qualified_by)}), 排名第 {o.rank}, 在最多入围 {m} 家以内 (N={n_eff}){label}"
-        elif elim.enabled and n >= elim.min_qualified and i >= n - elim.drop_highest:
-            o.reason_code = "eliminated_highest"
-            o.reason_en = f"qualified but among the {elim.drop_highest} highest-priced qualified bids, which cannot win"
-            o.reason_zh = f"获资格但报价位列最高 {elim.drop_highest} 家, 按淘汰规则不能中选"
+            o.reason_en = (f"shortlisted (rank {o.rank} within the {m} places for N={n_eff} eligible bidders{label}) "
+                           f"and qualified ({'/'.join(o.qualified_by)})")
+            o.reason_zh = f"入围 (第 {o.rank} 名, 申报企业 N={n_eff} 家最多入围 {m} 家{label}) 并获拟中选资格 ({'/'.join(o.qualified_by)})"
         else:
-            o.reason_code = "over_max_winners"
-            o.reason_en = f"qualified but ranked {o.rank}, beyond the {m} winners allowed for N={n_eff}{label}"
-            o.reason_zh = f"获资格但排名第 {o.rank}, 超出最多入围 {m} 家 (N={n_eff}){label}"
-    return winners
+            o.reason_code = "eliminated_highest"
+            o.reason_en = f"shortlisted and qualified but among the {elim.drop_highest} highest-priced qualified bids, which cannot win"
+            o.reason_zh = f"入围并获资格但报价位列最高 {elim.drop_highest} 家, 按淘汰规则不能中选"
+    for c in beyond:
+        o = c.outcome
+        o.reason_code = "over_max_winners"
+        o.reason_en = f"ranked {o.rank}, beyond the {m} shortlist places (最多入围企业数) for N={n_eff} eligible bidders{label}"
+        o.reason_zh = f"排名第 {o.rank}, 超出申报企业 N={n_eff} 家时最多入围 {m} 家{label}"
+    return winners, bad
 
 
 def evaluate_drug(
@@ -421,15 +441,13 @@ def evaluate_drug(
             else:
                 o.reason_code = "not_lowest_n"
                 o.reason_en, o.reason_zh = f"rank {o.rank}: only the {n} lowest win", f"第 {o.rank} 名: 仅最低 {n} 家中选"
-        res.qualified_n = res.effective_n = len(cands)
+        res.eligible_n = res.qualified_n = res.effective_n = len(cands)
         res.max_winners = min(n, len(cands))
     elif rules.selection.grouping.enabled:
         _grouped(cands, entry, rules, res, slot_group)
     else:
-        anchor, ok, bad = _qualify(cands, entry, rules)
-        res.anchor_e4 = anchor
-        winners = _select_qualified(ok, rules, res, slot_group)
-        _revive(bad, winners, rules, res)
+        winners, failed = _shortlist(cands, entry, rules, res, slot_group)
+        _revive(failed, winners, rules, res)
     return _finish(res, entry, rules)
 
 
@@ -480,7 +498,7 @@ def _largest_cut(cands: list[_Cand], res: DrugResult) -> None:
         else:
             o.reason_code = "not_largest_cut"
             o.reason_en, o.reason_zh = f"cut {float(cut(c)):.2%} is not the largest", f"降幅 {float(cut(c)):.2%} 非最大"
-    res.qualified_n = res.effective_n = len(cands)
+    res.eligible_n = res.qualified_n = res.effective_n = len(cands)
     res.max_winners = 1
 
 
@@ -496,11 +514,16 @@ def _negotiate(cands: list[_Cand], rules: RuleSet, res: DrugResult) -> None:
         else:
             o.reason_code = "negotiation_failed"
             o.reason_en, o.reason_zh = f"negotiation: cut {float(got):.2%} < {float(need):.2%}", f"议价: 降幅 {float(got):.2%} 未达 {float(need):.2%}"
-    res.qualified_n = res.effective_n = len(cands)
+    res.eligible_n = res.qualified_n = res.effective_n = len(cands)
     res.max_winners = len(cands)
 
 
-def _revive(bad: list[_Cand], winners: list[_Cand], rules: RuleSet, res: DrugResult) -> None:
+def _revive(failed: list[_Cand], winners: list[_Cand], rules: RuleSet, res: DrugResult) -> None:
+    """Batch 10 rule 2 (复活): a SHORTLISTED firm that failed rule 1 wins if it
+    accepts the highest rule-1 winning price (or, with a single rule-1
+    winner, ``single_winner_ratio`` x that winner's price).  ``failed`` holds
+    only shortlisted firms (see :func:`_shortlist`): firms ranked below the
+    shortlist cannot revive, so a revived firm never outranks a cheaper one."""
     rv = rules.selection.revival
     if not rv.enabled or not winners:
         return
@@ -509,20 +532,14 @@ def _revive(bad: list[_Cand], winners: list[_Cand], rules: RuleSet, res: DrugRes
         how_en, how_zh = f"{rv.single_winner_ratio} x the single winner's price", f"唯一中选价的 {rv.single_winner_ratio} 倍"
     else:
         price = max(w.outcome.comparable_e4 for w in winners)
-        how_en, how_zh = "the highest main-rule winning price", "主规则最高中选价"
-    # revived bidders are extra winners, unless the rule set counts them against the max-winners table
-    room = max(0, res.max_winners - len(winners)) if rv.counts_against_max_winners else len(bad)
-    for c in bad:
+        how_en, how_zh = "the highest rule-1 winning price", "规则一产生的最高拟中选价"
+    for c in failed:
         o = c.outcome
-        if c.bid.accept_revival and room > 0:
-            room -= 1
+        if c.bid.accept_revival:
             o.status, o.reason_code = "revived", "won_revival"
             o.award_comparable_e4 = min(price, o.comparable_e4)
-            o.reason_en = f"failed the ratio test but accepted {how_en} ({_e4(o.award_comparable_e4)})"
-            o.reason_zh = f"未通过倍数条件, 接受{how_zh} ({_e4(o.award_comparable_e4)}) 复活中选"
-        elif c.bid.accept_revival:
-            o.reason_en += f"; accepted the revival price {_e4(price)} but no winner slot was left"
-            o.reason_zh += f"; 接受复活价 {_e4(price)} 但已无入围名额"
+            o.reason_en = f"shortlisted, failed the price tests but accepted {how_en} ({_e4(o.award_comparable_e4)})"
+            o.reason_zh = f"入围但未满足规则一, 接受{how_zh} ({_e4(o.award_comparable_e4)}) 获拟中选资格"
         else:
             o.reason_en += f"; did not accept the revival price {_e4(price)}"
             o.reason_zh += f"; 未接受复活价 {_e4(price)}"
@@ -554,13 +571,12 @@ def _grouped(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet, res: DrugR
             o.reason_en = f"group A has {len(A)} firms <= {g.group_a_no_elimination_up_to}: no elimination"
             o.reason_zh = f"A组企业 {len(A)} 家, 不超过 {g.group_a_no_elimination_up_to} 家, 不淘汰, 全部入围"
         a_win = A
+        res.eligible_n += len(A)
         res.qualified_n += len(A)
+        res.effective_n += len(A)
         res.max_winners += len(A)
     else:
-        anchor, ok, bad = _qualify(A, entry, rules)
-        res.anchor_e4 = anchor
-        ok.sort(key=lambda c: c.key)
-        a_win = _select_qualified(ok, rules, res, slot_group, label=" (group A)")
+        a_win, _failed = _shortlist(A, entry, rules, res, slot_group, label=", group A")
     top = max((c.outcome.comparable_e4 for c in a_win), default=None)
     for c in B:
         o = c.outcome

@@ -52,7 +52,8 @@ Ratio = Decimal
 class CatalogRules(_M):
     """Catalog entry (采购品种目录) and the maximum valid bid price (最高有效申报价)."""
 
-    min_passed_consistency: int = Field(3, ge=1)
+    # None: the gate does not apply (consumables have no 一致性评价; a consumables rule set must say null)
+    min_passed_consistency: int | None = Field(3, ge=1)
     min_competitors: int | None = Field(None, ge=1, description="batch 11: reference drug + passed generics")
     max_price_method: Literal["given", "min_listed_share_provincial"] = "given"
     listed_avg_share: Ratio | None = None
@@ -116,7 +117,6 @@ class RevivalRules(_M):
 
     enabled: bool = False
     single_winner_ratio: Decimal | None = None
-    counts_against_max_winners: bool = False
 
 
 class EliminationRules(_M):
@@ -148,7 +148,7 @@ class SelectionRules(_M):
     method: Literal["largest_cut", "lowest_n", "qualification"]
     lowest_n: int | None = Field(None, ge=1)
     qualification: QualificationRules | None = None
-    max_winners: dict[int, int] = Field(default_factory=dict, description="qualified N (lower bound) -> max winners")
+    max_winners: dict[int, int] = Field(default_factory=dict, description="N eligible bidders (符合资格的申报企业数, lower bound) -> max shortlisted (最多入围企业数)")
     revival: RevivalRules = RevivalRules()
     elimination: EliminationRules = EliminationRules()
     grouping: GroupingRules = GroupingRules()
@@ -280,7 +280,18 @@ class RuleSet(_M):
     supply: SupplyRules = SupplyRules()
     consumables: ConsumablesRules = ConsumablesRules()
     integrity: IntegrityRules = IntegrityRules()
+    # values not confirmed against the round's own documents: dotted key paths, each with why (loader keeps them)
+    uncertain: dict[str, str] = Field(default_factory=dict)
     chain: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _goods_gate(self) -> "RuleSet":
+        if self.goods == "consumable" and self.catalog.min_passed_consistency is not None:
+            raise ValueError("catalog.min_passed_consistency must be null for consumables: consistency evaluation (一致性评价) "
+                             "applies to generic drugs only")
+        if not self.sources:
+            raise ValueError("sources: a rule set must cite at least one source document")
+        return self
 
     def share_for(self, winners: int, *, antibiotic: bool = False, injectable: bool = False, sole_product: bool = False) -> Decimal:
         """First-year agreed-volume share of the base."""
@@ -361,8 +372,11 @@ def load_ruleset(name_or_path: str | Path) -> RuleSet:
     if raw.pop("abstract", False):
         raise RuleSetError(f"{chain[-1]}: is an abstract base, not a runnable rule set", f"{chain[-1]}: 是抽象基础规则, 不能直接使用")
     raw["chain"] = tuple(chain)
+    if isinstance(raw.get("uncertain"), dict):
+        # a child file confirms an inherited value by setting its entry to null
+        raw["uncertain"] = {k: v for k, v in raw["uncertain"].items() if v is not None}
     try:
-        return RuleSet.model_validate(raw)
+        rs = RuleSet.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
@@ -372,6 +386,24 @@ def load_ruleset(name_or_path: str | Path) -> RuleSet:
         raise RuleSetError(
             f"{files}: {key}: {err['msg']}{more}", f"{files}: {key}: 取值无效 ({err['msg']}){more}", field=key
         ) from None
+    for path in rs.uncertain:
+        if not _resolves(rs, path):
+            files = " <- ".join(reversed(chain))
+            raise RuleSetError(f"{files}: uncertain.{path}: names no rule-set value", f"{files}: uncertain.{path}: 不是规则中的字段",
+                               field=f"uncertain.{path}")
+    return rs
+
+
+def _resolves(obj: Any, path: str) -> bool:
+    """Does a dotted key path (``selection.qualification.ratio_to_anchor``) name a value of the rule set?"""
+    for part in path.split("."):
+        if isinstance(obj, BaseModel) and part in type(obj).model_fields:
+            obj = getattr(obj, part)
+        elif isinstance(obj, dict) and part in {str(k) for k in obj}:
+            obj = next(v for k, v in obj.items() if str(k) == part)
+        else:
+            return False
+    return True
 
 
 @lru_cache(maxsize=64)

@@ -3,8 +3,9 @@
 * :func:`simulate_bids` — for a firm: given beliefs about competitors' unit
   comparable prices (distributions), the probability of winning and the
   expected revenue for each candidate price, by Monte Carlo through the real
-  rule set (qualification paths, anchor, max-winners table, elimination
-  step, revival, volume shares).  Vectorised with NumPy: all prices are
+  rule set (max-shortlisted table at N eligible bidders, shortlist,
+  qualification paths within it, anchor, elimination step, revival of
+  shortlisted firms, volume shares).  Vectorised with NumPy: all prices are
   integers in 0.0001 yuan, every rule test is integer arithmetic.
 * :func:`compare_rulesets` — for an office: the same round under two rule
   sets, side by side.
@@ -117,9 +118,6 @@ def simulate_bids(
     if sel.grouping.enabled or rules.goods != "drug":
         raise SimulationError(f"{rules.id}: the simulator does not model A/B grouping or consumables",
                               f"{rules.id}: 模拟器不支持分组或耗材规则", field="rules")
-    if sel.revival.enabled and sel.revival.counts_against_max_winners:
-        raise SimulationError(f"{rules.id}: the simulator does not model revival counted against max winners",
-                              f"{rules.id}: 模拟器不支持计入名额的复活规则", field="rules")
     if not beliefs:
         raise SimulationError("at least one competitor belief is needed", "至少需要一个竞争对手报价分布", field="beliefs")
     rng = np.random.default_rng(seed)
@@ -139,7 +137,6 @@ def simulate_bids(
                         dtype=np.int64)
     q = sel.qualification
     comp_min = comp.min(axis=1)
-    comp_sum = comp.sum(axis=1)
     win_prob = np.zeros(len(prices))
     exp_units = np.zeros(len(prices))
     exp_rev = np.zeros(len(prices), dtype=np.int64)
@@ -156,13 +153,7 @@ def simulate_bids(
             award = np.full(rounds, p)
         else:
             assert q is not None
-            lowest = np.minimum(comp_min, p)
-            anchor = lowest
-            if q.anchor == "max_lowest_share_of_mean" and q.anchor_mean_share is not None:
-                s = Fraction(str(q.anchor_mean_share))
-                tot = comp_sum + p
-                # half-up of share × mean, in integers: (2·num·tot + den·n) // (2·den·n)
-                anchor = np.maximum(lowest, (2 * s.numerator * tot + s.denominator * n_all) // (2 * s.denominator * n_all))
+            anchor = np.minimum(comp_min, p)  # the lowest bid; batch 11 raises it below
             r = Fraction(str(q.ratio_to_anchor)) if q.ratio_to_anchor is not None else None
             absolute = q.absolute_unit_price.get(dosage_form, q.absolute_unit_price.get("all"))
             abs_e4 = int(Decimal(absolute) * 10000) if absolute is not None else -1
@@ -180,34 +171,39 @@ def simulate_bids(
                 ok |= x <= abs_e4
                 return ok
 
-            cq = qual(comp)
-            me_q = qual(np.full(rounds, p))
-            n_q = cq.sum(axis=1) + me_q
-            m = mw[n_q]
+            # 入围 first: the lowest-priced firms up to the table's number for N = all eligible bidders
+            m = max(1, int(mw[n_all]))
+            allp = np.sort(np.concatenate([comp, np.full((rounds, 1), p)], axis=1), axis=1)
+            short = allp[:, :m]
+            if q.anchor == "max_lowest_share_of_mean" and q.anchor_mean_share is not None:
+                s = Fraction(str(q.anchor_mean_share))
+                tot = short.sum(axis=1)
+                # half-up of share × mean of the shortlisted prices, in integers
+                anchor = np.maximum(allp[:, 0], (2 * s.numerator * tot + s.denominator * m) // (2 * s.denominator * m))
+            # every price test is monotone in price, so the qualified firms are a prefix of the shortlist
+            n_q = qual(short).sum(axis=1)
             el = sel.elimination
-            if el.enabled:
-                m = np.where(n_q >= el.min_qualified, np.minimum(m, n_q - el.drop_highest), m)
-            m = np.where(n_q > 0, np.maximum(m, 1), 0)
-            ahead = (cq & (comp < p)).sum(axis=1) + (0 if tie_wins else (cq & (comp == p)).sum(axis=1))
-            win_main = me_q & (ahead < m)
-            n_win = np.minimum(m, n_q)
+            keep = np.where(n_q >= el.min_qualified, n_q - el.drop_highest, n_q) if el.enabled else n_q
+            pos = (comp < p).sum(axis=1) + (0 if tie_wins else (comp == p).sum(axis=1))
+            me_short = pos < m
+            me_q = qual(np.full(rounds, p))
+            win = me_short & me_q & (pos < keep)
+            n_win = keep.copy()
             award = np.full(rounds, p)
-            win = win_main
             rv = sel.revival
             if rv.enabled:
-                # highest main-rule winning price: the m-th lowest qualified price
-                qprices = np.where(cq, comp, np.iinfo(np.int64).max)
-                allq = np.concatenate([qprices, np.where(me_q, p, np.iinfo(np.int64).max)[:, None]], axis=1)
-                allq.sort(axis=1)
-                idx = np.clip(n_win - 1, 0, n_all - 1)
-                top = allq[np.arange(rounds), idx]
+                top = allp[np.arange(rounds), np.clip(keep - 1, 0, n_all - 1)]
                 if rv.single_winner_ratio is not None:
                     sr = Fraction(str(rv.single_winner_ratio))
-                    top = np.where(n_win == 1, (2 * top * sr.numerator + sr.denominator) // (2 * sr.denominator), top)
-                revived_comp = ((~cq) & comp_revive[None, :]).sum(axis=1)
-                n_win = n_win + revived_comp
+                    top = np.where(keep == 1, (2 * allp[:, 0] * sr.numerator + sr.denominator) // (2 * sr.denominator), top)
+                # a competitor's shortlist position: lower prices, me on a tie I win, earlier competitors on a tie
+                lower = (comp[:, None, :] < comp[:, :, None]).sum(axis=2)
+                tied_before = np.triu(np.ones((k, k), dtype=bool), 1).T[None, :, :] & (comp[:, None, :] == comp[:, :, None])
+                cpos = lower + tied_before.sum(axis=2) + (p < comp) + ((p == comp) if tie_wins else 0)
+                revived_comp = ((cpos < m) & ~qual(comp) & comp_revive[None, :]).sum(axis=1)
+                n_win = n_win + np.where(keep > 0, revived_comp, 0)
                 if accept_revival:
-                    rev = (~me_q) & (n_win > 0)
+                    rev = me_short & ~me_q & (keep > 0)
                     win = win | rev
                     award = np.where(rev, np.minimum(top, p), award)
                     n_win = n_win + rev
