@@ -280,3 +280,11 @@ def test_a_new_city_is_just_a_new_file(tmp_path):
     city(tmp_path / "p", "example-city-y", "990399")
     book = PolicyBook(tmp_path / "p")
     assert book.require("990399").snapshot(DAY).label == "synthetic test city"
+
+
+def test_cli_policy_show_before_the_first_effective_date():
+    res = runner.invoke(app, ["policy", "show", "990100", "--on", "1990-01-01"])
+    assert res.exit_code == 2
+    out = flat(res.output)
+    assert "nocompletepolicyinforceon1990-01-01" in out and "startson2024-01-01" in out
+    assert "Traceback" not in res.output

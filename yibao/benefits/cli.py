@@ -136,4 +136,8 @@ def validate(paths: Optional[Sequence[Path]], policy_dirs: Optional[Sequence[Pat
 
 def show_snapshot(region_or_name: str, on: dt.date, policy_dirs: Optional[Sequence[Path]] = None):
     """The snapshot ``policy show`` prints: strict region lookup, ``--policy-dir`` honoured."""
-    return require_policy(load_book(policy_dirs), region_or_name).snapshot(on)
+    policy = require_policy(load_book(policy_dirs), region_or_name)
+    try:
+        return policy.snapshot(on)
+    except PolicyError as exc:  # e.g. a date before the policy's first effective date
+        fail(exc)

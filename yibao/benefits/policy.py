@@ -72,7 +72,16 @@ class Policy:
             try:
                 snap = PolicySnapshot.model_validate(tree)
             except ValidationError as exc:
-                raise _describe(exc, self.file) from None
+                err = _describe(exc, self.file)
+                if self._dates and on < self._dates[0]:  # before the file's first effective date
+                    first = self._dates[0]
+                    raise PolicyError(
+                        f"{self.file}: no complete policy in force on {on}: its dated parameters start on {first} "
+                        f"(use a date from {first}); details: {err.message_en}",
+                        f"{self.file}: {on} 无完整有效的待遇政策, 其参数自 {first} 起生效",
+                        field=err.field,
+                    ) from None
+                raise err from None
             self._cache[key] = snap
         return snap
 
