@@ -286,5 +286,5 @@ def test_cli_policy_show_before_the_first_effective_date():
     res = runner.invoke(app, ["policy", "show", "990100", "--on", "1990-01-01"])
     assert res.exit_code == 2
     out = flat(res.output)
-    assert "nocompletepolicyinforceon1990-01-01" in out and "startson2024-01-01" in out
+    assert "nocompletepolicyinforceon1990-01-01" in out and "starton2024-01-01" in out
     assert "Traceback" not in res.output
