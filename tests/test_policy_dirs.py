@@ -288,3 +288,26 @@ def test_cli_policy_show_before_the_first_effective_date():
     out = flat(res.output)
     assert "nocompletepolicyinforceon1990-01-01" in out and "starton2024-01-01" in out
     assert "Traceback" not in res.output
+
+
+def test_cli_settle_data_region_without_policy_file_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "region"
+    data.mkdir()
+    pq.write_table(pa.table({"psn_no": ["P1"], "insuplc_admdvs": ["990777"]}), data / "person.parquet")
+    res = runner.invoke(app, ["settle", "--data", str(data)])
+    assert res.exit_code == 2, res.output
+    out = flat(res.output)
+    assert "insuredregion990777hasnopolicyfile" in out and "example-city-a(990100)" in out
+    assert sorted(p.name for p in data.iterdir()) == ["person.parquet"]  # nothing written
+
+
+def test_cli_settle_data_region_found_in_policy_dir(region, tmp_path):
+    import pyarrow.parquet as pq
+
+    regions = set(pq.read_table(region / "person.parquet", columns=["insuplc_admdvs"]).column(0).to_pylist())
+    assert regions == {"990100"}
+    res = runner.invoke(app, ["settle", "--data", str(region), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output  # the persons' region has a shipped file: settled with it

@@ -58,6 +58,31 @@ def require_policy(book, region_or_name: str):
         fail(exc)
 
 
+def policy_for_data(book, data_dir: Path):
+    """The policy of a data directory's insured region, strictly: a region without a policy file is an error.
+
+    Returns ``None`` when the persons table cannot be read or spans several
+    regions (the settlement runner then reports that itself).
+    """
+    try:
+        import pyarrow.parquet as pq
+
+        col = pq.read_table(Path(data_dir) / "person.parquet", columns=["insuplc_admdvs"]).column(0)
+        regions = sorted({str(r) for r in col.unique().to_pylist() if r is not None})
+    except Exception:  # noqa: BLE001 - missing or unreadable tables are the runner's to report
+        return None
+    if len(regions) != 1:
+        return None
+    try:
+        return book.require(regions[0])
+    except PolicyError as exc:
+        fail(PolicyError(
+            f"{data_dir}: the persons' insured region {regions[0]} has no policy file; {exc.message_en} — or pass --policy",
+            f"{data_dir}: 参保地 {regions[0]} 没有待遇政策文件; {exc.message_zh}",
+            field="insuplc_admdvs",
+        ))
+
+
 def _targets(args: Iterable[Path], policy_dirs: Sequence[Path]) -> list[tuple[str, object]]:
     """(label, Policy or PolicyError) for every argument of ``policy validate``."""
     from yibao.benefits.policy import Policy, PolicyBook
