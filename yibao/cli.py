@@ -74,11 +74,12 @@ def settle(
     policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Settle every encounter of a region for the year with the batch engine."""
-    from yibao.benefits.cli import load_book, require_policy
+    from yibao.benefits.cli import load_book, policy_for_data, require_policy
     from yibao.settlement.annual import settle_year
 
     book = load_book(policy_dir)
-    chosen = require_policy(book, policy) if policy else None  # unknown → the known policies listed, exit 2
+    # an unknown --policy, or a data region without a policy file: the known policies listed, exit 2
+    chosen = require_policy(book, policy) if policy else policy_for_data(book, data)
     with console.status("settling …"):
         res = settle_year(data, policy=chosen, book=book, out_dir=out)
     n = res.batch.settlements.num_rows
