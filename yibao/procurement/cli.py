@@ -214,35 +214,41 @@ def integrity(round_dir: Path = typer.Argument(..., exists=True), rules: str = t
 def monitor(
     round_dir: Path = typer.Argument(..., exists=True), rules: str = typer.Option(..., "--rules"),
     months: int = typer.Option(6, min=1, max=36, help="Months elapsed in the cycle."),
-    orders_csv: Optional[Path] = typer.Option(None, "--orders", help="Orders CSV (default: SYNTHETIC orders)."),
+    orders_csv: Optional[Path] = typer.Option(None, "--orders", help="Purchase report, CSV or .xlsx (default: SYNTHETIC orders)."),
+    inventory_path: Optional[Path] = typer.Option(None, "--inventory", help="Winners' monthly inventory report, CSV or .xlsx (default: SYNTHETIC)."),
+    last_year_path: Optional[Path] = typer.Option(None, "--last-year", help="Last year's use of non-winning products, CSV or .xlsx."),
+    cycle_start: Optional[str] = typer.Option(None, "--cycle-start", help="First month of the cycle (YYYY-MM) for calendar months in reports."),
     seed: int = typer.Option(0),
 ) -> None:
     """Execution monitoring: progress per institution, non-winning volume, inventory, fund prepay."""
-    import pandas as pd
-
     from yibao.procurement.engine import run_round
+    from yibao.procurement.execution_io import read_report
     from yibao.procurement.monitor import fund_prepay_flow, inventory_check, non_winning_check, progress
     from yibao.synth.procurement import generate_inventory, generate_orders
 
     try:
         inp, rs = _load(round_dir, rules)
         res = run_round(inp, rs)
+        orders = read_report(orders_csv, "purchases", cycle_start=cycle_start, contracts=res.contracts) if orders_csv else None
+        stock = read_report(inventory_path, "inventory", cycle_start=cycle_start, contracts=res.contracts) if inventory_path else None
+        last = read_report(last_year_path, "last_year", contracts=res.contracts) if last_year_path else None
     except YibaoError as exc:
         _fail(exc)
-    synthetic = orders_csv is None
-    orders = pd.read_csv(orders_csv, dtype={"units": "int64", "month": "int64"}) if orders_csv else generate_orders(res.contracts, months=months, seed=seed)
+    if orders is None:
+        console.print("[black on yellow] SYNTHETIC purchase orders 合成采购订单 (no --orders report given) [/]")
+        orders = generate_orders(res.contracts, months=months, seed=seed)
+    if stock is None:
+        console.print("[black on yellow] SYNTHETIC inventory reports 合成库存报告 (no --inventory report given) [/]")
+        stock = generate_inventory(res.contracts, months=months, seed=seed)
     orders = orders[orders["month"] <= months]
-    if synthetic:
-        console.print("[black on yellow] SYNTHETIC orders and inventory 合成订单 [/]")
     pr = progress(orders, res.contracts, months_elapsed=months)
     behind = pr[pr["behind"]]
     console.print(f"progress: {len(pr):,} institution×drug lines, {len(behind):,} behind schedule "
                   f"({behind['institution_id'].nunique():,} institutions)")
-    last = inp.demand.groupby(["institution_id", "drug_id"], as_index=False)["historical_units"].sum()
-    last["nonwinning_units"] = last.pop("historical_units") // 5
     nw = non_winning_check(orders, res.contracts, last)
-    console.print(f"non-winning products: {len(nw):,} lines, {int(nw['alert'].sum()):,} above their cap")
-    inv = inventory_check(generate_inventory(res.contracts, months=months, seed=seed), res.contracts, list(range(1, months + 1)))
+    scope = "last year's use and the winners'" if last is not None else "the winners' only (no --last-year report)"
+    console.print(f"non-winning products: {len(nw):,} lines, {int(nw['alert'].sum()):,} above their cap (checked against {scope})")
+    inv = inventory_check(stock[stock["month"] <= months], res.contracts, list(range(1, months + 1)))
     console.print(f"inventory reports: {int((inv['alert'] == 'missing report').sum())} missing, "
                   f"{int(inv['alert'].str.startswith('stock').sum())} low stock")
     ref = {(d, s.spec_id): s.max_price_fen for d, e in inp.catalog.items() for s in e.specs}

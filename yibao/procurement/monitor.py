@@ -91,12 +91,19 @@ def progress(orders: pd.DataFrame, contracts: pd.DataFrame, *, months_elapsed: i
     return out
 
 
-def non_winning_check(orders: pd.DataFrame, contracts: pd.DataFrame, last_year: pd.DataFrame, params: MonitorParams | None = None) -> pd.DataFrame:
+def non_winning_check(orders: pd.DataFrame, contracts: pd.DataFrame, last_year: pd.DataFrame | None,
+                      params: MonitorParams | None = None) -> pd.DataFrame:
     """Non-winning products (未中选) per institution × drug: volume ≤ last year's and ≤ the winners'.
 
-    ``last_year`` has institution_id, drug_id, nonwinning_units (last year's use of non-winning products).
+    ``last_year`` has institution_id, drug_id, nonwinning_units (last year's use of non-winning products,
+    e.g. from :func:`yibao.procurement.execution_io.read_report`).  ``None``: no last-year report, so only
+    the winners' cap is checked (``last_year_units`` is left empty, never guessed).
     """
     params = params or load_params()
+    have_last = last_year is not None
+    if last_year is None:
+        last_year = pd.DataFrame({"institution_id": pd.Series(dtype=str), "drug_id": pd.Series(dtype=str),
+                                  "nonwinning_units": pd.Series(dtype="int64")})
     m = match_orders(orders, contracts)
     g = m.groupby(["institution_id", "drug_id", "contracted"], as_index=False)["units"].sum()
     win = g[g["contracted"]].drop(columns="contracted").rename(columns={"units": "winning_units"})
@@ -107,13 +114,15 @@ def non_winning_check(orders: pd.DataFrame, contracts: pd.DataFrame, last_year: 
     reasons = []
     for r in out.itertuples():
         why = []
-        if params.non_winning.not_above_last_year and r.nonwinning_units > r.last_year_units:
+        if have_last and params.non_winning.not_above_last_year and r.nonwinning_units > r.last_year_units:
             why.append(f"above last year's {r.last_year_units}")
         if params.non_winning.not_above_winners and r.nonwinning_units > r.winning_units:
             why.append(f"above the winning products' {r.winning_units}")
         reasons.append("; ".join(why))
     out["alert"] = [bool(x) for x in reasons]
     out["reason"] = reasons
+    if not have_last:
+        out["last_year_units"] = pd.array([pd.NA] * len(out), dtype="Int64")
     return out
 
 
