@@ -165,3 +165,17 @@ def test_a_bad_rules_file_is_refused(tmp_path):
     bad.write_text(text, encoding="utf-8")
     with pytest.raises(PolicyError, match="unknown document 'nowhere'"):
         load_rules(bad)
+
+
+def test_resident_scheme_without_critical_illness_layer_fails(tmp_path):
+    pol = Policy(write(tmp_path, "schemes:\n  resident:\n    layers: []\n"))
+    with pytest.raises(PolicyError) as e:
+        check_policy(pol)
+    assert "resident_critical_illness_layer_required" in str(e.value) and "居民医保叠加大病保险" in str(e.value)
+
+
+def test_other_assisted_people_above_dibao_warns(tmp_path):
+    pol = Policy(write(tmp_path, "assistance:\n  statuses:\n    fanpin: {ratio: 0.72, deductible: 1000, cap: 40000}\n"))
+    w = [f for f in check_policy(pol) if f.rule_id == "assistance_other_statuses_below_dibao"]
+    assert len(w) == 1 and w[0].severity == "warning"
+    assert "72 % is above assistance.statuses.dibao.ratio = 70 %" in w[0].message_en

@@ -63,8 +63,9 @@ class Rule(_Strict):
 
     id: str
     label: str
-    check: Literal["min", "max", "equals", "present", "includes", "about", "multiple"]
+    check: Literal["min", "max", "equals", "present", "exists", "includes", "about", "multiple", "not_above"]
     path: str | None = None
+    than: str | None = None  # ``not_above``: the path of the value this one must not exceed
     value: Any = None
     unit: Literal["ratio", "yuan", "days", "bool", "list", "multiple"] | None = None
     tolerance: Decimal | None = None
@@ -84,8 +85,10 @@ class Rule(_Strict):
             raise ValueError(f"check {self.check} needs a value")
         if self.check in ("about", "multiple") and self.tolerance is None:
             raise ValueError(f"check {self.check} needs a tolerance")
-        if self.check in ("min", "max", "about") and self.unit not in ("ratio", "yuan", "days"):
+        if self.check in ("min", "max", "about", "not_above") and self.unit not in ("ratio", "yuan", "days"):
             raise ValueError(f"check {self.check} needs unit ratio, yuan or days")
+        if self.check == "not_above" and not self.than:
+            raise ValueError("check not_above needs than (a path)")
         return self
 
 
@@ -278,6 +281,19 @@ def check_snapshot(snap: "PolicySnapshot", on: dt.date, file: str = "", rules: R
             continue
         assert rule.path is not None
         hits = select(snap, rule.path)
+        if rule.check == "exists":
+            if not hits:
+                out.append(_find(rules, rule, file, on, rule.path, f"{rule.label} is required but the policy has none", f"{rule.label} 必须设置"))
+            continue
+        if rule.check == "not_above":
+            assert rule.than is not None
+            limits = [v for _, v in select(snap, rule.than) if v is not None]
+            for where, v in hits:
+                if v is not None and limits and v > limits[0]:
+                    en = f"{rule.label} = {show(rule.unit, v)} is above {rule.than} = {show(rule.unit, limits[0])}"
+                    zh = f"{rule.label} 为 {show(rule.unit, v)}, 高于 {rule.than} ({show(rule.unit, limits[0])})"
+                    out.append(_find(rules, rule, file, on, where, en, zh))
+            continue
         if rule.check == "present":
             for where, v in hits:
                 if v is None:
