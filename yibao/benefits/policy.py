@@ -140,9 +140,10 @@ class PolicyBook:
         self.paths: dict[str, Path] = {}
         for d in (self.directory, *self.extra_dirs):
             if not d.is_dir():
+                opt = "--policy-dir " if d in self.extra_dirs else ""
                 raise PolicyError(
-                    f"--policy-dir {d}: not a directory of policy files",
-                    f"--policy-dir {d}: 不是待遇政策文件目录",
+                    f"{opt}{d}: not a directory of policy files",
+                    f"{opt}{d}: 不是待遇政策文件目录",
                     field="policy_dir",
                 )
         search = [*reversed(self.extra_dirs), self.directory]
