@@ -29,7 +29,7 @@ POLICY_DIR_HELP = (
 
 def policy_dir_option() -> object:
     """The ``--policy-dir`` option, the same on every command."""
-    return typer.Option(None, "--policy-dir", exists=True, file_okay=False, dir_okay=True, help=POLICY_DIR_HELP)
+    return typer.Option(None, "--policy-dir", exists=True, file_okay=False, dir_okay=True, metavar="DIR", help=POLICY_DIR_HELP)
 
 
 def fail(exc: PolicyError) -> None:
