@@ -8,14 +8,96 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from yibao.benefits.cli import policy_dir_option
+from yibao.core.errors import YibaoError
 from yibao.core.money import fmt_yuan
 
-app = typer.Typer(help="yibao (医保): an open medical-security platform.", no_args_is_help=True, add_completion=False)
+# Database drivers a --db URL may ask for that yibao does not ship (it runs on SQLite and PostgreSQL/psycopg).
+_FOREIGN_DRIVERS = {"MySQLdb", "pymysql", "mysqlclient", "psycopg2", "cx_Oracle", "oracledb", "pyodbc", "pymssql", "asyncpg", "aiosqlite"}
+_DB_KINDS = "sqlite:///path/to/yibao.db or postgresql://user:password@host:5432/dbname"
+
+
+def _db_arg(argv: list[str]) -> str | None:
+    """The --db value of a command line (else $YIBAO_DATABASE_URL), for the error message."""
+    for i, a in enumerate(argv):
+        if a == "--db" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--db="):
+            return a[5:]
+    return os.environ.get("YIBAO_DATABASE_URL")
+
+
+def _shown(url: str | None) -> str:
+    """The URL without its password."""
+    if not url:
+        return "the database"
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def explain(exc: BaseException, argv: list[str]) -> str | None:
+    """One line saying what is wrong and what to do, for the errors a user can cause; None for a bug (traceback)."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, YibaoError):
+        zh = f" / {exc.message_zh}" if exc.message_zh and exc.message_zh != exc.message_en else ""
+        return _one_line(f"{exc.message_en}{zh}")
+    url = _db_arg(argv)
+    if isinstance(exc, sa_exc.NoSuchModuleError):
+        kind = (url or "").split(":", 1)[0]
+        return f"--db {_shown(url)}: unknown database kind {kind!r}; give {_DB_KINDS} / 不支持的数据库类型"
+    if isinstance(exc, sa_exc.ArgumentError):
+        return f"--db {url!r} is not a database URL; give {_DB_KINDS} / 数据库地址格式错误"
+    if isinstance(exc, ModuleNotFoundError) and exc.name in _FOREIGN_DRIVERS:
+        return (f"--db {_shown(url)}: the driver {exc.name!r} is not installed and yibao does not support this database; "
+                f"give {_DB_KINDS} / 不支持该数据库（仅支持 SQLite 与 PostgreSQL）")  # fmt: skip
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg":
+        return "the PostgreSQL driver psycopg is not installed: pip install 'psycopg[binary]' (or reinstall yibao) / 未安装 PostgreSQL 驱动"
+    if isinstance(exc, sa_exc.OperationalError):
+        orig = str(getattr(exc, "orig", None) or exc).strip()
+        first = _one_line(orig.splitlines()[0]) if orig else type(exc).__name__
+        if (url or "").startswith("sqlite"):
+            return (f"cannot open the SQLite database {_shown(url)} ({first}): does its directory exist and can you write to it? "
+                    "/ 无法打开 SQLite 数据库")  # fmt: skip
+        return f"cannot use the database {_shown(url)} ({first}): is the server running and the URL right? / 无法连接数据库"
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError, PermissionError)):
+        return _one_line(str(exc))
+    return None
+
+
+class YibaoGroup(TyperGroup):
+    """The top-level command group: an error the user can fix is one line on stderr and exit code 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        argv = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            line = explain(exc, argv)
+            if line is None:
+                raise
+            Console(stderr=True).print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True, highlight=False)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=YibaoGroup, help="yibao (医保): an open medical-security platform.", no_args_is_help=True, add_completion=False)
 policy_app = typer.Typer(help="Benefit policy files (待遇政策).", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and loading.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
@@ -44,7 +126,7 @@ console = Console()
 
 
 def _fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}")
+    console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)  # one line, not wrapped
     raise typer.Exit(2)
 
 
@@ -212,7 +294,10 @@ def policy_show(region: str = typer.Argument(..., help="Region code or policy na
     """Print the policy in force on a date (amounts in fen, ratios in basis points)."""
     import json
 
-    day = dt.date.fromisoformat(on) if on else dt.date.today()
+    try:
+        day = dt.date.fromisoformat(on) if on else dt.date.today()
+    except ValueError as exc:
+        _fail(f"--on {on!r} is not a date ({exc}); give YYYY-MM-DD, e.g. --on 2026-01-01 / 日期格式错误")
     from yibao.benefits.cli import show_snapshot
 
     snap = show_snapshot(region, day, policy_dir)  # unknown region → the known ones listed

@@ -25,7 +25,7 @@ import pyarrow.dataset as ds
 from sqlalchemy import JSON, Engine, insert
 from sqlalchemy.engine import URL
 
-from yibao.core import db
+from yibao.core import db, manifest
 
 __all__ = ["ACCUMULATOR_SCHEMA", "BATCH_ROWS", "load_parquet_dir", "table_path"]
 
@@ -111,6 +111,7 @@ def load_parquet_dir(
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"{data_dir}: not a directory")
+    manifest.check(data_dir, [n for n in db.LOAD_ORDER if table_path(data_dir, n) is not None], optional=["accumulator"])  # no mixed or stale tables
     with _engine(url_or_engine) as engine:
         db.upgrade(engine)
         found = [(n, p) for n in db.LOAD_ORDER if (p := table_path(data_dir, n)) is not None]

@@ -44,6 +44,7 @@ import duckdb
 import pyarrow as pa
 
 from yibao.codes import national
+from yibao.core import manifest
 from yibao.core.contract import TIMEZONE
 from yibao.core.errors import YibaoError
 from yibao.payment.params import PROC_TYPES, DipParams
@@ -119,6 +120,7 @@ def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types:
     """
     if params is not None:
         med_types, admdvs_prefix = tuple(params.scope.med_types), params.scope.institution_admdvs_prefix
+    manifest.check(Path(data_dir), ("encounter", "institution", "person"), optional=("settlement", "fee_detail"))  # no mixed or stale tables
     mts = ", ".join(_lit(m) for m in med_types)
     try:
         setl = f"(SELECT * FROM {_src(data_dir, 'settlement')} WHERE NOT refd_setl_flag)"
@@ -371,6 +373,9 @@ def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes:
         p = Path(source)
         if p.is_dir() and ((p / "encounter.parquet").exists() or (p / "encounter").is_dir()):
             con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_cases AS {case_view_sql(p, params)}")
+        elif p.is_dir():
+            raise PaymentInputError(f"{p}: no encounter table (encounter.parquet): not a data directory; write one with `yibao synth --out {p}`",
+                                    f"{p}: 缺少 encounter 表，不是数据目录", field="encounter")  # fmt: skip
         else:
             con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_cases AS SELECT * FROM read_parquet('{p.as_posix()}')")
     else:

@@ -21,10 +21,13 @@ console = Console()
 
 
 def _fail(exc: Exception) -> None:
-    if isinstance(exc, YibaoError):
-        console.print(f"[bold red]error[/] {exc.code}: {exc.message_en}\n      {exc.message_zh}" + (f"\n      field: {exc.field}" if exc.field else ""))
+    from rich.markup import escape
+
+    if isinstance(exc, YibaoError):  # one line (issue 17.2): code, English, Chinese, field
+        msg = f"{exc.code}: {exc.message_en}" + (f" / {exc.message_zh}" if exc.message_zh != exc.message_en else "") + (f" [field: {exc.field}]" if exc.field else "")
     else:
-        console.print(f"[bold red]error:[/] {exc}")
+        msg = str(exc)
+    console.print(f"[bold red]error[/] {escape(' '.join(msg.split()))}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -92,6 +95,11 @@ def dip_settle(
     console.print(t)
     if out:
         r.dip.write(out)
+        if out.resolve() == data.resolve():  # derived tables inside the data directory: recorded in its manifest
+            from yibao.core import manifest
+
+            manifest.record(data, ("dip_cases", "dip_periods", "dip_institutions", "dip_clearing"),
+                            ("encounter", "institution", "person", "settlement", "fee_detail"), command="yibao payment dip settle --data {dir} --out {dir}")
         console.print(f"wrote {out}/dip_*.parquet")
     if excel:
         console.print(f"wrote {write_excel(r, excel, names)}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from yibao.core import manifest
 from yibao.payment.cases import CodeTables, PaymentInputError, connect, load_cases
 from yibao.payment.catalog import Catalog, build_catalog, round_div
 from yibao.payment.dip import DipSettlement, settle
@@ -94,6 +95,7 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
     truth = None
     gt = data_dir / "ground_truth.parquet"
     if gt.exists():
+        manifest.check(data_dir, ["ground_truth"])
         truth = pd.read_parquet(gt)
     q = assess(df, load_quality_rules(), truth)
     secs["quality"] = time.perf_counter() - t

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from yibao.benefits.policy import Policy, PolicyBook
+from yibao.core import manifest
 from yibao.core.contract import SETTLEMENT, with_metadata
 from yibao.settlement.batch import BatchResult, settle_batch_parallel
 from yibao.settlement.catalog import Catalog
@@ -26,6 +27,8 @@ CLAIM_COLUMNS = [
     "other_dise_codg", "mdtrtarea_admvs", "mulaid_payer_psn_no", "lt_rx_confirmed",
 ]  # fmt: skip
 LINE_COLUMNS = ["mdtrt_id", "feedetl_sn", "med_list_codg", "cnt_milli", "pric", "det_item_fee_sumamt", "prd_days"]
+INPUTS = ("person", "institution", "family_link", "med_list", "encounter", "fee_detail")  # what settle_year reads
+OUTPUTS = ("settlement", "settlement_rejected", "accumulator")  # what it writes
 
 
 def table_path(data_dir: Path, name: str) -> Path:
@@ -36,8 +39,10 @@ def table_path(data_dir: Path, name: str) -> Path:
 
 def read_parquet(data_dir: Path, name: str, columns: list[str] | None = None) -> pa.Table:
     path = table_path(data_dir, name)
+    manifest.check(data_dir, [name])  # refuse a table of another run (yibao.core.manifest)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: table {name!r} not found in {data_dir}")
+        raise FileNotFoundError(f"{data_dir}: no table {name!r} ({name}.parquet); is this a data directory? "
+                                f"Write one with `yibao synth --out {data_dir}` / 缺少表 {name}")
     return pq.read_table(path, columns=columns)
 
 
@@ -60,6 +65,7 @@ def settle_year(
     import time
 
     book = book or PolicyBook.default()
+    manifest.check(data_dir, INPUTS)
     persons = read_parquet(data_dir, "person")
     inst = read_parquet(data_dir, "institution", ["fixmedins_code", "hosp_lv"])
     links = read_parquet(data_dir, "family_link", ["psn_no", "relative_psn_no", "relation"])
@@ -93,4 +99,6 @@ def settle_year(
     pq.write_table(table.cast(with_metadata(SETTLEMENT, "settlement")), out / "settlement.parquet")
     res.rejected.to_parquet(out / "settlement_rejected.parquet", index=False)
     pq.write_table(res.accumulators, out / "accumulator.parquet")
+    if out.resolve() == Path(data_dir).resolve():
+        manifest.record(out, OUTPUTS, INPUTS, command="yibao settle --data {dir}")
     return YearResult(batch=res, claims=claims.num_rows, seconds=secs)

@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 
 from yibao.benefits.model import PolicySnapshot
+from yibao.core import manifest
 from yibao.settlement.annual import table_path
 
 FUND_FIELDS = {
@@ -55,6 +56,7 @@ class FundYear:
 
 def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> FundYear:
     """Summarise a settled year from ``data_dir`` (needs ``settlement.parquet``)."""
+    manifest.check(data_dir, ("person", "institution", "settlement"), optional=("settlement_rejected",))
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Asia/Shanghai'")
     for name in ("person", "institution", "settlement"):

@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from yibao.core import manifest
 from yibao.core.errors import YibaoError
 from yibao.supervision.knowledge import RuleBook, default_rulebook
 from yibao.supervision.stock import PURCHASE
@@ -67,6 +68,7 @@ def connect(data_dir: str | Path, book: RuleBook | None = None, *, threads: int 
     for t in CONTRACT_VIEWS:
         if not (d / f"{t}.parquet").exists():
             raise ScanError(f"{d}: missing {t}.parquet (a contract table)", f"{d}: 缺少 {t}.parquet", field="data_dir")
+    manifest.check(d, CONTRACT_VIEWS, optional=("purchase",))  # no mixed or stale tables
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Asia/Shanghai'")
     con.execute("SET enable_progress_bar = false")

@@ -61,6 +61,11 @@ def scan(
     target = (out or data) / "hits.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(hits_table(res.hits), target)
+    if target.parent.resolve() == data.resolve():
+        from yibao.core import manifest
+        from yibao.supervision.batch import CONTRACT_VIEWS
+
+        manifest.record(data, ["hits"], (*CONTRACT_VIEWS, "purchase"), command="yibao supervision scan --data {dir}")
     summary = res.hits.groupby("rule_id").agg(hits=("entity_id", "size"), fen=("amount", lambda a: int(a.clip(lower=0).sum()))).reset_index()
     _print_df(summary, f"{len(res.hits):,} hits over {res.lines:,} lines in {res.total_seconds:.1f} s", money=("fen",))
     console.print(f"hits: {target}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from yibao.core import manifest
 from yibao.core.money import fmt_yuan
 from yibao.supervision.analytics import run_analytics
 from yibao.supervision.batch import scan
@@ -58,6 +59,7 @@ def review_region(data_dir: str | Path, book: RuleBook | None = None) -> Review:
     an = run_analytics(d, res.hits, book)
     rv = Review(d, res.hits, an, res.seconds, res.lines, res.encounters, synthetic, book=book)
     if (d / "ground_truth.parquet").exists():
+        manifest.check(d, ["ground_truth"])
         truth = read_truth(d)
         rv.scores = score_rules(res.hits, truth, book, extra={book.analytics.ring.id: an["rings"]})
         rv.pattern_scores = pattern_recall(res.hits, truth, book, extra={book.analytics.ring.id: an["rings"]})

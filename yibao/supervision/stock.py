@@ -32,6 +32,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from yibao.core import manifest
+
+PURCHASE_INPUTS = ("fee_detail", "encounter", "med_list", "ground_truth")  # what synthesize_purchases reads
 PURCHASE = pa.schema(
     [
         ("fixmedins_code", pa.string()),
@@ -48,6 +51,7 @@ def synthesize_purchases(data_dir: str | Path, out: str | Path | None = None) ->
     """Write ``purchase.parquet`` (SYNTHETIC) for the region in ``data_dir``; returns its path."""
     d = Path(data_dir)
     out_path = Path(out) if out else d / "purchase.parquet"
+    manifest.check(d, PURCHASE_INPUTS)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Asia/Shanghai'")
     gt = d / "ground_truth.parquet"
@@ -90,4 +94,6 @@ def synthesize_purchases(data_dir: str | Path, out: str | Path | None = None) ->
     )
     meta = {b"yibao.table": b"purchase", b"yibao.synthetic": b"true", b"yibao.money_unit": b"fen"}
     pq.write_table(table.replace_schema_metadata(meta), out_path)
+    if out_path.resolve() == (d / "purchase.parquet").resolve():
+        manifest.record(d, ["purchase"], PURCHASE_INPUTS, command="yibao supervision scan --data {dir}")
     return out_path

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from yibao.codes import HOME_REGION
-from yibao.synth.region import DEFAULT_CHUNK, generate_region, write_parquet
+from yibao.synth.region import DEFAULT_CHUNK, generate_region, validate_params, write_parquet
 
 
 def _progress() -> Progress:
@@ -43,12 +43,17 @@ def run_synth(
     console = console or Console(stderr=True)
     if out is None and db is None:
         raise ValueError("give an output directory (out) or a database URL (db)")
+    validate_params(people, seed, year, region, chunk_size)  # bad parameters change nothing
     rows: dict[str, int] = {}
     t = time.perf_counter()
     if out is not None:
+        removed: list[str] = []
         with _progress() as bar:
             task = bar.add_task("people", total=people)
-            rows = write_parquet(out, people, seed, year=year, region=region, chunk_size=chunk_size, patterns=patterns, progress=lambda done, total: bar.update(task, completed=done))
+            rows = write_parquet(out, people, seed, year=year, region=region, chunk_size=chunk_size, patterns=patterns,
+                                 progress=lambda done, total: bar.update(task, completed=done), on_removed=removed.extend)
+        if removed:
+            console.print(f"removed the tables of an earlier run in {out} (they no longer match): {', '.join(removed)}")
         console.print(f"wrote SYNTHETIC region ({people:,} people, seed {seed}) to {out} in {time.perf_counter() - t:.1f} s")
     if db is not None:
         from yibao.core.db import load_tables, upgrade
