@@ -161,6 +161,9 @@ TYPES = {
     "number": _is_number,
     "money": lambda v: _is_number(v) and (isinstance(v, int) or v.as_tuple().exponent >= -2),
     "numstr": lambda v: isinstance(v, str) or _is_number(v),  # bound into string / BigDecimal fields: either binds
+    "date": lambda v: isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v) is not None,
+    "datetime": lambda v: isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", v) is not None,
+    "time17": lambda v: isinstance(v, str) and re.fullmatch(r"\d{17}", v) is not None,  # yyyyMMddHHmmssSSS
     "array": lambda v: isinstance(v, list),
     "object": lambda v: isinstance(v, dict),
 }
@@ -222,12 +225,29 @@ def replay(db_engine, fixture: Path) -> tuple[list[dict], Replay]:
                 got = lookup(reply, path)
                 if not got or str(got[0]) != want:
                     problems.append(f"{path} = {got[0] if got else 'missing'!s}, expected {want}")
+            problems += consistency(step, reply, rp)
             rp.keep(step, env, reply)
         if problems:
             failures.append({"shape": doc["shape"], "n": n, "step": step["step"], "problems": problems,
                              "request": env, "reply": reply, "client_reads": step["reads"],
                              "expect": step.get("expect", {})})
     return failures, rp
+
+
+def consistency(step: dict, reply: dict, rp: Replay) -> list[str]:
+    """What any client's cashier relies on: a settlement's parts add up, a cancellation negates the settlement."""
+    out = []
+    info = reply.get("output", {}).get("setlinfo") if isinstance(reply.get("output"), dict) else None
+    if isinstance(info, dict) and all(_is_number(info.get(k)) for k in ("medfee_sumamt", "fund_pay_sumamt", "psn_part_amt")):
+        if info["fund_pay_sumamt"] + info["psn_part_amt"] != info["medfee_sumamt"]:
+            out.append(f"setlinfo: fund_pay_sumamt {info['fund_pay_sumamt']} + psn_part_amt {info['psn_part_amt']} "
+                       f"!= medfee_sumamt {info['medfee_sumamt']}")
+    led = step.get("ledger")
+    if led and led["op"] == "cancel" and isinstance(info, dict):
+        orig = next((r for r in rp.ledger if r["setl_id"] == rp.saved.get(led["setl_id"])), None)
+        if orig and info.get("medfee_sumamt") != -orig["medfee_sumamt"]:
+            out.append(f"the cancellation's medfee_sumamt {info.get('medfee_sumamt')} is not -{orig['medfee_sumamt']}")
+    return out
 
 
 def _report(failures: list[dict]) -> None:
@@ -274,3 +294,21 @@ def test_the_replay_checks_can_fail():
                                    "output.setlinfo.setl_id ": "numstr"})
     assert len(problems) == 5
     assert check_reads(reply, {"output.setlinfo.setl_id": "numstr", "output.setldetail": "array"}) == []
+
+
+def test_a_replay_that_does_not_balance_fails(db_engine, tmp_path):
+    """Tampered totals in a recorded 3201 and a missing reply field are reported as that step's failures."""
+    doc = json.loads((HERE / "hubei_yinhai.json").read_text(encoding="utf-8"))
+    for step in doc["steps"]:
+        if step["request"]["infno"] == "3201":
+            step["request"]["input"]["data"]["medfee_sumamt"] = 1
+            break
+    doc["steps"][0]["reads"]["output.signinoutb.no_such_field"] = "string"
+    bad = tmp_path / "tampered.json"
+    bad.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    failures, _ = replay(db_engine, bad)
+    assert [(x["n"], x["problems"]) for x in failures] == [
+        (1, ["output.signinoutb.no_such_field: missing"]),
+        (next(i for i, s in enumerate(doc["steps"], 1) if s["request"]["infno"] == "3201"),
+         ["output.stmtinfo.stmt_rslt = 1, expected 0"]),
+    ]
