@@ -311,3 +311,14 @@ def test_cli_settle_data_region_found_in_policy_dir(region, tmp_path):
     assert regions == {"990100"}
     res = runner.invoke(app, ["settle", "--data", str(region), "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output  # the persons' region has a shipped file: settled with it
+
+
+def test_book_parents_are_the_books_own_files(tmp_path):
+    d = tmp_path / "cities"
+    d.mkdir()
+    text = (POLICY_DIR / "national-default.yaml").read_text(encoding="utf-8")
+    (d / "national-default.yaml").write_text(text.replace("resident_individual: 380", "resident_individual: 400"), encoding="utf-8")
+    book = PolicyBook(extra_dirs=[d])
+    for name in ("national-default", "example-city-a", "example-city-b"):  # shipped cities inherit the replacement
+        assert book.require(name).snapshot(DAY).funding.resident_individual == 40000, name
+    assert PolicyBook().require("example-city-a").snapshot(DAY).funding.resident_individual == 38000

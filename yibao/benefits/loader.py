@@ -147,13 +147,17 @@ def load_raw(
     _seen: tuple = (),
     *,
     search_dirs: Sequence[Path] = (),
+    own_dir_first: bool = True,
 ) -> tuple[dict, list[str]]:
     """Load a policy by name (``national-default``) or path, following ``inherits``.
 
     A name is looked up in ``search_dir`` (if given), then ``search_dirs``, then
     the package's policy directory.  A parent named by ``inherits`` is looked up
     in the child's own directory first, then in the same places, so a city file
-    kept outside the package still finds ``national-default``.
+    kept outside the package still finds ``national-default``.  A
+:class:`~yibao.benefits.policy.PolicyBook` passes ``own_dir_first=False`` so
+that parents resolve to the book's own files (a ``--policy-dir`` file
+replacing a shipped one replaces it as a parent too).
 
     Returns the merged raw dict and the chain of files it came from.
     """
@@ -167,7 +171,7 @@ def load_raw(
     parent_name = data.get("inherits")
     chain = [path.name]
     if parent_name:
-        parent_dirs = _dedupe([path.parent] + dirs)
+        parent_dirs = _dedupe(([path.parent] if own_dir_first else []) + dirs + [path.parent])
         parent_text = str(parent_name)
         if _looks_like_path(parent_text):
             parent_path = Path(parent_text) if Path(parent_text).is_absolute() else path.parent / parent_text
@@ -181,7 +185,8 @@ def load_raw(
                 f"{path}: 键 'inherits': 找不到上级政策文件 {parent_text!r} (查找目录: {looked})",
                 field="inherits",
             )
-        parent, parent_chain = load_raw(found, None, _seen + (key,), search_dirs=parent_dirs[1:])
+        rest = parent_dirs[1:] if own_dir_first else parent_dirs
+        parent, parent_chain = load_raw(found, None, _seen + (key,), search_dirs=rest, own_dir_first=own_dir_first)
         data = _merge(parent, {k: v for k, v in data.items() if k != "inherits"})
         chain = parent_chain + chain
     return data, chain

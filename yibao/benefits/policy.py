@@ -43,8 +43,9 @@ POLICY_DIR_ENV = "YIBAO_POLICY_DIR"
 class Policy:
     """One pooling region's policy over time (a file and its parents)."""
 
-    def __init__(self, name_or_path: str | Path, search_dir: Path | None = None, *, search_dirs: Sequence[Path] = ()):
-        self.raw, self.chain = load_raw(name_or_path, search_dir, search_dirs=search_dirs)
+    def __init__(self, name_or_path: str | Path, search_dir: Path | None = None, *, search_dirs: Sequence[Path] = (),
+                 own_dir_first: bool = True):
+        self.raw, self.chain = load_raw(name_or_path, search_dir, search_dirs=search_dirs, own_dir_first=own_dir_first)
         self.file = self.chain[-1]
         self.name = str(self.raw.get("policy", Path(self.file).stem))
         self.region = str(self.raw.get("region", ""))
@@ -122,9 +123,9 @@ class PolicyBook:
     """All policy files of a directory (plus any ``extra_dirs``), by region code and by name.
 
     ``extra_dirs`` (``--policy-dir``) add files to the package's directory; a
-    file there with the same name as a shipped one replaces it.  Parents named
-    by ``inherits`` resolve from the file's own directory, the extra
-    directories, then ``directory``.
+    file there with the same name as a shipped one replaces it, also as a
+    parent.  Parents named by ``inherits`` resolve from the extra directories
+    (the last one first), then ``directory``, then the child's own directory.
 
     :meth:`require` is the strict lookup for a policy or region someone typed
     (unknown → :class:`PolicyError` listing the known ones); :meth:`policy`
@@ -153,7 +154,7 @@ class PolicyBook:
                 files[path.stem] = path
         for stem in sorted(files):
             path = files[stem]
-            pol = Policy(path, search_dirs=search)
+            pol = Policy(path, search_dirs=search, own_dir_first=False)  # parents are the book's files
             self.by_name[stem] = pol
             self.paths[stem] = path
             if pol.region and stem != default:
