@@ -89,11 +89,13 @@ def run(
     db: Optional[str] = typer.Option(None, "--db", help="Persist the round in this database (one transaction)."),
     slots_from_graph: bool = typer.Option(True, help="Use the firm graph (relations.csv) for batch-10 slot groups."),
     credit_db: Optional[str] = typer.Option(None, "--credit-db", help="Take credit grades from yibao.supervision in this database."),
+    ocds_schema: Optional[Path] = typer.Option(None, "--ocds-schema", help="Local copy (dir or ZIP) of the published OCDS 1.1 schema "
+                                               "and the bids extension; default $YIBAO_OCDS_SCHEMA, else a subset schema."),
 ) -> None:
     """Evaluate a round: winners with reasons, volumes, supply regions, contracts."""
     from yibao.procurement.engine import run_round
     from yibao.procurement.integrity import build_graph, check_round, slot_groups
-    from yibao.procurement.report import render_html, write_excel, write_ocds
+    from yibao.procurement.report import ocds_validation_mode, render_html, write_excel, write_ocds
 
     try:
         inp, rs = _load(round_dir, rules)
@@ -121,10 +123,20 @@ def run(
         console.print(f"[yellow]warning:[/] {w}")
     console.print(f"{len(flags)} integrity flags; {len(res.contracts):,} contracts")
     if out:
+        from yibao.procurement.report import to_ocds, validate_ocds
+
+        try:  # validate before anything is written: a failing export leaves no partial reports
+            mode = ocds_validation_mode(ocds_schema)
+            errors = validate_ocds(to_ocds(inp, res), ocds_schema)
+        except YibaoError as exc:
+            _fail(exc)
+        if errors:
+            _fail(ValueError(f"OCDS export does not validate against the {mode}: " + "; ".join(errors[:5])))
         out.mkdir(parents=True, exist_ok=True)
+        write_ocds(inp, res, out / "ocds.json", ocds_schema)
         write_excel(inp, res, out / "report.xlsx")
         render_html(inp, res, out / "report.html", flags)
-        write_ocds(inp, res, out / "ocds.json")
+        console.print(f"OCDS export validated against the {mode}")
         console.print(f"reports in {out}")
     if db:
         from yibao.core.db import make_engine, upgrade
