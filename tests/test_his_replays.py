@@ -1,7 +1,7 @@
-"""Issue 16's acceptance test: four HIS client shapes settle whole stays unchanged (HIS 报文回放).
+"""Issue 16's acceptance test: HIS client shapes settle whole stays unchanged (HIS 报文回放).
 
 Each fixture in ``tests/fixtures/his/`` is a recorded-style sequence of raw request envelopes exactly as one client
-shape sends them — the national spec edition and three shapes taken from public HIS-side code (see each file's
+shape sends them — the national spec edition and four shapes taken from public HIS-side code (see each file's
 ``sources``; ``build_fixtures.py`` wrote them). The replay posts every envelope through the real HTTP app (the
 FastAPI app ``yibao serve`` runs, with a credentialed sign-in), with the platform's clock at the message's
 ``inf_time``, and checks that every reply has ``infcode`` 0 and every output field the client reads, with the
