@@ -32,12 +32,12 @@ def rules_list() -> None:
     from yibao.procurement.rules import get_ruleset, list_rulesets
 
     tab = Table(title="VBP rule sets")
-    for c in ("name", "kind", "selection", "chain"):
+    for c in ("name", "kind", "goods", "selection", "unconfirmed", "chain"):
         tab.add_column(c)
     try:
         for n in list_rulesets():
             r = get_ruleset(n)
-            tab.add_row(n, r.kind, r.selection.method, " → ".join(r.chain))
+            tab.add_row(n, r.kind, r.goods, r.selection.method, str(len(r.uncertain)), " → ".join(r.chain))
     except YibaoError as exc:
         _fail(exc)
     console.print(tab)
@@ -45,7 +45,7 @@ def rules_list() -> None:
 
 @rules_app.command("show")
 def rules_show(name: str) -> None:
-    """The merged rule set as JSON."""
+    """The merged rule set as JSON (sources and the values not yet confirmed, ``uncertain``, included)."""
     from yibao.procurement.rules import load_ruleset
 
     try:
