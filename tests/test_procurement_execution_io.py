@@ -114,3 +114,36 @@ def test_monitor_cli_uses_real_reports_and_banners_synthetic_ones(tmp_path):
     (tmp_path / "bad.csv").write_text("supplier,drug_id,month,stock_units\nNOBODY,D001,1,5\n", encoding="utf-8")
     code, text = out(base + ["--inventory", str(tmp_path / "bad.csv")])
     assert code != 0 and "bad.csv, row 2: supplier" in text
+
+
+def test_import_orders_persists_a_purchase_report_or_nothing(tmp_path):
+    from sqlalchemy import func, select
+
+    from yibao.cli import app
+    from yibao.core.db import make_engine, session_scope
+    from yibao.procurement.models import VbpOrder
+    from yibao.procurement.service import load_contracts
+
+    runner = CliRunner()
+    rd, url = tmp_path / "r", f"sqlite:///{tmp_path / 'p.db'}"
+    assert runner.invoke(app, ["procurement", "synth", str(rd), "--drugs", "2", "--institutions", "20", "--seed", "6"]).exit_code == 0
+    r = runner.invoke(app, ["procurement", "run", str(rd), "--rules", "national-batch-10", "--db", url])
+    assert r.exit_code == 0, r.output
+    engine = make_engine(url)
+    c = load_contracts(engine, 1)
+    rows = [(f"o{i}", x.institution_id, x.drug_id, x.spec_id, x.supplier, 10, "2025-04") for i, x in enumerate(c.head(5).itertuples())]
+    pd.DataFrame(rows, columns=["订单编号", "医疗机构编码", "品种编码", "规格编码", "供应企业", "采购数量", "月份"]).to_excel(tmp_path / "o.xlsx", index=False)
+    bad = [*rows[:2], ("o9", rows[0][1], rows[0][2], rows[0][3], rows[0][4], 0, "2025-04")]
+    pd.DataFrame(bad, columns=["order_id", "institution_id", "drug_id", "spec_id", "supplier", "units", "month"]).to_csv(tmp_path / "bad.csv", index=False)
+
+    def count():
+        with session_scope(engine) as s:
+            return s.execute(select(func.count()).select_from(VbpOrder)).scalar_one()
+
+    r = runner.invoke(app, ["procurement", "import-orders", "1", str(tmp_path / "bad.csv"), "--db", url, "--cycle-start", "2025-03"])
+    assert r.exit_code == 2 and "bad.csv, row 4: units" in " ".join(r.output.split()) and count() == 0
+    r = runner.invoke(app, ["procurement", "import-orders", "1", str(tmp_path / "o.xlsx"), "--db", url, "--cycle-start", "2025-03"])
+    assert r.exit_code == 0, r.output
+    assert count() == 5
+    with session_scope(engine) as s:
+        assert set(s.execute(select(VbpOrder.month)).scalars()) == {2}

@@ -222,6 +222,28 @@ def integrity(round_dir: Path = typer.Argument(..., exists=True), rules: str = t
     console.print(tab)
 
 
+@app.command("import-orders")
+def import_orders(
+    round_id: int = typer.Argument(..., help="A round saved with 'procurement run --db'."),
+    report: Path = typer.Argument(..., help="Purchase report (采购订单), CSV or .xlsx."),
+    db: str = typer.Option(..., "--db", help="Database holding the round."),
+    cycle_start: Optional[str] = typer.Option(None, "--cycle-start", help="First month of the cycle (YYYY-MM) for calendar months."),
+) -> None:
+    """Persist a real purchase report against a saved round's contracts (one transaction; a bad row writes nothing)."""
+    from yibao.core.db import make_engine
+    from yibao.procurement.execution_io import read_report
+    from yibao.procurement.service import load_contracts, save_orders
+
+    try:
+        engine = make_engine(db)
+        contracts = load_contracts(engine, round_id)
+        orders = read_report(report, "purchases", cycle_start=cycle_start, contracts=contracts if len(contracts) else None)
+        n = save_orders(engine, round_id, orders)
+    except YibaoError as exc:
+        _fail(exc)
+    console.print(f"{n:,} orders from {report.name} saved to round {round_id}")
+
+
 @app.command("monitor")
 def monitor(
     round_dir: Path = typer.Argument(..., exists=True), rules: str = typer.Option(..., "--rules"),

@@ -124,6 +124,9 @@ def read_report(path: str | Path, kind: str, *, cycle_start: str | None = None,
         if len(blank):
             raise RoundInputError(src, int(blank[0]) + 2, col, "blank", "为空")
     df[qty] = [_quantity(v, src, i + 2, qty) for i, v in enumerate(df[qty])]
+    if kind == "purchases" and (df[qty] == 0).any():
+        i = int((df[qty] == 0).to_numpy().nonzero()[0][0])
+        raise RoundInputError(src, i + 2, qty, "an order must be for at least one unit", "订单数量必须大于 0")
     if "month" in df:
         df["month"] = [_month(v, src, i + 2, cycle_start) for i, v in enumerate(df["month"])]
     dup = df.duplicated(list(KEYS[kind]), keep="first")
