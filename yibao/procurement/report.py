@@ -31,7 +31,7 @@ def drug_frame(inp: RoundInput, res: RoundResult) -> pd.DataFrame:
         e = inp.catalog.get(d.drug_id)
         amount = int(res.contracts.loc[res.contracts["drug_id"] == d.drug_id, "amount_fen"].sum()) if len(res.contracts) else 0
         rows.append({"drug_id": d.drug_id, "generic_name": e.generic_name if e else "", "dosage_form": e.dosage_form if e else "",
-                     "in_catalog": d.entered, "bidders": len(d.outcomes), "qualified": d.qualified_n, "effective_slots": d.effective_n,
+                     "in_catalog": d.entered, "bidders": len(d.outcomes), "eligible": d.eligible_n, "qualified": d.qualified_n, "effective_slots": d.effective_n,
                      "max_winners": d.max_winners, "winners": len(d.winners), "procedure": d.procedure,
                      "share": f"{d.share_bp / 100:.0f}%", "cycle_years": d.cycle_years,
                      "anchor_yuan": str(Decimal(d.anchor_e4) / 10000) if d.anchor_e4 else "", "contract_amount_yuan": fmt_yuan(amount),
