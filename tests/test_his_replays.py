@@ -231,7 +231,32 @@ def replay(db_engine, fixture: Path) -> tuple[list[dict], Replay]:
             failures.append({"shape": doc["shape"], "n": n, "step": step["step"], "problems": problems,
                              "request": env, "reply": reply, "client_reads": step["reads"],
                              "expect": step.get("expect", {})})
+    leaks = audit_leaks(db_engine, doc)
+    if leaks:
+        failures.append({"shape": doc["shape"], "n": len(doc["steps"]) + 1, "step": "audit log (message_log)",
+                         "problems": leaks})
     return failures, rp
+
+
+def audit_leaks(db_engine, doc: dict) -> list[str]:
+    """Secrets and personal numbers the audit log keeps in clear (it is append-only: they could never be removed).
+
+    The institution's credential, the persons' ID numbers and any card token the client sent must appear masked.
+    """
+    secret = {"the sign-in credential": CREDENTIALS["H2"]}
+    secret.update({f"{p}'s ID number": PEOPLE[p][8] for p in ("E1", "E2")})
+    for token in sorted(set(re.findall(r'card_token\\?": ?\\?"([^"\\]+)', dumps_exact(doc["steps"])))):
+        secret[f"card token {token[:4]}…"] = token
+    with db_engine.connect() as c:
+        rows = c.execute(select(ydb.MessageLog.request, ydb.MessageLog.response, ydb.MessageLog.infno)).all()
+    logged = [(r.infno, " ".join(x if isinstance(x, str) else dumps_exact(x) for x in (r.request, r.response)
+                                 if x is not None)) for r in rows]
+    out = []
+    for what, value in secret.items():
+        where = sorted({infno for infno, text in logged if value in text})
+        if where:
+            out.append(f"{what} in clear in the log of {', '.join(where)}")
+    return out
 
 
 def consistency(step: dict, reply: dict, rp: Replay) -> list[str]:
