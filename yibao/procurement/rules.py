@@ -145,6 +145,10 @@ class SlotRules(_M):
 
 
 class SelectionRules(_M):
+    """Proposed winners (拟中选).  ``qualification``: eligible bidders ranked by unit comparable price, the lowest
+    ``max_winners[N eligible]`` shortlisted (入围), shortlisted firms passing a price test win (rule 1), then the
+    elimination step and, from batch 10, revival of shortlisted firms that failed rule 1 (rule 2)."""
+
     method: Literal["largest_cut", "lowest_n", "qualification"]
     lowest_n: int | None = Field(None, ge=1)
     qualification: QualificationRules | None = None
