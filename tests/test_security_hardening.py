@@ -53,9 +53,11 @@ def test_without_credentials_no_institution_can_sign_in(db_engine):
     his = HisClient(http_transport(client), "H1", clock=Clock(T0))
     with pytest.raises(HisError) as e:
         his.sign_in()
-    assert field_of(e.value.reply["err_msg"]) == "fixmedins_code"
+    # the same answer as a wrong credential: a sign-in attempt does not tell which institution codes exist
+    assert field_of(e.value.reply["err_msg"]) == "input.signIn.credential"
+    assert "机构编码或签到凭证错误" in e.value.reply["err_msg"]
     r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "x"}}, headers={"X-Fixmedins-Code": "H1"})
-    assert r.status_code >= 400 and r.json()["field"] == "fixmedins_code"
+    assert r.status_code == 401 and r.json()["field"] == "input.signIn.credential"
     assert _signins(db_engine) == 0
 
 
@@ -74,7 +76,11 @@ def test_the_right_secret_signs_in_and_a_wrong_or_missing_one_is_refused(db_engi
     assert his.sign_in()
     # the REST side takes the same credential in its body
     h = {"X-Fixmedins-Code": "H3"}
-    assert client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r"}}, headers=h).status_code == 400
+    assert client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r"}}, headers=h).status_code == 401  # authentication
+    wrong = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r", "credential": "x"}}, headers=h).json()
+    unknown = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r", "credential": "x"}},
+                          headers={"X-Fixmedins-Code": "NOPE"}).json()
+    assert wrong["err_msg"] == unknown["err_msg"] and wrong["field"] == unknown["field"]  # no oracle
     r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r", "credential": CREDENTIALS["H3"]}}, headers=h)
     assert r.status_code == 200 and r.json()["signinoutb"]["sign_no"]
     assert _signins(db_engine) == 2
@@ -114,7 +120,7 @@ def test_insecure_demo_lets_only_unconfigured_institutions_in_without_a_credenti
     assert HisClient(http_transport(client), "H2", clock=Clock(T0), credential="s3cret").sign_in()
     with pytest.raises(HisError) as e:  # an unknown institution is still unknown
         HisClient(http_transport(client), "NOPE", clock=Clock(T0)).sign_in()
-    assert field_of(e.value.reply["err_msg"]) == "fixmedins_code"
+    assert field_of(e.value.reply["err_msg"]) == "fixmedins_code"  # --insecure-demo: no credential to hide behind
 
 
 def test_an_institution_with_only_sm4_keys_cannot_sign_in_in_plain_text(db_engine):
@@ -124,7 +130,7 @@ def test_an_institution_with_only_sm4_keys_cannot_sign_in_in_plain_text(db_engin
     pol = SecurityPolicy(institutions={"H2": InstitutionKeys(sm4_key=_s.token_hex(16), signtype="SM3")})
     client = _client(db_engine, pol)
     r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r"}}, headers={"X-Fixmedins-Code": "H2"})
-    assert r.status_code == 400 and r.json()["field"] == "fixmedins_code" and "SM4" in r.json()["err_msg"]
+    assert r.status_code == 401 and r.json()["field"] == "fixmedins_code" and "SM4" in r.json()["err_msg"]
     assert _signins(db_engine) == 0
 
 
@@ -204,7 +210,7 @@ def test_cli_issues_credentials_and_serve_without_them_lets_nobody_sign_in(tmp_p
     served = _serve(runner, app, monkeypatch, ["serve", "--db", url])  # no credentials: nobody signs in (the console works)
     assert "--insecure-demo" in served["output"]
     r = _sign_in(served["app"], "H1")
-    assert r["infcode"] == -1 and field_of(r["err_msg"]) == "fixmedins_code"
+    assert r["infcode"] == -1 and field_of(r["err_msg"]) == "input.signIn.credential"
     served = _serve(runner, app, monkeypatch, ["serve", "--db", url, "--insecure-demo"])
     assert "INSECURE" in served["output"] and _sign_in(served["app"], "H1")["infcode"] == 0
     res = runner.invoke(app, ["inst", "credential", "issue", "NOPE", "--security", str(sec), "--db", url])

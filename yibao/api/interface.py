@@ -424,6 +424,18 @@ class Interface:
                 obj = open_request(obj, keys, loads_exact)
             except Refusal as r:
                 return self._fail(received, obj, r.zh, r.en, r.field, keys=keys)
+        elif isinstance(obj.get("input"), str) and obj["input"].lstrip().startswith("{"):
+            # clients that build the envelope with input = JSON.toJSONString(...) send the input node as a
+            # JSON text; without SM4 keys for the institution it is plain JSON (ciphertext is hex, never "{")
+            try:
+                inner = loads_exact(obj["input"])
+            except MalformedMessage as exc:
+                return self._fail(received, obj, "input 不是合法的JSON对象", f"input is not a JSON object: {exc}", "input")
+            try:
+                inspect_values(inner, self.cfg.interface.max_json_depth)
+            except BadValue as b:
+                return self._fail(received, self._preview(ascii(obj)[:2000]), b.zh, b.en, b.field)
+            obj = {**obj, "input": inner}
         try:
             env = S.Envelope.model_validate(obj)
         except ValidationError as exc:
@@ -464,6 +476,8 @@ class Interface:
             return spec.handler(self, ctx, data)
         except _Answered as a:
             return self._answer_stored(a.stored, env, dig, received, obj)
+        except _Refused:
+            raise
         except YibaoError as exc:
             stored = self._stored(env.msgid)  # a repeat (or a concurrent twin that won): answer from the store
             if stored is not None:
@@ -696,9 +710,12 @@ class Interface:
     # --- handlers -------------------------------------------------------------------
 
     def h_sign_in(self, ctx: Ctx, d: S.In9001) -> Outcome:
-        from yibao.api.security import authenticate_sign_in  # the institution proves its credential
+        from yibao.api.security import SecurityError, authenticate_sign_in  # the institution proves its credential
 
-        authenticate_sign_in(self, ctx)
+        try:
+            authenticate_sign_in(self, ctx)
+        except SecurityError as exc:  # an authentication failure: HTTP 401 on the REST side (the envelope stays 200)
+            raise _Refused(exc.message_zh, exc.message_en, exc.field, 401) from None
         env, now = ctx.env, ctx.now
         with self.tx() as s:
             if s.get(db.Institution, env.fixmedins_code) is None:
@@ -724,8 +741,9 @@ class Interface:
                 "insutype": p.insutype or "",
                 "psn_type": self.cfg.psn_type_codes.get(p.psn_type or "", p.psn_type or ""),
                 "psn_insu_stas": "1",
-                # the register holds no insured-since date (null), and everyone in it is insured (no pause: null)
-                "psn_insu_date": None, "paus_insu_date": None,
+                # 个人参保日期 where the register holds it ("" — the national empty — where it does not);
+                # everyone in the register is insured, so there is no pause date (null)
+                "psn_insu_date": p.insured_since.isoformat() if p.insured_since else "", "paus_insu_date": None,
                 "cvlserv_flag": "1" if p.civil_servant else "0",
                 "insuplc_admdvs": p.insuplc_admdvs or "", "emp_name": "",
             }

@@ -215,7 +215,7 @@ class InsuInfo(_Out):
     insutype: str
     psn_type: str
     psn_insu_stas: str
-    psn_insu_date: str | None  # 个人参保日期: null when the register holds none
+    psn_insu_date: str | None  # 个人参保日期 yyyy-MM-dd: "" when the register holds none
     paus_insu_date: str | None  # 暂停参保日期: null while insured (clients test for null / "")
     cvlserv_flag: str
     insuplc_admdvs: str

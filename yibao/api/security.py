@@ -207,6 +207,10 @@ def hash_secret(secret: str, *, n: int = _N, r: int = _R, p: int = _P) -> str:
     return f"scrypt${n}${r}${p}${salt.hex()}${h.hex()}"
 
 
+# the same scrypt cost for an unknown institution as for a known one (no timing oracle)
+_DUMMY_HASH = "scrypt$%d$%d$%d$%s$%s" % (_N, _R, _P, "00" * 16, "00" * 32)
+
+
 def check_secret(secret: str, stored: str) -> bool:
     """Constant-time check of a presented secret against its stored scrypt hash (results cached per process)."""
     key = (stored, hashlib.sha256(secret.encode()).hexdigest())
@@ -253,19 +257,23 @@ def check_credential(policy: SecurityPolicy, fixmedins_code: str, inp: Any, *, v
     if via_keys and k is not None and k.encrypted:
         return
     value, fld = _presented(inp)
+    # one answer for "no such institution / no credential issued" and "wrong credential", after the same
+    # scrypt work, so that a sign-in attempt does not tell an outsider which institution codes exist
+    wrong = SecurityError("the institution code or its sign-in credential is wrong "
+                          "(a credential is issued with: yibao inst credential issue)",
+                          "机构编码或签到凭证错误 (凭证由 yibao inst credential issue 发放)", field=fld)
     if k is None or not k.secret_hash:
         if policy.insecure_demo and k is None:
             return
-        if k is not None:  # SM4 keys only: it must come through the encrypted envelope
+        if k is not None and (not isinstance(value, str) or not value):  # SM4 keys only
             raise SecurityError(f"institution {fixmedins_code} signs in with its SM4 key on the encrypted envelope",
                                 f"机构 {fixmedins_code} 须通过SM4加密报文签到", field="fixmedins_code")
-        raise SecurityError(f"institution {fixmedins_code} has no sign-in credential on this platform "
-                            "(unknown institution, or none issued: yibao inst credential issue)",
-                            f"机构 {fixmedins_code} 未配置签到凭证 (机构不存在或未发放凭证)", field="fixmedins_code")
+        check_secret(value if isinstance(value, str) and len(value) <= 200 else "", _DUMMY_HASH)
+        raise wrong
     if not isinstance(value, str) or not value:
         raise SecurityError("the institution's sign-in credential is missing", "缺少机构签到凭证", field=fld)
     if len(value) > 200 or not check_secret(value, k.secret_hash):
-        raise SecurityError("the institution's sign-in credential is wrong", "机构签到凭证错误", field=fld)
+        raise wrong
 
 
 def authenticate_sign_in(iface: Any, ctx: Any) -> None:

@@ -214,6 +214,8 @@ class Person(Base):
     acct_balc: Mapped[int] = mapped_column(BigInteger, default=0)  # opening balance, see Account
     family_id: Mapped[str | None] = mapped_column(String)
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 个人参保日期 (1101 psn_insu_date); not a data-contract column: None where the register does not hold it
+    insured_since: Mapped[date | None] = mapped_column(Date)
 
 
 class FamilyLink(Base):
