@@ -75,6 +75,11 @@ def explain(exc: BaseException, argv: list[str]) -> str | None:
             return (f"cannot open the SQLite database {_shown(url)} ({first}): does its directory exist and can you write to it? "
                     "/ 无法打开 SQLite 数据库")  # fmt: skip
         return f"cannot use the database {_shown(url)} ({first}): is the server running and the URL right? / 无法连接数据库"
+    if isinstance(exc, sa_exc.IntegrityError):
+        orig = str(getattr(exc, "orig", None) or exc).strip()
+        first = _one_line(orig.splitlines()[0]) if orig else type(exc).__name__
+        return (f"{_shown(url)} already holds some of these rows ({first}): load into a new, empty database "
+                "/ 数据库中已有相同记录，请载入新的空数据库")  # fmt: skip
     if isinstance(exc, (FileNotFoundError, NotADirectoryError, PermissionError)):
         return _one_line(str(exc))
     return None
@@ -241,6 +246,20 @@ def demo(
     data = out / "region"
     from yibao.synth.patterns import DEFAULT_RATES
 
+    if db:  # a bad, unreachable or already loaded --db fails now, not after the whole run
+        from yibao.core.db import make_engine, upgrade
+
+        upgrade(db)
+        engine = make_engine(db)
+        try:
+            with engine.connect() as c:
+                loaded = c.exec_driver_sql("SELECT 1 FROM person LIMIT 1").first() is not None
+        finally:
+            engine.dispose()
+        if loaded:
+            _fail(f"{_shown(db)} already holds a region: give the demo a new database (e.g. --db sqlite:///yibao-demo.db) or remove this one "
+                  "/ 数据库中已有数据，请使用新的数据库")
+
     run_synth(people=people, seed=seed, out=data, db=None, year=year, patterns=DEFAULT_RATES if fraud else None)
     book = load_book(policy_dir)
     with console.status("settling the year with the batch engine …"):
@@ -273,7 +292,32 @@ def demo(
         with console.status(f"loading into {db.split('@')[-1]} …"):
             counts = load_parquet_dir(db, data)
         console.print(f"loaded into database: {counts}")
+        _seed_console(db, seed, out, data)
+    else:
+        console.print("to browse the web console too: [bold]yibao demo --db sqlite:///yibao.db[/] (creates demo users and a procurement round)")
     console.print(f"\n[bold green]report:[/] {report.resolve()}  ·  data: {data.resolve()}  ·  total {time.perf_counter() - t0:.0f} s")
+
+
+def _seed_console(db: str, seed: int, out: Path, data: Path) -> None:
+    """Demo console users (printed, DEMO ONLY) and a persisted procurement round (yibao.demo)."""
+    from yibao.core.db import make_engine
+    from yibao.demo import seed_console
+
+    engine = make_engine(db)
+    try:
+        with console.status("console: demo users and a synthetic procurement round …"):
+            users, (rid, n_contracts, n_orders), cred = seed_console(engine, seed, out, _shown(db))
+    finally:
+        engine.dispose()
+    console.print(f"procurement: SYNTHETIC round {rid} saved ({n_contracts:,} contracts, {n_orders:,} purchase orders) for the console")
+    tab = Table(title="[black on yellow] DEMO ONLY 仅供演示 [/] console users (random passwords, this run only)")
+    for c in ("user", "role", "sees", "password"):
+        tab.add_column(c)
+    for u in users:
+        tab.add_row(u.username, u.role, u.scope or "everything", u.password)
+    console.print(tab)
+    console.print(f"(also in {cred}, readable by you only)  open the console with:\n"
+                  f"  YIBAO_CONSOLE_DATA={data} yibao serve --db {db}   → http://127.0.0.1:8080/console/", soft_wrap=True)
 
 
 @policy_app.command("validate")
