@@ -170,3 +170,20 @@ def test_supervision_scan_records_its_outputs(region):
     assert doc["tables"]["purchase"]["inputs"]["ground_truth"] == doc["tables"]["ground_truth"]["sha256"]
     assert doc["tables"]["hits"]["inputs"]["purchase"] == doc["tables"]["purchase"]["sha256"]
     assert manifest.check(region, ["hits"]) is not None
+
+
+def test_writers_in_parallel_lose_no_entry(region):
+    """Each record() is a locked read-modify-write: eight writers at once, eight entries."""
+    import threading
+
+    names = [f"derived_{i}" for i in range(8)]
+    for n in names:
+        shutil.copy(region / "person.parquet", region / f"{n}.parquet")
+    threads = [threading.Thread(target=manifest.record, args=(region, [n], ["person"], "test {dir}")) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    doc = manifest.load(region)
+    assert all(doc["tables"][n]["inputs"] == {"person": doc["tables"]["person"]["sha256"]} for n in names)
+    assert manifest.check(region, names) is not None

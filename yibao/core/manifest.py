@@ -34,7 +34,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ __all__ = [
 ]  # fmt: skip
 
 MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".manifest.lock"
 FORMAT = 2  # format 1: the generator's manifest before tables carried hashes
 VOLATILE_KEYS = ("created", "mtime_ns")
 
@@ -292,6 +294,22 @@ def check(data_dir: Path, names: Iterable[str], *, optional: Iterable[str] = ())
     return seen
 
 
+@contextmanager
+def _locked(data_dir: Path) -> Iterator[None]:
+    """Serialise read-modify-write of the manifest between processes (two writers into one directory); POSIX only."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks, writers are not serialised
+        yield
+        return
+    with open(data_dir / LOCK_NAME, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def record(data_dir: Path, outputs: Iterable[str], inputs: Iterable[str], command: str) -> bool:
     """After a writer put ``outputs`` into ``data_dir``: record them with the hashes of the ``inputs`` they were computed from.
 
@@ -300,6 +318,13 @@ def record(data_dir: Path, outputs: Iterable[str], inputs: Iterable[str], comman
     Does nothing in an unmanaged directory; returns whether it recorded.
     """
     data_dir = Path(data_dir)
+    if load(data_dir) is None:
+        return False
+    with _locked(data_dir):
+        return _record(data_dir, list(outputs), inputs, command)
+
+
+def _record(data_dir: Path, outputs: list[str], inputs: Iterable[str], command: str) -> bool:
     doc = load(data_dir)
     if doc is None:
         return False
