@@ -16,7 +16,9 @@ order, with person-year accumulators computed as clipped running sums
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -820,8 +822,16 @@ def family_components(persons: pa.Table, family_links: pa.Table | None) -> np.nd
     keys = _str(persons, "psn_no")
     a = _lookup(_str(family_links, "psn_no"), keys)
     b = _lookup(_str(family_links, "relative_psn_no"), keys)
+    return _components(P, a, b)
+
+
+def _components(P: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of ``P`` people joined by the edges ``a[i]``–``b[i]`` (person rows, −1 ignored)."""
+    labels = np.arange(P, dtype=I64)
     ok = (a >= 0) & (b >= 0)
     a, b = a[ok], b[ok]
+    if P == 0 or len(a) == 0:
+        return labels
     while True:  # label propagation: converges in (family diameter) rounds
         la, lb = labels[a], labels[b]
         m = np.minimum(la, lb)
@@ -864,7 +874,7 @@ def settle_batch_parallel(
     book = book or PolicyBook.default()
     comp = family_components(pt, ft)
     n_shards = max(workers, -(-ct.num_rows // shard_claims) if shard_claims else workers)
-    p_shard = (comp * 0x9E3779B1 % (1 << 31)) % n_shards  # spread families evenly
+    p_shard = _family_shard(comp, n_shards)  # spread families evenly
     pi = _lookup(_str(ct, "psn_no"), _str(pt, "psn_no"))
     c_shard = np.where(pi >= 0, p_shard[np.where(pi < 0, 0, pi)], 0)
     # lines follow their claim
@@ -901,3 +911,345 @@ def settle_batch_parallel(
         acct_payer=pa.concat_arrays([r.acct_payer for _rows, r in results]).take(idx),
         claim_index=glob[order],
     )
+
+
+# ---- streaming: family shards from Parquet, spilled to disk, results written as they come --------------------
+
+PERSON_COLUMNS = ["psn_no", "insutype", "psn_type", "gend", "assistance", "civil_servant", "insuplc_admdvs", "brdy",
+                  "acct_balc", "contribution_base"]  # fmt: skip  # what settle_batch reads of a person
+LINK_COLUMNS = ["psn_no", "relative_psn_no", "relation"]
+REJECTED_COLUMNS = ["mdtrt_id", "field", "reason_en", "reason_zh"]
+
+
+class NotStreamable(Exception):
+    """The input cannot be cut into family shards exactly (duplicate keys); settle it in memory instead."""
+
+
+def _family_shard(labels: np.ndarray, n_shards: int) -> np.ndarray:
+    """Shard of each person from its family label, spreading families evenly."""
+    return (labels * 0x9E3779B1 % (1 << 31)) % n_shards
+
+
+def _hash64(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A deterministic 64-bit hash of each string (null = '')."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return pd.util.hash_array(pc.fill_null(arr.cast(pa.string()), "").to_numpy(zero_copy_only=False), categorize=False)
+
+
+class _HashIndex:
+    """Sorted 64-bit key hashes → a value per key (8 + 4 bytes a key instead of a hash table of strings).
+
+    A query finds the value of the first key (input order) with its hash;
+    ``-1`` if none.  ``duplicates``: two keys share a hash (repeated keys or a
+    64-bit collision); ``conflicts``: such keys carry different values.
+    """
+
+    def __init__(self, h: np.ndarray, values: np.ndarray):
+        order = np.argsort(h, kind="stable")
+        self.h = h[order]
+        self.v = values[order]
+        del order
+        same = self.h[1:] == self.h[:-1]
+        self.duplicates = bool(same.any())
+        self.conflicts = bool((same & (self.v[1:] != self.v[:-1])).any())
+
+    def get(self, q: np.ndarray) -> np.ndarray:
+        if not len(self.h):
+            return np.full(len(q), -1, dtype=self.v.dtype)
+        pos = np.minimum(np.searchsorted(self.h, q), len(self.h) - 1)
+        return np.where(self.h[pos] == q, self.v[pos], -1)
+
+
+class _Spill:
+    """One Arrow IPC file (LZ4) per part under a scratch directory: rows appended by part, read back one part at a time."""
+
+    def __init__(self, root: Path, name: str, parts: int):
+        self.paths = [root / f"{name}-{k:05d}.arrows" for k in range(parts)]
+        self.writers: list[pa.ipc.RecordBatchStreamWriter | None] = [None] * parts
+        self.parts = parts
+
+    def write(self, table: pa.Table, part: np.ndarray) -> None:
+        """Append each row of ``table`` to its part (``part[i]``), keeping the input order within a part."""
+        if not table.num_rows:
+            return
+        order = np.argsort(part, kind="stable")
+        counts = np.bincount(part, minlength=self.parts)
+        t = table.take(pa.array(order))
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        for k in np.flatnonzero(counts):
+            w = self.writers[k]
+            if w is None:
+                opts = pa.ipc.IpcWriteOptions(compression="lz4")
+                w = self.writers[k] = pa.ipc.new_stream(str(self.paths[k]), t.schema, options=opts)
+            w.write_table(t.slice(int(starts[k]), int(counts[k])))
+
+    def close(self) -> None:
+        for w in self.writers:
+            if w is not None:
+                w.close()
+        self.writers = [None] * self.parts
+
+    def read(self, k: int, schema: pa.Schema | None = None) -> pa.Table | None:
+        if not self.paths[k].exists():
+            return schema.empty_table() if schema is not None else None
+        with pa.ipc.open_stream(str(self.paths[k])) as r:
+            return r.read_all()
+
+
+def _scan(path: Path, columns: list[str] | None, batch_rows: int) -> Iterator[pa.Table]:
+    """Stream a Parquet file or dataset directory as tables of at most ``batch_rows`` rows (little read-ahead)."""
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(path, format="parquet")
+    if columns is not None:
+        columns = [c for c in columns if c in dataset.schema.names]
+    for b in dataset.to_batches(columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1):
+        if b.num_rows:
+            yield pa.Table.from_batches([b])
+
+
+@dataclass
+class StreamedResult:
+    """What :func:`settle_streamed` wrote: row counts, the refused claims and the policy used."""
+
+    settlements: int
+    claims: int
+    rejected: pd.DataFrame
+    accumulators: int
+    shards: int
+    policy: Policy
+
+
+def settle_streamed(
+    person_path: Path,
+    link_path: Path | None,
+    encounter_path: Path,
+    fee_path: Path,
+    institutions: pa.Table,
+    catalog: Catalog,
+    out_dir: Path,
+    *,
+    policy: Policy | None = None,
+    book: PolicyBook | None = None,
+    claim_columns: list[str],
+    line_columns: list[str],
+    rename: dict[str, str] | None = None,
+    settlement_schema: pa.Schema = SETTLEMENT,
+    workers: int = 2,
+    shard_claims: int = 200_000,
+    batch_rows: int = 500_000,
+    on_shard: Callable[[int, dict[str, pa.Table | None]], None] | None = None,
+) -> StreamedResult:
+    """Settle a region's year from Parquet in bounded memory: family shards streamed, results written as they come.
+
+    流式分片结算.  The same result as one :func:`settle_batch` over the whole
+    year (``tests/test_settle_streaming.py`` shows it), in at most a few
+    hundred MB per worker whatever the size of the region:
+
+    1. persons: a 64-bit hash of each ``psn_no``; family links join them into
+       families (:func:`_components`), and each family is given one of
+       ``ceil(claims / shard_claims)`` shards — a shard never splits a family,
+       so no account or accumulator crosses a shard;
+    2. persons, links, claims (by their patient's shard) and fee lines (by
+       their claim's shard, found through a hash of ``mdtrt_id``) are streamed
+       from Parquet into one Arrow IPC file per shard (a scratch directory in
+       ``out_dir``, removed afterwards); lines of no claim are dropped, as
+       :func:`settle_batch` ignores them;
+    3. ``workers`` shards at a time are settled with :func:`settle_batch`;
+       accumulators and refused claims are written as they come, settlement
+       rows are spilled by time window (whole days of settlement time);
+    4. each window is sorted into the global claim order (``setl_time``, then
+       encounter row) and appended to ``settlement.parquet``.
+
+    The three outputs are written under temporary names and moved into place
+    at the end, so a failure leaves ``out_dir`` as it was.  Raises
+    :class:`NotStreamable` when keys cannot be routed exactly (a ``psn_no``
+    hash repeated, or one ``mdtrt_id`` hash in two shards); the caller then
+    settles in memory.  ``rename`` renames claim columns (``endtime`` →
+    ``setl_time``); ``on_shard(k, tables)`` (for tests) sees each shard's
+    ``person``, ``link``, ``claim`` and ``line`` tables before it is settled.
+    """
+    import os
+    import shutil
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    book = book or PolicyBook.default()
+    rename = rename or {}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. persons → hash index; regions; synthetic flag
+    hashes, regions, synthetic = [], set(), True
+    for t in _scan(person_path, ["psn_no", "insuplc_admdvs", "synthetic"], batch_rows):
+        hashes.append(_hash64(t.column("psn_no")))
+        if "insuplc_admdvs" in t.column_names:
+            regions.update(v for v in pc.unique(t.column("insuplc_admdvs")).to_pylist() if v is not None)
+        if "synthetic" in t.column_names:
+            synthetic = synthetic and bool(pc.all(t.column("synthetic")).as_py())
+        else:
+            synthetic = False
+    P = int(sum(len(h) for h in hashes))
+    if P == 0:
+        synthetic = False
+    p_hash = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    del hashes
+    people = _HashIndex(p_hash, np.arange(P, dtype=np.int32 if P < 2**31 else I64))
+    del p_hash
+    if people.duplicates:
+        raise NotStreamable("a psn_no hash occurs twice (repeated psn_no or a hash collision)")
+    if policy is None:
+        if len(regions) != 1:
+            raise ValueError(f"persons span several insured regions {sorted(regions)[:5]}; pass a policy")
+        policy = book.policy(str(next(iter(regions))))
+
+    # families
+    ea, eb = [], []
+    if link_path is not None:
+        for t in _scan(link_path, ["psn_no", "relative_psn_no"], batch_rows):
+            ea.append(people.get(_hash64(t.column("psn_no"))))
+            eb.append(people.get(_hash64(t.column("relative_psn_no"))))
+    a = np.concatenate(ea) if ea else np.zeros(0, I64)
+    b = np.concatenate(eb) if eb else np.zeros(0, I64)
+    del ea, eb
+    labels = _components(P, a.astype(I64), b.astype(I64))
+    del a, b
+    n_claims = sum(pq.ParquetFile(f).metadata.num_rows for f in _parquet_files(encounter_path))
+    n_shards = max(1, -(-n_claims // max(1, shard_claims)))
+    p_shard = _family_shard(labels, n_shards).astype(np.int32)
+    del labels
+
+    scratch = Path(tempfile.mkdtemp(prefix=".settle-stream-", dir=out_dir))
+    try:
+        sp = {name: _Spill(scratch, name, n_shards) for name in ("person", "link", "claim", "line")}
+        # 2a. persons and links by family shard
+        for t in _scan(person_path, PERSON_COLUMNS, batch_rows):
+            rows = people.get(_hash64(t.column("psn_no")))
+            sp["person"].write(t, p_shard[rows])
+        if link_path is not None:
+            for t in _scan(link_path, LINK_COLUMNS, batch_rows):
+                ra = people.get(_hash64(t.column("psn_no")))
+                rb = people.get(_hash64(t.column("relative_psn_no")))
+                ok = (ra >= 0) & (rb >= 0)  # a link to no known person cannot make anyone's payer valid
+                if ok.any():
+                    t = t.filter(pa.array(ok))
+                    sp["link"].write(t, p_shard[ra[ok]])
+        # 2b. claims by their patient's shard (unknown patients: the first person's shard, refused there)
+        c_hash, c_shard, day_counts, first_s, offset = [], [], {}, None, 0
+        nobody = int(p_shard[0]) if P else 0
+        for t in _scan(encounter_path, claim_columns, batch_rows):
+            t = t.rename_columns([rename.get(c, c) for c in t.column_names])
+            rows = people.get(_hash64(t.column("psn_no")))
+            shard = np.where(rows >= 0, p_shard[np.maximum(rows, 0)], nobody).astype(np.int32) if P else np.zeros(t.num_rows, np.int32)
+            setl = _local_seconds(t, "setl_time")
+            first_s = int(setl.min()) if first_s is None else min(first_s, int(setl.min()))
+            for d, c in zip(*np.unique(setl // 86400, return_counts=True)):
+                day_counts[int(d)] = day_counts.get(int(d), 0) + int(c)
+            t = t.append_column("_row", pa.array(np.arange(offset, offset + t.num_rows, dtype=I64)))
+            offset += t.num_rows
+            sp["claim"].write(t, shard)
+            c_hash.append(_hash64(t.column("mdtrt_id")))
+            c_shard.append(shard)
+        del people, p_shard
+        claims_h = np.concatenate(c_hash) if c_hash else np.zeros(0, np.uint64)
+        claims_s = np.concatenate(c_shard) if c_shard else np.zeros(0, np.int32)
+        del c_hash, c_shard
+        by_claim = _HashIndex(claims_h, claims_s)
+        del claims_h, claims_s
+        if by_claim.conflicts:
+            raise NotStreamable("one mdtrt_id hash belongs to claims of two shards (repeated mdtrt_id or a hash collision)")
+        # 2c. fee lines follow their claim; lines of no claim are ignored by settle_batch, so dropped
+        for t in _scan(fee_path, line_columns, batch_rows):
+            shard = by_claim.get(_hash64(t.column("mdtrt_id")))
+            ok = shard >= 0
+            if not ok.all():
+                t, shard = t.filter(pa.array(ok)), shard[ok]
+            sp["line"].write(t, shard.astype(np.int32))
+        del by_claim
+        for s in sp.values():
+            s.close()
+        account_start = None
+        if first_s is not None:
+            account_start = dt.date(int(_ymd(np.array([first_s // 86400]))[0][0]), 1, 1)
+
+        # time windows of whole days, each about shard_claims rows, for the final ordering
+        days = np.array(sorted(day_counts), dtype=I64)
+        cum = np.cumsum([day_counts[d] for d in days.tolist()]) if len(days) else np.zeros(0, I64)
+        win_of_day = ((cum - 1) // max(1, shard_claims)).astype(np.int32) if len(days) else np.zeros(0, np.int32)
+        n_windows = int(win_of_day[-1]) + 1 if len(days) else 1
+        wins = _Spill(scratch, "window", n_windows)
+
+        # 3. settle shards, `workers` at a time, in shard order
+        acc_tmp, rej_parts = scratch / "accumulator.parquet", []
+        acc_writer = pq.ParquetWriter(acc_tmp, ACCUMULATOR)
+        n_acc = 0
+        empty = {"person": None, "link": None, "claim": None, "line": None}
+
+        def settle_shard(k: int):
+            parts = {name: sp[name].read(k) for name in empty}
+            if on_shard is not None:
+                on_shard(k, parts)
+            c = parts["claim"]
+            if c is None or not c.num_rows:
+                return None
+            p = parts["person"] if parts["person"] is not None else pa.table({"psn_no": pa.array([], pa.string())})
+            ln = parts["line"] if parts["line"] is not None else pa.table({x: pa.array([], pa.string() if x in ("mdtrt_id", "med_list_codg") else pa.int64()) for x in line_columns})
+            glob = c.column("_row").to_numpy()
+            res = settle_batch(c.drop_columns(["_row"]), ln, p, institutions, catalog, policy, book, parts["link"], account_start)
+            return glob[res.claim_index], res
+
+        with ThreadPoolExecutor(max(1, workers)) as ex:
+            pending = []
+            nxt = 0
+            while nxt < n_shards or pending:
+                while nxt < n_shards and len(pending) < max(1, workers):
+                    pending.append(ex.submit(settle_shard, nxt))
+                    nxt += 1
+                got = pending.pop(0).result()
+                if got is None:
+                    continue
+                glob, res = got
+                s = res.settlements
+                setl = _local_seconds(s, "setl_time")
+                w = win_of_day[np.searchsorted(days, setl // 86400)]
+                s = s.append_column("_setl", pa.array(setl)).append_column("_row", pa.array(glob))
+                wins.write(s, w)
+                if res.accumulators.num_rows:
+                    acc_writer.write_table(res.accumulators.cast(ACCUMULATOR))
+                    n_acc += res.accumulators.num_rows
+                if len(res.rejected):
+                    rej_parts.append(res.rejected)
+                del got, res, s
+        acc_writer.close()
+        wins.close()
+
+        # 4. windows in time order, each sorted into claim order, appended to settlement.parquet
+        setl_tmp = scratch / "settlement.parquet"
+        n_settled = 0
+        with pq.ParquetWriter(setl_tmp, settlement_schema) as writer:
+            for k in range(n_windows):
+                t = wins.read(k)
+                if t is None:
+                    continue
+                order = np.lexsort((t.column("_row").to_numpy(), t.column("_setl").to_numpy()))
+                t = t.take(pa.array(order)).drop_columns(["_setl", "_row"])
+                if synthetic:
+                    t = t.set_column(t.schema.get_field_index("synthetic"), "synthetic", pa.array(np.ones(t.num_rows, dtype=bool)))
+                writer.write_table(t.cast(settlement_schema))
+                n_settled += t.num_rows
+        rejected = pd.concat(rej_parts, ignore_index=True) if rej_parts else pd.DataFrame(columns=REJECTED_COLUMNS)
+        rej_tmp = scratch / "settlement_rejected.parquet"
+        rejected.to_parquet(rej_tmp, index=False)
+        for tmp, name in ((setl_tmp, "settlement.parquet"), (rej_tmp, "settlement_rejected.parquet"), (acc_tmp, "accumulator.parquet")):
+            os.replace(tmp, out_dir / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return StreamedResult(settlements=n_settled, claims=n_claims, rejected=rejected, accumulators=n_acc, shards=n_shards, policy=policy)
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    path = Path(path)
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if p.is_file())
