@@ -95,5 +95,5 @@ def synthesize_purchases(data_dir: str | Path, out: str | Path | None = None) ->
     meta = {b"yibao.table": b"purchase", b"yibao.synthetic": b"true", b"yibao.money_unit": b"fen"}
     pq.write_table(table.replace_schema_metadata(meta), out_path)
     if out_path.resolve() == (d / "purchase.parquet").resolve():
-        manifest.record(d, ["purchase"], PURCHASE_INPUTS, command="yibao supervision scan --data {dir}")
+        manifest.record(d, ["purchase"], PURCHASE_INPUTS, command=manifest.PURCHASE_COMMAND)
     return out_path
