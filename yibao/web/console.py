@@ -27,7 +27,7 @@ from yibao.core import db
 from yibao.core.errors import YibaoError
 from yibao.ecode.models import EcodeBinding, EcodeBlock, EcodeRiskEvent, EcodeUse
 from yibao.ecode.service import EcodeRefused, EcodeService
-from yibao.web import charts, excel, figures
+from yibao.web import charts, excel, figures, labels
 from yibao.web.auth import AuthError, AuthService, LoginThrottled, Principal, csrf_ok, csrf_token, mask
 from yibao.web.i18n import LANGS, translator
 from yibao.web.jobs import JobRunner
@@ -46,10 +46,7 @@ class _Deny(Exception):
 
 
 def _fmt_yuan(fen: Any) -> str:
-    try:
-        return f"{int(fen) / 100:,.2f}"
-    except (TypeError, ValueError):
-        return ""
+    return labels.money(fen)  # ¥1,234.56 from integer fen; missing → "—"
 
 
 def _wan(fen: int) -> float:
@@ -69,6 +66,7 @@ class Console:
         self.jobs = JobRunner()
         self.env = Environment(loader=PackageLoader("yibao.web", "templates/console"), autoescape=select_autoescape(["html"]))
         self.env.filters["yuan"] = _fmt_yuan
+        self.env.filters["num"] = labels.number
         self.router = APIRouter(prefix="/console", include_in_schema=False)
         self._routes()
 
@@ -126,7 +124,9 @@ class Console:
 
         ctx.setdefault("csrf", csrf_token(request.cookies.get(COOKIE)))
         html = self.env.get_template(template).render(
-            t=translator(lang), lang=lang, p=p, m=m, unmasked=unmask, path=request.url.path,
+            t=translator(lang), lang=lang, label=lambda name: labels.field(name, lang),
+            val=lambda group, code: labels.value(group, code, lang),
+            vals=lambda group, text: labels.values(group, text, lang), humanize=lambda text: labels.humanize(text, lang), p=p, m=m, unmasked=unmask, path=request.url.path,
             query=str(request.url.query), **ctx)
         return HTMLResponse(html, status_code=status)
 
@@ -311,6 +311,24 @@ class Console:
                 return c.render(request, "error.html", p, status=404, code=404, message_key="not_found")
             total = sum(line.fen for line in d["lines"])
             return c.render(request, "settlement_detail.html", p, d=d, total=total)
+
+        @r.get("/encounter/{mdtrt_id}")
+        @guarded
+        def encounter(request: Request, mdtrt_id: str) -> Response:
+            """An encounter (就诊, from the supervision work queue) opens its latest settlement, within the caller's scope."""
+            p = c.need(request, "settlement")
+            scope, own = settle_scope(p)
+            S = db.Settlement
+            q = select(S.setl_id).where(S.mdtrt_id == mdtrt_id)
+            if scope is not None:
+                q = q.where(S.fixmedins_code == scope)
+            if own is not None:
+                q = q.where(S.psn_no == own)
+            with c.engine.connect() as conn:
+                setl_id = conn.execute(q.order_by(S.setl_time.desc()).limit(1)).scalar()
+            if setl_id is None:
+                return c.render(request, "error.html", p, status=404, code=404, message_key="not_found")
+            return RedirectResponse(f"/console/settlement/{urllib.parse.quote(setl_id)}", status_code=303)
 
         @r.get("/api/settlement/{setl_id}")
         @guarded

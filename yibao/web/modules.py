@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from yibao.web import labels
 from yibao.web.auth import Principal
 
 
@@ -20,6 +21,23 @@ class Table:
     title: str
     headers: list[str]
     rows: list[list[Any]]
+    anchor: str = ""  # each row gets id="<anchor><first cell>" (cells elsewhere link to it)
+
+
+class Link(str):
+    """A table cell that links to the item's own page (the text is the id; Excel gets the text)."""
+
+    href: str
+
+    def __new__(cls, text: Any, href: str) -> "Link":
+        obj = super().__new__(cls, str(text))
+        obj.href = href
+        return obj
+
+
+def _heads(lang: str, *names: str) -> list[str]:
+    """Column headers from labels.yaml (Chinese first); money cells carry their own ¥."""
+    return [labels.field(n, lang) for n in names]
 
 
 @dataclass
@@ -98,10 +116,11 @@ def _pending(v: View, st: dict[str, Any]) -> View:
 
 
 def _yuan(fen: Any) -> str:
-    try:
-        return f"{int(fen) / 100:,.2f}"
-    except (TypeError, ValueError):
-        return ""
+    return labels.money(fen)  # ¥1,234.56 from integer fen; missing → "—"
+
+
+def _n(x: Any, digits: int = 0) -> str:
+    return labels.number(x, digits)
 
 
 # --- procurement (集采) -----------------------------------------------------------------------
@@ -138,19 +157,20 @@ def procurement_view(engine: Engine, p: Principal, lang: str, data_dir: Path | N
         orders = pd.DataFrame(s.execute(oq).all(), columns=["institution_id", "drug_id", "spec_id", "supplier", "units", "month",
                                                             "contracted", "amount_fen"])
     zh = lang != "en"
-    v.tables.append(Table("申报 bids" if zh else "bids", ["drug_id", "bids 申报数", "min price 最低报价 (元)", "max price 最高报价 (元)"],
-                          [[d, n, _yuan(lo), _yuan(hi)] for d, n, lo, hi in bids]))
+    v.tables.append(Table("申报" if zh else "bids", _heads(lang, "drug_id", "bids", "min_price", "max_price"),
+                          [[d, _n(n), _yuan(lo), _yuan(hi)] for d, n, lo, hi in bids]))
     res = round_results(engine, rid)
-    v.tables.append(Table("中选结果与理由" if zh else "results with reasons", ["drug_id", "firm_id", "status", "rank", "reason"],
-                          [[x["drug_id"], x["firm_id"], x["status"], x["rank"], x["reason_zh"] if zh else x["reason_en"]] for x in res]))
+    v.tables.append(Table("中选结果与理由" if zh else "results with reasons", _heads(lang, "drug_id", "firm_id", "status", "rank", "reason"),
+                          [[x["drug_id"], x["firm_id"], labels.value("bid_status", x["status"], lang), x["rank"],
+                            labels.humanize(x["reason_zh"] if zh else x["reason_en"], lang)] for x in res]))
     contracts = load_contracts(engine, rid)
     if scope is not None and not contracts.empty:
         contracts = contracts[contracts["institution_id"] == scope]
     if not contracts.empty:
         reg = contracts.groupby("region", as_index=False).agg(agreed_units=("agreed_units", "sum"), amount_fen=("amount_fen", "sum"),
                                                                institutions=("institution_id", "nunique"))
-        v.tables.append(Table("供应区域" if zh else "supply regions", ["region", "institutions", "agreed units 约定量", "amount 金额 (元)"],
-                              [[a, int(n), int(u), _yuan(f)] for a, u, f, n in reg[["region", "agreed_units", "amount_fen", "institutions"]].itertuples(index=False)]))
+        v.tables.append(Table("供应区域" if zh else "supply regions", _heads(lang, "region", "institutions", "agreed_units", "fen"),
+                              [[a, _n(n), _n(u), _yuan(f)] for a, u, f, n in reg[["region", "agreed_units", "amount_fen", "institutions"]].itertuples(index=False)]))
         if not orders.empty:
             months = int(orders["month"].max())
             prog = monitor.progress(orders, contracts, months_elapsed=months)
@@ -158,10 +178,10 @@ def procurement_view(engine: Engine, p: Principal, lang: str, data_dir: Path | N
             v.charts.append(("执行进度: 约定量与已采购" if zh else "execution against the agreed volume", charts.bar_chart(list(by_drug.drug_id), {
                 ("约定量" if zh else "agreed"): [int(x) for x in by_drug.agreed_units],
                 ("应完成" if zh else f"expected by month {months}"): [int(x) for x in by_drug.expected_units],
-                ("已采购" if zh else "purchased"): [int(x) for x in by_drug.purchased_units]}, unit="units", chart_id="chart-vbp-progress")))
+                ("已采购" if zh else "purchased"): [int(x) for x in by_drug.purchased_units]}, unit="件" if zh else "units", chart_id="chart-vbp-progress")))
             v.tables.append(Table("执行进度" if zh else "execution progress",
-                                  ["institution_id", "drug_id", "agreed 约定量", "expected 应完成", "purchased 已采购", "completion 完成率", "behind 滞后"],
-                                  [[a, d, int(ag), int(ex), int(pu), f"{int(bp) / 100:.1f}%", "是" if b else ""] for a, d, ag, pu, ex, b, bp in
+                                  _heads(lang, "institution_id", "drug_id", "agreed_units", "expected_units", "purchased_units", "completion", "behind"),
+                                  [[a, d, _n(ag), _n(ex), _n(pu), _n(int(bp) / 100, 1) + "%", ("是" if zh else "yes") if b else ""] for a, d, ag, pu, ex, b, bp in
                                    prog[["institution_id", "drug_id", "agreed_units", "purchased_units", "expected_units", "behind", "completion_bp"]].itertuples(index=False)]))
     return v
 
@@ -206,16 +226,16 @@ def payment_view(engine: Engine, p: Principal, lang: str, data_dir: Path | None 
         [str(int(x)) for x in m.period], {("月度点值 (元/分)" if zh else "monthly point value (¥/point)"): [float(x) for x in m.point_value]},
         chart_id="chart-point-value")))
     kinds = r.dip.cases["kind"].value_counts()
-    v.charts.append(("DIP 入组类型" if zh else "DIP case kinds", charts.donut_chart([str(k) for k in kinds.index], [int(x) for x in kinds.values],
+    v.charts.append(("DIP 入组类型" if zh else "DIP case kinds", charts.donut_chart([labels.value("dip_kind", k, lang) for k in kinds.index], [int(x) for x in kinds.values],
                                                                                   chart_id="chart-group-mix")))
     v.tables.append(Table("各医院盈亏" if zh else "each hospital's gain or loss",
-                          ["fixmedins_code", "hosp_lv", "points 分值", "DIP value 分值金额 (元)", "cost 医疗费用 (元)", "DIP gain 盈亏 (元)", "DRG gain 盈亏 (元)", "clearing 清算 (元)"],
-                          [[row.fixmedins_code, row.hosp_lv, f"{int(row.points_e4) / 10000:,.1f}", _yuan(row.value_fen), _yuan(row.medfee_sumamt),
+                          _heads(lang, "fixmedins_code", "hosp_lv", "points", "dip_value", "cost", "dip_gain", "drg_gain", "clearing"),
+                          [[row.fixmedins_code, labels.value("hosp_lv", row.hosp_lv, lang), _n(int(row.points_e4) / 10000, 1), _yuan(row.value_fen), _yuan(row.medfee_sumamt),
                             _yuan(row.dip_gain_fen), _yuan(row.drg_gain_fen), _yuan(row.clearing_fen)] for row in inst.itertuples(index=False)]))
     mix = r.cases[r.cases.drg != "0000"].groupby("drg", as_index=False).agg(cases=("mdtrt_id", "count"), rw_e4=("rw_e4", "first"))
     mix = mix.sort_values("cases", ascending=False).head(30)
-    v.tables.append(Table("DRG 病组构成 (前30)" if zh else "DRG group mix (top 30)", ["drg", "cases 病例数", "RW 权重"],
-                          [[d, int(c), f"{int(w) / 10000:.4f}"] for d, c, w in mix.itertuples(index=False)]))
+    v.tables.append(Table("DRG 病组构成 (前30)" if zh else "DRG group mix (top 30)", _heads(lang, "drg", "cases", "rw"),
+                          [[d, _n(c), _n(int(w) / 10000, 4)] for d, c, w in mix.itertuples(index=False)]))
     return v
 
 
@@ -244,10 +264,15 @@ def supervision_view(engine: Engine, p: Principal, lang: str, data_dir: Path | N
         cases = list(s.scalars(q.limit(200)))
         ids = [c.id for c in cases]
         events = list(s.scalars(select(CaseEvent).where(CaseEvent.case_id.in_(ids)).order_by(CaseEvent.at, CaseEvent.id))) if ids else []
-        v.tables.append(Table("案件" if zh else "case files", ["case", "state 状态", "subject 对象", "source 来源", "violation 违规", "loss 损失 (元)", "fine 罚款 (元)", "recovered 追回 (元)"],
-                              [[c.id, c.state, f"{c.subject_kind}:{c.subject_code}", c.source, c.violation, _yuan(c.loss_fen), _yuan(c.fine_fen), _yuan(c.recovered_fen)] for c in cases]))
-        v.tables.append(Table("执法时间线" if zh else "enforcement timeline", ["time 时间", "case", "action 环节", "from", "to", "actor 经办人", "note"],
-                              [[e.at.strftime("%Y-%m-%d %H:%M"), e.case_id, e.action, e.from_state, e.to_state, e.actor, e.note] for e in events]))
+        v.tables.append(Table("案件" if zh else "case files", _heads(lang, "case", "state", "subject", "source", "violation", "loss", "fine", "recovered"),
+                              [[c.id, labels.value("case_state", c.state, lang),
+                                f"{labels.value('subject_kind', c.subject_kind, lang)} {c.subject_code}", labels.value("case_source", c.source, lang),
+                                labels.humanize(c.violation, lang) if c.violation else labels.MISSING,
+                                _yuan(c.loss_fen), _yuan(c.fine_fen), _yuan(c.recovered_fen)] for c in cases], anchor="case-"))
+        v.tables.append(Table("执法时间线" if zh else "enforcement timeline", _heads(lang, "time", "case", "action", "from_state", "to_state", "actor", "note"),
+                              [[e.at.strftime("%Y-%m-%d %H:%M"), Link(e.case_id, f"#case-{e.case_id}"), labels.value("case_action", e.action, lang),
+                                labels.value("case_state", e.from_state, lang), labels.value("case_state", e.to_state, lang), e.actor,
+                                e.note or labels.MISSING] for e in events]))
     if data_dir is None:
         v.note_zh = "未配置区域数据目录 (YIBAO_CONSOLE_DATA), 不显示规则扫描工作队列"
         v.note_en = "no region data directory configured (YIBAO_CONSOLE_DATA): the rule-scan work queue is not shown"
@@ -264,12 +289,21 @@ def supervision_view(engine: Engine, p: Principal, lang: str, data_dir: Path | N
     rows = []
     for row in q[cols].head(500).itertuples(index=False):
         d = dict(zip(cols, row))
+        if d.get("kind") == "encounter" and d.get("item_id"):  # the encounter's settlement page
+            d["item_id"] = Link(d["item_id"], f"/console/encounter/{d['item_id']}")
+        if "kind" in d:
+            d["kind"] = labels.value("queue_kind", d["kind"], lang)
         if "amount" in d:
             d["amount"] = _yuan(d["amount"])
         if "score" in d:
-            d["score"] = f"{float(d['score']):.2f}"
+            d["score"] = _n(d["score"], 2)
+        if "rules" in d:
+            d["rules"] = labels.rules(d["rules"], lang)
+        for k in ("fixmedins_code", "dr_code"):
+            if k in d and not d[k]:
+                d[k] = labels.MISSING
         rows.append([d[c] for c in cols])
-    v.tables.insert(0, Table("按风险排序的工作队列" if zh else "work queue ranked by risk", cols, rows))
+    v.tables.insert(0, Table("按风险排序的工作队列" if zh else "work queue ranked by risk", _heads(lang, *cols), rows))
     return v
 
 
