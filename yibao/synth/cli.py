@@ -53,7 +53,7 @@ def run_synth(
             rows = write_parquet(out, people, seed, year=year, region=region, chunk_size=chunk_size, patterns=patterns,
                                  progress=lambda done, total: bar.update(task, completed=done), on_removed=removed.extend)
         if removed:
-            console.print(f"removed the tables of an earlier run in {out} (they no longer match): {', '.join(removed)}")
+            console.print(f"removed the tables of an earlier run in {out} (they no longer match): {', '.join(removed)}", soft_wrap=True)
         console.print(f"wrote SYNTHETIC region ({people:,} people, seed {seed}) to {out} in {time.perf_counter() - t:.1f} s")
     if db is not None:
         from yibao.core.db import load_tables, upgrade
