@@ -187,3 +187,16 @@ def test_writers_in_parallel_lose_no_entry(region):
     doc = manifest.load(region)
     assert all(doc["tables"][n]["inputs"] == {"person": doc["tables"]["person"]["sha256"]} for n in names)
     assert manifest.check(region, names) is not None
+
+
+def test_data_check_lists_every_table_and_fails_on_a_foreign_one(region, tmp_path):
+    res = runner.invoke(app, ["data", "check", str(region)])
+    assert res.exit_code == 0, res.output
+    assert "seed 3" in res.output and "settlement" in res.output and "refused" not in res.output
+    shutil.copy(region / "person.parquet", region / "extra.parquet")
+    res = runner.invoke(app, ["data", "check", str(region)])
+    assert res.exit_code == 1 and "refused" in res.output and "extra" in res.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = runner.invoke(app, ["data", "check", str(empty)])
+    assert res.exit_code == 2 and "no manifest.json" in res.output

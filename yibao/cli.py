@@ -107,6 +107,8 @@ policy_app = typer.Typer(help="Benefit policy files (待遇政策).", no_args_is
 db_app = typer.Typer(help="Database schema and loading.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
+data_app = typer.Typer(help="Data directories (数据目录): the manifest of a `yibao synth --out` directory.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 from yibao.procurement.cli import app as procurement_app  # noqa: E402
 
 app.add_typer(procurement_app, name="procurement")
@@ -346,6 +348,25 @@ def policy_show(region: str = typer.Argument(..., help="Region code or policy na
 
     snap = show_snapshot(region, day, policy_dir)  # unknown region → the known ones listed
     console.print_json(json.dumps(snap.model_dump(mode="json"), ensure_ascii=False))
+
+
+@data_app.command("check")
+def data_check(data: Path = typer.Argument(..., exists=True, file_okay=False, help="A data directory.")) -> None:
+    """Check every table of a data directory against its manifest (hash, inputs); exit 1 if any is stale or foreign."""
+    from yibao.core.manifest import load, status
+
+    rows = status(data)
+    doc = load(data) or {}
+    console.print(f"{data}: {doc.get('generator', '?')} · {doc.get('people', '?'):,} people · seed {doc.get('seed', '?')} · year {doc.get('year', '?')}"
+                  f" · written {doc.get('created', '?')}" if isinstance(doc.get("people"), int) else f"{data}", soft_wrap=True)
+    tab = Table(title="tables 数据表")
+    for c in ("table", "status", "detail"):
+        tab.add_column(c)
+    for name, ok, detail in rows:
+        tab.add_row(name, "[green]ok[/]" if ok else "[bold red]refused[/]", escape(detail))
+    console.print(tab)
+    if not all(ok for _, ok, _ in rows):
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

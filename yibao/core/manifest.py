@@ -43,7 +43,7 @@ from yibao.core.errors import YibaoError
 
 __all__ = [
     "DERIVED_COMMANDS", "MANIFEST_NAME", "ManifestError", "begin_source", "check", "load", "record",
-    "stable_view", "table_files", "write_source",
+    "stable_view", "status", "table_files", "write_source",
 ]  # fmt: skip
 
 MANIFEST_NAME = "manifest.json"
@@ -346,3 +346,34 @@ def _record(data_dir: Path, outputs: list[str], inputs: Iterable[str], command: 
                                "created": created, "inputs": deps}  # fmt: skip
     _save(data_dir, doc)
     return True
+
+
+def _on_disk(data_dir: Path) -> list[str]:
+    names = {p.stem for p in data_dir.glob("*.parquet") if p.is_file()}
+    names |= {d.name for d in data_dir.iterdir() if d.is_dir() and not d.name.startswith((".", "_")) and any(d.rglob("*.parquet"))}
+    return sorted(names)
+
+
+def status(data_dir: Path) -> list[tuple[str, bool, str]]:
+    """``(table, ok, detail)`` for every table the manifest lists or the directory holds (``yibao data check``).
+
+    Raises :class:`ManifestError` when there is no usable manifest at all.
+    """
+    data_dir = Path(data_dir)
+    doc = load(data_dir)
+    if doc is None:
+        raise ManifestError(f"{data_dir}: no {MANIFEST_NAME}: an unmanaged directory, nothing to check (write one with `yibao synth --out {data_dir}`)",
+                            f"{data_dir}: 没有数据清单", field="manifest")  # fmt: skip
+    _usable(data_dir, doc)
+    out = []
+    for name in sorted(set(doc.get("tables", {})) | set(_on_disk(data_dir))):
+        try:
+            _current(data_dir, doc, name, {})
+        except ManifestError as exc:
+            out.append((name, False, exc.message_en))
+            continue
+        entry = doc["tables"][name]
+        cmd = str(entry.get("command", "?")).split(" --", 1)[0].split("&& ")[-1]  # the command's name: yibao settle, yibao synth …
+        how = f"derived by {cmd} from {len(entry['inputs'])} table(s)" if entry.get("inputs") else f"source ({cmd})"
+        out.append((name, True, f"{entry.get('rows', 0):,} rows, {how}"))
+    return out
