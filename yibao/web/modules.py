@@ -22,6 +22,7 @@ class Table:
     headers: list[str]
     rows: list[list[Any]]
     anchor: str = ""  # each row gets id="<anchor><first cell>" (cells elsewhere link to it)
+    free: tuple[int, ...] = ()  # columns of free text as people typed it (notes), marked data-free-text
 
 
 class Link(str):
@@ -272,7 +273,7 @@ def supervision_view(engine: Engine, p: Principal, lang: str, data_dir: Path | N
         v.tables.append(Table("执法时间线" if zh else "enforcement timeline", _heads(lang, "time", "case", "action", "from_state", "to_state", "actor", "note"),
                               [[e.at.strftime("%Y-%m-%d %H:%M"), Link(e.case_id, f"#case-{e.case_id}"), labels.value("case_action", e.action, lang),
                                 labels.value("case_state", e.from_state, lang), labels.value("case_state", e.to_state, lang), e.actor,
-                                e.note or labels.MISSING] for e in events]))
+                                e.note or labels.MISSING] for e in events], free=(6,)))
     if data_dir is None:
         v.note_zh = "未配置区域数据目录 (YIBAO_CONSOLE_DATA), 不显示规则扫描工作队列"
         v.note_en = "no region data directory configured (YIBAO_CONSOLE_DATA): the rule-scan work queue is not shown"
