@@ -50,7 +50,7 @@ def seed(engine) -> None:
         for k, (ins, typ, g, b, a, civ, base, balc, certno, name) in PEOPLE.items():
             s.add(ydb.Person(psn_no=k, certno=certno, psn_name=name, gend=g, brdy=b, insutype=ins, psn_type=typ,
                              civil_servant=civ, insuplc_admdvs=REGION, assistance=a, contribution_base=base,
-                             acct_balc=balc, synthetic=True))
+                             acct_balc=balc, insured_since=dt.date(2015, 1, 1), synthetic=True))
         s.flush()
         s.add(ydb.FamilyLink(psn_no="R1", relative_psn_no="E1", relation="child", synthetic=True))
         for code, lv in INSTITUTIONS.items():

@@ -316,7 +316,7 @@ def test_a_node_under_two_names_is_refused_and_node_names_are_per_institution(db
 def test_1101_reports_insurance_dates_and_full_identity_rows(w):
     r = w.his.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["R1"][8]}})["output"]
     insu = r["insuinfo"][0]
-    assert "psn_insu_date" in insu and insu["paus_insu_date"] is None  # insured: no pause (clients test for null)
+    assert insu["psn_insu_date"] == "2015-01-01" and insu["paus_insu_date"] is None  # insured: no pause (clients test for null)
     idet = r["idetinfo"][0]
     assert set(idet) >= {"psn_idet_type", "psn_type_lv", "memo", "begntime", "endtime"}
     assert idet["psn_idet_type"] == default_config().psn_idet_types["dibao"]

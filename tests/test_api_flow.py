@@ -193,7 +193,8 @@ def test_sign_no_is_tied_to_its_institution_and_expires(env, db_engine):
     ghost = HisClient(http_transport(client), "NOPE", clock=clock)
     with pytest.raises(HisError) as e:
         ghost.sign_in()
-    assert field_of(e.value.reply["err_msg"]) == "fixmedins_code"
+    # an unknown institution gets the wrong-credential answer (it does not learn which codes exist)
+    assert field_of(e.value.reply["err_msg"]) == "input.signIn.credential"
 
 
 def test_a_repeat_is_answered_from_the_store_even_when_the_handler_would_now_refuse(env, db_engine):

@@ -72,6 +72,7 @@ from yibao.settlement.rules import (
     split_lines,
 )
 from yibao.settlement.service import CancelResult, SettlementService, SettleResult
+from yibao.settlement.visit_service import CLAIMED_AMOUNTS, VisitSettleRequest, VisitSettlementService, VisitSnapshot
 
 __all__ = ["Interface", "Outcome", "TRANSACTIONS"]
 
@@ -278,6 +279,7 @@ class Interface:
 
         self.valid_diagnosis = valid_diagnosis
         self.svc = SettlementService(engine, book, catalog)
+        self.visits = VisitSettlementService(self.svc)
         self._signs: dict[str, SignIn] = {}
         # SQLite has one writer at a time: queue this process's writers on a lock instead of letting
         # them spin in SQLite's busy handler (which sleeps up to 100 ms per try and makes long tails).
@@ -952,77 +954,53 @@ class Interface:
     def h_fees_inpatient(self, ctx: Ctx, d: S.InFees) -> Outcome:
         return self._fees(ctx, d, V.INPATIENT)
 
-    def _settle(self, ctx: Ctx, d: S.InSettle, *, kind: str, pre: bool) -> Outcome:
+    def _settle(self, ctx: Ctx, d: S.InSettle, *, kind: str, pre: bool, in_care: bool = False) -> Outcome:
+        """2206/2207/2303/2304: map the envelope to the settlement-visit service (one transaction) and back."""
         q, env, now = d.data, ctx.env, ctx.now
         top = self.cfg.interface.max_medfee_sumamt
         if q.medfee_sumamt > top or q.medfee_sumamt < 0:
             raise _rej(f"medfee_sumamt {q.medfee_sumamt} is not within 0..{top}", f"医疗费总额 {q.medfee_sumamt} 不在 0..{top} 之内",
                        "data.medfee_sumamt")
-        with self.read() as s:
-            v, enc = V.load_visit(s, q.mdtrt_id, psn_no=q.psn_no, fixmedins_code=env.fixmedins_code, kind=kind, lock=False)
-            p = self._person(s, q.psn_no)
-            self._insutype(p, q.insutype)
-            if (v.insutype or "") != q.insutype:
-                raise _rej("insutype differs from the registration's", "险种类型与登记不符", "insutype")
-            self._check_cert(p, q.mdtrt_cert_type, q.mdtrt_cert_no, now, env.fixmedins_code)
-            if kind == V.INPATIENT:
-                if q.med_type and q.med_type != enc.med_type:
-                    raise _rej(f"med_type {q.med_type} differs from the admission's {enc.med_type}",
-                               f"医疗类别 {q.med_type} 与入院登记 {enc.med_type} 不符", "med_type")
-                med_type = enc.med_type or ""
-            else:
-                med_type = q.med_type or enc.med_type or ""
-            lines = V.unsettled_lines(s, q.mdtrt_id, q.chrg_bchno)
-            if not lines:
-                raise _rej(f"encounter {q.mdtrt_id} has no unsettled fee lines; upload them first",
-                           f"就诊 {q.mdtrt_id} 无待结算的费用明细, 请先上传明细", "mdtrt_id")
-            total = sum(ln.det_item_fee_sumamt for ln in lines)
-            want = _fen(q.medfee_sumamt, "medfee_sumamt")
-            if want != total:
-                raise _rej(f"medfee_sumamt {q.medfee_sumamt} does not equal the uploaded lines' total {_yuan(total)}",
-                           f"医疗费总额 {q.medfee_sumamt} 与已上传明细合计 {_yuan(total)} 不符", "medfee_sumamt")
-            area = self._area(env, p)
-            diags = [x for x in (enc.other_dise_codg or "").split(";") if x]
-            begntime = enc.begntime
+        # an e-code writes its own usage record: resolve it before the settlement's transaction
+        ecode_psn = self._ecode(q.mdtrt_cert_type, q.mdtrt_cert_no, now, env.fixmedins_code)
         payer_no = q.mulaid_payer_psn_no or self._ecode_payer(q.mdtrt_cert_type, q.mdtrt_cert_no)
-        claim = Claim(
-            mdtrt_id=q.mdtrt_id,
-            person=PersonFacts(q.psn_no, q.insutype, "", "", dt.date(1900, 1, 1), p.insuplc_admdvs or ""),
-            fixmedins_code=env.fixmedins_code, hosp_lv=0, med_type=med_type, begntime=begntime,
-            setl_time=max(now, begntime), dise_codg=enc.dise_codg or "", lines=tuple(lines),
-            other_dise_codg=tuple(diags), mdtrtarea_admvs=area,
-            mulaid_payer=PayerFacts(payer_no, "", "") if payer_no else None,
-        )
-        claimed = {k: getattr(q, k) for k in ("fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt")}
-
-        def check_amounts(r: SettleResult) -> None:
-            for k, v in claimed.items():
-                if v is not None and _fen(v, k) != getattr(r.settlement, k):
-                    raise _rej(f"{k} {v} does not equal the platform's {_yuan(getattr(r.settlement, k))}",
-                               f"{k} {v} 与平台计算值 {_yuan(getattr(r.settlement, k))} 不符", k)
-
         discharge_first = self.cfg.inpatient_settlement_for(env.fixmedins_code) == "discharge_first"
-        guard = V.settle_guard(q.mdtrt_id, require_discharged=(kind == V.INPATIENT and not pre and q.mid_setl_flag != "1"
-                                                               and discharge_first))
-        if pre:
-            with self._writer:
-                r = self.svc.settle(claim, msgid=env.msgid, pre=True, use_account=q.acct_used_flag == "1", guard=guard)
-            check_amounts(r)
-            with self.tx() as s:
-                row = self._pre_row(r, claim)
-                info, detail = self._pre_info(s, r, claim, row, q.mdtrt_cert_type)
-                return ctx.commit(s, {"setlinfo": info, "setldetail": detail})
+        req = VisitSettleRequest(
+            mdtrt_id=q.mdtrt_id, psn_no=q.psn_no, insutype=q.insutype, fixmedins_code=env.fixmedins_code, kind=kind,
+            medfee_sumamt=_fen(q.medfee_sumamt, "medfee_sumamt"), setl_time=now, med_type=q.med_type or "",
+            chrg_bchno=q.chrg_bchno or "", mdtrtarea_admvs=env.mdtrtarea_admvs or "", mulaid_payer_psn_no=payer_no,
+            use_account=q.acct_used_flag == "1",
+            require_discharged=kind == V.INPATIENT and not pre and q.mid_setl_flag != "1" and discharge_first,
+            claimed={k: _fen(getattr(q, k), k) for k in CLAIMED_AMOUNTS if getattr(q, k) is not None},
+        )
 
-        def hook(s: Session, r: SettleResult) -> None:
-            if not r.replayed:
-                check_amounts(r)
+        def identify(p: db.Person) -> None:
+            self._check_cert(p, q.mdtrt_cert_type, q.mdtrt_cert_no, now, env.fixmedins_code, ecode_psn)
+
+        def check(s: Session, snap: VisitSnapshot) -> None:
+            warn = _more.in_care_check(s, self, snap, kind=kind, setl_time=max(now, snap.encounter.begntime))
+            base = ctx.iface._inner if isinstance(ctx.iface, _more._Warned) else ctx.iface  # a retried transaction
+            ctx.iface = _more._Warned(base, warn) if warn else base
+
+        def reply(s: Session, r: SettleResult, snap: VisitSnapshot | None) -> None:
+            if pre:
+                assert snap is not None
+                info, detail = self._pre_info(s, r, snap.claim, self._pre_row(r, snap.claim), q.mdtrt_cert_type)
+                ctx.commit(s, {"setlinfo": info, "setldetail": detail})
+                return
             row = s.get(db.Settlement, r.setl_id)
             info, detail = self.setlinfo(s, row, medins_setl_id=env.msgid, cert_type=q.mdtrt_cert_type)
             ctx.commit(s, {"setlinfo": info, "setldetail": detail}, maybe_repeat=r.replayed)
 
         with self._writer:
-            self.svc.settle(claim, msgid=env.msgid, use_account=q.acct_used_flag == "1", guard=guard, hook=hook)
-        assert ctx.outcome is not None
+            r, snap = self.visits.settle(req, msgid=env.msgid, digest=ctx.digest, pre=pre, identify=identify,
+                                         in_care=check if in_care else None, reply=reply)
+        if ctx.outcome is None:  # a pre-settlement that had to roll back its writes: store the reply on its own
+            assert pre and snap is not None
+            claim = snap.claim
+            with self.tx() as s:
+                info, detail = self._pre_info(s, r, claim, self._pre_row(r, claim), q.mdtrt_cert_type)
+                return ctx.commit(s, {"setlinfo": info, "setldetail": detail})
         return ctx.outcome
 
     @staticmethod
@@ -1039,20 +1017,18 @@ class Interface:
         info, detail = self.setlinfo(s, row, setl_id="", medins_setl_id="", cert_type=cert_type)
         return info, detail
 
+    # the in-care check (事中审核) runs inside 2206, 2207 and 2304's transaction, over the rows they settle
     def h_pre_outpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
-        _more.settlement_check(self, ctx, d, V.OUTPATIENT)  # in-care check (事中审核), issue 16
-        return self._settle(ctx, d, kind=V.OUTPATIENT, pre=True)
+        return self._settle(ctx, d, kind=V.OUTPATIENT, pre=True, in_care=True)
 
     def h_settle_outpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
-        _more.settlement_check(self, ctx, d, V.OUTPATIENT)  # in-care check (事中审核), issue 16
-        return self._settle(ctx, d, kind=V.OUTPATIENT, pre=False)
+        return self._settle(ctx, d, kind=V.OUTPATIENT, pre=False, in_care=True)
 
     def h_pre_inpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
         return self._settle(ctx, d, kind=V.INPATIENT, pre=True)
 
     def h_settle_inpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
-        _more.settlement_check(self, ctx, d, V.INPATIENT)  # in-care check (事中审核), issue 16
-        return self._settle(ctx, d, kind=V.INPATIENT, pre=False)
+        return self._settle(ctx, d, kind=V.INPATIENT, pre=False, in_care=True)
 
     def _own_settlement(self, s: Session, q: S.CancelData, env: S.Envelope, kind: str | None) -> db.Settlement:
         row = s.get(db.Settlement, q.setl_id)

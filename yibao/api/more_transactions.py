@@ -36,8 +36,8 @@ infno  交易                                     what yibao does
 9102   文件下载                                  a stored file of this institution
 =====  ======================================  ==============================================
 
-:func:`settlement_check` is the in-care check wired into 2206/2207/2304 (one
-line in each handler): refusing rules refuse the message, warning rules put
+:func:`in_care_check` is the in-care check wired into 2206/2207/2304 (run by
+the settlement-visit service inside their transaction): refusing rules refuse the message, warning rules put
 their reasons in the reply's ``warn_msg``.
 """
 
@@ -70,7 +70,7 @@ from yibao.core.money import BP_SCALE, MoneyError, fen_to_yuan, yuan_to_fen
 from yibao.settlement import visits as V
 from yibao.settlement.rules import FeeLine, PersonFacts, age_on
 
-__all__ = ["MoreConfig", "load_more_config", "register", "settlement_check"]
+__all__ = ["MoreConfig", "load_more_config", "in_care_check", "register"]
 
 DATA_PATH = Path(__file__).resolve().parent.parent / "data" / "api" / "more_transactions.yaml"
 DRG_SCHEME = "chs-drg-1.1"
@@ -808,56 +808,30 @@ class _Warned:
         return r
 
 
-def settlement_check(iface, ctx, d, kind: str) -> None:
-    """The in-care check (事中审核) of the lines 2206/2207/2304 are about to settle.
+def in_care_check(s, iface, snap, *, kind: str, setl_time: dt.datetime) -> str:
+    """The in-care check (事中审核) of the lines 2206/2207/2304 are about to settle, inside their transaction.
 
-    Called first in those handlers.  A finding of a refusing rule refuses the
-    message (nothing is written; the field of the first refusing finding is
-    named); warnings go into the reply's ``warn_msg``.  Visits the handler
-    itself will refuse (unknown, another institution's, no lines) are left to it.
+    ``snap``: the rows the settlement-visit service read (visit, encounter, person, unsettled lines).  A
+    finding of a refusing rule refuses the message (the field of the first refusing finding is named, and
+    the transaction rolls back); warnings come back as the text of the reply's ``warn_msg`` ("" if none).
     """
-    q = d.data
-    VS, E, P, I, F, U, St = V.VisitState, db.Encounter, db.Person, db.Institution, db.FeeDetail, V.FeeUpload, db.Settlement
-    his_col = getattr(U, "his_feedetl_sn", None)  # the HIS's own line numbers, where the schema keeps them
-    with iface.read() as s:
-        found = s.execute(select(VS, E, P, I).join(E, E.mdtrt_id == VS.mdtrt_id).join(P, P.psn_no == VS.psn_no)
-                          .join(I, I.fixmedins_code == VS.fixmedins_code).where(VS.mdtrt_id == q.mdtrt_id)).first()
-        if found is None:
-            return
-        v, enc, p, inst = found
-        if v.fixmedins_code != ctx.env.fixmedins_code or v.psn_no != q.psn_no or v.kind != kind:
-            return
-        covered: set[int] = set()
-        for (trace,) in s.execute(select(St.rule_trace).where(St.mdtrt_id == q.mdtrt_id, St.refd_setl_flag.is_(False))):
-            lst = trace.get("feedetl_sn") if isinstance(trace, dict) else None
-            if lst is None:
-                return  # a settlement of the whole encounter: nothing is left to settle (the handler says so)
-            covered.update(int(x) for x in lst)
-        cols = [F, U.chrg_bchno] + ([his_col] if his_col is not None else [])
-        stmt = (select(*cols).outerjoin(U, (U.mdtrt_id == F.mdtrt_id) & (U.feedetl_sn == F.feedetl_sn))
-                .where(F.mdtrt_id == q.mdtrt_id).order_by(F.feedetl_sn))
-        lines = []
-        for r in s.execute(stmt):
-            f = r[0]
-            if f.feedetl_sn in covered or (q.chrg_bchno and r[1] != q.chrg_bchno):
-                continue
-            sn = (r[2] or f.feedetl_sn) if his_col is not None else f.feedetl_sn
-            lines.append(_Line(sn, f.med_list_codg, int(f.cnt_milli), int(f.pric), int(f.det_item_fee_sumamt), f.rxno or "",
-                               int(f.prd_days or 0), bool(f.rx_circ_flag), f.fee_ocur_time))
-        if not lines:
-            return
-        med_type = (enc.med_type or "") if kind == V.INPATIENT else (q.med_type or enc.med_type or "")
-        verdict = _run_check(s, iface, mdtrt_id=q.mdtrt_id, person=p, fixmedins_code=ctx.env.fixmedins_code,
-                             hosp_lv=int(inst.hosp_lv or 0), med_type=med_type, begntime=enc.begntime,
-                             setl_time=max(ctx.now, enc.begntime), dise=enc.dise_codg or "",
-                             other=tuple(x for x in (enc.other_dise_codg or "").split(";") if x), lines=lines, stage="in")
+    enc, p = snap.encounter, snap.person
+    inst = s.get(db.Institution, snap.visit.fixmedins_code)
+    lines = [_Line(pl.his_sn or pl.line.feedetl_sn, pl.line.med_list_codg, pl.line.cnt_milli, pl.line.pric,
+                   pl.line.det_item_fee_sumamt, pl.line.rxno, pl.line.prd_days, pl.line.rx_circ_flag, pl.fee_ocur_time)
+             for pl in snap.pending]
+    verdict = _run_check(s, iface, mdtrt_id=enc.mdtrt_id, person=p, fixmedins_code=snap.visit.fixmedins_code,
+                         hosp_lv=int(inst.hosp_lv or 0) if inst is not None else 0, med_type=snap.med_type,
+                         begntime=enc.begntime, setl_time=setl_time, dise=enc.dise_codg or "",
+                         other=tuple(x for x in (enc.other_dise_codg or "").split(";") if x), lines=lines, stage="in")
     if verdict.action == "refuse":
         first = next(f for f in verdict.findings if f.action == "refuse")
         refusing = [f for f in verdict.findings if f.action == "refuse"]
         raise _rej("in-care check (事中审核) refused: " + "; ".join(f"[{f.rule_id}] {f.reason_en}" for f in refusing),
                    "事中审核不通过: " + "；".join(f"[{f.rule_id}] {f.reason_zh}" for f in refusing), first.field)
     if verdict.action == "warn":
-        ctx.iface = _Warned(ctx.iface, "事中审核提示: " + verdict.reason_zh + " | in-care check: " + verdict.reason_en)
+        return "事中审核提示: " + verdict.reason_zh + " | in-care check: " + verdict.reason_en
+    return ""
 
 
 def _order_line(i: int, o: M.OrderDto, iface) -> _Line:

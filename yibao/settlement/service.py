@@ -348,13 +348,16 @@ class SettlementService:
 
     def settle(
         self,
-        claim: Claim,
+        claim: Claim | None = None,
         *,
         msgid: str,
         pre: bool = False,
         use_account: bool = True,
         guard: Callable[[Session], None] | None = None,
         hook: Callable[[Session, SettleResult], None] | None = None,
+        prepare: Callable[[Session, db.Person], Claim] | None = None,
+        digest: str | None = None,
+        psn_no: str | None = None,
     ) -> SettleResult:
         """Settle (``pre=False``, 结算) or pre-settle (``pre=True``, 预结算, writes nothing) one claim.
 
@@ -363,31 +366,49 @@ class SettlementService:
         inside the transaction after the person is locked and may refuse (raise
         :class:`ClaimRejected`); ``hook(session, reply)`` runs inside the same
         transaction just before it commits (the HTTP service stores its reply
-        and audit record there), also for a replayed msgid; neither runs for a
-        pre-settlement's rollback.
+        and audit record there), also for a replayed msgid.  For a pre-settlement whose
+        results are known without writing (the usual case), ``hook`` runs too and its
+        writes commit (the reply store); otherwise the pre-settlement rolls back and
+        ``hook`` does not run.
+
+        ``prepare(session, locked_person) -> Claim``, instead of ``claim``: build the claim
+        inside the transaction, from lines already stored for the encounter (the
+        settlement-visit service, :mod:`yibao.settlement.visit_service`); then ``digest``
+        (the request's fingerprint for msgid idempotency) and ``psn_no`` are required, and the stored
+        lines are not compared again.
         Raises :class:`ClaimRejected` (with ``field``) for bad input; then
         nothing is written.
         """
         if not msgid:
             raise _rejected("msgid is required", "报文ID不能为空", "msgid")
-        digest = request_digest(claim, use_account=use_account)
+        if (claim is None) == (prepare is None):
+            raise TypeError("settle takes a claim or a prepare function, not both")
+        if prepare is not None and not (digest and psn_no):
+            raise TypeError("settle(prepare=...) needs the request digest and the person's psn_no")
+        if claim is not None:
+            digest = request_digest(claim, use_account=use_account)
+        assert digest is not None
         try:
-            return self._run(lambda: self._settle_once(claim, msgid, digest, pre, use_account, guard, hook))
+            return self._run(lambda: self._settle_once(claim, msgid, digest, pre, use_account, guard, hook, prepare,
+                                                          psn_no))
         except _Rollback as rb:
             return rb.result
 
     def _settle_once(
         self,
-        claim: Claim,
+        claim: Claim | None,
         msgid: str,
         digest: str,
         pre: bool,
         use_account: bool = True,
         guard: Callable[[Session], None] | None = None,
         hook: Callable[[Session, SettleResult], None] | None = None,
+        prepare: Callable[[Session, db.Person], Claim] | None = None,
+        psn_no: str | None = None,
     ) -> SettleResult:
         with db.session_scope(self.engine, immediate=True) as s:
-            psn_no = claim.person.psn_no
+            psn_no = claim.person.psn_no if claim is not None else psn_no
+            assert psn_no is not None
             person = _lock_person(s, psn_no)
 
             # idempotency: a stored settlement with this msgid answers
@@ -412,6 +433,9 @@ class SettlementService:
                 raise _rejected(f"msgid {msgid!r} was already used for a cancellation", f"报文ID {msgid} 已用于撤销交易", "msgid")
             if guard is not None:
                 guard(s)
+            if prepare is not None:
+                claim = prepare(s, person)
+            assert claim is not None
 
             _check_shape(claim)
             facts = _person_facts(person)
@@ -423,7 +447,8 @@ class SettlementService:
             payer = _payer_facts(s, psn_no, claim.mulaid_payer)
             c = dataclasses.replace(claim, person=facts, hosp_lv=int(inst.hosp_lv or 0), mulaid_payer=payer)
             year = c.policy_year
-            encounter_exists, new_lines = self._check_encounter(s, c)
+            # lines the caller read from this encounter's stored, unsettled lines in this transaction need no comparing
+            encounter_exists, new_lines = (True, []) if prepare is not None else self._check_encounter(s, c)
 
             # lock: accumulators of the person-year, then the paying account
             A = db.Accumulator
@@ -498,7 +523,11 @@ class SettlementService:
                 },
             )
             if dry:
-                raise _Rollback(_reply_from_row(row, pre=True))  # nothing of it is kept
+                reply = _reply_from_row(row, pre=True)
+                if hook is not None and encounter_exists and not new_lines:
+                    hook(s, reply)  # nothing else was written: the hook's writes (the reply store) commit alone
+                    return reply
+                raise _Rollback(reply)  # nothing of it is kept
             s.add(row)
             s.flush()
             reply = _reply_from_row(row, pre=pre)

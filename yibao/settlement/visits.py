@@ -47,7 +47,7 @@ from yibao.settlement.rules import FeeLine, line_total
 __all__ = [
     "CANCELLED", "DISCHARGED", "INPATIENT", "OUTPATIENT", "REGISTERED", "ADMITTED",
     "FeeUpload", "UploadLine", "VisitState", "admit_or_register", "cancel_visit", "discharge",
-    "his_numbers", "load_visit", "record_diagnoses", "settle_guard", "unsettled_lines", "upload_fees", "withdraw_fees",
+    "PendingLine", "his_numbers", "load_visit", "pending_lines", "record_diagnoses", "settle_guard", "unsettled_lines", "upload_fees", "withdraw_fees",
 ]
 
 OUTPATIENT, INPATIENT = "outpatient", "inpatient"
@@ -459,35 +459,55 @@ def withdraw_fees(
     return [his.get(k, str(k)) for k in gone]
 
 
-def unsettled_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[FeeLine]:
-    """Uploaded lines of an encounter that no live settlement covers (optionally of one batch)."""
-    F = db.FeeDetail
-    q = select(F).where(F.mdtrt_id == mdtrt_id).order_by(F.feedetl_sn)
+@dataclass(frozen=True)
+class PendingLine:
+    """An uploaded fee line that no live settlement covers: the line to settle, its batch, HIS number and time."""
+
+    line: FeeLine
+    chrg_bchno: str = ""
+    his_sn: str = ""
+    fee_ocur_time: dt.datetime | None = None
+
+
+def pending_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[PendingLine]:
+    """Uploaded lines of an encounter that no live settlement covers (optionally of one batch).
+
+    Two statements: the lines with their upload records, and the encounter's live settlements.
+    """
+    F, U = db.FeeDetail, FeeUpload
+    q = (select(F, U).outerjoin(U, (U.mdtrt_id == F.mdtrt_id) & (U.feedetl_sn == F.feedetl_sn))
+         .where(F.mdtrt_id == mdtrt_id).order_by(F.feedetl_sn))
     if chrg_bchno:
-        q = q.join(FeeUpload, (FeeUpload.mdtrt_id == F.mdtrt_id) & (FeeUpload.feedetl_sn == F.feedetl_sn)).where(
-            FeeUpload.chrg_bchno == chrg_bchno
-        )
-    rows = list(s.scalars(q))
+        q = q.where(U.chrg_bchno == chrg_bchno)
+    rows = s.execute(q).all()
+    if not rows:
+        return []
     covered: set[int] = set()
     for _setl_id, trace in _live_settlements(s, mdtrt_id):
         lst = trace.get("feedetl_sn") if isinstance(trace, dict) else None
         if lst is None:
             return []  # a batch settlement covers the whole encounter
         covered.update(int(x) for x in lst)
-    uploads = _uploads(s, mdtrt_id) if rows else {}
     out = []
-    for f in rows:
+    for f, u in rows:
         if f.feedetl_sn in covered:
             continue
         cnt_milli, pric = int(f.cnt_milli), int(f.pric)
-        exact = _as_sent(uploads.get(f.feedetl_sn), f)
-        out.append(FeeLine(
+        exact = _as_sent(u, f)
+        line = FeeLine(
             feedetl_sn=f.feedetl_sn, med_list_codg=f.med_list_codg, cnt_milli=cnt_milli, pric=pric,
             det_item_fee_sumamt=int(f.det_item_fee_sumamt), rxno=f.rxno or "", prd_days=int(f.prd_days or 0),
             rx_circ_flag=bool(f.rx_circ_flag),
             exact=None if exact == (cnt_milli * 10, pric * 10_000) else exact,
-        ))
+        )
+        out.append(PendingLine(line, (u.chrg_bchno or "") if u else "", (u.his_feedetl_sn or "") if u else "",
+                               f.fee_ocur_time))
     return out
+
+
+def unsettled_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[FeeLine]:
+    """Uploaded lines of an encounter that no live settlement covers (optionally of one batch)."""
+    return [p.line for p in pending_lines(s, mdtrt_id, chrg_bchno)]
 
 
 def settle_guard(mdtrt_id: str, *, require_discharged: bool) -> Callable[[Session], None]:
