@@ -40,6 +40,7 @@ HERE = Path(__file__).parent / "fixtures" / "his"
 FIXTURES = sorted(HERE.glob("*.json"))
 WHOLE = re.compile(r"^\{\{(str:)?([^{}]+)\}\}$")
 PART = re.compile(r"\{\{(str:)?([^{}]+)\}\}")
+INSURED_SINCE = {"E1": dt.date(2003, 7, 1), "E2": dt.date(1998, 1, 1)}  # synthetic
 
 
 class Missing(Exception):
@@ -198,6 +199,9 @@ def check_reads(reply: dict, reads: dict[str, str]) -> list[str]:
 def replay(db_engine, fixture: Path) -> tuple[list[dict], Replay]:
     doc = loads_exact(fixture.read_bytes())
     seed(db_engine)
+    with ydb.session_scope(db_engine) as s:  # the replayed persons' insured-since dates (1101 psn_insu_date)
+        for psn, since in INSURED_SINCE.items():
+            s.get(ydb.Person, psn).insured_since = since
     cfg = default_config()
     settings = doc["transport"].get("institution_settings")
     if settings:
@@ -322,13 +326,14 @@ def test_the_replay_checks_can_fail():
 
 
 def test_a_replay_that_does_not_balance_fails(db_engine, tmp_path):
-    """Tampered totals in a recorded 3201 and a missing reply field are reported as that step's failures."""
+    """Tampered totals in a recorded 3201, a missing reply field and a secret in the log are each reported."""
     doc = json.loads((HERE / "hubei_yinhai.json").read_text(encoding="utf-8"))
     for step in doc["steps"]:
         if step["request"]["infno"] == "3201":
             step["request"]["input"]["data"]["medfee_sumamt"] = 1
             break
     doc["steps"][0]["reads"]["output.signinoutb.no_such_field"] = "string"
+    doc["steps"][1]["request"]["opter_name"] = "{{credential}}"  # a secret where masking does not look
     bad = tmp_path / "tampered.json"
     bad.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     failures, _ = replay(db_engine, bad)
@@ -336,4 +341,5 @@ def test_a_replay_that_does_not_balance_fails(db_engine, tmp_path):
         (1, ["output.signinoutb.no_such_field: missing"]),
         (next(i for i, s in enumerate(doc["steps"], 1) if s["request"]["infno"] == "3201"),
          ["output.stmtinfo.stmt_rslt = 1, expected 0"]),
+        (len(doc["steps"]) + 1, ["the sign-in credential in clear in the log of 1101"]),
     ]
