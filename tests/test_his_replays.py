@@ -311,7 +311,7 @@ def test_fixtures_are_what_the_builder_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(bf, "HERE", tmp_path)
     bf.main()
     for f in FIXTURES:
-        assert json.loads((tmp_path / f.name).read_text(encoding="utf-8")) == json.loads(f.read_text(encoding="utf-8")), f.name
+        assert (tmp_path / f.name).read_text(encoding="utf-8") == f.read_text(encoding="utf-8"), f.name  # byte for byte
     assert {f.name for f in tmp_path.glob("*.json")} == {f.name for f in FIXTURES}
 
 
