@@ -80,10 +80,11 @@ def free_port() -> int:
     return port
 
 
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
+def start_server(url: str, port: int, workers: int, sqlite_sync: str = "FULL") -> subprocess.Popen:
     cmd = [sys.executable, "-c", "from yibao.cli import app; app()", "serve", "--db", url, "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--log-level", "error", "--insecure-demo"]  # the load generator signs in without a credential
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    env = {**os.environ, "YIBAO_SQLITE_SYNCHRONOUS": sqlite_sync}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -216,10 +217,10 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] * 1000
 
 
-def run_one(backend: str, url: str, clients: int, seconds: float, workers: int) -> str:
+def run_one(backend: str, url: str, clients: int, seconds: float, workers: int, sqlite_sync: str = "FULL") -> str:
     roster = seed(url)
     port = free_port()
-    proc = start_server(url, port, workers)
+    proc = start_server(url, port, workers, sqlite_sync)
     base = f"http://127.0.0.1:{port}"
     try:
         stats, elapsed = asyncio.run(drive(base, roster, clients, seconds))
@@ -246,6 +247,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pg-url", default=os.environ.get("YIBAO_TEST_POSTGRES_URL", ""))
     ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"],
+                    help="the server's YIBAO_SQLITE_SYNCHRONOUS (FULL: every commit synced, the default)")
     args = ap.parse_args()
     print(f"bench_api: {args.seconds:.0f} s per run, clients {args.clients}, {args.workers} server workers, "
           f"{os.cpu_count()} CPUs (load generator on the same machine); synthetic roster of {PEOPLE} people")
@@ -255,7 +258,8 @@ def main() -> None:
         for c in (int(x) for x in args.clients.split(",")):
             if backend == "sqlite":
                 d = tempfile.mkdtemp(prefix="bench-api-")
-                run_one("SQLite", f"sqlite:///{Path(d) / 'yibao.db'}", c, args.seconds, args.workers)
+                run_one(f"SQLite ({args.sqlite_synchronous})", f"sqlite:///{Path(d) / 'yibao.db'}", c, args.seconds,
+                        args.workers, args.sqlite_synchronous)
             elif backend == "postgres" and args.pg_url:
                 import psycopg
                 from sqlalchemy.engine import make_url

@@ -108,6 +108,17 @@ def test_sign_out_stops_the_sign_no_and_repeats_answer_the_same(env):
     assert his.call("1901", {"data": {"type": "gend"}})["infcode"] == 0
 
 
+def test_a_sign_out_in_one_worker_stops_the_sign_no_in_every_worker(env, db_engine):
+    """Two Interface objects on one database stand for two server worker processes."""
+    iface, his, other, clock = env
+    worker2 = TestClient(create_app(make_interface(db_engine, clock)))
+    his2 = HisClient(http_transport(worker2), "H2", fixmedins_name="机构H2", clock=clock, credential=CREDENTIALS["H2"])
+    his2.sign_no = his.sign_no  # the HIS's next request reaches the other worker
+    assert his2.call("1901", {"data": {"type": "gend"}})["infcode"] == 0
+    his.call("9002", {"signOut": {"sign_no": his.sign_no, "opter_no": "0001"}})  # signed out in worker 1
+    refused(his2.call("1901", {"data": {"type": "gend"}}, check=False), "sign_no")  # worker 2 refuses it at once
+
+
 # --- 1201 / 1301 / 1312 / 1901 --------------------------------------------------------------------
 
 

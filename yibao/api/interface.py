@@ -280,7 +280,6 @@ class Interface:
         self.valid_diagnosis = valid_diagnosis
         self.svc = SettlementService(engine, book, catalog)
         self.visits = VisitSettlementService(self.svc)
-        self._signs: dict[str, SignIn] = {}
         # SQLite has one writer at a time: queue this process's writers on a lock instead of letting
         # them spin in SQLite's busy handler (which sleeps up to 100 ms per try and makes long tails).
         # PostgreSQL takes row locks; no lock here.
@@ -547,12 +546,10 @@ class Interface:
     def _check_sign(self, env: S.Envelope, now: dt.datetime) -> None:
         if not env.sign_no:
             raise _Refused("缺少签到编号, 请先签到 (9001)", "sign_no is missing; sign in first (9001)", "sign_no", 401)
-        row = self._signs.get(env.sign_no)
-        if row is None:
-            with self.read() as s:
-                row = s.get(SignIn, env.sign_no)
-            if row is not None:
-                self._signs[env.sign_no] = row  # sign-in rows never change: cache them
+        # read each time (one primary-key lookup, no ORM): a sign-out (9002) in any worker process stops the
+        # sign_no at once, which a per-process cache could not see
+        with self.engine.connect() as c:
+            row = c.execute(select(SignIn.fixmedins_code, SignIn.expires_at).where(SignIn.sign_no == env.sign_no)).first()
         if row is None:
             raise _Refused("签到编号无效, 请重新签到 (9001)", "unknown sign_no; sign in again (9001)", "sign_no", 401)
         if row.fixmedins_code != env.fixmedins_code:

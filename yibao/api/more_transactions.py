@@ -273,12 +273,7 @@ def h_9002(iface, ctx, d: M.In9002) -> Any:
             row.expires_at = now  # the Interface refuses an expired sign_no: it stops working now
             s.flush()
         out = {"signoutoutb": {"sign_time": fmt_time(done.signed_out_at), "sign_no": q.sign_no}}
-        outcome = ctx.commit(s, out)
-    # this process's cache of sign-ins (Interface._check_sign) must not keep the old expiry
-    cached = getattr(iface, "_signs", {}).pop(q.sign_no, None)
-    if cached is not None:
-        cached.expires_at = now
-    return outcome
+        return ctx.commit(s, out)  # Interface._check_sign reads the expiry from the database: every worker sees it
 
 
 # --- 1201 institutions ---------------------------------------------------------------------

@@ -512,6 +512,24 @@ def normalize_url(url: str | URL) -> URL:
 _SQLITE_BEGIN = "yibao_sqlite_begin"
 
 
+SQLITE_SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+
+
+def sqlite_synchronous() -> str:
+    """SQLite's ``synchronous`` setting from ``$YIBAO_SQLITE_SYNCHRONOUS`` (default FULL).
+
+    FULL syncs the write-ahead log at every commit: a reply the platform sent survives a power cut.
+    NORMAL syncs at checkpoints only: it survives a crash or ``kill -9`` of the server but a power cut
+    may lose the last commits (the database stays consistent) — a choice for a deployment with a UPS or
+    a test machine, never silently made.  OFF is refused.
+    """
+    v = os.environ.get("YIBAO_SQLITE_SYNCHRONOUS", "FULL").strip().upper() or "FULL"
+    if v not in SQLITE_SYNCHRONOUS:
+        raise YibaoError(f"YIBAO_SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS)}, not {v!r}",
+                               f"YIBAO_SQLITE_SYNCHRONOUS 须为 {', '.join(SQLITE_SYNCHRONOUS)} 之一, 而非 {v!r}")
+    return v
+
+
 def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` (default: :func:`database_url`).
 
@@ -521,6 +539,7 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
     """
     u = normalize_url(database_url(url) if not isinstance(url, URL) else url)
     if u.get_backend_name() == "sqlite":
+        sync = sqlite_synchronous()
         connect_args = {"timeout": 30.0, "check_same_thread": False}
         connect_args.update(kwargs.pop("connect_args", {}))
         engine = create_engine(u, connect_args=connect_args, **kwargs)
@@ -534,6 +553,7 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
                 cur.execute("PRAGMA foreign_keys = ON")
                 cur.execute("PRAGMA busy_timeout = 30000")
                 cur.execute("PRAGMA journal_mode = WAL")
+                cur.execute(f"PRAGMA synchronous = {sync}")
             finally:
                 cur.close()
 
