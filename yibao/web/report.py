@@ -1,9 +1,18 @@
-"""The fund-year report: one self-contained HTML file with inline SVG charts."""
+"""The fund-year report (基金年度运行报告): one self-contained HTML file with inline SVG charts.
+
+Laid out for a 1366 px screen without horizontal scrolling: tables have
+Chinese-first headers from ``yibao/data/labels.yaml`` (English beneath),
+money as ¥ from fen, and scroll inside their own box if ever too wide;
+chart legends sit above the plot, never over the bars (bars and legends carry
+``id="bar-…"`` / ``id="legend-…"`` so ``tests/test_report_layout.py`` can
+measure them).
+"""
 
 from __future__ import annotations
 
 import html
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from yibao.core.money import fmt_yuan
 from yibao.settlement.fundyear import FUND_FIELDS, FundYear
+from yibao.web import labels
 
 LEVEL_NAMES = {0: "pharmacy 药店", 1: "level 1 一级", 2: "level 2 二级", 3: "level 3 三级"}
 SCHEME_NAMES = {"310": "employee 职工 (310)", "390": "resident 居民 (390)"}
@@ -43,12 +53,25 @@ def chart_layers(fy: FundYear) -> str:
     vals = [int(t[k]) / 1e6 for k in names]
     fig, ax = plt.subplots(figsize=(7, 2.8))
     colors = ["#c23531", "#2f4554", "#61a0a8", "#d48265", "#91c7ae", "#749f83", "#ca8622", "#bda29a"]
-    ax.barh([FUND_FIELDS[k][0] for k in names], vals, color=colors[: len(names)])
+    bars = ax.barh([f"{FUND_FIELDS[k][1]} {FUND_FIELDS[k][0]}" for k in names], vals, color=colors[: len(names)])
+    _gid(bars, "layers")
     ax.invert_yaxis()
-    ax.set_xlabel("¥ million")
+    ax.set_xlabel("百万元 · ¥ million")
+    ax.set_xlim(0, max(vals + [0.01]) * 1.18)  # room for the value labels inside the axes
     for i, v in enumerate(vals):
         ax.text(v, i, f" {v:,.2f}", va="center")
     return _svg(fig)
+
+
+def _gid(bars, chart: str) -> None:
+    for i, b in enumerate(bars):
+        b.set_gid(f"bar-{chart}-{i}")
+
+
+def _legend_above(ax, chart: str, n: int) -> None:
+    """The legend in a row above the plot area: it cannot cover a bar."""
+    leg = ax.legend(frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.02), ncol=max(1, n), borderaxespad=0)
+    leg.set_gid(f"legend-{chart}")
 
 
 def chart_months(fy: FundYear) -> str:
@@ -62,11 +85,12 @@ def chart_months(fy: FundYear) -> str:
     fig, ax = plt.subplots(figsize=(7, 2.8))
     bottom = None
     for col, color in zip(pv.columns, ["#c23531", "#2f4554", "#61a0a8"]):
-        ax.bar(pv.index, pv[col], width=20, bottom=bottom, label=f"funds, {SCHEME_NAMES.get(col, col).split(' ')[0]}", color=color)
+        bars = ax.bar(pv.index, pv[col], width=20, bottom=bottom, label=f"基金 {SCHEME_NAMES.get(col, col).split(' ')[1]} funds", color=color)
+        _gid(bars, f"months-{col}")
         bottom = pv[col] if bottom is None else bottom + pv[col]
-    ax.plot(cash.index, cash.values, color="#ca8622", marker="o", label="cash paid by patients")
-    ax.set_ylabel("¥ million")
-    ax.legend(frameon=False, fontsize=8)
+    ax.plot(cash.index, cash.values, color="#ca8622", marker="o", label="个人现金 cash")
+    ax.set_ylabel("百万元 · ¥ million")
+    _legend_above(ax, "months", len(pv.columns) + 1)
     fig.autofmt_xdate()
     return _svg(fig)
 
@@ -78,23 +102,71 @@ def chart_levels(fy: FundYear) -> str:
         return ""
     fig, ax = plt.subplots(figsize=(7, 2.6))
     x = range(len(lv))
-    ax.bar([i - 0.2 for i in x], lv["medfee_sumamt"], width=0.4, label="medical cost", color="#2f4554")
-    ax.bar([i + 0.2 for i in x], lv["fund_pay_sumamt"], width=0.4, label="fund paid", color="#c23531")
-    ax.set_xticks(list(x), [LEVEL_NAMES.get(int(i), str(i)).split(" ")[0] + f" {int(i)}" for i in lv.index])
-    ax.set_ylabel("¥ million")
-    ax.legend(frameon=False)
+    _gid(ax.bar([i - 0.2 for i in x], lv["medfee_sumamt"], width=0.4, label="医疗总费用 medical cost", color="#2f4554"), "levels-cost")
+    _gid(ax.bar([i + 0.2 for i in x], lv["fund_pay_sumamt"], width=0.4, label="基金支付 fund paid", color="#c23531"), "levels-fund")
+    ax.set_xticks(list(x), [LEVEL_NAMES.get(int(i), str(i)) for i in lv.index])
+    ax.set_ylabel("百万元 · ¥ million")
+    _legend_above(ax, "levels", 2)
     return _svg(fig)
 
 
-def money_table(df: pd.DataFrame, money_cols: list[str], rename: dict[str, str] | None = None) -> str:
-    """An HTML table with fen columns shown as yuan."""
-    d = df.copy()
-    for c in money_cols:
-        if c in d:
-            d[c] = d[c].map(lambda v: fmt_yuan(int(v)))
-    if rename:
-        d = d.rename(columns=rename)
-    return d.to_html(index=False, classes="t", border=0, escape=True)
+def money_table(df: pd.DataFrame, money_cols: list[str], rename: dict[str, str] | None = None,
+                coded: dict[str, str] | None = None) -> str:
+    """An HTML table: headers 中文 over English (labels.yaml), fen columns as ¥, coded columns by their label.
+
+    ``coded`` maps a column to its group in ``labels.yaml: values``; ``rename`` gives a column's header text
+    outright.  Wrapped in ``div.tw`` so a table too wide for the page scrolls inside its box, not the page.
+    """
+    coded = coded or {}
+    heads = []
+    for c in df.columns:
+        if rename and c in rename:
+            heads.append(f"<th>{html.escape(rename[c])}</th>")
+            continue
+        zh, en = labels.field(c, "zh"), labels.field(c, "en")
+        heads.append(f'<th>{html.escape(zh)}<span class="en">{html.escape(en)}</span></th>' if zh != c else f"<th>{html.escape(c)}</th>")
+    body = []
+    for row in df.itertuples(index=False):
+        cells = []
+        for c, v in zip(df.columns, row):
+            if c in money_cols:
+                text, cls = labels.money(v), "m"
+            elif c in coded:
+                text, cls = labels.value(coded[c], v, "zh"), "c"
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                text, cls = labels.number(v), "m"
+            else:
+                text, cls = (labels.MISSING if v is None or v == "" else str(v)), "c"
+            cells.append(f'<td class="{cls}">{html.escape(text)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="tw"><table class="t"><thead><tr>{"".join(heads)}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+_TH = re.compile(r"<th>([^<>]{1,60})</th>")
+_SCI_TD = re.compile(r"<td>\s*(-?\d+(?:\.\d+)?[eE][+-]?\d+)\s*</td>")
+_NAN_TD = re.compile(r"<td>\s*(?:NaN|nan|None)\s*</td>")
+NAN_REASON = "无可计算的数据 (例如没有已标注的病例) · nothing to compute it from (e.g. no labelled cases)"
+
+
+def label_headers(body: str) -> str:
+    """Another subsystem's section: each ``<th>raw_name</th>`` (or ``<th>name ¥</th>``) known to labels.yaml
+    becomes 中文 over English, as the report's own tables; a cell in scientific notation is written out, and a
+    NaN cell shows "—" with the reason on hover."""
+
+    def one(m: re.Match) -> str:
+        text = m.group(1).strip()
+        unit = text.endswith(" ¥")
+        name = text.removesuffix(" ¥").strip().replace(" ", "_")
+        zh, en = labels.field(name, "zh"), labels.field(name, "en")
+        if zh == name:
+            return m.group(0)
+        suffix = " (元)" if unit else ""
+        return f'<th>{html.escape(zh)}{suffix}<span class="en">{html.escape(en)}</span></th>'
+
+    body = _TH.sub(one, body)
+    body = _SCI_TD.sub(lambda m: f"<td>{labels.number(m.group(1))}</td>", body)  # pandas' 1.379e+04 → 13,790
+    return _NAN_TD.sub(f'<td title="{NAN_REASON}">{labels.MISSING}</td>', body)
 
 
 def render_report(fy: FundYear, out: Path, sections: list[tuple[str, str]] | None = None) -> Path:
@@ -114,23 +186,27 @@ def render_report(fy: FundYear, out: Path, sections: list[tuple[str, str]] | Non
     ]
     money = [c for c in fy.totals.columns if c not in ("claims",)]
     by_scheme = fy.by_scheme.assign(insutype=fy.by_scheme["insutype"].map(lambda s: SCHEME_NAMES.get(s, s)))
-    by_level = fy.by_level.assign(hosp_lv=fy.by_level["hosp_lv"].map(lambda v: LEVEL_NAMES.get(int(v), str(v))))
+    by_level = fy.by_level
     show = ["claims", "medfee_sumamt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay", "hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "acct_pay", "acct_mulaid_pay", "psn_cash_pay"]
     ctx = {
         "fy": fy,
         "kpis": kpis,
-        "income_html": money_table(fy.income.assign(yuan=fy.income["fen"]).drop(columns=["fen"]), ["yuan"]),
+        "income_html": money_table(fy.income[["item_zh", "item", "fen"]], ["fen"],
+                                   rename={"item_zh": "项目", "item": "item (English)"}),
         "income_total": fmt_yuan(income_total),
         "layers_svg": chart_layers(fy),
         "months_svg": chart_months(fy),
         "levels_svg": chart_levels(fy),
         "scheme_html": money_table(by_scheme[["insutype"] + show], money),
-        "level_html": money_table(by_level[["hosp_lv", "fixmedins_type"] + show], money),
-        "category_html": money_table(fy.by_category[["benefit_category"] + show], money),
-        "assist_html": money_table(fy.assistance, ["maf_pay", "hifmi_pay", "medfee_sumamt", "psn_part"]),
-        "rejected_html": fy.rejected.to_html(index=False, classes="t", border=0) if len(fy.rejected) else "",
-        "people_html": fy.people.to_html(index=False, classes="t", border=0),
-        "sections": sections or [],
+        "level_html": money_table(by_level[["hosp_lv", "fixmedins_type"] + show], money,
+                                  coded={"hosp_lv": "hosp_lv", "fixmedins_type": "fixmedins_type"}),
+        "category_html": money_table(fy.by_category[["benefit_category"] + show], money, coded={"benefit_category": "benefit_category"}),
+        "assist_html": money_table(fy.assistance.rename(columns={"status": "assistance"}),
+                                   ["maf_pay", "hifmi_pay", "medfee_sumamt", "psn_part"], coded={"assistance": "assistance"}),
+        "rejected_html": money_table(fy.rejected[["reason_zh", "reason_en", "claims"]], [], rename={"reason_en": "reason (English)"})
+        if len(fy.rejected) else "",
+        "people_html": money_table(fy.people, [], coded={"insutype": "insutype", "psn_type": "psn_type"}),
+        "sections": [(title, label_headers(body)) for title, body in (sections or [])],
         "escape": html.escape,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
