@@ -48,7 +48,12 @@ def test_report_tables_have_chinese_headers_and_yuan(report) -> None:
     assert "<th>统筹基金支出" in html and "¥" in html
     assert "<th>hifp_pay</th>" not in html and "<th>hosp_lv</th>" not in html and "NaN" not in html
     assert 'id="legend-months"' in html and 'id="bar-layers-0"' in html
-    from test_console_labels import NAN, SCI, _Text
+    from test_console_labels import NAN, SCI, _Text, problems
+
+    from yibao.web import labels
+
+    own = html.split('<div class="sec">')[0]  # the fund year's own tables and charts: no raw name at all
+    assert problems(own + "</body>", labels.load().raw_keys(), zh=False) == []
 
     text = _Text()
     text.feed(html)

@@ -144,6 +144,7 @@ def money_table(df: pd.DataFrame, money_cols: list[str], rename: dict[str, str] 
 
 
 _TH = re.compile(r"<th>([^<>]{1,60})</th>")
+_CODE_TD = re.compile(r"<td>\s*([a-z][a-z0-9_]*)\s*</td>")
 _SCI_TD = re.compile(r"<td>\s*(-?\d+(?:\.\d+)?[eE][+-]?\d+)\s*</td>")
 _NAN_TD = re.compile(r"<td>\s*(?:NaN|nan|None)\s*</td>")
 NAN_REASON = "无可计算的数据 (例如没有已标注的病例) · nothing to compute it from (e.g. no labelled cases)"
@@ -152,7 +153,8 @@ NAN_REASON = "无可计算的数据 (例如没有已标注的病例) · nothing 
 def label_headers(body: str) -> str:
     """Another subsystem's section: each ``<th>raw_name</th>`` (or ``<th>name ¥</th>``) known to labels.yaml
     becomes 中文 over English, as the report's own tables; a cell in scientific notation is written out, and a
-    NaN cell shows "—" with the reason on hover."""
+    NaN cell shows "—" with the reason on hover, and a cell that is just a code of ``labels.yaml: values.report_code``
+    (a fraud pattern, an integrity flag) shows its label, the code on hover."""
 
     def one(m: re.Match) -> str:
         text = m.group(1).strip()
@@ -165,6 +167,9 @@ def label_headers(body: str) -> str:
         return f'<th>{html.escape(zh)}{suffix}<span class="en">{html.escape(en)}</span></th>'
 
     body = _TH.sub(one, body)
+    codes = labels.load().values.get("report_code", {})
+    body = _CODE_TD.sub(lambda m: (f'<td title="{m.group(1)}">{html.escape(codes[m.group(1)][0])}<span class="en">'
+                                   f'{html.escape(codes[m.group(1)][1])}</span></td>') if m.group(1) in codes else m.group(0), body)
     body = _SCI_TD.sub(lambda m: f"<td>{labels.number(m.group(1))}</td>", body)  # pandas' 1.379e+04 → 13,790
     return _NAN_TD.sub(f'<td title="{NAN_REASON}">{labels.MISSING}</td>', body)
 
