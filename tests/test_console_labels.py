@@ -201,6 +201,19 @@ def test_every_page_shows_labels_not_raw_codes(region, raw_keys, user, lang) -> 
                 d = c.get(href)
                 assert d.status_code == 200 and "table-shares" in d.text, href
                 seen[href] = problems(d.text, raw_keys, zh=lang == "zh")
+    others = [x for x in ("/console/fund", "/console/ecode", "/console/mycode") if x not in pages][:1]
+    for path in others:  # the refusal page speaks Chinese too
+        r = c.get(path)
+        assert r.status_code == 403, path
+        seen[path] = problems(r.text, raw_keys, zh=lang == "zh")
+    r = c.get("/console/settlement/NO-SUCH-SETTLEMENT")
+    assert r.status_code == 404
+    seen["404"] = problems(r.text, raw_keys, zh=lang == "zh")
+    anon = TestClient(app)
+    if lang == "en":
+        anon.get("/console/lang/en")
+    seen["anonymous /console/login"] = problems(anon.get("/console/login").text, raw_keys, zh=lang == "zh")
+    seen["anonymous /"] = problems(anon.get("/").text, raw_keys, zh=False)  # the landing page is bilingual by design
     bad = {k: v[:5] for k, v in seen.items() if v}
     assert not bad, bad
     assert len(seen) >= len(pages)

@@ -105,7 +105,7 @@ def humanize(text: Any, lang: str = "zh") -> str:
     lb = load()
     i = _i(lang)
     table: dict[str, Pair] = {}
-    for g in ("relation", "benefit_category"):
+    for g in ("relation", "benefit_category", "assistance"):
         table.update(lb.values.get(g, {}))
     table.update(lb.fields)
     table.update(lb.terms)
