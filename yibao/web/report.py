@@ -22,8 +22,9 @@ from yibao.core.money import fmt_yuan
 from yibao.settlement.fundyear import FUND_FIELDS, FundYear
 from yibao.web import labels
 
-LEVEL_NAMES = {0: "pharmacy 药店", 1: "level 1 一级", 2: "level 2 二级", 3: "level 3 三级"}
-SCHEME_NAMES = {"310": "employee 职工 (310)", "390": "resident 居民 (390)"}
+# "中文 English" from yibao/data/labels.yaml
+LEVEL_NAMES = {int(k): f"{zh} {en}" for k, (zh, en) in labels.load().values["hosp_lv"].items()}
+SCHEME_NAMES = {k: f"{zh} {en} ({k})" for k, (zh, en) in labels.load().values["insutype_short"].items()}
 
 
 def _svg(fig) -> str:
@@ -85,7 +86,7 @@ def chart_months(fy: FundYear) -> str:
     fig, ax = plt.subplots(figsize=(7, 2.8))
     bottom = None
     for col, color in zip(pv.columns, ["#c23531", "#2f4554", "#61a0a8"]):
-        bars = ax.bar(pv.index, pv[col], width=20, bottom=bottom, label=f"基金 {SCHEME_NAMES.get(col, col).split(' ')[1]} funds", color=color)
+        bars = ax.bar(pv.index, pv[col], width=20, bottom=bottom, label=f"基金 {SCHEME_NAMES.get(col, col).split(' ')[0]} funds", color=color)
         _gid(bars, f"months-{col}")
         bottom = pv[col] if bottom is None else bottom + pv[col]
     ax.plot(cash.index, cash.values, color="#ca8622", marker="o", label="个人现金 cash")
