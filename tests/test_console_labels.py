@@ -120,6 +120,14 @@ def test_every_coded_value_the_system_produces_has_a_label() -> None:
     assert set(ec["risk"]["actions"]) <= set(lb.values["ecode_action"])
 
 
+def test_the_fund_page_names_agree_with_the_labels_file() -> None:
+    from yibao.web import figures, labels
+
+    lb = labels.load().values
+    assert {str(k): v for k, v in figures.LEVEL_NAMES.items()} == lb["hosp_lv"]
+    assert figures.SCHEME_NAMES == lb["insutype_short"]
+
+
 def test_labels_file_is_validated() -> None:
     from yibao.web.labels import LabelsError, parse
 
@@ -157,6 +165,8 @@ def region(tmp_path_factory):
     iface = build_interface(url)
     app = create_app(iface)
     app.state.console.data_dir = root / "region"
+    # an e-code risk event with its actions, so the risk console has coded values to show (manual_block; block,…)
+    app.state.console.ecode.block(who["psn"], actor="bureau1", reason="合成测试")
     yield app, who
     iface.engine.dispose()
 
@@ -194,6 +204,8 @@ def test_every_page_shows_labels_not_raw_codes(region, raw_keys, user, lang) -> 
                 d = c.get(f"/console/settlement/{setl}")
                 assert d.status_code == 200
                 seen[f"/console/settlement/{setl}"] = problems(d.text, raw_keys, zh=lang == "zh")
+        if path == "/console/ecode":
+            assert "manual_block" in r.text and ">手动拦截<" in r.text or ">blocked by staff<" in r.text  # data-kind keeps the code
         if path == "/console/supervision":  # work-queue encounters link to their settlement
             links = re.findall(r'href="(/console/encounter/[^"]+)"', r.text)
             assert links, "work queue: no encounter links"
