@@ -120,6 +120,21 @@ def _yuan(fen: Any) -> str:
     return labels.money(fen)  # ¥1,234.56 from integer fen; missing → "—"
 
 
+def _region_name(admdvs: Any) -> str:
+    """A supply region's name (yibao/data/procurement/provinces.csv, GB/T 2260), the code when unknown."""
+    global _REGIONS
+    if _REGIONS is None:
+        import csv
+        from importlib import resources
+
+        text = (resources.files("yibao") / "data" / "procurement" / "provinces.csv").read_text(encoding="utf-8")
+        _REGIONS = {r["admdvs"]: r["name"] for r in csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))}
+    return _REGIONS.get(str(admdvs), str(admdvs))
+
+
+_REGIONS: dict[str, str] | None = None
+
+
 def _n(x: Any, digits: int = 0) -> str:
     return labels.number(x, digits)
 
@@ -171,7 +186,7 @@ def procurement_view(engine: Engine, p: Principal, lang: str, data_dir: Path | N
         reg = contracts.groupby("region", as_index=False).agg(agreed_units=("agreed_units", "sum"), amount_fen=("amount_fen", "sum"),
                                                                institutions=("institution_id", "nunique"))
         v.tables.append(Table("供应区域" if zh else "supply regions", _heads(lang, "region", "institutions", "agreed_units", "fen"),
-                              [[a, _n(n), _n(u), _yuan(f)] for a, u, f, n in reg[["region", "agreed_units", "amount_fen", "institutions"]].itertuples(index=False)]))
+                              [[_region_name(a), _n(n), _n(u), _yuan(f)] for a, u, f, n in reg[["region", "agreed_units", "amount_fen", "institutions"]].itertuples(index=False)]))
         if not orders.empty:
             months = int(orders["month"].max())
             prog = monitor.progress(orders, contracts, months_elapsed=months)
