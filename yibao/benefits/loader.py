@@ -16,10 +16,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
 from yibao.core.errors import PolicyError
-from yibao.core.yamldata import load_decimal_yaml
+from yibao.core.yamldata import read_yaml
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "data" / "policies"
 
@@ -48,17 +46,7 @@ def _check_dated(value: dict, where: str, file: str) -> None:
 
 def read_policy_file(path: Path) -> dict:
     """Parse one YAML file into a dict, with a clear error on bad YAML."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PolicyError(f"{path}: policy file not found", f"{path}: 找不到待遇政策文件") from exc
-    try:
-        data = load_decimal_yaml(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path.name}: not valid YAML: {exc}", f"{path.name}: YAML 格式错误: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PolicyError(f"{path.name}: top level must be a mapping", f"{path.name}: 顶层必须是映射")
-    return data
+    return read_yaml(path, what=("policy file", "待遇政策文件"), error=PolicyError)
 
 
 LEVEL_KEYS = frozenset({"all", "level_0", "level_1", "level_2", "level_3"})

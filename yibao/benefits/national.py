@@ -21,12 +21,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from yibao.core.errors import PolicyError
 from yibao.core.money import NO_CAP, MoneyError, ratio_to_bp, yuan_to_fen
-from yibao.core.yamldata import load_decimal_yaml
+from yibao.core.yamldata import load_model
 
 if TYPE_CHECKING:
     from yibao.benefits.model import PolicySnapshot
@@ -117,19 +116,7 @@ class RuleSet(_Strict):
 
 @functools.cache
 def _load_cached(path: str) -> RuleSet:
-    p = Path(path)
-    try:
-        data = load_decimal_yaml(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise PolicyError(f"{p}: national rules file not found", f"{p}: 找不到国家待遇规则文件") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{p.name}: not valid YAML: {exc}", f"{p.name}: YAML 格式错误") from exc
-    try:
-        return RuleSet.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        raise PolicyError(f"{p.name}: {loc}: {first['msg']}", f"{p.name}: {loc}: 国家待遇规则文件无效") from None
+    return load_model(path, RuleSet, what=("national rules file", "国家待遇规则文件"), error=PolicyError)
 
 
 def load_rules(path: Path = RULES_FILE) -> RuleSet:
