@@ -146,12 +146,15 @@ def test_money_and_numbers() -> None:
     assert number(1.379e4) == "13,790" and number(0.98345, 4) == "0.9835" and number(float("nan")) == "—"
     assert value("hosp_lv", 2) == value("hosp_lv", 2.0) == "二级" and value("benefit_category", "inpatient") == "住院"
     assert value("benefit_category", None) == "—"
+    import numpy as np
+    import pandas as pd
+
+    assert value("hosp_lv", np.int64(3)) == "三级" and value("hosp_lv", pd.NA) == money(pd.NA) == number(pd.NA) == "—"
+    assert money(np.int64(12345)) == "¥123.45" and number(np.float64(0.5), 1) == "0.5"
 
 
 @pytest.fixture(scope="module")
 def region(tmp_path_factory):
-    from fastapi.testclient import TestClient  # noqa: F401
-
     from yibao.api.app import build_interface, create_app
     from yibao.core import db
 

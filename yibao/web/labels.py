@@ -10,7 +10,6 @@ separators, from integer fen) and other numbers through :func:`number`
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -73,6 +72,14 @@ def load() -> Labels:
     return parse(yaml.safe_load(text))
 
 
+def _missing(x: Any) -> bool:
+    """None, "", NaN (x != x) or pandas' NA (whose truth value raises)."""
+    try:
+        return bool(x is None or x != x or (isinstance(x, str) and not x.strip()))
+    except TypeError:
+        return True
+
+
 def _i(lang: str) -> int:
     return 1 if lang == "en" else 0
 
@@ -85,7 +92,7 @@ def field(name: str, lang: str = "zh") -> str:
 
 def value(group: str, code: Any, lang: str = "zh") -> str:
     """A coded value's label (``value("benefit_category", "inpatient")`` → 住院); missing → "—"."""
-    if code is None or (isinstance(code, float) and math.isnan(code)) or code == "":
+    if _missing(code):
         return MISSING
     key = str(int(code)) if isinstance(code, (int, float)) and not isinstance(code, bool) and float(code).is_integer() else str(code)
     pair = load().values.get(group, {}).get(key)
@@ -127,7 +134,7 @@ def rules(text: Any, lang: str = "zh") -> str:
 
 def money(fen: Any, *, sign: bool = True) -> str:
     """Integer fen as ``¥1,234.56`` (exact: no float); missing → "—"."""
-    if fen is None or (isinstance(fen, float) and math.isnan(fen)) or fen == "":
+    if _missing(fen):
         return MISSING
     try:
         y = (Decimal(int(fen)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
@@ -139,7 +146,7 @@ def money(fen: Any, *, sign: bool = True) -> str:
 
 def number(x: Any, digits: int = 0, *, suffix: str = "") -> str:
     """A plain number with thousands separators, never scientific notation; missing / NaN → "—"."""
-    if x is None or x == "":
+    if _missing(x):
         return MISSING
     try:
         d = Decimal(str(x))
