@@ -1,6 +1,8 @@
 """Post-care (事后) batch review: every post-stage rule as DuckDB SQL over the contract Parquet tables.
 
 Each rule is a plain ``SELECT`` in ``yibao/data/supervision/sql/<id>.sql``
+(except the coding-quality rules SV-SPLIT-01 and SV-UPCODE-01, which are the
+shared detector :mod:`yibao.supervision.coding`, also used by payment)
 over the views ``encounter``, ``fee_detail``, ``person``, ``institution``,
 ``med_list``, ``purchase`` and the knowledge tables ``k_<name>``, with the
 rule's parameters bound as ``$name``.  Nothing here depends on DuckDB beyond
@@ -14,17 +16,20 @@ the evidence as JSON.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from yibao.core import manifest
 from yibao.core.errors import YibaoError
+from yibao.supervision import coding
 from yibao.supervision.knowledge import RuleBook, default_rulebook
 from yibao.supervision.stock import PURCHASE
 
@@ -108,6 +113,40 @@ def _params(sql: str, params: dict) -> dict:
     return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
+def _coding_flags(con: duckdb.DuckDBPyConnection, book: RuleBook) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The shared coding-quality detector over the scan's views (parameters: the book's coding.yaml)."""
+    p = book.directory / "coding.yaml"
+    params = coding.load_coding_params(p if p.exists() else None)
+    if any(r.id == "SV-SPLIT-01" for r in book.rules):
+        coding.check_rulebook_params(book.rule("SV-SPLIT-01").params, params)
+    stays, items = coding.read_inputs(con, params, book.knowledge.dx_evidence)
+    return coding.detect(stays, items, params, book.knowledge.dx_evidence), stays
+
+
+def _coding_hits(con: duckdb.DuckDBPyConnection, flags: pd.DataFrame, stays: pd.DataFrame, pattern: str) -> pd.DataFrame:
+    """One pattern's flags as hits: the stay's people and fen at stake (its fee lines), evidence as JSON."""
+    f = flags[flags["flag"] == pattern]
+    cols = ["entity_id", "mdtrt_id", "psn_no", "fixmedins_code", "dr_code", "amount", "evidence"]
+    if f.empty:
+        return pd.DataFrame({c: pd.Series([], dtype="int64" if c == "amount" else object) for c in cols})
+    con.register("coding_flagged", pd.DataFrame({"mdtrt_id": f["mdtrt_id"].astype(str)}))
+    try:
+        amt = con.execute("SELECT mdtrt_id, sum(det_item_fee_sumamt)::BIGINT AS fen FROM fee_detail WHERE mdtrt_id IN (SELECT mdtrt_id FROM coding_flagged) GROUP BY 1").df()
+    finally:
+        con.unregister("coding_flagged")
+    who = stays.drop_duplicates("mdtrt_id").set_index("mdtrt_id")
+    fen = dict(zip(amt["mdtrt_id"], amt["fen"]))
+    if pattern == "split_admission":
+        ev = [json.dumps({"previous": p, "gap_hours": int(g) // 3600}, ensure_ascii=False, separators=(",", ":")) for p, g in zip(f["previous"], f["gap_s"])]
+    else:
+        ev = [json.dumps({"code": c, "evidence_items": list(e)}, ensure_ascii=False, separators=(",", ":")) for c, e in zip(f["codes"], f["evidence_items"])]
+    m = f["mdtrt_id"].astype(str).to_numpy()
+    return pd.DataFrame({
+        "entity_id": m, "mdtrt_id": m, "psn_no": who["psn_no"].reindex(m).to_numpy(), "fixmedins_code": who["fixmedins_code"].reindex(m).to_numpy(),
+        "dr_code": who["dr_code"].reindex(m).fillna("").to_numpy(), "amount": np.array([int(fen.get(x, 0) or 0) for x in m], dtype=np.int64), "evidence": ev,
+    })  # fmt: skip
+
+
 def scan(
     data_dir: str | Path,
     book: RuleBook | None = None,
@@ -124,15 +163,21 @@ def scan(
     con = connect(data_dir, book, threads=threads, memory_limit=memory_limit)
     seconds = {"setup": time.perf_counter() - t0}
     parts = []
+    flags = stays = None  # the coding-quality detector runs once for both of its rules
     for r in book.by_stage("post"):
         if wanted is not None and r.id not in wanted:
             continue
-        sql = book.sql[r.id]
         t = time.perf_counter()
-        try:
-            df = con.execute(f"SELECT entity_id, mdtrt_id, psn_no, fixmedins_code, dr_code, amount, evidence FROM ({sql})", _params(sql, r.params)).fetch_df()
-        except duckdb.Error as exc:
-            raise ScanError(f"rule {r.id}: the SQL failed: {exc}", f"规则 {r.id} 执行失败", field=r.id) from exc
+        if r.id in coding.RULES:
+            if flags is None:
+                flags, stays = _coding_flags(con, book)
+            df = _coding_hits(con, flags, stays, coding.RULES[r.id])
+        else:
+            sql = book.sql[r.id]
+            try:
+                df = con.execute(f"SELECT entity_id, mdtrt_id, psn_no, fixmedins_code, dr_code, amount, evidence FROM ({sql})", _params(sql, r.params)).fetch_df()
+            except duckdb.Error as exc:
+                raise ScanError(f"rule {r.id}: the SQL failed: {exc}", f"规则 {r.id} 执行失败", field=r.id) from exc
         seconds[r.id] = time.perf_counter() - t
         df.insert(0, "rule_id", r.id)
         df.insert(1, "severity", r.severity)

@@ -1,0 +1,238 @@
+"""The one coding-quality detector (编码质量检测) of yibao, shared by payment and supervision.
+
+Both ``yibao.payment.quality`` (DIP/DRG coding quality) and the supervision
+post-care scan (``yibao.supervision.batch``: rules SV-SPLIT-01 and
+SV-UPCODE-01) call :func:`detect` on the same inputs, so they report the same
+flags on the same data.  Parameters: ``yibao/data/supervision/coding.yaml``;
+the complications and their treatment evidence:
+``yibao/data/supervision/knowledge/dx_evidence.csv``.
+
+Patterns:
+
+* ``split_admission`` (分解住院): an inpatient admission beginning within
+  ``max_gap_days`` days (0 ≤ gap) of an earlier discharge of the same person
+  (at the same institution when ``same_institution``) with the same principal
+  diagnosis to ``dx_prefix_len`` characters.  The later stay is flagged; the
+  previous one is the latest such discharge.  Stays without a principal
+  diagnosis are not judged.
+* ``upcoding`` (高套): an inpatient stay with a secondary diagnosis from the
+  complication list whose evidence is not billed in the stay (every evidence
+  group needs at least one of its items).
+
+Inputs are data only: a frame of stays (encounter columns) and a frame of the
+billed items that count as evidence.  Ground-truth labels never enter; they
+only evaluate the flags (``benchmarks/bench_coding.py``).
+
+Dependencies: this module reads the supervision knowledge base and its own
+YAML; it imports nothing from ``yibao.payment`` (payment imports it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from yibao.core.errors import PolicyError
+from yibao.supervision.knowledge import DATA_DIR, load_knowledge
+
+DAY_S = 86_400
+PATH = DATA_DIR / "coding.yaml"
+PATTERNS = ("split_admission", "upcoding")
+# the supervision rules that are this detector (rule id -> pattern)
+RULES = {"SV-SPLIT-01": "split_admission", "SV-UPCODE-01": "upcoding"}
+STAY_COLUMNS = ("mdtrt_id", "psn_no", "fixmedins_code", "dr_code", "med_type", "begntime", "endtime", "dise_codg", "other_dise_codg")
+FLAG_COLUMNS = ("mdtrt_id", "flag", "detail", "previous", "gap_s", "codes", "evidence_items")
+Evidence = dict[str, tuple[tuple[str, ...], ...]]  # complication prefix -> groups (all needed; any item meets a group)
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitParams(_M):
+    med_types: tuple[str, ...]
+    max_gap_days: int
+    same_institution: bool
+    dx_prefix_len: int
+
+    @field_validator("max_gap_days", "dx_prefix_len")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+
+class UpcodingParams(_M):
+    med_types: tuple[str, ...]
+
+
+class CodingParams(_M):
+    version: str
+    split_admission: SplitParams
+    upcoding: UpcodingParams
+
+
+def load_coding_params(path: str | Path | None = None) -> CodingParams:
+    """The detector's parameters (default ``yibao/data/supervision/coding.yaml``), validated."""
+    p = Path(path) if path else PATH
+    try:
+        return CodingParams.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"{p}: cannot read ({exc})", f"{p}: 无法读取", field="coding") from None
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        loc = ".".join(map(str, e["loc"]))
+        raise PolicyError(f"{p}: {loc}: {e['msg']}", f"{p}: {loc}: 参数无效", field=loc) from None
+
+
+def default_evidence() -> Evidence:
+    return load_knowledge().dx_evidence
+
+
+def _epoch_s(s: pd.Series) -> np.ndarray:
+    """Timestamps (any unit; naive ones read as UTC) as epoch seconds."""
+    t = pd.to_datetime(s, utc=True)
+    return ((t - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+
+
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+
+
+def split_admissions(stays: pd.DataFrame, p: SplitParams) -> pd.DataFrame:
+    """Readmissions: ``mdtrt_id, previous, gap_s`` (seconds from the previous discharge to this admission)."""
+    s = stays[stays["med_type"].isin(p.med_types).to_numpy()] if "med_type" in stays else stays
+    dx = s["dise_codg"].fillna("").astype(str)
+    s = s[(dx != "").to_numpy()]
+    if len(s) < 2:
+        return _empty(("mdtrt_id", "previous", "gap_s"))
+    b, e = _epoch_s(s["begntime"]), _epoch_s(s["endtime"])
+    keys = [s["psn_no"].astype(str), s["dise_codg"].astype(str).str[: p.dx_prefix_len]]
+    if p.same_institution:
+        keys.append(s["fixmedins_code"].astype(str))
+    part = pd.MultiIndex.from_arrays(keys).factorize()[0].astype(np.int64)
+    # for each stay, the latest discharge of its partition at or before its admission: one sorted search
+    t0 = int(min(b.min(), e.min()))
+    span = int(max(b.max(), e.max())) - t0
+    if span >= 2**32 or len(s) >= 2**31:
+        raise PolicyError("stays span more than 136 years", "住院时间跨度过大", field="begntime")
+    key_end = (part << 32) | (e - t0)
+    order = np.argsort(key_end, kind="stable")
+    ks = key_end[order]
+    idx = np.searchsorted(ks, (part << 32) | (b - t0), side="right") - 1
+    me = np.arange(len(s))
+    self_hit = (idx >= 0) & (order[np.clip(idx, 0, None)] == me)  # a stay discharged the moment it began is not its own predecessor
+    idx = np.where(self_hit, idx - 1, idx)
+    j = order[np.clip(idx, 0, None)]
+    gap = b - e[j]
+    ok = (idx >= 0) & (part[j] == part) & (j != me) & (gap >= 0) & (gap <= p.max_gap_days * DAY_S)
+    ids = s["mdtrt_id"].astype(str).to_numpy()
+    return pd.DataFrame({"mdtrt_id": ids[ok], "previous": ids[j[ok]], "gap_s": gap[ok]})
+
+
+def upcoding(stays: pd.DataFrame, items: pd.DataFrame, evidence: Evidence, p: UpcodingParams) -> pd.DataFrame:
+    """Stays with a listed complication whose evidence is not billed: ``mdtrt_id, codes, evidence_items``.
+
+    ``items`` holds ``mdtrt_id, med_list_codg`` of the billed lines (lines of other items may be left out).
+    """
+    s = stays[stays["med_type"].isin(p.med_types).to_numpy()] if "med_type" in stays else stays
+    other = s["other_dise_codg"].fillna("").astype(str)
+    s = s[(other != "").to_numpy()]
+    if s.empty or not evidence:
+        return _empty(("mdtrt_id", "codes", "evidence_items"))
+    dx = pd.DataFrame({"mdtrt_id": s["mdtrt_id"].astype(str).to_numpy(), "code": s["other_dise_codg"].astype(str).str.split(";").to_numpy()}).explode("code")
+    dx["code"] = dx["code"].fillna("").str.strip()
+    prefixes = tuple(evidence)
+    dx = dx[dx["code"].str.startswith(prefixes)]
+    if dx.empty:
+        return _empty(("mdtrt_id", "codes", "evidence_items"))
+    wanted = set(dx["mdtrt_id"])
+    it = items[items["mdtrt_id"].isin(wanted)]
+    billed = it.groupby("mdtrt_id")["med_list_codg"].agg(lambda x: set(x.astype(str))).to_dict()
+    rows: dict[str, tuple[list[str], list[str]]] = {}
+    for mid, code in zip(dx["mdtrt_id"], dx["code"]):
+        have = billed.get(mid, set())
+        for prefix, groups in evidence.items():
+            if code.startswith(prefix) and not all(have.intersection(g) for g in groups):
+                codes, ev = rows.setdefault(mid, ([], []))
+                codes.append(code)
+                ev.extend(x for g in groups for x in g)
+    if not rows:
+        return _empty(("mdtrt_id", "codes", "evidence_items"))
+    mids = sorted(rows)
+    return pd.DataFrame({"mdtrt_id": mids, "codes": [";".join(rows[m][0]) for m in mids], "evidence_items": [rows[m][1] for m in mids]})
+
+
+def detect(stays: pd.DataFrame, items: pd.DataFrame, params: CodingParams | None = None, evidence: Evidence | None = None) -> pd.DataFrame:
+    """Every coding-quality flag: a long frame ``mdtrt_id, flag, detail, previous, gap_s, codes, evidence_items``
+    sorted by flag and case.  ``stays`` needs :data:`STAY_COLUMNS` (``dr_code`` optional), ``items`` the
+    billed ``mdtrt_id, med_list_codg``."""
+    params = params or load_coding_params()
+    evidence = default_evidence() if evidence is None else evidence
+    sp = split_admissions(stays, params.split_admission)
+    up = upcoding(stays, items, evidence, params.upcoding)
+    parts = []
+    if len(sp):
+        parts.append(pd.DataFrame({
+            "mdtrt_id": sp["mdtrt_id"], "flag": "split_admission", "detail": "readmitted after " + sp["previous"],
+            "previous": sp["previous"], "gap_s": sp["gap_s"].astype(object), "codes": None, "evidence_items": None,
+        }))  # fmt: skip
+    if len(up):
+        parts.append(pd.DataFrame({
+            "mdtrt_id": up["mdtrt_id"], "flag": "upcoding", "detail": up["codes"] + " coded without its treatment billed",
+            "previous": None, "gap_s": None, "codes": up["codes"], "evidence_items": up["evidence_items"],
+        }))  # fmt: skip
+    if not parts:
+        return _empty(FLAG_COLUMNS)
+    return pd.concat(parts, ignore_index=True).sort_values(["flag", "mdtrt_id"], ignore_index=True)[list(FLAG_COLUMNS)]
+
+
+def read_inputs(con: duckdb.DuckDBPyConnection, params: CodingParams, evidence: Evidence) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The detector's inputs from a DuckDB connection with the contract views ``encounter`` and ``fee_detail``."""
+    med = sorted(set(params.split_admission.med_types) | set(params.upcoding.med_types))
+    stays = con.execute(f"SELECT {', '.join(STAY_COLUMNS)} FROM encounter WHERE med_type IN (SELECT unnest($m::VARCHAR[])) ORDER BY mdtrt_id", {"m": med}).df()
+    codes = sorted({x for groups in evidence.values() for g in groups for x in g})
+    items = con.execute(
+        """SELECT DISTINCT f.mdtrt_id, f.med_list_codg FROM fee_detail f JOIN encounter e USING (mdtrt_id)
+           WHERE e.med_type IN (SELECT unnest($m::VARCHAR[])) AND e.other_dise_codg <> '' AND f.med_list_codg IN (SELECT unnest($c::VARCHAR[]))""",
+        {"m": med, "c": codes or [""]},
+    ).df()
+    return stays, items
+
+
+def detect_region(data_dir: str | Path, params: CodingParams | None = None, evidence: Evidence | None = None) -> pd.DataFrame:
+    """:func:`detect` over the contract Parquet tables ``encounter`` and ``fee_detail`` of ``data_dir``."""
+    from yibao.core import manifest
+
+    d = Path(data_dir)
+    params = params or load_coding_params()
+    evidence = default_evidence() if evidence is None else evidence
+    manifest.check(d, ("encounter", "fee_detail"))
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'Asia/Shanghai'")
+        for t in ("encounter", "fee_detail"):
+            con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{(d / f'{t}.parquet').as_posix()}')")
+        stays, items = read_inputs(con, params, evidence)
+    finally:
+        con.close()
+    return detect(stays, items, params, evidence)
+
+
+def check_rulebook_params(rule_params: dict, params: CodingParams) -> None:
+    """The in-care check (``incare``) reads SV-SPLIT-01's parameters from rules.yaml: they must be this detector's."""
+    sp = params.split_admission
+    want = {"max_gap_days": sp.max_gap_days, "same_institution": sp.same_institution, "dx_prefix_len": sp.dx_prefix_len}
+    got = {k: rule_params.get(k) for k in want}
+    if got != want:
+        raise PolicyError(
+            f"rules.yaml SV-SPLIT-01 params {got} differ from coding.yaml split_admission {want}: the in-care and batch checks would disagree",
+            "rules.yaml 中 SV-SPLIT-01 的参数与 coding.yaml 不一致(事中与事后检查将不一致)",
+            field="SV-SPLIT-01.params",
+        )
