@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from yibao.payment.quality import case_flags, hospital_view, load_quality_rules, peer_comparison, top_flagged_groups
+from yibao.supervision.coding import detect
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 R = load_quality_rules()
@@ -23,21 +24,24 @@ def c(i, psn="P1", inst="H1", dx="J18.9", begin=(1, 1), days=5, cost=100_000, se
             "kind": kind, "proc_type": proc_type, "group_code": "J18.9|-", "value_fen": cost, "drg_value_fen": cost}  # fmt: skip
 
 
-def flags_of(rows):
+NO_ITEMS = pd.DataFrame({"mdtrt_id": pd.Series([], dtype=object), "med_list_codg": pd.Series([], dtype=object)})
+
+
+def flags_of(rows, items=NO_ITEMS):
     df = pd.DataFrame(rows)
-    f = case_flags(df, R)
+    f = case_flags(df, R, detect(df, items))
     return {(m, k) for m, k in zip(f.mdtrt_id, f.flag)}
 
 
-def test_upcoding_cc_without_cost():
-    ref = [c(i, psn=f"R{i}", cost=100_000) for i in range(5)]  # five cases without CC: mean ¥1,000
-    rows = ref + [c(10, psn="X", sev="mcc", drg="RESP-M1-1", cost=90_000), c(11, psn="Y", sev="cc", drg="RESP-M1-3", cost=100_000),
-                  c(12, psn="Z", sev="mcc", drg="RESP-M1-1", cost=100_001)]  # fmt: skip
-    f = flags_of(rows)
-    assert ("M10", "upcoding") in f and ("M11", "upcoding") in f  # at or below the mean of cases without CC
-    assert ("M12", "upcoding") not in f
-    # too few reference cases: no judgement
-    assert not {k for k in flags_of(ref[:4] + rows[5:]) if k[1] == "upcoding"}
+def test_upcoding_is_the_shared_detector():
+    # respiratory failure (J96) coded as a secondary diagnosis: upcoding unless ventilation (990300000170000) is billed
+    rows = [c(1, psn="X", other="I10;J96.000"), c(2, psn="Y", other="J96.000"), c(3, psn="Z", other="I10")]
+    items = pd.DataFrame({"mdtrt_id": ["M2", "M3"], "med_list_codg": ["990300000170000", "990300000170000"]})
+    f = {k for k in flags_of(rows, items) if k[1] == "upcoding"}
+    assert f == {("M1", "upcoding")}
+    # payment keeps only the detector's flags of its own cases
+    df = pd.DataFrame(rows[1:])
+    assert not (case_flags(df, R, detect(pd.DataFrame(rows), items)).mdtrt_id == "M1").any()
 
 
 def test_split_admission():
@@ -52,6 +56,13 @@ def test_split_admission():
     ]
     f = {k for k in flags_of(rows) if k[1] == "split_admission"}
     assert f == {("M2", "split_admission")}
+
+
+def test_coding_flags_need_the_detector_columns():
+    from yibao.core.errors import PolicyError
+
+    with pytest.raises(PolicyError, match="coding flags need"):
+        case_flags(pd.DataFrame([c(1)]), R, pd.DataFrame({"mdtrt_id": ["M1"]}))
 
 
 def test_miscoding_flags():
@@ -71,7 +82,7 @@ def test_miscoding_flags():
     assert ("M4", "ambiguous_group") in f and ("M5", "ungroupable") in f and ("M6", "symptom_principal") in f
     assert ("M7", "procedure_cost_mismatch") in f and ("M8", "secondary_equals_principal") in f
     assert not {k for k in f if k[0] == "M9"}
-    top = top_flagged_groups(pd.DataFrame(rows), case_flags(pd.DataFrame(rows), R), "drg")
+    top = top_flagged_groups(pd.DataFrame(rows), case_flags(pd.DataFrame(rows), R, detect(pd.DataFrame(rows), NO_ITEMS)), "drg")
     assert top.iloc[0].drg == "RESP-M1-5" and (top.iloc[0].cases, top.iloc[0].flagged) == (7, 6)
 
 

@@ -6,13 +6,15 @@
 * **CMI and peers**: each institution's CMI, CC/MCC share and secondary
   diagnoses per case against institutions of the same level, and the change
   of secondary diagnoses per case from the first half-year to the second.
-* **Case flags** (rules in ``yibao/data/payment/quality.yaml``):
+* **Case flags**:
 
-  - ``upcoding`` (高套): a CC/MCC case costing no more than the mean of its
-    ADRG's cases without CC/MCC;
-  - ``split_admission`` (分解住院): readmitted to the same institution within
-    N days of discharge with the same diagnosis category (the later case);
-  - miscoding (编码错误): ``sex_mismatch``, ``age_mismatch``,
+  - ``upcoding`` (高套) and ``split_admission`` (分解住院) come from the one
+    coding-quality detector, :mod:`yibao.supervision.coding` (parameters in
+    ``yibao/data/supervision/coding.yaml``), which the supervision scan also
+    runs (rules SV-UPCODE-01 and SV-SPLIT-01): both subsystems give the same
+    answer on the same data.  :func:`assess` takes that detector's flags for
+    the region (``coding``) and keeps those of its cases;
+  - miscoding (rules in ``yibao/data/payment/quality.yaml``) (编码错误): ``sex_mismatch``, ``age_mismatch``,
     ``ambiguous_group`` (procedure unrelated to the principal diagnosis),
     ``ungroupable``, ``symptom_principal`` (a symptom code as principal
     diagnosis of a surgical case), ``procedure_cost_mismatch`` (a surgical
@@ -35,23 +37,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from yibao.core.errors import PolicyError
+from yibao.supervision.coding import PATTERNS
 
-DAY_S = 86_400
 
 
 class _M(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SplitRule(_M):
-    readmit_days: int = 15
-    same_category: bool = True
-
-
-class UpcodingRule(_M):
-    severities: list[str] = ["cc", "mcc"]
-    max_cost_ratio: Decimal = Decimal(1)
-    min_reference_cases: int = 5
 
 
 class PeerRule(_M):
@@ -76,8 +67,6 @@ class MiscodingRule(_M):
 
 class QualityRules(_M):
     version: str
-    split_admission: SplitRule = SplitRule()
-    upcoding: UpcodingRule = UpcodingRule()
     peer: PeerRule = PeerRule()
     miscoding: MiscodingRule = MiscodingRule()
 
@@ -100,18 +89,22 @@ def _starts(s: pd.Series, prefixes: list[str]) -> np.ndarray:
     return s.fillna("").str.startswith(tuple(prefixes)).to_numpy()
 
 
-def _epoch_s(s: pd.Series) -> np.ndarray:
-    """Timestamps (any unit, any zone) as epoch seconds."""
-    t = pd.to_datetime(s, utc=True)
-    return ((t - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+def coding_flags(cases: pd.DataFrame, coding: pd.DataFrame) -> pd.DataFrame:
+    """The shared detector's flags (:func:`yibao.supervision.coding.detect` over the region) on these cases."""
+    need = {"mdtrt_id", "flag", "detail"}
+    if not need <= set(coding.columns):
+        raise PolicyError(f"coding flags need the columns {sorted(need)}", "编码质量结果缺少列", field="coding")
+    c = coding[coding["flag"].isin(PATTERNS).to_numpy() & coding["mdtrt_id"].isin(set(cases["mdtrt_id"])).to_numpy()]
+    return c[["mdtrt_id", "flag", "detail"]].astype(object).reset_index(drop=True)
 
 
-def case_flags(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
+def case_flags(cases: pd.DataFrame, rules: QualityRules, coding: pd.DataFrame) -> pd.DataFrame:
     """Flags per case: a long frame ``mdtrt_id, flag, detail``.
 
     ``cases`` needs the case view columns plus the DRG grouping (``drg, adrg,
     severity, path``) and, for ``procedure_cost_mismatch``, the DIP result
-    (``kind, proc_type``).
+    (``kind, proc_type``); ``coding`` is the shared detector's output for the
+    region (upcoding, split admissions; see :func:`coding_flags`).
     """
     out: list[pd.DataFrame] = []
 
@@ -122,40 +115,9 @@ def case_flags(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
             out.append(pd.DataFrame({"mdtrt_id": cases["mdtrt_id"].to_numpy()[mask], "flag": flag, "detail": np.asarray(det, dtype=object) if not isinstance(det, str) else det}))
 
     dx = cases["dise_codg"].fillna("")
-    # upcoding: CC/MCC without the cost
-    ur = rules.upcoding
-    ref = cases[cases.severity == "none"].groupby("adrg")["medfee_sumamt"].agg(["count", "sum"])
-    ref = ref[ref["count"] >= ur.min_reference_cases]
-    n_ref = cases["adrg"].map(ref["count"]).to_numpy()
-    s_ref = cases["adrg"].map(ref["sum"]).to_numpy()
-    ok = ~pd.isna(n_ref)
-    cost = cases["medfee_sumamt"].to_numpy(np.int64)
-    ratio_e4 = int(ur.max_cost_ratio * 10_000)
-    up = np.zeros(len(cases), bool)
-    # cost <= ratio × sum/n  ⇔  cost × n × 10000 <= ratio_e4 × sum (exact integers, as Python ints where needed)
-    idx = np.flatnonzero(ok & cases["severity"].isin(ur.severities).to_numpy())
-    for i in idx:
-        up[i] = int(cost[i]) * int(n_ref[i]) * 10_000 <= ratio_e4 * int(s_ref[i])
-    add(up, "upcoding", cases["severity"].to_numpy(dtype=object) + " in " + cases["adrg"].to_numpy(dtype=object))
-    # split admissions
-    sr = rules.split_admission
-    o = cases.sort_values(["psn_no", "fixmedins_code", "begntime"])
-    b, e = _epoch_s(o["begntime"]), _epoch_s(o["endtime"])
-    same = np.zeros(len(o), bool)
-    if len(o) > 1:
-        same[1:] = (o["psn_no"].to_numpy()[1:] == o["psn_no"].to_numpy()[:-1]) & (o["fixmedins_code"].to_numpy()[1:] == o["fixmedins_code"].to_numpy()[:-1])
-        gap = np.zeros(len(o), np.int64)
-        gap[1:] = b[1:] - e[:-1]
-        same &= (gap >= 0) & (gap <= sr.readmit_days * DAY_S)
-        if sr.same_category:
-            cat = o["dise_codg"].fillna("").str[:3].to_numpy()
-            same[1:] &= cat[1:] == cat[:-1]
-    prev = np.empty(len(o), dtype=object)
-    if len(o) > 1:
-        prev[1:] = o["mdtrt_id"].to_numpy()[:-1]
-    split = pd.Series(same, index=o.index).reindex(cases.index).to_numpy()
-    prev_of = pd.Series(prev, index=o.index).reindex(cases.index).to_numpy()
-    add(split, "split_admission", np.array([f"readmitted after {p}" for p in prev_of], dtype=object))
+    cf = coding_flags(cases, coding)
+    if len(cf):
+        out.append(cf)
     # miscoding
     mr = rules.miscoding
     gend = cases["gend"].fillna("").to_numpy() if "gend" in cases else np.full(len(cases), "")
@@ -254,9 +216,11 @@ def against_truth(flags: pd.DataFrame, truth: pd.DataFrame, cases: pd.DataFrame)
     return pd.DataFrame(rows)
 
 
-def assess(cases: pd.DataFrame, rules: QualityRules | None = None, truth: pd.DataFrame | None = None) -> QualityResult:
+def assess(cases: pd.DataFrame, rules: QualityRules | None = None, truth: pd.DataFrame | None = None, *, coding: pd.DataFrame) -> QualityResult:
+    """Flags, top flagged groups and peers of ``cases``; ``coding`` is :func:`yibao.supervision.coding.detect_region`
+    over the region (the truth, if given, only evaluates the flags)."""
     rules = rules or load_quality_rules()
-    flags = case_flags(cases, rules)
+    flags = case_flags(cases, rules, coding)
     return QualityResult(
         flags=flags,
         top_drg=top_flagged_groups(cases, flags, "drg"),

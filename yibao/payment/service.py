@@ -20,6 +20,7 @@ from yibao.payment.dip import DipSettlement, settle
 from yibao.payment.drg import REGION_SCHEME, Scheme, base_rate, group_batch, load_scheme, require_weights
 from yibao.payment.params import DipParams, load_dip_params
 from yibao.payment.quality import QualityResult, assess, load_quality_rules
+from yibao.supervision.coding import detect_region
 
 
 def build(data_dir: Path, params: DipParams | str = "example-city-a", out: Path | None = None, *, version: str | None = None,
@@ -97,6 +98,6 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
     if gt.exists():
         manifest.check(data_dir, ["ground_truth"])
         truth = pd.read_parquet(gt)
-    q = assess(df, load_quality_rules(), truth)
+    q = assess(df, load_quality_rules(), truth, coding=detect_region(data_dir))  # the detector supervision runs too
     secs["quality"] = time.perf_counter() - t
     return PaymentRun(params, cat, dip, sch, df, br, q, secs)
