@@ -129,6 +129,8 @@ app.add_typer(drg_app, name="drg")
 from yibao.web.cli import app as console_app  # noqa: E402
 
 app.add_typer(console_app, name="console")
+from yibao.pooling.cli import app as pooling_app  # noqa: E402
+app.add_typer(pooling_app, name="pooling")
 console = Console()
 
 

@@ -1,0 +1,87 @@
+"""``yibao pooling …``: simulate pooling levels and the risk-adjustment fund (统筹层次模拟) over a data directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from yibao.benefits.cli import policy_dir_option
+from yibao.pooling.arrangement import PoolingError
+
+app = typer.Typer(help="Pooling levels and the risk-adjustment fund (统筹层次, 风险调剂金).", no_args_is_help=True)
+console = Console()
+
+OUT_SUFFIXES = (".html", ".xlsx", ".json")
+
+
+def income_note(rates) -> str:
+    return (f"DERIVED from person.contribution_base and the policy '{rates.source}' (no contribution table): employer rate "
+            f"{rates.employer_rate_bp / 100:g} % × 12 months, less retirees' account credit ¥{rates.retiree_monthly_credit / 100:,.2f}/month; "
+            f"residents ¥{rates.resident_per_capita / 100:,.2f} per person (individual + fiscal subsidy)")
+
+
+def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Optional[str] = None, policy_dirs=None):
+    """Load, read and simulate; returns ``(simulation, hierarchy, year_figures)`` (errors are :class:`PoolingError` etc.)."""
+    from yibao.benefits.cli import load_book, policy_for_data, require_policy
+    from yibao.pooling.arrangement import load_arrangement
+    from yibao.pooling.figures import IncomeRates, hierarchy, read_figures
+    from yibao.pooling.mechanics import simulate
+
+    arr = load_arrangement(arrangement)  # refused before any data is read
+    h = hierarchy(arr)
+    book = load_book(policy_dirs)
+    chosen = require_policy(book, policy) if policy else (policy_for_data(book, data) or book.policy(arr.region))
+    # the contribution rates in force mid-year (as the fund-year summary), for the year read_figures settles on
+    yf = read_figures(data, arr, lambda y: IncomeRates.from_snapshot(chosen.snapshot(dt.date(y, 7, 1))), year=year)
+    return simulate(yf.figures, arr, h.pool_of, h.fund_of), h, yf
+
+
+@app.command("simulate")
+def simulate_cmd(
+    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="A settled data directory (yibao synth --out, then yibao settle)."),
+    arrangement: str = typer.Option(..., "--arrangement", help="An arrangement name (yibao/data/pooling) or a .yaml file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the results: report.html, .xlsx or .json."),
+    year: Optional[int] = typer.Option(None, "--year", help="Policy year (default: the settlements' latest)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region for the contribution rates (default: the persons' region)."),
+    policy_dir: Optional[list[Path]] = policy_dir_option(),
+) -> None:
+    """Simulate one pooling arrangement over a settled year: each county pool's result alone and under the arrangement."""
+    from yibao.pooling import report
+
+    if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
+        raise PoolingError(f"--out {out}: give a file ending in {', '.join(OUT_SUFFIXES)}", f"--out {out}: 文件须以 {', '.join(OUT_SUFFIXES)} 结尾", field="out")
+    if out is not None and not out.parent.is_dir():
+        raise PoolingError(f"--out {out}: the directory {out.parent} does not exist", f"--out {out}: 目录 {out.parent} 不存在", field="out")
+    sim, h, yf = run(data, arrangement, year=year, policy=policy, policy_dirs=policy_dir)
+    note = income_note(yf.rates)
+    report.print_simulation(console, sim, names=h.names, year=yf.year, synthetic=yf.synthetic, income_note=note)
+    if yf.placed_by_hash:
+        console.print(f"{yf.placed_by_hash:,} person(s) insured at the region's own code {sim.arrangement.region} were placed in county pools "
+                      f"by the arrangement's rule ({sim.arrangement.counties.assignment.method}) — the data has no county of insurance")
+    if out is not None:
+        kw = dict(names=h.names, year=yf.year, synthetic=yf.synthetic, income_note=note)
+        suffix = out.suffix.lower()
+        if suffix == ".html":
+            report.write_html(out, sim, **kw)
+        elif suffix == ".xlsx":
+            report.write_xlsx(out, sim, **kw)
+        else:
+            import json
+
+            doc = {"arrangement": sim.arrangement.name, "year": yf.year, "synthetic": yf.synthetic, "money": "fen", "income": note, **report.rows(sim, h.names)}
+            out.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """The shipped arrangements."""
+    from yibao.pooling.arrangement import known_arrangements, load_arrangement
+
+    for name in known_arrangements():
+        a = load_arrangement(name)
+        console.print(f"{name:28} {a.label_zh} · {a.label_en}")
