@@ -58,7 +58,8 @@ def load_decimal_yaml(text: str) -> Any:
 
 
 class DataFileError(YibaoError):
-    """A data file is missing or invalid; ``file``, ``key`` (dotted path, "" for the whole file) and the reason."""
+    """A data file is missing or invalid: ``file`` (the path; the message names the file), ``key`` (dotted
+    path, "" for the whole file) and the reason."""
 
     code = "E_DATA_FILE"
 
@@ -67,7 +68,8 @@ class DataFileError(YibaoError):
         self.key = key
         self.reason_en = reason_en
         self.reason_zh = reason_zh or reason_en
-        where = f"{self.file}: {key}: " if key else f"{self.file}: "
+        name = Path(self.file).name or self.file
+        where = f"{name}: {key}: " if key else f"{name}: "
         YibaoError.__init__(self, where + reason_en, where + self.reason_zh, field=key or None)
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable across worker processes, as the caller's type
@@ -112,7 +114,7 @@ def read_yaml(path: str | Path, *, what: tuple[str, str] = ("data file", "数据
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise data_error(p, "", f"{en} not found", f"找不到{zh}", error=error) from None
+        raise data_error(p, "", f"{en} not found (in {p.parent})", f"找不到{zh} (目录 {p.parent})", error=error) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise data_error(p, "", f"cannot read {en}: {exc}", f"无法读取{zh}: {exc}", error=error) from None
     try:

@@ -8,10 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from yibao.core.errors import YibaoError
+from yibao.core.yamldata import read_yaml, validate
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "ecode"
 
@@ -81,18 +81,11 @@ def _places(path: Path) -> dict[str, tuple[float, float]]:
 def load_params(directory: str | Path | None = None) -> EcodeParams:
     d = Path(directory) if directory else DATA_DIR
     p = d / "ecode.yaml"
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise EcodeConfigError(f"{p}: cannot read e-code parameters: {exc}", f"{p}: 无法读取医保电子凭证参数: {exc}") from exc
-    if isinstance(raw, dict) and (d / "places.csv").exists():
+    what = ("e-code parameters", "医保电子凭证参数")
+    raw = read_yaml(p, what=what, error=EcodeConfigError)
+    if (d / "places.csv").exists():
         raw = {**raw, "places": _places(d / "places.csv")}
-    try:
-        return EcodeParams.model_validate(raw)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        loc = ".".join(str(x) for x in e["loc"])
-        raise EcodeConfigError(f"{p}: {loc}: {e['msg']}", f"{p}: 参数 {loc} 无效: {e['msg']}", field=loc) from exc
+    return validate(p, EcodeParams, raw, what=what, error=EcodeConfigError)
 
 
 @lru_cache(maxsize=1)

@@ -18,12 +18,11 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from yibao.core.errors import PolicyError
 from yibao.core.money import yuan_to_fen
-from yibao.core.yamldata import load_decimal_yaml
+from yibao.core.yamldata import DataFileError, load_model, read_yaml
 
 E4 = 10_000
 """Scale of points and coefficients held as integers (0.0001)."""
@@ -272,20 +271,11 @@ def load_dip_params(name_or_path: str | Path = "example-city-a") -> DipParams:
         p = next((c for c in cands if c.exists()), cands[0])
     if not p.exists():
         raise PolicyError(f"{p}: DIP parameter file not found", f"{p}: 找不到 DIP 参数文件", field="dip_params")
-    try:
-        raw = load_decimal_yaml(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{p}: not valid YAML: {exc}", f"{p}: YAML 格式错误", field="dip_params") from None
-    try:
-        return DipParams.model_validate(raw)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        loc = ".".join(str(x) for x in e["loc"])
-        raise PolicyError(f"{p}: {loc}: {e['msg']}", f"{p}: {loc}: 参数无效 ({e['msg']})", field=loc) from None
+    return load_model(p, DipParams, what=("DIP parameter file", "DIP 参数文件"), error=PolicyError)
 
 
 def _region_of(f: Path) -> str:
     try:
-        return str((yaml.safe_load(f.read_text(encoding="utf-8")) or {}).get("region", ""))
-    except yaml.YAMLError:
+        return str(read_yaml(f, empty={}).get("region", ""))
+    except DataFileError:
         return ""

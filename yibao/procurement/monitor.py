@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from yibao.core.money import ratio_to_bp
+from yibao.core.yamldata import load_model
 from yibao.procurement.rules import RuleSetError
 
 
@@ -46,13 +46,7 @@ class MonitorParams(BaseModel):
 @lru_cache(maxsize=4)
 def load_params(path: str | None = None) -> MonitorParams:
     p = Path(path) if path else Path(str(resources.files("yibao") / "data" / "procurement" / "monitoring.yaml"))
-    raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    try:
-        return MonitorParams.model_validate({k: (str(v) if isinstance(v, float) else v) for k, v in raw.items()})
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        key = ".".join(map(str, e["loc"]))
-        raise RuleSetError(f"{p.name}: {key}: {e['msg']}", f"{p.name}: {key}: 取值无效", field=key) from None
+    return load_model(p, MonitorParams, what=("monitoring parameters", "集采监测参数"), error=RuleSetError)
 
 
 ORDER_COLUMNS = ("order_id", "institution_id", "drug_id", "spec_id", "supplier", "units", "month")

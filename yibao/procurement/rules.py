@@ -20,11 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from yibao.core.errors import YibaoError
-from yibao.core.yamldata import load_decimal_yaml
+from yibao.core.yamldata import read_yaml
 
 
 class RuleSetError(YibaoError):
@@ -337,17 +336,7 @@ def _merge(parent: Any, child: Any) -> Any:
 
 
 def _read(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RuleSetError(f"{path.name}: rule-set file not found", f"{path.name}: 找不到集采规则文件") from None
-    try:
-        data = load_decimal_yaml(text)
-    except yaml.YAMLError as exc:
-        raise RuleSetError(f"{path.name}: not valid YAML: {exc}", f"{path.name}: YAML 格式错误: {exc}") from None
-    if not isinstance(data, dict):
-        raise RuleSetError(f"{path.name}: top level must be a mapping", f"{path.name}: 顶层必须是映射")
-    return data
+    return read_yaml(path, what=("rule-set file", "集采规则文件"), error=RuleSetError)
 
 
 def load_raw(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
