@@ -10,10 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from yibao.core.errors import YibaoError
+from yibao.core.yamldata import load_model
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "api" / "interface.yaml"
 
@@ -173,16 +173,7 @@ class InterfaceConfig(_Strict):
 
 def load_config(path: str | Path | None = None) -> InterfaceConfig:
     p = Path(path) if path else DEFAULT_PATH
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{p}: cannot read interface parameters: {exc}", f"{p}: 无法读取接口参数: {exc}") from exc
-    try:
-        cfg = InterfaceConfig.model_validate(raw)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        loc = ".".join(str(x) for x in e["loc"])
-        raise ConfigError(f"{p}: {loc}: {e['msg']}", f"{p}: 参数 {loc} 无效: {e['msg']}", field=loc) from exc
+    cfg = load_model(p, InterfaceConfig, what=("interface parameters", "接口参数"), error=ConfigError)
     from yibao.settlement.rules import Settlement
 
     missing = [f for f in Settlement.AMOUNTS if f.endswith("_pay") and f not in ("psn_cash_pay",) and f not in cfg.fund_pay_types]

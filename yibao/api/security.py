@@ -59,9 +59,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from yibao.core.errors import YibaoError
+from yibao.core.yamldata import data_error, read_yaml, validate
 
 _BLOCK = 64  # SM3 block size in bytes
 log = logging.getLogger("yibao.api.security")
@@ -144,20 +145,16 @@ class SecurityPolicy(BaseModel):
     @classmethod
     def load(cls, path: str | Path, *, insecure_demo: bool = False) -> "SecurityPolicy":
         p = Path(path)
+        what = ("security settings", "安全配置")
         try:
             mtime = p.stat().st_mtime_ns
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise SecurityError(f"{p}: cannot read: {exc}", f"{p}: 无法读取安全配置") from exc
-        if isinstance(raw, dict) and "insecure_demo" in raw:
-            raise SecurityError(f"{p}: insecure_demo cannot be set in a file (only `yibao serve --insecure-demo`)",
-                                f"{p}: insecure_demo 不能写在配置文件中 (仅限 yibao serve --insecure-demo)", field="insecure_demo")
-        try:
-            pol = cls.model_validate(raw)
-        except ValidationError as exc:
-            e = exc.errors()[0]
-            loc = ".".join(str(x) for x in e["loc"])
-            raise SecurityError(f"{p}: {loc}: {e['msg']}", f"{p}: 安全配置 {loc} 无效", field=loc) from exc
+        except OSError as exc:
+            raise data_error(p, "", f"cannot read {what[0]}: {exc}", f"无法读取{what[1]}", error=SecurityError) from exc
+        raw = read_yaml(p, what=what, error=SecurityError, empty={})
+        if "insecure_demo" in raw:
+            raise data_error(p, "insecure_demo", "cannot be set in a file (only `yibao serve --insecure-demo`)",
+                             "不能写在配置文件中 (仅限 yibao serve --insecure-demo)", error=SecurityError)
+        pol = validate(p, cls, raw, what=what, error=SecurityError)
         for code, k in pol.institutions.items():
             if k.signtype == "SM2" and k.encrypted and not k.sm2_public_key:
                 raise SecurityError(f"{p}: {code}: SM2 needs sm2_public_key", f"{p}: {code}: SM2 签名须配置公钥", field=code)

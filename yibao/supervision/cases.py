@@ -17,12 +17,13 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from yibao.core.db import session_scope
 from yibao.core.errors import YibaoError
+from yibao.core.yamldata import data_error, load_model
 from yibao.supervision.discretion import Benchmarks, Facts, Penalty, default_benchmarks
 from yibao.supervision.knowledge import DATA_DIR
 from yibao.supervision.models import Case, CaseEvent
@@ -35,6 +36,28 @@ class CaseError(YibaoError):
     code = "E_CASE"
 
 
+class _WorkflowState(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name_zh: str
+
+
+class _Transition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    from_: str = Field(alias="from")
+    to: str
+    action: str
+
+
+class WorkflowFile(BaseModel):
+    """The shape of ``case_workflow.yaml`` (案件办理流程)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int = 1
+    states: dict[str, _WorkflowState] = Field(min_length=1)
+    transitions: list[_Transition]
+    agencies: list[str]
+
+
 @dataclass(frozen=True)
 class Workflow:
     states: dict[str, str]
@@ -44,15 +67,15 @@ class Workflow:
     @classmethod
     def load(cls, path: Path | None = None) -> "Workflow":
         p = path or DATA_DIR / "case_workflow.yaml"
-        d = yaml.safe_load(p.read_text(encoding="utf-8"))
-        states = {k: v["name_zh"] for k, v in d["states"].items()}
+        d = load_model(p, WorkflowFile, what=("case workflow", "案件办理流程"), error=CaseError)
+        states = {k: v.name_zh for k, v in d.states.items()}
         tr = {}
-        for t in d["transitions"]:
-            for s in (t["from"], t["to"]):
+        for n, t in enumerate(d.transitions):
+            for s in (t.from_, t.to):
                 if s not in states:
-                    raise CaseError(f"{p.name}: transition names unknown state {s!r}", f"{p.name}: 未知状态 {s!r}", field="transitions")
-            tr[(t["from"], t["action"])] = t["to"]
-        return cls(states, tr, tuple(d["agencies"]))
+                    raise data_error(p, f"transitions.{n}", f"transition names unknown state {s!r}", f"未知状态 {s!r}", error=CaseError)
+            tr[(t.from_, t.action)] = t.to
+        return cls(states, tr, tuple(d.agencies))
 
     def next_state(self, state: str, action: str) -> str:
         to = self.transitions.get((state, action))

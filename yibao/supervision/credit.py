@@ -20,12 +20,13 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from yibao.core.db import session_scope
+from yibao.core.yamldata import data_error, load_model
 from yibao.supervision.knowledge import DATA_DIR, SupervisionDataError
 from yibao.supervision.models import CreditPoint
 
@@ -42,6 +43,27 @@ class CreditGrade:
     blacklisted: bool
 
 
+class CreditGradeRow(BaseModel):
+    """One grade of ``credit.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    grade: str
+    name_zh: str
+    max_points: int | None
+
+
+class CreditFile(BaseModel):
+    """The shape of ``credit.yaml`` (信用评价规则)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int = 1
+    effective_from: dt.date | None = None
+    window_days: int = Field(gt=0)
+    points: dict[str, dict[str, int]]
+    grades: list[CreditGradeRow] = Field(min_length=1)
+    blacklist_from: str
+
+
 @dataclass(frozen=True)
 class CreditRules:
     window_days: int
@@ -52,15 +74,15 @@ class CreditRules:
     @classmethod
     def load(cls, path: Path | None = None) -> "CreditRules":
         p = path or DATA_DIR / "credit.yaml"
-        d = yaml.safe_load(p.read_text(encoding="utf-8"))
-        grades = tuple((g["grade"], g["name_zh"], g["max_points"]) for g in d["grades"])
+        d = load_model(p, CreditFile, what=("credit rules", "信用评价规则"), error=SupervisionDataError)
+        grades = tuple((g.grade, g.name_zh, g.max_points) for g in d.grades)
         names = [g[0] for g in grades]
-        if d["blacklist_from"] not in names:
-            raise SupervisionDataError(f"{p.name}: blacklist_from {d['blacklist_from']!r} is not a grade", "黑名单等级无效", field="blacklist_from")
+        if d.blacklist_from not in names:
+            raise data_error(p, "blacklist_from", f"{d.blacklist_from!r} is not a grade", "黑名单等级无效", error=SupervisionDataError)
         maxes = [g[2] for g in grades[:-1]]
-        if any(m is None for m in maxes) or maxes != sorted(maxes) or grades[-1][2] is not None:
-            raise SupervisionDataError(f"{p.name}: grades must rise, the last without max_points", "信用等级须递增", field="grades")
-        return cls(int(d["window_days"]), d["points"], grades, d["blacklist_from"])
+        if any(m is None for m in maxes) or maxes != sorted(maxes) or grades[-1][2] is not None:  # type: ignore[type-var]
+            raise data_error(p, "grades", "grades must rise, the last without max_points", "信用等级须递增", error=SupervisionDataError)
+        return cls(d.window_days, d.points, grades, d.blacklist_from)
 
     def grade_for(self, points: int) -> tuple[str, str, bool]:
         """(grade, Chinese name, blacklisted) for a number of points — pure."""

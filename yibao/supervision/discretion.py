@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from yibao.core.money import yuan_to_fen
-from yibao.core.yamldata import load_decimal_yaml
+from yibao.core.yamldata import read_yaml
 from yibao.supervision.knowledge import DATA_DIR, SupervisionDataError
 
 Band = Literal["minor", "general", "serious"]
@@ -71,7 +71,7 @@ class Benchmarks:
     @classmethod
     def load(cls, path: Path | None = None) -> "Benchmarks":
         p = path or DATA_DIR / "discretion.yaml"
-        return cls(load_decimal_yaml(p.read_text(encoding="utf-8")), p.name)
+        return cls(read_yaml(p, what=("discretion benchmarks", "自由裁量基准"), error=SupervisionDataError), p.name)
 
     def penalty(self, facts: Facts) -> Penalty:
         if facts.violation not in self.violations:

@@ -17,10 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from yibao.core.errors import YibaoError
+from yibao.core.yamldata import load_model
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "supervision"
 STAGES = ("pre", "in", "post")
@@ -229,17 +229,7 @@ class RuleBook:
     def load(cls, directory: Path | None = None) -> "RuleBook":
         d = directory or DATA_DIR
         path = d / "rules.yaml"
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            rf = RuleFile.model_validate(data)
-        except OSError as exc:
-            raise SupervisionDataError(f"{path}: cannot read ({exc})", f"{path}: 无法读取", field=str(path)) from exc
-        except yaml.YAMLError as exc:
-            raise SupervisionDataError(f"{path.name}: not valid YAML ({exc})", f"{path.name}: YAML 格式错误", field=str(path)) from exc
-        except ValidationError as exc:
-            e = exc.errors()[0]
-            loc = ".".join(str(x) for x in e["loc"])
-            raise SupervisionDataError(f"{path.name}: {loc}: {e['msg']}", f"{path.name}: {loc} 无效", field=loc) from exc
+        rf = load_model(path, RuleFile, what=("supervision rules file", "监管规则文件"), error=SupervisionDataError)
         ids = [r.id for r in rf.rules]
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
