@@ -25,16 +25,19 @@ def income_note(rates) -> str:
 
 
 def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Optional[str] = None, policy_dirs=None):
-    """Load, read and simulate; returns ``(simulation, hierarchy, year_figures)`` (errors are :class:`PoolingError` etc.)."""
-    from yibao.benefits.cli import load_book, policy_for_data, require_policy
+    """Load, read and simulate; returns ``(simulation, hierarchy, year_figures)``.
+
+    Every refusal is a :class:`~yibao.core.errors.YibaoError` (arrangement, policy, data), raised before anything is written.
+    """
+    from yibao.benefits.policy import PolicyBook
     from yibao.pooling.arrangement import load_arrangement
     from yibao.pooling.figures import IncomeRates, hierarchy, read_figures
     from yibao.pooling.mechanics import simulate
 
     arr = load_arrangement(arrangement)  # refused before any data is read
     h = hierarchy(arr)
-    book = load_book(policy_dirs)
-    chosen = require_policy(book, policy) if policy else (policy_for_data(book, data) or book.policy(arr.region))
+    book = PolicyBook.with_dirs(policy_dirs)  # a PolicyError is a one-line refusal (CLI) or a 400 (API)
+    chosen = book.require(policy or arr.region)  # the region's own policy file: a region without one is refused
     # the contribution rates in force mid-year (as the fund-year summary), for the year read_figures settles on
     yf = read_figures(data, arr, lambda y: IncomeRates.from_snapshot(chosen.snapshot(dt.date(y, 7, 1))), year=year)
     return simulate(yf.figures, arr, h.pool_of, h.fund_of), h, yf
@@ -46,7 +49,7 @@ def simulate_cmd(
     arrangement: str = typer.Option(..., "--arrangement", help="An arrangement name (yibao/data/pooling) or a .yaml file."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the results: report.html, .xlsx or .json."),
     year: Optional[int] = typer.Option(None, "--year", help="Policy year (default: the settlements' latest)."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region for the contribution rates (default: the persons' region)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region for the contribution rates (default: the arrangement's region)."),
     policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Simulate one pooling arrangement over a settled year: each county pool's result alone and under the arrangement."""
