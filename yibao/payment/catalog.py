@@ -34,6 +34,7 @@ import yaml
 
 from yibao.core.errors import CodeTableError
 from yibao.core.money import fen_to_yuan, yuan_to_fen
+from yibao.core.yamldata import read_yaml
 from yibao.payment.params import E4, PROC_TYPES, DipParams
 
 KINDS = ("core", "comprehensive")
@@ -146,10 +147,7 @@ class Catalog:
         for f in (mf, gf):
             if not f.exists():
                 raise CodeTableError(f"{f}: catalog file not found", f"{f}: 找不到目录文件", field="catalog")
-        try:
-            meta = yaml.safe_load(mf.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise CodeTableError(f"{mf}: not valid YAML ({exc})", f"{mf}: YAML 格式错误", field="catalog") from None
+        meta = read_yaml(mf, what=("catalog file", "目录文件"), error=CodeTableError, empty={})
         for k in ("region", "version", "effective_from", "scale", "diagnosis_level"):
             if k not in meta:
                 raise CodeTableError(f"{mf}: missing {k!r}", f"{mf}: 缺少 {k!r}", field=k)

@@ -62,11 +62,11 @@ from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 
-import yaml
 
 from yibao.codes import national
 from yibao.codes._table import read_csv, table_error
 from yibao.core.errors import CodeTableError
+from yibao.core.yamldata import read_yaml
 
 FORMAT = 2
 E4 = 10_000
@@ -202,12 +202,7 @@ def read_meta(path: Path) -> SchemeMeta:
     f = Path(path) / "scheme.yaml"
     if not f.exists():
         raise CodeTableError(f"{f}: scheme file not found", f"{f}: 找不到分组方案", field="scheme")
-    try:
-        m = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise CodeTableError(f"{f}: not valid YAML ({exc})", f"{f}: YAML 格式错误", field="scheme") from None
-    if not isinstance(m, dict):
-        raise CodeTableError(f"{f}: expected a mapping", f"{f}: 应为键值结构", field="scheme")
+    m = read_yaml(f, what=("grouping scheme file", "分组方案文件"), error=CodeTableError, empty={})
     if m.get("format") != FORMAT:
         raise CodeTableError(f"{f}: format must be {FORMAT} (got {m.get('format')!r})", f"{f}: 方案格式版本应为 {FORMAT}", field="format")
     for k in ("name", "version", "effective_from"):

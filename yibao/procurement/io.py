@@ -23,6 +23,7 @@ import yaml
 
 from yibao.core.errors import YibaoError
 from yibao.core.money import MoneyError, yuan_to_fen
+from yibao.core.yamldata import read_yaml
 from yibao.procurement.model import Bid, CatalogEntry, Firm, RoundInput, Spec
 from yibao.procurement.rules import DOSAGE_FORMS, RuleSet
 
@@ -77,7 +78,7 @@ def read_round_dir(path: Path) -> dict[str, Any]:
     if path.is_file() and path.suffix.lower() in (".xlsx", ".xlsm"):
         return read_round_excel(path)
     meta_path = path / "round.yaml"
-    meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    meta = read_yaml(meta_path, what=("round file", "集采批次文件"), empty={}) if meta_path.exists() else {}
     frames = {}
     for t in TABLES:
         f = path / f"{t}.csv"
