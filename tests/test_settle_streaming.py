@@ -24,7 +24,7 @@ from yibao.benefits.policy import PolicyBook
 from yibao.core.contract import SETTLEMENT, with_metadata
 from yibao.settlement import batch as batch_mod
 from yibao.settlement.annual import CLAIM_COLUMNS, LINE_COLUMNS, settle_year, settle_year_in_memory
-from yibao.settlement.batch import NotStreamable, family_components, settle_streamed
+from yibao.settlement.batch import NotStreamable, _components, family_components, settle_streamed
 from yibao.settlement.catalog import Catalog
 from yibao.synth.patterns import DEFAULT_RATES
 from yibao.synth.region import write_parquet
@@ -110,14 +110,19 @@ def test_shards_never_split_a_family(region: Path) -> None:
             assert p not in shard_of, f"{p} in two shards"
             shard_of[p] = k
     assert len(shard_of) == persons.num_rows  # everyone in exactly one shard
-    # a family (connected through family links) lies in one shard
-    comp = family_components(persons, links)
+    # a family — people whose accounts interact: a patient and the relative whose account pays — lies in one shard
+    enc = pq.read_table(region / "encounter.parquet", columns=["psn_no", "mulaid_payer_psn_no"])
     psn = persons.column("psn_no").to_pylist()
+    row = {p: i for i, p in enumerate(psn)}
+    pairs = [(row.get(a, -1), row.get(b, -1)) for a, b in zip(enc.column("psn_no").to_pylist(), enc.column("mulaid_payer_psn_no").to_pylist()) if b]
+    comp = _components(len(psn), np.array([a for a, _ in pairs]), np.array([b for _, b in pairs]))
     by_family: dict[int, set[int]] = {}
     for i, c in enumerate(comp.tolist()):
         by_family.setdefault(c, set()).add(shard_of[psn[i]])
     assert all(len(s) == 1 for s in by_family.values())
-    assert sum(len(ms) > 1 for ms in pd.Series(comp).groupby(comp).groups.values()) > 100  # real families were tested
+    assert sum(len(ms) > 1 for ms in pd.Series(comp).groupby(comp).groups.values()) > 20  # real families were tested
+    linked = family_components(persons, links)
+    assert len(set(linked.tolist())) < len(set(comp.tolist()))  # family links alone would make coarser shards
     # every claim lies with its patient (and its mutual-aid payer), every fee line with its claim
     n_claims = n_lines = n_mulaid = 0
     for k, parts in seen.items():
@@ -127,7 +132,7 @@ def test_shards_never_split_a_family(region: Path) -> None:
         n_claims += c.num_rows
         assert {shard_of.get(p, -1) for p in c.column("psn_no").to_pylist()} <= {k, -1}
         for payer, patient in zip(c.column("mulaid_payer_psn_no").to_pylist(), c.column("psn_no").to_pylist()):
-            if payer and comp[psn.index(payer)] == comp[psn.index(patient)]:
+            if payer in row and patient in row:
                 n_mulaid += 1
                 assert shard_of[payer] == k
         ids = set(c.column("mdtrt_id").to_pylist())
@@ -135,7 +140,8 @@ def test_shards_never_split_a_family(region: Path) -> None:
             assert set(parts["line"].column("mdtrt_id").to_pylist()) <= ids
             n_lines += parts["line"].num_rows
         if parts["link"] is not None:
-            assert {shard_of[p] for p in parts["link"].column("psn_no").to_pylist()} == {k}
+            ends = parts["link"].column("psn_no").to_pylist() + parts["link"].column("relative_psn_no").to_pylist()
+            assert {shard_of[p] for p in ends} == {k}
     assert n_claims == pq.ParquetFile(region / "encounter.parquet").metadata.num_rows
     assert n_lines == pq.ParquetFile(region / "fee_detail.parquet").metadata.num_rows
     assert n_mulaid > 0

@@ -112,7 +112,7 @@ def settle_year(
     book: PolicyBook | None = None,
     out_dir: Path | None = None,
     workers: int = 2,
-    shard_claims: int = 200_000,
+    shard_claims: int = 100_000,
     *,
     stream: bool = True,
 ) -> YearResult:

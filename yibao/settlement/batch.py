@@ -825,9 +825,9 @@ def family_components(persons: pa.Table, family_links: pa.Table | None) -> np.nd
     return _components(P, a, b)
 
 
-def _components(P: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _components(P: int, a: np.ndarray, b: np.ndarray, dtype=I64) -> np.ndarray:
     """Connected components of ``P`` people joined by the edges ``a[i]``–``b[i]`` (person rows, −1 ignored)."""
-    labels = np.arange(P, dtype=I64)
+    labels = np.arange(P, dtype=dtype)
     ok = (a >= 0) & (b >= 0)
     a, b = a[ok], b[ok]
     if P == 0 or len(a) == 0:
@@ -927,7 +927,10 @@ class NotStreamable(Exception):
 
 def _family_shard(labels: np.ndarray, n_shards: int) -> np.ndarray:
     """Shard of each person from its family label, spreading families evenly."""
-    return (labels * 0x9E3779B1 % (1 << 31)) % n_shards
+    x = labels.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)  # splitmix64's finaliser: even for consecutive labels
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return ((x ^ (x >> np.uint64(31))) % np.uint64(n_shards)).astype(I64)
 
 
 def _hash64(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -938,27 +941,66 @@ def _hash64(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 class _HashIndex:
-    """Sorted 64-bit key hashes → a value per key (8 + 4 bytes a key instead of a hash table of strings).
+    """64-bit key hashes → a value per key, in 256 sorted buckets (12 bytes a key, no hash table of strings).
 
-    A query finds the value of the first key (input order) with its hash;
-    ``-1`` if none.  ``duplicates``: two keys share a hash (repeated keys or a
-    64-bit collision); ``conflicts``: such keys carry different values.
+    Built incrementally (:meth:`add`, then :meth:`finish`), so no step holds
+    more than one bucket's sort on top of the keys.  A query finds the value
+    of the first key added with its hash; ``-1`` if none.  ``duplicates``: two
+    keys share a hash (repeated keys or a 64-bit collision); ``conflicts``:
+    such keys carry different values.
     """
 
-    def __init__(self, h: np.ndarray, values: np.ndarray):
-        order = np.argsort(h, kind="stable")
-        self.h = h[order]
-        self.v = values[order]
-        del order
-        same = self.h[1:] == self.h[:-1]
-        self.duplicates = bool(same.any())
-        self.conflicts = bool((same & (self.v[1:] != self.v[:-1])).any())
+    BUCKETS = 256
+
+    def __init__(self, dtype=np.int32):
+        self.dtype = dtype
+        self.parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(self.BUCKETS)]
+        self.h: list[np.ndarray] = []
+        self.v: list[np.ndarray] = []
+        self.duplicates = self.conflicts = False
+
+    def add(self, h: np.ndarray, values: np.ndarray) -> None:
+        b = (h >> np.uint64(56)).astype(np.int64)
+        order = np.argsort(b, kind="stable")
+        counts = np.bincount(b, minlength=self.BUCKETS)
+        hs, vs = h[order], values[order].astype(self.dtype)
+        start = 0
+        for k in np.flatnonzero(counts):
+            end = start + int(counts[k])
+            self.parts[k].append((hs[start:end].copy(), vs[start:end].copy()))
+            start = end
+
+    def finish(self) -> _HashIndex:
+        for k in range(self.BUCKETS):
+            ps = self.parts[k]
+            h = np.concatenate([p[0] for p in ps]) if ps else np.zeros(0, np.uint64)
+            v = np.concatenate([p[1] for p in ps]) if ps else np.zeros(0, self.dtype)
+            self.parts[k] = []
+            order = np.argsort(h, kind="stable")  # stable: the first added stays first among equal hashes
+            h, v = h[order], v[order]
+            same = h[1:] == h[:-1]
+            self.duplicates |= bool(same.any())
+            self.conflicts |= bool((same & (v[1:] != v[:-1])).any())
+            self.h.append(h)
+            self.v.append(v)
+        return self
 
     def get(self, q: np.ndarray) -> np.ndarray:
-        if not len(self.h):
-            return np.full(len(q), -1, dtype=self.v.dtype)
-        pos = np.minimum(np.searchsorted(self.h, q), len(self.h) - 1)
-        return np.where(self.h[pos] == q, self.v[pos], -1)
+        out = np.full(len(q), -1, dtype=self.dtype)
+        b = (q >> np.uint64(56)).astype(np.int64)
+        order = np.argsort(b, kind="stable")
+        counts = np.bincount(b, minlength=self.BUCKETS)
+        qs = q[order]
+        start = 0
+        for k in np.flatnonzero(counts):
+            end = start + int(counts[k])
+            h = self.h[k]
+            if len(h):
+                x = qs[start:end]
+                pos = np.minimum(np.searchsorted(h, x), len(h) - 1)
+                out[order[start:end]] = np.where(h[pos] == x, self.v[k][pos], -1)
+            start = end
+        return out
 
 
 class _Spill:
@@ -998,15 +1040,27 @@ class _Spill:
 
 
 def _scan(path: Path, columns: list[str] | None, batch_rows: int) -> Iterator[pa.Table]:
-    """Stream a Parquet file or dataset directory as tables of at most ``batch_rows`` rows (little read-ahead)."""
-    import pyarrow.dataset as ds
+    """Stream a Parquet file or dataset directory (its files in name order) as tables of at most ``batch_rows`` rows."""
+    import pyarrow.parquet as pq
 
-    dataset = ds.dataset(path, format="parquet")
-    if columns is not None:
-        columns = [c for c in columns if c in dataset.schema.names]
-    for b in dataset.to_batches(columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1):
-        if b.num_rows:
-            yield pa.Table.from_batches([b])
+    for f in _parquet_files(path):
+        pf = pq.ParquetFile(f)
+        cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
+        for b in pf.iter_batches(batch_size=batch_rows, columns=cols, use_threads=True):
+            if b.num_rows:
+                yield pa.Table.from_batches([b])
+        pf.close()
+
+
+def _give_back_memory() -> None:
+    """Return freed memory to the system between phases (Arrow's pool and, on glibc, malloc's free lists)."""
+    pa.default_memory_pool().release_unused()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 @dataclass
@@ -1037,7 +1091,7 @@ def settle_streamed(
     rename: dict[str, str] | None = None,
     settlement_schema: pa.Schema = SETTLEMENT,
     workers: int = 2,
-    shard_claims: int = 200_000,
+    shard_claims: int = 100_000,
     batch_rows: int = 500_000,
     on_shard: Callable[[int, dict[str, pa.Table | None]], None] | None = None,
 ) -> StreamedResult:
@@ -1047,10 +1101,16 @@ def settle_streamed(
     year (``tests/test_settle_streaming.py`` shows it), in at most a few
     hundred MB per worker whatever the size of the region:
 
-    1. persons: a 64-bit hash of each ``psn_no``; family links join them into
-       families (:func:`_components`), and each family is given one of
+    1. persons: a 64-bit hash of each ``psn_no``; every claim paid from a
+       relative's account (``mulaid_payer_psn_no``) joins patient and payer
+       into one family (:func:`_components`), and each family is given one of
        ``ceil(claims / shard_claims)`` shards — a shard never splits a family,
-       so no account or accumulator crosses a shard;
+       so no account or accumulator crosses a shard.  (Components of the
+       family-link graph, which :func:`settle_batch_parallel` uses, are a
+       coarser cut with the same result: in the synthetic region they chain
+       households into components of ~40,000 people, which would bound how
+       small a shard can be.)  Family links are kept where both ends share a
+       shard — the only ones a payer check can look at;
     2. persons, links, claims (by their patient's shard) and fee lines (by
        their claim's shard, found through a hash of ``mdtrt_id``) are streamed
        from Parquet into one Arrow IPC file per shard (a scratch directory in
@@ -1083,22 +1143,21 @@ def settle_streamed(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     # 1. persons → hash index; regions; synthetic flag
-    hashes, regions, synthetic = [], set(), True
+    people, P, regions, synthetic = _HashIndex(np.int32), 0, set(), True
     for t in _scan(person_path, ["psn_no", "insuplc_admdvs", "synthetic"], batch_rows):
-        hashes.append(_hash64(t.column("psn_no")))
+        people.add(_hash64(t.column("psn_no")), np.arange(P, P + t.num_rows, dtype=I64))
+        P += t.num_rows
         if "insuplc_admdvs" in t.column_names:
             regions.update(v for v in pc.unique(t.column("insuplc_admdvs")).to_pylist() if v is not None)
         if "synthetic" in t.column_names:
             synthetic = synthetic and bool(pc.all(t.column("synthetic")).as_py())
         else:
             synthetic = False
-    P = int(sum(len(h) for h in hashes))
     if P == 0:
         synthetic = False
-    p_hash = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
-    del hashes
-    people = _HashIndex(p_hash, np.arange(P, dtype=np.int32 if P < 2**31 else I64))
-    del p_hash
+    if P >= 2**31 - 1:
+        raise ValueError(f"{P:,} persons: at most 2,147,483,646 in one region")
+    people.finish()
     if people.duplicates:
         raise NotStreamable("a psn_no hash occurs twice (repeated psn_no or a hash collision)")
     if policy is None:
@@ -1106,21 +1165,27 @@ def settle_streamed(
             raise ValueError(f"persons span several insured regions {sorted(regions)[:5]}; pass a policy")
         policy = book.policy(str(next(iter(regions))))
 
-    # families
+    # families: people whose accounts interact, i.e. a patient and the relative whose account pays (共济)
     ea, eb = [], []
-    if link_path is not None:
-        for t in _scan(link_path, ["psn_no", "relative_psn_no"], batch_rows):
-            ea.append(people.get(_hash64(t.column("psn_no"))))
-            eb.append(people.get(_hash64(t.column("relative_psn_no"))))
-    a = np.concatenate(ea) if ea else np.zeros(0, I64)
-    b = np.concatenate(eb) if eb else np.zeros(0, I64)
+    for t in _scan(encounter_path, ["psn_no", "mulaid_payer_psn_no"], batch_rows):
+        if "mulaid_payer_psn_no" not in t.column_names:
+            break
+        has = pc.fill_null(pc.not_equal(t.column("mulaid_payer_psn_no"), ""), False)
+        if not pc.any(has).as_py():
+            continue
+        t = t.filter(has)
+        ea.append(people.get(_hash64(t.column("psn_no"))))
+        eb.append(people.get(_hash64(t.column("mulaid_payer_psn_no"))))
+    a = np.concatenate(ea) if ea else np.zeros(0, np.int32)
+    b = np.concatenate(eb) if eb else np.zeros(0, np.int32)
     del ea, eb
-    labels = _components(P, a.astype(I64), b.astype(I64))
+    labels = _components(P, a, b, np.int32)
     del a, b
     n_claims = sum(pq.ParquetFile(f).metadata.num_rows for f in _parquet_files(encounter_path))
     n_shards = max(1, -(-n_claims // max(1, shard_claims)))
     p_shard = _family_shard(labels, n_shards).astype(np.int32)
     del labels
+    _give_back_memory()
 
     scratch = Path(tempfile.mkdtemp(prefix=".settle-stream-", dir=out_dir))
     try:
@@ -1133,12 +1198,14 @@ def settle_streamed(
             for t in _scan(link_path, LINK_COLUMNS, batch_rows):
                 ra = people.get(_hash64(t.column("psn_no")))
                 rb = people.get(_hash64(t.column("relative_psn_no")))
-                ok = (ra >= 0) & (rb >= 0)  # a link to no known person cannot make anyone's payer valid
+                # a link is only ever looked at for a claim of one end paid by the other, both in one shard
+                ok = (ra >= 0) & (rb >= 0)
+                ok[ok] = p_shard[ra[ok]] == p_shard[rb[ok]]
                 if ok.any():
                     t = t.filter(pa.array(ok))
                     sp["link"].write(t, p_shard[ra[ok]])
         # 2b. claims by their patient's shard (unknown patients: the first person's shard, refused there)
-        c_hash, c_shard, day_counts, first_s, offset = [], [], {}, None, 0
+        by_claim, day_counts, first_s, offset = _HashIndex(np.int32), {}, None, 0
         nobody = int(p_shard[0]) if P else 0
         for t in _scan(encounter_path, claim_columns, batch_rows):
             t = t.rename_columns([rename.get(c, c) for c in t.column_names])
@@ -1151,14 +1218,10 @@ def settle_streamed(
             t = t.append_column("_row", pa.array(np.arange(offset, offset + t.num_rows, dtype=I64)))
             offset += t.num_rows
             sp["claim"].write(t, shard)
-            c_hash.append(_hash64(t.column("mdtrt_id")))
-            c_shard.append(shard)
+            by_claim.add(_hash64(t.column("mdtrt_id")), shard)
         del people, p_shard
-        claims_h = np.concatenate(c_hash) if c_hash else np.zeros(0, np.uint64)
-        claims_s = np.concatenate(c_shard) if c_shard else np.zeros(0, np.int32)
-        del c_hash, c_shard
-        by_claim = _HashIndex(claims_h, claims_s)
-        del claims_h, claims_s
+        _give_back_memory()
+        by_claim.finish()
         if by_claim.conflicts:
             raise NotStreamable("one mdtrt_id hash belongs to claims of two shards (repeated mdtrt_id or a hash collision)")
         # 2c. fee lines follow their claim; lines of no claim are ignored by settle_batch, so dropped
@@ -1171,6 +1234,7 @@ def settle_streamed(
         del by_claim
         for s in sp.values():
             s.close()
+        _give_back_memory()
         account_start = None
         if first_s is not None:
             account_start = dt.date(int(_ymd(np.array([first_s // 86400]))[0][0]), 1, 1)
@@ -1223,6 +1287,7 @@ def settle_streamed(
                 if len(res.rejected):
                     rej_parts.append(res.rejected)
                 del got, res, s
+                _give_back_memory()
         acc_writer.close()
         wins.close()
 
@@ -1252,4 +1317,7 @@ def settle_streamed(
 
 def _parquet_files(path: Path) -> list[Path]:
     path = Path(path)
-    return [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if p.is_file())
+    if path.is_file():
+        return [path]
+    # as pyarrow's dataset discovery: sorted paths, skipping names that start with '.' or '_'
+    return sorted(p for p in path.rglob("*.parquet") if p.is_file() and not any(x.startswith((".", "_")) for x in p.relative_to(path).parts))
