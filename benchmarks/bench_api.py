@@ -42,6 +42,8 @@ from sqlalchemy import func, select
 from yibao.api.envelope import dumps_exact, fmt_time, loads_exact
 from yibao.api.hisclient import ENVELOPE_PATH, HisClient, Item
 from yibao.core import db as ydb
+from yibao.settlement import records
+from yibao.codes import registry
 
 REGION = "990100"
 INSTITUTION = "BENCH-H2"
@@ -56,13 +58,13 @@ def seed(url: str) -> list[tuple[str, str, str]]:
     rnd = random.Random(7)
     roster = []
     with ydb.session_scope(engine) as s:
-        s.add(ydb.Institution(fixmedins_code=INSTITUTION, fixmedins_name="基准测试医院 (synthetic)",
+        s.add(registry.Institution(fixmedins_code=INSTITUTION, fixmedins_name="基准测试医院 (synthetic)",
                               fixmedins_type="hospital", hosp_lv=2, admdvs=REGION, synthetic=True))
         for i in range(PEOPLE):
             emp = i % 5 < 3
             psn = f"BP{i:06d}"
             certno = f"9901011970{i:08d}"
-            s.add(ydb.Person(psn_no=psn, certno=certno, psn_name="合成", gend=str(1 + i % 2),
+            s.add(registry.Person(psn_no=psn, certno=certno, psn_name="合成", gend=str(1 + i % 2),
                              brdy=__import__("datetime").date(1950 + rnd.randrange(55), 1 + rnd.randrange(12), 1),
                              insutype="310" if emp else "390", psn_type="in_service" if emp else "resident",
                              insuplc_admdvs=REGION, assistance="", contribution_base=600_000 if emp else 0,
@@ -183,8 +185,8 @@ def verify(url: str, base: str, stats: Stats) -> str:
     """Nothing lost or duplicated; 3201 of the replies' totals agrees for each scheme."""
     engine = ydb.make_engine(url)
     with engine.connect() as conn:
-        ids = set(conn.execute(select(ydb.Settlement.setl_id).where(ydb.Settlement.refd_setl_flag.is_(False))).scalars())
-        n = conn.execute(select(func.count()).select_from(ydb.Settlement)).scalar_one()
+        ids = set(conn.execute(select(records.Settlement.setl_id).where(records.Settlement.refd_setl_flag.is_(False))).scalars())
+        n = conn.execute(select(func.count()).select_from(records.Settlement)).scalar_one()
     engine.dispose()
     replied = [s["setl_id"] for s in stats.settled]
     lost = len(set(replied) - ids)

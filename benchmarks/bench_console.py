@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from yibao.codes import registry
 
 PAGES = ("fund", "settlement", "procurement", "payment", "supervision", "ecode")
 PASSWORD = "bench-password-1"
@@ -154,9 +155,9 @@ def service_rate(n_people: int = 200, rounds: int = 10, flush_ms: int = 0, url: 
     db.upgrade(url)
     engine = db.make_engine(url)
     with db.session_scope(engine) as s:
-        s.add(db.Institution(fixmedins_code=f"H{tag}", fixmedins_name="H1", fixmedins_type="hospital", hosp_lv=2, admdvs="990101", synthetic=True))
+        s.add(registry.Institution(fixmedins_code=f"H{tag}", fixmedins_name="H1", fixmedins_type="hospital", hosp_lv=2, admdvs="990101", synthetic=True))
         for i in range(n_people):
-            s.add(db.Person(psn_no=f"{tag}{i:06d}", certno=f"9901011990{i:08d}", insutype="310", synthetic=True))
+            s.add(registry.Person(psn_no=f"{tag}{i:06d}", certno=f"9901011990{i:08d}", insutype="310", synthetic=True))
     from yibao.ecode.params import default_params
 
     p = default_params()

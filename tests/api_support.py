@@ -11,6 +11,8 @@ from yibao.api.interface import Interface
 from yibao.api.security import InstitutionKeys, SecurityPolicy, hash_secret
 from yibao.benefits.policy import PolicyBook
 from yibao.core import db as ydb
+from yibao.settlement import records
+from yibao.codes import registry
 
 BOOK = PolicyBook.default()
 CAT = catalog()
@@ -48,13 +50,13 @@ class Clock:
 def seed(engine) -> None:
     with ydb.session_scope(engine) as s:
         for k, (ins, typ, g, b, a, civ, base, balc, certno, name) in PEOPLE.items():
-            s.add(ydb.Person(psn_no=k, certno=certno, psn_name=name, gend=g, brdy=b, insutype=ins, psn_type=typ,
+            s.add(registry.Person(psn_no=k, certno=certno, psn_name=name, gend=g, brdy=b, insutype=ins, psn_type=typ,
                              civil_servant=civ, insuplc_admdvs=REGION, assistance=a, contribution_base=base,
                              acct_balc=balc, insured_since=dt.date(2015, 1, 1), synthetic=True))
         s.flush()
-        s.add(ydb.FamilyLink(psn_no="R1", relative_psn_no="E1", relation="child", synthetic=True))
+        s.add(registry.FamilyLink(psn_no="R1", relative_psn_no="E1", relation="child", synthetic=True))
         for code, lv in INSTITUTIONS.items():
-            s.add(ydb.Institution(fixmedins_code=code, fixmedins_name=f"机构{code}",
+            s.add(registry.Institution(fixmedins_code=code, fixmedins_name=f"机构{code}",
                                   fixmedins_type="pharmacy" if lv == 0 else "hospital", hosp_lv=lv, admdvs=REGION,
                                   synthetic=True))
 
@@ -64,8 +66,8 @@ def make_interface(engine, clock: Clock) -> Interface:
     return Interface(engine, BOOK, CAT, clock=clock, security=SECURITY)
 
 
-BUSINESS_MODELS = (ydb.Person, ydb.Encounter, ydb.FeeDetail, ydb.Settlement, ydb.Accumulator, ydb.Account,
-                   ydb.AccountLedger)
+BUSINESS_MODELS = (registry.Person, records.Encounter, records.FeeDetail, records.Settlement, records.Accumulator, records.Account,
+                   records.AccountLedger)
 
 
 def business_snapshot(engine) -> dict[str, list]:

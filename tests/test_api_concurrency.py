@@ -23,7 +23,7 @@ from test_settlement_service import facts, ledger_persons
 from yibao.api.app import create_app
 from yibao.api.envelope import dumps_exact, loads_exact
 from yibao.api.hisclient import HisClient, Item, http_transport
-from yibao.core import db as ydb
+from yibao.settlement import records
 from yibao.settlement.sequential import Ledger, settle_in_order
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
@@ -96,9 +96,9 @@ def test_two_clients_settling_one_person_lose_nothing(server, db_engine):
     want = {(p, y, k, per): v for (p, y), acc in ledger.accum.items() for (k, per), v in acc.items() if v and p == "C1"}
     with db_engine.connect() as conn:
         got = {(r.psn_no, r.policy_year, r.kind, r.period): r.value
-               for r in conn.execute(select(ydb.Accumulator.__table__)).all()}
-        n = conn.execute(select(func.count()).select_from(ydb.Settlement)).scalar_one()
-        bal = conn.execute(select(ydb.Account.balc).where(ydb.Account.psn_no == "C1")).scalar_one()
+               for r in conn.execute(select(records.Accumulator.__table__)).all()}
+        n = conn.execute(select(func.count()).select_from(records.Settlement)).scalar_one()
+        bal = conn.execute(select(records.Account.balc).where(records.Account.psn_no == "C1")).scalar_one()
     assert got == want
     assert n == 2 * FLOWS
     debits = sum(int(r["acct_pay"] * 100) for r in replies)
@@ -144,6 +144,6 @@ def test_one_msgid_from_two_clients_settles_once(server, db_engine):
     assert a["infcode"] == b["infcode"] == 0, (a, b)
     assert a == b  # byte-identical replies
     with db_engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(ydb.Settlement)).scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(records.Settlement)).scalar_one() == 1
     h1.close()
     h2.close()

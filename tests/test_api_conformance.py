@@ -25,6 +25,8 @@ from yibao.api.envelope import dumps_exact, field_of, loads_exact
 from yibao.api.hisclient import HisClient, http_transport
 from yibao.api.interface import Interface
 from yibao.core import db as ydb
+from yibao.api.models import MessageLog
+from yibao.settlement import records
 from yibao.settlement.visits import FeeUpload
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
@@ -76,7 +78,7 @@ def _refused(reply, fld):
 
 def _log_count(engine):
     with engine.connect() as c:
-        return c.execute(select(func.count()).select_from(ydb.MessageLog)).scalar_one()
+        return c.execute(select(func.count()).select_from(MessageLog)).scalar_one()
 
 
 def _register(his, psn="E1", **extra):
@@ -129,7 +131,7 @@ def test_die_date_empty_on_discharge(w):
     his.call("2402", {"dscginfo": {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-10 08:00:00",
                                    "dise_codg": "J18.900", "dise_name": "", "dscg_way": "1", "die_date": ""}})
     with ydb.session_scope(w.engine) as s:
-        enc = s.get(ydb.Encounter, ip)
+        enc = s.get(records.Encounter, ip)
         assert enc.endtime is not None and enc.dise_codg == "J18.900"
 
 
@@ -147,8 +149,8 @@ def test_national_diagnosis_codes_are_accepted(w, code):
                                           "ipt_no": his.msgid(), "dscg_maindiag_code": code},
                             "diseinfo": [{"diag_code": code, "maindiag_flag": "1"}]})
     with ydb.session_scope(w.engine) as s:
-        assert s.get(ydb.Encounter, op).dise_codg == code
-        assert s.get(ydb.Encounter, adm["output"]["result"]["mdtrt_id"]).dise_codg == code
+        assert s.get(records.Encounter, op).dise_codg == code
+        assert s.get(records.Encounter, adm["output"]["result"]["mdtrt_id"]).dise_codg == code
 
 
 def test_diagnoses_are_written_as_the_dictionary_writes_them_and_unknown_ones_refused(w):
@@ -156,7 +158,7 @@ def test_diagnoses_are_written_as_the_dictionary_writes_them_and_unknown_ones_re
     op = _register(his)
     his.call("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11", "dise_codg": " i10.X05 "}})
     with ydb.session_scope(w.engine) as s:
-        assert s.get(ydb.Encounter, op).dise_codg == "I10.x05"
+        assert s.get(records.Encounter, op).dise_codg == "I10.x05"
     r = his.call("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11"},
                           "diseinfo": [{"diag_code": "J18.999x999"}]}, check=False)
     _refused(r, "diseinfo.0.diag_code")
@@ -337,7 +339,7 @@ def test_fee_results_setldetail_cancel_and_query_carry_the_fields_clients_read(w
     snap = BOOK.policy(REGION).snapshot(T0.date())
     scheme = snap.scheme_for("310")
     with ydb.session_scope(w.engine) as s:
-        cat = scheme.categories[s.get(ydb.Settlement, setl["setl_id"]).benefit_category]
+        cat = scheme.categories[s.get(records.Settlement, setl["setl_id"]).benefit_category]
     code = default_config().fund_type("hifp_pay", "310")[0]
     hifp = [d for d in out["setldetail"] if d["fund_pay_type"] == code]
     assert setl["hifp_pay"] == 0 or len(hifp) == 1
@@ -370,7 +372,7 @@ def test_pooled_fund_headroom_shrinks_with_the_years_payments(w):
         his.call("2402", {"dscginfo": {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-10 08:00:00"}})
         out = his.call("2304", {"data": _settle_data(ip, "E2", "8000.00", med_type="")})["output"]
         with ydb.session_scope(w.engine) as s:
-            cat = scheme.categories[s.get(ydb.Settlement, out["setlinfo"]["setl_id"]).benefit_category]
+            cat = scheme.categories[s.get(records.Settlement, out["setlinfo"]["setl_id"]).benefit_category]
         if cat.cap_pool is None:
             pytest.skip("the example policy's inpatient category has no annual cap")
         code = default_config().fund_type("hifp_pay", "310")[0]
@@ -547,7 +549,7 @@ def test_outpatient_flow_in_the_data_shape_with_a_variants(w):
     assert his.call("3201", {"data": {**day, **tot}})["output"]["stmtinfo"]["stmt_rslt"] == "1"
     # the account is whole again
     with ydb.session_scope(w.engine) as s:
-        assert s.scalar(select(ydb.Account.balc).where(ydb.Account.psn_no == "E1")) == PEOPLE["E1"][7]
+        assert s.scalar(select(records.Account.balc).where(records.Account.psn_no == "E1")) == PEOPLE["E1"][7]
 
 
 def test_inpatient_stay_in_the_data_shape_with_a_variants(db_engine):
@@ -596,8 +598,8 @@ def test_inpatient_stay_in_the_data_shape_with_a_variants(db_engine):
                                       "acct_pay": "0", "fixmedins_setl_cnt": "0"}})["output"]["stmtinfo"]
     assert stmt["stmt_rslt"] == "0"
     with ydb.session_scope(db_engine) as s:
-        assert s.scalar(select(ydb.Account.balc).where(ydb.Account.psn_no == "E2")) == PEOPLE["E2"][7]
-        assert s.get(ydb.Encounter, ip).other_dise_codg == "I10.x05"
+        assert s.scalar(select(records.Account.balc).where(records.Account.psn_no == "E2")) == PEOPLE["E2"][7]
+        assert s.get(records.Encounter, ip).other_dise_codg == "I10.x05"
 
 
 def test_the_default_edition_still_settles_an_inpatient_stay_only_after_discharge(w):

@@ -16,7 +16,8 @@ from api_support import CREDENTIALS, PEOPLE, SH, Clock, business_snapshot, make_
 from yibao.api.app import create_app
 from yibao.api.envelope import field_of, loads_exact
 from yibao.api.hisclient import HisClient, HisError, Item, http_transport
-from yibao.core import db as ydb
+from yibao.api.models import MessageLog
+from yibao.settlement import records
 from yibao.settlement.sequential import Ledger, settle_in_order
 
 from factories import claim, line
@@ -104,8 +105,8 @@ def test_outpatient_and_inpatient_visits_settle_through_the_envelope(env, db_eng
 
     # every message and reply is in the audit log, personal data masked
     with db_engine.connect() as conn:
-        n = conn.execute(select(func.count()).select_from(ydb.MessageLog)).scalar_one()
-        texts = [r[0] + r[1] for r in conn.execute(select(ydb.MessageLog.request, ydb.MessageLog.response))]
+        n = conn.execute(select(func.count()).select_from(MessageLog)).scalar_one()
+        texts = [r[0] + r[1] for r in conn.execute(select(MessageLog.request, MessageLog.response))]
     assert n >= 14
     assert not any(_cert("E1") in t or "张伟" in t for t in texts)
     assert any("990101********0011" in t for t in texts) and any("9901**********0011" in t for t in texts)
@@ -115,7 +116,7 @@ def test_cancellation_restores_accumulators_and_account_to_the_fen(env, db_engin
     iface, client, his, clock = env
     before = business_snapshot(db_engine)
     with db_engine.connect() as conn:
-        acc0 = sorted(conn.execute(select(ydb.Accumulator.__table__)).all())
+        acc0 = sorted(conn.execute(select(records.Accumulator.__table__)).all())
     op = his.outpatient("E1", "310", _cert("E1"), [Item("A-DRUG", "3", "100.00"), Item("B-DRUG20", "1", "99.99")])
     setl = op["2207"]["output"]["setlinfo"]
     assert setl["acct_pay"] > 0
@@ -124,9 +125,9 @@ def test_cancellation_restores_accumulators_and_account_to_the_fen(env, db_engin
     assert out["medfee_sumamt"] == -setl["medfee_sumamt"] and out["acct_pay"] == -setl["acct_pay"]
     assert out["balc"] == Decimal("5000.00")
     with db_engine.connect() as conn:
-        assert sorted(conn.execute(select(ydb.Accumulator.__table__)).all()) == acc0
-        bal = conn.execute(select(ydb.Account.balc).where(ydb.Account.psn_no == "E1")).scalar_one()
-        led = conn.execute(select(func.sum(ydb.AccountLedger.amount)).where(ydb.AccountLedger.psn_no == "E1")).scalar_one()
+        assert sorted(conn.execute(select(records.Accumulator.__table__)).all()) == acc0
+        bal = conn.execute(select(records.Account.balc).where(records.Account.psn_no == "E1")).scalar_one()
+        led = conn.execute(select(func.sum(records.AccountLedger.amount)).where(records.AccountLedger.psn_no == "E1")).scalar_one()
     assert bal == led == PEOPLE["E1"][7]
     # settling the cancelled settlement's visit again after cancelling the registration is refused
     his.call("2202", {"data": {"psn_no": "E1", "mdtrt_id": setl["mdtrt_id"]}})

@@ -22,7 +22,7 @@ from yibao.api.app import create_app
 from yibao.api.envelope import field_of, fmt_time
 from yibao.api.hisclient import HisClient, Item, http_transport
 from yibao.api.more_models import ApiFile, IncareResult, SetlList
-from yibao.core import db as ydb
+from yibao.settlement import records
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
 
@@ -53,12 +53,12 @@ def refused(reply, fld):
 
 def _accumulators(engine):
     with engine.connect() as conn:
-        return sorted(tuple(r) for r in conn.execute(select(ydb.Accumulator.__table__)).all())
+        return sorted(tuple(r) for r in conn.execute(select(records.Accumulator.__table__)).all())
 
 
 def _balance(engine, psn_no):
     with engine.connect() as conn:
-        return conn.execute(select(ydb.Account.balc).where(ydb.Account.psn_no == psn_no)).scalar()
+        return conn.execute(select(records.Account.balc).where(records.Account.psn_no == psn_no)).scalar()
 
 
 def _admit(his, psn="E1", begin=None, dise="J18.9", items=(Item("A-DRUG", "1", "800.00"),)):
@@ -223,7 +223,7 @@ def test_admission_change_discharge_cancel_and_visit_queries(env, db_engine):
     his.call("2405", {"data": {"mdtrt_id": mdtrt_id, "psn_no": "E1"}})
     assert [x["mdtrt_id"] for x in his.call("5303", {"data": {"psn_no": "E1"}})["output"]["data"]] == [mdtrt_id]
     with db_engine.connect() as conn:
-        assert conn.execute(select(ydb.Encounter.endtime).where(ydb.Encounter.mdtrt_id == mdtrt_id)).scalar() is None
+        assert conn.execute(select(records.Encounter.endtime).where(records.Encounter.mdtrt_id == mdtrt_id)).scalar() is None
     refused(_settle_in(his, mdtrt_id, total, check=False), "mdtrt_id")  # not discharged
     _discharge(his, mdtrt_id, dise="J18.0")
     s = _settle_in(his, mdtrt_id, total)["output"]["setlinfo"]
@@ -243,7 +243,7 @@ def test_reversal_of_a_settlement_and_of_its_cancellation(env, db_engine):
     acc1, bal1 = _accumulators(db_engine), _balance(db_engine, "E1")
     assert setl["acct_pay"] > 0 and bal1 == bal0 - int(setl["acct_pay"] * 100)
     with db_engine.connect() as conn:
-        msg2207 = conn.execute(select(ydb.Settlement.msgid).where(ydb.Settlement.setl_id == setl["setl_id"])).scalar_one()
+        msg2207 = conn.execute(select(records.Settlement.msgid).where(records.Settlement.setl_id == setl["setl_id"])).scalar_one()
 
     # refusals first: none of them changes anything
     before = business_snapshot(db_engine)
@@ -276,7 +276,7 @@ def test_reversal_of_a_settlement_and_of_its_cancellation(env, db_engine):
     assert q["output"]["setlinfo"]["refd_setl_flag"] == "0"
     assert his.call("2601", {"data": {"psn_no": "E1", "omsgid": "RV-1", "oinfno": "2208"}})["output"]["result"]["rvs_stas"] == "already"
     with db_engine.connect() as conn:
-        led = conn.execute(select(func.sum(ydb.AccountLedger.amount)).where(ydb.AccountLedger.psn_no == "E1")).scalar_one()
+        led = conn.execute(select(func.sum(records.AccountLedger.amount)).where(records.AccountLedger.psn_no == "E1")).scalar_one()
     assert led == bal1
 
     # an ordinary 2208 cancellation, then its reversal refused once the person has settled since
@@ -307,7 +307,7 @@ def test_reversal_of_registration_and_fee_upload(env, db_engine):
     out = his.call("2601", {"data": {"psn_no": "E2", "omsgid": "FEE-1", "oinfno": "2204"}})
     assert out["output"]["result"]["rvs_stas"] == "done"
     with db_engine.connect() as conn:
-        left = sorted(conn.execute(select(ydb.FeeDetail.feedetl_sn).where(ydb.FeeDetail.mdtrt_id == mdtrt_id)).scalars())
+        left = sorted(conn.execute(select(records.FeeDetail.feedetl_sn).where(records.FeeDetail.mdtrt_id == mdtrt_id)).scalars())
     assert left == [2]  # only the lines of FEE-1
     assert his.call("2601", {"data": {"psn_no": "E2", "omsgid": "FEE-1", "oinfno": "2204"}})["output"]["result"]["rvs_stas"] == "already"
     his.call("2601", {"data": {"psn_no": "E2", "omsgid": "REG-1", "oinfno": "2201"}})
@@ -471,8 +471,8 @@ def test_fee_chronic_accumulator_and_filing_queries(env, db_engine):
 
     cum = his.call("5206", {"data": {"psn_no": "R1", "cum_ym": "202503"}})["output"]["cuminfo"]
     with db_engine.connect() as conn:
-        acc = {(r.kind, r.period): r.value for r in conn.execute(select(ydb.Accumulator.__table__).where(
-            ydb.Accumulator.psn_no == "R1", ydb.Accumulator.policy_year == 2025))}
+        acc = {(r.kind, r.period): r.value for r in conn.execute(select(records.Accumulator.__table__).where(
+            records.Accumulator.psn_no == "R1", records.Accumulator.policy_year == 2025))}
     assert len(cum) == len(acc) > 0
     visits = [c for c in cum if c["cum_type_code"].startswith("C101")]
     assert visits and visits[0]["cum"] == Decimal(1)

@@ -22,6 +22,7 @@ from factories import claim, line
 from test_settlement_service import facts, ledger_persons
 from yibao.api.hisclient import HisClient, Item
 from yibao.core import db as ydb
+from yibao.settlement import records
 from yibao.core.errors import ClaimRejected
 from yibao.settlement.sequential import Ledger, settle_in_order
 
@@ -49,7 +50,7 @@ def test_envelope_equals_ledger_and_cancelling_all_restores_all(tmp_path_factory
         his.sign_in()
         with engine.connect() as conn:
             before = {t: sorted(conn.execute(select(m.__table__)).all()) for t, m in
-                      (("accumulator", ydb.Accumulator), ("account", ydb.Account))}
+                      (("accumulator", records.Accumulator), ("account", records.Account))}
             opening = {r.psn_no: r.balc for r in before["account"]}
         claims, replies = [], []
         for k, (psn, items) in enumerate(visits):
@@ -71,7 +72,7 @@ def test_envelope_equals_ledger_and_cancelling_all_restores_all(tmp_path_factory
             his.call("2208", {"data": {"setl_id": r["setl_id"], "mdtrt_id": r["mdtrt_id"], "psn_no": r["psn_no"]}})
         with engine.connect() as conn:
             after = {t: sorted(conn.execute(select(m.__table__)).all()) for t, m in
-                     (("accumulator", ydb.Accumulator), ("account", ydb.Account))}
+                     (("accumulator", records.Accumulator), ("account", records.Account))}
         assert after["accumulator"] == before["accumulator"] == []
         balances = {r.psn_no: r.balc for r in after["account"]}
         assert balances == {p: opening.get(p, PEOPLE[p][7]) for p in balances}

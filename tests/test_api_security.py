@@ -15,7 +15,7 @@ from yibao.api.envelope import dumps_exact, field_of, loads_exact
 from yibao.api.hisclient import HisClient, Item
 from yibao.api.interface import Interface
 from yibao.api.security import InstitutionKeys, SecurityPolicy, open_reply, seal_request, sm2_keypair
-from yibao.core import db as ydb
+from yibao.api.models import MessageLog
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
 PATH = "/fsi/api/rsfComIfsService/callService"
@@ -54,7 +54,7 @@ def test_encrypted_and_signed_flow_settles(secure, code):
     assert out["2207"]["output"]["setlinfo"]["medfee_sumamt"] == 80
     # what travelled was ciphertext; the audit log keeps the decrypted message, masked
     with engine.connect() as conn:
-        reqs = [r[0] for r in conn.execute(select(ydb.MessageLog.request).where(ydb.MessageLog.infno == "2207"))]
+        reqs = [r[0] for r in conn.execute(select(MessageLog.request).where(MessageLog.infno == "2207"))]
     assert any('"medfee_sumamt":80.00' in r for r in reqs)
 
 

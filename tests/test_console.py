@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from console_support import console_login, page_csrf
 from yibao.core import db
+from yibao.settlement import records
+from yibao.codes import registry
 from yibao.web import charts
 from yibao.web.auth import AuthError, AuthService, Mask, check_password, hash_password, mask
 from yibao.web.console import mount_console
@@ -31,7 +33,7 @@ def _settlement(setl_id, psn, inst, when, medfee, hifp, hifob=0, acct=0, cash=No
     cash = medfee - hifp - hifob - acct if cash is None else cash
     zero = dict(fulamt_ownpay_amt=0, overlmt_selfpay=0, preselfpay_amt=0, inscp_scp_amt=medfee, act_pay_dedc=0, hifmi_pay=0,
                 cvlserv_pay=0, maf_pay=0, hifes_pay=0, oth_pay=0, hosp_part_amt=0, acct_mulaid_pay=0)
-    return db.Settlement(setl_id=setl_id, mdtrt_id=f"M{setl_id}", psn_no=psn, fixmedins_code=inst, setl_time=when, policy_year=when.year,
+    return records.Settlement(setl_id=setl_id, mdtrt_id=f"M{setl_id}", psn_no=psn, fixmedins_code=inst, setl_time=when, policy_year=when.year,
                          insutype=insutype, med_type="11", benefit_category="outpatient", medfee_sumamt=medfee, hifp_pay=hifp,
                          hifob_pay=hifob, fund_pay_sumamt=hifp + hifob, psn_part_amt=medfee - hifp - hifob, acct_pay=acct,
                          psn_cash_pay=cash, refd_setl_flag=cancelled, synthetic=True, **zero)
@@ -42,10 +44,10 @@ def world(db_engine):
     """Two institutions (levels 2 and 3), three people, five settlements (one cancelled) — figures by hand."""
     with db.session_scope(db_engine) as s:
         for code, lv in (("HA", 2), ("HB", 3)):
-            s.add(db.Institution(fixmedins_code=code, fixmedins_name=f"医院{code}", fixmedins_type="hospital", hosp_lv=lv,
+            s.add(registry.Institution(fixmedins_code=code, fixmedins_name=f"医院{code}", fixmedins_type="hospital", hosp_lv=lv,
                                  admdvs="990101", synthetic=True))
         for psn, cert, ins in (("P1", "990101199001010011", "310"), ("P2", "990101199201010022", "390"), ("P3", "990101198001010033", "310")):
-            s.add(db.Person(psn_no=psn, certno=cert, psn_name="王小明", insutype=ins, psn_type="in_service", insuplc_admdvs="990100",
+            s.add(registry.Person(psn_no=psn, certno=cert, psn_name="王小明", insutype=ins, psn_type="in_service", insuplc_admdvs="990100",
                             synthetic=True))
         s.flush()
         rows = [
@@ -56,7 +58,7 @@ def world(db_engine):
             _settlement("S5", "P3", "HB", T0.replace(year=2024), 1_000, 500),
         ]
         for r in rows:
-            s.add(db.Encounter(mdtrt_id=r.mdtrt_id, psn_no=r.psn_no, fixmedins_code=r.fixmedins_code, med_type="11",
+            s.add(records.Encounter(mdtrt_id=r.mdtrt_id, psn_no=r.psn_no, fixmedins_code=r.fixmedins_code, med_type="11",
                                begntime=r.setl_time, policy_year=r.policy_year, synthetic=True))
         s.flush()
         s.add_all(rows)
@@ -133,7 +135,7 @@ def test_fund_page_cache_follows_new_settlements(world, db_engine) -> None:
     c = client(app, "bureau")
     assert c.get("/console/api/fund").json()["totals_fen"]["claims"] == 3
     with db.session_scope(db_engine) as s:
-        s.add(db.Encounter(mdtrt_id="MS6", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0, policy_year=2025, synthetic=True))
+        s.add(records.Encounter(mdtrt_id="MS6", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0, policy_year=2025, synthetic=True))
         s.flush()
         s.add(_settlement("S6", "P2", "HA", T0, 4_000, 1_000, insutype="390"))
     assert c.get("/console/api/fund").json()["totals_fen"]["claims"] == 4
@@ -288,7 +290,7 @@ def test_require_dependency_guards_other_routers(world) -> None:
 def test_default_year_skips_a_nearly_empty_new_year(world, db_engine) -> None:
     app, _, _ = world
     with db.session_scope(db_engine) as s:
-        s.add(db.Encounter(mdtrt_id="MS7", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0.replace(year=2026),
+        s.add(records.Encounter(mdtrt_id="MS7", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0.replace(year=2026),
                            policy_year=2026, synthetic=True))
         s.flush()
         s.add(_settlement("S7", "P2", "HA", T0.replace(year=2026, month=1, day=3), 4_000, 1_000, insutype="390"))
@@ -296,7 +298,7 @@ def test_default_year_skips_a_nearly_empty_new_year(world, db_engine) -> None:
     assert j["year"] == 2026  # 1 claim ≥ a twelfth of 2025's 4: a month's worth
     with db.session_scope(db_engine) as s:
         for i in range(20):
-            s.add(db.Encounter(mdtrt_id=f"MX{i}", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0, policy_year=2025,
+            s.add(records.Encounter(mdtrt_id=f"MX{i}", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0, policy_year=2025,
                                synthetic=True))
         s.flush()
         for i in range(20):

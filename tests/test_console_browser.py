@@ -18,6 +18,8 @@ import pytest
 from sqlalchemy import func, select
 
 from console_support import PASSWORD, LiveServer, add_users, build_region_db, pick, seed_subsystems
+from yibao.codes import registry
+from yibao.settlement import records
 
 CHROMIUM = os.environ.get("YIBAO_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -101,7 +103,7 @@ def db_sums(engine, *, scope: str | None = None, psn: str | None = None) -> dict
     from yibao.core import db
     from yibao.web.figures import SHARE_FIELDS
 
-    S = db.Settlement
+    S = records.Settlement
     q = select(func.count(), func.sum(S.medfee_sumamt), func.sum(S.fund_pay_sumamt),
                *[func.sum(getattr(S, k)) for k in SHARE_FIELDS]).where(S.refd_setl_flag.is_(False), S.policy_year == 2025)
     if scope:
@@ -163,8 +165,8 @@ def test_bureau_sees_every_page_with_figures_from_the_database(region, page, tmp
     from yibao.core import db
 
     with db.session_scope(engine) as s:
-        row = s.get(db.Settlement, setl_id)
-        person = s.get(db.Person, row.psn_no)
+        row = s.get(records.Settlement, setl_id)
+        person = s.get(registry.Person, row.psn_no)
         expected = {k: int(getattr(row, k)) for k in SHARE_FIELDS}
         psn_no, certno = row.psn_no, person.certno
     for k, v in expected.items():
@@ -199,8 +201,8 @@ def test_institution_sees_only_its_own(region, page, tmp_path) -> None:
     from yibao.core import db
 
     with engine.connect() as c:
-        n_own = c.execute(select(func.count()).select_from(db.Settlement).where(db.Settlement.fixmedins_code == who["inst"])).scalar()
-        other = c.execute(select(db.Settlement.setl_id).where(db.Settlement.fixmedins_code != who["inst"]).limit(1)).scalar()
+        n_own = c.execute(select(func.count()).select_from(records.Settlement).where(records.Settlement.fixmedins_code == who["inst"])).scalar()
+        other = c.execute(select(records.Settlement.setl_id).where(records.Settlement.fixmedins_code != who["inst"]).limit(1)).scalar()
     assert int(page.inner_text("#total").replace(",", "")) == n_own
     page.goto(f"{srv.base}/console/settlement/{other}")
     assert page.inner_text("#error-code") == "404"
@@ -224,7 +226,7 @@ def test_public_sees_only_themselves(region, page) -> None:
     from yibao.core import db
 
     with srv.iface.engine.connect() as c:
-        n = c.execute(select(func.count()).select_from(db.Settlement).where(db.Settlement.psn_no == who["psn"])).scalar()
+        n = c.execute(select(func.count()).select_from(records.Settlement).where(records.Settlement.psn_no == who["psn"])).scalar()
     assert int(page.inner_text("#total").replace(",", "")) == n > 0
 
 
@@ -268,9 +270,9 @@ def test_excel_export_reads_back(region, page) -> None:
     from yibao.core import db
 
     with engine.connect() as c:
-        n = c.execute(select(func.count()).select_from(db.Settlement)).scalar()
-        first = c.execute(select(db.Settlement.setl_id, db.Settlement.fund_pay_sumamt)
-                          .order_by(db.Settlement.setl_time, db.Settlement.setl_id).limit(1)).one()
+        n = c.execute(select(func.count()).select_from(records.Settlement)).scalar()
+        first = c.execute(select(records.Settlement.setl_id, records.Settlement.fund_pay_sumamt)
+                          .order_by(records.Settlement.setl_time, records.Settlement.setl_id).limit(1)).one()
     assert len(rows) - 2 == n
     assert rows[2][0] == first[0] and Decimal(str(rows[2][rows[1].index("fund_pay_sumamt (元)")])) == Decimal(first[1]) / 100
 
@@ -341,7 +343,7 @@ def test_bind_pay_with_ecode_then_blocked_after_an_anomaly(region, page, tmp_pat
     setl = his.call("2207", {"data": data})["output"]["setlinfo"]
     assert setl["mdtrt_cert_type"] == "01" and Decimal(str(setl["medfee_sumamt"])) == Decimal("31.00")
     with db.session_scope(engine) as s:
-        assert s.get(db.Settlement, setl["setl_id"]).psn_no == who["psn"]
+        assert s.get(records.Settlement, setl["setl_id"]).psn_no == who["psn"]
 
     # the relative's code from the family account, mutual aid on: the holder's personal account pays (家庭账户共济)
     page.goto(f"{srv.base}/console/mycode")
@@ -359,7 +361,7 @@ def test_bind_pay_with_ecode_then_blocked_after_an_anomaly(region, page, tmp_pat
     rel_setl = his.call("2207", {"data": {**data, "psn_no": who["rel"], "mdtrt_cert_no": rel_code, "mdtrt_id": rel_mdtrt,
                                           "chrg_bchno": "B2", "insutype": rel_ins}})["output"]["setlinfo"]
     with db.session_scope(engine) as s:
-        row = s.get(db.Settlement, rel_setl["setl_id"])
+        row = s.get(records.Settlement, rel_setl["setl_id"])
         assert row.psn_no == who["rel"] and row.acct_payer_psn_no == who["psn"] and row.acct_pay == 0
         assert Decimal(str(rel_setl["acct_mulaid_pay"])) == Decimal(row.acct_mulaid_pay) / 100
         assert 0 < row.acct_mulaid_pay <= row.psn_part_amt

@@ -12,6 +12,9 @@ from sqlalchemy import select
 
 from yibao.core import contract
 from yibao.core import db as ydb
+from yibao.api.models import MessageLog
+from yibao.settlement import records
+from yibao.codes import registry
 
 SH = ZoneInfo("Asia/Shanghai")
 BIG = 2**53  # money.NO_CAP: larger than any float can hold exactly next to +1
@@ -103,7 +106,7 @@ def sample_tables() -> dict[str, pa.Table]:
 
 
 def _sorted(name: str, t: pa.Table) -> pa.Table:
-    pk = [c.name for c in ydb.CONTRACT_MODELS[name].__table__.primary_key.columns]
+    pk = [c.name for c in ydb.model_of(name).__table__.primary_key.columns]
     return t.sort_by([(c, "ascending") for c in pk])
 
 
@@ -125,25 +128,25 @@ def test_orm_sees_bulk_loaded_values(db_engine) -> None:
     tables = sample_tables()
     ydb.load_tables(db_engine, [(n, tables[n]) for n in ("person", "encounter", "settlement")])
     with ydb.session_scope(db_engine) as s:
-        m1 = s.get(ydb.Encounter, "M1")
+        m1 = s.get(records.Encounter, "M1")
         assert m1.begntime == datetime(2024, 1, 1, tzinfo=SH)
         assert m1.begntime.utcoffset() == timedelta(hours=8)
-        assert s.get(ydb.Person, "P1").acct_balc == BIG + 1
-        s2 = s.get(ydb.Settlement, "S2")
+        assert s.get(registry.Person, "P1").acct_balc == BIG + 1
+        s2 = s.get(records.Settlement, "S2")
         assert s2.setl_time == datetime(2024, 1, 1, 0, 0, tzinfo=SH)
         assert s2.refd_setl_flag is True and s2.msgid is None
         # a range query with an aware bound in another zone compares instants
         bound = datetime(2023, 12, 31, 16, 0, tzinfo=timezone.utc)
-        ids = s.scalars(select(ydb.Settlement.setl_id).where(ydb.Settlement.setl_time >= bound)
-                        .order_by(ydb.Settlement.setl_id)).all()
+        ids = s.scalars(select(records.Settlement.setl_id).where(records.Settlement.setl_time >= bound)
+                        .order_by(records.Settlement.setl_id)).all()
         assert ids == ["S1", "S2"]
 
 
 def test_orm_write_then_read_table(db_engine) -> None:
     with ydb.session_scope(db_engine) as s:
-        s.add(ydb.Person(psn_no="Q1", brdy=date(2000, 2, 29), acct_balc=5, contribution_base=0))
+        s.add(registry.Person(psn_no="Q1", brdy=date(2000, 2, 29), acct_balc=5, contribution_base=0))
         s.flush()
-        s.add(ydb.Encounter(mdtrt_id="E1", psn_no="Q1", policy_year=2024,
+        s.add(records.Encounter(mdtrt_id="E1", psn_no="Q1", policy_year=2024,
                             begntime=datetime(2024, 6, 30, 23, 0, tzinfo=timezone(timedelta(hours=-5)))))
     t = ydb.read_table(db_engine, "encounter")
     assert t.column("begntime").to_pylist() == [datetime(2024, 7, 1, 12, 0, tzinfo=SH)]
@@ -162,7 +165,7 @@ def test_chunks_accumulate_and_accept_other_zones_and_extra_columns(db_engine) -
     assert counts == {"settlement": 2}
     assert ydb.read_table(db_engine, "settlement").equals(_sorted("settlement", s))
     with ydb.session_scope(db_engine) as sess:
-        assert sess.get(ydb.Settlement, "S1").msgid == "H001202401010000001"
+        assert sess.get(records.Settlement, "S1").msgid == "H001202401010000001"
 
 
 def test_empty_table_round_trip(db_engine) -> None:
@@ -210,9 +213,9 @@ def test_load_rejects_bad_input(db_engine) -> None:
 def test_naive_datetime_refused_by_orm(db_engine) -> None:
     with pytest.raises(Exception, match="naive"):
         with ydb.session_scope(db_engine) as s:
-            s.add(ydb.Person(psn_no="N1", acct_balc=0, contribution_base=0))
+            s.add(registry.Person(psn_no="N1", acct_balc=0, contribution_base=0))
             s.flush()
-            s.add(ydb.Encounter(mdtrt_id="N1", psn_no="N1", policy_year=2024, begntime=datetime(2024, 1, 1)))
+            s.add(records.Encounter(mdtrt_id="N1", psn_no="N1", policy_year=2024, begntime=datetime(2024, 1, 1)))
 
 
 def test_contract_timestamps_hold_whole_seconds(db_engine) -> None:
@@ -220,12 +223,12 @@ def test_contract_timestamps_hold_whole_seconds(db_engine) -> None:
     into the next second or day); operational timestamps keep them."""
     late = datetime(2024, 12, 31, 23, 59, 59, 999_999, tzinfo=SH)
     with ydb.session_scope(db_engine) as s:
-        s.add(ydb.Person(psn_no="Q1", acct_balc=0, contribution_base=0))
+        s.add(registry.Person(psn_no="Q1", acct_balc=0, contribution_base=0))
         s.flush()
-        s.add(ydb.Encounter(mdtrt_id="E1", psn_no="Q1", policy_year=2024, begntime=late))
-        s.add(ydb.MessageLog(msgid="m", received_at=late))
+        s.add(records.Encounter(mdtrt_id="E1", psn_no="Q1", policy_year=2024, begntime=late))
+        s.add(MessageLog(msgid="m", received_at=late))
     with ydb.session_scope(db_engine) as s:
-        assert s.get(ydb.Encounter, "E1").begntime == late.replace(microsecond=0)
-        assert s.scalars(select(ydb.MessageLog.received_at)).one() == late
+        assert s.get(records.Encounter, "E1").begntime == late.replace(microsecond=0)
+        assert s.scalars(select(MessageLog.received_at)).one() == late
     t = ydb.read_table(db_engine, "encounter")
     assert t.column("begntime").to_pylist() == [late.replace(microsecond=0)]

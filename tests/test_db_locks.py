@@ -11,6 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from yibao.core import db as ydb
+from yibao.api.models import MessageLog
+from yibao.settlement import ledger
+from yibao.settlement import records
+from yibao.codes import registry
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 5, 1, 9, 30, tzinfo=SH)
@@ -21,80 +25,80 @@ BED = ("home_bed_days", "2024-C1")
 
 def _person(engine, psn_no: str = "P1", acct_balc: int = 0) -> None:
     with ydb.session_scope(engine) as s:
-        s.add(ydb.Person(psn_no=psn_no, acct_balc=acct_balc, contribution_base=0))
+        s.add(registry.Person(psn_no=psn_no, acct_balc=acct_balc, contribution_base=0))
 
 
 def test_accumulators_lock_apply_read(db_engine) -> None:
     with ydb.session_scope(db_engine, immediate=True) as s:
-        assert ydb.lock_accumulators(s, "P1", 2024, [DED, "fund_cap", BED]) == {DED: 0, CAP: 0, BED: 0}
-        new = ydb.apply_accumulator_deltas(s, "P1", 2024, {DED: 50_000, BED: 3, CAP: 0})
+        assert ledger.lock_accumulators(s, "P1", 2024, [DED, "fund_cap", BED]) == {DED: 0, CAP: 0, BED: 0}
+        new = ledger.apply_accumulator_deltas(s, "P1", 2024, {DED: 50_000, BED: 3, CAP: 0})
         assert new == {DED: 50_000, BED: 3}
     with ydb.session_scope(db_engine, immediate=True) as s:
-        assert ydb.lock_accumulators(s, "P1", 2024, [DED, BED]) == {DED: 50_000, BED: 3}
-        assert ydb.apply_accumulator_deltas(s, "P1", 2024, {"deductible": 1}) == {DED: 50_001}
+        assert ledger.lock_accumulators(s, "P1", 2024, [DED, BED]) == {DED: 50_000, BED: 3}
+        assert ledger.apply_accumulator_deltas(s, "P1", 2024, {"deductible": 1}) == {DED: 50_001}
     with ydb.session_scope(db_engine) as s:
-        got = ydb.read_accumulators(s, "P1", 2024)
+        got = ledger.read_accumulators(s, "P1", 2024)
         assert got[DED] == 50_001 and got[BED] == 3
-        assert ydb.read_accumulators(s, "P1", 2025) == {}
+        assert ledger.read_accumulators(s, "P1", 2025) == {}
 
 
 def test_accumulator_cannot_go_negative(db_engine) -> None:
     with ydb.session_scope(db_engine, immediate=True) as s:
-        ydb.apply_accumulator_deltas(s, "P1", 2024, {DED: 10})
-    with pytest.raises(ydb.AccumulatorError):
+        ledger.apply_accumulator_deltas(s, "P1", 2024, {DED: 10})
+    with pytest.raises(ledger.AccumulatorError):
         with ydb.session_scope(db_engine, immediate=True) as s:
-            ydb.lock_accumulators(s, "P1", 2024, [DED])
-            ydb.apply_accumulator_deltas(s, "P1", 2024, {DED: -11})
+            ledger.lock_accumulators(s, "P1", 2024, [DED])
+            ledger.apply_accumulator_deltas(s, "P1", 2024, {DED: -11})
     with ydb.session_scope(db_engine) as s:
-        assert ydb.read_accumulators(s, "P1", 2024) == {DED: 10}
+        assert ledger.read_accumulators(s, "P1", 2024) == {DED: 10}
 
 
 def test_rollback_leaves_accumulators_unchanged(db_engine) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         with ydb.session_scope(db_engine, immediate=True) as s:
-            ydb.lock_accumulators(s, "P1", 2024, [DED])
-            ydb.apply_accumulator_deltas(s, "P1", 2024, {DED: 7})
+            ledger.lock_accumulators(s, "P1", 2024, [DED])
+            ledger.apply_accumulator_deltas(s, "P1", 2024, {DED: 7})
             raise RuntimeError("boom")
     with ydb.session_scope(db_engine) as s:
-        assert ydb.read_accumulators(s, "P1", 2024).get(DED, 0) == 0
+        assert ledger.read_accumulators(s, "P1", 2024).get(DED, 0) == 0
 
 
 def test_accum_delta_json_reverses_exactly(db_engine) -> None:
     deltas = {DED: 30_000, CAP: 123_456, BED: 2}
     with ydb.session_scope(db_engine, immediate=True) as s:
-        ydb.apply_accumulator_deltas(s, "P1", 2024, {DED: 1, CAP: 2, BED: 3})
+        ledger.apply_accumulator_deltas(s, "P1", 2024, {DED: 1, CAP: 2, BED: 3})
     with ydb.session_scope(db_engine, immediate=True) as s:
-        ydb.lock_accumulators(s, "P1", 2024, deltas)
-        ydb.apply_accumulator_deltas(s, "P1", 2024, deltas)
-        recorded = ydb.encode_accum_delta("P1", 2024, deltas) + ydb.encode_accum_delta("P2", 2024, {DED: 5})
-        ydb.apply_accumulator_deltas(s, "P2", 2024, {DED: 5})
-    assert ydb.decode_accum_delta(recorded) == {("P1", 2024): deltas, ("P2", 2024): {DED: 5}}
+        ledger.lock_accumulators(s, "P1", 2024, deltas)
+        ledger.apply_accumulator_deltas(s, "P1", 2024, deltas)
+        recorded = ledger.encode_accum_delta("P1", 2024, deltas) + ledger.encode_accum_delta("P2", 2024, {DED: 5})
+        ledger.apply_accumulator_deltas(s, "P2", 2024, {DED: 5})
+    assert ledger.decode_accum_delta(recorded) == {("P1", 2024): deltas, ("P2", 2024): {DED: 5}}
     with ydb.session_scope(db_engine, immediate=True) as s:
-        ydb.reverse_accum_delta(s, recorded)
+        ledger.reverse_accum_delta(s, recorded)
     with ydb.session_scope(db_engine) as s:
-        assert ydb.read_accumulators(s, "P1", 2024) == {DED: 1, CAP: 2, BED: 3}
-        assert ydb.read_accumulators(s, "P2", 2024) == {DED: 0}
+        assert ledger.read_accumulators(s, "P1", 2024) == {DED: 1, CAP: 2, BED: 3}
+        assert ledger.read_accumulators(s, "P2", 2024) == {DED: 0}
 
 
 def test_settlement_json_columns_round_trip(db_engine) -> None:
     _person(db_engine)
-    rows = ydb.encode_accum_delta("P1", 2024, {DED: 30_000})
+    rows = ledger.encode_accum_delta("P1", 2024, {DED: 30_000})
     with ydb.session_scope(db_engine) as s:
-        s.add(ydb.Encounter(mdtrt_id="M1", psn_no="P1", policy_year=2024, begntime=NOW))
+        s.add(records.Encounter(mdtrt_id="M1", psn_no="P1", policy_year=2024, begntime=NOW))
         s.flush()
-        s.add(ydb.Settlement(
+        s.add(records.Settlement(
             setl_id="S1", mdtrt_id="M1", psn_no="P1", setl_time=NOW, policy_year=2024, msgid="H1-1",
             accum_delta=rows, rule_trace={"steps": ["起付线", 1]},
             **{a: 0 for a in ydb.contract.SETTLEMENT_AMOUNTS},
         ))
     with ydb.session_scope(db_engine) as s:
-        st = s.get(ydb.Settlement, "S1")
+        st = s.get(records.Settlement, "S1")
         assert st.accum_delta == rows and st.rule_trace == {"steps": ["起付线", 1]}
         assert st.refd_setl_flag is False
-        s.add(ydb.MessageLog(msgid="H1-1", infno="2207", received_at=NOW, request={"input": {}}, response=None))
+        s.add(MessageLog(msgid="H1-1", infno="2207", received_at=NOW, request={"input": {}}, response=None))
     with pytest.raises(Exception):  # msgid is unique (idempotency)
         with ydb.session_scope(db_engine) as s:
-            s.add(ydb.Settlement(
+            s.add(records.Settlement(
                 setl_id="S2", mdtrt_id="M1", psn_no="P1", setl_time=NOW, policy_year=2024, msgid="H1-1",
                 **{a: 0 for a in ydb.contract.SETTLEMENT_AMOUNTS},
             ))
@@ -104,11 +108,11 @@ def test_sqlite_lock_needs_immediate_transaction(db_engine) -> None:
     with ydb.session_scope(db_engine) as s:
         if db_engine.dialect.name == "sqlite":
             with pytest.raises(RuntimeError, match="immediate=True"):
-                ydb.lock_accumulators(s, "P1", 2024, [DED])
+                ledger.lock_accumulators(s, "P1", 2024, [DED])
             with pytest.raises(RuntimeError, match="immediate=True"):
-                ydb.lock_account(s, "P1")
+                ledger.lock_account(s, "P1")
         else:
-            assert ydb.lock_accumulators(s, "P1", 2024, [DED]) == {DED: 0}
+            assert ledger.lock_accumulators(s, "P1", 2024, [DED]) == {DED: 0}
 
 
 def _ledger(engine, psn_no: str) -> list[tuple[int, str, str | None]]:
@@ -116,65 +120,65 @@ def _ledger(engine, psn_no: str) -> list[tuple[int, str, str | None]]:
         return [
             (r.amount, r.kind, r.setl_id)
             for r in s.execute(
-                select(ydb.AccountLedger).where(ydb.AccountLedger.psn_no == psn_no).order_by(ydb.AccountLedger.id)
+                select(records.AccountLedger).where(records.AccountLedger.psn_no == psn_no).order_by(records.AccountLedger.id)
             ).scalars()
         ]
 
 
 def _balc(engine, psn_no: str) -> int:
     with ydb.session_scope(engine) as s:
-        return s.get(ydb.Account, psn_no).balc
+        return s.get(records.Account, psn_no).balc
 
 
 def test_account_lock_and_post(db_engine) -> None:
     _person(db_engine, "P1", acct_balc=10_000)
     _person(db_engine, "P2", acct_balc=0)
     with ydb.session_scope(db_engine, immediate=True) as s:
-        assert ydb.lock_account(s, "P1") == 10_000
-        assert ydb.post_account(s, "P1", -3_000, "pay", "S1", NOW) == 7_000
-        assert ydb.post_account(s, "P1", -2_000, "mulaid_pay", "S2", NOW) == 5_000
-        assert ydb.post_account(s, "P1", 0, "pay", "S3", NOW) == 5_000
+        assert ledger.lock_account(s, "P1") == 10_000
+        assert ledger.post_account(s, "P1", -3_000, "pay", "S1", NOW) == 7_000
+        assert ledger.post_account(s, "P1", -2_000, "mulaid_pay", "S2", NOW) == 5_000
+        assert ledger.post_account(s, "P1", 0, "pay", "S3", NOW) == 5_000
     with ydb.session_scope(db_engine, immediate=True) as s:
-        assert ydb.lock_account(s, "P1") == 5_000
-        assert ydb.post_account(s, "P1", 2_000, "reversal", "S2", NOW) == 7_000
-        assert ydb.post_account(s, "P2", 100, "credit", None, NOW) == 100
+        assert ledger.lock_account(s, "P1") == 5_000
+        assert ledger.post_account(s, "P1", 2_000, "reversal", "S2", NOW) == 7_000
+        assert ledger.post_account(s, "P2", 100, "credit", None, NOW) == 100
     assert _ledger(db_engine, "P1") == [
         (10_000, "credit", None), (-3_000, "pay", "S1"), (-2_000, "mulaid_pay", "S2"), (2_000, "reversal", "S2"),
     ]
     with ydb.session_scope(db_engine) as s:
         for p in ("P1", "P2"):
-            total = s.scalar(select(func.sum(ydb.AccountLedger.amount)).where(ydb.AccountLedger.psn_no == p))
-            assert total == s.get(ydb.Account, p).balc
-        assert s.get(ydb.Account, "P1").version == 3
+            total = s.scalar(select(func.sum(records.AccountLedger.amount)).where(records.AccountLedger.psn_no == p))
+            assert total == s.get(records.Account, p).balc
+        assert s.get(records.Account, "P1").version == 3
 
 
 def test_account_refuses_negative_balance(db_engine) -> None:
     _person(db_engine, "P1", acct_balc=1_000)
-    with pytest.raises(ydb.InsufficientBalance) as exc:
+    with pytest.raises(ledger.InsufficientBalance) as exc:
         with ydb.session_scope(db_engine, immediate=True) as s:
-            ydb.lock_account(s, "P1")
-            ydb.post_account(s, "P1", -600, "pay", "S1", NOW)
-            ydb.post_account(s, "P1", -401, "pay", "S1", NOW)
+            ledger.lock_account(s, "P1")
+            ledger.post_account(s, "P1", -600, "pay", "S1", NOW)
+            ledger.post_account(s, "P1", -401, "pay", "S1", NOW)
     assert exc.value.field == "acct_pay" and exc.value.code == "E_ACCT_BALANCE"
     with ydb.session_scope(db_engine, immediate=True) as s:
-        assert ydb.lock_account(s, "P1") == 1_000
-        assert ydb.post_account(s, "P1", -1_000, "pay", "S1", NOW) == 0
+        assert ledger.lock_account(s, "P1") == 1_000
+        assert ledger.post_account(s, "P1", -1_000, "pay", "S1", NOW) == 0
     assert _balc(db_engine, "P1") == 0
 
 
 def test_account_rejects_bad_movements(db_engine) -> None:
     _person(db_engine, "P1", acct_balc=1_000)
     with ydb.session_scope(db_engine, immediate=True) as s:
-        with pytest.raises(ydb.AccountError, match="kind"):
-            ydb.post_account(s, "P1", -1, "withdraw", None, NOW)
-        with pytest.raises(ydb.AccountError, match="sign"):
-            ydb.post_account(s, "P1", 5, "pay", None, NOW)
-        with pytest.raises(ydb.AccountError, match="sign"):
-            ydb.post_account(s, "P1", -5, "credit", None, NOW)
+        with pytest.raises(ledger.AccountError, match="kind"):
+            ledger.post_account(s, "P1", -1, "withdraw", None, NOW)
+        with pytest.raises(ledger.AccountError, match="sign"):
+            ledger.post_account(s, "P1", 5, "pay", None, NOW)
+        with pytest.raises(ledger.AccountError, match="sign"):
+            ledger.post_account(s, "P1", -5, "credit", None, NOW)
         with pytest.raises(TypeError):
-            ydb.post_account(s, "P1", -1.5, "pay", None, NOW)
-        with pytest.raises(ydb.AccountError, match="unknown person"):
-            ydb.lock_account(s, "NOBODY")
+            ledger.post_account(s, "P1", -1.5, "pay", None, NOW)
+        with pytest.raises(ledger.AccountError, match="unknown person"):
+            ledger.lock_account(s, "NOBODY")
 
 
 # --- concurrency -----------------------------------------------------------
@@ -189,15 +193,15 @@ def _worker(engine, barrier: threading.Barrier, errors: list[BaseException]) -> 
         barrier.wait()
         for _ in range(N_ITER):
             with ydb.session_scope(engine, immediate=True) as s:
-                vals = ydb.lock_accumulators(s, "P1", 2024, [DED, CAP])
+                vals = ledger.lock_accumulators(s, "P1", 2024, [DED, CAP])
                 deltas = {DED: 1}
                 if vals[CAP] < CAP_LIMIT:  # a clipped running sum, like a fund cap
                     deltas[CAP] = 1
-                new = ydb.apply_accumulator_deltas(s, "P1", 2024, deltas)
+                new = ledger.apply_accumulator_deltas(s, "P1", 2024, deltas)
                 assert new[DED] == vals[DED] + 1, "another writer slipped in between lock and write"
-                balc = ydb.lock_account(s, "P1")
+                balc = ledger.lock_account(s, "P1")
                 if balc > 0:
-                    assert ydb.post_account(s, "P1", -1, "pay", None, NOW) == balc - 1
+                    assert ledger.post_account(s, "P1", -1, "pay", None, NOW) == balc - 1
     except BaseException as exc:  # noqa: BLE001 - reported by the main thread
         errors.append(exc)
 
@@ -214,28 +218,28 @@ def test_concurrent_read_modify_write_is_exact(db_engine) -> None:
         t.join(timeout=120)
     assert not errors, errors
     with ydb.session_scope(db_engine) as s:
-        assert ydb.read_accumulators(s, "P1", 2024) == {DED: N_THREADS * N_ITER, CAP: CAP_LIMIT}
+        assert ledger.read_accumulators(s, "P1", 2024) == {DED: N_THREADS * N_ITER, CAP: CAP_LIMIT}
     assert _balc(db_engine, "P1") == 0
     assert len(_ledger(db_engine, "P1")) == 1 + 250
 
 
 def test_lock_blocks_second_writer_until_commit(db_engine) -> None:
     with ydb.session_scope(db_engine, immediate=True) as s:  # the row exists: only the row lock can block
-        ydb.apply_accumulator_deltas(s, "P1", 2024, {DED: 1})
+        ledger.apply_accumulator_deltas(s, "P1", 2024, {DED: 1})
     locked, release = threading.Event(), threading.Event()
     seen: list[int] = []
 
     def holder() -> None:
         with ydb.session_scope(db_engine, immediate=True) as s:
-            ydb.lock_accumulators(s, "P1", 2024, [DED])
-            ydb.apply_accumulator_deltas(s, "P1", 2024, {DED: 100})
+            ledger.lock_accumulators(s, "P1", 2024, [DED])
+            ledger.apply_accumulator_deltas(s, "P1", 2024, {DED: 100})
             locked.set()
             release.wait(10)
 
     def waiter() -> None:
         locked.wait(10)
         with ydb.session_scope(db_engine, immediate=True) as s:
-            seen.append(ydb.lock_accumulators(s, "P1", 2024, [DED])[DED])
+            seen.append(ledger.lock_accumulators(s, "P1", 2024, [DED])[DED])
 
     th, tw = threading.Thread(target=holder), threading.Thread(target=waiter)
     th.start()
@@ -259,11 +263,11 @@ def test_immediate_session_takes_the_write_lock_at_begin(tmp_path) -> None:
     other = sqlite3.connect(path, timeout=0.05, isolation_level=None)
     try:
         with ydb.session_scope(db_engine) as s:
-            s.execute(select(ydb.Person.psn_no)).all()
+            s.execute(select(registry.Person.psn_no)).all()
             other.execute("BEGIN IMMEDIATE")  # a reader does not hold the write lock
             other.execute("ROLLBACK")
         with ydb.session_scope(db_engine, immediate=True) as s:
-            s.execute(select(ydb.Person.psn_no)).all()
+            s.execute(select(registry.Person.psn_no)).all()
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 other.execute("BEGIN IMMEDIATE")
     finally:

@@ -10,6 +10,8 @@ from sqlalchemy import BigInteger, Boolean, Date, Integer, SmallInteger, String,
 
 from yibao.core import contract
 from yibao.core import db as ydb
+from yibao.codes import registry
+from yibao.settlement import records
 
 
 def _sql_type_for(arrow_type: pa.DataType) -> type:
@@ -33,9 +35,9 @@ def _sql_type_for(arrow_type: pa.DataType) -> type:
 @pytest.mark.parametrize("name", list(contract.TABLES))
 def test_models_mirror_contract(name: str) -> None:
     schema = contract.TABLES[name]
-    table = ydb.CONTRACT_MODELS[name].__table__
+    table = ydb.model_of(name).__table__
     assert table.name == name
-    extra = ydb.SETTLEMENT_EXTRA_COLUMNS if name == "settlement" else ()
+    extra = {"settlement": records.SETTLEMENT_EXTRA_COLUMNS, "person": registry.PERSON_EXTRA_COLUMNS}.get(name, ())
     assert [c.name for c in table.columns] == schema.names + list(extra)
     for field in schema:
         col = table.columns[field.name]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from yibao.core import db
+from yibao.codes import registry
 from yibao.ecode import risk, tokens
 from yibao.ecode.models import EcodeBinding, EcodeBlock, EcodeRiskEvent, EcodeUse
 from yibao.ecode.params import EcodeConfigError, default_params, load_params
@@ -31,13 +32,13 @@ def seed_people(engine) -> None:
     with db.session_scope(engine) as s:
         for psn, cert, fam in (("P1", "990101199001010011", "F1"), ("P2", "990101199201010022", "F1"),
                                ("P3", "990101201501010033", "F1"), ("P4", "990101198001010044", "F2")):
-            s.add(db.Person(psn_no=psn, certno=cert, psn_name=f"张{psn}", gend="1", insutype="310", psn_type="in_service",
+            s.add(registry.Person(psn_no=psn, certno=cert, psn_name=f"张{psn}", gend="1", insutype="310", psn_type="in_service",
                             insuplc_admdvs="990100", family_id=fam, synthetic=True))
         s.flush()
-        s.add(db.FamilyLink(psn_no="P1", relative_psn_no="P2", relation="spouse", synthetic=True))
-        s.add(db.FamilyLink(psn_no="P1", relative_psn_no="P3", relation="child", synthetic=True))
+        s.add(registry.FamilyLink(psn_no="P1", relative_psn_no="P2", relation="spouse", synthetic=True))
+        s.add(registry.FamilyLink(psn_no="P1", relative_psn_no="P3", relation="child", synthetic=True))
         for code, adm in (("H-LOCAL1", "990101"), ("H-LOCAL2", "990102"), ("H-GZ", "440100"), ("H-BJ", "110000")):
-            s.add(db.Institution(fixmedins_code=code, fixmedins_name=code, fixmedins_type="hospital", hosp_lv=3, admdvs=adm,
+            s.add(registry.Institution(fixmedins_code=code, fixmedins_name=code, fixmedins_type="hospital", hosp_lv=3, admdvs=adm,
                                  synthetic=True))
 
 

@@ -35,6 +35,9 @@ from yibao.api.config import InstitutionParams, default_config
 from yibao.api.envelope import dumps_exact, loads_exact
 from yibao.api.interface import Interface
 from yibao.core import db as ydb
+from yibao.api.models import MessageLog
+from yibao.settlement import records
+from yibao.codes import registry
 
 HERE = Path(__file__).parent / "fixtures" / "his"
 FIXTURES = sorted(HERE.glob("*.json"))
@@ -201,7 +204,7 @@ def replay(db_engine, fixture: Path) -> tuple[list[dict], Replay]:
     seed(db_engine)
     with ydb.session_scope(db_engine) as s:  # the replayed persons' insured-since dates (1101 psn_insu_date)
         for psn, since in INSURED_SINCE.items():
-            s.get(ydb.Person, psn).insured_since = since
+            s.get(registry.Person, psn).insured_since = since
     cfg = default_config()
     settings = doc["transport"].get("institution_settings")
     if settings:
@@ -252,7 +255,7 @@ def audit_leaks(db_engine, doc: dict) -> list[str]:
     for token in sorted(set(re.findall(r'card_token\\?": ?\\?"([^"\\]+)', dumps_exact(doc["steps"])))):
         secret[f"card token {token[:4]}…"] = token
     with db_engine.connect() as c:
-        rows = c.execute(select(ydb.MessageLog.request, ydb.MessageLog.response, ydb.MessageLog.infno)).all()
+        rows = c.execute(select(MessageLog.request, MessageLog.response, MessageLog.infno)).all()
     logged = [(r.infno, " ".join(x if isinstance(x, str) else dumps_exact(x) for x in (r.request, r.response)
                                  if x is not None)) for r in rows]
     out = []
@@ -297,7 +300,7 @@ def test_client_shape_settles_whole_stays(db_engine, fixture):
     with ydb.session_scope(db_engine) as s:
         for psn in ("E1", "E2"):
             paid = sum((r["acct_pay"] for r in rp.ledger if r["psn_no"] == psn and not r["refd"]), Decimal("0.00"))
-            balc = s.scalar(select(ydb.Account.balc).where(ydb.Account.psn_no == psn))
+            balc = s.scalar(select(records.Account.balc).where(records.Account.psn_no == psn))
             assert Decimal(balc) / 100 == Decimal(PEOPLE[psn][7]) / 100 - paid, psn
 
 

@@ -14,6 +14,8 @@ from test_db_load import _sorted, sample_tables
 from yibao.benefits.policy import PolicyBook
 from yibao.core import contract
 from yibao.core import db as ydb
+from yibao.settlement import ledger
+from yibao.settlement import records
 from yibao.core.parquet_io import load_parquet_dir
 from yibao.settlement.rules import Claim, PersonFacts
 from yibao.settlement.service import SettlementService
@@ -55,8 +57,8 @@ def test_load_parquet_dir_round_trip(db_url, tmp_path):
         for name, expected in tables.items():
             assert ydb.read_table(engine, name).equals(_sorted(name, expected)), name
         with ydb.session_scope(engine) as s:
-            assert ydb.read_accumulators(s, "P1", 2024) == {("ded:outpatient", ""): 50_000, ("visits:home_bed", "M1#0"): 3}
-            assert ydb.read_accumulators(s, "P2", 2023) == {("admissions", ""): 1}
+            assert ledger.read_accumulators(s, "P1", 2024) == {("ded:outpatient", ""): 50_000, ("visits:home_bed", "M1#0"): 3}
+            assert ledger.read_accumulators(s, "P2", 2023) == {("admissions", ""): 1}
     finally:
         engine.dispose()
 
@@ -110,4 +112,4 @@ def test_realtime_settlement_continues_from_loaded_accumulators(db_engine, tmp_p
     r = svc.settle(c, msgid="m-9")
     assert r.settlement.act_pay_dedc == 0 and r.settlement.hifp_pay == 5500  # ¥1,000 deductible already met; 55 %
     with db_engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(ydb.Accumulator)).scalar_one() == 3
+        assert conn.execute(select(func.count()).select_from(records.Accumulator)).scalar_one() == 3

@@ -29,6 +29,7 @@ from yibao.api.security import (
     write_policy,
 )
 from yibao.core import db as ydb
+from yibao.api.models import MessageLog
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
 PATH = "/fsi/api/rsfComIfsService/callService"
@@ -86,7 +87,7 @@ def test_the_right_secret_signs_in_and_a_wrong_or_missing_one_is_refused(db_engi
     assert _signins(db_engine) == 2
     # the secret never reaches the audit log (masked), on success or refusal
     with db_engine.connect() as c:
-        logged = " ".join(c.execute(select(ydb.MessageLog.request)).scalars())
+        logged = " ".join(c.execute(select(MessageLog.request)).scalars())
     assert "9001" in logged or "signIn" in logged
     for secret in CREDENTIALS.values():
         assert secret not in logged

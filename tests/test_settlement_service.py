@@ -12,6 +12,9 @@ from sqlalchemy import func, select
 from factories import TZ, catalog, claim, line
 from yibao.benefits.policy import PolicyBook
 from yibao.core import db as ydb
+from yibao.api.models import MessageLog
+from yibao.settlement import records
+from yibao.codes import registry
 from yibao.core.errors import ClaimRejected
 from yibao.settlement.rules import PayerFacts, PersonFacts, monthly_account_credit
 from yibao.settlement.sequential import Ledger, settle_in_order
@@ -49,20 +52,20 @@ def ledger_persons() -> dict[str, dict]:
 def svc(db_engine) -> SettlementService:
     with ydb.session_scope(db_engine) as s:
         for k, (ins, typ, g, b, a, civ, base, balc) in PEOPLE.items():
-            s.add(ydb.Person(psn_no=k, gend=g, brdy=b, insutype=ins, psn_type=typ, civil_servant=civ,
+            s.add(registry.Person(psn_no=k, gend=g, brdy=b, insutype=ins, psn_type=typ, civil_servant=civ,
                              insuplc_admdvs=REGION, assistance=a, contribution_base=base, acct_balc=balc,
                              synthetic=True))
         s.flush()
         for a, b, r in LINKS:
-            s.add(ydb.FamilyLink(psn_no=a, relative_psn_no=b, relation=r, synthetic=True))
+            s.add(registry.FamilyLink(psn_no=a, relative_psn_no=b, relation=r, synthetic=True))
         for lv in range(4):
-            s.add(ydb.Institution(fixmedins_code=f"H{lv}", fixmedins_type="pharmacy" if lv == 0 else "hospital",
+            s.add(registry.Institution(fixmedins_code=f"H{lv}", fixmedins_type="pharmacy" if lv == 0 else "hospital",
                                   hosp_lv=lv, admdvs=REGION, synthetic=True))
     return SettlementService(db_engine, BOOK, CAT)
 
 
-SNAPSHOT_MODELS = (ydb.Person, ydb.FamilyLink, ydb.Institution, ydb.Encounter, ydb.FeeDetail, ydb.Settlement,
-                   ydb.Accumulator, ydb.Account, ydb.AccountLedger, ydb.MessageLog)
+SNAPSHOT_MODELS = (registry.Person, registry.FamilyLink, registry.Institution, records.Encounter, records.FeeDetail, records.Settlement,
+                   records.Accumulator, records.Account, records.AccountLedger, MessageLog)
 
 
 def snapshot(engine, models=SNAPSHOT_MODELS) -> dict[str, list]:
@@ -75,19 +78,19 @@ def snapshot(engine, models=SNAPSHOT_MODELS) -> dict[str, list]:
 
 def accumulators(engine) -> dict:
     with engine.connect() as conn:
-        rows = conn.execute(select(ydb.Accumulator.__table__)).all()
+        rows = conn.execute(select(records.Accumulator.__table__)).all()
     return {(r.psn_no, r.policy_year, r.kind, r.period): r.value for r in rows}
 
 
 def balance(engine, psn_no: str) -> int:
     with engine.connect() as conn:
-        return conn.execute(select(ydb.Account.balc).where(ydb.Account.psn_no == psn_no)).scalar_one()
+        return conn.execute(select(records.Account.balc).where(records.Account.psn_no == psn_no)).scalar_one()
 
 
 def ledger_sum(engine, psn_no: str) -> int:
     with engine.connect() as conn:
         return conn.execute(
-            select(func.sum(ydb.AccountLedger.amount)).where(ydb.AccountLedger.psn_no == psn_no)
+            select(func.sum(records.AccountLedger.amount)).where(records.AccountLedger.psn_no == psn_no)
         ).scalar_one()
 
 
@@ -108,7 +111,7 @@ def test_settle_then_cancel_restores_accumulators_and_accounts(svc, db_engine):
     svc.credit_accounts(dt.date(2025, 1, 1))
     svc.settle(claim("OP1", facts("E1"), [line(1, "A-DRUG", 300)], med_type="11", when=D(1, 5)), msgid="m-0")
     acc0, bal0 = accumulators(db_engine), {p: balance(db_engine, p) for p in ("E1",)}
-    before = snapshot(db_engine, (ydb.Accumulator, ydb.Account))
+    before = snapshot(db_engine, (records.Accumulator, records.Account))
 
     a = svc.settle(inpatient_e1(), msgid="m-1")
     b = svc.settle(mulaid_r1(), msgid="m-2")
@@ -120,13 +123,13 @@ def test_settle_then_cancel_restores_accumulators_and_accounts(svc, db_engine):
     cb = svc.cancel(b.setl_id, msgid="c-2")
     assert (ca.acct_refund, cb.acct_refund) == (a.settlement.acct_pay, 40000)
     assert cb.balc == bal0["E1"]
-    assert snapshot(db_engine, (ydb.Accumulator, ydb.Account))["accumulator"] == before["accumulator"]
+    assert snapshot(db_engine, (records.Accumulator, records.Account))["accumulator"] == before["accumulator"]
     assert balance(db_engine, "E1") == bal0["E1"] == ledger_sum(db_engine, "E1")
     with ydb.session_scope(db_engine) as s:
         for r, c in ((a, "c-1"), (b, "c-2")):
-            row = s.get(ydb.Settlement, r.setl_id)
+            row = s.get(records.Settlement, r.setl_id)
             assert row.refd_setl_flag is True and row.cancel_msgid == c
-            moves = s.scalars(select(ydb.AccountLedger.kind).where(ydb.AccountLedger.setl_id == r.setl_id)).all()
+            moves = s.scalars(select(records.AccountLedger.kind).where(records.AccountLedger.setl_id == r.setl_id)).all()
             assert sorted(moves) == sorted(["pay" if r is a else "mulaid_pay", "reversal"])
 
     # a repeated cancel msgid returns the original reply; a second cancellation is refused
@@ -387,7 +390,7 @@ def test_one_msgid_from_two_threads_settles_once(svc, db_engine):
             assert sorted(type(x).__name__ for x in out) == ["ClaimRejected", "SettleResult"]
             assert next(x for x in out if isinstance(x, ClaimRejected)).field == "msgid"
     with db_engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(ydb.Settlement)).scalar_one() == 2
+        assert conn.execute(select(func.count()).select_from(records.Settlement)).scalar_one() == 2
 
 
 def test_own_and_mutual_aid_payments_on_one_account_at_once(svc, db_engine):

@@ -205,18 +205,19 @@ def test_workflow_file_is_consistent():
 
 
 def test_history_from_the_database(db_engine):
-    from yibao.core import db
+    from yibao.settlement import records
+    from yibao.codes import registry
     from yibao.supervision.history import history_for
 
     tz = dt.timezone(dt.timedelta(hours=8))
     t = dt.datetime(2025, 3, 1, 9, tzinfo=tz)
     with session_scope(db_engine) as s:
-        s.add(db.Person(psn_no="P9", certno="x", psn_name="合成", gend="1", brdy=dt.date(1950, 1, 1), insutype="310", psn_type="retired",
+        s.add(registry.Person(psn_no="P9", certno="x", psn_name="合成", gend="1", brdy=dt.date(1950, 1, 1), insutype="310", psn_type="retired",
                         civil_servant=False, insuplc_admdvs="990100", assistance="", contribution_base=0, acct_balc=0, family_id="F9", synthetic=True))
         s.flush()
         for mid, b, e, way in (("A1", t - dt.timedelta(days=9), t - dt.timedelta(days=2), "1"), ("A0", t - dt.timedelta(days=200), t - dt.timedelta(days=190), "1"),
                                ("A2", t + dt.timedelta(days=5), t + dt.timedelta(days=9), "5")):
-            s.add(db.Encounter(mdtrt_id=mid, psn_no="P9", fixmedins_code="H1", med_type="21", begntime=b, endtime=e, policy_year=2025, dise_codg="I63.900",
+            s.add(records.Encounter(mdtrt_id=mid, psn_no="P9", fixmedins_code="H1", med_type="21", begntime=b, endtime=e, policy_year=2025, dise_codg="I63.900",
                                other_dise_codg="", oprn_codg="", dscg_way=way, dept_code="A03", dr_code="D1", mdtrtarea_admvs="990101",
                                mulaid_payer_psn_no="", lt_rx_confirmed=False, synthetic=True))
     with session_scope(db_engine) as s:

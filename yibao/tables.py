@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 
 MODULES = (
-    "yibao.core.db",
+    "yibao.codes.registry",
+    "yibao.settlement.records",
+    "yibao.synth.models",
     "yibao.settlement.visits",
     "yibao.api.models",
     "yibao.api.more_models",

@@ -56,6 +56,10 @@ from yibao.api.models import SignIn, StoredReply
 from yibao.api.security import InstitutionKeys, Refusal, SecurityPolicy, open_request, seal_reply
 from yibao.benefits.policy import PolicyBook
 from yibao.core import db
+from yibao.api.models import MessageLog
+from yibao.settlement import ledger
+from yibao.settlement import records
+from yibao.codes import registry
 from yibao.core.errors import ClaimRejected, YibaoError
 from yibao.core.money import BP_SCALE, NO_CAP, MoneyError, fen_to_yuan, yuan_to_fen
 from yibao.settlement import visits as V
@@ -64,7 +68,6 @@ from yibao.codes.national import canonical_diagnosis, is_valid_diagnosis
 from yibao.settlement.rules import (
     Claim,
     FeeLine,
-    PayerFacts,
     PersonFacts,
     age_on,
     classify_category,
@@ -310,12 +313,12 @@ class Interface:
         }
 
     def _audit_row(self, msgid: str | None, infno: str | None, fixmedins_code: str | None, received: dt.datetime,
-                   request: Any, reply: Any) -> db.MessageLog:
+                   request: Any, reply: Any) -> MessageLog:
         try:
             req_text = dumps_exact(mask(request, self.cfg)) if not isinstance(request, str) else request
         except (TypeError, ValueError):
             req_text = repr(request)[:20000]
-        return db.MessageLog(
+        return MessageLog(
             msgid=(msgid or None) if isinstance(msgid, str) else None,
             infno=infno if isinstance(infno, str) else None,
             fixmedins_code=fixmedins_code if isinstance(fixmedins_code, str) else None,
@@ -559,8 +562,8 @@ class Interface:
 
     # --- helpers shared by handlers ------------------------------------------------
 
-    def _person(self, s: Session, psn_no: str) -> db.Person:
-        p = s.get(db.Person, psn_no)
+    def _person(self, s: Session, psn_no: str) -> registry.Person:
+        p = s.get(registry.Person, psn_no)
         if p is None:
             raise _rej(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", "psn_no")
         return p
@@ -581,7 +584,7 @@ class Interface:
             return ""
         return self.ecode_payer(cert_no) or ""
 
-    def _check_cert(self, person: db.Person, cert_type: str, cert_no: str, now: dt.datetime,
+    def _check_cert(self, person: registry.Person, cert_type: str, cert_no: str, now: dt.datetime,
                     fixmedins_code: str = "", ecode_psn: str | None = None) -> None:
         """The credential shown (就诊凭证) identifies ``person``; an empty one identifies nobody and is refused."""
         if not cert_no:
@@ -596,7 +599,7 @@ class Interface:
         elif cert_no != (person.certno or ""):
             raise _rej("mdtrt_cert_no does not match the person's ID number", "就诊凭证编号与参保人证件号码不符", "mdtrt_cert_no")
 
-    def _insutype(self, person: db.Person, insutype: str) -> None:
+    def _insutype(self, person: registry.Person, insutype: str) -> None:
         if (person.insutype or "") != insutype:
             raise _rej(f"insutype {insutype!r} does not match the person's insurance type {person.insutype!r}",
                        f"险种类型 {insutype} 与参保人险种 {person.insutype} 不符", "insutype")
@@ -615,25 +618,25 @@ class Interface:
                    for i, d in enumerate(items)]
         return _diagnoses(main, checked)
 
-    def _area(self, env: S.Envelope, person: db.Person) -> str:
+    def _area(self, env: S.Envelope, person: registry.Person) -> str:
         area = env.mdtrtarea_admvs
         return "" if not area or area == (person.insuplc_admdvs or "") else area
 
     def _balance(self, s: Session, psn_no: str, fallback: int) -> int:
-        b = s.scalar(select(db.Account.balc).where(db.Account.psn_no == psn_no))
+        b = s.scalar(select(records.Account.balc).where(records.Account.psn_no == psn_no))
         return int(fallback if b is None else b)
 
-    def _baseinfo(self, p: db.Person, on: dt.date) -> dict[str, Any]:
+    def _baseinfo(self, p: registry.Person, on: dt.date) -> dict[str, Any]:
         return {
             "psn_no": p.psn_no, "psn_cert_type": "01", "certno": p.certno or "", "psn_name": p.psn_name or "",
             "gend": p.gend or "", "naty": "", "brdy": p.brdy.isoformat() if p.brdy else "",
             "age": Decimal(age_on(p.brdy, on)) if p.brdy else Decimal(0),
         }
 
-    def setlinfo(self, s: Session, row: db.Settlement, *, sign: int = 1, setl_id: str | None = None,
+    def setlinfo(self, s: Session, row: records.Settlement, *, sign: int = 1, setl_id: str | None = None,
                  medins_setl_id: str = "", cert_type: str = "") -> tuple[dict, list[dict]]:
         """``setlinfo`` and ``setldetail`` of a stored settlement (``sign=-1``: the cancellation)."""
-        p = s.get(db.Person, row.psn_no)
+        p = s.get(registry.Person, row.psn_no)
         info = self._baseinfo(p, row.setl_time.astimezone(db.SHANGHAI).date())
         info.pop("psn_cert_type")
         amounts = {k: sign * int(getattr(row, k)) for k in (
@@ -670,7 +673,7 @@ class Interface:
                 })
         return out, detail
 
-    def _headroom(self, s: Session, row: db.Settlement, p: db.Person) -> dict[str, int | None]:
+    def _headroom(self, s: Session, row: records.Settlement, p: registry.Person) -> dict[str, int | None]:
         """本次可支付限额金额 (``crt_payb_lmt_amt``) per fund field: what the fund's annual cap left for this settlement.
 
         The cap less what the person-year had used before this settlement (the accumulators as they stand,
@@ -683,10 +686,10 @@ class Interface:
             cat = scheme.categories[row.benefit_category]
         except (YibaoError, KeyError, TypeError, AttributeError):
             return out
-        used = db.read_accumulators(s, row.psn_no, int(row.policy_year))
+        used = ledger.read_accumulators(s, row.psn_no, int(row.policy_year))
         own: dict = {}
         if row.setl_id and not row.refd_setl_flag:
-            own = db.decode_accum_delta(row.accum_delta).get((row.psn_no, int(row.policy_year)), {})
+            own = ledger.decode_accum_delta(row.accum_delta).get((row.psn_no, int(row.policy_year)), {})
 
         def left(cap: int, key: tuple[str, str]) -> int | None:
             if cap >= NO_CAP:
@@ -717,7 +720,7 @@ class Interface:
             raise _Refused(exc.message_zh, exc.message_en, exc.field, 401) from None
         env, now = ctx.env, ctx.now
         with self.tx() as s:
-            if s.get(db.Institution, env.fixmedins_code) is None:
+            if s.get(registry.Institution, env.fixmedins_code) is None:
                 raise _rej(f"unknown institution {env.fixmedins_code!r}", f"定点医药机构不存在: {env.fixmedins_code}", "fixmedins_code")
             sign_no = f"{now.astimezone(db.SHANGHAI):%Y%m%d%H%M%S}{secrets.token_hex(8).upper()}"
             s.add(SignIn(sign_no=sign_no, fixmedins_code=env.fixmedins_code, opter_no=d.signIn.opter_no,
@@ -730,9 +733,9 @@ class Interface:
         with self.read() as s:
             if q.mdtrt_cert_type == "01":
                 psn_no = self._ecode("01", q.mdtrt_cert_no, now, ctx.env.fixmedins_code)
-                p = s.get(db.Person, psn_no) if psn_no else None
+                p = s.get(registry.Person, psn_no) if psn_no else None
             else:
-                p = s.scalars(select(db.Person).where(db.Person.certno == q.mdtrt_cert_no).limit(1)).first()
+                p = s.scalars(select(registry.Person).where(registry.Person.certno == q.mdtrt_cert_no).limit(1)).first()
             if p is None:
                 raise _rej("no insured person with this mdtrt_cert_no", "未查询到参保人信息", "mdtrt_cert_no")
             insu = {
@@ -816,8 +819,8 @@ class Interface:
             v, enc = V.load_visit(s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT)
             if (v.insutype or "") != m.insutype:
                 raise _rej("insutype differs from the admission's", "险种类型与入院登记不符", "insutype")
-            settled = s.scalar(select(func.count()).select_from(db.Settlement).where(
-                db.Settlement.mdtrt_id == m.mdtrt_id, db.Settlement.refd_setl_flag.is_(False)))
+            settled = s.scalar(select(func.count()).select_from(records.Settlement).where(
+                records.Settlement.mdtrt_id == m.mdtrt_id, records.Settlement.refd_setl_flag.is_(False)))
             had = (enc.dise_codg or "", {x for x in (enc.other_dise_codg or "").split(";") if x})
             if settled and main and (main, set(other)) != had:
                 raise _rej("the stay is settled on other diagnoses; cancel the settlement (2305) before changing them",
@@ -880,13 +883,13 @@ class Interface:
                        "or in the future", f"明细 {r.feedetl_sn}: 费用发生时间 {fmt_time(r.fee_ocur_time)} 早于 {ic.max_fee_age_days} 天前或晚于当前",
                        f"{at}.fee_ocur_time")
 
-    def _line_split_context(self, s: Session, v: V.VisitState, enc: db.Encounter) -> tuple | None:
+    def _line_split_context(self, s: Session, v: V.VisitState, enc: records.Encounter) -> tuple | None:
         """What every line's split shares (person, hospital level, benefit category), read once per upload.
 
         None when the split cannot be computed yet (then each line's memo says so).
         """
-        p = s.get(db.Person, v.psn_no)
-        inst = s.get(db.Institution, v.fixmedins_code)
+        p = s.get(registry.Person, v.psn_no)
+        inst = s.get(registry.Institution, v.fixmedins_code)
         try:
             snap = self.book.policy(p.insuplc_admdvs or "").snapshot(enc.begntime.astimezone(db.SHANGHAI).date())
             diags = (enc.dise_codg or "", *[x for x in (enc.other_dise_codg or "").split(";") if x])
@@ -898,7 +901,7 @@ class Interface:
             return None
         return facts, hosp_lv, diags, cat
 
-    def _line_result(self, v: V.VisitState, enc: db.Encounter, ln: FeeLine, split: tuple | None,
+    def _line_result(self, v: V.VisitState, enc: records.Encounter, ln: FeeLine, split: tuple | None,
                      r: S.FeeDetailIn) -> dict[str, Any]:
         item = self.catalog[ln.med_list_codg]
         out: dict[str, Any] = {
@@ -971,7 +974,7 @@ class Interface:
             claimed={k: _fen(getattr(q, k), k) for k in CLAIMED_AMOUNTS if getattr(q, k) is not None},
         )
 
-        def identify(p: db.Person) -> None:
+        def identify(p: registry.Person) -> None:
             self._check_cert(p, q.mdtrt_cert_type, q.mdtrt_cert_no, now, env.fixmedins_code, ecode_psn)
 
         def check(s: Session, snap: VisitSnapshot) -> None:
@@ -985,7 +988,7 @@ class Interface:
                 info, detail = self._pre_info(s, r, snap.claim, self._pre_row(r, snap.claim), q.mdtrt_cert_type)
                 ctx.commit(s, {"setlinfo": info, "setldetail": detail})
                 return
-            row = s.get(db.Settlement, r.setl_id)
+            row = s.get(records.Settlement, r.setl_id)
             info, detail = self.setlinfo(s, row, medins_setl_id=env.msgid, cert_type=q.mdtrt_cert_type)
             ctx.commit(s, {"setlinfo": info, "setldetail": detail}, maybe_repeat=r.replayed)
 
@@ -1001,16 +1004,16 @@ class Interface:
         return ctx.outcome
 
     @staticmethod
-    def _pre_row(r: SettleResult, c: Claim) -> db.Settlement:
+    def _pre_row(r: SettleResult, c: Claim) -> records.Settlement:
         st = r.settlement
-        return db.Settlement(
+        return records.Settlement(
             setl_id="", mdtrt_id=r.mdtrt_id, psn_no=r.psn_no, fixmedins_code=c.fixmedins_code, setl_time=c.setl_time,
             policy_year=c.policy_year, insutype=c.person.insutype, med_type=c.med_type, benefit_category=st.category,
             **st.amounts(), pool_prop_selfpay_bp=st.pool_prop_selfpay_bp, balc=r.balc, refd_setl_flag=False,
             rule_trace={"steps": list(st.trace)},
         )
 
-    def _pre_info(self, s: Session, r: SettleResult, c: Claim, row: db.Settlement, cert_type: str):
+    def _pre_info(self, s: Session, r: SettleResult, c: Claim, row: records.Settlement, cert_type: str):
         info, detail = self.setlinfo(s, row, setl_id="", medins_setl_id="", cert_type=cert_type)
         return info, detail
 
@@ -1027,8 +1030,8 @@ class Interface:
     def h_settle_inpatient(self, ctx: Ctx, d: S.InSettle) -> Outcome:
         return self._settle(ctx, d, kind=V.INPATIENT, pre=False, in_care=True)
 
-    def _own_settlement(self, s: Session, q: S.CancelData, env: S.Envelope, kind: str | None) -> db.Settlement:
-        row = s.get(db.Settlement, q.setl_id)
+    def _own_settlement(self, s: Session, q: S.CancelData, env: S.Envelope, kind: str | None) -> records.Settlement:
+        row = s.get(records.Settlement, q.setl_id)
         if row is None or row.fixmedins_code != env.fixmedins_code:
             raise _rej(f"unknown settlement {q.setl_id!r} at this institution", f"本机构无此结算记录: {q.setl_id}", "setl_id")
         if row.mdtrt_id != q.mdtrt_id:
@@ -1048,7 +1051,7 @@ class Interface:
             self._own_settlement(s, q, env, kind)
 
         def hook(s: Session, r: CancelResult) -> None:
-            row = s.get(db.Settlement, r.setl_id)
+            row = s.get(records.Settlement, r.setl_id)
             info, detail = self.setlinfo(s, row, sign=-1, medins_setl_id=env.msgid)
             info["balc"] = _yuan(r.balc) if r.balc is not None else info["balc"]
             info["refd_setl_flag"] = "1"
@@ -1075,10 +1078,10 @@ class Interface:
         with self.tx() as s:
             return ctx.commit(s, {"setlinfo": info, "setldetail": detail})
 
-    def _query_extras(self, s: Session, row: db.Settlement, info: dict[str, Any]) -> dict[str, Any]:
+    def _query_extras(self, s: Session, row: records.Settlement, info: dict[str, Any]) -> dict[str, Any]:
         """The fields 5203 adds to ``setlinfo``: where, when and who paid what."""
-        inst = s.get(db.Institution, row.fixmedins_code)
-        enc = s.get(db.Encounter, row.mdtrt_id)
+        inst = s.get(registry.Institution, row.fixmedins_code)
+        enc = s.get(records.Encounter, row.mdtrt_id)
         begin = enc.begntime if enc is not None else row.setl_time
         end = enc.endtime if enc is not None and enc.endtime is not None else row.setl_time
         return {
@@ -1093,7 +1096,7 @@ class Interface:
     def totals(self, s: Session, *, fixmedins_code: str, insutype: str, clr_type: str, setl_optins: str,
                begin: dt.date, end: dt.date) -> dict[str, int]:
         """Live (not cancelled) settlements of an institution in a date range, summed (fen)."""
-        St, P = db.Settlement, db.Person
+        St, P = records.Settlement, registry.Person
         med_types = [m for m, c in self.cfg.clr_types.items() if c == clr_type]
         lo = dt.datetime.combine(begin, dt.time(), db.SHANGHAI)
         hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), db.SHANGHAI)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from yibao.core.db import Base, JSONType, TZDateTime
+from yibao.core.db import Base, BigId, JSONType, TZDateTime
 
 __all__ = ["SignIn", "StoredReply"]
 
@@ -49,3 +49,18 @@ class StoredReply(Base):
     request_digest: Mapped[str] = mapped_column(String)
     reply: Mapped[Any] = mapped_column(JSONType)
     stored_at: Mapped[datetime] = mapped_column(TZDateTime)
+
+
+class MessageLog(Base):
+    """Append-only log of national-interface messages (HTTP service)."""
+
+    __tablename__ = "message_log"
+    __table_args__ = (Index(None, "msgid"), Index(None, "fixmedins_code", "received_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    msgid: Mapped[str | None] = mapped_column(String)
+    infno: Mapped[str | None] = mapped_column(String)
+    fixmedins_code: Mapped[str | None] = mapped_column(String)
+    received_at: Mapped[datetime] = mapped_column(TZDateTime)
+    request: Mapped[Any | None] = mapped_column(JSONType)
+    response: Mapped[Any | None] = mapped_column(JSONType)

@@ -65,6 +65,10 @@ from yibao.api.envelope import fmt_time
 from yibao.api.models import SignIn, StoredReply
 from yibao.api.more_models import ApiFile, IncareResult, SetlList, SignOut
 from yibao.core import db
+from yibao.api.models import MessageLog
+from yibao.settlement import ledger
+from yibao.settlement import records
+from yibao.codes import registry
 from yibao.core.errors import ClaimRejected, YibaoError
 from yibao.core.money import BP_SCALE, MoneyError, fen_to_yuan, yuan_to_fen
 from yibao.settlement import visits as V
@@ -159,9 +163,9 @@ def _t(t: dt.datetime | None) -> str:
     return fmt_time(t) if t else ""
 
 
-def _own_visit(s: Session, ctx, mdtrt_id: str, psn_no: str) -> tuple[db.Encounter, V.VisitState | None]:
+def _own_visit(s: Session, ctx, mdtrt_id: str, psn_no: str) -> tuple[records.Encounter, V.VisitState | None]:
     """An encounter of this institution and person (interface-opened or loaded), else refused."""
-    enc = s.get(db.Encounter, mdtrt_id)
+    enc = s.get(records.Encounter, mdtrt_id)
     if enc is None or enc.fixmedins_code != ctx.env.fixmedins_code:
         raise _rej(f"unknown encounter mdtrt_id {mdtrt_id!r} at this institution", f"本机构无此就诊: {mdtrt_id}", "mdtrt_id")
     if enc.psn_no != psn_no:
@@ -169,29 +173,29 @@ def _own_visit(s: Session, ctx, mdtrt_id: str, psn_no: str) -> tuple[db.Encounte
     return enc, s.get(V.VisitState, mdtrt_id)
 
 
-def _person(s: Session, psn_no: str) -> db.Person:
-    p = s.get(db.Person, psn_no)
+def _person(s: Session, psn_no: str) -> registry.Person:
+    p = s.get(registry.Person, psn_no)
     if p is None:
         raise _rej(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", "psn_no")
     return p
 
 
-def _in_care_here(s: Session, ctx, psn_no: str) -> db.Person:
+def _in_care_here(s: Session, ctx, psn_no: str) -> registry.Person:
     """The person, if this institution has (had) an encounter of theirs: person-level queries need a care relation."""
     p = _person(s, psn_no)
-    seen = s.scalar(select(db.Encounter.mdtrt_id).where(db.Encounter.psn_no == psn_no,
-                                                          db.Encounter.fixmedins_code == ctx.env.fixmedins_code).limit(1))
+    seen = s.scalar(select(records.Encounter.mdtrt_id).where(records.Encounter.psn_no == psn_no,
+                                                          records.Encounter.fixmedins_code == ctx.env.fixmedins_code).limit(1))
     if seen is None:
         raise _rej(f"person {psn_no} has no encounter at this institution", f"参保人 {psn_no} 在本机构无就诊记录", "psn_no")
     return p
 
 
-def _live(s: Session, mdtrt_id: str) -> list[db.Settlement]:
-    St = db.Settlement
+def _live(s: Session, mdtrt_id: str) -> list[records.Settlement]:
+    St = records.Settlement
     return list(s.scalars(select(St).where(St.mdtrt_id == mdtrt_id, St.refd_setl_flag.is_(False)).order_by(St.setl_time)))
 
 
-def _person_fields(iface, p: db.Person, on: dt.date) -> dict[str, Any]:
+def _person_fields(iface, p: registry.Person, on: dt.date) -> dict[str, Any]:
     return {
         "psn_no": p.psn_no, "psn_cert_type": "01", "certno": p.certno or "", "psn_name": p.psn_name or "",
         "gend": p.gend or "", "naty": "", "brdy": p.brdy.isoformat() if p.brdy else "",
@@ -281,7 +285,7 @@ def h_9002(iface, ctx, d: M.In9002) -> Any:
 
 def h_1201(iface, ctx, d: M.In1201) -> Any:
     q, cfg = d.medinsinfo, _cfg()
-    I = db.Institution
+    I = registry.Institution
     stmt = select(I).order_by(I.fixmedins_code).limit(cfg.max_rows)
     if q.fixmedins_code:
         stmt = stmt.where(I.fixmedins_code == q.fixmedins_code)
@@ -515,13 +519,13 @@ def h_2403(iface, ctx, d: M.In2403) -> Any:
         if live:
             raise _rej(f"encounter {v.mdtrt_id} has live settlement {live[0].setl_id}; cancel it first",
                        f"就诊 {v.mdtrt_id} 存在未撤销的结算 {live[0].setl_id}, 请先撤销结算", "mdtrt_id")
-        p = s.get(db.Person, v.psn_no)
+        p = s.get(registry.Person, v.psn_no)
         if m.begntime is not None:
             if m.begntime > ctx.now + dt.timedelta(minutes=10):
                 raise _rej("begntime is in the future", "开始时间晚于当前时间", "adminfo.begntime")
             if enc.endtime is not None and m.begntime > enc.endtime:
                 raise _rej("begntime is after the discharge", "开始时间晚于出院时间", "adminfo.begntime")
-            first_fee = s.scalar(select(func.min(db.FeeDetail.fee_ocur_time)).where(db.FeeDetail.mdtrt_id == v.mdtrt_id))
+            first_fee = s.scalar(select(func.min(records.FeeDetail.fee_ocur_time)).where(records.FeeDetail.mdtrt_id == v.mdtrt_id))
             if first_fee is not None and m.begntime.astimezone(db.SHANGHAI).date() > first_fee.astimezone(db.SHANGHAI).date():
                 raise _rej("begntime is after fee lines already uploaded", "开始时间晚于已上传费用的发生时间", "adminfo.begntime")
             enc.begntime = m.begntime
@@ -553,7 +557,7 @@ def h_2403(iface, ctx, d: M.In2403) -> Any:
         return ctx.commit(s, {})
 
 
-def _undo_discharge(s: Session, v: V.VisitState, enc: db.Encounter, now: dt.datetime) -> None:
+def _undo_discharge(s: Session, v: V.VisitState, enc: records.Encounter, now: dt.datetime) -> None:
     if v.kind != V.INPATIENT or v.status != V.DISCHARGED:
         raise _rej(f"encounter {v.mdtrt_id} is {v.status}, not discharged", f"就诊 {v.mdtrt_id} 当前状态为 {v.status}, 未办理出院",
                    "mdtrt_id")
@@ -604,7 +608,7 @@ def h_2601(iface, ctx, d: M.In2601) -> Any:
             raise _rej(f"message {q.omsgid} was a {orig.infno}, not a {q.oinfno}", f"原报文 {q.omsgid} 的交易编号为 {orig.infno}, 与 {q.oinfno} 不符",
                        "data.oinfno")
         if how in ("cancel_settlement", "undo_cancellation"):
-            St = db.Settlement
+            St = records.Settlement
             col = St.msgid if how == "cancel_settlement" else St.cancel_msgid
             row = s.scalars(select(St).where(col == q.omsgid)).first()
             if row is None and how == "undo_cancellation":
@@ -626,7 +630,7 @@ def h_2601(iface, ctx, d: M.In2601) -> Any:
             ctx.commit(s, {"result": {**result, "setl_id": r.setl_id, "rvs_stas": "done",
                                       "balc": _yuan(r.balc) if r.balc is not None else None}}, maybe_repeat=r.replayed)
 
-        def guard(s: Session, row: db.Settlement) -> None:
+        def guard(s: Session, row: records.Settlement) -> None:
             if row.fixmedins_code != env.fixmedins_code:
                 raise _rej("settlement of another institution", "非本机构结算", "data.omsgid")
 
@@ -665,7 +669,7 @@ def _visit_of_message(s: Session, ctx, orig: StoredReply, psn_no: str) -> V.Visi
     rep = loads_exact(orig.reply) if isinstance(orig.reply, str) else orig.reply
     mdtrt_id = _find_key(rep.get("output") if isinstance(rep, dict) else None, "mdtrt_id")
     if mdtrt_id is None:
-        req = s.scalar(select(db.MessageLog.request).where(db.MessageLog.msgid == orig.msgid).order_by(db.MessageLog.id).limit(1))
+        req = s.scalar(select(MessageLog.request).where(MessageLog.msgid == orig.msgid).order_by(MessageLog.id).limit(1))
         try:
             req = loads_exact(req) if isinstance(req, str) else req
         except Exception:  # noqa: BLE001 - a logged malformed body has no visit
@@ -684,7 +688,7 @@ def _visit_of_message(s: Session, ctx, orig: StoredReply, psn_no: str) -> V.Visi
 
 def _reverse_visit_step(s: Session, ctx, how: str, orig: StoredReply, q) -> str:
     v = _visit_of_message(s, ctx, orig, q.psn_no)
-    enc = s.get(db.Encounter, v.mdtrt_id)
+    enc = s.get(records.Encounter, v.mdtrt_id)
     if how == "cancel_visit":
         if v.status == V.CANCELLED:
             return "already"
@@ -718,7 +722,7 @@ def _undo_cancellation(s: Session, setl_id: str, cancel_msgid: str, cancelled_at
     """
     from yibao.settlement.service import _lock_person
 
-    St = db.Settlement
+    St = records.Settlement
     row0 = s.get(St, setl_id)
     _lock_person(s, row0.psn_no)
     row = s.execute(select(St).where(St.setl_id == setl_id).with_for_update()
@@ -739,13 +743,13 @@ def _undo_cancellation(s: Session, setl_id: str, cancel_msgid: str, cancelled_at
     if later is not None:
         raise _rej(f"{row.psn_no} has settled since the cancellation ({later}); settle again instead of reversing",
                    f"参保人撤销后已有新结算 ({later}), 不能冲正撤销, 请重新结算", "data.omsgid")
-    for (psn, year), deltas in sorted(db.decode_accum_delta(row.accum_delta).items()):
-        db.lock_accumulators(s, psn, year, deltas.keys())
-        db.apply_accumulator_deltas(s, psn, year, deltas)
+    for (psn, year), deltas in sorted(ledger.decode_accum_delta(row.accum_delta).items()):
+        ledger.lock_accumulators(s, psn, year, deltas.keys())
+        ledger.apply_accumulator_deltas(s, psn, year, deltas)
     paid = int(row.acct_pay) + int(row.acct_mulaid_pay)
     if paid and row.acct_payer_psn_no:
-        db.lock_account(s, row.acct_payer_psn_no)
-        row.balc = db.post_account(s, row.acct_payer_psn_no, -paid, "reversal", setl_id, now, locked=True)
+        ledger.lock_account(s, row.acct_payer_psn_no)
+        row.balc = ledger.post_account(s, row.acct_payer_psn_no, -paid, "reversal", setl_id, now, locked=True)
     row.refd_setl_flag = False  # cancel_msgid stays: a repeat of the cancel message is answered from its store
     s.flush()
     return "done"
@@ -769,12 +773,12 @@ class _Line:
     fee_ocur_time: dt.datetime | None = None
 
 
-def _facts(p: db.Person) -> PersonFacts:
+def _facts(p: registry.Person) -> PersonFacts:
     return PersonFacts(p.psn_no, p.insutype or "", p.psn_type or "", p.gend or "", p.brdy or dt.date(1900, 1, 1),
                        p.insuplc_admdvs or "", p.assistance or "", bool(p.civil_servant))
 
 
-def _run_check(s: Session, iface, *, mdtrt_id: str, person: db.Person, fixmedins_code: str, hosp_lv: int, med_type: str,
+def _run_check(s: Session, iface, *, mdtrt_id: str, person: registry.Person, fixmedins_code: str, hosp_lv: int, med_type: str,
                begntime: dt.datetime, setl_time: dt.datetime, dise: str, other: tuple[str, ...], lines, stage: str):
     from yibao.settlement.rules import Claim
     from yibao.supervision.history import history_for
@@ -811,7 +815,7 @@ def in_care_check(s, iface, snap, *, kind: str, setl_time: dt.datetime) -> str:
     the transaction rolls back); warnings come back as the text of the reply's ``warn_msg`` ("" if none).
     """
     enc, p = snap.encounter, snap.person
-    inst = s.get(db.Institution, snap.visit.fixmedins_code)
+    inst = s.get(registry.Institution, snap.visit.fixmedins_code)
     lines = [_Line(pl.his_sn or pl.line.feedetl_sn, pl.line.med_list_codg, pl.line.cnt_milli, pl.line.pric,
                    pl.line.det_item_fee_sumamt, pl.line.rxno, pl.line.prd_days, pl.line.rx_circ_flag, pl.fee_ocur_time)
              for pl in snap.pending]
@@ -869,18 +873,18 @@ def h_3101(iface, ctx, d: M.In3101) -> Any:
         raise _rej(f"unknown rule_ids {unknown}", f"规则标识不存在: {unknown}", "data.rule_ids")
     results, rows = [], []
     with iface.read() as s:
-        inst = s.get(db.Institution, env.fixmedins_code)
+        inst = s.get(registry.Institution, env.fixmedins_code)
         if inst is None:
             raise _rej("unknown institution", "定点医药机构不存在", "fixmedins_code")
         for pi, pat in enumerate(q.patient_dtos):
-            p = s.get(db.Person, pat.patn_id)
+            p = s.get(registry.Person, pat.patn_id)
             if p is None:
                 raise _rej(f"unknown person {pat.patn_id!r}", f"参保人不存在: {pat.patn_id}", f"patient_dtos.{pi}.patn_id")
             for ei, e in enumerate(pat.fsi_encounter_dtos):
                 where = f"patient_dtos.{pi}.fsi_encounter_dtos.{ei}"
                 if e.medins_id != env.fixmedins_code:
                     raise _rej("medins_id differs from the envelope's institution", "医疗服务机构标识与报文机构不符", f"{where}.medins_id")
-                known = s.get(db.Encounter, e.mdtrt_id)
+                known = s.get(records.Encounter, e.mdtrt_id)
                 if known is not None and (known.fixmedins_code != env.fixmedins_code or known.psn_no != p.psn_no):
                     raise _rej(f"encounter {e.mdtrt_id} is not this institution's visit of {p.psn_no}",
                                f"就诊 {e.mdtrt_id} 不属于本机构该参保人", f"{where}.mdtrt_id")
@@ -1015,7 +1019,7 @@ def h_3202(iface, ctx, d: M.In3202) -> Any:
             raise _rej(f"no uploaded file {q.file_qury_no!r} at this institution (upload it with 9101)",
                        f"本机构无此上传文件 {q.file_qury_no}, 请先通过9101上传", "data.file_qury_no")
         theirs = _parse_details(_file_text(f.content))
-        St, P = db.Settlement, db.Person
+        St, P = records.Settlement, registry.Person
         lo = dt.datetime.combine(q.stmt_begndate, dt.time(), db.SHANGHAI)
         hi = dt.datetime.combine(q.stmt_enddate + dt.timedelta(days=1), dt.time(), db.SHANGHAI)
         stmt = (select(St).join(P, P.psn_no == St.psn_no)
@@ -1082,7 +1086,7 @@ def h_3202(iface, ctx, d: M.In3202) -> Any:
 # --- 5201 ... 5303 queries -------------------------------------------------------------------------
 
 
-def _encounter_row(iface, enc: db.Encounter, v: V.VisitState | None, p: db.Person, inst_name: str) -> dict[str, Any]:
+def _encounter_row(iface, enc: records.Encounter, v: V.VisitState | None, p: registry.Person, inst_name: str) -> dict[str, Any]:
     on = enc.begntime.astimezone(db.SHANGHAI).date()
     ipt = v is not None and v.kind == V.INPATIENT
     days = ((enc.endtime or enc.begntime).astimezone(db.SHANGHAI).date() - on).days if ipt and enc.endtime else 0
@@ -1103,7 +1107,7 @@ def _encounter_row(iface, enc: db.Encounter, v: V.VisitState | None, p: db.Perso
 def h_5201(iface, ctx, d: M.In5201) -> Any:
     q, env = d.data, ctx.env
     lo, hi = _window(q.begntime, q.endtime, "data.endtime")
-    E = db.Encounter
+    E = records.Encounter
     with iface.read() as s:
         p = _person(s, q.psn_no)
         stmt = (select(E).where(E.psn_no == q.psn_no, E.fixmedins_code == env.fixmedins_code, E.begntime >= lo, E.begntime <= hi)
@@ -1112,7 +1116,7 @@ def h_5201(iface, ctx, d: M.In5201) -> Any:
             stmt = stmt.where(E.med_type == q.med_type)
         if q.mdtrt_id:
             stmt = stmt.where(E.mdtrt_id == q.mdtrt_id)
-        inst = s.get(db.Institution, env.fixmedins_code)
+        inst = s.get(registry.Institution, env.fixmedins_code)
         encs = list(s.scalars(stmt))
         states = {v.mdtrt_id: v for v in s.scalars(select(V.VisitState).where(V.VisitState.mdtrt_id.in_([e.mdtrt_id for e in encs])))}
         rows = [_encounter_row(iface, e, states.get(e.mdtrt_id), p, (inst.fixmedins_name or "") if inst else "") for e in encs]
@@ -1135,7 +1139,7 @@ def h_5202(iface, ctx, d: M.In5202) -> Any:
         return ctx.commit(s, {"diseinfo": rows})
 
 
-def _fee_row(iface, f: db.FeeDetail, enc: db.Encounter, setl_id: str, chrg_bchno: str) -> dict[str, Any]:
+def _fee_row(iface, f: records.FeeDetail, enc: records.Encounter, setl_id: str, chrg_bchno: str) -> dict[str, Any]:
     item = iface.catalog.items.get(f.med_list_codg)
     cfg = _cfg()
     return {
@@ -1163,13 +1167,13 @@ def _settled_by(s: Session, mdtrt_id: str) -> dict[int, str]:
 
 def h_5204(iface, ctx, d: M.In5204) -> Any:
     q = d.data
-    F = db.FeeDetail
+    F = records.FeeDetail
     with iface.read() as s:
         enc, _v = _own_visit(s, ctx, q.mdtrt_id, q.psn_no)
         settled = _settled_by(s, q.mdtrt_id)
         only: set[int] | None = None
         if q.setl_id:
-            st = s.get(db.Settlement, q.setl_id)
+            st = s.get(records.Settlement, q.setl_id)
             if st is None or st.mdtrt_id != q.mdtrt_id:
                 raise _rej(f"settlement {q.setl_id} is not of encounter {q.mdtrt_id}", f"结算 {q.setl_id} 不属于就诊 {q.mdtrt_id}", "data.setl_id")
             lst = (st.rule_trace or {}).get("feedetl_sn") if isinstance(st.rule_trace, dict) else None
@@ -1183,7 +1187,7 @@ def h_5204(iface, ctx, d: M.In5204) -> Any:
         return ctx.commit(s, {"feedetail": rows})
 
 
-def _chronic_med_types(iface, p: db.Person, on: dt.date) -> set[str]:
+def _chronic_med_types(iface, p: registry.Person, on: dt.date) -> set[str]:
     snap = iface.book.policy(p.insuplc_admdvs or "").snapshot(on)
     return {m for m, kind in snap.med_types.items() if kind == "chronic"}
 
@@ -1192,11 +1196,11 @@ def h_5205(iface, ctx, d: M.In5205) -> Any:
     """慢特病用药记录: drug lines of the person's chronic-disease visits at this institution in the period."""
     q, env = d.data, ctx.env
     lo, hi = _window(q.begntime, q.endtime, "data.endtime")
-    E, F = db.Encounter, db.FeeDetail
+    E, F = records.Encounter, records.FeeDetail
     with iface.read() as s:
         p = _person(s, q.psn_no)
         mts = _chronic_med_types(iface, p, lo.astimezone(db.SHANGHAI).date())
-        inst = s.get(db.Institution, env.fixmedins_code)
+        inst = s.get(registry.Institution, env.fixmedins_code)
         encs = {e.mdtrt_id: e for e in s.scalars(select(E).where(E.psn_no == q.psn_no, E.fixmedins_code == env.fixmedins_code,
                                                                   E.med_type.in_(sorted(mts))))}
         rows = []
@@ -1224,7 +1228,7 @@ def h_5206(iface, ctx, d: M.In5206) -> Any:
     year = int(q.cum_ym[:4]) if q.cum_ym else ctx.now.astimezone(db.SHANGHAI).year
     with iface.read() as s:
         p = _in_care_here(s, ctx, q.psn_no)
-        acc = db.read_accumulators(s, q.psn_no, year)
+        acc = ledger.read_accumulators(s, q.psn_no, year)
     rows = []
     for (kind, period), value in sorted(acc.items()):
         t = next((v for k, v in cfg.cum_types.items() if kind == k or (k.endswith(":") and kind.startswith(k))), None)
@@ -1244,7 +1248,7 @@ def h_5301(iface, ctx, d: M.In5301) -> Any:
     """慢特病备案: yibao keeps no filing register, so the diseases are those of the person's chronic-disease
     visits at this institution (first and last visit dates), matched to the policy's chronic / special lists."""
     q, env = d.data, ctx.env
-    E = db.Encounter
+    E = records.Encounter
     with iface.read() as s:
         p = _in_care_here(s, ctx, q.psn_no)
         snap = iface.book.policy(p.insuplc_admdvs or "").snapshot(ctx.now.astimezone(db.SHANGHAI).date())
@@ -1270,7 +1274,7 @@ def h_5301(iface, ctx, d: M.In5301) -> Any:
 def h_5303(iface, ctx, d: M.In5303) -> Any:
     """在院信息: the person's inpatient encounters at this institution that are admitted and not discharged."""
     q, env = d.data, ctx.env
-    E = db.Encounter
+    E = records.Encounter
     with iface.read() as s:
         p = _person(s, q.psn_no)
         stmt = (select(E, V.VisitState).join(V.VisitState, V.VisitState.mdtrt_id == E.mdtrt_id)
@@ -1390,7 +1394,7 @@ def h_4101(iface, ctx, d: M.In4101) -> Any:
             others.append(c)
     oprns = list(dict.fromkeys(ops))
     with iface.read() as s:
-        st = s.get(db.Settlement, info.setl_id)
+        st = s.get(records.Settlement, info.setl_id)
         if st is None or st.fixmedins_code != env.fixmedins_code:
             raise _rej(f"unknown settlement {info.setl_id!r} at this institution", f"本机构无此结算记录: {info.setl_id}", "setlinfo.setl_id")
         if st.mdtrt_id != info.mdtrt_id:
@@ -1398,8 +1402,8 @@ def h_4101(iface, ctx, d: M.In4101) -> Any:
                        "setlinfo.mdtrt_id")
         if st.refd_setl_flag:
             raise _rej(f"settlement {info.setl_id} is cancelled", f"结算 {info.setl_id} 已撤销", "setlinfo.setl_id")
-        enc = s.get(db.Encounter, st.mdtrt_id)
-        p = s.get(db.Person, st.psn_no)
+        enc = s.get(records.Encounter, st.mdtrt_id)
+        p = s.get(registry.Person, st.psn_no)
         for k, mine in (("gend", p.gend or ""), ("brdy", p.brdy)):
             sent = getattr(info, k)
             if sent not in ("", None) and mine and sent != mine:
@@ -1443,7 +1447,7 @@ def h_4101(iface, ctx, d: M.In4101) -> Any:
         drg["rw"] = (Decimal(int(g.rw_e4)) / 10000).quantize(Decimal("0.0001")) if getattr(g, "rw_e4", None) is not None else None
     payload = d.model_dump(mode="json")
     with iface.tx() as s:
-        live = s.scalar(select(db.Settlement.refd_setl_flag).where(db.Settlement.setl_id == info.setl_id).with_for_update())
+        live = s.scalar(select(records.Settlement.refd_setl_flag).where(records.Settlement.setl_id == info.setl_id).with_for_update())
         if live is None or live:
             raise _rej(f"settlement {info.setl_id} was cancelled meanwhile", f"结算 {info.setl_id} 已撤销", "setlinfo.setl_id")
         row = s.scalars(select(SetlList).where(SetlList.setl_id == info.setl_id).with_for_update()).first()

@@ -18,7 +18,7 @@ Arrow            SQL
 Besides the contract tables there are the operational tables the settlement
 service needs: ``accumulator``, ``account`` + ``account_ledger`` and
 ``message_log``, and settlement has a few operational columns
-(:data:`SETTLEMENT_EXTRA_COLUMNS`).
+(``yibao.settlement.records.SETTLEMENT_EXTRA_COLUMNS``).
 
 Nullability: keys, foreign keys, ``policy_year``, every money column, every
 boolean flag, ``encounter.begntime`` and ``settlement.setl_time`` are
@@ -31,26 +31,22 @@ wall-clock text (``YYYY-MM-DD HH:MM:SS.ffffff``) so that text order is time
 order; on PostgreSQL as ``timestamptz`` (and each connection's ``TimeZone`` is
 set to Asia/Shanghai, so server-side ``::date`` gives the local day).
 
-Locking protocol for settlement (see :func:`lock_accumulators`):
-
-* run the whole settlement in ``session_scope(engine, immediate=True)``;
-* lock the patient's accumulators first (one call with every key), then the
-  personal accounts (:func:`lock_account`; patient first, then a mutual-aid
-  payer);
-* apply deltas / post movements, insert the settlement row, commit.
-
-SQLite serialises writers with ``BEGIN IMMEDIATE``; PostgreSQL uses
-``SELECT … FOR UPDATE`` on rows created on demand.  A PostgreSQL deadlock (only
-possible if the order above is not kept) raises ``OperationalError``; retry.
+The tables themselves live with the subsystem that owns them: the registers in
+:mod:`yibao.codes.registry`, encounters, fee lines, settlements, accumulators and
+accounts in :mod:`yibao.settlement.records` (their locking mechanics in
+:mod:`yibao.settlement.ledger`), the audit log in :mod:`yibao.api.models`, the
+synthetic ground truth in :mod:`yibao.synth.models`; :mod:`yibao.tables` imports
+them all.  This module keeps the engine, sessions, column types, migrations and the
+generic contract-table loader.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -60,72 +56,65 @@ import pyarrow.csv as pa_csv
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
-    Date,
     DateTime,
     Engine,
-    ForeignKey,
-    Index,
     Integer,
     MetaData,
-    SmallInteger,
-    String,
     TypeDecorator,
     create_engine,
     event,
     select,
-    tuple_,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Session
 
 from yibao.core import contract
-from yibao.core.errors import ClaimRejected, YibaoError
+from yibao.core.errors import YibaoError
 
 __all__ = [
-    "ACCOUNT_KINDS",
-    "CONTRACT_MODELS",
     "DEFAULT_URL",
     "LOAD_ORDER",
-    "SETTLEMENT_EXTRA_COLUMNS",
     "SHANGHAI",
-    "Account",
-    "AccountLedger",
-    "AccountError",
-    "Accumulator",
-    "AccumulatorError",
     "Base",
-    "Encounter",
-    "FamilyLink",
-    "FeeDetail",
-    "GroundTruth",
-    "Institution",
-    "Practitioner",
-    "InsufficientBalance",
-    "MedList",
-    "MessageLog",
-    "Person",
-    "Settlement",
+    "BigId",
+    "JSONType",
     "TZDateTime",
+    "TZ_SECONDS",
     "alembic_config",
-    "apply_accumulator_deltas",
+    "contract_models",
     "database_url",
-    "decode_accum_delta",
-    "encode_accum_delta",
+    "dialect_insert",
     "load_tables",
-    "lock_account",
-    "lock_accumulators",
     "make_engine",
+    "model_of",
     "normalize_url",
-    "post_account",
-    "read_accumulators",
     "read_table",
-    "reverse_accum_delta",
+    "require_write_lock",
     "session_scope",
+    "sqlite_synchronous",
     "upgrade",
 ]
+
+LOAD_ORDER = ("person", "family_link", "institution", "practitioner", "med_list", "encounter", "fee_detail",
+              "settlement", "ground_truth")
+"""An order of the contract tables that satisfies the foreign keys."""
+
+
+def model_of(table: str) -> type["Base"]:
+    """The model of a table by its name (each subsystem owns its tables; :mod:`yibao.tables` imports them)."""
+    from yibao.tables import load_all
+
+    load_all()
+    for m in Base.registry.mappers:
+        if m.class_.__tablename__ == table:
+            return m.class_
+    raise KeyError(table)
+
+
+def contract_models() -> dict[str, type["Base"]]:
+    """Contract table name → its model, in :data:`LOAD_ORDER`."""
+    return {name: model_of(name) for name in LOAD_ORDER}
 
 SHANGHAI = ZoneInfo(contract.TIMEZONE)
 DEFAULT_URL = "sqlite:///yibao.db"
@@ -197,295 +186,48 @@ class Base(DeclarativeBase):
 # --- contract tables -------------------------------------------------------
 
 
-class Person(Base):
-    __tablename__ = "person"
-
-    psn_no: Mapped[str] = mapped_column(String, primary_key=True)
-    certno: Mapped[str | None] = mapped_column(String)
-    psn_name: Mapped[str | None] = mapped_column(String)
-    gend: Mapped[str | None] = mapped_column(String)
-    brdy: Mapped[date | None] = mapped_column(Date)
-    insutype: Mapped[str | None] = mapped_column(String)
-    psn_type: Mapped[str | None] = mapped_column(String)
-    civil_servant: Mapped[bool] = mapped_column(Boolean, default=False)
-    insuplc_admdvs: Mapped[str | None] = mapped_column(String)
-    assistance: Mapped[str | None] = mapped_column(String)
-    contribution_base: Mapped[int] = mapped_column(BigInteger, default=0)
-    acct_balc: Mapped[int] = mapped_column(BigInteger, default=0)  # opening balance, see Account
-    family_id: Mapped[str | None] = mapped_column(String)
-    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
-    # 个人参保日期 (1101 psn_insu_date); not a data-contract column: None where the register does not hold it
-    insured_since: Mapped[date | None] = mapped_column(Date)
 
 
-class FamilyLink(Base):
-    __tablename__ = "family_link"
-
-    psn_no: Mapped[str] = mapped_column(String, ForeignKey("person.psn_no"), primary_key=True)
-    relative_psn_no: Mapped[str] = mapped_column(
-        String, ForeignKey("person.psn_no"), primary_key=True, index=True
-    )
-    relation: Mapped[str | None] = mapped_column(String)
-    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class Institution(Base):
-    __tablename__ = "institution"
-
-    fixmedins_code: Mapped[str] = mapped_column(String, primary_key=True)
-    fixmedins_name: Mapped[str | None] = mapped_column(String)
-    fixmedins_type: Mapped[str | None] = mapped_column(String)
-    hosp_lv: Mapped[int | None] = mapped_column(SmallInteger)
-    admdvs: Mapped[str | None] = mapped_column(String)
-    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class Practitioner(Base):
-    """医保医师/护士/药师 (contract ``practitioner``); ``prac_psn_code`` is what encounters and fee lines name."""
-
-    __tablename__ = "practitioner"
-
-    prac_psn_code: Mapped[str] = mapped_column(String, primary_key=True)
-    prac_psn_name: Mapped[str | None] = mapped_column(String)
-    prac_psn_type: Mapped[str | None] = mapped_column(String)
-    fixmedins_code: Mapped[str | None] = mapped_column(String, ForeignKey("institution.fixmedins_code"), index=True)
-    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class MedList(Base):
-    __tablename__ = "med_list"
-
-    med_list_codg: Mapped[str] = mapped_column(String, primary_key=True)
-    name: Mapped[str | None] = mapped_column(String)
-    list_kind: Mapped[str | None] = mapped_column(String)
-    chrgitm_lv: Mapped[str | None] = mapped_column(String)
-    selfpay_prop_bp: Mapped[int | None] = mapped_column(Integer)
-    pric_uplmt: Mapped[int] = mapped_column(BigInteger, default=0)
-    lmt_gend: Mapped[str | None] = mapped_column(String)
-    lmt_age_min: Mapped[int | None] = mapped_column(SmallInteger)
-    lmt_age_max: Mapped[int | None] = mapped_column(SmallInteger)
-    lmt_hosp_lv_min: Mapped[int | None] = mapped_column(SmallInteger)
-    lmt_indication: Mapped[str | None] = mapped_column(String)
-    lmt_med_types: Mapped[str | None] = mapped_column(String)
-    drug_class: Mapped[str | None] = mapped_column(String)
-    acct_excluded: Mapped[bool] = mapped_column(Boolean, default=False)
-    vbp_flag: Mapped[bool] = mapped_column(Boolean, default=False)
-    vbp_pay_std: Mapped[int] = mapped_column(BigInteger, default=0)
-    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class Encounter(Base):
-    __tablename__ = "encounter"
-    __table_args__ = (
-        Index(None, "psn_no", "policy_year"),
-        Index(None, "fixmedins_code", "begntime"),
-    )
-
-    mdtrt_id: Mapped[str] = mapped_column(String, primary_key=True)
-    psn_no: Mapped[str] = mapped_column(String, ForeignKey("person.psn_no"))
-    fixmedins_code: Mapped[str | None] = mapped_column(String)
-    med_type: Mapped[str | None] = mapped_column(String)
-    begntime: Mapped[datetime] = mapped_column(TZ_SECONDS)
-    endtime: Mapped[datetime | None] = mapped_column(TZ_SECONDS)  # NULL while still in hospital
-    policy_year: Mapped[int] = mapped_column(SmallInteger)
-    dise_codg: Mapped[str | None] = mapped_column(String)
-    other_dise_codg: Mapped[str | None] = mapped_column(String)
-    oprn_codg: Mapped[str | None] = mapped_column(String)
-    dscg_way: Mapped[str | None] = mapped_column(String)
-    dept_code: Mapped[str | None] = mapped_column(String)
-    dr_code: Mapped[str | None] = mapped_column(String)
-    mdtrtarea_admvs: Mapped[str | None] = mapped_column(String)
-    mulaid_payer_psn_no: Mapped[str | None] = mapped_column(String)
-    lt_rx_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
-    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class FeeDetail(Base):
-    """Fee lines; the primary key (mdtrt_id, feedetl_sn) serves reads by mdtrt_id."""
-
-    __tablename__ = "fee_detail"
-
-    mdtrt_id: Mapped[str] = mapped_column(String, ForeignKey("encounter.mdtrt_id"), primary_key=True)
-    feedetl_sn: Mapped[int] = mapped_column(Integer, primary_key=True)
-    med_list_codg: Mapped[str] = mapped_column(String)
-    cnt_milli: Mapped[int] = mapped_column(BigInteger)
-    pric: Mapped[int] = mapped_column(BigInteger)
-    det_item_fee_sumamt: Mapped[int] = mapped_column(BigInteger)
-    fee_ocur_time: Mapped[datetime | None] = mapped_column(TZ_SECONDS)
-    rxno: Mapped[str | None] = mapped_column(String)
-    rx_circ_flag: Mapped[bool] = mapped_column(Boolean, default=False)
-    prd_days: Mapped[int | None] = mapped_column(SmallInteger)
-    bilg_dr_code: Mapped[str | None] = mapped_column(String)
-    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-SETTLEMENT_EXTRA_COLUMNS = (
-    "msgid",
-    "cancel_msgid",
-    "accum_delta",
-    "acct_payer_psn_no",
-    "rule_trace",
-)
-"""Operational settlement columns that are not in the Arrow contract."""
 
 
-class Settlement(Base):
-    __tablename__ = "settlement"
-    __table_args__ = (
-        Index(None, "psn_no", "setl_time"),
-        Index(None, "mdtrt_id"),
-        Index(None, "fixmedins_code", "setl_time"),
-    )
-
-    setl_id: Mapped[str] = mapped_column(String, primary_key=True)
-    mdtrt_id: Mapped[str] = mapped_column(String, ForeignKey("encounter.mdtrt_id"))
-    psn_no: Mapped[str] = mapped_column(String)
-    fixmedins_code: Mapped[str | None] = mapped_column(String)
-    setl_time: Mapped[datetime] = mapped_column(TZ_SECONDS)
-    policy_year: Mapped[int] = mapped_column(SmallInteger)
-    insutype: Mapped[str | None] = mapped_column(String)
-    med_type: Mapped[str | None] = mapped_column(String)
-    benefit_category: Mapped[str | None] = mapped_column(String)
-    medfee_sumamt: Mapped[int] = mapped_column(BigInteger)
-    fulamt_ownpay_amt: Mapped[int] = mapped_column(BigInteger)
-    overlmt_selfpay: Mapped[int] = mapped_column(BigInteger)
-    preselfpay_amt: Mapped[int] = mapped_column(BigInteger)
-    inscp_scp_amt: Mapped[int] = mapped_column(BigInteger)
-    act_pay_dedc: Mapped[int] = mapped_column(BigInteger)
-    hifp_pay: Mapped[int] = mapped_column(BigInteger)
-    hifmi_pay: Mapped[int] = mapped_column(BigInteger)
-    hifob_pay: Mapped[int] = mapped_column(BigInteger)
-    cvlserv_pay: Mapped[int] = mapped_column(BigInteger)
-    maf_pay: Mapped[int] = mapped_column(BigInteger)
-    hifes_pay: Mapped[int] = mapped_column(BigInteger)
-    oth_pay: Mapped[int] = mapped_column(BigInteger)
-    hosp_part_amt: Mapped[int] = mapped_column(BigInteger)
-    fund_pay_sumamt: Mapped[int] = mapped_column(BigInteger)
-    psn_part_amt: Mapped[int] = mapped_column(BigInteger)
-    acct_pay: Mapped[int] = mapped_column(BigInteger)
-    acct_mulaid_pay: Mapped[int] = mapped_column(BigInteger)
-    psn_cash_pay: Mapped[int] = mapped_column(BigInteger)
-    pool_prop_selfpay_bp: Mapped[int | None] = mapped_column(Integer)
-    balc: Mapped[int | None] = mapped_column(BigInteger)  # NULL in batch settlement
-    refd_setl_flag: Mapped[bool] = mapped_column(Boolean, default=False)  # cancelled
-    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
-    # operational (not in the Arrow contract)
-    msgid: Mapped[str | None] = mapped_column(String, unique=True)  # NULL for batch
-    cancel_msgid: Mapped[str | None] = mapped_column(String, unique=True)
-    accum_delta: Mapped[Any | None] = mapped_column(JSONType)  # see encode_accum_delta
-    acct_payer_psn_no: Mapped[str | None] = mapped_column(String)
-    rule_trace: Mapped[Any | None] = mapped_column(JSONType)
 
 
-class GroundTruth(Base):
-    __tablename__ = "ground_truth"
-    __table_args__ = (Index(None, "pattern"),)
-
-    entity: Mapped[str] = mapped_column(String, primary_key=True)
-    entity_id: Mapped[str] = mapped_column(String, primary_key=True)
-    pattern: Mapped[str] = mapped_column(String, primary_key=True)
-    detail: Mapped[str | None] = mapped_column(String)
 
 
 # --- operational tables ----------------------------------------------------
 
 
-class Accumulator(Base):
-    """Person-year running totals; changed only by settlement and cancellation.
-
-    ``period`` is ``''`` for per-year kinds, else a sub-period id (e.g. a
-    home-bed 180-day cycle).  ``value`` is fen or a count, never negative.
-    """
-
-    __tablename__ = "accumulator"
-
-    psn_no: Mapped[str] = mapped_column(String, primary_key=True)
-    policy_year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    kind: Mapped[str] = mapped_column(String, primary_key=True)
-    period: Mapped[str] = mapped_column(String, primary_key=True, default="")
-    value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class Account(Base):
-    """Personal account balance (the row settlement locks).
-
-    Created on first use from ``person.acct_balc`` (the opening balance, also
-    written to the ledger as a ``credit``), so ``balc == sum(ledger.amount)``.
-    """
-
-    __tablename__ = "account"
-
-    psn_no: Mapped[str] = mapped_column(String, ForeignKey("person.psn_no"), primary_key=True)
-    balc: Mapped[int] = mapped_column(BigInteger)
-    version: Mapped[int] = mapped_column(Integer, default=0)
 
 
-ACCOUNT_KINDS = ("credit", "pay", "mulaid_pay", "reversal")
 
 
-class AccountLedger(Base):
-    """Append-only personal-account movements (+credit / −debit), fen."""
-
-    __tablename__ = "account_ledger"
-    __table_args__ = (Index(None, "psn_no", "time"), Index(None, "setl_id"))
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    psn_no: Mapped[str] = mapped_column(String, ForeignKey("account.psn_no"))
-    time: Mapped[datetime] = mapped_column(TZDateTime)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String)
-    setl_id: Mapped[str | None] = mapped_column(String)
 
 
-class MessageLog(Base):
-    """Append-only log of national-interface messages (HTTP service)."""
-
-    __tablename__ = "message_log"
-    __table_args__ = (Index(None, "msgid"), Index(None, "fixmedins_code", "received_at"))
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    msgid: Mapped[str | None] = mapped_column(String)
-    infno: Mapped[str | None] = mapped_column(String)
-    fixmedins_code: Mapped[str | None] = mapped_column(String)
-    received_at: Mapped[datetime] = mapped_column(TZDateTime)
-    request: Mapped[Any | None] = mapped_column(JSONType)
-    response: Mapped[Any | None] = mapped_column(JSONType)
 
 
-CONTRACT_MODELS: dict[str, type[Base]] = {
-    "person": Person,
-    "family_link": FamilyLink,
-    "institution": Institution,
-    "practitioner": Practitioner,
-    "med_list": MedList,
-    "encounter": Encounter,
-    "fee_detail": FeeDetail,
-    "settlement": Settlement,
-    "ground_truth": GroundTruth,
-}
-LOAD_ORDER = tuple(CONTRACT_MODELS)
-"""An order of contract tables that satisfies the foreign keys."""
 
 
 # --- errors ----------------------------------------------------------------
 
 
-class AccumulatorError(YibaoError):
-    """An accumulator change that would make a running total negative."""
-
-    code = "E_ACCUM"
 
 
-class AccountError(ClaimRejected):
-    """A personal-account operation that cannot be done (unknown person, bad kind)."""
-
-    code = "E_ACCT"
 
 
-class InsufficientBalance(AccountError):
-    """The personal account cannot pay this much."""
-
-    code = "E_ACCT_BALANCE"
 
 
 # --- engines and sessions --------------------------------------------------
@@ -645,21 +387,11 @@ def upgrade(url: str | URL | Engine | None = None, revision: str = "head") -> No
 
 # --- accumulators ----------------------------------------------------------
 
-AccKey = tuple[str, str]
 
 
-def _norm_keys(keys: Iterable[AccKey | str]) -> list[AccKey]:
-    out = set()
-    for k in keys:
-        if isinstance(k, str):
-            out.add((k, ""))
-        else:
-            kind, period = k
-            out.add((str(kind), str(period)))
-    return sorted(out)
 
 
-def _dialect_insert(session: Session, model: type[Base]) -> Any:
+def dialect_insert(session: Session, model: type[Base]) -> Any:
     name = session.get_bind().dialect.name
     if name == "postgresql":
         return postgresql.insert(model)
@@ -668,7 +400,7 @@ def _dialect_insert(session: Session, model: type[Base]) -> Any:
     raise NotImplementedError(f"yibao supports SQLite and PostgreSQL, not {name}")
 
 
-def _require_write_lock(session: Session, what: str) -> None:
+def require_write_lock(session: Session, what: str) -> None:
     conn = session.connection()
     if conn.dialect.name == "sqlite" and conn.get_execution_options().get(_SQLITE_BEGIN) != "IMMEDIATE":
         raise RuntimeError(
@@ -676,210 +408,25 @@ def _require_write_lock(session: Session, what: str) -> None:
         )
 
 
-def lock_accumulators(
-    session: Session, psn_no: str, year: int, keys: Iterable[AccKey | str]
-) -> dict[AccKey, int]:
-    """Lock and read a person-year's accumulators; absent ones read as 0.
-
-    ``keys`` are ``(kind, period)`` pairs (a bare ``kind`` means period
-    ``''``).  Missing rows are created with value 0 so that they can be locked
-    too; rows are locked in sorted key order.  The locks last until the
-    session's transaction ends.  Call once per transaction with every key.
-    """
-    _require_write_lock(session, "lock_accumulators")
-    ks = _norm_keys(keys)
-    if not ks:
-        return {}
-    ins = _dialect_insert(session, Accumulator).values(
-        [
-            {"psn_no": psn_no, "policy_year": year, "kind": kind, "period": period, "value": 0}
-            for kind, period in ks
-        ]
-    )
-    session.execute(ins.on_conflict_do_nothing())
-    rows = session.execute(
-        select(Accumulator.kind, Accumulator.period, Accumulator.value)
-        .where(
-            Accumulator.psn_no == psn_no,
-            Accumulator.policy_year == year,
-            tuple_(Accumulator.kind, Accumulator.period).in_(ks),
-        )
-        .order_by(Accumulator.kind, Accumulator.period)
-        .with_for_update()
-    ).all()
-    got = {(r.kind, r.period): int(r.value) for r in rows}
-    return {k: got.get(k, 0) for k in ks}
 
 
-def read_accumulators(session: Session, psn_no: str, year: int) -> dict[AccKey, int]:
-    """Every accumulator of a person-year, without locking (pre-settlement, reports)."""
-    rows = session.execute(
-        select(Accumulator.kind, Accumulator.period, Accumulator.value).where(
-            Accumulator.psn_no == psn_no, Accumulator.policy_year == year
-        )
-    ).all()
-    return {(r.kind, r.period): int(r.value) for r in rows}
 
 
-def apply_accumulator_deltas(
-    session: Session, psn_no: str, year: int, deltas: Mapping[AccKey | str, int]
-) -> dict[AccKey, int]:
-    """Add ``deltas`` to a person-year's accumulators (upsert); return the new values.
-
-    Zero deltas are skipped.  A result below zero raises
-    :class:`AccumulatorError` (roll the transaction back).
-    """
-    rows = []
-    for key, delta in deltas.items():
-        (kind, period) = _norm_keys([key])[0]
-        d = int(delta)
-        if d != delta:
-            raise TypeError(f"accumulator delta must be an integer: {delta!r}")
-        if d:
-            rows.append({"psn_no": psn_no, "policy_year": year, "kind": kind, "period": period, "value": d})
-    if not rows:
-        return {}
-    rows.sort(key=lambda r: (r["kind"], r["period"]))
-    ins = _dialect_insert(session, Accumulator).values(rows)
-    stmt = ins.on_conflict_do_update(
-        index_elements=["psn_no", "policy_year", "kind", "period"],
-        set_={"value": Accumulator.value + ins.excluded.value},
-    ).returning(Accumulator.kind, Accumulator.period, Accumulator.value)
-    result = {(r.kind, r.period): int(r.value) for r in session.execute(stmt)}
-    negative = {k: v for k, v in result.items() if v < 0}
-    if negative:
-        raise AccumulatorError(
-            f"accumulators of {psn_no}/{year} would go negative: {negative}",
-            f"累计值不能为负: {psn_no}/{year} {negative}",
-            field="accumulator",
-        )
-    return result
 
 
-def encode_accum_delta(psn_no: str, year: int, deltas: Mapping[AccKey | str, int]) -> list[dict[str, Any]]:
-    """Deltas as JSON-ready rows for ``settlement.accum_delta`` (zero deltas dropped).
-
-    Concatenate the lists of several people if a settlement touches more than one.
-    """
-    out = []
-    for key, delta in deltas.items():
-        kind, period = _norm_keys([key])[0]
-        if int(delta):
-            out.append(
-                {"psn_no": psn_no, "policy_year": int(year), "kind": kind, "period": period, "delta": int(delta)}
-            )
-    out.sort(key=lambda r: (r["psn_no"], r["policy_year"], r["kind"], r["period"]))
-    return out
 
 
-def decode_accum_delta(rows: Iterable[Mapping[str, Any]] | None) -> dict[tuple[str, int], dict[AccKey, int]]:
-    """``settlement.accum_delta`` back to ``{(psn_no, year): {(kind, period): delta}}``."""
-    out: dict[tuple[str, int], dict[AccKey, int]] = {}
-    for r in rows or ():
-        per = out.setdefault((str(r["psn_no"]), int(r["policy_year"])), {})
-        key = (str(r["kind"]), str(r.get("period", "")))
-        per[key] = per.get(key, 0) + int(r["delta"])
-    return out
 
 
-def reverse_accum_delta(session: Session, rows: Iterable[Mapping[str, Any]] | None) -> None:
-    """Undo the deltas recorded in ``settlement.accum_delta`` (for cancellation).
-
-    Locks the affected accumulators first (same protocol as settlement).
-    """
-    for (psn_no, year), deltas in sorted(decode_accum_delta(rows).items()):
-        lock_accumulators(session, psn_no, year, deltas.keys())
-        apply_accumulator_deltas(session, psn_no, year, {k: -v for k, v in deltas.items()})
 
 
 # --- personal accounts -----------------------------------------------------
 
 
-def _ensure_account(session: Session, psn_no: str) -> None:
-    """Create the account row from ``person.acct_balc`` if it does not exist yet."""
-    if session.execute(select(Account.psn_no).where(Account.psn_no == psn_no)).first() is not None:
-        return
-    opening = session.execute(select(Person.acct_balc).where(Person.psn_no == psn_no)).scalar()
-    if opening is None:
-        raise AccountError(
-            f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", field="psn_no"
-        )
-    ins = (
-        _dialect_insert(session, Account)
-        .values(psn_no=psn_no, balc=int(opening), version=0)
-        .on_conflict_do_nothing()
-        .returning(Account.psn_no)
-    )
-    created = session.execute(ins).first() is not None
-    if created and opening:
-        session.add(
-            AccountLedger(
-                psn_no=psn_no, time=datetime.now(SHANGHAI), amount=int(opening), kind="credit", setl_id=None
-            )
-        )
-        session.flush()
 
 
-def lock_account(session: Session, psn_no: str) -> int:
-    """Lock a person's account row until the transaction ends; return its balance (fen)."""
-    _require_write_lock(session, "lock_account")
-    _ensure_account(session, psn_no)
-    balc = session.execute(
-        select(Account.balc).where(Account.psn_no == psn_no).with_for_update()
-    ).scalar_one()
-    return int(balc)
 
 
-def post_account(
-    session: Session,
-    psn_no: str,
-    amount: int,
-    kind: str,
-    setl_id: str | None,
-    time: datetime,
-    *,
-    locked: bool = False,
-) -> int:
-    """Move ``amount`` fen (+credit / −debit) on an account; return the new balance.
-
-    ``locked=True``: the caller already holds :func:`lock_account` on this
-    account in the same transaction (so the row exists; skip that check).
-
-    ``kind``: ``credit`` (amount ≥ 0), ``pay`` and ``mulaid_pay`` (≤ 0), or
-    ``reversal`` (either sign).  Refuses to take the balance below zero
-    (:class:`InsufficientBalance`).  A zero amount posts nothing.
-    """
-    if kind not in ACCOUNT_KINDS:
-        raise AccountError(f"unknown account movement kind {kind!r}", f"未知的账户变动类型: {kind}", field="kind")
-    if isinstance(amount, bool) or int(amount) != amount:
-        raise TypeError(f"amount must be integer fen: {amount!r}")
-    amount = int(amount)
-    if kind == "credit" and amount < 0 or kind in ("pay", "mulaid_pay") and amount > 0:
-        raise AccountError(
-            f"a {kind} movement of {amount} fen has the wrong sign",
-            f"账户变动金额符号错误: {kind} {amount}",
-            field="amount",
-        )
-    if not locked:
-        _ensure_account(session, psn_no)
-    if amount == 0:
-        return int(session.execute(select(Account.balc).where(Account.psn_no == psn_no)).scalar_one())
-    new = session.execute(
-        update(Account)
-        .where(Account.psn_no == psn_no, Account.balc + amount >= 0)
-        .values(balc=Account.balc + amount, version=Account.version + 1)
-        .returning(Account.balc)
-    ).scalar()
-    if new is None:
-        balc = session.execute(select(Account.balc).where(Account.psn_no == psn_no)).scalar_one()
-        raise InsufficientBalance(
-            f"personal account {psn_no} has {balc} fen, cannot pay {-amount} fen",
-            f"个人账户余额不足: {psn_no} 余额 {balc} 分, 需支付 {-amount} 分",
-            field="acct_pay",
-        )
-    session.add(AccountLedger(psn_no=psn_no, time=time, amount=amount, kind=kind, setl_id=setl_id))
-    session.flush()
-    return int(new)
 
 
 # --- bulk load / read ------------------------------------------------------
@@ -901,7 +448,7 @@ def _to_contract(name: str, data: pa.Table | pa.RecordBatch) -> pa.Table:
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise ValueError(f"{name}: missing contract columns {missing}")
-    sql_cols = CONTRACT_MODELS[name].__table__.columns
+    sql_cols = contract_models()[name].__table__.columns
     extra = [c for c in table.column_names if c not in schema.names]
     unknown = [c for c in extra if c not in sql_cols]
     if unknown:
@@ -986,7 +533,7 @@ def load_tables(
                 elif conn.dialect.name == "sqlite":
                     _load_sqlite(conn, name, table)
                 else:
-                    model = CONTRACT_MODELS[name]
+                    model = contract_models()[name]
                     conn.execute(model.__table__.insert(), table.to_pylist())
     return counts
 
@@ -1062,7 +609,7 @@ def _read_sqlite(conn: Any, name: str, schema: pa.Schema, order: list[str]) -> p
 
 
 def _read_generic(conn: Any, name: str, schema: pa.Schema, order: list[str]) -> pa.Table:
-    table = CONTRACT_MODELS[name].__table__
+    table = contract_models()[name].__table__
     stmt = select(*(table.c[f.name] for f in schema)).order_by(*(table.c[c] for c in order))
     rows = conn.execute(stmt).all()
     cols = list(zip(*rows)) if rows else [[] for _ in schema]
@@ -1076,7 +623,7 @@ def read_table(url_or_engine: str | URL | Engine | None, name: str) -> pa.Table:
     the schema carries the contract metadata (:func:`contract.with_metadata`).
     """
     schema = _contract_schema(name)
-    order = [c.name for c in CONTRACT_MODELS[name].__table__.primary_key.columns]
+    order = [c.name for c in contract_models()[name].__table__.primary_key.columns]
     with _engine_for(url_or_engine) as engine, engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             t = _read_pg(conn, name, schema, order)
@@ -1085,3 +632,27 @@ def read_table(url_or_engine: str | URL | Engine | None, name: str) -> pa.Table:
         else:
             t = _read_generic(conn, name, schema, order)
     return t.cast(contract.with_metadata(schema, name))
+
+
+# --- names that moved to their subsystems (issue 16): resolved lazily for code not yet migrated --------
+
+_MOVED = {
+    **{n: "yibao.codes.registry" for n in ("Person", "FamilyLink", "Institution", "Practitioner", "MedList")},
+    **{n: "yibao.settlement.records" for n in ("Encounter", "FeeDetail", "Settlement", "SETTLEMENT_EXTRA_COLUMNS",
+                                              "Accumulator", "Account", "ACCOUNT_KINDS", "AccountLedger")},
+    **{n: "yibao.settlement.ledger" for n in ("AccumulatorError", "AccountError", "InsufficientBalance", "AccKey",
+                                             "lock_accumulators", "read_accumulators", "apply_accumulator_deltas",
+                                             "encode_accum_delta", "decode_accum_delta", "reverse_accum_delta",
+                                             "lock_account", "post_account")},
+    "MessageLog": "yibao.api.models",
+    "GroundTruth": "yibao.synth.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _MOVED.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'yibao.core.db' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(mod), name)

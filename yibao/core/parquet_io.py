@@ -62,7 +62,7 @@ def _batches(path: Path, columns: list[str] | None, batch_rows: int) -> Iterator
 
 def _sql_columns(name: str) -> list[str]:
     """Columns a contract table's SQL model can take from Parquet (contract + plain operational columns)."""
-    table = db.CONTRACT_MODELS[name].__table__
+    table = db.model_of(name).__table__
     return [c.name for c in table.columns if not isinstance(c.type, JSON)]
 
 
@@ -126,7 +126,7 @@ def load_parquet_dir(
         acc_path = table_path(data_dir, "accumulator")
         if acc_path is not None:
             n = 0
-            stmt = insert(db.Accumulator)
+            stmt = insert(db.model_of("accumulator"))
             for batch in _batches(acc_path, ACCUMULATOR_SCHEMA.names, batch_rows):
                 rows = _accumulator_rows(batch, acc_path)
                 with engine.begin() as conn:

@@ -20,6 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from yibao.core import db
+from yibao.settlement import records
+from yibao.codes import registry
 from yibao.core.errors import YibaoError
 from yibao.ecode import risk, tokens
 from yibao.ecode.identity import IdentityVerifier, Subject, load_verifier
@@ -27,7 +29,7 @@ from yibao.ecode.models import EcodeBinding, EcodeBlock, EcodeKey, EcodeRiskEven
 from yibao.ecode.params import EcodeParams, default_params
 
 RISK_ENGINE = "risk-engine"
-_B, _K, _U, _I = EcodeBinding.__table__, EcodeBlock.__table__, EcodeUse.__table__, db.Institution.__table__
+_B, _K, _U, _I = EcodeBinding.__table__, EcodeBlock.__table__, EcodeUse.__table__, registry.Institution.__table__
 
 
 class EcodeRefused(YibaoError):
@@ -84,7 +86,7 @@ class EcodeService:
         self._q_code_uses = (select(_U.c.used_at, _U.c.fixmedins_code)
                              .where(_U.c.psn_no == bindparam("psn"), _U.c.used_at >= bindparam("since"),
                                     _U.c.code_id == bindparam("cid"), _U.c.accepted.is_(True)))
-        _S = db.Settlement.__table__
+        _S = records.Settlement.__table__
         self._q_settled = (select(_S.c.setl_id).where(_S.c.psn_no == bindparam("psn"), _S.c.fixmedins_code == bindparam("code"),
                                                       _S.c.setl_time >= bindparam("since")).limit(1))
 
@@ -131,8 +133,8 @@ class EcodeService:
     # --- reads ----------------------------------------------------------------------
 
     @staticmethod
-    def _person(s: Session, psn_no: str) -> db.Person:
-        p = s.get(db.Person, psn_no)
+    def _person(s: Session, psn_no: str) -> registry.Person:
+        p = s.get(registry.Person, psn_no)
         if p is None:
             raise EcodeRefused(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", field="psn_no")
         return p
@@ -159,7 +161,7 @@ class EcodeService:
 
     # --- binding (激活) ---------------------------------------------------------------
 
-    def _check_identity(self, p: db.Person, evidence: dict[str, Any]) -> str:
+    def _check_identity(self, p: registry.Person, evidence: dict[str, Any]) -> str:
         res = self.identity.verify(Subject(p.psn_no, p.certno or "", p.psn_name or ""), evidence)
         if not res.ok:
             raise EcodeRefused(f"identity verification refused: {res.reason_en}", f"身份核验未通过: {res.reason_zh}", field="evidence")
@@ -202,7 +204,7 @@ class EcodeService:
         with db.session_scope(self.engine, immediate=True) as s:
             h = self._holder(s, account_id)
             rel = self._person(s, relative_psn_no)
-            link = s.get(db.FamilyLink, (h.psn_no, relative_psn_no))
+            link = s.get(registry.FamilyLink, (h.psn_no, relative_psn_no))
             relation = link.relation if link is not None else None
             if relation not in self.params.binding.relations:
                 raise EcodeRefused(f"{relative_psn_no} is not a recorded spouse, parent or child of the holder",

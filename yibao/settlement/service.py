@@ -80,6 +80,9 @@ from sqlalchemy.orm import Session
 
 from yibao.benefits.policy import PolicyBook
 from yibao.core import db
+from yibao.settlement import ledger
+from yibao.settlement import records
+from yibao.codes import registry
 from yibao.core.contract import INSUTYPE_EMPLOYEE
 from yibao.core.errors import ClaimRejected
 from yibao.settlement.catalog import Catalog
@@ -197,13 +200,13 @@ def _rejected(en: str, zh: str, fld: str) -> ClaimRejected:
     return ClaimRejected(en, zh, field=fld)
 
 
-def _lock_person(s: Session, psn_no: str) -> db.Person:
+def _lock_person(s: Session, psn_no: str) -> registry.Person:
     """The person row, locked until the transaction ends (serialises a person's settlements on PostgreSQL)."""
     # FOR NO KEY UPDATE: excludes other settlers of this person, but not the KEY SHARE locks that
     # foreign keys take (creating this person's account from a relative's transaction must not wait)
     p = s.execute(
-        select(db.Person)
-        .where(db.Person.psn_no == psn_no)
+        select(registry.Person)
+        .where(registry.Person.psn_no == psn_no)
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
@@ -212,7 +215,7 @@ def _lock_person(s: Session, psn_no: str) -> db.Person:
     return p
 
 
-def _person_facts(p: db.Person) -> PersonFacts:
+def _person_facts(p: registry.Person) -> PersonFacts:
     if not p.insutype or p.brdy is None:
         raise _rejected(
             f"person {p.psn_no}: the record lacks insutype or birth date",
@@ -237,12 +240,12 @@ def _payer_facts(s: Session, patient: str, claimed: PayerFacts | None) -> PayerF
         return None
     if claimed.psn_no == patient:
         raise _rejected("the mutual-aid payer is the patient", "共济支付人不能是患者本人", "mulaid_payer_psn_no")
-    payer = s.get(db.Person, claimed.psn_no)
+    payer = s.get(registry.Person, claimed.psn_no)
     if payer is None:
         raise _rejected(
             f"unknown mutual-aid payer {claimed.psn_no!r}", f"共济支付人不存在: {claimed.psn_no}", "mulaid_payer_psn_no"
         )
-    L = db.FamilyLink
+    L = registry.FamilyLink
     direct = s.scalar(select(L.relation).where(L.psn_no == patient, L.relative_psn_no == claimed.psn_no))
     relation = direct or ""
     if not relation:
@@ -274,9 +277,9 @@ def _local_day(t: dt.datetime) -> dt.date:
     return t.astimezone(db.SHANGHAI).date()
 
 
-def _reply_from_row(row: db.Settlement, *, pre: bool = False, replayed: bool = False) -> SettleResult:
+def _reply_from_row(row: records.Settlement, *, pre: bool = False, replayed: bool = False) -> SettleResult:
     trace = row.rule_trace if isinstance(row.rule_trace, dict) else {}
-    deltas = db.decode_accum_delta(row.accum_delta).get((row.psn_no, int(row.policy_year)), {})
+    deltas = ledger.decode_accum_delta(row.accum_delta).get((row.psn_no, int(row.policy_year)), {})
     st = Settlement(
         **{k: int(getattr(row, k)) for k in Settlement.AMOUNTS},
         pool_prop_selfpay_bp=int(row.pool_prop_selfpay_bp or 0),
@@ -302,8 +305,8 @@ def _dry_run_safe(res: Settlement, accum: dict, balance: int | None, payer_no: s
     """Would the accumulator and account writes of this settlement certainly succeed?
 
     True when every accumulator delta is an integer and leaves its (locked) value at or above zero
-    (what :func:`db.apply_accumulator_deltas` checks) and the account that pays is the one locked,
-    with at least ``paid`` fen on it (what :func:`db.post_account` checks).
+    (what :func:`ledger.apply_accumulator_deltas` checks) and the account that pays is the one locked,
+    with at least ``paid`` fen on it (what :func:`ledger.post_account` checks).
     """
     for key, delta in res.accum_delta.items():
         k = (key, "") if isinstance(key, str) else (str(key[0]), str(key[1]))
@@ -355,7 +358,7 @@ class SettlementService:
         use_account: bool = True,
         guard: Callable[[Session], None] | None = None,
         hook: Callable[[Session, SettleResult], None] | None = None,
-        prepare: Callable[[Session, db.Person], Claim] | None = None,
+        prepare: Callable[[Session, registry.Person], Claim] | None = None,
         digest: str | None = None,
         psn_no: str | None = None,
     ) -> SettleResult:
@@ -403,7 +406,7 @@ class SettlementService:
         use_account: bool = True,
         guard: Callable[[Session], None] | None = None,
         hook: Callable[[Session, SettleResult], None] | None = None,
-        prepare: Callable[[Session, db.Person], Claim] | None = None,
+        prepare: Callable[[Session, registry.Person], Claim] | None = None,
         psn_no: str | None = None,
     ) -> SettleResult:
         with db.session_scope(self.engine, immediate=True) as s:
@@ -414,7 +417,7 @@ class SettlementService:
             # idempotency: a stored settlement with this msgid answers
             # one read for both uses of the msgid (a settlement's, or a cancellation's)
             used = s.scalars(
-                select(db.Settlement).where(or_(db.Settlement.msgid == msgid, db.Settlement.cancel_msgid == msgid))
+                select(records.Settlement).where(or_(records.Settlement.msgid == msgid, records.Settlement.cancel_msgid == msgid))
             ).all()
             stored = next((r for r in used if r.msgid == msgid), None)
             if stored is not None:
@@ -439,7 +442,7 @@ class SettlementService:
 
             _check_shape(claim)
             facts = _person_facts(person)
-            inst = s.get(db.Institution, claim.fixmedins_code)
+            inst = s.get(registry.Institution, claim.fixmedins_code)
             if inst is None:
                 raise _rejected(
                     f"unknown institution {claim.fixmedins_code!r}", f"定点医药机构不存在: {claim.fixmedins_code}", "fixmedins_code"
@@ -451,9 +454,9 @@ class SettlementService:
             encounter_exists, new_lines = (True, []) if prepare is not None else self._check_encounter(s, c)
 
             # lock: accumulators of the person-year, then the paying account
-            A = db.Accumulator
+            A = records.Accumulator
             keys = s.execute(select(A.kind, A.period).where(A.psn_no == psn_no, A.policy_year == year)).all()
-            accum = db.lock_accumulators(s, psn_no, year, [(k.kind, k.period) for k in keys])
+            accum = ledger.lock_accumulators(s, psn_no, year, [(k.kind, k.period) for k in keys])
             payer_no = payer.psn_no if payer else (psn_no if facts.insutype == INSUTYPE_EMPLOYEE else "")
             if not use_account and payer is not None:
                 raise _rejected(
@@ -461,7 +464,7 @@ class SettlementService:
                     "共济支付须使用个人账户 (个人账户使用标志应为1)",
                     "acct_used_flag",
                 )
-            balance = db.lock_account(s, payer_no) if payer_no and use_account else None
+            balance = ledger.lock_account(s, payer_no) if payer_no and use_account else None
 
             day = _local_day(c.setl_time)
             benefit = self.book.policy(facts.insuplc_admdvs).snapshot(day)
@@ -475,7 +478,7 @@ class SettlementService:
             synthetic = bool(person.synthetic)
             if not encounter_exists:
                 s.add(
-                    db.Encounter(
+                    records.Encounter(
                         mdtrt_id=c.mdtrt_id, psn_no=psn_no, fixmedins_code=c.fixmedins_code, med_type=c.med_type,
                         begntime=c.begntime, endtime=c.setl_time, policy_year=year, dise_codg=c.dise_codg,
                         other_dise_codg=";".join(c.other_dise_codg), mdtrtarea_admvs=c.mdtrtarea_admvs,
@@ -486,7 +489,7 @@ class SettlementService:
                 s.flush()
             for ln in new_lines:
                 s.add(
-                    db.FeeDetail(
+                    records.FeeDetail(
                         mdtrt_id=c.mdtrt_id, feedetl_sn=ln.feedetl_sn, med_list_codg=ln.med_list_codg,
                         cnt_milli=ln.cnt_milli, pric=ln.pric, det_item_fee_sumamt=ln.det_item_fee_sumamt,
                         fee_ocur_time=None, rxno=ln.rxno, rx_circ_flag=bool(ln.rx_circ_flag), prd_days=ln.prd_days,
@@ -501,18 +504,18 @@ class SettlementService:
                 # >= 0, the locked account covers the payment) their results are known without making them
                 balc = balance - paid if res.acct_payer_psn_no else None
             else:
-                db.apply_accumulator_deltas(s, psn_no, year, res.accum_delta)
+                ledger.apply_accumulator_deltas(s, psn_no, year, res.accum_delta)
                 balc = None
                 if res.acct_payer_psn_no:
                     kind = "mulaid_pay" if payer else "pay"
-                    balc = db.post_account(s, res.acct_payer_psn_no, -paid, kind, setl_id, c.setl_time,
+                    balc = ledger.post_account(s, res.acct_payer_psn_no, -paid, kind, setl_id, c.setl_time,
                                            locked=balance is not None and res.acct_payer_psn_no == payer_no)
-            row = db.Settlement(
+            row = records.Settlement(
                 setl_id=setl_id, mdtrt_id=c.mdtrt_id, psn_no=psn_no, fixmedins_code=c.fixmedins_code,
                 setl_time=c.setl_time, policy_year=year, insutype=facts.insutype, med_type=c.med_type,
                 benefit_category=res.category, **res.amounts(), pool_prop_selfpay_bp=res.pool_prop_selfpay_bp,
                 balc=balc, refd_setl_flag=False, synthetic=synthetic, msgid=msgid, cancel_msgid=None,
-                accum_delta=db.encode_accum_delta(psn_no, year, res.accum_delta),
+                accum_delta=ledger.encode_accum_delta(psn_no, year, res.accum_delta),
                 acct_payer_psn_no=res.acct_payer_psn_no or None,
                 rule_trace={
                     "steps": list(res.trace),
@@ -539,7 +542,7 @@ class SettlementService:
 
     def _check_encounter(self, s: Session, c: Claim) -> tuple[bool, list]:
         """Is the encounter already stored, and which of the claim's lines are new (see the module doc)."""
-        enc = s.get(db.Encounter, c.mdtrt_id)
+        enc = s.get(records.Encounter, c.mdtrt_id)
         if enc is not None and (enc.psn_no != c.person.psn_no or (enc.fixmedins_code or c.fixmedins_code) != c.fixmedins_code):
             raise _rejected(
                 f"encounter {c.mdtrt_id} belongs to {enc.psn_no} at {enc.fixmedins_code}, "
@@ -549,7 +552,7 @@ class SettlementService:
             )
         if enc is None:
             return False, list(c.lines)
-        F = db.FeeDetail
+        F = records.FeeDetail
         stored = {f.feedetl_sn: f for f in s.scalars(select(F).where(F.mdtrt_id == c.mdtrt_id))}
         new = []
         for ln in c.lines:
@@ -564,7 +567,7 @@ class SettlementService:
                     f"明细 {ln.feedetl_sn} 与已上传的费用明细不一致",
                     "feedetl_sn",
                 )
-        S = db.Settlement
+        S = records.Settlement
         live = s.execute(
             select(S.setl_id, S.rule_trace).where(S.mdtrt_id == c.mdtrt_id, S.refd_setl_flag.is_(False))
         ).all()
@@ -588,7 +591,7 @@ class SettlementService:
         *,
         msgid: str,
         at: dt.datetime | None = None,
-        guard: Callable[[Session, db.Settlement], None] | None = None,
+        guard: Callable[[Session, records.Settlement], None] | None = None,
         hook: Callable[[Session, CancelResult], None] | None = None,
     ) -> CancelResult:
         """Cancel (撤销) a settlement: reverse its accumulator deltas and refund its account payment.
@@ -610,10 +613,10 @@ class SettlementService:
         setl_id: str,
         msgid: str,
         when: dt.datetime,
-        guard: Callable[[Session, db.Settlement], None] | None = None,
+        guard: Callable[[Session, records.Settlement], None] | None = None,
         hook: Callable[[Session, CancelResult], None] | None = None,
     ) -> CancelResult:
-        S = db.Settlement
+        S = records.Settlement
         with db.session_scope(self.engine, immediate=True) as s:
             row = s.get(S, setl_id)
             if row is None:
@@ -647,9 +650,9 @@ class SettlementService:
                     f"结算 {setl_id} 无累计变动记录 (批量结算), 不能联机撤销",
                     "setl_id",
                 )
-            db.reverse_accum_delta(s, row.accum_delta)
-            A = db.Accumulator
-            for (psn, year), deltas in db.decode_accum_delta(row.accum_delta).items():
+            ledger.reverse_accum_delta(s, row.accum_delta)
+            A = records.Accumulator
+            for (psn, year), deltas in ledger.decode_accum_delta(row.accum_delta).items():
                 s.execute(
                     delete(A).where(
                         A.psn_no == psn, A.policy_year == year, A.value == 0,
@@ -658,8 +661,8 @@ class SettlementService:
                 )
             refund = int(row.acct_pay) + int(row.acct_mulaid_pay)
             if refund and row.acct_payer_psn_no:
-                db.lock_account(s, row.acct_payer_psn_no)
-                db.post_account(s, row.acct_payer_psn_no, refund, "reversal", setl_id, when)
+                ledger.lock_account(s, row.acct_payer_psn_no)
+                ledger.post_account(s, row.acct_payer_psn_no, refund, "reversal", setl_id, when)
             row.refd_setl_flag = True
             row.cancel_msgid = msgid
             s.flush()
@@ -669,14 +672,14 @@ class SettlementService:
             return reply
 
     @staticmethod
-    def _cancel_reply(s: Session, row: db.Settlement, *, replayed: bool) -> CancelResult:
+    def _cancel_reply(s: Session, row: records.Settlement, *, replayed: bool) -> CancelResult:
         refund = int(row.acct_pay) + int(row.acct_mulaid_pay)
         payer = row.acct_payer_psn_no or ""
         balc = None
         if refund and payer:
-            L = db.AccountLedger
+            L = records.AccountLedger
             rid = s.scalar(select(func.max(L.id)).where(L.setl_id == row.setl_id, L.kind == "reversal", L.psn_no == payer))
-            # balc == Σ ledger (db.Account); a person's movements are made under the account lock, in id order
+            # balc == Σ ledger (records.Account); a person's movements are made under the account lock, in id order
             balc = int(s.scalar(select(func.sum(L.amount)).where(L.psn_no == payer, L.id <= rid)) or 0)
         return CancelResult(
             setl_id=row.setl_id,
@@ -701,7 +704,7 @@ class SettlementService:
         first = month.replace(day=1)
         marker = f"credit:{first:%Y-%m}"
         when = dt.datetime(first.year, first.month, 1, tzinfo=db.SHANGHAI)
-        P, L = db.Person, db.AccountLedger
+        P, L = registry.Person, records.AccountLedger
         posted = amount = already = 0
         with db.session_scope(self.engine, immediate=True) as s:
             rows = s.execute(
@@ -714,14 +717,14 @@ class SettlementService:
                 amt = monthly_account_credit(snap, INSUTYPE_EMPLOYEE, r.psn_type or "", int(r.contribution_base or 0))
                 if amt <= 0:
                     continue
-                db.lock_account(s, r.psn_no)  # sorted order; then the marker check sees committed credits
+                ledger.lock_account(s, r.psn_no)  # sorted order; then the marker check sees committed credits
                 done = s.scalar(
                     select(L.id).where(and_(L.psn_no == r.psn_no, L.kind == "credit", L.setl_id == marker)).limit(1)
                 )
                 if done is not None:
                     already += 1
                     continue
-                db.post_account(s, r.psn_no, amt, "credit", marker, when)
+                ledger.post_account(s, r.psn_no, amt, "credit", marker, when)
                 posted += 1
                 amount += amt
         return CreditResult(month=first, accounts=posted, amount=amount, already=already)

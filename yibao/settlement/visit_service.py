@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from yibao.core import db
+from yibao.settlement import records
+from yibao.codes import registry
 from yibao.core.errors import ClaimRejected
 from yibao.core.money import fen_to_yuan
 from yibao.settlement.rules import Claim, PayerFacts, PersonFacts
@@ -72,8 +73,8 @@ class VisitSnapshot:
     """The rows a settling message read, once, inside its transaction (handed to ``in_care`` and ``reply``)."""
 
     visit: VisitState
-    encounter: db.Encounter
-    person: db.Person
+    encounter: records.Encounter
+    person: registry.Person
     pending: list[PendingLine]
     med_type: str
     claim: Claim
@@ -92,7 +93,7 @@ class VisitSettlementService:
         msgid: str,
         digest: str,
         pre: bool,
-        identify: Callable[[db.Person], None] | None = None,
+        identify: Callable[[registry.Person], None] | None = None,
         in_care: Callable[[Session, VisitSnapshot], None] | None = None,
         reply: Callable[[Session, SettleResult, VisitSnapshot | None], None] | None = None,
     ) -> tuple[SettleResult, VisitSnapshot | None]:
@@ -107,7 +108,7 @@ class VisitSettlementService:
         """
         snap: list[VisitSnapshot] = []
 
-        def prepare(s: Session, person: db.Person) -> Claim:
+        def prepare(s: Session, person: registry.Person) -> Claim:
             snap.clear()
             snapshot = self._prepare(s, person, req, identify)
             if in_care is not None:
@@ -133,8 +134,8 @@ class VisitSettlementService:
         return r, (snap[0] if snap and not r.replayed else None)
 
     @staticmethod
-    def _prepare(s: Session, person: db.Person, req: VisitSettleRequest,
-                 identify: Callable[[db.Person], None] | None) -> VisitSnapshot:
+    def _prepare(s: Session, person: registry.Person, req: VisitSettleRequest,
+                 identify: Callable[[registry.Person], None] | None) -> VisitSnapshot:
         v, enc = load_visit(s, req.mdtrt_id, psn_no=req.psn_no, fixmedins_code=req.fixmedins_code, kind=req.kind,
                             lock=False)
         if req.require_discharged and v.status != DISCHARGED:

@@ -39,6 +39,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.benefits.policy import PolicyBook
 from yibao.core import db
+from yibao.settlement import records
+from yibao.codes import registry
 from yibao.core.db import Base, TZDateTime
 from yibao.core.errors import ClaimRejected
 from yibao.settlement.catalog import Catalog
@@ -111,7 +113,7 @@ class UploadLine:
         return self.his_sn or str(self.line.feedetl_sn)
 
 
-def _as_sent(u: FeeUpload | None, f: db.FeeDetail) -> tuple[int, int]:
+def _as_sent(u: FeeUpload | None, f: records.FeeDetail) -> tuple[int, int]:
     """(cnt × 10⁴, pric in millionths) of a stored line."""
     if u is not None and u.cnt_e4 is not None and u.pric_e6 is not None:
         return int(u.cnt_e4), int(u.pric_e6)
@@ -136,7 +138,7 @@ def new_mdtrt_id(now: dt.datetime) -> str:
     return f"{now.astimezone(db.SHANGHAI):%Y%m%d}{uuid.uuid4().hex[:18].upper()}"
 
 
-def _check_med_type(book: PolicyBook, person: db.Person, med_type: str, day: dt.date) -> None:
+def _check_med_type(book: PolicyBook, person: registry.Person, med_type: str, day: dt.date) -> None:
     known = book.policy(person.insuplc_admdvs or "").snapshot(day).med_types
     if med_type not in known:
         raise _rej(
@@ -175,7 +177,7 @@ def admit_or_register(
     valid_diagnosis: Callable[[str], bool] | None = None,
 ) -> VisitState:
     """Open an encounter: outpatient registration (2201) or admission (2401)."""
-    person = s.get(db.Person, psn_no)
+    person = s.get(registry.Person, psn_no)
     if person is None:
         raise _rej(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", "psn_no")
     if (person.insutype or "") != insutype:
@@ -184,7 +186,7 @@ def admit_or_register(
             f"险种类型 {insutype} 与参保人险种 {person.insutype} 不符",
             "insutype",
         )
-    inst = s.get(db.Institution, fixmedins_code)
+    inst = s.get(registry.Institution, fixmedins_code)
     if inst is None:
         raise _rej(f"unknown institution {fixmedins_code!r}", f"定点医药机构不存在: {fixmedins_code}", "fixmedins_code")
     if begntime.tzinfo is None:
@@ -208,7 +210,7 @@ def admit_or_register(
             )
     mdtrt_id = new_mdtrt_id(now)
     s.add(
-        db.Encounter(
+        records.Encounter(
             mdtrt_id=mdtrt_id, psn_no=psn_no, fixmedins_code=fixmedins_code, med_type=med_type,
             begntime=begntime, endtime=None, policy_year=begntime.astimezone(db.SHANGHAI).year,
             dise_codg=dise_codg, other_dise_codg=";".join(other_dise_codg), dept_code=dept_code, dr_code=dr_code,
@@ -228,7 +230,7 @@ def admit_or_register(
 def load_visit(
     s: Session, mdtrt_id: str, *, psn_no: str, fixmedins_code: str, kind: str, lock: bool = True,
     allow_cancelled: bool = False,
-) -> tuple[VisitState, db.Encounter]:
+) -> tuple[VisitState, records.Encounter]:
     """The visit and its encounter, checked against the caller (person, institution, kind)."""
     q = select(VisitState).where(VisitState.mdtrt_id == mdtrt_id)
     if lock:
@@ -247,17 +249,17 @@ def load_visit(
         raise _rej(f"encounter {mdtrt_id} is {v.kind}, not {kind}", f"就诊 {mdtrt_id} 为{zh}就诊, 交易类型不符", "mdtrt_id")
     if v.status == CANCELLED and not allow_cancelled:
         raise _rej(f"encounter {mdtrt_id} has been cancelled", f"就诊 {mdtrt_id} 已撤销", "mdtrt_id")
-    enc = s.get(db.Encounter, mdtrt_id)
+    enc = s.get(records.Encounter, mdtrt_id)
     assert enc is not None
     return v, enc
 
 
 def record_diagnoses(
-    s: Session, v: VisitState, enc: db.Encounter, *, med_type: str, dise_codg: str, other_dise_codg: tuple[str, ...],
+    s: Session, v: VisitState, enc: records.Encounter, *, med_type: str, dise_codg: str, other_dise_codg: tuple[str, ...],
     book: PolicyBook, now: dt.datetime, valid_diagnosis: Callable[[str], bool] | None = None,
 ) -> None:
     """就诊信息上传 (2203): medical type and diagnoses of an outpatient visit."""
-    person = s.get(db.Person, v.psn_no)
+    person = s.get(registry.Person, v.psn_no)
     _check_med_type(book, person, med_type, enc.begntime.astimezone(db.SHANGHAI).date())
     _check_diagnoses((dise_codg, *other_dise_codg), "diag_code", valid_diagnosis)
     if _live_settlements(s, v.mdtrt_id):
@@ -273,7 +275,7 @@ def record_diagnoses(
 
 
 def _live_settlements(s: Session, mdtrt_id: str) -> list[tuple[str, object]]:
-    S = db.Settlement
+    S = records.Settlement
     return list(s.execute(select(S.setl_id, S.rule_trace).where(S.mdtrt_id == mdtrt_id, S.refd_setl_flag.is_(False))).all())
 
 
@@ -292,7 +294,7 @@ def upload_fees(
         raise _rej(f"{len(lines)} fee lines in one message; at most {max_lines}", f"单次上传明细 {len(lines)} 条, 超过上限 {max_lines}", "feedetail")
     if v.status == DISCHARGED and v.kind == INPATIENT:
         pass  # fees may still arrive after discharge, before settlement
-    stored = {f.feedetl_sn: f for f in s.scalars(select(db.FeeDetail).where(db.FeeDetail.mdtrt_id == v.mdtrt_id))}
+    stored = {f.feedetl_sn: f for f in s.scalars(select(records.FeeDetail).where(records.FeeDetail.mdtrt_id == v.mdtrt_id))}
     uploads = _uploads(s, v.mdtrt_id)
     by_his = {(uploads[k].his_feedetl_sn if k in uploads and uploads[k].his_feedetl_sn else str(k)): k for k in stored}
     taken = set(stored)
@@ -346,7 +348,7 @@ def upload_fees(
         taken.add(internal)
         by_his[sn] = internal
         s.add(
-            db.FeeDetail(
+            records.FeeDetail(
                 mdtrt_id=v.mdtrt_id, feedetl_sn=internal, med_list_codg=ln.med_list_codg, cnt_milli=ln.cnt_milli,
                 pric=ln.pric, det_item_fee_sumamt=ln.det_item_fee_sumamt, fee_ocur_time=u.fee_ocur_time,
                 rxno=ln.rxno, rx_circ_flag=bool(ln.rx_circ_flag), prd_days=ln.prd_days, bilg_dr_code=u.bilg_dr_code,
@@ -366,7 +368,7 @@ def upload_fees(
 
 
 def discharge(
-    s: Session, v: VisitState, enc: db.Encounter, *, endtime: dt.datetime, dise_codg: str,
+    s: Session, v: VisitState, enc: records.Encounter, *, endtime: dt.datetime, dise_codg: str,
     other_dise_codg: tuple[str, ...], dscg_way: str, dept_code: str, now: dt.datetime,
     valid_diagnosis: Callable[[str], bool] | None = None,
 ) -> None:
@@ -420,7 +422,7 @@ def withdraw_fees(
     live settlement covers is refused (cancel the settlement first); an unknown
     line number is refused.  The audit log keeps the withdrawn lines' messages.
     """
-    F = db.FeeDetail
+    F = records.FeeDetail
     q = select(F.feedetl_sn).where(F.mdtrt_id == v.mdtrt_id)
     if chrg_bchno:
         q = q.join(FeeUpload, (FeeUpload.mdtrt_id == F.mdtrt_id) & (FeeUpload.feedetl_sn == F.feedetl_sn)).where(
@@ -474,7 +476,7 @@ def pending_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[Pendi
 
     Two statements: the lines with their upload records, and the encounter's live settlements.
     """
-    F, U = db.FeeDetail, FeeUpload
+    F, U = records.FeeDetail, FeeUpload
     q = (select(F, U).outerjoin(U, (U.mdtrt_id == F.mdtrt_id) & (U.feedetl_sn == F.feedetl_sn))
          .where(F.mdtrt_id == mdtrt_id).order_by(F.feedetl_sn))
     if chrg_bchno:

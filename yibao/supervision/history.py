@@ -12,12 +12,12 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yibao.core import db
+from yibao.settlement import records
 from yibao.supervision.incare import History, PastAdmission
 
 
 def history_for(session: Session, psn_no: str, before: dt.datetime, *, window_days: int = 60) -> History:
-    E = db.Encounter
+    E = records.Encounter
     since = before - dt.timedelta(days=window_days)
     rows = session.execute(
         select(E.mdtrt_id, E.fixmedins_code, E.dise_codg, E.begntime, E.endtime).where(

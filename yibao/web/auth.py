@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from yibao.core import db
+from yibao.codes import registry
 from yibao.core.errors import YibaoError
 from yibao.web.models import ConsoleSession, ConsoleUser
 
@@ -272,9 +273,9 @@ class AuthService:
         if role == "public" and not psn_no:
             raise AuthError("a member of the public needs their psn_no", "参保群众用户须指定人员编号", field="psn_no")
         with db.session_scope(self.engine) as s:
-            if role == "institution" and s.get(db.Institution, fixmedins_code) is None:
+            if role == "institution" and s.get(registry.Institution, fixmedins_code) is None:
                 raise AuthError(f"unknown institution {fixmedins_code!r}", f"定点医药机构不存在: {fixmedins_code}", field="fixmedins_code")
-            if role == "public" and s.get(db.Person, psn_no) is None:
+            if role == "public" and s.get(registry.Person, psn_no) is None:
                 raise AuthError(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", field="psn_no")
             u = s.get(ConsoleUser, username)
             if u is None:

@@ -24,6 +24,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from yibao.core import db
+from yibao.settlement import records
+from yibao.codes import registry
 from yibao.core.errors import YibaoError
 from yibao.ecode.models import EcodeBinding, EcodeBlock, EcodeRiskEvent, EcodeUse
 from yibao.ecode.service import EcodeRefused, EcodeService
@@ -318,7 +320,7 @@ class Console:
             """An encounter (就诊, from the supervision work queue) opens its latest settlement, within the caller's scope."""
             p = c.need(request, "settlement")
             scope, own = settle_scope(p)
-            S = db.Settlement
+            S = records.Settlement
             q = select(S.setl_id).where(S.mdtrt_id == mdtrt_id)
             if scope is not None:
                 q = q.where(S.fixmedins_code == scope)
@@ -351,7 +353,7 @@ class Console:
 
         def _settle_rows(p: Principal, psn_query: str = ""):
             scope, own = settle_scope(p)
-            S = db.Settlement
+            S = records.Settlement
             q = select(S.setl_id, S.mdtrt_id, S.psn_no, S.fixmedins_code, S.setl_time, S.insutype, S.med_type,
                        S.benefit_category, S.medfee_sumamt, *[getattr(S, k) for k in figures.SHARE_FIELDS], S.fund_pay_sumamt,
                        S.refd_setl_flag)
@@ -515,9 +517,9 @@ class Console:
             acct = f"console:{p.username}"
             bindings = [b for b in c.ecode.bindings(acct) if b.status == "active"]
             with db.session_scope(c.engine) as s:
-                rel = list(s.execute(select(db.FamilyLink.relative_psn_no, db.FamilyLink.relation, db.Person.psn_name)
-                                     .join(db.Person, db.Person.psn_no == db.FamilyLink.relative_psn_no)
-                                     .where(db.FamilyLink.psn_no == (p.psn_no or ""))))
+                rel = list(s.execute(select(registry.FamilyLink.relative_psn_no, registry.FamilyLink.relation, registry.Person.psn_name)
+                                     .join(registry.Person, registry.Person.psn_no == registry.FamilyLink.relative_psn_no)
+                                     .where(registry.FamilyLink.psn_no == (p.psn_no or ""))))
             blocked = c.ecode.is_blocked(p.psn_no or "")
             qr = ""
             if code:

@@ -17,10 +17,12 @@ from sqlalchemy import String, and_, case, cast, func, select
 from sqlalchemy.engine import Engine
 
 from yibao.core import db
+from yibao.settlement import records
+from yibao.codes import registry
 from yibao.settlement.fundyear import FUND_FIELDS
 
-S = db.Settlement
-I = db.Institution
+S = records.Settlement
+I = registry.Institution
 
 SHARE_FIELDS = tuple(FUND_FIELDS)  # hifp_pay … psn_cash_pay
 SUM_FIELDS = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
@@ -114,7 +116,7 @@ def fund_figures(engine: Engine, *, year: int | None = None, scope: str | None =
 
 
 def find_settlements(engine: Engine, *, scope: str | None, psn_no: str | None, setl_id: str = "", psn_query: str = "",
-                     limit: int = 50, offset: int = 0) -> tuple[list[db.Settlement], int]:
+                     limit: int = 50, offset: int = 0) -> tuple[list[records.Settlement], int]:
     """Settlements visible to the caller (``scope``: one institution; ``psn_no``: one person), newest first."""
     conds = []
     if scope is not None:
@@ -166,9 +168,9 @@ def settlement_detail(engine: Engine, setl_id: str) -> dict[str, Any] | None:
         row = s.get(S, setl_id)
         if row is None:
             return None
-        p = s.get(db.Person, row.psn_no)
+        p = s.get(registry.Person, row.psn_no)
         inst = s.get(I, row.fixmedins_code) if row.fixmedins_code else None
-        enc = s.get(db.Encounter, row.mdtrt_id)
+        enc = s.get(records.Encounter, row.mdtrt_id)
         s.expunge_all()
     region = (p.insuplc_admdvs if p is not None and p.insuplc_admdvs else "990100")
     on = row.setl_time.astimezone(db.SHANGHAI).date()
