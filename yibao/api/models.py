@@ -6,7 +6,7 @@
   (the idempotency store: a repeated ``msgid`` is answered from here).
 
 The append-only audit log of every message and reply is
-:class:`yibao.core.db.MessageLog` (``message_log``; UPDATE and DELETE are
+:class:`MessageLog` (``message_log``; UPDATE and DELETE are
 refused by triggers from migration 0002).
 """
 
