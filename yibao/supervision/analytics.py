@@ -44,14 +44,14 @@ WITH enc AS (
   GROUP BY 1
 ), c AS (
   SELECT enc.*, line.fen, coalesce(line.exam_fen, 0) AS exam_fen, coalesce(line.restricted_fen, 0) AS restricted_fen, line.stay_only,
-         avg(line.fen) OVER (PARTITION BY enc.med_type, enc.dx3) AS expected_fen
+         round(avg(line.fen) OVER (PARTITION BY enc.med_type, enc.dx3) * 1000)::BIGINT AS expected_mfen  -- 0.001 fen, exact sums below
   FROM enc JOIN line USING (mdtrt_id)
 ), subj AS (
   SELECT {key} AS subject, any_value(hosp_lv) AS hosp_lv, med_type, count(*) AS cases,
          avg(fen) AS cost_per_case, avg(los) AS los,
          sum(exam_fen) / sum(fen) AS exam_share, sum(restricted_fen) / sum(fen) AS restricted_share,
          avg(CASE WHEN stay_only AND med_type = '21' THEN 1 ELSE 0 END) AS stay_only_share,
-         sum(fen) / sum(expected_fen) AS cmi_ratio
+         sum(fen) * 1000 / sum(expected_mfen) AS cmi_ratio
   FROM c WHERE {key} <> ''
   GROUP BY {key}, med_type
   HAVING count(*) >= $min_cases
@@ -82,7 +82,8 @@ def peer_comparison(con: duckdb.DuckDBPyConnection, level: str = "institution", 
     df["max_z"] = df[zc].max(axis=1)
     df["outlier_on"] = df[zc].apply(lambda r: ",".join(c[2:] for c, v in r.items() if v > p.z_threshold), axis=1)
     df["level"] = level
-    return df.sort_values("max_z", ascending=False, ignore_index=True)
+    # ties (many subjects share a z) in subject order, so the ranking does not depend on DuckDB's row order
+    return df.sort_values(["max_z", "subject", "med_type"], ascending=[False, True, True], ignore_index=True, kind="stable")
 
 
 def find_rings(con: duckdb.DuckDBPyConnection, book: RuleBook | None = None) -> pd.DataFrame:
