@@ -481,3 +481,40 @@ def test_api_is_mounted_behind_the_bureau_login(db_engine):
     assert console_login(bureau, "bureau", "pool-pass-1").status_code == 303
     assert anon.get("/api/v1/pooling/arrangements").status_code == 401
     assert bureau.get("/api/v1/pooling/arrangements").status_code == 200
+
+
+def test_what_if_scales_spending_half_up_and_is_labelled(region, tmp_path):
+    from decimal import Decimal
+
+    from yibao.pooling.mechanics import scale_spending
+
+    assert [f.spending for f in scale_spending([CountyFigures("990101", "employee", 0, 5), CountyFigures("990102", "employee", 0, 3)], Decimal("1.5"))] == [8, 5]
+    with pytest.raises(PoolingError, match="positive"):
+        scale_spending(TWO, Decimal("0"))
+    out = tmp_path / "w.json"
+    r = _cli("pooling", "simulate", "--data", str(region), "--arrangement", "county", "--spending-factor", "2", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "WHAT-IF" in r.output
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["spending_factor"] == "2"
+    assert {(c["county"], c["scheme"]): c["spending"] for c in doc["counties"]}[("990101", "employee")] == 600_000
+    for bad in ("0", "-1", "11", "1.23456", "lots"):
+        r = _cli("pooling", "simulate", "--data", str(region), "--arrangement", "county", "--spending-factor", bad)
+        assert r.exit_code == 2 and "--spending-factor" in r.output, (bad, r.output)
+
+
+def test_cli_compare_shows_every_arrangement_lowest_first(region):
+    r = _cli("pooling", "compare", "--data", str(region))
+    assert r.exit_code == 0, r.output
+    text = r.output
+    order = [text.index(n) for n in ("county", "city-adjustment-fund", "city-unified", "province-adjustment-fund", "province-unified")]
+    assert order == sorted(order)
+    # employees alone: 990101 +660,000 fen, 990102 −1,308,000 fen; under a city pool 990101 pays ¥13,080.00 for 990102
+    rows: dict[str, list[str]] = {}
+    for line in text.splitlines():  # the employee table comes first
+        if line.strip().startswith(("990101", "990102")):
+            rows.setdefault(line.split()[0], line.split()[1:])
+    assert rows["990101"][:5] == ["0.00", "-480.00", "-13,080.00", "-13,080.00", "-13,080.00"]
+    assert rows["990102"][:5] == ["0.00", "0.00", "13,080.00", "13,080.00", "13,080.00"]
+    r = _cli("pooling", "compare", "--data", str(region), "--arrangement", "county", "--arrangement", "nope")
+    assert r.exit_code == 2 and "unknown pooling arrangement 'nope'" in r.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +25,26 @@ def income_note(rates) -> str:
             f"residents ¥{rates.resident_per_capita / 100:,.2f} per person (individual + fiscal subsidy)")
 
 
-def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Optional[str] = None, policy_dirs=None):
+def parse_factor(text: Optional[str]) -> Optional[Decimal]:
+    """``--spending-factor``: a decimal above 0 and at most 10, at most 4 places (None: no what-if)."""
+    if text is None:
+        return None
+    try:
+        f = Decimal(text.strip())
+    except (InvalidOperation, ValueError):
+        f = None
+    if f is None or not f.is_finite() or not (0 < f <= 10) or f != f.quantize(Decimal("0.0001")):
+        raise PoolingError(f"--spending-factor {text!r}: give a decimal above 0 and at most 10 with at most 4 places, e.g. 1.25",
+                           f"--spending-factor {text!r}: 须为 0 到 10 之间的小数 (至多 4 位), 如 1.25", field="spending_factor")
+    return f
+
+
+def scenario_note(factor: Optional[Decimal]) -> str:
+    return "" if factor is None else f"WHAT-IF 假设情景: every county's settled spending × {factor} (half up to the fen); income as derived"
+
+
+def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Optional[str] = None, policy_dirs=None,
+        spending_factor: Optional[Decimal] = None):
     """Load, read and simulate; returns ``(simulation, hierarchy, year_figures)``.
 
     Every refusal is a :class:`~yibao.core.errors.YibaoError` (arrangement, policy, data), raised before anything is written.
@@ -32,7 +52,7 @@ def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Opt
     from yibao.benefits.policy import PolicyBook
     from yibao.pooling.arrangement import load_arrangement
     from yibao.pooling.figures import IncomeRates, hierarchy, read_figures
-    from yibao.pooling.mechanics import simulate
+    from yibao.pooling.mechanics import scale_spending, simulate
 
     arr = load_arrangement(arrangement)  # refused before any data is read
     h = hierarchy(arr)
@@ -40,7 +60,8 @@ def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Opt
     chosen = book.require(policy or arr.region)  # the region's own policy file: a region without one is refused
     # the contribution rates in force mid-year (as the fund-year summary), for the year read_figures settles on
     yf = read_figures(data, arr, lambda y: IncomeRates.from_snapshot(chosen.snapshot(dt.date(y, 7, 1))), year=year)
-    return simulate(yf.figures, arr, h.pool_of, h.fund_of), h, yf
+    figs = yf.figures if spending_factor is None else scale_spending(yf.figures, spending_factor)
+    return simulate(figs, arr, h.pool_of, h.fund_of), h, yf
 
 
 @app.command("simulate")
@@ -50,6 +71,7 @@ def simulate_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the results: report.html, .xlsx or .json."),
     year: Optional[int] = typer.Option(None, "--year", help="Policy year (default: the settlements' latest)."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region for the contribution rates (default: the arrangement's region)."),
+    spending_factor: Optional[str] = typer.Option(None, "--spending-factor", help="What-if: multiply every county's spending (e.g. 1.8), labelled WHAT-IF."),
     policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Simulate one pooling arrangement over a settled year: each county pool's result alone and under the arrangement."""
@@ -59,14 +81,15 @@ def simulate_cmd(
         raise PoolingError(f"--out {out}: give a file ending in {', '.join(OUT_SUFFIXES)}", f"--out {out}: 文件须以 {', '.join(OUT_SUFFIXES)} 结尾", field="out")
     if out is not None and not out.parent.is_dir():
         raise PoolingError(f"--out {out}: the directory {out.parent} does not exist", f"--out {out}: 目录 {out.parent} 不存在", field="out")
-    sim, h, yf = run(data, arrangement, year=year, policy=policy, policy_dirs=policy_dir)
+    factor = parse_factor(spending_factor)
+    sim, h, yf = run(data, arrangement, year=year, policy=policy, policy_dirs=policy_dir, spending_factor=factor)
     note = income_note(yf.rates)
-    report.print_simulation(console, sim, names=h.names, year=yf.year, synthetic=yf.synthetic, income_note=note)
+    kw = dict(names=h.names, year=yf.year, synthetic=yf.synthetic, income_note=note, scenario=scenario_note(factor))
+    report.print_simulation(console, sim, **kw)
     if yf.placed_by_hash:
         console.print(f"{yf.placed_by_hash:,} person(s) insured at the region's own code {sim.arrangement.region} were placed in county pools "
                       f"by the arrangement's rule ({sim.arrangement.counties.assignment.method}) — the data has no county of insurance")
     if out is not None:
-        kw = dict(names=h.names, year=yf.year, synthetic=yf.synthetic, income_note=note)
         suffix = out.suffix.lower()
         if suffix == ".html":
             report.write_html(out, sim, **kw)
@@ -75,7 +98,8 @@ def simulate_cmd(
         else:
             import json
 
-            doc = {"arrangement": sim.arrangement.name, "year": yf.year, "synthetic": yf.synthetic, "money": "fen", "income": note, **report.rows(sim, h.names)}
+            doc = {"arrangement": sim.arrangement.name, "year": yf.year, "synthetic": yf.synthetic, "money": "fen", "income": note,
+                   "spending_factor": None if factor is None else str(factor), **report.rows(sim, h.names)}
             out.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
         console.print(f"wrote {out}")
 
@@ -88,3 +112,28 @@ def list_cmd() -> None:
     for name in known_arrangements():
         a = load_arrangement(name)
         console.print(f"{name:28} {a.label_zh} · {a.label_en}")
+
+
+@app.command("compare")
+def compare_cmd(
+    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="A settled data directory."),
+    arrangement: Optional[list[str]] = typer.Option(None, "--arrangement", help="Arrangements to compare (repeatable; default: every shipped one)."),
+    year: Optional[int] = typer.Option(None, "--year", help="Policy year (default: the settlements' latest)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region for the contribution rates."),
+    spending_factor: Optional[str] = typer.Option(None, "--spending-factor", help="What-if: multiply every county's spending, labelled WHAT-IF."),
+    policy_dir: Optional[list[Path]] = policy_dir_option(),
+) -> None:
+    """Who gains and who loses under each arrangement: every county pool's net transfer, per scheme, side by side."""
+    from yibao.pooling import report
+    from yibao.pooling.arrangement import LEVELS, known_arrangements, load_arrangement
+
+    factor = parse_factor(spending_factor)
+    names = list(arrangement or known_arrangements())
+    loaded = {n: load_arrangement(n) for n in names}  # every one refused before any data is read
+    if not arrangement:  # lowest pooling first: county, county + city fund, city, city + province fund, province
+        names.sort(key=lambda n: (LEVELS.index(loaded[n].pool_level), loaded[n].adjustment_fund is not None))
+    sims, yf, h = [], None, None
+    for n in names:
+        sim, h, yf = run(data, n, year=year, policy=policy, policy_dirs=policy_dir, spending_factor=factor)
+        sims.append(sim)
+    report.print_comparison(console, sims, year=yf.year, synthetic=yf.synthetic, income_note=income_note(yf.rates), scenario=scenario_note(factor))

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_UP, Decimal
 
 from yibao.core.money import NO_CAP, apply_rate
 from yibao.pooling.arrangement import SCHEMES, Arrangement, PoolingError
@@ -270,3 +271,10 @@ def check_conservation(sim: Simulation) -> None:
             raise AssertionError(f"pooling simulation does not conserve money for {scheme}: transfers sum to {transfers}")
         if sum(p.payment for p in s.pools) != sum(f.income for f in s.funds) or sum(p.draw for p in s.pools) != sum(f.drawn for f in s.funds):
             raise AssertionError(f"adjustment fund books do not match the pools for {scheme}")
+
+
+def scale_spending(figures: Iterable[CountyFigures], factor: Decimal) -> list[CountyFigures]:
+    """A what-if (假设情景): every county's spending × ``factor``, rounded half up to the fen; income unchanged."""
+    if not isinstance(factor, Decimal) or not factor.is_finite() or factor <= 0:
+        raise PoolingError(f"the spending factor must be a positive decimal, not {factor!r}", "支出倍数须为正数", field="spending_factor")
+    return [replace(f, spending=int((Decimal(f.spending) * factor).quantize(Decimal(1), rounding=ROUND_HALF_UP))) for f in figures]

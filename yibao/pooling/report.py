@@ -81,13 +81,20 @@ def _table(title: str, columns: list[tuple[str, str]]) -> Table:
     return tab
 
 
-def print_simulation(console: Console, sim: Simulation, *, names: dict[str, str], year: int, synthetic: bool, income_note: str) -> None:
-    """The simulation as rich tables, one set per scheme."""
-    arr = sim.arrangement
+def _flags(console: Console, *, synthetic: bool, illustrative: bool, scenario: str) -> None:
     if synthetic:
         console.print("[black on yellow] SYNTHETIC DATA 合成数据 [/] figures describe a simulation, not a real region")
-    if arr.illustrative:
+    if illustrative:
         console.print("[black on cyan] ILLUSTRATIVE 示意参数 [/] the arrangement's figures are not any real region's (see its sources)")
+    if scenario:
+        console.print(f"[black on magenta] {scenario} [/]")
+
+
+def print_simulation(console: Console, sim: Simulation, *, names: dict[str, str], year: int, synthetic: bool, income_note: str,
+                     scenario: str = "") -> None:
+    """The simulation as rich tables, one set per scheme."""
+    arr = sim.arrangement
+    _flags(console, synthetic=synthetic, illustrative=arr.illustrative, scenario=scenario)
     console.print(f"[bold]Pooling simulation {year}[/] · {arr.label_zh} · {arr.label_en} ({arr.name})")
     console.print(f"income: {income_note}")
     data = rows(sim, names)
@@ -119,13 +126,34 @@ def print_simulation(console: Console, sim: Simulation, *, names: dict[str, str]
     console.print("conservation 资金守恒: net transfers (county pools + adjustment funds) sum to ¥0.00 in every scheme")
 
 
+def print_comparison(console: Console, sims: list[Simulation], *, year: int, synthetic: bool, income_note: str, scenario: str = "") -> None:
+    """Net transfer (净转移) of every county pool under each arrangement, per scheme; the funds' kept money below."""
+    _flags(console, synthetic=synthetic, illustrative=any(s.arrangement.illustrative for s in sims), scenario=scenario)
+    console.print(f"[bold]Pooling levels compared {year}[/] — net transfer per county pool ¥ (+ gains, − pays for others)")
+    console.print(f"income: {income_note}")
+    for scheme in SCHEMES:
+        parts = [s.by_scheme(scheme) for s in sims]
+        if not parts or not parts[0].counties:
+            continue
+        cols = [("county", "统筹区\ncounty")] + [(s.arrangement.name, f"{s.arrangement.label_zh}\n{s.arrangement.name}") for s in sims]
+        tab = _table(f"{SCHEME_LABEL[scheme]} — 净转移 net transfer ¥", cols)
+        counties = sorted({c.county for c in parts[0].counties})
+        per = [{c.county: c.transfer for c in p.counties} for p in parts]
+        for county in counties:
+            tab.add_row(county, *[fmt_yuan(m[county]) for m in per])
+        tab.add_row("调剂金 funds", *[fmt_yuan(sum(f.transfer for f in p.funds)) for p in parts])
+        tab.add_row("未弥补缺口 uncovered", *[fmt_yuan(sum(x.uncovered for x in p.pools)) for p in parts])
+        console.print(tab)
+
+
 def _html_table(title: str, columns: list[tuple[str, str]], data: list[dict]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
     body = "".join("<tr>" + "".join(f"<td class='{'n' if k in MONEY or k == 'people' else 't'}'>{html.escape(_cell(k, r[k]))}</td>" for k, _ in columns) + "</tr>" for r in data)
     return f"<h2>{html.escape(title)}</h2><div class='wrap'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
-def write_html(path: Path, sim: Simulation, *, names: dict[str, str], year: int, synthetic: bool, income_note: str) -> None:
+def write_html(path: Path, sim: Simulation, *, names: dict[str, str], year: int, synthetic: bool, income_note: str,
+               scenario: str = "") -> None:
     """A self-contained HTML page (no scripts, no network)."""
     arr = sim.arrangement
     data = rows(sim, names)
@@ -134,6 +162,8 @@ def write_html(path: Path, sim: Simulation, *, names: dict[str, str], year: int,
         parts.append("<p class='flag'>SYNTHETIC DATA 合成数据 — figures describe a simulation, not a real region.</p>")
     if arr.illustrative:
         parts.append("<p class='flag'>ILLUSTRATIVE 示意参数 — the arrangement's figures are not any real region's.</p>")
+    if scenario:
+        parts.append(f"<p class='flag'>{html.escape(scenario)}</p>")
     parts.append(f"<p>Income: {html.escape(income_note)}</p>")
     for scheme in SCHEMES:
         cs = [r for r in data["counties"] if r["scheme"] == scheme]
@@ -151,7 +181,8 @@ def write_html(path: Path, sim: Simulation, *, names: dict[str, str], year: int,
     path.write_text(doc, encoding="utf-8")
 
 
-def write_xlsx(path: Path, sim: Simulation, *, names: dict[str, str], year: int, synthetic: bool, income_note: str) -> None:
+def write_xlsx(path: Path, sim: Simulation, *, names: dict[str, str], year: int, synthetic: bool, income_note: str,
+               scenario: str = "") -> None:
     """A workbook: ``about``, ``counties``, ``pools``, ``funds`` (fen integers and yuan)."""
     from openpyxl import Workbook
 
@@ -162,7 +193,7 @@ def write_xlsx(path: Path, sim: Simulation, *, names: dict[str, str], year: int,
     arr = sim.arrangement
     for line in (("arrangement", arr.name), ("label", f"{arr.label_zh} · {arr.label_en}"), ("year", year),
                  ("synthetic", "SYNTHETIC DATA 合成数据" if synthetic else "no"), ("illustrative", "ILLUSTRATIVE 示意参数" if arr.illustrative else "no"),
-                 ("income", income_note), *((f"source {k}", v) for k, v in arr.sources.items())):
+                 ("income", income_note), ("scenario", scenario or "as settled"), *((f"source {k}", v) for k, v in arr.sources.items())):
         ws.append(list(line))
     for sheet in ("counties", "pools", "funds"):
         ws = wb.create_sheet(sheet)
