@@ -75,7 +75,8 @@ def yibao_cmd() -> list[str]:
 def region(people: int, seed: int, work: Path) -> Path:
     d = work / f"region-{people}-{seed}"
     try:
-        current = json.loads((d / "manifest.json").read_text(encoding="utf-8")).get("format") == 2
+        m = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+        current = m.get("format") == 2 and "encounter" in m.get("tables", {})  # current format, generation finished
     except (OSError, ValueError):
         current = False
     if not current:
