@@ -37,7 +37,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from yibao.core.errors import PolicyError
+from yibao.core.errors import PolicyError, YibaoError
 from yibao.supervision.knowledge import DATA_DIR, load_knowledge
 
 DAY_S = 86_400
@@ -48,6 +48,12 @@ RULES = {"SV-SPLIT-01": "split_admission", "SV-UPCODE-01": "upcoding"}
 STAY_COLUMNS = ("mdtrt_id", "psn_no", "fixmedins_code", "dr_code", "med_type", "begntime", "endtime", "dise_codg", "other_dise_codg")
 FLAG_COLUMNS = ("mdtrt_id", "flag", "detail", "previous", "gap_s", "codes", "evidence_items")
 Evidence = dict[str, tuple[tuple[str, ...], ...]]  # complication prefix -> groups (all needed; any item meets a group)
+
+
+class CodingInputError(YibaoError):
+    """The detector's input tables are missing or unusable."""
+
+    code = "E_CODING_INPUT"
 
 
 class _M(BaseModel):
@@ -121,7 +127,7 @@ def split_admissions(stays: pd.DataFrame, p: SplitParams) -> pd.DataFrame:
     t0 = int(min(b.min(), e.min()))
     span = int(max(b.max(), e.max())) - t0
     if span >= 2**32 or len(s) >= 2**31:
-        raise PolicyError("stays span more than 136 years", "住院时间跨度过大", field="begntime")
+        raise CodingInputError("stays span more than 136 years", "住院时间跨度过大", field="begntime")
     key_end = (part << 32) | (e - t0)
     order = np.argsort(key_end, kind="stable")
     ks = key_end[order]
@@ -206,6 +212,15 @@ def read_inputs(con: duckdb.DuckDBPyConnection, params: CodingParams, evidence: 
     return stays, items
 
 
+def _source(d: Path, name: str) -> str:
+    """A contract table as one Parquet file or a directory of Parquet parts."""
+    if (d / f"{name}.parquet").exists():
+        return f"read_parquet('{(d / f'{name}.parquet').as_posix()}')"
+    if (d / name).is_dir():
+        return f"read_parquet('{(d / name).as_posix()}/**/*.parquet')"
+    raise CodingInputError(f"{d}: missing {name}.parquet (a contract table)", f"{d}: 缺少 {name}.parquet", field=name)
+
+
 def detect_region(data_dir: str | Path, params: CodingParams | None = None, evidence: Evidence | None = None) -> pd.DataFrame:
     """:func:`detect` over the contract Parquet tables ``encounter`` and ``fee_detail`` of ``data_dir``."""
     from yibao.core import manifest
@@ -218,7 +233,7 @@ def detect_region(data_dir: str | Path, params: CodingParams | None = None, evid
     try:
         con.execute("SET TimeZone = 'Asia/Shanghai'")
         for t in ("encounter", "fee_detail"):
-            con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{(d / f'{t}.parquet').as_posix()}')")
+            con.execute(f"CREATE VIEW {t} AS SELECT * FROM {_source(d, t)}")
         stays, items = read_inputs(con, params, evidence)
     finally:
         con.close()
