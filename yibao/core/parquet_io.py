@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL
 
 from yibao.core import db, manifest
 
-__all__ = ["ACCUMULATOR_SCHEMA", "BATCH_ROWS", "load_parquet_dir", "table_path"]
+__all__ = ["ACCUMULATOR_SCHEMA", "BATCH_ROWS", "load_parquet_dir", "sql_source", "table_path", "table_sql"]
 
 BATCH_ROWS = 100_000
 
@@ -49,6 +49,18 @@ def table_path(data_dir: Path, name: str) -> Path | None:
         return f
     d = data_dir / name
     return d if d.is_dir() else None
+
+
+def sql_source(path: Path) -> str:
+    """DuckDB's ``read_parquet(…)`` of a table at ``path``: one file, or every ``*.parquet`` under a dataset directory."""
+    glob = f"{path.as_posix()}/**/*.parquet" if path.is_dir() else path.as_posix()
+    return "read_parquet('" + glob.replace("'", "''") + "')"
+
+
+def table_sql(data_dir: Path, name: str) -> str | None:
+    """:func:`sql_source` of table ``name`` in ``data_dir`` (file or dataset directory), or None when there is none."""
+    path = table_path(Path(data_dir), name)
+    return None if path is None else sql_source(path)
 
 
 def _batches(path: Path, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from yibao.benefits.policy import Policy, PolicyBook
-from yibao.core import manifest
+from yibao.core import manifest, parquet_io
 from yibao.core.contract import SETTLEMENT, with_metadata
 from yibao.settlement.batch import BatchResult, NotStreamable, settle_batch_parallel, settle_streamed
 from yibao.settlement.catalog import Catalog
@@ -39,9 +39,8 @@ OUTPUTS = ("settlement", "settlement_rejected", "accumulator")  # what it writes
 
 
 def table_path(data_dir: Path, name: str) -> Path:
-    """``DIR/name.parquet`` or a dataset directory ``DIR/name/``."""
-    f = data_dir / f"{name}.parquet"
-    return f if f.exists() else data_dir / name
+    """``DIR/name.parquet`` or a dataset directory ``DIR/name/`` (:func:`yibao.core.parquet_io.table_path`); ``DIR/name`` when absent."""
+    return parquet_io.table_path(data_dir, name) or data_dir / name
 
 
 def read_parquet(data_dir: Path, name: str, columns: list[str] | None = None) -> pa.Table:
