@@ -392,11 +392,14 @@ def test_cli_writes_html_and_xlsx(region, tmp_path, suffix):
 
 def test_cli_refuses_bad_input_with_one_line_and_writes_nothing(region, tmp_path):
     out = tmp_path / "r.html"
+    (tmp_path / "d.html").mkdir()
     for args, words in [
         (["--arrangement", "nope"], "unknown pooling arrangement 'nope'"),
         (["--arrangement", "county", "--out", str(tmp_path / "r.pdf")], "give a file ending in .html, .xlsx, .json"),
         (["--arrangement", "county", "--out", str(tmp_path / "no" / "r.html")], "does not exist"),
         (["--arrangement", "county", "--policy", "atlantis"], "unknown policy or region 'atlantis'"),
+        (["--arrangement", "county", "--out", str(tmp_path / "d.html")], "is a directory"),
+        (["--arrangement", "county", "--year", "2031"], "no settlements in 2031 (settled years: 2024, 2025)"),
     ]:
         r = _cli("pooling", "simulate", "--data", str(region), *args)
         assert r.exit_code == 2, r.output
@@ -405,7 +408,7 @@ def test_cli_refuses_bad_input_with_one_line_and_writes_nothing(region, tmp_path
     bad.write_text("name: bad\nlabel_en: b\nlabel_zh: b\nregion: '990100'\npool_level: county\nsources: {pool_level: 'guess'}\n", encoding="utf-8")
     r = _cli("pooling", "simulate", "--data", str(region), "--arrangement", str(bad), "--out", str(out))
     assert r.exit_code == 2 and "bad.yaml" in r.output and "sources" in r.output
-    assert not out.exists()
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
 
 
 def test_cli_lists_arrangements():

@@ -81,6 +81,8 @@ def simulate_cmd(
         raise PoolingError(f"--out {out}: give a file ending in {', '.join(OUT_SUFFIXES)}", f"--out {out}: 文件须以 {', '.join(OUT_SUFFIXES)} 结尾", field="out")
     if out is not None and not out.parent.is_dir():
         raise PoolingError(f"--out {out}: the directory {out.parent} does not exist", f"--out {out}: 目录 {out.parent} 不存在", field="out")
+    if out is not None and out.is_dir():
+        raise PoolingError(f"--out {out} is a directory: give a file name", f"--out {out} 是目录, 请给出文件名", field="out")
     factor = parse_factor(spending_factor)
     sim, h, yf = run(data, arrangement, year=year, policy=policy, policy_dirs=policy_dir, spending_factor=factor)
     note = income_note(yf.rates)
@@ -91,16 +93,21 @@ def simulate_cmd(
                       f"by the arrangement's rule ({sim.arrangement.counties.assignment.method}) — the data has no county of insurance")
     if out is not None:
         suffix = out.suffix.lower()
-        if suffix == ".html":
-            report.write_html(out, sim, **kw)
-        elif suffix == ".xlsx":
-            report.write_xlsx(out, sim, **kw)
-        else:
-            import json
+        tmp = out.with_name(f".{out.stem}.partial{out.suffix}")  # written whole, then renamed: a failure leaves --out as it was
+        try:
+            if suffix == ".html":
+                report.write_html(tmp, sim, **kw)
+            elif suffix == ".xlsx":
+                report.write_xlsx(tmp, sim, **kw)
+            else:
+                import json
 
-            doc = {"arrangement": sim.arrangement.name, "year": yf.year, "synthetic": yf.synthetic, "money": "fen", "income": note,
-                   "spending_factor": None if factor is None else str(factor), **report.rows(sim, h.names)}
-            out.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+                doc = {"arrangement": sim.arrangement.name, "year": yf.year, "synthetic": yf.synthetic, "money": "fen", "income": note,
+                       "spending_factor": None if factor is None else str(factor), **report.rows(sim, h.names)}
+                tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
         console.print(f"wrote {out}")
 
 

@@ -150,6 +150,11 @@ def read_figures(data_dir: Path, arr: Arrangement, rates: IncomeRates | Callable
             year = con.execute("SELECT max(policy_year) FROM settlement").fetchone()[0]
             if year is None:
                 raise PoolingError(f"{data_dir}: the settlement table is empty", f"{data_dir}: settlement 表为空", field="data")
+        else:
+            years = [r[0] for r in con.execute("SELECT DISTINCT policy_year FROM settlement ORDER BY 1").fetchall()]
+            if year not in years:
+                raise PoolingError(f"{data_dir}: no settlements in {year} (settled years: {', '.join(map(str, years)) or 'none'})",
+                                   f"{data_dir}: {year} 年没有结算记录 (已结算年度: {', '.join(map(str, years)) or '无'})", field="year")
         if callable(rates):
             rates = rates(int(year))
         con.execute(f"CREATE TEMP TABLE p AS SELECT psn_no, insutype, psn_type, contribution_base AS base, insuplc_admdvs, "
