@@ -67,7 +67,9 @@ def policy_for_data(book, data_dir: Path):
     try:
         import pyarrow.parquet as pq
 
-        col = pq.read_table(Path(data_dir) / "person.parquet", columns=["insuplc_admdvs"]).column(0)
+        from yibao.core.parquet_io import table_path
+
+        col = pq.read_table(table_path(Path(data_dir), "person") or Path(data_dir) / "person.parquet", columns=["insuplc_admdvs"]).column(0)
         regions = sorted({str(r) for r in col.unique().to_pylist() if r is not None})
     except Exception:  # noqa: BLE001 - missing or unreadable tables are the runner's to report
         return None

@@ -44,7 +44,7 @@ import duckdb
 import pyarrow as pa
 
 from yibao.codes import national
-from yibao.core import manifest
+from yibao.core import manifest, parquet_io
 from yibao.core.contract import TIMEZONE
 from yibao.core.errors import YibaoError
 from yibao.payment.params import PROC_TYPES, DipParams
@@ -98,12 +98,9 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
 
 
 def _src(data_dir: Path, name: str) -> str:
-    f = data_dir / f"{name}.parquet"
-    if f.exists():
-        return f"read_parquet('{f.as_posix()}')"
-    d = data_dir / name
-    if d.is_dir():
-        return f"read_parquet('{d.as_posix()}/**/*.parquet')"
+    src = parquet_io.table_sql(data_dir, name)  # file or dataset directory
+    if src is not None:
+        return src
     raise PaymentInputError(f"{data_dir}: table {name!r} not found", f"{data_dir}: 找不到表 {name!r}", field=name)
 
 
@@ -371,7 +368,7 @@ def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes:
     codes = (codes or CodeTables.default()).with_systems(params.coding.diagnosis_systems)
     if isinstance(source, (str, Path)):
         p = Path(source)
-        if p.is_dir() and ((p / "encounter.parquet").exists() or (p / "encounter").is_dir()):
+        if p.is_dir() and parquet_io.table_path(p, "encounter") is not None:
             con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_cases AS {case_view_sql(p, params)}")
         elif p.is_dir():
             raise PaymentInputError(f"{p}: no encounter table (encounter.parquet): not a data directory; write one with `yibao synth --out {p}`",

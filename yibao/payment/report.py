@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from yibao.core import parquet_io
 from yibao.core.money import fmt_yuan
 from yibao.payment.params import E4
 from yibao.payment.service import PaymentRun, run
@@ -145,8 +146,8 @@ def sections(r: PaymentRun, names: dict[str, str] | None = None) -> list[tuple[s
 
 
 def institution_names(region_dir: Path) -> dict[str, str]:
-    f = Path(region_dir) / "institution.parquet"
-    if not f.exists():
+    f = parquet_io.table_path(Path(region_dir), "institution")  # file or dataset directory
+    if f is None:
         return {}
     t = pd.read_parquet(f, columns=["fixmedins_code", "fixmedins_name"])
     return dict(zip(t.fixmedins_code, t.fixmedins_name))

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from yibao.core import manifest
+from yibao.core import manifest, parquet_io
 from yibao.payment.cases import CodeTables, PaymentInputError, connect, load_cases
 from yibao.payment.catalog import Catalog, build_catalog, round_div
 from yibao.payment.dip import DipSettlement, settle
@@ -94,8 +94,8 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
     br = base_rate(pool, tot_rw) if tot_rw else None
     t = time.perf_counter()
     truth = None
-    gt = data_dir / "ground_truth.parquet"
-    if gt.exists():
+    gt = parquet_io.table_path(data_dir, "ground_truth")  # file or dataset directory
+    if gt is not None:
         manifest.check(data_dir, ["ground_truth"])
         truth = pd.read_parquet(gt)
     q = assess(df, load_quality_rules(), truth, coding=detect_region(data_dir))  # the detector supervision runs too

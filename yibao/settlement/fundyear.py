@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from yibao.benefits.model import PolicySnapshot
-from yibao.core import manifest
+from yibao.core import manifest, parquet_io
 from yibao.settlement.annual import table_path
 
 FUND_FIELDS = {
@@ -32,8 +32,7 @@ FUND_FIELDS = {
 
 
 def _src(data_dir: Path, name: str) -> str:
-    p = table_path(data_dir, name)
-    return f"read_parquet('{p.as_posix()}/**/*.parquet')" if p.is_dir() else f"read_parquet('{p.as_posix()}')"
+    return parquet_io.sql_source(table_path(data_dir, name))
 
 
 @dataclass

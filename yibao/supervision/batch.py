@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from yibao.core import manifest
+from yibao.core import manifest, parquet_io
 from yibao.core.errors import YibaoError
 from yibao.supervision import coding
 from yibao.supervision.knowledge import RuleBook, default_rulebook
@@ -70,8 +70,9 @@ def connect(data_dir: str | Path, book: RuleBook | None = None, *, threads: int 
     """A DuckDB connection with the contract tables of ``data_dir`` as views and the knowledge tables loaded."""
     d = Path(data_dir)
     book = book or default_rulebook()
+    sources = {t: parquet_io.table_sql(d, t) for t in (*CONTRACT_VIEWS, "purchase")}  # file or dataset directory
     for t in CONTRACT_VIEWS:
-        if not (d / f"{t}.parquet").exists():
+        if sources[t] is None:
             raise ScanError(f"{d}: missing {t}.parquet (a contract table)", f"{d}: 缺少 {t}.parquet", field="data_dir")
     manifest.check(d, CONTRACT_VIEWS, optional=("purchase",))  # no mixed or stale tables
     con = duckdb.connect()
@@ -82,9 +83,9 @@ def connect(data_dir: str | Path, book: RuleBook | None = None, *, threads: int 
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     for t in CONTRACT_VIEWS:
-        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{(d / f'{t}.parquet').as_posix()}')")
-    if (d / "purchase.parquet").exists():
-        con.execute(f"CREATE VIEW purchase AS SELECT * FROM read_parquet('{(d / 'purchase.parquet').as_posix()}')")
+        con.execute(f"CREATE VIEW {t} AS SELECT * FROM {sources[t]}")
+    if sources["purchase"] is not None:
+        con.execute(f"CREATE VIEW purchase AS SELECT * FROM {sources['purchase']}")
     else:
         con.register("purchase_empty", PURCHASE.empty_table())
         con.execute("CREATE VIEW purchase AS SELECT * FROM purchase_empty")

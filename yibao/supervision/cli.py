@@ -49,7 +49,9 @@ def scan(
 
     book = default_rulebook()
     try:
-        if _is_synthetic(data) and not (data / "purchase.parquet").exists():
+        from yibao.core.parquet_io import table_path
+
+        if _is_synthetic(data) and table_path(data, "purchase") is None:
             synthesize_purchases(data)
             console.print("synthesised purchase.parquet (SYNTHETIC) for the stock rule")
         n = len(book.by_stage("post"))

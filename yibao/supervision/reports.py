@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from yibao.core import manifest
+from yibao.core import manifest, parquet_io
 from yibao.core.money import fmt_yuan
 from yibao.supervision.analytics import run_analytics
 from yibao.supervision.batch import scan
@@ -53,12 +53,12 @@ def review_region(data_dir: str | Path, book: RuleBook | None = None) -> Review:
     d = Path(data_dir)
     book = book or default_rulebook()
     synthetic = _is_synthetic(d)
-    if synthetic and not (d / "purchase.parquet").exists():
+    if synthetic and parquet_io.table_path(d, "purchase") is None:
         synthesize_purchases(d)
     res = scan(d, book)
     an = run_analytics(d, res.hits, book)
     rv = Review(d, res.hits, an, res.seconds, res.lines, res.encounters, synthetic, book=book)
-    if (d / "ground_truth.parquet").exists():
+    if parquet_io.table_path(d, "ground_truth") is not None:
         manifest.check(d, ["ground_truth"])
         truth = read_truth(d)
         rv.scores = score_rules(res.hits, truth, book, extra={book.analytics.ring.id: an["rings"]})

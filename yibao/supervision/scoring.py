@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from yibao.core import parquet_io
 from yibao.supervision.knowledge import RuleBook, default_rulebook
 
 
@@ -53,10 +54,10 @@ class Score:
 
 
 def read_truth(data_dir: str | Path) -> pd.DataFrame:
-    p = Path(data_dir) / "ground_truth.parquet"
-    if not p.exists():
+    src = parquet_io.table_sql(Path(data_dir), "ground_truth")  # file or dataset directory
+    if src is None:
         return pd.DataFrame(columns=["entity", "entity_id", "pattern", "detail"])
-    return duckdb.sql(f"SELECT DISTINCT entity, entity_id, pattern, detail FROM read_parquet('{p.as_posix()}')").df()
+    return duckdb.sql(f"SELECT DISTINCT entity, entity_id, pattern, detail FROM {src}").df()
 
 
 def truth_for(truth: pd.DataFrame, pattern: str, entity: str, detail: str | None = None, detail_like: str | None = None) -> set[str]:
@@ -106,7 +107,7 @@ def pattern_recall(hits: pd.DataFrame, truth: pd.DataFrame, book: RuleBook | Non
 def hotspots(data_dir: str | Path, enc: set[str], factor: float = 2.0, min_labelled: int = 5) -> dict[str, set[str]]:
     """Institutions and doctors (per med_type, ``code/med_type``) whose share of labelled encounters is at least
     ``factor`` times the region's share for that med_type: the subjects a peer outlier should point at."""
-    p = Path(data_dir) / "encounter.parquet"
+    src = parquet_io.table_sql(Path(data_dir), "encounter") or parquet_io.sql_source(Path(data_dir) / "encounter.parquet")
     con = duckdb.connect()
     con.register("lab", pd.DataFrame({"mdtrt_id": sorted(enc)}))
     out = {}
@@ -114,7 +115,7 @@ def hotspots(data_dir: str | Path, enc: set[str], factor: float = 2.0, min_label
         df = con.execute(
             f"""
             WITH e AS (SELECT {key} AS subject, med_type, (mdtrt_id IN (SELECT mdtrt_id FROM lab))::INT AS bad
-                       FROM read_parquet('{p.as_posix()}') WHERE {key} <> ''),
+                       FROM {src} WHERE {key} <> ''),
                  r AS (SELECT med_type, avg(bad) AS share FROM e GROUP BY 1)
             SELECT subject || '/' || med_type AS id FROM e JOIN r USING (med_type)
             GROUP BY subject, med_type, r.share

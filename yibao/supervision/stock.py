@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from yibao.core import manifest
+from yibao.core import manifest, parquet_io
 
 PURCHASE_INPUTS = ("fee_detail", "encounter", "med_list", "ground_truth")  # what synthesize_purchases reads
 PURCHASE = pa.schema(
@@ -54,18 +54,23 @@ def synthesize_purchases(data_dir: str | Path, out: str | Path | None = None) ->
     manifest.check(d, PURCHASE_INPUTS)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Asia/Shanghai'")
-    gt = d / "ground_truth.parquet"
+    src = {t: parquet_io.table_sql(d, t) for t in ("ground_truth", "fee_detail", "encounter", "med_list")}  # file or dataset directory
+    for t in ("fee_detail", "encounter", "med_list"):
+        if src[t] is None:
+            from yibao.supervision.batch import ScanError
+
+            raise ScanError(f"{d}: missing {t}.parquet (a contract table)", f"{d}: 缺少 {t}.parquet", field="data_dir")
     factors = (
-        f"SELECT entity_id, TRY_CAST(regexp_extract(detail, 'factor=([0-9.]+)', 1) AS DECIMAL(6,2)) AS factor FROM read_parquet('{gt}') WHERE pattern = 'stock_mismatch'"
-        if gt.exists()
+        f"SELECT entity_id, TRY_CAST(regexp_extract(detail, 'factor=([0-9.]+)', 1) AS DECIMAL(6,2)) AS factor FROM {src['ground_truth']} WHERE pattern = 'stock_mismatch'"
+        if src["ground_truth"] is not None
         else "SELECT NULL::VARCHAR AS entity_id, NULL::DECIMAL(6,2) AS factor WHERE false"
     )
     df = con.execute(
         f"""
         WITH sold AS (
           SELECT e.fixmedins_code, f.med_list_codg, any_value(e.policy_year) AS policy_year, sum(f.cnt_milli) AS sold
-          FROM read_parquet('{d / "fee_detail.parquet"}') f JOIN read_parquet('{d / "encounter.parquet"}') e USING (mdtrt_id)
-          JOIN read_parquet('{d / "med_list.parquet"}') m USING (med_list_codg)
+          FROM {src["fee_detail"]} f JOIN {src["encounter"]} e USING (mdtrt_id)
+          JOIN {src["med_list"]} m USING (med_list_codg)
           WHERE m.list_kind IN ('western', 'tcm_patent')
           GROUP BY 1, 2
         ), f AS ({factors})
