@@ -123,7 +123,9 @@ def print_simulation(console: Console, sim: Simulation, *, names: dict[str, str]
             for r in (r for r in data["funds"] if r["scheme"] == scheme):
                 tab.add_row(*[_cell(k, r[k]) for k, _ in FUND_COLUMNS])
             console.print(tab)
-    console.print("conservation 资金守恒: net transfers (county pools + adjustment funds) sum to ¥0.00 in every scheme")
+    sums = ", ".join(f"{s} ¥{fmt_yuan(sum(c['transfer'] for c in data['counties'] if c['scheme'] == s) + sum(f['transfer'] for f in data['funds'] if f['scheme'] == s))}"
+                     for s in SCHEMES if any(c["scheme"] == s for c in data["counties"]))
+    console.print(f"conservation 资金守恒 (checked): net transfers of county pools and adjustment funds sum to {sums}")
 
 
 def print_comparison(console: Console, sims: list[Simulation], *, year: int, synthetic: bool, income_note: str, scenario: str = "") -> None:
