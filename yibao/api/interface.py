@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -238,6 +238,9 @@ def _diagnoses(main: str, items: list[S.Diagnosis]) -> tuple[str, tuple[str, ...
         if c not in seen:
             seen.append(c)
     return (seen[0] if seen else ""), tuple(seen[1:])
+
+
+_SIGN_IN = select(SignIn.fixmedins_code, SignIn.expires_at).where(SignIn.sign_no == bindparam("sign_no"))
 
 
 class Interface:
@@ -552,7 +555,7 @@ class Interface:
         # read each time (one primary-key lookup, no ORM): a sign-out (9002) in any worker process stops the
         # sign_no at once, which a per-process cache could not see
         with self.engine.connect() as c:
-            row = c.execute(select(SignIn.fixmedins_code, SignIn.expires_at).where(SignIn.sign_no == env.sign_no)).first()
+            row = c.execute(_SIGN_IN, {"sign_no": env.sign_no}).first()
         if row is None:
             raise _Refused("签到编号无效, 请重新签到 (9001)", "unknown sign_no; sign in again (9001)", "sign_no", 401)
         if row.fixmedins_code != env.fixmedins_code:

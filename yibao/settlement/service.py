@@ -74,7 +74,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, tuple_
+from sqlalchemy import Engine, and_, bindparam, delete, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -200,16 +200,27 @@ def _rejected(en: str, zh: str, fld: str) -> ClaimRejected:
     return ClaimRejected(en, zh, field=fld)
 
 
+# the hot path's statements are built once (bind parameters), not per message: building and keying a
+# statement costs more than running it
+# FOR NO KEY UPDATE: excludes other settlers of this person, but not the KEY SHARE locks that
+# foreign keys take (creating this person's account from a relative's transaction must not wait)
+_LOCK_PERSON = (
+    select(registry.Person)
+    .where(registry.Person.psn_no == bindparam("psn_no"))
+    .with_for_update(key_share=True)
+    .execution_options(populate_existing=True)
+)
+_BY_MSGID = select(records.Settlement).where(
+    or_(records.Settlement.msgid == bindparam("msgid"), records.Settlement.cancel_msgid == bindparam("msgid"))
+)
+_ACCUM_KEYS = select(records.Accumulator.kind, records.Accumulator.period).where(
+    records.Accumulator.psn_no == bindparam("psn_no"), records.Accumulator.policy_year == bindparam("year")
+)
+
+
 def _lock_person(s: Session, psn_no: str) -> registry.Person:
     """The person row, locked until the transaction ends (serialises a person's settlements on PostgreSQL)."""
-    # FOR NO KEY UPDATE: excludes other settlers of this person, but not the KEY SHARE locks that
-    # foreign keys take (creating this person's account from a relative's transaction must not wait)
-    p = s.execute(
-        select(registry.Person)
-        .where(registry.Person.psn_no == psn_no)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    p = s.execute(_LOCK_PERSON, {"psn_no": psn_no}).scalar_one_or_none()
     if p is None:
         raise _rejected(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", "psn_no")
     return p
@@ -416,9 +427,7 @@ class SettlementService:
 
             # idempotency: a stored settlement with this msgid answers
             # one read for both uses of the msgid (a settlement's, or a cancellation's)
-            used = s.scalars(
-                select(records.Settlement).where(or_(records.Settlement.msgid == msgid, records.Settlement.cancel_msgid == msgid))
-            ).all()
+            used = s.scalars(_BY_MSGID, {"msgid": msgid}).all()
             stored = next((r for r in used if r.msgid == msgid), None)
             if stored is not None:
                 trace = stored.rule_trace if isinstance(stored.rule_trace, dict) else {}
@@ -454,8 +463,7 @@ class SettlementService:
             encounter_exists, new_lines = (True, []) if prepare is not None else self._check_encounter(s, c)
 
             # lock: accumulators of the person-year, then the paying account
-            A = records.Accumulator
-            keys = s.execute(select(A.kind, A.period).where(A.psn_no == psn_no, A.policy_year == year)).all()
+            keys = s.execute(_ACCUM_KEYS, {"psn_no": psn_no, "year": year}).all()
             accum = ledger.lock_accumulators(s, psn_no, year, [(k.kind, k.period) for k in keys])
             payer_no = payer.psn_no if payer else (psn_no if facts.insutype == INSUTYPE_EMPLOYEE else "")
             if not use_account and payer is not None:

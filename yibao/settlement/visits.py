@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, ForeignKey, ForeignKeyConstraint, Index, Integer, String, delete, select
+from sqlalchemy import BigInteger, ForeignKey, ForeignKeyConstraint, Index, Integer, String, bindparam, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.benefits.policy import PolicyBook
@@ -227,15 +227,18 @@ def admit_or_register(
     return v
 
 
+_VISIT = (select(VisitState).where(VisitState.mdtrt_id == bindparam("mdtrt_id"))
+          .execution_options(populate_existing=True))
+_VISIT_LOCKED = _VISIT.with_for_update()
+_ENCOUNTER = select(records.Encounter).where(records.Encounter.mdtrt_id == bindparam("mdtrt_id"))
+
+
 def load_visit(
     s: Session, mdtrt_id: str, *, psn_no: str, fixmedins_code: str, kind: str, lock: bool = True,
     allow_cancelled: bool = False,
 ) -> tuple[VisitState, records.Encounter]:
     """The visit and its encounter, checked against the caller (person, institution, kind)."""
-    q = select(VisitState).where(VisitState.mdtrt_id == mdtrt_id)
-    if lock:
-        q = q.with_for_update()
-    v = s.execute(q.execution_options(populate_existing=True)).scalar_one_or_none()
+    v = s.execute(_VISIT_LOCKED if lock else _VISIT, {"mdtrt_id": mdtrt_id}).scalar_one_or_none()
     if v is None:
         raise _rej(f"unknown encounter mdtrt_id {mdtrt_id!r}", f"就诊ID不存在: {mdtrt_id}", "mdtrt_id")
     if v.fixmedins_code != fixmedins_code:
@@ -249,8 +252,7 @@ def load_visit(
         raise _rej(f"encounter {mdtrt_id} is {v.kind}, not {kind}", f"就诊 {mdtrt_id} 为{zh}就诊, 交易类型不符", "mdtrt_id")
     if v.status == CANCELLED and not allow_cancelled:
         raise _rej(f"encounter {mdtrt_id} has been cancelled", f"就诊 {mdtrt_id} 已撤销", "mdtrt_id")
-    enc = s.get(records.Encounter, mdtrt_id)
-    assert enc is not None
+    enc = s.execute(_ENCOUNTER, {"mdtrt_id": mdtrt_id}).scalar_one()
     return v, enc
 
 
@@ -274,9 +276,13 @@ def record_diagnoses(
     s.flush()
 
 
+_LIVE = select(records.Settlement.setl_id, records.Settlement.rule_trace).where(
+    records.Settlement.mdtrt_id == bindparam("mdtrt_id"), records.Settlement.refd_setl_flag.is_(False)
+)
+
+
 def _live_settlements(s: Session, mdtrt_id: str) -> list[tuple[str, object]]:
-    S = records.Settlement
-    return list(s.execute(select(S.setl_id, S.rule_trace).where(S.mdtrt_id == mdtrt_id, S.refd_setl_flag.is_(False))).all())
+    return list(s.execute(_LIVE, {"mdtrt_id": mdtrt_id}).all())
 
 
 def upload_fees(
@@ -471,17 +477,25 @@ class PendingLine:
     fee_ocur_time: dt.datetime | None = None
 
 
+_PENDING = (
+    select(records.FeeDetail, FeeUpload)
+    .outerjoin(FeeUpload, (FeeUpload.mdtrt_id == records.FeeDetail.mdtrt_id)
+               & (FeeUpload.feedetl_sn == records.FeeDetail.feedetl_sn))
+    .where(records.FeeDetail.mdtrt_id == bindparam("mdtrt_id"))
+    .order_by(records.FeeDetail.feedetl_sn)
+)
+_PENDING_OF_BATCH = _PENDING.where(FeeUpload.chrg_bchno == bindparam("chrg_bchno"))
+
+
 def pending_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[PendingLine]:
     """Uploaded lines of an encounter that no live settlement covers (optionally of one batch).
 
     Two statements: the lines with their upload records, and the encounter's live settlements.
     """
-    F, U = records.FeeDetail, FeeUpload
-    q = (select(F, U).outerjoin(U, (U.mdtrt_id == F.mdtrt_id) & (U.feedetl_sn == F.feedetl_sn))
-         .where(F.mdtrt_id == mdtrt_id).order_by(F.feedetl_sn))
     if chrg_bchno:
-        q = q.where(U.chrg_bchno == chrg_bchno)
-    rows = s.execute(q).all()
+        rows = s.execute(_PENDING_OF_BATCH, {"mdtrt_id": mdtrt_id, "chrg_bchno": chrg_bchno}).all()
+    else:
+        rows = s.execute(_PENDING, {"mdtrt_id": mdtrt_id}).all()
     if not rows:
         return []
     covered: set[int] = set()
