@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from yibao.core.errors import PolicyError
+from yibao.core.yamldata import load_model
 from yibao.supervision.coding import PATTERNS
 
 
@@ -73,14 +73,7 @@ class QualityRules(_M):
 
 def load_quality_rules(path: str | Path | None = None) -> QualityRules:
     p = Path(path) if path else Path(str(resources.files("yibao") / "data" / "payment" / "quality.yaml"))
-    try:
-        return QualityRules.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"{p}: cannot read ({exc})", f"{p}: 无法读取", field="quality") from None
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        loc = ".".join(map(str, e["loc"]))
-        raise PolicyError(f"{p}: {loc}: {e['msg']}", f"{p}: {loc}: 参数无效", field=loc) from None
+    return load_model(p, QualityRules, what=("coding-quality rules", "编码质量规则"), error=PolicyError)
 
 
 def _starts(s: pd.Series, prefixes: list[str]) -> np.ndarray:

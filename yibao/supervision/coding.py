@@ -34,10 +34,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
+from yibao.core import parquet_io
 from yibao.core.errors import PolicyError, YibaoError
+from yibao.core.yamldata import load_model
 from yibao.supervision.knowledge import DATA_DIR, load_knowledge
 
 DAY_S = 86_400
@@ -85,16 +86,8 @@ class CodingParams(_M):
 
 
 def load_coding_params(path: str | Path | None = None) -> CodingParams:
-    """The detector's parameters (default ``yibao/data/supervision/coding.yaml``), validated."""
-    p = Path(path) if path else PATH
-    try:
-        return CodingParams.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"{p}: cannot read ({exc})", f"{p}: 无法读取", field="coding") from None
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        loc = ".".join(map(str, e["loc"]))
-        raise PolicyError(f"{p}: {loc}: {e['msg']}", f"{p}: {loc}: 参数无效", field=loc) from None
+    """The detector's parameters (default ``yibao/data/supervision/coding.yaml``), validated; a bad file is one named error."""
+    return load_model(Path(path) if path else PATH, CodingParams, what=("coding-quality parameters", "编码质量参数"), error=PolicyError)
 
 
 def default_evidence() -> Evidence:
@@ -213,12 +206,11 @@ def read_inputs(con: duckdb.DuckDBPyConnection, params: CodingParams, evidence: 
 
 
 def _source(d: Path, name: str) -> str:
-    """A contract table as one Parquet file or a directory of Parquet parts."""
-    if (d / f"{name}.parquet").exists():
-        return f"read_parquet('{(d / f'{name}.parquet').as_posix()}')"
-    if (d / name).is_dir():
-        return f"read_parquet('{(d / name).as_posix()}/**/*.parquet')"
-    raise CodingInputError(f"{d}: missing {name}.parquet (a contract table)", f"{d}: 缺少 {name}.parquet", field=name)
+    """A contract table as one Parquet file or a dataset directory of parts."""
+    src = parquet_io.table_sql(d, name)
+    if src is None:
+        raise CodingInputError(f"{d}: missing {name}.parquet (a contract table)", f"{d}: 缺少 {name}.parquet", field=name)
+    return src
 
 
 def detect_region(data_dir: str | Path, params: CodingParams | None = None, evidence: Evidence | None = None) -> pd.DataFrame:
