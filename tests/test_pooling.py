@@ -521,3 +521,14 @@ def test_cli_compare_shows_every_arrangement_lowest_first(region):
     assert rows["990102"][:5] == ["0.00", "0.00", "13,080.00", "13,080.00", "13,080.00"]
     r = _cli("pooling", "compare", "--data", str(region), "--arrangement", "county", "--arrangement", "nope")
     assert r.exit_code == 2 and "unknown pooling arrangement 'nope'" in r.output
+
+
+def test_compare_reads_the_data_once_for_arrangements_that_place_persons_alike(region, monkeypatch):
+    import yibao.pooling.figures as figures
+
+    calls = []
+    real = figures.read_figures
+    monkeypatch.setattr(figures, "read_figures", lambda *a, **k: calls.append(a[1].name) or real(*a, **k))
+    r = _cli("pooling", "compare", "--data", str(region))
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 1  # the five shipped arrangements place persons and count spending alike

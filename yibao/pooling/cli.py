@@ -44,7 +44,7 @@ def scenario_note(factor: Optional[Decimal]) -> str:
 
 
 def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Optional[str] = None, policy_dirs=None,
-        spending_factor: Optional[Decimal] = None):
+        spending_factor: Optional[Decimal] = None, cache: Optional[dict] = None):
     """Load, read and simulate; returns ``(simulation, hierarchy, year_figures)``.
 
     Every refusal is a :class:`~yibao.core.errors.YibaoError` (arrangement, policy, data), raised before anything is written.
@@ -59,7 +59,13 @@ def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Opt
     book = PolicyBook.with_dirs(policy_dirs)  # a PolicyError is a one-line refusal (CLI) or a 400 (API)
     chosen = book.require(policy or arr.region)  # the region's own policy file: a region without one is refused
     # the contribution rates in force mid-year (as the fund-year summary), for the year read_figures settles on
-    yf = read_figures(data, arr, lambda y: IncomeRates.from_snapshot(chosen.snapshot(dt.date(y, 7, 1))), year=year)
+    # arrangements that place persons and count spending alike share one read (yibao pooling compare)
+    key = (arr.region, tuple(h.counties), arr.counties.assignment.model_dump_json(), tuple(arr.spending_fields), chosen.name)
+    yf = None if cache is None else cache.get(key)
+    if yf is None:
+        yf = read_figures(data, arr, lambda y: IncomeRates.from_snapshot(chosen.snapshot(dt.date(y, 7, 1))), year=year)
+        if cache is not None:
+            cache[key] = yf
     figs = yf.figures if spending_factor is None else scale_spending(yf.figures, spending_factor)
     return simulate(figs, arr, h.pool_of, h.fund_of), h, yf
 
@@ -139,8 +145,8 @@ def compare_cmd(
     loaded = {n: load_arrangement(n) for n in names}  # every one refused before any data is read
     if not arrangement:  # lowest pooling first: county, county + city fund, city, city + province fund, province
         names.sort(key=lambda n: (LEVELS.index(loaded[n].pool_level), loaded[n].adjustment_fund is not None))
-    sims, yf, h = [], None, None
+    sims, yf, h, cache = [], None, None, {}
     for n in names:
-        sim, h, yf = run(data, n, year=year, policy=policy, policy_dirs=policy_dir, spending_factor=factor)
+        sim, h, yf = run(data, n, year=year, policy=policy, policy_dirs=policy_dir, spending_factor=factor, cache=cache)
         sims.append(sim)
     report.print_comparison(console, sims, year=yf.year, synthetic=yf.synthetic, income_note=income_note(yf.rates), scenario=scenario_note(factor))
