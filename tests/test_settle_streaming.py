@@ -192,6 +192,20 @@ def test_repeated_psn_no_falls_back_to_memory(region: Path, tmp_path: Path) -> N
     assert_same(out, ref)
 
 
+def test_repeated_mdtrt_id_across_families(region: Path, tmp_path: Path) -> None:
+    """Two patients' claims under one mdtrt_id: lines go to the first, as in memory (streamed or fallen back)."""
+    d = _copy_unmanaged(region, tmp_path / "dupclaim")
+    enc = pq.read_table(d / "encounter.parquet")
+    ids, psn = enc.column("mdtrt_id").to_pylist(), enc.column("psn_no").to_pylist()
+    j = next(i for i in range(len(psn) - 1, 0, -1) if psn[i] != psn[0])
+    ids[j] = ids[0]
+    pq.write_table(enc.set_column(0, "mdtrt_id", pa.array(ids)), d / "encounter.parquet")
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    settle_year_in_memory(d, out_dir=ref, workers=1)
+    settle_year(d, out_dir=out, shard_claims=1000)
+    assert_same(out, ref)
+
+
 def test_failure_leaves_earlier_outputs(region: Path, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "out"
     settle_year(region, out_dir=out, shard_claims=2000)

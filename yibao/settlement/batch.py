@@ -1205,7 +1205,7 @@ def settle_streamed(
                     t = t.filter(pa.array(ok))
                     sp["link"].write(t, p_shard[ra[ok]])
         # 2b. claims by their patient's shard (unknown patients: the first person's shard, refused there)
-        by_claim, day_counts, first_s, offset = _HashIndex(np.int32), {}, None, 0
+        by_claim, day_counts, first_s, offset = _HashIndex(np.int16 if n_shards < 2**15 else np.int32), {}, None, 0
         nobody = int(p_shard[0]) if P else 0
         for t in _scan(encounter_path, claim_columns, batch_rows):
             t = t.rename_columns([rename.get(c, c) for c in t.column_names])
