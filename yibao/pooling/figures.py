@@ -32,7 +32,7 @@ import duckdb
 
 from yibao.codes.divisions import Divisions, load_divisions
 from yibao.core import manifest
-from yibao.core.parquet_io import table_path
+from yibao.core.parquet_io import sql_source, table_path
 from yibao.pooling.arrangement import SCHEMES, Arrangement, PoolingError
 from yibao.pooling.mechanics import CountyFigures
 
@@ -97,11 +97,6 @@ def hierarchy(arr: Arrangement, divisions: Divisions | None = None) -> Hierarchy
     return Hierarchy(sorted(counties), pool_of, fund_of, {c: divisions.name_of(c) for c in codes})
 
 
-def _src(path: Path) -> str:
-    p = path.as_posix().replace("'", "''")
-    return f"read_parquet('{p}/**/*.parquet')" if path.is_dir() else f"read_parquet('{p}')"
-
-
 def _county_sql(arr: Arrangement, counties: list[str]) -> str:
     listed = ", ".join(f"'{c}'" for c in counties)
     weights = arr.counties.assignment.weights
@@ -144,8 +139,8 @@ def read_figures(data_dir: Path, arr: Arrangement, rates: IncomeRates | Callable
     h = hierarchy(arr, divisions)
     con = duckdb.connect()
     try:
-        con.execute(f"CREATE VIEW person AS SELECT * FROM {_src(paths['person'])}")
-        con.execute(f"CREATE VIEW settlement AS SELECT * FROM {_src(paths['settlement'])}")
+        con.execute(f"CREATE VIEW person AS SELECT * FROM {sql_source(paths['person'])}")
+        con.execute(f"CREATE VIEW settlement AS SELECT * FROM {sql_source(paths['settlement'])}")
         if year is None:
             year = con.execute("SELECT max(policy_year) FROM settlement").fetchone()[0]
             if year is None:
