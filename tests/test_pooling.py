@@ -532,3 +532,10 @@ def test_compare_reads_the_data_once_for_arrangements_that_place_persons_alike(r
     r = _cli("pooling", "compare", "--data", str(region))
     assert r.exit_code == 0, r.output
     assert len(calls) == 1  # the five shipped arrangements place persons and count spending alike
+
+
+def test_read_figures_takes_dataset_directories(region):
+    (region / "settlement").mkdir()
+    (region / "settlement.parquet").rename(region / "settlement" / "part-0.parquet")
+    got = {(f.county, f.scheme): f.spending for f in read_figures(region, load_arrangement("county"), RATES).figures}
+    assert got[("990102", "employee")] == 1_200_000 and got[("990102", "resident")] == 250_000
