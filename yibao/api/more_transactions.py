@@ -55,7 +55,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -70,6 +69,7 @@ from yibao.settlement import ledger
 from yibao.settlement import records
 from yibao.codes import registry
 from yibao.core.errors import ClaimRejected, YibaoError
+from yibao.core.yamldata import load_model
 from yibao.core.money import BP_SCALE, MoneyError, fen_to_yuan, yuan_to_fen
 from yibao.settlement import visits as V
 from yibao.settlement.rules import FeeLine, PersonFacts, age_on
@@ -120,12 +120,7 @@ def load_more_config(path: str | Path | None = None) -> MoreConfig:
     from yibao.api.config import ConfigError
 
     p = Path(path) if path else DATA_PATH
-    try:
-        cfg = MoreConfig.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{p}: cannot read: {exc}", f"{p}: 无法读取: {exc}") from exc
-    except Exception as exc:  # pydantic ValidationError
-        raise ConfigError(f"{p}: invalid: {exc}", f"{p}: 参数无效: {exc}") from exc
+    cfg = load_model(p, MoreConfig, what=("transaction parameters", "交易参数"), error=ConfigError)
     bad = {k: v for k, v in cfg.reversible.items() if v not in _REVERSALS}
     if bad:
         raise ConfigError(f"{p}: unknown reversal kinds {bad}", f"{p}: 冲正方式无效 {bad}", field="reversible")

@@ -17,14 +17,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from yibao.core import db
 from yibao.codes import registry
 from yibao.core.errors import YibaoError
+from yibao.core.yamldata import load_model
 from yibao.web.models import ConsoleSession, ConsoleUser
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "data" / "web" / "console.yaml"
@@ -92,15 +92,7 @@ class ConsoleConfig(_Strict):
 
 def load_config(path: str | Path | None = None) -> ConsoleConfig:
     p = Path(path) if path else CONFIG_PATH
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-        return ConsoleConfig.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        raise AuthError(f"{p}: cannot read console parameters: {exc}", f"{p}: 无法读取控制台参数: {exc}") from exc
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        loc = ".".join(str(x) for x in e["loc"])
-        raise AuthError(f"{p}: {loc}: {e['msg']}", f"{p}: 参数 {loc} 无效: {e['msg']}", field=loc) from exc
+    return load_model(p, ConsoleConfig, what=("console parameters", "控制台参数"), error=AuthError)
 
 
 @lru_cache(maxsize=1)

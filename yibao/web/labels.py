@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-import yaml
+from yibao.core.yamldata import read_yaml
 
 MISSING = "—"
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -68,8 +69,7 @@ def parse(doc: Any) -> Labels:
 
 @lru_cache(maxsize=1)
 def load() -> Labels:
-    text = (resources.files("yibao") / "data" / "labels.yaml").read_text(encoding="utf-8")
-    return parse(yaml.safe_load(text))
+    return parse(read_yaml(Path(str(resources.files("yibao") / "data" / "labels.yaml")), what=("labels file", "标签文件")))
 
 
 def _missing(x: Any) -> bool:
