@@ -168,3 +168,21 @@ def test_no_other_module_parses_rule_files() -> None:
         if pattern.search(f.read_text(encoding="utf-8")):
             offenders.add(rel)
     assert offenders <= NOT_YET, sorted(offenders - NOT_YET)
+
+
+def test_loaders_own_checks_name_file_and_key(tmp_path: Path) -> None:
+    sec = _write(tmp_path, "institutions:\n  H1: {sm4_key: '" + "ab" * 16 + "', signtype: SM2}\n", "sec.yaml")
+    with pytest.raises(SecurityError) as e:
+        SecurityPolicy.load(sec)
+    assert isinstance(e.value, DataFileError) and e.value.key == "institutions.H1.sm2_public_key"
+    assert e.value.message_en.startswith("sec.yaml: institutions.H1.sm2_public_key: SM2 needs")
+    with pytest.raises(SecurityError, match="insecure_demo: cannot be set in a file"):
+        SecurityPolicy.load(_write(tmp_path, "insecure_demo: true\n", "demo.yaml"))
+    text = (DATA / "api" / "interface.yaml").read_text(encoding="utf-8")
+    body = text.split("fund_pay_types:\n", 1)[1]
+    first = body.split("\n", 3)  # drop the first fund field (hifp_pay: employee, resident)
+    assert first[0].strip() == "hifp_pay:"
+    p = _write(tmp_path, text.split("fund_pay_types:\n", 1)[0] + "fund_pay_types:\n" + first[3], "interface.yaml")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert e.value.key == "fund_pay_types" and "hifp_pay" in e.value.message_en

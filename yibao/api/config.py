@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from yibao.core.errors import YibaoError
-from yibao.core.yamldata import load_model
+from yibao.core.yamldata import data_error, load_model
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "api" / "interface.yaml"
 
@@ -178,7 +178,7 @@ def load_config(path: str | Path | None = None) -> InterfaceConfig:
 
     missing = [f for f in Settlement.AMOUNTS if f.endswith("_pay") and f not in ("psn_cash_pay",) and f not in cfg.fund_pay_types]
     if missing:
-        raise ConfigError(f"{p}: fund_pay_types lacks {missing}", f"{p}: 基金支付类型缺少 {missing}", field="fund_pay_types")
+        raise data_error(p, "fund_pay_types", f"lacks {missing}", f"基金支付类型缺少 {missing}", error=ConfigError)
     return cfg
 
 

@@ -69,7 +69,7 @@ from yibao.settlement import ledger
 from yibao.settlement import records
 from yibao.codes import registry
 from yibao.core.errors import ClaimRejected, YibaoError
-from yibao.core.yamldata import load_model
+from yibao.core.yamldata import data_error, load_model
 from yibao.core.money import BP_SCALE, MoneyError, fen_to_yuan, yuan_to_fen
 from yibao.settlement import visits as V
 from yibao.settlement.rules import FeeLine, PersonFacts, age_on
@@ -123,7 +123,7 @@ def load_more_config(path: str | Path | None = None) -> MoreConfig:
     cfg = load_model(p, MoreConfig, what=("transaction parameters", "交易参数"), error=ConfigError)
     bad = {k: v for k, v in cfg.reversible.items() if v not in _REVERSALS}
     if bad:
-        raise ConfigError(f"{p}: unknown reversal kinds {bad}", f"{p}: 冲正方式无效 {bad}", field="reversible")
+        raise data_error(p, "reversible", f"unknown reversal kinds {bad}", f"冲正方式无效 {bad}", error=ConfigError)
     return cfg
 
 

@@ -157,7 +157,7 @@ class SecurityPolicy(BaseModel):
         pol = validate(p, cls, raw, what=what, error=SecurityError)
         for code, k in pol.institutions.items():
             if k.signtype == "SM2" and k.encrypted and not k.sm2_public_key:
-                raise SecurityError(f"{p}: {code}: SM2 needs sm2_public_key", f"{p}: {code}: SM2 签名须配置公钥", field=code)
+                raise data_error(p, f"institutions.{code}.sm2_public_key", "SM2 needs sm2_public_key", "SM2 签名须配置公钥", error=SecurityError)
         if insecure_demo:
             pol = pol.model_copy(update={"insecure_demo": True})
         pol._source = (p, mtime)
