@@ -25,10 +25,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -286,10 +285,10 @@ class Interface:
         self.valid_diagnosis = valid_diagnosis
         self.svc = SettlementService(engine, book, catalog)
         self.visits = VisitSettlementService(self.svc)
-        # SQLite has one writer at a time: queue this process's writers on a lock instead of letting
-        # them spin in SQLite's busy handler (which sleeps up to 100 ms per try and makes long tails).
-        # PostgreSQL takes row locks; no lock here.
-        self._writer = threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        # SQLite has one writer at a time: queue writers (this process's threads, then every worker process)
+        # on a lock instead of letting them spin in SQLite's busy handler (which sleeps up to 100 ms per
+        # try and makes long tails).  PostgreSQL takes row locks; no lock here.
+        self._writer = db.writer_queue(engine)
 
     # --- plumbing ------------------------------------------------------------------
 

@@ -94,6 +94,7 @@ __all__ = [
     "session_scope",
     "sqlite_synchronous",
     "upgrade",
+    "writer_queue",
 ]
 
 LOAD_ORDER = ("person", "family_link", "institution", "practitioner", "med_list", "encounter", "fee_detail",
@@ -320,6 +321,63 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
                 dbapi_conn.autocommit = autocommit
 
     return engine
+
+
+class WriterQueue:
+    """Writers of one SQLite database queue here: threads of this process, then processes (an OS file lock).
+
+    SQLite has one writer at a time.  Left to SQLite's busy handler, a waiting writer sleeps and
+    retries (up to 100 ms a try), which makes long tails under load; queued on a lock, it starts as
+    soon as the writer before it commits.  Re-entrant in one thread.  PostgreSQL needs none (row locks).
+    """
+
+    def __init__(self, path: str | None):
+        import threading
+
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._path = f"{path}.writer-lock" if path else None
+
+    def __enter__(self) -> "WriterQueue":
+        self._lock.acquire()
+        if self._depth == 0 and self._path is not None:
+            import fcntl
+
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._lock.release()
+                raise
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
+
+
+_QUEUES: dict[str, WriterQueue] = {}
+
+
+def writer_queue(engine: Engine) -> Any:
+    """The :class:`WriterQueue` of ``engine``'s SQLite database (one per file per process); a no-op elsewhere."""
+    if engine.dialect.name != "sqlite":
+        from contextlib import nullcontext
+
+        return nullcontext()
+    path = engine.url.database
+    key = os.path.realpath(path) if path and path != ":memory:" and not path.startswith("file:") else f"mem:{id(engine)}"
+    q = _QUEUES.get(key)
+    if q is None:
+        q = _QUEUES.setdefault(key, WriterQueue(key if not key.startswith("mem:") else None))
+    return q
 
 
 @contextmanager
