@@ -1,4 +1,4 @@
-"""The one coding-quality detector (yibao.supervision.coding): its rules on constructed stays, its parameters,
+"""The one coding-quality detector (yibao.supervision.coding): its patterns on constructed stays, its parameters,
 payment and supervision agreeing case by case on one synthetic region, and scores that do not move when the
 ground-truth labels are shuffled or dropped (labels only evaluate)."""
 
@@ -21,10 +21,10 @@ P = load_coding_params()
 T0 = dt.datetime(2025, 3, 1, 9, tzinfo=TZ)
 
 
-def stay(mid, psn="A", inst="H1", day=0.0, days=5.0, dx="I63.900", other="", med_type="21"):
+def stay(mid, psn="A", inst="H1", day=0.0, days=5.0, dx="I63.900", other="", med_type="21", gend="1"):
     b = T0 + dt.timedelta(days=day)
     return {"mdtrt_id": mid, "psn_no": psn, "fixmedins_code": inst, "dr_code": "D1", "med_type": med_type, "begntime": b,
-            "endtime": b + dt.timedelta(days=days), "dise_codg": dx, "other_dise_codg": other}  # fmt: skip
+            "endtime": b + dt.timedelta(days=days), "dise_codg": dx, "other_dise_codg": other, "gend": gend}  # fmt: skip
 
 
 def items(*pairs):
@@ -80,6 +80,21 @@ def test_upcoding_needs_every_evidence_group():
     assert dict(zip(f.mdtrt_id, f.codes))["U1"] == "A41.900"
 
 
+def test_sex_mismatch_reads_the_one_list():
+    rows = [
+        stay("X1", psn="M", dx="O80.000", gend="1"), stay("X2", psn="F", dx="O80.000", gend="2"),
+        stay("X3", psn="W", dx="N40.x00", gend="2", med_type="11"),  # every encounter is judged, not only stays
+        stay("X4", psn="U", dx="N40.x00", gend=""),  # unrecorded sex: not judged
+        stay("X5", psn="V", dx="N99.000", gend="1"),  # N99 (postprocedural, either sex) is not sex-specific
+        stay("X6", psn="Q", dx="C62.900", gend="2"),
+    ]  # fmt: skip
+    got, f = flagged(rows)
+    assert got == {("X1", "sex_mismatch"), ("X3", "sex_mismatch"), ("X6", "sex_mismatch")}
+    # the in-care check reads the same list
+    k = default_rulebook().knowledge
+    assert all(k.sex_of_dx(c) for c in ("O80.000", "N40.x00", "C62.900")) and not k.sex_of_dx("N99.000")
+
+
 def test_parameters_are_validated_and_match_the_in_care_rule(tmp_path):
     check_rulebook_params(default_rulebook().rule("SV-SPLIT-01").params, P)  # rules.yaml and coding.yaml agree
     with pytest.raises(PolicyError, match="differ from coding.yaml"):
@@ -102,7 +117,7 @@ def region(tmp_path_factory):
     from yibao.synth.patterns import DEFAULT_RATES
 
     d = tmp_path_factory.mktemp("coding") / "region"
-    rates = {**DEFAULT_RATES, "upcoding": 0.06, "split_admission": 0.15}
+    rates = {**DEFAULT_RATES, "upcoding": 0.06, "split_admission": 0.15, "impersonation": 0.5}
     run_synth(people=4000, seed=23, out=d, db=None, year=2025, patterns=rates)
     settle_year(d)
     synthesize_purchases(d)  # part of the synthetic world (procurement records), written before any scoring
@@ -123,7 +138,7 @@ def test_payment_and_supervision_report_the_same_flags(region):
         p = {m for m, k in pay_flags if k == pattern}
         s = {m for m, k in sv_flags if k == pattern and m in cases}
         assert p == s, (pattern, sorted(p ^ s)[:5])
-        assert len(p) >= 10, (pattern, len(p))  # both patterns are present in this region
+        assert len(p) >= (3 if pattern == "sex_mismatch" else 10), (pattern, len(p))  # every pattern is present in this region
     # and the detector's own answer on the region is what both of them report
     det = coding.detect_region(region)
     assert {(m, k) for m, k in zip(det.mdtrt_id, det.flag)} == sv_flags

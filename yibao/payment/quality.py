@@ -8,13 +8,14 @@
   of secondary diagnoses per case from the first half-year to the second.
 * **Case flags**:
 
-  - ``upcoding`` (高套) and ``split_admission`` (分解住院) come from the one
+  - ``upcoding`` (高套), ``split_admission`` (分解住院) and ``sex_mismatch`` (a
+    diagnosis that fits only the other sex) come from the one
     coding-quality detector, :mod:`yibao.supervision.coding` (parameters in
     ``yibao/data/supervision/coding.yaml``), which the supervision scan also
-    runs (rules SV-UPCODE-01 and SV-SPLIT-01): both subsystems give the same
+    runs (rules SV-UPCODE-01, SV-SPLIT-01, SV-IMP-01): both subsystems give the same
     answer on the same data.  :func:`assess` takes that detector's flags for
     the region (``coding``) and keeps those of its cases;
-  - miscoding (rules in ``yibao/data/payment/quality.yaml``) (编码错误): ``sex_mismatch``, ``age_mismatch``,
+  - miscoding (rules in ``yibao/data/payment/quality.yaml``) (编码错误): ``age_mismatch``,
     ``ambiguous_group`` (procedure unrelated to the principal diagnosis),
     ``ungroupable``, ``symptom_principal`` (a symptom code as principal
     diagnosis of a surgical case), ``procedure_cost_mismatch`` (a surgical
@@ -59,8 +60,6 @@ class AgeRange(_M):
 
 
 class MiscodingRule(_M):
-    female_only: list[str] = []
-    male_only: list[str] = []
     age_ranges: list[AgeRange] = []
     symptom_prefixes: list[str] = []
 
@@ -113,9 +112,6 @@ def case_flags(cases: pd.DataFrame, rules: QualityRules, coding: pd.DataFrame) -
         out.append(cf)
     # miscoding
     mr = rules.miscoding
-    gend = cases["gend"].fillna("").to_numpy() if "gend" in cases else np.full(len(cases), "")
-    add(_starts(dx, mr.female_only) & (gend == "1"), "sex_mismatch", "female-only diagnosis for a man")
-    add(_starts(dx, mr.male_only) & (gend == "2"), "sex_mismatch", "male-only diagnosis for a woman")
     age = cases["age"].to_numpy()
     bad_age = np.zeros(len(cases), bool)
     for r in mr.age_ranges:

@@ -1,8 +1,8 @@
 """Post-care (事后) batch review: every post-stage rule as DuckDB SQL over the contract Parquet tables.
 
 Each rule is a plain ``SELECT`` in ``yibao/data/supervision/sql/<id>.sql``
-(except the coding-quality rules SV-SPLIT-01 and SV-UPCODE-01, which are the
-shared detector :mod:`yibao.supervision.coding`, also used by payment)
+(except the coding-quality rules SV-SPLIT-01, SV-UPCODE-01 and SV-IMP-01, which
+are the shared detector :mod:`yibao.supervision.coding`, also used by payment)
 over the views ``encounter``, ``fee_detail``, ``person``, ``institution``,
 ``med_list``, ``purchase`` and the knowledge tables ``k_<name>``, with the
 rule's parameters bound as ``$name``.  Nothing here depends on DuckDB beyond
@@ -120,8 +120,9 @@ def _coding_flags(con: duckdb.DuckDBPyConnection, book: RuleBook) -> tuple[pd.Da
     params = coding.load_coding_params(p if p.exists() else None)
     if any(r.id == "SV-SPLIT-01" for r in book.rules):
         coding.check_rulebook_params(book.rule("SV-SPLIT-01").params, params)
-    stays, items = coding.read_inputs(con, params, book.knowledge.dx_evidence)
-    return coding.detect(stays, items, params, book.knowledge.dx_evidence), stays
+    k = book.knowledge
+    stays, items = coding.read_inputs(con, params, k.dx_evidence, k.sex_specific_dx)
+    return coding.detect(stays, items, params, k.dx_evidence, k.sex_specific_dx), stays
 
 
 def _coding_hits(con: duckdb.DuckDBPyConnection, flags: pd.DataFrame, stays: pd.DataFrame, pattern: str) -> pd.DataFrame:
@@ -139,6 +140,9 @@ def _coding_hits(con: duckdb.DuckDBPyConnection, flags: pd.DataFrame, stays: pd.
     fen = dict(zip(amt["mdtrt_id"], amt["fen"]))
     if pattern == "split_admission":
         ev = [json.dumps({"previous": p, "gap_hours": int(g) // 3600}, ensure_ascii=False, separators=(",", ":")) for p, g in zip(f["previous"], f["gap_s"])]
+    elif pattern == "sex_mismatch":
+        g = stays.drop_duplicates("mdtrt_id").set_index("mdtrt_id")["gend"]
+        ev = [json.dumps({"dise_codg": c, "gend": g.get(m, "")}, ensure_ascii=False, separators=(",", ":")) for m, c in zip(f["mdtrt_id"], f["codes"])]
     else:
         ev = [json.dumps({"code": c, "evidence_items": list(e)}, ensure_ascii=False, separators=(",", ":")) for c, e in zip(f["codes"], f["evidence_items"])]
     m = f["mdtrt_id"].astype(str).to_numpy()

@@ -1,11 +1,12 @@
 """The one coding-quality detector (编码质量检测) of yibao, shared by payment and supervision.
 
 Both ``yibao.payment.quality`` (DIP/DRG coding quality) and the supervision
-post-care scan (``yibao.supervision.batch``: rules SV-SPLIT-01 and
-SV-UPCODE-01) call :func:`detect` on the same inputs, so they report the same
+post-care scan (``yibao.supervision.batch``: rules SV-SPLIT-01, SV-UPCODE-01
+and SV-IMP-01) call :func:`detect` on the same inputs, so they report the same
 flags on the same data.  Parameters: ``yibao/data/supervision/coding.yaml``;
 the complications and their treatment evidence:
-``yibao/data/supervision/knowledge/dx_evidence.csv``.
+``yibao/data/supervision/knowledge/dx_evidence.csv``; the sex-specific
+diagnoses: ``knowledge/sex_specific_dx.csv``.
 
 Patterns:
 
@@ -18,6 +19,11 @@ Patterns:
 * ``upcoding`` (高套): an inpatient stay with a secondary diagnosis from the
   complication list whose evidence is not billed in the stay (every evidence
   group needs at least one of its items).
+* ``sex_mismatch`` (诊断与性别不符): an encounter whose principal diagnosis fits
+  only the other sex than the person's recorded one (1 male, 2 female; an
+  unrecorded sex is not judged), from ``knowledge/sex_specific_dx.csv``.
+  Payment reads it as a coding error (编码错误), supervision as possible
+  impersonation (SV-IMP-01, 冒名就医); the in-care check reads the same list.
 
 Inputs are data only: a frame of stays (encounter columns) and a frame of the
 billed items that count as evidence.  Ground-truth labels never enter; they
@@ -43,10 +49,11 @@ from yibao.supervision.knowledge import DATA_DIR, load_knowledge
 
 DAY_S = 86_400
 PATH = DATA_DIR / "coding.yaml"
-PATTERNS = ("split_admission", "upcoding")
+PATTERNS = ("split_admission", "upcoding", "sex_mismatch")
 # the supervision rules that are this detector (rule id -> pattern)
-RULES = {"SV-SPLIT-01": "split_admission", "SV-UPCODE-01": "upcoding"}
-STAY_COLUMNS = ("mdtrt_id", "psn_no", "fixmedins_code", "dr_code", "med_type", "begntime", "endtime", "dise_codg", "other_dise_codg")
+RULES = {"SV-SPLIT-01": "split_admission", "SV-UPCODE-01": "upcoding", "SV-IMP-01": "sex_mismatch"}
+STAY_COLUMNS = ("mdtrt_id", "psn_no", "fixmedins_code", "dr_code", "med_type", "begntime", "endtime", "dise_codg", "other_dise_codg", "gend")
+SexDx = tuple[tuple[str, str], ...]  # (diagnosis prefix, the only sex it fits: 1 male, 2 female)
 FLAG_COLUMNS = ("mdtrt_id", "flag", "detail", "previous", "gap_s", "codes", "evidence_items")
 Evidence = dict[str, tuple[tuple[str, ...], ...]]  # complication prefix -> groups (all needed; any item meets a group)
 
@@ -92,6 +99,10 @@ def load_coding_params(path: str | Path | None = None) -> CodingParams:
 
 def default_evidence() -> Evidence:
     return load_knowledge().dx_evidence
+
+
+def default_sex_dx() -> SexDx:
+    return load_knowledge().sex_specific_dx
 
 
 def _epoch_s(s: pd.Series) -> np.ndarray:
@@ -168,14 +179,27 @@ def upcoding(stays: pd.DataFrame, items: pd.DataFrame, evidence: Evidence, p: Up
     return pd.DataFrame({"mdtrt_id": mids, "codes": [";".join(rows[m][0]) for m in mids], "evidence_items": [rows[m][1] for m in mids]})
 
 
-def detect(stays: pd.DataFrame, items: pd.DataFrame, params: CodingParams | None = None, evidence: Evidence | None = None) -> pd.DataFrame:
+def sex_mismatches(stays: pd.DataFrame, sex_dx: SexDx) -> pd.DataFrame:
+    """Encounters whose principal diagnosis fits only the other sex: ``mdtrt_id, codes`` (the diagnosis), ``gend``."""
+    gend = stays["gend"].fillna("").astype(str).to_numpy()
+    dx = stays["dise_codg"].fillna("").astype(str)
+    bad = np.zeros(len(stays), bool)
+    for prefix, g in sex_dx:
+        bad |= dx.str.startswith(prefix).to_numpy() & np.isin(gend, ("1", "2")) & (gend != g)
+    return pd.DataFrame({"mdtrt_id": stays["mdtrt_id"].astype(str).to_numpy()[bad], "codes": dx.to_numpy()[bad], "gend": gend[bad]})
+
+
+def detect(stays: pd.DataFrame, items: pd.DataFrame, params: CodingParams | None = None, evidence: Evidence | None = None,
+           sex_dx: SexDx | None = None) -> pd.DataFrame:  # fmt: skip
     """Every coding-quality flag: a long frame ``mdtrt_id, flag, detail, previous, gap_s, codes, evidence_items``
     sorted by flag and case.  ``stays`` needs :data:`STAY_COLUMNS` (``dr_code`` optional), ``items`` the
     billed ``mdtrt_id, med_list_codg``."""
     params = params or load_coding_params()
     evidence = default_evidence() if evidence is None else evidence
+    sex_dx = default_sex_dx() if sex_dx is None else sex_dx
     sp = split_admissions(stays, params.split_admission)
     up = upcoding(stays, items, evidence, params.upcoding)
+    sx = sex_mismatches(stays, sex_dx)
     parts = []
     if len(sp):
         parts.append(pd.DataFrame({
@@ -187,15 +211,30 @@ def detect(stays: pd.DataFrame, items: pd.DataFrame, params: CodingParams | None
             "mdtrt_id": up["mdtrt_id"], "flag": "upcoding", "detail": up["codes"] + " coded without its treatment billed",
             "previous": None, "gap_s": None, "codes": up["codes"], "evidence_items": up["evidence_items"],
         }))  # fmt: skip
+    if len(sx):
+        parts.append(pd.DataFrame({
+            "mdtrt_id": sx["mdtrt_id"], "flag": "sex_mismatch",
+            "detail": sx["codes"] + " does not fit sex " + sx["gend"] + " (" + np.where(sx["gend"] == "1", "male", "female") + ")",
+            "previous": None, "gap_s": None, "codes": sx["codes"], "evidence_items": None,
+        }))  # fmt: skip
     if not parts:
         return _empty(FLAG_COLUMNS)
     return pd.concat(parts, ignore_index=True).sort_values(["flag", "mdtrt_id"], ignore_index=True)[list(FLAG_COLUMNS)]
 
 
-def read_inputs(con: duckdb.DuckDBPyConnection, params: CodingParams, evidence: Evidence) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The detector's inputs from a DuckDB connection with the contract views ``encounter`` and ``fee_detail``."""
+def read_inputs(con: duckdb.DuckDBPyConnection, params: CodingParams, evidence: Evidence, sex_dx: SexDx | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The detector's inputs from a DuckDB connection with the contract views ``encounter``, ``fee_detail`` and ``person``:
+    the stays of the patterns' med_types plus every encounter with a sex-specific principal diagnosis (the only
+    other ones :func:`detect` can flag), and the billed evidence items."""
+    sex_dx = default_sex_dx() if sex_dx is None else sex_dx
     med = sorted(set(params.split_admission.med_types) | set(params.upcoding.med_types))
-    stays = con.execute(f"SELECT {', '.join(STAY_COLUMNS)} FROM encounter WHERE med_type IN (SELECT unnest($m::VARCHAR[])) ORDER BY mdtrt_id", {"m": med}).df()
+    cols = ", ".join(f"e.{c}" for c in STAY_COLUMNS if c != "gend")
+    stays = con.execute(
+        f"""SELECT {cols}, coalesce(p.gend, '') AS gend FROM encounter e LEFT JOIN person p USING (psn_no)
+            WHERE e.med_type IN (SELECT unnest($m::VARCHAR[])) OR len(list_filter($px::VARCHAR[], lambda x: starts_with(e.dise_codg, x))) > 0
+            ORDER BY e.mdtrt_id""",
+        {"m": med, "px": sorted({px for px, _ in sex_dx}) or [""]},
+    ).df()
     codes = sorted({x for groups in evidence.values() for g in groups for x in g})
     items = con.execute(
         """SELECT DISTINCT f.mdtrt_id, f.med_list_codg FROM fee_detail f JOIN encounter e USING (mdtrt_id)
@@ -213,23 +252,24 @@ def _source(d: Path, name: str) -> str:
     return src
 
 
-def detect_region(data_dir: str | Path, params: CodingParams | None = None, evidence: Evidence | None = None) -> pd.DataFrame:
-    """:func:`detect` over the contract Parquet tables ``encounter`` and ``fee_detail`` of ``data_dir``."""
+def detect_region(data_dir: str | Path, params: CodingParams | None = None, evidence: Evidence | None = None, sex_dx: SexDx | None = None) -> pd.DataFrame:
+    """:func:`detect` over the contract Parquet tables ``encounter``, ``fee_detail`` and ``person`` of ``data_dir``."""
     from yibao.core import manifest
 
     d = Path(data_dir)
     params = params or load_coding_params()
     evidence = default_evidence() if evidence is None else evidence
-    manifest.check(d, ("encounter", "fee_detail"))
+    sex_dx = default_sex_dx() if sex_dx is None else sex_dx
+    manifest.check(d, ("encounter", "fee_detail", "person"))
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'Asia/Shanghai'")
-        for t in ("encounter", "fee_detail"):
+        for t in ("encounter", "fee_detail", "person"):
             con.execute(f"CREATE VIEW {t} AS SELECT * FROM {_source(d, t)}")
-        stays, items = read_inputs(con, params, evidence)
+        stays, items = read_inputs(con, params, evidence, sex_dx)
     finally:
         con.close()
-    return detect(stays, items, params, evidence)
+    return detect(stays, items, params, evidence, sex_dx)
 
 
 def check_rulebook_params(rule_params: dict, params: CodingParams) -> None:
