@@ -92,3 +92,18 @@ def test_year_runner_and_fund_year(region: Path):
     out = render_report(fy, region / "report.html")
     html = out.read_text(encoding="utf-8")
     assert "SYNTHETIC DATA" in html and "<svg" in html and "医疗救助" in html
+
+
+def test_the_default_fund_year_is_not_an_almost_empty_one(region: Path):
+    """A stay settled on 1 January of the next year does not make that year the report's default (issue 17.6)."""
+    settle_year(region)
+    path = region / "settlement.parquet"
+    t = pq.read_table(path)
+    rows = [dict(r, setl_id=f"{r['setl_id']}-{k}") for k in range(8) for r in t.to_pylist()]  # 24 in 2025
+    late = dict(rows[0], setl_id="S-LATE", policy_year=2026)
+    pq.write_table(pa.Table.from_pylist(rows + [late], schema=t.schema), path)
+    snap = PolicyBook.default().snapshot("990100", dt.date(2025, 7, 1))
+    assert fund_year(region, snap).year == 2025
+    rows2 = rows + [dict(rows[0], setl_id=f"S-{i}", policy_year=2026) for i in range(len(rows))]
+    pq.write_table(pa.Table.from_pylist(rows2, schema=t.schema), path)
+    assert fund_year(region, snap).year == 2026  # a real second year is the latest

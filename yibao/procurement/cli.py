@@ -162,13 +162,27 @@ def compare(
         cmp = compare_rulesets(inp, ra, rb)
     except YibaoError as exc:
         _fail(exc)
+    from yibao.core.money import fmt_yuan
+
+    def head(c: str) -> str:  # amounts are fen in the data, shown as ¥ here
+        return f"amount ¥ {c.removeprefix('amount_fen_')}" if c.startswith("amount_fen_") else c
+
+    def cell(c: str, v: object) -> str:
+        return f"¥{fmt_yuan(int(v))}" if c.startswith("amount_fen_") else str(v)
+
+    cols = [str(c) for c in cmp.drugs.columns]
     tab = Table(title=f"{ra.id} vs {rb.id}")
-    for c in cmp.drugs.columns:
-        tab.add_column(str(c))
+    for c in cols:
+        tab.add_column(head(c), justify="right" if c.startswith("amount_fen_") else "left")
     for r in cmp.drugs.itertuples(index=False):
-        tab.add_row(*map(str, r))
+        tab.add_row(*(cell(c, v) for c, v in zip(cols, r)))
     console.print(tab)
-    console.print(cmp.totals)
+    tot = Table(title="totals")
+    tot.add_column("")
+    tot.add_column("", justify="right")
+    for k, v in cmp.totals.items():
+        tot.add_row(head(k), cell(k, v) if k.startswith("amount_fen_") else f"{int(v):,}")
+    console.print(tot)
 
 
 @app.command("simulate")
@@ -196,10 +210,12 @@ def simulate(
         _fail(exc)
     tab = Table(title=f"bid simulation under {res.ruleset_id}: {res.rounds:,} simulated rounds in {res.seconds:.2f} s")
     df = res.frame()
-    for c in df.columns:
+    from yibao.core.money import fmt_yuan
+
+    for c in ("unit price ¥", "win probability", "expected units", "expected revenue ¥"):
         tab.add_column(c, justify="right")
-    for r in df.itertuples(index=False):
-        tab.add_row(r.price_yuan, f"{r.win_probability:.3f}", f"{r.expected_units:,.0f}", r.expected_revenue_yuan)
+    for r, fen in zip(df.itertuples(index=False), res.expected_revenue_fen):
+        tab.add_row(r.price_yuan, f"{r.win_probability:.3f}", f"{r.expected_units:,.0f}", f"¥{fmt_yuan(int(fen))}")
     console.print(tab)
     console.print(f"[dim]{res.notes}[/]")
 

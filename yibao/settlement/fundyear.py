@@ -66,7 +66,11 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
     else:
         con.execute("CREATE VIEW rejected AS SELECT ''::VARCHAR AS mdtrt_id, ''::VARCHAR AS field, ''::VARCHAR AS reason_en, ''::VARCHAR AS reason_zh WHERE false")
     if year is None:
-        year = con.execute("SELECT max(policy_year) FROM settlement").fetchone()[0] or dt.date.today().year
+        # the latest year with at least a month's worth of the busiest year's settlements: a stay discharged
+        # on 1 January does not make an almost empty year the default (the console's rule, figures.py)
+        counts = dict(con.execute("SELECT policy_year, count(*) FROM settlement GROUP BY 1").fetchall())
+        busiest = max(counts.values(), default=0)
+        year = max((y for y, n in counts.items() if n * 12 >= busiest), default=None) or dt.date.today().year
     f = snap.funding
     acct = snap.schemes["employee"].account
     credit_bp = acct.in_service_credit_rate if acct else 0

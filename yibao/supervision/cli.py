@@ -68,8 +68,10 @@ def scan(
         from yibao.supervision.batch import CONTRACT_VIEWS
 
         manifest.record(data, ["hits"], (*CONTRACT_VIEWS, "purchase"), command="yibao supervision scan --data {dir}")
-    summary = res.hits.groupby("rule_id").agg(hits=("entity_id", "size"), fen=("amount", lambda a: int(a.clip(lower=0).sum()))).reset_index()
-    _print_df(summary, f"{len(res.hits):,} hits over {res.lines:,} lines in {res.total_seconds:.1f} s", money=("fen",))
+    summary = res.hits.groupby("rule_id").agg(hits=("entity_id", "size"), amount_yuan=("amount", lambda a: int(a.clip(lower=0).sum()))).reset_index()
+    # amounts are fen in the hits; the table shows them as yuan under a yuan header
+    summary = summary.rename(columns={"amount_yuan": "amount ¥"})
+    _print_df(summary, f"{len(res.hits):,} hits over {res.lines:,} lines in {res.total_seconds:.1f} s", money=("amount ¥",))
     console.print(f"hits: {target}")
 
 
