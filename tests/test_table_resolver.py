@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from yibao.cli import app
-from yibao.core.parquet_io import sql_source, table_path, table_sql
+from yibao.core.parquet_io import dataset_files, sql_source, table_path, table_sql
 from yibao.supervision.batch import CONTRACT_VIEWS
 from yibao.supervision.stock import synthesize_purchases
 from yibao.synth.patterns import DEFAULT_RATES
@@ -47,6 +47,12 @@ def regions(tmp_path_factory) -> tuple[Path, Path]:
         for i, part in enumerate(parts):  # the last part one level down: the whole tree is the table
             where = datasets / name / ("sub" if i == len(parts) - 1 else "")
             pq.write_table(t.take(pa.array(part)), where / f"part-{i}.parquet")
+    # what pyarrow's discovery (and so `yibao settle`) skips, every reader skips: a half-written part, a staging folder
+    enc = pq.read_table(files / "encounter.parquet").slice(0, 40)
+    enc = enc.set_column(enc.schema.get_field_index("mdtrt_id"), "mdtrt_id", pa.array([f"JUNK{i}" for i in range(40)]))
+    pq.write_table(enc, datasets / "encounter" / "_part-9.parquet")
+    (datasets / "fee_detail" / ".staging").mkdir()
+    pq.write_table(pq.read_table(files / "fee_detail.parquet").slice(0, 500), datasets / "fee_detail" / ".staging" / "part-9.parquet")
     return files, datasets
 
 
@@ -54,7 +60,13 @@ def test_table_path_and_sql_source(tmp_path: Path) -> None:
     assert table_path(tmp_path, "encounter") is None and table_sql(tmp_path, "encounter") is None
     (tmp_path / "encounter").mkdir()
     assert table_path(tmp_path, "encounter") == tmp_path / "encounter"
-    assert sql_source(tmp_path / "encounter") == f"read_parquet('{(tmp_path / 'encounter').as_posix()}/**/*.parquet')"
+    assert sql_source(tmp_path / "encounter") == f"read_parquet('{(tmp_path / 'encounter').as_posix()}/**/*.parquet')"  # empty
+    for rel in ("b/part-1.parquet", "part-0.parquet", "_tmp.parquet", ".x/part-2.parquet", "_staging/part-3.parquet", "notes.txt"):
+        (tmp_path / "encounter" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "encounter" / rel).write_bytes(b"")
+    want = [tmp_path / "encounter" / "b" / "part-1.parquet", tmp_path / "encounter" / "part-0.parquet"]
+    assert dataset_files(tmp_path / "encounter") == want
+    assert sql_source(tmp_path / "encounter") == "read_parquet([" + ", ".join(f"'{p.as_posix()}'" for p in want) + "])"
     pq.write_table(pa.table({"a": [1]}), tmp_path / "encounter.parquet")
     assert table_path(tmp_path, "encounter") == tmp_path / "encounter.parquet"  # the file wins
     odd = tmp_path / "it's"
@@ -65,7 +77,7 @@ def test_datasets_really_are_directories(regions) -> None:
     _, datasets = regions
     for name in CONTRACT_VIEWS:
         assert not (datasets / f"{name}.parquet").exists()
-        assert len(list((datasets / name).rglob("*.parquet"))) == 3
+        assert len(dataset_files(datasets / name)) == 3
 
 
 def _hits(d: Path, out: Path) -> pd.DataFrame:
@@ -108,3 +120,17 @@ def test_scan_names_a_missing_table(regions, tmp_path: Path) -> None:
     r = runner.invoke(app, ["supervision", "scan", "--data", str(d)])
     assert r.exit_code != 0
     assert "med_list" in r.output
+
+
+def test_settle_reads_the_same_parts(regions, tmp_path: Path) -> None:
+    """`yibao settle` on the dataset directories settles the same claims as on the files (the junk parts skipped too)."""
+    files, datasets = regions
+    out = {}
+    for label, d in (("files", files), ("datasets", datasets)):
+        r = runner.invoke(app, ["settle", "--data", str(d), "--out", str(tmp_path / label)])
+        assert r.exit_code == 0, r.output
+        t = pq.read_table(tmp_path / label / "settlement.parquet").to_pandas()
+        out[label] = t.sort_values("mdtrt_id").reset_index(drop=True)
+    assert len(out["files"]) > 0 and not out["datasets"].mdtrt_id.str.startswith("JUNK").any()
+    pd.testing.assert_frame_equal(out["datasets"].drop(columns=["setl_id"], errors="ignore"),
+                                  out["files"].drop(columns=["setl_id"], errors="ignore"))

@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL
 
 from yibao.core import db, manifest
 
-__all__ = ["ACCUMULATOR_SCHEMA", "BATCH_ROWS", "load_parquet_dir", "sql_source", "table_path", "table_sql"]
+__all__ = ["ACCUMULATOR_SCHEMA", "BATCH_ROWS", "dataset_files", "load_parquet_dir", "sql_source", "table_path", "table_sql"]
 
 BATCH_ROWS = 100_000
 
@@ -51,10 +51,28 @@ def table_path(data_dir: Path, name: str) -> Path | None:
     return d if d.is_dir() else None
 
 
+def dataset_files(path: Path) -> list[Path]:
+    """The files of a table at ``path``: the file itself, or, as pyarrow's dataset discovery reads a directory,
+    every ``*.parquet`` under it, sorted, skipping names that start with ``.`` or ``_`` (``_tmp/``, ``.part-0.parquet``)."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*.parquet")
+                  if p.is_file() and not any(x.startswith((".", "_")) for x in p.relative_to(path).parts))
+
+
+def _sql_str(p: Path) -> str:
+    return "'" + p.as_posix().replace("'", "''") + "'"
+
+
 def sql_source(path: Path) -> str:
-    """DuckDB's ``read_parquet(…)`` of a table at ``path``: one file, or every ``*.parquet`` under a dataset directory."""
-    glob = f"{path.as_posix()}/**/*.parquet" if path.is_dir() else path.as_posix()
-    return "read_parquet('" + glob.replace("'", "''") + "')"
+    """DuckDB's ``read_parquet(…)`` of a table at ``path`` (a file or a dataset directory): the same files pyarrow
+    and ``yibao settle`` read (:func:`dataset_files`); an empty directory is left to DuckDB's "No files found"."""
+    path = Path(path)
+    files = dataset_files(path)
+    if path.is_dir() and not files:
+        return f"read_parquet({_sql_str(path / '**' / '*.parquet')})"
+    return "read_parquet([" + ", ".join(_sql_str(f) for f in files) + "])" if path.is_dir() else f"read_parquet({_sql_str(path)})"
 
 
 def table_sql(data_dir: Path, name: str) -> str | None:
