@@ -615,3 +615,20 @@ def test_the_default_edition_still_settles_an_inpatient_stay_only_after_discharg
 
 def test_unknown_a_variant_is_refused(w):
     _refused(w.his.call("2208A", {"data": {}}, check=False), "infno")
+
+
+# --- input sent as a JSON text (clients that build the envelope with input = JSON.toJSONString(...)) ----------
+
+
+def test_input_as_a_json_text_is_read_and_a_malformed_one_is_refused_without_logging_it(w):
+    env = w.his.envelope("1101", {})
+    env["input"] = dumps_exact({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8]}})
+    r = loads_exact(w.client.post(PATH, content=dumps_exact(env).encode()).content)
+    assert r["infcode"] == 0 and r["output"]["baseinfo"]["psn_no"] == "E1"
+    bad = w.his.envelope("9001", {})
+    bad["input"] = '{"signIn": {"opter_no": "x", "credential": "' + CREDENTIALS["H2"] + '"'  # cut off
+    r = loads_exact(w.client.post(PATH, content=dumps_exact(bad).encode()).content)
+    _refused(r, "input")
+    with w.engine.connect() as c:
+        logged = c.execute(select(MessageLog.request).where(MessageLog.msgid == bad["msgid"])).scalar_one()
+    assert CREDENTIALS["H2"] not in dumps_exact(logged) and "not JSON" in dumps_exact(logged)

@@ -435,8 +435,9 @@ class Interface:
             # JSON text; without SM4 keys for the institution it is plain JSON (ciphertext is hex, never "{")
             try:
                 inner = loads_exact(obj["input"])
-            except MalformedMessage as exc:
-                return self._fail(received, obj, "input 不是合法的JSON对象", f"input is not a JSON object: {exc}", "input")
+            except MalformedMessage as exc:  # the audit log keeps its size, not its text (it may hold a credential)
+                logged = {**obj, "input": f"<not JSON: {len(obj['input'])} characters>"}
+                return self._fail(received, logged, "input 不是合法的JSON对象", f"input is not a JSON object: {exc}", "input")
             try:
                 inspect_values(inner, self.cfg.interface.max_json_depth)
             except BadValue as b:
