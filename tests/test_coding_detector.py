@@ -139,6 +139,8 @@ def test_payment_and_supervision_report_the_same_flags(region):
         s = {m for m, k in sv_flags if k == pattern and m in cases}
         assert p == s, (pattern, sorted(p ^ s)[:5])
         assert len(p) >= (3 if pattern == "sex_mismatch" else 10), (pattern, len(p))  # every pattern is present in this region
+    # payment's evaluation against the labels covers every shared pattern
+    assert set(pay.quality.truth.flag) == set(coding.PATTERNS) and (pay.quality.truth.true_positives > 0).all()
     # and the detector's own answer on the region is what both of them report
     det = coding.detect_region(region)
     assert {(m, k) for m, k in zip(det.mdtrt_id, det.flag)} == sv_flags

@@ -193,11 +193,17 @@ class QualityResult:
 
 
 def against_truth(flags: pd.DataFrame, truth: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
-    """Precision and recall of the flags against injected synthetic patterns (upcoding, split_admission)."""
+    """Precision and recall of the shared detector's flags against injected synthetic patterns (evaluation only):
+    upcoding, split admissions, and sex mismatches (the impersonations that bill a sex-specific diagnosis on a
+    card of the other sex)."""
     rows = []
     ids = set(cases["mdtrt_id"])
-    for flag, pattern in (("upcoding", "upcoding"), ("split_admission", "split_admission")):
-        t = set(truth.loc[(truth.entity == "encounter") & (truth.pattern == pattern), "entity_id"]) & ids
+    enc = truth[truth.entity == "encounter"]
+    for flag, pattern, detail in (("upcoding", "upcoding", None), ("split_admission", "split_admission", None), ("sex_mismatch", "impersonation", "billed on the card")):
+        lab = enc[enc.pattern == pattern]
+        if detail is not None:
+            lab = lab[lab.detail.fillna("").str.contains(detail, regex=False)]
+        t = set(lab["entity_id"]) & ids
         f = set(flags.loc[flags.flag == flag, "mdtrt_id"])
         tp = len(t & f)
         rows.append({"flag": flag, "injected": len(t), "flagged": len(f), "true_positives": tp,
