@@ -336,7 +336,7 @@ def test_a_replay_that_does_not_balance_fails(db_engine, tmp_path):
             step["request"]["input"]["data"]["medfee_sumamt"] = 1
             break
     doc["steps"][0]["reads"]["output.signinoutb.no_such_field"] = "string"
-    doc["steps"][1]["request"]["opter_name"] = "{{credential}}"  # a secret where masking does not look
+    doc["steps"][1]["request"]["dev_no"] = "{{credential}}"  # a secret where masking does not look
     bad = tmp_path / "tampered.json"
     bad.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     failures, _ = replay(db_engine, bad)
