@@ -690,27 +690,3 @@ def read_table(url_or_engine: str | URL | Engine | None, name: str) -> pa.Table:
         else:
             t = _read_generic(conn, name, schema, order)
     return t.cast(contract.with_metadata(schema, name))
-
-
-# --- names that moved to their subsystems (issue 16): resolved lazily for code not yet migrated --------
-
-_MOVED = {
-    **{n: "yibao.codes.registry" for n in ("Person", "FamilyLink", "Institution", "Practitioner", "MedList")},
-    **{n: "yibao.settlement.records" for n in ("Encounter", "FeeDetail", "Settlement", "SETTLEMENT_EXTRA_COLUMNS",
-                                              "Accumulator", "Account", "ACCOUNT_KINDS", "AccountLedger")},
-    **{n: "yibao.settlement.ledger" for n in ("AccumulatorError", "AccountError", "InsufficientBalance", "AccKey",
-                                             "lock_accumulators", "read_accumulators", "apply_accumulator_deltas",
-                                             "encode_accum_delta", "decode_accum_delta", "reverse_accum_delta",
-                                             "lock_account", "post_account")},
-    "MessageLog": "yibao.api.models",
-    "GroundTruth": "yibao.synth.models",
-}
-
-
-def __getattr__(name: str) -> Any:
-    mod = _MOVED.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'yibao.core.db' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(mod), name)
