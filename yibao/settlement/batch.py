@@ -1043,12 +1043,16 @@ def _scan(path: Path, columns: list[str] | None, batch_rows: int) -> Iterator[pa
     """Stream a Parquet file or dataset directory (its files in name order) as tables of at most ``batch_rows`` rows."""
     import pyarrow.parquet as pq
 
+    n = 0
     for f in _parquet_files(path):
         pf = pq.ParquetFile(f)
         cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
         for b in pf.iter_batches(batch_size=batch_rows, columns=cols, use_threads=True):
             if b.num_rows:
                 yield pa.Table.from_batches([b])
+                n += 1
+                if n % 8 == 0:  # the batches' buffers are freed between small long-lived arrays: keep the heap lean
+                    _give_back_memory()
         pf.close()
 
 
