@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from yibao.core.money import NO_CAP, MoneyError, ratio_to_bp, yuan_to_fen
+from yibao.core.money import NO_CAP, MoneyError, parameter_fen, ratio_to_bp
 
 CATEGORIES = ("outpatient", "chronic", "special", "inpatient", "pharmacy", "home_bed")
 SETTINGS = ("outpatient", "chronic", "inpatient", "pharmacy", "home_bed", "maternity")
@@ -29,16 +29,7 @@ LAYER_FIELDS = ("hifmi_pay", "hifob_pay", "cvlserv_pay", "hifes_pay", "oth_pay")
 ACCOUNT_COMPONENTS = ("inscp_selfpay", "preselfpay", "fulamt_ownpay", "overlmt_selfpay")
 
 
-def _fen(v: Any) -> int:
-    if isinstance(v, int) and not isinstance(v, bool):
-        v = str(v)
-    try:
-        fen = yuan_to_fen(v)
-    except MoneyError as exc:
-        raise ValueError(str(exc)) from exc
-    if fen < 0:
-        raise ValueError(f"amount must not be negative: {v}")
-    return fen
+_fen = parameter_fen  # yuan in the file → fen, never negative (core.money)
 
 
 def _bp(v: Any) -> int:

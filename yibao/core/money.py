@@ -47,6 +47,22 @@ def yuan_to_fen(value: object) -> int:
     return int(fen)
 
 
+def parameter_fen(value: object) -> int:
+    """A yuan amount in a parameter file (``1000``, ``"1000.50"``, Decimal) → fen, refusing negatives.
+
+    For pydantic ``BeforeValidator``s: raises ``ValueError`` with the reason.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    try:
+        fen = yuan_to_fen(value)
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from exc
+    if fen < 0:
+        raise ValueError(f"amount must not be negative: {value}")
+    return fen
+
+
 def fen_to_yuan(fen: int) -> Decimal:
     """Integer fen to a two-place yuan ``Decimal`` (exact)."""
     return (Decimal(int(fen)) / 100).quantize(Decimal("0.01"))

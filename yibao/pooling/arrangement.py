@@ -33,7 +33,7 @@ from typing_extensions import Annotated
 
 from yibao.core.contract import SETTLEMENT_AMOUNTS
 from yibao.core.errors import YibaoError
-from yibao.core.money import MoneyError, ratio_to_bp, yuan_to_fen
+from yibao.core.money import MoneyError, parameter_fen, ratio_to_bp
 from yibao.core.yamldata import data_error, load_model
 
 LEVELS = ("county", "city", "province")
@@ -71,16 +71,7 @@ def _bp(v: Any) -> int:
         raise ValueError(str(exc)) from None
 
 
-def _fen(v: Any) -> int:
-    if isinstance(v, int) and not isinstance(v, bool):
-        v = str(v)
-    try:
-        fen = yuan_to_fen(v)
-    except MoneyError as exc:
-        raise ValueError(str(exc)) from None
-    if fen < 0:
-        raise ValueError(f"amount must not be negative: {v}")
-    return fen
+_fen = parameter_fen  # yuan in the file → fen, never negative (core.money)
 
 
 Bp = Annotated[int, BeforeValidator(_bp)]
