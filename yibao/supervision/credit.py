@@ -109,6 +109,24 @@ def add_points(session: Session, subject_kind: str, subject_code: str, band: str
     return pts
 
 
+def withdraw_points(session: Session, case_id: int, *, reason: str) -> int:
+    """Withdraw the points a case awarded (its decision revoked on appeal, 撤销) inside the caller's transaction.
+
+    The award stays on record; a counter-entry of the same size (negative points) and the same date cancels it
+    in every window the award counts in.  Returns the points withdrawn (0 when the case awarded none or they
+    were withdrawn already).
+    """
+    rows = list(session.scalars(select(CreditPoint).where(CreditPoint.case_id == case_id).order_by(CreditPoint.id)))
+    if sum(r.points for r in rows) <= 0:
+        return 0
+    total = 0
+    for r in rows:
+        if r.points > 0:
+            session.add(CreditPoint(subject_kind=r.subject_kind, subject_code=r.subject_code, points=-r.points, case_id=case_id, reason=reason[:200], at=r.at))
+            total += r.points
+    return total
+
+
 def credit_grade(engine: Engine, subject_kind: str, subject_code: str, *, on: dt.date | None = None, rules: CreditRules | None = None) -> CreditGrade:
     """The subject's grade on a date (points inside the window)."""
     rules = rules or default_credit_rules()

@@ -1,7 +1,7 @@
 """Database tables of supervision: enforcement cases, their events, and credit points.
 
 Shares :class:`yibao.core.db.Base`; the schema is created by the Alembic
-migration ``0004_supervision``.
+migration ``0004_supervision`` (``0012_case_workflow`` adds the clue kind, the fine paid and the appeal).
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ class Case(Base):
     major: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     legal_review_passed: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     transferred_to: Mapped[str] = mapped_column(sa.String(40), default="")
+    # 0012: where the clue came from (scan_hit / complaint / referral / inspection), the fine paid (罚款缴纳)
+    # and the appeal lodged (行政复议 / 行政诉讼)
+    clue_kind: Mapped[str] = mapped_column(sa.String(20), default="", server_default="")
+    fine_paid_fen: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    appeal_kind: Mapped[str] = mapped_column(sa.String(20), default="", server_default="")
     decided_at: Mapped[dt.datetime | None] = mapped_column(TZ, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(TZ)
     updated_at: Mapped[dt.datetime] = mapped_column(TZ)
