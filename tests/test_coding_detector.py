@@ -112,15 +112,13 @@ def test_parameters_are_validated_and_match_the_in_care_rule(tmp_path):
 @pytest.fixture(scope="module")
 def region(tmp_path_factory):
     from yibao.settlement.annual import settle_year
-    from yibao.supervision.stock import synthesize_purchases
     from yibao.synth.cli import run_synth
     from yibao.synth.patterns import DEFAULT_RATES
 
     d = tmp_path_factory.mktemp("coding") / "region"
     rates = {**DEFAULT_RATES, "upcoding": 0.06, "split_admission": 0.15, "impersonation": 0.5}
     run_synth(people=4000, seed=23, out=d, db=None, year=2025, patterns=rates)
-    settle_year(d)
-    synthesize_purchases(d)  # part of the synthetic world (procurement records), written before any scoring
+    settle_year(d)  # no scan has run: the purchase table is the one yibao synth wrote with the region
     return d
 
 

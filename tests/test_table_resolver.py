@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 from yibao.cli import app
 from yibao.core.parquet_io import dataset_files, sql_source, table_path, table_sql
 from yibao.supervision.batch import CONTRACT_VIEWS
-from yibao.supervision.stock import synthesize_purchases
 from yibao.synth.patterns import DEFAULT_RATES
 from yibao.synth.region import write_parquet
 
@@ -37,7 +36,7 @@ def regions(tmp_path_factory) -> tuple[Path, Path]:
     files, datasets = tmp_path_factory.mktemp("files"), tmp_path_factory.mktemp("datasets")
     for name in TABLES:
         shutil.copy(src / f"{name}.parquet", files / f"{name}.parquet")
-    synthesize_purchases(src, files / "purchase.parquet")  # the stock rule's input, as a file too
+    shutil.copy(src / "purchase.parquet", files / "purchase.parquet")  # the stock rule's input (yibao synth writes it), as a file too
     rng = np.random.default_rng(3)
     for name in (*TABLES, "purchase"):
         t = pq.read_table(files / f"{name}.parquet")

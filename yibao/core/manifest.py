@@ -51,14 +51,11 @@ LOCK_NAME = ".manifest.lock"
 FORMAT = 2  # format 1: the generator's manifest before tables carried hashes
 VOLATILE_KEYS = ("created", "mtime_ns")
 
-# scan synthesises purchase.parquet only when it is absent, so the file goes first
-PURCHASE_COMMAND = "rm {dir}/purchase.parquet && yibao supervision scan --data {dir}"
 # Tables that later commands derive inside a data directory, with the command that rewrites each ({dir} = the directory).
 DERIVED_COMMANDS: dict[str, str] = {
     "settlement": "yibao settle --data {dir}",
     "settlement_rejected": "yibao settle --data {dir}",
     "accumulator": "yibao settle --data {dir}",
-    "purchase": PURCHASE_COMMAND,
     "hits": "yibao supervision scan --data {dir}",
     "dip_cases": "yibao payment dip settle --data {dir} --out {dir}",
     "dip_periods": "yibao payment dip settle --data {dir} --out {dir}",

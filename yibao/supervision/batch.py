@@ -12,11 +12,17 @@ the same Parquet files.
 The result is one table of hits (:data:`HITS`): rule id, stage, severity,
 entity, entity id, encounter, person, institution, doctor, fen at stake and
 the evidence as JSON.
+
+A rule whose SQL reads ``purchase`` (SV-STOCK-01) runs only on a usable
+purchase table (:func:`yibao.supervision.stock.purchase_status`: a real
+import or the one ``yibao synth`` writes); otherwise it is skipped, with the
+reason in :attr:`ScanResult.skipped` — never run on a table made up here.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +37,7 @@ from yibao.core import manifest, parquet_io
 from yibao.core.errors import YibaoError
 from yibao.supervision import coding
 from yibao.supervision.knowledge import RuleBook, default_rulebook
-from yibao.supervision.stock import PURCHASE
+from yibao.supervision.stock import PURCHASE, PurchaseStatus, purchase_status
 
 HITS = pa.schema(
     [
@@ -48,6 +54,12 @@ HITS = pa.schema(
     ]
 )
 CONTRACT_VIEWS = ("encounter", "fee_detail", "person", "institution", "med_list")
+_READS_PURCHASE = re.compile(r"\b(?:FROM|JOIN)\s+purchase\b", re.IGNORECASE)
+
+
+def reads_purchase(sql: str) -> bool:
+    """Whether a rule's SQL reads the ``purchase`` view (comments aside)."""
+    return bool(_READS_PURCHASE.search(re.sub(r"--[^\n]*", "", sql)))
 
 
 class ScanError(YibaoError):
@@ -60,21 +72,30 @@ class ScanResult:
     seconds: dict[str, float] = field(default_factory=dict)
     lines: int = 0
     encounters: int = 0
+    skipped: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule id -> why (English, Chinese)
+    purchase: PurchaseStatus = field(default_factory=lambda: PurchaseStatus(False))
 
     @property
     def total_seconds(self) -> float:
         return sum(self.seconds.values())
 
 
-def connect(data_dir: str | Path, book: RuleBook | None = None, *, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the contract tables of ``data_dir`` as views and the knowledge tables loaded."""
+def connect(
+    data_dir: str | Path, book: RuleBook | None = None, *, threads: int | None = None, memory_limit: str | None = None, purchase: PurchaseStatus | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the contract tables of ``data_dir`` as views and the knowledge tables loaded.
+
+    ``purchase`` is the table's status (:func:`purchase_status`, computed when not given); an unusable
+    one gives an empty ``purchase`` view.
+    """
     d = Path(data_dir)
     book = book or default_rulebook()
     sources = {t: parquet_io.table_sql(d, t) for t in (*CONTRACT_VIEWS, "purchase")}  # file or dataset directory
     for t in CONTRACT_VIEWS:
         if sources[t] is None:
             raise ScanError(f"{d}: missing {t}.parquet (a contract table)", f"{d}: 缺少 {t}.parquet", field="data_dir")
-    manifest.check(d, CONTRACT_VIEWS, optional=("purchase",))  # no mixed or stale tables
+    purchase = purchase if purchase is not None else purchase_status(d)
+    manifest.check(d, CONTRACT_VIEWS, optional=("purchase",) if purchase.usable else ())  # no mixed or stale tables
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Asia/Shanghai'")
     con.execute("SET enable_progress_bar = false")
@@ -84,7 +105,7 @@ def connect(data_dir: str | Path, book: RuleBook | None = None, *, threads: int 
         con.execute(f"SET memory_limit = '{memory_limit}'")
     for t in CONTRACT_VIEWS:
         con.execute(f"CREATE VIEW {t} AS SELECT * FROM {sources[t]}")
-    if sources["purchase"] is not None:
+    if purchase.usable:
         con.execute(f"CREATE VIEW purchase AS SELECT * FROM {sources['purchase']}")
     else:
         con.register("purchase_empty", PURCHASE.empty_table())
@@ -165,12 +186,17 @@ def scan(
     book = book or default_rulebook()
     wanted = set(rules) if rules else None
     t0 = time.perf_counter()
-    con = connect(data_dir, book, threads=threads, memory_limit=memory_limit)
+    purchase = purchase_status(data_dir)
+    con = connect(data_dir, book, threads=threads, memory_limit=memory_limit, purchase=purchase)
+    skipped: dict[str, tuple[str, str]] = {}
     seconds = {"setup": time.perf_counter() - t0}
     parts = []
     flags = stays = None  # the coding-quality detector runs once for both of its rules
     for r in book.by_stage("post"):
         if wanted is not None and r.id not in wanted:
+            continue
+        if not purchase.usable and r.id not in coding.RULES and reads_purchase(book.sql[r.id]):
+            skipped[r.id] = (f"{r.id} skipped: {purchase.why_en}", f"跳过 {r.id}：{purchase.why_zh}")
             continue
         t = time.perf_counter()
         if r.id in coding.RULES:
@@ -197,7 +223,7 @@ def scan(
     hits = hits.astype({"severity": "int8", "amount": "int64"})
     for c in ("mdtrt_id", "psn_no", "fixmedins_code", "dr_code"):
         hits[c] = hits[c].fillna("").astype(str)
-    return ScanResult(hits=hits, seconds=seconds, lines=int(lines), encounters=int(encs))
+    return ScanResult(hits=hits, seconds=seconds, lines=int(lines), encounters=int(encs), skipped=skipped, purchase=purchase)
 
 
 def hits_table(hits: pd.DataFrame) -> pa.Table:

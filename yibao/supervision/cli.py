@@ -44,22 +44,19 @@ def scan(
     from yibao.supervision.batch import hits_table
     from yibao.supervision.batch import scan as run_scan
     from yibao.supervision.knowledge import default_rulebook
-    from yibao.supervision.reports import _is_synthetic
-    from yibao.supervision.stock import synthesize_purchases
 
     book = default_rulebook()
     try:
-        from yibao.core.parquet_io import table_path
-
-        if _is_synthetic(data) and table_path(data, "purchase") is None:
-            synthesize_purchases(data)
-            console.print("synthesised purchase.parquet (SYNTHETIC) for the stock rule")
         n = len(book.by_stage("post"))
         with Progress(TextColumn("[bold]rules[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("", total=n)
             res = run_scan(data, book, rules=rule or None, progress=lambda rid, k: bar.update(task, advance=1, description=f"{rid}: {k:,}"))
     except YibaoError as exc:
         _fail(exc)
+    for en, zh in res.skipped.values():  # the purchase table is read, never made up from the labels
+        console.print(f"{en}\n{zh}", style="yellow", markup=False, soft_wrap=True)
+    if res.purchase.usable and res.purchase.synthetic:
+        console.print("purchase table: SYNTHETIC 合成进货数据 (written by yibao synth from the generated data, not procurement records)")
     target = (out or data) / "hits.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(hits_table(res.hits), target)
@@ -67,7 +64,8 @@ def scan(
         from yibao.core import manifest
         from yibao.supervision.batch import CONTRACT_VIEWS
 
-        manifest.record(data, ["hits"], (*CONTRACT_VIEWS, "purchase"), command="yibao supervision scan --data {dir}")
+        inputs = (*CONTRACT_VIEWS, "purchase") if res.purchase.usable else CONTRACT_VIEWS
+        manifest.record(data, ["hits"], inputs, command="yibao supervision scan --data {dir}")
     summary = res.hits.groupby("rule_id").agg(hits=("entity_id", "size"), amount_yuan=("amount", lambda a: int(a.clip(lower=0).sum()))).reset_index()
     # amounts are fen in the hits; the table shows them as yuan under a yuan header
     summary = summary.rename(columns={"amount_yuan": "amount ¥"})
@@ -128,3 +126,169 @@ def rules() -> None:
     for r in default_rulebook().rules:
         tab.add_row(r.id, f"{r.name} {r.name_zh}", "/".join(STAGE_ZH[s] for s in r.stages), str(r.severity), r.action if "in" in r.stages else "", r.pattern)
     console.print(tab)
+
+
+# --- enforcement cases (案件办理) ---------------------------------------------------------------------
+
+case_app = typer.Typer(help="Enforcement cases (案件办理): open a clue, take the workflow's steps, show the history.", no_args_is_help=True)
+app.add_typer(case_app, name="case")
+
+DB_OPT = typer.Option(None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db; migrated first).")
+USER_OPT = typer.Option(..., "--user", help="The console user taking the step (yibao console add-user); their role is checked.")
+
+
+def _case_engine(db: Optional[str]):
+    from yibao.core.db import database_url, make_engine, upgrade
+
+    url = database_url(db)
+    upgrade(url)
+    return make_engine(url)
+
+
+def _actor(engine, username: str):
+    """The console user as the step's actor: who they are and their role, from the database."""
+    from yibao.core.db import session_scope
+    from yibao.supervision.cases import Actor, CaseForbidden
+    from yibao.web.models import ConsoleUser
+
+    with session_scope(engine) as s:
+        u = s.get(ConsoleUser, username)
+        if u is None:
+            raise CaseForbidden(f"no console user {username!r} (create one with: yibao console add-user)", f"控制台用户 {username} 不存在", field="user")
+        return Actor(u.username, u.role, u.fixmedins_code)
+
+
+def _show_case(svc, c) -> None:
+    from yibao.supervision.cases import case_dict, event_dict
+
+    d = case_dict(c, svc.wf)
+    tab = Table(title=f"case 案件 {c.id}: {d['state']} {d['state_zh']}", show_header=False)
+    for k in ("subject_kind", "subject_code", "clue_kind", "source", "violation", "procedure", "band", "major", "legal_review_passed",
+              "transferred_to", "appeal_kind", "decided_at", "created_at"):
+        tab.add_row(k, str(d[k]))
+    for k in ("loss_fen", "fine_fen", "recovered_fen", "fine_paid_fen"):
+        tab.add_row(k, f"{d[k]} fen ({fmt_yuan(d[k])})")
+    console.print(tab)
+    rng = svc.ranges(c)
+    if rng:
+        rt = Table(title=f"discretion benchmark 自由裁量基准: {c.violation}, loss {fmt_yuan(c.loss_fen)}")
+        for col in ("band", "fine_min_fen", "fine_max_fen", "procedure", "legal review 法制审核", "basis"):
+            rt.add_column(col)
+        for band, p in rng:
+            rt.add_row(band, str(p.fine_min_fen), str(p.fine_max_fen), p.procedure, "yes" if p.legal_review else "no", p.basis)
+        console.print(rt)
+    ht = Table(title="history 全过程记录")
+    for col in ("#", "at", "actor", "action", "from → to", "changed", "note"):
+        ht.add_column(col)
+    for e in svc.events(c.id):
+        ev = event_dict(e)
+        after = ev["payload"].get("after", {})
+        before = ev["payload"].get("before", {})
+        changed = ", ".join(f"{k}: {before.get(k, '')}→{v}" for k, v in after.items() if k != "state")
+        ht.add_row(str(e.id), ev["at"] or "", e.actor, e.action, f"{e.from_state or '·'} → {e.to_state}", changed, e.note)
+    console.print(ht)
+    console.print("next actions 可执行: " + (", ".join(svc.next_actions(c)) or "none (final state)"))
+
+
+@case_app.command("open")
+def case_open(
+    subject_kind: str = typer.Option(..., "--subject-kind", help="institution | physician | person | enterprise"),
+    subject_code: str = typer.Option(..., "--subject-code", help="fixmedins_code, physician code, psn_no or firm id."),
+    clue_kind: str = typer.Option(..., "--clue-kind", help="scan_hit | complaint | referral | inspection (case_workflow.yaml)."),
+    source: str = typer.Option(..., "--source", help="The rule id of the scan hit, the complaint number, the referring agency…"),
+    loss_fen: int = typer.Option(0, "--loss-fen", help="The fund's loss as first estimated, integer fen."),
+    note: str = typer.Option("", "--note"),
+    user: str = USER_OPT,
+    db: Optional[str] = DB_OPT,
+) -> None:
+    """Case intake (线索登记) from a clue: a scan hit, a complaint or a referral."""
+    from yibao.supervision.cases import CaseService
+
+    try:
+        engine = _case_engine(db)
+        svc = CaseService(engine)
+        cid = svc.open_case(_actor(engine, user), subject_kind, subject_code, clue_kind, source, loss_fen=loss_fen, note=note)
+    except YibaoError as exc:
+        _fail(exc)
+    console.print(f"case {cid} opened (clue 线索)")
+
+
+@case_app.command("show")
+def case_show(case_id: int = typer.Argument(...), db: Optional[str] = DB_OPT) -> None:
+    """The case, the benchmark's ranges for its violation, its history (who, when, what, before → after) and the next actions."""
+    from yibao.supervision.cases import CaseService
+
+    try:
+        svc = CaseService(_case_engine(db))
+        _show_case(svc, svc.get(case_id))
+    except YibaoError as exc:
+        _fail(exc)
+
+
+@case_app.command("list")
+def case_list(
+    state: Optional[str] = typer.Option(None, "--state"),
+    subject_code: Optional[str] = typer.Option(None, "--subject-code"),
+    limit: int = typer.Option(100, "--limit", min=1),
+    db: Optional[str] = DB_OPT,
+) -> None:
+    """Cases, newest first."""
+    from yibao.supervision.cases import CaseService
+
+    try:
+        svc = CaseService(_case_engine(db))
+        rows = svc.list(state=state, subject_code=subject_code, limit=limit)
+    except YibaoError as exc:
+        _fail(exc)
+    tab = Table(title=f"{len(rows)} cases 案件")
+    for col in ("id", "state", "subject", "clue", "violation", "loss ¥", "fine ¥", "recovered ¥", "fine paid ¥"):
+        tab.add_column(col)
+    for c in rows:
+        tab.add_row(str(c.id), f"{c.state} {svc.wf.states.get(c.state, '')}", f"{c.subject_kind}:{c.subject_code}", f"{c.clue_kind}:{c.source}",
+                    c.violation, fmt_yuan(c.loss_fen), fmt_yuan(c.fine_fen), fmt_yuan(c.recovered_fen), fmt_yuan(c.fine_paid_fen))
+    console.print(tab)
+
+
+@case_app.command("step")
+def case_step(
+    case_id: int = typer.Argument(...),
+    action: str = typer.Option(..., "--action", help="file, dismiss, investigate, note, transfer, submit_review, review_pass, return, decide, "
+                               "decide_summary, recover, collect_fine, publish, appeal, uphold, revoke, close"),
+    user: str = USER_OPT,
+    note: str = typer.Option("", "--note", help="What was done or found (an evidence note's text for --action note)."),
+    agency: Optional[str] = typer.Option(None, "--agency", help="transfer: the agency (case_workflow.yaml agencies)."),
+    violation: Optional[str] = typer.Option(None, "--violation", help="note / submit_review / decide: the violation (discretion.yaml); default the case's."),
+    loss_fen: Optional[int] = typer.Option(None, "--loss-fen", help="note / submit_review / decide: the fund's loss in fen; default the case's."),
+    band: str = typer.Option("general", "--band", help="submit_review / decide: minor | general | serious."),
+    first_offence: bool = typer.Option(False, "--first-offence"),
+    corrected: bool = typer.Option(False, "--corrected"),
+    no_fault: bool = typer.Option(False, "--no-fault"),
+    mitigating: bool = typer.Option(False, "--mitigating"),
+    aggravating: bool = typer.Option(False, "--aggravating"),
+    sanction: list[str] = typer.Option(None, "--sanction", help="e.g. suspension (needs the legal review)."),
+    fine_fen: Optional[int] = typer.Option(None, "--fine-fen", help="decide: the fine, integer fen, inside the benchmark's range."),
+    amount_fen: Optional[int] = typer.Option(None, "--amount-fen", help="recover / collect_fine: the amount, integer fen."),
+    appeal_kind: Optional[str] = typer.Option(None, "--appeal-kind", help="appeal: reconsideration (复议) | litigation (诉讼)."),
+    db: Optional[str] = DB_OPT,
+) -> None:
+    """Take one step of the workflow; refused (nothing changed) when out of order, not the user's role or outside the benchmark."""
+    from yibao.supervision.cases import CaseService
+
+    try:
+        engine = _case_engine(db)
+        svc = CaseService(engine)
+        actor = _actor(engine, user)
+        params: dict = {}
+        if action in ("submit_review", "decide", "decide_summary"):
+            c = svc.get(case_id)
+            params["facts"] = {"violation": violation or c.violation, "loss_fen": c.loss_fen if loss_fen is None else loss_fen, "band": band,
+                               "first_offence": first_offence, "corrected": corrected, "no_fault": no_fault, "mitigating": mitigating,
+                               "aggravating": aggravating, "sanctions": tuple(sanction or ())}
+            params["fine_fen"] = fine_fen
+        else:
+            params.update(violation=violation, loss_fen=loss_fen, fine_fen=fine_fen)
+        params.update(agency=agency, amount_fen=amount_fen, appeal_kind=appeal_kind)
+        c = svc.perform(case_id, action, actor, note=note, **params)
+    except YibaoError as exc:
+        _fail(exc)
+    console.print(f"case {c.id}: {action} → {c.state} {svc.wf.states.get(c.state, '')}")

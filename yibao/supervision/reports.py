@@ -1,8 +1,9 @@
 """Supervision reports: an Excel workbook, a stand-alone HTML page and the ``yibao demo`` section.
 
 :func:`review_region` runs the whole post-care review on a region directory
-(purchases synthesised if absent and the region is synthetic, rules,
-analytics, and — when ground truth exists — scores) and returns a
+(rules — those reading purchases skipped when the region has no usable
+purchase table —, analytics, and — when ground truth exists — scores; the
+labels are read only for the scores) and returns a
 :class:`Review`; the writers below render it.
 """
 
@@ -21,7 +22,6 @@ from yibao.supervision.analytics import run_analytics
 from yibao.supervision.batch import scan
 from yibao.supervision.knowledge import STAGE_ZH, RuleBook, default_rulebook
 from yibao.supervision.scoring import pattern_recall, read_truth, score_queue, score_rules
-from yibao.supervision.stock import synthesize_purchases
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Review:
     pattern_scores: pd.DataFrame | None = None
     queue_scores: pd.DataFrame | None = None
     book: RuleBook = field(default_factory=default_rulebook)
+    skipped: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule id -> why (English, Chinese)
+    purchase_synthetic: bool = False
 
 
 def _is_synthetic(d: Path) -> bool:
@@ -53,11 +55,10 @@ def review_region(data_dir: str | Path, book: RuleBook | None = None) -> Review:
     d = Path(data_dir)
     book = book or default_rulebook()
     synthetic = _is_synthetic(d)
-    if synthetic and parquet_io.table_path(d, "purchase") is None:
-        synthesize_purchases(d)
-    res = scan(d, book)
+    res = scan(d, book)  # reads a purchase table, never makes one
     an = run_analytics(d, res.hits, book)
-    rv = Review(d, res.hits, an, res.seconds, res.lines, res.encounters, synthetic, book=book)
+    rv = Review(d, res.hits, an, res.seconds, res.lines, res.encounters, synthetic, book=book, skipped=res.skipped,
+                purchase_synthetic=res.purchase.synthetic)  # fmt: skip
     if parquet_io.table_path(d, "ground_truth") is not None:
         manifest.check(d, ["ground_truth"])
         truth = read_truth(d)
@@ -72,7 +73,7 @@ def rule_summary(rv: Review) -> pd.DataFrame:
     for r in rv.book.rules:
         h = rv.hits[rv.hits.rule_id == r.id]
         rows.append({"rule_id": r.id, "name": r.name, "name_zh": r.name_zh, "stages": "/".join(STAGE_ZH[s] for s in r.stages), "severity": r.severity,
-                     "hits": len(h), "fen_at_stake": int(h.amount.clip(lower=0).sum())})
+                     "hits": len(h), "fen_at_stake": int(h.amount.clip(lower=0).sum()), "skipped": rv.skipped.get(r.id, ("", ""))[0]})
     return pd.DataFrame(rows)
 
 
@@ -80,7 +81,10 @@ def write_excel(rv: Review, path: str | Path) -> Path:
     """One sheet each: rules, queue (top 1,000), hits (first 100,000), peers, rings, scores."""
     p = Path(path)
     with pd.ExcelWriter(p, engine="openpyxl") as xw:
-        pd.DataFrame({"note": ["SYNTHETIC DATA 合成数据 — figures describe a simulation" if rv.synthetic else "supervision review", f"region: {rv.data_dir}"]}).to_excel(xw, sheet_name="about", index=False)
+        notes = ["SYNTHETIC DATA 合成数据 — figures describe a simulation" if rv.synthetic else "supervision review", f"region: {rv.data_dir}"]
+        notes += ["SYNTHETIC purchases 合成进货数据 (yibao synth), not procurement records"] if rv.purchase_synthetic else []
+        notes += [f"{en} / {zh}" for en, zh in rv.skipped.values()]
+        pd.DataFrame({"note": notes}).to_excel(xw, sheet_name="about", index=False)
         rule_summary(rv).to_excel(xw, sheet_name="rules", index=False)
         rv.analytics["queue"].head(1000).to_excel(xw, sheet_name="queue", index=False)
         rv.hits.head(100_000).to_excel(xw, sheet_name="hits", index=False)
@@ -110,6 +114,10 @@ def section_html(rv: Review, top: int = 30) -> str:
     parts.append(f"<p>事后 review of {rv.lines:,} fee lines in {rv.encounters:,} encounters: {len(rv.hits):,} rule hits, ¥{fmt_yuan(total)} at stake, "
                  f"{len(rv.analytics['queue']):,} items in the ranked work queue, {rv.analytics['rings']['ring'].nunique() if len(rv.analytics['rings']) else 0} rings. "
                  f"Scan {sum(v for k, v in rv.seconds.items()):.1f} s.</p>")
+    for en, zh in rv.skipped.values():
+        parts.append(f"<p><strong>{html.escape(en)}</strong><br>{html.escape(zh)}</p>")
+    if rv.purchase_synthetic:
+        parts.append("<p><strong>SYNTHETIC purchases 合成进货数据</strong>: the stock rule compares the bills with purchases yibao synth generated, not procurement records.</p>")
     parts.append("<h3>Rules 规则</h3>" + _table(rule_summary(rv), money=("fen_at_stake",)).replace("fen_at_stake", "¥ at stake"))
     if rv.scores is not None:
         parts.append("<h3>Precision and recall on the injected ground truth 准确率与召回率</h3>" + _table(rv.scores))

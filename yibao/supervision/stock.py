@@ -13,19 +13,20 @@ delivery records) in this shape, one row per institution, item and year:
 ``synthetic``             true for generated rows
 ========================  =====================================================
 
-For a synthetic region, :func:`synthesize_purchases` derives a SYNTHETIC
-purchase table: what was truly dispensed (the billed quantity, divided back
-by the factor of an injected ``stock_mismatch`` label) plus 0-5 % kept in
-stock, with an opening stock of 0 to 1 month of the pair's true use (whole units).
-
-The opening stock scales with volume, as a pharmacy's does (v1 drew a flat 0-6 units whatever the
-volume: for a pair dispensing 10 units a year that is 7 months of stock, which hid a 50 % billing
-inflation entirely, so such labels could not be found from the data a supervisor has).
+Supervision only READS this table: a real import (one row per institution,
+item and year, from the institutions' purchase ledgers or the procurement
+platform's delivery records) or the SYNTHETIC one ``yibao synth`` writes from
+what it generated (:mod:`yibao.synth.purchases`).  It never builds one: when
+a region has no usable purchase table, :func:`purchase_status` says why and
+the scan skips the rules that read it (SV-STOCK-01) instead of scoring them
+on an empty or made-up table.  A purchase table an older yibao derived from
+the ground-truth labels (its manifest entry lists ``ground_truth`` among its
+inputs) is not usable: scores come from data features only.
 """
 
 from __future__ import annotations
 
-import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -33,8 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from yibao.core import manifest, parquet_io
+from yibao.core.errors import YibaoError
 
-PURCHASE_INPUTS = ("fee_detail", "encounter", "med_list", "ground_truth")  # what synthesize_purchases reads
 PURCHASE = pa.schema(
     [
         ("fixmedins_code", pa.string()),
@@ -47,58 +48,68 @@ PURCHASE = pa.schema(
 )
 
 
-def synthesize_purchases(data_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``purchase.parquet`` (SYNTHETIC) for the region in ``data_dir``; returns its path."""
-    d = Path(data_dir)
-    out_path = Path(out) if out else d / "purchase.parquet"
-    manifest.check(d, PURCHASE_INPUTS)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'Asia/Shanghai'")
-    src = {t: parquet_io.table_sql(d, t) for t in ("ground_truth", "fee_detail", "encounter", "med_list")}  # file or dataset directory
-    for t in ("fee_detail", "encounter", "med_list"):
-        if src[t] is None:
-            from yibao.supervision.batch import ScanError
+PURCHASE_COLUMNS = ("fixmedins_code", "med_list_codg", "qty_milli", "opening_stock_milli")  # what the stock rule reads
 
-            raise ScanError(f"{d}: missing {t}.parquet (a contract table)", f"{d}: 缺少 {t}.parquet", field="data_dir")
-    factors = (
-        f"SELECT entity_id, TRY_CAST(regexp_extract(detail, 'factor=([0-9.]+)', 1) AS DECIMAL(6,2)) AS factor FROM {src['ground_truth']} WHERE pattern = 'stock_mismatch'"
-        if src["ground_truth"] is not None
-        else "SELECT NULL::VARCHAR AS entity_id, NULL::DECIMAL(6,2) AS factor WHERE false"
-    )
-    df = con.execute(
-        f"""
-        WITH sold AS (
-          SELECT e.fixmedins_code, f.med_list_codg, any_value(e.policy_year) AS policy_year, sum(f.cnt_milli) AS sold
-          FROM {src["fee_detail"]} f JOIN {src["encounter"]} e USING (mdtrt_id)
-          JOIN {src["med_list"]} m USING (med_list_codg)
-          WHERE m.list_kind IN ('western', 'tcm_patent')
-          GROUP BY 1, 2
-        ), f AS ({factors})
-        SELECT s.fixmedins_code, s.med_list_codg, s.policy_year, s.sold, coalesce(f.factor, 1) AS factor
-        FROM sold s LEFT JOIN f ON f.entity_id = s.fixmedins_code || '#' || s.med_list_codg
-        ORDER BY 1, 2
-        """
-    ).fetch_df()
-    qty, opening = [], []
-    for code, item, sold, factor in zip(df.fixmedins_code, df.med_list_codg, df.sold, df.factor):
-        u = zlib.crc32(f"purchase|{code}|{item}".encode()) / 2**32
-        true = int(sold) * 100 // int(round(float(factor) * 100))
-        qty.append(-(-true * (10000 + int(u * 500)) // 10000 // 1000) * 1000)  # whole units, 0-5 % extra
-        v = zlib.crc32(f"opening|{code}|{item}".encode()) / 2**32
-        opening.append(int(true * v) // 12 // 1000 * 1000)  # 0 to 1 month of true use, whole units
-    table = pa.table(
-        {
-            "fixmedins_code": pa.array(df.fixmedins_code.astype(str).tolist()),
-            "med_list_codg": pa.array(df.med_list_codg.astype(str).tolist()),
-            "policy_year": pa.array(df.policy_year.astype("int16").to_numpy()),
-            "qty_milli": pa.array(qty, type=pa.int64()),
-            "opening_stock_milli": pa.array(opening, type=pa.int64()),
-            "synthetic": pa.array([True] * len(df)),
-        },
-        schema=PURCHASE,
-    )
-    meta = {b"yibao.table": b"purchase", b"yibao.synthetic": b"true", b"yibao.money_unit": b"fen"}
-    pq.write_table(table.replace_schema_metadata(meta), out_path)
-    if out_path.resolve() == (d / "purchase.parquet").resolve():
-        manifest.record(d, ["purchase"], PURCHASE_INPUTS, command=manifest.PURCHASE_COMMAND)
-    return out_path
+
+class PurchaseError(YibaoError):
+    """A purchase table the stock rule cannot read (columns missing)."""
+
+    code = "E_SUPERVISION_PURCHASE"
+
+
+@dataclass(frozen=True)
+class PurchaseStatus:
+    """Whether ``data_dir`` holds a purchase table the stock rule may read; if not, why (English, Chinese)."""
+
+    usable: bool
+    synthetic: bool = False
+    why_en: str = ""
+    why_zh: str = ""
+
+
+def _files(d: Path) -> list[Path]:
+    p = parquet_io.table_path(d, "purchase")
+    if p is None:
+        return []
+    return [p] if p.is_file() else parquet_io.dataset_files(p)
+
+
+def purchase_status(data_dir: str | Path) -> PurchaseStatus:
+    """Is there a purchase table (``purchase.parquet`` or ``purchase/``) the stock rule may read?
+
+    Not usable: absent, or derived from the ground-truth labels (an older
+    yibao's ``synthesize_purchases``).  A table lacking a column the rule
+    reads raises :class:`PurchaseError`.  Synthetic: the file metadata says
+    ``yibao.synthetic = true`` or every row's ``synthetic`` is true.
+    """
+    d = Path(data_dir)
+    files = _files(d)
+    if not files:
+        return PurchaseStatus(
+            False,
+            why_en=f"no purchase table (purchase.parquet) in {d}: import the institutions' purchase records, or generate the region with `yibao synth` (purchases are never built from the labels)",
+            why_zh=f"{d} 中没有进货数据 purchase.parquet：请导入机构进货记录，或用 yibao synth 生成（不会由标注生成进货数据）",
+        )  # fmt: skip
+    doc = manifest.load(d)
+    entry = (doc or {}).get("tables", {}).get("purchase") or {}
+    if "ground_truth" in (entry.get("inputs") or {}):
+        return PurchaseStatus(
+            False,
+            why_en=f"{d}: purchase.parquet was derived from the ground-truth labels by an older yibao, so it cannot feed a score; re-run `yibao synth --out {d}` (it writes purchases from the generated data)",
+            why_zh=f"{d}: purchase.parquet 由旧版 yibao 根据标注生成，不能用于评分；请重新运行 yibao synth",
+        )  # fmt: skip
+    schema = pq.read_schema(files[0])
+    missing = [c for c in PURCHASE_COLUMNS if c not in schema.names]
+    if missing:
+        raise PurchaseError(f"{files[0]}: the purchase table lacks column(s) {', '.join(missing)} (needs {', '.join(PURCHASE_COLUMNS)})",
+                            f"{files[0]}: 进货数据缺少列 {', '.join(missing)}", field="purchase")  # fmt: skip
+    meta = schema.metadata or {}
+    synthetic = meta.get(b"yibao.synthetic") == b"true"
+    if not synthetic and "synthetic" in schema.names:
+        con = duckdb.connect()
+        try:
+            n, n_syn = con.execute(f"SELECT count(*), count(*) FILTER (WHERE synthetic) FROM {parquet_io.table_sql(d, 'purchase')}").fetchone()
+        finally:
+            con.close()
+        synthetic = n > 0 and n == n_syn
+    return PurchaseStatus(True, synthetic=synthetic)

@@ -62,7 +62,8 @@ def run_synth(
         with _progress() as bar:
             task = bar.add_task("people", total=people)
             chunks = generate_region(people, seed, year=year, region=region, chunk_size=chunk_size, patterns=patterns, progress=lambda done, total: bar.update(task, completed=done))
-            result = load_tables(db, chunks)
+            # the database has no purchase table (supervision reads purchases from a data directory only)
+            result = load_tables(db, ((name, t) for name, t in chunks if name != "purchase"))
         if isinstance(result, dict):
             rows = result
         console.print(f"loaded SYNTHETIC region ({people:,} people, seed {seed}) into the database")

@@ -148,8 +148,15 @@ def _ordered(names) -> list[str]:
     return sorted(names, key=lambda n: (rank.get(n, len(ORDER)), n))
 
 
-def inject_patterns(tables: dict[str, pa.Table], patterns: Mapping[str, float], rng: np.random.Generator) -> tuple[dict[str, pa.Table], pa.Table]:
-    """Apply each named pattern at its rate, in the fixed order :data:`ORDER` (deterministic)."""
+def inject_patterns(
+    tables: dict[str, pa.Table], patterns: Mapping[str, float], rng: np.random.Generator, *, planted: dict | None = None
+) -> tuple[dict[str, pa.Table], pa.Table]:
+    """Apply each named pattern at its rate, in the fixed order :data:`ORDER` (deterministic).
+
+    ``planted``, when given, receives what the patterns planted beyond the labels, for the generator's own
+    tables (``stock_excess``: the units x 1000 that ``stock_mismatch`` added to each institution–drug pair's
+    bills, from which :mod:`yibao.synth.purchases` writes what was really dispensed and bought).
+    """
     for name in sorted(patterns):
         if name not in PATTERNS:
             raise YibaoError(f"unknown pattern {name!r}; known: {sorted(PATTERNS)}", f"未知的模式 {name!r}", field="patterns")
@@ -164,6 +171,8 @@ def inject_patterns(tables: dict[str, pa.Table], patterns: Mapping[str, float], 
             continue
         gt = PATTERNS[name](frames, rate, rng)
         labels.append(gt.cast(C.GROUND_TRUTH))
+    if planted is not None:
+        planted.update(frames.attrs.get("planted", {}))
     fee = frames["fee_detail"]
     enc = frames["encounter"]
     # keep encounters in id order and lines grouped by encounter, in line order
@@ -646,8 +655,10 @@ def over_examination(frames, rate, rng):
 @register_pattern("stock_mismatch")
 def stock_mismatch(frames, rate, rng):
     """进销存不符: for a share ``rate`` of institution–drug pairs (fixed by a hash, the same in every chunk)
-    every line bills 1.3-1.8 times what was dispensed; the factor is in the label's detail
-    (``factor=1.73``) so a synthetic purchase table can be derived (see ``yibao.supervision.stock``).
+    every line bills 1.3-1.8 times what was dispensed; the factor is in the label's detail (``factor=1.73``).
+    The units added per pair go to the chunk's planted facts (``stock_excess``), from which the generator
+    writes the synthetic purchase table (:mod:`yibao.synth.purchases`): the pharmacy bought what it really
+    dispensed, not what it billed.
     """
     fee, enc = frames["fee_detail"], frames["encounter"]
     c = _catalog()
@@ -663,7 +674,12 @@ def stock_mismatch(frames, rate, rng):
     hit = ~np.isnan(factor)
     rows = drug_rows[hit]
     f = factor[hit]
-    cnt = np.ceil(fee["cnt_milli"].to_numpy()[rows] * f / 1000).astype(np.int64) * 1000
+    before = fee["cnt_milli"].to_numpy()[rows].astype(np.int64)
+    cnt = np.ceil(before * f / 1000).astype(np.int64) * 1000
+    added = pd.Series(cnt - before).groupby(np.asarray(pairs, dtype=object)[codes[hit]]).sum()
+    excess = frames.attrs.setdefault("planted", {}).setdefault("stock_excess", {})
+    for p, n in added.items():
+        excess[p] = excess.get(p, 0) + int(n)
     fee.iloc[rows, fee.columns.get_loc("cnt_milli")] = cnt
     fee.iloc[rows, fee.columns.get_loc("det_item_fee_sumamt")] = _amount(cnt, fee["pric"].to_numpy()[rows])
     return _gt("inst_item", list(chosen), "stock_mismatch", [f"factor={v:.2f}" for v in chosen.values()])
