@@ -1,4 +1,4 @@
-"""``yibao supervision``: scan, score, queue, report."""
+"""``yibao supervision``: scan, score, queue, report, and ``case`` (案件办理: open, show, list, step)."""
 
 from __future__ import annotations
 
@@ -184,7 +184,7 @@ def _show_case(svc, c) -> None:
         ev = event_dict(e)
         after = ev["payload"].get("after", {})
         before = ev["payload"].get("before", {})
-        changed = ", ".join(f"{k}: {before.get(k, '')}→{v}" for k, v in after.items() if k != "state")
+        changed = "" if e.action == "open" else ", ".join(f"{k}: {before.get(k, '')}→{v}" for k, v in after.items() if k != "state")
         ht.add_row(str(e.id), ev["at"] or "", e.actor, e.action, f"{e.from_state or '·'} → {e.to_state}", changed, e.note)
     console.print(ht)
     console.print("next actions 可执行: " + (", ".join(svc.next_actions(c)) or "none (final state)"))
