@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from yibao.core.contract import is_employee_side
 from yibao.core.errors import YibaoError
 from yibao.core.yamldata import data_error, load_model
 
@@ -168,7 +169,7 @@ class InterfaceConfig(_Strict):
 
     def fund_type(self, fld: str, insutype: str) -> tuple[str, str]:
         ft = self.fund_pay_types[fld]
-        return ft.employee if insutype.startswith("3") and insutype < "390" else ft.resident
+        return ft.employee if is_employee_side(insutype) else ft.resident
 
 
 def load_config(path: str | Path | None = None) -> InterfaceConfig:

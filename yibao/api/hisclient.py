@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from yibao.api.envelope import dumps_exact, fmt_time, loads_exact
+from yibao.core.contract import MED_TYPE_INPATIENT, MED_TYPE_OUTPATIENT
 from yibao.core.db import SHANGHAI
 
 ENVELOPE_PATH = "/fsi/api/rsfComIfsService/callService"
@@ -114,7 +115,7 @@ class HisClient:
             })
         return rows
 
-    def outpatient(self, psn_no: str, insutype: str, certno: str, items: Sequence[Item], *, med_type: str = "11",
+    def outpatient(self, psn_no: str, insutype: str, certno: str, items: Sequence[Item], *, med_type: str = MED_TYPE_OUTPATIENT,
                    dise_codg: str = "J06.9", ipt_otp_no: str | None = None, acct_used_flag: str = "1",
                    visit: bool = True, pre: bool = True) -> dict[str, dict]:
         """2201 → (2203) → 2204 → (2206) → 2207; returns each reply by infno."""
@@ -147,7 +148,7 @@ class HisClient:
         return out
 
     def inpatient(self, psn_no: str, insutype: str, certno: str, items: Sequence[Item], *, begntime: dt.datetime,
-                  endtime: dt.datetime, med_type: str = "21", dise_codg: str = "J18.9",
+                  endtime: dt.datetime, med_type: str = MED_TYPE_INPATIENT, dise_codg: str = "J18.9",
                   ipt_no: str | None = None) -> dict[str, dict]:
         """2401 → 2301 → 2402 → 2303 → 2304; returns each reply by infno."""
         out: dict[str, dict] = {}

@@ -54,7 +54,7 @@ from yibao.api.envelope import (
 from yibao.api.models import SignIn, StoredReply
 from yibao.api.security import InstitutionKeys, Refusal, SecurityPolicy, open_request, seal_reply
 from yibao.benefits.policy import PolicyBook
-from yibao.core import db
+from yibao.core import contract, db
 from yibao.api.models import MessageLog
 from yibao.settlement import ledger
 from yibao.settlement import records
@@ -80,7 +80,7 @@ __all__ = ["Interface", "Outcome", "TRANSACTIONS"]
 
 log = logging.getLogger("yibao.api")
 
-FUND_FIELDS = ("hifp_pay", "hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "hifes_pay", "oth_pay")
+FUND_FIELDS = contract.FUND_PAY_FIELDS
 _ZH_ERR = {
     "missing": "缺少必填字段",
     "extra_forbidden": "不允许的字段",
@@ -742,7 +742,7 @@ class Interface:
             if p is None:
                 raise _rej("no insured person with this mdtrt_cert_no", "未查询到参保人信息", "mdtrt_cert_no")
             insu = {
-                "balc": _yuan(self._balance(s, p.psn_no, int(p.acct_balc or 0))) if p.insutype == "310" else Decimal("0.00"),
+                "balc": _yuan(self._balance(s, p.psn_no, int(p.acct_balc or 0))) if p.insutype == contract.INSUTYPE_EMPLOYEE else Decimal("0.00"),
                 "insutype": p.insutype or "",
                 "psn_type": self.cfg.psn_type_codes.get(p.psn_type or "", p.psn_type or ""),
                 "psn_insu_stas": "1",
@@ -779,7 +779,7 @@ class Interface:
         ecode_psn = self._ecode(r.mdtrt_cert_type, r.mdtrt_cert_no, ctx.now, ctx.env.fixmedins_code)
         with self.tx() as s:
             v = self._open(s, ctx, kind=V.OUTPATIENT, psn_no=r.psn_no, insutype=r.insutype, begntime=r.begntime,
-                           med_type="11", ipt_otp_no=r.ipt_otp_no, cert_type=r.mdtrt_cert_type,
+                           med_type=contract.MED_TYPE_OUTPATIENT, ipt_otp_no=r.ipt_otp_no, cert_type=r.mdtrt_cert_type,
                            cert_no=r.mdtrt_cert_no, dept=r.dept_code, dr=r.atddr_no, ecode_psn=ecode_psn)
             return ctx.commit(s, {"data": {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "ipt_otp_no": v.ipt_otp_no or ""}})
 

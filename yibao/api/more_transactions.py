@@ -64,6 +64,7 @@ from yibao.api.envelope import fmt_time
 from yibao.api.models import SignIn, StoredReply
 from yibao.api.more_models import ApiFile, IncareResult, SetlList, SignOut
 from yibao.core import db
+from yibao.core.contract import INSUTYPE_EMPLOYEE, MED_TYPE_INPATIENT, MED_TYPE_OUTPATIENT, MED_TYPE_PHARMACY
 from yibao.api.models import MessageLog
 from yibao.settlement import ledger
 from yibao.settlement import records
@@ -407,7 +408,7 @@ def _dictionaries(iface) -> dict[str, dict[str, str]]:
     out["psn_type"] = {code: names.get(k, k) for k, code in icfg.psn_type_codes.items()}
     cert = {"ecode": "医保电子凭证", "certno": "居民身份证", "social_card": "社会保障卡"}
     out["mdtrt_cert_type"] = {code: cert.get(k, k) for code, k in icfg.mdtrt_cert_types.items()}
-    out["clr_type"] = {c: {"11": "门诊", "21": "住院", "41": "药店购药"}.get(c, c) for c in sorted(set(icfg.clr_types.values()))}
+    out["clr_type"] = {c: {MED_TYPE_OUTPATIENT: "门诊", MED_TYPE_INPATIENT: "住院", MED_TYPE_PHARMACY: "药店购药"}.get(c, c) for c in sorted(set(icfg.clr_types.values()))}
     ft: dict[str, str] = {}
     for f in icfg.fund_pay_types.values():
         for code, name in (f.employee, f.resident):
@@ -473,7 +474,7 @@ def h_2001(iface, ctx, d: M.In2001) -> Any:
     result = "; ".join(problems) if problems else "享受待遇 (benefits apply)"
     year0, year1 = dt.date(day.year, 1, 1).isoformat(), dt.date(day.year, 12, 31).isoformat()
     funds = ["hifp_pay"]
-    if (p.insutype or "") == "310":
+    if (p.insutype or "") == INSUTYPE_EMPLOYEE:
         funds += ["hifob_pay", "acct_pay"]
         if p.civil_servant:
             funds.append("cvlserv_pay")

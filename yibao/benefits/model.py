@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from yibao.core.contract import scheme_of
 from yibao.core.money import NO_CAP, MoneyError, parameter_fen, ratio_to_bp
 
 CATEGORIES = ("outpatient", "chronic", "special", "inpatient", "pharmacy", "home_bed")
@@ -348,4 +349,4 @@ class PolicySnapshot(_Strict):
         return self
 
     def scheme_for(self, insutype: str) -> Scheme:
-        return self.schemes["employee" if insutype == "310" else "resident"]
+        return self.schemes[scheme_of(insutype)]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from yibao.core.errors import PolicyError
-from yibao.core.money import NO_CAP, MoneyError, ratio_to_bp, yuan_to_fen
+from yibao.core.money import NO_CAP, MoneyError, fmt_yuan, ratio_to_bp, yuan_to_fen
 from yibao.core.yamldata import load_model
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def show(unit: str | None, value: Any) -> str:
     if unit == "yuan":
         if value >= NO_CAP:
             return "no cap"
-        return f"¥{Decimal(value) / 100:,.2f}"
+        return fmt_yuan(int(value), symbol=True)
     if unit == "days":
         return f"{value} days"
     return str(value)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yibao.codes._table import data_path, parse_bool, read_csv, table_error
+from yibao.core.contract import province_part
 from yibao.core.errors import CodeTableError
 
 LEVELS = ("province", "city", "district")
@@ -34,7 +35,7 @@ def _check(code: object) -> str:
 
 def province_of(code: str) -> str:
     """The province part of a division code: its first 2 digits (``'320500'`` → ``'32'``)."""
-    return _check(code)[:2]
+    return province_part(_check(code))
 
 
 def is_cross_province(a: str, b: str) -> bool:
@@ -104,7 +105,7 @@ def load_divisions(path: str | Path | None = None) -> Divisions:
             raise table_error(path, f"level {r['level']!r} is not one of {LEVELS}", "层级无效", line=line, key=key, field="level")
         if r["parent"] and not is_admdvs(r["parent"]):
             raise table_error(path, f"parent {r['parent']!r} must be '' or 6 digits", "上级编码无效", line=line, key=key, field="parent")
-        if r["parent"] and r["parent"][:2] != code[:2]:
+        if r["parent"] and province_part(r["parent"]) != province_part(code):
             raise table_error(path, f"parent {r['parent']} lies in another province", "上级区划不在同一省", line=line, key=key, field="parent")
         syn = parse_bool(r["synthetic"])
         if syn is None:

@@ -36,6 +36,7 @@ import re
 from collections.abc import Container
 from dataclasses import dataclass
 
+from yibao.core.contract import city_part, province_code, province_part
 from yibao.core.errors import CodeTableError
 
 CODE_STRUCTURES = ("national", "local")
@@ -229,9 +230,9 @@ def check_division(parsed: ParsedCode, divisions: Container[str] | None, *, fiel
     if div is None:
         return
     field = field or _FIELD[parsed.structure]
-    if divisions is not None and not any(d in divisions for d in (div, div[:4] + "00", div[:2] + "0000")):
+    if divisions is not None and not any(d in divisions for d in (div, city_part(div), province_code(div))):
         raise _fail(field, parsed.code, f"embedded division {div} is not in the division table (nor its city or province)", f"编码内的行政区划 {div} 不在医保区划表中")
-    if admdvs is not None and isinstance(admdvs, str) and len(admdvs) == 6 and admdvs[:2] != div[:2]:
+    if admdvs is not None and isinstance(admdvs, str) and len(admdvs) == 6 and province_part(admdvs) != province_part(div):
         raise _fail(field, parsed.code, f"embedded division {div} lies in another province than admdvs {admdvs}", f"编码内的行政区划 {div} 与所属区划 {admdvs} 不在同一省")
 
 

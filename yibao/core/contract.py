@@ -24,14 +24,136 @@ SCHEMA_VERSION = "2"  # 2: the practitioner table (医保医师/护士/药师)
 TIMEZONE = "Asia/Shanghai"
 MONEY_UNIT = "fen"
 
-# --- national code values used across subsystems ---------------------------
+# --- national code semantics: the one place -------------------------------
+#
+# What the national codes *mean* lives here and nowhere else: the scheme an
+# insutype belongs to, the ordered fund-payment fields with their labels,
+# the province part of a division code, the med_type values.  It is in the
+# contract (not in ``yibao.codes``) because these are the meanings of the
+# contract's own columns (``insutype``, ``med_type``, the ``*_pay`` amounts,
+# ``insuplc_admdvs``/``mdtrtarea_admvs``), and because ``core`` is the bottom
+# layer: every subsystem, ``yibao.codes.divisions`` included, imports it
+# without a cycle.  ``codes.divisions`` validates a division code and then
+# uses :func:`province_part` from here.  ``tests/test_code_semantics.py``
+# greps ``yibao/`` for code literals outside this module.
+#
+# Source of the code list: the national interface's 险种类型 dictionary as
+# given in the spec (``shared/spec/settlement.md``: 310 320 330 390 392 510)
+# and ``yibao/data/api/more_transactions.yaml`` (dictionaries.insutype).
+# 340, 350 and 391 are in editions of the national dictionary seen in public
+# HIS code but not in the spec: UNCERTAIN, listed so that their scheme is
+# decided here rather than by whatever default a caller happens to use.
 
 INSUTYPE_EMPLOYEE = "310"  # 职工基本医疗保险
 INSUTYPE_CIVIL_SERVANT = "320"  # 公务员医疗补助
 INSUTYPE_LARGE_AMOUNT = "330"  # 大额医疗费用补助
+INSUTYPE_RETIRED_CADRE = "340"  # 离休人员医疗保障 (uncertain: not in the spec)
+INSUTYPE_DISABLED_VETERAN = "350"  # 一至六级残疾军人医疗补助 (uncertain: not in the spec)
 INSUTYPE_RESIDENT = "390"  # 城乡居民基本医疗保险
+INSUTYPE_URBAN_RESIDENT = "391"  # 城镇居民基本医疗保险 (uncertain: not in the spec)
 INSUTYPE_RESIDENT_CRITICAL = "392"  # 城乡居民大病医疗保险
 INSUTYPE_MATERNITY = "510"  # 生育保险
+
+SCHEME_EMPLOYEE = "employee"  # 职工医保
+SCHEME_RESIDENT = "resident"  # 居民医保
+SCHEMES = (SCHEME_EMPLOYEE, SCHEME_RESIDENT)
+
+INSUTYPE_SCHEMES: dict[str, str] = {
+    INSUTYPE_EMPLOYEE: SCHEME_EMPLOYEE,
+    INSUTYPE_CIVIL_SERVANT: SCHEME_EMPLOYEE,  # a layer on top of the employee fund
+    INSUTYPE_LARGE_AMOUNT: SCHEME_EMPLOYEE,  # the employee large-amount layer
+    INSUTYPE_RETIRED_CADRE: SCHEME_EMPLOYEE,
+    INSUTYPE_DISABLED_VETERAN: SCHEME_EMPLOYEE,
+    INSUTYPE_RESIDENT: SCHEME_RESIDENT,
+    INSUTYPE_URBAN_RESIDENT: SCHEME_RESIDENT,
+    INSUTYPE_RESIDENT_CRITICAL: SCHEME_RESIDENT,
+    # 510 maternity: merged into the employee scheme since 2019, but the
+    # platform has always treated it as not-employee (no account); kept so
+    # until a rule file says otherwise.
+    INSUTYPE_MATERNITY: SCHEME_RESIDENT,
+}
+"""The basic scheme (fund kept apart in every pool) an insutype belongs to."""
+
+SCHEME_INSUTYPES: dict[str, str] = {SCHEME_EMPLOYEE: INSUTYPE_EMPLOYEE, SCHEME_RESIDENT: INSUTYPE_RESIDENT}
+"""The basic insutype of each scheme (what ``person.insutype`` holds)."""
+
+SCHEME_NAMES: dict[str, tuple[str, str]] = {
+    INSUTYPE_EMPLOYEE: ("职工医保", "employee"),
+    INSUTYPE_RESIDENT: ("居民医保", "resident"),
+}
+"""Short (Chinese, English) names of the two basic schemes by insutype (legends, fund tables)."""
+
+
+def scheme_of(insutype: str | None) -> str:
+    """``'employee'`` or ``'resident'``: the scheme of an insutype (险种所属制度).
+
+    Unknown or empty codes are resident-side, as every caller treated them
+    before there was one place to ask.
+    """
+    return INSUTYPE_SCHEMES.get(insutype or "", SCHEME_RESIDENT)
+
+
+def is_employee_side(insutype: str | None) -> bool:
+    """True when the insutype belongs to the employee scheme (职工医保: 310, 320, 330 …)."""
+    return scheme_of(insutype) == SCHEME_EMPLOYEE
+
+
+def insutype_sql(column: str, scheme: str) -> str:
+    """A SQL condition: ``column`` is the basic insutype of ``scheme`` (``insutype = '310'``)."""
+    return f"{column} = '{SCHEME_INSUTYPES[scheme]}'"
+
+
+# fund-payment fields (基金支付) of a settlement, in the order of the national
+# setlinfo output, with (English, Chinese) labels; then what the person pays.
+FUND_PAY_LABELS: dict[str, tuple[str, str]] = {
+    "hifp_pay": ("pooled fund", "统筹基金"),
+    "hifob_pay": ("large-amount subsidy", "大额医疗费用补助"),
+    "hifmi_pay": ("critical illness", "大病保险"),
+    "cvlserv_pay": ("civil-servant subsidy", "公务员医疗补助"),
+    "maf_pay": ("medical assistance", "医疗救助"),
+    "hifes_pay": ("enterprise supplementary", "企业补充医疗保险"),
+    "oth_pay": ("other funds", "其他基金"),
+}
+FUND_PAY_FIELDS: tuple[str, ...] = tuple(FUND_PAY_LABELS)
+"""The funds' share fields; their sum is ``fund_pay_sumamt``."""
+
+PERSON_PAY_LABELS: dict[str, tuple[str, str]] = {
+    "acct_pay": ("personal account", "个人账户"),
+    "acct_mulaid_pay": ("account mutual aid", "共济账户"),
+    "psn_cash_pay": ("cash", "个人现金"),
+}
+PAYER_LABELS: dict[str, tuple[str, str]] = {**FUND_PAY_LABELS, **PERSON_PAY_LABELS}
+"""Every payer of a settlement, funds first then the person (the fund-year layers)."""
+
+# 医保区划: the first two digits of a 6-digit division code are the province.
+PROVINCE_DIGITS = 2
+
+
+def province_part(admdvs: str | None) -> str:
+    """The province part of a division code (``'320500'`` → ``'32'``), ``''`` for none; not validated."""
+    return (admdvs or "")[:PROVINCE_DIGITS]
+
+
+def city_part(admdvs: str) -> str:
+    """The city-level code of a division (``'320505'`` → ``'320500'``)."""
+    return admdvs[:4] + "00"
+
+
+def province_code(admdvs: str) -> str:
+    """The province-level code of a division (``'320505'`` → ``'320000'``)."""
+    return province_part(admdvs) + "0000"
+
+
+def is_cross_province(insuplc_admdvs: str | None, mdtrtarea_admvs: str | None) -> bool:
+    """True when the place of treatment lies in another province than the insured place (跨省异地就医).
+
+    An empty place of treatment means the insured place.  Codes are not
+    validated here (the batch path compares the same prefixes);
+    :func:`yibao.codes.divisions.is_cross_province` validates both first.
+    """
+    area = mdtrtarea_admvs or insuplc_admdvs
+    return province_part(area) != province_part(insuplc_admdvs)
+
 
 PSN_TYPE_IN_SERVICE = "in_service"  # 在职
 PSN_TYPE_RETIRED = "retired"  # 退休
@@ -65,11 +187,20 @@ CLASS_C = "03"  # 丙类: fully self-paid
 LIST_KINDS = ("western", "tcm_patent", "herbal", "consumable", "service")
 
 # med_type (医疗类别); 52 and "LTC" are local codes and configurable in policy
-MED_TYPE_OUTPATIENT = "11"
-MED_TYPE_CHRONIC = "14"
-MED_TYPE_INPATIENT = "21"
-MED_TYPE_PHARMACY = "41"
-MED_TYPE_HOME_BED = "52"
+MED_TYPE_OUTPATIENT = "11"  # 普通门诊
+MED_TYPE_CHRONIC = "14"  # 门诊慢特病
+MED_TYPE_INPATIENT = "21"  # 普通住院
+MED_TYPE_PHARMACY = "41"  # 定点药店购药
+MED_TYPE_HOME_BED = "52"  # 家庭病床 (local)
+MED_TYPE_NAMES: dict[str, str] = {
+    MED_TYPE_OUTPATIENT: "普通门诊",
+    MED_TYPE_CHRONIC: "门诊慢特病",
+    MED_TYPE_INPATIENT: "普通住院",
+    MED_TYPE_PHARMACY: "定点药店购药",
+    MED_TYPE_HOME_BED: "家庭病床",
+}
+OUTPATIENT_MED_TYPES = (MED_TYPE_OUTPATIENT, MED_TYPE_CHRONIC)
+"""Outpatient medical types (门诊) — with 21 the encounters a hospital reports."""
 
 # drug classes excluded from long-term prescriptions (长期处方)
 DRUG_CLASSES = (

@@ -96,6 +96,12 @@ def apply_rate_np(amount_fen: np.ndarray, bp: np.ndarray | int) -> np.ndarray:
     return (amount_fen.astype(np.int64) * bp + 5000) // BP_SCALE
 
 
-def fmt_yuan(fen: int) -> str:
-    """``123456`` → ``'1,234.56'`` for reports."""
-    return f"{fen_to_yuan(fen):,.2f}"
+def fmt_yuan(fen: int, *, symbol: bool = False) -> str:
+    """``123456`` → ``'1,234.56'`` for reports; with ``symbol``, ``'¥1,234.56'`` (``-100`` → ``'-¥1.00'``).
+
+    The one yuan formatter (元): exact from integer fen, never through a float.
+    """
+    y = fen_to_yuan(fen)
+    if not symbol:
+        return f"{y:,.2f}"
+    return ("-" if y < 0 else "") + f"¥{abs(y):,.2f}"

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
+from yibao.core.contract import city_part, province_code
 from yibao.ecode.params import RiskParams
 
 
@@ -42,7 +43,7 @@ def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def place_of(admdvs: str, places: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
     """Coordinates of a division, else of its city (xxxx00), else of its province (xx0000)."""
-    for code in (admdvs, admdvs[:4] + "00", admdvs[:2] + "0000"):
+    for code in (admdvs, city_part(admdvs), province_code(admdvs)):
         if code in places:
             return places[code]
     return None

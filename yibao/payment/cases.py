@@ -45,7 +45,7 @@ import pyarrow as pa
 
 from yibao.codes import national
 from yibao.core import manifest, parquet_io
-from yibao.core.contract import TIMEZONE
+from yibao.core.contract import MED_TYPE_INPATIENT, TIMEZONE
 from yibao.core.errors import YibaoError
 from yibao.payment.params import PROC_TYPES, DipParams
 
@@ -108,7 +108,7 @@ def _lit(s: str) -> str:
     return "'" + str(s).replace("'", "''") + "'"
 
 
-def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types: tuple[str, ...] = ("21",), admdvs_prefix: str = "") -> str:
+def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types: tuple[str, ...] = (MED_TYPE_INPATIENT,), admdvs_prefix: str = "") -> str:
     """SQL of the case view over a directory of contract Parquet tables (see module docstring).
 
     Needs ``encounter``, ``institution``, ``person`` and ``settlement`` (cancelled

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from yibao.core.contract import MED_TYPE_INPATIENT
 from yibao.core.errors import PolicyError
 from yibao.core.money import yuan_to_fen
 from yibao.core.yamldata import DataFileError, load_model, read_yaml
@@ -49,7 +50,7 @@ class _M(BaseModel):
 
 
 class Scope(_M):
-    med_types: list[str] = ["21"]
+    med_types: list[str] = [MED_TYPE_INPATIENT]
     institution_admdvs_prefix: str = ""
 
 

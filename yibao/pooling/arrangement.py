@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Annotated
 
-from yibao.core.contract import SETTLEMENT_AMOUNTS
+from yibao.core.contract import SCHEME_INSUTYPES, SETTLEMENT_AMOUNTS
 from yibao.core.errors import YibaoError
 from yibao.core.money import MoneyError, parameter_fen, ratio_to_bp
 from yibao.core.yamldata import data_error, load_model
@@ -39,7 +39,7 @@ from yibao.core.yamldata import data_error, load_model
 LEVELS = ("county", "city", "province")
 """Pooling levels, lowest first (县级, 市级, 省级)."""
 
-SCHEMES = {"employee": "310", "resident": "390"}
+SCHEMES = SCHEME_INSUTYPES
 """The funds kept apart in every pool (职工医保 310, 城乡居民医保 390)."""
 
 FIGURES = (

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from yibao.benefits.cli import policy_dir_option
+from yibao.core.money import fmt_yuan
 from yibao.pooling.arrangement import PoolingError
 
 app = typer.Typer(help="Pooling levels and the risk-adjustment fund (统筹层次, 风险调剂金).", no_args_is_help=True)
@@ -21,8 +22,8 @@ OUT_SUFFIXES = (".html", ".xlsx", ".json")
 
 def income_note(rates) -> str:
     return (f"DERIVED from person.contribution_base and the policy '{rates.source}' (no contribution table): employer rate "
-            f"{rates.employer_rate_bp / 100:g} % × 12 months, less retirees' account credit ¥{rates.retiree_monthly_credit / 100:,.2f}/month; "
-            f"residents ¥{rates.resident_per_capita / 100:,.2f} per person (individual + fiscal subsidy)")
+            f"{rates.employer_rate_bp / 100:g} % × 12 months, less retirees' account credit {fmt_yuan(rates.retiree_monthly_credit, symbol=True)}/month; "
+            f"residents {fmt_yuan(rates.resident_per_capita, symbol=True)} per person (individual + fiscal subsidy)")
 
 
 def parse_factor(text: Optional[str]) -> Optional[Decimal]:

@@ -32,11 +32,14 @@ import duckdb
 
 from yibao.codes.divisions import Divisions, load_divisions
 from yibao.core import manifest
+from yibao.core.contract import SCHEME_EMPLOYEE, SCHEME_RESIDENT, insutype_sql
 from yibao.core.parquet_io import sql_source, table_path
 from yibao.pooling.arrangement import SCHEMES, Arrangement, PoolingError
 from yibao.pooling.mechanics import CountyFigures
 
 _SCHEME_OF = {v: k for k, v in SCHEMES.items()}
+_EMPLOYEE = insutype_sql("insutype", SCHEME_EMPLOYEE)
+_RESIDENT = insutype_sql("insutype", SCHEME_RESIDENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,15 +165,15 @@ def read_figures(data_dir: Path, arr: Arrangement, rates: IncomeRates | Callable
                                f"{bad[0]:,} 名参保人的参保地不在该安排的统筹区内 (如 {bad[1]!r})", field="insuplc_admdvs")
         bad = con.execute(f"SELECT count(*), min(insutype) FROM p WHERE insutype NOT IN ({', '.join(repr(v) for v in SCHEMES.values())})").fetchone()
         if bad[0]:
-            raise PoolingError(f"{bad[0]:,} person(s) with insutype {bad[1]!r}: give 310 or 390", f"{bad[0]:,} 名参保人的险种 {bad[1]!r} 无效", field="insutype")
-        bad = con.execute("SELECT count(*) FROM p WHERE insutype = '310' AND psn_type = 'in_service' AND (base IS NULL OR base < 0)").fetchone()
+            raise PoolingError(f"{bad[0]:,} person(s) with insutype {bad[1]!r}: give {' or '.join(SCHEMES.values())}", f"{bad[0]:,} 名参保人的险种 {bad[1]!r} 无效", field="insutype")
+        bad = con.execute(f"SELECT count(*) FROM p WHERE {_EMPLOYEE} AND psn_type = 'in_service' AND (base IS NULL OR base < 0)").fetchone()
         if bad[0]:
             raise PoolingError(f"{bad[0]:,} in-service employee(s) without a valid contribution_base", f"{bad[0]:,} 名在职职工缴费基数无效", field="contribution_base")
         income = con.execute(
             f"""SELECT county, insutype, count(*) AS people,
-                   sum(CASE WHEN insutype = '310' AND psn_type = 'in_service' THEN 12 * ((base * {rates.employer_rate_bp} + 5000) // 10000)
-                            WHEN insutype = '310' AND psn_type = 'retired' THEN -12 * {rates.retiree_monthly_credit}
-                            WHEN insutype = '390' THEN {rates.resident_per_capita} ELSE 0 END)::BIGINT AS income
+                   sum(CASE WHEN {_EMPLOYEE} AND psn_type = 'in_service' THEN 12 * ((base * {rates.employer_rate_bp} + 5000) // 10000)
+                            WHEN {_EMPLOYEE} AND psn_type = 'retired' THEN -12 * {rates.retiree_monthly_credit}
+                            WHEN {_RESIDENT} THEN {rates.resident_per_capita} ELSE 0 END)::BIGINT AS income
                 FROM p GROUP BY ALL"""
         ).fetchall()
         orphans = con.execute("SELECT count(*) FROM settlement s ANTI JOIN p USING (psn_no) WHERE s.policy_year = ?", [year]).fetchone()[0]

@@ -17,18 +17,17 @@ import pandas as pd
 
 from yibao.benefits.model import PolicySnapshot
 from yibao.core import manifest, parquet_io
+from yibao.core.contract import PAYER_LABELS, SCHEME_EMPLOYEE, SCHEME_RESIDENT, insutype_sql
 from yibao.settlement.annual import table_path
 
-FUND_FIELDS = {
-    "hifp_pay": ("pooled fund", "统筹基金"),
-    "hifob_pay": ("large-amount subsidy", "大额医疗费用补助"),
-    "hifmi_pay": ("critical illness", "大病保险"),
-    "cvlserv_pay": ("civil-servant subsidy", "公务员医疗补助"),
-    "maf_pay": ("medical assistance", "医疗救助"),
-    "acct_pay": ("personal account", "个人账户"),
-    "acct_mulaid_pay": ("account mutual aid", "共济账户"),
-    "psn_cash_pay": ("cash", "个人现金"),
-}
+FUND_FIELDS = PAYER_LABELS
+"""Every payer of a settlement with its (English, Chinese) label, funds first (hifes_pay and oth_pay included).
+
+An alias of :data:`yibao.core.contract.PAYER_LABELS` kept for the console and
+HTML report that import it from here.
+"""
+_EMPLOYEE = insutype_sql("insutype", SCHEME_EMPLOYEE)
+_RESIDENT = insutype_sql("insutype", SCHEME_RESIDENT)
 
 
 def _src(data_dir: Path, name: str) -> str:
@@ -92,22 +91,22 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
           SELECT insutype, psn_type, contribution_base AS base FROM person
         )
         SELECT 'employee pooled fund (employer contributions)' AS item, '职工统筹基金 (单位缴费)' AS item_zh,
-               sum(CASE WHEN insutype = '310' AND psn_type = 'in_service'
+               sum(CASE WHEN {_EMPLOYEE} AND psn_type = 'in_service'
                         THEN 12 * ((base * {f.employer_rate} + 5000) // 10000) ELSE 0 END)::BIGINT AS fen
         FROM p
         UNION ALL
         SELECT 'retiree account credits paid from the pooled fund', '退休人员个人账户划入 (统筹基金支出)',
-               -sum(CASE WHEN insutype = '310' AND psn_type = 'retired' THEN 12 * {retiree_credit} ELSE 0 END)::BIGINT FROM p
+               -sum(CASE WHEN {_EMPLOYEE} AND psn_type = 'retired' THEN 12 * {retiree_credit} ELSE 0 END)::BIGINT FROM p
         UNION ALL
         SELECT 'employee personal accounts (own contributions)', '个人账户 (个人缴费计入)',
-               sum(CASE WHEN insutype = '310' AND psn_type = 'in_service'
+               sum(CASE WHEN {_EMPLOYEE} AND psn_type = 'in_service'
                         THEN 12 * ((base * {credit_bp} + 5000) // 10000) ELSE 0 END)::BIGINT FROM p
         UNION ALL
         SELECT 'resident fund: individual premiums', '居民医保个人缴费',
-               (count(*) FILTER (WHERE insutype = '390') * {f.resident_individual})::BIGINT FROM p
+               (count(*) FILTER (WHERE {_RESIDENT}) * {f.resident_individual})::BIGINT FROM p
         UNION ALL
         SELECT 'resident fund: fiscal subsidy', '居民医保财政补助',
-               (count(*) FILTER (WHERE insutype = '390') * {f.resident_fiscal_subsidy})::BIGINT FROM p
+               (count(*) FILTER (WHERE {_RESIDENT}) * {f.resident_fiscal_subsidy})::BIGINT FROM p
         """
     ).df()
 

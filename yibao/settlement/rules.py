@@ -29,7 +29,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from yibao.benefits.model import CategoryRule, Layer, PolicySnapshot
-from yibao.core.contract import CLASS_B, CLASS_C, INSUTYPE_EMPLOYEE, PSN_TYPE_RETIRED
+from yibao.core.contract import CLASS_B, CLASS_C, INSUTYPE_EMPLOYEE, PSN_TYPE_RETIRED, is_cross_province
 from yibao.core.errors import ClaimRejected
 from yibao.core.money import BP_SCALE, NO_CAP, apply_rate
 from yibao.settlement.catalog import Catalog, ListItem
@@ -97,8 +97,7 @@ class Claim:
 
     @property
     def is_cross_province(self) -> bool:
-        area = self.mdtrtarea_admvs or self.person.insuplc_admdvs
-        return area[:2] != self.person.insuplc_admdvs[:2]
+        return is_cross_province(self.person.insuplc_admdvs, self.mdtrtarea_admvs)
 
 
 @dataclass

@@ -23,6 +23,7 @@ import duckdb
 import networkx as nx
 import pandas as pd
 
+from yibao.core.contract import MED_TYPE_INPATIENT, OUTPATIENT_MED_TYPES
 from yibao.supervision.batch import connect
 from yibao.supervision.knowledge import RuleBook, default_rulebook
 
@@ -31,7 +32,7 @@ WITH enc AS (
   SELECT e.mdtrt_id, e.fixmedins_code, e.dr_code, e.med_type, left(e.dise_codg, 3) AS dx3, i.hosp_lv,
          greatest(date_diff('day', e.begntime, e.endtime), 1) AS los
   FROM encounter e JOIN institution i USING (fixmedins_code)
-  WHERE e.med_type IN ('11', '14', '21')
+  WHERE e.med_type IN ({hospital_med_types})
 ), line AS (
   SELECT f.mdtrt_id, sum(f.det_item_fee_sumamt) AS fen,
          sum(f.det_item_fee_sumamt) FILTER (WHERE x.med_list_codg IS NOT NULL) AS exam_fen,
@@ -50,7 +51,7 @@ WITH enc AS (
   SELECT {key} AS subject, any_value(hosp_lv) AS hosp_lv, med_type, count(*) AS cases,
          avg(fen) AS cost_per_case, avg(los) AS los,
          sum(exam_fen) / sum(fen) AS exam_share, sum(restricted_fen) / sum(fen) AS restricted_share,
-         avg(CASE WHEN stay_only AND med_type = '21' THEN 1 ELSE 0 END) AS stay_only_share,
+         avg(CASE WHEN stay_only AND med_type = '{inpatient}' THEN 1 ELSE 0 END) AS stay_only_share,
          sum(fen) * 1000 / sum(expected_mfen) AS cmi_ratio
   FROM c WHERE {key} <> ''
   GROUP BY {key}, med_type
@@ -72,7 +73,8 @@ def peer_comparison(con: duckdb.DuckDBPyConnection, level: str = "institution", 
     book = book or default_rulebook()
     p = book.analytics.peer
     key = "fixmedins_code" if level == "institution" else "dr_code"
-    df = con.execute(PEER_SQL.format(key=key), {"min_cases": p.min_cases}).df()
+    df = con.execute(PEER_SQL.format(key=key, hospital_med_types=", ".join(f"'{m}'" for m in (*OUTPATIENT_MED_TYPES, MED_TYPE_INPATIENT)),
+                                      inpatient=MED_TYPE_INPATIENT), {"min_cases": p.min_cases}).df()
     if df.empty:
         return df
     measures = [m for m in ("cost_per_case", "los", "exam_share", "restricted_share", "stay_only_share", "cmi_ratio") if m in (*p.measures, "cmi_ratio")]

@@ -12,6 +12,7 @@ import datetime as dt
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from yibao.core.contract import MED_TYPE_INPATIENT
 from yibao.settlement import records
 from yibao.supervision.incare import History, PastAdmission
 
@@ -19,7 +20,7 @@ from yibao.supervision.incare import History, PastAdmission
 _E = records.Encounter
 # built once (bind parameters): the in-care check runs inside every settling message
 _ADMISSIONS = select(_E.mdtrt_id, _E.fixmedins_code, _E.dise_codg, _E.begntime, _E.endtime).where(
-    _E.psn_no == bindparam("psn_no"), _E.med_type == "21", _E.endtime.is_not(None),
+    _E.psn_no == bindparam("psn_no"), _E.med_type == MED_TYPE_INPATIENT, _E.endtime.is_not(None),
     _E.endtime >= bindparam("since"), _E.endtime <= bindparam("before"),
 )
 _DEATH = (select(_E.endtime).where(_E.psn_no == bindparam("psn_no"), _E.dscg_way == "5", _E.endtime.is_not(None))

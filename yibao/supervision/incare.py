@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from yibao.core.contract import MED_TYPE_INPATIENT
 from yibao.supervision.knowledge import RuleBook, default_rulebook
 
 Action = Literal["pass", "warn", "refuse"]
@@ -171,7 +172,7 @@ def check_claim(claim, *, catalog: Mapping[str, Any], history: History | None = 
     if history is not None:
         if "SV-IMP-02" in rules and history.death_time is not None and claim.begntime > history.death_time:
             hit("SV-IMP-02", "the card holder's death was recorded before this encounter", "参保人已登记死亡，疑似冒名就医", "psn_no", {"death_time": history.death_time.isoformat()})
-        if "SV-SPLIT-01" in rules and claim.med_type == "21":
+        if "SV-SPLIT-01" in rules and claim.med_type == MED_TYPE_INPATIENT:
             p = rules["SV-SPLIT-01"].params
             n = int(p["dx_prefix_len"])
             for a in history.admissions:

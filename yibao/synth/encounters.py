@@ -387,7 +387,7 @@ class Region:
         inst = self.cross(self.level_inst(level), CROSS_PROVINCE["outpatient"], level > 0)
         begin, end = self.times(rng.integers(0, self.days, m), 8, 9, 600, 3600)
         doc = self.inst.pick_doctor(rng, inst)
-        start = self.enc.add(person=person, inst=inst, mt=MT["11"], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
+        start = self.enc.add(person=person, inst=inst, mt=MT[C.MED_TYPE_OUTPATIENT], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
                              oprn=-1, dscg=0, lt=False, doc=doc, bilg=doc, setting=SETTING_OUTPATIENT)
         enc = start + np.arange(m)
         lv = np.where(self.inst.is_primary[inst], 0, self.inst.level[inst])
@@ -433,7 +433,7 @@ class Region:
         begin, end = self.times(rng.integers(0, self.days, m), 9, 12, 60, 900)
         hosp = self.inst.pick(rng, "L2", m)
         rx_doc = np.where(rx, self.inst.pick_doctor(rng, hosp), -1)
-        start = self.enc.add(person=person, inst=inst, mt=MT["41"], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
+        start = self.enc.add(person=person, inst=inst, mt=MT[C.MED_TYPE_PHARMACY], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
                              oprn=-1, dscg=0, lt=False, doc=-1, bilg=rx_doc, setting=SETTING_PHARMACY, rx=rx)
         enc = start + np.arange(m)
         days = np.where(refill, 28, rng.integers(3, 8, size=m))
@@ -492,7 +492,7 @@ class Region:
             day = np.clip(s[ep] + k * prd_p[ep] + rng.integers(-2, 3, size=len(ep)), 0, self.days - 1)
             begin, end = self.times(day, 8, 9, 600, 2400)
             diag = diag_p[ep]
-            start = self.enc.add(person=pat[ep], inst=inst_p[ep], mt=MT["14"], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
+            start = self.enc.add(person=pat[ep], inst=inst_p[ep], mt=MT[C.MED_TYPE_CHRONIC], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
                                  oprn=-1, dscg=0, lt=(prd_p[ep] > 28) & confirmed_p[ep], doc=doc_p[ep], bilg=doc_p[ep], setting=SETTING_CHRONIC,
                                  lt_flag=(prd_p[ep] > 28) & ~confirmed_p[ep])
             enc = start + np.arange(len(ep))
@@ -558,7 +558,7 @@ class Region:
             lt = np.full(len(ep), bool(home and sc.period > 28))
             oprn = self.oprn_index(national_procedure(sc.oprn_codg)) if sc.oprn_codg else -1
             dept = self.depts.index(sc.dept)
-            start = self.enc.add(person=pp[ep], inst=inst_p[ep], mt=MT["14"], begin=begin, end=end, diag=dp[ep], dept=dept,
+            start = self.enc.add(person=pp[ep], inst=inst_p[ep], mt=MT[C.MED_TYPE_CHRONIC], begin=begin, end=end, diag=dp[ep], dept=dept,
                                  oprn=oprn, dscg=0, lt=lt, doc=doc_p[ep], bilg=doc_p[ep], setting=SETTING_SPECIAL)
             enc = start + np.arange(len(ep))
             sessions = rng.integers(sc.sessions[0], sc.sessions[1] + 1, size=len(ep))
@@ -607,7 +607,7 @@ class Region:
         doc = self.inst.pick_doctor(rng, inst)
         dscg = rng.choice(5, size=m, p=DSCG_P) + 1
         oprn = np.full(m, -1, dtype=np.int64)
-        start = self.enc.add(person=person, inst=inst, mt=MT["21"], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
+        start = self.enc.add(person=person, inst=inst, mt=MT[C.MED_TYPE_INPATIENT], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
                              oprn=oprn, dscg=dscg, lt=False, doc=doc, bilg=doc, setting=SETTING_INPATIENT)
         enc = start + np.arange(m)
         self.slots(enc, F.INPATIENT_BASE, los, 1)
@@ -685,7 +685,7 @@ class Region:
         day = (rng.random(m) * (self.days - HOME_BED_DAYS)).astype(np.int64)
         begin, _ = self.times(day, 9, 2, 0, 0)
         end = begin + (HOME_BED_DAYS - 1) * DAY + rng.integers(1 * HOUR, 6 * HOUR, size=m)
-        start = self.enc.add(person=pat, inst=inst, mt=MT["52"], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
+        start = self.enc.add(person=pat, inst=inst, mt=MT[C.MED_TYPE_HOME_BED], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
                              oprn=-1, dscg=0, lt=False, doc=doc, bilg=doc, setting=SETTING_HOME_BED)
         enc = start + np.arange(m)
         c = self.c
