@@ -37,9 +37,10 @@ MONEY_UNIT = "fen"
 # uses :func:`province_part` from here.  ``tests/test_code_semantics.py``
 # greps ``yibao/`` for code literals outside this module.
 #
-# Source of the code list: the national interface's 险种类型 dictionary as
-# given in the spec (``shared/spec/settlement.md``: 310 320 330 390 392 510)
-# and ``yibao/data/api/more_transactions.yaml`` (dictionaries.insutype).
+# Source of the code list: the national interface's 险种类型 dictionary, as
+# the project's settlement spec lists it (310 320 330 390 392 510) and as
+# ``yibao/data/api/more_transactions.yaml`` (``dictionaries.insutype``) and
+# ``yibao/data/labels.yaml`` (``insutype``) carry it.
 # 340, 350 and 391 are in editions of the national dictionary seen in public
 # HIS code but not in the spec: UNCERTAIN, listed so that their scheme is
 # decided here rather than by whatever default a caller happens to use.
