@@ -360,16 +360,19 @@ def test_pattern_hook_injects_and_labels():
 
 
 def test_parquet_files_carry_contract_metadata(tmp_path):
+    from yibao.supervision.stock import PURCHASE
+
     rows = write_parquet(tmp_path, 500, 3, year=YEAR)
     for name in GENERATED:
         schema = pq.read_schema(tmp_path / f"{name}.parquet")
-        assert schema.names == C.TABLES[name].names
-        for got, want in zip(schema, C.TABLES[name]):
+        contract = PURCHASE if name == "purchase" else C.TABLES[name]  # purchase: the supervision import's shape
+        assert schema.names == contract.names
+        for got, want in zip(schema, contract):
             if pa.types.is_timestamp(want.type):  # Parquet has no second unit: stored as ms, same zone
                 assert got.type.tz == want.type.tz and got.type.unit in ("s", "ms")
             else:
                 assert got.type == want.type, (name, got)
-        assert pq.read_table(tmp_path / f"{name}.parquet").cast(C.TABLES[name], safe=True).num_rows == rows[name]
+        assert pq.read_table(tmp_path / f"{name}.parquet").cast(contract, safe=True).num_rows == rows[name]
         md = schema.metadata
         assert md[b"yibao.table"] == name.encode() and md[b"yibao.schema_version"] == C.SCHEMA_VERSION.encode()
         assert md[b"yibao.money_unit"] == b"fen" and md[b"yibao.synthetic"] == b"true"
@@ -399,6 +402,7 @@ def test_run_synth_writes_parquet_and_hands_chunks_to_the_db_loader(tmp_path, mo
     monkeypatch.setattr(yibao.core, "db", fake, raising=False)
     run_synth(300, 1, None, "sqlite://", YEAR)
     assert got["person"] == 300 and got["encounter"] == rows["encounter"]
+    assert rows["purchase"] > 0 and "purchase" not in got  # the database has no purchase table: it stays a file
     assert upgraded == ["sqlite://"]
     with pytest.raises(ValueError):
         run_synth(10, 1, None, None)
