@@ -12,7 +12,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from typing import Literal, Optional
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from yibao.core.errors import YibaoError
@@ -144,44 +144,134 @@ def credit(subject_kind: str, subject_code: str, request: Request, on: Optional[
     return asdict(credit_grade(_engine(request), subject_kind, subject_code, on=on))
 
 
+def _case_actor(request: Request):
+    """The console session's user as the case step's actor (who and which role); the workflow checks the role.
+
+    Case writes need to know who is asking: without the console's access control mounted on the app
+    (``app.state.console``) they are refused (503).  POSTs carry the console page's CSRF token (X-CSRF-Token).
+    """
+    from yibao.supervision.cases import Actor
+    from yibao.web.auth import csrf_ok
+
+    console = getattr(request.app.state, "console", None)
+    if console is None:
+        raise HTTPException(503, {"code": "E_CASE_AUTH", "message_en": "case steps need the console's access control (who is acting)",
+                                  "message_zh": "案件办理须经控制台身份认证", "field": None})
+    token = request.cookies.get("yb_session")
+    p = console.auth.principal(token)
+    if p is None:
+        raise HTTPException(401, {"code": "E_AUTH", "message_en": "login required", "message_zh": "请先登录", "field": None})
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_ok(token, request.headers.get("x-csrf-token")):
+        raise HTTPException(403, {"code": "E_CSRF", "message_en": "CSRF token missing or wrong (header X-CSRF-Token)", "message_zh": "CSRF 令牌缺失或错误", "field": None})
+    return Actor(p.username, p.role, p.fixmedins_code)
+
+
+def _case_error(exc: YibaoError) -> HTTPException:
+    from yibao.supervision.cases import CaseForbidden
+
+    e = _error(exc)
+    if isinstance(exc, CaseForbidden):
+        e.status_code = 403
+    return e
+
+
 class ClueIn(BaseModel):
+    """Case intake (线索登记): the actor is the logged-in user, not a field."""
+
     subject_kind: Literal["institution", "physician", "person", "enterprise"]
     subject_code: str
-    source: str
-    actor: str
-    loss_fen: int = Field(0, ge=0)
+    clue_kind: str = Field("scan_hit", description="scan_hit | complaint | referral | inspection (case_workflow.yaml)")
+    source: str = Field(description="the rule id of the scan hit, the complaint number, the referring agency …")
+    loss_fen: int = Field(0, description="the fund's loss as first estimated, integer fen")
     note: str = ""
 
 
 @router.post("/cases")
 def open_case(body: ClueIn, request: Request) -> dict:
-    """Open a clue (线索)."""
+    """Open a case from a clue (线索)."""
     from yibao.supervision.cases import CaseService
 
+    actor = _case_actor(request)
     try:
-        cid = CaseService(_engine(request)).open_clue(body.subject_kind, body.subject_code, body.source, actor=body.actor, loss_fen=body.loss_fen, note=body.note)
+        cid = CaseService(_engine(request)).open_case(actor, body.subject_kind, body.subject_code, body.clue_kind, body.source, loss_fen=body.loss_fen, note=body.note)
     except YibaoError as exc:
-        raise _error(exc) from exc
+        raise _case_error(exc) from exc
     return {"case_id": cid, "state": "clue"}
 
 
+@router.get("/cases")
+def list_cases(request: Request, state: Optional[str] = None, subject_code: Optional[str] = None, limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
+    """Cases, newest first."""
+    from yibao.supervision.cases import CaseService, case_dict
+
+    _case_actor(request)
+    svc = CaseService(_engine(request))
+    try:
+        return [case_dict(c, svc.wf) for c in svc.list(state=state, subject_code=subject_code, limit=limit)]
+    except YibaoError as exc:
+        raise _case_error(exc) from exc
+
+
+@router.get("/cases/{case_id}")
+def get_case(case_id: int, request: Request) -> dict:
+    """The case, its history (全过程记录: who, when, what, before → after), the benchmark's ranges and the actions open to the caller."""
+    from yibao.supervision.cases import CaseService, case_dict, event_dict
+
+    actor = _case_actor(request)
+    svc = CaseService(_engine(request))
+    try:
+        c = svc.get(case_id)
+    except YibaoError as exc:
+        raise _case_error(exc) from exc
+    return {"case": case_dict(c, svc.wf), "history": [event_dict(e) for e in svc.events(case_id)],
+            "next_actions": svc.next_actions(c, actor),
+            "benchmark": [{"band": b, **asdict(p)} for b, p in svc.ranges(c)]}
+
+
 class StepIn(BaseModel):
-    actor: str
+    """A step's parameters; which ones an action takes is ``yibao.supervision.cases.ACTION_PARAMS``."""
+
     note: str = ""
     agency: Optional[str] = None
+    violation: Optional[str] = Field(None, description="note / submit_review / decide: default the case's")
+    loss_fen: Optional[int] = Field(None, description="note / submit_review / decide: fen, default the case's")
+    band: Literal["minor", "general", "serious"] = "general"
+    first_offence: bool = False
+    corrected: bool = False
+    no_fault: bool = False
+    mitigating: bool = False
+    aggravating: bool = False
+    sanctions: list[str] = []
+    fine_fen: Optional[int] = Field(None, description="decide: fen, inside the benchmark's range")
+    amount_fen: Optional[int] = Field(None, description="recover / collect_fine: fen")
+    appeal_kind: Optional[str] = Field(None, description="appeal: reconsideration | litigation")
+
+
+def step_params(svc, case_id: int, action: str, b: StepIn) -> dict:
+    """The service's parameters for one action from the step's fields (shared by the REST step and the console form)."""
+    params: dict = {"agency": b.agency, "amount_fen": b.amount_fen, "appeal_kind": b.appeal_kind}
+    if action in ("submit_review", "decide", "decide_summary"):
+        c = svc.get(case_id)
+        params["facts"] = {"violation": b.violation or c.violation, "loss_fen": c.loss_fen if b.loss_fen is None else b.loss_fen, "band": b.band,
+                           "first_offence": b.first_offence, "corrected": b.corrected, "no_fault": b.no_fault, "mitigating": b.mitigating,
+                           "aggravating": b.aggravating, "sanctions": tuple(b.sanctions)}
+        params["fine_fen"] = b.fine_fen
+    else:
+        params.update(violation=b.violation, loss_fen=b.loss_fen, fine_fen=b.fine_fen)
+    return params
 
 
 @router.post("/cases/{case_id}/{action}")
-def case_step(case_id: int, action: Literal["file", "dismiss", "investigate", "transfer", "publish", "close"], body: StepIn, request: Request) -> dict:
-    """A workflow step without penalty facts; illegal steps are refused with the allowed ones named."""
-    from yibao.supervision.cases import CaseService
+def case_step(case_id: int, action: str, body: StepIn, request: Request) -> dict:
+    """One workflow step (file, investigate, note, submit_review, review_pass, return, decide, recover, collect_fine, publish,
+    appeal, uphold, revoke, close, …): 400 with the allowed steps named when out of order or outside the benchmark, 403 when
+    not the caller's role; every step is recorded."""
+    from yibao.supervision.cases import CaseService, case_dict
 
+    actor = _case_actor(request)
     svc = CaseService(_engine(request))
     try:
-        if action == "transfer":
-            c = svc.transfer(case_id, body.agency or "", actor=body.actor, note=body.note)
-        else:
-            c = getattr(svc, action)(case_id, actor=body.actor, note=body.note)
+        c = svc.perform(case_id, action, actor, note=body.note, **step_params(svc, case_id, action, body))
     except YibaoError as exc:
-        raise _error(exc) from exc
-    return {"case_id": c.id, "state": c.state}
+        raise _case_error(exc) from exc
+    return {"case_id": c.id, "state": c.state, "case": case_dict(c, svc.wf)}

@@ -171,12 +171,10 @@ def _show_case(svc, c) -> None:
     console.print(tab)
     rng = svc.ranges(c)
     if rng:
-        rt = Table(title=f"discretion benchmark 自由裁量基准: {c.violation}, loss {fmt_yuan(c.loss_fen)}")
-        for col in ("band", "fine_min_fen", "fine_max_fen", "procedure", "legal review 法制审核", "basis"):
-            rt.add_column(col)
+        console.print(f"discretion benchmark 自由裁量基准: {c.violation}, loss {c.loss_fen} fen ({fmt_yuan(c.loss_fen)}), {rng[0][1].basis}")
         for band, p in rng:
-            rt.add_row(band, str(p.fine_min_fen), str(p.fine_max_fen), p.procedure, "yes" if p.legal_review else "no", p.basis)
-        console.print(rt)
+            console.print(f"  {band}: fine {p.fine_min_fen}..{p.fine_max_fen} fen ({fmt_yuan(p.fine_min_fen)}..{fmt_yuan(p.fine_max_fen)}), "
+                          f"{p.procedure} procedure, legal review 法制审核 {'required' if p.legal_review else 'not required'}", soft_wrap=True)
     ht = Table(title="history 全过程记录")
     for col in ("#", "at", "actor", "action", "from → to", "changed", "note"):
         ht.add_column(col)
