@@ -281,10 +281,11 @@ def supervision_view(engine: Engine, p: Principal, lang: str, data_dir: Path | N
         ids = [c.id for c in cases]
         events = list(s.scalars(select(CaseEvent).where(CaseEvent.case_id.in_(ids)).order_by(CaseEvent.at, CaseEvent.id))) if ids else []
         v.tables.append(Table("案件" if zh else "case files", _heads(lang, "case", "state", "subject", "source", "violation", "loss", "fine", "recovered"),
-                              [[c.id, labels.value("case_state", c.state, lang),
+                              [[Link(c.id, f"/console/supervision/cases/{c.id}"), labels.value("case_state", c.state, lang),
                                 f"{labels.value('subject_kind', c.subject_kind, lang)} {c.subject_code}", labels.value("case_source", c.source, lang),
                                 labels.humanize(c.violation, lang) if c.violation else labels.MISSING,
                                 _yuan(c.loss_fen), _yuan(c.fine_fen), _yuan(c.recovered_fen)] for c in cases], anchor="case-"))
+        # the case pages (forms for the next steps, the history): /console/supervision/cases
         v.tables.append(Table("执法时间线" if zh else "enforcement timeline", _heads(lang, "time", "case", "action", "from_state", "to_state", "actor", "note"),
                               [[e.at.strftime("%Y-%m-%d %H:%M"), Link(e.case_id, f"#case-{e.case_id}"), labels.value("case_action", e.action, lang),
                                 labels.value("case_state", e.from_state, lang), labels.value("case_state", e.to_state, lang), e.actor,
