@@ -23,6 +23,10 @@ def upgrade() -> None:
         b.add_column(sa.Column("clue_kind", sa.String(20), nullable=False, server_default=""))
         b.add_column(sa.Column("fine_paid_fen", sa.BigInteger(), nullable=False, server_default="0"))
         b.add_column(sa.Column("appeal_kind", sa.String(20), nullable=False, server_default=""))
+    # the server defaults only fill the cases already there; new rows get their values from the model
+    with op.batch_alter_table("sv_case") as b:
+        for col in ("clue_kind", "fine_paid_fen", "appeal_kind"):
+            b.alter_column(col, server_default=None)
 
 
 def downgrade() -> None:
