@@ -139,6 +139,10 @@ def test_a_region_without_purchases_skips_the_stock_rule_and_says_why(fresh, tmp
     row = rule_summary(rv).set_index("rule_id").loc["SV-STOCK-01"]
     assert row.hits == 0 and row.skipped.startswith("SV-STOCK-01 skipped: no purchase table")
     assert "SV-STOCK-01 skipped" in section_html(rv) and "跳过 SV-STOCK-01" in section_html(rv)
+    assert "SV-STOCK-01" not in set(rv.scores.rule_id) and "SV-DUP-01" in set(rv.scores.rule_id)  # not run, not scored
+    res = runner.invoke(app, ["supervision", "score", "--data", str(d)])
+    assert "SV-STOCK-01skipped:nopurchasetable" in flat(res.output) and "(notscored)" in flat(res.output)
+    assert "FAILED" not in res.output or "SV-STOCK-01" not in res.output.split("FAILED", 1)[1]  # a skipped rule is not a failed one
 
 
 def test_a_purchase_table_derived_from_the_labels_is_not_read(fresh, tmp_path):

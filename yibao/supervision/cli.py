@@ -84,6 +84,8 @@ def score(data: Path = typer.Option(..., "--data", exists=True, file_okay=False,
         _fail(exc)
     if rv.scores is None:
         _fail(ValueError(f"{data} has no ground_truth.parquet (scoring needs a synthetic region)"))
+    for en, zh in rv.skipped.values():  # a skipped rule is not scored
+        console.print(f"{en} (not scored)\n{zh}", style="yellow", markup=False, soft_wrap=True)
     _print_df(rv.scores[["rule_id", "labelled", "flagged", "true_hits", "precision", "recall", "failed"]], "rules and analytics on the injected ground truth", limit=100)
     _print_df(rv.pattern_scores[["pattern", "labelled", "found", "recall"]], "recall per injected pattern (any rule)", limit=100)
     _print_df(rv.queue_scores, "ranked work queue: precision in the top k")

@@ -63,6 +63,7 @@ def review_region(data_dir: str | Path, book: RuleBook | None = None) -> Review:
         manifest.check(d, ["ground_truth"])
         truth = read_truth(d)
         rv.scores = score_rules(res.hits, truth, book, extra={book.analytics.ring.id: an["rings"]})
+        rv.scores = rv.scores[~rv.scores.rule_id.isin(list(rv.skipped))].reset_index(drop=True)  # not run, so not scored (nor failed)
         rv.pattern_scores = pattern_recall(res.hits, truth, book, extra={book.analytics.ring.id: an["rings"]})
         rv.queue_scores = score_queue(an["queue"], truth, d)
     return rv
