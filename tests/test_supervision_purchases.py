@@ -232,3 +232,32 @@ def test_purchases_do_not_move_with_the_billing_inflation(fresh, tmp_path):
     a = pd.read_parquet(fresh / "fee_detail.parquet")
     b = pd.read_parquet(d / "fee_detail.parquet")
     assert len(a) == len(b) and not a.cnt_milli.equals(b.cnt_milli) and (a.cnt_milli >= b.cnt_milli).all()
+
+
+def test_import_purchases_validates_records_and_feeds_the_stock_rule(fresh, tmp_path):
+    """`yibao supervision import-purchases`: a real table (CSV) replaces the synthetic one, in the manifest; a bad one changes nothing."""
+    d = tmp_path / "imported"
+    shutil.copytree(fresh, d)
+    p = pd.read_parquet(d / "purchase.parquet").drop(columns="synthetic")
+    p.loc[0, ["qty_milli", "opening_stock_milli"]] = 0  # bought none of what it billed
+    good, bad, dup = tmp_path / "p.csv", tmp_path / "bad.csv", tmp_path / "dup.csv"
+    p.to_csv(good, index=False)
+    p.head(5).assign(qty_milli=[1000, 2000, -1000, 0, 0]).to_csv(bad, index=False)
+    pd.concat([p.head(3), p.head(1)]).to_csv(dup, index=False)
+    before = (d / "purchase.parquet").read_bytes(), (d / "manifest.json").read_bytes()
+    for f, why in ((bad, "row3:qty_millimustbeawholenon-negativenumber"), (dup, "row4:asecondrowfor"), (tmp_path / "none.csv", "nosuchfile")):
+        res = runner.invoke(app, ["supervision", "import-purchases", str(f), "--data", str(d)])
+        assert res.exit_code != 0 and why in flat(res.output) and "Traceback" not in res.output, res.output
+        assert ((d / "purchase.parquet").read_bytes(), (d / "manifest.json").read_bytes()) == before  # nothing changed
+    res = runner.invoke(app, ["supervision", "import-purchases", str(good), "--data", str(d)])
+    assert res.exit_code == 0, res.output
+    t = pq.read_table(d / "purchase.parquet")
+    assert t.schema.metadata[b"yibao.synthetic"] == b"false" and not any(t.column("synthetic").to_pylist()) and t.num_rows == len(p)
+    entry = manifest.load(d)["tables"]["purchase"]
+    assert "import-purchases" in entry["command"] and not entry.get("inputs")
+    res = runner.invoke(app, ["supervision", "scan", "--data", str(d), "--rule", "SV-STOCK-01"])
+    assert res.exit_code == 0, res.output
+    assert "SYNTHETIC" not in res.output and "skipped" not in res.output
+    hits = pd.read_parquet(d / "hits.parquet")
+    assert f"{p.fixmedins_code[0]}#{p.med_list_codg[0]}" in set(hits.entity_id)
+    assert manifest.load(d)["tables"]["hits"]["inputs"]["purchase"] == entry["sha256"]

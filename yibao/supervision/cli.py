@@ -73,6 +73,21 @@ def scan(
     console.print(f"hits: {target}")
 
 
+@app.command("import-purchases")
+def import_purchases_cmd(
+    source: Path = typer.Argument(..., help="CSV or Parquet: fixmedins_code, med_list_codg, policy_year, qty_milli, opening_stock_milli[, synthetic]."),
+    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="The region's data directory."),
+) -> None:
+    """进货: import the institutions' purchase records (the stock rule SV-STOCK-01 reads them) as purchase.parquet."""
+    from yibao.supervision.stock import import_purchases
+
+    try:
+        n = import_purchases(data, source)
+    except YibaoError as exc:
+        _fail(exc)
+    console.print(f"imported {n:,} purchase rows from {source} into {data / 'purchase.parquet'}")
+
+
 @app.command()
 def score(data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="A synthetic region with ground_truth.parquet.")) -> None:
     """Precision and recall of every rule, analytic and the ranked queue on the injected ground truth."""

@@ -15,7 +15,8 @@ delivery records) in this shape, one row per institution, item and year:
 
 Supervision only READS this table: a real import (one row per institution,
 item and year, from the institutions' purchase ledgers or the procurement
-platform's delivery records) or the SYNTHETIC one ``yibao synth`` writes from
+platform's delivery records; ``yibao supervision import-purchases FILE --data DIR``,
+:func:`import_purchases`, validated) or the SYNTHETIC one ``yibao synth`` writes from
 what it generated (:mod:`yibao.synth.purchases`).  It never builds one: when
 a region has no usable purchase table, :func:`purchase_status` says why and
 the scan skips the rules that read it (SV-STOCK-01) instead of scoring them
@@ -113,3 +114,63 @@ def purchase_status(data_dir: str | Path) -> PurchaseStatus:
             con.close()
         synthetic = n > 0 and n == n_syn
     return PurchaseStatus(True, synthetic=synthetic)
+
+
+def import_purchases(data_dir: str | Path, source: str | Path) -> int:
+    """Import a real purchase table (CSV or Parquet, columns of :data:`PURCHASE`) as ``DIR/purchase.parquet``; returns its rows.
+
+    Validated first (columns, whole non-negative quantities, codes present, one row per institution, item
+    and year); a bad file raises :class:`PurchaseError` and changes nothing.  ``synthetic`` defaults to
+    false; the table replaces any earlier one (a synthetic one included) and is recorded in the manifest.
+    """
+    import pandas as pd
+
+    d, src = Path(data_dir), Path(source)
+    if not src.is_file():
+        raise PurchaseError(f"{src}: no such file", f"{src}: 文件不存在", field="source")
+    try:
+        df = pd.read_parquet(src) if src.suffix.lower() == ".parquet" else pd.read_csv(src, dtype={"fixmedins_code": str, "med_list_codg": str})
+    except Exception as exc:  # unreadable: one line, not a traceback
+        raise PurchaseError(f"{src}: cannot read the purchase table ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})", f"{src}: 无法读取进货数据", field="source") from None
+    need = [c for c in PURCHASE.names if c != "synthetic"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise PurchaseError(f"{src}: the purchase table lacks column(s) {', '.join(missing)} (needs {', '.join(need)})", f"{src}: 进货数据缺少列 {', '.join(missing)}", field="purchase")
+    if "synthetic" not in df.columns:
+        df["synthetic"] = False
+    for c in ("fixmedins_code", "med_list_codg"):
+        bad = df[c].isna() | df[c].astype(str).str.strip().eq("")
+        if bad.any():
+            raise PurchaseError(f"{src}: row {int(bad.to_numpy().argmax()) + 1}: {c} is empty", f"{src}: 第 {int(bad.to_numpy().argmax()) + 1} 行 {c} 为空", field=c)
+    for c in ("policy_year", "qty_milli", "opening_stock_milli"):
+        v = pd.to_numeric(df[c], errors="coerce")
+        bad = v.isna() | (v < 0) | (v != v.round())
+        if bad.any():
+            i = int(bad.to_numpy().argmax())
+            raise PurchaseError(f"{src}: row {i + 1}: {c} must be a whole non-negative number, not {str(df[c].iloc[i])!r}", f"{src}: 第 {i + 1} 行 {c} 须为非负整数", field=c)
+        df[c] = v.astype("int64")
+    dup = df.duplicated(["fixmedins_code", "med_list_codg", "policy_year"])
+    if dup.any():
+        i = int(dup.to_numpy().argmax())
+        raise PurchaseError(f"{src}: row {i + 1}: a second row for {df.fixmedins_code.iloc[i]} / {df.med_list_codg.iloc[i]} / {df.policy_year.iloc[i]}", f"{src}: 第 {i + 1} 行重复", field="purchase")
+    synthetic = df["synthetic"].astype(str).str.lower().isin(["true", "1"])
+    table = pa.table(
+        {
+            "fixmedins_code": pa.array(df.fixmedins_code.astype(str).tolist(), pa.string()),
+            "med_list_codg": pa.array(df.med_list_codg.astype(str).tolist(), pa.string()),
+            "policy_year": pa.array(df.policy_year.tolist(), pa.int16()),
+            "qty_milli": pa.array(df.qty_milli.tolist(), pa.int64()),
+            "opening_stock_milli": pa.array(df.opening_stock_milli.tolist(), pa.int64()),
+            "synthetic": pa.array(synthetic.tolist(), pa.bool_()),
+        },
+        schema=PURCHASE,
+    )
+    meta = {b"yibao.table": b"purchase", b"yibao.synthetic": b"true" if bool(synthetic.all()) and len(df) else b"false", b"yibao.source": str(src.name).encode()}
+    if parquet_io.table_path(d, "purchase") not in (None, d / "purchase.parquet"):
+        raise PurchaseError(f"{d}: purchase/ is a dataset directory; remove it before importing", f"{d}: purchase/ 为数据集目录，请先删除", field="purchase")
+    manifest.check(d, [])  # a directory whose generation did not finish refuses the import before anything is written
+    tmp = d / ".purchase.parquet.tmp"
+    pq.write_table(table.replace_schema_metadata(meta), tmp)
+    tmp.replace(d / "purchase.parquet")  # readers see the old table or the new one
+    manifest.record(d, ["purchase"], [], command=f"yibao supervision import-purchases --data {{dir}} {src}")
+    return table.num_rows
