@@ -282,6 +282,7 @@ def test_console_case_page_forms(web):
     actions = re.findall(r'<tr data-action="([a-z_]+)" data-actor="([a-z0-9]+)"', page)
     assert actions == [("open", "chief"), ("file", "chief"), ("investigate", "chief"), ("note", "chief"), ("decide", "chief"), ("recover", "chief")]
     assert "recovered_fen: 0 → 20000" in page
+    assert 'href="/console/supervision/cases"' in chief.get("/console/supervision").text  # reached from the supervision page
     lst = chief.get("/console/supervision/cases").text
     assert f'id="case-{cid}"' in lst and 'id="case-open"' in lst
     assert 'id="case-open"' not in hosp.get("/console/supervision/cases").text  # intake is the bureau's
