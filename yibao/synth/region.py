@@ -29,13 +29,13 @@ from yibao.codes import HOME_REGION, is_admdvs, load_divisions
 from yibao.core import contract as C
 from yibao.core import manifest
 from yibao.core.errors import YibaoError
+from yibao.supervision.stock import PURCHASE
 from yibao.synth.catalog import SynthCatalog, default_catalog
 from yibao.synth.encounters import generate_encounters
 from yibao.synth.institutions import generate_institutions
 from yibao.synth.patterns import inject_patterns
 from yibao.synth.people import generate_people
 from yibao.synth.purchases import PurchaseLedger
-from yibao.supervision.stock import PURCHASE
 
 DEFAULT_CHUNK = 100_000
 GENERATOR_VERSION = "1"
