@@ -74,7 +74,7 @@ def rule_summary(rv: Review) -> pd.DataFrame:
     for r in rv.book.rules:
         h = rv.hits[rv.hits.rule_id == r.id]
         rows.append({"rule_id": r.id, "name": r.name, "name_zh": r.name_zh, "stages": "/".join(STAGE_ZH[s] for s in r.stages), "severity": r.severity,
-                     "hits": len(h), "fen_at_stake": int(h.amount.clip(lower=0).sum()), "skipped": rv.skipped.get(r.id, ("", ""))[0]})
+                     "hits": len(h), "fen_at_stake": int(h.amount.clip(lower=0).sum())})
     return pd.DataFrame(rows)
 
 
