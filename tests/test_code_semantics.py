@@ -195,8 +195,6 @@ ALLOWED = {
     ("yibao/settlement/batch.py", '"310", "390"'),
     ("yibao/settlement/batch.py", '(v or "")[:2] for v in area_vals'),
     ("yibao/settlement/batch.py", '(v or "")[:2] for v in insuplc_vals'),
-    ("yibao/web/figures.py", 'SCHEME_NAMES = {"310"'),
-    ("yibao/web/figures.py", 'return f"¥{fen / 100:,.2f}"'),
     ("yibao/web/report.py", "SCHEME_NAMES = {k: "),
 }
 

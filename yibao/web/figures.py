@@ -17,6 +17,8 @@ from sqlalchemy import String, and_, case, cast, func, select
 from sqlalchemy.engine import Engine
 
 from yibao.core import db
+from yibao.core.contract import SCHEME_NAMES  # noqa: F401 - the one table of scheme names; console.py reads it from here
+from yibao.core.money import fmt_yuan
 from yibao.settlement import records
 from yibao.codes import registry
 from yibao.settlement.fundyear import FUND_FIELDS
@@ -28,7 +30,6 @@ SHARE_FIELDS = tuple(FUND_FIELDS)  # hifp_pay … psn_cash_pay
 SUM_FIELDS = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
               *SHARE_FIELDS, "fund_pay_sumamt")
 LEVEL_NAMES = {0: ("药店", "pharmacy"), 1: ("一级", "level 1"), 2: ("二级", "level 2"), 3: ("三级", "level 3")}
-SCHEME_NAMES = {"310": ("职工医保", "employee"), "390": ("居民医保", "resident")}
 
 
 def month_expr(engine: Engine):
@@ -153,7 +154,7 @@ class ShareLine:
 
 
 def _yuan(fen: int) -> str:
-    return f"¥{fen / 100:,.2f}"
+    return fmt_yuan(int(fen), symbol=True)  # exact from fen (core.money), never through a float
 
 
 def _pct(bp: int) -> str:
