@@ -248,9 +248,8 @@ def test_mask_and_passwords() -> None:
 
 
 def test_chart_bars_carry_their_values() -> None:
-    svg = charts.bar_chart(["1月", "2月"], {"职工": [1.5, 2.0], "居民": [0.5, 0.0]}, stacked=True, chart_id="c")
-    assert svg.count('class="bar"') == 4 and 'data-value="1.5"' in svg and "职工" in svg
-    assert charts._nice_max(87) == (100, 20)
+    div = charts.bar_chart(["1月", "2月"], {"职工": [150, 200], "居民": [50, 0]}, stacked=True, chart_id="c", money=charts.YUAN)
+    assert 'class="ychart"' in div and "职工" in div and "&quot;y&quot;:[1.50,2.00]" in div and "¥1.50" in div
 
 
 def test_cli_users_and_ecode_block(tmp_path) -> None:

@@ -129,8 +129,9 @@ def test_bureau_sees_every_page_with_figures_from_the_database(region, page, tmp
     for k in SHARE_FIELDS:
         assert fen(page, f'#table-layer tr[data-field="{k}"] td[data-fen]') == sums[k], k
     # the month chart's bars add up to the fund's spending (¥10k, rounded per bar)
-    bars = page.eval_on_selector_all("#chart-month rect.bar", "els => els.map(e => parseFloat(e.dataset.value))")
-    assert len(bars) >= 12 and abs(sum(bars) * 1_000_000 - sums["fund"]) < len(bars) * 5_000
+    page.wait_for_function("document.getElementById('chart-month').dataset.ready === '1'")
+    bars = page.evaluate("document.getElementById('chart-month').data.flatMap(t => t.y.map(Number))")  # ¥10k, exact from fen
+    assert len(bars) >= 12 and abs(sum(bars) * 1_000_000 - sums["fund"]) < len(bars)
     shot(page, "fund", tmp_path)
     for name in ("settlement", "procurement", "payment", "supervision", "ecode"):
         page.click(f'nav a[data-page="{name}"]')
@@ -149,7 +150,8 @@ def test_bureau_sees_every_page_with_figures_from_the_database(region, page, tmp
     page.goto(f"{srv.base}/console/procurement")
     results = page.locator('table.module-table').nth(1)
     assert results.locator("tbody tr").count() == min(n_results, 50) > 0
-    assert page.locator("#chart-vbp-progress rect.bar").count() > 0
+    page.wait_for_function("document.getElementById('chart-vbp-progress').dataset.ready === '1'")
+    assert page.locator("#chart-vbp-progress g.point path").count() > 0
     # supervision: both cases, and the timeline of the filed one
     page.goto(f"{srv.base}/console/supervision")
     cases = page.locator('table.module-table[data-title="案件"] tbody tr')

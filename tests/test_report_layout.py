@@ -43,11 +43,11 @@ def report(tmp_path_factory):
 
 
 def test_report_tables_have_chinese_headers_and_yuan(report) -> None:
-    html = report.read_text(encoding="utf-8")
+    html = report.read_text(encoding="utf-8").split("\n<script>\n")[0]  # less the inline chart library (plotly.min.js)
     assert '<div class="tw"><table class="t">' in html
     assert "<th>统筹基金支出" in html and "¥" in html
     assert "<th>hifp_pay</th>" not in html and "<th>hosp_lv</th>" not in html and "NaN" not in html
-    assert 'id="legend-months"' in html and 'id="bar-layers-0"' in html
+    assert 'id="chart-months"' in html and 'id="chart-layers"' in html  # plotly.js draws them (legend-…/bar-… ids: charts.js)
     from test_console_labels import NAN, SCI, _Text, problems
 
     from yibao.web import labels
@@ -96,9 +96,10 @@ def test_report_fits_a_1366_px_screen(page) -> None:
 
 
 def test_chart_legends_do_not_cover_bars(page) -> None:
+    page.wait_for_function("[...document.querySelectorAll('div.ychart')].every(e => e.dataset.ready === '1')")
     boxes = page.evaluate("""() => {
         const r = e => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
-        return [...document.querySelectorAll('svg')].map(svg => ({
+        return [...document.querySelectorAll('div.ychart, svg:not(div.ychart svg)')].map(svg => ({
             legends: [...svg.querySelectorAll('[id^="legend-"]')].map(r),
             bars: [...svg.querySelectorAll('[id^="bar-"]')].map(r).filter(b => b[2] - b[0] > 0.5 && b[3] - b[1] > 0.5)}))
           .filter(c => c.legends.length);

@@ -51,10 +51,6 @@ def _fmt_yuan(fen: Any) -> str:
     return labels.money(fen)  # ¥1,234.56 from integer fen; missing → "—"
 
 
-def _wan(fen: int) -> float:
-    return round(int(fen) / 1_000_000, 2)  # fen → ¥10k
-
-
 class Console:
     def __init__(self, engine: Engine, *, auth: AuthService | None = None, ecode: EcodeService | None = None,
                  clock: Callable[[], dt.datetime] | None = None, data_dir: str | Path | None = None):
@@ -164,6 +160,10 @@ class Console:
 
         @r.get("/static/{name}")
         def static(name: str) -> Response:
+            if name == charts.PLOTLY_JS:  # plotly.js from the installed plotly package (charts.py): no CDN
+                return Response(charts.plotly_js(), media_type="application/javascript", headers={"Cache-Control": "max-age=86400"})
+            if name == charts.PLOTLY_CSS:  # its style rules as a sheet: the CSP blocks the <style> plotly.js would add
+                return Response(charts.plotly_css(), media_type="text/css", headers={"Cache-Control": "max-age=86400"})
             f = STATIC_DIR / name
             if "/" in name or ".." in name or not f.is_file():
                 return Response(status_code=404)
@@ -241,15 +241,16 @@ class Console:
             from yibao.settlement.fundyear import FUND_FIELDS
 
             layer_names = [FUND_FIELDS[k][1 - i] for k in layer_fields]
+            wan = "万元" if i == 0 else "¥10k"
             month_chart = charts.bar_chart(
                 [m for m, _ in months],
-                {(figures.SCHEME_NAMES.get(s, (s, s))[i]): [_wan(next((a["fund_pay_sumamt"] for (mm, ss), a in _by2(f, "month", "insutype") if mm == m and ss == s), 0)) for m, _ in months]
-                 for s, _ in schemes}, stacked=True, unit="万元" if i == 0 else "¥10k", chart_id="chart-month",
+                {(figures.SCHEME_NAMES.get(s, (s, s))[i]): [int(next((a["fund_pay_sumamt"] for (mm, ss), a in _by2(f, "month", "insutype") if mm == m and ss == s), 0)) for m, _ in months]
+                 for s, _ in schemes}, stacked=True, unit=wan, money=charts.WAN, chart_id="chart-month",
                 title=translator(lang)("fund_by_month"))
-            layer_chart = charts.hbar_chart(layer_names, [_wan(f.totals.get(k, 0)) for k in layer_fields],
-                                            unit="万元" if i == 0 else "¥10k", chart_id="chart-layer")
+            layer_chart = charts.hbar_chart(layer_names, [int(f.totals.get(k, 0)) for k in layer_fields],
+                                            unit=wan, money=charts.WAN, chart_id="chart-layer")
             level_chart = charts.donut_chart([figures.LEVEL_NAMES.get(lv, (str(lv), str(lv)))[i] for lv, _ in levels],
-                                             [_wan(a["fund_pay_sumamt"]) for _, a in levels], unit="万元" if i == 0 else "¥10k",
+                                             [int(a["fund_pay_sumamt"]) for _, a in levels], unit=wan, money=charts.WAN,
                                              chart_id="chart-level")
             return c.render(request, "fund.html", p, f=f, months=months, schemes=schemes, levels=levels,
                             layer_fields=layer_fields, layer_names=layer_names, month_chart=month_chart,

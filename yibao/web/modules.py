@@ -239,7 +239,7 @@ def payment_view(engine: Engine, p: Principal, lang: str, data_dir: Path | None 
         inst = inst[inst.fixmedins_code == scope]
     m = per[per.period > 0]
     v.charts.append(("DIP 月度点值" if zh else "DIP point value by month", charts.bar_chart(
-        [str(int(x)) for x in m.period], {("月度点值 (元/分)" if zh else "monthly point value (¥/point)"): [float(x) for x in m.point_value]},
+        [str(int(x)) for x in m.period], {("月度点值 (元/分)" if zh else "monthly point value (¥/point)"): list(m.point_value)},
         chart_id="chart-point-value")))
     kinds = r.dip.cases["kind"].value_counts()
     v.charts.append(("DIP 入组类型" if zh else "DIP case kinds", charts.donut_chart([labels.value("dip_kind", k, lang) for k in kinds.index], [int(x) for x in kinds.values],

@@ -1,17 +1,17 @@
-"""The fund-year report (基金年度运行报告): one self-contained HTML file with inline SVG charts.
+"""The fund-year report (基金年度运行报告): one self-contained HTML file with interactive charts.
 
 Laid out for a 1366 px screen without horizontal scrolling: tables have
 Chinese-first headers from ``yibao/data/labels.yaml`` (English beneath),
 money as ¥ from fen, and scroll inside their own box if ever too wide;
-chart legends sit above the plot, never over the bars (bars and legends carry
-``id="bar-…"`` / ``id="legend-…"`` so ``tests/test_report_layout.py`` can
-measure them).
+charts are drawn by plotly.js (:mod:`yibao.web.charts`), whose script is carried
+inline so the file works offline; their legends sit above the plot, never over
+the bars (``static/charts.js`` gives bars and legends ``id="bar-…"`` /
+``id="legend-…"`` so ``tests/test_report_layout.py`` can measure them).
 """
 
 from __future__ import annotations
 
 import html
-import io
 import re
 from pathlib import Path
 
@@ -20,95 +20,48 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from yibao.core.money import fmt_yuan
 from yibao.settlement.fundyear import FUND_FIELDS, FundYear
-from yibao.web import labels
+from yibao.web import charts, labels
 
 # "中文 English" from yibao/data/labels.yaml
 LEVEL_NAMES = {int(k): f"{zh} {en}" for k, (zh, en) in labels.load().values["hosp_lv"].items()}
 SCHEME_NAMES = {k: f"{zh} {en} ({k})" for k, (zh, en) in labels.load().values["insutype_short"].items()}
 
 
-def _svg(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
-    return plt
+MILLION_UNIT = "百万元 · ¥ million"
 
 
 def chart_layers(fy: FundYear) -> str:
-    plt = _plt()
+    """Spending by payment layer (按保障层次): integer fen per layer, plotted in ¥ million."""
     t = fy.totals.iloc[0]
     names = [k for k in FUND_FIELDS if k != "psn_cash_pay"] + ["psn_cash_pay"]
-    vals = [int(t[k]) / 1e6 for k in names]
-    fig, ax = plt.subplots(figsize=(7, 2.8))
-    colors = ["#c23531", "#2f4554", "#61a0a8", "#d48265", "#91c7ae", "#749f83", "#ca8622", "#bda29a"]
-    bars = ax.barh([f"{FUND_FIELDS[k][1]} {FUND_FIELDS[k][0]}" for k in names], vals, color=colors[: len(names)])
-    _gid(bars, "layers")
-    ax.invert_yaxis()
-    ax.set_xlabel("百万元 · ¥ million")
-    ax.set_xlim(0, max(vals + [0.01]) * 1.18)  # room for the value labels inside the axes
-    for i, v in enumerate(vals):
-        ax.text(v, i, f" {v:,.2f}", va="center")
-    return _svg(fig)
-
-
-def _gid(bars, chart: str) -> None:
-    for i, b in enumerate(bars):
-        b.set_gid(f"bar-{chart}-{i}")
-
-
-def _legend_above(ax, chart: str, n: int) -> None:
-    """The legend in a row above the plot area: it cannot cover a bar."""
-    leg = ax.legend(frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.02), ncol=max(1, n), borderaxespad=0)
-    leg.set_gid(f"legend-{chart}")
+    return charts.hbar_chart([f"{FUND_FIELDS[k][1]} {FUND_FIELDS[k][0]}" for k in names], [int(t[k]) for k in names],
+                             title="按保障层次 Spending by layer", unit=MILLION_UNIT, money=charts.MILLION, chart_id="chart-layers")
 
 
 def chart_months(fy: FundYear) -> str:
-    plt = _plt()
-    m = fy.by_month.copy()
+    """Fund spending by month and scheme (stacked) with the people's cash as a line; integer fen, ¥ million."""
+    m = fy.by_month
     if m.empty:
         return ""
-    m["month"] = pd.to_datetime(m["month"])
-    pv = m.pivot_table(index="month", columns="insutype", values="fund_pay_sumamt", aggfunc="sum").fillna(0) / 1e6
-    cash = m.groupby("month")["psn_cash_pay"].sum() / 1e6
-    fig, ax = plt.subplots(figsize=(7, 2.8))
-    bottom = None
-    for col, color in zip(pv.columns, ["#c23531", "#2f4554", "#61a0a8"]):
-        bars = ax.bar(pv.index, pv[col], width=20, bottom=bottom, label=f"基金 {SCHEME_NAMES.get(col, col).split(' ')[0]} funds", color=color)
-        _gid(bars, f"months-{col}")
-        bottom = pv[col] if bottom is None else bottom + pv[col]
-    ax.plot(cash.index, cash.values, color="#ca8622", marker="o", label="个人现金 cash")
-    ax.set_ylabel("百万元 · ¥ million")
-    _legend_above(ax, "months", len(pv.columns) + 1)
-    fig.autofmt_xdate()
-    return _svg(fig)
+    month = pd.to_datetime(m["month"]).dt.strftime("%Y-%m")
+    months = sorted(month.unique())
+    fund = m.assign(month=month).groupby(["month", "insutype"])["fund_pay_sumamt"].sum()
+    cash = m.assign(month=month).groupby("month")["psn_cash_pay"].sum()
+    series = {f"基金 {SCHEME_NAMES.get(col, col).split(' ')[0]} funds": [int(fund.get((mo, col), 0)) for mo in months]
+              for col in sorted(m["insutype"].unique())}
+    return charts.bar_chart(months, series, lines={"个人现金 cash": [int(cash.get(mo, 0)) for mo in months]}, stacked=True,
+                            title="按月 By month", unit=MILLION_UNIT, money=charts.MILLION, chart_id="chart-months")
 
 
 def chart_levels(fy: FundYear) -> str:
-    plt = _plt()
-    lv = fy.by_level.groupby("hosp_lv")[["medfee_sumamt", "fund_pay_sumamt"]].sum() / 1e6
+    """Medical cost and fund paid by institution level (按医疗机构等级); integer fen, ¥ million."""
+    lv = fy.by_level.groupby("hosp_lv")[["medfee_sumamt", "fund_pay_sumamt"]].sum()
     if lv.empty:
         return ""
-    fig, ax = plt.subplots(figsize=(7, 2.6))
-    x = range(len(lv))
-    _gid(ax.bar([i - 0.2 for i in x], lv["medfee_sumamt"], width=0.4, label="医疗总费用 medical cost", color="#2f4554"), "levels-cost")
-    _gid(ax.bar([i + 0.2 for i in x], lv["fund_pay_sumamt"], width=0.4, label="基金支付 fund paid", color="#c23531"), "levels-fund")
-    ax.set_xticks(list(x), [LEVEL_NAMES.get(int(i), str(i)) for i in lv.index])
-    ax.set_ylabel("百万元 · ¥ million")
-    _legend_above(ax, "levels", 2)
-    return _svg(fig)
+    return charts.bar_chart([LEVEL_NAMES.get(int(i), str(i)) for i in lv.index],
+                            {"医疗总费用 medical cost": [int(x) for x in lv["medfee_sumamt"]],
+                             "基金支付 fund paid": [int(x) for x in lv["fund_pay_sumamt"]]},
+                            title="按医疗机构等级 By institution level", unit=MILLION_UNIT, money=charts.MILLION, chart_id="chart-levels")
 
 
 def money_table(df: pd.DataFrame, money_cols: list[str], rename: dict[str, str] | None = None,
@@ -203,6 +156,9 @@ def render_report(fy: FundYear, out: Path, sections: list[tuple[str, str]] | Non
         "layers_svg": chart_layers(fy),
         "months_svg": chart_months(fy),
         "levels_svg": chart_levels(fy),
+        # plotly.js inline (it has no "</script"), then the small script that draws each chart from its spec
+        "plotly_js": charts.plotly_js().decode("utf-8"),
+        "charts_js": charts.charts_js(),
         "scheme_html": money_table(by_scheme[["insutype"] + show], money),
         "level_html": money_table(by_level[["hosp_lv", "fixmedins_type"] + show], money,
                                   coded={"hosp_lv": "hosp_lv", "fixmedins_type": "fixmedins_type"}),
