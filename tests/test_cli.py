@@ -28,7 +28,7 @@ def test_demo_writes_report_and_settlements(tmp_path):
     res = runner.invoke(app, ["demo", "--people", "500", "--seed", "9", "--out", str(out)])
     assert res.exit_code == 0, res.output
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert "SYNTHETIC" in html and "<svg" in html
+    assert "SYNTHETIC" in html and 'class="ychart"' in html
     import pyarrow.parquet as pq
 
     enc = pq.read_table(out / "region" / "encounter.parquet").num_rows
