@@ -134,7 +134,8 @@ def test_credit_and_workflow_checks_name_the_key(tmp_path: Path) -> None:
         CreditRules.load(p)
     assert e.value.key == "blacklist_from" and "'nobody' is not a grade" in e.value.message_en
     wf = (DATA / "supervision" / "case_workflow.yaml").read_text(encoding="utf-8")
-    p = _write(tmp_path, wf.replace("{from: clue, to: filed, action: file}", "{from: clue, to: limbo, action: file}"), "wf.yaml")
+    p = _write(tmp_path, wf.replace("{from: clue, to: filed, action: file,", "{from: clue, to: limbo, action: file,"), "wf.yaml")
+    assert "to: limbo" in p.read_text(encoding="utf-8")  # the edit took
     with pytest.raises(CaseError) as e:
         Workflow.load(p)
     assert e.value.key == "transitions.0" and "unknown state 'limbo'" in e.value.message_en

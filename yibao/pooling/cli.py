@@ -15,7 +15,6 @@ from yibao.core.money import fmt_yuan
 from yibao.pooling.arrangement import PoolingError
 
 app = typer.Typer(help="Pooling levels and the risk-adjustment fund (统筹层次, 风险调剂金).", no_args_is_help=True)
-console = Console()
 
 OUT_SUFFIXES = (".html", ".xlsx", ".json")
 
@@ -82,6 +81,7 @@ def simulate_cmd(
     policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Simulate one pooling arrangement over a settled year: each county pool's result alone and under the arrangement."""
+    console = Console()  # per command: the terminal's width when it runs, not when the module was imported
     from yibao.pooling import report
 
     if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
@@ -121,6 +121,7 @@ def simulate_cmd(
 @app.command("list")
 def list_cmd() -> None:
     """The shipped arrangements."""
+    console = Console()  # per command: the terminal's width when it runs, not when the module was imported
     from yibao.pooling.arrangement import known_arrangements, load_arrangement
 
     for name in known_arrangements():
@@ -138,6 +139,7 @@ def compare_cmd(
     policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Who gains and who loses under each arrangement: every county pool's net transfer, per scheme, side by side."""
+    console = Console()  # per command: the terminal's width when it runs, not when the module was imported
     from yibao.pooling import report
     from yibao.pooling.arrangement import LEVELS, known_arrangements, load_arrangement
 
