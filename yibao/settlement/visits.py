@@ -22,9 +22,10 @@ Every function works inside the caller's transaction (a
 transaction.  Every refusal is a :class:`ClaimRejected` naming the field;
 the caller rolls back, so a refused message changes nothing.
 
-Settlement itself is :class:`yibao.settlement.service.SettlementService`;
-:func:`unsettled_lines` gives it the lines to settle and :func:`settle_guard`
-refuses to settle a cancelled visit inside the settlement's transaction.
+Settling a visit is :class:`yibao.settlement.visit_service.VisitSettlementService`
+(over :class:`yibao.settlement.service.SettlementService`); :func:`pending_lines`
+gives it the lines to settle and :func:`load_visit` refuses a cancelled visit,
+inside the settlement's transaction.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from yibao.settlement.rules import FeeLine, line_total
 __all__ = [
     "CANCELLED", "DISCHARGED", "INPATIENT", "OUTPATIENT", "REGISTERED", "ADMITTED",
     "FeeUpload", "UploadLine", "VisitState", "admit_or_register", "cancel_visit", "discharge",
-    "PendingLine", "his_numbers", "load_visit", "pending_lines", "record_diagnoses", "settle_guard", "unsettled_lines", "upload_fees", "withdraw_fees",
+    "PendingLine", "his_numbers", "load_visit", "pending_lines", "record_diagnoses", "upload_fees", "withdraw_fees",
 ]
 
 OUTPATIENT, INPATIENT = "outpatient", "inpatient"
@@ -447,7 +448,6 @@ def withdraw_fees(
         present = {internal[h] for h in wanted_his}
     if chrg_bchno and not present:
         raise _rej(f"no fee lines in batch {chrg_bchno!r}", f"收费批次 {chrg_bchno} 无费用明细", "chrg_bchno")
-    covered: set[int] = set()
     for setl_id, trace in _live_settlements(s, v.mdtrt_id):
         lst = trace.get("feedetl_sn") if isinstance(trace, dict) else None
         both = present if lst is None else present & {int(x) for x in lst}
@@ -519,29 +519,3 @@ def pending_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[Pendi
         out.append(PendingLine(line, (u.chrg_bchno or "") if u else "", (u.his_feedetl_sn or "") if u else "",
                                f.fee_ocur_time))
     return out
-
-
-def unsettled_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[FeeLine]:
-    """Uploaded lines of an encounter that no live settlement covers (optionally of one batch)."""
-    return [p.line for p in pending_lines(s, mdtrt_id, chrg_bchno)]
-
-
-def settle_guard(mdtrt_id: str, *, require_discharged: bool) -> Callable[[Session], None]:
-    """A check run inside the settlement's transaction: the visit is not cancelled (and discharged if required)."""
-
-    def guard(s: Session) -> None:
-        v = s.execute(
-            select(VisitState).where(VisitState.mdtrt_id == mdtrt_id).execution_options(populate_existing=True)
-        ).scalar_one_or_none()
-        if v is None:
-            return
-        if v.status == CANCELLED:
-            raise _rej(f"encounter {mdtrt_id} has been cancelled; it cannot be settled", f"就诊 {mdtrt_id} 已撤销, 不能结算", "mdtrt_id")
-        if require_discharged and v.status != DISCHARGED:
-            raise _rej(
-                f"encounter {mdtrt_id} is not discharged; discharge first (2402) or set mid_setl_flag=1",
-                f"就诊 {mdtrt_id} 尚未办理出院, 请先办理出院 (2402) 或使用中途结算",
-                "mdtrt_id",
-            )
-
-    return guard
