@@ -136,8 +136,8 @@ class VisitSettlementService:
     @staticmethod
     def _prepare(s: Session, person: registry.Person, req: VisitSettleRequest,
                  identify: Callable[[registry.Person], None] | None) -> VisitSnapshot:
-        v, enc = load_visit(s, req.mdtrt_id, psn_no=req.psn_no, fixmedins_code=req.fixmedins_code, kind=req.kind,
-                            lock=False)
+        # the visit row locked too: a concurrent 2202/2404 cancellation or 2402 discharge waits for this settlement
+        v, enc = load_visit(s, req.mdtrt_id, psn_no=req.psn_no, fixmedins_code=req.fixmedins_code, kind=req.kind)
         if req.require_discharged and v.status != DISCHARGED:
             raise _rej(
                 f"encounter {req.mdtrt_id} is not discharged; discharge first (2402) or set mid_setl_flag=1",
