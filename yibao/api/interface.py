@@ -602,11 +602,6 @@ class Interface:
         elif cert_no != (person.certno or ""):
             raise _rej("mdtrt_cert_no does not match the person's ID number", "就诊凭证编号与参保人证件号码不符", "mdtrt_cert_no")
 
-    def _insutype(self, person: registry.Person, insutype: str) -> None:
-        if (person.insutype or "") != insutype:
-            raise _rej(f"insutype {insutype!r} does not match the person's insurance type {person.insutype!r}",
-                       f"险种类型 {insutype} 与参保人险种 {person.insutype} 不符", "insutype")
-
     def _dx(self, code: str, fld: str) -> str:
         """One diagnosis code in the configured systems (医保版 ICD-10 2.0 / WHO ICD-10), as the dictionary writes it."""
         if not self.valid_diagnosis(code):

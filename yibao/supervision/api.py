@@ -114,9 +114,9 @@ def check(body: ClaimIn) -> dict:
     return {"action": v.action, "reason_en": v.reason_en, "reason_zh": v.reason_zh, "findings": [asdict(f) for f in v.findings]}
 
 
-class FactsIn(BaseModel):
-    violation: str
-    loss_fen: int = Field(ge=0)
+class CircumstancesIn(BaseModel):
+    """The circumstances a discretion benchmark weighs (情节), shared by a penalty query and a case step."""
+
     band: Literal["minor", "general", "serious"] = "general"
     first_offence: bool = False
     corrected: bool = False
@@ -124,6 +124,11 @@ class FactsIn(BaseModel):
     mitigating: bool = False
     aggravating: bool = False
     sanctions: list[str] = []
+
+
+class FactsIn(CircumstancesIn):
+    violation: str
+    loss_fen: int = Field(ge=0)
 
 
 @router.post("/penalty")
@@ -228,20 +233,13 @@ def get_case(case_id: int, request: Request) -> dict:
             "benchmark": [{"band": b, **asdict(p)} for b, p in svc.ranges(c)]}
 
 
-class StepIn(BaseModel):
+class StepIn(CircumstancesIn):
     """A step's parameters; which ones an action takes is ``yibao.supervision.cases.ACTION_PARAMS``."""
 
     note: str = ""
     agency: Optional[str] = None
     violation: Optional[str] = Field(None, description="note / submit_review / decide: default the case's")
     loss_fen: Optional[int] = Field(None, description="note / submit_review / decide: fen, default the case's")
-    band: Literal["minor", "general", "serious"] = "general"
-    first_offence: bool = False
-    corrected: bool = False
-    no_fault: bool = False
-    mitigating: bool = False
-    aggravating: bool = False
-    sanctions: list[str] = []
     fine_fen: Optional[int] = Field(None, description="decide: fen, inside the benchmark's range")
     amount_fen: Optional[int] = Field(None, description="recover / collect_fine: fen")
     appeal_kind: Optional[str] = Field(None, description="appeal: reconsideration | litigation")

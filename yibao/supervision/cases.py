@@ -444,25 +444,28 @@ class CaseService:
 
     def recover(self, case_id: int, amount_fen: int, *, actor: str | Actor, note: str = "") -> Case:
         """Recovery of the fund's loss (追回基金), in fen; never beyond the loss."""
-        amount_fen = _fen(amount_fen, "amount_fen", positive=True)
-
-        def apply(c, to, s, who):
-            if c.recovered_fen + amount_fen > c.loss_fen:
-                raise CaseError(f"recovering {amount_fen} fen would exceed the loss {c.loss_fen} fen (recovered so far {c.recovered_fen})", "追回金额超过基金损失", field="amount_fen")
-            c.recovered_fen += amount_fen
-
-        return self._step(case_id, "recover", actor, note, {"amount_fen": amount_fen}, apply)
+        return self._pay_towards(case_id, "recover", amount_fen, "recovered_fen", "loss_fen", actor, note,
+                                 "recovering {amount} fen would exceed the loss {limit} fen (recovered so far {done})",
+                                 "追回金额超过基金损失")
 
     def collect_fine(self, case_id: int, amount_fen: int, *, actor: str | Actor, note: str = "") -> Case:
         """Payment of the fine (罚款缴纳), in fen; never beyond the fine decided."""
+        return self._pay_towards(case_id, "collect_fine", amount_fen, "fine_paid_fen", "fine_fen", actor, note,
+                                 "collecting {amount} fen would exceed the fine {limit} fen (paid so far {done})",
+                                 "缴纳金额超过罚款金额")
+
+    def _pay_towards(self, case_id: int, action: str, amount_fen: int, paid_attr: str, limit_attr: str,
+                     actor: str | Actor, note: str, over_en: str, over_zh: str) -> Case:
+        """A payment towards one of the case's amounts (the loss, the fine): positive fen, never beyond it."""
         amount_fen = _fen(amount_fen, "amount_fen", positive=True)
 
         def apply(c, to, s, who):
-            if c.fine_paid_fen + amount_fen > c.fine_fen:
-                raise CaseError(f"collecting {amount_fen} fen would exceed the fine {c.fine_fen} fen (paid so far {c.fine_paid_fen})", "缴纳金额超过罚款金额", field="amount_fen")
-            c.fine_paid_fen += amount_fen
+            done, limit = getattr(c, paid_attr), getattr(c, limit_attr)
+            if done + amount_fen > limit:
+                raise CaseError(over_en.format(amount=amount_fen, limit=limit, done=done), over_zh, field="amount_fen")
+            setattr(c, paid_attr, done + amount_fen)
 
-        return self._step(case_id, "collect_fine", actor, note, {"amount_fen": amount_fen}, apply)
+        return self._step(case_id, action, actor, note, {"amount_fen": amount_fen}, apply)
 
     def publish(self, case_id: int, *, actor: str | Actor, note: str = "") -> Case:
         return self._step(case_id, "publish", actor, note, {})
