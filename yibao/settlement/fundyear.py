@@ -52,6 +52,13 @@ class FundYear:
     extra: dict = field(default_factory=dict)
 
 
+def default_year(counts: dict[int, int]) -> int | None:
+    """The year to show by default: the latest with at least a month's worth (1/12) of the busiest year's
+    settlements, so that a stay discharged on 1 January does not make an almost empty year the default."""
+    busiest = max(counts.values(), default=0)
+    return max((y for y, n in counts.items() if y is not None and n * 12 >= busiest), default=None)
+
+
 def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> FundYear:
     """Summarise a settled year from ``data_dir`` (needs ``settlement.parquet``)."""
     manifest.check(data_dir, ("person", "institution", "settlement"), optional=("settlement_rejected",))
@@ -65,11 +72,8 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
     else:
         con.execute("CREATE VIEW rejected AS SELECT ''::VARCHAR AS mdtrt_id, ''::VARCHAR AS field, ''::VARCHAR AS reason_en, ''::VARCHAR AS reason_zh WHERE false")
     if year is None:
-        # the latest year with at least a month's worth of the busiest year's settlements: a stay discharged
-        # on 1 January does not make an almost empty year the default (the console's rule, figures.py)
         counts = dict(con.execute("SELECT policy_year, count(*) FROM settlement GROUP BY 1").fetchall())
-        busiest = max(counts.values(), default=0)
-        year = max((y for y, n in counts.items() if n * 12 >= busiest), default=None) or dt.date.today().year
+        year = default_year(counts) or dt.date.today().year
     f = snap.funding
     acct = snap.schemes["employee"].account
     credit_bp = acct.in_service_credit_rate if acct else 0

@@ -21,7 +21,7 @@ from yibao.core.contract import SCHEME_NAMES  # noqa: F401 - the one table of sc
 from yibao.core.money import fmt_yuan
 from yibao.settlement import records
 from yibao.codes import registry
-from yibao.settlement.fundyear import FUND_FIELDS
+from yibao.settlement.fundyear import FUND_FIELDS, default_year
 
 S = records.Settlement
 I = registry.Institution
@@ -83,10 +83,7 @@ def fund_figures(engine: Engine, *, year: int | None = None, scope: str | None =
         counts = {int(y): int(n) for y, n in c.execute(yq) if y is not None}
         years = sorted(counts)
         if year is None and years:
-            # the latest year with at least a month's worth of the busiest year's claims (a claim discharged
-            # on 3 January does not make an almost empty year the default view)
-            busiest = max(counts.values())
-            year = max(y for y in years if counts[y] * 12 >= busiest)
+            year = default_year(counts)
         m = month_expr(engine).label("month")
         q = (select(m, S.insutype, I.hosp_lv, func.count().label("claims"),
                     *[func.coalesce(func.sum(getattr(S, f)), 0).label(f) for f in SUM_FIELDS])
