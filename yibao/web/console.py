@@ -615,6 +615,12 @@ class Console:
                 return JSONResponse({"ok": False, "error": exc.message_en, "error_zh": exc.message_zh, "field": exc.field}, status_code=400)
             return JSONResponse({"ok": True, "psn_no": mask(v.psn_no, c.auth.cfg.masking["psn_no"]), "relation": v.relation})
 
+        # --- page groups contributed by the subsystems (yibao/web/pages/) --------------------------
+
+        from yibao.web import pages
+
+        pages.mount_all(c, r, guarded)
+
         # --- e-code: the insured person's own pages -----------------------------------------------
 
         def mycode_page(request: Request, p: Principal, msg: str = "", code: str = "", code_for: str = "") -> Response:
