@@ -20,7 +20,6 @@ import platform
 import time
 
 import numpy as np
-import pandas as pd
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from yibao.core import db
 from yibao.settlement import records
 from yibao.codes import registry
 from yibao.web import charts
-from yibao.web.auth import AuthError, AuthService, Mask, check_password, hash_password, mask
+from yibao.web.auth import AuthError, Mask, check_password, hash_password, mask
 from yibao.web.console import mount_console
 
 T0 = dt.datetime(2025, 6, 1, 10, 0, tzinfo=db.SHANGHAI)

@@ -100,7 +100,6 @@ def fen(pg, selector: str) -> int:
 
 
 def db_sums(engine, *, scope: str | None = None, psn: str | None = None) -> dict[str, int]:
-    from yibao.core import db
     from yibao.web.figures import SHARE_FIELDS
 
     S = records.Settlement
@@ -200,7 +199,6 @@ def test_institution_sees_only_its_own(region, page, tmp_path) -> None:
     page.goto(f"{srv.base}/console/ecode")
     assert page.inner_text("#error-code") == "403"
     page.goto(f"{srv.base}/console/settlement")
-    from yibao.core import db
 
     with engine.connect() as c:
         n_own = c.execute(select(func.count()).select_from(records.Settlement).where(records.Settlement.fixmedins_code == who["inst"])).scalar()
@@ -225,7 +223,6 @@ def test_public_sees_only_themselves(region, page) -> None:
         assert page.inner_text("#error-code") == "403", name
     assert page.request.get(f"{srv.base}/console/api/fund").status == 403
     page.goto(f"{srv.base}/console/settlement")
-    from yibao.core import db
 
     with srv.iface.engine.connect() as c:
         n = c.execute(select(func.count()).select_from(records.Settlement).where(records.Settlement.psn_no == who["psn"])).scalar()
@@ -269,7 +266,6 @@ def test_excel_export_reads_back(region, page) -> None:
         page.click("#job-file")
     wb = load_workbook(io.BytesIO(Path(dl.value.path()).read_bytes()), read_only=True)
     rows = list(wb.worksheets[0].iter_rows(values_only=True))
-    from yibao.core import db
 
     with engine.connect() as c:
         n = c.execute(select(func.count()).select_from(records.Settlement)).scalar()

@@ -21,7 +21,7 @@ from factories import ITEMS, TZ, catalog
 from yibao.benefits.policy import PolicyBook
 from yibao.core.errors import ClaimRejected
 from yibao.settlement.batch import settle_batch, settle_batch_parallel
-from yibao.settlement.rules import Claim, FeeLine, PayerFacts, PersonFacts, Settlement
+from yibao.settlement.rules import Claim, FeeLine, PayerFacts, PersonFacts
 from yibao.settlement.sequential import Ledger, settle_in_order
 
 def _book_with_list_overrides() -> PolicyBook:

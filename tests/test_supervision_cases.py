@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select
 
 from yibao.core.db import session_scope
 from yibao.supervision.cases import CaseError, CaseService, default_workflow
 from yibao.supervision.credit import credit_grade, default_credit_rules, is_eligible
 from yibao.supervision.discretion import Facts, default_benchmarks
 from yibao.supervision.knowledge import SupervisionDataError
-from yibao.supervision.models import Case, CaseEvent, CreditPoint
+from yibao.supervision.models import CreditPoint
 
 BM = default_benchmarks()
 

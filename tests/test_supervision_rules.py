@@ -276,3 +276,26 @@ def test_bad_rule_file_is_refused_with_the_field_named(tmp_path):
     (tmp_path / "sv" / "sql" / "SV-DUP-01.sql").unlink()
     with pytest.raises(SupervisionDataError, match="SV-DUP-01"):
         RuleBook.load(tmp_path / "sv")
+
+
+def test_long_rx_message_follows_the_rule_files_threshold(tmp_path):
+    """The threshold and its message both come from ``confirm_over_days`` (the message once said "4 weeks")."""
+    import shutil
+
+    from yibao.supervision.knowledge import DATA_DIR
+
+    c = claim([("XV99AAS001Z999010100000", 56, None, 56)], med_type="14", lt=False)
+    v, got = rules_hit(c)
+    f = next(f for f in v.findings if f.rule_id == "SV-LRX-02")
+    assert "28 days" in f.reason_en and "28天" in f.reason_zh
+    d = tmp_path / "sv"
+    shutil.copytree(DATA_DIR, d)
+    text = (d / "rules.yaml").read_text(encoding="utf-8")
+    assert "confirm_over_days: 28" in text
+    (d / "rules.yaml").write_text(text.replace("confirm_over_days: 28", "confirm_over_days: 55"), encoding="utf-8")
+    book = RuleBook.load(d)
+    v = check_claim(c, catalog=ML.items, book=book)
+    f = next(f for f in v.findings if f.rule_id == "SV-LRX-02")
+    assert "55 days" in f.reason_en and "55天" in f.reason_zh
+    c56 = claim([("XV99AAS001Z999010100000", 55, None, 55)], med_type="14", lt=False)
+    assert "SV-LRX-02" not in {f.rule_id for f in check_claim(c56, catalog=ML.items, book=book).findings}

@@ -1,4 +1,4 @@
-"""The shared data contract (see ``shared/spec/data-contract.md``).
+"""The shared data contract (the project specification's data contract, written down here).
 
 Every subsystem reads these tables in this shape.  The same columns exist
 as SQLAlchemy models (:mod:`yibao.core.db`) and as Arrow/Parquet schemas

@@ -11,7 +11,7 @@ rounded half up to the fen: ``(amount * bp + 5000) // 10000`` for amount ≥ 0.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
@@ -93,7 +93,7 @@ def apply_rate(amount_fen: int, bp: int) -> int:
 
 def apply_rate_np(amount_fen: np.ndarray, bp: np.ndarray | int) -> np.ndarray:
     """Vectorised :func:`apply_rate` on int64 arrays (same rounding)."""
-    return (amount_fen.astype(np.int64) * bp + 5000) // BP_SCALE
+    return (np.asarray(amount_fen, dtype=np.int64) * bp + 5000) // BP_SCALE
 
 
 def fmt_yuan(fen: int, *, symbol: bool = False) -> str:

@@ -127,7 +127,6 @@ class DipCaseIn(BaseModel):
 
 
 def _catalog(request: Request):
-    from yibao.payment.catalog import Catalog
 
     cat = getattr(request.app.state, "dip_catalog", None)
     if cat is not None:

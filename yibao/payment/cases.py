@@ -145,14 +145,6 @@ def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types:
     """
 
 
-def write_cases(data_dir: Path, out: Path, params: DipParams | None = None, con: duckdb.DuckDBPyConnection | None = None) -> int:
-    """Materialise the case view as ``out`` (Parquet); returns the row count."""
-    con = con or connect()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY ({case_view_sql(data_dir, params)}) TO '{out.as_posix()}' (FORMAT parquet)")
-    return con.execute(f"SELECT count(*) FROM read_parquet('{out.as_posix()}')").fetchall()[0][0]
-
-
 # --- validation ---------------------------------------------------------------
 
 

@@ -232,7 +232,7 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
            CAST(sum(psn_part_amt) AS BIGINT) AS psn, CAST(sum(oth_fund_amt) AS BIGINT) AS oth, CAST(sum(hifp_pay) AS BIGINT) AS hifp
     FROM {pts} GROUP BY GROUPING SETS ((setl_month, fixmedins_code), (fixmedins_code))
     """)  # fmt: skip
-    con.execute(f"""
+    con.execute("""
     CREATE OR REPLACE TEMP TABLE dip_period AS
     SELECT b.period, CAST(b.budget_fen AS BIGINT) AS budget_fen, CAST(coalesce(sum(i.points_e4), 0) AS BIGINT) AS points_e4,
            CAST(coalesce(sum(i.psn), 0) AS BIGINT) AS psn, CAST(coalesce(sum(i.oth), 0) AS BIGINT) AS oth, count(i.fixmedins_code) AS n_inst
@@ -242,7 +242,7 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     if con.execute("SELECT points_e4 FROM dip_period2 WHERE period = 0").fetchall()[0][0] <= 0:
         raise BudgetError("the cases carry no points, so there is no point value", "病例总分值为零, 无法计算点值", field="points")
     # largest-remainder apportionment of each period's pool over its institutions, in HUGEINT
-    con.execute(f"""
+    con.execute("""
     CREATE OR REPLACE TEMP TABLE dip_alloc AS
     WITH a AS (
         SELECT i.*, p.pool_fen, p.points_e4 AS tot,

@@ -232,12 +232,6 @@ def slot_groups(g: nx.MultiDiGraph, bids: Iterable[Bid]):
     return lookup
 
 
-def flags_frame(flags: list[Flag]) -> pd.DataFrame:
-    return pd.DataFrame([{"check": f.check, "drug_id": f.drug_id, "firms": ";".join(f.firms), "evidence": " | ".join(f.evidence),
-                          "description_en": f.description_en, "description_zh": f.description_zh} for f in flags],
-                        columns=["check", "drug_id", "firms", "evidence", "description_en", "description_zh"])
-
-
 def check_input(inp: RoundInput, relations: list[Relation], rules: RuleSet) -> list[Flag]:
     g = build_graph(inp.firms, relations, inp.bids)
     return check_round(g, inp.bids, rules, inp.round_date)

@@ -259,10 +259,6 @@ class IntegrityRules(_M):
     min_agent_bidders: int = 2
 
 
-def _ratio_tables(v: Any) -> Any:
-    return v
-
-
 class RuleSet(_M):
     """A complete, merged and validated rule set."""
 

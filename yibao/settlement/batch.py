@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from yibao.benefits.policy import Policy, PolicyBook
 from yibao.core.contract import INSUTYPE_EMPLOYEE, PSN_TYPE_RETIRED, SETTLEMENT, TIMEZONE
 from yibao.core.money import BP_SCALE, NO_CAP
+from yibao.core.money import apply_rate_np as _rate  # half-up x × bp / 10000 on int64, as apply_rate
 from yibao.settlement.catalog import Catalog
 
 I64 = np.int64
@@ -39,11 +40,6 @@ ACCUMULATOR = pa.schema(
 
 MODE_NONE, MODE_ADMISSION, MODE_YEAR, MODE_CYCLE = 0, 1, 2, 3
 _MODES = {"none": MODE_NONE, "per_admission": MODE_ADMISSION, "per_year": MODE_YEAR, "per_cycle": MODE_CYCLE}
-
-
-def _rate(x: np.ndarray, bp: np.ndarray | int) -> np.ndarray:
-    """Half-up ``x × bp / 10000`` on int64 (x ≥ 0), as :func:`yibao.core.money.apply_rate`."""
-    return (x * bp + 5000) // BP_SCALE
 
 
 def _table(x: pa.Table | pd.DataFrame) -> pa.Table:

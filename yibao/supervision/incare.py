@@ -150,9 +150,11 @@ def check_claim(claim, *, catalog: Mapping[str, Any], history: History | None = 
             if ln.cnt_milli > limit:
                 hit("SV-QTY-01", f"line {sn}: {ln.cnt_milli / 1000:g} units for {ln.prd_days} days exceeds {limit / 1000:g}", f"明细 {sn}: {ln.prd_days} 天开具 {ln.cnt_milli / 1000:g} 单位，超过 {limit / 1000:g}", "cnt", {"cnt_milli": ln.cnt_milli, "limit_milli": limit}, sn)
     if "SV-LRX-02" in rules:
-        over = [ln for ln in claim.lines if ln.prd_days > rules["SV-LRX-02"].params["confirm_over_days"]]
+        days = rules["SV-LRX-02"].params["confirm_over_days"]
+        over = [ln for ln in claim.lines if ln.prd_days > days]
         if over and not claim.lt_rx_confirmed and claim.med_type not in rules["SV-LRX-02"].params.get("exclude_med_types", ()):
-            hit("SV-LRX-02", "a prescription over 4 weeks lacks the patient's confirmation", "超过4周的长期处方未经患者确认", "lt_rx_confirmed", {"prd_days": max(ln.prd_days for ln in over)})
+            hit("SV-LRX-02", f"a prescription over {days} days lacks the patient's confirmation", f"超过{days}天的长期处方未经患者确认",
+                "lt_rx_confirmed", {"prd_days": max(ln.prd_days for ln in over)})
     if "SV-UNBUNDLE-01" in rules:
         for pkg, comp in k.bundles:
             if pkg in codes and comp in codes:

@@ -96,17 +96,6 @@ class FixedStrings:
         return _from_parts(n, offsets, np.ascontiguousarray(data))
 
 
-def digits_masked(prefix: str, nums: np.ndarray, width: int, mask: np.ndarray) -> pa.Array:
-    """Like :func:`digits` where ``mask`` is true, ``''`` elsewhere."""
-    mask = np.asarray(mask, dtype=bool)
-    n = len(mask)
-    buf = _digit_rows(prefix, np.asarray(nums)[mask], width)
-    L = buf.shape[1] if buf.ndim == 2 else len(prefix) + width
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(mask * L, out=offsets[1:])
-    return _from_parts(n, offsets, buf)
-
-
 def cat(values: Sequence[str] | pa.Array, idx: np.ndarray) -> pa.Array:
     """``values[idx]`` as an Arrow string array (categorical expansion)."""
     arr = values if isinstance(values, pa.Array) else pa.array(list(values), type=pa.string())

@@ -259,10 +259,6 @@ def _choose(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
     return np.sort(rng.choice(n, size=k, replace=False))
 
 
-def _enc_lines(fee: pd.DataFrame, ids) -> pd.DataFrame:
-    return fee[fee["mdtrt_id"].isin(set(ids))]
-
-
 def _next_sn(fee: pd.DataFrame, ids) -> np.ndarray:
     """The largest line number of each encounter in ``ids`` (in that order)."""
     ids = np.asarray(ids, dtype=object)

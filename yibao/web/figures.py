@@ -8,7 +8,6 @@ a repeat view costs one cheap query.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,5 +229,3 @@ def institutions(engine: Engine) -> dict[str, tuple[str, int | None]]:
         return {code: (name or code, lv) for code, name, lv in c.execute(select(I.fixmedins_code, I.fixmedins_name, I.hosp_lv))}
 
 
-def now_shanghai() -> dt.datetime:
-    return dt.datetime.now(db.SHANGHAI)

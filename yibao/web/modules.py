@@ -148,7 +148,7 @@ def procurement_view(engine: Engine, p: Principal, lang: str, data_dir: Path | N
 
     from yibao.core.db import session_scope
     from yibao.procurement import monitor
-    from yibao.procurement.models import VbpBid, VbpContract, VbpOrder, VbpRound
+    from yibao.procurement.models import VbpBid, VbpOrder
     from yibao.procurement.service import list_rounds, load_contracts, round_results
     from yibao.web import charts
 
