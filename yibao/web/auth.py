@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from yibao.core import db
 from yibao.codes import registry
+from yibao.core import db
 from yibao.core.errors import YibaoError
 from yibao.core.yamldata import load_model
 from yibao.web.models import ConsoleSession, ConsoleUser

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import String, and_, case, cast, func, select
 from sqlalchemy.engine import Engine
 
+from yibao.codes import registry
 from yibao.core import db
 from yibao.core.contract import SCHEME_NAMES  # noqa: F401 - the one table of scheme names; console.py reads it from here
 from yibao.core.money import fmt_yuan
 from yibao.settlement import records
-from yibao.codes import registry
 from yibao.settlement.fundyear import FUND_FIELDS, default_year
 
 S = records.Settlement
