@@ -222,3 +222,25 @@ def require_coverage(session: Session, person: Person, day: dt.date) -> None:
     if cov is not None and not cov.covered:
         raise ClaimRejected(f"{person.psn_no} is not covered: {cov.message_en} ({cov.reason})",
                             f"{person.psn_no} 无待遇资格: {cov.message_zh}", field="psn_no")
+
+
+# 人员参保状态 (psn_insu_stas) codes of the national dictionary, as far as we know them (uncertain: not in the spec):
+# 1 正常参保, 2 暂停参保, 4 终止参保
+INSU_STATE_CODES = {"active": "1", "suspended": "2", "terminated": "4"}
+
+
+def insured_state(session: Session, psn_no: str, insutype: str, day: dt.date) -> dict | None:
+    """1101's insured-state fields (psn_insu_stas, psn_insu_date, paus_insu_date) from the periods; None without any."""
+    periods = list(session.scalars(select(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no,
+                                                               InsuredPeriod.insutype == insutype)
+                                   .order_by(InsuredPeriod.start_date)))
+    started = [p for p in periods if p.start_date <= day]
+    if not started:
+        return None
+    last = started[-1]
+    open_now = last.end_date is None or day <= last.end_date
+    return {
+        "psn_insu_stas": INSU_STATE_CODES["active" if open_now else last.status],
+        "psn_insu_date": periods[0].start_date.isoformat(),
+        "paus_insu_date": None if open_now else (last.end_date + dt.timedelta(days=1)).isoformat(),
+    }
