@@ -125,3 +125,14 @@ def test_account_credit_is_idempotent_per_month(svc, db_engine):
     first = svc.credit_accounts(dt.date(2025, 1, 1))
     again = svc.credit_accounts(dt.date(2025, 1, 1))
     assert first.accounts > 0 and again.accounts == 0 and again.already == first.accounts
+
+
+def test_demo_enrols_pays_and_shows_the_refusal(svc, db_engine):
+    from yibao.enrolment.demo import demo_enrolment
+
+    lines = demo_enrolment(db_engine)
+    # E2 (retired, base 0 → the 4,800.00 floor) and E1 (8,000.00): 8 % and 2 % of each
+    assert "E2 enrolled 2024-01-01; 2025-01 base 4,800.00 → employer 384.00 + individual 96.00 yuan" in lines[0]
+    assert "E1 enrolled 2024-01-01; 2025-01 base 8,000.00 → employer 640.00 + individual 160.00 yuan" in lines[1]
+    assert "resident R2 paid 2025: 380.00 yuan + subsidy 670.00" in lines[2]
+    assert "a claim of E1 on 2025-03-10 is refused" in lines[3] and "已停保" in lines[3]
