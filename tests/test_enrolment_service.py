@@ -136,3 +136,22 @@ def test_demo_enrols_pays_and_shows_the_refusal(svc, db_engine):
     assert "E1 enrolled 2024-01-01; 2025-01 base 8,000.00 → employer 640.00 + individual 160.00 yuan" in lines[1]
     assert "resident R2 paid 2025: 380.00 yuan + subsidy 670.00" in lines[2]
     assert "a claim of E1 on 2025-03-10 is refused" in lines[3] and "已停保" in lines[3]
+
+
+def test_crediting_follows_enrolment_and_the_recorded_base(svc, db_engine):
+    from yibao.enrolment.crediting import credit_enrolled
+
+    en.enrol(db_engine, "E1", "310", dt.date(2024, 1, 1))
+    en.pay_employee_month(db_engine, "E1", "2025-01", 1_000_000, dt.date(2025, 1, 10))  # recorded base 10,000.00
+    en.enrol(db_engine, "C1", "310", dt.date(2024, 1, 1))
+    en.stop(db_engine, "C1", "310", dt.date(2024, 12, 31))
+    run = credit_enrolled(db_engine, dt.date(2025, 1, 1))
+    with ydb.session_scope(db_engine) as s:
+        from yibao.settlement.records import AccountLedger as L
+
+        got = dict(s.execute(select(L.psn_no, L.amount).where(L.setl_id == "credit:2025-01")).all())
+    assert got["E1"] == 20_000  # 2 % of the recorded 10,000.00, not the register's 8,000.00
+    assert "C1" not in got and run.not_covered == 1
+    again = credit_enrolled(db_engine, dt.date(2025, 1, 1))
+    assert again.accounts == 0 and again.already == run.accounts
+    assert svc.credit_accounts(dt.date(2025, 1, 1)).accounts == 0  # the same marker: the old job credits nobody twice

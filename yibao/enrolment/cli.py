@@ -131,16 +131,16 @@ def show_cmd(psn_no: str, db_url: Optional[str] = DB) -> None:
 @accounts_app.command("credit")
 def credit_cmd(month: str = typer.Option(..., "--month", help="YYYY-MM"), db_url: Optional[str] = DB) -> None:
     """Credit the month's personal-account amounts (个人账户划入), once per month (a re-run credits nothing)."""
-    from yibao.benefits.policy import PolicyBook
-    from yibao.settlement.catalog import Catalog
-    from yibao.settlement.service import SettlementService
+    from rich.progress import Progress
+
+    from yibao.enrolment.crediting import credit_enrolled
 
     first = en._month(month)
-    svc = SettlementService(_engine(db_url), PolicyBook.default(), Catalog({}))
-    with out.status(f"crediting {month} …"):
-        r = svc.credit_accounts(first)
+    with Progress(console=out, transient=True) as bar:
+        task = bar.add_task(f"crediting {month}", total=None)
+        r = credit_enrolled(_engine(db_url), first, progress=lambda done, total: bar.update(task, completed=done, total=total))
     if r.accounts == 0 and r.already:
         out.print(f"{month}: already credited ({r.already} accounts); nothing credited now / 本月已划入")
     else:
-        out.print(f"{month}: credited {r.accounts} accounts, {fmt_yuan(r.amount)} yuan"
-                  f" ({r.already} already done) / 已划入")
+        out.print(f"{month}: credited {r.accounts} accounts, {fmt_yuan(r.amount)} yuan ({r.already} already done, "
+                  f"{r.not_covered} enrolled but not covered) / 已划入")
