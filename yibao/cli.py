@@ -131,6 +131,9 @@ from yibao.web.cli import app as console_app  # noqa: E402
 app.add_typer(console_app, name="console")
 from yibao.pooling.cli import app as pooling_app  # noqa: E402
 app.add_typer(pooling_app, name="pooling")
+from yibao.enrolment.cli import app as enrol_app, accounts_app  # noqa: E402
+app.add_typer(enrol_app, name="enrol")
+app.add_typer(accounts_app, name="accounts")
 console = Console()
 
 

@@ -129,4 +129,7 @@ def seed_console(engine: Engine, seed: int, out_dir: Path, db_shown: str) -> tup
     """Demo users and a procurement round in ``engine``; the credentials file in ``out_dir``."""
     users = create_demo_users(engine)
     round_info = save_demo_round(engine, seed)
+    from yibao.enrolment.demo import demo_enrolment  # 参保缴费: enrol, pay, stop, a refusal with its reason
+
+    (out_dir / "demo-enrolment.txt").write_text("\n".join(demo_enrolment(engine)) + "\n", encoding="utf-8")
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)

@@ -37,6 +37,7 @@ from sqlalchemy import Engine, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from yibao.enrolment.service import insured_state
 from yibao.api import schemas as S
 from yibao.api.config import InterfaceConfig, default_config
 from yibao.api.envelope import (
@@ -747,6 +748,7 @@ class Interface:
                 "cvlserv_flag": "1" if p.civil_servant else "0",
                 "insuplc_admdvs": p.insuplc_admdvs or "", "emp_name": "",
             }
+            insu.update(insured_state(s, p.psn_no, p.insutype or "", now.astimezone(db.SHANGHAI).date()) or {})  # 参保期间
             idet = []
             if p.assistance:  # the register holds the status, not its grade or dates (null)
                 idet.append({"psn_idet_type": self.cfg.psn_idet_types.get(p.assistance, p.assistance), "psn_type_lv": "",

@@ -84,6 +84,7 @@ from yibao.settlement import ledger
 from yibao.settlement import records
 from yibao.codes import registry
 from yibao.core.contract import INSUTYPE_EMPLOYEE
+from yibao.enrolment.service import require_coverage
 from yibao.core.errors import ClaimRejected
 from yibao.settlement.catalog import Catalog
 from yibao.settlement.rules import (
@@ -450,6 +451,7 @@ class SettlementService:
             assert claim is not None
 
             _check_shape(claim)
+            require_coverage(s, person, _local_day(claim.begntime))  # benefits follow enrolment (参保), see yibao.enrolment
             facts = _person_facts(person)
             inst = s.get(registry.Institution, claim.fixmedins_code)
             if inst is None:
