@@ -140,3 +140,13 @@ def test_batch_equals_scalar(rows):
     for i, ((g, s), dim, days, cost) in enumerate(rows):
         one = settle_amounts(R, g, s, days, dim, cost)
         assert {k: int(v[i]) for k, v in out.items()} == one
+
+
+def test_demo_ltc_runs_once(engine):
+    from yibao.ltc.demo import demo_ltc
+
+    n = demo_ltc(engine, 7)
+    assert n > 0
+    assert demo_ltc(engine, 7) == 0
+    with engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(LtcClaim)).scalar_one() == n

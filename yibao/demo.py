@@ -129,4 +129,7 @@ def seed_console(engine: Engine, seed: int, out_dir: Path, db_shown: str) -> tup
     """Demo users and a procurement round in ``engine``; the credentials file in ``out_dir``."""
     users = create_demo_users(engine)
     round_info = save_demo_round(engine, seed)
+    from yibao.ltc.demo import demo_ltc  # synthetic LTC recipients (长护险)
+
+    demo_ltc(engine, seed)
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)
