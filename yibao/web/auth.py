@@ -41,7 +41,7 @@ class _Strict(BaseModel):
 
 
 class RoleRule(_Strict):
-    pages: tuple[Literal["fund", "settlement", "procurement", "payment", "supervision", "ecode", "mycode"], ...]
+    pages: tuple[Literal["fund", "settlement", "procurement", "payment", "supervision", "ecode", "mycode", "ltc"], ...]
     all_institutions: bool
     unmask: bool
 
