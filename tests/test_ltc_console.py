@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from console_support import console_login
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from console_support import console_login
 from yibao import tables
 from yibao.core.db import Base, make_engine
 from yibao.ltc import service as svc

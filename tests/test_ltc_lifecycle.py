@@ -6,15 +6,28 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from yibao import tables
 from yibao.core.db import Base, make_engine
 from yibao.core.errors import ClaimRejected
 from yibao.ltc import service as svc
-from yibao.ltc.models import LtcAssessment, LtcClaim, LtcEvent, LtcRecipient, LtcServiceRecord
-from yibao.ltc.rules import get_rules, grade_of, settle_amounts, settle_amounts_batch, split_funding
+from yibao.ltc.models import (
+    LtcAssessment,
+    LtcClaim,
+    LtcEvent,
+    LtcRecipient,
+    LtcServiceRecord,
+)
+from yibao.ltc.rules import (
+    get_rules,
+    grade_of,
+    settle_amounts,
+    settle_amounts_batch,
+    split_funding,
+)
 
 R = get_rules("nantong")
 D = dt.date

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from typing import Optional
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
@@ -49,7 +48,7 @@ class EnrolIn(BaseModel):
     setting: str
     care_institution: str
     start_month: dt.date
-    end_month: Optional[dt.date] = None
+    end_month: dt.date | None = None
     region: str = "nantong"
 
 
@@ -64,7 +63,7 @@ class ServicesIn(BaseModel):
 
 class SettleIn(BaseModel):
     month: dt.date
-    psn_no: Optional[str] = None
+    psn_no: str | None = None
 
 
 def _claim(c) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -14,7 +13,7 @@ console = Console()
 DB_OPT = typer.Option(None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db; migrated first).")
 
 
-def _engine(db: Optional[str]):
+def _engine(db: str | None):
     from yibao.core.db import database_url, make_engine, upgrade
 
     url = database_url(db)
@@ -36,7 +35,7 @@ def assess(psn_no: str, assessor: str = typer.Option(..., help="assessor institu
            on: str = typer.Option(..., help="assessment date YYYY-MM-DD"),
            daily_living: int = typer.Option(...), cognition: int = typer.Option(...),
            perception: int = typer.Option(..., help="perception & communication 感知觉与沟通"),
-           region: str = "nantong", db: Optional[str] = DB_OPT) -> None:
+           region: str = "nantong", db: str | None = DB_OPT) -> None:
     """Record a disability assessment (失能评估); prints the grade."""
     from yibao.ltc.service import assess as do
 
@@ -48,7 +47,7 @@ def assess(psn_no: str, assessor: str = typer.Option(..., help="assessor institu
 @app.command()
 def enrol(psn_no: str, setting: str = typer.Option(..., help="institutional | home_by_institution | home_by_family"),
           institution: str = typer.Option(..., help="care institution 护理机构"), start: str = typer.Option(..., help="YYYY-MM"),
-          end: Optional[str] = typer.Option(None, help="YYYY-MM"), region: str = "nantong", db: Optional[str] = DB_OPT) -> None:
+          end: str | None = typer.Option(None, help="YYYY-MM"), region: str = "nantong", db: str | None = DB_OPT) -> None:
     """Enrol a recipient (待遇享受) with a valid assessment at or above the minimum grade."""
     from yibao.ltc.service import enrol as do
 
@@ -59,7 +58,7 @@ def enrol(psn_no: str, setting: str = typer.Option(..., help="institutional | ho
 @app.command()
 def record(psn_no: str, month: str = typer.Option(..., help="YYYY-MM"), institution: str = typer.Option(...),
            days: int = typer.Option(...), cost: str = typer.Option(..., help="care cost, yuan"),
-           service: list[str] = typer.Option([], help="service done (repeatable)"), db: Optional[str] = DB_OPT) -> None:
+           service: list[str] = typer.Option([], help="service done (repeatable)"), db: str | None = DB_OPT) -> None:
     """Record one month's care services (护理服务记录)."""
     from yibao.core.money import yuan_to_fen
     from yibao.ltc.service import record_services
@@ -69,11 +68,12 @@ def record(psn_no: str, month: str = typer.Option(..., help="YYYY-MM"), institut
 
 
 @app.command("settle-month")
-def settle_month(month: str = typer.Option(..., help="YYYY-MM"), psn_no: Optional[str] = typer.Option(None, help="one recipient; default all (batch)"),
-                 db: Optional[str] = DB_OPT) -> None:
+def settle_month(month: str = typer.Option(..., help="YYYY-MM"), psn_no: str | None = typer.Option(None, help="one recipient; default all (batch)"),
+                 db: str | None = DB_OPT) -> None:
     """Settle a month (月度结算): one recipient, or every recipient with services (vectorised batch)."""
     from yibao.core.money import fmt_yuan
-    from yibao.ltc.service import settle_month as one, settle_month_all
+    from yibao.ltc.service import settle_month as one
+    from yibao.ltc.service import settle_month_all
 
     eng = _engine(db)
     claims = [one(eng, psn_no, _month(month))] if psn_no else settle_month_all(eng, _month(month))
@@ -83,7 +83,7 @@ def settle_month(month: str = typer.Option(..., help="YYYY-MM"), psn_no: Optiona
 
 
 @app.command()
-def show(psn_no: str, db: Optional[str] = DB_OPT) -> None:
+def show(psn_no: str, db: str | None = DB_OPT) -> None:
     """A recipient's assessments, enrolment, claims and history (JSON)."""
     from yibao.ltc.service import show as do
 

@@ -15,7 +15,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from yibao.benefits.ltc import pro_rata_fen, pro_rata_fen_np
 from yibao.core.errors import ClaimRejected
-from yibao.core.money import BP_SCALE, apply_rate, apply_rate_np, parameter_fen, ratio_to_bp
+from yibao.core.money import (
+    BP_SCALE,
+    apply_rate,
+    apply_rate_np,
+    parameter_fen,
+    ratio_to_bp,
+)
 from yibao.core.yamldata import load_model
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "ltc"

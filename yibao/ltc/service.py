@@ -17,8 +17,20 @@ from sqlalchemy.orm import Session
 
 from yibao.core.db import SHANGHAI, session_scope
 from yibao.core.errors import ClaimRejected
-from yibao.ltc.models import LtcAssessment, LtcClaim, LtcEvent, LtcRecipient, LtcServiceRecord
-from yibao.ltc.rules import LtcRules, get_rules, grade_of, settle_amounts, settle_amounts_batch
+from yibao.ltc.models import (
+    LtcAssessment,
+    LtcClaim,
+    LtcEvent,
+    LtcRecipient,
+    LtcServiceRecord,
+)
+from yibao.ltc.rules import (
+    LtcRules,
+    get_rules,
+    grade_of,
+    settle_amounts,
+    settle_amounts_batch,
+)
 
 
 def _now() -> dt.datetime:
