@@ -134,6 +134,8 @@ app.add_typer(pooling_app, name="pooling")
 from yibao.enrolment.cli import app as enrol_app, accounts_app  # noqa: E402
 app.add_typer(enrol_app, name="enrol")
 app.add_typer(accounts_app, name="accounts")
+from yibao.ltc.cli import app as ltc_app  # noqa: E402
+app.add_typer(ltc_app, name="ltc")
 console = Console()
 
 

@@ -132,4 +132,7 @@ def seed_console(engine: Engine, seed: int, out_dir: Path, db_shown: str) -> tup
     from yibao.enrolment.demo import demo_enrolment  # 参保缴费: enrol, pay, stop, a refusal with its reason
 
     (out_dir / "demo-enrolment.txt").write_text("\n".join(demo_enrolment(engine)) + "\n", encoding="utf-8")
+    from yibao.ltc.demo import demo_ltc  # synthetic LTC recipients (长护险)
+
+    demo_ltc(engine, seed)
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)

@@ -21,6 +21,7 @@ MODULES = (
     "yibao.ecode.models",
     "yibao.web.models",
     "yibao.enrolment.models",
+    "yibao.ltc.models",
 )
 
 

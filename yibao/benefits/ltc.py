@@ -24,7 +24,17 @@ def ltc_monthly_benefit(snap: PolicySnapshot, grade: str, setting: str, days_in_
         return monthly
     if not (0 <= days_in_care <= days_in_month) or days_in_month <= 0:
         raise ClaimRejected("days in care must be between 0 and the days of the month", "护理天数无效", field="days_in_care")
-    return (monthly * days_in_care * 2 + days_in_month) // (2 * days_in_month)
+    return pro_rata_fen(monthly, days_in_care, days_in_month)
+
+
+def pro_rata_fen(monthly_fen: int, days: int, days_in_month: int) -> int:
+    """A monthly amount paid for ``days`` of the month, rounded half up to the fen (按日折算)."""
+    return (monthly_fen * days * 2 + days_in_month) // (2 * days_in_month)
+
+
+def pro_rata_fen_np(monthly_fen, days, days_in_month):
+    """Vectorised :func:`pro_rata_fen` on int64 arrays (same rounding)."""
+    return (monthly_fen * days * 2 + days_in_month) // (2 * days_in_month)
 
 
 def ltc_funding_per_person(snap: PolicySnapshot) -> dict[str, int]:

@@ -15,9 +15,9 @@ import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Annotated, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -41,7 +41,7 @@ class _Strict(BaseModel):
 
 
 class RoleRule(_Strict):
-    pages: tuple[Literal["fund", "settlement", "procurement", "payment", "supervision", "ecode", "mycode"], ...]
+    pages: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z_]+$")], ...]  # page names; each needs its route (console or web/pages)
     all_institutions: bool
     unmask: bool
 

@@ -21,6 +21,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "page.supervision": ("智能监管", "Supervision"),
     "page.ecode": ("医保码风控", "E-code risk"),
     "page.mycode": ("我的医保码", "My e-code"),
+    "page.ltc": ("长期护理保险", "Long-term care"),
     "session_expires": ("会话到期", "session expires"),
     "forbidden": ("无权访问此页面", "You may not open this page"),
     "csrf": ("页面已过期或请求来源不明 (CSRF 校验失败), 请刷新页面后重试", "The page has expired or the request did not come from it (CSRF check failed); reload the page and try again"),
