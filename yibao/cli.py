@@ -131,6 +131,8 @@ from yibao.web.cli import app as console_app  # noqa: E402
 app.add_typer(console_app, name="console")
 from yibao.pooling.cli import app as pooling_app  # noqa: E402
 app.add_typer(pooling_app, name="pooling")
+from yibao.commercial.cli import app as commercial_app  # noqa: E402
+app.add_typer(commercial_app, name="commercial")
 console = Console()
 
 
