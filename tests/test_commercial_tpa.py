@@ -94,3 +94,18 @@ def test_tpa_refuse_needs_reason_and_releases_ceiling(client, db_engine):
     with session_scope(db_engine) as s:
         assert s.get(CommercialAccumulator, ("P0000001", P.product_id, 2026)).paid == 0
     assert client.get("/api/v1/tpa/claims/999", headers=H).status_code == 404
+
+
+def test_cli_enrol_and_claims(db_url, db_engine):
+    from typer.testing import CliRunner
+
+    from yibao.cli import app
+
+    r = CliRunner().invoke(app, ["commercial", "enrol", "--psn", "P0000007", "--on", "2025-12-01", "--db", db_url])
+    assert r.exit_code == 0, r.output
+    r2 = CliRunner().invoke(app, ["commercial", "enrol", "--psn", "P0000007", "--on", "2025-12-01", "--db", db_url])
+    assert r2.exit_code == 2 and count(db_engine, CommercialPolicy) == 1
+    assert CliRunner().invoke(app, ["commercial", "enrol", "--psn", "P0000008", "--on", "bad", "--db", db_url]).exit_code == 2
+    service.file_claim(db_engine, P, "S9", "P0000007", ClaimParts(3_000_000, 1_000_000, 500_000))
+    out = CliRunner().invoke(app, ["commercial", "claims", "--db", db_url], terminal_width=200)
+    assert out.exit_code == 0 and "16,500.00" in out.output and "P0000007" not in out.output

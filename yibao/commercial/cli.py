@@ -44,3 +44,41 @@ def run_year_cmd(data: Path = typer.Option(..., "--data", help="a settled region
                   f" → {fmt_yuan(r.person_part_after, symbol=True)}")
     console.print(f"  people with remaining self-pay above {fmt_yuan(r.threshold, symbol=True)} (illustrative catastrophic threshold):"
                   f" {r.catastrophic_people_before} → {r.catastrophic_people_after}")
+
+
+def _engine(db: Optional[str]):
+    from yibao.core.db import database_url, make_engine
+
+    return make_engine(database_url(db))
+
+
+@app.command()
+def enrol(psn_no: str = typer.Option(..., "--psn"), product: str = typer.Option("HMB-DEMO-2026", "--product"),
+          on: Optional[str] = typer.Option(None, "--on", help="enrolment date YYYY-MM-DD (default today)"),
+          pre_existing: bool = typer.Option(False, "--pre-existing", help="declared pre-existing condition (既往症)"),
+          db: Optional[str] = typer.Option(None, "--db", help="database URL")) -> None:
+    """Sell one policy (投保)."""
+    import datetime as dt
+
+    from yibao.commercial import service
+    from yibao.commercial.products import CommercialError, get_product
+
+    try:
+        day = dt.date.fromisoformat(on) if on else None
+    except ValueError:
+        raise CommercialError(f"--on {on!r}: give YYYY-MM-DD", f"--on {on!r}: 日期格式应为 YYYY-MM-DD", field="on") from None
+    pid = service.enrol(_engine(db), get_product(product), psn_no, pre_existing=pre_existing, on=day)
+    console.print(f"policy {pid}: {psn_no} enrolled in {product}")
+
+
+@app.command()
+def claims(insurer: str = typer.Option("INS-DEMO", "--insurer"), status: Optional[str] = typer.Option(None, "--status"),
+           db: Optional[str] = typer.Option(None, "--db", help="database URL")) -> None:
+    """An insurer's direct claims (理赔列表), person numbers masked as the insurer sees them."""
+    from yibao.commercial import service
+
+    t = Table("claim", "setl_id", "product", "person", "base", "insurer pays", "status")
+    for c in service.list_claims(_engine(db), insurer, status):
+        t.add_row(str(c["claim_id"]), c["setl_id"], c["product_id"], c["psn"],
+                  fmt_yuan(c["in_list_fen"] + c["out_of_list_fen"] + c["specific_drug_fen"]), fmt_yuan(c["insurer_pays_fen"]), c["status"])
+    console.print(t)
