@@ -136,6 +136,8 @@ app.add_typer(enrol_app, name="enrol")
 app.add_typer(accounts_app, name="accounts")
 from yibao.ltc.cli import app as ltc_app  # noqa: E402
 app.add_typer(ltc_app, name="ltc")
+from yibao.commercial.cli import app as commercial_app  # noqa: E402
+app.add_typer(commercial_app, name="commercial")
 console = Console()
 
 

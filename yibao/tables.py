@@ -22,6 +22,7 @@ MODULES = (
     "yibao.web.models",
     "yibao.enrolment.models",
     "yibao.ltc.models",
+    "yibao.commercial.models",
 )
 
 

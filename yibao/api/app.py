@@ -198,6 +198,9 @@ def create_app(iface: Interface) -> FastAPI:
     bureau_only = [Depends(require("bureau"))]
     for sub in (supervision_router, payment_router, procurement_router, pooling_router, enrolment_router, ltc_router):
         app.include_router(sub, dependencies=bureau_only, responses={401: {"description": "login required"}, 403: {"description": "not bureau staff"}})
+    from yibao.commercial.api import router as tpa_router  # insurers (TPA), authenticated by their own key
+
+    app.include_router(tpa_router)
     from yibao.web.console import mount_console  # the console (运行监测) and e-code pages, under /console
 
     mount_console(app, iface)
