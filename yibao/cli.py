@@ -131,6 +131,8 @@ from yibao.web.cli import app as console_app  # noqa: E402
 app.add_typer(console_app, name="console")
 from yibao.pooling.cli import app as pooling_app  # noqa: E402
 app.add_typer(pooling_app, name="pooling")
+from yibao.maternity.cli import app as maternity_app  # noqa: E402
+app.add_typer(maternity_app, name="maternity")
 console = Console()
 
 
