@@ -138,6 +138,8 @@ from yibao.ltc.cli import app as ltc_app  # noqa: E402
 app.add_typer(ltc_app, name="ltc")
 from yibao.commercial.cli import app as commercial_app  # noqa: E402
 app.add_typer(commercial_app, name="commercial")
+from yibao.maternity.cli import app as maternity_app  # noqa: E402
+app.add_typer(maternity_app, name="maternity")
 console = Console()
 
 

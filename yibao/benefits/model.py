@@ -13,6 +13,8 @@ data:
 * ``inpatient``: 住院
 * ``pharmacy``: purchase at a designated pharmacy (定点药店购药)
 * ``home_bed``: 家庭病床
+* ``maternity``: maternity care, prenatal checks and delivery (生育医疗费), paid by
+  the maternity fund (生育保险基金) under the employee scheme
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from yibao.core.contract import scheme_of
 from yibao.core.money import NO_CAP, MoneyError, parameter_fen, ratio_to_bp
 
-CATEGORIES = ("outpatient", "chronic", "special", "inpatient", "pharmacy", "home_bed")
+CATEGORIES = ("outpatient", "chronic", "special", "inpatient", "pharmacy", "home_bed", "maternity")
 SETTINGS = ("outpatient", "chronic", "inpatient", "pharmacy", "home_bed", "maternity")
 LAYER_FIELDS = ("hifmi_pay", "hifob_pay", "cvlserv_pay", "hifes_pay", "oth_pay")
 ACCOUNT_COMPONENTS = ("inscp_selfpay", "preselfpay", "fulamt_ownpay", "overlmt_selfpay")
@@ -316,6 +318,42 @@ class LocalIncome(_Strict):
     source: str = ""  # where the figures come from (a statistics bulletin, or "synthetic")
 
 
+class MaternityAllowance(_Strict):
+    """Maternity allowance (生育津贴): days by event, paid at the employer's average wage / 30 per day.
+
+    Days are national (女职工劳动保护特别规定, 2012, art. 7): 98 days for a birth,
+    +15 for a difficult birth (难产), +15 per extra baby (多胞胎), a miscarriage
+    before 4 months 15 days, from 4 months 42 days.
+    """
+
+    birth_days: int  # 产假 base
+    difficult_birth_extra_days: int  # 难产
+    extra_baby_days: int  # per baby beyond the first (多胞胎)
+    miscarriage_early_days: int  # 流产, under the weeks threshold
+    miscarriage_late_days: int  # 流产, at or over the weeks threshold
+    miscarriage_weeks_threshold: int  # 4 months of pregnancy, in weeks
+    days_per_month: int = 30  # the divisor of the formula (月平均工资 / 30)
+    min_contribution_months: int = 0  # eligibility: months of maternity contributions before the event
+
+    @model_validator(mode="after")
+    def _positive(self) -> "MaternityAllowance":
+        if min(self.birth_days, self.miscarriage_early_days, self.miscarriage_late_days, self.days_per_month,
+               self.miscarriage_weeks_threshold) <= 0:
+            raise ValueError("maternity allowance days, weeks threshold and days_per_month must be positive")
+        if min(self.difficult_birth_extra_days, self.extra_baby_days, self.min_contribution_months) < 0:
+            raise ValueError("extra days and contribution months may not be negative")
+        return self
+
+
+class Maternity(_Strict):
+    """Maternity insurance (生育保险): who qualifies and the allowance.
+
+    The medical part (生育医疗费) is the ``maternity`` benefit category of each scheme.
+    """
+
+    allowance: MaternityAllowance
+
+
 class PolicySnapshot(_Strict):
     """A whole benefit policy as in force on one date."""
 
@@ -334,6 +372,7 @@ class PolicySnapshot(_Strict):
     funding: Funding
     list_overrides: dict[str, ListOverride] = Field(default_factory=dict)
     local_income: LocalIncome | None = None
+    maternity: Maternity | None = None
 
     @field_validator("region")
     @classmethod

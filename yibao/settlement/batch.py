@@ -25,6 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from yibao.benefits import maternity
+from yibao.benefits.model import CATEGORIES
 from yibao.benefits.policy import Policy, PolicyBook
 from yibao.core.contract import INSUTYPE_EMPLOYEE, PSN_TYPE_RETIRED, SETTLEMENT, TIMEZONE
 from yibao.core.money import BP_SCALE, NO_CAP
@@ -278,7 +280,7 @@ def settle_batch(
         seg[setl_day >= (a - dt.date(1970, 1, 1)).days] = si
 
     # ---- benefit categories -----------------------------------------------------------
-    CATS = ["outpatient", "chronic", "special", "inpatient", "pharmacy", "home_bed"]
+    CATS = list(CATEGORIES)
     cat = np.full(n, -1, dtype=I64)
     for si, snap in enumerate(snaps):
         in_seg = seg == si
@@ -293,7 +295,7 @@ def settle_batch(
                 cat[mm & ~sp & ch] = CATS.index("chronic")
                 rej.add(mm & ~sp & ~ch, "dise_codg", "diagnosis is not a recognised chronic or special disease", "诊断不属于门诊慢特病病种")
             elif setting == "maternity":
-                rej.add(mm, "med_type", "maternity settlement is not supported yet", "暂不支持生育保险结算")
+                cat[mm] = CATS.index(maternity.category_for(setting))
             else:
                 cat[mm] = CATS.index(setting)
     rej.add(cat < 0, "med_type", "unknown med_type", "医疗类别无效")

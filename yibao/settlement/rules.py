@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from yibao.benefits import maternity
 from yibao.benefits.model import CategoryRule, Layer, PolicySnapshot
 from yibao.core.contract import CLASS_B, CLASS_C, INSUTYPE_EMPLOYEE, PSN_TYPE_RETIRED, is_cross_province
 from yibao.core.errors import ClaimRejected
@@ -184,7 +185,7 @@ def classify_category(snap: PolicySnapshot, med_type: str, diagnoses: tuple[str,
             field="dise_codg",
         )
     if setting == "maternity":
-        raise ClaimRejected("maternity settlement is not supported yet", "暂不支持生育保险结算", field="med_type")
+        return maternity.category_for(setting)
     return setting
 
 
