@@ -20,6 +20,7 @@ MODULES = (
     "yibao.supervision.models",
     "yibao.ecode.models",
     "yibao.web.models",
+    "yibao.crossregion.models",
 )
 
 
