@@ -135,3 +135,24 @@ def test_cli_add_list_cancel(tmp_path):
     assert r.exit_code == 0 and "cancelled" in r.output
     r = CliRunner().invoke(app, ["filing", "list", "--db", url])
     assert r.exit_code == 0 and "R9" in r.output
+
+
+def test_rest_add_refuse_cancel_list(db_engine):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from yibao.crossregion.api import router
+
+    web = FastAPI()
+    web.include_router(router)
+    web.state.yibao_engine = db_engine
+    c = TestClient(web)
+    body = {"psn_no": "R1", "insutype": "390", "filing_type": "temporary", "insu_admdvs": REGION,
+            "mdtrt_area_admdvs": SUZHOU, "begndate": "2025-01-01", "msgid": "F1"}
+    r = c.post("/api/v1/filings", json=body)
+    assert r.status_code == 200 and r.json()["enddate"] == "2025-06-30"
+    r = c.post("/api/v1/filings", json={**body, "msgid": "F2", "begndate": "2025-03-01"})
+    assert r.status_code == 400 and r.json()["detail"]["field"] == "begndate"
+    assert count(db_engine) == 1
+    fid = c.get("/api/v1/filings", params={"psn_no": "R1"}).json()[0]["filing_id"]
+    assert c.post(f"/api/v1/filings/{fid}/cancel").json()["status"] == "cancelled"

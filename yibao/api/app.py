@@ -191,10 +191,11 @@ def create_app(iface: Interface) -> FastAPI:
     from yibao.procurement.api import router as procurement_router
     from yibao.pooling.api import router as pooling_router
     from yibao.supervision.api import router as supervision_router
+    from yibao.crossregion.api import router as filing_router
     from yibao.web.auth import require
 
     bureau_only = [Depends(require("bureau"))]
-    for sub in (supervision_router, payment_router, procurement_router, pooling_router):
+    for sub in (supervision_router, payment_router, procurement_router, pooling_router, filing_router):
         app.include_router(sub, dependencies=bureau_only, responses={401: {"description": "login required"}, 403: {"description": "not bureau staff"}})
     from yibao.web.console import mount_console  # the console (运行监测) and e-code pages, under /console
 
