@@ -156,3 +156,13 @@ def test_rest_add_refuse_cancel_list(db_engine):
     assert count(db_engine) == 1
     fid = c.get("/api/v1/filings", params={"psn_no": "R1"}).json()[0]["filing_id"]
     assert c.post(f"/api/v1/filings/{fid}/cancel").json()["status"] == "cancelled"
+
+
+def test_demo_filing_files_once(svc, db_engine):
+    from yibao.crossregion.demo import demo_filing
+
+    fid = demo_filing(db_engine, "R1", today=dt.date(2025, 1, 1))
+    assert fid is not None
+    assert demo_filing(db_engine, "R1", today=dt.date(2025, 1, 1)) is None  # overlapping: refused, nothing added
+    assert demo_filing(db_engine, "NOBODY") is None
+    assert count(db_engine) == 1

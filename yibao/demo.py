@@ -129,4 +129,7 @@ def seed_console(engine: Engine, seed: int, out_dir: Path, db_shown: str) -> tup
     """Demo users and a procurement round in ``engine``; the credentials file in ``out_dir``."""
     users = create_demo_users(engine)
     round_info = save_demo_round(engine, seed)
+    from yibao.crossregion.demo import demo_filing
+
+    demo_filing(engine, pick_demo_people(engine)[1])  # a synthetic 异地就医备案 for the public demo person
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)
