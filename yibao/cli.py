@@ -117,6 +117,9 @@ from yibao.api.cli import app as api_app, inst_app, serve as _serve  # noqa: E40
 app.add_typer(api_app, name="api")
 app.command("serve")(_serve)
 app.add_typer(inst_app, name="inst")
+from yibao.crossregion.cli import app as filing_app  # noqa: E402
+
+app.add_typer(filing_app, name="filing")
 from yibao.supervision.cli import app as supervision_app  # noqa: E402
 
 app.add_typer(supervision_app, name="supervision")

@@ -135,4 +135,7 @@ def seed_console(engine: Engine, seed: int, out_dir: Path, db_shown: str) -> tup
     from yibao.ltc.demo import demo_ltc  # synthetic LTC recipients (长护险)
 
     demo_ltc(engine, seed)
+    from yibao.crossregion.demo import demo_filing
+
+    demo_filing(engine, pick_demo_people(engine)[1])  # a synthetic 异地就医备案 for the public demo person
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)

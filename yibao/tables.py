@@ -23,6 +23,7 @@ MODULES = (
     "yibao.enrolment.models",
     "yibao.ltc.models",
     "yibao.commercial.models",
+    "yibao.crossregion.models",
 )
 
 

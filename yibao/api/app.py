@@ -193,10 +193,11 @@ def create_app(iface: Interface) -> FastAPI:
     from yibao.ltc.api import router as ltc_router
     from yibao.supervision.api import router as supervision_router
     from yibao.enrolment.api import router as enrolment_router
+    from yibao.crossregion.api import router as filing_router
     from yibao.web.auth import require
 
     bureau_only = [Depends(require("bureau"))]
-    for sub in (supervision_router, payment_router, procurement_router, pooling_router, enrolment_router, ltc_router):
+    for sub in (supervision_router, payment_router, procurement_router, pooling_router, enrolment_router, ltc_router, filing_router):
         app.include_router(sub, dependencies=bureau_only, responses={401: {"description": "login required"}, 403: {"description": "not bureau staff"}})
     from yibao.commercial.api import router as tpa_router  # insurers (TPA), authenticated by their own key
 

@@ -184,6 +184,7 @@ def settle_batch(
     book: PolicyBook | None = None,
     family_links: pa.Table | pd.DataFrame | None = None,
     account_start: dt.date | None = None,
+    filings: pa.Table | pd.DataFrame | None = None,
 ) -> BatchResult:
     """Settle a batch of claims of one insured region.
 
@@ -195,6 +196,8 @@ def settle_batch(
     ``persons``: contract person rows; ``acct_balc`` is the balance at
     ``account_start`` (default 1 January of the first claim's year), and
     accounts are credited on the 1st of each month from then on.
+    ``filings``: the filing table (psn_no, insutype, treatment_admdvs, begin_date, end_date, status);
+    when given it decides ``cross_filed`` (see :mod:`yibao.crossregion.batch`).
     """
     book = book or PolicyBook.default()
     ct = _table(claims)
@@ -257,6 +260,13 @@ def settle_batch(
     else:
         cross = np.zeros(0, bool)
     filed = _bool(ct, "cross_filed", True)
+    if filings is not None:  # 异地就医备案: the filing table decides, not the claim column
+        from yibao.crossregion.batch import filed_flags
+
+        claim_insutype = np.array(p_ins_vals + [""], dtype=object)[p_ins_code[pi0]] if n else np.zeros(0, object)
+        filed = filed_flags(filings, _str(ct, "psn_no").to_numpy(zero_copy_only=False), claim_insutype,
+                            np.array(area_vals + [""], dtype=object)[area_code] if n else np.zeros(0, object),
+                            setl_day, cross)
     confirmed = _bool(ct, "lt_rx_confirmed", False)
     payer_arr = _str(ct, "mulaid_payer_psn_no", n)
     has_payer = pc.not_equal(payer_arr, "").to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)

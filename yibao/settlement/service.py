@@ -78,6 +78,7 @@ from sqlalchemy import Engine, and_, bindparam, delete, func, or_, select, tuple
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from yibao.crossregion.service import is_filed
 from yibao.benefits.policy import PolicyBook
 from yibao.core import db
 from yibao.settlement import ledger
@@ -460,6 +461,9 @@ class SettlementService:
                 )
             payer = _payer_facts(s, psn_no, claim.mulaid_payer)
             c = dataclasses.replace(claim, person=facts, hosp_lv=int(inst.hosp_lv or 0), mulaid_payer=payer)
+            if c.mdtrtarea_admvs and c.is_cross_province:  # 异地就医备案: filed or not comes from the register
+                c = dataclasses.replace(c, cross_filed=is_filed(s, psn_no, facts.insutype, c.mdtrtarea_admvs,
+                                                                _local_day(c.setl_time)))
             year = c.policy_year
             # lines the caller read from this encounter's stored, unsettled lines in this transaction need no comparing
             encounter_exists, new_lines = (True, []) if prepare is not None else self._check_encounter(s, c)

@@ -1,7 +1,7 @@
 """ltc_*: long-term care insurance lifecycle (长期护理保险): assessments, recipients, services, claims, events
 
 Revision ID: 0017_ltc
-Revises: 0012_case_workflow
+Revises: 0013_enrolment
 Create Date: 2026-12-03
 
 """

@@ -1,7 +1,7 @@
 """commercial layer (商业补充保险): cm_policy, cm_claim, cm_accumulator, cm_tpa_message
 
 Revision ID: 0018_commercial_rx
-Revises: 0012_case_workflow
+Revises: 0017_ltc
 Create Date: 2026-12-03
 
 """

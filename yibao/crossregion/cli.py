@@ -1,0 +1,103 @@
+"""``yibao filing``: the cross-province filing register (异地就医备案): add, cancel, list, show."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Cross-province filing (异地就医备案): add, cancel, list, show.", no_args_is_help=True)
+console = Console(width=140)  # the table stays whole in narrow terminals and logs
+DB_OPT = typer.Option(None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db; migrated first).")
+
+
+def _engine(db: Optional[str]):
+    from yibao.core.db import database_url, make_engine, upgrade
+
+    url = database_url(db)
+    upgrade(url)
+    return make_engine(url)
+
+
+def _date(text: Optional[str], name: str) -> Optional[dt.date]:
+    from yibao.crossregion.service import FilingError
+
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise FilingError(f"{name} is not a date (YYYY-MM-DD): {text!r}", f"{name} 不是日期 (YYYY-MM-DD): {text!r}",
+                          field=name) from None
+
+
+def _row(f) -> list[str]:
+    return [str(f.id), f.psn_no, f.insutype, f.filing_type, f.insured_admdvs, f.treatment_admdvs,
+            str(f.begin_date), str(f.end_date or "—"), f.status]
+
+
+def _print(rows) -> None:
+    tab = Table(title="异地就医备案 cross-province filings")
+    for c in ("id", "psn_no", "insutype", "type", "insured", "treatment", "begin", "end", "status"):
+        tab.add_column(c)
+    for f in rows:
+        tab.add_row(*_row(f))
+    console.print(tab)
+
+
+@app.command("add")
+def add(
+    psn_no: str = typer.Option(..., "--psn-no"),
+    insutype: str = typer.Option(..., "--insutype"),
+    filing_type: str = typer.Option(..., "--type", help="long_term_residence | resident_work | referral | temporary"),
+    insured: str = typer.Option(..., "--insured", help="Insured division (参保地), 6 digits."),
+    treatment: str = typer.Option(..., "--treatment", help="Treatment division (就医地), 6 digits."),
+    begin: str = typer.Option(..., "--begin", help="YYYY-MM-DD"),
+    end: Optional[str] = typer.Option(None, "--end", help="YYYY-MM-DD (default: from the type's validity)."),
+    db: Optional[str] = DB_OPT,
+) -> None:
+    """Record a filing."""
+    from yibao.core.db import session_scope
+    from yibao.crossregion.service import FilingRequest, add_filing
+
+    req = FilingRequest(psn_no, insutype, filing_type, insured, treatment, _date(begin, "begndate"), _date(end, "enddate"))
+    with session_scope(_engine(db)) as s:
+        row = add_filing(s, req)
+        _print([row])
+
+
+@app.command("cancel")
+def cancel(filing_id: int = typer.Argument(...), db: Optional[str] = DB_OPT) -> None:
+    """Cancel a filing (备案撤销)."""
+    from yibao.core.db import session_scope
+    from yibao.crossregion.service import cancel_filing
+
+    with session_scope(_engine(db)) as s:
+        _print([cancel_filing(s, filing_id)])
+
+
+@app.command("list")
+def list_(psn_no: Optional[str] = typer.Option(None, "--psn-no"), db: Optional[str] = DB_OPT) -> None:
+    """List filings (of one person)."""
+    from yibao.core.db import session_scope
+    from yibao.crossregion.service import list_filings
+
+    with session_scope(_engine(db)) as s:
+        _print(list_filings(s, psn_no))
+
+
+@app.command("show")
+def show(filing_id: int = typer.Argument(...), db: Optional[str] = DB_OPT) -> None:
+    """One filing."""
+    from yibao.core.db import session_scope
+    from yibao.crossregion.models import CrossFiling
+    from yibao.crossregion.service import FilingError
+
+    with session_scope(_engine(db)) as s:
+        f = s.get(CrossFiling, filing_id)
+        if f is None:
+            raise FilingError(f"unknown filing {filing_id}", f"备案不存在: {filing_id}", field="filing_id")
+        _print([f])
