@@ -1,4 +1,4 @@
-"""The filing register table (异地就医备案登记).  Schema: migration ``0016_cross_filing``."""
+"""The filing register table (异地就医备案登记).  Schema: migration ``0019_cross_filing``."""
 
 from __future__ import annotations
 
