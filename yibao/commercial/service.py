@@ -13,9 +13,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from yibao.commercial.mechanics import Accumulators, ClaimParts, insurer_payment
-from yibao.commercial.models import CommercialAccumulator, CommercialClaim, CommercialPolicy, TpaMessage
+from yibao.commercial.models import (
+    CommercialAccumulator,
+    CommercialClaim,
+    CommercialPolicy,
+    TpaMessage,
+)
 from yibao.commercial.products import CommercialError, Product
 from yibao.core.db import SHANGHAI, session_scope
+from yibao.core.masking import mask_middle
 
 TRANSITIONS = {"accept": ({"sent"}, "accepted"), "pay": ({"sent", "accepted"}, "paid"), "refuse": ({"sent", "accepted"}, "refused")}
 
@@ -70,7 +76,7 @@ def file_claim(engine: Engine, product: Product, setl_id: str, psn_no: str, part
 
 def mask_psn(psn_no: str) -> str:
     """De-identified person reference for the insurer: first 2 and last 2 characters."""
-    return psn_no[:2] + "*" * max(len(psn_no) - 4, 0) + psn_no[-2:] if len(psn_no) > 4 else "*" * len(psn_no)
+    return mask_middle(psn_no, 2, 2)
 
 
 def claim_view(c: CommercialClaim) -> dict[str, Any]:

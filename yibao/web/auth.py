@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from yibao.codes import registry
 from yibao.core import db
 from yibao.core.errors import YibaoError
+from yibao.core.masking import mask_middle
 from yibao.core.yamldata import load_model
 from yibao.web.models import ConsoleSession, ConsoleUser
 
@@ -102,13 +103,7 @@ def default_config() -> ConsoleConfig:
 
 def mask(value: str | None, rule: Mask) -> str:
     """``990101199001010011`` → ``990101********0011``: keep the ends, star the middle (at least one star)."""
-    v = value or ""
-    if not v:
-        return ""
-    keep = rule.keep_start + rule.keep_end
-    if len(v) <= keep:
-        return v[:1] + "*" * (len(v) - 1)
-    return v[: rule.keep_start] + "*" * (len(v) - keep) + (v[len(v) - rule.keep_end :] if rule.keep_end else "")
+    return mask_middle(value, rule.keep_start, rule.keep_end)
 
 
 # --- passwords ----------------------------------------------------------------------------
