@@ -175,6 +175,7 @@ def settle(
     policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region code (default: the persons' region)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write settlement.parquet (default: --data)."),
     policy_dir: Optional[list[Path]] = policy_dir_option(),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb (the local batch engine) or spark (same shards and rules on Apache Spark; YIBAO_SPARK_MASTER)."),
 ) -> None:
     """Settle every encounter of a region for the year with the batch engine."""
     from yibao.benefits.cli import load_book, policy_for_data, require_policy
@@ -183,7 +184,11 @@ def settle(
     book = load_book(policy_dir)
     # an unknown --policy, or a data region without a policy file: the known policies listed, exit 2
     chosen = require_policy(book, policy) if policy else policy_for_data(book, data)
-    with console.status("settling …"):
+    if engine not in ("duckdb", "spark"):
+        _fail(f"--engine must be duckdb or spark, not {engine!r} / 引擎只能是 duckdb 或 spark")
+    if engine == "spark":
+        from yibao.spark.settlement import settle_year_spark as settle_year
+    with console.status(f"settling ({engine}) …"):
         res = settle_year(data, policy=chosen, book=book, out_dir=out)
     n = res.batch.settlements.num_rows
     console.print(f"settled {n:,} of {res.claims:,} claims in {res.seconds:.2f} s ({res.claims / max(res.seconds, 1e-9):,.0f} claims/s); "

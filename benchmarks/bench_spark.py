@@ -1,0 +1,59 @@
+"""Benchmark: a SYNTHETIC region's year settled by the streamed engine (duckdb) and by Spark, same rows checked.
+
+    python benchmarks/bench_spark.py --people 100000 [--master local[2]] [--shard-claims 100000]
+
+Generates the region (seed 7, labelled synthetic) in a temp dir, settles it
+with ``settle_year`` and with ``settle_year_spark`` (Spark session start-up
+timed apart), checks that ``settlement.parquet`` is equal row for row and
+prints the figures.  The issue's size is 10 M people; see benchmarks/RESULTS.md
+for what this 2-core machine was run at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from yibao.settlement.annual import settle_year
+from yibao.spark.session import get_session
+from yibao.spark.settlement import settle_year_spark
+from yibao.synth.region import write_parquet
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--people", type=int, default=100_000)
+    ap.add_argument("--master", default=None, help="spark.master (default $YIBAO_SPARK_MASTER or local[2])")
+    ap.add_argument("--shard-claims", type=int, default=100_000)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp) / "region"
+        d.mkdir()
+        t = time.perf_counter()
+        write_parquet(d, a.people, 7)
+        print(f"synth {a.people:,} people: {time.perf_counter() - t:.1f} s")
+        t = time.perf_counter()
+        r1 = settle_year(d, out_dir=Path(tmp) / "duckdb", shard_claims=a.shard_claims)
+        s1 = time.perf_counter() - t
+        t = time.perf_counter()
+        spark = get_session(a.master)
+        spark.sparkContext.setLogLevel("ERROR")
+        start = time.perf_counter() - t
+        t = time.perf_counter()
+        r2 = settle_year_spark(d, out_dir=Path(tmp) / "spark", shard_claims=a.shard_claims, spark=spark)
+        s2 = time.perf_counter() - t
+        same = pq.read_table(Path(tmp) / "duckdb" / "settlement.parquet").equals(pq.read_table(Path(tmp) / "spark" / "settlement.parquet"))
+        n = r1.claims
+        print(f"claims {n:,}; shards {r2.batch.shards}")
+        print(f"duckdb/streamed: {s1:.1f} s ({n / s1:,.0f} claims/s)")
+        print(f"spark {spark.sparkContext.master}: {s2:.1f} s ({n / s2:,.0f} claims/s) + session start {start:.1f} s")
+        print(f"settlement.parquet identical: {same}")
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()

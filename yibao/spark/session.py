@@ -1,0 +1,45 @@
+"""A Spark session for yibao's batch jobs: local mode by default, a cluster through ``YIBAO_SPARK_MASTER``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from yibao.core.errors import YibaoError
+
+
+class SparkUnavailable(YibaoError):
+    """PySpark or Java is missing, so ``--engine spark`` cannot run."""
+
+
+def spark_missing() -> str | None:
+    """Why Spark cannot start here (``None`` when it can)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install 'yibao[spark]')"
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        return "no Java runtime (java on PATH or JAVA_HOME)"
+    return None
+
+
+def get_session(master: str | None = None, shuffle_partitions: int | None = None):
+    """The active Spark session, started once: ``master`` or ``$YIBAO_SPARK_MASTER`` or ``local[2]``.
+
+    Session time zone is UTC so timestamps cross Spark unchanged (the executors
+    cast them back to the contract's zone, a metadata-only change).
+    """
+    why = spark_missing()
+    if why:
+        raise SparkUnavailable(f"--engine spark: {why}", f"无法使用 Spark 引擎：{why}")
+    from pyspark.sql import SparkSession
+
+    master = master or os.environ.get("YIBAO_SPARK_MASTER", "local[2]")
+    b = (
+        SparkSession.builder.appName("yibao").master(master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions or 8))
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    )  # fmt: skip
+    return b.getOrCreate()
