@@ -41,9 +41,9 @@ from sqlalchemy import func, select
 
 from yibao.api.envelope import dumps_exact, fmt_time, loads_exact
 from yibao.api.hisclient import ENVELOPE_PATH, HisClient, Item
+from yibao.codes import registry
 from yibao.core import db as ydb
 from yibao.settlement import records
-from yibao.codes import registry
 
 REGION = "990100"
 INSTITUTION = "BENCH-H2"

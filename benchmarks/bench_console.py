@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
 from yibao.codes import registry
 
 PAGES = ("fund", "settlement", "procurement", "payment", "supervision", "ecode")

@@ -21,7 +21,6 @@ import csv
 import hashlib
 import io
 import json
-import re
 import sys
 from pathlib import Path
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+from factories import catalog
 from sqlalchemy import select
 
-from factories import catalog
 from yibao.api.interface import Interface
 from yibao.api.security import InstitutionKeys, SecurityPolicy, hash_secret
 from yibao.benefits.policy import PolicyBook
+from yibao.codes import registry
 from yibao.core import db as ydb
 from yibao.settlement import records
-from yibao.codes import registry
 
 BOOK = PolicyBook.default()
 CAT = catalog()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi.testclient import TestClient
-
 from api_support import SH, Clock, make_interface, seed
 from console_support import console_login
+from fastapi.testclient import TestClient
+
 from yibao.api.app import create_app
 
 PW = "access-pass-1"

@@ -15,11 +15,11 @@ from decimal import Decimal
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import func, select
-
 from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, REGION, SH, Clock, make_interface, seed
 from factories import claim, line
+from sqlalchemy import func, select
 from test_settlement_service import facts, ledger_persons
+
 from yibao.api.app import create_app
 from yibao.api.envelope import dumps_exact, loads_exact
 from yibao.api.hisclient import HisClient, Item, http_transport

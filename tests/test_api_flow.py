@@ -9,20 +9,18 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, REGION, SH, Clock, business_snapshot, make_interface, seed
+from factories import claim, line
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from test_settlement_service import facts, ledger_persons
 
-from api_support import CREDENTIALS, PEOPLE, SH, Clock, business_snapshot, make_interface, seed
 from yibao.api.app import create_app
 from yibao.api.envelope import field_of, loads_exact
 from yibao.api.hisclient import HisClient, HisError, Item, http_transport
 from yibao.api.models import MessageLog
 from yibao.settlement import records
 from yibao.settlement.sequential import Ledger, settle_in_order
-
-from factories import claim, line
-from test_settlement_service import facts, ledger_persons
-from api_support import BOOK, CAT, REGION
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
 

@@ -13,11 +13,11 @@ from decimal import Decimal
 
 import pytest
 import schemathesis
+from api_support import CREDENTIALS, PEOPLE, SH, Clock, business_snapshot, make_interface, seed
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api_support import CREDENTIALS, PEOPLE, SH, Clock, business_snapshot, make_interface, seed
 from yibao.api.app import create_app
 from yibao.api.envelope import dumps_exact, field_of
 from yibao.api.hisclient import HisClient, Item, http_transport

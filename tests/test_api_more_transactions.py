@@ -14,10 +14,10 @@ import zipfile
 from decimal import Decimal
 
 import pytest
+from api_support import CREDENTIALS, PEOPLE, REGION, SH, Clock, business_snapshot, make_interface, seed
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api_support import CREDENTIALS, PEOPLE, REGION, SH, Clock, business_snapshot, make_interface, seed
 from yibao.api.app import create_app
 from yibao.api.envelope import field_of, fmt_time
 from yibao.api.hisclient import HisClient, Item, http_transport

@@ -13,17 +13,17 @@ import datetime as dt
 import random
 from decimal import Decimal
 
+from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, REGION, SH, Clock, make_interface, seed
+from factories import claim, line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-
-from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, REGION, SH, Clock, make_interface, seed
-from factories import claim, line
 from test_settlement_service import facts, ledger_persons
+
 from yibao.api.hisclient import HisClient, Item
 from yibao.core import db as ydb
-from yibao.settlement import records
 from yibao.core.errors import ClaimRejected
+from yibao.settlement import records
 from yibao.settlement.sequential import Ledger, settle_in_order
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)

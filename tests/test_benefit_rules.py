@@ -6,8 +6,8 @@ import dataclasses
 import datetime as dt
 
 import pytest
-
 from factories import TZ, catalog, claim, line, person
+
 from yibao.benefits.ltc import ltc_funding_per_person, ltc_monthly_benefit
 from yibao.benefits.policy import PolicyBook
 from yibao.core.errors import ClaimRejected

@@ -2,10 +2,16 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from yibao.commercial.mechanics import (Accumulators, ClaimParts, insurer_payment, insurer_payment_np,
-                                        parts_from_settlement)
+from yibao.commercial.mechanics import (
+    Accumulators,
+    ClaimParts,
+    insurer_payment,
+    insurer_payment_np,
+    parts_from_settlement,
+)
 from yibao.commercial.products import CommercialError, get_product
 
 P = get_product("HMB-DEMO-2026")

@@ -6,13 +6,13 @@ import datetime as dt
 import io
 
 import pytest
+from console_support import console_login, page_csrf
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from console_support import console_login, page_csrf
+from yibao.codes import registry
 from yibao.core import db
 from yibao.settlement import records
-from yibao.codes import registry
 from yibao.web import charts
 from yibao.web.auth import AuthError, Mask, check_password, hash_password, mask
 from yibao.web.console import mount_console

@@ -15,9 +15,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from console_support import PASSWORD, LiveServer, add_users, build_region_db, pick, seed_subsystems
 from sqlalchemy import func, select
 
-from console_support import PASSWORD, LiveServer, add_users, build_region_db, pick, seed_subsystems
 from yibao.codes import registry
 from yibao.settlement import records
 

@@ -14,7 +14,6 @@ from html.parser import HTMLParser
 
 import pytest
 import yaml
-
 from console_support import PASSWORD, add_users, build_region_db, console_login, pick, seed_subsystems
 
 SCI = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[eE][+-]?\d+(?![\w.])")

@@ -6,14 +6,13 @@ import dataclasses
 import datetime as dt
 
 import pandas as pd
+from factories import TZ, catalog, claim, line, person
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from factories import TZ, catalog, claim, line, person
 from yibao.benefits.policy import PolicyBook
-from yibao.core.db import Base
 from yibao.crossregion.models import CrossFiling
 from yibao.crossregion.service import is_filed
 from yibao.settlement.batch import settle_batch

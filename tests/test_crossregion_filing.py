@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from factories import TZ, catalog, claim, line, person
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from factories import TZ, catalog, claim, line, person
 from yibao.benefits.policy import PolicyBook
 from yibao.cli import app
 from yibao.codes import registry

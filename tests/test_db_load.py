@@ -10,11 +10,11 @@ import pyarrow.compute as pc
 import pytest
 from sqlalchemy import select
 
+from yibao.api.models import MessageLog
+from yibao.codes import registry
 from yibao.core import contract
 from yibao.core import db as ydb
-from yibao.api.models import MessageLog
 from yibao.settlement import records
-from yibao.codes import registry
 
 SH = ZoneInfo("Asia/Shanghai")
 BIG = 2**53  # money.NO_CAP: larger than any float can hold exactly next to +1

@@ -10,11 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from yibao.core import db as ydb
 from yibao.api.models import MessageLog
-from yibao.settlement import ledger
-from yibao.settlement import records
 from yibao.codes import registry
+from yibao.core import db as ydb
+from yibao.settlement import ledger, records
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 5, 1, 9, 30, tzinfo=SH)

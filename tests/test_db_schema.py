@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import BigInteger, Boolean, Date, Integer, SmallInteger, String, inspect, text
 
+from yibao.codes import registry
 from yibao.core import contract
 from yibao.core import db as ydb
-from yibao.codes import registry
 from yibao.settlement import records
 
 

@@ -7,11 +7,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from console_support import console_login
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from console_support import console_login
 from yibao.cli import app
 from yibao.core import db
 

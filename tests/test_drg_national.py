@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from yibao.core.errors import CodeTableError
 from yibao.payment.drgcases import CaseBuilder, scheme_cases
 from yibao.payment.drgscheme import SchemeTables, schemes_root
-from yibao.payment.grouper import INPUT_COLUMNS, GroupingInputError, Grouper, load_grouper
+from yibao.payment.grouper import INPUT_COLUMNS, Grouper, GroupingInputError, load_grouper
 
 G = load_grouper("chs-drg-1.1")
 CASES = scheme_cases(G, per_drg=1, seed=3)

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from yibao.core import db
 from yibao.codes import registry
+from yibao.core import db
 from yibao.ecode import risk, tokens
 from yibao.ecode.models import EcodeBinding, EcodeBlock, EcodeRiskEvent, EcodeUse
 from yibao.ecode.params import EcodeConfigError, default_params, load_params

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from test_settlement_service import svc  # noqa: F401  (fixture: people E1, E2, R1, R2, C1)
 from typer.testing import CliRunner
 
-from test_settlement_service import svc  # noqa: F401  (fixture: people E1, E2, R1, R2, C1)
 from yibao.cli import app as cli
 from yibao.core import db as ydb
 from yibao.enrolment.api import router

@@ -6,6 +6,7 @@ import datetime as dt
 
 from api_support import PEOPLE, business_snapshot
 from test_api_conformance import _refused, _register, _row, _settle_data, w  # noqa: F401  (w is a fixture)
+
 from yibao.enrolment import service as en
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given, strategies as st
-from sqlalchemy import select
-
 from factories import claim, line
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
 from test_settlement_service import D, facts, inpatient_e1, snapshot, svc  # noqa: F401  (svc is a fixture)
+
 from yibao.core import db as ydb
 from yibao.core.errors import ClaimRejected
 from yibao.enrolment import service as en

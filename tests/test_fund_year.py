@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from factories import ITEMS
+
 from yibao.benefits.policy import PolicyBook
 from yibao.core.contract import ENCOUNTER, FAMILY_LINK, FEE_DETAIL, INSTITUTION, MED_LIST, PERSON, with_metadata
 from yibao.settlement.annual import settle_year

@@ -26,18 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, SECURITY, SH, Clock, seed
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, SECURITY, SH, Clock, seed
 from yibao.api.app import create_app
 from yibao.api.config import InstitutionParams, default_config
 from yibao.api.envelope import dumps_exact, loads_exact
 from yibao.api.interface import Interface
-from yibao.core import db as ydb
 from yibao.api.models import MessageLog
-from yibao.settlement import records
 from yibao.codes import registry
+from yibao.core import db as ydb
+from yibao.settlement import records
 
 HERE = Path(__file__).parent / "fixtures" / "his"
 FIXTURES = sorted(HERE.glob("*.json"))

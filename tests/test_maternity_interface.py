@@ -9,6 +9,7 @@ from api_support import BOOK, CAT, REGION
 from factories import claim, line
 from test_api_flow import T0, _cert, env  # noqa: F401  (the fixture)
 from test_settlement_service import facts, ledger_persons
+
 from yibao.api.hisclient import Item
 from yibao.settlement.sequential import Ledger, settle_in_order
 

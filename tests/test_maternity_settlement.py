@@ -6,11 +6,11 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from factories import TZ, catalog, claim, line, person
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from factories import TZ, catalog, claim, line, person
 from test_settlement_agreement import BOOK, CAT, build, claim_st, person_st
+
 from yibao.benefits import maternity
 from yibao.benefits.policy import PolicyBook
 from yibao.core.errors import ClaimRejected

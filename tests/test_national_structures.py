@@ -6,7 +6,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from yibao.codes import MedList, load_divisions, load_institutions, load_med_list, validate_institutions, validate_med_list
+from yibao.codes import (
+    MedList,
+    load_divisions,
+    load_institutions,
+    load_med_list,
+    validate_institutions,
+    validate_med_list,
+)
 from yibao.codes import national_structures as NS
 from yibao.codes._table import data_path
 from yibao.codes.practitioners import load_practitioners, validate_practitioners

@@ -7,16 +7,15 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import func, select
-
 from factories import TZ, catalog, line
+from sqlalchemy import func, select
 from test_db_load import _sorted, sample_tables
+
 from yibao.benefits.policy import PolicyBook
 from yibao.core import contract
 from yibao.core import db as ydb
-from yibao.settlement import ledger
-from yibao.settlement import records
 from yibao.core.parquet_io import load_parquet_dir
+from yibao.settlement import ledger, records
 from yibao.settlement.rules import Claim, PersonFacts
 from yibao.settlement.service import SettlementService
 

@@ -98,10 +98,10 @@ def test_peer_comparison_and_hospital_view():
 
 @pytest.fixture(scope="module")
 def small_region(tmp_path_factory):
+    import shutil
+
     from yibao.settlement.annual import settle_year
     from yibao.synth.cli import run_synth
-
-    import shutil
 
     d = tmp_path_factory.mktemp("payreg") / "region"
     run_synth(people=3000, seed=5, out=d, db=None, year=2025)

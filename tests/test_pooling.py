@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 
 from yibao.codes.divisions import Division, Divisions
 from yibao.core.contract import PERSON, SETTLEMENT, with_metadata
-from yibao.pooling.arrangement import Arrangement, PoolingError, arrangement_from_dict, known_arrangements, load_arrangement
+from yibao.pooling.arrangement import (
+    Arrangement,
+    PoolingError,
+    arrangement_from_dict,
+    known_arrangements,
+    load_arrangement,
+)
 from yibao.pooling.figures import IncomeRates, hierarchy, read_figures
 from yibao.pooling.mechanics import CountyFigures, apportion, check_conservation, simulate
 
@@ -471,10 +477,10 @@ def test_api_region_reads_the_served_data(client, region, monkeypatch):
 
 
 def test_api_is_mounted_behind_the_bureau_login(db_engine):
-    from fastapi.testclient import TestClient
-
     from api_support import SH, Clock, make_interface, seed
     from console_support import console_login
+    from fastapi.testclient import TestClient
+
     from yibao.api.app import create_app
 
     seed(db_engine)

@@ -159,8 +159,8 @@ def test_cli_end_to_end(tmp_path):
 def test_credit_grade_from_supervision_excludes_a_blacklisted_firm(db_engine, small_round):
     import datetime as dt
 
-    from yibao.supervision.credit import add_points
     from yibao.procurement.service import supervision_credit_lookup
+    from yibao.supervision.credit import add_points
 
     inp, _ = small_round
     drug = next(iter(inp.catalog))

@@ -9,16 +9,16 @@ import re
 import stat
 
 import pytest
+from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, SH, Clock, make_interface, seed
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, SH, Clock, make_interface, seed
 from yibao.api.app import create_app
 from yibao.api.envelope import field_of
 from yibao.api.hisclient import HisClient, HisError, http_transport
 from yibao.api.interface import Interface
-from yibao.api.models import SignIn
+from yibao.api.models import MessageLog, SignIn
 from yibao.api.security import (
     InstitutionKeys,
     SecurityError,
@@ -29,7 +29,6 @@ from yibao.api.security import (
     write_policy,
 )
 from yibao.core import db as ydb
-from yibao.api.models import MessageLog
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
 PATH = "/fsi/api/rsfComIfsService/callService"
@@ -386,6 +385,7 @@ def test_failed_logins_are_limited_per_address_and_the_limits_are_settings(db_en
 
 def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_limited(console_app):
     from console_support import console_login
+
     from yibao.web.auth import Limit, LoginLimiter
 
     app, auth, clock = console_app
@@ -429,6 +429,7 @@ def test_an_unknown_user_costs_the_same_password_check_as_a_known_one(console_ap
 
 def test_every_console_post_needs_the_token_of_its_page(console_app):
     from console_support import console_login, page_csrf
+
     from yibao.ecode.models import EcodeBlock
 
     app, auth, clock = console_app
@@ -538,7 +539,9 @@ def test_the_root_leads_to_the_console_and_the_docs(console_app):
 
 
 def test_a_spent_code_shown_far_away_still_trips_the_risk_rules(db_engine):
-    from test_ecode import GOOD, T0 as E0, seed_people
+    from test_ecode import GOOD, seed_people
+    from test_ecode import T0 as E0
+
     from yibao.ecode.models import EcodeBlock, EcodeRiskEvent
     from yibao.ecode.service import EcodeRefused, EcodeService
 

@@ -14,15 +14,16 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from factories import ITEMS, TZ, catalog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from factories import ITEMS, TZ, catalog
 from yibao.benefits.policy import PolicyBook
 from yibao.core.errors import ClaimRejected
 from yibao.settlement.batch import settle_batch, settle_batch_parallel
 from yibao.settlement.rules import Claim, FeeLine, PayerFacts, PersonFacts
 from yibao.settlement.sequential import Ledger, settle_in_order
+
 
 def _book_with_list_overrides() -> PolicyBook:
     """The shipped policies plus a treatment place (320500) and a region (990200) that override list classes."""

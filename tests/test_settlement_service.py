@@ -7,15 +7,15 @@ import datetime as dt
 import threading
 
 import pytest
+from factories import TZ, catalog, claim, line
 from sqlalchemy import func, select
 
-from factories import TZ, catalog, claim, line
-from yibao.benefits.policy import PolicyBook
-from yibao.core import db as ydb
 from yibao.api.models import MessageLog
-from yibao.settlement import records
+from yibao.benefits.policy import PolicyBook
 from yibao.codes import registry
+from yibao.core import db as ydb
 from yibao.core.errors import ClaimRejected
+from yibao.settlement import records
 from yibao.settlement.rules import PayerFacts, PersonFacts, monthly_account_credit
 from yibao.settlement.sequential import Ledger, settle_in_order
 from yibao.settlement.service import SettlementService

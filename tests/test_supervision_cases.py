@@ -204,8 +204,8 @@ def test_workflow_file_is_consistent():
 
 
 def test_history_from_the_database(db_engine):
-    from yibao.settlement import records
     from yibao.codes import registry
+    from yibao.settlement import records
     from yibao.supervision.history import history_for
 
     tz = dt.timezone(dt.timedelta(hours=8))

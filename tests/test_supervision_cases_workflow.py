@@ -11,6 +11,7 @@ import json
 import re
 
 import pytest
+from console_support import PASSWORD, console_login, page_csrf
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -21,8 +22,6 @@ from yibao.codes import registry
 from yibao.core.db import session_scope
 from yibao.supervision.credit import credit_grade
 from yibao.supervision.models import Case, CaseEvent, CreditPoint
-
-from console_support import PASSWORD, console_login, page_csrf
 
 INST = "H99TEST01"  # a synthetic institution
 

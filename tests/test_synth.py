@@ -19,8 +19,8 @@ from yibao.core import contract as C
 from yibao.core.errors import YibaoError
 from yibao.synth import PATTERNS, SynthError, collect_region, generate_region, write_parquet
 from yibao.synth import formulary as F
-from yibao.synth.encounters import national_procedure
 from yibao.synth.cli import run_synth
+from yibao.synth.encounters import national_procedure
 
 YEAR = 2025
 GENERATED = ("med_list", "institution", "practitioner", "person", "family_link", "encounter", "fee_detail", "ground_truth", "purchase")

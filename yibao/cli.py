@@ -112,7 +112,9 @@ app.add_typer(data_app, name="data")
 from yibao.procurement.cli import app as procurement_app  # noqa: E402
 
 app.add_typer(procurement_app, name="procurement")
-from yibao.api.cli import app as api_app, inst_app, serve as _serve  # noqa: E402
+from yibao.api.cli import app as api_app  # noqa: E402
+from yibao.api.cli import inst_app
+from yibao.api.cli import serve as _serve
 
 app.add_typer(api_app, name="api")
 app.command("serve")(_serve)
@@ -133,15 +135,21 @@ from yibao.web.cli import app as console_app  # noqa: E402
 
 app.add_typer(console_app, name="console")
 from yibao.pooling.cli import app as pooling_app  # noqa: E402
+
 app.add_typer(pooling_app, name="pooling")
-from yibao.enrolment.cli import app as enrol_app, accounts_app  # noqa: E402
+from yibao.enrolment.cli import accounts_app
+from yibao.enrolment.cli import app as enrol_app  # noqa: E402
+
 app.add_typer(enrol_app, name="enrol")
 app.add_typer(accounts_app, name="accounts")
 from yibao.ltc.cli import app as ltc_app  # noqa: E402
+
 app.add_typer(ltc_app, name="ltc")
 from yibao.commercial.cli import app as commercial_app  # noqa: E402
+
 app.add_typer(commercial_app, name="commercial")
 from yibao.maternity.cli import app as maternity_app  # noqa: E402
+
 app.add_typer(maternity_app, name="maternity")
 console = Console()
 

@@ -187,13 +187,13 @@ def create_app(iface: Interface) -> FastAPI:
     # public see their own slice through the console pages, which filter by the user's institution / person)
     from fastapi import Depends
 
-    from yibao.payment.api import router as payment_router
-    from yibao.procurement.api import router as procurement_router
-    from yibao.pooling.api import router as pooling_router
-    from yibao.ltc.api import router as ltc_router
-    from yibao.supervision.api import router as supervision_router
-    from yibao.enrolment.api import router as enrolment_router
     from yibao.crossregion.api import router as filing_router
+    from yibao.enrolment.api import router as enrolment_router
+    from yibao.ltc.api import router as ltc_router
+    from yibao.payment.api import router as payment_router
+    from yibao.pooling.api import router as pooling_router
+    from yibao.procurement.api import router as procurement_router
+    from yibao.supervision.api import router as supervision_router
     from yibao.web.auth import require
 
     bureau_only = [Depends(require("bureau"))]
@@ -210,7 +210,10 @@ def create_app(iface: Interface) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    from yibao.web.front import SecurityHeaders, landing_page  # / leads to the console and the docs; headers on every answer
+    from yibao.web.front import (  # / leads to the console and the docs; headers on every answer
+        SecurityHeaders,
+        landing_page,
+    )
 
     app.add_api_route("/", landing_page, methods=["GET"], include_in_schema=False)
     app.add_middleware(SecurityHeaders)

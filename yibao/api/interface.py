@@ -37,7 +37,6 @@ from sqlalchemy import Engine, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from yibao.enrolment.service import insured_state
 from yibao.api import schemas as S
 from yibao.api.config import InterfaceConfig, default_config
 from yibao.api.envelope import (
@@ -52,19 +51,18 @@ from yibao.api.envelope import (
     loads_exact,
     mask,
 )
-from yibao.api.models import SignIn, StoredReply
+from yibao.api.models import MessageLog, SignIn, StoredReply
 from yibao.api.security import InstitutionKeys, Refusal, SecurityPolicy, open_request, seal_reply
 from yibao.benefits.policy import PolicyBook
-from yibao.core import contract, db
-from yibao.api.models import MessageLog
-from yibao.settlement import ledger
-from yibao.settlement import records
 from yibao.codes import registry
+from yibao.codes.national import canonical_diagnosis, is_valid_diagnosis
+from yibao.core import contract, db
 from yibao.core.errors import ClaimRejected, YibaoError
 from yibao.core.money import BP_SCALE, NO_CAP, MoneyError, fen_to_yuan, yuan_to_fen
+from yibao.enrolment.service import insured_state
+from yibao.settlement import ledger, records
 from yibao.settlement import visits as V
 from yibao.settlement.catalog import Catalog
-from yibao.codes.national import canonical_diagnosis, is_valid_diagnosis
 from yibao.settlement.rules import (
     Claim,
     FeeLine,
@@ -75,7 +73,7 @@ from yibao.settlement.rules import (
     split_lines,
 )
 from yibao.settlement.service import CancelResult, SettlementService, SettleResult
-from yibao.settlement.visit_service import CLAIMED_AMOUNTS, VisitSettleRequest, VisitSettlementService, VisitSnapshot
+from yibao.settlement.visit_service import CLAIMED_AMOUNTS, VisitSettlementService, VisitSettleRequest, VisitSnapshot
 
 __all__ = ["Interface", "Outcome", "TRANSACTIONS"]
 
@@ -1180,4 +1178,4 @@ TRANSACTIONS: dict[str, Transaction] = {
     )
 }
 
-from yibao.api import more_transactions as _more; _more.register(TRANSACTIONS)  # noqa: E402,E702 - issue 16
+from yibao.api import more_transactions as _more; _more.register(TRANSACTIONS)  # noqa: E402,E702,I001 - issue 16

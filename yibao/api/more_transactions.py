@@ -56,24 +56,22 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yibao.api import schemas_more as M
 from yibao.api.envelope import fmt_time
-from yibao.api.models import SignIn, StoredReply
+from yibao.api.models import MessageLog, SignIn, StoredReply
 from yibao.api.more_models import ApiFile, IncareResult, SetlList, SignOut
+from yibao.codes import registry
 from yibao.core import db
 from yibao.core.contract import INSUTYPE_EMPLOYEE, MED_TYPE_INPATIENT, MED_TYPE_OUTPATIENT, MED_TYPE_PHARMACY
-from yibao.api.models import MessageLog
-from yibao.settlement import ledger
-from yibao.settlement import records
-from yibao.codes import registry
 from yibao.core.errors import ClaimRejected, YibaoError
-from yibao.core.yamldata import data_error, load_model
 from yibao.core.money import BP_SCALE, MoneyError, fen_to_yuan, yuan_to_fen
+from yibao.core.yamldata import data_error, load_model
+from yibao.settlement import ledger, records
 from yibao.settlement import visits as V
-from yibao.settlement.rules import FeeLine, PersonFacts, age_on
+from yibao.settlement.rules import PersonFacts, age_on
 
 __all__ = ["MoreConfig", "load_more_config", "in_care_check", "register"]
 

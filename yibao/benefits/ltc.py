@@ -19,7 +19,7 @@ def ltc_monthly_benefit(snap: PolicySnapshot, grade: str, setting: str, days_in_
         raise ClaimRejected(f"unknown care setting {setting!r}", f"护理方式 {setting!r} 无效", field="setting")
     monthly = getattr(g, setting)
     if monthly is None:
-        raise ClaimRejected(f"grade {grade} has no {setting} benefit in this policy", f"该等级无此护理方式待遇", field="setting")
+        raise ClaimRejected(f"grade {grade} has no {setting} benefit in this policy", "该等级无此护理方式待遇", field="setting")
     if days_in_care is None:
         return monthly
     if not (0 <= days_in_care <= days_in_month) or days_in_month <= 0:

@@ -28,7 +28,13 @@ from yibao.codes.icd10 import (
 from yibao.codes.institutions import load_institutions, validate_institutions
 from yibao.codes.medlist import MedItem, MedList, load_med_list, validate_med_list
 from yibao.codes.practitioners import load_practitioners, validate_practitioners
-from yibao.codes.procedures import PROCEDURE, PROCEDURE_MIX, is_valid_procedure_code, load_procedure_mix, load_procedures
+from yibao.codes.procedures import (
+    PROCEDURE,
+    PROCEDURE_MIX,
+    is_valid_procedure_code,
+    load_procedure_mix,
+    load_procedures,
+)
 
 __all__ = [
     "HOME_REGION",

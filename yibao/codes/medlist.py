@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 from yibao.codes import national_structures as NS
 from yibao.codes._table import data_path, parse_bool, parse_int, read_csv, split_list, table_error
 from yibao.codes.icd10 import is_valid_icd10_prefix
-from yibao.core.errors import CodeTableError
 from yibao.core import contract as C
+from yibao.core.errors import CodeTableError
 from yibao.core.money import BP_SCALE, MoneyError, ratio_to_bp, yuan_to_fen
 
 DRUG_KINDS = ("western", "tcm_patent", "herbal")

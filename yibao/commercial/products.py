@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from yibao.core.errors import YibaoError
-from yibao.core.money import parameter_fen, ratio_to_bp, MoneyError
+from yibao.core.money import MoneyError, parameter_fen, ratio_to_bp
 from yibao.core.yamldata import load_model
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "commercial"

@@ -19,14 +19,14 @@ from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from yibao.core import db
-from yibao.settlement import records
 from yibao.codes import registry
+from yibao.core import db
 from yibao.core.errors import YibaoError
 from yibao.ecode import risk, tokens
 from yibao.ecode.identity import IdentityVerifier, Subject, load_verifier
 from yibao.ecode.models import EcodeBinding, EcodeBlock, EcodeKey, EcodeRiskEvent, EcodeUse
 from yibao.ecode.params import EcodeParams, default_params
+from yibao.settlement import records
 
 RISK_ENGINE = "risk-engine"
 _B, _K, _U, _I = EcodeBinding.__table__, EcodeBlock.__table__, EcodeUse.__table__, registry.Institution.__table__

@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from yibao.core import db
-from yibao.core.money import fmt_yuan, yuan_to_fen, MoneyError
+from yibao.core.money import MoneyError, fmt_yuan, yuan_to_fen
 from yibao.enrolment import service as en
 from yibao.enrolment.models import Contribution, DeemedYears, InsuredPeriod
 from yibao.enrolment.rules import EnrolmentError

@@ -7,7 +7,6 @@ has enrolment records, or to everyone when the rules switch it on (``enrolment.r
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -18,8 +17,16 @@ from yibao.core import db
 from yibao.core.contract import INSUTYPE_EMPLOYEE, INSUTYPE_RESIDENT
 from yibao.core.errors import ClaimRejected
 from yibao.enrolment.models import Contribution, DeemedYears, InsuredPeriod
-from yibao.enrolment.rules import (Coverage, EnrolmentError, PeriodView, decide_coverage, employee_parts, late_fee,
-                                   load_rules, rules_on)
+from yibao.enrolment.rules import (
+    Coverage,
+    EnrolmentError,
+    PeriodView,
+    decide_coverage,
+    employee_parts,
+    late_fee,
+    load_rules,
+    rules_on,
+)
 
 __all__ = ["enrol", "stop", "pay_employee_month", "pay_resident_year", "backpay", "arrears", "set_deemed_years",
            "coverage_on", "require_coverage", "SCHEMES"]

@@ -155,9 +155,9 @@ def dip_catalog(request: Request) -> dict:
 @router.post("/dip/case-points")
 def dip_case_points(body: DipCaseIn, request: Request, params: str = "example-city-a") -> dict:
     """Points of one case under the configured catalog (group, outlier kind, coefficient, points)."""
+    from yibao.codes.national import check_diagnosis, check_procedure
     from yibao.payment.cases import CodeTables, PaymentInputError, case_keys
     from yibao.payment.dip import case_points
-    from yibao.codes.national import check_diagnosis, check_procedure
     from yibao.payment.params import load_dip_params
 
     cat = _catalog(request)

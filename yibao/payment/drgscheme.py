@@ -62,7 +62,6 @@ from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 
-
 from yibao.codes import national
 from yibao.codes._table import read_csv, table_error
 from yibao.core.errors import CodeTableError

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,15 @@ import pandas as pd
 
 from yibao.codes import national
 from yibao.core.errors import CodeTableError
-from yibao.payment.drgscheme import MAX_AGE, SEVERITY_LEVELS, UNGROUPABLE, AdrgRule, MdcRule, SchemeTables, find_scheme_dir
+from yibao.payment.drgscheme import (
+    MAX_AGE,
+    SEVERITY_LEVELS,
+    UNGROUPABLE,
+    AdrgRule,
+    MdcRule,
+    SchemeTables,
+    find_scheme_dir,
+)
 
 INPUT_COLUMNS = ("case_id", "gend", "age", "nwb_age", "nwb_bir_wt", "ipt_days", "main_diag", "other_diags", "oprns")
 OUTPUT_COLUMNS = ("case_id", "mdc", "adrg", "drg", "status")

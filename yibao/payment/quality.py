@@ -41,7 +41,6 @@ from yibao.core.yamldata import load_model
 from yibao.supervision.coding import PATTERNS
 
 
-
 class _M(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -91,7 +91,8 @@ def arrangement(name: str) -> dict:
 @router.post("/simulate", summary="统筹层次模拟 · simulate an arrangement over given county figures")
 def simulate(body: SimulateIn) -> dict:
     from yibao.pooling.figures import hierarchy
-    from yibao.pooling.mechanics import CountyFigures, simulate as run
+    from yibao.pooling.mechanics import CountyFigures
+    from yibao.pooling.mechanics import simulate as run
 
     try:
         arr = _arrangement(body.arrangement)

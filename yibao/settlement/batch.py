@@ -231,8 +231,6 @@ def settle_batch(
 
     is_emp = p_emp[pi0] if n else np.zeros(0, bool)
     retired = p_retired[pi0] if n else np.zeros(0, bool)
-    gend_txt = np.array(p_gend_vals + [""], dtype=object)
-    ass_txt = np.array(p_ass_vals + [""], dtype=object)
     gend_c = p_gend_code[pi0] if n else np.zeros(0, I64)
     ass_c = p_ass_code[pi0] if n else np.zeros(0, I64)
     civil = p_civil[pi0] if n else np.zeros(0, bool)

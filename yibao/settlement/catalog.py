@@ -13,7 +13,6 @@ import pyarrow as pa
 from yibao.codes.medlist import MedItem, MedList
 from yibao.core.contract import CLASS_B
 
-
 ListItem = MedItem  # one row of the list; the settlement engine reads the same item codes publishes
 
 

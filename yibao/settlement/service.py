@@ -78,15 +78,14 @@ from sqlalchemy import Engine, and_, bindparam, delete, func, or_, select, tuple
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from yibao.crossregion.service import is_filed
 from yibao.benefits.policy import PolicyBook
-from yibao.core import db
-from yibao.settlement import ledger
-from yibao.settlement import records
 from yibao.codes import registry
+from yibao.core import db
 from yibao.core.contract import INSUTYPE_EMPLOYEE
-from yibao.enrolment.service import require_coverage
 from yibao.core.errors import ClaimRejected
+from yibao.crossregion.service import is_filed
+from yibao.enrolment.service import require_coverage
+from yibao.settlement import ledger, records
 from yibao.settlement.catalog import Catalog
 from yibao.settlement.rules import (
     Claim,

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from yibao.settlement import records
 from yibao.codes import registry
 from yibao.core.errors import ClaimRejected
 from yibao.core.money import fen_to_yuan
+from yibao.settlement import records
 from yibao.settlement.rules import Claim, PayerFacts, PersonFacts
 from yibao.settlement.service import SettlementService, SettleResult
 from yibao.settlement.visits import DISCHARGED, INPATIENT, PendingLine, VisitState, load_visit, pending_lines

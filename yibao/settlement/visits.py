@@ -39,11 +39,11 @@ from sqlalchemy import BigInteger, ForeignKey, ForeignKeyConstraint, Index, Inte
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from yibao.benefits.policy import PolicyBook
-from yibao.core import db
-from yibao.settlement import records
 from yibao.codes import registry
+from yibao.core import db
 from yibao.core.db import Base, TZDateTime
 from yibao.core.errors import ClaimRejected
+from yibao.settlement import records
 from yibao.settlement.catalog import Catalog
 from yibao.settlement.rules import FeeLine, line_total
 

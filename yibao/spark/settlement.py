@@ -33,7 +33,17 @@ from yibao.core import manifest
 from yibao.core.contract import SETTLEMENT, with_metadata
 from yibao.core.errors import YibaoError
 from yibao.settlement import batch as engine
-from yibao.settlement.annual import CLAIM_COLUMNS, INPUTS, LINE_COLUMNS, OUTPUTS, StreamedBatch, ParquetView, YearResult, read_parquet, require_table
+from yibao.settlement.annual import (
+    CLAIM_COLUMNS,
+    INPUTS,
+    LINE_COLUMNS,
+    OUTPUTS,
+    ParquetView,
+    StreamedBatch,
+    YearResult,
+    read_parquet,
+    require_table,
+)
 from yibao.settlement.catalog import Catalog
 from yibao.spark.session import get_session
 

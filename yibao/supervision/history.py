@@ -16,7 +16,6 @@ from yibao.core.contract import MED_TYPE_INPATIENT
 from yibao.settlement import records
 from yibao.supervision.incare import History, PastAdmission
 
-
 _E = records.Encounter
 # built once (bind parameters): the in-care check runs inside every settling message
 _ADMISSIONS = select(_E.mdtrt_id, _E.fixmedins_code, _E.dise_codg, _E.begntime, _E.endtime).where(

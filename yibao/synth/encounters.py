@@ -419,7 +419,7 @@ class Region:
             self.lines.add(enc[well], item, self.qty(item, 1, 1))
 
     def pharmacy(self):
-        p, rng, c = self.p, self.rng, self.c
+        p, rng = self.p, self.rng
         rate = np.where(p.age < 18, PHARMACY_RATE["child"], np.where(p.retired, PHARMACY_RATE["retired"], np.where(p.employee, PHARMACY_RATE["in_service"], PHARMACY_RATE["resident"])))
         person = np.repeat(np.arange(p.n), rng.poisson(rate))
         m = len(person)

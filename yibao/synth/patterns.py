@@ -656,7 +656,7 @@ def stock_mismatch(frames, rate, rng):
     writes the synthetic purchase table (:mod:`yibao.synth.purchases`): the pharmacy bought what it really
     dispensed, not what it billed.
     """
-    fee, enc = frames["fee_detail"], frames["encounter"]
+    fee = frames["fee_detail"]
     c = _catalog()
     idx = _item_idx(fee["med_list_codg"].to_numpy())
     drug = (c.is_drug[idx] & ~c.is_herbal[idx]) if len(idx) else np.zeros(0, bool)
@@ -698,7 +698,7 @@ def ring(frames, rate, rng):
     if n_people < 6 or len(first) < 6:
         return C.GROUND_TRUTH.empty_table()
     order = rng.permutation(len(first))
-    rows_new_enc, rows_new_fee, labels, used = [], [], [], 0
+    rows_new_enc, labels, used = [], [], 0
     year_t0 = int(enc["begntime"].min())
     while used + 6 <= min(n_people, len(first)):
         size = int(min(rng.integers(6, 11), min(n_people, len(first)) - used))
