@@ -47,7 +47,11 @@ from yibao.settlement import records
 
 REGION = "990100"
 INSTITUTION = "BENCH-H2"
-ITEMS = [Item("XV99AAS007Z999010700000", "28", "1.20"), Item("XV99AAS010Z999011000000", "14", "0.50"), Item("XV99AAS012Z999011200000", "7", "2.35")]
+ITEMS = [
+    Item("XV99AAS007Z999010700000", "28", "1.20"),
+    Item("XV99AAS010Z999011000000", "14", "0.50"),
+    Item("XV99AAS012Z999011200000", "7", "2.35"),
+]
 PEOPLE = 2000
 
 
@@ -58,17 +62,36 @@ def seed(url: str) -> list[tuple[str, str, str]]:
     rnd = random.Random(7)
     roster = []
     with ydb.session_scope(engine) as s:
-        s.add(registry.Institution(fixmedins_code=INSTITUTION, fixmedins_name="基准测试医院 (synthetic)",
-                              fixmedins_type="hospital", hosp_lv=2, admdvs=REGION, synthetic=True))
+        s.add(
+            registry.Institution(
+                fixmedins_code=INSTITUTION,
+                fixmedins_name="基准测试医院 (synthetic)",
+                fixmedins_type="hospital",
+                hosp_lv=2,
+                admdvs=REGION,
+                synthetic=True,
+            )
+        )
         for i in range(PEOPLE):
             emp = i % 5 < 3
             psn = f"BP{i:06d}"
             certno = f"9901011970{i:08d}"
-            s.add(registry.Person(psn_no=psn, certno=certno, psn_name="合成", gend=str(1 + i % 2),
-                             brdy=__import__("datetime").date(1950 + rnd.randrange(55), 1 + rnd.randrange(12), 1),
-                             insutype="310" if emp else "390", psn_type="in_service" if emp else "resident",
-                             insuplc_admdvs=REGION, assistance="", contribution_base=600_000 if emp else 0,
-                             acct_balc=200_000 if emp else 0, synthetic=True))
+            s.add(
+                registry.Person(
+                    psn_no=psn,
+                    certno=certno,
+                    psn_name="合成",
+                    gend=str(1 + i % 2),
+                    brdy=__import__("datetime").date(1950 + rnd.randrange(55), 1 + rnd.randrange(12), 1),
+                    insutype="310" if emp else "390",
+                    psn_type="in_service" if emp else "resident",
+                    insuplc_admdvs=REGION,
+                    assistance="",
+                    contribution_base=600_000 if emp else 0,
+                    acct_balc=200_000 if emp else 0,
+                    synthetic=True,
+                )
+            )
             roster.append((psn, "310" if emp else "390", certno))
     engine.dispose()
     return roster
@@ -83,8 +106,23 @@ def free_port() -> int:
 
 
 def start_server(url: str, port: int, workers: int, sqlite_sync: str = "FULL") -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "from yibao.cli import app; app()", "serve", "--db", url, "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--log-level", "error", "--insecure-demo"]  # the load generator signs in without a credential
+    cmd = [
+        sys.executable,
+        "-c",
+        "from yibao.cli import app; app()",
+        "serve",
+        "--db",
+        url,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "error",
+        "--insecure-demo",
+    ]  # the load generator signs in without a credential
     env = {**os.environ, "YIBAO_SQLITE_SYNCHRONOUS": sqlite_sync}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env)
     deadline = time.time() + 60
@@ -148,9 +186,19 @@ async def client_loop(http: httpx.AsyncClient, roster, stats: Stats, until: floa
     while time.perf_counter() < until:
         psn, insutype, certno = roster[rnd.randrange(len(roster))]
         now = his.clock()
-        reg = await call("2201", {"data": {"psn_no": psn, "insutype": insutype, "begntime": fmt_time(now),
-                                           "mdtrt_cert_type": "02", "mdtrt_cert_no": certno,
-                                           "ipt_otp_no": uuid.uuid4().hex[:20]}})
+        reg = await call(
+            "2201",
+            {
+                "data": {
+                    "psn_no": psn,
+                    "insutype": insutype,
+                    "begntime": fmt_time(now),
+                    "mdtrt_cert_type": "02",
+                    "mdtrt_cert_no": certno,
+                    "ipt_otp_no": uuid.uuid4().hex[:20],
+                }
+            },
+        )
         if reg is None:
             continue
         mdtrt_id = reg["output"]["data"]["mdtrt_id"]
@@ -158,9 +206,17 @@ async def client_loop(http: httpx.AsyncClient, roster, stats: Stats, until: floa
         if await call("2204", {"feedetail": rows}) is None:
             continue
         total = sum((r["det_item_fee_sumamt"] for r in rows), Decimal("0.00"))
-        data = {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "med_type": "11",
-                "medfee_sumamt": total, "psn_setlway": "01", "mdtrt_id": mdtrt_id, "insutype": insutype,
-                "acct_used_flag": "1"}
+        data = {
+            "psn_no": psn,
+            "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": certno,
+            "med_type": "11",
+            "medfee_sumamt": total,
+            "psn_setlway": "01",
+            "mdtrt_id": mdtrt_id,
+            "insutype": insutype,
+            "acct_used_flag": "1",
+        }
         if await call("2206", {"data": data}) is None:
             continue
         done = await call("2207", {"data": data})
@@ -185,31 +241,56 @@ def verify(url: str, base: str, stats: Stats) -> str:
     """Nothing lost or duplicated; 3201 of the replies' totals agrees for each scheme."""
     engine = ydb.make_engine(url)
     with engine.connect() as conn:
-        ids = set(conn.execute(select(records.Settlement.setl_id).where(records.Settlement.refd_setl_flag.is_(False))).scalars())
+        ids = set(
+            conn.execute(
+                select(records.Settlement.setl_id).where(records.Settlement.refd_setl_flag.is_(False))
+            ).scalars()
+        )
         n = conn.execute(select(func.count()).select_from(records.Settlement)).scalar_one()
     engine.dispose()
     replied = [s["setl_id"] for s in stats.settled]
     lost = len(set(replied) - ids)
     extra = len(ids - set(replied))
     dup = len(replied) - len(set(replied))
-    his = HisClient(lambda env: loads_exact(httpx.post(base + ENVELOPE_PATH, content=dumps_exact(env).encode(),
-                                                       timeout=60).content), INSTITUTION)
+    his = HisClient(
+        lambda env: loads_exact(
+            httpx.post(base + ENVELOPE_PATH, content=dumps_exact(env).encode(), timeout=60).content
+        ),
+        INSTITUTION,
+    )
     his.sign_in()
     results = []
     days = sorted({s["setl_time"][:10] for s in stats.settled})
     for insutype in ("310", "390"):
         mine = [s for s in stats.settled if s["insutype"] == insutype]
-        tot = {"medfee_sumamt": sum((s["medfee_sumamt"] for s in mine), Decimal("0.00")),
-               "fund_pay_sumamt": sum((s["fund_pay_sumamt"] for s in mine), Decimal("0.00")),
-               "acct_pay": sum((s["acct_pay"] for s in mine), Decimal("0.00")), "fixmedins_setl_cnt": len(mine)}
+        tot = {
+            "medfee_sumamt": sum((s["medfee_sumamt"] for s in mine), Decimal("0.00")),
+            "fund_pay_sumamt": sum((s["fund_pay_sumamt"] for s in mine), Decimal("0.00")),
+            "acct_pay": sum((s["acct_pay"] for s in mine), Decimal("0.00")),
+            "fixmedins_setl_cnt": len(mine),
+        }
         if not days:
             continue
-        r = his.call("3201", {"data": {"insutype": insutype, "clr_type": "11", "setl_optins": REGION,
-                                       "stmt_begndate": days[0], "stmt_enddate": days[-1], **tot}}, check=False)
+        r = his.call(
+            "3201",
+            {
+                "data": {
+                    "insutype": insutype,
+                    "clr_type": "11",
+                    "setl_optins": REGION,
+                    "stmt_begndate": days[0],
+                    "stmt_enddate": days[-1],
+                    **tot,
+                }
+            },
+            check=False,
+        )
         results.append(f"{insutype}:{r.get('output', {}).get('stmtinfo', {}).get('stmt_rslt', 'ERR')}")
     ok = lost == 0 and extra == 0 and dup == 0 and n == len(replied) and all(x.endswith(":0") for x in results)
-    return (f"{'OK' if ok else 'MISMATCH'} (db settlements {n}, replied {len(replied)}, lost {lost}, "
-            f"unreplied {extra}, duplicated {dup}; 3201 stmt_rslt {' '.join(results)})")
+    return (
+        f"{'OK' if ok else 'MISMATCH'} (db settlements {n}, replied {len(replied)}, lost {lost}, "
+        f"unreplied {extra}, duplicated {dup}; 3201 stmt_rslt {' '.join(results)})"
+    )
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -232,9 +313,11 @@ def run_one(backend: str, url: str, clients: int, seconds: float, workers: int, 
     reqs = sum(len(v) for v in stats.lat.values())
     s7 = stats.lat.get("2207", [])
     errors = sum(stats.errors.values())
-    line = (f"| {backend} | {clients} | {workers} | {stats.flows / elapsed:,.1f} | {reqs / elapsed:,.0f} | "
-            f"{pct(s7, 50):.1f} | {pct(s7, 95):.1f} | {pct(s7, 99):.1f} | "
-            f"{statistics.mean(s7) * 1000 if s7 else float('nan'):.1f} | {errors} | {sum(stats.retries.values())} | {check} |")
+    line = (
+        f"| {backend} | {clients} | {workers} | {stats.flows / elapsed:,.1f} | {reqs / elapsed:,.0f} | "
+        f"{pct(s7, 50):.1f} | {pct(s7, 95):.1f} | {pct(s7, 99):.1f} | "
+        f"{statistics.mean(s7) * 1000 if s7 else float('nan'):.1f} | {errors} | {sum(stats.retries.values())} | {check} |"
+    )
     print(line, flush=True)
     for what, d in (("error", stats.errors), ("resent", stats.retries)):
         for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:5]:
@@ -249,19 +332,33 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pg-url", default=os.environ.get("YIBAO_TEST_POSTGRES_URL", ""))
     ap.add_argument("--backends", default="sqlite,postgres")
-    ap.add_argument("--sqlite-synchronous", default="FULL", choices=["FULL", "NORMAL"],
-                    help="the server's YIBAO_SQLITE_SYNCHRONOUS (FULL: every commit synced, the default)")
+    ap.add_argument(
+        "--sqlite-synchronous",
+        default="FULL",
+        choices=["FULL", "NORMAL"],
+        help="the server's YIBAO_SQLITE_SYNCHRONOUS (FULL: every commit synced, the default)",
+    )
     args = ap.parse_args()
-    print(f"bench_api: {args.seconds:.0f} s per run, clients {args.clients}, {args.workers} server workers, "
-          f"{os.cpu_count()} CPUs (load generator on the same machine); synthetic roster of {PEOPLE} people")
-    print("| db | clients | workers | flows/s | requests/s | 2207 p50 ms | p95 ms | p99 ms | mean ms | errors | resent | check |")
+    print(
+        f"bench_api: {args.seconds:.0f} s per run, clients {args.clients}, {args.workers} server workers, "
+        f"{os.cpu_count()} CPUs (load generator on the same machine); synthetic roster of {PEOPLE} people"
+    )
+    print(
+        "| db | clients | workers | flows/s | requests/s | 2207 p50 ms | p95 ms | p99 ms | mean ms | errors | resent | check |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for backend in args.backends.split(","):
         for c in (int(x) for x in args.clients.split(",")):
             if backend == "sqlite":
                 d = tempfile.mkdtemp(prefix="bench-api-")
-                run_one(f"SQLite ({args.sqlite_synchronous})", f"sqlite:///{Path(d) / 'yibao.db'}", c, args.seconds,
-                        args.workers, args.sqlite_synchronous)
+                run_one(
+                    f"SQLite ({args.sqlite_synchronous})",
+                    f"sqlite:///{Path(d) / 'yibao.db'}",
+                    c,
+                    args.seconds,
+                    args.workers,
+                    args.sqlite_synchronous,
+                )
             elif backend == "postgres" and args.pg_url:
                 import psycopg
                 from sqlalchemy.engine import make_url

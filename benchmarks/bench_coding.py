@@ -37,7 +37,12 @@ def _gen(d: Path, people: int, seed: int, year: int) -> None:
     m = d / "manifest.json"
     if m.exists():
         doc = json.loads(m.read_text())
-        if (doc.get("people"), doc.get("seed"), doc.get("year"), doc.get("patterns")) == (people, seed, year, DEFAULT_RATES) and (d / "settlement.parquet").exists():
+        if (doc.get("people"), doc.get("seed"), doc.get("year"), doc.get("patterns")) == (
+            people,
+            seed,
+            year,
+            DEFAULT_RATES,
+        ) and (d / "settlement.parquet").exists():
             print(f"reusing region in {d}")
             return
     t = time.perf_counter()
@@ -53,7 +58,11 @@ def _labels(truth: pd.DataFrame, pattern: str) -> set[str]:
     diagnosis on a card of the other sex (the other impersonation labels, claims after death, are not)."""
     t = truth[truth.entity == "encounter"]
     if pattern == "sex_mismatch":
-        return set(t.loc[(t.pattern == "impersonation") & t.detail.str.contains("billed on the card", regex=False), "entity_id"])
+        return set(
+            t.loc[
+                (t.pattern == "impersonation") & t.detail.str.contains("billed on the card", regex=False), "entity_id"
+            ]
+        )
     return set(t.loc[t.pattern == pattern, "entity_id"])
 
 

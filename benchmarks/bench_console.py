@@ -35,8 +35,21 @@ PASSWORD = "bench-password-1"
 
 def build_demo(people: int, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "yibao.cli", "demo", "--people", str(people), "--out", str(out),
-                    "--db", f"sqlite:///{out / 'yibao.db'}"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "yibao.cli",
+            "demo",
+            "--people",
+            str(people),
+            "--out",
+            str(out),
+            "--db",
+            f"sqlite:///{out / 'yibao.db'}",
+        ],
+        check=True,
+    )
 
 
 def prepare(db_url: str) -> None:
@@ -112,8 +125,16 @@ def browser_times(base: str, cookie: str) -> dict[str, float]:
     """Chromium navigation to the load event, per page (figures are cached server-side by now, as for any second visitor)."""
     from playwright.sync_api import sync_playwright
 
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     out = {}
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as prof:
         ctx = pw.chromium.launch_persistent_context(prof, executable_path="/usr/bin/chromium", headless=True, args=args)
@@ -145,7 +166,9 @@ def token_rates(seconds: float = 2.0) -> list[tuple[str, float, int]]:
     return out
 
 
-def service_rate(n_people: int = 200, rounds: int = 10, flush_ms: int = 0, url: str | None = None, tag: str = "P") -> tuple[float, int]:
+def service_rate(
+    n_people: int = 200, rounds: int = 10, flush_ms: int = 0, url: str | None = None, tag: str = "P"
+) -> tuple[float, int]:
     """bind n people once; then generate + verify (recorded, risk-checked) ``rounds`` times each, on a fresh database
     (a new SQLite file, or ``url``: an empty PostgreSQL database)."""
     from yibao.core import db
@@ -156,13 +179,24 @@ def service_rate(n_people: int = 200, rounds: int = 10, flush_ms: int = 0, url: 
     db.upgrade(url)
     engine = db.make_engine(url)
     with db.session_scope(engine) as s:
-        s.add(registry.Institution(fixmedins_code=f"H{tag}", fixmedins_name="H1", fixmedins_type="hospital", hosp_lv=2, admdvs="990101", synthetic=True))
+        s.add(
+            registry.Institution(
+                fixmedins_code=f"H{tag}",
+                fixmedins_name="H1",
+                fixmedins_type="hospital",
+                hosp_lv=2,
+                admdvs="990101",
+                synthetic=True,
+            )
+        )
         for i in range(n_people):
             s.add(registry.Person(psn_no=f"{tag}{i:06d}", certno=f"9901011990{i:08d}", insutype="310", synthetic=True))
     from yibao.ecode.params import default_params
 
     p = default_params()
-    svc = EcodeService(engine, params=p.model_copy(update={"usage_log": p.usage_log.model_copy(update={"flush_ms": flush_ms})}))
+    svc = EcodeService(
+        engine, params=p.model_copy(update={"usage_log": p.usage_log.model_copy(update={"flush_ms": flush_ms})})
+    )
     for i in range(n_people):
         svc.bind(f"{tag}acct{i}", f"{tag}{i:06d}", {"certno": f"9901011990{i:08d}", "face": "live-match"})
     n, t0 = 0, time.perf_counter()
@@ -197,21 +231,29 @@ def main() -> None:
         people = c.execute(text("SELECT count(*) FROM person")).scalar()
         claims = c.execute(text("SELECT count(*) FROM settlement")).scalar()
     e.dispose()
-    print(f"\n## console pages on the demo region: {people:,} people, {claims:,} settlements (SQLite), machine: {os.cpu_count()} cores")
+    print(
+        f"\n## console pages on the demo region: {people:,} people, {claims:,} settlements (SQLite), machine: {os.cpu_count()} cores"
+    )
     print(f"{'page':<12} {'server first render':>20} {'Chromium load':>14} {'background analysis':>20}")
     for name, srv, br, an in page_times(db_url, demo / "region"):
-        print(f"{name:<12} {srv * 1000:>17.0f} ms {'' if br is None else f'{br * 1000:.0f} ms':>14} "
-              f"{'' if an is None else f'{an:.1f} s':>20}")
+        print(
+            f"{name:<12} {srv * 1000:>17.0f} ms {'' if br is None else f'{br * 1000:.0f} ms':>14} "
+            f"{'' if an is None else f'{an:.1f} s':>20}"
+        )
     print("\n## e-code generation + verification")
     for alg, rate, n in token_rates():
         print(f"tokens only, {alg:<12} {rate:>10,.0f} /s   ({n:,} pairs)")
     for flush_ms in (0, 200):
         rate, n = service_rate(flush_ms=flush_ms)
-        print(f"full service, usage_log.flush_ms={flush_ms:<4} (SQLite: binding + block check, risk rules, usage record) "
-              f"{rate:,.0f} /s  ({n:,} pairs)")
+        print(
+            f"full service, usage_log.flush_ms={flush_ms:<4} (SQLite: binding + block check, risk rules, usage record) "
+            f"{rate:,.0f} /s  ({n:,} pairs)"
+        )
     if a.pg:
         for flush_ms in (0, 200):
-            rate, n = service_rate(flush_ms=flush_ms, url=a.pg, tag=f"B{flush_ms}X{os.getpid()}")  # fresh people each run
+            rate, n = service_rate(
+                flush_ms=flush_ms, url=a.pg, tag=f"B{flush_ms}X{os.getpid()}"
+            )  # fresh people each run
             print(f"full service, usage_log.flush_ms={flush_ms:<4} (PostgreSQL) {rate:,.0f} /s  ({n:,} pairs)")
 
 

@@ -47,7 +47,9 @@ def main() -> None:
     df["ipt_days"] = rng.integers(1, 40, len(df))
     df["case_id"] = [f"C{i:08d}" for i in range(len(df))]
     combos = df[["main_diag", "oprns"]].drop_duplicates().shape[0]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(f"scheme {g.name}: {len(g.mdcs)} MDCs, {len(g.adrgs)} ADRGs, {len(g.drgs)} DRGs; loaded in {t_load:.2f} s")
     print(f"cases: {len(df):,} from {len(tpl):,} templates built in {t_build:.1f} s; {combos:,} distinct (principal, procedures); "
           f"{df.expected_drg.nunique():,} distinct target groups")  # fmt: skip

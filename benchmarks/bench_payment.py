@@ -32,7 +32,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 CHAPTER_LETTERS = "ACDEHIJKMNORS"  # chapters of the sample DRG scheme's MDCs
-COMORBID = ["I10", "E11.9", "E11.2", "E11.4", "I11.9", "I50.9", "I48.9", "N18.5", "J44.1", "J96.0", "N17.9", "A41.9", "R57.0", "E78.5", "K21.9"]
+COMORBID = [
+    "I10",
+    "E11.9",
+    "E11.2",
+    "E11.4",
+    "I11.9",
+    "I50.9",
+    "I48.9",
+    "N18.5",
+    "J44.1",
+    "J96.0",
+    "N17.9",
+    "A41.9",
+    "R57.0",
+    "E78.5",
+    "K21.9",
+]
 
 
 def generate(n: int, out: Path, seed: int = 7, chunk: int = 1_000_000) -> None:
@@ -66,16 +82,28 @@ def generate(n: int, out: Path, seed: int = 7, chunk: int = 1_000_000) -> None:
         oprn = np.where(k == 0, "", np.where(k == 1, p1, np.where(p1 == p2, p1, p1 + ";" + p2)))
         n_other = rng.choice(4, size=m, p=[0.55, 0.3, 0.1, 0.05])
         o = np.array(COMORBID, dtype=object)[rng.integers(0, len(COMORBID), size=(m, 3))]
-        other = np.where(n_other == 0, "", np.where(n_other == 1, o[:, 0], np.where(n_other == 2, o[:, 0] + ";" + o[:, 1], o[:, 0] + ";" + o[:, 1] + ";" + o[:, 2])))
+        other = np.where(
+            n_other == 0,
+            "",
+            np.where(
+                n_other == 1,
+                o[:, 0],
+                np.where(n_other == 2, o[:, 0] + ";" + o[:, 1], o[:, 0] + ";" + o[:, 1] + ";" + o[:, 2]),
+            ),
+        )
         inst = rng.integers(0, n_inst, m)
-        cost = np.rint(np.exp(rng.normal(np.log(dx_mean[d] * (1 + 0.8 * k) * (0.6 + 0.2 * lv[inst])), 0.5)) * 100).astype(np.int64)
+        cost = np.rint(
+            np.exp(rng.normal(np.log(dx_mean[d] * (1 + 0.8 * k) * (0.6 + 0.2 * lv[inst])), 0.5)) * 100
+        ).astype(np.int64)
         psn = cost * rng.integers(2500, 4000, m) // 10_000
         oth = np.where(rng.random(m) < 0.1, cost // 20, 0)
         day = rng.integers(0, 350, m)
         los = rng.integers(3, 16, m)
         begin = t0 + day * 86_400 + 9 * 3600
         end = begin + los * 86_400
-        end_dates = (np.datetime64("2025-01-01") + ((end - t0) // 86_400).astype("timedelta64[D]")).astype("datetime64[M]")
+        end_dates = (np.datetime64("2025-01-01") + ((end - t0) // 86_400).astype("timedelta64[D]")).astype(
+            "datetime64[M]"
+        )
         month = (end_dates.astype(np.int64) % 12 + 1).astype(np.int8)
         ids = np.char.add("B", np.char.zfill((done + np.arange(m)).astype(str), 11)).astype(object)
         t = pa.table({
@@ -164,7 +192,9 @@ def main() -> None:
     if not path.exists():
         t = time.perf_counter()
         generate(a.cases, path)
-        print(f"generated {a.cases:,} SYNTHETIC cases in {time.perf_counter() - t:.1f} s → {path} ({path.stat().st_size / 1e6:.0f} MB)")
+        print(
+            f"generated {a.cases:,} SYNTHETIC cases in {time.perf_counter() - t:.1f} s → {path} ({path.stat().st_size / 1e6:.0f} MB)"
+        )
     for ph in ("dip", "drg"):
         if a.only and a.only != ph:
             continue

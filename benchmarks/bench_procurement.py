@@ -37,13 +37,22 @@ def main() -> None:
     from yibao.synth.procurement import generate_round
 
     t0 = time.perf_counter()
-    sr = generate_round(drugs=a.drugs, specs_per_drug=(1, 4), bidders_per_drug=(4, 6), institutions=a.institutions,
-                        lines_per_institution=a.lines, regions=31, seed=a.seed)
+    sr = generate_round(
+        drugs=a.drugs,
+        specs_per_drug=(1, 4),
+        bidders_per_drug=(4, 6),
+        institutions=a.institutions,
+        lines_per_institution=a.lines,
+        regions=31,
+        seed=a.seed,
+    )
     inp = sr.round
     n_specs = sum(len(e.specs) for e in inp.catalog.values())
-    print(f"SYNTHETIC round: {len(inp.catalog)} drugs, {n_specs} specifications, {len(inp.bids)} bids, "
-          f"{inp.demand['institution_id'].nunique():,} institutions, {len(inp.demand):,} demand lines "
-          f"(generated in {time.perf_counter() - t0:.1f} s, not timed)")
+    print(
+        f"SYNTHETIC round: {len(inp.catalog)} drugs, {n_specs} specifications, {len(inp.bids)} bids, "
+        f"{inp.demand['institution_id'].nunique():,} institutions, {len(inp.demand):,} demand lines "
+        f"(generated in {time.perf_counter() - t0:.1f} s, not timed)"
+    )
     rules = get_ruleset("national-batch-10")
     times = []
     for _ in range(a.repeat):
@@ -53,8 +62,10 @@ def main() -> None:
         flags = check_round(g, inp.bids, rules, inp.round_date)
         times.append(time.perf_counter() - t)
     winners = sum(len(d.winners) for d in res.drugs.values())
-    print(f"round evaluation (batch 10, incl. integrity graph): best {min(times):.2f} s, median {sorted(times)[len(times) // 2]:.2f} s "
-          f"over {a.repeat} runs; {winners} winners, {len(res.contracts):,} contracts, {len(flags)} integrity flags  [target < 2 s]")
+    print(
+        f"round evaluation (batch 10, incl. integrity graph): best {min(times):.2f} s, median {sorted(times)[len(times) // 2]:.2f} s "
+        f"over {a.repeat} runs; {winners} winners, {len(res.contracts):,} contracts, {len(flags)} integrity flags  [target < 2 s]"
+    )
 
     beliefs = [Belief("lognormal", (1.0 + 0.05 * i, 0.3), accept_revival=i % 2 == 0) for i in range(9)]
     prices = [f"{0.30 + 0.07 * i:.2f}" for i in range(20)]
@@ -63,12 +74,22 @@ def main() -> None:
         simulate_bids(r, beliefs, prices, max_unit_price_yuan="2.00", base_units=10_000_000, rounds=1000)  # warm-up
         best = None
         for _ in range(3):
-            res = simulate_bids(r, beliefs, prices, max_unit_price_yuan="2.00", base_units=10_000_000, rounds=a.sim_rounds, seed=a.seed,
-                                accept_revival=True)
+            res = simulate_bids(
+                r,
+                beliefs,
+                prices,
+                max_unit_price_yuan="2.00",
+                base_units=10_000_000,
+                rounds=a.sim_rounds,
+                seed=a.seed,
+                accept_revival=True,
+            )
             rate = res.rounds / res.seconds
             best = max(best or 0, rate)
-        print(f"bid simulation ({name}, 9 competitors, 20 prices): {best:,.0f} simulated rounds/s "
-              f"({res.rounds:,} per run)  [target >= 100,000/s]")
+        print(
+            f"bid simulation ({name}, 9 competitors, 20 prices): {best:,.0f} simulated rounds/s "
+            f"({res.rounds:,} per run)  [target >= 100,000/s]"
+        )
 
 
 if __name__ == "__main__":

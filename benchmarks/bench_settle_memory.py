@@ -104,7 +104,10 @@ def same_outputs(a: Path, b: Path) -> str:
         return "settlement.parquet DIFFERS"
     k = ["psn_no", "policy_year", "kind", "period"]
     acc = [pq.read_table(d / "accumulator.parquet").to_pandas().sort_values(k).reset_index(drop=True) for d in (a, b)]
-    rej = [pd.read_parquet(d / "settlement_rejected.parquet").sort_values(["mdtrt_id", "field"]).reset_index(drop=True) for d in (a, b)]
+    rej = [
+        pd.read_parquet(d / "settlement_rejected.parquet").sort_values(["mdtrt_id", "field"]).reset_index(drop=True)
+        for d in (a, b)
+    ]
     if not acc[0].equals(acc[1]):
         return "accumulator DIFFERS"
     if not rej[0].equals(rej[1]):
@@ -128,19 +131,27 @@ def main() -> None:
         out_s = args.work / f"out-stream-{people}"
         r = measure([*yibao_cmd(), "settle", "--data", str(d), "--out", str(out_s)])
         rows.append((people, claims, "streamed", r, ""))
-        print(f"{people:>11,} people {claims:>11,} claims  streamed   peak {r['maxrss_kb'] / 1024:8,.0f} MB  wall {r['wall_s']:7.1f} s", flush=True)
+        print(
+            f"{people:>11,} people {claims:>11,} claims  streamed   peak {r['maxrss_kb'] / 1024:8,.0f} MB  wall {r['wall_s']:7.1f} s",
+            flush=True,
+        )
         if args.in_memory:
             out_m = args.work / f"out-memory-{people}"
             r = measure([sys.executable, "-c", IN_MEMORY, str(d), str(out_m)])
             verdict = same_outputs(out_s, out_m)
             rows.append((people, claims, "in memory", r, verdict))
-            print(f"{people:>11,} people {claims:>11,} claims  in memory  peak {r['maxrss_kb'] / 1024:8,.0f} MB  wall {r['wall_s']:7.1f} s  outputs {verdict}", flush=True)
+            print(
+                f"{people:>11,} people {claims:>11,} claims  in memory  peak {r['maxrss_kb'] / 1024:8,.0f} MB  wall {r['wall_s']:7.1f} s  outputs {verdict}",
+                flush=True,
+            )
     print()
     print("| people | claims | engine | peak RSS | wall | outputs |")
     print("|---:|---:|---|---:|---:|---|")
     for people, claims, mode, r, verdict in rows:
         ok = "" if mode != "streamed" else (" ✓" if r["maxrss_kb"] / 1024 <= TARGET_MB else " ✗ over 2 GB")
-        print(f"| {people:,} | {claims:,} | {mode} | {r['maxrss_kb'] / 1024:,.0f} MB{ok} | {r['wall_s']:.1f} s | {verdict} |")
+        print(
+            f"| {people:,} | {claims:,} | {mode} | {r['maxrss_kb'] / 1024:,.0f} MB{ok} | {r['wall_s']:.1f} s | {verdict} |"
+        )
 
 
 if __name__ == "__main__":

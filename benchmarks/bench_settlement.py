@@ -66,7 +66,9 @@ def child(mode: str, data: Path, repeat: int) -> None:
     inst = read_parquet(data, "institution", ["fixmedins_code", "hosp_lv"])
     links = read_parquet(data, "family_link", ["psn_no", "relative_psn_no", "relation"])
     catalog = Catalog.from_table(read_parquet(data, "med_list"))
-    enc = read_parquet(data, "encounter", CLAIM_COLUMNS).rename_columns([c if c != "endtime" else "setl_time" for c in CLAIM_COLUMNS])
+    enc = read_parquet(data, "encounter", CLAIM_COLUMNS).rename_columns(
+        [c if c != "endtime" else "setl_time" for c in CLAIM_COLUMNS]
+    )
     lines = read_parquet(data, "fee_detail", LINE_COLUMNS)
     loaded = rss_mb()
     book = PolicyBook.default()
@@ -84,9 +86,12 @@ def child(mode: str, data: Path, repeat: int) -> None:
         res = run()
         times.append(time.perf_counter() - t)
     n = enc.num_rows
-    print(f"{mode:8s} best {min(times):5.2f} s of {repeat} → {n / min(times):>9,.0f} claims/s "
-          f"({res.settlements.num_rows:,} settled, {len(res.rejected):,} refused); "
-          f"peak RSS {rss_mb():,.0f} MB (inputs loaded: {loaded:,.0f} MB)", flush=True)
+    print(
+        f"{mode:8s} best {min(times):5.2f} s of {repeat} → {n / min(times):>9,.0f} claims/s "
+        f"({res.settlements.num_rows:,} settled, {len(res.rejected):,} refused); "
+        f"peak RSS {rss_mb():,.0f} MB (inputs loaded: {loaded:,.0f} MB)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -105,10 +110,14 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     meta = {t: pq.ParquetFile(data / f"{t}.parquet").metadata.num_rows for t in ("person", "encounter", "fee_detail")}
-    print(f"region: {meta['person']:,} people, {meta['encounter']:,} claims, {meta['fee_detail']:,} fee lines (SYNTHETIC, seed {args.seed})")
+    print(
+        f"region: {meta['person']:,} people, {meta['encounter']:,} claims, {meta['fee_detail']:,} fee lines (SYNTHETIC, seed {args.seed})"
+    )
     print(f"machine: {cpu_name()}, {sys.platform}, Python {platform.python_version()}")
     for mode in MODES:
-        subprocess.run([sys.executable, __file__, "--child", mode, "--data", str(data), "--repeat", str(args.repeat)], check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--child", mode, "--data", str(data), "--repeat", str(args.repeat)], check=True
+        )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def main() -> None:
         t = time.perf_counter()
         r2 = settle_year_spark(d, out_dir=Path(tmp) / "spark", shard_claims=a.shard_claims, spark=spark)
         s2 = time.perf_counter() - t
-        same = pq.read_table(Path(tmp) / "duckdb" / "settlement.parquet").equals(pq.read_table(Path(tmp) / "spark" / "settlement.parquet"))
+        same = pq.read_table(Path(tmp) / "duckdb" / "settlement.parquet").equals(
+            pq.read_table(Path(tmp) / "spark" / "settlement.parquet")
+        )
         n = r1.claims
         print(f"claims {n:,}; shards {r2.batch.shards}")
         print(f"duckdb/streamed: {s1:.1f} s ({n / s1:,.0f} claims/s)")

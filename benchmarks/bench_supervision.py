@@ -29,8 +29,12 @@ def _gen(d: Path, people: int, seed: int) -> None:
     from yibao.synth.region import write_parquet
 
     m = d / "manifest.json"
-    if m.exists() and json.loads(m.read_text())["people"] == people and json.loads(m.read_text())["patterns"] == DEFAULT_RATES \
-            and "purchase" in json.loads(m.read_text()).get("tables", {}):  # an older region's purchases came from its labels
+    if (
+        m.exists()
+        and json.loads(m.read_text())["people"] == people
+        and json.loads(m.read_text())["patterns"] == DEFAULT_RATES
+        and "purchase" in json.loads(m.read_text()).get("tables", {})
+    ):  # an older region's purchases came from its labels
         print(f"reusing region in {d}")
         return
     t = time.perf_counter()
@@ -52,23 +56,65 @@ def _claims(d: Path, n: int):
             JOIN read_parquet('{d}/person.parquet') p USING (psn_no)"""
     ).df()
     con.register("ids", enc[["mdtrt_id", "psn_no"]])
-    lines = con.execute(f"SELECT f.* FROM read_parquet('{d}/fee_detail.parquet') f JOIN ids USING (mdtrt_id) ORDER BY mdtrt_id, feedetl_sn").df()
-    adm = con.execute(f"SELECT e.* FROM read_parquet('{d}/encounter.parquet') e WHERE med_type = '21' AND psn_no IN (SELECT psn_no FROM ids)").df()
+    lines = con.execute(
+        f"SELECT f.* FROM read_parquet('{d}/fee_detail.parquet') f JOIN ids USING (mdtrt_id) ORDER BY mdtrt_id, feedetl_sn"
+    ).df()
+    adm = con.execute(
+        f"SELECT e.* FROM read_parquet('{d}/encounter.parquet') e WHERE med_type = '21' AND psn_no IN (SELECT psn_no FROM ids)"
+    ).df()
     by_enc = {k: g for k, g in lines.groupby("mdtrt_id")}
     hist = {}
     for psn, g in adm.groupby("psn_no"):
         death = g.loc[g.dscg_way == "5", "endtime"]
-        hist[psn] = History(tuple(PastAdmission(r.mdtrt_id, r.fixmedins_code, r.dise_codg, r.begntime.to_pydatetime(), r.endtime.to_pydatetime()) for r in g.itertuples()),
-                            death.min().to_pydatetime() if len(death) else None)
+        hist[psn] = History(
+            tuple(
+                PastAdmission(
+                    r.mdtrt_id, r.fixmedins_code, r.dise_codg, r.begntime.to_pydatetime(), r.endtime.to_pydatetime()
+                )
+                for r in g.itertuples()
+            ),
+            death.min().to_pydatetime() if len(death) else None,
+        )
     out = []
     for r in enc.itertuples():
         ls = by_enc.get(r.mdtrt_id)
         if ls is None:
             continue
-        fl = tuple(FeeLine(int(x.feedetl_sn), x.med_list_codg, int(x.cnt_milli), int(x.pric), int(x.det_item_fee_sumamt), x.rxno, int(x.prd_days), bool(x.rx_circ_flag)) for x in ls.itertuples())
-        person = PersonFacts(r.psn_no, r.insutype, r.psn_type, r.gend, r.brdy if isinstance(r.brdy, dt.date) else r.brdy.date(), r.insuplc_admdvs)
+        fl = tuple(
+            FeeLine(
+                int(x.feedetl_sn),
+                x.med_list_codg,
+                int(x.cnt_milli),
+                int(x.pric),
+                int(x.det_item_fee_sumamt),
+                x.rxno,
+                int(x.prd_days),
+                bool(x.rx_circ_flag),
+            )
+            for x in ls.itertuples()
+        )
+        person = PersonFacts(
+            r.psn_no,
+            r.insutype,
+            r.psn_type,
+            r.gend,
+            r.brdy if isinstance(r.brdy, dt.date) else r.brdy.date(),
+            r.insuplc_admdvs,
+        )
         other = tuple(x for x in r.other_dise_codg.split(";") if x)
-        c = Claim(r.mdtrt_id, person, r.fixmedins_code, int(r.hosp_lv), r.med_type, r.begntime.to_pydatetime(), r.endtime.to_pydatetime(), r.dise_codg, fl, other, lt_rx_confirmed=bool(r.lt_rx_confirmed))
+        c = Claim(
+            r.mdtrt_id,
+            person,
+            r.fixmedins_code,
+            int(r.hosp_lv),
+            r.med_type,
+            r.begntime.to_pydatetime(),
+            r.endtime.to_pydatetime(),
+            r.dise_codg,
+            fl,
+            other,
+            lt_rx_confirmed=bool(r.lt_rx_confirmed),
+        )
         out.append((c, hist.get(r.psn_no)))
     return out
 
@@ -95,8 +141,10 @@ def main() -> None:
     res = scan(a.dir, threads=a.threads)
     wall = time.perf_counter() - t
     per100m = wall * 100_000_000 / res.lines
-    print(f"\n事后 scan: {len(res.hits):,} hits over {res.lines:,} fee lines / {res.encounters:,} encounters in {wall:.1f} s "
-          f"({res.lines / wall:,.0f} lines/s); extrapolated to 100 M lines: {per100m / 60:.1f} min (target < 10 min)")
+    print(
+        f"\n事后 scan: {len(res.hits):,} hits over {res.lines:,} fee lines / {res.encounters:,} encounters in {wall:.1f} s "
+        f"({res.lines / wall:,.0f} lines/s); extrapolated to 100 M lines: {per100m / 60:.1f} min (target < 10 min)"
+    )
     for k, v in sorted(res.seconds.items(), key=lambda kv: -kv[1]):
         print(f"  {k:<18} {v:7.2f} s")
     print(f"peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
@@ -108,7 +156,11 @@ def main() -> None:
         truth = read_truth(a.dir)
         sc = score_rules(res.hits, truth, extra={"SV-RING-01": an["rings"]})
         print(sc.to_string(index=False))
-        print(pattern_recall(res.hits, truth, extra={"SV-RING-01": an["rings"]})[["pattern", "labelled", "found", "recall"]].to_string(index=False))
+        print(
+            pattern_recall(res.hits, truth, extra={"SV-RING-01": an["rings"]})[
+                ["pattern", "labelled", "found", "recall"]
+            ].to_string(index=False)
+        )
         print(score_queue(an["queue"], truth, a.dir).to_string(index=False))
 
     claims = _claims(a.dir, a.claims)
@@ -125,8 +177,10 @@ def main() -> None:
         verdicts[v.action] += 1
     times.sort()
     ms = [x / 1e6 for x in times]
-    print(f"\n事中 check_claim over {len(ms):,} claims (mean {statistics.mean(len(c.lines) for c, _ in claims):.1f} lines): "
-          f"mean {statistics.mean(ms):.3f} ms, p50 {ms[len(ms) // 2]:.3f} ms, p99 {ms[int(len(ms) * 0.99)]:.3f} ms, max {ms[-1]:.3f} ms (target < 5 ms); {verdicts}")
+    print(
+        f"\n事中 check_claim over {len(ms):,} claims (mean {statistics.mean(len(c.lines) for c, _ in claims):.1f} lines): "
+        f"mean {statistics.mean(ms):.3f} ms, p50 {ms[len(ms) // 2]:.3f} ms, p99 {ms[int(len(ms) * 0.99)]:.3f} ms, max {ms[-1]:.3f} ms (target < 5 ms); {verdicts}"
+    )
 
 
 if __name__ == "__main__":

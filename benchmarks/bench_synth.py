@@ -29,7 +29,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--year", type=int, default=2025)
     ap.add_argument("--chunk-size", type=int, default=None)
-    ap.add_argument("--parquet", type=Path, default=None, help="also write Parquet here ('tmp' = a temporary directory)")
+    ap.add_argument(
+        "--parquet", type=Path, default=None, help="also write Parquet here ('tmp' = a temporary directory)"
+    )
     args = ap.parse_args()
 
     from yibao.synth import DEFAULT_CHUNK, generate_region, write_parquet

@@ -55,25 +55,50 @@ def write_dictionaries(d: dict, src: Path) -> None:
         f"Converted by scripts/convert_chsdrg.py from {src.name} (sha256 {sha256(src)[:16]}).\n"
         "Codes are matched exactly, as strings; names are the published Chinese names."
     )
-    n = _write_csv(CODES_OUT / "icd10-yb-2.0.csv", ["code", "name"], sorted(d["dx_dictionary"].items()),
-                   "医保版 ICD-10 2.0 (医疗保障疾病诊断分类与代码): every valid diagnosis code and its name.\n" + cite)
+    n = _write_csv(
+        CODES_OUT / "icd10-yb-2.0.csv",
+        ["code", "name"],
+        sorted(d["dx_dictionary"].items()),
+        "医保版 ICD-10 2.0 (医疗保障疾病诊断分类与代码): every valid diagnosis code and its name.\n" + cite,
+    )
     print(f"diagnoses: {n:,}")
-    n = _write_csv(CODES_OUT / "icd9cm3-yb-2.0.csv", ["code", "name"], sorted(d["proc_dictionary"].items()),
-                   "医保版 ICD-9-CM-3 2.0 (医疗保障手术操作分类与代码): every valid procedure code and its name.\n" + cite)
+    n = _write_csv(
+        CODES_OUT / "icd9cm3-yb-2.0.csv",
+        ["code", "name"],
+        sorted(d["proc_dictionary"].items()),
+        "医保版 ICD-9-CM-3 2.0 (医疗保障手术操作分类与代码): every valid procedure code and its name.\n" + cite,
+    )
     print(f"procedures: {n:,}")
 
 
 # MDC names as the 分组方案 1.1 writes them (the data file carries only the codes)
 MDC_NAMES = {
-    "A": "先期分组疾病及相关操作", "B": "神经系统疾病及功能障碍", "C": "眼疾病及功能障碍",
-    "D": "头颈、耳、鼻、口、咽疾病及功能障碍", "E": "呼吸系统疾病及功能障碍", "F": "循环系统疾病及功能障碍",
-    "G": "消化系统疾病及功能障碍", "H": "肝、胆、胰疾病及功能障碍", "I": "肌肉、骨骼疾病及功能障碍",
-    "J": "皮肤、皮下组织及乳腺疾病及功能障碍", "K": "内分泌、营养、代谢疾病及功能障碍",
-    "L": "肾脏及泌尿系统疾病及功能障碍", "M": "男性生殖系统疾病及功能障碍", "N": "女性生殖系统疾病及功能障碍",
-    "O": "妊娠、分娩及产褥期", "P": "新生儿及其他围产期新生儿疾病", "Q": "血液、造血器官及免疫疾病和功能障碍",
-    "R": "骨髓增生疾病和功能障碍，低分化肿瘤", "S": "感染及寄生虫病（全身性或不明确部位的）",
-    "T": "精神疾病及功能障碍", "U": "酒精/药物使用及其引起的器质性精神功能障碍", "V": "创伤、中毒及药物毒性反应",
-    "W": "烧伤", "X": "影响健康因素及其他就医情况", "Y": "HIV感染疾病及相关操作", "Z": "多发严重创伤",
+    "A": "先期分组疾病及相关操作",
+    "B": "神经系统疾病及功能障碍",
+    "C": "眼疾病及功能障碍",
+    "D": "头颈、耳、鼻、口、咽疾病及功能障碍",
+    "E": "呼吸系统疾病及功能障碍",
+    "F": "循环系统疾病及功能障碍",
+    "G": "消化系统疾病及功能障碍",
+    "H": "肝、胆、胰疾病及功能障碍",
+    "I": "肌肉、骨骼疾病及功能障碍",
+    "J": "皮肤、皮下组织及乳腺疾病及功能障碍",
+    "K": "内分泌、营养、代谢疾病及功能障碍",
+    "L": "肾脏及泌尿系统疾病及功能障碍",
+    "M": "男性生殖系统疾病及功能障碍",
+    "N": "女性生殖系统疾病及功能障碍",
+    "O": "妊娠、分娩及产褥期",
+    "P": "新生儿及其他围产期新生儿疾病",
+    "Q": "血液、造血器官及免疫疾病和功能障碍",
+    "R": "骨髓增生疾病和功能障碍，低分化肿瘤",
+    "S": "感染及寄生虫病（全身性或不明确部位的）",
+    "T": "精神疾病及功能障碍",
+    "U": "酒精/药物使用及其引起的器质性精神功能障碍",
+    "V": "创伤、中毒及药物毒性反应",
+    "W": "烧伤",
+    "X": "影响健康因素及其他就医情况",
+    "Y": "HIV感染疾病及相关操作",
+    "Z": "多发严重创伤",
 }
 
 # MDC entry as written in the data file -> (entry, sex, newborn)
@@ -120,8 +145,10 @@ def write_scheme(d: dict, src: Path) -> None:
     out = SCHEME_OUT
     out.mkdir(parents=True, exist_ok=True)
     dxd, prd = d["dx_dictionary"], d["proc_dictionary"]
-    head = (f"CHS-DRG 1.1 (national scheme), converted by scripts/convert_chsdrg.py from {src.name}\n"
-            f"(sha256 {sha256(src)[:16]}); {d['source']}. Do not edit: re-run the script.")
+    head = (
+        f"CHS-DRG 1.1 (national scheme), converted by scripts/convert_chsdrg.py from {src.name}\n"
+        f"(sha256 {sha256(src)[:16]}); {d['source']}. Do not edit: re-run the script."
+    )
     adrg_mdc = {a: m for m, x in d["mdcs"].items() for a in x["adrg_order"]}
     if set(adrg_mdc) != set(d["adrgs"]):
         raise SystemExit("every ADRG must belong to exactly one MDC")
@@ -134,16 +161,28 @@ def write_scheme(d: dict, src: Path) -> None:
         # QY only where a case enters the MDC by its principal diagnosis and some surgical ADRGs precede
         amb = "yes" if entry == "main_dx" and 0 < n_surg < len(x["adrg_order"]) else ""
         rows.append([m, seq, entry, sex, newborn, multi, n_surg, amb, MDC_NAMES[m]])
-    _write_csv(out / "mdc.csv", ["mdc", "seq", "entry", "sex", "newborn", "multi_trauma", "surgical_adrgs", "ambiguous_group", "name"], rows,
-               head + "\nentry: main_dx (principal diagnosis in mdc_dx.csv) or adrgs (entered only through its ADRGs' own conditions).\n"
-               "sex: '' / 1 / 2 required on entry. newborn: under_1_year = age 0 years or an age in days.\n"
-               "multi_trauma: yes = injuries in two or more body regions (trauma_sites.csv) needed on entry.\n"
-               "surgical_adrgs: the first N ADRGs in seq order are surgical; ambiguous_group: yes = a case with an\n"
-               "operating-room procedure that entered none of them is grouped <MDC>QY (歧义组).")
+    _write_csv(
+        out / "mdc.csv",
+        ["mdc", "seq", "entry", "sex", "newborn", "multi_trauma", "surgical_adrgs", "ambiguous_group", "name"],
+        rows,
+        head
+        + "\nentry: main_dx (principal diagnosis in mdc_dx.csv) or adrgs (entered only through its ADRGs' own conditions).\n"
+        "sex: '' / 1 / 2 required on entry. newborn: under_1_year = age 0 years or an age in days.\n"
+        "multi_trauma: yes = injuries in two or more body regions (trauma_sites.csv) needed on entry.\n"
+        "surgical_adrgs: the first N ADRGs in seq order are surgical; ambiguous_group: yes = a case with an\n"
+        "operating-room procedure that entered none of them is grouped <MDC>QY (歧义组).",
+    )
     rows = [[m, c] for m in d["mdc_order"] for c in sorted(set(d["mdcs"][m]["principal_dx"]))]
-    _write_csv(out / "mdc_dx.csv", ["mdc", "code"], rows, head + "\nPrincipal diagnoses that enter each MDC (exact codes).")
+    _write_csv(
+        out / "mdc_dx.csv", ["mdc", "code"], rows, head + "\nPrincipal diagnoses that enter each MDC (exact codes)."
+    )
     rows = [[c, r] for c, r in sorted(d["mdcs"]["Z"]["trauma_sites"].items())]
-    _write_csv(out / "trauma_sites.csv", ["code", "region"], rows, head + "\nBody region of each injury code, for MDC Z's two-region rule.")
+    _write_csv(
+        out / "trauma_sites.csv",
+        ["code", "region"],
+        rows,
+        head + "\nBody region of each injury code, for MDC Z's two-region rule.",
+    )
     arows, dxrows, prrows = [], [], []
     for m in d["mdc_order"]:
         for seq, a in enumerate(d["mdcs"][m]["adrg_order"], start=1):
@@ -157,46 +196,82 @@ def write_scheme(d: dict, src: Path) -> None:
                 prrows.append([a, c, "1", lab])
             for c in _unique(x.get("proc_2") or []):
                 prrows.append([a, c, "2", ""])
-    _write_csv(out / "adrg.csv", ["adrg", "mdc", "seq", "dx_cond", "proc_cond", "proc_combo", "max_age_days", "weight_min_g", "weight_max_g"], arows,
-               head + "\nADRGs tried in seq order within their MDC; the first whose conditions all hold wins.\n"
-               "dx_cond: main (principal diagnosis in adrg_dx.csv) / any (any diagnosis in it) / '' (none).\n"
-               "proc_cond: main (principal = first procedure in the list) / pair (some procedure of list 1 and some of list 2)\n"
-               "  / combo (the procedures' labels cover proc_combo, e.g. 1&2|1&3&4) / main_or (principal procedure is an\n"
-               "  operating-room procedure) / no_or (no operating-room procedure) / '' (none).\n"
-               "max_age_days: age in days at most this (newborns). weight_min_g / weight_max_g: birth weight band, grams, inclusive.")
+    _write_csv(
+        out / "adrg.csv",
+        ["adrg", "mdc", "seq", "dx_cond", "proc_cond", "proc_combo", "max_age_days", "weight_min_g", "weight_max_g"],
+        arows,
+        head + "\nADRGs tried in seq order within their MDC; the first whose conditions all hold wins.\n"
+        "dx_cond: main (principal diagnosis in adrg_dx.csv) / any (any diagnosis in it) / '' (none).\n"
+        "proc_cond: main (principal = first procedure in the list) / pair (some procedure of list 1 and some of list 2)\n"
+        "  / combo (the procedures' labels cover proc_combo, e.g. 1&2|1&3&4) / main_or (principal procedure is an\n"
+        "  operating-room procedure) / no_or (no operating-room procedure) / '' (none).\n"
+        "max_age_days: age in days at most this (newborns). weight_min_g / weight_max_g: birth weight band, grams, inclusive.",
+    )
     _write_csv(out / "adrg_dx.csv", ["adrg", "code"], dxrows, head + "\nDiagnoses of each ADRG (exact codes).")
-    _write_csv(out / "adrg_proc.csv", ["adrg", "code", "list", "label"], prrows,
-               head + "\nProcedures of each ADRG (exact codes); list 1 or 2 (for pair conditions); label for combo conditions.")
+    _write_csv(
+        out / "adrg_proc.csv",
+        ["adrg", "code", "list", "label"],
+        prrows,
+        head
+        + "\nProcedures of each ADRG (exact codes); list 1 or 2 (for pair conditions); label for combo conditions.",
+    )
     drows = []
     for m in d["mdc_order"]:
         for a in d["mdcs"][m]["adrg_order"]:
             for seq, g in enumerate(d["adrgs"][a]["drgs"], start=1):
                 x = d["drgs"][g]
                 drows.append([g, a, seq, SEVERITY[x["severity_rule"]], "", x["name"]])
-    _write_csv(out / "drg.csv", ["drg", "adrg", "seq", "severity", "rw", "name"], drows,
-               head + "\nDRGs of each ADRG tried in seq order. severity: mcc (a secondary diagnosis is an MCC) / mcc_or_cc / any.\n"
-               "rw: the national scheme publishes no relative weights; each pooling region sets them in its local scheme.")
+    _write_csv(
+        out / "drg.csv",
+        ["drg", "adrg", "seq", "severity", "rw", "name"],
+        drows,
+        head
+        + "\nDRGs of each ADRG tried in seq order. severity: mcc (a secondary diagnosis is an MCC) / mcc_or_cc / any.\n"
+        "rw: the national scheme publishes no relative weights; each pooling region sets them in its local scheme.",
+    )
     rows = [[c, "mcc", t] for c, t in sorted(d["mcc"].items())] + [[c, "cc", t] for c, t in sorted(d["cc"].items())]
-    _write_csv(out / "cc.csv", ["code", "level", "exclusion_table"], sorted(rows),
-               head + "\nSecondary diagnoses that are a CC or an MCC, with their exclusion table.")
-    _write_csv(out / "cc_exclusion.csv", ["code", "exclusion_table"], sorted(d["cc_exclusion"].items()),
-               head + "\nPrincipal diagnosis -> exclusion table: a CC/MCC of the same table does not count for it.")
-    _write_csv(out / "or_procedures.csv", ["code"], [[c] for c in sorted(set(d["or_procedures"]))],
-               head + "\nOperating-room procedures (手术室手术).")
-    outside = sorted({c for x in d["adrgs"].values() for c in x["dx"] if c not in dxd}
-                     | {c for x in d["mdcs"].values() for c in x["principal_dx"] if c not in dxd}
-                     | {c for c in d["cc_exclusion"] if c not in dxd} | {c for c in d["cc"] if c not in dxd}
-                     | {c for c in d["mcc"] if c not in dxd})
-    outside_p = sorted({c for x in d["adrgs"].values() for c in list(x["proc"]) + list(x.get("proc_2") or []) if c not in prd}
-                       | {c for c in d["or_procedures"] if c not in prd})
+    _write_csv(
+        out / "cc.csv",
+        ["code", "level", "exclusion_table"],
+        sorted(rows),
+        head + "\nSecondary diagnoses that are a CC or an MCC, with their exclusion table.",
+    )
+    _write_csv(
+        out / "cc_exclusion.csv",
+        ["code", "exclusion_table"],
+        sorted(d["cc_exclusion"].items()),
+        head + "\nPrincipal diagnosis -> exclusion table: a CC/MCC of the same table does not count for it.",
+    )
+    _write_csv(
+        out / "or_procedures.csv",
+        ["code"],
+        [[c] for c in sorted(set(d["or_procedures"]))],
+        head + "\nOperating-room procedures (手术室手术).",
+    )
+    outside = sorted(
+        {c for x in d["adrgs"].values() for c in x["dx"] if c not in dxd}
+        | {c for x in d["mdcs"].values() for c in x["principal_dx"] if c not in dxd}
+        | {c for c in d["cc_exclusion"] if c not in dxd}
+        | {c for c in d["cc"] if c not in dxd}
+        | {c for c in d["mcc"] if c not in dxd}
+    )
+    outside_p = sorted(
+        {c for x in d["adrgs"].values() for c in list(x["proc"]) + list(x.get("proc_2") or []) if c not in prd}
+        | {c for c in d["or_procedures"] if c not in prd}
+    )
     meta = {
         "format": 2,
         "name": "chs-drg-1.1",
         "version": "1.1",
         "effective_from": "2021-01-01",
         "label": "CHS-DRG 1.1, the national scheme (国家医疗保障疾病诊断相关分组 分组方案 1.1 版); no relative weights",
-        "source": {"scheme": d["scheme"], "transcription": d["source"], "file": src.name, "sha256": sha256(src),
-                   "converted_by": "scripts/convert_chsdrg.py"},
+        "source": {
+            "scheme": d["scheme"],
+            "transcription": d["source"],
+            "file": src.name,
+            "sha256": sha256(src),
+            "converted_by": "scripts/convert_chsdrg.py",
+        },
         "diagnosis_system": "icd10-yb-2.0",
         "procedure_system": "icd9cm3-yb-2.0",
         "match": "exact",
@@ -204,12 +279,14 @@ def write_scheme(d: dict, src: Path) -> None:
     }
     import yaml
 
-    text = ("# CHS-DRG 1.1 in yibao's scheme format (yibao/payment/drgscheme.py). Generated by\n"
-            "# scripts/convert_chsdrg.py: do not edit by hand. effective_from: the source gives only the year\n"
-            "# of publication (2021), so the first of that year stands for it (UNCERTAIN day); a region's\n"
-            "# local scheme (base: chs-drg-1.1) states its own dates.\n"
-            "# codes_outside_dictionary: codes the scheme's tables list that the 医保版 dictionaries lack; no valid\n"
-            "# case can carry them, kept as published.\n")
+    text = (
+        "# CHS-DRG 1.1 in yibao's scheme format (yibao/payment/drgscheme.py). Generated by\n"
+        "# scripts/convert_chsdrg.py: do not edit by hand. effective_from: the source gives only the year\n"
+        "# of publication (2021), so the first of that year stands for it (UNCERTAIN day); a region's\n"
+        "# local scheme (base: chs-drg-1.1) states its own dates.\n"
+        "# codes_outside_dictionary: codes the scheme's tables list that the 医保版 dictionaries lack; no valid\n"
+        "# case can carry them, kept as published.\n"
+    )
     (out / "scheme.yaml").write_text(text + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False), encoding="utf-8")
     print(f"scheme: {len(d['mdc_order'])} MDCs, {len(arows)} ADRGs, {len(drows)} DRGs -> {out}")
     print(f"codes outside the dictionaries: {outside} {outside_p}")

@@ -69,7 +69,9 @@ def read_map() -> dict[str, str]:
 
 
 def rewrite(path: Path, m: dict[str, str]) -> int:
-    rx = re.compile(r"(?<![A-Za-z0-9_-])(" + "|".join(sorted(map(re.escape, m), key=len, reverse=True)) + r")(?![A-Za-z0-9_-])")
+    rx = re.compile(
+        r"(?<![A-Za-z0-9_-])(" + "|".join(sorted(map(re.escape, m), key=len, reverse=True)) + r")(?![A-Za-z0-9_-])"
+    )
     text = path.read_text(encoding="utf-8")
     new, n = rx.subn(lambda mo: m[mo.group(1)], text)
     if n:

@@ -29,8 +29,9 @@ PEOPLE = {
 INSTITUTIONS = {"H1": 1, "H2": 2, "H3": 3, "P0": 0}
 # each institution's sign-in secret (9001 signIn.credential); the platform keeps only their scrypt hashes
 CREDENTIALS = {code: f"test-secret-{code}" for code in INSTITUTIONS}
-SECURITY = SecurityPolicy(institutions={code: InstitutionKeys(secret_hash=hash_secret(c, n=2**10))
-                                        for code, c in CREDENTIALS.items()})
+SECURITY = SecurityPolicy(
+    institutions={code: InstitutionKeys(secret_hash=hash_secret(c, n=2**10)) for code, c in CREDENTIALS.items()}
+)
 
 
 class Clock:
@@ -50,15 +51,37 @@ class Clock:
 def seed(engine) -> None:
     with ydb.session_scope(engine) as s:
         for k, (ins, typ, g, b, a, civ, base, balc, certno, name) in PEOPLE.items():
-            s.add(registry.Person(psn_no=k, certno=certno, psn_name=name, gend=g, brdy=b, insutype=ins, psn_type=typ,
-                             civil_servant=civ, insuplc_admdvs=REGION, assistance=a, contribution_base=base,
-                             acct_balc=balc, insured_since=dt.date(2015, 1, 1), synthetic=True))
+            s.add(
+                registry.Person(
+                    psn_no=k,
+                    certno=certno,
+                    psn_name=name,
+                    gend=g,
+                    brdy=b,
+                    insutype=ins,
+                    psn_type=typ,
+                    civil_servant=civ,
+                    insuplc_admdvs=REGION,
+                    assistance=a,
+                    contribution_base=base,
+                    acct_balc=balc,
+                    insured_since=dt.date(2015, 1, 1),
+                    synthetic=True,
+                )
+            )
         s.flush()
         s.add(registry.FamilyLink(psn_no="R1", relative_psn_no="E1", relation="child", synthetic=True))
         for code, lv in INSTITUTIONS.items():
-            s.add(registry.Institution(fixmedins_code=code, fixmedins_name=f"机构{code}",
-                                  fixmedins_type="pharmacy" if lv == 0 else "hospital", hosp_lv=lv, admdvs=REGION,
-                                  synthetic=True))
+            s.add(
+                registry.Institution(
+                    fixmedins_code=code,
+                    fixmedins_name=f"机构{code}",
+                    fixmedins_type="pharmacy" if lv == 0 else "hospital",
+                    hosp_lv=lv,
+                    admdvs=REGION,
+                    synthetic=True,
+                )
+            )
 
 
 def make_interface(engine, clock: Clock) -> Interface:
@@ -66,8 +89,15 @@ def make_interface(engine, clock: Clock) -> Interface:
     return Interface(engine, BOOK, CAT, clock=clock, security=SECURITY)
 
 
-BUSINESS_MODELS = (registry.Person, records.Encounter, records.FeeDetail, records.Settlement, records.Accumulator, records.Account,
-                   records.AccountLedger)
+BUSINESS_MODELS = (
+    registry.Person,
+    records.Encounter,
+    records.FeeDetail,
+    records.Settlement,
+    records.Accumulator,
+    records.Account,
+    records.AccountLedger,
+)
 
 
 def business_snapshot(engine) -> dict[str, list]:

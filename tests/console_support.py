@@ -25,8 +25,11 @@ def page_csrf(client, path: str = "/console/login") -> str:
 def console_login(client, username: str, password: str, *, next: str = "/console/"):
     """Log in through the login form (with its CSRF token) as a browser does; returns the response (303 when done)."""
     token = page_csrf(client, "/console/login")
-    return client.post("/console/login", data={"username": username, "password": password, "next": next,
-                                               "csrf_token": token}, follow_redirects=False)
+    return client.post(
+        "/console/login",
+        data={"username": username, "password": password, "next": next, "csrf_token": token},
+        follow_redirects=False,
+    )
 
 
 def build_region_db(root: Path, people: int = 1500, seed: int = 7) -> str:
@@ -49,12 +52,16 @@ def pick(engine) -> dict[str, str]:
     with engine.connect() as c:
         inst = c.exec_driver_sql(
             "SELECT s.fixmedins_code FROM settlement s JOIN institution i USING (fixmedins_code) "
-            "WHERE i.admdvs LIKE '99%' AND i.fixmedins_type = 'hospital' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").scalar()
-        far = c.exec_driver_sql("SELECT fixmedins_code FROM institution WHERE admdvs = '440100' ORDER BY 1 LIMIT 1").scalar()
+            "WHERE i.admdvs LIKE '99%' AND i.fixmedins_type = 'hospital' GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        ).scalar()
+        far = c.exec_driver_sql(
+            "SELECT fixmedins_code FROM institution WHERE admdvs = '440100' ORDER BY 1 LIMIT 1"
+        ).scalar()
         psn, certno, rel, rel_cert = c.exec_driver_sql(
             "SELECT p.psn_no, p.certno, f.relative_psn_no, r.certno FROM person p JOIN family_link f ON f.psn_no = p.psn_no "
             "JOIN person r ON r.psn_no = f.relative_psn_no WHERE p.insutype = '310' AND f.relation IN ('spouse','child','parent') "
-            "AND EXISTS (SELECT 1 FROM settlement s WHERE s.psn_no = p.psn_no) ORDER BY p.psn_no LIMIT 1").one()
+            "AND EXISTS (SELECT 1 FROM settlement s WHERE s.psn_no = p.psn_no) ORDER BY p.psn_no LIMIT 1"
+        ).one()
     return {"inst": inst, "far": far, "psn": psn, "certno": certno, "rel": rel, "rel_certno": rel_cert}
 
 
@@ -133,5 +140,7 @@ def seed_subsystems(engine, inst: str) -> dict:
     cid = cs.open_clue("institution", inst, "SV-TEST-01", actor="bureau1", loss_fen=123_456, note="synthetic clue")
     cs.file(cid, actor="bureau1", note="filed")
     cs.investigate(cid, actor="bureau1", note="on site")
-    other = cs.open_clue("institution", "H99999999", "complaint", actor="bureau1", loss_fen=9_999, note="another institution")
+    other = cs.open_clue(
+        "institution", "H99999999", "complaint", actor="bureau1", loss_fen=9_999, note="another institution"
+    )
     return {"round_id": rid, "case_id": cid, "other_case_id": other}

@@ -64,7 +64,16 @@ def catalog(extra=()) -> Catalog:
     return Catalog.from_table(pa.Table.from_pylist(ITEMS + list(extra), schema=schema))
 
 
-def person(psn_no="P1", insutype="310", psn_type="in_service", gend="1", brdy=dt.date(1970, 5, 1), assistance="", civil=False, region="990100"):
+def person(
+    psn_no="P1",
+    insutype="310",
+    psn_type="in_service",
+    gend="1",
+    brdy=dt.date(1970, 5, 1),
+    assistance="",
+    civil=False,
+    region="990100",
+):
     return PersonFacts(psn_no, insutype, psn_type, gend, brdy, region, assistance, civil)
 
 
@@ -76,7 +85,17 @@ def line(sn, code, yuan_price, qty=1, prd_days=0):
     return FeeLine(sn, code, cnt, pric, (cnt * pric + 500) // 1000, prd_days=prd_days)
 
 
-def claim(mdtrt_id, psn, lines, med_type="21", hosp_lv=2, when=dt.datetime(2025, 3, 1, 10, tzinfo=TZ), begin=None, dise="J18.9", **kw):
+def claim(
+    mdtrt_id,
+    psn,
+    lines,
+    med_type="21",
+    hosp_lv=2,
+    when=dt.datetime(2025, 3, 1, 10, tzinfo=TZ),
+    begin=None,
+    dise="J18.9",
+    **kw,
+):
     return Claim(
         mdtrt_id=mdtrt_id,
         person=psn,

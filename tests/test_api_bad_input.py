@@ -28,21 +28,51 @@ def world(db_engine):
     other = HisClient(http_transport(client), "H3", clock=clock, credential=CREDENTIALS["H3"])
     other.sign_in()
     # an outpatient visit with uploaded lines, and an inpatient stay admitted but not discharged
-    reg = his.call("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:00:00",
-                                     "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8], "ipt_otp_no": "OP-9"}})
+    reg = his.call(
+        "2201",
+        {
+            "data": {
+                "psn_no": "E1",
+                "insutype": "310",
+                "begntime": "2025-03-10 08:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E1"][8],
+                "ipt_otp_no": "OP-9",
+            }
+        },
+    )
     op = reg["output"]["data"]["mdtrt_id"]
     his.call("2204", {"feedetail": his.feedetail(op, "E1", [Item("A-DRUG", "2", "10.00")], when=T0)})
-    adm = his.call("2401", {"mdtrtinfo": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-08 10:00:00",
-                                          "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "med_type": "21",
-                                          "ipt_no": "IP-9", "dscg_maindiag_code": "J18.9"}})
+    adm = his.call(
+        "2401",
+        {
+            "mdtrtinfo": {
+                "psn_no": "E2",
+                "insutype": "310",
+                "begntime": "2025-03-08 10:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E2"][8],
+                "med_type": "21",
+                "ipt_no": "IP-9",
+                "dscg_maindiag_code": "J18.9",
+            }
+        },
+    )
     ip = adm["output"]["result"]["mdtrt_id"]
     his.call("2301", {"feedetail": his.feedetail(ip, "E2", [Item("BED", "2", "50")], when=T0)})
     return client, his, other, op, ip, db_engine
 
 
 def _settle(op, **kw):
-    d = {"psn_no": "E1", "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8], "med_type": "11", "medfee_sumamt": "20.00",
-         "mdtrt_id": op, "insutype": "310"}
+    d = {
+        "psn_no": "E1",
+        "mdtrt_cert_type": "02",
+        "mdtrt_cert_no": PEOPLE["E1"][8],
+        "med_type": "11",
+        "medfee_sumamt": "20.00",
+        "mdtrt_id": op,
+        "insutype": "310",
+    }
     d.update(kw)
     return {"data": d}
 
@@ -118,34 +148,114 @@ def test_bad_messages_get_infcode_minus_one_and_change_nothing(world):
     env("2204", _fee(op, pric="-5.00", det_item_fee_sumamt="-5.00"), "pric")
     # unknown codes
     env("2204", _fee(op, med_list_codg="NO-SUCH-ITEM"), "med_list_codg")
-    env("2204", _fee(op, feedetl_sn="x" * 31), "feedetl_sn")  # character(30): "yp570" is a line number, 31 characters are not
+    env(
+        "2204", _fee(op, feedetl_sn="x" * 31), "feedetl_sn"
+    )  # character(30): "yp570" is a line number, 31 characters are not
     env("2204", _fee(op, feedetl_sn="yp 570"), "feedetl_sn")
     env("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "99"}}, "med_type")
-    env("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11"},
-                 "diseinfo": [{"diag_code": "Q99.999X"}]}, "diag_code")
-    env("2201", {"data": {"psn_no": "E1", "insutype": "390", "begntime": "2025-03-10 08:00:00", "mdtrt_cert_type": "02",
-                          "mdtrt_cert_no": PEOPLE["E1"][8], "ipt_otp_no": "OP-10"}}, "insutype")
-    env("2201", {"data": {"psn_no": "NOBODY", "insutype": "310", "begntime": "2025-03-10 08:00:00",
-                          "mdtrt_cert_type": "02", "ipt_otp_no": "OP-11"}}, "psn_no")
-    env("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:00:00", "mdtrt_cert_type": "02",
-                          "mdtrt_cert_no": PEOPLE["E2"][8], "ipt_otp_no": "OP-12"}}, "mdtrt_cert_no")
+    env(
+        "2203",
+        {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11"}, "diseinfo": [{"diag_code": "Q99.999X"}]},
+        "diag_code",
+    )
+    env(
+        "2201",
+        {
+            "data": {
+                "psn_no": "E1",
+                "insutype": "390",
+                "begntime": "2025-03-10 08:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E1"][8],
+                "ipt_otp_no": "OP-10",
+            }
+        },
+        "insutype",
+    )
+    env(
+        "2201",
+        {
+            "data": {
+                "psn_no": "NOBODY",
+                "insutype": "310",
+                "begntime": "2025-03-10 08:00:00",
+                "mdtrt_cert_type": "02",
+                "ipt_otp_no": "OP-11",
+            }
+        },
+        "psn_no",
+    )
+    env(
+        "2201",
+        {
+            "data": {
+                "psn_no": "E1",
+                "insutype": "310",
+                "begntime": "2025-03-10 08:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E2"][8],
+                "ipt_otp_no": "OP-12",
+            }
+        },
+        "mdtrt_cert_no",
+    )
     env("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": "TOKEN"}}, "mdtrt_cert_type")
     env("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "000000000000000000"}}, "mdtrt_cert_no")
     # someone else's visit, the wrong kind of visit, an unknown visit
     env("2207", _settle(op), "mdtrt_id", client_=other)
     env("2204", _fee(op, psn_no="E2"), "psn_no")
-    env("2304", {"data": {"psn_no": "E1", "mdtrt_cert_type": "02", "medfee_sumamt": "20.00", "mdtrt_id": op,
-                          "insutype": "310"}}, "mdtrt_id")
+    env(
+        "2304",
+        {
+            "data": {
+                "psn_no": "E1",
+                "mdtrt_cert_type": "02",
+                "medfee_sumamt": "20.00",
+                "mdtrt_id": op,
+                "insutype": "310",
+            }
+        },
+        "mdtrt_id",
+    )
     env("2207", _settle("NO-SUCH-VISIT"), "mdtrt_id")
     # inpatient: settle before discharge, discharge before admission
-    env("2304", {"data": {"psn_no": "E2", "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "medfee_sumamt": "100.00", "mdtrt_id": ip,
-                          "insutype": "310"}}, "mdtrt_id")
-    env("2402", {"dscginfo": {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-07 10:00:00"}},
-        "endtime")
+    env(
+        "2304",
+        {
+            "data": {
+                "psn_no": "E2",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E2"][8],
+                "medfee_sumamt": "100.00",
+                "mdtrt_id": ip,
+                "insutype": "310",
+            }
+        },
+        "mdtrt_id",
+    )
+    env(
+        "2402",
+        {"dscginfo": {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-07 10:00:00"}},
+        "endtime",
+    )
     # reconciliation with an end before its start; cancel / query of an unknown settlement
-    env("3201", {"data": {"insutype": "310", "clr_type": "11", "setl_optins": "990100", "stmt_begndate": "2025-03-10",
-                          "stmt_enddate": "2025-03-09", "medfee_sumamt": 0, "fund_pay_sumamt": 0, "acct_pay": 0,
-                          "fixmedins_setl_cnt": 0}}, "stmt_enddate")
+    env(
+        "3201",
+        {
+            "data": {
+                "insutype": "310",
+                "clr_type": "11",
+                "setl_optins": "990100",
+                "stmt_begndate": "2025-03-10",
+                "stmt_enddate": "2025-03-09",
+                "medfee_sumamt": 0,
+                "fund_pay_sumamt": 0,
+                "acct_pay": 0,
+                "fixmedins_setl_cnt": 0,
+            }
+        },
+        "stmt_enddate",
+    )
     env("2208", {"data": {"setl_id": "L000", "mdtrt_id": op, "psn_no": "E1"}}, "setl_id")
     env("5203", {"data": {"setl_id": "L000", "mdtrt_id": op, "psn_no": "E1"}}, "setl_id")
 
@@ -161,8 +271,11 @@ def test_settling_a_cancelled_visit_is_refused(world):
         ("2207", _settle(op), "mdtrt_id"),
         ("2206", _settle(op), "mdtrt_id"),
         ("2204", _fee(op), "mdtrt_id"),
-        ("2402", {"dscginfo": {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-10 08:00:00"}},
-         "mdtrt_id"),
+        (
+            "2402",
+            {"dscginfo": {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-10 08:00:00"}},
+            "mdtrt_id",
+        ),
     ):
         r = his.call(infno, payload, check=False)
         _check(r, fld)

@@ -89,14 +89,26 @@ def test_two_clients_settling_one_person_lose_nothing(server, db_engine):
     assert len(replies) == 2 * FLOWS
 
     # the same claims in sequence through the pure ledger
-    claims = [claim(f"X{i}", facts("C1"), [line(1, "A-DRUG", 60), line(2, "B-DRUG", 40)], med_type="11", hosp_lv=2,
-                    when=T0, dise="") for i in range(2 * FLOWS)]
+    claims = [
+        claim(
+            f"X{i}",
+            facts("C1"),
+            [line(1, "A-DRUG", 60), line(2, "B-DRUG", 40)],
+            med_type="11",
+            hosp_lv=2,
+            when=T0,
+            dise="",
+        )
+        for i in range(2 * FLOWS)
+    ]
     ledger = Ledger(BOOK.policy(REGION), ledger_persons(), dt.date(2025, 3, 1))
     seq = settle_in_order(claims, ledger, CAT)
     want = {(p, y, k, per): v for (p, y), acc in ledger.accum.items() for (k, per), v in acc.items() if v and p == "C1"}
     with db_engine.connect() as conn:
-        got = {(r.psn_no, r.policy_year, r.kind, r.period): r.value
-               for r in conn.execute(select(records.Accumulator.__table__)).all()}
+        got = {
+            (r.psn_no, r.policy_year, r.kind, r.period): r.value
+            for r in conn.execute(select(records.Accumulator.__table__)).all()
+        }
         n = conn.execute(select(func.count()).select_from(records.Settlement)).scalar_one()
         bal = conn.execute(select(records.Account.balc).where(records.Account.psn_no == "C1")).scalar_one()
     assert got == want
@@ -105,14 +117,30 @@ def test_two_clients_settling_one_person_lose_nothing(server, db_engine):
     assert debits == sum(x.acct_pay for x in seq) > 0
     assert bal == PEOPLE["C1"][7] - debits
     assert sorted(r["balc"] for r in replies) == sorted(
-        Decimal(PEOPLE["C1"][7] - sum(x.acct_pay for x in seq[: k + 1])) / 100 for k in range(2 * FLOWS))
+        Decimal(PEOPLE["C1"][7] - sum(x.acct_pay for x in seq[: k + 1])) / 100 for k in range(2 * FLOWS)
+    )
 
     # reconciliation equals the sum of the replies
     http, his = _client(base, clock)
-    tot = {"medfee_sumamt": sum(r["medfee_sumamt"] for r in replies), "fund_pay_sumamt": sum(r["fund_pay_sumamt"] for r in replies),
-           "acct_pay": sum(r["acct_pay"] for r in replies), "fixmedins_setl_cnt": len(replies)}
-    r = his.call("3201", {"data": {"insutype": "310", "clr_type": "11", "setl_optins": REGION,
-                                   "stmt_begndate": "2025-03-10", "stmt_enddate": "2025-03-10", **tot}})
+    tot = {
+        "medfee_sumamt": sum(r["medfee_sumamt"] for r in replies),
+        "fund_pay_sumamt": sum(r["fund_pay_sumamt"] for r in replies),
+        "acct_pay": sum(r["acct_pay"] for r in replies),
+        "fixmedins_setl_cnt": len(replies),
+    }
+    r = his.call(
+        "3201",
+        {
+            "data": {
+                "insutype": "310",
+                "clr_type": "11",
+                "setl_optins": REGION,
+                "stmt_begndate": "2025-03-10",
+                "stmt_enddate": "2025-03-10",
+                **tot,
+            }
+        },
+    )
     assert r["output"]["stmtinfo"]["stmt_rslt"] == "0", r
     http.close()
 
@@ -120,12 +148,32 @@ def test_two_clients_settling_one_person_lose_nothing(server, db_engine):
 def test_one_msgid_from_two_clients_settles_once(server, db_engine):
     base, clock, iface = server
     (h1, c1), (h2, c2) = _client(base, clock), _client(base, clock)
-    reg = c1.call("2201", {"data": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-10 08:00:00",
-                                    "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "ipt_otp_no": "R-1"}})
+    reg = c1.call(
+        "2201",
+        {
+            "data": {
+                "psn_no": "E2",
+                "insutype": "310",
+                "begntime": "2025-03-10 08:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E2"][8],
+                "ipt_otp_no": "R-1",
+            }
+        },
+    )
     mdtrt_id = reg["output"]["data"]["mdtrt_id"]
     c1.call("2204", {"feedetail": c1.feedetail(mdtrt_id, "E2", [Item("A-DRUG", "2", "33.33")], when=T0)})
-    data = {"data": {"psn_no": "E2", "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "med_type": "11",
-                     "medfee_sumamt": "66.66", "mdtrt_id": mdtrt_id, "insutype": "310"}}
+    data = {
+        "data": {
+            "psn_no": "E2",
+            "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": PEOPLE["E2"][8],
+            "med_type": "11",
+            "medfee_sumamt": "66.66",
+            "mdtrt_id": mdtrt_id,
+            "insutype": "310",
+        }
+    }
     env1 = c1.envelope("2207", data, msgid="H2-SAME-0001")
     env2 = dict(env1, sign_no=c2.sign_no)
     barrier = threading.Barrier(2)

@@ -60,7 +60,9 @@ class DataShapeHis(HisClient):
 
     def envelope(self, infno, payload, msgid=None):
         env = super().envelope(infno, payload, msgid)
-        env.update(infver="", recer_sys_code="", opter_name="", fixmedins_name="", mdtrtarea_admvs="", insuplc_admdvs="")
+        env.update(
+            infver="", recer_sys_code="", opter_name="", fixmedins_name="", mdtrtarea_admvs="", insuplc_admdvs=""
+        )
         return env
 
     def sign_in(self):
@@ -82,23 +84,65 @@ def _log_count(engine):
 
 
 def _register(his, psn="E1", **extra):
-    data = {"psn_no": psn, "insutype": PEOPLE[psn][0], "begntime": "2025-03-10 08:30:00", "mdtrt_cert_type": "02",
-            "mdtrt_cert_no": PEOPLE[psn][8], "ipt_otp_no": his.msgid(), **extra}
+    data = {
+        "psn_no": psn,
+        "insutype": PEOPLE[psn][0],
+        "begntime": "2025-03-10 08:30:00",
+        "mdtrt_cert_type": "02",
+        "mdtrt_cert_no": PEOPLE[psn][8],
+        "ipt_otp_no": his.msgid(),
+        **extra,
+    }
     return his.call("2201", {"data": data})["output"]["data"]["mdtrt_id"]
 
 
 def _row(mdtrt_id, psn, sn, code, cnt, pric, amt, **kw):
-    return {"feedetl_sn": sn, "mdtrt_id": mdtrt_id, "psn_no": psn, "chrg_bchno": "", "rxno": "", "rx_circ_flag": "",
-            "fee_ocur_time": "2025-03-10 08:40:00", "med_list_codg": code, "medins_list_codg": "", "det_item_fee_sumamt": amt,
-            "cnt": cnt, "pric": pric, "sin_dos_dscr": "", "used_frqu_dscr": "", "prd_days": "", "medc_way_dscr": "",
-            "bilg_dept_codg": "", "bilg_dept_name": "", "bilg_dr_codg": "", "bilg_dr_name": "", "hosp_appr_flag": "", **kw}
+    return {
+        "feedetl_sn": sn,
+        "mdtrt_id": mdtrt_id,
+        "psn_no": psn,
+        "chrg_bchno": "",
+        "rxno": "",
+        "rx_circ_flag": "",
+        "fee_ocur_time": "2025-03-10 08:40:00",
+        "med_list_codg": code,
+        "medins_list_codg": "",
+        "det_item_fee_sumamt": amt,
+        "cnt": cnt,
+        "pric": pric,
+        "sin_dos_dscr": "",
+        "used_frqu_dscr": "",
+        "prd_days": "",
+        "medc_way_dscr": "",
+        "bilg_dept_codg": "",
+        "bilg_dept_name": "",
+        "bilg_dr_codg": "",
+        "bilg_dr_name": "",
+        "hosp_appr_flag": "",
+        **kw,
+    }
 
 
 def _settle_data(mdtrt_id, psn, total, **kw):
-    return {"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE[psn][8], "med_type": "11", "medfee_sumamt": total,
-            "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": "", "insutype": PEOPLE[psn][0], "acct_used_flag": "1",
-            "invono": "", "fulamt_ownpay_amt": "", "overlmt_selfpay": "", "preselfpay_amt": "", "inscp_scp_amt": "",
-            "mid_setl_flag": "", **kw}
+    return {
+        "psn_no": psn,
+        "mdtrt_cert_type": "02",
+        "mdtrt_cert_no": PEOPLE[psn][8],
+        "med_type": "11",
+        "medfee_sumamt": total,
+        "psn_setlway": "01",
+        "mdtrt_id": mdtrt_id,
+        "chrg_bchno": "",
+        "insutype": PEOPLE[psn][0],
+        "acct_used_flag": "1",
+        "invono": "",
+        "fulamt_ownpay_amt": "",
+        "overlmt_selfpay": "",
+        "preselfpay_amt": "",
+        "inscp_scp_amt": "",
+        "mid_setl_flag": "",
+        **kw,
+    }
 
 
 # --- empty character fields are "" ------------------------------------------------------------------------
@@ -107,8 +151,20 @@ def _settle_data(mdtrt_id, psn, total, **kw):
 def test_empty_strings_are_absent_in_optional_fields_and_refused_in_required_ones(w):
     his = w.his
     # 1101 with "begntime": "" (and every other optional field "")
-    r = his.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8], "card_sn": "", "begntime": "",
-                                   "psn_cert_type": "", "certno": "", "psn_name": ""}})
+    r = his.call(
+        "1101",
+        {
+            "data": {
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E1"][8],
+                "card_sn": "",
+                "begntime": "",
+                "psn_cert_type": "",
+                "certno": "",
+                "psn_name": "",
+            }
+        },
+    )
     assert r["output"]["baseinfo"]["psn_no"] == "E1"
     # null is absent too
     r = his.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8], "begntime": None}})
@@ -124,12 +180,39 @@ def test_empty_strings_are_absent_in_optional_fields_and_refused_in_required_one
 
 def test_die_date_empty_on_discharge(w):
     his = w.his
-    adm = his.call("2401", {"mdtrtinfo": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-08 10:00:00",
-                                          "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "med_type": "21",
-                                          "ipt_no": "IP-1", "dscg_maindiag_code": "J18.900", "coner_name": "", "tel": ""}})
+    adm = his.call(
+        "2401",
+        {
+            "mdtrtinfo": {
+                "psn_no": "E2",
+                "insutype": "310",
+                "begntime": "2025-03-08 10:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E2"][8],
+                "med_type": "21",
+                "ipt_no": "IP-1",
+                "dscg_maindiag_code": "J18.900",
+                "coner_name": "",
+                "tel": "",
+            }
+        },
+    )
     ip = adm["output"]["result"]["mdtrt_id"]
-    his.call("2402", {"dscginfo": {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-10 08:00:00",
-                                   "dise_codg": "J18.900", "dise_name": "", "dscg_way": "1", "die_date": ""}})
+    his.call(
+        "2402",
+        {
+            "dscginfo": {
+                "mdtrt_id": ip,
+                "psn_no": "E2",
+                "insutype": "310",
+                "endtime": "2025-03-10 08:00:00",
+                "dise_codg": "J18.900",
+                "dise_name": "",
+                "dscg_way": "1",
+                "die_date": "",
+            }
+        },
+    )
     with ydb.session_scope(w.engine) as s:
         enc = s.get(records.Encounter, ip)
         assert enc.endtime is not None and enc.dise_codg == "J18.900"
@@ -142,12 +225,29 @@ def test_die_date_empty_on_discharge(w):
 def test_national_diagnosis_codes_are_accepted(w, code):
     his = w.his
     op = _register(his)
-    his.call("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11", "dise_codg": code},
-                      "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": code, "maindiag_flag": "1"}]})
-    adm = his.call("2401", {"mdtrtinfo": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-08 10:00:00",
-                                          "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "med_type": "21",
-                                          "ipt_no": his.msgid(), "dscg_maindiag_code": code},
-                            "diseinfo": [{"diag_code": code, "maindiag_flag": "1"}]})
+    his.call(
+        "2203",
+        {
+            "mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11", "dise_codg": code},
+            "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": code, "maindiag_flag": "1"}],
+        },
+    )
+    adm = his.call(
+        "2401",
+        {
+            "mdtrtinfo": {
+                "psn_no": "E2",
+                "insutype": "310",
+                "begntime": "2025-03-08 10:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E2"][8],
+                "med_type": "21",
+                "ipt_no": his.msgid(),
+                "dscg_maindiag_code": code,
+            },
+            "diseinfo": [{"diag_code": code, "maindiag_flag": "1"}],
+        },
+    )
     with ydb.session_scope(w.engine) as s:
         assert s.get(records.Encounter, op).dise_codg == code
         assert s.get(records.Encounter, adm["output"]["result"]["mdtrt_id"]).dise_codg == code
@@ -159,8 +259,11 @@ def test_diagnoses_are_written_as_the_dictionary_writes_them_and_unknown_ones_re
     his.call("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11", "dise_codg": " i10.X05 "}})
     with ydb.session_scope(w.engine) as s:
         assert s.get(records.Encounter, op).dise_codg == "I10.x05"
-    r = his.call("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11"},
-                          "diseinfo": [{"diag_code": "J18.999x999"}]}, check=False)
+    r = his.call(
+        "2203",
+        {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11"}, "diseinfo": [{"diag_code": "J18.999x999"}]},
+        check=False,
+    )
     _refused(r, "diseinfo.0.diag_code")
     assert "J18.999x999" in r["err_msg"]
 
@@ -170,8 +273,12 @@ def test_accepted_coding_systems_are_a_setting(db_engine):
     w = _world(db_engine, _cfg(diagnosis_systems=("icd10-yb-2.0",)))
     w.his.sign_in()
     op = _register(w.his)
-    _refused(w.his.call("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11", "dise_codg": "J06.9"}},
-                        check=False), "dise_codg")  # WHO only: not in the national edition
+    _refused(
+        w.his.call(
+            "2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11", "dise_codg": "J06.9"}}, check=False
+        ),
+        "dise_codg",
+    )  # WHO only: not in the national edition
     w.his.call("2203", {"mdtrtinfo": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11", "dise_codg": "J06.900"}})
     assert default_config().interface.diagnosis_systems == ("icd10-yb-2.0", "who-icd10")
 
@@ -216,14 +323,23 @@ def test_character_line_numbers_and_exact_quantities_and_prices(w):
     _refused(his.call("2204", {"feedetail": [dict(rows[0], pric="150.123457")]}, check=False), "feedetl_sn")
     # what the HIS sent is kept exactly; the platform's numbers are its own where the HIS's are not plain numbers
     with ydb.session_scope(w.engine) as s:
-        ups = {u.his_feedetl_sn: (u.feedetl_sn, u.cnt_e4, u.pric_e6) for u in s.scalars(select(FeeUpload).where(FeeUpload.mdtrt_id == op))}
+        ups = {
+            u.his_feedetl_sn: (u.feedetl_sn, u.cnt_e4, u.pric_e6)
+            for u in s.scalars(select(FeeUpload).where(FeeUpload.mdtrt_id == op))
+        }
     assert ups["yp570"][1:] == (15000, 150123456) and ups["202503100000001"][1:] == (3333, 3333333)
     assert ups["7"][0] == 7 and len({v[0] for v in ups.values()}) == 3
     # a fifth decimal on cnt, a seventh on pric, a total that is not cnt × pric rounded half up: refused
-    _refused(his.call("2204", {"feedetail": [_row(op, "E1", "x1", "A-DRUG", "0.00001", "1", "0.00")]}, check=False), "cnt")
-    _refused(his.call("2204", {"feedetail": [_row(op, "E1", "x1", "A-DRUG", "1", "0.0000001", "0.00")]}, check=False), "pric")
-    _refused(his.call("2204", {"feedetail": [_row(op, "E1", "x1", "A-DRUG", "0.3333", "3.333333", "1.12")]}, check=False),
-             "det_item_fee_sumamt")
+    _refused(
+        his.call("2204", {"feedetail": [_row(op, "E1", "x1", "A-DRUG", "0.00001", "1", "0.00")]}, check=False), "cnt"
+    )
+    _refused(
+        his.call("2204", {"feedetail": [_row(op, "E1", "x1", "A-DRUG", "1", "0.0000001", "0.00")]}, check=False), "pric"
+    )
+    _refused(
+        his.call("2204", {"feedetail": [_row(op, "E1", "x1", "A-DRUG", "0.3333", "3.333333", "1.12")]}, check=False),
+        "det_item_fee_sumamt",
+    )
     # settlement: money to the fen, the total the sum of the lines
     total = Decimal("246.30")
     pre = his.call("2206", {"data": _settle_data(op, "E1", total)})["output"]["setlinfo"]
@@ -235,18 +351,41 @@ def test_character_line_numbers_and_exact_quantities_and_prices(w):
         if isinstance(v, Decimal) and k != "pool_prop_selfpay" and k != "age":
             assert v == v.quantize(Decimal("0.01")), k
     # withdrawing by the HIS's numbers (2302 inpatient); a settled line cannot be withdrawn
-    _refused(his.call("2205", {"data": {"mdtrt_id": op, "chrg_bchno": "0000", "psn_no": "E1"}}, check=False), "feedetl_sn")
+    _refused(
+        his.call("2205", {"data": {"mdtrt_id": op, "chrg_bchno": "0000", "psn_no": "E1"}}, check=False), "feedetl_sn"
+    )
 
 
 def test_inpatient_lines_are_withdrawn_by_the_his_numbers(w):
     his = w.his
-    adm = his.call("2401", {"mdtrtinfo": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-08 10:00:00",
-                                          "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "med_type": "21",
-                                          "ipt_no": "IP-W", "dscg_maindiag_code": "J18.900"}})
+    adm = his.call(
+        "2401",
+        {
+            "mdtrtinfo": {
+                "psn_no": "E2",
+                "insutype": "310",
+                "begntime": "2025-03-08 10:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E2"][8],
+                "med_type": "21",
+                "ipt_no": "IP-W",
+                "dscg_maindiag_code": "J18.900",
+            }
+        },
+    )
     ip = adm["output"]["result"]["mdtrt_id"]
-    his.call("2301", {"feedetail": [_row(ip, "E2", "yp570", "BED", "2", "50", "100.00"),
-                                    _row(ip, "E2", "yp571", "A-DRUG", "1", "9", "9.00")]})
-    _refused(his.call("2302", {"data": [{"feedetl_sn": "yp999", "mdtrt_id": ip, "psn_no": "E2"}]}, check=False), "feedetl_sn")
+    his.call(
+        "2301",
+        {
+            "feedetail": [
+                _row(ip, "E2", "yp570", "BED", "2", "50", "100.00"),
+                _row(ip, "E2", "yp571", "A-DRUG", "1", "9", "9.00"),
+            ]
+        },
+    )
+    _refused(
+        his.call("2302", {"data": [{"feedetl_sn": "yp999", "mdtrt_id": ip, "psn_no": "E2"}]}, check=False), "feedetl_sn"
+    )
     out = his.call("2302", {"data": [{"feedetl_sn": "yp571", "mdtrt_id": ip, "psn_no": "E2"}]})
     assert out["output"]["result"]["feedetl_sn"] == ["yp571"]
     # the number is free again: a corrected line may be uploaded under it
@@ -297,7 +436,9 @@ def test_a_node_under_two_names_is_refused_and_node_names_are_per_institution(db
     seed(db_engine)
     cfg = default_config()
     # H3's edition (say) does not call 2203's node "data": for it, "data" is not read as mdtrtinfo
-    cfg = cfg.model_copy(update={"institutions": {"H3": InstitutionParams(input_nodes={"2203": {"mdtrtinfo": ("visit",)}})}})
+    cfg = cfg.model_copy(
+        update={"institutions": {"H3": InstitutionParams(input_nodes={"2203": {"mdtrtinfo": ("visit",)}})}}
+    )
     w = _world(db_engine, cfg)
     w.his.sign_in()
     op = _register(w.his)
@@ -318,7 +459,9 @@ def test_a_node_under_two_names_is_refused_and_node_names_are_per_institution(db
 def test_1101_reports_insurance_dates_and_full_identity_rows(w):
     r = w.his.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["R1"][8]}})["output"]
     insu = r["insuinfo"][0]
-    assert insu["psn_insu_date"] == "2015-01-01" and insu["paus_insu_date"] is None  # insured: no pause (clients test for null)
+    assert (
+        insu["psn_insu_date"] == "2015-01-01" and insu["paus_insu_date"] is None
+    )  # insured: no pause (clients test for null)
     idet = r["idetinfo"][0]
     assert set(idet) >= {"psn_idet_type", "psn_type_lv", "memo", "begntime", "endtime"}
     assert idet["psn_idet_type"] == default_config().psn_idet_types["dibao"]
@@ -327,8 +470,15 @@ def test_1101_reports_insurance_dates_and_full_identity_rows(w):
 def test_fee_results_setldetail_cancel_and_query_carry_the_fields_clients_read(w):
     his = w.his
     op = _register(his)
-    res = his.call("2204", {"feedetail": [_row(op, "E1", "1", "A-DRUG", "2", "150", "300.00"),
-                                          _row(op, "E1", "2", "B-DRUG", "1", "200", "200.00")]})["output"]["result"]
+    res = his.call(
+        "2204",
+        {
+            "feedetail": [
+                _row(op, "E1", "1", "A-DRUG", "2", "150", "300.00"),
+                _row(op, "E1", "2", "B-DRUG", "1", "200", "200.00"),
+            ]
+        },
+    )["output"]["result"]
     for r in res:
         assert set(r) >= {"bas_medn_flag", "hi_nego_drug_flag", "chld_medc_flag", "list_sp_item_flag", "drt_reim_flag"}
     out = his.call("2207", {"data": _settle_data(op, "E1", "500.00")})["output"]
@@ -364,12 +514,29 @@ def test_pooled_fund_headroom_shrinks_with_the_years_payments(w):
     paid, rooms = [], []
     for n in range(2):
         w.clock.advance(hours=1)
-        adm = his.call("2401", {"mdtrtinfo": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-08 10:00:00",
-                                              "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "med_type": "21",
-                                              "ipt_no": f"IP-H{n}", "dscg_maindiag_code": "J18.900"}})
+        adm = his.call(
+            "2401",
+            {
+                "mdtrtinfo": {
+                    "psn_no": "E2",
+                    "insutype": "310",
+                    "begntime": "2025-03-08 10:00:00",
+                    "mdtrt_cert_type": "02",
+                    "mdtrt_cert_no": PEOPLE["E2"][8],
+                    "med_type": "21",
+                    "ipt_no": f"IP-H{n}",
+                    "dscg_maindiag_code": "J18.900",
+                }
+            },
+        )
         ip = adm["output"]["result"]["mdtrt_id"]
-        his.call("2301", {"feedetail": [_row(ip, "E2", "1", "A-DRUG", "1", "8000", "8000.00", fee_ocur_time="2025-03-09 10:00:00")]})
-        his.call("2402", {"dscginfo": {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-10 08:00:00"}})
+        his.call(
+            "2301",
+            {"feedetail": [_row(ip, "E2", "1", "A-DRUG", "1", "8000", "8000.00", fee_ocur_time="2025-03-09 10:00:00")]},
+        )
+        his.call(
+            "2402", {"dscginfo": {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-10 08:00:00"}}
+        )
         out = his.call("2304", {"data": _settle_data(ip, "E2", "8000.00", med_type="")})["output"]
         with ydb.session_scope(w.engine) as s:
             cat = scheme.categories[s.get(records.Settlement, out["setlinfo"]["setl_id"]).benefit_category]
@@ -408,16 +575,30 @@ def test_control_characters_and_lone_surrogates_are_refused_naming_the_field(w):
     his = w.his
     snap = business_snapshot(w.engine)
     n0 = _log_count(w.engine)
-    op_env = his.envelope("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:30:00",
-                                            "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8],
-                                            "ipt_otp_no": "OP\u0000X", "dr_name": "ok"}})
+    op_env = his.envelope(
+        "2201",
+        {
+            "data": {
+                "psn_no": "E1",
+                "insutype": "310",
+                "begntime": "2025-03-10 08:30:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E1"][8],
+                "ipt_otp_no": "OP\u0000X",
+                "dr_name": "ok",
+            }
+        },
+    )
     _refused(w.client.post(PATH, content=json.dumps(op_env).encode()).json(), "input.data.ipt_otp_no")
     body = json.dumps(op_env).replace("OP\\u0000X", "OP\\ud800X")
     _refused(w.client.post(PATH, content=body.encode()).json(), "input.data.ipt_otp_no")
     # REST: a lone surrogate is a 400 national refusal, not a 500
     h = {"X-Fixmedins-Code": "H2", "X-Sign-No": his.sign_no, "Content-Type": "application/json"}
-    r = w.client.post("/api/v1/outpatient/registrations", content=json.dumps(op_env["input"]).replace("OP\\u0000X", "OP\\ud800X").encode(),
-                      headers=h)
+    r = w.client.post(
+        "/api/v1/outpatient/registrations",
+        content=json.dumps(op_env["input"]).replace("OP\\u0000X", "OP\\ud800X").encode(),
+        headers=h,
+    )
     assert r.status_code == 400 and r.json()["field"] == "data.ipt_otp_no"
     assert business_snapshot(w.engine) == snap and _log_count(w.engine) == n0 + 3
 
@@ -427,7 +608,9 @@ def test_body_size_is_bounded(db_engine):
     w = _world(db_engine, _cfg(max_body_bytes=4096))
     w.his.sign_in()
     n0 = _log_count(db_engine)
-    env = w.his.envelope("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8], "memo": "x" * 5000}})
+    env = w.his.envelope(
+        "1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8], "memo": "x" * 5000}}
+    )
     r = w.client.post(PATH, content=dumps_exact(env).encode())
     assert r.status_code == 200 and r.json()["infcode"] == -1 and field_of(r.json()["err_msg"]) == "body"
     assert "4096" in r.json()["err_msg"] and len(r.content) < 1000
@@ -444,7 +627,9 @@ def test_rest_schema_refusals_do_not_echo_the_value_and_are_audited(w):
     n0 = _log_count(w.engine)
     h = {"X-Fixmedins-Code": "H2", "X-Sign-No": w.his.sign_no}
     secret = "S" * 50_000
-    r = w.client.post("/api/v1/persons/query", json={"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": secret}}, headers=h)
+    r = w.client.post(
+        "/api/v1/persons/query", json={"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": secret}}, headers=h
+    )
     assert r.status_code == 422 and r.json()["infcode"] == -1 and r.json()["field"] == "data.mdtrt_cert_no"
     assert secret not in r.text and len(r.content) < 1000
     assert _log_count(w.engine) == n0 + 1
@@ -462,12 +647,41 @@ def test_an_empty_certificate_number_does_not_skip_the_identity_check(w):
         for empty in ("", None):
             data = _settle_data(op, "E1", "20.00", mdtrt_cert_no=empty)
             _refused(his.call(infno, {"data": data}, check=False), "mdtrt_cert_no")
-    _refused(his.call("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:30:00",
-                                        "mdtrt_cert_type": "02", "mdtrt_cert_no": "", "ipt_otp_no": "OP-E"}}, check=False),
-             "mdtrt_cert_no")
-    _refused(his.call("2401", {"mdtrtinfo": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-08 10:00:00",
-                                             "mdtrt_cert_type": "02", "mdtrt_cert_no": "", "med_type": "21", "ipt_no": "IP-E"}},
-                      check=False), "mdtrt_cert_no")
+    _refused(
+        his.call(
+            "2201",
+            {
+                "data": {
+                    "psn_no": "E1",
+                    "insutype": "310",
+                    "begntime": "2025-03-10 08:30:00",
+                    "mdtrt_cert_type": "02",
+                    "mdtrt_cert_no": "",
+                    "ipt_otp_no": "OP-E",
+                }
+            },
+            check=False,
+        ),
+        "mdtrt_cert_no",
+    )
+    _refused(
+        his.call(
+            "2401",
+            {
+                "mdtrtinfo": {
+                    "psn_no": "E2",
+                    "insutype": "310",
+                    "begntime": "2025-03-08 10:00:00",
+                    "mdtrt_cert_type": "02",
+                    "mdtrt_cert_no": "",
+                    "med_type": "21",
+                    "ipt_no": "IP-E",
+                }
+            },
+            check=False,
+        ),
+        "mdtrt_cert_no",
+    )
     assert business_snapshot(w.engine) == snap
 
 
@@ -477,7 +691,12 @@ def test_inf_time_must_be_fresh(w):
     window = default_config().interface.inf_time_window_minutes
     ok = his.envelope("1101", q)
     for minutes in (-window + 1, window - 1):
-        assert his.post(dict(ok, msgid=his.msgid(), inf_time=(T0 + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S")))["infcode"] == 0
+        assert (
+            his.post(
+                dict(ok, msgid=his.msgid(), inf_time=(T0 + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S"))
+            )["infcode"]
+            == 0
+        )
     for minutes in (-window - 1, window + 1, -60 * 24 * 365):
         env = dict(ok, msgid=his.msgid(), inf_time=(T0 + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S"))
         _refused(his.post(env), "inf_time")
@@ -503,7 +722,9 @@ def test_absurd_values_are_refused(w):
     ]
     for row, fld in cases:
         _refused(his.call("2204", {"feedetail": [row]}, check=False), fld)
-    _refused(his.call("2207", {"data": _settle_data(op, "E1", str(ic.max_medfee_sumamt + 1))}, check=False), "medfee_sumamt")
+    _refused(
+        his.call("2207", {"data": _settle_data(op, "E1", str(ic.max_medfee_sumamt + 1))}, check=False), "medfee_sumamt"
+    )
     assert business_snapshot(w.engine) == snap
 
 
@@ -515,34 +736,90 @@ def test_outpatient_flow_in_the_data_shape_with_a_variants(w):
     his = DataShapeHis(http_transport(w.client), "H2", clock=w.clock, credential=CREDENTIALS["H2"])
     his.sign_in()
     cert = PEOPLE["E1"][8]
-    reg = his.call("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:55:00", "mdtrt_cert_type": "02",
-                                     "mdtrt_cert_no": cert, "ipt_otp_no": "MZ0001", "atddr_no": "", "dr_name": "",
-                                     "dept_code": "", "dept_name": "", "caty": ""}})
+    reg = his.call(
+        "2201",
+        {
+            "data": {
+                "psn_no": "E1",
+                "insutype": "310",
+                "begntime": "2025-03-10 08:55:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": cert,
+                "ipt_otp_no": "MZ0001",
+                "atddr_no": "",
+                "dr_name": "",
+                "dept_code": "",
+                "dept_name": "",
+                "caty": "",
+            }
+        },
+    )
     op = reg["output"]["data"]["mdtrt_id"]
-    his.call("2203A", {"data": {"mdtrt_id": op, "psn_no": "E1", "med_type": "11", "begntime": "", "main_cond_dscr": "",
-                                "dise_codg": "J06.900", "dise_name": "急性上呼吸道感染", "birctrl_type": "", "birctrl_matn_date": "",
-                                "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900", "diag_name": "急性上呼吸道感染",
-                                              "diag_dept": "", "dise_dor_no": "", "dise_dor_name": "", "diag_time": "",
-                                              "vali_flag": "", "maindiag_flag": "1"}]}})
-    rows = [_row(op, "E1", "yp570", "CAP-DEV", "1.5000", "150.123456", "225.19"),
-            _row(op, "E1", "202503100000001", "A-DRUG", "0.3333", "3.333333", "1.11"),
-            _row(op, "E1", "yp572", "B-DRUG", "2.0000", "10.000000", "20.00")]
+    his.call(
+        "2203A",
+        {
+            "data": {
+                "mdtrt_id": op,
+                "psn_no": "E1",
+                "med_type": "11",
+                "begntime": "",
+                "main_cond_dscr": "",
+                "dise_codg": "J06.900",
+                "dise_name": "急性上呼吸道感染",
+                "birctrl_type": "",
+                "birctrl_matn_date": "",
+                "diseinfo": [
+                    {
+                        "diag_type": "1",
+                        "diag_srt_no": "1",
+                        "diag_code": "J06.900",
+                        "diag_name": "急性上呼吸道感染",
+                        "diag_dept": "",
+                        "dise_dor_no": "",
+                        "dise_dor_name": "",
+                        "diag_time": "",
+                        "vali_flag": "",
+                        "maindiag_flag": "1",
+                    }
+                ],
+            }
+        },
+    )
+    rows = [
+        _row(op, "E1", "yp570", "CAP-DEV", "1.5000", "150.123456", "225.19"),
+        _row(op, "E1", "202503100000001", "A-DRUG", "0.3333", "3.333333", "1.11"),
+        _row(op, "E1", "yp572", "B-DRUG", "2.0000", "10.000000", "20.00"),
+    ]
     fees = his.call("2204", {"data": rows})["output"]["result"]
     assert [r["feedetl_sn"] for r in fees] == ["yp570", "202503100000001", "yp572"]
     data = _settle_data(op, "E1", "246.30")
     pre = his.call("2206A", {"data": data})["output"]
     setl = his.call("2207A", {"data": data})["output"]
     info = setl["setlinfo"]
-    assert {k: pre["setlinfo"][k] for k in ("hifp_pay", "acct_pay", "psn_cash_pay")} == {k: info[k] for k in ("hifp_pay", "acct_pay", "psn_cash_pay")}
+    assert {k: pre["setlinfo"][k] for k in ("hifp_pay", "acct_pay", "psn_cash_pay")} == {
+        k: info[k] for k in ("hifp_pay", "acct_pay", "psn_cash_pay")
+    }
     assert info["medfee_sumamt"] == Decimal("246.30") and info["overlmt_selfpay"] == Decimal("75.19")
     assert info["fund_pay_sumamt"] + info["psn_part_amt"] == info["medfee_sumamt"]
     assert all("crt_payb_lmt_amt" in d for d in setl["setldetail"])
     # reconciliation of the day agrees with the reply, then the cancellation takes it out
-    day = {"insutype": "310", "clr_type": "11", "setl_optins": REGION, "stmt_begndate": "2025-03-10", "stmt_enddate": "2025-03-10"}
-    tot = {"medfee_sumamt": info["medfee_sumamt"], "fund_pay_sumamt": info["fund_pay_sumamt"], "acct_pay": info["acct_pay"],
-           "fixmedins_setl_cnt": 1}
+    day = {
+        "insutype": "310",
+        "clr_type": "11",
+        "setl_optins": REGION,
+        "stmt_begndate": "2025-03-10",
+        "stmt_enddate": "2025-03-10",
+    }
+    tot = {
+        "medfee_sumamt": info["medfee_sumamt"],
+        "fund_pay_sumamt": info["fund_pay_sumamt"],
+        "acct_pay": info["acct_pay"],
+        "fixmedins_setl_cnt": 1,
+    }
     assert his.call("3201", {"data": {**day, **tot}})["output"]["stmtinfo"]["stmt_rslt"] == "0"
-    cancel = his.call("2208", {"data": {"setl_id": info["setl_id"], "mdtrt_id": op, "psn_no": "E1"}})["output"]["setlinfo"]
+    cancel = his.call("2208", {"data": {"setl_id": info["setl_id"], "mdtrt_id": op, "psn_no": "E1"}})["output"][
+        "setlinfo"
+    ]
     assert cancel["pdn_cash_pay"] == -info["psn_cash_pay"] and cancel["medfee_sumamt"] == -info["medfee_sumamt"]
     zero = {"medfee_sumamt": "0.00", "fund_pay_sumamt": "0.00", "acct_pay": "0.00", "fixmedins_setl_cnt": 0}
     assert his.call("3201", {"data": {**day, **zero}})["output"]["stmtinfo"]["stmt_rslt"] == "0"
@@ -561,20 +838,71 @@ def test_inpatient_stay_in_the_data_shape_with_a_variants(db_engine):
     his = DataShapeHis(http_transport(w.client), "H2", clock=w.clock, credential=CREDENTIALS["H2"])
     his.sign_in()
     cert = PEOPLE["E2"][8]
-    person = his.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": cert, "card_sn": "", "begntime": "",
-                                        "psn_cert_type": "01", "certno": "", "psn_name": ""}})["output"]
+    person = his.call(
+        "1101",
+        {
+            "data": {
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": cert,
+                "card_sn": "",
+                "begntime": "",
+                "psn_cert_type": "01",
+                "certno": "",
+                "psn_name": "",
+            }
+        },
+    )["output"]
     assert person["baseinfo"]["psn_no"] == "E2"
-    adm = his.call("2401", {"data": {
-        "psn_no": "E2", "insutype": "310", "coner_name": "", "tel": "", "begntime": "2025-03-08 10:00:00",
-        "mdtrt_cert_type": "02", "mdtrt_cert_no": cert, "med_type": "21", "ipt_no": "ZY0001", "medrcdno": "",
-        "atddr_no": "", "chfpdr_name": "", "adm_diag_dscr": "", "adm_dept_codg": "", "adm_dept_name": "", "adm_bed": "",
-        "dscg_maindiag_code": "J18.900", "dscg_maindiag_name": "肺炎", "main_cond_dscr": "", "dise_codg": "", "dise_name": "",
-        "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J18.900", "maindiag_flag": "1", "diag_time": ""},
-                     {"diag_type": "1", "diag_srt_no": "2", "diag_code": "I10.x05", "maindiag_flag": "0", "diag_time": ""}]}})
+    adm = his.call(
+        "2401",
+        {
+            "data": {
+                "psn_no": "E2",
+                "insutype": "310",
+                "coner_name": "",
+                "tel": "",
+                "begntime": "2025-03-08 10:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": cert,
+                "med_type": "21",
+                "ipt_no": "ZY0001",
+                "medrcdno": "",
+                "atddr_no": "",
+                "chfpdr_name": "",
+                "adm_diag_dscr": "",
+                "adm_dept_codg": "",
+                "adm_dept_name": "",
+                "adm_bed": "",
+                "dscg_maindiag_code": "J18.900",
+                "dscg_maindiag_name": "肺炎",
+                "main_cond_dscr": "",
+                "dise_codg": "",
+                "dise_name": "",
+                "diseinfo": [
+                    {
+                        "diag_type": "1",
+                        "diag_srt_no": "1",
+                        "diag_code": "J18.900",
+                        "maindiag_flag": "1",
+                        "diag_time": "",
+                    },
+                    {
+                        "diag_type": "1",
+                        "diag_srt_no": "2",
+                        "diag_code": "I10.x05",
+                        "maindiag_flag": "0",
+                        "diag_time": "",
+                    },
+                ],
+            }
+        },
+    )
     ip = adm["output"]["result"]["mdtrt_id"]
-    rows = [_row(ip, "E2", "cw001", "BED", "2.0000", "50.000000", "100.00", fee_ocur_time="2025-03-09 10:00:00"),
-            _row(ip, "E2", "yp570", "A-DRUG", "3.3333", "33.333333", "111.11", fee_ocur_time="2025-03-09 10:00:00"),
-            _row(ip, "E2", "hc001", "CAP-DEV", "1", "150.00", "150.00", fee_ocur_time="2025-03-09 10:00:00")]
+    rows = [
+        _row(ip, "E2", "cw001", "BED", "2.0000", "50.000000", "100.00", fee_ocur_time="2025-03-09 10:00:00"),
+        _row(ip, "E2", "yp570", "A-DRUG", "3.3333", "33.333333", "111.11", fee_ocur_time="2025-03-09 10:00:00"),
+        _row(ip, "E2", "hc001", "CAP-DEV", "1", "150.00", "150.00", fee_ocur_time="2025-03-09 10:00:00"),
+    ]
     res = his.call("2301", {"data": rows})["output"]["result"]
     assert [r["feedetl_sn"] for r in res] == ["cw001", "yp570", "hc001"]
     data = _settle_data(ip, "E2", "361.11", med_type="")
@@ -585,17 +913,44 @@ def test_inpatient_stay_in_the_data_shape_with_a_variants(db_engine):
     assert info["fund_pay_sumamt"] + info["psn_part_amt"] == Decimal("361.11")
     assert all("crt_payb_lmt_amt" in d for d in setl["setldetail"])
     # discharge after the settlement, on the same diagnoses; other diagnoses would need the settlement cancelled
-    dscg = {"mdtrt_id": ip, "psn_no": "E2", "insutype": "310", "endtime": "2025-03-10 08:00:00", "dise_codg": "J18.900",
-            "dise_name": "", "dscg_dept_codg": "", "dscg_dept_name": "", "dscg_way": "1", "die_date": "",
-            "diseinfo": [{"diag_code": "J18.900", "maindiag_flag": "1", "diag_srt_no": "1"},
-                         {"diag_code": "I10.x05", "maindiag_flag": "0", "diag_srt_no": "2"}]}
+    dscg = {
+        "mdtrt_id": ip,
+        "psn_no": "E2",
+        "insutype": "310",
+        "endtime": "2025-03-10 08:00:00",
+        "dise_codg": "J18.900",
+        "dise_name": "",
+        "dscg_dept_codg": "",
+        "dscg_dept_name": "",
+        "dscg_way": "1",
+        "die_date": "",
+        "diseinfo": [
+            {"diag_code": "J18.900", "maindiag_flag": "1", "diag_srt_no": "1"},
+            {"diag_code": "I10.x05", "maindiag_flag": "0", "diag_srt_no": "2"},
+        ],
+    }
     _refused(his.call("2402", {"data": dict(dscg, dise_codg="J06.900", diseinfo=[])}, check=False), "dise_codg")
     his.call("2402", {"data": dscg})
-    cancel = his.call("2305", {"data": {"setl_id": info["setl_id"], "mdtrt_id": ip, "psn_no": "E2"}})["output"]["setlinfo"]
+    cancel = his.call("2305", {"data": {"setl_id": info["setl_id"], "mdtrt_id": ip, "psn_no": "E2"}})["output"][
+        "setlinfo"
+    ]
     assert cancel["medfee_sumamt"] == Decimal("-361.11") and cancel["pdn_cash_pay"] == -info["psn_cash_pay"]
-    stmt = his.call("3201", {"data": {"insutype": "310", "clr_type": "21", "setl_optins": REGION, "stmt_begndate": "2025-03-10",
-                                      "stmt_enddate": "2025-03-10", "medfee_sumamt": "0", "fund_pay_sumamt": "0",
-                                      "acct_pay": "0", "fixmedins_setl_cnt": "0"}})["output"]["stmtinfo"]
+    stmt = his.call(
+        "3201",
+        {
+            "data": {
+                "insutype": "310",
+                "clr_type": "21",
+                "setl_optins": REGION,
+                "stmt_begndate": "2025-03-10",
+                "stmt_enddate": "2025-03-10",
+                "medfee_sumamt": "0",
+                "fund_pay_sumamt": "0",
+                "acct_pay": "0",
+                "fixmedins_setl_cnt": "0",
+            }
+        },
+    )["output"]["stmtinfo"]
     assert stmt["stmt_rslt"] == "0"
     with ydb.session_scope(db_engine) as s:
         assert s.scalar(select(records.Account.balc).where(records.Account.psn_no == "E2")) == PEOPLE["E2"][7]
@@ -604,9 +959,21 @@ def test_inpatient_stay_in_the_data_shape_with_a_variants(db_engine):
 
 def test_the_default_edition_still_settles_an_inpatient_stay_only_after_discharge(w):
     his = w.his
-    adm = his.call("2401", {"mdtrtinfo": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-08 10:00:00",
-                                          "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E2"][8], "med_type": "21",
-                                          "ipt_no": "IP-D", "dscg_maindiag_code": "J18.900"}})
+    adm = his.call(
+        "2401",
+        {
+            "mdtrtinfo": {
+                "psn_no": "E2",
+                "insutype": "310",
+                "begntime": "2025-03-08 10:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E2"][8],
+                "med_type": "21",
+                "ipt_no": "IP-D",
+                "dscg_maindiag_code": "J18.900",
+            }
+        },
+    )
     ip = adm["output"]["result"]["mdtrt_id"]
     his.call("2301", {"feedetail": [_row(ip, "E2", "1", "BED", "1", "50", "50.00")]})
     _refused(his.call("2304A", {"data": _settle_data(ip, "E2", "50.00", med_type="")}, check=False), "mdtrt_id")

@@ -78,9 +78,19 @@ def test_outpatient_and_inpatient_visits_settle_through_the_envelope(env, db_eng
     clock.advance(days=2)
     his.sign_in()  # the sign-in of two days ago has expired
     begin, end = clock.t - dt.timedelta(days=1), clock.t - dt.timedelta(hours=1)
-    ip = his.inpatient("E1", "310", _cert("E1"), [Item("A-DRUG", "1", "8000"), Item("B-DRUG", "1", "3000"),
-                                                  Item("C-DRUG", "1", "500"), Item("CAP-DEV", "1", "150")],
-                       begntime=begin, endtime=end)
+    ip = his.inpatient(
+        "E1",
+        "310",
+        _cert("E1"),
+        [
+            Item("A-DRUG", "1", "8000"),
+            Item("B-DRUG", "1", "3000"),
+            Item("C-DRUG", "1", "500"),
+            Item("CAP-DEV", "1", "150"),
+        ],
+        begntime=begin,
+        endtime=end,
+    )
     s4 = ip["2304"]["output"]["setlinfo"]
     assert s4["medfee_sumamt"] == Decimal("11650.00") and s4["clr_type"] == "21"
     assert s4["overlmt_selfpay"] == Decimal("50.00") and s4["fulamt_ownpay_amt"] == Decimal("500.00")
@@ -90,16 +100,43 @@ def test_outpatient_and_inpatient_visits_settle_through_the_envelope(env, db_eng
     day = clock.t.date()
     for clr, replies in (("11", [setl]), ("21", [s4])):
         begin_day = T0.date()
-        totals = {"medfee_sumamt": sum(r["medfee_sumamt"] for r in replies),
-                  "fund_pay_sumamt": sum(r["fund_pay_sumamt"] for r in replies),
-                  "acct_pay": sum(r["acct_pay"] for r in replies), "fixmedins_setl_cnt": len(replies)}
-        r = his.call("3201", {"data": {"insutype": "310", "clr_type": clr, "setl_optins": REGION,
-                                       "stmt_begndate": begin_day.isoformat(), "stmt_enddate": day.isoformat(), **totals}})
+        totals = {
+            "medfee_sumamt": sum(r["medfee_sumamt"] for r in replies),
+            "fund_pay_sumamt": sum(r["fund_pay_sumamt"] for r in replies),
+            "acct_pay": sum(r["acct_pay"] for r in replies),
+            "fixmedins_setl_cnt": len(replies),
+        }
+        r = his.call(
+            "3201",
+            {
+                "data": {
+                    "insutype": "310",
+                    "clr_type": clr,
+                    "setl_optins": REGION,
+                    "stmt_begndate": begin_day.isoformat(),
+                    "stmt_enddate": day.isoformat(),
+                    **totals,
+                }
+            },
+        )
         assert r["output"]["stmtinfo"]["stmt_rslt"] == "0", r
         off = dict(totals, medfee_sumamt=totals["medfee_sumamt"] + Decimal("0.01"))
-        r = his.call("3201", {"data": {"insutype": "310", "clr_type": clr, "setl_optins": REGION,
-                                       "stmt_begndate": begin_day.isoformat(), "stmt_enddate": day.isoformat(), **off}})
-        assert r["output"]["stmtinfo"]["stmt_rslt"] == "1" and "medfee_sumamt" in r["output"]["stmtinfo"]["stmt_rslt_dscr"]
+        r = his.call(
+            "3201",
+            {
+                "data": {
+                    "insutype": "310",
+                    "clr_type": clr,
+                    "setl_optins": REGION,
+                    "stmt_begndate": begin_day.isoformat(),
+                    "stmt_enddate": day.isoformat(),
+                    **off,
+                }
+            },
+        )
+        assert (
+            r["output"]["stmtinfo"]["stmt_rslt"] == "1" and "medfee_sumamt" in r["output"]["stmtinfo"]["stmt_rslt_dscr"]
+        )
 
     # every message and reply is in the audit log, personal data masked
     with db_engine.connect() as conn:
@@ -125,37 +162,75 @@ def test_cancellation_restores_accumulators_and_account_to_the_fen(env, db_engin
     with db_engine.connect() as conn:
         assert sorted(conn.execute(select(records.Accumulator.__table__)).all()) == acc0
         bal = conn.execute(select(records.Account.balc).where(records.Account.psn_no == "E1")).scalar_one()
-        led = conn.execute(select(func.sum(records.AccountLedger.amount)).where(records.AccountLedger.psn_no == "E1")).scalar_one()
+        led = conn.execute(
+            select(func.sum(records.AccountLedger.amount)).where(records.AccountLedger.psn_no == "E1")
+        ).scalar_one()
     assert bal == led == PEOPLE["E1"][7]
     # settling the cancelled settlement's visit again after cancelling the registration is refused
     his.call("2202", {"data": {"psn_no": "E1", "mdtrt_id": setl["mdtrt_id"]}})
-    r = his.call("2207", {"data": {"psn_no": "E1", "mdtrt_cert_type": "02", "medfee_sumamt": setl["medfee_sumamt"],
-                                   "mdtrt_id": setl["mdtrt_id"], "insutype": "310"}}, check=False)
+    r = his.call(
+        "2207",
+        {
+            "data": {
+                "psn_no": "E1",
+                "mdtrt_cert_type": "02",
+                "medfee_sumamt": setl["medfee_sumamt"],
+                "mdtrt_id": setl["mdtrt_id"],
+                "insutype": "310",
+            }
+        },
+        check=False,
+    )
     assert r["infcode"] == -1 and field_of(r["err_msg"]) == "mdtrt_id" and "已撤销" in r["err_msg"]
     # a second cancellation is refused
-    r = his.call("2208", {"data": {"setl_id": setl["setl_id"], "mdtrt_id": setl["mdtrt_id"], "psn_no": "E1"}}, check=False)
+    r = his.call(
+        "2208", {"data": {"setl_id": setl["setl_id"], "mdtrt_id": setl["mdtrt_id"], "psn_no": "E1"}}, check=False
+    )
     assert r["infcode"] == -1 and field_of(r["err_msg"]) == "setl_id"
     assert len(before["settlement"]) == 0
 
 
 def test_repeated_msgid_returns_the_original_reply_and_changes_nothing(env, db_engine):
     iface, client, his, clock = env
-    reg = his.call("2201", {"data": {"psn_no": "C1", "insutype": "310", "begntime": "2025-03-10 08:30:00",
-                                     "mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("C1"), "ipt_otp_no": "OP-1"}},
-                   msgid="H2-IDEM-1")
+    reg = his.call(
+        "2201",
+        {
+            "data": {
+                "psn_no": "C1",
+                "insutype": "310",
+                "begntime": "2025-03-10 08:30:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": _cert("C1"),
+                "ipt_otp_no": "OP-1",
+            }
+        },
+        msgid="H2-IDEM-1",
+    )
     mdtrt_id = reg["output"]["data"]["mdtrt_id"]
     rows = his.feedetail(mdtrt_id, "C1", [Item("A-DRUG", "1", "60")], when=T0)
     his.call("2204", {"feedetail": rows}, msgid="H2-IDEM-2")
-    data = {"psn_no": "C1", "mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("C1"), "med_type": "11", "medfee_sumamt": "60.00",
-            "mdtrt_id": mdtrt_id, "insutype": "310"}
+    data = {
+        "psn_no": "C1",
+        "mdtrt_cert_type": "02",
+        "mdtrt_cert_no": _cert("C1"),
+        "med_type": "11",
+        "medfee_sumamt": "60.00",
+        "mdtrt_id": mdtrt_id,
+        "insutype": "310",
+    }
     env_7 = his.envelope("2207", {"data": data}, msgid="H2-IDEM-3")
     first = client.post("/fsi/api/rsfComIfsService/callService", content=_dump(env_7)).content
     snap = business_snapshot(db_engine)
     for _ in range(3):
         clock.advance(minutes=1)
         assert client.post("/fsi/api/rsfComIfsService/callService", content=_dump(env_7)).content == first
-        assert client.post("/fsi/api/rsfComIfsService/callService",
-                           content=_dump(his.envelope("2201", reg_input(), msgid="H2-IDEM-1"))).json()["infcode"] == 0
+        assert (
+            client.post(
+                "/fsi/api/rsfComIfsService/callService",
+                content=_dump(his.envelope("2201", reg_input(), msgid="H2-IDEM-1")),
+            ).json()["infcode"]
+            == 0
+        )
     assert business_snapshot(db_engine) == snap
     # the same msgid with other content is refused, and changes nothing
     other = his.envelope("2207", {"data": dict(data, medfee_sumamt="61.00")}, msgid="H2-IDEM-3")
@@ -165,8 +240,16 @@ def test_repeated_msgid_returns_the_original_reply_and_changes_nothing(env, db_e
 
 
 def reg_input():
-    return {"data": {"psn_no": "C1", "insutype": "310", "begntime": "2025-03-10 08:30:00", "mdtrt_cert_type": "02",
-                     "mdtrt_cert_no": _cert("C1"), "ipt_otp_no": "OP-1"}}
+    return {
+        "data": {
+            "psn_no": "C1",
+            "insutype": "310",
+            "begntime": "2025-03-10 08:30:00",
+            "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": _cert("C1"),
+            "ipt_otp_no": "OP-1",
+        }
+    }
 
 
 def _dump(env):
@@ -199,8 +282,9 @@ def test_sign_no_is_tied_to_its_institution_and_expires(env, db_engine):
 def test_a_repeat_is_answered_from_the_store_even_when_the_handler_would_now_refuse(env, db_engine):
     iface, client, his, clock = env
     reg = his.call("2201", reg_input())
-    cancel = his.envelope("2202", {"data": {"psn_no": "C1", "mdtrt_id": reg["output"]["data"]["mdtrt_id"]}},
-                          msgid="H2-CANCEL-1")
+    cancel = his.envelope(
+        "2202", {"data": {"psn_no": "C1", "mdtrt_id": reg["output"]["data"]["mdtrt_id"]}}, msgid="H2-CANCEL-1"
+    )
     first = client.post("/fsi/api/rsfComIfsService/callService", content=_dump(cancel)).content
     assert loads_exact(first)["infcode"] == 0
     snap = business_snapshot(db_engine)
@@ -214,23 +298,49 @@ def test_a_repeat_is_answered_from_the_store_even_when_the_handler_would_now_ref
 def test_rest_side_runs_the_same_transactions(env, db_engine):
     iface, client, his, clock = env
     h = {"X-Fixmedins-Code": "H2"}
-    r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "rest", "credential": CREDENTIALS["H2"]}}, headers=h)
+    r = client.post(
+        "/api/v1/sign-in", json={"signIn": {"opter_no": "rest", "credential": CREDENTIALS["H2"]}}, headers=h
+    )
     assert r.status_code == 200
     h["X-Sign-No"] = r.json()["signinoutb"]["sign_no"]
-    r = client.post("/api/v1/persons/query", json={"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("E2")}},
-                    headers=h)
+    r = client.post(
+        "/api/v1/persons/query", json={"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("E2")}}, headers=h
+    )
     assert r.status_code == 200 and r.json()["baseinfo"]["psn_no"] == "E2"
-    r = client.post("/api/v1/outpatient/registrations", headers=h, json={"data": {
-        "psn_no": "E2", "insutype": "310", "begntime": "2025-03-10 08:00:00", "mdtrt_cert_type": "02",
-        "mdtrt_cert_no": _cert("E2"), "ipt_otp_no": "REST-1"}})
+    r = client.post(
+        "/api/v1/outpatient/registrations",
+        headers=h,
+        json={
+            "data": {
+                "psn_no": "E2",
+                "insutype": "310",
+                "begntime": "2025-03-10 08:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": _cert("E2"),
+                "ipt_otp_no": "REST-1",
+            }
+        },
+    )
     mdtrt_id = r.json()["data"]["mdtrt_id"]
     rows = his.feedetail(mdtrt_id, "E2", [Item("AMLO", "3", "12.34")], when=T0)
-    r = client.post("/api/v1/outpatient/fees", headers={**h, "Content-Type": "application/json"},
-                    content=_dump({"feedetail": rows}))
+    r = client.post(
+        "/api/v1/outpatient/fees", headers={**h, "Content-Type": "application/json"}, content=_dump({"feedetail": rows})
+    )
     assert r.status_code == 200, r.text
-    body = {"data": {"psn_no": "E2", "mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("E2"), "med_type": "11", "medfee_sumamt": "37.02",
-                     "mdtrt_id": mdtrt_id, "insutype": "310"}}
-    bad = client.post("/api/v1/outpatient/settlements", headers=h, json={"data": dict(body["data"], medfee_sumamt="1.00")})
+    body = {
+        "data": {
+            "psn_no": "E2",
+            "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": _cert("E2"),
+            "med_type": "11",
+            "medfee_sumamt": "37.02",
+            "mdtrt_id": mdtrt_id,
+            "insutype": "310",
+        }
+    }
+    bad = client.post(
+        "/api/v1/outpatient/settlements", headers=h, json={"data": dict(body["data"], medfee_sumamt="1.00")}
+    )
     assert bad.status_code == 400 and bad.json()["field"] == "medfee_sumamt"
     r = client.post("/api/v1/outpatient/settlements", headers={**h, "X-Msgid": "REST-SETTLE-1"}, json=body)
     assert r.status_code == 200, r.text
@@ -239,8 +349,11 @@ def test_rest_side_runs_the_same_transactions(env, db_engine):
     again = client.post("/api/v1/outpatient/settlements", headers={**h, "X-Msgid": "REST-SETTLE-1"}, json=body)
     assert again.content == r.content  # idempotent on X-Msgid
     # refusals: 400 naming the field; 401 for sign-in problems
-    r = client.post("/api/v1/persons/query", json={"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "x"}},
-                    headers={"X-Fixmedins-Code": "H3", "X-Sign-No": h["X-Sign-No"]})
+    r = client.post(
+        "/api/v1/persons/query",
+        json={"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "x"}},
+        headers={"X-Fixmedins-Code": "H3", "X-Sign-No": h["X-Sign-No"]},
+    )
     assert r.status_code == 401 and r.json()["field"] == "sign_no"
     assert "/api/v1/outpatient/settlements" in client.get("/openapi.json").json()["paths"]
 
@@ -249,33 +362,58 @@ def test_fee_details_can_be_withdrawn_until_settled(env, db_engine):
     iface, client, his, clock = env
     reg = his.call("2201", reg_input())
     mdtrt_id = reg["output"]["data"]["mdtrt_id"]
-    b1 = his.feedetail(mdtrt_id, "C1", [Item("A-DRUG", "1", "10.00"), Item("B-DRUG", "1", "5.00")], chrg_bchno="B1", when=T0)
+    b1 = his.feedetail(
+        mdtrt_id, "C1", [Item("A-DRUG", "1", "10.00"), Item("B-DRUG", "1", "5.00")], chrg_bchno="B1", when=T0
+    )
     b2 = his.feedetail(mdtrt_id, "C1", [Item("SVC", "2", "3.00")], first_sn=3, chrg_bchno="B2", when=T0)
     his.call("2204", {"feedetail": b1})
     his.call("2204", {"feedetail": b2})
     out = his.call("2205", {"data": {"mdtrt_id": mdtrt_id, "chrg_bchno": "B1", "psn_no": "C1"}})
     assert out["output"]["result"]["feedetl_sn"] == ["1", "2"]
-    data = {"psn_no": "C1", "mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("C1"), "med_type": "11", "medfee_sumamt": "6.00",
-            "mdtrt_id": mdtrt_id, "insutype": "310"}
+    data = {
+        "psn_no": "C1",
+        "mdtrt_cert_type": "02",
+        "mdtrt_cert_no": _cert("C1"),
+        "med_type": "11",
+        "medfee_sumamt": "6.00",
+        "mdtrt_id": mdtrt_id,
+        "insutype": "310",
+    }
     setl = his.call("2207", {"data": data})["output"]["setlinfo"]
     assert setl["medfee_sumamt"] == Decimal("6.00")
     r = his.call("2205", {"data": {"mdtrt_id": mdtrt_id, "chrg_bchno": "0000", "psn_no": "C1"}}, check=False)
     assert r["infcode"] == -1 and field_of(r["err_msg"]) == "feedetl_sn"  # settled lines stay
     his.call("2208", {"data": {"setl_id": setl["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": "C1"}})
-    assert his.call("2205", {"data": {"mdtrt_id": mdtrt_id, "chrg_bchno": "0000", "psn_no": "C1"}}
-                    )["output"]["result"]["feedetl_sn"] == ["3"]
+    assert his.call("2205", {"data": {"mdtrt_id": mdtrt_id, "chrg_bchno": "0000", "psn_no": "C1"}})["output"]["result"][
+        "feedetl_sn"
+    ] == ["3"]
     # corrected lines under the same numbers, settled anew
     fixed = his.feedetail(mdtrt_id, "C1", [Item("SVC", "1", "3.00")], first_sn=3, chrg_bchno="B3", when=T0)
     his.call("2204", {"feedetail": fixed})
     again = his.call("2207", {"data": dict(data, medfee_sumamt="3.00")})["output"]["setlinfo"]
     assert again["medfee_sumamt"] == Decimal("3.00") and again["setl_id"] != setl["setl_id"]
     # inpatient 2302: an unknown line number is refused
-    adm = his.call("2401", {"mdtrtinfo": {"psn_no": "E2", "insutype": "310", "begntime": "2025-03-08 10:00:00",
-                                          "mdtrt_cert_type": "02", "mdtrt_cert_no": _cert("E2"), "med_type": "21", "ipt_no": "IPW",
-                                          "dscg_maindiag_code": "J18.9"}})
+    adm = his.call(
+        "2401",
+        {
+            "mdtrtinfo": {
+                "psn_no": "E2",
+                "insutype": "310",
+                "begntime": "2025-03-08 10:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": _cert("E2"),
+                "med_type": "21",
+                "ipt_no": "IPW",
+                "dscg_maindiag_code": "J18.9",
+            }
+        },
+    )
     ip = adm["output"]["result"]["mdtrt_id"]
-    his.call("2301", {"feedetail": his.feedetail(ip, "E2", [Item("BED", "2", "50"), Item("A-DRUG", "1", "9")], when=T0)})
+    his.call(
+        "2301", {"feedetail": his.feedetail(ip, "E2", [Item("BED", "2", "50"), Item("A-DRUG", "1", "9")], when=T0)}
+    )
     r = his.call("2302", {"data": [{"feedetl_sn": "9", "mdtrt_id": ip, "psn_no": "E2"}]}, check=False)
     assert r["infcode"] == -1 and field_of(r["err_msg"]) == "feedetl_sn"
-    assert his.call("2302", {"data": [{"feedetl_sn": "2", "mdtrt_id": ip, "psn_no": "E2"}]}
-                    )["output"]["result"]["feedetl_sn"] == ["2"]
+    assert his.call("2302", {"data": [{"feedetl_sn": "2", "mdtrt_id": ip, "psn_no": "E2"}]})["output"]["result"][
+        "feedetl_sn"
+    ] == ["2"]

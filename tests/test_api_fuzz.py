@@ -40,8 +40,19 @@ def world(tmp_path_factory):
     client = TestClient(app)
     his = HisClient(http_transport(client), "H2", clock=clock, credential=CREDENTIALS["H2"])
     his.sign_in()
-    reg = his.call("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:00:00",
-                                     "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8], "ipt_otp_no": "F-1"}})
+    reg = his.call(
+        "2201",
+        {
+            "data": {
+                "psn_no": "E1",
+                "insutype": "310",
+                "begntime": "2025-03-10 08:00:00",
+                "mdtrt_cert_type": "02",
+                "mdtrt_cert_no": PEOPLE["E1"][8],
+                "ipt_otp_no": "F-1",
+            }
+        },
+    )
     op = reg["output"]["data"]["mdtrt_id"]
     his.call("2204", {"feedetail": his.feedetail(op, "E1", [Item("A-DRUG", "1", "10.00")], when=T0)})
     yield app, client, his, op, engine
@@ -51,15 +62,38 @@ def world(tmp_path_factory):
 # --- hypothesis: the envelope ---------------------------------------------------------
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**12),
-    st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-10**6, max_value=10**6),
-    st.text(max_size=20), st.sampled_from(["E1", "E2", "H2", "A-DRUG", "11", "21", "310", "02", "2025-03-10 09:00:00", ""]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**12),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-(10**6), max_value=10**6),
+    st.text(max_size=20),
+    st.sampled_from(["E1", "E2", "H2", "A-DRUG", "11", "21", "310", "02", "2025-03-10 09:00:00", ""]),
 )
-json_values = st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
-                           max_leaves=8)
-FIELDS = ["psn_no", "mdtrt_id", "medfee_sumamt", "insutype", "med_type", "mdtrt_cert_type", "mdtrt_cert_no",
-          "feedetl_sn", "cnt", "pric", "det_item_fee_sumamt", "med_list_codg", "setl_id", "begntime", "endtime",
-          "fee_ocur_time", "ipt_otp_no", "acct_used_flag", "stmt_begndate", "clr_type"]
+json_values = st.recursive(
+    scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3), max_leaves=8
+)
+FIELDS = [
+    "psn_no",
+    "mdtrt_id",
+    "medfee_sumamt",
+    "insutype",
+    "med_type",
+    "mdtrt_cert_type",
+    "mdtrt_cert_no",
+    "feedetl_sn",
+    "cnt",
+    "pric",
+    "det_item_fee_sumamt",
+    "med_list_codg",
+    "setl_id",
+    "begntime",
+    "endtime",
+    "fee_ocur_time",
+    "ipt_otp_no",
+    "acct_used_flag",
+    "stmt_begndate",
+    "clr_type",
+]
 
 
 @st.composite
@@ -74,8 +108,13 @@ def envelopes(draw, op: str, sign_no: str):
     env = {
         "infno": draw(st.one_of(st.sampled_from(sorted(TRANSACTIONS)), st.text(max_size=5))),
         "msgid": draw(st.one_of(st.text(min_size=1, max_size=12).map(lambda s: "FZ" + s), st.none())),
-        "opter": "op", "opter_type": "1", "inf_time": "2025-03-10 09:00:00", "infver": "V1.0",
-        "fixmedins_code": "H2", "sign_no": sign_no, "input": payload,
+        "opter": "op",
+        "opter_type": "1",
+        "inf_time": "2025-03-10 09:00:00",
+        "infver": "V1.0",
+        "fixmedins_code": "H2",
+        "sign_no": sign_no,
+        "input": payload,
     }
     for k in draw(st.lists(st.sampled_from(sorted(env)), max_size=2, unique=True)):
         env[k] = draw(json_values)
@@ -115,8 +154,19 @@ _VISITS: dict[int, str] = {}
 def _own_visit(his) -> str:
     """An outpatient visit registered for the amount test alone (once per module world)."""
     if id(his) not in _VISITS:
-        reg = his.call("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:30:00",
-                                         "mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8], "ipt_otp_no": "F-AMOUNT"}})
+        reg = his.call(
+            "2201",
+            {
+                "data": {
+                    "psn_no": "E1",
+                    "insutype": "310",
+                    "begntime": "2025-03-10 08:30:00",
+                    "mdtrt_cert_type": "02",
+                    "mdtrt_cert_no": PEOPLE["E1"][8],
+                    "ipt_otp_no": "F-AMOUNT",
+                }
+            },
+        )
         _VISITS[id(his)] = reg["output"]["data"]["mdtrt_id"]
     return _VISITS[id(his)]
 

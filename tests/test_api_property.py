@@ -49,8 +49,10 @@ def test_envelope_equals_ledger_and_cancelling_all_restores_all(tmp_path_factory
         his = HisClient(lambda env: iface.handle(env).reply, "H2", clock=clock, credential=CREDENTIALS["H2"])
         his.sign_in()
         with engine.connect() as conn:
-            before = {t: sorted(conn.execute(select(m.__table__)).all()) for t, m in
-                      (("accumulator", records.Accumulator), ("account", records.Account))}
+            before = {
+                t: sorted(conn.execute(select(m.__table__)).all())
+                for t, m in (("accumulator", records.Accumulator), ("account", records.Account))
+            }
             opening = {r.psn_no: r.balc for r in before["account"]}
         claims, replies = [], []
         for k, (psn, items) in enumerate(visits):
@@ -71,8 +73,10 @@ def test_envelope_equals_ledger_and_cancelling_all_restores_all(tmp_path_factory
         for _k, r in ids:
             his.call("2208", {"data": {"setl_id": r["setl_id"], "mdtrt_id": r["mdtrt_id"], "psn_no": r["psn_no"]}})
         with engine.connect() as conn:
-            after = {t: sorted(conn.execute(select(m.__table__)).all()) for t, m in
-                     (("accumulator", records.Accumulator), ("account", records.Account))}
+            after = {
+                t: sorted(conn.execute(select(m.__table__)).all())
+                for t, m in (("accumulator", records.Accumulator), ("account", records.Account))
+            }
         assert after["accumulator"] == before["accumulator"] == []
         balances = {r.psn_no: r.balc for r in after["account"]}
         assert balances == {p: opening.get(p, PEOPLE[p][7]) for p in balances}

@@ -25,10 +25,12 @@ PATH = "/fsi/api/rsfComIfsService/callService"
 def secure(db_engine):
     seed(db_engine)
     d, pub = sm2_keypair()
-    policy = SecurityPolicy(institutions={
-        "H2": InstitutionKeys(sm4_key=secrets.token_hex(16), signtype="SM3"),
-        "H3": InstitutionKeys(sm4_key=secrets.token_hex(16), signtype="SM2", sm2_public_key=pub),
-    })
+    policy = SecurityPolicy(
+        institutions={
+            "H2": InstitutionKeys(sm4_key=secrets.token_hex(16), signtype="SM3"),
+            "H3": InstitutionKeys(sm4_key=secrets.token_hex(16), signtype="SM2", sm2_public_key=pub),
+        }
+    )
     clock = Clock(T0)
     client = TestClient(create_app(Interface(db_engine, BOOK, CAT, clock=clock, security=policy)))
 
@@ -71,9 +73,9 @@ def test_bad_signatures_and_plaintext_are_refused(secure):
     good = seal_request(env, keys, dumps_exact)
     assert open_reply(send(good), keys, loads_exact)["infcode"] == 0
     for wire, fld in (
-        (dict(env, msgid="P1"), "cainfo"),                                        # plaintext, unsigned
-        (dict(good, msgid="P2"), "cainfo"),                                       # signature of another msgid
-        (dict(good, input=good["input"][:-2] + "00"), "cainfo"),                  # ciphertext altered
+        (dict(env, msgid="P1"), "cainfo"),  # plaintext, unsigned
+        (dict(good, msgid="P2"), "cainfo"),  # signature of another msgid
+        (dict(good, input=good["input"][:-2] + "00"), "cainfo"),  # ciphertext altered
         (seal_request(dict(env, msgid="P3"), InstitutionKeys(sm4_key=secrets.token_hex(16)), dumps_exact), "cainfo"),
         (dict(good, signtype="SM2"), "signtype"),
     ):

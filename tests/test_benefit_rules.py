@@ -32,7 +32,12 @@ def test_suzhou_home_bed_4000_in_180_days():
     """¥4,000 in a 180-day cycle → ≥ ¥3,600 reimbursed; ¥50 bed fee and ¥25 per round visit self-paid."""
     p = person(insutype="390", psn_type="resident", brdy=dt.date(1940, 1, 1))
     begin = D(2025, 1, 10)
-    lines = [line(1, "SVC", 2400), line(2, "AMLO", 1600), line(3, "991000000010000", 50), line(4, "991000000020000", 25, qty=12)]
+    lines = [
+        line(1, "SVC", 2400),
+        line(2, "AMLO", 1600),
+        line(3, "991000000010000", 50),
+        line(4, "991000000020000", 25, qty=12),
+    ]
     c = claim("HB1", p, lines, med_type="52", hosp_lv=1, when=begin + dt.timedelta(days=179), begin=begin)
     s = settle_claim(c, SNAP, CAT, {}, None)
     s.check()
@@ -49,14 +54,23 @@ def test_home_bed_limit_per_180_day_cycle():
     acc: dict = {}
     paid = []
     for i in range(6):  # ¥700 a month → ¥4,200 > ¥4,000
-        c = claim("HB1", p, [line(1, "SVC", 700), line(2, "991000000020000", 25, qty=2)], med_type="52", hosp_lv=1,
-                  when=begin + dt.timedelta(days=29 * i + 20), begin=begin)
+        c = claim(
+            "HB1",
+            p,
+            [line(1, "SVC", 700), line(2, "991000000020000", 25, qty=2)],
+            med_type="52",
+            hosp_lv=1,
+            when=begin + dt.timedelta(days=29 * i + 20),
+            begin=begin,
+        )
         s = settle_claim(c, SNAP, CAT, acc, None)
         for k, v in s.accum_delta.items():
             acc[k] = acc.get(k, 0) + v
         paid.append(s.hifp_pay)
     assert paid == [63000] * 5 + [45000] and sum(paid) == 360000
-    c = claim("HB1", p, [line(1, "SVC", 500)], med_type="52", hosp_lv=1, when=begin + dt.timedelta(days=185), begin=begin)
+    c = claim(
+        "HB1", p, [line(1, "SVC", 500)], med_type="52", hosp_lv=1, when=begin + dt.timedelta(days=185), begin=begin
+    )
     assert settle_claim(c, SNAP, CAT, acc, None).hifp_pay == 45000
 
 
@@ -107,14 +121,27 @@ def test_dibao_critical_illness_has_no_cap():
 
 
 def test_family_mutual_aid_child_pays_parent():
-    child = {"psn_no": "C1", "insutype": "310", "psn_type": "in_service", "acct_balc": 100000, "contribution_base": 800000}
+    child = {
+        "psn_no": "C1",
+        "insutype": "310",
+        "psn_type": "in_service",
+        "acct_balc": 100000,
+        "contribution_base": 800000,
+    }
     parent = {"psn_no": "P1", "insutype": "390", "psn_type": "resident", "acct_balc": 0, "contribution_base": 0}
     ledger = Ledger(BOOK.policy("990100"), {"C1": child, "P1": parent}, dt.date(2025, 1, 1))
     before = ledger.balance("C1", dt.date(2025, 3, 1))
     assert before == 100000 + 3 * 16000  # opening ¥1,000 + 3 months × 2 % of ¥8,000
     pf = person("P1", insutype="390", psn_type="resident", brdy=dt.date(1950, 1, 1))
-    c = claim("M1", pf, [line(1, "AMLO", 30, qty=10), line(2, "C-DRUG", 100)], med_type="41", hosp_lv=0,
-              when=D(2025, 3, 1), mulaid_payer=PayerFacts("C1", "310", "child"))
+    c = claim(
+        "M1",
+        pf,
+        [line(1, "AMLO", 30, qty=10), line(2, "C-DRUG", 100)],
+        med_type="41",
+        hosp_lv=0,
+        when=D(2025, 3, 1),
+        mulaid_payer=PayerFacts("C1", "310", "child"),
+    )
     s = ledger.settle(c, CAT)
     s.check()
     assert s.fund_pay_sumamt == 0 and s.acct_pay == 0
@@ -164,8 +191,16 @@ def test_account_credit_two_percent_and_retiree_fixed():
 )
 def test_long_term_prescription(code, days, confirmed, dise, ok, field):
     p = person("E1")
-    c = claim("M1", p, [line(1, code, 2, qty=days, prd_days=days)], med_type="14", hosp_lv=1, dise=dise if dise != "J18.9" else "I10",
-              other_dise_codg=(dise,) if dise == "J18.9" else (), lt_rx_confirmed=confirmed)
+    c = claim(
+        "M1",
+        p,
+        [line(1, code, 2, qty=days, prd_days=days)],
+        med_type="14",
+        hosp_lv=1,
+        dise=dise if dise != "J18.9" else "I10",
+        other_dise_codg=(dise,) if dise == "J18.9" else (),
+        lt_rx_confirmed=confirmed,
+    )
     if ok:
         settle_claim(c, SNAP, CAT, {}, 0).check()
     else:
@@ -213,7 +248,9 @@ def test_restricted_scope_by_level_and_indication():
     assert settle_claim(claim("M1", p, [line(1, "L3-ONLY", 100)], hosp_lv=2), SNAP, CAT, {}).fulamt_ownpay_amt == 10000
     assert settle_claim(claim("M1", p, [line(1, "L3-ONLY", 100)], hosp_lv=3), SNAP, CAT, {}).fulamt_ownpay_amt == 0
     assert settle_claim(claim("M1", p, [line(1, "DIAB-ONLY", 100)], dise="E11.9"), SNAP, CAT, {}).fulamt_ownpay_amt == 0
-    assert settle_claim(claim("M1", p, [line(1, "DIAB-ONLY", 100)], dise="I10"), SNAP, CAT, {}).fulamt_ownpay_amt == 10000
+    assert (
+        settle_claim(claim("M1", p, [line(1, "DIAB-ONLY", 100)], dise="I10"), SNAP, CAT, {}).fulamt_ownpay_amt == 10000
+    )
 
 
 # --- deductibles, caps, schemes --------------------------------------------------------
@@ -235,7 +272,12 @@ def test_resident_outpatient_pooling_per_year_deductible_and_cap():
     acc: dict = {}
     paid = []
     for i in range(6):
-        s = settle_claim(claim(f"M{i}", p, [line(1, "A-DRUG", 500)], med_type="11", hosp_lv=3, when=D(2025, 2 + i, 1)), SNAP, CAT, acc)
+        s = settle_claim(
+            claim(f"M{i}", p, [line(1, "A-DRUG", 500)], med_type="11", hosp_lv=3, when=D(2025, 2 + i, 1)),
+            SNAP,
+            CAT,
+            acc,
+        )
         for k, v in s.accum_delta.items():
             acc[k] = acc.get(k, 0) + v
         paid.append(s.hifp_pay)
@@ -247,8 +289,18 @@ def test_policy_change_on_effective_date():
     """Example city A lowers the level-2 inpatient deductible from ¥600 to ¥500 on 2026-01-01."""
     p = person("E1")
     pol = BOOK.policy("990100")
-    s25 = settle_claim(claim("M1", p, [line(1, "A-DRUG", 5000)], hosp_lv=2, when=D(2025, 12, 31)), pol.snapshot(dt.date(2025, 12, 31)), CAT, {})
-    s26 = settle_claim(claim("M2", p, [line(1, "A-DRUG", 5000)], hosp_lv=2, when=D(2026, 1, 1)), pol.snapshot(dt.date(2026, 1, 1)), CAT, {})
+    s25 = settle_claim(
+        claim("M1", p, [line(1, "A-DRUG", 5000)], hosp_lv=2, when=D(2025, 12, 31)),
+        pol.snapshot(dt.date(2025, 12, 31)),
+        CAT,
+        {},
+    )
+    s26 = settle_claim(
+        claim("M2", p, [line(1, "A-DRUG", 5000)], hosp_lv=2, when=D(2026, 1, 1)),
+        pol.snapshot(dt.date(2026, 1, 1)),
+        CAT,
+        {},
+    )
     assert (s25.act_pay_dedc, s26.act_pay_dedc) == (60000, 50000)
 
 
@@ -273,7 +325,9 @@ def test_chronic_special_disease_paid_like_inpatient():
 
 def test_retiree_ratio_bonus():
     s_in = settle_claim(claim("M1", person("E1"), [line(1, "A-DRUG", 5000)], hosp_lv=3), SNAP, CAT, {})
-    s_ret = settle_claim(claim("M1", person("E2", psn_type="retired"), [line(1, "A-DRUG", 5000)], hosp_lv=3), SNAP, CAT, {})
+    s_ret = settle_claim(
+        claim("M1", person("E2", psn_type="retired"), [line(1, "A-DRUG", 5000)], hosp_lv=3), SNAP, CAT, {}
+    )
     assert s_ret.pool_prop_selfpay_bp - s_in.pool_prop_selfpay_bp == 500
 
 
@@ -285,7 +339,13 @@ def test_cross_province_uses_insured_place_policy_and_treatment_place_list():
     r = [settle_claim(c, SNAP, CAT, {}).pool_prop_selfpay_bp for c in (c_local, c_filed, c_unfiled)]
     assert r[0] == r[1] == 6500 and r[2] == 5500  # unfiled: −10 points (illustrative)
     # the treatment place's list decides the class (就医地目录)
-    listing = SNAP.model_copy(update={"list_overrides": {"A-DRUG": type(SNAP).model_fields["list_overrides"].annotation.__args__[1](chrgitm_lv="03")}})
+    listing = SNAP.model_copy(
+        update={
+            "list_overrides": {
+                "A-DRUG": type(SNAP).model_fields["list_overrides"].annotation.__args__[1](chrgitm_lv="03")
+            }
+        }
+    )
     s = settle_claim(c_filed, SNAP, CAT, {}, listing=listing)
     assert s.fulamt_ownpay_amt == 500000 and s.hifp_pay == 0
 
@@ -297,9 +357,20 @@ def test_cross_province_uses_insured_place_policy_and_treatment_place_list():
     ("mutate", "field"),
     [
         (lambda c: dataclasses.replace(c, lines=()), "feedetail"),
-        (lambda c: dataclasses.replace(c, lines=(dataclasses.replace(c.lines[0], cnt_milli=-1000, det_item_fee_sumamt=-10000),)), "cnt"),
-        (lambda c: dataclasses.replace(c, lines=(dataclasses.replace(c.lines[0], det_item_fee_sumamt=1),)), "det_item_fee_sumamt"),
-        (lambda c: dataclasses.replace(c, lines=(dataclasses.replace(c.lines[0], med_list_codg="NOPE"),)), "med_list_codg"),
+        (
+            lambda c: dataclasses.replace(
+                c, lines=(dataclasses.replace(c.lines[0], cnt_milli=-1000, det_item_fee_sumamt=-10000),)
+            ),
+            "cnt",
+        ),
+        (
+            lambda c: dataclasses.replace(c, lines=(dataclasses.replace(c.lines[0], det_item_fee_sumamt=1),)),
+            "det_item_fee_sumamt",
+        ),
+        (
+            lambda c: dataclasses.replace(c, lines=(dataclasses.replace(c.lines[0], med_list_codg="NOPE"),)),
+            "med_list_codg",
+        ),
         (lambda c: dataclasses.replace(c, begntime=c.setl_time + dt.timedelta(days=1)), "setl_time"),
         (lambda c: dataclasses.replace(c, med_type="99"), "med_type"),
         (lambda c: dataclasses.replace(c, lines=c.lines + c.lines), "feedetl_sn"),

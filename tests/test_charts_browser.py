@@ -23,8 +23,16 @@ import pytest
 from yibao.web import charts, labels
 
 CHROMIUM = os.environ.get("YIBAO_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _spec(div: str) -> dict:
@@ -36,8 +44,14 @@ def _spec(div: str) -> dict:
 
 
 def test_money_is_plotted_exactly_from_fen_and_tooltips_show_yuan() -> None:
-    div = charts.bar_chart(["1月", "2月"], {"职工": [123_456_789, 1], "居民": [0, 250_000_000]}, stacked=True,
-                           unit="万元", money=charts.WAN, chart_id="chart-x")
+    div = charts.bar_chart(
+        ["1月", "2月"],
+        {"职工": [123_456_789, 1], "居民": [0, 250_000_000]},
+        stacked=True,
+        unit="万元",
+        money=charts.WAN,
+        chart_id="chart-x",
+    )
     assert 'id="chart-x"' in div and 'data-chart="x"' in div and "<script" not in div
     s = _spec(div)
     assert [t["name"] for t in s["data"]] == ["职工", "居民"]
@@ -106,8 +120,13 @@ def offline(tmp_path_factory):
     blocked: list[str] = []
     errors: list[str] = []
     with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path_factory.mktemp("chromium-charts")), executable_path=CHROMIUM,
-                                                    headless=True, args=ARGS, viewport={"width": 1366, "height": 900})
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-charts")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1366, "height": 900},
+        )
 
         def route(r) -> None:
             u = urllib.parse.urlsplit(r.request.url)
@@ -119,8 +138,10 @@ def offline(tmp_path_factory):
 
         ctx.route("**/*", route)
         # each Content-Security-Policy violation, with the start of what was blocked
-        ctx.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation', "
-                            "e => window.__csp.push([e.violatedDirective, e.sourceFile]));")
+        ctx.add_init_script(
+            "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+            "e => window.__csp.push([e.violatedDirective, e.sourceFile]));"
+        )
         pg = ctx.new_page()
         pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -137,7 +158,9 @@ def _clean(pg, blocked: list[str], errors: list[str]) -> None:
     csp = pg.evaluate("window.__csp || []")
     assert all(d == "style-src-elem" and f.endswith("/plotly.min.js") for d, f in csp), csp
     if csp:  # under the console's CSP every <style> element on the page is that one
-        styles = pg.evaluate("[...document.querySelectorAll('style')].map(e => e.textContent.slice(0, 40)).filter(t => t)")
+        styles = pg.evaluate(
+            "[...document.querySelectorAll('style')].map(e => e.textContent.slice(0, 40)).filter(t => t)"
+        )
         assert all(t.startswith(".maplibregl") for t in styles) and len(csp) <= len(styles), (csp, styles)
     other = [e for e in errors if "Content Security Policy" not in e or not csp]
     assert blocked == [] and other == [], (blocked, other)
@@ -150,13 +173,19 @@ def _wait_charts(pg, n: int) -> list[str]:
 
 def _drawn(pg, chart_id: str) -> int:
     """Marks (bars, slices, line points) of a chart with a visible size."""
-    return pg.evaluate("""id => [...document.getElementById(id).querySelectorAll('g.point path, g.slice path.surface')]
-        .filter(p => { const b = p.getBoundingClientRect(); return b.width > 0.5 && b.height > 0.5; }).length""", chart_id)
+    return pg.evaluate(
+        """id => [...document.getElementById(id).querySelectorAll('g.point path, g.slice path.surface')]
+        .filter(p => { const b = p.getBoundingClientRect(); return b.width > 0.5 && b.height > 0.5; }).length""",
+        chart_id,
+    )
 
 
 def _hover_text(pg, selector: str) -> str:
     pg.mouse.move(0, 0)
-    b = pg.eval_on_selector(selector, "e => { e.scrollIntoView({block: 'center'}); const b = e.getBoundingClientRect(); return [b.left, b.top, b.width, b.height]; }")
+    b = pg.eval_on_selector(
+        selector,
+        "e => { e.scrollIntoView({block: 'center'}); const b = e.getBoundingClientRect(); return [b.left, b.top, b.width, b.height]; }",
+    )
     pg.mouse.move(b[0] + b[2] / 2, b[1] + b[3] / 2, steps=4)  # plotly.js hovers on mouse moves over the plot
     pg.wait_for_selector("g.hoverlayer g.hovertext", timeout=5_000)
     return pg.eval_on_selector("g.hoverlayer g.hovertext", "e => e.textContent")
@@ -164,8 +193,11 @@ def _hover_text(pg, selector: str) -> str:
 
 def _zoom_narrows(pg, chart_id: str, axis: str = "xaxis") -> None:
     before = pg.evaluate(f"id => [...document.getElementById(id)._fullLayout.{axis}.range]", chart_id)
-    box = pg.eval_on_selector(f"#{chart_id} .nsewdrag", "e => { e.scrollIntoView({block: 'center'}); const b = e.getBoundingClientRect(); "
-                              "return [b.left, b.top, b.width, b.height]; }")
+    box = pg.eval_on_selector(
+        f"#{chart_id} .nsewdrag",
+        "e => { e.scrollIntoView({block: 'center'}); const b = e.getBoundingClientRect(); "
+        "return [b.left, b.top, b.width, b.height]; }",
+    )
     x, y, w, h = box
     pg.mouse.move(x + w * 0.15, y + h * 0.5)
     pg.mouse.down()
@@ -176,7 +208,9 @@ def _zoom_narrows(pg, chart_id: str, axis: str = "xaxis") -> None:
     pg.wait_for_function(f"([id, w]) => ({width})(id) < w * 0.6", arg=[chart_id, before[1] - before[0]], timeout=10_000)
     pg.wait_for_timeout(400)
     pg.mouse.dblclick(x + w * 0.5, y + h * 0.5)  # plotly.js: a double-click resets the axes
-    pg.wait_for_function(f"([id, w]) => Math.abs(({width})(id) - w) < 1e-9", arg=[chart_id, before[1] - before[0]], timeout=10_000)
+    pg.wait_for_function(
+        f"([id, w]) => Math.abs(({width})(id) - w) < 1e-9", arg=[chart_id, before[1] - before[0]], timeout=10_000
+    )
     reset = pg.evaluate(f"id => [...document.getElementById(id)._fullLayout.{axis}.range]", chart_id)
     assert reset == pytest.approx(before), (before, reset)
     pg.wait_for_timeout(400)  # past plotly.js's double-click window
@@ -186,22 +220,34 @@ def _legend_hides(pg, chart_id: str, kind: str = "bar") -> None:
     n = _drawn(pg, chart_id)
     k = 0
     if kind == "pie":  # the largest slice (a zero slice draws nothing to hide)
-        k = pg.evaluate("id => { const v = document.getElementById(id).data[0].values.map(Number); return v.indexOf(Math.max(...v)); }", chart_id)
+        k = pg.evaluate(
+            "id => { const v = document.getElementById(id).data[0].values.map(Number); return v.indexOf(Math.max(...v)); }",
+            chart_id,
+        )
     item = f"#legend-{chart_id.removeprefix('chart-')} g.traces >> nth={k}"
     pg.click(item)
     if kind == "pie":  # a pie's legend item hides its slice
-        pg.wait_for_function("([id, k]) => { const gd = document.getElementById(id); return (gd._fullLayout.hiddenlabels || [])"
-                             ".join('|') === String(gd.data[0].labels[k]); }", arg=[chart_id, k], timeout=10_000)
+        pg.wait_for_function(
+            "([id, k]) => { const gd = document.getElementById(id); return (gd._fullLayout.hiddenlabels || [])"
+            ".join('|') === String(gd.data[0].labels[k]); }",
+            arg=[chart_id, k],
+            timeout=10_000,
+        )
     else:
-        pg.wait_for_function("id => document.getElementById(id)._fullData[0].visible === 'legendonly'", arg=chart_id, timeout=10_000)
+        pg.wait_for_function(
+            "id => document.getElementById(id)._fullData[0].visible === 'legendonly'", arg=chart_id, timeout=10_000
+        )
         assert pg.evaluate("id => document.getElementById(id)._fullData[1].visible", chart_id) is True
     pg.wait_for_timeout(300)
     assert _drawn(pg, chart_id) < n
     pg.wait_for_timeout(400)  # past plotly.js's double-click window
     pg.click(item)  # and back
-    pg.wait_for_function("([id, n]) => [...document.getElementById(id).querySelectorAll('g.point path, g.slice path.surface')]"
-                         ".filter(p => { const b = p.getBoundingClientRect(); return b.width > 0.5 && b.height > 0.5; }).length === n",
-                         arg=[chart_id, n], timeout=10_000)
+    pg.wait_for_function(
+        "([id, n]) => [...document.getElementById(id).querySelectorAll('g.point path, g.slice path.surface')]"
+        ".filter(p => { const b = p.getBoundingClientRect(); return b.width > 0.5 && b.height > 0.5; }).length === n",
+        arg=[chart_id, n],
+        timeout=10_000,
+    )
 
 
 def test_console_serves_plotly_locally(region) -> None:
@@ -232,7 +278,9 @@ def test_console_fund_charts_offline(region, offline) -> None:
     for cid in ("chart-month", "chart-layer", "chart-level"):
         assert _drawn(pg, cid) > 0, cid
     # hover: the first bar's tooltip is that month's and scheme's fund spending, as the database sums it
-    month, name = pg.evaluate("() => { const d = document.getElementById('chart-month').data[0]; return [d.x[0], d.name]; }")
+    month, name = pg.evaluate(
+        "() => { const d = document.getElementById('chart-month').data[0]; return [d.x[0], d.name]; }"
+    )
     from yibao.web import figures
 
     insutype = next(k for k, v in figures.SCHEME_NAMES.items() if name in v)
@@ -240,7 +288,9 @@ def test_console_fund_charts_offline(region, offline) -> None:
     with eng.connect() as c:
         fen = c.exec_driver_sql(
             "SELECT sum(fund_pay_sumamt) FROM settlement WHERE NOT refd_setl_flag AND policy_year = 2025 AND insutype = ? "
-            "AND strftime('%Y-%m', setl_time) = ?", (insutype, month)).scalar()
+            "AND strftime('%Y-%m', setl_time) = ?",
+            (insutype, month),
+        ).scalar()
     eng.dispose()
     assert fen and fen > 0
     tip = _hover_text(pg, "#bar-month-0-0")

@@ -19,7 +19,9 @@ def test_synth_into_a_fresh_sqlite_database(tmp_path):
         assert c.execute(sa.text("select count(*) from person")).scalar_one() == 300
         assert c.execute(sa.text("select count(*) from encounter")).scalar_one() > 300
         # every fee line belongs to an encounter that was loaded
-        orphans = c.execute(sa.text("select count(*) from fee_detail f left join encounter e using (mdtrt_id) where e.mdtrt_id is null"))
+        orphans = c.execute(
+            sa.text("select count(*) from fee_detail f left join encounter e using (mdtrt_id) where e.mdtrt_id is null")
+        )
         assert orphans.scalar_one() == 0
 
 

@@ -14,9 +14,17 @@ YUAN = re.compile(r"¥[0-9]{1,3}(,[0-9]{3})*\.[0-9]{2}")
 
 def test_procurement_compare_shows_yuan_not_fen(tmp_path):
     rd = tmp_path / "round"
-    assert runner.invoke(app, ["procurement", "synth", str(rd), "--drugs", "3", "--institutions", "40", "--regions", "3"]).exit_code == 0
-    r = runner.invoke(app, ["procurement", "compare", str(rd), "--rules", "national-batch-09", "--against", "national-batch-10"],
-                      terminal_width=250)
+    assert (
+        runner.invoke(
+            app, ["procurement", "synth", str(rd), "--drugs", "3", "--institutions", "40", "--regions", "3"]
+        ).exit_code
+        == 0
+    )
+    r = runner.invoke(
+        app,
+        ["procurement", "compare", str(rd), "--rules", "national-batch-09", "--against", "national-batch-10"],
+        terminal_width=250,
+    )
     assert r.exit_code == 0, r.output
     assert "amount_fen" not in r.output and "amount ¥" in r.output
     assert YUAN.search(r.output), r.output
@@ -24,9 +32,26 @@ def test_procurement_compare_shows_yuan_not_fen(tmp_path):
 
 
 def test_procurement_simulate_formats_revenue(tmp_path):
-    r = runner.invoke(app, ["procurement", "simulate", "--rules", "national-batch-10", "--competitor", "lognormal:1.2,0.25",
-                            "--competitor", "lognormal:1.1,0.2", "--prices", "0.9,1.1", "--max-price", "2.0",
-                            "--rounds", "200"], terminal_width=250)
+    r = runner.invoke(
+        app,
+        [
+            "procurement",
+            "simulate",
+            "--rules",
+            "national-batch-10",
+            "--competitor",
+            "lognormal:1.2,0.25",
+            "--competitor",
+            "lognormal:1.1,0.2",
+            "--prices",
+            "0.9,1.1",
+            "--max-price",
+            "2.0",
+            "--rounds",
+            "200",
+        ],
+        terminal_width=250,
+    )
     assert r.exit_code == 0, r.output
     assert "expected revenue ¥" in r.output and YUAN.search(r.output), r.output
 

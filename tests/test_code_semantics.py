@@ -29,6 +29,7 @@ TZ = dt.timezone(dt.timedelta(hours=8))
 
 # --- the scheme of an insutype ----------------------------------------------
 
+
 @pytest.mark.parametrize("code", ["310", "320", "330"])
 def test_employee_side_codes(code):
     assert C.scheme_of(code) == C.SCHEME_EMPLOYEE and C.is_employee_side(code)
@@ -68,8 +69,13 @@ def test_scheme_tables_are_consistent():
 
 # --- the fund-payment fields --------------------------------------------------
 
+
 def test_fund_fields_cover_every_fund_share_of_the_settlement():
-    funds = [f for f in C.SETTLEMENT_AMOUNTS if f.endswith("_pay") and f not in C.PERSON_PAY_LABELS and f != "fund_pay_sumamt"]
+    funds = [
+        f
+        for f in C.SETTLEMENT_AMOUNTS
+        if f.endswith("_pay") and f not in C.PERSON_PAY_LABELS and f != "fund_pay_sumamt"
+    ]
     assert set(C.FUND_PAY_FIELDS) == set(funds)
     assert {"hifes_pay", "oth_pay"} <= set(C.FUND_PAY_FIELDS)
     assert list(C.PAYER_LABELS) == [*C.FUND_PAY_FIELDS, "acct_pay", "acct_mulaid_pay", "psn_cash_pay"]
@@ -86,21 +92,79 @@ def _write(d: Path, name: str, schema: pa.Schema, rows: list[dict]) -> None:
 
 def test_fund_year_report_includes_hifes_and_oth_pay(tmp_path: Path, capsys):
     """The measured defect: a policy layer paying into hifes_pay / oth_pay vanished from the fund-year report."""
-    base = {"certno": "x", "psn_name": "合成", "gend": "1", "civil_servant": False, "insuplc_admdvs": "990100", "family_id": "F1",
-            "synthetic": True, "brdy": dt.date(1980, 1, 1), "assistance": "", "acct_balc": 0}
-    _write(tmp_path, "person", C.PERSON, [
-        {**base, "psn_no": "E1", "insutype": "310", "psn_type": "in_service", "contribution_base": 1_000_000},
-        {**base, "psn_no": "R1", "insutype": "390", "psn_type": "resident", "contribution_base": 0},
-    ])
-    _write(tmp_path, "institution", C.INSTITUTION, [
-        {"fixmedins_code": "H3", "fixmedins_name": "三级医院", "fixmedins_type": "hospital", "hosp_lv": 3, "admdvs": "990101", "synthetic": True}])
+    base = {
+        "certno": "x",
+        "psn_name": "合成",
+        "gend": "1",
+        "civil_servant": False,
+        "insuplc_admdvs": "990100",
+        "family_id": "F1",
+        "synthetic": True,
+        "brdy": dt.date(1980, 1, 1),
+        "assistance": "",
+        "acct_balc": 0,
+    }
+    _write(
+        tmp_path,
+        "person",
+        C.PERSON,
+        [
+            {**base, "psn_no": "E1", "insutype": "310", "psn_type": "in_service", "contribution_base": 1_000_000},
+            {**base, "psn_no": "R1", "insutype": "390", "psn_type": "resident", "contribution_base": 0},
+        ],
+    )
+    _write(
+        tmp_path,
+        "institution",
+        C.INSTITUTION,
+        [
+            {
+                "fixmedins_code": "H3",
+                "fixmedins_name": "三级医院",
+                "fixmedins_type": "hospital",
+                "hosp_lv": 3,
+                "admdvs": "990101",
+                "synthetic": True,
+            }
+        ],
+    )
     zero = dict.fromkeys(C.SETTLEMENT_AMOUNTS, 0)
-    row = {"fixmedins_code": "H3", "setl_time": dt.datetime(2025, 3, 5, 9, tzinfo=TZ), "policy_year": 2025, "med_type": C.MED_TYPE_INPATIENT,
-           "benefit_category": "inpatient", "pool_prop_selfpay_bp": 0, "balc": 0, "refd_setl_flag": False, "synthetic": True}
-    s1 = {**zero, **row, "setl_id": "S1", "mdtrt_id": "M1", "psn_no": "E1", "insutype": "310",
-          "medfee_sumamt": 100_000, "hifp_pay": 60_000, "hifes_pay": 12_345, "oth_pay": 678, "psn_cash_pay": 26_977}
-    s2 = {**zero, **row, "setl_id": "S2", "mdtrt_id": "M2", "psn_no": "R1", "insutype": "390",
-          "medfee_sumamt": 50_000, "hifp_pay": 30_000, "oth_pay": 1_000, "psn_cash_pay": 19_000}
+    row = {
+        "fixmedins_code": "H3",
+        "setl_time": dt.datetime(2025, 3, 5, 9, tzinfo=TZ),
+        "policy_year": 2025,
+        "med_type": C.MED_TYPE_INPATIENT,
+        "benefit_category": "inpatient",
+        "pool_prop_selfpay_bp": 0,
+        "balc": 0,
+        "refd_setl_flag": False,
+        "synthetic": True,
+    }
+    s1 = {
+        **zero,
+        **row,
+        "setl_id": "S1",
+        "mdtrt_id": "M1",
+        "psn_no": "E1",
+        "insutype": "310",
+        "medfee_sumamt": 100_000,
+        "hifp_pay": 60_000,
+        "hifes_pay": 12_345,
+        "oth_pay": 678,
+        "psn_cash_pay": 26_977,
+    }
+    s2 = {
+        **zero,
+        **row,
+        "setl_id": "S2",
+        "mdtrt_id": "M2",
+        "psn_no": "R1",
+        "insutype": "390",
+        "medfee_sumamt": 50_000,
+        "hifp_pay": 30_000,
+        "oth_pay": 1_000,
+        "psn_cash_pay": 19_000,
+    }
     for s in (s1, s2):
         s["fund_pay_sumamt"] = sum(s[f] for f in C.FUND_PAY_FIELDS)
     _write(tmp_path, "settlement", C.SETTLEMENT, [s1, s2])
@@ -121,20 +185,40 @@ def test_fund_year_report_includes_hifes_and_oth_pay(tmp_path: Path, capsys):
 
 # --- divisions: the cross-province test -----------------------------------------
 
-@pytest.mark.parametrize(("home", "area", "cross"), [
-    ("990100", "", False),  # '' = treated at the insured place
-    ("990100", "990105", False),
-    ("990100", "320505", True),
-    ("320500", "320100", False),
-])
+
+@pytest.mark.parametrize(
+    ("home", "area", "cross"),
+    [
+        ("990100", "", False),  # '' = treated at the insured place
+        ("990100", "990105", False),
+        ("990100", "320505", True),
+        ("320500", "320100", False),
+    ],
+)
 def test_cross_province(home, area, cross):
     assert C.is_cross_province(home, area) is cross
     assert divisions.is_cross_province(home, area or home) is cross
-    person = PersonFacts(psn_no="P", insutype=C.INSUTYPE_RESIDENT, psn_type=C.PSN_TYPE_RESIDENT, gend=C.GEND_MALE,
-                         brdy=dt.date(1980, 1, 1), insuplc_admdvs=home)
+    person = PersonFacts(
+        psn_no="P",
+        insutype=C.INSUTYPE_RESIDENT,
+        psn_type=C.PSN_TYPE_RESIDENT,
+        gend=C.GEND_MALE,
+        brdy=dt.date(1980, 1, 1),
+        insuplc_admdvs=home,
+    )
     t = dt.datetime(2025, 1, 1, tzinfo=TZ)
-    claim = Claim(mdtrt_id="M", person=person, fixmedins_code="H", hosp_lv=3, med_type=C.MED_TYPE_INPATIENT, begntime=t,
-                  setl_time=t, dise_codg="J18.9", lines=(), mdtrtarea_admvs=area)
+    claim = Claim(
+        mdtrt_id="M",
+        person=person,
+        fixmedins_code="H",
+        hosp_lv=3,
+        med_type=C.MED_TYPE_INPATIENT,
+        begntime=t,
+        setl_time=t,
+        dise_codg="J18.9",
+        lines=(),
+        mdtrtarea_admvs=area,
+    )
     assert claim.is_cross_province is cross
 
 
@@ -147,6 +231,7 @@ def test_division_parts():
 
 
 # --- the one yuan formatter --------------------------------------------------------
+
 
 def test_fmt_yuan():
     assert fmt_yuan(123456) == "1,234.56"
@@ -211,13 +296,16 @@ def _offences(pattern: re.Pattern) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize(("what", "pattern"), [
-    ("insutype literal (use contract.INSUTYPE_* / scheme_of / insutype_sql)", _INSUTYPE),
-    ("med_type literal (use contract.MED_TYPE_*)", _MED_TYPE),
-    ("province check by slicing (use contract.province_part / is_cross_province or codes.divisions)", _PROVINCE),
-    ("a second SCHEME_NAMES (use contract.SCHEME_NAMES)", _SCHEME_NAMES),
-    ("a yuan formatter copy (use core.money.fmt_yuan)", _YUAN),
-])
+@pytest.mark.parametrize(
+    ("what", "pattern"),
+    [
+        ("insutype literal (use contract.INSUTYPE_* / scheme_of / insutype_sql)", _INSUTYPE),
+        ("med_type literal (use contract.MED_TYPE_*)", _MED_TYPE),
+        ("province check by slicing (use contract.province_part / is_cross_province or codes.divisions)", _PROVINCE),
+        ("a second SCHEME_NAMES (use contract.SCHEME_NAMES)", _SCHEME_NAMES),
+        ("a yuan formatter copy (use core.money.fmt_yuan)", _YUAN),
+    ],
+)
 def test_no_code_literals_outside_the_contract(what, pattern):
     assert _offences(pattern) == [], what
 

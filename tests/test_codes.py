@@ -65,7 +65,20 @@ def test_catalog_covers_classes_kinds_and_therapies(ml):
     assert b and all(500 <= x <= 2000 for x in b)  # 5-20 %
     assert all(it.selfpay_prop_bp == 0 for it in items if it.chrgitm_lv != C.CLASS_B)
     names = " ".join(it.name for it in items)
-    for generic in ("苯磺酸氨氯地平片", "二甲双胍", "阿托伐他汀", "他克莫司", "环孢素", "血液透析", "床位费", "护理", "顺铂", "紫杉醇", "CT", "血常规"):
+    for generic in (
+        "苯磺酸氨氯地平片",
+        "二甲双胍",
+        "阿托伐他汀",
+        "他克莫司",
+        "环孢素",
+        "血液透析",
+        "床位费",
+        "护理",
+        "顺铂",
+        "紫杉醇",
+        "CT",
+        "血常规",
+    ):
         assert generic in names, generic
     tb = {it.name.split()[0]: it.drug_class for it in items if it.name.startswith(("利福平", "异烟肼"))}
     assert tb and set(tb.values()) == {"antimicrobial"}
@@ -74,8 +87,16 @@ def test_catalog_covers_classes_kinds_and_therapies(ml):
     vbp = [it for it in items if it.vbp_flag]
     assert len(vbp) >= 10 and all(it.vbp_pay_std > 0 for it in vbp)
     assert any(it.pric_uplmt > 0 for it in items if it.list_kind != "service")
-    assert any(it.lmt_gend for it in items) and any(it.lmt_age_min >= 0 for it in items) and any(it.lmt_age_max >= 0 for it in items)
-    assert any(it.lmt_hosp_lv_min for it in items) and any(it.lmt_indication for it in items) and any(it.lmt_med_types for it in items)
+    assert (
+        any(it.lmt_gend for it in items)
+        and any(it.lmt_age_min >= 0 for it in items)
+        and any(it.lmt_age_max >= 0 for it in items)
+    )
+    assert (
+        any(it.lmt_hosp_lv_min for it in items)
+        and any(it.lmt_indication for it in items)
+        and any(it.lmt_med_types for it in items)
+    )
 
 
 def test_med_list_lookup_and_columns(ml):
@@ -97,10 +118,23 @@ def test_med_list_lookup_and_columns(ml):
 
 HEADER = ",".join(C.MED_LIST.names)
 GOOD = {
-    "med_list_codg": "X1", "name": "测试药", "list_kind": "western", "chrgitm_lv": "02", "selfpay_prop_bp": "0.10",
-    "pric_uplmt": "12.50", "lmt_gend": "", "lmt_age_min": "-1", "lmt_age_max": "-1", "lmt_hosp_lv_min": "0",
-    "lmt_indication": "E11;I10", "lmt_med_types": "14;21", "drug_class": "", "acct_excluded": "false",
-    "vbp_flag": "false", "vbp_pay_std": "0", "synthetic": "true",
+    "med_list_codg": "X1",
+    "name": "测试药",
+    "list_kind": "western",
+    "chrgitm_lv": "02",
+    "selfpay_prop_bp": "0.10",
+    "pric_uplmt": "12.50",
+    "lmt_gend": "",
+    "lmt_age_min": "-1",
+    "lmt_age_max": "-1",
+    "lmt_hosp_lv_min": "0",
+    "lmt_indication": "E11;I10",
+    "lmt_med_types": "14;21",
+    "drug_class": "",
+    "acct_excluded": "false",
+    "vbp_flag": "false",
+    "vbp_pay_std": "0",
+    "synthetic": "true",
 }
 
 
@@ -115,7 +149,11 @@ def write_med(tmp_path: Path, *rows: dict, header: str = HEADER) -> Path:
 
 
 def test_a_valid_csv_converts_yuan_and_ratio_exactly(tmp_path):
-    t = load_med_list(write_med(tmp_path, {}, {"med_list_codg": "X2", "chrgitm_lv": "01", "selfpay_prop_bp": "", "pric_uplmt": "0.01"}))
+    t = load_med_list(
+        write_med(
+            tmp_path, {}, {"med_list_codg": "X2", "chrgitm_lv": "01", "selfpay_prop_bp": "", "pric_uplmt": "0.01"}
+        )
+    )
     rows = t.to_pylist()
     assert rows[0]["pric_uplmt"] == 1250 and rows[0]["selfpay_prop_bp"] == 1000
     assert rows[1]["pric_uplmt"] == 1 and rows[1]["selfpay_prop_bp"] == 0
@@ -198,7 +236,13 @@ def test_parquet_tables_are_validated_too(tmp_path):
 
 def test_icd10_validity_and_titles():
     assert is_valid_icd10("I10") and is_valid_icd10("E11.9") and is_valid_icd10("E119") and is_valid_icd10(" e11.9 ")
-    assert not is_valid_icd10("A00-A09") and not is_valid_icd10("IV") and not is_valid_icd10("E11.99") and not is_valid_icd10("") and not is_valid_icd10(None)
+    assert (
+        not is_valid_icd10("A00-A09")
+        and not is_valid_icd10("IV")
+        and not is_valid_icd10("E11.99")
+        and not is_valid_icd10("")
+        and not is_valid_icd10(None)
+    )
     assert "hypertension" in describe("I10").lower()
     assert describe("E119") == describe("E11.9")
     with pytest.raises(CodeTableError, match="XYZ"):
@@ -219,7 +263,10 @@ def test_every_shipped_diagnosis_code_is_national():
         # 医保版 codes extend a WHO category: the first three characters are one
         assert icd.is_valid_item(e.code[:3]), e.code
         assert e.weight > 0
-    by = {s: {e.code for e in mix.entries if e.setting == s} for s in ("outpatient", "chronic", "special", "inpatient", "home_bed")}
+    by = {
+        s: {e.code for e in mix.entries if e.setting == s}
+        for s in ("outpatient", "chronic", "special", "inpatient", "home_bed")
+    }
     assert {"I10.x00x002", "E11.900"} <= by["chronic"]
     assert {"J18.900", "K35.800x001"} <= by["inpatient"]
     assert any(c.startswith("N18") for c in by["special"])
@@ -244,7 +291,12 @@ def test_every_shipped_diagnosis_code_is_national():
 )
 def test_bad_diagnosis_mix(tmp_path, line, reason):
     path = tmp_path / "mix.csv"
-    path.write_text("code,setting,weight,gend,age_min,age_max,note\nJ06.900,outpatient,1,,-1,-1,ok\n" + line.replace("I10,", "I10.x00,") + "\n", encoding="utf-8")
+    path.write_text(
+        "code,setting,weight,gend,age_min,age_max,note\nJ06.900,outpatient,1,,-1,-1,ok\n"
+        + line.replace("I10,", "I10.x00,")
+        + "\n",
+        encoding="utf-8",
+    )
     with pytest.raises(CodeTableError) as ei:
         load_diagnosis_mix(path)
     assert str(path) in str(ei.value) and "line 3" in str(ei.value) and reason in str(ei.value)
@@ -253,7 +305,16 @@ def test_bad_diagnosis_mix(tmp_path, line, reason):
 def test_diagnosis_mix_in_who_codes_when_declared(tmp_path):
     """A mix written in WHO ICD-10 loads when the WHO system is declared, and is refused by default."""
     path = tmp_path / "mix.csv"
-    rows = "".join(f"{c},{s},1,,-1,-1,x\n" for c, s in (("J06.9", "outpatient"), ("I10", "chronic"), ("N18.5", "special"), ("J18.9", "inpatient"), ("I69.3", "home_bed")))
+    rows = "".join(
+        f"{c},{s},1,,-1,-1,x\n"
+        for c, s in (
+            ("J06.9", "outpatient"),
+            ("I10", "chronic"),
+            ("N18.5", "special"),
+            ("J18.9", "inpatient"),
+            ("I69.3", "home_bed"),
+        )
+    )
     path.write_text("code,setting,weight,gend,age_min,age_max,note\n" + rows, encoding="utf-8")
     mix = load_diagnosis_mix(path, systems=("who-icd10",))
     assert list(mix.code) == ["J06.9", "I10", "N18.5", "J18.9", "I69.3"]
@@ -274,16 +335,28 @@ def test_procedures(ml, tmp_path):
     assert {"39.9500", "99.2500", "74.1x01", "47.0901"} <= set(t.column("oprn_codg").to_pylist())
     from yibao.codes import national
 
-    assert all(national.proc_name(c) == n for c, n in zip(t.column("oprn_codg").to_pylist(), t.column("name").to_pylist()))
+    assert all(
+        national.proc_name(c) == n for c, n in zip(t.column("oprn_codg").to_pylist(), t.column("name").to_pylist())
+    )
     assert "SYNTHETIC" in data_path("procedures.csv").read_text(encoding="utf-8")
     bad = tmp_path / "p.csv"
-    bad.write_text("oprn_codg,name,name_en,category,med_list_codg,synthetic\n47.09,x,x,surgery,,true\n", encoding="utf-8")
-    with pytest.raises(CodeTableError, match=r"line 2 \(oprn_codg='47.09'\): oprn_codg: unknown procedure code '47.09' .*nearest codes: 47.0900"):
+    bad.write_text(
+        "oprn_codg,name,name_en,category,med_list_codg,synthetic\n47.09,x,x,surgery,,true\n", encoding="utf-8"
+    )
+    with pytest.raises(
+        CodeTableError,
+        match=r"line 2 \(oprn_codg='47.09'\): oprn_codg: unknown procedure code '47.09' .*nearest codes: 47.0900",
+    ):
         load_procedures(bad)
-    bad.write_text("oprn_codg,name,name_en,category,med_list_codg,synthetic\n47.0901,x,x,surgery,,true\n", encoding="utf-8")
+    bad.write_text(
+        "oprn_codg,name,name_en,category,med_list_codg,synthetic\n47.0901,x,x,surgery,,true\n", encoding="utf-8"
+    )
     with pytest.raises(CodeTableError, match="name 'x' is not the national name '阑尾切除术'"):
         load_procedures(bad)
-    bad.write_text("oprn_codg,name,name_en,category,med_list_codg,synthetic\n47.0901,阑尾切除术,x,surgery,NOPE,true\n", encoding="utf-8")
+    bad.write_text(
+        "oprn_codg,name,name_en,category,med_list_codg,synthetic\n47.0901,阑尾切除术,x,surgery,NOPE,true\n",
+        encoding="utf-8",
+    )
     with pytest.raises(CodeTableError, match="'NOPE' is not in the medical list"):
         load_procedures(bad, med_list=ml)
 
@@ -313,7 +386,9 @@ def test_institutions(tmp_path):
     head = ",".join(C.INSTITUTION.names)
     path = tmp_path / "inst.csv"
     local = "# code_structure: local\n"  # hand-made codes (H1): a local table; national codes: test_national_structures
-    path.write_text(local + head + "\nH1,一院,hospital,3,990101,true\nP1,药店,pharmacy,0,990102,true\n", encoding="utf-8")
+    path.write_text(
+        local + head + "\nH1,一院,hospital,3,990101,true\nP1,药店,pharmacy,0,990102,true\n", encoding="utf-8"
+    )
     t = load_institutions(path, divisions=load_divisions())
     assert t.schema.equals(C.INSTITUTION) and t.column("hosp_lv").to_pylist() == [3, 0]
     for row, reason in [
@@ -328,7 +403,19 @@ def test_institutions(tmp_path):
         with pytest.raises(CodeTableError) as ei:
             load_institutions(path, divisions=load_divisions())
         assert "line 4" in str(ei.value) and reason in str(ei.value), (row, str(ei.value))
-    table = pa.Table.from_pylist([{"fixmedins_code": "P9", "fixmedins_name": "x", "fixmedins_type": "pharmacy", "hosp_lv": 1, "admdvs": "990101", "synthetic": True}], schema=C.INSTITUTION)
+    table = pa.Table.from_pylist(
+        [
+            {
+                "fixmedins_code": "P9",
+                "fixmedins_name": "x",
+                "fixmedins_type": "pharmacy",
+                "hosp_lv": 1,
+                "admdvs": "990101",
+                "synthetic": True,
+            }
+        ],
+        schema=C.INSTITUTION,
+    )
     with pytest.raises(CodeTableError, match=r"row 0, fixmedins_code='P9'"):
         validate_institutions(table)
 
@@ -355,5 +442,11 @@ def test_divisions(tmp_path):
 def test_data_readme_labels_synthetic_files():
     text = data_path("README.md").read_text(encoding="utf-8")
     assert "SYNTHETIC sample catalog, not an official list" in text
-    rows = list(csv.reader(ln for ln in data_path("med_list_ref.csv").read_text(encoding="utf-8").splitlines() if not ln.startswith("#")))
+    rows = list(
+        csv.reader(
+            ln
+            for ln in data_path("med_list_ref.csv").read_text(encoding="utf-8").splitlines()
+            if not ln.startswith("#")
+        )
+    )
     assert len(rows) - 1 == load_med_list().num_rows

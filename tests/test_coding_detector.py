@@ -100,7 +100,9 @@ def test_parameters_are_validated_and_match_the_in_care_rule(tmp_path):
     with pytest.raises(PolicyError, match="differ from coding.yaml"):
         check_rulebook_params({**default_rulebook().rule("SV-SPLIT-01").params, "max_gap_days": 30}, P)
     bad = tmp_path / "coding.yaml"
-    bad.write_text((coding.PATH.read_text(encoding="utf-8")).replace("max_gap_days: 15", "max_gap_days: 0"), encoding="utf-8")
+    bad.write_text(
+        (coding.PATH.read_text(encoding="utf-8")).replace("max_gap_days: 15", "max_gap_days: 0"), encoding="utf-8"
+    )
     with pytest.raises(PolicyError) as e:
         load_coding_params(bad)
     assert e.value.field == "split_admission.max_gap_days"
@@ -136,7 +138,10 @@ def test_payment_and_supervision_report_the_same_flags(region):
         p = {m for m, k in pay_flags if k == pattern}
         s = {m for m, k in sv_flags if k == pattern and m in cases}
         assert p == s, (pattern, sorted(p ^ s)[:5])
-        assert len(p) >= (3 if pattern == "sex_mismatch" else 10), (pattern, len(p))  # every pattern is present in this region
+        assert len(p) >= (3 if pattern == "sex_mismatch" else 10), (
+            pattern,
+            len(p),
+        )  # every pattern is present in this region
     # payment's evaluation against the labels covers every shared pattern
     assert set(pay.quality.truth.flag) == set(coding.PATTERNS) and (pay.quality.truth.true_positives > 0).all()
     # and the detector's own answer on the region is what both of them report
@@ -173,7 +178,9 @@ def _scores(d):
 def test_scores_do_not_depend_on_the_labels(region, tmp_path):
     truth = pd.read_parquet(region / "ground_truth.parquet")
     rng = np.random.default_rng(1)
-    shuffled = truth.assign(entity_id=rng.permutation(truth.entity_id.to_numpy()), pattern=rng.permutation(truth.pattern.to_numpy()))
+    shuffled = truth.assign(
+        entity_id=rng.permutation(truth.entity_id.to_numpy()), pattern=rng.permutation(truth.pattern.to_numpy())
+    )
     base_rv, base = _scores(_variant(region, tmp_path / "labelled", truth))
     shuf_rv, shuf = _scores(_variant(region, tmp_path / "shuffled", shuffled))
     none_rv, none = _scores(_variant(region, tmp_path / "unlabelled", None))

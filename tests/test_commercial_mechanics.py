@@ -60,8 +60,16 @@ def test_parts_from_settlement_split_and_refusals():
         ClaimParts(-1, 0, 0)
 
 
-claims = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3_000_000), st.integers(0, 2_000_000),
-                            st.integers(0, 5_000_000), st.booleans()), max_size=40)
+claims = st.lists(
+    st.tuples(
+        st.integers(0, 3),
+        st.integers(0, 3_000_000),
+        st.integers(0, 2_000_000),
+        st.integers(0, 5_000_000),
+        st.booleans(),
+    ),
+    max_size=40,
+)
 
 
 @settings(max_examples=150, deadline=None)

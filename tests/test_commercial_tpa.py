@@ -89,7 +89,9 @@ def test_tpa_list_masked_and_pay_idempotent(client, db_engine):
 def test_tpa_refuse_needs_reason_and_releases_ceiling(client, db_engine):
     cid = client.get("/api/v1/tpa/claims", headers=H).json()[0]["claim_id"]
     assert client.post(f"/api/v1/tpa/claims/{cid}/refuse", json={"msgid": "m3"}, headers=H).status_code == 400
-    r = client.post(f"/api/v1/tpa/claims/{cid}/refuse", json={"msgid": "m3", "reason": "pre-existing not declared"}, headers=H)
+    r = client.post(
+        f"/api/v1/tpa/claims/{cid}/refuse", json={"msgid": "m3", "reason": "pre-existing not declared"}, headers=H
+    )
     assert r.json()["status"] == "refused"
     with session_scope(db_engine) as s:
         assert s.get(CommercialAccumulator, ("P0000001", P.product_id, 2026)).paid == 0
@@ -105,7 +107,10 @@ def test_cli_enrol_and_claims(db_url, db_engine):
     assert r.exit_code == 0, r.output
     r2 = CliRunner().invoke(app, ["commercial", "enrol", "--psn", "P0000007", "--on", "2025-12-01", "--db", db_url])
     assert r2.exit_code == 2 and count(db_engine, CommercialPolicy) == 1
-    assert CliRunner().invoke(app, ["commercial", "enrol", "--psn", "P0000008", "--on", "bad", "--db", db_url]).exit_code == 2
+    assert (
+        CliRunner().invoke(app, ["commercial", "enrol", "--psn", "P0000008", "--on", "bad", "--db", db_url]).exit_code
+        == 2
+    )
     service.file_claim(db_engine, P, "S9", "P0000007", ClaimParts(3_000_000, 1_000_000, 500_000))
     out = CliRunner().invoke(app, ["commercial", "claims", "--db", db_url], terminal_width=200)
     assert out.exit_code == 0 and "16,500.00" in out.output and "P0000007" not in out.output

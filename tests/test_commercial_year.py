@@ -17,13 +17,26 @@ def _write(tmp_path):
     rows = [  # psn, setl_id, time, psn_part, fulamt_ownpay, overlmt, cancelled
         ("P1", "S1", t, 1_500_000, 300_000, 0, False),
         ("P1", "S2", t + dt.timedelta(days=1), 500_000, 400_000, 0, False),
-        ("P1", "S3", t + dt.timedelta(days=2), 9_000_000, 0, 0, True),   # cancelled: ignored
+        ("P1", "S3", t + dt.timedelta(days=2), 9_000_000, 0, 0, True),  # cancelled: ignored
         ("P2", "S4", t, 100_000, 0, 0, False),
     ]
     cols = list(zip(*rows))
-    pq.write_table(pa.table({"psn_no": cols[0], "setl_id": cols[1], "setl_time": cols[2], "policy_year": [2026] * 4,
-                             "psn_part_amt": cols[3], "fulamt_ownpay_amt": cols[4], "overlmt_selfpay": cols[5],
-                             "refd_setl_flag": cols[6], "synthetic": [True] * 4}), tmp_path / "settlement.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "psn_no": cols[0],
+                "setl_id": cols[1],
+                "setl_time": cols[2],
+                "policy_year": [2026] * 4,
+                "psn_part_amt": cols[3],
+                "fulamt_ownpay_amt": cols[4],
+                "overlmt_selfpay": cols[5],
+                "refd_setl_flag": cols[6],
+                "synthetic": [True] * 4,
+            }
+        ),
+        tmp_path / "settlement.parquet",
+    )
 
 
 def test_run_year_hand_worked(tmp_path):

@@ -31,12 +31,41 @@ class Clock:
 
 def _settlement(setl_id, psn, inst, when, medfee, hifp, hifob=0, acct=0, cash=None, insutype="310", cancelled=False):
     cash = medfee - hifp - hifob - acct if cash is None else cash
-    zero = dict(fulamt_ownpay_amt=0, overlmt_selfpay=0, preselfpay_amt=0, inscp_scp_amt=medfee, act_pay_dedc=0, hifmi_pay=0,
-                cvlserv_pay=0, maf_pay=0, hifes_pay=0, oth_pay=0, hosp_part_amt=0, acct_mulaid_pay=0)
-    return records.Settlement(setl_id=setl_id, mdtrt_id=f"M{setl_id}", psn_no=psn, fixmedins_code=inst, setl_time=when, policy_year=when.year,
-                         insutype=insutype, med_type="11", benefit_category="outpatient", medfee_sumamt=medfee, hifp_pay=hifp,
-                         hifob_pay=hifob, fund_pay_sumamt=hifp + hifob, psn_part_amt=medfee - hifp - hifob, acct_pay=acct,
-                         psn_cash_pay=cash, refd_setl_flag=cancelled, synthetic=True, **zero)
+    zero = dict(
+        fulamt_ownpay_amt=0,
+        overlmt_selfpay=0,
+        preselfpay_amt=0,
+        inscp_scp_amt=medfee,
+        act_pay_dedc=0,
+        hifmi_pay=0,
+        cvlserv_pay=0,
+        maf_pay=0,
+        hifes_pay=0,
+        oth_pay=0,
+        hosp_part_amt=0,
+        acct_mulaid_pay=0,
+    )
+    return records.Settlement(
+        setl_id=setl_id,
+        mdtrt_id=f"M{setl_id}",
+        psn_no=psn,
+        fixmedins_code=inst,
+        setl_time=when,
+        policy_year=when.year,
+        insutype=insutype,
+        med_type="11",
+        benefit_category="outpatient",
+        medfee_sumamt=medfee,
+        hifp_pay=hifp,
+        hifob_pay=hifob,
+        fund_pay_sumamt=hifp + hifob,
+        psn_part_amt=medfee - hifp - hifob,
+        acct_pay=acct,
+        psn_cash_pay=cash,
+        refd_setl_flag=cancelled,
+        synthetic=True,
+        **zero,
+    )
 
 
 @pytest.fixture
@@ -44,11 +73,32 @@ def world(db_engine):
     """Two institutions (levels 2 and 3), three people, five settlements (one cancelled) — figures by hand."""
     with db.session_scope(db_engine) as s:
         for code, lv in (("HA", 2), ("HB", 3)):
-            s.add(registry.Institution(fixmedins_code=code, fixmedins_name=f"医院{code}", fixmedins_type="hospital", hosp_lv=lv,
-                                 admdvs="990101", synthetic=True))
-        for psn, cert, ins in (("P1", "990101199001010011", "310"), ("P2", "990101199201010022", "390"), ("P3", "990101198001010033", "310")):
-            s.add(registry.Person(psn_no=psn, certno=cert, psn_name="王小明", insutype=ins, psn_type="in_service", insuplc_admdvs="990100",
-                            synthetic=True))
+            s.add(
+                registry.Institution(
+                    fixmedins_code=code,
+                    fixmedins_name=f"医院{code}",
+                    fixmedins_type="hospital",
+                    hosp_lv=lv,
+                    admdvs="990101",
+                    synthetic=True,
+                )
+            )
+        for psn, cert, ins in (
+            ("P1", "990101199001010011", "310"),
+            ("P2", "990101199201010022", "390"),
+            ("P3", "990101198001010033", "310"),
+        ):
+            s.add(
+                registry.Person(
+                    psn_no=psn,
+                    certno=cert,
+                    psn_name="王小明",
+                    insutype=ins,
+                    psn_type="in_service",
+                    insuplc_admdvs="990100",
+                    synthetic=True,
+                )
+            )
         s.flush()
         rows = [
             _settlement("S1", "P1", "HA", T0.replace(month=1), 10_000, 7_000),
@@ -58,8 +108,17 @@ def world(db_engine):
             _settlement("S5", "P3", "HB", T0.replace(year=2024), 1_000, 500),
         ]
         for r in rows:
-            s.add(records.Encounter(mdtrt_id=r.mdtrt_id, psn_no=r.psn_no, fixmedins_code=r.fixmedins_code, med_type="11",
-                               begntime=r.setl_time, policy_year=r.policy_year, synthetic=True))
+            s.add(
+                records.Encounter(
+                    mdtrt_id=r.mdtrt_id,
+                    psn_no=r.psn_no,
+                    fixmedins_code=r.fixmedins_code,
+                    med_type="11",
+                    begntime=r.setl_time,
+                    policy_year=r.policy_year,
+                    synthetic=True,
+                )
+            )
         s.flush()
         s.add_all(rows)
     clock = Clock(T0)
@@ -79,13 +138,32 @@ def client(app, user: str | None) -> TestClient:
     return c
 
 
-PAGES = ["/console/fund", "/console/fund.xlsx", "/console/api/fund", "/console/settlement", "/console/settlement/S1",
-         "/console/api/settlement/S1", "/console/settlement.xlsx", "/console/procurement", "/console/payment",
-         "/console/supervision", "/console/procurement.xlsx", "/console/ecode", "/console/ecode/events.xlsx", "/console/mycode"]
+PAGES = [
+    "/console/fund",
+    "/console/fund.xlsx",
+    "/console/api/fund",
+    "/console/settlement",
+    "/console/settlement/S1",
+    "/console/api/settlement/S1",
+    "/console/settlement.xlsx",
+    "/console/procurement",
+    "/console/payment",
+    "/console/supervision",
+    "/console/procurement.xlsx",
+    "/console/ecode",
+    "/console/ecode/events.xlsx",
+    "/console/mycode",
+]
 ALLOWED = {
     "bureau": {p for p in PAGES if "mycode" not in p},
     "ha": {p for p in PAGES if "ecode" not in p and "mycode" not in p},
-    "p1": {"/console/settlement", "/console/settlement/S1", "/console/api/settlement/S1", "/console/settlement.xlsx", "/console/mycode"},
+    "p1": {
+        "/console/settlement",
+        "/console/settlement/S1",
+        "/console/api/settlement/S1",
+        "/console/settlement.xlsx",
+        "/console/mycode",
+    },
 }
 
 
@@ -106,7 +184,9 @@ def test_every_page_and_api_checks_the_role(world, user) -> None:
             assert r.status_code == 403, (user, path, r.status_code)
     # writes too
     token = page_csrf(c, "/console/login") if user is None else page_csrf(c, "/console/settlement")
-    r = c.post("/console/ecode/action", data={"psn_no": "P1", "action": "block", "csrf_token": token}, follow_redirects=False)
+    r = c.post(
+        "/console/ecode/action", data={"psn_no": "P1", "action": "block", "csrf_token": token}, follow_redirects=False
+    )
     if user == "bureau":
         assert r.status_code == 303 and r.headers["location"].startswith("/console/ecode?msg=ok")
     elif user is None:
@@ -121,7 +201,11 @@ def test_fund_figures_by_hand(world) -> None:
     # 2025, not cancelled: S1, S2, S3
     assert j["year"] == 2025 and j["totals_fen"]["claims"] == 3
     assert j["totals_fen"]["medfee_sumamt"] == 80_000 and j["totals_fen"]["fund_pay_sumamt"] == 54_000
-    assert j["totals_fen"]["hifp_pay"] == 49_000 and j["totals_fen"]["hifob_pay"] == 5_000 and j["totals_fen"]["acct_pay"] == 2_000
+    assert (
+        j["totals_fen"]["hifp_pay"] == 49_000
+        and j["totals_fen"]["hifob_pay"] == 5_000
+        and j["totals_fen"]["acct_pay"] == 2_000
+    )
     by = {(r["month"], r["insutype"], r["hosp_lv"]): r["fund_pay_sumamt"] for r in j["rows"]}
     assert by == {("2025-01", "310", 2): 7_000, ("2025-01", "390", 2): 12_000, ("2025-02", "310", 3): 35_000}
     # the institution sees only its own; the year can be chosen
@@ -135,7 +219,17 @@ def test_fund_page_cache_follows_new_settlements(world, db_engine) -> None:
     c = client(app, "bureau")
     assert c.get("/console/api/fund").json()["totals_fen"]["claims"] == 3
     with db.session_scope(db_engine) as s:
-        s.add(records.Encounter(mdtrt_id="MS6", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0, policy_year=2025, synthetic=True))
+        s.add(
+            records.Encounter(
+                mdtrt_id="MS6",
+                psn_no="P2",
+                fixmedins_code="HA",
+                med_type="11",
+                begntime=T0,
+                policy_year=2025,
+                synthetic=True,
+            )
+        )
         s.flush()
         s.add(_settlement("S6", "P2", "HA", T0, 4_000, 1_000, insutype="390"))
     assert c.get("/console/api/fund").json()["totals_fen"]["claims"] == 4
@@ -161,7 +255,9 @@ def test_settlement_shares_and_masking(world) -> None:
     assert "统筹支付比例" in hifp_rule and "三级" in hifp_rule
     assert j["psn_name"] == "王**" and j["psn_no"] == "P*"  # too short for its rule: all but the first character
     assert client(app, "bureau").get("/console/api/settlement/S3?unmask=1").json()["psn_name"] == "王小明"
-    assert client(app, "ha").get("/console/api/settlement/S1?unmask=1").json()["psn_name"] == "王**"  # no right to unmask
+    assert (
+        client(app, "ha").get("/console/api/settlement/S1?unmask=1").json()["psn_name"] == "王**"
+    )  # no right to unmask
 
 
 def test_session_expires_and_logout_ends_it(world) -> None:
@@ -208,7 +304,9 @@ def test_background_export_job_belongs_to_its_owner(world) -> None:
 
     app, _, _ = world
     c = client(app, "bureau")
-    job = c.post("/console/jobs/export-settlements", headers={"X-CSRF-Token": page_csrf(c, "/console/settlement")}).json()
+    job = c.post(
+        "/console/jobs/export-settlements", headers={"X-CSRF-Token": page_csrf(c, "/console/settlement")}
+    ).json()
     assert job["total"] == 5
     for _ in range(100):
         job = c.get(f"/console/jobs/{job['id']}").json()
@@ -248,7 +346,9 @@ def test_mask_and_passwords() -> None:
 
 
 def test_chart_bars_carry_their_values() -> None:
-    div = charts.bar_chart(["1月", "2月"], {"职工": [150, 200], "居民": [50, 0]}, stacked=True, chart_id="c", money=charts.YUAN)
+    div = charts.bar_chart(
+        ["1月", "2月"], {"职工": [150, 200], "居民": [50, 0]}, stacked=True, chart_id="c", money=charts.YUAN
+    )
     assert 'class="ychart"' in div and "职工" in div and "&quot;y&quot;:[1.50,2.00]" in div and "¥1.50" in div
 
 
@@ -258,9 +358,26 @@ def test_cli_users_and_ecode_block(tmp_path) -> None:
     from yibao.cli import app
 
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    r = CliRunner().invoke(app, ["console", "add-user", "boss", "--role", "bureau", "--password", "longpassword1", "--db", url])
+    r = CliRunner().invoke(
+        app, ["console", "add-user", "boss", "--role", "bureau", "--password", "longpassword1", "--db", url]
+    )
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(app, ["console", "add-user", "h", "--role", "institution", "--institution", "NOPE", "--password", "longpassword1", "--db", url])
+    r = CliRunner().invoke(
+        app,
+        [
+            "console",
+            "add-user",
+            "h",
+            "--role",
+            "institution",
+            "--institution",
+            "NOPE",
+            "--password",
+            "longpassword1",
+            "--db",
+            url,
+        ],
+    )
     assert r.exit_code == 2 and "fixmedins_code" in r.output
     r = CliRunner().invoke(app, ["console", "users", "--db", url])
     assert "boss" in r.output and "bureau" in r.output
@@ -289,16 +406,34 @@ def test_require_dependency_guards_other_routers(world) -> None:
 def test_default_year_skips_a_nearly_empty_new_year(world, db_engine) -> None:
     app, _, _ = world
     with db.session_scope(db_engine) as s:
-        s.add(records.Encounter(mdtrt_id="MS7", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0.replace(year=2026),
-                           policy_year=2026, synthetic=True))
+        s.add(
+            records.Encounter(
+                mdtrt_id="MS7",
+                psn_no="P2",
+                fixmedins_code="HA",
+                med_type="11",
+                begntime=T0.replace(year=2026),
+                policy_year=2026,
+                synthetic=True,
+            )
+        )
         s.flush()
         s.add(_settlement("S7", "P2", "HA", T0.replace(year=2026, month=1, day=3), 4_000, 1_000, insutype="390"))
     j = client(app, "bureau").get("/console/api/fund").json()
     assert j["year"] == 2026  # 1 claim ≥ a twelfth of 2025's 4: a month's worth
     with db.session_scope(db_engine) as s:
         for i in range(20):
-            s.add(records.Encounter(mdtrt_id=f"MX{i}", psn_no="P2", fixmedins_code="HA", med_type="11", begntime=T0, policy_year=2025,
-                               synthetic=True))
+            s.add(
+                records.Encounter(
+                    mdtrt_id=f"MX{i}",
+                    psn_no="P2",
+                    fixmedins_code="HA",
+                    med_type="11",
+                    begntime=T0,
+                    policy_year=2025,
+                    synthetic=True,
+                )
+            )
         s.flush()
         for i in range(20):
             s.add(_settlement(f"X{i}", "P2", "HA", T0, 1_000, 500, insutype="390"))

@@ -22,15 +22,25 @@ from yibao.codes import registry
 from yibao.settlement import records
 
 CHROMIUM = os.environ.get("YIBAO_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
     if os.environ.get("CI"):  # CI installs it (.ci/run): a missing browser there is a failure, not a skip
         raise RuntimeError(f"CI: Chromium not installed at {CHROMIUM}")
     pytest.skip(f"Chromium not installed at {CHROMIUM} (.ci/run installs Debian's chromium)", allow_module_level=True)
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright (Python) not installed: pip install -e '.[test]'")
+playwright_sync = pytest.importorskip(
+    "playwright.sync_api", reason="playwright (Python) not installed: pip install -e '.[test]'"
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +74,14 @@ def wait_done(pg, url: str, seconds: int = 120) -> None:
 def browser_ctx(tmp_path_factory):
     with playwright_sync.sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True, args=ARGS,
-            accept_downloads=True, viewport={"width": 1360, "height": 900}, locale="zh-CN")
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            accept_downloads=True,
+            viewport={"width": 1360, "height": 900},
+            locale="zh-CN",
+        )
         try:
             yield ctx
         finally:
@@ -103,16 +119,24 @@ def db_sums(engine, *, scope: str | None = None, psn: str | None = None) -> dict
     from yibao.web.figures import SHARE_FIELDS
 
     S = records.Settlement
-    q = select(func.count(), func.sum(S.medfee_sumamt), func.sum(S.fund_pay_sumamt),
-               *[func.sum(getattr(S, k)) for k in SHARE_FIELDS]).where(S.refd_setl_flag.is_(False), S.policy_year == 2025)
+    q = select(
+        func.count(),
+        func.sum(S.medfee_sumamt),
+        func.sum(S.fund_pay_sumamt),
+        *[func.sum(getattr(S, k)) for k in SHARE_FIELDS],
+    ).where(S.refd_setl_flag.is_(False), S.policy_year == 2025)
     if scope:
         q = q.where(S.fixmedins_code == scope)
     if psn:
         q = q.where(S.psn_no == psn)
     with engine.connect() as c:
         row = c.execute(q).one()
-    return {"claims": row[0], "medfee": int(row[1] or 0), "fund": int(row[2] or 0),
-            **{k: int(v or 0) for k, v in zip(SHARE_FIELDS, row[3:])}}
+    return {
+        "claims": row[0],
+        "medfee": int(row[1] or 0),
+        "fund": int(row[2] or 0),
+        **{k: int(v or 0) for k, v in zip(SHARE_FIELDS, row[3:])},
+    }
 
 
 def test_bureau_sees_every_page_with_figures_from_the_database(region, page, tmp_path) -> None:
@@ -129,7 +153,9 @@ def test_bureau_sees_every_page_with_figures_from_the_database(region, page, tmp
         assert fen(page, f'#table-layer tr[data-field="{k}"] td[data-fen]') == sums[k], k
     # the month chart's bars add up to the fund's spending (¥10k, rounded per bar)
     page.wait_for_function("document.getElementById('chart-month').dataset.ready === '1'")
-    bars = page.evaluate("document.getElementById('chart-month').data.flatMap(t => t.y.map(Number))")  # ¥10k, exact from fen
+    bars = page.evaluate(
+        "document.getElementById('chart-month').data.flatMap(t => t.y.map(Number))"
+    )  # ¥10k, exact from fen
     assert len(bars) >= 12 and abs(sum(bars) * 1_000_000 - sums["fund"]) < len(bars)
     shot(page, "fund", tmp_path)
     for name in ("settlement", "procurement", "payment", "supervision", "ecode"):
@@ -145,9 +171,11 @@ def test_bureau_sees_every_page_with_figures_from_the_database(region, page, tmp
     from yibao.procurement.models import VbpResult
 
     with engine.connect() as c:
-        n_results = c.execute(select(func.count()).select_from(VbpResult).where(VbpResult.round_id == who["round_id"])).scalar()
+        n_results = c.execute(
+            select(func.count()).select_from(VbpResult).where(VbpResult.round_id == who["round_id"])
+        ).scalar()
     page.goto(f"{srv.base}/console/procurement")
-    results = page.locator('table.module-table').nth(1)
+    results = page.locator("table.module-table").nth(1)
     assert results.locator("tbody tr").count() == min(n_results, 50) > 0
     page.wait_for_function("document.getElementById('chart-vbp-progress').dataset.ready === '1'")
     assert page.locator("#chart-vbp-progress g.point path").count() > 0
@@ -201,8 +229,12 @@ def test_institution_sees_only_its_own(region, page, tmp_path) -> None:
     page.goto(f"{srv.base}/console/settlement")
 
     with engine.connect() as c:
-        n_own = c.execute(select(func.count()).select_from(records.Settlement).where(records.Settlement.fixmedins_code == who["inst"])).scalar()
-        other = c.execute(select(records.Settlement.setl_id).where(records.Settlement.fixmedins_code != who["inst"]).limit(1)).scalar()
+        n_own = c.execute(
+            select(func.count()).select_from(records.Settlement).where(records.Settlement.fixmedins_code == who["inst"])
+        ).scalar()
+        other = c.execute(
+            select(records.Settlement.setl_id).where(records.Settlement.fixmedins_code != who["inst"]).limit(1)
+        ).scalar()
     assert int(page.inner_text("#total").replace(",", "")) == n_own
     page.goto(f"{srv.base}/console/settlement/{other}")
     assert page.inner_text("#error-code") == "404"
@@ -210,7 +242,9 @@ def test_institution_sees_only_its_own(region, page, tmp_path) -> None:
     assert r.status == 404
     # supervision: only the case against this institution
     wait_done(page, f"{srv.base}/console/supervision")
-    first_cells = page.eval_on_selector_all('table.module-table[data-title="案件"] tbody tr td:first-child', "els => els.map(e => e.textContent)")
+    first_cells = page.eval_on_selector_all(
+        'table.module-table[data-title="案件"] tbody tr td:first-child', "els => els.map(e => e.textContent)"
+    )
     assert first_cells == [str(who["case_id"])]
 
 
@@ -225,7 +259,9 @@ def test_public_sees_only_themselves(region, page) -> None:
     page.goto(f"{srv.base}/console/settlement")
 
     with srv.iface.engine.connect() as c:
-        n = c.execute(select(func.count()).select_from(records.Settlement).where(records.Settlement.psn_no == who["psn"])).scalar()
+        n = c.execute(
+            select(func.count()).select_from(records.Settlement).where(records.Settlement.psn_no == who["psn"])
+        ).scalar()
     assert int(page.inner_text("#total").replace(",", "")) == n > 0
 
 
@@ -269,10 +305,16 @@ def test_excel_export_reads_back(region, page) -> None:
 
     with engine.connect() as c:
         n = c.execute(select(func.count()).select_from(records.Settlement)).scalar()
-        first = c.execute(select(records.Settlement.setl_id, records.Settlement.fund_pay_sumamt)
-                          .order_by(records.Settlement.setl_time, records.Settlement.setl_id).limit(1)).one()
+        first = c.execute(
+            select(records.Settlement.setl_id, records.Settlement.fund_pay_sumamt)
+            .order_by(records.Settlement.setl_time, records.Settlement.setl_id)
+            .limit(1)
+        ).one()
     assert len(rows) - 2 == n
-    assert rows[2][0] == first[0] and Decimal(str(rows[2][rows[1].index("fund_pay_sumamt (元)")])) == Decimal(first[1]) / 100
+    assert (
+        rows[2][0] == first[0]
+        and Decimal(str(rows[2][rows[1].index("fund_pay_sumamt (元)")])) == Decimal(first[1]) / 100
+    )
 
 
 def _his(srv, code: str):
@@ -325,19 +367,45 @@ def test_bind_pay_with_ecode_then_blocked_after_an_anomaly(region, page, tmp_pat
     assert info["baseinfo"]["psn_no"] == who["psn"]
     insutype = info["insuinfo"][0]["insutype"]
     with engine.connect() as c:
-        drug = c.exec_driver_sql("SELECT med_list_codg FROM med_list WHERE chrgitm_lv = '01' AND list_kind = 'western' ORDER BY 1 LIMIT 1").scalar()
+        drug = c.exec_driver_sql(
+            "SELECT med_list_codg FROM med_list WHERE chrgitm_lv = '01' AND list_kind = 'western' ORDER BY 1 LIMIT 1"
+        ).scalar()
     now = his.clock()
-    reg = his.call("2201", {"data": {"psn_no": who["psn"], "insutype": insutype, "begntime": fmt_time(now), "mdtrt_cert_type": "01",
-                                     "mdtrt_cert_no": code, "ipt_otp_no": his.msgid(), "atddr_no": "DR01", "dr_name": "医生",
-                                     "dept_code": "D01", "dept_name": "内科", "caty": "A03"}})
+    reg = his.call(
+        "2201",
+        {
+            "data": {
+                "psn_no": who["psn"],
+                "insutype": insutype,
+                "begntime": fmt_time(now),
+                "mdtrt_cert_type": "01",
+                "mdtrt_cert_no": code,
+                "ipt_otp_no": his.msgid(),
+                "atddr_no": "DR01",
+                "dr_name": "医生",
+                "dept_code": "D01",
+                "dept_name": "内科",
+                "caty": "A03",
+            }
+        },
+    )
     mdtrt_id = reg["output"]["data"]["mdtrt_id"]
     from yibao.api.hisclient import Item
 
     rows = HisClient.feedetail(mdtrt_id, who["psn"], [Item(drug, "2", "15.50")], chrg_bchno="B1", when=now)
     his.call("2204", {"feedetail": rows})
-    data = {"psn_no": who["psn"], "mdtrt_cert_type": "01", "mdtrt_cert_no": code, "med_type": "11",
-            "medfee_sumamt": Decimal("31.00"), "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": "B1",
-            "insutype": insutype, "acct_used_flag": "1"}
+    data = {
+        "psn_no": who["psn"],
+        "mdtrt_cert_type": "01",
+        "mdtrt_cert_no": code,
+        "med_type": "11",
+        "medfee_sumamt": Decimal("31.00"),
+        "psn_setlway": "01",
+        "mdtrt_id": mdtrt_id,
+        "chrg_bchno": "B1",
+        "insutype": insutype,
+        "acct_used_flag": "1",
+    }
     setl = his.call("2207", {"data": data})["output"]["setlinfo"]
     assert setl["mdtrt_cert_type"] == "01" and Decimal(str(setl["medfee_sumamt"])) == Decimal("31.00")
     with db.session_scope(engine) as s:
@@ -348,16 +416,51 @@ def test_bind_pay_with_ecode_then_blocked_after_an_anomaly(region, page, tmp_pat
     page.click(f'button.gen[data-psn="{who["rel"]}"]')
     page.wait_for_load_state()
     rel_code = page.inner_text("#ecode").strip()
-    rel_info = his.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": rel_code, "psn_cert_type": "01"}})["output"]
+    rel_info = his.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": rel_code, "psn_cert_type": "01"}})[
+        "output"
+    ]
     assert rel_info["baseinfo"]["psn_no"] == who["rel"]
     rel_ins = rel_info["insuinfo"][0]["insutype"]
-    reg = his.call("2201", {"data": {"psn_no": who["rel"], "insutype": rel_ins, "begntime": fmt_time(now), "mdtrt_cert_type": "01",
-                                     "mdtrt_cert_no": rel_code, "ipt_otp_no": his.msgid(), "atddr_no": "DR01", "dr_name": "医生",
-                                     "dept_code": "D01", "dept_name": "内科", "caty": "A03"}})
+    reg = his.call(
+        "2201",
+        {
+            "data": {
+                "psn_no": who["rel"],
+                "insutype": rel_ins,
+                "begntime": fmt_time(now),
+                "mdtrt_cert_type": "01",
+                "mdtrt_cert_no": rel_code,
+                "ipt_otp_no": his.msgid(),
+                "atddr_no": "DR01",
+                "dr_name": "医生",
+                "dept_code": "D01",
+                "dept_name": "内科",
+                "caty": "A03",
+            }
+        },
+    )
     rel_mdtrt = reg["output"]["data"]["mdtrt_id"]
-    his.call("2204", {"feedetail": HisClient.feedetail(rel_mdtrt, who["rel"], [Item(drug, "2", "15.50")], chrg_bchno="B2", when=now)})
-    rel_setl = his.call("2207", {"data": {**data, "psn_no": who["rel"], "mdtrt_cert_no": rel_code, "mdtrt_id": rel_mdtrt,
-                                          "chrg_bchno": "B2", "insutype": rel_ins}})["output"]["setlinfo"]
+    his.call(
+        "2204",
+        {
+            "feedetail": HisClient.feedetail(
+                rel_mdtrt, who["rel"], [Item(drug, "2", "15.50")], chrg_bchno="B2", when=now
+            )
+        },
+    )
+    rel_setl = his.call(
+        "2207",
+        {
+            "data": {
+                **data,
+                "psn_no": who["rel"],
+                "mdtrt_cert_no": rel_code,
+                "mdtrt_id": rel_mdtrt,
+                "chrg_bchno": "B2",
+                "insutype": rel_ins,
+            }
+        },
+    )["output"]["setlinfo"]
     with db.session_scope(engine) as s:
         row = s.get(records.Settlement, rel_setl["setl_id"])
         assert row.psn_no == who["rel"] and row.acct_payer_psn_no == who["psn"] and row.acct_pay == 0
@@ -366,7 +469,9 @@ def test_bind_pay_with_ecode_then_blocked_after_an_anomaly(region, page, tmp_pat
 
     # the same code minutes later ~1,900 km away (injected anomaly): refused, blocked, unbound, reported
     far = _his(srv, who["far"])
-    bad = far.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": code, "psn_cert_type": "01"}}, check=False)
+    bad = far.call(
+        "1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": code, "psn_cert_type": "01"}}, check=False
+    )
     assert bad["infcode"] == -1
     with db.session_scope(engine) as s:
         ev = s.scalars(select(EcodeRiskEvent).where(EcodeRiskEvent.psn_no == who["psn"])).all()
@@ -387,6 +492,8 @@ def test_bind_pay_with_ecode_then_blocked_after_an_anomaly(region, page, tmp_pat
     assert page.locator(f'#table-blocks tr[data-psn="{who["psn"]}"]').count() == 1
     shot(page, "ecode", tmp_path)
     # the code no longer works anywhere, even at home
-    again = his.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": code, "psn_cert_type": "01"}}, check=False)
+    again = his.call(
+        "1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": code, "psn_cert_type": "01"}}, check=False
+    )
     assert again["infcode"] == -1
     assert dt.datetime.now(db.SHANGHAI)  # (clock is real here: the code was used within its 60 s)

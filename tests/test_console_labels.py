@@ -87,15 +87,25 @@ def raw_keys() -> set[str]:
 
 
 def test_the_checker_catches_each_kind_of_raw_text(raw_keys) -> None:
-    ok = "<html><head><title>fixmedins_code</title><style>.a_b{}</style></head><body><h1>结算查询</h1>" \
-         "<table><tr><th>定点机构编号</th><th>#</th></tr><tr><td>H99010500001</td><td>¥13,790.00</td></tr></table>" \
-         '<p><span data-free-text="x">Example region (illustrative)</span> SV-PRICE-01 DRG ES35</p></body></html>'
+    ok = (
+        "<html><head><title>fixmedins_code</title><style>.a_b{}</style></head><body><h1>结算查询</h1>"
+        "<table><tr><th>定点机构编号</th><th>#</th></tr><tr><td>H99010500001</td><td>¥13,790.00</td></tr></table>"
+        '<p><span data-free-text="x">Example region (illustrative)</span> SV-PRICE-01 DRG ES35</p></body></html>'
+    )
     assert problems(ok, raw_keys, zh=True) == []
-    for bad, what in (("<td>inpatient</td>", "raw code"), ("<td>pharmacy</td>", "raw code"), ("<td>manual_block</td>", "raw name"),
-                      ("<td>per_admission</td>", "raw name"), ("<td>large_amount_subsidy: 起付线</td>", "raw name"),
-                      ("<th>fixmedins_code</th>", "raw name"), ("<th>hosp_lv</th>", "raw name"),
-                      ("<td>1.379e+04</td>", "scientific"), ("<td>recall NaN</td>", "NaN"), ("<td>None</td>", "None"),
-                      ("<th>points</th>", "header without Chinese")):
+    for bad, what in (
+        ("<td>inpatient</td>", "raw code"),
+        ("<td>pharmacy</td>", "raw code"),
+        ("<td>manual_block</td>", "raw name"),
+        ("<td>per_admission</td>", "raw name"),
+        ("<td>large_amount_subsidy: 起付线</td>", "raw name"),
+        ("<th>fixmedins_code</th>", "raw name"),
+        ("<th>hosp_lv</th>", "raw name"),
+        ("<td>1.379e+04</td>", "scientific"),
+        ("<td>recall NaN</td>", "NaN"),
+        ("<td>None</td>", "None"),
+        ("<th>points</th>", "header without Chinese"),
+    ):
         found = problems(f"<table><tr>{bad}</tr></table>", raw_keys, zh=True)
         assert any(what in f for f in found), (bad, found)
     assert problems("<td>inpatient</td>", raw_keys, zh=False) == []  # English pages may say it in words
@@ -110,7 +120,9 @@ def test_every_coded_value_the_system_produces_has_a_label() -> None:
 
     lb = labels.load()
     assert set(CATEGORIES) <= set(lb.values["benefit_category"])
-    wf = yaml.safe_load((resources.files("yibao") / "data" / "supervision" / "case_workflow.yaml").read_text(encoding="utf-8"))
+    wf = yaml.safe_load(
+        (resources.files("yibao") / "data" / "supervision" / "case_workflow.yaml").read_text(encoding="utf-8")
+    )
     assert set(wf["states"]) <= set(lb.values["case_state"])
     assert {t["action"] for t in wf["transitions"]} <= set(lb.values["case_action"])
     for state, v in wf["states"].items():  # one Chinese name for a state, wherever it is written
@@ -131,8 +143,13 @@ def test_labels_file_is_validated() -> None:
     from yibao.web.labels import LabelsError, parse
 
     assert parse({"version": 1, "fields": {"a": ["甲", "a"]}}).fields["a"] == ("甲", "a")
-    for bad in ({"version": 2}, {"version": 1, "fields": {"a": ["a", "a"]}}, {"version": 1, "fields": {"a": ["甲"]}},
-                {"version": 1, "extra": {}}, {"version": 1, "values": {"g": {"x": "甲"}}}):
+    for bad in (
+        {"version": 2},
+        {"version": 1, "fields": {"a": ["a", "a"]}},
+        {"version": 1, "fields": {"a": ["甲"]}},
+        {"version": 1, "extra": {}},
+        {"version": 1, "values": {"g": {"x": "甲"}}},
+    ):
         with pytest.raises(LabelsError):
             parse(bad)
 
@@ -207,7 +224,9 @@ def test_every_page_shows_labels_not_raw_codes(region, raw_keys, user, lang) -> 
                 assert d.status_code == 200
                 seen[f"/console/settlement/{setl}"] = problems(d.text, raw_keys, zh=lang == "zh")
         if path == "/console/ecode":
-            assert "manual_block" in r.text and ">手动拦截<" in r.text or ">blocked by staff<" in r.text  # data-kind keeps the code
+            assert (
+                "manual_block" in r.text and ">手动拦截<" in r.text or ">blocked by staff<" in r.text
+            )  # data-kind keeps the code
         if path == "/console/supervision":  # work-queue encounters link to their settlement
             links = re.findall(r'href="(/console/encounter/[^"]+)"', r.text)
             assert links, "work queue: no encounter links"

@@ -23,8 +23,14 @@ SUZHOU, NANJING, BEIJING = "320500", "320100", "110100"
 
 
 def req(**kw) -> FilingRequest:
-    base = dict(psn_no="R1", insutype="390", filing_type="temporary", insured_admdvs=REGION,
-                treatment_admdvs=SUZHOU, begin_date=dt.date(2025, 1, 1))
+    base = dict(
+        psn_no="R1",
+        insutype="390",
+        filing_type="temporary",
+        insured_admdvs=REGION,
+        treatment_admdvs=SUZHOU,
+        begin_date=dt.date(2025, 1, 1),
+    )
     base.update(kw)
     return FilingRequest(**base)
 
@@ -90,16 +96,33 @@ def test_cancel_then_refile(db_engine):
 @pytest.fixture
 def svc(db_engine) -> SettlementService:
     with ydb.session_scope(db_engine) as s:
-        s.add(registry.Person(psn_no="R1", gend="1", brdy=dt.date(1970, 5, 1), insutype="390", psn_type="resident",
-                              civil_servant=False, insuplc_admdvs=REGION, assistance="", contribution_base=0,
-                              acct_balc=0, synthetic=True))
-        s.add(registry.Institution(fixmedins_code="H3", fixmedins_type="hospital", hosp_lv=3, admdvs=SUZHOU,
-                                   synthetic=True))
+        s.add(
+            registry.Person(
+                psn_no="R1",
+                gend="1",
+                brdy=dt.date(1970, 5, 1),
+                insutype="390",
+                psn_type="resident",
+                civil_servant=False,
+                insuplc_admdvs=REGION,
+                assistance="",
+                contribution_base=0,
+                acct_balc=0,
+                synthetic=True,
+            )
+        )
+        s.add(
+            registry.Institution(
+                fixmedins_code="H3", fixmedins_type="hospital", hosp_lv=3, admdvs=SUZHOU, synthetic=True
+            )
+        )
     return SettlementService(db_engine, PolicyBook.default(), catalog())
 
 
 def cross_claim(mdtrt_id: str, when: dt.datetime):
-    c = claim(mdtrt_id, person("R1", insutype="390", psn_type="resident"), [line(1, "A-DRUG", 5000)], hosp_lv=3, when=when)
+    c = claim(
+        mdtrt_id, person("R1", insutype="390", psn_type="resident"), [line(1, "A-DRUG", 5000)], hosp_lv=3, when=when
+    )
     import dataclasses
 
     # the request says "filed": the register decides, not the request
@@ -124,12 +147,50 @@ def test_settled_claim_takes_cross_filed_from_the_register(svc, db_engine):
 
 def test_cli_add_list_cancel(tmp_path):
     url = f"sqlite:///{tmp_path / 'y.db'}"
-    r = CliRunner().invoke(app, ["filing", "add", "--psn-no", "R9", "--insutype", "390", "--type", "referral",
-                                 "--insured", REGION, "--treatment", BEIJING, "--begin", "2025-01-10", "--db", url])
+    r = CliRunner().invoke(
+        app,
+        [
+            "filing",
+            "add",
+            "--psn-no",
+            "R9",
+            "--insutype",
+            "390",
+            "--type",
+            "referral",
+            "--insured",
+            REGION,
+            "--treatment",
+            BEIJING,
+            "--begin",
+            "2025-01-10",
+            "--db",
+            url,
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "2025-07-09" in r.output
-    r = CliRunner().invoke(app, ["filing", "add", "--psn-no", "R9", "--insutype", "390", "--type", "referral",
-                                 "--insured", REGION, "--treatment", BEIJING, "--begin", "2025-07-01", "--db", url])
+    r = CliRunner().invoke(
+        app,
+        [
+            "filing",
+            "add",
+            "--psn-no",
+            "R9",
+            "--insutype",
+            "390",
+            "--type",
+            "referral",
+            "--insured",
+            REGION,
+            "--treatment",
+            BEIJING,
+            "--begin",
+            "2025-07-01",
+            "--db",
+            url,
+        ],
+    )
     assert r.exit_code == 2
     r = CliRunner().invoke(app, ["filing", "cancel", "1", "--db", url])
     assert r.exit_code == 0 and "cancelled" in r.output
@@ -147,8 +208,15 @@ def test_rest_add_refuse_cancel_list(db_engine):
     web.include_router(router)
     web.state.yibao_engine = db_engine
     c = TestClient(web)
-    body = {"psn_no": "R1", "insutype": "390", "filing_type": "temporary", "insu_admdvs": REGION,
-            "mdtrt_area_admdvs": SUZHOU, "begndate": "2025-01-01", "msgid": "F1"}
+    body = {
+        "psn_no": "R1",
+        "insutype": "390",
+        "filing_type": "temporary",
+        "insu_admdvs": REGION,
+        "mdtrt_area_admdvs": SUZHOU,
+        "begndate": "2025-01-01",
+        "msgid": "F1",
+    }
     r = c.post("/api/v1/filings", json=body)
     assert r.status_code == 200 and r.json()["enddate"] == "2025-06-30"
     r = c.post("/api/v1/filings", json={**body, "msgid": "F2", "begndate": "2025-03-01"})

@@ -85,11 +85,19 @@ def test_settlement_json_columns_round_trip(db_engine) -> None:
     with ydb.session_scope(db_engine) as s:
         s.add(records.Encounter(mdtrt_id="M1", psn_no="P1", policy_year=2024, begntime=NOW))
         s.flush()
-        s.add(records.Settlement(
-            setl_id="S1", mdtrt_id="M1", psn_no="P1", setl_time=NOW, policy_year=2024, msgid="H1-1",
-            accum_delta=rows, rule_trace={"steps": ["起付线", 1]},
-            **{a: 0 for a in ydb.contract.SETTLEMENT_AMOUNTS},
-        ))
+        s.add(
+            records.Settlement(
+                setl_id="S1",
+                mdtrt_id="M1",
+                psn_no="P1",
+                setl_time=NOW,
+                policy_year=2024,
+                msgid="H1-1",
+                accum_delta=rows,
+                rule_trace={"steps": ["起付线", 1]},
+                **{a: 0 for a in ydb.contract.SETTLEMENT_AMOUNTS},
+            )
+        )
     with ydb.session_scope(db_engine) as s:
         st = s.get(records.Settlement, "S1")
         assert st.accum_delta == rows and st.rule_trace == {"steps": ["起付线", 1]}
@@ -97,10 +105,17 @@ def test_settlement_json_columns_round_trip(db_engine) -> None:
         s.add(MessageLog(msgid="H1-1", infno="2207", received_at=NOW, request={"input": {}}, response=None))
     with pytest.raises(Exception):  # msgid is unique (idempotency)
         with ydb.session_scope(db_engine) as s:
-            s.add(records.Settlement(
-                setl_id="S2", mdtrt_id="M1", psn_no="P1", setl_time=NOW, policy_year=2024, msgid="H1-1",
-                **{a: 0 for a in ydb.contract.SETTLEMENT_AMOUNTS},
-            ))
+            s.add(
+                records.Settlement(
+                    setl_id="S2",
+                    mdtrt_id="M1",
+                    psn_no="P1",
+                    setl_time=NOW,
+                    policy_year=2024,
+                    msgid="H1-1",
+                    **{a: 0 for a in ydb.contract.SETTLEMENT_AMOUNTS},
+                )
+            )
 
 
 def test_sqlite_lock_needs_immediate_transaction(db_engine) -> None:
@@ -119,7 +134,9 @@ def _ledger(engine, psn_no: str) -> list[tuple[int, str, str | None]]:
         return [
             (r.amount, r.kind, r.setl_id)
             for r in s.execute(
-                select(records.AccountLedger).where(records.AccountLedger.psn_no == psn_no).order_by(records.AccountLedger.id)
+                select(records.AccountLedger)
+                .where(records.AccountLedger.psn_no == psn_no)
+                .order_by(records.AccountLedger.id)
             ).scalars()
         ]
 
@@ -142,7 +159,10 @@ def test_account_lock_and_post(db_engine) -> None:
         assert ledger.post_account(s, "P1", 2_000, "reversal", "S2", NOW) == 7_000
         assert ledger.post_account(s, "P2", 100, "credit", None, NOW) == 100
     assert _ledger(db_engine, "P1") == [
-        (10_000, "credit", None), (-3_000, "pay", "S1"), (-2_000, "mulaid_pay", "S2"), (2_000, "reversal", "S2"),
+        (10_000, "credit", None),
+        (-3_000, "pay", "S1"),
+        (-2_000, "mulaid_pay", "S2"),
+        (2_000, "reversal", "S2"),
     ]
     with ydb.session_scope(db_engine) as s:
         for p in ("P1", "P2"):

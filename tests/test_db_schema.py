@@ -65,9 +65,7 @@ def test_migrated_schema_matches_models(db_url: str) -> None:
     engine = ydb.make_engine(db_url)
     try:
         with engine.connect() as conn:
-            ctx = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": True}
-            )
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
             diffs = compare_metadata(ctx, ydb.Base.metadata)
             assert diffs == []
             tables = set(inspect(conn).get_table_names())

@@ -26,7 +26,9 @@ def demo(tmp_path_factory):
     res = runner.invoke(app, ["demo", "--people", "400", "--seed", "42", "--out", str(root / "out"), "--db", url])
     assert res.exit_code == 0, res.output
     cred = (root / "out" / "demo-users.txt").read_text(encoding="utf-8")
-    users = {m[0]: (m[1], m[2], m[3]) for m in re.findall(r"^(demo-\w+)\s+(\w+)\s+(\S+)\s+password: (\S+)$", cred, re.M)}
+    users = {
+        m[0]: (m[1], m[2], m[3]) for m in re.findall(r"^(demo-\w+)\s+(\w+)\s+(\S+)\s+password: (\S+)$", cred, re.M)
+    }
     engine = db.make_engine(url)
     yield {"root": root, "url": url, "output": res.output, "cred": cred, "users": users, "engine": engine}
     engine.dispose()
@@ -55,7 +57,11 @@ def test_every_demo_user_signs_in_and_sees_their_pages(demo):
     page = c.get("/console/settlement")
     assert page.status_code == 200
     with demo["engine"].connect() as conn:
-        mine = conn.exec_driver_sql("SELECT setl_id FROM settlement WHERE psn_no = ? ORDER BY setl_id", (psn,)).scalars().all()
+        mine = (
+            conn.exec_driver_sql("SELECT setl_id FROM settlement WHERE psn_no = ? ORDER BY setl_id", (psn,))
+            .scalars()
+            .all()
+        )
     assert mine, "the demo's public user has settlements"
     assert mine[0] in page.text
     _, inst, pw = demo["users"]["demo-hospital"]

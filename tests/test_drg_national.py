@@ -68,7 +68,15 @@ def test_sex_on_mdc_entry():
 
 def test_newborn_age_in_days_and_birth_weight_bands():
     dx = "P07.200"  # in PS1..PS4's any-diagnosis list
-    for wt, adrg in ((1499, "PS1"), (1500, "PS2"), (1999, "PS2"), (2000, "PS3"), (2499, "PS3"), (2500, "PS4"), (4200, "PS4")):
+    for wt, adrg in (
+        (1499, "PS1"),
+        (1500, "PS2"),
+        (1999, "PS2"),
+        (2000, "PS3"),
+        (2499, "PS3"),
+        (2500, "PS4"),
+        (4200, "PS4"),
+    ):
         assert grp(dx, gend="2", age=0, nwb_age=3, nwb_bir_wt=wt).adrg == adrg, wt
     # the same baby at 29 days is past the ≤ 28-day ADRGs
     assert grp(dx, gend="2", age=0, nwb_age=29, nwb_bir_wt=1400).adrg not in ("PS1", "PS2", "PS3", "PS4")
@@ -146,10 +154,16 @@ def test_fall_through_to_the_next_mdc(tmp_path):
     """A case that enters an MDC but none of its ADRGs is tried in the next MDC (a local override makes one)."""
     dx = "S06.000"  # enters MDC B (BY1) when there is one injured region only
     assert grp(dx).adrg == "BY1"
-    v_adrg = next(a for a in sorted(G.adrgs.values(), key=lambda a: a.seq) if a.mdc == "V" and a.dx_cond == "main" and not a.proc_cond)
+    v_adrg = next(
+        a
+        for a in sorted(G.adrgs.values(), key=lambda a: a.seq)
+        if a.mdc == "V" and a.dx_cond == "main" and not a.proc_cond
+    )
     local = tmp_path / "city"
     local.mkdir()
-    (local / "scheme.yaml").write_text("format: 2\nname: city-test\nversion: '1'\neffective_from: 2025-01-01\nbase: chs-drg-1.1\n", encoding="utf-8")
+    (local / "scheme.yaml").write_text(
+        "format: 2\nname: city-test\nversion: '1'\neffective_from: 2025-01-01\nbase: chs-drg-1.1\n", encoding="utf-8"
+    )
     (local / "adrg_dx.csv").write_text(f"adrg,code,action\nBY1,{dx},remove\n{v_adrg.code},{dx},set\n", encoding="utf-8")
     (local / "mdc_dx.csv").write_text(f"mdc,code\nV,{dx}\n", encoding="utf-8")
     g = Grouper(SchemeTables(local))
@@ -187,7 +201,14 @@ def test_bad_input_is_refused_naming_the_field(kw, field):
     args = {"main_diag": "K22.301", **kw}
     r = grp(**args)
     assert r.status.startswith(f"refused: {field}") and r.drg == "" and r.mdc == ""
-    frame = G.group_frame(pd.DataFrame([{c: "" for c in INPUT_COLUMNS} | {"case_id": "a", "gend": "1", "age": "45", **{k: str(v) for k, v in args.items()}}]))
+    frame = G.group_frame(
+        pd.DataFrame(
+            [
+                {c: "" for c in INPUT_COLUMNS}
+                | {"case_id": "a", "gend": "1", "age": "45", **{k: str(v) for k, v in args.items()}}
+            ]
+        )
+    )
     assert frame.status.iat[0] == r.status
 
 
@@ -208,7 +229,10 @@ def test_table_level_errors_refuse_the_whole_file():
 def test_local_scheme_is_a_dated_override(tmp_path):
     local = tmp_path / "city"
     local.mkdir()
-    (local / "scheme.yaml").write_text("format: 2\nname: city-x\nversion: '2026'\neffective_from: 2026-01-01\nbase: chs-drg-1.1\nlabel: test\n", encoding="utf-8")
+    (local / "scheme.yaml").write_text(
+        "format: 2\nname: city-x\nversion: '2026'\neffective_from: 2026-01-01\nbase: chs-drg-1.1\nlabel: test\n",
+        encoding="utf-8",
+    )
     (local / "drg.csv").write_text("drg,adrg,seq,severity,rw\nGZ15,GZ1,2,any,0.6123\n", encoding="utf-8")
     g = Grouper(SchemeTables(local))
     assert g.drgs["GZ15"].rw_e4 == 6123 and g.drgs["GZ15"].name  # the name comes from the base
@@ -221,7 +245,9 @@ def test_local_scheme_is_a_dated_override(tmp_path):
     with pytest.raises(CodeTableError, match="remove: no row"):
         SchemeTables(local)
     (local / "or_procedures.csv").unlink()
-    (local / "scheme.yaml").write_text("format: 2\nname: city-x\nversion: '2019'\neffective_from: 2019-01-01\nbase: chs-drg-1.1\n", encoding="utf-8")
+    (local / "scheme.yaml").write_text(
+        "format: 2\nname: city-x\nversion: '2019'\neffective_from: 2019-01-01\nbase: chs-drg-1.1\n", encoding="utf-8"
+    )
     with pytest.raises(CodeTableError, match="not in force|before its base"):
         SchemeTables(local)
 
@@ -257,7 +283,9 @@ def case_rows(draw):
         base["nwb_bir_wt"] = draw(st.sampled_from(["", "1499", "1500", "2499", "2500", "20"]))
     if draw(st.booleans()):
         procs = [p for p in str(base["oprns"] or "").split(";") if p]
-        base["oprns"] = ";".join(draw(st.permutations(procs))) if procs else draw(st.sampled_from(["", "37.5100", "47.09"]))
+        base["oprns"] = (
+            ";".join(draw(st.permutations(procs))) if procs else draw(st.sampled_from(["", "37.5100", "47.09"]))
+        )
     if draw(st.booleans()):
         base["other_diags"] = ";".join(draw(st.lists(st.sampled_from([*CODES, "E11.9"]), max_size=4)))
     return base
@@ -285,7 +313,9 @@ def test_cli_groups_a_file_and_refuses_a_bad_one(tmp_path):
     src = tmp_path / "cases.csv"
     CASES[list(INPUT_COLUMNS)].head(40).to_csv(src, index=False)
     out = tmp_path / "groups.parquet"
-    res = CliRunner().invoke(app, ["drg", "group", "--scheme", "chs-drg-1.1", "--in", str(src), "--out", str(out), "--explain"])
+    res = CliRunner().invoke(
+        app, ["drg", "group", "--scheme", "chs-drg-1.1", "--in", str(src), "--out", str(out), "--explain"]
+    )
     assert res.exit_code == 0, res.output
     got = pd.read_parquet(out)
     assert list(got.columns) == ["case_id", "mdc", "adrg", "drg", "status", "path"]

@@ -30,16 +30,39 @@ class Clock:
 
 def seed_people(engine) -> None:
     with db.session_scope(engine) as s:
-        for psn, cert, fam in (("P1", "990101199001010011", "F1"), ("P2", "990101199201010022", "F1"),
-                               ("P3", "990101201501010033", "F1"), ("P4", "990101198001010044", "F2")):
-            s.add(registry.Person(psn_no=psn, certno=cert, psn_name=f"张{psn}", gend="1", insutype="310", psn_type="in_service",
-                            insuplc_admdvs="990100", family_id=fam, synthetic=True))
+        for psn, cert, fam in (
+            ("P1", "990101199001010011", "F1"),
+            ("P2", "990101199201010022", "F1"),
+            ("P3", "990101201501010033", "F1"),
+            ("P4", "990101198001010044", "F2"),
+        ):
+            s.add(
+                registry.Person(
+                    psn_no=psn,
+                    certno=cert,
+                    psn_name=f"张{psn}",
+                    gend="1",
+                    insutype="310",
+                    psn_type="in_service",
+                    insuplc_admdvs="990100",
+                    family_id=fam,
+                    synthetic=True,
+                )
+            )
         s.flush()
         s.add(registry.FamilyLink(psn_no="P1", relative_psn_no="P2", relation="spouse", synthetic=True))
         s.add(registry.FamilyLink(psn_no="P1", relative_psn_no="P3", relation="child", synthetic=True))
         for code, adm in (("H-LOCAL1", "990101"), ("H-LOCAL2", "990102"), ("H-GZ", "440100"), ("H-BJ", "110000")):
-            s.add(registry.Institution(fixmedins_code=code, fixmedins_name=code, fixmedins_type="hospital", hosp_lv=3, admdvs=adm,
-                                 synthetic=True))
+            s.add(
+                registry.Institution(
+                    fixmedins_code=code,
+                    fixmedins_name=code,
+                    fixmedins_type="hospital",
+                    hosp_lv=3,
+                    admdvs=adm,
+                    synthetic=True,
+                )
+            )
 
 
 @pytest.fixture
@@ -65,7 +88,11 @@ def test_token_round_trip_expiry_and_forgery(alg: str) -> None:
     other = tokens.issue(k, "b2", T0).split(".")[1]
     with pytest.raises(tokens.TokenError, match="signature"):
         tokens.verify(f"{prefix}.{other}.{sig}", keys, T0, ttl_seconds=60)
-    k2 = tokens.SigningKey(k.kid, alg, secret=b"x" * 32) if alg != "sm2" else tokens.SigningKey.generate("sm2", kid=k.kid)
+    k2 = (
+        tokens.SigningKey(k.kid, alg, secret=b"x" * 32)
+        if alg != "sm2"
+        else tokens.SigningKey.generate("sm2", kid=k.kid)
+    )
     with pytest.raises(tokens.TokenError, match="signature"):
         tokens.verify(code, {k.kid: k2}, T0, ttl_seconds=60)
     with pytest.raises(tokens.TokenError, match="not an e-insurance code"):
@@ -83,8 +110,10 @@ def test_sm3_hmac_matches_pure_python_gmssl(monkeypatch) -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(subject=st.text(alphabet="ABCDEFGHIJ0123456789", min_size=1, max_size=20),
-       age=st.integers(min_value=-5000, max_value=70_000))
+@given(
+    subject=st.text(alphabet="ABCDEFGHIJ0123456789", min_size=1, max_size=20),
+    age=st.integers(min_value=-5000, max_value=70_000),
+)
 def test_token_accepted_exactly_within_ttl(subject: str, age: int) -> None:
     k = tokens.SigningKey("k1", "hmac-sm3", secret=b"s" * 32)
     code = tokens.issue(k, subject, T0)
@@ -113,7 +142,9 @@ def test_impossible_travel_hand_computed() -> None:
     # 6 hours later: outside the 120-minute window
     assert risk.detect(risk.Use(T0 + dt.timedelta(hours=6), "440100"), [first], p.risk, p.places) == []
     # two districts of the synthetic city ~10 km apart, 5 minutes: below min_distance_km
-    assert risk.detect(risk.Use(T0 + dt.timedelta(minutes=5), "990102"), [risk.Use(T0, "990101")], p.risk, p.places) == []
+    assert (
+        risk.detect(risk.Use(T0 + dt.timedelta(minutes=5), "990102"), [risk.Use(T0, "990101")], p.risk, p.places) == []
+    )
 
 
 def test_burst() -> None:
@@ -122,13 +153,17 @@ def test_burst() -> None:
     recent = [risk.Use(T0 + dt.timedelta(seconds=i), "990101") for i in range(n - 1)]
     assert risk.detect(risk.Use(T0 + dt.timedelta(seconds=n), "990101"), recent, p.risk, p.places) == []
     recent.append(risk.Use(T0 + dt.timedelta(seconds=n), "990101"))
-    assert [a.kind for a in risk.detect(risk.Use(T0 + dt.timedelta(seconds=n + 1), "990101"), recent, p.risk, p.places)] == ["burst"]
+    assert [
+        a.kind for a in risk.detect(risk.Use(T0 + dt.timedelta(seconds=n + 1), "990101"), recent, p.risk, p.places)
+    ] == ["burst"]
 
 
 def test_bad_params_name_the_field(tmp_path) -> None:
-    (tmp_path / "ecode.yaml").write_text("version: 1\ntoken: {ttl_seconds: 0, max_skew_seconds: 5, algorithm: hmac-sm3, prefix: YB1}\n"
-                                         "binding: {verifier: fake, max_relatives: 3, relations: [spouse]}\n"
-                                         "risk: {min_distance_km: 100, window_minutes: 60, max_speed_kmh: 400, burst_uses: 5, burst_window_minutes: 5, actions: [block]}\n")
+    (tmp_path / "ecode.yaml").write_text(
+        "version: 1\ntoken: {ttl_seconds: 0, max_skew_seconds: 5, algorithm: hmac-sm3, prefix: YB1}\n"
+        "binding: {verifier: fake, max_relatives: 3, relations: [spouse]}\n"
+        "risk: {min_distance_km: 100, window_minutes: 60, max_speed_kmh: 400, burst_uses: 5, burst_window_minutes: 5, actions: [block]}\n"
+    )
     with pytest.raises(EcodeConfigError) as e:
         load_params(tmp_path)
     assert e.value.field == "token.ttl_seconds"

@@ -24,18 +24,36 @@ def _client(engine) -> TestClient:
 
 def test_rest_enrol_pay_arrears_backpay_and_coverage(svc, db_engine):
     c = _client(db_engine)
-    assert c.post("/api/v1/enrolment/periods", json={"psn_no": "E1", "insutype": "310", "start_date": "2024-09-01"}).status_code == 200
+    assert (
+        c.post(
+            "/api/v1/enrolment/periods", json={"psn_no": "E1", "insutype": "310", "start_date": "2024-09-01"}
+        ).status_code
+        == 200
+    )
     r = c.post("/api/v1/enrolment/contributions", json={"psn_no": "E1", "period": "2024-10", "wage": 1_000_000})
     assert r.json()["employer_part"] == 80_000 and r.json()["individual_part"] == 20_000
     dup = c.post("/api/v1/enrolment/contributions", json={"psn_no": "E1", "period": "2024-10", "wage": 1_000_000})
     assert dup.status_code == 400 and dup.json()["detail"]["code"] == "E_ENROL"
     assert [a["period"] for a in c.get("/api/v1/enrolment/arrears").json()] == ["2024-10"]
-    b = c.post("/api/v1/enrolment/backpay", json={"psn_no": "E1", "insutype": "310", "period": "2024-10", "paid_date": "2024-11-11"})
+    b = c.post(
+        "/api/v1/enrolment/backpay",
+        json={"psn_no": "E1", "insutype": "310", "period": "2024-10", "paid_date": "2024-11-11"},
+    )
     assert b.json()["late_fee"] == 500  # 1,000.00 yuan × 0.05 % × 10 days late
     cov = c.get("/api/v1/enrolment/persons/E1/coverage", params={"insutype": "310", "day": "2024-08-01"}).json()
-    assert cov == {"applies": True, "covered": False, "reason": "not_enrolled", "message_en": "not enrolled on 2024-08-01",
-                   "message_zh": "2024-08-01 未参保"}
-    assert c.get("/api/v1/enrolment/persons/E2/coverage", params={"insutype": "310", "day": "2024-08-01"}).json()["applies"] is False
+    assert cov == {
+        "applies": True,
+        "covered": False,
+        "reason": "not_enrolled",
+        "message_en": "not enrolled on 2024-08-01",
+        "message_zh": "2024-08-01 未参保",
+    }
+    assert (
+        c.get("/api/v1/enrolment/persons/E2/coverage", params={"insutype": "310", "day": "2024-08-01"}).json()[
+            "applies"
+        ]
+        is False
+    )
 
 
 def _count(engine, model) -> int:

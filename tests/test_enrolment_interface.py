@@ -16,7 +16,9 @@ def test_1101_reports_the_periods_and_2207_refuses_a_stopped_person_writing_noth
     his.call("2204", {"feedetail": [_row(op, "E1", "1", "A-DRUG", "2", "10.00", "20.00")]})
     en.enrol(w.engine, "E1", "310", dt.date(2020, 5, 1))
     en.stop(w.engine, "E1", "310", dt.date(2025, 2, 28), reason="left employer")
-    insu = his.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8]}})["output"]["insuinfo"][0]
+    insu = his.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": PEOPLE["E1"][8]}})["output"][
+        "insuinfo"
+    ][0]
     assert (insu["psn_insu_stas"], insu["psn_insu_date"], insu["paus_insu_date"]) == ("2", "2020-05-01", "2025-03-01")
     before = business_snapshot(w.engine)
     reply = his.call("2207", {"data": _settle_data(op, "E1", "20.00")}, check=False)

@@ -26,36 +26,184 @@ def _write(d: Path, name: str, schema: pa.Schema, rows: list[dict]) -> None:
 
 @pytest.fixture()
 def region(tmp_path: Path) -> Path:
-    base = {"certno": "x", "psn_name": "合成", "gend": "1", "civil_servant": False, "insuplc_admdvs": "990100", "family_id": "F1", "synthetic": True}
+    base = {
+        "certno": "x",
+        "psn_name": "合成",
+        "gend": "1",
+        "civil_servant": False,
+        "insuplc_admdvs": "990100",
+        "family_id": "F1",
+        "synthetic": True,
+    }
     persons = [
-        {**base, "psn_no": "E1", "brdy": dt.date(1980, 1, 1), "insutype": "310", "psn_type": "in_service", "assistance": "", "contribution_base": 1_000_000, "acct_balc": 50_000},
-        {**base, "psn_no": "E2", "brdy": dt.date(1950, 1, 1), "insutype": "310", "psn_type": "retired", "assistance": "", "contribution_base": 0, "acct_balc": 0},
-        {**base, "psn_no": "R1", "brdy": dt.date(1948, 1, 1), "insutype": "390", "psn_type": "resident", "assistance": "dibao", "contribution_base": 0, "acct_balc": 0},
+        {
+            **base,
+            "psn_no": "E1",
+            "brdy": dt.date(1980, 1, 1),
+            "insutype": "310",
+            "psn_type": "in_service",
+            "assistance": "",
+            "contribution_base": 1_000_000,
+            "acct_balc": 50_000,
+        },
+        {
+            **base,
+            "psn_no": "E2",
+            "brdy": dt.date(1950, 1, 1),
+            "insutype": "310",
+            "psn_type": "retired",
+            "assistance": "",
+            "contribution_base": 0,
+            "acct_balc": 0,
+        },
+        {
+            **base,
+            "psn_no": "R1",
+            "brdy": dt.date(1948, 1, 1),
+            "insutype": "390",
+            "psn_type": "resident",
+            "assistance": "dibao",
+            "contribution_base": 0,
+            "acct_balc": 0,
+        },
     ]
     _write(tmp_path, "person", PERSON, persons)
-    _write(tmp_path, "family_link", FAMILY_LINK, [
-        {"psn_no": "R1", "relative_psn_no": "E1", "relation": "child", "synthetic": True},
-        {"psn_no": "E1", "relative_psn_no": "R1", "relation": "parent", "synthetic": True},
-    ])
-    _write(tmp_path, "institution", INSTITUTION, [
-        {"fixmedins_code": "H3", "fixmedins_name": "三级医院", "fixmedins_type": "hospital", "hosp_lv": 3, "admdvs": "990101", "synthetic": True},
-        {"fixmedins_code": "D0", "fixmedins_name": "药店", "fixmedins_type": "pharmacy", "hosp_lv": 0, "admdvs": "990101", "synthetic": True},
-    ])
-    _write(tmp_path, "med_list", MED_LIST.with_metadata({b"yibao.code_structure": b"local"}), ITEMS)  # hand-made codes (A-DRUG)
-    enc_base = {"other_dise_codg": "", "oprn_codg": "", "dscg_way": "", "dept_code": "", "dr_code": "", "mdtrtarea_admvs": "990100", "mulaid_payer_psn_no": "", "lt_rx_confirmed": False, "synthetic": True, "policy_year": 2025}
+    _write(
+        tmp_path,
+        "family_link",
+        FAMILY_LINK,
+        [
+            {"psn_no": "R1", "relative_psn_no": "E1", "relation": "child", "synthetic": True},
+            {"psn_no": "E1", "relative_psn_no": "R1", "relation": "parent", "synthetic": True},
+        ],
+    )
+    _write(
+        tmp_path,
+        "institution",
+        INSTITUTION,
+        [
+            {
+                "fixmedins_code": "H3",
+                "fixmedins_name": "三级医院",
+                "fixmedins_type": "hospital",
+                "hosp_lv": 3,
+                "admdvs": "990101",
+                "synthetic": True,
+            },
+            {
+                "fixmedins_code": "D0",
+                "fixmedins_name": "药店",
+                "fixmedins_type": "pharmacy",
+                "hosp_lv": 0,
+                "admdvs": "990101",
+                "synthetic": True,
+            },
+        ],
+    )
+    _write(
+        tmp_path, "med_list", MED_LIST.with_metadata({b"yibao.code_structure": b"local"}), ITEMS
+    )  # hand-made codes (A-DRUG)
+    enc_base = {
+        "other_dise_codg": "",
+        "oprn_codg": "",
+        "dscg_way": "",
+        "dept_code": "",
+        "dr_code": "",
+        "mdtrtarea_admvs": "990100",
+        "mulaid_payer_psn_no": "",
+        "lt_rx_confirmed": False,
+        "synthetic": True,
+        "policy_year": 2025,
+    }
     encs = [
-        {**enc_base, "mdtrt_id": "M1", "psn_no": "E1", "fixmedins_code": "H3", "med_type": "21", "begntime": dt.datetime(2025, 3, 1, 9, tzinfo=TZ), "endtime": dt.datetime(2025, 3, 5, 9, tzinfo=TZ), "dise_codg": "J18.9"},
-        {**enc_base, "mdtrt_id": "M2", "psn_no": "R1", "fixmedins_code": "H3", "med_type": "21", "begntime": dt.datetime(2025, 6, 1, 9, tzinfo=TZ), "endtime": dt.datetime(2025, 6, 20, 9, tzinfo=TZ), "dise_codg": "J18.9"},
-        {**enc_base, "mdtrt_id": "M3", "psn_no": "R1", "fixmedins_code": "D0", "med_type": "41", "begntime": dt.datetime(2025, 7, 1, 9, tzinfo=TZ), "endtime": dt.datetime(2025, 7, 1, 9, tzinfo=TZ), "dise_codg": "I10", "mulaid_payer_psn_no": "E1"},
-        {**enc_base, "mdtrt_id": "M4", "psn_no": "E2", "fixmedins_code": "H3", "med_type": "99", "begntime": dt.datetime(2025, 8, 1, 9, tzinfo=TZ), "endtime": dt.datetime(2025, 8, 1, 9, tzinfo=TZ), "dise_codg": "I10"},
+        {
+            **enc_base,
+            "mdtrt_id": "M1",
+            "psn_no": "E1",
+            "fixmedins_code": "H3",
+            "med_type": "21",
+            "begntime": dt.datetime(2025, 3, 1, 9, tzinfo=TZ),
+            "endtime": dt.datetime(2025, 3, 5, 9, tzinfo=TZ),
+            "dise_codg": "J18.9",
+        },
+        {
+            **enc_base,
+            "mdtrt_id": "M2",
+            "psn_no": "R1",
+            "fixmedins_code": "H3",
+            "med_type": "21",
+            "begntime": dt.datetime(2025, 6, 1, 9, tzinfo=TZ),
+            "endtime": dt.datetime(2025, 6, 20, 9, tzinfo=TZ),
+            "dise_codg": "J18.9",
+        },
+        {
+            **enc_base,
+            "mdtrt_id": "M3",
+            "psn_no": "R1",
+            "fixmedins_code": "D0",
+            "med_type": "41",
+            "begntime": dt.datetime(2025, 7, 1, 9, tzinfo=TZ),
+            "endtime": dt.datetime(2025, 7, 1, 9, tzinfo=TZ),
+            "dise_codg": "I10",
+            "mulaid_payer_psn_no": "E1",
+        },
+        {
+            **enc_base,
+            "mdtrt_id": "M4",
+            "psn_no": "E2",
+            "fixmedins_code": "H3",
+            "med_type": "99",
+            "begntime": dt.datetime(2025, 8, 1, 9, tzinfo=TZ),
+            "endtime": dt.datetime(2025, 8, 1, 9, tzinfo=TZ),
+            "dise_codg": "I10",
+        },
     ]
     _write(tmp_path, "encounter", ENCOUNTER, encs)
-    fb = {"fee_ocur_time": dt.datetime(2025, 3, 2, tzinfo=TZ), "rxno": "", "rx_circ_flag": False, "prd_days": 0, "bilg_dr_code": "", "synthetic": True}
+    fb = {
+        "fee_ocur_time": dt.datetime(2025, 3, 2, tzinfo=TZ),
+        "rxno": "",
+        "rx_circ_flag": False,
+        "prd_days": 0,
+        "bilg_dr_code": "",
+        "synthetic": True,
+    }
     fees = [
-        {**fb, "mdtrt_id": "M1", "feedetl_sn": 1, "med_list_codg": "A-DRUG", "cnt_milli": 1000, "pric": 1_000_000, "det_item_fee_sumamt": 1_000_000},
-        {**fb, "mdtrt_id": "M2", "feedetl_sn": 1, "med_list_codg": "A-DRUG", "cnt_milli": 1000, "pric": 10_000_000, "det_item_fee_sumamt": 10_000_000},
-        {**fb, "mdtrt_id": "M3", "feedetl_sn": 1, "med_list_codg": "AMLO", "cnt_milli": 10_000, "pric": 3_000, "det_item_fee_sumamt": 30_000},
-        {**fb, "mdtrt_id": "M4", "feedetl_sn": 1, "med_list_codg": "A-DRUG", "cnt_milli": 1000, "pric": 100, "det_item_fee_sumamt": 100},
+        {
+            **fb,
+            "mdtrt_id": "M1",
+            "feedetl_sn": 1,
+            "med_list_codg": "A-DRUG",
+            "cnt_milli": 1000,
+            "pric": 1_000_000,
+            "det_item_fee_sumamt": 1_000_000,
+        },
+        {
+            **fb,
+            "mdtrt_id": "M2",
+            "feedetl_sn": 1,
+            "med_list_codg": "A-DRUG",
+            "cnt_milli": 1000,
+            "pric": 10_000_000,
+            "det_item_fee_sumamt": 10_000_000,
+        },
+        {
+            **fb,
+            "mdtrt_id": "M3",
+            "feedetl_sn": 1,
+            "med_list_codg": "AMLO",
+            "cnt_milli": 10_000,
+            "pric": 3_000,
+            "det_item_fee_sumamt": 30_000,
+        },
+        {
+            **fb,
+            "mdtrt_id": "M4",
+            "feedetl_sn": 1,
+            "med_list_codg": "A-DRUG",
+            "cnt_milli": 1000,
+            "pric": 100,
+            "det_item_fee_sumamt": 100,
+        },
     ]
     _write(tmp_path, "fee_detail", FEE_DETAIL, fees)
     return tmp_path

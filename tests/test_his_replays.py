@@ -99,8 +99,11 @@ class Replay:
     def detail_file(self) -> bytes:
         """The 3202 detail file: one tab-separated line per settlement the HIS made, cancelled ones flagged."""
         head = "setl_id\tmdtrt_id\tpsn_no\tmedfee_sumamt\tfund_pay_sumamt\tacct_pay\trefd_setl_flag\n"
-        rows = [f"{r['setl_id']}\t{r['mdtrt_id']}\t{r['psn_no']}\t{r['medfee_sumamt']}\t{r['fund_pay_sumamt']}\t"
-                f"{r['acct_pay']}\t{1 if r['refd'] else 0}\n" for r in self.ledger]
+        rows = [
+            f"{r['setl_id']}\t{r['mdtrt_id']}\t{r['psn_no']}\t{r['medfee_sumamt']}\t{r['fund_pay_sumamt']}\t"
+            f"{r['acct_pay']}\t{1 if r['refd'] else 0}\n"
+            for r in self.ledger
+        ]
         return (head + "".join(rows)).encode()
 
     # --- sending ----------------------------------------------------------------------------------------------
@@ -122,10 +125,19 @@ class Replay:
         led = step.get("ledger")
         if led and led["op"] == "settle":
             s = reply["output"]["setlinfo"]
-            self.ledger.append({"setl_id": s["setl_id"], "mdtrt_id": s["mdtrt_id"], "psn_no": s["psn_no"],
-                                "medfee_sumamt": s["medfee_sumamt"], "fund_pay_sumamt": s["fund_pay_sumamt"],
-                                "acct_pay": s["acct_pay"], "cash_payamt": s["psn_cash_pay"],
-                                "clr_type": led["clr_type"], "refd": False})
+            self.ledger.append(
+                {
+                    "setl_id": s["setl_id"],
+                    "mdtrt_id": s["mdtrt_id"],
+                    "psn_no": s["psn_no"],
+                    "medfee_sumamt": s["medfee_sumamt"],
+                    "fund_pay_sumamt": s["fund_pay_sumamt"],
+                    "acct_pay": s["acct_pay"],
+                    "cash_payamt": s["psn_cash_pay"],
+                    "clr_type": led["clr_type"],
+                    "refd": False,
+                }
+            )
         elif led and led["op"] == "cancel":
             setl_id = self.saved.get(led["setl_id"])
             for r in self.ledger:
@@ -217,8 +229,14 @@ def replay(db_engine, fixture: Path) -> tuple[list[dict], Replay]:
         try:
             env = rp.fill(step["request"])
         except Missing as m:
-            failures.append({"shape": doc["shape"], "n": n, "step": step["step"],
-                             "problems": [f"not sent: {{{{{m}}}}} comes from an earlier step that failed"]})
+            failures.append(
+                {
+                    "shape": doc["shape"],
+                    "n": n,
+                    "step": step["step"],
+                    "problems": [f"not sent: {{{{{m}}}}} comes from an earlier step that failed"],
+                }
+            )
             continue
         status, reply = rp.post(env)
         problems = []
@@ -235,13 +253,23 @@ def replay(db_engine, fixture: Path) -> tuple[list[dict], Replay]:
             problems += consistency(step, reply, rp)
             rp.keep(step, env, reply)
         if problems:
-            failures.append({"shape": doc["shape"], "n": n, "step": step["step"], "problems": problems,
-                             "request": env, "reply": reply, "client_reads": step["reads"],
-                             "expect": step.get("expect", {})})
+            failures.append(
+                {
+                    "shape": doc["shape"],
+                    "n": n,
+                    "step": step["step"],
+                    "problems": problems,
+                    "request": env,
+                    "reply": reply,
+                    "client_reads": step["reads"],
+                    "expect": step.get("expect", {}),
+                }
+            )
     leaks = audit_leaks(db_engine, doc)
     if leaks:
-        failures.append({"shape": doc["shape"], "n": len(doc["steps"]) + 1, "step": "audit log (message_log)",
-                         "problems": leaks})
+        failures.append(
+            {"shape": doc["shape"], "n": len(doc["steps"]) + 1, "step": "audit log (message_log)", "problems": leaks}
+        )
     return failures, rp
 
 
@@ -256,8 +284,13 @@ def audit_leaks(db_engine, doc: dict) -> list[str]:
         secret[f"card token {token[:4]}…"] = token
     with db_engine.connect() as c:
         rows = c.execute(select(MessageLog.request, MessageLog.response, MessageLog.infno)).all()
-    logged = [(r.infno, " ".join(x if isinstance(x, str) else dumps_exact(x) for x in (r.request, r.response)
-                                 if x is not None)) for r in rows]
+    logged = [
+        (
+            r.infno,
+            " ".join(x if isinstance(x, str) else dumps_exact(x) for x in (r.request, r.response) if x is not None),
+        )
+        for r in rows
+    ]
     out = []
     for what, value in secret.items():
         where = sorted({infno for infno, text in logged if value in text})
@@ -270,10 +303,14 @@ def consistency(step: dict, reply: dict, rp: Replay) -> list[str]:
     """What any client's cashier relies on: a settlement's parts add up, a cancellation negates the settlement."""
     out = []
     info = reply.get("output", {}).get("setlinfo") if isinstance(reply.get("output"), dict) else None
-    if isinstance(info, dict) and all(_is_number(info.get(k)) for k in ("medfee_sumamt", "fund_pay_sumamt", "psn_part_amt")):
+    if isinstance(info, dict) and all(
+        _is_number(info.get(k)) for k in ("medfee_sumamt", "fund_pay_sumamt", "psn_part_amt")
+    ):
         if info["fund_pay_sumamt"] + info["psn_part_amt"] != info["medfee_sumamt"]:
-            out.append(f"setlinfo: fund_pay_sumamt {info['fund_pay_sumamt']} + psn_part_amt {info['psn_part_amt']} "
-                       f"!= medfee_sumamt {info['medfee_sumamt']}")
+            out.append(
+                f"setlinfo: fund_pay_sumamt {info['fund_pay_sumamt']} + psn_part_amt {info['psn_part_amt']} "
+                f"!= medfee_sumamt {info['medfee_sumamt']}"
+            )
     led = step.get("ledger")
     if led and led["op"] == "cancel" and isinstance(info, dict):
         orig = next((r for r in rp.ledger if r["setl_id"] == rp.saved.get(led["setl_id"])), None)
@@ -321,9 +358,16 @@ def test_fixtures_are_what_the_builder_writes(tmp_path, monkeypatch):
 def test_the_replay_checks_can_fail():
     """The read checks catch a missing field, a wrong type and a money amount with more than two decimals."""
     reply = {"infcode": 0, "output": {"setlinfo": {"setl_id": 5, "hifp_pay": Decimal("1.234")}, "setldetail": [{}]}}
-    problems = check_reads(reply, {"output.setlinfo.setl_id": "string", "output.setlinfo.hifp_pay": "money",
-                                   "output.setlinfo.balc": "money", "output.setldetail[].fund_payamt": "money",
-                                   "output.setlinfo.setl_id ": "numstr"})
+    problems = check_reads(
+        reply,
+        {
+            "output.setlinfo.setl_id": "string",
+            "output.setlinfo.hifp_pay": "money",
+            "output.setlinfo.balc": "money",
+            "output.setldetail[].fund_payamt": "money",
+            "output.setlinfo.setl_id ": "numstr",
+        },
+    )
     assert len(problems) == 5
     assert check_reads(reply, {"output.setlinfo.setl_id": "numstr", "output.setldetail": "array"}) == []
 
@@ -342,7 +386,9 @@ def test_a_replay_that_does_not_balance_fails(db_engine, tmp_path):
     failures, _ = replay(db_engine, bad)
     assert [(x["n"], x["problems"]) for x in failures] == [
         (1, ["output.signinoutb.no_such_field: missing"]),
-        (next(i for i, s in enumerate(doc["steps"], 1) if s["request"]["infno"] == "3201"),
-         ["output.stmtinfo.stmt_rslt = 1, expected 0"]),
+        (
+            next(i for i, s in enumerate(doc["steps"], 1) if s["request"]["infno"] == "3201"),
+            ["output.stmtinfo.stmt_rslt = 1, expected 0"],
+        ),
         (len(doc["steps"]) + 1, ["the sign-in credential in clear in the log of 1101"]),
     ]

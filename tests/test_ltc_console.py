@@ -20,7 +20,9 @@ def test_ltc_page_for_bureau_only(tmp_path):
     tables.load_all()
     eng = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
     Base.metadata.create_all(eng)
-    svc.assess(eng, "P1", "A01", dt.date(2022, 1, 10), {"daily_living": 50, "cognition": 15, "perception_communication": 10})
+    svc.assess(
+        eng, "P1", "A01", dt.date(2022, 1, 10), {"daily_living": 50, "cognition": 15, "perception_communication": 10}
+    )
     svc.enrol(eng, "P1", "institutional", "H01", dt.date(2022, 2, 1))
     svc.record_services(eng, "P1", dt.date(2022, 2, 1), "H01", 28, 400000)
     svc.settle_month(eng, "P1", dt.date(2022, 2, 1))

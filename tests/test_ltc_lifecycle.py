@@ -48,14 +48,24 @@ def engine(tmp_path):
 
 def counts(engine) -> tuple[int, ...]:
     with engine.connect() as c:
-        return tuple(c.execute(select(func.count()).select_from(m)).scalar_one()
-                     for m in (LtcAssessment, LtcRecipient, LtcServiceRecord, LtcClaim, LtcEvent))
+        return tuple(
+            c.execute(select(func.count()).select_from(m)).scalar_one()
+            for m in (LtcAssessment, LtcRecipient, LtcServiceRecord, LtcClaim, LtcEvent)
+        )
 
 
-@pytest.mark.parametrize("scores,total,grade", [
-    (sc(20, 5, 4), 29, "none"), (sc(20, 5, 5), 30, "mild"), (sc(30, 10, 9), 49, "mild"),
-    (sc(30, 10, 10), 50, "moderate"), (sc(50, 10, 9), 69, "moderate"), (sc(50, 10, 10), 70, "severe"), (sc(60, 20, 20), 100, "severe"),
-])
+@pytest.mark.parametrize(
+    "scores,total,grade",
+    [
+        (sc(20, 5, 4), 29, "none"),
+        (sc(20, 5, 5), 30, "mild"),
+        (sc(30, 10, 9), 49, "mild"),
+        (sc(30, 10, 10), 50, "moderate"),
+        (sc(50, 10, 9), 69, "moderate"),
+        (sc(50, 10, 10), 70, "severe"),
+        (sc(60, 20, 20), 100, "severe"),
+    ],
+)
 def test_grade_bands(scores, total, grade):
     assert grade_of(R, scores) == (total, grade)
 
@@ -70,7 +80,13 @@ def test_grade_refuses_bad_scores():
 def test_hand_worked_amounts_and_nantong_split():
     # severe, institutional, full 31-day month, cost 4000 yuan: 70 % = 2800 capped at 2100 (seed 002)
     assert settle_amounts(R, "severe", "institutional", 31, 31, 400000) == {
-        "cost": 400000, "fund": 210000, "person": 190000, "src_individual": 63000, "src_pool": 63000, "src_finance": 84000}
+        "cost": 400000,
+        "fund": 210000,
+        "person": 190000,
+        "src_individual": 63000,
+        "src_pool": 63000,
+        "src_finance": 84000,
+    }
     # moderate, home care by institution, 15 of 30 days, cost 800: 70 % = 560, limit 900 × 15/30 = 450
     a = settle_amounts(R, "moderate", "home_by_institution", 15, 30, 80000)
     assert (a["fund"], a["person"]) == (45000, 35000)
@@ -130,9 +146,13 @@ def test_enrol_refused_below_minimum_grade(engine):
 
 
 def test_batch_settlement_matches_scalar_in_db(engine):
-    for i, (scores, setting, days, cost) in enumerate([(sc(50, 15, 10), "institutional", 31, 400000),
-                                                       (sc(35, 10, 10), "home_by_family", 10, 50000),
-                                                       (sc(35, 10, 10), "home_by_institution", 20, 77777)]):
+    for i, (scores, setting, days, cost) in enumerate(
+        [
+            (sc(50, 15, 10), "institutional", 31, 400000),
+            (sc(35, 10, 10), "home_by_family", 10, 50000),
+            (sc(35, 10, 10), "home_by_institution", 20, 77777),
+        ]
+    ):
         svc.assess(engine, f"B{i}", "A01", D(2022, 4, 3), scores)
         svc.enrol(engine, f"B{i}", setting, "H01", D(2022, 5, 1))
         svc.record_services(engine, f"B{i}", D(2022, 5, 1), "H01", days, cost)
@@ -145,11 +165,23 @@ CELLS = [(g, s) for g in R.payment for s in R.payment[g]]
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(CELLS), st.integers(28, 31), st.integers(0, 31), st.integers(0, 10**8)), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(CELLS), st.integers(28, 31), st.integers(0, 31), st.integers(0, 10**8)),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_batch_equals_scalar(rows):
     rows = [(cell, dim, min(days, dim), cost) for cell, dim, days, cost in rows]
-    out = settle_amounts_batch(R, [c[0] for c, *_ in rows], [c[1] for c, *_ in rows],
-                               np.array([r[2] for r in rows]), np.array([r[1] for r in rows]), np.array([r[3] for r in rows]))
+    out = settle_amounts_batch(
+        R,
+        [c[0] for c, *_ in rows],
+        [c[1] for c, *_ in rows],
+        np.array([r[2] for r in rows]),
+        np.array([r[1] for r in rows]),
+        np.array([r[3] for r in rows]),
+    )
     for i, ((g, s), dim, days, cost) in enumerate(rows):
         one = settle_amounts(R, g, s, days, dim, cost)
         assert {k: int(v[i]) for k, v in out.items()} == one

@@ -44,7 +44,12 @@ def region(settled, tmp_path):
 
 def test_synth_writes_a_manifest_with_hashes_and_settle_records_its_inputs(settled):
     doc = manifest.load(settled)
-    assert doc["generator"].startswith("yibao.synth/") and doc["seed"] == 3 and doc["people"] == 600 and doc["year"] == 2025
+    assert (
+        doc["generator"].startswith("yibao.synth/")
+        and doc["seed"] == 3
+        and doc["people"] == 600
+        and doc["year"] == 2025
+    )
     assert doc["created"].endswith("+00:00") and doc["synthetic"] is True and "incomplete" not in doc
     for name in TABLE_ORDER:
         t = doc["tables"][name]
@@ -53,7 +58,10 @@ def test_synth_writes_a_manifest_with_hashes_and_settle_records_its_inputs(settl
     setl = doc["tables"]["settlement"]
     assert setl["rows"] == pq.ParquetFile(settled / "settlement.parquet").metadata.num_rows
     assert setl["command"] == "yibao settle --data {dir}"
-    assert setl["inputs"] == {n: doc["tables"][n]["sha256"] for n in ("person", "institution", "family_link", "med_list", "encounter", "fee_detail")}
+    assert setl["inputs"] == {
+        n: doc["tables"][n]["sha256"]
+        for n in ("person", "institution", "family_link", "med_list", "encounter", "fee_detail")
+    }
     assert set(doc["tables"]) == {*TABLE_ORDER, "settlement", "settlement_rejected", "accumulator"}
     assert manifest.check(settled, ["settlement"])["person"] == doc["tables"]["person"]["sha256"]
 
@@ -86,7 +94,10 @@ def test_a_table_copied_from_another_run_is_refused(region, tmp_path):
     res = runner.invoke(app, ["settle", "--data", str(region)])
     assert res.exit_code != 0 and "Traceback" not in res.output
     msg = flat(res.output)
-    assert "'person'doesnotmatchitshashinthemanifest" in msg and f"yibaosynth--out{region}--people600--seed3--year2025" in msg
+    assert (
+        "'person'doesnotmatchitshashinthemanifest" in msg
+        and f"yibaosynth--out{region}--people600--seed3--year2025" in msg
+    )
     with pytest.raises(ManifestError, match="person"):
         manifest.check(region, ["encounter", "person"])
 
@@ -96,7 +107,10 @@ def test_a_derived_table_of_other_inputs_is_stale(region):
     person = pq.read_table(region / "person.parquet")
     pq.write_table(person.slice(0, person.num_rows - 1), region / "person.parquet")
     manifest.record(region, ["person"], [], command="an editing tool")
-    with pytest.raises(ManifestError, match=r"'settlement' was computed from another 'person' than the current one.*yibao settle --data"):
+    with pytest.raises(
+        ManifestError,
+        match=r"'settlement' was computed from another 'person' than the current one.*yibao settle --data",
+    ):
         manifest.check(region, ["encounter"], optional=["settlement"])
     from yibao.payment.cases import case_view_sql
 
@@ -167,7 +181,9 @@ def test_supervision_scan_records_its_outputs(region):
     assert res.exit_code == 0, res.output
     doc = manifest.load(region)
     assert doc["tables"]["hits"]["inputs"]["encounter"] == doc["tables"]["encounter"]["sha256"]
-    assert not doc["tables"]["purchase"].get("inputs")  # a source table yibao synth wrote, not derived (least of all from the labels)
+    assert not doc["tables"]["purchase"].get(
+        "inputs"
+    )  # a source table yibao synth wrote, not derived (least of all from the labels)
     assert doc["tables"]["hits"]["inputs"]["purchase"] == doc["tables"]["purchase"]["sha256"]
     assert manifest.check(region, ["hits"]) is not None
 

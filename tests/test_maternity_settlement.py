@@ -62,8 +62,14 @@ def test_reversed_dates_are_refused():
 
 @pytest.mark.parametrize(
     "kind,babies,weeks,days",
-    [("birth", 1, None, 98), ("difficult_birth", 1, None, 113), ("birth", 2, None, 113), ("difficult_birth", 3, None, 143),
-     ("miscarriage", 1, 10, 15), ("miscarriage", 1, 16, 42)],
+    [
+        ("birth", 1, None, 98),
+        ("difficult_birth", 1, None, 113),
+        ("birth", 2, None, 113),
+        ("difficult_birth", 3, None, 143),
+        ("miscarriage", 1, 10, 15),
+        ("miscarriage", 1, 16, 42),
+    ],
 )
 def test_allowance_days_follow_the_national_rule(kind, babies, weeks, days):
     assert maternity.allowance_days(RULE, kind, babies, weeks) == days
@@ -78,11 +84,13 @@ def test_allowance_amount_is_wage_over_30_times_days():
 
 @pytest.mark.parametrize(
     "call",
-    [lambda: maternity.allowance_days(RULE, "twins", 1),
-     lambda: maternity.allowance_days(RULE, "birth", 0),
-     lambda: maternity.allowance_days(RULE, "miscarriage", 1, None),
-     lambda: maternity.allowance_amount(RULE, -1, 98),
-     lambda: maternity.check_eligible(RULE, 11)],
+    [
+        lambda: maternity.allowance_days(RULE, "twins", 1),
+        lambda: maternity.allowance_days(RULE, "birth", 0),
+        lambda: maternity.allowance_days(RULE, "miscarriage", 1, None),
+        lambda: maternity.allowance_amount(RULE, -1, 98),
+        lambda: maternity.check_eligible(RULE, 11),
+    ],
 )
 def test_bad_input_and_ineligibility_are_refused(call):
     with pytest.raises(maternity.MaternityError) as e:
@@ -99,14 +107,25 @@ maternity_claim_st = claim_st.map(lambda c: {**c, "med_type": "51"} if c["day"] 
 
 @pytest.mark.parametrize("region", ["990100", "990200"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(people=st.lists(person_st, min_size=1, max_size=4), claims_in=st.lists(maternity_claim_st, min_size=1, max_size=20))
+@given(
+    people=st.lists(person_st, min_size=1, max_size=4), claims_in=st.lists(maternity_claim_st, min_size=1, max_size=20)
+)
 def test_maternity_batch_equals_scalar(region, people, claims_in):
     persons, claims, cdf, ldf, inst, links = build(people, claims_in, region)
     policy = BOOK.policy(region)
     ledger = Ledger(policy, persons, dt.date(2025, 1, 1), book=BOOK)
     scalar = settle_in_order(claims, ledger, CAT)
-    res = settle_batch(cdf, ldf, pd.DataFrame(list(persons.values())), inst, CAT, policy=policy, book=BOOK,
-                       family_links=links, account_start=dt.date(2025, 1, 1))
+    res = settle_batch(
+        cdf,
+        ldf,
+        pd.DataFrame(list(persons.values())),
+        inst,
+        CAT,
+        policy=policy,
+        book=BOOK,
+        family_links=links,
+        account_start=dt.date(2025, 1, 1),
+    )
     batch = {r["mdtrt_id"]: r for r in res.settlements.to_pylist()}
     rejected = set(res.rejected["mdtrt_id"])
     for c, s in zip(claims, scalar):

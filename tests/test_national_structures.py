@@ -26,7 +26,11 @@ REAL = [
     ("drug_western", "XG03FBC051A001020178890", {"category": "G03FB"}),
     ("drug_tcm", "ZI02AAN0001020103906", {"category": "I02AA", "name": "N000"}),
     ("drug_tcm", "ZD01BAY0318010302251", {"category": "D01BA"}),
-    ("consumable", "C0101010011303807555", {"class1": "01", "generic": "001", "feature": "13038", "enterprise": "07555"}),
+    (
+        "consumable",
+        "C0101010011303807555",
+        {"class1": "01", "generic": "001", "feature": "13038", "enterprise": "07555"},
+    ),
     ("service", "001102000000100", {"prefix": "00", "item": "110200000", "extension": "0100"}),
     ("service", "001102000000100-110200002.10", {"local": "110200002.10"}),
     ("service", "003401000230600", {"item": "340100023"}),
@@ -69,7 +73,9 @@ def test_refusals_name_the_field_the_code_and_the_layout(structure, code, reason
         NS.parse(structure, code)
     msg = str(ei.value)
     assert reason in msg and repr(code) in msg
-    assert ei.value.field == {"institution": "fixmedins_code", "practitioner": "prac_psn_code"}.get(structure, "med_list_codg")
+    assert ei.value.field == {"institution": "fixmedins_code", "practitioner": "prac_psn_code"}.get(
+        structure, "med_list_codg"
+    )
 
 
 def test_27_character_consumable_and_letters_that_must_fit_the_type():
@@ -102,7 +108,9 @@ def test_embedded_division_checked_against_the_division_table():
 def test_declarations():
     assert NS.declared_in_csv("# a comment\n# code_structure: local\nhead\n# code_structure: national\n") == "local"
     assert NS.declared_in_csv("head\n") is None
-    assert NS.declared_in_metadata({NS.METADATA_KEY: b"national"}) == "national" and NS.declared_in_metadata(None) is None
+    assert (
+        NS.declared_in_metadata({NS.METADATA_KEY: b"national"}) == "national" and NS.declared_in_metadata(None) is None
+    )
     assert NS.resolve(None, None) == "national" and NS.resolve("local", "national") == "local"
     with pytest.raises(CodeTableError, match="code_structure 'strict' must be one of"):
         NS.declared_in_csv("# code_structure: strict\n")
@@ -123,7 +131,10 @@ def test_every_shipped_med_list_code_has_its_national_structure_and_is_synthetic
         assert marker.startswith(("V99", "Z99") if kind in ("western", "tcm_patent") else "99"), code
     recode = data_path("med_list_recode.csv").read_text(encoding="utf-8").splitlines()
     mapping = dict(ln.split(",") for ln in recode[3:])
-    assert set(mapping.values()) == set(table.column("med_list_codg").to_pylist()) and mapping["W0101"] == "XV99AAS001Z999010100000"
+    assert (
+        set(mapping.values()) == set(table.column("med_list_codg").to_pylist())
+        and mapping["W0101"] == "XV99AAS001Z999010100000"
+    )
 
 
 def _med_csv(tmp_path, code, kind="western", declaration=""):
@@ -131,7 +142,10 @@ def _med_csv(tmp_path, code, kind="western", declaration=""):
 
     row = {**GOOD, "med_list_codg": code, "list_kind": kind, "lmt_indication": ""}
     path = tmp_path / "ml.csv"
-    path.write_text(declaration + ",".join(C.MED_LIST.names) + "\n" + ",".join(row[c] for c in C.MED_LIST.names) + "\n", encoding="utf-8")
+    path.write_text(
+        declaration + ",".join(C.MED_LIST.names) + "\n" + ",".join(row[c] for c in C.MED_LIST.names) + "\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -140,7 +154,12 @@ def test_med_list_is_national_by_default_and_local_when_declared(tmp_path):
     with pytest.raises(CodeTableError) as ei:
         load_med_list(path)
     msg = str(ei.value)
-    assert str(path) in msg and "line 2 (med_list_codg='W0101')" in msg and "must start with 'X'" in msg and "code_structure: local" in msg
+    assert (
+        str(path) in msg
+        and "line 2 (med_list_codg='W0101')" in msg
+        and "must start with 'X'" in msg
+        and "code_structure: local" in msg
+    )
     assert ei.value.field == "med_list_codg"
     assert load_med_list(path, code_structure="local").num_rows == 1  # the loader's parameter
     local = _med_csv(tmp_path, "W0101", declaration="# code_structure: local\n")
@@ -174,7 +193,10 @@ def test_parquet_and_in_memory_tables_follow_their_metadata(tmp_path):
 def test_institutions_national_on_load(tmp_path):
     head = ",".join(C.INSTITUTION.names)
     path = tmp_path / "inst.csv"
-    path.write_text(head + "\nH99010100001,一院,hospital,3,990101,true\nP99010200001,药店,pharmacy,0,990102,true\n", encoding="utf-8")
+    path.write_text(
+        head + "\nH99010100001,一院,hospital,3,990101,true\nP99010200001,药店,pharmacy,0,990102,true\n",
+        encoding="utf-8",
+    )
     t = load_institutions(path, divisions=load_divisions())
     assert t.num_rows == 2 and t.schema.metadata[NS.METADATA_KEY] == b"national"
     for row, reason in [
@@ -186,7 +208,10 @@ def test_institutions_national_on_load(tmp_path):
         path.write_text(head + "\nH99010100001,一院,hospital,3,990101,true\n" + row + "\n", encoding="utf-8")
         with pytest.raises(CodeTableError) as ei:
             load_institutions(path, divisions=load_divisions())
-        assert "line 3" in str(ei.value) and reason in str(ei.value) and ei.value.field == "fixmedins_code", (row, str(ei.value))
+        assert "line 3" in str(ei.value) and reason in str(ei.value) and ei.value.field == "fixmedins_code", (
+            row,
+            str(ei.value),
+        )
     path.write_text("# code_structure: local\n" + head + "\nH1,医院,hospital,1,990101,true\n", encoding="utf-8")
     assert load_institutions(path).num_rows == 1
     with pytest.raises(CodeTableError, match=r"row 0, fixmedins_code='H1'"):
@@ -195,8 +220,24 @@ def test_institutions_national_on_load(tmp_path):
 
 def _inst():
     return pa.Table.from_pylist(
-        [{"fixmedins_code": "H99010100001", "fixmedins_name": "x", "fixmedins_type": "hospital", "hosp_lv": 3, "admdvs": "990101", "synthetic": True},
-         {"fixmedins_code": "P99010200001", "fixmedins_name": "y", "fixmedins_type": "pharmacy", "hosp_lv": 0, "admdvs": "990102", "synthetic": True}],
+        [
+            {
+                "fixmedins_code": "H99010100001",
+                "fixmedins_name": "x",
+                "fixmedins_type": "hospital",
+                "hosp_lv": 3,
+                "admdvs": "990101",
+                "synthetic": True,
+            },
+            {
+                "fixmedins_code": "P99010200001",
+                "fixmedins_name": "y",
+                "fixmedins_type": "pharmacy",
+                "hosp_lv": 0,
+                "admdvs": "990102",
+                "synthetic": True,
+            },
+        ],
         schema=C.INSTITUTION,
     )
 
@@ -211,7 +252,11 @@ def test_practitioners_load_and_refusals(tmp_path):
     for row, field, reason in [
         ("D99010100001,x,1,H99010100001,true", "prac_psn_code", "12 characters, not 13 or 14"),
         ("N990101000002,x,1,H99010100001,true", "prac_psn_code", "prefix N is for prac_psn_type 2"),
-        ("D120101000001,x,1,H99010100001,true", "prac_psn_code", "embedded division 120101 is not in the division table"),
+        (
+            "D120101000001,x,1,H99010100001,true",
+            "prac_psn_code",
+            "embedded division 120101 is not in the division table",
+        ),
         ("D320500000001,x,1,H99010100001,true", "prac_psn_code", "another province than admdvs 990101"),
         ("D990101000002,x,5,H99010100001,true", "prac_psn_type", "prac_psn_type '5'"),
         ("D990101000002,,1,H99010100001,true", "prac_psn_name", "name is empty"),

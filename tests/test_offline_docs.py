@@ -12,8 +12,16 @@ import urllib.parse
 import pytest
 
 CHROMIUM = os.environ.get("YIBAO_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def test_docs_pages_name_only_local_assets(tmp_path) -> None:
@@ -57,8 +65,13 @@ def offline_page(server, tmp_path_factory):
     sync_api = pytest.importorskip("playwright.sync_api")
     blocked: list[str] = []
     with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path_factory.mktemp("chromium-docs")), executable_path=CHROMIUM,
-                                                    headless=True, args=ARGS, viewport={"width": 1366, "height": 900})
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-docs")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1366, "height": 900},
+        )
 
         def route(r) -> None:
             host = urllib.parse.urlsplit(r.request.url).hostname

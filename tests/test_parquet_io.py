@@ -56,7 +56,10 @@ def test_load_parquet_dir_round_trip(db_url, tmp_path):
         for name, expected in tables.items():
             assert ydb.read_table(engine, name).equals(_sorted(name, expected)), name
         with ydb.session_scope(engine) as s:
-            assert ledger.read_accumulators(s, "P1", 2024) == {("ded:outpatient", ""): 50_000, ("visits:home_bed", "M1#0"): 3}
+            assert ledger.read_accumulators(s, "P1", 2024) == {
+                ("ded:outpatient", ""): 50_000,
+                ("visits:home_bed", "M1#0"): 3,
+            }
             assert ledger.read_accumulators(s, "P2", 2023) == {("admissions", ""): 1}
     finally:
         engine.dispose()
@@ -87,27 +90,69 @@ def test_absent_tables_are_skipped_and_bad_ones_refused(db_engine, tmp_path):
 def test_realtime_settlement_continues_from_loaded_accumulators(db_engine, tmp_path):
     """Accumulators from the batch year carry into the real-time path: the outpatient deductible is used up."""
     person = pa.Table.from_pylist(
-        [dict(psn_no="E9", certno="", psn_name="", gend="1", brdy=dt.date(1980, 1, 1), insutype="310",
-              psn_type="in_service", civil_servant=False, insuplc_admdvs="990100", assistance="",
-              contribution_base=0, acct_balc=0, family_id="", synthetic=True)],
+        [
+            dict(
+                psn_no="E9",
+                certno="",
+                psn_name="",
+                gend="1",
+                brdy=dt.date(1980, 1, 1),
+                insutype="310",
+                psn_type="in_service",
+                civil_servant=False,
+                insuplc_admdvs="990100",
+                assistance="",
+                contribution_base=0,
+                acct_balc=0,
+                family_id="",
+                synthetic=True,
+            )
+        ],
         schema=contract.PERSON,
     )
     inst = pa.Table.from_pylist(
-        [dict(fixmedins_code="H2", fixmedins_name="", fixmedins_type="hospital", hosp_lv=2, admdvs="990100",
-              synthetic=True)],
+        [
+            dict(
+                fixmedins_code="H2",
+                fixmedins_name="",
+                fixmedins_type="hospital",
+                hosp_lv=2,
+                admdvs="990100",
+                synthetic=True,
+            )
+        ],
         schema=contract.INSTITUTION,
     )
     d = tmp_path / "data"
     d.mkdir()
     pq.write_table(person, d / "person.parquet")
     pq.write_table(inst, d / "institution.parquet")
-    pq.write_table(pa.table({"psn_no": ["E9"], "policy_year": pa.array([2025], pa.int16()), "kind": ["ded:outpatient"],
-                             "period": [""], "value": pa.array([100_000], pa.int64())}), d / "accumulator.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "psn_no": ["E9"],
+                "policy_year": pa.array([2025], pa.int16()),
+                "kind": ["ded:outpatient"],
+                "period": [""],
+                "value": pa.array([100_000], pa.int64()),
+            }
+        ),
+        d / "accumulator.parquet",
+    )
     load_parquet_dir(db_engine, d)
     svc = SettlementService(db_engine, PolicyBook.default(), catalog())
     when = dt.datetime(2025, 5, 1, 9, tzinfo=TZ)
-    c = Claim("OP9", PersonFacts("E9", "310", "in_service", "1", dt.date(1980, 1, 1), "990100"), "H2", 2, "11",
-              when, when, "J06.9", (line(1, "A-DRUG", 100),))
+    c = Claim(
+        "OP9",
+        PersonFacts("E9", "310", "in_service", "1", dt.date(1980, 1, 1), "990100"),
+        "H2",
+        2,
+        "11",
+        when,
+        when,
+        "J06.9",
+        (line(1, "A-DRUG", 100),),
+    )
     r = svc.settle(c, msgid="m-9")
     assert r.settlement.act_pay_dedc == 0 and r.settlement.hifp_pay == 5500  # ¥1,000 deductible already met; 55 %
     with db_engine.connect() as conn:

@@ -29,7 +29,9 @@ def params(**over) -> DipParams:
     return DipParams.model_validate(raw)
 
 
-def case(i, inst, dx, cost_yuan, procs="", *, month=1, other="", lv=2, age=40, oth_fen=0, begin=None, end=None, psn=None):
+def case(
+    i, inst, dx, cost_yuan, procs="", *, month=1, other="", lv=2, age=40, oth_fen=0, begin=None, end=None, psn=None
+):
     cost = cost_yuan * 100
     b = begin or dt.datetime(2025, month, 3, 9, tzinfo=TZ)
     return {
@@ -97,7 +99,11 @@ def test_outliers_points_value_and_payment_by_hand():
     # which goes to the largest remainder (H1: 1,700,000 x 36,666,665 mod 103,333,332 = 81,304,300)
     assert y.value_fen.to_dict() == {"H1": 603_226, "H2": 548_387, "H3": 548_387}
     # payment = value - patients' shares (20 % of cost) - other funds (¥100 on one H3 case)
-    assert y.payment_fen.to_dict() == {"H1": 603_226 - 132_000, "H2": 548_387 - 128_000, "H3": 548_387 - 100_000 - 10_000}
+    assert y.payment_fen.to_dict() == {
+        "H1": 603_226 - 132_000,
+        "H2": 548_387 - 128_000,
+        "H3": 548_387 - 100_000 - 10_000,
+    }
     assert int(y.payment_fen.sum()) == 1_700_000 - 360_000 - 10_000
     assert str(res.annual_point_value) == "1.645161"  # yuan per point = 17000 / 10333.3332
 
@@ -141,7 +147,11 @@ def test_budget_from_actual_spending():
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    costs=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 2_000_000), st.integers(1, 12), st.integers(0, 4)), min_size=1, max_size=40),
+    costs=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(1, 2_000_000), st.integers(1, 12), st.integers(0, 4)),
+        min_size=1,
+        max_size=40,
+    ),
     budget=st.integers(0, 10**12),
     basis=st.sampled_from(["fund", "total"]),
 )
@@ -172,7 +182,9 @@ OTHER = ["", "E11.200", "I50.900", "J96.000;E11.900", "N18.500;A41.900"]
 def test_sql_points_equal_the_scalar_path(rows):
     """The SQL settlement gives every case the points the scalar case_points gives it (with coefficients)."""
     p = load_dip_params("example-city-a")
-    p = p.model_copy(update={"catalog": p.catalog.model_copy(update={"core_min_cases": 2, "comprehensive_min_cases": 2})})
+    p = p.model_copy(
+        update={"catalog": p.catalog.model_copy(update={"core_min_cases": 2, "comprehensive_min_cases": 2})}
+    )
     df = pd.DataFrame([case(i, f"H{lv}", dx, 0, pr, other=ot, lv=lv, age=age) | {"medfee_sumamt": c, "psn_part_amt": 0, "hifp_pay": c, "oth_fund_amt": 0}
                        for i, (dx, pr, ot, lv, age, c) in enumerate(rows)])  # fmt: skip
     con = connect()
@@ -205,10 +217,14 @@ def test_catalog_file_round_trip_and_published_catalog(tmp_path):
     (tmp_path / "pub").mkdir()
     (tmp_path / "pub" / "catalog.yaml").write_text("region: '990100'\nversion: pub-2025\neffective_from: 2025-01-01\nscale: 1000\n"
                                                    "diagnosis_level: subcategory\noverall_mean_cost: '1500.00'\n", encoding="utf-8")  # fmt: skip
-    (tmp_path / "pub" / "groups.csv").write_text("group_code,kind,dx_key,proc_key,proc_type,points\nJ18.9|-,core,J18.9,,conservative,800\n", encoding="utf-8")
+    (tmp_path / "pub" / "groups.csv").write_text(
+        "group_code,kind,dx_key,proc_key,proc_type,points\nJ18.9|-,core,J18.9,,conservative,800\n", encoding="utf-8"
+    )
     pub = Catalog.load(tmp_path / "pub")
     assert pub.groups.to_pylist()[0]["mean_cost_fen"] == 120_000  # 800 / 1000 x ¥1,500
-    (tmp_path / "pub" / "groups.csv").write_text("group_code,kind,dx_key,proc_key,proc_type,points\nJ18.9|-,core,J18.9,,conservative,-3\n", encoding="utf-8")
+    (tmp_path / "pub" / "groups.csv").write_text(
+        "group_code,kind,dx_key,proc_key,proc_type,points\nJ18.9|-,core,J18.9,,conservative,-3\n", encoding="utf-8"
+    )
     with pytest.raises(Exception) as e:
         Catalog.load(tmp_path / "pub")
     assert getattr(e.value, "field", None) == "points"
@@ -219,7 +235,10 @@ def test_national_codes_by_default_and_who_when_declared():
     who = {"K80.200x003": "K80.2", "J18.900": "J18.9", "K81.000": "K81.0", "I20.000": "I20.0"}
     df = region()
     df["dise_codg"] = df["dise_codg"].map(who)
-    with pytest.raises(PaymentInputError, match=r"unknown principal diagnosis \['I20.0', 'J18.9', 'K80.2', 'K81.0'\] \(not in 医保版 ICD-10 2.0\)") as e:
+    with pytest.raises(
+        PaymentInputError,
+        match=r"unknown principal diagnosis \['I20.0', 'J18.9', 'K80.2', 'K81.0'\] \(not in 医保版 ICD-10 2.0\)",
+    ) as e:
         load_cases(connect(), df, params())
     assert e.value.field == "dise_codg"
     _, _, cat = run(df, params(coding={"diagnosis_systems": ["who-icd10"]}))
@@ -232,10 +251,22 @@ def test_national_codes_by_default_and_who_when_declared():
 def test_national_keys_and_procedure_types():
     p, codes = load_dip_params("example-city-a"), CodeTables.default()  # severity weights E11: 1, I50: 2
     k = case_keys("I10.x00x002", "E11.900;I50.900", "36.0601;87.0300x001", p, codes)
-    assert (k.dx_key, k.dx_cat, k.dx_chapter, k.proc_key, k.proc_type, k.sev_score) == ("I10.x", "I10", "IX", "36.0601+87.0300x001", "surgery", 3)
+    assert (k.dx_key, k.dx_cat, k.dx_chapter, k.proc_key, k.proc_type, k.sev_score) == (
+        "I10.x",
+        "I10",
+        "IX",
+        "36.0601+87.0300x001",
+        "surgery",
+        3,
+    )
     # a national procedure the procedure list does not name is typed by its ICD-9-CM-3 section
     assert codes.is_known_procedure("88.7400") and not codes.is_known_procedure("88.74")
-    assert [codes.type_of(c) for c in ("88.7400", "92.2400x002", "96.7101", "81.5100")] == ["diagnostic", "therapy", "therapy", "surgery"]
+    assert [codes.type_of(c) for c in ("88.7400", "92.2400x002", "96.7101", "81.5100")] == [
+        "diagnostic",
+        "therapy",
+        "therapy",
+        "surgery",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -275,7 +306,10 @@ def test_bad_parameter_files_are_refused(tmp_path):
         ("budget: {basis: fund}\n", "budget"),
         ("budget: {annual: '1'}\noutliers: {high: {above_ratio: 0.5}, low: {below_ratio: 0.5}}\n", "outliers"),
         ("budget: {annual: '1'}\ncatalog: {diagnosis_level: chapter}\n", "catalog.diagnosis_level"),
-        ("budget: {annual: '1'}\ncoefficients: {age: [{min: 0, max: 10, coef: 1.1}, {min: 5, max: 20, coef: 1.2}]}\n", "coefficients"),
+        (
+            "budget: {annual: '1'}\ncoefficients: {age: [{min: 0, max: 10, coef: 1.1}, {min: 5, max: 20, coef: 1.2}]}\n",
+            "coefficients",
+        ),
     ]:
         f = tmp_path / "bad.yaml"
         f.write_text(base + body, encoding="utf-8")
@@ -288,7 +322,15 @@ def test_cases_discharged_in_another_year_are_left_out():
     """A case admitted in December and discharged in January belongs to the new year's DIP budget."""
     p = params()
     con, cases, cat = run(region(), p)
-    late = case(13, "H1", "J18.900", 800, begin=dt.datetime(2025, 12, 29, 9, tzinfo=TZ), end=dt.datetime(2026, 1, 4, 9, tzinfo=TZ), month=1)
+    late = case(
+        13,
+        "H1",
+        "J18.900",
+        800,
+        begin=dt.datetime(2025, 12, 29, 9, tzinfo=TZ),
+        end=dt.datetime(2026, 1, 4, 9, tzinfo=TZ),
+        month=1,
+    )
     cases2 = load_cases(con, pd.concat([region(), pd.DataFrame([late])], ignore_index=True), p, name="with_late")
     res = settle(con, cases2, cat, p)
     assert (res.year, res.outside_year) == (2025, 1)

@@ -34,7 +34,15 @@ def test_sample_scheme_is_labelled_sample():
 @pytest.mark.parametrize(
     "dx, other, oprn, age, drg, path, severity",
     [
-        ("N18.5", "", "55.6900", 50, "PRE-A1-9", "surgical", "none"),  # pre-MDC (MDC PRE, entered by its ADRGs): kidney transplant
+        (
+            "N18.5",
+            "",
+            "55.6900",
+            50,
+            "PRE-A1-9",
+            "surgical",
+            "none",
+        ),  # pre-MDC (MDC PRE, entered by its ADRGs): kidney transplant
         ("I21.9", "", "36.0700", 70, "CIRC-S1-5", "surgical", "none"),  # surgical ADRG of the MDC
         ("I21.9", "E11.2", "36.0700", 70, "CIRC-S1-3", "surgical", "cc"),  # CC
         ("I21.9", "E11.2;J96.0", "36.0700", 70, "CIRC-S1-1", "surgical", "mcc"),  # MCC beats CC
@@ -42,11 +50,27 @@ def test_sample_scheme_is_labelled_sample():
         ("I21.9", "", "87.0300", 70, "CIRC-M1-5", "medical", "none"),  # a diagnostic procedure is not an OR procedure
         ("K35.8", "", "81.5400", 30, "DIGEQY", "ambiguous", "none"),  # OR procedure unrelated to the diagnosis
         ("Z00.0", "", "", 30, "0000", "ungroupable", "none"),  # principal diagnosis in no MDC
-        ("J44.1", "J96.0", "", 70, "RESP-M2-5", "medical", "none"),  # J96 excluded for a respiratory principal diagnosis
+        (
+            "J44.1",
+            "J96.0",
+            "",
+            70,
+            "RESP-M2-5",
+            "medical",
+            "none",
+        ),  # J96 excluded for a respiratory principal diagnosis
         ("J44.1", "A41.9", "", 70, "RESP-M2-1", "medical", "mcc"),  # sepsis is not excluded for COPD
         ("A41.9", "A41.9", "", 70, "INFE-M1-5", "medical", "none"),  # a CC never counts for its own principal diagnosis
         ("J18.9", "", "", 5, "RESP-M1-7", "medical", "none"),  # age split: children 0-17
-        ("J18.9", "J96.0;N17.9", "", 17, "RESP-M1-7", "medical", "mcc"),  # the age row comes first whatever the severity
+        (
+            "J18.9",
+            "J96.0;N17.9",
+            "",
+            17,
+            "RESP-M1-7",
+            "medical",
+            "mcc",
+        ),  # the age row comes first whatever the severity
         ("J18.9", "N17.9", "", 18, "RESP-M1-1", "medical", "mcc"),  # adult with MCC
         ("J18.9", "", "", 40, "RESP-M1-5", "medical", "none"),  # pneumonia → RESP-M1 (priority 1), not RESP-M4
         ("J06.9", "", "", 40, "RESP-M4-5", "medical", "none"),  # other respiratory: the catch-all of the MDC
@@ -85,16 +109,43 @@ def test_bad_input_scalar_and_batch(args, field):
     with pytest.raises(PaymentInputError) as e:
         group_case(S, *args)
     assert e.value.field == field and e.value.message_zh
-    df = pd.DataFrame({"mdtrt_id": ["OK", "BAD"], "dise_codg": ["J18.9", args[0]], "other_dise_codg": ["", args[1]], "oprn_codg": ["", args[2]], "age": [30, args[3]]})
+    df = pd.DataFrame(
+        {
+            "mdtrt_id": ["OK", "BAD"],
+            "dise_codg": ["J18.9", args[0]],
+            "other_dise_codg": ["", args[1]],
+            "oprn_codg": ["", args[2]],
+            "age": [30, args[3]],
+        }
+    )
     b = group_batch(S, df)  # the batch refuses the bad case only, naming the field
     assert b.status.iloc[0] == "ok" and b.drg.iloc[0]
     grouper_field = {"dise_codg": "main_diag", "other_dise_codg": "other_diags", "oprn_codg": "oprns"}.get(field, field)
-    assert b.status.iloc[1].startswith(f"refused: {grouper_field}") and b.drg.iloc[1] == "" and b.path.iloc[1] == "refused"
+    assert (
+        b.status.iloc[1].startswith(f"refused: {grouper_field}") and b.drg.iloc[1] == "" and b.path.iloc[1] == "refused"
+    )
 
 
 DX = ["I21.9", "I20.0", "I63.9", "J18.9", "J44.1", "J06.9", "K35.8", "K80.2", "A41.9", "E11.6", "N18.5", "N20.0", "O80.0", "Z00.0",
       "S72.0", "S06.0", "H25.9", "C34.9", "D25.9", "R56.0", "T14.0"]  # fmt: skip
-OTHER = ["J96.0", "R57.0", "A41.9", "N17.9", "I50.9", "I11.9", "I48.9", "E11.2", "E11.4", "E11.5", "E10.9", "N18.5", "J44.1", "I10", "E11.9", "K80.2"]
+OTHER = [
+    "J96.0",
+    "R57.0",
+    "A41.9",
+    "N17.9",
+    "I50.9",
+    "I11.9",
+    "I48.9",
+    "E11.2",
+    "E11.4",
+    "E11.5",
+    "E10.9",
+    "N18.5",
+    "J44.1",
+    "I10",
+    "E11.9",
+    "K80.2",
+]
 OPRN = ["55.6900", "36.0700", "87.0300", "81.5400", "51.2300", "99.1000", "13.4100", "47.0901", "01.3900"]
 
 
@@ -107,11 +158,20 @@ def test_batch_equals_scalar(rows):
     b = group_batch(S, df)
     for i, (dx, ot, op, age) in enumerate(rows):
         s = group_case(S, dx, ot, op, age)
-        assert (s.drg, s.adrg, s.mdc, s.severity, s.rw_e4, s.path) == tuple(b.iloc[i][["drg", "adrg", "mdc", "severity", "rw_e4", "path"]])
+        assert (s.drg, s.adrg, s.mdc, s.severity, s.rw_e4, s.path) == tuple(
+            b.iloc[i][["drg", "adrg", "mdc", "severity", "rw_e4", "path"]]
+        )
 
 
 def test_weights_base_rate_and_cmi():
-    df = pd.DataFrame({"fixmedins_code": ["A", "A", "B", "B"], "drg": ["X", "X", "Y", "0000"], "medfee_sumamt": [100, 300, 800, 50], "rw_e4": [5000, 5000, 20000, 0]})
+    df = pd.DataFrame(
+        {
+            "fixmedins_code": ["A", "A", "B", "B"],
+            "drg": ["X", "X", "Y", "0000"],
+            "medfee_sumamt": [100, 300, 800, 50],
+            "rw_e4": [5000, 5000, 20000, 0],
+        }
+    )
     w = drg_weights(df).set_index("drg")
     # overall mean of grouped cases 1200/3 = 400: X mean 200 → 0.5, Y 800 → 2.0
     assert w.loc["X", "rw_e4"] == 5000 and w.loc["Y", "rw_e4"] == 20000
@@ -130,7 +190,12 @@ def test_a_scheme_is_data(tmp_path):
     """A new DRG split is a data change: add a child row to an ADRG and the grouper follows it."""
     d = _copy(tmp_path)
     f = d / "drg.csv"
-    f.write_text(f.read_text(encoding="utf-8").replace("CIRC-M1-1,", "CIRC-M1-8,CIRC-M1,0,mcc|cc|none,3.5,AMI age 80+,80,-1\nCIRC-M1-1,", 1), encoding="utf-8")
+    f.write_text(
+        f.read_text(encoding="utf-8").replace(
+            "CIRC-M1-1,", "CIRC-M1-8,CIRC-M1,0,mcc|cc|none,3.5,AMI age 80+,80,-1\nCIRC-M1-1,", 1
+        ),
+        encoding="utf-8",
+    )
     s = Scheme(d)
     assert group_case(s, "I21.9", "", "", 85).drg == "CIRC-M1-8"
     assert group_case(s, "I21.9", "", "", 79).drg == "CIRC-M1-5"
@@ -142,7 +207,12 @@ def test_a_scheme_is_data(tmp_path):
         ("mdc_dx.csv", "NERV,G\n", "NOPE,G\n", "mdc"),
         ("adrg.csv", "NERV-S1,NERV,1,,any", "NERV-S1,NERV,1,,magic", "proc_cond"),
         ("adrg_proc.csv", "NERV-S1,01.39,1,\n", "", "proc_cond"),  # a surgical ADRG without procedures
-        ("drg.csv", "RESP-M1-5,RESP-M1,4,none,", "RESP-M1-5,RESP-M1,4,cc,", "drg"),  # no DRG for RESP-M1 without CC (coverage)
+        (
+            "drg.csv",
+            "RESP-M1-5,RESP-M1,4,none,",
+            "RESP-M1-5,RESP-M1,4,cc,",
+            "drg",
+        ),  # no DRG for RESP-M1 without CC (coverage)
         ("drg.csv", "(age 0-17),0,17\n", "(age 0-17),20,17\n", "age_min"),
         ("cc.csv", "J96,mcc,EX-RESP", "J96,severe,EX-RESP", "level"),
         ("cc.csv", "J96,mcc,EX-RESP", "J9Z,mcc,EX-RESP", "code"),  # not a WHO ICD-10 prefix
@@ -169,7 +239,9 @@ def test_reweighting_a_scheme_from_cases(tmp_path):
                        "medfee_sumamt": [100, 300, 800, 99]})  # fmt: skip
     d = tmp_path / "city"
     d.mkdir()
-    (d / "scheme.yaml").write_text("format: 2\nname: city\nversion: '1'\neffective_from: 2026-01-01\nbase: sample\n", encoding="utf-8")
+    (d / "scheme.yaml").write_text(
+        "format: 2\nname: city\nversion: '1'\neffective_from: 2026-01-01\nbase: sample\n", encoding="utf-8"
+    )
     (d / "drg.csv").write_text(weights_override_csv(S, df), encoding="utf-8")
     s = Scheme(d)
     rw = {x.code: x.rw_e4 for x in s.drgs.values()}

@@ -81,7 +81,9 @@ def test_miscoding_flags():
     assert ("M4", "ambiguous_group") in f and ("M5", "ungroupable") in f and ("M6", "symptom_principal") in f
     assert ("M7", "procedure_cost_mismatch") in f and ("M8", "secondary_equals_principal") in f
     assert not {k for k in f if k[0] == "M9"}
-    top = top_flagged_groups(pd.DataFrame(rows), case_flags(pd.DataFrame(rows), R, detect(pd.DataFrame(rows), NO_ITEMS)), "drg")
+    top = top_flagged_groups(
+        pd.DataFrame(rows), case_flags(pd.DataFrame(rows), R, detect(pd.DataFrame(rows), NO_ITEMS)), "drg"
+    )
     assert top.iloc[0].drg == "RESP-M1-5" and (top.iloc[0].cases, top.iloc[0].flagged) == (7, 6)
 
 
@@ -136,7 +138,11 @@ def test_slim_enrichment_settles_the_same(small_region):
         c = load_cases(con, small_region, p, detail=detail)
         out.append(settle(con, c, build_catalog(con, c, p), p))
     assert out[0].institutions.equals(out[1].institutions)
-    assert out[0].cases[["mdtrt_id", "points_e4", "value_fen"]].equals(out[1].cases[["mdtrt_id", "points_e4", "value_fen"]])
+    assert (
+        out[0]
+        .cases[["mdtrt_id", "points_e4", "value_fen"]]
+        .equals(out[1].cases[["mdtrt_id", "points_e4", "value_fen"]])
+    )
 
 
 def test_run_reports_cli_and_api(small_region, tmp_path):
@@ -159,18 +165,42 @@ def test_run_reports_cli_and_api(small_region, tmp_path):
     import openpyxl
 
     wb = openpyxl.load_workbook(write_excel(r, tmp_path / "p.xlsx"), read_only=True)
-    assert {"institutions", "periods", "catalog", "cases", "hospital_view_dip", "hospital_view_drg", "top_flagged_drg", "peers"} <= set(wb.sheetnames)
+    assert {
+        "institutions",
+        "periods",
+        "catalog",
+        "cases",
+        "hospital_view_dip",
+        "hospital_view_drg",
+        "top_flagged_drg",
+        "peers",
+    } <= set(wb.sheetnames)
     inst = pd.read_excel(tmp_path / "p.xlsx", sheet_name="institutions")
     assert int(inst.payment_fen.sum()) == r.dip.budget_fen
     cli = CliRunner()
     res = cli.invoke(app, ["payment", "dip", "build", "--data", str(small_region), "--out", str(tmp_path / "cat")])
     assert res.exit_code == 0, res.output
-    res = cli.invoke(app, ["payment", "dip", "settle", "--data", str(small_region), "--catalog", str(tmp_path / "cat"), "--out", str(tmp_path / "o")])
+    res = cli.invoke(
+        app,
+        [
+            "payment",
+            "dip",
+            "settle",
+            "--data",
+            str(small_region),
+            "--catalog",
+            str(tmp_path / "cat"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "dip_institutions.parquet").exists()
     res = cli.invoke(app, ["payment", "drg", "group", "--data", str(small_region)])
     assert res.exit_code == 0 and "CMI by institution" in res.output, res.output
-    res = cli.invoke(app, ["drg", "case", "--scheme", "sample", "--main-diag", "I21.9", "--oprns", "36.0700", "--age", "70"])
+    res = cli.invoke(
+        app, ["drg", "case", "--scheme", "sample", "--main-diag", "I21.9", "--oprns", "36.0700", "--age", "70"]
+    )
     assert res.exit_code == 0 and "CIRC-S1-5" in res.output, res.output
     res = cli.invoke(app, ["drg", "case", "--main-diag", "", "--age", "70"])
     assert res.exit_code == 2 and "main_diag" in res.output
@@ -188,7 +218,12 @@ def test_run_reports_cli_and_api(small_region, tmp_path):
                                                                          {"main_diag": "XX", "age": 1}]).json()  # fmt: skip
     assert [m["drg"] for m in many] == ["RESP-M1-7", "CIRC-S1-5", ""]
     assert many[2]["status"].startswith("refused: main_diag")
-    pts = http.post("/api/v1/payment/dip/case-points", json={"dise_codg": "J18.900", "age": 40, "hosp_lv": 3, "medfee_sumamt": 400_000}).json()
+    pts = http.post(
+        "/api/v1/payment/dip/case-points",
+        json={"dise_codg": "J18.900", "age": 40, "hosp_lv": 3, "medfee_sumamt": 400_000},
+    ).json()
     assert pts["group_code"] == "J18.9|-"
-    bad = http.post("/api/v1/payment/dip/case-points", json={"dise_codg": "J18.900", "age": 40, "hosp_lv": 3, "medfee_sumamt": -1})
+    bad = http.post(
+        "/api/v1/payment/dip/case-points", json={"dise_codg": "J18.900", "age": 40, "hosp_lv": 3, "medfee_sumamt": -1}
+    )
     assert bad.status_code == 400 and bad.json()["detail"]["field"] == "medfee_sumamt"

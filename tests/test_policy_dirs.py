@@ -96,14 +96,18 @@ def test_parent_next_to_the_child_comes_first(tmp_path):
     d = tmp_path / "own"
     d.mkdir()
     text = (POLICY_DIR / "national-default.yaml").read_text(encoding="utf-8")
-    (d / "national-default.yaml").write_text(text.replace("retiree_ratio_bonus: 0.10", "retiree_ratio_bonus: 0.12"), encoding="utf-8")
+    (d / "national-default.yaml").write_text(
+        text.replace("retiree_ratio_bonus: 0.10", "retiree_ratio_bonus: 0.12"), encoding="utf-8"
+    )
     snap = Policy(city(d, "t", "990301")).snapshot(DAY)
     assert snap.schemes["employee"].categories["outpatient"].retiree_ratio_bonus == 1200
 
 
 def test_missing_parent_names_the_dirs_looked_in(tmp_path):
     p = tmp_path / "orphan.yaml"
-    p.write_text(HEAD.format(name="orphan", region="990301").replace("national-default", "no-such-parent"), encoding="utf-8")
+    p.write_text(
+        HEAD.format(name="orphan", region="990301").replace("national-default", "no-such-parent"), encoding="utf-8"
+    )
     with pytest.raises(PolicyError) as e:
         Policy(p)
     assert "parent policy 'no-such-parent' not found" in str(e.value)
@@ -233,12 +237,29 @@ def _inpatient_fund(out: Path) -> int:
 
 def test_cli_settle_with_a_city_from_policy_dir(region, tmp_path):
     d = tmp_path / "cities"
-    body = ("schemes:\n  employee:\n    categories:\n      inpatient:\n        ratio: {all: 0.50}\n"
-            "  resident:\n    categories:\n      inpatient:\n        ratio: {all: 0.50}\n")
+    body = (
+        "schemes:\n  employee:\n    categories:\n      inpatient:\n        ratio: {all: 0.50}\n"
+        "  resident:\n    categories:\n      inpatient:\n        ratio: {all: 0.50}\n"
+    )
     city(d, "example-city-x", "990300", body)
-    res = runner.invoke(app, ["settle", "--data", str(region), "--out", str(tmp_path / "x"), "--policy", "example-city-x", "--policy-dir", str(d)])
+    res = runner.invoke(
+        app,
+        [
+            "settle",
+            "--data",
+            str(region),
+            "--out",
+            str(tmp_path / "x"),
+            "--policy",
+            "example-city-x",
+            "--policy-dir",
+            str(d),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["settle", "--data", str(region), "--out", str(tmp_path / "a"), "--policy", "example-city-a"])
+    res = runner.invoke(
+        app, ["settle", "--data", str(region), "--out", str(tmp_path / "a"), "--policy", "example-city-a"]
+    )
     assert res.exit_code == 0, res.output
     lower, shipped = _inpatient_fund(tmp_path / "x"), _inpatient_fund(tmp_path / "a")
     assert 0 < lower < shipped  # the city's 50 % at every level, not the shipped 85–95 %
@@ -256,7 +277,9 @@ def test_cli_serve_passes_policy_dir_to_the_book(tmp_path, monkeypatch):
         seen["book"] = PolicyBook.default()
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
-    res = runner.invoke(app, ["serve", "--db", f"sqlite:///{tmp_path / 'y.db'}", "--insecure-demo", "--policy-dir", str(d)])
+    res = runner.invoke(
+        app, ["serve", "--db", f"sqlite:///{tmp_path / 'y.db'}", "--insecure-demo", "--policy-dir", str(d)]
+    )
     assert res.exit_code == 0, res.output
     assert os.environ[POLICY_DIR_ENV] == str(d.resolve())
     assert seen["book"].require("990300").name == "example-city-x"
@@ -270,7 +293,9 @@ def test_cli_serve_refuses_a_bad_policy_dir(tmp_path, monkeypatch):
     (d / "broken.yaml").write_text("policy: [unclosed\n", encoding="utf-8")
     monkeypatch.setenv(POLICY_DIR_ENV, "")
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("must not start"))
-    res = runner.invoke(app, ["serve", "--db", f"sqlite:///{tmp_path / 'y.db'}", "--insecure-demo", "--policy-dir", str(d)])
+    res = runner.invoke(
+        app, ["serve", "--db", f"sqlite:///{tmp_path / 'y.db'}", "--insecure-demo", "--policy-dir", str(d)]
+    )
     assert res.exit_code == 2
     assert "broken.yaml" in flat(res.output) and "Traceback" not in res.output
 
@@ -317,7 +342,9 @@ def test_book_parents_are_the_books_own_files(tmp_path):
     d = tmp_path / "cities"
     d.mkdir()
     text = (POLICY_DIR / "national-default.yaml").read_text(encoding="utf-8")
-    (d / "national-default.yaml").write_text(text.replace("resident_individual: 380", "resident_individual: 400"), encoding="utf-8")
+    (d / "national-default.yaml").write_text(
+        text.replace("resident_individual: 380", "resident_individual: 400"), encoding="utf-8"
+    )
     book = PolicyBook(extra_dirs=[d])
     for name in ("national-default", "example-city-a", "example-city-b"):  # shipped cities inherit the replacement
         assert book.require(name).snapshot(DAY).funding.resident_individual == 40000, name

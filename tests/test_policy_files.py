@@ -49,16 +49,45 @@ HEAD = 'policy: t\nregion: "990900"\nlabel: t\nstatus: example\ninherits: nation
 @pytest.mark.parametrize(
     ("body", "key", "reason"),
     [
-        (HEAD + "schemes:\n  employee:\n    categories:\n      inpatient:\n        ratio: {level_1: 1.5}\n", "schemes.employee.categories.inpatient.ratio", "outside 0..1"),
-        (HEAD + "schemes:\n  employee:\n    categories:\n      inpatient:\n        ratoi: {all: 0.5}\n", "schemes.employee.categories.inpatient.ratoi", "unknown key"),
+        (
+            HEAD + "schemes:\n  employee:\n    categories:\n      inpatient:\n        ratio: {level_1: 1.5}\n",
+            "schemes.employee.categories.inpatient.ratio",
+            "outside 0..1",
+        ),
+        (
+            HEAD + "schemes:\n  employee:\n    categories:\n      inpatient:\n        ratoi: {all: 0.5}\n",
+            "schemes.employee.categories.inpatient.ratoi",
+            "unknown key",
+        ),
         (HEAD + "schemes:\n  resident:\n    caps:\n      basic: -5\n", "schemes.resident.caps.basic", "negative"),
-        (HEAD + "schemes:\n  resident:\n    caps:\n      basic: 12.345\n", "schemes.resident.caps.basic", "two decimal places"),
-        (HEAD + "schemes:\n  employee:\n    categories:\n      outpatient:\n        cap_pool: nowhere\n", "schemes.employee", "cap_pool 'nowhere' is not defined"),
-        (HEAD + "assistance:\n  statuses:\n    rich: {ratio: 0.5}\n", "assistance.statuses", "unknown assistance status"),
+        (
+            HEAD + "schemes:\n  resident:\n    caps:\n      basic: 12.345\n",
+            "schemes.resident.caps.basic",
+            "two decimal places",
+        ),
+        (
+            HEAD + "schemes:\n  employee:\n    categories:\n      outpatient:\n        cap_pool: nowhere\n",
+            "schemes.employee",
+            "cap_pool 'nowhere' is not defined",
+        ),
+        (
+            HEAD + "assistance:\n  statuses:\n    rich: {ratio: 0.5}\n",
+            "assistance.statuses",
+            "unknown assistance status",
+        ),
         (HEAD + "long_term_prescription:\n  max_days: 10\n", "long_term_prescription", "normal_max_days <= max_days"),
-        (HEAD + "schemes:\n  employee:\n    caps:\n      basic: {2026-01-01: 5, 2025-01-01: 6}\n", "schemes.employee.caps.basic", "ascending"),
+        (
+            HEAD + "schemes:\n  employee:\n    caps:\n      basic: {2026-01-01: 5, 2025-01-01: 6}\n",
+            "schemes.employee.caps.basic",
+            "ascending",
+        ),
         (HEAD.replace('"990900"', '"99"'), "region", "6-digit"),
-        (HEAD + "schemes:\n  resident:\n    layers:\n      - {name: x, field: hifmi_pay, base: selfpay, brackets: [{threshold: 10, rate: 0.5}], applies_to: [inpatient]}\n", "schemes.resident.layers.0.brackets", "threshold 0"),
+        (
+            HEAD
+            + "schemes:\n  resident:\n    layers:\n      - {name: x, field: hifmi_pay, base: selfpay, brackets: [{threshold: 10, rate: 0.5}], applies_to: [inpatient]}\n",
+            "schemes.resident.layers.0.brackets",
+            "threshold 0",
+        ),
         (HEAD + "med_types: {'11': dentistry}\n", "med_types.11", "outpatient"),
     ],
 )

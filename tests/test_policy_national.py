@@ -41,7 +41,10 @@ def test_rules_file_is_valid_and_every_rule_cites_a_seed_clause():
         seed = Path("/work/shared/seeds") / doc.seed
         if seed.exists():  # the clause's key figure is on the cited line of the seed
             line = seed.read_text(encoding="utf-8").splitlines()[r.source.line - 1]
-            assert any(tok in line for tok in r.source.clause.replace("……", "，").split("，") if len(tok) >= 4), (r.id, line[:80])
+            assert any(tok in line for tok in r.source.clause.replace("……", "，").split("，") if len(tok) >= 4), (
+                r.id,
+                line[:80],
+            )
 
 
 def test_shipped_policies_meet_every_floor():
@@ -82,23 +85,61 @@ def test_cli_validate_fails_with_floor_and_source(tmp_path):
 @pytest.mark.parametrize(
     ("body", "rule_id", "figure"),
     [
-        ("schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.55}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.5, ratio_bonus: 0.05, no_cap: true}}\n",
-         "critical_illness_ratio_floor", "55 % is below the national floor 60 %"),
-        ("schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient]}\n",
-         "critical_illness_poverty_tilt_required", "required but not set"),
-        ("schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.8, ratio_bonus: 0.05, no_cap: true}}\n",
-         "critical_illness_poverty_deductible_ceiling", "80 % is above the national ceiling 50 %"),
-        ("schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.5, ratio_bonus: 0.02, no_cap: true}}\n",
-         "critical_illness_poverty_ratio_bonus_floor", "2 % is below the national floor 5 %"),
-        ("schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.5, ratio_bonus: 0.05, no_cap: false}}\n",
-         "critical_illness_poverty_no_cap", "the national rule requires true"),
-        ("assistance:\n  statuses:\n    dibao: {ratio: 0.65}\n", "assistance_ratio_floor_dibao", "65 % is below the national floor 70 %"),
-        ("assistance:\n  statuses:\n    tekun: {ratio: 0.69}\n", "assistance_ratio_floor_tekun", "69 % is below the national floor 70 %"),
-        ("schemes:\n  employee:\n    account:\n      in_service_credit_rate: 0.03\n", "account_credit_ceiling", "3 % is above the national ceiling 2 %"),
-        ("long_term_prescription:\n  normal_max_days: 35\n", "long_prescription_normal_ceiling", "35 days is above the national ceiling 28 days"),
-        ("long_term_prescription:\n  max_days: 90\n", "long_prescription_max_ceiling", "90 days is above the national ceiling 84 days"),
-        ("long_term_prescription:\n  excluded_classes: [toxic, radioactive, precursor, psychotropic_1, psychotropic_2, antimicrobial, special_storage]\n",
-         "long_prescription_excluded_classes", "lacks ['narcotic']"),
+        (
+            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.55}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.5, ratio_bonus: 0.05, no_cap: true}}\n",
+            "critical_illness_ratio_floor",
+            "55 % is below the national floor 60 %",
+        ),
+        (
+            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient]}\n",
+            "critical_illness_poverty_tilt_required",
+            "required but not set",
+        ),
+        (
+            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.8, ratio_bonus: 0.05, no_cap: true}}\n",
+            "critical_illness_poverty_deductible_ceiling",
+            "80 % is above the national ceiling 50 %",
+        ),
+        (
+            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.5, ratio_bonus: 0.02, no_cap: true}}\n",
+            "critical_illness_poverty_ratio_bonus_floor",
+            "2 % is below the national floor 5 %",
+        ),
+        (
+            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.5, ratio_bonus: 0.05, no_cap: false}}\n",
+            "critical_illness_poverty_no_cap",
+            "the national rule requires true",
+        ),
+        (
+            "assistance:\n  statuses:\n    dibao: {ratio: 0.65}\n",
+            "assistance_ratio_floor_dibao",
+            "65 % is below the national floor 70 %",
+        ),
+        (
+            "assistance:\n  statuses:\n    tekun: {ratio: 0.69}\n",
+            "assistance_ratio_floor_tekun",
+            "69 % is below the national floor 70 %",
+        ),
+        (
+            "schemes:\n  employee:\n    account:\n      in_service_credit_rate: 0.03\n",
+            "account_credit_ceiling",
+            "3 % is above the national ceiling 2 %",
+        ),
+        (
+            "long_term_prescription:\n  normal_max_days: 35\n",
+            "long_prescription_normal_ceiling",
+            "35 days is above the national ceiling 28 days",
+        ),
+        (
+            "long_term_prescription:\n  max_days: 90\n",
+            "long_prescription_max_ceiling",
+            "90 days is above the national ceiling 84 days",
+        ),
+        (
+            "long_term_prescription:\n  excluded_classes: [toxic, radioactive, precursor, psychotropic_1, psychotropic_2, antimicrobial, special_storage]\n",
+            "long_prescription_excluded_classes",
+            "lacks ['narcotic']",
+        ),
     ],
 )
 def test_each_floor_and_ceiling_fails(tmp_path, body, rule_id, figure):
@@ -129,7 +170,9 @@ def test_cap_multiple_needs_local_income_and_warns_far_from_six(tmp_path):
     assert any("local_income.average_wage" in n for n in not_checked(snap))
     assert not [f for f in findings(pol) if f.rule_id == "combined_cap_multiple_target"]
     # employee: basic 400,000 + large-amount 400,000 = 800,000 yuan against a 50,000 wage → 16 ×
-    pol = Policy(write(tmp_path, "local_income: {average_wage: 50000, disposable_income: 100000, source: synthetic}\n", name="u"))
+    pol = Policy(
+        write(tmp_path, "local_income: {average_wage: 50000, disposable_income: 100000, source: synthetic}\n", name="u")
+    )
     w = [f for f in findings(pol) if f.rule_id == "combined_cap_multiple_target"]
     assert [f.where for f in w] == ["schemes.employee"]
     assert "16.00 ×" in w[0].message_en and w[0].severity == "warning"
@@ -160,7 +203,9 @@ def test_show_formats():
 
 
 def test_a_bad_rules_file_is_refused(tmp_path):
-    text = RULES_FILE.read_text(encoding="utf-8").replace("document: daiyu_qingdan, line: 1075", "document: nowhere, line: 1075")
+    text = RULES_FILE.read_text(encoding="utf-8").replace(
+        "document: daiyu_qingdan, line: 1075", "document: nowhere, line: 1075"
+    )
     bad = tmp_path / "rules.yaml"
     bad.write_text(text, encoding="utf-8")
     with pytest.raises(PolicyError, match="unknown document 'nowhere'"):

@@ -29,8 +29,14 @@ ILL = "ILLUSTRATIVE: test"
 
 def arr(**kw) -> Arrangement:
     """An inline arrangement over the synthetic region's districts, every figure cited."""
-    doc = {"name": "t", "label_en": "test", "label_zh": "测试", "region": "990100", "pool_level": "county",
-           "sources": {"pool_level": ILL, "spending_fields": ILL}}
+    doc = {
+        "name": "t",
+        "label_en": "test",
+        "label_zh": "测试",
+        "region": "990100",
+        "pool_level": "county",
+        "sources": {"pool_level": ILL, "spending_fields": ILL},
+    }
     doc.update(kw)
     if "adjustment_fund" in kw:
         for k in kw["adjustment_fund"]:
@@ -39,7 +45,10 @@ def arr(**kw) -> Arrangement:
 
 
 FUND = {"level": "city", "share_of_income": "0.05", "coverage_ratio": "0.80", "cap_share_of_income": "0.20"}
-TWO = [CountyFigures("990101", "employee", 10_000_000, 7_000_000, 100), CountyFigures("990102", "employee", 5_000_000, 6_000_000, 60)]
+TWO = [
+    CountyFigures("990101", "employee", 10_000_000, 7_000_000, 100),
+    CountyFigures("990102", "employee", 5_000_000, 6_000_000, 60),
+]
 
 
 def run(a: Arrangement, figs):
@@ -52,7 +61,10 @@ def run(a: Arrangement, figs):
 
 def test_county_pools_alone_have_no_transfers():
     sim = run(arr(), TWO)
-    assert [(c.county, c.alone, c.outcome, c.transfer) for c in sim.counties] == [("990101", 3_000_000, 3_000_000, 0), ("990102", -1_000_000, -1_000_000, 0)]
+    assert [(c.county, c.alone, c.outcome, c.transfer) for c in sim.counties] == [
+        ("990101", 3_000_000, 3_000_000, 0),
+        ("990102", -1_000_000, -1_000_000, 0),
+    ]
     assert sim.funds == [] and [p.pool for p in sim.pools] == ["990101", "990102"]
 
 
@@ -63,14 +75,36 @@ def test_adjustment_fund_two_counties_one_in_deficit_to_the_fen():
     sim = run(arr(adjustment_fund=FUND), TWO)
     x, y = sim.pools
     assert (x.payment, x.deficit, x.requested, x.draw, x.balance) == (500_000, 0, 0, 0, 2_500_000)
-    assert (y.payment, y.deficit, y.requested, y.draw, y.balance, y.uncovered) == (250_000, 1_250_000, 1_000_000, 750_000, -500_000, 500_000)
+    assert (y.payment, y.deficit, y.requested, y.draw, y.balance, y.uncovered) == (
+        250_000,
+        1_250_000,
+        1_000_000,
+        750_000,
+        -500_000,
+        500_000,
+    )
     (f,) = sim.funds
-    assert (f.fund, f.opening, f.income, f.requested, f.drawn, f.short, f.closing, f.transfer) == ("990100", 0, 750_000, 1_000_000, 750_000, 250_000, 0, 0)
+    assert (f.fund, f.opening, f.income, f.requested, f.drawn, f.short, f.closing, f.transfer) == (
+        "990100",
+        0,
+        750_000,
+        1_000_000,
+        750_000,
+        250_000,
+        0,
+        0,
+    )
     assert [(c.county, c.transfer) for c in sim.counties] == [("990101", -500_000), ("990102", 500_000)]
 
 
 def test_adjustment_fund_with_enough_money_keeps_the_rest_and_is_a_party_to_the_transfers():
-    a = arr(adjustment_fund={**FUND, "share_of_income": "0.10", "opening_balance_yuan": {"employee": "100.00", "resident": 0}})
+    a = arr(
+        adjustment_fund={
+            **FUND,
+            "share_of_income": "0.10",
+            "opening_balance_yuan": {"employee": "100.00", "resident": 0},
+        }
+    )
     sim = run(a, TWO)
     x, y = sim.pools
     # payments 1,000,000 and 500,000; Y's deficit 6,000,000 − 4,500,000 = 1,500,000, asks 1,200,000, capped at 1,000,000 (20 % of its income)
@@ -85,15 +119,26 @@ def test_city_unified_pool_shares_the_result_by_income_largest_remainder():
     # pool result 2,000,000 split 2:1 → 1,333,333.33 / 666,666.67; the spare fen goes to the larger remainder (Y)
     sim = run(arr(pool_level="city"), TWO)
     assert [p.pool for p in sim.pools] == ["990100"] and sim.pools[0].balance == 2_000_000
-    assert [(c.county, c.pool, c.outcome, c.transfer) for c in sim.counties] == [("990101", "990100", 1_333_333, -1_666_667), ("990102", "990100", 666_667, 1_666_667)]
+    assert [(c.county, c.pool, c.outcome, c.transfer) for c in sim.counties] == [
+        ("990101", "990100", 1_333_333, -1_666_667),
+        ("990102", "990100", 666_667, 1_666_667),
+    ]
 
 
 def test_scarce_fund_is_shared_in_proportion_to_requests():
     a = arr(adjustment_fund={"level": "city", "share_of_income": "0.05", "coverage_ratio": "1"})
-    figs = [CountyFigures("990101", "resident", 10_000, 0), CountyFigures("990102", "resident", 10_000, 20_000), CountyFigures("990103", "resident", 10_000, 13_001)]
+    figs = [
+        CountyFigures("990101", "resident", 10_000, 0),
+        CountyFigures("990102", "resident", 10_000, 20_000),
+        CountyFigures("990103", "resident", 10_000, 13_001),
+    ]
     sim = run(a, figs)
     # fund 1,500; requests 10,500 and 3,501 (of 14,001): 1,124.91 → 1,125 (largest remainder) and 375.08 → 375
-    assert [(p.pool, p.requested, p.draw) for p in sim.pools] == [("990101", 0, 0), ("990102", 10_500, 1_125), ("990103", 3_501, 375)]
+    assert [(p.pool, p.requested, p.draw) for p in sim.pools] == [
+        ("990101", 0, 0),
+        ("990102", 10_500, 1_125),
+        ("990103", 3_501, 375),
+    ]
     assert sim.funds[0].closing == 0 and sim.funds[0].short == 14_001 - 1_500
 
 
@@ -106,8 +151,12 @@ def test_payment_rounds_half_up_and_nothing_on_negative_income():
 
 
 def test_schemes_never_mix():
-    figs = [CountyFigures("990101", "employee", 1_000, 0), CountyFigures("990102", "employee", 1_000, 3_000),
-            CountyFigures("990101", "resident", 500, 100), CountyFigures("990102", "resident", 500, 100)]
+    figs = [
+        CountyFigures("990101", "employee", 1_000, 0),
+        CountyFigures("990102", "employee", 1_000, 3_000),
+        CountyFigures("990101", "resident", 500, 100),
+        CountyFigures("990102", "resident", 500, 100),
+    ]
     sim = run(arr(pool_level="city"), figs)
     emp, res = sim.by_scheme("employee"), sim.by_scheme("resident")
     assert [c.outcome for c in emp.counties] == [-500, -500] and [c.transfer for c in emp.counties] == [-1_500, 1_500]
@@ -117,39 +166,88 @@ def test_schemes_never_mix():
 
 
 def _two_cities() -> Divisions:
-    rows = [("980000", "省", "province", ""), ("980100", "甲市", "city", "980000"), ("980200", "乙市", "city", "980000"),
-            ("980101", "甲一县", "district", "980100"), ("980102", "甲二县", "district", "980100"),
-            ("980201", "乙一县", "district", "980200"), ("980202", "乙二县", "district", "980200")]
+    rows = [
+        ("980000", "省", "province", ""),
+        ("980100", "甲市", "city", "980000"),
+        ("980200", "乙市", "city", "980000"),
+        ("980101", "甲一县", "district", "980100"),
+        ("980102", "甲二县", "district", "980100"),
+        ("980201", "乙一县", "district", "980200"),
+        ("980202", "乙二县", "district", "980200"),
+    ]
     return Divisions({c: Division(c, n, lv, p, True) for c, n, lv, p in rows})
 
 
 def test_province_adjustment_fund_over_two_cities():
-    a = arrangement_from_dict({"name": "p", "label_en": "p", "label_zh": "省", "region": "980000", "pool_level": "city",
-                               "counties": {"pools": ["980101", "980102", "980201", "980202"]},
-                               "adjustment_fund": {"level": "province", "share_of_income": "0.10", "coverage_ratio": "0.5"},
-                               "sources": {k: ILL for k in ("pool_level", "spending_fields", "adjustment_fund.level", "adjustment_fund.share_of_income",
-                                                            "adjustment_fund.coverage_ratio")}})
+    a = arrangement_from_dict(
+        {
+            "name": "p",
+            "label_en": "p",
+            "label_zh": "省",
+            "region": "980000",
+            "pool_level": "city",
+            "counties": {"pools": ["980101", "980102", "980201", "980202"]},
+            "adjustment_fund": {"level": "province", "share_of_income": "0.10", "coverage_ratio": "0.5"},
+            "sources": {
+                k: ILL
+                for k in (
+                    "pool_level",
+                    "spending_fields",
+                    "adjustment_fund.level",
+                    "adjustment_fund.share_of_income",
+                    "adjustment_fund.coverage_ratio",
+                )
+            },
+        }
+    )
     h = hierarchy(a, _two_cities())
     assert h.pool_of == {"980101": "980100", "980102": "980100", "980201": "980200", "980202": "980200"}
     assert h.fund_of == {"980100": "980000", "980200": "980000"}
-    figs = [CountyFigures("980101", "employee", 6_000, 1_000), CountyFigures("980102", "employee", 4_000, 1_000),
-            CountyFigures("980201", "employee", 3_000, 6_000), CountyFigures("980202", "employee", 1_000, 2_000)]
+    figs = [
+        CountyFigures("980101", "employee", 6_000, 1_000),
+        CountyFigures("980102", "employee", 4_000, 1_000),
+        CountyFigures("980201", "employee", 3_000, 6_000),
+        CountyFigures("980202", "employee", 1_000, 2_000),
+    ]
     sim = simulate(figs, a, h.pool_of, h.fund_of)
     city_a, city_b = sim.pools
     # 甲市: income 10,000, pays 1,000, spends 2,000 → +7,000. 乙市: income 4,000, pays 400, spends 8,000 → deficit 4,400, asks 2,200; fund 1,400
     assert (city_a.payment, city_a.balance) == (1_000, 7_000)
-    assert (city_b.payment, city_b.deficit, city_b.requested, city_b.draw, city_b.balance) == (400, 4_400, 2_200, 1_400, -3_000)
+    assert (city_b.payment, city_b.deficit, city_b.requested, city_b.draw, city_b.balance) == (
+        400,
+        4_400,
+        2_200,
+        1_400,
+        -3_000,
+    )
     # counties share their city's balance by income: 甲 7,000 → 4,200 / 2,800; 乙 −3,000 → −2,250 / −750
     assert [(c.county, c.outcome, c.transfer) for c in sim.counties] == [
-        ("980101", 4_200, -800), ("980102", 2_800, -200), ("980201", -2_250, 750), ("980202", -750, 250)]
+        ("980101", 4_200, -800),
+        ("980102", 2_800, -200),
+        ("980201", -2_250, 750),
+        ("980202", -750, 250),
+    ]
     assert sim.funds[0].closing == 0
 
 
 def test_municipality_districts_pool_at_the_province_for_city_level():
-    d = Divisions({"970000": Division("970000", "直辖市", "province", "", True), "970101": Division("970101", "一区", "district", "970000", True),
-                   "970102": Division("970102", "二区", "district", "970000", True)})
-    a = arrangement_from_dict({"name": "m", "label_en": "m", "label_zh": "m", "region": "970000", "pool_level": "city",
-                               "sources": {"pool_level": ILL, "spending_fields": ILL}})
+    d = Divisions(
+        {
+            "970000": Division("970000", "直辖市", "province", "", True),
+            "970101": Division("970101", "一区", "district", "970000", True),
+            "970102": Division("970102", "二区", "district", "970000", True),
+        }
+    )
+    a = arrangement_from_dict(
+        {
+            "name": "m",
+            "label_en": "m",
+            "label_zh": "m",
+            "region": "970000",
+            "pool_level": "city",
+            "sources": {"pool_level": ILL, "spending_fields": ILL},
+        }
+    )
     assert hierarchy(a, d).pool_of == {"970101": "970000", "970102": "970000"}
 
 
@@ -171,14 +269,19 @@ def test_every_shipped_arrangement_conserves_money(name):
 
     rnd = random.Random(name)
     a = load_arrangement(name)
-    figs = [CountyFigures(c, s, rnd.randint(-1_000, 5_000_000), rnd.randint(0, 6_000_000), rnd.randint(0, 900))
-            for c in ("990101", "990102", "990103", "990104", "990105") for s in ("employee", "resident")]
+    figs = [
+        CountyFigures(c, s, rnd.randint(-1_000, 5_000_000), rnd.randint(0, 6_000_000), rnd.randint(0, 900))
+        for c in ("990101", "990102", "990103", "990104", "990105")
+        for s in ("employee", "resident")
+    ]
     sim = run(a, figs)
     check_conservation(sim)
     for s in ("employee", "resident"):
         part = sim.by_scheme(s)
         assert sum(c.transfer for c in part.counties) + sum(f.transfer for f in part.funds) == 0
-        assert sum(c.outcome for c in part.counties) + sum(f.transfer for f in part.funds) == sum(f.income - f.spending for f in figs if f.scheme == s)
+        assert sum(c.outcome for c in part.counties) + sum(f.transfer for f in part.funds) == sum(
+            f.income - f.spending for f in figs if f.scheme == s
+        )
         assert all(p.draw <= p.requested for p in part.pools)
         assert all(f.drawn <= f.opening + f.income for f in part.funds)
 
@@ -187,7 +290,9 @@ def test_check_conservation_catches_a_broken_result():
     import dataclasses
 
     sim = run(arr(pool_level="city"), TWO)
-    broken = dataclasses.replace(sim, counties=[dataclasses.replace(sim.counties[0], outcome=sim.counties[0].outcome + 1), sim.counties[1]])
+    broken = dataclasses.replace(
+        sim, counties=[dataclasses.replace(sim.counties[0], outcome=sim.counties[0].outcome + 1), sim.counties[1]]
+    )
     with pytest.raises(AssertionError, match="conserve"):
         check_conservation(broken)
 
@@ -197,7 +302,9 @@ def test_check_conservation_catches_a_broken_result():
 
 def test_shipped_arrangements_load_and_cite_every_figure():
     names = known_arrangements()
-    assert {"county", "city-adjustment-fund", "city-unified", "province-adjustment-fund", "province-unified"} <= set(names)
+    assert {"county", "city-adjustment-fund", "city-unified", "province-adjustment-fund", "province-unified"} <= set(
+        names
+    )
     for n in names:
         a = load_arrangement(n)
         assert all(v.startswith(("seed ", "ILLUSTRATIVE")) for v in a.sources.values())
@@ -206,18 +313,21 @@ def test_shipped_arrangements_load_and_cite_every_figure():
     assert (fund.share_of_income.employee, fund.coverage_ratio, fund.cap_share_of_income) == (500, 8_000, 2_000)
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"adjustment_fund": {**FUND, "share_of_income": "1"}}, "below 1"),
-    ({"adjustment_fund": {**FUND, "share_of_income": "0.12345"}}, "finer than 0.01"),
-    ({"adjustment_fund": {**FUND, "coverage_ratio": "1.5"}}, "outside 0..1"),
-    ({"adjustment_fund": {**FUND, "share_of_income": 0.05}}, None),  # a float is read through its text, exactly
-    ({"adjustment_fund": {**FUND, "level": "city"}, "pool_level": "city"}, "must be above pool_level"),
-    ({"pool_level": "nation"}, "pool_level"),
-    ({"spending_fields": ["hifp_pay", "no_such"]}, "not a fund share"),
-    ({"region": "9901"}, "6-digit"),
-    ({"colour": "red"}, "colour"),
-    ({"counties": {"pools": ["990101"], "assignment": {"weights": {"990102": 1}}}}, "not county pools"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"adjustment_fund": {**FUND, "share_of_income": "1"}}, "below 1"),
+        ({"adjustment_fund": {**FUND, "share_of_income": "0.12345"}}, "finer than 0.01"),
+        ({"adjustment_fund": {**FUND, "coverage_ratio": "1.5"}}, "outside 0..1"),
+        ({"adjustment_fund": {**FUND, "share_of_income": 0.05}}, None),  # a float is read through its text, exactly
+        ({"adjustment_fund": {**FUND, "level": "city"}, "pool_level": "city"}, "must be above pool_level"),
+        ({"pool_level": "nation"}, "pool_level"),
+        ({"spending_fields": ["hifp_pay", "no_such"]}, "not a fund share"),
+        ({"region": "9901"}, "6-digit"),
+        ({"colour": "red"}, "colour"),
+        ({"counties": {"pools": ["990101"], "assignment": {"weights": {"990102": 1}}}}, "not county pools"),
+    ],
+)
 def test_bad_arrangements_are_refused(change, words):
     if words is None:
         assert arr(**change).adjustment_fund.share_of_income.employee == 500
@@ -228,9 +338,20 @@ def test_bad_arrangements_are_refused(change, words):
 
 
 def test_a_figure_without_a_source_is_refused(tmp_path):
-    doc = {"name": "x", "label_en": "x", "label_zh": "x", "region": "990100", "pool_level": "county",
-           "adjustment_fund": {"level": "city", "share_of_income": "0.05", "coverage_ratio": "0.8"},
-           "sources": {"pool_level": ILL, "spending_fields": ILL, "adjustment_fund.level": ILL, "adjustment_fund.share_of_income": ILL}}
+    doc = {
+        "name": "x",
+        "label_en": "x",
+        "label_zh": "x",
+        "region": "990100",
+        "pool_level": "county",
+        "adjustment_fund": {"level": "city", "share_of_income": "0.05", "coverage_ratio": "0.8"},
+        "sources": {
+            "pool_level": ILL,
+            "spending_fields": ILL,
+            "adjustment_fund.level": ILL,
+            "adjustment_fund.share_of_income": ILL,
+        },
+    }
     with pytest.raises(PoolingError, match="adjustment_fund.coverage_ratio"):
         arrangement_from_dict(doc)
     doc["sources"]["adjustment_fund.coverage_ratio"] = "my guess"
@@ -272,36 +393,98 @@ def _write(d: Path, name: str, schema: pa.Schema, rows: list[dict]) -> None:
     pq.write_table(pa.Table.from_pylist(rows, schema=with_metadata(schema, name)), d / f"{name}.parquet")
 
 
-def _settlement(setl_id: str, psn_no: str, insutype: str, hifp: int, *, year: int = 2025, cancelled: bool = False, hifmi: int = 0) -> dict:
+def _settlement(
+    setl_id: str, psn_no: str, insutype: str, hifp: int, *, year: int = 2025, cancelled: bool = False, hifmi: int = 0
+) -> dict:
     row = {}
     for f in SETTLEMENT:
         row[f.name] = "" if pa.types.is_string(f.type) else False if pa.types.is_boolean(f.type) else 0
-    row.update(setl_id=setl_id, mdtrt_id=f"M{setl_id}", psn_no=psn_no, fixmedins_code="H1", setl_time=dt.datetime(year, 5, 1, 9, tzinfo=TZ),
-               policy_year=year, insutype=insutype, med_type="21", hifp_pay=hifp, hifmi_pay=hifmi, refd_setl_flag=cancelled, synthetic=True)
+    row.update(
+        setl_id=setl_id,
+        mdtrt_id=f"M{setl_id}",
+        psn_no=psn_no,
+        fixmedins_code="H1",
+        setl_time=dt.datetime(year, 5, 1, 9, tzinfo=TZ),
+        policy_year=year,
+        insutype=insutype,
+        med_type="21",
+        hifp_pay=hifp,
+        hifmi_pay=hifmi,
+        refd_setl_flag=cancelled,
+        synthetic=True,
+    )
     return row
 
 
-RATES = IncomeRates(employer_rate_bp=800, retiree_monthly_credit=9_000, resident_per_capita=102_000, source="test rates")
+RATES = IncomeRates(
+    employer_rate_bp=800, retiree_monthly_credit=9_000, resident_per_capita=102_000, source="test rates"
+)
 
 
 @pytest.fixture()
 def region(tmp_path: Path) -> Path:
-    base = {"certno": "x", "psn_name": "合成", "gend": "1", "brdy": dt.date(1980, 1, 1), "civil_servant": False, "assistance": "", "acct_balc": 0, "synthetic": True}
+    base = {
+        "certno": "x",
+        "psn_name": "合成",
+        "gend": "1",
+        "brdy": dt.date(1980, 1, 1),
+        "civil_servant": False,
+        "assistance": "",
+        "acct_balc": 0,
+        "synthetic": True,
+    }
     persons = [
-        {**base, "psn_no": "E1", "insutype": "310", "psn_type": "in_service", "insuplc_admdvs": "990101", "contribution_base": 1_000_000, "family_id": "F1"},
-        {**base, "psn_no": "E2", "insutype": "310", "psn_type": "retired", "insuplc_admdvs": "990102", "contribution_base": 0, "family_id": "F2"},
-        {**base, "psn_no": "R1", "insutype": "390", "psn_type": "resident", "insuplc_admdvs": "990101", "contribution_base": 0, "family_id": "F1"},
-        {**base, "psn_no": "R2", "insutype": "390", "psn_type": "resident", "insuplc_admdvs": "990102", "contribution_base": 0, "family_id": "F2"},
+        {
+            **base,
+            "psn_no": "E1",
+            "insutype": "310",
+            "psn_type": "in_service",
+            "insuplc_admdvs": "990101",
+            "contribution_base": 1_000_000,
+            "family_id": "F1",
+        },
+        {
+            **base,
+            "psn_no": "E2",
+            "insutype": "310",
+            "psn_type": "retired",
+            "insuplc_admdvs": "990102",
+            "contribution_base": 0,
+            "family_id": "F2",
+        },
+        {
+            **base,
+            "psn_no": "R1",
+            "insutype": "390",
+            "psn_type": "resident",
+            "insuplc_admdvs": "990101",
+            "contribution_base": 0,
+            "family_id": "F1",
+        },
+        {
+            **base,
+            "psn_no": "R2",
+            "insutype": "390",
+            "psn_type": "resident",
+            "insuplc_admdvs": "990102",
+            "contribution_base": 0,
+            "family_id": "F2",
+        },
     ]
     _write(tmp_path, "person", PERSON, persons)
-    _write(tmp_path, "settlement", SETTLEMENT, [
-        _settlement("S1", "E1", "310", 300_000),
-        _settlement("S2", "E2", "310", 1_200_000),
-        _settlement("S3", "R1", "390", 50_000, hifmi=7_000),
-        _settlement("S4", "R2", "390", 250_000),
-        _settlement("S5", "R2", "390", 999_999, cancelled=True),  # cancelled: not spending
-        _settlement("S6", "R2", "390", 888_888, year=2024),  # another year
-    ])
+    _write(
+        tmp_path,
+        "settlement",
+        SETTLEMENT,
+        [
+            _settlement("S1", "E1", "310", 300_000),
+            _settlement("S2", "E2", "310", 1_200_000),
+            _settlement("S3", "R1", "390", 50_000, hifmi=7_000),
+            _settlement("S4", "R2", "390", 250_000),
+            _settlement("S5", "R2", "390", 999_999, cancelled=True),  # cancelled: not spending
+            _settlement("S6", "R2", "390", 888_888, year=2024),  # another year
+        ],
+    )
     return tmp_path
 
 
@@ -311,12 +494,18 @@ def test_read_figures_derives_income_and_sums_spending(region):
     assert yf.year == 2025 and yf.synthetic and yf.placed_by_hash == 0
     got = {(f.county, f.scheme): (f.people, f.income, f.spending) for f in yf.figures}
     # E1: 12 × 8 % of ¥10,000 = ¥9,600; E2: retiree credit −12 × ¥90 = −¥1,080; residents ¥1,020 each
-    assert got == {("990101", "employee"): (1, 960_000, 300_000), ("990102", "employee"): (1, -108_000, 1_200_000),
-                   ("990101", "resident"): (1, 102_000, 50_000), ("990102", "resident"): (1, 102_000, 250_000)}
+    assert got == {
+        ("990101", "employee"): (1, 960_000, 300_000),
+        ("990102", "employee"): (1, -108_000, 1_200_000),
+        ("990101", "resident"): (1, 102_000, 50_000),
+        ("990102", "resident"): (1, 102_000, 250_000),
+    }
     a2 = arr(spending_fields=["hifp_pay", "hifmi_pay"])
     got2 = {(f.county, f.scheme): f.spending for f in read_figures(region, a2, RATES).figures}
     assert got2[("990101", "resident")] == 57_000
-    assert {(f.county, f.scheme): f.spending for f in read_figures(region, a, RATES, year=2024).figures}[("990102", "resident")] == 888_888
+    assert {(f.county, f.scheme): f.spending for f in read_figures(region, a, RATES, year=2024).figures}[
+        ("990102", "resident")
+    ] == 888_888
 
 
 def test_persons_at_the_region_code_are_placed_by_family_and_weights(region):
@@ -333,7 +522,10 @@ def test_persons_at_the_region_code_are_placed_by_family_and_weights(region):
     # a family stays together: E1 and R1 share F1, so they land in the same county (one employee and one resident row there)
     again = read_figures(region, load_arrangement("county"), RATES)
     assert again.figures == yf.figures  # stable
-    only = arr(counties={"assignment": {"weights": {"990103": 1}}}, sources={"pool_level": ILL, "spending_fields": ILL, "counties.assignment.weights": ILL})
+    only = arr(
+        counties={"assignment": {"weights": {"990103": 1}}},
+        sources={"pool_level": ILL, "spending_fields": ILL, "counties.assignment.weights": ILL},
+    )
     yf3 = read_figures(region, only, RATES)
     assert {f.county for f in yf3.figures} == {"990103"} and sum(f.people for f in yf3.figures) == 4
     f1 = [f for f in yf.figures if f.scheme == "employee" and f.income == 960_000]
@@ -345,7 +537,10 @@ def test_read_figures_refuses_bad_data(region, tmp_path_factory):
     t = pq.read_table(region / "person.parquet").to_pylist()
     t[0]["insuplc_admdvs"] = "320500"
     _write(region, "person", PERSON, t)
-    with pytest.raises(PoolingError, match=r"1 person\(s\) insured outside the arrangement's county pools \(e.g. insuplc_admdvs '320500'\)"):
+    with pytest.raises(
+        PoolingError,
+        match=r"1 person\(s\) insured outside the arrangement's county pools \(e.g. insuplc_admdvs '320500'\)",
+    ):
         read_figures(region, load_arrangement("county"), RATES)
     empty = tmp_path_factory.mktemp("empty")
     with pytest.raises(PoolingError, match="no person table"):
@@ -411,7 +606,10 @@ def test_cli_refuses_bad_input_with_one_line_and_writes_nothing(region, tmp_path
         assert r.exit_code == 2, r.output
         assert words in r.output and "Traceback" not in r.output
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: bad\nlabel_en: b\nlabel_zh: b\nregion: '990100'\npool_level: county\nsources: {pool_level: 'guess'}\n", encoding="utf-8")
+    bad.write_text(
+        "name: bad\nlabel_en: b\nlabel_zh: b\nregion: '990100'\npool_level: county\nsources: {pool_level: 'guess'}\n",
+        encoding="utf-8",
+    )
     r = _cli("pooling", "simulate", "--data", str(region), "--arrangement", str(bad), "--out", str(out))
     assert r.exit_code == 2 and "bad.yaml" in r.output and "sources" in r.output
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
@@ -438,9 +636,13 @@ def client():
 
 
 def test_api_simulate_to_the_fen(client):
-    body = {"arrangement": "city-adjustment-fund", "counties": [
-        {"county": "990101", "scheme": "employee", "income": 10_000_000, "spending": 7_000_000, "people": 100},
-        {"county": "990102", "scheme": "employee", "income": 5_000_000, "spending": 6_000_000, "people": 60}]}
+    body = {
+        "arrangement": "city-adjustment-fund",
+        "counties": [
+            {"county": "990101", "scheme": "employee", "income": 10_000_000, "spending": 7_000_000, "people": 100},
+            {"county": "990102", "scheme": "employee", "income": 5_000_000, "spending": 6_000_000, "people": 60},
+        ],
+    }
     r = client.post("/api/v1/pooling/simulate", json=body)
     assert r.status_code == 200, r.text
     doc = r.json()
@@ -455,14 +657,30 @@ def test_api_simulate_to_the_fen(client):
 
 def test_api_refuses_bad_input(client):
     ok = {"county": "990101", "scheme": "employee", "income": 1, "spending": 1}
-    r = client.post("/api/v1/pooling/simulate", json={"arrangement": "county", "counties": [{**ok, "county": "320500"}]})
-    assert r.status_code == 400 and r.json()["detail"]["code"] == "E_POOLING" and "not a county pool" in r.json()["detail"]["message_en"]
+    r = client.post(
+        "/api/v1/pooling/simulate", json={"arrangement": "county", "counties": [{**ok, "county": "320500"}]}
+    )
+    assert (
+        r.status_code == 400
+        and r.json()["detail"]["code"] == "E_POOLING"
+        and "not a county pool" in r.json()["detail"]["message_en"]
+    )
     r = client.post("/api/v1/pooling/simulate", json={"arrangement": "/etc/passwd", "counties": [ok]})
     assert r.status_code == 400 and "not a file path" in r.json()["detail"]["message_en"]
     r = client.post("/api/v1/pooling/simulate", json={"arrangement": {"name": "x"}, "counties": [ok]})
     assert r.status_code == 400 and r.json()["detail"]["field"]
-    assert client.post("/api/v1/pooling/simulate", json={"arrangement": "county", "counties": [{**ok, "spending": -1}]}).status_code == 422
-    assert client.post("/api/v1/pooling/simulate", json={"arrangement": "county", "counties": [{**ok, "income": 1.5}]}).status_code == 422
+    assert (
+        client.post(
+            "/api/v1/pooling/simulate", json={"arrangement": "county", "counties": [{**ok, "spending": -1}]}
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            "/api/v1/pooling/simulate", json={"arrangement": "county", "counties": [{**ok, "income": 1.5}]}
+        ).status_code
+        == 422
+    )
     assert client.get("/api/v1/pooling/arrangements/nope").status_code == 404
 
 
@@ -497,11 +715,27 @@ def test_what_if_scales_spending_half_up_and_is_labelled(region, tmp_path):
 
     from yibao.pooling.mechanics import scale_spending
 
-    assert [f.spending for f in scale_spending([CountyFigures("990101", "employee", 0, 5), CountyFigures("990102", "employee", 0, 3)], Decimal("1.5"))] == [8, 5]
+    assert [
+        f.spending
+        for f in scale_spending(
+            [CountyFigures("990101", "employee", 0, 5), CountyFigures("990102", "employee", 0, 3)], Decimal("1.5")
+        )
+    ] == [8, 5]
     with pytest.raises(PoolingError, match="positive"):
         scale_spending(TWO, Decimal("0"))
     out = tmp_path / "w.json"
-    r = _cli("pooling", "simulate", "--data", str(region), "--arrangement", "county", "--spending-factor", "2", "--out", str(out))
+    r = _cli(
+        "pooling",
+        "simulate",
+        "--data",
+        str(region),
+        "--arrangement",
+        "county",
+        "--spending-factor",
+        "2",
+        "--out",
+        str(out),
+    )
     assert r.exit_code == 0, r.output
     assert "WHAT-IF" in r.output
     doc = json.loads(out.read_text(encoding="utf-8"))
@@ -516,7 +750,10 @@ def test_cli_compare_shows_every_arrangement_lowest_first(region):
     r = _cli("pooling", "compare", "--data", str(region))
     assert r.exit_code == 0, r.output
     text = r.output
-    order = [text.index(n) for n in ("county", "city-adjustment-fund", "city-unified", "province-adjustment-fund", "province-unified")]
+    order = [
+        text.index(n)
+        for n in ("county", "city-adjustment-fund", "city-unified", "province-adjustment-fund", "province-unified")
+    ]
     assert order == sorted(order)
     # employees alone: 990101 +660,000 fen, 990102 −1,308,000 fen; under a city pool 990101 pays ¥13,080.00 for 990102
     rows: dict[str, list[str]] = {}

@@ -30,8 +30,18 @@ def entry(max_yuan="2.00", form="oral_solid", passed=9, competitors=9, **kw):
 
 def bids_at(*yuan, **per_firm):
     """SYNTHETIC bids on S1 by firms A, B, C … at the given unit prices."""
-    return [Bid(f"b{chr(65 + i)}", "D1", "S1", chr(65 + i), int(D(y) * 100), capacity_units=10**9,
-                **per_firm.get(chr(65 + i), {})) for i, y in enumerate(yuan)]
+    return [
+        Bid(
+            f"b{chr(65 + i)}",
+            "D1",
+            "S1",
+            chr(65 + i),
+            int(D(y) * 100),
+            capacity_units=10**9,
+            **per_firm.get(chr(65 + i), {}),
+        )
+        for i, y in enumerate(yuan)
+    ]
 
 
 def evaluate(rules, e, bids, firms=None, **kw):
@@ -86,13 +96,17 @@ def test_a_revived_higher_priced_bidder_cannot_beat_a_qualified_one():
 
 
 @settings(max_examples=150, deadline=None)
-@given(rules=st.sampled_from(["national-batch-10", "national-batch-11"]),
-       cents=st.lists(st.integers(5, 200), min_size=1, max_size=14, unique=True),
-       accept=st.lists(st.booleans(), min_size=14, max_size=14))
+@given(
+    rules=st.sampled_from(["national-batch-10", "national-batch-11"]),
+    cents=st.lists(st.integers(5, 200), min_size=1, max_size=14, unique=True),
+    accept=st.lists(st.booleans(), min_size=14, max_size=14),
+)
 def test_no_bidder_cheaper_than_a_revived_one_loses_except_by_declining(rules, cents, accept):
     """Property of the same rule text: every firm cheaper than a revived firm is itself shortlisted, so it either
     won under rule 1 or declined the revival price."""
-    bids = bids_at(*[D(c) / 100 for c in cents], **{chr(65 + i): {"accept_revival": a} for i, a in enumerate(accept[:len(cents)])})
+    bids = bids_at(
+        *[D(c) / 100 for c in cents], **{chr(65 + i): {"accept_revival": a} for i, a in enumerate(accept[: len(cents)])}
+    )
     res = evaluate(rules, entry("2.00"), bids)
     revived = [o for o in res.outcomes if o.status == "revived"]
     for r in revived:
@@ -123,12 +137,14 @@ def test_consumables_rounds_are_not_blocked_by_consistency_evaluation(name):
 def test_a_consumables_rule_set_with_a_consistency_gate_is_refused(tmp_path):
     for p in rules_dir().glob("*.yaml"):
         (tmp_path / p.name).write_text(p.read_text(encoding="utf-8"), encoding="utf-8")
-    (tmp_path / "bad.yaml").write_text("extends: consumables-coronary-stents\nid: bad\ncatalog:\n  min_passed_consistency: 1\n",
-                                       encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text(
+        "extends: consumables-coronary-stents\nid: bad\ncatalog:\n  min_passed_consistency: 1\n", encoding="utf-8"
+    )
     with pytest.raises(RuleSetError, match="min_passed_consistency must be null for consumables"):
         load_ruleset(tmp_path / "bad.yaml")
-    (tmp_path / "bad2.yaml").write_text("extends: national-batch-02\nid: bad2\nuncertain:\n  selection.no_such_key: why\n",
-                                        encoding="utf-8")
+    (tmp_path / "bad2.yaml").write_text(
+        "extends: national-batch-02\nid: bad2\nuncertain:\n  selection.no_such_key: why\n", encoding="utf-8"
+    )
     with pytest.raises(RuleSetError, match="uncertain.selection.no_such_key: names no rule-set value"):
         load_ruleset(tmp_path / "bad2.yaml")
 
@@ -139,7 +155,9 @@ def test_a_consumables_rule_set_with_a_consistency_gate_is_refused(tmp_path):
 def _round(rules, e, bids, demand_rows, firms=None):
     firms = firms or {b.firm_id: Firm(b.firm_id, b.firm_id) for b in bids}
     demand = pd.DataFrame(demand_rows, columns=list(DEMAND_COLUMNS))
-    return run_round(RoundInput("synthetic", DAY, {e.drug_id: e}, firms, bids, demand, synthetic=True), get_ruleset(rules))
+    return run_round(
+        RoundInput("synthetic", DAY, {e.drug_id: e}, firms, bids, demand, synthetic=True), get_ruleset(rules)
+    )
 
 
 ORAL7 = ("0.50", "0.60", "0.85", "0.95", "1.05", "1.20", "1.40")
@@ -167,7 +185,9 @@ def _check(name):  # noqa: C901 - one branch per rule file, on purpose
     r = get_ruleset(name)
     if name == "national-4plus7":
         res = evaluate(name, entry("2.00"), bids_at("0.80", "0.50", "0.70"))
-        assert status(res) == {"A": "lost", "B": "won", "C": "lost"} and res.outcomes[1].reason_code == "won_largest_cut"
+        assert (
+            status(res) == {"A": "lost", "B": "won", "C": "lost"} and res.outcomes[1].reason_code == "won_largest_cut"
+        )
     elif name == "national-expansion":
         res = evaluate(name, entry("2.00", reference_price_fen=75), bids_at("0.50", "0.60", "0.70", "0.72", "0.80"))
         assert status(res) == {"A": "won", "B": "won", "C": "won", "D": "lost", "E": "ineligible"}
@@ -244,8 +264,12 @@ def test_every_rule_file_runs_a_round_with_its_own_rule(name):
     # and a whole (SYNTHETIC) round runs end to end from the file: volumes, regions, contracts
     if r.goods == "drug":
         tech = {f: {"tech_score": D(80)} for f in "AB"}  # two-envelope rounds open the price envelope at >= 60
-        res = _round(name, entry(), bids_at("0.50", "0.55", **tech), [("H1", "R1", "D1", "S1", 1000, "", 1000),
-                                                               ("H2", "R2", "D1", "S1", 500, "", 500)])
+        res = _round(
+            name,
+            entry(),
+            bids_at("0.50", "0.55", **tech),
+            [("H1", "R1", "D1", "S1", 1000, "", 1000), ("H2", "R2", "D1", "S1", 500, "", 500)],
+        )
         assert res.synthetic and res.ruleset_id == name and int(res.contracts["agreed_units"].sum()) > 0
 
 
@@ -253,8 +277,14 @@ def test_every_national_batch_has_its_own_file():
     names = set(list_rulesets())
     # batch 1 is the 4+7 pilot and its expansion
     assert {"national-4plus7", "national-expansion"} | {f"national-batch-{n:02d}" for n in range(2, 12)} <= names
-    national_consumables = {n for n in names if get_ruleset(n).goods == "consumable" and get_ruleset(n).kind == "national"}
-    assert {"consumables-coronary-stents", "consumables-artificial-joints", "consumables-spine",
-            "consumables-intraocular-lens"} <= national_consumables
+    national_consumables = {
+        n for n in names if get_ruleset(n).goods == "consumable" and get_ruleset(n).kind == "national"
+    }
+    assert {
+        "consumables-coronary-stents",
+        "consumables-artificial-joints",
+        "consumables-spine",
+        "consumables-intraocular-lens",
+    } <= national_consumables
     # every file says what it has not confirmed
     assert all(get_ruleset(n).uncertain for n in names)

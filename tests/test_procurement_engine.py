@@ -119,7 +119,9 @@ def test_absolute_price_path():
 def test_batch10_cut_no_longer_qualifies_and_revival():
     """Batch 10 (public reports of the rules): the 50 % cut no longer protects a bid; shortlisted manufacturers
     that did not win under rule 1 win if they accept the highest rule-1 winning price."""
-    bids = bids_at("0.50", "0.60", "0.95", "1.00", "1.20", "1.30", "1.40", C={"accept_revival": True}, F={"accept_revival": True})
+    bids = bids_at(
+        "0.50", "0.60", "0.95", "1.00", "1.20", "1.30", "1.40", C={"accept_revival": True}, F={"accept_revival": True}
+    )
     res = run("national-batch-10", entry("2.00"), bids)
     by = {o.firm_id: o for o in res.outcomes}
     # 7 eligible -> at most 4 shortlisted (A..D); D's cut is exactly 50 % but that no longer qualifies
@@ -188,10 +190,22 @@ def test_batch7_elimination_step():
 
 
 def test_4plus7_largest_cut_and_expansion_lowest_three():
-    e = CatalogEntry("D1", "x", "oral_solid", (Spec("S1", "D1", D(10), 1, 200, representative=True),
-                                               Spec("S2", "D1", D(20), 1, 300)), 5, 6, reference_price_fen=100)
-    bids = [Bid("b1", "D1", "S1", "A", 90), Bid("b2", "D1", "S2", "B", 120), Bid("b3", "D1", "S1", "C", 100), Bid("b4", "D1", "S1", "D", 95),
-            Bid("b5", "D1", "S1", "E", 150)]
+    e = CatalogEntry(
+        "D1",
+        "x",
+        "oral_solid",
+        (Spec("S1", "D1", D(10), 1, 200, representative=True), Spec("S2", "D1", D(20), 1, 300)),
+        5,
+        6,
+        reference_price_fen=100,
+    )
+    bids = [
+        Bid("b1", "D1", "S1", "A", 90),
+        Bid("b2", "D1", "S2", "B", 120),
+        Bid("b3", "D1", "S1", "C", 100),
+        Bid("b4", "D1", "S1", "D", 95),
+        Bid("b5", "D1", "S1", "E", 150),
+    ]
     # 4+7: cut from each spec's max price: A 55 %, B 60 %, C 50 %, D 52.5 %
     assert status(run("national-4plus7", e, bids)) == {"A": "lost", "B": "won", "C": "lost", "D": "lost", "E": "lost"}
     # expansion: E above the 4+7 price (1.00) is out; the 3 lowest comparable of the rest win
@@ -205,15 +219,28 @@ def test_4plus7_largest_cut_and_expansion_lowest_three():
 
 
 def test_tie_breaks_in_order():
-    bids = [Bid(f"b{f}", "D1", "S1", f, 50, sales_volume=sv, consistency_date=cd, first_registration_date=rd)
-            for f, sv, cd, rd in [("A", 100, dt.date(2020, 1, 1), dt.date(2001, 1, 1)),
-                                  ("B", 100, dt.date(2020, 1, 1), dt.date(2000, 1, 1)),
-                                  ("C", 100, dt.date(2019, 1, 1), dt.date(2003, 1, 1)),
-                                  ("D", 900, dt.date(2021, 1, 1), dt.date(2004, 1, 1)),
-                                  ("E", 100, dt.date(2021, 1, 1), dt.date(1999, 1, 1)),
-                                  ("F", 100, dt.date(2018, 1, 1), dt.date(1998, 1, 1))]]
-    firms = {f: Firm(f, f, grade, supply_regions=n) for f, grade, n in
-             [("A", "good", 5), ("B", "good", 5), ("C", "good", 5), ("D", "good", 5), ("E", "good", 9), ("F", "ordinary", 31)]}
+    bids = [
+        Bid(f"b{f}", "D1", "S1", f, 50, sales_volume=sv, consistency_date=cd, first_registration_date=rd)
+        for f, sv, cd, rd in [
+            ("A", 100, dt.date(2020, 1, 1), dt.date(2001, 1, 1)),
+            ("B", 100, dt.date(2020, 1, 1), dt.date(2000, 1, 1)),
+            ("C", 100, dt.date(2019, 1, 1), dt.date(2003, 1, 1)),
+            ("D", 900, dt.date(2021, 1, 1), dt.date(2004, 1, 1)),
+            ("E", 100, dt.date(2021, 1, 1), dt.date(1999, 1, 1)),
+            ("F", 100, dt.date(2018, 1, 1), dt.date(1998, 1, 1)),
+        ]
+    ]
+    firms = {
+        f: Firm(f, f, grade, supply_regions=n)
+        for f, grade, n in [
+            ("A", "good", 5),
+            ("B", "good", 5),
+            ("C", "good", 5),
+            ("D", "good", 5),
+            ("E", "good", 9),
+            ("F", "ordinary", 31),
+        ]
+    }
     res = run("national-batch-02", entry("2.00"), bids, firms)
     rank = sorted(res.outcomes, key=lambda o: o.rank)
     # credit (F last) > supply regions (E first) > sales volume (D) > consistency date (C 2019, then A/B 2020 by id)
@@ -232,11 +259,18 @@ def test_credit_lookup_callable_overrides_the_firm_record():
 
 def test_eligibility_rules():
     e = entry("2.00")
-    firms = {"A": Firm("A", "A", quality_failures=(dt.date(2024, 6, 1),)), "B": Firm("B", "B", quality_failures=(dt.date(2022, 6, 1),)),
-             "C": Firm("C", "C"), "D": Firm("D", "D")}
+    firms = {
+        "A": Firm("A", "A", quality_failures=(dt.date(2024, 6, 1),)),
+        "B": Firm("B", "B", quality_failures=(dt.date(2022, 6, 1),)),
+        "C": Firm("C", "C"),
+        "D": Firm("D", "D"),
+    }
     bids = bids_at("0.50", "0.60", "0.70", "0.80")
     res = run("national-batch-02", e, bids, firms, banned=frozenset({"C"}))
-    assert {o.firm_id: o.reason_code for o in res.outcomes if o.status == "ineligible"} == {"A": "quality", "C": "banned"}
+    assert {o.firm_id: o.reason_code for o in res.outcomes if o.status == "ineligible"} == {
+        "A": "quality",
+        "C": "banned",
+    }
     # 重庆: not above the firm's highest price in China
     b = bids_at("0.50", "0.60", A={"national_highest_price_fen": 40})
     assert status(run("alliance-chongqing-8", e, b)) == {"A": "ineligible", "B": "won"}
@@ -253,7 +287,9 @@ def test_eligibility_rules():
 
 def test_guangdong_group_a_without_elimination_when_small():
     vols = [50, 20, 12, 8, 5, 5]
-    bids = bids_at("0.50", "1.90", "1.00", "0.70", "0.80", "1.95", **{chr(65 + i): {"sales_volume": v} for i, v in enumerate(vols)})
+    bids = bids_at(
+        "0.50", "1.90", "1.00", "0.70", "0.80", "1.95", **{chr(65 + i): {"sales_volume": v} for i, v in enumerate(vols)}
+    )
     res = run("alliance-guangdong-16", entry("2.00"), bids)
     by = {o.firm_id: o for o in res.outcomes}
     # group A = A, B, C (50 + 20 + 12 = 82 % >= 80 % of volume), 3 <= 6 firms: all win, even B at 1.90
@@ -302,14 +338,21 @@ def test_round_robin_regions_and_backups():
 
 def _round(rules_name, demand_rows, bids, catalog=None, firms=None):
     e = catalog or entry("2.00", upp=10)
-    demand = pd.DataFrame(demand_rows, columns=["institution_id", "region", "drug_id", "spec_id", "units", "brand_firm_id", "historical_units"])
+    demand = pd.DataFrame(
+        demand_rows,
+        columns=["institution_id", "region", "drug_id", "spec_id", "units", "brand_firm_id", "historical_units"],
+    )
     inp = RoundInput("t", DAY, {"D1": e}, firms or firms_for(bids), bids, demand)
     return run_round(inp, get_ruleset(rules_name))
 
 
 def test_agreed_volumes_contracts_and_brand_supply():
     bids = [Bid("b1", "D1", "S1", "A", 500), Bid("b2", "D1", "S1", "B", 600)]  # 10 units/pack: 0.50 and 0.60 per unit
-    rows = [("H1", "R1", "D1", "S1", 1001, "", 0), ("H2", "R1", "D1", "S1", 2000, "B", 0), ("H3", "R2", "D1", "S1", 3000, "", 0)]
+    rows = [
+        ("H1", "R1", "D1", "S1", 1001, "", 0),
+        ("H2", "R1", "D1", "S1", 2000, "B", 0),
+        ("H3", "R2", "D1", "S1", 3000, "", 0),
+    ]
     res = _round("national-batch-02", rows, bids)
     d = res.drugs["D1"]
     assert [w.firm_id for w in d.winners] == ["A", "B"] and d.share_bp == 6000
@@ -318,10 +361,16 @@ def test_agreed_volumes_contracts_and_brand_supply():
     # 1001 x 60 % = 600.6 -> 601 units at 5.00 / 10 units -> 300.50 yuan
     assert c.loc["H1", "agreed_units"] == 601 and c.loc["H1", "supplier"] == "A" and c.loc["H1", "amount_fen"] == 30050
     assert c.loc["H2", "supplier"] == "A"  # batch 2 ignores the brand
-    assert c.loc["H3", "agreed_units"] == 1800 and c.loc["H3", "supplier"] == "B" and c.loc["H3", "amount_fen"] == 108000
+    assert (
+        c.loc["H3", "agreed_units"] == 1800 and c.loc["H3", "supplier"] == "B" and c.loc["H3", "amount_fen"] == 108000
+    )
     # batch 11 (brand reporting): H2 named brand B, so B supplies it directly inside A's region
     bids3 = bids + [Bid("b3", "D1", "S1", "C", 700)]
-    rows2 = [("H1", "R1", "D1", "S1", 1000, "", 0), ("H2", "R2", "D1", "S1", 2000, "B", 0), ("H3", "R2", "D1", "S1", 3000, "", 0)]
+    rows2 = [
+        ("H1", "R1", "D1", "S1", 1000, "", 0),
+        ("H2", "R2", "D1", "S1", 2000, "B", 0),
+        ("H3", "R2", "D1", "S1", 3000, "", 0),
+    ]
     e11 = entry("2.00", upp=10, listed_avg_price_fen=4000, provincial_highest_win_fen=2000)
     r11 = _round("national-batch-11", rows2, bids3, catalog=e11)
     c11 = r11.contracts.set_index("institution_id")
@@ -331,9 +380,19 @@ def test_agreed_volumes_contracts_and_brand_supply():
 
 
 def test_derived_price_for_a_spec_the_winner_did_not_bid():
-    e = CatalogEntry("D1", "x", "oral_solid", (Spec("S1", "D1", D(10), 10, 2000, representative=True), Spec("S2", "D1", D(20), 10, 3400)), 5, 6)
+    e = CatalogEntry(
+        "D1",
+        "x",
+        "oral_solid",
+        (Spec("S1", "D1", D(10), 10, 2000, representative=True), Spec("S2", "D1", D(20), 10, 3400)),
+        5,
+        6,
+    )
     bids = [Bid("b1", "D1", "S1", "A", 500)]
-    demand = pd.DataFrame([("H1", "R1", "D1", "S2", 100, "", 0)], columns=["institution_id", "region", "drug_id", "spec_id", "units", "brand_firm_id", "historical_units"])
+    demand = pd.DataFrame(
+        [("H1", "R1", "D1", "S2", 100, "", 0)],
+        columns=["institution_id", "region", "drug_id", "spec_id", "units", "brand_firm_id", "historical_units"],
+    )
     res = run_round(RoundInput("t", DAY, {"D1": e}, firms_for(bids), bids, demand), get_ruleset("national-batch-02"))
     c = res.contracts.iloc[0]
     # A's comparable 0.50 carried to 20 mg: 0.85 per unit -> 8.50 per pack of 10
@@ -345,19 +404,48 @@ def test_sole_product_gets_everything_in_chongqing_5():
     bids = [Bid("b1", "D1", "S1", "A", 500)]
     res = _round("alliance-chongqing-5", [("H1", "R1", "D1", "S1", 1000, "", 0)], bids, catalog=e)
     assert res.drugs["D1"].share_bp == 10000 and int(res.contracts["agreed_units"].sum()) == 1000
-    assert _round("national-batch-02", [("H1", "R1", "D1", "S1", 1000, "", 0)], bids, catalog=e).drugs["D1"].share_bp == 5000
+    assert (
+        _round("national-batch-02", [("H1", "R1", "D1", "S1", 1000, "", 0)], bids, catalog=e).drugs["D1"].share_bp
+        == 5000
+    )
 
 
 def test_consumables_negotiation_with_one_bidder_and_grouping():
     s = lambda sid, did: Spec(sid, did, D(1), 1, 10000, representative=True)  # noqa: E731
     cat = {
-        "C1": CatalogEntry("C1", "冠脉支架", "other", (s("C1-S", "C1"),), 1, 1, attributes=(("material", "cobalt"), ("coating", "sirolimus"))),
-        "C2": CatalogEntry("C2", "冠脉支架", "other", (s("C2-S", "C2"),), 1, 1, attributes=(("material", "cobalt"), ("coating", "sirolimus"))),
-        "C3": CatalogEntry("C3", "冠脉支架", "other", (s("C3-S", "C3"),), 1, 1, attributes=(("material", "platinum"), ("coating", "sirolimus"))),
+        "C1": CatalogEntry(
+            "C1",
+            "冠脉支架",
+            "other",
+            (s("C1-S", "C1"),),
+            1,
+            1,
+            attributes=(("material", "cobalt"), ("coating", "sirolimus")),
+        ),
+        "C2": CatalogEntry(
+            "C2",
+            "冠脉支架",
+            "other",
+            (s("C2-S", "C2"),),
+            1,
+            1,
+            attributes=(("material", "cobalt"), ("coating", "sirolimus")),
+        ),
+        "C3": CatalogEntry(
+            "C3",
+            "冠脉支架",
+            "other",
+            (s("C3-S", "C3"),),
+            1,
+            1,
+            attributes=(("material", "platinum"), ("coating", "sirolimus")),
+        ),
     }
     bids = [Bid("b1", "C1", "C1-S", "A", 5000), Bid("b2", "C2", "C2-S", "B", 6000), Bid("b3", "C3", "C3-S", "C", 7500)]
-    demand = pd.DataFrame([("H1", "R1", "C1", "C1-S", 100, "", 0), ("H1", "R1", "C3", "C3-S", 10, "", 0)],
-                          columns=["institution_id", "region", "drug_id", "spec_id", "units", "brand_firm_id", "historical_units"])
+    demand = pd.DataFrame(
+        [("H1", "R1", "C1", "C1-S", 100, "", 0), ("H1", "R1", "C3", "C3-S", 10, "", 0)],
+        columns=["institution_id", "region", "drug_id", "spec_id", "units", "brand_firm_id", "historical_units"],
+    )
     res = run_round(RoundInput("t", DAY, cat, firms_for(bids), bids, demand), get_ruleset("consumables-alliance"))
     # C1 and C2 share attributes: one group of 2 bidders -> bidding; C3 alone -> negotiation, cut 25 % < 30 %
     assert res.drugs["C1"] is res.drugs["C2"] and res.drugs["C1"].procedure == "bidding"
@@ -405,6 +493,10 @@ def test_guangdong_catalog_takes_the_top_80_percent_of_amount_high_price_first()
 
 def test_low_demand_reports_need_a_reason():
     bids = [Bid("b1", "D1", "S1", "A", 500)]
-    rows = [("H1", "R1", "D1", "S1", 79, "", 100), ("H2", "R1", "D1", "S1", 80, "", 100), ("H3", "R1", "D1", "S1", 5, "", 0)]
+    rows = [
+        ("H1", "R1", "D1", "S1", 79, "", 100),
+        ("H2", "R1", "D1", "S1", 80, "", 100),
+        ("H3", "R1", "D1", "S1", 5, "", 0),
+    ]
     res = _round("national-batch-02", rows, bids)
     assert res.warnings == ["1 demand lines report less than 80% of historical use (reason required)"]

@@ -37,20 +37,71 @@ def test_csv_round_loads_and_runs(tmp_path):
     assert res.drugs["D1"].outcomes[0].comparable_e4 == 2000
 
 
-@pytest.mark.parametrize("table, text, row, field, words", [
-    ("bids", "bid_id,drug_id,spec_id,firm_id,price\nb1,D1,S1,A,1.40\nb2,D1,S9,B,2.10\n", 3, "spec_id", "unknown specification 'S9'"),
-    ("bids", "bid_id,drug_id,spec_id,firm_id,price\nb1,D1,S1,A,1.40\nb2,D1,S1,A,2.10\n", 3, "firm_id", "duplicate bidder"),
-    ("bids", "bid_id,drug_id,spec_id,firm_id,price\nb1,D1,S1,A,1.401\n", 2, "price", "more than two decimal places"),
-    ("bids", "bid_id,drug_id,spec_id,firm_id,price\nb1,D1,S1,Z,1.40\n", 2, "firm_id", "unknown firm 'Z'"),
-    ("demand", "institution_id,region,drug_id,spec_id,units\nH1,110000,D1,S1,1000\nH2,110000,D1,S1,-5\n", 3, "units", "negative demand"),
-    ("demand", "institution_id,region,drug_id,spec_id,units\nH1,110000,D1,S1,\n", 2, "units", "missing demand"),
-    ("demand", "institution_id,region,drug_id,spec_id,units\nH1,110000,D1,S1,12.5\n", 2, "units", "not a whole number"),
-    ("demand", "institution_id,region,drug_id,spec_id,units\nH1,110000,D1,S7,10\n", 2, "spec_id", "unknown specification"),
-    ("demand", "institution_id,region,drug_id,units\nH1,110000,D1,10\n", None, "spec_id", "missing column"),
-    ("specs", "spec_id,drug_id,content_mg,units_per_pack,max_price\nS1,D1,5,0,7.00\n", 2, "units_per_pack", "must be >= 1"),
-    ("catalog", "drug_id,generic_name,dosage_form\nD1,x,pill\n", 2, "dosage_form", "unknown dosage form"),
-    ("catalog", "drug_id,generic_name,dosage_form,med_list_codg\nD1,x,oral_solid,NOPE99\n", 2, "med_list_codg", "unknown medical-list code"),
-])
+@pytest.mark.parametrize(
+    "table, text, row, field, words",
+    [
+        (
+            "bids",
+            "bid_id,drug_id,spec_id,firm_id,price\nb1,D1,S1,A,1.40\nb2,D1,S9,B,2.10\n",
+            3,
+            "spec_id",
+            "unknown specification 'S9'",
+        ),
+        (
+            "bids",
+            "bid_id,drug_id,spec_id,firm_id,price\nb1,D1,S1,A,1.40\nb2,D1,S1,A,2.10\n",
+            3,
+            "firm_id",
+            "duplicate bidder",
+        ),
+        (
+            "bids",
+            "bid_id,drug_id,spec_id,firm_id,price\nb1,D1,S1,A,1.401\n",
+            2,
+            "price",
+            "more than two decimal places",
+        ),
+        ("bids", "bid_id,drug_id,spec_id,firm_id,price\nb1,D1,S1,Z,1.40\n", 2, "firm_id", "unknown firm 'Z'"),
+        (
+            "demand",
+            "institution_id,region,drug_id,spec_id,units\nH1,110000,D1,S1,1000\nH2,110000,D1,S1,-5\n",
+            3,
+            "units",
+            "negative demand",
+        ),
+        ("demand", "institution_id,region,drug_id,spec_id,units\nH1,110000,D1,S1,\n", 2, "units", "missing demand"),
+        (
+            "demand",
+            "institution_id,region,drug_id,spec_id,units\nH1,110000,D1,S1,12.5\n",
+            2,
+            "units",
+            "not a whole number",
+        ),
+        (
+            "demand",
+            "institution_id,region,drug_id,spec_id,units\nH1,110000,D1,S7,10\n",
+            2,
+            "spec_id",
+            "unknown specification",
+        ),
+        ("demand", "institution_id,region,drug_id,units\nH1,110000,D1,10\n", None, "spec_id", "missing column"),
+        (
+            "specs",
+            "spec_id,drug_id,content_mg,units_per_pack,max_price\nS1,D1,5,0,7.00\n",
+            2,
+            "units_per_pack",
+            "must be >= 1",
+        ),
+        ("catalog", "drug_id,generic_name,dosage_form\nD1,x,pill\n", 2, "dosage_form", "unknown dosage form"),
+        (
+            "catalog",
+            "drug_id,generic_name,dosage_form,med_list_codg\nD1,x,oral_solid,NOPE99\n",
+            2,
+            "med_list_codg",
+            "unknown medical-list code",
+        ),
+    ],
+)
 def test_bad_input_names_row_and_field(tmp_path, table, text, row, field, words):
     _write(tmp_path, **{table: text})
     with pytest.raises(RoundInputError) as ei:
@@ -64,7 +115,9 @@ def test_bid_above_the_ceiling(tmp_path):
     inp = load_round(_write(tmp_path, bids="bid_id,drug_id,spec_id,firm_id,price\nb1,D1,S1,A,1.40\nb2,D1,S2,B,11.91\n"))
     with pytest.raises(RoundInputError) as ei:
         validate_against_rules(inp, get_ruleset("national-batch-02"))
-    assert ei.value.row == 3 and ei.value.field == "price" and "above the maximum valid bid price 11.90" in str(ei.value)
+    assert (
+        ei.value.row == 3 and ei.value.field == "price" and "above the maximum valid bid price 11.90" in str(ei.value)
+    )
 
 
 def test_excel_workbook_with_chinese_sheets_and_columns(tmp_path):
@@ -77,7 +130,9 @@ def test_excel_workbook_with_chinese_sheets_and_columns(tmp_path):
             if t == "bids":
                 df = df.rename(columns={"bid_id": "申报编码", "firm_id": "企业编码", "price": "申报价"})
             df.to_excel(xw, sheet_name=sheet, index=False)
-        pd.DataFrame({"k": ["name", "round_date"], "v": ["xl", "2025-03-01"]}).to_excel(xw, sheet_name="round", index=False)
+        pd.DataFrame({"k": ["name", "round_date"], "v": ["xl", "2025-03-01"]}).to_excel(
+            xw, sheet_name="round", index=False
+        )
     inp = load_round(book)
     assert inp.name == "xl" and len(inp.bids) == 3 and inp.bids[2].price_fen == 238
 
@@ -113,7 +168,9 @@ def test_reports_excel_html_and_ocds(tmp_path):
     rel = pkg["releases"][0]
     n_bids = sum(1 for b in sr.round.bids if b.drug_id == rel["ocid"].rsplit("-", 1)[1])
     assert len(rel["bids"]["details"]) == n_bids
-    assert {a["suppliers"][0]["id"] for a in rel["awards"]} == {w.firm_id for w in res.drugs[rel["ocid"].rsplit("-", 1)[1]].winners}
+    assert {a["suppliers"][0]["id"] for a in rel["awards"]} == {
+        w.firm_id for w in res.drugs[rel["ocid"].rsplit("-", 1)[1]].winners
+    }
     bad = to_ocds(sr.round, res)
     del bad["releases"][0]["ocid"]
     assert any("ocid" in e for e in validate_ocds(bad))

@@ -15,19 +15,40 @@ from yibao.procurement.rules import get_ruleset
 from yibao.procurement.service import ProcurementError, list_rounds, round_results, save_orders, save_round
 from yibao.synth.procurement import generate_inventory, generate_orders, generate_round
 
-CONTRACTS = pd.DataFrame([
-    # institution, region, drug, spec, supplier, agreed units, pack price, units per pack, amount
-    ("H1", "R1", "D1", "S1", "A", 1200, 500, 10, 60000),
-    ("H2", "R1", "D1", "S1", "A", 2400, 500, 10, 120000),
-], columns=["institution_id", "region", "drug_id", "spec_id", "supplier", "agreed_units", "price_fen", "units_per_pack", "amount_fen"])
+CONTRACTS = pd.DataFrame(
+    [
+        # institution, region, drug, spec, supplier, agreed units, pack price, units per pack, amount
+        ("H1", "R1", "D1", "S1", "A", 1200, 500, 10, 60000),
+        ("H2", "R1", "D1", "S1", "A", 2400, 500, 10, 120000),
+    ],
+    columns=[
+        "institution_id",
+        "region",
+        "drug_id",
+        "spec_id",
+        "supplier",
+        "agreed_units",
+        "price_fen",
+        "units_per_pack",
+        "amount_fen",
+    ],
+)
 
 
 def _orders(rows):
-    return pd.DataFrame(rows, columns=["order_id", "institution_id", "drug_id", "spec_id", "supplier", "units", "month"])
+    return pd.DataFrame(
+        rows, columns=["order_id", "institution_id", "drug_id", "spec_id", "supplier", "units", "month"]
+    )
 
 
 def test_progress_alerts_for_institutions_behind_schedule():
-    orders = _orders([("o1", "H1", "D1", "S1", "A", 560, 1), ("o2", "H2", "D1", "S1", "A", 1000, 1), ("o3", "H2", "D1", "S1", "X", 999, 1)])
+    orders = _orders(
+        [
+            ("o1", "H1", "D1", "S1", "A", 560, 1),
+            ("o2", "H2", "D1", "S1", "A", 1000, 1),
+            ("o3", "H2", "D1", "S1", "X", 999, 1),
+        ]
+    )
     p = progress(orders, CONTRACTS, months_elapsed=6).set_index("institution_id")
     # expected after 6 of 12 months: H1 600, H2 1200; tolerance 10 %: floors 540 and 1080
     assert p.loc["H1", "expected_units"] == 600 and not p.loc["H1", "behind"]
@@ -36,16 +57,26 @@ def test_progress_alerts_for_institutions_behind_schedule():
 
 
 def test_non_winning_volume_against_its_cap():
-    orders = _orders([("o1", "H1", "D1", "S1", "A", 100, 1), ("o2", "H1", "D1", "S1", "X", 150, 1),
-                      ("o3", "H2", "D1", "S1", "A", 500, 1), ("o4", "H2", "D1", "S1", "X", 50, 1)])
-    last = pd.DataFrame([("H1", "D1", 200), ("H2", "D1", 40)], columns=["institution_id", "drug_id", "nonwinning_units"])
+    orders = _orders(
+        [
+            ("o1", "H1", "D1", "S1", "A", 100, 1),
+            ("o2", "H1", "D1", "S1", "X", 150, 1),
+            ("o3", "H2", "D1", "S1", "A", 500, 1),
+            ("o4", "H2", "D1", "S1", "X", 50, 1),
+        ]
+    )
+    last = pd.DataFrame(
+        [("H1", "D1", 200), ("H2", "D1", 40)], columns=["institution_id", "drug_id", "nonwinning_units"]
+    )
     nw = non_winning_check(orders, CONTRACTS, last).set_index("institution_id")
     assert nw.loc["H1", "alert"] and nw.loc["H1", "reason"] == "above the winning products' 100"
     assert nw.loc["H2", "alert"] and nw.loc["H2", "reason"] == "above last year's 40"
 
 
 def test_inventory_reports_missing_and_low():
-    reports = pd.DataFrame([("A", "D1", 1, 400), ("A", "D1", 2, 200)], columns=["supplier", "drug_id", "month", "stock_units"])
+    reports = pd.DataFrame(
+        [("A", "D1", 1, 400), ("A", "D1", 2, 200)], columns=["supplier", "drug_id", "month", "stock_units"]
+    )
     inv = inventory_check(reports, CONTRACTS, [1, 2, 3]).set_index("month")
     # monthly agreed volume 3600 / 12 = 300: month 1 covers 1.33 months, month 2 0.67 (low), month 3 missing
     assert inv.loc[1, "alert"] == "" and inv.loc[1, "cover_months"] == "1.33"
@@ -85,7 +116,9 @@ def test_save_round_and_orders_in_one_transaction_each(db_engine, small_round):
     rid = save_round(db_engine, inp, res)
     with ydb.session_scope(db_engine) as s:
         assert s.execute(select(func.count()).select_from(VbpContract)).scalar_one() == len(res.contracts)
-        assert s.execute(select(func.count()).select_from(VbpResult)).scalar_one() == sum(len(d.outcomes) for d in res.drugs.values())
+        assert s.execute(select(func.count()).select_from(VbpResult)).scalar_one() == sum(
+            len(d.outcomes) for d in res.drugs.values()
+        )
     rows = round_results(db_engine, rid)
     assert {r["reason_code"] for r in rows} and all(r["reason_en"] for r in rows)
     assert list_rounds(db_engine)[0]["winners"] == sum(1 for d in res.drugs.values() for o in d.outcomes if o.won)
@@ -127,11 +160,27 @@ def test_api_router(db_engine, small_round):
     assert c.get("/procurement/rulesets/national-batch-10").json()["selection"]["revival"]["enabled"] is True
     r = c.get("/procurement/rulesets/nope")
     assert r.status_code == 404 and r.json()["detail"]["field"] == "name"
-    r = c.post("/procurement/simulate", json={"rules": "national-batch-10", "competitors": [{"dist": "uniform", "params": [0.5, 1.5]}],
-                                              "candidate_prices_yuan": ["0.4", "1.9"], "max_unit_price_yuan": "2.0", "base_units": 1000})
+    r = c.post(
+        "/procurement/simulate",
+        json={
+            "rules": "national-batch-10",
+            "competitors": [{"dist": "uniform", "params": [0.5, 1.5]}],
+            "candidate_prices_yuan": ["0.4", "1.9"],
+            "max_unit_price_yuan": "2.0",
+            "base_units": 1000,
+        },
+    )
     assert r.status_code == 200 and r.json()["rows"][0]["win_probability"] == 1.0
-    r = c.post("/procurement/simulate", json={"rules": "national-batch-10", "competitors": [{"dist": "uniform", "params": [0.5, 1.5]}],
-                                              "candidate_prices_yuan": ["2.5"], "max_unit_price_yuan": "2.0", "base_units": 1000})
+    r = c.post(
+        "/procurement/simulate",
+        json={
+            "rules": "national-batch-10",
+            "competitors": [{"dist": "uniform", "params": [0.5, 1.5]}],
+            "candidate_prices_yuan": ["2.5"],
+            "max_unit_price_yuan": "2.0",
+            "base_units": 1000,
+        },
+    )
     assert r.status_code == 400 and r.json()["detail"]["code"] == "E_VBP_SIM"
     assert c.get("/procurement/rounds").json()[0]["id"] == rid
     assert len(c.get(f"/procurement/rounds/{rid}/results").json()) == sum(len(d.outcomes) for d in res.drugs.values())
@@ -142,15 +191,21 @@ def test_cli_end_to_end(tmp_path):
     from yibao.cli import app
 
     runner = CliRunner()
-    r = runner.invoke(app, ["procurement", "synth", str(tmp_path / "r"), "--drugs", "3", "--institutions", "60", "--seed", "2"])
+    r = runner.invoke(
+        app, ["procurement", "synth", str(tmp_path / "r"), "--drugs", "3", "--institutions", "60", "--seed", "2"]
+    )
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["procurement", "run", str(tmp_path / "r"), "--rules", "national-batch-10", "--out", str(tmp_path / "out")])
+    r = runner.invoke(
+        app, ["procurement", "run", str(tmp_path / "r"), "--rules", "national-batch-10", "--out", str(tmp_path / "out")]
+    )
     assert r.exit_code == 0, r.output
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.xlsx", "report.html", "ocds.json"}
     assert "SYNTHETIC" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     r = runner.invoke(app, ["procurement", "run", str(tmp_path / "r"), "--rules", "national-batch-99"])
     assert r.exit_code == 2 and "rule-set file not found" in r.output
-    r = runner.invoke(app, ["procurement", "monitor", str(tmp_path / "r"), "--rules", "national-batch-07", "--months", "3"])
+    r = runner.invoke(
+        app, ["procurement", "monitor", str(tmp_path / "r"), "--rules", "national-batch-07", "--months", "3"]
+    )
     assert r.exit_code == 0 and "behind schedule" in r.output
     r = runner.invoke(app, ["procurement", "integrity", str(tmp_path / "r")])
     assert r.exit_code == 0 and "6 flags" in r.output and "N001" in r.output
@@ -169,8 +224,15 @@ def test_credit_grade_from_supervision_excludes_a_blacklisted_firm(db_engine, sm
     with ydb.session_scope(db_engine) as s:
         # two "serious" enterprise violations (15 points each) -> above the severe band: blacklisted
         for _ in range(2):
-            add_points(s, "enterprise", target, "serious", case_id=None, reason="test",
-                       at=dt.datetime(2025, 2, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+            add_points(
+                s,
+                "enterprise",
+                target,
+                "serious",
+                case_id=None,
+                reason="test",
+                at=dt.datetime(2025, 2, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+            )
     lookup = supervision_credit_lookup(db_engine, inp.round_date)
     assert lookup(target) == "serious_breach" and lookup(bidders[1]) == "good"
     res = run_round(inp, get_ruleset("national-batch-10"), credit_lookup=lookup)

@@ -23,27 +23,66 @@ from yibao.synth.procurement import generate_round
 
 BASE = "https://standard.open-contracting.org/schema/1__1__5/"
 D4 = "http://json-schema.org/draft-04/schema#"
-PACKAGE = {"id": BASE + "release-package-schema.json", "$schema": D4, "type": "object",
-           "required": ["uri", "publisher", "publishedDate", "releases", "version"],
-           "properties": {"uri": {"type": "string"}, "version": {"type": "string", "pattern": "^(\\d+\\.)(\\d+)$"},
-                          "publishedDate": {"type": "string"}, "publisher": {"type": "object", "required": ["name"]},
-                          "extensions": {"type": "array", "items": {"type": "string"}},
-                          "releases": {"type": "array", "minItems": 1, "items": {"$ref": BASE + "release-schema.json"}}}}
-RELEASE = {"id": BASE + "release-schema.json", "$schema": D4, "type": "object",
-           "required": ["ocid", "id", "date", "tag", "initiationType"],
-           "properties": {"ocid": {"type": "string", "minLength": 1}, "id": {"type": "string"}, "date": {"type": "string"},
-                          "tag": {"type": "array", "items": {"type": "string", "enum": ["tender", "award", "contract"]}},
-                          "initiationType": {"type": "string", "enum": ["tender"]},
-                          "awards": {"type": "array", "items": {"$ref": "#/definitions/Award"}}},
-           "definitions": {"Award": {"type": "object", "required": ["id"],
-                                     "properties": {"id": {"type": ["string", "integer"]},
-                                                    "status": {"type": ["string", "null"],
-                                                               "enum": ["pending", "active", "cancelled", "unsuccessful", None]}}}}}
-BIDS_PATCH = {"properties": {"bids": {"$ref": "#/definitions/Bids"}},
-              "definitions": {"Bids": {"type": "object", "properties": {"details": {"type": "array", "items": {"$ref": "#/definitions/Bid"}}}},
-                              "Bid": {"type": "object", "required": ["id"],
-                                      "properties": {"status": {"type": ["string", "null"],
-                                                                "enum": ["invited", "pending", "valid", "disqualified", "withdrawn", None]}}}}}
+PACKAGE = {
+    "id": BASE + "release-package-schema.json",
+    "$schema": D4,
+    "type": "object",
+    "required": ["uri", "publisher", "publishedDate", "releases", "version"],
+    "properties": {
+        "uri": {"type": "string"},
+        "version": {"type": "string", "pattern": "^(\\d+\\.)(\\d+)$"},
+        "publishedDate": {"type": "string"},
+        "publisher": {"type": "object", "required": ["name"]},
+        "extensions": {"type": "array", "items": {"type": "string"}},
+        "releases": {"type": "array", "minItems": 1, "items": {"$ref": BASE + "release-schema.json"}},
+    },
+}
+RELEASE = {
+    "id": BASE + "release-schema.json",
+    "$schema": D4,
+    "type": "object",
+    "required": ["ocid", "id", "date", "tag", "initiationType"],
+    "properties": {
+        "ocid": {"type": "string", "minLength": 1},
+        "id": {"type": "string"},
+        "date": {"type": "string"},
+        "tag": {"type": "array", "items": {"type": "string", "enum": ["tender", "award", "contract"]}},
+        "initiationType": {"type": "string", "enum": ["tender"]},
+        "awards": {"type": "array", "items": {"$ref": "#/definitions/Award"}},
+    },
+    "definitions": {
+        "Award": {
+            "type": "object",
+            "required": ["id"],
+            "properties": {
+                "id": {"type": ["string", "integer"]},
+                "status": {
+                    "type": ["string", "null"],
+                    "enum": ["pending", "active", "cancelled", "unsuccessful", None],
+                },
+            },
+        }
+    },
+}
+BIDS_PATCH = {
+    "properties": {"bids": {"$ref": "#/definitions/Bids"}},
+    "definitions": {
+        "Bids": {
+            "type": "object",
+            "properties": {"details": {"type": "array", "items": {"$ref": "#/definitions/Bid"}}},
+        },
+        "Bid": {
+            "type": "object",
+            "required": ["id"],
+            "properties": {
+                "status": {
+                    "type": ["string", "null"],
+                    "enum": ["invited", "pending", "valid", "disqualified", "withdrawn", None],
+                }
+            },
+        },
+    },
+}
 
 
 def _fixture(root, *, extension=True):
@@ -63,7 +102,11 @@ def export():
 
 
 def test_merge_patch_is_rfc_7386():
-    assert merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": None, "e": 4}, "f": [1]}) == {"a": 1, "b": {"d": 3, "e": 4}, "f": [1]}
+    assert merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": None, "e": 4}, "f": [1]}) == {
+        "a": 1,
+        "b": {"d": 3, "e": 4},
+        "f": [1],
+    }
     assert merge_patch({"a": [1, 2]}, {"a": [3]}) == {"a": [3]}  # arrays replace
     assert merge_patch({"a": 1}, "x") == "x"
 
@@ -115,23 +158,56 @@ def test_cli_names_the_schema_used_and_refuses_before_writing(tmp_path):
 
     runner = CliRunner()
     rd = tmp_path / "r"
-    assert runner.invoke(app, ["procurement", "synth", str(rd), "--drugs", "2", "--institutions", "30", "--seed", "4"]).exit_code == 0
-    r = runner.invoke(app, ["procurement", "run", str(rd), "--rules", "national-batch-09", "--out", str(tmp_path / "o1")])
+    assert (
+        runner.invoke(
+            app, ["procurement", "synth", str(rd), "--drugs", "2", "--institutions", "30", "--seed", "4"]
+        ).exit_code
+        == 0
+    )
+    r = runner.invoke(
+        app, ["procurement", "run", str(rd), "--rules", "national-batch-09", "--out", str(tmp_path / "o1")]
+    )
     assert r.exit_code == 0 and "SUBSET schema only" in " ".join(r.output.split())
     loc = _fixture(tmp_path / "std")
-    r = runner.invoke(app, ["procurement", "run", str(rd), "--rules", "national-batch-09", "--out", str(tmp_path / "o2"),
-                            "--ocds-schema", str(loc)])
+    r = runner.invoke(
+        app,
+        [
+            "procurement",
+            "run",
+            str(rd),
+            "--rules",
+            "national-batch-09",
+            "--out",
+            str(tmp_path / "o2"),
+            "--ocds-schema",
+            str(loc),
+        ],
+    )
     assert r.exit_code == 0 and "with the bids extension" in " ".join(r.output.split())
     # a schema the export cannot meet: refused, nothing written
     strict = json.loads(json.dumps(RELEASE))
     strict["properties"]["initiationType"]["enum"] = ["other"]
     (loc / "schema" / "release-schema.json").write_text(json.dumps(strict), encoding="utf-8")
-    r = runner.invoke(app, ["procurement", "run", str(rd), "--rules", "national-batch-09", "--out", str(tmp_path / "o3"),
-                            "--ocds-schema", str(loc)])
+    r = runner.invoke(
+        app,
+        [
+            "procurement",
+            "run",
+            str(rd),
+            "--rules",
+            "national-batch-09",
+            "--out",
+            str(tmp_path / "o3"),
+            "--ocds-schema",
+            str(loc),
+        ],
+    )
     assert r.exit_code == 2 and "does not validate" in r.output and not (tmp_path / "o3").exists()
 
 
-@pytest.mark.skipif(not os.environ.get("YIBAO_OCDS_SCHEMA"), reason="no local copy of the published OCDS schema (YIBAO_OCDS_SCHEMA)")
+@pytest.mark.skipif(
+    not os.environ.get("YIBAO_OCDS_SCHEMA"), reason="no local copy of the published OCDS schema (YIBAO_OCDS_SCHEMA)"
+)
 def test_export_against_the_published_schema(export):
     assert "with the bids extension" in ocds_validation_mode()
     assert validate_ocds(export) == []

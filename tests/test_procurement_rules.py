@@ -9,10 +9,26 @@ import pytest
 
 from yibao.procurement.rules import RuleSetError, get_ruleset, list_rulesets, load_ruleset, rules_dir
 
-NATIONAL = ["national-4plus7", "national-expansion", "national-batch-02", "national-batch-03", "national-batch-07",
-            "national-batch-10", "national-batch-11"]
-ALLIANCES = ["alliance-guangdong-16", "alliance-jingjinji-3n", "alliance-shaanxi-11", "alliance-chongqing-8", "alliance-chongqing-5",
-             "alliance-xinjiang-2n", "alliance-heilongjiang-8p2r", "alliance-gansu-shaanxi", "consumables-alliance"]
+NATIONAL = [
+    "national-4plus7",
+    "national-expansion",
+    "national-batch-02",
+    "national-batch-03",
+    "national-batch-07",
+    "national-batch-10",
+    "national-batch-11",
+]
+ALLIANCES = [
+    "alliance-guangdong-16",
+    "alliance-jingjinji-3n",
+    "alliance-shaanxi-11",
+    "alliance-chongqing-8",
+    "alliance-chongqing-5",
+    "alliance-xinjiang-2n",
+    "alliance-heilongjiang-8p2r",
+    "alliance-gansu-shaanxi",
+    "consumables-alliance",
+]
 
 
 def test_every_shipped_rule_set_validates():
@@ -53,9 +69,15 @@ def test_later_batches_change_only_what_the_spec_lists():
     assert b7.supply.backup_regions and b7.selection.elimination.enabled
     assert not get_ruleset("national-batch-03").supply.backup_regions
     q10 = b10.selection.qualification
-    assert not q10.cut_alone_qualifies and set(q10.absolute_unit_price) == {"oral_solid", "small_injection", "large_injection"}
+    assert not q10.cut_alone_qualifies and set(q10.absolute_unit_price) == {
+        "oral_solid",
+        "small_injection",
+        "large_injection",
+    }
     assert b10.selection.revival.enabled and b10.selection.revival.single_winner_ratio == D("1.8")
-    assert b10.selection.slots.shared_contract_manufacturer_one_slot and b10.selection.slots.b_cert_holders_per_slot == 2
+    assert (
+        b10.selection.slots.shared_contract_manufacturer_one_slot and b10.selection.slots.b_cert_holders_per_slot == 2
+    )
     assert b11.catalog.min_competitors == 7 and b11.selection.qualification.anchor == "max_lowest_share_of_mean"
     assert set(b11.selection.qualification.absolute_unit_price) == {"oral_solid"}
     assert b11.chain[-2:] == ("national-batch-10.yaml", "national-batch-11.yaml")
@@ -71,7 +93,11 @@ def test_alliance_variants_are_rule_sets_not_code_paths():
     x = get_ruleset("alliance-xinjiang-2n")
     assert x.eligibility.capacity_multiple == 2 and max(x.selection.max_winners.values()) == 10
     c = get_ruleset("consumables-alliance")
-    assert c.goods == "consumable" and c.consumables.min_bidders_for_bidding == 2 and c.consumables.volume_base_share == D("0.8")
+    assert (
+        c.goods == "consumable"
+        and c.consumables.min_bidders_for_bidding == 2
+        and c.consumables.volume_base_share == D("0.8")
+    )
 
 
 @pytest.fixture
@@ -84,21 +110,30 @@ def rule_dir(tmp_path):
 def test_a_new_batch_is_a_new_file(rule_dir):
     (rule_dir / "national-batch-99.yaml").write_text(
         "extends: national-batch-11\nid: national-batch-99\nname_zh: 测试批\nname_en: test batch\n"
-        "selection:\n  qualification:\n    ratio_to_anchor: 1.5\n", encoding="utf-8")
+        "selection:\n  qualification:\n    ratio_to_anchor: 1.5\n",
+        encoding="utf-8",
+    )
     r = load_ruleset(rule_dir / "national-batch-99.yaml")
     assert r.selection.qualification.ratio_to_anchor == D("1.5")
     assert r.catalog.min_competitors == 7  # everything else inherited
 
 
-@pytest.mark.parametrize("body, key, words", [
-    ("volume:\n  shares: {1: 1.5, 2: 0.6}\n", "volume.shares", "share for 1 winners must be in (0, 1]"),
-    ("selection:\n  max_winners: {1: 1, 2: 3}\n", "selection", "max_winners[2]=3"),
-    ("selection:\n  method: cheapest\n", "selection.method", "Input should be"),
-    ("tie_break:\n  - {key: colour, prefer: higher}\n", "tie_break.0.key", "Input should be"),
-    ("price_difference:\n  content_coef: 0.9\n", "price_difference.content_coef", "greater than 1"),
-    ("catalog:\n  max_price_method: min_listed_share_provincial\n  listed_avg_share: null\n", "catalog", "listed_avg_share is required"),
-    ("surprise: 1\n", "surprise", "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "body, key, words",
+    [
+        ("volume:\n  shares: {1: 1.5, 2: 0.6}\n", "volume.shares", "share for 1 winners must be in (0, 1]"),
+        ("selection:\n  max_winners: {1: 1, 2: 3}\n", "selection", "max_winners[2]=3"),
+        ("selection:\n  method: cheapest\n", "selection.method", "Input should be"),
+        ("tie_break:\n  - {key: colour, prefer: higher}\n", "tie_break.0.key", "Input should be"),
+        ("price_difference:\n  content_coef: 0.9\n", "price_difference.content_coef", "greater than 1"),
+        (
+            "catalog:\n  max_price_method: min_listed_share_provincial\n  listed_avg_share: null\n",
+            "catalog",
+            "listed_avg_share is required",
+        ),
+        ("surprise: 1\n", "surprise", "Extra inputs are not permitted"),
+    ],
+)
 def test_bad_rule_files_name_file_key_and_reason(rule_dir, body, key, words):
     p = rule_dir / "bad.yaml"
     p.write_text("extends: national-batch-02\nid: bad\nname_zh: 坏\nname_en: bad\n" + body, encoding="utf-8")

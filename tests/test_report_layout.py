@@ -47,7 +47,9 @@ def test_report_tables_have_chinese_headers_and_yuan(report) -> None:
     assert '<div class="tw"><table class="t">' in html
     assert "<th>统筹基金支出" in html and "¥" in html
     assert "<th>hifp_pay</th>" not in html and "<th>hosp_lv</th>" not in html and "NaN" not in html
-    assert 'id="chart-months"' in html and 'id="chart-layers"' in html  # plotly.js draws them (legend-…/bar-… ids: charts.js)
+    assert (
+        'id="chart-months"' in html and 'id="chart-layers"' in html
+    )  # plotly.js draws them (legend-…/bar-… ids: charts.js)
     from test_console_labels import NAN, SCI, _Text, problems
 
     from yibao.web import labels

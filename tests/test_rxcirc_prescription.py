@@ -6,8 +6,15 @@ import pytest
 
 from yibao.rxcirc.prescription import Prescription, RxError, RxLine, check_fill
 
-RX = Prescription("RX001", "H44010000001", "D001", "P0000001", dt.date(2026, 3, 1), dt.date(2026, 3, 4),
-                  (RxLine("XA10BA02-DEMO", 60_000, 30),))
+RX = Prescription(
+    "RX001",
+    "H44010000001",
+    "D001",
+    "P0000001",
+    dt.date(2026, 3, 1),
+    dt.date(2026, 3, 4),
+    (RxLine("XA10BA02-DEMO", 60_000, 30),),
+)
 SIG = RX.digest()
 PH = "P44010000001"
 FILL = [RxLine("XA10BA02-DEMO", 60_000, 30)]
@@ -21,14 +28,17 @@ def test_fill_ok_then_refused_twice():
         check_fill(RX, SIG, PH, FILL, dt.date(2026, 3, 2), filled)
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"on": dt.date(2026, 3, 5)}, "not valid"),
-    ({"pharmacy": "P44010000002", "on": dt.date(2026, 3, 2)}, None),  # designated until 2026-06-30: fine
-    ({"pharmacy": "P99999999999"}, "not designated"),
-    ({"fill": [RxLine("XOTHER", 1000, 1)]}, "not on prescription"),
-    ({"fill": [RxLine("XA10BA02-DEMO", 90_000, 30)]}, "above"),
-    ({"sig": "0" * 64}, "signature"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"on": dt.date(2026, 3, 5)}, "not valid"),
+        ({"pharmacy": "P44010000002", "on": dt.date(2026, 3, 2)}, None),  # designated until 2026-06-30: fine
+        ({"pharmacy": "P99999999999"}, "not designated"),
+        ({"fill": [RxLine("XOTHER", 1000, 1)]}, "not on prescription"),
+        ({"fill": [RxLine("XA10BA02-DEMO", 90_000, 30)]}, "above"),
+        ({"sig": "0" * 64}, "signature"),
+    ],
+)
 def test_refusals(kw, match):
     args = {"sig": SIG, "pharmacy": PH, "fill": FILL, "on": dt.date(2026, 3, 2)} | kw
     call = lambda: check_fill(RX, args["sig"], args["pharmacy"], args["fill"], args["on"], set())
@@ -40,6 +50,13 @@ def test_refusals(kw, match):
 
 
 def test_digest_changes_with_content():
-    other = Prescription(RX.rx_no, RX.issuer_code, RX.practitioner_code, RX.psn_no, RX.issued_on, RX.valid_until,
-                         (RxLine("XA10BA02-DEMO", 90_000, 30),))
+    other = Prescription(
+        RX.rx_no,
+        RX.issuer_code,
+        RX.practitioner_code,
+        RX.psn_no,
+        RX.issued_on,
+        RX.valid_until,
+        (RxLine("XA10BA02-DEMO", 90_000, 30),),
+    )
     assert other.digest() != SIG and len(SIG) == 64

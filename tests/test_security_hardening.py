@@ -65,8 +65,11 @@ def test_the_right_secret_signs_in_and_a_wrong_or_missing_one_is_refused(db_engi
     seed(db_engine)
     clock = Clock(T0)
     client = TestClient(create_app(make_interface(db_engine, clock)))
-    for cred, fld in (("", "input.signIn.credential"), ("wrong", "input.signIn.credential"),
-                      (CREDENTIALS["H3"], "input.signIn.credential")):  # another institution's secret is no use
+    for cred, fld in (
+        ("", "input.signIn.credential"),
+        ("wrong", "input.signIn.credential"),
+        (CREDENTIALS["H3"], "input.signIn.credential"),
+    ):  # another institution's secret is no use
         his = HisClient(http_transport(client), "H2", clock=clock, credential=cred)
         with pytest.raises(HisError) as e:
             his.sign_in()
@@ -76,10 +79,13 @@ def test_the_right_secret_signs_in_and_a_wrong_or_missing_one_is_refused(db_engi
     assert his.sign_in()
     # the REST side takes the same credential in its body
     h = {"X-Fixmedins-Code": "H3"}
-    assert client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r"}}, headers=h).status_code == 401  # authentication
+    assert (
+        client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r"}}, headers=h).status_code == 401
+    )  # authentication
     wrong = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r", "credential": "x"}}, headers=h).json()
-    unknown = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r", "credential": "x"}},
-                          headers={"X-Fixmedins-Code": "NOPE"}).json()
+    unknown = client.post(
+        "/api/v1/sign-in", json={"signIn": {"opter_no": "r", "credential": "x"}}, headers={"X-Fixmedins-Code": "NOPE"}
+    ).json()
     assert wrong["err_msg"] == unknown["err_msg"] and wrong["field"] == unknown["field"]  # no oracle
     r = client.post("/api/v1/sign-in", json={"signIn": {"opter_no": "r", "credential": CREDENTIALS["H3"]}}, headers=h)
     assert r.status_code == 200 and r.json()["signinoutb"]["sign_no"]
@@ -111,8 +117,9 @@ def test_replaying_a_sign_in_msgid_without_the_secret_does_not_reveal_its_sign_n
 
 def test_insecure_demo_lets_only_unconfigured_institutions_in_without_a_credential(db_engine):
     seed(db_engine)
-    pol = SecurityPolicy(institutions={"H2": InstitutionKeys(secret_hash=hash_secret("s3cret", n=2**10))},
-                         insecure_demo=True)
+    pol = SecurityPolicy(
+        institutions={"H2": InstitutionKeys(secret_hash=hash_secret("s3cret", n=2**10))}, insecure_demo=True
+    )
     client = _client(db_engine, pol)
     assert HisClient(http_transport(client), "H1", clock=Clock(T0)).sign_in()
     with pytest.raises(HisError):  # H2 has a secret: it must present it, demo or not
@@ -157,16 +164,19 @@ def test_issuing_and_rotating_a_secret_takes_effect_without_a_restart(db_engine,
     his = HisClient(http_transport(client), "H1", clock=clock, credential=second)
     assert his.sign_in()
     bad = HisClient(http_transport(client), "H1", clock=clock, credential="nope").call(
-        "9001", {"signIn": {"opter_no": "1", "credential": "nope"}}, check=False)
+        "9001", {"signIn": {"opter_no": "1", "credential": "nope"}}, check=False
+    )
     assert bad["infcode"] == -1 and str(path) not in bad["err_msg"]
 
 
 def test_security_files_are_validated_and_cannot_switch_on_the_demo_mode(tmp_path):
     p = tmp_path / "s.yaml"
-    for text, fld in (("insecure_demo: true\n", "insecure_demo"),
-                      ("institutions: {H1: {}}\n", "institutions.H1"),
-                      ("institutions: {H1: {secret_hash: plain-text}}\n", "institutions.H1.secret_hash"),
-                      ("institutions: {H1: {secret_hash: 'scrypt$1$1$1$00$00', signtype: SM3}}\n", "institutions.H1.secret_hash")):
+    for text, fld in (
+        ("insecure_demo: true\n", "insecure_demo"),
+        ("institutions: {H1: {}}\n", "institutions.H1"),
+        ("institutions: {H1: {secret_hash: plain-text}}\n", "institutions.H1.secret_hash"),
+        ("institutions: {H1: {secret_hash: 'scrypt$1$1$1$00$00', signtype: SM3}}\n", "institutions.H1.secret_hash"),
+    ):
         p.write_text(text)
         with pytest.raises(SecurityError) as e:
             SecurityPolicy.load(p)
@@ -207,7 +217,9 @@ def test_cli_issues_credentials_and_serve_without_them_lets_nobody_sign_in(tmp_p
     seed(eng)
     eng.dispose()
     sec = tmp_path / "sec.yaml"
-    served = _serve(runner, app, monkeypatch, ["serve", "--db", url])  # no credentials: nobody signs in (the console works)
+    served = _serve(
+        runner, app, monkeypatch, ["serve", "--db", url]
+    )  # no credentials: nobody signs in (the console works)
     assert "--insecure-demo" in served["output"]
     r = _sign_in(served["app"], "H1")
     assert r["infcode"] == -1 and field_of(r["err_msg"]) == "input.signIn.credential"
@@ -255,8 +267,20 @@ def _ecode_world(engine):
 
 
 def _register(h: HisClient, code: str) -> dict:
-    return h.call("2201", {"data": {"psn_no": "E1", "insutype": "310", "begntime": "2025-03-10 08:30:00",
-                                    "mdtrt_cert_type": "01", "mdtrt_cert_no": code, "ipt_otp_no": h.msgid()}}, check=False)
+    return h.call(
+        "2201",
+        {
+            "data": {
+                "psn_no": "E1",
+                "insutype": "310",
+                "begntime": "2025-03-10 08:30:00",
+                "mdtrt_cert_type": "01",
+                "mdtrt_cert_no": code,
+                "ipt_otp_no": h.msgid(),
+            }
+        },
+        check=False,
+    )
 
 
 def test_an_ecode_serves_one_settlement_flow_at_one_institution(db_engine):
@@ -279,9 +303,18 @@ def test_an_ecode_serves_one_settlement_flow_at_one_institution(db_engine):
     mdtrt_id = reg["output"]["data"]["mdtrt_id"]
     rows = HisClient.feedetail(mdtrt_id, "E1", [Item("A-DRUG", "1", "80.00")], chrg_bchno="B1", when=clock())
     h2.call("2204", {"feedetail": rows})
-    data = {"psn_no": "E1", "mdtrt_cert_type": "01", "mdtrt_cert_no": code, "med_type": "11",
-            "medfee_sumamt": Decimal("80.00"), "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": "B1",
-            "insutype": "310", "acct_used_flag": "1"}
+    data = {
+        "psn_no": "E1",
+        "mdtrt_cert_type": "01",
+        "mdtrt_cert_no": code,
+        "med_type": "11",
+        "medfee_sumamt": Decimal("80.00"),
+        "psn_setlway": "01",
+        "mdtrt_id": mdtrt_id,
+        "chrg_bchno": "B1",
+        "insutype": "310",
+        "acct_used_flag": "1",
+    }
     assert h2.call("2206", {"data": data})["infcode"] == 0
     assert h2.call("2207", {"data": data})["infcode"] == 0
     # the flow is over: the code cannot open another visit, nor pay again
@@ -320,11 +353,15 @@ def test_the_console_shows_a_generated_code_without_putting_it_in_a_url(db_engin
     c = TestClient(app)
     assert console_login(c, "e1", "e1-password").status_code == 303
     tok = page_csrf(c, "/console/mycode")
-    r = c.post("/console/mycode/action", data={"action": "bind", "certno": PEOPLE["E1"][8], "face": "live-match",
-                                               "csrf_token": tok}, follow_redirects=False)
+    r = c.post(
+        "/console/mycode/action",
+        data={"action": "bind", "certno": PEOPLE["E1"][8], "face": "live-match", "csrf_token": tok},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and "code=" not in r.headers["location"]
-    r = c.post("/console/mycode/action", data={"action": "generate", "psn_no": "E1", "csrf_token": tok},
-               follow_redirects=False)
+    r = c.post(
+        "/console/mycode/action", data={"action": "generate", "psn_no": "E1", "csrf_token": tok}, follow_redirects=False
+    )
     assert r.status_code == 200 and "location" not in r.headers and r.headers["cache-control"] == "no-store"
     code = re.search(r'<pre id="ecode"[^>]*>([^<]+)</pre>', r.text).group(1)
     assert code.startswith("YB1.") and code not in str(r.url)
@@ -368,8 +405,13 @@ def test_failed_logins_are_limited_per_address_and_the_limits_are_settings(db_en
 
     seed(db_engine)
     clock = Clock(T0)
-    cfg = default_config().model_copy(update={"login_limits": LoginLimits(
-        per_user=Limit(max_failures=50, window_seconds=60), per_ip=Limit(max_failures=3, window_seconds=60))})
+    cfg = default_config().model_copy(
+        update={
+            "login_limits": LoginLimits(
+                per_user=Limit(max_failures=50, window_seconds=60), per_ip=Limit(max_failures=3, window_seconds=60)
+            )
+        }
+    )
     auth = AuthService(db_engine, config=cfg, clock=clock)
     auth.add_user("bureau", PW, "bureau")
     for name in ("a", "b", "c"):  # a spray of user names from one address
@@ -402,7 +444,9 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_limited(console
     auth.cfg = auth.cfg.model_copy(update={"trusted_proxies": ()})
     auth.limiter = LoginLimiter(lim)
     for i in range(2):
-        assert console_login(TestClient(app, headers={"X-Forwarded-For": f"10.0.0.{i}"}), "z", "wrong").status_code == 401
+        assert (
+            console_login(TestClient(app, headers={"X-Forwarded-For": f"10.0.0.{i}"}), "z", "wrong").status_code == 401
+        )
     assert console_login(TestClient(app, headers={"X-Forwarded-For": "10.0.0.99"}), "bureau", PW).status_code == 429
 
 
@@ -440,7 +484,9 @@ def test_every_console_post_needs_the_token_of_its_page(console_app):
     other = TestClient(app)
     stolen = page_csrf(other, "/console/login")
     page_csrf(c, "/console/login")
-    r = c.post("/console/login", data={"username": "bureau", "password": PW, "csrf_token": stolen}, follow_redirects=False)
+    r = c.post(
+        "/console/login", data={"username": "bureau", "password": PW, "csrf_token": stolen}, follow_redirects=False
+    )
     assert r.status_code == 403
     assert console_login(c, "bureau", PW).status_code == 303
     engine = auth.engine
@@ -454,17 +500,30 @@ def test_every_console_post_needs_the_token_of_its_page(console_app):
     staff = TestClient(app)
     assert console_login(staff, "h1", PW).status_code == 303
     assert staff.post("/console/api/ecode/verify", json={"code": "YB1.x.y"}).status_code == 403
-    r = staff.post("/console/api/ecode/verify", json={"code": "YB1.x.y"},
-                   headers={"X-CSRF-Token": page_csrf(staff, "/console/fund")})
+    r = staff.post(
+        "/console/api/ecode/verify",
+        json={"code": "YB1.x.y"},
+        headers={"X-CSRF-Token": page_csrf(staff, "/console/fund")},
+    )
     assert r.status_code == 400 and r.json()["field"] == "mdtrt_cert_no"  # past the CSRF check: a bad code
     assert c.post("/console/logout").status_code == 403 and c.get("/console/api/fund").status_code == 200
     # the bureau APIs behind the console login: writes need the header too
-    claim = {"mdtrt_id": "M1", "person": {"psn_no": "E1", "gend": "1", "brdy": "1980-04-01"}, "fixmedins_code": "H1",
-             "hosp_lv": 1, "med_type": "11", "begntime": "2025-03-01T09:00:00+08:00", "dise_codg": "J06.9", "lines": []}
+    claim = {
+        "mdtrt_id": "M1",
+        "person": {"psn_no": "E1", "gend": "1", "brdy": "1980-04-01"},
+        "fixmedins_code": "H1",
+        "hosp_lv": 1,
+        "med_type": "11",
+        "begntime": "2025-03-01T09:00:00+08:00",
+        "dise_codg": "J06.9",
+        "lines": [],
+    }
     assert c.post("/api/v1/supervision/check", json=claim).status_code == 403
     tok = page_csrf(c, "/console/fund")
     assert c.post("/api/v1/supervision/check", json=claim, headers={"X-CSRF-Token": tok}).status_code != 403
-    r = c.post("/console/ecode/action", data={"psn_no": "E1", "action": "block", "csrf_token": tok}, follow_redirects=False)
+    r = c.post(
+        "/console/ecode/action", data={"psn_no": "E1", "action": "block", "csrf_token": tok}, follow_redirects=False
+    )
     assert r.status_code == 303 and r.headers["location"].startswith("/console/ecode?msg=ok")
     assert c.post("/console/logout", data={"csrf_token": tok}, follow_redirects=False).status_code == 303
     assert c.get("/console/api/fund").status_code == 401
@@ -475,7 +534,10 @@ def test_every_console_form_carries_the_token(console_app):
 
     app, auth, clock = console_app
     auth.add_user("e1", PW, "public", psn_no="E1")
-    for user, paths in (("bureau", ["/console/fund", "/console/settlement", "/console/ecode"]), ("e1", ["/console/mycode"])):
+    for user, paths in (
+        ("bureau", ["/console/fund", "/console/settlement", "/console/ecode"]),
+        ("e1", ["/console/mycode"]),
+    ):
         c = TestClient(app)
         assert console_login(c, user, PW).status_code == 303
         for path in paths:
@@ -502,7 +564,9 @@ def test_session_cookies_are_secure_behind_tls(console_app):
     assert "yb_session=" in cookie and "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     assert "strict-transport-security" not in TestClient(app).get("/console/login").headers
     # "always" for a proxy that does not say
-    app.state.console.auth.cfg = auth.cfg.model_copy(update={"cookies": auth.cfg.cookies.model_copy(update={"secure": "always"})})
+    app.state.console.auth.cfg = auth.cfg.model_copy(
+        update={"cookies": auth.cfg.cookies.model_copy(update={"secure": "always"})}
+    )
     assert "secure" in console_login(TestClient(app), "bureau", PW).headers["set-cookie"].lower()
 
 

@@ -114,7 +114,11 @@ def test_shards_never_split_a_family(region: Path) -> None:
     enc = pq.read_table(region / "encounter.parquet", columns=["psn_no", "mulaid_payer_psn_no"])
     psn = persons.column("psn_no").to_pylist()
     row = {p: i for i, p in enumerate(psn)}
-    pairs = [(row.get(a, -1), row.get(b, -1)) for a, b in zip(enc.column("psn_no").to_pylist(), enc.column("mulaid_payer_psn_no").to_pylist()) if b]
+    pairs = [
+        (row.get(a, -1), row.get(b, -1))
+        for a, b in zip(enc.column("psn_no").to_pylist(), enc.column("mulaid_payer_psn_no").to_pylist())
+        if b
+    ]
     comp = _components(len(psn), np.array([a for a, _ in pairs]), np.array([b for _, b in pairs]))
     by_family: dict[int, set[int]] = {}
     for i, c in enumerate(comp.tolist()):

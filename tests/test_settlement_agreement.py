@@ -117,10 +117,30 @@ def build(people, claims_in, region="990100"):
             "synthetic": True,
         }
         persons[row["psn_no"]] = row
-        pfacts.append(PersonFacts(row["psn_no"], row["insutype"], psn_type, row["gend"], row["brdy"], region, row["assistance"], row["civil_servant"]))
+        pfacts.append(
+            PersonFacts(
+                row["psn_no"],
+                row["insutype"],
+                psn_type,
+                row["gend"],
+                row["brdy"],
+                region,
+                row["assistance"],
+                row["civil_servant"],
+            )
+        )
     # a family: P0-P1 spouses, P2 and P3 children of P0/P1, others unrelated
     links = []
-    rel = {(0, 1): "spouse", (1, 0): "spouse", (0, 2): "child", (2, 0): "parent", (1, 2): "child", (2, 1): "parent", (0, 3): "child", (3, 0): "parent"}
+    rel = {
+        (0, 1): "spouse",
+        (1, 0): "spouse",
+        (0, 2): "child",
+        (2, 0): "parent",
+        (1, 2): "child",
+        (2, 1): "parent",
+        (0, 3): "child",
+        (3, 0): "parent",
+    }
     for (a, b), r in rel.items():
         if a < len(people) and b < len(people):
             links.append({"psn_no": f"P{a}", "relative_psn_no": f"P{b}", "relation": r})
@@ -187,7 +207,10 @@ def build(people, claims_in, region="990100"):
                 }
             )
     inst = pd.DataFrame({"fixmedins_code": ["H0", "H1", "H2", "H3"], "hosp_lv": [0, 1, 2, 3]})
-    lines_df = pd.DataFrame(lrows, columns=["mdtrt_id", "feedetl_sn", "med_list_codg", "cnt_milli", "pric", "det_item_fee_sumamt", "prd_days"])
+    lines_df = pd.DataFrame(
+        lrows,
+        columns=["mdtrt_id", "feedetl_sn", "med_list_codg", "cnt_milli", "pric", "det_item_fee_sumamt", "prd_days"],
+    )
     links_df = pd.DataFrame(links, columns=["psn_no", "relative_psn_no", "relation"])
     return persons, claims, pd.DataFrame(crow), lines_df, inst, links_df
 
@@ -200,7 +223,17 @@ def test_batch_equals_scalar(region, people, claims_in):
     POLICY = BOOK.policy(region)
     ledger = Ledger(POLICY, persons, dt.date(2025, 1, 1), book=BOOK)
     scalar = settle_in_order(claims, ledger, CAT)
-    res = settle_batch(cdf, ldf, pd.DataFrame(list(persons.values())), inst, CAT, policy=POLICY, book=BOOK, family_links=links, account_start=dt.date(2025, 1, 1))
+    res = settle_batch(
+        cdf,
+        ldf,
+        pd.DataFrame(list(persons.values())),
+        inst,
+        CAT,
+        policy=POLICY,
+        book=BOOK,
+        family_links=links,
+        account_start=dt.date(2025, 1, 1),
+    )
     batch = {r["mdtrt_id"]: r for r in res.settlements.to_pylist()}
     rejected = set(res.rejected["mdtrt_id"])
     for claim, s in zip(claims, scalar):
@@ -218,12 +251,12 @@ def test_batch_equals_scalar(region, people, claims_in):
         assert total == b["medfee_sumamt"]
     # final accumulators agree
     scalar_acc = {
-        (psn, yr, kind, period): v
-        for (psn, yr), acc in ledger.accum.items()
-        for (kind, period), v in acc.items()
-        if v
+        (psn, yr, kind, period): v for (psn, yr), acc in ledger.accum.items() for (kind, period), v in acc.items() if v
     }
-    batch_acc = {(r.psn_no, int(r.policy_year), r.kind, r.period): int(r.value) for r in res.accumulators.to_pandas().itertuples()}
+    batch_acc = {
+        (r.psn_no, int(r.policy_year), r.kind, r.period): int(r.value)
+        for r in res.accumulators.to_pandas().itertuples()
+    }
     assert batch_acc == scalar_acc
 
 

@@ -52,20 +52,49 @@ def ledger_persons() -> dict[str, dict]:
 def svc(db_engine) -> SettlementService:
     with ydb.session_scope(db_engine) as s:
         for k, (ins, typ, g, b, a, civ, base, balc) in PEOPLE.items():
-            s.add(registry.Person(psn_no=k, gend=g, brdy=b, insutype=ins, psn_type=typ, civil_servant=civ,
-                             insuplc_admdvs=REGION, assistance=a, contribution_base=base, acct_balc=balc,
-                             synthetic=True))
+            s.add(
+                registry.Person(
+                    psn_no=k,
+                    gend=g,
+                    brdy=b,
+                    insutype=ins,
+                    psn_type=typ,
+                    civil_servant=civ,
+                    insuplc_admdvs=REGION,
+                    assistance=a,
+                    contribution_base=base,
+                    acct_balc=balc,
+                    synthetic=True,
+                )
+            )
         s.flush()
         for a, b, r in LINKS:
             s.add(registry.FamilyLink(psn_no=a, relative_psn_no=b, relation=r, synthetic=True))
         for lv in range(4):
-            s.add(registry.Institution(fixmedins_code=f"H{lv}", fixmedins_type="pharmacy" if lv == 0 else "hospital",
-                                  hosp_lv=lv, admdvs=REGION, synthetic=True))
+            s.add(
+                registry.Institution(
+                    fixmedins_code=f"H{lv}",
+                    fixmedins_type="pharmacy" if lv == 0 else "hospital",
+                    hosp_lv=lv,
+                    admdvs=REGION,
+                    synthetic=True,
+                )
+            )
     return SettlementService(db_engine, BOOK, CAT)
 
 
-SNAPSHOT_MODELS = (registry.Person, registry.FamilyLink, registry.Institution, records.Encounter, records.FeeDetail, records.Settlement,
-                   records.Accumulator, records.Account, records.AccountLedger, MessageLog)
+SNAPSHOT_MODELS = (
+    registry.Person,
+    registry.FamilyLink,
+    registry.Institution,
+    records.Encounter,
+    records.FeeDetail,
+    records.Settlement,
+    records.Accumulator,
+    records.Account,
+    records.AccountLedger,
+    MessageLog,
+)
 
 
 def snapshot(engine, models=SNAPSHOT_MODELS) -> dict[str, list]:
@@ -100,8 +129,15 @@ def inpatient_e1(mdtrt_id="IP1", when=D(1, 20)):
 
 
 def mulaid_r1(mdtrt_id="PH1", when=D(2, 10), payer="E1", relation="child"):
-    return claim(mdtrt_id, facts("R1"), [line(1, "AMLO", 30, qty=10), line(2, "C-DRUG", 100)], med_type="41",
-                 hosp_lv=0, when=when, mulaid_payer=PayerFacts(payer, PEOPLE[payer][0], relation))
+    return claim(
+        mdtrt_id,
+        facts("R1"),
+        [line(1, "AMLO", 30, qty=10), line(2, "C-DRUG", 100)],
+        med_type="41",
+        hosp_lv=0,
+        when=when,
+        mulaid_payer=PayerFacts(payer, PEOPLE[payer][0], relation),
+    )
 
 
 # --- settle and cancel ---------------------------------------------------------------
@@ -115,7 +151,9 @@ def test_settle_then_cancel_restores_accumulators_and_accounts(svc, db_engine):
 
     a = svc.settle(inpatient_e1(), msgid="m-1")
     b = svc.settle(mulaid_r1(), msgid="m-2")
-    assert a.settlement.acct_pay > 0 and b.settlement.acct_mulaid_pay == 40000 and b.settlement.acct_payer_psn_no == "E1"
+    assert (
+        a.settlement.acct_pay > 0 and b.settlement.acct_mulaid_pay == 40000 and b.settlement.acct_payer_psn_no == "E1"
+    )
     assert b.balc == balance(db_engine, "E1") == bal0["E1"] - a.settlement.acct_pay - 40000
     assert accumulators(db_engine) != acc0
 
@@ -129,7 +167,9 @@ def test_settle_then_cancel_restores_accumulators_and_accounts(svc, db_engine):
         for r, c in ((a, "c-1"), (b, "c-2")):
             row = s.get(records.Settlement, r.setl_id)
             assert row.refd_setl_flag is True and row.cancel_msgid == c
-            moves = s.scalars(select(records.AccountLedger.kind).where(records.AccountLedger.setl_id == r.setl_id)).all()
+            moves = s.scalars(
+                select(records.AccountLedger.kind).where(records.AccountLedger.setl_id == r.setl_id)
+            ).all()
             assert sorted(moves) == sorted(["pay" if r is a else "mulaid_pay", "reversal"])
 
     # a repeated cancel msgid returns the original reply; a second cancellation is refused
@@ -211,18 +251,40 @@ def sequence():
     return [
         claim("S01", e1, [line(1, "A-DRUG", 300), line(2, "B-DRUG", 200)], med_type="11", hosp_lv=2, when=D(1, 5)),
         inpatient_e1("S02", D(1, 20)),
-        claim("S03", r1, [line(1, "A-DRUG", 60000), line(2, "B-DRUG20", 5000)], med_type="21", hosp_lv=2, when=D(2, 3),
-              begin=D(1, 25), mulaid_payer=PayerFacts("E1", "310", "child")),
+        claim(
+            "S03",
+            r1,
+            [line(1, "A-DRUG", 60000), line(2, "B-DRUG20", 5000)],
+            med_type="21",
+            hosp_lv=2,
+            when=D(2, 3),
+            begin=D(1, 25),
+            mulaid_payer=PayerFacts("E1", "310", "child"),
+        ),
         mulaid_r1("S04", D(2, 10)),
         claim("S05", e2, [line(1, "AMLO", 50, qty=3)], med_type="14", hosp_lv=1, when=D(2, 12), dise="I10"),
         claim("S06", e2, [line(1, "SVC", 2000)], med_type="14", hosp_lv=3, when=D(2, 20), dise="N18.5"),
         claim("S07", e1, [line(1, "A-DRUG", 5000)], med_type="21", hosp_lv=2, when=D(3, 1), begin=D(2, 25)),
-        claim("S08", r2, [line(1, "SVC", 700), line(2, "991000000020000", 25, qty=2)], med_type="52", hosp_lv=1,
-              when=D(3, 5), begin=D(1, 2)),
+        claim(
+            "S08",
+            r2,
+            [line(1, "SVC", 700), line(2, "991000000020000", 25, qty=2)],
+            med_type="52",
+            hosp_lv=1,
+            when=D(3, 5),
+            begin=D(1, 2),
+        ),
         claim("S09", e1, [line(1, "GYM", 200), line(2, "A-DRUG", 100)], med_type="11", hosp_lv=1, when=D(3, 6)),
         claim("S10", r2, [line(1, "NOPE", 10)], med_type="11", hosp_lv=1, when=D(3, 7)),
-        claim("S11", r1, [line(1, "AMLO", 30)], med_type="41", hosp_lv=0, when=D(3, 8),
-              mulaid_payer=PayerFacts("R2", "390", "")),
+        claim(
+            "S11",
+            r1,
+            [line(1, "AMLO", 30)],
+            med_type="41",
+            hosp_lv=0,
+            when=D(3, 8),
+            mulaid_payer=PayerFacts("R2", "390", ""),
+        ),
         claim("S12", e1, [line(1, "A-DRUG", 2000), line(2, "B-DRUG", 500)], med_type="11", hosp_lv=3, when=D(3, 20)),
         claim("S13", e2, [line(1, "A-DRUG", 30000)], med_type="21", hosp_lv=3, when=D(3, 25), begin=D(3, 12)),
     ]
@@ -255,7 +317,10 @@ def test_persisted_results_equal_the_pure_ledger(svc, db_engine):
         s.check()
         assert s.amounts() == exp.amounts(), c.mdtrt_id
         assert (s.category, s.pool_prop_selfpay_bp, s.acct_payer_psn_no) == (
-            exp.category, exp.pool_prop_selfpay_bp, exp.acct_payer_psn_no)
+            exp.category,
+            exp.pool_prop_selfpay_bp,
+            exp.acct_payer_psn_no,
+        )
         assert s.accum_delta == exp.accum_delta, c.mdtrt_id
         step.settle(c, CAT)
         if s.acct_payer_psn_no:
@@ -291,9 +356,11 @@ def test_two_threads_settling_one_person_lose_nothing(svc, db_engine):
     """40 claims for C1 from two threads at once: accumulators equal the sequential sum, no debit lost."""
     c1 = facts("C1")
     claims = [
-        claim(f"T{t}-{i:02d}", c1, [line(1, "A-DRUG", 60), line(2, "B-DRUG", 40)], med_type="11", hosp_lv=2,
-              when=D(1, 10))
-        for t in range(2) for i in range(20)
+        claim(
+            f"T{t}-{i:02d}", c1, [line(1, "A-DRUG", 60), line(2, "B-DRUG", 40)], med_type="11", hosp_lv=2, when=D(1, 10)
+        )
+        for t in range(2)
+        for i in range(20)
     ]
     ledger = Ledger(BOOK.policy(REGION), ledger_persons(), dt.date(2025, 1, 1))
     seq = settle_in_order(claims, ledger, CAT)
@@ -328,7 +395,8 @@ def test_two_threads_settling_one_person_lose_nothing(svc, db_engine):
     assert ledger_sum(db_engine, "C1") == opening - debits
     # the same multiset of replies as the sequential run (identical claims: order cannot matter)
     assert sorted(tuple(r.settlement.amounts().values()) for r in results) == sorted(
-        tuple(x.amounts().values()) for x in seq)
+        tuple(x.amounts().values()) for x in seq
+    )
     assert sorted(r.balc for r in results) == sorted(opening - sum(x.acct_pay for x in seq[: k + 1]) for k in range(40))
 
 
@@ -344,12 +412,14 @@ def test_bad_input_leaves_the_database_unchanged(svc, db_engine):
         "med_list_codg": claim("B1", e1, [line(1, "A-DRUG", 100), line(2, "NOPE", 10)], med_type="11"),
         "cnt": claim("B2", e1, [line(1, "A-DRUG", 100, qty=-1)], med_type="11"),
         "psn_no": claim("B3", dataclasses.replace(e1, psn_no="NOBODY"), [line(1, "A-DRUG", 100)], med_type="11"),
-        "fixmedins_code": dataclasses.replace(claim("B4", e1, [line(1, "A-DRUG", 100)], med_type="11"),
-                                              fixmedins_code="H9"),
+        "fixmedins_code": dataclasses.replace(
+            claim("B4", e1, [line(1, "A-DRUG", 100)], med_type="11"), fixmedins_code="H9"
+        ),
         "mulaid_payer_psn_no": mulaid_r1("B5", payer="C1", relation="child"),  # C1 is not R1's relative
         "mdtrt_id": claim("IP1", facts("E2"), [line(9, "A-DRUG", 100)], med_type="21"),  # E1's encounter
-        "setl_time": claim("B7", e1, [line(1, "A-DRUG", 100)], med_type="11", when=dt.datetime(2025, 3, 1, 10),
-                          begin=D(3, 1, 9)),
+        "setl_time": claim(
+            "B7", e1, [line(1, "A-DRUG", 100)], med_type="11", when=dt.datetime(2025, 3, 1, 10), begin=D(3, 1, 9)
+        ),
         "med_type": claim("B8", e1, [line(1, "A-DRUG", 100)], med_type="99"),
     }
     for fld, c in bad.items():
@@ -358,7 +428,9 @@ def test_bad_input_leaves_the_database_unchanged(svc, db_engine):
                 svc.settle(c, msgid=f"bad-{fld}", pre=pre)
             assert e.value.field == fld, (fld, e.value)
     with pytest.raises(ClaimRejected) as e:  # an unknown payer
-        svc.settle(dataclasses.replace(mulaid_r1("B9"), mulaid_payer=PayerFacts("GHOST", "310", "child")), msgid="bad-ghost")
+        svc.settle(
+            dataclasses.replace(mulaid_r1("B9"), mulaid_payer=PayerFacts("GHOST", "310", "child")), msgid="bad-ghost"
+        )
     assert e.value.field == "mulaid_payer_psn_no"
     assert snapshot(db_engine) == snap
 
@@ -366,8 +438,10 @@ def test_bad_input_leaves_the_database_unchanged(svc, db_engine):
 def test_one_msgid_from_two_threads_settles_once(svc, db_engine):
     """The same request twice at once settles once; another person's claim under that msgid is refused."""
     same = [inpatient_e1("DUP"), inpatient_e1("DUP")]
-    other = [claim("O1", facts("E2"), [line(1, "A-DRUG", 100)], med_type="11"),
-             claim("O2", facts("C1"), [line(1, "A-DRUG", 100)], med_type="11")]
+    other = [
+        claim("O1", facts("E2"), [line(1, "A-DRUG", 100)], med_type="11"),
+        claim("O2", facts("C1"), [line(1, "A-DRUG", 100)], med_type="11"),
+    ]
     for pair, msgid in ((same, "dup-1"), (other, "dup-2")):
         barrier = threading.Barrier(2)
         out: list = [None, None]
@@ -395,8 +469,10 @@ def test_one_msgid_from_two_threads_settles_once(svc, db_engine):
 
 def test_own_and_mutual_aid_payments_on_one_account_at_once(svc, db_engine):
     """E1 buys for himself while his parent R1 buys on E1's account (共济), from two threads; E1's account is new."""
-    own = [claim(f"A{i}", facts("E1"), [line(1, "AMLO", 30, qty=2)], med_type="41", hosp_lv=0, when=D(1, 3))
-           for i in range(10)]
+    own = [
+        claim(f"A{i}", facts("E1"), [line(1, "AMLO", 30, qty=2)], med_type="41", hosp_lv=0, when=D(1, 3))
+        for i in range(10)
+    ]
     aid = [mulaid_r1(f"B{i}", D(1, 3)) for i in range(10)]
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []

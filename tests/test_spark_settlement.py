@@ -65,7 +65,10 @@ def test_accumulators_and_refusals_equal(both):
     k = ["psn_no", "policy_year", "kind", "period"]
     acc = [pq.read_table(d / "accumulator.parquet").to_pandas().sort_values(k).reset_index(drop=True) for d in (a, b)]
     pd.testing.assert_frame_equal(acc[0], acc[1])
-    rej = [pd.read_parquet(d / "settlement_rejected.parquet").sort_values(["mdtrt_id", "field"]).reset_index(drop=True) for d in (a, b)]
+    rej = [
+        pd.read_parquet(d / "settlement_rejected.parquet").sort_values(["mdtrt_id", "field"]).reset_index(drop=True)
+        for d in (a, b)
+    ]
     pd.testing.assert_frame_equal(rej[0], rej[1])
 
 

@@ -42,10 +42,12 @@ def test_writers_queue_across_threads_and_processes(tmp_path):
     engine = ydb.make_engine(url)
     q = ydb.writer_queue(engine)
     assert ydb.writer_queue(ydb.make_engine(url)) is q  # one queue per database file in a process
-    probe = ("import fcntl, os, sys\n"
-             "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-             "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n    print('free')\n"
-             "except BlockingIOError:\n    print('held')\n")
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n    print('free')\n"
+        "except BlockingIOError:\n    print('held')\n"
+    )
     lock_file = str(tmp_path / "q.db") + ".writer-lock"
 
     def other_process() -> str:

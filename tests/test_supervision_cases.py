@@ -46,7 +46,9 @@ def test_no_penalty_without_fault_and_first_offence_may_go_unpunished():
     assert p.waived == "may_waive" and p.fine_min_fen == 0 and p.fine_max_fen == 136_000
     # not corrected, or harm above the threshold (1,000 yuan): no waiver
     assert BM.penalty(Facts("institution_irregular", 80_000, "general", first_offence=True)).waived == ""
-    assert BM.penalty(Facts("institution_irregular", 100_001, "general", first_offence=True, corrected=True)).waived == ""
+    assert (
+        BM.penalty(Facts("institution_irregular", 100_001, "general", first_offence=True, corrected=True)).waived == ""
+    )
 
 
 def test_summary_procedure_and_legal_review_thresholds():
@@ -189,7 +191,11 @@ def test_grades_by_points_and_blacklist():
 def test_procurement_eligibility_follows_the_window(db_engine):
     now = dt.datetime(2025, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     with session_scope(db_engine) as s:
-        s.add(CreditPoint(subject_kind="enterprise", subject_code="F1", points=15, case_id=None, reason="bribery 商业贿赂", at=now))
+        s.add(
+            CreditPoint(
+                subject_kind="enterprise", subject_code="F1", points=15, case_id=None, reason="bribery 商业贿赂", at=now
+            )
+        )
     assert not is_eligible(db_engine, "enterprise", "F1", on=dt.date(2025, 6, 2))
     assert credit_grade(db_engine, "enterprise", "F1", on=dt.date(2025, 6, 2)).blacklisted
     assert is_eligible(db_engine, "enterprise", "F1", on=dt.date(2026, 6, 2))  # outside the 365-day window
@@ -211,16 +217,52 @@ def test_history_from_the_database(db_engine):
     tz = dt.timezone(dt.timedelta(hours=8))
     t = dt.datetime(2025, 3, 1, 9, tzinfo=tz)
     with session_scope(db_engine) as s:
-        s.add(registry.Person(psn_no="P9", certno="x", psn_name="合成", gend="1", brdy=dt.date(1950, 1, 1), insutype="310", psn_type="retired",
-                        civil_servant=False, insuplc_admdvs="990100", assistance="", contribution_base=0, acct_balc=0, family_id="F9", synthetic=True))
+        s.add(
+            registry.Person(
+                psn_no="P9",
+                certno="x",
+                psn_name="合成",
+                gend="1",
+                brdy=dt.date(1950, 1, 1),
+                insutype="310",
+                psn_type="retired",
+                civil_servant=False,
+                insuplc_admdvs="990100",
+                assistance="",
+                contribution_base=0,
+                acct_balc=0,
+                family_id="F9",
+                synthetic=True,
+            )
+        )
         s.flush()
-        for mid, b, e, way in (("A1", t - dt.timedelta(days=9), t - dt.timedelta(days=2), "1"), ("A0", t - dt.timedelta(days=200), t - dt.timedelta(days=190), "1"),
-                               ("A2", t + dt.timedelta(days=5), t + dt.timedelta(days=9), "5")):
-            s.add(records.Encounter(mdtrt_id=mid, psn_no="P9", fixmedins_code="H1", med_type="21", begntime=b, endtime=e, policy_year=2025, dise_codg="I63.900",
-                               other_dise_codg="", oprn_codg="", dscg_way=way, dept_code="A03", dr_code="D1", mdtrtarea_admvs="990101",
-                               mulaid_payer_psn_no="", lt_rx_confirmed=False, synthetic=True))
+        for mid, b, e, way in (
+            ("A1", t - dt.timedelta(days=9), t - dt.timedelta(days=2), "1"),
+            ("A0", t - dt.timedelta(days=200), t - dt.timedelta(days=190), "1"),
+            ("A2", t + dt.timedelta(days=5), t + dt.timedelta(days=9), "5"),
+        ):
+            s.add(
+                records.Encounter(
+                    mdtrt_id=mid,
+                    psn_no="P9",
+                    fixmedins_code="H1",
+                    med_type="21",
+                    begntime=b,
+                    endtime=e,
+                    policy_year=2025,
+                    dise_codg="I63.900",
+                    other_dise_codg="",
+                    oprn_codg="",
+                    dscg_way=way,
+                    dept_code="A03",
+                    dr_code="D1",
+                    mdtrtarea_admvs="990101",
+                    mulaid_payer_psn_no="",
+                    lt_rx_confirmed=False,
+                    synthetic=True,
+                )
+            )
     with session_scope(db_engine) as s:
         h = history_for(s, "P9", t)
     assert [a.mdtrt_id for a in h.admissions] == ["A1"]
     assert h.death_time == t + dt.timedelta(days=9)
-

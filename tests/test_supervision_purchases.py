@@ -41,10 +41,14 @@ def fresh(tmp_path_factory) -> Path:
 def _truths(d: Path) -> dict[str, pd.DataFrame | None]:
     truth = pd.read_parquet(d / "ground_truth.parquet")
     rng = np.random.default_rng(7)
-    shuffled = truth.assign(entity_id=rng.permutation(truth.entity_id.to_numpy()), pattern=rng.permutation(truth.pattern.to_numpy()))
+    shuffled = truth.assign(
+        entity_id=rng.permutation(truth.entity_id.to_numpy()), pattern=rng.permutation(truth.pattern.to_numpy())
+    )
     stock = truth.pattern == "stock_mismatch"  # the stock rule's own labels moved to other pairs
     moved = truth.copy()
-    moved.loc[stock, "entity_id"] = rng.permutation(moved.loc[~stock & (truth.entity == "fee_detail"), "entity_id"].to_numpy())[: int(stock.sum())]
+    moved.loc[stock, "entity_id"] = rng.permutation(
+        moved.loc[~stock & (truth.entity == "fee_detail"), "entity_id"].to_numpy()
+    )[: int(stock.sum())]
     return {"labelled": truth, "shuffled": shuffled, "stock_labels_moved": moved, "none": None}
 
 
@@ -77,7 +81,9 @@ def test_scan_on_a_fresh_region_does_not_depend_on_the_labels(fresh, tmp_path):
         res = runner.invoke(app, ["supervision", "scan", "--data", str(d)])
         assert res.exit_code == 0, res.output
         assert "SYNTHETIC" in res.output and "skipped" not in res.output
-        assert (d / "purchase.parquet").read_bytes() == (fresh / "purchase.parquet").read_bytes()  # read, never rewritten
+        assert (d / "purchase.parquet").read_bytes() == (
+            fresh / "purchase.parquet"
+        ).read_bytes()  # read, never rewritten
         out[name] = pd.read_parquet(d / "hits.parquet").sort_values(["rule_id", "entity_id"], ignore_index=True)
     base = out.pop("labelled")
     stock = base[base.rule_id == "SV-STOCK-01"]
@@ -87,7 +93,9 @@ def test_scan_on_a_fresh_region_does_not_depend_on_the_labels(fresh, tmp_path):
     # and what it finds is what was planted: the labels still grade it, only they no longer feed it
     truth = pd.read_parquet(fresh / "ground_truth.parquet")
     planted = set(truth.entity_id[truth.pattern == "stock_mismatch"])
-    assert len(set(stock.entity_id) & planted) >= 0.9 * len(stock) and len(set(stock.entity_id) & planted) >= 0.9 * len(planted)
+    assert len(set(stock.entity_id) & planted) >= 0.9 * len(stock) and len(set(stock.entity_id) & planted) >= 0.9 * len(
+        planted
+    )
 
 
 def _sorted(hits: pd.DataFrame) -> pd.DataFrame:
@@ -104,7 +112,9 @@ def test_review_on_a_fresh_region_does_not_depend_on_the_labels(fresh, tmp_path)
         got[name] = rv
     base = got.pop("labelled")
     for name, rv in got.items():
-        pd.testing.assert_frame_equal(_sorted(base.hits), _sorted(rv.hits), obj=f"hits ({name})")  # SQL rows come in no fixed order
+        pd.testing.assert_frame_equal(
+            _sorted(base.hits), _sorted(rv.hits), obj=f"hits ({name})"
+        )  # SQL rows come in no fixed order
         for k in ("queue", "peer_institution", "peer_doctor", "rings"):
             pd.testing.assert_frame_equal(base.analytics[k], rv.analytics[k], obj=f"{k} ({name})")
     assert got["none"].scores is None and base.scores is not None
@@ -127,7 +137,9 @@ def test_a_region_without_purchases_skips_the_stock_rule_and_says_why(fresh, tmp
     assert "purchase" not in doc["tables"]["hits"]["inputs"]
     # the other rules found what they found with the table
     with_table = scan(fresh).hits
-    pd.testing.assert_frame_equal(_sorted(with_table[with_table.rule_id != "SV-STOCK-01"]), _sorted(hits), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        _sorted(with_table[with_table.rule_id != "SV-STOCK-01"]), _sorted(hits), check_dtype=False
+    )
     # the review and its reports say so too
     from yibao.supervision.reports import review_region, rule_summary, section_html
 
@@ -142,14 +154,21 @@ def test_a_region_without_purchases_skips_the_stock_rule_and_says_why(fresh, tmp
     assert "SV-STOCK-01" not in set(rv.scores.rule_id) and "SV-DUP-01" in set(rv.scores.rule_id)  # not run, not scored
     res = runner.invoke(app, ["supervision", "score", "--data", str(d)])
     assert "SV-STOCK-01skipped:nopurchasetable" in flat(res.output) and "(notscored)" in flat(res.output)
-    assert "FAILED" not in res.output or "SV-STOCK-01" not in res.output.split("FAILED", 1)[1]  # a skipped rule is not a failed one
+    assert (
+        "FAILED" not in res.output or "SV-STOCK-01" not in res.output.split("FAILED", 1)[1]
+    )  # a skipped rule is not a failed one
 
 
 def test_a_purchase_table_derived_from_the_labels_is_not_read(fresh, tmp_path):
     """An older yibao's label-derived purchase.parquet (its manifest lists ground_truth as an input) is skipped, not scored."""
     d = tmp_path / "old"
     shutil.copytree(fresh, d)
-    manifest.record(d, ["purchase"], ["fee_detail", "encounter", "med_list", "ground_truth"], command="rm {dir}/purchase.parquet && yibao supervision scan --data {dir}")
+    manifest.record(
+        d,
+        ["purchase"],
+        ["fee_detail", "encounter", "med_list", "ground_truth"],
+        command="rm {dir}/purchase.parquet && yibao supervision scan --data {dir}",
+    )
     res = runner.invoke(app, ["supervision", "scan", "--data", str(d)])
     assert res.exit_code == 0, res.output
     assert "derivedfromtheground-truthlabels" in flat(res.output) and f"yibaosynth--out{d}" in flat(res.output)
@@ -206,10 +225,17 @@ def test_purchases_are_what_was_dispensed(fresh):
     enc = pd.read_parquet(fresh / "encounter.parquet", columns=["mdtrt_id", "fixmedins_code"])
     ml = pd.read_parquet(fresh / "med_list.parquet", columns=["med_list_codg", "list_kind"])
     drugs = set(ml.med_list_codg[ml.list_kind.isin(["western", "tcm_patent"])])
-    sold = fee[fee.med_list_codg.isin(drugs)].merge(enc, on="mdtrt_id").groupby(["fixmedins_code", "med_list_codg"]).cnt_milli.sum()
+    sold = (
+        fee[fee.med_list_codg.isin(drugs)]
+        .merge(enc, on="mdtrt_id")
+        .groupby(["fixmedins_code", "med_list_codg"])
+        .cnt_milli.sum()
+    )
     p = pd.read_parquet(fresh / "purchase.parquet").set_index(["fixmedins_code", "med_list_codg"])
     assert set(p.index) == set(sold.index)  # every pair dispensed, none other
-    assert (p.qty_milli % 1000 == 0).all() and (p.opening_stock_milli % 1000 == 0).all() and (p.policy_year == 2025).all()
+    assert (
+        (p.qty_milli % 1000 == 0).all() and (p.opening_stock_milli % 1000 == 0).all() and (p.policy_year == 2025).all()
+    )
     truth = pd.read_parquet(fresh / "ground_truth.parquet")
     planted = set(truth.entity_id[truth.pattern == "stock_mismatch"])
     key = np.array([f"{a}#{b}" for a, b in p.index], dtype=object)
@@ -245,14 +271,22 @@ def test_import_purchases_validates_records_and_feeds_the_stock_rule(fresh, tmp_
     p.head(5).assign(qty_milli=[1000, 2000, -1000, 0, 0]).to_csv(bad, index=False)
     pd.concat([p.head(3), p.head(1)]).to_csv(dup, index=False)
     before = (d / "purchase.parquet").read_bytes(), (d / "manifest.json").read_bytes()
-    for f, why in ((bad, "row3:qty_millimustbeawholenon-negativenumber"), (dup, "row4:asecondrowfor"), (tmp_path / "none.csv", "nosuchfile")):
+    for f, why in (
+        (bad, "row3:qty_millimustbeawholenon-negativenumber"),
+        (dup, "row4:asecondrowfor"),
+        (tmp_path / "none.csv", "nosuchfile"),
+    ):
         res = runner.invoke(app, ["supervision", "import-purchases", str(f), "--data", str(d)])
         assert res.exit_code != 0 and why in flat(res.output) and "Traceback" not in res.output, res.output
         assert ((d / "purchase.parquet").read_bytes(), (d / "manifest.json").read_bytes()) == before  # nothing changed
     res = runner.invoke(app, ["supervision", "import-purchases", str(good), "--data", str(d)])
     assert res.exit_code == 0, res.output
     t = pq.read_table(d / "purchase.parquet")
-    assert t.schema.metadata[b"yibao.synthetic"] == b"false" and not any(t.column("synthetic").to_pylist()) and t.num_rows == len(p)
+    assert (
+        t.schema.metadata[b"yibao.synthetic"] == b"false"
+        and not any(t.column("synthetic").to_pylist())
+        and t.num_rows == len(p)
+    )
     entry = manifest.load(d)["tables"]["purchase"]
     assert "import-purchases" in entry["command"] and not entry.get("inputs")
     res = runner.invoke(app, ["supervision", "scan", "--data", str(d), "--rule", "SV-STOCK-01"])

@@ -66,8 +66,24 @@ def test_api_router(db_engine):
     app.include_router(router)
     c = TestClient(app)
     assert any(r["id"] == "SV-DUP-01" for r in c.get("/api/v1/supervision/rules").json())
-    claim = {"mdtrt_id": "M1", "person": {"psn_no": "P1", "gend": "2", "brdy": "1980-01-01"}, "fixmedins_code": "H1", "hosp_lv": 1, "med_type": "11",
-             "begntime": "2025-03-01T09:00:00+08:00", "dise_codg": "N40.x00", "lines": [{"feedetl_sn": 1, "med_list_codg": "990400000280000", "cnt_milli": 1000, "pric": 6000, "det_item_fee_sumamt": 6000}]}
+    claim = {
+        "mdtrt_id": "M1",
+        "person": {"psn_no": "P1", "gend": "2", "brdy": "1980-01-01"},
+        "fixmedins_code": "H1",
+        "hosp_lv": 1,
+        "med_type": "11",
+        "begntime": "2025-03-01T09:00:00+08:00",
+        "dise_codg": "N40.x00",
+        "lines": [
+            {
+                "feedetl_sn": 1,
+                "med_list_codg": "990400000280000",
+                "cnt_milli": 1000,
+                "pric": 6000,
+                "det_item_fee_sumamt": 6000,
+            }
+        ],
+    }
     v = c.post("/api/v1/supervision/check", json=claim).json()
     assert v["action"] == "refuse" and {f["rule_id"] for f in v["findings"]} == {"SV-SCOPE-SEX", "SV-IMP-01"}
     p = c.post("/api/v1/supervision/penalty", json={"violation": "institution_fraud", "loss_fen": 1_000_000}).json()
@@ -76,7 +92,9 @@ def test_api_router(db_engine):
     assert bad.status_code == 400 and bad.json()["detail"]["field"] == "violation"
     # case steps need to know who acts: without the console's access control they are refused (the workflow over
     # REST is tested in test_supervision_cases_workflow.py)
-    r = c.post("/api/v1/supervision/cases", json={"subject_kind": "institution", "subject_code": "H1", "source": "SV-DUP-01"})
+    r = c.post(
+        "/api/v1/supervision/cases", json={"subject_kind": "institution", "subject_code": "H1", "source": "SV-DUP-01"}
+    )
     assert r.status_code == 503 and r.json()["detail"]["code"] == "E_CASE_AUTH"
     g = c.get("/api/v1/supervision/credit/institution/H1").json()
     assert g["grade"] == "good" and not g["blacklisted"]
@@ -92,8 +110,17 @@ def test_injected_labels_point_at_real_records():
     gt = t["ground_truth"].to_pandas()
     lines = set(fee.mdtrt_id + "#" + fee.feedetl_sn.map("{:06d}".format))
     assert len(lines) == len(fee)  # line numbers stay unique within an encounter
-    pairs = set(fee.merge(enc[["mdtrt_id", "fixmedins_code"]], on="mdtrt_id").pipe(lambda d: d.fixmedins_code + "#" + d.med_list_codg))
-    known = {"fee_detail": lines, "encounter": set(enc.mdtrt_id), "person": set(t["person"].to_pandas().psn_no), "inst_item": pairs}
+    pairs = set(
+        fee.merge(enc[["mdtrt_id", "fixmedins_code"]], on="mdtrt_id").pipe(
+            lambda d: d.fixmedins_code + "#" + d.med_list_codg
+        )
+    )
+    known = {
+        "fee_detail": lines,
+        "encounter": set(enc.mdtrt_id),
+        "person": set(t["person"].to_pandas().psn_no),
+        "inst_item": pairs,
+    }
     for (entity, pattern), g in gt.groupby(["entity", "pattern"]):
         missing = set(g.entity_id) - known[entity]
         assert not missing, f"{pattern}: {len(missing)} labels name no {entity}, e.g. {sorted(missing)[:3]}"

@@ -23,7 +23,17 @@ from yibao.synth.cli import run_synth
 from yibao.synth.encounters import national_procedure
 
 YEAR = 2025
-GENERATED = ("med_list", "institution", "practitioner", "person", "family_link", "encounter", "fee_detail", "ground_truth", "purchase")
+GENERATED = (
+    "med_list",
+    "institution",
+    "practitioner",
+    "person",
+    "family_link",
+    "encounter",
+    "fee_detail",
+    "ground_truth",
+    "purchase",
+)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +118,10 @@ def test_same_seed_same_tables_and_bytes(small, tmp_path):
     write_parquet(a, 1_000, 42, year=YEAR)
     write_parquet(b, 1_000, 42, year=YEAR)
     for name in GENERATED:
-        assert hashlib.sha256((a / f"{name}.parquet").read_bytes()).digest() == hashlib.sha256((b / f"{name}.parquet").read_bytes()).digest(), name
+        assert (
+            hashlib.sha256((a / f"{name}.parquet").read_bytes()).digest()
+            == hashlib.sha256((b / f"{name}.parquet").read_bytes()).digest()
+        ), name
     from yibao.core.manifest import load, stable_view  # the manifest agrees but for its times (created, mtime_ns)
 
     assert stable_view(load(a)) == stable_view(load(b))
@@ -151,7 +164,12 @@ def test_one_thousand_people_is_quick():
 
 
 def test_bad_arguments():
-    for kw in ({"people": 0, "seed": 1}, {"people": 10, "seed": -1}, {"people": 10, "seed": 1, "region": "99"}, {"people": 10, "seed": 1, "region": "990199"}):
+    for kw in (
+        {"people": 0, "seed": 1},
+        {"people": 10, "seed": -1},
+        {"people": 10, "seed": 1, "region": "99"},
+        {"people": 10, "seed": 1, "region": "990199"},
+    ):
         with pytest.raises(SynthError):
             next(generate_region(**kw))
 
@@ -174,7 +192,9 @@ def test_age_pyramid_and_schemes(big):
     assert set(p.psn_type[emp]) == {C.PSN_TYPE_IN_SERVICE, C.PSN_TYPE_RETIRED}
     retired = p.psn_type == C.PSN_TYPE_RETIRED
     assert age[retired].min() >= 55 and age[p.psn_type == C.PSN_TYPE_IN_SERVICE].max() < 60
-    assert (p.contribution_base[p.psn_type == C.PSN_TYPE_IN_SERVICE] > 0).all() and (p.contribution_base[p.psn_type != C.PSN_TYPE_IN_SERVICE] == 0).all()
+    assert (p.contribution_base[p.psn_type == C.PSN_TYPE_IN_SERVICE] > 0).all() and (
+        p.contribution_base[p.psn_type != C.PSN_TYPE_IN_SERVICE] == 0
+    ).all()
     assert (p.acct_balc[~emp] == 0).all() and (p.acct_balc[emp] > 0).mean() > 0.99
     assert 0 < p.civil_servant.mean() < 0.05 and not p.civil_servant[~emp].any()
     assert set(p.assistance) == set(C.ASSISTANCE_STATUSES)
@@ -193,7 +213,10 @@ def test_family_links_are_symmetric_and_consistent(big):
     spouse = link[link.relation == "spouse"]
     assert (p.loc[spouse.psn_no, "gend"].to_numpy() != p.loc[spouse.relative_psn_no, "gend"].to_numpy()).all()
     par = link[link.relation == "parent"]
-    gap = (pd.to_datetime(p.loc[par.psn_no, "brdy"]).dt.year.to_numpy() - pd.to_datetime(p.loc[par.relative_psn_no, "brdy"]).dt.year.to_numpy())
+    gap = (
+        pd.to_datetime(p.loc[par.psn_no, "brdy"]).dt.year.to_numpy()
+        - pd.to_datetime(p.loc[par.relative_psn_no, "brdy"]).dt.year.to_numpy()
+    )
     assert gap.min() >= 17  # birth years; completed ages differ by at least 18
     # many elderly residents have an employee child (family mutual aid, 共济)
     elderly = p[(p.insutype == C.INSUTYPE_RESIDENT) & (pd.to_datetime(p.brdy).dt.year <= YEAR - 61)].index
@@ -222,7 +245,9 @@ def test_encounter_times_and_settings(big):
     assert ((hb.endtime - hb.begntime) // 86400 == 179).all()
     chronic = e[(e.med_type == "14") & e.dise_codg.str.match(r"^(I1|E1)")]
     assert chronic.groupby("psn_no").size().median() >= 4  # monthly to quarterly refills
-    assert {"N18.500"} <= set(e.dise_codg[e.med_type == "14"]) and e.dise_codg[e.med_type == "14"].str.startswith("C").any()
+    assert {"N18.500"} <= set(e.dise_codg[e.med_type == "14"]) and e.dise_codg[e.med_type == "14"].str.startswith(
+        "C"
+    ).any()
 
 
 def test_nobody_is_treated_before_birth_or_after_death(big):
@@ -230,7 +255,9 @@ def test_nobody_is_treated_before_birth_or_after_death(big):
     brdy = pd.to_datetime(p.set_index("psn_no")["brdy"]).dt.date
     start = pd.Series(local_date(e.begntime.to_numpy())).dt.date
     assert (start.to_numpy() >= brdy.reindex(e.psn_no).to_numpy()).all()
-    assert (brdy.to_numpy() > pd.Timestamp(f"{YEAR}-01-01").date()).any()  # the check bites: babies born this year exist
+    assert (
+        brdy.to_numpy() > pd.Timestamp(f"{YEAR}-01-01").date()
+    ).any()  # the check bites: babies born this year exist
     died = e[e.dscg_way == "5"].groupby("psn_no").endtime.min()
     assert len(died) > 0
     later = e.begntime.to_numpy() >= died.reindex(e.psn_no).fillna(np.iinfo(np.int64).max).to_numpy()
@@ -308,7 +335,11 @@ def test_restrictions_hold_except_the_labelled_lines(big):
     gend = per.gend.to_numpy()
     brdy = pd.to_datetime(per.brdy)
     when = pd.to_datetime(local_date(enc.endtime.to_numpy()))
-    age = (when.year - brdy.dt.year - ((when.month < brdy.dt.month) | ((when.month == brdy.dt.month) & (when.day < brdy.dt.day)))).to_numpy()
+    age = (
+        when.year
+        - brdy.dt.year
+        - ((when.month < brdy.dt.month) | ((when.month == brdy.dt.month) & (when.day < brdy.dt.day)))
+    ).to_numpy()
     lv = inst.loc[enc.fixmedins_code, "hosp_lv"].to_numpy()
     diags = (enc.dise_codg + ";" + enc.other_dise_codg).to_numpy()
     mts = enc.med_type.to_numpy()
@@ -320,7 +351,10 @@ def test_restrictions_hold_except_the_labelled_lines(big):
         ok &= not (it.lmt_age_min >= 0 and age[i] < it.lmt_age_min)
         ok &= not (it.lmt_age_max >= 0 and age[i] > it.lmt_age_max)
         ok &= not (it.lmt_hosp_lv_min and lv[i] < it.lmt_hosp_lv_min)
-        ok &= not (it.lmt_indication and not any(d.startswith(px) for d in diags[i].split(";") if d for px in it.lmt_indication))
+        ok &= not (
+            it.lmt_indication
+            and not any(d.startswith(px) for d in diags[i].split(";") if d for px in it.lmt_indication)
+        )
         ok &= not (it.lmt_med_types and mts[i] not in it.lmt_med_types)
         if not ok:
             bad.append(f"{f.mdtrt_id.iat[i]}#{f.feedetl_sn.iat[i]:06d}")
@@ -337,8 +371,12 @@ def test_formulary_refers_only_to_shipped_codes():
     # the formulary may name a procedure by its ICD-9-CM-3 stem; each resolves to one national code of the list
     assert {national_procedure(pr.oprn_codg, pr.items[0][0]) for th in F.T.values() for pr in th.procs} <= procs
     assert {national_procedure(sc.oprn_codg) for sc in F.SPECIAL.values() if sc.oprn_codg} <= procs
-    stent = F.T["I25"].procs[0]  # a drug-eluting stent: 36.07 in ICD-9-CM-3, 36.0601 冠状动脉药物涂层支架置入术 in the 医保版
-    assert national_procedure(stent.oprn_codg, stent.items[0][0]) == "36.0601" and national_procedure("39.95") == "39.9500"
+    stent = F.T["I25"].procs[
+        0
+    ]  # a drug-eluting stent: 36.07 in ICD-9-CM-3, 36.0601 冠状动脉药物涂层支架置入术 in the 医保版
+    assert (
+        national_procedure(stent.oprn_codg, stent.items[0][0]) == "36.0601" and national_procedure("39.95") == "39.9500"
+    )
 
 
 # --- patterns, Parquet and the CLI piece -------------------------------------------------------------

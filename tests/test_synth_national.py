@@ -36,7 +36,9 @@ def test_every_code_is_national_and_surgical_cases_are_coherent(region):
     mix_procs = {op for _, op in pairs}
     ip = enc[enc.med_type == "21"]
     coded = set(zip(ip.dise_codg, ip.oprn_codg))
-    formulary = {national_procedure(pr.oprn_codg, pr.items[0][0] if pr.items else "") for th in F.T.values() for pr in th.procs}
+    formulary = {
+        national_procedure(pr.oprn_codg, pr.items[0][0] if pr.items else "") for th in F.T.values() for pr in th.procs
+    }
     assert all((dx, op) in pairs for dx, op in coded if op in mix_procs - formulary)
     assert len({op for _, op in coded if op}) >= 40  # surgery across many ADRGs, not a handful of procedures
 
@@ -71,7 +73,8 @@ def test_multiple_trauma_carries_its_second_injury(region):
 
 def test_mix_other_codes_are_validated(tmp_path):
     base = "code,setting,weight,gend,age_min,age_max,other_codg,note\n" + "".join(
-        f"{c},{s},1,,-1,-1,,x\n" for c, s in (("J06.900", "outpatient"), ("I10.x00", "chronic"), ("N18.500", "special"), ("I69.300", "home_bed"))
+        f"{c},{s},1,,-1,-1,,x\n"
+        for c, s in (("J06.900", "outpatient"), ("I10.x00", "chronic"), ("N18.500", "special"), ("I69.300", "home_bed"))
     )
     path = tmp_path / "mix.csv"
     path.write_text(base + "S72.300,inpatient,1,,-1,-1,S27.000,x\n", encoding="utf-8")

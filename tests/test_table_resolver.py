@@ -36,7 +36,9 @@ def regions(tmp_path_factory) -> tuple[Path, Path]:
     files, datasets = tmp_path_factory.mktemp("files"), tmp_path_factory.mktemp("datasets")
     for name in TABLES:
         shutil.copy(src / f"{name}.parquet", files / f"{name}.parquet")
-    shutil.copy(src / "purchase.parquet", files / "purchase.parquet")  # the stock rule's input (yibao synth writes it), as a file too
+    shutil.copy(
+        src / "purchase.parquet", files / "purchase.parquet"
+    )  # the stock rule's input (yibao synth writes it), as a file too
     rng = np.random.default_rng(3)
     for name in (*TABLES, "purchase"):
         t = pq.read_table(files / f"{name}.parquet")
@@ -51,7 +53,10 @@ def regions(tmp_path_factory) -> tuple[Path, Path]:
     enc = enc.set_column(enc.schema.get_field_index("mdtrt_id"), "mdtrt_id", pa.array([f"JUNK{i}" for i in range(40)]))
     pq.write_table(enc, datasets / "encounter" / "_part-9.parquet")
     (datasets / "fee_detail" / ".staging").mkdir()
-    pq.write_table(pq.read_table(files / "fee_detail.parquet").slice(0, 500), datasets / "fee_detail" / ".staging" / "part-9.parquet")
+    pq.write_table(
+        pq.read_table(files / "fee_detail.parquet").slice(0, 500),
+        datasets / "fee_detail" / ".staging" / "part-9.parquet",
+    )
     return files, datasets
 
 
@@ -59,8 +64,17 @@ def test_table_path_and_sql_source(tmp_path: Path) -> None:
     assert table_path(tmp_path, "encounter") is None and table_sql(tmp_path, "encounter") is None
     (tmp_path / "encounter").mkdir()
     assert table_path(tmp_path, "encounter") == tmp_path / "encounter"
-    assert sql_source(tmp_path / "encounter") == f"read_parquet('{(tmp_path / 'encounter').as_posix()}/**/*.parquet')"  # empty
-    for rel in ("b/part-1.parquet", "part-0.parquet", "_tmp.parquet", ".x/part-2.parquet", "_staging/part-3.parquet", "notes.txt"):
+    assert (
+        sql_source(tmp_path / "encounter") == f"read_parquet('{(tmp_path / 'encounter').as_posix()}/**/*.parquet')"
+    )  # empty
+    for rel in (
+        "b/part-1.parquet",
+        "part-0.parquet",
+        "_tmp.parquet",
+        ".x/part-2.parquet",
+        "_staging/part-3.parquet",
+        "notes.txt",
+    ):
         (tmp_path / "encounter" / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "encounter" / rel).write_bytes(b"")
     want = [tmp_path / "encounter" / "b" / "part-1.parquet", tmp_path / "encounter" / "part-0.parquet"]
@@ -69,7 +83,10 @@ def test_table_path_and_sql_source(tmp_path: Path) -> None:
     pq.write_table(pa.table({"a": [1]}), tmp_path / "encounter.parquet")
     assert table_path(tmp_path, "encounter") == tmp_path / "encounter.parquet"  # the file wins
     odd = tmp_path / "it's"
-    assert sql_source(odd / "t.parquet") == f"read_parquet('{(odd / 't.parquet').as_posix().replace(chr(39), chr(39) * 2)}')"
+    assert (
+        sql_source(odd / "t.parquet")
+        == f"read_parquet('{(odd / 't.parquet').as_posix().replace(chr(39), chr(39) * 2)}')"
+    )
 
 
 def test_datasets_really_are_directories(regions) -> None:
@@ -131,5 +148,7 @@ def test_settle_reads_the_same_parts(regions, tmp_path: Path) -> None:
         t = pq.read_table(tmp_path / label / "settlement.parquet").to_pandas()
         out[label] = t.sort_values("mdtrt_id").reset_index(drop=True)
     assert len(out["files"]) > 0 and not out["datasets"].mdtrt_id.str.startswith("JUNK").any()
-    pd.testing.assert_frame_equal(out["datasets"].drop(columns=["setl_id"], errors="ignore"),
-                                  out["files"].drop(columns=["setl_id"], errors="ignore"))
+    pd.testing.assert_frame_equal(
+        out["datasets"].drop(columns=["setl_id"], errors="ignore"),
+        out["files"].drop(columns=["setl_id"], errors="ignore"),
+    )

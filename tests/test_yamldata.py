@@ -98,7 +98,12 @@ def test_the_callers_type_and_code_are_kept(tmp_path: Path) -> None:
     assert type(err) is type(data_error(p, "c", "x", error=PolicyError))  # one class per caller type
     back = pickle.loads(pickle.dumps(err))  # crosses worker processes intact
     assert isinstance(back, PolicyError) and isinstance(back, DataFileError)
-    assert (back.file, back.key, back.message_en, back.message_zh) == (err.file, err.key, err.message_en, err.message_zh)
+    assert (back.file, back.key, back.message_en, back.message_zh) == (
+        err.file,
+        err.key,
+        err.message_en,
+        err.message_zh,
+    )
     with pytest.raises(DataFileError):
         validate(p, Doc, {"items": "no"})
 
@@ -111,9 +116,19 @@ def test_subsystem_loaders_raise_the_one_error(tmp_path: Path) -> None:
         (lambda d: load_config(d / "interface.yaml"), ConfigError, "interface.yaml", "infver_pattern: [1\n"),
         (lambda d: SecurityPolicy.load(d / "sec.yaml"), SecurityError, "sec.yaml", "institutions: {H1: {nope: 1}}\n"),
         (lambda d: load_ecode_params(d), EcodeConfigError, "ecode.yaml", "token: 3\n"),
-        (lambda d: load_monitor_params(str(d / "monitoring.yaml")), RuleSetError, "monitoring.yaml", "behind_schedule_tolerance: x\n"),
+        (
+            lambda d: load_monitor_params(str(d / "monitoring.yaml")),
+            RuleSetError,
+            "monitoring.yaml",
+            "behind_schedule_tolerance: x\n",
+        ),
         (lambda d: CreditRules.load(d / "credit.yaml"), SupervisionDataError, "credit.yaml", "window_days: 0\n"),
-        (lambda d: Workflow.load(d / "wf.yaml"), CaseError, "wf.yaml", "states: {a: {}}\ntransitions: []\nagencies: []\n"),
+        (
+            lambda d: Workflow.load(d / "wf.yaml"),
+            CaseError,
+            "wf.yaml",
+            "states: {a: {}}\ntransitions: []\nagencies: []\n",
+        ),
         (lambda d: RuleBook.load(d), SupervisionDataError, "rules.yaml", "version: 1\nrules: 3\n"),
     ]
     for i, (load, legacy, name, body) in enumerate(cases):
@@ -123,7 +138,9 @@ def test_subsystem_loaders_raise_the_one_error(tmp_path: Path) -> None:
         with pytest.raises(DataFileError) as e:
             load(d)
         assert isinstance(e.value, legacy), (name, type(e.value).__mro__)
-        assert e.value.message_en.startswith(f"{name}: ") and e.value.message_zh.startswith(f"{name}: "), e.value.message_en
+        assert e.value.message_en.startswith(f"{name}: ") and e.value.message_zh.startswith(f"{name}: "), (
+            e.value.message_en
+        )
         assert re.search(r"[\u4e00-\u9fff]", e.value.message_zh), e.value.message_zh
 
 
@@ -134,7 +151,11 @@ def test_credit_and_workflow_checks_name_the_key(tmp_path: Path) -> None:
         CreditRules.load(p)
     assert e.value.key == "blacklist_from" and "'nobody' is not a grade" in e.value.message_en
     wf = (DATA / "supervision" / "case_workflow.yaml").read_text(encoding="utf-8")
-    p = _write(tmp_path, wf.replace("{from: clue, to: filed, action: file,", "{from: clue, to: limbo, action: file,"), "wf.yaml")
+    p = _write(
+        tmp_path,
+        wf.replace("{from: clue, to: filed, action: file,", "{from: clue, to: limbo, action: file,"),
+        "wf.yaml",
+    )
     assert "to: limbo" in p.read_text(encoding="utf-8")  # the edit took
     with pytest.raises(CaseError) as e:
         Workflow.load(p)

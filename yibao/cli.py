@@ -20,7 +20,18 @@ from yibao.core.errors import YibaoError
 from yibao.core.money import fmt_yuan
 
 # Database drivers a --db URL may ask for that yibao does not ship (it runs on SQLite and PostgreSQL/psycopg).
-_FOREIGN_DRIVERS = {"MySQLdb", "pymysql", "mysqlclient", "psycopg2", "cx_Oracle", "oracledb", "pyodbc", "pymssql", "asyncpg", "aiosqlite"}
+_FOREIGN_DRIVERS = {
+    "MySQLdb",
+    "pymysql",
+    "mysqlclient",
+    "psycopg2",
+    "cx_Oracle",
+    "oracledb",
+    "pyodbc",
+    "pymssql",
+    "asyncpg",
+    "aiosqlite",
+}
 _DB_KINDS = "sqlite:///path/to/yibao.db or postgresql://user:password@host:5432/dbname"
 
 
@@ -102,12 +113,16 @@ class YibaoGroup(TyperGroup):
             raise typer.Exit(2) from None
 
 
-app = typer.Typer(cls=YibaoGroup, help="yibao (医保): an open medical-security platform.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    cls=YibaoGroup, help="yibao (医保): an open medical-security platform.", no_args_is_help=True, add_completion=False
+)
 policy_app = typer.Typer(help="Benefit policy files (待遇政策).", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and loading.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
-data_app = typer.Typer(help="Data directories (数据目录): the manifest of a `yibao synth --out` directory.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Data directories (数据目录): the manifest of a `yibao synth --out` directory.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 from yibao.procurement.cli import app as procurement_app  # noqa: E402
 
@@ -166,7 +181,11 @@ def synth(
     out: Optional[Path] = typer.Option(None, "--out", help="Write contract tables as Parquet here."),
     db: Optional[str] = typer.Option(None, "--db", help="Load into this database URL (migrated first)."),
     year: int = typer.Option(2025, "--year", help="Policy year of the encounters."),
-    fraud: bool = typer.Option(False, "--fraud/--no-fraud", help="Inject the labelled synthetic fraud patterns (yibao.synth.patterns.DEFAULT_RATES)."),
+    fraud: bool = typer.Option(
+        False,
+        "--fraud/--no-fraud",
+        help="Inject the labelled synthetic fraud patterns (yibao.synth.patterns.DEFAULT_RATES).",
+    ),
 ) -> None:
     """Generate a synthetic pooling region (合成统筹区), labelled synthetic."""
     from yibao.synth.cli import run_synth
@@ -179,11 +198,19 @@ def synth(
 
 @app.command()
 def settle(
-    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region code (default: the persons' region)."),
+    data: Path = typer.Option(
+        ..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."
+    ),
+    policy: Optional[str] = typer.Option(
+        None, "--policy", help="Policy file name or region code (default: the persons' region)."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write settlement.parquet (default: --data)."),
     policy_dir: Optional[list[Path]] = policy_dir_option(),
-    engine: str = typer.Option("duckdb", "--engine", help="duckdb (the local batch engine) or spark (same shards and rules on Apache Spark; YIBAO_SPARK_MASTER)."),
+    engine: str = typer.Option(
+        "duckdb",
+        "--engine",
+        help="duckdb (the local batch engine) or spark (same shards and rules on Apache Spark; YIBAO_SPARK_MASTER).",
+    ),
 ) -> None:
     """Settle every encounter of a region for the year with the batch engine."""
     from yibao.benefits.cli import load_book, policy_for_data, require_policy
@@ -199,8 +226,10 @@ def settle(
     with console.status(f"settling ({engine}) …"):
         res = settle_year(data, policy=chosen, book=book, out_dir=out)
     n = res.batch.settlements.num_rows
-    console.print(f"settled {n:,} of {res.claims:,} claims in {res.seconds:.2f} s ({res.claims / max(res.seconds, 1e-9):,.0f} claims/s); "
-                  f"{len(res.batch.rejected):,} refused")
+    console.print(
+        f"settled {n:,} of {res.claims:,} claims in {res.seconds:.2f} s ({res.claims / max(res.seconds, 1e-9):,.0f} claims/s); "
+        f"{len(res.batch.rejected):,} refused"
+    )
 
 
 def _print_fund_year(fy) -> None:
@@ -216,7 +245,9 @@ def _print_fund_year(fy) -> None:
     for r in fy.income.itertuples():
         tab.add_row(f"{r.item} {r.item_zh}", fmt_yuan(int(r.fen)))
     console.print(tab)
-    tab = Table(title=f"Spending by layer 按保障层次 ({int(t['claims']):,} claims, cost ¥{fmt_yuan(int(t['medfee_sumamt']))})")
+    tab = Table(
+        title=f"Spending by layer 按保障层次 ({int(t['claims']):,} claims, cost ¥{fmt_yuan(int(t['medfee_sumamt']))})"
+    )
     tab.add_column("layer")
     tab.add_column("field")
     tab.add_column("¥", justify="right")
@@ -225,31 +256,58 @@ def _print_fund_year(fy) -> None:
         tab.add_row(f"{en} {zh}", k, fmt_yuan(int(t[k])), f"{int(t[k]) / max(1, int(t['medfee_sumamt'])):.1%}")
     console.print(tab)
     tab = Table(title="By scheme 按险种")
-    for c in ("insutype", "claims", "cost ¥", "pooled fund ¥", "critical/large ¥", "assistance ¥", "account ¥", "cash ¥"):
+    for c in (
+        "insutype",
+        "claims",
+        "cost ¥",
+        "pooled fund ¥",
+        "critical/large ¥",
+        "assistance ¥",
+        "account ¥",
+        "cash ¥",
+    ):
         tab.add_column(c, justify="right")
     for r in fy.by_scheme.itertuples():
-        tab.add_row(r.insutype, f"{r.claims:,}", fmt_yuan(r.medfee_sumamt), fmt_yuan(r.hifp_pay), fmt_yuan(r.hifmi_pay + r.hifob_pay),
-                    fmt_yuan(r.maf_pay), fmt_yuan(r.acct_pay + r.acct_mulaid_pay), fmt_yuan(r.psn_cash_pay))
+        tab.add_row(
+            r.insutype,
+            f"{r.claims:,}",
+            fmt_yuan(r.medfee_sumamt),
+            fmt_yuan(r.hifp_pay),
+            fmt_yuan(r.hifmi_pay + r.hifob_pay),
+            fmt_yuan(r.maf_pay),
+            fmt_yuan(r.acct_pay + r.acct_mulaid_pay),
+            fmt_yuan(r.psn_cash_pay),
+        )
     console.print(tab)
     lv = fy.by_level.groupby("hosp_lv")[["claims", "medfee_sumamt", "fund_pay_sumamt"]].sum()
     tab = Table(title="By institution level 按机构等级 (0 = pharmacy)")
     for c in ("level", "claims", "cost ¥", "funds ¥", "fund share"):
         tab.add_column(c, justify="right")
     for lvl, r in lv.iterrows():
-        tab.add_row(str(lvl), f"{int(r.claims):,}", fmt_yuan(int(r.medfee_sumamt)), fmt_yuan(int(r.fund_pay_sumamt)), f"{int(r.fund_pay_sumamt) / max(1, int(r.medfee_sumamt)):.1%}")
+        tab.add_row(
+            str(lvl),
+            f"{int(r.claims):,}",
+            fmt_yuan(int(r.medfee_sumamt)),
+            fmt_yuan(int(r.fund_pay_sumamt)),
+            f"{int(r.fund_pay_sumamt) / max(1, int(r.medfee_sumamt)):.1%}",
+        )
     console.print(tab)
     m = fy.by_month.groupby("month")[["claims", "medfee_sumamt", "fund_pay_sumamt"]].sum()
     tab = Table(title="By month 按月")
     for c in ("month", "claims", "cost ¥", "funds ¥"):
         tab.add_column(c, justify="right")
     for month, r in m.iterrows():
-        tab.add_row(str(month)[:7], f"{int(r.claims):,}", fmt_yuan(int(r.medfee_sumamt)), fmt_yuan(int(r.fund_pay_sumamt)))
+        tab.add_row(
+            str(month)[:7], f"{int(r.claims):,}", fmt_yuan(int(r.medfee_sumamt)), fmt_yuan(int(r.fund_pay_sumamt))
+        )
     console.print(tab)
     tab = Table(title="Medical assistance 医疗救助 — people helped")
     for c in ("status", "people", "helped", "assistance ¥", "critical illness ¥"):
         tab.add_column(c, justify="right")
     for r in fy.assistance.itertuples():
-        tab.add_row(r.status, f"{r.people_with_status:,}", f"{r.people_helped:,}", fmt_yuan(r.maf_pay), fmt_yuan(r.hifmi_pay))
+        tab.add_row(
+            r.status, f"{r.people_with_status:,}", f"{r.people_helped:,}", fmt_yuan(r.maf_pay), fmt_yuan(r.hifmi_pay)
+        )
     console.print(tab)
 
 
@@ -258,9 +316,13 @@ def demo(
     people: int = typer.Option(100_000, "--people", min=100, help="People in the synthetic region."),
     seed: int = typer.Option(42, "--seed"),
     out: Path = typer.Option(Path("yibao-demo"), "--out", help="Output directory (Parquet tables and report.html)."),
-    db: Optional[str] = typer.Option(None, "--db", help="Also load the region and its settlements into this database URL."),
+    db: Optional[str] = typer.Option(
+        None, "--db", help="Also load the region and its settlements into this database URL."
+    ),
     year: int = typer.Option(2025, "--year"),
-    fraud: bool = typer.Option(True, "--fraud/--no-fraud", help="Inject the labelled synthetic fraud patterns the supervision section scores."),
+    fraud: bool = typer.Option(
+        True, "--fraud/--no-fraud", help="Inject the labelled synthetic fraud patterns the supervision section scores."
+    ),
     policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Generate a region, settle its year, print the fund's year and write report.html."""
@@ -286,15 +348,19 @@ def demo(
         finally:
             engine.dispose()
         if loaded:
-            _fail(f"{_shown(db)} already holds a region: give the demo a new database (e.g. --db sqlite:///yibao-demo.db) or remove this one "
-                  "/ 数据库中已有数据，请使用新的数据库")
+            _fail(
+                f"{_shown(db)} already holds a region: give the demo a new database (e.g. --db sqlite:///yibao-demo.db) or remove this one "
+                "/ 数据库中已有数据，请使用新的数据库"
+            )
 
     run_synth(people=people, seed=seed, out=data, db=None, year=year, patterns=DEFAULT_RATES if fraud else None)
     book = load_book(policy_dir)
     with console.status("settling the year with the batch engine …"):
         res = settle_year(data, book=book)
-    console.print(f"settled {res.batch.settlements.num_rows:,} claims in {res.seconds:.1f} s "
-                  f"({res.claims / max(res.seconds, 1e-9):,.0f} claims/s); {len(res.batch.rejected):,} refused with a reason")
+    console.print(
+        f"settled {res.batch.settlements.num_rows:,} claims in {res.seconds:.1f} s "
+        f"({res.claims / max(res.seconds, 1e-9):,.0f} claims/s); {len(res.batch.rejected):,} refused with a reason"
+    )
     from yibao.settlement.annual import read_parquet
 
     region_code = read_parquet(data, "person", ["insuplc_admdvs"]).column(0)[0].as_py()
@@ -323,8 +389,12 @@ def demo(
         console.print(f"loaded into database: {counts}")
         _seed_console(db, seed, out, data)
     else:
-        console.print("to browse the web console too: [bold]yibao demo --db sqlite:///yibao.db[/] (creates demo users and a procurement round)")
-    console.print(f"\n[bold green]report:[/] {report.resolve()}  ·  data: {data.resolve()}  ·  total {time.perf_counter() - t0:.0f} s")
+        console.print(
+            "to browse the web console too: [bold]yibao demo --db sqlite:///yibao.db[/] (creates demo users and a procurement round)"
+        )
+    console.print(
+        f"\n[bold green]report:[/] {report.resolve()}  ·  data: {data.resolve()}  ·  total {time.perf_counter() - t0:.0f} s"
+    )
 
 
 def _seed_console(db: str, seed: int, out: Path, data: Path) -> None:
@@ -338,20 +408,27 @@ def _seed_console(db: str, seed: int, out: Path, data: Path) -> None:
             users, (rid, n_contracts, n_orders), cred = seed_console(engine, seed, out, _shown(db))
     finally:
         engine.dispose()
-    console.print(f"procurement: SYNTHETIC round {rid} saved ({n_contracts:,} contracts, {n_orders:,} purchase orders) for the console")
+    console.print(
+        f"procurement: SYNTHETIC round {rid} saved ({n_contracts:,} contracts, {n_orders:,} purchase orders) for the console"
+    )
     tab = Table(title="[black on yellow] DEMO ONLY 仅供演示 [/] console users (random passwords, this run only)")
     for c in ("user", "role", "sees", "password"):
         tab.add_column(c)
     for u in users:
         tab.add_row(u.username, u.role, u.scope or "everything", u.password)
     console.print(tab)
-    console.print(f"(also in {cred}, readable by you only)  open the console with:\n"
-                  f"  YIBAO_CONSOLE_DATA={data} yibao serve --db {db}   → http://127.0.0.1:8080/console/", soft_wrap=True)
+    console.print(
+        f"(also in {cred}, readable by you only)  open the console with:\n"
+        f"  YIBAO_CONSOLE_DATA={data} yibao serve --db {db}   → http://127.0.0.1:8080/console/",
+        soft_wrap=True,
+    )
 
 
 @policy_app.command("validate")
 def policy_validate(
-    paths: list[Path] = typer.Argument(None, help="Policy files, names or region codes (default: all shipped and --policy-dir ones)."),
+    paths: list[Path] = typer.Argument(
+        None, help="Policy files, names or region codes (default: all shipped and --policy-dir ones)."
+    ),
     policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Validate policy files on every effective date and against the national floors; errors name file, key, reason and source."""
@@ -362,8 +439,11 @@ def policy_validate(
 
 
 @policy_app.command("show")
-def policy_show(region: str = typer.Argument(..., help="Region code or policy name."), on: str = typer.Option(None, "--on", help="Date YYYY-MM-DD (default today)."),
-                policy_dir: Optional[list[Path]] = policy_dir_option()) -> None:
+def policy_show(
+    region: str = typer.Argument(..., help="Region code or policy name."),
+    on: str = typer.Option(None, "--on", help="Date YYYY-MM-DD (default today)."),
+    policy_dir: Optional[list[Path]] = policy_dir_option(),
+) -> None:
     """Print the policy in force on a date (amounts in fen, ratios in basis points)."""
     import json
 
@@ -384,8 +464,13 @@ def data_check(data: Path = typer.Argument(..., exists=True, file_okay=False, he
 
     rows = status(data)
     doc = load(data) or {}
-    console.print(f"{data}: {doc.get('generator', '?')} · {doc.get('people', '?'):,} people · seed {doc.get('seed', '?')} · year {doc.get('year', '?')}"
-                  f" · written {doc.get('created', '?')}" if isinstance(doc.get("people"), int) else f"{data}", soft_wrap=True)
+    console.print(
+        f"{data}: {doc.get('generator', '?')} · {doc.get('people', '?'):,} people · seed {doc.get('seed', '?')} · year {doc.get('year', '?')}"
+        f" · written {doc.get('created', '?')}"
+        if isinstance(doc.get("people"), int)
+        else f"{data}",
+        soft_wrap=True,
+    )
     tab = Table(title="tables 数据表")
     for c in ("table", "status", "detail"):
         tab.add_column(c)
@@ -397,7 +482,11 @@ def data_check(data: Path = typer.Argument(..., exists=True, file_okay=False, he
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: Optional[str] = typer.Option(None, "--db", help="Database URL (default YIBAO_DATABASE_URL or sqlite:///yibao.db).")) -> None:
+def db_upgrade(
+    db: Optional[str] = typer.Option(
+        None, "--db", help="Database URL (default YIBAO_DATABASE_URL or sqlite:///yibao.db)."
+    ),
+) -> None:
     """Create or migrate the schema (Alembic) to the latest version."""
     from yibao.core.db import database_url, upgrade
 
@@ -408,7 +497,9 @@ def db_upgrade(db: Optional[str] = typer.Option(None, "--db", help="Database URL
 
 @db_app.command("load")
 def db_load(
-    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."),
+    data: Path = typer.Option(
+        ..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."
+    ),
     db: Optional[str] = typer.Option(None, "--db"),
 ) -> None:
     """Load a directory of contract Parquet tables into the database."""

@@ -48,18 +48,26 @@ class DemoUser:
 def pick_demo_people(engine: Engine, preferred_psn_no: str = DEMO_PUBLIC_PSN_NO) -> tuple[str, str]:
     """``(fixmedins_code, psn_no)``: the busiest hospital of the home region and a person with settlements."""
     with engine.connect() as c:
-        inst = c.execute(text(
-            "SELECT s.fixmedins_code FROM settlement s JOIN institution i USING (fixmedins_code) "
-            "WHERE i.fixmedins_type = 'hospital' AND i.admdvs = (SELECT insuplc_admdvs FROM person ORDER BY psn_no LIMIT 1) "
-            "GROUP BY s.fixmedins_code ORDER BY count(*) DESC, s.fixmedins_code LIMIT 1")).scalar()
+        inst = c.execute(
+            text(
+                "SELECT s.fixmedins_code FROM settlement s JOIN institution i USING (fixmedins_code) "
+                "WHERE i.fixmedins_type = 'hospital' AND i.admdvs = (SELECT insuplc_admdvs FROM person ORDER BY psn_no LIMIT 1) "
+                "GROUP BY s.fixmedins_code ORDER BY count(*) DESC, s.fixmedins_code LIMIT 1"
+            )
+        ).scalar()
         if inst is None:  # no hospital settlement in the home region: any institution with settlements
-            inst = c.execute(text("SELECT fixmedins_code FROM settlement GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")).scalar()
+            inst = c.execute(
+                text("SELECT fixmedins_code FROM settlement GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+            ).scalar()
         has = c.execute(text("SELECT 1 FROM settlement WHERE psn_no = :p LIMIT 1"), {"p": preferred_psn_no}).scalar()
         psn = preferred_psn_no if has else None
         if psn is None:
-            psn = c.execute(text(
-                "SELECT s.psn_no FROM settlement s WHERE EXISTS (SELECT 1 FROM family_link f WHERE f.psn_no = s.psn_no) "
-                "ORDER BY s.psn_no LIMIT 1")).scalar()
+            psn = c.execute(
+                text(
+                    "SELECT s.psn_no FROM settlement s WHERE EXISTS (SELECT 1 FROM family_link f WHERE f.psn_no = s.psn_no) "
+                    "ORDER BY s.psn_no LIMIT 1"
+                )
+            ).scalar()
         if psn is None:
             psn = c.execute(text("SELECT psn_no FROM settlement ORDER BY psn_no LIMIT 1")).scalar()
     if inst is None or psn is None:
@@ -125,7 +133,9 @@ def write_credentials(path: Path, users: list[DemoUser], db_shown: str) -> Path:
     return path
 
 
-def seed_console(engine: Engine, seed: int, out_dir: Path, db_shown: str) -> tuple[list[DemoUser], tuple[int, int, int], Path]:
+def seed_console(
+    engine: Engine, seed: int, out_dir: Path, db_shown: str
+) -> tuple[list[DemoUser], tuple[int, int, int], Path]:
     """Demo users and a procurement round in ``engine``; the credentials file in ``out_dir``."""
     users = create_demo_users(engine)
     round_info = save_demo_round(engine, seed)

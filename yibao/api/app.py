@@ -124,7 +124,9 @@ def _rest_endpoint(iface: Interface, spec: Transaction) -> Callable:
         }
         out: Outcome = await run_in_threadpool(lambda: iface.handle(env, plain=True))
         if out.infcode == 0:
-            return Response(dumps_exact(out.output), media_type=JSON, headers={"X-Inf-Refmsgid": out.reply["inf_refmsgid"]})
+            return Response(
+                dumps_exact(out.output), media_type=JSON, headers={"X-Inf-Refmsgid": out.reply["inf_refmsgid"]}
+            )
         return _rest_refusal(out)
 
     endpoint.__name__ = f"t{spec.infno}"
@@ -142,15 +144,24 @@ def create_app(iface: Interface) -> FastAPI:
             "decimals. Synthetic data unless you loaded real data."
         ),
         separate_input_output_schemas=False,
-        docs_url=None, redoc_url=None,  # served below from local files (yibao.web.apidocs), not a CDN
+        docs_url=None,
+        redoc_url=None,  # served below from local files (yibao.web.apidocs), not a CDN
     )
     from yibao.web.apidocs import mount_docs
 
     mount_docs(app, "yibao 医保 接口文档")
     app.state.iface = iface
 
-    envelope_doc = {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": S.Envelope.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+    envelope_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": S.Envelope.model_json_schema(ref_template="#/components/schemas/{model}")
+                }
+            },
+        }
+    }
 
     async def call_service(request: Request) -> Response:
         infno = request.path_params.get("infno")
@@ -164,10 +175,15 @@ def create_app(iface: Interface) -> FastAPI:
     for i, path in enumerate(iface.cfg.interface.envelope_paths):  # interface.yaml: the URL forms clients use
         for suffix in ("", "/{infno}"):
             app.add_api_route(
-                path + suffix, call_service, methods=["POST"], tags=["national envelope"],
+                path + suffix,
+                call_service,
+                methods=["POST"],
+                tags=["national envelope"],
                 summary="National envelope: any transaction by infno (always HTTP 200; infcode 0 / -1)"
                 + (" · infno in the URL" if suffix else ""),
-                response_model=S.Reply, openapi_extra=envelope_doc, include_in_schema=(i == 0),
+                response_model=S.Reply,
+                openapi_extra=envelope_doc,
+                include_in_schema=(i == 0),
                 name=f"call_service_{i}{'_infno' if suffix else ''}",
             )
 
@@ -197,8 +213,20 @@ def create_app(iface: Interface) -> FastAPI:
     from yibao.web.auth import require
 
     bureau_only = [Depends(require("bureau"))]
-    for sub in (supervision_router, payment_router, procurement_router, pooling_router, enrolment_router, ltc_router, filing_router):
-        app.include_router(sub, dependencies=bureau_only, responses={401: {"description": "login required"}, 403: {"description": "not bureau staff"}})
+    for sub in (
+        supervision_router,
+        payment_router,
+        procurement_router,
+        pooling_router,
+        enrolment_router,
+        ltc_router,
+        filing_router,
+    ):
+        app.include_router(
+            sub,
+            dependencies=bureau_only,
+            responses={401: {"description": "login required"}, 403: {"description": "not bureau staff"}},
+        )
     from yibao.commercial.api import router as tpa_router  # insurers (TPA), authenticated by their own key
 
     app.include_router(tpa_router)
@@ -224,7 +252,9 @@ def create_app(iface: Interface) -> FastAPI:
 INSECURE_ENV = "YIBAO_SERVE_INSECURE_DEMO"  # set only by `yibao serve --insecure-demo`, for its workers
 
 
-def build_interface(db_url: str | None = None, security: str | None = None, *, insecure_demo: bool = False) -> Interface:
+def build_interface(
+    db_url: str | None = None, security: str | None = None, *, insecure_demo: bool = False
+) -> Interface:
     """An :class:`Interface` on ``db_url`` (migrated), with the database's medical list (or the shipped one).
 
     ``security``: a YAML file of per-institution sign-in secrets and SM4/SM3/SM2 settings (:mod:`yibao.api.security`);
@@ -242,8 +272,11 @@ def build_interface(db_url: str | None = None, security: str | None = None, *, i
     table = db.read_table(engine, "med_list")
     if table.num_rows == 0:
         table = load_med_list()
-    policy = (SecurityPolicy.load(security, insecure_demo=insecure_demo) if security
-              else SecurityPolicy(insecure_demo=insecure_demo))
+    policy = (
+        SecurityPolicy.load(security, insecure_demo=insecure_demo)
+        if security
+        else SecurityPolicy(insecure_demo=insecure_demo)
+    )
     iface = Interface(engine, PolicyBook.default(), Catalog.from_table(table), security=policy)
     from yibao.ecode.service import EcodeService  # 医保电子凭证: mdtrt_cert_type 01 in 1101 and settlement
 
@@ -254,5 +287,10 @@ def build_interface(db_url: str | None = None, security: str | None = None, *, i
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` / several workers: database from ``$YIBAO_DATABASE_URL``."""
-    return create_app(build_interface(os.environ.get("YIBAO_DATABASE_URL"), os.environ.get("YIBAO_API_SECURITY") or None,
-                                      insecure_demo=os.environ.get(INSECURE_ENV) == "1"))
+    return create_app(
+        build_interface(
+            os.environ.get("YIBAO_DATABASE_URL"),
+            os.environ.get("YIBAO_API_SECURITY") or None,
+            insecure_demo=os.environ.get(INSECURE_ENV) == "1",
+        )
+    )

@@ -17,17 +17,22 @@ console = Console()
 
 
 def serve(
-    db: Optional[str] = typer.Option(None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db); migrated first."),
+    db: Optional[str] = typer.Option(
+        None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db); migrated first."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", help="Port."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (uvicorn)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
     security: Optional[str] = typer.Option(
-        None, "--security", envvar="YIBAO_API_SECURITY",
+        None,
+        "--security",
+        envvar="YIBAO_API_SECURITY",
         help="YAML of per-institution sign-in secrets (yibao inst credential issue), SM4 keys and SM3/SM2 settings (keep it secret).",
     ),
     insecure_demo: bool = typer.Option(
-        False, "--insecure-demo",
+        False,
+        "--insecure-demo",
         help="Let institutions without a configured credential sign in (9001) without one. Demos on a private machine only.",
     ),
     policy_dir: Optional[list[Path]] = policy_dir_option(),
@@ -39,10 +44,12 @@ def serve(
     from yibao.core.db import database_url
 
     if not security and not insecure_demo:
-        console.print("[bold yellow]note:[/] no institution can sign in (9001) without credentials: give --security FILE "
-                      "(yibao inst credential issue CODE --security FILE), or --insecure-demo for a private demo; "
-                      "the console works either way\n"
-                      "      未配置机构凭证, 任何机构都不能签到: 请用 --security 指定凭证文件 (演示可用 --insecure-demo)")
+        console.print(
+            "[bold yellow]note:[/] no institution can sign in (9001) without credentials: give --security FILE "
+            "(yibao inst credential issue CODE --security FILE), or --insecure-demo for a private demo; "
+            "the console works either way\n"
+            "      未配置机构凭证, 任何机构都不能签到: 请用 --security 指定凭证文件 (演示可用 --insecure-demo)"
+        )
     url = database_url(db)
     os.environ["YIBAO_DATABASE_URL"] = url
     if security:
@@ -64,11 +71,20 @@ def serve(
         console.print(f"[bold red]error:[/] {exc.message_en}\n       {exc.message_zh}")
         raise typer.Exit(2) from None
     if insecure_demo:
-        console.print("[black on yellow] INSECURE DEMO 演示模式 [/] institutions without a credential can sign in without one")
+        console.print(
+            "[black on yellow] INSECURE DEMO 演示模式 [/] institutions without a credential can sign in without one"
+        )
     console.print(f"yibao serve: {url.split('@')[-1]} on http://{host}:{port}  (console: /console, docs: /docs)")
     if workers > 1:
-        uvicorn.run("yibao.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, timeout_keep_alive=75)
+        uvicorn.run(
+            "yibao.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            timeout_keep_alive=75,
+        )
     else:
         uvicorn.run(app_from_env(), host=host, port=port, log_level=log_level, timeout_keep_alive=75)
 
@@ -88,12 +104,19 @@ def transactions() -> None:
 
 app.command("serve")(serve)
 
-inst_app = typer.Typer(help="Institutions (定点医药机构): sign-in credentials for the national interface.", no_args_is_help=True)
-credential_app = typer.Typer(help="An institution's sign-in secret (9001 signIn.credential), stored as an scrypt hash.",
-                             no_args_is_help=True)
+inst_app = typer.Typer(
+    help="Institutions (定点医药机构): sign-in credentials for the national interface.", no_args_is_help=True
+)
+credential_app = typer.Typer(
+    help="An institution's sign-in secret (9001 signIn.credential), stored as an scrypt hash.", no_args_is_help=True
+)
 inst_app.add_typer(credential_app, name="credential")
-_SECURITY_OPT = typer.Option(..., "--security", envvar="YIBAO_API_SECURITY",
-                             help="The security settings file (created if absent, owner-only; the one `yibao serve --security` reads).")
+_SECURITY_OPT = typer.Option(
+    ...,
+    "--security",
+    envvar="YIBAO_API_SECURITY",
+    help="The security settings file (created if absent, owner-only; the one `yibao serve --security` reads).",
+)
 
 
 def _fail(en: str, zh: str) -> None:
@@ -116,8 +139,10 @@ def _known_institution(code: str, db: Optional[str]) -> None:
             found = c.execute(sa.text("select 1 from institution where fixmedins_code = :c"), {"c": code}).first()
     except sa.exc.SQLAlchemyError:
         found = None
-        _fail(f"cannot read institutions from {database_url(db).split('@')[-1]} (load a region, or pass --no-check)",
-              "无法读取定点医药机构 (请先导入数据, 或使用 --no-check)")
+        _fail(
+            f"cannot read institutions from {database_url(db).split('@')[-1]} (load a region, or pass --no-check)",
+            "无法读取定点医药机构 (请先导入数据, 或使用 --no-check)",
+        )
     finally:
         engine.dispose()
     if found is None:
@@ -133,16 +158,27 @@ def _issue(code: str, security: str, db: Optional[str], check: bool, rotate: boo
     if check:
         _known_institution(code, db)
     try:
-        has = Path(security).exists() and bool(getattr(SecurityPolicy.load(security).institutions.get(code), "secret_hash", ""))
+        has = Path(security).exists() and bool(
+            getattr(SecurityPolicy.load(security).institutions.get(code), "secret_hash", "")
+        )
         if rotate and not has:
-            _fail(f"{code} has no secret to rotate in {security} (use issue)", f"{security} 中机构 {code} 尚无凭证, 请用 issue")
+            _fail(
+                f"{code} has no secret to rotate in {security} (use issue)",
+                f"{security} 中机构 {code} 尚无凭证, 请用 issue",
+            )
         if not rotate and has:
-            _fail(f"{code} already has a secret in {security} (use rotate)", f"{security} 中机构 {code} 已有凭证, 请用 rotate")
+            _fail(
+                f"{code} already has a secret in {security} (use rotate)",
+                f"{security} 中机构 {code} 已有凭证, 请用 rotate",
+            )
         secret = issue_credential(security, code)
     except YibaoError as exc:
         _fail(exc.message_en, exc.message_zh)
-    console.print(f"{'rotated' if rotate else 'issued'} the sign-in secret of {code} in {security}; "
-                  "it is shown once, give it to the institution (9001 signIn.credential):", highlight=False)
+    console.print(
+        f"{'rotated' if rotate else 'issued'} the sign-in secret of {code} in {security}; "
+        "it is shown once, give it to the institution (9001 signIn.credential):",
+        highlight=False,
+    )
     typer.echo(secret)
 
 

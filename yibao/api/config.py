@@ -177,7 +177,11 @@ def load_config(path: str | Path | None = None) -> InterfaceConfig:
     cfg = load_model(p, InterfaceConfig, what=("interface parameters", "接口参数"), error=ConfigError)
     from yibao.settlement.rules import Settlement
 
-    missing = [f for f in Settlement.AMOUNTS if f.endswith("_pay") and f not in ("psn_cash_pay",) and f not in cfg.fund_pay_types]
+    missing = [
+        f
+        for f in Settlement.AMOUNTS
+        if f.endswith("_pay") and f not in ("psn_cash_pay",) and f not in cfg.fund_pay_types
+    ]
     if missing:
         raise data_error(p, "fund_pay_types", f"lacks {missing}", f"基金支付类型缺少 {missing}", error=ConfigError)
     return cfg

@@ -49,7 +49,9 @@ def inspect_values(obj: Any, max_depth: int, root: str = "") -> None:
         v, path, depth = stack.pop()
         if isinstance(v, (dict, list)):
             if depth > max_depth:
-                raise BadValue(path or "body", f"JSON嵌套超过 {max_depth} 层", f"JSON nested deeper than {max_depth} levels")
+                raise BadValue(
+                    path or "body", f"JSON嵌套超过 {max_depth} 层", f"JSON nested deeper than {max_depth} levels"
+                )
             items = v.items() if isinstance(v, dict) else enumerate(v)
             for k, x in items:
                 if isinstance(k, str):
@@ -62,9 +64,15 @@ def inspect_values(obj: Any, max_depth: int, root: str = "") -> None:
 def _check_text(v: str, path: str, key: bool = False) -> None:
     what_en, what_zh = ("name", "字段名") if key else ("value", "字段值")
     if _SURROGATE.search(v):
-        raise BadValue(path, f"{what_zh}含有不成对的代理字符 (非法Unicode)", f"the {what_en} contains a lone surrogate (not valid Unicode)")
+        raise BadValue(
+            path,
+            f"{what_zh}含有不成对的代理字符 (非法Unicode)",
+            f"the {what_en} contains a lone surrogate (not valid Unicode)",
+        )
     if _CONTROL.search(v):
-        raise BadValue(path, f"{what_zh}含有控制字符 (如 \\u0000)", f"the {what_en} contains a control character such as \\u0000")
+        raise BadValue(
+            path, f"{what_zh}含有控制字符 (如 \\u0000)", f"the {what_en} contains a control character such as \\u0000"
+        )
 
 
 def loads_exact(raw: bytes | str) -> Any:

@@ -167,12 +167,19 @@ class Ctx:
         text = dumps_exact(wire)
         s.add(
             StoredReply(
-                msgid=self.env.msgid, infno=self.env.infno, fixmedins_code=self.env.fixmedins_code,
-                request_digest=self.digest, reply=text, stored_at=self.iface.clock(),
+                msgid=self.env.msgid,
+                infno=self.env.infno,
+                fixmedins_code=self.env.fixmedins_code,
+                request_digest=self.digest,
+                reply=text,
+                stored_at=self.iface.clock(),
             )
         )
-        s.add(self.iface._audit_row(self.env.msgid, self.env.infno, self.env.fixmedins_code, self.received,
-                                    self.request_obj, reply))
+        s.add(
+            self.iface._audit_row(
+                self.env.msgid, self.env.infno, self.env.fixmedins_code, self.received, self.request_obj, reply
+            )
+        )
         s.flush()
         self.outcome = Outcome(text=text, reply=wire)
         return self.outcome
@@ -272,7 +279,9 @@ class Interface:
         self.cfg = config or default_config()
         self.clock = clock or (lambda: dt.datetime.now(db.SHANGHAI))
         self.ecode_verifier = ecode_verifier
-        self.ecode_payer = ecode_payer  # e-code token -> holder psn_no when family mutual aid (家庭账户共济) is authorised
+        self.ecode_payer = (
+            ecode_payer  # e-code token -> holder psn_no when family mutual aid (家庭账户共济) is authorised
+        )
         # diagnoses: the configured coding systems (医保版 ICD-10 2.0, then WHO ICD-10), one shared validator
         self.dx_systems = self.cfg.interface.diagnosis_systems
         if valid_diagnosis is None:
@@ -313,8 +322,15 @@ class Interface:
             "output": output if output is not None else {},
         }
 
-    def _audit_row(self, msgid: str | None, infno: str | None, fixmedins_code: str | None, received: dt.datetime,
-                   request: Any, reply: Any) -> MessageLog:
+    def _audit_row(
+        self,
+        msgid: str | None,
+        infno: str | None,
+        fixmedins_code: str | None,
+        received: dt.datetime,
+        request: Any,
+        reply: Any,
+    ) -> MessageLog:
         try:
             req_text = dumps_exact(mask(request, self.cfg)) if not isinstance(request, str) else request
         except (TypeError, ValueError):
@@ -338,8 +354,16 @@ class Interface:
     def _seal(self, reply: dict[str, Any], keys: InstitutionKeys | None) -> dict[str, Any]:
         return seal_reply(reply, keys, dumps_exact) if keys is not None else reply
 
-    def _fail(self, received: dt.datetime, request: Any, zh: str, en: str, fld: str | None, status: int = 400,
-              keys: InstitutionKeys | None = None) -> Outcome:
+    def _fail(
+        self,
+        received: dt.datetime,
+        request: Any,
+        zh: str,
+        en: str,
+        fld: str | None,
+        status: int = 400,
+        keys: InstitutionKeys | None = None,
+    ) -> Outcome:
         if fld is not None and len(fld) > 120:  # a path into deep nesting: keep the reply bounded
             fld = fld[:60] + "…" + fld[-40:]
         zh, en = zh[:500], en[:500]
@@ -376,7 +400,14 @@ class Interface:
 
     def too_large(self, size: int) -> Outcome:
         limit = self.cfg.interface.max_body_bytes
-        return self._fail(self.clock(), f"<{size} bytes, not read>", f"报文超过 {limit} 字节", f"the body is larger than {limit} bytes", "body", 413)
+        return self._fail(
+            self.clock(),
+            f"<{size} bytes, not read>",
+            f"报文超过 {limit} 字节",
+            f"the body is larger than {limit} bytes",
+            "body",
+            413,
+        )
 
     def handle_raw(self, body: bytes | str, *, infno: str | None = None) -> Outcome:
         """Answer a raw HTTP body (malformed JSON gets infcode -1).
@@ -387,8 +418,14 @@ class Interface:
         received = self.clock()
         limit = self.cfg.interface.max_body_bytes
         if len(body) > limit:
-            return self._fail(received, self._preview(body), f"报文超过 {limit} 字节", f"the body is larger than {limit} bytes",
-                              "body", 413)
+            return self._fail(
+                received,
+                self._preview(body),
+                f"报文超过 {limit} 字节",
+                f"the body is larger than {limit} bytes",
+                "body",
+                413,
+            )
         try:
             obj = loads_exact(body)
         except MalformedMessage as exc:
@@ -398,8 +435,13 @@ class Interface:
             if sent in (None, ""):
                 obj["infno"] = infno
             elif str(sent) != infno:
-                return self._fail(received, self._safe(obj), f"报文交易编号 {str(sent)[:10]} 与地址中的 {infno} 不符",
-                                  f"the envelope's infno {str(sent)[:10]!r} differs from the URL's {infno!r}", "infno")
+                return self._fail(
+                    received,
+                    self._safe(obj),
+                    f"报文交易编号 {str(sent)[:10]} 与地址中的 {infno} 不符",
+                    f"the envelope's infno {str(sent)[:10]!r} differs from the URL's {infno!r}",
+                    "infno",
+                )
         return self.handle(obj, received=received)
 
     def _safe(self, obj: Any) -> Any:
@@ -421,8 +463,13 @@ class Interface:
         except BadValue as b:
             return self._fail(received, self._preview(ascii(obj)[:2000]), b.zh, b.en, b.field)
         if not isinstance(obj, dict):
-            return self._fail(received, obj if isinstance(obj, (list, str)) else repr(obj),
-                              "报文须为JSON对象", "the envelope must be a JSON object", "body")
+            return self._fail(
+                received,
+                obj if isinstance(obj, (list, str)) else repr(obj),
+                "报文须为JSON对象",
+                "the envelope must be a JSON object",
+                "body",
+            )
         keys = None if plain else self.security.for_institution(obj.get("fixmedins_code"))
         if keys is not None:
             try:
@@ -436,7 +483,9 @@ class Interface:
                 inner = loads_exact(obj["input"])
             except MalformedMessage as exc:  # the audit log keeps its size, not its text (it may hold a credential)
                 logged = {**obj, "input": f"<not JSON: {len(obj['input'])} characters>"}
-                return self._fail(received, logged, "input 不是合法的JSON对象", f"input is not a JSON object: {exc}", "input")
+                return self._fail(
+                    received, logged, "input 不是合法的JSON对象", f"input is not a JSON object: {exc}", "input"
+                )
             try:
                 inspect_values(inner, self.cfg.interface.max_json_depth)
             except BadValue as b:
@@ -449,23 +498,36 @@ class Interface:
             return self._fail(received, obj, zh, en, fld, keys=keys)
         spec = TRANSACTIONS.get(env.infno) or TRANSACTIONS.get(self.cfg.national_infno(env.infno))
         if spec is None:
-            return self._fail(received, obj, f"不支持的交易编号 {env.infno}", f"unknown transaction infno {env.infno!r}",
-                              "infno", keys=keys)
+            return self._fail(
+                received,
+                obj,
+                f"不支持的交易编号 {env.infno}",
+                f"unknown transaction infno {env.infno!r}",
+                "infno",
+                keys=keys,
+            )
         try:
             return self._dispatch(spec, env, obj, received, keys)
         except _Refused as r:
             return self._fail(received, obj, r.zh, r.en, r.field, r.status, keys=keys)
 
-    def _dispatch(self, spec: Transaction, env: S.Envelope, obj: dict, received: dt.datetime,
-                  keys: InstitutionKeys | None = None) -> Outcome:
+    def _dispatch(
+        self, spec: Transaction, env: S.Envelope, obj: dict, received: dt.datetime, keys: InstitutionKeys | None = None
+    ) -> Outcome:
         if not self.cfg.interface.infver_ok(env.infver):
-            raise _Refused(f"接口版本号 {env.infver} 格式无效 (应如 V1.0 或 1.0.0)",
-                           f"infver {env.infver!r} is not a well-formed version (like V1.0 or 1.0.0)", "infver")
+            raise _Refused(
+                f"接口版本号 {env.infver} 格式无效 (应如 V1.0 或 1.0.0)",
+                f"infver {env.infver!r} is not a well-formed version (like V1.0 or 1.0.0)",
+                "infver",
+            )
         window = dt.timedelta(minutes=self.cfg.interface.inf_time_window_minutes)
         if abs(env.inf_time - received) > window:
-            raise _Refused(f"交易时间 inf_time 与平台时间相差超过 {window.total_seconds() / 60:.0f} 分钟 (平台时间 {fmt_time(received)})",
-                           f"inf_time is more than {window.total_seconds() / 60:.0f} minutes from the platform's clock "
-                           f"({fmt_time(received)})", "inf_time")
+            raise _Refused(
+                f"交易时间 inf_time 与平台时间相差超过 {window.total_seconds() / 60:.0f} 分钟 (平台时间 {fmt_time(received)})",
+                f"inf_time is more than {window.total_seconds() / 60:.0f} minutes from the platform's clock "
+                f"({fmt_time(received)})",
+                "inf_time",
+            )
         if spec.needs_sign:
             self._check_sign(env, received)
         payload = self._input_nodes(spec.infno, env)
@@ -494,12 +556,16 @@ class Interface:
             if stored is not None:
                 return self._answer_stored(stored, env, dig, received, obj)
             log.exception("database error on msgid %r", env.msgid)
-            raise _Refused("数据库繁忙, 请稍后重试", f"database error, try again: {type(exc).__name__}", None, 503) from None
+            raise _Refused(
+                "数据库繁忙, 请稍后重试", f"database error, try again: {type(exc).__name__}", None, 503
+            ) from None
         except Exception as exc:  # noqa: BLE001 - answer every message; log the cause
             log.exception("internal error on msgid %r", env.msgid)
             raise _Refused("平台内部错误", f"internal error: {type(exc).__name__}", None, 500) from None
 
-    def _answer_stored(self, stored: StoredReply, env: S.Envelope, dig: str, received: dt.datetime, obj: Any) -> Outcome:
+    def _answer_stored(
+        self, stored: StoredReply, env: S.Envelope, dig: str, received: dt.datetime, obj: Any
+    ) -> Outcome:
         if stored.request_digest != dig or stored.fixmedins_code != env.fixmedins_code:
             raise _Refused(
                 f"报文ID {env.msgid} 已用于另一笔不同的交易 ({stored.infno})",
@@ -520,8 +586,11 @@ class Interface:
                 continue
             if main in out or len(present) > 1:
                 both = [main, *present] if main in out else present
-                raise _Refused(f"入参节点 {' 与 '.join(both)} 重复 (同一节点的不同名称)",
-                               f"input nodes {' and '.join(both)} are one node under two names: send one", f"input.{present[0]}")
+                raise _Refused(
+                    f"入参节点 {' 与 '.join(both)} 重复 (同一节点的不同名称)",
+                    f"input nodes {' and '.join(both)} are one node under two names: send one",
+                    f"input.{present[0]}",
+                )
             node = out.pop(present[0])
             out[main] = node
             # a client that wraps everything in one node may carry the other nodes inside it (diseinfo in data)
@@ -575,8 +644,11 @@ class Interface:
         if cert_type != "01" or not cert_no:
             return None
         if self.ecode_verifier is None:
-            raise _rej("e-insurance-code tokens (mdtrt_cert_type 01) are not configured on this platform",
-                       "本平台未配置医保电子凭证核验 (就诊凭证类型01)", "mdtrt_cert_type")
+            raise _rej(
+                "e-insurance-code tokens (mdtrt_cert_type 01) are not configured on this platform",
+                "本平台未配置医保电子凭证核验 (就诊凭证类型01)",
+                "mdtrt_cert_type",
+            )
         with self._writer:  # it writes the usage record: queue it with this process's other writers (SQLite)
             return self.ecode_verifier(cert_no, now, fixmedins_code)
 
@@ -586,33 +658,54 @@ class Interface:
             return ""
         return self.ecode_payer(cert_no) or ""
 
-    def _check_cert(self, person: registry.Person, cert_type: str, cert_no: str, now: dt.datetime,
-                    fixmedins_code: str = "", ecode_psn: str | None = None) -> None:
+    def _check_cert(
+        self,
+        person: registry.Person,
+        cert_type: str,
+        cert_no: str,
+        now: dt.datetime,
+        fixmedins_code: str = "",
+        ecode_psn: str | None = None,
+    ) -> None:
         """The credential shown (就诊凭证) identifies ``person``; an empty one identifies nobody and is refused."""
         if not cert_no:
-            raise _rej("mdtrt_cert_no is empty: the person's credential (ID number, card or e-code) must be shown",
-                       "就诊凭证编号为空: 须出示身份证件、社保卡或医保电子凭证", "mdtrt_cert_no")
+            raise _rej(
+                "mdtrt_cert_no is empty: the person's credential (ID number, card or e-code) must be shown",
+                "就诊凭证编号为空: 须出示身份证件、社保卡或医保电子凭证",
+                "mdtrt_cert_no",
+            )
         if cert_type == "01":
             if ecode_psn is None:
                 ecode_psn = self._ecode(cert_type, cert_no, now, fixmedins_code)
             if ecode_psn != person.psn_no:
-                raise _rej("the e-insurance-code token does not identify this person",
-                           "医保电子凭证与参保人不符或已失效", "mdtrt_cert_no")
+                raise _rej(
+                    "the e-insurance-code token does not identify this person",
+                    "医保电子凭证与参保人不符或已失效",
+                    "mdtrt_cert_no",
+                )
         elif cert_no != (person.certno or ""):
-            raise _rej("mdtrt_cert_no does not match the person's ID number", "就诊凭证编号与参保人证件号码不符", "mdtrt_cert_no")
+            raise _rej(
+                "mdtrt_cert_no does not match the person's ID number",
+                "就诊凭证编号与参保人证件号码不符",
+                "mdtrt_cert_no",
+            )
 
     def _dx(self, code: str, fld: str) -> str:
         """One diagnosis code in the configured systems (医保版 ICD-10 2.0 / WHO ICD-10), as the dictionary writes it."""
         if not self.valid_diagnosis(code):
             names = " / ".join(self.dx_systems)
-            raise _rej(f"unknown diagnosis code {code!r} (not in {names})", f"诊断代码 {code!r} 无效 (不在 {names} 中)", fld)
+            raise _rej(
+                f"unknown diagnosis code {code!r} (not in {names})", f"诊断代码 {code!r} 无效 (不在 {names} 中)", fld
+            )
         return canonical_diagnosis(code, self.dx_systems)
 
     def _dx_all(self, main: str, main_field: str, items: list[S.Diagnosis]) -> tuple[str, tuple[str, ...]]:
         """Principal and other diagnoses of a message, each checked and written canonically."""
         main = self._dx(main, main_field) if main else ""
-        checked = [d.model_copy(update={"diag_code": self._dx(d.diag_code, f"diseinfo.{i}.diag_code")})
-                   for i, d in enumerate(items)]
+        checked = [
+            d.model_copy(update={"diag_code": self._dx(d.diag_code, f"diseinfo.{i}.diag_code")})
+            for i, d in enumerate(items)
+        ]
         return _diagnoses(main, checked)
 
     def _area(self, env: S.Envelope, person: registry.Person) -> str:
@@ -625,32 +718,72 @@ class Interface:
 
     def _baseinfo(self, p: registry.Person, on: dt.date) -> dict[str, Any]:
         return {
-            "psn_no": p.psn_no, "psn_cert_type": "01", "certno": p.certno or "", "psn_name": p.psn_name or "",
-            "gend": p.gend or "", "naty": "", "brdy": p.brdy.isoformat() if p.brdy else "",
+            "psn_no": p.psn_no,
+            "psn_cert_type": "01",
+            "certno": p.certno or "",
+            "psn_name": p.psn_name or "",
+            "gend": p.gend or "",
+            "naty": "",
+            "brdy": p.brdy.isoformat() if p.brdy else "",
             "age": Decimal(age_on(p.brdy, on)) if p.brdy else Decimal(0),
         }
 
-    def setlinfo(self, s: Session, row: records.Settlement, *, sign: int = 1, setl_id: str | None = None,
-                 medins_setl_id: str = "", cert_type: str = "") -> tuple[dict, list[dict]]:
+    def setlinfo(
+        self,
+        s: Session,
+        row: records.Settlement,
+        *,
+        sign: int = 1,
+        setl_id: str | None = None,
+        medins_setl_id: str = "",
+        cert_type: str = "",
+    ) -> tuple[dict, list[dict]]:
         """``setlinfo`` and ``setldetail`` of a stored settlement (``sign=-1``: the cancellation)."""
         p = s.get(registry.Person, row.psn_no)
         info = self._baseinfo(p, row.setl_time.astimezone(db.SHANGHAI).date())
         info.pop("psn_cert_type")
-        amounts = {k: sign * int(getattr(row, k)) for k in (
-            "medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
-            "hifp_pay", "cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay", "fund_pay_sumamt",
-            "psn_part_amt", "acct_pay", "psn_cash_pay", "hosp_part_amt", "acct_mulaid_pay")}
+        amounts = {
+            k: sign * int(getattr(row, k))
+            for k in (
+                "medfee_sumamt",
+                "fulamt_ownpay_amt",
+                "overlmt_selfpay",
+                "preselfpay_amt",
+                "inscp_scp_amt",
+                "act_pay_dedc",
+                "hifp_pay",
+                "cvlserv_pay",
+                "hifes_pay",
+                "hifmi_pay",
+                "hifob_pay",
+                "maf_pay",
+                "oth_pay",
+                "fund_pay_sumamt",
+                "psn_part_amt",
+                "acct_pay",
+                "psn_cash_pay",
+                "hosp_part_amt",
+                "acct_mulaid_pay",
+            )
+        }
         out = {
-            "mdtrt_id": row.mdtrt_id, "setl_id": setl_id if setl_id is not None else row.setl_id, "psn_no": row.psn_no,
-            "psn_cert_type": "01", **info, "insutype": row.insutype or "",
+            "mdtrt_id": row.mdtrt_id,
+            "setl_id": setl_id if setl_id is not None else row.setl_id,
+            "psn_no": row.psn_no,
+            "psn_cert_type": "01",
+            **info,
+            "insutype": row.insutype or "",
             "psn_type": self.cfg.psn_type_codes.get(p.psn_type or "", p.psn_type or ""),
-            "cvlserv_flag": "1" if p.civil_servant else "0", "setl_time": fmt_time(row.setl_time),
-            "mdtrt_cert_type": cert_type, "med_type": row.med_type or "",
+            "cvlserv_flag": "1" if p.civil_servant else "0",
+            "setl_time": fmt_time(row.setl_time),
+            "mdtrt_cert_type": cert_type,
+            "med_type": row.med_type or "",
             **{k: _yuan(v) for k, v in amounts.items()},
             "pool_prop_selfpay": (Decimal(int(row.pool_prop_selfpay_bp or 0)) / BP_SCALE).quantize(Decimal("0.0001")),
             "balc": _yuan(row.balc if row.balc is not None else self._balance(s, row.psn_no, int(p.acct_balc or 0))),
             "medins_setl_id": medins_setl_id,
-            "clr_optins": p.insuplc_admdvs or "", "clr_way": self.cfg.clr_way,
+            "clr_optins": p.insuplc_admdvs or "",
+            "clr_way": self.cfg.clr_way,
             "clr_type": self.cfg.clr_types.get(row.med_type or "", ""),
         }
         trace = row.rule_trace if isinstance(row.rule_trace, dict) else {}
@@ -662,12 +795,16 @@ class Interface:
             if amt:
                 code, name = self.cfg.fund_type(f, row.insutype or "")
                 room = self._headroom(s, row, p) if room is None else room
-                detail.append({
-                    "fund_pay_type": code, "inscp_scp_amt": _yuan(sign * int(row.inscp_scp_amt)),
-                    "crt_payb_lmt_amt": _yuan(room[f]) if room.get(f) is not None else None,
-                    "fund_payamt": _yuan(sign * amt), "fund_pay_type_name": name,
-                    "setl_proc_info": steps if f == "hifp_pay" else "",
-                })
+                detail.append(
+                    {
+                        "fund_pay_type": code,
+                        "inscp_scp_amt": _yuan(sign * int(row.inscp_scp_amt)),
+                        "crt_payb_lmt_amt": _yuan(room[f]) if room.get(f) is not None else None,
+                        "fund_payamt": _yuan(sign * amt),
+                        "fund_pay_type_name": name,
+                        "setl_proc_info": steps if f == "hifp_pay" else "",
+                    }
+                )
         return out, detail
 
     def _headroom(self, s: Session, row: records.Settlement, p: registry.Person) -> dict[str, int | None]:
@@ -696,8 +833,16 @@ class Interface:
 
         if cat.cap_pool is not None:
             out["hifp_pay"] = left(scheme.caps[cat.cap_pool], (f"fund:{cat.cap_pool}", ""))
-        facts = PersonFacts(p.psn_no, p.insutype or "", p.psn_type or "", p.gend or "", p.brdy or dt.date(1900, 1, 1),
-                            p.insuplc_admdvs or "", p.assistance or "", bool(p.civil_servant))
+        facts = PersonFacts(
+            p.psn_no,
+            p.insutype or "",
+            p.psn_type or "",
+            p.gend or "",
+            p.brdy or dt.date(1900, 1, 1),
+            p.insuplc_admdvs or "",
+            p.assistance or "",
+            bool(p.civil_servant),
+        )
         for layer in scheme.layers:
             if layer_applies(layer, row.benefit_category, facts) and out.get(layer.field) is None:
                 out[layer.field] = left(layer.cap, (f"layer_pay:{layer.name}", ""))
@@ -718,11 +863,23 @@ class Interface:
         env, now = ctx.env, ctx.now
         with self.tx() as s:
             if s.get(registry.Institution, env.fixmedins_code) is None:
-                raise _rej(f"unknown institution {env.fixmedins_code!r}", f"定点医药机构不存在: {env.fixmedins_code}", "fixmedins_code")
+                raise _rej(
+                    f"unknown institution {env.fixmedins_code!r}",
+                    f"定点医药机构不存在: {env.fixmedins_code}",
+                    "fixmedins_code",
+                )
             sign_no = f"{now.astimezone(db.SHANGHAI):%Y%m%d%H%M%S}{secrets.token_hex(8).upper()}"
-            s.add(SignIn(sign_no=sign_no, fixmedins_code=env.fixmedins_code, opter_no=d.signIn.opter_no,
-                         mac=d.signIn.mac, ip=d.signIn.ip, sign_time=now,
-                         expires_at=now + dt.timedelta(minutes=self.cfg.interface.sign_no_ttl_minutes)))
+            s.add(
+                SignIn(
+                    sign_no=sign_no,
+                    fixmedins_code=env.fixmedins_code,
+                    opter_no=d.signIn.opter_no,
+                    mac=d.signIn.mac,
+                    ip=d.signIn.ip,
+                    sign_time=now,
+                    expires_at=now + dt.timedelta(minutes=self.cfg.interface.sign_no_ttl_minutes),
+                )
+            )
             return ctx.commit(s, {"signinoutb": {"sign_time": fmt_time(now), "sign_no": sign_no}})
 
     def h_person(self, ctx: Ctx, d: S.In1101) -> Outcome:
@@ -736,36 +893,82 @@ class Interface:
             if p is None:
                 raise _rej("no insured person with this mdtrt_cert_no", "未查询到参保人信息", "mdtrt_cert_no")
             insu = {
-                "balc": _yuan(self._balance(s, p.psn_no, int(p.acct_balc or 0))) if p.insutype == contract.INSUTYPE_EMPLOYEE else Decimal("0.00"),
+                "balc": _yuan(self._balance(s, p.psn_no, int(p.acct_balc or 0)))
+                if p.insutype == contract.INSUTYPE_EMPLOYEE
+                else Decimal("0.00"),
                 "insutype": p.insutype or "",
                 "psn_type": self.cfg.psn_type_codes.get(p.psn_type or "", p.psn_type or ""),
                 "psn_insu_stas": "1",
                 # 个人参保日期 where the register holds it ("" — the national empty — where it does not);
                 # everyone in the register is insured, so there is no pause date (null)
-                "psn_insu_date": p.insured_since.isoformat() if p.insured_since else "", "paus_insu_date": None,
+                "psn_insu_date": p.insured_since.isoformat() if p.insured_since else "",
+                "paus_insu_date": None,
                 "cvlserv_flag": "1" if p.civil_servant else "0",
-                "insuplc_admdvs": p.insuplc_admdvs or "", "emp_name": "",
+                "insuplc_admdvs": p.insuplc_admdvs or "",
+                "emp_name": "",
             }
-            insu.update(insured_state(s, p.psn_no, p.insutype or "", now.astimezone(db.SHANGHAI).date()) or {})  # 参保期间
+            insu.update(
+                insured_state(s, p.psn_no, p.insutype or "", now.astimezone(db.SHANGHAI).date()) or {}
+            )  # 参保期间
             idet = []
             if p.assistance:  # the register holds the status, not its grade or dates (null)
-                idet.append({"psn_idet_type": self.cfg.psn_idet_types.get(p.assistance, p.assistance), "psn_type_lv": "",
-                             "memo": p.assistance, "begntime": None, "endtime": None})
-            out = {"baseinfo": self._baseinfo(p, now.astimezone(db.SHANGHAI).date()), "insuinfo": [insu], "idetinfo": idet}
+                idet.append(
+                    {
+                        "psn_idet_type": self.cfg.psn_idet_types.get(p.assistance, p.assistance),
+                        "psn_type_lv": "",
+                        "memo": p.assistance,
+                        "begntime": None,
+                        "endtime": None,
+                    }
+                )
+            out = {
+                "baseinfo": self._baseinfo(p, now.astimezone(db.SHANGHAI).date()),
+                "insuinfo": [insu],
+                "idetinfo": idet,
+            }
         with self.tx() as s:
             return ctx.commit(s, out)
 
-    def _open(self, s: Session, ctx: Ctx, *, kind: str, psn_no: str, insutype: str, begntime: dt.datetime, med_type: str,
-              ipt_otp_no: str, cert_type: str, cert_no: str, dise: str = "", other: tuple[str, ...] = (),
-              dept: str = "", dr: str = "", ecode_psn: str | None = None) -> V.VisitState:
+    def _open(
+        self,
+        s: Session,
+        ctx: Ctx,
+        *,
+        kind: str,
+        psn_no: str,
+        insutype: str,
+        begntime: dt.datetime,
+        med_type: str,
+        ipt_otp_no: str,
+        cert_type: str,
+        cert_no: str,
+        dise: str = "",
+        other: tuple[str, ...] = (),
+        dept: str = "",
+        dr: str = "",
+        ecode_psn: str | None = None,
+    ) -> V.VisitState:
         env = ctx.env
         p = self._person(s, psn_no)
         self._check_cert(p, cert_type, cert_no, ctx.now, env.fixmedins_code, ecode_psn)
         area = self._area(env, p)
         return V.admit_or_register(
-            s, kind=kind, psn_no=psn_no, fixmedins_code=env.fixmedins_code, insutype=insutype, begntime=begntime,
-            med_type=med_type, ipt_otp_no=ipt_otp_no, msgid=env.msgid, now=ctx.now, book=self.book,
-            dise_codg=dise, other_dise_codg=other, dept_code=dept, dr_code=dr, mdtrtarea_admvs=area,
+            s,
+            kind=kind,
+            psn_no=psn_no,
+            fixmedins_code=env.fixmedins_code,
+            insutype=insutype,
+            begntime=begntime,
+            med_type=med_type,
+            ipt_otp_no=ipt_otp_no,
+            msgid=env.msgid,
+            now=ctx.now,
+            book=self.book,
+            dise_codg=dise,
+            other_dise_codg=other,
+            dept_code=dept,
+            dr_code=dr,
+            mdtrtarea_admvs=area,
             valid_diagnosis=self.valid_diagnosis,
         )
 
@@ -773,25 +976,56 @@ class Interface:
         r = d.data
         ecode_psn = self._ecode(r.mdtrt_cert_type, r.mdtrt_cert_no, ctx.now, ctx.env.fixmedins_code)
         with self.tx() as s:
-            v = self._open(s, ctx, kind=V.OUTPATIENT, psn_no=r.psn_no, insutype=r.insutype, begntime=r.begntime,
-                           med_type=contract.MED_TYPE_OUTPATIENT, ipt_otp_no=r.ipt_otp_no, cert_type=r.mdtrt_cert_type,
-                           cert_no=r.mdtrt_cert_no, dept=r.dept_code, dr=r.atddr_no, ecode_psn=ecode_psn)
-            return ctx.commit(s, {"data": {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "ipt_otp_no": v.ipt_otp_no or ""}})
+            v = self._open(
+                s,
+                ctx,
+                kind=V.OUTPATIENT,
+                psn_no=r.psn_no,
+                insutype=r.insutype,
+                begntime=r.begntime,
+                med_type=contract.MED_TYPE_OUTPATIENT,
+                ipt_otp_no=r.ipt_otp_no,
+                cert_type=r.mdtrt_cert_type,
+                cert_no=r.mdtrt_cert_no,
+                dept=r.dept_code,
+                dr=r.atddr_no,
+                ecode_psn=ecode_psn,
+            )
+            return ctx.commit(
+                s, {"data": {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "ipt_otp_no": v.ipt_otp_no or ""}}
+            )
 
     def h_admit(self, ctx: Ctx, d: S.In2401) -> Outcome:
         m = d.mdtrtinfo
         main, other = self._dx_all(m.dscg_maindiag_code, "mdtrtinfo.dscg_maindiag_code", d.diseinfo)
         ecode_psn = self._ecode(m.mdtrt_cert_type, m.mdtrt_cert_no, ctx.now, ctx.env.fixmedins_code)
         with self.tx() as s:
-            v = self._open(s, ctx, kind=V.INPATIENT, psn_no=m.psn_no, insutype=m.insutype, begntime=m.begntime,
-                           med_type=m.med_type, ipt_otp_no=m.ipt_no, cert_type=m.mdtrt_cert_type,
-                           cert_no=m.mdtrt_cert_no, dise=main, other=other, dept=m.adm_dept_codg, dr=m.atddr_no,
-                           ecode_psn=ecode_psn)
-            return ctx.commit(s, {"result": {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "ipt_otp_no": v.ipt_otp_no or ""}})
+            v = self._open(
+                s,
+                ctx,
+                kind=V.INPATIENT,
+                psn_no=m.psn_no,
+                insutype=m.insutype,
+                begntime=m.begntime,
+                med_type=m.med_type,
+                ipt_otp_no=m.ipt_no,
+                cert_type=m.mdtrt_cert_type,
+                cert_no=m.mdtrt_cert_no,
+                dise=main,
+                other=other,
+                dept=m.adm_dept_codg,
+                dr=m.atddr_no,
+                ecode_psn=ecode_psn,
+            )
+            return ctx.commit(
+                s, {"result": {"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "ipt_otp_no": v.ipt_otp_no or ""}}
+            )
 
     def _cancel_visit(self, ctx: Ctx, d: S.In2202 | S.In2404, kind: str) -> Outcome:
         with self.tx() as s:
-            v, _enc = V.load_visit(s, d.data.mdtrt_id, psn_no=d.data.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=kind)
+            v, _enc = V.load_visit(
+                s, d.data.mdtrt_id, psn_no=d.data.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=kind
+            )
             V.cancel_visit(s, v, now=ctx.now)
             return ctx.commit(s, {})
 
@@ -805,26 +1039,55 @@ class Interface:
         m = d.mdtrtinfo
         main, other = self._dx_all(m.dise_codg, "mdtrtinfo.dise_codg", d.diseinfo)
         with self.tx() as s:
-            v, enc = V.load_visit(s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.OUTPATIENT)
-            V.record_diagnoses(s, v, enc, med_type=m.med_type, dise_codg=main, other_dise_codg=other, book=self.book,
-                               now=ctx.now, valid_diagnosis=self.valid_diagnosis)
+            v, enc = V.load_visit(
+                s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.OUTPATIENT
+            )
+            V.record_diagnoses(
+                s,
+                v,
+                enc,
+                med_type=m.med_type,
+                dise_codg=main,
+                other_dise_codg=other,
+                book=self.book,
+                now=ctx.now,
+                valid_diagnosis=self.valid_diagnosis,
+            )
             return ctx.commit(s, {})
 
     def h_discharge(self, ctx: Ctx, d: S.In2402) -> Outcome:
         m = d.dscginfo
         main, other = self._dx_all(m.dise_codg, "dscginfo.dise_codg", d.diseinfo)
         with self.tx() as s:
-            v, enc = V.load_visit(s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT)
+            v, enc = V.load_visit(
+                s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT
+            )
             if (v.insutype or "") != m.insutype:
                 raise _rej("insutype differs from the admission's", "险种类型与入院登记不符", "insutype")
-            settled = s.scalar(select(func.count()).select_from(records.Settlement).where(
-                records.Settlement.mdtrt_id == m.mdtrt_id, records.Settlement.refd_setl_flag.is_(False)))
+            settled = s.scalar(
+                select(func.count())
+                .select_from(records.Settlement)
+                .where(records.Settlement.mdtrt_id == m.mdtrt_id, records.Settlement.refd_setl_flag.is_(False))
+            )
             had = (enc.dise_codg or "", {x for x in (enc.other_dise_codg or "").split(";") if x})
             if settled and main and (main, set(other)) != had:
-                raise _rej("the stay is settled on other diagnoses; cancel the settlement (2305) before changing them",
-                           "本次住院已按其他诊断结算, 变更诊断须先撤销结算 (2305)", "dscginfo.dise_codg")
-            V.discharge(s, v, enc, endtime=m.endtime, dise_codg=main, other_dise_codg=other, dscg_way=m.dscg_way,
-                        dept_code=m.dscg_dept_codg, now=ctx.now, valid_diagnosis=self.valid_diagnosis)
+                raise _rej(
+                    "the stay is settled on other diagnoses; cancel the settlement (2305) before changing them",
+                    "本次住院已按其他诊断结算, 变更诊断须先撤销结算 (2305)",
+                    "dscginfo.dise_codg",
+                )
+            V.discharge(
+                s,
+                v,
+                enc,
+                endtime=m.endtime,
+                dise_codg=main,
+                other_dise_codg=other,
+                dscg_way=m.dscg_way,
+                dept_code=m.dscg_dept_codg,
+                now=ctx.now,
+                valid_diagnosis=self.valid_diagnosis,
+            )
             return ctx.commit(s, {})
 
     def _fees(self, ctx: Ctx, d: S.InFees, kind: str) -> Outcome:
@@ -832,11 +1095,17 @@ class Interface:
         mdtrt_id, psn_no = rows[0].mdtrt_id, rows[0].psn_no
         for i, r in enumerate(rows):
             if r.mdtrt_id != mdtrt_id:
-                raise _rej("all lines of one upload must belong to one mdtrt_id", "同一批次明细须属于同一就诊ID",
-                           f"feedetail.{i}.mdtrt_id")
+                raise _rej(
+                    "all lines of one upload must belong to one mdtrt_id",
+                    "同一批次明细须属于同一就诊ID",
+                    f"feedetail.{i}.mdtrt_id",
+                )
             if r.psn_no != psn_no:
-                raise _rej("all lines of one upload must belong to one psn_no", "同一批次明细须属于同一参保人",
-                           f"feedetail.{i}.psn_no")
+                raise _rej(
+                    "all lines of one upload must belong to one psn_no",
+                    "同一批次明细须属于同一参保人",
+                    f"feedetail.{i}.psn_no",
+                )
         lines = []
         sent = {}
         for i, r in enumerate(rows):
@@ -844,17 +1113,37 @@ class Interface:
             cnt_e4, pric_e6 = int(r.cnt * 10**4), int(r.pric * 10**6)  # exact: at most 4 / 6 decimals (schemas)
             exact = (cnt_e4, pric_e6) if (cnt_e4 % 10 or pric_e6 % 10_000) else None
             ln = FeeLine(
-                feedetl_sn=0, med_list_codg=r.med_list_codg, cnt_milli=max(1, _half_up(cnt_e4, 10)),
-                pric=_half_up(pric_e6, 10_000), det_item_fee_sumamt=_fen(r.det_item_fee_sumamt, "det_item_fee_sumamt"),
-                rxno=r.rxno, prd_days=int(r.prd_days), rx_circ_flag=r.rx_circ_flag == "1", exact=exact,
+                feedetl_sn=0,
+                med_list_codg=r.med_list_codg,
+                cnt_milli=max(1, _half_up(cnt_e4, 10)),
+                pric=_half_up(pric_e6, 10_000),
+                det_item_fee_sumamt=_fen(r.det_item_fee_sumamt, "det_item_fee_sumamt"),
+                rxno=r.rxno,
+                prd_days=int(r.prd_days),
+                rx_circ_flag=r.rx_circ_flag == "1",
+                exact=exact,
             )
-            lines.append(V.UploadLine(line=ln, chrg_bchno=r.chrg_bchno, fee_ocur_time=r.fee_ocur_time,
-                                      bilg_dr_code=r.bilg_dr_codg, his_sn=r.feedetl_sn))
+            lines.append(
+                V.UploadLine(
+                    line=ln,
+                    chrg_bchno=r.chrg_bchno,
+                    fee_ocur_time=r.fee_ocur_time,
+                    bilg_dr_code=r.bilg_dr_codg,
+                    his_sn=r.feedetl_sn,
+                )
+            )
             sent[r.feedetl_sn] = r
         with self.tx() as s:
             v, enc = V.load_visit(s, mdtrt_id, psn_no=psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=kind)
-            done = V.upload_fees(s, v, lines, catalog=self.catalog, msgid=ctx.env.msgid, now=ctx.now,
-                                 max_lines=self.cfg.interface.max_feedetail_lines)
+            done = V.upload_fees(
+                s,
+                v,
+                lines,
+                catalog=self.catalog,
+                msgid=ctx.env.msgid,
+                now=ctx.now,
+                max_lines=self.cfg.interface.max_feedetail_lines,
+            )
             split = self._line_split_context(s, v, enc)
             result = [self._line_result(v, enc, u.line, split, sent[u.his_sn]) for u, _new in done]
             return ctx.commit(s, {"result": result})
@@ -863,23 +1152,43 @@ class Interface:
         """Absurd values refused before anything is stored (ceilings in interface.yaml)."""
         ic, at = self.cfg.interface, f"feedetail.{i}"
         if r.cnt <= 0:
-            raise _rej(f"line {r.feedetl_sn}: quantity cnt must be positive", f"明细 {r.feedetl_sn}: 数量必须为正数", f"{at}.cnt")
+            raise _rej(
+                f"line {r.feedetl_sn}: quantity cnt must be positive",
+                f"明细 {r.feedetl_sn}: 数量必须为正数",
+                f"{at}.cnt",
+            )
         if r.pric < 0:
-            raise _rej(f"line {r.feedetl_sn}: unit price pric must not be negative", f"明细 {r.feedetl_sn}: 单价不能为负", f"{at}.pric")
-        for fld, v, top in (("cnt", r.cnt, ic.max_cnt), ("pric", r.pric, ic.max_pric),
-                            ("det_item_fee_sumamt", r.det_item_fee_sumamt, ic.max_line_amount)):
+            raise _rej(
+                f"line {r.feedetl_sn}: unit price pric must not be negative",
+                f"明细 {r.feedetl_sn}: 单价不能为负",
+                f"{at}.pric",
+            )
+        for fld, v, top in (
+            ("cnt", r.cnt, ic.max_cnt),
+            ("pric", r.pric, ic.max_pric),
+            ("det_item_fee_sumamt", r.det_item_fee_sumamt, ic.max_line_amount),
+        ):
             if v > top:
-                raise _rej(f"line {r.feedetl_sn}: {fld} {v} is above the ceiling {top}", f"明细 {r.feedetl_sn}: {fld} {v} 超过上限 {top}",
-                           f"{at}.{fld}")
+                raise _rej(
+                    f"line {r.feedetl_sn}: {fld} {v} is above the ceiling {top}",
+                    f"明细 {r.feedetl_sn}: {fld} {v} 超过上限 {top}",
+                    f"{at}.{fld}",
+                )
         if not 0 <= r.prd_days <= ic.max_prd_days:
-            raise _rej(f"line {r.feedetl_sn}: prd_days {r.prd_days} is not within 0..{ic.max_prd_days}",
-                       f"明细 {r.feedetl_sn}: 周期天数 {r.prd_days} 不在 0..{ic.max_prd_days} 之内", f"{at}.prd_days")
+            raise _rej(
+                f"line {r.feedetl_sn}: prd_days {r.prd_days} is not within 0..{ic.max_prd_days}",
+                f"明细 {r.feedetl_sn}: 周期天数 {r.prd_days} 不在 0..{ic.max_prd_days} 之内",
+                f"{at}.prd_days",
+            )
         earliest = ctx.now - dt.timedelta(days=ic.max_fee_age_days)
         latest = ctx.now + dt.timedelta(minutes=ic.inf_time_window_minutes)
         if not earliest <= r.fee_ocur_time <= latest:
-            raise _rej(f"line {r.feedetl_sn}: fee_ocur_time {fmt_time(r.fee_ocur_time)} is more than {ic.max_fee_age_days} days ago "
-                       "or in the future", f"明细 {r.feedetl_sn}: 费用发生时间 {fmt_time(r.fee_ocur_time)} 早于 {ic.max_fee_age_days} 天前或晚于当前",
-                       f"{at}.fee_ocur_time")
+            raise _rej(
+                f"line {r.feedetl_sn}: fee_ocur_time {fmt_time(r.fee_ocur_time)} is more than {ic.max_fee_age_days} days ago "
+                "or in the future",
+                f"明细 {r.feedetl_sn}: 费用发生时间 {fmt_time(r.fee_ocur_time)} 早于 {ic.max_fee_age_days} 天前或晚于当前",
+                f"{at}.fee_ocur_time",
+            )
 
     def _line_split_context(self, s: Session, v: V.VisitState, enc: records.Encounter) -> tuple | None:
         """What every line's split shares (person, hospital level, benefit category), read once per upload.
@@ -892,37 +1201,70 @@ class Interface:
             snap = self.book.policy(p.insuplc_admdvs or "").snapshot(enc.begntime.astimezone(db.SHANGHAI).date())
             diags = (enc.dise_codg or "", *[x for x in (enc.other_dise_codg or "").split(";") if x])
             cat = snap.scheme_for(p.insutype).categories[classify_category(snap, enc.med_type or "", diags)]
-            facts = PersonFacts(p.psn_no, p.insutype or "", p.psn_type or "", p.gend or "", p.brdy,
-                                p.insuplc_admdvs or "", p.assistance or "", bool(p.civil_servant))
+            facts = PersonFacts(
+                p.psn_no,
+                p.insutype or "",
+                p.psn_type or "",
+                p.gend or "",
+                p.brdy,
+                p.insuplc_admdvs or "",
+                p.assistance or "",
+                bool(p.civil_servant),
+            )
             hosp_lv = int(inst.hosp_lv or 0)
         except (YibaoError, KeyError, TypeError, AttributeError):
             return None
         return facts, hosp_lv, diags, cat
 
-    def _line_result(self, v: V.VisitState, enc: records.Encounter, ln: FeeLine, split: tuple | None,
-                     r: S.FeeDetailIn) -> dict[str, Any]:
+    def _line_result(
+        self, v: V.VisitState, enc: records.Encounter, ln: FeeLine, split: tuple | None, r: S.FeeDetailIn
+    ) -> dict[str, Any]:
         item = self.catalog[ln.med_list_codg]
         out: dict[str, Any] = {
-            "feedetl_sn": r.feedetl_sn, "det_item_fee_sumamt": _yuan(ln.det_item_fee_sumamt),
-            "cnt": r.cnt.quantize(Decimal("0.0001")), "pric": r.pric.quantize(Decimal("0.000001")),
+            "feedetl_sn": r.feedetl_sn,
+            "det_item_fee_sumamt": _yuan(ln.det_item_fee_sumamt),
+            "cnt": r.cnt.quantize(Decimal("0.0001")),
+            "pric": r.pric.quantize(Decimal("0.000001")),
             "pric_uplmt_amt": _yuan(item.effective_cap),
             "selfpay_prop": (Decimal(item.selfpay_prop_bp) / BP_SCALE).quantize(Decimal("0.0001")),
-            "chrgitm_lv": item.chrgitm_lv, "med_chrgitm_type": item.list_kind,
+            "chrgitm_lv": item.chrgitm_lv,
+            "med_chrgitm_type": item.list_kind,
             **{f: _item_flag(item, f) for f in ITEM_FLAGS},
-            "lmt_used_flag": "1" if (item.lmt_gend or item.lmt_indication or item.lmt_med_types or item.lmt_hosp_lv_min
-                                     or item.lmt_age_min >= 0 or item.lmt_age_max >= 0) else "0",
+            "lmt_used_flag": "1"
+            if (
+                item.lmt_gend
+                or item.lmt_indication
+                or item.lmt_med_types
+                or item.lmt_hosp_lv_min
+                or item.lmt_age_min >= 0
+                or item.lmt_age_max >= 0
+            )
+            else "0",
             "memo": "",
         }
         try:  # the line-level split of the settlement rules, as this person would be settled today
             if split is None:
                 raise KeyError("no split context")
             facts, hosp_lv, diags, cat = split
-            one = Claim(mdtrt_id=enc.mdtrt_id, person=facts, fixmedins_code=v.fixmedins_code, hosp_lv=hosp_lv,
-                        med_type=enc.med_type or "", begntime=enc.begntime, setl_time=max(enc.begntime, self.clock()),
-                        dise_codg=diags[0], other_dise_codg=tuple(diags[1:]), lines=(ln,))
+            one = Claim(
+                mdtrt_id=enc.mdtrt_id,
+                person=facts,
+                fixmedins_code=v.fixmedins_code,
+                hosp_lv=hosp_lv,
+                med_type=enc.med_type or "",
+                begntime=enc.begntime,
+                setl_time=max(enc.begntime, self.clock()),
+                dise_codg=diags[0],
+                other_dise_codg=tuple(diags[1:]),
+                lines=(ln,),
+            )
             _m, ful, over, pre, inscp, _x = split_lines(one, self.catalog, cat)
-            out.update(fulamt_ownpay_amt=_yuan(ful), overlmt_amt=_yuan(over), preselfpay_amt=_yuan(pre),
-                       inscp_scp_amt=_yuan(inscp))
+            out.update(
+                fulamt_ownpay_amt=_yuan(ful),
+                overlmt_amt=_yuan(over),
+                preselfpay_amt=_yuan(pre),
+                inscp_scp_amt=_yuan(inscp),
+            )
         except (YibaoError, KeyError, TypeError, AttributeError):
             out["memo"] = "split not available before the visit's medical type and diagnosis are known"
         return out
@@ -930,7 +1272,9 @@ class Interface:
     def h_withdraw_outpatient(self, ctx: Ctx, d: S.In2205) -> Outcome:
         q = d.data
         with self.tx() as s:
-            v, _enc = V.load_visit(s, q.mdtrt_id, psn_no=q.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.OUTPATIENT)
+            v, _enc = V.load_visit(
+                s, q.mdtrt_id, psn_no=q.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.OUTPATIENT
+            )
             gone = V.withdraw_fees(s, v, now=ctx.now, chrg_bchno="" if q.chrg_bchno == "0000" else q.chrg_bchno)
             return ctx.commit(s, {"result": {"feedetl_sn": gone}})
 
@@ -939,7 +1283,11 @@ class Interface:
         mdtrt_id, psn_no = rows[0].mdtrt_id, rows[0].psn_no
         for i, r in enumerate(rows):
             if (r.mdtrt_id, r.psn_no) != (mdtrt_id, psn_no):
-                raise _rej("all lines must belong to one mdtrt_id and psn_no", "撤销明细须属于同一就诊和参保人", f"data.{i}.mdtrt_id")
+                raise _rej(
+                    "all lines must belong to one mdtrt_id and psn_no",
+                    "撤销明细须属于同一就诊和参保人",
+                    f"data.{i}.mdtrt_id",
+                )
         sns = None if any(r.feedetl_sn == "0000" for r in rows) else {r.feedetl_sn for r in rows}
         with self.tx() as s:
             v, _enc = V.load_visit(s, mdtrt_id, psn_no=psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT)
@@ -957,16 +1305,27 @@ class Interface:
         q, env, now = d.data, ctx.env, ctx.now
         top = self.cfg.interface.max_medfee_sumamt
         if q.medfee_sumamt > top or q.medfee_sumamt < 0:
-            raise _rej(f"medfee_sumamt {q.medfee_sumamt} is not within 0..{top}", f"医疗费总额 {q.medfee_sumamt} 不在 0..{top} 之内",
-                       "data.medfee_sumamt")
+            raise _rej(
+                f"medfee_sumamt {q.medfee_sumamt} is not within 0..{top}",
+                f"医疗费总额 {q.medfee_sumamt} 不在 0..{top} 之内",
+                "data.medfee_sumamt",
+            )
         # an e-code writes its own usage record: resolve it before the settlement's transaction
         ecode_psn = self._ecode(q.mdtrt_cert_type, q.mdtrt_cert_no, now, env.fixmedins_code)
         payer_no = q.mulaid_payer_psn_no or self._ecode_payer(q.mdtrt_cert_type, q.mdtrt_cert_no)
         discharge_first = self.cfg.inpatient_settlement_for(env.fixmedins_code) == "discharge_first"
         req = VisitSettleRequest(
-            mdtrt_id=q.mdtrt_id, psn_no=q.psn_no, insutype=q.insutype, fixmedins_code=env.fixmedins_code, kind=kind,
-            medfee_sumamt=_fen(q.medfee_sumamt, "medfee_sumamt"), setl_time=now, med_type=q.med_type or "",
-            chrg_bchno=q.chrg_bchno or "", mdtrtarea_admvs=env.mdtrtarea_admvs or "", mulaid_payer_psn_no=payer_no,
+            mdtrt_id=q.mdtrt_id,
+            psn_no=q.psn_no,
+            insutype=q.insutype,
+            fixmedins_code=env.fixmedins_code,
+            kind=kind,
+            medfee_sumamt=_fen(q.medfee_sumamt, "medfee_sumamt"),
+            setl_time=now,
+            med_type=q.med_type or "",
+            chrg_bchno=q.chrg_bchno or "",
+            mdtrtarea_admvs=env.mdtrtarea_admvs or "",
+            mulaid_payer_psn_no=payer_no,
             use_account=q.acct_used_flag == "1",
             require_discharged=kind == V.INPATIENT and not pre and q.mid_setl_flag != "1" and discharge_first,
             claimed={k: _fen(getattr(q, k), k) for k in CLAIMED_AMOUNTS if getattr(q, k) is not None},
@@ -991,8 +1350,15 @@ class Interface:
             ctx.commit(s, {"setlinfo": info, "setldetail": detail}, maybe_repeat=r.replayed)
 
         with self._writer:
-            r, snap = self.visits.settle(req, msgid=env.msgid, digest=ctx.digest, pre=pre, identify=identify,
-                                         in_care=check if in_care else None, reply=reply)
+            r, snap = self.visits.settle(
+                req,
+                msgid=env.msgid,
+                digest=ctx.digest,
+                pre=pre,
+                identify=identify,
+                in_care=check if in_care else None,
+                reply=reply,
+            )
         if ctx.outcome is None:  # a pre-settlement that had to roll back its writes: store the reply on its own
             assert pre and snap is not None
             claim = snap.claim
@@ -1005,9 +1371,19 @@ class Interface:
     def _pre_row(r: SettleResult, c: Claim) -> records.Settlement:
         st = r.settlement
         return records.Settlement(
-            setl_id="", mdtrt_id=r.mdtrt_id, psn_no=r.psn_no, fixmedins_code=c.fixmedins_code, setl_time=c.setl_time,
-            policy_year=c.policy_year, insutype=c.person.insutype, med_type=c.med_type, benefit_category=st.category,
-            **st.amounts(), pool_prop_selfpay_bp=st.pool_prop_selfpay_bp, balc=r.balc, refd_setl_flag=False,
+            setl_id="",
+            mdtrt_id=r.mdtrt_id,
+            psn_no=r.psn_no,
+            fixmedins_code=c.fixmedins_code,
+            setl_time=c.setl_time,
+            policy_year=c.policy_year,
+            insutype=c.person.insutype,
+            med_type=c.med_type,
+            benefit_category=st.category,
+            **st.amounts(),
+            pool_prop_selfpay_bp=st.pool_prop_selfpay_bp,
+            balc=r.balc,
+            refd_setl_flag=False,
             rule_trace={"steps": list(st.trace)},
         )
 
@@ -1031,16 +1407,27 @@ class Interface:
     def _own_settlement(self, s: Session, q: S.CancelData, env: S.Envelope, kind: str | None) -> records.Settlement:
         row = s.get(records.Settlement, q.setl_id)
         if row is None or row.fixmedins_code != env.fixmedins_code:
-            raise _rej(f"unknown settlement {q.setl_id!r} at this institution", f"本机构无此结算记录: {q.setl_id}", "setl_id")
+            raise _rej(
+                f"unknown settlement {q.setl_id!r} at this institution", f"本机构无此结算记录: {q.setl_id}", "setl_id"
+            )
         if row.mdtrt_id != q.mdtrt_id:
-            raise _rej(f"settlement {q.setl_id} is not of encounter {q.mdtrt_id}", f"结算 {q.setl_id} 不属于就诊 {q.mdtrt_id}", "mdtrt_id")
+            raise _rej(
+                f"settlement {q.setl_id} is not of encounter {q.mdtrt_id}",
+                f"结算 {q.setl_id} 不属于就诊 {q.mdtrt_id}",
+                "mdtrt_id",
+            )
         if row.psn_no != q.psn_no:
-            raise _rej(f"settlement {q.setl_id} is not {q.psn_no}'s", f"结算 {q.setl_id} 不属于参保人 {q.psn_no}", "psn_no")
+            raise _rej(
+                f"settlement {q.setl_id} is not {q.psn_no}'s", f"结算 {q.setl_id} 不属于参保人 {q.psn_no}", "psn_no"
+            )
         if kind is not None:
             vk = s.scalar(select(V.VisitState.kind).where(V.VisitState.mdtrt_id == row.mdtrt_id))
             if vk is not None and vk != kind:
-                raise _rej(f"settlement {q.setl_id} is {vk}; use the {vk} transaction",
-                           f"结算 {q.setl_id} 为{'门诊' if vk == V.OUTPATIENT else '住院'}结算, 交易类型不符", "setl_id")
+                raise _rej(
+                    f"settlement {q.setl_id} is {vk}; use the {vk} transaction",
+                    f"结算 {q.setl_id} 为{'门诊' if vk == V.OUTPATIENT else '住院'}结算, 交易类型不符",
+                    "setl_id",
+                )
         return row
 
     def _cancel(self, ctx: Ctx, d: S.InCancel, kind: str) -> Outcome:
@@ -1083,30 +1470,60 @@ class Interface:
         begin = enc.begntime if enc is not None else row.setl_time
         end = enc.endtime if enc is not None and enc.endtime is not None else row.setl_time
         return {
-            "pay_loc": self.cfg.pay_loc, "fixmedins_code": row.fixmedins_code,
+            "pay_loc": self.cfg.pay_loc,
+            "fixmedins_code": row.fixmedins_code,
             "fixmedins_name": (inst.fixmedins_name or "") if inst is not None else "",
             "hosp_lv": str(inst.hosp_lv) if inst is not None and inst.hosp_lv is not None else "",
             "begndate": begin.astimezone(db.SHANGHAI).date().isoformat(),
             "enddate": end.astimezone(db.SHANGHAI).date().isoformat(),
-            "psn_pay": info["psn_part_amt"], "cash_payamt": info["psn_cash_pay"], "year": str(row.policy_year),
+            "psn_pay": info["psn_part_amt"],
+            "cash_payamt": info["psn_cash_pay"],
+            "year": str(row.policy_year),
         }
 
-    def totals(self, s: Session, *, fixmedins_code: str, insutype: str, clr_type: str, setl_optins: str,
-               begin: dt.date, end: dt.date) -> dict[str, int]:
+    def totals(
+        self,
+        s: Session,
+        *,
+        fixmedins_code: str,
+        insutype: str,
+        clr_type: str,
+        setl_optins: str,
+        begin: dt.date,
+        end: dt.date,
+    ) -> dict[str, int]:
         """Live (not cancelled) settlements of an institution in a date range, summed (fen)."""
         St, P = records.Settlement, registry.Person
         med_types = [m for m, c in self.cfg.clr_types.items() if c == clr_type]
         lo = dt.datetime.combine(begin, dt.time(), db.SHANGHAI)
         hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), db.SHANGHAI)
         r = s.execute(
-            select(func.coalesce(func.sum(St.medfee_sumamt), 0), func.coalesce(func.sum(St.fund_pay_sumamt), 0),
-                   func.coalesce(func.sum(St.acct_pay), 0), func.count())
-            .select_from(St).join(P, P.psn_no == St.psn_no)
-            .where(and_(St.fixmedins_code == fixmedins_code, St.insutype == insutype, St.med_type.in_(med_types),
-                        P.insuplc_admdvs == setl_optins, St.setl_time >= lo, St.setl_time < hi,
-                        St.refd_setl_flag.is_(False)))
+            select(
+                func.coalesce(func.sum(St.medfee_sumamt), 0),
+                func.coalesce(func.sum(St.fund_pay_sumamt), 0),
+                func.coalesce(func.sum(St.acct_pay), 0),
+                func.count(),
+            )
+            .select_from(St)
+            .join(P, P.psn_no == St.psn_no)
+            .where(
+                and_(
+                    St.fixmedins_code == fixmedins_code,
+                    St.insutype == insutype,
+                    St.med_type.in_(med_types),
+                    P.insuplc_admdvs == setl_optins,
+                    St.setl_time >= lo,
+                    St.setl_time < hi,
+                    St.refd_setl_flag.is_(False),
+                )
+            )
         ).one()
-        return {"medfee_sumamt": int(r[0]), "fund_pay_sumamt": int(r[1]), "acct_pay": int(r[2]), "fixmedins_setl_cnt": int(r[3])}
+        return {
+            "medfee_sumamt": int(r[0]),
+            "fund_pay_sumamt": int(r[1]),
+            "acct_pay": int(r[2]),
+            "fixmedins_setl_cnt": int(r[3]),
+        }
 
     def h_reconcile(self, ctx: Ctx, d: S.In3201) -> Outcome:
         q = d.data
@@ -1115,11 +1532,21 @@ class Interface:
         if q.clr_type not in set(self.cfg.clr_types.values()):
             raise _rej(f"unknown clr_type {q.clr_type!r}", f"清算类别 {q.clr_type} 无效", "clr_type")
         with self.read() as s:
-            ours = self.totals(s, fixmedins_code=ctx.env.fixmedins_code, insutype=q.insutype, clr_type=q.clr_type,
-                               setl_optins=q.setl_optins, begin=q.stmt_begndate, end=q.stmt_enddate)
-        theirs = {"medfee_sumamt": _fen(q.medfee_sumamt, "medfee_sumamt"),
-                  "fund_pay_sumamt": _fen(q.fund_pay_sumamt, "fund_pay_sumamt"),
-                  "acct_pay": _fen(q.acct_pay, "acct_pay"), "fixmedins_setl_cnt": q.fixmedins_setl_cnt}
+            ours = self.totals(
+                s,
+                fixmedins_code=ctx.env.fixmedins_code,
+                insutype=q.insutype,
+                clr_type=q.clr_type,
+                setl_optins=q.setl_optins,
+                begin=q.stmt_begndate,
+                end=q.stmt_enddate,
+            )
+        theirs = {
+            "medfee_sumamt": _fen(q.medfee_sumamt, "medfee_sumamt"),
+            "fund_pay_sumamt": _fen(q.fund_pay_sumamt, "fund_pay_sumamt"),
+            "acct_pay": _fen(q.acct_pay, "acct_pay"),
+            "fixmedins_setl_cnt": q.fixmedins_setl_cnt,
+        }
         diffs = []
         for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "fixmedins_setl_cnt"):
             if ours[k] != theirs[k]:
@@ -1127,12 +1554,21 @@ class Interface:
                     diffs.append(f"{k}: 机构 {theirs[k]} / 平台 {ours[k]}")
                 else:
                     diffs.append(f"{k}: 机构 {_yuan(theirs[k])} / 平台 {_yuan(ours[k])}")
-        out = {"stmtinfo": {
-            "setl_optins": q.setl_optins, "stmt_rslt": "0" if not diffs else "1",
-            "stmt_rslt_dscr": "对账平 (totals agree)" if not diffs else "对账不平 (totals differ): " + "; ".join(diffs),
-            "platform_totals": {"medfee_sumamt": _yuan(ours["medfee_sumamt"]), "fund_pay_sumamt": _yuan(ours["fund_pay_sumamt"]),
-                                "acct_pay": _yuan(ours["acct_pay"]), "fixmedins_setl_cnt": ours["fixmedins_setl_cnt"]},
-        }}
+        out = {
+            "stmtinfo": {
+                "setl_optins": q.setl_optins,
+                "stmt_rslt": "0" if not diffs else "1",
+                "stmt_rslt_dscr": "对账平 (totals agree)"
+                if not diffs
+                else "对账不平 (totals differ): " + "; ".join(diffs),
+                "platform_totals": {
+                    "medfee_sumamt": _yuan(ours["medfee_sumamt"]),
+                    "fund_pay_sumamt": _yuan(ours["fund_pay_sumamt"]),
+                    "acct_pay": _yuan(ours["acct_pay"]),
+                    "fixmedins_setl_cnt": ours["fixmedins_setl_cnt"],
+                },
+            }
+        }
         with self.tx() as s:
             return ctx.commit(s, out)
 
@@ -1146,36 +1582,149 @@ TRANSACTIONS: dict[str, Transaction] = {
     for t in (
         Transaction("9001", "签到", "sign in", S.In9001, S.Out9001, _h("h_sign_in"), "sign-in", needs_sign=False),
         Transaction("1101", "人员信息获取", "person information", S.In1101, S.Out1101, _h("h_person"), "persons/query"),
-        Transaction("2201", "门诊挂号", "outpatient registration", S.In2201, S.Out2201, _h("h_register"), "outpatient/registrations"),
-        Transaction("2202", "门诊挂号撤销", "cancel outpatient registration", S.In2202, S.Empty, _h("h_cancel_registration"),
-                    "outpatient/registrations/cancel"),
-        Transaction("2203", "门诊就诊信息上传", "outpatient visit information", S.In2203, S.Empty, _h("h_visit"), "outpatient/visits"),
-        Transaction("2204", "门诊费用明细信息上传", "outpatient fee details", S.InFees, S.OutFees, _h("h_fees_outpatient"), "outpatient/fees"),
-        Transaction("2205", "门诊费用明细信息撤销", "withdraw outpatient fee details", S.In2205, S.OutWithdrawn,
-                    _h("h_withdraw_outpatient"), "outpatient/fees/cancel"),
-        Transaction("2206", "门诊预结算", "outpatient pre-settlement", S.InSettle, S.OutSettle, _h("h_pre_outpatient"),
-                    "outpatient/pre-settlements"),
-        Transaction("2207", "门诊结算", "outpatient settlement", S.InSettle, S.OutSettle, _h("h_settle_outpatient"),
-                    "outpatient/settlements"),
-        Transaction("2208", "门诊结算撤销", "cancel outpatient settlement", S.InCancel, S.OutSettle, _h("h_cancel_outpatient"),
-                    "outpatient/settlements/cancel"),
-        Transaction("2301", "住院费用明细上传", "inpatient fee details", S.InFees, S.OutFees, _h("h_fees_inpatient"), "inpatient/fees"),
-        Transaction("2302", "住院费用明细撤销", "withdraw inpatient fee details", S.In2302, S.OutWithdrawn,
-                    _h("h_withdraw_inpatient"), "inpatient/fees/cancel"),
-        Transaction("2303", "住院预结算", "inpatient pre-settlement", S.InSettle, S.OutSettle, _h("h_pre_inpatient"),
-                    "inpatient/pre-settlements"),
-        Transaction("2304", "住院结算", "inpatient settlement", S.InSettle, S.OutSettle, _h("h_settle_inpatient"),
-                    "inpatient/settlements"),
-        Transaction("2305", "住院结算撤销", "cancel inpatient settlement", S.InCancel, S.OutSettle, _h("h_cancel_inpatient"),
-                    "inpatient/settlements/cancel"),
+        Transaction(
+            "2201",
+            "门诊挂号",
+            "outpatient registration",
+            S.In2201,
+            S.Out2201,
+            _h("h_register"),
+            "outpatient/registrations",
+        ),
+        Transaction(
+            "2202",
+            "门诊挂号撤销",
+            "cancel outpatient registration",
+            S.In2202,
+            S.Empty,
+            _h("h_cancel_registration"),
+            "outpatient/registrations/cancel",
+        ),
+        Transaction(
+            "2203",
+            "门诊就诊信息上传",
+            "outpatient visit information",
+            S.In2203,
+            S.Empty,
+            _h("h_visit"),
+            "outpatient/visits",
+        ),
+        Transaction(
+            "2204",
+            "门诊费用明细信息上传",
+            "outpatient fee details",
+            S.InFees,
+            S.OutFees,
+            _h("h_fees_outpatient"),
+            "outpatient/fees",
+        ),
+        Transaction(
+            "2205",
+            "门诊费用明细信息撤销",
+            "withdraw outpatient fee details",
+            S.In2205,
+            S.OutWithdrawn,
+            _h("h_withdraw_outpatient"),
+            "outpatient/fees/cancel",
+        ),
+        Transaction(
+            "2206",
+            "门诊预结算",
+            "outpatient pre-settlement",
+            S.InSettle,
+            S.OutSettle,
+            _h("h_pre_outpatient"),
+            "outpatient/pre-settlements",
+        ),
+        Transaction(
+            "2207",
+            "门诊结算",
+            "outpatient settlement",
+            S.InSettle,
+            S.OutSettle,
+            _h("h_settle_outpatient"),
+            "outpatient/settlements",
+        ),
+        Transaction(
+            "2208",
+            "门诊结算撤销",
+            "cancel outpatient settlement",
+            S.InCancel,
+            S.OutSettle,
+            _h("h_cancel_outpatient"),
+            "outpatient/settlements/cancel",
+        ),
+        Transaction(
+            "2301",
+            "住院费用明细上传",
+            "inpatient fee details",
+            S.InFees,
+            S.OutFees,
+            _h("h_fees_inpatient"),
+            "inpatient/fees",
+        ),
+        Transaction(
+            "2302",
+            "住院费用明细撤销",
+            "withdraw inpatient fee details",
+            S.In2302,
+            S.OutWithdrawn,
+            _h("h_withdraw_inpatient"),
+            "inpatient/fees/cancel",
+        ),
+        Transaction(
+            "2303",
+            "住院预结算",
+            "inpatient pre-settlement",
+            S.InSettle,
+            S.OutSettle,
+            _h("h_pre_inpatient"),
+            "inpatient/pre-settlements",
+        ),
+        Transaction(
+            "2304",
+            "住院结算",
+            "inpatient settlement",
+            S.InSettle,
+            S.OutSettle,
+            _h("h_settle_inpatient"),
+            "inpatient/settlements",
+        ),
+        Transaction(
+            "2305",
+            "住院结算撤销",
+            "cancel inpatient settlement",
+            S.InCancel,
+            S.OutSettle,
+            _h("h_cancel_inpatient"),
+            "inpatient/settlements/cancel",
+        ),
         Transaction("2401", "入院办理", "admission", S.In2401, S.Out2401, _h("h_admit"), "inpatient/admissions"),
         Transaction("2402", "出院办理", "discharge", S.In2402, S.Empty, _h("h_discharge"), "inpatient/discharges"),
-        Transaction("2404", "入院办理撤销", "cancel admission", S.In2404, S.Empty, _h("h_cancel_admission"),
-                    "inpatient/admissions/cancel"),
-        Transaction("3201", "医药机构费用结算对总账", "daily reconciliation of totals", S.In3201, S.Out3201, _h("h_reconcile"),
-                    "reconciliation"),
-        Transaction("5203", "结算信息查询", "settlement query", S.InQuery, S.OutSettle, _h("h_query"), "settlements/query"),
+        Transaction(
+            "2404",
+            "入院办理撤销",
+            "cancel admission",
+            S.In2404,
+            S.Empty,
+            _h("h_cancel_admission"),
+            "inpatient/admissions/cancel",
+        ),
+        Transaction(
+            "3201",
+            "医药机构费用结算对总账",
+            "daily reconciliation of totals",
+            S.In3201,
+            S.Out3201,
+            _h("h_reconcile"),
+            "reconciliation",
+        ),
+        Transaction(
+            "5203", "结算信息查询", "settlement query", S.InQuery, S.OutSettle, _h("h_query"), "settlements/query"
+        ),
     )
 }
 
-from yibao.api import more_transactions as _more; _more.register(TRANSACTIONS)  # noqa: E402,E702,I001 - issue 16
+from yibao.api import more_transactions as _more
+
+_more.register(TRANSACTIONS)  # noqa: E402,E702,I001 - issue 16

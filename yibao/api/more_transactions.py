@@ -161,7 +161,9 @@ def _own_visit(s: Session, ctx, mdtrt_id: str, psn_no: str) -> tuple[records.Enc
     """An encounter of this institution and person (interface-opened or loaded), else refused."""
     enc = s.get(records.Encounter, mdtrt_id)
     if enc is None or enc.fixmedins_code != ctx.env.fixmedins_code:
-        raise _rej(f"unknown encounter mdtrt_id {mdtrt_id!r} at this institution", f"本机构无此就诊: {mdtrt_id}", "mdtrt_id")
+        raise _rej(
+            f"unknown encounter mdtrt_id {mdtrt_id!r} at this institution", f"本机构无此就诊: {mdtrt_id}", "mdtrt_id"
+        )
     if enc.psn_no != psn_no:
         raise _rej(f"encounter {mdtrt_id} is not {psn_no}'s", f"就诊 {mdtrt_id} 不属于参保人 {psn_no}", "psn_no")
     return enc, s.get(V.VisitState, mdtrt_id)
@@ -177,24 +179,37 @@ def _person(s: Session, psn_no: str) -> registry.Person:
 def _in_care_here(s: Session, ctx, psn_no: str) -> registry.Person:
     """The person, if this institution has (had) an encounter of theirs: person-level queries need a care relation."""
     p = _person(s, psn_no)
-    seen = s.scalar(select(records.Encounter.mdtrt_id).where(records.Encounter.psn_no == psn_no,
-                                                          records.Encounter.fixmedins_code == ctx.env.fixmedins_code).limit(1))
+    seen = s.scalar(
+        select(records.Encounter.mdtrt_id)
+        .where(records.Encounter.psn_no == psn_no, records.Encounter.fixmedins_code == ctx.env.fixmedins_code)
+        .limit(1)
+    )
     if seen is None:
-        raise _rej(f"person {psn_no} has no encounter at this institution", f"参保人 {psn_no} 在本机构无就诊记录", "psn_no")
+        raise _rej(
+            f"person {psn_no} has no encounter at this institution", f"参保人 {psn_no} 在本机构无就诊记录", "psn_no"
+        )
     return p
 
 
 def _live(s: Session, mdtrt_id: str) -> list[records.Settlement]:
     St = records.Settlement
-    return list(s.scalars(select(St).where(St.mdtrt_id == mdtrt_id, St.refd_setl_flag.is_(False)).order_by(St.setl_time)))
+    return list(
+        s.scalars(select(St).where(St.mdtrt_id == mdtrt_id, St.refd_setl_flag.is_(False)).order_by(St.setl_time))
+    )
 
 
 def _person_fields(iface, p: registry.Person, on: dt.date) -> dict[str, Any]:
     return {
-        "psn_no": p.psn_no, "psn_cert_type": "01", "certno": p.certno or "", "psn_name": p.psn_name or "",
-        "gend": p.gend or "", "naty": "", "brdy": p.brdy.isoformat() if p.brdy else "",
+        "psn_no": p.psn_no,
+        "psn_cert_type": "01",
+        "certno": p.certno or "",
+        "psn_name": p.psn_name or "",
+        "gend": p.gend or "",
+        "naty": "",
+        "brdy": p.brdy.isoformat() if p.brdy else "",
         "age": Decimal(age_on(p.brdy, on)) if p.brdy else Decimal(0),
-        "insutype": p.insutype or "", "psn_type": iface.cfg.psn_type_codes.get(p.psn_type or "", p.psn_type or ""),
+        "insutype": p.insutype or "",
+        "psn_type": iface.cfg.psn_type_codes.get(p.psn_type or "", p.psn_type or ""),
         "cvlserv_flag": "1" if p.civil_servant else "0",
     }
 
@@ -239,9 +254,16 @@ def _zip_text(name: str, text: str) -> bytes:
 def _store_file(s: Session, ctx, filename: str, content: bytes, kind: str) -> ApiFile:
     cfg = _cfg().files
     f = ApiFile(
-        file_qury_no=_new_id("F", ctx.now), fixmedins_code=ctx.env.fixmedins_code, filename=filename, kind=kind,
-        size=len(content), sha256=hashlib.sha256(content).hexdigest(), content=content, created_at=ctx.now,
-        dld_endtime=ctx.now + dt.timedelta(hours=cfg.keep_hours), msgid=ctx.env.msgid,
+        file_qury_no=_new_id("F", ctx.now),
+        fixmedins_code=ctx.env.fixmedins_code,
+        filename=filename,
+        kind=kind,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        content=content,
+        created_at=ctx.now,
+        dld_endtime=ctx.now + dt.timedelta(hours=cfg.keep_hours),
+        msgid=ctx.env.msgid,
     )
     s.add(f)
     s.flush()
@@ -265,8 +287,13 @@ def h_9002(iface, ctx, d: M.In9002) -> Any:
         if done is None:
             if row.expires_at <= now:
                 raise _rej("this sign-in has already expired", "签到已过期, 无需签退", "signOut.sign_no")
-            done = SignOut(sign_no=q.sign_no, fixmedins_code=env.fixmedins_code, opter_no=q.opter_no,
-                           signed_out_at=now, msgid=env.msgid)
+            done = SignOut(
+                sign_no=q.sign_no,
+                fixmedins_code=env.fixmedins_code,
+                opter_no=q.opter_no,
+                signed_out_at=now,
+                msgid=env.msgid,
+            )
             s.add(done)
             row.expires_at = now  # the Interface refuses an expired sign_no: it stops working now
             s.flush()
@@ -288,15 +315,24 @@ def h_1201(iface, ctx, d: M.In1201) -> Any:
     if q.fixmedins_type:
         kinds = [k for k, c in cfg.fixmedins_types.items() if c == q.fixmedins_type]
         if not kinds:
-            raise _rej(f"unknown fixmedins_type {q.fixmedins_type!r}; known {sorted(set(cfg.fixmedins_types.values()))}",
-                       f"定点医疗服务机构类型 {q.fixmedins_type} 无效", "medinsinfo.fixmedins_type")
+            raise _rej(
+                f"unknown fixmedins_type {q.fixmedins_type!r}; known {sorted(set(cfg.fixmedins_types.values()))}",
+                f"定点医疗服务机构类型 {q.fixmedins_type} 无效",
+                "medinsinfo.fixmedins_type",
+            )
         stmt = stmt.where(I.fixmedins_type.in_(kinds))
     with iface.read() as s:
-        rows = [{
-            "fixmedins_code": i.fixmedins_code, "fixmedins_name": i.fixmedins_name or "", "uscc": "",
-            "fixmedins_type": cfg.fixmedins_types.get(i.fixmedins_type or "", ""),
-            "hosp_lv": cfg.hosp_lv_codes.get(str(int(i.hosp_lv or 0)), ""), "admdvs": i.admdvs or "",
-        } for i in s.scalars(stmt)]
+        rows = [
+            {
+                "fixmedins_code": i.fixmedins_code,
+                "fixmedins_name": i.fixmedins_name or "",
+                "uscc": "",
+                "fixmedins_type": cfg.fixmedins_types.get(i.fixmedins_type or "", ""),
+                "hosp_lv": cfg.hosp_lv_codes.get(str(int(i.hosp_lv or 0)), ""),
+                "admdvs": i.admdvs or "",
+            }
+            for i in s.scalars(stmt)
+        ]
     with iface.tx() as s:
         return ctx.commit(s, {"medinsinfo": rows})
 
@@ -328,12 +364,18 @@ def _list_row(item, admdvs: str, cfg: MoreConfig) -> dict[str, Any]:
     if item.lmt_med_types:
         scope.append("限医疗类别" + ";".join(item.lmt_med_types))
     return {
-        "hilist_code": item.med_list_codg, "hilist_name": item.name, "insu_admdvs": admdvs,
-        "med_chrgitm_type": item.list_kind, "chrgitm_lv": item.chrgitm_lv,
-        "lmt_used_flag": "1" if item.restricted else "0", "list_type": cfg.list_types.get(item.list_kind, ""),
+        "hilist_code": item.med_list_codg,
+        "hilist_name": item.name,
+        "insu_admdvs": admdvs,
+        "med_chrgitm_type": item.list_kind,
+        "chrgitm_lv": item.chrgitm_lv,
+        "lmt_used_flag": "1" if item.restricted else "0",
+        "list_type": cfg.list_types.get(item.list_kind, ""),
         "selfpay_prop": (Decimal(item.selfpay_prop_bp) / BP_SCALE).quantize(Decimal("0.0001")),
-        "pric_uplmt_amt": _yuan(item.effective_cap), "vbp_flag": "1" if item.vbp_flag else "0",
-        "lmt_scp": "; ".join(scope), "vali_flag": "1",
+        "pric_uplmt_amt": _yuan(item.effective_cap),
+        "vbp_flag": "1" if item.vbp_flag else "0",
+        "lmt_scp": "; ".join(scope),
+        "vali_flag": "1",
     }
 
 
@@ -344,8 +386,20 @@ def _catalog_version(cat) -> str:
     return "YB" + h.hexdigest()[:16].upper()
 
 
-_LIST_COLUMNS = ("hilist_code", "hilist_name", "insu_admdvs", "med_chrgitm_type", "chrgitm_lv", "lmt_used_flag",
-                 "list_type", "selfpay_prop", "pric_uplmt_amt", "vbp_flag", "lmt_scp", "vali_flag")
+_LIST_COLUMNS = (
+    "hilist_code",
+    "hilist_name",
+    "insu_admdvs",
+    "med_chrgitm_type",
+    "chrgitm_lv",
+    "lmt_used_flag",
+    "list_type",
+    "selfpay_prop",
+    "pric_uplmt_amt",
+    "vbp_flag",
+    "lmt_scp",
+    "vali_flag",
+)
 
 
 def h_1301(iface, ctx, d: M.In1301) -> Any:
@@ -367,8 +421,11 @@ def h_1301(iface, ctx, d: M.In1301) -> Any:
 def h_1312(iface, ctx, d: M.In1312) -> Any:
     q, cfg = d.data, _cfg()
     if q.page_size > cfg.max_page_size:
-        raise _rej(f"page_size {q.page_size} exceeds {cfg.max_page_size}", f"每页条数 {q.page_size} 超过上限 {cfg.max_page_size}",
-                   "data.page_size")
+        raise _rej(
+            f"page_size {q.page_size} exceeds {cfg.max_page_size}",
+            f"每页条数 {q.page_size} 超过上限 {cfg.max_page_size}",
+            "data.page_size",
+        )
     on = q.query_date or ctx.now.astimezone(db.SHANGHAI).date()
     cat = _catalog_for(iface, q.insu_admdvs, on)
     items = [cat.items[c] for c in sorted(cat.items)]
@@ -388,10 +445,17 @@ def h_1312(iface, ctx, d: M.In1312) -> Any:
         items = []  # yibao holds only the list in force
     total = len(items)
     pages = (total + q.page_size - 1) // q.page_size
-    page = items[(q.page_num - 1) * q.page_size: q.page_num * q.page_size]
-    out = {"data": [_list_row(i, q.insu_admdvs, cfg) for i in page], "recordCounts": total, "pageNum": q.page_num,
-           "pageSize": q.page_size, "pages": pages, "size": len(page), "firstPage": q.page_num == 1,
-           "lastPage": q.page_num >= pages}
+    page = items[(q.page_num - 1) * q.page_size : q.page_num * q.page_size]
+    out = {
+        "data": [_list_row(i, q.insu_admdvs, cfg) for i in page],
+        "recordCounts": total,
+        "pageNum": q.page_num,
+        "pageSize": q.page_size,
+        "pages": pages,
+        "size": len(page),
+        "firstPage": q.page_num == 1,
+        "lastPage": q.page_num >= pages,
+    }
     with iface.tx() as s:
         return ctx.commit(s, out)
 
@@ -406,7 +470,10 @@ def _dictionaries(iface) -> dict[str, dict[str, str]]:
     out["psn_type"] = {code: names.get(k, k) for k, code in icfg.psn_type_codes.items()}
     cert = {"ecode": "医保电子凭证", "certno": "居民身份证", "social_card": "社会保障卡"}
     out["mdtrt_cert_type"] = {code: cert.get(k, k) for code, k in icfg.mdtrt_cert_types.items()}
-    out["clr_type"] = {c: {MED_TYPE_OUTPATIENT: "门诊", MED_TYPE_INPATIENT: "住院", MED_TYPE_PHARMACY: "药店购药"}.get(c, c) for c in sorted(set(icfg.clr_types.values()))}
+    out["clr_type"] = {
+        c: {MED_TYPE_OUTPATIENT: "门诊", MED_TYPE_INPATIENT: "住院", MED_TYPE_PHARMACY: "药店购药"}.get(c, c)
+        for c in sorted(set(icfg.clr_types.values()))
+    }
     ft: dict[str, str] = {}
     for f in icfg.fund_pay_types.values():
         for code, name in (f.employee, f.resident):
@@ -421,8 +488,11 @@ def h_1901(iface, ctx, d: M.In1901) -> Any:
     q = d.data
     dicts = _dictionaries(iface)
     if q.type not in dicts:
-        raise _rej(f"unknown dictionary type {q.type!r}; known: {sorted(dicts)}", f"字典类型 {q.type} 不存在, 可用: {sorted(dicts)}",
-                   "data.type")
+        raise _rej(
+            f"unknown dictionary type {q.type!r}; known: {sorted(dicts)}",
+            f"字典类型 {q.type} 不存在, 可用: {sorted(dicts)}",
+            "data.type",
+        )
     if q.vali_flag and q.vali_flag not in ("0", "1"):
         raise _rej("vali_flag must be 0 or 1", "有效标志须为0或1", "data.vali_flag")
     entries = dicts[q.type]
@@ -432,10 +502,21 @@ def h_1901(iface, ctx, d: M.In1901) -> Any:
         except YibaoError:
             raise _rej(f"unknown region admdvs {q.admdvs!r}", f"行政区划 {q.admdvs} 无效", "data.admdvs") from None
         entries = {k: entries.get(k, k) for k in sorted(known)}
-    rows = [] if q.vali_flag == "0" else [
-        {"type": q.type, "label": label, "value": value, "parent_value": q.parentValue, "sort": i + 1, "vali_flag": "1"}
-        for i, (value, label) in enumerate(sorted(entries.items()))
-    ]
+    rows = (
+        []
+        if q.vali_flag == "0"
+        else [
+            {
+                "type": q.type,
+                "label": label,
+                "value": value,
+                "parent_value": q.parentValue,
+                "sort": i + 1,
+                "vali_flag": "1",
+            }
+            for i, (value, label) in enumerate(sorted(entries.items()))
+        ]
+    )
     with iface.tx() as s:
         return ctx.commit(s, {"list": rows})
 
@@ -483,8 +564,16 @@ def h_2001(iface, ctx, d: M.In2001) -> Any:
     rows = []
     for f in funds:
         code, name = iface.cfg.fund_type(f, p.insutype or "")
-        rows.append({"fund_pay_type": code, "fund_pay_type_name": name, "trt_enjymnt_flag": flag,
-                     "begndate": year0, "enddate": year1, "trt_chk_rslt": result})
+        rows.append(
+            {
+                "fund_pay_type": code,
+                "fund_pay_type_name": name,
+                "trt_enjymnt_flag": flag,
+                "begndate": year0,
+                "enddate": year1,
+                "trt_chk_rslt": result,
+            }
+        )
     with iface.tx() as s:
         return ctx.commit(s, {"trtinfo": rows})
 
@@ -508,36 +597,73 @@ def h_2403(iface, ctx, d: M.In2403) -> Any:
     with iface.tx() as s:
         v, enc = V.load_visit(s, m.mdtrt_id, psn_no=m.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT)
         if v.status not in (V.ADMITTED, V.DISCHARGED):
-            raise _rej(f"encounter {v.mdtrt_id} is {v.status}", f"就诊 {v.mdtrt_id} 当前状态为 {v.status}, 不能变更", "mdtrt_id")
+            raise _rej(
+                f"encounter {v.mdtrt_id} is {v.status}",
+                f"就诊 {v.mdtrt_id} 当前状态为 {v.status}, 不能变更",
+                "mdtrt_id",
+            )
         live = _live(s, v.mdtrt_id)
         if live:
-            raise _rej(f"encounter {v.mdtrt_id} has live settlement {live[0].setl_id}; cancel it first",
-                       f"就诊 {v.mdtrt_id} 存在未撤销的结算 {live[0].setl_id}, 请先撤销结算", "mdtrt_id")
+            raise _rej(
+                f"encounter {v.mdtrt_id} has live settlement {live[0].setl_id}; cancel it first",
+                f"就诊 {v.mdtrt_id} 存在未撤销的结算 {live[0].setl_id}, 请先撤销结算",
+                "mdtrt_id",
+            )
         p = s.get(registry.Person, v.psn_no)
         if m.begntime is not None:
             if m.begntime > ctx.now + dt.timedelta(minutes=10):
                 raise _rej("begntime is in the future", "开始时间晚于当前时间", "adminfo.begntime")
             if enc.endtime is not None and m.begntime > enc.endtime:
                 raise _rej("begntime is after the discharge", "开始时间晚于出院时间", "adminfo.begntime")
-            first_fee = s.scalar(select(func.min(records.FeeDetail.fee_ocur_time)).where(records.FeeDetail.mdtrt_id == v.mdtrt_id))
-            if first_fee is not None and m.begntime.astimezone(db.SHANGHAI).date() > first_fee.astimezone(db.SHANGHAI).date():
-                raise _rej("begntime is after fee lines already uploaded", "开始时间晚于已上传费用的发生时间", "adminfo.begntime")
+            first_fee = s.scalar(
+                select(func.min(records.FeeDetail.fee_ocur_time)).where(records.FeeDetail.mdtrt_id == v.mdtrt_id)
+            )
+            if (
+                first_fee is not None
+                and m.begntime.astimezone(db.SHANGHAI).date() > first_fee.astimezone(db.SHANGHAI).date()
+            ):
+                raise _rej(
+                    "begntime is after fee lines already uploaded",
+                    "开始时间晚于已上传费用的发生时间",
+                    "adminfo.begntime",
+                )
             enc.begntime = m.begntime
             enc.policy_year = m.begntime.astimezone(db.SHANGHAI).year
         if m.endtime is not None and enc.endtime is None:
-            raise _rej("endtime is set by discharge (2402), not by 2403", "出院时间须通过出院办理 (2402) 登记", "adminfo.endtime")
+            raise _rej(
+                "endtime is set by discharge (2402), not by 2403",
+                "出院时间须通过出院办理 (2402) 登记",
+                "adminfo.endtime",
+            )
         if m.med_type:
-            known = iface.book.policy(p.insuplc_admdvs or "").snapshot(enc.begntime.astimezone(db.SHANGHAI).date()).med_types
+            known = (
+                iface.book.policy(p.insuplc_admdvs or "")
+                .snapshot(enc.begntime.astimezone(db.SHANGHAI).date())
+                .med_types
+            )
             if m.med_type not in known:
-                raise _rej(f"unknown med_type {m.med_type!r}", f"医疗类别 {m.med_type} 无效, 可用: {sorted(known)}", "adminfo.med_type")
+                raise _rej(
+                    f"unknown med_type {m.med_type!r}",
+                    f"医疗类别 {m.med_type} 无效, 可用: {sorted(known)}",
+                    "adminfo.med_type",
+                )
             enc.med_type = m.med_type
         if m.ipt_otp_no and m.ipt_otp_no != v.ipt_otp_no:
-            dup = s.scalar(select(V.VisitState.mdtrt_id).where(
-                V.VisitState.fixmedins_code == v.fixmedins_code, V.VisitState.ipt_otp_no == m.ipt_otp_no,
-                V.VisitState.kind == v.kind, V.VisitState.status != V.CANCELLED, V.VisitState.mdtrt_id != v.mdtrt_id))
+            dup = s.scalar(
+                select(V.VisitState.mdtrt_id).where(
+                    V.VisitState.fixmedins_code == v.fixmedins_code,
+                    V.VisitState.ipt_otp_no == m.ipt_otp_no,
+                    V.VisitState.kind == v.kind,
+                    V.VisitState.status != V.CANCELLED,
+                    V.VisitState.mdtrt_id != v.mdtrt_id,
+                )
+            )
             if dup is not None:
-                raise _rej(f"ipt_otp_no {m.ipt_otp_no!r} is already open as {dup}", f"住院号 {m.ipt_otp_no} 已登记 (就诊ID {dup})",
-                           "adminfo.ipt_otp_no")
+                raise _rej(
+                    f"ipt_otp_no {m.ipt_otp_no!r} is already open as {dup}",
+                    f"住院号 {m.ipt_otp_no} 已登记 (就诊ID {dup})",
+                    "adminfo.ipt_otp_no",
+                )
             v.ipt_otp_no = m.ipt_otp_no
         if m.adm_dept_codg:
             enc.dept_code = m.adm_dept_codg
@@ -553,12 +679,18 @@ def h_2403(iface, ctx, d: M.In2403) -> Any:
 
 def _undo_discharge(s: Session, v: V.VisitState, enc: records.Encounter, now: dt.datetime) -> None:
     if v.kind != V.INPATIENT or v.status != V.DISCHARGED:
-        raise _rej(f"encounter {v.mdtrt_id} is {v.status}, not discharged", f"就诊 {v.mdtrt_id} 当前状态为 {v.status}, 未办理出院",
-                   "mdtrt_id")
+        raise _rej(
+            f"encounter {v.mdtrt_id} is {v.status}, not discharged",
+            f"就诊 {v.mdtrt_id} 当前状态为 {v.status}, 未办理出院",
+            "mdtrt_id",
+        )
     after = [r for r in _live(s, v.mdtrt_id) if enc.endtime is not None and r.setl_time >= enc.endtime]
     if after:
-        raise _rej(f"encounter {v.mdtrt_id} is settled ({after[0].setl_id}) after discharge; cancel the settlement first",
-                   f"就诊 {v.mdtrt_id} 出院后已结算 ({after[0].setl_id}), 请先撤销结算", "mdtrt_id")
+        raise _rej(
+            f"encounter {v.mdtrt_id} is settled ({after[0].setl_id}) after discharge; cancel the settlement first",
+            f"就诊 {v.mdtrt_id} 出院后已结算 ({after[0].setl_id}), 请先撤销结算",
+            "mdtrt_id",
+        )
     enc.endtime = None
     enc.dscg_way = None
     v.status = V.ADMITTED
@@ -568,7 +700,9 @@ def _undo_discharge(s: Session, v: V.VisitState, enc: records.Encounter, now: dt
 
 def h_2405(iface, ctx, d: M.In2405) -> Any:
     with iface.tx() as s:
-        v, enc = V.load_visit(s, d.data.mdtrt_id, psn_no=d.data.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT)
+        v, enc = V.load_visit(
+            s, d.data.mdtrt_id, psn_no=d.data.psn_no, fixmedins_code=ctx.env.fixmedins_code, kind=V.INPATIENT
+        )
         _undo_discharge(s, v, enc, ctx.now)
         return ctx.commit(s, {})
 
@@ -588,30 +722,46 @@ def h_2601(iface, ctx, d: M.In2601) -> Any:
     base = q.oinfno[:4]
     how = _cfg().reversible.get(base)
     if how is None:
-        raise _rej(f"transaction {q.oinfno} cannot be reversed; reversible: {sorted(_cfg().reversible)}",
-                   f"交易 {q.oinfno} 不支持冲正", "data.oinfno")
+        raise _rej(
+            f"transaction {q.oinfno} cannot be reversed; reversible: {sorted(_cfg().reversible)}",
+            f"交易 {q.oinfno} 不支持冲正",
+            "data.oinfno",
+        )
     if q.omsgid == env.msgid:
         raise _rej("omsgid is this message's own msgid", "原报文ID不能为本报文ID", "data.omsgid")
     with iface.read() as s:
         orig = s.get(StoredReply, q.omsgid)
         if orig is None or orig.fixmedins_code != env.fixmedins_code:
-            raise _rej(f"no answered message {q.omsgid!r} at this institution; nothing to reverse",
-                       f"本机构无已成功处理的原报文 {q.omsgid}, 无需冲正", "data.omsgid")
+            raise _rej(
+                f"no answered message {q.omsgid!r} at this institution; nothing to reverse",
+                f"本机构无已成功处理的原报文 {q.omsgid}, 无需冲正",
+                "data.omsgid",
+            )
         # a reversal (2601) that cancelled a settlement is itself a cancellation: it may be undone like a 2208
         if orig.infno[:4] != base and not (how == "undo_cancellation" and orig.infno[:4] == "2601"):
-            raise _rej(f"message {q.omsgid} was a {orig.infno}, not a {q.oinfno}", f"原报文 {q.omsgid} 的交易编号为 {orig.infno}, 与 {q.oinfno} 不符",
-                       "data.oinfno")
+            raise _rej(
+                f"message {q.omsgid} was a {orig.infno}, not a {q.oinfno}",
+                f"原报文 {q.omsgid} 的交易编号为 {orig.infno}, 与 {q.oinfno} 不符",
+                "data.oinfno",
+            )
         if how in ("cancel_settlement", "undo_cancellation"):
             St = records.Settlement
             col = St.msgid if how == "cancel_settlement" else St.cancel_msgid
             row = s.scalars(select(St).where(col == q.omsgid)).first()
             if row is None and how == "undo_cancellation":
-                raise _rej(f"message {q.omsgid} cancelled no settlement that is still recorded as its cancellation",
-                           f"原报文 {q.omsgid} 的撤销记录不存在 (该结算可能已冲正)", "data.omsgid")
+                raise _rej(
+                    f"message {q.omsgid} cancelled no settlement that is still recorded as its cancellation",
+                    f"原报文 {q.omsgid} 的撤销记录不存在 (该结算可能已冲正)",
+                    "data.omsgid",
+                )
             if row is None:
                 raise _rej(f"message {q.omsgid} settled nothing", f"原报文 {q.omsgid} 无结算记录", "data.omsgid")
             if row.psn_no != q.psn_no:
-                raise _rej(f"message {q.omsgid} is not {q.psn_no}'s", f"原报文 {q.omsgid} 不属于参保人 {q.psn_no}", "data.psn_no")
+                raise _rej(
+                    f"message {q.omsgid} is not {q.psn_no}'s",
+                    f"原报文 {q.omsgid} 不属于参保人 {q.psn_no}",
+                    "data.psn_no",
+                )
             setl_id, cancelled = row.setl_id, bool(row.refd_setl_flag)
             cancelled_at = orig.stored_at
     result = {"omsgid": q.omsgid, "oinfno": q.oinfno, "psn_no": q.psn_no}
@@ -621,8 +771,18 @@ def h_2601(iface, ctx, d: M.In2601) -> Any:
                 return ctx.commit(s, {"result": {**result, "setl_id": setl_id, "rvs_stas": "already"}})
 
         def hook(s: Session, r) -> None:
-            ctx.commit(s, {"result": {**result, "setl_id": r.setl_id, "rvs_stas": "done",
-                                      "balc": _yuan(r.balc) if r.balc is not None else None}}, maybe_repeat=r.replayed)
+            ctx.commit(
+                s,
+                {
+                    "result": {
+                        **result,
+                        "setl_id": r.setl_id,
+                        "rvs_stas": "done",
+                        "balc": _yuan(r.balc) if r.balc is not None else None,
+                    }
+                },
+                maybe_repeat=r.replayed,
+            )
 
         def guard(s: Session, row: records.Settlement) -> None:
             if row.fixmedins_code != env.fixmedins_code:
@@ -663,20 +823,32 @@ def _visit_of_message(s: Session, ctx, orig: StoredReply, psn_no: str) -> V.Visi
     rep = loads_exact(orig.reply) if isinstance(orig.reply, str) else orig.reply
     mdtrt_id = _find_key(rep.get("output") if isinstance(rep, dict) else None, "mdtrt_id")
     if mdtrt_id is None:
-        req = s.scalar(select(MessageLog.request).where(MessageLog.msgid == orig.msgid).order_by(MessageLog.id).limit(1))
+        req = s.scalar(
+            select(MessageLog.request).where(MessageLog.msgid == orig.msgid).order_by(MessageLog.id).limit(1)
+        )
         try:
             req = loads_exact(req) if isinstance(req, str) else req
         except Exception:  # noqa: BLE001 - a logged malformed body has no visit
             req = None
         mdtrt_id = _find_key(req.get("input") if isinstance(req, dict) else None, "mdtrt_id")
     if mdtrt_id is None:
-        raise _rej(f"message {orig.msgid} left nothing to reverse", f"原报文 {orig.msgid} 无可冲正的业务记录", "data.omsgid")
-    v = s.execute(select(V.VisitState).where(V.VisitState.mdtrt_id == mdtrt_id).with_for_update()
-                  .execution_options(populate_existing=True)).scalar_one_or_none()
+        raise _rej(
+            f"message {orig.msgid} left nothing to reverse", f"原报文 {orig.msgid} 无可冲正的业务记录", "data.omsgid"
+        )
+    v = s.execute(
+        select(V.VisitState)
+        .where(V.VisitState.mdtrt_id == mdtrt_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     if v is None or v.fixmedins_code != ctx.env.fixmedins_code:
-        raise _rej(f"message {orig.msgid} left nothing to reverse", f"原报文 {orig.msgid} 无可冲正的业务记录", "data.omsgid")
+        raise _rej(
+            f"message {orig.msgid} left nothing to reverse", f"原报文 {orig.msgid} 无可冲正的业务记录", "data.omsgid"
+        )
     if v.psn_no != psn_no:
-        raise _rej(f"message {orig.msgid} is not {psn_no}'s", f"原报文 {orig.msgid} 不属于参保人 {psn_no}", "data.psn_no")
+        raise _rej(
+            f"message {orig.msgid} is not {psn_no}'s", f"原报文 {orig.msgid} 不属于参保人 {psn_no}", "data.psn_no"
+        )
     return v
 
 
@@ -694,8 +866,11 @@ def _reverse_visit_step(s: Session, ctx, how: str, orig: StoredReply, q) -> str:
         _undo_discharge(s, v, enc, ctx.now)
         return "done"
     # withdraw_fees: the lines this message brought that are still there
-    sns = list(s.scalars(select(V.FeeUpload.feedetl_sn).where(V.FeeUpload.mdtrt_id == v.mdtrt_id,
-                                                               V.FeeUpload.msgid == orig.msgid)))
+    sns = list(
+        s.scalars(
+            select(V.FeeUpload.feedetl_sn).where(V.FeeUpload.mdtrt_id == v.mdtrt_id, V.FeeUpload.msgid == orig.msgid)
+        )
+    )
     if not sns:
         return "already"
     if hasattr(V, "his_numbers"):  # the HIS's own line numbers (strings) name the lines to withdraw
@@ -719,24 +894,42 @@ def _undo_cancellation(s: Session, setl_id: str, cancel_msgid: str, cancelled_at
     St = records.Settlement
     row0 = s.get(St, setl_id)
     _lock_person(s, row0.psn_no)
-    row = s.execute(select(St).where(St.setl_id == setl_id).with_for_update()
-                    .execution_options(populate_existing=True)).scalar_one()
+    row = s.execute(
+        select(St).where(St.setl_id == setl_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
     if not row.refd_setl_flag:
         return "already"
     if row.cancel_msgid != cancel_msgid:
-        raise _rej(f"settlement {setl_id} was cancelled again by another message", f"结算 {setl_id} 已被其他报文撤销",
-                   "data.omsgid")
+        raise _rej(
+            f"settlement {setl_id} was cancelled again by another message",
+            f"结算 {setl_id} 已被其他报文撤销",
+            "data.omsgid",
+        )
     lines = set((row.rule_trace or {}).get("feedetl_sn") or []) if isinstance(row.rule_trace, dict) else set()
     for other in _live(s, row.mdtrt_id):
         covered = (other.rule_trace or {}).get("feedetl_sn") if isinstance(other.rule_trace, dict) else None
         if covered is None or not lines or lines & set(covered):
-            raise _rej(f"the lines of {setl_id} were settled again ({other.setl_id}); cancel that first",
-                       f"结算 {setl_id} 的明细已重新结算 ({other.setl_id}), 不能冲正撤销", "data.omsgid")
-    later = s.scalar(select(St.setl_id).where(St.psn_no == row.psn_no, St.policy_year == row.policy_year,
-                                              St.setl_id != setl_id, St.setl_time > cancelled_at).limit(1))
+            raise _rej(
+                f"the lines of {setl_id} were settled again ({other.setl_id}); cancel that first",
+                f"结算 {setl_id} 的明细已重新结算 ({other.setl_id}), 不能冲正撤销",
+                "data.omsgid",
+            )
+    later = s.scalar(
+        select(St.setl_id)
+        .where(
+            St.psn_no == row.psn_no,
+            St.policy_year == row.policy_year,
+            St.setl_id != setl_id,
+            St.setl_time > cancelled_at,
+        )
+        .limit(1)
+    )
     if later is not None:
-        raise _rej(f"{row.psn_no} has settled since the cancellation ({later}); settle again instead of reversing",
-                   f"参保人撤销后已有新结算 ({later}), 不能冲正撤销, 请重新结算", "data.omsgid")
+        raise _rej(
+            f"{row.psn_no} has settled since the cancellation ({later}); settle again instead of reversing",
+            f"参保人撤销后已有新结算 ({later}), 不能冲正撤销, 请重新结算",
+            "data.omsgid",
+        )
     for (psn, year), deltas in sorted(ledger.decode_accum_delta(row.accum_delta).items()):
         ledger.lock_accumulators(s, psn, year, deltas.keys())
         ledger.apply_accumulator_deltas(s, psn, year, deltas)
@@ -768,19 +961,50 @@ class _Line:
 
 
 def _facts(p: registry.Person) -> PersonFacts:
-    return PersonFacts(p.psn_no, p.insutype or "", p.psn_type or "", p.gend or "", p.brdy or dt.date(1900, 1, 1),
-                       p.insuplc_admdvs or "", p.assistance or "", bool(p.civil_servant))
+    return PersonFacts(
+        p.psn_no,
+        p.insutype or "",
+        p.psn_type or "",
+        p.gend or "",
+        p.brdy or dt.date(1900, 1, 1),
+        p.insuplc_admdvs or "",
+        p.assistance or "",
+        bool(p.civil_servant),
+    )
 
 
-def _run_check(s: Session, iface, *, mdtrt_id: str, person: registry.Person, fixmedins_code: str, hosp_lv: int, med_type: str,
-               begntime: dt.datetime, setl_time: dt.datetime, dise: str, other: tuple[str, ...], lines, stage: str):
+def _run_check(
+    s: Session,
+    iface,
+    *,
+    mdtrt_id: str,
+    person: registry.Person,
+    fixmedins_code: str,
+    hosp_lv: int,
+    med_type: str,
+    begntime: dt.datetime,
+    setl_time: dt.datetime,
+    dise: str,
+    other: tuple[str, ...],
+    lines,
+    stage: str,
+):
     from yibao.settlement.rules import Claim
     from yibao.supervision.history import history_for
     from yibao.supervision.incare import check_claim
 
-    claim = Claim(mdtrt_id=mdtrt_id, person=_facts(person), fixmedins_code=fixmedins_code, hosp_lv=hosp_lv,
-                  med_type=med_type, begntime=begntime, setl_time=setl_time, dise_codg=dise, other_dise_codg=other,
-                  lines=tuple(lines))
+    claim = Claim(
+        mdtrt_id=mdtrt_id,
+        person=_facts(person),
+        fixmedins_code=fixmedins_code,
+        hosp_lv=hosp_lv,
+        med_type=med_type,
+        begntime=begntime,
+        setl_time=setl_time,
+        dise_codg=dise,
+        other_dise_codg=other,
+        lines=tuple(lines),
+    )
     hist = history_for(s, person.psn_no, begntime)
     return check_claim(claim, catalog=iface.catalog, history=hist, stage=stage)
 
@@ -810,18 +1034,43 @@ def in_care_check(s, iface, snap, *, kind: str, setl_time: dt.datetime) -> str:
     """
     enc, p = snap.encounter, snap.person
     inst = s.get(registry.Institution, snap.visit.fixmedins_code)
-    lines = [_Line(pl.his_sn or pl.line.feedetl_sn, pl.line.med_list_codg, pl.line.cnt_milli, pl.line.pric,
-                   pl.line.det_item_fee_sumamt, pl.line.rxno, pl.line.prd_days, pl.line.rx_circ_flag, pl.fee_ocur_time)
-             for pl in snap.pending]
-    verdict = _run_check(s, iface, mdtrt_id=enc.mdtrt_id, person=p, fixmedins_code=snap.visit.fixmedins_code,
-                         hosp_lv=int(inst.hosp_lv or 0) if inst is not None else 0, med_type=snap.med_type,
-                         begntime=enc.begntime, setl_time=setl_time, dise=enc.dise_codg or "",
-                         other=tuple(x for x in (enc.other_dise_codg or "").split(";") if x), lines=lines, stage="in")
+    lines = [
+        _Line(
+            pl.his_sn or pl.line.feedetl_sn,
+            pl.line.med_list_codg,
+            pl.line.cnt_milli,
+            pl.line.pric,
+            pl.line.det_item_fee_sumamt,
+            pl.line.rxno,
+            pl.line.prd_days,
+            pl.line.rx_circ_flag,
+            pl.fee_ocur_time,
+        )
+        for pl in snap.pending
+    ]
+    verdict = _run_check(
+        s,
+        iface,
+        mdtrt_id=enc.mdtrt_id,
+        person=p,
+        fixmedins_code=snap.visit.fixmedins_code,
+        hosp_lv=int(inst.hosp_lv or 0) if inst is not None else 0,
+        med_type=snap.med_type,
+        begntime=enc.begntime,
+        setl_time=setl_time,
+        dise=enc.dise_codg or "",
+        other=tuple(x for x in (enc.other_dise_codg or "").split(";") if x),
+        lines=lines,
+        stage="in",
+    )
     if verdict.action == "refuse":
         first = next(f for f in verdict.findings if f.action == "refuse")
         refusing = [f for f in verdict.findings if f.action == "refuse"]
-        raise _rej("in-care check (事中审核) refused: " + "; ".join(f"[{f.rule_id}] {f.reason_en}" for f in refusing),
-                   "事中审核不通过: " + "；".join(f"[{f.rule_id}] {f.reason_zh}" for f in refusing), first.field)
+        raise _rej(
+            "in-care check (事中审核) refused: " + "; ".join(f"[{f.rule_id}] {f.reason_en}" for f in refusing),
+            "事中审核不通过: " + "；".join(f"[{f.rule_id}] {f.reason_zh}" for f in refusing),
+            first.field,
+        )
     if verdict.action == "warn":
         return "事中审核提示: " + verdict.reason_zh + " | in-care check: " + verdict.reason_en
     return ""
@@ -829,7 +1078,11 @@ def in_care_check(s, iface, snap, *, kind: str, setl_time: dt.datetime) -> str:
 
 def _order_line(i: int, o: M.OrderDto, iface) -> _Line:
     if o.hilist_code not in iface.catalog:
-        raise _rej(f"unknown hilist_code {o.hilist_code!r}", f"医保目录编码 {o.hilist_code} 不存在", f"fsi_order_dtos.{i}.hilist_code")
+        raise _rej(
+            f"unknown hilist_code {o.hilist_code!r}",
+            f"医保目录编码 {o.hilist_code} 不存在",
+            f"fsi_order_dtos.{i}.hilist_code",
+        )
     cnt_milli = o.cnt * 1000
     if cnt_milli != cnt_milli.to_integral_value():
         raise _rej("cnt has more than 3 decimals", "数量最多3位小数", f"fsi_order_dtos.{i}.cnt")
@@ -873,24 +1126,45 @@ def h_3101(iface, ctx, d: M.In3101) -> Any:
         for pi, pat in enumerate(q.patient_dtos):
             p = s.get(registry.Person, pat.patn_id)
             if p is None:
-                raise _rej(f"unknown person {pat.patn_id!r}", f"参保人不存在: {pat.patn_id}", f"patient_dtos.{pi}.patn_id")
+                raise _rej(
+                    f"unknown person {pat.patn_id!r}", f"参保人不存在: {pat.patn_id}", f"patient_dtos.{pi}.patn_id"
+                )
             for ei, e in enumerate(pat.fsi_encounter_dtos):
                 where = f"patient_dtos.{pi}.fsi_encounter_dtos.{ei}"
                 if e.medins_id != env.fixmedins_code:
-                    raise _rej("medins_id differs from the envelope's institution", "医疗服务机构标识与报文机构不符", f"{where}.medins_id")
+                    raise _rej(
+                        "medins_id differs from the envelope's institution",
+                        "医疗服务机构标识与报文机构不符",
+                        f"{where}.medins_id",
+                    )
                 known = s.get(records.Encounter, e.mdtrt_id)
                 if known is not None and (known.fixmedins_code != env.fixmedins_code or known.psn_no != p.psn_no):
-                    raise _rej(f"encounter {e.mdtrt_id} is not this institution's visit of {p.psn_no}",
-                               f"就诊 {e.mdtrt_id} 不属于本机构该参保人", f"{where}.mdtrt_id")
+                    raise _rej(
+                        f"encounter {e.mdtrt_id} is not this institution's visit of {p.psn_no}",
+                        f"就诊 {e.mdtrt_id} 不属于本机构该参保人",
+                        f"{where}.mdtrt_id",
+                    )
                 dx = sorted(e.fsi_diagnose_dtos, key=lambda x: (x.maindise_flag != "1", x.dias_srt_no))
                 codes = [x.dise_codg for x in dx]
                 main = e.dscg_main_dise_codg or (codes[0] if codes else (known.dise_codg if known else "")) or ""
                 other = tuple(c for c in codes if c != main)
                 lines = [_order_line(i, o, iface) for i, o in enumerate(e.fsi_order_dtos)]
                 begin = e.adm_date or (known.begntime if known else ctx.now)
-                verdict = _run_check(s, iface, mdtrt_id=e.mdtrt_id, person=p, fixmedins_code=env.fixmedins_code,
-                                     hosp_lv=int(inst.hosp_lv or 0), med_type=e.med_type, begntime=begin,
-                                     setl_time=max(ctx.now, begin), dise=main, other=other, lines=lines, stage=stage)
+                verdict = _run_check(
+                    s,
+                    iface,
+                    mdtrt_id=e.mdtrt_id,
+                    person=p,
+                    fixmedins_code=env.fixmedins_code,
+                    hosp_lv=int(inst.hosp_lv or 0),
+                    med_type=e.med_type,
+                    begntime=begin,
+                    setl_time=max(ctx.now, begin),
+                    dise=main,
+                    other=other,
+                    lines=lines,
+                    stage=stage,
+                )
                 by_sn = {ln.feedetl_sn: (ln, o) for ln, o in zip(lines, e.fsi_order_dtos)}
                 for f in verdict.findings:
                     if wanted_rules and f.rule_id not in wanted_rules:
@@ -899,21 +1173,54 @@ def h_3101(iface, ctx, d: M.In3101) -> Any:
                     jr_id = _new_id("JR", ctx.now)
                     hit = by_sn.get(f.feedetl_sn) if f.feedetl_sn is not None else None
                     amt = hit[0].det_item_fee_sumamt if hit else 0
-                    details = [{"jrd_id": f"{jr_id}-1", "patn_id": p.psn_no, "mdtrt_id": e.mdtrt_id,
-                                "rx_id": hit[1].rx_id if hit else "", "vola_item_type": "1", "vola_amt": _yuan(amt)}]
-                    results.append({
-                        "jr_id": jr_id, "rule_id": f.rule_id, "rule_name": rule.name_zh, "vola_cont": f.reason_zh,
-                        "patn_id": p.psn_no, "mdtrt_id": e.mdtrt_id, "judge_result_detail_dtos": details,
-                        "vola_amt": _yuan(amt), "vola_amt_stas": "1" if hit else "0",
-                        "sev_deg": cfg.severity_codes.get(str(f.severity), "3"), "vola_evid": rule.basis,
-                        "vola_bhvr_type": rule.category, "task_id": env.msgid,
-                        "action": f.action, "field": f.field,  # yibao: refuse / warn, and the field at fault
-                    })
-                    rows.append(IncareResult(
-                        jr_id=jr_id, fixmedins_code=env.fixmedins_code, psn_no=p.psn_no, mdtrt_id=e.mdtrt_id,
-                        rule_id=f.rule_id, action=f.action, severity=f.severity, reason=f.reason_zh, vola_amt=amt,
-                        evidence={k: (v if isinstance(v, (str, int, bool, type(None))) else str(v)) for k, v in f.evidence.items()},
-                        msgid=env.msgid, created_at=ctx.now))
+                    details = [
+                        {
+                            "jrd_id": f"{jr_id}-1",
+                            "patn_id": p.psn_no,
+                            "mdtrt_id": e.mdtrt_id,
+                            "rx_id": hit[1].rx_id if hit else "",
+                            "vola_item_type": "1",
+                            "vola_amt": _yuan(amt),
+                        }
+                    ]
+                    results.append(
+                        {
+                            "jr_id": jr_id,
+                            "rule_id": f.rule_id,
+                            "rule_name": rule.name_zh,
+                            "vola_cont": f.reason_zh,
+                            "patn_id": p.psn_no,
+                            "mdtrt_id": e.mdtrt_id,
+                            "judge_result_detail_dtos": details,
+                            "vola_amt": _yuan(amt),
+                            "vola_amt_stas": "1" if hit else "0",
+                            "sev_deg": cfg.severity_codes.get(str(f.severity), "3"),
+                            "vola_evid": rule.basis,
+                            "vola_bhvr_type": rule.category,
+                            "task_id": env.msgid,
+                            "action": f.action,
+                            "field": f.field,  # yibao: refuse / warn, and the field at fault
+                        }
+                    )
+                    rows.append(
+                        IncareResult(
+                            jr_id=jr_id,
+                            fixmedins_code=env.fixmedins_code,
+                            psn_no=p.psn_no,
+                            mdtrt_id=e.mdtrt_id,
+                            rule_id=f.rule_id,
+                            action=f.action,
+                            severity=f.severity,
+                            reason=f.reason_zh,
+                            vola_amt=amt,
+                            evidence={
+                                k: (v if isinstance(v, (str, int, bool, type(None))) else str(v))
+                                for k, v in f.evidence.items()
+                            },
+                            msgid=env.msgid,
+                            created_at=ctx.now,
+                        )
+                    )
     with iface.tx() as s:
         s.add_all(rows)
         s.flush()
@@ -931,10 +1238,17 @@ def h_3102(iface, ctx, d: M.In3102) -> Any:
         for i, w in enumerate(d.data.warns):
             r = s.get(IncareResult, w.warn_rslt_id)
             if r is None or r.fixmedins_code != env.fixmedins_code:
-                raise _rej(f"unknown warn_rslt_id {w.warn_rslt_id!r} at this institution", f"本机构无此违规标识 {w.warn_rslt_id}",
-                           f"data.warns.{i}.warn_rslt_id")
+                raise _rej(
+                    f"unknown warn_rslt_id {w.warn_rslt_id!r} at this institution",
+                    f"本机构无此违规标识 {w.warn_rslt_id}",
+                    f"data.warns.{i}.warn_rslt_id",
+                )
             if w.dspo_way == "1" and not w.dspo_way_rea:
-                raise _rej("continuing despite a finding needs a reason (dspo_way_rea)", "继续执行须填写原因", f"data.warns.{i}.dspo_way_rea")
+                raise _rej(
+                    "continuing despite a finding needs a reason (dspo_way_rea)",
+                    "继续执行须填写原因",
+                    f"data.warns.{i}.dspo_way_rea",
+                )
             r.dspo_way, r.dspo_way_rea, r.dspo_msgid, r.dspo_at = w.dspo_way, w.dspo_way_rea, env.msgid, ctx.now
             out.append({"warn_rslt_id": r.jr_id, "rule_id": r.rule_id, "dspo_way": w.dspo_way, "dspo_stas": "1"})
         s.flush()
@@ -945,8 +1259,18 @@ def h_3102(iface, ctx, d: M.In3102) -> Any:
 
 
 _DETAIL_COLUMNS = ("setl_id", "mdtrt_id", "psn_no", "medfee_sumamt", "fund_pay_sumamt", "acct_pay", "refd_setl_flag")
-_RESULT_COLUMNS = ("psn_no", "mdtrt_id", "setl_id", "msgid", "stmt_rslt", "refd_setl_flag", "memo", "medfee_sumamt",
-                   "fund_pay_sumamt", "acct_pay")
+_RESULT_COLUMNS = (
+    "psn_no",
+    "mdtrt_id",
+    "setl_id",
+    "msgid",
+    "stmt_rslt",
+    "refd_setl_flag",
+    "memo",
+    "medfee_sumamt",
+    "fund_pay_sumamt",
+    "acct_pay",
+)
 
 
 def _file_text(content: bytes) -> str:
@@ -955,7 +1279,11 @@ def _file_text(content: bytes) -> str:
             with zipfile.ZipFile(io.BytesIO(content)) as z:
                 names = [n for n in z.namelist() if not n.endswith("/")]
                 if len(names) != 1:
-                    raise _rej("the detail file's zip must hold exactly one text file", "明细文件压缩包须只含一个文本文件", "data.file_qury_no")
+                    raise _rej(
+                        "the detail file's zip must hold exactly one text file",
+                        "明细文件压缩包须只含一个文本文件",
+                        "data.file_qury_no",
+                    )
                 info = z.getinfo(names[0])
                 if info.file_size > _cfg().files.max_file_bytes * 20:
                     raise _rej("the detail file unpacks too large", "明细文件解压后过大", "data.file_qury_no")
@@ -978,19 +1306,33 @@ def _parse_details(text: str) -> dict[str, dict[str, Any]]:
         if n == 1 and cells[0] == "setl_id":
             continue  # a header line
         if len(cells) < len(_DETAIL_COLUMNS):
-            raise _rej(f"detail file line {n}: {len(cells)} columns, {len(_DETAIL_COLUMNS)} expected ({', '.join(_DETAIL_COLUMNS)})",
-                       f"明细文件第 {n} 行列数不足 (应为 {len(_DETAIL_COLUMNS)} 列)", "data.file_qury_no")
+            raise _rej(
+                f"detail file line {n}: {len(cells)} columns, {len(_DETAIL_COLUMNS)} expected ({', '.join(_DETAIL_COLUMNS)})",
+                f"明细文件第 {n} 行列数不足 (应为 {len(_DETAIL_COLUMNS)} 列)",
+                "data.file_qury_no",
+            )
         row = dict(zip(_DETAIL_COLUMNS, cells))
         for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay"):
             try:
                 row[k] = yuan_to_fen(Decimal(row[k]))
             except Exception:  # noqa: BLE001 - InvalidOperation / MoneyError
-                raise _rej(f"detail file line {n}: {k} {row[k]!r} is not an amount in yuan", f"明细文件第 {n} 行 {k} 金额无效",
-                           "data.file_qury_no") from None
+                raise _rej(
+                    f"detail file line {n}: {k} {row[k]!r} is not an amount in yuan",
+                    f"明细文件第 {n} 行 {k} 金额无效",
+                    "data.file_qury_no",
+                ) from None
         if row["refd_setl_flag"] not in ("0", "1"):
-            raise _rej(f"detail file line {n}: refd_setl_flag must be 0 or 1", f"明细文件第 {n} 行退费标志须为0或1", "data.file_qury_no")
+            raise _rej(
+                f"detail file line {n}: refd_setl_flag must be 0 or 1",
+                f"明细文件第 {n} 行退费标志须为0或1",
+                "data.file_qury_no",
+            )
         if row["setl_id"] in out:
-            raise _rej(f"detail file line {n}: setl_id {row['setl_id']} appears twice", f"明细文件第 {n} 行结算ID重复", "data.file_qury_no")
+            raise _rej(
+                f"detail file line {n}: setl_id {row['setl_id']} appears twice",
+                f"明细文件第 {n} 行结算ID重复",
+                "data.file_qury_no",
+            )
         out[row["setl_id"]] = row
     return out
 
@@ -1010,15 +1352,26 @@ def h_3202(iface, ctx, d: M.In3202) -> Any:
     with iface.read() as s:
         f = s.get(ApiFile, q.file_qury_no)
         if f is None or f.fixmedins_code != env.fixmedins_code or f.kind != "upload":
-            raise _rej(f"no uploaded file {q.file_qury_no!r} at this institution (upload it with 9101)",
-                       f"本机构无此上传文件 {q.file_qury_no}, 请先通过9101上传", "data.file_qury_no")
+            raise _rej(
+                f"no uploaded file {q.file_qury_no!r} at this institution (upload it with 9101)",
+                f"本机构无此上传文件 {q.file_qury_no}, 请先通过9101上传",
+                "data.file_qury_no",
+            )
         theirs = _parse_details(_file_text(f.content))
         St, P = records.Settlement, registry.Person
         lo = dt.datetime.combine(q.stmt_begndate, dt.time(), db.SHANGHAI)
         hi = dt.datetime.combine(q.stmt_enddate + dt.timedelta(days=1), dt.time(), db.SHANGHAI)
-        stmt = (select(St).join(P, P.psn_no == St.psn_no)
-                .where(St.fixmedins_code == env.fixmedins_code, P.insuplc_admdvs == q.setl_optins,
-                       St.setl_time >= lo, St.setl_time < hi).order_by(St.setl_time, St.setl_id))
+        stmt = (
+            select(St)
+            .join(P, P.psn_no == St.psn_no)
+            .where(
+                St.fixmedins_code == env.fixmedins_code,
+                P.insuplc_admdvs == q.setl_optins,
+                St.setl_time >= lo,
+                St.setl_time < hi,
+            )
+            .order_by(St.setl_time, St.setl_id)
+        )
         if q.clr_type:
             med_types = [m for m, c in iface.cfg.clr_types.items() if c == q.clr_type]
             if not med_types:
@@ -1050,50 +1403,90 @@ def h_3202(iface, ctx, d: M.In3202) -> Any:
                 memo.append(f"refd_setl_flag: 机构 {t['refd_setl_flag']} / 平台 {'1' if r.refd_setl_flag else '0'}")
         src = r if r is not None else None
         bad += bool(memo)
-        out_rows.append({
-            "psn_no": src.psn_no if src else t["psn_no"], "mdtrt_id": src.mdtrt_id if src else t["mdtrt_id"], "setl_id": sid,
-            "msgid": (src.msgid or "") if src else "", "stmt_rslt": "1" if memo else "0",
-            "refd_setl_flag": ("1" if src.refd_setl_flag else "0") if src else t["refd_setl_flag"],
-            "memo": "; ".join(memo) or "一致 (agrees)",
-            "medfee_sumamt": _yuan(src.medfee_sumamt if src else t["medfee_sumamt"]),
-            "fund_pay_sumamt": _yuan(src.fund_pay_sumamt if src else t["fund_pay_sumamt"]),
-            "acct_pay": _yuan(src.acct_pay if src else t["acct_pay"]),
-        })
+        out_rows.append(
+            {
+                "psn_no": src.psn_no if src else t["psn_no"],
+                "mdtrt_id": src.mdtrt_id if src else t["mdtrt_id"],
+                "setl_id": sid,
+                "msgid": (src.msgid or "") if src else "",
+                "stmt_rslt": "1" if memo else "0",
+                "refd_setl_flag": ("1" if src.refd_setl_flag else "0") if src else t["refd_setl_flag"],
+                "memo": "; ".join(memo) or "一致 (agrees)",
+                "medfee_sumamt": _yuan(src.medfee_sumamt if src else t["medfee_sumamt"]),
+                "fund_pay_sumamt": _yuan(src.fund_pay_sumamt if src else t["fund_pay_sumamt"]),
+                "acct_pay": _yuan(src.acct_pay if src else t["acct_pay"]),
+            }
+        )
     live = [r for r in ours.values() if not r.refd_setl_flag]
-    totals = {"medfee_sumamt": sum(int(r.medfee_sumamt) for r in live), "fund_pay_sumamt": sum(int(r.fund_pay_sumamt) for r in live),
-              "cash_payamt": sum(int(r.psn_cash_pay) for r in live), "fixmedins_setl_cnt": len(live)}
-    stated = {"medfee_sumamt": _fen(q.medfee_sumamt, "data.medfee_sumamt"), "fund_pay_sumamt": _fen(q.fund_pay_sumamt, "data.fund_pay_sumamt"),
-              "cash_payamt": _fen(q.cash_payamt, "data.cash_payamt"), "fixmedins_setl_cnt": q.fixmedins_setl_cnt}
-    diffs = [f"{k}: 机构 {stated[k] if k == 'fixmedins_setl_cnt' else _yuan(stated[k])} / 平台 "
-             f"{totals[k] if k == 'fixmedins_setl_cnt' else _yuan(totals[k])}" for k in totals if totals[k] != stated[k]]
-    text = "\t".join(_RESULT_COLUMNS) + "\n" + "".join("\t".join(str(r[k]) for k in _RESULT_COLUMNS) + "\n" for r in out_rows)
+    totals = {
+        "medfee_sumamt": sum(int(r.medfee_sumamt) for r in live),
+        "fund_pay_sumamt": sum(int(r.fund_pay_sumamt) for r in live),
+        "cash_payamt": sum(int(r.psn_cash_pay) for r in live),
+        "fixmedins_setl_cnt": len(live),
+    }
+    stated = {
+        "medfee_sumamt": _fen(q.medfee_sumamt, "data.medfee_sumamt"),
+        "fund_pay_sumamt": _fen(q.fund_pay_sumamt, "data.fund_pay_sumamt"),
+        "cash_payamt": _fen(q.cash_payamt, "data.cash_payamt"),
+        "fixmedins_setl_cnt": q.fixmedins_setl_cnt,
+    }
+    diffs = [
+        f"{k}: 机构 {stated[k] if k == 'fixmedins_setl_cnt' else _yuan(stated[k])} / 平台 "
+        f"{totals[k] if k == 'fixmedins_setl_cnt' else _yuan(totals[k])}"
+        for k in totals
+        if totals[k] != stated[k]
+    ]
+    text = (
+        "\t".join(_RESULT_COLUMNS)
+        + "\n"
+        + "".join("\t".join(str(r[k]) for k in _RESULT_COLUMNS) + "\n" for r in out_rows)
+    )
     ok = not bad and not diffs
     with iface.tx() as s:
         name = f"3202_{q.stmt_begndate:%Y%m%d}_{q.stmt_enddate:%Y%m%d}"
         fobj = _store_file(s, ctx, f"{name}.zip", _zip_text(f"{name}.txt", text), "reconciliation")
-        return ctx.commit(s, {"fileinfo": _file_ref(fobj), "stmtinfo": {  # stmtinfo: yibao extension (the summary)
-            "stmt_rslt": "0" if ok else "1", "diff_cnt": bad,
-            "stmt_rslt_dscr": "对账平 (details agree)" if ok else "对账不平 (differs): " + "; ".join(diffs + ([f"{bad} 笔明细不符"] if bad else [])),
-        }})
+        return ctx.commit(
+            s,
+            {
+                "fileinfo": _file_ref(fobj),
+                "stmtinfo": {  # stmtinfo: yibao extension (the summary)
+                    "stmt_rslt": "0" if ok else "1",
+                    "diff_cnt": bad,
+                    "stmt_rslt_dscr": "对账平 (details agree)"
+                    if ok
+                    else "对账不平 (differs): " + "; ".join(diffs + ([f"{bad} 笔明细不符"] if bad else [])),
+                },
+            },
+        )
 
 
 # --- 5201 ... 5303 queries -------------------------------------------------------------------------
 
 
-def _encounter_row(iface, enc: records.Encounter, v: V.VisitState | None, p: registry.Person, inst_name: str) -> dict[str, Any]:
+def _encounter_row(
+    iface, enc: records.Encounter, v: V.VisitState | None, p: registry.Person, inst_name: str
+) -> dict[str, Any]:
     on = enc.begntime.astimezone(db.SHANGHAI).date()
     ipt = v is not None and v.kind == V.INPATIENT
     days = ((enc.endtime or enc.begntime).astimezone(db.SHANGHAI).date() - on).days if ipt and enc.endtime else 0
     return {
-        "mdtrt_id": enc.mdtrt_id, **_person_fields(iface, p, on),
+        "mdtrt_id": enc.mdtrt_id,
+        **_person_fields(iface, p, on),
         "insutype": (v.insutype if v is not None and v.insutype else p.insutype) or "",
-        "fixmedins_code": enc.fixmedins_code or "", "fixmedins_name": inst_name,
-        "begntime": _t(enc.begntime), "endtime": _t(enc.endtime), "med_type": enc.med_type or "",
+        "fixmedins_code": enc.fixmedins_code or "",
+        "fixmedins_name": inst_name,
+        "begntime": _t(enc.begntime),
+        "endtime": _t(enc.endtime),
+        "med_type": enc.med_type or "",
         "ipt_otp_no": (v.ipt_otp_no or "") if v is not None else "",
-        "adm_dept_codg": enc.dept_code or "", "atddr_no": enc.dr_code or "",
-        "dscg_maindiag_code": enc.dise_codg or "", "dscg_maindiag_name": _dx_name(enc.dise_codg or ""),
-        "dscg_way": enc.dscg_way or "", "inhosp_stas": "1" if ipt and v.status == V.ADMITTED else "0",
-        "ipt_days": Decimal(days), "vali_flag": "0" if v is not None and v.status == V.CANCELLED else "1",
+        "adm_dept_codg": enc.dept_code or "",
+        "atddr_no": enc.dr_code or "",
+        "dscg_maindiag_code": enc.dise_codg or "",
+        "dscg_maindiag_name": _dx_name(enc.dise_codg or ""),
+        "dscg_way": enc.dscg_way or "",
+        "inhosp_stas": "1" if ipt and v.status == V.ADMITTED else "0",
+        "ipt_days": Decimal(days),
+        "vali_flag": "0" if v is not None and v.status == V.CANCELLED else "1",
         "mdtrt_stas": v.status if v is not None else "loaded",  # yibao: registered/admitted/discharged/cancelled
     }
 
@@ -1104,16 +1497,26 @@ def h_5201(iface, ctx, d: M.In5201) -> Any:
     E = records.Encounter
     with iface.read() as s:
         p = _person(s, q.psn_no)
-        stmt = (select(E).where(E.psn_no == q.psn_no, E.fixmedins_code == env.fixmedins_code, E.begntime >= lo, E.begntime <= hi)
-                .order_by(E.begntime, E.mdtrt_id).limit(_cfg().max_rows))
+        stmt = (
+            select(E)
+            .where(E.psn_no == q.psn_no, E.fixmedins_code == env.fixmedins_code, E.begntime >= lo, E.begntime <= hi)
+            .order_by(E.begntime, E.mdtrt_id)
+            .limit(_cfg().max_rows)
+        )
         if q.med_type:
             stmt = stmt.where(E.med_type == q.med_type)
         if q.mdtrt_id:
             stmt = stmt.where(E.mdtrt_id == q.mdtrt_id)
         inst = s.get(registry.Institution, env.fixmedins_code)
         encs = list(s.scalars(stmt))
-        states = {v.mdtrt_id: v for v in s.scalars(select(V.VisitState).where(V.VisitState.mdtrt_id.in_([e.mdtrt_id for e in encs])))}
-        rows = [_encounter_row(iface, e, states.get(e.mdtrt_id), p, (inst.fixmedins_name or "") if inst else "") for e in encs]
+        states = {
+            v.mdtrt_id: v
+            for v in s.scalars(select(V.VisitState).where(V.VisitState.mdtrt_id.in_([e.mdtrt_id for e in encs])))
+        }
+        rows = [
+            _encounter_row(iface, e, states.get(e.mdtrt_id), p, (inst.fixmedins_name or "") if inst else "")
+            for e in encs
+        ]
     with iface.tx() as s:
         return ctx.commit(s, {"mdtrtinfo": rows})
 
@@ -1123,12 +1526,23 @@ def h_5202(iface, ctx, d: M.In5202) -> Any:
         enc, v = _own_visit(s, ctx, d.data.mdtrt_id, d.data.psn_no)
         codes = [c for c in (enc.dise_codg or "", *(enc.other_dise_codg or "").split(";")) if c]
         inout = "2" if enc.endtime is not None else "1"  # 1 入院诊断 / 2 出院诊断 (uncertain codes)
-        rows = [{
-            "diag_info_id": f"{enc.mdtrt_id}-{i + 1}", "mdtrt_id": enc.mdtrt_id, "psn_no": enc.psn_no,
-            "inout_diag_type": inout, "diag_type": "1", "maindiag_flag": "1" if i == 0 else "0", "diag_srt_no": i + 1,
-            "diag_code": c, "diag_name": _dx_name(c), "diag_dept": enc.dept_code or "", "dise_dor_no": enc.dr_code or "",
-            "diag_time": _t(enc.endtime or enc.begntime),
-        } for i, c in enumerate(codes)]
+        rows = [
+            {
+                "diag_info_id": f"{enc.mdtrt_id}-{i + 1}",
+                "mdtrt_id": enc.mdtrt_id,
+                "psn_no": enc.psn_no,
+                "inout_diag_type": inout,
+                "diag_type": "1",
+                "maindiag_flag": "1" if i == 0 else "0",
+                "diag_srt_no": i + 1,
+                "diag_code": c,
+                "diag_name": _dx_name(c),
+                "diag_dept": enc.dept_code or "",
+                "dise_dor_no": enc.dr_code or "",
+                "diag_time": _t(enc.endtime or enc.begntime),
+            }
+            for i, c in enumerate(codes)
+        ]
     with iface.tx() as s:
         return ctx.commit(s, {"diseinfo": rows})
 
@@ -1137,17 +1551,32 @@ def _fee_row(iface, f: records.FeeDetail, enc: records.Encounter, setl_id: str, 
     item = iface.catalog.items.get(f.med_list_codg)
     cfg = _cfg()
     return {
-        "mdtrt_id": f.mdtrt_id, "setl_id": setl_id, "feedetl_sn": str(f.feedetl_sn), "rx_drord_no": f.rxno or "",
-        "med_type": enc.med_type or "", "fee_ocur_time": _t(f.fee_ocur_time),
-        "cnt": (Decimal(int(f.cnt_milli)) / 1000).quantize(Decimal("0.0001")), "pric": _yuan(f.pric),
-        "prd_days": Decimal(int(f.prd_days or 0)), "det_item_fee_sumamt": _yuan(f.det_item_fee_sumamt),
+        "mdtrt_id": f.mdtrt_id,
+        "setl_id": setl_id,
+        "feedetl_sn": str(f.feedetl_sn),
+        "rx_drord_no": f.rxno or "",
+        "med_type": enc.med_type or "",
+        "fee_ocur_time": _t(f.fee_ocur_time),
+        "cnt": (Decimal(int(f.cnt_milli)) / 1000).quantize(Decimal("0.0001")),
+        "pric": _yuan(f.pric),
+        "prd_days": Decimal(int(f.prd_days or 0)),
+        "det_item_fee_sumamt": _yuan(f.det_item_fee_sumamt),
         "pric_uplmt_amt": _yuan(item.effective_cap) if item else Decimal("0.00"),
-        "selfpay_prop": (Decimal(item.selfpay_prop_bp) / BP_SCALE).quantize(Decimal("0.0001")) if item else Decimal("0.0000"),
-        "chrgitm_lv": item.chrgitm_lv if item else "", "hilist_code": f.med_list_codg, "hilist_name": item.name if item else "",
-        "list_type": cfg.list_types.get(item.list_kind, "") if item else "", "med_list_codg": f.med_list_codg,
-        "med_chrgitm_type": item.list_kind if item else "", "lmt_used_flag": "1" if item and item.restricted else "0",
-        "bilg_dr_codg": f.bilg_dr_code or "", "chrg_bchno": chrg_bchno, "rx_circ_flag": "1" if f.rx_circ_flag else "0",
-        "fixmedins_code": enc.fixmedins_code or "", "psn_no": enc.psn_no,
+        "selfpay_prop": (Decimal(item.selfpay_prop_bp) / BP_SCALE).quantize(Decimal("0.0001"))
+        if item
+        else Decimal("0.0000"),
+        "chrgitm_lv": item.chrgitm_lv if item else "",
+        "hilist_code": f.med_list_codg,
+        "hilist_name": item.name if item else "",
+        "list_type": cfg.list_types.get(item.list_kind, "") if item else "",
+        "med_list_codg": f.med_list_codg,
+        "med_chrgitm_type": item.list_kind if item else "",
+        "lmt_used_flag": "1" if item and item.restricted else "0",
+        "bilg_dr_codg": f.bilg_dr_code or "",
+        "chrg_bchno": chrg_bchno,
+        "rx_circ_flag": "1" if f.rx_circ_flag else "0",
+        "fixmedins_code": enc.fixmedins_code or "",
+        "psn_no": enc.psn_no,
     }
 
 
@@ -1169,14 +1598,24 @@ def h_5204(iface, ctx, d: M.In5204) -> Any:
         if q.setl_id:
             st = s.get(records.Settlement, q.setl_id)
             if st is None or st.mdtrt_id != q.mdtrt_id:
-                raise _rej(f"settlement {q.setl_id} is not of encounter {q.mdtrt_id}", f"结算 {q.setl_id} 不属于就诊 {q.mdtrt_id}", "data.setl_id")
+                raise _rej(
+                    f"settlement {q.setl_id} is not of encounter {q.mdtrt_id}",
+                    f"结算 {q.setl_id} 不属于就诊 {q.mdtrt_id}",
+                    "data.setl_id",
+                )
             lst = (st.rule_trace or {}).get("feedetl_sn") if isinstance(st.rule_trace, dict) else None
             only = None if lst is None else {int(x) for x in lst}
             settled.update({sn: q.setl_id for sn in (only or ())})
-        batches = dict(s.execute(select(V.FeeUpload.feedetl_sn, V.FeeUpload.chrg_bchno).where(V.FeeUpload.mdtrt_id == q.mdtrt_id)).all())
-        rows = [_fee_row(iface, f, enc, settled.get(f.feedetl_sn, ""), batches.get(f.feedetl_sn) or "")
-                for f in s.scalars(select(F).where(F.mdtrt_id == q.mdtrt_id).order_by(F.feedetl_sn))
-                if only is None or f.feedetl_sn in only][: _cfg().max_rows]
+        batches = dict(
+            s.execute(
+                select(V.FeeUpload.feedetl_sn, V.FeeUpload.chrg_bchno).where(V.FeeUpload.mdtrt_id == q.mdtrt_id)
+            ).all()
+        )
+        rows = [
+            _fee_row(iface, f, enc, settled.get(f.feedetl_sn, ""), batches.get(f.feedetl_sn) or "")
+            for f in s.scalars(select(F).where(F.mdtrt_id == q.mdtrt_id).order_by(F.feedetl_sn))
+            if only is None or f.feedetl_sn in only
+        ][: _cfg().max_rows]
     with iface.tx() as s:
         return ctx.commit(s, {"feedetail": rows})
 
@@ -1195,11 +1634,20 @@ def h_5205(iface, ctx, d: M.In5205) -> Any:
         p = _person(s, q.psn_no)
         mts = _chronic_med_types(iface, p, lo.astimezone(db.SHANGHAI).date())
         inst = s.get(registry.Institution, env.fixmedins_code)
-        encs = {e.mdtrt_id: e for e in s.scalars(select(E).where(E.psn_no == q.psn_no, E.fixmedins_code == env.fixmedins_code,
-                                                                  E.med_type.in_(sorted(mts))))}
+        encs = {
+            e.mdtrt_id: e
+            for e in s.scalars(
+                select(E).where(
+                    E.psn_no == q.psn_no, E.fixmedins_code == env.fixmedins_code, E.med_type.in_(sorted(mts))
+                )
+            )
+        }
         rows = []
-        for f in s.scalars(select(F).where(F.mdtrt_id.in_(list(encs)), F.fee_ocur_time >= lo, F.fee_ocur_time <= hi)
-                           .order_by(F.fee_ocur_time, F.mdtrt_id, F.feedetl_sn)):
+        for f in s.scalars(
+            select(F)
+            .where(F.mdtrt_id.in_(list(encs)), F.fee_ocur_time >= lo, F.fee_ocur_time <= hi)
+            .order_by(F.fee_ocur_time, F.mdtrt_id, F.feedetl_sn)
+        ):
             item = iface.catalog.items.get(f.med_list_codg)
             if item is None or not item.is_drug:
                 continue
@@ -1212,8 +1660,15 @@ def h_5205(iface, ctx, d: M.In5205) -> Any:
         return ctx.commit(s, {"feedetail": rows})
 
 
-_KIND_NAMES = {"outpatient": "门诊", "chronic": "门诊慢特病", "special": "门诊特殊病", "inpatient": "住院", "pharmacy": "药店",
-               "home_bed": "家庭病床", "maternity": "生育"}
+_KIND_NAMES = {
+    "outpatient": "门诊",
+    "chronic": "门诊慢特病",
+    "special": "门诊特殊病",
+    "inpatient": "住院",
+    "pharmacy": "药店",
+    "home_bed": "家庭病床",
+    "maternity": "生育",
+}
 
 
 def h_5206(iface, ctx, d: M.In5206) -> Any:
@@ -1229,11 +1684,17 @@ def h_5206(iface, ctx, d: M.In5206) -> Any:
         if t is None:
             continue
         sub = kind.split(":", 1)[1] if ":" in kind else ""
-        rows.append({
-            "insutype": p.insutype or "", "year": str(year), "cum_ym": q.cum_ym or f"{year}12",
-            "cum_type_code": t.code + (f"-{sub}" if sub else ""), "cum_type_name": t.name + (f" ({_KIND_NAMES.get(sub, sub)})" if sub else ""),
-            "cum": _yuan(value) if t.unit == "fen" else Decimal(value), "cum_period": period,
-        })
+        rows.append(
+            {
+                "insutype": p.insutype or "",
+                "year": str(year),
+                "cum_ym": q.cum_ym or f"{year}12",
+                "cum_type_code": t.code + (f"-{sub}" if sub else ""),
+                "cum_type_name": t.name + (f" ({_KIND_NAMES.get(sub, sub)})" if sub else ""),
+                "cum": _yuan(value) if t.unit == "fen" else Decimal(value),
+                "cum_period": period,
+            }
+        )
     with iface.tx() as s:
         return ctx.commit(s, {"cuminfo": rows})
 
@@ -1248,8 +1709,11 @@ def h_5301(iface, ctx, d: M.In5301) -> Any:
         snap = iface.book.policy(p.insuplc_admdvs or "").snapshot(ctx.now.astimezone(db.SHANGHAI).date())
         mts = {m for m, kind in snap.med_types.items() if kind == "chronic"}
         seen: dict[str, list] = {}
-        for e in s.scalars(select(E).where(E.psn_no == q.psn_no, E.fixmedins_code == env.fixmedins_code, E.med_type.in_(sorted(mts)))
-                           .order_by(E.begntime)):
+        for e in s.scalars(
+            select(E)
+            .where(E.psn_no == q.psn_no, E.fixmedins_code == env.fixmedins_code, E.med_type.in_(sorted(mts)))
+            .order_by(E.begntime)
+        ):
             v = s.get(V.VisitState, e.mdtrt_id)
             if v is not None and v.status == V.CANCELLED or not e.dise_codg:
                 continue
@@ -1259,8 +1723,16 @@ def h_5301(iface, ctx, d: M.In5301) -> Any:
                     span = seen.setdefault(pref, [group, e.begntime, e.begntime, e.dise_codg])
                     span[2] = e.begntime
                     break
-    rows = [{"opsp_dise_code": pref, "opsp_dise_name": _dx_name(code) or pref, "begndate": _day(first), "enddate": _day(last),
-             "opsp_type": "2" if group == "special" else "1"} for pref, (group, first, last, code) in sorted(seen.items())]
+    rows = [
+        {
+            "opsp_dise_code": pref,
+            "opsp_dise_name": _dx_name(code) or pref,
+            "begndate": _day(first),
+            "enddate": _day(last),
+            "opsp_type": "2" if group == "special" else "1",
+        }
+        for pref, (group, first, last, code) in sorted(seen.items())
+    ]
     with iface.tx() as s:
         return ctx.commit(s, {"feedetail": rows})
 
@@ -1271,9 +1743,17 @@ def h_5303(iface, ctx, d: M.In5303) -> Any:
     E = records.Encounter
     with iface.read() as s:
         p = _person(s, q.psn_no)
-        stmt = (select(E, V.VisitState).join(V.VisitState, V.VisitState.mdtrt_id == E.mdtrt_id)
-                .where(E.psn_no == q.psn_no, E.fixmedins_code == env.fixmedins_code, V.VisitState.kind == V.INPATIENT,
-                       V.VisitState.status == V.ADMITTED).order_by(E.begntime))
+        stmt = (
+            select(E, V.VisitState)
+            .join(V.VisitState, V.VisitState.mdtrt_id == E.mdtrt_id)
+            .where(
+                E.psn_no == q.psn_no,
+                E.fixmedins_code == env.fixmedins_code,
+                V.VisitState.kind == V.INPATIENT,
+                V.VisitState.status == V.ADMITTED,
+            )
+            .order_by(E.begntime)
+        )
         if q.begntime is not None:
             stmt = stmt.where(E.begntime >= q.begntime)
         if q.endtime is not None:
@@ -1281,10 +1761,19 @@ def h_5303(iface, ctx, d: M.In5303) -> Any:
         rows = []
         for e, v in s.execute(stmt).all():
             on = e.begntime.astimezone(db.SHANGHAI).date()
-            rows.append({"mdtrt_id": e.mdtrt_id, **_person_fields(iface, p, on), "insutype": v.insutype or p.insutype or "",
-                         "begndate": on.isoformat(), "begntime": _t(e.begntime), "med_type": e.med_type or "",
-                         "ipt_otp_no": v.ipt_otp_no or "", "out_flag": "1" if e.mdtrtarea_admvs else "0",
-                         "fixmedins_code": e.fixmedins_code or ""})
+            rows.append(
+                {
+                    "mdtrt_id": e.mdtrt_id,
+                    **_person_fields(iface, p, on),
+                    "insutype": v.insutype or p.insutype or "",
+                    "begndate": on.isoformat(),
+                    "begntime": _t(e.begntime),
+                    "med_type": e.med_type or "",
+                    "ipt_otp_no": v.ipt_otp_no or "",
+                    "out_flag": "1" if e.mdtrtarea_admvs else "0",
+                    "fixmedins_code": e.fixmedins_code or "",
+                }
+            )
     with iface.tx() as s:
         return ctx.commit(s, {"data": rows})
 
@@ -1301,7 +1790,11 @@ def _file_bytes(v: Any) -> bytes:
         try:
             data = base64.b64decode(v, validate=True)
         except (ValueError, TypeError):
-            raise _rej("in must be the file's bytes in base64 or as an array of numbers 0..255", "文件数据须为base64或字节数组", fld) from None
+            raise _rej(
+                "in must be the file's bytes in base64 or as an array of numbers 0..255",
+                "文件数据须为base64或字节数组",
+                fld,
+            ) from None
     elif isinstance(v, list):
         if len(v) > limit:
             raise _rej(f"the file is larger than {limit} bytes", f"文件超过 {limit} 字节上限", fld)
@@ -1309,7 +1802,11 @@ def _file_bytes(v: Any) -> bytes:
             raise _rej("in must be an array of numbers 0..255", "文件数据字节数组元素须为0..255", fld)
         data = bytes(v)
     else:
-        raise _rej("in must be the file's bytes in base64 or as an array of numbers 0..255", "文件数据须为base64或字节数组", fld)
+        raise _rej(
+            "in must be the file's bytes in base64 or as an array of numbers 0..255",
+            "文件数据须为base64或字节数组",
+            fld,
+        )
     if not data:
         raise _rej("the file is empty", "文件为空", fld)
     if len(data) > limit:
@@ -1333,17 +1830,35 @@ def h_9102(iface, ctx, d: M.In9102) -> Any:
     """The file, base64 in ``output.data`` (yibao's envelope is JSON; the national service streams the bytes)."""
     q = d.fsDownloadIn
     if q.fixmedins_code != ctx.env.fixmedins_code:
-        raise _rej("fixmedins_code differs from the envelope's", "医药机构编号与报文不符", "fsDownloadIn.fixmedins_code")
+        raise _rej(
+            "fixmedins_code differs from the envelope's", "医药机构编号与报文不符", "fsDownloadIn.fixmedins_code"
+        )
     with iface.read() as s:
         f = s.get(ApiFile, q.file_qury_no)
         if f is None or f.fixmedins_code != ctx.env.fixmedins_code:
-            raise _rej(f"no file {q.file_qury_no!r} at this institution", f"本机构无此文件 {q.file_qury_no}", "fsDownloadIn.file_qury_no")
+            raise _rej(
+                f"no file {q.file_qury_no!r} at this institution",
+                f"本机构无此文件 {q.file_qury_no}",
+                "fsDownloadIn.file_qury_no",
+            )
         if f.dld_endtime <= ctx.now:
-            raise _rej(f"file {q.file_qury_no} expired at {fmt_time(f.dld_endtime)}", f"文件已过下载截止时间 {fmt_time(f.dld_endtime)}",
-                       "fsDownloadIn.file_qury_no")
+            raise _rej(
+                f"file {q.file_qury_no} expired at {fmt_time(f.dld_endtime)}",
+                f"文件已过下载截止时间 {fmt_time(f.dld_endtime)}",
+                "fsDownloadIn.file_qury_no",
+            )
         if q.filename not in ("", "plc", f.filename):
-            raise _rej(f"file {q.file_qury_no} is named {f.filename!r}", f"文件名不符 (应为 {f.filename} 或 plc)", "fsDownloadIn.filename")
-        out = {**_file_ref(f), "size": int(f.size), "sha256": f.sha256, "data": base64.b64encode(f.content).decode("ascii")}
+            raise _rej(
+                f"file {q.file_qury_no} is named {f.filename!r}",
+                f"文件名不符 (应为 {f.filename} 或 plc)",
+                "fsDownloadIn.filename",
+            )
+        out = {
+            **_file_ref(f),
+            "size": int(f.size),
+            "sha256": f.sha256,
+            "data": base64.b64encode(f.content).decode("ascii"),
+        }
     with iface.tx() as s:
         return ctx.commit(s, out)
 
@@ -1360,8 +1875,16 @@ def _grouper():
 
 
 # the grouper's refusal "refused: <input>: why" → the 结算清单 field
-_GROUP_FIELDS = {"gend": "setlinfo.gend", "age": "setlinfo.age", "nwb_age": "setlinfo.nwb_age", "nwb_bir_wt": "setlinfo.nwb_bir_wt",
-                 "ipt_days": "setlinfo.act_ipt_days", "main_diag": "diseinfo", "other_diags": "diseinfo", "oprns": "oprninfo"}
+_GROUP_FIELDS = {
+    "gend": "setlinfo.gend",
+    "age": "setlinfo.age",
+    "nwb_age": "setlinfo.nwb_age",
+    "nwb_bir_wt": "setlinfo.nwb_bir_wt",
+    "ipt_days": "setlinfo.act_ipt_days",
+    "main_diag": "diseinfo",
+    "other_diags": "diseinfo",
+    "oprns": "oprninfo",
+}
 
 
 def h_4101(iface, ctx, d: M.In4101) -> Any:
@@ -1372,7 +1895,9 @@ def h_4101(iface, ctx, d: M.In4101) -> Any:
 
     info, env = d.setlinfo, ctx.env
     if info.fixmedins_code and info.fixmedins_code != env.fixmedins_code:
-        raise _rej("fixmedins_code differs from the envelope's", "定点医药机构编号与报文不符", "setlinfo.fixmedins_code")
+        raise _rej(
+            "fixmedins_code differs from the envelope's", "定点医药机构编号与报文不符", "setlinfo.fixmedins_code"
+        )
     try:
         dx = [(i, check_diagnosis(x.diag_code, f"diseinfo.{i}.diag_code"), x) for i, x in enumerate(d.diseinfo)]
         ops = [check_procedure(o.oprn_oprt_code, f"oprninfo.{i}.oprn_oprt_code") for i, o in enumerate(d.oprninfo)]
@@ -1390,10 +1915,17 @@ def h_4101(iface, ctx, d: M.In4101) -> Any:
     with iface.read() as s:
         st = s.get(records.Settlement, info.setl_id)
         if st is None or st.fixmedins_code != env.fixmedins_code:
-            raise _rej(f"unknown settlement {info.setl_id!r} at this institution", f"本机构无此结算记录: {info.setl_id}", "setlinfo.setl_id")
+            raise _rej(
+                f"unknown settlement {info.setl_id!r} at this institution",
+                f"本机构无此结算记录: {info.setl_id}",
+                "setlinfo.setl_id",
+            )
         if st.mdtrt_id != info.mdtrt_id:
-            raise _rej(f"settlement {info.setl_id} is not of encounter {info.mdtrt_id}", f"结算 {info.setl_id} 不属于就诊 {info.mdtrt_id}",
-                       "setlinfo.mdtrt_id")
+            raise _rej(
+                f"settlement {info.setl_id} is not of encounter {info.mdtrt_id}",
+                f"结算 {info.setl_id} 不属于就诊 {info.mdtrt_id}",
+                "setlinfo.mdtrt_id",
+            )
         if st.refd_setl_flag:
             raise _rej(f"settlement {info.setl_id} is cancelled", f"结算 {info.setl_id} 已撤销", "setlinfo.setl_id")
         enc = s.get(records.Encounter, st.mdtrt_id)
@@ -1412,19 +1944,35 @@ def h_4101(iface, ctx, d: M.In4101) -> Any:
             days = max(1, ((dscg or ctx.now).astimezone(db.SHANGHAI).date() - adm.astimezone(db.SHANGHAI).date()).days)
         paid = sum(_fen(x.fund_payamt, f"payinfo.{i}.fund_payamt") for i, x in enumerate(d.payinfo))
         if d.payinfo and paid != int(st.fund_pay_sumamt):
-            raise _rej(f"payinfo totals {_yuan(paid)}, the settlement's funds paid {_yuan(st.fund_pay_sumamt)}",
-                       f"基金支付信息合计 {_yuan(paid)} 与结算基金支付 {_yuan(st.fund_pay_sumamt)} 不符", "payinfo")
+            raise _rej(
+                f"payinfo totals {_yuan(paid)}, the settlement's funds paid {_yuan(st.fund_pay_sumamt)}",
+                f"基金支付信息合计 {_yuan(paid)} 与结算基金支付 {_yuan(st.fund_pay_sumamt)} 不符",
+                "payinfo",
+            )
         age_days = (adm.astimezone(db.SHANGHAI).date() - p.brdy).days if p.brdy else None
         age = age_on(p.brdy, adm.astimezone(db.SHANGHAI).date()) if p.brdy else int(info.age or 0)
         nwb_age = info.nwb_age if info.nwb_age is not None else (age_days if age_days is not None and age < 1 else None)
         old = s.scalars(select(SetlList).where(SetlList.setl_id == info.setl_id)).first()
         old_id, old_ver = (old.setl_list_id, old.version) if old is not None else (None, 0)
-    setting = iface.book.policy(p.insuplc_admdvs or "").snapshot(adm.astimezone(db.SHANGHAI).date()).med_types.get(st.med_type or "")
+    setting = (
+        iface.book.policy(p.insuplc_admdvs or "")
+        .snapshot(adm.astimezone(db.SHANGHAI).date())
+        .med_types.get(st.med_type or "")
+    )
     if setting == "inpatient":
         try:
-            g = _grouper().group(case_id=info.setl_id, gend=p.gend or "", age=age, nwb_age=nwb_age,
-                                 nwb_bir_wt=info.nwb_bir_wt, ipt_days=int(days), main_diag=main, other_diags=others,
-                                 oprns=oprns, explain=True)
+            g = _grouper().group(
+                case_id=info.setl_id,
+                gend=p.gend or "",
+                age=age,
+                nwb_age=nwb_age,
+                nwb_bir_wt=info.nwb_bir_wt,
+                ipt_days=int(days),
+                main_diag=main,
+                other_diags=others,
+                oprns=oprns,
+                explain=True,
+            )
         except YibaoError as exc:
             raise _rej(exc.message_en, exc.message_zh, exc.field or "diseinfo") from None
         status = str(g.status)
@@ -1438,20 +1986,42 @@ def h_4101(iface, ctx, d: M.In4101) -> Any:
     drg = {"scheme": DRG_SCHEME, "mdc": grp[0], "adrg": grp[1], "drg": grp[2], "status": grp[3], "path": grp[4]}
     if setting == "inpatient" and getattr(g, "severity", None) is not None:  # the national grouper also gives these
         drg["severity"] = str(g.severity)
-        drg["rw"] = (Decimal(int(g.rw_e4)) / 10000).quantize(Decimal("0.0001")) if getattr(g, "rw_e4", None) is not None else None
+        drg["rw"] = (
+            (Decimal(int(g.rw_e4)) / 10000).quantize(Decimal("0.0001"))
+            if getattr(g, "rw_e4", None) is not None
+            else None
+        )
     payload = d.model_dump(mode="json")
     with iface.tx() as s:
-        live = s.scalar(select(records.Settlement.refd_setl_flag).where(records.Settlement.setl_id == info.setl_id).with_for_update())
+        live = s.scalar(
+            select(records.Settlement.refd_setl_flag)
+            .where(records.Settlement.setl_id == info.setl_id)
+            .with_for_update()
+        )
         if live is None or live:
-            raise _rej(f"settlement {info.setl_id} was cancelled meanwhile", f"结算 {info.setl_id} 已撤销", "setlinfo.setl_id")
+            raise _rej(
+                f"settlement {info.setl_id} was cancelled meanwhile", f"结算 {info.setl_id} 已撤销", "setlinfo.setl_id"
+            )
         row = s.scalars(select(SetlList).where(SetlList.setl_id == info.setl_id).with_for_update()).first()
         if row is None:
             row = SetlList(setl_list_id=old_id or _new_id("SL", ctx.now), setl_id=info.setl_id, version=0)
             s.add(row)
         row.mdtrt_id, row.psn_no, row.fixmedins_code = st.mdtrt_id, st.psn_no, env.fixmedins_code
         row.main_diag, row.other_diags, row.oprns, row.ipt_days = main, others, oprns, int(days)
-        row.scheme, row.mdc, row.adrg, row.drg, row.group_status = DRG_SCHEME, grp[0] or None, grp[1] or None, grp[2] or None, grp[3]
-        row.payload, row.version, row.infno, row.msgid, row.uploaded_at = payload, int(row.version or old_ver) + 1, env.infno, env.msgid, ctx.now
+        row.scheme, row.mdc, row.adrg, row.drg, row.group_status = (
+            DRG_SCHEME,
+            grp[0] or None,
+            grp[1] or None,
+            grp[2] or None,
+            grp[3],
+        )
+        row.payload, row.version, row.infno, row.msgid, row.uploaded_at = (
+            payload,
+            int(row.version or old_ver) + 1,
+            env.infno,
+            env.msgid,
+            ctx.now,
+        )
         s.flush()
         return ctx.commit(s, {"setl_list_id": row.setl_list_id, "version": row.version, "drginfo": drg})
 
@@ -1476,17 +2046,56 @@ def register(transactions: dict) -> None:
     t("2405", "出院撤销", "cancel discharge", M.In2405, M.AnyOut, h_2405, "inpatient/discharges/cancel")
     t("2601", "冲正交易", "reversal by message id", M.In2601, M.Out2601, h_2601, "reversals")
     t("3101", "明细审核事前事中分析服务", "in-care rule analysis", M.In3101, M.Out3101, h_3101, "supervision/analyse")
-    t("3102", "明细审核事前事中反馈服务", "in-care analysis feedback", M.In3102, M.Out3102, h_3102, "supervision/feedback")
-    t("3202", "医药机构费用结算对明细账", "detail reconciliation", M.In3202, M.Out3202, h_3202, "reconciliation/details")
+    t(
+        "3102",
+        "明细审核事前事中反馈服务",
+        "in-care analysis feedback",
+        M.In3102,
+        M.Out3102,
+        h_3102,
+        "supervision/feedback",
+    )
+    t(
+        "3202",
+        "医药机构费用结算对明细账",
+        "detail reconciliation",
+        M.In3202,
+        M.Out3202,
+        h_3202,
+        "reconciliation/details",
+    )
     t("4101", "医疗保障基金结算清单信息上传", "settlement list upload", M.In4101, M.Out4101, h_4101, "settlement-lists")
-    t("4101A", "医疗保障基金结算清单信息上传", "settlement list upload (A variant)", M.In4101, M.Out4101, h_4101,
-      "settlement-lists/a")
+    t(
+        "4101A",
+        "医疗保障基金结算清单信息上传",
+        "settlement list upload (A variant)",
+        M.In4101,
+        M.Out4101,
+        h_4101,
+        "settlement-lists/a",
+    )
     t("5201", "就诊信息查询", "encounter query", M.In5201, M.OutRows, h_5201, "encounters/query")
     t("5202", "诊断信息查询", "diagnosis query", M.In5202, M.OutRows, h_5202, "diagnoses/query")
     t("5204", "费用明细查询", "fee detail query", M.In5204, M.OutRows, h_5204, "fees/query")
-    t("5205", "人员慢特病用药记录查询", "chronic-disease drug record query", M.In5205, M.OutRows, h_5205, "chronic-drugs/query")
+    t(
+        "5205",
+        "人员慢特病用药记录查询",
+        "chronic-disease drug record query",
+        M.In5205,
+        M.OutRows,
+        h_5205,
+        "chronic-drugs/query",
+    )
     t("5206", "人员累计信息查询", "accumulator query", M.In5206, M.OutRows, h_5206, "accumulators/query")
-    t("5301", "人员慢特病备案查询", "chronic-disease filing query", M.In5301, M.OutRows, h_5301, "chronic-filings/query")
+    t(
+        "5301",
+        "人员慢特病备案查询",
+        "chronic-disease filing query",
+        M.In5301,
+        M.OutRows,
+        h_5301,
+        "chronic-filings/query",
+    )
     t("5303", "在院信息查询", "in-hospital query", M.In5303, M.OutRows, h_5303, "inpatient/in-hospital/query")
     t("9101", "文件上传", "file upload", M.In9101, M.Out9101, h_9101, "files/upload")
     t("9102", "文件下载", "file download", M.In9102, M.AnyOut, h_9102, "files/download")

@@ -65,7 +65,9 @@ def _time(v: Any) -> dt.datetime:
             try:
                 t = dt.datetime.fromisoformat(s)
             except ValueError:
-                raise ValueError(f"时间格式应为 yyyy-MM-dd HH:mm:ss / time must be 'yyyy-MM-dd HH:mm:ss': {v!r}") from None
+                raise ValueError(
+                    f"时间格式应为 yyyy-MM-dd HH:mm:ss / time must be 'yyyy-MM-dd HH:mm:ss': {v!r}"
+                ) from None
     else:
         raise ValueError("时间须为字符串 / time must be a string")
     if t.tzinfo is None:
@@ -83,7 +85,11 @@ def _date(v: Any) -> dt.date:
     if isinstance(v, str):
         txt = v.strip()
         try:
-            d = dt.datetime.strptime(txt, "%Y%m%d").date() if len(txt) == 8 and txt.isdigit() else dt.date.fromisoformat(txt[:10])
+            d = (
+                dt.datetime.strptime(txt, "%Y%m%d").date()
+                if len(txt) == 8 and txt.isdigit()
+                else dt.date.fromisoformat(txt[:10])
+            )
         except ValueError:
             raise ValueError(f"日期格式应为 yyyy-MM-dd / date must be 'yyyy-MM-dd': {v!r}") from None
         if not 1900 <= d.year <= 2200:

@@ -54,10 +54,12 @@ Str200 = Annotated[str, Field(max_length=200)]
 Name = Annotated[str, Field(max_length=300)]
 Qty = Annotated[Decimal, _decimal(4, "cnt", "数量")]  # national numeric(16,4)
 Pric = Annotated[Decimal, _decimal(6, "pric", "单价")]  # national numeric(16,6)
-PageNum = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, str) and v.strip().isdigit() else v),
-                    Field(ge=1, le=100000)]
-PageSize = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, str) and v.strip().isdigit() else v),
-                     Field(ge=1, le=1000)]
+PageNum = Annotated[
+    int, BeforeValidator(lambda v: int(v) if isinstance(v, str) and v.strip().isdigit() else v), Field(ge=1, le=100000)
+]
+PageSize = Annotated[
+    int, BeforeValidator(lambda v: int(v) if isinstance(v, str) and v.strip().isdigit() else v), Field(ge=1, le=1000)
+]
 
 
 class _In(BaseModel):
@@ -288,8 +290,13 @@ class OrderDto(_In):
 class DiagnoseDto(_In):
     dise_id: OptCode = ""
     maindise_flag: OptCode = ""
-    dias_srt_no: Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, str) and v.strip().isdigit() else (0 if v in ("", None) else v)),
-                           Field(ge=0, le=999)] = 0
+    dias_srt_no: Annotated[
+        int,
+        BeforeValidator(
+            lambda v: int(v) if isinstance(v, str) and v.strip().isdigit() else (0 if v in ("", None) else v)
+        ),
+        Field(ge=0, le=999),
+    ] = 0
     dise_codg: Code
     dise_name: Str200 = ""
 
@@ -334,7 +341,9 @@ class Out3101(_Out):
 
 class WarnFeedback(_In):
     warn_rslt_id: Annotated[str, Field(min_length=1, max_length=50)]
-    dspo_way: Annotated[str, BeforeValidator(_code), Field(pattern=r"^[12]$")]  # 1 继续执行 / 2 返回修改 (uncertain codes)
+    dspo_way: Annotated[
+        str, BeforeValidator(_code), Field(pattern=r"^[12]$")
+    ]  # 1 继续执行 / 2 返回修改 (uncertain codes)
     dspo_way_rea: Annotated[str, Field(max_length=500)] = ""
 
 
@@ -362,8 +371,11 @@ class DetailStatement(_In):
     medfee_sumamt: Money
     fund_pay_sumamt: Money
     cash_payamt: Money
-    fixmedins_setl_cnt: Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, str) and v.strip().isdigit() else v),
-                                  Field(ge=0, le=10**9)]
+    fixmedins_setl_cnt: Annotated[
+        int,
+        BeforeValidator(lambda v: int(v) if isinstance(v, str) and v.strip().isdigit() else v),
+        Field(ge=0, le=10**9),
+    ]
     clr_type: OptCode = ""
     refd_setl_flag: OptCode = ""
 

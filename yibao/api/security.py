@@ -152,12 +152,23 @@ class SecurityPolicy(BaseModel):
             raise data_error(p, "", f"cannot read {what[0]}: {exc}", f"无法读取{what[1]}", error=SecurityError) from exc
         raw = read_yaml(p, what=what, error=SecurityError, empty={})
         if "insecure_demo" in raw:
-            raise data_error(p, "insecure_demo", "cannot be set in a file (only `yibao serve --insecure-demo`)",
-                             "不能写在配置文件中 (仅限 yibao serve --insecure-demo)", error=SecurityError)
+            raise data_error(
+                p,
+                "insecure_demo",
+                "cannot be set in a file (only `yibao serve --insecure-demo`)",
+                "不能写在配置文件中 (仅限 yibao serve --insecure-demo)",
+                error=SecurityError,
+            )
         pol = validate(p, cls, raw, what=what, error=SecurityError)
         for code, k in pol.institutions.items():
             if k.signtype == "SM2" and k.encrypted and not k.sm2_public_key:
-                raise data_error(p, f"institutions.{code}.sm2_public_key", "SM2 needs sm2_public_key", "SM2 签名须配置公钥", error=SecurityError)
+                raise data_error(
+                    p,
+                    f"institutions.{code}.sm2_public_key",
+                    "SM2 needs sm2_public_key",
+                    "SM2 签名须配置公钥",
+                    error=SecurityError,
+                )
         if insecure_demo:
             pol = pol.model_copy(update={"insecure_demo": True})
         pol._source = (p, mtime)
@@ -218,8 +229,15 @@ def check_secret(secret: str, stored: str) -> bool:
     try:
         kind, n, r, p, salt, h = stored.split("$")
         n_, r_, p_ = int(n), int(r), int(p)
-        got = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), n=n_, r=r_, p=p_, dklen=len(h) // 2,
-                             maxmem=256 * n_ * r_ * p_ + 2**20)
+        got = hashlib.scrypt(
+            secret.encode(),
+            salt=bytes.fromhex(salt),
+            n=n_,
+            r=r_,
+            p=p_,
+            dklen=len(h) // 2,
+            maxmem=256 * n_ * r_ * p_ + 2**20,
+        )
         ok = kind == "scrypt" and hmac.compare_digest(got.hex(), h)
     except (ValueError, TypeError):
         ok = False
@@ -256,15 +274,21 @@ def check_credential(policy: SecurityPolicy, fixmedins_code: str, inp: Any, *, v
     value, fld = _presented(inp)
     # one answer for "no such institution / no credential issued" and "wrong credential", after the same
     # scrypt work, so that a sign-in attempt does not tell an outsider which institution codes exist
-    wrong = SecurityError("the institution code or its sign-in credential is wrong "
-                          "(a credential is issued with: yibao inst credential issue)",
-                          "机构编码或签到凭证错误 (凭证由 yibao inst credential issue 发放)", field=fld)
+    wrong = SecurityError(
+        "the institution code or its sign-in credential is wrong "
+        "(a credential is issued with: yibao inst credential issue)",
+        "机构编码或签到凭证错误 (凭证由 yibao inst credential issue 发放)",
+        field=fld,
+    )
     if k is None or not k.secret_hash:
         if policy.insecure_demo and k is None:
             return
         if k is not None and (not isinstance(value, str) or not value):  # SM4 keys only
-            raise SecurityError(f"institution {fixmedins_code} signs in with its SM4 key on the encrypted envelope",
-                                f"机构 {fixmedins_code} 须通过SM4加密报文签到", field="fixmedins_code")
+            raise SecurityError(
+                f"institution {fixmedins_code} signs in with its SM4 key on the encrypted envelope",
+                f"机构 {fixmedins_code} 须通过SM4加密报文签到",
+                field="fixmedins_code",
+            )
         check_secret(value if isinstance(value, str) and len(value) <= 200 else "", _DUMMY_HASH)
         raise wrong
     if not isinstance(value, str) or not value:
@@ -285,8 +309,10 @@ def write_policy(path: str | Path, policy: SecurityPolicy) -> None:
     """Write the settings file atomically (owner-only permissions: it holds keys and secret hashes)."""
     p = Path(path)
     data = {"institutions": {c: k.model_dump(exclude_defaults=True) for c, k in sorted(policy.institutions.items())}}
-    text = ("# yibao security settings: SM4 keys and sign-in secret hashes per institution. Keep it secret.\n"
-            + yaml.safe_dump(data, allow_unicode=True, sort_keys=True))
+    text = (
+        "# yibao security settings: SM4 keys and sign-in secret hashes per institution. Keep it secret.\n"
+        + yaml.safe_dump(data, allow_unicode=True, sort_keys=True)
+    )
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -302,8 +328,11 @@ def issue_credential(path: str | Path, fixmedins_code: str) -> str:
     pol = SecurityPolicy.load(p) if p.exists() else SecurityPolicy()
     secret = new_secret()
     old = pol.institutions.get(fixmedins_code)
-    keys = (old.model_copy(update={"secret_hash": hash_secret(secret)}) if old is not None
-            else InstitutionKeys(secret_hash=hash_secret(secret)))
+    keys = (
+        old.model_copy(update={"secret_hash": hash_secret(secret)})
+        if old is not None
+        else InstitutionKeys(secret_hash=hash_secret(secret))
+    )
     write_policy(p, SecurityPolicy(institutions={**pol.institutions, fixmedins_code: keys}))
     return secret
 
@@ -314,8 +343,11 @@ def revoke_credential(path: str | Path, fixmedins_code: str) -> None:
     pol = SecurityPolicy.load(p)
     old = pol.institutions.get(fixmedins_code)
     if old is None or not old.secret_hash:
-        raise SecurityError(f"{fixmedins_code} has no sign-in secret in {p}", f"{p} 中无机构 {fixmedins_code} 的签到凭证",
-                            field="fixmedins_code")
+        raise SecurityError(
+            f"{fixmedins_code} has no sign-in secret in {p}",
+            f"{p} 中无机构 {fixmedins_code} 的签到凭证",
+            field="fixmedins_code",
+        )
     rest = {c: k for c, k in pol.institutions.items() if c != fixmedins_code}
     if old.encrypted:
         rest[fixmedins_code] = InstitutionKeys(**old.model_dump(exclude={"secret_hash"}, exclude_defaults=True))

@@ -29,7 +29,9 @@ POLICY_DIR_HELP = (
 
 def policy_dir_option() -> object:
     """The ``--policy-dir`` option, the same on every command."""
-    return typer.Option(None, "--policy-dir", exists=True, file_okay=False, dir_okay=True, metavar="DIR", help=POLICY_DIR_HELP)
+    return typer.Option(
+        None, "--policy-dir", exists=True, file_okay=False, dir_okay=True, metavar="DIR", help=POLICY_DIR_HELP
+    )
 
 
 def fail(exc: PolicyError) -> None:
@@ -69,7 +71,9 @@ def policy_for_data(book, data_dir: Path):
 
         from yibao.core.parquet_io import table_path
 
-        col = pq.read_table(table_path(Path(data_dir), "person") or Path(data_dir) / "person.parquet", columns=["insuplc_admdvs"]).column(0)
+        col = pq.read_table(
+            table_path(Path(data_dir), "person") or Path(data_dir) / "person.parquet", columns=["insuplc_admdvs"]
+        ).column(0)
         regions = sorted({str(r) for r in col.unique().to_pylist() if r is not None})
     except Exception:  # noqa: BLE001 - missing or unreadable tables are the runner's to report
         return None
@@ -78,11 +82,13 @@ def policy_for_data(book, data_dir: Path):
     try:
         return book.require(regions[0])
     except PolicyError as exc:
-        fail(PolicyError(
-            f"{data_dir}: the persons' insured region {regions[0]} has no policy file; {exc.message_en} — or pass --policy",
-            f"{data_dir}: 参保地 {regions[0]} 没有待遇政策文件; {exc.message_zh}",
-            field="insuplc_admdvs",
-        ))
+        fail(
+            PolicyError(
+                f"{data_dir}: the persons' insured region {regions[0]} has no policy file; {exc.message_en} — or pass --policy",
+                f"{data_dir}: 参保地 {regions[0]} 没有待遇政策文件; {exc.message_zh}",
+                field="insuplc_admdvs",
+            )
+        )
 
 
 def _targets(args: Iterable[Path], policy_dirs: Sequence[Path]) -> list[tuple[str, object]]:
@@ -149,7 +155,10 @@ def validate(paths: Optional[Sequence[Path]], policy_dirs: Optional[Sequence[Pat
         else:
             chain = " ← ".join(reversed(pol.chain))
             dates = ", ".join(str(d) for d in pol.change_dates()) or "none (undated)"
-            console.print(f"[green]ok[/] {escape(label)} · policy {pol.name} · region {pol.region} · {chain} · changes on {dates}", soft_wrap=True)
+            console.print(
+                f"[green]ok[/] {escape(label)} · policy {pol.name} · region {pol.region} · {chain} · changes on {dates}",
+                soft_wrap=True,
+            )
         for w in found:
             if w.severity != "error":
                 console.print(f"  [yellow]warning:[/] {escape(str(w))}", soft_wrap=True)
@@ -157,7 +166,9 @@ def validate(paths: Optional[Sequence[Path]], policy_dirs: Optional[Sequence[Pat
         if notes:
             console.print(f"  note: not checked: {escape('; '.join(notes))}", soft_wrap=True)
     if failed:
-        console.print(f"[bold red]{failed} of {len(targets)} policy file(s) failed[/] · {failed} 个待遇政策文件未通过校验")
+        console.print(
+            f"[bold red]{failed} of {len(targets)} policy file(s) failed[/] · {failed} 个待遇政策文件未通过校验"
+        )
     return failed
 
 

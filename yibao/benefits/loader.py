@@ -22,8 +22,6 @@ from yibao.core.yamldata import read_yaml
 POLICY_DIR = Path(__file__).resolve().parent.parent / "data" / "policies"
 
 
-
-
 def _is_dated(value: Any) -> bool:
     return isinstance(value, dict) and bool(value) and all(isinstance(k, dt.date) for k in value)
 
@@ -111,7 +109,10 @@ def policy_path(name_or_path: str | Path, dirs: Sequence[Path]) -> Path:
         path = Path(name_or_path)
         if path.suffix.lower() not in POLICY_SUFFIXES:
             if path.is_dir():
-                raise PolicyError(f"{path}: is a directory, not a policy file (give a .yaml file)", f"{path}: 是目录, 不是待遇政策文件")
+                raise PolicyError(
+                    f"{path}: is a directory, not a policy file (give a .yaml file)",
+                    f"{path}: 是目录, 不是待遇政策文件",
+                )
             raise PolicyError(
                 f"{path}: not a policy file (policy files are YAML ending in .yaml or .yml)",
                 f"{path}: 不是待遇政策文件 (政策文件为 .yaml 或 .yml)",
@@ -139,15 +140,15 @@ def load_raw(
 ) -> tuple[dict, list[str]]:
     """Load a policy by name (``national-default``) or path, following ``inherits``.
 
-    A name is looked up in ``search_dir`` (if given), then ``search_dirs``, then
-    the package's policy directory.  A parent named by ``inherits`` is looked up
-    in the child's own directory first, then in the same places, so a city file
-    kept outside the package still finds ``national-default``.  A
-:class:`~yibao.benefits.policy.PolicyBook` passes ``own_dir_first=False`` so
-that parents resolve to the book's own files (a ``--policy-dir`` file
-replacing a shipped one replaces it as a parent too).
+        A name is looked up in ``search_dir`` (if given), then ``search_dirs``, then
+        the package's policy directory.  A parent named by ``inherits`` is looked up
+        in the child's own directory first, then in the same places, so a city file
+        kept outside the package still finds ``national-default``.  A
+    :class:`~yibao.benefits.policy.PolicyBook` passes ``own_dir_first=False`` so
+    that parents resolve to the book's own files (a ``--policy-dir`` file
+    replacing a shipped one replaces it as a parent too).
 
-    Returns the merged raw dict and the chain of files it came from.
+        Returns the merged raw dict and the chain of files it came from.
     """
     dirs = _dedupe(([search_dir] if search_dir else []) + list(search_dirs) + [POLICY_DIR])
     path = policy_path(name_or_path, dirs)

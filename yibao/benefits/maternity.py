@@ -33,21 +33,34 @@ def category_for(setting: str) -> str:
 
 def allowance_rule(snap: PolicySnapshot) -> MaternityAllowance:
     if snap.maternity is None:
-        raise MaternityError(f"policy {snap.policy} has no maternity rules", f"待遇政策 {snap.policy} 未配置生育保险规则",
-                             field="policy")
+        raise MaternityError(
+            f"policy {snap.policy} has no maternity rules", f"待遇政策 {snap.policy} 未配置生育保险规则", field="policy"
+        )
     return snap.maternity.allowance
 
 
-def allowance_days(rule: MaternityAllowance, event_kind: str, babies: int = 1, pregnancy_weeks: int | None = None) -> int:
+def allowance_days(
+    rule: MaternityAllowance, event_kind: str, babies: int = 1, pregnancy_weeks: int | None = None
+) -> int:
     """Days of maternity allowance (生育津贴天数) for one event."""
     if event_kind not in EVENT_KINDS:
-        raise MaternityError(f"unknown event kind {event_kind!r}; known: {list(EVENT_KINDS)}",
-                             f"生育类别 {event_kind!r} 无效", field="event_kind")
+        raise MaternityError(
+            f"unknown event kind {event_kind!r}; known: {list(EVENT_KINDS)}",
+            f"生育类别 {event_kind!r} 无效",
+            field="event_kind",
+        )
     if event_kind == "miscarriage":
         if pregnancy_weeks is None or pregnancy_weeks <= 0:
-            raise MaternityError("a miscarriage needs the weeks of pregnancy (positive)", "流产须填写妊娠周数 (正数)",
-                                 field="pregnancy_weeks")
-        return rule.miscarriage_late_days if pregnancy_weeks >= rule.miscarriage_weeks_threshold else rule.miscarriage_early_days
+            raise MaternityError(
+                "a miscarriage needs the weeks of pregnancy (positive)",
+                "流产须填写妊娠周数 (正数)",
+                field="pregnancy_weeks",
+            )
+        return (
+            rule.miscarriage_late_days
+            if pregnancy_weeks >= rule.miscarriage_weeks_threshold
+            else rule.miscarriage_early_days
+        )
     if babies < 1:
         raise MaternityError("a birth needs at least one baby", "生育须至少一名婴儿", field="babies")
     days = rule.birth_days + rule.extra_baby_days * (babies - 1)

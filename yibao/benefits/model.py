@@ -337,8 +337,16 @@ class MaternityAllowance(_Strict):
 
     @model_validator(mode="after")
     def _positive(self) -> "MaternityAllowance":
-        if min(self.birth_days, self.miscarriage_early_days, self.miscarriage_late_days, self.days_per_month,
-               self.miscarriage_weeks_threshold) <= 0:
+        if (
+            min(
+                self.birth_days,
+                self.miscarriage_early_days,
+                self.miscarriage_late_days,
+                self.days_per_month,
+                self.miscarriage_weeks_threshold,
+            )
+            <= 0
+        ):
             raise ValueError("maternity allowance days, weeks threshold and days_per_month must be positive")
         if min(self.difficult_birth_extra_days, self.extra_baby_days, self.min_contribution_months) < 0:
             raise ValueError("extra days and contribution months may not be negative")

@@ -253,7 +253,9 @@ class Finding:
 def _find(rules: RuleSet, rule: Rule, file: str, on: dt.date, where: str, en: str, zh: str) -> Finding:
     cite = rules.cite(rule)
     kind = "national floor/ceiling" if rule.severity == "error" else "national target"
-    return Finding(rule.id, rule.severity, file, on, where, f"{en} ({kind} {rule.id}, source: {cite})", f"{zh}（依据: {cite}）")
+    return Finding(
+        rule.id, rule.severity, file, on, where, f"{en} ({kind} {rule.id}, source: {cite})", f"{zh}（依据: {cite}）"
+    )
 
 
 def check_snapshot(snap: "PolicySnapshot", on: dt.date, file: str = "", rules: RuleSet | None = None) -> list[Finding]:
@@ -270,7 +272,17 @@ def check_snapshot(snap: "PolicySnapshot", on: dt.date, file: str = "", rules: R
         hits = select(snap, rule.path)
         if rule.check == "exists":
             if not hits:
-                out.append(_find(rules, rule, file, on, rule.path, f"{rule.label} is required but the policy has none", f"{rule.label} 必须设置"))
+                out.append(
+                    _find(
+                        rules,
+                        rule,
+                        file,
+                        on,
+                        rule.path,
+                        f"{rule.label} is required but the policy has none",
+                        f"{rule.label} 必须设置",
+                    )
+                )
             continue
         if rule.check == "not_above":
             assert rule.than is not None
@@ -284,7 +296,17 @@ def check_snapshot(snap: "PolicySnapshot", on: dt.date, file: str = "", rules: R
         if rule.check == "present":
             for where, v in hits:
                 if v is None:
-                    out.append(_find(rules, rule, file, on, where, f"{rule.label} is required but not set", f"{rule.label} 必须设置"))
+                    out.append(
+                        _find(
+                            rules,
+                            rule,
+                            file,
+                            on,
+                            where,
+                            f"{rule.label} is required but not set",
+                            f"{rule.label} 必须设置",
+                        )
+                    )
             continue
         leaves = [leaf for where, v in hits if v is not None for leaf in _leaves(where, v)]
         target = _internal(rule, rule.value)
@@ -326,7 +348,9 @@ def check_snapshot(snap: "PolicySnapshot", on: dt.date, file: str = "", rules: R
     return out
 
 
-def _check_about(rules: RuleSet, rule: Rule, leaves: list[tuple[str, Any]], target: int, on: dt.date, file: str) -> list[Finding]:
+def _check_about(
+    rules: RuleSet, rule: Rule, leaves: list[tuple[str, Any]], target: int, on: dt.date, file: str
+) -> list[Finding]:
     tol = _internal(rule, rule.tolerance)
     groups: dict[str, list[int]] = {}
     if rule.aggregate == "mean":
@@ -368,8 +392,10 @@ def _check_multiple(rules: RuleSet, rule: Rule, snap: "PolicySnapshot", on: dt.d
         multiple = Decimal(sum(caps)) / Decimal(per)
         if abs(multiple - target) > tol:
             shown = f"{multiple.quantize(Decimal('0.01'))} ×"
-            en = (f"{rule.label}: {show('yuan', sum(caps))} is {shown} {spec.per} {show('yuan', per)}, "
-                  f"outside the national target {target} × ± {tol}")
+            en = (
+                f"{rule.label}: {show('yuan', sum(caps))} is {shown} {spec.per} {show('yuan', per)}, "
+                f"outside the national target {target} × ± {tol}"
+            )
             zh = f"{rule.label}: 为 {spec.per} 的 {shown}, 偏离国家目标 {target} 倍左右"
             out.append(_find(rules, rule, file, on, where, en, zh))
     return out

@@ -43,8 +43,14 @@ POLICY_DIR_ENV = "YIBAO_POLICY_DIR"
 class Policy:
     """One pooling region's policy over time (a file and its parents)."""
 
-    def __init__(self, name_or_path: str | Path, search_dir: Path | None = None, *, search_dirs: Sequence[Path] = (),
-                 own_dir_first: bool = True):
+    def __init__(
+        self,
+        name_or_path: str | Path,
+        search_dir: Path | None = None,
+        *,
+        search_dirs: Sequence[Path] = (),
+        own_dir_first: bool = True,
+    ):
         self.raw, self.chain = load_raw(name_or_path, search_dir, search_dirs=search_dirs, own_dir_first=own_dir_first)
         self.file = self.chain[-1]
         self.name = str(self.raw.get("policy", Path(self.file).stem))
@@ -132,7 +138,9 @@ class PolicyBook:
     keeps the engine's lenient lookup (unknown region → national default).
     """
 
-    def __init__(self, directory: Path = POLICY_DIR, default: str = "national-default", extra_dirs: Sequence[Path] = ()):
+    def __init__(
+        self, directory: Path = POLICY_DIR, default: str = "national-default", extra_dirs: Sequence[Path] = ()
+    ):
         self.directory = Path(directory)
         self.extra_dirs = tuple(Path(d) for d in extra_dirs)
         self.default_name = default

@@ -47,7 +47,9 @@ def table_error(
     return err
 
 
-def read_csv(path: Path, expected: Sequence[str], *, optional: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+def read_csv(
+    path: Path, expected: Sequence[str], *, optional: Sequence[str] = ()
+) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line_number, row)`` from a UTF-8 CSV whose ``#`` lines are comments.
 
     The header must hold every ``expected`` column, may hold ``optional`` ones,
@@ -60,7 +62,9 @@ def read_csv(path: Path, expected: Sequence[str], *, optional: Sequence[str] = (
         raise table_error(path, "file not found", "文件不存在") from None
     except UnicodeDecodeError as exc:
         raise table_error(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", "文件不是 UTF-8 编码") from None
-    numbered = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip() and not ln.lstrip().startswith("#")]
+    numbered = [
+        (i, ln) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     if not numbered:
         raise table_error(path, "no header row", "缺少表头")
     rows = list(csv.reader([ln for _, ln in numbered]))
@@ -72,10 +76,14 @@ def read_csv(path: Path, expected: Sequence[str], *, optional: Sequence[str] = (
         raise table_error(path, f"duplicate columns {dup}", f"重复的列 {dup}", line=header_line)
     missing = [c for c in expected if c not in header]
     if missing:
-        raise table_error(path, f"missing columns {missing}; expected {list(expected)}", f"缺少列 {missing}", line=header_line)
+        raise table_error(
+            path, f"missing columns {missing}; expected {list(expected)}", f"缺少列 {missing}", line=header_line
+        )
     unknown = [c for c in header if c not in expected and c not in optional]
     if unknown:
-        raise table_error(path, f"unknown columns {unknown}; expected {list(expected)}", f"未知的列 {unknown}", line=header_line)
+        raise table_error(
+            path, f"unknown columns {unknown}; expected {list(expected)}", f"未知的列 {unknown}", line=header_line
+        )
     for (lineno, _), values in zip(numbered[1:], rows[1:]):
         if len(values) != len(header):
             raise table_error(

@@ -29,7 +29,9 @@ def is_admdvs(code: object) -> bool:
 
 def _check(code: object) -> str:
     if not is_admdvs(code):
-        raise CodeTableError(f"not a 6-digit division code: {code!r}", f"医保区划编码须为 6 位数字: {code!r}", field="admdvs")
+        raise CodeTableError(
+            f"not a 6-digit division code: {code!r}", f"医保区划编码须为 6 位数字: {code!r}", field="admdvs"
+        )
     return code  # type: ignore[return-value]
 
 
@@ -96,23 +98,62 @@ def load_divisions(path: str | Path | None = None) -> Divisions:
         code = r["admdvs"]
         key = f"admdvs={code!r}"
         if not is_admdvs(code):
-            raise table_error(path, f"division code {code!r} must be 6 digits", "医保区划编码须为 6 位数字", line=line, key=key, field="admdvs")
+            raise table_error(
+                path,
+                f"division code {code!r} must be 6 digits",
+                "医保区划编码须为 6 位数字",
+                line=line,
+                key=key,
+                field="admdvs",
+            )
         if code in rows:
-            raise table_error(path, f"duplicate code, first on line {lines[code]}", "编码重复", line=line, key=key, field="admdvs")
+            raise table_error(
+                path, f"duplicate code, first on line {lines[code]}", "编码重复", line=line, key=key, field="admdvs"
+            )
         if not r["name"]:
             raise table_error(path, "name is empty", "名称为空", line=line, key=key, field="name")
         if r["level"] not in LEVELS:
-            raise table_error(path, f"level {r['level']!r} is not one of {LEVELS}", "层级无效", line=line, key=key, field="level")
+            raise table_error(
+                path, f"level {r['level']!r} is not one of {LEVELS}", "层级无效", line=line, key=key, field="level"
+            )
         if r["parent"] and not is_admdvs(r["parent"]):
-            raise table_error(path, f"parent {r['parent']!r} must be '' or 6 digits", "上级编码无效", line=line, key=key, field="parent")
+            raise table_error(
+                path,
+                f"parent {r['parent']!r} must be '' or 6 digits",
+                "上级编码无效",
+                line=line,
+                key=key,
+                field="parent",
+            )
         if r["parent"] and province_part(r["parent"]) != province_part(code):
-            raise table_error(path, f"parent {r['parent']} lies in another province", "上级区划不在同一省", line=line, key=key, field="parent")
+            raise table_error(
+                path,
+                f"parent {r['parent']} lies in another province",
+                "上级区划不在同一省",
+                line=line,
+                key=key,
+                field="parent",
+            )
         syn = parse_bool(r["synthetic"])
         if syn is None:
-            raise table_error(path, f"synthetic {r['synthetic']!r} must be true or false", "须为 true 或 false", line=line, key=key, field="synthetic")
+            raise table_error(
+                path,
+                f"synthetic {r['synthetic']!r} must be true or false",
+                "须为 true 或 false",
+                line=line,
+                key=key,
+                field="synthetic",
+            )
         rows[code] = Division(code, r["name"], r["level"], r["parent"], syn)
         lines[code] = line
     for code, d in rows.items():
         if d.parent and d.parent not in rows:
-            raise table_error(path, f"parent {d.parent} is not in the table", "上级区划不存在", line=lines[code], key=f"admdvs={code!r}", field="parent")
+            raise table_error(
+                path,
+                f"parent {d.parent} is not in the table",
+                "上级区划不存在",
+                line=lines[code],
+                key=f"admdvs={code!r}",
+                field="parent",
+            )
     return Divisions(rows)

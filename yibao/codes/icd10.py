@@ -54,7 +54,9 @@ def is_valid_icd10(code: object) -> bool:
 def describe(code: str) -> str:
     """The WHO English title of a code; :class:`CodeTableError` if it is not an ICD-10 code."""
     if not is_valid_icd10(code):
-        raise CodeTableError(f"not a WHO ICD-10 diagnosis code: {code!r}", f"不是有效的 ICD-10 诊断编码: {code!r}", field="dise_codg")
+        raise CodeTableError(
+            f"not a WHO ICD-10 diagnosis code: {code!r}", f"不是有效的 ICD-10 诊断编码: {code!r}", field="dise_codg"
+        )
     return _icd.get_description(normalize_icd10(code))
 
 
@@ -135,7 +137,9 @@ def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ..
     path = Path(path) if path else data_path("diagnosis_mix.csv")
     entries: list[DiagnosisEntry] = []
     seen: dict[tuple[str, str], int] = {}
-    for line, r in read_csv(path, ("code", "setting", "weight", "note"), optional=("gend", "age_min", "age_max", "therapy", "other_codg")):
+    for line, r in read_csv(
+        path, ("code", "setting", "weight", "note"), optional=("gend", "age_min", "age_max", "therapy", "other_codg")
+    ):
         code = r["code"]
         key = f"code={code!r}"
         try:
@@ -143,37 +147,91 @@ def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ..
         except CodeTableError as exc:
             raise table_error(path, exc.message_en, exc.message_zh, line=line, key=key, field="code") from None
         if canon != code:
-            raise table_error(path, f"write the code as {canon!r}", f"编码应写作 {canon!r}", line=line, key=key, field="code")
+            raise table_error(
+                path, f"write the code as {canon!r}", f"编码应写作 {canon!r}", line=line, key=key, field="code"
+            )
         if r["setting"] not in SETTINGS:
-            raise table_error(path, f"setting {r['setting']!r} is not one of {SETTINGS}", "未知的就诊场景", line=line, key=key, field="setting")
+            raise table_error(
+                path,
+                f"setting {r['setting']!r} is not one of {SETTINGS}",
+                "未知的就诊场景",
+                line=line,
+                key=key,
+                field="setting",
+            )
         try:
             weight = Decimal(r["weight"])
         except InvalidOperation:
             weight = Decimal(-1)
         if not weight.is_finite() or weight <= 0:
-            raise table_error(path, f"weight {r['weight']!r} must be a positive number", "权重必须为正数", line=line, key=key, field="weight")
+            raise table_error(
+                path,
+                f"weight {r['weight']!r} must be a positive number",
+                "权重必须为正数",
+                line=line,
+                key=key,
+                field="weight",
+            )
         if r["gend"] not in ("", "1", "2"):
-            raise table_error(path, f"gend {r['gend']!r} must be '', 1 or 2", "性别限制须为空、1 或 2", line=line, key=key, field="gend")
+            raise table_error(
+                path,
+                f"gend {r['gend']!r} must be '', 1 or 2",
+                "性别限制须为空、1 或 2",
+                line=line,
+                key=key,
+                field="gend",
+            )
         ages = [parse_int(r["age_min"], -1), parse_int(r["age_max"], -1)]
         for name, a in zip(("age_min", "age_max"), ages):
             if a is None or not -1 <= a <= 150:
-                raise table_error(path, f"{name} {r[name]!r} must be -1 or an age 0..150", "年龄限制无效", line=line, key=key, field=name)
+                raise table_error(
+                    path,
+                    f"{name} {r[name]!r} must be -1 or an age 0..150",
+                    "年龄限制无效",
+                    line=line,
+                    key=key,
+                    field=name,
+                )
         if ages[0] >= 0 and ages[1] >= 0 and ages[0] > ages[1]:
-            raise table_error(path, f"age_min {ages[0]} > age_max {ages[1]}", "最小年龄大于最大年龄", line=line, key=key, field="age_min")
+            raise table_error(
+                path,
+                f"age_min {ages[0]} > age_max {ages[1]}",
+                "最小年龄大于最大年龄",
+                line=line,
+                key=key,
+                field="age_min",
+            )
         others = [x for x in r["other_codg"].split(";") if x]
         for o in others:
             try:
                 if national.check_diagnosis(o, "other_codg", systems) != o:
-                    raise table_error(path, f"write {o!r} as the dictionary does", "编码写法与字典不一致", line=line, key=key, field="other_codg")
+                    raise table_error(
+                        path,
+                        f"write {o!r} as the dictionary does",
+                        "编码写法与字典不一致",
+                        line=line,
+                        key=key,
+                        field="other_codg",
+                    )
             except CodeTableError as exc:
-                raise table_error(path, exc.message_en, exc.message_zh, line=line, key=key, field="other_codg") from None
+                raise table_error(
+                    path, exc.message_en, exc.message_zh, line=line, key=key, field="other_codg"
+                ) from None
         if code in others or len(set(others)) != len(others):
-            raise table_error(path, "other_codg repeats a code", "其他诊断编码重复", line=line, key=key, field="other_codg")
+            raise table_error(
+                path, "other_codg repeats a code", "其他诊断编码重复", line=line, key=key, field="other_codg"
+            )
         k = (code, r["setting"])
         if k in seen:
-            raise table_error(path, f"duplicate of line {seen[k]}", f"与第 {seen[k]} 行重复", line=line, key=key, field="code")
+            raise table_error(
+                path, f"duplicate of line {seen[k]}", f"与第 {seen[k]} 行重复", line=line, key=key, field="code"
+            )
         seen[k] = line
-        entries.append(DiagnosisEntry(code, r["setting"], weight, r["gend"], ages[0], ages[1], r["note"], r["therapy"], ";".join(others)))
+        entries.append(
+            DiagnosisEntry(
+                code, r["setting"], weight, r["gend"], ages[0], ages[1], r["note"], r["therapy"], ";".join(others)
+            )
+        )
     missing = [s for s in SETTINGS if not any(e.setting == s for e in entries)]
     if missing:
         raise table_error(path, f"no rows for settings {missing}", f"缺少场景 {missing}")

@@ -28,10 +28,18 @@ _CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")
 def _problems(r: dict, national: bool = True, divisions: Divisions | None = None) -> list[tuple[str, str, str]]:
     out = []
     if not isinstance(r["fixmedins_code"], str) or not _CODE_RE.match(r["fixmedins_code"]):
-        out.append(("fixmedins_code", f"code {r['fixmedins_code']!r} must be 1-30 letters, digits, '.', '_' or '-'", "机构编码格式无效"))
+        out.append(
+            (
+                "fixmedins_code",
+                f"code {r['fixmedins_code']!r} must be 1-30 letters, digits, '.', '_' or '-'",
+                "机构编码格式无效",
+            )
+        )
     elif national:
         try:
-            parsed = NS.parse_institution_code(r["fixmedins_code"], r["fixmedins_type"] if r["fixmedins_type"] in C.INSTITUTION_TYPES else None)
+            parsed = NS.parse_institution_code(
+                r["fixmedins_code"], r["fixmedins_type"] if r["fixmedins_type"] in C.INSTITUTION_TYPES else None
+            )
             NS.check_division(parsed, divisions, admdvs=r["admdvs"] if is_admdvs(r["admdvs"]) else None)
         except CodeTableError as exc:
             out.append(("fixmedins_code", exc.message_en, exc.message_zh))
@@ -59,7 +67,11 @@ def _structure(source: object, explicit: str | None, declared) -> str:
 
 
 def validate_institutions(
-    table: pa.Table, *, source: object = "<institution table>", divisions: Divisions | None = None, code_structure: str | None = None
+    table: pa.Table,
+    *,
+    source: object = "<institution table>",
+    divisions: Divisions | None = None,
+    code_structure: str | None = None,
 ) -> None:
     """Validate a contract ``institution`` table (rows numbered from 0).
 
@@ -78,13 +90,27 @@ def validate_institutions(
             f, en, zh = probs[0]
             raise table_error(source, en, zh, key=key, field=f)
         if divisions is not None and r["admdvs"] not in divisions:
-            raise table_error(source, f"division {r['admdvs']} is not in the division table", "医保区划不存在", key=key, field="admdvs")
+            raise table_error(
+                source,
+                f"division {r['admdvs']} is not in the division table",
+                "医保区划不存在",
+                key=key,
+                field="admdvs",
+            )
         if r["fixmedins_code"] in seen:
-            raise table_error(source, f"duplicate code, first at row {seen[r['fixmedins_code']]}", "编码重复", key=key, field="fixmedins_code")
+            raise table_error(
+                source,
+                f"duplicate code, first at row {seen[r['fixmedins_code']]}",
+                "编码重复",
+                key=key,
+                field="fixmedins_code",
+            )
         seen[r["fixmedins_code"]] = i
 
 
-def load_institutions(path: str | Path, *, divisions: Divisions | None = None, code_structure: str | None = None) -> pa.Table:
+def load_institutions(
+    path: str | Path, *, divisions: Divisions | None = None, code_structure: str | None = None
+) -> pa.Table:
     """Load institutions from a CSV (columns of the contract) or Parquet file, validated.
 
     ``code_structure`` as in :func:`yibao.codes.load_med_list`: the parameter,
@@ -97,10 +123,16 @@ def load_institutions(path: str | Path, *, divisions: Divisions | None = None, c
             raise table_error(path, "file not found", "文件不存在")
         raw = pq.read_table(path)
         cs = _structure(path, code_structure, lambda: NS.declared_in_metadata(raw.schema.metadata))
-        table = raw.select(C.INSTITUTION.names).cast(C.INSTITUTION).replace_schema_metadata({NS.METADATA_KEY: cs.encode()})
+        table = (
+            raw.select(C.INSTITUTION.names).cast(C.INSTITUTION).replace_schema_metadata({NS.METADATA_KEY: cs.encode()})
+        )
         validate_institutions(table, source=path, divisions=divisions, code_structure=cs)
         return table
-    cs = _structure(path, code_structure, lambda: NS.declared_in_csv(path.read_text(encoding="utf-8-sig")) if path.exists() else None)
+    cs = _structure(
+        path,
+        code_structure,
+        lambda: NS.declared_in_csv(path.read_text(encoding="utf-8-sig")) if path.exists() else None,
+    )
     national = cs == "national"
     rows, seen = [], {}
     for line, r in read_csv(path, C.INSTITUTION.names):
@@ -109,15 +141,31 @@ def load_institutions(path: str | Path, *, divisions: Divisions | None = None, c
         syn = parse_bool(r["synthetic"])
         row = {**r, "hosp_lv": lv, "synthetic": syn}
         if lv is None:
-            raise table_error(path, f"hosp_lv {r['hosp_lv']!r} is not an integer", "等级须为整数", line=line, key=key, field="hosp_lv")
+            raise table_error(
+                path, f"hosp_lv {r['hosp_lv']!r} is not an integer", "等级须为整数", line=line, key=key, field="hosp_lv"
+            )
         probs = _problems(row, national, divisions)
         if probs:
             f, en, zh = probs[0]
             raise table_error(path, en, zh, line=line, key=key, field=f)
         if divisions is not None and r["admdvs"] not in divisions:
-            raise table_error(path, f"division {r['admdvs']} is not in the division table", "医保区划不存在", line=line, key=key, field="admdvs")
+            raise table_error(
+                path,
+                f"division {r['admdvs']} is not in the division table",
+                "医保区划不存在",
+                line=line,
+                key=key,
+                field="admdvs",
+            )
         if r["fixmedins_code"] in seen:
-            raise table_error(path, f"duplicate code, first on line {seen[r['fixmedins_code']]}", "编码重复", line=line, key=key, field="fixmedins_code")
+            raise table_error(
+                path,
+                f"duplicate code, first on line {seen[r['fixmedins_code']]}",
+                "编码重复",
+                line=line,
+                key=key,
+                field="fixmedins_code",
+            )
         seen[r["fixmedins_code"]] = line
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=C.INSTITUTION.with_metadata({NS.METADATA_KEY: cs.encode()}))

@@ -97,7 +97,13 @@ def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str], national: boo
         try:
             NS.parse_med_list_code(code, kind)
         except CodeTableError as exc:
-            out.append(("med_list_codg", f"{exc.message_en} (list_kind {kind}; declare code_structure: local for a region's own codes)", exc.message_zh))
+            out.append(
+                (
+                    "med_list_codg",
+                    f"{exc.message_en} (list_kind {kind}; declare code_structure: local for a region's own codes)",
+                    exc.message_zh,
+                )
+            )
     if not r["name"]:
         out.append(("name", "name is empty", "名称为空"))
     if kind not in C.LIST_KINDS:
@@ -105,17 +111,31 @@ def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str], national: boo
     lv = r["chrgitm_lv"]
     bp = r["selfpay_prop_bp"]
     if lv not in CLASSES:
-        hint = f" (write {lv.zfill(2)!r}, with the leading zero)" if isinstance(lv, str) and lv.zfill(2) in CLASSES else ""
-        out.append(("chrgitm_lv", f"chrgitm_lv {lv!r} is not 01 (甲), 02 (乙) or 03 (丙){hint}", "收费项目等级须为 01/02/03"))
+        hint = (
+            f" (write {lv.zfill(2)!r}, with the leading zero)" if isinstance(lv, str) and lv.zfill(2) in CLASSES else ""
+        )
+        out.append(
+            ("chrgitm_lv", f"chrgitm_lv {lv!r} is not 01 (甲), 02 (乙) or 03 (丙){hint}", "收费项目等级须为 01/02/03")
+        )
     elif lv != C.CLASS_B and bp != 0:
-        out.append(("selfpay_prop_bp", f"a self-pay-first ratio is only allowed for 乙类 (02), not class {lv}", "只有乙类可设先行自付比例"))
+        out.append(
+            (
+                "selfpay_prop_bp",
+                f"a self-pay-first ratio is only allowed for 乙类 (02), not class {lv}",
+                "只有乙类可设先行自付比例",
+            )
+        )
     if not isinstance(bp, int) or not 0 <= bp < BP_SCALE:
-        out.append(("selfpay_prop_bp", f"self-pay-first ratio {bp!r} bp must be 0 ≤ ratio < 1", "先行自付比例须在 0 与 1 之间"))
+        out.append(
+            ("selfpay_prop_bp", f"self-pay-first ratio {bp!r} bp must be 0 ≤ ratio < 1", "先行自付比例须在 0 与 1 之间")
+        )
     for f in ("pric_uplmt", "vbp_pay_std"):
         if not isinstance(r[f], int) or r[f] < 0:
             out.append((f, f"{f} {r[f]!r} must be a non-negative amount", "金额不能为负"))
     if r["lmt_gend"] not in ("", C.GEND_MALE, C.GEND_FEMALE):
-        out.append(("lmt_gend", f"lmt_gend {r['lmt_gend']!r} must be '', 1 (male) or 2 (female)", "性别限制须为空、1 或 2"))
+        out.append(
+            ("lmt_gend", f"lmt_gend {r['lmt_gend']!r} must be '', 1 (male) or 2 (female)", "性别限制须为空、1 或 2")
+        )
     amin, amax = r["lmt_age_min"], r["lmt_age_max"]
     for f, a in (("lmt_age_min", amin), ("lmt_age_max", amax)):
         if not isinstance(a, int) or not -1 <= a <= 150:
@@ -124,11 +144,19 @@ def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str], national: boo
         out.append(("lmt_age_min", f"lmt_age_min {amin} > lmt_age_max {amax}", "最小年龄大于最大年龄"))
     hl = r["lmt_hosp_lv_min"]
     if not isinstance(hl, int) or not 0 <= hl <= 3:
-        out.append(("lmt_hosp_lv_min", f"lmt_hosp_lv_min {hl!r} must be 0 (none) or a level 1..3", "医院等级限制须为 0-3"))
+        out.append(
+            ("lmt_hosp_lv_min", f"lmt_hosp_lv_min {hl!r} must be 0 (none) or a level 1..3", "医院等级限制须为 0-3")
+        )
     ind = r["lmt_indication"]
     for p in ind:
         if not is_valid_icd10_prefix(p):
-            out.append(("lmt_indication", f"indication {p!r} is not a valid ICD-10 code prefix", f"适应症 {p!r} 不是有效的 ICD-10 编码前缀"))
+            out.append(
+                (
+                    "lmt_indication",
+                    f"indication {p!r} is not a valid ICD-10 code prefix",
+                    f"适应症 {p!r} 不是有效的 ICD-10 编码前缀",
+                )
+            )
     if len(set(ind)) != len(ind):
         out.append(("lmt_indication", "indication list repeats a prefix", "适应症重复"))
     mts = r["lmt_med_types"]
@@ -139,11 +167,15 @@ def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str], national: boo
         out.append(("lmt_med_types", "med_type list repeats a code", "医疗类别重复"))
     dc = r["drug_class"]
     if dc not in C.DRUG_CLASSES:
-        out.append(("drug_class", f"drug_class {dc!r} is not one of {[c for c in C.DRUG_CLASSES if c]}", "药品类别无效"))
+        out.append(
+            ("drug_class", f"drug_class {dc!r} is not one of {[c for c in C.DRUG_CLASSES if c]}", "药品类别无效")
+        )
     elif dc and kind in C.LIST_KINDS and kind not in DRUG_KINDS:
         out.append(("drug_class", f"drug_class {dc!r} is only for drugs, not {kind}", "只有药品可设药品类别"))
     if r["vbp_flag"] and r["vbp_pay_std"] == 0:
-        out.append(("vbp_pay_std", "a VBP product (vbp_flag) needs its payment standard vbp_pay_std", "集采产品须有支付标准"))
+        out.append(
+            ("vbp_pay_std", "a VBP product (vbp_flag) needs its payment standard vbp_pay_std", "集采产品须有支付标准")
+        )
     if not r["vbp_flag"] and isinstance(r["vbp_pay_std"], int) and r["vbp_pay_std"] > 0:
         out.append(("vbp_pay_std", "vbp_pay_std is set but vbp_flag is false", "非集采产品不应有集采支付标准"))
     if r["vbp_flag"] and kind == "service":
@@ -169,13 +201,21 @@ def _convert_csv_row(path: Path, line: int, r: dict[str, str]) -> dict[str, Any]
     def bad(field: str, en: str, zh: str):
         return table_error(path, en, zh, line=line, key=key, field=field)
 
-    out: dict[str, Any] = {k: r[k] for k in ("med_list_codg", "name", "list_kind", "chrgitm_lv", "lmt_gend", "drug_class")}
+    out: dict[str, Any] = {
+        k: r[k] for k in ("med_list_codg", "name", "list_kind", "chrgitm_lv", "lmt_gend", "drug_class")
+    }
     raw = r["selfpay_prop_bp"] or "0"
     try:
         out["selfpay_prop_bp"] = ratio_to_bp(raw)
     except MoneyError as exc:
-        hint = " (in the CSV this column is a ratio such as 0.10, not basis points)" if raw.replace(".", "").isdigit() else ""
-        raise bad("selfpay_prop_bp", f"self-pay-first ratio {raw!r}: {exc}{hint}", f"先行自付比例 {raw!r} 无效") from None
+        hint = (
+            " (in the CSV this column is a ratio such as 0.10, not basis points)"
+            if raw.replace(".", "").isdigit()
+            else ""
+        )
+        raise bad(
+            "selfpay_prop_bp", f"self-pay-first ratio {raw!r}: {exc}{hint}", f"先行自付比例 {raw!r} 无效"
+        ) from None
     for f in ("pric_uplmt", "vbp_pay_std"):
         raw = r[f] or "0"
         try:
@@ -221,7 +261,12 @@ def _read_csv_rows(path: Path, med_types: frozenset[str], national: bool) -> lis
         code = r["med_list_codg"]
         if code in first_line:
             raise table_error(
-                path, f"duplicate code, first on line {first_line[code]}", f"编码重复(首次出现于第 {first_line[code]} 行)", line=line, key=f"med_list_codg={code!r}", field="med_list_codg"
+                path,
+                f"duplicate code, first on line {first_line[code]}",
+                f"编码重复(首次出现于第 {first_line[code]} 行)",
+                line=line,
+                key=f"med_list_codg={code!r}",
+                field="med_list_codg",
             )
         first_line[code] = line
         rows.append(r)
@@ -230,7 +275,9 @@ def _read_csv_rows(path: Path, med_types: frozenset[str], national: bool) -> lis
     return rows
 
 
-def load_med_list(path: str | Path | None = None, *, med_types: Iterable[str] = KNOWN_MED_TYPES, code_structure: str | None = None) -> pa.Table:
+def load_med_list(
+    path: str | Path | None = None, *, med_types: Iterable[str] = KNOWN_MED_TYPES, code_structure: str | None = None
+) -> pa.Table:
     """Load and validate a medical list; returns a table with the contract's ``MED_LIST`` schema.
 
     ``path`` is a CSV in the shipped format (default: the shipped SYNTHETIC
@@ -253,7 +300,11 @@ def load_med_list(path: str | Path | None = None, *, med_types: Iterable[str] = 
         cs = _structure(path, code_structure, lambda: NS.declared_in_metadata(table.schema.metadata))
         validate_med_list(table, source=path, med_types=mt, code_structure=cs)
         return _mark(table.select(C.MED_LIST.names).cast(C.MED_LIST).replace_schema_metadata(None), cs)
-    cs = _structure(path, code_structure, lambda: NS.declared_in_csv(path.read_text(encoding="utf-8-sig")) if path.exists() else None)
+    cs = _structure(
+        path,
+        code_structure,
+        lambda: NS.declared_in_csv(path.read_text(encoding="utf-8-sig")) if path.exists() else None,
+    )
     return _mark(_rows_to_table(_read_csv_rows(path, mt, cs == "national")), cs)
 
 
@@ -284,7 +335,11 @@ def _table_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
 
 
 def validate_med_list(
-    table: pa.Table, *, source: object = "<med_list table>", med_types: Iterable[str] = KNOWN_MED_TYPES, code_structure: str | None = None
+    table: pa.Table,
+    *,
+    source: object = "<med_list table>",
+    med_types: Iterable[str] = KNOWN_MED_TYPES,
+    code_structure: str | None = None,
 ) -> None:
     """Validate a contract ``med_list`` table (fen / bp units); rows are numbered from 0.
 
@@ -297,12 +352,28 @@ def validate_med_list(
         raise table_error(source, f"missing columns {missing}", f"缺少列 {missing}")
     for f in C.MED_LIST:
         if not table.schema.field(f.name).type.equals(f.type):
-            raise table_error(source, f"column {f.name} has type {table.schema.field(f.name).type}, the contract says {f.type}", "列类型与数据契约不符", field=f.name)
+            raise table_error(
+                source,
+                f"column {f.name} has type {table.schema.field(f.name).type}, the contract says {f.type}",
+                "列类型与数据契约不符",
+                field=f.name,
+            )
     mt = frozenset(med_types)
     seen: dict[str, int] = {}
     for i, r in enumerate(_table_rows(table.select(C.MED_LIST.names))):
         code = r["med_list_codg"]
-        for f in ("med_list_codg", "name", "list_kind", "chrgitm_lv", "selfpay_prop_bp", "pric_uplmt", "vbp_pay_std", "acct_excluded", "vbp_flag", "synthetic"):
+        for f in (
+            "med_list_codg",
+            "name",
+            "list_kind",
+            "chrgitm_lv",
+            "selfpay_prop_bp",
+            "pric_uplmt",
+            "vbp_pay_std",
+            "acct_excluded",
+            "vbp_flag",
+            "synthetic",
+        ):
             if r[f] is None:
                 raise table_error(source, f"{f} is null", f"{f} 为空", key=f"row {i}, med_list_codg={code!r}", field=f)
         problems = _check_row(r, med_types=mt, national=national)
@@ -310,7 +381,13 @@ def validate_med_list(
             field, en, zh = problems[0]
             raise table_error(source, en, zh, key=f"row {i}, med_list_codg={code!r}", field=field)
         if code in seen:
-            raise table_error(source, f"duplicate code, first at row {seen[code]}", "编码重复", key=f"row {i}, med_list_codg={code!r}", field="med_list_codg")
+            raise table_error(
+                source,
+                f"duplicate code, first at row {seen[code]}",
+                "编码重复",
+                key=f"row {i}, med_list_codg={code!r}",
+                field="med_list_codg",
+            )
         seen[code] = i
 
 
@@ -325,7 +402,14 @@ class MedList:
     5000
     """
 
-    def __init__(self, table: pa.Table, *, source: object = "<med_list table>", validate: bool = True, code_structure: str | None = None):
+    def __init__(
+        self,
+        table: pa.Table,
+        *,
+        source: object = "<med_list table>",
+        validate: bool = True,
+        code_structure: str | None = None,
+    ):
         if validate:
             validate_med_list(table, source=source, code_structure=code_structure)
         self.table = table.select(C.MED_LIST.names)
@@ -355,7 +439,9 @@ class MedList:
         try:
             return self.items[code]
         except KeyError:
-            raise table_error(self.source, "unknown code", "目录中无此编码", key=f"med_list_codg={code!r}", field="med_list_codg") from None
+            raise table_error(
+                self.source, "unknown code", "目录中无此编码", key=f"med_list_codg={code!r}", field="med_list_codg"
+            ) from None
 
     def get(self, code: str, default: MedItem | None = None) -> MedItem | None:
         return self.items.get(code, default)
@@ -390,4 +476,6 @@ class MedList:
 
     def validate(self) -> None:
         """Re-validate the table (raises :class:`CodeTableError`)."""
-        validate_med_list(self.table, source=self.source, code_structure=NS.declared_in_metadata(self.table.schema.metadata))
+        validate_med_list(
+            self.table, source=self.source, code_structure=NS.declared_in_metadata(self.table.schema.metadata)
+        )

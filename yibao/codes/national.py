@@ -55,14 +55,25 @@ def _dictionary_path(system: str) -> Path:
 def dictionary(system: str) -> dict[str, str]:
     """``code → name`` of one national dictionary (loaded once, validated)."""
     if system not in _FILES:
-        raise CodeTableError(f"unknown coding system {system!r}; known: {sorted(_FILES)}", f"未知的编码体系 {system!r}", field="code_system")
+        raise CodeTableError(
+            f"unknown coding system {system!r}; known: {sorted(_FILES)}",
+            f"未知的编码体系 {system!r}",
+            field="code_system",
+        )
     path = _dictionary_path(system)
     shape = _DX_RE if system == DX_NATIONAL else _PROC_RE
     out: dict[str, str] = {}
     for line, r in read_csv(path, ("code", "name")):
         c = r["code"]
         if not shape.match(c):
-            raise table_error(path, f"{c!r} is not shaped like a {system} code", f"{c!r} 不符合 {system} 编码结构", line=line, key=f"code={c!r}", field="code")
+            raise table_error(
+                path,
+                f"{c!r} is not shaped like a {system} code",
+                f"{c!r} 不符合 {system} 编码结构",
+                line=line,
+                key=f"code={c!r}",
+                field="code",
+            )
         if c in out:
             raise table_error(path, "duplicate code", "编码重复", line=line, key=f"code={c!r}", field="code")
         if not r["name"]:
@@ -144,7 +155,11 @@ def is_valid_diagnosis(code: object, systems: tuple[str, ...] = (DX_NATIONAL,)) 
             if is_valid_icd10(code):
                 return True
         if s not in DX_SYSTEMS:
-            raise CodeTableError(f"unknown diagnosis coding system {s!r}; known: {DX_SYSTEMS}", f"未知的诊断编码体系 {s!r}", field="code_system")
+            raise CodeTableError(
+                f"unknown diagnosis coding system {s!r}; known: {DX_SYSTEMS}",
+                f"未知的诊断编码体系 {s!r}",
+                field="code_system",
+            )
     return False
 
 

@@ -93,7 +93,9 @@ def _fail(field: str, code: object, en: str, zh: str) -> CodeTableError:
 _ATC4 = r"[A-Z][0-9]{2}[A-Z]{2}"
 _STRUCTURES: dict[str, tuple[re.Pattern[str], str, str]] = {
     "drug_western": (
-        re.compile(rf"(?P<kind>X)(?P<category>{_ATC4})(?P<name>[A-Z][0-9]{{3}})(?P<dosage_form>[A-Z][0-9])(?P<tail>[0-9]{{11}})"),
+        re.compile(
+            rf"(?P<kind>X)(?P<category>{_ATC4})(?P<name>[A-Z][0-9]{{3}})(?P<dosage_form>[A-Z][0-9])(?P<tail>[0-9]{{11}})"
+        ),
         "X + ATC level-4 group (letter, 2 digits, 2 letters) + generic-name code (letter, 3 digits) + dosage form (letter, digit) + 11 digits, 23 characters",
         "X + ATC 第四级类别(1 字母 2 数字 2 字母) + 通用名码(1 字母 3 数字) + 剂型码(1 字母 1 数字) + 11 位数字, 共 23 位",
     ),
@@ -126,7 +128,9 @@ _STRUCTURES: dict[str, tuple[re.Pattern[str], str, str]] = {
         "H(医疗机构)或 P(零售药店) + 6 位行政区划 + 5 位顺序码, 共 12 位",
     ),
     "practitioner": (
-        re.compile(r"(?:(?P<kind>[DNY])(?P<division>[0-9]{6})(?P<serial>[0-9]{6})|(?P<kind_hy>H[YJ])(?P<division_hy>[0-9]{6})(?P<serial_hy>[0-9]{6}))"),
+        re.compile(
+            r"(?:(?P<kind>[DNY])(?P<division>[0-9]{6})(?P<serial>[0-9]{6})|(?P<kind_hy>H[YJ])(?P<division_hy>[0-9]{6})(?P<serial_hy>[0-9]{6}))"
+        ),
         "D (医师), N (护士) or Y (药师) + 6-digit division + 6-digit sequence (13 characters), or HY/HJ + 6 + 6 (14)",
         "D(医师)、N(护士)或 Y(药师) + 6 位行政区划 + 6 位顺序码(共 13 位), 或 HY/HJ + 6 + 6(共 14 位)",
     ),
@@ -151,7 +155,11 @@ def describe_structure(structure: str) -> str:
 
 def _known(structure: str) -> str:
     if structure not in _STRUCTURES:
-        raise CodeTableError(f"unknown code structure {structure!r}; one of {STRUCTURES}", f"未知的编码结构 {structure!r}", field="code_structure")
+        raise CodeTableError(
+            f"unknown code structure {structure!r}; one of {STRUCTURES}",
+            f"未知的编码结构 {structure!r}",
+            field="code_structure",
+        )
     return structure
 
 
@@ -164,11 +172,19 @@ def parse(structure: str, code: object, *, field: str | None = None) -> ParsedCo
     m = rx.fullmatch(code)
     if m is None:
         hint = _hint(structure, code)
-        raise _fail(field, code, f"not the national structure: {hint}expected {layout_en}", f"不符合国家编码结构: 应为 {layout_zh}")
+        raise _fail(
+            field,
+            code,
+            f"not the national structure: {hint}expected {layout_en}",
+            f"不符合国家编码结构: 应为 {layout_zh}",
+        )
     segs = [(k.removesuffix("_hy"), v) for k, v in m.groupdict().items() if v is not None]
     if structure == "drug_western" and m["category"][0] not in ATC_MAIN_GROUPS:
         raise _fail(
-            field, code, f"category {m['category']!r} does not start with an ATC main group {''.join(sorted(ATC_MAIN_GROUPS))}", f"类别码 {m['category']!r} 的首字母不是 ATC 解剖学主组"
+            field,
+            code,
+            f"category {m['category']!r} does not start with an ATC main group {''.join(sorted(ATC_MAIN_GROUPS))}",
+            f"类别码 {m['category']!r} 的首字母不是 ATC 解剖学主组",
         )
     return ParsedCode(structure, code, tuple(segs))
 
@@ -178,7 +194,14 @@ def _hint(structure: str, code: str) -> str:
     lead = {"drug_western": "X", "drug_tcm": "Z", "herbal": "T", "consumable": "C"}.get(structure)
     if lead and not code.startswith(lead):
         return f"it must start with {lead!r}; "
-    lengths = {"drug_western": (23,), "drug_tcm": (20,), "herbal": (10,), "consumable": (20, 27), "institution": (12,), "practitioner": (13, 14)}.get(structure)
+    lengths = {
+        "drug_western": (23,),
+        "drug_tcm": (20,),
+        "herbal": (10,),
+        "consumable": (20, 27),
+        "institution": (12,),
+        "practitioner": (13, 14),
+    }.get(structure)
     if lengths and len(code) not in lengths:
         return f"{len(code)} characters, not {' or '.join(map(str, lengths))}; "
     if structure == "institution" and code[:1] not in INSTITUTION_PREFIXES:
@@ -193,20 +216,34 @@ def parse_med_list_code(code: object, list_kind: str, *, field: str = "med_list_
     try:
         structure = LIST_KIND_STRUCTURE[list_kind]
     except KeyError:
-        raise _fail("list_kind", list_kind, f"no national structure for list_kind; one of {sorted(LIST_KIND_STRUCTURE)}", "目录类别无对应的国家编码结构") from None
+        raise _fail(
+            "list_kind",
+            list_kind,
+            f"no national structure for list_kind; one of {sorted(LIST_KIND_STRUCTURE)}",
+            "目录类别无对应的国家编码结构",
+        ) from None
     return parse(structure, code, field=field)
 
 
-def parse_institution_code(code: object, fixmedins_type: str | None = None, *, field: str = "fixmedins_code") -> ParsedCode:
+def parse_institution_code(
+    code: object, fixmedins_type: str | None = None, *, field: str = "fixmedins_code"
+) -> ParsedCode:
     """A 定点医药机构 code; with ``fixmedins_type``, its letter must fit (H medical, P pharmacy)."""
     p = parse("institution", code, field=field)
     if fixmedins_type is not None and fixmedins_type not in INSTITUTION_PREFIXES[p["kind"]]:
         want = "P" if fixmedins_type == "pharmacy" else "H"
-        raise _fail(field, code, f"a {fixmedins_type} has a code starting with {want}, not {p['kind']}", f"{fixmedins_type} 的机构编码应以 {want} 开头")
+        raise _fail(
+            field,
+            code,
+            f"a {fixmedins_type} has a code starting with {want}, not {p['kind']}",
+            f"{fixmedins_type} 的机构编码应以 {want} 开头",
+        )
     return p
 
 
-def parse_practitioner_code(code: object, prac_psn_type: str | None = None, *, field: str = "prac_psn_code") -> ParsedCode:
+def parse_practitioner_code(
+    code: object, prac_psn_type: str | None = None, *, field: str = "prac_psn_code"
+) -> ParsedCode:
     """A practitioner code (医保医师/护士/药师, 药学/技术人员); with ``prac_psn_type``, its letters must fit."""
     p = parse("practitioner", code, field=field)
     if prac_psn_type is not None:
@@ -214,12 +251,17 @@ def parse_practitioner_code(code: object, prac_psn_type: str | None = None, *, f
         if prac_psn_type not in allowed:
             names = "/".join(PRAC_PSN_TYPES.get(t, t) for t in allowed)
             raise _fail(
-                field, code, f"prefix {p['kind']} is for prac_psn_type {'/'.join(allowed)} ({names}), not {prac_psn_type!r}", f"前缀 {p['kind']} 对应执业人员分类 {names}, 与 {prac_psn_type!r} 不符"
+                field,
+                code,
+                f"prefix {p['kind']} is for prac_psn_type {'/'.join(allowed)} ({names}), not {prac_psn_type!r}",
+                f"前缀 {p['kind']} 对应执业人员分类 {names}, 与 {prac_psn_type!r} 不符",
             )
     return p
 
 
-def check_division(parsed: ParsedCode, divisions: Container[str] | None, *, field: str | None = None, admdvs: str | None = None) -> None:
+def check_division(
+    parsed: ParsedCode, divisions: Container[str] | None, *, field: str | None = None, admdvs: str | None = None
+) -> None:
     """Check the 医保区划 a code embeds.
 
     With a division table, the division itself, its city (``xxxx00``) or its
@@ -231,15 +273,32 @@ def check_division(parsed: ParsedCode, divisions: Container[str] | None, *, fiel
         return
     field = field or _FIELD[parsed.structure]
     if divisions is not None and not any(d in divisions for d in (div, city_part(div), province_code(div))):
-        raise _fail(field, parsed.code, f"embedded division {div} is not in the division table (nor its city or province)", f"编码内的行政区划 {div} 不在医保区划表中")
-    if admdvs is not None and isinstance(admdvs, str) and len(admdvs) == 6 and province_part(admdvs) != province_part(div):
-        raise _fail(field, parsed.code, f"embedded division {div} lies in another province than admdvs {admdvs}", f"编码内的行政区划 {div} 与所属区划 {admdvs} 不在同一省")
+        raise _fail(
+            field,
+            parsed.code,
+            f"embedded division {div} is not in the division table (nor its city or province)",
+            f"编码内的行政区划 {div} 不在医保区划表中",
+        )
+    if (
+        admdvs is not None
+        and isinstance(admdvs, str)
+        and len(admdvs) == 6
+        and province_part(admdvs) != province_part(div)
+    ):
+        raise _fail(
+            field,
+            parsed.code,
+            f"embedded division {div} lies in another province than admdvs {admdvs}",
+            f"编码内的行政区划 {div} 与所属区划 {admdvs} 不在同一省",
+        )
 
 
 def check_code_structure(value: object, *, field: str = "code_structure") -> str:
     """``national`` or ``local`` (the declared strictness of a table)."""
     if value not in CODE_STRUCTURES:
-        raise CodeTableError(f"{field} {value!r} must be one of {CODE_STRUCTURES}", f"{field} 须为 national 或 local", field=field)
+        raise CodeTableError(
+            f"{field} {value!r} must be one of {CODE_STRUCTURES}", f"{field} 须为 national 或 local", field=field
+        )
     return value  # type: ignore[return-value]
 
 

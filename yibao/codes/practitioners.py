@@ -30,11 +30,15 @@ from yibao.core.errors import CodeTableError
 _CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")
 
 
-def _problems(r: Mapping, national: bool, divisions: Divisions | None, inst_admdvs: Mapping[str, str] | None) -> list[tuple[str, str, str]]:
+def _problems(
+    r: Mapping, national: bool, divisions: Divisions | None, inst_admdvs: Mapping[str, str] | None
+) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     code, typ, inst = r["prac_psn_code"], r["prac_psn_type"], r["fixmedins_code"]
     if not isinstance(code, str) or not _CODE_RE.match(code):
-        out.append(("prac_psn_code", f"code {code!r} must be 1-30 letters, digits, '.', '_' or '-'", "执业人员代码格式无效"))
+        out.append(
+            ("prac_psn_code", f"code {code!r} must be 1-30 letters, digits, '.', '_' or '-'", "执业人员代码格式无效")
+        )
     elif national:
         try:
             parsed = NS.parse_practitioner_code(code, typ if typ in C.PRAC_PSN_TYPES else None)
@@ -44,7 +48,13 @@ def _problems(r: Mapping, national: bool, divisions: Divisions | None, inst_admd
     if not r["prac_psn_name"]:
         out.append(("prac_psn_name", "name is empty", "姓名为空"))
     if typ not in C.PRAC_PSN_TYPES:
-        out.append(("prac_psn_type", f"prac_psn_type {typ!r} is not one of {C.PRAC_PSN_TYPES} (1 医师, 2 护士, 3 药师, 4 医技人员)", "执业人员分类须为 1-4"))
+        out.append(
+            (
+                "prac_psn_type",
+                f"prac_psn_type {typ!r} is not one of {C.PRAC_PSN_TYPES} (1 医师, 2 护士, 3 药师, 4 医技人员)",
+                "执业人员分类须为 1-4",
+            )
+        )
     if not inst:
         out.append(("fixmedins_code", "fixmedins_code is empty", "所属机构为空"))
     elif inst_admdvs is not None and inst not in inst_admdvs:
@@ -95,7 +105,13 @@ def validate_practitioners(
             f, en, zh = probs[0]
             raise table_error(source, en, zh, key=key, field=f)
         if r["prac_psn_code"] in seen:
-            raise table_error(source, f"duplicate code, first at row {seen[r['prac_psn_code']]}", "编码重复", key=key, field="prac_psn_code")
+            raise table_error(
+                source,
+                f"duplicate code, first at row {seen[r['prac_psn_code']]}",
+                "编码重复",
+                key=key,
+                field="prac_psn_code",
+            )
         seen[r["prac_psn_code"]] = i
 
 
@@ -118,10 +134,18 @@ def load_practitioners(
             raise table_error(path, "file not found", "文件不存在")
         raw = pq.read_table(path)
         cs = _structure(path, code_structure, lambda: NS.declared_in_metadata(raw.schema.metadata))
-        table = raw.select(C.PRACTITIONER.names).cast(C.PRACTITIONER).replace_schema_metadata({NS.METADATA_KEY: cs.encode()})
+        table = (
+            raw.select(C.PRACTITIONER.names)
+            .cast(C.PRACTITIONER)
+            .replace_schema_metadata({NS.METADATA_KEY: cs.encode()})
+        )
         validate_practitioners(table, source=path, divisions=divisions, institutions=institutions, code_structure=cs)
         return table
-    cs = _structure(path, code_structure, lambda: NS.declared_in_csv(path.read_text(encoding="utf-8-sig")) if path.exists() else None)
+    cs = _structure(
+        path,
+        code_structure,
+        lambda: NS.declared_in_csv(path.read_text(encoding="utf-8-sig")) if path.exists() else None,
+    )
     admdvs = _inst_admdvs(institutions)
     rows, seen = [], {}
     for line, r in read_csv(path, C.PRACTITIONER.names):
@@ -133,7 +157,14 @@ def load_practitioners(
             f, en, zh = probs[0]
             raise table_error(path, en, zh, line=line, key=key, field=f)
         if r["prac_psn_code"] in seen:
-            raise table_error(path, f"duplicate code, first on line {seen[r['prac_psn_code']]}", "编码重复", line=line, key=key, field="prac_psn_code")
+            raise table_error(
+                path,
+                f"duplicate code, first on line {seen[r['prac_psn_code']]}",
+                "编码重复",
+                line=line,
+                key=key,
+                field="prac_psn_code",
+            )
         seen[r["prac_psn_code"]] = line
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=C.PRACTITIONER.with_metadata({NS.METADATA_KEY: cs.encode()}))

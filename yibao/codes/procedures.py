@@ -47,23 +47,56 @@ def load_procedures(path: str | Path | None = None, *, med_list=None) -> pa.Tabl
         if not is_valid_procedure_code(code):
             try:
                 national.check_procedure(code, "oprn_codg")
-                why_en, why_zh = f"write the code as the dictionary does: {national.normalize_proc(code)!r}", "编码写法与字典不一致"
+                why_en, why_zh = (
+                    f"write the code as the dictionary does: {national.normalize_proc(code)!r}",
+                    "编码写法与字典不一致",
+                )
             except CodeTableError as exc:
                 why_en, why_zh = exc.message_en, exc.message_zh
             raise table_error(path, why_en, why_zh, line=line, key=key, field="oprn_codg")
         if code in lines:
-            raise table_error(path, f"duplicate code, first on line {lines[code]}", "编码重复", line=line, key=key, field="oprn_codg")
+            raise table_error(
+                path, f"duplicate code, first on line {lines[code]}", "编码重复", line=line, key=key, field="oprn_codg"
+            )
         if not r["name"]:
             raise table_error(path, "name is empty", "名称为空", line=line, key=key, field="name")
         if r["name"] != national.proc_name(code):
-            raise table_error(path, f"name {r['name']!r} is not the national name {national.proc_name(code)!r}", "名称与医保版字典不一致", line=line, key=key, field="name")
+            raise table_error(
+                path,
+                f"name {r['name']!r} is not the national name {national.proc_name(code)!r}",
+                "名称与医保版字典不一致",
+                line=line,
+                key=key,
+                field="name",
+            )
         if r["category"] not in CATEGORIES:
-            raise table_error(path, f"category {r['category']!r} is not one of {CATEGORIES}", "类别无效", line=line, key=key, field="category")
+            raise table_error(
+                path,
+                f"category {r['category']!r} is not one of {CATEGORIES}",
+                "类别无效",
+                line=line,
+                key=key,
+                field="category",
+            )
         if med_list is not None and r["med_list_codg"] and r["med_list_codg"] not in med_list:
-            raise table_error(path, f"charge item {r['med_list_codg']!r} is not in the medical list", "关联收费项目不在目录中", line=line, key=key, field="med_list_codg")
+            raise table_error(
+                path,
+                f"charge item {r['med_list_codg']!r} is not in the medical list",
+                "关联收费项目不在目录中",
+                line=line,
+                key=key,
+                field="med_list_codg",
+            )
         syn = parse_bool(r["synthetic"])
         if syn is None:
-            raise table_error(path, f"synthetic {r['synthetic']!r} must be true or false", "须为 true 或 false", line=line, key=key, field="synthetic")
+            raise table_error(
+                path,
+                f"synthetic {r['synthetic']!r} must be true or false",
+                "须为 true 或 false",
+                line=line,
+                key=key,
+                field="synthetic",
+            )
         lines[code] = line
         rows.append({**r, "synthetic": syn})
     if not rows:
@@ -103,26 +136,75 @@ def load_procedure_mix(path: str | Path | None = None, *, procedures: pa.Table |
         key = f"dise_codg={dx!r} oprn_codg={op!r}"
         try:
             if national.check_diagnosis(dx, "dise_codg") != dx:
-                raise table_error(path, f"write the code as {national.normalize_dx(dx)!r}", "编码写法与字典不一致", line=line, key=key, field="dise_codg")
+                raise table_error(
+                    path,
+                    f"write the code as {national.normalize_dx(dx)!r}",
+                    "编码写法与字典不一致",
+                    line=line,
+                    key=key,
+                    field="dise_codg",
+                )
         except CodeTableError as exc:
             raise table_error(path, exc.message_en, exc.message_zh, line=line, key=key, field="dise_codg") from None
         if inpatient is not None and dx not in inpatient:
-            raise table_error(path, f"{dx!r} is not an inpatient diagnosis of the diagnosis mix", "主要诊断不在住院诊断构成中", line=line, key=key, field="dise_codg")
+            raise table_error(
+                path,
+                f"{dx!r} is not an inpatient diagnosis of the diagnosis mix",
+                "主要诊断不在住院诊断构成中",
+                line=line,
+                key=key,
+                field="dise_codg",
+            )
         if op not in procs:
-            raise table_error(path, f"procedure {op!r} is not in the procedure list", "手术操作不在手术操作表中", line=line, key=key, field="oprn_codg")
+            raise table_error(
+                path,
+                f"procedure {op!r} is not in the procedure list",
+                "手术操作不在手术操作表中",
+                line=line,
+                key=key,
+                field="oprn_codg",
+            )
         try:
             share = Decimal(r["share"])
         except InvalidOperation:
             share = Decimal(-1)
         if not share.is_finite() or not 0 < share <= 1:
-            raise table_error(path, f"share {r['share']!r} must be within (0, 1]", "比例须在 (0, 1] 之间", line=line, key=key, field="share")
+            raise table_error(
+                path,
+                f"share {r['share']!r} must be within (0, 1]",
+                "比例须在 (0, 1] 之间",
+                line=line,
+                key=key,
+                field="share",
+            )
         total[dx] = total.get(dx, Decimal(0)) + share
         if total[dx] > 1:
-            raise table_error(path, f"the shares of {dx!r} sum to more than 1", "同一诊断的比例之和大于 1", line=line, key=key, field="share")
+            raise table_error(
+                path,
+                f"the shares of {dx!r} sum to more than 1",
+                "同一诊断的比例之和大于 1",
+                line=line,
+                key=key,
+                field="share",
+            )
         if r["min_level"] not in ("1", "2", "3"):
-            raise table_error(path, f"min_level {r['min_level']!r} must be 1, 2 or 3", "最低医院等级须为 1、2 或 3", line=line, key=key, field="min_level")
+            raise table_error(
+                path,
+                f"min_level {r['min_level']!r} must be 1, 2 or 3",
+                "最低医院等级须为 1、2 或 3",
+                line=line,
+                key=key,
+                field="min_level",
+            )
         if (dx, op) in seen:
-            raise table_error(path, f"duplicate of line {seen[(dx, op)]}", f"与第 {seen[(dx, op)]} 行重复", line=line, key=key, field="oprn_codg")
+            raise table_error(
+                path,
+                f"duplicate of line {seen[(dx, op)]}",
+                f"与第 {seen[(dx, op)]} 行重复",
+                line=line,
+                key=key,
+                field="oprn_codg",
+            )
         seen[(dx, op)] = line
         rows.append({"dise_codg": dx, "oprn_codg": op, "share": float(share), "min_level": int(r["min_level"])})
     return pa.Table.from_pylist(rows, schema=PROCEDURE_MIX)

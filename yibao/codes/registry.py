@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from yibao.core.db import Base
 
-__all__ = ['PERSON_EXTRA_COLUMNS', 'Person', 'FamilyLink', 'Institution', 'Practitioner', 'MedList']
+__all__ = ["PERSON_EXTRA_COLUMNS", "Person", "FamilyLink", "Institution", "Practitioner", "MedList"]
 
 
 class Person(Base):
@@ -46,9 +46,7 @@ class FamilyLink(Base):
     __tablename__ = "family_link"
 
     psn_no: Mapped[str] = mapped_column(String, ForeignKey("person.psn_no"), primary_key=True)
-    relative_psn_no: Mapped[str] = mapped_column(
-        String, ForeignKey("person.psn_no"), primary_key=True, index=True
-    )
+    relative_psn_no: Mapped[str] = mapped_column(String, ForeignKey("person.psn_no"), primary_key=True, index=True)
     relation: Mapped[str | None] = mapped_column(String)
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
 

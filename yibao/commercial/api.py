@@ -28,7 +28,10 @@ KEYS_ENV = "YIBAO_TPA_KEYS"
 
 
 def _error(exc: YibaoError, status: int = 400) -> HTTPException:
-    return HTTPException(status_code=status, detail={"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field})
+    return HTTPException(
+        status_code=status,
+        detail={"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field},
+    )
 
 
 def _engine(request: Request):
@@ -38,7 +41,10 @@ def _engine(request: Request):
 
 
 def _insurer(insurer: Optional[str], key: Optional[str]) -> str:
-    refused = HTTPException(status_code=401, detail={"code": "E_TPA_AUTH", "message_en": "insurer not authenticated", "message_zh": "保险公司身份认证失败"})
+    refused = HTTPException(
+        status_code=401,
+        detail={"code": "E_TPA_AUTH", "message_en": "insurer not authenticated", "message_zh": "保险公司身份认证失败"},
+    )
     path = os.environ.get(KEYS_ENV)
     if not insurer or not key or not path or len(key) > 200:
         raise refused
@@ -57,14 +63,23 @@ class ActIn(BaseModel):
 
 
 @router.get("/claims")
-def list_claims(request: Request, status: Optional[str] = "sent", x_tpa_insurer: Optional[str] = Header(None),
-                x_tpa_key: Optional[str] = Header(None)) -> list[dict]:
+def list_claims(
+    request: Request,
+    status: Optional[str] = "sent",
+    x_tpa_insurer: Optional[str] = Header(None),
+    x_tpa_key: Optional[str] = Header(None),
+) -> list[dict]:
     ins = _insurer(x_tpa_insurer, x_tpa_key)
     return service.list_claims(_engine(request), ins, status or None)
 
 
 @router.get("/claims/{claim_id}")
-def get_claim(request: Request, claim_id: int, x_tpa_insurer: Optional[str] = Header(None), x_tpa_key: Optional[str] = Header(None)) -> dict:
+def get_claim(
+    request: Request,
+    claim_id: int,
+    x_tpa_insurer: Optional[str] = Header(None),
+    x_tpa_key: Optional[str] = Header(None),
+) -> dict:
     ins = _insurer(x_tpa_insurer, x_tpa_key)
     try:
         return service.get_claim(_engine(request), ins, claim_id)
@@ -73,10 +88,18 @@ def get_claim(request: Request, claim_id: int, x_tpa_insurer: Optional[str] = He
 
 
 @router.post("/claims/{claim_id}/{action}")
-def act(request: Request, claim_id: int, action: str, body: ActIn, x_tpa_insurer: Optional[str] = Header(None),
-        x_tpa_key: Optional[str] = Header(None)) -> dict:
+def act(
+    request: Request,
+    claim_id: int,
+    action: str,
+    body: ActIn,
+    x_tpa_insurer: Optional[str] = Header(None),
+    x_tpa_key: Optional[str] = Header(None),
+) -> dict:
     ins = _insurer(x_tpa_insurer, x_tpa_key)
     try:
-        return service.act(_engine(request), ins, claim_id, action, body.msgid, insurer_ref=body.insurer_ref, reason=body.reason)
+        return service.act(
+            _engine(request), ins, claim_id, action, body.msgid, insurer_ref=body.insurer_ref, reason=body.reason
+        )
     except YibaoError as exc:
         raise _error(exc) from None

@@ -24,8 +24,8 @@ from yibao.core.money import apply_rate, apply_rate_np
 class ClaimParts:
     """The person's remaining self-pay of one settled claim, by product category (fen)."""
 
-    in_list: int        # in-list self-pay: 乙类先行自付 (preselfpay_amt) and in-scope co-pay/deductible
-    out_of_list: int    # out-of-list: 全自费 (fulamt_ownpay_amt) and 超限价自付 (overlmt_selfpay)
+    in_list: int  # in-list self-pay: 乙类先行自付 (preselfpay_amt) and in-scope co-pay/deductible
+    out_of_list: int  # out-of-list: 全自费 (fulamt_ownpay_amt) and 超限价自付 (overlmt_selfpay)
     specific_drug: int  # 特药 on the product's list (carved out of the two above by the caller)
 
     def __post_init__(self) -> None:
@@ -59,7 +59,9 @@ def parts_from_settlement(amounts: Mapping[str, int], specific_drug: int = 0) ->
     psn = int(amounts["psn_part_amt"])
     out = min(int(amounts["fulamt_ownpay_amt"]) + int(amounts["overlmt_selfpay"]), psn)
     if specific_drug > psn:
-        raise CommercialError("specific-drug amount exceeds the person's part", "特药金额超过个人负担", field="specific_drug")
+        raise CommercialError(
+            "specific-drug amount exceeds the person's part", "特药金额超过个人负担", field="specific_drug"
+        )
     from_out = min(specific_drug, out)
     inl = psn - out
     return ClaimParts(in_list=inl - (specific_drug - from_out), out_of_list=out - from_out, specific_drug=specific_drug)
@@ -71,8 +73,11 @@ def insurer_payment(product: Product, parts: ClaimParts, acc: Accumulators, *, p
     left = max(product.deductible - acc.deductible_used, 0)
     d_in = min(parts.in_list, left)
     d_out = min(parts.out_of_list, left - d_in)
-    raw = (apply_rate(parts.in_list - d_in, r.in_list) + apply_rate(parts.out_of_list - d_out, r.out_of_list)
-           + apply_rate(parts.specific_drug, r.specific_drug))
+    raw = (
+        apply_rate(parts.in_list - d_in, r.in_list)
+        + apply_rate(parts.out_of_list - d_out, r.out_of_list)
+        + apply_rate(parts.specific_drug, r.specific_drug)
+    )
     pay = min(raw, max(product.ceiling - acc.paid, 0))
     total = parts.in_list + parts.out_of_list + parts.specific_drug
     return Payment(pay, total - pay, d_in + d_out, Accumulators(acc.deductible_used + d_in + d_out, acc.paid + pay))
@@ -88,8 +93,14 @@ def _group_prev_cumsum(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
     return cum - values - base
 
 
-def insurer_payment_np(product: Product, person: np.ndarray, in_list: np.ndarray, out_of_list: np.ndarray,
-                       specific_drug: np.ndarray, pre_existing: np.ndarray | None = None) -> np.ndarray:
+def insurer_payment_np(
+    product: Product,
+    person: np.ndarray,
+    in_list: np.ndarray,
+    out_of_list: np.ndarray,
+    specific_drug: np.ndarray,
+    pre_existing: np.ndarray | None = None,
+) -> np.ndarray:
     """A year of claims, rows in settlement order within each person (persons contiguous): insurer pays per row.
 
     Accumulators start at zero for each person (the product year).
@@ -107,9 +118,15 @@ def insurer_payment_np(product: Product, person: np.ndarray, in_list: np.ndarray
     d_out = d_total - d_in
 
     def bp(field: str) -> np.ndarray:
-        return np.where(pre, getattr(product.pre_existing_ratios, field), getattr(product.ratios, field)).astype(np.int64)
+        return np.where(pre, getattr(product.pre_existing_ratios, field), getattr(product.ratios, field)).astype(
+            np.int64
+        )
 
-    raw = apply_rate_np(inl - d_in, bp("in_list")) + apply_rate_np(outl - d_out, bp("out_of_list")) + apply_rate_np(sp, bp("specific_drug"))
+    raw = (
+        apply_rate_np(inl - d_in, bp("in_list"))
+        + apply_rate_np(outl - d_out, bp("out_of_list"))
+        + apply_rate_np(sp, bp("specific_drug"))
+    )
     prev_raw = _group_prev_cumsum(person, raw)
     cap = product.ceiling
     return np.minimum(prev_raw + raw, cap) - np.minimum(prev_raw, cap)

@@ -37,9 +37,9 @@ Fen = Annotated[int, BeforeValidator(parameter_fen)]
 
 class Ratios(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    in_list: Bp          # 乙类先行自付 and in-scope self-pay
-    out_of_list: Bp      # 丙类 / 全自费 and over-limit
-    specific_drug: Bp    # 特药
+    in_list: Bp  # 乙类先行自付 and in-scope self-pay
+    out_of_list: Bp  # 丙类 / 全自费 and over-limit
+    specific_drug: Bp  # 特药
 
 
 class Enrolment(BaseModel):
@@ -59,10 +59,10 @@ class Product(BaseModel):
     enrolment: Enrolment
     effective_from: dt.date
     effective_to: dt.date
-    deductible_yuan: Fen            # 免赔额, fen after validation
-    annual_ceiling_yuan: Fen        # 年度保额, fen
+    deductible_yuan: Fen  # 免赔额, fen after validation
+    annual_ceiling_yuan: Fen  # 年度保额, fen
     ratios: Ratios
-    pre_existing_ratios: Ratios     # 既往症
+    pre_existing_ratios: Ratios  # 既往症
     pre_existing_diagnosis_prefixes: tuple[str, ...] = ()
     specific_drug_codes: tuple[str, ...] = ()
 
@@ -88,7 +88,9 @@ def load_products(directory: Path | None = None) -> dict[str, Product]:
     for path in sorted((directory or DATA_DIR).glob("*.yaml")):
         p = load_model(path, Product, what=("commercial product file", "商业保险产品文件"), error=CommercialError)
         if p.product_id in out:
-            raise CommercialError(f"duplicate product id {p.product_id}", f"产品编号重复 {p.product_id}", field="product_id")
+            raise CommercialError(
+                f"duplicate product id {p.product_id}", f"产品编号重复 {p.product_id}", field="product_id"
+            )
         out[p.product_id] = p
     return out
 
@@ -96,5 +98,7 @@ def load_products(directory: Path | None = None) -> dict[str, Product]:
 def get_product(product_id: str, directory: Path | None = None) -> Product:
     products = load_products(directory)
     if product_id not in products:
-        raise CommercialError(f"unknown product {product_id!r}", f"未知的商业保险产品 {product_id!r}", field="product_id")
+        raise CommercialError(
+            f"unknown product {product_id!r}", f"未知的商业保险产品 {product_id!r}", field="product_id"
+        )
     return products[product_id]

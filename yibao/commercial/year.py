@@ -27,35 +27,47 @@ class YearResult:
     insurer_pays: int
     person_part_before: int
     person_part_after: int
-    catastrophic_people_before: int   # person-years whose remaining self-pay is above the threshold
+    catastrophic_people_before: int  # person-years whose remaining self-pay is above the threshold
     catastrophic_people_after: int
     threshold: int
     synthetic: bool
 
 
-def run_year(data_dir: Path, product: Product, *, year: int | None = None, threshold_fen: int | None = None) -> YearResult:
+def run_year(
+    data_dir: Path, product: Product, *, year: int | None = None, threshold_fen: int | None = None
+) -> YearResult:
     """``threshold_fen``: the remaining-self-pay level counted as catastrophic (default: the product's deductible,
     an ILLUSTRATIVE choice: no household-income data is used)."""
     data_dir = Path(data_dir)
     path = table_path(data_dir, "settlement") if data_dir.is_dir() else None
     if path is None:
-        raise CommercialError(f"{data_dir}: no settlement table; run yibao settle first", f"{data_dir}: 缺少 settlement 表, 请先结算", field="data")
+        raise CommercialError(
+            f"{data_dir}: no settlement table; run yibao settle first",
+            f"{data_dir}: 缺少 settlement 表, 请先结算",
+            field="data",
+        )
     con = duckdb.connect()
     try:
         con.execute(f"CREATE VIEW s AS SELECT * FROM {sql_source(path)}")
         y = year if year is not None else con.execute("SELECT max(policy_year) FROM s").fetchone()[0]
         if y is None:
-            raise CommercialError(f"{data_dir}: the settlement table is empty", f"{data_dir}: settlement 表为空", field="data")
+            raise CommercialError(
+                f"{data_dir}: the settlement table is empty", f"{data_dir}: settlement 表为空", field="data"
+            )
         rows = con.execute(
             "SELECT psn_no, psn_part_amt, fulamt_ownpay_amt, overlmt_selfpay, coalesce(synthetic, false) FROM s "
-            "WHERE policy_year = ? AND NOT coalesce(refd_setl_flag, false) ORDER BY psn_no, setl_time, setl_id", [int(y)]).fetchall()
+            "WHERE policy_year = ? AND NOT coalesce(refd_setl_flag, false) ORDER BY psn_no, setl_time, setl_id",
+            [int(y)],
+        ).fetchall()
     finally:
         con.close()
     if not rows:
         raise CommercialError(f"{data_dir}: no settlements in {y}", f"{data_dir}: {y} 年没有结算记录", field="year")
     person = np.array([r[0] for r in rows])
     psn = np.array([r[1] for r in rows], dtype=np.int64)
-    out = np.minimum(np.array([r[2] for r in rows], dtype=np.int64) + np.array([r[3] for r in rows], dtype=np.int64), psn)
+    out = np.minimum(
+        np.array([r[2] for r in rows], dtype=np.int64) + np.array([r[3] for r in rows], dtype=np.int64), psn
+    )
     pays = insurer_payment_np(product, person, psn - out, out, np.zeros(len(rows), dtype=np.int64))
     _, inv = np.unique(person, return_inverse=True)
     before = np.zeros(inv.max() + 1, dtype=np.int64)
@@ -64,5 +76,16 @@ def run_year(data_dir: Path, product: Product, *, year: int | None = None, thres
     np.add.at(paid, inv, pays)
     after = before - paid
     thr = product.deductible if threshold_fen is None else threshold_fen
-    return YearResult(int(y), len(rows), len(before), int((paid > 0).sum()), int(pays.sum()), int(before.sum()), int(after.sum()),
-                      int((before > thr).sum()), int((after > thr).sum()), thr, all(bool(r[4]) for r in rows))
+    return YearResult(
+        int(y),
+        len(rows),
+        len(before),
+        int((paid > 0).sum()),
+        int(pays.sum()),
+        int(before.sum()),
+        int(after.sum()),
+        int((before > thr).sum()),
+        int((after > thr).sum()),
+        thr,
+        all(bool(r[4]) for r in rows),
+    )

@@ -261,7 +261,10 @@ INSTITUTION = pa.schema(
 
 PRACTITIONER = pa.schema(
     [
-        ("prac_psn_code", pa.string()),  # 执业人员代码: 医保医师/护士/药师代码 (encounter.dr_code, fee_detail.bilg_dr_code)
+        (
+            "prac_psn_code",
+            pa.string(),
+        ),  # 执业人员代码: 医保医师/护士/药师代码 (encounter.dr_code, fee_detail.bilg_dr_code)
         ("prac_psn_name", pa.string()),  # 执业人员姓名
         ("prac_psn_type", pa.string()),  # 执业人员分类: 1 医师, 2 护士, 3 药师, 4 医技人员
         ("fixmedins_code", pa.string()),  # the institution the person practises at

@@ -97,8 +97,17 @@ __all__ = [
     "writer_queue",
 ]
 
-LOAD_ORDER = ("person", "family_link", "institution", "practitioner", "med_list", "encounter", "fee_detail",
-              "settlement", "ground_truth")
+LOAD_ORDER = (
+    "person",
+    "family_link",
+    "institution",
+    "practitioner",
+    "med_list",
+    "encounter",
+    "fee_detail",
+    "settlement",
+    "ground_truth",
+)
 """An order of the contract tables that satisfies the foreign keys."""
 
 
@@ -116,6 +125,7 @@ def model_of(table: str) -> type["Base"]:
 def contract_models() -> dict[str, type["Base"]]:
     """Contract table name → its model, in :data:`LOAD_ORDER`."""
     return {name: model_of(name) for name in LOAD_ORDER}
+
 
 SHANGHAI = ZoneInfo(contract.TIMEZONE)
 DEFAULT_URL = "sqlite:///yibao.db"
@@ -187,48 +197,10 @@ class Base(DeclarativeBase):
 # --- contract tables -------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # --- operational tables ----------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # --- errors ----------------------------------------------------------------
-
-
-
-
-
-
 
 
 # --- engines and sessions --------------------------------------------------
@@ -268,8 +240,10 @@ def sqlite_synchronous() -> str:
     """
     v = os.environ.get("YIBAO_SQLITE_SYNCHRONOUS", "FULL").strip().upper() or "FULL"
     if v not in SQLITE_SYNCHRONOUS:
-        raise YibaoError(f"YIBAO_SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS)}, not {v!r}",
-                               f"YIBAO_SQLITE_SYNCHRONOUS 须为 {', '.join(SQLITE_SYNCHRONOUS)} 之一, 而非 {v!r}")
+        raise YibaoError(
+            f"YIBAO_SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS)}, not {v!r}",
+            f"YIBAO_SQLITE_SYNCHRONOUS 须为 {', '.join(SQLITE_SYNCHRONOUS)} 之一, 而非 {v!r}",
+        )
     return v
 
 
@@ -373,7 +347,9 @@ def writer_queue(engine: Engine) -> Any:
 
         return nullcontext()
     path = engine.url.database
-    key = os.path.realpath(path) if path and path != ":memory:" and not path.startswith("file:") else f"mem:{id(engine)}"
+    key = (
+        os.path.realpath(path) if path and path != ":memory:" and not path.startswith("file:") else f"mem:{id(engine)}"
+    )
     q = _QUEUES.get(key)
     if q is None:
         q = _QUEUES.setdefault(key, WriterQueue(key if not key.startswith("mem:") else None))
@@ -446,9 +422,6 @@ def upgrade(url: str | URL | Engine | None = None, revision: str = "head") -> No
 # --- accumulators ----------------------------------------------------------
 
 
-
-
-
 def dialect_insert(session: Session, model: type[Base]) -> Any:
     name = session.get_bind().dialect.name
     if name == "postgresql":
@@ -466,25 +439,7 @@ def require_write_lock(session: Session, what: str) -> None:
         )
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # --- personal accounts -----------------------------------------------------
-
-
-
-
-
-
 
 
 # --- bulk load / read ------------------------------------------------------

@@ -43,7 +43,9 @@ def prepare(o: Any, fmt_datetime: Callable[[dt.datetime], str] = dt.datetime.iso
     return o
 
 
-def dumps_exact(obj: Any, *, indent: int | None = None, fmt_datetime: Callable[[dt.datetime], str] = dt.datetime.isoformat) -> str:
+def dumps_exact(
+    obj: Any, *, indent: int | None = None, fmt_datetime: Callable[[dt.datetime], str] = dt.datetime.isoformat
+) -> str:
     """JSON text with every ``Decimal`` as an exact JSON number (UTF-8, Chinese unescaped)."""
     separators = (",", ":") if indent is None else (",", ": ")
     text = json.dumps(prepare(obj, fmt_datetime), ensure_ascii=False, separators=separators, indent=indent)

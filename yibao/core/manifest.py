@@ -106,7 +106,12 @@ def _sha256(path: Path) -> str:
 def _file_entry(data_dir: Path, path: Path, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
     st = path.stat()
     rel = path.relative_to(data_dir).as_posix()
-    if known and known.get("path") == rel and known.get("bytes") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
+    if (
+        known
+        and known.get("path") == rel
+        and known.get("bytes") == st.st_size
+        and known.get("mtime_ns") == st.st_mtime_ns
+    ):
         digest = known["sha256"]  # unchanged since it was hashed
     else:
         digest = _sha256(path)
@@ -202,10 +207,18 @@ def begin_source(data_dir: Path, tables: Iterable[str], params: Mapping[str, Any
     return removed
 
 
-def write_source(data_dir: Path, params: Mapping[str, Any], rows: Mapping[str, int], *, command: str | None = None) -> dict[str, Any]:
+def write_source(
+    data_dir: Path, params: Mapping[str, Any], rows: Mapping[str, int], *, command: str | None = None
+) -> dict[str, Any]:
     """After the generator wrote its tables: the manifest with their files, row counts and hashes."""
     data_dir = Path(data_dir)
-    doc: dict[str, Any] = {"format": FORMAT, "yibao_version": _yibao_version(), **params, "created": _now(), "rows": dict(rows)}
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "yibao_version": _yibao_version(),
+        **params,
+        "created": _now(),
+        "rows": dict(rows),
+    }
     command = command or _source_command(None, doc)  # stored with {dir}: the directory may move
     tables = {}
     for name, n in rows.items():
@@ -217,7 +230,11 @@ def write_source(data_dir: Path, params: Mapping[str, Any], rows: Mapping[str, i
 
 
 def _refuse(data_dir: Path, name: str, why_en: str, why_zh: str, command: str) -> ManifestError:
-    return ManifestError(f"{data_dir}: table {name!r} {why_en}; re-run `{command}`", f"{data_dir}: 表 {name} {why_zh}，请重新运行 {command}", field=name)
+    return ManifestError(
+        f"{data_dir}: table {name!r} {why_en}; re-run `{command}`",
+        f"{data_dir}: 表 {name} {why_zh}，请重新运行 {command}",
+        field=name,
+    )
 
 
 def _command(data_dir: Path, doc: Mapping[str, Any], name: str) -> str:
@@ -238,11 +255,23 @@ def _current(data_dir: Path, doc: Mapping[str, Any], name: str, seen: dict[str, 
     entry = tables.get(name)
     if entry is None:
         if not files:
-            raise _refuse(data_dir, name, "is needed but neither on disk nor in the manifest", "不存在", _command(data_dir, doc, name))
+            raise _refuse(
+                data_dir,
+                name,
+                "is needed but neither on disk nor in the manifest",
+                "不存在",
+                _command(data_dir, doc, name),
+            )
         raise _refuse(data_dir, name, f"is not in {MANIFEST_NAME} (left over from an earlier run?)", "不在数据清单中（可能是旧运行的遗留）",
                       _command(data_dir, doc, name))  # fmt: skip
     if not files:
-        raise _refuse(data_dir, name, "is listed in the manifest but missing", "在数据清单中但文件缺失", _command(data_dir, doc, name))
+        raise _refuse(
+            data_dir,
+            name,
+            "is listed in the manifest but missing",
+            "在数据清单中但文件缺失",
+            _command(data_dir, doc, name),
+        )
     known = {f["path"]: f for f in entry.get("files", [])}
     now = [_file_entry(data_dir, p, known.get(p.relative_to(data_dir).as_posix())) for p in files]
     if _table_hash(now) != entry.get("sha256"):
@@ -347,7 +376,11 @@ def _record(data_dir: Path, outputs: list[str], inputs: Iterable[str], command: 
 
 def _on_disk(data_dir: Path) -> list[str]:
     names = {p.stem for p in data_dir.glob("*.parquet") if p.is_file()}
-    names |= {d.name for d in data_dir.iterdir() if d.is_dir() and not d.name.startswith((".", "_")) and any(d.rglob("*.parquet"))}
+    names |= {
+        d.name
+        for d in data_dir.iterdir()
+        if d.is_dir() and not d.name.startswith((".", "_")) and any(d.rglob("*.parquet"))
+    }
     return sorted(names)
 
 
@@ -370,7 +403,9 @@ def status(data_dir: Path) -> list[tuple[str, bool, str]]:
             out.append((name, False, exc.message_en))
             continue
         entry = doc["tables"][name]
-        cmd = str(entry.get("command", "?")).split(" --", 1)[0].split("&& ")[-1]  # the command's name: yibao settle, yibao synth …
+        cmd = (
+            str(entry.get("command", "?")).split(" --", 1)[0].split("&& ")[-1]
+        )  # the command's name: yibao settle, yibao synth …
         how = f"derived by {cmd} from {len(entry['inputs'])} table(s)" if entry.get("inputs") else f"source ({cmd})"
         out.append((name, True, f"{entry.get('rows', 0):,} rows, {how}"))
     return out

@@ -12,4 +12,4 @@ def mask_middle(value: str | None, keep_start: int, keep_end: int) -> str:
     keep = keep_start + keep_end
     if len(v) <= keep:
         return v[:1] + "*" * (len(v) - 1)
-    return v[:keep_start] + "*" * (len(v) - keep) + (v[len(v) - keep_end:] if keep_end else "")
+    return v[:keep_start] + "*" * (len(v) - keep) + (v[len(v) - keep_end :] if keep_end else "")

@@ -27,7 +27,15 @@ from sqlalchemy.engine import URL
 
 from yibao.core import db, manifest
 
-__all__ = ["ACCUMULATOR_SCHEMA", "BATCH_ROWS", "dataset_files", "load_parquet_dir", "sql_source", "table_path", "table_sql"]
+__all__ = [
+    "ACCUMULATOR_SCHEMA",
+    "BATCH_ROWS",
+    "dataset_files",
+    "load_parquet_dir",
+    "sql_source",
+    "table_path",
+    "table_sql",
+]
 
 BATCH_ROWS = 100_000
 
@@ -57,8 +65,11 @@ def dataset_files(path: Path) -> list[Path]:
     path = Path(path)
     if not path.is_dir():
         return [path]
-    return sorted(p for p in path.rglob("*.parquet")
-                  if p.is_file() and not any(x.startswith((".", "_")) for x in p.relative_to(path).parts))
+    return sorted(
+        p
+        for p in path.rglob("*.parquet")
+        if p.is_file() and not any(x.startswith((".", "_")) for x in p.relative_to(path).parts)
+    )
 
 
 def _sql_str(p: Path) -> str:
@@ -72,7 +83,11 @@ def sql_source(path: Path) -> str:
     files = dataset_files(path)
     if path.is_dir() and not files:
         return f"read_parquet({_sql_str(path / '**' / '*.parquet')})"
-    return "read_parquet([" + ", ".join(_sql_str(f) for f in files) + "])" if path.is_dir() else f"read_parquet({_sql_str(path)})"
+    return (
+        "read_parquet([" + ", ".join(_sql_str(f) for f in files) + "])"
+        if path.is_dir()
+        else f"read_parquet({_sql_str(path)})"
+    )
 
 
 def table_sql(data_dir: Path, name: str) -> str | None:
@@ -141,7 +156,9 @@ def load_parquet_dir(
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"{data_dir}: not a directory")
-    manifest.check(data_dir, [n for n in db.LOAD_ORDER if table_path(data_dir, n) is not None], optional=["accumulator"])  # no mixed or stale tables
+    manifest.check(
+        data_dir, [n for n in db.LOAD_ORDER if table_path(data_dir, n) is not None], optional=["accumulator"]
+    )  # no mixed or stale tables
     with _engine(url_or_engine) as engine:
         db.upgrade(engine)
         found = [(n, p) for n in db.LOAD_ORDER if (p := table_path(data_dir, n)) is not None]

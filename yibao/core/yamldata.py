@@ -45,7 +45,9 @@ def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
     text = str(loader.construct_scalar(node)).replace("_", "")  # type: ignore[arg-type]
     low = text.lower().lstrip("+")
     if low in (".inf", "-.inf", ".nan"):
-        raise yaml.constructor.ConstructorError(None, None, f"{text!r}: infinity and NaN are not data values", node.start_mark)
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text!r}: infinity and NaN are not data values", node.start_mark
+        )
     return Decimal(text)
 
 
@@ -83,12 +85,16 @@ def _error_class(error: type[YibaoError] | None) -> type[DataFileError]:
     """``DataFileError`` itself, or a subclass that is also ``error`` (keeping its ``code``)."""
     if error is None or issubclass(error, DataFileError):
         return error or DataFileError
-    return type(error.__name__, (DataFileError, error), {"code": error.code, "__module__": error.__module__,
-                                                        "__doc__": error.__doc__, "_legacy": error})
+    return type(
+        error.__name__,
+        (DataFileError, error),
+        {"code": error.code, "__module__": error.__module__, "__doc__": error.__doc__, "_legacy": error},
+    )
 
 
-def data_error(file: str | Path, key: str, reason_en: str, reason_zh: str | None = None, *,
-               error: type[YibaoError] | None = None) -> DataFileError:
+def data_error(
+    file: str | Path, key: str, reason_en: str, reason_zh: str | None = None, *, error: type[YibaoError] | None = None
+) -> DataFileError:
     """The error for a check the caller makes itself on a data file (raise it)."""
     return _error_class(error)(file, key, reason_en, reason_zh)
 
@@ -101,8 +107,14 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(x) for x in loc)
 
 
-def read_yaml(path: str | Path, *, what: tuple[str, str] = ("data file", "数据文件"),
-              error: type[YibaoError] | None = None, mapping: bool = True, empty: Any = None) -> Any:
+def read_yaml(
+    path: str | Path,
+    *,
+    what: tuple[str, str] = ("data file", "数据文件"),
+    error: type[YibaoError] | None = None,
+    mapping: bool = True,
+    empty: Any = None,
+) -> Any:
     """The parsed content of one YAML file, floats as ``Decimal``.
 
     ``what`` is the kind of file (English, Chinese) for the messages.  ``mapping`` requires the
@@ -114,7 +126,9 @@ def read_yaml(path: str | Path, *, what: tuple[str, str] = ("data file", "数据
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise data_error(p, "", f"{en} not found (in {p.parent})", f"找不到{zh} (目录 {p.parent})", error=error) from None
+        raise data_error(
+            p, "", f"{en} not found (in {p.parent})", f"找不到{zh} (目录 {p.parent})", error=error
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise data_error(p, "", f"cannot read {en}: {exc}", f"无法读取{zh}: {exc}", error=error) from None
     try:
@@ -132,8 +146,15 @@ def read_yaml(path: str | Path, *, what: tuple[str, str] = ("data file", "数据
     return data
 
 
-def validate(path: str | Path, model: type[M], data: Any, *, what: tuple[str, str] = ("data file", "数据文件"),
-             error: type[YibaoError] | None = None, context: dict[str, Any] | None = None) -> M:
+def validate(
+    path: str | Path,
+    model: type[M],
+    data: Any,
+    *,
+    what: tuple[str, str] = ("data file", "数据文件"),
+    error: type[YibaoError] | None = None,
+    context: dict[str, Any] | None = None,
+) -> M:
     """``model`` validated from ``data`` read from ``path``; the first refusal as a :class:`DataFileError`."""
     try:
         return model.model_validate(data, context=context)
@@ -144,7 +165,13 @@ def validate(path: str | Path, model: type[M], data: Any, *, what: tuple[str, st
         raise data_error(path, key, msg, f"{what[1]}取值无效 ({msg})", error=error) from None
 
 
-def load_model(path: str | Path, model: type[M], *, what: tuple[str, str] = ("data file", "数据文件"),
-               error: type[YibaoError] | None = None, empty: Any = None) -> M:
+def load_model(
+    path: str | Path,
+    model: type[M],
+    *,
+    what: tuple[str, str] = ("data file", "数据文件"),
+    error: type[YibaoError] | None = None,
+    empty: Any = None,
+) -> M:
     """Read ``path`` exactly and validate it with ``model`` (the one-call form of :func:`read_yaml` + :func:`validate`)."""
     return validate(path, model, read_yaml(path, what=what, error=error, empty=empty), what=what, error=error)

@@ -40,14 +40,24 @@ class FilingOut(BaseModel):
 
 
 def _out(f) -> FilingOut:
-    return FilingOut(filing_id=f.id, psn_no=f.psn_no, insutype=f.insutype, filing_type=f.filing_type,
-                     insu_admdvs=f.insured_admdvs, mdtrt_area_admdvs=f.treatment_admdvs, begndate=f.begin_date,
-                     enddate=f.end_date, status=f.status)
+    return FilingOut(
+        filing_id=f.id,
+        psn_no=f.psn_no,
+        insutype=f.insutype,
+        filing_type=f.filing_type,
+        insu_admdvs=f.insured_admdvs,
+        mdtrt_area_admdvs=f.treatment_admdvs,
+        begndate=f.begin_date,
+        enddate=f.end_date,
+        status=f.status,
+    )
 
 
 def _error(exc: YibaoError) -> HTTPException:
-    return HTTPException(status_code=400, detail={"code": exc.code, "message_en": exc.message_en,
-                                                  "message_zh": exc.message_zh, "field": exc.field})
+    return HTTPException(
+        status_code=400,
+        detail={"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field},
+    )
 
 
 def _engine(request: Request):
@@ -63,8 +73,21 @@ def add(body: FilingIn, request: Request) -> FilingOut:
 
     try:
         with session_scope(_engine(request)) as s:
-            return _out(add_filing(s, FilingRequest(body.psn_no, body.insutype, body.filing_type, body.insu_admdvs,
-                                                    body.mdtrt_area_admdvs, body.begndate, body.enddate, body.msgid)))
+            return _out(
+                add_filing(
+                    s,
+                    FilingRequest(
+                        body.psn_no,
+                        body.insutype,
+                        body.filing_type,
+                        body.insu_admdvs,
+                        body.mdtrt_area_admdvs,
+                        body.begndate,
+                        body.enddate,
+                        body.msgid,
+                    ),
+                )
+            )
     except YibaoError as e:
         raise _error(e) from None
 

@@ -38,10 +38,14 @@ def filed_flags(filings: pa.Table | pd.DataFrame, psn_no, insutype, area, day, c
     for r in df.itertuples(index=False):
         if getattr(r, "status", "active") != "active":
             continue
-        by_person[(str(r.psn_no), str(r.insutype))].append((_day(r.begin_date), _day(r.end_date), str(r.treatment_admdvs)))
+        by_person[(str(r.psn_no), str(r.insutype))].append(
+            (_day(r.begin_date), _day(r.end_date), str(r.treatment_admdvs))
+        )
     out = np.ones(len(psn_no), dtype=bool)
     for i in np.flatnonzero(np.asarray(cross, dtype=bool)):
         d = int(day[i])
-        out[i] = any(b <= d and (e is None or d <= e) and not is_cross_province(t, str(area[i]))
-                     for b, e, t in by_person.get((str(psn_no[i]), str(insutype[i])), ()))
+        out[i] = any(
+            b <= d and (e is None or d <= e) and not is_cross_province(t, str(area[i]))
+            for b, e, t in by_person.get((str(psn_no[i]), str(insutype[i])), ())
+        )
     return out

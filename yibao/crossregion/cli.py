@@ -11,7 +11,9 @@ from rich.table import Table
 
 app = typer.Typer(help="Cross-province filing (异地就医备案): add, cancel, list, show.", no_args_is_help=True)
 console = Console(width=140)  # the table stays whole in narrow terminals and logs
-DB_OPT = typer.Option(None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db; migrated first).")
+DB_OPT = typer.Option(
+    None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db; migrated first)."
+)
 
 
 def _engine(db: Optional[str]):
@@ -30,13 +32,23 @@ def _date(text: Optional[str], name: str) -> Optional[dt.date]:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise FilingError(f"{name} is not a date (YYYY-MM-DD): {text!r}", f"{name} 不是日期 (YYYY-MM-DD): {text!r}",
-                          field=name) from None
+        raise FilingError(
+            f"{name} is not a date (YYYY-MM-DD): {text!r}", f"{name} 不是日期 (YYYY-MM-DD): {text!r}", field=name
+        ) from None
 
 
 def _row(f) -> list[str]:
-    return [str(f.id), f.psn_no, f.insutype, f.filing_type, f.insured_admdvs, f.treatment_admdvs,
-            str(f.begin_date), str(f.end_date or "—"), f.status]
+    return [
+        str(f.id),
+        f.psn_no,
+        f.insutype,
+        f.filing_type,
+        f.insured_admdvs,
+        f.treatment_admdvs,
+        str(f.begin_date),
+        str(f.end_date or "—"),
+        f.status,
+    ]
 
 
 def _print(rows) -> None:
@@ -63,7 +75,9 @@ def add(
     from yibao.core.db import session_scope
     from yibao.crossregion.service import FilingRequest, add_filing
 
-    req = FilingRequest(psn_no, insutype, filing_type, insured, treatment, _date(begin, "begndate"), _date(end, "enddate"))
+    req = FilingRequest(
+        psn_no, insutype, filing_type, insured, treatment, _date(begin, "begndate"), _date(end, "enddate")
+    )
     with session_scope(_engine(db)) as s:
         row = add_filing(s, req)
         _print([row])

@@ -53,10 +53,17 @@ class FakeFaceVerifier:
 
     def verify(self, subject: Subject, evidence: dict[str, Any]) -> IdentityResult:
         if str(evidence.get("certno", "")).strip().upper() != (subject.certno or "").upper():
-            return IdentityResult(False, self.name, "ID number does not match the insured person", "证件号码与参保人不符")
+            return IdentityResult(
+                False, self.name, "ID number does not match the insured person", "证件号码与参保人不符"
+            )
         face = evidence.get("face")
         if face != "live-match":
-            return IdentityResult(False, self.name, f"face verification failed ({face or 'no face'})", f"人脸校验未通过 ({face or '未采集'})")
+            return IdentityResult(
+                False,
+                self.name,
+                f"face verification failed ({face or 'no face'})",
+                f"人脸校验未通过 ({face or '未采集'})",
+            )
         return IdentityResult(True, self.name)
 
 
@@ -67,5 +74,8 @@ def load_verifier(name: str) -> IdentityVerifier:
     try:
         return getattr(importlib.import_module(mod), cls)()
     except (ImportError, AttributeError, ValueError, TypeError) as exc:
-        raise EcodeConfigError(f"binding.verifier: cannot load {name!r}: {exc}",
-                               f"binding.verifier: 无法加载身份核验器 {name!r}: {exc}", field="binding.verifier") from exc
+        raise EcodeConfigError(
+            f"binding.verifier: cannot load {name!r}: {exc}",
+            f"binding.verifier: 无法加载身份核验器 {name!r}: {exc}",
+            field="binding.verifier",
+        ) from exc

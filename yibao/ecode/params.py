@@ -63,17 +63,25 @@ class EcodeParams(_Strict):
 
 def _places(path: Path) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
-    text = "".join(line for line in path.read_text(encoding="utf-8").splitlines(keepends=True) if not line.startswith("#"))
+    text = "".join(
+        line for line in path.read_text(encoding="utf-8").splitlines(keepends=True) if not line.startswith("#")
+    )
     for n, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
         code = (row.get("admdvs") or "").strip()
         try:
             lat, lon = float(row["lat"]), float(row["lon"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise EcodeConfigError(f"{path}: row {n} ({code}): lat/lon must be numbers",
-                                   f"{path}: 第 {n} 行 ({code}): 经纬度必须为数字", field="lat") from exc
+            raise EcodeConfigError(
+                f"{path}: row {n} ({code}): lat/lon must be numbers",
+                f"{path}: 第 {n} 行 ({code}): 经纬度必须为数字",
+                field="lat",
+            ) from exc
         if len(code) != 6 or not code.isdigit() or not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise EcodeConfigError(f"{path}: row {n}: bad admdvs {code!r} or coordinates out of range",
-                                   f"{path}: 第 {n} 行: 区划 {code!r} 或经纬度无效", field="admdvs")
+            raise EcodeConfigError(
+                f"{path}: row {n}: bad admdvs {code!r} or coordinates out of range",
+                f"{path}: 第 {n} 行: 区划 {code!r} 或经纬度无效",
+                field="admdvs",
+            )
         out[code] = (lat, lon)
     return out
 

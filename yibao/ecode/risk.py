@@ -49,7 +49,9 @@ def place_of(admdvs: str, places: dict[str, tuple[float, float]]) -> tuple[float
     return None
 
 
-def detect(new: Use, recent: Iterable[Use], params: RiskParams, places: dict[str, tuple[float, float]]) -> list[Anomaly]:
+def detect(
+    new: Use, recent: Iterable[Use], params: RiskParams, places: dict[str, tuple[float, float]]
+) -> list[Anomaly]:
     out: list[Anomaly] = []
     here = place_of(new.admdvs, places) if new.admdvs else None
     window = dt.timedelta(minutes=params.window_minutes)
@@ -71,12 +73,24 @@ def detect(new: Use, recent: Iterable[Use], params: RiskParams, places: dict[str
                     "impossible_travel",
                     f"used in {u.admdvs} and {new.admdvs}, {km:.0f} km apart, {gap / 60:.1f} min between (≈{min(speed, 99999):.0f} km/h)",
                     f"{gap / 60:.1f} 分钟内先后在 {u.admdvs} 与 {new.admdvs} 使用, 相距 {km:.0f} 公里",
-                    {"from": u.admdvs, "to": new.admdvs, "from_fixmedins_code": u.fixmedins_code,
-                     "to_fixmedins_code": new.fixmedins_code, "km": round(km, 1), "minutes": round(gap / 60, 2)},
+                    {
+                        "from": u.admdvs,
+                        "to": new.admdvs,
+                        "from_fixmedins_code": u.fixmedins_code,
+                        "to_fixmedins_code": new.fixmedins_code,
+                        "km": round(km, 1),
+                        "minutes": round(gap / 60, 2),
+                    },
                 )
     if travel:
         out.append(travel)
     if n_burst > params.burst_uses:
-        out.append(Anomaly("burst", f"{n_burst} uses within {params.burst_window_minutes} min",
-                           f"{params.burst_window_minutes} 分钟内使用 {n_burst} 次", {"uses": n_burst}))
+        out.append(
+            Anomaly(
+                "burst",
+                f"{n_burst} uses within {params.burst_window_minutes} min",
+                f"{params.burst_window_minutes} 分钟内使用 {n_burst} 次",
+                {"uses": n_burst},
+            )
+        )
     return out

@@ -48,7 +48,9 @@ class Verified:
 
 
 def _key(row: EcodeKey) -> tokens.SigningKey:
-    return tokens.SigningKey(row.kid, row.algorithm, bytes.fromhex(row.secret_hex or ""), row.sm2_private or "", row.sm2_public or "")
+    return tokens.SigningKey(
+        row.kid, row.algorithm, bytes.fromhex(row.secret_hex or ""), row.sm2_private or "", row.sm2_public or ""
+    )
 
 
 class EcodeService:
@@ -77,18 +79,32 @@ class EcodeService:
         self._closed = threading.Event()
         # the hot path's statements, built once (building SQL expressions per call costs more than running them)
         self._q_state_by_id = self._state_q().where(_B.c.binding_id == bindparam("bid"))
-        self._q_state_by_acct = self._state_q().where(_B.c.account_id == bindparam("acct"), _B.c.psn_no == bindparam("psn"),
-                                                      _B.c.status == "active").limit(1)
-        self._q_recent = (select(_U.c.used_at, _U.c.admdvs, _U.c.fixmedins_code)
-                          .where(_U.c.psn_no == bindparam("psn"), _U.c.accepted.is_(True), _U.c.used_at >= bindparam("since")))
+        self._q_state_by_acct = (
+            self._state_q()
+            .where(_B.c.account_id == bindparam("acct"), _B.c.psn_no == bindparam("psn"), _B.c.status == "active")
+            .limit(1)
+        )
+        self._q_recent = select(_U.c.used_at, _U.c.admdvs, _U.c.fixmedins_code).where(
+            _U.c.psn_no == bindparam("psn"), _U.c.accepted.is_(True), _U.c.used_at >= bindparam("since")
+        )
         self._q_admdvs = select(_I.c.admdvs).where(_I.c.fixmedins_code == bindparam("code"))
         self._q_insert_use = insert(_U)
-        self._q_code_uses = (select(_U.c.used_at, _U.c.fixmedins_code)
-                             .where(_U.c.psn_no == bindparam("psn"), _U.c.used_at >= bindparam("since"),
-                                    _U.c.code_id == bindparam("cid"), _U.c.accepted.is_(True)))
+        self._q_code_uses = select(_U.c.used_at, _U.c.fixmedins_code).where(
+            _U.c.psn_no == bindparam("psn"),
+            _U.c.used_at >= bindparam("since"),
+            _U.c.code_id == bindparam("cid"),
+            _U.c.accepted.is_(True),
+        )
         _S = records.Settlement.__table__
-        self._q_settled = (select(_S.c.setl_id).where(_S.c.psn_no == bindparam("psn"), _S.c.fixmedins_code == bindparam("code"),
-                                                      _S.c.setl_time >= bindparam("since")).limit(1))
+        self._q_settled = (
+            select(_S.c.setl_id)
+            .where(
+                _S.c.psn_no == bindparam("psn"),
+                _S.c.fixmedins_code == bindparam("code"),
+                _S.c.setl_time >= bindparam("since"),
+            )
+            .limit(1)
+        )
 
     # --- keys ---------------------------------------------------------------------
 
@@ -99,8 +115,15 @@ class EcodeService:
             active = [r for r in rows if r.active and r.algorithm == alg]
             if not active:
                 k = tokens.SigningKey.generate(alg)
-                row = EcodeKey(kid=k.kid, algorithm=alg, secret_hex=k.secret.hex(), sm2_private=k.sm2_private,
-                               sm2_public=k.sm2_public, created_at=self.clock(), active=True)
+                row = EcodeKey(
+                    kid=k.kid,
+                    algorithm=alg,
+                    secret_hex=k.secret.hex(),
+                    sm2_private=k.sm2_private,
+                    sm2_public=k.sm2_public,
+                    created_at=self.clock(),
+                    active=True,
+                )
                 s.add(row)
                 rows.append(row)
                 active = [row]
@@ -113,8 +136,17 @@ class EcodeService:
         k = tokens.SigningKey.generate(alg)
         with db.session_scope(self.engine, immediate=True) as s:
             s.execute(update(EcodeKey).where(EcodeKey.active.is_(True)).values(active=False))
-            s.add(EcodeKey(kid=k.kid, algorithm=alg, secret_hex=k.secret.hex(), sm2_private=k.sm2_private,
-                           sm2_public=k.sm2_public, created_at=self.clock(), active=True))
+            s.add(
+                EcodeKey(
+                    kid=k.kid,
+                    algorithm=alg,
+                    secret_hex=k.secret.hex(),
+                    sm2_private=k.sm2_private,
+                    sm2_public=k.sm2_public,
+                    created_at=self.clock(),
+                    active=True,
+                )
+            )
         self._load_keys()
         return k.kid
 
@@ -128,7 +160,9 @@ class EcodeService:
         claims = tokens.peek(code, prefix=p.prefix)
         if claims.kid not in self._keys:
             self._load_keys()
-        return tokens.verify(code, self._keys, now, ttl_seconds=p.ttl_seconds, max_skew_seconds=p.max_skew_seconds, prefix=p.prefix)
+        return tokens.verify(
+            code, self._keys, now, ttl_seconds=p.ttl_seconds, max_skew_seconds=p.max_skew_seconds, prefix=p.prefix
+        )
 
     # --- reads ----------------------------------------------------------------------
 
@@ -146,12 +180,19 @@ class EcodeService:
 
     @staticmethod
     def _binding(s: Session, account_id: str, psn_no: str) -> EcodeBinding | None:
-        return s.scalars(select(EcodeBinding).where(EcodeBinding.account_id == account_id, EcodeBinding.psn_no == psn_no,
-                                                    EcodeBinding.status == "active")).first()
+        return s.scalars(
+            select(EcodeBinding).where(
+                EcodeBinding.account_id == account_id, EcodeBinding.psn_no == psn_no, EcodeBinding.status == "active"
+            )
+        ).first()
 
     def bindings(self, account_id: str) -> list[EcodeBinding]:
         with db.session_scope(self.engine) as s:
-            rows = list(s.scalars(select(EcodeBinding).where(EcodeBinding.account_id == account_id).order_by(EcodeBinding.bound_at)))
+            rows = list(
+                s.scalars(
+                    select(EcodeBinding).where(EcodeBinding.account_id == account_id).order_by(EcodeBinding.bound_at)
+                )
+            )
             s.expunge_all()
             return rows
 
@@ -164,7 +205,9 @@ class EcodeService:
     def _check_identity(self, p: registry.Person, evidence: dict[str, Any]) -> str:
         res = self.identity.verify(Subject(p.psn_no, p.certno or "", p.psn_name or ""), evidence)
         if not res.ok:
-            raise EcodeRefused(f"identity verification refused: {res.reason_en}", f"身份核验未通过: {res.reason_zh}", field="evidence")
+            raise EcodeRefused(
+                f"identity verification refused: {res.reason_en}", f"身份核验未通过: {res.reason_zh}", field="evidence"
+            )
         return res.method
 
     def bind(self, account_id: str, psn_no: str, evidence: dict[str, Any]) -> str:
@@ -175,30 +218,55 @@ class EcodeService:
         with db.session_scope(self.engine, immediate=True) as s:
             p = self._person(s, psn_no)
             if self._blocked(s, psn_no):
-                raise EcodeRefused("this person's e-code is blocked by risk control; contact the insurance agency",
-                                   "该参保人医保码已被风控拦截, 请联系医保经办机构", field="psn_no")
+                raise EcodeRefused(
+                    "this person's e-code is blocked by risk control; contact the insurance agency",
+                    "该参保人医保码已被风控拦截, 请联系医保经办机构",
+                    field="psn_no",
+                )
             existing = self._binding(s, account_id, psn_no)
             if existing is not None and existing.relation == "self":
                 return existing.binding_id
-            other = s.scalars(select(EcodeBinding).where(EcodeBinding.psn_no == psn_no, EcodeBinding.relation == "self",
-                                                         EcodeBinding.status == "active")).first()
+            other = s.scalars(
+                select(EcodeBinding).where(
+                    EcodeBinding.psn_no == psn_no, EcodeBinding.relation == "self", EcodeBinding.status == "active"
+                )
+            ).first()
             if other is not None:
-                raise EcodeRefused("this person's own code is already bound to another account; unbind it first",
-                                   "该参保人本人医保码已绑定其他账户, 请先解绑", field="psn_no")
+                raise EcodeRefused(
+                    "this person's own code is already bound to another account; unbind it first",
+                    "该参保人本人医保码已绑定其他账户, 请先解绑",
+                    field="psn_no",
+                )
             method = self._check_identity(p, evidence)
-            b = EcodeBinding(binding_id=secrets.token_hex(8), account_id=account_id, psn_no=psn_no, holder_psn_no=psn_no,
-                             relation="self", mutual_aid=False, verified_by=method, status="active", bound_at=now)
+            b = EcodeBinding(
+                binding_id=secrets.token_hex(8),
+                account_id=account_id,
+                psn_no=psn_no,
+                holder_psn_no=psn_no,
+                relation="self",
+                mutual_aid=False,
+                verified_by=method,
+                status="active",
+                bound_at=now,
+            )
             s.add(b)
             return b.binding_id
 
     def _holder(self, s: Session, account_id: str) -> EcodeBinding:
-        h = s.scalars(select(EcodeBinding).where(EcodeBinding.account_id == account_id, EcodeBinding.relation == "self",
-                                                 EcodeBinding.status == "active")).first()
+        h = s.scalars(
+            select(EcodeBinding).where(
+                EcodeBinding.account_id == account_id, EcodeBinding.relation == "self", EcodeBinding.status == "active"
+            )
+        ).first()
         if h is None:
-            raise EcodeRefused("bind your own code before adding relatives", "请先绑定本人医保码再添加亲情账户", field="account_id")
+            raise EcodeRefused(
+                "bind your own code before adding relatives", "请先绑定本人医保码再添加亲情账户", field="account_id"
+            )
         return h
 
-    def add_relative(self, account_id: str, relative_psn_no: str, evidence: dict[str, Any], *, mutual_aid: bool = False) -> str:
+    def add_relative(
+        self, account_id: str, relative_psn_no: str, evidence: dict[str, Any], *, mutual_aid: bool = False
+    ) -> str:
         """Add a relative's code to the holder's family account (亲情账户); the relation must be on record."""
         now = self.clock()
         with db.session_scope(self.engine, immediate=True) as s:
@@ -207,21 +275,50 @@ class EcodeService:
             link = s.get(registry.FamilyLink, (h.psn_no, relative_psn_no))
             relation = link.relation if link is not None else None
             if relation not in self.params.binding.relations:
-                raise EcodeRefused(f"{relative_psn_no} is not a recorded spouse, parent or child of the holder",
-                                   f"{relative_psn_no} 不是登记在案的配偶、父母或子女", field="relative_psn_no")
+                raise EcodeRefused(
+                    f"{relative_psn_no} is not a recorded spouse, parent or child of the holder",
+                    f"{relative_psn_no} 不是登记在案的配偶、父母或子女",
+                    field="relative_psn_no",
+                )
             if self._blocked(s, relative_psn_no):
-                raise EcodeRefused("this person's e-code is blocked by risk control", "该参保人医保码已被风控拦截", field="relative_psn_no")
+                raise EcodeRefused(
+                    "this person's e-code is blocked by risk control",
+                    "该参保人医保码已被风控拦截",
+                    field="relative_psn_no",
+                )
             if self._binding(s, account_id, relative_psn_no) is not None:
-                raise EcodeRefused("this relative is already in the family account", "该亲属已在亲情账户中", field="relative_psn_no")
-            n = len(list(s.scalars(select(EcodeBinding.binding_id).where(
-                EcodeBinding.account_id == account_id, EcodeBinding.relation != "self", EcodeBinding.status == "active"))))
+                raise EcodeRefused(
+                    "this relative is already in the family account", "该亲属已在亲情账户中", field="relative_psn_no"
+                )
+            n = len(
+                list(
+                    s.scalars(
+                        select(EcodeBinding.binding_id).where(
+                            EcodeBinding.account_id == account_id,
+                            EcodeBinding.relation != "self",
+                            EcodeBinding.status == "active",
+                        )
+                    )
+                )
+            )
             if n >= self.params.binding.max_relatives:
-                raise EcodeRefused(f"a family account holds at most {self.params.binding.max_relatives} relatives",
-                                   f"亲情账户最多添加 {self.params.binding.max_relatives} 人", field="relative_psn_no")
+                raise EcodeRefused(
+                    f"a family account holds at most {self.params.binding.max_relatives} relatives",
+                    f"亲情账户最多添加 {self.params.binding.max_relatives} 人",
+                    field="relative_psn_no",
+                )
             method = self._check_identity(rel, evidence)
-            b = EcodeBinding(binding_id=secrets.token_hex(8), account_id=account_id, psn_no=relative_psn_no,
-                             holder_psn_no=h.psn_no, relation=relation, mutual_aid=bool(mutual_aid), verified_by=method,
-                             status="active", bound_at=now)
+            b = EcodeBinding(
+                binding_id=secrets.token_hex(8),
+                account_id=account_id,
+                psn_no=relative_psn_no,
+                holder_psn_no=h.psn_no,
+                relation=relation,
+                mutual_aid=bool(mutual_aid),
+                verified_by=method,
+                status="active",
+                bound_at=now,
+            )
             s.add(b)
             return b.binding_id
 
@@ -230,7 +327,9 @@ class EcodeService:
         with db.session_scope(self.engine, immediate=True) as s:
             b = self._binding(s, account_id, relative_psn_no)
             if b is None or b.relation == "self":
-                raise EcodeRefused("no such relative in this family account", "亲情账户中无此亲属", field="relative_psn_no")
+                raise EcodeRefused(
+                    "no such relative in this family account", "亲情账户中无此亲属", field="relative_psn_no"
+                )
             b.mutual_aid = bool(on)
 
     def unbind(self, account_id: str, psn_no: str, *, reason: str = "by holder") -> None:
@@ -241,17 +340,26 @@ class EcodeService:
                 raise EcodeRefused("no such binding", "无此绑定", field="psn_no")
             b.status, b.unbound_at, b.unbind_reason = "unbound", now, reason
             if b.relation == "self":  # the relatives go with the holder
-                s.execute(update(EcodeBinding).where(EcodeBinding.account_id == account_id, EcodeBinding.status == "active")
-                          .values(status="unbound", unbound_at=now, unbind_reason=reason))
+                s.execute(
+                    update(EcodeBinding)
+                    .where(EcodeBinding.account_id == account_id, EcodeBinding.status == "active")
+                    .values(status="unbound", unbound_at=now, unbind_reason=reason)
+                )
 
     # --- codes (生码) -----------------------------------------------------------------
 
     @staticmethod
     def _state_q():
         """A binding with its person's block flag, in one indexed query (Core, no ORM objects: the hot path)."""
-        return (select(_B.c.binding_id, _B.c.psn_no, _B.c.holder_psn_no, _B.c.relation, _B.c.mutual_aid, _B.c.status,
-                       _K.c.active.label("blocked"))
-                .select_from(_B.outerjoin(_K, _K.c.psn_no == _B.c.psn_no)))
+        return select(
+            _B.c.binding_id,
+            _B.c.psn_no,
+            _B.c.holder_psn_no,
+            _B.c.relation,
+            _B.c.mutual_aid,
+            _B.c.status,
+            _K.c.active.label("blocked"),
+        ).select_from(_B.outerjoin(_K, _K.c.psn_no == _B.c.psn_no))
 
     def generate(self, account_id: str, psn_no: str) -> str:
         """A fresh code for ``psn_no`` shown by ``account_id`` (own or a relative's); refused while blocked."""
@@ -260,10 +368,15 @@ class EcodeService:
         with self.engine.connect() as c:
             st = c.execute(self._q_state_by_acct, {"acct": account_id, "psn": psn_no}).first()
         if st is None:
-            raise EcodeRefused("no active binding for this person on this account", "该账户未绑定此人医保码", field="psn_no")
+            raise EcodeRefused(
+                "no active binding for this person on this account", "该账户未绑定此人医保码", field="psn_no"
+            )
         if st.blocked:
-            raise EcodeRefused("code generation is blocked by risk control (实时生码拦截); contact the insurance agency",
-                               "风控拦截: 暂停生成医保码, 请联系医保经办机构", field="psn_no")
+            raise EcodeRefused(
+                "code generation is blocked by risk control (实时生码拦截); contact the insurance agency",
+                "风控拦截: 暂停生成医保码, 请联系医保经办机构",
+                field="psn_no",
+            )
         return tokens.issue(key, st.binding_id, now, prefix=self.params.token.prefix)
 
     # --- presentation (支付/使用) --------------------------------------------------------
@@ -278,7 +391,9 @@ class EcodeService:
                 self._inst_admdvs[fixmedins_code] = hit
         return hit
 
-    def verify(self, code: str, *, fixmedins_code: str = "", purpose: str = "", now: dt.datetime | None = None) -> Verified:
+    def verify(
+        self, code: str, *, fixmedins_code: str = "", purpose: str = "", now: dt.datetime | None = None
+    ) -> Verified:
         """Check a presented code, record the use, run the risk rules; raise on refusal.
 
         The use that reveals an anomaly is itself refused, and the
@@ -300,18 +415,33 @@ class EcodeService:
         with scope as s:
             st = s.execute(self._q_state_by_id, {"bid": claims.subject}).first() if claims else None
             admdvs = self._admdvs(s, fixmedins_code)
-            use = {"psn_no": st.psn_no if st else None, "binding_id": claims.subject if claims else None,
-                   "code_id": claims.code_id if claims else None, "fixmedins_code": fixmedins_code or None,
-                   "admdvs": admdvs or None, "purpose": purpose or None, "used_at": now, "accepted": False, "reason": None}
+            use = {
+                "psn_no": st.psn_no if st else None,
+                "binding_id": claims.subject if claims else None,
+                "code_id": claims.code_id if claims else None,
+                "fixmedins_code": fixmedins_code or None,
+                "admdvs": admdvs or None,
+                "purpose": purpose or None,
+                "used_at": now,
+                "accepted": False,
+                "reason": None,
+            }
             if refusal is None and (st is None or st.status != "active"):
                 refusal = ("this e-code's binding was removed", "该医保码已解绑", "mdtrt_cert_no")
             if refusal is None and st.blocked:
-                refusal = ("this person's e-code is blocked by risk control", "该参保人医保码已被风控拦截", "mdtrt_cert_no")
+                refusal = (
+                    "this person's e-code is blocked by risk control",
+                    "该参保人医保码已被风控拦截",
+                    "mdtrt_cert_no",
+                )
             if refusal is None:
                 found = self._detect(s, st.psn_no, risk.Use(now, admdvs, fixmedins_code), now)
                 if found:
-                    refusal = ("e-code refused: anomalous use, " + "; ".join(a.detail_en for a in found),
-                               "医保码异常使用, 已拦截: " + "; ".join(a.detail_zh for a in found), "mdtrt_cert_no")
+                    refusal = (
+                        "e-code refused: anomalous use, " + "; ".join(a.detail_en for a in found),
+                        "医保码异常使用, 已拦截: " + "; ".join(a.detail_zh for a in found),
+                        "mdtrt_cert_no",
+                    )
             if refusal is None and self.params.token.single_flow:
                 refusal = self._spent(s, st.psn_no, claims.code_id, fixmedins_code, now)
             if refusal is None:
@@ -320,13 +450,33 @@ class EcodeService:
                 use["reason"] = refusal[0][:500]
             if self._sync:
                 for a in found:
-                    self._act(s, st.psn_no, a.kind, a.detail_en, a.detail_zh, a.evidence, self.params.risk.actions, RISK_ENGINE, now)
+                    self._act(
+                        s,
+                        st.psn_no,
+                        a.kind,
+                        a.detail_en,
+                        a.detail_zh,
+                        a.evidence,
+                        self.params.risk.actions,
+                        RISK_ENGINE,
+                        now,
+                    )
                 s.execute(self._q_insert_use, use)
         if not self._sync:
             if found:  # the anomaly, its actions and the use that revealed it: written at once, together
                 with db.session_scope(self.engine, immediate=True) as s:
                     for a in found:
-                        self._act(s, st.psn_no, a.kind, a.detail_en, a.detail_zh, a.evidence, self.params.risk.actions, RISK_ENGINE, now)
+                        self._act(
+                            s,
+                            st.psn_no,
+                            a.kind,
+                            a.detail_en,
+                            a.detail_zh,
+                            a.evidence,
+                            self.params.risk.actions,
+                            RISK_ENGINE,
+                            now,
+                        )
                     s.execute(self._q_insert_use, use)
             else:
                 self._buffer(use)
@@ -334,7 +484,9 @@ class EcodeService:
             return Verified(st.psn_no, st.binding_id, st.holder_psn_no, st.relation, bool(st.mutual_aid))
         raise EcodeRefused(refusal[0], refusal[1], field=refusal[2])
 
-    def _spent(self, s: Any, psn_no: str, code_id: str, fixmedins_code: str, now: dt.datetime) -> tuple[str, str, str] | None:
+    def _spent(
+        self, s: Any, psn_no: str, code_id: str, fixmedins_code: str, now: dt.datetime
+    ) -> tuple[str, str, str] | None:
         """Why this code may not serve this presentation (single use per settlement flow), or None.
 
         A code belongs to the flow it was first accepted in: later presentations must come from the same
@@ -346,26 +498,42 @@ class EcodeService:
         uses = [(t, f or "") for t, f in s.execute(self._q_code_uses, {"psn": psn_no, "cid": code_id, "since": since})]
         if not self._sync:
             with self._lock:
-                uses += [(r["used_at"], r["fixmedins_code"] or "") for r in self._rows
-                         if r["code_id"] == code_id and r["accepted"] and r["used_at"] >= since]
+                uses += [
+                    (r["used_at"], r["fixmedins_code"] or "")
+                    for r in self._rows
+                    if r["code_id"] == code_id and r["accepted"] and r["used_at"] >= since
+                ]
         if not uses:
             return None
         if any(f != (fixmedins_code or "") for _, f in uses):
-            return ("this e-code was already presented at another institution; show a fresh code",
-                    "该医保码已在其他机构使用, 请刷新医保码", "mdtrt_cert_no")
+            return (
+                "this e-code was already presented at another institution; show a fresh code",
+                "该医保码已在其他机构使用, 请刷新医保码",
+                "mdtrt_cert_no",
+            )
         first = min(t for t, _ in uses).replace(microsecond=0)  # settlement times are whole seconds
-        if s.execute(self._q_settled, {"psn": psn_no, "code": fixmedins_code or "", "since": first}).first() is not None:
-            return ("this e-code was already used for a settlement; show a fresh code",
-                    "该医保码已用于结算, 请刷新医保码", "mdtrt_cert_no")
+        if (
+            s.execute(self._q_settled, {"psn": psn_no, "code": fixmedins_code or "", "since": first}).first()
+            is not None
+        ):
+            return (
+                "this e-code was already used for a settlement; show a fresh code",
+                "该医保码已用于结算, 请刷新医保码",
+                "mdtrt_cert_no",
+            )
         return None
 
     def _detect(self, s: Any, psn_no: str, new: risk.Use, now: dt.datetime) -> list[risk.Anomaly]:
         rp = self.params.risk
         since = now - dt.timedelta(minutes=max(rp.window_minutes, rp.burst_window_minutes))
-        recent = [risk.Use(t, a or "", f or "") for t, a, f in s.execute(self._q_recent, {"psn": psn_no, "since": since})]
+        recent = [
+            risk.Use(t, a or "", f or "") for t, a, f in s.execute(self._q_recent, {"psn": psn_no, "since": since})
+        ]
         if not self._sync:
             with self._lock:
-                recent += [u for u in (*self._pending.get(psn_no, ()), *self._inflight.get(psn_no, ())) if u.time >= since]
+                recent += [
+                    u for u in (*self._pending.get(psn_no, ()), *self._inflight.get(psn_no, ())) if u.time >= since
+                ]
         return risk.detect(new, recent, rp, self.params.places)
 
     # --- group commit of the usage log (usage_log.flush_ms > 0) ---------------------------------
@@ -375,7 +543,8 @@ class EcodeService:
             self._rows.append(use)
             if use["accepted"] and use["psn_no"]:
                 self._pending.setdefault(use["psn_no"], []).append(
-                    risk.Use(use["used_at"], use["admdvs"] or "", use["fixmedins_code"] or ""))
+                    risk.Use(use["used_at"], use["admdvs"] or "", use["fixmedins_code"] or "")
+                )
             full = len(self._rows) >= self.params.usage_log.max_batch
             if self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_loop, name="yibao-ecode-usage", daemon=True)
@@ -406,11 +575,29 @@ class EcodeService:
         self._closed.set()
         self.flush()
 
-    def _act(self, s: Session, psn_no: str, kind: str, en: str, zh: str, evidence: dict | None,
-             actions: tuple[str, ...], actor: str, now: dt.datetime) -> EcodeRiskEvent:
-        ev = EcodeRiskEvent(psn_no=psn_no, kind=kind, detail_en=en[:500], detail_zh=zh[:500], evidence=evidence,
-                            actions=",".join(actions), detected_at=now, actor=actor,
-                            reported_at=now if "report" in actions else None)
+    def _act(
+        self,
+        s: Session,
+        psn_no: str,
+        kind: str,
+        en: str,
+        zh: str,
+        evidence: dict | None,
+        actions: tuple[str, ...],
+        actor: str,
+        now: dt.datetime,
+    ) -> EcodeRiskEvent:
+        ev = EcodeRiskEvent(
+            psn_no=psn_no,
+            kind=kind,
+            detail_en=en[:500],
+            detail_zh=zh[:500],
+            evidence=evidence,
+            actions=",".join(actions),
+            detected_at=now,
+            actor=actor,
+            reported_at=now if "report" in actions else None,
+        )
         s.add(ev)
         s.flush()
         if "block" in actions:
@@ -418,11 +605,23 @@ class EcodeService:
             if blk is None:
                 s.add(EcodeBlock(psn_no=psn_no, active=True, blocked_at=now, reason=kind, event_id=ev.id))
             elif not blk.active:
-                blk.active, blk.blocked_at, blk.reason, blk.event_id, blk.lifted_at, blk.lifted_by = True, now, kind, ev.id, None, None
+                blk.active, blk.blocked_at, blk.reason, blk.event_id, blk.lifted_at, blk.lifted_by = (
+                    True,
+                    now,
+                    kind,
+                    ev.id,
+                    None,
+                    None,
+                )
         if "unbind" in actions:  # the person's code everywhere, and the family accounts they hold
-            s.execute(update(EcodeBinding).where(or_(EcodeBinding.psn_no == psn_no, EcodeBinding.holder_psn_no == psn_no),
-                                                 EcodeBinding.status == "active")
-                      .values(status="unbound", unbound_at=now, unbind_reason=f"forced: {kind}"))
+            s.execute(
+                update(EcodeBinding)
+                .where(
+                    or_(EcodeBinding.psn_no == psn_no, EcodeBinding.holder_psn_no == psn_no),
+                    EcodeBinding.status == "active",
+                )
+                .values(status="unbound", unbound_at=now, unbind_reason=f"forced: {kind}")
+            )
         return ev
 
     # --- bureau actions (console) ----------------------------------------------------------
@@ -431,15 +630,33 @@ class EcodeService:
         now = self.clock()
         with db.session_scope(self.engine, immediate=True) as s:
             self._person(s, psn_no)
-            return self._act(s, psn_no, "manual_block", f"blocked by {actor}: {reason}", f"{actor} 手动拦截: {reason}",
-                             None, ("block", "report"), actor, now).id
+            return self._act(
+                s,
+                psn_no,
+                "manual_block",
+                f"blocked by {actor}: {reason}",
+                f"{actor} 手动拦截: {reason}",
+                None,
+                ("block", "report"),
+                actor,
+                now,
+            ).id
 
     def force_unbind(self, psn_no: str, *, actor: str, reason: str = "manual") -> int:
         now = self.clock()
         with db.session_scope(self.engine, immediate=True) as s:
             self._person(s, psn_no)
-            return self._act(s, psn_no, "manual_unbind", f"unbound by {actor}: {reason}", f"{actor} 强制解绑: {reason}",
-                             None, ("unbind", "report"), actor, now).id
+            return self._act(
+                s,
+                psn_no,
+                "manual_unbind",
+                f"unbound by {actor}: {reason}",
+                f"{actor} 强制解绑: {reason}",
+                None,
+                ("unbind", "report"),
+                actor,
+                now,
+            ).id
 
     def unblock(self, psn_no: str, *, actor: str, reason: str = "cleared") -> int:
         now = self.clock()
@@ -448,14 +665,29 @@ class EcodeService:
             if blk is None:
                 raise EcodeRefused("this person is not blocked", "该参保人未被拦截", field="psn_no")
             blk.active, blk.lifted_at, blk.lifted_by = False, now, actor
-            return self._act(s, psn_no, "unblock", f"unblocked by {actor}: {reason}", f"{actor} 解除拦截: {reason}",
-                             None, ("report",), actor, now).id
+            return self._act(
+                s,
+                psn_no,
+                "unblock",
+                f"unblocked by {actor}: {reason}",
+                f"{actor} 解除拦截: {reason}",
+                None,
+                ("report",),
+                actor,
+                now,
+            ).id
 
     def mutual_aid_payer(self, psn_no: str) -> str | None:
         """The holder whose personal account may pay for ``psn_no`` (家庭账户共济 authorised in a family account)."""
         with db.session_scope(self.engine) as s:
-            b = s.scalars(select(EcodeBinding).where(EcodeBinding.psn_no == psn_no, EcodeBinding.relation != "self",
-                                                     EcodeBinding.status == "active", EcodeBinding.mutual_aid.is_(True))).first()
+            b = s.scalars(
+                select(EcodeBinding).where(
+                    EcodeBinding.psn_no == psn_no,
+                    EcodeBinding.relation != "self",
+                    EcodeBinding.status == "active",
+                    EcodeBinding.mutual_aid.is_(True),
+                )
+            ).first()
             return b.holder_psn_no if b is not None else None
 
     def payer_for_code(self, code: str) -> str | None:

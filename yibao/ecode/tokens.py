@@ -155,8 +155,15 @@ def peek(code: str, *, prefix: str = "YB1") -> CodeClaims:
         raise TokenError("malformed e-insurance code", "医保电子凭证码格式错误", field="mdtrt_cert_no") from exc
 
 
-def verify(code: str, keys: dict[str, SigningKey], now: dt.datetime, *, ttl_seconds: int,
-           max_skew_seconds: int = 0, prefix: str = "YB1") -> CodeClaims:
+def verify(
+    code: str,
+    keys: dict[str, SigningKey],
+    now: dt.datetime,
+    *,
+    ttl_seconds: int,
+    max_skew_seconds: int = 0,
+    prefix: str = "YB1",
+) -> CodeClaims:
     """Check signature and age; return the claims or raise :class:`TokenError`."""
     claims = peek(code, prefix=prefix)
     key = keys.get(claims.kid)
@@ -171,8 +178,13 @@ def verify(code: str, keys: dict[str, SigningKey], now: dt.datetime, *, ttl_seco
         raise TokenError("e-insurance code signature is invalid", "医保电子凭证码签名无效", field="mdtrt_cert_no")
     age_ms = _ms(now) - claims.issued_at_ms
     if age_ms < -max_skew_seconds * 1000:
-        raise TokenError("e-insurance code is not yet valid (clock skew)", "医保电子凭证码尚未生效 (时钟偏差)", field="mdtrt_cert_no")
+        raise TokenError(
+            "e-insurance code is not yet valid (clock skew)", "医保电子凭证码尚未生效 (时钟偏差)", field="mdtrt_cert_no"
+        )
     if age_ms > ttl_seconds * 1000:
-        raise TokenError(f"e-insurance code expired ({ttl_seconds} s); show a fresh code",
-                         f"医保电子凭证码已过期 ({ttl_seconds} 秒), 请刷新", field="mdtrt_cert_no")
+        raise TokenError(
+            f"e-insurance code expired ({ttl_seconds} s); show a fresh code",
+            f"医保电子凭证码已过期 ({ttl_seconds} 秒), 请刷新",
+            field="mdtrt_cert_no",
+        )
     return claims

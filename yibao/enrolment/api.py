@@ -25,8 +25,10 @@ router = APIRouter(prefix="/api/v1/enrolment", tags=["enrolment"])
 
 
 def _error(exc: YibaoError) -> HTTPException:
-    return HTTPException(status_code=400, detail={"code": exc.code, "message_en": exc.message_en,
-                                                  "message_zh": exc.message_zh, "field": exc.field})
+    return HTTPException(
+        status_code=400,
+        detail={"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field},
+    )
 
 
 def _engine(request: Request):
@@ -71,17 +73,31 @@ class BackpayIn(_In):
 
 
 def _contribution(r: Contribution) -> dict:
-    return {"psn_no": r.psn_no, "insutype": r.insutype, "period": r.period, "base": r.base,
-            "employer_part": r.employer_part, "individual_part": r.individual_part, "subsidy": r.subsidy,
-            "late_fee": r.late_fee, "paid_date": r.paid_date.isoformat() if r.paid_date else None,
-            "back_payment": r.back_payment}
+    return {
+        "psn_no": r.psn_no,
+        "insutype": r.insutype,
+        "period": r.period,
+        "base": r.base,
+        "employer_part": r.employer_part,
+        "individual_part": r.individual_part,
+        "subsidy": r.subsidy,
+        "late_fee": r.late_fee,
+        "paid_date": r.paid_date.isoformat() if r.paid_date else None,
+        "back_payment": r.back_payment,
+    }
 
 
 @router.post("/periods")
 def enrol(body: EnrolIn, request: Request) -> dict:
     try:
-        pid = en.enrol(_engine(request), body.psn_no, body.insutype, body.start_date, reason=body.reason,
-                       transfer_in_from=body.transfer_in_from)
+        pid = en.enrol(
+            _engine(request),
+            body.psn_no,
+            body.insutype,
+            body.start_date,
+            reason=body.reason,
+            transfer_in_from=body.transfer_in_from,
+        )
     except YibaoError as exc:
         raise _error(exc) from None
     return {"id": pid}
@@ -90,8 +106,15 @@ def enrol(body: EnrolIn, request: Request) -> dict:
 @router.post("/periods/stop")
 def stop(body: StopIn, request: Request) -> dict:
     try:
-        en.stop(_engine(request), body.psn_no, body.insutype, body.end_date, reason=body.reason,
-                terminate=body.terminate, transfer_out_to=body.transfer_out_to)
+        en.stop(
+            _engine(request),
+            body.psn_no,
+            body.insutype,
+            body.end_date,
+            reason=body.reason,
+            terminate=body.terminate,
+            transfer_out_to=body.transfer_out_to,
+        )
     except YibaoError as exc:
         raise _error(exc) from None
     return {"ok": True}
@@ -129,14 +152,24 @@ def arrears(request: Request, psn_no: Optional[str] = None) -> list:
 @router.get("/persons/{psn_no}")
 def person(psn_no: str, request: Request) -> dict:
     with db.session_scope(_engine(request)) as s:
-        periods = s.scalars(select(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no).order_by(InsuredPeriod.start_date))
+        periods = s.scalars(
+            select(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no).order_by(InsuredPeriod.start_date)
+        )
         contribs = s.scalars(select(Contribution).where(Contribution.psn_no == psn_no).order_by(Contribution.period))
         return {
             "psn_no": psn_no,
-            "periods": [{"insutype": p.insutype, "start_date": p.start_date.isoformat(),
-                         "end_date": p.end_date.isoformat() if p.end_date else None, "status": p.status,
-                         "reason": p.reason, "transfer_in_from": p.transfer_in_from,
-                         "transfer_out_to": p.transfer_out_to} for p in periods],
+            "periods": [
+                {
+                    "insutype": p.insutype,
+                    "start_date": p.start_date.isoformat(),
+                    "end_date": p.end_date.isoformat() if p.end_date else None,
+                    "status": p.status,
+                    "reason": p.reason,
+                    "transfer_in_from": p.transfer_in_from,
+                    "transfer_out_to": p.transfer_out_to,
+                }
+                for p in periods
+            ],
             "contributions": [_contribution(r) for r in contribs],
         }
 
@@ -147,5 +180,10 @@ def coverage(psn_no: str, insutype: str, day: dt.date, request: Request) -> dict
         cov = en.coverage_on(s, psn_no, insutype, day)
     if cov is None:
         return {"applies": False, "covered": True, "reason": ""}
-    return {"applies": True, "covered": cov.covered, "reason": cov.reason, "message_en": cov.message_en,
-            "message_zh": cov.message_zh}
+    return {
+        "applies": True,
+        "covered": cov.covered,
+        "reason": cov.reason,
+        "message_en": cov.message_en,
+        "message_zh": cov.message_zh,
+    }

@@ -32,22 +32,36 @@ def _day(text: Optional[str], field: str) -> Optional[dt.date]:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise EnrolmentError(f"{field} {text!r} is not YYYY-MM-DD", f"{field} 日期格式应为 YYYY-MM-DD: {text}", field=field) from None
+        raise EnrolmentError(
+            f"{field} {text!r} is not YYYY-MM-DD", f"{field} 日期格式应为 YYYY-MM-DD: {text}", field=field
+        ) from None
 
 
 @app.command("enrol")
-def enrol_cmd(psn_no: str, insutype: str, start: str, reason: str = typer.Option("new", "--reason"),
-              transfer_in_from: Optional[str] = typer.Option(None, "--from", help="Pooling region transferred in from (转入)."),
-              db_url: Optional[str] = DB) -> None:
+def enrol_cmd(
+    psn_no: str,
+    insutype: str,
+    start: str,
+    reason: str = typer.Option("new", "--reason"),
+    transfer_in_from: Optional[str] = typer.Option(None, "--from", help="Pooling region transferred in from (转入)."),
+    db_url: Optional[str] = DB,
+) -> None:
     """Open an insured period (参保 / 转入)."""
-    pid = en.enrol(_engine(db_url), psn_no, insutype, _day(start, "start"), reason=reason, transfer_in_from=transfer_in_from)
+    pid = en.enrol(
+        _engine(db_url), psn_no, insutype, _day(start, "start"), reason=reason, transfer_in_from=transfer_in_from
+    )
     out.print(f"enrolled {psn_no} in {insutype} from {start} (period {pid}) / 已参保")
 
 
 @app.command("stop")
-def stop_cmd(psn_no: str, insutype: str, end: str, reason: str = typer.Option("stop", "--reason"),
-             terminate: bool = typer.Option(False, "--terminate", help="终止 rather than 停保."),
-             db_url: Optional[str] = DB) -> None:
+def stop_cmd(
+    psn_no: str,
+    insutype: str,
+    end: str,
+    reason: str = typer.Option("stop", "--reason"),
+    terminate: bool = typer.Option(False, "--terminate", help="终止 rather than 停保."),
+    db_url: Optional[str] = DB,
+) -> None:
     """Close the open period (停保 / 终止)."""
     en.stop(_engine(db_url), psn_no, insutype, _day(end, "end"), reason=reason, terminate=terminate)
     out.print(f"stopped {psn_no} in {insutype} on {end} / 已停保")
@@ -69,10 +83,13 @@ def _fen(text: str) -> int:
 
 
 @app.command("pay")
-def pay_cmd(psn_no: str, period: str = typer.Argument(..., help="YYYY-MM (employee) or YYYY (resident)."),
-            wage: Optional[str] = typer.Option(None, "--wage", help="Monthly wage, yuan (employee)."),
-            paid: Optional[str] = typer.Option(None, "--paid", help="Paid date; omit to record arrears (欠费)."),
-            db_url: Optional[str] = DB) -> None:
+def pay_cmd(
+    psn_no: str,
+    period: str = typer.Argument(..., help="YYYY-MM (employee) or YYYY (resident)."),
+    wage: Optional[str] = typer.Option(None, "--wage", help="Monthly wage, yuan (employee)."),
+    paid: Optional[str] = typer.Option(None, "--paid", help="Paid date; omit to record arrears (欠费)."),
+    db_url: Optional[str] = DB,
+) -> None:
     """Record a contribution: an employee month (base × rates) or a resident year."""
     eng, paid_d = _engine(db_url), _day(paid, "paid")
     if len(period) == 4 and period.isdigit():
@@ -81,9 +98,11 @@ def pay_cmd(psn_no: str, period: str = typer.Argument(..., help="YYYY-MM (employ
         if wage is None:
             raise EnrolmentError("an employee month needs --wage", "职工缴费需给出 --wage", field="wage")
         row = en.pay_employee_month(eng, psn_no, period, _fen(wage), paid_d)
-    out.print(f"{psn_no} {period}: base {fmt_yuan(row.base)}, employer {fmt_yuan(row.employer_part)}, "
-              f"individual {fmt_yuan(row.individual_part)}, subsidy {fmt_yuan(row.subsidy)}"
-              + ("" if paid_d else " — in arrears / 欠费"))
+    out.print(
+        f"{psn_no} {period}: base {fmt_yuan(row.base)}, employer {fmt_yuan(row.employer_part)}, "
+        f"individual {fmt_yuan(row.individual_part)}, subsidy {fmt_yuan(row.subsidy)}"
+        + ("" if paid_d else " — in arrears / 欠费")
+    )
 
 
 @app.command("backpay")
@@ -116,12 +135,32 @@ def show_cmd(psn_no: str, db_url: Optional[str] = DB) -> None:
     """A person's periods, contributions and deemed years."""
     with db.session_scope(_engine(db_url)) as s:
         t = Table("insutype", "start", "end", "status", "reason", title=f"{psn_no} insured periods / 参保期间")
-        for p in s.scalars(select(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no).order_by(InsuredPeriod.start_date)):
+        for p in s.scalars(
+            select(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no).order_by(InsuredPeriod.start_date)
+        ):
             t.add_row(p.insutype, str(p.start_date), str(p.end_date or ""), p.status, p.reason)
-        c = Table("insutype", "period", "base", "employer", "individual", "subsidy", "paid", "补缴", title="contributions / 缴费")
+        c = Table(
+            "insutype",
+            "period",
+            "base",
+            "employer",
+            "individual",
+            "subsidy",
+            "paid",
+            "补缴",
+            title="contributions / 缴费",
+        )
         for r in s.scalars(select(Contribution).where(Contribution.psn_no == psn_no).order_by(Contribution.period)):
-            c.add_row(r.insutype, r.period, fmt_yuan(r.base), fmt_yuan(r.employer_part), fmt_yuan(r.individual_part),
-                      fmt_yuan(r.subsidy), str(r.paid_date or "arrears"), "yes" if r.back_payment else "")
+            c.add_row(
+                r.insutype,
+                r.period,
+                fmt_yuan(r.base),
+                fmt_yuan(r.employer_part),
+                fmt_yuan(r.individual_part),
+                fmt_yuan(r.subsidy),
+                str(r.paid_date or "arrears"),
+                "yes" if r.back_payment else "",
+            )
         d = s.get(DeemedYears, psn_no)
         out.print(t)
         out.print(c)
@@ -138,9 +177,13 @@ def credit_cmd(month: str = typer.Option(..., "--month", help="YYYY-MM"), db_url
     first = en._month(month)
     with Progress(console=out, transient=True) as bar:
         task = bar.add_task(f"crediting {month}", total=None)
-        r = credit_enrolled(_engine(db_url), first, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        r = credit_enrolled(
+            _engine(db_url), first, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
     if r.accounts == 0 and r.already:
         out.print(f"{month}: already credited ({r.already} accounts); nothing credited now / 本月已划入")
     else:
-        out.print(f"{month}: credited {r.accounts} accounts, {fmt_yuan(r.amount)} yuan ({r.already} already done, "
-                  f"{r.not_covered} enrolled but not covered) / 已划入")
+        out.print(
+            f"{month}: credited {r.accounts} accounts, {fmt_yuan(r.amount)} yuan ({r.already} already done, "
+            f"{r.not_covered} enrolled but not covered) / 已划入"
+        )

@@ -37,8 +37,9 @@ class CreditRun:
     not_covered: int  # enrolled but not covered on the month's first day
 
 
-def credit_enrolled(engine: Engine, month: dt.date, book: PolicyBook | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> CreditRun:
+def credit_enrolled(
+    engine: Engine, month: dt.date, book: PolicyBook | None = None, progress: Callable[[int, int], None] | None = None
+) -> CreditRun:
     """Credit ``month`` once; ``progress(done, total)`` is called per person."""
     book = book or PolicyBook.default()
     first = month.replace(day=1)
@@ -46,10 +47,18 @@ def credit_enrolled(engine: Engine, month: dt.date, book: PolicyBook | None = No
     when = dt.datetime(first.year, first.month, 1, tzinfo=db.SHANGHAI)
     posted = amount = already = skipped = 0
     with db.session_scope(engine, immediate=True) as s:
-        rows = s.execute(select(Person.psn_no, Person.psn_type, Person.contribution_base, Person.insuplc_admdvs)
-                         .where(Person.insutype == INSUTYPE_EMPLOYEE).order_by(Person.psn_no)).all()
-        bases = dict(s.execute(select(Contribution.psn_no, Contribution.base).where(
-            Contribution.insutype == INSUTYPE_EMPLOYEE, Contribution.period == f"{first:%Y-%m}")).all())
+        rows = s.execute(
+            select(Person.psn_no, Person.psn_type, Person.contribution_base, Person.insuplc_admdvs)
+            .where(Person.insutype == INSUTYPE_EMPLOYEE)
+            .order_by(Person.psn_no)
+        ).all()
+        bases = dict(
+            s.execute(
+                select(Contribution.psn_no, Contribution.base).where(
+                    Contribution.insutype == INSUTYPE_EMPLOYEE, Contribution.period == f"{first:%Y-%m}"
+                )
+            ).all()
+        )
         for i, r in enumerate(rows, 1):
             if progress:
                 progress(i, len(rows))
@@ -63,9 +72,17 @@ def credit_enrolled(engine: Engine, month: dt.date, book: PolicyBook | None = No
             if amt <= 0:
                 continue
             ledger.lock_account(s, r.psn_no)
-            done = s.scalar(select(AccountLedger.id).where(and_(AccountLedger.psn_no == r.psn_no,
-                                                                AccountLedger.kind == "credit",
-                                                                AccountLedger.setl_id == marker)).limit(1))
+            done = s.scalar(
+                select(AccountLedger.id)
+                .where(
+                    and_(
+                        AccountLedger.psn_no == r.psn_no,
+                        AccountLedger.kind == "credit",
+                        AccountLedger.setl_id == marker,
+                    )
+                )
+                .limit(1)
+            )
             if done is not None:
                 already += 1
                 continue

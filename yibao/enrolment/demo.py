@@ -26,10 +26,20 @@ def demo_enrolment(engine: Engine, year: int = 2025, echo: Callable[[str], None]
     lines: list[str] = []
     say = echo or lines.append
     with db.session_scope(engine) as s:
-        emp = list(s.scalars(select(Person).where(Person.insutype == INSUTYPE_EMPLOYEE, Person.synthetic.is_(True))
-                             .order_by(Person.psn_no.desc()).limit(2)))
-        res = s.scalars(select(Person).where(Person.insutype == INSUTYPE_RESIDENT, Person.synthetic.is_(True))
-                        .order_by(Person.psn_no.desc()).limit(1)).first()
+        emp = list(
+            s.scalars(
+                select(Person)
+                .where(Person.insutype == INSUTYPE_EMPLOYEE, Person.synthetic.is_(True))
+                .order_by(Person.psn_no.desc())
+                .limit(2)
+            )
+        )
+        res = s.scalars(
+            select(Person)
+            .where(Person.insutype == INSUTYPE_RESIDENT, Person.synthetic.is_(True))
+            .order_by(Person.psn_no.desc())
+            .limit(1)
+        ).first()
         if len(emp) < 2 or res is None:
             return lines
         a, b, r = emp[0].psn_no, emp[1].psn_no, res.psn_no
@@ -37,11 +47,15 @@ def demo_enrolment(engine: Engine, year: int = 2025, echo: Callable[[str], None]
     for p in (a, b):
         en.enrol(engine, p, INSUTYPE_EMPLOYEE, dt.date(year - 1, 1, 1), reason="synthetic demo")
         c = en.pay_employee_month(engine, p, f"{year}-01", bases[p], dt.date(year, 1, 15))
-        say(f"enrolment (SYNTHETIC): {p} enrolled {year - 1}-01-01; {year}-01 base {fmt_yuan(c.base)} → employer "
-            f"{fmt_yuan(c.employer_part)} + individual {fmt_yuan(c.individual_part)} yuan")
+        say(
+            f"enrolment (SYNTHETIC): {p} enrolled {year - 1}-01-01; {year}-01 base {fmt_yuan(c.base)} → employer "
+            f"{fmt_yuan(c.employer_part)} + individual {fmt_yuan(c.individual_part)} yuan"
+        )
     en.enrol(engine, r, INSUTYPE_RESIDENT, dt.date(year - 1, 1, 1), reason="synthetic demo")
     c = en.pay_resident_year(engine, r, year, dt.date(year - 1, 12, 1))
-    say(f"enrolment (SYNTHETIC): resident {r} paid {year}: {fmt_yuan(c.individual_part)} yuan + subsidy {fmt_yuan(c.subsidy)}")
+    say(
+        f"enrolment (SYNTHETIC): resident {r} paid {year}: {fmt_yuan(c.individual_part)} yuan + subsidy {fmt_yuan(c.subsidy)}"
+    )
     en.stop(engine, b, INSUTYPE_EMPLOYEE, dt.date(year, 2, 28), reason="left employer (synthetic)")
     with db.session_scope(engine) as s:
         person = s.get(Person, b)

@@ -19,8 +19,19 @@ from yibao.core.errors import YibaoError
 from yibao.core.money import apply_rate, parameter_fen, ratio_to_bp
 from yibao.core.yamldata import data_error, load_model
 
-__all__ = ["EnrolmentError", "EnrolmentRules", "RuleVersion", "load_rules", "rules_on", "clamp_base",
-           "employee_parts", "late_fee", "Coverage", "decide_coverage", "DATA_DIR"]
+__all__ = [
+    "EnrolmentError",
+    "EnrolmentRules",
+    "RuleVersion",
+    "load_rules",
+    "rules_on",
+    "clamp_base",
+    "employee_parts",
+    "late_fee",
+    "Coverage",
+    "decide_coverage",
+    "DATA_DIR",
+]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "enrolment"
 
@@ -102,15 +113,18 @@ def rules_on(rules: EnrolmentRules, day: dt.date) -> RuleVersion:
     """The version in force on ``day``."""
     now = [v for v in rules.versions if v.effective_from <= day]
     if not now:
-        raise data_error(rules.rules, "versions", f"no rule version in force on {day}", f"{day} 无有效规则版本",
-                         error=EnrolmentError)
+        raise data_error(
+            rules.rules, "versions", f"no rule version in force on {day}", f"{day} 无有效规则版本", error=EnrolmentError
+        )
     return now[-1]
 
 
 def clamp_base(wage_fen: int, r: EmployeeRules) -> int:
     """The contribution base (缴费基数): the wage held between floor and ceiling multiples of the average wage."""
     if wage_fen < 0:
-        raise EnrolmentError(f"wage base must not be negative: {wage_fen}", f"缴费工资不能为负: {wage_fen}", field="base")
+        raise EnrolmentError(
+            f"wage base must not be negative: {wage_fen}", f"缴费工资不能为负: {wage_fen}", field="base"
+        )
     floor = apply_rate(r.average_wage, r.base_floor_ratio)
     ceiling = apply_rate(r.average_wage, r.base_ceiling_ratio)
     return min(max(wage_fen, floor), ceiling)
@@ -150,8 +164,14 @@ class PeriodView:
     status: str
 
 
-def decide_coverage(day: dt.date, periods: Iterable[PeriodView], *, waiting_until: dt.date | None,
-                    unpaid_months: int, arrears_limit: int | None) -> Coverage:
+def decide_coverage(
+    day: dt.date,
+    periods: Iterable[PeriodView],
+    *,
+    waiting_until: dt.date | None,
+    unpaid_months: int,
+    arrears_limit: int | None,
+) -> Coverage:
     """Coverage on ``day`` from the person's periods in one scheme (pure)."""
     ps = list(periods)
     hit = [p for p in ps if p.start_date <= day and (p.end_date is None or day <= p.end_date)]
@@ -160,9 +180,11 @@ def decide_coverage(day: dt.date, periods: Iterable[PeriodView], *, waiting_unti
             return Coverage(False, "stopped", f"insurance stopped before {day}", f"{day} 已停保")
         return Coverage(False, "not_enrolled", f"not enrolled on {day}", f"{day} 未参保")
     if waiting_until is not None and day < waiting_until:
-        return Coverage(False, "waiting", f"in the waiting period until {waiting_until}",
-                        f"处于待遇等待期 (至 {waiting_until})")
+        return Coverage(
+            False, "waiting", f"in the waiting period until {waiting_until}", f"处于待遇等待期 (至 {waiting_until})"
+        )
     if arrears_limit is not None and unpaid_months >= arrears_limit:
-        return Coverage(False, "arrears", f"{unpaid_months} months of contributions unpaid",
-                        f"欠缴 {unpaid_months} 个月")
+        return Coverage(
+            False, "arrears", f"{unpaid_months} months of contributions unpaid", f"欠缴 {unpaid_months} 个月"
+        )
     return COVERED

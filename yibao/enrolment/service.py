@@ -28,8 +28,18 @@ from yibao.enrolment.rules import (
     rules_on,
 )
 
-__all__ = ["enrol", "stop", "pay_employee_month", "pay_resident_year", "backpay", "arrears", "set_deemed_years",
-           "coverage_on", "require_coverage", "SCHEMES"]
+__all__ = [
+    "enrol",
+    "stop",
+    "pay_employee_month",
+    "pay_resident_year",
+    "backpay",
+    "arrears",
+    "set_deemed_years",
+    "coverage_on",
+    "require_coverage",
+    "SCHEMES",
+]
 
 SCHEMES = (INSUTYPE_EMPLOYEE, INSUTYPE_RESIDENT)
 
@@ -47,8 +57,9 @@ def _person(s: Session, psn_no: str) -> Person:
 
 def _scheme(insutype: str) -> None:
     if insutype not in SCHEMES:
-        raise _err(f"unknown or unsupported insutype {insutype!r}; give one of {SCHEMES}",
-                   f"险种无效: {insutype}", "insutype")
+        raise _err(
+            f"unknown or unsupported insutype {insutype!r}; give one of {SCHEMES}", f"险种无效: {insutype}", "insutype"
+        )
 
 
 def _month(text: str) -> dt.date:
@@ -58,36 +69,69 @@ def _month(text: str) -> dt.date:
         raise _err(f"month {text!r} is not YYYY-MM", f"月份格式应为 YYYY-MM: {text}", "period") from None
 
 
-def enrol(engine: Engine, psn_no: str, insutype: str, start: dt.date, *, reason: str = "new",
-          transfer_in_from: str | None = None) -> int:
+def enrol(
+    engine: Engine,
+    psn_no: str,
+    insutype: str,
+    start: dt.date,
+    *,
+    reason: str = "new",
+    transfer_in_from: str | None = None,
+) -> int:
     """Open an insured period (参保 / 转入); refused if one is open or overlaps.  Returns its id."""
     _scheme(insutype)
     with db.session_scope(engine, immediate=True) as s:
         _person(s, psn_no)
-        for p in s.scalars(select(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no,
-                                                       InsuredPeriod.insutype == insutype)):
+        for p in s.scalars(
+            select(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no, InsuredPeriod.insutype == insutype)
+        ):
             if p.end_date is None or p.end_date >= start:
-                raise _err(f"{psn_no} already has a period in {insutype} from {p.start_date} overlapping {start}",
-                           f"{psn_no} 在险种 {insutype} 已有与 {start} 重叠的参保期间 (自 {p.start_date})", "start_date")
-        row = InsuredPeriod(psn_no=psn_no, insutype=insutype, start_date=start, status="active", reason=reason,
-                            transfer_in_from=transfer_in_from)
+                raise _err(
+                    f"{psn_no} already has a period in {insutype} from {p.start_date} overlapping {start}",
+                    f"{psn_no} 在险种 {insutype} 已有与 {start} 重叠的参保期间 (自 {p.start_date})",
+                    "start_date",
+                )
+        row = InsuredPeriod(
+            psn_no=psn_no,
+            insutype=insutype,
+            start_date=start,
+            status="active",
+            reason=reason,
+            transfer_in_from=transfer_in_from,
+        )
         s.add(row)
         s.flush()
         return int(row.id)
 
 
-def stop(engine: Engine, psn_no: str, insutype: str, end: dt.date, *, reason: str = "stop",
-         terminate: bool = False, transfer_out_to: str | None = None) -> None:
+def stop(
+    engine: Engine,
+    psn_no: str,
+    insutype: str,
+    end: dt.date,
+    *,
+    reason: str = "stop",
+    terminate: bool = False,
+    transfer_out_to: str | None = None,
+) -> None:
     """Close the open period on ``end`` (停保; 终止 / 转出 with ``terminate`` or ``transfer_out_to``)."""
     _scheme(insutype)
     with db.session_scope(engine, immediate=True) as s:
-        p = s.scalars(select(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no, InsuredPeriod.insutype == insutype,
-                                                  InsuredPeriod.end_date.is_(None))).first()
+        p = s.scalars(
+            select(InsuredPeriod).where(
+                InsuredPeriod.psn_no == psn_no, InsuredPeriod.insutype == insutype, InsuredPeriod.end_date.is_(None)
+            )
+        ).first()
         if p is None:
-            raise _err(f"{psn_no} has no open period in {insutype}", f"{psn_no} 在险种 {insutype} 无有效参保期间", "psn_no")
+            raise _err(
+                f"{psn_no} has no open period in {insutype}", f"{psn_no} 在险种 {insutype} 无有效参保期间", "psn_no"
+            )
         if end < p.start_date:
-            raise _err(f"end {end} is before the start {p.start_date}", f"停保日期 {end} 早于参保日期 {p.start_date}",
-                       "end_date")
+            raise _err(
+                f"end {end} is before the start {p.start_date}",
+                f"停保日期 {end} 早于参保日期 {p.start_date}",
+                "end_date",
+            )
         p.end_date = end
         p.status = "terminated" if (terminate or transfer_out_to) else "suspended"
         p.reason = reason
@@ -99,27 +143,40 @@ def _region(p: Person) -> str:
 
 
 def _new_contribution(s: Session, row: Contribution) -> None:
-    dup = s.scalar(select(Contribution.id).where(Contribution.psn_no == row.psn_no,
-                                                 Contribution.insutype == row.insutype,
-                                                 Contribution.period == row.period))
+    dup = s.scalar(
+        select(Contribution.id).where(
+            Contribution.psn_no == row.psn_no, Contribution.insutype == row.insutype, Contribution.period == row.period
+        )
+    )
     if dup is not None:
-        raise _err(f"{row.psn_no} already has a contribution for {row.insutype} {row.period}",
-                   f"{row.psn_no} 已有 {row.insutype} {row.period} 的缴费记录", "period")
+        raise _err(
+            f"{row.psn_no} already has a contribution for {row.insutype} {row.period}",
+            f"{row.psn_no} 已有 {row.insutype} {row.period} 的缴费记录",
+            "period",
+        )
     s.add(row)
     s.flush()
 
 
-def pay_employee_month(engine: Engine, psn_no: str, month: str, wage_fen: int,
-                       paid_date: dt.date | None) -> Contribution:
+def pay_employee_month(
+    engine: Engine, psn_no: str, month: str, wage_fen: int, paid_date: dt.date | None
+) -> Contribution:
     """Record an employee month (职工缴费): base clamped, parts = base × rates; ``paid_date`` None = arrears."""
     first = _month(month)
     with db.session_scope(engine, immediate=True) as s:
         p = _person(s, psn_no)
         r = rules_on(load_rules(_region(p)), first).employee
         base, employer, individual = employee_parts(int(wage_fen), r)
-        row = Contribution(psn_no=psn_no, insutype=INSUTYPE_EMPLOYEE, period=month, base=base,
-                           employer_part=employer, individual_part=individual, paid_date=paid_date,
-                           synthetic=bool(p.synthetic))
+        row = Contribution(
+            psn_no=psn_no,
+            insutype=INSUTYPE_EMPLOYEE,
+            period=month,
+            base=base,
+            employer_part=employer,
+            individual_part=individual,
+            paid_date=paid_date,
+            synthetic=bool(p.synthetic),
+        )
         _new_contribution(s, row)
         s.expunge(row)
         return row
@@ -130,9 +187,15 @@ def pay_resident_year(engine: Engine, psn_no: str, year: int, paid_date: dt.date
     with db.session_scope(engine, immediate=True) as s:
         p = _person(s, psn_no)
         r = rules_on(load_rules(_region(p)), dt.date(year, 1, 1)).resident
-        row = Contribution(psn_no=psn_no, insutype=INSUTYPE_RESIDENT, period=f"{year:04d}",
-                           individual_part=r.individual_contribution, subsidy=r.government_subsidy,
-                           paid_date=paid_date, synthetic=bool(p.synthetic))
+        row = Contribution(
+            psn_no=psn_no,
+            insutype=INSUTYPE_RESIDENT,
+            period=f"{year:04d}",
+            individual_part=r.individual_contribution,
+            subsidy=r.government_subsidy,
+            paid_date=paid_date,
+            synthetic=bool(p.synthetic),
+        )
         _new_contribution(s, row)
         s.expunge(row)
         return row
@@ -143,22 +206,34 @@ def backpay(engine: Engine, psn_no: str, insutype: str, period: str, paid_date: 
     _scheme(insutype)
     with db.session_scope(engine, immediate=True) as s:
         p = _person(s, psn_no)
-        row = s.scalars(select(Contribution).where(Contribution.psn_no == psn_no, Contribution.insutype == insutype,
-                                                   Contribution.period == period)).first()
+        row = s.scalars(
+            select(Contribution).where(
+                Contribution.psn_no == psn_no, Contribution.insutype == insutype, Contribution.period == period
+            )
+        ).first()
         if row is None:
-            raise _err(f"no contribution due for {psn_no} {insutype} {period}", f"无应缴记录: {psn_no} {insutype} {period}",
-                       "period")
+            raise _err(
+                f"no contribution due for {psn_no} {insutype} {period}",
+                f"无应缴记录: {psn_no} {insutype} {period}",
+                "period",
+            )
         if row.paid_date is not None:
-            raise _err(f"{psn_no} {insutype} {period} was already paid on {row.paid_date}",
-                       f"{psn_no} {insutype} {period} 已于 {row.paid_date} 缴费", "period")
+            raise _err(
+                f"{psn_no} {insutype} {period} was already paid on {row.paid_date}",
+                f"{psn_no} {insutype} {period} 已于 {row.paid_date} 缴费",
+                "period",
+            )
         if insutype == INSUTYPE_EMPLOYEE:
             first = _month(period)
             due = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)  # due by the next month's start
             if paid_date < first:
-                raise _err(f"paid date {paid_date} is before the period {period}", f"缴费日期早于所属期 {period}", "paid_date")
+                raise _err(
+                    f"paid date {paid_date} is before the period {period}", f"缴费日期早于所属期 {period}", "paid_date"
+                )
             r = rules_on(load_rules(_region(p)), first).employee
-            row.late_fee = late_fee(row.employer_part + row.individual_part, (paid_date - due).days,
-                                    r.late_fee_daily_rate)
+            row.late_fee = late_fee(
+                row.employer_part + row.individual_part, (paid_date - due).days, r.late_fee_daily_rate
+            )
         row.paid_date = paid_date
         row.back_payment = True
         s.flush()
@@ -189,17 +264,22 @@ def set_deemed_years(engine: Engine, psn_no: str, months: int, basis: str) -> No
 
 def coverage_on(session: Session, psn_no: str, insutype: str, day: dt.date, *, region: str = "") -> Coverage | None:
     """Covered on ``day``, or the reason not; ``None`` when the check does not apply (no records, not required)."""
-    periods = list(session.scalars(select(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no,
-                                                               InsuredPeriod.insutype == insutype)
-                                   .order_by(InsuredPeriod.start_date)))
+    periods = list(
+        session.scalars(
+            select(InsuredPeriod)
+            .where(InsuredPeriod.psn_no == psn_no, InsuredPeriod.insutype == insutype)
+            .order_by(InsuredPeriod.start_date)
+        )
+    )
     rules = rules_on(load_rules(region), day)
     if not periods:
         any_rec = session.scalar(select(func.count()).select_from(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no))
         if not any_rec and not rules.enrolment.required:
             return None
     views = [PeriodView(p.start_date, p.end_date, p.status) for p in periods]
-    paid = list(session.scalars(select(Contribution).where(Contribution.psn_no == psn_no,
-                                                           Contribution.insutype == insutype)))
+    paid = list(
+        session.scalars(select(Contribution).where(Contribution.psn_no == psn_no, Contribution.insutype == insutype))
+    )
     waiting_until = None
     if insutype == INSUTYPE_RESIDENT:
         r = rules.resident
@@ -227,8 +307,11 @@ def require_coverage(session: Session, person: Person, day: dt.date) -> None:
         return
     cov = coverage_on(session, person.psn_no, person.insutype, day, region=person.insuplc_admdvs or "")
     if cov is not None and not cov.covered:
-        raise ClaimRejected(f"{person.psn_no} is not covered: {cov.message_en} ({cov.reason})",
-                            f"{person.psn_no} 无待遇资格: {cov.message_zh}", field="psn_no")
+        raise ClaimRejected(
+            f"{person.psn_no} is not covered: {cov.message_en} ({cov.reason})",
+            f"{person.psn_no} 无待遇资格: {cov.message_zh}",
+            field="psn_no",
+        )
 
 
 # 人员参保状态 (psn_insu_stas) codes of the national dictionary, as far as we know them (uncertain: not in the spec):
@@ -238,9 +321,13 @@ INSU_STATE_CODES = {"active": "1", "suspended": "2", "terminated": "4"}
 
 def insured_state(session: Session, psn_no: str, insutype: str, day: dt.date) -> dict | None:
     """1101's insured-state fields (psn_insu_stas, psn_insu_date, paus_insu_date) from the periods; None without any."""
-    periods = list(session.scalars(select(InsuredPeriod).where(InsuredPeriod.psn_no == psn_no,
-                                                               InsuredPeriod.insutype == insutype)
-                                   .order_by(InsuredPeriod.start_date)))
+    periods = list(
+        session.scalars(
+            select(InsuredPeriod)
+            .where(InsuredPeriod.psn_no == psn_no, InsuredPeriod.insutype == insutype)
+            .order_by(InsuredPeriod.start_date)
+        )
+    )
     started = [p for p in periods if p.start_date <= day]
     if not started:
         return None

@@ -21,7 +21,9 @@ router = APIRouter(prefix="/api/v1/ltc", tags=["ltc 长护险"])
 
 
 def _http(exc: YibaoError) -> HTTPException:
-    return HTTPException(400, {"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field})
+    return HTTPException(
+        400, {"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field}
+    )
 
 
 @lru_cache(maxsize=1)
@@ -67,8 +69,17 @@ class SettleIn(BaseModel):
 
 
 def _claim(c) -> dict:
-    return {"recipient_id": c.recipient_id, "month": c.month.strftime("%Y-%m"), "grade": c.grade, "setting": c.setting,
-            "days": c.days, "cost_fen": c.cost_fen, "fund_fen": c.fund_fen, "person_fen": c.person_fen, "source_split": c.source_split}
+    return {
+        "recipient_id": c.recipient_id,
+        "month": c.month.strftime("%Y-%m"),
+        "grade": c.grade,
+        "setting": c.setting,
+        "days": c.days,
+        "cost_fen": c.cost_fen,
+        "fund_fen": c.fund_fen,
+        "person_fen": c.person_fen,
+        "source_split": c.source_split,
+    }
 
 
 @router.post("/assessments")
@@ -79,8 +90,13 @@ def post_assessment(body: AssessIn, engine=Depends(get_engine)) -> dict:
         a = assess(engine, body.psn_no, body.assessor_institution, body.assessed_on, body.scores, body.region)
     except YibaoError as exc:
         raise _http(exc) from exc
-    return {"psn_no": a.psn_no, "total_score": a.total_score, "grade": a.grade,
-            "effective_from": a.effective_from.isoformat(), "valid_until": a.valid_until.isoformat()}
+    return {
+        "psn_no": a.psn_no,
+        "total_score": a.total_score,
+        "grade": a.grade,
+        "effective_from": a.effective_from.isoformat(),
+        "valid_until": a.valid_until.isoformat(),
+    }
 
 
 @router.post("/recipients")
@@ -88,7 +104,9 @@ def post_recipient(body: EnrolIn, engine=Depends(get_engine)) -> dict:
     from yibao.ltc.service import enrol
 
     try:
-        r = enrol(engine, body.psn_no, body.setting, body.care_institution, body.start_month, body.end_month, body.region)
+        r = enrol(
+            engine, body.psn_no, body.setting, body.care_institution, body.start_month, body.end_month, body.region
+        )
     except YibaoError as exc:
         raise _http(exc) from exc
     return {"psn_no": r.psn_no, "setting": r.setting, "start_month": r.start_month.isoformat()}
@@ -99,7 +117,9 @@ def post_services(body: ServicesIn, engine=Depends(get_engine)) -> dict:
     from yibao.ltc.service import record_services
 
     try:
-        rec = record_services(engine, body.psn_no, body.month, body.institution, body.days, body.cost_fen, body.services)
+        rec = record_services(
+            engine, body.psn_no, body.month, body.institution, body.days, body.cost_fen, body.services
+        )
     except YibaoError as exc:
         raise _http(exc) from exc
     return {"psn_no": body.psn_no, "month": rec.month.strftime("%Y-%m"), "days": rec.days}
@@ -110,7 +130,9 @@ def post_settle(body: SettleIn, engine=Depends(get_engine)) -> dict:
     from yibao.ltc.service import settle_month, settle_month_all
 
     try:
-        claims = [settle_month(engine, body.psn_no, body.month)] if body.psn_no else settle_month_all(engine, body.month)
+        claims = (
+            [settle_month(engine, body.psn_no, body.month)] if body.psn_no else settle_month_all(engine, body.month)
+        )
     except YibaoError as exc:
         raise _http(exc) from exc
     return {"claims": [_claim(c) for c in claims]}
@@ -123,7 +145,9 @@ def get_recipient(psn_no: str, engine=Depends(get_engine)) -> dict:
     try:
         return show(engine, psn_no)
     except YibaoError as exc:
-        raise HTTPException(404, {"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field}) from exc
+        raise HTTPException(
+            404, {"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field}
+        ) from exc
 
 
 @router.get("/funding/{region}")

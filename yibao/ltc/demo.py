@@ -32,5 +32,7 @@ def demo_ltc(engine: Engine, seed: int, n: int = 12) -> int:
             continue
         setting = rng.choice(rules.settings)
         svc.enrol(engine, psn, setting, "SYN-CARE01", dt.date(2022, 2, 1))
-        svc.record_services(engine, psn, DEMO_MONTH, "SYN-CARE01", rng.randint(10, 31), rng.randint(50_000, 400_000), ["synthetic"])
+        svc.record_services(
+            engine, psn, DEMO_MONTH, "SYN-CARE01", rng.randint(10, 31), rng.randint(50_000, 400_000), ["synthetic"]
+        )
     return len(svc.settle_month_all(engine, DEMO_MONTH))

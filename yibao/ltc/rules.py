@@ -75,10 +75,14 @@ def grade_of(rules: LtcRules, scores: dict[str, int]) -> tuple[int, str]:
     """Total score and grade (失能等级) from the scores per first-level indicator."""
     dims = rules.assessment.dimensions
     if set(scores) != set(dims):
-        raise ClaimRejected(f"scores must be given for exactly {sorted(dims)}", f"评估得分须包含 {sorted(dims)}", field="scores")
+        raise ClaimRejected(
+            f"scores must be given for exactly {sorted(dims)}", f"评估得分须包含 {sorted(dims)}", field="scores"
+        )
     for k, v in scores.items():
         if not (0 <= int(v) <= dims[k]):
-            raise ClaimRejected(f"score {k}={v} outside 0..{dims[k]}", f"评估得分 {k}={v} 超出 0..{dims[k]}", field="scores")
+            raise ClaimRejected(
+                f"score {k}={v} outside 0..{dims[k]}", f"评估得分 {k}={v} 超出 0..{dims[k]}", field="scores"
+            )
     total = sum(int(v) for v in scores.values())
     grade = rules.assessment.bands[0].grade
     for b in rules.assessment.bands:
@@ -92,7 +96,9 @@ def _payment(rules: LtcRules, grade: str, setting: str) -> Payment:
         raise ClaimRejected(f"unknown care setting {setting!r}", f"护理方式 {setting!r} 无效", field="setting")
     p = rules.payment.get(grade, {}).get(setting)
     if p is None:
-        raise ClaimRejected(f"grade {grade!r} has no {setting} benefit", f"失能等级 {grade!r} 无此护理方式待遇", field="grade")
+        raise ClaimRejected(
+            f"grade {grade!r} has no {setting} benefit", f"失能等级 {grade!r} 无此护理方式待遇", field="grade"
+        )
     return p
 
 
@@ -108,20 +114,35 @@ def split_funding(rules: LtcRules, fund_fen: int) -> dict[str, int]:
     return out
 
 
-def settle_amounts(rules: LtcRules, grade: str, setting: str, days: int, days_in_month: int, cost_fen: int) -> dict[str, int]:
+def settle_amounts(
+    rules: LtcRules, grade: str, setting: str, days: int, days_in_month: int, cost_fen: int
+) -> dict[str, int]:
     """Fund pays ``min(cost × ratio, limit pro rata by days)``; the person pays the rest."""
     if cost_fen < 0:
         raise ClaimRejected("care cost must not be negative", "护理费用不能为负", field="cost")
     if not (0 <= days <= days_in_month):
-        raise ClaimRejected("days of care must be between 0 and the days of the month", "护理天数超出当月天数", field="days")
+        raise ClaimRejected(
+            "days of care must be between 0 and the days of the month", "护理天数超出当月天数", field="days"
+        )
     p = _payment(rules, grade, setting)
     limit = pro_rata_fen(p.monthly_limit, days, days_in_month)
     fund = min(apply_rate(cost_fen, p.fund_ratio), limit)
-    return {"cost": cost_fen, "fund": fund, "person": cost_fen - fund, **{f"src_{k}": v for k, v in split_funding(rules, fund).items()}}
+    return {
+        "cost": cost_fen,
+        "fund": fund,
+        "person": cost_fen - fund,
+        **{f"src_{k}": v for k, v in split_funding(rules, fund).items()},
+    }
 
 
-def settle_amounts_batch(rules: LtcRules, grades: list[str], settings: list[str], days: np.ndarray,
-                         days_in_month: np.ndarray, cost_fen: np.ndarray) -> dict[str, np.ndarray]:
+def settle_amounts_batch(
+    rules: LtcRules,
+    grades: list[str],
+    settings: list[str],
+    days: np.ndarray,
+    days_in_month: np.ndarray,
+    cost_fen: np.ndarray,
+) -> dict[str, np.ndarray]:
     """Vectorised :func:`settle_amounts` over many recipient-months (same rounding, same refusals)."""
     days = np.asarray(days, dtype=np.int64)
     dim = np.asarray(days_in_month, dtype=np.int64)
@@ -129,7 +150,9 @@ def settle_amounts_batch(rules: LtcRules, grades: list[str], settings: list[str]
     if (cost < 0).any():
         raise ClaimRejected("care cost must not be negative", "护理费用不能为负", field="cost")
     if ((days < 0) | (days > dim)).any():
-        raise ClaimRejected("days of care must be between 0 and the days of the month", "护理天数超出当月天数", field="days")
+        raise ClaimRejected(
+            "days of care must be between 0 and the days of the month", "护理天数超出当月天数", field="days"
+        )
     pays = [_payment(rules, g, s) for g, s in zip(grades, settings)]
     limit_m = np.array([p.monthly_limit for p in pays], dtype=np.int64)
     ratio = np.array([p.fund_ratio for p in pays], dtype=np.int64)

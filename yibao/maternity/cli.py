@@ -26,7 +26,9 @@ def allowance(
     kind: str = typer.Option("birth", help="birth (生育) / difficult_birth (难产) / miscarriage (流产)"),
     babies: int = typer.Option(1, help="Babies born (多胞胎)"),
     weeks: int = typer.Option(None, help="Weeks of pregnancy (流产 only)"),
-    wage: str = typer.Option(..., help="Employer's average monthly contribution wage, yuan (用人单位职工月平均缴费工资)"),
+    wage: str = typer.Option(
+        ..., help="Employer's average monthly contribution wage, yuan (用人单位职工月平均缴费工资)"
+    ),
     months: int = typer.Option(..., help="Months of maternity contributions before the event (缴费月数)"),
 ) -> None:
     """Days and amount of the allowance: average wage / 30 × days (rule figures from the policy file)."""

@@ -37,8 +37,12 @@ def _configure(**kw) -> None:
 
 def run_migrations_offline() -> None:
     url = _url()
-    _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"},
-               render_as_batch=url.get_backend_name() == "sqlite")
+    _configure(
+        url=url,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        render_as_batch=url.get_backend_name() == "sqlite",
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -23,7 +23,10 @@ router = APIRouter(prefix="/api/v1/payment", tags=["payment"])
 
 
 def _error(exc: YibaoError) -> HTTPException:
-    return HTTPException(status_code=400, detail={"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field})
+    return HTTPException(
+        status_code=400,
+        detail={"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field},
+    )
 
 
 @lru_cache(maxsize=4)
@@ -51,7 +54,9 @@ class DrgCaseIn(BaseModel):
     ipt_days: Optional[int] = Field(None, description="住院天数 length of stay")
     main_diag: str = Field("", description="主要诊断 principal diagnosis (医保版 ICD-10 2.0)")
     other_diags: list[str] = Field(default_factory=list, description="其他诊断 secondary diagnoses")
-    oprns: list[str] = Field(default_factory=list, description="手术操作 procedures, principal first (医保版 ICD-9-CM-3 2.0)")
+    oprns: list[str] = Field(
+        default_factory=list, description="手术操作 procedures, principal first (医保版 ICD-9-CM-3 2.0)"
+    )
 
 
 class DrgOut(BaseModel):
@@ -67,7 +72,9 @@ class DrgOut(BaseModel):
 
 
 def _out(s, r) -> DrgOut:
-    rw = None if r.rw_e4 is None or (not isinstance(r.rw_e4, int) and r.rw_e4 != r.rw_e4) else f"{int(r.rw_e4) / E4:.4f}"
+    rw = (
+        None if r.rw_e4 is None or (not isinstance(r.rw_e4, int) and r.rw_e4 != r.rw_e4) else f"{int(r.rw_e4) / E4:.4f}"
+    )
     return DrgOut(case_id=r.case_id, mdc=r.mdc, adrg=r.adrg, drg=r.drg, status=r.status, severity=r.severity, rw=rw,
                   path=list(getattr(r, "path", ()) or ()), scheme=f"{s.name} {s.version}")  # fmt: skip
 
@@ -91,7 +98,7 @@ def drg_group(body: DrgCaseIn, explain: bool = False, scheme: Optional[str] = No
         raise _error(exc) from None
     r = s.group(**body.model_dump(), explain=explain)
     if r.status.startswith("refused: "):
-        reason = r.status[len("refused: "):]
+        reason = r.status[len("refused: ") :]
         raise HTTPException(status_code=400, detail={"code": "E_DRG_INPUT", "message_en": reason, "message_zh": reason,
                                                      "field": reason.split(":", 1)[0]})  # fmt: skip
     return _out(s, r)
@@ -172,7 +179,14 @@ def dip_case_points(body: DipCaseIn, request: Request, params: str = "example-ci
         for c in body.oprn_codg:
             if c not in _known_procedures():
                 check_procedure(c, "oprn_codg")
-        k = case_keys(body.dise_codg, body.other_dise_codg, body.oprn_codg, p, CodeTables.default(), diagnosis_level=cat.diagnosis_level)
+        k = case_keys(
+            body.dise_codg,
+            body.other_dise_codg,
+            body.oprn_codg,
+            p,
+            CodeTables.default(),
+            diagnosis_level=cat.diagnosis_level,
+        )
         g = cat.match(k.dx_key, k.proc_key, k.dx_cat, k.dx_chapter, k.proc_type)
         cp = case_points(body.medfee_sumamt, g, cat, p, p.coef_e4(body.age, k.sev_score, body.hosp_lv))
     except YibaoError as exc:

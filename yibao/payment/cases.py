@@ -108,7 +108,13 @@ def _lit(s: str) -> str:
     return "'" + str(s).replace("'", "''") + "'"
 
 
-def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types: tuple[str, ...] = (MED_TYPE_INPATIENT,), admdvs_prefix: str = "") -> str:
+def case_view_sql(
+    data_dir: Path,
+    params: DipParams | None = None,
+    *,
+    med_types: tuple[str, ...] = (MED_TYPE_INPATIENT,),
+    admdvs_prefix: str = "",
+) -> str:
     """SQL of the case view over a directory of contract Parquet tables (see module docstring).
 
     Needs ``encounter``, ``institution``, ``person`` and ``settlement`` (cancelled
@@ -117,7 +123,9 @@ def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types:
     """
     if params is not None:
         med_types, admdvs_prefix = tuple(params.scope.med_types), params.scope.institution_admdvs_prefix
-    manifest.check(Path(data_dir), ("encounter", "institution", "person"), optional=("settlement", "fee_detail"))  # no mixed or stale tables
+    manifest.check(
+        Path(data_dir), ("encounter", "institution", "person"), optional=("settlement", "fee_detail")
+    )  # no mixed or stale tables
     mts = ", ".join(_lit(m) for m in med_types)
     try:
         setl = f"(SELECT * FROM {_src(data_dir, 'settlement')} WHERE NOT refd_setl_flag)"
@@ -137,9 +145,9 @@ def case_view_sql(data_dir: Path, params: DipParams | None = None, *, med_types:
            p.gend, e.dise_codg, e.other_dise_codg, e.oprn_codg,
            s.medfee_sumamt, s.psn_part_amt, s.hifp_pay, s.fund_pay_sumamt - s.hifp_pay AS oth_fund_amt,
            e.synthetic
-    FROM {_src(data_dir, 'encounter')} e
-    JOIN {_src(data_dir, 'institution')} i USING (fixmedins_code)
-    LEFT JOIN {_src(data_dir, 'person')} p USING (psn_no)
+    FROM {_src(data_dir, "encounter")} e
+    JOIN {_src(data_dir, "institution")} i USING (fixmedins_code)
+    LEFT JOIN {_src(data_dir, "person")} p USING (psn_no)
     LEFT JOIN {setl} s USING (mdtrt_id)
     WHERE e.med_type IN ({mts}) AND starts_with(i.admdvs, {_lit(admdvs_prefix)})
     """
@@ -204,7 +212,14 @@ def _default_codes() -> CodeTables:
 
 def _examples(con, rel: str, where: str, limit: int = 3) -> tuple[int, list[str]]:
     n = con.execute(f"SELECT count(*) FROM {rel} WHERE {where}").fetchall()[0][0]
-    ids = [r[0] for r in con.execute(f"SELECT mdtrt_id FROM {rel} WHERE {where} ORDER BY mdtrt_id LIMIT {limit}").fetchall()] if n else []
+    ids = (
+        [
+            r[0]
+            for r in con.execute(f"SELECT mdtrt_id FROM {rel} WHERE {where} ORDER BY mdtrt_id LIMIT {limit}").fetchall()
+        ]
+        if n
+        else []
+    )
     return n, ids
 
 
@@ -217,17 +232,45 @@ def validate_cases(con: duckdb.DuckDBPyConnection, rel: str, codes: CodeTables, 
     """Refuse the whole batch (nothing is written) if any case is bad; the error names the field."""
     checks = [
         ("dise_codg", "dise_codg IS NULL OR trim(dise_codg) = ''", "missing principal diagnosis", "缺少主要诊断"),
-        ("endtime", "endtime IS NULL OR begntime IS NULL OR endtime < begntime", "discharge before admission (or no dates)", "出院时间早于入院时间(或缺少时间)"),
+        (
+            "endtime",
+            "endtime IS NULL OR begntime IS NULL OR endtime < begntime",
+            "discharge before admission (or no dates)",
+            "出院时间早于入院时间(或缺少时间)",
+        ),
         ("fixmedins_code", "fixmedins_code IS NULL OR fixmedins_code = ''", "no institution", "缺少定点医疗机构"),
     ]
     if need_amounts:
-        checks.append(("medfee_sumamt", "medfee_sumamt IS NULL", "no settlement for the case (total cost unknown)", "病例无结算记录(医疗费总额未知)"))
-        checks.append(("psn_part_amt", "psn_part_amt IS NULL OR hifp_pay IS NULL OR oth_fund_amt IS NULL", "no settlement shares for the case (settle the year first)", "病例无结算分担金额(请先结算)"))
+        checks.append(
+            (
+                "medfee_sumamt",
+                "medfee_sumamt IS NULL",
+                "no settlement for the case (total cost unknown)",
+                "病例无结算记录(医疗费总额未知)",
+            )
+        )
+        checks.append(
+            (
+                "psn_part_amt",
+                "psn_part_amt IS NULL OR hifp_pay IS NULL OR oth_fund_amt IS NULL",
+                "no settlement shares for the case (settle the year first)",
+                "病例无结算分担金额(请先结算)",
+            )
+        )
         for a in AMOUNTS:
             checks.append((a, f"{a} < 0", f"negative amount in {a}", f"{a} 为负数"))
     else:
-        checks.append(("medfee_sumamt", "medfee_sumamt IS NULL OR medfee_sumamt < 0", "negative or missing cost", "医疗费总额为负数或缺失"))
-    counts = con.execute("SELECT " + ", ".join(f"count_if({w})" for _, w, _, _ in checks) + f" FROM {rel}").fetchall()[0]  # one scan
+        checks.append(
+            (
+                "medfee_sumamt",
+                "medfee_sumamt IS NULL OR medfee_sumamt < 0",
+                "negative or missing cost",
+                "医疗费总额为负数或缺失",
+            )
+        )
+    counts = con.execute("SELECT " + ", ".join(f"count_if({w})" for _, w, _, _ in checks) + f" FROM {rel}").fetchall()[
+        0
+    ]  # one scan
     for (field, where, en, zh), n in zip(checks, counts):
         if n:
             n, ids = _examples(con, rel, where)
@@ -239,16 +282,38 @@ def validate_cases(con: duckdb.DuckDBPyConnection, rel: str, codes: CodeTables, 
     bad = sorted(c for c in dx if not national.is_valid_diagnosis(c, systems))
     if bad:
         n, ids = _examples(con, rel, f"dise_codg IN ({', '.join(_lit(c) for c in bad[:1000])})")
-        raise _refuse("dise_codg", n, ids, f"unknown principal diagnosis {bad[:5]} (not in {names})", f"主要诊断编码不在 {names} 中 {bad[:5]}")
-    other = {c for r in con.execute(f"SELECT DISTINCT other_dise_codg FROM {rel}").fetchall() for c in (r[0] or "").split(";")}
+        raise _refuse(
+            "dise_codg",
+            n,
+            ids,
+            f"unknown principal diagnosis {bad[:5]} (not in {names})",
+            f"主要诊断编码不在 {names} 中 {bad[:5]}",
+        )
+    other = {
+        c
+        for r in con.execute(f"SELECT DISTINCT other_dise_codg FROM {rel}").fetchall()
+        for c in (r[0] or "").split(";")
+    }
     bad = sorted(c for c in other if c and not national.is_valid_diagnosis(c, systems))
     if bad:
-        n, ids = _examples(con, rel, f"list_has_any(string_split(other_dise_codg, ';'), [{', '.join(_lit(c) for c in bad[:1000])}])")
-        raise _refuse("other_dise_codg", n, ids, f"unknown secondary diagnosis {bad[:5]} (not in {names})", f"次要诊断编码不在 {names} 中 {bad[:5]}")
-    procs = {c for r in con.execute(f"SELECT DISTINCT oprn_codg FROM {rel}").fetchall() for c in (r[0] or "").split(";")}
+        n, ids = _examples(
+            con, rel, f"list_has_any(string_split(other_dise_codg, ';'), [{', '.join(_lit(c) for c in bad[:1000])}])"
+        )
+        raise _refuse(
+            "other_dise_codg",
+            n,
+            ids,
+            f"unknown secondary diagnosis {bad[:5]} (not in {names})",
+            f"次要诊断编码不在 {names} 中 {bad[:5]}",
+        )
+    procs = {
+        c for r in con.execute(f"SELECT DISTINCT oprn_codg FROM {rel}").fetchall() for c in (r[0] or "").split(";")
+    }
     bad = sorted(c for c in procs if c and not codes.is_known_procedure(c))
     if bad:
-        n, ids = _examples(con, rel, f"list_has_any(string_split(oprn_codg, ';'), [{', '.join(_lit(c) for c in bad[:1000])}])")
+        n, ids = _examples(
+            con, rel, f"list_has_any(string_split(oprn_codg, ';'), [{', '.join(_lit(c) for c in bad[:1000])}])"
+        )
         raise _refuse("oprn_codg", n, ids, f"unknown procedure codes {bad[:5]} (not in 医保版 ICD-9-CM-3 2.0 nor the procedure list)",
                       f"手术操作编码不在医保版 ICD-9-CM-3 2.0 及手术操作表中 {bad[:5]}")  # fmt: skip
 
@@ -294,10 +359,28 @@ def _dx_key(code: str, level: str) -> str:
 
 SLIM_COLUMNS = ("mdtrt_id", "fixmedins_code", "hosp_lv", "dept_code", "setl_month", "endtime", "medfee_sumamt", "psn_part_amt", "hifp_pay",
                 "oth_fund_amt", "synthetic")  # fmt: skip
-KEY_COLUMNS = ("proc_key", "dx_key", "dx_cat", "dx_chapter", "proc_type", "sev_score", "age_band", "sev_band", "coef_e4")
+KEY_COLUMNS = (
+    "proc_key",
+    "dx_key",
+    "dx_cat",
+    "dx_chapter",
+    "proc_type",
+    "sev_score",
+    "age_band",
+    "sev_band",
+    "coef_e4",
+)
 
 
-def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: CodeTables, name: str = "dip_cases", *, detail: bool = True) -> str:
+def enrich(
+    con: duckdb.DuckDBPyConnection,
+    rel: str,
+    params: DipParams,
+    codes: CodeTables,
+    name: str = "dip_cases",
+    *,
+    detail: bool = True,
+) -> str:
     """Create temp table ``name``: the cases with their grouping keys and coefficient.
 
     Added columns: ``dx_key`` (principal diagnosis at the catalog's level),
@@ -332,13 +415,20 @@ def enrich(con: duckdb.DuckDBPyConnection, rel: str, params: DipParams, codes: C
         "other_dise_codg": od,
         "sev_score": [sum(params.severity_weight(_canon(c, codes.dx_systems)) for c in {x for x in o.split(";") if x}) for o in od],
     })  # fmt: skip
-    coef = pa.table(dict(zip(("age_band", "sev_band", "hosp_lv", "coef_e4"), map(list, zip(*params.combined_coefficients())))))
+    coef = pa.table(
+        dict(zip(("age_band", "sev_band", "hosp_lv", "coef_e4"), map(list, zip(*params.combined_coefficients()))))
+    )
     for n_, t in (("_dx_attr", dx_attr), ("_proc_attr", proc_attr), ("_sev_attr", sev_attr), ("_coef", coef)):
         con.register(n_, t)
     cols = tuple(r[0] for r in con.execute(f"DESCRIBE {rel}").fetchall())
-    age_case = " ".join(f"WHEN c.age BETWEEN {b.min} AND {b.max} THEN {i}" for i, b in enumerate(params.coefficients.age, start=1))
+    age_case = " ".join(
+        f"WHEN c.age BETWEEN {b.min} AND {b.max} THEN {i}" for i, b in enumerate(params.coefficients.age, start=1)
+    )
     age_expr = f"CASE {age_case} ELSE 0 END" if age_case else "0"
-    sev_case = " ".join(f"WHEN s.sev_score >= {b.min_score} THEN {i}" for i, b in reversed(list(enumerate(params.coefficients.severity.bands, start=1))))
+    sev_case = " ".join(
+        f"WHEN s.sev_score >= {b.min_score} THEN {i}"
+        for i, b in reversed(list(enumerate(params.coefficients.severity.bands, start=1)))
+    )
     sev_expr = f"CASE {sev_case} ELSE 0 END" if sev_case else "0"
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE {name} AS
@@ -370,8 +460,20 @@ def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes:
     else:
         con.register("_raw_cases_in", source)
         con.execute("CREATE OR REPLACE TEMP VIEW _raw_cases AS SELECT * FROM _raw_cases_in")
-    need = ["mdtrt_id", "fixmedins_code", "hosp_lv", "dept_code", "begntime", "endtime", "setl_month", "age",
-            "dise_codg", "other_dise_codg", "oprn_codg", "medfee_sumamt"] + (list(AMOUNTS) if need_amounts else [])
+    need = [
+        "mdtrt_id",
+        "fixmedins_code",
+        "hosp_lv",
+        "dept_code",
+        "begntime",
+        "endtime",
+        "setl_month",
+        "age",
+        "dise_codg",
+        "other_dise_codg",
+        "oprn_codg",
+        "medfee_sumamt",
+    ] + (list(AMOUNTS) if need_amounts else [])
     missing = [c for c in need if c not in
                [r[0] for r in con.execute("DESCRIBE _raw_cases").fetchall()]]  # fmt: skip
     if missing:
@@ -390,7 +492,15 @@ class CaseKeys:
     sev_score: int
 
 
-def case_keys(dise_codg: str, other_dise_codg, oprn_codg, params: DipParams, codes: CodeTables, *, diagnosis_level: str | None = None) -> CaseKeys:
+def case_keys(
+    dise_codg: str,
+    other_dise_codg,
+    oprn_codg,
+    params: DipParams,
+    codes: CodeTables,
+    *,
+    diagnosis_level: str | None = None,
+) -> CaseKeys:
     """The grouping keys of one case (scalar twin of :func:`enrich`); codes must already be valid."""
     split = (lambda v: [x for x in v.split(";") if x]) if isinstance(other_dise_codg, str) else list
     systems = tuple(params.coding.diagnosis_systems)

@@ -63,7 +63,9 @@ def round_div(num: int, den: int) -> int:
 
 def round_div_sql(num: str, den: str) -> str:
     """SQL of :func:`round_div` in HUGEINT (DuckDB's ``//`` truncates, so work on the absolute value)."""
-    return f"(sign({num}) * ((2 * abs(CAST({num} AS HUGEINT)) + CAST({den} AS HUGEINT)) // (2 * CAST({den} AS HUGEINT))))"
+    return (
+        f"(sign({num}) * ((2 * abs(CAST({num} AS HUGEINT)) + CAST({den} AS HUGEINT)) // (2 * CAST({den} AS HUGEINT))))"
+    )
 
 
 @dataclass
@@ -89,7 +91,9 @@ class Catalog:
     def group(self, code: str) -> dict:
         rows = self.groups.filter(pa.compute.equal(self.groups["group_code"], code)).to_pylist()
         if not rows:
-            raise CodeTableError(f"DIP group {code!r} is not in catalog {self.version}", f"病种 {code!r} 不在目录中", field="group_code")
+            raise CodeTableError(
+                f"DIP group {code!r} is not in catalog {self.version}", f"病种 {code!r} 不在目录中", field="group_code"
+            )
         return rows[0]
 
     # --- matching one case (scalar path) -----------------------------------
@@ -97,7 +101,11 @@ class Catalog:
     def match(self, dx_key: str, proc_key: str, dx_cat: str, dx_chapter: str, proc_type: str) -> dict | None:
         """The group of one case: the core combination, else the category pool, else the chapter pool, else None."""
         idx = self._index()
-        return idx.get(("combination", dx_key, proc_key)) or idx.get(("category", dx_cat, proc_type)) or idx.get(("chapter", dx_chapter, proc_type))
+        return (
+            idx.get(("combination", dx_key, proc_key))
+            or idx.get(("category", dx_cat, proc_type))
+            or idx.get(("chapter", dx_chapter, proc_type))
+        )
 
     def _index(self) -> dict:
         if getattr(self, "_idx", None) is None:
@@ -126,7 +134,8 @@ class Catalog:
             "built": self.built,
         }
         (out_dir / "catalog.yaml").write_text(
-            "# DIP catalog (病种目录库). Money in yuan, points to 4 decimals.\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False),
+            "# DIP catalog (病种目录库). Money in yuan, points to 4 decimals.\n"
+            + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False),
             encoding="utf-8",
         )
         buf = io.StringIO()
@@ -158,39 +167,78 @@ class Catalog:
             elif "overall_mean_cost" in meta:
                 n, total = 1, yuan_to_fen(str(meta["overall_mean_cost"]))
             else:
-                raise CodeTableError(f"{mf}: give n_cases and total_cost, or overall_mean_cost", f"{mf}: 缺少总体均值", field="overall_mean_cost")
+                raise CodeTableError(
+                    f"{mf}: give n_cases and total_cost, or overall_mean_cost",
+                    f"{mf}: 缺少总体均值",
+                    field="overall_mean_cost",
+                )
         except (InvalidOperation, ValueError) as exc:
             raise CodeTableError(f"{mf}: {exc}", f"{mf}: 数值无效", field="catalog") from None
         if n <= 0 or total <= 0 or scale_e4 <= 0:
-            raise CodeTableError(f"{mf}: n_cases, total_cost and scale must be positive", f"{mf}: 数值必须为正", field="total_cost")
+            raise CodeTableError(
+                f"{mf}: n_cases, total_cost and scale must be positive", f"{mf}: 数值必须为正", field="total_cost"
+            )
         if meta["diagnosis_level"] not in ("subcategory", "category"):
-            raise CodeTableError(f"{mf}: diagnosis_level must be subcategory or category", f"{mf}: 诊断层级无效", field="diagnosis_level")
+            raise CodeTableError(
+                f"{mf}: diagnosis_level must be subcategory or category", f"{mf}: 诊断层级无效", field="diagnosis_level"
+            )
         from yibao.codes._table import read_csv, table_error
 
         rows, seen = [], {}
-        for line, r in read_csv(gf, ("group_code", "kind", "dx_key", "proc_key", "proc_type", "points"), optional=("level", "n_cases", "mean_cost")):
+        for line, r in read_csv(
+            gf,
+            ("group_code", "kind", "dx_key", "proc_key", "proc_type", "points"),
+            optional=("level", "n_cases", "mean_cost"),
+        ):
             key = f"group_code={r['group_code']!r}"
             if not r["group_code"] or r["group_code"] in seen:
-                raise table_error(gf, "empty or duplicate group code", "病种编码为空或重复", line=line, key=key, field="group_code")
+                raise table_error(
+                    gf, "empty or duplicate group code", "病种编码为空或重复", line=line, key=key, field="group_code"
+                )
             if r["kind"] not in KINDS:
                 raise table_error(gf, f"kind must be one of {KINDS}", "病种类型无效", line=line, key=key, field="kind")
             level = r["level"] or ("combination" if r["kind"] == "core" else "category")
             if level not in LEVELS or (r["kind"] == "core") != (level == "combination"):
-                raise table_error(gf, f"level {level!r} does not fit kind {r['kind']!r}", "层级与类型不符", line=line, key=key, field="level")
+                raise table_error(
+                    gf,
+                    f"level {level!r} does not fit kind {r['kind']!r}",
+                    "层级与类型不符",
+                    line=line,
+                    key=key,
+                    field="level",
+                )
             if r["proc_type"] not in PROC_TYPES:
-                raise table_error(gf, f"proc_type must be one of {PROC_TYPES}", "操作类型无效", line=line, key=key, field="proc_type")
+                raise table_error(
+                    gf, f"proc_type must be one of {PROC_TYPES}", "操作类型无效", line=line, key=key, field="proc_type"
+                )
             try:
                 pts = Decimal(r["points"]) * E4
                 if pts != pts.to_integral_value() or pts <= 0:
                     raise InvalidOperation
             except InvalidOperation:
-                raise table_error(gf, f"points {r['points']!r} must be positive with at most 4 decimals", "分值无效", line=line, key=key, field="points") from None
+                raise table_error(
+                    gf,
+                    f"points {r['points']!r} must be positive with at most 4 decimals",
+                    "分值无效",
+                    line=line,
+                    key=key,
+                    field="points",
+                ) from None
             try:
                 mean = yuan_to_fen(r["mean_cost"]) if r["mean_cost"] else round_div(int(pts) * total, scale_e4 * n)
             except ValueError:
-                raise table_error(gf, f"mean_cost {r['mean_cost']!r} is not a yuan amount", "次均费用无效", line=line, key=key, field="mean_cost") from None
+                raise table_error(
+                    gf,
+                    f"mean_cost {r['mean_cost']!r} is not a yuan amount",
+                    "次均费用无效",
+                    line=line,
+                    key=key,
+                    field="mean_cost",
+                ) from None
             if mean <= 0:
-                raise table_error(gf, "mean cost must be positive", "次均费用必须为正", line=line, key=key, field="mean_cost")
+                raise table_error(
+                    gf, "mean cost must be positive", "次均费用必须为正", line=line, key=key, field="mean_cost"
+                )
             seen[r["group_code"]] = line
             rows.append({"group_code": r["group_code"], "kind": r["kind"], "level": level, "dx_key": r["dx_key"],
                          "proc_key": r["proc_key"] if level == "combination" else "", "proc_type": r["proc_type"],
@@ -211,7 +259,9 @@ def build_catalog(con: duckdb.DuckDBPyConnection, cases: str, params: DipParams,
     cp = params.catalog
     n_all, sum_all = con.execute(f"SELECT count(*), coalesce(sum(medfee_sumamt), 0) FROM {cases}").fetchall()[0]
     if not n_all or not sum_all:
-        raise CodeTableError("no cases (or zero total cost) to build a DIP catalog from", "无可用于建立目录的病例", field="cases")
+        raise CodeTableError(
+            "no cases (or zero total cost) to build a DIP catalog from", "无可用于建立目录的病例", field="cases"
+        )
     pts = round_div_sql(f"CAST(s AS HUGEINT) * {int(n_all)} * {cp.scale_e4}", f"CAST(n AS HUGEINT) * {int(sum_all)}")
     mean = round_div_sql("s", "n")
     sql = f"""
@@ -242,8 +292,16 @@ def build_catalog(con: duckdb.DuckDBPyConnection, cases: str, params: DipParams,
     groups = con.sql(sql).to_arrow_table().cast(GROUPS_SCHEMA)
     if synthetic is None:
         cols = [r[0] for r in con.execute(f"DESCRIBE {cases}").fetchall()]
-        synthetic = bool(con.execute(f"SELECT bool_and(synthetic) FROM {cases}").fetchall()[0][0]) if "synthetic" in cols else False
-    years = [r[0] for r in con.execute(f"SELECT DISTINCT year(endtime) FROM {cases} ORDER BY 1").fetchall()] if n_all else []
+        synthetic = (
+            bool(con.execute(f"SELECT bool_and(synthetic) FROM {cases}").fetchall()[0][0])
+            if "synthetic" in cols
+            else False
+        )
+    years = (
+        [r[0] for r in con.execute(f"SELECT DISTINCT year(endtime) FROM {cases} ORDER BY 1").fetchall()]
+        if n_all
+        else []
+    )
     return Catalog(
         region=params.region,
         version=version or f"{params.region}-built-{'-'.join(map(str, years))}",

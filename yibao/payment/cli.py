@@ -12,7 +12,9 @@ from rich.table import Table
 from yibao.core.errors import YibaoError
 from yibao.core.money import fmt_yuan, yuan_to_fen
 
-app = typer.Typer(help="Payment methods 支付方式: DIP (按病种分值付费) and DRG (按疾病诊断相关分组).", no_args_is_help=True)
+app = typer.Typer(
+    help="Payment methods 支付方式: DIP (按病种分值付费) and DRG (按疾病诊断相关分组).", no_args_is_help=True
+)
 dip_app = typer.Typer(help="DIP: build a catalog, settle a year.", no_args_is_help=True)
 drg_app = typer.Typer(help="DRG: group cases over a scheme given as data.", no_args_is_help=True)
 app.add_typer(dip_app, name="dip")
@@ -24,14 +26,24 @@ def _fail(exc: Exception) -> None:
     from rich.markup import escape
 
     if isinstance(exc, YibaoError):  # one line (issue 17.2): code, English, Chinese, field
-        msg = f"{exc.code}: {exc.message_en}" + (f" / {exc.message_zh}" if exc.message_zh != exc.message_en else "") + (f" [field: {exc.field}]" if exc.field else "")
+        msg = (
+            f"{exc.code}: {exc.message_en}"
+            + (f" / {exc.message_zh}" if exc.message_zh != exc.message_en else "")
+            + (f" [field: {exc.field}]" if exc.field else "")
+        )
     else:
         msg = str(exc)
     console.print(f"[bold red]error[/] {escape(' '.join(msg.split()))}", soft_wrap=True)
     raise typer.Exit(2)
 
 
-DATA = typer.Option(..., "--data", exists=True, file_okay=False, help="Region directory: contract Parquet tables with settlement.parquet.")
+DATA = typer.Option(
+    ...,
+    "--data",
+    exists=True,
+    file_okay=False,
+    help="Region directory: contract Parquet tables with settlement.parquet.",
+)
 PARAMS = typer.Option("example-city-a", "--params", help="DIP parameter file: shipped name, region code or path.")
 
 
@@ -60,9 +72,13 @@ def dip_build(
 @dip_app.command("settle")
 def dip_settle(
     data: Path = DATA,
-    catalog: Optional[Path] = typer.Option(None, "--catalog", exists=True, file_okay=False, help="Catalog directory (default: build one from --data)."),
+    catalog: Optional[Path] = typer.Option(
+        None, "--catalog", exists=True, file_okay=False, help="Catalog directory (default: build one from --data)."
+    ),
     params: str = PARAMS,
-    budget: Optional[str] = typer.Option(None, "--budget", help="Annual budget in yuan (default: the parameter file's)."),
+    budget: Optional[str] = typer.Option(
+        None, "--budget", help="Annual budget in yuan (default: the parameter file's)."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Write dip_*.parquet here."),
     excel: Optional[Path] = typer.Option(None, "--excel", help="Write an Excel workbook."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report."),
@@ -78,15 +94,30 @@ def dip_settle(
     except (YibaoError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
     if r.synthetic:
-        console.print("[black on yellow] SYNTHETIC DATA 合成数据 [/] illustrative parameters, not a published regional rule")
+        console.print(
+            "[black on yellow] SYNTHETIC DATA 合成数据 [/] illustrative parameters, not a published regional rule"
+        )
     p = r.dip.periods
     y = p[p.period == 0].iloc[0]
-    console.print(f"DIP year {r.dip.year}: {len(r.dip.cases):,} cases ({r.dip.outside_year:,} discharged in another year left out)")
+    console.print(
+        f"DIP year {r.dip.year}: {len(r.dip.cases):,} cases ({r.dip.outside_year:,} discharged in another year left out)"
+    )
     console.print(f"budget ({r.dip.basis}) ¥{fmt_yuan(int(y.budget_fen))} · pool ¥{fmt_yuan(int(y.pool_fen))} · "
                   f"total points {int(y.points_e4) / 10_000:,.4f} · [bold]annual point value ¥{y.point_value}[/]")  # fmt: skip
     names = institution_names(data)
     t = Table(title="DIP payment by institution (yuan)")
-    for c in ("institution", "cases", "points", "DIP value", "patients + other funds", "pooled-fund payment", "advances", "clearing", "cost", "gain"):
+    for c in (
+        "institution",
+        "cases",
+        "points",
+        "DIP value",
+        "patients + other funds",
+        "pooled-fund payment",
+        "advances",
+        "clearing",
+        "cost",
+        "gain",
+    ):
         t.add_column(c, justify="right")
     for row in institution_table(r, names).itertuples():
         t.add_row(f"{row.fixmedins_code} {names.get(row.fixmedins_code, '')}", f"{row.n_cases:,}", f"{row.points_e4 / 10_000:,.1f}", fmt_yuan(row.value_fen),
@@ -98,8 +129,12 @@ def dip_settle(
         if out.resolve() == data.resolve():  # derived tables inside the data directory: recorded in its manifest
             from yibao.core import manifest
 
-            manifest.record(data, ("dip_cases", "dip_periods", "dip_institutions", "dip_clearing"),
-                            ("encounter", "institution", "person", "settlement", "fee_detail"), command="yibao payment dip settle --data {dir} --out {dir}")
+            manifest.record(
+                data,
+                ("dip_cases", "dip_periods", "dip_institutions", "dip_clearing"),
+                ("encounter", "institution", "person", "settlement", "fee_detail"),
+                command="yibao payment dip settle --data {dir} --out {dir}",
+            )
         console.print(f"wrote {out}/dip_*.parquet")
     if excel:
         console.print(f"wrote {write_excel(r, excel, names)}")
@@ -110,7 +145,11 @@ def dip_settle(
 @drg_app.command("group")
 def drg_group(
     data: Path = DATA,
-    scheme: str = typer.Option("example-city-a", "--scheme", help="Scheme name or directory (default: the example region's scheme, CHS-DRG 1.1 with SYNTHETIC weights)."),
+    scheme: str = typer.Option(
+        "example-city-a",
+        "--scheme",
+        help="Scheme name or directory (default: the example region's scheme, CHS-DRG 1.1 with SYNTHETIC weights).",
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the grouped cases as Parquet."),
 ) -> None:
     """Group a region's in-scope cases into DRGs with CMI by institution (one file of 结算清单 cases: 'yibao drg group')."""
@@ -134,7 +173,10 @@ def drg_group(
     console.print(f"grouped {len(df):,} cases in {secs:.2f} s with scheme {sch.name} {sch.version} ({sch.label})")
     refused = df[df.path == "refused"]
     if len(refused):
-        console.print(f"[yellow]{len(refused):,} case(s) refused[/], e.g. {refused.mdtrt_id.iloc[0]}: {refused.status.iloc[0]}", soft_wrap=True)
+        console.print(
+            f"[yellow]{len(refused):,} case(s) refused[/], e.g. {refused.mdtrt_id.iloc[0]}: {refused.status.iloc[0]}",
+            soft_wrap=True,
+        )
     if df.rw_e4.notna().any():
         t = Table(title="CMI by institution")
         for c in ("institution", "cases", "CMI"):
@@ -145,7 +187,9 @@ def drg_group(
     console.print(df.drg.value_counts().head(15).to_string())
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        df[["mdtrt_id", "fixmedins_code", "drg", "adrg", "mdc", "severity", "rw_e4", "path", "status", "medfee_sumamt"]].to_parquet(out, index=False)
+        df[
+            ["mdtrt_id", "fixmedins_code", "drg", "adrg", "mdc", "severity", "rw_e4", "path", "status", "medfee_sumamt"]
+        ].to_parquet(out, index=False)
         console.print(f"wrote {out}")
 
 
@@ -167,9 +211,11 @@ def drg_weights_cmd(
 
         grouped = pd.concat([cases, g], axis=1)
         synthetic = bool(cases["synthetic"].all()) if "synthetic" in cases and len(cases) else False
-        label = (f"{'SYNTHETIC ' if synthetic else ''}relative weights for {sch.name} {sch.version}, computed by 'yibao payment drg weights' from "
-                 f"{int((g.status == 'ok').sum()):,} grouped cases of {data.name}{' (a synthetic region: not published weights)' if synthetic else ''}.\n"
-                 "group mean cost / overall mean cost, half up to 4 places; a DRG without cases takes its ADRG's, an ADRG without cases 1.")
+        label = (
+            f"{'SYNTHETIC ' if synthetic else ''}relative weights for {sch.name} {sch.version}, computed by 'yibao payment drg weights' from "
+            f"{int((g.status == 'ok').sum()):,} grouped cases of {data.name}{' (a synthetic region: not published weights)' if synthetic else ''}.\n"
+            "group mean cost / overall mean cost, half up to 4 places; a DRG without cases takes its ADRG's, an ADRG without cases 1."
+        )
         text = weights_override_csv(sch, grouped, label=label)
     except YibaoError as exc:
         _fail(exc)

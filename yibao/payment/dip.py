@@ -81,7 +81,9 @@ def _rule_e4(params: DipParams) -> dict[str, int]:
     }
 
 
-def case_points(cost_fen: int, group: dict | None, catalog: Catalog, params: DipParams, coef_e4: int = E4) -> CasePoints:
+def case_points(
+    cost_fen: int, group: dict | None, catalog: Catalog, params: DipParams, coef_e4: int = E4
+) -> CasePoints:
     """Points of one case given its matched catalog group (or None) and its combined coefficient."""
     if cost_fen < 0:
         raise YibaoError("negative cost", "医疗费总额为负数", field="medfee_sumamt")
@@ -163,9 +165,13 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
 class DipSettlement:
     """The result of a DIP year: per case, per period and per institution (money in fen, points in 0.0001)."""
 
-    cases: pd.DataFrame  # mdtrt_id, fixmedins_code, dept_code, setl_month, group_code, kind, points_e4, value_fen, amounts
+    cases: (
+        pd.DataFrame
+    )  # mdtrt_id, fixmedins_code, dept_code, setl_month, group_code, kind, points_e4, value_fen, amounts
     periods: pd.DataFrame  # period (0 = year, 1..12 months), budget_fen, pool_fen, points_e4, point_value (yuan/point)
-    institutions: pd.DataFrame  # period, fixmedins_code, points_e4, value_fen, psn_part_amt, oth_fund_amt, payment_fen, advance_fen
+    institutions: (
+        pd.DataFrame
+    )  # period, fixmedins_code, points_e4, value_fen, psn_part_amt, oth_fund_amt, payment_fen, advance_fen
     clearing: pd.DataFrame  # fixmedins_code, annual payment, advances, clearing_fen
     budget_fen: int
     basis: str
@@ -182,9 +188,16 @@ class DipSettlement:
         out_dir.mkdir(parents=True, exist_ok=True)
         meta = {b"yibao.dip.catalog": self.catalog_version.encode(), b"yibao.synthetic": str(self.synthetic).encode(),
                 b"yibao.money_unit": b"fen", b"yibao.points_unit": b"0.0001 point"}  # fmt: skip
-        for name, df in (("dip_cases", self.cases), ("dip_periods", self.periods), ("dip_institutions", self.institutions), ("dip_clearing", self.clearing)):
+        for name, df in (
+            ("dip_cases", self.cases),
+            ("dip_periods", self.periods),
+            ("dip_institutions", self.institutions),
+            ("dip_clearing", self.clearing),
+        ):
             t = pa.Table.from_pandas(df, preserve_index=False)
-            pq.write_table(t.replace_schema_metadata({**(t.schema.metadata or {}), **meta}), out_dir / f"{name}.parquet")
+            pq.write_table(
+                t.replace_schema_metadata({**(t.schema.metadata or {}), **meta}), out_dir / f"{name}.parquet"
+            )
         return out_dir
 
 
@@ -211,7 +224,9 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     ``year``: the DIP year (default: the discharge year of most cases); cases discharged in another
     year are left out (counted in ``outside_year``): a discharge in January belongs to the new year's budget.
     """
-    years = con.execute(f"SELECT year(endtime) AS y, count(*) AS n FROM {cases} GROUP BY 1 ORDER BY n DESC, y").fetchall()
+    years = con.execute(
+        f"SELECT year(endtime) AS y, count(*) AS n FROM {cases} GROUP BY 1 ORDER BY n DESC, y"
+    ).fetchall()
     if not years:
         raise BudgetError("no cases to settle", "无可结算病例", field="cases")
     year = int(year or years[0][0])
@@ -238,9 +253,13 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
            CAST(coalesce(sum(i.psn), 0) AS BIGINT) AS psn, CAST(coalesce(sum(i.oth), 0) AS BIGINT) AS oth, count(i.fixmedins_code) AS n_inst
     FROM _dip_budgets b LEFT JOIN dip_inst i USING (period) GROUP BY ALL
     """)  # fmt: skip
-    con.execute(f"CREATE OR REPLACE TEMP TABLE dip_period2 AS SELECT *, CAST(budget_fen + {add} AS BIGINT) AS pool_fen FROM dip_period")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE dip_period2 AS SELECT *, CAST(budget_fen + {add} AS BIGINT) AS pool_fen FROM dip_period"
+    )
     if con.execute("SELECT points_e4 FROM dip_period2 WHERE period = 0").fetchall()[0][0] <= 0:
-        raise BudgetError("the cases carry no points, so there is no point value", "病例总分值为零, 无法计算点值", field="points")
+        raise BudgetError(
+            "the cases carry no points, so there is no point value", "病例总分值为零, 无法计算点值", field="points"
+        )
     # largest-remainder apportionment of each period's pool over its institutions, in HUGEINT
     con.execute("""
     CREATE OR REPLACE TEMP TABLE dip_alloc AS
@@ -263,7 +282,9 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
            CASE WHEN period = 0 THEN NULL ELSE CAST({round_div_sql(f'CAST(value_fen - psn_part_amt - oth_fund_amt AS HUGEINT) * {adv_e4}', str(E4))} AS BIGINT) END AS advance_fen
     FROM dip_alloc ORDER BY period, fixmedins_code
     """).df()  # fmt: skip
-    periods = con.execute("SELECT period, budget_fen, pool_fen, points_e4, psn AS psn_part_amt, oth AS oth_fund_amt, n_inst FROM dip_period2 ORDER BY period").df()
+    periods = con.execute(
+        "SELECT period, budget_fen, pool_fen, points_e4, psn AS psn_part_amt, oth AS oth_fund_amt, n_inst FROM dip_period2 ORDER BY period"
+    ).df()
     periods["point_value"] = [
         (Decimal(int(pool)) / 100 / (Decimal(int(p)) / E4)).quantize(Decimal("0.000001")) if p > 0 else None
         for pool, p in zip(periods.pool_fen, periods.points_e4)
@@ -276,7 +297,9 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
         "advances_fen": adv.reindex(annual.index).fillna(0).astype("int64").to_numpy(),
     })  # fmt: skip
     clearing["clearing_fen"] = clearing.annual_payment_fen - clearing.advances_fen
-    pool_y, tot_y = (int(x) for x in con.execute("SELECT pool_fen, points_e4 FROM dip_period2 WHERE period = 0").fetchall()[0])
+    pool_y, tot_y = (
+        int(x) for x in con.execute("SELECT pool_fen, points_e4 FROM dip_period2 WHERE period = 0").fetchall()[0]
+    )
     case_sql = f"""
     SELECT mdtrt_id, fixmedins_code, hosp_lv, dept_code, setl_month, group_code, kind, proc_type,
            coef_e4, base_e4, points_e4, CAST({round_div_sql(f'CAST(points_e4 AS HUGEINT) * {pool_y}', str(tot_y))} AS BIGINT) AS value_fen,
@@ -294,7 +317,9 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     synthetic = False
     if "synthetic" in [r[0] for r in con.execute(f"DESCRIBE {cases}").fetchall()]:
         synthetic = bool(con.execute(f"SELECT bool_and(synthetic) FROM {cases}").fetchall()[0][0])
-    res = DipSettlement(cases_df, periods, inst, clearing, B, basis, catalog.version, synthetic or catalog.synthetic, year, outside)
+    res = DipSettlement(
+        cases_df, periods, inst, clearing, B, basis, catalog.version, synthetic or catalog.synthetic, year, outside
+    )
     check_conservation(res)
     return res
 
@@ -304,8 +329,18 @@ def check_conservation(res: DipSettlement) -> None:
     for per, g in res.institutions.groupby("period"):
         pool = int(res.periods.loc[res.periods.period == per, "pool_fen"].iloc[0])
         if int(g.value_fen.sum()) != pool:
-            raise BudgetError(f"period {per}: institution values {int(g.value_fen.sum())} != pool {pool}", "分配不守恒", field="value_fen")
+            raise BudgetError(
+                f"period {per}: institution values {int(g.value_fen.sum())} != pool {pool}",
+                "分配不守恒",
+                field="value_fen",
+            )
     y = res.institutions[res.institutions.period == 0]
-    want = res.budget_fen if res.basis == "fund" else res.budget_fen - int(y.psn_part_amt.sum()) - int(y.oth_fund_amt.sum())
+    want = (
+        res.budget_fen
+        if res.basis == "fund"
+        else res.budget_fen - int(y.psn_part_amt.sum()) - int(y.oth_fund_amt.sum())
+    )
     if int(y.payment_fen.sum()) != want:
-        raise BudgetError(f"annual payments {int(y.payment_fen.sum())} != {want}", "年度支付不守恒", field="payment_fen")
+        raise BudgetError(
+            f"annual payments {int(y.payment_fen.sum())} != {want}", "年度支付不守恒", field="payment_fen"
+        )

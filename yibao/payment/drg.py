@@ -78,9 +78,11 @@ def group_case(scheme: Grouper, dise_codg, other_dise_codg=(), oprn_codg=(), age
     r = scheme.group(case_id=case_id or "1", gend=gend, age=age, nwb_age=nwb_age, nwb_bir_wt=nwb_bir_wt, ipt_days=ipt_days,
                      main_diag=dise_codg, other_diags=other_dise_codg, oprns=oprn_codg, explain=explain)  # fmt: skip
     if r.status.startswith("refused: "):
-        reason = r.status[len("refused: "):]
+        reason = r.status[len("refused: ") :]
         field = reason.split(":", 1)[0]
-        raise PaymentInputError((f"case {case_id}: " if case_id else "") + reason, reason, field=_CONTRACT_FIELD.get(field, field))
+        raise PaymentInputError(
+            (f"case {case_id}: " if case_id else "") + reason, reason, field=_CONTRACT_FIELD.get(field, field)
+        )
     return Grouped(r.drg, r.adrg, r.mdc, r.severity, r.rw_e4, branch(scheme, r.adrg, r.status), r.status, r.path)
 
 
@@ -157,7 +159,9 @@ def cmi(grouped: pd.DataFrame, by: str = "fixmedins_code") -> pd.DataFrame:
     return out
 
 
-def weights_override_csv(scheme: Grouper, grouped: pd.DataFrame, cost_col: str = "medfee_sumamt", *, label: str = "") -> str:
+def weights_override_csv(
+    scheme: Grouper, grouped: pd.DataFrame, cost_col: str = "medfee_sumamt", *, label: str = ""
+) -> str:
     """A local scheme's ``drg.csv``: every DRG of ``scheme`` with its RW recomputed from ``grouped`` cases.
 
     A DRG with cases takes its own mean ÷ the overall mean; one without cases its
@@ -177,7 +181,9 @@ def weights_override_csv(scheme: Grouper, grouped: pd.DataFrame, cost_col: str =
         return str((Decimal(rw) / E4).quantize(Decimal("0.0001")))
 
     buf = io.StringIO()
-    for line in (label or f"Relative weights computed from {n_all:,} grouped cases (group mean cost / overall mean cost).").splitlines():
+    for line in (
+        label or f"Relative weights computed from {n_all:,} grouped cases (group mean cost / overall mean cost)."
+    ).splitlines():
         buf.write(f"# {line}\n")
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["drg", "adrg", "seq", "severity", "rw"])

@@ -53,16 +53,18 @@ class CaseBuilder:
         r = self.rng
         pc = a.proc_cond
         if pc in ("main", "any"):
-            return [_pick(r, self._s(a.proc1, (a.code, 'p1')))]
+            return [_pick(r, self._s(a.proc1, (a.code, "p1")))]
         if pc == "pair":
-            p = _pick(r, self._s(a.proc1, (a.code, 'p1')))
-            q = _pick(r, [x for x in self._s(a.proc2, (a.code, 'p2')) if x != p] or self._s(a.proc2, (a.code, 'p2')))
+            p = _pick(r, self._s(a.proc1, (a.code, "p1")))
+            q = _pick(r, [x for x in self._s(a.proc2, (a.code, "p2")) if x != p] or self._s(a.proc2, (a.code, "p2")))
             return [p, q]
         if pc == "combo":
             alt = sorted(a.combo[int(r.integers(len(a.combo)))])
             out = []
             for lab in alt:
-                out.append(_pick(r, self._s([c for c, labs in a.labels.items() if lab in labs], (a.code, "label", lab))))
+                out.append(
+                    _pick(r, self._s([c for c, labs in a.labels.items() if lab in labs], (a.code, "label", lab)))
+                )
             return out
         if pc == "main_or":
             return [_pick(r, self.or_list)]
@@ -88,7 +90,9 @@ class CaseBuilder:
         a = g.adrgs[d.adrg]
         m = self.mdc[a.mdc]
         earlier = [e for e in m.adrgs if e.seq < a.seq]
-        dx_free = self._s((a.dx & m.dx if m.entry == "main_dx" else a.dx) - {c for e in earlier for c in e.dx}, (a.code, "dx-free"))
+        dx_free = self._s(
+            (a.dx & m.dx if m.entry == "main_dx" else a.dx) - {c for e in earlier for c in e.dx}, (a.code, "dx-free")
+        )
         p_free = self._s(a.proc1 - {c for e in earlier for c in e.proc1}, (a.code, "p1-free"))
         for i in range(tries):
             if a.dx_cond == "main":

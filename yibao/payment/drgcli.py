@@ -14,7 +14,9 @@ from rich.table import Table
 
 from yibao.core.errors import YibaoError
 
-app = typer.Typer(help="DRG grouping (按疾病诊断相关分组): CHS-DRG 1.1 and local schemes, as data.", no_args_is_help=True)
+app = typer.Typer(
+    help="DRG grouping (按疾病诊断相关分组): CHS-DRG 1.1 and local schemes, as data.", no_args_is_help=True
+)
 console = Console()
 
 SCHEME = typer.Option("chs-drg-1.1", "--scheme", help="Scheme name (chs-drg-1.1, a local scheme's name) or directory.")
@@ -23,7 +25,11 @@ ON = typer.Option(None, "--on", help="Use the version of the scheme in force on 
 
 def _fail(exc: Exception) -> None:
     if isinstance(exc, YibaoError):
-        console.print(f"[bold red]error[/] {exc.code}: {exc.message_en}\n      {exc.message_zh}" + (f"\n      field: {exc.field}" if exc.field else ""), soft_wrap=True)
+        console.print(
+            f"[bold red]error[/] {exc.code}: {exc.message_en}\n      {exc.message_zh}"
+            + (f"\n      field: {exc.field}" if exc.field else ""),
+            soft_wrap=True,
+        )
     else:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
     raise typer.Exit(2)
@@ -40,11 +46,17 @@ def _date(v: Optional[str]) -> Optional[dt.date]:
 
 @app.command("group")
 def group(
-    infile: Path = typer.Option(..., "--in", help="Cases: .parquet or .csv with case_id, gend, age, nwb_age, nwb_bir_wt, ipt_days, main_diag, other_diags, oprns."),
+    infile: Path = typer.Option(
+        ...,
+        "--in",
+        help="Cases: .parquet or .csv with case_id, gend, age, nwb_age, nwb_bir_wt, ipt_days, main_diag, other_diags, oprns.",
+    ),
     out: Path = typer.Option(..., "--out", help="Groups: .parquet or .csv with case_id, mdc, adrg, drg, status."),
     scheme: str = SCHEME,
     on: Optional[str] = ON,
-    explain: bool = typer.Option(False, "--explain", help="Add the path of rules that placed each case (slower: one case at a time)."),
+    explain: bool = typer.Option(
+        False, "--explain", help="Add the path of rules that placed each case (slower: one case at a time)."
+    ),
 ) -> None:
     """Group a file of cases; every case gets a group or the reason it has none."""
     from yibao.payment.grouper import load_grouper, read_cases, write_groups
@@ -54,7 +66,14 @@ def group(
         g = load_grouper(scheme, _date(on))
         t_load = time.perf_counter() - t0
         cases = read_cases(infile)
-        with Progress(TextColumn("grouping"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=console, transient=True) as bar:
+        with Progress(
+            TextColumn("grouping"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
             task = bar.add_task("group", total=1.0)
             t1 = time.perf_counter()
             frame = g.group_frame(cases, explain=explain, progress=lambda f: bar.update(task, completed=f))
@@ -88,7 +107,9 @@ def group(
 
 @app.command("case")
 def case(
-    main_diag: str = typer.Option(..., "--main-diag", help="Principal diagnosis (医保版 ICD-10 2.0), e.g. K35.800x001."),
+    main_diag: str = typer.Option(
+        ..., "--main-diag", help="Principal diagnosis (医保版 ICD-10 2.0), e.g. K35.800x001."
+    ),
     other_diags: str = typer.Option("", "--other-diags", help="Secondary diagnoses, ';'-joined."),
     oprns: str = typer.Option("", "--oprns", help="Procedures (医保版 ICD-9-CM-3 2.0), ';'-joined, principal first."),
     gend: str = typer.Option("1", "--gend", help="1 male, 2 female."),
@@ -109,7 +130,10 @@ def case(
     except YibaoError as exc:
         _fail(exc)
     name = g.drgs[r.drg].name if r.drg in g.drgs else ""
-    console.print(f"[bold]{r.drg or '-'}[/] {name}  (MDC {r.mdc or '-'}, ADRG {r.adrg or '-'}, severity {r.severity or '-'}) · {r.status} · scheme {g.name} {g.version}", soft_wrap=True)
+    console.print(
+        f"[bold]{r.drg or '-'}[/] {name}  (MDC {r.mdc or '-'}, ADRG {r.adrg or '-'}, severity {r.severity or '-'}) · {r.status} · scheme {g.name} {g.version}",
+        soft_wrap=True,
+    )
     for i, step in enumerate(r.path, 1):
         console.print(f"  {i}. {step}", soft_wrap=True)
     if r.status.startswith("refused"):
@@ -139,6 +163,18 @@ def show(scheme: str = SCHEME, on: Optional[str] = ON) -> None:
     for c in ("MDC", "name", "entry", "ADRGs", "DRGs", "QY"):
         t.add_column(c)
     for m in g.mdcs:
-        entry = m.entry + ("+male" if m.sex == "1" else "+female" if m.sex == "2" else "") + ("+under 1 year" if m.newborn else "") + ("+2 trauma regions" if m.multi_trauma else "")
-        t.add_row(m.code, m.name, entry, str(len(m.adrgs)), str(sum(len(a.drgs) for a in m.adrgs)), "yes" if m.ambiguous_group else "")
+        entry = (
+            m.entry
+            + ("+male" if m.sex == "1" else "+female" if m.sex == "2" else "")
+            + ("+under 1 year" if m.newborn else "")
+            + ("+2 trauma regions" if m.multi_trauma else "")
+        )
+        t.add_row(
+            m.code,
+            m.name,
+            entry,
+            str(len(m.adrgs)),
+            str(sum(len(a.drgs) for a in m.adrgs)),
+            "yes" if m.ambiguous_group else "",
+        )
     console.print(t)

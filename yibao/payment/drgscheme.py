@@ -79,10 +79,18 @@ MAX_AGE = 150
 
 # table -> (required columns, optional columns, key columns)
 TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-    "mdc.csv": (("mdc", "seq", "entry"), ("sex", "newborn", "multi_trauma", "surgical_adrgs", "ambiguous_group", "name"), ("mdc",)),
+    "mdc.csv": (
+        ("mdc", "seq", "entry"),
+        ("sex", "newborn", "multi_trauma", "surgical_adrgs", "ambiguous_group", "name"),
+        ("mdc",),
+    ),
     "mdc_dx.csv": (("mdc", "code"), (), ("mdc", "code")),
     "trauma_sites.csv": (("code", "region"), (), ("code",)),
-    "adrg.csv": (("adrg", "mdc", "seq"), ("dx_cond", "proc_cond", "proc_combo", "max_age_days", "weight_min_g", "weight_max_g", "name"), ("adrg",)),
+    "adrg.csv": (
+        ("adrg", "mdc", "seq"),
+        ("dx_cond", "proc_cond", "proc_combo", "max_age_days", "weight_min_g", "weight_max_g", "name"),
+        ("adrg",),
+    ),
     "adrg_dx.csv": (("adrg", "code"), (), ("adrg", "code")),
     "adrg_proc.csv": (("adrg", "code"), ("list", "label"), ("adrg", "code", "list")),
     "drg.csv": (("drg", "adrg", "seq", "severity"), ("rw", "name", "age_min", "age_max"), ("drg",)),
@@ -137,7 +145,9 @@ class AdrgRule:
         """The ADRG's conditions in words (for ``--explain``)."""
         parts = []
         if self.dx_cond:
-            parts.append(f"{'principal' if self.dx_cond == 'main' else 'any'} diagnosis in its list ({len(self.dx):,} codes)")
+            parts.append(
+                f"{'principal' if self.dx_cond == 'main' else 'any'} diagnosis in its list ({len(self.dx):,} codes)"
+            )
         pc = {
             "main": f"principal procedure in its list ({len(self.proc1):,} codes)",
             "any": f"a procedure in its list ({len(self.proc1):,} codes)",
@@ -194,7 +204,9 @@ def _date(v, f: Path, key: str) -> dt.date:
     try:
         return dt.date.fromisoformat(str(v))
     except ValueError:
-        raise CodeTableError(f"{f}: {key} {v!r} is not a date (YYYY-MM-DD)", f"{f}: {key} 不是有效日期", field=key) from None
+        raise CodeTableError(
+            f"{f}: {key} {v!r} is not a date (YYYY-MM-DD)", f"{f}: {key} 不是有效日期", field=key
+        ) from None
 
 
 def read_meta(path: Path) -> SchemeMeta:
@@ -203,7 +215,9 @@ def read_meta(path: Path) -> SchemeMeta:
         raise CodeTableError(f"{f}: scheme file not found", f"{f}: 找不到分组方案", field="scheme")
     m = read_yaml(f, what=("grouping scheme file", "分组方案文件"), error=CodeTableError, empty={})
     if m.get("format") != FORMAT:
-        raise CodeTableError(f"{f}: format must be {FORMAT} (got {m.get('format')!r})", f"{f}: 方案格式版本应为 {FORMAT}", field="format")
+        raise CodeTableError(
+            f"{f}: format must be {FORMAT} (got {m.get('format')!r})", f"{f}: 方案格式版本应为 {FORMAT}", field="format"
+        )
     for k in ("name", "version", "effective_from"):
         if k not in m:
             raise CodeTableError(f"{f}: missing {k!r}", f"{f}: 缺少 {k!r}", field=k)
@@ -211,18 +225,34 @@ def read_meta(path: Path) -> SchemeMeta:
     dxs = m.get("diagnosis_system", national.DX_NATIONAL)
     prs = m.get("procedure_system", national.PROC_NATIONAL)
     if dxs not in national.DX_SYSTEMS:
-        raise CodeTableError(f"{f}: diagnosis_system {dxs!r} is not one of {national.DX_SYSTEMS}", f"{f}: 未知的诊断编码体系", field="diagnosis_system")
+        raise CodeTableError(
+            f"{f}: diagnosis_system {dxs!r} is not one of {national.DX_SYSTEMS}",
+            f"{f}: 未知的诊断编码体系",
+            field="diagnosis_system",
+        )
     if prs not in (*national.PROC_SYSTEMS, "sample"):
-        raise CodeTableError(f"{f}: procedure_system {prs!r} is not one of {(*national.PROC_SYSTEMS, 'sample')}", f"{f}: 未知的手术操作编码体系", field="procedure_system")
+        raise CodeTableError(
+            f"{f}: procedure_system {prs!r} is not one of {(*national.PROC_SYSTEMS, 'sample')}",
+            f"{f}: 未知的手术操作编码体系",
+            field="procedure_system",
+        )
     match = m.get("match", "exact")
     if match not in ("exact", "prefix"):
         raise CodeTableError(f"{f}: match must be exact or prefix", f"{f}: match 须为 exact 或 prefix", field="match")
     out = m.get("codes_outside_dictionary") or {}
     return SchemeMeta(
-        name=str(m["name"]), version=str(m["version"]), effective_from=_date(m["effective_from"], f, "effective_from"),
-        label=str(m.get("label", "")), diagnosis_system=dxs, procedure_system=prs, match=match,
-        base=str(base) if base else None, path=Path(path), source=m.get("source") or {},
-        outside_dx=frozenset(out.get("diagnoses") or ()), outside_proc=frozenset(out.get("procedures") or ()),
+        name=str(m["name"]),
+        version=str(m["version"]),
+        effective_from=_date(m["effective_from"], f, "effective_from"),
+        label=str(m.get("label", "")),
+        diagnosis_system=dxs,
+        procedure_system=prs,
+        match=match,
+        base=str(base) if base else None,
+        path=Path(path),
+        source=m.get("source") or {},
+        outside_dx=frozenset(out.get("diagnoses") or ()),
+        outside_proc=frozenset(out.get("procedures") or ()),
     )
 
 
@@ -245,8 +275,14 @@ def find_scheme_dir(name_or_path: str | Path, on: dt.date | None = None, *, sear
                 if meta.name == str(name_or_path):
                     found.append((meta.effective_from, d))
     if not found:
-        known = sorted({read_meta(d).name for r in roots if r.is_dir() for d in r.iterdir() if (d / "scheme.yaml").exists()})
-        raise CodeTableError(f"unknown DRG scheme {str(name_or_path)!r}; known: {known}", f"未知的 DRG 分组方案 {str(name_or_path)!r}", field="scheme")
+        known = sorted(
+            {read_meta(d).name for r in roots if r.is_dir() for d in r.iterdir() if (d / "scheme.yaml").exists()}
+        )
+        raise CodeTableError(
+            f"unknown DRG scheme {str(name_or_path)!r}; known: {known}",
+            f"未知的 DRG 分组方案 {str(name_or_path)!r}",
+            field="scheme",
+        )
     found.sort()
     if on is not None:
         inforce = [x for x in found if x[0] <= on]
@@ -285,7 +321,9 @@ def _header(f: Path) -> list[str]:
     return []
 
 
-def merged_tables(path: Path, on: dt.date | None = None, _depth: int = 0) -> tuple[SchemeMeta, dict[str, list[tuple[Path, int, dict[str, str]]]], list[SchemeMeta]]:
+def merged_tables(
+    path: Path, on: dt.date | None = None, _depth: int = 0
+) -> tuple[SchemeMeta, dict[str, list[tuple[Path, int, dict[str, str]]]], list[SchemeMeta]]:
     """Every table of the scheme at ``path`` with its bases applied (base first, then each override)."""
     meta = read_meta(path)
     if _depth > 8:
@@ -316,7 +354,13 @@ def merged_tables(path: Path, on: dt.date | None = None, _depth: int = 0) -> tup
                         r = {**{c: "" for c in (*TABLES[table][0], *TABLES[table][1])}, **_defaults_for(table), **r}
                     cur[k] = (path / table, line, r)
                 else:
-                    raise table_error(path / table, f"action {act!r} must be set or remove", "action 须为 set 或 remove", line=line, field="action")
+                    raise table_error(
+                        path / table,
+                        f"action {act!r} must be set or remove",
+                        "action 须为 set 或 remove",
+                        line=line,
+                        field="action",
+                    )
             tables[table] = list(cur.values())
         for k in ("diagnosis_system", "procedure_system", "match"):
             setattr(meta, k, getattr(bmeta, k))
@@ -337,7 +381,9 @@ def _int(v: str, f, line, key, fld, lo=0, hi=10**9, empty=None):
     try:
         x = int(v)
     except ValueError:
-        raise table_error(f, f"{fld} {v!r} is not a whole number", f"{fld} 须为整数", line=line, key=key, field=fld) from None
+        raise table_error(
+            f, f"{fld} {v!r} is not a whole number", f"{fld} 须为整数", line=line, key=key, field=fld
+        ) from None
     if not lo <= x <= hi:
         raise table_error(f, f"{fld} {x} outside {lo}..{hi}", f"{fld} 超出范围", line=line, key=key, field=fld)
     return x
@@ -348,7 +394,14 @@ def _severities(v: str, f, line, key) -> frozenset[int]:
         return SEVERITY_ALIASES[v]
     parts = v.split("|")
     if not v or any(p not in SEVERITY_LEVELS for p in parts):
-        raise table_error(f, f"severity {v!r} must be any, mcc_or_cc or '|'-joined mcc/cc/none", "严重程度无效", line=line, key=key, field="severity")
+        raise table_error(
+            f,
+            f"severity {v!r} must be any, mcc_or_cc or '|'-joined mcc/cc/none",
+            "严重程度无效",
+            line=line,
+            key=key,
+            field="severity",
+        )
     return frozenset(SEVERITY_LEVELS.index(p) for p in parts)
 
 
@@ -384,15 +437,28 @@ class SchemeTables:
             if not r["mdc"] or r["mdc"] in mdc_rows:
                 raise table_error(f, "empty or duplicate MDC", "MDC 为空或重复", line=line, key=key, field="mdc")
             if r["entry"] not in MDC_ENTRIES:
-                raise table_error(f, f"entry {r['entry']!r} must be one of {MDC_ENTRIES}", "entry 无效", line=line, key=key, field="entry")
+                raise table_error(
+                    f,
+                    f"entry {r['entry']!r} must be one of {MDC_ENTRIES}",
+                    "entry 无效",
+                    line=line,
+                    key=key,
+                    field="entry",
+                )
             seq = _int(r["seq"], f, line, key, "seq", empty=...)
             if seq in seqs:
-                raise table_error(f, f"seq {seq} is also MDC {seqs[seq]!r}'s", "seq 重复", line=line, key=key, field="seq")
+                raise table_error(
+                    f, f"seq {seq} is also MDC {seqs[seq]!r}'s", "seq 重复", line=line, key=key, field="seq"
+                )
             seqs[seq] = r["mdc"]
             if r.get("sex", "") not in ("", "1", "2"):
-                raise table_error(f, "sex must be '', 1 (male) or 2 (female)", "性别须为空、1 或 2", line=line, key=key, field="sex")
+                raise table_error(
+                    f, "sex must be '', 1 (male) or 2 (female)", "性别须为空、1 或 2", line=line, key=key, field="sex"
+                )
             if r.get("newborn", "") not in ("", "under_1_year"):
-                raise table_error(f, "newborn must be '' or under_1_year", "newborn 无效", line=line, key=key, field="newborn")
+                raise table_error(
+                    f, "newborn must be '' or under_1_year", "newborn 无效", line=line, key=key, field="newborn"
+                )
             for k in ("multi_trauma", "ambiguous_group"):
                 if r.get(k, "") not in ("", "yes"):
                     raise table_error(f, f"{k} must be '' or yes", f"{k} 须为空或 yes", line=line, key=key, field=k)
@@ -400,7 +466,9 @@ class SchemeTables:
         mdc_dx: dict[str, set[str]] = {k: set() for k in mdc_rows}
         for f, line, r in t["mdc_dx.csv"]:
             if r["mdc"] not in mdc_rows:
-                raise table_error(f, f"unknown MDC {r['mdc']!r}", "未知 MDC", line=line, key=f"mdc={r['mdc']!r}", field="mdc")
+                raise table_error(
+                    f, f"unknown MDC {r['mdc']!r}", "未知 MDC", line=line, key=f"mdc={r['mdc']!r}", field="mdc"
+                )
             check_dx(f, line, r["code"])
             mdc_dx[r["mdc"]].add(r["code"])
         self.trauma: dict[str, str] = {}
@@ -417,40 +485,86 @@ class SchemeTables:
             if not r["adrg"] or r["adrg"] in a_rows:
                 raise table_error(f, "empty or duplicate ADRG", "ADRG 为空或重复", line=line, key=key, field="adrg")
             if r["adrg"] == UNGROUPABLE or r["adrg"].endswith("QY"):
-                raise table_error(f, f"{r['adrg']!r} is reserved (0000 ungroupable, <MDC>QY ambiguous)", "保留编码", line=line, key=key, field="adrg")
+                raise table_error(
+                    f,
+                    f"{r['adrg']!r} is reserved (0000 ungroupable, <MDC>QY ambiguous)",
+                    "保留编码",
+                    line=line,
+                    key=key,
+                    field="adrg",
+                )
             if r["mdc"] not in mdc_rows:
                 raise table_error(f, f"unknown MDC {r['mdc']!r}", "未知 MDC", line=line, key=key, field="mdc")
             if r.get("dx_cond", "") not in DX_CONDS:
-                raise table_error(f, f"dx_cond must be one of {DX_CONDS}", "dx_cond 无效", line=line, key=key, field="dx_cond")
+                raise table_error(
+                    f, f"dx_cond must be one of {DX_CONDS}", "dx_cond 无效", line=line, key=key, field="dx_cond"
+                )
             if r.get("proc_cond", "") not in PROC_CONDS:
-                raise table_error(f, f"proc_cond must be one of {PROC_CONDS}", "proc_cond 无效", line=line, key=key, field="proc_cond")
+                raise table_error(
+                    f, f"proc_cond must be one of {PROC_CONDS}", "proc_cond 无效", line=line, key=key, field="proc_cond"
+                )
             combo: tuple[frozenset[str], ...] = ()
             if r.get("proc_cond") == "combo":
                 c = r.get("proc_combo", "")
                 if not _COMBO_RE.match(c):
-                    raise table_error(f, f"proc_combo {c!r} must look like 1&2|1&3&4", "proc_combo 无效", line=line, key=key, field="proc_combo")
+                    raise table_error(
+                        f,
+                        f"proc_combo {c!r} must look like 1&2|1&3&4",
+                        "proc_combo 无效",
+                        line=line,
+                        key=key,
+                        field="proc_combo",
+                    )
                 combo = tuple(frozenset(alt.split("&")) for alt in c.split("|"))
             elif r.get("proc_combo"):
-                raise table_error(f, "proc_combo is only for proc_cond combo", "仅 combo 条件可填 proc_combo", line=line, key=key, field="proc_combo")
+                raise table_error(
+                    f,
+                    "proc_combo is only for proc_cond combo",
+                    "仅 combo 条件可填 proc_combo",
+                    line=line,
+                    key=key,
+                    field="proc_combo",
+                )
             seq = _int(r["seq"], f, line, key, "seq", empty=...)
             mad = _int(r.get("max_age_days", ""), f, line, key, "max_age_days", 0, 366)
             wmin = _int(r.get("weight_min_g", ""), f, line, key, "weight_min_g", 0, 10000)
             wmax = _int(r.get("weight_max_g", ""), f, line, key, "weight_max_g", 0, 10000)
             if wmin is not None and wmax is not None and wmin > wmax:
-                raise table_error(f, "weight_min_g > weight_max_g", "体重下限大于上限", line=line, key=key, field="weight_min_g")
-            a_rows[r["adrg"]] = dict(f=f, line=line, r=r, seq=seq, combo=combo, mad=mad, wmin=wmin, wmax=wmax, dx=set(), p1=set(), p2=set(), labels={})
+                raise table_error(
+                    f, "weight_min_g > weight_max_g", "体重下限大于上限", line=line, key=key, field="weight_min_g"
+                )
+            a_rows[r["adrg"]] = dict(
+                f=f,
+                line=line,
+                r=r,
+                seq=seq,
+                combo=combo,
+                mad=mad,
+                wmin=wmin,
+                wmax=wmax,
+                dx=set(),
+                p1=set(),
+                p2=set(),
+                labels={},
+            )
         for f, line, r in t["adrg_dx.csv"]:
             if r["adrg"] not in a_rows:
-                raise table_error(f, f"unknown ADRG {r['adrg']!r}", "未知 ADRG", line=line, key=f"adrg={r['adrg']!r}", field="adrg")
+                raise table_error(
+                    f, f"unknown ADRG {r['adrg']!r}", "未知 ADRG", line=line, key=f"adrg={r['adrg']!r}", field="adrg"
+                )
             check_dx(f, line, r["code"])
             a_rows[r["adrg"]]["dx"].add(r["code"])
         for f, line, r in t["adrg_proc.csv"]:
             a = a_rows.get(r["adrg"])
             if a is None:
-                raise table_error(f, f"unknown ADRG {r['adrg']!r}", "未知 ADRG", line=line, key=f"adrg={r['adrg']!r}", field="adrg")
+                raise table_error(
+                    f, f"unknown ADRG {r['adrg']!r}", "未知 ADRG", line=line, key=f"adrg={r['adrg']!r}", field="adrg"
+                )
             check_proc(f, line, r["code"])
             if r["list"] not in ("1", "2"):
-                raise table_error(f, "list must be 1 or 2", "list 须为 1 或 2", line=line, key=f"code={r['code']!r}", field="list")
+                raise table_error(
+                    f, "list must be 1 or 2", "list 须为 1 或 2", line=line, key=f"code={r['code']!r}", field="list"
+                )
             a["p1" if r["list"] == "1" else "p2"].add(r["code"])
             if r.get("label"):
                 a["labels"].setdefault(r["code"], set()).add(r["label"])
@@ -471,11 +585,25 @@ class SchemeTables:
                         raise InvalidOperation
                     rw = int(x)
                 except InvalidOperation:
-                    raise table_error(f, f"rw {r['rw']!r} must be a non-negative number with at most 4 decimals", "权重无效", line=line, key=key, field="rw") from None
+                    raise table_error(
+                        f,
+                        f"rw {r['rw']!r} must be a non-negative number with at most 4 decimals",
+                        "权重无效",
+                        line=line,
+                        key=key,
+                        field="rw",
+                    ) from None
             special = r["adrg"] == UNGROUPABLE or (r["adrg"].endswith("QY") and r["adrg"][:-2] in mdc_rows)
             if special:
                 if r["drg"] != r["adrg"]:
-                    raise table_error(f, f"the DRG of {r['adrg']!r} is {r['adrg']!r} itself", "歧义组/未入组的 DRG 编码须与其 ADRG 相同", line=line, key=key, field="drg")
+                    raise table_error(
+                        f,
+                        f"the DRG of {r['adrg']!r} is {r['adrg']!r} itself",
+                        "歧义组/未入组的 DRG 编码须与其 ADRG 相同",
+                        line=line,
+                        key=key,
+                        field="drg",
+                    )
                 self.special_rw[r["drg"]] = rw
                 continue
             if r["adrg"] not in a_rows:
@@ -500,10 +628,19 @@ class SchemeTables:
         for f, line, r in t["cc_exclusion.csv"]:
             check_dx(f, line, r["code"])
             if not r["exclusion_table"]:
-                raise table_error(f, "empty exclusion_table", "排除表为空", line=line, key=f"code={r['code']!r}", field="exclusion_table")
+                raise table_error(
+                    f,
+                    "empty exclusion_table",
+                    "排除表为空",
+                    line=line,
+                    key=f"code={r['code']!r}",
+                    field="exclusion_table",
+                )
             ex.setdefault(r["code"], set()).add(r["exclusion_table"])
         self.cc_exclusion = {k: frozenset(v) for k, v in ex.items()}
-        self.or_procedures = frozenset(r["code"] for f, line, r in t["or_procedures.csv"] if check_proc(f, line, r["code"]) is None)
+        self.or_procedures = frozenset(
+            r["code"] for f, line, r in t["or_procedures.csv"] if check_proc(f, line, r["code"]) is None
+        )
         # assemble, then the cross-table checks
         mdcs: list[MdcRule] = []
         self.adrgs: dict[str, AdrgRule] = {}
@@ -511,26 +648,63 @@ class SchemeTables:
             mine = sorted((a for a in a_rows.items() if a[1]["r"]["mdc"] == code), key=lambda kv: kv[1]["seq"])
             seqs_a = [a[1]["seq"] for a in mine]
             if len(set(seqs_a)) != len(seqs_a):
-                raise table_error(f, f"two ADRGs of MDC {code!r} share a seq", "同一 MDC 内 ADRG 顺序号重复", line=line, key=f"mdc={code!r}", field="seq")
+                raise table_error(
+                    f,
+                    f"two ADRGs of MDC {code!r} share a seq",
+                    "同一 MDC 内 ADRG 顺序号重复",
+                    line=line,
+                    key=f"mdc={code!r}",
+                    field="seq",
+                )
             rules = []
             for acode, a in mine:
                 r2 = a["r"]
                 akey = f"adrg={acode!r}"
                 dxc, pc = r2.get("dx_cond", ""), r2.get("proc_cond", "")
                 if dxc and not a["dx"]:
-                    raise table_error(a["f"], f"dx_cond {dxc} but no diagnoses in adrg_dx.csv", "缺少诊断列表", line=a["line"], key=akey, field="dx_cond")
+                    raise table_error(
+                        a["f"],
+                        f"dx_cond {dxc} but no diagnoses in adrg_dx.csv",
+                        "缺少诊断列表",
+                        line=a["line"],
+                        key=akey,
+                        field="dx_cond",
+                    )
                 if pc in ("main", "any", "pair", "combo") and not a["p1"]:
-                    raise table_error(a["f"], f"proc_cond {pc} but no list-1 procedures in adrg_proc.csv", "缺少手术操作列表", line=a["line"], key=akey, field="proc_cond")
+                    raise table_error(
+                        a["f"],
+                        f"proc_cond {pc} but no list-1 procedures in adrg_proc.csv",
+                        "缺少手术操作列表",
+                        line=a["line"],
+                        key=akey,
+                        field="proc_cond",
+                    )
                 if pc == "pair" and not a["p2"]:
-                    raise table_error(a["f"], "proc_cond pair but no list-2 procedures", "缺少第二手术操作列表", line=a["line"], key=akey, field="proc_cond")
+                    raise table_error(
+                        a["f"],
+                        "proc_cond pair but no list-2 procedures",
+                        "缺少第二手术操作列表",
+                        line=a["line"],
+                        key=akey,
+                        field="proc_cond",
+                    )
                 if pc == "combo":
                     have = {lab for labs in a["labels"].values() for lab in labs}
                     need = {lab for alt in a["combo"] for lab in alt}
                     if need - have:
-                        raise table_error(a["f"], f"proc_combo labels {sorted(need - have)} have no procedures", "组合标签缺少手术操作", line=a["line"], key=akey, field="proc_combo")
+                        raise table_error(
+                            a["f"],
+                            f"proc_combo labels {sorted(need - have)} have no procedures",
+                            "组合标签缺少手术操作",
+                            line=a["line"],
+                            key=akey,
+                            field="proc_combo",
+                        )
                 ds = sorted(drgs_of.get(acode, []), key=lambda d: d.seq)
                 if not ds:
-                    raise table_error(a["f"], "ADRG without DRGs (drg.csv)", "ADRG 没有 DRG", line=a["line"], key=akey, field="adrg")
+                    raise table_error(
+                        a["f"], "ADRG without DRGs (drg.csv)", "ADRG 没有 DRG", line=a["line"], key=akey, field="adrg"
+                    )
                 for s in range(3):  # coverage: every severity at every age has a DRG
                     for age in range(MAX_AGE + 1):
                         if not any(s in d.severities and d.age_min <= age <= d.age_max for d in ds):
@@ -546,9 +720,23 @@ class SchemeTables:
                 raise table_error(f, "an ambiguous group needs entry main_dx and surgical_adrgs > 0", "歧义组需按主要诊断入组且有手术 ADRG",
                                   line=line, key=f"mdc={code!r}", field="ambiguous_group")  # fmt: skip
             if r["entry"] == "main_dx" and not mdc_dx[code]:
-                raise table_error(f, "entry main_dx but no diagnoses in mdc_dx.csv", "缺少主要诊断列表", line=line, key=f"mdc={code!r}", field="entry")
+                raise table_error(
+                    f,
+                    "entry main_dx but no diagnoses in mdc_dx.csv",
+                    "缺少主要诊断列表",
+                    line=line,
+                    key=f"mdc={code!r}",
+                    field="entry",
+                )
             if r.get("multi_trauma") == "yes" and not self.trauma:
-                raise table_error(f, "multi_trauma needs trauma_sites.csv rows", "缺少创伤部位表", line=line, key=f"mdc={code!r}", field="multi_trauma")
+                raise table_error(
+                    f,
+                    "multi_trauma needs trauma_sites.csv rows",
+                    "缺少创伤部位表",
+                    line=line,
+                    key=f"mdc={code!r}",
+                    field="multi_trauma",
+                )
             mdcs.append(MdcRule(code, seq, r["entry"], r.get("sex", ""), r.get("newborn") == "under_1_year", r.get("multi_trauma") == "yes",
                                 n_surg, amb, r.get("name", ""), frozenset(mdc_dx[code]), tuple(rules)))  # fmt: skip
         for acode in drgs_of:
@@ -571,12 +759,15 @@ class SchemeTables:
                 def dx_ok(p):
                     i = bisect.bisect_left(codes, p)
                     return i < len(codes) and codes[i].startswith(p)
+
             return dx_ok, (lambda p: bool(re.match(r"^[0-9]{2}(\.[0-9x]{0,6})?$", p)))
         if m.diagnosis_system == national.DX_NATIONAL:
             dset = national.national_dx_codes() | m.outside_dx
         else:
             from yibao.codes.icd10 import is_valid_icd10
 
-            return (lambda c: is_valid_icd10(c) or c in m.outside_dx), (lambda c: c in national.national_proc_codes() or c in m.outside_proc)
+            return (lambda c: is_valid_icd10(c) or c in m.outside_dx), (
+                lambda c: c in national.national_proc_codes() or c in m.outside_proc
+            )
         pset = national.national_proc_codes() | m.outside_proc
         return dset.__contains__, pset.__contains__

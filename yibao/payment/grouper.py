@@ -208,6 +208,7 @@ class Grouper:
             return self._by_dx.get(dx, self._always)
         hit = self._by_dx.get(dx)
         if hit is None:  # prefix schemes: MDCs entered through ADRGs first, then the longest matching prefix's MDC
+
             def match_len(m: MdcRule) -> int:
                 return next((n for n in range(len(dx), 0, -1) if dx[:n] in m.dx), 0)
 
@@ -237,7 +238,11 @@ class Grouper:
         """(trauma-region bits, any-diagnosis ADRG bits) of some diagnoses."""
         tm = am = 0
         for c in codes:
-            r = self.t.trauma.get(c) if not self.prefix else next((self.t.trauma[c[:n]] for n in range(len(c), 0, -1) if c[:n] in self.t.trauma), None)
+            r = (
+                self.t.trauma.get(c)
+                if not self.prefix
+                else next((self.t.trauma[c[:n]] for n in range(len(c), 0, -1) if c[:n] in self.t.trauma), None)
+            )
             if r is not None:
                 tm |= self.region_bit[r]
             for a in self.any_adrgs:
@@ -245,7 +250,9 @@ class Grouper:
                     am |= self.any_bit[a.code]
         return tm, am
 
-    def _adrg_holds(self, a: AdrgRule, dx: str, procs: tuple[str, ...], has_or: bool, ageday, weight, amask: int) -> bool:
+    def _adrg_holds(
+        self, a: AdrgRule, dx: str, procs: tuple[str, ...], has_or: bool, ageday, weight, amask: int
+    ) -> bool:
         if a.max_age_days is not None and (ageday is None or ageday > a.max_age_days):
             return False
         if a.weight_min_g is not None or a.weight_max_g is not None:
@@ -284,7 +291,18 @@ class Grouper:
             return not has_or
         raise AssertionError(pc)  # pragma: no cover - validated on load
 
-    def place(self, dx: str, procs: tuple[str, ...], gend: int, age: int, ageday, weight, tmask: int, amask: int, explain: bool = False):
+    def place(
+        self,
+        dx: str,
+        procs: tuple[str, ...],
+        gend: int,
+        age: int,
+        ageday,
+        weight,
+        tmask: int,
+        amask: int,
+        explain: bool = False,
+    ):
         """(mdc, target ADRG / <MDC>QY / 0000, reason, path) of a case's principal diagnosis and procedures."""
         path: list[str] = []
         has_or = any(self._has(self.or_procedures, p) for p in procs)
@@ -292,7 +310,9 @@ class Grouper:
         for m in self.mdcs_for(dx):
             if m.sex and gend != int(m.sex):
                 if explain:
-                    path.append(f"MDC {m.code}: principal diagnosis fits, but it needs sex {'male' if m.sex == '1' else 'female'} (gend {m.sex})")
+                    path.append(
+                        f"MDC {m.code}: principal diagnosis fits, but it needs sex {'male' if m.sex == '1' else 'female'} (gend {m.sex})"
+                    )
                 continue
             if m.newborn and not (age == 0 or ageday is not None):
                 if explain:
@@ -300,7 +320,9 @@ class Grouper:
                 continue
             if m.multi_trauma and bin(tmask).count("1") < 2:
                 if explain:
-                    path.append(f"MDC {m.code}: principal diagnosis fits, but it needs injuries in two or more body regions")
+                    path.append(
+                        f"MDC {m.code}: principal diagnosis fits, but it needs injuries in two or more body regions"
+                    )
                 continue
             if m.entry == "main_dx":
                 entered.append(m.code)
@@ -309,7 +331,9 @@ class Grouper:
             for i, a in enumerate(m.adrgs):
                 if m.ambiguous_group and i == m.surgical_adrgs and has_or:
                     if explain:
-                        path.append(f"{m.code}QY: an operating-room procedure but none of MDC {m.code}'s {m.surgical_adrgs} surgical ADRGs fits (歧义组)")
+                        path.append(
+                            f"{m.code}QY: an operating-room procedure but none of MDC {m.code}'s {m.surgical_adrgs} surgical ADRGs fits (歧义组)"
+                        )
                     return m.code, f"{m.code}QY", OK, path
                 if self._adrg_holds(a, dx, procs, has_or, ageday, weight, amask):
                     if explain:
@@ -317,7 +341,9 @@ class Grouper:
                     return m.code, a.code, OK, path
             if m.ambiguous_group and m.surgical_adrgs == len(m.adrgs) and has_or:
                 if explain:
-                    path.append(f"{m.code}QY: an operating-room procedure but none of MDC {m.code}'s surgical ADRGs fits (歧义组)")
+                    path.append(
+                        f"{m.code}QY: an operating-room procedure but none of MDC {m.code}'s surgical ADRGs fits (歧义组)"
+                    )
                 return m.code, f"{m.code}QY", OK, path
             if explain and m.entry == "main_dx":
                 path.append(f"MDC {m.code}: none of its {len(m.adrgs)} ADRGs fits; falls through to the next MDC")
@@ -341,7 +367,9 @@ class Grouper:
             level, table = hit
             if table in excl:
                 if explain:
-                    why.append(f"{o} is a {SEVERITY_LEVELS[level].upper()} but excluded (its table {table} is the principal diagnosis's)")
+                    why.append(
+                        f"{o} is a {SEVERITY_LEVELS[level].upper()} but excluded (its table {table} is the principal diagnosis's)"
+                    )
                 continue
             if explain:
                 why.append(f"{o} is a {SEVERITY_LEVELS[level].upper()} (table {table})")
@@ -394,7 +422,20 @@ class Grouper:
 
     # --- the scalar path ----------------------------------------------------------------------
 
-    def group(self, case_id="", gend="", age="", nwb_age="", nwb_bir_wt="", ipt_days="", main_diag="", other_diags="", oprns="", *, explain: bool = False) -> GroupResult:
+    def group(
+        self,
+        case_id="",
+        gend="",
+        age="",
+        nwb_age="",
+        nwb_bir_wt="",
+        ipt_days="",
+        main_diag="",
+        other_diags="",
+        oprns="",
+        *,
+        explain: bool = False,
+    ) -> GroupResult:
         """Group one case (fields as in a 结算清单; lists or ``;``-joined strings)."""
         cid = _cell(case_id)
         g, e1 = parse_gend(_cell(gend))
@@ -417,7 +458,11 @@ class Grouper:
         sev, why = self.severity(dx, others, explain)
         drg, rw = self.drg_of(target, sev, a)
         if explain:
-            path = [*path, f"severity {SEVERITY_LEVELS[sev]}" + (": " + "; ".join(why) if why else ": no CC/MCC among the secondary diagnoses")]
+            path = [
+                *path,
+                f"severity {SEVERITY_LEVELS[sev]}"
+                + (": " + "; ".join(why) if why else ": no CC/MCC among the secondary diagnoses"),
+            ]
             if target in self.adrgs:
                 path.append(f"DRG {drg}: {self.drgs[drg].name}")
         return GroupResult(cid, mdc, target, drg, status, SEVERITY_LEVELS[sev], rw, tuple(path))
@@ -455,7 +500,9 @@ class Grouper:
         """
         missing = [c for c in INPUT_COLUMNS if c not in cases.columns]
         if missing:
-            raise GroupingInputError(f"missing columns {missing}; expected {list(INPUT_COLUMNS)}", f"缺少列 {missing}", field=missing[0])
+            raise GroupingInputError(
+                f"missing columns {missing}; expected {list(INPUT_COLUMNS)}", f"缺少列 {missing}", field=missing[0]
+            )
         n = len(cases)
         raw_id = cases["case_id"]
         if pd.api.types.infer_dtype(raw_id, skipna=True) in ("string", "empty"):
@@ -465,7 +512,9 @@ class Grouper:
         case_id = ids.to_numpy(dtype=object)
         empty = np.flatnonzero(case_id == "")
         if len(empty):
-            raise GroupingInputError(f"row {int(empty[0]) + 1}: empty case_id", f"第 {int(empty[0]) + 1} 行 case_id 为空", field="case_id")
+            raise GroupingInputError(
+                f"row {int(empty[0]) + 1}: empty case_id", f"第 {int(empty[0]) + 1} 行 case_id 为空", field="case_id"
+            )
         dup = ids.duplicated().to_numpy()
         if dup.any():
             first = case_id[int(np.flatnonzero(dup)[0])]
@@ -516,21 +565,36 @@ class Grouper:
         if progress:
             progress(0.3)
         # per distinct value: features of diagnoses
-        mx_feat = np.array([self.dx_features((v,)) if v is not None else (0, 0) for v in mx_v], dtype=np.int64).reshape(-1, 2)
-        ot_feat = np.array([self.dx_features(r[0]) if r[0] is not None else (0, 0) for r in ot_res], dtype=np.int64).reshape(-1, 2)
+        mx_feat = np.array([self.dx_features((v,)) if v is not None else (0, 0) for v in mx_v], dtype=np.int64).reshape(
+            -1, 2
+        )
+        ot_feat = np.array(
+            [self.dx_features(r[0]) if r[0] is not None else (0, 0) for r in ot_res], dtype=np.int64
+        ).reshape(-1, 2)
         tmask = mx_feat[mx_i, 0] | ot_feat[ot_i, 0]
         amask = mx_feat[mx_i, 1] | ot_feat[ot_i, 1]
         gend = np.array([-1 if v is None else v for v in g_v], dtype=np.int64)[g_i]
         wgt = np.array([-1 if v is None else v for v in w_v], dtype=np.int64)[w_i]
         # the ADRG stage depends on newborn facts only through these classes
         cuts_d = sorted({a.max_age_days for a in self.adrgs.values() if a.max_age_days is not None})
-        cuts_w = sorted({x for a in self.adrgs.values() for x in ((a.weight_min_g - 1) if a.weight_min_g is not None else None, a.weight_max_g) if x is not None})
+        cuts_w = sorted(
+            {
+                x
+                for a in self.adrgs.values()
+                for x in ((a.weight_min_g - 1) if a.weight_min_g is not None else None, a.weight_max_g)
+                if x is not None
+            }
+        )
         d_cls = np.where(nwb < 0, 0, 1 + np.searchsorted(np.array(cuts_d, dtype=np.int64), nwb, side="left"))
         w_cls = np.where(wgt < 0, 0, 1 + np.searchsorted(np.array(cuts_w, dtype=np.int64), wgt, side="left"))
         age0 = (age == 0).astype(np.int64)
         cols = [mx_i, op_i, gend + 1, age0, d_cls, w_cls, tmask, amask]
         rows = np.flatnonzero(ok)
-        key_cols = np.stack([c[rows].astype(np.int64) for c in cols], axis=1) if len(rows) else np.zeros((0, len(cols)), np.int64)
+        key_cols = (
+            np.stack([c[rows].astype(np.int64) for c in cols], axis=1)
+            if len(rows)
+            else np.zeros((0, len(cols)), np.int64)
+        )
         radix = [int(c.max()) + 1 if len(c) else 1 for c in key_cols.T]
         if math.prod(radix) < 2**62:
             key = np.zeros(len(rows), dtype=np.int64)
@@ -607,7 +671,10 @@ class Grouper:
         frame = pd.DataFrame({"case_id": case_id, "mdc": out_mdc, "adrg": out_adrg, "drg": out_drg, "status": out_status,
                               "severity": out_sev, "rw_e4": pd.array(np.where(out_rw < 0, None, out_rw), dtype="Int64")})  # fmt: skip
         if explain:
-            frame["path"] = [" → ".join(self.group(**{c: cases[c].iat[i] for c in INPUT_COLUMNS}, explain=True).path) for i in range(n)]
+            frame["path"] = [
+                " → ".join(self.group(**{c: cases[c].iat[i] for c in INPUT_COLUMNS}, explain=True).path)
+                for i in range(n)
+            ]
         if progress:
             progress(1.0)
         return frame
@@ -638,7 +705,9 @@ def read_cases(path: str | Path) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
         if suffix in (".csv", ".txt", ".tsv"):
-            return pd.read_csv(p, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8-sig")
+            return pd.read_csv(
+                p, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8-sig"
+            )
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise GroupingInputError(f"{p}: cannot read ({exc})", f"{p}: 无法读取文件", field="in") from None
     raise GroupingInputError(f"{p}: give a .parquet or .csv file", f"{p}: 须为 .parquet 或 .csv 文件", field="in")
@@ -656,5 +725,7 @@ def write_groups(frame: pd.DataFrame, path: str | Path, *, explain: bool = False
     elif p.suffix.lower() == ".csv":
         out.to_csv(tmp, index=False, encoding="utf-8")
     else:
-        raise GroupingInputError(f"{p}: give a .parquet or .csv output file", f"{p}: 输出须为 .parquet 或 .csv 文件", field="out")
+        raise GroupingInputError(
+            f"{p}: give a .parquet or .csv output file", f"{p}: 输出须为 .parquet 或 .csv 文件", field="out"
+        )
     tmp.replace(p)  # nothing half-written under the final name

@@ -41,7 +41,9 @@ def to_e4(value: object, what: str) -> int:
         raise PolicyError(f"{what}: {value!r} is not a number", f"{what}: {value!r} 不是数字", field=what) from None
     q = d * E4
     if not q.is_finite() or q != q.to_integral_value():
-        raise PolicyError(f"{what}: {value!r} has more than 4 decimal places", f"{what}: {value!r} 超过 4 位小数", field=what)
+        raise PolicyError(
+            f"{what}: {value!r} has more than 4 decimal places", f"{what}: {value!r} 超过 4 位小数", field=what
+        )
     return int(q)
 
 

@@ -103,7 +103,15 @@ def case_flags(cases: pd.DataFrame, rules: QualityRules, coding: pd.DataFrame) -
         mask = np.asarray(mask, bool)
         if mask.any():
             det = detail[mask] if isinstance(detail, (np.ndarray, pd.Series)) else detail
-            out.append(pd.DataFrame({"mdtrt_id": cases["mdtrt_id"].to_numpy()[mask], "flag": flag, "detail": np.asarray(det, dtype=object) if not isinstance(det, str) else det}))
+            out.append(
+                pd.DataFrame(
+                    {
+                        "mdtrt_id": cases["mdtrt_id"].to_numpy()[mask],
+                        "flag": flag,
+                        "detail": np.asarray(det, dtype=object) if not isinstance(det, str) else det,
+                    }
+                )
+            )
 
     dx = cases["dise_codg"].fillna("")
     cf = coding_flags(cases, coding)
@@ -119,14 +127,28 @@ def case_flags(cases: pd.DataFrame, rules: QualityRules, coding: pd.DataFrame) -
     add(cases["path"].to_numpy() == "ambiguous", "ambiguous_group", "procedure unrelated to the principal diagnosis")
     add(cases["path"].to_numpy() == "ungroupable", "ungroupable", "principal diagnosis in no MDC/ADRG")
     if "proc_type" in cases:
-        add(_starts(dx, mr.symptom_prefixes) & (cases["proc_type"].to_numpy() == "surgery"), "symptom_principal", "symptom code as principal diagnosis of a surgical case")
+        add(
+            _starts(dx, mr.symptom_prefixes) & (cases["proc_type"].to_numpy() == "surgery"),
+            "symptom_principal",
+            "symptom code as principal diagnosis of a surgical case",
+        )
         if "kind" in cases:
-            add((cases["kind"].to_numpy() == "low") & (cases["proc_type"].to_numpy() == "surgery"), "procedure_cost_mismatch", "surgical combination billed below the low-outlier threshold")
+            add(
+                (cases["kind"].to_numpy() == "low") & (cases["proc_type"].to_numpy() == "surgery"),
+                "procedure_cost_mismatch",
+                "surgical combination billed below the low-outlier threshold",
+            )
     others = cases["other_dise_codg"].fillna("").to_numpy()
     dup = np.array([bool(d) and d in o_.split(";") for d, o_ in zip(dx.to_numpy(), others)], bool)
     add(dup, "secondary_equals_principal", "principal diagnosis repeated as a secondary one")
     if not out:
-        return pd.DataFrame({"mdtrt_id": pd.Series([], dtype=object), "flag": pd.Series([], dtype=object), "detail": pd.Series([], dtype=object)})
+        return pd.DataFrame(
+            {
+                "mdtrt_id": pd.Series([], dtype=object),
+                "flag": pd.Series([], dtype=object),
+                "detail": pd.Series([], dtype=object),
+            }
+        )
     return pd.concat(out, ignore_index=True)
 
 
@@ -135,7 +157,11 @@ def top_flagged_groups(cases: pd.DataFrame, flags: pd.DataFrame, by: str = "drg"
     flagged = flags.groupby("mdtrt_id")["flag"].agg(lambda s: ",".join(sorted(set(s))))
     c = cases[["mdtrt_id", by]].assign(flags=cases["mdtrt_id"].map(flagged))
     g = c.groupby(by).agg(cases=("mdtrt_id", "size"), flagged=("flags", "count")).reset_index()
-    kinds = c.dropna(subset=["flags"]).groupby(by)["flags"].agg(lambda s: ", ".join(f"{k} {v}" for k, v in pd.Series(",".join(s).split(",")).value_counts().items()))
+    kinds = (
+        c.dropna(subset=["flags"])
+        .groupby(by)["flags"]
+        .agg(lambda s: ", ".join(f"{k} {v}" for k, v in pd.Series(",".join(s).split(",")).value_counts().items()))
+    )
     g["flag_rate"] = (g.flagged / g.cases).round(4)
     g["flags_seen"] = g[by].map(kinds).fillna("")
     return g[g.flagged > 0].sort_values(["flagged", "flag_rate"], ascending=False).head(n).reset_index(drop=True)
@@ -152,7 +178,9 @@ def peer_comparison(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
         cases=("mdtrt_id", "size"), total_rw_e4=("rw_e4", "sum"), cc_share=("has_cc", "mean"), sec_per_case=("n_sec", "mean"),
     ).reset_index()  # fmt: skip
     h = c.groupby(["fixmedins_code", "h2"])["n_sec"].mean().unstack()
-    g["sec_change_h2_h1"] = g["fixmedins_code"].map((h.get(True, pd.Series(dtype=float)) - h.get(False, pd.Series(dtype=float))))
+    g["sec_change_h2_h1"] = g["fixmedins_code"].map(
+        (h.get(True, pd.Series(dtype=float)) - h.get(False, pd.Series(dtype=float)))
+    )
     g["cmi"] = g.total_rw_e4 / g.cases / 10_000
     # peers: institutions of the same group with enough cases to compare (smaller ones are shown, not judged)
     g["judged"] = g.cases >= rules.peer.min_cases
@@ -172,7 +200,9 @@ def peer_comparison(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
     return g.sort_values("fixmedins_code").reset_index(drop=True)
 
 
-def hospital_view(cases: pd.DataFrame, by: tuple[str, ...] = ("fixmedins_code", "dept_code", "group_code")) -> pd.DataFrame:
+def hospital_view(
+    cases: pd.DataFrame, by: tuple[str, ...] = ("fixmedins_code", "dept_code", "group_code")
+) -> pd.DataFrame:
     """Income under DIP (``value_fen``) and DRG (``drg_value_fen``) against actual cost, in fen, by the given keys."""
     g = cases.groupby(list(by)).agg(
         cases=("mdtrt_id", "size"), cost_fen=("medfee_sumamt", "sum"), dip_income_fen=("value_fen", "sum"), drg_income_fen=("drg_value_fen", "sum"),
@@ -198,7 +228,11 @@ def against_truth(flags: pd.DataFrame, truth: pd.DataFrame, cases: pd.DataFrame)
     rows = []
     ids = set(cases["mdtrt_id"])
     enc = truth[truth.entity == "encounter"]
-    for flag, pattern, detail in (("upcoding", "upcoding", None), ("split_admission", "split_admission", None), ("sex_mismatch", "impersonation", "billed on the card")):
+    for flag, pattern, detail in (
+        ("upcoding", "upcoding", None),
+        ("split_admission", "split_admission", None),
+        ("sex_mismatch", "impersonation", "billed on the card"),
+    ):
         lab = enc[enc.pattern == pattern]
         if detail is not None:
             lab = lab[lab.detail.fillna("").str.contains(detail, regex=False)]
@@ -210,7 +244,9 @@ def against_truth(flags: pd.DataFrame, truth: pd.DataFrame, cases: pd.DataFrame)
     return pd.DataFrame(rows)
 
 
-def assess(cases: pd.DataFrame, rules: QualityRules | None = None, truth: pd.DataFrame | None = None, *, coding: pd.DataFrame) -> QualityResult:
+def assess(
+    cases: pd.DataFrame, rules: QualityRules | None = None, truth: pd.DataFrame | None = None, *, coding: pd.DataFrame
+) -> QualityResult:
     """Flags, top flagged groups and peers of ``cases``; ``coding`` is :func:`yibao.supervision.coding.detect_region`
     over the region (the truth, if given, only evaluates the flags)."""
     rules = rules or load_quality_rules()

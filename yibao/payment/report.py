@@ -93,7 +93,9 @@ def sections(r: PaymentRun, names: dict[str, str] | None = None) -> list[tuple[s
         ("annual point value 年度点值", f"¥{y.point_value} per point"),
         ("sum of pooled-fund payments 统筹基金支付合计", "¥" + _yuan(inst.payment_fen.sum())),
     ], columns=["item", "value"])  # fmt: skip
-    months = per[per.period > 0][["period", "budget_fen", "pool_fen", "points_e4", "point_value"]].rename(columns={"period": "month"})
+    months = per[per.period > 0][["period", "budget_fen", "pool_fen", "points_e4", "point_value"]].rename(
+        columns={"period": "month"}
+    )
     show = [c for c in ("fixmedins_code", "name", "hosp_lv", "n_cases", "points_e4", "value_fen", "psn_part_amt", "oth_fund_amt",
                         "payment_fen", "advances_fen", "clearing_fen", "medfee_sumamt", "dip_gain_fen", "drg_gain_fen") if c in inst]  # fmt: skip
     money = ("budget_fen", "pool_fen", "value_fen", "psn_part_amt", "oth_fund_amt", "payment_fen", "advances_fen", "clearing_fen",
@@ -107,7 +109,11 @@ def sections(r: PaymentRun, names: dict[str, str] | None = None) -> list[tuple[s
         + "<h4>Each hospital's year 各医院年度结算</h4>" + _gain_chart(inst) + _table(inst[show], money, ("points_e4",))
         + "<h4>Monthly pre-settlement point values 月度预结算点值</h4>" + _table(months, money, ("points_e4",))
     )  # fmt: skip
-    mix = r.dip.cases.groupby("group_code").agg(cases=("mdtrt_id", "size"), cost=("medfee_sumamt", "sum"), income=("value_fen", "sum")).reset_index()
+    mix = (
+        r.dip.cases.groupby("group_code")
+        .agg(cases=("mdtrt_id", "size"), cost=("medfee_sumamt", "sum"), income=("value_fen", "sum"))
+        .reset_index()
+    )
     mix = mix.merge(g[["group_code", "kind", "points_e4", "mean_cost_fen"]], on="group_code", how="left")
     mix["gain_fen"] = mix.income - mix.cost
     mix = mix.sort_values("cases", ascending=False).head(20)
@@ -199,11 +205,17 @@ def write_excel(r: PaymentRun, path: Path, names: dict[str, str] | None = None) 
         r.catalog.groups.to_pandas().to_excel(xw, sheet_name="catalog", index=False)
         cols = ["mdtrt_id", "fixmedins_code", "dept_code", "setl_month", "group_code", "kind", "points_e4", "value_fen", "drg", "severity",
                 "rw_e4", "drg_value_fen", "medfee_sumamt", "psn_part_amt", "hifp_pay", "oth_fund_amt"]  # fmt: skip
-        r.cases[cols].head(EXCEL_MAX_ROWS).to_excel(xw, sheet_name="cases", index=False)  # a sheet holds ~1 M rows; the Parquet output has all
+        r.cases[cols].head(EXCEL_MAX_ROWS).to_excel(
+            xw, sheet_name="cases", index=False
+        )  # a sheet holds ~1 M rows; the Parquet output has all
         from yibao.payment.quality import hospital_view
 
-        hospital_view(r.cases).to_excel(xw, sheet_name="hospital_view_dip", index=False)  # institution × department × DIP group
-        hospital_view(r.cases, ("fixmedins_code", "dept_code", "drg")).to_excel(xw, sheet_name="hospital_view_drg", index=False)
+        hospital_view(r.cases).to_excel(
+            xw, sheet_name="hospital_view_dip", index=False
+        )  # institution × department × DIP group
+        hospital_view(r.cases, ("fixmedins_code", "dept_code", "drg")).to_excel(
+            xw, sheet_name="hospital_view_drg", index=False
+        )
         r.quality.flags.head(EXCEL_MAX_ROWS).to_excel(xw, sheet_name="flags", index=False)
         r.quality.top_drg.to_excel(xw, sheet_name="top_flagged_drg", index=False)
         r.quality.top_dip.to_excel(xw, sheet_name="top_flagged_dip", index=False)

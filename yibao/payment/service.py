@@ -71,7 +71,9 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
     secs["dip_settle"] = time.perf_counter() - t
     t = time.perf_counter()
     sch = scheme if isinstance(scheme, Scheme) else load_scheme(scheme or REGION_SCHEME)
-    nwb = ", nwb_age" if "nwb_age" in [r[0] for r in con.execute(f"DESCRIBE {cases}").fetchall()] else ""  # newborns' age in days (MDC P)
+    nwb = (
+        ", nwb_age" if "nwb_age" in [r[0] for r in con.execute(f"DESCRIBE {cases}").fetchall()] else ""
+    )  # newborns' age in days (MDC P)
     view = con.sql(f"""SELECT mdtrt_id, psn_no, fixmedins_code, hosp_lv, dept_code, begntime, endtime, setl_month, age, gend,
                               dise_codg, other_dise_codg, oprn_codg{nwb} FROM {cases} ORDER BY mdtrt_id""").df()  # fmt: skip
     grouped = group_batch(sch, view)
@@ -84,13 +86,18 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
     secs["drg_group"] = time.perf_counter() - t
     df = pd.concat([view.reset_index(drop=True), grouped.reset_index(drop=True)], axis=1)
     # the DIP year's cases (discharged in it) carry on into the DRG income, the hospital view and the quality checks
-    df = df.merge(dip.cases.drop(columns=["fixmedins_code", "hosp_lv", "dept_code", "setl_month"]), on="mdtrt_id", how="inner")
+    df = df.merge(
+        dip.cases.drop(columns=["fixmedins_code", "hosp_lv", "dept_code", "setl_month"]), on="mdtrt_id", how="inner"
+    )
     # DRG income for the hospital view: the same annual pool spread by RW (base rate = pool ÷ total RW)
     pool = int(dip.periods.loc[dip.periods.period == 0, "pool_fen"].iloc[0])
     df["rw_e4"] = df["rw_e4"].fillna(0).astype("int64")  # 0000 (ungroupable) carries no weight: paid by item
     tot_rw = int(df.loc[df.drg != "0000", "rw_e4"].sum())
     paid = (df.drg != "0000").to_numpy()
-    df["drg_value_fen"] = [round_div(int(r) * pool, tot_rw) if p and tot_rw else int(c) for r, p, c in zip(df.rw_e4, paid, df.medfee_sumamt)]
+    df["drg_value_fen"] = [
+        round_div(int(r) * pool, tot_rw) if p and tot_rw else int(c)
+        for r, p, c in zip(df.rw_e4, paid, df.medfee_sumamt)
+    ]
     br = base_rate(pool, tot_rw) if tot_rw else None
     t = time.perf_counter()
     truth = None

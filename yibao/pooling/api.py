@@ -27,7 +27,10 @@ router = APIRouter(prefix="/api/v1/pooling", tags=["pooling"])
 
 
 def _error(exc: YibaoError, status: int = 400) -> HTTPException:
-    return HTTPException(status_code=status, detail={"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field})
+    return HTTPException(
+        status_code=status,
+        detail={"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field},
+    )
 
 
 class CountyIn(BaseModel):
@@ -43,7 +46,9 @@ class CountyIn(BaseModel):
 class SimulateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    arrangement: Union[str, dict[str, Any]] = Field(description="a shipped arrangement's name, or an arrangement object (the YAML file's fields)")
+    arrangement: Union[str, dict[str, Any]] = Field(
+        description="a shipped arrangement's name, or an arrangement object (the YAML file's fields)"
+    )
     counties: list[CountyIn] = Field(min_length=1)
 
 
@@ -54,8 +59,11 @@ def _arrangement(spec: Union[str, dict]):
         if "/" in spec or spec.endswith((".yaml", ".yml")):  # no server paths through the API
             from yibao.pooling.arrangement import PoolingError
 
-            raise PoolingError("give a shipped arrangement's name or an arrangement object, not a file path",
-                               "请给出已有安排的名称或安排对象, 不接受文件路径", field="arrangement")
+            raise PoolingError(
+                "give a shipped arrangement's name or an arrangement object, not a file path",
+                "请给出已有安排的名称或安排对象, 不接受文件路径",
+                field="arrangement",
+            )
         return load_arrangement(spec)
     return arrangement_from_dict(spec)
 
@@ -64,8 +72,15 @@ def _reply(sim, h, **extra) -> dict:
     from yibao.pooling.report import rows
 
     a = sim.arrangement
-    return {"arrangement": a.name, "label_zh": a.label_zh, "label_en": a.label_en, "illustrative": a.illustrative,
-            "money": "fen", **extra, **rows(sim, h.names)}
+    return {
+        "arrangement": a.name,
+        "label_zh": a.label_zh,
+        "label_en": a.label_en,
+        "illustrative": a.illustrative,
+        "money": "fen",
+        **extra,
+        **rows(sim, h.names),
+    }
 
 
 @router.get("/arrangements", summary="统筹层次安排 · pooling arrangements")
@@ -75,8 +90,17 @@ def arrangements() -> list[dict]:
     out = []
     for name in known_arrangements():
         a = load_arrangement(name)
-        out.append({"name": a.name, "label_zh": a.label_zh, "label_en": a.label_en, "region": a.region, "pool_level": a.pool_level,
-                    "adjustment_fund_level": a.adjustment_fund.level if a.adjustment_fund else None, "illustrative": a.illustrative})
+        out.append(
+            {
+                "name": a.name,
+                "label_zh": a.label_zh,
+                "label_en": a.label_en,
+                "region": a.region,
+                "pool_level": a.pool_level,
+                "adjustment_fund_level": a.adjustment_fund.level if a.adjustment_fund else None,
+                "illustrative": a.illustrative,
+            }
+        )
     return out
 
 
@@ -110,9 +134,15 @@ def region(name: str, year: Optional[int] = None) -> dict:
 
     data = os.environ.get("YIBAO_CONSOLE_DATA")
     if not data or not Path(data).is_dir():
-        raise HTTPException(status_code=409, detail={"code": "E_POOLING", "field": "YIBAO_CONSOLE_DATA",
-                                                     "message_en": "the server has no region data directory (YIBAO_CONSOLE_DATA)",
-                                                     "message_zh": "服务器未配置统筹区数据目录 (YIBAO_CONSOLE_DATA)"})
+        raise HTTPException(
+            status_code=409,
+            detail={
+                "code": "E_POOLING",
+                "field": "YIBAO_CONSOLE_DATA",
+                "message_en": "the server has no region data directory (YIBAO_CONSOLE_DATA)",
+                "message_zh": "服务器未配置统筹区数据目录 (YIBAO_CONSOLE_DATA)",
+            },
+        )
     try:
         if "/" in name or name.endswith((".yaml", ".yml")):
             _arrangement(name)  # refused: names only

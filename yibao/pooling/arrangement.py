@@ -202,7 +202,9 @@ class Arrangement(_M):
                 raise ValueError("counties.pools must be distinct 6-digit division codes")
         w = self.counties.assignment.weights
         if w and pools is not None and set(w) - set(pools):
-            raise ValueError(f"counties.assignment.weights names codes that are not county pools: {sorted(set(w) - set(pools))}")
+            raise ValueError(
+                f"counties.assignment.weights names codes that are not county pools: {sorted(set(w) - set(pools))}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -264,7 +266,13 @@ def load_arrangement(name_or_path: str | Path) -> Arrangement:
             )
     arr = load_model(p, Arrangement, what=_WHAT, error=PoolingError)
     if p.parent == data_dir() and arr.name != p.stem:
-        raise data_error(p, "name", f"name {arr.name!r} must equal the file name {p.stem!r}", f"name 须与文件名 {p.stem!r} 相同", error=PoolingError)
+        raise data_error(
+            p,
+            "name",
+            f"name {arr.name!r} must equal the file name {p.stem!r}",
+            f"name 须与文件名 {p.stem!r} 相同",
+            error=PoolingError,
+        )
     return arr
 
 

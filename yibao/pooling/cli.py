@@ -20,9 +20,11 @@ OUT_SUFFIXES = (".html", ".xlsx", ".json")
 
 
 def income_note(rates) -> str:
-    return (f"DERIVED from person.contribution_base and the policy '{rates.source}' (no contribution table): employer rate "
-            f"{rates.employer_rate_bp / 100:g} % × 12 months, less retirees' account credit {fmt_yuan(rates.retiree_monthly_credit, symbol=True)}/month; "
-            f"residents {fmt_yuan(rates.resident_per_capita, symbol=True)} per person (individual + fiscal subsidy)")
+    return (
+        f"DERIVED from person.contribution_base and the policy '{rates.source}' (no contribution table): employer rate "
+        f"{rates.employer_rate_bp / 100:g} % × 12 months, less retirees' account credit {fmt_yuan(rates.retiree_monthly_credit, symbol=True)}/month; "
+        f"residents {fmt_yuan(rates.resident_per_capita, symbol=True)} per person (individual + fiscal subsidy)"
+    )
 
 
 def parse_factor(text: Optional[str]) -> Optional[Decimal]:
@@ -34,17 +36,32 @@ def parse_factor(text: Optional[str]) -> Optional[Decimal]:
     except (InvalidOperation, ValueError):
         f = None
     if f is None or not f.is_finite() or not (0 < f <= 10) or f != f.quantize(Decimal("0.0001")):
-        raise PoolingError(f"--spending-factor {text!r}: give a decimal above 0 and at most 10 with at most 4 places, e.g. 1.25",
-                           f"--spending-factor {text!r}: 须为 0 到 10 之间的小数 (至多 4 位), 如 1.25", field="spending_factor")
+        raise PoolingError(
+            f"--spending-factor {text!r}: give a decimal above 0 and at most 10 with at most 4 places, e.g. 1.25",
+            f"--spending-factor {text!r}: 须为 0 到 10 之间的小数 (至多 4 位), 如 1.25",
+            field="spending_factor",
+        )
     return f
 
 
 def scenario_note(factor: Optional[Decimal]) -> str:
-    return "" if factor is None else f"WHAT-IF 假设情景: every county's settled spending × {factor} (half up to the fen); income as derived"
+    return (
+        ""
+        if factor is None
+        else f"WHAT-IF 假设情景: every county's settled spending × {factor} (half up to the fen); income as derived"
+    )
 
 
-def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Optional[str] = None, policy_dirs=None,
-        spending_factor: Optional[Decimal] = None, cache: Optional[dict] = None):
+def run(
+    data: Path,
+    arrangement: str,
+    *,
+    year: Optional[int] = None,
+    policy: Optional[str] = None,
+    policy_dirs=None,
+    spending_factor: Optional[Decimal] = None,
+    cache: Optional[dict] = None,
+):
     """Load, read and simulate; returns ``(simulation, hierarchy, year_figures)``.
 
     Every refusal is a :class:`~yibao.core.errors.YibaoError` (arrangement, policy, data), raised before anything is written.
@@ -60,7 +77,13 @@ def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Opt
     chosen = book.require(policy or arr.region)  # the region's own policy file: a region without one is refused
     # the contribution rates in force mid-year (as the fund-year summary), for the year read_figures settles on
     # arrangements that place persons and count spending alike share one read (yibao pooling compare)
-    key = (arr.region, tuple(h.counties), arr.counties.assignment.model_dump_json(), tuple(arr.spending_fields), chosen.name)
+    key = (
+        arr.region,
+        tuple(h.counties),
+        arr.counties.assignment.model_dump_json(),
+        tuple(arr.spending_fields),
+        chosen.name,
+    )
     yf = None if cache is None else cache.get(key)
     if yf is None:
         yf = read_figures(data, arr, lambda y: IncomeRates.from_snapshot(chosen.snapshot(dt.date(y, 7, 1))), year=year)
@@ -72,12 +95,26 @@ def run(data: Path, arrangement: str, *, year: Optional[int] = None, policy: Opt
 
 @app.command("simulate")
 def simulate_cmd(
-    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="A settled data directory (yibao synth --out, then yibao settle)."),
-    arrangement: str = typer.Option(..., "--arrangement", help="An arrangement name (yibao/data/pooling) or a .yaml file."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        exists=True,
+        file_okay=False,
+        help="A settled data directory (yibao synth --out, then yibao settle).",
+    ),
+    arrangement: str = typer.Option(
+        ..., "--arrangement", help="An arrangement name (yibao/data/pooling) or a .yaml file."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the results: report.html, .xlsx or .json."),
     year: Optional[int] = typer.Option(None, "--year", help="Policy year (default: the settlements' latest)."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region for the contribution rates (default: the arrangement's region)."),
-    spending_factor: Optional[str] = typer.Option(None, "--spending-factor", help="What-if: multiply every county's spending (e.g. 1.8), labelled WHAT-IF."),
+    policy: Optional[str] = typer.Option(
+        None,
+        "--policy",
+        help="Policy file name or region for the contribution rates (default: the arrangement's region).",
+    ),
+    spending_factor: Optional[str] = typer.Option(
+        None, "--spending-factor", help="What-if: multiply every county's spending (e.g. 1.8), labelled WHAT-IF."
+    ),
     policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Simulate one pooling arrangement over a settled year: each county pool's result alone and under the arrangement."""
@@ -85,22 +122,36 @@ def simulate_cmd(
     from yibao.pooling import report
 
     if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
-        raise PoolingError(f"--out {out}: give a file ending in {', '.join(OUT_SUFFIXES)}", f"--out {out}: 文件须以 {', '.join(OUT_SUFFIXES)} 结尾", field="out")
+        raise PoolingError(
+            f"--out {out}: give a file ending in {', '.join(OUT_SUFFIXES)}",
+            f"--out {out}: 文件须以 {', '.join(OUT_SUFFIXES)} 结尾",
+            field="out",
+        )
     if out is not None and not out.parent.is_dir():
-        raise PoolingError(f"--out {out}: the directory {out.parent} does not exist", f"--out {out}: 目录 {out.parent} 不存在", field="out")
+        raise PoolingError(
+            f"--out {out}: the directory {out.parent} does not exist",
+            f"--out {out}: 目录 {out.parent} 不存在",
+            field="out",
+        )
     if out is not None and out.is_dir():
-        raise PoolingError(f"--out {out} is a directory: give a file name", f"--out {out} 是目录, 请给出文件名", field="out")
+        raise PoolingError(
+            f"--out {out} is a directory: give a file name", f"--out {out} 是目录, 请给出文件名", field="out"
+        )
     factor = parse_factor(spending_factor)
     sim, h, yf = run(data, arrangement, year=year, policy=policy, policy_dirs=policy_dir, spending_factor=factor)
     note = income_note(yf.rates)
     kw = dict(names=h.names, year=yf.year, synthetic=yf.synthetic, income_note=note, scenario=scenario_note(factor))
     report.print_simulation(console, sim, **kw)
     if yf.placed_by_hash:
-        console.print(f"{yf.placed_by_hash:,} person(s) insured at the region's own code {sim.arrangement.region} were placed in county pools "
-                      f"by the arrangement's rule ({sim.arrangement.counties.assignment.method}) — the data has no county of insurance")
+        console.print(
+            f"{yf.placed_by_hash:,} person(s) insured at the region's own code {sim.arrangement.region} were placed in county pools "
+            f"by the arrangement's rule ({sim.arrangement.counties.assignment.method}) — the data has no county of insurance"
+        )
     if out is not None:
         suffix = out.suffix.lower()
-        tmp = out.with_name(f".{out.stem}.partial{out.suffix}")  # written whole, then renamed: a failure leaves --out as it was
+        tmp = out.with_name(
+            f".{out.stem}.partial{out.suffix}"
+        )  # written whole, then renamed: a failure leaves --out as it was
         try:
             if suffix == ".html":
                 report.write_html(tmp, sim, **kw)
@@ -109,8 +160,15 @@ def simulate_cmd(
             else:
                 import json
 
-                doc = {"arrangement": sim.arrangement.name, "year": yf.year, "synthetic": yf.synthetic, "money": "fen", "income": note,
-                       "spending_factor": None if factor is None else str(factor), **report.rows(sim, h.names)}
+                doc = {
+                    "arrangement": sim.arrangement.name,
+                    "year": yf.year,
+                    "synthetic": yf.synthetic,
+                    "money": "fen",
+                    "income": note,
+                    "spending_factor": None if factor is None else str(factor),
+                    **report.rows(sim, h.names),
+                }
                 tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
             tmp.replace(out)
         finally:
@@ -132,10 +190,16 @@ def list_cmd() -> None:
 @app.command("compare")
 def compare_cmd(
     data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="A settled data directory."),
-    arrangement: Optional[list[str]] = typer.Option(None, "--arrangement", help="Arrangements to compare (repeatable; default: every shipped one)."),
+    arrangement: Optional[list[str]] = typer.Option(
+        None, "--arrangement", help="Arrangements to compare (repeatable; default: every shipped one)."
+    ),
     year: Optional[int] = typer.Option(None, "--year", help="Policy year (default: the settlements' latest)."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Policy file name or region for the contribution rates."),
-    spending_factor: Optional[str] = typer.Option(None, "--spending-factor", help="What-if: multiply every county's spending, labelled WHAT-IF."),
+    policy: Optional[str] = typer.Option(
+        None, "--policy", help="Policy file name or region for the contribution rates."
+    ),
+    spending_factor: Optional[str] = typer.Option(
+        None, "--spending-factor", help="What-if: multiply every county's spending, labelled WHAT-IF."
+    ),
     policy_dir: Optional[list[Path]] = policy_dir_option(),
 ) -> None:
     """Who gains and who loses under each arrangement: every county pool's net transfer, per scheme, side by side."""
@@ -152,4 +216,11 @@ def compare_cmd(
     for n in names:
         sim, h, yf = run(data, n, year=year, policy=policy, policy_dirs=policy_dir, spending_factor=factor, cache=cache)
         sims.append(sim)
-    report.print_comparison(console, sims, year=yf.year, synthetic=yf.synthetic, income_note=income_note(yf.rates), scenario=scenario_note(factor))
+    report.print_comparison(
+        console,
+        sims,
+        year=yf.year,
+        synthetic=yf.synthetic,
+        income_note=income_note(yf.rates),
+        scenario=scenario_note(factor),
+    )

@@ -56,7 +56,12 @@ class IncomeRates:
         """From a :class:`yibao.benefits.model.PolicySnapshot` (read only)."""
         acct = snap.schemes["employee"].account
         f = snap.funding
-        return cls(f.employer_rate, acct.retiree_monthly_credit if acct else 0, f.resident_individual + f.resident_fiscal_subsidy, snap.label)
+        return cls(
+            f.employer_rate,
+            acct.retiree_monthly_credit if acct else 0,
+            f.resident_individual + f.resident_fiscal_subsidy,
+            snap.label,
+        )
 
 
 @dataclass(frozen=True)
@@ -80,18 +85,24 @@ def _ancestor(divisions: Divisions, code: str, level: str) -> str:
         cur = d.parent
     if level == "city":  # a municipality's districts: no city level, the province pools them
         return _ancestor(divisions, code, "province")
-    raise PoolingError(f"division {code} has no {level} above it in the division table", f"区划 {code} 没有上级{level}", field="admdvs")
+    raise PoolingError(
+        f"division {code} has no {level} above it in the division table", f"区划 {code} 没有上级{level}", field="admdvs"
+    )
 
 
 def hierarchy(arr: Arrangement, divisions: Divisions | None = None) -> Hierarchy:
     """The arrangement's county pools and, for each, its pool and adjustment fund (division codes)."""
     divisions = divisions or load_divisions()
     if arr.region not in divisions:
-        raise PoolingError(f"region {arr.region} is not in the division table", f"区划 {arr.region} 不在区划表中", field="region")
+        raise PoolingError(
+            f"region {arr.region} is not in the division table", f"区划 {arr.region} 不在区划表中", field="region"
+        )
     counties = list(arr.counties.pools) if arr.counties.pools is not None else divisions.districts(arr.region)
     for c in counties:
         if c not in divisions:
-            raise PoolingError(f"county pool {c} is not in the division table", f"县级统筹区 {c} 不在区划表中", field="counties.pools")
+            raise PoolingError(
+                f"county pool {c} is not in the division table", f"县级统筹区 {c} 不在区划表中", field="counties.pools"
+            )
     pool_of = {c: _ancestor(divisions, c, arr.pool_level) for c in counties}
     fund_of = None
     if arr.adjustment_fund is not None:
@@ -106,13 +117,17 @@ def _county_sql(arr: Arrangement, counties: list[str]) -> str:
     order = [c for c in counties if weights is None or weights.get(c, 0) > 0]
     w = [1 if weights is None else weights[c] for c in order]
     total = sum(w)
-    bucket = "(CAST(('0x' || substr(md5(coalesce(nullif(family_id, ''), psn_no)), 1, 12)) AS BIGINT) % " + str(total) + ")"
+    bucket = (
+        "(CAST(('0x' || substr(md5(coalesce(nullif(family_id, ''), psn_no)), 1, 12)) AS BIGINT) % " + str(total) + ")"
+    )
     cases, cum = [], 0
     for c, wi in zip(order, w):
         cum += wi
         cases.append(f"WHEN {bucket} < {cum} THEN '{c}'")
-    return (f"CASE WHEN insuplc_admdvs IN ({listed}) THEN insuplc_admdvs "
-            f"WHEN insuplc_admdvs = '{arr.region}' THEN (CASE {' '.join(cases)} END) ELSE NULL END")
+    return (
+        f"CASE WHEN insuplc_admdvs IN ({listed}) THEN insuplc_admdvs "
+        f"WHEN insuplc_admdvs = '{arr.region}' THEN (CASE {' '.join(cases)} END) ELSE NULL END"
+    )
 
 
 @dataclass(frozen=True)
@@ -124,8 +139,14 @@ class YearFigures:
     rates: IncomeRates
 
 
-def read_figures(data_dir: Path, arr: Arrangement, rates: IncomeRates | Callable[[int], IncomeRates], *, year: int | None = None,
-                 divisions: Divisions | None = None) -> YearFigures:
+def read_figures(
+    data_dir: Path,
+    arr: Arrangement,
+    rates: IncomeRates | Callable[[int], IncomeRates],
+    *,
+    year: int | None = None,
+    divisions: Divisions | None = None,
+) -> YearFigures:
     """Each county pool's income (derived) and spending for ``year`` (default: the settlements' latest year).
 
     ``rates`` may be a function of the year (the policy in force that year).
@@ -135,9 +156,17 @@ def read_figures(data_dir: Path, arr: Arrangement, rates: IncomeRates | Callable
         raise PoolingError(f"{data_dir}: not a directory", f"{data_dir}: 不是目录", field="data")
     paths = {n: table_path(data_dir, n) for n in ("person", "settlement")}
     if paths["person"] is None:
-        raise PoolingError(f"{data_dir}: no person table; run yibao synth --out {data_dir} first", f"{data_dir}: 缺少 person 表", field="data")
+        raise PoolingError(
+            f"{data_dir}: no person table; run yibao synth --out {data_dir} first",
+            f"{data_dir}: 缺少 person 表",
+            field="data",
+        )
     if paths["settlement"] is None:
-        raise PoolingError(f"{data_dir}: no settlement table; run yibao settle --data {data_dir} first", f"{data_dir}: 缺少 settlement 表, 请先结算", field="data")
+        raise PoolingError(
+            f"{data_dir}: no settlement table; run yibao settle --data {data_dir} first",
+            f"{data_dir}: 缺少 settlement 表, 请先结算",
+            field="data",
+        )
     manifest.check(data_dir, ("person", "settlement"))
     h = hierarchy(arr, divisions)
     con = duckdb.connect()
@@ -147,28 +176,50 @@ def read_figures(data_dir: Path, arr: Arrangement, rates: IncomeRates | Callable
         if year is None:
             year = con.execute("SELECT max(policy_year) FROM settlement").fetchone()[0]
             if year is None:
-                raise PoolingError(f"{data_dir}: the settlement table is empty", f"{data_dir}: settlement 表为空", field="data")
+                raise PoolingError(
+                    f"{data_dir}: the settlement table is empty", f"{data_dir}: settlement 表为空", field="data"
+                )
         else:
             years = [r[0] for r in con.execute("SELECT DISTINCT policy_year FROM settlement ORDER BY 1").fetchall()]
             if year not in years:
-                raise PoolingError(f"{data_dir}: no settlements in {year} (settled years: {', '.join(map(str, years)) or 'none'})",
-                                   f"{data_dir}: {year} 年没有结算记录 (已结算年度: {', '.join(map(str, years)) or '无'})", field="year")
+                raise PoolingError(
+                    f"{data_dir}: no settlements in {year} (settled years: {', '.join(map(str, years)) or 'none'})",
+                    f"{data_dir}: {year} 年没有结算记录 (已结算年度: {', '.join(map(str, years)) or '无'})",
+                    field="year",
+                )
         if callable(rates):
             rates = rates(int(year))
-        con.execute(f"CREATE TEMP TABLE p AS SELECT psn_no, insutype, psn_type, contribution_base AS base, insuplc_admdvs, "
-                    f"{_county_sql(arr, h.counties)} AS county, synthetic, "
-                    f"insuplc_admdvs = '{arr.region}' AND insuplc_admdvs NOT IN ({', '.join(repr(c) for c in h.counties)}) AS hashed FROM person")
+        con.execute(
+            f"CREATE TEMP TABLE p AS SELECT psn_no, insutype, psn_type, contribution_base AS base, insuplc_admdvs, "
+            f"{_county_sql(arr, h.counties)} AS county, synthetic, "
+            f"insuplc_admdvs = '{arr.region}' AND insuplc_admdvs NOT IN ({', '.join(repr(c) for c in h.counties)}) AS hashed FROM person"
+        )
         bad = con.execute("SELECT count(*), min(insuplc_admdvs) FROM p WHERE county IS NULL").fetchone()
         if bad[0]:
-            raise PoolingError(f"{bad[0]:,} person(s) insured outside the arrangement's county pools (e.g. insuplc_admdvs {bad[1]!r}); "
-                               f"the arrangement covers region {arr.region}",
-                               f"{bad[0]:,} 名参保人的参保地不在该安排的统筹区内 (如 {bad[1]!r})", field="insuplc_admdvs")
-        bad = con.execute(f"SELECT count(*), min(insutype) FROM p WHERE insutype NOT IN ({', '.join(repr(v) for v in SCHEMES.values())})").fetchone()
+            raise PoolingError(
+                f"{bad[0]:,} person(s) insured outside the arrangement's county pools (e.g. insuplc_admdvs {bad[1]!r}); "
+                f"the arrangement covers region {arr.region}",
+                f"{bad[0]:,} 名参保人的参保地不在该安排的统筹区内 (如 {bad[1]!r})",
+                field="insuplc_admdvs",
+            )
+        bad = con.execute(
+            f"SELECT count(*), min(insutype) FROM p WHERE insutype NOT IN ({', '.join(repr(v) for v in SCHEMES.values())})"
+        ).fetchone()
         if bad[0]:
-            raise PoolingError(f"{bad[0]:,} person(s) with insutype {bad[1]!r}: give {' or '.join(SCHEMES.values())}", f"{bad[0]:,} 名参保人的险种 {bad[1]!r} 无效", field="insutype")
-        bad = con.execute(f"SELECT count(*) FROM p WHERE {_EMPLOYEE} AND psn_type = 'in_service' AND (base IS NULL OR base < 0)").fetchone()
+            raise PoolingError(
+                f"{bad[0]:,} person(s) with insutype {bad[1]!r}: give {' or '.join(SCHEMES.values())}",
+                f"{bad[0]:,} 名参保人的险种 {bad[1]!r} 无效",
+                field="insutype",
+            )
+        bad = con.execute(
+            f"SELECT count(*) FROM p WHERE {_EMPLOYEE} AND psn_type = 'in_service' AND (base IS NULL OR base < 0)"
+        ).fetchone()
         if bad[0]:
-            raise PoolingError(f"{bad[0]:,} in-service employee(s) without a valid contribution_base", f"{bad[0]:,} 名在职职工缴费基数无效", field="contribution_base")
+            raise PoolingError(
+                f"{bad[0]:,} in-service employee(s) without a valid contribution_base",
+                f"{bad[0]:,} 名在职职工缴费基数无效",
+                field="contribution_base",
+            )
         income = con.execute(
             f"""SELECT county, insutype, count(*) AS people,
                    sum(CASE WHEN {_EMPLOYEE} AND psn_type = 'in_service' THEN 12 * ((base * {rates.employer_rate_bp} + 5000) // 10000)
@@ -176,13 +227,24 @@ def read_figures(data_dir: Path, arr: Arrangement, rates: IncomeRates | Callable
                             WHEN {_RESIDENT} THEN {rates.resident_per_capita} ELSE 0 END)::BIGINT AS income
                 FROM p GROUP BY ALL"""
         ).fetchall()
-        orphans = con.execute("SELECT count(*) FROM settlement s ANTI JOIN p USING (psn_no) WHERE s.policy_year = ?", [year]).fetchone()[0]
+        orphans = con.execute(
+            "SELECT count(*) FROM settlement s ANTI JOIN p USING (psn_no) WHERE s.policy_year = ?", [year]
+        ).fetchone()[0]
         if orphans:
-            raise PoolingError(f"{orphans:,} settlement(s) of {year} for persons not in the person table", f"{orphans:,} 条结算记录的参保人不存在", field="psn_no")
+            raise PoolingError(
+                f"{orphans:,} settlement(s) of {year} for persons not in the person table",
+                f"{orphans:,} 条结算记录的参保人不存在",
+                field="psn_no",
+            )
         spend_expr = " + ".join(f"coalesce(s.{c}, 0)" for c in arr.spending_fields)
-        spending = {(r[0], r[1]): int(r[2]) for r in con.execute(
-            f"""SELECT p.county, p.insutype, sum({spend_expr})::BIGINT FROM settlement s JOIN p USING (psn_no)
-                WHERE s.policy_year = ? AND NOT s.refd_setl_flag GROUP BY ALL""", [year]).fetchall()}
+        spending = {
+            (r[0], r[1]): int(r[2])
+            for r in con.execute(
+                f"""SELECT p.county, p.insutype, sum({spend_expr})::BIGINT FROM settlement s JOIN p USING (psn_no)
+                WHERE s.policy_year = ? AND NOT s.refd_setl_flag GROUP BY ALL""",
+                [year],
+            ).fetchall()
+        }
         synthetic = bool(con.execute("SELECT coalesce(bool_and(synthetic), false) FROM p").fetchone()[0])
         hashed = int(con.execute("SELECT count(*) FROM p WHERE hashed").fetchone()[0])
     finally:
@@ -190,8 +252,13 @@ def read_figures(data_dir: Path, arr: Arrangement, rates: IncomeRates | Callable
     figs = []
     have = {(c, t) for c, t, _, _ in income}
     for county, insutype, people, inc in income:
-        figs.append(CountyFigures(county, _SCHEME_OF[insutype], int(inc), spending.get((county, insutype), 0), int(people)))
-    for (county, insutype), sp in spending.items():  # spending with nobody insured cannot happen (joined on person), kept for safety
+        figs.append(
+            CountyFigures(county, _SCHEME_OF[insutype], int(inc), spending.get((county, insutype), 0), int(people))
+        )
+    for (
+        county,
+        insutype,
+    ), sp in spending.items():  # spending with nobody insured cannot happen (joined on person), kept for safety
         if (county, insutype) not in have:
             figs.append(CountyFigures(county, _SCHEME_OF[insutype], 0, sp, 0))
     figs.sort(key=lambda f: (f.scheme, f.county))

@@ -125,14 +125,31 @@ class Simulation:
     notes: list[str] = field(default_factory=list)
 
     def by_scheme(self, scheme: str) -> "Simulation":
-        return Simulation(self.arrangement, [c for c in self.counties if c.scheme == scheme],
-                          [p for p in self.pools if p.scheme == scheme], [f for f in self.funds if f.scheme == scheme], self.notes)
+        return Simulation(
+            self.arrangement,
+            [c for c in self.counties if c.scheme == scheme],
+            [p for p in self.pools if p.scheme == scheme],
+            [f for f in self.funds if f.scheme == scheme],
+            self.notes,
+        )
 
     def county_totals(self) -> list[dict]:
         """Per county, all schemes together: income, spending, alone, outcome, transfer."""
         acc: dict[str, dict] = {}
         for c in self.counties:
-            row = acc.setdefault(c.county, {"county": c.county, "pool": c.pool, "people": 0, "income": 0, "spending": 0, "alone": 0, "outcome": 0, "transfer": 0})
+            row = acc.setdefault(
+                c.county,
+                {
+                    "county": c.county,
+                    "pool": c.pool,
+                    "people": 0,
+                    "income": 0,
+                    "spending": 0,
+                    "alone": 0,
+                    "outcome": 0,
+                    "transfer": 0,
+                },
+            )
             for k in ("people", "income", "spending", "alone", "outcome", "transfer"):
                 row[k] += getattr(c, k)
         return [acc[k] for k in sorted(acc)]
@@ -169,21 +186,36 @@ def _check_figures(figures: Iterable[CountyFigures], pool_of: Mapping[str, str])
     seen: set[tuple[str, str]] = set()
     for f in rows:
         if f.scheme not in SCHEMES:
-            raise PoolingError(f"county {f.county}: unknown scheme {f.scheme!r} (give {', '.join(SCHEMES)})",
-                               f"统筹区 {f.county}: 未知险种 {f.scheme!r}", field="scheme")
+            raise PoolingError(
+                f"county {f.county}: unknown scheme {f.scheme!r} (give {', '.join(SCHEMES)})",
+                f"统筹区 {f.county}: 未知险种 {f.scheme!r}",
+                field="scheme",
+            )
         for k in ("income", "spending", "people"):
             v = getattr(f, k)
             if not isinstance(v, int) or isinstance(v, bool):
-                raise PoolingError(f"county {f.county} {f.scheme}: {k} must be integer fen, not {v!r}",
-                                   f"统筹区 {f.county} {f.scheme}: {k} 须为整数 (分)", field=k)
+                raise PoolingError(
+                    f"county {f.county} {f.scheme}: {k} must be integer fen, not {v!r}",
+                    f"统筹区 {f.county} {f.scheme}: {k} 须为整数 (分)",
+                    field=k,
+                )
         if f.spending < 0 or f.people < 0:
-            raise PoolingError(f"county {f.county} {f.scheme}: spending and people must not be negative",
-                               f"统筹区 {f.county} {f.scheme}: 支出与人数不能为负", field="spending")
+            raise PoolingError(
+                f"county {f.county} {f.scheme}: spending and people must not be negative",
+                f"统筹区 {f.county} {f.scheme}: 支出与人数不能为负",
+                field="spending",
+            )
         if (f.county, f.scheme) in seen:
-            raise PoolingError(f"county {f.county} {f.scheme} is given twice", f"统筹区 {f.county} {f.scheme} 重复", field="county")
+            raise PoolingError(
+                f"county {f.county} {f.scheme} is given twice", f"统筹区 {f.county} {f.scheme} 重复", field="county"
+            )
         seen.add((f.county, f.scheme))
         if f.county not in pool_of:
-            raise PoolingError(f"county {f.county} is not a county pool of the arrangement", f"{f.county} 不是该安排的县级统筹区", field="county")
+            raise PoolingError(
+                f"county {f.county} is not a county pool of the arrangement",
+                f"{f.county} 不是该安排的县级统筹区",
+                field="county",
+            )
     return rows
 
 
@@ -198,7 +230,10 @@ def simulate(
     fund_rule = arrangement.adjustment_fund
     if fund_rule is not None:
         if fund_of is None:
-            raise PoolingError("the arrangement has an adjustment fund: give each pool's fund", "该安排设有调剂金: 须给出各统筹区所属调剂金")
+            raise PoolingError(
+                "the arrangement has an adjustment fund: give each pool's fund",
+                "该安排设有调剂金: 须给出各统筹区所属调剂金",
+            )
         missing = sorted({pool_of[f.county] for f in rows} - set(fund_of))
         if missing:
             raise PoolingError(f"pools without an adjustment fund: {missing}", f"以下统筹区无所属调剂金: {missing}")
@@ -247,11 +282,23 @@ def simulate(
                 funds_out.append(FundResult(fund, scheme, tuple(ps), opening, fund_in, asked, sum(draw[p] for p in ps)))
         for p in sorted(members):
             fs = members[p]
-            pr = PoolResult(p, scheme, tuple(f.county for f in fs), income[p], spending[p], payment[p], deficit[p], requested[p], draw[p])
+            pr = PoolResult(
+                p,
+                scheme,
+                tuple(f.county for f in fs),
+                income[p],
+                spending[p],
+                payment[p],
+                deficit[p],
+                requested[p],
+                draw[p],
+            )
             pools_out.append(pr)
             shares = apportion(pr.balance, [max(f.income, 0) for f in fs], [f.county for f in fs])
             for f, share in zip(fs, shares):
-                counties_out.append(CountyResult(f.county, scheme, p, f.people, f.income, f.spending, f.income - f.spending, share))
+                counties_out.append(
+                    CountyResult(f.county, scheme, p, f.people, f.income, f.spending, f.income - f.spending, share)
+                )
     sim = Simulation(arrangement, counties_out, pools_out, funds_out)
     check_conservation(sim)
     return sim
@@ -268,13 +315,24 @@ def check_conservation(sim: Simulation) -> None:
         pooled = sum(p.balance for p in s.pools)
         kept = sum(f.transfer for f in s.funds)
         if transfers != 0 or pooled + kept != alone or sum(c.outcome for c in s.counties) != pooled:
-            raise AssertionError(f"pooling simulation does not conserve money for {scheme}: transfers sum to {transfers}")
-        if sum(p.payment for p in s.pools) != sum(f.income for f in s.funds) or sum(p.draw for p in s.pools) != sum(f.drawn for f in s.funds):
+            raise AssertionError(
+                f"pooling simulation does not conserve money for {scheme}: transfers sum to {transfers}"
+            )
+        if sum(p.payment for p in s.pools) != sum(f.income for f in s.funds) or sum(p.draw for p in s.pools) != sum(
+            f.drawn for f in s.funds
+        ):
             raise AssertionError(f"adjustment fund books do not match the pools for {scheme}")
 
 
 def scale_spending(figures: Iterable[CountyFigures], factor: Decimal) -> list[CountyFigures]:
     """A what-if (假设情景): every county's spending × ``factor``, rounded half up to the fen; income unchanged."""
     if not isinstance(factor, Decimal) or not factor.is_finite() or factor <= 0:
-        raise PoolingError(f"the spending factor must be a positive decimal, not {factor!r}", "支出倍数须为正数", field="spending_factor")
-    return [replace(f, spending=int((Decimal(f.spending) * factor).quantize(Decimal(1), rounding=ROUND_HALF_UP))) for f in figures]
+        raise PoolingError(
+            f"the spending factor must be a positive decimal, not {factor!r}",
+            "支出倍数须为正数",
+            field="spending_factor",
+        )
+    return [
+        replace(f, spending=int((Decimal(f.spending) * factor).quantize(Decimal(1), rounding=ROUND_HALF_UP)))
+        for f in figures
+    ]

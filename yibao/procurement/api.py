@@ -25,7 +25,9 @@ router = APIRouter(prefix="/procurement", tags=["procurement 集采"])
 
 
 def _http(exc: YibaoError, status: int = 400) -> HTTPException:
-    return HTTPException(status, {"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field})
+    return HTTPException(
+        status, {"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field}
+    )
 
 
 @lru_cache(maxsize=1)
@@ -43,8 +45,15 @@ def get_engine():
 def rulesets() -> list[dict]:
     from yibao.procurement.rules import get_ruleset, list_rulesets
 
-    return [{"name": n, "kind": get_ruleset(n).kind, "method": get_ruleset(n).selection.method, "chain": list(get_ruleset(n).chain)}
-            for n in list_rulesets()]
+    return [
+        {
+            "name": n,
+            "kind": get_ruleset(n).kind,
+            "method": get_ruleset(n).selection.method,
+            "chain": list(get_ruleset(n).chain),
+        }
+        for n in list_rulesets()
+    ]
 
 
 @router.get("/rulesets/{name}")
@@ -52,8 +61,15 @@ def ruleset(name: str) -> dict:
     from yibao.procurement.rules import load_ruleset, rules_dir
 
     if "/" in name or not (rules_dir() / f"{name}.yaml").exists():
-        raise HTTPException(404, {"code": "E_VBP_RULES", "message_en": f"unknown rule set {name!r}", "message_zh": f"未知规则 {name!r}",
-                                  "field": "name"})
+        raise HTTPException(
+            404,
+            {
+                "code": "E_VBP_RULES",
+                "message_en": f"unknown rule set {name!r}",
+                "message_zh": f"未知规则 {name!r}",
+                "field": "name",
+            },
+        )
     try:
         return load_ruleset(name).model_dump(mode="json")
     except YibaoError as exc:
@@ -84,12 +100,25 @@ def simulate(body: SimulateIn) -> dict:
     from yibao.procurement.simulate import Belief, simulate_bids
 
     try:
-        res = simulate_bids(load_ruleset(body.rules), [Belief(b.dist, tuple(b.params), b.accept_revival) for b in body.competitors],
-                            body.candidate_prices_yuan, max_unit_price_yuan=body.max_unit_price_yuan, base_units=body.base_units,
-                            dosage_form=body.dosage_form, accept_revival=body.accept_revival, rounds=body.rounds, seed=body.seed)
+        res = simulate_bids(
+            load_ruleset(body.rules),
+            [Belief(b.dist, tuple(b.params), b.accept_revival) for b in body.competitors],
+            body.candidate_prices_yuan,
+            max_unit_price_yuan=body.max_unit_price_yuan,
+            base_units=body.base_units,
+            dosage_form=body.dosage_form,
+            accept_revival=body.accept_revival,
+            rounds=body.rounds,
+            seed=body.seed,
+        )
     except YibaoError as exc:
         raise _http(exc) from None
-    return {"ruleset": res.ruleset_id, "simulated_rounds": res.rounds, "notes": res.notes, "rows": res.frame().to_dict("records")}
+    return {
+        "ruleset": res.ruleset_id,
+        "simulated_rounds": res.rounds,
+        "notes": res.notes,
+        "rows": res.frame().to_dict("records"),
+    }
 
 
 @router.get("/rounds")

@@ -12,7 +12,9 @@ from rich.table import Table
 
 from yibao.core.errors import YibaoError
 
-app = typer.Typer(help="Volume-based procurement 集采: rounds, monitoring, integrity, simulation.", no_args_is_help=True)
+app = typer.Typer(
+    help="Volume-based procurement 集采: rounds, monitoring, integrity, simulation.", no_args_is_help=True
+)
 rules_app = typer.Typer(help="VBP rule sets 集采规则.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 console = Console()
@@ -57,7 +59,9 @@ def rules_show(name: str) -> None:
 @app.command("synth")
 def synth(
     out: Path = typer.Argument(..., help="Round directory to write."),
-    drugs: int = typer.Option(10, min=1), institutions: int = typer.Option(500, min=1), regions: int = typer.Option(8, min=1, max=31),
+    drugs: int = typer.Option(10, min=1),
+    institutions: int = typer.Option(500, min=1),
+    regions: int = typer.Option(8, min=1, max=31),
     seed: int = typer.Option(0),
 ) -> None:
     """Write a SYNTHETIC round directory (catalog, firms, bids, demand, relations)."""
@@ -68,7 +72,9 @@ def synth(
     sr.round.relations = sr.relations
     write_round_dir(sr.round, out)
     sr.ground_truth.to_csv(out / "ground_truth.csv", index=False)
-    console.print(f"[black on yellow] SYNTHETIC [/] round written to {out} ({len(sr.round.bids)} bids, {len(sr.round.demand):,} demand lines)")
+    console.print(
+        f"[black on yellow] SYNTHETIC [/] round written to {out} ({len(sr.round.bids)} bids, {len(sr.round.demand):,} demand lines)"
+    )
 
 
 def _load(round_dir: Path, rules: str):
@@ -88,9 +94,15 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="Write report.xlsx, report.html, ocds.json here."),
     db: Optional[str] = typer.Option(None, "--db", help="Persist the round in this database (one transaction)."),
     slots_from_graph: bool = typer.Option(True, help="Use the firm graph (relations.csv) for batch-10 slot groups."),
-    credit_db: Optional[str] = typer.Option(None, "--credit-db", help="Take credit grades from yibao.supervision in this database."),
-    ocds_schema: Optional[Path] = typer.Option(None, "--ocds-schema", help="Local copy (dir or ZIP) of the published OCDS 1.1 schema "
-                                               "and the bids extension; default $YIBAO_OCDS_SCHEMA, else a subset schema."),
+    credit_db: Optional[str] = typer.Option(
+        None, "--credit-db", help="Take credit grades from yibao.supervision in this database."
+    ),
+    ocds_schema: Optional[Path] = typer.Option(
+        None,
+        "--ocds-schema",
+        help="Local copy (dir or ZIP) of the published OCDS 1.1 schema "
+        "and the bids extension; default $YIBAO_OCDS_SCHEMA, else a subset schema.",
+    ),
 ) -> None:
     """Evaluate a round: winners with reasons, volumes, supply regions, contracts."""
     from yibao.procurement.engine import run_round
@@ -106,7 +118,9 @@ def run(
             from yibao.procurement.service import supervision_credit_lookup
 
             lookup = supervision_credit_lookup(make_engine(credit_db), inp.round_date)
-        res = run_round(inp, rs, slot_group=slot_groups(g, inp.bids) if slots_from_graph else None, credit_lookup=lookup)
+        res = run_round(
+            inp, rs, slot_group=slot_groups(g, inp.bids) if slots_from_graph else None, credit_lookup=lookup
+        )
         flags = check_round(g, inp.bids, rs, inp.round_date)
     except YibaoError as exc:
         _fail(exc)
@@ -116,8 +130,16 @@ def run(
     for c in ("drug", "bidders", "qualified", "max", "winners", "share", "cycle", "primary regions"):
         tab.add_column(c)
     for d in res.drugs.values():
-        tab.add_row(d.drug_id, str(len(d.outcomes)), str(d.qualified_n), str(d.max_winners), ", ".join(w.firm_id for w in d.winners),
-                    f"{d.share_bp / 100:.0f}%", str(d.cycle_years), str(len(d.primary)))
+        tab.add_row(
+            d.drug_id,
+            str(len(d.outcomes)),
+            str(d.qualified_n),
+            str(d.max_winners),
+            ", ".join(w.firm_id for w in d.winners),
+            f"{d.share_bp / 100:.0f}%",
+            str(d.cycle_years),
+            str(len(d.primary)),
+        )
     console.print(tab)
     for w in res.warnings:
         console.print(f"[yellow]warning:[/] {w}")
@@ -150,7 +172,8 @@ def run(
 @app.command("compare")
 def compare(
     round_dir: Path = typer.Argument(..., exists=True),
-    rules: str = typer.Option(..., "--rules"), against: str = typer.Option(..., "--against"),
+    rules: str = typer.Option(..., "--rules"),
+    against: str = typer.Option(..., "--against"),
 ) -> None:
     """Rule what-if: the same round under two rule sets, side by side."""
     from yibao.procurement.rules import load_ruleset
@@ -188,12 +211,16 @@ def compare(
 @app.command("simulate")
 def simulate(
     rules: str = typer.Option(..., "--rules"),
-    competitor: list[str] = typer.Option(..., "--competitor", help="dist:p1,p2[,p3][:revive], e.g. lognormal:1.2,0.25 (yuan)"),
+    competitor: list[str] = typer.Option(
+        ..., "--competitor", help="dist:p1,p2[,p3][:revive], e.g. lognormal:1.2,0.25 (yuan)"
+    ),
     prices: str = typer.Option(..., "--prices", help="Candidate unit prices in yuan, comma separated."),
     max_price: str = typer.Option(..., "--max-price", help="Maximum valid unit price (yuan)."),
     base: int = typer.Option(1_000_000, "--base", help="Demand base in minimum units."),
-    form: str = typer.Option("oral_solid", "--form"), rounds: int = typer.Option(20_000, "--rounds", min=100),
-    accept_revival: bool = typer.Option(False), seed: int = typer.Option(0),
+    form: str = typer.Option("oral_solid", "--form"),
+    rounds: int = typer.Option(20_000, "--rounds", min=100),
+    accept_revival: bool = typer.Option(False),
+    seed: int = typer.Option(0),
 ) -> None:
     """A firm's win probability and expected revenue per candidate price (Monte Carlo)."""
     from yibao.procurement.rules import load_ruleset
@@ -203,9 +230,20 @@ def simulate(
         beliefs = []
         for c in competitor:
             parts = c.split(":")
-            beliefs.append(Belief(parts[0], tuple(float(x) for x in parts[1].split(",")), len(parts) > 2 and parts[2] == "revive"))
-        res = simulate_bids(load_ruleset(rules), beliefs, prices.split(","), max_unit_price_yuan=max_price, base_units=base,
-                            dosage_form=form, rounds=rounds, accept_revival=accept_revival, seed=seed)
+            beliefs.append(
+                Belief(parts[0], tuple(float(x) for x in parts[1].split(",")), len(parts) > 2 and parts[2] == "revive")
+            )
+        res = simulate_bids(
+            load_ruleset(rules),
+            beliefs,
+            prices.split(","),
+            max_unit_price_yuan=max_price,
+            base_units=base,
+            dosage_form=form,
+            rounds=rounds,
+            accept_revival=accept_revival,
+            seed=seed,
+        )
     except (YibaoError, ValueError, IndexError) as exc:
         _fail(exc)
     tab = Table(title=f"bid simulation under {res.ruleset_id}: {res.rounds:,} simulated rounds in {res.seconds:.2f} s")
@@ -221,7 +259,9 @@ def simulate(
 
 
 @app.command("integrity")
-def integrity(round_dir: Path = typer.Argument(..., exists=True), rules: str = typer.Option("national-batch-10", "--rules")) -> None:
+def integrity(
+    round_dir: Path = typer.Argument(..., exists=True), rules: str = typer.Option("national-batch-10", "--rules")
+) -> None:
     """Bid-integrity checks over the firm graph, each flag with evidence."""
     from yibao.procurement.integrity import check_input
 
@@ -243,7 +283,9 @@ def import_orders(
     round_id: int = typer.Argument(..., help="A round saved with 'procurement run --db'."),
     report: Path = typer.Argument(..., help="Purchase report (采购订单), CSV or .xlsx."),
     db: str = typer.Option(..., "--db", help="Database holding the round."),
-    cycle_start: Optional[str] = typer.Option(None, "--cycle-start", help="First month of the cycle (YYYY-MM) for calendar months."),
+    cycle_start: Optional[str] = typer.Option(
+        None, "--cycle-start", help="First month of the cycle (YYYY-MM) for calendar months."
+    ),
 ) -> None:
     """Persist a real purchase report against a saved round's contracts (one transaction; a bad row writes nothing)."""
     from yibao.core.db import make_engine
@@ -253,7 +295,9 @@ def import_orders(
     try:
         engine = make_engine(db)
         contracts = load_contracts(engine, round_id)
-        orders = read_report(report, "purchases", cycle_start=cycle_start, contracts=contracts if len(contracts) else None)
+        orders = read_report(
+            report, "purchases", cycle_start=cycle_start, contracts=contracts if len(contracts) else None
+        )
         n = save_orders(engine, round_id, orders)
     except YibaoError as exc:
         _fail(exc)
@@ -262,12 +306,21 @@ def import_orders(
 
 @app.command("monitor")
 def monitor(
-    round_dir: Path = typer.Argument(..., exists=True), rules: str = typer.Option(..., "--rules"),
+    round_dir: Path = typer.Argument(..., exists=True),
+    rules: str = typer.Option(..., "--rules"),
     months: int = typer.Option(6, min=1, max=36, help="Months elapsed in the cycle."),
-    orders_csv: Optional[Path] = typer.Option(None, "--orders", help="Purchase report, CSV or .xlsx (default: SYNTHETIC orders)."),
-    inventory_path: Optional[Path] = typer.Option(None, "--inventory", help="Winners' monthly inventory report, CSV or .xlsx (default: SYNTHETIC)."),
-    last_year_path: Optional[Path] = typer.Option(None, "--last-year", help="Last year's use of non-winning products, CSV or .xlsx."),
-    cycle_start: Optional[str] = typer.Option(None, "--cycle-start", help="First month of the cycle (YYYY-MM) for calendar months in reports."),
+    orders_csv: Optional[Path] = typer.Option(
+        None, "--orders", help="Purchase report, CSV or .xlsx (default: SYNTHETIC orders)."
+    ),
+    inventory_path: Optional[Path] = typer.Option(
+        None, "--inventory", help="Winners' monthly inventory report, CSV or .xlsx (default: SYNTHETIC)."
+    ),
+    last_year_path: Optional[Path] = typer.Option(
+        None, "--last-year", help="Last year's use of non-winning products, CSV or .xlsx."
+    ),
+    cycle_start: Optional[str] = typer.Option(
+        None, "--cycle-start", help="First month of the cycle (YYYY-MM) for calendar months in reports."
+    ),
     seed: int = typer.Option(0),
 ) -> None:
     """Execution monitoring: progress per institution, non-winning volume, inventory, fund prepay."""
@@ -279,8 +332,16 @@ def monitor(
     try:
         inp, rs = _load(round_dir, rules)
         res = run_round(inp, rs)
-        orders = read_report(orders_csv, "purchases", cycle_start=cycle_start, contracts=res.contracts) if orders_csv else None
-        stock = read_report(inventory_path, "inventory", cycle_start=cycle_start, contracts=res.contracts) if inventory_path else None
+        orders = (
+            read_report(orders_csv, "purchases", cycle_start=cycle_start, contracts=res.contracts)
+            if orders_csv
+            else None
+        )
+        stock = (
+            read_report(inventory_path, "inventory", cycle_start=cycle_start, contracts=res.contracts)
+            if inventory_path
+            else None
+        )
         last = read_report(last_year_path, "last_year", contracts=res.contracts) if last_year_path else None
     except YibaoError as exc:
         _fail(exc)
@@ -293,18 +354,26 @@ def monitor(
     orders = orders[orders["month"] <= months]
     pr = progress(orders, res.contracts, months_elapsed=months)
     behind = pr[pr["behind"]]
-    console.print(f"progress: {len(pr):,} institution×drug lines, {len(behind):,} behind schedule "
-                  f"({behind['institution_id'].nunique():,} institutions)")
+    console.print(
+        f"progress: {len(pr):,} institution×drug lines, {len(behind):,} behind schedule "
+        f"({behind['institution_id'].nunique():,} institutions)"
+    )
     nw = non_winning_check(orders, res.contracts, last)
     scope = "last year's use and the winners'" if last is not None else "the winners' only (no --last-year report)"
-    console.print(f"non-winning products: {len(nw):,} lines, {int(nw['alert'].sum()):,} above their cap (checked against {scope})")
+    console.print(
+        f"non-winning products: {len(nw):,} lines, {int(nw['alert'].sum()):,} above their cap (checked against {scope})"
+    )
     inv = inventory_check(stock[stock["month"] <= months], res.contracts, list(range(1, months + 1)))
-    console.print(f"inventory reports: {int((inv['alert'] == 'missing report').sum())} missing, "
-                  f"{int(inv['alert'].str.startswith('stock').sum())} low stock")
+    console.print(
+        f"inventory reports: {int((inv['alert'] == 'missing report').sum())} missing, "
+        f"{int(inv['alert'].str.startswith('stock').sum())} low stock"
+    )
     ref = {(d, s.spec_id): s.max_price_fen for d, e in inp.catalog.items() for s in e.specs}
     led = fund_prepay_flow(res.contracts, orders, ref)
     t = led.summary[["prepaid_fen", "settled_fen", "savings_fen", "retained_fen"]].sum()
     from yibao.core.money import fmt_yuan
 
-    console.print(f"fund prepay 基金预付 ¥{fmt_yuan(int(t.prepaid_fen))}, settled 即时结算 ¥{fmt_yuan(int(t.settled_fen))}, "
-                  f"savings ¥{fmt_yuan(int(t.savings_fen))}, kept by hospitals 结余留用 ¥{fmt_yuan(int(t.retained_fen))}")
+    console.print(
+        f"fund prepay 基金预付 ¥{fmt_yuan(int(t.prepaid_fen))}, settled 即时结算 ¥{fmt_yuan(int(t.settled_fen))}, "
+        f"savings ¥{fmt_yuan(int(t.savings_fen))}, kept by hospitals 结余留用 ¥{fmt_yuan(int(t.retained_fen))}"
+    )

@@ -112,12 +112,18 @@ def catalog_gate(entry: CatalogEntry, rules: RuleSet) -> tuple[bool, str, str]:
     """Does the drug enter the catalog?  ("三家过评", batch 11's 7 competitors)."""
     need = rules.catalog.min_passed_consistency
     if need is not None and entry.passed_consistency < need:
-        return (False, f"only {entry.passed_consistency} manufacturers passed consistency evaluation; {need} needed",
-                f"通过一致性评价企业仅 {entry.passed_consistency} 家, 需 {need} 家")
+        return (
+            False,
+            f"only {entry.passed_consistency} manufacturers passed consistency evaluation; {need} needed",
+            f"通过一致性评价企业仅 {entry.passed_consistency} 家, 需 {need} 家",
+        )
     mc = rules.catalog.min_competitors
     if mc is not None and entry.competitors < mc:
-        return (False, f"only {entry.competitors} competitors (reference drug + passed generics); {mc} needed",
-                f"竞争企业仅 {entry.competitors} 家 (参比制剂+过评仿制药), 需 {mc} 家")
+        return (
+            False,
+            f"only {entry.competitors} competitors (reference drug + passed generics); {mc} needed",
+            f"竞争企业仅 {entry.competitors} 家 (参比制剂+过评仿制药), 需 {mc} 家",
+        )
     return True, "enters the catalog", "纳入采购品种目录"
 
 
@@ -207,12 +213,20 @@ class RoundResult:
         rows = []
         for d in self.drugs.values():
             for o in sorted(d.outcomes, key=lambda o: (o.rank or 10**9, o.firm_id)):
-                rows.append({
-                    "drug_id": d.drug_id, "firm_id": o.firm_id, "rank": o.rank, "status": o.status,
-                    "comparable_yuan": str(Decimal(o.comparable_e4) / 10000), "reason_code": o.reason_code,
-                    "reason_en": o.reason_en, "reason_zh": o.reason_zh, "group": o.group,
-                    "qualified_by": ",".join(o.qualified_by),
-                })
+                rows.append(
+                    {
+                        "drug_id": d.drug_id,
+                        "firm_id": o.firm_id,
+                        "rank": o.rank,
+                        "status": o.status,
+                        "comparable_yuan": str(Decimal(o.comparable_e4) / 10000),
+                        "reason_code": o.reason_code,
+                        "reason_en": o.reason_en,
+                        "reason_zh": o.reason_zh,
+                        "group": o.group,
+                        "qualified_by": ",".join(o.qualified_by),
+                    }
+                )
         return rows
 
 
@@ -262,7 +276,11 @@ def _slot_groups(cands: list[_Cand], rules: RuleSet, slot_group: SlotGroup | Non
     if s.shared_contract_manufacturer_one_slot:
         groups = set()
         for c in cands:
-            g = (slot_group(c.outcome.drug_id, c.firm.firm_id) if slot_group else None) or c.bid.contract_manufacturer or c.firm.firm_id
+            g = (
+                (slot_group(c.outcome.drug_id, c.firm.firm_id) if slot_group else None)
+                or c.bid.contract_manufacturer
+                or c.firm.firm_id
+            )
             groups.add(g)
         n_eff = len(groups)
         if n_eff < len(cands):
@@ -321,7 +339,9 @@ def _qualify(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet) -> tuple[i
     return anchor, ok, bad
 
 
-def _shortlist(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet, res: DrugResult, slot_group, label: str = "") -> tuple[list[_Cand], list[_Cand]]:
+def _shortlist(
+    cands: list[_Cand], entry: CatalogEntry, rules: RuleSet, res: DrugResult, slot_group, label: str = ""
+) -> tuple[list[_Cand], list[_Cand]]:
     """入围 then 拟中选, in the order the batch documents give.
 
     ``cands`` are the eligible bidders (符合资格的申报企业), ranked by unit
@@ -355,8 +375,10 @@ def _shortlist(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet, res: Dru
         o = c.outcome
         if i < keep:
             o.status, o.reason_code = "won", "won_qualified"
-            o.reason_en = (f"shortlisted (rank {o.rank} within the {m} places for N={n_eff} eligible bidders{label}) "
-                           f"and qualified ({'/'.join(o.qualified_by)})")
+            o.reason_en = (
+                f"shortlisted (rank {o.rank} within the {m} places for N={n_eff} eligible bidders{label}) "
+                f"and qualified ({'/'.join(o.qualified_by)})"
+            )
             o.reason_zh = f"入围 (第 {o.rank} 名, 申报企业 N={n_eff} 家最多入围 {m} 家{label}) 并获拟中选资格 ({'/'.join(o.qualified_by)})"
         else:
             o.reason_code = "eliminated_highest"
@@ -365,7 +387,9 @@ def _shortlist(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet, res: Dru
     for c in beyond:
         o = c.outcome
         o.reason_code = "over_max_winners"
-        o.reason_en = f"ranked {o.rank}, beyond the {m} shortlist places (最多入围企业数) for N={n_eff} eligible bidders{label}"
+        o.reason_en = (
+            f"ranked {o.rank}, beyond the {m} shortlist places (最多入围企业数) for N={n_eff} eligible bidders{label}"
+        )
         o.reason_zh = f"排名第 {o.rank}, 超出申报企业 N={n_eff} 家时最多入围 {m} 家{label}"
     return winners, bad
 
@@ -390,8 +414,15 @@ def evaluate_drug(
         by_firm[b.firm_id].append(b)
     rep = entry.representative
     cands: list[_Cand] = []
-    sole_volume = base_units * ratio_to_bp(rules.share_for(1, antibiotic=entry.antibiotic, injectable=entry.injectable,
-                                                           sole_product=entry.sole_product)) // 10000
+    sole_volume = (
+        base_units
+        * ratio_to_bp(
+            rules.share_for(
+                1, antibiotic=entry.antibiotic, injectable=entry.injectable, sole_product=entry.sole_product
+            )
+        )
+        // 10000
+    )
     for firm_id, fbids in sorted(by_firm.items()):
         firm = firms[firm_id]
         grade = (credit_lookup(firm_id) if credit_lookup else None) or firm.credit_grade
@@ -437,10 +468,16 @@ def evaluate_drug(
             o = c.outcome
             if i < n:
                 o.status, o.reason_code = "won", "won_lowest_n"
-                o.reason_en, o.reason_zh = f"among the {n} lowest unit comparable prices (rank {o.rank})", f"单位可比价最低的 {n} 家之一 (第 {o.rank} 名)"
+                o.reason_en, o.reason_zh = (
+                    f"among the {n} lowest unit comparable prices (rank {o.rank})",
+                    f"单位可比价最低的 {n} 家之一 (第 {o.rank} 名)",
+                )
             else:
                 o.reason_code = "not_lowest_n"
-                o.reason_en, o.reason_zh = f"rank {o.rank}: only the {n} lowest win", f"第 {o.rank} 名: 仅最低 {n} 家中选"
+                o.reason_en, o.reason_zh = (
+                    f"rank {o.rank}: only the {n} lowest win",
+                    f"第 {o.rank} 名: 仅最低 {n} 家中选",
+                )
         res.eligible_n = res.qualified_n = res.effective_n = len(cands)
         res.max_winners = min(n, len(cands))
     elif rules.selection.grouping.enabled:
@@ -461,27 +498,46 @@ def _ineligible(entry, fbids, firm, grade, rules, round_date, banned, sole_volum
         start = round_date.replace(year=round_date.year - el.quality_lookback_years)
         fails = [d for d in firm.quality_failures if start <= d <= round_date]
         if fails:
-            return ("quality", f"quality-inspection failure on {fails[0]} within {el.quality_lookback_years} years",
-                    f"{el.quality_lookback_years} 年内存在质量检验不合格 ({fails[0]})")
+            return (
+                "quality",
+                f"quality-inspection failure on {fails[0]} within {el.quality_lookback_years} years",
+                f"{el.quality_lookback_years} 年内存在质量检验不合格 ({fails[0]})",
+            )
     b0 = fbids[0]
     if el.two_envelope_min_score is not None:
         if b0.tech_score is None or b0.tech_score < el.two_envelope_min_score:
-            return ("technical_envelope", f"technical envelope score {b0.tech_score} below {el.two_envelope_min_score}; price envelope not opened",
-                    f"技术标得分 {b0.tech_score} 低于 {el.two_envelope_min_score}, 商务标不予开启")
+            return (
+                "technical_envelope",
+                f"technical envelope score {b0.tech_score} below {el.two_envelope_min_score}; price envelope not opened",
+                f"技术标得分 {b0.tech_score} 低于 {el.two_envelope_min_score}, 商务标不予开启",
+            )
     if el.capacity_multiple is not None:
         need = _half_up(Decimal(sole_volume) * el.capacity_multiple)
         if b0.capacity_units < need:
-            return ("capacity", f"annual capacity {b0.capacity_units:,} < {el.capacity_multiple} x agreed volume ({need:,})",
-                    f"年产能 {b0.capacity_units:,} 低于约定采购量的 {el.capacity_multiple} 倍 ({need:,})")
+            return (
+                "capacity",
+                f"annual capacity {b0.capacity_units:,} < {el.capacity_multiple} x agreed volume ({need:,})",
+                f"年产能 {b0.capacity_units:,} 低于约定采购量的 {el.capacity_multiple} 倍 ({need:,})",
+            )
     for b in fbids:
-        if el.cap_by_national_highest_price and b.national_highest_price_fen and b.price_fen > b.national_highest_price_fen:
-            return ("above_national_highest", f"bid {b.bid_id} above the firm's highest price in China ({b.national_highest_price_fen} fen)",
-                    f"申报价高于其全国最高价 ({b.national_highest_price_fen} 分)")
+        if (
+            el.cap_by_national_highest_price
+            and b.national_highest_price_fen
+            and b.price_fen > b.national_highest_price_fen
+        ):
+            return (
+                "above_national_highest",
+                f"bid {b.bid_id} above the firm's highest price in China ({b.national_highest_price_fen} fen)",
+                f"申报价高于其全国最高价 ({b.national_highest_price_fen} 分)",
+            )
         if el.cap_by_reference_price and entry.reference_price_fen:
             spec = entry.spec(b.spec_id)
             if spec is not None and spec.representative and b.price_fen > entry.reference_price_fen:
-                return ("above_reference", f"bid {b.bid_id} above the reference (4+7 winning) price {entry.reference_price_fen} fen",
-                        f"申报价高于\"4+7\"中选价 ({entry.reference_price_fen} 分)")
+                return (
+                    "above_reference",
+                    f"bid {b.bid_id} above the reference (4+7 winning) price {entry.reference_price_fen} fen",
+                    f'申报价高于"4+7"中选价 ({entry.reference_price_fen} 分)',
+                )
     return None
 
 
@@ -510,10 +566,16 @@ def _negotiate(cands: list[_Cand], rules: RuleSet, res: DrugResult) -> None:
         got = Fraction(c.max_unit_e4 - c.unit_e4, c.max_unit_e4) if c.max_unit_e4 else Fraction(0)
         if got >= need:
             o.status, o.reason_code = "won", "won_negotiation"
-            o.reason_en, o.reason_zh = f"negotiation: cut {float(got):.2%} >= {float(need):.2%}", f"议价: 降幅 {float(got):.2%} 达到 {float(need):.2%}"
+            o.reason_en, o.reason_zh = (
+                f"negotiation: cut {float(got):.2%} >= {float(need):.2%}",
+                f"议价: 降幅 {float(got):.2%} 达到 {float(need):.2%}",
+            )
         else:
             o.reason_code = "negotiation_failed"
-            o.reason_en, o.reason_zh = f"negotiation: cut {float(got):.2%} < {float(need):.2%}", f"议价: 降幅 {float(got):.2%} 未达 {float(need):.2%}"
+            o.reason_en, o.reason_zh = (
+                f"negotiation: cut {float(got):.2%} < {float(need):.2%}",
+                f"议价: 降幅 {float(got):.2%} 未达 {float(need):.2%}",
+            )
     res.eligible_n = res.qualified_n = res.effective_n = len(cands)
     res.max_winners = len(cands)
 
@@ -529,7 +591,10 @@ def _revive(failed: list[_Cand], winners: list[_Cand], rules: RuleSet, res: Drug
         return
     if len(winners) == 1 and rv.single_winner_ratio is not None:
         price = _half_up(Fraction(str(rv.single_winner_ratio)) * winners[0].outcome.comparable_e4)
-        how_en, how_zh = f"{rv.single_winner_ratio} x the single winner's price", f"唯一中选价的 {rv.single_winner_ratio} 倍"
+        how_en, how_zh = (
+            f"{rv.single_winner_ratio} x the single winner's price",
+            f"唯一中选价的 {rv.single_winner_ratio} 倍",
+        )
     else:
         price = max(w.outcome.comparable_e4 for w in winners)
         how_en, how_zh = "the highest rule-1 winning price", "规则一产生的最高拟中选价"
@@ -563,7 +628,9 @@ def _grouped(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet, res: DrugR
         c.outcome.group = "A"
     for c in B:
         c.outcome.group = "B"
-    res.notes.append(f"group A: {len(A)} firms making up {float(Fraction(cum, max(total, 1))):.1%} of volume; group B: {len(B)}")
+    res.notes.append(
+        f"group A: {len(A)} firms making up {float(Fraction(cum, max(total, 1))):.1%} of volume; group B: {len(B)}"
+    )
     if len(A) <= g.group_a_no_elimination_up_to:
         for c in A:
             o = c.outcome
@@ -582,7 +649,11 @@ def _grouped(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet, res: DrugR
         o = c.outcome
         if g.group_b_rule == "all_eligible" or (top is not None and o.comparable_e4 <= top):
             o.status, o.reason_code = "won", "won_group_b"
-            o.reason_en = "group B: price not above the highest group-A winner" if g.group_b_rule != "all_eligible" else "group B: eligible"
+            o.reason_en = (
+                "group B: price not above the highest group-A winner"
+                if g.group_b_rule != "all_eligible"
+                else "group B: eligible"
+            )
             o.reason_zh = "B组: 报价不高于A组最高中选价" if g.group_b_rule != "all_eligible" else "B组: 符合资格"
         else:
             o.reason_code = "group_b_above_a"
@@ -596,8 +667,11 @@ def _finish(res: DrugResult, entry: CatalogEntry, rules: RuleSet) -> DrugResult:
         res.share_bp = ratio_to_bp(rules.consumables.volume_base_share) if n else 0
         res.cycle_years = rules.consumables.cycle_years if n else 0
     else:
-        res.share_bp = ratio_to_bp(rules.share_for(n, antibiotic=entry.antibiotic, injectable=entry.injectable,
-                                                   sole_product=entry.sole_product))
+        res.share_bp = ratio_to_bp(
+            rules.share_for(
+                n, antibiotic=entry.antibiotic, injectable=entry.injectable, sole_product=entry.sole_product
+            )
+        )
         res.cycle_years = rules.cycle_years_for(n, injectable=entry.injectable) if n else 0
     return res
 
@@ -616,7 +690,9 @@ class Sanction:
     reason_zh: str
 
 
-def non_bidder_sanctions(makers: Iterable[tuple[str, str, bool]], bids: Iterable[Bid], rules: RuleSet, round_date: dt.date) -> list[Sanction]:
+def non_bidder_sanctions(
+    makers: Iterable[tuple[str, str, bool]], bids: Iterable[Bid], rules: RuleSet, round_date: dt.date
+) -> list[Sanction]:
     """Firms that make a catalog drug but did not bid (甘陕联盟).
 
     ``makers``: (firm_id, drug_id, listed on the alliance's platforms).  A listed
@@ -630,12 +706,28 @@ def non_bidder_sanctions(makers: Iterable[tuple[str, str, bool]], bids: Iterable
         if (firm, drug) in bid_pairs:
             continue
         if listed and el.non_bidder_delisting:
-            out.append(Sanction(firm, drug, "delist", None, f"listed for {drug} but did not bid: listing withdrawn",
-                                f"已挂网未申报 {drug}: 取消挂网资格"))
+            out.append(
+                Sanction(
+                    firm,
+                    drug,
+                    "delist",
+                    None,
+                    f"listed for {drug} but did not bid: listing withdrawn",
+                    f"已挂网未申报 {drug}: 取消挂网资格",
+                )
+            )
         elif not listed and el.non_bidder_ban_years:
             until = round_date.replace(year=round_date.year + el.non_bidder_ban_years)
-            out.append(Sanction(firm, drug, "ban", until, f"not listed and did not bid for {drug}: barred until {until}",
-                                f"未挂网且未申报 {drug}: {el.non_bidder_ban_years} 年内不接受其参加集采或挂网 (至 {until})"))
+            out.append(
+                Sanction(
+                    firm,
+                    drug,
+                    "ban",
+                    until,
+                    f"not listed and did not bid for {drug}: barred until {until}",
+                    f"未挂网且未申报 {drug}: {el.non_bidder_ban_years} 年内不接受其参加集采或挂网 (至 {until})",
+                )
+            )
     return out
 
 
@@ -726,7 +818,9 @@ def run_round(
         bids_by_drug[b.drug_id].append(b)
     groups = _consumable_groups(inp.catalog, rules)
     base = demand.groupby("drug_id", sort=False)["units"].sum().to_dict() if len(demand) else {}
-    region_units = (demand.groupby(["drug_id", "region"], sort=False)["units"].sum() if len(demand) else pd.Series(dtype="int64"))
+    region_units = (
+        demand.groupby(["drug_id", "region"], sort=False)["units"].sum() if len(demand) else pd.Series(dtype="int64")
+    )
     drugs: dict[str, DrugResult] = {}
     warnings: list[str] = []
     for gid, members in groups.items():
@@ -734,9 +828,17 @@ def run_round(
         gbids = [b for m in members for b in bids_by_drug.get(m, [])]
         if len(members) > 1:
             gbids = [_rebid(b, gid) for b in gbids]
-        res = evaluate_drug(entry, gbids, inp.firms, rules, round_date=inp.round_date,
-                            base_units=int(sum(base.get(m, 0) for m in members)), banned=inp.banned_firms,
-                            credit_lookup=credit_lookup, slot_group=slot_group)
+        res = evaluate_drug(
+            entry,
+            gbids,
+            inp.firms,
+            rules,
+            round_date=inp.round_date,
+            base_units=int(sum(base.get(m, 0) for m in members)),
+            banned=inp.banned_firms,
+            credit_lookup=credit_lookup,
+            slot_group=slot_group,
+        )
         winners = res.winners
         if winners:
             ru: dict[str, int] = {}
@@ -752,9 +854,14 @@ def run_round(
         for m in members:
             drugs[m] = res if len(members) == 1 else _member_view(res, m)
     agreed, contracts = agreed_volumes(inp, rules, drugs)
-    low = demand[(demand["historical_units"] > 0) & (demand["units"] * 10000 < demand["historical_units"] * ratio_to_bp(rules.volume.min_report_share))]
+    low = demand[
+        (demand["historical_units"] > 0)
+        & (demand["units"] * 10000 < demand["historical_units"] * ratio_to_bp(rules.volume.min_report_share))
+    ]
     if len(low):
-        warnings.append(f"{len(low)} demand lines report less than {rules.volume.min_report_share:.0%} of historical use (reason required)")
+        warnings.append(
+            f"{len(low)} demand lines report less than {rules.volume.min_report_share:.0%} of historical use (reason required)"
+        )
     return RoundResult(inp.name, rules.id, drugs, agreed, contracts, warnings, inp.synthetic)
 
 
@@ -774,7 +881,11 @@ def _merge_entries(entries: list[CatalogEntry], gid: str) -> CatalogEntry:
     from dataclasses import replace
 
     e0 = entries[0]
-    specs = tuple(replace(s, drug_id=gid, representative=(i == 0 and s.representative)) for i, e in enumerate(entries) for s in e.specs)
+    specs = tuple(
+        replace(s, drug_id=gid, representative=(i == 0 and s.representative))
+        for i, e in enumerate(entries)
+        for s in e.specs
+    )
     return replace(e0, drug_id=gid, specs=specs, passed_consistency=max(e.passed_consistency for e in entries))
 
 
@@ -788,7 +899,15 @@ def _member_view(res: DrugResult, drug_id: str) -> DrugResult:
     return res
 
 
-def spec_price_fen(entry: CatalogEntry, spec: Spec, firm_id: str, award_e4: int, bids: dict[tuple[str, str], Bid], rules: RuleSet, own_comparable: int) -> int:
+def spec_price_fen(
+    entry: CatalogEntry,
+    spec: Spec,
+    firm_id: str,
+    award_e4: int,
+    bids: dict[tuple[str, str], Bid],
+    rules: RuleSet,
+    own_comparable: int,
+) -> int:
     """The contract pack price of ``spec`` for a winner: its own bid, or derived by 差比价.
 
     A revived winner supplies at the revival price, carried to each spec.
@@ -811,14 +930,28 @@ def agreed_volumes(inp: RoundInput, rules: RuleSet, drugs: dict[str, DrugResult]
     d = inp.demand
     if not len(d):
         empty = d.assign(supplier="", share_bp=0, agreed_units=0)
-        return empty, pd.DataFrame(columns=["institution_id", "region", "drug_id", "spec_id", "supplier", "agreed_units", "price_fen", "amount_fen"])
+        return empty, pd.DataFrame(
+            columns=[
+                "institution_id",
+                "region",
+                "drug_id",
+                "spec_id",
+                "supplier",
+                "agreed_units",
+                "price_fen",
+                "amount_fen",
+            ]
+        )
     # strings become integer codes once; every step after is NumPy on int64
     drug_c, drug_u = pd.factorize(d["drug_id"], sort=False)
     reg_c, reg_u = pd.factorize(d["region"], sort=False)
     share_bp = np.array([drugs[x].share_bp if x in drugs else 0 for x in drug_u], dtype=np.int64)[drug_c]
     units = d["units"].to_numpy(dtype="int64")
     agreed_units = (units * share_bp + 5000) // 10000
-    firm_names = [""] + sorted({f for v in drugs.values() for f in v.primary.values()} | {o.firm_id for v in drugs.values() for o in v.outcomes if o.won})
+    firm_names = [""] + sorted(
+        {f for v in drugs.values() for f in v.primary.values()}
+        | {o.firm_id for v in drugs.values() for o in v.outcomes if o.won}
+    )
     firm_code = {f: i for i, f in enumerate(firm_names)}
     prim_tab = np.zeros((len(drug_u), len(reg_u)), dtype=np.int64)
     reg_index = {r: i for i, r in enumerate(reg_u)}
@@ -840,7 +973,9 @@ def agreed_volumes(inp: RoundInput, rules: RuleSet, drugs: dict[str, DrugResult]
         direct = win_tab[drug_c, brand_c]
         sup_c = np.where(direct > 0, direct, sup_c)
     names = np.array(firm_names, dtype=object)
-    agreed = d.assign(supplier=pd.Categorical.from_codes(sup_c, firm_names), share_bp=share_bp, agreed_units=agreed_units)
+    agreed = d.assign(
+        supplier=pd.Categorical.from_codes(sup_c, firm_names), share_bp=share_bp, agreed_units=agreed_units
+    )
     # contracts: sum agreed units per institution × region × spec × supplier (sort + reduceat, exact int64)
     inst_c, _ = pd.factorize(d["institution_id"], sort=False)
     spec_c, spec_u = pd.factorize(d["spec_id"], sort=False)
@@ -853,7 +988,9 @@ def agreed_volumes(inp: RoundInput, rules: RuleSet, drugs: dict[str, DrugResult]
     au = np.add.reduceat(agreed_units[order], starts) if len(starts) else np.array([], dtype=np.int64)
     first = order[starts]
     bids = {(b.firm_id, b.spec_id): b for b in inp.bids}
-    award = {(k, o.firm_id): (o.award_comparable_e4, o.comparable_e4) for k, v in drugs.items() for o in v.outcomes if o.won}
+    award = {
+        (k, o.firm_id): (o.award_comparable_e4, o.comparable_e4) for k, v in drugs.items() for o in v.outcomes if o.won
+    }
     pair = spec_c[first].astype(np.int64) * nf + sup_c[first]
     upair, pinv = np.unique(pair, return_inverse=True)
     pprice = np.zeros(len(upair), dtype=np.int64)
@@ -869,8 +1006,14 @@ def agreed_volumes(inp: RoundInput, rules: RuleSet, drugs: dict[str, DrugResult]
     prices, upp = pprice[pinv], pupp[pinv]
     amount = (2 * au * prices + upp) // (2 * upp)  # units × pack price / units per pack, half up
     pick = {c: d[c].take(first).reset_index(drop=True) for c in ("institution_id", "region", "drug_id", "spec_id")}
-    contracts = pd.DataFrame({
-        **pick, "supplier": pd.Series(names[sup_c[first]], dtype=pick["drug_id"].dtype),
-        "agreed_units": au.astype(np.int64), "price_fen": prices, "units_per_pack": upp, "amount_fen": amount.astype(np.int64),
-    })
+    contracts = pd.DataFrame(
+        {
+            **pick,
+            "supplier": pd.Series(names[sup_c[first]], dtype=pick["drug_id"].dtype),
+            "agreed_units": au.astype(np.int64),
+            "price_fen": prices,
+            "units_per_pack": upp,
+            "amount_fen": amount.astype(np.int64),
+        }
+    )
     return agreed, contracts

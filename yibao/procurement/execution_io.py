@@ -26,10 +26,21 @@ import pandas as pd
 from yibao.procurement.io import RoundInputError
 
 ALIASES = {
-    "供应企业": "supplier", "中选企业": "supplier", "配送企业": "supplier", "企业编码": "supplier",
-    "品种编码": "drug_id", "规格编码": "spec_id", "月份": "month", "库存数量": "stock_units", "库存": "stock_units",
-    "订单编号": "order_id", "医疗机构编码": "institution_id", "采购数量": "units", "数量": "units",
-    "未中选用量": "nonwinning_units", "上年未中选用量": "nonwinning_units",
+    "供应企业": "supplier",
+    "中选企业": "supplier",
+    "配送企业": "supplier",
+    "企业编码": "supplier",
+    "品种编码": "drug_id",
+    "规格编码": "spec_id",
+    "月份": "month",
+    "库存数量": "stock_units",
+    "库存": "stock_units",
+    "订单编号": "order_id",
+    "医疗机构编码": "institution_id",
+    "采购数量": "units",
+    "数量": "units",
+    "未中选用量": "nonwinning_units",
+    "上年未中选用量": "nonwinning_units",
 }
 
 COLUMNS = {
@@ -60,13 +71,23 @@ def _read(path: Path, kind: str) -> pd.DataFrame:
         elif suffix in (".csv", ".txt"):
             df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         else:
-            raise RoundInputError(path.name, None, kind, f"unsupported file type {suffix!r}: use .csv or .xlsx",
-                                  f"不支持的文件类型 {suffix!r}: 请使用 .csv 或 .xlsx")
+            raise RoundInputError(
+                path.name,
+                None,
+                kind,
+                f"unsupported file type {suffix!r}: use .csv or .xlsx",
+                f"不支持的文件类型 {suffix!r}: 请使用 .csv 或 .xlsx",
+            )
     except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
         if isinstance(exc, RoundInputError):
             raise
-        raise RoundInputError(path.name, None, kind, f"cannot be read as {suffix[1:]}: {str(exc).splitlines()[0]}",
-                              f"无法读取: {str(exc).splitlines()[0]}") from None
+        raise RoundInputError(
+            path.name,
+            None,
+            kind,
+            f"cannot be read as {suffix[1:]}: {str(exc).splitlines()[0]}",
+            f"无法读取: {str(exc).splitlines()[0]}",
+        ) from None
     df = df.rename(columns={c: ALIASES.get(str(c).strip(), str(c).strip()) for c in df.columns})
     for col in COLUMNS[kind]:
         if col not in df.columns:
@@ -79,31 +100,57 @@ def _month(v: str, source: str, row: int, cycle_start: str | None) -> int:
         m = int(v)
     elif (g := _CAL.match(v)) is not None:
         if cycle_start is None or (s := _CAL.match(cycle_start)) is None:
-            raise RoundInputError(source, row, "month", f"calendar month {v!r} needs the cycle start (YYYY-MM)",
-                                  f"日历月份 {v!r} 需要给出采购周期起始月 (YYYY-MM)")
+            raise RoundInputError(
+                source,
+                row,
+                "month",
+                f"calendar month {v!r} needs the cycle start (YYYY-MM)",
+                f"日历月份 {v!r} 需要给出采购周期起始月 (YYYY-MM)",
+            )
         if not 1 <= int(g[2]) <= 12 or not 1 <= int(s[2]) <= 12:
-            raise RoundInputError(source, row, "month", f"{v!r} (cycle start {cycle_start!r}) is not a calendar month",
-                                  f"{v!r} (周期起始 {cycle_start!r}) 不是有效月份")
+            raise RoundInputError(
+                source,
+                row,
+                "month",
+                f"{v!r} (cycle start {cycle_start!r}) is not a calendar month",
+                f"{v!r} (周期起始 {cycle_start!r}) 不是有效月份",
+            )
         m = (int(g[1]) - int(s[1])) * 12 + int(g[2]) - int(s[2]) + 1
     else:
-        raise RoundInputError(source, row, "month", f"{v!r} is neither a cycle month (1, 2, …) nor YYYY-MM",
-                              f"{v!r} 既不是周期月序号也不是 YYYY-MM")
+        raise RoundInputError(
+            source,
+            row,
+            "month",
+            f"{v!r} is neither a cycle month (1, 2, …) nor YYYY-MM",
+            f"{v!r} 既不是周期月序号也不是 YYYY-MM",
+        )
     if not 1 <= m <= MAX_CYCLE_MONTHS:
-        raise RoundInputError(source, row, "month", f"month {v!r} falls outside the cycle (month {m})",
-                              f"月份 {v!r} 不在采购周期内 (第 {m} 月)")
+        raise RoundInputError(
+            source,
+            row,
+            "month",
+            f"month {v!r} falls outside the cycle (month {m})",
+            f"月份 {v!r} 不在采购周期内 (第 {m} 月)",
+        )
     return m
 
 
 def _quantity(v: str, source: str, row: int, col: str) -> int:
     if not re.fullmatch(r"\d+", v.replace(",", "")):
         why = "blank" if not v else f"{v!r} is not a whole number of minimum units"
-        raise RoundInputError(source, row, col, why + " (must be an integer >= 0)",
-                              ("为空" if not v else f"{v!r} 不是最小制剂单位的整数") + " (须为 >= 0 的整数)")
+        raise RoundInputError(
+            source,
+            row,
+            col,
+            why + " (must be an integer >= 0)",
+            ("为空" if not v else f"{v!r} 不是最小制剂单位的整数") + " (须为 >= 0 的整数)",
+        )
     return int(v.replace(",", ""))
 
 
-def read_report(path: str | Path, kind: str, *, cycle_start: str | None = None,
-                contracts: pd.DataFrame | None = None) -> pd.DataFrame:
+def read_report(
+    path: str | Path, kind: str, *, cycle_start: str | None = None, contracts: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Read and validate one execution report (``inventory``, ``purchases`` or ``last_year``).
 
     With ``contracts`` (a round's contract table) every drug, specification
@@ -148,12 +195,27 @@ def _check_known(df: pd.DataFrame, kind: str, src: str, contracts: pd.DataFrame)
     drugs = set(contracts["drug_id"].astype(str))
     checks = [("drug_id", drugs, "not a drug of this round", "不是本轮集采品种")]
     if "spec_id" in df:
-        checks.append(("spec_id", set(contracts["spec_id"].astype(str)), "not a specification of this round", "不是本轮集采规格"))
+        checks.append(
+            ("spec_id", set(contracts["spec_id"].astype(str)), "not a specification of this round", "不是本轮集采规格")
+        )
     if kind == "inventory":
-        checks.append(("supplier", set(contracts["supplier"].astype(str)), "not a winner holding a contract", "不是持有合同的中选企业"))
+        checks.append(
+            (
+                "supplier",
+                set(contracts["supplier"].astype(str)),
+                "not a winner holding a contract",
+                "不是持有合同的中选企业",
+            )
+        )
     if "institution_id" in df and kind == "purchases":
-        checks.append(("institution_id", set(contracts["institution_id"].astype(str)), "not an institution of this round",
-                       "不是本轮参与的医疗机构"))
+        checks.append(
+            (
+                "institution_id",
+                set(contracts["institution_id"].astype(str)),
+                "not an institution of this round",
+                "不是本轮参与的医疗机构",
+            )
+        )
     for col, known, en, zh in checks:
         bad = ~df[col].isin(known)
         if bad.any():

@@ -32,20 +32,34 @@ from yibao.procurement.rules import RuleSet
 EDGE_KINDS = ("contract_manufacturing", "licence_transfer", "agent", "control")
 
 CHECKS = {
-    "licence_transfer_contract_back": ("a holder transferred a licence to a new firm that contracts manufacturing back to it",
-                                       "持有人将部分规格上市许可转让给新企业, 再由新企业委托原企业生产 (虚增投标主体)"),
-    "contract_only_holder": ("holder that only contracts out manufacturing (no own plant, B-certificate)",
-                             "仅委托生产的持有人 (B证), 资产轻、违法成本低"),
-    "distributor_agent_for_bidders": ("holder converted from a distributor that acts as agent for several bidders",
-                                      "由经营企业转变的委托生产持有人, 同时代理多家投标企业产品"),
-    "transfer_hidden_tie": ("contract-only holder whose licence came by transfer from another bidder's side",
-                            "通过上市许可转让获得持有人身份, 与其他投标企业存在隐性关联"),
-    "manufacturer_is_bidder": ("a contract manufacturer that is itself a bidder for the same drug",
-                               "受托生产企业自身也是同品种投标持有人, 报价易形成默契"),
-    "new_sales_heavy_holder": ("newly founded holder whose staff are mostly sales and finance",
-                               "新成立持有人, 团队以营销和资本运作人员为主, 研发和质控人员少"),
-    "strong_association": ("bidders for one drug linked by control, licence transfer or a shared contract manufacturer (batch 10)",
-                           "同品种投标企业之间存在控制、转让或共用受托生产企业等强关联 (第十批)"),
+    "licence_transfer_contract_back": (
+        "a holder transferred a licence to a new firm that contracts manufacturing back to it",
+        "持有人将部分规格上市许可转让给新企业, 再由新企业委托原企业生产 (虚增投标主体)",
+    ),
+    "contract_only_holder": (
+        "holder that only contracts out manufacturing (no own plant, B-certificate)",
+        "仅委托生产的持有人 (B证), 资产轻、违法成本低",
+    ),
+    "distributor_agent_for_bidders": (
+        "holder converted from a distributor that acts as agent for several bidders",
+        "由经营企业转变的委托生产持有人, 同时代理多家投标企业产品",
+    ),
+    "transfer_hidden_tie": (
+        "contract-only holder whose licence came by transfer from another bidder's side",
+        "通过上市许可转让获得持有人身份, 与其他投标企业存在隐性关联",
+    ),
+    "manufacturer_is_bidder": (
+        "a contract manufacturer that is itself a bidder for the same drug",
+        "受托生产企业自身也是同品种投标持有人, 报价易形成默契",
+    ),
+    "new_sales_heavy_holder": (
+        "newly founded holder whose staff are mostly sales and finance",
+        "新成立持有人, 团队以营销和资本运作人员为主, 研发和质控人员少",
+    ),
+    "strong_association": (
+        "bidders for one drug linked by control, licence transfer or a shared contract manufacturer (batch 10)",
+        "同品种投标企业之间存在控制、转让或共用受托生产企业等强关联 (第十批)",
+    ),
 }
 
 
@@ -86,7 +100,9 @@ def read_relations(path: str | Path, firms: dict[str, Firm] | None = None) -> li
         row = i + 2
         kind = r.get("kind", "").strip()
         if kind not in EDGE_KINDS:
-            raise RoundInputError(path.name, row, "kind", f"unknown relation kind {kind!r}; one of {EDGE_KINDS}", f"未知关系类型 {kind!r}")
+            raise RoundInputError(
+                path.name, row, "kind", f"unknown relation kind {kind!r}; one of {EDGE_KINDS}", f"未知关系类型 {kind!r}"
+            )
         for f in ("src", "dst"):
             v = r.get(f, "").strip()
             if not v:
@@ -95,7 +111,9 @@ def read_relations(path: str | Path, firms: dict[str, Firm] | None = None) -> li
         try:
             date = dt.date.fromisoformat(d) if d else None
         except ValueError:
-            raise RoundInputError(path.name, row, "date", f"not a date YYYY-MM-DD: {d!r}", f"日期格式错误: {d!r}") from None
+            raise RoundInputError(
+                path.name, row, "date", f"not a date YYYY-MM-DD: {d!r}", f"日期格式错误: {d!r}"
+            ) from None
         out.append(Relation(r["src"].strip(), r["dst"].strip(), kind, r.get("drug_id", "").strip(), date, row))
     return out
 
@@ -104,8 +122,15 @@ def build_graph(firms: dict[str, Firm], relations: Iterable[Relation], bids: Ite
     """The firm graph; bids add ``contract_manufacturing`` edges from their contract_manufacturer column."""
     g = nx.MultiDiGraph()
     for f in firms.values():
-        g.add_node(f.firm_id, name=f.name, founded=f.founded, b_cert=f.b_cert, sales_finance=f.staff_sales_finance,
-                   rd_qc=f.staff_rd_qc, former_distributor=f.former_distributor)
+        g.add_node(
+            f.firm_id,
+            name=f.name,
+            founded=f.founded,
+            b_cert=f.b_cert,
+            sales_finance=f.staff_sales_finance,
+            rd_qc=f.staff_rd_qc,
+            former_distributor=f.former_distributor,
+        )
     for r in relations:
         for n in (r.src, r.dst):
             if n not in g:
@@ -114,10 +139,23 @@ def build_graph(firms: dict[str, Firm], relations: Iterable[Relation], bids: Ite
     for b in bids:
         if b.contract_manufacturer and b.contract_manufacturer != b.firm_id:
             if b.contract_manufacturer not in g:
-                g.add_node(b.contract_manufacturer, name=b.contract_manufacturer, founded=None, b_cert=False, sales_finance=0, rd_qc=0,
-                           former_distributor=False)
-            g.add_edge(b.firm_id, b.contract_manufacturer, key=f"contract_manufacturing:{b.drug_id}", kind="contract_manufacturing",
-                       drug_id=b.drug_id, date=None)
+                g.add_node(
+                    b.contract_manufacturer,
+                    name=b.contract_manufacturer,
+                    founded=None,
+                    b_cert=False,
+                    sales_finance=0,
+                    rd_qc=0,
+                    former_distributor=False,
+                )
+            g.add_edge(
+                b.firm_id,
+                b.contract_manufacturer,
+                key=f"contract_manufacturing:{b.drug_id}",
+                kind="contract_manufacturing",
+                drug_id=b.drug_id,
+                date=None,
+            )
     return g
 
 
@@ -143,18 +181,34 @@ def check_round(g: nx.MultiDiGraph, bids: list[Bid], rules: RuleSet, round_date:
     for drug, bidders in sorted(by_drug.items()):
         # 1. transfer then contract back
         for u, v, d in _edges(g, "licence_transfer", drug):
-            if v in bidders and g.has_edge(v, u) and any(e["kind"] == "contract_manufacturing" and e["drug_id"] in ("", drug)
-                                                        for e in g.get_edge_data(v, u).values()):
-                ev = [f"{u} transferred the licence of {drug} to {v}" + (f" on {d['date']}" if d["date"] else ""),
-                      f"{v} contracts manufacturing of {drug} back to {u}"]
+            if (
+                v in bidders
+                and g.has_edge(v, u)
+                and any(
+                    e["kind"] == "contract_manufacturing" and e["drug_id"] in ("", drug)
+                    for e in g.get_edge_data(v, u).values()
+                )
+            ):
+                ev = [
+                    f"{u} transferred the licence of {drug} to {v}" + (f" on {d['date']}" if d["date"] else ""),
+                    f"{v} contracts manufacturing of {drug} back to {u}",
+                ]
                 if u in bidders:
                     ev.append(f"both {u} and {v} bid for {drug}")
-                flags.append(Flag("licence_transfer_contract_back", drug, tuple(sorted({u, v} & bidders | {v})), tuple(ev)))
+                flags.append(
+                    Flag("licence_transfer_contract_back", drug, tuple(sorted({u, v} & bidders | {v})), tuple(ev))
+                )
         # 5. contract manufacturer is itself a bidder
         for u, v, d in _edges(g, "contract_manufacturing", drug):
             if u in bidders and v in bidders and u != v:
-                flags.append(Flag("manufacturer_is_bidder", drug, (u, v),
-                                  (f"{u} contracts manufacturing of {drug} to {v}", f"{v} also bids for {drug}")))
+                flags.append(
+                    Flag(
+                        "manufacturer_is_bidder",
+                        drug,
+                        (u, v),
+                        (f"{u} contracts manufacturing of {drug} to {v}", f"{v} also bids for {drug}"),
+                    )
+                )
         # 7. strong association: connected components over control / transfer / shared manufacturer
         h = nx.Graph()
         h.add_nodes_from(bidders)
@@ -172,7 +226,11 @@ def check_round(g: nx.MultiDiGraph, bids: list[Bid], rules: RuleSet, round_date:
             group = sorted(set(hs) | ({m} if m in bidders else set()))
             for a, b in zip(group, group[1:]):
                 h.add_edge(a, b)
-                why[frozenset((a, b))] = f"{a} and {b} share contract manufacturer {m}" if m not in (a, b) else f"{a}/{b}: {m} manufactures for the other"
+                why[frozenset((a, b))] = (
+                    f"{a} and {b} share contract manufacturer {m}"
+                    if m not in (a, b)
+                    else f"{a}/{b}: {m} manufactures for the other"
+                )
         for comp in nx.connected_components(h):
             if len(comp) >= 2:
                 sub = h.subgraph(comp)
@@ -184,28 +242,62 @@ def check_round(g: nx.MultiDiGraph, bids: list[Bid], rules: RuleSet, round_date:
         makers = [(v, d["drug_id"]) for _u, v, d in g.out_edges(f, data=True) if d["kind"] == "contract_manufacturing"]
         drugs = sorted(d for d, bs in by_drug.items() if f in bs)
         if n.get("b_cert") and makers:
-            flags.append(Flag("contract_only_holder", ",".join(drugs), (f,),
-                              (f"{f} has no own plant (B-certificate)", "manufactured by " + ", ".join(sorted({m for m, _ in makers})))))
+            flags.append(
+                Flag(
+                    "contract_only_holder",
+                    ",".join(drugs),
+                    (f,),
+                    (
+                        f"{f} has no own plant (B-certificate)",
+                        "manufactured by " + ", ".join(sorted({m for m, _ in makers})),
+                    ),
+                )
+            )
             transfers_in = [(u, d) for u, _v, d in g.in_edges(f, data=True) if d["kind"] == "licence_transfer"]
             for u, d in transfers_in:
                 tied = (u in all_bidders) or any(x in all_bidders for x in nx.all_neighbors(g, u) if x != f)
                 if tied:
-                    flags.append(Flag("transfer_hidden_tie", d["drug_id"] or ",".join(drugs), (f, u),
-                                      (f"{f} got the licence of {d['drug_id'] or 'a drug'} by transfer from {u}",
-                                       f"{u} is, or is linked to, another bidder in this round")))
+                    flags.append(
+                        Flag(
+                            "transfer_hidden_tie",
+                            d["drug_id"] or ",".join(drugs),
+                            (f, u),
+                            (
+                                f"{f} got the licence of {d['drug_id'] or 'a drug'} by transfer from {u}",
+                                f"{u} is, or is linked to, another bidder in this round",
+                            ),
+                        )
+                    )
         agent_for = sorted({v for _u, v, d in g.out_edges(f, data=True) if d["kind"] == "agent" and v in all_bidders})
         if n.get("former_distributor") and len(agent_for) >= ir.min_agent_bidders:
-            flags.append(Flag("distributor_agent_for_bidders", ",".join(drugs), (f, *agent_for),
-                              (f"{f} was a distributor (经营企业) and now holds licences", f"{f} is agent for bidders {', '.join(agent_for)}")))
+            flags.append(
+                Flag(
+                    "distributor_agent_for_bidders",
+                    ",".join(drugs),
+                    (f, *agent_for),
+                    (
+                        f"{f} was a distributor (经营企业) and now holds licences",
+                        f"{f} is agent for bidders {', '.join(agent_for)}",
+                    ),
+                )
+            )
         founded = n.get("founded")
         sf, rq = n.get("sales_finance", 0), n.get("rd_qc", 0)
         if founded and sf + rq > 0:
             age_limit = round_date.replace(year=round_date.year - ir.new_firm_years)
             share = Fraction(sf, sf + rq)
             if founded >= age_limit and share >= Fraction(str(ir.sales_finance_share)):
-                flags.append(Flag("new_sales_heavy_holder", ",".join(drugs), (f,),
-                                  (f"founded {founded}, less than {ir.new_firm_years} years before the round ({round_date})",
-                                   f"sales and finance staff {sf} of {sf + rq} ({float(share):.0%} >= {float(ir.sales_finance_share):.0%})")))
+                flags.append(
+                    Flag(
+                        "new_sales_heavy_holder",
+                        ",".join(drugs),
+                        (f,),
+                        (
+                            f"founded {founded}, less than {ir.new_firm_years} years before the round ({round_date})",
+                            f"sales and finance staff {sf} of {sf + rq} ({float(share):.0%} >= {float(ir.sales_finance_share):.0%})",
+                        ),
+                    )
+                )
     return flags
 
 

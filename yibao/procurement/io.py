@@ -29,18 +29,51 @@ from yibao.procurement.rules import DOSAGE_FORMS, RuleSet
 
 TABLES = ("catalog", "specs", "firms", "bids", "demand")
 
-SHEET_ALIASES = {"采购目录": "catalog", "规格": "specs", "企业": "firms", "投标": "bids", "申报": "bids", "报量": "demand", "需求": "demand"}
+SHEET_ALIASES = {
+    "采购目录": "catalog",
+    "规格": "specs",
+    "企业": "firms",
+    "投标": "bids",
+    "申报": "bids",
+    "报量": "demand",
+    "需求": "demand",
+}
 
 ALIASES = {
-    "品种编码": "drug_id", "通用名": "generic_name", "剂型": "dosage_form", "过评企业数": "passed_consistency",
-    "竞争企业数": "competitors", "抗菌药": "antibiotic", "独家": "sole_product", "医保目录编码": "med_list_codg",
-    "规格编码": "spec_id", "含量mg": "content_mg", "包装数量": "units_per_pack", "最高有效申报价": "max_price",
-    "装量ml": "fill_ml", "儿童": "pediatric", "代表品": "representative", "企业编码": "firm_id", "企业名称": "name",
-    "信用等级": "credit_grade", "申报编码": "bid_id", "申报价": "price", "产能": "capacity_units", "销量": "sales_volume",
-    "过评日期": "consistency_date", "首次注册日期": "first_registration_date", "全国最高价": "national_highest_price",
-    "技术标得分": "tech_score", "接受复活价": "accept_revival", "供应地区意向": "region_preferences",
-    "受托生产企业": "contract_manufacturer", "医疗机构编码": "institution_id", "地区": "region", "报量": "units",
-    "品牌企业": "brand_firm_id", "历史用量": "historical_units",
+    "品种编码": "drug_id",
+    "通用名": "generic_name",
+    "剂型": "dosage_form",
+    "过评企业数": "passed_consistency",
+    "竞争企业数": "competitors",
+    "抗菌药": "antibiotic",
+    "独家": "sole_product",
+    "医保目录编码": "med_list_codg",
+    "规格编码": "spec_id",
+    "含量mg": "content_mg",
+    "包装数量": "units_per_pack",
+    "最高有效申报价": "max_price",
+    "装量ml": "fill_ml",
+    "儿童": "pediatric",
+    "代表品": "representative",
+    "企业编码": "firm_id",
+    "企业名称": "name",
+    "信用等级": "credit_grade",
+    "申报编码": "bid_id",
+    "申报价": "price",
+    "产能": "capacity_units",
+    "销量": "sales_volume",
+    "过评日期": "consistency_date",
+    "首次注册日期": "first_registration_date",
+    "全国最高价": "national_highest_price",
+    "技术标得分": "tech_score",
+    "接受复活价": "accept_revival",
+    "供应地区意向": "region_preferences",
+    "受托生产企业": "contract_manufacturer",
+    "医疗机构编码": "institution_id",
+    "地区": "region",
+    "报量": "units",
+    "品牌企业": "brand_firm_id",
+    "历史用量": "historical_units",
 }
 
 REQUIRED = {
@@ -213,9 +246,18 @@ def parse_round(frames: dict[str, Any], name: str | None = None, default_name: s
         if did not in drug_ids:
             raise r.err("drug_id", f"unknown drug {did!r}", f"未知品种 {did!r}")
         spec_ids.add(sid)
-        specs_by_drug.setdefault(did, []).append(Spec(
-            sid, did, r.dec("content_mg", True, positive=True), r.i("units_per_pack", None, 1), r.money("max_price"),
-            r.dec("fill_ml"), r.b("pediatric"), r.b("representative")))
+        specs_by_drug.setdefault(did, []).append(
+            Spec(
+                sid,
+                did,
+                r.dec("content_mg", True, positive=True),
+                r.i("units_per_pack", None, 1),
+                r.money("max_price"),
+                r.dec("fill_ml"),
+                r.b("pediatric"),
+                r.b("representative"),
+            )
+        )
     catalog: dict[str, CatalogEntry] = {}
     for r in catalog_rows:
         did = r.s("drug_id", True)
@@ -233,17 +275,38 @@ def parse_round(frames: dict[str, Any], name: str | None = None, default_name: s
                 raise r.err("med_list_codg", f"unknown medical-list code {code!r}", f"医保目录中无此编码 {code!r}")
         attrs = tuple(tuple(kv.split("=", 1)) for kv in r.lst("attributes") if "=" in kv)
         catalog[did] = CatalogEntry(
-            did, r.s("generic_name", True), form, tuple(specs_by_drug[did]), r.i("passed_consistency"), r.i("competitors"),
-            r.b("antibiotic"), r.b("sole_product"), r.s("med_list_codg"), r.money("reference_price"),
-            r.money("listed_avg_price"), r.money("provincial_highest_win"), attrs)  # type: ignore[arg-type]
+            did,
+            r.s("generic_name", True),
+            form,
+            tuple(specs_by_drug[did]),
+            r.i("passed_consistency"),
+            r.i("competitors"),
+            r.b("antibiotic"),
+            r.b("sole_product"),
+            r.s("med_list_codg"),
+            r.money("reference_price"),
+            r.money("listed_avg_price"),
+            r.money("provincial_highest_win"),
+            attrs,
+        )  # type: ignore[arg-type]
     firms: dict[str, Firm] = {}
     for r in _rows(frames["firms"]):
         fid = r.s("firm_id", True)
         if fid in firms:
             raise r.err("firm_id", f"duplicate firm {fid!r}", f"企业编码重复 {fid!r}")
         fails = tuple(dt.date.fromisoformat(x) for x in r.lst("quality_failures")) if r.s("quality_failures") else ()
-        firms[fid] = Firm(fid, r.s("name", True), r.s("credit_grade") or "good", fails, r.b("b_cert"), r.i("supply_regions"),
-                          r.d("founded"), r.i("staff_sales_finance"), r.i("staff_rd_qc"), r.b("former_distributor"))
+        firms[fid] = Firm(
+            fid,
+            r.s("name", True),
+            r.s("credit_grade") or "good",
+            fails,
+            r.b("b_cert"),
+            r.i("supply_regions"),
+            r.d("founded"),
+            r.i("staff_sales_finance"),
+            r.i("staff_rd_qc"),
+            r.b("former_distributor"),
+        )
     bids: list[Bid] = []
     seen_bid: set[str] = set()
     seen_pair: dict[tuple[str, str], int] = {}
@@ -258,30 +321,59 @@ def parse_round(frames: dict[str, Any], name: str | None = None, default_name: s
         if fid not in firms:
             raise r.err("firm_id", f"unknown firm {fid!r}", f"未知企业 {fid!r}")
         if (fid, sid) in seen_pair:
-            raise r.err("firm_id", f"duplicate bidder: firm {fid!r} already bid for {sid!r} in row {seen_pair[(fid, sid)]}",
-                        f"重复申报: 企业 {fid!r} 已在第 {seen_pair[(fid, sid)]} 行申报规格 {sid!r}")
+            raise r.err(
+                "firm_id",
+                f"duplicate bidder: firm {fid!r} already bid for {sid!r} in row {seen_pair[(fid, sid)]}",
+                f"重复申报: 企业 {fid!r} 已在第 {seen_pair[(fid, sid)]} 行申报规格 {sid!r}",
+            )
         seen_bid.add(bid_id)
         seen_pair[(fid, sid)] = r.row
-        bids.append(Bid(bid_id, did, sid, fid, r.money("price", True), r.i("capacity_units"), r.i("sales_volume"),
-                        r.d("consistency_date"), r.d("first_registration_date"), r.money("national_highest_price"),
-                        r.dec("tech_score"), r.b("accept_revival"), r.lst("region_preferences"), r.s("contract_manufacturer"), r.row))
+        bids.append(
+            Bid(
+                bid_id,
+                did,
+                sid,
+                fid,
+                r.money("price", True),
+                r.i("capacity_units"),
+                r.i("sales_volume"),
+                r.d("consistency_date"),
+                r.d("first_registration_date"),
+                r.money("national_highest_price"),
+                r.dec("tech_score"),
+                r.b("accept_revival"),
+                r.lst("region_preferences"),
+                r.s("contract_manufacturer"),
+                r.row,
+            )
+        )
     demand = parse_demand(frames["demand"], catalog, firms)
     rd = meta.get("round_date") or dt.date.today()
     if isinstance(rd, str):
         rd = dt.date.fromisoformat(rd)
-    return RoundInput(name or str(meta.get("name") or default_name), rd, catalog, firms, bids, demand,
-                      frozenset(meta.get("banned_firms") or ()), bool(meta.get("synthetic", False)))
+    return RoundInput(
+        name or str(meta.get("name") or default_name),
+        rd,
+        catalog,
+        firms,
+        bids,
+        demand,
+        frozenset(meta.get("banned_firms") or ()),
+        bool(meta.get("synthetic", False)),
+    )
 
 
 def parse_demand(df: pd.DataFrame, catalog: dict[str, CatalogEntry], firms: dict[str, Firm]) -> pd.DataFrame:
     """Vectorised demand validation (tens of thousands of institutions)."""
     src = df.attrs.get("source", "demand")
-    out = pd.DataFrame({
-        "institution_id": df["institution_id"].astype(str).str.strip(),
-        "region": df["region"].astype(str).str.strip(),
-        "drug_id": df["drug_id"].astype(str).str.strip(),
-        "spec_id": df["spec_id"].astype(str).str.strip(),
-    })
+    out = pd.DataFrame(
+        {
+            "institution_id": df["institution_id"].astype(str).str.strip(),
+            "region": df["region"].astype(str).str.strip(),
+            "drug_id": df["drug_id"].astype(str).str.strip(),
+            "spec_id": df["spec_id"].astype(str).str.strip(),
+        }
+    )
     for col in ("institution_id", "region", "drug_id", "spec_id"):
         bad = out.index[out[col] == ""]
         if len(bad):
@@ -293,24 +385,43 @@ def parse_demand(df: pd.DataFrame, catalog: dict[str, CatalogEntry], firms: dict
     units = pd.to_numeric(raw, errors="coerce")
     bad = units.index[units.isna() | (units != units.round())]
     if len(bad):
-        raise RoundInputError(src, int(bad[0]) + 2, "units", f"not a whole number: {raw[bad[0]]!r}", f"报量不是整数: {raw[bad[0]]!r}")
+        raise RoundInputError(
+            src, int(bad[0]) + 2, "units", f"not a whole number: {raw[bad[0]]!r}", f"报量不是整数: {raw[bad[0]]!r}"
+        )
     neg = units.index[units < 0]
     if len(neg):
-        raise RoundInputError(src, int(neg[0]) + 2, "units", f"negative demand {int(units[neg[0]])}", f"报量为负数 {int(units[neg[0]])}")
+        raise RoundInputError(
+            src, int(neg[0]) + 2, "units", f"negative demand {int(units[neg[0]])}", f"报量为负数 {int(units[neg[0]])}"
+        )
     out["units"] = units.astype("int64")
     known = {(d, s.spec_id) for d, e in catalog.items() for s in e.specs}
     pairs = pd.MultiIndex.from_arrays([out["drug_id"], out["spec_id"]])
     okm = pairs.isin(list(known))
     if not okm.all():
         i = int(okm.argmin())
-        raise RoundInputError(src, i + 2, "spec_id", f"unknown specification {out['spec_id'][i]!r} of drug {out['drug_id'][i]!r}",
-                              f"品种 {out['drug_id'][i]!r} 无此规格 {out['spec_id'][i]!r}")
+        raise RoundInputError(
+            src,
+            i + 2,
+            "spec_id",
+            f"unknown specification {out['spec_id'][i]!r} of drug {out['drug_id'][i]!r}",
+            f"品种 {out['drug_id'][i]!r} 无此规格 {out['spec_id'][i]!r}",
+        )
     brand = df["brand_firm_id"].astype(str).str.strip() if "brand_firm_id" in df else pd.Series([""] * len(df))
     bb = brand[(brand != "") & ~brand.isin(list(firms))]
     if len(bb):
-        raise RoundInputError(src, int(bb.index[0]) + 2, "brand_firm_id", f"unknown brand firm {bb.iloc[0]!r}", f"未知品牌企业 {bb.iloc[0]!r}")
+        raise RoundInputError(
+            src,
+            int(bb.index[0]) + 2,
+            "brand_firm_id",
+            f"unknown brand firm {bb.iloc[0]!r}",
+            f"未知品牌企业 {bb.iloc[0]!r}",
+        )
     out["brand_firm_id"] = brand.to_numpy()
-    hist = pd.to_numeric(df["historical_units"], errors="coerce").fillna(0).astype("int64") if "historical_units" in df else 0
+    hist = (
+        pd.to_numeric(df["historical_units"], errors="coerce").fillna(0).astype("int64")
+        if "historical_units" in df
+        else 0
+    )
     out["historical_units"] = hist
     return out
 
@@ -324,9 +435,13 @@ def validate_against_rules(inp: RoundInput, rules: RuleSet) -> None:
         spec = entry.spec(b.spec_id)
         cap = max_valid_price_fen(entry, spec, rules)  # type: ignore[arg-type]
         if cap and b.price_fen > cap:
-            raise RoundInputError("bids", b.row or None, "price",
-                                  f"bid {b.bid_id} price {b.price_fen / 100:.2f} above the maximum valid bid price {cap / 100:.2f} of {b.spec_id}",
-                                  f"申报 {b.bid_id} 价格 {b.price_fen / 100:.2f} 高于 {b.spec_id} 最高有效申报价 {cap / 100:.2f}")
+            raise RoundInputError(
+                "bids",
+                b.row or None,
+                "price",
+                f"bid {b.bid_id} price {b.price_fen / 100:.2f} above the maximum valid bid price {cap / 100:.2f} of {b.spec_id}",
+                f"申报 {b.bid_id} 价格 {b.price_fen / 100:.2f} 高于 {b.spec_id} 最高有效申报价 {cap / 100:.2f}",
+            )
 
 
 def load_round(path: str | Path, name: str | None = None) -> RoundInput:
@@ -346,30 +461,90 @@ def write_round_dir(inp: RoundInput, path: Path) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     y = lambda fen: f"{fen / 100:.2f}" if fen else ""  # noqa: E731
-    meta = {"name": inp.name, "round_date": inp.round_date.isoformat(), "synthetic": inp.synthetic, "banned_firms": sorted(inp.banned_firms)}
-    (path / "round.yaml").write_text(("# SYNTHETIC round (合成数据), not real bids\n" if inp.synthetic else "") + yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
+    meta = {
+        "name": inp.name,
+        "round_date": inp.round_date.isoformat(),
+        "synthetic": inp.synthetic,
+        "banned_firms": sorted(inp.banned_firms),
+    }
+    (path / "round.yaml").write_text(
+        ("# SYNTHETIC round (合成数据), not real bids\n" if inp.synthetic else "")
+        + yaml.safe_dump(meta, allow_unicode=True),
+        encoding="utf-8",
+    )
     cat, specs = [], []
     for e in inp.catalog.values():
-        cat.append({"drug_id": e.drug_id, "generic_name": e.generic_name, "dosage_form": e.dosage_form, "passed_consistency": e.passed_consistency,
-                    "competitors": e.competitors, "antibiotic": e.antibiotic, "sole_product": e.sole_product, "med_list_codg": e.med_list_codg,
-                    "reference_price": y(e.reference_price_fen), "listed_avg_price": y(e.listed_avg_price_fen),
-                    "provincial_highest_win": y(e.provincial_highest_win_fen), "attributes": ";".join(f"{k}={v}" for k, v in e.attributes)})
+        cat.append(
+            {
+                "drug_id": e.drug_id,
+                "generic_name": e.generic_name,
+                "dosage_form": e.dosage_form,
+                "passed_consistency": e.passed_consistency,
+                "competitors": e.competitors,
+                "antibiotic": e.antibiotic,
+                "sole_product": e.sole_product,
+                "med_list_codg": e.med_list_codg,
+                "reference_price": y(e.reference_price_fen),
+                "listed_avg_price": y(e.listed_avg_price_fen),
+                "provincial_highest_win": y(e.provincial_highest_win_fen),
+                "attributes": ";".join(f"{k}={v}" for k, v in e.attributes),
+            }
+        )
         for s in e.specs:
-            specs.append({"spec_id": s.spec_id, "drug_id": s.drug_id, "content_mg": str(s.content_mg), "units_per_pack": s.units_per_pack,
-                          "max_price": y(s.max_price_fen), "fill_ml": "" if s.fill_ml is None else str(s.fill_ml), "pediatric": s.pediatric,
-                          "representative": s.representative})
-    firms = [{"firm_id": f.firm_id, "name": f.name, "credit_grade": f.credit_grade, "quality_failures": ";".join(map(str, f.quality_failures)),
-              "b_cert": f.b_cert, "supply_regions": f.supply_regions, "founded": f.founded or "", "staff_sales_finance": f.staff_sales_finance,
-              "staff_rd_qc": f.staff_rd_qc, "former_distributor": f.former_distributor} for f in inp.firms.values()]
-    bids = [{"bid_id": b.bid_id, "drug_id": b.drug_id, "spec_id": b.spec_id, "firm_id": b.firm_id, "price": y(b.price_fen),
-             "capacity_units": b.capacity_units, "sales_volume": b.sales_volume, "consistency_date": b.consistency_date or "",
-             "first_registration_date": b.first_registration_date or "", "national_highest_price": y(b.national_highest_price_fen),
-             "tech_score": "" if b.tech_score is None else str(b.tech_score), "accept_revival": b.accept_revival,
-             "region_preferences": ";".join(b.region_preferences), "contract_manufacturer": b.contract_manufacturer} for b in inp.bids]
+            specs.append(
+                {
+                    "spec_id": s.spec_id,
+                    "drug_id": s.drug_id,
+                    "content_mg": str(s.content_mg),
+                    "units_per_pack": s.units_per_pack,
+                    "max_price": y(s.max_price_fen),
+                    "fill_ml": "" if s.fill_ml is None else str(s.fill_ml),
+                    "pediatric": s.pediatric,
+                    "representative": s.representative,
+                }
+            )
+    firms = [
+        {
+            "firm_id": f.firm_id,
+            "name": f.name,
+            "credit_grade": f.credit_grade,
+            "quality_failures": ";".join(map(str, f.quality_failures)),
+            "b_cert": f.b_cert,
+            "supply_regions": f.supply_regions,
+            "founded": f.founded or "",
+            "staff_sales_finance": f.staff_sales_finance,
+            "staff_rd_qc": f.staff_rd_qc,
+            "former_distributor": f.former_distributor,
+        }
+        for f in inp.firms.values()
+    ]
+    bids = [
+        {
+            "bid_id": b.bid_id,
+            "drug_id": b.drug_id,
+            "spec_id": b.spec_id,
+            "firm_id": b.firm_id,
+            "price": y(b.price_fen),
+            "capacity_units": b.capacity_units,
+            "sales_volume": b.sales_volume,
+            "consistency_date": b.consistency_date or "",
+            "first_registration_date": b.first_registration_date or "",
+            "national_highest_price": y(b.national_highest_price_fen),
+            "tech_score": "" if b.tech_score is None else str(b.tech_score),
+            "accept_revival": b.accept_revival,
+            "region_preferences": ";".join(b.region_preferences),
+            "contract_manufacturer": b.contract_manufacturer,
+        }
+        for b in inp.bids
+    ]
     for t, rows in (("catalog", cat), ("specs", specs), ("firms", firms), ("bids", bids)):
         pd.DataFrame(rows).to_csv(path / f"{t}.csv", index=False)
     inp.demand.to_csv(path / "demand.csv", index=False)
     if inp.relations:
-        pd.DataFrame([{"src": r.src, "dst": r.dst, "kind": r.kind, "drug_id": r.drug_id, "date": r.date or ""} for r in inp.relations]
-                     ).to_csv(path / "relations.csv", index=False)
+        pd.DataFrame(
+            [
+                {"src": r.src, "dst": r.dst, "kind": r.kind, "drug_id": r.drug_id, "date": r.date or ""}
+                for r in inp.relations
+            ]
+        ).to_csv(path / "relations.csv", index=False)
     return path

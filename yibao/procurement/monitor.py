@@ -62,8 +62,14 @@ def match_orders(orders: pd.DataFrame, contracts: pd.DataFrame) -> pd.DataFrame:
     return m
 
 
-def progress(orders: pd.DataFrame, contracts: pd.DataFrame, *, months_elapsed: int, cycle_months: int = 12,
-             params: MonitorParams | None = None) -> pd.DataFrame:
+def progress(
+    orders: pd.DataFrame,
+    contracts: pd.DataFrame,
+    *,
+    months_elapsed: int,
+    cycle_months: int = 12,
+    params: MonitorParams | None = None,
+) -> pd.DataFrame:
     """Progress against the agreed volume per institution × drug, with behind-schedule alerts.
 
     ``expected = agreed × months_elapsed / cycle_months``; an institution is
@@ -73,7 +79,12 @@ def progress(orders: pd.DataFrame, contracts: pd.DataFrame, *, months_elapsed: i
     params = params or load_params()
     agreed = contracts.groupby(["institution_id", "drug_id"], as_index=False)["agreed_units"].sum()
     m = match_orders(orders, contracts)
-    bought = m[m["contracted"]].groupby(["institution_id", "drug_id"], as_index=False)["units"].sum().rename(columns={"units": "purchased_units"})
+    bought = (
+        m[m["contracted"]]
+        .groupby(["institution_id", "drug_id"], as_index=False)["units"]
+        .sum()
+        .rename(columns={"units": "purchased_units"})
+    )
     out = agreed.merge(bought, on=["institution_id", "drug_id"], how="left")
     out["purchased_units"] = out["purchased_units"].fillna(0).astype("int64")
     a = out["agreed_units"].to_numpy(dtype="int64")
@@ -85,8 +96,9 @@ def progress(orders: pd.DataFrame, contracts: pd.DataFrame, *, months_elapsed: i
     return out
 
 
-def non_winning_check(orders: pd.DataFrame, contracts: pd.DataFrame, last_year: pd.DataFrame | None,
-                      params: MonitorParams | None = None) -> pd.DataFrame:
+def non_winning_check(
+    orders: pd.DataFrame, contracts: pd.DataFrame, last_year: pd.DataFrame | None, params: MonitorParams | None = None
+) -> pd.DataFrame:
     """Non-winning products (未中选) per institution × drug: volume ≤ last year's and ≤ the winners'.
 
     ``last_year`` has institution_id, drug_id, nonwinning_units (last year's use of non-winning products,
@@ -96,15 +108,23 @@ def non_winning_check(orders: pd.DataFrame, contracts: pd.DataFrame, last_year: 
     params = params or load_params()
     have_last = last_year is not None
     if last_year is None:
-        last_year = pd.DataFrame({"institution_id": pd.Series(dtype=str), "drug_id": pd.Series(dtype=str),
-                                  "nonwinning_units": pd.Series(dtype="int64")})
+        last_year = pd.DataFrame(
+            {
+                "institution_id": pd.Series(dtype=str),
+                "drug_id": pd.Series(dtype=str),
+                "nonwinning_units": pd.Series(dtype="int64"),
+            }
+        )
     m = match_orders(orders, contracts)
     g = m.groupby(["institution_id", "drug_id", "contracted"], as_index=False)["units"].sum()
     win = g[g["contracted"]].drop(columns="contracted").rename(columns={"units": "winning_units"})
     non = g[~g["contracted"]].drop(columns="contracted").rename(columns={"units": "nonwinning_units"})
     out = non.merge(win, on=["institution_id", "drug_id"], how="left").merge(
-        last_year.rename(columns={"nonwinning_units": "last_year_units"}), on=["institution_id", "drug_id"], how="left")
-    out = out.fillna({"winning_units": 0, "last_year_units": 0}).astype({"winning_units": "int64", "last_year_units": "int64"})
+        last_year.rename(columns={"nonwinning_units": "last_year_units"}), on=["institution_id", "drug_id"], how="left"
+    )
+    out = out.fillna({"winning_units": 0, "last_year_units": 0}).astype(
+        {"winning_units": "int64", "last_year_units": "int64"}
+    )
     reasons = []
     for r in out.itertuples():
         why = []
@@ -120,7 +140,9 @@ def non_winning_check(orders: pd.DataFrame, contracts: pd.DataFrame, last_year: 
     return out
 
 
-def inventory_check(reports: pd.DataFrame, contracts: pd.DataFrame, months: list[int], params: MonitorParams | None = None) -> pd.DataFrame:
+def inventory_check(
+    reports: pd.DataFrame, contracts: pd.DataFrame, months: list[int], params: MonitorParams | None = None
+) -> pd.DataFrame:
     """Winners' monthly inventory reports (库存报告): missing reports and stock cover below the minimum.
 
     ``reports``: supplier, drug_id, month, stock_units.  Cover is stock ÷ the
@@ -134,9 +156,14 @@ def inventory_check(reports: pd.DataFrame, contracts: pd.DataFrame, months: list
     out["stock_units"] = out["stock_units"].fillna(0).astype("int64")
     monthly = np.maximum(1, (out["agreed_units"].to_numpy(dtype="int64") + 6) // 12)
     min_m = Decimal(params.min_stock_months)
-    out["cover_months"] = [str((Decimal(int(s)) / Decimal(int(mo))).quantize(Decimal("0.01"))) for s, mo in zip(out["stock_units"], monthly)]
+    out["cover_months"] = [
+        str((Decimal(int(s)) / Decimal(int(mo))).quantize(Decimal("0.01")))
+        for s, mo in zip(out["stock_units"], monthly)
+    ]
     low = out["stock_units"].to_numpy() * 100 < monthly * int(min_m * 100)
-    out["alert"] = np.where(~out["reported"], "missing report", np.where(low, f"stock below {min_m} month(s) of agreed volume", ""))
+    out["alert"] = np.where(
+        ~out["reported"], "missing report", np.where(low, f"stock below {min_m} month(s) of agreed volume", "")
+    )
     return out
 
 
@@ -148,8 +175,12 @@ class PrepayLedger:
     summary: pd.DataFrame  # institution_id, prepaid, settled, balance, savings, retained
 
 
-def fund_prepay_flow(contracts: pd.DataFrame, orders: pd.DataFrame, reference_price_fen: dict[tuple[str, str], int],
-                     params: MonitorParams | None = None) -> PrepayLedger:
+def fund_prepay_flow(
+    contracts: pd.DataFrame,
+    orders: pd.DataFrame,
+    reference_price_fen: dict[tuple[str, str], int],
+    params: MonitorParams | None = None,
+) -> PrepayLedger:
     """基金预付, 即时结算, 结余留用 (Gansu–Shaanxi rule).
 
     1. At the start of the cycle the fund prepays ``prepay_share`` of each
@@ -172,7 +203,9 @@ def fund_prepay_flow(contracts: pd.DataFrame, orders: pd.DataFrame, reference_pr
     units = m["units"].to_numpy(dtype="int64")
     price = m["price_fen"].to_numpy(dtype="int64")
     m["settled_fen"] = (2 * units * price + upp) // (2 * upp)
-    ref = np.array([reference_price_fen.get((d, s), p) for d, s, p in zip(m["drug_id"], m["spec_id"], price)], dtype="int64")
+    ref = np.array(
+        [reference_price_fen.get((d, s), p) for d, s, p in zip(m["drug_id"], m["spec_id"], price)], dtype="int64"
+    )
     m["savings_fen"] = np.maximum(0, (2 * units * (ref - price) + upp) // (2 * upp))
     entries = []
     rows = []
@@ -186,5 +219,17 @@ def fund_prepay_flow(contracts: pd.DataFrame, orders: pd.DataFrame, reference_pr
         ret = (sav * keep + 5000) // 10000
         entries.append((inst, "savings_retained", ret, "结余留用"))
         rows.append((inst, pre, settled, pre - settled, sav, ret))
-    return PrepayLedger(pd.DataFrame(entries, columns=["institution_id", "step", "amount_fen", "note"]),
-                        pd.DataFrame(rows, columns=["institution_id", "prepaid_fen", "settled_fen", "prepay_balance_fen", "savings_fen", "retained_fen"]))
+    return PrepayLedger(
+        pd.DataFrame(entries, columns=["institution_id", "step", "amount_fen", "note"]),
+        pd.DataFrame(
+            rows,
+            columns=[
+                "institution_id",
+                "prepaid_fen",
+                "settled_fen",
+                "prepay_balance_fen",
+                "savings_fen",
+                "retained_fen",
+            ],
+        ),
+    )

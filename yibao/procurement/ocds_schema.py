@@ -74,8 +74,11 @@ def _files(root: Path) -> dict[str, bytes]:
                 if n.endswith(".json"):
                     out[n] = z.read(n)
     else:
-        raise OcdsSchemaError(f"{root}: OCDS schema location is neither a directory nor a ZIP file",
-                              f"{root}: OCDS 模式文件位置既不是目录也不是 ZIP 文件", field="ocds_schema")
+        raise OcdsSchemaError(
+            f"{root}: OCDS schema location is neither a directory nor a ZIP file",
+            f"{root}: OCDS 模式文件位置既不是目录也不是 ZIP 文件",
+            field="ocds_schema",
+        )
     return out
 
 
@@ -83,9 +86,13 @@ def _json(name: str, data: bytes) -> dict:
     try:
         v = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OcdsSchemaError(f"{name}: not valid JSON ({exc})", f"{name}: 不是有效的 JSON", field="ocds_schema") from None
+        raise OcdsSchemaError(
+            f"{name}: not valid JSON ({exc})", f"{name}: 不是有效的 JSON", field="ocds_schema"
+        ) from None
     if not isinstance(v, dict):
-        raise OcdsSchemaError(f"{name}: a schema must be a JSON object", f"{name}: 模式必须是 JSON 对象", field="ocds_schema")
+        raise OcdsSchemaError(
+            f"{name}: a schema must be a JSON object", f"{name}: 模式必须是 JSON 对象", field="ocds_schema"
+        )
     return v
 
 
@@ -95,14 +102,22 @@ def load_full_schema(location: str | Path) -> FullSchema:
     files = _files(root)
 
     def pick(basename: str, *, bid: bool) -> tuple[str, bytes] | None:
-        cands = sorted((n for n in files if PurePosixPath(n).name == basename
-                        and (("bid" in n.lower()) == bid)), key=lambda n: (n.count("/"), n))
+        cands = sorted(
+            (n for n in files if PurePosixPath(n).name == basename and (("bid" in n.lower()) == bid)),
+            key=lambda n: (n.count("/"), n),
+        )
         return (cands[0], files[cands[0]]) if cands else None
 
-    pkg, rel, ext = pick("release-package-schema.json", bid=False), pick("release-schema.json", bid=False), pick("release-schema.json", bid=True)
+    pkg, rel, ext = (
+        pick("release-package-schema.json", bid=False),
+        pick("release-schema.json", bid=False),
+        pick("release-schema.json", bid=True),
+    )
     for what, found in (("release-package-schema.json", pkg), ("release-schema.json", rel)):
         if found is None:
-            raise OcdsSchemaError(f"{root}: {what} of OCDS 1.1 not found", f"{root}: 找不到 OCDS 1.1 的 {what}", field="ocds_schema")
+            raise OcdsSchemaError(
+                f"{root}: {what} of OCDS 1.1 not found", f"{root}: 找不到 OCDS 1.1 的 {what}", field="ocds_schema"
+            )
     release = _json(*rel)  # type: ignore[misc]
     if ext is not None:
         release = merge_patch(release, _json(*ext))
@@ -138,8 +153,12 @@ def validate_full(package: dict, schema: FullSchema) -> list[str]:
 
     collect(pkg_schema)
     resource = Resource.from_contents(rel, default_specification=DRAFT4)
-    registry = Registry().with_resources([(u, resource) for u in urls] + ([(rel["id"], resource)] if isinstance(rel.get("id"), str) else []))
-    v = jsonschema.Draft4Validator(pkg_schema, registry=registry, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+    registry = Registry().with_resources(
+        [(u, resource) for u in urls] + ([(rel["id"], resource)] if isinstance(rel.get("id"), str) else [])
+    )
+    v = jsonschema.Draft4Validator(
+        pkg_schema, registry=registry, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER
+    )
     errors = [f"{'/'.join(map(str, e.absolute_path)) or '(package)'}: {e.message}" for e in v.iter_errors(package)]
     if not urls:
         # a package schema without a $ref to the release schema: validate each release directly

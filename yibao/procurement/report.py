@@ -29,13 +29,31 @@ def drug_frame(inp: RoundInput, res: RoundResult) -> pd.DataFrame:
     rows = []
     for d in res.drugs.values():
         e = inp.catalog.get(d.drug_id)
-        amount = int(res.contracts.loc[res.contracts["drug_id"] == d.drug_id, "amount_fen"].sum()) if len(res.contracts) else 0
-        rows.append({"drug_id": d.drug_id, "generic_name": e.generic_name if e else "", "dosage_form": e.dosage_form if e else "",
-                     "in_catalog": d.entered, "bidders": len(d.outcomes), "eligible": d.eligible_n, "qualified": d.qualified_n, "effective_slots": d.effective_n,
-                     "max_winners": d.max_winners, "winners": len(d.winners), "procedure": d.procedure,
-                     "share": f"{d.share_bp / 100:.0f}%", "cycle_years": d.cycle_years,
-                     "anchor_yuan": str(Decimal(d.anchor_e4) / 10000) if d.anchor_e4 else "", "contract_amount_yuan": fmt_yuan(amount),
-                     "notes": "; ".join(d.notes)})
+        amount = (
+            int(res.contracts.loc[res.contracts["drug_id"] == d.drug_id, "amount_fen"].sum())
+            if len(res.contracts)
+            else 0
+        )
+        rows.append(
+            {
+                "drug_id": d.drug_id,
+                "generic_name": e.generic_name if e else "",
+                "dosage_form": e.dosage_form if e else "",
+                "in_catalog": d.entered,
+                "bidders": len(d.outcomes),
+                "eligible": d.eligible_n,
+                "qualified": d.qualified_n,
+                "effective_slots": d.effective_n,
+                "max_winners": d.max_winners,
+                "winners": len(d.winners),
+                "procedure": d.procedure,
+                "share": f"{d.share_bp / 100:.0f}%",
+                "cycle_years": d.cycle_years,
+                "anchor_yuan": str(Decimal(d.anchor_e4) / 10000) if d.anchor_e4 else "",
+                "contract_amount_yuan": fmt_yuan(amount),
+                "notes": "; ".join(d.notes),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -43,7 +61,9 @@ def region_frame(res: RoundResult) -> pd.DataFrame:
     rows = []
     for d in res.drugs.values():
         for r, f in sorted(d.primary.items()):
-            rows.append({"drug_id": d.drug_id, "region": r, "primary_supplier": f, "backup_supplier": d.backup.get(r, "")})
+            rows.append(
+                {"drug_id": d.drug_id, "region": r, "primary_supplier": f, "backup_supplier": d.backup.get(r, "")}
+            )
     return pd.DataFrame(rows, columns=["drug_id", "region", "primary_supplier", "backup_supplier"])
 
 
@@ -52,16 +72,27 @@ def write_excel(inp: RoundInput, res: RoundResult, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with pd.ExcelWriter(path, engine="openpyxl") as xw:
-        info = pd.DataFrame({"item": ["round", "rule set", "round date", "synthetic", "note"],
-                             "value": [res.name, res.ruleset_id, inp.round_date.isoformat(), res.synthetic,
-                                       "SYNTHETIC DATA 合成数据: not real bids" if res.synthetic else ""]})
+        info = pd.DataFrame(
+            {
+                "item": ["round", "rule set", "round date", "synthetic", "note"],
+                "value": [
+                    res.name,
+                    res.ruleset_id,
+                    inp.round_date.isoformat(),
+                    res.synthetic,
+                    "SYNTHETIC DATA 合成数据: not real bids" if res.synthetic else "",
+                ],
+            }
+        )
         info.to_excel(xw, sheet_name="round", index=False)
         drug_frame(inp, res).to_excel(xw, sheet_name="drugs 品种", index=False)
         pd.DataFrame(res.outcome_rows()).to_excel(xw, sheet_name="bidders 企业", index=False)
         region_frame(res).to_excel(xw, sheet_name="regions 供应地区", index=False)
         c = res.contracts
         if len(c) > 1_000_000:
-            c = c.groupby(["region", "drug_id", "spec_id", "supplier"], as_index=False)[["agreed_units", "amount_fen"]].sum()
+            c = c.groupby(["region", "drug_id", "spec_id", "supplier"], as_index=False)[
+                ["agreed_units", "amount_fen"]
+            ].sum()
         c.to_excel(xw, sheet_name="contracts 协议", index=False)
     return path
 
@@ -91,9 +122,18 @@ def render_html(inp: RoundInput, res: RoundResult, path: str | Path | None = Non
     df = drug_frame(inp, res)
     total = int(res.contracts["amount_fen"].sum()) if len(res.contracts) else 0
     text = env.from_string(_HTML).render(
-        name=res.name, ruleset=res.ruleset_id, date=inp.round_date.isoformat(), synthetic=res.synthetic, warnings=res.warnings,
-        drugs=df.to_dict("records"), drug_cols=list(df.columns), bidders=res.outcome_rows(), regions=region_frame(res).to_dict("records"),
-        total=fmt_yuan(total), integrity=flags or [])
+        name=res.name,
+        ruleset=res.ruleset_id,
+        date=inp.round_date.isoformat(),
+        synthetic=res.synthetic,
+        warnings=res.warnings,
+        drugs=df.to_dict("records"),
+        drug_cols=list(df.columns),
+        bidders=res.outcome_rows(),
+        regions=region_frame(res).to_dict("records"),
+        total=fmt_yuan(total),
+        integrity=flags or [],
+    )
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text, encoding="utf-8")
@@ -101,12 +141,17 @@ def render_html(inp: RoundInput, res: RoundResult, path: str | Path | None = Non
 
 
 def _value(fen: int) -> dict:
-    return {"amount": (Decimal(fen) / 100).quantize(Decimal("0.01")), "currency": "CNY"}  # exact yuan, written by dumps_exact
+    return {
+        "amount": (Decimal(fen) / 100).quantize(Decimal("0.01")),
+        "currency": "CNY",
+    }  # exact yuan, written by dumps_exact
 
 
 def to_ocds(inp: RoundInput, res: RoundResult, published: dt.datetime | None = None) -> dict:
     """An OCDS 1.1 release package with the bids extension."""
-    published = published or dt.datetime.combine(inp.round_date, dt.time(0, 0), tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    published = published or dt.datetime.combine(
+        inp.round_date, dt.time(0, 0), tzinfo=dt.timezone(dt.timedelta(hours=8))
+    )
     date = published.isoformat()
     releases = []
     bids_by_drug: dict[str, list] = {}
@@ -116,42 +161,103 @@ def to_ocds(inp: RoundInput, res: RoundResult, published: dt.datetime | None = N
         e = inp.catalog[drug_id]
         ocid = f"{OCDS_PREFIX}-{res.name}-{drug_id}"
         status = {o.firm_id: o for o in d.outcomes}
-        parties = [{"id": "buyer-alliance", "name": "联合采购办公室 (joint procurement office)", "roles": ["buyer", "procuringEntity"]}]
-        parties += [{"id": f, "name": inp.firms[f].name, "roles": ["tenderer"] + (["supplier"] if status[f].won else [])}
-                    for f in sorted(status)]
+        parties = [
+            {
+                "id": "buyer-alliance",
+                "name": "联合采购办公室 (joint procurement office)",
+                "roles": ["buyer", "procuringEntity"],
+            }
+        ]
+        parties += [
+            {"id": f, "name": inp.firms[f].name, "roles": ["tenderer"] + (["supplier"] if status[f].won else [])}
+            for f in sorted(status)
+        ]
         details = []
         for b in bids_by_drug.get(drug_id, []):
             o = status.get(b.firm_id)
-            details.append({"id": b.bid_id, "date": date,
-                            "status": "valid" if o and o.status != "ineligible" else "disqualified",
-                            "tenderers": [{"id": b.firm_id, "name": inp.firms[b.firm_id].name}],
-                            "value": _value(b.price_fen), "items": [{"id": b.spec_id}]})
+            details.append(
+                {
+                    "id": b.bid_id,
+                    "date": date,
+                    "status": "valid" if o and o.status != "ineligible" else "disqualified",
+                    "tenderers": [{"id": b.firm_id, "name": inp.firms[b.firm_id].name}],
+                    "value": _value(b.price_fen),
+                    "items": [{"id": b.spec_id}],
+                }
+            )
         awards, contracts = [], []
         for w in d.winners:
             aid = f"{ocid}-award-{w.firm_id}"
-            c = res.contracts[(res.contracts["drug_id"] == drug_id) & (res.contracts["supplier"] == w.firm_id)] if len(res.contracts) else res.contracts
+            c = (
+                res.contracts[(res.contracts["drug_id"] == drug_id) & (res.contracts["supplier"] == w.firm_id)]
+                if len(res.contracts)
+                else res.contracts
+            )
             amount = int(c["amount_fen"].sum()) if len(c) else 0
-            awards.append({"id": aid, "status": "active", "date": date, "title": w.reason_en,
-                           "suppliers": [{"id": w.firm_id, "name": inp.firms[w.firm_id].name}], "value": _value(amount)})
-            contracts.append({"id": f"{ocid}-contract-{w.firm_id}", "awardID": aid, "status": "pending", "value": _value(amount),
-                              "period": {"durationInDays": 365 * max(d.cycle_years, 1)}})
-        releases.append({
-            "ocid": ocid, "id": f"{ocid}-{res.ruleset_id}", "date": date, "tag": ["award"], "initiationType": "tender",
-            "language": "zh", "parties": parties, "buyer": {"id": "buyer-alliance", "name": parties[0]["name"]},
-            "description": ("SYNTHETIC DATA 合成数据. " if res.synthetic else "") + f"rule set {res.ruleset_id}",
-            "tender": {"id": f"{ocid}-tender", "title": e.generic_name, "status": "complete", "procurementMethod": "open",
-                       "procurementMethodDetails": "volume-based procurement 带量采购" + (" (negotiation 议价)" if d.procedure == "negotiation" else ""),
-                       "items": [{"id": s.spec_id, "description": f"{e.generic_name} {s.content_mg}mg x{s.units_per_pack}",
-                                  "unit": {"name": "pack", "value": _value(s.max_price_fen)} if s.max_price_fen else {"name": "pack"}}
-                                 for s in e.specs],
-                       "numberOfTenderers": len(d.outcomes)},
-            "bids": {"details": details},
-            "awards": awards, "contracts": contracts,
-        })
-    return {"uri": f"https://example.invalid/yibao/{res.name}.json", "version": "1.1", "publishedDate": date,
-            "publisher": {"name": "yibao" + (" (SYNTHETIC DATA)" if res.synthetic else "")},
-            "extensions": ["https://raw.githubusercontent.com/open-contracting-extensions/ocds_bid_extension/master/extension.json"],
-            "releases": releases}
+            awards.append(
+                {
+                    "id": aid,
+                    "status": "active",
+                    "date": date,
+                    "title": w.reason_en,
+                    "suppliers": [{"id": w.firm_id, "name": inp.firms[w.firm_id].name}],
+                    "value": _value(amount),
+                }
+            )
+            contracts.append(
+                {
+                    "id": f"{ocid}-contract-{w.firm_id}",
+                    "awardID": aid,
+                    "status": "pending",
+                    "value": _value(amount),
+                    "period": {"durationInDays": 365 * max(d.cycle_years, 1)},
+                }
+            )
+        releases.append(
+            {
+                "ocid": ocid,
+                "id": f"{ocid}-{res.ruleset_id}",
+                "date": date,
+                "tag": ["award"],
+                "initiationType": "tender",
+                "language": "zh",
+                "parties": parties,
+                "buyer": {"id": "buyer-alliance", "name": parties[0]["name"]},
+                "description": ("SYNTHETIC DATA 合成数据. " if res.synthetic else "") + f"rule set {res.ruleset_id}",
+                "tender": {
+                    "id": f"{ocid}-tender",
+                    "title": e.generic_name,
+                    "status": "complete",
+                    "procurementMethod": "open",
+                    "procurementMethodDetails": "volume-based procurement 带量采购"
+                    + (" (negotiation 议价)" if d.procedure == "negotiation" else ""),
+                    "items": [
+                        {
+                            "id": s.spec_id,
+                            "description": f"{e.generic_name} {s.content_mg}mg x{s.units_per_pack}",
+                            "unit": {"name": "pack", "value": _value(s.max_price_fen)}
+                            if s.max_price_fen
+                            else {"name": "pack"},
+                        }
+                        for s in e.specs
+                    ],
+                    "numberOfTenderers": len(d.outcomes),
+                },
+                "bids": {"details": details},
+                "awards": awards,
+                "contracts": contracts,
+            }
+        )
+    return {
+        "uri": f"https://example.invalid/yibao/{res.name}.json",
+        "version": "1.1",
+        "publishedDate": date,
+        "publisher": {"name": "yibao" + (" (SYNTHETIC DATA)" if res.synthetic else "")},
+        "extensions": [
+            "https://raw.githubusercontent.com/open-contracting-extensions/ocds_bid_extension/master/extension.json"
+        ],
+        "releases": releases,
+    }
 
 
 # The parts of the OCDS 1.1 release schema and the bids extension that this export relies on
@@ -164,24 +270,67 @@ OCDS_SUBSET_SCHEMA = {
     "properties": {
         "version": {"const": "1.1"},
         "publisher": {"type": "object", "required": ["name"]},
-        "releases": {"type": "array", "items": {
-            "type": "object",
-            "required": ["ocid", "id", "date", "tag", "initiationType"],
-            "properties": {
-                "ocid": {"type": "string", "pattern": "^ocds-[a-z0-9]{6}-"},
-                "tag": {"type": "array", "items": {"enum": ["planning", "planningUpdate", "tender", "tenderAmendment", "tenderUpdate",
-                                                           "tenderCancellation", "award", "awardUpdate", "awardCancellation", "contract",
-                                                           "contractUpdate", "contractAmendment", "implementation", "implementationUpdate",
-                                                           "contractTermination", "compiled"]}},
-                "initiationType": {"const": "tender"},
-                "bids": {"type": "object", "properties": {"details": {"type": "array", "items": {
-                    "type": "object", "required": ["id"],
-                    "properties": {"status": {"enum": ["invited", "pending", "valid", "disqualified", "withdrawn"]},
-                                   "value": {"type": "object", "required": ["amount", "currency"]}}}}}},
-                "awards": {"type": "array", "items": {"type": "object", "required": ["id"],
-                                                      "properties": {"status": {"enum": ["pending", "active", "cancelled", "unsuccessful"]}}}},
-                "contracts": {"type": "array", "items": {"type": "object", "required": ["id", "awardID"]}},
-            }}},
+        "releases": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["ocid", "id", "date", "tag", "initiationType"],
+                "properties": {
+                    "ocid": {"type": "string", "pattern": "^ocds-[a-z0-9]{6}-"},
+                    "tag": {
+                        "type": "array",
+                        "items": {
+                            "enum": [
+                                "planning",
+                                "planningUpdate",
+                                "tender",
+                                "tenderAmendment",
+                                "tenderUpdate",
+                                "tenderCancellation",
+                                "award",
+                                "awardUpdate",
+                                "awardCancellation",
+                                "contract",
+                                "contractUpdate",
+                                "contractAmendment",
+                                "implementation",
+                                "implementationUpdate",
+                                "contractTermination",
+                                "compiled",
+                            ]
+                        },
+                    },
+                    "initiationType": {"const": "tender"},
+                    "bids": {
+                        "type": "object",
+                        "properties": {
+                            "details": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["id"],
+                                    "properties": {
+                                        "status": {
+                                            "enum": ["invited", "pending", "valid", "disqualified", "withdrawn"]
+                                        },
+                                        "value": {"type": "object", "required": ["amount", "currency"]},
+                                    },
+                                },
+                            }
+                        },
+                    },
+                    "awards": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["id"],
+                            "properties": {"status": {"enum": ["pending", "active", "cancelled", "unsuccessful"]}},
+                        },
+                    },
+                    "contracts": {"type": "array", "items": {"type": "object", "required": ["id", "awardID"]}},
+                },
+            },
+        },
     },
 }
 
@@ -210,10 +359,14 @@ def ocds_validation_mode(schema: str | Path | None = None) -> str:
 
     loc = configured_location(schema)
     if not loc:
-        return ("SUBSET schema only: the full OCDS schema is not available offline "
-                "(set YIBAO_OCDS_SCHEMA or --ocds-schema to a local copy of the published schema)")
+        return (
+            "SUBSET schema only: the full OCDS schema is not available offline "
+            "(set YIBAO_OCDS_SCHEMA or --ocds-schema to a local copy of the published schema)"
+        )
     fs = load_full_schema(loc)
-    return f"full OCDS 1.1 schema from {fs.source}" + (" with the bids extension" if fs.extension_found else " (bids extension NOT found)")
+    return f"full OCDS 1.1 schema from {fs.source}" + (
+        " with the bids extension" if fs.extension_found else " (bids extension NOT found)"
+    )
 
 
 def write_ocds(inp: RoundInput, res: RoundResult, path: str | Path, schema: str | Path | None = None) -> Path:
@@ -253,14 +406,43 @@ def demo_section(seed: int = 42, rules: str = "national-batch-10", other: str = 
     alt = run_round(inp, rb)
     flags = check_round(g, inp.bids, ra, inp.round_date)
     beliefs = [Belief("lognormal", (1.0 + 0.05 * i, 0.3), accept_revival=i % 2 == 0) for i in range(9)]
-    sim = simulate_bids(ra, beliefs, ["0.50", "0.70", "0.90", "1.10", "1.30"], max_unit_price_yuan="2.00", base_units=1_000_000,
-                        rounds=20_000, seed=seed, accept_revival=True)
-    rows = [{"drug_id": d.drug_id, "name": inp.catalog[d.drug_id].generic_name, "bidders": len(d.outcomes), "qualified": d.qualified_n,
-             "max": d.max_winners, "winners": ", ".join(w.firm_id for w in d.winners), "share": f"{d.share_bp / 100:.0f}%",
-             "cycle": d.cycle_years, "other": ", ".join(w.firm_id for w in alt.drugs[d.drug_id].winners)} for d in res.drugs.values()]
+    sim = simulate_bids(
+        ra,
+        beliefs,
+        ["0.50", "0.70", "0.90", "1.10", "1.30"],
+        max_unit_price_yuan="2.00",
+        base_units=1_000_000,
+        rounds=20_000,
+        seed=seed,
+        accept_revival=True,
+    )
+    rows = [
+        {
+            "drug_id": d.drug_id,
+            "name": inp.catalog[d.drug_id].generic_name,
+            "bidders": len(d.outcomes),
+            "qualified": d.qualified_n,
+            "max": d.max_winners,
+            "winners": ", ".join(w.firm_id for w in d.winners),
+            "share": f"{d.share_bp / 100:.0f}%",
+            "cycle": d.cycle_years,
+            "other": ", ".join(w.firm_id for w in alt.drugs[d.drug_id].winners),
+        }
+        for d in res.drugs.values()
+    ]
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     html = env.from_string(_SECTION).render(
-        n_drugs=len(inp.catalog), n_bids=len(inp.bids), n_inst=f"{inp.demand['institution_id'].nunique():,}", ruleset=ra.id, other=rb.id,
-        drugs=rows, n_contracts=f"{len(res.contracts):,}", amount=fmt_yuan(int(res.contracts["amount_fen"].sum())),
-        other_amount=fmt_yuan(int(alt.contracts["amount_fen"].sum())), flags=flags, sim=sim.frame().to_dict("records"), sim_rounds=f"{sim.rounds:,}")
+        n_drugs=len(inp.catalog),
+        n_bids=len(inp.bids),
+        n_inst=f"{inp.demand['institution_id'].nunique():,}",
+        ruleset=ra.id,
+        other=rb.id,
+        drugs=rows,
+        n_contracts=f"{len(res.contracts):,}",
+        amount=fmt_yuan(int(res.contracts["amount_fen"].sum())),
+        other_amount=fmt_yuan(int(alt.contracts["amount_fen"].sum())),
+        flags=flags,
+        sim=sim.frame().to_dict("records"),
+        sim_rounds=f"{sim.rounds:,}",
+    )
     return ("Volume-based procurement 集采", html)

@@ -36,7 +36,6 @@ def rules_dir() -> Path:
     return Path(str(resources.files("yibao") / "data" / "procurement" / "rulesets"))
 
 
-
 # ---------------------------------------------------------------------------
 # schema
 
@@ -56,7 +55,9 @@ class CatalogRules(_M):
     min_competitors: int | None = Field(None, ge=1, description="batch 11: reference drug + passed generics")
     max_price_method: Literal["given", "min_listed_share_provincial"] = "given"
     listed_avg_share: Ratio | None = None
-    top_amount_share: Ratio | None = Field(None, gt=0, le=1, description="Guangdong draft: products making up this share of purchase amount")
+    top_amount_share: Ratio | None = Field(
+        None, gt=0, le=1, description="Guangdong draft: products making up this share of purchase amount"
+    )
 
     @model_validator(mode="after")
     def _share(self) -> "CatalogRules":
@@ -132,7 +133,9 @@ class GroupingRules(_M):
     enabled: bool = False
     group_a_volume_share: Ratio = Decimal("0.8")
     group_a_no_elimination_up_to: int = 6
-    group_b_rule: Literal["price_not_above_group_a_highest_winner", "all_eligible"] = "price_not_above_group_a_highest_winner"
+    group_b_rule: Literal["price_not_above_group_a_highest_winner", "all_eligible"] = (
+        "price_not_above_group_a_highest_winner"
+    )
 
 
 class SlotRules(_M):
@@ -151,7 +154,10 @@ class SelectionRules(_M):
     method: Literal["largest_cut", "lowest_n", "qualification"]
     lowest_n: int | None = Field(None, ge=1)
     qualification: QualificationRules | None = None
-    max_winners: dict[int, int] = Field(default_factory=dict, description="N eligible bidders (符合资格的申报企业数, lower bound) -> max shortlisted (最多入围企业数)")
+    max_winners: dict[int, int] = Field(
+        default_factory=dict,
+        description="N eligible bidders (符合资格的申报企业数, lower bound) -> max shortlisted (最多入围企业数)",
+    )
     revival: RevivalRules = RevivalRules()
     elimination: EliminationRules = EliminationRules()
     grouping: GroupingRules = GroupingRules()
@@ -225,7 +231,9 @@ class VolumeRules(_M):
 class CycleRules(_M):
     years: dict[int, int]
     injectable: Modifier | None = None
-    alliance_overlap_cycles: int | None = Field(None, ge=1, description="八省二区: cycles where the alliance result holds")
+    alliance_overlap_cycles: int | None = Field(
+        None, ge=1, description="八省二区: cycles where the alliance result holds"
+    )
 
     @field_validator("years")
     @classmethod
@@ -286,13 +294,17 @@ class RuleSet(_M):
     @model_validator(mode="after")
     def _goods_gate(self) -> "RuleSet":
         if self.goods == "consumable" and self.catalog.min_passed_consistency is not None:
-            raise ValueError("catalog.min_passed_consistency must be null for consumables: consistency evaluation (一致性评价) "
-                             "applies to generic drugs only")
+            raise ValueError(
+                "catalog.min_passed_consistency must be null for consumables: consistency evaluation (一致性评价) "
+                "applies to generic drugs only"
+            )
         if not self.sources:
             raise ValueError("sources: a rule set must cite at least one source document")
         return self
 
-    def share_for(self, winners: int, *, antibiotic: bool = False, injectable: bool = False, sole_product: bool = False) -> Decimal:
+    def share_for(
+        self, winners: int, *, antibiotic: bool = False, injectable: bool = False, sole_product: bool = False
+    ) -> Decimal:
         """First-year agreed-volume share of the base."""
         if winners <= 0:
             return Decimal(0)
@@ -340,13 +352,17 @@ def load_raw(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> tuple[dic
     if path.suffix not in (".yaml", ".yml"):
         path = rules_dir() / f"{name_or_path}.yaml"
     if path.name in _seen:
-        raise RuleSetError(f"{path.name}: extends cycle through {list(_seen)}", f"{path.name}: 继承关系出现循环", field="extends")
+        raise RuleSetError(
+            f"{path.name}: extends cycle through {list(_seen)}", f"{path.name}: 继承关系出现循环", field="extends"
+        )
     data = _read(path)
     chain = [path.name]
     parent = data.pop("extends", None)
     if parent:
         if not isinstance(parent, str):
-            raise RuleSetError(f"{path.name}: extends: must be a rule-set name", f"{path.name}: extends 必须是规则名", field="extends")
+            raise RuleSetError(
+                f"{path.name}: extends: must be a rule-set name", f"{path.name}: extends 必须是规则名", field="extends"
+            )
         ppath = path.parent / f"{parent}.yaml"
         praw, pchain = load_raw(ppath, _seen + (path.name,))
         praw.pop("abstract", None)
@@ -359,7 +375,9 @@ def load_ruleset(name_or_path: str | Path) -> RuleSet:
     """Load, merge and validate one rule set (by name or path)."""
     raw, chain = load_raw(name_or_path)
     if raw.pop("abstract", False):
-        raise RuleSetError(f"{chain[-1]}: is an abstract base, not a runnable rule set", f"{chain[-1]}: 是抽象基础规则, 不能直接使用")
+        raise RuleSetError(
+            f"{chain[-1]}: is an abstract base, not a runnable rule set", f"{chain[-1]}: 是抽象基础规则, 不能直接使用"
+        )
     raw["chain"] = tuple(chain)
     if isinstance(raw.get("uncertain"), dict):
         # a child file confirms an inherited value by setting its entry to null
@@ -378,8 +396,11 @@ def load_ruleset(name_or_path: str | Path) -> RuleSet:
     for path in rs.uncertain:
         if not _resolves(rs, path):
             files = " <- ".join(reversed(chain))
-            raise RuleSetError(f"{files}: uncertain.{path}: names no rule-set value", f"{files}: uncertain.{path}: 不是规则中的字段",
-                               field=f"uncertain.{path}")
+            raise RuleSetError(
+                f"{files}: uncertain.{path}: names no rule-set value",
+                f"{files}: uncertain.{path}: 不是规则中的字段",
+                field=f"uncertain.{path}",
+            )
     return rs
 
 

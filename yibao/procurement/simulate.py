@@ -61,8 +61,11 @@ class Belief:
         elif self.dist == "lognormal" and len(p) == 2:
             x = p[0] * np.exp(p[1] * rng.standard_normal(n))
         else:
-            raise SimulationError(f"belief: unknown distribution {self.dist!r} with {len(p)} parameters",
-                                  f"报价分布无效: {self.dist!r}", field="dist")
+            raise SimulationError(
+                f"belief: unknown distribution {self.dist!r} with {len(p)} parameters",
+                f"报价分布无效: {self.dist!r}",
+                field="dist",
+            )
         # prices are drawn in yuan and held as integer 0.0001 yuan from here on
         return np.maximum(1, np.rint(x * 10000)).astype(np.int64)
 
@@ -79,12 +82,14 @@ class SimulationResult:
     notes: str = SIMPLIFICATIONS
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({
-            "price_yuan": [str(Decimal(int(p)) / 10000) for p in self.prices_e4],
-            "win_probability": self.win_prob,
-            "expected_units": self.expected_units,
-            "expected_revenue_yuan": [str(Decimal(int(r)) / 100) for r in self.expected_revenue_fen],
-        })
+        return pd.DataFrame(
+            {
+                "price_yuan": [str(Decimal(int(p)) / 10000) for p in self.prices_e4],
+                "win_probability": self.win_prob,
+                "expected_units": self.expected_units,
+                "expected_revenue_yuan": [str(Decimal(int(r)) / 100) for r in self.expected_revenue_fen],
+            }
+        )
 
 
 def _table(d: dict[int, int], n_max: int) -> np.ndarray:
@@ -116,10 +121,15 @@ def simulate_bids(
     t0 = time.perf_counter()
     sel = rules.selection
     if sel.grouping.enabled or rules.goods != "drug":
-        raise SimulationError(f"{rules.id}: the simulator does not model A/B grouping or consumables",
-                              f"{rules.id}: 模拟器不支持分组或耗材规则", field="rules")
+        raise SimulationError(
+            f"{rules.id}: the simulator does not model A/B grouping or consumables",
+            f"{rules.id}: 模拟器不支持分组或耗材规则",
+            field="rules",
+        )
     if not beliefs:
-        raise SimulationError("at least one competitor belief is needed", "至少需要一个竞争对手报价分布", field="beliefs")
+        raise SimulationError(
+            "at least one competitor belief is needed", "至少需要一个竞争对手报价分布", field="beliefs"
+        )
     rng = np.random.default_rng(seed)
     k = len(beliefs)
     comp = np.empty((rounds, k), dtype=np.int64)
@@ -129,12 +139,18 @@ def simulate_bids(
     max_e4 = int(Decimal(str(max_unit_price_yuan)) * 10000)
     prices = np.array([int(Decimal(str(p)) * 10000) for p in candidate_prices_yuan], dtype=np.int64)
     if (prices <= 0).any() or (prices > max_e4).any():
-        raise SimulationError("candidate prices must be > 0 and not above the maximum valid price",
-                              "候选报价必须大于 0 且不高于最高有效申报价", field="candidate_prices")
+        raise SimulationError(
+            "candidate prices must be > 0 and not above the maximum valid price",
+            "候选报价必须大于 0 且不高于最高有效申报价",
+            field="candidate_prices",
+        )
     n_all = k + 1
     mw = _table(sel.max_winners, n_all) if sel.max_winners else np.arange(n_all + 1)
-    share_bp = np.array([0] + [ratio_to_bp(rules.share_for(n, antibiotic=antibiotic, injectable=injectable)) for n in range(1, n_all + 2)],
-                        dtype=np.int64)
+    share_bp = np.array(
+        [0]
+        + [ratio_to_bp(rules.share_for(n, antibiotic=antibiotic, injectable=injectable)) for n in range(1, n_all + 2)],
+        dtype=np.int64,
+    )
     q = sel.qualification
     comp_min = comp.min(axis=1)
     win_prob = np.zeros(len(prices))
@@ -195,10 +211,14 @@ def simulate_bids(
                 top = allp[np.arange(rounds), np.clip(keep - 1, 0, n_all - 1)]
                 if rv.single_winner_ratio is not None:
                     sr = Fraction(str(rv.single_winner_ratio))
-                    top = np.where(keep == 1, (2 * allp[:, 0] * sr.numerator + sr.denominator) // (2 * sr.denominator), top)
+                    top = np.where(
+                        keep == 1, (2 * allp[:, 0] * sr.numerator + sr.denominator) // (2 * sr.denominator), top
+                    )
                 # a competitor's shortlist position: lower prices, me on a tie I win, earlier competitors on a tie
                 lower = (comp[:, None, :] < comp[:, :, None]).sum(axis=2)
-                tied_before = np.triu(np.ones((k, k), dtype=bool), 1).T[None, :, :] & (comp[:, None, :] == comp[:, :, None])
+                tied_before = np.triu(np.ones((k, k), dtype=bool), 1).T[None, :, :] & (
+                    comp[:, None, :] == comp[:, :, None]
+                )
                 cpos = lower + tied_before.sum(axis=2) + (p < comp) + ((p == comp) if tie_wins else 0)
                 revived_comp = ((cpos < m) & ~qual(comp) & comp_revive[None, :]).sum(axis=1)
                 n_win = n_win + np.where(keep > 0, revived_comp, 0)
@@ -213,7 +233,9 @@ def simulate_bids(
         win_prob[i] = win.mean()
         exp_units[i] = np.where(win, units, 0).mean()
         exp_rev[i] = int(rev_fen.sum()) // rounds
-    return SimulationResult(rules.id, rounds * len(prices), prices, win_prob, exp_rev, exp_units, time.perf_counter() - t0)
+    return SimulationResult(
+        rules.id, rounds * len(prices), prices, win_prob, exp_rev, exp_units, time.perf_counter() - t0
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -240,10 +262,18 @@ def compare_rulesets(inp: RoundInput, rules_a: RuleSet, rules_b: RuleSet, **kw) 
         ob = {o.firm_id: o for o in db.outcomes}
         for o in da.outcomes:
             p = ob.get(o.firm_id)
-            rows.append({"drug_id": drug_id, "firm_id": o.firm_id, "comparable_yuan": str(Decimal(o.comparable_e4) / 10000),
-                         f"status_{rules_a.id}": o.status, f"status_{rules_b.id}": p.status if p else "",
-                         "changed": (p is None) or (o.won != p.won), f"reason_{rules_a.id}": o.reason_en,
-                         f"reason_{rules_b.id}": p.reason_en if p else ""})
+            rows.append(
+                {
+                    "drug_id": drug_id,
+                    "firm_id": o.firm_id,
+                    "comparable_yuan": str(Decimal(o.comparable_e4) / 10000),
+                    f"status_{rules_a.id}": o.status,
+                    f"status_{rules_b.id}": p.status if p else "",
+                    "changed": (p is None) or (o.won != p.won),
+                    f"reason_{rules_a.id}": o.reason_en,
+                    f"reason_{rules_b.id}": p.reason_en if p else "",
+                }
+            )
     bidders = pd.DataFrame(rows)
 
     def amount(res, drug):
@@ -253,12 +283,23 @@ def compare_rulesets(inp: RoundInput, rules_a: RuleSet, rules_b: RuleSet, **kw) 
     drows = []
     for drug_id, da in ra.drugs.items():
         db = rb.drugs[drug_id]
-        drows.append({"drug_id": drug_id, f"winners_{rules_a.id}": len(da.winners), f"winners_{rules_b.id}": len(db.winners),
-                      f"share_{rules_a.id}": f"{da.share_bp / 100:.0f}%", f"share_{rules_b.id}": f"{db.share_bp / 100:.0f}%",
-                      f"cycle_{rules_a.id}": da.cycle_years, f"cycle_{rules_b.id}": db.cycle_years,
-                      f"amount_fen_{rules_a.id}": amount(ra, drug_id), f"amount_fen_{rules_b.id}": amount(rb, drug_id)})
+        drows.append(
+            {
+                "drug_id": drug_id,
+                f"winners_{rules_a.id}": len(da.winners),
+                f"winners_{rules_b.id}": len(db.winners),
+                f"share_{rules_a.id}": f"{da.share_bp / 100:.0f}%",
+                f"share_{rules_b.id}": f"{db.share_bp / 100:.0f}%",
+                f"cycle_{rules_a.id}": da.cycle_years,
+                f"cycle_{rules_b.id}": db.cycle_years,
+                f"amount_fen_{rules_a.id}": amount(ra, drug_id),
+                f"amount_fen_{rules_b.id}": amount(rb, drug_id),
+            }
+        )
     drugs = pd.DataFrame(drows)
-    totals = {f"amount_fen_{rules_a.id}": int(ra.contracts["amount_fen"].sum()) if len(ra.contracts) else 0,
-              f"amount_fen_{rules_b.id}": int(rb.contracts["amount_fen"].sum()) if len(rb.contracts) else 0,
-              "bidders_changed": int(bidders["changed"].sum()) if len(bidders) else 0}
+    totals = {
+        f"amount_fen_{rules_a.id}": int(ra.contracts["amount_fen"].sum()) if len(ra.contracts) else 0,
+        f"amount_fen_{rules_b.id}": int(rb.contracts["amount_fen"].sum()) if len(rb.contracts) else 0,
+        "bidders_changed": int(bidders["changed"].sum()) if len(bidders) else 0,
+    }
     return Comparison(rules_a.id, rules_b.id, bidders, drugs, totals)

@@ -45,16 +45,16 @@ def load_designations(path: Path = DATA) -> Designations:
 
 @dataclass(frozen=True)
 class RxLine:
-    drug_code: str      # national drug code (医保药品编码)
-    cnt_milli: int      # quantity × 1000
-    days: int           # 用药天数
+    drug_code: str  # national drug code (医保药品编码)
+    cnt_milli: int  # quantity × 1000
+    days: int  # 用药天数
 
 
 @dataclass(frozen=True)
 class Prescription:
     rx_no: str
-    issuer_code: str         # issuing institution (开方机构)
-    practitioner_code: str   # 医师编码
+    issuer_code: str  # issuing institution (开方机构)
+    practitioner_code: str  # 医师编码
     psn_no: str
     issued_on: dt.date
     valid_until: dt.date
@@ -62,32 +62,67 @@ class Prescription:
 
     def digest(self) -> str:
         """SM3 over the canonical content: what the practitioner's signature signs."""
-        body = {"rx_no": self.rx_no, "issuer": self.issuer_code, "dr": self.practitioner_code, "psn": self.psn_no,
-                "issued": self.issued_on.isoformat(), "until": self.valid_until.isoformat(),
-                "lines": [[ln.drug_code, ln.cnt_milli, ln.days] for ln in self.lines]}
+        body = {
+            "rx_no": self.rx_no,
+            "issuer": self.issuer_code,
+            "dr": self.practitioner_code,
+            "psn": self.psn_no,
+            "issued": self.issued_on.isoformat(),
+            "until": self.valid_until.isoformat(),
+            "lines": [[ln.drug_code, ln.cnt_milli, ln.days] for ln in self.lines],
+        }
         return sm3_hex(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
-def check_fill(rx: Prescription, signed_digest: str, pharmacy: str, fill: list[RxLine], on: dt.date,
-               filled: set[str], designations: Designations | None = None) -> None:
+def check_fill(
+    rx: Prescription,
+    signed_digest: str,
+    pharmacy: str,
+    fill: list[RxLine],
+    on: dt.date,
+    filled: set[str],
+    designations: Designations | None = None,
+) -> None:
     """Raise :class:`RxError` if ``pharmacy`` may not fill ``rx`` with ``fill`` on ``on``; ``filled`` = rx_no already filled."""
     if rx.valid_until < rx.issued_on:
-        raise RxError("prescription valid_until is before its issue date", "处方有效期早于开具日期", field="valid_until")
+        raise RxError(
+            "prescription valid_until is before its issue date", "处方有效期早于开具日期", field="valid_until"
+        )
     if signed_digest != rx.digest():
-        raise RxError(f"prescription {rx.rx_no}: signature digest does not match", f"处方 {rx.rx_no} 签名摘要不符", field="signature")
+        raise RxError(
+            f"prescription {rx.rx_no}: signature digest does not match",
+            f"处方 {rx.rx_no} 签名摘要不符",
+            field="signature",
+        )
     if not (rx.issued_on <= on <= rx.valid_until):
-        raise RxError(f"prescription {rx.rx_no} is not valid on {on} (until {rx.valid_until})", f"处方 {rx.rx_no} 在 {on} 已失效或未生效", field="valid_until")
+        raise RxError(
+            f"prescription {rx.rx_no} is not valid on {on} (until {rx.valid_until})",
+            f"处方 {rx.rx_no} 在 {on} 已失效或未生效",
+            field="valid_until",
+        )
     if rx.rx_no in filled:
         raise RxError(f"prescription {rx.rx_no} has already been filled", f"处方 {rx.rx_no} 已取药", field="rxno")
     d = designations or load_designations()
     if not any(p.code == pharmacy and p.valid_from <= on <= p.valid_to for p in d.pharmacies):
-        raise RxError(f"pharmacy {pharmacy} is not designated for prescription circulation on {on}", f"药店 {pharmacy} 不是处方流转定点药店", field="fixmedins_code")
+        raise RxError(
+            f"pharmacy {pharmacy} is not designated for prescription circulation on {on}",
+            f"药店 {pharmacy} 不是处方流转定点药店",
+            field="fixmedins_code",
+        )
     on_rx = {ln.drug_code: ln for ln in rx.lines}
     if not fill:
         raise RxError("nothing to fill", "没有取药明细", field="lines")
     for ln in fill:
         p = on_rx.get(ln.drug_code)
         if p is None:
-            raise RxError(f"drug {ln.drug_code} is not on prescription {rx.rx_no}", f"药品 {ln.drug_code} 不在处方 {rx.rx_no} 上", field="med_list_codg")
+            raise RxError(
+                f"drug {ln.drug_code} is not on prescription {rx.rx_no}",
+                f"药品 {ln.drug_code} 不在处方 {rx.rx_no} 上",
+                field="med_list_codg",
+            )
         if ln.cnt_milli <= 0 or ln.cnt_milli > p.cnt_milli or ln.days > p.days:
-            raise RxError(f"drug {ln.drug_code}: quantity or days above the prescription", f"药品 {ln.drug_code} 数量或天数超过处方", field="cnt")
+            raise RxError(
+                f"drug {ln.drug_code}: quantity or days above the prescription",
+                f"药品 {ln.drug_code} 数量或天数超过处方",
+                field="cnt",
+            )

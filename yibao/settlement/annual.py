@@ -52,8 +52,10 @@ def read_parquet(data_dir: Path, name: str, columns: list[str] | None = None) ->
 
 
 def _missing(data_dir: Path, name: str) -> FileNotFoundError:
-    return FileNotFoundError(f"{data_dir}: no table {name!r} ({name}.parquet); is this a data directory? "
-                             f"Write one with `yibao synth --out {data_dir}` / 缺少表 {name}")
+    return FileNotFoundError(
+        f"{data_dir}: no table {name!r} ({name}.parquet); is this a data directory? "
+        f"Write one with `yibao synth --out {data_dir}` / 缺少表 {name}"
+    )
 
 
 def require_table(data_dir: Path, name: str) -> Path:
@@ -191,7 +193,9 @@ def settle_year_in_memory(
     synthetic = bool(pc.all(persons.column("synthetic")).as_py()) if "synthetic" in persons.column_names else False
     table = res.settlements
     if synthetic:
-        table = table.set_column(table.schema.get_field_index("synthetic"), "synthetic", pa.array([True] * table.num_rows))
+        table = table.set_column(
+            table.schema.get_field_index("synthetic"), "synthetic", pa.array([True] * table.num_rows)
+        )
     res.settlements = table
     out = out_dir or data_dir
     out.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,13 @@ I64 = np.int64
 TZ_OFFSET_S = 8 * 3600  # Asia/Shanghai: UTC+8, no daylight saving since 1991
 
 ACCUMULATOR = pa.schema(
-    [("psn_no", pa.string()), ("policy_year", pa.int16()), ("kind", pa.string()), ("period", pa.string()), ("value", pa.int64())]
+    [
+        ("psn_no", pa.string()),
+        ("policy_year", pa.int16()),
+        ("kind", pa.string()),
+        ("period", pa.string()),
+        ("value", pa.int64()),
+    ]
 )
 
 MODE_NONE, MODE_ADMISSION, MODE_YEAR, MODE_CYCLE = 0, 1, 2, 3
@@ -126,8 +132,15 @@ class _Running:
         self.block = block
         self.totals: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]] = []
 
-    def __call__(self, names: list[str], sub: np.ndarray | int, values: np.ndarray, mask: np.ndarray,
-                 period: np.ndarray | None = None, period_names: list[str] | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        names: list[str],
+        sub: np.ndarray | int,
+        values: np.ndarray,
+        mask: np.ndarray,
+        period: np.ndarray | None = None,
+        period_names: list[str] | None = None,
+    ) -> np.ndarray:
         m = len(values)
         sub = np.broadcast_to(np.asarray(sub, dtype=I64), (m,))
         per = np.zeros(m, dtype=I64) if period is None else period
@@ -149,7 +162,9 @@ class _Running:
             last = order[end]
             tot = cs[end] - (cs[first] - vs[first])[end]
             keep = tot != 0
-            self.totals.append((self.block[last][keep], sub[last][keep], per[last][keep], tot[keep], names, period_names or [""]))
+            self.totals.append(
+                (self.block[last][keep], sub[last][keep], per[last][keep], tot[keep], names, period_names or [""])
+            )
         return before
 
 
@@ -219,9 +234,17 @@ def settle_batch(
     rej.add(pi < 0, "psn_no", "unknown psn_no", "人员编号不存在")
     pi0 = np.where(pi < 0, 0, pi)
     p_ins_code, p_ins_vals = _codes(_str(pt, "insutype"))
-    p_emp = np.array([v == INSUTYPE_EMPLOYEE for v in p_ins_vals], dtype=bool)[p_ins_code] if pt.num_rows else np.zeros(0, bool)
+    p_emp = (
+        np.array([v == INSUTYPE_EMPLOYEE for v in p_ins_vals], dtype=bool)[p_ins_code]
+        if pt.num_rows
+        else np.zeros(0, bool)
+    )
     p_type_code, p_type_vals = _codes(_str(pt, "psn_type"))
-    p_retired = np.array([v == PSN_TYPE_RETIRED for v in p_type_vals], dtype=bool)[p_type_code] if pt.num_rows else np.zeros(0, bool)
+    p_retired = (
+        np.array([v == PSN_TYPE_RETIRED for v in p_type_vals], dtype=bool)[p_type_code]
+        if pt.num_rows
+        else np.zeros(0, bool)
+    )
     p_gend_code, p_gend_vals = _codes(_str(pt, "gend"))
     p_ass_code, p_ass_vals = _codes(_str(pt, "assistance"))
     p_civil = _bool(pt, "civil_servant", False)
@@ -253,7 +276,13 @@ def settle_batch(
     if n:
         pair = area_code * (len(insuplc_vals) + 1) + region_of_claim
         pu, pinv = np.unique(pair, return_inverse=True)
-        pu_cross = np.array([(not area_blank[a]) and area_prov[a] != ins_prov[r] for a, r in zip(pu // (len(insuplc_vals) + 1), pu % (len(insuplc_vals) + 1))], dtype=bool)
+        pu_cross = np.array(
+            [
+                (not area_blank[a]) and area_prov[a] != ins_prov[r]
+                for a, r in zip(pu // (len(insuplc_vals) + 1), pu % (len(insuplc_vals) + 1))
+            ],
+            dtype=bool,
+        )
         cross = pu_cross[pinv]
     else:
         cross = np.zeros(0, bool)
@@ -262,9 +291,14 @@ def settle_batch(
         from yibao.crossregion.batch import filed_flags
 
         claim_insutype = np.array(p_ins_vals + [""], dtype=object)[p_ins_code[pi0]] if n else np.zeros(0, object)
-        filed = filed_flags(filings, _str(ct, "psn_no").to_numpy(zero_copy_only=False), claim_insutype,
-                            np.array(area_vals + [""], dtype=object)[area_code] if n else np.zeros(0, object),
-                            setl_day, cross)
+        filed = filed_flags(
+            filings,
+            _str(ct, "psn_no").to_numpy(zero_copy_only=False),
+            claim_insutype,
+            np.array(area_vals + [""], dtype=object)[area_code] if n else np.zeros(0, object),
+            setl_day,
+            cross,
+        )
     confirmed = _bool(ct, "lt_rx_confirmed", False)
     payer_arr = _str(ct, "mulaid_payer_psn_no", n)
     has_payer = pc.not_equal(payer_arr, "").to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
@@ -301,7 +335,12 @@ def settle_batch(
             if setting == "chronic":
                 cat[mm & sp] = CATS.index("special")
                 cat[mm & ~sp & ch] = CATS.index("chronic")
-                rej.add(mm & ~sp & ~ch, "dise_codg", "diagnosis is not a recognised chronic or special disease", "诊断不属于门诊慢特病病种")
+                rej.add(
+                    mm & ~sp & ~ch,
+                    "dise_codg",
+                    "diagnosis is not a recognised chronic or special disease",
+                    "诊断不属于门诊慢特病病种",
+                )
             elif setting == "maternity":
                 cat[mm] = CATS.index(maternity.category_for(setting))
             else:
@@ -312,7 +351,12 @@ def settle_batch(
     payer_pi = np.full(n, -1, dtype=I64)
     if has_payer.any():
         payer_pi = _lookup(payer_arr, psn_keys)
-        rej.add(has_payer & (payer_pi == pi), "mulaid_payer_psn_no", "the mutual-aid payer is the patient", "共济支付人不能是患者本人")
+        rej.add(
+            has_payer & (payer_pi == pi),
+            "mulaid_payer_psn_no",
+            "the mutual-aid payer is the patient",
+            "共济支付人不能是患者本人",
+        )
         rel_ok = np.zeros(n, dtype=bool)
         rule0 = snaps[0].schemes["employee"].account
         allowed_rel = set(rule0.mutual_aid_relations) if rule0 else set()
@@ -326,15 +370,27 @@ def settle_batch(
                 P = max(1, pt.num_rows)
                 link_keys = (a * P + b)[(a >= 0) & (b >= 0) & ok_rel]
                 rel_ok = np.isin(pi0 * P + np.where(payer_pi < 0, 0, payer_pi), link_keys) & (payer_pi >= 0)
-        rej.add(has_payer & ~rel_ok, "mulaid_payer_psn_no", "relation may not pay through family mutual aid", "关系不在家庭共济范围内")
+        rej.add(
+            has_payer & ~rel_ok,
+            "mulaid_payer_psn_no",
+            "relation may not pay through family mutual aid",
+            "关系不在家庭共济范围内",
+        )
         payer_emp = np.where(payer_pi >= 0, p_emp[np.where(payer_pi < 0, 0, payer_pi)], False)
-        rej.add(has_payer & ~payer_emp, "mulaid_payer_psn_no", "only an employee's personal account can pay for relatives", "共济账户须为职工个人账户")
+        rej.add(
+            has_payer & ~payer_emp,
+            "mulaid_payer_psn_no",
+            "only an employee's personal account can pay for relatives",
+            "共济账户须为职工个人账户",
+        )
 
     # ---- fee lines ------------------------------------------------------------------
     nl = lt.num_rows
     l_ids = _str(lt, "mdtrt_id")
     if nl:
-        heads = np.flatnonzero(np.r_[True, pc.not_equal(l_ids.slice(1), l_ids.slice(0, nl - 1)).to_numpy(zero_copy_only=False)])
+        heads = np.flatnonzero(
+            np.r_[True, pc.not_equal(l_ids.slice(1), l_ids.slice(0, nl - 1)).to_numpy(zero_copy_only=False)]
+        )
     else:
         heads = np.zeros(0, dtype=I64)
     run_len = np.diff(np.r_[heads, nl])
@@ -377,7 +433,9 @@ def settle_batch(
         new_run[heads] = True
         ascending_in_runs = bool(np.all(new_run[1:] | (sn[1:] > sn[:-1])))
         ok_runs = run_claim[run_claim >= 0]
-        runs_unique = aligned or (len(ok_runs) == len(run_claim) and np.bincount(ok_runs, minlength=n).max(initial=0) <= 1)
+        runs_unique = aligned or (
+            len(ok_runs) == len(run_claim) and np.bincount(ok_runs, minlength=n).max(initial=0) <= 1
+        )
         if not (ascending_in_runs and runs_unique):  # slow path: a full sort
             key = lc0 * (1 << 31) + sn
             key = np.where(live, key, -1 - np.arange(nl))
@@ -387,7 +445,12 @@ def settle_batch(
     rej.add(claim_any(dup), "feedetl_sn", "duplicate feedetl_sn", "费用明细流水号重复")
     rej.add(claim_any(cnt <= 0), "cnt", "quantity must be positive", "数量必须为正数")
     rej.add(claim_any(pric < 0), "pric", "negative price", "单价不能为负")
-    rej.add(claim_any(amt != (cnt * pric + 500) // 1000), "det_item_fee_sumamt", "det_item_fee_sumamt ≠ cnt × pric", "明细项目费用总额与数量×单价不符")
+    rej.add(
+        claim_any(amt != (cnt * pric + 500) // 1000),
+        "det_item_fee_sumamt",
+        "det_item_fee_sumamt ≠ cnt × pric",
+        "明细项目费用总额与数量×单价不符",
+    )
     rej.add(claim_any(prd < 0), "prd_days", "negative prd_days", "周期天数不能为负")
     rej.add(claim_any(ci < 0), "med_list_codg", "unknown med_list_codg", "医保目录编码不存在")
 
@@ -403,7 +466,11 @@ def settle_batch(
             ov = src.list_overrides
             if not ov:
                 continue
-            am = (area_l == a_i) & (day_l >= (seg_start - dt.date(1970, 1, 1)).days) & (day_l < (seg_end - dt.date(1970, 1, 1)).days)
+            am = (
+                (area_l == a_i)
+                & (day_l >= (seg_start - dt.date(1970, 1, 1)).days)
+                & (day_l < (seg_end - dt.date(1970, 1, 1)).days)
+            )
             for code, o in ov.items():
                 if code not in catalog.index:
                     continue
@@ -421,8 +488,18 @@ def settle_batch(
         m = (seg_l == si) & is_drug & (prd > rule.long_rx_over_days)
         if not m.any():
             continue
-        rej.add(claim_any(m & (prd > rule.max_days)), "prd_days", f"prescription exceeds the long-term maximum of {rule.max_days} days", f"处方用药天数超过长期处方最长 {rule.max_days} 天")
-        rej.add(claim_any(m & (prd > rule.normal_max_days) & ~confirmed[lc0]), "lt_rx_confirmed", f"prescription over {rule.normal_max_days} days needs an evaluation note and the patient's confirmation", f"超过 {rule.normal_max_days} 天的长期处方须注明理由并经患者确认")
+        rej.add(
+            claim_any(m & (prd > rule.max_days)),
+            "prd_days",
+            f"prescription exceeds the long-term maximum of {rule.max_days} days",
+            f"处方用药天数超过长期处方最长 {rule.max_days} 天",
+        )
+        rej.add(
+            claim_any(m & (prd > rule.normal_max_days) & ~confirmed[lc0]),
+            "lt_rx_confirmed",
+            f"prescription over {rule.normal_max_days} days needs an evaluation note and the patient's confirmation",
+            f"超过 {rule.normal_max_days} 天的长期处方须注明理由并经患者确认",
+        )
         for cls_ in rule.excluded_classes:
             cid = catalog.drug_class_id.get(cls_)
             if cid is None:
@@ -432,7 +509,12 @@ def settle_batch(
                 continue
             exc = rule.exceptions.get(cls_, ())
             allowed = (_prefix_hits(dise_vals, exc)[dise_code] | _prefix_hits(oth_vals, exc, multi=True)[oth_code])[lc0]
-            rej.add(claim_any(mm & ~allowed), "med_list_codg", f"drug class {cls_} may not be given as a long-term prescription", f"该药品类别 ({cls_}) 不得开具长期处方")
+            rej.add(
+                claim_any(mm & ~allowed),
+                "med_list_codg",
+                f"drug class {cls_} may not be given as a long-term prescription",
+                f"该药品类别 ({cls_}) 不得开具长期处方",
+            )
 
     # scope (限定支付范围)
     from yibao.settlement.catalog import gend_code
@@ -464,7 +546,14 @@ def settle_batch(
         idx = np.flatnonzero(hm)
         k2 = ci0[idx] * (len(mt_vals) + 1) + mt_code[lc0[idx]]
         uk, inv = np.unique(k2, return_inverse=True)
-        res = np.array([mt_vals[int(k) % (len(mt_vals) + 1)] in catalog[catalog.codes[int(k) // (len(mt_vals) + 1)]].lmt_med_types for k in uk], dtype=bool)
+        res = np.array(
+            [
+                mt_vals[int(k) % (len(mt_vals) + 1)]
+                in catalog[catalog.codes[int(k) // (len(mt_vals) + 1)]].lmt_med_types
+                for k in uk
+            ],
+            dtype=bool,
+        )
         in_scope[idx] &= res[inv]
 
     # category self-pay items (home-bed set-up and round-visit fees)
@@ -507,7 +596,9 @@ def settle_batch(
     def k(a):
         return a[order]
 
-    psn_i, yr, lv, cat_k, seg_k, emp, ret, ass_k, civ, crs, fld = map(k, (pi0, sy, hosp_lv, cat, seg, is_emp, retired, ass_c, civil, cross, filed))
+    psn_i, yr, lv, cat_k, seg_k, emp, ret, ass_k, civ, crs, fld = map(
+        k, (pi0, sy, hosp_lv, cat, seg, is_emp, retired, ass_c, civil, cross, filed)
+    )
     setl_k, begn_k = setl_s[order], begn_s[order]
     medfee, fulamt, overlmt, presel, inscp, excl = map(k, (medfee, fulamt, overlmt, presel, inscp, excl))
     block = psn_i * 64 + (yr - ymin)
@@ -611,7 +702,11 @@ def settle_batch(
                     if layer.name != lname:
                         continue
                     field_of = layer.field
-                    ms = (seg_k == si) & (emp == (sch_name == "employee")) & np.isin(cat_k, [CATS.index(x) for x in layer.applies_to])
+                    ms = (
+                        (seg_k == si)
+                        & (emp == (sch_name == "employee"))
+                        & np.isin(cat_k, [CATS.index(x) for x in layer.applies_to])
+                    )
                     if layer.requires == "civil_servant":
                         ms &= civ
                     if not ms.any():
@@ -623,7 +718,11 @@ def settle_batch(
                         poor = np.isin(ass_k, poor_codes)
                     else:
                         poor = np.zeros(m, dtype=bool)
-                    pd_ = _rate(I64(layer.deductible), layer.poverty.deductible_factor) if layer.poverty else layer.deductible
+                    pd_ = (
+                        _rate(I64(layer.deductible), layer.poverty.deductible_factor)
+                        if layer.poverty
+                        else layer.deductible
+                    )
                     d[ms] = np.where(poor[ms], pd_, layer.deductible)
                     bonus[ms] = np.where(poor[ms], layer.poverty.ratio_bonus if layer.poverty else 0, 0)
                     lcap[ms] = np.where(poor[ms] & bool(layer.poverty and layer.poverty.no_cap), NO_CAP, layer.cap)
@@ -679,7 +778,7 @@ def settle_batch(
 
     # ---- personal accounts: one ledger per paying account ---------------------------
     payer_k = payer_pi[order] if n else np.zeros(0, I64)
-    mulaid = (has_payer[order] if n else np.zeros(0, bool))
+    mulaid = has_payer[order] if n else np.zeros(0, bool)
     payer_idx = np.where(mulaid, payer_k, np.where(emp, psn_i, -1))
     rules = [s.schemes["employee"].account for s in snaps]
     want = np.zeros(m, dtype=I64)
@@ -687,7 +786,12 @@ def settle_batch(
         if rule is None:
             continue
         ms = (seg_k == si) & np.isin(cat_k, [CATS.index(x) for x in rule.categories])
-        comps = {"inscp_selfpay": inscp - fund_sum, "preselfpay": presel, "fulamt_ownpay": fulamt - excl, "overlmt_selfpay": overlmt}
+        comps = {
+            "inscp_selfpay": inscp - fund_sum,
+            "preselfpay": presel,
+            "fulamt_ownpay": fulamt - excl,
+            "overlmt_selfpay": overlmt,
+        }
         w = sum(comps[x] for x in rule.payable)
         want[ms] = w[ms]
     rule_ok = np.array([r is not None for r in rules], dtype=bool)[seg_k] if m else np.zeros(0, bool)
@@ -711,7 +815,13 @@ def settle_batch(
             rule = policy.snapshot(mdate).schemes["employee"].account
             if rule is None:
                 continue
-            cr = np.where(~p_is_emp, 0, np.where(p_is_ret, rule.retiree_monthly_credit, _rate(np.maximum(base, 0), rule.in_service_credit_rate)))
+            cr = np.where(
+                ~p_is_emp,
+                0,
+                np.where(
+                    p_is_ret, rule.retiree_monthly_credit, _rate(np.maximum(base, 0), rule.in_service_credit_rate)
+                ),
+            )
             credited += np.where(month_k >= mi, cr, 0)
         avail = opening + credited
         # ledger order: payer, then claim order
@@ -747,7 +857,9 @@ def settle_batch(
         "mdtrt_id": mdt_out,
         "psn_no": _str(ct, "psn_no").take(tk),
         "fixmedins_code": _str(ct, "fixmedins_code").take(tk),
-        "setl_time": pa.array((o(setl_k) - TZ_OFFSET_S).astype("datetime64[s]"), type=pa.timestamp("s")).cast(pa.timestamp("s", TIMEZONE)),
+        "setl_time": pa.array((o(setl_k) - TZ_OFFSET_S).astype("datetime64[s]"), type=pa.timestamp("s")).cast(
+            pa.timestamp("s", TIMEZONE)
+        ),
         "policy_year": pa.array(o(yr).astype(np.int16)),
         "insutype": pc.if_else(pa.array(o(emp), type=pa.bool_()), "310", "390"),
         "med_type": _str(ct, "med_type").take(tk),
@@ -774,13 +886,30 @@ def settle_batch(
     }
     table = pa.Table.from_pydict({c: cols[c] for c in SETTLEMENT.names}, schema=SETTLEMENT)
     po = o(payer_idx)
-    payer_out = pc.fill_null(psn_keys.take(pa.array(np.where(po >= 0, po, 0), mask=po < 0)), "") if m else pa.array([], type=pa.string())
+    payer_out = (
+        pc.fill_null(psn_keys.take(pa.array(np.where(po >= 0, po, 0), mask=po < 0)), "")
+        if m
+        else pa.array([], type=pa.string())
+    )
 
     # refused claims
     frames = []
     for rows, fld_, en, zh in rej.rows:
-        frames.append(pd.DataFrame({"mdtrt_id": mdtrt_arr.take(pa.array(rows)).to_pylist(), "field": fld_, "reason_en": en, "reason_zh": zh}))
-    rejected = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["mdtrt_id", "field", "reason_en", "reason_zh"])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "mdtrt_id": mdtrt_arr.take(pa.array(rows)).to_pylist(),
+                    "field": fld_,
+                    "reason_en": en,
+                    "reason_zh": zh,
+                }
+            )
+        )
+    rejected = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["mdtrt_id", "field", "reason_en", "reason_zh"])
+    )
 
     # final accumulators of this batch (group totals)
     acc_parts = []
@@ -886,15 +1015,22 @@ def settle_batch_parallel(
     # lines follow their claim
     n, nl = ct.num_rows, lt.num_rows
     l_ids = _str(lt, "mdtrt_id")
-    heads = np.flatnonzero(np.r_[True, pc.not_equal(l_ids.slice(1), l_ids.slice(0, nl - 1)).to_numpy(zero_copy_only=False)]) if nl else np.zeros(0, I64)
+    heads = (
+        np.flatnonzero(np.r_[True, pc.not_equal(l_ids.slice(1), l_ids.slice(0, nl - 1)).to_numpy(zero_copy_only=False)])
+        if nl
+        else np.zeros(0, I64)
+    )
     run_claim = _lookup(l_ids.take(pa.array(heads)), _str(ct, "mdtrt_id")) if nl else np.zeros(0, I64)
-    l_shard = np.repeat(np.where(run_claim >= 0, c_shard[np.where(run_claim < 0, 0, run_claim)], 0), np.diff(np.r_[heads, nl]))
+    l_shard = np.repeat(
+        np.where(run_claim >= 0, c_shard[np.where(run_claim < 0, 0, run_claim)], 0), np.diff(np.r_[heads, nl])
+    )
     if policy is None:
         regions = pc.unique(_str(pt, "insuplc_admdvs")).to_pylist()
         policy = book.policy(regions[0]) if len(regions) == 1 else None
     if account_start is None and n:
         first = int(_local_seconds(ct, "setl_time").min() // 86400)
         account_start = dt.date(int(_ymd(np.array([first]))[0][0]), 1, 1)
+
     def run(k: int):
         # each shard is cut out in its own thread, so only `workers` shards are materialised at once
         rows = np.flatnonzero(c_shard == k)
@@ -909,7 +1045,11 @@ def settle_batch_parallel(
     setl = _local_seconds(ct, "setl_time")[glob]
     order = np.lexsort((glob, setl))
     idx = pa.array(order)
-    rejected = pd.concat([r.rejected for _rows, r in results if len(r.rejected)], ignore_index=True) if any(len(r.rejected) for _r, r in results) else results[0][1].rejected
+    rejected = (
+        pd.concat([r.rejected for _rows, r in results if len(r.rejected)], ignore_index=True)
+        if any(len(r.rejected) for _r, r in results)
+        else results[0][1].rejected
+    )
     return BatchResult(
         settlements=table.take(idx),
         rejected=rejected,
@@ -1220,7 +1360,11 @@ def settle_streamed(
         for t in _scan(encounter_path, claim_columns, batch_rows):
             t = t.rename_columns([rename.get(c, c) for c in t.column_names])
             rows = people.get(_hash64(t.column("psn_no")))
-            shard = np.where(rows >= 0, p_shard[np.maximum(rows, 0)], nobody).astype(np.int32) if P else np.zeros(t.num_rows, np.int32)
+            shard = (
+                np.where(rows >= 0, p_shard[np.maximum(rows, 0)], nobody).astype(np.int32)
+                if P
+                else np.zeros(t.num_rows, np.int32)
+            )
             setl = _local_seconds(t, "setl_time")
             first_s = int(setl.min()) if first_s is None else min(first_s, int(setl.min()))
             for d, c in zip(*np.unique(setl // 86400, return_counts=True)):
@@ -1233,7 +1377,9 @@ def settle_streamed(
         _give_back_memory()
         by_claim.finish()
         if by_claim.conflicts:
-            raise NotStreamable("one mdtrt_id hash belongs to claims of two shards (repeated mdtrt_id or a hash collision)")
+            raise NotStreamable(
+                "one mdtrt_id hash belongs to claims of two shards (repeated mdtrt_id or a hash collision)"
+            )
         # 2c. fee lines follow their claim; lines of no claim are ignored by settle_batch, so dropped
         for t in _scan(fee_path, line_columns, batch_rows):
             shard = by_claim.get(_hash64(t.column("mdtrt_id")))
@@ -1270,9 +1416,20 @@ def settle_streamed(
             if c is None or not c.num_rows:
                 return None
             p = parts["person"] if parts["person"] is not None else pa.table({"psn_no": pa.array([], pa.string())})
-            ln = parts["line"] if parts["line"] is not None else pa.table({x: pa.array([], pa.string() if x in ("mdtrt_id", "med_list_codg") else pa.int64()) for x in line_columns})
+            ln = (
+                parts["line"]
+                if parts["line"] is not None
+                else pa.table(
+                    {
+                        x: pa.array([], pa.string() if x in ("mdtrt_id", "med_list_codg") else pa.int64())
+                        for x in line_columns
+                    }
+                )
+            )
             glob = c.column("_row").to_numpy()
-            res = settle_batch(c.drop_columns(["_row"]), ln, p, institutions, catalog, policy, book, parts["link"], account_start)
+            res = settle_batch(
+                c.drop_columns(["_row"]), ln, p, institutions, catalog, policy, book, parts["link"], account_start
+            )
             return glob[res.claim_index], res
 
         with ThreadPoolExecutor(max(1, workers)) as ex:
@@ -1312,17 +1469,25 @@ def settle_streamed(
                 order = np.lexsort((t.column("_row").to_numpy(), t.column("_setl").to_numpy()))
                 t = t.take(pa.array(order)).drop_columns(["_setl", "_row"])
                 if synthetic:
-                    t = t.set_column(t.schema.get_field_index("synthetic"), "synthetic", pa.array(np.ones(t.num_rows, dtype=bool)))
+                    t = t.set_column(
+                        t.schema.get_field_index("synthetic"), "synthetic", pa.array(np.ones(t.num_rows, dtype=bool))
+                    )
                 writer.write_table(t.cast(settlement_schema))
                 n_settled += t.num_rows
         rejected = pd.concat(rej_parts, ignore_index=True) if rej_parts else pd.DataFrame(columns=REJECTED_COLUMNS)
         rej_tmp = scratch / "settlement_rejected.parquet"
         rejected.to_parquet(rej_tmp, index=False)
-        for tmp, name in ((setl_tmp, "settlement.parquet"), (rej_tmp, "settlement_rejected.parquet"), (acc_tmp, "accumulator.parquet")):
+        for tmp, name in (
+            (setl_tmp, "settlement.parquet"),
+            (rej_tmp, "settlement_rejected.parquet"),
+            (acc_tmp, "accumulator.parquet"),
+        ):
             os.replace(tmp, out_dir / name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return StreamedResult(settlements=n_settled, claims=n_claims, rejected=rejected, accumulators=n_acc, shards=n_shards, policy=policy)
+    return StreamedResult(
+        settlements=n_settled, claims=n_claims, rejected=rejected, accumulators=n_acc, shards=n_shards, policy=policy
+    )
 
 
 def _parquet_files(path: Path) -> list[Path]:
@@ -1330,4 +1495,8 @@ def _parquet_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     # as pyarrow's dataset discovery: sorted paths, skipping names that start with '.' or '_'
-    return sorted(p for p in path.rglob("*.parquet") if p.is_file() and not any(x.startswith((".", "_")) for x in p.relative_to(path).parts))
+    return sorted(
+        p
+        for p in path.rglob("*.parquet")
+        if p.is_file() and not any(x.startswith((".", "_")) for x in p.relative_to(path).parts)
+    )

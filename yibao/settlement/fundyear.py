@@ -70,7 +70,9 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
     if rej.exists():
         con.execute(f"CREATE VIEW rejected AS SELECT * FROM {_src(data_dir, 'settlement_rejected')}")
     else:
-        con.execute("CREATE VIEW rejected AS SELECT ''::VARCHAR AS mdtrt_id, ''::VARCHAR AS field, ''::VARCHAR AS reason_en, ''::VARCHAR AS reason_zh WHERE false")
+        con.execute(
+            "CREATE VIEW rejected AS SELECT ''::VARCHAR AS mdtrt_id, ''::VARCHAR AS field, ''::VARCHAR AS reason_en, ''::VARCHAR AS reason_zh WHERE false"
+        )
     if year is None:
         counts = dict(con.execute("SELECT policy_year, count(*) FROM settlement GROUP BY 1").fetchall())
         year = default_year(counts) or dt.date.today().year
@@ -114,14 +116,28 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
         """
     ).df()
 
-    sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc", *FUND_FIELDS, "fund_pay_sumamt"))
-    totals = con.execute(f"SELECT count(*) AS claims, {sums} FROM settlement WHERE policy_year = ? AND NOT refd_setl_flag", [year]).df()
+    sums = ", ".join(
+        f"sum({c})::BIGINT AS {c}"
+        for c in (
+            "medfee_sumamt",
+            "fulamt_ownpay_amt",
+            "overlmt_selfpay",
+            "preselfpay_amt",
+            "inscp_scp_amt",
+            "act_pay_dedc",
+            *FUND_FIELDS,
+            "fund_pay_sumamt",
+        )
+    )
+    totals = con.execute(
+        f"SELECT count(*) AS claims, {sums} FROM settlement WHERE policy_year = ? AND NOT refd_setl_flag", [year]
+    ).df()
     by_scheme = con.execute(
         f"SELECT insutype, count(*) AS claims, {sums} FROM settlement WHERE policy_year = ? AND NOT refd_setl_flag GROUP BY insutype ORDER BY insutype",
         [year],
     ).df()
     by_level = con.execute(
-        f"""SELECT i.hosp_lv, i.fixmedins_type, count(*) AS claims, {sums.replace('sum(', 'sum(s.')}
+        f"""SELECT i.hosp_lv, i.fixmedins_type, count(*) AS claims, {sums.replace("sum(", "sum(s.")}
             FROM settlement s JOIN institution i USING (fixmedins_code)
             WHERE s.policy_year = ? AND NOT s.refd_setl_flag GROUP BY ALL ORDER BY 1, 2""",
         [year],
@@ -149,7 +165,9 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
         """,
         [year],
     ).df()
-    rejected = con.execute("SELECT field, reason_en, reason_zh, count(*) AS claims FROM rejected GROUP BY ALL ORDER BY claims DESC").df()
+    rejected = con.execute(
+        "SELECT field, reason_en, reason_zh, count(*) AS claims FROM rejected GROUP BY ALL ORDER BY claims DESC"
+    ).df()
     synthetic = bool(con.execute("SELECT bool_and(synthetic) FROM person").fetchone()[0])
     con.close()
     return FundYear(

@@ -26,7 +26,20 @@ from yibao.core.db import SHANGHAI, dialect_insert, require_write_lock
 from yibao.core.errors import ClaimRejected, YibaoError
 from yibao.settlement.records import ACCOUNT_KINDS, Account, AccountLedger, Accumulator
 
-__all__ = ['AccumulatorError', 'AccountError', 'InsufficientBalance', 'AccKey', 'lock_accumulators', 'read_accumulators', 'apply_accumulator_deltas', 'encode_accum_delta', 'decode_accum_delta', 'reverse_accum_delta', 'lock_account', 'post_account']
+__all__ = [
+    "AccumulatorError",
+    "AccountError",
+    "InsufficientBalance",
+    "AccKey",
+    "lock_accumulators",
+    "read_accumulators",
+    "apply_accumulator_deltas",
+    "encode_accum_delta",
+    "decode_accum_delta",
+    "reverse_accum_delta",
+    "lock_account",
+    "post_account",
+]
 
 
 class AccumulatorError(YibaoError):
@@ -61,9 +74,7 @@ def _norm_keys(keys: Iterable[AccKey | str]) -> list[AccKey]:
     return sorted(out)
 
 
-def lock_accumulators(
-    session: Session, psn_no: str, year: int, keys: Iterable[AccKey | str]
-) -> dict[AccKey, int]:
+def lock_accumulators(session: Session, psn_no: str, year: int, keys: Iterable[AccKey | str]) -> dict[AccKey, int]:
     """Lock and read a person-year's accumulators; absent ones read as 0.
 
     ``keys`` are ``(kind, period)`` pairs (a bare ``kind`` means period
@@ -76,10 +87,7 @@ def lock_accumulators(
     if not ks:
         return {}
     ins = dialect_insert(session, Accumulator).values(
-        [
-            {"psn_no": psn_no, "policy_year": year, "kind": kind, "period": period, "value": 0}
-            for kind, period in ks
-        ]
+        [{"psn_no": psn_no, "policy_year": year, "kind": kind, "period": period, "value": 0} for kind, period in ks]
     )
     session.execute(ins.on_conflict_do_nothing())
     rows = session.execute(
@@ -183,9 +191,7 @@ def _ensure_account(session: Session, psn_no: str) -> None:
         return
     opening = session.execute(select(Person.acct_balc).where(Person.psn_no == psn_no)).scalar()
     if opening is None:
-        raise AccountError(
-            f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", field="psn_no"
-        )
+        raise AccountError(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", field="psn_no")
     ins = (
         dialect_insert(session, Account)
         .values(psn_no=psn_no, balc=int(opening), version=0)
@@ -195,9 +201,7 @@ def _ensure_account(session: Session, psn_no: str) -> None:
     created = session.execute(ins).first() is not None
     if created and opening:
         session.add(
-            AccountLedger(
-                psn_no=psn_no, time=datetime.now(SHANGHAI), amount=int(opening), kind="credit", setl_id=None
-            )
+            AccountLedger(psn_no=psn_no, time=datetime.now(SHANGHAI), amount=int(opening), kind="credit", setl_id=None)
         )
         session.flush()
 
@@ -206,9 +210,7 @@ def lock_account(session: Session, psn_no: str) -> int:
     """Lock a person's account row until the transaction ends; return its balance (fen)."""
     require_write_lock(session, "lock_account")
     _ensure_account(session, psn_no)
-    balc = session.execute(
-        select(Account.balc).where(Account.psn_no == psn_no).with_for_update()
-    ).scalar_one()
+    balc = session.execute(select(Account.balc).where(Account.psn_no == psn_no).with_for_update()).scalar_one()
     return int(balc)
 
 

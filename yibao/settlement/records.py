@@ -16,7 +16,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from yibao.core.db import TZ_SECONDS, Base, BigId, JSONType, TZDateTime
 
-__all__ = ['Encounter', 'FeeDetail', 'Settlement', 'SETTLEMENT_EXTRA_COLUMNS', 'Accumulator', 'Account', 'ACCOUNT_KINDS', 'AccountLedger']
+__all__ = [
+    "Encounter",
+    "FeeDetail",
+    "Settlement",
+    "SETTLEMENT_EXTRA_COLUMNS",
+    "Accumulator",
+    "Account",
+    "ACCOUNT_KINDS",
+    "AccountLedger",
+]
 
 
 class Encounter(Base):

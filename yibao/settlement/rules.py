@@ -144,8 +144,19 @@ class Settlement:
         """Invariants every settlement keeps (raise AssertionError otherwise)."""
         a = self.amounts()
         assert all(v >= 0 for v in a.values()), a
-        assert a["fulamt_ownpay_amt"] + a["overlmt_selfpay"] + a["preselfpay_amt"] + a["inscp_scp_amt"] == a["medfee_sumamt"]
-        funds = a["hifp_pay"] + a["hifmi_pay"] + a["hifob_pay"] + a["cvlserv_pay"] + a["maf_pay"] + a["hifes_pay"] + a["oth_pay"]
+        assert (
+            a["fulamt_ownpay_amt"] + a["overlmt_selfpay"] + a["preselfpay_amt"] + a["inscp_scp_amt"]
+            == a["medfee_sumamt"]
+        )
+        funds = (
+            a["hifp_pay"]
+            + a["hifmi_pay"]
+            + a["hifob_pay"]
+            + a["cvlserv_pay"]
+            + a["maf_pay"]
+            + a["hifes_pay"]
+            + a["oth_pay"]
+        )
         assert funds == a["fund_pay_sumamt"]
         assert a["fund_pay_sumamt"] + a["psn_part_amt"] == a["medfee_sumamt"]
         assert a["acct_pay"] + a["acct_mulaid_pay"] + a["psn_cash_pay"] == a["psn_part_amt"]
@@ -227,14 +238,18 @@ def validate_claim(claim: Claim, catalog: Catalog) -> None:
     seen: set[int] = set()
     for ln in claim.lines:
         if ln.feedetl_sn in seen:
-            raise ClaimRejected(f"duplicate feedetl_sn {ln.feedetl_sn}", f"费用明细流水号 {ln.feedetl_sn} 重复", field="feedetl_sn")
+            raise ClaimRejected(
+                f"duplicate feedetl_sn {ln.feedetl_sn}", f"费用明细流水号 {ln.feedetl_sn} 重复", field="feedetl_sn"
+            )
         seen.add(ln.feedetl_sn)
         if ln.cnt_milli <= 0:
             raise ClaimRejected(
                 f"line {ln.feedetl_sn}: quantity must be positive", f"明细 {ln.feedetl_sn}: 数量必须为正数", field="cnt"
             )
         if ln.pric < 0:
-            raise ClaimRejected(f"line {ln.feedetl_sn}: negative price", f"明细 {ln.feedetl_sn}: 单价不能为负", field="pric")
+            raise ClaimRejected(
+                f"line {ln.feedetl_sn}: negative price", f"明细 {ln.feedetl_sn}: 单价不能为负", field="pric"
+            )
         if ln.det_item_fee_sumamt != line_total(ln):
             raise ClaimRejected(
                 f"line {ln.feedetl_sn}: det_item_fee_sumamt {ln.det_item_fee_sumamt} fen ≠ cnt × pric "
@@ -243,7 +258,9 @@ def validate_claim(claim: Claim, catalog: Catalog) -> None:
                 field="det_item_fee_sumamt",
             )
         if ln.prd_days < 0:
-            raise ClaimRejected(f"line {ln.feedetl_sn}: negative prd_days", f"明细 {ln.feedetl_sn}: 周期天数不能为负", field="prd_days")
+            raise ClaimRejected(
+                f"line {ln.feedetl_sn}: negative prd_days", f"明细 {ln.feedetl_sn}: 周期天数不能为负", field="prd_days"
+            )
         if ln.med_list_codg not in catalog:
             raise ClaimRejected(
                 f"line {ln.feedetl_sn}: unknown med_list_codg {ln.med_list_codg!r}",
@@ -313,7 +330,11 @@ def split_lines(claim: Claim, catalog: Catalog, cat: CategoryRule) -> tuple[int,
             fulamt += amt
             excl += amt
             continue
-        if item.chrgitm_lv == CLASS_C or ln.med_list_codg in cat.selfpay_items or not within_scope(item, claim, age, diagnoses):
+        if (
+            item.chrgitm_lv == CLASS_C
+            or ln.med_list_codg in cat.selfpay_items
+            or not within_scope(item, claim, age, diagnoses)
+        ):
             fulamt += amt
             continue
         cap = item.effective_cap
@@ -504,7 +525,9 @@ def settle_claim(
     payer = claim.mulaid_payer
     if payer is not None:
         if payer.psn_no == claim.person.psn_no:
-            raise ClaimRejected("the mutual-aid payer is the patient", "共济支付人不能是患者本人", field="mulaid_payer_psn_no")
+            raise ClaimRejected(
+                "the mutual-aid payer is the patient", "共济支付人不能是患者本人", field="mulaid_payer_psn_no"
+            )
         if acct_rule is None or payer.relation not in acct_rule.mutual_aid_relations:
             raise ClaimRejected(
                 f"relation {payer.relation!r} may not pay through family mutual aid",
@@ -512,7 +535,11 @@ def settle_claim(
                 field="mulaid_payer_psn_no",
             )
         if payer.insutype != INSUTYPE_EMPLOYEE:
-            raise ClaimRejected("only an employee's personal account can pay for relatives", "共济账户须为职工个人账户", field="mulaid_payer_psn_no")
+            raise ClaimRejected(
+                "only an employee's personal account can pay for relatives",
+                "共济账户须为职工个人账户",
+                field="mulaid_payer_psn_no",
+            )
         payer_no = payer.psn_no
     elif claim.person.insutype == INSUTYPE_EMPLOYEE and acct_rule is not None:
         payer_no = claim.person.psn_no

@@ -24,7 +24,9 @@ def _months(a: dt.date, b: dt.date) -> int:
 class Ledger:
     """In-memory accumulators and personal accounts with monthly crediting."""
 
-    def __init__(self, policy: Policy, persons: dict[str, dict], account_start: dt.date, book: PolicyBook | None = None):
+    def __init__(
+        self, policy: Policy, persons: dict[str, dict], account_start: dt.date, book: PolicyBook | None = None
+    ):
         self.policy = policy
         self.book = book or PolicyBook.default()
         self.persons = persons
@@ -48,8 +50,10 @@ class Ledger:
 
     def settle(self, claim: Claim, catalog: Catalog, listing=None) -> Settlement:
         snap = self.policy.snapshot(claim.setl_time.date())
-        payer = claim.mulaid_payer.psn_no if claim.mulaid_payer else (
-            claim.person.psn_no if claim.person.insutype == INSUTYPE_EMPLOYEE else ""
+        payer = (
+            claim.mulaid_payer.psn_no
+            if claim.mulaid_payer
+            else (claim.person.psn_no if claim.person.insutype == INSUTYPE_EMPLOYEE else "")
         )
         bal = self.balance(payer, claim.setl_time.date()) if payer and payer in self.persons else None
         acc = self.accum[(claim.person.psn_no, claim.policy_year)]

@@ -174,8 +174,16 @@ def request_digest(claim: Claim, *, use_account: bool = True) -> str:
         "dise_codg": claim.dise_codg,
         "other_dise_codg": list(claim.other_dise_codg),
         "lines": [
-            [ln.feedetl_sn, ln.med_list_codg, ln.cnt_milli, ln.pric, ln.det_item_fee_sumamt, ln.rxno, ln.prd_days,
-             bool(ln.rx_circ_flag)]
+            [
+                ln.feedetl_sn,
+                ln.med_list_codg,
+                ln.cnt_milli,
+                ln.pric,
+                ln.det_item_fee_sumamt,
+                ln.rxno,
+                ln.prd_days,
+                bool(ln.rx_circ_flag),
+            ]
             for ln in claim.lines
         ],
         "mdtrtarea_admvs": claim.mdtrtarea_admvs,
@@ -280,9 +288,13 @@ def _check_shape(claim: Claim) -> None:
             raise _rejected(f"{name} must carry a time zone", f"{name} 须带时区", name)
     for ln in claim.lines:
         if not 0 <= ln.feedetl_sn <= _INT32:
-            raise _rejected(f"feedetl_sn {ln.feedetl_sn} out of range", f"费用明细流水号 {ln.feedetl_sn} 超出范围", "feedetl_sn")
+            raise _rejected(
+                f"feedetl_sn {ln.feedetl_sn} out of range", f"费用明细流水号 {ln.feedetl_sn} 超出范围", "feedetl_sn"
+            )
         if not -_INT16 <= ln.prd_days <= _INT16:
-            raise _rejected(f"line {ln.feedetl_sn}: prd_days out of range", f"明细 {ln.feedetl_sn}: 周期天数超出范围", "prd_days")
+            raise _rejected(
+                f"line {ln.feedetl_sn}: prd_days out of range", f"明细 {ln.feedetl_sn}: 周期天数超出范围", "prd_days"
+            )
 
 
 def _local_day(t: dt.datetime) -> dt.date:
@@ -404,8 +416,9 @@ class SettlementService:
             digest = request_digest(claim, use_account=use_account)
         assert digest is not None
         try:
-            return self._run(lambda: self._settle_once(claim, msgid, digest, pre, use_account, guard, hook, prepare,
-                                                          psn_no))
+            return self._run(
+                lambda: self._settle_once(claim, msgid, digest, pre, use_account, guard, hook, prepare, psn_no)
+            )
         except _Rollback as rb:
             return rb.result
 
@@ -443,7 +456,9 @@ class SettlementService:
                     hook(s, reply)
                 return reply
             if any(r.cancel_msgid == msgid for r in used):
-                raise _rejected(f"msgid {msgid!r} was already used for a cancellation", f"报文ID {msgid} 已用于撤销交易", "msgid")
+                raise _rejected(
+                    f"msgid {msgid!r} was already used for a cancellation", f"报文ID {msgid} 已用于撤销交易", "msgid"
+                )
             if guard is not None:
                 guard(s)
             if prepare is not None:
@@ -451,18 +466,23 @@ class SettlementService:
             assert claim is not None
 
             _check_shape(claim)
-            require_coverage(s, person, _local_day(claim.begntime))  # benefits follow enrolment (参保), see yibao.enrolment
+            require_coverage(
+                s, person, _local_day(claim.begntime)
+            )  # benefits follow enrolment (参保), see yibao.enrolment
             facts = _person_facts(person)
             inst = s.get(registry.Institution, claim.fixmedins_code)
             if inst is None:
                 raise _rejected(
-                    f"unknown institution {claim.fixmedins_code!r}", f"定点医药机构不存在: {claim.fixmedins_code}", "fixmedins_code"
+                    f"unknown institution {claim.fixmedins_code!r}",
+                    f"定点医药机构不存在: {claim.fixmedins_code}",
+                    "fixmedins_code",
                 )
             payer = _payer_facts(s, psn_no, claim.mulaid_payer)
             c = dataclasses.replace(claim, person=facts, hosp_lv=int(inst.hosp_lv or 0), mulaid_payer=payer)
             if c.mdtrtarea_admvs and c.is_cross_province:  # 异地就医备案: filed or not comes from the register
-                c = dataclasses.replace(c, cross_filed=is_filed(s, psn_no, facts.insutype, c.mdtrtarea_admvs,
-                                                                _local_day(c.setl_time)))
+                c = dataclasses.replace(
+                    c, cross_filed=is_filed(s, psn_no, facts.insutype, c.mdtrtarea_admvs, _local_day(c.setl_time))
+                )
             year = c.policy_year
             # lines the caller read from this encounter's stored, unsettled lines in this transaction need no comparing
             encounter_exists, new_lines = (True, []) if prepare is not None else self._check_encounter(s, c)
@@ -492,10 +512,18 @@ class SettlementService:
             if not encounter_exists:
                 s.add(
                     records.Encounter(
-                        mdtrt_id=c.mdtrt_id, psn_no=psn_no, fixmedins_code=c.fixmedins_code, med_type=c.med_type,
-                        begntime=c.begntime, endtime=c.setl_time, policy_year=year, dise_codg=c.dise_codg,
-                        other_dise_codg=";".join(c.other_dise_codg), mdtrtarea_admvs=c.mdtrtarea_admvs,
-                        mulaid_payer_psn_no=payer.psn_no if payer else "", lt_rx_confirmed=bool(c.lt_rx_confirmed),
+                        mdtrt_id=c.mdtrt_id,
+                        psn_no=psn_no,
+                        fixmedins_code=c.fixmedins_code,
+                        med_type=c.med_type,
+                        begntime=c.begntime,
+                        endtime=c.setl_time,
+                        policy_year=year,
+                        dise_codg=c.dise_codg,
+                        other_dise_codg=";".join(c.other_dise_codg),
+                        mdtrtarea_admvs=c.mdtrtarea_admvs,
+                        mulaid_payer_psn_no=payer.psn_no if payer else "",
+                        lt_rx_confirmed=bool(c.lt_rx_confirmed),
                         synthetic=synthetic,
                     )
                 )
@@ -503,9 +531,16 @@ class SettlementService:
             for ln in new_lines:
                 s.add(
                     records.FeeDetail(
-                        mdtrt_id=c.mdtrt_id, feedetl_sn=ln.feedetl_sn, med_list_codg=ln.med_list_codg,
-                        cnt_milli=ln.cnt_milli, pric=ln.pric, det_item_fee_sumamt=ln.det_item_fee_sumamt,
-                        fee_ocur_time=None, rxno=ln.rxno, rx_circ_flag=bool(ln.rx_circ_flag), prd_days=ln.prd_days,
+                        mdtrt_id=c.mdtrt_id,
+                        feedetl_sn=ln.feedetl_sn,
+                        med_list_codg=ln.med_list_codg,
+                        cnt_milli=ln.cnt_milli,
+                        pric=ln.pric,
+                        det_item_fee_sumamt=ln.det_item_fee_sumamt,
+                        fee_ocur_time=None,
+                        rxno=ln.rxno,
+                        rx_circ_flag=bool(ln.rx_circ_flag),
+                        prd_days=ln.prd_days,
                         synthetic=synthetic,
                     )
                 )
@@ -521,13 +556,32 @@ class SettlementService:
                 balc = None
                 if res.acct_payer_psn_no:
                     kind = "mulaid_pay" if payer else "pay"
-                    balc = ledger.post_account(s, res.acct_payer_psn_no, -paid, kind, setl_id, c.setl_time,
-                                           locked=balance is not None and res.acct_payer_psn_no == payer_no)
+                    balc = ledger.post_account(
+                        s,
+                        res.acct_payer_psn_no,
+                        -paid,
+                        kind,
+                        setl_id,
+                        c.setl_time,
+                        locked=balance is not None and res.acct_payer_psn_no == payer_no,
+                    )
             row = records.Settlement(
-                setl_id=setl_id, mdtrt_id=c.mdtrt_id, psn_no=psn_no, fixmedins_code=c.fixmedins_code,
-                setl_time=c.setl_time, policy_year=year, insutype=facts.insutype, med_type=c.med_type,
-                benefit_category=res.category, **res.amounts(), pool_prop_selfpay_bp=res.pool_prop_selfpay_bp,
-                balc=balc, refd_setl_flag=False, synthetic=synthetic, msgid=msgid, cancel_msgid=None,
+                setl_id=setl_id,
+                mdtrt_id=c.mdtrt_id,
+                psn_no=psn_no,
+                fixmedins_code=c.fixmedins_code,
+                setl_time=c.setl_time,
+                policy_year=year,
+                insutype=facts.insutype,
+                med_type=c.med_type,
+                benefit_category=res.category,
+                **res.amounts(),
+                pool_prop_selfpay_bp=res.pool_prop_selfpay_bp,
+                balc=balc,
+                refd_setl_flag=False,
+                synthetic=synthetic,
+                msgid=msgid,
+                cancel_msgid=None,
                 accum_delta=ledger.encode_accum_delta(psn_no, year, res.accum_delta),
                 acct_payer_psn_no=res.acct_payer_psn_no or None,
                 rule_trace={
@@ -556,7 +610,9 @@ class SettlementService:
     def _check_encounter(self, s: Session, c: Claim) -> tuple[bool, list]:
         """Is the encounter already stored, and which of the claim's lines are new (see the module doc)."""
         enc = s.get(records.Encounter, c.mdtrt_id)
-        if enc is not None and (enc.psn_no != c.person.psn_no or (enc.fixmedins_code or c.fixmedins_code) != c.fixmedins_code):
+        if enc is not None and (
+            enc.psn_no != c.person.psn_no or (enc.fixmedins_code or c.fixmedins_code) != c.fixmedins_code
+        ):
             raise _rejected(
                 f"encounter {c.mdtrt_id} belongs to {enc.psn_no} at {enc.fixmedins_code}, "
                 f"not {c.person.psn_no} at {c.fixmedins_code}",
@@ -573,7 +629,10 @@ class SettlementService:
             if f is None:
                 new.append(ln)
             elif (f.med_list_codg, f.cnt_milli, f.pric, f.det_item_fee_sumamt) != (
-                ln.med_list_codg, ln.cnt_milli, ln.pric, ln.det_item_fee_sumamt
+                ln.med_list_codg,
+                ln.cnt_milli,
+                ln.pric,
+                ln.det_item_fee_sumamt,
             ):
                 raise _rejected(
                     f"line {ln.feedetl_sn} differs from the fee line uploaded for {c.mdtrt_id}",
@@ -636,7 +695,9 @@ class SettlementService:
                 other = s.scalar(select(S.setl_id).where(S.cancel_msgid == msgid))
                 if other is not None:
                     raise _rejected(
-                        f"msgid {msgid!r} already cancelled settlement {other}", f"报文ID {msgid} 已用于撤销结算 {other}", "msgid"
+                        f"msgid {msgid!r} already cancelled settlement {other}",
+                        f"报文ID {msgid} 已用于撤销结算 {other}",
+                        "msgid",
                     )
                 raise _rejected(f"unknown settlement {setl_id!r}", f"结算记录不存在: {setl_id}", "setl_id")
             _lock_person(s, row.psn_no)
@@ -652,7 +713,11 @@ class SettlementService:
                 return reply
             other = s.scalar(select(S.setl_id).where(or_(S.cancel_msgid == msgid, S.msgid == msgid)))
             if other is not None:
-                raise _rejected(f"msgid {msgid!r} was already used (settlement {other})", f"报文ID {msgid} 已被使用 ({other})", "msgid")
+                raise _rejected(
+                    f"msgid {msgid!r} was already used (settlement {other})",
+                    f"报文ID {msgid} 已被使用 ({other})",
+                    "msgid",
+                )
             if row.refd_setl_flag:
                 raise _rejected(
                     f"settlement {setl_id} is already cancelled", f"结算 {setl_id} 已撤销, 不能重复撤销", "setl_id"
@@ -668,7 +733,9 @@ class SettlementService:
             for (psn, year), deltas in ledger.decode_accum_delta(row.accum_delta).items():
                 s.execute(
                     delete(A).where(
-                        A.psn_no == psn, A.policy_year == year, A.value == 0,
+                        A.psn_no == psn,
+                        A.policy_year == year,
+                        A.value == 0,
                         tuple_(A.kind, A.period).in_(sorted(deltas)),
                     )
                 )
@@ -691,7 +758,9 @@ class SettlementService:
         balc = None
         if refund and payer:
             L = records.AccountLedger
-            rid = s.scalar(select(func.max(L.id)).where(L.setl_id == row.setl_id, L.kind == "reversal", L.psn_no == payer))
+            rid = s.scalar(
+                select(func.max(L.id)).where(L.setl_id == row.setl_id, L.kind == "reversal", L.psn_no == payer)
+            )
             # balc == Σ ledger (records.Account); a person's movements are made under the account lock, in id order
             balc = int(s.scalar(select(func.sum(L.amount)).where(L.psn_no == payer, L.id <= rid)) or 0)
         return CancelResult(

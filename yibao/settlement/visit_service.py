@@ -126,7 +126,12 @@ class VisitSettlementService:
                 reply(s, r, snap[0] if snap and not r.replayed else None)
 
         r = self.settlement.settle(
-            msgid=msgid, pre=pre, use_account=req.use_account, prepare=prepare, digest=digest, psn_no=req.psn_no,
+            msgid=msgid,
+            pre=pre,
+            use_account=req.use_account,
+            prepare=prepare,
+            digest=digest,
+            psn_no=req.psn_no,
             hook=hook,
         )
         if not hooked:  # a pre-settlement that rolled back its writes: its amounts are checked here
@@ -134,38 +139,52 @@ class VisitSettlementService:
         return r, (snap[0] if snap and not r.replayed else None)
 
     @staticmethod
-    def _prepare(s: Session, person: registry.Person, req: VisitSettleRequest,
-                 identify: Callable[[registry.Person], None] | None) -> VisitSnapshot:
+    def _prepare(
+        s: Session, person: registry.Person, req: VisitSettleRequest, identify: Callable[[registry.Person], None] | None
+    ) -> VisitSnapshot:
         # the visit row locked too: a concurrent 2202/2404 cancellation or 2402 discharge waits for this settlement
         v, enc = load_visit(s, req.mdtrt_id, psn_no=req.psn_no, fixmedins_code=req.fixmedins_code, kind=req.kind)
         if req.require_discharged and v.status != DISCHARGED:
             raise _rej(
                 f"encounter {req.mdtrt_id} is not discharged; discharge first (2402) or set mid_setl_flag=1",
-                f"就诊 {req.mdtrt_id} 尚未办理出院, 请先办理出院 (2402) 或使用中途结算", "mdtrt_id",
+                f"就诊 {req.mdtrt_id} 尚未办理出院, 请先办理出院 (2402) 或使用中途结算",
+                "mdtrt_id",
             )
         if (person.insutype or "") != req.insutype:
-            raise _rej(f"insutype {req.insutype!r} does not match the person's insurance type {person.insutype!r}",
-                       f"险种类型 {req.insutype} 与参保人险种 {person.insutype} 不符", "insutype")
+            raise _rej(
+                f"insutype {req.insutype!r} does not match the person's insurance type {person.insutype!r}",
+                f"险种类型 {req.insutype} 与参保人险种 {person.insutype} 不符",
+                "insutype",
+            )
         if (v.insutype or "") != req.insutype:
             raise _rej("insutype differs from the registration's", "险种类型与登记不符", "insutype")
         if identify is not None:
             identify(person)
         if req.kind == INPATIENT:
             if req.med_type and req.med_type != enc.med_type:
-                raise _rej(f"med_type {req.med_type} differs from the admission's {enc.med_type}",
-                           f"医疗类别 {req.med_type} 与入院登记 {enc.med_type} 不符", "med_type")
+                raise _rej(
+                    f"med_type {req.med_type} differs from the admission's {enc.med_type}",
+                    f"医疗类别 {req.med_type} 与入院登记 {enc.med_type} 不符",
+                    "med_type",
+                )
             med_type = enc.med_type or ""
         else:
             med_type = req.med_type or enc.med_type or ""
         pending = pending_lines(s, req.mdtrt_id, req.chrg_bchno)
         if not pending:
-            raise _rej(f"encounter {req.mdtrt_id} has no unsettled fee lines; upload them first",
-                       f"就诊 {req.mdtrt_id} 无待结算的费用明细, 请先上传明细", "mdtrt_id")
+            raise _rej(
+                f"encounter {req.mdtrt_id} has no unsettled fee lines; upload them first",
+                f"就诊 {req.mdtrt_id} 无待结算的费用明细, 请先上传明细",
+                "mdtrt_id",
+            )
         total = sum(p.line.det_item_fee_sumamt for p in pending)
         if req.medfee_sumamt != total:
             stated, stored = fen_to_yuan(req.medfee_sumamt), fen_to_yuan(total)
-            raise _rej(f"medfee_sumamt {stated} does not equal the uploaded lines' total {stored}",
-                       f"医疗费总额 {stated} 与已上传明细合计 {stored} 不符", "medfee_sumamt")
+            raise _rej(
+                f"medfee_sumamt {stated} does not equal the uploaded lines' total {stored}",
+                f"医疗费总额 {stated} 与已上传明细合计 {stored} 不符",
+                "medfee_sumamt",
+            )
         area = req.mdtrtarea_admvs
         if area == (person.insuplc_admdvs or ""):
             area = ""
@@ -173,10 +192,15 @@ class VisitSettlementService:
             mdtrt_id=req.mdtrt_id,
             # the settlement service replaces the person's facts with the locked row's
             person=PersonFacts(req.psn_no, req.insutype, "", "", dt.date(1900, 1, 1), person.insuplc_admdvs or ""),
-            fixmedins_code=req.fixmedins_code, hosp_lv=0, med_type=med_type, begntime=enc.begntime,
-            setl_time=max(req.setl_time, enc.begntime), dise_codg=enc.dise_codg or "",
+            fixmedins_code=req.fixmedins_code,
+            hosp_lv=0,
+            med_type=med_type,
+            begntime=enc.begntime,
+            setl_time=max(req.setl_time, enc.begntime),
+            dise_codg=enc.dise_codg or "",
             lines=tuple(p.line for p in pending),
-            other_dise_codg=tuple(x for x in (enc.other_dise_codg or "").split(";") if x), mdtrtarea_admvs=area,
+            other_dise_codg=tuple(x for x in (enc.other_dise_codg or "").split(";") if x),
+            mdtrtarea_admvs=area,
             mulaid_payer=PayerFacts(req.mulaid_payer_psn_no, "", "") if req.mulaid_payer_psn_no else None,
         )
         return VisitSnapshot(visit=v, encounter=enc, person=person, pending=pending, med_type=med_type, claim=claim)
@@ -186,5 +210,8 @@ class VisitSettlementService:
         for k, v in req.claimed.items():
             ours = getattr(r.settlement, k)
             if v != ours:
-                raise _rej(f"{k} {fen_to_yuan(v)} does not equal the platform's {fen_to_yuan(ours)}",
-                           f"{k} {fen_to_yuan(v)} 与平台计算值 {fen_to_yuan(ours)} 不符", k)
+                raise _rej(
+                    f"{k} {fen_to_yuan(v)} does not equal the platform's {fen_to_yuan(ours)}",
+                    f"{k} {fen_to_yuan(v)} 与平台计算值 {fen_to_yuan(ours)} 不符",
+                    k,
+                )

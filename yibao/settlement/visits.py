@@ -48,9 +48,25 @@ from yibao.settlement.catalog import Catalog
 from yibao.settlement.rules import FeeLine, line_total
 
 __all__ = [
-    "CANCELLED", "DISCHARGED", "INPATIENT", "OUTPATIENT", "REGISTERED", "ADMITTED",
-    "FeeUpload", "UploadLine", "VisitState", "admit_or_register", "cancel_visit", "discharge",
-    "PendingLine", "his_numbers", "load_visit", "pending_lines", "record_diagnoses", "upload_fees", "withdraw_fees",
+    "CANCELLED",
+    "DISCHARGED",
+    "INPATIENT",
+    "OUTPATIENT",
+    "REGISTERED",
+    "ADMITTED",
+    "FeeUpload",
+    "UploadLine",
+    "VisitState",
+    "admit_or_register",
+    "cancel_visit",
+    "discharge",
+    "PendingLine",
+    "his_numbers",
+    "load_visit",
+    "pending_lines",
+    "record_diagnoses",
+    "upload_fees",
+    "withdraw_fees",
 ]
 
 OUTPATIENT, INPATIENT = "outpatient", "inpatient"
@@ -193,14 +209,18 @@ def admit_or_register(
     if begntime.tzinfo is None:
         raise _rej("begntime must carry a time zone", "开始时间须带时区", "begntime")
     if begntime > now + dt.timedelta(minutes=10):
-        raise _rej(f"begntime {begntime} is in the future", f"开始时间 {begntime:%Y-%m-%d %H:%M:%S} 晚于当前时间", "begntime")
+        raise _rej(
+            f"begntime {begntime} is in the future", f"开始时间 {begntime:%Y-%m-%d %H:%M:%S} 晚于当前时间", "begntime"
+        )
     _check_med_type(book, person, med_type, begntime.astimezone(db.SHANGHAI).date())
     _check_diagnoses((dise_codg, *other_dise_codg), "dise_codg", valid_diagnosis)
     if ipt_otp_no:
         dup = s.scalar(
             select(VisitState.mdtrt_id).where(
-                VisitState.fixmedins_code == fixmedins_code, VisitState.ipt_otp_no == ipt_otp_no,
-                VisitState.kind == kind, VisitState.status != CANCELLED,
+                VisitState.fixmedins_code == fixmedins_code,
+                VisitState.ipt_otp_no == ipt_otp_no,
+                VisitState.kind == kind,
+                VisitState.status != CANCELLED,
             )
         )
         if dup is not None:
@@ -212,30 +232,53 @@ def admit_or_register(
     mdtrt_id = new_mdtrt_id(now)
     s.add(
         records.Encounter(
-            mdtrt_id=mdtrt_id, psn_no=psn_no, fixmedins_code=fixmedins_code, med_type=med_type,
-            begntime=begntime, endtime=None, policy_year=begntime.astimezone(db.SHANGHAI).year,
-            dise_codg=dise_codg, other_dise_codg=";".join(other_dise_codg), dept_code=dept_code, dr_code=dr_code,
-            mdtrtarea_admvs=mdtrtarea_admvs, synthetic=bool(person.synthetic),
+            mdtrt_id=mdtrt_id,
+            psn_no=psn_no,
+            fixmedins_code=fixmedins_code,
+            med_type=med_type,
+            begntime=begntime,
+            endtime=None,
+            policy_year=begntime.astimezone(db.SHANGHAI).year,
+            dise_codg=dise_codg,
+            other_dise_codg=";".join(other_dise_codg),
+            dept_code=dept_code,
+            dr_code=dr_code,
+            mdtrtarea_admvs=mdtrtarea_admvs,
+            synthetic=bool(person.synthetic),
         )
     )
     s.flush()
     v = VisitState(
-        mdtrt_id=mdtrt_id, kind=kind, status=REGISTERED if kind == OUTPATIENT else ADMITTED, psn_no=psn_no,
-        fixmedins_code=fixmedins_code, insutype=insutype, ipt_otp_no=ipt_otp_no, msgid=msgid, changed_at=now,
+        mdtrt_id=mdtrt_id,
+        kind=kind,
+        status=REGISTERED if kind == OUTPATIENT else ADMITTED,
+        psn_no=psn_no,
+        fixmedins_code=fixmedins_code,
+        insutype=insutype,
+        ipt_otp_no=ipt_otp_no,
+        msgid=msgid,
+        changed_at=now,
     )
     s.add(v)
     s.flush()
     return v
 
 
-_VISIT = (select(VisitState).where(VisitState.mdtrt_id == bindparam("mdtrt_id"))
-          .execution_options(populate_existing=True))
+_VISIT = (
+    select(VisitState).where(VisitState.mdtrt_id == bindparam("mdtrt_id")).execution_options(populate_existing=True)
+)
 _VISIT_LOCKED = _VISIT.with_for_update()
 _ENCOUNTER = select(records.Encounter).where(records.Encounter.mdtrt_id == bindparam("mdtrt_id"))
 
 
 def load_visit(
-    s: Session, mdtrt_id: str, *, psn_no: str, fixmedins_code: str, kind: str, lock: bool = True,
+    s: Session,
+    mdtrt_id: str,
+    *,
+    psn_no: str,
+    fixmedins_code: str,
+    kind: str,
+    lock: bool = True,
     allow_cancelled: bool = False,
 ) -> tuple[VisitState, records.Encounter]:
     """The visit and its encounter, checked against the caller (person, institution, kind)."""
@@ -243,14 +286,14 @@ def load_visit(
     if v is None:
         raise _rej(f"unknown encounter mdtrt_id {mdtrt_id!r}", f"就诊ID不存在: {mdtrt_id}", "mdtrt_id")
     if v.fixmedins_code != fixmedins_code:
-        raise _rej(
-            f"encounter {mdtrt_id} belongs to another institution", f"就诊 {mdtrt_id} 不属于本机构", "mdtrt_id"
-        )
+        raise _rej(f"encounter {mdtrt_id} belongs to another institution", f"就诊 {mdtrt_id} 不属于本机构", "mdtrt_id")
     if v.psn_no != psn_no:
         raise _rej(f"encounter {mdtrt_id} is not {psn_no}'s", f"就诊 {mdtrt_id} 不属于参保人 {psn_no}", "psn_no")
     if v.kind != kind:
         zh = "门诊" if v.kind == OUTPATIENT else "住院"
-        raise _rej(f"encounter {mdtrt_id} is {v.kind}, not {kind}", f"就诊 {mdtrt_id} 为{zh}就诊, 交易类型不符", "mdtrt_id")
+        raise _rej(
+            f"encounter {mdtrt_id} is {v.kind}, not {kind}", f"就诊 {mdtrt_id} 为{zh}就诊, 交易类型不符", "mdtrt_id"
+        )
     if v.status == CANCELLED and not allow_cancelled:
         raise _rej(f"encounter {mdtrt_id} has been cancelled", f"就诊 {mdtrt_id} 已撤销", "mdtrt_id")
     enc = s.execute(_ENCOUNTER, {"mdtrt_id": mdtrt_id}).scalar_one()
@@ -258,8 +301,16 @@ def load_visit(
 
 
 def record_diagnoses(
-    s: Session, v: VisitState, enc: records.Encounter, *, med_type: str, dise_codg: str, other_dise_codg: tuple[str, ...],
-    book: PolicyBook, now: dt.datetime, valid_diagnosis: Callable[[str], bool] | None = None,
+    s: Session,
+    v: VisitState,
+    enc: records.Encounter,
+    *,
+    med_type: str,
+    dise_codg: str,
+    other_dise_codg: tuple[str, ...],
+    book: PolicyBook,
+    now: dt.datetime,
+    valid_diagnosis: Callable[[str], bool] | None = None,
 ) -> None:
     """就诊信息上传 (2203): medical type and diagnoses of an outpatient visit."""
     person = s.get(registry.Person, v.psn_no)
@@ -268,7 +319,8 @@ def record_diagnoses(
     if _live_settlements(s, v.mdtrt_id):
         raise _rej(
             f"encounter {v.mdtrt_id} is already settled; cancel the settlement first",
-            f"就诊 {v.mdtrt_id} 已结算, 请先撤销结算", "mdtrt_id",
+            f"就诊 {v.mdtrt_id} 已结算, 请先撤销结算",
+            "mdtrt_id",
         )
     enc.med_type = med_type
     enc.dise_codg = dise_codg
@@ -287,7 +339,13 @@ def _live_settlements(s: Session, mdtrt_id: str) -> list[tuple[str, object]]:
 
 
 def upload_fees(
-    s: Session, v: VisitState, lines: list[UploadLine], *, catalog: Catalog, msgid: str, now: dt.datetime,
+    s: Session,
+    v: VisitState,
+    lines: list[UploadLine],
+    *,
+    catalog: Catalog,
+    msgid: str,
+    now: dt.datetime,
     max_lines: int,
 ) -> list[tuple[UploadLine, bool]]:
     """费用明细上传 (2204 / 2301): store the lines; return each with ``True`` if new.
@@ -298,10 +356,16 @@ def upload_fees(
     if not lines:
         raise _rej("feedetail is empty", "费用明细不能为空", "feedetail")
     if len(lines) > max_lines:
-        raise _rej(f"{len(lines)} fee lines in one message; at most {max_lines}", f"单次上传明细 {len(lines)} 条, 超过上限 {max_lines}", "feedetail")
+        raise _rej(
+            f"{len(lines)} fee lines in one message; at most {max_lines}",
+            f"单次上传明细 {len(lines)} 条, 超过上限 {max_lines}",
+            "feedetail",
+        )
     if v.status == DISCHARGED and v.kind == INPATIENT:
         pass  # fees may still arrive after discharge, before settlement
-    stored = {f.feedetl_sn: f for f in s.scalars(select(records.FeeDetail).where(records.FeeDetail.mdtrt_id == v.mdtrt_id))}
+    stored = {
+        f.feedetl_sn: f for f in s.scalars(select(records.FeeDetail).where(records.FeeDetail.mdtrt_id == v.mdtrt_id))
+    }
     uploads = _uploads(s, v.mdtrt_id)
     by_his = {(uploads[k].his_feedetl_sn if k in uploads and uploads[k].his_feedetl_sn else str(k)): k for k in stored}
     taken = set(stored)
@@ -311,7 +375,9 @@ def upload_fees(
         ln = u.line
         sn = u.sn
         if sn in seen:
-            raise _rej(f"feedetl_sn {sn} appears twice in this batch", f"费用明细流水号 {sn} 在本批次中重复", "feedetl_sn")
+            raise _rej(
+                f"feedetl_sn {sn} appears twice in this batch", f"费用明细流水号 {sn} 在本批次中重复", "feedetl_sn"
+            )
         seen.add(sn)
         if len(sn) > 30:
             raise _rej(f"feedetl_sn {sn[:40]!r} is longer than 30 characters", "费用明细流水号超过30位", "feedetl_sn")
@@ -339,10 +405,14 @@ def upload_fees(
         if internal is not None:
             old = stored[internal]
             if (old.med_list_codg, _as_sent(uploads.get(internal), old), old.det_item_fee_sumamt) != (
-                ln.med_list_codg, exact, ln.det_item_fee_sumamt
+                ln.med_list_codg,
+                exact,
+                ln.det_item_fee_sumamt,
             ):
                 raise _rej(
-                    f"line {sn} was already uploaded with different content", f"明细 {sn} 已上传且内容不同", "feedetl_sn"
+                    f"line {sn} was already uploaded with different content",
+                    f"明细 {sn} 已上传且内容不同",
+                    "feedetl_sn",
                 )
             out.append((u, False, internal))
             continue
@@ -351,14 +421,26 @@ def upload_fees(
         else:
             internal = max(taken | {0}) + 1
             if internal > _INT32:
-                raise _rej(f"feedetl_sn {sn}: no line number left in encounter {v.mdtrt_id}", "本次就诊的费用明细序号已用尽", "feedetl_sn")
+                raise _rej(
+                    f"feedetl_sn {sn}: no line number left in encounter {v.mdtrt_id}",
+                    "本次就诊的费用明细序号已用尽",
+                    "feedetl_sn",
+                )
         taken.add(internal)
         by_his[sn] = internal
         s.add(
             records.FeeDetail(
-                mdtrt_id=v.mdtrt_id, feedetl_sn=internal, med_list_codg=ln.med_list_codg, cnt_milli=ln.cnt_milli,
-                pric=ln.pric, det_item_fee_sumamt=ln.det_item_fee_sumamt, fee_ocur_time=u.fee_ocur_time,
-                rxno=ln.rxno, rx_circ_flag=bool(ln.rx_circ_flag), prd_days=ln.prd_days, bilg_dr_code=u.bilg_dr_code,
+                mdtrt_id=v.mdtrt_id,
+                feedetl_sn=internal,
+                med_list_codg=ln.med_list_codg,
+                cnt_milli=ln.cnt_milli,
+                pric=ln.pric,
+                det_item_fee_sumamt=ln.det_item_fee_sumamt,
+                fee_ocur_time=u.fee_ocur_time,
+                rxno=ln.rxno,
+                rx_circ_flag=bool(ln.rx_circ_flag),
+                prd_days=ln.prd_days,
+                bilg_dr_code=u.bilg_dr_code,
                 synthetic=False,
             )
         )
@@ -367,22 +449,42 @@ def upload_fees(
     for u, new, internal in out:
         if new:
             ex = u.line.exact if u.line.exact is not None else (u.line.cnt_milli * 10, u.line.pric * 10_000)
-            s.add(FeeUpload(mdtrt_id=v.mdtrt_id, feedetl_sn=internal, chrg_bchno=u.chrg_bchno, msgid=msgid, uploaded_at=now,
-                            his_feedetl_sn=u.sn, cnt_e4=ex[0], pric_e6=ex[1]))
+            s.add(
+                FeeUpload(
+                    mdtrt_id=v.mdtrt_id,
+                    feedetl_sn=internal,
+                    chrg_bchno=u.chrg_bchno,
+                    msgid=msgid,
+                    uploaded_at=now,
+                    his_feedetl_sn=u.sn,
+                    cnt_e4=ex[0],
+                    pric_e6=ex[1],
+                )
+            )
     v.changed_at = now
     s.flush()
     return [(u, new) for u, new, _ in out]
 
 
 def discharge(
-    s: Session, v: VisitState, enc: records.Encounter, *, endtime: dt.datetime, dise_codg: str,
-    other_dise_codg: tuple[str, ...], dscg_way: str, dept_code: str, now: dt.datetime,
+    s: Session,
+    v: VisitState,
+    enc: records.Encounter,
+    *,
+    endtime: dt.datetime,
+    dise_codg: str,
+    other_dise_codg: tuple[str, ...],
+    dscg_way: str,
+    dept_code: str,
+    now: dt.datetime,
     valid_diagnosis: Callable[[str], bool] | None = None,
 ) -> None:
     """出院办理 (2402)."""
     if v.status != ADMITTED:
         raise _rej(
-            f"encounter {v.mdtrt_id} is {v.status}, not admitted", f"就诊 {v.mdtrt_id} 当前状态为 {v.status}, 不能办理出院", "mdtrt_id"
+            f"encounter {v.mdtrt_id} is {v.status}, not admitted",
+            f"就诊 {v.mdtrt_id} 当前状态为 {v.status}, 不能办理出院",
+            "mdtrt_id",
         )
     if endtime < enc.begntime:
         raise _rej(
@@ -391,7 +493,11 @@ def discharge(
             "endtime",
         )
     if endtime > now + dt.timedelta(minutes=10):
-        raise _rej(f"discharge time {endtime} is in the future", f"出院时间 {endtime:%Y-%m-%d %H:%M:%S} 晚于当前时间", "endtime")
+        raise _rej(
+            f"discharge time {endtime} is in the future",
+            f"出院时间 {endtime:%Y-%m-%d %H:%M:%S} 晚于当前时间",
+            "endtime",
+        )
     _check_diagnoses((dise_codg, *other_dise_codg), "dise_codg", valid_diagnosis)
     enc.endtime = endtime
     if dise_codg:
@@ -420,7 +526,12 @@ def cancel_visit(s: Session, v: VisitState, *, now: dt.datetime) -> None:
 
 
 def withdraw_fees(
-    s: Session, v: VisitState, *, now: dt.datetime, chrg_bchno: str = "", feedetl_sns: Iterable[str] | None = None,
+    s: Session,
+    v: VisitState,
+    *,
+    now: dt.datetime,
+    chrg_bchno: str = "",
+    feedetl_sns: Iterable[str] | None = None,
 ) -> list[str]:
     """费用明细撤销 (2205 / 2302): delete uploaded lines that no live settlement covers; return the HIS's numbers.
 
@@ -444,7 +555,11 @@ def withdraw_fees(
         wanted_his = set(feedetl_sns)
         missing = sorted(h for h in wanted_his if h not in internal or internal[h] not in present)
         if missing:
-            raise _rej(f"fee line(s) {missing} were not uploaded for {v.mdtrt_id}", f"就诊 {v.mdtrt_id} 无费用明细 {missing}", "feedetl_sn")
+            raise _rej(
+                f"fee line(s) {missing} were not uploaded for {v.mdtrt_id}",
+                f"就诊 {v.mdtrt_id} 无费用明细 {missing}",
+                "feedetl_sn",
+            )
         present = {internal[h] for h in wanted_his}
     if chrg_bchno and not present:
         raise _rej(f"no fee lines in batch {chrg_bchno!r}", f"收费批次 {chrg_bchno} 无费用明细", "chrg_bchno")
@@ -479,8 +594,10 @@ class PendingLine:
 
 _PENDING = (
     select(records.FeeDetail, FeeUpload)
-    .outerjoin(FeeUpload, (FeeUpload.mdtrt_id == records.FeeDetail.mdtrt_id)
-               & (FeeUpload.feedetl_sn == records.FeeDetail.feedetl_sn))
+    .outerjoin(
+        FeeUpload,
+        (FeeUpload.mdtrt_id == records.FeeDetail.mdtrt_id) & (FeeUpload.feedetl_sn == records.FeeDetail.feedetl_sn),
+    )
     .where(records.FeeDetail.mdtrt_id == bindparam("mdtrt_id"))
     .order_by(records.FeeDetail.feedetl_sn)
 )
@@ -511,11 +628,17 @@ def pending_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[Pendi
         cnt_milli, pric = int(f.cnt_milli), int(f.pric)
         exact = _as_sent(u, f)
         line = FeeLine(
-            feedetl_sn=f.feedetl_sn, med_list_codg=f.med_list_codg, cnt_milli=cnt_milli, pric=pric,
-            det_item_fee_sumamt=int(f.det_item_fee_sumamt), rxno=f.rxno or "", prd_days=int(f.prd_days or 0),
+            feedetl_sn=f.feedetl_sn,
+            med_list_codg=f.med_list_codg,
+            cnt_milli=cnt_milli,
+            pric=pric,
+            det_item_fee_sumamt=int(f.det_item_fee_sumamt),
+            rxno=f.rxno or "",
+            prd_days=int(f.prd_days or 0),
             rx_circ_flag=bool(f.rx_circ_flag),
             exact=None if exact == (cnt_milli * 10, pric * 10_000) else exact,
         )
-        out.append(PendingLine(line, (u.chrg_bchno or "") if u else "", (u.his_feedetl_sn or "") if u else "",
-                               f.fee_ocur_time))
+        out.append(
+            PendingLine(line, (u.chrg_bchno or "") if u else "", (u.his_feedetl_sn or "") if u else "", f.fee_ocur_time)
+        )
     return out

@@ -104,11 +104,17 @@ def settle_year_spark(
             raise ValueError(f"persons span several insured regions {regions[:5]}; pass a policy")
         policy = book.policy(str(regions[0]))
     claim_schema = pq.read_schema(paths["encounter"]) if Path(paths["encounter"]).is_file() else None
-    n_claims = pq.ParquetFile(paths["encounter"]).metadata.num_rows if claim_schema is not None else spark.read.parquet(paths["encounter"]).count()
+    n_claims = (
+        pq.ParquetFile(paths["encounter"]).metadata.num_rows
+        if claim_schema is not None
+        else spark.read.parquet(paths["encounter"]).count()
+    )
     n_shards = max(1, -(-n_claims // max(1, shard_claims)))
     # 1. family shards on the driver (P integers), the same hash as the streamed engine
     p_shard = engine._family_shard(engine.family_components(persons, links), n_shards).astype(np.int32)
-    keyed_persons = persons.append_column("shard", pa.array(p_shard)).append_column("_prow", pa.array(np.arange(persons.num_rows, dtype=np.int64)))
+    keyed_persons = persons.append_column("shard", pa.array(p_shard)).append_column(
+        "_prow", pa.array(np.arange(persons.num_rows, dtype=np.int64))
+    )
     synthetic = bool(pc.all(persons.column("synthetic")).as_py()) if "synthetic" in persons.column_names else False
 
     from pyspark.sql import functions as F
@@ -122,27 +128,64 @@ def settle_year_spark(
         enc = enc.withColumn("_row", F.monotonically_increasing_id())
         ids = enc.groupBy("mdtrt_id").count().where("count > 1").limit(1).collect()
         if ids:
-            raise RepeatedClaimId(f"mdtrt_id {ids[0]['mdtrt_id']!r} appears in two encounters; the Spark engine needs unique claim ids",
-                                  f"就诊ID {ids[0]['mdtrt_id']} 重复，Spark 引擎要求就诊ID唯一")
-        first_shard = int(p_shard[0]) if persons.num_rows else 0  # unknown patients: refused in the first person's shard
-        claims = enc.join(F.broadcast(shard_of), "psn_no", "left").withColumn("shard", F.coalesce("shard", F.lit(first_shard)))
-        lines = spark.read.parquet(paths["fee_detail"]).select(*LINE_COLUMNS).withColumn("_lrow", F.monotonically_increasing_id())
-        lines = lines.join(claims.select("mdtrt_id", "shard"), "mdtrt_id", "inner")  # lines of no claim are never settled
+            raise RepeatedClaimId(
+                f"mdtrt_id {ids[0]['mdtrt_id']!r} appears in two encounters; the Spark engine needs unique claim ids",
+                f"就诊ID {ids[0]['mdtrt_id']} 重复，Spark 引擎要求就诊ID唯一",
+            )
+        first_shard = (
+            int(p_shard[0]) if persons.num_rows else 0
+        )  # unknown patients: refused in the first person's shard
+        claims = enc.join(F.broadcast(shard_of), "psn_no", "left").withColumn(
+            "shard", F.coalesce("shard", F.lit(first_shard))
+        )
+        lines = (
+            spark.read.parquet(paths["fee_detail"])
+            .select(*LINE_COLUMNS)
+            .withColumn("_lrow", F.monotonically_increasing_id())
+        )
+        lines = lines.join(
+            claims.select("mdtrt_id", "shard"), "mdtrt_id", "inner"
+        )  # lines of no claim are never settled
         # 2. the shuffle: each table written partitioned by shard
-        for name, df in (("claim", claims), ("line", lines), ("person", pdf), ("link", spark.createDataFrame(
-                links.append_column("shard", pa.array(p_shard[engine._lookup(links.column("psn_no"), persons.column("psn_no")).clip(0)] if links.num_rows else np.zeros(0, np.int32)))
-                .append_column("_krow", pa.array(np.arange(links.num_rows, dtype=np.int64)))))):
+        for name, df in (
+            ("claim", claims),
+            ("line", lines),
+            ("person", pdf),
+            (
+                "link",
+                spark.createDataFrame(
+                    links.append_column(
+                        "shard",
+                        pa.array(
+                            p_shard[engine._lookup(links.column("psn_no"), persons.column("psn_no")).clip(0)]
+                            if links.num_rows
+                            else np.zeros(0, np.int32)
+                        ),
+                    ).append_column("_krow", pa.array(np.arange(links.num_rows, dtype=np.int64)))
+                ),
+            ),
+        ):
             df.repartition("shard").write.partitionBy("shard").parquet(str(scratch / name))
         schemas = {
-            "claim": pa.schema([f if f.name != "endtime" else f.with_name("setl_time") for f in pq.read_schema(_first_file(paths["encounter"])) if f.name in CLAIM_COLUMNS]),
+            "claim": pa.schema(
+                [
+                    f if f.name != "endtime" else f.with_name("setl_time")
+                    for f in pq.read_schema(_first_file(paths["encounter"]))
+                    if f.name in CLAIM_COLUMNS
+                ]
+            ),
             "line": pa.schema([f for f in pq.read_schema(_first_file(paths["fee_detail"])) if f.name in LINE_COLUMNS]),
             "person": persons.schema,
             "link": links.schema,
         }
-        schemas["claim"] = pa.schema([schemas["claim"].field(c if c != "endtime" else "setl_time") for c in CLAIM_COLUMNS])
+        schemas["claim"] = pa.schema(
+            [schemas["claim"].field(c if c != "endtime" else "setl_time") for c in CLAIM_COLUMNS]
+        )
         schemas["line"] = pa.schema([schemas["line"].field(c) for c in LINE_COLUMNS])
         first = spark.read.parquet(str(scratch / "claim")).agg(F.min("setl_time")).collect()[0][0]
-        account_start = dt.date(first.year, 1, 1) if first is not None else None  # UTC session: a date near New Year is re-read in the contract zone below
+        account_start = (
+            dt.date(first.year, 1, 1) if first is not None else None
+        )  # UTC session: a date near New Year is re-read in the contract zone below
         if first is not None:
             account_start = _first_local_year(scratch, schemas["claim"])
         root = str(scratch)
@@ -159,7 +202,9 @@ def settle_year_spark(
                         ln = schemas["line"].empty_table()
                     p = _read_shard(root, "person", k, schemas["person"], "_prow")
                     lk = _read_shard(root, "link", k, schemas["link"], "_krow")
-                    res = engine.settle_batch(c.drop_columns(["_row"]), ln, p, inst, catalog, policy, book, lk, account_start)
+                    res = engine.settle_batch(
+                        c.drop_columns(["_row"]), ln, p, inst, catalog, policy, book, lk, account_start
+                    )
                     glob = c.column("_row").to_numpy()[res.claim_index]
                     s = res.settlements.append_column("_row", pa.array(glob))
                     parts = {"settlement": s, "accumulator": res.accumulators}
@@ -170,7 +215,9 @@ def settle_year_spark(
                         "payload": pa.array([_ipc(t) for t in parts.values()], pa.binary()),
                     })  # fmt: skip
 
-        got = spark.range(0, n_shards, numPartitions=max(1, min(n_shards, spark.sparkContext.defaultParallelism * 4))).mapInArrow(settle_shards, _PAYLOAD)
+        got = spark.range(
+            0, n_shards, numPartitions=max(1, min(n_shards, spark.sparkContext.defaultParallelism * 4))
+        ).mapInArrow(settle_shards, _PAYLOAD)
         rows = sorted(got.collect(), key=lambda r: (r["shard"], r["kind"]))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -187,7 +234,9 @@ def settle_year_spark(
     else:
         table = schema.empty_table()
     if synthetic and table.num_rows:
-        table = table.set_column(table.schema.get_field_index("synthetic"), "synthetic", pa.array(np.ones(table.num_rows, dtype=bool)))
+        table = table.set_column(
+            table.schema.get_field_index("synthetic"), "synthetic", pa.array(np.ones(table.num_rows, dtype=bool))
+        )
     pq.write_table(table.cast(schema), out / "settlement.parquet")
     rejected = pd.concat(rejs, ignore_index=True) if rejs else pd.DataFrame(columns=engine.REJECTED_COLUMNS)
     rejected.to_parquet(out / "settlement_rejected.parquet", index=False)
@@ -196,8 +245,12 @@ def settle_year_spark(
     secs = time.perf_counter() - t0
     if out.resolve() == data_dir.resolve():
         manifest.record(out, OUTPUTS, INPUTS, command="yibao settle --engine spark --data {dir}")
-    batch = StreamedBatch(settlements=ParquetView(out / "settlement.parquet"), rejected=rejected,
-                          accumulators=ParquetView(out / "accumulator.parquet"), shards=n_shards)
+    batch = StreamedBatch(
+        settlements=ParquetView(out / "settlement.parquet"),
+        rejected=rejected,
+        accumulators=ParquetView(out / "accumulator.parquet"),
+        shards=n_shards,
+    )
     return YearResult(batch=batch, claims=n_claims, seconds=secs)
 
 

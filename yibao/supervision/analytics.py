@@ -68,16 +68,28 @@ def _robust_z(s: pd.Series) -> pd.Series:
     return (s - med) / scale
 
 
-def peer_comparison(con: duckdb.DuckDBPyConnection, level: str = "institution", book: RuleBook | None = None) -> pd.DataFrame:
+def peer_comparison(
+    con: duckdb.DuckDBPyConnection, level: str = "institution", book: RuleBook | None = None
+) -> pd.DataFrame:
     """One row per subject and med_type with each measure, its robust z within the peer group, and outlier flags."""
     book = book or default_rulebook()
     p = book.analytics.peer
     key = "fixmedins_code" if level == "institution" else "dr_code"
-    df = con.execute(PEER_SQL.format(key=key, hospital_med_types=", ".join(f"'{m}'" for m in (*OUTPATIENT_MED_TYPES, MED_TYPE_INPATIENT)),
-                                      inpatient=MED_TYPE_INPATIENT), {"min_cases": p.min_cases}).df()
+    df = con.execute(
+        PEER_SQL.format(
+            key=key,
+            hospital_med_types=", ".join(f"'{m}'" for m in (*OUTPATIENT_MED_TYPES, MED_TYPE_INPATIENT)),
+            inpatient=MED_TYPE_INPATIENT,
+        ),
+        {"min_cases": p.min_cases},
+    ).df()
     if df.empty:
         return df
-    measures = [m for m in ("cost_per_case", "los", "exam_share", "restricted_share", "stay_only_share", "cmi_ratio") if m in (*p.measures, "cmi_ratio")]
+    measures = [
+        m
+        for m in ("cost_per_case", "los", "exam_share", "restricted_share", "stay_only_share", "cmi_ratio")
+        if m in (*p.measures, "cmi_ratio")
+    ]
     for m in measures:
         df[f"z_{m}"] = df.groupby(["med_type", "hosp_lv"])[m].transform(_robust_z).fillna(0.0)
     zc = [f"z_{m}" for m in measures]
@@ -85,7 +97,9 @@ def peer_comparison(con: duckdb.DuckDBPyConnection, level: str = "institution", 
     df["outlier_on"] = df[zc].apply(lambda r: ",".join(c[2:] for c, v in r.items() if v > p.z_threshold), axis=1)
     df["level"] = level
     # ties (many subjects share a z) in subject order, so the ranking does not depend on DuckDB's row order
-    return df.sort_values(["max_z", "subject", "med_type"], ascending=[False, True, True], ignore_index=True, kind="stable")
+    return df.sort_values(
+        ["max_z", "subject", "med_type"], ascending=[False, True, True], ignore_index=True, kind="stable"
+    )
 
 
 def find_rings(con: duckdb.DuckDBPyConnection, book: RuleBook | None = None) -> pd.DataFrame:
@@ -115,11 +129,28 @@ def find_rings(con: duckdb.DuckDBPyConnection, book: RuleBook | None = None) -> 
         inst = pd.Series([d["inst"] for _, _, d in sub.edges(data=True)]).value_counts()
         density = nx.density(sub)
         for p in sorted(comp):
-            rows.append({"ring": n, "entity_id": p, "members": len(comp), "density": round(density, 3), "dr_code": drs.index[0], "fixmedins_code": inst.index[0], "shared_days": int(sub.degree(p, weight="weight"))})
-    return pd.DataFrame(rows, columns=["ring", "entity_id", "members", "density", "dr_code", "fixmedins_code", "shared_days"])
+            rows.append(
+                {
+                    "ring": n,
+                    "entity_id": p,
+                    "members": len(comp),
+                    "density": round(density, 3),
+                    "dr_code": drs.index[0],
+                    "fixmedins_code": inst.index[0],
+                    "shared_days": int(sub.degree(p, weight="weight")),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["ring", "entity_id", "members", "density", "dr_code", "fixmedins_code", "shared_days"]
+    )
 
 
-def build_queue(hits: pd.DataFrame, rings: pd.DataFrame | None = None, peers: pd.DataFrame | None = None, book: RuleBook | None = None) -> pd.DataFrame:
+def build_queue(
+    hits: pd.DataFrame,
+    rings: pd.DataFrame | None = None,
+    peers: pd.DataFrame | None = None,
+    book: RuleBook | None = None,
+) -> pd.DataFrame:
     """One ranked list: encounters (all rule hits on their lines and themselves), institution–item pairs,
     ring members and peer outliers.  score = Σ severity weight × (1 + log10(1 + fen at stake / 10,000))."""
     book = book or default_rulebook()
@@ -128,29 +159,71 @@ def build_queue(hits: pd.DataFrame, rings: pd.DataFrame | None = None, peers: pd
     items = []
     if not hits.empty:
         h = hits.copy()
-        h["kind"] = h["entity"].map({"fee_detail": "encounter", "encounter": "encounter", "inst_item": "inst_item", "person": "person"})
+        h["kind"] = h["entity"].map(
+            {"fee_detail": "encounter", "encounter": "encounter", "inst_item": "inst_item", "person": "person"}
+        )
         h["item_id"] = h["mdtrt_id"].where(h["kind"] == "encounter", h["entity_id"])
         h["s"] = [w[int(s)] * (1 + math.log10(1 + max(int(a), 0) / 10_000)) for s, a in zip(h["severity"], h["amount"])]
-        g = h.groupby(["kind", "item_id"]).agg(
-            score=("s", "sum"), amount=("amount", "sum"), rules=("rule_id", lambda x: ",".join(sorted(set(x)))), hits=("rule_id", "size"),
-            fixmedins_code=("fixmedins_code", "first"), dr_code=("dr_code", "first"), psn_no=("psn_no", "first"),
-        ).reset_index()
+        g = (
+            h.groupby(["kind", "item_id"])
+            .agg(
+                score=("s", "sum"),
+                amount=("amount", "sum"),
+                rules=("rule_id", lambda x: ",".join(sorted(set(x)))),
+                hits=("rule_id", "size"),
+                fixmedins_code=("fixmedins_code", "first"),
+                dr_code=("dr_code", "first"),
+                psn_no=("psn_no", "first"),
+            )
+            .reset_index()
+        )
         items.append(g)
     if rings is not None and not rings.empty:
         rs = book.analytics.ring
-        r = rings.assign(kind="person", item_id=rings["entity_id"], score=w[rs.severity] * 2.0, amount=0, rules=rs.id, hits=1, psn_no=rings["entity_id"])
+        r = rings.assign(
+            kind="person",
+            item_id=rings["entity_id"],
+            score=w[rs.severity] * 2.0,
+            amount=0,
+            rules=rs.id,
+            hits=1,
+            psn_no=rings["entity_id"],
+        )
         items.append(r[["kind", "item_id", "score", "amount", "rules", "hits", "fixmedins_code", "dr_code", "psn_no"]])
     if peers is not None and not peers.empty:
         out = peers[peers["outlier_on"] != ""]
-        p = pd.DataFrame({
-            "kind": out["level"], "item_id": out["subject"] + "/" + out["med_type"], "score": out["max_z"].clip(upper=10.0), "amount": 0,
-            "rules": "peer:" + out["outlier_on"], "hits": 1,
-            "fixmedins_code": out["subject"].where(out["level"] == "institution", ""), "dr_code": out["subject"].where(out["level"] == "doctor", ""), "psn_no": "",
-        })
+        p = pd.DataFrame(
+            {
+                "kind": out["level"],
+                "item_id": out["subject"] + "/" + out["med_type"],
+                "score": out["max_z"].clip(upper=10.0),
+                "amount": 0,
+                "rules": "peer:" + out["outlier_on"],
+                "hits": 1,
+                "fixmedins_code": out["subject"].where(out["level"] == "institution", ""),
+                "dr_code": out["subject"].where(out["level"] == "doctor", ""),
+                "psn_no": "",
+            }
+        )
         items.append(p)
     if not items:
-        return pd.DataFrame(columns=["rank", "kind", "item_id", "score", "amount", "rules", "hits", "fixmedins_code", "dr_code", "psn_no"])
-    qd = pd.concat(items, ignore_index=True).sort_values(["score", "amount", "item_id"], ascending=[False, False, True], ignore_index=True)
+        return pd.DataFrame(
+            columns=[
+                "rank",
+                "kind",
+                "item_id",
+                "score",
+                "amount",
+                "rules",
+                "hits",
+                "fixmedins_code",
+                "dr_code",
+                "psn_no",
+            ]
+        )
+    qd = pd.concat(items, ignore_index=True).sort_values(
+        ["score", "amount", "item_id"], ascending=[False, False, True], ignore_index=True
+    )
     qd.insert(0, "rank", range(1, len(qd) + 1))
     return qd
 

@@ -23,7 +23,10 @@ router = APIRouter(prefix="/api/v1/supervision", tags=["supervision"])
 
 
 def _error(exc: YibaoError) -> HTTPException:
-    return HTTPException(status_code=400, detail={"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field})
+    return HTTPException(
+        status_code=400,
+        detail={"code": exc.code, "message_en": exc.message_en, "message_zh": exc.message_zh, "field": exc.field},
+    )
 
 
 @lru_cache(maxsize=1)
@@ -105,13 +108,26 @@ def check(body: ClaimIn) -> dict:
     from yibao.supervision.incare import History, PastAdmission, check_claim
 
     claim = SimpleNamespace(
-        mdtrt_id=body.mdtrt_id, person=body.person, fixmedins_code=body.fixmedins_code, hosp_lv=body.hosp_lv, med_type=body.med_type,
-        begntime=body.begntime, setl_time=body.setl_time or body.begntime, dise_codg=body.dise_codg, other_dise_codg=tuple(body.other_dise_codg),
-        lt_rx_confirmed=body.lt_rx_confirmed, lines=tuple(body.lines),
+        mdtrt_id=body.mdtrt_id,
+        person=body.person,
+        fixmedins_code=body.fixmedins_code,
+        hosp_lv=body.hosp_lv,
+        med_type=body.med_type,
+        begntime=body.begntime,
+        setl_time=body.setl_time or body.begntime,
+        dise_codg=body.dise_codg,
+        other_dise_codg=tuple(body.other_dise_codg),
+        lt_rx_confirmed=body.lt_rx_confirmed,
+        lines=tuple(body.lines),
     )
     hist = History(tuple(PastAdmission(**a.model_dump()) for a in body.admissions), body.death_time)
     v = check_claim(claim, catalog=_catalog(), history=hist, stage=body.stage)
-    return {"action": v.action, "reason_en": v.reason_en, "reason_zh": v.reason_zh, "findings": [asdict(f) for f in v.findings]}
+    return {
+        "action": v.action,
+        "reason_en": v.reason_en,
+        "reason_zh": v.reason_zh,
+        "findings": [asdict(f) for f in v.findings],
+    }
 
 
 class CircumstancesIn(BaseModel):
@@ -160,14 +176,31 @@ def _case_actor(request: Request):
 
     console = getattr(request.app.state, "console", None)
     if console is None:
-        raise HTTPException(503, {"code": "E_CASE_AUTH", "message_en": "case steps need the console's access control (who is acting)",
-                                  "message_zh": "案件办理须经控制台身份认证", "field": None})
+        raise HTTPException(
+            503,
+            {
+                "code": "E_CASE_AUTH",
+                "message_en": "case steps need the console's access control (who is acting)",
+                "message_zh": "案件办理须经控制台身份认证",
+                "field": None,
+            },
+        )
     token = request.cookies.get("yb_session")
     p = console.auth.principal(token)
     if p is None:
-        raise HTTPException(401, {"code": "E_AUTH", "message_en": "login required", "message_zh": "请先登录", "field": None})
+        raise HTTPException(
+            401, {"code": "E_AUTH", "message_en": "login required", "message_zh": "请先登录", "field": None}
+        )
     if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_ok(token, request.headers.get("x-csrf-token")):
-        raise HTTPException(403, {"code": "E_CSRF", "message_en": "CSRF token missing or wrong (header X-CSRF-Token)", "message_zh": "CSRF 令牌缺失或错误", "field": None})
+        raise HTTPException(
+            403,
+            {
+                "code": "E_CSRF",
+                "message_en": "CSRF token missing or wrong (header X-CSRF-Token)",
+                "message_zh": "CSRF 令牌缺失或错误",
+                "field": None,
+            },
+        )
     return Actor(p.username, p.role, p.fixmedins_code)
 
 
@@ -198,14 +231,27 @@ def open_case(body: ClueIn, request: Request) -> dict:
 
     actor = _case_actor(request)
     try:
-        cid = CaseService(_engine(request)).open_case(actor, body.subject_kind, body.subject_code, body.clue_kind, body.source, loss_fen=body.loss_fen, note=body.note)
+        cid = CaseService(_engine(request)).open_case(
+            actor,
+            body.subject_kind,
+            body.subject_code,
+            body.clue_kind,
+            body.source,
+            loss_fen=body.loss_fen,
+            note=body.note,
+        )
     except YibaoError as exc:
         raise _case_error(exc) from exc
     return {"case_id": cid, "state": "clue"}
 
 
 @router.get("/cases")
-def list_cases(request: Request, state: Optional[str] = None, subject_code: Optional[str] = None, limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
+def list_cases(
+    request: Request,
+    state: Optional[str] = None,
+    subject_code: Optional[str] = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[dict]:
     """Cases, newest first."""
     from yibao.supervision.cases import CaseService, case_dict
 
@@ -228,9 +274,12 @@ def get_case(case_id: int, request: Request) -> dict:
         c = svc.get(case_id)
     except YibaoError as exc:
         raise _case_error(exc) from exc
-    return {"case": case_dict(c, svc.wf), "history": [event_dict(e) for e in svc.events(case_id)],
-            "next_actions": svc.next_actions(c, actor),
-            "benchmark": [{"band": b, **asdict(p)} for b, p in svc.ranges(c)]}
+    return {
+        "case": case_dict(c, svc.wf),
+        "history": [event_dict(e) for e in svc.events(case_id)],
+        "next_actions": svc.next_actions(c, actor),
+        "benchmark": [{"band": b, **asdict(p)} for b, p in svc.ranges(c)],
+    }
 
 
 class StepIn(CircumstancesIn):
@@ -250,9 +299,17 @@ def step_params(svc, case_id: int, action: str, b: StepIn) -> dict:
     params: dict = {"agency": b.agency, "amount_fen": b.amount_fen, "appeal_kind": b.appeal_kind}
     if action in ("submit_review", "decide", "decide_summary"):
         c = svc.get(case_id)
-        params["facts"] = {"violation": b.violation or c.violation, "loss_fen": c.loss_fen if b.loss_fen is None else b.loss_fen, "band": b.band,
-                           "first_offence": b.first_offence, "corrected": b.corrected, "no_fault": b.no_fault, "mitigating": b.mitigating,
-                           "aggravating": b.aggravating, "sanctions": tuple(b.sanctions)}
+        params["facts"] = {
+            "violation": b.violation or c.violation,
+            "loss_fen": c.loss_fen if b.loss_fen is None else b.loss_fen,
+            "band": b.band,
+            "first_offence": b.first_offence,
+            "corrected": b.corrected,
+            "no_fault": b.no_fault,
+            "mitigating": b.mitigating,
+            "aggravating": b.aggravating,
+            "sanctions": tuple(b.sanctions),
+        }
         params["fine_fen"] = b.fine_fen
     else:
         params.update(violation=b.violation, loss_fen=b.loss_fen, fine_fen=b.fine_fen)

@@ -81,7 +81,12 @@ class ScanResult:
 
 
 def connect(
-    data_dir: str | Path, book: RuleBook | None = None, *, threads: int | None = None, memory_limit: str | None = None, purchase: PurchaseStatus | None = None
+    data_dir: str | Path,
+    book: RuleBook | None = None,
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    purchase: PurchaseStatus | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the contract tables of ``data_dir`` as views and the knowledge tables loaded.
 
@@ -112,13 +117,19 @@ def connect(
         con.execute("CREATE VIEW purchase AS SELECT * FROM purchase_empty")
     k = book.knowledge
     frames = {
-        "k_exam_items": pd.DataFrame([(c, kind, heavy) for c, (kind, heavy) in k.exam_items.items()], columns=["med_list_codg", "kind", "heavy"]),
+        "k_exam_items": pd.DataFrame(
+            [(c, kind, heavy) for c, (kind, heavy) in k.exam_items.items()], columns=["med_list_codg", "kind", "heavy"]
+        ),
         "k_hotel_items": pd.DataFrame(sorted(k.hotel_items), columns=["med_list_codg"]),
         "k_bundles": pd.DataFrame(list(k.bundles), columns=["package", "component"]),
-        "k_item_requires": pd.DataFrame([(c, list(r)) for c, r in k.item_requires.items()], columns=["med_list_codg", "requires"]),
+        "k_item_requires": pd.DataFrame(
+            [(c, list(r)) for c, r in k.item_requires.items()], columns=["med_list_codg", "requires"]
+        ),
         "k_max_daily": pd.DataFrame(list(k.max_daily_milli.items()), columns=["med_list_codg", "max_daily_milli"]),
         "k_outpatient_treatable": pd.DataFrame(list(k.outpatient_treatable), columns=["dise_prefix"]),
-        "k_dx_evidence": pd.DataFrame([(p, [list(g) for g in e]) for p, e in k.dx_evidence.items()], columns=["dise_prefix", "evidence"]),
+        "k_dx_evidence": pd.DataFrame(
+            [(p, [list(g) for g in e]) for p, e in k.dx_evidence.items()], columns=["dise_prefix", "evidence"]
+        ),
         "k_sex_specific_dx": pd.DataFrame(list(k.sex_specific_dx), columns=["dise_prefix", "gend"]),
     }
     for name, df in frames.items():
@@ -146,7 +157,9 @@ def _coding_flags(con: duckdb.DuckDBPyConnection, book: RuleBook) -> tuple[pd.Da
     return coding.detect(stays, items, params, k.dx_evidence, k.sex_specific_dx), stays
 
 
-def _coding_hits(con: duckdb.DuckDBPyConnection, flags: pd.DataFrame, stays: pd.DataFrame, pattern: str) -> pd.DataFrame:
+def _coding_hits(
+    con: duckdb.DuckDBPyConnection, flags: pd.DataFrame, stays: pd.DataFrame, pattern: str
+) -> pd.DataFrame:
     """One pattern's flags as hits: the stay's people and fen at stake (its fee lines), evidence as JSON."""
     f = flags[flags["flag"] == pattern]
     cols = ["entity_id", "mdtrt_id", "psn_no", "fixmedins_code", "dr_code", "amount", "evidence"]
@@ -154,18 +167,29 @@ def _coding_hits(con: duckdb.DuckDBPyConnection, flags: pd.DataFrame, stays: pd.
         return pd.DataFrame({c: pd.Series([], dtype="int64" if c == "amount" else object) for c in cols})
     con.register("coding_flagged", pd.DataFrame({"mdtrt_id": f["mdtrt_id"].astype(str)}))
     try:
-        amt = con.execute("SELECT mdtrt_id, sum(det_item_fee_sumamt)::BIGINT AS fen FROM fee_detail WHERE mdtrt_id IN (SELECT mdtrt_id FROM coding_flagged) GROUP BY 1").df()
+        amt = con.execute(
+            "SELECT mdtrt_id, sum(det_item_fee_sumamt)::BIGINT AS fen FROM fee_detail WHERE mdtrt_id IN (SELECT mdtrt_id FROM coding_flagged) GROUP BY 1"
+        ).df()
     finally:
         con.unregister("coding_flagged")
     who = stays.drop_duplicates("mdtrt_id").set_index("mdtrt_id")
     fen = dict(zip(amt["mdtrt_id"], amt["fen"]))
     if pattern == "split_admission":
-        ev = [json.dumps({"previous": p, "gap_hours": int(g) // 3600}, ensure_ascii=False, separators=(",", ":")) for p, g in zip(f["previous"], f["gap_s"])]
+        ev = [
+            json.dumps({"previous": p, "gap_hours": int(g) // 3600}, ensure_ascii=False, separators=(",", ":"))
+            for p, g in zip(f["previous"], f["gap_s"])
+        ]
     elif pattern == "sex_mismatch":
         g = stays.drop_duplicates("mdtrt_id").set_index("mdtrt_id")["gend"]
-        ev = [json.dumps({"dise_codg": c, "gend": g.get(m, "")}, ensure_ascii=False, separators=(",", ":")) for m, c in zip(f["mdtrt_id"], f["codes"])]
+        ev = [
+            json.dumps({"dise_codg": c, "gend": g.get(m, "")}, ensure_ascii=False, separators=(",", ":"))
+            for m, c in zip(f["mdtrt_id"], f["codes"])
+        ]
     else:
-        ev = [json.dumps({"code": c, "evidence_items": list(e)}, ensure_ascii=False, separators=(",", ":")) for c, e in zip(f["codes"], f["evidence_items"])]
+        ev = [
+            json.dumps({"code": c, "evidence_items": list(e)}, ensure_ascii=False, separators=(",", ":"))
+            for c, e in zip(f["codes"], f["evidence_items"])
+        ]
     m = f["mdtrt_id"].astype(str).to_numpy()
     return pd.DataFrame({
         "entity_id": m, "mdtrt_id": m, "psn_no": who["psn_no"].reindex(m).to_numpy(), "fixmedins_code": who["fixmedins_code"].reindex(m).to_numpy(),
@@ -206,7 +230,10 @@ def scan(
         else:
             sql = book.sql[r.id]
             try:
-                df = con.execute(f"SELECT entity_id, mdtrt_id, psn_no, fixmedins_code, dr_code, amount, evidence FROM ({sql})", _params(sql, r.params)).fetch_df()
+                df = con.execute(
+                    f"SELECT entity_id, mdtrt_id, psn_no, fixmedins_code, dr_code, amount, evidence FROM ({sql})",
+                    _params(sql, r.params),
+                ).fetch_df()
             except duckdb.Error as exc:
                 raise ScanError(f"rule {r.id}: the SQL failed: {exc}", f"规则 {r.id} 执行失败", field=r.id) from exc
         seconds[r.id] = time.perf_counter() - t
@@ -223,7 +250,9 @@ def scan(
     hits = hits.astype({"severity": "int8", "amount": "int64"})
     for c in ("mdtrt_id", "psn_no", "fixmedins_code", "dr_code"):
         hits[c] = hits[c].fillna("").astype(str)
-    return ScanResult(hits=hits, seconds=seconds, lines=int(lines), encounters=int(encs), skipped=skipped, purchase=purchase)
+    return ScanResult(
+        hits=hits, seconds=seconds, lines=int(lines), encounters=int(encs), skipped=skipped, purchase=purchase
+    )
 
 
 def hits_table(hits: pd.DataFrame) -> pa.Table:

@@ -113,14 +113,34 @@ class Workflow:
         for n, t in enumerate(d.transitions):
             for st in (t.from_, t.to):
                 if st not in states:
-                    raise data_error(p, f"transitions.{n}", f"transition names unknown state {st!r}", f"未知状态 {st!r}", error=CaseError)
+                    raise data_error(
+                        p,
+                        f"transitions.{n}",
+                        f"transition names unknown state {st!r}",
+                        f"未知状态 {st!r}",
+                        error=CaseError,
+                    )
             if (t.from_, t.action) in steps:
-                raise data_error(p, f"transitions.{n}", f"{t.action!r} from {t.from_!r} is listed twice", f"转换 {t.action} 重复", error=CaseError)
+                raise data_error(
+                    p,
+                    f"transitions.{n}",
+                    f"{t.action!r} from {t.from_!r} is listed twice",
+                    f"转换 {t.action} 重复",
+                    error=CaseError,
+                )
             if not t.roles:
-                raise data_error(p, f"transitions.{n}.roles", "a step needs at least one role", "须指定可执行角色", error=CaseError)
+                raise data_error(
+                    p, f"transitions.{n}.roles", "a step needs at least one role", "须指定可执行角色", error=CaseError
+                )
             steps[(t.from_, t.action)] = Step(t.to, tuple(t.roles), t.own_case_only)
-        return cls(states, steps, tuple(d.agencies), {k: v.name_zh for k, v in d.clue_kinds.items()},
-                   {k: v.name_zh for k, v in d.appeal_kinds.items()}, tuple(d.intake_roles))
+        return cls(
+            states,
+            steps,
+            tuple(d.agencies),
+            {k: v.name_zh for k, v in d.clue_kinds.items()},
+            {k: v.name_zh for k, v in d.appeal_kinds.items()},
+            tuple(d.intake_roles),
+        )
 
     def allowed(self, state: str) -> list[str]:
         return sorted(a for (s, a) in self.steps if s == state)
@@ -149,11 +169,30 @@ def _now() -> dt.datetime:
     return dt.datetime.now(SHANGHAI).replace(microsecond=0)
 
 
-CASE_FIELDS = ("state", "violation", "procedure", "loss_fen", "band", "fine_fen", "recovered_fen", "fine_paid_fen", "major",
-               "legal_review_passed", "transferred_to", "appeal_kind")
+CASE_FIELDS = (
+    "state",
+    "violation",
+    "procedure",
+    "loss_fen",
+    "band",
+    "fine_fen",
+    "recovered_fen",
+    "fine_paid_fen",
+    "major",
+    "legal_review_passed",
+    "transferred_to",
+    "appeal_kind",
+)
 ACTION_PARAMS: dict[str, tuple[str, ...]] = {  # what each action takes besides the note (the interfaces read this)
-    "file": (), "dismiss": (), "investigate": (), "publish": (), "close": (), "uphold": (), "revoke": (),
-    "return": (), "review_pass": (),
+    "file": (),
+    "dismiss": (),
+    "investigate": (),
+    "publish": (),
+    "close": (),
+    "uphold": (),
+    "revoke": (),
+    "return": (),
+    "review_pass": (),
     "note": ("violation", "loss_fen"),
     "transfer": ("agency",),
     "submit_review": ("facts",),
@@ -178,10 +217,15 @@ def _fen(value: Any, field: str, *, positive: bool = False) -> int:
                 raise ValueError(text)
             value = int(text)
         except ValueError:
-            raise CaseError(f"{field} must be a whole number of fen, got {value!r}", f"{field} 须为整数(分)", field=field) from None
+            raise CaseError(
+                f"{field} must be a whole number of fen, got {value!r}", f"{field} 须为整数(分)", field=field
+            ) from None
     if value < 0 or (positive and value == 0):
-        raise CaseError(f"{field} must be {'positive' if positive else 'zero or more'} (fen), got {value}",
-                        f"{field} 须{'为正数' if positive else '不小于零'}(分)，实为 {value}", field=field)
+        raise CaseError(
+            f"{field} must be {'positive' if positive else 'zero or more'} (fen), got {value}",
+            f"{field} 须{'为正数' if positive else '不小于零'}(分)，实为 {value}",
+            field=field,
+        )
     return value
 
 
@@ -197,7 +241,13 @@ def facts_from(d: dict[str, Any]) -> Facts:
     if band not in BANDS:
         raise CaseError(f"band must be one of {BANDS}, got {band!r}", f"裁量档次须为 {BANDS} 之一", field="band")
     flags = {k: bool(d.get(k, False)) for k in ("first_offence", "corrected", "no_fault", "mitigating", "aggravating")}
-    return Facts(str(d["violation"]), _fen(d.get("loss_fen", 0), "loss_fen"), band, sanctions=tuple(d.get("sanctions") or ()), **flags)
+    return Facts(
+        str(d["violation"]),
+        _fen(d.get("loss_fen", 0), "loss_fen"),
+        band,
+        sanctions=tuple(d.get("sanctions") or ()),
+        **flags,
+    )
 
 
 class CaseService:
@@ -210,22 +260,49 @@ class CaseService:
 
     # --- the interfaces' entry points (role-checked) ----------------------------------------------
 
-    def open_case(self, actor: Actor, subject_kind: str, subject_code: str, clue_kind: str, source: str, *, loss_fen: Any = 0, note: str = "") -> int:
+    def open_case(
+        self,
+        actor: Actor,
+        subject_kind: str,
+        subject_code: str,
+        clue_kind: str,
+        source: str,
+        *,
+        loss_fen: Any = 0,
+        note: str = "",
+    ) -> int:
         """Case intake (线索登记) by a user whose role the workflow allows."""
         if actor.role not in self.wf.intake_roles:
-            raise CaseForbidden(f"role {actor.role!r} may not open a case (allowed: {list(self.wf.intake_roles)})",
-                                f"角色 {actor.role} 无权登记线索", field="role")
-        return self.open_clue(subject_kind, subject_code, source, actor=actor.username, loss_fen=_fen(loss_fen, "loss_fen"), note=note, clue_kind=clue_kind)
+            raise CaseForbidden(
+                f"role {actor.role!r} may not open a case (allowed: {list(self.wf.intake_roles)})",
+                f"角色 {actor.role} 无权登记线索",
+                field="role",
+            )
+        return self.open_clue(
+            subject_kind,
+            subject_code,
+            source,
+            actor=actor.username,
+            loss_fen=_fen(loss_fen, "loss_fen"),
+            note=note,
+            clue_kind=clue_kind,
+        )
 
     def perform(self, case_id: int, action: str, actor: Actor, *, note: str = "", **params: Any) -> Case:
         """One step named by its action, with its parameters (``ACTION_PARAMS``); the actor's role is checked."""
         if not isinstance(actor, Actor):
             raise CaseError("perform needs an Actor (user and role)", "须指明操作人及角色", field="actor")
         if action not in ACTION_PARAMS:
-            raise CaseError(f"unknown action {action!r}; known: {sorted(ACTION_PARAMS)}", f"未知操作 {action!r}", field="action")
+            raise CaseError(
+                f"unknown action {action!r}; known: {sorted(ACTION_PARAMS)}", f"未知操作 {action!r}", field="action"
+            )
         extra = sorted(k for k, v in params.items() if k not in ACTION_PARAMS[action] and v not in (None, "", {}, ()))
         if extra:
-            raise CaseError(f"{action} takes no {extra} (it takes {list(ACTION_PARAMS[action]) or 'only a note'})", f"{action} 不接受参数 {extra}", field=extra[0])
+            raise CaseError(
+                f"{action} takes no {extra} (it takes {list(ACTION_PARAMS[action]) or 'only a note'})",
+                f"{action} 不接受参数 {extra}",
+                field=extra[0],
+            )
         need = lambda k: params.get(k) if params.get(k) not in (None, "") else _missing(action, k)  # noqa: E731
         if action in ("decide", "decide_summary", "submit_review"):
             facts = need("facts")
@@ -233,13 +310,21 @@ class CaseService:
         if action == "transfer":
             return self.transfer(case_id, need("agency"), actor=actor, note=note)
         if action == "note":
-            return self.note(case_id, actor=actor, note=note, violation=params.get("violation") or None, loss_fen=params.get("loss_fen"))
+            return self.note(
+                case_id,
+                actor=actor,
+                note=note,
+                violation=params.get("violation") or None,
+                loss_fen=params.get("loss_fen"),
+            )
         if action == "submit_review":
             return self.submit_review(case_id, facts, actor=actor, note=note)
         if action in ("decide", "decide_summary"):
             return getattr(self, action)(case_id, facts, _fen(need("fine_fen"), "fine_fen"), actor=actor, note=note)
         if action in ("recover", "collect_fine"):
-            return getattr(self, action)(case_id, _fen(need("amount_fen"), "amount_fen", positive=True), actor=actor, note=note)
+            return getattr(self, action)(
+                case_id, _fen(need("amount_fen"), "amount_fen", positive=True), actor=actor, note=note
+            )
         if action == "appeal":
             return self.appeal(case_id, need("appeal_kind"), actor=actor, note=note)
         if action == "review_pass":
@@ -262,32 +347,83 @@ class CaseService:
         if actor.role not in st.roles:
             return False
         if st.own_case_only and actor.role == "institution":
-            return c.subject_kind == "institution" and bool(actor.fixmedins_code) and c.subject_code == actor.fixmedins_code
+            return (
+                c.subject_kind == "institution"
+                and bool(actor.fixmedins_code)
+                and c.subject_code == actor.fixmedins_code
+            )
         return True
 
     # --- the steps ----------------------------------------------------------------------------------
 
-    def open_clue(self, subject_kind: str, subject_code: str, source: str, *, actor: str, loss_fen: int = 0, note: str = "", clue_kind: str = "scan_hit") -> int:
+    def open_clue(
+        self,
+        subject_kind: str,
+        subject_code: str,
+        source: str,
+        *,
+        actor: str,
+        loss_fen: int = 0,
+        note: str = "",
+        clue_kind: str = "scan_hit",
+    ) -> int:
         if subject_kind not in SUBJECT_KINDS:
             raise CaseError(f"subject_kind must be one of {SUBJECT_KINDS}", "对象类型无效", field="subject_kind")
         if not subject_code:
             raise CaseError("subject_code is empty", "对象编码为空", field="subject_code")
         if clue_kind not in self.wf.clue_kinds:
-            raise CaseError(f"clue kind must be one of {sorted(self.wf.clue_kinds)}, got {clue_kind!r}", f"线索来源须为 {sorted(self.wf.clue_kinds)} 之一", field="clue_kind")
+            raise CaseError(
+                f"clue kind must be one of {sorted(self.wf.clue_kinds)}, got {clue_kind!r}",
+                f"线索来源须为 {sorted(self.wf.clue_kinds)} 之一",
+                field="clue_kind",
+            )
         if not source:
-            raise CaseError("source is empty (the rule id, complaint number or referring agency)", "线索出处为空", field="source")
+            raise CaseError(
+                "source is empty (the rule id, complaint number or referring agency)", "线索出处为空", field="source"
+            )
         if not actor:
             raise CaseError("actor is required (every step is recorded with who did it)", "须记录操作人", field="actor")
         loss_fen = _fen(loss_fen, "loss_fen")
         now = _now()
         with session_scope(self.engine) as s:
-            c = Case(state="clue", subject_kind=subject_kind, subject_code=subject_code, source=source[:80], loss_fen=loss_fen, violation="", procedure="general",
-                     band="", fine_fen=0, recovered_fen=0, fine_paid_fen=0, major=False, legal_review_passed=False, transferred_to="", appeal_kind="",
-                     clue_kind=clue_kind, created_at=now, updated_at=now)
+            c = Case(
+                state="clue",
+                subject_kind=subject_kind,
+                subject_code=subject_code,
+                source=source[:80],
+                loss_fen=loss_fen,
+                violation="",
+                procedure="general",
+                band="",
+                fine_fen=0,
+                recovered_fen=0,
+                fine_paid_fen=0,
+                major=False,
+                legal_review_passed=False,
+                transferred_to="",
+                appeal_kind="",
+                clue_kind=clue_kind,
+                created_at=now,
+                updated_at=now,
+            )
             s.add(c)
             s.flush()
-            s.add(CaseEvent(case_id=c.id, action="open", from_state="", to_state="clue", actor=actor, note=note,
-                            payload=json.dumps({"clue_kind": clue_kind, "source": source, "before": {}, "after": _snapshot(c)}, ensure_ascii=False, default=str), at=now))
+            s.add(
+                CaseEvent(
+                    case_id=c.id,
+                    action="open",
+                    from_state="",
+                    to_state="clue",
+                    actor=actor,
+                    note=note,
+                    payload=json.dumps(
+                        {"clue_kind": clue_kind, "source": source, "before": {}, "after": _snapshot(c)},
+                        ensure_ascii=False,
+                        default=str,
+                    ),
+                    at=now,
+                )
+            )
             return c.id
 
     def _step(self, case_id: int, action: str, actor: str | Actor, note: str, payload: dict, apply=None) -> Case:
@@ -303,7 +439,9 @@ class CaseService:
                 raise CaseForbidden(
                     f"user {who!r} (role {actor.role!r}) may not {action} case {case_id}; roles allowed: {list(st.roles)}"
                     + (" (institution staff: their own institution's case only)" if st.own_case_only else ""),
-                    f"用户 {who}（角色 {actor.role}）无权对案件 {case_id} 执行 {action}", field="role")
+                    f"用户 {who}（角色 {actor.role}）无权对案件 {case_id} 执行 {action}",
+                    field="role",
+                )
             before = _snapshot(c)
             from_state = c.state
             if apply is not None:
@@ -315,8 +453,18 @@ class CaseService:
             rec = {**payload, "before": {k: before[k] for k in changed}, "after": {k: after[k] for k in changed}}
             if isinstance(actor, Actor):
                 rec["role"] = actor.role
-            s.add(CaseEvent(case_id=c.id, action=action, from_state=from_state, to_state=st.to, actor=who, note=note,
-                            payload=json.dumps(rec, ensure_ascii=False, default=str), at=_now()))
+            s.add(
+                CaseEvent(
+                    case_id=c.id,
+                    action=action,
+                    from_state=from_state,
+                    to_state=st.to,
+                    actor=who,
+                    note=note,
+                    payload=json.dumps(rec, ensure_ascii=False, default=str),
+                    at=_now(),
+                )
+            )
             return c
 
     def file(self, case_id: int, *, actor: str | Actor, note: str = "") -> Case:
@@ -330,12 +478,18 @@ class CaseService:
     def investigate(self, case_id: int, *, actor: str | Actor, note: str = "") -> Case:
         return self._step(case_id, "investigate", actor, note, {})
 
-    def note(self, case_id: int, *, actor: str | Actor, note: str, violation: str | None = None, loss_fen: Any = None) -> Case:
+    def note(
+        self, case_id: int, *, actor: str | Actor, note: str, violation: str | None = None, loss_fen: Any = None
+    ) -> Case:
         """An evidence note of the investigation (调查取证记录); it may state the violation found and the fund's loss."""
         if not note:
             raise CaseError("an evidence note needs its text (note)", "调查记录内容为空", field="note")
         if violation is not None and violation not in self.bm.violations:
-            raise CaseError(f"unknown violation {violation!r}; known: {sorted(self.bm.violations)}", f"未知违法类型 {violation!r}", field="violation")
+            raise CaseError(
+                f"unknown violation {violation!r}; known: {sorted(self.bm.violations)}",
+                f"未知违法类型 {violation!r}",
+                field="violation",
+            )
         loss = None if loss_fen in (None, "") else _fen(loss_fen, "loss_fen")
 
         def apply(c, to, s, who):
@@ -344,11 +498,17 @@ class CaseService:
             if loss is not None:
                 c.loss_fen = loss
 
-        return self._step(case_id, "note", actor, note, {"evidence": note, "violation": violation, "loss_fen": loss}, apply)
+        return self._step(
+            case_id, "note", actor, note, {"evidence": note, "violation": violation, "loss_fen": loss}, apply
+        )
 
     def transfer(self, case_id: int, agency: str, *, actor: str | Actor, note: str = "") -> Case:
         if agency not in self.wf.agencies:
-            raise CaseError(f"unknown agency {agency!r}; known: {list(self.wf.agencies)}", f"未知移送机关 {agency!r}", field="agency")
+            raise CaseError(
+                f"unknown agency {agency!r}; known: {list(self.wf.agencies)}",
+                f"未知移送机关 {agency!r}",
+                field="agency",
+            )
 
         def apply(c, to, s, who):
             c.transferred_to = agency
@@ -368,12 +528,29 @@ class CaseService:
         pen = self.bm.penalty(facts)
 
         def apply(c, to, s, who):
-            c.violation, c.loss_fen, c.major, c.legal_review_passed = facts.violation, facts.loss_fen, pen.legal_review, False
+            c.violation, c.loss_fen, c.major, c.legal_review_passed = (
+                facts.violation,
+                facts.loss_fen,
+                pen.legal_review,
+                False,
+            )
 
-        return self._step(case_id, "submit_review", actor, note, {"facts": facts.__dict__, "fine_range": [pen.fine_min_fen, pen.fine_max_fen]}, apply)
+        return self._step(
+            case_id,
+            "submit_review",
+            actor,
+            note,
+            {"facts": facts.__dict__, "fine_range": [pen.fine_min_fen, pen.fine_max_fen]},
+            apply,
+        )
 
     def _last(self, s, case_id: int, action: str) -> CaseEvent | None:
-        return s.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.action == action).order_by(CaseEvent.id.desc()).limit(1)).first()
+        return s.scalars(
+            select(CaseEvent)
+            .where(CaseEvent.case_id == case_id, CaseEvent.action == action)
+            .order_by(CaseEvent.id.desc())
+            .limit(1)
+        ).first()
 
     def review(self, case_id: int, *, passed: bool, actor: str | Actor, note: str = "") -> Case:
         """Legal review (法制审核) by another person than the one who submitted the proposal: passing lets the decision
@@ -383,8 +560,11 @@ class CaseService:
         def apply(c, to, s, who):
             sub = self._last(s, c.id, "submit_review")
             if sub is not None and sub.actor == who:
-                raise CaseError(f"{who!r} submitted this proposal and may not review it (法制审核 by another person)",
-                                "法制审核人员不得审核本人提交的处罚建议", field="actor")
+                raise CaseError(
+                    f"{who!r} submitted this proposal and may not review it (法制审核 by another person)",
+                    "法制审核人员不得审核本人提交的处罚建议",
+                    field="actor",
+                )
             c.legal_review_passed = passed
 
         return self._step(case_id, action, actor, note, {"passed": passed}, apply)
@@ -393,7 +573,11 @@ class CaseService:
         rev = self._last(s, c.id, "review_pass")
         sub = self._last(s, c.id, "submit_review")
         if c.legal_review_passed and rev is not None and (sub is None or rev.id > sub.id) and rev.actor == who:
-            raise CaseError(f"{who!r} did the legal review of this case and may not also decide it", "法制审核人员不得作出本案处罚决定", field="actor")
+            raise CaseError(
+                f"{who!r} did the legal review of this case and may not also decide it",
+                "法制审核人员不得作出本案处罚决定",
+                field="actor",
+            )
 
     def decide(self, case_id: int, facts: Facts, fine_fen: int, *, actor: str | Actor, note: str = "") -> Case:
         """The penalty decision; the fine must lie in the benchmark's range. Awards credit points."""
@@ -410,14 +594,38 @@ class CaseService:
 
         def apply(c, to, s, who):
             if pen.legal_review and not c.legal_review_passed:
-                raise CaseError("a major decision needs a passed legal review (法制审核) first", "重大行政处罚决定须先经法制审核", field="legal_review")
+                raise CaseError(
+                    "a major decision needs a passed legal review (法制审核) first",
+                    "重大行政处罚决定须先经法制审核",
+                    field="legal_review",
+                )
             self._check_decider(s, c, who)
-            c.violation, c.loss_fen, c.band, c.fine_fen, c.major = facts.violation, facts.loss_fen, pen.band or "", fine_fen, pen.legal_review
+            c.violation, c.loss_fen, c.band, c.fine_fen, c.major = (
+                facts.violation,
+                facts.loss_fen,
+                pen.band or "",
+                fine_fen,
+                pen.legal_review,
+            )
             c.procedure, c.decided_at = pen.procedure, _now()
             if pen.band and pen.waived != "must_waive" and not (pen.waived == "may_waive" and fine_fen == 0):
-                add_points(s, c.subject_kind, c.subject_code, pen.band, case_id=c.id, reason=f"case {c.id}: {facts.violation} ({pen.band})")
+                add_points(
+                    s,
+                    c.subject_kind,
+                    c.subject_code,
+                    pen.band,
+                    case_id=c.id,
+                    reason=f"case {c.id}: {facts.violation} ({pen.band})",
+                )
 
-        return self._step(case_id, "decide", actor, note, {"facts": facts.__dict__, "fine_fen": fine_fen, "penalty": pen.__dict__}, apply)
+        return self._step(
+            case_id,
+            "decide",
+            actor,
+            note,
+            {"facts": facts.__dict__, "fine_fen": fine_fen, "penalty": pen.__dict__},
+            apply,
+        )
 
     def decide_summary(self, case_id: int, facts: Facts, fine_fen: int, *, actor: str | Actor, note: str = "") -> Case:
         """Summary procedure (简易程序, 当场处罚): from the clue straight to the decision, only when the benchmark's
@@ -433,29 +641,81 @@ class CaseService:
                 field="procedure",
             )
         if not pen.fine_min_fen <= fine_fen <= pen.fine_max_fen:
-            raise CaseError(f"fine {fine_fen} fen is outside the benchmark range {pen.fine_min_fen}..{pen.fine_max_fen} fen", "罚款不在裁量基准范围内", field="fine_fen")
+            raise CaseError(
+                f"fine {fine_fen} fen is outside the benchmark range {pen.fine_min_fen}..{pen.fine_max_fen} fen",
+                "罚款不在裁量基准范围内",
+                field="fine_fen",
+            )
 
         def apply(c, to, s, who):
-            c.violation, c.loss_fen, c.band, c.fine_fen, c.major, c.procedure, c.decided_at = facts.violation, facts.loss_fen, pen.band or "", fine_fen, False, "summary", _now()
+            c.violation, c.loss_fen, c.band, c.fine_fen, c.major, c.procedure, c.decided_at = (
+                facts.violation,
+                facts.loss_fen,
+                pen.band or "",
+                fine_fen,
+                False,
+                "summary",
+                _now(),
+            )
             if pen.band and pen.waived != "must_waive" and not (pen.waived == "may_waive" and fine_fen == 0):
-                add_points(s, c.subject_kind, c.subject_code, pen.band, case_id=c.id, reason=f"case {c.id}: {facts.violation} ({pen.band}, summary)")
+                add_points(
+                    s,
+                    c.subject_kind,
+                    c.subject_code,
+                    pen.band,
+                    case_id=c.id,
+                    reason=f"case {c.id}: {facts.violation} ({pen.band}, summary)",
+                )
 
-        return self._step(case_id, "decide_summary", actor, note, {"facts": facts.__dict__, "fine_fen": fine_fen, "penalty": pen.__dict__}, apply)
+        return self._step(
+            case_id,
+            "decide_summary",
+            actor,
+            note,
+            {"facts": facts.__dict__, "fine_fen": fine_fen, "penalty": pen.__dict__},
+            apply,
+        )
 
     def recover(self, case_id: int, amount_fen: int, *, actor: str | Actor, note: str = "") -> Case:
         """Recovery of the fund's loss (追回基金), in fen; never beyond the loss."""
-        return self._pay_towards(case_id, "recover", amount_fen, "recovered_fen", "loss_fen", actor, note,
-                                 "recovering {amount} fen would exceed the loss {limit} fen (recovered so far {done})",
-                                 "追回金额超过基金损失")
+        return self._pay_towards(
+            case_id,
+            "recover",
+            amount_fen,
+            "recovered_fen",
+            "loss_fen",
+            actor,
+            note,
+            "recovering {amount} fen would exceed the loss {limit} fen (recovered so far {done})",
+            "追回金额超过基金损失",
+        )
 
     def collect_fine(self, case_id: int, amount_fen: int, *, actor: str | Actor, note: str = "") -> Case:
         """Payment of the fine (罚款缴纳), in fen; never beyond the fine decided."""
-        return self._pay_towards(case_id, "collect_fine", amount_fen, "fine_paid_fen", "fine_fen", actor, note,
-                                 "collecting {amount} fen would exceed the fine {limit} fen (paid so far {done})",
-                                 "缴纳金额超过罚款金额")
+        return self._pay_towards(
+            case_id,
+            "collect_fine",
+            amount_fen,
+            "fine_paid_fen",
+            "fine_fen",
+            actor,
+            note,
+            "collecting {amount} fen would exceed the fine {limit} fen (paid so far {done})",
+            "缴纳金额超过罚款金额",
+        )
 
-    def _pay_towards(self, case_id: int, action: str, amount_fen: int, paid_attr: str, limit_attr: str,
-                     actor: str | Actor, note: str, over_en: str, over_zh: str) -> Case:
+    def _pay_towards(
+        self,
+        case_id: int,
+        action: str,
+        amount_fen: int,
+        paid_attr: str,
+        limit_attr: str,
+        actor: str | Actor,
+        note: str,
+        over_en: str,
+        over_zh: str,
+    ) -> Case:
         """A payment towards one of the case's amounts (the loss, the fine): positive fen, never beyond it."""
         amount_fen = _fen(amount_fen, "amount_fen", positive=True)
 
@@ -473,7 +733,11 @@ class CaseService:
     def appeal(self, case_id: int, appeal_kind: str, *, actor: str | Actor, note: str = "") -> Case:
         """An appeal lodged against the decision (行政复议 / 行政诉讼); execution goes on meanwhile (行政处罚法 第七十三条)."""
         if appeal_kind not in self.wf.appeal_kinds:
-            raise CaseError(f"appeal kind must be one of {sorted(self.wf.appeal_kinds)}, got {appeal_kind!r}", f"复议诉讼类型须为 {sorted(self.wf.appeal_kinds)} 之一", field="appeal_kind")
+            raise CaseError(
+                f"appeal kind must be one of {sorted(self.wf.appeal_kinds)}, got {appeal_kind!r}",
+                f"复议诉讼类型须为 {sorted(self.wf.appeal_kinds)} 之一",
+                field="appeal_kind",
+            )
 
         def apply(c, to, s, who):
             c.appeal_kind = appeal_kind
@@ -511,7 +775,9 @@ class CaseService:
 
     def list(self, *, state: str | None = None, subject_code: str | None = None, limit: int = 100) -> list[Case]:
         if state is not None and state not in self.wf.states:
-            raise CaseError(f"unknown state {state!r}; known: {sorted(self.wf.states)}", f"未知状态 {state!r}", field="state")
+            raise CaseError(
+                f"unknown state {state!r}; known: {sorted(self.wf.states)}", f"未知状态 {state!r}", field="state"
+            )
         q = select(Case).order_by(Case.id.desc()).limit(limit)
         if state:
             q = q.where(Case.state == state)
@@ -523,8 +789,28 @@ class CaseService:
 
 def case_dict(c: Case, wf: Workflow | None = None) -> dict[str, Any]:
     wf = wf or default_workflow()
-    d = {k: getattr(c, k) for k in ("id", "state", "subject_kind", "subject_code", "clue_kind", "source", "violation", "procedure", "loss_fen", "band",
-                                     "fine_fen", "recovered_fen", "fine_paid_fen", "major", "legal_review_passed", "transferred_to", "appeal_kind")}
+    d = {
+        k: getattr(c, k)
+        for k in (
+            "id",
+            "state",
+            "subject_kind",
+            "subject_code",
+            "clue_kind",
+            "source",
+            "violation",
+            "procedure",
+            "loss_fen",
+            "band",
+            "fine_fen",
+            "recovered_fen",
+            "fine_paid_fen",
+            "major",
+            "legal_review_passed",
+            "transferred_to",
+            "appeal_kind",
+        )
+    }
     d["state_zh"] = wf.states.get(c.state, c.state)
     for k in ("decided_at", "created_at", "updated_at"):
         v = getattr(c, k)
@@ -533,8 +819,16 @@ def case_dict(c: Case, wf: Workflow | None = None) -> dict[str, Any]:
 
 
 def event_dict(e: CaseEvent) -> dict[str, Any]:
-    return {"id": e.id, "action": e.action, "from_state": e.from_state, "to_state": e.to_state, "actor": e.actor, "note": e.note,
-            "at": e.at.isoformat() if e.at else None, "payload": json.loads(e.payload or "{}")}
+    return {
+        "id": e.id,
+        "action": e.action,
+        "from_state": e.from_state,
+        "to_state": e.to_state,
+        "actor": e.actor,
+        "note": e.note,
+        "at": e.at.isoformat() if e.at else None,
+        "payload": json.loads(e.payload or "{}"),
+    }
 
 
 def _missing(action: str, key: str):

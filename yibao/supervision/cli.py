@@ -28,13 +28,20 @@ def _print_df(df, title: str, money: tuple[str, ...] = (), limit: int = 50) -> N
     for c in df.columns:
         tab.add_column(str(c), justify="right")
     for r in df.head(limit).itertuples(index=False):
-        tab.add_row(*[fmt_yuan(int(v)) if c in money else (f"{v:.4f}" if isinstance(v, float) else str(v)) for c, v in zip(df.columns, r)])
+        tab.add_row(
+            *[
+                fmt_yuan(int(v)) if c in money else (f"{v:.4f}" if isinstance(v, float) else str(v))
+                for c, v in zip(df.columns, r)
+            ]
+        )
     console.print(tab)
 
 
 @app.command()
 def scan(
-    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."),
+    data: Path = typer.Option(
+        ..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Write hits.parquet here (default: --data)."),
     rule: list[str] = typer.Option(None, "--rule", help="Only these rule ids."),
 ) -> None:
@@ -48,15 +55,29 @@ def scan(
     book = default_rulebook()
     try:
         n = len(book.by_stage("post"))
-        with Progress(TextColumn("[bold]rules[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        with Progress(
+            TextColumn("[bold]rules[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task("", total=n)
-            res = run_scan(data, book, rules=rule or None, progress=lambda rid, k: bar.update(task, advance=1, description=f"{rid}: {k:,}"))
+            res = run_scan(
+                data,
+                book,
+                rules=rule or None,
+                progress=lambda rid, k: bar.update(task, advance=1, description=f"{rid}: {k:,}"),
+            )
     except YibaoError as exc:
         _fail(exc)
     for en, zh in res.skipped.values():  # the purchase table is read, never made up from the labels
         console.print(f"{en}\n{zh}", style="yellow", markup=False, soft_wrap=True)
     if res.purchase.usable and res.purchase.synthetic:
-        console.print("purchase table: SYNTHETIC 合成进货数据 (written by yibao synth from the generated data, not procurement records)")
+        console.print(
+            "purchase table: SYNTHETIC 合成进货数据 (written by yibao synth from the generated data, not procurement records)"
+        )
     target = (out or data) / "hits.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(hits_table(res.hits), target)
@@ -66,16 +87,25 @@ def scan(
 
         inputs = (*CONTRACT_VIEWS, "purchase") if res.purchase.usable else CONTRACT_VIEWS
         manifest.record(data, ["hits"], inputs, command="yibao supervision scan --data {dir}")
-    summary = res.hits.groupby("rule_id").agg(hits=("entity_id", "size"), amount_yuan=("amount", lambda a: int(a.clip(lower=0).sum()))).reset_index()
+    summary = (
+        res.hits.groupby("rule_id")
+        .agg(hits=("entity_id", "size"), amount_yuan=("amount", lambda a: int(a.clip(lower=0).sum())))
+        .reset_index()
+    )
     # amounts are fen in the hits; the table shows them as yuan under a yuan header
     summary = summary.rename(columns={"amount_yuan": "amount ¥"})
-    _print_df(summary, f"{len(res.hits):,} hits over {res.lines:,} lines in {res.total_seconds:.1f} s", money=("amount ¥",))
+    _print_df(
+        summary, f"{len(res.hits):,} hits over {res.lines:,} lines in {res.total_seconds:.1f} s", money=("amount ¥",)
+    )
     console.print(f"hits: {target}")
 
 
 @app.command("import-purchases")
 def import_purchases_cmd(
-    source: Path = typer.Argument(..., help="CSV or Parquet: fixmedins_code, med_list_codg, policy_year, qty_milli, opening_stock_milli[, synthetic]."),
+    source: Path = typer.Argument(
+        ...,
+        help="CSV or Parquet: fixmedins_code, med_list_codg, policy_year, qty_milli, opening_stock_milli[, synthetic].",
+    ),
     data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="The region's data directory."),
 ) -> None:
     """进货: import the institutions' purchase records (the stock rule SV-STOCK-01 reads them) as purchase.parquet."""
@@ -89,7 +119,11 @@ def import_purchases_cmd(
 
 
 @app.command()
-def score(data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="A synthetic region with ground_truth.parquet.")) -> None:
+def score(
+    data: Path = typer.Option(
+        ..., "--data", exists=True, file_okay=False, help="A synthetic region with ground_truth.parquet."
+    ),
+) -> None:
     """Precision and recall of every rule, analytic and the ranked queue on the injected ground truth."""
     from yibao.supervision.reports import review_region
 
@@ -101,8 +135,16 @@ def score(data: Path = typer.Option(..., "--data", exists=True, file_okay=False,
         _fail(ValueError(f"{data} has no ground_truth.parquet (scoring needs a synthetic region)"))
     for en, zh in rv.skipped.values():  # a skipped rule is not scored
         console.print(f"{en} (not scored)\n{zh}", style="yellow", markup=False, soft_wrap=True)
-    _print_df(rv.scores[["rule_id", "labelled", "flagged", "true_hits", "precision", "recall", "failed"]], "rules and analytics on the injected ground truth", limit=100)
-    _print_df(rv.pattern_scores[["pattern", "labelled", "found", "recall"]], "recall per injected pattern (any rule)", limit=100)
+    _print_df(
+        rv.scores[["rule_id", "labelled", "flagged", "true_hits", "precision", "recall", "failed"]],
+        "rules and analytics on the injected ground truth",
+        limit=100,
+    )
+    _print_df(
+        rv.pattern_scores[["pattern", "labelled", "found", "recall"]],
+        "recall per injected pattern (any rule)",
+        limit=100,
+    )
     _print_df(rv.queue_scores, "ranked work queue: precision in the top k")
     failed = rv.scores[rv.scores.failed]
     if len(failed):
@@ -125,7 +167,12 @@ def queue(
     except YibaoError as exc:
         _fail(exc)
     q = rv.analytics["queue"]
-    _print_df(q[["rank", "kind", "item_id", "score", "amount", "rules", "fixmedins_code", "dr_code"]].round({"score": 2}), f"work queue (top {top} of {len(q):,})", money=("amount",), limit=top)
+    _print_df(
+        q[["rank", "kind", "item_id", "score", "amount", "rules", "fixmedins_code", "dr_code"]].round({"score": 2}),
+        f"work queue (top {top} of {len(q):,})",
+        money=("amount",),
+        limit=top,
+    )
     if excel:
         console.print(f"excel: {write_excel(rv, excel)}")
     if html:
@@ -141,17 +188,30 @@ def rules() -> None:
     for c in ("id", "name", "stages", "severity", "action", "pattern"):
         tab.add_column(c)
     for r in default_rulebook().rules:
-        tab.add_row(r.id, f"{r.name} {r.name_zh}", "/".join(STAGE_ZH[s] for s in r.stages), str(r.severity), r.action if "in" in r.stages else "", r.pattern)
+        tab.add_row(
+            r.id,
+            f"{r.name} {r.name_zh}",
+            "/".join(STAGE_ZH[s] for s in r.stages),
+            str(r.severity),
+            r.action if "in" in r.stages else "",
+            r.pattern,
+        )
     console.print(tab)
 
 
 # --- enforcement cases (案件办理) ---------------------------------------------------------------------
 
-case_app = typer.Typer(help="Enforcement cases (案件办理): open a clue, take the workflow's steps, show the history.", no_args_is_help=True)
+case_app = typer.Typer(
+    help="Enforcement cases (案件办理): open a clue, take the workflow's steps, show the history.", no_args_is_help=True
+)
 app.add_typer(case_app, name="case")
 
-DB_OPT = typer.Option(None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db; migrated first).")
-USER_OPT = typer.Option(..., "--user", help="The console user taking the step (yibao console add-user); their role is checked.")
+DB_OPT = typer.Option(
+    None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db; migrated first)."
+)
+USER_OPT = typer.Option(
+    ..., "--user", help="The console user taking the step (yibao console add-user); their role is checked."
+)
 
 
 def _case_engine(db: Optional[str]):
@@ -171,7 +231,11 @@ def _actor(engine, username: str):
     with session_scope(engine) as s:
         u = s.get(ConsoleUser, username)
         if u is None:
-            raise CaseForbidden(f"no console user {username!r} (create one with: yibao console add-user)", f"控制台用户 {username} 不存在", field="user")
+            raise CaseForbidden(
+                f"no console user {username!r} (create one with: yibao console add-user)",
+                f"控制台用户 {username} 不存在",
+                field="user",
+            )
         return Actor(u.username, u.role, u.fixmedins_code)
 
 
@@ -180,18 +244,36 @@ def _show_case(svc, c) -> None:
 
     d = case_dict(c, svc.wf)
     tab = Table(title=f"case 案件 {c.id}: {d['state']} {d['state_zh']}", show_header=False)
-    for k in ("subject_kind", "subject_code", "clue_kind", "source", "violation", "procedure", "band", "major", "legal_review_passed",
-              "transferred_to", "appeal_kind", "decided_at", "created_at"):
+    for k in (
+        "subject_kind",
+        "subject_code",
+        "clue_kind",
+        "source",
+        "violation",
+        "procedure",
+        "band",
+        "major",
+        "legal_review_passed",
+        "transferred_to",
+        "appeal_kind",
+        "decided_at",
+        "created_at",
+    ):
         tab.add_row(k, str(d[k]))
     for k in ("loss_fen", "fine_fen", "recovered_fen", "fine_paid_fen"):
         tab.add_row(k, f"{d[k]} fen ({fmt_yuan(d[k])})")
     console.print(tab)
     rng = svc.ranges(c)
     if rng:
-        console.print(f"discretion benchmark 自由裁量基准: {c.violation}, loss {c.loss_fen} fen ({fmt_yuan(c.loss_fen)}), {rng[0][1].basis}")
+        console.print(
+            f"discretion benchmark 自由裁量基准: {c.violation}, loss {c.loss_fen} fen ({fmt_yuan(c.loss_fen)}), {rng[0][1].basis}"
+        )
         for band, p in rng:
-            console.print(f"  {band}: fine {p.fine_min_fen}..{p.fine_max_fen} fen ({fmt_yuan(p.fine_min_fen)}..{fmt_yuan(p.fine_max_fen)}), "
-                          f"{p.procedure} procedure, legal review 法制审核 {'required' if p.legal_review else 'not required'}", soft_wrap=True)
+            console.print(
+                f"  {band}: fine {p.fine_min_fen}..{p.fine_max_fen} fen ({fmt_yuan(p.fine_min_fen)}..{fmt_yuan(p.fine_max_fen)}), "
+                f"{p.procedure} procedure, legal review 法制审核 {'required' if p.legal_review else 'not required'}",
+                soft_wrap=True,
+            )
     ht = Table(title="history 全过程记录")
     for col in ("#", "at", "actor", "action", "from → to", "changed", "note"):
         ht.add_column(col)
@@ -199,8 +281,14 @@ def _show_case(svc, c) -> None:
         ev = event_dict(e)
         after = ev["payload"].get("after", {})
         before = ev["payload"].get("before", {})
-        changed = "" if e.action == "open" else ", ".join(f"{k}: {before.get(k, '')}→{v}" for k, v in after.items() if k != "state")
-        ht.add_row(str(e.id), ev["at"] or "", e.actor, e.action, f"{e.from_state or '·'} → {e.to_state}", changed, e.note)
+        changed = (
+            ""
+            if e.action == "open"
+            else ", ".join(f"{k}: {before.get(k, '')}→{v}" for k, v in after.items() if k != "state")
+        )
+        ht.add_row(
+            str(e.id), ev["at"] or "", e.actor, e.action, f"{e.from_state or '·'} → {e.to_state}", changed, e.note
+        )
     console.print(ht)
     console.print("next actions 可执行: " + (", ".join(svc.next_actions(c)) or "none (final state)"))
 
@@ -209,8 +297,12 @@ def _show_case(svc, c) -> None:
 def case_open(
     subject_kind: str = typer.Option(..., "--subject-kind", help="institution | physician | person | enterprise"),
     subject_code: str = typer.Option(..., "--subject-code", help="fixmedins_code, physician code, psn_no or firm id."),
-    clue_kind: str = typer.Option(..., "--clue-kind", help="scan_hit | complaint | referral | inspection (case_workflow.yaml)."),
-    source: str = typer.Option(..., "--source", help="The rule id of the scan hit, the complaint number, the referring agency…"),
+    clue_kind: str = typer.Option(
+        ..., "--clue-kind", help="scan_hit | complaint | referral | inspection (case_workflow.yaml)."
+    ),
+    source: str = typer.Option(
+        ..., "--source", help="The rule id of the scan hit, the complaint number, the referring agency…"
+    ),
     loss_fen: int = typer.Option(0, "--loss-fen", help="The fund's loss as first estimated, integer fen."),
     note: str = typer.Option("", "--note"),
     user: str = USER_OPT,
@@ -222,7 +314,9 @@ def case_open(
     try:
         engine = _case_engine(db)
         svc = CaseService(engine)
-        cid = svc.open_case(_actor(engine, user), subject_kind, subject_code, clue_kind, source, loss_fen=loss_fen, note=note)
+        cid = svc.open_case(
+            _actor(engine, user), subject_kind, subject_code, clue_kind, source, loss_fen=loss_fen, note=note
+        )
     except YibaoError as exc:
         _fail(exc)
     console.print(f"case {cid} opened (clue 线索)")
@@ -259,21 +353,38 @@ def case_list(
     for col in ("id", "state", "subject", "clue", "violation", "loss ¥", "fine ¥", "recovered ¥", "fine paid ¥"):
         tab.add_column(col)
     for c in rows:
-        tab.add_row(str(c.id), f"{c.state} {svc.wf.states.get(c.state, '')}", f"{c.subject_kind}:{c.subject_code}", f"{c.clue_kind}:{c.source}",
-                    c.violation, fmt_yuan(c.loss_fen), fmt_yuan(c.fine_fen), fmt_yuan(c.recovered_fen), fmt_yuan(c.fine_paid_fen))
+        tab.add_row(
+            str(c.id),
+            f"{c.state} {svc.wf.states.get(c.state, '')}",
+            f"{c.subject_kind}:{c.subject_code}",
+            f"{c.clue_kind}:{c.source}",
+            c.violation,
+            fmt_yuan(c.loss_fen),
+            fmt_yuan(c.fine_fen),
+            fmt_yuan(c.recovered_fen),
+            fmt_yuan(c.fine_paid_fen),
+        )
     console.print(tab)
 
 
 @case_app.command("step")
 def case_step(
     case_id: int = typer.Argument(...),
-    action: str = typer.Option(..., "--action", help="file, dismiss, investigate, note, transfer, submit_review, review_pass, return, decide, "
-                               "decide_summary, recover, collect_fine, publish, appeal, uphold, revoke, close"),
+    action: str = typer.Option(
+        ...,
+        "--action",
+        help="file, dismiss, investigate, note, transfer, submit_review, review_pass, return, decide, "
+        "decide_summary, recover, collect_fine, publish, appeal, uphold, revoke, close",
+    ),
     user: str = USER_OPT,
     note: str = typer.Option("", "--note", help="What was done or found (an evidence note's text for --action note)."),
     agency: Optional[str] = typer.Option(None, "--agency", help="transfer: the agency (case_workflow.yaml agencies)."),
-    violation: Optional[str] = typer.Option(None, "--violation", help="note / submit_review / decide: the violation (discretion.yaml); default the case's."),
-    loss_fen: Optional[int] = typer.Option(None, "--loss-fen", help="note / submit_review / decide: the fund's loss in fen; default the case's."),
+    violation: Optional[str] = typer.Option(
+        None, "--violation", help="note / submit_review / decide: the violation (discretion.yaml); default the case's."
+    ),
+    loss_fen: Optional[int] = typer.Option(
+        None, "--loss-fen", help="note / submit_review / decide: the fund's loss in fen; default the case's."
+    ),
     band: str = typer.Option("general", "--band", help="submit_review / decide: minor | general | serious."),
     first_offence: bool = typer.Option(False, "--first-offence"),
     corrected: bool = typer.Option(False, "--corrected"),
@@ -281,9 +392,15 @@ def case_step(
     mitigating: bool = typer.Option(False, "--mitigating"),
     aggravating: bool = typer.Option(False, "--aggravating"),
     sanction: list[str] = typer.Option(None, "--sanction", help="e.g. suspension (needs the legal review)."),
-    fine_fen: Optional[int] = typer.Option(None, "--fine-fen", help="decide: the fine, integer fen, inside the benchmark's range."),
-    amount_fen: Optional[int] = typer.Option(None, "--amount-fen", help="recover / collect_fine: the amount, integer fen."),
-    appeal_kind: Optional[str] = typer.Option(None, "--appeal-kind", help="appeal: reconsideration (复议) | litigation (诉讼)."),
+    fine_fen: Optional[int] = typer.Option(
+        None, "--fine-fen", help="decide: the fine, integer fen, inside the benchmark's range."
+    ),
+    amount_fen: Optional[int] = typer.Option(
+        None, "--amount-fen", help="recover / collect_fine: the amount, integer fen."
+    ),
+    appeal_kind: Optional[str] = typer.Option(
+        None, "--appeal-kind", help="appeal: reconsideration (复议) | litigation (诉讼)."
+    ),
     db: Optional[str] = DB_OPT,
 ) -> None:
     """Take one step of the workflow; refused (nothing changed) when out of order, not the user's role or outside the benchmark."""
@@ -296,9 +413,17 @@ def case_step(
         params: dict = {}
         if action in ("submit_review", "decide", "decide_summary"):
             c = svc.get(case_id)
-            params["facts"] = {"violation": violation or c.violation, "loss_fen": c.loss_fen if loss_fen is None else loss_fen, "band": band,
-                               "first_offence": first_offence, "corrected": corrected, "no_fault": no_fault, "mitigating": mitigating,
-                               "aggravating": aggravating, "sanctions": tuple(sanction or ())}
+            params["facts"] = {
+                "violation": violation or c.violation,
+                "loss_fen": c.loss_fen if loss_fen is None else loss_fen,
+                "band": band,
+                "first_offence": first_offence,
+                "corrected": corrected,
+                "no_fault": no_fault,
+                "mitigating": mitigating,
+                "aggravating": aggravating,
+                "sanctions": tuple(sanction or ()),
+            }
             params["fine_fen"] = fine_fen
         else:
             params.update(violation=violation, loss_fen=loss_fen, fine_fen=fine_fen)

@@ -52,7 +52,18 @@ PATH = DATA_DIR / "coding.yaml"
 PATTERNS = ("split_admission", "upcoding", "sex_mismatch")
 # the supervision rules that are this detector (rule id -> pattern)
 RULES = {"SV-SPLIT-01": "split_admission", "SV-UPCODE-01": "upcoding", "SV-IMP-01": "sex_mismatch"}
-STAY_COLUMNS = ("mdtrt_id", "psn_no", "fixmedins_code", "dr_code", "med_type", "begntime", "endtime", "dise_codg", "other_dise_codg", "gend")
+STAY_COLUMNS = (
+    "mdtrt_id",
+    "psn_no",
+    "fixmedins_code",
+    "dr_code",
+    "med_type",
+    "begntime",
+    "endtime",
+    "dise_codg",
+    "other_dise_codg",
+    "gend",
+)
 SexDx = tuple[tuple[str, str], ...]  # (diagnosis prefix, the only sex it fits: 1 male, 2 female)
 FLAG_COLUMNS = ("mdtrt_id", "flag", "detail", "previous", "gap_s", "codes", "evidence_items")
 Evidence = dict[str, tuple[tuple[str, ...], ...]]  # complication prefix -> groups (all needed; any item meets a group)
@@ -94,7 +105,12 @@ class CodingParams(_M):
 
 def load_coding_params(path: str | Path | None = None) -> CodingParams:
     """The detector's parameters (default ``yibao/data/supervision/coding.yaml``), validated; a bad file is one named error."""
-    return load_model(Path(path) if path else PATH, CodingParams, what=("coding-quality parameters", "编码质量参数"), error=PolicyError)
+    return load_model(
+        Path(path) if path else PATH,
+        CodingParams,
+        what=("coding-quality parameters", "编码质量参数"),
+        error=PolicyError,
+    )
 
 
 def default_evidence() -> Evidence:
@@ -137,7 +153,9 @@ def split_admissions(stays: pd.DataFrame, p: SplitParams) -> pd.DataFrame:
     ks = key_end[order]
     idx = np.searchsorted(ks, (part << 32) | (b - t0), side="right") - 1
     me = np.arange(len(s))
-    self_hit = (idx >= 0) & (order[np.clip(idx, 0, None)] == me)  # a stay discharged the moment it began is not its own predecessor
+    self_hit = (idx >= 0) & (
+        order[np.clip(idx, 0, None)] == me
+    )  # a stay discharged the moment it began is not its own predecessor
     idx = np.where(self_hit, idx - 1, idx)
     j = order[np.clip(idx, 0, None)]
     gap = b - e[j]
@@ -156,7 +174,12 @@ def upcoding(stays: pd.DataFrame, items: pd.DataFrame, evidence: Evidence, p: Up
     s = s[(other != "").to_numpy()]
     if s.empty or not evidence:
         return _empty(("mdtrt_id", "codes", "evidence_items"))
-    dx = pd.DataFrame({"mdtrt_id": s["mdtrt_id"].astype(str).to_numpy(), "code": s["other_dise_codg"].astype(str).str.split(";").to_numpy()}).explode("code")
+    dx = pd.DataFrame(
+        {
+            "mdtrt_id": s["mdtrt_id"].astype(str).to_numpy(),
+            "code": s["other_dise_codg"].astype(str).str.split(";").to_numpy(),
+        }
+    ).explode("code")
     dx["code"] = dx["code"].fillna("").str.strip()
     prefixes = tuple(evidence)
     dx = dx[dx["code"].str.startswith(prefixes)]
@@ -176,7 +199,9 @@ def upcoding(stays: pd.DataFrame, items: pd.DataFrame, evidence: Evidence, p: Up
     if not rows:
         return _empty(("mdtrt_id", "codes", "evidence_items"))
     mids = sorted(rows)
-    return pd.DataFrame({"mdtrt_id": mids, "codes": [";".join(rows[m][0]) for m in mids], "evidence_items": [rows[m][1] for m in mids]})
+    return pd.DataFrame(
+        {"mdtrt_id": mids, "codes": [";".join(rows[m][0]) for m in mids], "evidence_items": [rows[m][1] for m in mids]}
+    )
 
 
 def sex_mismatches(stays: pd.DataFrame, sex_dx: SexDx) -> pd.DataFrame:
@@ -186,7 +211,9 @@ def sex_mismatches(stays: pd.DataFrame, sex_dx: SexDx) -> pd.DataFrame:
     bad = np.zeros(len(stays), bool)
     for prefix, g in sex_dx:
         bad |= dx.str.startswith(prefix).to_numpy() & np.isin(gend, ("1", "2")) & (gend != g)
-    return pd.DataFrame({"mdtrt_id": stays["mdtrt_id"].astype(str).to_numpy()[bad], "codes": dx.to_numpy()[bad], "gend": gend[bad]})
+    return pd.DataFrame(
+        {"mdtrt_id": stays["mdtrt_id"].astype(str).to_numpy()[bad], "codes": dx.to_numpy()[bad], "gend": gend[bad]}
+    )
 
 
 def detect(stays: pd.DataFrame, items: pd.DataFrame, params: CodingParams | None = None, evidence: Evidence | None = None,
@@ -222,7 +249,9 @@ def detect(stays: pd.DataFrame, items: pd.DataFrame, params: CodingParams | None
     return pd.concat(parts, ignore_index=True).sort_values(["flag", "mdtrt_id"], ignore_index=True)[list(FLAG_COLUMNS)]
 
 
-def read_inputs(con: duckdb.DuckDBPyConnection, params: CodingParams, evidence: Evidence, sex_dx: SexDx | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_inputs(
+    con: duckdb.DuckDBPyConnection, params: CodingParams, evidence: Evidence, sex_dx: SexDx | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The detector's inputs from a DuckDB connection with the contract views ``encounter``, ``fee_detail`` and ``person``:
     the stays of the patterns' med_types plus every encounter with a sex-specific principal diagnosis (the only
     other ones :func:`detect` can flag), and the billed evidence items."""
@@ -248,11 +277,18 @@ def _source(d: Path, name: str) -> str:
     """A contract table as one Parquet file or a dataset directory of parts."""
     src = parquet_io.table_sql(d, name)
     if src is None:
-        raise CodingInputError(f"{d}: missing {name}.parquet (a contract table)", f"{d}: 缺少 {name}.parquet", field=name)
+        raise CodingInputError(
+            f"{d}: missing {name}.parquet (a contract table)", f"{d}: 缺少 {name}.parquet", field=name
+        )
     return src
 
 
-def detect_region(data_dir: str | Path, params: CodingParams | None = None, evidence: Evidence | None = None, sex_dx: SexDx | None = None) -> pd.DataFrame:
+def detect_region(
+    data_dir: str | Path,
+    params: CodingParams | None = None,
+    evidence: Evidence | None = None,
+    sex_dx: SexDx | None = None,
+) -> pd.DataFrame:
     """:func:`detect` over the contract Parquet tables ``encounter``, ``fee_detail`` and ``person`` of ``data_dir``."""
     from yibao.core import manifest
 

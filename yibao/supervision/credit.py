@@ -78,10 +78,22 @@ class CreditRules:
         grades = tuple((g.grade, g.name_zh, g.max_points) for g in d.grades)
         names = [g[0] for g in grades]
         if d.blacklist_from not in names:
-            raise data_error(p, "blacklist_from", f"{d.blacklist_from!r} is not a grade", "黑名单等级无效", error=SupervisionDataError)
+            raise data_error(
+                p,
+                "blacklist_from",
+                f"{d.blacklist_from!r} is not a grade",
+                "黑名单等级无效",
+                error=SupervisionDataError,
+            )
         maxes = [g[2] for g in grades[:-1]]
         if any(m is None for m in maxes) or maxes != sorted(maxes) or grades[-1][2] is not None:  # type: ignore[type-var]
-            raise data_error(p, "grades", "grades must rise, the last without max_points", "信用等级须递增", error=SupervisionDataError)
+            raise data_error(
+                p,
+                "grades",
+                "grades must rise, the last without max_points",
+                "信用等级须递增",
+                error=SupervisionDataError,
+            )
         return cls(d.window_days, d.points, grades, d.blacklist_from)
 
     def grade_for(self, points: int) -> tuple[str, str, bool]:
@@ -98,14 +110,33 @@ def default_credit_rules() -> CreditRules:
     return CreditRules.load()
 
 
-def add_points(session: Session, subject_kind: str, subject_code: str, band: str, *, case_id: int | None, reason: str, at: dt.datetime | None = None, rules: CreditRules | None = None) -> int:
+def add_points(
+    session: Session,
+    subject_kind: str,
+    subject_code: str,
+    band: str,
+    *,
+    case_id: int | None,
+    reason: str,
+    at: dt.datetime | None = None,
+    rules: CreditRules | None = None,
+) -> int:
     """Record the points of one decided violation inside the caller's transaction; returns the points."""
     rules = rules or default_credit_rules()
     kind = "physician" if subject_kind == "physician" else subject_kind
     if kind not in rules.points:
         return 0  # insured persons are not rated here
     pts = int(rules.points[kind][band])
-    session.add(CreditPoint(subject_kind=kind, subject_code=subject_code, points=pts, case_id=case_id, reason=reason, at=at or dt.datetime.now(SHANGHAI).replace(microsecond=0)))
+    session.add(
+        CreditPoint(
+            subject_kind=kind,
+            subject_code=subject_code,
+            points=pts,
+            case_id=case_id,
+            reason=reason,
+            at=at or dt.datetime.now(SHANGHAI).replace(microsecond=0),
+        )
+    )
     return pts
 
 
@@ -122,12 +153,23 @@ def withdraw_points(session: Session, case_id: int, *, reason: str) -> int:
     total = 0
     for r in rows:
         if r.points > 0:
-            session.add(CreditPoint(subject_kind=r.subject_kind, subject_code=r.subject_code, points=-r.points, case_id=case_id, reason=reason[:200], at=r.at))
+            session.add(
+                CreditPoint(
+                    subject_kind=r.subject_kind,
+                    subject_code=r.subject_code,
+                    points=-r.points,
+                    case_id=case_id,
+                    reason=reason[:200],
+                    at=r.at,
+                )
+            )
             total += r.points
     return total
 
 
-def credit_grade(engine: Engine, subject_kind: str, subject_code: str, *, on: dt.date | None = None, rules: CreditRules | None = None) -> CreditGrade:
+def credit_grade(
+    engine: Engine, subject_kind: str, subject_code: str, *, on: dt.date | None = None, rules: CreditRules | None = None
+) -> CreditGrade:
     """The subject's grade on a date (points inside the window)."""
     rules = rules or default_credit_rules()
     day = on or dt.datetime.now(SHANGHAI).date()
@@ -136,7 +178,10 @@ def credit_grade(engine: Engine, subject_kind: str, subject_code: str, *, on: dt
     with session_scope(engine) as s:
         pts = s.scalar(
             select(func.coalesce(func.sum(CreditPoint.points), 0)).where(
-                CreditPoint.subject_kind == subject_kind, CreditPoint.subject_code == subject_code, CreditPoint.at >= start, CreditPoint.at < end
+                CreditPoint.subject_kind == subject_kind,
+                CreditPoint.subject_code == subject_code,
+                CreditPoint.at >= start,
+                CreditPoint.at < end,
             )
         )
     grade, zh, black = rules.grade_for(int(pts))

@@ -60,11 +60,17 @@ class Benchmarks:
             self.procedures = data["procedures"]
             for key, v in self.violations.items():
                 if v["base"] not in ("loss", "fixed"):
-                    raise SupervisionDataError(f"{path}: {key}.base must be loss or fixed", f"{path}: {key}.base 无效", field=f"{key}.base")
+                    raise SupervisionDataError(
+                        f"{path}: {key}.base must be loss or fixed", f"{path}: {key}.base 无效", field=f"{key}.base"
+                    )
                 for b in BANDS:
                     lo, hi = Decimal(str(v["bands"][b]["min"])), Decimal(str(v["bands"][b]["max"]))
                     if lo > hi:
-                        raise SupervisionDataError(f"{path}: {key}.bands.{b}: min above max", f"{path}: {key}.bands.{b} 下限高于上限", field=f"{key}.bands.{b}")
+                        raise SupervisionDataError(
+                            f"{path}: {key}.bands.{b}: min above max",
+                            f"{path}: {key}.bands.{b} 下限高于上限",
+                            field=f"{key}.bands.{b}",
+                        )
         except KeyError as exc:
             raise SupervisionDataError(f"{path}: missing key {exc}", f"{path}: 缺少 {exc}", field=str(exc)) from exc
 
@@ -75,7 +81,11 @@ class Benchmarks:
 
     def penalty(self, facts: Facts) -> Penalty:
         if facts.violation not in self.violations:
-            raise SupervisionDataError(f"unknown violation {facts.violation!r}; known: {sorted(self.violations)}", f"未知违法类型 {facts.violation!r}", field="violation")
+            raise SupervisionDataError(
+                f"unknown violation {facts.violation!r}; known: {sorted(self.violations)}",
+                f"未知违法类型 {facts.violation!r}",
+                field="violation",
+            )
         if facts.loss_fen < 0:
             raise SupervisionDataError("loss_fen must not be negative", "基金损失不能为负", field="loss_fen")
         if facts.band not in BANDS:
@@ -101,7 +111,11 @@ class Benchmarks:
             waived = "must_waive"
             reasons.append("no fault proved: no penalty 没有主观过错不罚")
             lo = hi = Decimal(0)
-        elif facts.first_offence and facts.loss_fen <= yuan_to_fen(str(ex["first_offence"]["max_loss_yuan"])) and (facts.corrected or not ex["first_offence"]["requires_corrected"]):
+        elif (
+            facts.first_offence
+            and facts.loss_fen <= yuan_to_fen(str(ex["first_offence"]["max_loss_yuan"]))
+            and (facts.corrected or not ex["first_offence"]["requires_corrected"])
+        ):
             waived = "may_waive"
             reasons.append("first offence, slight harm, corrected: may go unpunished 首违可以不罚")
             lo = Decimal(0)
@@ -110,7 +124,17 @@ class Benchmarks:
         review_min = yuan_to_fen(str(self.procedures["legal_review_min_fine_yuan"][subject]))
         procedure = "summary" if hi <= summary_cap and not facts.sanctions else "general"
         legal_review = hi >= review_min or any(s in self.procedures["legal_review_always_for"] for s in facts.sanctions)
-        return Penalty(facts.loss_fen, int(lo), int(hi), band if waived != "must_waive" else None, waived, procedure, legal_review, v["article"], tuple(reasons))
+        return Penalty(
+            facts.loss_fen,
+            int(lo),
+            int(hi),
+            band if waived != "must_waive" else None,
+            waived,
+            procedure,
+            legal_review,
+            v["article"],
+            tuple(reasons),
+        )
 
 
 @lru_cache(maxsize=1)

@@ -114,21 +114,50 @@ def _scope(ctx: _Context, ln: Any, item: Any, seen: dict) -> list[_Hit]:
     lv, ind = _get(item, "lmt_hosp_lv_min", 0), tuple(_get(item, "lmt_indication", ()) or ())
     mts = tuple(_get(item, "lmt_med_types", ()) or ())
     if lg and lg != person.gend:
-        hit = ("SV-SCOPE-SEX", f"line {sn}: {code} is paid only for sex {lg}", f"明细 {sn}: {code} 限性别 {lg} 支付",
-               "med_list_codg", {"lmt_gend": lg, "gend": person.gend}, sn)
+        hit = (
+            "SV-SCOPE-SEX",
+            f"line {sn}: {code} is paid only for sex {lg}",
+            f"明细 {sn}: {code} 限性别 {lg} 支付",
+            "med_list_codg",
+            {"lmt_gend": lg, "gend": person.gend},
+            sn,
+        )
     elif (amin >= 0 and ctx.age < amin) or (amax >= 0 and ctx.age > amax):
-        hit = ("SV-SCOPE-AGE", f"line {sn}: {code} is paid only for ages {amin}..{amax}, patient is {ctx.age}",
-               f"明细 {sn}: {code} 限年龄 {amin}..{amax} 支付，患者 {ctx.age} 岁", "med_list_codg",
-               {"age": ctx.age, "lmt_age_min": amin, "lmt_age_max": amax}, sn)
+        hit = (
+            "SV-SCOPE-AGE",
+            f"line {sn}: {code} is paid only for ages {amin}..{amax}, patient is {ctx.age}",
+            f"明细 {sn}: {code} 限年龄 {amin}..{amax} 支付，患者 {ctx.age} 岁",
+            "med_list_codg",
+            {"age": ctx.age, "lmt_age_min": amin, "lmt_age_max": amax},
+            sn,
+        )
     elif lv > 0 and claim.hosp_lv < lv:
-        hit = ("SV-SCOPE-LEVEL", f"line {sn}: {code} is paid only at level {lv}+ institutions", f"明细 {sn}: {code} 限 {lv} 级及以上医疗机构支付",
-               "med_list_codg", {"hosp_lv": claim.hosp_lv, "lmt_hosp_lv_min": lv}, sn)
+        hit = (
+            "SV-SCOPE-LEVEL",
+            f"line {sn}: {code} is paid only at level {lv}+ institutions",
+            f"明细 {sn}: {code} 限 {lv} 级及以上医疗机构支付",
+            "med_list_codg",
+            {"hosp_lv": claim.hosp_lv, "lmt_hosp_lv_min": lv},
+            sn,
+        )
     elif ind and not any(d.startswith(p) for d in ctx.dx for p in ind):
-        hit = ("SV-SCOPE-IND", f"line {sn}: {code} is paid only for {';'.join(ind)}", f"明细 {sn}: {code} 限适应症 {';'.join(ind)} 支付",
-               "dise_codg", {"lmt_indication": ";".join(ind), "diagnoses": list(ctx.dx)}, sn)
+        hit = (
+            "SV-SCOPE-IND",
+            f"line {sn}: {code} is paid only for {';'.join(ind)}",
+            f"明细 {sn}: {code} 限适应症 {';'.join(ind)} 支付",
+            "dise_codg",
+            {"lmt_indication": ";".join(ind), "diagnoses": list(ctx.dx)},
+            sn,
+        )
     elif mts and claim.med_type not in mts:
-        hit = ("SV-SCOPE-MEDTYPE", f"line {sn}: {code} is paid only for medical types {';'.join(mts)}",
-               f"明细 {sn}: {code} 限医疗类别 {';'.join(mts)} 支付", "med_type", {"lmt_med_types": ";".join(mts), "med_type": claim.med_type}, sn)
+        hit = (
+            "SV-SCOPE-MEDTYPE",
+            f"line {sn}: {code} is paid only for medical types {';'.join(mts)}",
+            f"明细 {sn}: {code} 限医疗类别 {';'.join(mts)} 支付",
+            "med_type",
+            {"lmt_med_types": ";".join(mts), "med_type": claim.med_type},
+            sn,
+        )
     else:
         return []
     return [hit] if hit[0] in ctx.rules else []
@@ -139,9 +168,21 @@ def _price(ctx: _Context, ln: Any, item: Any, seen: dict) -> list[_Hit]:
     if item is None:
         return []
     p, cap, sn = ctx.params("SV-PRICE-01"), _get(item, "pric_uplmt", 0), ln.feedetl_sn
-    if _get(item, "list_kind", "") in p.get("list_kinds", ()) and cap > 0 and ln.pric * 10000 > cap * (10000 + int(p.get("tolerance_bp", 0))):
-        return [("SV-PRICE-01", f"line {sn}: price {ln.pric} fen is above the standard {cap} fen", f"明细 {sn}: 单价 {ln.pric} 分超过标准 {cap} 分",
-                 "pric", {"pric": ln.pric, "pric_uplmt": cap}, sn)]
+    if (
+        _get(item, "list_kind", "") in p.get("list_kinds", ())
+        and cap > 0
+        and ln.pric * 10000 > cap * (10000 + int(p.get("tolerance_bp", 0)))
+    ):
+        return [
+            (
+                "SV-PRICE-01",
+                f"line {sn}: price {ln.pric} fen is above the standard {cap} fen",
+                f"明细 {sn}: 单价 {ln.pric} 分超过标准 {cap} 分",
+                "pric",
+                {"pric": ln.pric, "pric_uplmt": cap},
+                sn,
+            )
+        ]
     return []
 
 
@@ -149,8 +190,16 @@ def _duplicate(ctx: _Context, ln: Any, item: Any, seen: dict) -> list[_Hit]:
     """重复收费: the same item, quantity and price (and time) twice in one claim."""
     key, sn = (ln.med_list_codg, ln.cnt_milli, ln.pric, _get(ln, "fee_ocur_time", None)), ln.feedetl_sn
     if key in seen:
-        return [("SV-DUP-01", f"line {sn} repeats line {seen[key]}", f"明细 {sn} 与明细 {seen[key]} 重复收费", "feedetl_sn",
-                 {"first_sn": seen[key], "med_list_codg": ln.med_list_codg}, sn)]
+        return [
+            (
+                "SV-DUP-01",
+                f"line {sn} repeats line {seen[key]}",
+                f"明细 {sn} 与明细 {seen[key]} 重复收费",
+                "feedetl_sn",
+                {"first_sn": seen[key], "med_list_codg": ln.med_list_codg},
+                sn,
+            )
+        ]
     return []
 
 
@@ -158,8 +207,16 @@ def _long_rx(ctx: _Context, ln: Any, item: Any, seen: dict) -> list[_Hit]:
     """长期处方: a prescription longer than the rule's ``max_days``."""
     mx, sn = ctx.params("SV-LRX-01")["max_days"], ln.feedetl_sn
     if ln.prd_days > mx:
-        return [("SV-LRX-01", f"line {sn}: prescription of {ln.prd_days} days exceeds {mx}", f"明细 {sn}: 处方 {ln.prd_days} 天超过 {mx} 天",
-                 "prd_days", {"prd_days": ln.prd_days, "max_days": mx}, sn)]
+        return [
+            (
+                "SV-LRX-01",
+                f"line {sn}: prescription of {ln.prd_days} days exceeds {mx}",
+                f"明细 {sn}: 处方 {ln.prd_days} 天超过 {mx} 天",
+                "prd_days",
+                {"prd_days": ln.prd_days, "max_days": mx},
+                sn,
+            )
+        ]
     return []
 
 
@@ -169,11 +226,20 @@ def _quantity(ctx: _Context, ln: Any, item: Any, seen: dict) -> list[_Hit]:
     if ln.prd_days <= 0 or ln.med_list_codg not in k.max_daily_milli:
         return []
     p = ctx.params("SV-QTY-01")
-    limit = int(p["max_supply_ratio"]) * k.max_daily_milli[ln.med_list_codg] * ln.prd_days + 1000 * int(p["tolerance_units"])
+    limit = int(p["max_supply_ratio"]) * k.max_daily_milli[ln.med_list_codg] * ln.prd_days + 1000 * int(
+        p["tolerance_units"]
+    )
     if ln.cnt_milli > limit:
-        return [("SV-QTY-01", f"line {sn}: {ln.cnt_milli / 1000:g} units for {ln.prd_days} days exceeds {limit / 1000:g}",
-                 f"明细 {sn}: {ln.prd_days} 天开具 {ln.cnt_milli / 1000:g} 单位，超过 {limit / 1000:g}", "cnt",
-                 {"cnt_milli": ln.cnt_milli, "limit_milli": limit}, sn)]
+        return [
+            (
+                "SV-QTY-01",
+                f"line {sn}: {ln.cnt_milli / 1000:g} units for {ln.prd_days} days exceeds {limit / 1000:g}",
+                f"明细 {sn}: {ln.prd_days} 天开具 {ln.cnt_milli / 1000:g} 单位，超过 {limit / 1000:g}",
+                "cnt",
+                {"cnt_milli": ln.cnt_milli, "limit_milli": limit},
+                sn,
+            )
+        ]
     return []
 
 
@@ -183,8 +249,16 @@ def _unconfirmed_long_rx(ctx: _Context) -> list[_Hit]:
     days = p["confirm_over_days"]
     over = [ln.prd_days for ln in claim.lines if ln.prd_days > days]
     if over and not claim.lt_rx_confirmed and claim.med_type not in p.get("exclude_med_types", ()):
-        return [("SV-LRX-02", f"a prescription over {days} days lacks the patient's confirmation", f"超过{days}天的长期处方未经患者确认",
-                 "lt_rx_confirmed", {"prd_days": max(over)}, None)]
+        return [
+            (
+                "SV-LRX-02",
+                f"a prescription over {days} days lacks the patient's confirmation",
+                f"超过{days}天的长期处方未经患者确认",
+                "lt_rx_confirmed",
+                {"prd_days": max(over)},
+                None,
+            )
+        ]
     return []
 
 
@@ -194,8 +268,16 @@ def _unbundled(ctx: _Context) -> list[_Hit]:
     for pkg, comp in ctx.knowledge.bundles:
         if pkg in ctx.codes and comp in ctx.codes:
             sn = next(ln.feedetl_sn for ln in ctx.claim.lines if ln.med_list_codg == comp)
-            out.append(("SV-UNBUNDLE-01", f"line {sn}: {comp} is already included in {pkg}", f"明细 {sn}: {comp} 已包含在 {pkg} 内，分解收费",
-                        "med_list_codg", {"package": pkg, "component": comp}, sn))
+            out.append(
+                (
+                    "SV-UNBUNDLE-01",
+                    f"line {sn}: {comp} is already included in {pkg}",
+                    f"明细 {sn}: {comp} 已包含在 {pkg} 内，分解收费",
+                    "med_list_codg",
+                    {"package": pkg, "component": comp},
+                    sn,
+                )
+            )
     return out
 
 
@@ -207,8 +289,16 @@ def _over_examined(ctx: _Context) -> list[_Hit]:
     exams = [ln for ln in claim.lines if ln.med_list_codg in k.exam_items]
     heavy = [ln for ln in exams if k.exam_items[ln.med_list_codg][1]]
     if len(exams) > p["max_exams"] or len(heavy) > p["max_heavy"]:
-        return [("SV-EXAM-01", f"{len(exams)} exams ({len(heavy)} CT/MR/PET) in one clinic visit",
-                 f"一次门诊检查 {len(exams)} 项(其中大型检查 {len(heavy)} 项)，疑似过度检查", "med_list_codg", {"exams": len(exams), "heavy": len(heavy)}, None)]
+        return [
+            (
+                "SV-EXAM-01",
+                f"{len(exams)} exams ({len(heavy)} CT/MR/PET) in one clinic visit",
+                f"一次门诊检查 {len(exams)} 项(其中大型检查 {len(heavy)} 项)，疑似过度检查",
+                "med_list_codg",
+                {"exams": len(exams), "heavy": len(heavy)},
+                None,
+            )
+        ]
     return []
 
 
@@ -217,8 +307,16 @@ def _sex_mismatch(ctx: _Context) -> list[_Hit]:
     claim = ctx.claim
     g = ctx.knowledge.sex_of_dx(claim.dise_codg)
     if g and g != claim.person.gend:
-        return [("SV-IMP-01", f"diagnosis {claim.dise_codg} does not fit the card holder's sex", f"诊断 {claim.dise_codg} 与参保人性别不符，疑似冒名就医",
-                 "dise_codg", {"dise_codg": claim.dise_codg, "gend": claim.person.gend}, None)]
+        return [
+            (
+                "SV-IMP-01",
+                f"diagnosis {claim.dise_codg} does not fit the card holder's sex",
+                f"诊断 {claim.dise_codg} 与参保人性别不符，疑似冒名就医",
+                "dise_codg",
+                {"dise_codg": claim.dise_codg, "gend": claim.person.gend},
+                None,
+            )
+        ]
     return []
 
 
@@ -226,8 +324,16 @@ def _after_death(ctx: _Context) -> list[_Hit]:
     """冒名就医: care after the card holder's recorded death."""
     h = ctx.history
     if h is not None and h.death_time is not None and ctx.claim.begntime > h.death_time:
-        return [("SV-IMP-02", "the card holder's death was recorded before this encounter", "参保人已登记死亡，疑似冒名就医", "psn_no",
-                 {"death_time": h.death_time.isoformat()}, None)]
+        return [
+            (
+                "SV-IMP-02",
+                "the card holder's death was recorded before this encounter",
+                "参保人已登记死亡，疑似冒名就医",
+                "psn_no",
+                {"death_time": h.death_time.isoformat()},
+                None,
+            )
+        ]
     return []
 
 
@@ -241,10 +347,21 @@ def _split_admission(ctx: _Context) -> list[_Hit]:
     for a in h.admissions:
         if a.mdtrt_id == claim.mdtrt_id or a.endtime > claim.begntime:
             continue
-        if (claim.begntime - a.endtime <= dt.timedelta(days=gap) and (not p["same_institution"] or a.fixmedins_code == claim.fixmedins_code)
-                and a.dise_codg[:n] == claim.dise_codg[:n]):
-            return [("SV-SPLIT-01", f"readmission within {gap} days of {a.mdtrt_id}", f"出院 {gap} 天内因同一疾病再次入院，疑似分解住院",
-                     "begntime", {"previous": a.mdtrt_id}, None)]
+        if (
+            claim.begntime - a.endtime <= dt.timedelta(days=gap)
+            and (not p["same_institution"] or a.fixmedins_code == claim.fixmedins_code)
+            and a.dise_codg[:n] == claim.dise_codg[:n]
+        ):
+            return [
+                (
+                    "SV-SPLIT-01",
+                    f"readmission within {gap} days of {a.mdtrt_id}",
+                    f"出院 {gap} 天内因同一疾病再次入院，疑似分解住院",
+                    "begntime",
+                    {"previous": a.mdtrt_id},
+                    None,
+                )
+            ]
     return []
 
 
@@ -252,15 +369,30 @@ def _split_admission(ctx: _Context) -> list[_Hit]:
 # the five SV-SCOPE-* ids (it reports the first broken restriction if that rule is on); the others run only when
 # their rule id is among the stage's rules in rules.yaml.
 LINE_RULES: tuple[tuple[str | None, Any], ...] = (
-    (None, _scope), ("SV-PRICE-01", _price), ("SV-DUP-01", _duplicate), ("SV-LRX-01", _long_rx), ("SV-QTY-01", _quantity),
+    (None, _scope),
+    ("SV-PRICE-01", _price),
+    ("SV-DUP-01", _duplicate),
+    ("SV-LRX-01", _long_rx),
+    ("SV-QTY-01", _quantity),
 )
 CLAIM_RULES: tuple[tuple[str, Any], ...] = (
-    ("SV-LRX-02", _unconfirmed_long_rx), ("SV-UNBUNDLE-01", _unbundled), ("SV-EXAM-01", _over_examined),
-    ("SV-IMP-01", _sex_mismatch), ("SV-IMP-02", _after_death), ("SV-SPLIT-01", _split_admission),
+    ("SV-LRX-02", _unconfirmed_long_rx),
+    ("SV-UNBUNDLE-01", _unbundled),
+    ("SV-EXAM-01", _over_examined),
+    ("SV-IMP-01", _sex_mismatch),
+    ("SV-IMP-02", _after_death),
+    ("SV-SPLIT-01", _split_admission),
 )
 
 
-def check_claim(claim, *, catalog: Mapping[str, Any], history: History | None = None, stage: str = "in", book: RuleBook | None = None) -> Verdict:
+def check_claim(
+    claim,
+    *,
+    catalog: Mapping[str, Any],
+    history: History | None = None,
+    stage: str = "in",
+    book: RuleBook | None = None,
+) -> Verdict:
     """Run the ``stage`` rules (``in`` or ``pre``) over one claim; see the module docstring."""
     book = book or default_rulebook()
     if not isinstance(catalog, Mapping):  # the settlement Catalog holds its mapping in .items
@@ -269,8 +401,16 @@ def check_claim(claim, *, catalog: Mapping[str, Any], history: History | None = 
         raise ValueError("stage must be 'pre' or 'in'")
     rules = {r.id: r for r in book.by_stage(stage)}
     when = (claim.setl_time or claim.begntime).date()
-    ctx = _Context(claim, catalog, history, rules, book.knowledge, _age_on(claim.person.brdy, when),
-                   tuple(d for d in (claim.dise_codg, *claim.other_dise_codg) if d), frozenset(ln.med_list_codg for ln in claim.lines))
+    ctx = _Context(
+        claim,
+        catalog,
+        history,
+        rules,
+        book.knowledge,
+        _age_on(claim.person.brdy, when),
+        tuple(d for d in (claim.dise_codg, *claim.other_dise_codg) if d),
+        frozenset(ln.med_list_codg for ln in claim.lines),
+    )
     hits: list[_Hit] = []
     line_rules = [fn for rid, fn in LINE_RULES if rid is None or rid in rules]
     seen: dict[tuple, int] = {}

@@ -126,11 +126,19 @@ def read_knowledge_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, s
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     reader = csv.DictReader(lines)
     if tuple(reader.fieldnames or ()) != columns:
-        raise SupervisionDataError(f"{path.name}: header must be {','.join(columns)}, not {reader.fieldnames}", f"{path.name}: 表头应为 {','.join(columns)}", field="header")
+        raise SupervisionDataError(
+            f"{path.name}: header must be {','.join(columns)}, not {reader.fieldnames}",
+            f"{path.name}: 表头应为 {','.join(columns)}",
+            field="header",
+        )
     rows = []
     for n, r in enumerate(reader, start=2):
         if not r[columns[0]]:
-            raise SupervisionDataError(f"{path.name} row {n}: empty {columns[0]}", f"{path.name} 第 {n} 行: {columns[0]} 为空", field=columns[0])
+            raise SupervisionDataError(
+                f"{path.name} row {n}: empty {columns[0]}",
+                f"{path.name} 第 {n} 行: {columns[0]} 为空",
+                field=columns[0],
+            )
         rows.append(r)
     return rows
 
@@ -175,7 +183,9 @@ def load_knowledge(directory: Path | None = None) -> Knowledge:
     def flag(name, r, key):
         v = r[key].strip().lower()
         if v not in ("true", "false"):
-            raise SupervisionDataError(f"{name}.csv {r}: {key} must be true or false", f"{name}.csv: {key} 须为 true/false", field=key)
+            raise SupervisionDataError(
+                f"{name}.csv {r}: {key} must be true or false", f"{name}.csv: {key} 须为 true/false", field=key
+            )
         return v == "true"
 
     md = {}
@@ -183,20 +193,32 @@ def load_knowledge(directory: Path | None = None) -> Knowledge:
         try:
             q = Decimal(r["max_daily_qty"]) * 1000
         except InvalidOperation as exc:
-            raise SupervisionDataError(f"max_daily.csv {r['med_list_codg']}: max_daily_qty {r['max_daily_qty']!r} is not a number", "最大日用量无效", field="max_daily_qty") from exc
+            raise SupervisionDataError(
+                f"max_daily.csv {r['med_list_codg']}: max_daily_qty {r['max_daily_qty']!r} is not a number",
+                "最大日用量无效",
+                field="max_daily_qty",
+            ) from exc
         if q <= 0 or q != q.to_integral_value():
-            raise SupervisionDataError(f"max_daily.csv {r['med_list_codg']}: max_daily_qty must be positive with at most 3 decimals", "最大日用量无效", field="max_daily_qty")
+            raise SupervisionDataError(
+                f"max_daily.csv {r['med_list_codg']}: max_daily_qty must be positive with at most 3 decimals",
+                "最大日用量无效",
+                field="max_daily_qty",
+            )
         md[r["med_list_codg"]] = int(q)
     sexes = []
     for r in raw["sex_specific_dx"]:
         if r["gend"] not in ("1", "2"):
-            raise SupervisionDataError(f"sex_specific_dx.csv {r['dise_prefix']}: gend must be 1 or 2", "性别须为 1 或 2", field="gend")
+            raise SupervisionDataError(
+                f"sex_specific_dx.csv {r['dise_prefix']}: gend must be 1 or 2", "性别须为 1 或 2", field="gend"
+            )
         sexes.append((r["dise_prefix"], r["gend"]))
     return Knowledge(
         exam_items={r["med_list_codg"]: (r["kind"], flag("exam_items", r, "heavy")) for r in raw["exam_items"]},
         hotel_items=frozenset(r["med_list_codg"] for r in raw["hotel_items"]),
         bundles=tuple((r["package"], r["component"]) for r in raw["bundles"]),
-        item_requires={r["med_list_codg"]: tuple(x for x in r["requires"].split(";") if x) for r in raw["item_requires"]},
+        item_requires={
+            r["med_list_codg"]: tuple(x for x in r["requires"].split(";") if x) for r in raw["item_requires"]
+        },
         max_daily_milli=md,
         outpatient_treatable=tuple(r["dise_prefix"] for r in raw["outpatient_treatable"]),
         dx_evidence={r["dise_prefix"]: _evidence_groups(r) for r in raw["dx_evidence"]},
@@ -237,13 +259,21 @@ class RuleBook:
         for r in rf.rules:
             for k in r.knowledge:
                 if k not in KNOWLEDGE_COLUMNS:
-                    raise SupervisionDataError(f"{path.name}: rule {r.id} reads unknown knowledge {k!r}", f"规则 {r.id} 引用未知知识库 {k!r}", field="knowledge")
+                    raise SupervisionDataError(
+                        f"{path.name}: rule {r.id} reads unknown knowledge {k!r}",
+                        f"规则 {r.id} 引用未知知识库 {k!r}",
+                        field="knowledge",
+                    )
         sql = {}
         for r in rf.rules:
             if "post" in r.stages:
                 p = d / "sql" / f"{r.id}.sql"
                 if not p.exists():
-                    raise SupervisionDataError(f"rule {r.id} is a post-care rule but {p.name} is missing", f"规则 {r.id} 缺少 SQL 文件", field=r.id)
+                    raise SupervisionDataError(
+                        f"rule {r.id} is a post-care rule but {p.name} is missing",
+                        f"规则 {r.id} 缺少 SQL 文件",
+                        field=r.id,
+                    )
                 sql[r.id] = p.read_text(encoding="utf-8")
         return cls(rf.version, rf.effective_from, rf.rules, rf.analytics, load_knowledge(d), sql, d)
 

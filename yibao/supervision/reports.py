@@ -63,7 +63,9 @@ def review_region(data_dir: str | Path, book: RuleBook | None = None) -> Review:
         manifest.check(d, ["ground_truth"])
         truth = read_truth(d)
         rv.scores = score_rules(res.hits, truth, book, extra={book.analytics.ring.id: an["rings"]})
-        rv.scores = rv.scores[~rv.scores.rule_id.isin(list(rv.skipped))].reset_index(drop=True)  # not run, so not scored (nor failed)
+        rv.scores = rv.scores[~rv.scores.rule_id.isin(list(rv.skipped))].reset_index(
+            drop=True
+        )  # not run, so not scored (nor failed)
         rv.pattern_scores = pattern_recall(res.hits, truth, book, extra={book.analytics.ring.id: an["rings"]})
         rv.queue_scores = score_queue(an["queue"], truth, d)
     return rv
@@ -73,8 +75,17 @@ def rule_summary(rv: Review) -> pd.DataFrame:
     rows = []
     for r in rv.book.rules:
         h = rv.hits[rv.hits.rule_id == r.id]
-        rows.append({"rule_id": r.id, "name": r.name, "name_zh": r.name_zh, "stages": "/".join(STAGE_ZH[s] for s in r.stages), "severity": r.severity,
-                     "hits": len(h), "fen_at_stake": int(h.amount.clip(lower=0).sum())})
+        rows.append(
+            {
+                "rule_id": r.id,
+                "name": r.name,
+                "name_zh": r.name_zh,
+                "stages": "/".join(STAGE_ZH[s] for s in r.stages),
+                "severity": r.severity,
+                "hits": len(h),
+                "fen_at_stake": int(h.amount.clip(lower=0).sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -82,8 +93,13 @@ def write_excel(rv: Review, path: str | Path) -> Path:
     """One sheet each: rules, queue (top 1,000), hits (first 100,000), peers, rings, scores."""
     p = Path(path)
     with pd.ExcelWriter(p, engine="openpyxl") as xw:
-        notes = ["SYNTHETIC DATA 合成数据 — figures describe a simulation" if rv.synthetic else "supervision review", f"region: {rv.data_dir}"]
-        notes += ["SYNTHETIC purchases 合成进货数据 (yibao synth), not procurement records"] if rv.purchase_synthetic else []
+        notes = [
+            "SYNTHETIC DATA 合成数据 — figures describe a simulation" if rv.synthetic else "supervision review",
+            f"region: {rv.data_dir}",
+        ]
+        notes += (
+            ["SYNTHETIC purchases 合成进货数据 (yibao synth), not procurement records"] if rv.purchase_synthetic else []
+        )
         notes += [f"{en} / {zh}" for en, zh in rv.skipped.values()]
         pd.DataFrame({"note": notes}).to_excel(xw, sheet_name="about", index=False)
         rule_summary(rv).to_excel(xw, sheet_name="rules", index=False)
@@ -110,24 +126,49 @@ def section_html(rv: Review, top: int = 30) -> str:
     """The supervision section (HTML fragment) for the fund-year report."""
     parts = []
     if rv.synthetic:
-        parts.append("<p><strong>SYNTHETIC DATA 合成数据</strong>: injected fraud patterns with ground truth; the scores measure the rules, not a real region.</p>")
+        parts.append(
+            "<p><strong>SYNTHETIC DATA 合成数据</strong>: injected fraud patterns with ground truth; the scores measure the rules, not a real region.</p>"
+        )
     total = int(rv.hits.amount.clip(lower=0).sum())
-    parts.append(f"<p>事后 review of {rv.lines:,} fee lines in {rv.encounters:,} encounters: {len(rv.hits):,} rule hits, ¥{fmt_yuan(total)} at stake, "
-                 f"{len(rv.analytics['queue']):,} items in the ranked work queue, {rv.analytics['rings']['ring'].nunique() if len(rv.analytics['rings']) else 0} rings. "
-                 f"Scan {sum(v for k, v in rv.seconds.items()):.1f} s.</p>")
+    parts.append(
+        f"<p>事后 review of {rv.lines:,} fee lines in {rv.encounters:,} encounters: {len(rv.hits):,} rule hits, ¥{fmt_yuan(total)} at stake, "
+        f"{len(rv.analytics['queue']):,} items in the ranked work queue, {rv.analytics['rings']['ring'].nunique() if len(rv.analytics['rings']) else 0} rings. "
+        f"Scan {sum(v for k, v in rv.seconds.items()):.1f} s.</p>"
+    )
     for en, zh in rv.skipped.values():
         parts.append(f"<p><strong>{html.escape(en)}</strong><br>{html.escape(zh)}</p>")
     if rv.purchase_synthetic:
-        parts.append("<p><strong>SYNTHETIC purchases 合成进货数据</strong>: the stock rule compares the bills with purchases yibao synth generated, not procurement records.</p>")
-    parts.append("<h3>Rules 规则</h3>" + _table(rule_summary(rv), money=("fen_at_stake",)).replace("fen_at_stake", "¥ at stake"))
+        parts.append(
+            "<p><strong>SYNTHETIC purchases 合成进货数据</strong>: the stock rule compares the bills with purchases yibao synth generated, not procurement records.</p>"
+        )
+    parts.append(
+        "<h3>Rules 规则</h3>" + _table(rule_summary(rv), money=("fen_at_stake",)).replace("fen_at_stake", "¥ at stake")
+    )
     if rv.scores is not None:
         parts.append("<h3>Precision and recall on the injected ground truth 准确率与召回率</h3>" + _table(rv.scores))
         parts.append("<h3>Ranked work queue 排序工作队列: precision in the top k</h3>" + _table(rv.queue_scores))
     q = rv.analytics["queue"].head(top)
-    parts.append(f"<h3>Work queue, top {top} 工作队列</h3>" + _table(q[["rank", "kind", "item_id", "score", "amount", "rules", "fixmedins_code", "dr_code"]], money=("amount",)))
+    parts.append(
+        f"<h3>Work queue, top {top} 工作队列</h3>"
+        + _table(
+            q[["rank", "kind", "item_id", "score", "amount", "rules", "fixmedins_code", "dr_code"]], money=("amount",)
+        )
+    )
     pi = rv.analytics["peer_institution"]
     if len(pi):
-        cols = ["subject", "med_type", "hosp_lv", "cases", "cost_per_case", "los", "exam_share", "restricted_share", "cmi_ratio", "max_z", "outlier_on"]
+        cols = [
+            "subject",
+            "med_type",
+            "hosp_lv",
+            "cases",
+            "cost_per_case",
+            "los",
+            "exam_share",
+            "restricted_share",
+            "cmi_ratio",
+            "max_z",
+            "outlier_on",
+        ]
         parts.append("<h3>Peer comparison of institutions 同级机构比较</h3>" + _table(pi[cols].head(15)))
     return "\n".join(parts)
 

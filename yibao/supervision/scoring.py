@@ -60,7 +60,9 @@ def read_truth(data_dir: str | Path) -> pd.DataFrame:
     return duckdb.sql(f"SELECT DISTINCT entity, entity_id, pattern, detail FROM {src}").df()
 
 
-def truth_for(truth: pd.DataFrame, pattern: str, entity: str, detail: str | None = None, detail_like: str | None = None) -> set[str]:
+def truth_for(
+    truth: pd.DataFrame, pattern: str, entity: str, detail: str | None = None, detail_like: str | None = None
+) -> set[str]:
     t = truth[(truth.pattern == pattern) & (truth.entity == entity)]
     if detail is not None:
         t = t[t.detail == detail]
@@ -70,7 +72,9 @@ def truth_for(truth: pd.DataFrame, pattern: str, entity: str, detail: str | None
     return set(t.entity_id)
 
 
-def score_rules(hits: pd.DataFrame, truth: pd.DataFrame, book: RuleBook | None = None, extra: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+def score_rules(
+    hits: pd.DataFrame, truth: pd.DataFrame, book: RuleBook | None = None, extra: dict[str, pd.DataFrame] | None = None
+) -> pd.DataFrame:
     """One row per rule (and per analytic in ``extra``: id -> frame with entity_id)."""
     book = book or default_rulebook()
     rows = []
@@ -82,11 +86,22 @@ def score_rules(hits: pd.DataFrame, truth: pd.DataFrame, book: RuleBook | None =
     for rid, df in (extra or {}).items():
         lab = truth_for(truth, ring.pattern, ring.entity) if rid == ring.id else set()
         flagged = set(df["entity_id"])
-        rows.append(Score(rid, ring.pattern if rid == ring.id else "", ring.entity if rid == ring.id else "", len(lab), len(flagged), len(flagged & lab)).row())
+        rows.append(
+            Score(
+                rid,
+                ring.pattern if rid == ring.id else "",
+                ring.entity if rid == ring.id else "",
+                len(lab),
+                len(flagged),
+                len(flagged & lab),
+            ).row()
+        )
     return pd.DataFrame(rows)
 
 
-def pattern_recall(hits: pd.DataFrame, truth: pd.DataFrame, book: RuleBook | None = None, extra: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+def pattern_recall(
+    hits: pd.DataFrame, truth: pd.DataFrame, book: RuleBook | None = None, extra: dict[str, pd.DataFrame] | None = None
+) -> pd.DataFrame:
     """Per labelled pattern: the share of its labels any rule (or the ring analytic in ``extra``) found."""
     book = book or default_rulebook()
     ring = book.analytics.ring
@@ -100,14 +115,24 @@ def pattern_recall(hits: pd.DataFrame, truth: pd.DataFrame, book: RuleBook | Non
             found |= set(extra[ring.id]["entity_id"])
             rules = [*rules, ring]
         lab = set(g.entity_id)
-        rows.append({"pattern": pattern, "labelled": len(lab), "found": len(lab & found), "recall": round(len(lab & found) / len(lab), 4) if lab else 1.0, "rules": ",".join(r.id for r in rules)})
+        rows.append(
+            {
+                "pattern": pattern,
+                "labelled": len(lab),
+                "found": len(lab & found),
+                "recall": round(len(lab & found) / len(lab), 4) if lab else 1.0,
+                "rules": ",".join(r.id for r in rules),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def hotspots(data_dir: str | Path, enc: set[str], factor: float = 2.0, min_labelled: int = 5) -> dict[str, set[str]]:
     """Institutions and doctors (per med_type, ``code/med_type``) whose share of labelled encounters is at least
     ``factor`` times the region's share for that med_type: the subjects a peer outlier should point at."""
-    src = parquet_io.table_sql(Path(data_dir), "encounter") or parquet_io.sql_source(Path(data_dir) / "encounter.parquet")
+    src = parquet_io.table_sql(Path(data_dir), "encounter") or parquet_io.sql_source(
+        Path(data_dir) / "encounter.parquet"
+    )
     con = duckdb.connect()
     con.register("lab", pd.DataFrame({"mdtrt_id": sorted(enc)}))
     out = {}
@@ -132,13 +157,22 @@ def queue_truth(truth: pd.DataFrame, data_dir: str | Path | None = None) -> dict
     enc = set(truth.loc[truth.entity == "encounter", "entity_id"])
     lines = truth.loc[truth.entity == "fee_detail", "entity_id"]
     enc |= {x.split("#", 1)[0] for x in lines}
-    out = {"encounter": enc, "person": set(truth.loc[truth.entity == "person", "entity_id"]), "inst_item": set(truth.loc[truth.entity == "inst_item", "entity_id"])}
+    out = {
+        "encounter": enc,
+        "person": set(truth.loc[truth.entity == "person", "entity_id"]),
+        "inst_item": set(truth.loc[truth.entity == "inst_item", "entity_id"]),
+    }
     if data_dir is not None:
         out.update(hotspots(data_dir, enc))
     return out
 
 
-def score_queue(queue: pd.DataFrame, truth: pd.DataFrame, data_dir: str | Path | None = None, tops: tuple[int, ...] = (50, 100, 200, 500)) -> pd.DataFrame:
+def score_queue(
+    queue: pd.DataFrame,
+    truth: pd.DataFrame,
+    data_dir: str | Path | None = None,
+    tops: tuple[int, ...] = (50, 100, 200, 500),
+) -> pd.DataFrame:
     """Precision in the top k of the ranked queue, and recall of all labelled entities over the whole queue
     (recall counts encounters, persons and institution–item pairs; hotspots only count for precision)."""
     qt = queue_truth(truth, data_dir)
@@ -149,7 +183,16 @@ def score_queue(queue: pd.DataFrame, truth: pd.DataFrame, data_dir: str | Path |
     found_lab = int(q.loc[q["kind"].isin(["encounter", "person", "inst_item"]), "true"].sum())
     for k in tops:
         top = q.head(k)
-        rows.append({"top": k, "items": len(top), "precision": round(float(top["true"].mean()) if len(top) else 0.0, 4)})
+        rows.append(
+            {"top": k, "items": len(top), "precision": round(float(top["true"].mean()) if len(top) else 0.0, 4)}
+        )
     found = int(q["true"].sum())
-    rows.append({"top": len(q), "items": len(q), "precision": round(found / len(q), 4) if len(q) else 0.0, "recall": round(found_lab / all_lab, 4) if all_lab else 1.0})
+    rows.append(
+        {
+            "top": len(q),
+            "items": len(q),
+            "precision": round(found / len(q), 4) if len(q) else 0.0,
+            "recall": round(found_lab / all_lab, 4) if all_lab else 1.0,
+        }
+    )
     return pd.DataFrame(rows)

@@ -109,7 +109,9 @@ def purchase_status(data_dir: str | Path) -> PurchaseStatus:
     if not synthetic and "synthetic" in schema.names:
         con = duckdb.connect()
         try:
-            n, n_syn = con.execute(f"SELECT count(*), count(*) FILTER (WHERE synthetic) FROM {parquet_io.table_sql(d, 'purchase')}").fetchone()
+            n, n_syn = con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE synthetic) FROM {parquet_io.table_sql(d, 'purchase')}"
+            ).fetchone()
         finally:
             con.close()
         synthetic = n > 0 and n == n_syn
@@ -129,30 +131,54 @@ def import_purchases(data_dir: str | Path, source: str | Path) -> int:
     if not src.is_file():
         raise PurchaseError(f"{src}: no such file", f"{src}: 文件不存在", field="source")
     try:
-        df = pd.read_parquet(src) if src.suffix.lower() == ".parquet" else pd.read_csv(src, dtype={"fixmedins_code": str, "med_list_codg": str})
+        df = (
+            pd.read_parquet(src)
+            if src.suffix.lower() == ".parquet"
+            else pd.read_csv(src, dtype={"fixmedins_code": str, "med_list_codg": str})
+        )
     except Exception as exc:  # unreadable: one line, not a traceback
-        raise PurchaseError(f"{src}: cannot read the purchase table ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})", f"{src}: 无法读取进货数据", field="source") from None
+        raise PurchaseError(
+            f"{src}: cannot read the purchase table ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+            f"{src}: 无法读取进货数据",
+            field="source",
+        ) from None
     need = [c for c in PURCHASE.names if c != "synthetic"]
     missing = [c for c in need if c not in df.columns]
     if missing:
-        raise PurchaseError(f"{src}: the purchase table lacks column(s) {', '.join(missing)} (needs {', '.join(need)})", f"{src}: 进货数据缺少列 {', '.join(missing)}", field="purchase")
+        raise PurchaseError(
+            f"{src}: the purchase table lacks column(s) {', '.join(missing)} (needs {', '.join(need)})",
+            f"{src}: 进货数据缺少列 {', '.join(missing)}",
+            field="purchase",
+        )
     if "synthetic" not in df.columns:
         df["synthetic"] = False
     for c in ("fixmedins_code", "med_list_codg"):
         bad = df[c].isna() | df[c].astype(str).str.strip().eq("")
         if bad.any():
-            raise PurchaseError(f"{src}: row {int(bad.to_numpy().argmax()) + 1}: {c} is empty", f"{src}: 第 {int(bad.to_numpy().argmax()) + 1} 行 {c} 为空", field=c)
+            raise PurchaseError(
+                f"{src}: row {int(bad.to_numpy().argmax()) + 1}: {c} is empty",
+                f"{src}: 第 {int(bad.to_numpy().argmax()) + 1} 行 {c} 为空",
+                field=c,
+            )
     for c in ("policy_year", "qty_milli", "opening_stock_milli"):
         v = pd.to_numeric(df[c], errors="coerce")
         bad = v.isna() | (v < 0) | (v != v.round())
         if bad.any():
             i = int(bad.to_numpy().argmax())
-            raise PurchaseError(f"{src}: row {i + 1}: {c} must be a whole non-negative number, not {str(df[c].iloc[i])!r}", f"{src}: 第 {i + 1} 行 {c} 须为非负整数", field=c)
+            raise PurchaseError(
+                f"{src}: row {i + 1}: {c} must be a whole non-negative number, not {str(df[c].iloc[i])!r}",
+                f"{src}: 第 {i + 1} 行 {c} 须为非负整数",
+                field=c,
+            )
         df[c] = v.astype("int64")
     dup = df.duplicated(["fixmedins_code", "med_list_codg", "policy_year"])
     if dup.any():
         i = int(dup.to_numpy().argmax())
-        raise PurchaseError(f"{src}: row {i + 1}: a second row for {df.fixmedins_code.iloc[i]} / {df.med_list_codg.iloc[i]} / {df.policy_year.iloc[i]}", f"{src}: 第 {i + 1} 行重复", field="purchase")
+        raise PurchaseError(
+            f"{src}: row {i + 1}: a second row for {df.fixmedins_code.iloc[i]} / {df.med_list_codg.iloc[i]} / {df.policy_year.iloc[i]}",
+            f"{src}: 第 {i + 1} 行重复",
+            field="purchase",
+        )
     synthetic = df["synthetic"].astype(str).str.lower().isin(["true", "1"])
     table = pa.table(
         {
@@ -165,9 +191,17 @@ def import_purchases(data_dir: str | Path, source: str | Path) -> int:
         },
         schema=PURCHASE,
     )
-    meta = {b"yibao.table": b"purchase", b"yibao.synthetic": b"true" if bool(synthetic.all()) and len(df) else b"false", b"yibao.source": str(src.name).encode()}
+    meta = {
+        b"yibao.table": b"purchase",
+        b"yibao.synthetic": b"true" if bool(synthetic.all()) and len(df) else b"false",
+        b"yibao.source": str(src.name).encode(),
+    }
     if parquet_io.table_path(d, "purchase") not in (None, d / "purchase.parquet"):
-        raise PurchaseError(f"{d}: purchase/ is a dataset directory; remove it before importing", f"{d}: purchase/ 为数据集目录，请先删除", field="purchase")
+        raise PurchaseError(
+            f"{d}: purchase/ is a dataset directory; remove it before importing",
+            f"{d}: purchase/ 为数据集目录，请先删除",
+            field="purchase",
+        )
     manifest.check(d, [])  # a directory whose generation did not finish refuses the import before anything is written
     tmp = d / ".purchase.parquet.tmp"
     pq.write_table(table.replace_schema_metadata(meta), tmp)

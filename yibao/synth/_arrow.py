@@ -46,7 +46,9 @@ def _digit_rows(prefix: str, nums: np.ndarray, width: int, suffix: str = "") -> 
 
 def _from_parts(n: int, offsets: np.ndarray, data: np.ndarray) -> pa.Array:
     if offsets[-1] >= 2**31:
-        arr = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(data)])
+        arr = pa.Array.from_buffers(
+            pa.large_string(), n, [None, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(data)]
+        )
         return arr.cast(pa.string())
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
 

@@ -42,15 +42,31 @@ def load_ref(path: str | Path | None = None, med_list: MedList | None = None) ->
         except MoneyError as exc:
             raise table_error(path, f"ref_pric: {exc}", "参考价格无效", line=line, key=key, field="ref_pric") from None
         if fen <= 0:
-            raise table_error(path, "ref_pric must be positive", "参考价格须为正数", line=line, key=key, field="ref_pric")
+            raise table_error(
+                path, "ref_pric must be positive", "参考价格须为正数", line=line, key=key, field="ref_pric"
+            )
         try:
             daily = Decimal(r["daily_qty"]) * 1000
         except InvalidOperation:
             daily = Decimal(-1)
         if not daily.is_finite() or daily <= 0 or daily != daily.to_integral_value():
-            raise table_error(path, f"daily_qty {r['daily_qty']!r} must be positive with at most 3 decimals", "日用量无效", line=line, key=key, field="daily_qty")
+            raise table_error(
+                path,
+                f"daily_qty {r['daily_qty']!r} must be positive with at most 3 decimals",
+                "日用量无效",
+                line=line,
+                key=key,
+                field="daily_qty",
+            )
         if r["qty_basis"] not in BASIS:
-            raise table_error(path, f"qty_basis {r['qty_basis']!r} is not one of {BASIS}", "计量方式无效", line=line, key=key, field="qty_basis")
+            raise table_error(
+                path,
+                f"qty_basis {r['qty_basis']!r} is not one of {BASIS}",
+                "计量方式无效",
+                line=line,
+                key=key,
+                field="qty_basis",
+            )
         out[code] = RefRow(fen, r["unit"], int(daily), r["qty_basis"])
     if med_list is not None:
         missing = [c for c in med_list.items if c not in out]
@@ -90,7 +106,10 @@ class SynthCatalog:
         self.name = med_list.column("name")
         # med_type restriction as a bit mask over MED_TYPES (0 = none)
         self.med_type_mask = np.array(
-            [sum(1 << MED_TYPES.index(m) for m in it.lmt_med_types if m in MED_TYPES) if it.lmt_med_types else 0 for it in items],
+            [
+                sum(1 << MED_TYPES.index(m) for m in it.lmt_med_types if m in MED_TYPES) if it.lmt_med_types else 0
+                for it in items
+            ],
             dtype=np.int64,
         )
         # indication: ok[d, m] for each diagnosis-mix row d

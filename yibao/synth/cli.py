@@ -50,18 +50,40 @@ def run_synth(
         removed: list[str] = []
         with _progress() as bar:
             task = bar.add_task("people", total=people)
-            rows = write_parquet(out, people, seed, year=year, region=region, chunk_size=chunk_size, patterns=patterns,
-                                 progress=lambda done, total: bar.update(task, completed=done), on_removed=removed.extend)
+            rows = write_parquet(
+                out,
+                people,
+                seed,
+                year=year,
+                region=region,
+                chunk_size=chunk_size,
+                patterns=patterns,
+                progress=lambda done, total: bar.update(task, completed=done),
+                on_removed=removed.extend,
+            )
         if removed:
-            console.print(f"removed the tables of an earlier run in {out} (they no longer match): {', '.join(removed)}", soft_wrap=True)
-        console.print(f"wrote SYNTHETIC region ({people:,} people, seed {seed}) to {out} in {time.perf_counter() - t:.1f} s")
+            console.print(
+                f"removed the tables of an earlier run in {out} (they no longer match): {', '.join(removed)}",
+                soft_wrap=True,
+            )
+        console.print(
+            f"wrote SYNTHETIC region ({people:,} people, seed {seed}) to {out} in {time.perf_counter() - t:.1f} s"
+        )
     if db is not None:
         from yibao.core.db import load_tables, upgrade
 
         upgrade(db)  # a fresh database gets the schema first (Alembic; a no-op when already at head)
         with _progress() as bar:
             task = bar.add_task("people", total=people)
-            chunks = generate_region(people, seed, year=year, region=region, chunk_size=chunk_size, patterns=patterns, progress=lambda done, total: bar.update(task, completed=done))
+            chunks = generate_region(
+                people,
+                seed,
+                year=year,
+                region=region,
+                chunk_size=chunk_size,
+                patterns=patterns,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
             # the database has no purchase table (supervision reads purchases from a data directory only)
             result = load_tables(db, ((name, t) for name, t in chunks if name != "purchase"))
         if isinstance(result, dict):

@@ -84,7 +84,11 @@ def _procedure_tables():
     from yibao.codes.procedures import load_procedure_mix, load_procedures
 
     procs = load_procedures()
-    return tuple(procs.column("oprn_codg").to_pylist()), tuple(procs.column("med_list_codg").to_pylist()), load_procedure_mix(procedures=procs)
+    return (
+        tuple(procs.column("oprn_codg").to_pylist()),
+        tuple(procs.column("med_list_codg").to_pylist()),
+        load_procedure_mix(procedures=procs),
+    )
 
 
 @lru_cache(maxsize=256)
@@ -191,7 +195,9 @@ class Lines:
 class Region:
     """Per-chunk generator state."""
 
-    def __init__(self, rng: np.random.Generator, cat_: SynthCatalog, inst: Institutions, people: PeopleChunk, year: int):
+    def __init__(
+        self, rng: np.random.Generator, cat_: SynthCatalog, inst: Institutions, people: PeopleChunk, year: int
+    ):
         self.rng = rng
         self.c = cat_
         self.inst = inst
@@ -199,7 +205,14 @@ class Region:
         self.year = year
         self.days = int((np.datetime64(f"{year + 1}-01-01") - np.datetime64(f"{year}-01-01")).astype(int))
         # 00:00 on 1 January, Asia/Shanghai (UTC+8, no daylight saving), as epoch seconds
-        self.t0 = int((np.datetime64(f"{year}-01-01T00:00:00") - np.datetime64("1970-01-01T00:00:00")).astype("timedelta64[s]").astype(int)) - 8 * HOUR
+        self.t0 = (
+            int(
+                (np.datetime64(f"{year}-01-01T00:00:00") - np.datetime64("1970-01-01T00:00:00"))
+                .astype("timedelta64[s]")
+                .astype(int)
+            )
+            - 8 * HOUR
+        )
         self.enc = Enc()
         self.lines = Lines()
         self.cell = np.where(people.male, 100, 0) + np.minimum(people.age, 99)
@@ -226,10 +239,14 @@ class Region:
         item_of = dict(zip(codes, items))
         row_of = {c: r for r, (c, st) in enumerate(zip(mix.code, mix.setting)) if st == "inpatient"}
         self.proc_mix: dict[int, list[tuple[str, float, int, str]]] = {}
-        for dx, op, share, lv in zip(*(pmix.column(n).to_pylist() for n in ("dise_codg", "oprn_codg", "share", "min_level"))):
+        for dx, op, share, lv in zip(
+            *(pmix.column(n).to_pylist() for n in ("dise_codg", "oprn_codg", "share", "min_level"))
+        ):
             if dx in row_of:
                 self.proc_mix.setdefault(row_of[dx], []).append((op, share, lv, item_of.get(op, "")))
-        self.newborn_row = np.array([c.startswith("P") for c in mix.code], dtype=bool)  # 围生期 conditions (ICD-10 chapter XVI)
+        self.newborn_row = np.array(
+            [c.startswith("P") for c in mix.code], dtype=bool
+        )  # 围生期 conditions (ICD-10 chapter XVI)
         self.has_proc_mix = np.zeros(len(mix), dtype=bool)
         self.has_proc_mix[list(self.proc_mix)] = True
         self.htn = np.full(people.n, -1, dtype=np.int64)  # chronic diagnosis rows per person
@@ -250,7 +267,9 @@ class Region:
             ages = np.arange(100)
             w = np.zeros((200, len(rows)))
             for j, r in enumerate(rows):
-                ok_age = ((mix.age_min[r] < 0) | (ages >= mix.age_min[r])) & ((mix.age_max[r] < 0) | (ages <= mix.age_max[r]))
+                ok_age = ((mix.age_min[r] < 0) | (ages >= mix.age_min[r])) & (
+                    (mix.age_max[r] < 0) | (ages <= mix.age_max[r])
+                )
                 for male in (0, 1):
                     g = mix.gend[r]
                     ok_sex = g == "" or (g == "1") == bool(male)
@@ -387,8 +406,21 @@ class Region:
         inst = self.cross(self.level_inst(level), CROSS_PROVINCE["outpatient"], level > 0)
         begin, end = self.times(rng.integers(0, self.days, m), 8, 9, 600, 3600)
         doc = self.inst.pick_doctor(rng, inst)
-        start = self.enc.add(person=person, inst=inst, mt=MT[C.MED_TYPE_OUTPATIENT], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
-                             oprn=-1, dscg=0, lt=False, doc=doc, bilg=doc, setting=SETTING_OUTPATIENT)
+        start = self.enc.add(
+            person=person,
+            inst=inst,
+            mt=MT[C.MED_TYPE_OUTPATIENT],
+            begin=begin,
+            end=end,
+            diag=diag,
+            dept=self.dept_of_row[diag],
+            oprn=-1,
+            dscg=0,
+            lt=False,
+            doc=doc,
+            bilg=doc,
+            setting=SETTING_OUTPATIENT,
+        )
         enc = start + np.arange(m)
         lv = np.where(self.inst.is_primary[inst], 0, self.inst.level[inst])
         for l, consult in F.OUTPATIENT_CONSULT.items():
@@ -398,13 +430,19 @@ class Region:
                 self.lines.add(enc[sel], item, self.qty(item, 1, 1))
         days = rng.integers(3, 8, size=m)
         child = p.age[person] < 12
-        volume = rng.lognormal(OUTPATIENT_VOLUME_MU[lv], OUTPATIENT_VOLUME_SIGMA)  # boxes prescribed rise with the level
+        volume = rng.lognormal(
+            OUTPATIENT_VOLUME_MU[lv], OUTPATIENT_VOLUME_SIGMA
+        )  # boxes prescribed rise with the level
         for th, ch, part in self.therapy_groups(diag, child):
             drugs = th.child_drugs if ch and th.child_drugs else th.drugs
             for sel, items in self.pick_distinct(len(part), drugs, th.n_drugs):
                 d = days[part][sel]
                 q = self.qty(items, d, 1)
-                q = np.where(self.c.is_herbal[items], q, np.maximum(np.rint(q * volume[part][sel] / 1000), 1).astype(np.int64) * 1000)
+                q = np.where(
+                    self.c.is_herbal[items],
+                    q,
+                    np.maximum(np.rint(q * volume[part][sel] / 1000), 1).astype(np.int64) * 1000,
+                )
                 self.lines.add(enc[part][sel], items, q, d)
             for sel, items in self.pick_distinct(len(part), th.tests, th.n_tests):
                 self.lines.add(enc[part][sel], items, self.qty(items, 1, 1))
@@ -420,7 +458,15 @@ class Region:
 
     def pharmacy(self):
         p, rng = self.p, self.rng
-        rate = np.where(p.age < 18, PHARMACY_RATE["child"], np.where(p.retired, PHARMACY_RATE["retired"], np.where(p.employee, PHARMACY_RATE["in_service"], PHARMACY_RATE["resident"])))
+        rate = np.where(
+            p.age < 18,
+            PHARMACY_RATE["child"],
+            np.where(
+                p.retired,
+                PHARMACY_RATE["retired"],
+                np.where(p.employee, PHARMACY_RATE["in_service"], PHARMACY_RATE["resident"]),
+            ),
+        )
         person = np.repeat(np.arange(p.n), rng.poisson(rate))
         m = len(person)
         diag = self.sample_diag("outpatient", person)
@@ -433,8 +479,22 @@ class Region:
         begin, end = self.times(rng.integers(0, self.days, m), 9, 12, 60, 900)
         hosp = self.inst.pick(rng, "L2", m)
         rx_doc = np.where(rx, self.inst.pick_doctor(rng, hosp), -1)
-        start = self.enc.add(person=person, inst=inst, mt=MT[C.MED_TYPE_PHARMACY], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
-                             oprn=-1, dscg=0, lt=False, doc=-1, bilg=rx_doc, setting=SETTING_PHARMACY, rx=rx)
+        start = self.enc.add(
+            person=person,
+            inst=inst,
+            mt=MT[C.MED_TYPE_PHARMACY],
+            begin=begin,
+            end=end,
+            diag=diag,
+            dept=self.dept_of_row[diag],
+            oprn=-1,
+            dscg=0,
+            lt=False,
+            doc=-1,
+            bilg=rx_doc,
+            setting=SETTING_PHARMACY,
+            rx=rx,
+        )
         enc = start + np.arange(m)
         days = np.where(refill, 28, rng.integers(3, 8, size=m))
         child = p.age[person] < 12
@@ -492,9 +552,22 @@ class Region:
             day = np.clip(s[ep] + k * prd_p[ep] + rng.integers(-2, 3, size=len(ep)), 0, self.days - 1)
             begin, end = self.times(day, 8, 9, 600, 2400)
             diag = diag_p[ep]
-            start = self.enc.add(person=pat[ep], inst=inst_p[ep], mt=MT[C.MED_TYPE_CHRONIC], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
-                                 oprn=-1, dscg=0, lt=(prd_p[ep] > 28) & confirmed_p[ep], doc=doc_p[ep], bilg=doc_p[ep], setting=SETTING_CHRONIC,
-                                 lt_flag=(prd_p[ep] > 28) & ~confirmed_p[ep])
+            start = self.enc.add(
+                person=pat[ep],
+                inst=inst_p[ep],
+                mt=MT[C.MED_TYPE_CHRONIC],
+                begin=begin,
+                end=end,
+                diag=diag,
+                dept=self.dept_of_row[diag],
+                oprn=-1,
+                dscg=0,
+                lt=(prd_p[ep] > 28) & confirmed_p[ep],
+                doc=doc_p[ep],
+                bilg=doc_p[ep],
+                setting=SETTING_CHRONIC,
+                lt_flag=(prd_p[ep] > 28) & ~confirmed_p[ep],
+            )
             enc = start + np.arange(len(ep))
             lv = np.where(self.inst.is_primary[inst_p[ep]], 0, self.inst.level[inst_p[ep]])
             for l, consult in F.OUTPATIENT_CONSULT.items():
@@ -558,8 +631,21 @@ class Region:
             lt = np.full(len(ep), bool(home and sc.period > 28))
             oprn = self.oprn_index(national_procedure(sc.oprn_codg)) if sc.oprn_codg else -1
             dept = self.depts.index(sc.dept)
-            start = self.enc.add(person=pp[ep], inst=inst_p[ep], mt=MT[C.MED_TYPE_CHRONIC], begin=begin, end=end, diag=dp[ep], dept=dept,
-                                 oprn=oprn, dscg=0, lt=lt, doc=doc_p[ep], bilg=doc_p[ep], setting=SETTING_SPECIAL)
+            start = self.enc.add(
+                person=pp[ep],
+                inst=inst_p[ep],
+                mt=MT[C.MED_TYPE_CHRONIC],
+                begin=begin,
+                end=end,
+                diag=dp[ep],
+                dept=dept,
+                oprn=oprn,
+                dscg=0,
+                lt=lt,
+                doc=doc_p[ep],
+                bilg=doc_p[ep],
+                setting=SETTING_SPECIAL,
+            )
             enc = start + np.arange(len(ep))
             sessions = rng.integers(sc.sessions[0], sc.sessions[1] + 1, size=len(ep))
             days = np.full(len(ep), sc.span_days + 1 if sc.span_days else sc.period)
@@ -607,8 +693,21 @@ class Region:
         doc = self.inst.pick_doctor(rng, inst)
         dscg = rng.choice(5, size=m, p=DSCG_P) + 1
         oprn = np.full(m, -1, dtype=np.int64)
-        start = self.enc.add(person=person, inst=inst, mt=MT[C.MED_TYPE_INPATIENT], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
-                             oprn=oprn, dscg=dscg, lt=False, doc=doc, bilg=doc, setting=SETTING_INPATIENT)
+        start = self.enc.add(
+            person=person,
+            inst=inst,
+            mt=MT[C.MED_TYPE_INPATIENT],
+            begin=begin,
+            end=end,
+            diag=diag,
+            dept=self.dept_of_row[diag],
+            oprn=oprn,
+            dscg=dscg,
+            lt=False,
+            doc=doc,
+            bilg=doc,
+            setting=SETTING_INPATIENT,
+        )
         enc = start + np.arange(m)
         self.slots(enc, F.INPATIENT_BASE, los, 1)
         iv_days = np.maximum(los - rng.integers(0, 3, size=m), 1)
@@ -623,21 +722,31 @@ class Region:
             for sel, items in self.pick_distinct(len(part), drugs, (th.n_ip_drugs[0], th.n_ip_drugs[1] + 1)):
                 keep = top[sel] | (self.rng.random(len(sel)) < 0.75)  # level 3 uses a few more drugs
                 sel, items = sel[keep], items[keep]
-                d = np.maximum(np.rint(los[part][sel] * rng.uniform(IP_DRUG_DAYS[0], IP_DRUG_DAYS[1], len(sel))), 1).astype(np.int64)
+                d = np.maximum(
+                    np.rint(los[part][sel] * rng.uniform(IP_DRUG_DAYS[0], IP_DRUG_DAYS[1], len(sel))), 1
+                ).astype(np.int64)
                 q = self.qty(items, d, 1)
-                q = np.where(self.c.is_herbal[items], q, np.maximum(np.ceil(q * intensity[part][sel] / 1000), 1).astype(np.int64) * 1000)
+                q = np.where(
+                    self.c.is_herbal[items],
+                    q,
+                    np.maximum(np.ceil(q * intensity[part][sel] / 1000), 1).astype(np.int64) * 1000,
+                )
                 self.lines.add(e[sel], items, q)
             tests = th.ip_tests or th.tests
             for sel, items in self.pick_distinct(len(part), tests, (th.n_ip_tests[0], th.n_ip_tests[1] + 1)):
                 keep = top[sel] | (self.rng.random(len(sel)) < 0.6)
                 sel = sel[keep]
                 # tests are repeated during the stay, more often in longer and more intensive stays
-                repeats = np.maximum(np.rint(intensity[part][sel] * los[part][sel] / TEST_REPEAT_DAYS), 1).astype(np.int64)
+                repeats = np.maximum(np.rint(intensity[part][sel] * los[part][sel] / TEST_REPEAT_DAYS), 1).astype(
+                    np.int64
+                )
                 self.lines.add(e[sel], items[keep], self.qty(items[keep], 1, 1) * repeats)
             self.slots(e, th.ip_extras, los[part], 1)
             if th.procs and th.p_proc > 0:
                 lvp = level[part]
-                do = (rng.random(len(part)) < th.p_proc) & ~self.has_proc_mix[diag[part]]  # the procedure mix decides for its rows
+                do = (rng.random(len(part)) < th.p_proc) & ~self.has_proc_mix[
+                    diag[part]
+                ]  # the procedure mix decides for its rows
                 w = np.array([[pr.w if pr.min_level <= lv else 0.0 for pr in th.procs] for lv in (1, 2, 3)])
                 u = rng.random(len(part))
                 for lv in (1, 2, 3):
@@ -651,7 +760,9 @@ class Region:
                         s2 = sel[which == j]
                         if not len(s2):
                             continue
-                        oprn[part[s2]] = self.oprn_index(national_procedure(pr.oprn_codg, pr.items[0][0] if pr.items else ""))
+                        oprn[part[s2]] = self.oprn_index(
+                            national_procedure(pr.oprn_codg, pr.items[0][0] if pr.items else "")
+                        )
                         for code, units in pr.items:
                             self.lines.add(e[s2], self.c.idx(code), units * 1000)
         # the procedure mix: for its diagnoses, a share of the cases get each principal procedure (where the level allows)
@@ -685,8 +796,21 @@ class Region:
         day = (rng.random(m) * (self.days - HOME_BED_DAYS)).astype(np.int64)
         begin, _ = self.times(day, 9, 2, 0, 0)
         end = begin + (HOME_BED_DAYS - 1) * DAY + rng.integers(1 * HOUR, 6 * HOUR, size=m)
-        start = self.enc.add(person=pat, inst=inst, mt=MT[C.MED_TYPE_HOME_BED], begin=begin, end=end, diag=diag, dept=self.dept_of_row[diag],
-                             oprn=-1, dscg=0, lt=False, doc=doc, bilg=doc, setting=SETTING_HOME_BED)
+        start = self.enc.add(
+            person=pat,
+            inst=inst,
+            mt=MT[C.MED_TYPE_HOME_BED],
+            begin=begin,
+            end=end,
+            diag=diag,
+            dept=self.dept_of_row[diag],
+            oprn=-1,
+            dscg=0,
+            lt=False,
+            doc=doc,
+            bilg=doc,
+            setting=SETTING_HOME_BED,
+        )
         enc = start + np.arange(m)
         c = self.c
         self.lines.add(enc, c.idx("991000000010000"), 1000, 0, 0)  # bed set-up fee, once (seed 000: ¥50)
@@ -713,7 +837,16 @@ class Region:
     def home_pool(self, p):
         key = ("home", id(p))
         if key not in self._pools:
-            barred = {"toxic", "radioactive", "precursor", "narcotic", "psychotropic_1", "psychotropic_2", "antimicrobial", "special_storage"}
+            barred = {
+                "toxic",
+                "radioactive",
+                "precursor",
+                "narcotic",
+                "psychotropic_1",
+                "psychotropic_2",
+                "antimicrobial",
+                "special_storage",
+            }
             keep = tuple((code, w) for code, w in p if self.c.drug_class[self.c.idx(code)] not in barred)
             self._pools[key] = keep or F.pool("XV99AHS003Z999080300000")
         return self._pools[key]
@@ -754,7 +887,9 @@ def generate_encounters(
     code_id = g.code_id
     principal = code_id[e["diag"]]
     for key, rows in (("other_a", g.htn[e["person"]]), ("other_b", g.dm[e["person"]])):
-        e[key] = np.where((rows >= 0) & (code_id[np.maximum(rows, 0)] != principal) & (e["setting"] != SETTING_PHARMACY), rows, -1)
+        e[key] = np.where(
+            (rows >= 0) & (code_id[np.maximum(rows, 0)] != principal) & (e["setting"] != SETTING_PHARMACY), rows, -1
+        )
 
     # --- restrictions (限定支付范围): most out-of-scope lines are not billed; a few are kept and labelled
     age_enc = _age_at(ymd_numbers(people.brdy)[e["person"]], e["end"], g.t0, year)
@@ -764,7 +899,9 @@ def generate_encounters(
     age = age_enc[re_]
     gend = np.where(people.male[e["person"][re_]], 1, 2)
     bad_gend = (c.lmt_gend[ri] > 0) & (c.lmt_gend[ri] != gend)
-    bad_age = ((c.lmt_age_min[ri] >= 0) & (age < c.lmt_age_min[ri])) | ((c.lmt_age_max[ri] >= 0) & (age > c.lmt_age_max[ri]))
+    bad_age = ((c.lmt_age_min[ri] >= 0) & (age < c.lmt_age_min[ri])) | (
+        (c.lmt_age_max[ri] >= 0) & (age > c.lmt_age_max[ri])
+    )
     bad_lv = c.lmt_hosp_lv_min[ri] > inst.level[e["inst"][re_]]
     bad_ind = ~c.ind_ok[e["diag"][re_], ri]
     for key in ("other_a", "other_b"):  # any diagnosis of the encounter may satisfy an indication
@@ -853,7 +990,11 @@ def generate_encounters(
 
     # mutual aid (共济): a resident's encounter paid from an employee relative's account
     payer = people.payer[e["person"]]
-    mulaid = (payer >= 0) & np.isin(setting, [SETTING_OUTPATIENT, SETTING_PHARMACY, SETTING_CHRONIC, SETTING_INPATIENT]) & (rng.random(n_enc) < MULAID_P)
+    mulaid = (
+        (payer >= 0)
+        & np.isin(setting, [SETTING_OUTPATIENT, SETTING_PHARMACY, SETTING_CHRONIC, SETTING_INPATIENT])
+        & (rng.random(n_enc) < MULAID_P)
+    )
     mulaid_psn = people.psn_fs.take(payer, mulaid)
 
     code_id = g.code_id
@@ -939,7 +1080,9 @@ def generate_encounters(
     gt_fee = pa.table(
         {
             "entity": const_str("fee_detail", len(gt_rows)),
-            "entity_id": pc.binary_join_element_wise(mdtrt.take(pa.array(l_enc[gt_rows])), digits("", sn[gt_rows], 6), "#"),
+            "entity_id": pc.binary_join_element_wise(
+                mdtrt.take(pa.array(l_enc[gt_rows])), digits("", sn[gt_rows], 6), "#"
+            ),
             "pattern": const_str("restricted_scope", len(gt_rows)),
             "detail": cat(list(reasons), reason[gt_rows]),
         },
@@ -956,4 +1099,3 @@ def generate_encounters(
         schema=C.GROUND_TRUTH,
     )
     return enc_table, fee_table, pa.concat_tables([gt_fee, gt_lt])
-

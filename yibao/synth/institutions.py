@@ -42,7 +42,13 @@ REMOTE_PER_PLACE = 2
 REMOTE_DOCTORS = 150
 REMOTE_INST_SERIAL = 99_001  # first sequence of the synthetic hospitals at real places of treatment
 REMOTE_PRAC_SERIAL = 990_001
-NAME = {"L3": "合成市第{n}人民医院(三级)", "L2": "合成市第{n}医院(二级)", "L1": "合成区第{n}医院(一级)", "primary": "合成社区卫生服务中心{n}", "pharmacy": "合成大药房{n}号店"}
+NAME = {
+    "L3": "合成市第{n}人民医院(三级)",
+    "L2": "合成市第{n}医院(二级)",
+    "L1": "合成区第{n}医院(一级)",
+    "primary": "合成社区卫生服务中心{n}",
+    "pharmacy": "合成大药房{n}号店",
+}
 
 
 @dataclass
@@ -152,7 +158,9 @@ def generate_institutions(rng: np.random.Generator, people: int, region: str, di
     )
 
 
-def _practitioners(codes: list[str], admdvs: list[str], groups_of: list[str], ndoc: list[int]) -> tuple[pa.Table, list[str]]:
+def _practitioners(
+    codes: list[str], admdvs: list[str], groups_of: list[str], ndoc: list[int]
+) -> tuple[pa.Table, list[str]]:
     """The practitioner table and the doctors' codes (institution by institution, in order).
 
     A code is the letters + the institution's division + a 6-digit sequence
@@ -177,11 +185,20 @@ def _practitioners(codes: list[str], admdvs: list[str], groups_of: list[str], nd
         remote = groups_of[i].startswith("remote:")
         nurses, pharmacists = STAFF["remote" if remote else groups_of[i]]
         for k in range(nurses):
-            rows.append((code("N", admdvs[i], remote), f"合成护士{len(rows):06d}(synthetic)", C.PRAC_PSN_TYPE_NURSE, inst))
+            rows.append(
+                (code("N", admdvs[i], remote), f"合成护士{len(rows):06d}(synthetic)", C.PRAC_PSN_TYPE_NURSE, inst)
+            )
         # a pharmacy's pharmacists are 医保药师 (Y); a hospital's are 药学人员 (HY, 医保办函〔2022〕39号)
         letter = "Y" if groups_of[i] == "pharmacy" else "HY"
         for k in range(pharmacists):
-            rows.append((code(letter, admdvs[i], remote), f"合成药师{len(rows):06d}(synthetic)", C.PRAC_PSN_TYPE_PHARMACIST, inst))
+            rows.append(
+                (
+                    code(letter, admdvs[i], remote),
+                    f"合成药师{len(rows):06d}(synthetic)",
+                    C.PRAC_PSN_TYPE_PHARMACIST,
+                    inst,
+                )
+            )
     cols = list(zip(*rows)) if rows else [(), (), (), ()]
     table = pa.Table.from_arrays(
         [pa.array(list(c), type=pa.string()) for c in cols] + [const_bool(True, len(rows))],

@@ -159,7 +159,9 @@ def inject_patterns(
     """
     for name in sorted(patterns):
         if name not in PATTERNS:
-            raise YibaoError(f"unknown pattern {name!r}; known: {sorted(PATTERNS)}", f"未知的模式 {name!r}", field="patterns")
+            raise YibaoError(
+                f"unknown pattern {name!r}; known: {sorted(PATTERNS)}", f"未知的模式 {name!r}", field="patterns"
+            )
         rate = float(patterns[name])
         if not 0.0 <= rate <= 1.0:
             raise YibaoError(f"rate of {name!r} must lie in 0..1, not {rate}", "比例须在 0 与 1 之间", field="patterns")
@@ -189,7 +191,9 @@ def _gt(entity: str, ids, pattern: str, detail) -> pa.Table:
     ids = [str(i) for i in ids]
     n = len(ids)
     det = [str(detail)] * n if isinstance(detail, str) else [str(d) for d in detail]
-    return pa.table({"entity": [entity] * n, "entity_id": ids, "pattern": [pattern] * n, "detail": det}, schema=C.GROUND_TRUTH)
+    return pa.table(
+        {"entity": [entity] * n, "entity_id": ids, "pattern": [pattern] * n, "detail": det}, schema=C.GROUND_TRUTH
+    )
 
 
 def line_id(mdtrt_id, sn) -> list[str]:
@@ -234,7 +238,9 @@ def _isin(values, keys) -> np.ndarray:
     keys = list(keys)
     if not keys:
         return np.zeros(len(values), bool)
-    return pc.is_in(pa.array(np.asarray(values, dtype=object), pa.string()), value_set=pa.array(keys, pa.string())).to_numpy(zero_copy_only=False)
+    return pc.is_in(
+        pa.array(np.asarray(values, dtype=object), pa.string()), value_set=pa.array(keys, pa.string())
+    ).to_numpy(zero_copy_only=False)
 
 
 def _inst_share(codes, tag: str, share: float) -> np.ndarray:
@@ -365,7 +371,11 @@ def over_standard_price(frames, rate, rng):
 
 
 # bundle parent -> a component already included in it (the fraudster bills both)
-_BUNDLES = {"990600000040000": "990600000050000", "990700000020000": "990700000010000", "990600000020000": "990600000010000"}
+_BUNDLES = {
+    "990600000040000": "990600000050000",
+    "990700000020000": "990700000010000",
+    "990600000020000": "990600000010000",
+}
 
 
 @register_pattern("unbundled_charge")
@@ -380,11 +390,21 @@ def unbundled_charge(frames, rate, rng):
     sn = _next_sn(fee, pick["mdtrt_id"]) + 1
     new = _new_lines(pick, comp, np.full(len(pick), 1000), [_cap(x) for x in comp], sn)
     frames["fee_detail"] = pd.concat([fee, new], ignore_index=True)
-    return _gt("fee_detail", line_id(new["mdtrt_id"], new["feedetl_sn"]), "unbundled_charge", [f"{p} already includes {q}" for p, q in zip(pick["med_list_codg"], comp)])
+    return _gt(
+        "fee_detail",
+        line_id(new["mdtrt_id"], new["feedetl_sn"]),
+        "unbundled_charge",
+        [f"{p} already includes {q}" for p, q in zip(pick["med_list_codg"], comp)],
+    )
 
 
 # expensive item billed instead of a cheap one, where the procedure that would use it never happened
-_SWAP_TO = {"C9901010100000099999": ("990600000110000", "990600000230000"), "C9901010120000099999": ("990600000120000",), "C9901010070000099999": ("990600000060000",), "C9901010110000099999": ("990600000110000",)}
+_SWAP_TO = {
+    "C9901010100000099999": ("990600000110000", "990600000230000"),
+    "C9901010120000099999": ("990600000120000",),
+    "C9901010070000099999": ("990600000060000",),
+    "C9901010110000099999": ("990600000110000",),
+}
 
 
 @register_pattern("swapped_item")
@@ -394,7 +414,9 @@ def swapped_item(frames, rate, rng):
     ip = set(enc.loc[enc["med_type"] == C.MED_TYPE_INPATIENT, "mdtrt_id"])
     cand = fee[(fee["med_list_codg"] == "C9901010020000099999") & fee["mdtrt_id"].isin(ip)]
     rows = cand.index.to_numpy()[_choose(rng, len(cand), rate)]
-    codes_by_enc = fee[fee["mdtrt_id"].isin(set(fee.loc[rows, "mdtrt_id"]))].groupby("mdtrt_id")["med_list_codg"].agg(set)
+    codes_by_enc = (
+        fee[fee["mdtrt_id"].isin(set(fee.loc[rows, "mdtrt_id"]))].groupby("mdtrt_id")["med_list_codg"].agg(set)
+    )
     keys = list(_SWAP_TO)
     out_rows, out_items = [], []
     for r in rows:
@@ -410,7 +432,12 @@ def swapped_item(frames, rate, rng):
     fee.loc[out_rows, "cnt_milli"] = 1000
     fee.loc[out_rows, "pric"] = caps
     fee.loc[out_rows, "det_item_fee_sumamt"] = _amount(np.full(len(out_rows), 1000), caps)
-    return _gt("fee_detail", line_id(fee.loc[out_rows, "mdtrt_id"], fee.loc[out_rows, "feedetl_sn"]), "swapped_item", [f"C9901010020000099999 billed as {x}" for x in out_items])
+    return _gt(
+        "fee_detail",
+        line_id(fee.loc[out_rows, "mdtrt_id"], fee.loc[out_rows, "feedetl_sn"]),
+        "swapped_item",
+        [f"C9901010020000099999 billed as {x}" for x in out_items],
+    )
 
 
 @register_pattern("excess_quantity")
@@ -419,13 +446,22 @@ def excess_quantity(frames, rate, rng):
     fee = frames["fee_detail"]
     c = _catalog()
     idx = _item_idx(fee["med_list_codg"].to_numpy())
-    elig = np.flatnonzero((fee["prd_days"].to_numpy() > 0) & c.is_drug[idx] & ~c.is_herbal[idx] & (c.basis[idx] == 0)) if len(idx) else np.zeros(0, np.int64)
+    elig = (
+        np.flatnonzero((fee["prd_days"].to_numpy() > 0) & c.is_drug[idx] & ~c.is_herbal[idx] & (c.basis[idx] == 0))
+        if len(idx)
+        else np.zeros(0, np.int64)
+    )
     rows = elig[_choose(rng, len(elig), rate)]
     f = rng.integers(15, 31, len(rows))
     cnt = fee["cnt_milli"].to_numpy()[rows] * f
     fee.iloc[rows, fee.columns.get_loc("cnt_milli")] = cnt
     fee.iloc[rows, fee.columns.get_loc("det_item_fee_sumamt")] = _amount(cnt, fee["pric"].to_numpy()[rows])
-    return _gt("fee_detail", line_id(fee["mdtrt_id"].to_numpy()[rows], fee["feedetl_sn"].to_numpy()[rows]), "excess_quantity", [f"quantity x{k}" for k in f])
+    return _gt(
+        "fee_detail",
+        line_id(fee["mdtrt_id"].to_numpy()[rows], fee["feedetl_sn"].to_numpy()[rows]),
+        "excess_quantity",
+        [f"quantity x{k}" for k in f],
+    )
 
 
 @register_pattern("long_rx_excess")
@@ -443,7 +479,12 @@ def long_rx_excess(frames, rate, rng):
     fee.iloc[rows, fee.columns.get_loc("prd_days")] = new.astype(np.int16)
     fee.iloc[rows, fee.columns.get_loc("cnt_milli")] = cnt
     fee.iloc[rows, fee.columns.get_loc("det_item_fee_sumamt")] = _amount(cnt, fee["pric"].to_numpy()[rows])
-    return _gt("fee_detail", line_id(fee["mdtrt_id"].to_numpy()[rows], fee["feedetl_sn"].to_numpy()[rows]), "long_rx_excess", [f"{d} days" for d in new])
+    return _gt(
+        "fee_detail",
+        line_id(fee["mdtrt_id"].to_numpy()[rows], fee["feedetl_sn"].to_numpy()[rows]),
+        "long_rx_excess",
+        [f"{d} days" for d in new],
+    )
 
 
 @register_pattern("split_admission")
@@ -453,7 +494,11 @@ def split_admission(frames, rate, rng):
     The readmission (a new encounter) is labelled.
     """
     fee, enc = frames["fee_detail"], frames["encounter"]
-    ip = enc[(enc["med_type"] == C.MED_TYPE_INPATIENT).to_numpy() & (enc["endtime"] - enc["begntime"] >= 6 * DAY).to_numpy() & _is_plain(frames, enc["mdtrt_id"].to_numpy())]
+    ip = enc[
+        (enc["med_type"] == C.MED_TYPE_INPATIENT).to_numpy()
+        & (enc["endtime"] - enc["begntime"] >= 6 * DAY).to_numpy()
+        & _is_plain(frames, enc["mdtrt_id"].to_numpy())
+    ]
     pick = ip.iloc[_choose(rng, len(ip), rate)]
     if pick.empty:
         return C.GROUND_TRUTH.empty_table()
@@ -499,7 +544,12 @@ _LOW_DX = ("J06", "J02", "J20", "K29", "M54", "L30", "H10", "R51", "K30", "B34")
 def low_standard_admission(frames, rate, rng):
     """低标入院: a share ``rate`` of clinic visits for minor conditions become 2-3 day admissions (bed, nursing, consultation)."""
     fee, enc = frames["fee_detail"], frames["encounter"]
-    el = enc[((enc["med_type"] == C.MED_TYPE_OUTPATIENT) & enc["dise_codg"].str[:3].isin(_LOW_DX) & enc["dr_code"].ne("")).to_numpy() & _is_plain(frames, enc["mdtrt_id"].to_numpy())]
+    el = enc[
+        (
+            (enc["med_type"] == C.MED_TYPE_OUTPATIENT) & enc["dise_codg"].str[:3].isin(_LOW_DX) & enc["dr_code"].ne("")
+        ).to_numpy()
+        & _is_plain(frames, enc["mdtrt_id"].to_numpy())
+    ]
     pick = el.iloc[_choose(rng, len(el), rate)]
     if pick.empty:
         return C.GROUND_TRUTH.empty_table()
@@ -508,14 +558,25 @@ def low_standard_admission(frames, rate, rng):
     enc.loc[pick.index, "endtime"] = pick["begntime"].to_numpy() + days * DAY + rng.integers(0, 4 * 3600, len(pick))
     enc.loc[pick.index, "dscg_way"] = "1"
     enc.loc[pick.index, "mulaid_payer_psn_no"] = ""
-    tmpl = fee[fee["mdtrt_id"].isin(set(pick["mdtrt_id"]))].drop_duplicates("mdtrt_id").set_index("mdtrt_id").reindex(pick["mdtrt_id"]).reset_index()
+    tmpl = (
+        fee[fee["mdtrt_id"].isin(set(pick["mdtrt_id"]))]
+        .drop_duplicates("mdtrt_id")
+        .set_index("mdtrt_id")
+        .reindex(pick["mdtrt_id"])
+        .reset_index()
+    )
     tmpl["bilg_dr_code"] = pick["dr_code"].to_numpy()
     nxt = _next_sn(fee, pick["mdtrt_id"])
     parts = []
     for k, code in enumerate(("990200000010000", "990200000080000", "990100000050000")):
         parts.append(_new_lines(tmpl, [code] * len(tmpl), days * 1000, [_cap(code)] * len(tmpl), nxt + 1 + k))
     frames["fee_detail"] = pd.concat([fee, *parts], ignore_index=True)
-    return _gt("encounter", pick["mdtrt_id"], "low_standard_admission", [f"{d} for {n} days" for d, n in zip(pick["dise_codg"], days)])
+    return _gt(
+        "encounter",
+        pick["mdtrt_id"],
+        "low_standard_admission",
+        [f"{d} for {n} days" for d, n in zip(pick["dise_codg"], days)],
+    )
 
 
 # major complications added on paper: 医保版 ICD-10 2.0 codes that the CHS-DRG 1.1 MCC table lists
@@ -590,10 +651,25 @@ def impersonation(frames, rate, rng):
     t = death.reindex(enc["psn_no"]).to_numpy()
     after = np.flatnonzero(~np.isnan(t) & (enc["begntime"].to_numpy() > np.nan_to_num(t)))
     nat = [m for m in enc["mdtrt_id"].to_numpy()[after] if m not in set(ids)]
-    return pa.concat_tables([_gt("encounter", ids, "impersonation", det), _gt("encounter", nat, "impersonation", "claim after the person's recorded death (in the generated data)")])
+    return pa.concat_tables(
+        [
+            _gt("encounter", ids, "impersonation", det),
+            _gt("encounter", nat, "impersonation", "claim after the person's recorded death (in the generated data)"),
+        ]
+    )
 
 
-_HOTEL = ("990200000010000", "990200000020000", "990200000030000", "990200000040000", "990200000050000", "990200000060000", "990200000070000", "990200000080000", "990100000050000")
+_HOTEL = (
+    "990200000010000",
+    "990200000020000",
+    "990200000030000",
+    "990200000040000",
+    "990200000050000",
+    "990200000060000",
+    "990200000070000",
+    "990200000080000",
+    "990100000050000",
+)
 
 
 @register_pattern("phantom_admission")
@@ -618,7 +694,20 @@ def phantom_admission(frames, rate, rng):
     return _gt("encounter", ok, "phantom_admission", "only bed, nursing and consultation charges")
 
 
-_EXAMS = ("990500000020000", "990500000030000", "990500000040000", "990500000050000", "990500000070000", "990500000080000", "990500000110000", "990400000130000", "990400000140000", "990400000180000", "990400000260000", "990500000150000")
+_EXAMS = (
+    "990500000020000",
+    "990500000030000",
+    "990500000040000",
+    "990500000050000",
+    "990500000070000",
+    "990500000080000",
+    "990500000110000",
+    "990400000130000",
+    "990400000140000",
+    "990400000180000",
+    "990400000260000",
+    "990500000150000",
+)
 
 
 @register_pattern("over_examination")
@@ -688,7 +777,10 @@ def ring(frames, rate, rng):
     (entity ``person``).
     """
     fee, enc, person = frames["fee_detail"], frames["encounter"], frames["person"]
-    op = enc[((enc["med_type"] == C.MED_TYPE_OUTPATIENT) & enc["dr_code"].ne("")).to_numpy() & _is_plain(frames, enc["mdtrt_id"].to_numpy())]
+    op = enc[
+        ((enc["med_type"] == C.MED_TYPE_OUTPATIENT) & enc["dr_code"].ne("")).to_numpy()
+        & _is_plain(frames, enc["mdtrt_id"].to_numpy())
+    ]
     # members are alive all year: a ring visit copied to a day after a member's recorded death would be a
     # second, unlabelled pattern (a claim after death)
     dead = enc.loc[enc["dscg_way"] == "5", "psn_no"].to_numpy()
@@ -720,7 +812,9 @@ def ring(frames, rate, rng):
     new_enc = pd.concat(rows_new_enc, ignore_index=True)
     new_enc["mdtrt_id"] = _new_ids(enc, len(new_enc))
     lines = fee[fee["mdtrt_id"].isin(set(new_enc["src"]))]
-    m = new_enc[["mdtrt_id", "src", "begntime", "dr_code"]].merge(lines, left_on="src", right_on="mdtrt_id", suffixes=("", "_old"))
+    m = new_enc[["mdtrt_id", "src", "begntime", "dr_code"]].merge(
+        lines, left_on="src", right_on="mdtrt_id", suffixes=("", "_old")
+    )
     m["fee_ocur_time"] = m["begntime"] + 600
     m["bilg_dr_code"] = m["dr_code"]
     m["rxno"] = np.where(m["rxno"].to_numpy() != "", ["R" + x[1:] for x in m["mdtrt_id"]], "")

@@ -20,9 +20,28 @@ from yibao.synth._arrow import FixedStrings, cat, const_bool, const_str, digits
 # 5-year age bands 0-4 … 95-99, percent.  60+ sums to 18.1 and 65+ to 11.9 (seed figures);
 # the split inside each bound is illustrative.
 AGE_BAND_PCT = np.array(
-    [5.0, 6.0, 5.8, 5.2, 5.4, 6.6, 8.8, 7.0, 6.6, 8.2, 8.7, 8.6,  # 0-59: 81.9
-     6.2,  # 60-64
-     4.5, 3.2, 2.0, 1.2, 0.65, 0.25, 0.1],  # 65+: 11.9
+    [
+        5.0,
+        6.0,
+        5.8,
+        5.2,
+        5.4,
+        6.6,
+        8.8,
+        7.0,
+        6.6,
+        8.2,
+        8.7,
+        8.6,  # 0-59: 81.9
+        6.2,  # 60-64
+        4.5,
+        3.2,
+        2.0,
+        1.2,
+        0.65,
+        0.25,
+        0.1,
+    ],  # 65+: 11.9
     dtype=np.float64,
 )
 P_MALE_BY_BAND = np.array([0.53] * 4 + [0.51] * 8 + [0.49] * 4 + [0.42] * 4)
@@ -33,8 +52,12 @@ RETIRE_AGE_MALE, RETIRE_AGE_FEMALE = 60, 55  # illustrative
 CIVIL_SERVANT_SHARE = 0.06
 ASSISTANCE_RATES = {C.ASSISTANCE_DIBAO: 0.03, C.ASSISTANCE_TEKUN: 0.006, C.ASSISTANCE_FANPIN: 0.015}  # residents only
 AVG_WAGE_FEN = 800_000  # synthetic average monthly wage ¥8,000
-SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
-GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍鹏辉建国红梅文斌宇浩凯欣怡佳琪晨子涵雨轩博瑞嘉乐俊峰志丹海燕云飞春林")
+SURNAMES = list(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+GIVEN = list(
+    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍鹏辉建国红梅文斌宇浩凯欣怡佳琪晨子涵雨轩博瑞嘉乐俊峰志丹海燕云飞春林"
+)
 
 
 @dataclass
@@ -154,7 +177,9 @@ def _payers(rng, employee, a, b, rel):
     return payer
 
 
-def generate_people(rng: np.random.Generator, n: int, start: int, year: int, region: str) -> tuple[PeopleChunk, pa.Table, pa.Table]:
+def generate_people(
+    rng: np.random.Generator, n: int, start: int, year: int, region: str
+) -> tuple[PeopleChunk, pa.Table, pa.Table]:
     """One chunk of people: (columns for the encounter generator, person table, family_link table)."""
     age, male = _ages(rng, n)
     # birth date: about 2 July of (year - age - 1) plus up to 364 days, so `age` is completed on 1 July
@@ -226,5 +251,21 @@ def generate_people(rng: np.random.Generator, n: int, start: int, year: int, reg
         [psn_fs.take(a), psn_fs.take(b), cat(list(C.RELATIONS), rel), const_bool(True, len(a))],
         schema=C.FAMILY_LINK,
     )
-    chunk = PeopleChunk(start, age, male, brdy, employee, retired, civil, assistance, spouse, mother, father, household, payer, psn_no, psn_fs)
+    chunk = PeopleChunk(
+        start,
+        age,
+        male,
+        brdy,
+        employee,
+        retired,
+        civil,
+        assistance,
+        spouse,
+        mother,
+        father,
+        household,
+        payer,
+        psn_no,
+        psn_fs,
+    )
     return chunk, person, link

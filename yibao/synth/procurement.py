@@ -80,7 +80,11 @@ def generate_round(
     pool = _drugs_from_medlist()
     if drugs > len(pool):
         # more drugs than the list has: reuse names with a suffix (still synthetic)
-        pool = [(c, f"{n}" if k == 0 else f"{n}-{k}", mg, fill, form, ab) for k in range(drugs // len(pool) + 1) for (c, n, mg, fill, form, ab) in pool]
+        pool = [
+            (c, f"{n}" if k == 0 else f"{n}-{k}", mg, fill, form, ab)
+            for k in range(drugs // len(pool) + 1)
+            for (c, n, mg, fill, form, ab) in pool
+        ]
     chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=drugs, replace=False))]
     provs = provinces()[:regions]
     catalog: dict[str, CatalogEntry] = {}
@@ -90,14 +94,25 @@ def generate_round(
         base_unit_yuan = Decimal(int(rng.integers(50, 3000))) / 100  # list unit price 0.50 .. 30.00 yuan (invented)
         specs = []
         for si in range(n_spec):
-            content = mg * (2 ** si)
+            content = mg * (2**si)
             upp = int(rng.choice([7, 14, 28, 30])) if form == "oral_solid" else int(rng.choice([1, 5, 10]))
             unit = base_unit_yuan * Decimal("1.7") ** si
             max_price = (unit * upp).quantize(Decimal("0.01"))
             specs.append(Spec(f"{did}-S{si + 1}", did, content, upp, int(max_price * 100), fill, False, si == 0))
         n_pass = int(rng.integers(3, 12))
-        catalog[did] = CatalogEntry(did, name, form, tuple(specs), n_pass, n_pass + 1, ab, False, code,
-                                    listed_avg_price_fen=specs[0].max_price_fen * 2, provincial_highest_win_fen=specs[0].max_price_fen)
+        catalog[did] = CatalogEntry(
+            did,
+            name,
+            form,
+            tuple(specs),
+            n_pass,
+            n_pass + 1,
+            ab,
+            False,
+            code,
+            listed_avg_price_fen=specs[0].max_price_fen * 2,
+            provincial_highest_win_fen=specs[0].max_price_fen,
+        )
     # firms
     n_firms = max(bidders_per_drug[1] * 3, 20)
     firms: dict[str, Firm] = {}
@@ -105,10 +120,18 @@ def generate_round(
     for fi in range(n_firms):
         fid = f"F{fi + 1:03d}"
         fails = (round_date - dt.timedelta(days=int(rng.integers(30, 600))),) if rng.random() < 0.03 else ()
-        firms[fid] = Firm(fid, f"合成药业{fi + 1:03d} (synthetic)", str(grades[rng.integers(0, len(grades))] if rng.random() < 0.2 else "good"),
-                          fails, bool(rng.random() < 0.15), int(rng.integers(0, 31)),
-                          round_date - dt.timedelta(days=int(rng.integers(365, 365 * 30))), int(rng.integers(5, 200)),
-                          int(rng.integers(5, 200)), False)
+        firms[fid] = Firm(
+            fid,
+            f"合成药业{fi + 1:03d} (synthetic)",
+            str(grades[rng.integers(0, len(grades))] if rng.random() < 0.2 else "good"),
+            fails,
+            bool(rng.random() < 0.15),
+            int(rng.integers(0, 31)),
+            round_date - dt.timedelta(days=int(rng.integers(365, 365 * 30))),
+            int(rng.integers(5, 200)),
+            int(rng.integers(5, 200)),
+            False,
+        )
     fids = list(firms)
     bids: list[Bid] = []
     # demand (vectorised)
@@ -118,15 +141,21 @@ def generate_round(
     pick = rng.integers(0, len(all_specs), n_lines)
     inst_region = rng.integers(0, len(provs), institutions)
     units = rng.lognormal(mean=8.0, sigma=1.0, size=n_lines).astype(np.int64) + 1
-    demand = pd.DataFrame({
-        "institution_id": np.char.add("H", np.char.zfill(inst.astype(str), 6)),
-        "region": np.array(provs, dtype=object)[inst_region[inst]],
-        "drug_id": np.array([d for d, _ in all_specs], dtype=object)[pick],
-        "spec_id": np.array([s for _, s in all_specs], dtype=object)[pick],
-        "units": units,
-        "brand_firm_id": "",
-        "historical_units": (units * rng.uniform(0.9, 1.4, n_lines)).astype(np.int64),
-    }).drop_duplicates(["institution_id", "drug_id", "spec_id"]).reset_index(drop=True)
+    demand = (
+        pd.DataFrame(
+            {
+                "institution_id": np.char.add("H", np.char.zfill(inst.astype(str), 6)),
+                "region": np.array(provs, dtype=object)[inst_region[inst]],
+                "drug_id": np.array([d for d, _ in all_specs], dtype=object)[pick],
+                "spec_id": np.array([s for _, s in all_specs], dtype=object)[pick],
+                "units": units,
+                "brand_firm_id": "",
+                "historical_units": (units * rng.uniform(0.9, 1.4, n_lines)).astype(np.int64),
+            }
+        )
+        .drop_duplicates(["institution_id", "drug_id", "spec_id"])
+        .reset_index(drop=True)
+    )
     base = demand.groupby("drug_id")["units"].sum().to_dict()
     for did, e in catalog.items():
         nb = int(rng.integers(bidders_per_drug[0], bidders_per_drug[1] + 1))
@@ -138,20 +167,31 @@ def generate_round(
                 if s is not e.specs[0] and rng.random() < 0.5:
                     continue
                 price = max(1, int(s.max_price_fen * (1 - cut)))
-                bids.append(Bid(f"B{len(bids) + 1:05d}", did, s.spec_id, fid, price,
-                                capacity_units=int(base.get(did, 1000) * rng.uniform(0.5, 4)),
-                                sales_volume=int(rng.lognormal(10, 1.5)),
-                                consistency_date=round_date - dt.timedelta(days=int(rng.integers(100, 2000))),
-                                first_registration_date=round_date - dt.timedelta(days=int(rng.integers(1000, 9000))),
-                                national_highest_price_fen=int(s.max_price_fen * rng.uniform(0.8, 1.2)),
-                                tech_score=Decimal(int(rng.integers(40, 100))), accept_revival=bool(rng.random() < 0.5)))
+                bids.append(
+                    Bid(
+                        f"B{len(bids) + 1:05d}",
+                        did,
+                        s.spec_id,
+                        fid,
+                        price,
+                        capacity_units=int(base.get(did, 1000) * rng.uniform(0.5, 4)),
+                        sales_volume=int(rng.lognormal(10, 1.5)),
+                        consistency_date=round_date - dt.timedelta(days=int(rng.integers(100, 2000))),
+                        first_registration_date=round_date - dt.timedelta(days=int(rng.integers(1000, 9000))),
+                        national_highest_price_fen=int(s.max_price_fen * rng.uniform(0.8, 1.2)),
+                        tech_score=Decimal(int(rng.integers(40, 100))),
+                        accept_revival=bool(rng.random() < 0.5),
+                    )
+                )
     # brand reports: a quarter of lines name a bidder of that drug as brand
     bidders_of = {}
     for b in bids:
         bidders_of.setdefault(b.drug_id, []).append(b.firm_id)
     brand_mask = rng.random(len(demand)) < 0.25
-    demand.loc[brand_mask, "brand_firm_id"] = [bidders_of[d][int(rng.integers(0, len(bidders_of[d])))] if d in bidders_of else ""
-                                               for d in demand.loc[brand_mask, "drug_id"]]
+    demand.loc[brand_mask, "brand_firm_id"] = [
+        bidders_of[d][int(rng.integers(0, len(bidders_of[d])))] if d in bidders_of else ""
+        for d in demand.loc[brand_mask, "drug_id"]
+    ]
     # relations + injected integrity patterns (ground truth)
     relations: list[Relation] = []
     truth = []
@@ -161,24 +201,47 @@ def generate_round(
         holders = sorted({b.firm_id for b in bids if b.drug_id == did})
         orig = holders[0]
         new = f"N{case + 1:03d}"
-        firms[new] = Firm(new, f"新设持有人{case + 1:03d} (synthetic)", "good", (), True, 0,
-                          round_date - dt.timedelta(days=400), 18, 2, False)
+        firms[new] = Firm(
+            new,
+            f"新设持有人{case + 1:03d} (synthetic)",
+            "good",
+            (),
+            True,
+            0,
+            round_date - dt.timedelta(days=400),
+            18,
+            2,
+            False,
+        )
         relations.append(Relation(orig, new, "licence_transfer", did, round_date - dt.timedelta(days=300)))
         relations.append(Relation(new, orig, "contract_manufacturing", did))
         spec = catalog[did].specs[0]
-        bids.append(Bid(f"B{len(bids) + 1:05d}", did, spec.spec_id, new, int(spec.max_price_fen * 0.3),
-                        capacity_units=int(base.get(did, 1000) * 3), sales_volume=1000, contract_manufacturer=orig,
-                        consistency_date=round_date - dt.timedelta(days=200)))
+        bids.append(
+            Bid(
+                f"B{len(bids) + 1:05d}",
+                did,
+                spec.spec_id,
+                new,
+                int(spec.max_price_fen * 0.3),
+                capacity_units=int(base.get(did, 1000) * 3),
+                sales_volume=1000,
+                contract_manufacturer=orig,
+                consistency_date=round_date - dt.timedelta(days=200),
+            )
+        )
         truth += [(new, "licence_transfer_contract_back"), (new, "new_sales_heavy_holder")]
-    inp = RoundInput(f"synthetic-round-{seed}", round_date, catalog, firms, bids, demand, frozenset(), True, tuple(provs))
+    inp = RoundInput(
+        f"synthetic-round-{seed}", round_date, catalog, firms, bids, demand, frozenset(), True, tuple(provs)
+    )
     gt = pd.DataFrame(truth, columns=["entity", "pattern"])
     ly = demand.groupby(["institution_id", "drug_id"], as_index=False)["historical_units"].sum()
     ly["nonwinning_units"] = (ly["historical_units"] // 5).astype("int64")
     return SynthRound(inp, relations, gt, ly[["institution_id", "drug_id", "nonwinning_units"]])
 
 
-def generate_orders(contracts: pd.DataFrame, *, months: int = 6, seed: int = 0, lag_share: float = 0.1,
-                    nonwinning_share: float = 0.05) -> pd.DataFrame:
+def generate_orders(
+    contracts: pd.DataFrame, *, months: int = 6, seed: int = 0, lag_share: float = 0.1, nonwinning_share: float = 0.05
+) -> pd.DataFrame:
     """SYNTHETIC monthly purchase orders against contracts.
 
     Most institutions buy about 1/12 of the agreed volume a month; a share
@@ -195,18 +258,40 @@ def generate_orders(contracts: pd.DataFrame, *, months: int = 6, seed: int = 0, 
         c = contracts
         pace = np.where(c["institution_id"].isin(laggard), 0.5, 1.0) * rng.uniform(0.85, 1.2, len(c))
         u = np.maximum(0, (c["agreed_units"].to_numpy() / 12 * pace)).astype(np.int64)
-        frames.append(pd.DataFrame({"institution_id": c["institution_id"].to_numpy(), "drug_id": c["drug_id"].to_numpy(),
-                                    "spec_id": c["spec_id"].to_numpy(), "supplier": c["supplier"].to_numpy(), "units": u, "month": mth}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "institution_id": c["institution_id"].to_numpy(),
+                    "drug_id": c["drug_id"].to_numpy(),
+                    "spec_id": c["spec_id"].to_numpy(),
+                    "supplier": c["supplier"].to_numpy(),
+                    "units": u,
+                    "month": mth,
+                }
+            )
+        )
         nw = rng.random(len(c)) < nonwinning_share
-        frames.append(pd.DataFrame({"institution_id": c["institution_id"].to_numpy()[nw], "drug_id": c["drug_id"].to_numpy()[nw],
-                                    "spec_id": c["spec_id"].to_numpy()[nw], "supplier": "NONWIN", "units": (u[nw] // 3) + 1, "month": mth}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "institution_id": c["institution_id"].to_numpy()[nw],
+                    "drug_id": c["drug_id"].to_numpy()[nw],
+                    "spec_id": c["spec_id"].to_numpy()[nw],
+                    "supplier": "NONWIN",
+                    "units": (u[nw] // 3) + 1,
+                    "month": mth,
+                }
+            )
+        )
     o = pd.concat(frames, ignore_index=True)
     o = o[o["units"] > 0].reset_index(drop=True)
     o.insert(0, "order_id", [f"O{i + 1:08d}" for i in range(len(o))])
     return o
 
 
-def generate_inventory(contracts: pd.DataFrame, *, months: int = 6, seed: int = 0, missing_share: float = 0.05) -> pd.DataFrame:
+def generate_inventory(
+    contracts: pd.DataFrame, *, months: int = 6, seed: int = 0, missing_share: float = 0.05
+) -> pd.DataFrame:
     """SYNTHETIC monthly inventory reports of winners (some missing, some low)."""
     rng = np.random.default_rng(seed)
     need = contracts.groupby(["supplier", "drug_id"], as_index=False)["agreed_units"].sum()

@@ -76,7 +76,9 @@ class PurchaseLedger:
             true = self._dispensed[(code, item)]
             extra = 10000 + _h("purchase", code, item) * EXTRA_STOCK_BP // 2**32
             qty.append(-(-true * extra // 10000 // 1000) * 1000)  # whole units, rounded up
-            opening.append(true * OPENING_MONTHS_MAX * _h("opening", code, item) // 2**32 // 12 // 1000 * 1000)  # whole units, down
+            opening.append(
+                true * OPENING_MONTHS_MAX * _h("opening", code, item) // 2**32 // 12 // 1000 * 1000
+            )  # whole units, down
         return pa.table(
             {
                 "fixmedins_code": pa.array([k[0] for k in keys], pa.string()),

@@ -35,7 +35,9 @@ LOCAL_ONLY = "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'se
 
 
 def _local_only(page: HTMLResponse) -> HTMLResponse:
-    html = page.body.decode().replace("<head>", f'<head>\n<meta http-equiv="Content-Security-Policy" content="{LOCAL_ONLY}">', 1)
+    html = page.body.decode().replace(
+        "<head>", f'<head>\n<meta http-equiv="Content-Security-Policy" content="{LOCAL_ONLY}">', 1
+    )
     return HTMLResponse(html)
 
 
@@ -52,7 +54,8 @@ def asset_bytes(name: str) -> bytes:
     except ModuleNotFoundError as exc:
         raise DocsAssetsMissing(
             "Swagger UI / ReDoc files not installed: pip install fastapi-offline (a dependency of yibao) / "
-            "接口文档的 Swagger UI / ReDoc 文件未安装") from exc
+            "接口文档的 Swagger UI / ReDoc 文件未安装"
+        ) from exc
     return (root / name).read_bytes()
 
 
@@ -69,18 +72,30 @@ def mount_docs(app: FastAPI, title: str) -> None:
         return Response(cache[name], media_type=ASSETS[name], headers={"Cache-Control": "max-age=86400"})
 
     async def swagger_ui() -> HTMLResponse:
-        return _local_only(get_swagger_ui_html(
-            openapi_url=openapi_url, title=f"{title} · Swagger UI",
-            swagger_js_url=f"{ASSET_PREFIX}/swagger-ui-bundle.js", swagger_css_url=f"{ASSET_PREFIX}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSET_PREFIX}/favicon.png", oauth2_redirect_url="/docs/oauth2-redirect"))
+        return _local_only(
+            get_swagger_ui_html(
+                openapi_url=openapi_url,
+                title=f"{title} · Swagger UI",
+                swagger_js_url=f"{ASSET_PREFIX}/swagger-ui-bundle.js",
+                swagger_css_url=f"{ASSET_PREFIX}/swagger-ui.css",
+                swagger_favicon_url=f"{ASSET_PREFIX}/favicon.png",
+                oauth2_redirect_url="/docs/oauth2-redirect",
+            )
+        )
 
     async def oauth2_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 
     async def redoc() -> HTMLResponse:
-        return _local_only(get_redoc_html(
-            openapi_url=openapi_url, title=f"{title} · ReDoc", redoc_js_url=f"{ASSET_PREFIX}/redoc.standalone.js",
-            redoc_favicon_url=f"{ASSET_PREFIX}/favicon.png", with_google_fonts=False))
+        return _local_only(
+            get_redoc_html(
+                openapi_url=openapi_url,
+                title=f"{title} · ReDoc",
+                redoc_js_url=f"{ASSET_PREFIX}/redoc.standalone.js",
+                redoc_favicon_url=f"{ASSET_PREFIX}/favicon.png",
+                with_google_fonts=False,
+            )
+        )
 
     app.add_api_route(f"{ASSET_PREFIX}/{{name}}", asset, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)

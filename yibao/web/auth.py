@@ -42,7 +42,9 @@ class _Strict(BaseModel):
 
 
 class RoleRule(_Strict):
-    pages: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z_]+$")], ...]  # page names; each needs its route (console or web/pages)
+    pages: tuple[
+        Annotated[str, StringConstraints(pattern=r"^[a-z_]+$")], ...
+    ]  # page names; each needs its route (console or web/pages)
     all_institutions: bool
     unmask: bool
 
@@ -72,9 +74,9 @@ class CookieRule(_Strict):
 
 
 class HeaderSets(_Strict):
-    all: dict[str, str]     # on every answer
-    pages: dict[str, str]   # on every answer but the API documentation pages (/docs, /redoc)
-    tls: dict[str, str]     # when the request came over TLS
+    all: dict[str, str]  # on every answer
+    pages: dict[str, str]  # on every answer but the API documentation pages (/docs, /redoc)
+    tls: dict[str, str]  # when the request came over TLS
 
 
 class ConsoleConfig(_Strict):
@@ -122,7 +124,9 @@ def check_password(password: str, stored: str) -> bool:
         kind, n, r, p, salt, h = stored.split("$")
         if kind != "scrypt":
             return False
-        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(h) // 2)
+        got = hashlib.scrypt(
+            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(h) // 2
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got.hex(), h)
@@ -143,8 +147,11 @@ class LoginThrottled(AuthError):
     code = "E_AUTH_THROTTLED"
 
     def __init__(self, retry_after: int, field: str):
-        super().__init__(f"too many failed logins; try again in {retry_after} s",
-                         f"登录失败次数过多, 请 {retry_after} 秒后再试", field=field)
+        super().__init__(
+            f"too many failed logins; try again in {retry_after} s",
+            f"登录失败次数过多, 请 {retry_after} 秒后再试",
+            field=field,
+        )
         self.retry_after = retry_after
 
 
@@ -178,8 +185,10 @@ class LoginLimiter:
 
     def check(self, username: str, ip: str, now: float) -> None:
         with self._lock:
-            for kind, value, lim, fld in (("user", username, self.limits.per_user, "username"),
-                                          ("ip", ip, self.limits.per_ip, "ip")):
+            for kind, value, lim, fld in (
+                ("user", username, self.limits.per_user, "username"),
+                ("ip", ip, self.limits.per_ip, "ip"),
+            ):
                 q = self._recent((kind, value), lim.window_seconds, now)
                 if q is not None and len(q) >= lim.max_failures:
                     raise LoginThrottled(max(1, int(q[0] + lim.window_seconds - now + 0.999)), fld)
@@ -243,25 +252,43 @@ class Principal:
 
 
 class AuthService:
-    def __init__(self, engine: Engine, config: ConsoleConfig | None = None, clock: Callable[[], dt.datetime] | None = None):
+    def __init__(
+        self, engine: Engine, config: ConsoleConfig | None = None, clock: Callable[[], dt.datetime] | None = None
+    ):
         self.engine = engine
         self.cfg = config or default_config()
         self.clock = clock or (lambda: dt.datetime.now(db.SHANGHAI))
         self.limiter = LoginLimiter(self.cfg.login_limits)
 
-    def add_user(self, username: str, password: str, role: str, *, fixmedins_code: str | None = None,
-                 psn_no: str | None = None, display_name: str = "") -> None:
+    def add_user(
+        self,
+        username: str,
+        password: str,
+        role: str,
+        *,
+        fixmedins_code: str | None = None,
+        psn_no: str | None = None,
+        display_name: str = "",
+    ) -> None:
         if role not in self.cfg.roles:
             raise AuthError(f"unknown role {role!r} (bureau, institution, public)", f"未知角色 {role!r}", field="role")
         if not username or len(password) < 8:
-            raise AuthError("username required and password of at least 8 characters", "需要用户名, 密码至少 8 位", field="password")
+            raise AuthError(
+                "username required and password of at least 8 characters", "需要用户名, 密码至少 8 位", field="password"
+            )
         if role == "institution" and not fixmedins_code:
-            raise AuthError("institution staff need a fixmedins_code", "机构用户须指定定点医药机构编号", field="fixmedins_code")
+            raise AuthError(
+                "institution staff need a fixmedins_code", "机构用户须指定定点医药机构编号", field="fixmedins_code"
+            )
         if role == "public" and not psn_no:
             raise AuthError("a member of the public needs their psn_no", "参保群众用户须指定人员编号", field="psn_no")
         with db.session_scope(self.engine) as s:
             if role == "institution" and s.get(registry.Institution, fixmedins_code) is None:
-                raise AuthError(f"unknown institution {fixmedins_code!r}", f"定点医药机构不存在: {fixmedins_code}", field="fixmedins_code")
+                raise AuthError(
+                    f"unknown institution {fixmedins_code!r}",
+                    f"定点医药机构不存在: {fixmedins_code}",
+                    field="fixmedins_code",
+                )
             if role == "public" and s.get(registry.Person, psn_no) is None:
                 raise AuthError(f"unknown person {psn_no!r}", f"参保人不存在: {psn_no}", field="psn_no")
             u = s.get(ConsoleUser, username)
@@ -284,8 +311,14 @@ class AuthService:
                 raise AuthError("wrong user name or password", "用户名或密码错误", field="password")
             self.limiter.succeeded(username)
             token = secrets.token_urlsafe(32)
-            s.add(ConsoleSession(token_sha256=hashlib.sha256(token.encode()).hexdigest(), username=username, created_at=now,
-                                 expires_at=now + dt.timedelta(minutes=self.cfg.session.ttl_minutes)))
+            s.add(
+                ConsoleSession(
+                    token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+                    username=username,
+                    created_at=now,
+                    expires_at=now + dt.timedelta(minutes=self.cfg.session.ttl_minutes),
+                )
+            )
             return token
 
     def principal(self, token: str | None) -> Principal | None:
@@ -294,15 +327,25 @@ class AuthService:
             return None
         now = self.clock()
         with db.session_scope(self.engine) as s:
-            row = s.execute(select(ConsoleSession, ConsoleUser).join(ConsoleUser, ConsoleUser.username == ConsoleSession.username)
-                            .where(ConsoleSession.token_sha256 == hashlib.sha256(token.encode()).hexdigest())).first()
+            row = s.execute(
+                select(ConsoleSession, ConsoleUser)
+                .join(ConsoleUser, ConsoleUser.username == ConsoleSession.username)
+                .where(ConsoleSession.token_sha256 == hashlib.sha256(token.encode()).hexdigest())
+            ).first()
             if row is None:
                 return None
             sess, u = row
             if sess.ended_at is not None or sess.expires_at <= now:
                 return None
-            return Principal(u.username, u.role, u.fixmedins_code, u.psn_no, u.display_name, sess.expires_at,  # type: ignore[arg-type]
-                             self.cfg.roles[u.role])  # type: ignore[index]
+            return Principal(
+                u.username,
+                u.role,
+                u.fixmedins_code,
+                u.psn_no,
+                u.display_name,
+                sess.expires_at,  # type: ignore[arg-type]
+                self.cfg.roles[u.role],
+            )  # type: ignore[index]
 
     def logout(self, token: str | None) -> None:
         if not token:
@@ -332,11 +375,15 @@ def require(*roles: str):
         if roles and p.role not in roles:
             raise HTTPException(403, "forbidden / 无权访问")
         if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_ok(token, request.headers.get("x-csrf-token")):
-            raise HTTPException(403, "CSRF token missing or wrong (header X-CSRF-Token, from the console page) / CSRF 令牌缺失或错误")
+            raise HTTPException(
+                403, "CSRF token missing or wrong (header X-CSRF-Token, from the console page) / CSRF 令牌缺失或错误"
+            )
         return p
 
     import inspect
 
     # this module uses postponed annotations; give FastAPI the real type
-    dep.__signature__ = inspect.Signature([inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)])
+    dep.__signature__ = inspect.Signature(
+        [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
+    )
     return dep

@@ -47,8 +47,9 @@ def plotly_js() -> bytes:
     spec = importlib.util.find_spec("plotly")
     path = Path(next(iter(spec.submodule_search_locations or []), "")) / "package_data" / PLOTLY_JS if spec else None
     if path is None or not path.is_file():
-        raise ChartLibraryMissing("plotly.min.js not found: pip install plotly (a dependency of yibao) / "
-                                  "图表库 plotly.min.js 未安装")
+        raise ChartLibraryMissing(
+            "plotly.min.js not found: pip install plotly (a dependency of yibao) / 图表库 plotly.min.js 未安装"
+        )
     return path.read_bytes()
 
 
@@ -117,10 +118,16 @@ def plotly_css() -> bytes:
         if f'.replace(/X/g,"{_X}").replace(/Y/g,"{_Y}")' not in tail:
             raise ValueError("selector substitution not found")
     except (ValueError, IndexError) as exc:
-        raise ChartLibraryMissing(f"this plotly.min.js has no style-rule table that yibao can read ({exc}) / "
-                                  "无法从 plotly.min.js 读出其样式规则") from exc
-    lines = ["/* plotly.js style rules, from the installed plotly package's plotly.min.js (yibao.web.charts.plotly_css) */"]
-    for sel, body in reversed(rules.items()):  # plotly.js inserts each rule at index 0: the table's first rule ends last
+        raise ChartLibraryMissing(
+            f"this plotly.min.js has no style-rule table that yibao can read ({exc}) / "
+            "无法从 plotly.min.js 读出其样式规则"
+        ) from exc
+    lines = [
+        "/* plotly.js style rules, from the installed plotly package's plotly.min.js (yibao.web.charts.plotly_css) */"
+    ]
+    for sel, body in reversed(
+        rules.items()
+    ):  # plotly.js inserts each rule at index 0: the table's first rule ends last
         full = sel.replace(",", " ,", 1) if sel.startswith(",") else sel
         lines.append(f"{full.replace('X', _X).replace('Y', _Y)}{{{body}}}")
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -149,7 +156,7 @@ def _num(v: Any) -> int | Decimal:
 def _shift(fen: int, per_unit: int) -> Decimal:
     """Integer fen in display units, exactly: ``per_unit`` is a power of ten."""
     digits = len(str(per_unit)) - 1
-    if per_unit <= 0 or 10 ** digits != per_unit:
+    if per_unit <= 0 or 10**digits != per_unit:
         raise ValueError(f"money= must be a power of ten (fen per display unit), got {per_unit}")
     return Decimal(fen).scaleb(-digits)
 
@@ -197,8 +204,15 @@ def _layout(title: str, unit: str, height: int, *, legend: bool) -> dict:
         "colorway": list(PALETTE),
         "showlegend": legend,
         # the legend in a row above the plot area: it never covers a bar
-        "legend": {"orientation": "h", "x": 0.5, "xanchor": "center", "y": 1.02, "yanchor": "bottom", "font": {"size": 12},
-                   "traceorder": "normal"},  # series in the order given (stacked bars would list them reversed)
+        "legend": {
+            "orientation": "h",
+            "x": 0.5,
+            "xanchor": "center",
+            "y": 1.02,
+            "yanchor": "bottom",
+            "font": {"size": 12},
+            "traceorder": "normal",
+        },  # series in the order given (stacked bars would list them reversed)
         "hovermode": "closest",
         "hoverlabel": {"font": {"family": FONT}},
         "dragmode": "zoom",
@@ -217,19 +231,37 @@ def _axis(title: str = "", **kw: Any) -> dict:
 def _div(chart_id: str, title: str, kind: str, data: list, layout: dict) -> str:
     key = chart_id.removeprefix("chart-") or "chart"
     # nothing that talks to a vendor's site: no logo link, no "send to cloud" / "edit in Chart Studio" buttons
-    config = {"displaylogo": False, "responsive": True, "scrollZoom": False, "showLink": False, "showSendToCloud": False,
-              "showEditInChartStudio": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "sendDataToCloud"]}
+    config = {
+        "displaylogo": False,
+        "responsive": True,
+        "scrollZoom": False,
+        "showLink": False,
+        "showSendToCloud": False,
+        "showEditInChartStudio": False,
+        "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "sendDataToCloud"],
+    }
     spec = _json({"data": data, "layout": layout, "config": config})
-    return (f'<div class="ychart" id="{html.escape(chart_id)}" data-chart="{html.escape(key)}" data-kind="{kind}" '
-            f'role="img" aria-label="{html.escape(title)}" data-spec="{html.escape(spec, quote=True)}"></div>')
+    return (
+        f'<div class="ychart" id="{html.escape(chart_id)}" data-chart="{html.escape(key)}" data-kind="{kind}" '
+        f'role="img" aria-label="{html.escape(title)}" data-spec="{html.escape(spec, quote=True)}"></div>'
+    )
 
 
 # --- charts ----------------------------------------------------------------------------------------
 
 
-def bar_chart(categories: Sequence[str], series: Mapping[str, Sequence[Any]], *, title: str = "", unit: str = "",
-              stacked: bool = False, height: int = 300, chart_id: str = "", money: int | None = None,
-              lines: Mapping[str, Sequence[Any]] | None = None) -> str:
+def bar_chart(
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[Any]],
+    *,
+    title: str = "",
+    unit: str = "",
+    stacked: bool = False,
+    height: int = 300,
+    chart_id: str = "",
+    money: int | None = None,
+    lines: Mapping[str, Sequence[Any]] | None = None,
+) -> str:
     """Grouped (or stacked) vertical bars, one trace per series; ``lines`` are drawn over them (same axis).
 
     With ``money`` the values are integer fen, plotted in units of ``money`` fen (``unit`` names that unit)."""
@@ -240,46 +272,97 @@ def bar_chart(categories: Sequence[str], series: Mapping[str, Sequence[Any]], *,
         if len(vals) != len(cats):
             raise ValueError(f"series {name!r} has {len(vals)} values for {len(cats)} categories")
         is_line = j >= len(series)
-        trace = {"type": "scatter" if is_line else "bar", "name": str(name), "x": cats, "y": [_plot(v, money) for v in vals],
-                 "customdata": [_tip(v, money, unit) for v in vals],
-                 "hovertemplate": f"%{{x}} · {html.escape(str(name))}: %{{customdata}}<extra></extra>",
-                 "marker": {"color": PALETTE[j % len(PALETTE)]}}
+        trace = {
+            "type": "scatter" if is_line else "bar",
+            "name": str(name),
+            "x": cats,
+            "y": [_plot(v, money) for v in vals],
+            "customdata": [_tip(v, money, unit) for v in vals],
+            "hovertemplate": f"%{{x}} · {html.escape(str(name))}: %{{customdata}}<extra></extra>",
+            "marker": {"color": PALETTE[j % len(PALETTE)]},
+        }
         if is_line:
             trace.update(mode="lines+markers", line={"color": PALETTE[j % len(PALETTE)], "width": 2})
         data.append(trace)
     layout = _layout(title, unit, height, legend=len(data) > 1)
-    layout.update(barmode="stack" if stacked else "group", bargap=0.3,
-                  xaxis=_axis(type="category", tickformat=""), yaxis=_axis(unit, rangemode="tozero", fixedrange=True))
+    layout.update(
+        barmode="stack" if stacked else "group",
+        bargap=0.3,
+        xaxis=_axis(type="category", tickformat=""),
+        yaxis=_axis(unit, rangemode="tozero", fixedrange=True),
+    )
     return _div(chart_id, title, "bar", data, layout)
 
 
-def hbar_chart(labels_: Sequence[str], values: Sequence[Any], *, title: str = "", unit: str = "", chart_id: str = "",
-               money: int | None = None) -> str:
+def hbar_chart(
+    labels_: Sequence[str],
+    values: Sequence[Any],
+    *,
+    title: str = "",
+    unit: str = "",
+    chart_id: str = "",
+    money: int | None = None,
+) -> str:
     """Horizontal bars, one colour per row, first row on top (ECharts' 'category on y')."""
     vals = [_num(v) for v in values]
     if len(vals) != len(labels_):
         raise ValueError(f"{len(vals)} values for {len(labels_)} labels")
     tips = [_tip(v, money, unit) for v in vals]
-    data = [{"type": "bar", "orientation": "h", "name": title or unit, "y": [str(x) for x in labels_],
-             "x": [_plot(v, money) for v in vals], "customdata": tips, "text": tips, "textposition": "outside",
-             "cliponaxis": False, "hovertemplate": "%{y}: %{customdata}<extra></extra>",
-             "marker": {"color": [PALETTE[i % len(PALETTE)] for i in range(len(vals))]}}]
+    data = [
+        {
+            "type": "bar",
+            "orientation": "h",
+            "name": title or unit,
+            "y": [str(x) for x in labels_],
+            "x": [_plot(v, money) for v in vals],
+            "customdata": tips,
+            "text": tips,
+            "textposition": "outside",
+            "cliponaxis": False,
+            "hovertemplate": "%{y}: %{customdata}<extra></extra>",
+            "marker": {"color": [PALETTE[i % len(PALETTE)] for i in range(len(vals))]},
+        }
+    ]
     layout = _layout(title, unit, 60 + 28 * len(vals), legend=False)
     layout["margin"].update(r=110)
-    layout.update(xaxis=_axis(unit, rangemode="tozero"), yaxis=_axis(type="category", autorange="reversed", tickformat="", fixedrange=True))
+    layout.update(
+        xaxis=_axis(unit, rangemode="tozero"),
+        yaxis=_axis(type="category", autorange="reversed", tickformat="", fixedrange=True),
+    )
     return _div(chart_id, title, "hbar", data, layout)
 
 
-def donut_chart(labels_: Sequence[str], values: Sequence[Any], *, title: str = "", unit: str = "", size: int = 300,
-                chart_id: str = "", money: int | None = None) -> str:
+def donut_chart(
+    labels_: Sequence[str],
+    values: Sequence[Any],
+    *,
+    title: str = "",
+    unit: str = "",
+    size: int = 300,
+    chart_id: str = "",
+    money: int | None = None,
+) -> str:
     """A ring of shares; the legend beside it hides and shows a slice."""
     vals = [_num(v) for v in values]
     if len(vals) != len(labels_):
         raise ValueError(f"{len(vals)} values for {len(labels_)} labels")
-    data = [{"type": "pie", "hole": 0.45, "sort": False, "direction": "clockwise", "labels": [str(x) for x in labels_],
-             "values": [_plot(v, money) for v in vals], "customdata": [_tip(v, money, unit) for v in vals],
-             "textinfo": "percent", "hovertemplate": "%{label}: %{customdata} (%{percent})<extra></extra>",
-             "marker": {"colors": [PALETTE[i % len(PALETTE)] for i in range(len(vals))], "line": {"color": "#fff", "width": 1}}}]
+    data = [
+        {
+            "type": "pie",
+            "hole": 0.45,
+            "sort": False,
+            "direction": "clockwise",
+            "labels": [str(x) for x in labels_],
+            "values": [_plot(v, money) for v in vals],
+            "customdata": [_tip(v, money, unit) for v in vals],
+            "textinfo": "percent",
+            "hovertemplate": "%{label}: %{customdata} (%{percent})<extra></extra>",
+            "marker": {
+                "colors": [PALETTE[i % len(PALETTE)] for i in range(len(vals))],
+                "line": {"color": "#fff", "width": 1},
+            },
+        }
+    ]
     layout = _layout(title, unit, size, legend=True)
     layout["margin"].update(t=12, b=12, l=12)
     layout["legend"] = {"orientation": "v", "x": 1.02, "xanchor": "left", "y": 0.5, "yanchor": "middle"}

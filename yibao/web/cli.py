@@ -11,8 +11,10 @@ from rich.table import Table
 
 from yibao.core.errors import YibaoError
 
-app = typer.Typer(help="The web console (运行监测) and the e-insurance code (医保电子凭证). Serve it with `yibao serve`.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The web console (运行监测) and the e-insurance code (医保电子凭证). Serve it with `yibao serve`.",
+    no_args_is_help=True,
+)
 console = Console()
 DB = typer.Option(None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db).")
 
@@ -28,7 +30,10 @@ def _engine(db: str | None):
 def _fail(exc: YibaoError) -> None:
     from rich.markup import escape
 
-    console.print(f"[red]{exc.code}[/] " + escape(f"{exc.message_en} / {exc.message_zh}" + (f" [field: {exc.field}]" if exc.field else "")))
+    console.print(
+        f"[red]{exc.code}[/] "
+        + escape(f"{exc.message_en} / {exc.message_zh}" + (f" [field: {exc.field}]" if exc.field else ""))
+    )
     raise typer.Exit(2)
 
 
@@ -36,7 +41,9 @@ def _fail(exc: YibaoError) -> None:
 def add_user(
     username: str = typer.Argument(...),
     role: str = typer.Option(..., "--role", help="bureau | institution | public"),
-    fixmedins_code: Optional[str] = typer.Option(None, "--institution", help="Institution staff: their fixmedins_code."),
+    fixmedins_code: Optional[str] = typer.Option(
+        None, "--institution", help="Institution staff: their fixmedins_code."
+    ),
     psn_no: Optional[str] = typer.Option(None, "--psn-no", help="A member of the public: their psn_no."),
     name: str = typer.Option("", "--name", help="Display name."),
     password: Optional[str] = typer.Option(None, "--password", help="Default: $YIBAO_CONSOLE_PASSWORD, else prompted."),
@@ -45,9 +52,15 @@ def add_user(
     """Create or update a console user (the password is stored as an scrypt hash)."""
     from yibao.web.auth import AuthService
 
-    pw = password or os.environ.get("YIBAO_CONSOLE_PASSWORD") or typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    pw = (
+        password
+        or os.environ.get("YIBAO_CONSOLE_PASSWORD")
+        or typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    )
     try:
-        AuthService(_engine(db)).add_user(username, pw, role, fixmedins_code=fixmedins_code, psn_no=psn_no, display_name=name)
+        AuthService(_engine(db)).add_user(
+            username, pw, role, fixmedins_code=fixmedins_code, psn_no=psn_no, display_name=name
+        )
     except YibaoError as exc:
         _fail(exc)
     console.print(f"user {username} ({role}) saved")
@@ -71,8 +84,13 @@ def users(db: Optional[str] = DB) -> None:
 
 
 @app.command("ecode-block")
-def ecode_block(psn_no: str, reason: str = typer.Option("manual", "--reason"), actor: str = typer.Option("cli", "--actor"),
-                unbind: bool = typer.Option(False, "--unbind", help="Also force unbinding."), db: Optional[str] = DB) -> None:
+def ecode_block(
+    psn_no: str,
+    reason: str = typer.Option("manual", "--reason"),
+    actor: str = typer.Option("cli", "--actor"),
+    unbind: bool = typer.Option(False, "--unbind", help="Also force unbinding."),
+    db: Optional[str] = DB,
+) -> None:
     """Block a person's e-code generation (实时生码拦截), optionally force unbinding; recorded and reported."""
     from yibao.ecode.service import EcodeService
 
@@ -99,8 +117,16 @@ def ecode_events(limit: int = typer.Option(30, "--limit"), db: Optional[str] = D
         t.add_column(c)
     with session_scope(_engine(db)) as s:
         for e in s.scalars(select(EcodeRiskEvent).order_by(EcodeRiskEvent.id.desc()).limit(limit)):
-            t.add_row(str(e.id), e.detected_at.strftime("%Y-%m-%d %H:%M:%S"), e.psn_no, e.kind, e.detail_zh, e.actions,
-                      e.reported_at.strftime("%H:%M:%S") if e.reported_at else "", e.actor)
+            t.add_row(
+                str(e.id),
+                e.detected_at.strftime("%Y-%m-%d %H:%M:%S"),
+                e.psn_no,
+                e.kind,
+                e.detail_zh,
+                e.actions,
+                e.reported_at.strftime("%H:%M:%S") if e.reported_at else "",
+                e.actor,
+            )
     console.print(t)
 
 

@@ -54,8 +54,15 @@ def _fmt_yuan(fen: Any) -> str:
 
 
 class Console:
-    def __init__(self, engine: Engine, *, auth: AuthService | None = None, ecode: EcodeService | None = None,
-                 clock: Callable[[], dt.datetime] | None = None, data_dir: str | Path | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        auth: AuthService | None = None,
+        ecode: EcodeService | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        data_dir: str | Path | None = None,
+    ):
         self.engine = engine
         # the region's Parquet directory, for the analyses that run over it (payment, supervision queue)
         data_dir = data_dir or os.environ.get("YIBAO_CONSOLE_DATA")
@@ -64,7 +71,9 @@ class Console:
         self.auth = auth or AuthService(engine, clock=self.clock)
         self.ecode = ecode or EcodeService(engine, clock=self.clock)
         self.jobs = JobRunner()
-        self.env = Environment(loader=PackageLoader("yibao.web", "templates/console"), autoescape=select_autoescape(["html"]))
+        self.env = Environment(
+            loader=PackageLoader("yibao.web", "templates/console"), autoescape=select_autoescape(["html"])
+        )
         self.env.filters["yuan"] = _fmt_yuan
         self.env.filters["num"] = labels.number
         self.router = APIRouter(prefix="/console", include_in_schema=False)
@@ -97,7 +106,10 @@ class Console:
         rule = self.auth.cfg.cookies.secure
         if rule != "auto":
             return rule == "always"
-        return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https"
+        return (
+            request.url.scheme == "https"
+            or request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https"
+        )
 
     def set_cookie(self, request: Request, resp: Response, name: str, value: str, **kw: Any) -> None:
         resp.set_cookie(name, value, httponly=True, samesite="lax", secure=self.secure_cookies(request), **kw)
@@ -114,7 +126,9 @@ class Console:
         lang = request.cookies.get(LANG_COOKIE, "zh")
         return lang if lang in LANGS else "zh"
 
-    def render(self, request: Request, template: str, p: Principal | None, status: int = 200, **ctx: Any) -> HTMLResponse:
+    def render(
+        self, request: Request, template: str, p: Principal | None, status: int = 200, **ctx: Any
+    ) -> HTMLResponse:
         lang = self.lang(request)
         unmask = bool(p and p.rule.unmask and request.query_params.get("unmask") == "1")
         rules = self.auth.cfg.masking
@@ -124,10 +138,19 @@ class Console:
 
         ctx.setdefault("csrf", csrf_token(request.cookies.get(COOKIE)))
         html = self.env.get_template(template).render(
-            t=translator(lang), lang=lang, label=lambda name: labels.field(name, lang),
+            t=translator(lang),
+            lang=lang,
+            label=lambda name: labels.field(name, lang),
             val=lambda group, code: labels.value(group, code, lang),
-            vals=lambda group, text: labels.values(group, text, lang), humanize=lambda text: labels.humanize(text, lang), p=p, m=m, unmasked=unmask, path=request.url.path,
-            query=str(request.url.query), **ctx)
+            vals=lambda group, text: labels.values(group, text, lang),
+            humanize=lambda text: labels.humanize(text, lang),
+            p=p,
+            m=m,
+            unmasked=unmask,
+            path=request.url.path,
+            query=str(request.url.query),
+            **ctx,
+        )
         return HTMLResponse(html, status_code=status)
 
     def _scope(self, p: Principal) -> str | None:
@@ -153,36 +176,50 @@ class Console:
                     if d.redirect:
                         return RedirectResponse(d.redirect, status_code=303)
                     if request.url.path.startswith("/console/api/") or d.status == 401:
-                        return JSONResponse({"error": "login required" if d.status == 401 else "forbidden",
-                                             "error_zh": "请先登录" if d.status == 401 else "无权访问"}, status_code=d.status)
-                    return c.render(request, "error.html", c.who(request), status=d.status, code=d.status,
-                                    message_key=d.message_key)
+                        return JSONResponse(
+                            {
+                                "error": "login required" if d.status == 401 else "forbidden",
+                                "error_zh": "请先登录" if d.status == 401 else "无权访问",
+                            },
+                            status_code=d.status,
+                        )
+                    return c.render(
+                        request, "error.html", c.who(request), status=d.status, code=d.status, message_key=d.message_key
+                    )
 
             return wrapper
 
         @r.get("/static/{name}")
         def static(name: str) -> Response:
             if name == charts.PLOTLY_JS:  # plotly.js from the installed plotly package (charts.py): no CDN
-                return Response(charts.plotly_js(), media_type="application/javascript", headers={"Cache-Control": "max-age=86400"})
+                return Response(
+                    charts.plotly_js(), media_type="application/javascript", headers={"Cache-Control": "max-age=86400"}
+                )
             if name == charts.PLOTLY_CSS:  # its style rules as a sheet: the CSP blocks the <style> plotly.js would add
                 return Response(charts.plotly_css(), media_type="text/css", headers={"Cache-Control": "max-age=86400"})
             f = STATIC_DIR / name
             if "/" in name or ".." in name or not f.is_file():
                 return Response(status_code=404)
-            media = {"css": "text/css", "js": "application/javascript", "svg": "image/svg+xml"}.get(f.suffix[1:], "application/octet-stream")
+            media = {"css": "text/css", "js": "application/javascript", "svg": "image/svg+xml"}.get(
+                f.suffix[1:], "application/octet-stream"
+            )
             return Response(f.read_bytes(), media_type=media, headers={"Cache-Control": "max-age=3600"})
 
         @r.get("/lang/{lang}")
         def set_lang(request: Request, lang: str, next: str = "/console/") -> Response:
             resp = RedirectResponse(_local(next), status_code=303)
-            resp.set_cookie(LANG_COOKIE, lang if lang in LANGS else "zh", samesite="lax", secure=c.secure_cookies(request))
+            resp.set_cookie(
+                LANG_COOKIE, lang if lang in LANGS else "zh", samesite="lax", secure=c.secure_cookies(request)
+            )
             return resp
 
         def login_page(request: Request, nxt: str, error: str = "", status: int = 200) -> Response:
             import secrets
 
             pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(32)
-            resp = c.render(request, "login.html", None, status=status, next=_local(nxt), error=error, csrf=csrf_token(pre))
+            resp = c.render(
+                request, "login.html", None, status=status, next=_local(nxt), error=error, csrf=csrf_token(pre)
+            )
             if request.cookies.get(PRE_COOKIE) != pre:
                 c.set_cookie(request, resp, PRE_COOKIE, pre, max_age=3600)
             return resp
@@ -202,8 +239,12 @@ class Console:
             try:
                 token = await run_in_threadpool(c.auth.login, user, pw, ip=c.client_ip(request))
             except AuthError as exc:
-                resp = login_page(request, nxt, exc.message_en if lang == "en" else exc.message_zh,
-                                  status=429 if isinstance(exc, LoginThrottled) else 401)
+                resp = login_page(
+                    request,
+                    nxt,
+                    exc.message_en if lang == "en" else exc.message_zh,
+                    status=429 if isinstance(exc, LoginThrottled) else 401,
+                )
                 if isinstance(exc, LoginThrottled):
                     resp.headers["Retry-After"] = str(exc.retry_after)
                 return resp
@@ -236,10 +277,11 @@ class Console:
 
 def _local(target: str) -> str:
     """Only a path inside the console may be a redirect target (no open redirect: not ``//host``, not ``/console.evil``)."""
-    if target == "/console" or (target.startswith("/console/") and not target.startswith("/console//") and "\\" not in target):
+    if target == "/console" or (
+        target.startswith("/console/") and not target.startswith("/console//") and "\\" not in target
+    ):
         return target
     return "/console/"
-
 
 
 def mount_console(app: FastAPI, iface_or_engine: Any, *, clock: Callable[[], dt.datetime] | None = None) -> Console:

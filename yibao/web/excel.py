@@ -8,8 +8,12 @@ from typing import Any, Callable, Iterable, Sequence
 SYNTHETIC_NOTE = "合成数据 (非真实) / SYNTHETIC data"
 
 
-def workbook_bytes(sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]], *, note: str = "",
-                   progress: Callable[[int], None] | None = None) -> bytes:
+def workbook_bytes(
+    sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]],
+    *,
+    note: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> bytes:
     """One sheet per ``(title, headers, rows)``; a note line (e.g. synthetic) above the headers when given.
 
     Written in openpyxl's streaming mode, so a large export stays in bounded memory; ``progress(n)`` is

@@ -26,8 +26,16 @@ S = records.Settlement
 I = registry.Institution
 
 SHARE_FIELDS = tuple(FUND_FIELDS)  # hifp_pay … psn_cash_pay
-SUM_FIELDS = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
-              *SHARE_FIELDS, "fund_pay_sumamt")
+SUM_FIELDS = (
+    "medfee_sumamt",
+    "fulamt_ownpay_amt",
+    "overlmt_selfpay",
+    "preselfpay_amt",
+    "inscp_scp_amt",
+    "act_pay_dedc",
+    *SHARE_FIELDS,
+    "fund_pay_sumamt",
+)
 LEVEL_NAMES = {0: ("药店", "pharmacy"), 1: ("一级", "level 1"), 2: ("二级", "level 2"), 3: ("三级", "level 3")}
 
 
@@ -84,10 +92,18 @@ def fund_figures(engine: Engine, *, year: int | None = None, scope: str | None =
         if year is None and years:
             year = default_year(counts)
         m = month_expr(engine).label("month")
-        q = (select(m, S.insutype, I.hosp_lv, func.count().label("claims"),
-                    *[func.coalesce(func.sum(getattr(S, f)), 0).label(f) for f in SUM_FIELDS])
-             .select_from(S).outerjoin(I, I.fixmedins_code == S.fixmedins_code)
-             .where(S.policy_year == year, S.refd_setl_flag.is_(False)))
+        q = (
+            select(
+                m,
+                S.insutype,
+                I.hosp_lv,
+                func.count().label("claims"),
+                *[func.coalesce(func.sum(getattr(S, f)), 0).label(f) for f in SUM_FIELDS],
+            )
+            .select_from(S)
+            .outerjoin(I, I.fixmedins_code == S.fixmedins_code)
+            .where(S.policy_year == year, S.refd_setl_flag.is_(False))
+        )
         if scope is not None:
             q = q.where(S.fixmedins_code == scope)
         q = q.group_by(m, S.insutype, I.hosp_lv)
@@ -96,7 +112,9 @@ def fund_figures(engine: Engine, *, year: int | None = None, scope: str | None =
             for k in ("claims", *SUM_FIELDS):
                 r[k] = int(r[k] or 0)
             r["hosp_lv"] = None if r["hosp_lv"] is None else int(r["hosp_lv"])
-        syn = c.execute(select(func.count()).select_from(S).where(S.synthetic.is_(True), S.policy_year == year)).scalar()
+        syn = c.execute(
+            select(func.count()).select_from(S).where(S.synthetic.is_(True), S.policy_year == year)
+        ).scalar()
     totals = {k: 0 for k in ("claims", *SUM_FIELDS)}
     for r in rows:
         for k in totals:
@@ -112,8 +130,16 @@ def fund_figures(engine: Engine, *, year: int | None = None, scope: str | None =
 # --- settlements ---------------------------------------------------------------------------
 
 
-def find_settlements(engine: Engine, *, scope: str | None, psn_no: str | None, setl_id: str = "", psn_query: str = "",
-                     limit: int = 50, offset: int = 0) -> tuple[list[records.Settlement], int]:
+def find_settlements(
+    engine: Engine,
+    *,
+    scope: str | None,
+    psn_no: str | None,
+    setl_id: str = "",
+    psn_query: str = "",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[records.Settlement], int]:
     """Settlements visible to the caller (``scope``: one institution; ``psn_no``: one person), newest first."""
     conds = []
     if scope is not None:
@@ -169,7 +195,7 @@ def settlement_detail(engine: Engine, setl_id: str) -> dict[str, Any] | None:
         inst = s.get(I, row.fixmedins_code) if row.fixmedins_code else None
         enc = s.get(records.Encounter, row.mdtrt_id)
         s.expunge_all()
-    region = (p.insuplc_admdvs if p is not None and p.insuplc_admdvs else "990100")
+    region = p.insuplc_admdvs if p is not None and p.insuplc_admdvs else "990100"
     on = row.setl_time.astimezone(db.SHANGHAI).date()
     try:
         snap = PolicyBook.default().snapshot(region, on)
@@ -199,33 +225,61 @@ def settlement_detail(engine: Engine, setl_id: str) -> dict[str, Any] | None:
                 f"{cat_name} 起付线 {_yuan(ded)} ({cat.deductible_mode}), {LEVEL_NAMES.get(level, ('', ''))[0]}机构统筹支付比例 {_pct(ratio)}{bonus_zh}"
                 + (f", 年度最高支付限额 {_yuan(int(cap))}" if cap else ""),
                 f"{cat_name}: deductible {_yuan(ded)} ({cat.deductible_mode}), pooled-fund ratio {_pct(ratio)} at "
-                f"{LEVEL_NAMES.get(level, ('', 'level ?'))[1]}{bonus}" + (f", annual cap {_yuan(int(cap))}" if cap else ""))
+                f"{LEVEL_NAMES.get(level, ('', 'level ?'))[1]}{bonus}"
+                + (f", annual cap {_yuan(int(cap))}" if cap else ""),
+            )
         for layer in sch.layers:
             br = ", ".join(f"≥{_yuan(b.threshold)} {_pct(b.rate)}" for b in layer.brackets)
             cap = "" if not layer.cap or layer.cap >= 10**15 else f", cap {_yuan(int(layer.cap))}"
             base_zh = "政策范围内个人负担" if layer.base == "selfpay" else "超过统筹基金最高支付限额部分"
-            rules[layer.field] = (f"{layer.name}: 起付线 {_yuan(layer.deductible)}, 基数 {base_zh}, 分段比例 {br}{cap}",
-                                  f"{layer.name}: deductible {_yuan(layer.deductible)}, base {layer.base}, brackets {br}{cap}")
+            rules[layer.field] = (
+                f"{layer.name}: 起付线 {_yuan(layer.deductible)}, 基数 {base_zh}, 分段比例 {br}{cap}",
+                f"{layer.name}: deductible {_yuan(layer.deductible)}, base {layer.base}, brackets {br}{cap}",
+            )
         st = snap.assistance.statuses.get(p.assistance or "") if p is not None else None
         if st is not None:
-            rules["maf_pay"] = (f"医疗救助 ({p.assistance}): 起付线 {_yuan(st.deductible)}, 比例 {_pct(st.ratio)}",
-                                f"medical assistance ({p.assistance}): deductible {_yuan(st.deductible)}, ratio {_pct(st.ratio)}")
+            rules["maf_pay"] = (
+                f"医疗救助 ({p.assistance}): 起付线 {_yuan(st.deductible)}, 比例 {_pct(st.ratio)}",
+                f"medical assistance ({p.assistance}): deductible {_yuan(st.deductible)}, ratio {_pct(st.ratio)}",
+            )
         else:
             rules["maf_pay"] = ("无医疗救助身份", "no medical-assistance status")
         acct = sch.account
         if acct is not None:
-            rules["acct_pay"] = ("个人账户支付: " + ", ".join(acct.payable), "personal account pays: " + ", ".join(acct.payable))
-            rules["acct_mulaid_pay"] = ("家庭共济: " + ", ".join(acct.mutual_aid_relations) + (f" (付款人 {row.acct_payer_psn_no})" if row.acct_payer_psn_no else ""),
-                                        "family mutual aid: " + ", ".join(acct.mutual_aid_relations) + (f" (payer {row.acct_payer_psn_no})" if row.acct_payer_psn_no else ""))
+            rules["acct_pay"] = (
+                "个人账户支付: " + ", ".join(acct.payable),
+                "personal account pays: " + ", ".join(acct.payable),
+            )
+            rules["acct_mulaid_pay"] = (
+                "家庭共济: "
+                + ", ".join(acct.mutual_aid_relations)
+                + (f" (付款人 {row.acct_payer_psn_no})" if row.acct_payer_psn_no else ""),
+                "family mutual aid: "
+                + ", ".join(acct.mutual_aid_relations)
+                + (f" (payer {row.acct_payer_psn_no})" if row.acct_payer_psn_no else ""),
+            )
     rules.setdefault("psn_cash_pay", ("个人现金支付 = 个人负担 − 账户支付", "cash = personal part − account payments"))
-    lines = [ShareLine(f, FUND_FIELDS[f][1], FUND_FIELDS[f][0], int(getattr(row, f) or 0), *rules.get(f, ("", ""))) for f in SHARE_FIELDS]
+    lines = [
+        ShareLine(f, FUND_FIELDS[f][1], FUND_FIELDS[f][0], int(getattr(row, f) or 0), *rules.get(f, ("", "")))
+        for f in SHARE_FIELDS
+    ]
     trace = row.rule_trace.get("steps", []) if isinstance(row.rule_trace, dict) else []
-    return {"row": row, "person": p, "institution": inst, "encounter": enc, "lines": lines, "trace": trace,
-            "policy_label": snap.label if snap else "", "policy_status": snap.status if snap else "", "on": on}
+    return {
+        "row": row,
+        "person": p,
+        "institution": inst,
+        "encounter": enc,
+        "lines": lines,
+        "trace": trace,
+        "policy_label": snap.label if snap else "",
+        "policy_status": snap.status if snap else "",
+        "on": on,
+    }
 
 
 def institutions(engine: Engine) -> dict[str, tuple[str, int | None]]:
     with engine.connect() as c:
-        return {code: (name or code, lv) for code, name, lv in c.execute(select(I.fixmedins_code, I.fixmedins_name, I.hosp_lv))}
-
-
+        return {
+            code: (name or code, lv)
+            for code, name, lv in c.execute(select(I.fixmedins_code, I.fixmedins_name, I.hosp_lv))
+        }

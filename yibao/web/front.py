@@ -65,11 +65,27 @@ class SecurityHeaders:
 
 
 _LINKS = (
-    ("/console/", "运行监测控制台", "Console", "基金收支、结算追溯、集采、DIP/DRG、智能监管、医保码 (需登录)",
-     "fund, settlements, procurement, DIP/DRG, supervision, e-code (login)"),
-    ("/docs", "接口文档", "API documentation", "定点医药机构接口 (国家报文与 REST), OpenAPI",
-     "the national interface (envelope and REST), OpenAPI"),
-    ("/redoc", "接口文档 (ReDoc)", "API reference (ReDoc)", "同一份 OpenAPI, 另一种排版", "the same OpenAPI, another layout"),
+    (
+        "/console/",
+        "运行监测控制台",
+        "Console",
+        "基金收支、结算追溯、集采、DIP/DRG、智能监管、医保码 (需登录)",
+        "fund, settlements, procurement, DIP/DRG, supervision, e-code (login)",
+    ),
+    (
+        "/docs",
+        "接口文档",
+        "API documentation",
+        "定点医药机构接口 (国家报文与 REST), OpenAPI",
+        "the national interface (envelope and REST), OpenAPI",
+    ),
+    (
+        "/redoc",
+        "接口文档 (ReDoc)",
+        "API reference (ReDoc)",
+        "同一份 OpenAPI, 另一种排版",
+        "the same OpenAPI, another layout",
+    ),
     ("/healthz", "运行状态", "Health", "服务是否在运行", "is the service up"),
 )
 

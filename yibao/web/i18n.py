@@ -6,7 +6,10 @@ LANGS = ("zh", "en")
 
 TEXT: dict[str, tuple[str, str]] = {
     "app": ("医保运行监测控制台", "yibao operations console"),
-    "synthetic": ("合成数据 (非真实): 所有人员、机构与金额均为模拟生成", "SYNTHETIC data: every person, institution and amount is generated"),
+    "synthetic": (
+        "合成数据 (非真实): 所有人员、机构与金额均为模拟生成",
+        "SYNTHETIC data: every person, institution and amount is generated",
+    ),
     "login": ("登录", "Log in"),
     "logout": ("退出", "Log out"),
     "username": ("用户名", "User name"),
@@ -24,7 +27,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "page.ltc": ("长期护理保险", "Long-term care"),
     "session_expires": ("会话到期", "session expires"),
     "forbidden": ("无权访问此页面", "You may not open this page"),
-    "csrf": ("页面已过期或请求来源不明 (CSRF 校验失败), 请刷新页面后重试", "The page has expired or the request did not come from it (CSRF check failed); reload the page and try again"),
+    "csrf": (
+        "页面已过期或请求来源不明 (CSRF 校验失败), 请刷新页面后重试",
+        "The page has expired or the request did not come from it (CSRF check failed); reload the page and try again",
+    ),
     "not_found": ("未找到", "Not found"),
     "year": ("年度", "Year"),
     "month": ("月份", "Month"),
@@ -60,7 +66,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "unmask": ("显示完整信息", "Show full data"),
     "mask": ("隐藏敏感信息", "Mask personal data"),
     "masked_note": ("个人信息默认脱敏显示", "Personal data is masked by default"),
-    "absent": ("该子系统尚未提供数据接口, 此页不显示任何数字。", "This subsystem does not provide its data yet; this page shows no figures."),
+    "absent": (
+        "该子系统尚未提供数据接口, 此页不显示任何数字。",
+        "This subsystem does not provide its data yet; this page shows no figures.",
+    ),
     "risk_events": ("风险事件与上报记录", "Risk events and reports to the bureau"),
     "blocks": ("生码拦截名单", "Code-generation blocks"),
     "uses": ("最近用码记录", "Recent code uses"),

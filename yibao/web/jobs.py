@@ -26,8 +26,16 @@ class Job:
 
     def as_dict(self) -> dict:
         pct = 100.0 if self.status == "done" else (100.0 * self.done / self.total if self.total else 0.0)
-        return {"id": self.id, "kind": self.kind, "total": self.total, "done": self.done, "status": self.status,
-                "error": self.error, "percent": round(min(pct, 100.0), 1), "filename": self.filename}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "total": self.total,
+            "done": self.done,
+            "status": self.status,
+            "error": self.error,
+            "percent": round(min(pct, 100.0), 1),
+            "filename": self.filename,
+        }
 
 
 class JobRunner:

@@ -61,15 +61,19 @@ def parse(doc: Any) -> Labels:
     if unknown:
         raise LabelsError(f"labels.yaml: unknown sections {sorted(unknown)} / 未知的节")
     fields = {str(k): _pair(f"fields.{k}", v) for k, v in (doc.get("fields") or {}).items()}
-    values = {str(g): {str(k): _pair(f"values.{g}.{k}", v) for k, v in (m or {}).items()}
-              for g, m in (doc.get("values") or {}).items()}
+    values = {
+        str(g): {str(k): _pair(f"values.{g}.{k}", v) for k, v in (m or {}).items()}
+        for g, m in (doc.get("values") or {}).items()
+    }
     terms = {str(k): _pair(f"terms.{k}", v) for k, v in (doc.get("terms") or {}).items()}
     return Labels(fields, values, terms)
 
 
 @lru_cache(maxsize=1)
 def load() -> Labels:
-    return parse(read_yaml(Path(str(resources.files("yibao") / "data" / "labels.yaml")), what=("labels file", "标签文件")))
+    return parse(
+        read_yaml(Path(str(resources.files("yibao") / "data" / "labels.yaml")), what=("labels file", "标签文件"))
+    )
 
 
 def _missing(x: Any) -> bool:
@@ -94,7 +98,11 @@ def value(group: str, code: Any, lang: str = "zh") -> str:
     """A coded value's label (``value("benefit_category", "inpatient")`` → 住院); missing → "—"."""
     if _missing(code):
         return MISSING
-    key = str(int(code)) if isinstance(code, (int, float)) and not isinstance(code, bool) and float(code).is_integer() else str(code)
+    key = (
+        str(int(code))
+        if isinstance(code, (int, float)) and not isinstance(code, bool) and float(code).is_integer()
+        else str(code)
+    )
     pair = load().values.get(group, {}).get(key)
     return pair[_i(lang)] if pair else key
 

@@ -34,8 +34,14 @@ def chart_layers(fy: FundYear) -> str:
     """Spending by payment layer (按保障层次): integer fen per layer, plotted in ¥ million."""
     t = fy.totals.iloc[0]
     names = [k for k in FUND_FIELDS if k != "psn_cash_pay"] + ["psn_cash_pay"]
-    return charts.hbar_chart([f"{FUND_FIELDS[k][1]} {FUND_FIELDS[k][0]}" for k in names], [int(t[k]) for k in names],
-                             title="按保障层次 Spending by layer", unit=MILLION_UNIT, money=charts.MILLION, chart_id="chart-layers")
+    return charts.hbar_chart(
+        [f"{FUND_FIELDS[k][1]} {FUND_FIELDS[k][0]}" for k in names],
+        [int(t[k]) for k in names],
+        title="按保障层次 Spending by layer",
+        unit=MILLION_UNIT,
+        money=charts.MILLION,
+        chart_id="chart-layers",
+    )
 
 
 def chart_months(fy: FundYear) -> str:
@@ -47,10 +53,20 @@ def chart_months(fy: FundYear) -> str:
     months = sorted(month.unique())
     fund = m.assign(month=month).groupby(["month", "insutype"])["fund_pay_sumamt"].sum()
     cash = m.assign(month=month).groupby("month")["psn_cash_pay"].sum()
-    series = {f"基金 {SCHEME_NAMES.get(col, col).split(' ')[0]} funds": [int(fund.get((mo, col), 0)) for mo in months]
-              for col in sorted(m["insutype"].unique())}
-    return charts.bar_chart(months, series, lines={"个人现金 cash": [int(cash.get(mo, 0)) for mo in months]}, stacked=True,
-                            title="按月 By month", unit=MILLION_UNIT, money=charts.MILLION, chart_id="chart-months")
+    series = {
+        f"基金 {SCHEME_NAMES.get(col, col).split(' ')[0]} funds": [int(fund.get((mo, col), 0)) for mo in months]
+        for col in sorted(m["insutype"].unique())
+    }
+    return charts.bar_chart(
+        months,
+        series,
+        lines={"个人现金 cash": [int(cash.get(mo, 0)) for mo in months]},
+        stacked=True,
+        title="按月 By month",
+        unit=MILLION_UNIT,
+        money=charts.MILLION,
+        chart_id="chart-months",
+    )
 
 
 def chart_levels(fy: FundYear) -> str:
@@ -58,14 +74,22 @@ def chart_levels(fy: FundYear) -> str:
     lv = fy.by_level.groupby("hosp_lv")[["medfee_sumamt", "fund_pay_sumamt"]].sum()
     if lv.empty:
         return ""
-    return charts.bar_chart([LEVEL_NAMES.get(int(i), str(i)) for i in lv.index],
-                            {"医疗总费用 medical cost": [int(x) for x in lv["medfee_sumamt"]],
-                             "基金支付 fund paid": [int(x) for x in lv["fund_pay_sumamt"]]},
-                            title="按医疗机构等级 By institution level", unit=MILLION_UNIT, money=charts.MILLION, chart_id="chart-levels")
+    return charts.bar_chart(
+        [LEVEL_NAMES.get(int(i), str(i)) for i in lv.index],
+        {
+            "医疗总费用 medical cost": [int(x) for x in lv["medfee_sumamt"]],
+            "基金支付 fund paid": [int(x) for x in lv["fund_pay_sumamt"]],
+        },
+        title="按医疗机构等级 By institution level",
+        unit=MILLION_UNIT,
+        money=charts.MILLION,
+        chart_id="chart-levels",
+    )
 
 
-def money_table(df: pd.DataFrame, money_cols: list[str], rename: dict[str, str] | None = None,
-                coded: dict[str, str] | None = None) -> str:
+def money_table(
+    df: pd.DataFrame, money_cols: list[str], rename: dict[str, str] | None = None, coded: dict[str, str] | None = None
+) -> str:
     """An HTML table: headers 中文 over English (labels.yaml), fen columns as ¥, coded columns by their label.
 
     ``coded`` maps a column to its group in ``labels.yaml: values``; ``rename`` gives a column's header text
@@ -78,7 +102,11 @@ def money_table(df: pd.DataFrame, money_cols: list[str], rename: dict[str, str] 
             heads.append(f"<th>{html.escape(rename[c])}</th>")
             continue
         zh, en = labels.field(c, "zh"), labels.field(c, "en")
-        heads.append(f'<th>{html.escape(zh)}<span class="en">{html.escape(en)}</span></th>' if zh != c else f"<th>{html.escape(c)}</th>")
+        heads.append(
+            f'<th>{html.escape(zh)}<span class="en">{html.escape(en)}</span></th>'
+            if zh != c
+            else f"<th>{html.escape(c)}</th>"
+        )
     body = []
     for row in df.itertuples(index=False):
         cells = []
@@ -93,8 +121,10 @@ def money_table(df: pd.DataFrame, money_cols: list[str], rename: dict[str, str] 
                 text, cls = (labels.MISSING if v is None or v == "" else str(v)), "c"
             cells.append(f'<td class="{cls}">{html.escape(text)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="tw"><table class="t"><thead><tr>{"".join(heads)}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    return (
+        f'<div class="tw"><table class="t"><thead><tr>{"".join(heads)}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 _TH = re.compile(r"<th>([^<>]{1,60})</th>")
@@ -122,8 +152,17 @@ def label_headers(body: str) -> str:
 
     body = _TH.sub(one, body)
     codes = labels.load().values.get("report_code", {})
-    body = _CODE_TD.sub(lambda m: (f'<td title="{m.group(1)}">{html.escape(codes[m.group(1)][0])}<span class="en">'
-                                   f'{html.escape(codes[m.group(1)][1])}</span></td>') if m.group(1) in codes else m.group(0), body)
+    body = _CODE_TD.sub(
+        lambda m: (
+            (
+                f'<td title="{m.group(1)}">{html.escape(codes[m.group(1)][0])}<span class="en">'
+                f"{html.escape(codes[m.group(1)][1])}</span></td>"
+            )
+            if m.group(1) in codes
+            else m.group(0)
+        ),
+        body,
+    )
     body = _SCI_TD.sub(lambda m: f"<td>{labels.number(m.group(1))}</td>", body)  # pandas' 1.379e+04 → 13,790
     return _NAN_TD.sub(f'<td title="{NAN_REASON}">{labels.MISSING}</td>', body)
 
@@ -146,12 +185,26 @@ def render_report(fy: FundYear, out: Path, sections: list[tuple[str, str]] | Non
     money = [c for c in fy.totals.columns if c not in ("claims",)]
     by_scheme = fy.by_scheme.assign(insutype=fy.by_scheme["insutype"].map(lambda s: SCHEME_NAMES.get(s, s)))
     by_level = fy.by_level
-    show = ["claims", "medfee_sumamt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay", "hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "acct_pay", "acct_mulaid_pay", "psn_cash_pay"]
+    show = [
+        "claims",
+        "medfee_sumamt",
+        "inscp_scp_amt",
+        "act_pay_dedc",
+        "hifp_pay",
+        "hifob_pay",
+        "hifmi_pay",
+        "cvlserv_pay",
+        "maf_pay",
+        "acct_pay",
+        "acct_mulaid_pay",
+        "psn_cash_pay",
+    ]
     ctx = {
         "fy": fy,
         "kpis": kpis,
-        "income_html": money_table(fy.income[["item_zh", "item", "fen"]], ["fen"],
-                                   rename={"item_zh": "项目", "item": "item (English)"}),
+        "income_html": money_table(
+            fy.income[["item_zh", "item", "fen"]], ["fen"], rename={"item_zh": "项目", "item": "item (English)"}
+        ),
         "income_total": fmt_yuan(income_total),
         "layers_svg": chart_layers(fy),
         "months_svg": chart_months(fy),
@@ -160,13 +213,24 @@ def render_report(fy: FundYear, out: Path, sections: list[tuple[str, str]] | Non
         "plotly_js": charts.plotly_js().decode("utf-8"),
         "charts_js": charts.charts_js(),
         "scheme_html": money_table(by_scheme[["insutype"] + show], money),
-        "level_html": money_table(by_level[["hosp_lv", "fixmedins_type"] + show], money,
-                                  coded={"hosp_lv": "hosp_lv", "fixmedins_type": "fixmedins_type"}),
-        "category_html": money_table(fy.by_category[["benefit_category"] + show], money, coded={"benefit_category": "benefit_category"}),
-        "assist_html": money_table(fy.assistance.rename(columns={"status": "assistance"}),
-                                   ["maf_pay", "hifmi_pay", "medfee_sumamt", "psn_part"], coded={"assistance": "assistance"}),
-        "rejected_html": money_table(fy.rejected[["reason_zh", "reason_en", "claims"]], [], rename={"reason_en": "reason (English)"})
-        if len(fy.rejected) else "",
+        "level_html": money_table(
+            by_level[["hosp_lv", "fixmedins_type"] + show],
+            money,
+            coded={"hosp_lv": "hosp_lv", "fixmedins_type": "fixmedins_type"},
+        ),
+        "category_html": money_table(
+            fy.by_category[["benefit_category"] + show], money, coded={"benefit_category": "benefit_category"}
+        ),
+        "assist_html": money_table(
+            fy.assistance.rename(columns={"status": "assistance"}),
+            ["maf_pay", "hifmi_pay", "medfee_sumamt", "psn_part"],
+            coded={"assistance": "assistance"},
+        ),
+        "rejected_html": money_table(
+            fy.rejected[["reason_zh", "reason_en", "claims"]], [], rename={"reason_en": "reason (English)"}
+        )
+        if len(fy.rejected)
+        else "",
         "people_html": money_table(fy.people, [], coded={"insutype": "insutype", "psn_type": "psn_type"}),
         "sections": [(title, label_headers(body)) for title, body in (sections or [])],
         "escape": html.escape,

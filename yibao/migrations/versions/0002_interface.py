@@ -5,6 +5,7 @@ Revises: 0001
 Create Date: 2026-11-23
 
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -53,7 +54,8 @@ def upgrade() -> None:
         sa.Column("msgid", sa.String(), nullable=True),
         sa.Column("uploaded_at", TZ, nullable=False),
         sa.ForeignKeyConstraint(
-            ["mdtrt_id", "feedetl_sn"], ["fee_detail.mdtrt_id", "fee_detail.feedetl_sn"],
+            ["mdtrt_id", "feedetl_sn"],
+            ["fee_detail.mdtrt_id", "fee_detail.feedetl_sn"],
             name=op.f("fk_fee_upload_mdtrt_id_fee_detail"),
         ),
         sa.PrimaryKeyConstraint("mdtrt_id", "feedetl_sn", name=op.f("pk_fee_upload")),

@@ -5,6 +5,7 @@ Revises: 0004_supervision
 Create Date: 2026-11-23
 
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

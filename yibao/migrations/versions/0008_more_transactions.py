@@ -5,6 +5,7 @@ Revises: 0007_ecode_console
 Create Date: 2026-12-03
 
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -67,8 +68,12 @@ def upgrade() -> None:
         sa.Column("dspo_at", TZ, nullable=True),
         sa.PrimaryKeyConstraint("jr_id", name=op.f("pk_api_incare_result")),
     )
-    op.create_index("ix_api_incare_result_fixmedins_code_mdtrt_id", "api_incare_result", ["fixmedins_code", "mdtrt_id"],
-                    unique=False)
+    op.create_index(
+        "ix_api_incare_result_fixmedins_code_mdtrt_id",
+        "api_incare_result",
+        ["fixmedins_code", "mdtrt_id"],
+        unique=False,
+    )
     op.create_table(
         "api_setl_list",
         sa.Column("setl_list_id", sa.String(), nullable=False),

@@ -13,6 +13,7 @@ Revises: 0008_more_transactions
 Create Date: 2026-12-03
 
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,7 +32,9 @@ def upgrade() -> None:
         b.add_column(sa.Column("his_feedetl_sn", sa.String(), nullable=True))
         b.add_column(sa.Column("cnt_e4", sa.BigInteger(), nullable=True))
         b.add_column(sa.Column("pric_e6", sa.BigInteger(), nullable=True))
-    op.create_index(op.f("uq_fee_upload_mdtrt_id_his_feedetl_sn"), "fee_upload", ["mdtrt_id", "his_feedetl_sn"], unique=True)
+    op.create_index(
+        op.f("uq_fee_upload_mdtrt_id_his_feedetl_sn"), "fee_upload", ["mdtrt_id", "his_feedetl_sn"], unique=True
+    )
 
 
 def downgrade() -> None:

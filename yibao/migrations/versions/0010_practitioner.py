@@ -5,6 +5,7 @@ Revises: 0009_fee_line_as_sent
 Create Date: 2026-12-03
 
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,7 +27,9 @@ def upgrade() -> None:
         sa.Column("prac_psn_type", sa.String(), nullable=True),
         sa.Column("fixmedins_code", sa.String(), nullable=True),
         sa.Column("synthetic", sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(["fixmedins_code"], ["institution.fixmedins_code"], name=op.f("fk_practitioner_fixmedins_code_institution")),
+        sa.ForeignKeyConstraint(
+            ["fixmedins_code"], ["institution.fixmedins_code"], name=op.f("fk_practitioner_fixmedins_code_institution")
+        ),
         sa.PrimaryKeyConstraint("prac_psn_code", name=op.f("pk_practitioner")),
     )
     op.create_index(op.f("ix_practitioner_fixmedins_code"), "practitioner", ["fixmedins_code"], unique=False)

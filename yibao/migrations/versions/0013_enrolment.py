@@ -5,6 +5,7 @@ Revises: 0012_case_workflow
 Create Date: 2026-12-03
 
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,7 +25,12 @@ def upgrade() -> None:
     op.create_table(
         "en_insured_period",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
-        sa.Column("psn_no", sa.String(), sa.ForeignKey("person.psn_no", name="fk_en_insured_period_psn_no_person"), nullable=False),
+        sa.Column(
+            "psn_no",
+            sa.String(),
+            sa.ForeignKey("person.psn_no", name="fk_en_insured_period_psn_no_person"),
+            nullable=False,
+        ),
         sa.Column("insutype", sa.String(), nullable=False),
         sa.Column("start_date", sa.Date(), nullable=False),
         sa.Column("end_date", sa.Date(), nullable=True),
@@ -39,7 +45,12 @@ def upgrade() -> None:
     op.create_table(
         "en_contribution",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
-        sa.Column("psn_no", sa.String(), sa.ForeignKey("person.psn_no", name="fk_en_contribution_psn_no_person"), nullable=False),
+        sa.Column(
+            "psn_no",
+            sa.String(),
+            sa.ForeignKey("person.psn_no", name="fk_en_contribution_psn_no_person"),
+            nullable=False,
+        ),
         sa.Column("insutype", sa.String(), nullable=False),
         sa.Column("period", sa.String(), nullable=False),
         sa.Column("base", sa.BigInteger(), nullable=False),
@@ -54,7 +65,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "en_deemed_years",
-        sa.Column("psn_no", sa.String(), sa.ForeignKey("person.psn_no", name="fk_en_deemed_years_psn_no_person"), primary_key=True),
+        sa.Column(
+            "psn_no",
+            sa.String(),
+            sa.ForeignKey("person.psn_no", name="fk_en_deemed_years_psn_no_person"),
+            primary_key=True,
+        ),
         sa.Column("months", sa.Integer(), nullable=False),
         sa.Column("basis", sa.String(), nullable=False),
     )

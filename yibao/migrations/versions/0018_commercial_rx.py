@@ -5,6 +5,7 @@ Revises: 0017_ltc
 Create Date: 2026-12-03
 
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -46,8 +46,9 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
             rows, msg = [], _case_msg(exc, c.lang(request))
         else:
             msg = request.query_params.get("msg", "")
-        return c.render(request, "case.html", p, case=None, cases=rows, wf=svc.wf, msg=msg,
-                        may_open=p.role in svc.wf.intake_roles)
+        return c.render(
+            request, "case.html", p, case=None, cases=rows, wf=svc.wf, msg=msg, may_open=p.role in svc.wf.intake_roles
+        )
 
     @r.get("/supervision/cases/{case_id}")
     @guarded
@@ -62,9 +63,20 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
             raise _Deny(404, message_key="not_found")
         if not _case_visible(p, case):
             raise _Deny(403)
-        return c.render(request, "case.html", p, case=case, wf=svc.wf, events=[event_dict(e) for e in svc.events(case_id)],
-                        actions=svc.next_actions(case, _case_actor(p)), params=ACTION_PARAMS, ranges=svc.ranges(case),
-                        agencies=svc.wf.agencies, violations=sorted(svc.bm.violations), msg=request.query_params.get("msg", ""))
+        return c.render(
+            request,
+            "case.html",
+            p,
+            case=case,
+            wf=svc.wf,
+            events=[event_dict(e) for e in svc.events(case_id)],
+            actions=svc.next_actions(case, _case_actor(p)),
+            params=ACTION_PARAMS,
+            ranges=svc.ranges(case),
+            agencies=svc.wf.agencies,
+            violations=sorted(svc.bm.violations),
+            msg=request.query_params.get("msg", ""),
+        )
 
     def _form(form: dict[str, list[str]]) -> dict[str, str]:
         return {k: v[0].strip() for k, v in form.items() if v and v[0].strip() != "" and k != CSRF_FIELD}
@@ -77,10 +89,20 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
         c.check_csrf(request, form)
         f = _form(form)
         try:
-            cid = await run_in_threadpool(_case_svc().open_case, _case_actor(p), f.get("subject_kind", ""), f.get("subject_code", ""),
-                                          f.get("clue_kind", ""), f.get("source", ""), loss_fen=f.get("loss_fen", "0"), note=f.get("note", "")[:2000])
+            cid = await run_in_threadpool(
+                _case_svc().open_case,
+                _case_actor(p),
+                f.get("subject_kind", ""),
+                f.get("subject_code", ""),
+                f.get("clue_kind", ""),
+                f.get("source", ""),
+                loss_fen=f.get("loss_fen", "0"),
+                note=f.get("note", "")[:2000],
+            )
         except YibaoError as exc:
-            return RedirectResponse("/console/supervision/cases?msg=" + urllib.parse.quote(_case_msg(exc, c.lang(request))), status_code=303)
+            return RedirectResponse(
+                "/console/supervision/cases?msg=" + urllib.parse.quote(_case_msg(exc, c.lang(request))), status_code=303
+            )
         return RedirectResponse(f"/console/supervision/cases/{cid}?msg=ok", status_code=303)
 
     @r.post("/supervision/cases/{case_id}/step")
@@ -98,7 +120,10 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
         svc = _case_svc()
 
         def run() -> None:
-            flags = {k: f.pop(k, "") in ("1", "on", "true") for k in ("first_offence", "corrected", "no_fault", "mitigating", "aggravating")}
+            flags = {
+                k: f.pop(k, "") in ("1", "on", "true")
+                for k in ("first_offence", "corrected", "no_fault", "mitigating", "aggravating")
+            }
             sanctions = [x for x in f.pop("sanctions", "").split(",") if x.strip()]
             try:
                 body = StepIn(**f, **flags, sanctions=sanctions)
@@ -108,7 +133,9 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
                 err = exc.errors()[0]
                 fld = ".".join(str(x) for x in err["loc"])
                 raise CaseError(f"{fld}: {err['msg']}", f"{fld} 无效: {err['msg']}", field=fld) from None
-            svc.perform(case_id, action, _case_actor(p), note=body.note[:2000], **step_params(svc, case_id, action, body))
+            svc.perform(
+                case_id, action, _case_actor(p), note=body.note[:2000], **step_params(svc, case_id, action, body)
+            )
 
         try:
             await run_in_threadpool(run)

@@ -29,12 +29,22 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
         p = c.need(request, "ecode")
         with db.session_scope(c.engine) as s:
             events = list(s.scalars(select(EcodeRiskEvent).order_by(EcodeRiskEvent.id.desc()).limit(100)))
-            blocks = list(s.scalars(select(EcodeBlock).where(EcodeBlock.active.is_(True)).order_by(EcodeBlock.blocked_at.desc())))
+            blocks = list(
+                s.scalars(select(EcodeBlock).where(EcodeBlock.active.is_(True)).order_by(EcodeBlock.blocked_at.desc()))
+            )
             uses = list(s.scalars(select(EcodeUse).order_by(EcodeUse.id.desc()).limit(50)))
             counts = dict(s.execute(select(EcodeBinding.status, func.count()).group_by(EcodeBinding.status)).all())
             s.expunge_all()
-        return c.render(request, "ecode_admin.html", p, events=events, blocks=blocks, uses=uses, counts=counts,
-                        msg=request.query_params.get("msg", ""))
+        return c.render(
+            request,
+            "ecode_admin.html",
+            p,
+            events=events,
+            blocks=blocks,
+            uses=uses,
+            counts=counts,
+            msg=request.query_params.get("msg", ""),
+        )
 
     @r.post("/ecode/action")
     @guarded
@@ -62,12 +72,42 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
         c.need(request, "ecode")
         rules = c.auth.cfg.masking
         with db.session_scope(c.engine) as s:
-            rows = [[e.id, mask(e.psn_no, rules["psn_no"]), e.kind, e.detail_zh, e.detail_en, e.actions,
-                     e.detected_at.strftime("%Y-%m-%d %H:%M:%S"), e.reported_at.strftime("%Y-%m-%d %H:%M:%S") if e.reported_at else "",
-                     e.actor] for e in s.scalars(select(EcodeRiskEvent).order_by(EcodeRiskEvent.id))]
-        data = excel.workbook_bytes([("risk events 风险事件", ["id", "psn_no", "kind", "detail 说明", "detail", "actions 处置",
-                                                             "detected_at", "reported_at 上报时间", "actor"], rows)])
-        return Response(data, media_type=excel.XLSX, headers={"Content-Disposition": 'attachment; filename="ecode-events.xlsx"'})
+            rows = [
+                [
+                    e.id,
+                    mask(e.psn_no, rules["psn_no"]),
+                    e.kind,
+                    e.detail_zh,
+                    e.detail_en,
+                    e.actions,
+                    e.detected_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    e.reported_at.strftime("%Y-%m-%d %H:%M:%S") if e.reported_at else "",
+                    e.actor,
+                ]
+                for e in s.scalars(select(EcodeRiskEvent).order_by(EcodeRiskEvent.id))
+            ]
+        data = excel.workbook_bytes(
+            [
+                (
+                    "risk events 风险事件",
+                    [
+                        "id",
+                        "psn_no",
+                        "kind",
+                        "detail 说明",
+                        "detail",
+                        "actions 处置",
+                        "detected_at",
+                        "reported_at 上报时间",
+                        "actor",
+                    ],
+                    rows,
+                )
+            ]
+        )
+        return Response(
+            data, media_type=excel.XLSX, headers={"Content-Disposition": 'attachment; filename="ecode-events.xlsx"'}
+        )
 
     @r.post("/api/ecode/verify")
     @guarded
@@ -81,17 +121,24 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
         try:
             v = c.ecode.verify(str(body.get("code", "")), fixmedins_code=p.fixmedins_code or "", purpose="console")
         except EcodeRefused as exc:
-            return JSONResponse({"ok": False, "error": exc.message_en, "error_zh": exc.message_zh, "field": exc.field}, status_code=400)
-        return JSONResponse({"ok": True, "psn_no": mask(v.psn_no, c.auth.cfg.masking["psn_no"]), "relation": v.relation})
-
+            return JSONResponse(
+                {"ok": False, "error": exc.message_en, "error_zh": exc.message_zh, "field": exc.field}, status_code=400
+            )
+        return JSONResponse(
+            {"ok": True, "psn_no": mask(v.psn_no, c.auth.cfg.masking["psn_no"]), "relation": v.relation}
+        )
 
     def mycode_page(request: Request, p: Principal, msg: str = "", code: str = "", code_for: str = "") -> Response:
         acct = f"console:{p.username}"
         bindings = [b for b in c.ecode.bindings(acct) if b.status == "active"]
         with db.session_scope(c.engine) as s:
-            rel = list(s.execute(select(registry.FamilyLink.relative_psn_no, registry.FamilyLink.relation, registry.Person.psn_name)
-                                 .join(registry.Person, registry.Person.psn_no == registry.FamilyLink.relative_psn_no)
-                                 .where(registry.FamilyLink.psn_no == (p.psn_no or ""))))
+            rel = list(
+                s.execute(
+                    select(registry.FamilyLink.relative_psn_no, registry.FamilyLink.relation, registry.Person.psn_name)
+                    .join(registry.Person, registry.Person.psn_no == registry.FamilyLink.relative_psn_no)
+                    .where(registry.FamilyLink.psn_no == (p.psn_no or ""))
+                )
+            )
         blocked = c.ecode.is_blocked(p.psn_no or "")
         qr = ""
         if code:
@@ -102,8 +149,19 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
             buf = _io.BytesIO()
             segno.make(code, error="m").save(buf, kind="svg", scale=4, xmldecl=False, svgns=True, omitsize=False)
             qr = buf.getvalue().decode()
-        resp = c.render(request, "mycode.html", p, bindings=bindings, relatives=rel, blocked=blocked, qr=qr,
-                        code=code, code_for=code_for, msg=msg, ttl=c.ecode.params.token.ttl_seconds)
+        resp = c.render(
+            request,
+            "mycode.html",
+            p,
+            bindings=bindings,
+            relatives=rel,
+            blocked=blocked,
+            qr=qr,
+            code=code,
+            code_for=code_for,
+            msg=msg,
+            ttl=c.ecode.params.token.ttl_seconds,
+        )
         if code:
             resp.headers["Cache-Control"] = "no-store"  # a live code: not in the browser's cache or history
         return resp
@@ -127,8 +185,12 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
             if action == "bind":
                 c.ecode.bind(acct, p.psn_no or "", {"certno": g("certno"), "face": g("face")})
             elif action == "add_relative":
-                c.ecode.add_relative(acct, g("relative_psn_no"), {"certno": g("certno"), "face": g("face")},
-                                     mutual_aid=g("mutual_aid") == "1")
+                c.ecode.add_relative(
+                    acct,
+                    g("relative_psn_no"),
+                    {"certno": g("certno"), "face": g("face")},
+                    mutual_aid=g("mutual_aid") == "1",
+                )
             elif action == "mutual_aid":
                 c.ecode.set_mutual_aid(acct, g("relative_psn_no"), g("on") == "1")
             elif action == "unbind":

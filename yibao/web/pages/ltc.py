@@ -19,14 +19,33 @@ def ltc_figures(engine: Any) -> dict[str, Any]:
     from yibao.ltc.rules import get_rules
 
     with session_scope(engine) as s:
-        by_grade = s.execute(select(LtcClaim.grade, LtcClaim.setting, func.count(func.distinct(LtcClaim.recipient_id)))
-                             .group_by(LtcClaim.grade, LtcClaim.setting).order_by(LtcClaim.grade, LtcClaim.setting)).all()
-        months = s.execute(select(LtcClaim.month, func.count(), func.sum(LtcClaim.cost_fen), func.sum(LtcClaim.fund_fen),
-                                  func.sum(LtcClaim.person_fen)).group_by(LtcClaim.month).order_by(LtcClaim.month)).all()
+        by_grade = s.execute(
+            select(LtcClaim.grade, LtcClaim.setting, func.count(func.distinct(LtcClaim.recipient_id)))
+            .group_by(LtcClaim.grade, LtcClaim.setting)
+            .order_by(LtcClaim.grade, LtcClaim.setting)
+        ).all()
+        months = s.execute(
+            select(
+                LtcClaim.month,
+                func.count(),
+                func.sum(LtcClaim.cost_fen),
+                func.sum(LtcClaim.fund_fen),
+                func.sum(LtcClaim.person_fen),
+            )
+            .group_by(LtcClaim.month)
+            .order_by(LtcClaim.month)
+        ).all()
         recipients = s.scalar(select(func.count()).select_from(LtcRecipient))
     rules = get_rules("nantong")
-    return {"recipients": recipients, "by_grade": by_grade, "months": months,
-            "funding": list(rules.funding_per_person_year.items()), "grade_zh": GRADE_ZH, "setting_zh": SETTING_ZH, "source_zh": SOURCE_ZH}
+    return {
+        "recipients": recipients,
+        "by_grade": by_grade,
+        "months": months,
+        "funding": list(rules.funding_per_person_year.items()),
+        "grade_zh": GRADE_ZH,
+        "setting_zh": SETTING_ZH,
+        "source_zh": SOURCE_ZH,
+    }
 
 
 def mount(console: Any, router: Any, guarded: Any) -> None:

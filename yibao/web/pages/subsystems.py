@@ -16,6 +16,7 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
     from yibao.web import modules
 
     for name in ("procurement", "payment", "supervision"):
+
         def make(name: str):
             @guarded
             def page(request: Request) -> Response:
@@ -29,9 +30,13 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
                 view = modules.view(name, c.engine, p, c.lang(request), c.data_dir)
                 if view is None or not view.tables:
                     return JSONResponse({"error": "no data", "error_zh": "暂无数据"}, status_code=404)
-                data = excel.workbook_bytes([(t.title, t.headers, t.rows) for t in view.tables],
-                                            note=excel.SYNTHETIC_NOTE if view.synthetic else "")
-                return Response(data, media_type=excel.XLSX, headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+                data = excel.workbook_bytes(
+                    [(t.title, t.headers, t.rows) for t in view.tables],
+                    note=excel.SYNTHETIC_NOTE if view.synthetic else "",
+                )
+                return Response(
+                    data, media_type=excel.XLSX, headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'}
+                )
 
             r.add_api_route(f"/{name}", page, methods=["GET"])
             r.add_api_route(f"/{name}.xlsx", xlsx, methods=["GET"])
