@@ -152,7 +152,7 @@ def browser_times(base: str, cookie: str) -> dict[str, float]:
 def token_rates(seconds: float = 2.0) -> list[tuple[str, float, int]]:
     from yibao.ecode import tokens
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     out = []
     for alg in ("hmac-sm3", "hmac-sha256", "sm2"):
         k = tokens.SigningKey.generate(alg)

@@ -64,7 +64,7 @@ def main() -> None:
     t0 = time.perf_counter()
     one = [g.group(**r) for r in recs]
     t_one = time.perf_counter() - t0
-    same = all(r.drg == d and r.status == s for r, d, s in zip(one, out.drg.iloc[:m], out.status.iloc[:m]))
+    same = all(r.drg == d and r.status == s for r, d, s in zip(one, out.drg.iloc[:m], out.status.iloc[:m], strict=True))
     print(f"one case at a time (one thread): {m:,} cases in {t_one:.2f} s = {m / t_one:,.0f} cases/s (target >= 10,000); "
           f"equal to batch: {same}")  # fmt: skip
 

@@ -192,7 +192,7 @@ def write_scheme(d: dict, src: Path) -> None:
             for c in sorted(set(x["dx"])):
                 dxrows.append([a, c])
             labels = x.get("proc_label") or [""] * len(x["proc"])
-            for c, lab in _unique(zip(x["proc"], labels)):
+            for c, lab in _unique(zip(x["proc"], labels, strict=True)):
                 prrows.append([a, c, "1", lab])
             for c in _unique(x.get("proc_2") or []):
                 prrows.append([a, c, "2", ""])

@@ -108,7 +108,7 @@ class LiveServer:
 
         return issue_credential(self.security, fixmedins_code)
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         self.thread.start()
         for _ in range(200):
             if self.server.started:

@@ -666,7 +666,7 @@ def test_detail_reconciliation(env, db_engine):
         with zipfile.ZipFile(io.BytesIO(base64.b64decode(got["output"]["data"]))) as z:
             lines = z.read(z.namelist()[0]).decode().splitlines()
         head = lines[0].split("\t")
-        return out, {r["setl_id"]: r for r in (dict(zip(head, ln.split("\t"))) for ln in lines[1:])}
+        return out, {r["setl_id"]: r for r in (dict(zip(head, ln.split("\t"), strict=True)) for ln in lines[1:])}
 
     out, res = run(rows)
     assert out["stmtinfo"]["stmt_rslt"] == "0", out

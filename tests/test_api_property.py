@@ -63,7 +63,7 @@ def test_envelope_equals_ledger_and_cancelling_all_restores_all(tmp_path_factory
             out = his.outpatient(psn, PEOPLE[psn][0], PEOPLE[psn][8], its, pre=False)
             replies.append(out["2207"]["output"]["setlinfo"])
         expected = settle_in_order(claims, Ledger(BOOK.policy(REGION), ledger_persons(), T0.date().replace(day=1)), CAT)
-        for got, want in zip(replies, expected):
+        for got, want in zip(replies, expected, strict=True):
             assert not isinstance(want, ClaimRejected)
             for fld, fen in want.amounts().items():
                 assert got[fld] == Decimal(fen) / 100, fld

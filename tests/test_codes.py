@@ -336,7 +336,8 @@ def test_procedures(ml, tmp_path):
     from yibao.codes import national
 
     assert all(
-        national.proc_name(c) == n for c, n in zip(t.column("oprn_codg").to_pylist(), t.column("name").to_pylist())
+        national.proc_name(c) == n
+        for c, n in zip(t.column("oprn_codg").to_pylist(), t.column("name").to_pylist(), strict=True)
     )
     assert "SYNTHETIC" in data_path("procedures.csv").read_text(encoding="utf-8")
     bad = tmp_path / "p.csv"
@@ -368,7 +369,9 @@ def test_procedure_mix(tmp_path):
     mix = load_diagnosis_mix()
     pm = load_procedure_mix(mix=mix)
     assert pm.schema.equals(PROCEDURE_MIX) and pm.num_rows >= 20
-    assert ("C73.x00", "06.4x00") in set(zip(pm.column("dise_codg").to_pylist(), pm.column("oprn_codg").to_pylist()))
+    assert ("C73.x00", "06.4x00") in set(
+        zip(pm.column("dise_codg").to_pylist(), pm.column("oprn_codg").to_pylist(), strict=True)
+    )
     bad = tmp_path / "pm.csv"
     for body, match in (
         ("E11.9,06.4x00,0.5,2", "dise_codg: unknown diagnosis code 'E11.9'"),

@@ -33,7 +33,7 @@ def items(*pairs):
 
 def flagged(stays, its=None, params=P):
     f = detect(pd.DataFrame(stays), its if its is not None else items(), params)
-    return {(m, k) for m, k in zip(f.mdtrt_id, f.flag)}, f
+    return {(m, k) for m, k in zip(f.mdtrt_id, f.flag, strict=True)}, f
 
 
 def test_split_window_is_inclusive_and_counts_any_earlier_discharge():
@@ -56,8 +56,8 @@ def test_split_window_is_inclusive_and_counts_any_earlier_discharge():
     ]
     got, f = flagged(rows)
     assert {m for m, k in got if k == "split_admission"} == {"S2", "S7"}
-    assert dict(zip(f.mdtrt_id, f.previous))["S7"] == "S5"
-    assert int(dict(zip(f.mdtrt_id, f.gap_s))["S2"]) == gap * 86_400
+    assert dict(zip(f.mdtrt_id, f.previous, strict=True))["S7"] == "S5"
+    assert int(dict(zip(f.mdtrt_id, f.gap_s, strict=True))["S2"]) == gap * 86_400
 
 
 def test_split_same_institution_is_a_parameter():
@@ -77,7 +77,7 @@ def test_upcoding_needs_every_evidence_group():
     ]  # fmt: skip
     got, f = flagged(rows, items(("U2", culture), ("U3", culture), ("U3", antibiotic)))
     assert got == {("U1", "upcoding"), ("U2", "upcoding")}  # U1 billed nothing at all, U2 only the culture
-    assert dict(zip(f.mdtrt_id, f.codes))["U1"] == "A41.900"
+    assert dict(zip(f.mdtrt_id, f.codes, strict=True))["U1"] == "A41.900"
 
 
 def test_sex_mismatch_reads_the_one_list():
@@ -130,9 +130,11 @@ def test_payment_and_supervision_report_the_same_flags(region):
 
     pay = run(region)
     sv = scan(region).hits
-    sv_flags = {(m, coding.RULES[r]) for m, r in zip(sv.mdtrt_id, sv.rule_id) if r in coding.RULES}
+    sv_flags = {(m, coding.RULES[r]) for m, r in zip(sv.mdtrt_id, sv.rule_id, strict=True) if r in coding.RULES}
     cases = set(pay.cases.mdtrt_id)
-    pay_flags = {(m, k) for m, k in zip(pay.quality.flags.mdtrt_id, pay.quality.flags.flag) if k in coding.PATTERNS}
+    pay_flags = {
+        (m, k) for m, k in zip(pay.quality.flags.mdtrt_id, pay.quality.flags.flag, strict=True) if k in coding.PATTERNS
+    }
     # case by case over payment's cases: the same patterns, no more, no fewer
     for pattern in coding.PATTERNS:
         p = {m for m, k in pay_flags if k == pattern}
@@ -146,7 +148,7 @@ def test_payment_and_supervision_report_the_same_flags(region):
     assert set(pay.quality.truth.flag) == set(coding.PATTERNS) and (pay.quality.truth.true_positives > 0).all()
     # and the detector's own answer on the region is what both of them report
     det = coding.detect_region(region)
-    assert {(m, k) for m, k in zip(det.mdtrt_id, det.flag)} == sv_flags
+    assert {(m, k) for m, k in zip(det.mdtrt_id, det.flag, strict=True)} == sv_flags
 
 
 def _variant(src, dst, truth):

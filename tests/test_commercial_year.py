@@ -13,14 +13,14 @@ from yibao.commercial.year import run_year
 
 
 def _write(tmp_path):
-    t = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    t = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     rows = [  # psn, setl_id, time, psn_part, fulamt_ownpay, overlmt, cancelled
         ("P1", "S1", t, 1_500_000, 300_000, 0, False),
         ("P1", "S2", t + dt.timedelta(days=1), 500_000, 400_000, 0, False),
         ("P1", "S3", t + dt.timedelta(days=2), 9_000_000, 0, 0, True),  # cancelled: ignored
         ("P2", "S4", t, 100_000, 0, 0, False),
     ]
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=True))
     pq.write_table(
         pa.table(
             {

@@ -135,7 +135,7 @@ def db_sums(engine, *, scope: str | None = None, psn: str | None = None) -> dict
         "claims": row[0],
         "medfee": int(row[1] or 0),
         "fund": int(row[2] or 0),
-        **{k: int(v or 0) for k, v in zip(SHARE_FIELDS, row[3:])},
+        **{k: int(v or 0) for k, v in zip(SHARE_FIELDS, row[3:], strict=True)},
     }
 
 

@@ -135,7 +135,7 @@ def test_batch_filing_table_equals_scalar_register(filings, claims_in):
         filings=fdf,
     )
     batch = {r["mdtrt_id"]: r for r in res.settlements.to_pylist()}
-    for k, sc in zip(claims, scalar):
+    for k, sc in zip(claims, scalar, strict=True):
         b = batch[k.mdtrt_id]
         for name, v in sc.amounts().items():
             assert b[name] == v, (k.mdtrt_id, name, b[name], v)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -282,7 +282,7 @@ def sample_tables() -> dict[str, pa.Table]:
                     mdtrt_id="M2",
                     psn_no="P2",
                     fixmedins_code="Y001",
-                    setl_time=datetime(2023, 12, 31, 16, 0, 0, tzinfo=timezone.utc),
+                    setl_time=datetime(2023, 12, 31, 16, 0, 0, tzinfo=UTC),
                     policy_year=2023,
                     insutype="390",
                     med_type="11",
@@ -337,7 +337,7 @@ def test_orm_sees_bulk_loaded_values(db_engine) -> None:
         assert s2.setl_time == datetime(2024, 1, 1, 0, 0, tzinfo=SH)
         assert s2.refd_setl_flag is True and s2.msgid is None
         # a range query with an aware bound in another zone compares instants
-        bound = datetime(2023, 12, 31, 16, 0, tzinfo=timezone.utc)
+        bound = datetime(2023, 12, 31, 16, 0, tzinfo=UTC)
         ids = s.scalars(
             select(records.Settlement.setl_id)
             .where(records.Settlement.setl_time >= bound)

@@ -228,7 +228,7 @@ def test_year_runner_and_fund_year(region: Path):
     assert int(t["claims"]) == 3
     for f in ("medfee_sumamt", "hifp_pay", "hifmi_pay", "maf_pay", "acct_pay", "acct_mulaid_pay", "psn_cash_pay"):
         assert int(t[f]) == sum(r[f] for r in s.values())
-    inc = dict(zip(fy.income["item"], fy.income["fen"]))
+    inc = dict(zip(fy.income["item"], fy.income["fen"], strict=True))
     assert inc["employee pooled fund (employer contributions)"] == 12 * 80_000  # 8 % of ¥10,000 × 12
     assert inc["employee personal accounts (own contributions)"] == 12 * 20_000
     assert inc["retiree account credits paid from the pooled fund"] == -12 * 9_000

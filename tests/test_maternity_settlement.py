@@ -128,7 +128,7 @@ def test_maternity_batch_equals_scalar(region, people, claims_in):
     )
     batch = {r["mdtrt_id"]: r for r in res.settlements.to_pylist()}
     rejected = set(res.rejected["mdtrt_id"])
-    for c, s in zip(claims, scalar):
+    for c, s in zip(claims, scalar, strict=True):
         if isinstance(s, ClaimRejected):
             assert c.mdtrt_id in rejected and c.mdtrt_id not in batch
             continue

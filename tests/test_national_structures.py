@@ -123,7 +123,9 @@ def test_every_shipped_med_list_code_has_its_national_structure_and_is_synthetic
     table = load_med_list()
     assert NS.declared_in_csv(data_path("med_list.csv").read_text(encoding="utf-8")) == "national"
     assert table.schema.metadata[NS.METADATA_KEY] == b"national"
-    for code, kind, syn in zip(*(table.column(c).to_pylist() for c in ("med_list_codg", "list_kind", "synthetic"))):
+    for code, kind, syn in zip(
+        *(table.column(c).to_pylist() for c in ("med_list_codg", "list_kind", "synthetic")), strict=True
+    ):
         p = NS.parse_med_list_code(code, kind)
         assert syn
         # visibly synthetic: no published code has these segments
@@ -292,6 +294,6 @@ def test_synthetic_region_codes_are_national_and_linked():
     fee = r["fee_detail"].to_pandas()
     used = set(enc.dr_code[enc.dr_code != ""]) | set(fee.bilg_dr_code[fee.bilg_dr_code != ""])
     assert used and used <= doctors  # every doctor column names a practitioner of the table
-    by_code = dict(zip(prac.prac_psn_code, prac.fixmedins_code))
+    by_code = dict(zip(prac.prac_psn_code, prac.fixmedins_code, strict=True))
     e = enc[enc.dr_code != ""]
     assert (e.dr_code.map(by_code) == e.fixmedins_code).all()  # the doctor practises where the patient was seen

@@ -85,7 +85,7 @@ def test_outliers_points_value_and_payment_by_hand():
     p = params()
     con, cases, cat = run(region(), p)
     res = settle(con, cases, cat, p)
-    pts = dict(zip(res.cases.mdtrt_id, zip(res.cases.kind, res.cases.points_e4)))
+    pts = dict(zip(res.cases.mdtrt_id, zip(res.cases.kind, res.cases.points_e4, strict=True), strict=True))
     assert pts["M0001"] == ("low", 3_333_333)  # 500/2000 = 0.25 < 0.5: 0.25 x 1333.3333 = 333.333325 → 333.3333
     assert pts["M0002"] == ("normal", 13_333_333)  # exactly 0.5 x mean is not low
     assert pts["M0003"] == ("high", 16_666_666)  # 4500/2000 = 2.25 > 2: (2.25 - 2 + 1) x 1333.3333 = 1666.666625
@@ -119,7 +119,7 @@ def test_monthly_presettlement_and_annual_clearing():
     m = res.institutions[res.institutions.period > 0]
     for month, g in m.groupby("period"):
         assert int(g.value_fen.sum()) == per.loc[month, "pool_fen"]
-        for v, a in zip(g.payment_fen, g.advance_fen):
+        for v, a in zip(g.payment_fen, g.advance_fen, strict=True):
             assert a == round_div(int(v) * 9000, 10_000)  # 90 % advance, half away from zero
     c = res.clearing.set_index("fixmedins_code")
     y = res.institutions[res.institutions.period == 0].set_index("fixmedins_code")
@@ -191,7 +191,11 @@ def test_sql_points_equal_the_scalar_path(rows):
     cases = load_cases(con, df, p)
     cat = build_catalog(con, cases, p)
     res = settle(con, cases, cat, p, budget_fen=10**9)
-    got = dict(zip(res.cases.mdtrt_id, zip(res.cases.group_code, res.cases.kind, res.cases.points_e4)))
+    got = dict(
+        zip(
+            res.cases.mdtrt_id, zip(res.cases.group_code, res.cases.kind, res.cases.points_e4, strict=True), strict=True
+        )
+    )
     codes = CodeTables.default()
     for r in df.itertuples():
         k = case_keys(r.dise_codg, r.other_dise_codg, r.oprn_codg, p, codes)

@@ -29,7 +29,7 @@ NO_ITEMS = pd.DataFrame({"mdtrt_id": pd.Series([], dtype=object), "med_list_codg
 def flags_of(rows, items=NO_ITEMS):
     df = pd.DataFrame(rows)
     f = case_flags(df, R, detect(df, items))
-    return {(m, k) for m, k in zip(f.mdtrt_id, f.flag)}
+    return {(m, k) for m, k in zip(f.mdtrt_id, f.flag, strict=True)}
 
 
 def test_upcoding_is_the_shared_detector():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal as D
 
 import pytest
@@ -44,7 +45,7 @@ def test_simulator_agrees_with_engine_on_fixed_prices(rules, cents, revive, me_r
     names = ["ME"] + [f"C{i}" for i in range(len(comps))]
     bids = [
         Bid(f"b{n}", "D1", "S1", n, c, capacity_units=10**9, accept_revival=(me_revive if n == "ME" else revive[i - 1]))
-        for i, (n, c) in enumerate(zip(names, [me] + comps))
+        for i, (n, c) in enumerate(zip(names, [me] + comps, strict=True))
     ]
     firms = {n: Firm(n, n) for n in names}
     res = evaluate_drug(e, bids, firms, r, round_date=dt.date(2025, 1, 1), base_units=1_000_000)
@@ -84,7 +85,7 @@ def test_win_probability_falls_with_price_and_revenue_has_an_interior_peak():
         seed=1,
     )
     p = list(res.win_prob)
-    assert all(a >= b for a, b in zip(p, p[1:])) and p[0] > 0.95 and p[-1] < 0.2
+    assert all(a >= b for a, b in itertools.pairwise(p)) and p[0] > 0.95 and p[-1] < 0.2
     rev = list(res.expected_revenue_fen)
     assert max(rev) > rev[0] and max(rev) > rev[-1]
     assert res.rounds == 120_000

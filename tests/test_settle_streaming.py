@@ -116,7 +116,7 @@ def test_shards_never_split_a_family(region: Path) -> None:
     row = {p: i for i, p in enumerate(psn)}
     pairs = [
         (row.get(a, -1), row.get(b, -1))
-        for a, b in zip(enc.column("psn_no").to_pylist(), enc.column("mulaid_payer_psn_no").to_pylist())
+        for a, b in zip(enc.column("psn_no").to_pylist(), enc.column("mulaid_payer_psn_no").to_pylist(), strict=True)
         if b
     ]
     comp = _components(len(psn), np.array([a for a, _ in pairs]), np.array([b for _, b in pairs]))
@@ -135,7 +135,9 @@ def test_shards_never_split_a_family(region: Path) -> None:
             continue
         n_claims += c.num_rows
         assert {shard_of.get(p, -1) for p in c.column("psn_no").to_pylist()} <= {k, -1}
-        for payer, patient in zip(c.column("mulaid_payer_psn_no").to_pylist(), c.column("psn_no").to_pylist()):
+        for payer, patient in zip(
+            c.column("mulaid_payer_psn_no").to_pylist(), c.column("psn_no").to_pylist(), strict=True
+        ):
             if payer in row and patient in row:
                 n_mulaid += 1
                 assert shard_of[payer] == k

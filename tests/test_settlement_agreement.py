@@ -236,7 +236,7 @@ def test_batch_equals_scalar(region, people, claims_in):
     )
     batch = {r["mdtrt_id"]: r for r in res.settlements.to_pylist()}
     rejected = set(res.rejected["mdtrt_id"])
-    for claim, s in zip(claims, scalar):
+    for claim, s in zip(claims, scalar, strict=True):
         if isinstance(s, ClaimRejected):
             assert claim.mdtrt_id in rejected, (claim.mdtrt_id, s)
             assert claim.mdtrt_id not in batch

@@ -151,7 +151,7 @@ def test_chunks_stream_with_unique_ids_and_deterministic_output():
     person = pa.concat_tables([t for n, t in chunks if n == "person"])
     assert person.num_rows == 1_000 and len(set(person.column("psn_no").to_pylist())) == 1_000
     again = list(generate_region(1_000, 5, chunk_size=300))
-    assert all(t1.equals(t2) for (_, t1), (_, t2) in zip(chunks, again))
+    assert all(t1.equals(t2) for (_, t1), (_, t2) in zip(chunks, again, strict=True))
 
 
 def test_one_thousand_people_is_quick():
@@ -204,7 +204,7 @@ def test_age_pyramid_and_schemes(big):
 
 def test_family_links_are_symmetric_and_consistent(big):
     link = big["family_link"]
-    pairs = set(zip(link.psn_no, link.relative_psn_no, link.relation))
+    pairs = set(zip(link.psn_no, link.relative_psn_no, link.relation, strict=True))
     inverse = {"spouse": "spouse", "parent": "child", "child": "parent"}
     assert all((b, a, inverse[r]) in pairs for a, b, r in pairs)
     assert set(link.relation) == set(C.RELATIONS)
@@ -299,7 +299,7 @@ def test_home_bed_and_long_prescriptions(big):
     confirmed = e.loc[long.mdtrt_id, "lt_rx_confirmed"].to_numpy()
     gt = big["ground_truth"]
     unconfirmed = set(gt.entity_id[gt.pattern == "long_rx_unconfirmed"])
-    assert all(ok or m in unconfirmed for ok, m in zip(confirmed, long.mdtrt_id))
+    assert all(ok or m in unconfirmed for ok, m in zip(confirmed, long.mdtrt_id, strict=True))
     assert confirmed.mean() > 0.98
     # excluded classes appear in long prescriptions only as tuberculosis antimicrobials
     ml = MedList.load()
@@ -316,10 +316,10 @@ def test_cross_province_and_mutual_aid(big):
     assert 0 < len(away) / len(e) < 0.02
     assert set(away.mdtrtarea_admvs) <= {"110000", "310000", "320500", "320600", "510100", "440100"}
     p = big["person"].set_index("psn_no")
-    links = set(zip(big["family_link"].psn_no, big["family_link"].relative_psn_no))
+    links = set(zip(big["family_link"].psn_no, big["family_link"].relative_psn_no, strict=True))
     aid = e[e.mulaid_payer_psn_no != ""]
     assert len(aid) > 100
-    assert all((a, b) in links for a, b in zip(aid.psn_no, aid.mulaid_payer_psn_no))
+    assert all((a, b) in links for a, b in zip(aid.psn_no, aid.mulaid_payer_psn_no, strict=True))
     assert (p.loc[aid.mulaid_payer_psn_no, "insutype"] == C.INSUTYPE_EMPLOYEE).all()
     assert (p.loc[aid.psn_no, "insutype"] == C.INSUTYPE_RESIDENT).all()
 
@@ -405,7 +405,7 @@ def test_parquet_files_carry_contract_metadata(tmp_path):
         schema = pq.read_schema(tmp_path / f"{name}.parquet")
         contract = PURCHASE if name == "purchase" else C.TABLES[name]  # purchase: the supervision import's shape
         assert schema.names == contract.names
-        for got, want in zip(schema, contract):
+        for got, want in zip(schema, contract, strict=True):
             if pa.types.is_timestamp(want.type):  # Parquet has no second unit: stored as ms, same zone
                 assert got.type.tz == want.type.tz and got.type.unit in ("s", "ms")
             else:

@@ -32,10 +32,10 @@ def test_every_code_is_national_and_surgical_cases_are_coherent(region):
     assert {c for s in enc.oprn_codg for c in s.split(";") if c} <= national_proc_codes()
     # a procedure of the procedure mix is only ever coded with its own principal diagnosis
     pm = load_procedure_mix()
-    pairs = set(zip(pm.column("dise_codg").to_pylist(), pm.column("oprn_codg").to_pylist()))
+    pairs = set(zip(pm.column("dise_codg").to_pylist(), pm.column("oprn_codg").to_pylist(), strict=True))
     mix_procs = {op for _, op in pairs}
     ip = enc[enc.med_type == "21"]
-    coded = set(zip(ip.dise_codg, ip.oprn_codg))
+    coded = set(zip(ip.dise_codg, ip.oprn_codg, strict=True))
     formulary = {
         national_procedure(pr.oprn_codg, pr.items[0][0] if pr.items else "") for th in F.T.values() for pr in th.procs
     }
@@ -64,11 +64,13 @@ def test_newborns_are_admitted_in_their_first_weeks(region):
 def test_multiple_trauma_carries_its_second_injury(region):
     enc = region["encounter"]
     mix = load_diagnosis_mix()
-    fixed = {c: o for c, o, s in zip(mix.code, mix.other, mix.setting) if o and s == "inpatient"}
+    fixed = {c: o for c, o, s in zip(mix.code, mix.other, mix.setting, strict=True) if o and s == "inpatient"}
     assert fixed  # the mix holds multiple-trauma rows (MDC Z needs two body regions)
     rows = enc[(enc.med_type == "21") & enc.dise_codg.isin(list(fixed))]
     assert len(rows) > 0
-    assert all(set(fixed[d].split(";")) <= set(o.split(";")) for d, o in zip(rows.dise_codg, rows.other_dise_codg))
+    assert all(
+        set(fixed[d].split(";")) <= set(o.split(";")) for d, o in zip(rows.dise_codg, rows.other_dise_codg, strict=True)
+    )
 
 
 def test_mix_other_codes_are_validated(tmp_path):

@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 import click
 import typer
@@ -178,8 +177,8 @@ def _fail(msg: str) -> None:
 def synth(
     people: int = typer.Option(10_000, "--people", min=1, help="People in the region."),
     seed: int = typer.Option(42, "--seed", help="Random seed: same seed, same data."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write contract tables as Parquet here."),
-    db: Optional[str] = typer.Option(None, "--db", help="Load into this database URL (migrated first)."),
+    out: Path | None = typer.Option(None, "--out", help="Write contract tables as Parquet here."),
+    db: str | None = typer.Option(None, "--db", help="Load into this database URL (migrated first)."),
     year: int = typer.Option(2025, "--year", help="Policy year of the encounters."),
     fraud: bool = typer.Option(
         False,
@@ -201,11 +200,11 @@ def settle(
     data: Path = typer.Option(
         ..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."
     ),
-    policy: Optional[str] = typer.Option(
+    policy: str | None = typer.Option(
         None, "--policy", help="Policy file name or region code (default: the persons' region)."
     ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write settlement.parquet (default: --data)."),
-    policy_dir: Optional[list[Path]] = policy_dir_option(),
+    out: Path | None = typer.Option(None, "--out", help="Where to write settlement.parquet (default: --data)."),
+    policy_dir: list[Path] | None = policy_dir_option(),
     engine: str = typer.Option(
         "duckdb",
         "--engine",
@@ -316,14 +315,14 @@ def demo(
     people: int = typer.Option(100_000, "--people", min=100, help="People in the synthetic region."),
     seed: int = typer.Option(42, "--seed"),
     out: Path = typer.Option(Path("yibao-demo"), "--out", help="Output directory (Parquet tables and report.html)."),
-    db: Optional[str] = typer.Option(
+    db: str | None = typer.Option(
         None, "--db", help="Also load the region and its settlements into this database URL."
     ),
     year: int = typer.Option(2025, "--year"),
     fraud: bool = typer.Option(
         True, "--fraud/--no-fraud", help="Inject the labelled synthetic fraud patterns the supervision section scores."
     ),
-    policy_dir: Optional[list[Path]] = policy_dir_option(),
+    policy_dir: list[Path] | None = policy_dir_option(),
 ) -> None:
     """Generate a region, settle its year, print the fund's year and write report.html."""
     from yibao.benefits.cli import load_book
@@ -429,7 +428,7 @@ def policy_validate(
     paths: list[Path] = typer.Argument(
         None, help="Policy files, names or region codes (default: all shipped and --policy-dir ones)."
     ),
-    policy_dir: Optional[list[Path]] = policy_dir_option(),
+    policy_dir: list[Path] | None = policy_dir_option(),
 ) -> None:
     """Validate policy files on every effective date and against the national floors; errors name file, key, reason and source."""
     from yibao.benefits.cli import validate
@@ -442,7 +441,7 @@ def policy_validate(
 def policy_show(
     region: str = typer.Argument(..., help="Region code or policy name."),
     on: str = typer.Option(None, "--on", help="Date YYYY-MM-DD (default today)."),
-    policy_dir: Optional[list[Path]] = policy_dir_option(),
+    policy_dir: list[Path] | None = policy_dir_option(),
 ) -> None:
     """Print the policy in force on a date (amounts in fen, ratios in basis points)."""
     import json
@@ -483,7 +482,7 @@ def data_check(data: Path = typer.Argument(..., exists=True, file_okay=False, he
 
 @db_app.command("upgrade")
 def db_upgrade(
-    db: Optional[str] = typer.Option(
+    db: str | None = typer.Option(
         None, "--db", help="Database URL (default YIBAO_DATABASE_URL or sqlite:///yibao.db)."
     ),
 ) -> None:
@@ -500,7 +499,7 @@ def db_load(
     data: Path = typer.Option(
         ..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."
     ),
-    db: Optional[str] = typer.Option(None, "--db"),
+    db: str | None = typer.Option(None, "--db"),
 ) -> None:
     """Load a directory of contract Parquet tables into the database."""
     from yibao.core.db import database_url

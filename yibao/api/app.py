@@ -17,7 +17,8 @@ the audit log and the checks are the same.
 
 import os
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -17,14 +16,14 @@ console = Console()
 
 
 def serve(
-    db: Optional[str] = typer.Option(
+    db: str | None = typer.Option(
         None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db); migrated first."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", help="Port."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (uvicorn)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
-    security: Optional[str] = typer.Option(
+    security: str | None = typer.Option(
         None,
         "--security",
         envvar="YIBAO_API_SECURITY",
@@ -35,7 +34,7 @@ def serve(
         "--insecure-demo",
         help="Let institutions without a configured credential sign in (9001) without one. Demos on a private machine only.",
     ),
-    policy_dir: Optional[list[Path]] = policy_dir_option(),
+    policy_dir: list[Path] | None = policy_dir_option(),
 ) -> None:
     """Serve real-time settlement: the national envelope at /fsi/api/rsfComIfsService/callService, REST at /api/v1, docs at /docs."""
     import uvicorn
@@ -124,7 +123,7 @@ def _fail(en: str, zh: str) -> None:
     raise typer.Exit(2)
 
 
-def _known_institution(code: str, db: Optional[str]) -> None:
+def _known_institution(code: str, db: str | None) -> None:
     import re
 
     import sqlalchemy as sa
@@ -149,7 +148,7 @@ def _known_institution(code: str, db: Optional[str]) -> None:
         _fail(f"unknown institution {code} in the database (or pass --no-check)", f"数据库中无定点医药机构 {code}")
 
 
-def _issue(code: str, security: str, db: Optional[str], check: bool, rotate: bool) -> None:
+def _issue(code: str, security: str, db: str | None, check: bool, rotate: bool) -> None:
     from pathlib import Path
 
     from yibao.api.security import SecurityPolicy, issue_credential
@@ -186,7 +185,7 @@ def _issue(code: str, security: str, db: Optional[str], check: bool, rotate: boo
 def credential_issue(
     code: str = typer.Argument(..., help="fixmedins_code"),
     security: str = _SECURITY_OPT,
-    db: Optional[str] = typer.Option(None, "--db", help="Database whose institution table must know CODE."),
+    db: str | None = typer.Option(None, "--db", help="Database whose institution table must know CODE."),
     check: bool = typer.Option(True, "--check/--no-check", help="Check that CODE is a known institution."),
 ) -> None:
     """Issue an institution's sign-in secret: printed once, stored as a hash in the security file."""
@@ -197,7 +196,7 @@ def credential_issue(
 def credential_rotate(
     code: str = typer.Argument(..., help="fixmedins_code"),
     security: str = _SECURITY_OPT,
-    db: Optional[str] = typer.Option(None, "--db"),
+    db: str | None = typer.Option(None, "--db"),
     check: bool = typer.Option(True, "--check/--no-check"),
 ) -> None:
     """Replace an institution's sign-in secret (the old one stops working at once; sign-ins already made keep their sign_no)."""

@@ -139,7 +139,7 @@ class InterfaceConfig(_Strict):
     masking: dict[str, MaskRule]
 
     @model_validator(mode="after")
-    def _tables(self) -> "InterfaceConfig":
+    def _tables(self) -> InterfaceConfig:
         for alias, infno in self.infno_aliases.items():
             if not _INFNO_ALIAS.match(alias):
                 raise ValueError(f"infno_aliases: {alias!r} is not 4 digits and a capital letter")

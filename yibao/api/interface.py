@@ -141,7 +141,7 @@ class Ctx:
     digest: str
     received: dt.datetime
     request_obj: Any
-    iface: "Interface"
+    iface: Interface
     keys: InstitutionKeys | None = None
     outcome: Outcome | None = field(default=None)
 
@@ -192,7 +192,7 @@ class Transaction:
     name_en: str
     model: type[BaseModel]
     output: type[BaseModel]
-    handler: Callable[["Interface", Ctx, Any], Outcome]
+    handler: Callable[[Interface, Ctx, Any], Outcome]
     rest_path: str
     needs_sign: bool = True
 

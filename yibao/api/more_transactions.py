@@ -1165,7 +1165,7 @@ def h_3101(iface, ctx, d: M.In3101) -> Any:
                     lines=lines,
                     stage=stage,
                 )
-                by_sn = {ln.feedetl_sn: (ln, o) for ln, o in zip(lines, e.fsi_order_dtos)}
+                by_sn = {ln.feedetl_sn: (ln, o) for ln, o in zip(lines, e.fsi_order_dtos, strict=True)}
                 for f in verdict.findings:
                     if wanted_rules and f.rule_id not in wanted_rules:
                         continue
@@ -1311,7 +1311,7 @@ def _parse_details(text: str) -> dict[str, dict[str, Any]]:
                 f"明细文件第 {n} 行列数不足 (应为 {len(_DETAIL_COLUMNS)} 列)",
                 "data.file_qury_no",
             )
-        row = dict(zip(_DETAIL_COLUMNS, cells))
+        row = dict(zip(_DETAIL_COLUMNS, cells, strict=True))
         for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay"):
             try:
                 row[k] = yuan_to_fen(Decimal(row[k]))

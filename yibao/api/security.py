@@ -117,7 +117,7 @@ class InstitutionKeys(BaseModel):
     secret_hash: str = Field(default="", pattern=_SECRET_HASH)
 
     @model_validator(mode="after")
-    def _some_credential(self) -> "InstitutionKeys":
+    def _some_credential(self) -> InstitutionKeys:
         if not self.sm4_key and not self.secret_hash:
             raise ValueError("an institution needs sm4_key or secret_hash (yibao inst credential issue)")
         if not self.sm4_key and "signtype" in self.model_fields_set and self.signtype:
@@ -143,7 +143,7 @@ class SecurityPolicy(BaseModel):
     _source: tuple[Path, int] | None = PrivateAttr(default=None)  # the file and its mtime (ns) when read
 
     @classmethod
-    def load(cls, path: str | Path, *, insecure_demo: bool = False) -> "SecurityPolicy":
+    def load(cls, path: str | Path, *, insecure_demo: bool = False) -> SecurityPolicy:
         p = Path(path)
         what = ("security settings", "安全配置")
         try:
@@ -179,7 +179,7 @@ class SecurityPolicy(BaseModel):
         k = self.institutions.get(code) if isinstance(code, str) else None
         return k if k is not None and k.encrypted else None
 
-    def refreshed(self) -> "SecurityPolicy":
+    def refreshed(self) -> SecurityPolicy:
         """This policy, or the file read again when it has changed since (issued or rotated credentials)."""
         if self._source is None:
             return self

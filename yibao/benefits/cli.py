@@ -9,8 +9,8 @@ same way: a one-line message in English and Chinese, exit code 2, nothing done.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -42,7 +42,7 @@ def fail(exc: PolicyError) -> None:
     raise typer.Exit(2)
 
 
-def load_book(policy_dirs: Optional[Sequence[Path]] = None):
+def load_book(policy_dirs: Sequence[Path] | None = None):
     """The policy book for ``--policy-dir`` (the shipped one, plus $YIBAO_POLICY_DIR, if none); exits on error."""
     from yibao.benefits.policy import PolicyBook
 
@@ -115,7 +115,7 @@ def _targets(args: Iterable[Path], policy_dirs: Sequence[Path]) -> list[tuple[st
     return out
 
 
-def validate(paths: Optional[Sequence[Path]], policy_dirs: Optional[Sequence[Path]] = None) -> int:
+def validate(paths: Sequence[Path] | None, policy_dirs: Sequence[Path] | None = None) -> int:
     """``yibao policy validate``: schema on every effective date, then the national floors.
 
     Prints one line per file (and per finding); returns the number of files that failed.
@@ -172,7 +172,7 @@ def validate(paths: Optional[Sequence[Path]], policy_dirs: Optional[Sequence[Pat
     return failed
 
 
-def show_snapshot(region_or_name: str, on: dt.date, policy_dirs: Optional[Sequence[Path]] = None):
+def show_snapshot(region_or_name: str, on: dt.date, policy_dirs: Sequence[Path] | None = None):
     """The snapshot ``policy show`` prints: strict region lookup, ``--policy-dir`` honoured."""
     policy = require_policy(load_book(policy_dirs), region_or_name)
     try:

@@ -13,8 +13,9 @@ reason (:class:`yibao.core.errors.PolicyError`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from yibao.core.errors import PolicyError
 from yibao.core.yamldata import read_yaml

@@ -120,7 +120,7 @@ class CategoryRule(_Strict):
     ratio_from: str | None = None  # take ratio and retiree bonus from another category ("paid like inpatient")
 
     @model_validator(mode="after")
-    def _cycle(self) -> "CategoryRule":
+    def _cycle(self) -> CategoryRule:
         if self.deductible_mode == "per_cycle" and not self.cycle_days:
             raise ValueError("deductible_mode per_cycle needs cycle_days")
         if self.cycle_days is not None and self.cycle_days <= 0:
@@ -219,7 +219,7 @@ class Scheme(_Strict):
         return {**data, "categories": cats}
 
     @model_validator(mode="after")
-    def _complete(self) -> "Scheme":
+    def _complete(self) -> Scheme:
         missing = set(CATEGORIES) - set(self.categories)
         if missing:
             raise ValueError(f"categories missing: {sorted(missing)}")
@@ -266,7 +266,7 @@ class LongTermPrescription(_Strict):
     exceptions: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # class -> ICD-10 prefixes allowed
 
     @model_validator(mode="after")
-    def _order(self) -> "LongTermPrescription":
+    def _order(self) -> LongTermPrescription:
         if not (0 < self.long_rx_over_days <= self.normal_max_days <= self.max_days):
             raise ValueError("need 0 < long_rx_over_days <= normal_max_days <= max_days")
         return self
@@ -336,7 +336,7 @@ class MaternityAllowance(_Strict):
     min_contribution_months: int = 0  # eligibility: months of maternity contributions before the event
 
     @model_validator(mode="after")
-    def _positive(self) -> "MaternityAllowance":
+    def _positive(self) -> MaternityAllowance:
         if (
             min(
                 self.birth_days,
@@ -390,7 +390,7 @@ class PolicySnapshot(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _both(self) -> "PolicySnapshot":
+    def _both(self) -> PolicySnapshot:
         if set(self.schemes) != {"employee", "resident"}:
             raise ValueError("schemes must define employee and resident")
         return self

@@ -16,10 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -74,7 +75,7 @@ class Rule(_Strict):
     schemes: dict[str, SchemeCaps] = {}
 
     @model_validator(mode="after")
-    def _shape(self) -> "Rule":
+    def _shape(self) -> Rule:
         if self.check == "multiple":
             if not self.schemes or self.value is None:
                 raise ValueError("check multiple needs value and schemes")
@@ -97,7 +98,7 @@ class RuleSet(_Strict):
     rules: tuple[Rule, ...]
 
     @model_validator(mode="after")
-    def _refs(self) -> "RuleSet":
+    def _refs(self) -> RuleSet:
         ids = [r.id for r in self.rules]
         if len(ids) != len(set(ids)):
             raise ValueError("rule ids must be unique")
@@ -258,7 +259,7 @@ def _find(rules: RuleSet, rule: Rule, file: str, on: dt.date, where: str, en: st
     )
 
 
-def check_snapshot(snap: "PolicySnapshot", on: dt.date, file: str = "", rules: RuleSet | None = None) -> list[Finding]:
+def check_snapshot(snap: PolicySnapshot, on: dt.date, file: str = "", rules: RuleSet | None = None) -> list[Finding]:
     """Every national rule in force on ``on`` that ``snap`` misses."""
     rules = rules or load_rules()
     out: list[Finding] = []
@@ -371,7 +372,7 @@ def _check_about(
     return out
 
 
-def _check_multiple(rules: RuleSet, rule: Rule, snap: "PolicySnapshot", on: dt.date, file: str) -> list[Finding]:
+def _check_multiple(rules: RuleSet, rule: Rule, snap: PolicySnapshot, on: dt.date, file: str) -> list[Finding]:
     out = []
     target = Decimal(str(rule.value))
     tol = Decimal(str(rule.tolerance))
@@ -401,7 +402,7 @@ def _check_multiple(rules: RuleSet, rule: Rule, snap: "PolicySnapshot", on: dt.d
     return out
 
 
-def not_checked(snap: "PolicySnapshot", rules: RuleSet | None = None) -> list[str]:
+def not_checked(snap: PolicySnapshot, rules: RuleSet | None = None) -> list[str]:
     """Rules that cannot be checked for lack of data in the policy (e.g. no ``local_income``)."""
     rules = rules or load_rules()
     out = []
@@ -413,7 +414,7 @@ def not_checked(snap: "PolicySnapshot", rules: RuleSet | None = None) -> list[st
     return out
 
 
-def findings(policy: "Policy", rules: RuleSet | None = None) -> list[Finding]:
+def findings(policy: Policy, rules: RuleSet | None = None) -> list[Finding]:
     """Every national rule a policy misses, on every date it is validated (errors and warnings)."""
     rules = rules or load_rules()
     found: list[Finding] = []
@@ -427,7 +428,7 @@ def findings(policy: "Policy", rules: RuleSet | None = None) -> list[Finding]:
     return found
 
 
-def check_policy(policy: "Policy", rules: RuleSet | None = None) -> list[Finding]:
+def check_policy(policy: Policy, rules: RuleSet | None = None) -> list[Finding]:
     """Check a policy on every date it is validated; errors raise, warnings come back.
 
     Raises :class:`PolicyError` naming every breached floor or ceiling with its source.

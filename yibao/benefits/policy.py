@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from pydantic import ValidationError
 
@@ -112,7 +113,7 @@ class Policy:
     def segments(self, start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date, PolicySnapshot]]:
         """Half-open date ranges [a, b) within [start, end] with one snapshot each."""
         cuts = [start] + [d for d in self._dates if start < d <= end] + [end + dt.timedelta(days=1)]
-        return [(a, b, self.snapshot(a)) for a, b in zip(cuts, cuts[1:])]
+        return [(a, b, self.snapshot(a)) for a, b in itertools.pairwise(cuts)]
 
 
 def _policy_files(directory: Path) -> list[Path]:
@@ -177,17 +178,17 @@ class PolicyBook:
             raise PolicyError(f"{directory}: no {default}.yaml", f"{directory}: 缺少 {default}.yaml")
 
     @classmethod
-    def default(cls) -> "PolicyBook":
+    def default(cls) -> PolicyBook:
         """The shipped policies plus any directories in ``$YIBAO_POLICY_DIR`` (cached per value)."""
         return cls._cached(policy_dirs_from_env())
 
     @classmethod
     @functools.cache
-    def _cached(cls, extra_dirs: tuple[Path, ...]) -> "PolicyBook":
+    def _cached(cls, extra_dirs: tuple[Path, ...]) -> PolicyBook:
         return cls(extra_dirs=extra_dirs)
 
     @classmethod
-    def with_dirs(cls, policy_dirs: Sequence[Path] | None) -> "PolicyBook":
+    def with_dirs(cls, policy_dirs: Sequence[Path] | None) -> PolicyBook:
         """The book for ``--policy-dir`` options: the shipped one (and env) if none given."""
         if not policy_dirs:
             return cls.default()

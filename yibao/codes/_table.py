@@ -84,7 +84,7 @@ def read_csv(
         raise table_error(
             path, f"unknown columns {unknown}; expected {list(expected)}", f"未知的列 {unknown}", line=header_line
         )
-    for (lineno, _), values in zip(numbered[1:], rows[1:]):
+    for (lineno, _), values in zip(numbered[1:], rows[1:], strict=True):
         if len(values) != len(header):
             raise table_error(
                 path,
@@ -92,7 +92,7 @@ def read_csv(
                 f"字段数 {len(values)} 与表头 {len(header)} 不符",
                 line=lineno,
             )
-        row = {h: v.strip() for h, v in zip(header, values)}
+        row = {h: v.strip() for h, v in zip(header, values, strict=True)}
         for c in optional:
             row.setdefault(c, "")
         yield lineno, row

@@ -182,7 +182,7 @@ def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ..
                 field="gend",
             )
         ages = [parse_int(r["age_min"], -1), parse_int(r["age_max"], -1)]
-        for name, a in zip(("age_min", "age_max"), ages):
+        for name, a in zip(("age_min", "age_max"), ages, strict=True):
             if a is None or not -1 <= a <= 150:
                 raise table_error(
                     path,

@@ -422,7 +422,7 @@ class MedList:
         self._cols: dict[str, np.ndarray] = {}
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "MedList":
+    def load(cls, path: str | Path | None = None) -> MedList:
         table = load_med_list(path)
         return cls(table, source=path or data_path("med_list.csv"), validate=False)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from yibao.codes._table import data_path, read_csv, table_error
@@ -51,7 +51,7 @@ def _dictionary_path(system: str) -> Path:
     return data_path(f"national/{_FILES[system]}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def dictionary(system: str) -> dict[str, str]:
     """``code → name`` of one national dictionary (loaded once, validated)."""
     if system not in _FILES:

@@ -74,7 +74,9 @@ def _structure(source: object, explicit: str | None, declared) -> str:
 def _inst_admdvs(institutions: pa.Table | None) -> dict[str, str] | None:
     if institutions is None:
         return None
-    return dict(zip(institutions.column("fixmedins_code").to_pylist(), institutions.column("admdvs").to_pylist()))
+    return dict(
+        zip(institutions.column("fixmedins_code").to_pylist(), institutions.column("admdvs").to_pylist(), strict=True)
+    )
 
 
 def validate_practitioners(

@@ -127,7 +127,7 @@ def load_procedure_mix(path: str | Path | None = None, *, procedures: pa.Table |
 
     path = Path(path) if path else data_path("procedure_mix.csv")
     procs = set((procedures if procedures is not None else load_procedures()).column("oprn_codg").to_pylist())
-    inpatient = None if mix is None else {c for c, s in zip(mix.code, mix.setting) if s == "inpatient"}
+    inpatient = None if mix is None else {c for c, s in zip(mix.code, mix.setting, strict=True) if s == "inpatient"}
     rows: list[dict] = []
     total: dict[str, Decimal] = {}
     seen: dict[tuple[str, str], int] = {}

@@ -13,7 +13,6 @@ file (``YIBAO_TPA_KEYS``, YAML ``insurers: {CODE: {secret_hash: "scrypt$..."}}``
 
 import os
 from pathlib import Path
-from typing import Optional
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,7 +39,7 @@ def _engine(request: Request):
     return engine_of(request)
 
 
-def _insurer(insurer: Optional[str], key: Optional[str]) -> str:
+def _insurer(insurer: str | None, key: str | None) -> str:
     refused = HTTPException(
         status_code=401,
         detail={"code": "E_TPA_AUTH", "message_en": "insurer not authenticated", "message_zh": "保险公司身份认证失败"},
@@ -65,9 +64,9 @@ class ActIn(BaseModel):
 @router.get("/claims")
 def list_claims(
     request: Request,
-    status: Optional[str] = "sent",
-    x_tpa_insurer: Optional[str] = Header(None),
-    x_tpa_key: Optional[str] = Header(None),
+    status: str | None = "sent",
+    x_tpa_insurer: str | None = Header(None),
+    x_tpa_key: str | None = Header(None),
 ) -> list[dict]:
     ins = _insurer(x_tpa_insurer, x_tpa_key)
     return service.list_claims(_engine(request), ins, status or None)
@@ -77,8 +76,8 @@ def list_claims(
 def get_claim(
     request: Request,
     claim_id: int,
-    x_tpa_insurer: Optional[str] = Header(None),
-    x_tpa_key: Optional[str] = Header(None),
+    x_tpa_insurer: str | None = Header(None),
+    x_tpa_key: str | None = Header(None),
 ) -> dict:
     ins = _insurer(x_tpa_insurer, x_tpa_key)
     try:
@@ -93,8 +92,8 @@ def act(
     claim_id: int,
     action: str,
     body: ActIn,
-    x_tpa_insurer: Optional[str] = Header(None),
-    x_tpa_key: Optional[str] = Header(None),
+    x_tpa_insurer: str | None = Header(None),
+    x_tpa_key: str | None = Header(None),
 ) -> dict:
     ins = _insurer(x_tpa_insurer, x_tpa_key)
     try:

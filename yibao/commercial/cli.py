@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -16,7 +15,7 @@ console = Console()
 
 
 @app.command()
-def products(products_dir: Optional[Path] = typer.Option(None, "--products", help="product files directory")) -> None:
+def products(products_dir: Path | None = typer.Option(None, "--products", help="product files directory")) -> None:
     """List the product files (产品列表)."""
     from yibao.commercial.products import load_products
 
@@ -39,8 +38,8 @@ def products(products_dir: Optional[Path] = typer.Option(None, "--products", hel
 def run_year_cmd(
     data: Path = typer.Option(..., "--data", help="a settled region's Parquet directory"),
     product: str = typer.Option("HMB-DEMO-2026", "--product"),
-    year: Optional[int] = typer.Option(None, "--year"),
-    products_dir: Optional[Path] = typer.Option(None, "--products"),
+    year: int | None = typer.Option(None, "--year"),
+    products_dir: Path | None = typer.Option(None, "--products"),
 ) -> None:
     """The product over a settled year: insurer payments, people helped, remaining catastrophic expenditure."""
     from yibao.commercial.products import get_product
@@ -60,7 +59,7 @@ def run_year_cmd(
     )
 
 
-def _engine(db: Optional[str]):
+def _engine(db: str | None):
     from yibao.core.db import database_url, make_engine
 
     return make_engine(database_url(db))
@@ -70,9 +69,9 @@ def _engine(db: Optional[str]):
 def enrol(
     psn_no: str = typer.Option(..., "--psn"),
     product: str = typer.Option("HMB-DEMO-2026", "--product"),
-    on: Optional[str] = typer.Option(None, "--on", help="enrolment date YYYY-MM-DD (default today)"),
+    on: str | None = typer.Option(None, "--on", help="enrolment date YYYY-MM-DD (default today)"),
     pre_existing: bool = typer.Option(False, "--pre-existing", help="declared pre-existing condition (既往症)"),
-    db: Optional[str] = typer.Option(None, "--db", help="database URL"),
+    db: str | None = typer.Option(None, "--db", help="database URL"),
 ) -> None:
     """Sell one policy (投保)."""
     import datetime as dt
@@ -93,8 +92,8 @@ def enrol(
 @app.command()
 def claims(
     insurer: str = typer.Option("INS-DEMO", "--insurer"),
-    status: Optional[str] = typer.Option(None, "--status"),
-    db: Optional[str] = typer.Option(None, "--db", help="database URL"),
+    status: str | None = typer.Option(None, "--status"),
+    db: str | None = typer.Option(None, "--db", help="database URL"),
 ) -> None:
     """An insurer's direct claims (理赔列表), person numbers masked as the insurer sees them."""
     from yibao.commercial import service

@@ -11,8 +11,8 @@ the person's cumulative base, so ``used_after = min(cap, cumulative)`` in both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 

@@ -67,7 +67,7 @@ class Product(BaseModel):
     specific_drug_codes: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _dates(self) -> "Product":
+    def _dates(self) -> Product:
         if self.effective_to < self.effective_from:
             raise ValueError("effective_to is before effective_from")
         if self.enrolment.closes < self.enrolment.opens:

@@ -111,7 +111,7 @@ LOAD_ORDER = (
 """An order of the contract tables that satisfies the foreign keys."""
 
 
-def model_of(table: str) -> type["Base"]:
+def model_of(table: str) -> type[Base]:
     """The model of a table by its name (each subsystem owns its tables; :mod:`yibao.tables` imports them)."""
     from yibao.tables import load_all
 
@@ -122,7 +122,7 @@ def model_of(table: str) -> type["Base"]:
     raise KeyError(table)
 
 
-def contract_models() -> dict[str, type["Base"]]:
+def contract_models() -> dict[str, type[Base]]:
     """Contract table name → its model, in :data:`LOAD_ORDER`."""
     return {name: model_of(name) for name in LOAD_ORDER}
 
@@ -313,7 +313,7 @@ class WriterQueue:
         self._fd: int | None = None
         self._path = f"{path}.writer-lock" if path else None
 
-    def __enter__(self) -> "WriterQueue":
+    def __enter__(self) -> WriterQueue:
         self._lock.acquire()
         if self._depth == 0 and self._path is not None:
             import fcntl
@@ -517,7 +517,7 @@ def _load_sqlite(conn: Any, name: str, table: pa.Table) -> None:
     sql = f"INSERT INTO {_quote(name)} ({cols}) VALUES ({marks})"
     for start in range(0, table.num_rows, _CHUNK_ROWS):
         part = table.slice(start, _CHUNK_ROWS)
-        rows = list(zip(*(_sqlite_values(part.column(i)) for i in range(part.num_columns))))
+        rows = list(zip(*(_sqlite_values(part.column(i)) for i in range(part.num_columns)), strict=True))
         conn.exec_driver_sql(sql, rows)
 
 
@@ -602,10 +602,10 @@ def _read_sqlite(conn: Any, name: str, schema: pa.Schema, order: list[str]) -> p
         rows = cur.execute(sql).fetchall()
     finally:
         cur.close()
-    cols = list(zip(*rows)) if rows else [() for _ in schema]
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     del rows
     arrays = []
-    for values, f in zip(cols, schema):
+    for values, f in zip(cols, schema, strict=True):
         if pa.types.is_timestamp(f.type):
             # stored as Shanghai wall clock 'YYYY-MM-DD HH:MM:SS[.ffffff]'
             text = pc.utf8_slice_codeunits(pa.array(values, pa.string()), 0, 19)
@@ -625,8 +625,10 @@ def _read_generic(conn: Any, name: str, schema: pa.Schema, order: list[str]) -> 
     table = contract_models()[name].__table__
     stmt = select(*(table.c[f.name] for f in schema)).order_by(*(table.c[c] for c in order))
     rows = conn.execute(stmt).all()
-    cols = list(zip(*rows)) if rows else [[] for _ in schema]
-    return pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in zip(cols, schema)], schema=schema)
+    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    return pa.Table.from_arrays(
+        [pa.array(list(c), type=f.type) for c, f in zip(cols, schema, strict=True)], schema=schema
+    )
 
 
 def read_table(url_or_engine: str | URL | Engine | None, name: str) -> pa.Table:

@@ -81,7 +81,7 @@ def _yibao_version() -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
 def table_files(data_dir: Path, name: str) -> list[Path]:

@@ -15,7 +15,7 @@ keeps its stable ``code``), so existing ``except`` clauses keep working.
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,7 +80,7 @@ class DataFileError(YibaoError):
         return _rebuild, (base, self.file, self.key, self.reason_en, self.reason_zh)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _error_class(error: type[YibaoError] | None) -> type[DataFileError]:
     """``DataFileError`` itself, or a subclass that is also ``error`` (keeping its ``code``)."""
     if error is None or issubclass(error, DataFileError):

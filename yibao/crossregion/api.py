@@ -5,7 +5,6 @@ Field names follow the national 2501 filing message (psn_no, insutype, mdtrt_are
 
 # no "from __future__ import annotations": FastAPI reads the endpoint annotations
 import datetime as dt
-from typing import Optional
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
@@ -23,7 +22,7 @@ class FilingIn(BaseModel):
     insu_admdvs: str  # 参保地
     mdtrt_area_admdvs: str  # 就医地
     begndate: dt.date
-    enddate: Optional[dt.date] = None
+    enddate: dt.date | None = None
     msgid: str = ""
 
 
@@ -35,7 +34,7 @@ class FilingOut(BaseModel):
     insu_admdvs: str
     mdtrt_area_admdvs: str
     begndate: dt.date
-    enddate: Optional[dt.date]
+    enddate: dt.date | None
     status: str
 
 
@@ -105,7 +104,7 @@ def cancel(filing_id: int, request: Request) -> FilingOut:
 
 
 @router.get("", response_model=list[FilingOut])
-def list_(request: Request, psn_no: Optional[str] = None) -> list[FilingOut]:
+def list_(request: Request, psn_no: str | None = None) -> list[FilingOut]:
     from yibao.core.db import session_scope
     from yibao.crossregion.service import list_filings
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -16,7 +15,7 @@ DB_OPT = typer.Option(
 )
 
 
-def _engine(db: Optional[str]):
+def _engine(db: str | None):
     from yibao.core.db import database_url, make_engine, upgrade
 
     url = database_url(db)
@@ -24,7 +23,7 @@ def _engine(db: Optional[str]):
     return make_engine(url)
 
 
-def _date(text: Optional[str], name: str) -> Optional[dt.date]:
+def _date(text: str | None, name: str) -> dt.date | None:
     from yibao.crossregion.service import FilingError
 
     if text is None:
@@ -68,8 +67,8 @@ def add(
     insured: str = typer.Option(..., "--insured", help="Insured division (参保地), 6 digits."),
     treatment: str = typer.Option(..., "--treatment", help="Treatment division (就医地), 6 digits."),
     begin: str = typer.Option(..., "--begin", help="YYYY-MM-DD"),
-    end: Optional[str] = typer.Option(None, "--end", help="YYYY-MM-DD (default: from the type's validity)."),
-    db: Optional[str] = DB_OPT,
+    end: str | None = typer.Option(None, "--end", help="YYYY-MM-DD (default: from the type's validity)."),
+    db: str | None = DB_OPT,
 ) -> None:
     """Record a filing."""
     from yibao.core.db import session_scope
@@ -84,7 +83,7 @@ def add(
 
 
 @app.command("cancel")
-def cancel(filing_id: int = typer.Argument(...), db: Optional[str] = DB_OPT) -> None:
+def cancel(filing_id: int = typer.Argument(...), db: str | None = DB_OPT) -> None:
     """Cancel a filing (备案撤销)."""
     from yibao.core.db import session_scope
     from yibao.crossregion.service import cancel_filing
@@ -94,7 +93,7 @@ def cancel(filing_id: int = typer.Argument(...), db: Optional[str] = DB_OPT) -> 
 
 
 @app.command("list")
-def list_(psn_no: Optional[str] = typer.Option(None, "--psn-no"), db: Optional[str] = DB_OPT) -> None:
+def list_(psn_no: str | None = typer.Option(None, "--psn-no"), db: str | None = DB_OPT) -> None:
     """List filings (of one person)."""
     from yibao.core.db import session_scope
     from yibao.crossregion.service import list_filings
@@ -104,7 +103,7 @@ def list_(psn_no: Optional[str] = typer.Option(None, "--psn-no"), db: Optional[s
 
 
 @app.command("show")
-def show(filing_id: int = typer.Argument(...), db: Optional[str] = DB_OPT) -> None:
+def show(filing_id: int = typer.Argument(...), db: str | None = DB_OPT) -> None:
     """One filing."""
     from yibao.core.db import session_scope
     from yibao.crossregion.models import CrossFiling

@@ -100,7 +100,7 @@ def add_filing(
         end_date=end,
         status=ACTIVE,
         source_msgid=req.source_msgid,
-        created_at=now or dt.datetime.now(dt.timezone.utc),
+        created_at=now or dt.datetime.now(dt.UTC),
     )
     s.add(row)
     s.flush()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from yibao.core.contract import city_part, province_code
 from yibao.ecode.params import RiskParams

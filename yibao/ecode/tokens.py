@@ -74,7 +74,7 @@ class SigningKey:
     sm2_public: str = ""
 
     @classmethod
-    def generate(cls, algorithm: str, kid: str | None = None) -> "SigningKey":
+    def generate(cls, algorithm: str, kid: str | None = None) -> SigningKey:
         kid = kid or secrets.token_hex(4)
         if algorithm == "sm2":
             from gmssl import sm2
@@ -122,7 +122,7 @@ class CodeClaims:
 
     @property
     def issued_at(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.issued_at_ms / 1000, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self.issued_at_ms / 1000, dt.UTC)
 
     @property
     def code_id(self) -> str:

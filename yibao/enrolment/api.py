@@ -10,7 +10,6 @@ Money is integer fen in and out.
 # no "from __future__ import annotations": FastAPI reads the annotations
 
 import datetime as dt
-from typing import Optional
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,7 +45,7 @@ class EnrolIn(_In):
     insutype: str
     start_date: dt.date
     reason: str = "new"
-    transfer_in_from: Optional[str] = None
+    transfer_in_from: str | None = None
 
 
 class StopIn(_In):
@@ -55,14 +54,14 @@ class StopIn(_In):
     end_date: dt.date
     reason: str = "stop"
     terminate: bool = False
-    transfer_out_to: Optional[str] = None
+    transfer_out_to: str | None = None
 
 
 class ContributionIn(_In):
     psn_no: str
     period: str = Field(description="YYYY-MM (employee month) or YYYY (resident year)")
-    wage: Optional[int] = Field(None, ge=0, description="monthly wage, fen (employee)")
-    paid_date: Optional[dt.date] = None
+    wage: int | None = Field(None, ge=0, description="monthly wage, fen (employee)")
+    paid_date: dt.date | None = None
 
 
 class BackpayIn(_In):
@@ -144,7 +143,7 @@ def backpay(body: BackpayIn, request: Request) -> dict:
 
 
 @router.get("/arrears")
-def arrears(request: Request, psn_no: Optional[str] = None) -> list:
+def arrears(request: Request, psn_no: str | None = None) -> list:
     with db.session_scope(_engine(request)) as s:
         return [_contribution(r) for r in en.arrears(s, psn_no)]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -22,11 +21,11 @@ out = Console()
 DB = typer.Option(None, "--db", help="Database URL (default YIBAO_DATABASE_URL or sqlite:///yibao.db).")
 
 
-def _engine(url: Optional[str]):
+def _engine(url: str | None):
     return db.make_engine(db.database_url(url))
 
 
-def _day(text: Optional[str], field: str) -> Optional[dt.date]:
+def _day(text: str | None, field: str) -> dt.date | None:
     if text is None:
         return None
     try:
@@ -43,8 +42,8 @@ def enrol_cmd(
     insutype: str,
     start: str,
     reason: str = typer.Option("new", "--reason"),
-    transfer_in_from: Optional[str] = typer.Option(None, "--from", help="Pooling region transferred in from (转入)."),
-    db_url: Optional[str] = DB,
+    transfer_in_from: str | None = typer.Option(None, "--from", help="Pooling region transferred in from (转入)."),
+    db_url: str | None = DB,
 ) -> None:
     """Open an insured period (参保 / 转入)."""
     pid = en.enrol(
@@ -60,7 +59,7 @@ def stop_cmd(
     end: str,
     reason: str = typer.Option("stop", "--reason"),
     terminate: bool = typer.Option(False, "--terminate", help="终止 rather than 停保."),
-    db_url: Optional[str] = DB,
+    db_url: str | None = DB,
 ) -> None:
     """Close the open period (停保 / 终止)."""
     en.stop(_engine(db_url), psn_no, insutype, _day(end, "end"), reason=reason, terminate=terminate)
@@ -68,7 +67,7 @@ def stop_cmd(
 
 
 @app.command("transfer")
-def transfer_cmd(psn_no: str, insutype: str, day: str, to_region: str, db_url: Optional[str] = DB) -> None:
+def transfer_cmd(psn_no: str, insutype: str, day: str, to_region: str, db_url: str | None = DB) -> None:
     """Transfer out to another pooling region (转出): the open period ends the day before ``day``."""
     d = _day(day, "day")
     en.stop(_engine(db_url), psn_no, insutype, d - dt.timedelta(days=1), reason="transfer", transfer_out_to=to_region)
@@ -86,9 +85,9 @@ def _fen(text: str) -> int:
 def pay_cmd(
     psn_no: str,
     period: str = typer.Argument(..., help="YYYY-MM (employee) or YYYY (resident)."),
-    wage: Optional[str] = typer.Option(None, "--wage", help="Monthly wage, yuan (employee)."),
-    paid: Optional[str] = typer.Option(None, "--paid", help="Paid date; omit to record arrears (欠费)."),
-    db_url: Optional[str] = DB,
+    wage: str | None = typer.Option(None, "--wage", help="Monthly wage, yuan (employee)."),
+    paid: str | None = typer.Option(None, "--paid", help="Paid date; omit to record arrears (欠费)."),
+    db_url: str | None = DB,
 ) -> None:
     """Record a contribution: an employee month (base × rates) or a resident year."""
     eng, paid_d = _engine(db_url), _day(paid, "paid")
@@ -106,21 +105,21 @@ def pay_cmd(
 
 
 @app.command("backpay")
-def backpay_cmd(psn_no: str, insutype: str, period: str, paid: str, db_url: Optional[str] = DB) -> None:
+def backpay_cmd(psn_no: str, insutype: str, period: str, paid: str, db_url: str | None = DB) -> None:
     """Pay a contribution in arrears (补缴), with the late fee the rules set."""
     row = en.backpay(_engine(db_url), psn_no, insutype, period, _day(paid, "paid"))
     out.print(f"{psn_no} {period} back-paid on {paid}; late fee {fmt_yuan(row.late_fee)} / 已补缴")
 
 
 @app.command("deemed")
-def deemed_cmd(psn_no: str, months: int, basis: str = typer.Option("", "--basis"), db_url: Optional[str] = DB) -> None:
+def deemed_cmd(psn_no: str, months: int, basis: str = typer.Option("", "--basis"), db_url: str | None = DB) -> None:
     """Record deemed contribution years (视同缴费年限), in months."""
     en.set_deemed_years(_engine(db_url), psn_no, months, basis)
     out.print(f"{psn_no}: {months} deemed months / 视同缴费 {months} 个月")
 
 
 @app.command("arrears")
-def arrears_cmd(psn_no: Optional[str] = typer.Argument(None), db_url: Optional[str] = DB) -> None:
+def arrears_cmd(psn_no: str | None = typer.Argument(None), db_url: str | None = DB) -> None:
     """List contributions in arrears (欠费)."""
     with db.session_scope(_engine(db_url)) as s:
         rows = en.arrears(s, psn_no)
@@ -131,7 +130,7 @@ def arrears_cmd(psn_no: Optional[str] = typer.Argument(None), db_url: Optional[s
 
 
 @app.command("show")
-def show_cmd(psn_no: str, db_url: Optional[str] = DB) -> None:
+def show_cmd(psn_no: str, db_url: str | None = DB) -> None:
     """A person's periods, contributions and deemed years."""
     with db.session_scope(_engine(db_url)) as s:
         t = Table("insutype", "start", "end", "status", "reason", title=f"{psn_no} insured periods / 参保期间")
@@ -168,7 +167,7 @@ def show_cmd(psn_no: str, db_url: Optional[str] = DB) -> None:
 
 
 @accounts_app.command("credit")
-def credit_cmd(month: str = typer.Option(..., "--month", help="YYYY-MM"), db_url: Optional[str] = DB) -> None:
+def credit_cmd(month: str = typer.Option(..., "--month", help="YYYY-MM"), db_url: str | None = DB) -> None:
     """Credit the month's personal-account amounts (个人账户划入), once per month (a re-run credits nothing)."""
     from rich.progress import Progress
 

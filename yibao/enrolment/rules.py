@@ -7,11 +7,12 @@ Money is integer fen; a share is rounded half up to the fen (:func:`yibao.core.m
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Iterable
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -101,7 +102,7 @@ class EnrolmentRules(_Strict):
         return v
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_rules(region: str = "", data_dir: str | None = None) -> EnrolmentRules:
     """The rules of a pooling region (``<region>.yaml``), else ``national-default.yaml``."""
     d = Path(data_dir) if data_dir else DATA_DIR

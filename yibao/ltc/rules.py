@@ -153,7 +153,7 @@ def settle_amounts_batch(
         raise ClaimRejected(
             "days of care must be between 0 and the days of the month", "护理天数超出当月天数", field="days"
         )
-    pays = [_payment(rules, g, s) for g, s in zip(grades, settings)]
+    pays = [_payment(rules, g, s) for g, s in zip(grades, settings, strict=True)]
     limit_m = np.array([p.monthly_limit for p in pays], dtype=np.int64)
     ratio = np.array([p.fund_ratio for p in pays], dtype=np.int64)
     fund = np.minimum(apply_rate_np(cost, ratio), pro_rata_fen_np(limit_m, days, dim))

@@ -11,7 +11,6 @@ the shipped SAMPLE scheme.
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
@@ -30,7 +29,7 @@ def _error(exc: YibaoError) -> HTTPException:
 
 
 @lru_cache(maxsize=4)
-def _scheme(name: Optional[str]):
+def _scheme(name: str | None):
     from yibao.payment.drg import REGION_SCHEME, load_scheme
 
     return load_scheme(name or REGION_SCHEME)
@@ -49,9 +48,9 @@ class DrgCaseIn(BaseModel):
     case_id: str = Field("", description="病例号 case id")
     gend: str = Field("1", description="性别 1 male, 2 female")
     age: int = Field(description="年龄 whole years")
-    nwb_age: Optional[int] = Field(None, description="新生儿入院年龄(天) age in days, babies under one year")
-    nwb_bir_wt: Optional[int] = Field(None, description="新生儿出生体重(克) birth weight, grams")
-    ipt_days: Optional[int] = Field(None, description="住院天数 length of stay")
+    nwb_age: int | None = Field(None, description="新生儿入院年龄(天) age in days, babies under one year")
+    nwb_bir_wt: int | None = Field(None, description="新生儿出生体重(克) birth weight, grams")
+    ipt_days: int | None = Field(None, description="住院天数 length of stay")
     main_diag: str = Field("", description="主要诊断 principal diagnosis (医保版 ICD-10 2.0)")
     other_diags: list[str] = Field(default_factory=list, description="其他诊断 secondary diagnoses")
     oprns: list[str] = Field(
@@ -66,7 +65,7 @@ class DrgOut(BaseModel):
     drg: str
     status: str = Field(description="ok, or why the case has no group")
     severity: str
-    rw: Optional[str] = Field(None, description="relative weight, 4 places; null when the scheme sets none")
+    rw: str | None = Field(None, description="relative weight, 4 places; null when the scheme sets none")
     path: list[str] = Field(default_factory=list, description="the rules that placed the case (explain=true)")
     scheme: str
 
@@ -80,7 +79,7 @@ def _out(s, r) -> DrgOut:
 
 
 @router.get("/drg/scheme")
-def drg_scheme(scheme: Optional[str] = None) -> dict:
+def drg_scheme(scheme: str | None = None) -> dict:
     try:
         s = _scheme(scheme or os.environ.get("YIBAO_DRG_SCHEME"))
     except YibaoError as exc:
@@ -90,7 +89,7 @@ def drg_scheme(scheme: Optional[str] = None) -> dict:
 
 
 @router.post("/drg/group", response_model=DrgOut)
-def drg_group(body: DrgCaseIn, explain: bool = False, scheme: Optional[str] = None) -> DrgOut:
+def drg_group(body: DrgCaseIn, explain: bool = False, scheme: str | None = None) -> DrgOut:
     """Group one case (分组); a case with bad input answers 400 naming the field."""
     try:
         s = _scheme(scheme or os.environ.get("YIBAO_DRG_SCHEME"))
@@ -105,7 +104,7 @@ def drg_group(body: DrgCaseIn, explain: bool = False, scheme: Optional[str] = No
 
 
 @router.post("/drg/group-batch", response_model=list[DrgOut])
-def drg_group_batch(body: list[DrgCaseIn], scheme: Optional[str] = None) -> list[DrgOut]:
+def drg_group_batch(body: list[DrgCaseIn], scheme: str | None = None) -> list[DrgOut]:
     """Group many cases at once (the batch grouper); each case answers with its group or the reason it has none."""
     import pandas as pd
 

@@ -207,7 +207,7 @@ def _default_codes() -> CodeTables:
     from yibao.codes.procedures import load_procedures
 
     t = load_procedures()
-    return CodeTables(dict(zip(t.column("oprn_codg").to_pylist(), t.column("category").to_pylist())))
+    return CodeTables(dict(zip(t.column("oprn_codg").to_pylist(), t.column("category").to_pylist(), strict=True)))
 
 
 def _examples(con, rel: str, where: str, limit: int = 3) -> tuple[int, list[str]]:
@@ -271,7 +271,7 @@ def validate_cases(con: duckdb.DuckDBPyConnection, rel: str, codes: CodeTables, 
     counts = con.execute("SELECT " + ", ".join(f"count_if({w})" for _, w, _, _ in checks) + f" FROM {rel}").fetchall()[
         0
     ]  # one scan
-    for (field, where, en, zh), n in zip(checks, counts):
+    for (field, where, en, zh), n in zip(checks, counts, strict=True):
         if n:
             n, ids = _examples(con, rel, where)
             raise _refuse(field, n, ids, en, zh)
@@ -416,7 +416,13 @@ def enrich(
         "sev_score": [sum(params.severity_weight(_canon(c, codes.dx_systems)) for c in {x for x in o.split(";") if x}) for o in od],
     })  # fmt: skip
     coef = pa.table(
-        dict(zip(("age_band", "sev_band", "hosp_lv", "coef_e4"), map(list, zip(*params.combined_coefficients()))))
+        dict(
+            zip(
+                ("age_band", "sev_band", "hosp_lv", "coef_e4"),
+                map(list, zip(*params.combined_coefficients(), strict=True)),
+                strict=True,
+            )
+        )
     )
     for n_, t in (("_dx_attr", dx_attr), ("_proc_attr", proc_attr), ("_sev_attr", sev_attr), ("_coef", coef)):
         con.register(n_, t)

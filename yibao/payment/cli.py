@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -52,7 +51,7 @@ def dip_build(
     data: Path = DATA,
     out: Path = typer.Option(..., "--out", help="Catalog directory to write (catalog.yaml + groups.csv)."),
     params: str = PARAMS,
-    version: Optional[str] = typer.Option(None, "--version", help="Catalog version label."),
+    version: str | None = typer.Option(None, "--version", help="Catalog version label."),
 ) -> None:
     """Build a DIP catalog (目录库) from a year of cases: core and comprehensive groups with points."""
     from yibao.payment.service import build
@@ -72,16 +71,14 @@ def dip_build(
 @dip_app.command("settle")
 def dip_settle(
     data: Path = DATA,
-    catalog: Optional[Path] = typer.Option(
+    catalog: Path | None = typer.Option(
         None, "--catalog", exists=True, file_okay=False, help="Catalog directory (default: build one from --data)."
     ),
     params: str = PARAMS,
-    budget: Optional[str] = typer.Option(
-        None, "--budget", help="Annual budget in yuan (default: the parameter file's)."
-    ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write dip_*.parquet here."),
-    excel: Optional[Path] = typer.Option(None, "--excel", help="Write an Excel workbook."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report."),
+    budget: str | None = typer.Option(None, "--budget", help="Annual budget in yuan (default: the parameter file's)."),
+    out: Path | None = typer.Option(None, "--out", help="Write dip_*.parquet here."),
+    excel: Path | None = typer.Option(None, "--excel", help="Write an Excel workbook."),
+    html: Path | None = typer.Option(None, "--html", help="Write an HTML report."),
 ) -> None:
     """Settle a year under DIP: case points, monthly and annual point values, each institution's payment and clearing."""
     from yibao.payment.report import institution_names, institution_table, write_excel, write_html
@@ -150,7 +147,7 @@ def drg_group(
         "--scheme",
         help="Scheme name or directory (default: the example region's scheme, CHS-DRG 1.1 with SYNTHETIC weights).",
     ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the grouped cases as Parquet."),
+    out: Path | None = typer.Option(None, "--out", help="Write the grouped cases as Parquet."),
 ) -> None:
     """Group a region's in-scope cases into DRGs with CMI by institution (one file of 结算清单 cases: 'yibao drg group')."""
     import time

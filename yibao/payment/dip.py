@@ -287,7 +287,7 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     ).df()
     periods["point_value"] = [
         (Decimal(int(pool)) / 100 / (Decimal(int(p)) / E4)).quantize(Decimal("0.000001")) if p > 0 else None
-        for pool, p in zip(periods.pool_fen, periods.points_e4)
+        for pool, p in zip(periods.pool_fen, periods.points_e4, strict=True)
     ]
     annual = inst[inst.period == 0].set_index("fixmedins_code")
     adv = inst[inst.period > 0].groupby("fixmedins_code")["advance_fen"].sum()

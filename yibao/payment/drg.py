@@ -108,7 +108,7 @@ def group_batch(scheme: Grouper, cases: pd.DataFrame) -> pd.DataFrame:
     })  # fmt: skip
     out = scheme.group_frame(frame)
     kinds = {a: branch(scheme, a, "ok") for a in out.adrg.unique() if a}
-    path = [kinds[a] if s == "ok" or a == UNGROUPABLE else "refused" for a, s in zip(out.adrg, out.status)]
+    path = [kinds[a] if s == "ok" or a == UNGROUPABLE else "refused" for a, s in zip(out.adrg, out.status, strict=True)]
     return pd.DataFrame({"drg": out.drg.to_numpy(), "adrg": out.adrg.to_numpy(), "mdc": out.mdc.to_numpy(), "severity": out.severity.to_numpy(),
                          "rw_e4": out.rw_e4.to_numpy(), "path": path, "status": out.status.to_numpy()}, index=cases.index)  # fmt: skip
 
@@ -136,8 +136,10 @@ def drg_weights(grouped: pd.DataFrame, cost_col: str = "medfee_sumamt") -> pd.Da
         g = g[g.status == "ok"]
     n_all, s_all = len(g), int(g[cost_col].sum())
     agg = g.groupby("drg")[cost_col].agg(["count", "sum"]).reset_index()
-    agg["rw_e4"] = [round_div(int(s) * n_all * E4, int(c) * s_all) for c, s in zip(agg["count"], agg["sum"])]
-    agg["mean_cost_fen"] = [round_div(int(s), int(c)) for c, s in zip(agg["count"], agg["sum"])]
+    agg["rw_e4"] = [
+        round_div(int(s) * n_all * E4, int(c) * s_all) for c, s in zip(agg["count"], agg["sum"], strict=True)
+    ]
+    agg["mean_cost_fen"] = [round_div(int(s), int(c)) for c, s in zip(agg["count"], agg["sum"], strict=True)]
     return agg.rename(columns={"count": "n_cases", "sum": "total_cost_fen"})
 
 

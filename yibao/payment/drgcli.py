@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -35,7 +34,7 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _date(v: Optional[str]) -> Optional[dt.date]:
+def _date(v: str | None) -> dt.date | None:
     if v is None:
         return None
     try:
@@ -53,7 +52,7 @@ def group(
     ),
     out: Path = typer.Option(..., "--out", help="Groups: .parquet or .csv with case_id, mdc, adrg, drg, status."),
     scheme: str = SCHEME,
-    on: Optional[str] = ON,
+    on: str | None = ON,
     explain: bool = typer.Option(
         False, "--explain", help="Add the path of rules that placed each case (slower: one case at a time)."
     ),
@@ -118,7 +117,7 @@ def case(
     nwb_bir_wt: str = typer.Option("", "--nwb-bir-wt", help="Birth weight, grams."),
     ipt_days: str = typer.Option("", "--ipt-days", help="Length of stay, days."),
     scheme: str = SCHEME,
-    on: Optional[str] = ON,
+    on: str | None = ON,
 ) -> None:
     """Group one case and show why it landed where it did."""
     from yibao.payment.grouper import load_grouper
@@ -141,7 +140,7 @@ def case(
 
 
 @app.command("show")
-def show(scheme: str = SCHEME, on: Optional[str] = ON) -> None:
+def show(scheme: str = SCHEME, on: str | None = ON) -> None:
     """What a scheme holds: MDCs, ADRGs, DRGs, tables, where it comes from."""
     from yibao.payment.grouper import load_grouper
 

@@ -344,8 +344,8 @@ def merged_tables(
                 k = tuple(r[c] for c in key)
                 if act == "remove":
                     if k not in cur:
-                        raise table_error(path / table, f"remove: no row {dict(zip(key, k))} in the base scheme", "删除的行在基础方案中不存在",
-                                          line=line, key=str(dict(zip(key, k))), field="action")  # fmt: skip
+                        raise table_error(path / table, f"remove: no row {dict(zip(key, k, strict=True))} in the base scheme", "删除的行在基础方案中不存在",
+                                          line=line, key=str(dict(zip(key, k, strict=True))), field="action")  # fmt: skip
                     del cur[k]
                 elif act == "set":
                     if k in cur:  # keep the base's optional columns the override leaves out

@@ -555,7 +555,7 @@ class Grouper:
         cross = (nwb >= 0) & (age >= 1)
         if cross.any():
             xerr = np.full(n, None, dtype=object)
-            xerr[cross] = [cross_check(int(a), int(d)) for a, d in zip(age[cross], nwb[cross])]
+            xerr[cross] = [cross_check(int(a), int(d)) for a, d in zip(age[cross], nwb[cross], strict=True)]
             err = np.where(pd.isna(err), xerr, err)
         ot_err = np.array([r[1] for r in ot_res], dtype=object)
         op_err = np.array([r[1] for r in op_res], dtype=object)
@@ -598,7 +598,7 @@ class Grouper:
         radix = [int(c.max()) + 1 if len(c) else 1 for c in key_cols.T]
         if math.prod(radix) < 2**62:
             key = np.zeros(len(rows), dtype=np.int64)
-            for c, r in zip(key_cols.T, radix):
+            for c, r in zip(key_cols.T, radix, strict=True):
                 key = key * r + c
             _, first, inv = np.unique(key, return_index=True, return_inverse=True)
         else:  # pragma: no cover - astronomically many distinct values

@@ -14,6 +14,7 @@ validates and turns decimals into the integer units the engines use:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -163,7 +164,7 @@ class Coefficients(_M):
     @model_validator(mode="after")
     def _ages(self):
         bands = sorted(self.age, key=lambda b: b.min)
-        for a, b in zip(bands, bands[1:]):
+        for a, b in itertools.pairwise(bands):
             if b.min <= a.max:
                 raise ValueError(f"age bands {a.min}-{a.max} and {b.min}-{b.max} overlap")
         for c in [*self.level.values(), *(b.coef for b in self.age), *(b.coef for b in self.severity.bands)]:

@@ -139,7 +139,7 @@ def case_flags(cases: pd.DataFrame, rules: QualityRules, coding: pd.DataFrame) -
                 "surgical combination billed below the low-outlier threshold",
             )
     others = cases["other_dise_codg"].fillna("").to_numpy()
-    dup = np.array([bool(d) and d in o_.split(";") for d, o_ in zip(dx.to_numpy(), others)], bool)
+    dup = np.array([bool(d) and d in o_.split(";") for d, o_ in zip(dx.to_numpy(), others, strict=True)], bool)
     add(dup, "secondary_equals_principal", "principal diagnosis repeated as a secondary one")
     if not out:
         return pd.DataFrame(
@@ -179,7 +179,7 @@ def peer_comparison(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
     ).reset_index()  # fmt: skip
     h = c.groupby(["fixmedins_code", "h2"])["n_sec"].mean().unstack()
     g["sec_change_h2_h1"] = g["fixmedins_code"].map(
-        (h.get(True, pd.Series(dtype=float)) - h.get(False, pd.Series(dtype=float)))
+        h.get(True, pd.Series(dtype=float)) - h.get(False, pd.Series(dtype=float))
     )
     g["cmi"] = g.total_rw_e4 / g.cases / 10_000
     # peers: institutions of the same group with enough cases to compare (smaller ones are shown, not judged)

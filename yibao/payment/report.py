@@ -156,7 +156,7 @@ def institution_names(region_dir: Path) -> dict[str, str]:
     if f is None:
         return {}
     t = pd.read_parquet(f, columns=["fixmedins_code", "fixmedins_name"])
-    return dict(zip(t.fixmedins_code, t.fixmedins_name))
+    return dict(zip(t.fixmedins_code, t.fixmedins_name, strict=True))
 
 
 def demo_sections(region_dir: str | Path, echo=None) -> list[tuple[str, str]]:

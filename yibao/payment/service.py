@@ -96,7 +96,7 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
     paid = (df.drg != "0000").to_numpy()
     df["drg_value_fen"] = [
         round_div(int(r) * pool, tot_rw) if p and tot_rw else int(c)
-        for r, p, c in zip(df.rw_e4, paid, df.medfee_sumamt)
+        for r, p, c in zip(df.rw_e4, paid, df.medfee_sumamt, strict=True)
     ]
     br = base_rate(pool, tot_rw) if tot_rw else None
     t = time.perf_counter()

@@ -16,7 +16,7 @@ Money is integer fen in and out.
 
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,13 +46,13 @@ class CountyIn(BaseModel):
 class SimulateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    arrangement: Union[str, dict[str, Any]] = Field(
+    arrangement: str | dict[str, Any] = Field(
         description="a shipped arrangement's name, or an arrangement object (the YAML file's fields)"
     )
     counties: list[CountyIn] = Field(min_length=1)
 
 
-def _arrangement(spec: Union[str, dict]):
+def _arrangement(spec: str | dict):
     from yibao.pooling.arrangement import arrangement_from_dict, load_arrangement
 
     if isinstance(spec, str):
@@ -129,7 +129,7 @@ def simulate(body: SimulateIn) -> dict:
 
 
 @router.get("/region/{name}", summary="统筹层次模拟 · a shipped arrangement over the served region's settled year")
-def region(name: str, year: Optional[int] = None) -> dict:
+def region(name: str, year: int | None = None) -> dict:
     from yibao.pooling.cli import income_note, run
 
     data = os.environ.get("YIBAO_CONSOLE_DATA")

@@ -26,10 +26,9 @@ from __future__ import annotations
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from typing_extensions import Annotated
 
 from yibao.core.contract import SCHEME_INSUTYPES, SETTLEMENT_AMOUNTS
 from yibao.core.errors import YibaoError
@@ -192,7 +191,7 @@ class Arrangement(_M):
         return v
 
     @model_validator(mode="after")
-    def _levels(self) -> "Arrangement":
+    def _levels(self) -> Arrangement:
         fund = self.adjustment_fund
         if fund is not None and LEVELS.index(fund.level) <= LEVELS.index(self.pool_level):
             raise ValueError(f"adjustment_fund.level {fund.level!r} must be above pool_level {self.pool_level!r}")
@@ -208,7 +207,7 @@ class Arrangement(_M):
         return self
 
     @model_validator(mode="after")
-    def _cited(self) -> "Arrangement":
+    def _cited(self) -> Arrangement:
         present = {"pool_level", "spending_fields"}
         if self.adjustment_fund is not None:
             present |= {f"adjustment_fund.{k}" for k in ("level", "share_of_income", "coverage_ratio")}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -27,7 +26,7 @@ def income_note(rates) -> str:
     )
 
 
-def parse_factor(text: Optional[str]) -> Optional[Decimal]:
+def parse_factor(text: str | None) -> Decimal | None:
     """``--spending-factor``: a decimal above 0 and at most 10, at most 4 places (None: no what-if)."""
     if text is None:
         return None
@@ -44,7 +43,7 @@ def parse_factor(text: Optional[str]) -> Optional[Decimal]:
     return f
 
 
-def scenario_note(factor: Optional[Decimal]) -> str:
+def scenario_note(factor: Decimal | None) -> str:
     return (
         ""
         if factor is None
@@ -56,11 +55,11 @@ def run(
     data: Path,
     arrangement: str,
     *,
-    year: Optional[int] = None,
-    policy: Optional[str] = None,
+    year: int | None = None,
+    policy: str | None = None,
     policy_dirs=None,
-    spending_factor: Optional[Decimal] = None,
-    cache: Optional[dict] = None,
+    spending_factor: Decimal | None = None,
+    cache: dict | None = None,
 ):
     """Load, read and simulate; returns ``(simulation, hierarchy, year_figures)``.
 
@@ -105,17 +104,17 @@ def simulate_cmd(
     arrangement: str = typer.Option(
         ..., "--arrangement", help="An arrangement name (yibao/data/pooling) or a .yaml file."
     ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Also write the results: report.html, .xlsx or .json."),
-    year: Optional[int] = typer.Option(None, "--year", help="Policy year (default: the settlements' latest)."),
-    policy: Optional[str] = typer.Option(
+    out: Path | None = typer.Option(None, "--out", help="Also write the results: report.html, .xlsx or .json."),
+    year: int | None = typer.Option(None, "--year", help="Policy year (default: the settlements' latest)."),
+    policy: str | None = typer.Option(
         None,
         "--policy",
         help="Policy file name or region for the contribution rates (default: the arrangement's region).",
     ),
-    spending_factor: Optional[str] = typer.Option(
+    spending_factor: str | None = typer.Option(
         None, "--spending-factor", help="What-if: multiply every county's spending (e.g. 1.8), labelled WHAT-IF."
     ),
-    policy_dir: Optional[list[Path]] = policy_dir_option(),
+    policy_dir: list[Path] | None = policy_dir_option(),
 ) -> None:
     """Simulate one pooling arrangement over a settled year: each county pool's result alone and under the arrangement."""
     console = Console()  # per command: the terminal's width when it runs, not when the module was imported
@@ -190,17 +189,15 @@ def list_cmd() -> None:
 @app.command("compare")
 def compare_cmd(
     data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="A settled data directory."),
-    arrangement: Optional[list[str]] = typer.Option(
+    arrangement: list[str] | None = typer.Option(
         None, "--arrangement", help="Arrangements to compare (repeatable; default: every shipped one)."
     ),
-    year: Optional[int] = typer.Option(None, "--year", help="Policy year (default: the settlements' latest)."),
-    policy: Optional[str] = typer.Option(
-        None, "--policy", help="Policy file name or region for the contribution rates."
-    ),
-    spending_factor: Optional[str] = typer.Option(
+    year: int | None = typer.Option(None, "--year", help="Policy year (default: the settlements' latest)."),
+    policy: str | None = typer.Option(None, "--policy", help="Policy file name or region for the contribution rates."),
+    spending_factor: str | None = typer.Option(
         None, "--spending-factor", help="What-if: multiply every county's spending, labelled WHAT-IF."
     ),
-    policy_dir: Optional[list[Path]] = policy_dir_option(),
+    policy_dir: list[Path] | None = policy_dir_option(),
 ) -> None:
     """Who gains and who loses under each arrangement: every county pool's net transfer, per scheme, side by side."""
     console = Console()  # per command: the terminal's width when it runs, not when the module was imported

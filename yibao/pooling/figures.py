@@ -52,7 +52,7 @@ class IncomeRates:
     source: str = ""
 
     @classmethod
-    def from_snapshot(cls, snap) -> "IncomeRates":
+    def from_snapshot(cls, snap) -> IncomeRates:
         """From a :class:`yibao.benefits.model.PolicySnapshot` (read only)."""
         acct = snap.schemes["employee"].account
         f = snap.funding
@@ -121,7 +121,7 @@ def _county_sql(arr: Arrangement, counties: list[str]) -> str:
         "(CAST(('0x' || substr(md5(coalesce(nullif(family_id, ''), psn_no)), 1, 12)) AS BIGINT) % " + str(total) + ")"
     )
     cases, cum = [], 0
-    for c, wi in zip(order, w):
+    for c, wi in zip(order, w, strict=True):
         cum += wi
         cases.append(f"WHEN {bucket} < {cum} THEN '{c}'")
     return (

@@ -124,7 +124,7 @@ class Simulation:
     funds: list[FundResult]
     notes: list[str] = field(default_factory=list)
 
-    def by_scheme(self, scheme: str) -> "Simulation":
+    def by_scheme(self, scheme: str) -> Simulation:
         return Simulation(
             self.arrangement,
             [c for c in self.counties if c.scheme == scheme],
@@ -277,7 +277,7 @@ def simulate(
                     for p in ps:
                         draw[p] = requested[p]
                 else:
-                    for p, d in zip(ps, apportion(available, [requested[p] for p in ps], ps)):
+                    for p, d in zip(ps, apportion(available, [requested[p] for p in ps], ps), strict=True):
                         draw[p] = d
                 funds_out.append(FundResult(fund, scheme, tuple(ps), opening, fund_in, asked, sum(draw[p] for p in ps)))
         for p in sorted(members):
@@ -295,7 +295,7 @@ def simulate(
             )
             pools_out.append(pr)
             shares = apportion(pr.balance, [max(f.income, 0) for f in fs], [f.county for f in fs])
-            for f, share in zip(fs, shares):
+            for f, share in zip(fs, shares, strict=True):
                 counties_out.append(
                     CountyResult(f.county, scheme, p, f.people, f.income, f.spending, f.income - f.spending, share)
                 )

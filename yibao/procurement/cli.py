@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -91,13 +90,13 @@ def _load(round_dir: Path, rules: str):
 def run(
     round_dir: Path = typer.Argument(..., exists=True, help="Round directory (CSV) or Excel workbook."),
     rules: str = typer.Option(..., "--rules", help="Rule-set name, e.g. national-batch-10."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write report.xlsx, report.html, ocds.json here."),
-    db: Optional[str] = typer.Option(None, "--db", help="Persist the round in this database (one transaction)."),
+    out: Path | None = typer.Option(None, "--out", help="Write report.xlsx, report.html, ocds.json here."),
+    db: str | None = typer.Option(None, "--db", help="Persist the round in this database (one transaction)."),
     slots_from_graph: bool = typer.Option(True, help="Use the firm graph (relations.csv) for batch-10 slot groups."),
-    credit_db: Optional[str] = typer.Option(
+    credit_db: str | None = typer.Option(
         None, "--credit-db", help="Take credit grades from yibao.supervision in this database."
     ),
-    ocds_schema: Optional[Path] = typer.Option(
+    ocds_schema: Path | None = typer.Option(
         None,
         "--ocds-schema",
         help="Local copy (dir or ZIP) of the published OCDS 1.1 schema "
@@ -198,7 +197,7 @@ def compare(
     for c in cols:
         tab.add_column(head(c), justify="right" if c.startswith("amount_fen_") else "left")
     for r in cmp.drugs.itertuples(index=False):
-        tab.add_row(*(cell(c, v) for c, v in zip(cols, r)))
+        tab.add_row(*(cell(c, v) for c, v in zip(cols, r, strict=True)))
     console.print(tab)
     tot = Table(title="totals")
     tot.add_column("")
@@ -252,7 +251,7 @@ def simulate(
 
     for c in ("unit price ¥", "win probability", "expected units", "expected revenue ¥"):
         tab.add_column(c, justify="right")
-    for r, fen in zip(df.itertuples(index=False), res.expected_revenue_fen):
+    for r, fen in zip(df.itertuples(index=False), res.expected_revenue_fen, strict=True):
         tab.add_row(r.price_yuan, f"{r.win_probability:.3f}", f"{r.expected_units:,.0f}", f"¥{fmt_yuan(int(fen))}")
     console.print(tab)
     console.print(f"[dim]{res.notes}[/]")
@@ -283,7 +282,7 @@ def import_orders(
     round_id: int = typer.Argument(..., help="A round saved with 'procurement run --db'."),
     report: Path = typer.Argument(..., help="Purchase report (采购订单), CSV or .xlsx."),
     db: str = typer.Option(..., "--db", help="Database holding the round."),
-    cycle_start: Optional[str] = typer.Option(
+    cycle_start: str | None = typer.Option(
         None, "--cycle-start", help="First month of the cycle (YYYY-MM) for calendar months."
     ),
 ) -> None:
@@ -309,16 +308,16 @@ def monitor(
     round_dir: Path = typer.Argument(..., exists=True),
     rules: str = typer.Option(..., "--rules"),
     months: int = typer.Option(6, min=1, max=36, help="Months elapsed in the cycle."),
-    orders_csv: Optional[Path] = typer.Option(
+    orders_csv: Path | None = typer.Option(
         None, "--orders", help="Purchase report, CSV or .xlsx (default: SYNTHETIC orders)."
     ),
-    inventory_path: Optional[Path] = typer.Option(
+    inventory_path: Path | None = typer.Option(
         None, "--inventory", help="Winners' monthly inventory report, CSV or .xlsx (default: SYNTHETIC)."
     ),
-    last_year_path: Optional[Path] = typer.Option(
+    last_year_path: Path | None = typer.Option(
         None, "--last-year", help="Last year's use of non-winning products, CSV or .xlsx."
     ),
-    cycle_start: Optional[str] = typer.Option(
+    cycle_start: str | None = typer.Option(
         None, "--cycle-start", help="First month of the cycle (YYYY-MM) for calendar months in reports."
     ),
     seed: int = typer.Option(0),

@@ -18,6 +18,7 @@ not a finding.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -224,7 +225,7 @@ def check_round(g: nx.MultiDiGraph, bids: list[Bid], rules: RuleSet, round_date:
                 makers.setdefault(v, []).append(u)
         for m, hs in makers.items():
             group = sorted(set(hs) | ({m} if m in bidders else set()))
-            for a, b in zip(group, group[1:]):
+            for a, b in itertools.pairwise(group):
                 h.add_edge(a, b)
                 why[frozenset((a, b))] = (
                     f"{a} and {b} share contract manufacturer {m}"

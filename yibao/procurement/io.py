@@ -127,7 +127,7 @@ def read_round_excel(path: Path) -> dict[str, Any]:
     for name, df in xl.items():
         t = SHEET_ALIASES.get(name.strip(), name.strip())
         if t == "round":
-            frames["meta"] = {str(k): v for k, v in zip(df.iloc[:, 0], df.iloc[:, 1])}
+            frames["meta"] = {str(k): v for k, v in zip(df.iloc[:, 0], df.iloc[:, 1], strict=True)}
         elif t in TABLES:
             frames[t] = _frame(df, t, f"{path.name}[{name}]")
     for t in TABLES:

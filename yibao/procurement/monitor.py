@@ -158,7 +158,7 @@ def inventory_check(
     min_m = Decimal(params.min_stock_months)
     out["cover_months"] = [
         str((Decimal(int(s)) / Decimal(int(mo))).quantize(Decimal("0.01")))
-        for s, mo in zip(out["stock_units"], monthly)
+        for s, mo in zip(out["stock_units"], monthly, strict=True)
     ]
     low = out["stock_units"].to_numpy() * 100 < monthly * int(min_m * 100)
     out["alert"] = np.where(
@@ -204,7 +204,8 @@ def fund_prepay_flow(
     price = m["price_fen"].to_numpy(dtype="int64")
     m["settled_fen"] = (2 * units * price + upp) // (2 * upp)
     ref = np.array(
-        [reference_price_fen.get((d, s), p) for d, s, p in zip(m["drug_id"], m["spec_id"], price)], dtype="int64"
+        [reference_price_fen.get((d, s), p) for d, s, p in zip(m["drug_id"], m["spec_id"], price, strict=True)],
+        dtype="int64",
     )
     m["savings_fen"] = np.maximum(0, (2 * units * (ref - price) + upp) // (2 * upp))
     entries = []

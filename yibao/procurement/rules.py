@@ -60,7 +60,7 @@ class CatalogRules(_M):
     )
 
     @model_validator(mode="after")
-    def _share(self) -> "CatalogRules":
+    def _share(self) -> CatalogRules:
         if self.max_price_method == "min_listed_share_provincial" and self.listed_avg_share is None:
             raise ValueError("listed_avg_share is required when max_price_method is min_listed_share_provincial")
         return self
@@ -164,7 +164,7 @@ class SelectionRules(_M):
     slots: SlotRules = SlotRules()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SelectionRules":
+    def _consistent(self) -> SelectionRules:
         if self.method == "lowest_n" and self.lowest_n is None:
             raise ValueError("lowest_n is required when method is lowest_n")
         if self.method == "qualification":
@@ -193,7 +193,7 @@ class TieBreak(_M):
     order: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _order(self) -> "TieBreak":
+    def _order(self) -> TieBreak:
         if self.prefer == "order" and not self.order:
             raise ValueError("prefer: order needs an order list")
         return self
@@ -292,7 +292,7 @@ class RuleSet(_M):
     chain: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _goods_gate(self) -> "RuleSet":
+    def _goods_gate(self) -> RuleSet:
         if self.goods == "consumable" and self.catalog.min_passed_consistency is not None:
             raise ValueError(
                 "catalog.min_passed_consistency must be null for consumables: consistency evaluation (一致性评价) "

@@ -279,7 +279,7 @@ def settle_batch(
         pu_cross = np.array(
             [
                 (not area_blank[a]) and area_prov[a] != ins_prov[r]
-                for a, r in zip(pu // (len(insuplc_vals) + 1), pu % (len(insuplc_vals) + 1))
+                for a, r in zip(pu // (len(insuplc_vals) + 1), pu % (len(insuplc_vals) + 1), strict=True)
             ],
             dtype=bool,
         )
@@ -655,7 +655,7 @@ def settle_batch(
         days_in = setl_k[idx] // 86400 - begn_k[idx] // 86400
         cyc = days_in // np.maximum(cycle_days[idx], 1)
         mdt = mdtrt_arr.take(pa.array(order[idx])).to_pylist()
-        labels = [f"{a}#{b}" for a, b in zip(mdt, cyc.tolist())]
+        labels = [f"{a}#{b}" for a, b in zip(mdt, cyc.tolist(), strict=True)]
         codes, uniq = pd.factorize(pd.Series(labels, dtype=object))
         period[idx] = codes + 1
         period_names = [""] + list(uniq)
@@ -1367,7 +1367,7 @@ def settle_streamed(
             )
             setl = _local_seconds(t, "setl_time")
             first_s = int(setl.min()) if first_s is None else min(first_s, int(setl.min()))
-            for d, c in zip(*np.unique(setl // 86400, return_counts=True)):
+            for d, c in zip(*np.unique(setl // 86400, return_counts=True), strict=True):
                 day_counts[int(d)] = day_counts.get(int(d), 0) + int(c)
             t = t.append_column("_row", pa.array(np.arange(offset, offset + t.num_rows, dtype=I64)))
             offset += t.num_rows

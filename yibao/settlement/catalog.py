@@ -62,12 +62,12 @@ class Catalog:
         return len(self.items)
 
     @classmethod
-    def from_table(cls, table: pa.Table, source: object = "<med_list table>", validate: bool = True) -> "Catalog":
+    def from_table(cls, table: pa.Table, source: object = "<med_list table>", validate: bool = True) -> Catalog:
         """The list from a contract ``med_list`` table, validated unless ``validate=False``."""
         ml = MedList(table, source=source, validate=validate)  # validated on load: errors name the row, code and field
         return cls(dict(ml.items))
 
-    def with_overrides(self, overrides: dict) -> "Catalog":
+    def with_overrides(self, overrides: dict) -> Catalog:
         """This list as a treatment place publishes it (就医地目录): class and ratio overrides."""
         if not overrides:
             return self

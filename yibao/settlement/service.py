@@ -159,7 +159,7 @@ class _Rollback(Exception):
 
 
 def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).isoformat()
+    return t.astimezone(dt.UTC).isoformat()
 
 
 def request_digest(claim: Claim, *, use_account: bool = True) -> str:

@@ -163,7 +163,10 @@ def build_queue(
             {"fee_detail": "encounter", "encounter": "encounter", "inst_item": "inst_item", "person": "person"}
         )
         h["item_id"] = h["mdtrt_id"].where(h["kind"] == "encounter", h["entity_id"])
-        h["s"] = [w[int(s)] * (1 + math.log10(1 + max(int(a), 0) / 10_000)) for s, a in zip(h["severity"], h["amount"])]
+        h["s"] = [
+            w[int(s)] * (1 + math.log10(1 + max(int(a), 0) / 10_000))
+            for s, a in zip(h["severity"], h["amount"], strict=True)
+        ]
         g = (
             h.groupby(["kind", "item_id"])
             .agg(

@@ -10,7 +10,7 @@ when the app has one, else open ``$YIBAO_DATABASE_URL`` (migrated) once.
 import datetime as dt
 from dataclasses import asdict
 from functools import lru_cache
-from typing import Literal, Optional
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
@@ -58,7 +58,7 @@ class LineIn(BaseModel):
     pric: int = Field(ge=0, description="fen per unit")
     det_item_fee_sumamt: int = Field(ge=0, description="fen")
     prd_days: int = Field(0, ge=0)
-    fee_ocur_time: Optional[dt.datetime] = None
+    fee_ocur_time: dt.datetime | None = None
 
 
 class PersonIn(BaseModel):
@@ -84,13 +84,13 @@ class ClaimIn(BaseModel):
     hosp_lv: int = Field(ge=0, le=3)
     med_type: str
     begntime: dt.datetime
-    setl_time: Optional[dt.datetime] = None
+    setl_time: dt.datetime | None = None
     dise_codg: str
     other_dise_codg: list[str] = []
     lt_rx_confirmed: bool = False
     lines: list[LineIn]
     admissions: list[PastAdmissionIn] = []
-    death_time: Optional[dt.datetime] = None
+    death_time: dt.datetime | None = None
     stage: Literal["pre", "in"] = "in"
 
 
@@ -158,7 +158,7 @@ def penalty(body: FactsIn) -> dict:
 
 
 @router.get("/credit/{subject_kind}/{subject_code}")
-def credit(subject_kind: str, subject_code: str, request: Request, on: Optional[dt.date] = None) -> dict:
+def credit(subject_kind: str, subject_code: str, request: Request, on: dt.date | None = None) -> dict:
     """Credit grade (信用等级) and blacklist status; procurement eligibility is ``not blacklisted``."""
     from yibao.supervision.credit import credit_grade
 
@@ -248,8 +248,8 @@ def open_case(body: ClueIn, request: Request) -> dict:
 @router.get("/cases")
 def list_cases(
     request: Request,
-    state: Optional[str] = None,
-    subject_code: Optional[str] = None,
+    state: str | None = None,
+    subject_code: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict]:
     """Cases, newest first."""
@@ -286,12 +286,12 @@ class StepIn(CircumstancesIn):
     """A step's parameters; which ones an action takes is ``yibao.supervision.cases.ACTION_PARAMS``."""
 
     note: str = ""
-    agency: Optional[str] = None
-    violation: Optional[str] = Field(None, description="note / submit_review / decide: default the case's")
-    loss_fen: Optional[int] = Field(None, description="note / submit_review / decide: fen, default the case's")
-    fine_fen: Optional[int] = Field(None, description="decide: fen, inside the benchmark's range")
-    amount_fen: Optional[int] = Field(None, description="recover / collect_fine: fen")
-    appeal_kind: Optional[str] = Field(None, description="appeal: reconsideration | litigation")
+    agency: str | None = None
+    violation: str | None = Field(None, description="note / submit_review / decide: default the case's")
+    loss_fen: int | None = Field(None, description="note / submit_review / decide: fen, default the case's")
+    fine_fen: int | None = Field(None, description="decide: fen, inside the benchmark's range")
+    amount_fen: int | None = Field(None, description="recover / collect_fine: fen")
+    appeal_kind: str | None = Field(None, description="appeal: reconsideration | litigation")
 
 
 def step_params(svc, case_id: int, action: str, b: StepIn) -> dict:

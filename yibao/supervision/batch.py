@@ -173,22 +173,22 @@ def _coding_hits(
     finally:
         con.unregister("coding_flagged")
     who = stays.drop_duplicates("mdtrt_id").set_index("mdtrt_id")
-    fen = dict(zip(amt["mdtrt_id"], amt["fen"]))
+    fen = dict(zip(amt["mdtrt_id"], amt["fen"], strict=True))
     if pattern == "split_admission":
         ev = [
             json.dumps({"previous": p, "gap_hours": int(g) // 3600}, ensure_ascii=False, separators=(",", ":"))
-            for p, g in zip(f["previous"], f["gap_s"])
+            for p, g in zip(f["previous"], f["gap_s"], strict=True)
         ]
     elif pattern == "sex_mismatch":
         g = stays.drop_duplicates("mdtrt_id").set_index("mdtrt_id")["gend"]
         ev = [
             json.dumps({"dise_codg": c, "gend": g.get(m, "")}, ensure_ascii=False, separators=(",", ":"))
-            for m, c in zip(f["mdtrt_id"], f["codes"])
+            for m, c in zip(f["mdtrt_id"], f["codes"], strict=True)
         ]
     else:
         ev = [
             json.dumps({"code": c, "evidence_items": list(e)}, ensure_ascii=False, separators=(",", ":"))
-            for c, e in zip(f["codes"], f["evidence_items"])
+            for c, e in zip(f["codes"], f["evidence_items"], strict=True)
         ]
     m = f["mdtrt_id"].astype(str).to_numpy()
     return pd.DataFrame({

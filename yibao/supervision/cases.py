@@ -105,7 +105,7 @@ class Workflow:
         return {k: v.to for k, v in self.steps.items()}
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "Workflow":
+    def load(cls, path: Path | None = None) -> Workflow:
         p = path or DATA_DIR / "case_workflow.yaml"
         d = load_model(p, WorkflowFile, what=("case workflow", "案件办理流程"), error=CaseError)
         states = {k: v.name_zh for k, v in d.states.items()}

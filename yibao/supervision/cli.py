@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -31,7 +30,7 @@ def _print_df(df, title: str, money: tuple[str, ...] = (), limit: int = 50) -> N
         tab.add_row(
             *[
                 fmt_yuan(int(v)) if c in money else (f"{v:.4f}" if isinstance(v, float) else str(v))
-                for c, v in zip(df.columns, r)
+                for c, v in zip(df.columns, r, strict=True)
             ]
         )
     console.print(tab)
@@ -42,7 +41,7 @@ def scan(
     data: Path = typer.Option(
         ..., "--data", exists=True, file_okay=False, help="Directory of contract Parquet tables."
     ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write hits.parquet here (default: --data)."),
+    out: Path | None = typer.Option(None, "--out", help="Write hits.parquet here (default: --data)."),
     rule: list[str] = typer.Option(None, "--rule", help="Only these rule ids."),
 ) -> None:
     """事后 review: run every post-care rule over the region; writes hits.parquet."""
@@ -156,8 +155,8 @@ def score(
 def queue(
     data: Path = typer.Option(..., "--data", exists=True, file_okay=False),
     top: int = typer.Option(30, "--top", min=1),
-    excel: Optional[Path] = typer.Option(None, "--excel", help="Also write an Excel workbook."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML report."),
+    excel: Path | None = typer.Option(None, "--excel", help="Also write an Excel workbook."),
+    html: Path | None = typer.Option(None, "--html", help="Also write an HTML report."),
 ) -> None:
     """The ranked work queue (rules + analytics), and optional Excel / HTML reports."""
     from yibao.supervision.reports import review_region, write_excel, write_html
@@ -214,7 +213,7 @@ USER_OPT = typer.Option(
 )
 
 
-def _case_engine(db: Optional[str]):
+def _case_engine(db: str | None):
     from yibao.core.db import database_url, make_engine, upgrade
 
     url = database_url(db)
@@ -306,7 +305,7 @@ def case_open(
     loss_fen: int = typer.Option(0, "--loss-fen", help="The fund's loss as first estimated, integer fen."),
     note: str = typer.Option("", "--note"),
     user: str = USER_OPT,
-    db: Optional[str] = DB_OPT,
+    db: str | None = DB_OPT,
 ) -> None:
     """Case intake (线索登记) from a clue: a scan hit, a complaint or a referral."""
     from yibao.supervision.cases import CaseService
@@ -323,7 +322,7 @@ def case_open(
 
 
 @case_app.command("show")
-def case_show(case_id: int = typer.Argument(...), db: Optional[str] = DB_OPT) -> None:
+def case_show(case_id: int = typer.Argument(...), db: str | None = DB_OPT) -> None:
     """The case, the benchmark's ranges for its violation, its history (who, when, what, before → after) and the next actions."""
     from yibao.supervision.cases import CaseService
 
@@ -336,10 +335,10 @@ def case_show(case_id: int = typer.Argument(...), db: Optional[str] = DB_OPT) ->
 
 @case_app.command("list")
 def case_list(
-    state: Optional[str] = typer.Option(None, "--state"),
-    subject_code: Optional[str] = typer.Option(None, "--subject-code"),
+    state: str | None = typer.Option(None, "--state"),
+    subject_code: str | None = typer.Option(None, "--subject-code"),
     limit: int = typer.Option(100, "--limit", min=1),
-    db: Optional[str] = DB_OPT,
+    db: str | None = DB_OPT,
 ) -> None:
     """Cases, newest first."""
     from yibao.supervision.cases import CaseService
@@ -378,11 +377,11 @@ def case_step(
     ),
     user: str = USER_OPT,
     note: str = typer.Option("", "--note", help="What was done or found (an evidence note's text for --action note)."),
-    agency: Optional[str] = typer.Option(None, "--agency", help="transfer: the agency (case_workflow.yaml agencies)."),
-    violation: Optional[str] = typer.Option(
+    agency: str | None = typer.Option(None, "--agency", help="transfer: the agency (case_workflow.yaml agencies)."),
+    violation: str | None = typer.Option(
         None, "--violation", help="note / submit_review / decide: the violation (discretion.yaml); default the case's."
     ),
-    loss_fen: Optional[int] = typer.Option(
+    loss_fen: int | None = typer.Option(
         None, "--loss-fen", help="note / submit_review / decide: the fund's loss in fen; default the case's."
     ),
     band: str = typer.Option("general", "--band", help="submit_review / decide: minor | general | serious."),
@@ -392,16 +391,16 @@ def case_step(
     mitigating: bool = typer.Option(False, "--mitigating"),
     aggravating: bool = typer.Option(False, "--aggravating"),
     sanction: list[str] = typer.Option(None, "--sanction", help="e.g. suspension (needs the legal review)."),
-    fine_fen: Optional[int] = typer.Option(
+    fine_fen: int | None = typer.Option(
         None, "--fine-fen", help="decide: the fine, integer fen, inside the benchmark's range."
     ),
-    amount_fen: Optional[int] = typer.Option(
+    amount_fen: int | None = typer.Option(
         None, "--amount-fen", help="recover / collect_fine: the amount, integer fen."
     ),
-    appeal_kind: Optional[str] = typer.Option(
+    appeal_kind: str | None = typer.Option(
         None, "--appeal-kind", help="appeal: reconsideration (复议) | litigation (诉讼)."
     ),
-    db: Optional[str] = DB_OPT,
+    db: str | None = DB_OPT,
 ) -> None:
     """Take one step of the workflow; refused (nothing changed) when out of order, not the user's role or outside the benchmark."""
     from yibao.supervision.cases import CaseService

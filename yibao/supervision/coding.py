@@ -189,7 +189,7 @@ def upcoding(stays: pd.DataFrame, items: pd.DataFrame, evidence: Evidence, p: Up
     it = items[items["mdtrt_id"].isin(wanted)]
     billed = it.groupby("mdtrt_id")["med_list_codg"].agg(lambda x: set(x.astype(str))).to_dict()
     rows: dict[str, tuple[list[str], list[str]]] = {}
-    for mid, code in zip(dx["mdtrt_id"], dx["code"]):
+    for mid, code in zip(dx["mdtrt_id"], dx["code"], strict=True):
         have = billed.get(mid, set())
         for prefix, groups in evidence.items():
             if code.startswith(prefix) and not all(have.intersection(g) for g in groups):

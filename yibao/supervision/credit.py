@@ -72,7 +72,7 @@ class CreditRules:
     blacklist_from: str
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "CreditRules":
+    def load(cls, path: Path | None = None) -> CreditRules:
         p = path or DATA_DIR / "credit.yaml"
         d = load_model(p, CreditFile, what=("credit rules", "信用评价规则"), error=SupervisionDataError)
         grades = tuple((g.grade, g.name_zh, g.max_points) for g in d.grades)

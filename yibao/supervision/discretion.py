@@ -75,7 +75,7 @@ class Benchmarks:
             raise SupervisionDataError(f"{path}: missing key {exc}", f"{path}: 缺少 {exc}", field=str(exc)) from exc
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "Benchmarks":
+    def load(cls, path: Path | None = None) -> Benchmarks:
         p = path or DATA_DIR / "discretion.yaml"
         return cls(read_yaml(p, what=("discretion benchmarks", "自由裁量基准"), error=SupervisionDataError), p.name)
 

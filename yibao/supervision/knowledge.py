@@ -248,7 +248,7 @@ class RuleBook:
         return tuple(r for r in self.rules if stage in r.stages)
 
     @classmethod
-    def load(cls, directory: Path | None = None) -> "RuleBook":
+    def load(cls, directory: Path | None = None) -> RuleBook:
         d = directory or DATA_DIR
         path = d / "rules.yaml"
         rf = load_model(path, RuleFile, what=("supervision rules file", "监管规则文件"), error=SupervisionDataError)

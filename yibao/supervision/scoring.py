@@ -176,7 +176,7 @@ def score_queue(
     """Precision in the top k of the ranked queue, and recall of all labelled entities over the whole queue
     (recall counts encounters, persons and institution–item pairs; hotspots only count for precision)."""
     qt = queue_truth(truth, data_dir)
-    ok = [item_id in qt.get(kind, set()) for kind, item_id in zip(queue["kind"], queue["item_id"])]
+    ok = [item_id in qt.get(kind, set()) for kind, item_id in zip(queue["kind"], queue["item_id"], strict=True)]
     q = queue.assign(true=ok)
     rows = []
     all_lab = sum(len(qt[k]) for k in ("encounter", "person", "inst_item"))

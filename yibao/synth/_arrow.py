@@ -72,7 +72,7 @@ class FixedStrings:
         self._rows = self.buf.view(np.dtype((np.void, self.width))).ravel() if self.width else None
 
     @classmethod
-    def digits(cls, prefix: str, nums: np.ndarray, width: int, suffix: str = "") -> "FixedStrings":
+    def digits(cls, prefix: str, nums: np.ndarray, width: int, suffix: str = "") -> FixedStrings:
         return cls(_digit_rows(prefix, nums, width, suffix))
 
     def array(self) -> pa.Array:

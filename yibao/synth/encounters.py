@@ -104,7 +104,7 @@ def national_procedure(code: str, item: str = "") -> str:
     codes, items, _ = _procedure_tables()
     if code in codes:
         return code
-    linked = [c for c, it in zip(codes, items) if item and it == item]
+    linked = [c for c, it in zip(codes, items, strict=True) if item and it == item]
     if len(linked) == 1:
         return linked[0]
     stem = [c for c in codes if c.startswith(code)]
@@ -236,11 +236,11 @@ class Region:
         self.oprns: list[str] = []
         # principal procedures of the procedure mix, per inpatient row of the diagnosis mix
         codes, items, pmix = _procedure_tables()
-        item_of = dict(zip(codes, items))
-        row_of = {c: r for r, (c, st) in enumerate(zip(mix.code, mix.setting)) if st == "inpatient"}
+        item_of = dict(zip(codes, items, strict=True))
+        row_of = {c: r for r, (c, st) in enumerate(zip(mix.code, mix.setting, strict=True)) if st == "inpatient"}
         self.proc_mix: dict[int, list[tuple[str, float, int, str]]] = {}
         for dx, op, share, lv in zip(
-            *(pmix.column(n).to_pylist() for n in ("dise_codg", "oprn_codg", "share", "min_level"))
+            *(pmix.column(n).to_pylist() for n in ("dise_codg", "oprn_codg", "share", "min_level")), strict=True
         ):
             if dx in row_of:
                 self.proc_mix.setdefault(row_of[dx], []).append((op, share, lv, item_of.get(op, "")))

@@ -199,7 +199,7 @@ def _practitioners(
                     inst,
                 )
             )
-    cols = list(zip(*rows)) if rows else [(), (), (), ()]
+    cols = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
     table = pa.Table.from_arrays(
         [pa.array(list(c), type=pa.string()) for c in cols] + [const_bool(True, len(rows))],
         schema=C.PRACTITIONER,

@@ -197,7 +197,7 @@ def _gt(entity: str, ids, pattern: str, detail) -> pa.Table:
 
 
 def line_id(mdtrt_id, sn) -> list[str]:
-    return [f"{m}#{int(s):06d}" for m, s in zip(mdtrt_id, sn)]
+    return [f"{m}#{int(s):06d}" for m, s in zip(mdtrt_id, sn, strict=True)]
 
 
 def _catalog():
@@ -394,7 +394,7 @@ def unbundled_charge(frames, rate, rng):
         "fee_detail",
         line_id(new["mdtrt_id"], new["feedetl_sn"]),
         "unbundled_charge",
-        [f"{p} already includes {q}" for p, q in zip(pick["med_list_codg"], comp)],
+        [f"{p} already includes {q}" for p, q in zip(pick["med_list_codg"], comp, strict=True)],
     )
 
 
@@ -505,9 +505,9 @@ def split_admission(frames, rate, rng):
     cut = pick["begntime"].to_numpy() + ((pick["endtime"] - pick["begntime"]).to_numpy() // DAY // 2) * DAY
     gap = rng.integers(2 * 3600, DAY, len(pick))
     new_ids = _new_ids(enc, len(pick))
-    cut_of = dict(zip(pick["mdtrt_id"], cut))
-    new_of = dict(zip(pick["mdtrt_id"], new_ids))
-    gap_of = dict(zip(pick["mdtrt_id"], gap))
+    cut_of = dict(zip(pick["mdtrt_id"], cut, strict=True))
+    new_of = dict(zip(pick["mdtrt_id"], new_ids, strict=True))
+    gap_of = dict(zip(pick["mdtrt_id"], gap, strict=True))
     lines = fee[fee["mdtrt_id"].isin(cut_of)]
     after = lines["fee_ocur_time"].to_numpy() > np.array([cut_of[m] for m in lines["mdtrt_id"]])
     keep_ids, moved = set(), lines[after].copy()
@@ -575,7 +575,7 @@ def low_standard_admission(frames, rate, rng):
         "encounter",
         pick["mdtrt_id"],
         "low_standard_admission",
-        [f"{d} for {n} days" for d, n in zip(pick["dise_codg"], days)],
+        [f"{d} for {n} days" for d, n in zip(pick["dise_codg"], days, strict=True)],
     )
 
 
@@ -593,7 +593,7 @@ def upcoding(frames, rate, rng):
     pick = ip.iloc[_choose(rng, len(ip), rate)]
     code = rng.choice(np.array(_MCC, dtype=object), len(pick))
     other = pick["other_dise_codg"].to_numpy()
-    enc.loc[pick.index, "other_dise_codg"] = [f"{o};{c}" if o else c for o, c in zip(other, code)]
+    enc.loc[pick.index, "other_dise_codg"] = [f"{o};{c}" if o else c for o, c in zip(other, code, strict=True)]
     return _gt("encounter", pick["mdtrt_id"], "upcoding", [f"added {c}" for c in code])
 
 
@@ -618,13 +618,13 @@ def impersonation(frames, rate, rng):
     mal = np.zeros(len(enc), bool)
     for p in _MALE_DX:
         mal |= dx.str.startswith(p).to_numpy()
-    gend = dict(zip(person["psn_no"], person["gend"]))
+    gend = dict(zip(person["psn_no"], person["gend"], strict=True))
     elig = np.flatnonzero((fem | mal) & _is_plain(frames, enc["mdtrt_id"].to_numpy()))
     rows = elig[_choose(rng, len(elig), rate)]
     owners = set(enc["psn_no"].to_numpy()[rows])
     sub = link[link["psn_no"].isin(owners)]
     rel: dict[str, list] = {}
-    for a_, b_ in zip(sub["psn_no"], sub["relative_psn_no"]):
+    for a_, b_ in zip(sub["psn_no"], sub["relative_psn_no"], strict=True):
         rel.setdefault(a_, []).append(b_)
     men = person.loc[person["gend"] == C.GEND_MALE, "psn_no"].to_numpy()
     women = person.loc[person["gend"] == C.GEND_FEMALE, "psn_no"].to_numpy()

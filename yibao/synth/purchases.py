@@ -46,7 +46,9 @@ class PurchaseLedger:
 
     def __init__(self, med_list: pa.Table, year: int) -> None:
         kinds = med_list.column("list_kind").to_pylist()
-        self._drugs = {c for c, k in zip(med_list.column("med_list_codg").to_pylist(), kinds) if k in DRUG_KINDS}
+        self._drugs = {
+            c for c, k in zip(med_list.column("med_list_codg").to_pylist(), kinds, strict=True) if k in DRUG_KINDS
+        }
         self._year = int(year)
         self._dispensed: dict[tuple[str, str], int] = {}
 

@@ -18,10 +18,11 @@ import html
 import importlib.util
 import json
 import numbers
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from yibao.web import labels
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -41,13 +40,11 @@ def _fail(exc: YibaoError) -> None:
 def add_user(
     username: str = typer.Argument(...),
     role: str = typer.Option(..., "--role", help="bureau | institution | public"),
-    fixmedins_code: Optional[str] = typer.Option(
-        None, "--institution", help="Institution staff: their fixmedins_code."
-    ),
-    psn_no: Optional[str] = typer.Option(None, "--psn-no", help="A member of the public: their psn_no."),
+    fixmedins_code: str | None = typer.Option(None, "--institution", help="Institution staff: their fixmedins_code."),
+    psn_no: str | None = typer.Option(None, "--psn-no", help="A member of the public: their psn_no."),
     name: str = typer.Option("", "--name", help="Display name."),
-    password: Optional[str] = typer.Option(None, "--password", help="Default: $YIBAO_CONSOLE_PASSWORD, else prompted."),
-    db: Optional[str] = DB,
+    password: str | None = typer.Option(None, "--password", help="Default: $YIBAO_CONSOLE_PASSWORD, else prompted."),
+    db: str | None = DB,
 ) -> None:
     """Create or update a console user (the password is stored as an scrypt hash)."""
     from yibao.web.auth import AuthService
@@ -67,7 +64,7 @@ def add_user(
 
 
 @app.command("users")
-def users(db: Optional[str] = DB) -> None:
+def users(db: str | None = DB) -> None:
     """List console users."""
     from sqlalchemy import select
 
@@ -89,7 +86,7 @@ def ecode_block(
     reason: str = typer.Option("manual", "--reason"),
     actor: str = typer.Option("cli", "--actor"),
     unbind: bool = typer.Option(False, "--unbind", help="Also force unbinding."),
-    db: Optional[str] = DB,
+    db: str | None = DB,
 ) -> None:
     """Block a person's e-code generation (实时生码拦截), optionally force unbinding; recorded and reported."""
     from yibao.ecode.service import EcodeService
@@ -105,7 +102,7 @@ def ecode_block(
 
 
 @app.command("ecode-events")
-def ecode_events(limit: int = typer.Option(30, "--limit"), db: Optional[str] = DB) -> None:
+def ecode_events(limit: int = typer.Option(30, "--limit"), db: str | None = DB) -> None:
     """Recent e-code risk events and their reports to the bureau."""
     from sqlalchemy import select
 
@@ -131,7 +128,7 @@ def ecode_events(limit: int = typer.Option(30, "--limit"), db: Optional[str] = D
 
 
 @app.command("ecode-rotate-key")
-def ecode_rotate_key(db: Optional[str] = DB) -> None:
+def ecode_rotate_key(db: str | None = DB) -> None:
     """Sign new e-codes with a fresh key (other server processes pick it up when they restart; old keys keep verifying)."""
     from yibao.ecode.service import EcodeService
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 SYNTHETIC_NOTE = "合成数据 (非真实) / SYNTHETIC data"
 

@@ -30,7 +30,7 @@ class Link(str):
 
     href: str
 
-    def __new__(cls, text: Any, href: str) -> "Link":
+    def __new__(cls, text: Any, href: str) -> Link:
         obj = super().__new__(cls, str(text))
         obj.href = href
         return obj
@@ -486,7 +486,7 @@ def supervision_view(engine: Engine, p: Principal, lang: str, data_dir: Path | N
     ]
     rows = []
     for row in q[cols].head(500).itertuples(index=False):
-        d = dict(zip(cols, row))
+        d = dict(zip(cols, row, strict=True))
         if d.get("kind") == "encounter" and d.get("item_id"):  # the encounter's settlement page
             d["item_id"] = Link(d["item_id"], f"/console/encounter/{d['item_id']}")
         if "kind" in d:

@@ -110,7 +110,7 @@ def money_table(
     body = []
     for row in df.itertuples(index=False):
         cells = []
-        for c, v in zip(df.columns, row):
+        for c, v in zip(df.columns, row, strict=True):
             if c in money_cols:
                 text, cls = labels.money(v), "m"
             elif c in coded:
