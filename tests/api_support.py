@@ -20,7 +20,8 @@ REGION = "990100"
 SH = ydb.SHANGHAI
 
 PEOPLE = {
-    # psn_no: insutype, psn_type, gend, brdy, assistance, civil_servant, contribution_base, acct_balc (fen), certno, name
+    # psn_no: insutype, psn_type, gend, brdy, assistance,
+    # civil_servant, contribution_base, acct_balc (fen), certno, name
     "E1": ("310", "in_service", "1", dt.date(1980, 4, 1), "", True, 800_000, 500_000, "990101198004010011", "张伟"),
     "E2": ("310", "retired", "2", dt.date(1950, 7, 1), "", False, 0, 20_000, "990101195007010022", "李娜"),
     "R1": ("390", "resident", "1", dt.date(1948, 1, 1), "dibao", False, 0, 0, "990101194801010033", "王强"),

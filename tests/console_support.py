@@ -58,8 +58,10 @@ def pick(engine) -> dict[str, str]:
             "SELECT fixmedins_code FROM institution WHERE admdvs = '440100' ORDER BY 1 LIMIT 1"
         ).scalar()
         psn, certno, rel, rel_cert = c.exec_driver_sql(
-            "SELECT p.psn_no, p.certno, f.relative_psn_no, r.certno FROM person p JOIN family_link f ON f.psn_no = p.psn_no "
-            "JOIN person r ON r.psn_no = f.relative_psn_no WHERE p.insutype = '310' AND f.relation IN ('spouse','child','parent') "
+            "SELECT p.psn_no, p.certno, f.relative_psn_no, r.certno FROM person p JOIN family_link f ON f.psn_no = "
+            "p.psn_no "
+            "JOIN person r ON r.psn_no = f.relative_psn_no WHERE p.insutype = '310' AND f.relation IN "
+            "('spouse','child','parent') "
             "AND EXISTS (SELECT 1 FROM settlement s WHERE s.psn_no = p.psn_no) ORDER BY p.psn_no LIMIT 1"
         ).one()
     return {"inst": inst, "far": far, "psn": psn, "certno": certno, "rel": rel, "rel_certno": rel_cert}
@@ -103,7 +105,9 @@ class LiveServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def credential(self, fixmedins_code: str) -> str:
-        """Issue (or rotate) an institution's sign-in secret in the server's security file; the server reads it at the next 9001."""
+        """Issue (or rotate) an institution's sign-in secret in the
+        server's security file; the server reads it at the next 9001.
+        """
         from yibao.api.security import issue_credential
 
         return issue_credential(self.security, fixmedins_code)

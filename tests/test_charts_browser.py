@@ -184,7 +184,8 @@ def _hover_text(pg, selector: str) -> str:
     pg.mouse.move(0, 0)
     b = pg.eval_on_selector(
         selector,
-        "e => { e.scrollIntoView({block: 'center'}); const b = e.getBoundingClientRect(); return [b.left, b.top, b.width, b.height]; }",
+        "e => { e.scrollIntoView({block: 'center'}); const b = e.getBoundingClientRect(); return [b.left, b.top, "
+        "b.width, b.height]; }",
     )
     pg.mouse.move(b[0] + b[2] / 2, b[1] + b[3] / 2, steps=4)  # plotly.js hovers on mouse moves over the plot
     pg.wait_for_selector("g.hoverlayer g.hovertext", timeout=5_000)
@@ -221,7 +222,8 @@ def _legend_hides(pg, chart_id: str, kind: str = "bar") -> None:
     k = 0
     if kind == "pie":  # the largest slice (a zero slice draws nothing to hide)
         k = pg.evaluate(
-            "id => { const v = document.getElementById(id).data[0].values.map(Number); return v.indexOf(Math.max(...v)); }",
+            "id => { const v = document.getElementById(id).data[0].values.map(Number); return "
+            "v.indexOf(Math.max(...v)); }",
             chart_id,
         )
     item = f"#legend-{chart_id.removeprefix('chart-')} g.traces >> nth={k}"
@@ -287,7 +289,8 @@ def test_console_fund_charts_offline(region, offline) -> None:
     eng = create_engine(f"sqlite:///{root / 'yibao.db'}")
     with eng.connect() as c:
         fen = c.exec_driver_sql(
-            "SELECT sum(fund_pay_sumamt) FROM settlement WHERE NOT refd_setl_flag AND policy_year = 2025 AND insutype = ? "
+            "SELECT sum(fund_pay_sumamt) FROM settlement WHERE NOT refd_setl_flag AND policy_year = 2025 AND insutype "
+            "= ? "
             "AND strftime('%Y-%m', setl_time) = ?",
             (insutype, month),
         ).scalar()

@@ -1,4 +1,6 @@
-"""Issue 17.2: input a user can get wrong gives one line saying what is wrong and what to do, exit code != 0, no traceback."""
+"""Issue 17.2: input a user can get wrong gives one line saying
+what is wrong and what to do, exit code != 0, no traceback.
+"""
 
 from __future__ import annotations
 

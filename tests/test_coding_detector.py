@@ -23,8 +23,18 @@ T0 = dt.datetime(2025, 3, 1, 9, tzinfo=TZ)
 
 def stay(mid, psn="A", inst="H1", day=0.0, days=5.0, dx="I63.900", other="", med_type="21", gend="1"):
     b = T0 + dt.timedelta(days=day)
-    return {"mdtrt_id": mid, "psn_no": psn, "fixmedins_code": inst, "dr_code": "D1", "med_type": med_type, "begntime": b,
-            "endtime": b + dt.timedelta(days=days), "dise_codg": dx, "other_dise_codg": other, "gend": gend}  # fmt: skip
+    return {
+        "mdtrt_id": mid,
+        "psn_no": psn,
+        "fixmedins_code": inst,
+        "dr_code": "D1",
+        "med_type": med_type,
+        "begntime": b,
+        "endtime": b + dt.timedelta(days=days),
+        "dise_codg": dx,
+        "other_dise_codg": other,
+        "gend": gend,
+    }
 
 
 def items(*pairs):
@@ -72,9 +82,12 @@ def test_upcoding_needs_every_evidence_group():
     assert len(ev["A41"]) == 2  # sepsis: a culture (or procalcitonin) AND a broad-spectrum antibiotic
     culture, antibiotic = ev["A41"][0][0], ev["A41"][1][0]
     rows = [
-        stay("U1", other="I10;A41.900"), stay("U2", psn="B", other="A41.900"), stay("U3", psn="C", other="A41.900"),
-        stay("U4", psn="D", other="I10"), stay("U5", psn="E", other="J96.000", med_type="11"),
-    ]  # fmt: skip
+        stay("U1", other="I10;A41.900"),
+        stay("U2", psn="B", other="A41.900"),
+        stay("U3", psn="C", other="A41.900"),
+        stay("U4", psn="D", other="I10"),
+        stay("U5", psn="E", other="J96.000", med_type="11"),
+    ]
     got, f = flagged(rows, items(("U2", culture), ("U3", culture), ("U3", antibiotic)))
     assert got == {("U1", "upcoding"), ("U2", "upcoding")}  # U1 billed nothing at all, U2 only the culture
     assert dict(zip(f.mdtrt_id, f.codes, strict=True))["U1"] == "A41.900"
@@ -82,12 +95,13 @@ def test_upcoding_needs_every_evidence_group():
 
 def test_sex_mismatch_reads_the_one_list():
     rows = [
-        stay("X1", psn="M", dx="O80.000", gend="1"), stay("X2", psn="F", dx="O80.000", gend="2"),
+        stay("X1", psn="M", dx="O80.000", gend="1"),
+        stay("X2", psn="F", dx="O80.000", gend="2"),
         stay("X3", psn="W", dx="N40.x00", gend="2", med_type="11"),  # every encounter is judged, not only stays
         stay("X4", psn="U", dx="N40.x00", gend=""),  # unrecorded sex: not judged
         stay("X5", psn="V", dx="N99.000", gend="1"),  # N99 (postprocedural, either sex) is not sex-specific
         stay("X6", psn="Q", dx="C62.900", gend="2"),
-    ]  # fmt: skip
+    ]
     got, f = flagged(rows)
     assert got == {("X1", "sex_mismatch"), ("X3", "sex_mismatch"), ("X6", "sex_mismatch")}
     # the in-care check reads the same list
@@ -171,10 +185,13 @@ def _scores(d):
     pay = run(d)
     return rv, {
         "hits": rv.hits.sort_values(["rule_id", "entity_id"], ignore_index=True),
-        "queue": rv.analytics["queue"], "peer_institution": rv.analytics["peer_institution"], "peer_doctor": rv.analytics["peer_doctor"],
-        "rings": rv.analytics["rings"], "payment_flags": pay.quality.flags.sort_values(["flag", "mdtrt_id"], ignore_index=True),
+        "queue": rv.analytics["queue"],
+        "peer_institution": rv.analytics["peer_institution"],
+        "peer_doctor": rv.analytics["peer_doctor"],
+        "rings": rv.analytics["rings"],
+        "payment_flags": pay.quality.flags.sort_values(["flag", "mdtrt_id"], ignore_index=True),
         "payment_peers": pay.quality.peers,
-    }  # fmt: skip
+    }
 
 
 def test_scores_do_not_depend_on_the_labels(region, tmp_path):

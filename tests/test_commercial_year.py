@@ -51,7 +51,8 @@ def test_run_year_hand_worked(tmp_path):
 def test_run_year_pays_after_deductible(tmp_path):
     _write(tmp_path)
     r = run_year(tmp_path, get_product("HMB-DEMO-2026").model_copy(update={"deductible_yuan": 1_000_000}))
-    # deductible 10 000: S1 in 12 000 → 10 000 used, pays 2 000*0.8 + 3 000*0.5 = 3 100; S2 pays 1 000*0.8 + 4 000*0.5 = 2 800
+    # deductible 10 000: S1 in 12 000 → 10 000 used, pays 2 000*0.8
+    # + 3 000*0.5 = 3 100; S2 pays 1 000*0.8 + 4 000*0.5 = 2 800
     assert r.insurer_pays == 590_000 and r.people_helped == 1
     assert r.person_part_after == r.person_part_before - 590_000
     assert (r.catastrophic_people_before, r.catastrophic_people_after) == (1, 1)

@@ -1,4 +1,6 @@
-"""Issue 17.4, first contact: after `yibao demo --db URL` the console has users to sign in with and every page has content."""
+"""Issue 17.4, first contact: after `yibao demo --db URL` the
+console has users to sign in with and every page has content.
+"""
 
 from __future__ import annotations
 

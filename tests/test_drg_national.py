@@ -19,8 +19,18 @@ CASES = scheme_cases(G, per_drg=1, seed=3)
 
 
 def grp(main_diag, other_diags="", oprns="", gend="1", age=45, nwb_age="", nwb_bir_wt="", ipt_days="5", explain=False):
-    return G.group(case_id="t", gend=gend, age=age, nwb_age=nwb_age, nwb_bir_wt=nwb_bir_wt, ipt_days=ipt_days,
-                   main_diag=main_diag, other_diags=other_diags, oprns=oprns, explain=explain)  # fmt: skip
+    return G.group(
+        case_id="t",
+        gend=gend,
+        age=age,
+        nwb_age=nwb_age,
+        nwb_bir_wt=nwb_bir_wt,
+        ipt_days=ipt_days,
+        main_diag=main_diag,
+        other_diags=other_diags,
+        oprns=oprns,
+        explain=explain,
+    )
 
 
 def test_the_national_scheme_is_whole():
@@ -300,7 +310,12 @@ def test_batch_equals_one_by_one(rows):
     for i, r in enumerate(df.to_dict("records")):
         one = G.group(**r)
         assert (out.mdc.iat[i], out.adrg.iat[i], out.drg.iat[i], out.status.iat[i], out.severity.iat[i]) == (
-            one.mdc, one.adrg, one.drg, one.status, one.severity), r  # fmt: skip
+            one.mdc,
+            one.adrg,
+            one.drg,
+            one.status,
+            one.severity,
+        ), r
         rw = out.rw_e4.iat[i]
         assert (None if pd.isna(rw) else int(rw)) == one.rw_e4
 

@@ -162,7 +162,8 @@ def test_bad_params_name_the_field(tmp_path) -> None:
     (tmp_path / "ecode.yaml").write_text(
         "version: 1\ntoken: {ttl_seconds: 0, max_skew_seconds: 5, algorithm: hmac-sm3, prefix: YB1}\n"
         "binding: {verifier: fake, max_relatives: 3, relations: [spouse]}\n"
-        "risk: {min_distance_km: 100, window_minutes: 60, max_speed_kmh: 400, burst_uses: 5, burst_window_minutes: 5, actions: [block]}\n"
+        "risk: {min_distance_km: 100, window_minutes: 60, max_speed_kmh: 400, burst_uses: 5, burst_window_minutes: 5, "
+        "actions: [block]}\n"
     )
     with pytest.raises(EcodeConfigError) as e:
         load_params(tmp_path)

@@ -1,4 +1,6 @@
-"""Console page ``ltc`` (长护险): bureau sees recipients by grade, monthly fund spend and the funding split; others are refused."""
+"""Console page ``ltc`` (长护险): bureau sees recipients by grade,
+monthly fund spend and the funding split; others are refused.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The data-directory manifest (issue 17.1): every table says which run wrote it; readers refuse mixed or stale inputs."""
+"""The data-directory manifest (issue 17.1): every table says
+which run wrote it; readers refuse mixed or stale inputs.
+"""
 
 from __future__ import annotations
 
@@ -67,7 +69,9 @@ def test_synth_writes_a_manifest_with_hashes_and_settle_records_its_inputs(settl
 
 
 def test_the_issue_example_synth_again_then_dip_build(region, tmp_path):
-    """synth small, settle, synth again with another size: the old settlement is gone; copied back in, dip build refuses."""
+    """synth small, settle, synth again with another size: the
+    old settlement is gone; copied back in, dip build refuses.
+    """
     old = tmp_path / "old-settlement.parquet"
     shutil.copy(region / "settlement.parquet", old)
     res = runner.invoke(app, ["synth", "--people", "300", "--seed", "8", "--out", str(region)])

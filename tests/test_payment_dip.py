@@ -19,11 +19,14 @@ TZ = dt.timezone(dt.timedelta(hours=8))
 
 def params(**over) -> DipParams:
     raw = {
-        "name": "test", "region": "990100", "version": "t1", "effective_from": "2025-01-01",
+        "name": "test",
+        "region": "990100",
+        "version": "t1",
+        "effective_from": "2025-01-01",
         "scope": {"med_types": ["21"], "institution_admdvs_prefix": ""},
         "catalog": {"core_min_cases": 3, "diagnosis_level": "subcategory", "comprehensive_min_cases": 2, "scale": 1000},
         "budget": {"basis": "total", "annual": "17000.00", "monthly_advance_ratio": "0.90"},
-    }  # fmt: skip
+    }
     for k, v in over.items():
         raw[k] = v
     return DipParams.model_validate(raw)
@@ -35,11 +38,26 @@ def case(
     cost = cost_yuan * 100
     b = begin or dt.datetime(2025, month, 3, 9, tzinfo=TZ)
     return {
-        "mdtrt_id": f"M{i:04d}", "psn_no": psn or f"P{i:04d}", "fixmedins_code": inst, "hosp_lv": lv, "dept_code": "D1",
-        "begntime": b, "endtime": end or b + dt.timedelta(days=5), "policy_year": 2025, "setl_month": month, "age": age, "gend": "1",
-        "dise_codg": dx, "other_dise_codg": other, "oprn_codg": procs, "medfee_sumamt": cost,
-        "psn_part_amt": cost // 5, "hifp_pay": cost - cost // 5 - oth_fen, "oth_fund_amt": oth_fen, "synthetic": True,
-    }  # fmt: skip
+        "mdtrt_id": f"M{i:04d}",
+        "psn_no": psn or f"P{i:04d}",
+        "fixmedins_code": inst,
+        "hosp_lv": lv,
+        "dept_code": "D1",
+        "begntime": b,
+        "endtime": end or b + dt.timedelta(days=5),
+        "policy_year": 2025,
+        "setl_month": month,
+        "age": age,
+        "gend": "1",
+        "dise_codg": dx,
+        "other_dise_codg": other,
+        "oprn_codg": procs,
+        "medfee_sumamt": cost,
+        "psn_part_amt": cost // 5,
+        "hifp_pay": cost - cost // 5 - oth_fen,
+        "oth_fund_amt": oth_fen,
+        "synthetic": True,
+    }
 
 
 def region(month2: bool = False) -> pd.DataFrame:
@@ -47,15 +65,22 @@ def region(month2: bool = False) -> pd.DataFrame:
     m = 2 if month2 else 1
     rows = [
         # core group A: K80.2 + 51.23 (laparoscopic cholecystectomy): ¥500 / 1,000 / 4,500, mean 2,000
-        case(1, "H1", "K80.200x003", 500, "51.2300"), case(2, "H1", "K80.200x003", 1000, "51.2300"), case(3, "H1", "K80.200x003", 4500, "51.2300", month=m),
+        case(1, "H1", "K80.200x003", 500, "51.2300"),
+        case(2, "H1", "K80.200x003", 1000, "51.2300"),
+        case(3, "H1", "K80.200x003", 4500, "51.2300", month=m),
         # core group B: J18.9 conservative: ¥400 / 500 / 1,000 / 2,400 / 1,700, mean 1,200
-        case(4, "H2", "J18.900", 400), case(5, "H2", "J18.900", 500), case(6, "H2", "J18.900", 1000, month=m),
-        case(7, "H2", "J18.900", 2400), case(8, "H2", "J18.900", 1700),
+        case(4, "H2", "J18.900", 400),
+        case(5, "H2", "J18.900", 500),
+        case(6, "H2", "J18.900", 1000, month=m),
+        case(7, "H2", "J18.900", 2400),
+        case(8, "H2", "J18.900", 1700),
         # one case each of K80.2 and K81.0 conservative: category pools of 1 < 2 → chapter XI conservative, mean 500
-        case(9, "H1", "K80.200x003", 600), case(10, "H2", "K81.000", 400, month=m),
+        case(9, "H1", "K80.200x003", 600),
+        case(10, "H2", "K81.000", 400, month=m),
         # I20.0 with two different stent procedures: category I20 x surgery, mean 2,500
-        case(11, "H3", "I20.000", 3000, "36.0601", oth_fen=10000), case(12, "H3", "I20.000", 2000, "00.6600x004"),
-    ]  # fmt: skip
+        case(11, "H3", "I20.000", 3000, "36.0601", oth_fen=10000),
+        case(12, "H3", "I20.000", 2000, "00.6600x004"),
+    ]
     return pd.DataFrame(rows)
 
 
@@ -158,8 +183,11 @@ def test_budget_from_actual_spending():
 def test_conservation_to_the_fen(costs, budget, basis):
     """Institution values sum to the pool in every period; payments to the budget (fund) or budget − shares (total)."""
     dxs = ["J18.900", "K80.200x003", "I63.900", "N20.000"]
-    rows = [case(i, f"H{h}", dxs[i % 4], 0, month=m) | {"medfee_sumamt": c, "psn_part_amt": c // 3, "oth_fund_amt": c // 7, "hifp_pay": c - c // 3 - c // 7}
-            for i, (h, c, m, _) in enumerate(costs)]  # fmt: skip
+    rows = [
+        case(i, f"H{h}", dxs[i % 4], 0, month=m)
+        | {"medfee_sumamt": c, "psn_part_amt": c // 3, "oth_fund_amt": c // 7, "hifp_pay": c - c // 3 - c // 7}
+        for i, (h, c, m, _) in enumerate(costs)
+    ]
     p = params(budget={"basis": basis, "annual": f"{budget // 100}.{budget % 100:02d}", "monthly_advance_ratio": "0.9"})
     con = connect()
     cases = load_cases(con, pd.DataFrame(rows), p)
@@ -177,16 +205,33 @@ OTHER = ["", "E11.200", "I50.900", "J96.000;E11.900", "N18.500;A41.900"]
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(DX), st.sampled_from(PROCS), st.sampled_from(OTHER), st.integers(0, 3), st.integers(0, 100),
-                          st.integers(1, 5_000_000)), min_size=1, max_size=60))  # fmt: skip
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(DX),
+            st.sampled_from(PROCS),
+            st.sampled_from(OTHER),
+            st.integers(0, 3),
+            st.integers(0, 100),
+            st.integers(1, 5_000_000),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
 def test_sql_points_equal_the_scalar_path(rows):
     """The SQL settlement gives every case the points the scalar case_points gives it (with coefficients)."""
     p = load_dip_params("example-city-a")
     p = p.model_copy(
         update={"catalog": p.catalog.model_copy(update={"core_min_cases": 2, "comprehensive_min_cases": 2})}
     )
-    df = pd.DataFrame([case(i, f"H{lv}", dx, 0, pr, other=ot, lv=lv, age=age) | {"medfee_sumamt": c, "psn_part_amt": 0, "hifp_pay": c, "oth_fund_amt": 0}
-                       for i, (dx, pr, ot, lv, age, c) in enumerate(rows)])  # fmt: skip
+    df = pd.DataFrame(
+        [
+            case(i, f"H{lv}", dx, 0, pr, other=ot, lv=lv, age=age)
+            | {"medfee_sumamt": c, "psn_part_amt": 0, "hifp_pay": c, "oth_fund_amt": 0}
+            for i, (dx, pr, ot, lv, age, c) in enumerate(rows)
+        ]
+    )
     con = connect()
     cases = load_cases(con, df, p)
     cat = build_catalog(con, cases, p)
@@ -219,8 +264,11 @@ def test_catalog_file_round_trip_and_published_catalog(tmp_path):
     assert back.groups.equals(cat.groups) and back.total_cost_fen == cat.total_cost_fen
     # a published catalog: only points and an overall mean; the group mean is derived
     (tmp_path / "pub").mkdir()
-    (tmp_path / "pub" / "catalog.yaml").write_text("region: '990100'\nversion: pub-2025\neffective_from: 2025-01-01\nscale: 1000\n"
-                                                   "diagnosis_level: subcategory\noverall_mean_cost: '1500.00'\n", encoding="utf-8")  # fmt: skip
+    (tmp_path / "pub" / "catalog.yaml").write_text(
+        "region: '990100'\nversion: pub-2025\neffective_from: 2025-01-01\nscale: 1000\n"
+        "diagnosis_level: subcategory\noverall_mean_cost: '1500.00'\n",
+        encoding="utf-8",
+    )
     (tmp_path / "pub" / "groups.csv").write_text(
         "group_code,kind,dx_key,proc_key,proc_type,points\nJ18.9|-,core,J18.9,,conservative,800\n", encoding="utf-8"
     )
@@ -311,7 +359,8 @@ def test_bad_parameter_files_are_refused(tmp_path):
         ("budget: {annual: '1'}\noutliers: {high: {above_ratio: 0.5}, low: {below_ratio: 0.5}}\n", "outliers"),
         ("budget: {annual: '1'}\ncatalog: {diagnosis_level: chapter}\n", "catalog.diagnosis_level"),
         (
-            "budget: {annual: '1'}\ncoefficients: {age: [{min: 0, max: 10, coef: 1.1}, {min: 5, max: 20, coef: 1.2}]}\n",
+            "budget: {annual: '1'}\ncoefficients: {age: [{min: 0, max: 10, coef: 1.1}, {min: 5, max: 20, coef: "
+            "1.2}]}\n",
             "coefficients",
         ),
     ]:

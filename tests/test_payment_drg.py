@@ -126,8 +126,29 @@ def test_bad_input_scalar_and_batch(args, field):
     )
 
 
-DX = ["I21.9", "I20.0", "I63.9", "J18.9", "J44.1", "J06.9", "K35.8", "K80.2", "A41.9", "E11.6", "N18.5", "N20.0", "O80.0", "Z00.0",
-      "S72.0", "S06.0", "H25.9", "C34.9", "D25.9", "R56.0", "T14.0"]  # fmt: skip
+DX = [
+    "I21.9",
+    "I20.0",
+    "I63.9",
+    "J18.9",
+    "J44.1",
+    "J06.9",
+    "K35.8",
+    "K80.2",
+    "A41.9",
+    "E11.6",
+    "N18.5",
+    "N20.0",
+    "O80.0",
+    "Z00.0",
+    "S72.0",
+    "S06.0",
+    "H25.9",
+    "C34.9",
+    "D25.9",
+    "R56.0",
+    "T14.0",
+]
 OTHER = [
     "J96.0",
     "R57.0",
@@ -150,11 +171,27 @@ OPRN = ["55.6900", "36.0700", "87.0300", "81.5400", "51.2300", "99.1000", "13.41
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(DX), st.lists(st.sampled_from(OTHER), max_size=4), st.lists(st.sampled_from(OPRN), max_size=3), st.integers(0, 150)),
-                min_size=1, max_size=80))  # fmt: skip
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(DX),
+            st.lists(st.sampled_from(OTHER), max_size=4),
+            st.lists(st.sampled_from(OPRN), max_size=3),
+            st.integers(0, 150),
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
 def test_batch_equals_scalar(rows):
-    df = pd.DataFrame({"dise_codg": [r[0] for r in rows], "other_dise_codg": [";".join(r[1]) for r in rows],
-                       "oprn_codg": [";".join(r[2]) for r in rows], "age": [r[3] for r in rows]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "dise_codg": [r[0] for r in rows],
+            "other_dise_codg": [";".join(r[1]) for r in rows],
+            "oprn_codg": [";".join(r[2]) for r in rows],
+            "age": [r[3] for r in rows],
+        }
+    )
     b = group_batch(S, df)
     for i, (dx, ot, op, age) in enumerate(rows):
         s = group_case(S, dx, ot, op, age)
@@ -235,8 +272,13 @@ def test_reweighting_a_scheme_from_cases(tmp_path):
     from yibao.payment.drg import weights_override_csv
 
     # grouped cases: overall mean (100 + 300 + 800) / 3 = 400; CIRC-S1-5 mean 200 → 0.5; RESP-M1-5 800 → 2
-    df = pd.DataFrame({"drg": ["CIRC-S1-5", "CIRC-S1-5", "RESP-M1-5", "0000"], "adrg": ["CIRC-S1", "CIRC-S1", "RESP-M1", "0000"],
-                       "medfee_sumamt": [100, 300, 800, 99]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "drg": ["CIRC-S1-5", "CIRC-S1-5", "RESP-M1-5", "0000"],
+            "adrg": ["CIRC-S1", "CIRC-S1", "RESP-M1", "0000"],
+            "medfee_sumamt": [100, 300, 800, 99],
+        }
+    )
     d = tmp_path / "city"
     d.mkdir()
     (d / "scheme.yaml").write_text(

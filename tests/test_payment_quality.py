@@ -14,13 +14,53 @@ TZ = dt.timezone(dt.timedelta(hours=8))
 R = load_quality_rules()
 
 
-def c(i, psn="P1", inst="H1", dx="J18.9", begin=(1, 1), days=5, cost=100_000, sev="none", adrg="RESP-M1", drg="RESP-M1-5", path="medical",
-      other="", gend="1", age=40, kind="normal", proc_type="conservative", lv=2, month=1):  # fmt: skip
+def c(
+    i,
+    psn="P1",
+    inst="H1",
+    dx="J18.9",
+    begin=(1, 1),
+    days=5,
+    cost=100_000,
+    sev="none",
+    adrg="RESP-M1",
+    drg="RESP-M1-5",
+    path="medical",
+    other="",
+    gend="1",
+    age=40,
+    kind="normal",
+    proc_type="conservative",
+    lv=2,
+    month=1,
+):
     b = dt.datetime(2025, begin[0], begin[1], 9, tzinfo=TZ)
-    return {"mdtrt_id": f"M{i}", "psn_no": psn, "fixmedins_code": inst, "hosp_lv": lv, "dept_code": "D", "begntime": b,
-            "endtime": b + dt.timedelta(days=days), "setl_month": month, "age": age, "gend": gend, "dise_codg": dx, "other_dise_codg": other,
-            "oprn_codg": "", "medfee_sumamt": cost, "severity": sev, "adrg": adrg, "drg": drg, "path": path, "rw_e4": 10_000,
-            "kind": kind, "proc_type": proc_type, "group_code": "J18.9|-", "value_fen": cost, "drg_value_fen": cost}  # fmt: skip
+    return {
+        "mdtrt_id": f"M{i}",
+        "psn_no": psn,
+        "fixmedins_code": inst,
+        "hosp_lv": lv,
+        "dept_code": "D",
+        "begntime": b,
+        "endtime": b + dt.timedelta(days=days),
+        "setl_month": month,
+        "age": age,
+        "gend": gend,
+        "dise_codg": dx,
+        "other_dise_codg": other,
+        "oprn_codg": "",
+        "medfee_sumamt": cost,
+        "severity": sev,
+        "adrg": adrg,
+        "drg": drg,
+        "path": path,
+        "rw_e4": 10_000,
+        "kind": kind,
+        "proc_type": proc_type,
+        "group_code": "J18.9|-",
+        "value_fen": cost,
+        "drg_value_fen": cost,
+    }
 
 
 NO_ITEMS = pd.DataFrame({"mdtrt_id": pd.Series([], dtype=object), "med_list_codg": pd.Series([], dtype=object)})
@@ -214,8 +254,14 @@ def test_run_reports_cli_and_api(small_region, tmp_path):
     assert out["mdc"] == "E" and out["status"] == "ok" and out["rw"] and out["path"][0].startswith("MDC E")
     bad = http.post("/api/v1/payment/drg/group", json={"main_diag": "", "age": 5})
     assert bad.status_code == 400 and bad.json()["detail"]["field"] == "main_diag"
-    many = http.post("/api/v1/payment/drg/group-batch?scheme=sample", json=[{"main_diag": "J18.9", "age": 5}, {"main_diag": "I21.9", "oprns": ["36.0700"], "age": 70},
-                                                                         {"main_diag": "XX", "age": 1}]).json()  # fmt: skip
+    many = http.post(
+        "/api/v1/payment/drg/group-batch?scheme=sample",
+        json=[
+            {"main_diag": "J18.9", "age": 5},
+            {"main_diag": "I21.9", "oprns": ["36.0700"], "age": 70},
+            {"main_diag": "XX", "age": 1},
+        ],
+    ).json()
     assert [m["drg"] for m in many] == ["RESP-M1-7", "CIRC-S1-5", ""]
     assert many[2]["status"].startswith("refused: main_diag")
     pts = http.post(

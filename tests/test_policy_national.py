@@ -86,27 +86,36 @@ def test_cli_validate_fails_with_floor_and_source(tmp_path):
     ("body", "rule_id", "figure"),
     [
         (
-            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.55}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.5, ratio_bonus: 0.05, no_cap: true}}\n",
+            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, "
+            "deductible: 15000, brackets: [{threshold: 0, rate: 0.55}], cap: 400000, applies_to: [inpatient], "
+            "poverty: {deductible_factor: 0.5, ratio_bonus: 0.05, no_cap: true}}\n",
             "critical_illness_ratio_floor",
             "55 % is below the national floor 60 %",
         ),
         (
-            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient]}\n",
+            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, "
+            "deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient]}\n",
             "critical_illness_poverty_tilt_required",
             "required but not set",
         ),
         (
-            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.8, ratio_bonus: 0.05, no_cap: true}}\n",
+            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, "
+            "deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], "
+            "poverty: {deductible_factor: 0.8, ratio_bonus: 0.05, no_cap: true}}\n",
             "critical_illness_poverty_deductible_ceiling",
             "80 % is above the national ceiling 50 %",
         ),
         (
-            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.5, ratio_bonus: 0.02, no_cap: true}}\n",
+            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, "
+            "deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], "
+            "poverty: {deductible_factor: 0.5, ratio_bonus: 0.02, no_cap: true}}\n",
             "critical_illness_poverty_ratio_bonus_floor",
             "2 % is below the national floor 5 %",
         ),
         (
-            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], poverty: {deductible_factor: 0.5, ratio_bonus: 0.05, no_cap: false}}\n",
+            "schemes:\n  resident:\n    layers:\n      - {name: critical_illness, field: hifmi_pay, base: selfpay, "
+            "deductible: 15000, brackets: [{threshold: 0, rate: 0.60}], cap: 400000, applies_to: [inpatient], "
+            "poverty: {deductible_factor: 0.5, ratio_bonus: 0.05, no_cap: false}}\n",
             "critical_illness_poverty_no_cap",
             "the national rule requires true",
         ),
@@ -136,7 +145,8 @@ def test_cli_validate_fails_with_floor_and_source(tmp_path):
             "90 days is above the national ceiling 84 days",
         ),
         (
-            "long_term_prescription:\n  excluded_classes: [toxic, radioactive, precursor, psychotropic_1, psychotropic_2, antimicrobial, special_storage]\n",
+            "long_term_prescription:\n  excluded_classes: [toxic, radioactive, precursor, psychotropic_1, "
+            "psychotropic_2, antimicrobial, special_storage]\n",
             "long_prescription_excluded_classes",
             "lacks ['narcotic']",
         ),

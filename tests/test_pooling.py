@@ -1,4 +1,6 @@
-"""Pooling levels and the risk-adjustment fund (统筹层次, 风险调剂金): hand-computed cases to the fen, conservation, refusals."""
+"""Pooling levels and the risk-adjustment fund (统筹层次, 风险调剂金):
+hand-computed cases to the fen, conservation, refusals.
+"""
 
 from __future__ import annotations
 
@@ -70,7 +72,8 @@ def test_county_pools_alone_have_no_transfers():
 
 def test_adjustment_fund_two_counties_one_in_deficit_to_the_fen():
     # X pays 5 % of ¥100,000 = ¥5,000, Y pays ¥2,500: the city fund holds ¥7,500.
-    # Y's deficit after paying in: 60,000 − (50,000 − 2,500) = ¥12,500; it asks 80 % = ¥10,000 (cap 20 % of 50,000 = ¥10,000).
+    # Y's deficit after paying in: 60,000 − (50,000 − 2,500) =
+    # ¥12,500; it asks 80 % = ¥10,000 (cap 20 % of 50,000 = ¥10,000).
     # The fund has only ¥7,500: Y draws ¥7,500, ¥2,500 short; Y ends at −¥5,000 (left to local finance).
     sim = run(arr(adjustment_fund=FUND), TWO)
     x, y = sim.pools
@@ -107,7 +110,8 @@ def test_adjustment_fund_with_enough_money_keeps_the_rest_and_is_a_party_to_the_
     )
     sim = run(a, TWO)
     x, y = sim.pools
-    # payments 1,000,000 and 500,000; Y's deficit 6,000,000 − 4,500,000 = 1,500,000, asks 1,200,000, capped at 1,000,000 (20 % of its income)
+    # payments 1,000,000 and 500,000; Y's deficit 6,000,000 − 4,500,000 =
+    # 1,500,000, asks 1,200,000, capped at 1,000,000 (20 % of its income)
     assert (y.deficit, y.requested, y.draw) == (1_500_000, 1_000_000, 1_000_000)
     (f,) = sim.funds
     assert (f.opening, f.income, f.drawn, f.closing, f.transfer) == (10_000, 1_500_000, 1_000_000, 510_000, 500_000)
@@ -211,7 +215,8 @@ def test_province_adjustment_fund_over_two_cities():
     ]
     sim = simulate(figs, a, h.pool_of, h.fund_of)
     city_a, city_b = sim.pools
-    # 甲市: income 10,000, pays 1,000, spends 2,000 → +7,000. 乙市: income 4,000, pays 400, spends 8,000 → deficit 4,400, asks 2,200; fund 1,400
+    # 甲市: income 10,000, pays 1,000, spends 2,000 → +7,000. 乙市: income
+    # 4,000, pays 400, spends 8,000 → deficit 4,400, asks 2,200; fund 1,400
     assert (city_a.payment, city_a.balance) == (1_000, 7_000)
     assert (city_b.payment, city_b.deficit, city_b.requested, city_b.draw, city_b.balance) == (
         400,
@@ -519,7 +524,8 @@ def test_persons_at_the_region_code_are_placed_by_family_and_weights(region):
     for f in yf.figures:
         by.setdefault(f.county, set()).add(f.scheme)
     assert sum(f.people for f in yf.figures) == 4
-    # a family stays together: E1 and R1 share F1, so they land in the same county (one employee and one resident row there)
+    # a family stays together: E1 and R1 share F1, so they land in
+    # the same county (one employee and one resident row there)
     again = read_figures(region, load_arrangement("county"), RATES)
     assert again.figures == yf.figures  # stable
     only = arr(
@@ -567,7 +573,8 @@ def test_cli_simulate_writes_json_to_the_fen(region, tmp_path):
     doc = json.loads(out.read_text(encoding="utf-8"))
     assert doc["money"] == "fen" and doc["year"] == 2025
     emp = {c["county"]: c for c in doc["counties"] if c["scheme"] == "employee"}
-    # example-city-a: employer 8 %, retiree credit ¥90/month. Alone: 990101 960,000 − 300,000 = 660,000; 990102 −108,000 − 1,200,000 = −1,308,000.
+    # example-city-a: employer 8 %, retiree credit ¥90/month. Alone: 990101
+    # 960,000 − 300,000 = 660,000; 990102 −108,000 − 1,200,000 = −1,308,000.
     # City pool: −648,000, shared by non-negative income (960,000 : 0) → all to 990101.
     assert (emp["990101"]["alone"], emp["990102"]["alone"]) == (660_000, -1_308_000)
     assert (emp["990101"]["outcome"], emp["990102"]["outcome"]) == (-648_000, 0)

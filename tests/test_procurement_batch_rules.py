@@ -199,7 +199,8 @@ def _check(name):  # noqa: C901 - one branch per rule file, on purpose
         vols = {f: {"sales_volume": 100} for f in "ABCD"} | {"E": {"sales_volume": 10}}
         bids = bids_at("0.50", "0.64", "0.70", "0.95", "0.60", **vols)
         res = evaluate(name, entry("1.00", form="other", passed=0), bids)
-        # group A = A..D (80 % of demand); 4 -> 3 shortlisted; band 1.3 x 0.50 = 0.65 or a 40 % cut: C (0.70, 30 %) fails;
+        # group A = A..D (80 % of demand); 4 -> 3 shortlisted; band
+        # 1.3 x 0.50 = 0.65 or a 40 % cut: C (0.70, 30 %) fails;
         # E (group B) is not above the highest group-A winner (0.64)
         assert status(res) == {"A": "won", "B": "won", "C": "lost", "D": "lost", "E": "won"}
         assert status(evaluate("national-batch-05", entry("1.00"), bids))["C"] == "won"  # 1.8x would take C

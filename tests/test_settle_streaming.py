@@ -95,12 +95,22 @@ def test_shards_never_split_a_family(region: Path) -> None:
     seen: dict[int, dict[str, pa.Table | None]] = {}
     book = PolicyBook.default()
     settle_streamed(
-        region / "person.parquet", region / "family_link.parquet", region / "encounter.parquet", region / "fee_detail.parquet",
-        pq.read_table(region / "institution.parquet"), Catalog.from_table(pq.read_table(region / "med_list.parquet")),
-        region / "out", book=book, claim_columns=CLAIM_COLUMNS, line_columns=LINE_COLUMNS, rename={"endtime": "setl_time"},
-        settlement_schema=with_metadata(SETTLEMENT, "settlement"), shard_claims=1500, batch_rows=2000,
+        region / "person.parquet",
+        region / "family_link.parquet",
+        region / "encounter.parquet",
+        region / "fee_detail.parquet",
+        pq.read_table(region / "institution.parquet"),
+        Catalog.from_table(pq.read_table(region / "med_list.parquet")),
+        region / "out",
+        book=book,
+        claim_columns=CLAIM_COLUMNS,
+        line_columns=LINE_COLUMNS,
+        rename={"endtime": "setl_time"},
+        settlement_schema=with_metadata(SETTLEMENT, "settlement"),
+        shard_claims=1500,
+        batch_rows=2000,
         on_shard=lambda k, parts: seen.__setitem__(k, parts),
-    )  # fmt: skip
+    )
     assert len(seen) >= 5
     persons = pq.read_table(region / "person.parquet")
     links = pq.read_table(region / "family_link.parquet")
@@ -187,10 +197,18 @@ def test_repeated_psn_no_falls_back_to_memory(region: Path, tmp_path: Path) -> N
     book = PolicyBook.default()
     with pytest.raises(NotStreamable):
         settle_streamed(
-            d / "person.parquet", d / "family_link.parquet", d / "encounter.parquet", d / "fee_detail.parquet",
-            pq.read_table(d / "institution.parquet"), Catalog.from_table(pq.read_table(d / "med_list.parquet")), tmp_path / "x",
-            book=book, claim_columns=CLAIM_COLUMNS, line_columns=LINE_COLUMNS, rename={"endtime": "setl_time"},
-        )  # fmt: skip
+            d / "person.parquet",
+            d / "family_link.parquet",
+            d / "encounter.parquet",
+            d / "fee_detail.parquet",
+            pq.read_table(d / "institution.parquet"),
+            Catalog.from_table(pq.read_table(d / "med_list.parquet")),
+            tmp_path / "x",
+            book=book,
+            claim_columns=CLAIM_COLUMNS,
+            line_columns=LINE_COLUMNS,
+            rename={"endtime": "setl_time"},
+        )
     ref, out = tmp_path / "ref", tmp_path / "out"
     settle_year_in_memory(d, out_dir=ref, workers=1)
     res = settle_year(d, out_dir=out, shard_claims=1000)

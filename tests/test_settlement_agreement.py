@@ -37,8 +37,10 @@ def _book_with_list_overrides() -> PolicyBook:
     for f in POLICY_DIR.glob("*.yaml"):
         shutil.copy(f, d / f.name)
     (d / "treatment-320500.yaml").write_text(
-        'policy: treatment-320500\nregion: "320500"\nlabel: test treatment place\nstatus: example\ninherits: national-default\n'
-        "list_overrides:\n  A-DRUG: {2024-01-01: {chrgitm_lv: '02', selfpay_prop: 0.15}, 2025-07-01: {chrgitm_lv: '03'}}\n"
+        'policy: treatment-320500\nregion: "320500"\nlabel: test treatment place\nstatus: example\ninherits: '
+        "national-default\n"
+        "list_overrides:\n  A-DRUG: {2024-01-01: {chrgitm_lv: '02', selfpay_prop: 0.15}, 2025-07-01: {chrgitm_lv: "
+        "'03'}}\n"
         "  C-DRUG: {chrgitm_lv: '01'}\n",
         encoding="utf-8",
     )

@@ -74,7 +74,9 @@ def _copy(src: Path, dst: Path, truth: pd.DataFrame | None, *, managed: bool) ->
 
 
 def test_scan_on_a_fresh_region_does_not_depend_on_the_labels(fresh, tmp_path):
-    """The exact scenario of the issue: labels shuffled / moved / removed BEFORE the first scan (CLI, managed copies)."""
+    """The exact scenario of the issue: labels shuffled / moved
+    / removed BEFORE the first scan (CLI, managed copies).
+    """
     out = {}
     for name, truth in _truths(fresh).items():
         d = _copy(fresh, tmp_path / name, truth, managed=True)
@@ -160,7 +162,9 @@ def test_a_region_without_purchases_skips_the_stock_rule_and_says_why(fresh, tmp
 
 
 def test_a_purchase_table_derived_from_the_labels_is_not_read(fresh, tmp_path):
-    """An older yibao's label-derived purchase.parquet (its manifest lists ground_truth as an input) is skipped, not scored."""
+    """An older yibao's label-derived purchase.parquet (its manifest
+    lists ground_truth as an input) is skipped, not scored.
+    """
     d = tmp_path / "old"
     shutil.copytree(fresh, d)
     manifest.record(
@@ -220,7 +224,9 @@ def test_the_synthetic_purchase_table_is_labelled_and_in_the_manifest(fresh):
 
 
 def test_purchases_are_what_was_dispensed(fresh):
-    """Unplanted pairs: bought what was billed plus 0-5 %; planted pairs: billed 1.3-1.8 times what was bought and stocked."""
+    """Unplanted pairs: bought what was billed plus 0-5 %; planted
+    pairs: billed 1.3-1.8 times what was bought and stocked.
+    """
     fee = pd.read_parquet(fresh / "fee_detail.parquet", columns=["mdtrt_id", "med_list_codg", "cnt_milli"])
     enc = pd.read_parquet(fresh / "encounter.parquet", columns=["mdtrt_id", "fixmedins_code"])
     ml = pd.read_parquet(fresh / "med_list.parquet", columns=["med_list_codg", "list_kind"])
@@ -261,7 +267,9 @@ def test_purchases_do_not_move_with_the_billing_inflation(fresh, tmp_path):
 
 
 def test_import_purchases_validates_records_and_feeds_the_stock_rule(fresh, tmp_path):
-    """`yibao supervision import-purchases`: a real table (CSV) replaces the synthetic one, in the manifest; a bad one changes nothing."""
+    """`yibao supervision import-purchases`: a real table (CSV) replaces
+    the synthetic one, in the manifest; a bad one changes nothing.
+    """
     d = tmp_path / "imported"
     shutil.copytree(fresh, d)
     p = pd.read_parquet(d / "purchase.parquet").drop(columns="synthetic")

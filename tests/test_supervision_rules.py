@@ -366,7 +366,8 @@ def build(r: Region) -> None:
         [r.enc("DE2", ["XV99AAS001Z999010100000"], psn=pd_, med_type="41", day=70)],
         ["DE1", r.enc("DE0", ["XV99AAS001Z999010100000"], psn=pd_, med_type="41", day=20)],
     )
-    # 进销存: H3 billed 50 of XV99AAS002Z999010200000 but bought 10; bought 50 of XV99AAS003Z999010300000. Slack is 12 % of purchases + stock, at least
+    # 进销存: H3 billed 50 of XV99AAS002Z999010200000 but bought 10; bought 50
+    # of XV99AAS003Z999010300000. Slack is 12 % of purchases + stock, at least
     # 1 unit: 20 billed of 14 bought + 2 in stock (25 %) is found, 9 of 8 + 0 (12.5 %, 1 unit) too;
     # 11 of 10 + 0 (10 %) and 56 of 50 + 0 (12 %, not above) are within the slack.
     r.enc(

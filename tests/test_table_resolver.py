@@ -30,7 +30,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def regions(tmp_path_factory) -> tuple[Path, Path]:
-    """(files, datasets): one synthetic region, unmanaged, once as ``name.parquet`` files, once as ``name/part-N.parquet``."""
+    """(files, datasets): one synthetic region, unmanaged, once as
+    ``name.parquet`` files, once as ``name/part-N.parquet``.
+    """
     src = tmp_path_factory.mktemp("synth")
     write_parquet(src, 1500, 23, patterns={k: min(1.0, v * 2) for k, v in DEFAULT_RATES.items()})
     files, datasets = tmp_path_factory.mktemp("files"), tmp_path_factory.mktemp("datasets")
@@ -139,7 +141,9 @@ def test_scan_names_a_missing_table(regions, tmp_path: Path) -> None:
 
 
 def test_settle_reads_the_same_parts(regions, tmp_path: Path) -> None:
-    """`yibao settle` on the dataset directories settles the same claims as on the files (the junk parts skipped too)."""
+    """`yibao settle` on the dataset directories settles the
+    same claims as on the files (the junk parts skipped too).
+    """
     files, datasets = regions
     out = {}
     for label, d in (("files", files), ("datasets", datasets)):

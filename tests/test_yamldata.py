@@ -1,4 +1,6 @@
-"""One data-file loader (issue 18): exact numbers, pydantic validation, one bilingual error naming file, key and reason."""
+"""One data-file loader (issue 18): exact numbers, pydantic
+validation, one bilingual error naming file, key and reason.
+"""
 
 from __future__ import annotations
 

@@ -74,22 +74,29 @@ def explain(exc: BaseException, argv: list[str]) -> str | None:
     if isinstance(exc, sa_exc.ArgumentError):
         return f"--db {url!r} is not a database URL; give {_DB_KINDS} / 数据库地址格式错误"
     if isinstance(exc, ModuleNotFoundError) and exc.name in _FOREIGN_DRIVERS:
-        return (f"--db {_shown(url)}: the driver {exc.name!r} is not installed and yibao does not support this database; "
-                f"give {_DB_KINDS} / 不支持该数据库（仅支持 SQLite 与 PostgreSQL）")  # fmt: skip
+        return (
+            f"--db {_shown(url)}: the driver {exc.name!r} is not installed and yibao does not support this database; "
+            f"give {_DB_KINDS} / 不支持该数据库（仅支持 SQLite 与 PostgreSQL）"
+        )
     if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg":
         return "the PostgreSQL driver psycopg is not installed: pip install 'psycopg[binary]' (or reinstall yibao) / 未安装 PostgreSQL 驱动"
     if isinstance(exc, sa_exc.OperationalError):
         orig = str(getattr(exc, "orig", None) or exc).strip()
         first = _one_line(orig.splitlines()[0]) if orig else type(exc).__name__
         if (url or "").startswith("sqlite"):
-            return (f"cannot open the SQLite database {_shown(url)} ({first}): does its directory exist and can you write to it? "
-                    "/ 无法打开 SQLite 数据库")  # fmt: skip
+            return (
+                f"cannot open the SQLite database {_shown(url)} ({first}): does its directory exist and can you write "
+                f"to it? "
+                "/ 无法打开 SQLite 数据库"
+            )
         return f"cannot use the database {_shown(url)} ({first}): is the server running and the URL right? / 无法连接数据库"
     if isinstance(exc, sa_exc.IntegrityError):
         orig = str(getattr(exc, "orig", None) or exc).strip()
         first = _one_line(orig.splitlines()[0]) if orig else type(exc).__name__
-        return (f"{_shown(url)} already holds some of these rows ({first}): load into a new, empty database "
-                "/ 数据库中已有相同记录，请载入新的空数据库")  # fmt: skip
+        return (
+            f"{_shown(url)} already holds some of these rows ({first}): load into a new, empty database "
+            "/ 数据库中已有相同记录，请载入新的空数据库"
+        )
     if isinstance(exc, (FileNotFoundError, NotADirectoryError, PermissionError)):
         return _one_line(str(exc))
     return None
@@ -226,7 +233,8 @@ def settle(
         res = settle_year(data, policy=chosen, book=book, out_dir=out)
     n = res.batch.settlements.num_rows
     console.print(
-        f"settled {n:,} of {res.claims:,} claims in {res.seconds:.2f} s ({res.claims / max(res.seconds, 1e-9):,.0f} claims/s); "
+        f"settled {n:,} of {res.claims:,} claims in {res.seconds:.2f} s ({res.claims / max(res.seconds, 1e-9):,.0f} "
+        f"claims/s); "
         f"{len(res.batch.rejected):,} refused"
     )
 
@@ -348,7 +356,8 @@ def demo(
             engine.dispose()
         if loaded:
             _fail(
-                f"{_shown(db)} already holds a region: give the demo a new database (e.g. --db sqlite:///yibao-demo.db) or remove this one "
+                f"{_shown(db)} already holds a region: give the demo a new database (e.g. --db "
+                f"sqlite:///yibao-demo.db) or remove this one "
                 "/ 数据库中已有数据，请使用新的数据库"
             )
 
@@ -389,10 +398,12 @@ def demo(
         _seed_console(db, seed, out, data)
     else:
         console.print(
-            "to browse the web console too: [bold]yibao demo --db sqlite:///yibao.db[/] (creates demo users and a procurement round)"
+            "to browse the web console too: [bold]yibao demo --db sqlite:///yibao.db[/] (creates demo users and a "
+            "procurement round)"
         )
     console.print(
-        f"\n[bold green]report:[/] {report.resolve()}  ·  data: {data.resolve()}  ·  total {time.perf_counter() - t0:.0f} s"
+        f"\n[bold green]report:[/] {report.resolve()}  ·  data: {data.resolve()}  ·  total "
+        f"{time.perf_counter() - t0:.0f} s"
     )
 
 
@@ -408,7 +419,8 @@ def _seed_console(db: str, seed: int, out: Path, data: Path) -> None:
     finally:
         engine.dispose()
     console.print(
-        f"procurement: SYNTHETIC round {rid} saved ({n_contracts:,} contracts, {n_orders:,} purchase orders) for the console"
+        f"procurement: SYNTHETIC round {rid} saved ({n_contracts:,} contracts, {n_orders:,} purchase orders) for the "
+        f"console"
     )
     tab = Table(title="[black on yellow] DEMO ONLY 仅供演示 [/] console users (random passwords, this run only)")
     for c in ("user", "role", "sees", "password"):
@@ -430,7 +442,9 @@ def policy_validate(
     ),
     policy_dir: list[Path] | None = policy_dir_option(),
 ) -> None:
-    """Validate policy files on every effective date and against the national floors; errors name file, key, reason and source."""
+    """Validate policy files on every effective date and against the
+    national floors; errors name file, key, reason and source.
+    """
     from yibao.benefits.cli import validate
 
     if validate(paths, policy_dir):
@@ -464,7 +478,8 @@ def data_check(data: Path = typer.Argument(..., exists=True, file_okay=False, he
     rows = status(data)
     doc = load(data) or {}
     console.print(
-        f"{data}: {doc.get('generator', '?')} · {doc.get('people', '?'):,} people · seed {doc.get('seed', '?')} · year {doc.get('year', '?')}"
+        f"{data}: {doc.get('generator', '?')} · {doc.get('people', '?'):,} people · seed {doc.get('seed', '?')} · "
+        f"year {doc.get('year', '?')}"
         f" · written {doc.get('created', '?')}"
         if isinstance(doc.get("people"), int)
         else f"{data}",

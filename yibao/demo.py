@@ -51,7 +51,8 @@ def pick_demo_people(engine: Engine, preferred_psn_no: str = DEMO_PUBLIC_PSN_NO)
         inst = c.execute(
             text(
                 "SELECT s.fixmedins_code FROM settlement s JOIN institution i USING (fixmedins_code) "
-                "WHERE i.fixmedins_type = 'hospital' AND i.admdvs = (SELECT insuplc_admdvs FROM person ORDER BY psn_no LIMIT 1) "
+                "WHERE i.fixmedins_type = 'hospital' AND i.admdvs = (SELECT insuplc_admdvs FROM person ORDER BY "
+                "psn_no LIMIT 1) "
                 "GROUP BY s.fixmedins_code ORDER BY count(*) DESC, s.fixmedins_code LIMIT 1"
             )
         ).scalar()
@@ -64,7 +65,8 @@ def pick_demo_people(engine: Engine, preferred_psn_no: str = DEMO_PUBLIC_PSN_NO)
         if psn is None:
             psn = c.execute(
                 text(
-                    "SELECT s.psn_no FROM settlement s WHERE EXISTS (SELECT 1 FROM family_link f WHERE f.psn_no = s.psn_no) "
+                    "SELECT s.psn_no FROM settlement s WHERE EXISTS (SELECT 1 FROM family_link f WHERE f.psn_no = "
+                    "s.psn_no) "
                     "ORDER BY s.psn_no LIMIT 1"
                 )
             ).scalar()
@@ -73,8 +75,11 @@ def pick_demo_people(engine: Engine, preferred_psn_no: str = DEMO_PUBLIC_PSN_NO)
     if inst is None or psn is None:
         from yibao.core.errors import YibaoError
 
-        raise YibaoError("the database holds no settlements: load a settled region first (yibao demo --db URL)",
-                         "数据库中没有结算记录，请先载入已结算的区域", field="settlement")  # fmt: skip
+        raise YibaoError(
+            "the database holds no settlements: load a settled region first (yibao demo --db URL)",
+            "数据库中没有结算记录，请先载入已结算的区域",
+            field="settlement",
+        )
     return str(inst), str(psn)
 
 
@@ -94,8 +99,14 @@ def create_demo_users(engine: Engine) -> list[DemoUser]:
     ]
     auth = AuthService(engine)
     for u in users:
-        auth.add_user(u.username, u.password, u.role, fixmedins_code=u.scope if u.role == "institution" else None,
-                      psn_no=u.scope if u.role == "public" else None, display_name=u.display_name)  # fmt: skip
+        auth.add_user(
+            u.username,
+            u.password,
+            u.role,
+            fixmedins_code=u.scope if u.role == "institution" else None,
+            psn_no=u.scope if u.role == "public" else None,
+            display_name=u.display_name,
+        )
     return users
 
 
@@ -119,7 +130,8 @@ def save_demo_round(engine: Engine, seed: int) -> tuple[int, int, int]:
 def write_credentials(path: Path, users: list[DemoUser], db_shown: str) -> Path:
     """``demo-users.txt``: the demo users and passwords, readable by the owner only."""
     lines = [
-        "DEMO ONLY 仅供演示 - console users created by `yibao demo` for a SYNTHETIC region; never use them on real data.",
+        "DEMO ONLY 仅供演示 - console users created by `yibao demo` for a SYNTHETIC region; never use them on real "
+        "data.",
         f"database: {db_shown}",
         "",
         *(f"{u.username:<14} {u.role:<12} {u.scope or '(all)':<14} password: {u.password}" for u in users),

@@ -27,16 +27,20 @@ def serve(
         None,
         "--security",
         envvar="YIBAO_API_SECURITY",
-        help="YAML of per-institution sign-in secrets (yibao inst credential issue), SM4 keys and SM3/SM2 settings (keep it secret).",
+        help="YAML of per-institution sign-in secrets (yibao inst credential issue), SM4 keys and SM3/SM2 settings "
+        "(keep it secret).",
     ),
     insecure_demo: bool = typer.Option(
         False,
         "--insecure-demo",
-        help="Let institutions without a configured credential sign in (9001) without one. Demos on a private machine only.",
+        help="Let institutions without a configured credential sign in (9001) without one. Demos on a private machine "
+        "only.",
     ),
     policy_dir: list[Path] | None = policy_dir_option(),
 ) -> None:
-    """Serve real-time settlement: the national envelope at /fsi/api/rsfComIfsService/callService, REST at /api/v1, docs at /docs."""
+    """Serve real-time settlement: the national envelope at
+    /fsi/api/rsfComIfsService/callService, REST at /api/v1, docs at /docs.
+    """
     import uvicorn
 
     from yibao.api.app import INSECURE_ENV, app_from_env, build_interface
@@ -199,7 +203,9 @@ def credential_rotate(
     db: str | None = typer.Option(None, "--db"),
     check: bool = typer.Option(True, "--check/--no-check"),
 ) -> None:
-    """Replace an institution's sign-in secret (the old one stops working at once; sign-ins already made keep their sign_no)."""
+    """Replace an institution's sign-in secret (the old one stops
+    working at once; sign-ins already made keep their sign_no).
+    """
     _issue(code, security, db, check, rotate=True)
 
 

@@ -40,7 +40,8 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def inspect_values(obj: Any, max_depth: int, root: str = "") -> None:
-    """Refuse, naming the field, any string with a control character or a lone surrogate, and nesting deeper than ``max_depth``.
+    """Refuse, naming the field, any string with a control character
+    or a lone surrogate, and nesting deeper than ``max_depth``.
 
     Iterative (a deeply nested message cannot exhaust the stack); keys are checked like values.
     """
@@ -97,7 +98,9 @@ def loads_exact(raw: bytes | str) -> Any:
 
 
 def dumps_exact(obj: Any) -> str:
-    """JSON text with every ``Decimal`` as an exact JSON number (UTF-8, Chinese unescaped), times as the interface writes them."""
+    """JSON text with every ``Decimal`` as an exact JSON number
+    (UTF-8, Chinese unescaped), times as the interface writes them.
+    """
     return _dumps_exact(obj, fmt_datetime=fmt_time)
 
 

@@ -445,7 +445,9 @@ class Interface:
         return self.handle(obj, received=received)
 
     def _safe(self, obj: Any) -> Any:
-        """``obj`` if it holds only well-formed text within the depth limit, else a preview of it (for the audit log)."""
+        """``obj`` if it holds only well-formed text within the
+        depth limit, else a preview of it (for the audit log).
+        """
         try:
             inspect_values(obj, self.cfg.interface.max_json_depth)
             return obj
@@ -523,7 +525,8 @@ class Interface:
         window = dt.timedelta(minutes=self.cfg.interface.inf_time_window_minutes)
         if abs(env.inf_time - received) > window:
             raise _Refused(
-                f"交易时间 inf_time 与平台时间相差超过 {window.total_seconds() / 60:.0f} 分钟 (平台时间 {fmt_time(received)})",
+                f"交易时间 inf_time 与平台时间相差超过 {window.total_seconds() / 60:.0f} 分钟 (平台时间 "
+                f"{fmt_time(received)})",
                 f"inf_time is more than {window.total_seconds() / 60:.0f} minutes from the platform's clock "
                 f"({fmt_time(received)})",
                 "inf_time",
@@ -575,7 +578,9 @@ class Interface:
         return self._replay(stored, received, obj)
 
     def _input_nodes(self, infno: str, env: S.Envelope) -> dict[str, Any]:
-        """``input`` with its nodes under their national names (``data`` → ``mdtrtinfo`` …, interface.yaml: input_nodes)."""
+        """``input`` with its nodes under their national names
+        (``data`` → ``mdtrtinfo`` …, interface.yaml: input_nodes).
+        """
         nodes = self.cfg.nodes_for(infno, env.fixmedins_code)
         if not nodes:
             return env.input
@@ -691,7 +696,9 @@ class Interface:
             )
 
     def _dx(self, code: str, fld: str) -> str:
-        """One diagnosis code in the configured systems (医保版 ICD-10 2.0 / WHO ICD-10), as the dictionary writes it."""
+        """One diagnosis code in the configured systems (医保版
+        ICD-10 2.0 / WHO ICD-10), as the dictionary writes it.
+        """
         if not self.valid_diagnosis(code):
             names = " / ".join(self.dx_systems)
             raise _rej(
@@ -808,7 +815,8 @@ class Interface:
         return out, detail
 
     def _headroom(self, s: Session, row: records.Settlement, p: registry.Person) -> dict[str, int | None]:
-        """本次可支付限额金额 (``crt_payb_lmt_amt``) per fund field: what the fund's annual cap left for this settlement.
+        """本次可支付限额金额 (``crt_payb_lmt_amt``) per fund field:
+        what the fund's annual cap left for this settlement.
 
         The cap less what the person-year had used before this settlement (the accumulators as they stand,
         less this settlement's own contribution while it is live); ``None`` for a fund without a cap.
@@ -1184,9 +1192,11 @@ class Interface:
         latest = ctx.now + dt.timedelta(minutes=ic.inf_time_window_minutes)
         if not earliest <= r.fee_ocur_time <= latest:
             raise _rej(
-                f"line {r.feedetl_sn}: fee_ocur_time {fmt_time(r.fee_ocur_time)} is more than {ic.max_fee_age_days} days ago "
+                f"line {r.feedetl_sn}: fee_ocur_time {fmt_time(r.fee_ocur_time)} is more than {ic.max_fee_age_days} "
+                f"days ago "
                 "or in the future",
-                f"明细 {r.feedetl_sn}: 费用发生时间 {fmt_time(r.fee_ocur_time)} 早于 {ic.max_fee_age_days} 天前或晚于当前",
+                f"明细 {r.feedetl_sn}: 费用发生时间 {fmt_time(r.fee_ocur_time)} 早于 {ic.max_fee_age_days} "
+                f"天前或晚于当前",
                 f"{at}.fee_ocur_time",
             )
 

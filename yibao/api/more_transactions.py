@@ -1307,7 +1307,8 @@ def _parse_details(text: str) -> dict[str, dict[str, Any]]:
             continue  # a header line
         if len(cells) < len(_DETAIL_COLUMNS):
             raise _rej(
-                f"detail file line {n}: {len(cells)} columns, {len(_DETAIL_COLUMNS)} expected ({', '.join(_DETAIL_COLUMNS)})",
+                f"detail file line {n}: {len(cells)} columns, {len(_DETAIL_COLUMNS)} expected "
+                f"({', '.join(_DETAIL_COLUMNS)})",
                 f"明细文件第 {n} 行列数不足 (应为 {len(_DETAIL_COLUMNS)} 列)",
                 "data.file_qury_no",
             )

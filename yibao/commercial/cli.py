@@ -50,11 +50,13 @@ def run_year_cmd(
     console.print(f"{product} over {r.year} ({label}; every insured person assumed enrolled):")
     console.print(f"  claims {r.claims}, people {r.people}, helped {r.people_helped}")
     console.print(
-        f"  insurer pays {fmt_yuan(r.insurer_pays, symbol=True)}; person part {fmt_yuan(r.person_part_before, symbol=True)}"
+        f"  insurer pays {fmt_yuan(r.insurer_pays, symbol=True)}; person part "
+        f"{fmt_yuan(r.person_part_before, symbol=True)}"
         f" → {fmt_yuan(r.person_part_after, symbol=True)}"
     )
     console.print(
-        f"  people with remaining self-pay above {fmt_yuan(r.threshold, symbol=True)} (illustrative catastrophic threshold):"
+        f"  people with remaining self-pay above {fmt_yuan(r.threshold, symbol=True)} (illustrative catastrophic "
+        f"threshold):"
         f" {r.catastrophic_people_before} → {r.catastrophic_people_after}"
     )
 

@@ -196,7 +196,9 @@ def get_claim(engine: Engine, insurer: str, claim_id: int) -> dict[str, Any]:
 def act(
     engine: Engine, insurer: str, claim_id: int, action: str, msgid: str, *, insurer_ref: str = "", reason: str = ""
 ) -> dict[str, Any]:
-    """accept / pay / refuse one claim; a repeated ``msgid`` from the same insurer returns the first answer unchanged."""
+    """accept / pay / refuse one claim; a repeated ``msgid``
+    from the same insurer returns the first answer unchanged.
+    """
     if action not in TRANSITIONS:
         raise CommercialError(f"unknown action {action!r}", f"未知操作 {action!r}", field="action")
     if not msgid:

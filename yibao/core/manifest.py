@@ -42,16 +42,26 @@ from typing import Any
 from yibao.core.errors import YibaoError
 
 __all__ = [
-    "DERIVED_COMMANDS", "MANIFEST_NAME", "ManifestError", "begin_source", "check", "load", "record",
-    "stable_view", "status", "table_files", "write_source",
-]  # fmt: skip
+    "DERIVED_COMMANDS",
+    "MANIFEST_NAME",
+    "ManifestError",
+    "begin_source",
+    "check",
+    "load",
+    "record",
+    "stable_view",
+    "status",
+    "table_files",
+    "write_source",
+]
 
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".manifest.lock"
 FORMAT = 2  # format 1: the generator's manifest before tables carried hashes
 VOLATILE_KEYS = ("created", "mtime_ns")
 
-# Tables that later commands derive inside a data directory, with the command that rewrites each ({dir} = the directory).
+# Tables that later commands derive inside a data directory,
+# with the command that rewrites each ({dir} = the directory).
 DERIVED_COMMANDS: dict[str, str] = {
     "settlement": "yibao settle --data {dir}",
     "settlement_rejected": "yibao settle --data {dir}",
@@ -85,7 +95,9 @@ def _now() -> str:
 
 
 def table_files(data_dir: Path, name: str) -> list[Path]:
-    """The files of table ``name``: ``DIR/name.parquet``, else every ``*.parquet`` under ``DIR/name/`` (sorted); [] if absent."""
+    """The files of table ``name``: ``DIR/name.parquet``, else every
+    ``*.parquet`` under ``DIR/name/`` (sorted); [] if absent.
+    """
     f = data_dir / f"{name}.parquet"
     if f.is_file():
         return [f]
@@ -132,15 +144,19 @@ def _rows(files: list[Path]) -> int:
 
 
 def load(data_dir: Path) -> dict[str, Any] | None:
-    """The manifest of ``data_dir``, or None for an unmanaged directory; a damaged manifest raises :class:`ManifestError`."""
+    """The manifest of ``data_dir``, or None for an unmanaged
+    directory; a damaged manifest raises :class:`ManifestError`.
+    """
     m = Path(data_dir) / MANIFEST_NAME
     if not m.is_file():
         return None
     try:
         doc = json.loads(m.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
-        raise ManifestError(f"{m}: cannot read the manifest ({exc}); re-run `yibao synth --out {data_dir}`",
-                            f"{m}: 无法读取数据清单，请重新运行 yibao synth") from None  # fmt: skip
+        raise ManifestError(
+            f"{m}: cannot read the manifest ({exc}); re-run `yibao synth --out {data_dir}`",
+            f"{m}: 无法读取数据清单，请重新运行 yibao synth",
+        ) from None
     if not isinstance(doc, dict):
         raise ManifestError(f"{m}: not a manifest; re-run `yibao synth --out {data_dir}`", f"{m}: 数据清单格式错误")
     return doc
@@ -186,7 +202,8 @@ def _remove_table(data_dir: Path, name: str) -> bool:
 
 
 def begin_source(data_dir: Path, tables: Iterable[str], params: Mapping[str, Any]) -> list[str]:
-    """Before a generator writes ``tables`` into ``data_dir``: remove every other table of an earlier run; returns their names.
+    """Before a generator writes ``tables`` into ``data_dir``: remove
+    every other table of an earlier run; returns their names.
 
     Removed: the tables an earlier manifest lists that this run does not
     write, and the known derived tables (:data:`DERIVED_COMMANDS`).  The
@@ -262,8 +279,13 @@ def _current(data_dir: Path, doc: Mapping[str, Any], name: str, seen: dict[str, 
                 "不存在",
                 _command(data_dir, doc, name),
             )
-        raise _refuse(data_dir, name, f"is not in {MANIFEST_NAME} (left over from an earlier run?)", "不在数据清单中（可能是旧运行的遗留）",
-                      _command(data_dir, doc, name))  # fmt: skip
+        raise _refuse(
+            data_dir,
+            name,
+            f"is not in {MANIFEST_NAME} (left over from an earlier run?)",
+            "不在数据清单中（可能是旧运行的遗留）",
+            _command(data_dir, doc, name),
+        )
     if not files:
         raise _refuse(
             data_dir,
@@ -275,31 +297,49 @@ def _current(data_dir: Path, doc: Mapping[str, Any], name: str, seen: dict[str, 
     known = {f["path"]: f for f in entry.get("files", [])}
     now = [_file_entry(data_dir, p, known.get(p.relative_to(data_dir).as_posix())) for p in files]
     if _table_hash(now) != entry.get("sha256"):
-        raise _refuse(data_dir, name, "does not match its hash in the manifest (changed or copied in after it was written)",
-                      "与数据清单的哈希不符（写入后被修改或替换）", _command(data_dir, doc, name))  # fmt: skip
+        raise _refuse(
+            data_dir,
+            name,
+            "does not match its hash in the manifest (changed or copied in after it was written)",
+            "与数据清单的哈希不符（写入后被修改或替换）",
+            _command(data_dir, doc, name),
+        )
     for dep, digest in sorted((entry.get("inputs") or {}).items()):
         try:
             current = _current(data_dir, doc, dep, seen)
         except ManifestError:
             raise
         if current != digest:
-            raise _refuse(data_dir, name, f"was computed from another {dep!r} than the current one (stale)", f"由另一版本的 {dep} 计算（已过期）",
-                          _command(data_dir, doc, name))  # fmt: skip
+            raise _refuse(
+                data_dir,
+                name,
+                f"was computed from another {dep!r} than the current one (stale)",
+                f"由另一版本的 {dep} 计算（已过期）",
+                _command(data_dir, doc, name),
+            )
     seen[name] = entry["sha256"]
     return entry["sha256"]
 
 
 def _usable(data_dir: Path, doc: Mapping[str, Any]) -> None:
     if doc.get("incomplete"):
-        raise ManifestError(f"{data_dir}: the generation of this directory did not finish; re-run `{_source_command(data_dir, doc)}`",
-                            f"{data_dir}: 数据生成未完成，请重新运行 yibao synth", field="manifest")  # fmt: skip
+        raise ManifestError(
+            f"{data_dir}: the generation of this directory did not finish; re-run `{_source_command(data_dir, doc)}`",
+            f"{data_dir}: 数据生成未完成，请重新运行 yibao synth",
+            field="manifest",
+        )
     if "tables" not in doc:
-        raise ManifestError(f"{data_dir}: {MANIFEST_NAME} was written by an older yibao without table hashes; re-run `{_source_command(data_dir, doc)}`",
-                            f"{data_dir}: 数据清单为旧版本（无哈希），请重新运行 yibao synth", field="manifest")  # fmt: skip
+        raise ManifestError(
+            f"{data_dir}: {MANIFEST_NAME} was written by an older yibao without table hashes; re-run "
+            f"`{_source_command(data_dir, doc)}`",
+            f"{data_dir}: 数据清单为旧版本（无哈希），请重新运行 yibao synth",
+            field="manifest",
+        )
 
 
 def check(data_dir: Path, names: Iterable[str], *, optional: Iterable[str] = ()) -> dict[str, str] | None:
-    """Refuse mixed or stale inputs: verify the tables ``names`` (and the ``optional`` ones present on disk) against the manifest.
+    """Refuse mixed or stale inputs: verify the tables ``names`` (and
+    the ``optional`` ones present on disk) against the manifest.
 
     Returns the verified sha256 per table (inputs of derived tables included),
     or None for an unmanaged directory (no manifest).  A table of ``names``
@@ -339,7 +379,8 @@ def _locked(data_dir: Path) -> Iterator[None]:
 
 
 def record(data_dir: Path, outputs: Iterable[str], inputs: Iterable[str], command: str) -> bool:
-    """After a writer put ``outputs`` into ``data_dir``: record them with the hashes of the ``inputs`` they were computed from.
+    """After a writer put ``outputs`` into ``data_dir``: record them
+    with the hashes of the ``inputs`` they were computed from.
 
     ``command`` rewrites the outputs, with ``{dir}`` for the directory (``"yibao settle --data {dir}"``).
     The inputs are verified first (they must be those the writer read).
@@ -368,8 +409,14 @@ def _record(data_dir: Path, outputs: list[str], inputs: Iterable[str], command: 
         if not paths:
             raise ManifestError(f"{data_dir}: {name!r} was not written", f"{data_dir}: 未写入 {name}", field=name)
         files = [_file_entry(data_dir, p) for p in paths]
-        doc["tables"][name] = {"files": files, "rows": _rows(paths), "sha256": _table_hash(files), "command": command,
-                               "created": created, "inputs": deps}  # fmt: skip
+        doc["tables"][name] = {
+            "files": files,
+            "rows": _rows(paths),
+            "sha256": _table_hash(files),
+            "command": command,
+            "created": created,
+            "inputs": deps,
+        }
     _save(data_dir, doc)
     return True
 
@@ -392,8 +439,12 @@ def status(data_dir: Path) -> list[tuple[str, bool, str]]:
     data_dir = Path(data_dir)
     doc = load(data_dir)
     if doc is None:
-        raise ManifestError(f"{data_dir}: no {MANIFEST_NAME}: an unmanaged directory, nothing to check (write one with `yibao synth --out {data_dir}`)",
-                            f"{data_dir}: 没有数据清单", field="manifest")  # fmt: skip
+        raise ManifestError(
+            f"{data_dir}: no {MANIFEST_NAME}: an unmanaged directory, nothing to check (write one with `yibao synth "
+            f"--out {data_dir}`)",
+            f"{data_dir}: 没有数据清单",
+            field="manifest",
+        )
     _usable(data_dir, doc)
     out = []
     for name in sorted(set(doc.get("tables", {})) | set(_on_disk(data_dir))):

@@ -173,5 +173,7 @@ def load_model(
     error: type[YibaoError] | None = None,
     empty: Any = None,
 ) -> M:
-    """Read ``path`` exactly and validate it with ``model`` (the one-call form of :func:`read_yaml` + :func:`validate`)."""
+    """Read ``path`` exactly and validate it with ``model`` (the
+    one-call form of :func:`read_yaml` + :func:`validate`).
+    """
     return validate(path, model, read_yaml(path, what=what, error=error, empty=empty), what=what, error=error)

@@ -72,7 +72,9 @@ def _overlaps(a_begin: dt.date, a_end: dt.date | None, b_begin: dt.date, b_end: 
 def add_filing(
     s: Session, req: FilingRequest, *, now: dt.datetime | None = None, rules: FilingRules | None = None
 ) -> CrossFiling:
-    """Record a filing (in the caller's transaction); overlapping active filings of the person and insutype are refused."""
+    """Record a filing (in the caller's transaction); overlapping
+    active filings of the person and insutype are refused.
+    """
     rules = rules or load_rules()
     _check(req, rules)
     end = req.end_date if req.end_date is not None else rules.default_end(req.filing_type, req.begin_date)

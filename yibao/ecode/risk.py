@@ -71,7 +71,8 @@ def detect(
             if km > params.min_distance_km and speed > params.max_speed_kmh:
                 travel = Anomaly(
                     "impossible_travel",
-                    f"used in {u.admdvs} and {new.admdvs}, {km:.0f} km apart, {gap / 60:.1f} min between (≈{min(speed, 99999):.0f} km/h)",
+                    f"used in {u.admdvs} and {new.admdvs}, {km:.0f} km apart, {gap / 60:.1f} min between "
+                    f"(≈{min(speed, 99999):.0f} km/h)",
                     f"{gap / 60:.1f} 分钟内先后在 {u.admdvs} 与 {new.admdvs} 使用, 相距 {km:.0f} 公里",
                     {
                         "from": u.admdvs,

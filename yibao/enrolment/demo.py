@@ -54,7 +54,8 @@ def demo_enrolment(engine: Engine, year: int = 2025, echo: Callable[[str], None]
     en.enrol(engine, r, INSUTYPE_RESIDENT, dt.date(year - 1, 1, 1), reason="synthetic demo")
     c = en.pay_resident_year(engine, r, year, dt.date(year - 1, 12, 1))
     say(
-        f"enrolment (SYNTHETIC): resident {r} paid {year}: {fmt_yuan(c.individual_part)} yuan + subsidy {fmt_yuan(c.subsidy)}"
+        f"enrolment (SYNTHETIC): resident {r} paid {year}: {fmt_yuan(c.individual_part)} yuan + subsidy "
+        f"{fmt_yuan(c.subsidy)}"
     )
     en.stop(engine, b, INSUTYPE_EMPLOYEE, dt.date(year, 2, 28), reason="left employer (synthetic)")
     with db.session_scope(engine) as s:

@@ -113,7 +113,8 @@ def settle_month(
     claims = [one(eng, psn_no, _month(month))] if psn_no else settle_month_all(eng, _month(month))
     for c in claims:
         console.print(
-            f"recipient {c.recipient_id} {c.month:%Y-%m} {c.grade}/{c.setting}: fund {fmt_yuan(c.fund_fen)}, person {fmt_yuan(c.person_fen)}"
+            f"recipient {c.recipient_id} {c.month:%Y-%m} {c.grade}/{c.setting}: fund {fmt_yuan(c.fund_fen)}, person "
+            f"{fmt_yuan(c.person_fen)}"
         )
     console.print(f"{len(claims)} claim(s) settled")
 

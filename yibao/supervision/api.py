@@ -265,7 +265,9 @@ def list_cases(
 
 @router.get("/cases/{case_id}")
 def get_case(case_id: int, request: Request) -> dict:
-    """The case, its history (全过程记录: who, when, what, before → after), the benchmark's ranges and the actions open to the caller."""
+    """The case, its history (全过程记录: who, when, what, before →
+    after), the benchmark's ranges and the actions open to the caller.
+    """
     from yibao.supervision.cases import CaseService, case_dict, event_dict
 
     actor = _case_actor(request)
@@ -318,8 +320,10 @@ def step_params(svc, case_id: int, action: str, b: StepIn) -> dict:
 
 @router.post("/cases/{case_id}/{action}")
 def case_step(case_id: int, action: str, body: StepIn, request: Request) -> dict:
-    """One workflow step (file, investigate, note, submit_review, review_pass, return, decide, recover, collect_fine, publish,
-    appeal, uphold, revoke, close, …): 400 with the allowed steps named when out of order or outside the benchmark, 403 when
+    """One workflow step (file, investigate, note, submit_review,
+    review_pass, return, decide, recover, collect_fine, publish,
+    appeal, uphold, revoke, close, …): 400 with the allowed steps named when out of order or outside the benchmark, 403
+    when
     not the caller's role; every step is recorded."""
     from yibao.supervision.cases import CaseService, case_dict
 

@@ -168,7 +168,8 @@ def _coding_hits(
     con.register("coding_flagged", pd.DataFrame({"mdtrt_id": f["mdtrt_id"].astype(str)}))
     try:
         amt = con.execute(
-            "SELECT mdtrt_id, sum(det_item_fee_sumamt)::BIGINT AS fen FROM fee_detail WHERE mdtrt_id IN (SELECT mdtrt_id FROM coding_flagged) GROUP BY 1"
+            "SELECT mdtrt_id, sum(det_item_fee_sumamt)::BIGINT AS fen FROM fee_detail WHERE mdtrt_id IN (SELECT "
+            "mdtrt_id FROM coding_flagged) GROUP BY 1"
         ).df()
     finally:
         con.unregister("coding_flagged")

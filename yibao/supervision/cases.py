@@ -151,7 +151,8 @@ class Workflow:
             allowed = self.allowed(state)
             raise CaseError(
                 f"cannot {action} a case in state {state!r}; allowed: {allowed or 'none (final state)'}",
-                f"案件处于「{self.states.get(state, state)}」状态，不能执行 {action}；可执行: {allowed or '无(终结状态)'}",
+                f"案件处于「{self.states.get(state, state)}」状态，不能执行 {action}；可执行: "
+                f"{allowed or '无(终结状态)'}",
                 field="action",
             )
         return st
@@ -437,7 +438,8 @@ class CaseService:
             st = self.wf.step(c.state, action)
             if isinstance(actor, Actor) and not self._may(actor, st, c):
                 raise CaseForbidden(
-                    f"user {who!r} (role {actor.role!r}) may not {action} case {case_id}; roles allowed: {list(st.roles)}"
+                    f"user {who!r} (role {actor.role!r}) may not {action} case {case_id}; roles allowed: "
+                    f"{list(st.roles)}"
                     + (" (institution staff: their own institution's case only)" if st.own_case_only else ""),
                     f"用户 {who}（角色 {actor.role}）无权对案件 {case_id} 执行 {action}",
                     field="role",
@@ -481,7 +483,9 @@ class CaseService:
     def note(
         self, case_id: int, *, actor: str | Actor, note: str, violation: str | None = None, loss_fen: Any = None
     ) -> Case:
-        """An evidence note of the investigation (调查取证记录); it may state the violation found and the fund's loss."""
+        """An evidence note of the investigation (调查取证记录);
+        it may state the violation found and the fund's loss.
+        """
         if not note:
             raise CaseError("an evidence note needs its text (note)", "调查记录内容为空", field="note")
         if violation is not None and violation not in self.bm.violations:
@@ -519,7 +523,9 @@ class CaseService:
         return self.bm.penalty(facts)
 
     def ranges(self, c: Case) -> list[tuple[str, Penalty]]:
-        """The benchmark's fine range per band for the case's violation and loss (empty while no violation is stated)."""
+        """The benchmark's fine range per band for the case's
+        violation and loss (empty while no violation is stated).
+        """
         if not c.violation:
             return []
         return [(b, self.bm.penalty(Facts(c.violation, c.loss_fen, b))) for b in BANDS]  # type: ignore[arg-type]
@@ -587,7 +593,8 @@ class CaseService:
         pen = self.bm.penalty(facts)
         if not pen.fine_min_fen <= fine_fen <= pen.fine_max_fen:
             raise CaseError(
-                f"fine {fine_fen} fen is outside the benchmark range {pen.fine_min_fen}..{pen.fine_max_fen} fen ({pen.basis}, band {pen.band})",
+                f"fine {fine_fen} fen is outside the benchmark range {pen.fine_min_fen}..{pen.fine_max_fen} fen "
+                f"({pen.basis}, band {pen.band})",
                 f"罚款 {fine_fen} 分不在裁量基准范围 {pen.fine_min_fen}..{pen.fine_max_fen} 分内",
                 field="fine_fen",
             )
@@ -636,7 +643,8 @@ class CaseService:
         pen = self.bm.penalty(facts)
         if pen.procedure != "summary":
             raise CaseError(
-                f"the summary procedure is not allowed: the fine may reach {pen.fine_max_fen} fen (or a sanction is sought); use the general procedure",
+                f"the summary procedure is not allowed: the fine may reach {pen.fine_max_fen} fen (or a sanction is "
+                f"sought); use the general procedure",
                 "不符合简易程序条件，应适用普通程序",
                 field="procedure",
             )
@@ -731,7 +739,9 @@ class CaseService:
         return self._step(case_id, "publish", actor, note, {})
 
     def appeal(self, case_id: int, appeal_kind: str, *, actor: str | Actor, note: str = "") -> Case:
-        """An appeal lodged against the decision (行政复议 / 行政诉讼); execution goes on meanwhile (行政处罚法 第七十三条)."""
+        """An appeal lodged against the decision (行政复议 / 行政诉讼);
+        execution goes on meanwhile (行政处罚法 第七十三条).
+        """
         if appeal_kind not in self.wf.appeal_kinds:
             raise CaseError(
                 f"appeal kind must be one of {sorted(self.wf.appeal_kinds)}, got {appeal_kind!r}",

@@ -75,7 +75,8 @@ def scan(
         console.print(f"{en}\n{zh}", style="yellow", markup=False, soft_wrap=True)
     if res.purchase.usable and res.purchase.synthetic:
         console.print(
-            "purchase table: SYNTHETIC 合成进货数据 (written by yibao synth from the generated data, not procurement records)"
+            "purchase table: SYNTHETIC 合成进货数据 (written by yibao synth from the generated data, not procurement "
+            "records)"
         )
     target = (out or data) / "hits.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -265,11 +266,13 @@ def _show_case(svc, c) -> None:
     rng = svc.ranges(c)
     if rng:
         console.print(
-            f"discretion benchmark 自由裁量基准: {c.violation}, loss {c.loss_fen} fen ({fmt_yuan(c.loss_fen)}), {rng[0][1].basis}"
+            f"discretion benchmark 自由裁量基准: {c.violation}, loss {c.loss_fen} fen ({fmt_yuan(c.loss_fen)}), "
+            f"{rng[0][1].basis}"
         )
         for band, p in rng:
             console.print(
-                f"  {band}: fine {p.fine_min_fen}..{p.fine_max_fen} fen ({fmt_yuan(p.fine_min_fen)}..{fmt_yuan(p.fine_max_fen)}), "
+                f"  {band}: fine {p.fine_min_fen}..{p.fine_max_fen} fen "
+                f"({fmt_yuan(p.fine_min_fen)}..{fmt_yuan(p.fine_max_fen)}), "
                 f"{p.procedure} procedure, legal review 法制审核 {'required' if p.legal_review else 'not required'}",
                 soft_wrap=True,
             )
@@ -323,7 +326,9 @@ def case_open(
 
 @case_app.command("show")
 def case_show(case_id: int = typer.Argument(...), db: str | None = DB_OPT) -> None:
-    """The case, the benchmark's ranges for its violation, its history (who, when, what, before → after) and the next actions."""
+    """The case, the benchmark's ranges for its violation, its history
+    (who, when, what, before → after) and the next actions.
+    """
     from yibao.supervision.cases import CaseService
 
     try:
@@ -402,7 +407,9 @@ def case_step(
     ),
     db: str | None = DB_OPT,
 ) -> None:
-    """Take one step of the workflow; refused (nothing changed) when out of order, not the user's role or outside the benchmark."""
+    """Take one step of the workflow; refused (nothing changed) when
+    out of order, not the user's role or outside the benchmark.
+    """
     from yibao.supervision.cases import CaseService
 
     try:

@@ -104,7 +104,9 @@ class CodingParams(_M):
 
 
 def load_coding_params(path: str | Path | None = None) -> CodingParams:
-    """The detector's parameters (default ``yibao/data/supervision/coding.yaml``), validated; a bad file is one named error."""
+    """The detector's parameters (default ``yibao/data/supervision/coding.yaml``),
+    validated; a bad file is one named error.
+    """
     return load_model(
         Path(path) if path else PATH,
         CodingParams,
@@ -216,8 +218,13 @@ def sex_mismatches(stays: pd.DataFrame, sex_dx: SexDx) -> pd.DataFrame:
     )
 
 
-def detect(stays: pd.DataFrame, items: pd.DataFrame, params: CodingParams | None = None, evidence: Evidence | None = None,
-           sex_dx: SexDx | None = None) -> pd.DataFrame:  # fmt: skip
+def detect(
+    stays: pd.DataFrame,
+    items: pd.DataFrame,
+    params: CodingParams | None = None,
+    evidence: Evidence | None = None,
+    sex_dx: SexDx | None = None,
+) -> pd.DataFrame:
     """Every coding-quality flag: a long frame ``mdtrt_id, flag, detail, previous, gap_s, codes, evidence_items``
     sorted by flag and case.  ``stays`` needs :data:`STAY_COLUMNS` (``dr_code`` optional), ``items`` the
     billed ``mdtrt_id, med_list_codg``."""
@@ -229,21 +236,52 @@ def detect(stays: pd.DataFrame, items: pd.DataFrame, params: CodingParams | None
     sx = sex_mismatches(stays, sex_dx)
     parts = []
     if len(sp):
-        parts.append(pd.DataFrame({
-            "mdtrt_id": sp["mdtrt_id"], "flag": "split_admission", "detail": "readmitted after " + sp["previous"],
-            "previous": sp["previous"], "gap_s": sp["gap_s"].astype(object), "codes": None, "evidence_items": None,
-        }))  # fmt: skip
+        parts.append(
+            pd.DataFrame(
+                {
+                    "mdtrt_id": sp["mdtrt_id"],
+                    "flag": "split_admission",
+                    "detail": "readmitted after " + sp["previous"],
+                    "previous": sp["previous"],
+                    "gap_s": sp["gap_s"].astype(object),
+                    "codes": None,
+                    "evidence_items": None,
+                }
+            )
+        )
     if len(up):
-        parts.append(pd.DataFrame({
-            "mdtrt_id": up["mdtrt_id"], "flag": "upcoding", "detail": up["codes"] + " coded without its treatment billed",
-            "previous": None, "gap_s": None, "codes": up["codes"], "evidence_items": up["evidence_items"],
-        }))  # fmt: skip
+        parts.append(
+            pd.DataFrame(
+                {
+                    "mdtrt_id": up["mdtrt_id"],
+                    "flag": "upcoding",
+                    "detail": up["codes"] + " coded without its treatment billed",
+                    "previous": None,
+                    "gap_s": None,
+                    "codes": up["codes"],
+                    "evidence_items": up["evidence_items"],
+                }
+            )
+        )
     if len(sx):
-        parts.append(pd.DataFrame({
-            "mdtrt_id": sx["mdtrt_id"], "flag": "sex_mismatch",
-            "detail": sx["codes"] + " does not fit sex " + sx["gend"] + " (" + np.where(sx["gend"] == "1", "male", "female") + ")",
-            "previous": None, "gap_s": None, "codes": sx["codes"], "evidence_items": None,
-        }))  # fmt: skip
+        parts.append(
+            pd.DataFrame(
+                {
+                    "mdtrt_id": sx["mdtrt_id"],
+                    "flag": "sex_mismatch",
+                    "detail": sx["codes"]
+                    + " does not fit sex "
+                    + sx["gend"]
+                    + " ("
+                    + np.where(sx["gend"] == "1", "male", "female")
+                    + ")",
+                    "previous": None,
+                    "gap_s": None,
+                    "codes": sx["codes"],
+                    "evidence_items": None,
+                }
+            )
+        )
     if not parts:
         return _empty(FLAG_COLUMNS)
     return pd.concat(parts, ignore_index=True).sort_values(["flag", "mdtrt_id"], ignore_index=True)[list(FLAG_COLUMNS)]
@@ -252,7 +290,8 @@ def detect(stays: pd.DataFrame, items: pd.DataFrame, params: CodingParams | None
 def read_inputs(
     con: duckdb.DuckDBPyConnection, params: CodingParams, evidence: Evidence, sex_dx: SexDx | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The detector's inputs from a DuckDB connection with the contract views ``encounter``, ``fee_detail`` and ``person``:
+    """The detector's inputs from a DuckDB connection with the
+    contract views ``encounter``, ``fee_detail`` and ``person``:
     the stays of the patterns' med_types plus every encounter with a sex-specific principal diagnosis (the only
     other ones :func:`detect` can flag), and the billed evidence items."""
     sex_dx = default_sex_dx() if sex_dx is None else sex_dx
@@ -315,7 +354,8 @@ def check_rulebook_params(rule_params: dict, params: CodingParams) -> None:
     got = {k: rule_params.get(k) for k in want}
     if got != want:
         raise PolicyError(
-            f"rules.yaml SV-SPLIT-01 params {got} differ from coding.yaml split_admission {want}: the in-care and batch checks would disagree",
+            f"rules.yaml SV-SPLIT-01 params {got} differ from coding.yaml split_admission {want}: the in-care and "
+            f"batch checks would disagree",
             "rules.yaml 中 SV-SPLIT-01 的参数与 coding.yaml 不一致(事中与事后检查将不一致)",
             field="SV-SPLIT-01.params",
         )

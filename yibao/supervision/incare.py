@@ -106,7 +106,9 @@ _Hit = tuple[str, str, str, str, dict, "int | None"]
 
 
 def _scope(ctx: _Context, ln: Any, item: Any, seen: dict) -> list[_Hit]:
-    """限定支付范围: the FIRST broken restriction of a line (sex, age, level, indication, med_type), as the SQL orders them."""
+    """限定支付范围: the FIRST broken restriction of a line (sex,
+    age, level, indication, med_type), as the SQL orders them.
+    """
     if item is None:
         return []
     claim, person, sn, code = ctx.claim, ctx.claim.person, ln.feedetl_sn, ln.med_list_codg
@@ -244,7 +246,9 @@ def _quantity(ctx: _Context, ln: Any, item: Any, seen: dict) -> list[_Hit]:
 
 
 def _unconfirmed_long_rx(ctx: _Context) -> list[_Hit]:
-    """长期处方未确认: a line over ``confirm_over_days`` without the patient's confirmation (not at excluded med types)."""
+    """长期处方未确认: a line over ``confirm_over_days`` without
+    the patient's confirmation (not at excluded med types).
+    """
     p, claim = ctx.params("SV-LRX-02"), ctx.claim
     days = p["confirm_over_days"]
     over = [ln.prd_days for ln in claim.lines if ln.prd_days > days]

@@ -57,8 +57,18 @@ def review_region(data_dir: str | Path, book: RuleBook | None = None) -> Review:
     synthetic = _is_synthetic(d)
     res = scan(d, book)  # reads a purchase table, never makes one
     an = run_analytics(d, res.hits, book)
-    rv = Review(d, res.hits, an, res.seconds, res.lines, res.encounters, synthetic, book=book, skipped=res.skipped,
-                purchase_synthetic=res.purchase.synthetic)  # fmt: skip
+    rv = Review(
+        d,
+        res.hits,
+        an,
+        res.seconds,
+        res.lines,
+        res.encounters,
+        synthetic,
+        book=book,
+        skipped=res.skipped,
+        purchase_synthetic=res.purchase.synthetic,
+    )
     if parquet_io.table_path(d, "ground_truth") is not None:
         manifest.check(d, ["ground_truth"])
         truth = read_truth(d)
@@ -127,19 +137,23 @@ def section_html(rv: Review, top: int = 30) -> str:
     parts = []
     if rv.synthetic:
         parts.append(
-            "<p><strong>SYNTHETIC DATA 合成数据</strong>: injected fraud patterns with ground truth; the scores measure the rules, not a real region.</p>"
+            "<p><strong>SYNTHETIC DATA 合成数据</strong>: injected fraud patterns with ground truth; the scores "
+            "measure the rules, not a real region.</p>"
         )
     total = int(rv.hits.amount.clip(lower=0).sum())
     parts.append(
-        f"<p>事后 review of {rv.lines:,} fee lines in {rv.encounters:,} encounters: {len(rv.hits):,} rule hits, ¥{fmt_yuan(total)} at stake, "
-        f"{len(rv.analytics['queue']):,} items in the ranked work queue, {rv.analytics['rings']['ring'].nunique() if len(rv.analytics['rings']) else 0} rings. "
+        f"<p>事后 review of {rv.lines:,} fee lines in {rv.encounters:,} encounters: {len(rv.hits):,} rule hits, "
+        f"¥{fmt_yuan(total)} at stake, "
+        f"{len(rv.analytics['queue']):,} items in the ranked work queue, "
+        f"{rv.analytics['rings']['ring'].nunique() if len(rv.analytics['rings']) else 0} rings. "
         f"Scan {sum(v for k, v in rv.seconds.items()):.1f} s.</p>"
     )
     for en, zh in rv.skipped.values():
         parts.append(f"<p><strong>{html.escape(en)}</strong><br>{html.escape(zh)}</p>")
     if rv.purchase_synthetic:
         parts.append(
-            "<p><strong>SYNTHETIC purchases 合成进货数据</strong>: the stock rule compares the bills with purchases yibao synth generated, not procurement records.</p>"
+            "<p><strong>SYNTHETIC purchases 合成进货数据</strong>: the stock rule compares the bills with purchases "
+            "yibao synth generated, not procurement records.</p>"
         )
     parts.append(
         "<h3>Rules 规则</h3>" + _table(rule_summary(rv), money=("fen_at_stake",)).replace("fen_at_stake", "¥ at stake")

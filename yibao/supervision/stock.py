@@ -88,22 +88,29 @@ def purchase_status(data_dir: str | Path) -> PurchaseStatus:
     if not files:
         return PurchaseStatus(
             False,
-            why_en=f"no purchase table (purchase.parquet) in {d}: import the institutions' purchase records, or generate the region with `yibao synth` (purchases are never built from the labels)",
-            why_zh=f"{d} 中没有进货数据 purchase.parquet：请导入机构进货记录，或用 yibao synth 生成（不会由标注生成进货数据）",
-        )  # fmt: skip
+            why_en=f"no purchase table (purchase.parquet) in {d}: import the institutions' purchase records, or "
+            f"generate the region with `yibao synth` (purchases are never built from the labels)",
+            why_zh=f"{d} 中没有进货数据 purchase.parquet：请导入机构进货记录，或用 yibao synth "
+            f"生成（不会由标注生成进货数据）",
+        )
     doc = manifest.load(d)
     entry = (doc or {}).get("tables", {}).get("purchase") or {}
     if "ground_truth" in (entry.get("inputs") or {}):
         return PurchaseStatus(
             False,
-            why_en=f"{d}: purchase.parquet was derived from the ground-truth labels by an older yibao, so it cannot feed a score; re-run `yibao synth --out {d}` (it writes purchases from the generated data)",
+            why_en=f"{d}: purchase.parquet was derived from the ground-truth labels by an older yibao, so it cannot "
+            f"feed a score; re-run `yibao synth --out {d}` (it writes purchases from the generated data)",
             why_zh=f"{d}: purchase.parquet 由旧版 yibao 根据标注生成，不能用于评分；请重新运行 yibao synth",
-        )  # fmt: skip
+        )
     schema = pq.read_schema(files[0])
     missing = [c for c in PURCHASE_COLUMNS if c not in schema.names]
     if missing:
-        raise PurchaseError(f"{files[0]}: the purchase table lacks column(s) {', '.join(missing)} (needs {', '.join(PURCHASE_COLUMNS)})",
-                            f"{files[0]}: 进货数据缺少列 {', '.join(missing)}", field="purchase")  # fmt: skip
+        raise PurchaseError(
+            f"{files[0]}: the purchase table lacks column(s) {', '.join(missing)} (needs "
+            f"{', '.join(PURCHASE_COLUMNS)})",
+            f"{files[0]}: 进货数据缺少列 {', '.join(missing)}",
+            field="purchase",
+        )
     meta = schema.metadata or {}
     synthetic = meta.get(b"yibao.synthetic") == b"true"
     if not synthetic and "synthetic" in schema.names:
@@ -119,7 +126,8 @@ def purchase_status(data_dir: str | Path) -> PurchaseStatus:
 
 
 def import_purchases(data_dir: str | Path, source: str | Path) -> int:
-    """Import a real purchase table (CSV or Parquet, columns of :data:`PURCHASE`) as ``DIR/purchase.parquet``; returns its rows.
+    """Import a real purchase table (CSV or Parquet, columns of
+    :data:`PURCHASE`) as ``DIR/purchase.parquet``; returns its rows.
 
     Validated first (columns, whole non-negative quantities, codes present, one row per institution, item
     and year); a bad file raises :class:`PurchaseError` and changes nothing.  ``synthetic`` defaults to
@@ -175,7 +183,8 @@ def import_purchases(data_dir: str | Path, source: str | Path) -> int:
     if dup.any():
         i = int(dup.to_numpy().argmax())
         raise PurchaseError(
-            f"{src}: row {i + 1}: a second row for {df.fixmedins_code.iloc[i]} / {df.med_list_codg.iloc[i]} / {df.policy_year.iloc[i]}",
+            f"{src}: row {i + 1}: a second row for {df.fixmedins_code.iloc[i]} / {df.med_list_codg.iloc[i]} / "
+            f"{df.policy_year.iloc[i]}",
             f"{src}: 第 {i + 1} 行重复",
             field="purchase",
         )

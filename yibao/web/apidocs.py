@@ -60,7 +60,9 @@ def asset_bytes(name: str) -> bytes:
 
 
 def mount_docs(app: FastAPI, title: str) -> None:
-    """Add ``/docs``, ``/docs/oauth2-redirect``, ``/redoc`` and ``/docs/assets/{name}`` to ``app`` (none in the schema)."""
+    """Add ``/docs``, ``/docs/oauth2-redirect``, ``/redoc`` and
+    ``/docs/assets/{name}`` to ``app`` (none in the schema).
+    """
     openapi_url = app.openapi_url or "/openapi.json"
     cache: dict[str, bytes] = {}
 

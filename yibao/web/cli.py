@@ -129,7 +129,9 @@ def ecode_events(limit: int = typer.Option(30, "--limit"), db: str | None = DB) 
 
 @app.command("ecode-rotate-key")
 def ecode_rotate_key(db: str | None = DB) -> None:
-    """Sign new e-codes with a fresh key (other server processes pick it up when they restart; old keys keep verifying)."""
+    """Sign new e-codes with a fresh key (other server processes
+    pick it up when they restart; old keys keep verifying).
+    """
     from yibao.ecode.service import EcodeService
 
     console.print(f"new signing key {EcodeService(_engine(db)).rotate_key()}")

@@ -277,7 +277,9 @@ class Console:
 
 
 def _local(target: str) -> str:
-    """Only a path inside the console may be a redirect target (no open redirect: not ``//host``, not ``/console.evil``)."""
+    """Only a path inside the console may be a redirect target
+    (no open redirect: not ``//host``, not ``/console.evil``).
+    """
     if target == "/console" or (
         target.startswith("/console/") and not target.startswith("/console//") and "\\" not in target
     ):

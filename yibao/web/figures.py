@@ -222,7 +222,8 @@ def settlement_detail(engine: Engine, setl_id: str) -> dict[str, Any] | None:
             bonus = f"; retirees +{_pct(src.retiree_ratio_bonus)}" if src.retiree_ratio_bonus else ""
             bonus_zh = f"; 退休人员加 {_pct(src.retiree_ratio_bonus)}" if src.retiree_ratio_bonus else ""
             rules["hifp_pay"] = (
-                f"{cat_name} 起付线 {_yuan(ded)} ({cat.deductible_mode}), {LEVEL_NAMES.get(level, ('', ''))[0]}机构统筹支付比例 {_pct(ratio)}{bonus_zh}"
+                f"{cat_name} 起付线 {_yuan(ded)} ({cat.deductible_mode}), "
+                f"{LEVEL_NAMES.get(level, ('', ''))[0]}机构统筹支付比例 {_pct(ratio)}{bonus_zh}"
                 + (f", 年度最高支付限额 {_yuan(int(cap))}" if cap else ""),
                 f"{cat_name}: deductible {_yuan(ded)} ({cat.deductible_mode}), pooled-fund ratio {_pct(ratio)} at "
                 f"{LEVEL_NAMES.get(level, ('', 'level ?'))[1]}{bonus}"

@@ -332,8 +332,8 @@ def payment_view(engine: Engine, p: Principal, lang: str, data_dir: Path | None 
         " · 合成数据" if v.synthetic else ""
     )
     v.note_en = (
-        f"DIP annual point value ¥{y.point_value} per point · catalog {r.catalog.version} · DRG scheme {r.scheme.name} (sample)"
-        + (" · SYNTHETIC" if v.synthetic else "")
+        f"DIP annual point value ¥{y.point_value} per point · catalog {r.catalog.version} · DRG scheme "
+        f"{r.scheme.name} (sample)" + (" · SYNTHETIC" if v.synthetic else "")
     )
     inst = institution_table(r)
     scope = p.institution_scope()

@@ -1,4 +1,6 @@
-"""The fund pages (基金运行): monthly fund spend by scheme, by payment layer and by institution level; Excel and JSON."""
+"""The fund pages (基金运行): monthly fund spend by scheme,
+by payment layer and by institution level; Excel and JSON.
+"""
 
 from __future__ import annotations
 

@@ -70,7 +70,9 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
     @r.get("/encounter/{mdtrt_id}")
     @guarded
     def encounter(request: Request, mdtrt_id: str) -> Response:
-        """An encounter (就诊, from the supervision work queue) opens its latest settlement, within the caller's scope."""
+        """An encounter (就诊, from the supervision work queue)
+        opens its latest settlement, within the caller's scope.
+        """
         p = c.need(request, "settlement")
         scope, own = settle_scope(p)
         S = records.Settlement
