@@ -19,7 +19,7 @@ import unicodedata
 from pathlib import Path
 
 STRING_LINE = re.compile(
-    r"""^(?P<ind>\s*)(?P<kw>\w+=)?(?P<pre>[rRfFbBuU]{0,2})(?P<q>["'])(?P<body>.*)(?P=q)(?P<tail>[\s,)+\]}]*)$"""
+    r"""^(?P<ind>\s*)(?P<kw>\w+=|return |\+ |"\w+": )?(?P<pre>[rRfFbBuU]{0,2})(?P<q>["'])(?P<body>.*)(?P=q)(?P<tail>[\s,)+\]}]*)$"""
 )
 DOC_LINE = re.compile(r'^(?P<ind>\s*)(?P<pre>[rRuU]?)"""(?P<body>.*)"""\s*$')
 
@@ -69,6 +69,8 @@ def _split_point(body: str, limit: int, fstring: bool) -> int | None:
             depth -= 1
         elif ch == " " and depth == 0 and i > 10 and body[i - 1] != "\\":
             best = i + 1
+        elif ch == "n" and depth == 0 and i > 10 and body[i - 1] == "\\" and body[i - 2] != "\\":
+            best = i + 1  # after a \n escape
     return best
 
 
@@ -81,7 +83,9 @@ def _wrap_string(line: str, width: int) -> list[str] | None:
         return None
     out = []
     fstring = "f" in pre.lower()
-    lead = kw
+    lead = "" if kw == "return " else kw
+    if kw == "return ":
+        ind += "    "
     while width_of(f"{ind}{lead}{pre}{body}{tail}") + 2 > width:
         cut = _split_point(body, width - len(ind) - len(lead) - len(pre) - 3, fstring)
         if cut is None:
@@ -91,6 +95,9 @@ def _wrap_string(line: str, width: int) -> list[str] | None:
     if not out:
         return None
     out.append(f"{ind}{pre}{q}{body}{q}{tail}")
+    if kw == "return ":
+        outer = ind[:-4]
+        return [f"{outer}return ("] + out + [f"{outer})"]
     return out
 
 
@@ -139,7 +146,7 @@ def _docstring_lines(src: str) -> set[int]:
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
             c = body[0].value
             if isinstance(c, ast.Constant) and isinstance(c.value, str) and c.end_lineno and c.end_lineno > c.lineno:
-                inside.update(range(c.lineno, c.end_lineno))  # not the closing line
+                inside.update(range(c.lineno, c.end_lineno + 1))
     return inside
 
 
@@ -183,7 +190,11 @@ def main() -> int:
         new = wrap_source(src, args.width)
         if new == src:
             continue
-        if _tree(new) != _tree(src):
+        try:
+            same = _tree(new) == _tree(src)
+        except SyntaxError:
+            same = False
+        if not same:
             refused.append(path)
             continue
         path.write_text(new)

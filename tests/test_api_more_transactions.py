@@ -61,7 +61,10 @@ def _balance(engine, psn_no):
         return conn.execute(select(records.Account.balc).where(records.Account.psn_no == psn_no)).scalar()
 
 
-def _admit(his, psn="E1", begin=None, dise="J18.9", items=(Item("A-DRUG", "1", "800.00"),)):
+ONE_DRUG = (Item("A-DRUG", "1", "800.00"),)
+
+
+def _admit(his, psn="E1", begin=None, dise="J18.9", items=ONE_DRUG):
     begin = begin or his.clock() - dt.timedelta(days=2)
     adm = his.call(
         "2401",

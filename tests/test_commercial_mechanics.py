@@ -87,5 +87,5 @@ def test_scalar_equals_batch(rows):
     arr = np.array(rows, dtype=np.int64).reshape(-1, 5)
     batch = insurer_payment_np(P, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4])
     assert batch.tolist() == scalar
-    for person, acc in accs.items():
+    for acc in accs.values():
         assert acc.paid <= P.ceiling

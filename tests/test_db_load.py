@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from yibao.api.models import MessageLog
 from yibao.codes import registry
@@ -389,13 +390,13 @@ def test_load_is_one_transaction_per_chunk(db_engine) -> None:
     ydb.load_tables(db_engine, [("person", tables["person"])])
     bad = tables["person"].slice(0, 1)  # duplicate key
     fresh = _t("person", [dict(psn_no="P9", civil_servant=False, contribution_base=0, acct_balc=0, synthetic=True)])
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         ydb.load_tables(db_engine, [("person", fresh), ("person", pa.concat_tables([fresh.slice(0, 0), bad]))])
     assert ydb.read_table(db_engine, "person").column("psn_no").to_pylist() == ["P1", "P2", "P3", "P9"]
 
 
 def test_foreign_keys_enforced(db_engine) -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         ydb.load_tables(db_engine, [("encounter", sample_tables()["encounter"])])
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from yibao.api.models import MessageLog
 from yibao.codes import registry
@@ -103,7 +104,7 @@ def test_settlement_json_columns_round_trip(db_engine) -> None:
         assert st.accum_delta == rows and st.rule_trace == {"steps": ["起付线", 1]}
         assert st.refd_setl_flag is False
         s.add(MessageLog(msgid="H1-1", infno="2207", received_at=NOW, request={"input": {}}, response=None))
-    with pytest.raises(Exception):  # msgid is unique (idempotency)
+    with pytest.raises(IntegrityError):  # msgid is unique (idempotency)
         with ydb.session_scope(db_engine) as s:
             s.add(
                 records.Settlement(

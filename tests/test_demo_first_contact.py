@@ -40,7 +40,7 @@ def test_the_demo_prints_its_users_marked_demo_only(demo):
     out = demo["output"]
     assert "DEMO ONLY" in out and "仅供演示" in out
     assert set(demo["users"]) == {"demo-bureau", "demo-hospital", "demo-public"}
-    for name, (role, _scope, password) in demo["users"].items():
+    for name, (_role, _scope, password) in demo["users"].items():
         assert name in out and password in out  # printed once on the terminal …
         assert len(password) >= 12
     assert demo["cred"].startswith("DEMO ONLY")  # … and kept in a file only its owner can read

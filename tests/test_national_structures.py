@@ -247,7 +247,12 @@ def _inst():
 def test_practitioners_load_and_refusals(tmp_path):
     head = ",".join(C.PRACTITIONER.names)
     path = tmp_path / "prac.csv"
-    good = "D990101000001,合成医师,1,H99010100001,true\nN990101000001,合成护士,2,H99010100001,true\nY990102000001,合成药师,3,P99010200001,true\nHY990101000001,合成药学,3,H99010100001,true\n"
+    good = (
+        "D990101000001,合成医师,1,H99010100001,true\n"
+        "N990101000001,合成护士,2,H99010100001,true\n"
+        "Y990102000001,合成药师,3,P99010200001,true\n"
+        "HY990101000001,合成药学,3,H99010100001,true\n"
+    )
     path.write_text(head + "\n" + good, encoding="utf-8")
     t = load_practitioners(path, divisions=load_divisions(), institutions=_inst())
     assert t.schema.equals(C.PRACTITIONER) and t.num_rows == 4

@@ -83,8 +83,8 @@ HEAD = 'policy: t\nregion: "990900"\nlabel: t\nstatus: example\ninherits: nation
         ),
         (HEAD.replace('"990900"', '"99"'), "region", "6-digit"),
         (
-            HEAD
-            + "schemes:\n  resident:\n    layers:\n      - {name: x, field: hifmi_pay, base: selfpay, brackets: [{threshold: 10, rate: 0.5}], applies_to: [inpatient]}\n",
+            HEAD + "schemes:\n  resident:\n    layers:\n      - {name: x, field: hifmi_pay, base: selfpay, brackets: "
+            "[{threshold: 10, rate: 0.5}], applies_to: [inpatient]}\n",
             "schemes.resident.layers.0.brackets",
             "threshold 0",
         ),

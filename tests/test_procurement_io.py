@@ -14,7 +14,8 @@ from yibao.synth.procurement import generate_round
 def _write(tmp_path, **over):
     tables = {
         "catalog": "drug_id,generic_name,dosage_form,passed_consistency,competitors\nD1,氨氯地平片,oral_solid,4,6\n",
-        "specs": "spec_id,drug_id,content_mg,units_per_pack,max_price,representative\nS1,D1,5,7,7.00,true\nS2,D1,10,7,11.90,false\n",
+        "specs": "spec_id,drug_id,content_mg,units_per_pack,max_price,representative\nS1,D1,5,7,7.00,true\n"
+        "S2,D1,10,7,11.90,false\n",
         "firms": "firm_id,name,credit_grade\nA,甲药业,good\nB,乙药业,good\nC,丙药业,ordinary\n",
         "bids": "bid_id,drug_id,spec_id,firm_id,price\nb1,D1,S1,A,1.40\nb2,D1,S1,B,2.10\nb3,D1,S2,C,2.38\n",
         "demand": "institution_id,region,drug_id,spec_id,units\nH1,110000,D1,S1,1000\nH2,120000,D1,S2,500\n",

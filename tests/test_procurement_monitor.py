@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from yibao.core import db as ydb
@@ -135,7 +136,7 @@ def test_save_round_and_orders_in_one_transaction_each(db_engine, small_round):
     # a failing write rolls the whole round back (duplicate contract key)
     broken = res.contracts.copy()
     res.contracts = pd.concat([broken, broken.head(1)], ignore_index=True)
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         save_round(db_engine, inp, res)
     with ydb.session_scope(db_engine) as s:
         assert s.execute(select(func.count()).select_from(VbpRound)).scalar_one() == 1

@@ -87,7 +87,8 @@ def test_report_fits_a_1366_px_screen(page) -> None:
     # and nothing sticks out of the page's right edge (html{overflow-x:hidden} must not be what hides it)
     wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
         .filter(e => !e.closest('.tw, .sec table'))
-        .map(e => [e.tagName, e.id || e.className.baseVal || e.className || '', Math.round(e.getBoundingClientRect().right)])
+        .map(e => [e.tagName, e.id || e.className.baseVal || e.className || '',
+                   Math.round(e.getBoundingClientRect().right)])
         .filter(x => x[2] > 1366)""")
     assert wide == [], wide[:10]
     # tables are styled: a header background, cell padding, numbers to the right
@@ -103,7 +104,8 @@ def test_chart_legends_do_not_cover_bars(page) -> None:
         const r = e => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
         return [...document.querySelectorAll('div.ychart, svg:not(div.ychart svg)')].map(svg => ({
             legends: [...svg.querySelectorAll('[id^="legend-"]')].map(r),
-            bars: [...svg.querySelectorAll('[id^="bar-"]')].map(r).filter(b => b[2] - b[0] > 0.5 && b[3] - b[1] > 0.5)}))
+            bars: [...svg.querySelectorAll('[id^="bar-"]')].map(r)
+                  .filter(b => b[2] - b[0] > 0.5 && b[3] - b[1] > 0.5)}))
           .filter(c => c.legends.length);
     }""")
     assert len(boxes) >= 2, boxes  # the month chart and the level chart have legends

@@ -41,7 +41,10 @@ def test_fill_ok_then_refused_twice():
 )
 def test_refusals(kw, match):
     args = {"sig": SIG, "pharmacy": PH, "fill": FILL, "on": dt.date(2026, 3, 2)} | kw
-    call = lambda: check_fill(RX, args["sig"], args["pharmacy"], args["fill"], args["on"], set())
+
+    def call():
+        return check_fill(RX, args["sig"], args["pharmacy"], args["fill"], args["on"], set())
+
     if match is None:
         call()
     else:

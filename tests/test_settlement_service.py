@@ -123,12 +123,14 @@ def ledger_sum(engine, psn_no: str) -> int:
         ).scalar_one()
 
 
-def inpatient_e1(mdtrt_id="IP1", when=D(1, 20)):
+def inpatient_e1(mdtrt_id="IP1", when=None):
+    when = when or D(1, 20)
     lines = [line(1, "A-DRUG", 8000), line(2, "B-DRUG", 3000), line(3, "C-DRUG", 500), line(4, "CAP-DEV", 150)]
     return claim(mdtrt_id, facts("E1"), lines, med_type="21", hosp_lv=3, when=when, begin=when - dt.timedelta(days=8))
 
 
-def mulaid_r1(mdtrt_id="PH1", when=D(2, 10), payer="E1", relation="child"):
+def mulaid_r1(mdtrt_id="PH1", when=None, payer="E1", relation="child"):
+    when = when or D(2, 10)
     return claim(
         mdtrt_id,
         facts("R1"),
@@ -446,7 +448,7 @@ def test_one_msgid_from_two_threads_settles_once(svc, db_engine):
         barrier = threading.Barrier(2)
         out: list = [None, None]
 
-        def run(k: int) -> None:
+        def run(k: int, barrier=barrier, out=out, pair=pair, msgid=msgid) -> None:
             barrier.wait()
             try:
                 out[k] = svc.settle(pair[k], msgid=msgid)

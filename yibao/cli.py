@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import os
 import time
 from pathlib import Path
@@ -79,7 +80,10 @@ def explain(exc: BaseException, argv: list[str]) -> str | None:
             f"give {_DB_KINDS} / 不支持该数据库（仅支持 SQLite 与 PostgreSQL）"
         )
     if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg":
-        return "the PostgreSQL driver psycopg is not installed: pip install 'psycopg[binary]' (or reinstall yibao) / 未安装 PostgreSQL 驱动"
+        return (
+            "the PostgreSQL driver psycopg is not installed: pip install 'psycopg[binary]' (or reinstall yibao) / "
+            "未安装 PostgreSQL 驱动"
+        )
     if isinstance(exc, sa_exc.OperationalError):
         orig = str(getattr(exc, "orig", None) or exc).strip()
         first = _one_line(orig.splitlines()[0]) if orig else type(exc).__name__
@@ -89,7 +93,10 @@ def explain(exc: BaseException, argv: list[str]) -> str | None:
                 f"to it? "
                 "/ 无法打开 SQLite 数据库"
             )
-        return f"cannot use the database {_shown(url)} ({first}): is the server running and the URL right? / 无法连接数据库"
+        return (
+            f"cannot use the database {_shown(url)} ({first}): is the server running and the URL right? / "
+            f"无法连接数据库"
+        )
     if isinstance(exc, sa_exc.IntegrityError):
         orig = str(getattr(exc, "orig", None) or exc).strip()
         first = _one_line(orig.splitlines()[0]) if orig else type(exc).__name__
@@ -130,48 +137,6 @@ data_app = typer.Typer(
     help="Data directories (数据目录): the manifest of a `yibao synth --out` directory.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
-from yibao.procurement.cli import app as procurement_app  # noqa: E402
-
-app.add_typer(procurement_app, name="procurement")
-from yibao.api.cli import app as api_app  # noqa: E402
-from yibao.api.cli import inst_app
-from yibao.api.cli import serve as _serve
-
-app.add_typer(api_app, name="api")
-app.command("serve")(_serve)
-app.add_typer(inst_app, name="inst")
-from yibao.crossregion.cli import app as filing_app  # noqa: E402
-
-app.add_typer(filing_app, name="filing")
-from yibao.supervision.cli import app as supervision_app  # noqa: E402
-
-app.add_typer(supervision_app, name="supervision")
-from yibao.payment.cli import app as payment_app  # noqa: E402
-
-app.add_typer(payment_app, name="payment")
-from yibao.payment.drgcli import app as drg_app  # noqa: E402
-
-app.add_typer(drg_app, name="drg")
-from yibao.web.cli import app as console_app  # noqa: E402
-
-app.add_typer(console_app, name="console")
-from yibao.pooling.cli import app as pooling_app  # noqa: E402
-
-app.add_typer(pooling_app, name="pooling")
-from yibao.enrolment.cli import accounts_app
-from yibao.enrolment.cli import app as enrol_app  # noqa: E402
-
-app.add_typer(enrol_app, name="enrol")
-app.add_typer(accounts_app, name="accounts")
-from yibao.ltc.cli import app as ltc_app  # noqa: E402
-
-app.add_typer(ltc_app, name="ltc")
-from yibao.commercial.cli import app as commercial_app  # noqa: E402
-
-app.add_typer(commercial_app, name="commercial")
-from yibao.maternity.cli import app as maternity_app  # noqa: E402
-
-app.add_typer(maternity_app, name="maternity")
 console = Console()
 
 
@@ -526,3 +491,31 @@ def db_load(
 
 if __name__ == "__main__":
     app()
+
+
+# The subsystems' command groups (one line each): (command name, module, Typer attribute).
+SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("procurement", "yibao.procurement.cli", "app"),
+    ("api", "yibao.api.cli", "app"),
+    ("inst", "yibao.api.cli", "inst_app"),
+    ("filing", "yibao.crossregion.cli", "app"),
+    ("supervision", "yibao.supervision.cli", "app"),
+    ("payment", "yibao.payment.cli", "app"),
+    ("drg", "yibao.payment.drgcli", "app"),
+    ("console", "yibao.web.cli", "app"),
+    ("pooling", "yibao.pooling.cli", "app"),
+    ("enrol", "yibao.enrolment.cli", "app"),
+    ("accounts", "yibao.enrolment.cli", "accounts_app"),
+    ("ltc", "yibao.ltc.cli", "app"),
+    ("commercial", "yibao.commercial.cli", "app"),
+    ("maternity", "yibao.maternity.cli", "app"),
+)
+
+
+def _register_subcommands() -> None:
+    for name, module, attr in SUBCOMMANDS:
+        app.add_typer(getattr(importlib.import_module(module), attr), name=name)
+    app.command("serve")(importlib.import_module("yibao.api.cli").serve)
+
+
+_register_subcommands()

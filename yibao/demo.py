@@ -29,7 +29,9 @@ from sqlalchemy import Engine, text
 
 __all__ = ["DEMO_PUBLIC_PSN_NO", "DemoUser", "pick_demo_people", "save_demo_round", "seed_console", "write_credentials"]
 
-DEMO_PUBLIC_PSN_NO = "990000000002"  # the example person README.md names: an employee with a relative on record and settlements in the default demo (100,000 people, seed 42)
+# The example person README.md names: an employee with a relative on record and settlements in the default demo
+# (100,000 people, seed 42).
+DEMO_PUBLIC_PSN_NO = "990000000002"
 DEMO_ROUND_RULES = "national-batch-10"
 DEMO_ROUND_DRUGS = 8
 DEMO_ROUND_INSTITUTIONS = 500

@@ -1735,6 +1735,7 @@ TRANSACTIONS: dict[str, Transaction] = {
     )
 }
 
-from yibao.api import more_transactions as _more
+# At the end: more_transactions imports this module (issue 16).
+from yibao.api import more_transactions as _more  # noqa: E402
 
-_more.register(TRANSACTIONS)  # noqa: E402,E702,I001 - issue 16
+_more.register(TRANSACTIONS)

@@ -306,12 +306,12 @@ def h_9002(iface, ctx, d: M.In9002) -> Any:
 
 def h_1201(iface, ctx, d: M.In1201) -> Any:
     q, cfg = d.medinsinfo, _cfg()
-    I = registry.Institution
-    stmt = select(I).order_by(I.fixmedins_code).limit(cfg.max_rows)
+    Inst = registry.Institution
+    stmt = select(Inst).order_by(Inst.fixmedins_code).limit(cfg.max_rows)
     if q.fixmedins_code:
-        stmt = stmt.where(I.fixmedins_code == q.fixmedins_code)
+        stmt = stmt.where(Inst.fixmedins_code == q.fixmedins_code)
     if q.fixmedins_name:
-        stmt = stmt.where(I.fixmedins_name.contains(q.fixmedins_name, autoescape=True))
+        stmt = stmt.where(Inst.fixmedins_name.contains(q.fixmedins_name, autoescape=True))
     if q.fixmedins_type:
         kinds = [k for k, c in cfg.fixmedins_types.items() if c == q.fixmedins_type]
         if not kinds:
@@ -320,7 +320,7 @@ def h_1201(iface, ctx, d: M.In1201) -> Any:
                 f"定点医疗服务机构类型 {q.fixmedins_type} 无效",
                 "medinsinfo.fixmedins_type",
             )
-        stmt = stmt.where(I.fixmedins_type.in_(kinds))
+        stmt = stmt.where(Inst.fixmedins_type.in_(kinds))
     with iface.read() as s:
         rows = [
             {
@@ -1888,47 +1888,76 @@ _GROUP_FIELDS = {
 }
 
 
-def h_4101(iface, ctx, d: M.In4101) -> Any:
-    """医疗保障基金结算清单: checked against the settlement, stored (a new upload replaces the list: version + 1),
-    and the case grouped with the payment subsystem's CHS-DRG grouper."""
+def _setl_list_codes(d: M.In4101) -> tuple[str, list[str], list[str]]:
+    """The list's main diagnosis, its other diagnoses (in order, no repeats) and procedures, each code checked."""
     from yibao.codes.national import check_diagnosis, check_procedure
     from yibao.core.errors import CodeTableError
 
+    try:
+        dx = [(check_diagnosis(x.diag_code, f"diseinfo.{i}.diag_code"), x) for i, x in enumerate(d.diseinfo)]
+        ops = [check_procedure(o.oprn_oprt_code, f"oprninfo.{i}.oprn_oprt_code") for i, o in enumerate(d.oprninfo)]
+    except CodeTableError as exc:
+        raise _rej(exc.message_en, exc.message_zh, exc.field or "diseinfo") from None
+    mains = [c for c, x in dx if x.maindiag_flag == "1"]
+    if len(mains) > 1:
+        raise _rej("more than one main diagnosis (maindiag_flag 1)", "主诊断只能有一个", "diseinfo.maindiag_flag")
+    main = mains[0] if mains else dx[0][0]
+    others = list(dict.fromkeys(c for c, _x in dx if c != main))
+    return main, others, list(dict.fromkeys(ops))
+
+
+def _setl_list_settlement(s, info, fixmedins_code: str) -> records.Settlement:
+    """The live settlement the list belongs to, at the sending institution and of the named encounter."""
+    st = s.get(records.Settlement, info.setl_id)
+    if st is None or st.fixmedins_code != fixmedins_code:
+        raise _rej(
+            f"unknown settlement {info.setl_id!r} at this institution",
+            f"本机构无此结算记录: {info.setl_id}",
+            "setlinfo.setl_id",
+        )
+    if st.mdtrt_id != info.mdtrt_id:
+        raise _rej(
+            f"settlement {info.setl_id} is not of encounter {info.mdtrt_id}",
+            f"结算 {info.setl_id} 不属于就诊 {info.mdtrt_id}",
+            "setlinfo.mdtrt_id",
+        )
+    if st.refd_setl_flag:
+        raise _rej(f"settlement {info.setl_id} is cancelled", f"结算 {info.setl_id} 已撤销", "setlinfo.setl_id")
+    return st
+
+
+def _setl_list_drg(case: dict[str, Any]) -> dict[str, Any]:
+    """Group an inpatient list with the CHS-DRG grouper; a refusal names the list's field it came from."""
+    try:
+        g = _grouper().group(**case, explain=True)
+    except YibaoError as exc:
+        raise _rej(exc.message_en, exc.message_zh, exc.field or "diseinfo") from None
+    status = str(g.status)
+    if status.startswith("refused:"):
+        why = status.removeprefix("refused:").strip()
+        fld = _GROUP_FIELDS.get(why.split(":", 1)[0].strip(), "diseinfo")
+        raise _rej(f"the DRG grouper refused the case: {why}", f"DRG分组器拒绝该病例: {why}", fld)
+    path = list(getattr(g, "path", None) or [])
+    drg = {"scheme": DRG_SCHEME, "mdc": g.mdc or "", "adrg": g.adrg or "", "drg": g.drg or "", "status": status}
+    drg["path"] = path
+    if getattr(g, "severity", None) is not None:  # the national grouper also gives these
+        drg["severity"] = str(g.severity)
+        rw_e4 = getattr(g, "rw_e4", None)
+        drg["rw"] = (Decimal(int(rw_e4)) / 10000).quantize(Decimal("0.0001")) if rw_e4 is not None else None
+    return drg
+
+
+def h_4101(iface, ctx, d: M.In4101) -> Any:
+    """医疗保障基金结算清单: checked against the settlement, stored (a new upload replaces the list: version + 1),
+    and the case grouped with the payment subsystem's CHS-DRG grouper."""
     info, env = d.setlinfo, ctx.env
     if info.fixmedins_code and info.fixmedins_code != env.fixmedins_code:
         raise _rej(
             "fixmedins_code differs from the envelope's", "定点医药机构编号与报文不符", "setlinfo.fixmedins_code"
         )
-    try:
-        dx = [(i, check_diagnosis(x.diag_code, f"diseinfo.{i}.diag_code"), x) for i, x in enumerate(d.diseinfo)]
-        ops = [check_procedure(o.oprn_oprt_code, f"oprninfo.{i}.oprn_oprt_code") for i, o in enumerate(d.oprninfo)]
-    except CodeTableError as exc:
-        raise _rej(exc.message_en, exc.message_zh, exc.field or "diseinfo") from None
-    mains = [c for _i, c, x in dx if x.maindiag_flag == "1"]
-    if len(mains) > 1:
-        raise _rej("more than one main diagnosis (maindiag_flag 1)", "主诊断只能有一个", "diseinfo.maindiag_flag")
-    main = mains[0] if mains else dx[0][1]
-    others = []
-    for _i, c, _x in dx:
-        if c != main and c not in others:
-            others.append(c)
-    oprns = list(dict.fromkeys(ops))
+    main, others, oprns = _setl_list_codes(d)
     with iface.read() as s:
-        st = s.get(records.Settlement, info.setl_id)
-        if st is None or st.fixmedins_code != env.fixmedins_code:
-            raise _rej(
-                f"unknown settlement {info.setl_id!r} at this institution",
-                f"本机构无此结算记录: {info.setl_id}",
-                "setlinfo.setl_id",
-            )
-        if st.mdtrt_id != info.mdtrt_id:
-            raise _rej(
-                f"settlement {info.setl_id} is not of encounter {info.mdtrt_id}",
-                f"结算 {info.setl_id} 不属于就诊 {info.mdtrt_id}",
-                "setlinfo.mdtrt_id",
-            )
-        if st.refd_setl_flag:
-            raise _rej(f"settlement {info.setl_id} is cancelled", f"结算 {info.setl_id} 已撤销", "setlinfo.setl_id")
+        st = _setl_list_settlement(s, info, env.fixmedins_code)
         enc = s.get(records.Encounter, st.mdtrt_id)
         p = s.get(registry.Person, st.psn_no)
         for k, mine in (("gend", p.gend or ""), ("brdy", p.brdy)):
@@ -1961,37 +1990,21 @@ def h_4101(iface, ctx, d: M.In4101) -> Any:
         .med_types.get(st.med_type or "")
     )
     if setting == "inpatient":
-        try:
-            g = _grouper().group(
-                case_id=info.setl_id,
-                gend=p.gend or "",
-                age=age,
-                nwb_age=nwb_age,
-                nwb_bir_wt=info.nwb_bir_wt,
-                ipt_days=int(days),
-                main_diag=main,
-                other_diags=others,
-                oprns=oprns,
-                explain=True,
-            )
-        except YibaoError as exc:
-            raise _rej(exc.message_en, exc.message_zh, exc.field or "diseinfo") from None
-        status = str(g.status)
-        if status.startswith("refused:"):
-            why = status.removeprefix("refused:").strip()
-            fld = _GROUP_FIELDS.get(why.split(":", 1)[0].strip(), "diseinfo")
-            raise _rej(f"the DRG grouper refused the case: {why}", f"DRG分组器拒绝该病例: {why}", fld)
-        grp = (g.mdc or "", g.adrg or "", g.drg or "", status, list(getattr(g, "path", None) or []))
-    else:  # 门诊慢特病 lists are stored, not grouped
-        grp = ("", "", "", f"not grouped: med_type {st.med_type} is not inpatient", [])
-    drg = {"scheme": DRG_SCHEME, "mdc": grp[0], "adrg": grp[1], "drg": grp[2], "status": grp[3], "path": grp[4]}
-    if setting == "inpatient" and getattr(g, "severity", None) is not None:  # the national grouper also gives these
-        drg["severity"] = str(g.severity)
-        drg["rw"] = (
-            (Decimal(int(g.rw_e4)) / 10000).quantize(Decimal("0.0001"))
-            if getattr(g, "rw_e4", None) is not None
-            else None
+        case = dict(
+            case_id=info.setl_id,
+            gend=p.gend or "",
+            age=age,
+            nwb_age=nwb_age,
+            nwb_bir_wt=info.nwb_bir_wt,
+            ipt_days=int(days),
+            main_diag=main,
+            other_diags=others,
+            oprns=oprns,
         )
+        drg = _setl_list_drg(case)
+    else:  # 门诊慢特病 lists are stored, not grouped
+        status = f"not grouped: med_type {st.med_type} is not inpatient"
+        drg = {"scheme": DRG_SCHEME, "mdc": "", "adrg": "", "drg": "", "status": status, "path": []}
     payload = d.model_dump(mode="json")
     with iface.tx() as s:
         live = s.scalar(
@@ -2011,10 +2024,10 @@ def h_4101(iface, ctx, d: M.In4101) -> Any:
         row.main_diag, row.other_diags, row.oprns, row.ipt_days = main, others, oprns, int(days)
         row.scheme, row.mdc, row.adrg, row.drg, row.group_status = (
             DRG_SCHEME,
-            grp[0] or None,
-            grp[1] or None,
-            grp[2] or None,
-            grp[3],
+            drg["mdc"] or None,
+            drg["adrg"] or None,
+            drg["drg"] or None,
+            drg["status"],
         )
         row.payload, row.version, row.infno, row.msgid, row.uploaded_at = (
             payload,

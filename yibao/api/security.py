@@ -216,7 +216,7 @@ def hash_secret(secret: str, *, n: int = _N, r: int = _R, p: int = _P) -> str:
 
 
 # the same scrypt cost for an unknown institution as for a known one (no timing oracle)
-_DUMMY_HASH = "scrypt$%d$%d$%d$%s$%s" % (_N, _R, _P, "00" * 16, "00" * 32)
+_DUMMY_HASH = f"scrypt${_N}${_R}${_P}${'00' * 16}${'00' * 32}"
 
 
 def check_secret(secret: str, stored: str) -> bool:

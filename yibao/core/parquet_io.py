@@ -61,7 +61,8 @@ def table_path(data_dir: Path, name: str) -> Path | None:
 
 def dataset_files(path: Path) -> list[Path]:
     """The files of a table at ``path``: the file itself, or, as pyarrow's dataset discovery reads a directory,
-    every ``*.parquet`` under it, sorted, skipping names that start with ``.`` or ``_`` (``_tmp/``, ``.part-0.parquet``)."""
+    every ``*.parquet`` under it, sorted, skipping names that start with ``.`` or ``_`` (``_tmp/``,
+    ``.part-0.parquet``)."""
     path = Path(path)
     if not path.is_dir():
         return [path]

@@ -36,7 +36,8 @@ WITH enc AS (
 ), line AS (
   SELECT f.mdtrt_id, sum(f.det_item_fee_sumamt) AS fen,
          sum(f.det_item_fee_sumamt) FILTER (WHERE x.med_list_codg IS NOT NULL) AS exam_fen,
-         sum(f.det_item_fee_sumamt) FILTER (WHERE m.lmt_gend <> '' OR m.lmt_age_min >= 0 OR m.lmt_age_max >= 0 OR m.lmt_hosp_lv_min > 0
+         sum(f.det_item_fee_sumamt) FILTER (WHERE m.lmt_gend <> '' OR m.lmt_age_min >= 0 OR m.lmt_age_max >= 0
+                                               OR m.lmt_hosp_lv_min > 0
                                                OR m.lmt_indication <> '' OR m.lmt_med_types <> '') AS restricted_fen,
          bool_and(h.med_list_codg IS NOT NULL) AS stay_only
   FROM fee_detail f JOIN med_list m USING (med_list_codg)
@@ -44,8 +45,10 @@ WITH enc AS (
   LEFT JOIN k_hotel_items h ON h.med_list_codg = f.med_list_codg
   GROUP BY 1
 ), c AS (
-  SELECT enc.*, line.fen, coalesce(line.exam_fen, 0) AS exam_fen, coalesce(line.restricted_fen, 0) AS restricted_fen, line.stay_only,
-         round(avg(line.fen) OVER (PARTITION BY enc.med_type, enc.dx3) * 1000)::BIGINT AS expected_mfen  -- 0.001 fen, exact sums below
+  SELECT enc.*, line.fen, coalesce(line.exam_fen, 0) AS exam_fen, coalesce(line.restricted_fen, 0) AS restricted_fen,
+         line.stay_only,
+         -- 0.001 fen, exact sums below
+         round(avg(line.fen) OVER (PARTITION BY enc.med_type, enc.dx3) * 1000)::BIGINT AS expected_mfen
   FROM enc JOIN line USING (mdtrt_id)
 ), subj AS (
   SELECT {key} AS subject, any_value(hosp_lv) AS hosp_lv, med_type, count(*) AS cases,
@@ -108,7 +111,8 @@ def find_rings(con: duckdb.DuckDBPyConnection, book: RuleBook | None = None) -> 
     rp = book.analytics.ring
     edges = con.execute(
         """
-        WITH v AS (SELECT DISTINCT psn_no, dr_code, fixmedins_code, CAST(begntime AS DATE) AS d FROM encounter WHERE dr_code <> '')
+        WITH v AS (SELECT DISTINCT psn_no, dr_code, fixmedins_code, CAST(begntime AS DATE) AS d
+                   FROM encounter WHERE dr_code <> '')
         SELECT a.psn_no AS a, b.psn_no AS b, a.dr_code, any_value(a.fixmedins_code) AS fixmedins_code, count(*) AS days
         FROM v a JOIN v b ON a.dr_code = b.dr_code AND a.d = b.d AND a.psn_no < b.psn_no
         GROUP BY 1, 2, 3 HAVING count(*) >= $k

@@ -192,10 +192,17 @@ def _coding_hits(
             for c, e in zip(f["codes"], f["evidence_items"], strict=True)
         ]
     m = f["mdtrt_id"].astype(str).to_numpy()
-    return pd.DataFrame({
-        "entity_id": m, "mdtrt_id": m, "psn_no": who["psn_no"].reindex(m).to_numpy(), "fixmedins_code": who["fixmedins_code"].reindex(m).to_numpy(),
-        "dr_code": who["dr_code"].reindex(m).fillna("").to_numpy(), "amount": np.array([int(fen.get(x, 0) or 0) for x in m], dtype=np.int64), "evidence": ev,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "entity_id": m,
+            "mdtrt_id": m,
+            "psn_no": who["psn_no"].reindex(m).to_numpy(),
+            "fixmedins_code": who["fixmedins_code"].reindex(m).to_numpy(),
+            "dr_code": who["dr_code"].reindex(m).fillna("").to_numpy(),
+            "amount": np.array([int(fen.get(x, 0) or 0) for x in m], dtype=np.int64),
+            "evidence": ev,
+        }
+    )
 
 
 def scan(

@@ -299,14 +299,16 @@ def read_inputs(
     cols = ", ".join(f"e.{c}" for c in STAY_COLUMNS if c != "gend")
     stays = con.execute(
         f"""SELECT {cols}, coalesce(p.gend, '') AS gend FROM encounter e LEFT JOIN person p USING (psn_no)
-            WHERE e.med_type IN (SELECT unnest($m::VARCHAR[])) OR len(list_filter($px::VARCHAR[], lambda x: starts_with(e.dise_codg, x))) > 0
+            WHERE e.med_type IN (SELECT unnest($m::VARCHAR[]))
+               OR len(list_filter($px::VARCHAR[], lambda x: starts_with(e.dise_codg, x))) > 0
             ORDER BY e.mdtrt_id""",
         {"m": med, "px": sorted({px for px, _ in sex_dx}) or [""]},
     ).df()
     codes = sorted({x for groups in evidence.values() for g in groups for x in g})
     items = con.execute(
         """SELECT DISTINCT f.mdtrt_id, f.med_list_codg FROM fee_detail f JOIN encounter e USING (mdtrt_id)
-           WHERE e.med_type IN (SELECT unnest($m::VARCHAR[])) AND e.other_dise_codg <> '' AND f.med_list_codg IN (SELECT unnest($c::VARCHAR[]))""",
+           WHERE e.med_type IN (SELECT unnest($m::VARCHAR[])) AND e.other_dise_codg <> ''
+             AND f.med_list_codg IN (SELECT unnest($c::VARCHAR[]))""",
         {"m": med, "c": codes or [""]},
     ).df()
     return stays, items

@@ -23,7 +23,7 @@ from yibao.settlement import records
 from yibao.settlement.fundyear import FUND_FIELDS, default_year
 
 S = records.Settlement
-I = registry.Institution
+Inst = registry.Institution
 
 SHARE_FIELDS = tuple(FUND_FIELDS)  # hifp_pay … psn_cash_pay
 SUM_FIELDS = (
@@ -96,17 +96,17 @@ def fund_figures(engine: Engine, *, year: int | None = None, scope: str | None =
             select(
                 m,
                 S.insutype,
-                I.hosp_lv,
+                Inst.hosp_lv,
                 func.count().label("claims"),
                 *[func.coalesce(func.sum(getattr(S, f)), 0).label(f) for f in SUM_FIELDS],
             )
             .select_from(S)
-            .outerjoin(I, I.fixmedins_code == S.fixmedins_code)
+            .outerjoin(Inst, Inst.fixmedins_code == S.fixmedins_code)
             .where(S.policy_year == year, S.refd_setl_flag.is_(False))
         )
         if scope is not None:
             q = q.where(S.fixmedins_code == scope)
-        q = q.group_by(m, S.insutype, I.hosp_lv)
+        q = q.group_by(m, S.insutype, Inst.hosp_lv)
         rows = [dict(r._mapping) for r in c.execute(q)]
         for r in rows:  # PostgreSQL's sum(bigint) is numeric (Decimal): back to integer fen
             for k in ("claims", *SUM_FIELDS):
@@ -192,7 +192,7 @@ def settlement_detail(engine: Engine, setl_id: str) -> dict[str, Any] | None:
         if row is None:
             return None
         p = s.get(registry.Person, row.psn_no)
-        inst = s.get(I, row.fixmedins_code) if row.fixmedins_code else None
+        inst = s.get(Inst, row.fixmedins_code) if row.fixmedins_code else None
         enc = s.get(records.Encounter, row.mdtrt_id)
         s.expunge_all()
     region = p.insuplc_admdvs if p is not None and p.insuplc_admdvs else "990100"
@@ -282,5 +282,5 @@ def institutions(engine: Engine) -> dict[str, tuple[str, int | None]]:
     with engine.connect() as c:
         return {
             code: (name or code, lv)
-            for code, name, lv in c.execute(select(I.fixmedins_code, I.fixmedins_name, I.hosp_lv))
+            for code, name, lv in c.execute(select(Inst.fixmedins_code, Inst.fixmedins_name, Inst.hosp_lv))
         }

@@ -115,7 +115,8 @@ def landing_page() -> HTMLResponse:
 <ul class="landing" id="landing-links">
 {items}
 </ul>
-<p class="muted">HIS 接入: <code>POST /fsi/api/rsfComIfsService/callService</code> (先 9001 签到 · sign in with 9001 first)</p>
+<p class="muted">HIS 接入: <code>POST /fsi/api/rsfComIfsService/callService</code>
+(先 9001 签到 · sign in with 9001 first)</p>
 </section>
 </main>
 </body>

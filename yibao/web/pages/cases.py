@@ -60,7 +60,7 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
         try:
             case = svc.get(case_id)
         except YibaoError:
-            raise _Deny(404, message_key="not_found")
+            raise _Deny(404, message_key="not_found") from None
         if not _case_visible(p, case):
             raise _Deny(403)
         return c.render(
