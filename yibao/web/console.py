@@ -14,11 +14,12 @@ import os
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.engine import Engine
 
@@ -34,6 +35,7 @@ from yibao.web.auth import (
     csrf_token,
     mask,
 )
+from yibao.web.deps import get_console, page
 from yibao.web.i18n import LANGS, translator
 from yibao.web.jobs import JobRunner
 
@@ -45,9 +47,14 @@ CSRF_HEADER = "x-csrf-token"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
-class _Deny(Exception):
+class Deny(Exception):
+    """A console request refused: 401 (sign in; a page redirects to the login form), 403 or 404."""
+
     def __init__(self, status: int, redirect: str | None = None, message_key: str = "forbidden"):
         self.status, self.redirect, self.message_key = status, redirect, message_key
+
+
+_Deny = Deny  # the name page modules written before the dependencies used
 
 
 def _fmt_yuan(fen: Any) -> str:
@@ -88,9 +95,9 @@ class Console:
     def need(self, request: Request, page: str | None = None, *, api: bool = False) -> Principal:
         p = self.who(request)
         if p is None:
-            raise _Deny(401, None if api else "/console/login?next=" + urllib.parse.quote(str(request.url.path)))
+            raise Deny(401, None if api else "/console/login?next=" + urllib.parse.quote(str(request.url.path)))
         if page is not None and not p.can(page):
-            raise _Deny(403)
+            raise Deny(403)
         return p
 
     def client_ip(self, request: Request) -> str:
@@ -115,12 +122,34 @@ class Console:
     def set_cookie(self, request: Request, resp: Response, name: str, value: str, **kw: Any) -> None:
         resp.set_cookie(name, value, httponly=True, samesite="lax", secure=self.secure_cookies(request), **kw)
 
-    def check_csrf(self, request: Request, form: dict[str, list[str]] | None = None, *, login: bool = False) -> None:
-        """Every console POST carries the token of the page it came from (form field or ``X-CSRF-Token``)."""
+    def check_csrf(
+        self, request: Request, presented: str | dict[str, list[str]] | None = None, *, login: bool = False
+    ) -> None:
+        """Every console POST carries the token of the page it came from: the form field's value (``presented``; a
+        ``parse_qs`` dict is read too) or, when None, the ``X-CSRF-Token`` header."""
         secret = request.cookies.get(PRE_COOKIE if login else COOKIE)
-        presented = (form.get(CSRF_FIELD) or [""])[0] if form is not None else request.headers.get(CSRF_HEADER, "")
+        if isinstance(presented, dict):
+            presented = (presented.get(CSRF_FIELD) or [""])[0]
+        if presented is None:
+            presented = request.headers.get(CSRF_HEADER, "")
         if not csrf_ok(secret, presented):
-            raise _Deny(403, message_key="csrf")
+            raise Deny(403, message_key="csrf")
+
+    def deny_response(self, request: Request, d: Deny) -> Response:
+        """The answer to a refusal: a redirect, a JSON error (``/console/api/…`` and 401) or an error page."""
+        if d.redirect:
+            return RedirectResponse(d.redirect, status_code=303)
+        if request.url.path.startswith("/console/api/") or d.status == 401:
+            return JSONResponse(
+                {
+                    "error": "login required" if d.status == 401 else "forbidden",
+                    "error_zh": "请先登录" if d.status == 401 else "无权访问",
+                },
+                status_code=d.status,
+            )
+        return self.render(
+            request, "error.html", self.who(request), status=d.status, code=d.status, message_key=d.message_key
+        )
 
     @staticmethod
     def lang(request: Request) -> str:
@@ -160,120 +189,91 @@ class Console:
     # --- routes -----------------------------------------------------------------------------
 
     def _routes(self) -> None:
-        r = self.router
-        c = self
-
-        def guarded(fn):
-            import functools
-            import inspect
-
-            @functools.wraps(fn)
-            async def wrapper(request: Request, *a, **kw):
-                try:
-                    if inspect.iscoroutinefunction(fn):
-                        return await fn(request, *a, **kw)
-                    return await run_in_threadpool(fn, request, *a, **kw)
-                except _Deny as d:
-                    if d.redirect:
-                        return RedirectResponse(d.redirect, status_code=303)
-                    if request.url.path.startswith("/console/api/") or d.status == 401:
-                        return JSONResponse(
-                            {
-                                "error": "login required" if d.status == 401 else "forbidden",
-                                "error_zh": "请先登录" if d.status == 401 else "无权访问",
-                            },
-                            status_code=d.status,
-                        )
-                    return c.render(
-                        request, "error.html", c.who(request), status=d.status, code=d.status, message_key=d.message_key
-                    )
-
-            return wrapper
-
-        @r.get("/static/{name}")
-        def static(name: str) -> Response:
-            if name == charts.PLOTLY_JS:  # plotly.js from the installed plotly package (charts.py): no CDN
-                return Response(
-                    charts.plotly_js(), media_type="application/javascript", headers={"Cache-Control": "max-age=86400"}
-                )
-            if name == charts.PLOTLY_CSS:  # its style rules as a sheet: the CSP blocks the <style> plotly.js would add
-                return Response(charts.plotly_css(), media_type="text/css", headers={"Cache-Control": "max-age=86400"})
-            f = STATIC_DIR / name
-            if "/" in name or ".." in name or not f.is_file():
-                return Response(status_code=404)
-            media = {"css": "text/css", "js": "application/javascript", "svg": "image/svg+xml"}.get(
-                f.suffix[1:], "application/octet-stream"
-            )
-            return Response(f.read_bytes(), media_type=media, headers={"Cache-Control": "max-age=3600"})
-
-        @r.get("/lang/{lang}")
-        def set_lang(request: Request, lang: str, next: str = "/console/") -> Response:
-            resp = RedirectResponse(_local(next), status_code=303)
-            resp.set_cookie(
-                LANG_COOKIE, lang if lang in LANGS else "zh", samesite="lax", secure=c.secure_cookies(request)
-            )
-            return resp
-
-        def login_page(request: Request, nxt: str, error: str = "", status: int = 200) -> Response:
-            import secrets
-
-            pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(32)
-            resp = c.render(
-                request, "login.html", None, status=status, next=_local(nxt), error=error, csrf=csrf_token(pre)
-            )
-            if request.cookies.get(PRE_COOKIE) != pre:
-                c.set_cookie(request, resp, PRE_COOKIE, pre, max_age=3600)
-            return resp
-
-        @r.get("/login")
-        def login_form(request: Request, next: str = "/console/", error: str = "") -> Response:
-            return login_page(request, next, error)
-
-        @r.post("/login")
-        async def login(request: Request) -> Response:
-            form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
-            user, pw = (form.get("username") or [""])[0], (form.get("password") or [""])[0]
-            nxt = (form.get("next") or ["/console/"])[0]
-            lang = c.lang(request)
-            if not csrf_ok(request.cookies.get(PRE_COOKIE), (form.get(CSRF_FIELD) or [""])[0]):
-                return login_page(request, nxt, translator(lang)("csrf"), status=403)
-            try:
-                token = await run_in_threadpool(c.auth.login, user, pw, ip=c.client_ip(request))
-            except AuthError as exc:
-                resp = login_page(
-                    request,
-                    nxt,
-                    exc.message_en if lang == "en" else exc.message_zh,
-                    status=429 if isinstance(exc, LoginThrottled) else 401,
-                )
-                if isinstance(exc, LoginThrottled):
-                    resp.headers["Retry-After"] = str(exc.retry_after)
-                return resp
-            resp = RedirectResponse(_local(nxt), status_code=303)
-            c.set_cookie(request, resp, COOKIE, token, max_age=c.auth.cfg.session.ttl_minutes * 60)
-            return resp
-
-        @r.post("/logout")
-        async def logout(request: Request) -> Response:
-            form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
-            if not csrf_ok(request.cookies.get(COOKIE), (form.get(CSRF_FIELD) or [""])[0]):
-                return c.render(request, "error.html", c.who(request), status=403, code=403, message_key="csrf")
-            await run_in_threadpool(c.auth.logout, request.cookies.get(COOKIE))
-            resp = RedirectResponse("/console/login", status_code=303)
-            resp.delete_cookie(COOKIE, secure=c.secure_cookies(request), httponly=True, samesite="lax")
-            return resp
-
-        @r.get("/")
-        @guarded
-        def home(request: Request) -> Response:
-            p = c.need(request)
-            return RedirectResponse(f"/console/{p.pages[0]}", status_code=303)
-
-        # --- page groups contributed by the subsystems (yibao/web/pages/) --------------------------
-
         from yibao.web import pages
 
-        pages.mount_all(c, r, guarded)
+        self.router.include_router(session_router)
+        pages.mount_all(self, self.router)
+
+
+ConsoleDep = Annotated[Console, Depends(get_console)]
+
+# Sign-in, language, the home redirect and plotly.js: the console's own routes (the pages are in yibao/web/pages/).
+session_router = APIRouter()
+
+
+@session_router.get(f"/static/{charts.PLOTLY_JS}")
+def plotly_js() -> Response:
+    """plotly.js from the installed plotly package (charts.py): no CDN."""
+    return Response(charts.plotly_js(), media_type="application/javascript", headers={"Cache-Control": "max-age=86400"})
+
+
+@session_router.get(f"/static/{charts.PLOTLY_CSS}")
+def plotly_css() -> Response:
+    """plotly's style rules as a sheet: the CSP blocks the <style> plotly.js would add."""
+    return Response(charts.plotly_css(), media_type="text/css", headers={"Cache-Control": "max-age=86400"})
+
+
+@session_router.get("/lang/{lang}")
+def set_lang(request: Request, c: ConsoleDep, lang: str, next: str = "/console/") -> Response:
+    resp = RedirectResponse(_local(next), status_code=303)
+    resp.set_cookie(LANG_COOKIE, lang if lang in LANGS else "zh", samesite="lax", secure=c.secure_cookies(request))
+    return resp
+
+
+def _login_page(c: Console, request: Request, nxt: str, error: str = "", status: int = 200) -> Response:
+    import secrets
+
+    pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(32)
+    resp = c.render(request, "login.html", None, status=status, next=_local(nxt), error=error, csrf=csrf_token(pre))
+    if request.cookies.get(PRE_COOKIE) != pre:
+        c.set_cookie(request, resp, PRE_COOKIE, pre, max_age=3600)
+    return resp
+
+
+@session_router.get("/login")
+def login_form(request: Request, c: ConsoleDep, next: str = "/console/", error: str = "") -> Response:
+    return _login_page(c, request, next, error)
+
+
+@session_router.post("/login")
+async def login(
+    request: Request,
+    c: ConsoleDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/console/",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    lang = c.lang(request)
+    if not csrf_ok(request.cookies.get(PRE_COOKIE), csrf_token):
+        return _login_page(c, request, next, translator(lang)("csrf"), status=403)
+    try:
+        token = await run_in_threadpool(c.auth.login, username, password, ip=c.client_ip(request))
+    except AuthError as exc:
+        throttled = isinstance(exc, LoginThrottled)
+        message = exc.message_en if lang == "en" else exc.message_zh
+        resp = _login_page(c, request, next, message, status=429 if throttled else 401)
+        if isinstance(exc, LoginThrottled):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
+    resp = RedirectResponse(_local(next), status_code=303)
+    c.set_cookie(request, resp, COOKIE, token, max_age=c.auth.cfg.session.ttl_minutes * 60)
+    return resp
+
+
+@session_router.post("/logout")
+async def logout(request: Request, c: ConsoleDep, csrf_token: Annotated[str, Form()] = "") -> Response:
+    if not csrf_ok(request.cookies.get(COOKIE), csrf_token):
+        return c.render(request, "error.html", c.who(request), status=403, code=403, message_key="csrf")
+    await run_in_threadpool(c.auth.logout, request.cookies.get(COOKIE))
+    resp = RedirectResponse("/console/login", status_code=303)
+    resp.delete_cookie(COOKIE, secure=c.secure_cookies(request), httponly=True, samesite="lax")
+    return resp
+
+
+@session_router.get("/")
+def home(p: Annotated[Principal, Depends(page())]) -> Response:
+    return RedirectResponse(f"/console/{p.pages[0]}", status_code=303)
 
 
 def _local(target: str) -> str:
@@ -293,5 +293,7 @@ def mount_console(app: FastAPI, iface_or_engine: Any, *, clock: Callable[[], dt.
     clock = clock or getattr(iface_or_engine, "clock", None)
     console = Console(engine, clock=clock)
     app.include_router(console.router)
+    app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
+    app.add_exception_handler(Deny, console.deny_response)  # type: ignore[arg-type]  # Starlette types it as Exception
     app.state.console = console
     return console

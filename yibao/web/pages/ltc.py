@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 from sqlalchemy import func, select
 
 from yibao.core.db import session_scope
+from yibao.web.auth import Principal
+from yibao.web.console import ConsoleDep
+from yibao.web.deps import page
 
 GRADE_ZH = {"none": "基本正常", "mild": "轻度失能", "moderate": "中度失能", "severe": "重度失能"}
 SETTING_ZH = {"institutional": "机构护理", "home_by_institution": "居家上门护理", "home_by_family": "居家家庭护理"}
@@ -48,9 +52,9 @@ def ltc_figures(engine: Any) -> dict[str, Any]:
     }
 
 
-def mount(console: Any, router: Any, guarded: Any) -> None:
-    @router.get("/ltc")
-    @guarded
-    def ltc_page(request: Request):
-        p = console.need(request, "ltc")
-        return console.render(request, "ltc.html", p, f=ltc_figures(console.engine))
+router = APIRouter()
+
+
+@router.get("/ltc")
+def ltc_page(request: Request, c: ConsoleDep, p: Annotated[Principal, Depends(page("ltc"))]) -> Response:
+    return c.render(request, "ltc.html", p, f=ltc_figures(c.engine))

@@ -2,43 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from yibao.web import excel
+from yibao.web import excel, modules
+from yibao.web.auth import Principal
+from yibao.web.console import ConsoleDep
+from yibao.web.deps import page
+
+router = APIRouter()
 
 
-def mount(c: Any, r: Any, guarded: Any) -> None:
-    """Add these pages to the console ``c``'s router ``r`` (``guarded`` turns a refusal into a page or redirect)."""
+def _page(name: str):
+    allowed = Depends(page(name))  # a default, not an annotation: annotations are strings evaluated at module level
 
-    from yibao.web import modules
+    def module_page(request: Request, c: ConsoleDep, p: Principal = allowed) -> Response:
+        view = modules.view(name, c.engine, p, c.lang(request), c.data_dir)
+        return c.render(request, "module.html", p, name=name, view=view)
 
-    for name in ("procurement", "payment", "supervision"):
+    def module_xlsx(request: Request, c: ConsoleDep, p: Principal = allowed) -> Response:
+        view = modules.view(name, c.engine, p, c.lang(request), c.data_dir)
+        if view is None or not view.tables:
+            return JSONResponse({"error": "no data", "error_zh": "暂无数据"}, status_code=404)
+        data = excel.workbook_bytes(
+            [(t.title, t.headers, t.rows) for t in view.tables],
+            note=excel.SYNTHETIC_NOTE if view.synthetic else "",
+        )
+        return Response(
+            data, media_type=excel.XLSX, headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'}
+        )
 
-        def make(name: str):
-            @guarded
-            def page(request: Request) -> Response:
-                p = c.need(request, name)
-                view = modules.view(name, c.engine, p, c.lang(request), c.data_dir)
-                return c.render(request, "module.html", p, name=name, view=view)
+    router.add_api_route(f"/{name}", module_page, methods=["GET"], name=f"{name}_page")
+    router.add_api_route(f"/{name}.xlsx", module_xlsx, methods=["GET"], name=f"{name}_xlsx")
 
-            @guarded
-            def xlsx(request: Request) -> Response:
-                p = c.need(request, name)
-                view = modules.view(name, c.engine, p, c.lang(request), c.data_dir)
-                if view is None or not view.tables:
-                    return JSONResponse({"error": "no data", "error_zh": "暂无数据"}, status_code=404)
-                data = excel.workbook_bytes(
-                    [(t.title, t.headers, t.rows) for t in view.tables],
-                    note=excel.SYNTHETIC_NOTE if view.synthetic else "",
-                )
-                return Response(
-                    data, media_type=excel.XLSX, headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'}
-                )
 
-            r.add_api_route(f"/{name}", page, methods=["GET"])
-            r.add_api_route(f"/{name}.xlsx", xlsx, methods=["GET"])
-
-        make(name)
+for _name in ("procurement", "payment", "supervision"):
+    _page(_name)
