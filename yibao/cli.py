@@ -7,6 +7,7 @@ import importlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import typer
@@ -112,7 +113,7 @@ def explain(exc: BaseException, argv: list[str]) -> str | None:
 class YibaoGroup(TyperGroup):
     """The top-level command group: an error the user can fix is one line on stderr and exit code 2, not a traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]  # typer re-exports its own click Context
         argv = [*getattr(ctx, "_protected_args", []), *ctx.args]
         try:
             return super().invoke(ctx)
@@ -192,10 +193,11 @@ def settle(
     chosen = require_policy(book, policy) if policy else policy_for_data(book, data)
     if engine not in ("duckdb", "spark"):
         _fail(f"--engine must be duckdb or spark, not {engine!r} / 引擎只能是 duckdb 或 spark")
+    run_year: Any = settle_year
     if engine == "spark":
-        from yibao.spark.settlement import settle_year_spark as settle_year
+        from yibao.spark.settlement import settle_year_spark as run_year
     with console.status(f"settling ({engine}) …"):
-        res = settle_year(data, policy=chosen, book=book, out_dir=out)
+        res = run_year(data, policy=chosen, book=book, out_dir=out)
     n = res.batch.settlements.num_rows
     console.print(
         f"settled {n:,} of {res.claims:,} claims in {res.seconds:.2f} s ({res.claims / max(res.seconds, 1e-9):,.0f} "

@@ -45,7 +45,7 @@ async def read_bounded(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     body = b"".join(chunks)
-    request._body = body  # type: ignore[attr-defined] # later readers (FastAPI) get it from here
+    request._body = body  # later readers (FastAPI) get it from here
     return body
 
 
@@ -93,7 +93,7 @@ class ExactJSONRoute(APIRoute):
                     return _rest_refusal(iface.refuse(body, "请求体不是合法的JSON", str(exc), "body"))
                 except BadValue as b:
                     return _rest_refusal(iface.refuse(body, b.zh, b.en, b.field))
-                request._json = raw  # type: ignore[attr-defined]
+                request._json = raw
             try:
                 return await original(request)
             except RequestValidationError as exc:
@@ -105,7 +105,7 @@ class ExactJSONRoute(APIRoute):
 def _rest_endpoint(iface: Interface, spec: Transaction) -> Callable:
     async def endpoint(
         request: Request,
-        body: spec.model,  # type: ignore[valid-type]
+        body: spec.model,  # type: ignore[name-defined]  # the transaction's model, chosen at run time
         x_fixmedins_code: str = Header(..., description="定点医药机构编号 fixmedins_code"),
         x_sign_no: str = Header("", description="签到编号 sign_no (from POST /api/v1/sign-in)"),
         x_msgid: str = Header("", description="报文ID msgid: repeat it to retry safely (idempotency key)"),

@@ -141,7 +141,7 @@ class Ctx:
     digest: str
     received: dt.datetime
     request_obj: Any
-    iface: Interface
+    iface: Any  # the Interface, or a proxy of it carrying the in-care warnings (more_transactions._Warned)
     keys: InstitutionKeys | None = None
     outcome: Outcome | None = field(default=None)
 
@@ -746,7 +746,7 @@ class Interface:
         cert_type: str = "",
     ) -> tuple[dict, list[dict]]:
         """``setlinfo`` and ``setldetail`` of a stored settlement (``sign=-1``: the cancellation)."""
-        p = s.get(registry.Person, row.psn_no)
+        p = db.must_get(s, registry.Person, row.psn_no)
         info = self._baseinfo(p, row.setl_time.astimezone(db.SHANGHAI).date())
         info.pop("psn_cert_type")
         amounts = {
@@ -825,7 +825,7 @@ class Interface:
         try:
             snap = self.book.policy(p.insuplc_admdvs or "").snapshot(row.setl_time.astimezone(db.SHANGHAI).date())
             scheme = snap.scheme_for(row.insutype or "")
-            cat = scheme.categories[row.benefit_category]
+            cat = scheme.categories[row.benefit_category or ""]
         except (YibaoError, KeyError, TypeError, AttributeError):
             return out
         used = ledger.read_accumulators(s, row.psn_no, int(row.policy_year))
@@ -852,7 +852,7 @@ class Interface:
             bool(p.civil_servant),
         )
         for layer in scheme.layers:
-            if layer_applies(layer, row.benefit_category, facts) and out.get(layer.field) is None:
+            if layer_applies(layer, row.benefit_category or "", facts) and out.get(layer.field) is None:
                 out[layer.field] = left(layer.cap, (f"layer_pay:{layer.name}", ""))
         status = snap.assistance.statuses.get(p.assistance) if p.assistance else None
         if status is not None:
@@ -1207,10 +1207,12 @@ class Interface:
         """
         p = s.get(registry.Person, v.psn_no)
         inst = s.get(registry.Institution, v.fixmedins_code)
+        if p is None or inst is None or p.brdy is None:
+            return None
         try:
             snap = self.book.policy(p.insuplc_admdvs or "").snapshot(enc.begntime.astimezone(db.SHANGHAI).date())
             diags = (enc.dise_codg or "", *[x for x in (enc.other_dise_codg or "").split(";") if x])
-            cat = snap.scheme_for(p.insutype).categories[classify_category(snap, enc.med_type or "", diags)]
+            cat = snap.scheme_for(p.insutype or "").categories[classify_category(snap, enc.med_type or "", diags)]
             facts = PersonFacts(
                 p.psn_no,
                 p.insutype or "",
@@ -1355,7 +1357,7 @@ class Interface:
                 info, detail = self._pre_info(s, r, snap.claim, self._pre_row(r, snap.claim), q.mdtrt_cert_type)
                 ctx.commit(s, {"setlinfo": info, "setldetail": detail})
                 return
-            row = s.get(records.Settlement, r.setl_id)
+            row = db.must_get(s, records.Settlement, r.setl_id)
             info, detail = self.setlinfo(s, row, medins_setl_id=env.msgid, cert_type=q.mdtrt_cert_type)
             ctx.commit(s, {"setlinfo": info, "setldetail": detail}, maybe_repeat=r.replayed)
 
@@ -1446,7 +1448,7 @@ class Interface:
             self._own_settlement(s, q, env, kind)
 
         def hook(s: Session, r: CancelResult) -> None:
-            row = s.get(records.Settlement, r.setl_id)
+            row = db.must_get(s, records.Settlement, r.setl_id)
             info, detail = self.setlinfo(s, row, sign=-1, medins_setl_id=env.msgid)
             info["balc"] = _yuan(r.balc) if r.balc is not None else info["balc"]
             info["refd_setl_flag"] = "1"

@@ -854,7 +854,7 @@ def _visit_of_message(s: Session, ctx, orig: StoredReply, psn_no: str) -> V.Visi
 
 def _reverse_visit_step(s: Session, ctx, how: str, orig: StoredReply, q) -> str:
     v = _visit_of_message(s, ctx, orig, q.psn_no)
-    enc = s.get(records.Encounter, v.mdtrt_id)
+    enc = db.must_get(s, records.Encounter, v.mdtrt_id)
     if how == "cancel_visit":
         if v.status == V.CANCELLED:
             return "already"
@@ -873,11 +873,8 @@ def _reverse_visit_step(s: Session, ctx, how: str, orig: StoredReply, q) -> str:
     )
     if not sns:
         return "already"
-    if hasattr(V, "his_numbers"):  # the HIS's own line numbers (strings) name the lines to withdraw
-        his = V.his_numbers(s, v.mdtrt_id)
-        V.withdraw_fees(s, v, now=ctx.now, feedetl_sns=[his.get(sn, str(sn)) for sn in sns])
-    else:
-        V.withdraw_fees(s, v, now=ctx.now, feedetl_sns=sns)
+    his = V.his_numbers(s, v.mdtrt_id)  # the HIS's own line numbers (strings) name the lines to withdraw
+    V.withdraw_fees(s, v, now=ctx.now, feedetl_sns=[his.get(sn, str(sn)) for sn in sns])
     return "done"
 
 
@@ -892,7 +889,7 @@ def _undo_cancellation(s: Session, setl_id: str, cancel_msgid: str, cancelled_at
     from yibao.settlement.service import _lock_person
 
     St = records.Settlement
-    row0 = s.get(St, setl_id)
+    row0 = db.must_get(s, St, setl_id)
     _lock_person(s, row0.psn_no)
     row = s.execute(
         select(St).where(St.setl_id == setl_id).with_for_update().execution_options(populate_existing=True)
@@ -1312,7 +1309,7 @@ def _parse_details(text: str) -> dict[str, dict[str, Any]]:
                 f"明细文件第 {n} 行列数不足 (应为 {len(_DETAIL_COLUMNS)} 列)",
                 "data.file_qury_no",
             )
-        row = dict(zip(_DETAIL_COLUMNS, cells, strict=True))
+        row: dict[str, Any] = dict(zip(_DETAIL_COLUMNS, cells, strict=True))
         for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay"):
             try:
                 row[k] = yuan_to_fen(Decimal(row[k]))
@@ -1383,7 +1380,7 @@ def h_3202(iface, ctx, d: M.In3202) -> Any:
         extra = {k: s.get(St, k) for k in theirs if k not in ours}
     out_rows, bad = [], 0
     for sid in list(ours) + [k for k in theirs if k not in ours]:
-        r, t = ours.get(sid), theirs.get(sid)
+        r, t = ours.get(sid), theirs.get(sid) or {}  # one of the two is there
         memo = []
         if r is None:
             other = extra.get(sid)
@@ -1391,7 +1388,7 @@ def h_3202(iface, ctx, d: M.In3202) -> Any:
                 memo.append("平台无此结算 (unknown settlement)")
             else:
                 memo.append("结算不在本次对账范围内 (outside the statement's dates, region or clearing type)")
-        elif t is None:
+        elif not t:
             memo.append("机构明细缺少此结算 (missing from the institution's file)")
         else:
             for k in ("mdtrt_id", "psn_no"):
@@ -1485,7 +1482,7 @@ def _encounter_row(
         "dscg_maindiag_code": enc.dise_codg or "",
         "dscg_maindiag_name": _dx_name(enc.dise_codg or ""),
         "dscg_way": enc.dscg_way or "",
-        "inhosp_stas": "1" if ipt and v.status == V.ADMITTED else "0",
+        "inhosp_stas": "1" if ipt and v is not None and v.status == V.ADMITTED else "0",
         "ipt_days": Decimal(days),
         "vali_flag": "0" if v is not None and v.status == V.CANCELLED else "1",
         "mdtrt_stas": v.status if v is not None else "loaded",  # yibao: registered/admitted/discharged/cancelled

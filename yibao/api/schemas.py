@@ -50,6 +50,7 @@ def _decimal(places: int, what: str, what_zh: str):
 
 
 def _time(v: Any) -> dt.datetime:
+    t: dt.datetime | None
     if isinstance(v, dt.datetime):
         t = v
     elif isinstance(v, str):
@@ -130,7 +131,7 @@ class _In(BaseModel):
     def _empty_is_absent(cls, v: Any, info: ValidationInfo) -> Any:
         """``""`` / ``null`` / blanks in an optional field mean "absent": the field's default (national convention)."""
         if v is None or (isinstance(v, str) and not v.strip()):
-            f = cls.model_fields[info.field_name]
+            f = cls.model_fields[info.field_name or ""]
             if not f.is_required():
                 return f.get_default(call_default_factory=True)
         return v

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -27,7 +28,7 @@ POLICY_DIR_HELP = (
 )
 
 
-def policy_dir_option() -> object:
+def policy_dir_option() -> Any:
     """The ``--policy-dir`` option, the same on every command."""
     return typer.Option(
         None, "--policy-dir", exists=True, file_okay=False, dir_okay=True, metavar="DIR", help=POLICY_DIR_HELP

@@ -47,7 +47,7 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -63,8 +63,10 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    insert,
     select,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -189,6 +191,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+
+_Row = TypeVar("_Row")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -354,6 +358,14 @@ def writer_queue(engine: Engine) -> Any:
     if q is None:
         q = _QUEUES.setdefault(key, WriterQueue(key if not key.startswith("mem:") else None))
     return q
+
+
+def must_get(session: Session, model: type[_Row], key: Any) -> _Row:
+    """``session.get`` for a row the schema guarantees (a foreign key's target); a missing one is a broken database."""
+    row = session.get(model, key)
+    if row is None:
+        raise LookupError(f"{model.__name__} {key!r} is missing: the database breaks a foreign key")
+    return row
 
 
 @contextmanager
@@ -547,7 +559,7 @@ def load_tables(
                     _load_sqlite(conn, name, table)
                 else:
                     model = contract_models()[name]
-                    conn.execute(model.__table__.insert(), table.to_pylist())
+                    conn.execute(insert(model), table.to_pylist())
     return counts
 
 
@@ -625,7 +637,7 @@ def _read_generic(conn: Any, name: str, schema: pa.Schema, order: list[str]) -> 
     table = contract_models()[name].__table__
     stmt = select(*(table.c[f.name] for f in schema)).order_by(*(table.c[c] for c in order))
     rows = conn.execute(stmt).all()
-    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
     return pa.Table.from_arrays(
         [pa.array(list(c), type=f.type) for c, f in zip(cols, schema, strict=True)], schema=schema
     )
@@ -638,7 +650,7 @@ def read_table(url_or_engine: str | URL | Engine | None, name: str) -> pa.Table:
     the schema carries the contract metadata (:func:`contract.with_metadata`).
     """
     schema = _contract_schema(name)
-    order = [c.name for c in contract_models()[name].__table__.primary_key.columns]
+    order = [c.name for c in sa_inspect(contract_models()[name]).primary_key]
     with _engine_for(url_or_engine) as engine, engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             t = _read_pg(conn, name, schema, order)

@@ -96,7 +96,9 @@ def data_error(
     file: str | Path, key: str, reason_en: str, reason_zh: str | None = None, *, error: type[YibaoError] | None = None
 ) -> DataFileError:
     """The error for a check the caller makes itself on a data file (raise it)."""
-    return _error_class(error)(file, key, reason_en, reason_zh)
+    # a class is hashable; typeshed types YibaoError.__hash__ as an unbound method, which mypy rejects
+    cls = DataFileError if error is None else _error_class(error)  # type: ignore[arg-type]
+    return cls(file, key, reason_en, reason_zh)
 
 
 def _rebuild(base: type[YibaoError] | None, file: str, key: str, en: str, zh: str) -> DataFileError:

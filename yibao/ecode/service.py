@@ -14,9 +14,9 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,8 @@ from yibao.ecode.params import EcodeParams, default_params
 from yibao.settlement import records
 
 RISK_ENGINE = "risk-engine"
-_B, _K, _U, _I = EcodeBinding.__table__, EcodeBlock.__table__, EcodeUse.__table__, registry.Institution.__table__
+# the Core tables of the hot path (typed as Table: the declarative attribute is typed as any FromClause)
+_B, _K, _U, _I = (cast(Table, m.__table__) for m in (EcodeBinding, EcodeBlock, EcodeUse, registry.Institution))
 
 
 class EcodeRefused(YibaoError):
@@ -412,9 +413,11 @@ class EcodeService:
             claims = None
             refusal = (exc.message_en, exc.message_zh, exc.field or "mdtrt_cert_no")
         # strict mode: one serialised transaction; group commit: a plain read, and a write only for an anomaly
-        scope = db.session_scope(self.engine, immediate=True) if self._sync else self.engine.connect()
+        # a session when the use is written at once, else a read-only connection (the use is buffered)
+        scope: Any = db.session_scope(self.engine, immediate=True) if self._sync else self.engine.connect()
         with scope as s:
-            st = s.execute(self._q_state_by_id, {"bid": claims.subject}).first() if claims else None
+            # the binding's state row; once ``refusal`` is None below, it and ``claims`` are present
+            st: Any = s.execute(self._q_state_by_id, {"bid": claims.subject}).first() if claims else None
             admdvs = self._admdvs(s, fixmedins_code)
             use = {
                 "psn_no": st.psn_no if st else None,
@@ -444,7 +447,7 @@ class EcodeService:
                         "mdtrt_cert_no",
                     )
             if refusal is None and self.params.token.single_flow:
-                refusal = self._spent(s, st.psn_no, claims.code_id, fixmedins_code, now)
+                refusal = self._spent(s, st.psn_no, claims.code_id if claims else "", fixmedins_code, now)
             if refusal is None:
                 use["accepted"] = True
             else:

@@ -35,8 +35,10 @@ LOCAL_ONLY = "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'se
 
 
 def _local_only(page: HTMLResponse) -> HTMLResponse:
-    html = page.body.decode().replace(
-        "<head>", f'<head>\n<meta http-equiv="Content-Security-Policy" content="{LOCAL_ONLY}">', 1
+    html = (
+        bytes(page.body)
+        .decode()
+        .replace("<head>", f'<head>\n<meta http-equiv="Content-Security-Policy" content="{LOCAL_ONLY}">', 1)
     )
     return HTMLResponse(html)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
@@ -340,13 +340,13 @@ class AuthService:
                 return None
             return Principal(
                 u.username,
-                u.role,
+                cast(Role, u.role),
                 u.fixmedins_code,
                 u.psn_no,
                 u.display_name,
-                sess.expires_at,  # type: ignore[arg-type]
-                self.cfg.roles[u.role],
-            )  # type: ignore[index]
+                sess.expires_at,
+                self.cfg.roles[cast(Role, u.role)],
+            )
 
     def logout(self, token: str | None) -> None:
         if not token:
@@ -384,7 +384,7 @@ def require(*roles: str):
     import inspect
 
     # this module uses postponed annotations; give FastAPI the real type
-    dep.__signature__ = inspect.Signature(
+    dep.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # functions take it; typeshed lacks it
         [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
     )
     return dep

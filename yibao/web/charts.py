@@ -273,7 +273,7 @@ def bar_chart(
         if len(vals) != len(cats):
             raise ValueError(f"series {name!r} has {len(vals)} values for {len(cats)} categories")
         is_line = j >= len(series)
-        trace = {
+        trace: dict[str, Any] = {
             "type": "scatter" if is_line else "bar",
             "name": str(name),
             "x": cats,

@@ -202,11 +202,10 @@ def settlement_detail(engine: Engine, setl_id: str) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 - an unknown region still shows the shares, without rules
         snap = None
     level = inst.hosp_lv if inst is not None and inst.hosp_lv is not None else 0
-    scheme_key = "employee" if (row.insutype or "").startswith("31") else "resident"
     cat_name = row.benefit_category or ""
     rules: dict[str, tuple[str, str]] = {}
     if snap is not None:
-        sch = snap.schemes[scheme_key]
+        sch = snap.scheme_for(row.insutype or "")
         cat = sch.categories.get(cat_name)
         if cat is not None:
             src = sch.categories.get(cat.ratio_from, cat) if cat.ratio_from else cat
@@ -231,14 +230,14 @@ def settlement_detail(engine: Engine, setl_id: str) -> dict[str, Any] | None:
             )
         for layer in sch.layers:
             br = ", ".join(f"≥{_yuan(b.threshold)} {_pct(b.rate)}" for b in layer.brackets)
-            cap = "" if not layer.cap or layer.cap >= 10**15 else f", cap {_yuan(int(layer.cap))}"
+            cap_text = "" if not layer.cap or layer.cap >= 10**15 else f", cap {_yuan(int(layer.cap))}"
             base_zh = "政策范围内个人负担" if layer.base == "selfpay" else "超过统筹基金最高支付限额部分"
             rules[layer.field] = (
-                f"{layer.name}: 起付线 {_yuan(layer.deductible)}, 基数 {base_zh}, 分段比例 {br}{cap}",
-                f"{layer.name}: deductible {_yuan(layer.deductible)}, base {layer.base}, brackets {br}{cap}",
+                f"{layer.name}: 起付线 {_yuan(layer.deductible)}, 基数 {base_zh}, 分段比例 {br}{cap_text}",
+                f"{layer.name}: deductible {_yuan(layer.deductible)}, base {layer.base}, brackets {br}{cap_text}",
             )
         st = snap.assistance.statuses.get(p.assistance or "") if p is not None else None
-        if st is not None:
+        if st is not None and p is not None:
             rules["maf_pay"] = (
                 f"医疗救助 ({p.assistance}): 起付线 {_yuan(st.deductible)}, 比例 {_pct(st.ratio)}",
                 f"medical assistance ({p.assistance}): deductible {_yuan(st.deductible)}, ratio {_pct(st.ratio)}",

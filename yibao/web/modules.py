@@ -8,7 +8,7 @@ shows no figures: nothing here is invented.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.engine import Engine
 
@@ -371,7 +371,7 @@ def payment_view(engine: Engine, p: Principal, lang: str, data_dir: Path | None 
                 [
                     row.fixmedins_code,
                     labels.value("hosp_lv", row.hosp_lv, lang),
-                    _n(int(row.points_e4) / 10000, 1),
+                    _n(int(cast(int, row.points_e4)) / 10000, 1),
                     _yuan(row.value_fen),
                     _yuan(row.medfee_sumamt),
                     _yuan(row.dip_gain_fen),

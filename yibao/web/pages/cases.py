@@ -123,7 +123,7 @@ async def case_step_form(
         }
         sanctions = [x for x in f.pop("sanctions", "").split(",") if x.strip()]
         try:
-            body = StepIn(**f, **flags, sanctions=sanctions)
+            body = StepIn.model_validate({**f, **flags, "sanctions": sanctions})
         except ValidationError as exc:
             from yibao.supervision.cases import CaseError
 

@@ -66,7 +66,12 @@ def settlement_detail(
     scope, own = settle_scope(p)
     d = figures.settlement_detail(c.engine, setl_id)
     row = d["row"] if d else None
-    if row is None or (scope is not None and row.fixmedins_code != scope) or (own is not None and row.psn_no != own):
+    if (
+        d is None
+        or row is None
+        or (scope is not None and row.fixmedins_code != scope)
+        or (own is not None and row.psn_no != own)
+    ):
         return c.render(request, "error.html", p, status=404, code=404, message_key="not_found")
     total = sum(line.fen for line in d["lines"])
     return c.render(request, "settlement_detail.html", p, d=d, total=total)
@@ -100,7 +105,12 @@ def api_settlement(
     scope, own = settle_scope(p)
     d = figures.settlement_detail(c.engine, setl_id)
     row = d["row"] if d else None
-    if row is None or (scope is not None and row.fixmedins_code != scope) or (own is not None and row.psn_no != own):
+    if (
+        d is None
+        or row is None
+        or (scope is not None and row.fixmedins_code != scope)
+        or (own is not None and row.psn_no != own)
+    ):
         return JSONResponse({"error": "not found", "error_zh": "未找到"}, status_code=404)
     rules = c.auth.cfg.masking
     unmask = p.rule.unmask and request.query_params.get("unmask") == "1"
