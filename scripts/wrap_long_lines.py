@@ -19,7 +19,8 @@ import unicodedata
 from pathlib import Path
 
 STRING_LINE = re.compile(
-    r"""^(?P<ind>\s*)(?P<kw>\w+=|return |\+ |"\w+": )?(?P<pre>[rRfFbBuU]{0,2})(?P<q>["'])(?P<body>.*)(?P=q)(?P<tail>[\s,)+\]}]*)$"""
+    r"""^(?P<ind>\s*)(?P<kw>\w+=|return |\+ |"\w+": )?"""
+    r"""(?P<pre>[rRfFbBuU]{0,2})(?P<q>["'])(?P<body>.*)(?P=q)(?P<tail>[\s,)+\]}]*)$"""
 )
 DOC_LINE = re.compile(r'^(?P<ind>\s*)(?P<pre>[rRuU]?)"""(?P<body>.*)"""\s*$')
 

@@ -7,7 +7,7 @@ import importlib
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import typer
@@ -141,7 +141,7 @@ app.add_typer(data_app, name="data")
 console = Console()
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)  # one line, not wrapped
     raise typer.Exit(2)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -122,7 +123,7 @@ _SECURITY_OPT = typer.Option(
 )
 
 
-def _fail(en: str, zh: str) -> None:
+def _fail(en: str, zh: str) -> NoReturn:
     console.print(f"[bold red]error:[/] {en}\n       {zh}")
     raise typer.Exit(2)
 

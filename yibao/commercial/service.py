@@ -20,6 +20,7 @@ from yibao.commercial.models import (
     TpaMessage,
 )
 from yibao.commercial.products import CommercialError, Product
+from yibao.core import db
 from yibao.core.db import SHANGHAI, session_scope
 from yibao.core.masking import mask_middle
 
@@ -229,7 +230,7 @@ def act(
                 c.insurer_ref = insurer_ref
             if action == "refuse":
                 c.refuse_reason = reason
-                acc = s.get(CommercialAccumulator, (c.psn_no, c.product_id, c.year))
+                acc = db.must_get(s, CommercialAccumulator, (c.psn_no, c.product_id, c.year))
                 acc.paid -= c.insurer_pays_fen  # a refused claim no longer counts towards the ceiling
             out = claim_view(c)
             _audit(s, insurer, action, claim_id, out, msgid)

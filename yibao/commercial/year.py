@@ -49,7 +49,7 @@ def run_year(
     con = duckdb.connect()
     try:
         con.execute(f"CREATE VIEW s AS SELECT * FROM {sql_source(path)}")
-        y = year if year is not None else con.execute("SELECT max(policy_year) FROM s").fetchone()[0]
+        y = year if year is not None else (con.execute("SELECT max(policy_year) FROM s").fetchone() or (None,))[0]
         if y is None:
             raise CommercialError(
                 f"{data_dir}: the settlement table is empty", f"{data_dir}: settlement 表为空", field="data"

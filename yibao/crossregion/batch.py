@@ -38,9 +38,10 @@ def filed_flags(filings: pa.Table | pd.DataFrame, psn_no, insutype, area, day, c
     for r in df.itertuples(index=False):
         if getattr(r, "status", "active") != "active":
             continue
-        by_person[(str(r.psn_no), str(r.insutype))].append(
-            (_day(r.begin_date), _day(r.end_date), str(r.treatment_admdvs))
-        )
+        begin = _day(r.begin_date)
+        if begin is None:  # the register refuses a filing without a start; such a row covers no day
+            continue
+        by_person[(str(r.psn_no), str(r.insutype))].append((begin, _day(r.end_date), str(r.treatment_admdvs)))
     out = np.ones(len(psn_no), dtype=bool)
     for i in np.flatnonzero(np.asarray(cross, dtype=bool)):
         d = int(day[i])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import overload
 
 import typer
 from rich.console import Console
@@ -23,6 +24,10 @@ def _engine(db: str | None):
     return make_engine(url)
 
 
+@overload
+def _date(text: str, name: str) -> dt.date: ...
+@overload
+def _date(text: None, name: str) -> None: ...
 def _date(text: str | None, name: str) -> dt.date | None:
     from yibao.crossregion.service import FilingError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import overload
 
 import typer
 from rich.console import Console
@@ -25,6 +26,10 @@ def _engine(url: str | None):
     return db.make_engine(db.database_url(url))
 
 
+@overload
+def _day(text: str, field: str) -> dt.date: ...
+@overload
+def _day(text: None, field: str) -> None: ...
 def _day(text: str | None, field: str) -> dt.date | None:
     if text is None:
         return None

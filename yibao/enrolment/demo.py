@@ -59,7 +59,7 @@ def demo_enrolment(engine: Engine, year: int = 2025, echo: Callable[[str], None]
     )
     en.stop(engine, b, INSUTYPE_EMPLOYEE, dt.date(year, 2, 28), reason="left employer (synthetic)")
     with db.session_scope(engine) as s:
-        person = s.get(Person, b)
+        person = db.must_get(s, Person, b)
         try:
             en.require_coverage(s, person, dt.date(year, 3, 10))
             say(f"enrolment: {b} unexpectedly covered")

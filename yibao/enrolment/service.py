@@ -292,12 +292,12 @@ def coverage_on(session: Session, psn_no: str, insutype: str, day: dt.date, *, r
             waiting_until = max(waiting_until or after, after)
         limit = 1
     else:
-        r = rules.employee
-        if periods and r.waiting_days:
-            waiting_until = periods[0].start_date + dt.timedelta(days=r.waiting_days)
+        er = rules.employee
+        if periods and er.waiting_days:
+            waiting_until = periods[0].start_date + dt.timedelta(days=er.waiting_days)
         this_month = f"{day:%Y-%m}"
         unpaid = sum(1 for c in paid if c.period < this_month and (c.paid_date is None or c.paid_date > day))
-        limit = r.arrears_months_suspend
+        limit = er.arrears_months_suspend
     return decide_coverage(day, views, waiting_until=waiting_until, unpaid_months=unpaid, arrears_limit=limit)
 
 
@@ -332,9 +332,10 @@ def insured_state(session: Session, psn_no: str, insutype: str, day: dt.date) ->
     if not started:
         return None
     last = started[-1]
-    open_now = last.end_date is None or day <= last.end_date
+    end = last.end_date
+    open_now = end is None or day <= end
     return {
         "psn_insu_stas": INSU_STATE_CODES["active" if open_now else last.status],
         "psn_insu_date": periods[0].start_date.isoformat(),
-        "paus_insu_date": None if open_now else (last.end_date + dt.timedelta(days=1)).isoformat(),
+        "paus_insu_date": None if end is None or open_now else (end + dt.timedelta(days=1)).isoformat(),
     }

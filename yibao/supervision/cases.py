@@ -304,7 +304,10 @@ class CaseService:
                 f"{action} 不接受参数 {extra}",
                 field=extra[0],
             )
-        need = lambda k: params.get(k) if params.get(k) not in (None, "") else _missing(action, k)  # noqa: E731
+
+        def need(k: str) -> Any:
+            return params.get(k) if params.get(k) not in (None, "") else _missing(action, k)
+
         if action in ("decide", "decide_summary", "submit_review"):
             facts = need("facts")
             facts = facts if isinstance(facts, Facts) else facts_from(facts)

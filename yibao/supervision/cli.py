@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -16,7 +17,7 @@ app = typer.Typer(help="Fund supervision (基金监管): audit rules, analytics,
 console = Console()
 
 
-def _fail(exc: Exception) -> None:
+def _fail(exc: Exception) -> NoReturn:
     msg = f"{exc.message_en} / {exc.message_zh}" if isinstance(exc, YibaoError) else str(exc)
     console.print(f"[bold red]error:[/] {msg}")
     raise typer.Exit(2)
@@ -131,22 +132,23 @@ def score(
         rv = review_region(data)
     except YibaoError as exc:
         _fail(exc)
-    if rv.scores is None:
+    scores, patterns = rv.scores, rv.pattern_scores
+    if scores is None or patterns is None:
         _fail(ValueError(f"{data} has no ground_truth.parquet (scoring needs a synthetic region)"))
     for en, zh in rv.skipped.values():  # a skipped rule is not scored
         console.print(f"{en} (not scored)\n{zh}", style="yellow", markup=False, soft_wrap=True)
     _print_df(
-        rv.scores[["rule_id", "labelled", "flagged", "true_hits", "precision", "recall", "failed"]],
+        scores[["rule_id", "labelled", "flagged", "true_hits", "precision", "recall", "failed"]],
         "rules and analytics on the injected ground truth",
         limit=100,
     )
     _print_df(
-        rv.pattern_scores[["pattern", "labelled", "found", "recall"]],
+        patterns[["pattern", "labelled", "found", "recall"]],
         "recall per injected pattern (any rule)",
         limit=100,
     )
     _print_df(rv.queue_scores, "ranked work queue: precision in the top k")
-    failed = rv.scores[rv.scores.failed]
+    failed = scores[scores.failed]
     if len(failed):
         console.print(f"[bold red]FAILED:[/] rules that found none of their own pattern: {', '.join(failed.rule_id)}")
         raise typer.Exit(1)

@@ -189,7 +189,8 @@ def upcoding(stays: pd.DataFrame, items: pd.DataFrame, evidence: Evidence, p: Up
         return _empty(("mdtrt_id", "codes", "evidence_items"))
     wanted = set(dx["mdtrt_id"])
     it = items[items["mdtrt_id"].isin(wanted)]
-    billed = it.groupby("mdtrt_id")["med_list_codg"].agg(lambda x: set(x.astype(str))).to_dict()
+    # pandas-stubs type a per-group aggregate as a scalar; a set per encounter is what is wanted here
+    billed = it.groupby("mdtrt_id")["med_list_codg"].agg(lambda x: set(x.astype(str))).to_dict()  # type: ignore[type-var]
     rows: dict[str, tuple[list[str], list[str]]] = {}
     for mid, code in zip(dx["mdtrt_id"], dx["code"], strict=True):
         have = billed.get(mid, set())

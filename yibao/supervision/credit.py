@@ -184,8 +184,9 @@ def credit_grade(
                 CreditPoint.at < end,
             )
         )
-    grade, zh, black = rules.grade_for(int(pts))
-    return CreditGrade(subject_kind, subject_code, int(pts), grade, zh, black)
+    total = int(pts or 0)
+    grade, zh, black = rules.grade_for(total)
+    return CreditGrade(subject_kind, subject_code, total, grade, zh, black)
 
 
 def is_eligible(engine: Engine, subject_kind: str, subject_code: str, *, on: dt.date | None = None) -> bool:

@@ -106,7 +106,7 @@ class Benchmarks:
             hi = (Decimal(facts.loss_fen) * Decimal(str(b["max"]))).quantize(Decimal(1), ROUND_HALF_UP)
         else:
             lo, hi = Decimal(yuan_to_fen(str(b["min"]))), Decimal(yuan_to_fen(str(b["max"])))
-        waived = ""
+        waived: Literal["", "may_waive", "must_waive"] = ""
         if facts.no_fault:
             waived = "must_waive"
             reasons.append("no fault proved: no penalty 没有主观过错不罚")
@@ -122,7 +122,7 @@ class Benchmarks:
         subject = v["subject"]
         summary_cap = yuan_to_fen(str(self.procedures["summary_max_fine_yuan"][subject]))
         review_min = yuan_to_fen(str(self.procedures["legal_review_min_fine_yuan"][subject]))
-        procedure = "summary" if hi <= summary_cap and not facts.sanctions else "general"
+        procedure: Literal["summary", "general"] = "summary" if hi <= summary_cap and not facts.sanctions else "general"
         legal_review = hi >= review_min or any(s in self.procedures["legal_review_always_for"] for s in facts.sanctions)
         return Penalty(
             facts.loss_fen,

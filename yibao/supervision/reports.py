@@ -118,7 +118,7 @@ def write_excel(rv: Review, path: str | Path) -> Path:
         rv.analytics["peer_institution"].to_excel(xw, sheet_name="peer_institutions", index=False)
         rv.analytics["peer_doctor"].to_excel(xw, sheet_name="peer_doctors", index=False)
         rv.analytics["rings"].to_excel(xw, sheet_name="rings", index=False)
-        if rv.scores is not None:
+        if rv.scores is not None and rv.queue_scores is not None:
             rv.scores.to_excel(xw, sheet_name="scores", index=False)
             rv.queue_scores.to_excel(xw, sheet_name="queue_scores", index=False)
     return p
@@ -158,7 +158,7 @@ def section_html(rv: Review, top: int = 30) -> str:
     parts.append(
         "<h3>Rules 规则</h3>" + _table(rule_summary(rv), money=("fen_at_stake",)).replace("fen_at_stake", "¥ at stake")
     )
-    if rv.scores is not None:
+    if rv.scores is not None and rv.queue_scores is not None:
         parts.append("<h3>Precision and recall on the injected ground truth 准确率与召回率</h3>" + _table(rv.scores))
         parts.append("<h3>Ranked work queue 排序工作队列: precision in the top k</h3>" + _table(rv.queue_scores))
     q = rv.analytics["queue"].head(top)

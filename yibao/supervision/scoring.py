@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -57,7 +58,7 @@ def read_truth(data_dir: str | Path) -> pd.DataFrame:
     src = parquet_io.table_sql(Path(data_dir), "ground_truth")  # file or dataset directory
     if src is None:
         return pd.DataFrame(columns=["entity", "entity_id", "pattern", "detail"])
-    return duckdb.sql(f"SELECT DISTINCT entity, entity_id, pattern, detail FROM {src}").df()
+    return duckdb.execute(f"SELECT DISTINCT entity, entity_id, pattern, detail FROM {src}").df()
 
 
 def truth_for(
@@ -107,7 +108,7 @@ def pattern_recall(
     ring = book.analytics.ring
     rows = []
     for pattern, g in truth.groupby("pattern"):
-        rules = [r for r in book.rules if r.pattern == pattern]
+        rules: list[Any] = [r for r in book.rules if r.pattern == pattern]
         found = set()
         for r in rules:
             found |= set(hits.loc[hits.rule_id == r.id, "entity_id"])

@@ -118,7 +118,7 @@ def purchase_status(data_dir: str | Path) -> PurchaseStatus:
         try:
             n, n_syn = con.execute(
                 f"SELECT count(*), count(*) FILTER (WHERE synthetic) FROM {parquet_io.table_sql(d, 'purchase')}"
-            ).fetchone()
+            ).fetchone() or (0, 0)
         finally:
             con.close()
         synthetic = n > 0 and n == n_syn

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -26,7 +27,7 @@ def _engine(db: str | None):
     return make_engine(url)
 
 
-def _fail(exc: YibaoError) -> None:
+def _fail(exc: YibaoError) -> NoReturn:
     from rich.markup import escape
 
     console.print(
