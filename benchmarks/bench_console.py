@@ -83,7 +83,8 @@ def page_times(db_url: str, data_dir: Path) -> list[tuple[str, float, float | No
     import httpx
     import uvicorn
 
-    from yibao.api.app import build_interface, create_app
+    from yibao.api.app import build_interface
+    from yibao.server import create_app
 
     app = create_app(build_interface(db_url))
     app.state.console.data_dir = data_dir

@@ -90,8 +90,9 @@ class LiveServer:
 
         import uvicorn
 
-        from yibao.api.app import build_interface, create_app
+        from yibao.api.app import build_interface
         from yibao.api.security import SecurityPolicy, write_policy
+        from yibao.server import create_app
 
         # institutions sign in with secrets issued into this file (see credential()), as with `yibao serve --security`
         self._dir = tempfile.TemporaryDirectory(prefix="yibao-security-")

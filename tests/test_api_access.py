@@ -8,7 +8,7 @@ from api_support import SH, Clock, make_interface, seed
 from console_support import console_login
 from fastapi.testclient import TestClient
 
-from yibao.api.app import create_app
+from yibao.server import create_app
 
 PW = "access-pass-1"
 PATHS = ["/api/v1/supervision/rules", "/api/v1/payment/drg/scheme", "/procurement/rulesets"]

@@ -9,9 +9,9 @@ import pytest
 from api_support import CREDENTIALS, PEOPLE, SH, Clock, business_snapshot, make_interface, seed
 from fastapi.testclient import TestClient
 
-from yibao.api.app import create_app
 from yibao.api.envelope import dumps_exact, field_of
 from yibao.api.hisclient import HisClient, Item, http_transport
+from yibao.server import create_app
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
 PATH = "/fsi/api/rsfComIfsService/callService"

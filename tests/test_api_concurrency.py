@@ -20,9 +20,9 @@ from factories import claim, line
 from sqlalchemy import func, select
 from test_settlement_service import facts, ledger_persons
 
-from yibao.api.app import create_app
 from yibao.api.envelope import dumps_exact, loads_exact
 from yibao.api.hisclient import HisClient, Item, http_transport
+from yibao.server import create_app
 from yibao.settlement import records
 from yibao.settlement.sequential import Ledger, settle_in_order
 

@@ -19,13 +19,13 @@ from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, REGION, SECURITY, SH, Cl
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from yibao.api.app import create_app
 from yibao.api.config import ConfigError, InstitutionParams, default_config, load_config
 from yibao.api.envelope import dumps_exact, field_of, loads_exact
 from yibao.api.hisclient import HisClient, http_transport
 from yibao.api.interface import Interface
 from yibao.api.models import MessageLog
 from yibao.core import db as ydb
+from yibao.server import create_app
 from yibao.settlement import records
 from yibao.settlement.visits import FeeUpload
 

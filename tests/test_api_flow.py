@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from test_settlement_service import facts, ledger_persons
 
-from yibao.api.app import create_app
 from yibao.api.envelope import field_of, loads_exact
 from yibao.api.hisclient import HisClient, HisError, Item, http_transport
 from yibao.api.models import MessageLog
+from yibao.server import create_app
 from yibao.settlement import records
 from yibao.settlement.sequential import Ledger, settle_in_order
 

@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from yibao.api.app import create_app
 from yibao.api.envelope import dumps_exact, field_of
 from yibao.api.hisclient import HisClient, Item, http_transport
 from yibao.api.interface import TRANSACTIONS
 from yibao.core import db as ydb
+from yibao.server import create_app
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
 PATH = "/fsi/api/rsfComIfsService/callService"

@@ -18,10 +18,10 @@ from api_support import CREDENTIALS, PEOPLE, REGION, SH, Clock, business_snapsho
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from yibao.api.app import create_app
 from yibao.api.envelope import field_of, fmt_time
 from yibao.api.hisclient import HisClient, Item, http_transport
 from yibao.api.more_models import ApiFile, IncareResult, SetlList
+from yibao.server import create_app
 from yibao.settlement import records
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)

@@ -10,12 +10,12 @@ from api_support import BOOK, CAT, PEOPLE, SH, Clock, seed
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from yibao.api.app import create_app
 from yibao.api.envelope import dumps_exact, field_of, loads_exact
 from yibao.api.hisclient import HisClient, Item
 from yibao.api.interface import Interface
 from yibao.api.models import MessageLog
 from yibao.api.security import InstitutionKeys, SecurityPolicy, open_reply, seal_request, sm2_keypair
+from yibao.server import create_app
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
 PATH = "/fsi/api/rsfComIfsService/callService"

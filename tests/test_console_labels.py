@@ -171,8 +171,9 @@ def test_money_and_numbers() -> None:
 
 @pytest.fixture(scope="module")
 def region(tmp_path_factory):
-    from yibao.api.app import build_interface, create_app
+    from yibao.api.app import build_interface
     from yibao.core import db
+    from yibao.server import create_app
 
     root = tmp_path_factory.mktemp("labels-region")
     url = build_region_db(root)

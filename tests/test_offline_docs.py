@@ -28,7 +28,8 @@ def test_docs_pages_name_only_local_assets(tmp_path) -> None:
     """Without a browser too: the pages reference /docs/assets/, never a CDN, and the assets are served."""
     from fastapi.testclient import TestClient
 
-    from yibao.api.app import build_interface, create_app
+    from yibao.api.app import build_interface
+    from yibao.server import create_app
 
     app = create_app(build_interface(f"sqlite:///{tmp_path / 'yibao.db'}"))
     c = TestClient(app)

@@ -706,7 +706,7 @@ def test_api_is_mounted_behind_the_bureau_login(db_engine):
     from console_support import console_login
     from fastapi.testclient import TestClient
 
-    from yibao.api.app import create_app
+    from yibao.server import create_app
 
     seed(db_engine)
     app = create_app(make_interface(db_engine, Clock(dt.datetime(2025, 3, 1, 9, tzinfo=SH))))

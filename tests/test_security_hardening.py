@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from yibao.api.app import create_app
 from yibao.api.envelope import field_of
 from yibao.api.hisclient import HisClient, HisError, http_transport
 from yibao.api.interface import Interface
@@ -29,6 +28,7 @@ from yibao.api.security import (
     write_policy,
 )
 from yibao.core import db as ydb
+from yibao.server import create_app
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)
 PATH = "/fsi/api/rsfComIfsService/callService"

@@ -15,7 +15,6 @@ the audit log and the checks are the same.
 
 # no "from __future__ import annotations": FastAPI reads the endpoint annotations built below
 
-import os
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -135,7 +134,11 @@ def _rest_endpoint(iface: Interface, spec: Transaction) -> Callable:
     return endpoint
 
 
-def create_app(iface: Interface) -> FastAPI:
+def national_interface_app(iface: Interface) -> FastAPI:
+    """The app of the national interface: the envelope endpoint(s), ``/api/v1`` REST and the local API docs.
+
+    The subsystems' routers, the console and the front page are added by the composition root, :mod:`yibao.server`.
+    """
     app = FastAPI(
         title="yibao 医保: national interface (定点医药机构接口)",
         version="1",
@@ -200,53 +203,6 @@ def create_app(iface: Interface) -> FastAPI:
             responses={400: {"model": S.ErrorBody}, 401: {"model": S.ErrorBody}, 503: {"model": S.ErrorBody}},
         )
     app.include_router(router)
-    # the subsystems' routers sit behind the console's login: bureau staff only (institution staff and the
-    # public see their own slice through the console pages, which filter by the user's institution / person)
-    from fastapi import Depends
-
-    from yibao.crossregion.api import router as filing_router
-    from yibao.enrolment.api import router as enrolment_router
-    from yibao.ltc.api import router as ltc_router
-    from yibao.payment.api import router as payment_router
-    from yibao.pooling.api import router as pooling_router
-    from yibao.procurement.api import router as procurement_router
-    from yibao.supervision.api import router as supervision_router
-    from yibao.web.auth import require
-
-    bureau_only = [Depends(require("bureau"))]
-    for sub in (
-        supervision_router,
-        payment_router,
-        procurement_router,
-        pooling_router,
-        enrolment_router,
-        ltc_router,
-        filing_router,
-    ):
-        app.include_router(
-            sub,
-            dependencies=bureau_only,
-            responses={401: {"description": "login required"}, 403: {"description": "not bureau staff"}},
-        )
-    from yibao.commercial.api import router as tpa_router  # insurers (TPA), authenticated by their own key
-
-    app.include_router(tpa_router)
-    from yibao.web.console import mount_console  # the console (运行监测) and e-code pages, under /console
-
-    mount_console(app, iface)
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    from yibao.web.front import (  # / leads to the console and the docs; headers on every answer
-        SecurityHeaders,
-        landing_page,
-    )
-
-    app.add_api_route("/", landing_page, methods=["GET"], include_in_schema=False)
-    app.add_middleware(SecurityHeaders)
-
     return app
 
 
@@ -284,14 +240,3 @@ def build_interface(
     ecode = EcodeService(engine, clock=iface.clock)
     iface.ecode_verifier, iface.ecode_payer = ecode.interface_verifier(), ecode.payer_for_code
     return iface
-
-
-def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` / several workers: database from ``$YIBAO_DATABASE_URL``."""
-    return create_app(
-        build_interface(
-            os.environ.get("YIBAO_DATABASE_URL"),
-            os.environ.get("YIBAO_API_SECURITY") or None,
-            insecure_demo=os.environ.get(INSECURE_ENV) == "1",
-        )
-    )

@@ -44,8 +44,9 @@ def serve(
     """
     import uvicorn
 
-    from yibao.api.app import INSECURE_ENV, app_from_env, build_interface
+    from yibao.api.app import INSECURE_ENV, build_interface
     from yibao.core.db import database_url
+    from yibao.server import app_from_env
 
     if not security and not insecure_demo:
         console.print(
@@ -81,7 +82,7 @@ def serve(
     console.print(f"yibao serve: {url.split('@')[-1]} on http://{host}:{port}  (console: /console, docs: /docs)")
     if workers > 1:
         uvicorn.run(
-            "yibao.api.app:app_from_env",
+            "yibao.server:app_from_env",
             factory=True,
             host=host,
             port=port,

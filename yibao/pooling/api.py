@@ -1,6 +1,6 @@
 """HTTP router of the pooling simulation (统筹层次模拟): thin, every endpoint calls :mod:`yibao.pooling.mechanics`.
 
-Mounted by :func:`yibao.api.app.create_app` behind the console's bureau login.
+Mounted by :func:`yibao.server.create_app` behind the console's bureau login.
 Money is integer fen in and out.
 
 * ``GET  /api/v1/pooling/arrangements`` — the shipped arrangements;
