@@ -49,7 +49,7 @@ def mount(c: Any, r: Any, guarded: Any) -> None:
             claim=None,
             claims=rows,
             statuses=CLAIM_STATUSES,
-            status=status,
+            current=status,
             msg=request.query_params.get("msg", ""),
         )
 
