@@ -325,3 +325,20 @@ def test_console_queue_detail_and_decision_with_csrf(world):
     other = TestClient(app)
     assert console_login(other, "hosp", PW).status_code == 303
     assert other.get("/console/maternity", follow_redirects=False).status_code == 403
+
+
+def test_demo_settles_the_visits_and_approves_the_claim(svc, db_engine):  # noqa: F811
+    from test_settlement_service import CAT
+
+    from yibao.maternity.demo import DEMO_PSN_NO, demo_maternity
+
+    out = demo_maternity(db_engine, "H2", "990100", catalog=CAT)
+    assert len(out) == 3, out
+    assert "prenatal visit" in out[0] and "maternity" in out[0] and "fund (hifp_pay) 300.00" in out[0]
+    assert "delivery" in out[1] and "fund (hifp_pay) 3,000.00" in out[1]
+    # ¥8,000 / 30 × 98 = 26,133.333… → ¥26,133.33; city A's illustrative ¥2,000 birth lump sum
+    assert "approved: 12 months paid, 98 days" in out[2] and "26,133.33 + lump sum 2,000.00 = 28,133.33" in out[2]
+    with ydb.session_scope(db_engine) as s:
+        (row,) = ms.list_claims(s, psn_no=DEMO_PSN_NO)
+        assert (row.status, row.amount, row.decided_by) == ("approved", 2_813_333, "demo-chief")
+    assert demo_maternity(db_engine, "H2", "990100", catalog=CAT) == []  # once only
