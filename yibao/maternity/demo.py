@@ -74,8 +74,10 @@ def _setup(engine: Engine, region: str, birth: dt.date) -> None:
         )
 
 
-def _visit(facts: PersonFacts, inst: Institution, code: str, price: int, mdtrt_id: str, day: dt.datetime) -> Claim:
-    line = FeeLine(1, code, 1000, price, price)
+def _visit(facts: PersonFacts, inst: Institution, code: str, unit: int, target: int, mdtrt_id: str, day) -> Claim:
+    """A med_type 51 claim of about ``target`` fen: as many units (at most 200) as it takes at ``unit`` fen each."""
+    qty = min(max(1, target // unit), 200)
+    line = FeeLine(1, code, qty * 1000, unit, qty * unit)
     return Claim(
         mdtrt_id, facts, inst.fixmedins_code, int(inst.hosp_lv or 0), "51", day, day, "Z34.0", (line,)
     )  # Z34.0: supervision of a normal first pregnancy (产前检查); delivery settles as 51 as well
@@ -123,7 +125,7 @@ def demo_maternity(
     ):
         cap = catalog[code].effective_cap
         res = svc.settle(
-            _visit(facts, inst, code, min(price, cap) if cap else price, mdtrt, when),
+            _visit(facts, inst, code, min(price, cap) if cap else price, price, mdtrt, when),
             msgid=f"demo-{mdtrt}",
             use_account=False,
         )
