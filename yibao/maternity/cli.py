@@ -16,7 +16,7 @@ from rich.table import Table
 from yibao.benefits import maternity
 from yibao.benefits.policy import PolicyBook
 from yibao.core import db
-from yibao.core.money import fmt_yuan, yuan_to_fen
+from yibao.core.money import MoneyError, fmt_yuan, yuan_to_fen
 from yibao.maternity import service as svc
 
 app = typer.Typer(help="Maternity insurance (生育保险): the maternity allowance (生育津贴).", no_args_is_help=True)
@@ -45,8 +45,17 @@ def allowance(
     rule = maternity.allowance_rule(PolicyBook.default().snapshot(region, day))
     maternity.check_eligible(rule, months)
     days = maternity.allowance_days(rule, kind, babies, weeks)
-    amount = maternity.allowance_amount(rule, yuan_to_fen(wage), days)
+    amount = maternity.allowance_amount(rule, _fen(wage), days)
     console.print(f"days 天数: {days}   amount 津贴: {fmt_yuan(amount, symbol=True)}")
+
+
+def _fen(text: str) -> int:
+    try:
+        return yuan_to_fen(text)
+    except MoneyError:
+        raise maternity.MaternityError(
+            f"wage {text!r} is not an amount in yuan", f"工资金额格式无效: {text}", field="average_wage"
+        ) from None
 
 
 def _engine(url: str | None):
@@ -80,7 +89,7 @@ def claim_new(
     """File a claim: contribution months come from the enrolment records, days and amounts from the policy."""
     event = _day(on, "event_date")
     assert event is not None
-    req = svc.ClaimRequest(psn_no, employer, kind, event, yuan_to_fen(wage), babies, weeks, _day(applied, "applied_on"))
+    req = svc.ClaimRequest(psn_no, employer, kind, event, _fen(wage), babies, weeks, _day(applied, "applied_on"))
     engine = _engine(db_url)
     cid = svc.file_claim(engine, req, actor=actor)
     with db.session_scope(engine) as s:
