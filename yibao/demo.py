@@ -162,4 +162,9 @@ def seed_console(
     from yibao.crossregion.demo import demo_filing
 
     demo_filing(engine, pick_demo_people(engine)[1])  # a synthetic 异地就医备案 for the public demo person
+    from yibao.maternity.demo import demo_maternity  # 生育保险: visits settle, the allowance claim is approved
+
+    (out_dir / "demo-maternity.txt").write_text(
+        "\n".join(demo_maternity(engine, pick_demo_people(engine)[0])) + "\n", encoding="utf-8"
+    )
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)

@@ -32,6 +32,7 @@ SUBSYSTEM_ROUTERS: tuple[tuple[str, Access], ...] = (
     ("yibao.enrolment.api", "bureau"),
     ("yibao.ltc.api", "bureau"),
     ("yibao.crossregion.api", "bureau"),
+    ("yibao.maternity.api", "bureau"),
     ("yibao.commercial.api", "own"),
 )
 

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from yibao.core.contract import scheme_of
+from yibao.core.contract import INSUTYPE_MATERNITY, scheme_of
 from yibao.core.money import NO_CAP, MoneyError, parameter_fen, ratio_to_bp
 
 CATEGORIES = ("outpatient", "chronic", "special", "inpatient", "pharmacy", "home_bed", "maternity")
@@ -353,13 +353,41 @@ class MaternityAllowance(_Strict):
         return self
 
 
+CLAIMANTS = ("insured_woman", "insured_spouse")  # 参保女职工本人 / 参保男职工 (配偶生育, 陪产假津贴)
+LUMP_SUM_KEYS = ("birth", "difficult_birth", "miscarriage_early", "miscarriage_late", "extra_baby")
+
+
 class Maternity(_Strict):
-    """Maternity insurance (生育保险): who qualifies and the allowance.
+    """Maternity insurance (生育保险): who qualifies, the allowance and the per-delivery lump sum.
 
     The medical part (生育医疗费) is the ``maternity`` benefit category of each scheme.
+    ``claimants`` says who may claim the allowance: the insured woman herself and, where the city pays a
+    paternity-leave allowance (陪产假津贴), the insured man whose spouse gave birth, for ``paternity_days``.
+    ``lump_sums`` is a fixed delivery payment (生育医疗费定额) per event, paid through the allowance claim,
+    plus ``extra_baby`` per baby beyond the first; an empty table means the city pays none.
+    ``cover_insutypes`` are the enrolment schemes whose insured period on the event date counts as maternity
+    cover; ``contribution_insutypes`` those whose paid monthly contributions count as maternity months.
     """
 
     allowance: MaternityAllowance
+    claimants: tuple[Literal["insured_woman", "insured_spouse"], ...] = ("insured_woman",)
+    paternity_days: int = 0
+    lump_sums: dict[str, Fen] = Field(default_factory=dict)  # keys: LUMP_SUM_KEYS
+    cover_insutypes: tuple[str, ...] = (INSUTYPE_MATERNITY,)
+    contribution_insutypes: tuple[str, ...] = (INSUTYPE_MATERNITY,)
+
+    @model_validator(mode="after")
+    def _claimants(self) -> Maternity:
+        if not self.claimants:
+            raise ValueError("maternity.claimants must name at least one claimant")
+        unknown = sorted(set(self.lump_sums) - set(LUMP_SUM_KEYS))
+        if unknown:
+            raise ValueError(f"maternity.lump_sums: unknown keys {unknown}; known: {list(LUMP_SUM_KEYS)}")
+        if ("insured_spouse" in self.claimants) != (self.paternity_days > 0):
+            raise ValueError("maternity.paternity_days must be positive exactly when insured_spouse may claim")
+        if not self.cover_insutypes or not self.contribution_insutypes:
+            raise ValueError("maternity.cover_insutypes and contribution_insutypes may not be empty")
+        return self
 
 
 class PolicySnapshot(_Strict):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from yibao.codes.registry import Person
 from yibao.core import db
-from yibao.core.contract import INSUTYPE_EMPLOYEE, INSUTYPE_RESIDENT
+from yibao.core.contract import INSUTYPE_EMPLOYEE, INSUTYPE_MATERNITY, INSUTYPE_RESIDENT
 from yibao.core.errors import ClaimRejected
 from yibao.enrolment.models import Contribution, DeemedYears, InsuredPeriod
 from yibao.enrolment.rules import (
@@ -41,7 +41,7 @@ __all__ = [
     "SCHEMES",
 ]
 
-SCHEMES = (INSUTYPE_EMPLOYEE, INSUTYPE_RESIDENT)
+SCHEMES = (INSUTYPE_EMPLOYEE, INSUTYPE_RESIDENT, INSUTYPE_MATERNITY)  # 510: 生育保险 periods (yibao.maternity)
 
 
 def _err(en: str, zh: str, fld: str) -> EnrolmentError:

@@ -85,6 +85,7 @@ from yibao.core.contract import INSUTYPE_EMPLOYEE
 from yibao.core.errors import ClaimRejected
 from yibao.crossregion.service import is_filed
 from yibao.enrolment.service import require_coverage
+from yibao.maternity.eligibility import check_maternity_visit
 from yibao.settlement import ledger, records
 from yibao.settlement.catalog import Catalog
 from yibao.settlement.rules import (
@@ -501,6 +502,7 @@ class SettlementService:
 
             day = _local_day(c.setl_time)
             benefit = self.book.policy(facts.insuplc_admdvs).snapshot(day)
+            check_maternity_visit(s, person, c.med_type, benefit, _local_day(c.begntime))  # 生育医疗: an insured woman
             area = c.mdtrtarea_admvs
             listing = self.book.policy(area).snapshot(day) if area and area != facts.insuplc_admdvs else None
             res = settle_claim(c, benefit, self.catalog, accum, balance, listing)
