@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from yibao.core.db import session_scope
 from yibao.core.errors import YibaoError
-from yibao.web.console import _Deny
+from yibao.web.auth import Principal
+from yibao.web.console import ConsoleDep, Deny
+from yibao.web.deps import FormDep, page
 
 
 def _queue(engine: Any, status: str) -> list[dict]:
@@ -34,56 +36,62 @@ def _detail(engine: Any, claim_id: int) -> tuple[dict, list[dict], list[str]] | 
     return claim, steps, actions
 
 
-def mount(c: Any, r: Any, guarded: Any) -> None:
-    @r.get("/maternity")
-    @guarded
-    def maternity_queue(request: Request, status: str = "") -> Response:
-        from yibao.maternity.models import CLAIM_STATUSES
+router = APIRouter()
 
-        p = c.need(request, "maternity")
-        rows = _queue(c.engine, status)
-        return c.render(
-            request,
-            "maternity.html",
-            p,
-            claim=None,
-            claims=rows,
-            statuses=CLAIM_STATUSES,
-            current=status,
-            msg=request.query_params.get("msg", ""),
-        )
 
-    @r.get("/maternity/{claim_id}")
-    @guarded
-    def maternity_claim(request: Request, claim_id: int) -> Response:
-        p = c.need(request, "maternity")
-        found = _detail(c.engine, claim_id)
-        if found is None:
-            raise _Deny(404, message_key="not_found")
-        claim, steps, actions = found
-        return c.render(
-            request,
-            "maternity.html",
-            p,
-            claim=claim,
-            steps=steps,
-            actions=actions,
-            msg=request.query_params.get("msg", ""),
-        )
+@router.get("/maternity")
+def maternity_queue(
+    request: Request, c: ConsoleDep, p: Annotated[Principal, Depends(page("maternity"))], status: str = ""
+) -> Response:
+    from yibao.maternity.models import CLAIM_STATUSES
 
-    @r.post("/maternity/{claim_id}/review")
-    @guarded
-    async def maternity_review(request: Request, claim_id: int) -> Response:
-        from yibao.maternity import service as svc
+    rows = _queue(c.engine, status)
+    return c.render(
+        request,
+        "maternity.html",
+        p,
+        claim=None,
+        claims=rows,
+        statuses=CLAIM_STATUSES,
+        current=status,
+        msg=request.query_params.get("msg", ""),
+    )
 
-        p = c.need(request, "maternity")
-        form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
-        c.check_csrf(request, form)
-        action = (form.get("action") or [""])[0].strip()
-        note = (form.get("note") or [""])[0].strip()[:2000]
-        try:
-            await run_in_threadpool(svc.review, c.engine, claim_id, action, actor=p.username, note=note)
-            msg = "ok"
-        except YibaoError as exc:
-            msg = exc.message_en if c.lang(request) == "en" else exc.message_zh
-        return RedirectResponse(f"/console/maternity/{claim_id}?msg=" + urllib.parse.quote(msg), status_code=303)
+
+@router.get("/maternity/{claim_id}")
+def maternity_claim(
+    request: Request, c: ConsoleDep, p: Annotated[Principal, Depends(page("maternity"))], claim_id: int
+) -> Response:
+    found = _detail(c.engine, claim_id)
+    if found is None:
+        raise Deny(404, message_key="not_found")
+    claim, steps, actions = found
+    return c.render(
+        request,
+        "maternity.html",
+        p,
+        claim=claim,
+        steps=steps,
+        actions=actions,
+        msg=request.query_params.get("msg", ""),
+    )
+
+
+@router.post("/maternity/{claim_id}/review")
+async def maternity_review(
+    request: Request,
+    c: ConsoleDep,
+    p: Annotated[Principal, Depends(page("maternity"))],
+    claim_id: int,
+    form: FormDep,
+) -> Response:
+    from yibao.maternity import service as svc
+
+    action = form.get("action", "")
+    note = form.get("note", "")[:2000]
+    try:
+        await run_in_threadpool(svc.review, c.engine, claim_id, action, actor=p.username, note=note)
+        msg = "ok"
+    except YibaoError as exc:
+        msg = exc.message_en if c.lang(request) == "en" else exc.message_zh
+    return RedirectResponse(f"/console/maternity/{claim_id}?msg=" + urllib.parse.quote(msg), status_code=303)
