@@ -136,6 +136,9 @@ app.add_typer(inst_app, name="inst")
 from yibao.crossregion.cli import app as filing_app  # noqa: E402
 
 app.add_typer(filing_app, name="filing")
+from yibao.longrx.cli import app as longrx_app  # noqa: E402
+
+app.add_typer(longrx_app, name="longrx")
 from yibao.supervision.cli import app as supervision_app  # noqa: E402
 
 app.add_typer(supervision_app, name="supervision")

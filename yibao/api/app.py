@@ -207,6 +207,7 @@ def create_app(iface: Interface) -> FastAPI:
     from yibao.crossregion.api import router as filing_router
     from yibao.enrolment.api import router as enrolment_router
     from yibao.ltc.api import router as ltc_router
+    from yibao.longrx.api import router as longrx_router
     from yibao.payment.api import router as payment_router
     from yibao.pooling.api import router as pooling_router
     from yibao.procurement.api import router as procurement_router
@@ -222,6 +223,7 @@ def create_app(iface: Interface) -> FastAPI:
         enrolment_router,
         ltc_router,
         filing_router,
+        longrx_router,
     ):
         app.include_router(
             sub,
