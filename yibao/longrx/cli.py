@@ -11,7 +11,7 @@ from rich.table import Table
 app = typer.Typer(help="Long prescriptions (长期处方): the proxy-pickup log.", no_args_is_help=True)
 proxy_app = typer.Typer(help="Proxy pickup (代取药登记): add, list.", no_args_is_help=True)
 app.add_typer(proxy_app, name="proxy")
-console = Console(width=160)  # the table stays whole in narrow terminals and logs
+console = Console(width=200)  # the table stays whole in narrow terminals and logs
 DB_OPT = typer.Option(
     None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db; migrated first)."
 )
