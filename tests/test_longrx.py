@@ -478,3 +478,43 @@ def test_rest_proxy_add_refuse_list(settled, db_engine):
     assert r.json()["agnter_certno"] == "990101********0066" and r.json()["source"] == "manual"
     rows = c.get("/api/v1/longrx/proxy-pickups", params={"psn_no": "E1"}).json()
     assert [x["setl_id"] for x in rows] == [long_id]
+
+
+# --- a region's own list: a new file, not new code -------------------------------------------------------
+
+
+def _book_with(tmp_path, extra: str):
+    import shutil
+
+    from yibao.benefits.loader import POLICY_DIR
+    from yibao.benefits.policy import PolicyBook
+
+    for f in POLICY_DIR.glob("*.yaml"):
+        shutil.copy(f, tmp_path / f.name)
+    head = 'policy: lrx-city\nregion: "990900"\nlabel: test city\nstatus: example\ninherits: national-default\n'
+    (tmp_path / "lrx-city.yaml").write_text(head + extra, encoding="utf-8")
+    return PolicyBook(tmp_path)
+
+
+def test_a_region_replaces_the_list_in_its_own_file(tmp_path):
+    extra = (
+        "long_term_prescription:\n  diseases:\n    med_types: ['11']\n"
+        "    include_chronic_list: false\n    prefixes: [J45]\n"
+    )
+    snap = _book_with(tmp_path, extra).policy("lrx-city").snapshot(dt.date(2025, 3, 1))
+    rx = [line(1, "AMLO", 2, qty=60, prd_days=60)]
+    ok = claim("M1", person("E1"), rx, med_type="11", hosp_lv=1, dise="J45.0", lt_rx_confirmed=True)
+    settle_claim(ok, snap, CAT, {}, 0).check()
+    no = claim("M2", person("E1"), rx, med_type="11", hosp_lv=1, dise="I10", lt_rx_confirmed=True)
+    with pytest.raises(ClaimRejected) as e:
+        settle_claim(no, snap, CAT, {}, 0)
+    assert e.value.field == "dise_codg"
+
+
+def test_an_unknown_med_type_in_the_list_is_a_policy_error(tmp_path):
+    from yibao.core.errors import PolicyError
+
+    extra = "long_term_prescription:\n  diseases:\n    med_types: ['11', '77']\n"
+    with pytest.raises(PolicyError) as e:
+        _book_with(tmp_path, extra).policy("lrx-city").snapshot(dt.date(2025, 3, 1))
+    assert "77" in e.value.message_en

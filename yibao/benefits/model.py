@@ -405,6 +405,10 @@ class PolicySnapshot(_Strict):
     def _both(self) -> PolicySnapshot:
         if set(self.schemes) != {"employee", "resident"}:
             raise ValueError("schemes must define employee and resident")
+        lrx = self.long_term_prescription.diseases
+        if lrx is not None and set(lrx.med_types) - set(self.med_types):
+            unknown = sorted(set(lrx.med_types) - set(self.med_types))
+            raise ValueError(f"long_term_prescription.diseases.med_types: unknown med_type {unknown}")
         return self
 
     def scheme_for(self, insutype: str) -> Scheme:
