@@ -97,12 +97,18 @@ def _normal_certno(certno: str) -> str:
 
 
 def has_long_rx(s: Session, setl: records.Settlement, book: PolicyBook | None = None) -> bool:
-    """Does the settlement's encounter carry a drug line over the policy's ``long_rx_over_days``?"""
+    """Does the settlement's encounter carry a line over the policy's ``long_rx_over_days``, in a take-home med_type?
+
+    The med_types are the disease list's (``long_term_prescription.diseases.med_types``): inpatient drug days
+    are not a prescription someone collects.
+    """
     person = s.get(registry.Person, setl.psn_no)
     book = book or PolicyBook.default()
     day = setl.setl_time.astimezone(db.SHANGHAI).date()
-    over = book.policy((person.insuplc_admdvs if person else "") or "").snapshot(day)
-    days = over.long_term_prescription.long_rx_over_days
+    rule = book.policy((person.insuplc_admdvs if person else "") or "").snapshot(day).long_term_prescription
+    if rule.diseases is not None and (setl.med_type or "") not in rule.diseases.med_types:
+        return False
+    days = rule.long_rx_over_days
     longest = s.scalar(
         select(records.FeeDetail.prd_days)
         .where(records.FeeDetail.mdtrt_id == setl.mdtrt_id)
