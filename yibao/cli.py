@@ -501,6 +501,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("api", "yibao.api.cli", "app"),
     ("inst", "yibao.api.cli", "inst_app"),
     ("filing", "yibao.crossregion.cli", "app"),
+    ("longrx", "yibao.longrx.cli", "app"),
     ("supervision", "yibao.supervision.cli", "app"),
     ("payment", "yibao.payment.cli", "app"),
     ("drg", "yibao.payment.drgcli", "app"),

@@ -33,6 +33,7 @@ SUBSYSTEM_ROUTERS: tuple[tuple[str, Access], ...] = (
     ("yibao.ltc.api", "bureau"),
     ("yibao.crossregion.api", "bureau"),
     ("yibao.maternity.api", "bureau"),
+    ("yibao.longrx.api", "bureau"),
     ("yibao.commercial.api", "own"),
 )
 

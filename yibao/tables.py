@@ -25,6 +25,7 @@ MODULES = (
     "yibao.commercial.models",
     "yibao.crossregion.models",
     "yibao.maternity.models",
+    "yibao.longrx.models",
 )
 
 

@@ -60,6 +60,7 @@ from yibao.core import contract, db
 from yibao.core.errors import ClaimRejected, YibaoError
 from yibao.core.money import BP_SCALE, NO_CAP, MoneyError, fen_to_yuan, yuan_to_fen
 from yibao.enrolment.service import insured_state
+from yibao.longrx import interface as longrx_iface
 from yibao.settlement import ledger, records
 from yibao.settlement import visits as V
 from yibao.settlement.catalog import Catalog
@@ -1061,6 +1062,7 @@ class Interface:
                 now=ctx.now,
                 valid_diagnosis=self.valid_diagnosis,
             )
+            longrx_iface.apply_visit_flag(enc, m.long_rx_flag)  # 长期处方标志
             return ctx.commit(s, {})
 
     def h_discharge(self, ctx: Ctx, d: S.In2402) -> Outcome:
@@ -1152,6 +1154,7 @@ class Interface:
                 now=ctx.now,
                 max_lines=self.cfg.interface.max_feedetail_lines,
             )
+            longrx_iface.apply_line_flags(enc, (r.long_rx_flag for r in rows))  # 长期处方标志
             split = self._line_split_context(s, v, enc)
             result = [self._line_result(v, enc, u.line, split, sent[u.his_sn]) for u, _new in done]
             return ctx.commit(s, {"result": result})
@@ -1357,6 +1360,9 @@ class Interface:
                 info, detail = self._pre_info(s, r, snap.claim, self._pre_row(r, snap.claim), q.mdtrt_cert_type)
                 ctx.commit(s, {"setlinfo": info, "setldetail": detail})
                 return
+            if snap is not None and d.agnterinfo is not None and d.agnterinfo.given():  # 长期处方代取药
+                operator = f"{env.fixmedins_code}/{env.opter}"
+                longrx_iface.record_agent_pickup(s, r.setl_id, d.agnterinfo, operator=operator, now=now, book=self.book)
             row = db.must_get(s, records.Settlement, r.setl_id)
             info, detail = self.setlinfo(s, row, medins_setl_id=env.msgid, cert_type=q.mdtrt_cert_type)
             ctx.commit(s, {"setlinfo": info, "setldetail": detail}, maybe_repeat=r.replayed)

@@ -19,7 +19,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from yibao.core.db import SHANGHAI
 
@@ -121,6 +121,11 @@ OptCode = Annotated[str, BeforeValidator(_code), Field(max_length=40)]
 Text = Annotated[str, Field(max_length=500)]
 Flag = Annotated[Literal["0", "1"], BeforeValidator(_code)]
 CertType = Annotated[Literal["01", "02", "03"], BeforeValidator(_code)]
+LONG_RX_ALIASES = AliasChoices("long_rx_flag", "longRxFlag", "lt_rx_confirmed")  # 长期处方标志
+# the old lt_rx_confirmed may come as a JSON boolean
+LongRxFlag = Annotated[
+    Literal["0", "1"], BeforeValidator(lambda v: ("1" if v else "0") if isinstance(v, bool) else _code(v))
+]
 
 
 class _In(BaseModel):
@@ -305,6 +310,9 @@ class VisitInfo(_In):
     main_cond_dscr: Text = ""
     dise_codg: OptCode = ""
     dise_name: Annotated[str, Field(max_length=255)] = ""
+    # 长期处方标志 (yibao.longrx): "1" = a long prescription, evaluated and confirmed by the patient; ""/absent =
+    # not given (the stored flag stays).  longRxFlag is the national e-prescription name; lt_rx_confirmed the old one.
+    long_rx_flag: LongRxFlag | None = Field(None, validation_alias=LONG_RX_ALIASES)
 
 
 class In2203(_In):
@@ -344,6 +352,7 @@ class FeeDetailIn(_In):
     bilg_dr_codg: OptCode = ""
     bilg_dr_name: Annotated[str, Field(max_length=50)] = ""
     hosp_appr_flag: OptCode = ""
+    long_rx_flag: LongRxFlag | None = Field(None, validation_alias=LONG_RX_ALIASES)  # 长期处方标志 of the line
 
 
 class InFees(_In):
@@ -431,8 +440,23 @@ class SettleData(_In):
     mulaid_payer_psn_no: OptCode = ""  # yibao extension: family mutual-aid payer (家庭共济)
 
 
+class AgentInfo(_In):
+    """代办人信息 agnterinfo (as in the national 2201 / 2401): here, who collects the drugs (代取药, yibao.longrx)."""
+
+    agnter_name: Annotated[str, Field(max_length=50)] = ""
+    agnter_rlts: OptCode = ""
+    agnter_cert_type: OptCode = ""
+    agnter_certno: Annotated[str, Field(max_length=50)] = ""
+    agnter_tel: Annotated[str, Field(max_length=50)] = ""  # accepted, not stored
+    agnter_addr: Annotated[str, Field(max_length=200)] = ""  # accepted, not stored
+
+    def given(self) -> bool:
+        return bool(self.agnter_name or self.agnter_certno or self.agnter_rlts)
+
+
 class InSettle(_In):
     data: SettleData
+    agnterinfo: AgentInfo | None = None  # a proxy collecting a long prescription (长期处方代取药)
 
 
 class SetlInfo(_Out):

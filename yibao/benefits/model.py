@@ -256,6 +256,17 @@ class Assistance(_Strict):
         return v
 
 
+class LongRxDiseases(_Strict):
+    """长期处方适用病种: the diagnoses a prescription longer than ``long_rx_over_days`` may be given for.
+
+    The check itself is :mod:`yibao.longrx.eligibility`.
+    """
+
+    med_types: tuple[str, ...]  # med_type codes of take-home prescriptions where the check applies
+    include_chronic_list: bool = True  # the 门诊慢特病 prefixes (chronic_diseases) count as listed
+    prefixes: tuple[str, ...] = ()  # further ICD-10 医保版 prefixes
+
+
 class LongTermPrescription(_Strict):
     """长期处方 rules."""
 
@@ -264,6 +275,7 @@ class LongTermPrescription(_Strict):
     max_days: int  # absolute maximum (12 weeks)
     excluded_classes: tuple[str, ...]
     exceptions: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # class -> ICD-10 prefixes allowed
+    diseases: LongRxDiseases | None = None  # None = no disease list (any diagnosis)
 
     @model_validator(mode="after")
     def _order(self) -> LongTermPrescription:
@@ -421,6 +433,10 @@ class PolicySnapshot(_Strict):
     def _both(self) -> PolicySnapshot:
         if set(self.schemes) != {"employee", "resident"}:
             raise ValueError("schemes must define employee and resident")
+        lrx = self.long_term_prescription.diseases
+        if lrx is not None and set(lrx.med_types) - set(self.med_types):
+            unknown = sorted(set(lrx.med_types) - set(self.med_types))
+            raise ValueError(f"long_term_prescription.diseases.med_types: unknown med_type {unknown}")
         return self
 
     def scheme_for(self, insutype: str) -> Scheme:

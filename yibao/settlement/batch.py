@@ -31,6 +31,7 @@ from yibao.benefits.policy import Policy, PolicyBook
 from yibao.core.contract import INSUTYPE_EMPLOYEE, PSN_TYPE_RETIRED, SETTLEMENT, TIMEZONE
 from yibao.core.money import BP_SCALE, NO_CAP
 from yibao.core.money import apply_rate_np as _rate  # half-up x × bp / 10000 on int64, as apply_rate
+from yibao.longrx.eligibility import refusal_messages, unlisted_long_rx_lines
 from yibao.settlement.catalog import Catalog
 
 I64 = np.int64
@@ -515,6 +516,9 @@ def settle_batch(
                 f"drug class {cls_} may not be given as a long-term prescription",
                 f"该药品类别 ({cls_}) 不得开具长期处方",
             )
+        en, zh = refusal_messages(snap)  # 长期处方适用病种 (yibao.longrx)
+        codes = ((mt_vals, mt_code), (dise_vals, dise_code), (oth_vals, oth_code))
+        rej.add(claim_any(unlisted_long_rx_lines(snap, m, lc0, *codes)), "dise_codg", en, zh)
 
     # scope (限定支付范围)
     from yibao.settlement.catalog import gend_code

@@ -33,6 +33,7 @@ from yibao.benefits.model import CategoryRule, Layer, PolicySnapshot
 from yibao.core.contract import CLASS_B, CLASS_C, INSUTYPE_EMPLOYEE, PSN_TYPE_RETIRED, is_cross_province
 from yibao.core.errors import ClaimRejected
 from yibao.core.money import BP_SCALE, NO_CAP, apply_rate
+from yibao.longrx.eligibility import check_long_rx_diseases
 from yibao.settlement.catalog import Catalog, ListItem
 
 AccumKey = tuple[str, str]  # (kind, period)
@@ -414,6 +415,7 @@ def settle_claim(
     catalog = catalog.with_overrides(listing.list_overrides)
     validate_claim(claim, catalog)
     check_long_term_prescription(claim, benefit, catalog)
+    check_long_rx_diseases(claim, benefit, catalog)  # 长期处方适用病种 (yibao.longrx)
     diagnoses = (claim.dise_codg, *claim.other_dise_codg)
     category = classify_category(benefit, claim.med_type, diagnoses)
     scheme = benefit.scheme_for(claim.person.insutype)

@@ -202,6 +202,7 @@ class VisitSettlementService:
             other_dise_codg=tuple(x for x in (enc.other_dise_codg or "").split(";") if x),
             mdtrtarea_admvs=area,
             mulaid_payer=PayerFacts(req.mulaid_payer_psn_no, "", "") if req.mulaid_payer_psn_no else None,
+            lt_rx_confirmed=bool(enc.lt_rx_confirmed),  # 2203 / 2204 long_rx_flag (yibao.longrx.interface)
         )
         return VisitSnapshot(visit=v, encounter=enc, person=person, pending=pending, med_type=med_type, claim=claim)
 
