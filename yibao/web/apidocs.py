@@ -8,8 +8,8 @@ package ``fastapi-offline`` ships (``fastapi_offline/static``: Swagger UI's
 only those files are used, the wiring is ours.  ReDoc is told not to load
 Google Fonts, and both pages carry a ``<meta>`` Content-Security-Policy that
 keeps images, fonts and fetches on this server (ReDoc's sidebar would
-otherwise fetch its logo from the vendor's CDN).  :func:`mount_docs` is called by :func:`yibao.api.app.national_interface_app`,
-which builds its ``FastAPI`` with ``docs_url=None, redoc_url=None``.
+otherwise fetch its logo from the vendor's CDN).  :func:`mount_docs` is called by
+:func:`yibao.api.app.national_interface_app`, which builds its ``FastAPI`` with ``docs_url=None, redoc_url=None``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """long_rx_proxy_pickup: the proxy-pickup log of long prescriptions (长期处方代取药登记)
 
 Revision ID: 0022_long_rx
-Revises: 0019_cross_filing
+Revises: 0021_maternity_claims
 Create Date: 2026-12-03
 
 """
