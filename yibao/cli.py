@@ -165,6 +165,9 @@ app.add_typer(commercial_app, name="commercial")
 from yibao.maternity.cli import app as maternity_app  # noqa: E402
 
 app.add_typer(maternity_app, name="maternity")
+from yibao.reimbursement.cli import app as reimburse_app  # noqa: E402
+
+app.add_typer(reimburse_app, name="reimburse")
 console = Console()
 
 
