@@ -61,7 +61,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError) as e:
         raise ReimbursementError(
             f"{path}: not a readable JSON file ({e})", f"{path}: 无法读取的 JSON 文件", field="file"
-        )
+        ) from None
     if not isinstance(doc, dict):
         raise ReimbursementError(f"{path}: expected a JSON object", f"{path}: 须为 JSON 对象", field="file")
     return doc
