@@ -148,4 +148,7 @@ def seed_console(
     from yibao.crossregion.demo import demo_filing
 
     demo_filing(engine, pick_demo_people(engine)[1])  # a synthetic 异地就医备案 for the public demo person
+    from yibao.reimbursement.demo import demo_reimbursement  # 手工报销: a paper claim reviewed and paid
+
+    (out_dir / "demo-reimbursement.txt").write_text("\n".join(demo_reimbursement(engine)) + "\n", encoding="utf-8")
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)

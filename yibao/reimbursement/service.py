@@ -806,3 +806,17 @@ def default_service(engine: Engine) -> ReimbursementService:
 
 
 _DEFAULTS: dict[int, ReimbursementService] = {}
+
+
+def service_for(state: Any, engine: Engine) -> ReimbursementService:
+    """The service of an app (``app.state``): the interface's policies, list and clock when it serves ``engine``."""
+    svc = getattr(state, "reimbursement", None)
+    if svc is not None and svc.engine is engine:
+        return svc
+    iface = getattr(state, "iface", None)
+    if iface is not None and getattr(iface, "engine", None) is engine:
+        svc = ReimbursementService(engine, iface.book, iface.catalog, clock=iface.clock)
+    else:
+        svc = default_service(engine)
+    state.reimbursement = svc
+    return svc
