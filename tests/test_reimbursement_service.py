@@ -16,6 +16,8 @@ import datetime as dt
 
 import pytest
 from factories import catalog
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from yibao.benefits.policy import PolicyBook
@@ -349,3 +351,48 @@ def test_claim_from_json_object():
     with pytest.raises(ReimbursementError) as e:
         request_from_dict({"begin_date": "2025-01-01", "end_date": "2025-01-01", "lines": [{"amount_fen": 1.5}]})
     assert e.value.field == "amount_fen"
+
+
+_CODES = ("A-DRUG", "B-DRUG", "B-DRUG20", "C-DRUG", "SVC", "CAP-DEV", "")  # "" = no national code
+_seq = iter(range(1, 10**6))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.lists(
+        st.tuples(st.sampled_from(_CODES), st.integers(1, 5), st.integers(1, 300_000)), min_size=1, max_size=5
+    ),
+    balance=st.integers(0, 200_000),
+    med_type=st.sampled_from(["11", "21"]),
+)
+def test_property_manual_and_direct_settlement_agree_to_the_fen(svc, db_engine, lines, balance, med_type):
+    n = next(_seq)
+    me, twin = f"PM{n}", f"PD{n}"
+    with ydb.session_scope(db_engine) as s:
+        s.add_all([_person(me, "310", "in_service", balance), _person(twin, "310", "in_service", balance)])
+    invoice = [
+        InvoiceLine(
+            f"INV-{n}",
+            qty * price,
+            quantity_milli=qty * 1000,
+            unit_price_fen=price,
+            med_list_codg=code,
+            item_text="" if code else "票据原文项目",
+        )  # fmt: skip
+        for code, qty, price in lines
+    ]
+    req = ClaimRequest(
+        me, med_type, dt.date(2025, 4, 1), dt.date(2025, 4, 3), "system_outage", "J18.9", fixmedins_code="H2",
+        documents=("invoice", "itemised_bill", "outage_statement", "discharge_summary"), lines=tuple(invoice),
+    )  # fmt: skip
+    cid = svc.open_claim(CLERK, req)
+    with ydb.session_scope(db_engine) as s:
+        claim = svc.engine_claim(s, s.get(ManualClaim, cid))
+    d = approve(svc, cid)
+    direct = svc.settler.settle(
+        dataclasses.replace(claim, mdtrt_id=f"D{n}", person=dataclasses.replace(claim.person, psn_no=twin)),
+        msgid=f"direct-{n}",
+    )
+    manual = svc.get(cid)["settlement"]
+    assert manual == {k: getattr(direct.settlement, k) for k in manual}
+    assert d["reimbursed_fen"] == direct.settlement.fund_pay_sumamt + direct.settlement.acct_pay
