@@ -502,6 +502,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("inst", "yibao.api.cli", "inst_app"),
     ("filing", "yibao.crossregion.cli", "app"),
     ("longrx", "yibao.longrx.cli", "app"),
+    ("reimburse", "yibao.reimbursement.cli", "app"),
     ("supervision", "yibao.supervision.cli", "app"),
     ("payment", "yibao.payment.cli", "app"),
     ("drg", "yibao.payment.drgcli", "app"),

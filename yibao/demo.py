@@ -167,4 +167,7 @@ def seed_console(
     (out_dir / "demo-maternity.txt").write_text(
         "\n".join(demo_maternity(engine, pick_demo_people(engine)[0])) + "\n", encoding="utf-8"
     )
+    from yibao.reimbursement.demo import demo_reimbursement  # 手工报销: a paper claim reviewed and paid
+
+    (out_dir / "demo-reimbursement.txt").write_text("\n".join(demo_reimbursement(engine)) + "\n", encoding="utf-8")
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)

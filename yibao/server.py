@@ -34,6 +34,7 @@ SUBSYSTEM_ROUTERS: tuple[tuple[str, Access], ...] = (
     ("yibao.crossregion.api", "bureau"),
     ("yibao.maternity.api", "bureau"),
     ("yibao.longrx.api", "bureau"),
+    ("yibao.reimbursement.api", "bureau"),
     ("yibao.commercial.api", "own"),
 )
 

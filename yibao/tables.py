@@ -26,6 +26,7 @@ MODULES = (
     "yibao.crossregion.models",
     "yibao.maternity.models",
     "yibao.longrx.models",
+    "yibao.reimbursement.models",
 )
 
 

@@ -26,6 +26,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "page.mycode": ("我的医保码", "My e-code"),
     "page.ltc": ("长期护理保险", "Long-term care"),
     "page.maternity": ("生育津贴申领", "Maternity claims"),
+    "page.reimbursement": ("手工报销", "Manual claims"),
     "session_expires": ("会话到期", "session expires"),
     "forbidden": ("无权访问此页面", "You may not open this page"),
     "csrf": (

@@ -1,7 +1,7 @@
 """maternity_claims: the maternity allowance claim (生育津贴申领) and its append-only review steps
 
 Revision ID: 0021_maternity_claims
-Revises: 0019_cross_filing
+Revises: 0020_manual_claims
 Create Date: 2026-12-03
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021_maternity_claims"
-down_revision: str | None = "0019_cross_filing"
+down_revision: str | None = "0020_manual_claims"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
