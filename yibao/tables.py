@@ -24,6 +24,7 @@ MODULES = (
     "yibao.ltc.models",
     "yibao.commercial.models",
     "yibao.crossregion.models",
+    "yibao.rxcirc.models",
 )
 
 
