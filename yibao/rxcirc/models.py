@@ -2,7 +2,8 @@
 
 ``rx_prescription`` mirrors the national electronic-prescription upload (hi_rxno, hosp_rxno, rx_trace_code,
 prsc_time, valid_days …); its lines are ``rx_prescription_line``; a pharmacy's fill (外配取药) with the settlement it
-made is ``rx_fill``; an internet-hospital follow-up (互联网复诊) with the offline visit it follows is ``rx_online_visit``.
+made is ``rx_fill``; an internet-hospital follow-up (互联网复诊) with the offline visit it follows is
+``rx_online_visit``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from yibao.core.db import Base
+from yibao.core.db import TZ_SECONDS, Base
 
-TZ = sa.DateTime(timezone=True)
+TZ = TZ_SECONDS  # timezone-aware, naive values refused, read back in Asia/Shanghai
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 STATUS_ISSUED = "issued"  # 已开具, may be filled

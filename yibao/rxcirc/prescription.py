@@ -1,4 +1,4 @@
-"""Electronic prescriptions (电子处方) and the checks before a designated pharmacy fills one (外配, ``rx_circ_flag`` = 1).
+"""Electronic prescriptions (电子处方) and the checks before a designated pharmacy fills one (外配, ``rx_circ_flag``).
 
 Pure checks (the tables and the settlement are in :mod:`yibao.rxcirc.models` and
 :mod:`yibao.rxcirc.service`): a prescription's content hash (SM3, the signature's digest), and
@@ -90,7 +90,10 @@ def check_fill(
     filled: set[str],
     designations: Designations | None = None,
 ) -> None:
-    """Raise :class:`RxError` if ``pharmacy`` may not fill ``rx`` with ``fill`` on ``on``; ``filled`` = rx_no already filled."""
+    """Raise :class:`RxError` if ``pharmacy`` may not fill ``rx`` with ``fill`` on ``on``.
+
+    ``filled``: the rx_no already filled.
+    """
     if rx.valid_until < rx.issued_on:
         raise RxError(
             "prescription valid_until is before its issue date", "处方有效期早于开具日期", field="valid_until"
