@@ -136,6 +136,9 @@ app.add_typer(inst_app, name="inst")
 from yibao.crossregion.cli import app as filing_app  # noqa: E402
 
 app.add_typer(filing_app, name="filing")
+from yibao.rxcirc.cli import app as rx_app  # noqa: E402
+
+app.add_typer(rx_app, name="rx")
 from yibao.supervision.cli import app as supervision_app  # noqa: E402
 
 app.add_typer(supervision_app, name="supervision")

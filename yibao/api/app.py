@@ -210,6 +210,7 @@ def create_app(iface: Interface) -> FastAPI:
     from yibao.payment.api import router as payment_router
     from yibao.pooling.api import router as pooling_router
     from yibao.procurement.api import router as procurement_router
+    from yibao.rxcirc.api import router as rx_router
     from yibao.supervision.api import router as supervision_router
     from yibao.web.auth import require
 
@@ -222,6 +223,7 @@ def create_app(iface: Interface) -> FastAPI:
         enrolment_router,
         ltc_router,
         filing_router,
+        rx_router,
     ):
         app.include_router(
             sub,

@@ -614,3 +614,31 @@ def _prior_offline_visit(s: Session, req: ConsultRequest, dx_prefix: str, since:
         .limit(1)
     )
     return s.scalar(q) or ""
+
+
+def default_service(engine: Engine) -> RxService:
+    """An :class:`RxService` on ``engine`` with the shipped policies and the database's medical list (else the
+    package's sample list), as the interface server builds its settlement service."""
+    from yibao.benefits.policy import PolicyBook
+    from yibao.codes.medlist import load_med_list
+    from yibao.settlement.catalog import Catalog
+
+    table = db.read_table(engine, "med_list")
+    if table.num_rows == 0:
+        table = load_med_list()
+    return RxService(SettlementService(engine, PolicyBook.default(), Catalog.from_table(table)))
+
+
+def parse_quantity(text: str, field: str) -> int:
+    """A quantity as given at the boundary (up to 3 decimals, e.g. ``"2.5"``) → × 1000; refuses anything else."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        d = Decimal(text) * 1000
+    except InvalidOperation:
+        d = Decimal("NaN")
+    if not d.is_finite() or d != d.to_integral_value() or d <= 0:
+        raise _err(
+            f"{field}: {text!r} is not a positive quantity (≤ 3 decimals)", f"{field}: 数量 {text!r} 无效", field
+        )
+    return int(d)
