@@ -344,3 +344,53 @@ def test_rx_error_is_bilingual(rx):
     with pytest.raises(RxError) as e:
         rx.show("RXNOPE")
     assert e.value.message_zh.startswith("处方不存在") and e.value.field == "hi_rxno"
+
+
+def test_rest_upload_verify_fill_show(rx):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from yibao.rxcirc.api import get_service, router
+
+    app = FastAPI()
+    app.include_router(router)
+    app.dependency_overrides[get_service] = lambda: rx
+    c = TestClient(app)
+    body = {
+        "hosp_rxno": "HRX-REST",
+        "fixmedins_code": HOSP,
+        "prac_psn_code": DOCTOR,
+        "psn_no": "R1",
+        "med_type": "11",
+        "dise_codg": ["J06.9"],
+        "prsc_time": "2026-03-02T10:00:00+08:00",
+        "rxdrugdetail": [
+            {"med_list_codg": "A-DRUG", "drug_cnt": "10", "medc_days": 10},
+            {"med_list_codg": "B-DRUG", "drug_cnt": "2", "medc_days": 10},
+        ],
+    }
+    up = c.post("/api/v1/rx/prescriptions", json=body)
+    assert up.status_code == 200 and up.json()["rx_stas"] == "issued"
+    hi = up.json()["hi_rxno"]
+    dup = c.post("/api/v1/rx/prescriptions", json=body)
+    assert dup.status_code == 400 and dup.json()["detail"]["field"] == "hosp_rxno"
+    bad = c.post(f"/api/v1/rx/prescriptions/{hi}/verify", json={"fixmedins_code": OTHER_PHARMACY, "on": "2026-03-03"})
+    assert bad.status_code == 400 and bad.json()["detail"]["message_zh"].startswith("药店")
+    fill = {
+        "fixmedins_code": PHARMACY,
+        "sel_retn_time": "2026-03-03T10:00:00+08:00",
+        "msgid": "MSG-REST-1",
+        "selinfo": [
+            {"med_list_codg": "A-DRUG", "sel_retn_cnt": "10", "pric": "30.00", "medc_days": 10},
+            {"med_list_codg": "B-DRUG", "sel_retn_cnt": "2", "pric": "50", "medc_days": 10},
+        ],
+        "delivery_fee": "8.00",
+    }
+    r = c.post(f"/api/v1/rx/prescriptions/{hi}/fill", json=fill)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["hosp_lv"], out["delivery_fee"], out["delivery_selfpay"]) == (2, "8.00", True)
+    assert (out["setlinfo"]["hifp_pay"], out["setlinfo"]["psn_cash_pay"]) == ("145.00", "255.00")
+    shown = c.get(f"/api/v1/rx/prescriptions/{hi}").json()
+    assert shown["rx_stas"] == "filled" and shown["fill"]["setl_id"] == out["setlinfo"]["setl_id"]
+    assert c.post(f"/api/v1/rx/prescriptions/{hi}/fill", json=fill | {"msgid": "MSG-REST-2"}).status_code == 400
