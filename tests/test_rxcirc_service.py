@@ -394,3 +394,11 @@ def test_rest_upload_verify_fill_show(rx):
     shown = c.get(f"/api/v1/rx/prescriptions/{hi}").json()
     assert shown["rx_stas"] == "filled" and shown["fill"]["setl_id"] == out["setlinfo"]["setl_id"]
     assert c.post(f"/api/v1/rx/prescriptions/{hi}/fill", json=fill | {"msgid": "MSG-REST-2"}).status_code == 400
+
+
+def test_pharmacy_fill_is_not_a_prior_visit(rx):
+    v = rx.issue(issue_req(prsc_time=T(2)))
+    with ydb.session_scope(rx.engine) as s:  # the prescription's own visit is not stored: only the fill is
+        assert s.get(records.Encounter, "RXF" + v.hi_rxno) is None
+    rx.fill(fill_req(v.hi_rxno))
+    _refused(rx, lambda: rx.consult(consult_req(consulted_at=T(10))), "first visit")

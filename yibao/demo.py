@@ -148,4 +148,7 @@ def seed_console(
     from yibao.crossregion.demo import demo_filing
 
     demo_filing(engine, pick_demo_people(engine)[1])  # a synthetic 异地就医备案 for the public demo person
+    from yibao.rxcirc.demo import demo_rxcirc  # 处方流转 + 互联网复诊: a fill settled at a pharmacy
+
+    (out_dir / "demo-rxcirc.txt").write_text("\n".join(demo_rxcirc(engine)) + "\n", encoding="utf-8")
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)

@@ -4,6 +4,7 @@ cancel, and the internet-hospital follow-up consultation (互联网复诊, ``con
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -17,15 +18,21 @@ console = Console(width=140)
 DB_OPT = typer.Option(
     None, "--db", help="Database URL (default $YIBAO_DATABASE_URL or sqlite:///yibao.db; migrated first)."
 )
+RULES_OPT = typer.Option(
+    None,
+    "--rules-dir",
+    help="A region's rule files (designated-pharmacies.yaml, circulation.yaml, internet-hospital.yaml) "
+    "instead of the shipped ones.",
+)
 
 
-def _service(db: str | None):
+def _service(db: str | None, rules_dir: Path | None = None):
     from yibao.core.db import database_url, make_engine, upgrade
     from yibao.rxcirc.service import default_service
 
     url = database_url(db)
     upgrade(url)
-    return default_service(make_engine(url))
+    return default_service(make_engine(url), rules_dir)
 
 
 def _time(text: str | None, name: str) -> dt.datetime:
@@ -101,17 +108,13 @@ def _print_setl(title: str, r) -> None:
     from yibao.core.money import fmt_yuan
 
     st = r.settlement
+    funds = [k for k in FUND_PAY_LABELS if k == "hifp_pay" or getattr(st, k)]  # the pool, and any other fund that paid
+    cols = ("medfee_sumamt", "act_pay_dedc", *funds, "fund_pay_sumamt", "acct_pay", "psn_cash_pay")
     tab = Table(title=title)
-    for c in ("setl_id", "medfee_sumamt", *FUND_PAY_LABELS, "fund_pay_sumamt", "acct_pay", "psn_cash_pay"):
+    tab.add_column("setl_id")
+    for c in cols:
         tab.add_column(c, justify="right")
-    tab.add_row(
-        r.setl_id or "—",
-        fmt_yuan(st.medfee_sumamt),
-        *(fmt_yuan(getattr(st, k)) for k in FUND_PAY_LABELS),
-        fmt_yuan(st.fund_pay_sumamt),
-        fmt_yuan(st.acct_pay),
-        fmt_yuan(st.psn_cash_pay),
-    )
+    tab.add_row(r.setl_id or "—", *(fmt_yuan(getattr(st, k)) for k in cols))
     console.print(tab)
 
 
@@ -127,6 +130,7 @@ def issue(
     at: str | None = typer.Option(None, "--time", help="prsc_time, ISO (default now, Asia/Shanghai)."),
     valid_days: int | None = typer.Option(None, "--valid-days", help="Default: circulation.yaml."),
     mdtrt_id: str = typer.Option("", "--mdtrt-id", help="The visit it was written in, when stored."),
+    rules_dir: Path | None = RULES_OPT,
     db: str | None = DB_OPT,
 ) -> None:
     """Upload an electronic prescription (电子处方上传)."""
@@ -148,7 +152,7 @@ def issue(
         valid_days,
         mdtrt_id,
     )
-    _print_rx(_service(db).issue(req))
+    _print_rx(_service(db, rules_dir).issue(req))
 
 
 @app.command("verify")
@@ -157,11 +161,12 @@ def verify(
     pharmacy: str = typer.Option(..., "--pharmacy"),
     on: str | None = typer.Option(None, "--on", help="YYYY-MM-DD (default today)."),
     digest: str = typer.Option("", "--digest", help="The signature digest the pharmacy received."),
+    rules_dir: Path | None = RULES_OPT,
     db: str | None = DB_OPT,
 ) -> None:
     """May this pharmacy fill it now (处方核验)?  Exit 2 with the reason when not."""
     day = _time(on, "on").date() if on else _time(None, "on").date()
-    v = _service(db).verify(hi_rxno, pharmacy, day, digest)
+    v = _service(db, rules_dir).verify(hi_rxno, pharmacy, day, digest)
     _print_rx(v)
     console.print(f"[green]OK 核验通过[/green]: {pharmacy} may fill {hi_rxno} on {day}")
 
@@ -176,6 +181,7 @@ def fill(
     digest: str = typer.Option("", "--digest"),
     delivery: str = typer.Option("0", "--delivery-yuan", help="Delivery fee (配送费), yuan."),
     no_account: bool = typer.Option(False, "--no-account", help="Do not use the personal account."),
+    rules_dir: Path | None = RULES_OPT,
     db: str | None = DB_OPT,
 ) -> None:
     """Fill at a designated pharmacy and settle (外配取药结算), one transaction."""
@@ -190,7 +196,7 @@ def fill(
         hi_rxno, pharmacy, tuple(lines), _time(at, "sel_retn_time"), msgid, digest, _yuan(delivery, "delivery_fee"),
         not no_account,
     )  # fmt: skip
-    r = _service(db).fill(req)
+    r = _service(db, rules_dir).fill(req)
     _print_setl(
         f"处方流转结算 fill of {hi_rxno} at {pharmacy} (paid at level {r.hosp_lv} of {r.issuer_code})", r.settlement
     )
@@ -224,11 +230,12 @@ def consult(
     fee: str = typer.Option(..., "--fee-yuan", help="Consultation fee, yuan."),
     msgid: str = typer.Option(..., "--msgid"),
     at: str | None = typer.Option(None, "--time"),
+    rules_dir: Path | None = RULES_OPT,
     db: str | None = DB_OPT,
 ) -> None:
     """Settle an online follow-up consultation (互联网医院复诊); a first visit is refused."""
     from yibao.rxcirc.service import ConsultRequest
 
     req = ConsultRequest(mdtrt_id, psn_no, hospital, tuple(dx), _time(at, "begntime"), _yuan(fee, "pric"), msgid)
-    r = _service(db).consult(req)
+    r = _service(db, rules_dir).consult(req)
     _print_setl(f"互联网复诊 online follow-up {mdtrt_id} (follows {r.prior_mdtrt_id or '—'})", r.settlement)

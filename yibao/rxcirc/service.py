@@ -24,13 +24,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from yibao.codes import registry
 from yibao.core import db
-from yibao.core.contract import OUTPATIENT_MED_TYPES, PRAC_PSN_TYPE_DOCTOR
+from yibao.core.contract import INSTITUTION_TYPES, OUTPATIENT_MED_TYPES, PRAC_PSN_TYPE_DOCTOR
 from yibao.rxcirc import models as m
 from yibao.rxcirc.prescription import Designations, Prescription, RxError, RxLine, check_fill, load_designations
 from yibao.rxcirc.rules import CirculationFile, InternetHospitalFile, load_circulation, load_internet_hospital
@@ -49,6 +50,9 @@ __all__ = [
     "RxService",
     "RxView",
 ]
+
+
+MEDICAL_INSTITUTION_TYPES = tuple(t for t in INSTITUTION_TYPES if t != "pharmacy")  # who may prescribe and see
 
 
 def _err(en: str, zh: str, fld: str) -> RxError:
@@ -294,7 +298,7 @@ class RxService:
         if s.get(registry.Person, req.psn_no) is None:
             raise _err(f"unknown person {req.psn_no!r}", f"参保人不存在: {req.psn_no}", "psn_no")
         inst = s.get(registry.Institution, req.fixmedins_code)
-        if inst is None or inst.fixmedins_type == "pharmacy":
+        if inst is None or inst.fixmedins_type not in MEDICAL_INSTITUTION_TYPES:
             raise _err(
                 f"{req.fixmedins_code!r} is not a known medical institution that may prescribe",
                 f"{req.fixmedins_code} 不是可开具处方的定点医疗机构",
@@ -598,11 +602,14 @@ class RxService:
 
 
 def _prior_offline_visit(s: Session, req: ConsultRequest, dx_prefix: str, since: dt.datetime) -> str:
-    """The latest offline visit of the person with the diagnosis prefix since ``since`` ('' when none)."""
-    E, V = records.Encounter, m.OnlineVisit
+    """The latest offline visit of the person at a medical institution with the diagnosis prefix since ``since``
+    ('' when none); online visits and pharmacy fills do not count."""
+    E, V, inst = records.Encounter, m.OnlineVisit, registry.Institution
     q = (
         select(E.mdtrt_id)
+        .join(inst, inst.fixmedins_code == E.fixmedins_code)
         .where(
+            inst.fixmedins_type.in_(MEDICAL_INSTITUTION_TYPES),  # a pharmacy's fill is not a visit
             E.psn_no == req.psn_no,
             E.mdtrt_id != req.mdtrt_id,
             E.begntime >= since,
@@ -616,9 +623,13 @@ def _prior_offline_visit(s: Session, req: ConsultRequest, dx_prefix: str, since:
     return s.scalar(q) or ""
 
 
-def default_service(engine: Engine) -> RxService:
+def default_service(engine: Engine, rules_dir: Path | None = None) -> RxService:
     """An :class:`RxService` on ``engine`` with the shipped policies and the database's medical list (else the
-    package's sample list), as the interface server builds its settlement service."""
+    package's sample list), as the interface server builds its settlement service.
+
+    ``rules_dir``: a region's own rule files (``designated-pharmacies.yaml``, ``circulation.yaml``,
+    ``internet-hospital.yaml``, each optional) instead of the shipped ones.
+    """
     from yibao.benefits.policy import PolicyBook
     from yibao.codes.medlist import load_med_list
     from yibao.settlement.catalog import Catalog
@@ -626,7 +637,23 @@ def default_service(engine: Engine) -> RxService:
     table = db.read_table(engine, "med_list")
     if table.num_rows == 0:
         table = load_med_list()
-    return RxService(SettlementService(engine, PolicyBook.default(), Catalog.from_table(table)))
+    settlement = SettlementService(engine, PolicyBook.default(), Catalog.from_table(table))
+    if rules_dir is None:
+        return RxService(settlement)
+    if not rules_dir.is_dir():
+        raise _err(f"rules directory {rules_dir} does not exist", f"规则目录不存在: {rules_dir}", "rules_dir")
+    own = {name: rules_dir / name for name in FILES if (rules_dir / name).is_file()}
+    return RxService(
+        settlement,
+        designations=load_designations(own["designated-pharmacies.yaml"])
+        if "designated-pharmacies.yaml" in own
+        else None,
+        circulation=load_circulation(own["circulation.yaml"]) if "circulation.yaml" in own else None,
+        internet=load_internet_hospital(own["internet-hospital.yaml"]) if "internet-hospital.yaml" in own else None,
+    )
+
+
+FILES = ("designated-pharmacies.yaml", "circulation.yaml", "internet-hospital.yaml")
 
 
 def parse_quantity(text: str, field: str) -> int:
