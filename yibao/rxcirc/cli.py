@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from yibao.core.contract import MED_TYPE_OUTPATIENT
+
 app = typer.Typer(
     help="Prescription circulation (处方流转): issue, verify, fill (settle at a pharmacy), show, cancel, consult.",
     no_args_is_help=True,
@@ -126,7 +128,7 @@ def issue(
     hosp_rxno: str = typer.Option(..., "--hosp-rxno", help="The issuer's own prescription number."),
     dx: list[str] = typer.Option(..., "--dx", help="Diagnosis (dise_codg), principal first; repeat."),
     line: list[str] = typer.Option(..., "--line", help="CODE:QUANTITY:DAYS, e.g. XA10BA02:60:30; repeat."),
-    med_type: str = typer.Option("11", "--med-type", help="The visit's med_type (outpatient)."),
+    med_type: str = typer.Option(MED_TYPE_OUTPATIENT, "--med-type", help="The visit's med_type (outpatient)."),
     at: str | None = typer.Option(None, "--time", help="prsc_time, ISO (default now, Asia/Shanghai)."),
     valid_days: int | None = typer.Option(None, "--valid-days", help="Default: circulation.yaml."),
     mdtrt_id: str = typer.Option("", "--mdtrt-id", help="The visit it was written in, when stored."),
