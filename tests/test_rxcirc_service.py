@@ -402,3 +402,59 @@ def test_pharmacy_fill_is_not_a_prior_visit(rx):
         assert s.get(records.Encounter, "RXF" + v.hi_rxno) is None
     rx.fill(fill_req(v.hi_rxno))
     _refused(rx, lambda: rx.consult(consult_req(consulted_at=T(10))), "first visit")
+
+
+def _person(s, psn_no: str) -> None:
+    s.add(
+        registry.Person(
+            psn_no=psn_no,
+            gend="2",
+            brdy=dt.date(1990, 1, 1),
+            insutype="390",
+            psn_type="resident",
+            civil_servant=False,
+            insuplc_admdvs=REGION,
+            assistance="",
+            contribution_base=0,
+            acct_balc=0,
+            synthetic=True,
+        )
+    )
+
+
+def test_property_fill_at_pharmacy_equals_settling_at_the_issuer(rx):
+    """For any quantities and prices, the fill at B splits to the fen as the same lines at hospital A."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    counter = iter(range(10_000))
+    drug = st.tuples(st.integers(1, 60_000), st.integers(1, 50_000), st.integers(1, 30))  # cnt_milli, fen, days
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(a=drug, b=drug, prior=st.integers(0, 20_000))
+    def check(a, b, prior):
+        n = next(counter)
+        at_b, at_a = f"PB{n}", f"PA{n}"
+        with ydb.session_scope(rx.engine) as s:
+            _person(s, at_b)
+            _person(s, at_a)
+        if prior:  # both have used part of the year's deductible already, at the hospital
+            for psn in (at_b, at_a):
+                c = Claim(
+                    f"PRIOR-{psn}", PersonFacts(psn, "", "", "", dt.date(1900, 1, 1), ""), HOSP, 0,
+                    MED_TYPE_OUTPATIENT, T(1), T(1), "J06.9", (FeeLine(1, "A-DRUG", 1000, prior, prior),),
+                )  # fmt: skip
+                rx.settlement.settle(c, msgid=f"MSG-PRIOR-{psn}")
+        lines = (IssueLine("A-DRUG", a[0], a[2]), IssueLine("B-DRUG", b[0], b[2]))
+        v = rx.issue(issue_req(psn_no=at_b, hosp_rxno=f"HRX-P{n}", lines=lines))
+        fills = (FillLine("A-DRUG", a[0], a[1], a[2]), FillLine("B-DRUG", b[0], b[1], b[2]))
+        got = rx.fill(fill_req(v.hi_rxno, lines=fills, msgid=f"MSG-PF{n}")).settlement.settlement
+        same = Claim(
+            f"HOSP-P{n}", PersonFacts(at_a, "", "", "", dt.date(1900, 1, 1), ""), HOSP, 0, MED_TYPE_OUTPATIENT,
+            T(3), T(3), "J06.9",
+            tuple(FeeLine(i, f.med_list_codg, f.cnt_milli, f.pric, line_amount(f.cnt_milli, f.pric))
+                  for i, f in enumerate(fills, start=1)),
+        )  # fmt: skip
+        assert rx.settlement.settle(same, msgid=f"MSG-PH{n}").settlement.amounts() == got.amounts()
+
+    check()
