@@ -60,11 +60,15 @@ class PrescriptionLine(Base):
 
 
 class PrescriptionFill(Base):
-    """A pharmacy's fill of a prescription and the settlement it made (外配取药结算)."""
+    """A pharmacy's fill of a prescription and the settlement it made (外配取药结算).
+
+    At most one fill of a prescription is live (not ``cancelled``); cancelling its settlement through
+    :meth:`yibao.rxcirc.service.RxService.cancel_fill` keeps the row and makes the prescription fillable again.
+    """
 
     __tablename__ = "rx_fill"
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
-    hi_rxno: Mapped[str] = mapped_column(sa.String(30), sa.ForeignKey("rx_prescription.hi_rxno"), unique=True)
+    hi_rxno: Mapped[str] = mapped_column(sa.String(30), sa.ForeignKey("rx_prescription.hi_rxno"), index=True)
     fixmedins_code: Mapped[str] = mapped_column(sa.String(30))  # the dispensing pharmacy
     issuer_code: Mapped[str] = mapped_column(sa.String(30))  # the issuing institution, as settled
     hosp_lv: Mapped[int] = mapped_column(sa.SmallInteger)  # the level the benefit was computed at
@@ -74,6 +78,8 @@ class PrescriptionFill(Base):
     filled_at: Mapped[dt.datetime] = mapped_column(TZ)  # sel_retn_time
     delivery_fee: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # 配送费, fen
     delivery_selfpay: Mapped[bool] = mapped_column(sa.Boolean, default=True)  # paid outside the settlement
+    cancelled: Mapped[bool] = mapped_column(sa.Boolean, default=False)  # its settlement was cancelled (撤销)
+    cancel_msgid: Mapped[str] = mapped_column(sa.String(40), default="")
 
 
 class OnlineVisit(Base):

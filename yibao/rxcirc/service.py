@@ -37,7 +37,7 @@ from yibao.rxcirc.prescription import Designations, Prescription, RxError, RxLin
 from yibao.rxcirc.rules import CirculationFile, InternetHospitalFile, load_circulation, load_internet_hospital
 from yibao.settlement import records
 from yibao.settlement.rules import Claim, FeeLine, PersonFacts, line_amount
-from yibao.settlement.service import SettlementService, SettleResult
+from yibao.settlement.service import CancelResult, SettlementService, SettleResult
 
 __all__ = [
     "ConsultRequest",
@@ -372,7 +372,7 @@ class RxService:
         status = row.status
         if status == m.STATUS_ISSUED and on > row.valid_end_date:
             status = m.STATUS_EXPIRED
-        fill = s.scalars(select(m.PrescriptionFill).where(m.PrescriptionFill.hi_rxno == hi_rxno)).one_or_none()
+        fill = _live_fill(s, hi_rxno)
         return RxView(
             hi_rxno=row.hi_rxno,
             hosp_rxno=row.hosp_rxno,
@@ -426,6 +426,9 @@ class RxService:
             raise _err("delivery fee is negative", "配送费不能为负", "delivery_fee")
         with db.session_scope(self.engine) as s:
             _, rx = self._load(s, req.hi_rxno)
+            F = m.PrescriptionFill
+            # cancelled fills (a live one makes this a replay of the same msgid, or a refused second fill)
+            earlier = len(s.scalars(select(F.id).where(F.hi_rxno == req.hi_rxno, F.cancelled.is_(True))).all())
         rule = self.circulation.on(rx.issued_on)
         covered = rule.delivery.covered and req.delivery_fee > 0
         lines = [
@@ -444,7 +447,7 @@ class RxService:
         if covered:
             lines.append(FeeLine(len(lines) + 1, rule.delivery.item_code, 1000, req.delivery_fee, req.delivery_fee))
         claim = Claim(
-            mdtrt_id=f"RXF{req.hi_rxno}",
+            mdtrt_id=f"RXF{req.hi_rxno}-{earlier + 1}",  # a new encounter per fill: a cancelled one keeps its lines
             person=PersonFacts(rx.psn_no, "", "", "", dt.date(1900, 1, 1), ""),  # the service reads the person
             fixmedins_code=req.fixmedins_code,
             hosp_lv=0,  # the service sets it (the issuer's level when benefit_level is issuer)
@@ -506,6 +509,46 @@ class RxService:
             delivery_fee=req.delivery_fee,
             delivery_selfpay=not covered,
         )
+
+    # -- cancel a fill's settlement --
+
+    def cancel_fill(self, hi_rxno: str, pharmacy: str, msgid: str, at: dt.datetime | None = None) -> RxView:
+        """Cancel the settlement of a fill (撤销) through the settlement service and make the prescription fillable
+        again, in one transaction; only the pharmacy that filled it may.  The same msgid again answers the same."""
+        with db.session_scope(self.engine) as s:
+            fill = _live_fill(s, hi_rxno)
+            if fill is None:
+                F = m.PrescriptionFill
+                fill = s.scalars(select(F).where(F.hi_rxno == hi_rxno, F.cancel_msgid == msgid)).one_or_none()
+            if fill is None:
+                self._load(s, hi_rxno)  # unknown prescription → refused
+                raise _err(f"prescription {hi_rxno} has no live fill", f"处方 {hi_rxno} 无有效取药记录", "hi_rxno")
+        if fill.fixmedins_code != pharmacy:
+            raise _err(
+                f"only the pharmacy {fill.fixmedins_code} that filled {hi_rxno} may cancel it",
+                f"仅取药药店可撤销处方 {hi_rxno} 的结算",
+                "fixmedins_code",
+            )
+        fill_id, setl_id = fill.id, fill.setl_id
+
+        def guard(s: Session, row: records.Settlement) -> None:
+            self._load(s, hi_rxno, lock=True)
+            live = s.get(m.PrescriptionFill, fill_id)
+            if row.cancel_msgid != msgid and (live is None or live.cancelled):
+                raise _err(f"the fill of {hi_rxno} was already cancelled", f"处方 {hi_rxno} 的取药已撤销", "hi_rxno")
+
+        def hook(s: Session, r: CancelResult) -> None:
+            if r.replayed:
+                return
+            live = s.get(m.PrescriptionFill, fill_id)
+            rx = s.get(m.ElectronicPrescription, hi_rxno)
+            assert live is not None and rx is not None
+            live.cancelled, live.cancel_msgid = True, msgid
+            rx.status = m.STATUS_ISSUED
+            s.flush()
+
+        self.settlement.cancel(setl_id, msgid=msgid, at=at, guard=guard, hook=hook)
+        return self.show(hi_rxno, _local_day(at) if at is not None else None)
 
     # -- cancel --
 
@@ -599,6 +642,11 @@ class RxService:
 
         res = self.settlement.settle(claim, msgid=req.msgid, use_account=req.use_account, guard=guard, hook=hook)
         return ConsultResult(settlement=res, prior_mdtrt_id=prior[-1] if prior else "")
+
+
+def _live_fill(s: Session, hi_rxno: str) -> m.PrescriptionFill | None:
+    F = m.PrescriptionFill
+    return s.scalars(select(F).where(F.hi_rxno == hi_rxno, F.cancelled.is_(False))).one_or_none()
 
 
 def _prior_offline_visit(s: Session, req: ConsultRequest, dx_prefix: str, since: dt.datetime) -> str:

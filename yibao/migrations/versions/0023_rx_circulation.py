@@ -55,7 +55,7 @@ def upgrade() -> None:
     op.create_table(
         "rx_fill",
         sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
-        sa.Column("hi_rxno", sa.String(30), sa.ForeignKey("rx_prescription.hi_rxno"), nullable=False, unique=True),
+        sa.Column("hi_rxno", sa.String(30), sa.ForeignKey("rx_prescription.hi_rxno"), nullable=False),
         sa.Column("fixmedins_code", sa.String(30), nullable=False),
         sa.Column("issuer_code", sa.String(30), nullable=False),
         sa.Column("hosp_lv", sa.SmallInteger(), nullable=False),
@@ -65,7 +65,10 @@ def upgrade() -> None:
         sa.Column("filled_at", TZ, nullable=False),
         sa.Column("delivery_fee", sa.BigInteger(), nullable=False),
         sa.Column("delivery_selfpay", sa.Boolean(), nullable=False),
+        sa.Column("cancelled", sa.Boolean(), nullable=False),
+        sa.Column("cancel_msgid", sa.String(40), nullable=False),
     )
+    op.create_index("ix_rx_fill_hi_rxno", "rx_fill", ["hi_rxno"])
     op.create_table(
         "rx_online_visit",
         sa.Column("mdtrt_id", sa.String(40), primary_key=True),
@@ -81,6 +84,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_rx_online_visit_psn_no", table_name="rx_online_visit")
     op.drop_table("rx_online_visit")
+    op.drop_index("ix_rx_fill_hi_rxno", table_name="rx_fill")
     op.drop_table("rx_fill")
     op.drop_table("rx_prescription_line")
     op.drop_index("ix_rx_prescription_psn_no", table_name="rx_prescription")
