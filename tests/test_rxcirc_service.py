@@ -394,6 +394,8 @@ def test_rest_upload_verify_fill_show(rx):
     shown = c.get(f"/api/v1/rx/prescriptions/{hi}").json()
     assert shown["rx_stas"] == "filled" and shown["fill"]["setl_id"] == out["setlinfo"]["setl_id"]
     assert c.post(f"/api/v1/rx/prescriptions/{hi}/fill", json=fill | {"msgid": "MSG-REST-2"}).status_code == 400
+    undone = c.post(f"/api/v1/rx/prescriptions/{hi}/fill/cancel", json={"fixmedins_code": PHARMACY, "msgid": "MSG-U"})
+    assert undone.status_code == 200 and undone.json()["fill"] is None
 
 
 def test_pharmacy_fill_is_not_a_prior_visit(rx):

@@ -328,6 +328,21 @@ def cancel(hi_rxno: str, body: CancelIn, svc=Depends(get_service)) -> Prescripti
         raise _error(e) from None
 
 
+class UnfillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fixmedins_code: str  # the pharmacy that filled it
+    msgid: str
+
+
+@router.post("/prescriptions/{hi_rxno}/fill/cancel", response_model=PrescriptionOut)
+def unfill(hi_rxno: str, body: UnfillIn, svc=Depends(get_service)) -> PrescriptionOut:
+    """Cancel a fill's settlement (撤销) and make the prescription fillable again."""
+    try:
+        return _out(svc.cancel_fill(hi_rxno, body.fixmedins_code, body.msgid))
+    except YibaoError as e:
+        raise _error(e) from None
+
+
 @router.post("/consultations", response_model=ConsultOut)
 def consult(body: ConsultIn, svc=Depends(get_service)) -> ConsultOut:
     """Settle an internet-hospital follow-up consultation (互联网医院复诊); a first visit is refused."""

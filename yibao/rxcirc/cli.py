@@ -13,7 +13,7 @@ from rich.table import Table
 from yibao.core.contract import MED_TYPE_OUTPATIENT
 
 app = typer.Typer(
-    help="Prescription circulation (处方流转): issue, verify, fill (settle at a pharmacy), show, cancel, consult.",
+    help="Prescription circulation (处方流转): issue, verify, fill, unfill, show, cancel, consult.",
     no_args_is_help=True,
 )
 console = Console(width=140)
@@ -221,6 +221,17 @@ def cancel(
 ) -> None:
     """Withdraw a prescription not yet filled (电子处方撤销); issuer only."""
     _print_rx(_service(db).cancel(hi_rxno, issuer))
+
+
+@app.command("unfill")
+def unfill(
+    hi_rxno: str = typer.Argument(...),
+    pharmacy: str = typer.Option(..., "--pharmacy"),
+    msgid: str = typer.Option(..., "--msgid"),
+    db: str | None = DB_OPT,
+) -> None:
+    """Cancel a fill's settlement (撤销) and make the prescription fillable again; the filling pharmacy only."""
+    _print_rx(_service(db).cancel_fill(hi_rxno, pharmacy, msgid))
 
 
 @app.command("consult")
