@@ -503,6 +503,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("filing", "yibao.crossregion.cli", "app"),
     ("longrx", "yibao.longrx.cli", "app"),
     ("reimburse", "yibao.reimbursement.cli", "app"),
+    ("rx", "yibao.rxcirc.cli", "app"),
     ("supervision", "yibao.supervision.cli", "app"),
     ("payment", "yibao.payment.cli", "app"),
     ("drg", "yibao.payment.drgcli", "app"),

@@ -170,4 +170,7 @@ def seed_console(
     from yibao.reimbursement.demo import demo_reimbursement  # 手工报销: a paper claim reviewed and paid
 
     (out_dir / "demo-reimbursement.txt").write_text("\n".join(demo_reimbursement(engine)) + "\n", encoding="utf-8")
+    from yibao.rxcirc.demo import demo_rxcirc  # 处方流转 + 互联网复诊: a fill settled at a pharmacy
+
+    (out_dir / "demo-rxcirc.txt").write_text("\n".join(demo_rxcirc(engine)) + "\n", encoding="utf-8")
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)

@@ -35,6 +35,7 @@ SUBSYSTEM_ROUTERS: tuple[tuple[str, Access], ...] = (
     ("yibao.maternity.api", "bureau"),
     ("yibao.longrx.api", "bureau"),
     ("yibao.reimbursement.api", "bureau"),
+    ("yibao.rxcirc.api", "bureau"),
     ("yibao.commercial.api", "own"),
 )
 

@@ -27,6 +27,7 @@ MODULES = (
     "yibao.maternity.models",
     "yibao.longrx.models",
     "yibao.reimbursement.models",
+    "yibao.rxcirc.models",
 )
 
 

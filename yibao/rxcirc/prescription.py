@@ -1,7 +1,7 @@
-"""Electronic prescriptions (电子处方) and the checks before a
-designated pharmacy fills one (外配, ``rx_circ_flag`` = 1).
+"""Electronic prescriptions (电子处方) and the checks before a designated pharmacy fills one (外配, ``rx_circ_flag``).
 
-Pure checks only (no tables yet): a prescription's content hash (SM3, the signature's digest), and
+Pure checks (the tables and the settlement are in :mod:`yibao.rxcirc.models` and
+:mod:`yibao.rxcirc.service`): a prescription's content hash (SM3, the signature's digest), and
 :func:`check_fill`, which refuses an expired prescription, a second fill, a pharmacy not designated on the day,
 and lines not on the prescription (or above its quantity).
 """
@@ -60,10 +60,12 @@ class Prescription:
     issued_on: dt.date
     valid_until: dt.date
     lines: tuple[RxLine, ...]
+    diagnoses: tuple[str, ...] = ()  # dise_codg, principal first (signed when given)
+    med_type: str = ""  # the original visit's 医疗类别 (signed when given)
 
     def digest(self) -> str:
         """SM3 over the canonical content: what the practitioner's signature signs."""
-        body = {
+        body: dict[str, object] = {
             "rx_no": self.rx_no,
             "issuer": self.issuer_code,
             "dr": self.practitioner_code,
@@ -72,6 +74,10 @@ class Prescription:
             "until": self.valid_until.isoformat(),
             "lines": [[ln.drug_code, ln.cnt_milli, ln.days] for ln in self.lines],
         }
+        if self.diagnoses:  # only when given, so that digests signed without them stay valid
+            body["dx"] = list(self.diagnoses)
+        if self.med_type:
+            body["med_type"] = self.med_type
         return sm3_hex(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
@@ -84,8 +90,9 @@ def check_fill(
     filled: set[str],
     designations: Designations | None = None,
 ) -> None:
-    """Raise :class:`RxError` if ``pharmacy`` may not fill ``rx``
-    with ``fill`` on ``on``; ``filled`` = rx_no already filled.
+    """Raise :class:`RxError` if ``pharmacy`` may not fill ``rx`` with ``fill`` on ``on``.
+
+    ``filled``: the rx_no already filled.
     """
     if rx.valid_until < rx.issued_on:
         raise RxError(

@@ -163,7 +163,7 @@ def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat()
 
 
-def request_digest(claim: Claim, *, use_account: bool = True) -> str:
+def request_digest(claim: Claim, *, use_account: bool = True, level_of: str = "") -> str:
     """SHA-256 of the request fields that decide a settlement (person facts and level come from the DB)."""
     doc = {
         "mdtrt_id": claim.mdtrt_id,
@@ -194,6 +194,8 @@ def request_digest(claim: Claim, *, use_account: bool = True) -> str:
     }
     if not use_account:  # only when set, so that digests stored before this option stay valid
         doc["acct_used"] = False
+    if level_of:  # likewise
+        doc["level_of"] = level_of
     raw = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -298,6 +300,17 @@ def _check_shape(claim: Claim) -> None:
             )
 
 
+def _level_institution(s: Session, fixmedins_code: str, level_of: str) -> registry.Institution:
+    """The institution whose level the claim is paid at: the settling one, or ``level_of`` (both must be known)."""
+    inst = None
+    for code in (fixmedins_code, level_of) if level_of else (fixmedins_code,):
+        inst = s.get(registry.Institution, code)
+        if inst is None:
+            raise _rejected(f"unknown institution {code!r}", f"定点医药机构不存在: {code}", "fixmedins_code")
+    assert inst is not None
+    return inst
+
+
 def _local_day(t: dt.datetime) -> dt.date:
     return t.astimezone(db.SHANGHAI).date()
 
@@ -386,6 +399,7 @@ class SettlementService:
         prepare: Callable[[Session, registry.Person], Claim] | None = None,
         digest: str | None = None,
         psn_no: str | None = None,
+        level_of: str = "",
     ) -> SettleResult:
         """Settle (``pre=False``, 结算) or pre-settle (``pre=True``, 预结算, writes nothing) one claim.
 
@@ -404,6 +418,10 @@ class SettlementService:
         settlement-visit service, :mod:`yibao.settlement.visit_service`); then ``digest``
         (the request's fingerprint for msgid idempotency) and ``psn_no`` are required, and the stored
         lines are not compared again.
+
+        ``level_of``: the institution whose level (hosp_lv) the benefit follows, when not the settling one's
+        (a circulated prescription filled at a pharmacy is paid at the prescribing institution's level,
+        :mod:`yibao.rxcirc.service`); it must be a known institution.
         Raises :class:`ClaimRejected` (with ``field``) for bad input; then
         nothing is written.
         """
@@ -414,11 +432,13 @@ class SettlementService:
         if prepare is not None and not (digest and psn_no):
             raise TypeError("settle(prepare=...) needs the request digest and the person's psn_no")
         if claim is not None:
-            digest = request_digest(claim, use_account=use_account)
+            digest = request_digest(claim, use_account=use_account, level_of=level_of)
         assert digest is not None
         try:
             return self._run(
-                lambda: self._settle_once(claim, msgid, digest, pre, use_account, guard, hook, prepare, psn_no)
+                lambda: self._settle_once(
+                    claim, msgid, digest, pre, use_account, guard, hook, prepare, psn_no, level_of
+                )
             )
         except _Rollback as rb:
             return rb.result
@@ -434,6 +454,7 @@ class SettlementService:
         hook: Callable[[Session, SettleResult], None] | None = None,
         prepare: Callable[[Session, registry.Person], Claim] | None = None,
         psn_no: str | None = None,
+        level_of: str = "",
     ) -> SettleResult:
         with db.session_scope(self.engine, immediate=True) as s:
             psn_no = claim.person.psn_no if claim is not None else psn_no
@@ -471,13 +492,7 @@ class SettlementService:
                 s, person, _local_day(claim.begntime)
             )  # benefits follow enrolment (参保), see yibao.enrolment
             facts = _person_facts(person)
-            inst = s.get(registry.Institution, claim.fixmedins_code)
-            if inst is None:
-                raise _rejected(
-                    f"unknown institution {claim.fixmedins_code!r}",
-                    f"定点医药机构不存在: {claim.fixmedins_code}",
-                    "fixmedins_code",
-                )
+            inst = _level_institution(s, claim.fixmedins_code, level_of)
             payer = _payer_facts(s, psn_no, claim.mulaid_payer)
             c = dataclasses.replace(claim, person=facts, hosp_lv=int(inst.hosp_lv or 0), mulaid_payer=payer)
             if c.mdtrtarea_admvs and c.is_cross_province:  # 异地就医备案: filed or not comes from the register
@@ -591,6 +606,7 @@ class SettlementService:
                     "request_digest": digest,
                     "feedetl_sn": sorted(ln.feedetl_sn for ln in c.lines),
                     "hosp_lv": c.hosp_lv,
+                    **({"level_of": level_of} if level_of else {}),
                     "mulaid_relation": payer.relation if payer else "",
                 },
             )
