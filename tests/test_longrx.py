@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 from test_settlement_service import facts, ledger_persons
 from typer.testing import CliRunner
 
-from yibao.api.app import create_app
 from yibao.api.envelope import field_of
 from yibao.api.hisclient import HisClient, Item, fmt_time, http_transport
 from yibao.cli import app as cli_app
@@ -31,6 +30,7 @@ from yibao.core.errors import ClaimRejected
 from yibao.longrx.eligibility import RULE
 from yibao.longrx.models import ProxyPickup
 from yibao.longrx.service import ProxyPickupError, ProxyPickupRequest, list_pickups, record_pickup
+from yibao.server import create_app
 from yibao.settlement import records
 from yibao.settlement.batch import settle_batch
 from yibao.settlement.rules import Claim, FeeLine, PersonFacts, settle_claim

@@ -37,8 +37,9 @@ CONSULT_ITEM = "990100000010000"  # internet-hospital.yaml's consultation item
 CAT = catalog([item(CONSULT_ITEM, "普通门诊诊察费", kind="service", lv="01")])
 T = lambda d, h=10: dt.datetime(2026, 3, d, h, tzinfo=TZ)  # noqa: E731
 
-RX_LINES = (IssueLine("A-DRUG", 10_000, 10), IssueLine("B-DRUG", 2_000, 10))
-FILL_LINES = (FillLine("A-DRUG", 10_000, 3000, 10), FillLine("B-DRUG", 2_000, 5000, 10))  # ¥30 × 10, ¥50 × 2
+# 7 days: an acute diagnosis (J06.9) may not have a longer prescription (处方管理办法 第十九条, long_rx_over_days)
+RX_LINES = (IssueLine("A-DRUG", 10_000, 7), IssueLine("B-DRUG", 2_000, 7))
+FILL_LINES = (FillLine("A-DRUG", 10_000, 3000, 7), FillLine("B-DRUG", 2_000, 5000, 7))  # ¥30 × 10, ¥50 × 2
 
 
 @pytest.fixture
@@ -207,7 +208,7 @@ def test_second_fill_refused_nothing_changed(rx):
         ({"filled_at": T(5)}, "not valid"),  # valid 2026-03-02 .. 03-04
         ({"fixmedins_code": OTHER_PHARMACY}, "not designated"),
         ({"signed_digest": "0" * 64}, "presented signature"),
-        ({"lines": (FillLine("A-DRUG", 20_000, 3000, 10),)}, "above the prescription"),
+        ({"lines": (FillLine("A-DRUG", 20_000, 3000, 7),)}, "above the prescription"),
         ({"lines": (FillLine("C-DRUG", 1_000, 100, 1),)}, "not on prescription"),
         ({"delivery_fee": -1}, "negative"),
     ],
@@ -365,8 +366,8 @@ def test_rest_upload_verify_fill_show(rx):
         "dise_codg": ["J06.9"],
         "prsc_time": "2026-03-02T10:00:00+08:00",
         "rxdrugdetail": [
-            {"med_list_codg": "A-DRUG", "drug_cnt": "10", "medc_days": 10},
-            {"med_list_codg": "B-DRUG", "drug_cnt": "2", "medc_days": 10},
+            {"med_list_codg": "A-DRUG", "drug_cnt": "10", "medc_days": 7},
+            {"med_list_codg": "B-DRUG", "drug_cnt": "2", "medc_days": 7},
         ],
     }
     up = c.post("/api/v1/rx/prescriptions", json=body)
@@ -381,8 +382,8 @@ def test_rest_upload_verify_fill_show(rx):
         "sel_retn_time": "2026-03-03T10:00:00+08:00",
         "msgid": "MSG-REST-1",
         "selinfo": [
-            {"med_list_codg": "A-DRUG", "sel_retn_cnt": "10", "pric": "30.00", "medc_days": 10},
-            {"med_list_codg": "B-DRUG", "sel_retn_cnt": "2", "pric": "50", "medc_days": 10},
+            {"med_list_codg": "A-DRUG", "sel_retn_cnt": "10", "pric": "30.00", "medc_days": 7},
+            {"med_list_codg": "B-DRUG", "sel_retn_cnt": "2", "pric": "50", "medc_days": 7},
         ],
         "delivery_fee": "8.00",
     }
@@ -430,8 +431,9 @@ def test_property_fill_at_pharmacy_equals_settling_at_the_issuer(rx):
     from hypothesis import strategies as st
 
     counter = iter(range(10_000))
-    # cnt_milli, fen, days (≤ 28: a longer one needs the long-prescription confirmation, which rx does not carry)
-    drug = st.tuples(st.integers(1, 60_000), st.integers(1, 50_000), st.integers(1, 28))
+    # cnt_milli, fen, days (≤ 7 for the acute diagnosis: longer needs a listed chronic disease, and over 28 days the
+    # long-prescription confirmation, which rx does not carry)
+    drug = st.tuples(st.integers(1, 60_000), st.integers(1, 50_000), st.integers(1, 7))
 
     @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
     @given(a=drug, b=drug, prior=st.integers(0, 20_000))
@@ -476,7 +478,7 @@ def test_cancelled_fill_can_be_filled_again(rx):
     with ydb.session_scope(rx.engine) as s:
         assert s.get(records.Settlement, first.settlement.setl_id).refd_setl_flag
         assert accumulators_of(s, "R1") == {}  # the cancel reversed the deductible used
-    half = (FillLine("A-DRUG", 5_000, 3000, 10),)  # a different fill now: ¥150 of A-DRUG only
+    half = (FillLine("A-DRUG", 5_000, 3000, 7),)  # a different fill now: ¥150 of A-DRUG only
     again = rx.fill(fill_req(v.hi_rxno, lines=half, msgid="MSG-FILL-AGAIN"))
     st = again.settlement.settlement
     assert (st.medfee_sumamt, st.act_pay_dedc, st.hifp_pay) == (15_000, 10_000, 2_500)  # (150 − 100) × 50 %

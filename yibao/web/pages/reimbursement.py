@@ -6,16 +6,20 @@ history, and the forms of its next workflow steps (CSRF token in each).  The rol
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from yibao.core.errors import YibaoError
-from yibao.web.console import CSRF_FIELD, _Deny
+from yibao.web.auth import Principal
+from yibao.web.console import ConsoleDep, Deny
+from yibao.web.deps import FormDep, page
 
 PAGE = "reimbursement"
+Allowed = Annotated[Principal, Depends(page(PAGE))]
+router = APIRouter()
 
 
 def _svc(c: Any, request: Request):
@@ -38,12 +42,6 @@ def _back(claim_id: int, msg: str) -> RedirectResponse:
     return RedirectResponse(f"/console/{PAGE}/{claim_id}?msg=" + urllib.parse.quote(msg), status_code=303)
 
 
-async def _form(c: Any, request: Request) -> dict[str, str]:
-    form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
-    c.check_csrf(request, form)
-    return {k: v[0].strip() for k, v in form.items() if v and k != CSRF_FIELD}
-
-
 def _line_dict(f: dict[str, str]) -> dict[str, Any]:
     d: dict[str, Any] = {k: f.get(k, "") for k in ("invoice_no", "med_list_codg", "item_text")}
     for k in ("amount_fen", "quantity_milli", "unit_price_fen"):
@@ -55,63 +53,53 @@ def _line_dict(f: dict[str, str]) -> dict[str, Any]:
     return d
 
 
-def mount(c: Any, r: Any, guarded: Any) -> None:
-    @r.get(f"/{PAGE}")
-    @guarded
-    def queue_page(request: Request, status: str = "") -> Response:
-        p = c.need(request, PAGE)
-        svc = _svc(c, request)
-        try:
-            rows, msg = svc.list_claims(status=status or None), ""
-        except YibaoError as exc:
-            rows, msg = [], _msg(c, exc, request)
-        return c.render(
-            request, "reimbursement.html", p, claim=None, rows=rows, wf=svc.wf, status_filter=status, msg=msg
+@router.get(f"/{PAGE}")
+def queue_page(request: Request, c: ConsoleDep, p: Allowed, status: str = "") -> Response:
+    svc = _svc(c, request)
+    try:
+        rows, msg = svc.list_claims(status=status or None), ""
+    except YibaoError as exc:
+        rows, msg = [], _msg(c, exc, request)
+    return c.render(request, "reimbursement.html", p, claim=None, rows=rows, wf=svc.wf, status_filter=status, msg=msg)
+
+
+@router.get(f"/{PAGE}/{{claim_id}}")
+def claim_page(request: Request, c: ConsoleDep, p: Allowed, claim_id: int) -> Response:
+    svc = _svc(c, request)
+    try:
+        claim = svc.get(claim_id)
+    except YibaoError:
+        raise Deny(404, message_key="not_found") from None
+    return c.render(
+        request,
+        "reimbursement.html",
+        p,
+        claim=claim,
+        wf=svc.wf,
+        editable=claim["status"] in svc.wf.editable,
+        msg=request.query_params.get("msg", ""),
+    )
+
+
+@router.post(f"/{PAGE}/{{claim_id}}/step")
+async def step_form(request: Request, c: ConsoleDep, p: Allowed, claim_id: int, f: FormDep) -> Response:
+    svc = _svc(c, request)
+    try:
+        await run_in_threadpool(
+            svc.review, claim_id, f.get("action", ""), _actor(p), comment=f.get("comment", "")[:2000]
         )
+    except YibaoError as exc:
+        return _back(claim_id, _msg(c, exc, request))
+    return _back(claim_id, "ok")
 
-    @r.get(f"/{PAGE}/{{claim_id}}")
-    @guarded
-    def claim_page(request: Request, claim_id: int) -> Response:
-        p = c.need(request, PAGE)
-        svc = _svc(c, request)
-        try:
-            claim = svc.get(claim_id)
-        except YibaoError:
-            raise _Deny(404, message_key="not_found") from None
-        return c.render(
-            request,
-            "reimbursement.html",
-            p,
-            claim=claim,
-            wf=svc.wf,
-            editable=claim["status"] in svc.wf.editable,
-            msg=request.query_params.get("msg", ""),
-        )
 
-    @r.post(f"/{PAGE}/{{claim_id}}/step")
-    @guarded
-    async def step_form(request: Request, claim_id: int) -> Response:
-        p = c.need(request, PAGE)
-        f = await _form(c, request)
-        svc = _svc(c, request)
-        try:
-            await run_in_threadpool(
-                svc.review, claim_id, f.get("action", ""), _actor(p), comment=f.get("comment", "")[:2000]
-            )
-        except YibaoError as exc:
-            return _back(claim_id, _msg(c, exc, request))
-        return _back(claim_id, "ok")
+@router.post(f"/{PAGE}/{{claim_id}}/lines")
+async def line_form(request: Request, c: ConsoleDep, p: Allowed, claim_id: int, f: FormDep) -> Response:
+    from yibao.reimbursement.service import line_from_dict
 
-    @r.post(f"/{PAGE}/{{claim_id}}/lines")
-    @guarded
-    async def line_form(request: Request, claim_id: int) -> Response:
-        from yibao.reimbursement.service import line_from_dict
-
-        p = c.need(request, PAGE)
-        f = await _form(c, request)
-        svc = _svc(c, request)
-        try:
-            await run_in_threadpool(lambda: svc.add_line(claim_id, _actor(p), line_from_dict(_line_dict(f))))
-        except YibaoError as exc:
-            return _back(claim_id, _msg(c, exc, request))
-        return _back(claim_id, "ok")
+    svc = _svc(c, request)
+    try:
+        await run_in_threadpool(lambda: svc.add_line(claim_id, _actor(p), line_from_dict(_line_dict(f))))
+    except YibaoError as exc:
+        return _back(claim_id, _msg(c, exc, request))
+    return _back(claim_id, "ok")
