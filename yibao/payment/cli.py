@@ -85,8 +85,8 @@ def dip_settle(
     excel: Path | None = typer.Option(None, "--excel", help="Write an Excel workbook."),
     html: Path | None = typer.Option(None, "--html", help="Write an HTML report."),
 ) -> None:
-    """Settle a year under DIP: case points, monthly and annual point values, each institution's payment and
-    clearing."""
+    """Settle a year under DIP: case points, monthly and annual point values, each institution's payment and \
+clearing."""
     from yibao.payment.report import institution_names, institution_table, write_excel, write_html
     from yibao.payment.service import run
 
@@ -168,8 +168,8 @@ def drg_group(
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the grouped cases as Parquet."),
 ) -> None:
-    """Group a region's in-scope cases into DRGs with CMI by institution (one file of 结算清单 cases: 'yibao drg
-    group')."""
+    """Group a region's in-scope cases into DRGs with CMI by institution (one file of 结算清单 cases: 'yibao drg \
+group')."""
     import time
 
     from yibao.payment.cases import case_view_sql, connect
@@ -217,8 +217,8 @@ def drg_weights_cmd(
     scheme: str = typer.Option("chs-drg-1.1", "--scheme", help="Scheme name or directory to weight."),
     out: Path = typer.Option(..., "--out", help="Where to write the local scheme's drg.csv (relative weights)."),
 ) -> None:
-    """Relative weights of every DRG from a region's cases (group mean cost ÷ overall mean), as a local scheme's
-    drg.csv."""
+    """Relative weights of every DRG from a region's cases (group mean cost ÷ overall mean), as a local scheme's \
+drg.csv."""
     from yibao.payment.cases import case_view_sql, connect
     from yibao.payment.drg import group_batch, load_scheme, weights_override_csv
 

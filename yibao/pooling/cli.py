@@ -118,8 +118,8 @@ def simulate_cmd(
     ),
     policy_dir: list[Path] | None = POLICY_DIR_OPTION,
 ) -> None:
-    """Simulate one pooling arrangement over a settled year: each county pool's result alone and under the
-    arrangement."""
+    """Simulate one pooling arrangement over a settled year: each county pool's result alone and under the \
+arrangement."""
     console = Console()  # per command: the terminal's width when it runs, not when the module was imported
     from yibao.pooling import report
 
