@@ -316,7 +316,8 @@ def run_one(backend: str, url: str, clients: int, seconds: float, workers: int, 
     line = (
         f"| {backend} | {clients} | {workers} | {stats.flows / elapsed:,.1f} | {reqs / elapsed:,.0f} | "
         f"{pct(s7, 50):.1f} | {pct(s7, 95):.1f} | {pct(s7, 99):.1f} | "
-        f"{statistics.mean(s7) * 1000 if s7 else float('nan'):.1f} | {errors} | {sum(stats.retries.values())} | {check} |"
+        f"{statistics.mean(s7) * 1000 if s7 else float('nan'):.1f} | {errors} | {sum(stats.retries.values())} | "
+        f"{check} |"
     )
     print(line, flush=True)
     for what, d in (("error", stats.errors), ("resent", stats.retries)):
@@ -344,7 +345,8 @@ def main() -> None:
         f"{os.cpu_count()} CPUs (load generator on the same machine); synthetic roster of {PEOPLE} people"
     )
     print(
-        "| db | clients | workers | flows/s | requests/s | 2207 p50 ms | p95 ms | p99 ms | mean ms | errors | resent | check |"
+        "| db | clients | workers | flows/s | requests/s | 2207 p50 ms | p95 ms | p99 ms | mean ms | errors | resent | "
+        "check |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for backend in args.backends.split(","):

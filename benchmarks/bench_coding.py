@@ -68,8 +68,13 @@ def _labels(truth: pd.DataFrame, pattern: str) -> set[str]:
 
 def _score(flagged: set[str], labelled: set[str]) -> dict:
     tp = len(flagged & labelled)
-    return {"labelled": len(labelled), "flagged": len(flagged), "true_pos": tp,
-            "precision": round(tp / len(flagged), 4) if flagged else None, "recall": round(tp / len(labelled), 4) if labelled else None}  # fmt: skip
+    return {
+        "labelled": len(labelled),
+        "flagged": len(flagged),
+        "true_pos": tp,
+        "precision": round(tp / len(flagged), 4) if flagged else None,
+        "recall": round(tp / len(labelled), 4) if labelled else None,
+    }
 
 
 def main() -> None:

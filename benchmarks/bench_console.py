@@ -123,7 +123,8 @@ def page_times(db_url: str, data_dir: Path) -> list[tuple[str, float, float | No
 
 
 def browser_times(base: str, cookie: str) -> dict[str, float]:
-    """Chromium navigation to the load event, per page (figures are cached server-side by now, as for any second visitor)."""
+    """Chromium navigation to the load event, per page (figures are cached server-side by now, as for any second
+    visitor)."""
     from playwright.sync_api import sync_playwright
 
     args = [
@@ -233,7 +234,8 @@ def main() -> None:
         claims = c.execute(text("SELECT count(*) FROM settlement")).scalar()
     e.dispose()
     print(
-        f"\n## console pages on the demo region: {people:,} people, {claims:,} settlements (SQLite), machine: {os.cpu_count()} cores"
+        f"\n## console pages on the demo region: {people:,} people, {claims:,} settlements (SQLite), machine: "
+        f"{os.cpu_count()} cores"
     )
     print(f"{'page':<12} {'server first render':>20} {'Chromium load':>14} {'background analysis':>20}")
     for name, srv, br, an in page_times(db_url, demo / "region"):

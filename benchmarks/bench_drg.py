@@ -48,11 +48,15 @@ def main() -> None:
     df["case_id"] = [f"C{i:08d}" for i in range(len(df))]
     combos = df[["main_diag", "oprns"]].drop_duplicates().shape[0]
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}"
     )
     print(f"scheme {g.name}: {len(g.mdcs)} MDCs, {len(g.adrgs)} ADRGs, {len(g.drgs)} DRGs; loaded in {t_load:.2f} s")
-    print(f"cases: {len(df):,} from {len(tpl):,} templates built in {t_build:.1f} s; {combos:,} distinct (principal, procedures); "
-          f"{df.expected_drg.nunique():,} distinct target groups")  # fmt: skip
+    print(
+        f"cases: {len(df):,} from {len(tpl):,} templates built in {t_build:.1f} s; {combos:,} distinct (principal, "
+        "procedures); "
+        f"{df.expected_drg.nunique():,} distinct target groups"
+    )
     t0 = time.perf_counter()
     out = g.group_frame(df[list(INPUT_COLUMNS)])
     t_batch = time.perf_counter() - t0
@@ -65,8 +69,10 @@ def main() -> None:
     one = [g.group(**r) for r in recs]
     t_one = time.perf_counter() - t0
     same = all(r.drg == d and r.status == s for r, d, s in zip(one, out.drg.iloc[:m], out.status.iloc[:m], strict=True))
-    print(f"one case at a time (one thread): {m:,} cases in {t_one:.2f} s = {m / t_one:,.0f} cases/s (target >= 10,000); "
-          f"equal to batch: {same}")  # fmt: skip
+    print(
+        f"one case at a time (one thread): {m:,} cases in {t_one:.2f} s = {m / t_one:,.0f} cases/s (target >= 10,000); "
+        f"equal to batch: {same}"
+    )
 
 
 if __name__ == "__main__":

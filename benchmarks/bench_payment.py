@@ -106,14 +106,31 @@ def generate(n: int, out: Path, seed: int = 7, chunk: int = 1_000_000) -> None:
         )
         month = (end_dates.astype(np.int64) % 12 + 1).astype(np.int8)
         ids = np.char.add("B", np.char.zfill((done + np.arange(m)).astype(str), 11)).astype(object)
-        t = pa.table({
-            "mdtrt_id": ids, "psn_no": np.char.add("P", np.char.zfill(rng.integers(0, n // 2 + 1, m).astype(str), 10)).astype(object),
-            "fixmedins_code": inst_codes[inst], "hosp_lv": lv[inst], "dept_code": depts[rng.integers(0, len(depts), m)],
-            "begntime": pa.array(begin, pa.timestamp("s", tz="Asia/Shanghai")), "endtime": pa.array(end, pa.timestamp("s", tz="Asia/Shanghai")),
-            "policy_year": np.full(m, 2025, np.int16), "setl_month": month, "age": rng.integers(0, 100, m).astype(np.int16),
-            "gend": np.where(rng.random(m) < 0.5, "1", "2").astype(object), "dise_codg": dx_pool[d], "other_dise_codg": other, "oprn_codg": oprn,
-            "medfee_sumamt": cost, "psn_part_amt": psn, "hifp_pay": cost - psn - oth, "oth_fund_amt": oth, "synthetic": np.ones(m, bool),
-        }).cast(CASES_SCHEMA)  # fmt: skip
+        t = pa.table(
+            {
+                "mdtrt_id": ids,
+                "psn_no": np.char.add("P", np.char.zfill(rng.integers(0, n // 2 + 1, m).astype(str), 10)).astype(
+                    object
+                ),
+                "fixmedins_code": inst_codes[inst],
+                "hosp_lv": lv[inst],
+                "dept_code": depts[rng.integers(0, len(depts), m)],
+                "begntime": pa.array(begin, pa.timestamp("s", tz="Asia/Shanghai")),
+                "endtime": pa.array(end, pa.timestamp("s", tz="Asia/Shanghai")),
+                "policy_year": np.full(m, 2025, np.int16),
+                "setl_month": month,
+                "age": rng.integers(0, 100, m).astype(np.int16),
+                "gend": np.where(rng.random(m) < 0.5, "1", "2").astype(object),
+                "dise_codg": dx_pool[d],
+                "other_dise_codg": other,
+                "oprn_codg": oprn,
+                "medfee_sumamt": cost,
+                "psn_part_amt": psn,
+                "hifp_pay": cost - psn - oth,
+                "oth_fund_amt": oth,
+                "synthetic": np.ones(m, bool),
+            }
+        ).cast(CASES_SCHEMA)
         writer.write_table(t)
         done += m
     writer.close()
@@ -124,7 +141,8 @@ def peak_mb() -> float:
 
 
 def cpu_s() -> float:
-    """User + system CPU seconds of this process (all threads): a figure less sensitive to a shared machine than wall time."""
+    """User + system CPU seconds of this process (all threads): a figure less sensitive to a shared machine than wall
+    time."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
@@ -151,9 +169,20 @@ def phase_dip(path: Path, threads: int, work: Path) -> dict:
     y = res.institutions[res.institutions.period == 0]
     assert int(y.payment_fen.sum()) == res.budget_fen
     n = con.execute(f"SELECT count(*) FROM {cases}").fetchall()[0][0]
-    return {"cases": n, "validate_enrich_s": round(t1 - t0, 2), "catalog_s": round(t2 - t1, 2), "settle_s": round(t3 - t2, 2),
-            "total_s": round(t3 - t0, 2), "cpu_s": round(cpu_s() - c0, 1), "loadavg_start_end": [round(load0, 1), round(os.getloadavg()[0], 1)], "core_groups": int((g.kind == "core").sum()), "comprehensive_groups": int((g.kind == "comprehensive").sum()),
-            "institutions": int(len(y)), "point_value": str(res.annual_point_value), "peak_rss_mb": round(peak_mb())}  # fmt: skip
+    return {
+        "cases": n,
+        "validate_enrich_s": round(t1 - t0, 2),
+        "catalog_s": round(t2 - t1, 2),
+        "settle_s": round(t3 - t2, 2),
+        "total_s": round(t3 - t0, 2),
+        "cpu_s": round(cpu_s() - c0, 1),
+        "loadavg_start_end": [round(load0, 1), round(os.getloadavg()[0], 1)],
+        "core_groups": int((g.kind == "core").sum()),
+        "comprehensive_groups": int((g.kind == "comprehensive").sum()),
+        "institutions": int(len(y)),
+        "point_value": str(res.annual_point_value),
+        "peak_rss_mb": round(peak_mb()),
+    }
 
 
 def phase_drg(path: Path) -> dict:
@@ -168,9 +197,17 @@ def phase_drg(path: Path) -> dict:
     g = group_batch(s, df)
     t2 = time.perf_counter()
     c2 = cpu_s()
-    return {"cases": len(df), "read_s": round(t1 - t0, 2), "group_s": round(t2 - t1, 2), "cases_per_s": round(len(df) / (t2 - t1)), "group_cpu_s": round(c2 - c1, 1),
-            "loadavg_start_end": [round(load0, 1), round(os.getloadavg()[0], 1)],
-            "ungroupable_share": round(float((g.drg == "0000").mean()), 4), "drgs_used": int(g.drg.nunique()), "peak_rss_mb": round(peak_mb())}  # fmt: skip
+    return {
+        "cases": len(df),
+        "read_s": round(t1 - t0, 2),
+        "group_s": round(t2 - t1, 2),
+        "cases_per_s": round(len(df) / (t2 - t1)),
+        "group_cpu_s": round(c2 - c1, 1),
+        "loadavg_start_end": [round(load0, 1), round(os.getloadavg()[0], 1)],
+        "ungroupable_share": round(float((g.drg == "0000").mean()), 4),
+        "drgs_used": int(g.drg.nunique()),
+        "peak_rss_mb": round(peak_mb()),
+    }
 
 
 def main() -> None:
@@ -193,13 +230,28 @@ def main() -> None:
         t = time.perf_counter()
         generate(a.cases, path)
         print(
-            f"generated {a.cases:,} SYNTHETIC cases in {time.perf_counter() - t:.1f} s → {path} ({path.stat().st_size / 1e6:.0f} MB)"
+            f"generated {a.cases:,} SYNTHETIC cases in {time.perf_counter() - t:.1f} s → {path} "
+            f"({path.stat().st_size / 1e6:.0f} MB)"
         )
     for ph in ("dip", "drg"):
         if a.only and a.only != ph:
             continue
-        r = subprocess.run([sys.executable, __file__, "--phase", ph, "--path", str(path), "--threads", str(a.threads), "--work", str(work)],
-                           capture_output=True, text=True)  # fmt: skip
+        r = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--phase",
+                ph,
+                "--path",
+                str(path),
+                "--threads",
+                str(a.threads),
+                "--work",
+                str(work),
+            ],
+            capture_output=True,
+            text=True,
+        )
         line = next((x for x in r.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             print(r.stdout, r.stderr)

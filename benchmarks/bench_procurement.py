@@ -63,8 +63,10 @@ def main() -> None:
         times.append(time.perf_counter() - t)
     winners = sum(len(d.winners) for d in res.drugs.values())
     print(
-        f"round evaluation (batch 10, incl. integrity graph): best {min(times):.2f} s, median {sorted(times)[len(times) // 2]:.2f} s "
-        f"over {a.repeat} runs; {winners} winners, {len(res.contracts):,} contracts, {len(flags)} integrity flags  [target < 2 s]"
+        f"round evaluation (batch 10, incl. integrity graph): best {min(times):.2f} s, median "
+        f"{sorted(times)[len(times) // 2]:.2f} s "
+        f"over {a.repeat} runs; {winners} winners, {len(res.contracts):,} contracts, {len(flags)} integrity flags  "
+        "[target < 2 s]"
     )
 
     beliefs = [Belief("lognormal", (1.0 + 0.05 * i, 0.3), accept_revival=i % 2 == 0) for i in range(9)]

@@ -132,7 +132,8 @@ def main() -> None:
         r = measure([*yibao_cmd(), "settle", "--data", str(d), "--out", str(out_s)])
         rows.append((people, claims, "streamed", r, ""))
         print(
-            f"{people:>11,} people {claims:>11,} claims  streamed   peak {r['maxrss_kb'] / 1024:8,.0f} MB  wall {r['wall_s']:7.1f} s",
+            f"{people:>11,} people {claims:>11,} claims  streamed   peak {r['maxrss_kb'] / 1024:8,.0f} MB  wall "
+            f"{r['wall_s']:7.1f} s",
             flush=True,
         )
         if args.in_memory:
@@ -141,7 +142,8 @@ def main() -> None:
             verdict = same_outputs(out_s, out_m)
             rows.append((people, claims, "in memory", r, verdict))
             print(
-                f"{people:>11,} people {claims:>11,} claims  in memory  peak {r['maxrss_kb'] / 1024:8,.0f} MB  wall {r['wall_s']:7.1f} s  outputs {verdict}",
+                f"{people:>11,} people {claims:>11,} claims  in memory  peak {r['maxrss_kb'] / 1024:8,.0f} MB  wall "
+                f"{r['wall_s']:7.1f} s  outputs {verdict}",
                 flush=True,
             )
     print()
@@ -150,7 +152,8 @@ def main() -> None:
     for people, claims, mode, r, verdict in rows:
         ok = "" if mode != "streamed" else (" ✓" if r["maxrss_kb"] / 1024 <= TARGET_MB else " ✗ over 2 GB")
         print(
-            f"| {people:,} | {claims:,} | {mode} | {r['maxrss_kb'] / 1024:,.0f} MB{ok} | {r['wall_s']:.1f} s | {verdict} |"
+            f"| {people:,} | {claims:,} | {mode} | {r['maxrss_kb'] / 1024:,.0f} MB{ok} | {r['wall_s']:.1f} s | "
+            f"{verdict} |"
         )
 
 

@@ -111,7 +111,8 @@ def main() -> None:
 
     meta = {t: pq.ParquetFile(data / f"{t}.parquet").metadata.num_rows for t in ("person", "encounter", "fee_detail")}
     print(
-        f"region: {meta['person']:,} people, {meta['encounter']:,} claims, {meta['fee_detail']:,} fee lines (SYNTHETIC, seed {args.seed})"
+        f"region: {meta['person']:,} people, {meta['encounter']:,} claims, {meta['fee_detail']:,} fee lines "
+        f"(SYNTHETIC, seed {args.seed})"
     )
     print(f"machine: {cpu_name()}, {sys.platform}, Python {platform.python_version()}")
     for mode in MODES:

@@ -57,10 +57,12 @@ def _claims(d: Path, n: int):
     ).df()
     con.register("ids", enc[["mdtrt_id", "psn_no"]])
     lines = con.execute(
-        f"SELECT f.* FROM read_parquet('{d}/fee_detail.parquet') f JOIN ids USING (mdtrt_id) ORDER BY mdtrt_id, feedetl_sn"
+        f"SELECT f.* FROM read_parquet('{d}/fee_detail.parquet') f JOIN ids USING (mdtrt_id) ORDER BY mdtrt_id, "
+        "feedetl_sn"
     ).df()
     adm = con.execute(
-        f"SELECT e.* FROM read_parquet('{d}/encounter.parquet') e WHERE med_type = '21' AND psn_no IN (SELECT psn_no FROM ids)"
+        f"SELECT e.* FROM read_parquet('{d}/encounter.parquet') e WHERE med_type = '21' AND psn_no IN (SELECT psn_no "
+        "FROM ids)"
     ).df()
     by_enc = {k: g for k, g in lines.groupby("mdtrt_id")}
     hist = {}
@@ -142,7 +144,8 @@ def main() -> None:
     wall = time.perf_counter() - t
     per100m = wall * 100_000_000 / res.lines
     print(
-        f"\n事后 scan: {len(res.hits):,} hits over {res.lines:,} fee lines / {res.encounters:,} encounters in {wall:.1f} s "
+        f"\n事后 scan: {len(res.hits):,} hits over {res.lines:,} fee lines / {res.encounters:,} encounters in "
+        f"{wall:.1f} s "
         f"({res.lines / wall:,.0f} lines/s); extrapolated to 100 M lines: {per100m / 60:.1f} min (target < 10 min)"
     )
     for k, v in sorted(res.seconds.items(), key=lambda kv: -kv[1]):
@@ -178,8 +181,10 @@ def main() -> None:
     times.sort()
     ms = [x / 1e6 for x in times]
     print(
-        f"\n事中 check_claim over {len(ms):,} claims (mean {statistics.mean(len(c.lines) for c, _ in claims):.1f} lines): "
-        f"mean {statistics.mean(ms):.3f} ms, p50 {ms[len(ms) // 2]:.3f} ms, p99 {ms[int(len(ms) * 0.99)]:.3f} ms, max {ms[-1]:.3f} ms (target < 5 ms); {verdicts}"
+        f"\n事中 check_claim over {len(ms):,} claims (mean {statistics.mean(len(c.lines) for c, _ in claims):.1f} "
+        "lines): "
+        f"mean {statistics.mean(ms):.3f} ms, p50 {ms[len(ms) // 2]:.3f} ms, p99 {ms[int(len(ms) * 0.99)]:.3f} ms, max "
+        f"{ms[-1]:.3f} ms (target < 5 ms); {verdicts}"
     )
 
 

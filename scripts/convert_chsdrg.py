@@ -165,8 +165,8 @@ def write_scheme(d: dict, src: Path) -> None:
         out / "mdc.csv",
         ["mdc", "seq", "entry", "sex", "newborn", "multi_trauma", "surgical_adrgs", "ambiguous_group", "name"],
         rows,
-        head
-        + "\nentry: main_dx (principal diagnosis in mdc_dx.csv) or adrgs (entered only through its ADRGs' own conditions).\n"
+        head + "\nentry: main_dx (principal diagnosis in mdc_dx.csv) or adrgs (entered only through its ADRGs' own "
+        "conditions).\n"
         "sex: '' / 1 / 2 required on entry. newborn: under_1_year = age 0 years or an age in days.\n"
         "multi_trauma: yes = injuries in two or more body regions (trauma_sites.csv) needed on entry.\n"
         "surgical_adrgs: the first N ADRGs in seq order are surgical; ambiguous_group: yes = a case with an\n"
@@ -202,10 +202,12 @@ def write_scheme(d: dict, src: Path) -> None:
         arows,
         head + "\nADRGs tried in seq order within their MDC; the first whose conditions all hold wins.\n"
         "dx_cond: main (principal diagnosis in adrg_dx.csv) / any (any diagnosis in it) / '' (none).\n"
-        "proc_cond: main (principal = first procedure in the list) / pair (some procedure of list 1 and some of list 2)\n"
+        "proc_cond: main (principal = first procedure in the list) / pair (some procedure of list 1 and some of list "
+        "2)\n"
         "  / combo (the procedures' labels cover proc_combo, e.g. 1&2|1&3&4) / main_or (principal procedure is an\n"
         "  operating-room procedure) / no_or (no operating-room procedure) / '' (none).\n"
-        "max_age_days: age in days at most this (newborns). weight_min_g / weight_max_g: birth weight band, grams, inclusive.",
+        "max_age_days: age in days at most this (newborns). weight_min_g / weight_max_g: birth weight band, grams, "
+        "inclusive.",
     )
     _write_csv(out / "adrg_dx.csv", ["adrg", "code"], dxrows, head + "\nDiagnoses of each ADRG (exact codes).")
     _write_csv(

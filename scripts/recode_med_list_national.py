@@ -57,7 +57,8 @@ def build_map() -> dict[str, str]:
 def write_map(m: dict[str, str]) -> None:
     lines = [
         "# Old SYNTHETIC sample codes of the medical list → their SYNTHETIC national-structure codes (2026-12).",
-        "# Written by scripts/recode_med_list_national.py; for data generated before the re-coding. Not an official table.",
+        "# Written by scripts/recode_med_list_national.py; for data generated before the re-coding. Not an official "
+        "table.",
         "old_code,med_list_codg",
     ] + [f"{o},{n}" for o, n in m.items()]
     MAP.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.markup import escape
 
 from yibao.benefits.loader import POLICY_SUFFIXES
 from yibao.core.errors import PolicyError
+
+if TYPE_CHECKING:
+    from yibao.benefits.policy import Policy
 
 console = Console()
 
@@ -28,11 +31,15 @@ POLICY_DIR_HELP = (
 )
 
 
-def policy_dir_option() -> Any:
+def policy_dir_option() -> Any:  # typer.Option's own return type: a parameter default of any declared type
     """The ``--policy-dir`` option, the same on every command."""
     return typer.Option(
         None, "--policy-dir", exists=True, file_okay=False, dir_okay=True, metavar="DIR", help=POLICY_DIR_HELP
     )
+
+
+POLICY_DIR_OPTION = policy_dir_option()
+"""The option as a module-level default: ``policy_dir: list[Path] | None = POLICY_DIR_OPTION``."""
 
 
 def fail(exc: PolicyError) -> None:
@@ -85,18 +92,19 @@ def policy_for_data(book, data_dir: Path):
     except PolicyError as exc:
         fail(
             PolicyError(
-                f"{data_dir}: the persons' insured region {regions[0]} has no policy file; {exc.message_en} — or pass --policy",
+                f"{data_dir}: the persons' insured region {regions[0]} has no policy file; "
+                f"{exc.message_en} — or pass --policy",
                 f"{data_dir}: 参保地 {regions[0]} 没有待遇政策文件; {exc.message_zh}",
                 field="insuplc_admdvs",
             )
         )
 
 
-def _targets(args: Iterable[Path], policy_dirs: Sequence[Path]) -> list[tuple[str, object]]:
+def _targets(args: Iterable[Path], policy_dirs: Sequence[Path]) -> list[tuple[str, Policy | PolicyError]]:
     """(label, Policy or PolicyError) for every argument of ``policy validate``."""
     from yibao.benefits.policy import Policy, PolicyBook
 
-    out: list[tuple[str, object]] = []
+    out: list[tuple[str, Policy | PolicyError]] = []
     book = None
     for arg in args:
         text = str(arg)
@@ -157,7 +165,8 @@ def validate(paths: Sequence[Path] | None, policy_dirs: Sequence[Path] | None = 
             chain = " ← ".join(reversed(pol.chain))
             dates = ", ".join(str(d) for d in pol.change_dates()) or "none (undated)"
             console.print(
-                f"[green]ok[/] {escape(label)} · policy {pol.name} · region {pol.region} · {chain} · changes on {dates}",
+                f"[green]ok[/] {escape(label)} · policy {pol.name} · region {pol.region} · {chain} "
+                f"· changes on {dates}",
                 soft_wrap=True,
             )
         for w in found:

@@ -19,7 +19,7 @@ data:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -440,4 +440,4 @@ class PolicySnapshot(_Strict):
         return self
 
     def scheme_for(self, insutype: str) -> Scheme:
-        return self.schemes[scheme_of(insutype)]
+        return self.schemes[cast(Literal["employee", "resident"], scheme_of(insutype))]

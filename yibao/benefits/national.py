@@ -266,86 +266,104 @@ def check_snapshot(snap: PolicySnapshot, on: dt.date, file: str = "", rules: Rul
     for rule in rules.rules:
         if on < rules.in_force(rule):
             continue
-        if rule.check == "multiple":
-            out += _check_multiple(rules, rule, snap, on, file)
-            continue
-        assert rule.path is not None
-        hits = select(snap, rule.path)
-        if rule.check == "exists":
-            if not hits:
-                out.append(
-                    _find(
-                        rules,
-                        rule,
-                        file,
-                        on,
-                        rule.path,
-                        f"{rule.label} is required but the policy has none",
-                        f"{rule.label} 必须设置",
-                    )
-                )
-            continue
-        if rule.check == "not_above":
-            assert rule.than is not None
-            limits = [v for _, v in select(snap, rule.than) if v is not None]
-            for where, v in hits:
-                if v is not None and limits and v > limits[0]:
-                    en = f"{rule.label} = {show(rule.unit, v)} is above {rule.than} = {show(rule.unit, limits[0])}"
-                    zh = f"{rule.label} 为 {show(rule.unit, v)}, 高于 {rule.than} ({show(rule.unit, limits[0])})"
-                    out.append(_find(rules, rule, file, on, where, en, zh))
-            continue
-        if rule.check == "present":
-            for where, v in hits:
-                if v is None:
-                    out.append(
-                        _find(
-                            rules,
-                            rule,
-                            file,
-                            on,
-                            where,
-                            f"{rule.label} is required but not set",
-                            f"{rule.label} 必须设置",
-                        )
-                    )
-            continue
-        leaves = [leaf for where, v in hits if v is not None for leaf in _leaves(where, v)]
-        target = _internal(rule, rule.value)
-        if rule.check == "about":
-            out += _check_about(rules, rule, leaves, target, on, file)
-            continue
-        reported: set[tuple[str, Any]] = set()
-        for where, v in leaves:
-            base, _, last = where.rpartition(".")
-            if last.startswith("level_") and base:
-                same = [x for w, x in leaves if w.rpartition(".")[0] == base]
-                if all(x == v for x in same):
-                    where = base  # one finding for a table whose levels all share the value
-            if (where, str(v)) in reported:
-                continue
-            reported.add((where, str(v)))
-            bad = (
-                (rule.check == "min" and v < target)
-                or (rule.check == "max" and v > target)
-                or (rule.check == "equals" and v != target)
-                or (rule.check == "includes" and not set(target) <= set(v))
-            )
-            if not bad:
-                continue
-            if rule.check == "min":
-                en = f"{rule.label} = {show(rule.unit, v)} is below the national floor {show(rule.unit, target)}"
-                zh = f"{rule.label} 为 {show(rule.unit, v)}, 低于国家底线 {show(rule.unit, target)}"
-            elif rule.check == "max":
-                en = f"{rule.label} = {show(rule.unit, v)} is above the national ceiling {show(rule.unit, target)}"
-                zh = f"{rule.label} 为 {show(rule.unit, v)}, 超过国家上限 {show(rule.unit, target)}"
-            elif rule.check == "equals":
-                en = f"{rule.label} = {show(rule.unit, v)}, the national rule requires {show(rule.unit, target)}"
-                zh = f"{rule.label} 为 {show(rule.unit, v)}, 国家规定为 {show(rule.unit, target)}"
-            else:
-                missing = sorted(set(target) - set(v))
-                en = f"{rule.label} lacks {missing}, which the national rule requires"
-                zh = f"{rule.label} 缺少 {missing}"
+        out += _check_rule(rules, rule, snap, on, file)
+    return out
+
+
+def _check_rule(rules: RuleSet, rule: Rule, snap: PolicySnapshot, on: dt.date, file: str) -> list[Finding]:
+    """The findings of one rule in force, by its kind of check."""
+    if rule.check == "multiple":
+        return _check_multiple(rules, rule, snap, on, file)
+    assert rule.path is not None
+    hits = select(snap, rule.path)
+    if rule.check == "exists":
+        return _check_exists(rules, rule, hits, on, file)
+    if rule.check == "not_above":
+        return _check_not_above(rules, rule, snap, hits, on, file)
+    if rule.check == "present":
+        return _check_present(rules, rule, hits, on, file)
+    leaves = [leaf for where, v in hits if v is not None for leaf in _leaves(where, v)]
+    target = _internal(rule, rule.value)
+    if rule.check == "about":
+        return _check_about(rules, rule, leaves, target, on, file)
+    return _check_bound(rules, rule, leaves, target, on, file)
+
+
+def _check_exists(rules: RuleSet, rule: Rule, hits: list[tuple[str, Any]], on: dt.date, file: str) -> list[Finding]:
+    if hits:
+        return []
+    assert rule.path is not None
+    en, zh = f"{rule.label} is required but the policy has none", f"{rule.label} 必须设置"
+    return [_find(rules, rule, file, on, rule.path, en, zh)]
+
+
+def _check_not_above(
+    rules: RuleSet, rule: Rule, snap: PolicySnapshot, hits: list[tuple[str, Any]], on: dt.date, file: str
+) -> list[Finding]:
+    assert rule.than is not None
+    out: list[Finding] = []
+    limits = [v for _, v in select(snap, rule.than) if v is not None]
+    for where, v in hits:
+        if v is not None and limits and v > limits[0]:
+            en = f"{rule.label} = {show(rule.unit, v)} is above {rule.than} = {show(rule.unit, limits[0])}"
+            zh = f"{rule.label} 为 {show(rule.unit, v)}, 高于 {rule.than} ({show(rule.unit, limits[0])})"
             out.append(_find(rules, rule, file, on, where, en, zh))
+    return out
+
+
+def _check_present(rules: RuleSet, rule: Rule, hits: list[tuple[str, Any]], on: dt.date, file: str) -> list[Finding]:
+    en, zh = f"{rule.label} is required but not set", f"{rule.label} 必须设置"
+    return [_find(rules, rule, file, on, where, en, zh) for where, v in hits if v is None]
+
+
+def _bound_breach(rule: Rule, v: Any, target: Any) -> tuple[str, str] | None:
+    """(en, zh) if ``v`` breaks the rule's min/max/equals/includes bound, else None."""
+    check = rule.check
+    bad = (
+        (check == "min" and v < target)
+        or (check == "max" and v > target)
+        or (check == "equals" and v != target)
+        or (check == "includes" and not set(target) <= set(v))
+    )
+    if not bad:
+        return None
+    if check == "includes":
+        missing = sorted(set(target) - set(v))
+        return f"{rule.label} lacks {missing}, which the national rule requires", f"{rule.label} 缺少 {missing}"
+    shown, want = show(rule.unit, v), show(rule.unit, target)
+    if check == "min":
+        return (
+            f"{rule.label} = {shown} is below the national floor {want}",
+            f"{rule.label} 为 {shown}, 低于国家底线 {want}",
+        )
+    if check == "max":
+        return (
+            f"{rule.label} = {shown} is above the national ceiling {want}",
+            f"{rule.label} 为 {shown}, 超过国家上限 {want}",
+        )
+    return (
+        f"{rule.label} = {shown}, the national rule requires {want}",
+        f"{rule.label} 为 {shown}, 国家规定为 {want}",
+    )
+
+
+def _check_bound(
+    rules: RuleSet, rule: Rule, leaves: list[tuple[str, Any]], target: Any, on: dt.date, file: str
+) -> list[Finding]:
+    out: list[Finding] = []
+    reported: set[tuple[str, Any]] = set()
+    for where, v in leaves:
+        base, _, last = where.rpartition(".")
+        if last.startswith("level_") and base:
+            same = [x for w, x in leaves if w.rpartition(".")[0] == base]
+            if all(x == v for x in same):
+                where = base  # one finding for a table whose levels all share the value
+        if (where, str(v)) in reported:
+            continue
+        reported.add((where, str(v)))
+        breach = _bound_breach(rule, v, target)
+        if breach is not None:
+            out.append(_find(rules, rule, file, on, where, *breach))
     return out
 
 
@@ -366,7 +384,10 @@ def _check_about(
         if abs(value - target) > tol:
             shown = show(rule.unit, value.quantize(Decimal(1)))
             what = "mean over levels " if rule.aggregate == "mean" else ""
-            en = f"{rule.label}: {what}{shown} is outside the national target {show(rule.unit, target)} ± {show(rule.unit, tol)}"
+            en = (
+                f"{rule.label}: {what}{shown} is outside the national target "
+                f"{show(rule.unit, target)} ± {show(rule.unit, tol)}"
+            )
             zh = f"{rule.label}: {shown}, 偏离国家目标 {show(rule.unit, target)} 左右 (容差 {show(rule.unit, tol)})"
             out.append(_find(rules, rule, file, on, where, en, zh))
     return out

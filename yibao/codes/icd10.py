@@ -124,6 +124,88 @@ class DiagnosisMix:
         return np.flatnonzero(self.setting == setting)
 
 
+def _check_mix_code(path: Path, line: int, key: str, code: str, systems: tuple[str, ...]) -> None:
+    """The row's code is in one of ``systems`` and written exactly as the dictionary writes it."""
+    from yibao.codes import national
+
+    try:
+        canon = national.check_diagnosis(code, "code", systems)
+    except CodeTableError as exc:
+        raise table_error(path, exc.message_en, exc.message_zh, line=line, key=key, field="code") from None
+    if canon != code:
+        raise table_error(
+            path, f"write the code as {canon!r}", f"编码应写作 {canon!r}", line=line, key=key, field="code"
+        )
+
+
+def _mix_weight(path: Path, line: int, key: str, raw: str) -> Decimal:
+    """The row's weight: a positive finite number."""
+    try:
+        weight = Decimal(raw)
+    except InvalidOperation:
+        weight = Decimal(-1)
+    if not weight.is_finite() or weight <= 0:
+        raise table_error(
+            path,
+            f"weight {raw!r} must be a positive number",
+            "权重必须为正数",
+            line=line,
+            key=key,
+            field="weight",
+        )
+    return weight
+
+
+def _mix_ages(path: Path, line: int, key: str, r: dict[str, str]) -> tuple[int, int]:
+    """The row's (age_min, age_max): -1 (no limit) or 0..150 each, min not above max."""
+    ages: list[int] = []
+    for name in ("age_min", "age_max"):
+        a = parse_int(r[name], -1)
+        if a is None or not -1 <= a <= 150:
+            raise table_error(
+                path,
+                f"{name} {r[name]!r} must be -1 or an age 0..150",
+                "年龄限制无效",
+                line=line,
+                key=key,
+                field=name,
+            )
+        ages.append(a)
+    if ages[0] >= 0 and ages[1] >= 0 and ages[0] > ages[1]:
+        raise table_error(
+            path,
+            f"age_min {ages[0]} > age_max {ages[1]}",
+            "最小年龄大于最大年龄",
+            line=line,
+            key=key,
+            field="age_min",
+        )
+    return ages[0], ages[1]
+
+
+def _mix_others(path: Path, line: int, key: str, code: str, raw: str, systems: tuple[str, ...]) -> list[str]:
+    """The row's other diagnoses (``;``-separated): each in ``systems`` as the dictionary writes it, none repeated."""
+    from yibao.codes import national
+
+    others = [x for x in raw.split(";") if x]
+    for o in others:
+        try:
+            if national.check_diagnosis(o, "other_codg", systems) != o:
+                raise table_error(
+                    path,
+                    f"write {o!r} as the dictionary does",
+                    "编码写法与字典不一致",
+                    line=line,
+                    key=key,
+                    field="other_codg",
+                )
+        except CodeTableError as exc:
+            raise table_error(path, exc.message_en, exc.message_zh, line=line, key=key, field="other_codg") from None
+    if code in others or len(set(others)) != len(others):
+        raise table_error(path, "other_codg repeats a code", "其他诊断编码重复", line=line, key=key, field="other_codg")
+    return others
+
+
 def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ...] | None = None) -> DiagnosisMix:
     """Load and validate ``diagnosis_mix.csv`` (default: the shipped one).
 
@@ -142,14 +224,7 @@ def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ..
     ):
         code = r["code"]
         key = f"code={code!r}"
-        try:
-            canon = national.check_diagnosis(code, "code", systems)
-        except CodeTableError as exc:
-            raise table_error(path, exc.message_en, exc.message_zh, line=line, key=key, field="code") from None
-        if canon != code:
-            raise table_error(
-                path, f"write the code as {canon!r}", f"编码应写作 {canon!r}", line=line, key=key, field="code"
-            )
+        _check_mix_code(path, line, key, code, systems)
         if r["setting"] not in SETTINGS:
             raise table_error(
                 path,
@@ -159,19 +234,7 @@ def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ..
                 key=key,
                 field="setting",
             )
-        try:
-            weight = Decimal(r["weight"])
-        except InvalidOperation:
-            weight = Decimal(-1)
-        if not weight.is_finite() or weight <= 0:
-            raise table_error(
-                path,
-                f"weight {r['weight']!r} must be a positive number",
-                "权重必须为正数",
-                line=line,
-                key=key,
-                field="weight",
-            )
+        weight = _mix_weight(path, line, key, r["weight"])
         if r["gend"] not in ("", "1", "2"):
             raise table_error(
                 path,
@@ -181,46 +244,8 @@ def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ..
                 key=key,
                 field="gend",
             )
-        ages = [parse_int(r["age_min"], -1), parse_int(r["age_max"], -1)]
-        for name, a in zip(("age_min", "age_max"), ages, strict=True):
-            if a is None or not -1 <= a <= 150:
-                raise table_error(
-                    path,
-                    f"{name} {r[name]!r} must be -1 or an age 0..150",
-                    "年龄限制无效",
-                    line=line,
-                    key=key,
-                    field=name,
-                )
-        if ages[0] >= 0 and ages[1] >= 0 and ages[0] > ages[1]:
-            raise table_error(
-                path,
-                f"age_min {ages[0]} > age_max {ages[1]}",
-                "最小年龄大于最大年龄",
-                line=line,
-                key=key,
-                field="age_min",
-            )
-        others = [x for x in r["other_codg"].split(";") if x]
-        for o in others:
-            try:
-                if national.check_diagnosis(o, "other_codg", systems) != o:
-                    raise table_error(
-                        path,
-                        f"write {o!r} as the dictionary does",
-                        "编码写法与字典不一致",
-                        line=line,
-                        key=key,
-                        field="other_codg",
-                    )
-            except CodeTableError as exc:
-                raise table_error(
-                    path, exc.message_en, exc.message_zh, line=line, key=key, field="other_codg"
-                ) from None
-        if code in others or len(set(others)) != len(others):
-            raise table_error(
-                path, "other_codg repeats a code", "其他诊断编码重复", line=line, key=key, field="other_codg"
-            )
+        age_min, age_max = _mix_ages(path, line, key, r)
+        others = _mix_others(path, line, key, code, r["other_codg"], systems)
         k = (code, r["setting"])
         if k in seen:
             raise table_error(
@@ -229,7 +254,7 @@ def load_diagnosis_mix(path: str | Path | None = None, *, systems: tuple[str, ..
         seen[k] = line
         entries.append(
             DiagnosisEntry(
-                code, r["setting"], weight, r["gend"], ages[0], ages[1], r["note"], r["therapy"], ";".join(others)
+                code, r["setting"], weight, r["gend"], age_min, age_max, r["note"], r["therapy"], ";".join(others)
             )
         )
     missing = [s for s in SETTINGS if not any(e.setting == s for e in entries)]

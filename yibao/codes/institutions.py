@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -134,7 +135,8 @@ def load_institutions(
         lambda: NS.declared_in_csv(path.read_text(encoding="utf-8-sig")) if path.exists() else None,
     )
     national = cs == "national"
-    rows, seen = [], {}
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     for line, r in read_csv(path, C.INSTITUTION.names):
         key = f"fixmedins_code={r['fixmedins_code']!r}"
         lv = parse_int(r["hosp_lv"], 0)

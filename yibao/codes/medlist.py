@@ -10,7 +10,7 @@ them with :mod:`yibao.core.money` to integer fen and basis points.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,34 +82,42 @@ class MedItem:
 # --- validation of one row (native units) -----------------------------------
 
 
-def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str], national: bool = True) -> list[tuple[str, str, str]]:
-    """Problems of one row as ``(field, reason_en, reason_zh)``; empty if valid.
+Problem = tuple[str, str, str]  # (field, reason_en, reason_zh)
 
-    ``national``: the code must have the published structure of its list kind
-    (:mod:`yibao.codes.national_structures`); otherwise only the generic format.
-    """
-    out: list[tuple[str, str, str]] = []
-    code = r["med_list_codg"]
-    kind = r["list_kind"]
+
+def _code_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
+    code, kind = r["med_list_codg"], r["list_kind"]
     if not isinstance(code, str) or not _CODE_RE.match(code):
-        out.append(("med_list_codg", f"code {code!r} must be 1-50 letters, digits, '.', '_' or '-'", "编码格式无效"))
-    elif national and kind in C.LIST_KINDS:
+        return [("med_list_codg", f"code {code!r} must be 1-50 letters, digits, '.', '_' or '-'", "编码格式无效")]
+    if national and kind in C.LIST_KINDS:
         try:
             NS.parse_med_list_code(code, kind)
         except CodeTableError as exc:
-            out.append(
+            return [
                 (
                     "med_list_codg",
                     f"{exc.message_en} (list_kind {kind}; declare code_structure: local for a region's own codes)",
                     exc.message_zh,
                 )
-            )
-    if not r["name"]:
-        out.append(("name", "name is empty", "名称为空"))
-    if kind not in C.LIST_KINDS:
-        out.append(("list_kind", f"list_kind {kind!r} is not one of {C.LIST_KINDS}", "目录类别无效"))
-    lv = r["chrgitm_lv"]
-    bp = r["selfpay_prop_bp"]
+            ]
+    return []
+
+
+def _name_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
+    return [] if r["name"] else [("name", "name is empty", "名称为空")]
+
+
+def _kind_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
+    kind = r["list_kind"]
+    if kind in C.LIST_KINDS:
+        return []
+    return [("list_kind", f"list_kind {kind!r} is not one of {C.LIST_KINDS}", "目录类别无效")]
+
+
+def _class_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
+    """The charge class (甲/乙/丙) and the self-pay-first ratio that only 乙类 may carry."""
+    out: list[Problem] = []
+    lv, bp = r["chrgitm_lv"], r["selfpay_prop_bp"]
     if lv not in CLASSES:
         hint = (
             f" (write {lv.zfill(2)!r}, with the leading zero)" if isinstance(lv, str) and lv.zfill(2) in CLASSES else ""
@@ -129,9 +137,20 @@ def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str], national: boo
         out.append(
             ("selfpay_prop_bp", f"self-pay-first ratio {bp!r} bp must be 0 ≤ ratio < 1", "先行自付比例须在 0 与 1 之间")
         )
-    for f in ("pric_uplmt", "vbp_pay_std"):
-        if not isinstance(r[f], int) or r[f] < 0:
-            out.append((f, f"{f} {r[f]!r} must be a non-negative amount", "金额不能为负"))
+    return out
+
+
+def _amount_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
+    return [
+        (f, f"{f} {r[f]!r} must be a non-negative amount", "金额不能为负")
+        for f in ("pric_uplmt", "vbp_pay_std")
+        if not isinstance(r[f], int) or r[f] < 0
+    ]
+
+
+def _limit_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
+    """The gender, age and hospital-level limits."""
+    out: list[Problem] = []
     if r["lmt_gend"] not in ("", C.GEND_MALE, C.GEND_FEMALE):
         out.append(
             ("lmt_gend", f"lmt_gend {r['lmt_gend']!r} must be '', 1 (male) or 2 (female)", "性别限制须为空、1 或 2")
@@ -147,43 +166,91 @@ def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str], national: boo
         out.append(
             ("lmt_hosp_lv_min", f"lmt_hosp_lv_min {hl!r} must be 0 (none) or a level 1..3", "医院等级限制须为 0-3")
         )
+    return out
+
+
+def _indication_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
     ind = r["lmt_indication"]
-    for p in ind:
-        if not is_valid_icd10_prefix(p):
-            out.append(
-                (
-                    "lmt_indication",
-                    f"indication {p!r} is not a valid ICD-10 code prefix",
-                    f"适应症 {p!r} 不是有效的 ICD-10 编码前缀",
-                )
-            )
+    out: list[Problem] = [
+        (
+            "lmt_indication",
+            f"indication {p!r} is not a valid ICD-10 code prefix",
+            f"适应症 {p!r} 不是有效的 ICD-10 编码前缀",
+        )
+        for p in ind
+        if not is_valid_icd10_prefix(p)
+    ]
     if len(set(ind)) != len(ind):
         out.append(("lmt_indication", "indication list repeats a prefix", "适应症重复"))
+    return out
+
+
+def _med_type_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
     mts = r["lmt_med_types"]
-    for m in mts:
-        if not _MED_TYPE_RE.match(m) or m not in med_types:
-            out.append(("lmt_med_types", f"med_type {m!r} is not one of {sorted(med_types)}", f"医疗类别 {m!r} 无效"))
+    out: list[Problem] = [
+        ("lmt_med_types", f"med_type {m!r} is not one of {sorted(med_types)}", f"医疗类别 {m!r} 无效")
+        for m in mts
+        if not _MED_TYPE_RE.match(m) or m not in med_types
+    ]
     if len(set(mts)) != len(mts):
         out.append(("lmt_med_types", "med_type list repeats a code", "医疗类别重复"))
-    dc = r["drug_class"]
+    return out
+
+
+def _drug_class_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
+    dc, kind = r["drug_class"], r["list_kind"]
     if dc not in C.DRUG_CLASSES:
-        out.append(
-            ("drug_class", f"drug_class {dc!r} is not one of {[c for c in C.DRUG_CLASSES if c]}", "药品类别无效")
-        )
-    elif dc and kind in C.LIST_KINDS and kind not in DRUG_KINDS:
-        out.append(("drug_class", f"drug_class {dc!r} is only for drugs, not {kind}", "只有药品可设药品类别"))
+        return [("drug_class", f"drug_class {dc!r} is not one of {[c for c in C.DRUG_CLASSES if c]}", "药品类别无效")]
+    if dc and kind in C.LIST_KINDS and kind not in DRUG_KINDS:
+        return [("drug_class", f"drug_class {dc!r} is only for drugs, not {kind}", "只有药品可设药品类别")]
+    return []
+
+
+def _vbp_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
+    """A VBP (集采) product has a payment standard, only a VBP product has one, and services are never VBP."""
+    out: list[Problem] = []
     if r["vbp_flag"] and r["vbp_pay_std"] == 0:
         out.append(
             ("vbp_pay_std", "a VBP product (vbp_flag) needs its payment standard vbp_pay_std", "集采产品须有支付标准")
         )
     if not r["vbp_flag"] and isinstance(r["vbp_pay_std"], int) and r["vbp_pay_std"] > 0:
         out.append(("vbp_pay_std", "vbp_pay_std is set but vbp_flag is false", "非集采产品不应有集采支付标准"))
-    if r["vbp_flag"] and kind == "service":
+    if r["vbp_flag"] and r["list_kind"] == "service":
         out.append(("vbp_flag", "a service item cannot be a VBP product", "医疗服务项目不能是集采产品"))
-    for f in ("acct_excluded", "vbp_flag", "synthetic"):
-        if not isinstance(r[f], bool):
-            out.append((f, f"{f} {r[f]!r} must be true or false", "须为 true 或 false"))
     return out
+
+
+def _flag_problems(r: Mapping[str, Any], med_types: frozenset[str], national: bool) -> list[Problem]:
+    return [
+        (f, f"{f} {r[f]!r} must be true or false", "须为 true 或 false")
+        for f in ("acct_excluded", "vbp_flag", "synthetic")
+        if not isinstance(r[f], bool)
+    ]
+
+
+# The row checks in the order their problems are reported (the first one is what a load refuses with).
+_ROW_CHECKS: tuple[Callable[[Mapping[str, Any], frozenset[str], bool], list[Problem]], ...] = (
+    _code_problems,
+    _name_problems,
+    _kind_problems,
+    _class_problems,
+    _amount_problems,
+    _limit_problems,
+    _indication_problems,
+    _med_type_problems,
+    _drug_class_problems,
+    _vbp_problems,
+    _flag_problems,
+)
+
+
+def _check_row(r: Mapping[str, Any], *, med_types: frozenset[str], national: bool = True) -> list[Problem]:
+    """Problems of one row as ``(field, reason_en, reason_zh)``; empty if valid.
+
+    ``national``: the code must have the published structure of its list kind
+    (:mod:`yibao.codes.national_structures`); otherwise only the generic format.
+    """
+    return [p for check in _ROW_CHECKS for p in check(r, med_types, national)]
 
 
 def _raise_first(problems, source, line, code):

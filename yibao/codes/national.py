@@ -218,6 +218,9 @@ def check_procedure(code: object, field: str, *, where: str = "") -> str:
         hint = _hint(c, _proc_set())
         tail_en = f"; nearest codes: {hint}" if hint else ""
         tail_zh = f"; 相近编码: {hint}" if hint else ""
-        raise CodeTableError(f"{where}{field}: unknown procedure code {code!r} (not in 医保版 ICD-9-CM-3 2.0){tail_en}",
-                             f"{where}{field}: 手术操作编码 {code!r} 不在医保版 ICD-9-CM-3 2.0 中{tail_zh}", field=field)  # fmt: skip
+        raise CodeTableError(
+            f"{where}{field}: unknown procedure code {code!r} (not in 医保版 ICD-9-CM-3 2.0){tail_en}",
+            f"{where}{field}: 手术操作编码 {code!r} 不在医保版 ICD-9-CM-3 2.0 中{tail_zh}",
+            field=field,
+        )
     return c

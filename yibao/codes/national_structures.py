@@ -96,8 +96,10 @@ _STRUCTURES: dict[str, tuple[re.Pattern[str], str, str]] = {
         re.compile(
             rf"(?P<kind>X)(?P<category>{_ATC4})(?P<name>[A-Z][0-9]{{3}})(?P<dosage_form>[A-Z][0-9])(?P<tail>[0-9]{{11}})"
         ),
-        "X + ATC level-4 group (letter, 2 digits, 2 letters) + generic-name code (letter, 3 digits) + dosage form (letter, digit) + 11 digits, 23 characters",
-        "X + ATC 第四级类别(1 字母 2 数字 2 字母) + 通用名码(1 字母 3 数字) + 剂型码(1 字母 1 数字) + 11 位数字, 共 23 位",
+        "X + ATC level-4 group (letter, 2 digits, 2 letters) + generic-name code (letter, 3 digits)"
+        " + dosage form (letter, digit) + 11 digits, 23 characters",
+        "X + ATC 第四级类别(1 字母 2 数字 2 字母) + 通用名码(1 字母 3 数字)"
+        " + 剂型码(1 字母 1 数字) + 11 位数字, 共 23 位",
     ),
     "drug_tcm": (
         re.compile(r"(?P<kind>Z)(?P<category>[A-Z][0-9]{2}[A-Z]{2})(?P<name>[A-Z][0-9]{3})(?P<tail>[0-9]{10})"),
@@ -114,7 +116,8 @@ _STRUCTURES: dict[str, tuple[re.Pattern[str], str, str]] = {
             r"(?P<kind>C)(?P<class1>[0-9]{2})(?P<class2>[0-9]{2})(?P<class3>[0-9]{2})(?P<generic>[0-9]{3})"
             r"(?P<feature>[0-9]{5})(?P<enterprise>[0-9]{5})(?P<model>[0-9]{7})?"
         ),
-        "C + class (3 levels of 2 digits) + generic name (3 digits) + material/feature (5 digits) + enterprise (5 digits), 20 characters, optionally + model (7 digits) = 27",
+        "C + class (3 levels of 2 digits) + generic name (3 digits) + material/feature (5 digits)"
+        " + enterprise (5 digits), 20 characters, optionally + model (7 digits) = 27",
         "C + 一/二/三级分类各 2 位 + 通用名 3 位 + 材质特征 5 位 + 企业 5 位, 共 20 位(可再加规格型号 7 位, 共 27 位)",
     ),
     "service": (
@@ -299,7 +302,7 @@ def check_code_structure(value: object, *, field: str = "code_structure") -> str
         raise CodeTableError(
             f"{field} {value!r} must be one of {CODE_STRUCTURES}", f"{field} 须为 national 或 local", field=field
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 METADATA_KEY = b"yibao.code_structure"
@@ -327,7 +330,8 @@ def declared_in_metadata(metadata: dict[bytes, bytes] | None) -> str | None:
 
 
 def resolve(explicit: str | None, declared: str | None) -> str:
-    """The strictness in force: the caller's parameter, else the table's declaration, else :data:`DEFAULT_CODE_STRUCTURE`."""
+    """The strictness in force: the caller's parameter, else the table's declaration, else
+    :data:`DEFAULT_CODE_STRUCTURE`."""
     if explicit is not None:
         return check_code_structure(explicit)
     return declared or DEFAULT_CODE_STRUCTURE

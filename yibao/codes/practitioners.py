@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -149,7 +150,8 @@ def load_practitioners(
         lambda: NS.declared_in_csv(path.read_text(encoding="utf-8-sig")) if path.exists() else None,
     )
     admdvs = _inst_admdvs(institutions)
-    rows, seen = [], {}
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     for line, r in read_csv(path, C.PRACTITIONER.names):
         key = f"prac_psn_code={r['prac_psn_code']!r}"
         syn = parse_bool(r["synthetic"])

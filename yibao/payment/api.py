@@ -139,8 +139,15 @@ def _catalog(request: Request):
         return cat
     p = os.environ.get("YIBAO_DIP_CATALOG")
     if not p:
-        raise HTTPException(status_code=404, detail={"code": "E_PAYMENT_CATALOG", "message_en": "no DIP catalog configured (YIBAO_DIP_CATALOG)",
-                                                     "message_zh": "未配置 DIP 目录库", "field": "catalog"})  # fmt: skip
+        raise HTTPException(
+            status_code=404,
+            detail={
+                "code": "E_PAYMENT_CATALOG",
+                "message_en": "no DIP catalog configured (YIBAO_DIP_CATALOG)",
+                "message_zh": "未配置 DIP 目录库",
+                "field": "catalog",
+            },
+        )
     return _load_catalog(p)
 
 
@@ -154,8 +161,15 @@ def _load_catalog(path: str):
 @router.get("/dip/catalog")
 def dip_catalog(request: Request) -> dict:
     cat = _catalog(request)
-    return {"region": cat.region, "version": cat.version, "effective_from": cat.effective_from.isoformat(), "label": cat.label,
-            "synthetic": cat.synthetic, "groups": cat.groups.num_rows, "overall_mean_cost_fen": cat.overall_mean_fen}  # fmt: skip
+    return {
+        "region": cat.region,
+        "version": cat.version,
+        "effective_from": cat.effective_from.isoformat(),
+        "label": cat.label,
+        "synthetic": cat.synthetic,
+        "groups": cat.groups.num_rows,
+        "overall_mean_cost_fen": cat.overall_mean_fen,
+    }
 
 
 @router.post("/dip/case-points")
@@ -190,5 +204,11 @@ def dip_case_points(body: DipCaseIn, request: Request, params: str = "example-ci
         cp = case_points(body.medfee_sumamt, g, cat, p, p.coef_e4(body.age, k.sev_score, body.hosp_lv))
     except YibaoError as exc:
         raise _error(exc) from None
-    return {"group_code": cp.group_code, "kind": cp.kind, "base_points": f"{cp.base_e4 / E4:.4f}", "coefficient": f"{cp.coef_e4 / E4:.4f}",
-            "points": f"{cp.points_e4 / E4:.4f}", "catalog": cat.version}  # fmt: skip
+    return {
+        "group_code": cp.group_code,
+        "kind": cp.kind,
+        "base_points": f"{cp.base_e4 / E4:.4f}",
+        "coefficient": f"{cp.coef_e4 / E4:.4f}",
+        "points": f"{cp.points_e4 / E4:.4f}",
+        "catalog": cat.version,
+    }

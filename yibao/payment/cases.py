@@ -130,14 +130,19 @@ def case_view_sql(
     try:
         setl = f"(SELECT * FROM {_src(data_dir, 'settlement')} WHERE NOT refd_setl_flag)"
     except PaymentInputError:  # not settled yet: the cost from the fee lines, no shares (enough to build a catalog)
-        setl = (f"(SELECT mdtrt_id, sum(det_item_fee_sumamt) AS medfee_sumamt, NULL::BIGINT AS psn_part_amt, NULL::BIGINT AS hifp_pay, "
-                f"NULL::BIGINT AS fund_pay_sumamt FROM {_src(data_dir, 'fee_detail')} GROUP BY mdtrt_id)")  # fmt: skip
+        setl = (
+            "(SELECT mdtrt_id, sum(det_item_fee_sumamt) AS medfee_sumamt, NULL::BIGINT AS psn_part_amt, "
+            "NULL::BIGINT AS hifp_pay, "
+            f"NULL::BIGINT AS fund_pay_sumamt FROM {_src(data_dir, 'fee_detail')} GROUP BY mdtrt_id)"
+        )
     return f"""
     SELECT e.mdtrt_id, e.psn_no, e.fixmedins_code, i.hosp_lv, e.dept_code, e.begntime, e.endtime, e.policy_year,
            CAST(month(e.endtime) AS TINYINT) AS setl_month,
-           -- whole years at admission; an admission dated before the birth date (seen in synthetic data) counts as age 0
+           -- whole years at admission; an admission dated before the birth date (seen in synthetic data)
+           -- counts as age 0
            CAST(greatest(0, year(e.begntime) - year(p.brdy)
-                - CASE WHEN month(e.begntime) * 100 + day(e.begntime) < month(p.brdy) * 100 + day(p.brdy) THEN 1 ELSE 0 END) AS SMALLINT) AS age,
+                - CASE WHEN month(e.begntime) * 100 + day(e.begntime) < month(p.brdy) * 100 + day(p.brdy)
+                       THEN 1 ELSE 0 END) AS SMALLINT) AS age,
            -- age in days of a baby under one year at admission (local dates), else NULL
            CASE WHEN date_diff('day', p.brdy, CAST(e.begntime AS DATE)) BETWEEN 0 AND 365
                  AND p.brdy + INTERVAL 1 YEAR > CAST(e.begntime AS DATE)
@@ -314,8 +319,13 @@ def validate_cases(con: duckdb.DuckDBPyConnection, rel: str, codes: CodeTables, 
         n, ids = _examples(
             con, rel, f"list_has_any(string_split(oprn_codg, ';'), [{', '.join(_lit(c) for c in bad[:1000])}])"
         )
-        raise _refuse("oprn_codg", n, ids, f"unknown procedure codes {bad[:5]} (not in 医保版 ICD-9-CM-3 2.0 nor the procedure list)",
-                      f"手术操作编码不在医保版 ICD-9-CM-3 2.0 及手术操作表中 {bad[:5]}")  # fmt: skip
+        raise _refuse(
+            "oprn_codg",
+            n,
+            ids,
+            f"unknown procedure codes {bad[:5]} (not in 医保版 ICD-9-CM-3 2.0 nor the procedure list)",
+            f"手术操作编码不在医保版 ICD-9-CM-3 2.0 及手术操作表中 {bad[:5]}",
+        )
 
 
 # --- enrichment: keys for grouping and the coefficient of each case ----------
@@ -357,8 +367,19 @@ def _dx_key(code: str, level: str) -> str:
     return code[:5] if level == "subcategory" else code[:3]
 
 
-SLIM_COLUMNS = ("mdtrt_id", "fixmedins_code", "hosp_lv", "dept_code", "setl_month", "endtime", "medfee_sumamt", "psn_part_amt", "hifp_pay",
-                "oth_fund_amt", "synthetic")  # fmt: skip
+SLIM_COLUMNS = (
+    "mdtrt_id",
+    "fixmedins_code",
+    "hosp_lv",
+    "dept_code",
+    "setl_month",
+    "endtime",
+    "medfee_sumamt",
+    "psn_part_amt",
+    "hifp_pay",
+    "oth_fund_amt",
+    "synthetic",
+)
 KEY_COLUMNS = (
     "proc_key",
     "dx_key",
@@ -411,10 +432,15 @@ def enrich(
         "proc_type": [PROC_TYPES[max([0] + [rank[codes.type_of(c)] for c in k.split("+") if c])] for k in pk],
     })  # fmt: skip
     od = [r[0] for r in con.execute(f"SELECT DISTINCT coalesce(other_dise_codg, '') FROM {rel}").fetchall()]
-    sev_attr = pa.table({
-        "other_dise_codg": od,
-        "sev_score": [sum(params.severity_weight(_canon(c, codes.dx_systems)) for c in {x for x in o.split(";") if x}) for o in od],
-    })  # fmt: skip
+    sev_attr = pa.table(
+        {
+            "other_dise_codg": od,
+            "sev_score": [
+                sum(params.severity_weight(_canon(c, codes.dx_systems)) for c in {x for x in o.split(";") if x})
+                for o in od
+            ],
+        }
+    )
     coef = pa.table(
         dict(
             zip(
@@ -431,6 +457,9 @@ def enrich(
         f"WHEN c.age BETWEEN {b.min} AND {b.max} THEN {i}" for i, b in enumerate(params.coefficients.age, start=1)
     )
     age_expr = f"CASE {age_case} ELSE 0 END" if age_case else "0"
+    out_cols = (
+        "b.*" if detail else ", ".join(f"b.{c}" for c in SLIM_COLUMNS + KEY_COLUMNS[:-1] if c in cols + KEY_COLUMNS)
+    )
     sev_case = " ".join(
         f"WHEN s.sev_score >= {b.min_score} THEN {i}"
         for i, b in reversed(list(enumerate(params.coefficients.severity.bands, start=1)))
@@ -444,14 +473,23 @@ def enrich(
         FROM {rel} c JOIN _dx_attr d USING (dise_codg) JOIN _proc_attr p ON p.oprn_codg = coalesce(c.oprn_codg, '')
         JOIN _sev_attr s ON s.other_dise_codg = coalesce(c.other_dise_codg, '')
     )
-    SELECT {"b.*" if detail else ", ".join(f"b.{c}" for c in SLIM_COLUMNS + KEY_COLUMNS[:-1] if c in cols + KEY_COLUMNS)}, k.coef_e4 FROM b JOIN _coef k
-      ON k.age_band = b.age_band AND k.sev_band = b.sev_band AND k.hosp_lv = CASE WHEN b.hosp_lv BETWEEN 0 AND 3 THEN b.hosp_lv ELSE 0 END
-    """)  # fmt: skip
+    SELECT {out_cols}, k.coef_e4 FROM b JOIN _coef k
+      ON k.age_band = b.age_band AND k.sev_band = b.sev_band
+     AND k.hosp_lv = CASE WHEN b.hosp_lv BETWEEN 0 AND 3 THEN b.hosp_lv ELSE 0 END
+    """)
     return name
 
 
-def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes: CodeTables | None = None, *, need_amounts: bool = True,
-               name: str = "dip_cases", detail: bool = True) -> str:  # fmt: skip
+def load_cases(
+    con: duckdb.DuckDBPyConnection,
+    source,
+    params: DipParams,
+    codes: CodeTables | None = None,
+    *,
+    need_amounts: bool = True,
+    name: str = "dip_cases",
+    detail: bool = True,
+) -> str:
     """Validate and enrich cases from a Parquet file, a contract data directory, or an Arrow table / pandas frame."""
     codes = (codes or CodeTables.default()).with_systems(params.coding.diagnosis_systems)
     if isinstance(source, (str, Path)):
@@ -459,8 +497,12 @@ def load_cases(con: duckdb.DuckDBPyConnection, source, params: DipParams, codes:
         if p.is_dir() and parquet_io.table_path(p, "encounter") is not None:
             con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_cases AS {case_view_sql(p, params)}")
         elif p.is_dir():
-            raise PaymentInputError(f"{p}: no encounter table (encounter.parquet): not a data directory; write one with `yibao synth --out {p}`",
-                                    f"{p}: 缺少 encounter 表，不是数据目录", field="encounter")  # fmt: skip
+            raise PaymentInputError(
+                f"{p}: no encounter table (encounter.parquet): not a data directory; write one with `yibao synth --out "
+                f"{p}`",
+                f"{p}: 缺少 encounter 表，不是数据目录",
+                field="encounter",
+            )
         else:
             con.execute(f"CREATE OR REPLACE TEMP VIEW _raw_cases AS SELECT * FROM read_parquet('{p.as_posix()}')")
     else:

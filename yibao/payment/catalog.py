@@ -68,6 +68,109 @@ def round_div_sql(num: str, den: str) -> str:
     )
 
 
+def _load_catalog_meta(mf: Path) -> tuple[dict, int, int, int]:
+    """``catalog.yaml``: (meta, scale × 10 000, cases, total cost in fen) behind the points, validated."""
+    meta = read_yaml(mf, what=("catalog file", "目录文件"), error=CodeTableError, empty={})
+    for k in ("region", "version", "effective_from", "scale", "diagnosis_level"):
+        if k not in meta:
+            raise CodeTableError(f"{mf}: missing {k!r}", f"{mf}: 缺少 {k!r}", field=k)
+    try:
+        scale_e4 = int(Decimal(str(meta["scale"])) * E4)
+        if "n_cases" in meta and "total_cost" in meta:
+            n, total = int(meta["n_cases"]), yuan_to_fen(str(meta["total_cost"]))
+        elif "overall_mean_cost" in meta:
+            n, total = 1, yuan_to_fen(str(meta["overall_mean_cost"]))
+        else:
+            raise CodeTableError(
+                f"{mf}: give n_cases and total_cost, or overall_mean_cost",
+                f"{mf}: 缺少总体均值",
+                field="overall_mean_cost",
+            )
+    except (InvalidOperation, ValueError) as exc:
+        raise CodeTableError(f"{mf}: {exc}", f"{mf}: 数值无效", field="catalog") from None
+    if n <= 0 or total <= 0 or scale_e4 <= 0:
+        raise CodeTableError(
+            f"{mf}: n_cases, total_cost and scale must be positive", f"{mf}: 数值必须为正", field="total_cost"
+        )
+    if meta["diagnosis_level"] not in ("subcategory", "category"):
+        raise CodeTableError(
+            f"{mf}: diagnosis_level must be subcategory or category", f"{mf}: 诊断层级无效", field="diagnosis_level"
+        )
+    return meta, scale_e4, n, total
+
+
+def _group_points_e4(gf: Path, line: int, key: str, raw: str) -> int:
+    """A group's points × 10 000: positive, at most 4 decimals."""
+    from yibao.codes._table import table_error
+
+    try:
+        pts = Decimal(raw) * E4
+        if pts != pts.to_integral_value() or pts <= 0:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise table_error(
+            gf,
+            f"points {raw!r} must be positive with at most 4 decimals",
+            "分值无效",
+            line=line,
+            key=key,
+            field="points",
+        ) from None
+    return int(pts)
+
+
+def _group_row(gf: Path, line: int, r: dict[str, str], seen: dict[str, int], total: int, scale_e4: int, n: int) -> dict:
+    """One validated row of ``groups.csv`` as a row of :data:`GROUPS_SCHEMA`."""
+    from yibao.codes._table import table_error
+
+    key = f"group_code={r['group_code']!r}"
+    if not r["group_code"] or r["group_code"] in seen:
+        raise table_error(
+            gf, "empty or duplicate group code", "病种编码为空或重复", line=line, key=key, field="group_code"
+        )
+    if r["kind"] not in KINDS:
+        raise table_error(gf, f"kind must be one of {KINDS}", "病种类型无效", line=line, key=key, field="kind")
+    level = r["level"] or ("combination" if r["kind"] == "core" else "category")
+    if level not in LEVELS or (r["kind"] == "core") != (level == "combination"):
+        raise table_error(
+            gf,
+            f"level {level!r} does not fit kind {r['kind']!r}",
+            "层级与类型不符",
+            line=line,
+            key=key,
+            field="level",
+        )
+    if r["proc_type"] not in PROC_TYPES:
+        raise table_error(
+            gf, f"proc_type must be one of {PROC_TYPES}", "操作类型无效", line=line, key=key, field="proc_type"
+        )
+    pts = _group_points_e4(gf, line, key, r["points"])
+    try:
+        mean = yuan_to_fen(r["mean_cost"]) if r["mean_cost"] else round_div(pts * total, scale_e4 * n)
+    except ValueError:
+        raise table_error(
+            gf,
+            f"mean_cost {r['mean_cost']!r} is not a yuan amount",
+            "次均费用无效",
+            line=line,
+            key=key,
+            field="mean_cost",
+        ) from None
+    if mean <= 0:
+        raise table_error(gf, "mean cost must be positive", "次均费用必须为正", line=line, key=key, field="mean_cost")
+    return {
+        "group_code": r["group_code"],
+        "kind": r["kind"],
+        "level": level,
+        "dx_key": r["dx_key"],
+        "proc_key": r["proc_key"] if level == "combination" else "",
+        "proc_type": r["proc_type"],
+        "n_cases": int(r["n_cases"] or 0),
+        "mean_cost_fen": mean,
+        "points_e4": pts,
+    }
+
+
 @dataclass
 class Catalog:
     """A DIP catalog: metadata and the groups table (points as integer 0.0001 units)."""
@@ -142,8 +245,19 @@ class Catalog:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(CSV_COLUMNS)
         for r in self.groups.to_pylist():
-            w.writerow([r["group_code"], r["kind"], r["level"], r["dx_key"], r["proc_key"], r["proc_type"], r["n_cases"],
-                        fen_to_yuan(r["mean_cost_fen"]), Decimal(r["points_e4"]) / E4])  # fmt: skip
+            w.writerow(
+                [
+                    r["group_code"],
+                    r["kind"],
+                    r["level"],
+                    r["dx_key"],
+                    r["proc_key"],
+                    r["proc_type"],
+                    r["n_cases"],
+                    fen_to_yuan(r["mean_cost_fen"]),
+                    Decimal(r["points_e4"]) / E4,
+                ]
+            )
         (out_dir / "groups.csv").write_text(buf.getvalue(), encoding="utf-8")
         return out_dir
 
@@ -156,93 +270,18 @@ class Catalog:
         for f in (mf, gf):
             if not f.exists():
                 raise CodeTableError(f"{f}: catalog file not found", f"{f}: 找不到目录文件", field="catalog")
-        meta = read_yaml(mf, what=("catalog file", "目录文件"), error=CodeTableError, empty={})
-        for k in ("region", "version", "effective_from", "scale", "diagnosis_level"):
-            if k not in meta:
-                raise CodeTableError(f"{mf}: missing {k!r}", f"{mf}: 缺少 {k!r}", field=k)
-        try:
-            scale_e4 = int(Decimal(str(meta["scale"])) * E4)
-            if "n_cases" in meta and "total_cost" in meta:
-                n, total = int(meta["n_cases"]), yuan_to_fen(str(meta["total_cost"]))
-            elif "overall_mean_cost" in meta:
-                n, total = 1, yuan_to_fen(str(meta["overall_mean_cost"]))
-            else:
-                raise CodeTableError(
-                    f"{mf}: give n_cases and total_cost, or overall_mean_cost",
-                    f"{mf}: 缺少总体均值",
-                    field="overall_mean_cost",
-                )
-        except (InvalidOperation, ValueError) as exc:
-            raise CodeTableError(f"{mf}: {exc}", f"{mf}: 数值无效", field="catalog") from None
-        if n <= 0 or total <= 0 or scale_e4 <= 0:
-            raise CodeTableError(
-                f"{mf}: n_cases, total_cost and scale must be positive", f"{mf}: 数值必须为正", field="total_cost"
-            )
-        if meta["diagnosis_level"] not in ("subcategory", "category"):
-            raise CodeTableError(
-                f"{mf}: diagnosis_level must be subcategory or category", f"{mf}: 诊断层级无效", field="diagnosis_level"
-            )
-        from yibao.codes._table import read_csv, table_error
+        meta, scale_e4, n, total = _load_catalog_meta(mf)
+        from yibao.codes._table import read_csv
 
-        rows, seen = [], {}
+        rows: list[dict] = []
+        seen: dict[str, int] = {}
         for line, r in read_csv(
             gf,
             ("group_code", "kind", "dx_key", "proc_key", "proc_type", "points"),
             optional=("level", "n_cases", "mean_cost"),
         ):
-            key = f"group_code={r['group_code']!r}"
-            if not r["group_code"] or r["group_code"] in seen:
-                raise table_error(
-                    gf, "empty or duplicate group code", "病种编码为空或重复", line=line, key=key, field="group_code"
-                )
-            if r["kind"] not in KINDS:
-                raise table_error(gf, f"kind must be one of {KINDS}", "病种类型无效", line=line, key=key, field="kind")
-            level = r["level"] or ("combination" if r["kind"] == "core" else "category")
-            if level not in LEVELS or (r["kind"] == "core") != (level == "combination"):
-                raise table_error(
-                    gf,
-                    f"level {level!r} does not fit kind {r['kind']!r}",
-                    "层级与类型不符",
-                    line=line,
-                    key=key,
-                    field="level",
-                )
-            if r["proc_type"] not in PROC_TYPES:
-                raise table_error(
-                    gf, f"proc_type must be one of {PROC_TYPES}", "操作类型无效", line=line, key=key, field="proc_type"
-                )
-            try:
-                pts = Decimal(r["points"]) * E4
-                if pts != pts.to_integral_value() or pts <= 0:
-                    raise InvalidOperation
-            except InvalidOperation:
-                raise table_error(
-                    gf,
-                    f"points {r['points']!r} must be positive with at most 4 decimals",
-                    "分值无效",
-                    line=line,
-                    key=key,
-                    field="points",
-                ) from None
-            try:
-                mean = yuan_to_fen(r["mean_cost"]) if r["mean_cost"] else round_div(int(pts) * total, scale_e4 * n)
-            except ValueError:
-                raise table_error(
-                    gf,
-                    f"mean_cost {r['mean_cost']!r} is not a yuan amount",
-                    "次均费用无效",
-                    line=line,
-                    key=key,
-                    field="mean_cost",
-                ) from None
-            if mean <= 0:
-                raise table_error(
-                    gf, "mean cost must be positive", "次均费用必须为正", line=line, key=key, field="mean_cost"
-                )
+            rows.append(_group_row(gf, line, r, seen, total, scale_e4, n))
             seen[r["group_code"]] = line
-            rows.append({"group_code": r["group_code"], "kind": r["kind"], "level": level, "dx_key": r["dx_key"],
-                         "proc_key": r["proc_key"] if level == "combination" else "", "proc_type": r["proc_type"],
-                         "n_cases": int(r["n_cases"] or 0), "mean_cost_fen": mean, "points_e4": int(pts)})  # fmt: skip
         eff = meta["effective_from"]
         return cls(
             region=str(meta["region"]), version=str(meta["version"]),
@@ -283,7 +322,8 @@ def build_catalog(con: duckdb.DuckDBPyConnection, cases: str, params: DipParams,
         SELECT 'Z|' || dx_cat || '|' || proc_type, 'comprehensive', 'category', dx_cat, '', proc_type, n, s
         FROM cat WHERE n >= {cp.comprehensive_min_cases}
         UNION ALL
-        SELECT 'Z|CH' || dx_chapter || '|' || proc_type, 'comprehensive', 'chapter', dx_chapter, '', proc_type, n, s FROM chap
+        SELECT 'Z|CH' || dx_chapter || '|' || proc_type, 'comprehensive', 'chapter', dx_chapter, '', proc_type, n, s
+        FROM chap
     )
     SELECT group_code, kind, level, dx_key, proc_key, proc_type, CAST(n AS BIGINT) AS n_cases,
            CAST({mean} AS BIGINT) AS mean_cost_fen, CAST({pts} AS BIGINT) AS points_e4
@@ -311,8 +351,15 @@ def build_catalog(con: duckdb.DuckDBPyConnection, cases: str, params: DipParams,
         n_cases=int(n_all),
         total_cost_fen=int(sum_all),
         groups=groups,
-        label=("SYNTHETIC: built from a synthetic region, not a published catalog" if synthetic else "built from case data"),
+        label=(
+            "SYNTHETIC: built from a synthetic region, not a published catalog" if synthetic else "built from case data"
+        ),
         synthetic=synthetic,
-        built={"from_years": years, "params": params.name, "params_version": params.version,
-               "core_min_cases": cp.core_min_cases, "comprehensive_min_cases": cp.comprehensive_min_cases},
-    )  # fmt: skip
+        built={
+            "from_years": years,
+            "params": params.name,
+            "params_version": params.version,
+            "core_min_cases": cp.core_min_cases,
+            "comprehensive_min_cases": cp.comprehensive_min_cases,
+        },
+    )

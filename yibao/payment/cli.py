@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -64,8 +66,11 @@ def dip_build(
     g = cat.groups.to_pandas()
     if cat.synthetic:
         console.print("[black on yellow] SYNTHETIC DATA 合成数据 [/] catalog built from a simulated region")
-    console.print(f"catalog {cat.version}: {int((g.kind == 'core').sum())} core + {int((g.kind == 'comprehensive').sum())} comprehensive groups "
-                  f"from {cat.n_cases:,} cases (mean cost ¥{fmt_yuan(cat.overall_mean_fen)}) → {out}")  # fmt: skip
+    console.print(
+        f"catalog {cat.version}: {int((g.kind == 'core').sum())} core + {int((g.kind == 'comprehensive').sum())} "
+        "comprehensive groups "
+        f"from {cat.n_cases:,} cases (mean cost ¥{fmt_yuan(cat.overall_mean_fen)}) → {out}"
+    )
 
 
 @dip_app.command("settle")
@@ -80,7 +85,8 @@ def dip_settle(
     excel: Path | None = typer.Option(None, "--excel", help="Write an Excel workbook."),
     html: Path | None = typer.Option(None, "--html", help="Write an HTML report."),
 ) -> None:
-    """Settle a year under DIP: case points, monthly and annual point values, each institution's payment and clearing."""
+    """Settle a year under DIP: case points, monthly and annual point values, each institution's payment and \
+clearing."""
     from yibao.payment.report import institution_names, institution_table, write_excel, write_html
     from yibao.payment.service import run
 
@@ -97,10 +103,13 @@ def dip_settle(
     p = r.dip.periods
     y = p[p.period == 0].iloc[0]
     console.print(
-        f"DIP year {r.dip.year}: {len(r.dip.cases):,} cases ({r.dip.outside_year:,} discharged in another year left out)"
+        f"DIP year {r.dip.year}: {len(r.dip.cases):,} cases ({r.dip.outside_year:,} discharged in another year left "
+        "out)"
     )
-    console.print(f"budget ({r.dip.basis}) ¥{fmt_yuan(int(y.budget_fen))} · pool ¥{fmt_yuan(int(y.pool_fen))} · "
-                  f"total points {int(y.points_e4) / 10_000:,.4f} · [bold]annual point value ¥{y.point_value}[/]")  # fmt: skip
+    console.print(
+        f"budget ({r.dip.basis}) ¥{fmt_yuan(int(y.budget_fen))} · pool ¥{fmt_yuan(int(y.pool_fen))} · "
+        f"total points {int(y.points_e4) / 10_000:,.4f} · [bold]annual point value ¥{y.point_value}[/]"
+    )
     names = institution_names(data)
     t = Table(title="DIP payment by institution (yuan)")
     for c in (
@@ -116,10 +125,20 @@ def dip_settle(
         "gain",
     ):
         t.add_column(c, justify="right")
-    for row in institution_table(r, names).itertuples():
-        t.add_row(f"{row.fixmedins_code} {names.get(row.fixmedins_code, '')}", f"{row.n_cases:,}", f"{row.points_e4 / 10_000:,.1f}", fmt_yuan(row.value_fen),
-                  fmt_yuan(row.psn_part_amt + row.oth_fund_amt), fmt_yuan(row.payment_fen), fmt_yuan(row.advances_fen), fmt_yuan(row.clearing_fen),
-                  fmt_yuan(row.medfee_sumamt), fmt_yuan(row.dip_gain_fen))  # fmt: skip
+    inst_rows: Iterable[Any] = institution_table(r, names).itertuples()  # pandas-stubs: fields are any scalar
+    for row in inst_rows:
+        t.add_row(
+            f"{row.fixmedins_code} {names.get(row.fixmedins_code, '')}",
+            f"{row.n_cases:,}",
+            f"{row.points_e4 / 10_000:,.1f}",
+            fmt_yuan(row.value_fen),
+            fmt_yuan(row.psn_part_amt + row.oth_fund_amt),
+            fmt_yuan(row.payment_fen),
+            fmt_yuan(row.advances_fen),
+            fmt_yuan(row.clearing_fen),
+            fmt_yuan(row.medfee_sumamt),
+            fmt_yuan(row.dip_gain_fen),
+        )
     console.print(t)
     if out:
         r.dip.write(out)
@@ -149,7 +168,8 @@ def drg_group(
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the grouped cases as Parquet."),
 ) -> None:
-    """Group a region's in-scope cases into DRGs with CMI by institution (one file of 结算清单 cases: 'yibao drg group')."""
+    """Group a region's in-scope cases into DRGs with CMI by institution (one file of 结算清单 cases: 'yibao drg \
+group')."""
     import time
 
     from yibao.payment.cases import case_view_sql, connect
@@ -178,7 +198,8 @@ def drg_group(
         t = Table(title="CMI by institution")
         for c in ("institution", "cases", "CMI"):
             t.add_column(c, justify="right")
-        for r in cmi(df[df.rw_e4.notna()]).itertuples():
+        cmi_rows: Iterable[Any] = cmi(df[df.rw_e4.notna()]).itertuples()
+        for r in cmi_rows:
             t.add_row(r.fixmedins_code, f"{r.n_cases:,}", f"{r.cmi:.4f}")
         console.print(t)
     console.print(df.drg.value_counts().head(15).to_string())
@@ -196,7 +217,8 @@ def drg_weights_cmd(
     scheme: str = typer.Option("chs-drg-1.1", "--scheme", help="Scheme name or directory to weight."),
     out: Path = typer.Option(..., "--out", help="Where to write the local scheme's drg.csv (relative weights)."),
 ) -> None:
-    """Relative weights of every DRG from a region's cases (group mean cost ÷ overall mean), as a local scheme's drg.csv."""
+    """Relative weights of every DRG from a region's cases (group mean cost ÷ overall mean), as a local scheme's \
+drg.csv."""
     from yibao.payment.cases import case_view_sql, connect
     from yibao.payment.drg import group_batch, load_scheme, weights_override_csv
 
@@ -209,9 +231,12 @@ def drg_weights_cmd(
         grouped = pd.concat([cases, g], axis=1)
         synthetic = bool(cases["synthetic"].all()) if "synthetic" in cases and len(cases) else False
         label = (
-            f"{'SYNTHETIC ' if synthetic else ''}relative weights for {sch.name} {sch.version}, computed by 'yibao payment drg weights' from "
-            f"{int((g.status == 'ok').sum()):,} grouped cases of {data.name}{' (a synthetic region: not published weights)' if synthetic else ''}.\n"
-            "group mean cost / overall mean cost, half up to 4 places; a DRG without cases takes its ADRG's, an ADRG without cases 1."
+            f"{'SYNTHETIC ' if synthetic else ''}relative weights for {sch.name} {sch.version}, "
+            "computed by 'yibao payment drg weights' from "
+            f"{int((g.status == 'ok').sum()):,} grouped cases of "
+            f"{data.name}{' (a synthetic region: not published weights)' if synthetic else ''}.\n"
+            "group mean cost / overall mean cost, half up to 4 places; a DRG without cases takes its ADRG's, an ADRG "
+            "without cases 1."
         )
         text = weights_override_csv(sch, grouped, label=label)
     except YibaoError as exc:

@@ -105,8 +105,18 @@ def case_points(
 # --- many cases (SQL) ------------------------------------------------------------
 
 
-def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params: DipParams, name: str = "dip_case_points",
-                    year: int | None = None) -> str:  # fmt: skip
+# the amount columns and the synthetic flag a case-points table carries over from its cases (where present)
+AMOUNT_AND_FLAG_COLUMNS = ("medfee_sumamt", "psn_part_amt", "hifp_pay", "oth_fund_amt", "synthetic")
+
+
+def case_points_sql(
+    con: duckdb.DuckDBPyConnection,
+    cases: str,
+    catalog: Catalog,
+    params: DipParams,
+    name: str = "dip_case_points",
+    year: int | None = None,
+) -> str:
     """Temp table ``name``: each enriched case with its group, outlier kind and points (SQL).
 
     Products that can exceed 64 bits (the outlier formulas) are taken in HUGEINT; the
@@ -127,23 +137,27 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
     ung = round_div_sql(f"{H(cost)} * {catalog.n_cases} * {catalog.scale_e4}", str(catalog.total_cost_fen))
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE {name} AS
-    WITH keys AS (  -- match each distinct (diagnosis key, procedures) once; dx_cat, dx_chapter and proc_type follow from them
+    WITH keys AS (  -- match each distinct (diagnosis key, procedures) once;
+                    -- dx_cat, dx_chapter and proc_type follow from them
         SELECT DISTINCT dx_key, proc_key, dx_cat, dx_chapter, proc_type FROM {cases}
     ), m AS (
         SELECT c.dx_key, c.proc_key, coalesce(g1.group_code, g2.group_code, g3.group_code) AS group_code,
                coalesce(g1.mean_cost_fen, g2.mean_cost_fen, g3.mean_cost_fen) AS mean_cost_fen,
                coalesce(g1.points_e4, g2.points_e4, g3.points_e4) AS points_g_e4
         FROM keys c
-        LEFT JOIN (SELECT * FROM _dip_groups WHERE level = 'combination') g1 ON g1.dx_key = {dxk} AND g1.proc_key = c.proc_key
-        LEFT JOIN (SELECT * FROM _dip_groups WHERE level = 'category') g2 ON g2.dx_key = c.dx_cat AND g2.proc_type = c.proc_type
-        LEFT JOIN (SELECT * FROM _dip_groups WHERE level = 'chapter') g3 ON g3.dx_key = c.dx_chapter AND g3.proc_type = c.proc_type
+        LEFT JOIN (SELECT * FROM _dip_groups WHERE level = 'combination') g1
+               ON g1.dx_key = {dxk} AND g1.proc_key = c.proc_key
+        LEFT JOIN (SELECT * FROM _dip_groups WHERE level = 'category') g2
+               ON g2.dx_key = c.dx_cat AND g2.proc_type = c.proc_type
+        LEFT JOIN (SELECT * FROM _dip_groups WHERE level = 'chapter') g3
+               ON g3.dx_key = c.dx_chapter AND g3.proc_type = c.proc_type
     ), j AS (
         SELECT c.*, m.group_code, m.mean_cost_fen, m.points_g_e4 FROM {cases} c JOIN m USING (dx_key, proc_key)
         {"" if year is None else f"WHERE year(c.endtime) = {int(year)}"}
     ), k AS (
         SELECT j.*, CASE WHEN group_code IS NULL THEN 'ungrouped'
-                         WHEN medfee_sumamt * {E4} > {r['above']} * mean_cost_fen THEN 'high'
-                         WHEN medfee_sumamt * {E4} < {r['below']} * mean_cost_fen THEN 'low'
+                         WHEN medfee_sumamt * {E4} > {r["above"]} * mean_cost_fen THEN 'high'
+                         WHEN medfee_sumamt * {E4} < {r["below"]} * mean_cost_fen THEN 'low'
                          ELSE 'normal' END AS kind
         FROM j
     ), b AS (
@@ -153,11 +167,11 @@ def case_points_sql(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog
                          ELSE {ung} END AS BIGINT) AS base_e4
         FROM k
     )
-    SELECT mdtrt_id, fixmedins_code, hosp_lv, dept_code, setl_month, coalesce(group_code, '') AS group_code, kind, proc_type,
-           {", ".join(c for c in ("medfee_sumamt", "psn_part_amt", "hifp_pay", "oth_fund_amt", "synthetic") if c in cols)},
-           coef_e4, base_e4, CAST(sign(base_e4) * ((2 * abs(base_e4) * coef_e4 + {E4}) // {2 * E4}) AS BIGINT) AS points_e4
+    SELECT mdtrt_id, fixmedins_code, hosp_lv, dept_code, setl_month, coalesce(group_code, '') AS group_code, kind,
+           proc_type, {", ".join(c for c in AMOUNT_AND_FLAG_COLUMNS if c in cols)}, coef_e4, base_e4,
+           CAST(sign(base_e4) * ((2 * abs(base_e4) * coef_e4 + {E4}) // {2 * E4}) AS BIGINT) AS points_e4
     FROM b
-    """)  # fmt: skip
+    """)
     return name
 
 
@@ -215,8 +229,16 @@ def monthly_budgets(annual_fen: int) -> list[int]:
     return [annual_fen * m // MONTHS - annual_fen * (m - 1) // MONTHS for m in range(1, MONTHS + 1)]
 
 
-def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params: DipParams, *, budget_fen: int | None = None,
-           case_results: str | Path | None = "frame", year: int | None = None) -> DipSettlement:  # fmt: skip
+def settle(
+    con: duckdb.DuckDBPyConnection,
+    cases: str,
+    catalog: Catalog,
+    params: DipParams,
+    *,
+    budget_fen: int | None = None,
+    case_results: str | Path | None = "frame",
+    year: int | None = None,
+) -> DipSettlement:
     """Settle a year of enriched cases under ``catalog``: case points, monthly and annual point values, payments.
 
     ``case_results``: ``"frame"`` keeps the per-case results in ``DipSettlement.cases`` (pandas);
@@ -244,17 +266,21 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     CREATE OR REPLACE TEMP TABLE dip_inst AS
     SELECT coalesce(CAST(setl_month AS INTEGER), 0) AS period, fixmedins_code, count(*) AS n_cases,
            CAST(sum(points_e4) AS BIGINT) AS points_e4, CAST(sum(medfee_sumamt) AS BIGINT) AS cost,
-           CAST(sum(psn_part_amt) AS BIGINT) AS psn, CAST(sum(oth_fund_amt) AS BIGINT) AS oth, CAST(sum(hifp_pay) AS BIGINT) AS hifp
+           CAST(sum(psn_part_amt) AS BIGINT) AS psn, CAST(sum(oth_fund_amt) AS BIGINT) AS oth,
+           CAST(sum(hifp_pay) AS BIGINT) AS hifp
     FROM {pts} GROUP BY GROUPING SETS ((setl_month, fixmedins_code), (fixmedins_code))
-    """)  # fmt: skip
+    """)
     con.execute("""
     CREATE OR REPLACE TEMP TABLE dip_period AS
-    SELECT b.period, CAST(b.budget_fen AS BIGINT) AS budget_fen, CAST(coalesce(sum(i.points_e4), 0) AS BIGINT) AS points_e4,
-           CAST(coalesce(sum(i.psn), 0) AS BIGINT) AS psn, CAST(coalesce(sum(i.oth), 0) AS BIGINT) AS oth, count(i.fixmedins_code) AS n_inst
+    SELECT b.period, CAST(b.budget_fen AS BIGINT) AS budget_fen,
+           CAST(coalesce(sum(i.points_e4), 0) AS BIGINT) AS points_e4,
+           CAST(coalesce(sum(i.psn), 0) AS BIGINT) AS psn, CAST(coalesce(sum(i.oth), 0) AS BIGINT) AS oth,
+           count(i.fixmedins_code) AS n_inst
     FROM _dip_budgets b LEFT JOIN dip_inst i USING (period) GROUP BY ALL
-    """)  # fmt: skip
+    """)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE dip_period2 AS SELECT *, CAST(budget_fen + {add} AS BIGINT) AS pool_fen FROM dip_period"
+        f"CREATE OR REPLACE TEMP TABLE dip_period2 AS SELECT *, CAST(budget_fen + {add} AS BIGINT) AS pool_fen FROM "
+        "dip_period"
     )
     if con.execute("SELECT points_e4 FROM dip_period2 WHERE period = 0").fetchall()[0][0] <= 0:
         raise BudgetError(
@@ -277,15 +303,18 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
            hifp AS hifp_pay, CAST(fl + CASE WHEN rnk <= left_over THEN 1 ELSE 0 END AS BIGINT) AS value_fen
     FROM r
     """)  # fmt: skip
+    advance = round_div_sql(f"CAST(value_fen - psn_part_amt - oth_fund_amt AS HUGEINT) * {adv_e4}", str(E4))
     inst = con.execute(f"""
     SELECT *, CAST(value_fen - psn_part_amt - oth_fund_amt AS BIGINT) AS payment_fen,
-           CASE WHEN period = 0 THEN NULL ELSE CAST({round_div_sql(f'CAST(value_fen - psn_part_amt - oth_fund_amt AS HUGEINT) * {adv_e4}', str(E4))} AS BIGINT) END AS advance_fen
+           CASE WHEN period = 0 THEN NULL ELSE CAST({advance} AS BIGINT) END AS advance_fen
     FROM dip_alloc ORDER BY period, fixmedins_code
-    """).df()  # fmt: skip
+    """).df()
     periods = con.execute(
-        "SELECT period, budget_fen, pool_fen, points_e4, psn AS psn_part_amt, oth AS oth_fund_amt, n_inst FROM dip_period2 ORDER BY period"
+        "SELECT period, budget_fen, pool_fen, points_e4, psn AS psn_part_amt, oth AS oth_fund_amt, n_inst FROM "
+        "dip_period2 ORDER BY period"
     ).df()
-    periods["point_value"] = [
+    # pandas-stubs type a column assignment as a scalar; a list of one value per row is what pandas takes
+    periods["point_value"] = [  # type: ignore[assignment]
         (Decimal(int(pool)) / 100 / (Decimal(int(p)) / E4)).quantize(Decimal("0.000001")) if p > 0 else None
         for pool, p in zip(periods.pool_fen, periods.points_e4, strict=True)
     ]
@@ -300,12 +329,13 @@ def settle(con: duckdb.DuckDBPyConnection, cases: str, catalog: Catalog, params:
     pool_y, tot_y = (
         int(x) for x in con.execute("SELECT pool_fen, points_e4 FROM dip_period2 WHERE period = 0").fetchall()[0]
     )
+    case_value = round_div_sql(f"CAST(points_e4 AS HUGEINT) * {pool_y}", str(tot_y))
     case_sql = f"""
     SELECT mdtrt_id, fixmedins_code, hosp_lv, dept_code, setl_month, group_code, kind, proc_type,
-           coef_e4, base_e4, points_e4, CAST({round_div_sql(f'CAST(points_e4 AS HUGEINT) * {pool_y}', str(tot_y))} AS BIGINT) AS value_fen,
+           coef_e4, base_e4, points_e4, CAST({case_value} AS BIGINT) AS value_fen,
            medfee_sumamt, psn_part_amt, hifp_pay, oth_fund_amt
     FROM {pts}
-    """  # fmt: skip
+    """
     if isinstance(case_results, (str, Path)) and str(case_results) != "frame":
         Path(case_results).parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"COPY ({case_sql}) TO '{Path(case_results).as_posix()}' (FORMAT parquet)").fetchall()

@@ -20,6 +20,7 @@ import io
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -33,13 +34,27 @@ DEFAULT_SCHEME = "chs-drg-1.1"
 # the scheme the synthetic region's payment run uses: the national scheme with a region's (synthetic) weights
 REGION_SCHEME = "example-city-a"
 
-__all__ = ["DEFAULT_SCHEME", "REGION_SCHEME", "Grouped", "Scheme", "UNGROUPABLE", "base_rate", "cmi", "drg_weights", "group_batch",
-           "group_case", "load_scheme", "sample_scheme_dir", "weights_override_csv"]  # fmt: skip
+__all__ = [
+    "DEFAULT_SCHEME",
+    "REGION_SCHEME",
+    "Grouped",
+    "Scheme",
+    "UNGROUPABLE",
+    "base_rate",
+    "cmi",
+    "drg_weights",
+    "group_batch",
+    "group_case",
+    "load_scheme",
+    "sample_scheme_dir",
+    "weights_override_csv",
+]
 
 
 @dataclass(frozen=True)
 class Grouped:
-    """One case's grouping: DRG, ADRG, MDC, severity (none/cc/mcc), RW (× 10 000; None if the scheme sets none), branch."""
+    """One case's grouping: DRG, ADRG, MDC, severity (none/cc/mcc), RW (× 10 000; None if the scheme sets none),
+    branch."""
 
     drg: str
     adrg: str
@@ -61,7 +76,8 @@ def load_scheme(name_or_path: str | Path | None = None, on: dt.date | None = Non
 
 
 def branch(g: Grouper, adrg: str, status: str) -> str:
-    """How the case was placed: ``surgical`` (an ADRG with a procedure condition), ``medical``, ``ambiguous`` (QY), ``ungroupable``."""
+    """How the case was placed: ``surgical`` (an ADRG with a procedure condition), ``medical``, ``ambiguous`` (QY),
+    ``ungroupable``."""
     if status != "ok" and adrg != UNGROUPABLE:
         return "refused"
     if adrg == UNGROUPABLE:
@@ -72,11 +88,33 @@ def branch(g: Grouper, adrg: str, status: str) -> str:
     return "surgical" if a.proc_cond and a.proc_cond != "no_or" else "medical"
 
 
-def group_case(scheme: Grouper, dise_codg, other_dise_codg=(), oprn_codg=(), age=40, *, gend="1", nwb_age="", nwb_bir_wt="",
-               ipt_days="", case_id: str = "", explain: bool = False) -> Grouped:  # fmt: skip
+def group_case(
+    scheme: Grouper,
+    dise_codg,
+    other_dise_codg=(),
+    oprn_codg=(),
+    age=40,
+    *,
+    gend="1",
+    nwb_age="",
+    nwb_bir_wt="",
+    ipt_days="",
+    case_id: str = "",
+    explain: bool = False,
+) -> Grouped:
     """Group one case; bad input raises :class:`PaymentInputError` naming the field."""
-    r = scheme.group(case_id=case_id or "1", gend=gend, age=age, nwb_age=nwb_age, nwb_bir_wt=nwb_bir_wt, ipt_days=ipt_days,
-                     main_diag=dise_codg, other_diags=other_dise_codg, oprns=oprn_codg, explain=explain)  # fmt: skip
+    r = scheme.group(
+        case_id=case_id or "1",
+        gend=gend,
+        age=age,
+        nwb_age=nwb_age,
+        nwb_bir_wt=nwb_bir_wt,
+        ipt_days=ipt_days,
+        main_diag=dise_codg,
+        other_diags=other_dise_codg,
+        oprns=oprn_codg,
+        explain=explain,
+    )
     if r.status.startswith("refused: "):
         reason = r.status[len("refused: ") :]
         field = reason.split(":", 1)[0]
@@ -109,8 +147,18 @@ def group_batch(scheme: Grouper, cases: pd.DataFrame) -> pd.DataFrame:
     out = scheme.group_frame(frame)
     kinds = {a: branch(scheme, a, "ok") for a in out.adrg.unique() if a}
     path = [kinds[a] if s == "ok" or a == UNGROUPABLE else "refused" for a, s in zip(out.adrg, out.status, strict=True)]
-    return pd.DataFrame({"drg": out.drg.to_numpy(), "adrg": out.adrg.to_numpy(), "mdc": out.mdc.to_numpy(), "severity": out.severity.to_numpy(),
-                         "rw_e4": out.rw_e4.to_numpy(), "path": path, "status": out.status.to_numpy()}, index=cases.index)  # fmt: skip
+    return pd.DataFrame(
+        {
+            "drg": out.drg.to_numpy(),
+            "adrg": out.adrg.to_numpy(),
+            "mdc": out.mdc.to_numpy(),
+            "severity": out.severity.to_numpy(),
+            "rw_e4": out.rw_e4.to_numpy(),
+            "path": path,
+            "status": out.status.to_numpy(),
+        },
+        index=cases.index,
+    )
 
 
 def require_weights(grouped: pd.DataFrame, scheme: Grouper) -> None:
@@ -119,9 +167,14 @@ def require_weights(grouped: pd.DataFrame, scheme: Grouper) -> None:
     missing = paid[paid.rw_e4.isna()]
     if len(missing):
         drgs = sorted(missing.drg.unique())[:5]
-        raise PaymentInputError(f"scheme {scheme.name} {scheme.version} sets no relative weight for {missing.drg.nunique()} DRG(s) with cases "
-                                f"(e.g. {drgs}); use a region's scheme with weights (e.g. {REGION_SCHEME}) or set them with "
-                                "'yibao payment drg weights'", f"分组方案 {scheme.name} 未设置相对权重 (例如 {drgs})", field="rw")  # fmt: skip
+        raise PaymentInputError(
+            f"scheme {scheme.name} {scheme.version} sets no relative weight for {missing.drg.nunique()} DRG(s) with "
+            "cases "
+            f"(e.g. {drgs}); use a region's scheme with weights (e.g. {REGION_SCHEME}) or set them with "
+            "'yibao payment drg weights'",
+            f"分组方案 {scheme.name} 未设置相对权重 (例如 {drgs})",
+            field="rw",
+        )
 
 
 # --- weights, base rate, CMI --------------------------------------------------------------------
@@ -176,8 +229,8 @@ def weights_override_csv(
     if g.empty:
         raise PaymentInputError("no grouped cases to compute weights from", "无已入组病例, 无法计算权重", field="rw")
     n_all, s_all = len(g), int(g[cost_col].sum())
-    own = drg_weights(g, cost_col).set_index("drg")["rw_e4"]
-    ad = g.groupby("adrg")[cost_col].agg(["count", "sum"])
+    own: Any = drg_weights(g, cost_col).set_index("drg")["rw_e4"]  # Any: pandas-stubs type its items as any scalar
+    ad: Any = g.groupby("adrg")[cost_col].agg(["count", "sum"])  # Any: as ``own``
 
     def rw_text(rw: int) -> str:
         return str((Decimal(rw) / E4).quantize(Decimal("0.0001")))

@@ -16,6 +16,8 @@ synthetic: combinations of real codes, not real patients.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -113,7 +115,8 @@ class CaseBuilder:
                 others.append(_pick(r, self.by_region[other_regions[int(r.integers(len(other_regions)))]]))
             others += self._severity_codes(dx, d.severities)
             gend = m.sex or str(int(r.integers(1, 3)))
-            nwb_age = nwb_bir_wt = ""
+            nwb_age: str | int = ""
+            nwb_bir_wt: str | int = ""
             if m.newborn or a.max_age_days is not None:
                 age = 0
                 hi = a.max_age_days if a.max_age_days is not None else 364
@@ -128,8 +131,16 @@ class CaseBuilder:
             procs = self._procs(a)
             if a.proc_cond == "main" and p_free and i % 3 == 1:
                 procs = [_pick(r, p_free)]
-            case = dict(gend=gend, age=age, nwb_age=nwb_age, nwb_bir_wt=nwb_bir_wt, ipt_days=int(r.integers(1, 30)),
-                        main_diag=dx, other_diags=";".join(dict.fromkeys(others)), oprns=";".join(procs))  # fmt: skip
+            case: dict[str, Any] = dict(
+                gend=gend,
+                age=age,
+                nwb_age=nwb_age,
+                nwb_bir_wt=nwb_bir_wt,
+                ipt_days=int(r.integers(1, 30)),
+                main_diag=dx,
+                other_diags=";".join(dict.fromkeys(others)),
+                oprns=";".join(procs),
+            )
             got = g.group(case_id="x", **case)
             if got.drg == drg:
                 return case
@@ -140,15 +151,24 @@ class CaseBuilder:
         m = self.mdc[mdc]
         for _ in range(tries):
             dx = _pick(self.rng, self._s(m.dx, (m.code, "mdc")))
-            case = dict(gend=m.sex or "1", age=40 if not m.newborn else 0, nwb_age="" if not m.newborn else 40, nwb_bir_wt="",
-                        ipt_days=5, main_diag=dx, other_diags="", oprns=_pick(self.rng, self.or_list))  # fmt: skip
+            case: dict[str, Any] = dict(
+                gend=m.sex or "1",
+                age=40 if not m.newborn else 0,
+                nwb_age="" if not m.newborn else 40,
+                nwb_bir_wt="",
+                ipt_days=5,
+                main_diag=dx,
+                other_diags="",
+                oprns=_pick(self.rng, self.or_list),
+            )
             if self.g.group(case_id="x", **case).drg == f"{mdc}QY":
                 return case
         return None
 
 
 def scheme_cases(g: Grouper, *, per_drg: int = 3, seed: int = 0, qy_per_mdc: int = 2) -> pd.DataFrame:
-    """SYNTHETIC cases that reach every DRG of the scheme (``per_drg`` each, where found), QY cases and a few ungroupable ones.
+    """SYNTHETIC cases that reach every DRG of the scheme (``per_drg`` each, where found), QY cases and a few
+    ungroupable ones.
 
     Column ``expected_drg`` holds the group each case was built for.
     """
@@ -167,6 +187,7 @@ def scheme_cases(g: Grouper, *, per_drg: int = 3, seed: int = 0, qy_per_mdc: int
                     rows.append({**c, "expected_drg": f"{m.code}QY"})
     out = pd.DataFrame(rows)
     out.insert(0, "case_id", [f"SYN{i:07d}" for i in range(len(out))])
-    for c in ("nwb_age", "nwb_bir_wt"):
-        out[c] = out[c].astype(str).replace({"": None})
+    for col in ("nwb_age", "nwb_bir_wt"):
+        # pandas-stubs reject None as a replacement value; pandas takes it (a missing value)
+        out[col] = out[col].astype(str).replace({"": None})  # type: ignore[arg-type]
     return out

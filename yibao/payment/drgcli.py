@@ -48,7 +48,8 @@ def group(
     infile: Path = typer.Option(
         ...,
         "--in",
-        help="Cases: .parquet or .csv with case_id, gend, age, nwb_age, nwb_bir_wt, ipt_days, main_diag, other_diags, oprns.",
+        help="Cases: .parquet or .csv with case_id, gend, age, nwb_age, nwb_bir_wt, ipt_days, main_diag, other_diags, "
+        "oprns.",
     ),
     out: Path = typer.Option(..., "--out", help="Groups: .parquet or .csv with case_id, mdc, adrg, drg, status."),
     scheme: str = SCHEME,
@@ -86,15 +87,18 @@ def group(
     ungroupable = int((frame.drg == "0000").sum())
     qy = int(frame.drg.str.endswith("QY").sum())
     console.print(f"scheme {g.name} {g.version} (from {g.effective_from}) loaded in {t_load:.1f} s — {g.label}")
-    console.print(f"grouped {n:,} cases in {secs:.2f} s ({n / secs if secs else 0:,.0f} cases/s): "
-                  f"{ok:,} in a group ({qy:,} ambiguous QY), {ungroupable:,} ungroupable (0000), {refused:,} refused for bad input")  # fmt: skip
+    console.print(
+        f"grouped {n:,} cases in {secs:.2f} s ({n / secs if secs else 0:,.0f} cases/s): "
+        f"{ok:,} in a group ({qy:,} ambiguous QY), {ungroupable:,} ungroupable (0000), {refused:,} refused for bad "
+        "input"
+    )
     if n:
         t = Table(title="cases by MDC")
         for c in ("MDC", "cases", "DRGs"):
             t.add_column(c, justify="right")
         grouped = frame[frame.mdc != ""]
         for mdc, sub in sorted(grouped.groupby("mdc"), key=lambda kv: -len(kv[1])):
-            t.add_row(mdc, f"{len(sub):,}", f"{sub.drg.nunique():,}")
+            t.add_row(str(mdc), f"{len(sub):,}", f"{sub.drg.nunique():,}")
         console.print(t)
         bad = frame[frame.status != "ok"].status.value_counts().head(8)
         if len(bad):
@@ -130,7 +134,8 @@ def case(
         _fail(exc)
     name = g.drgs[r.drg].name if r.drg in g.drgs else ""
     console.print(
-        f"[bold]{r.drg or '-'}[/] {name}  (MDC {r.mdc or '-'}, ADRG {r.adrg or '-'}, severity {r.severity or '-'}) · {r.status} · scheme {g.name} {g.version}",
+        f"[bold]{r.drg or '-'}[/] {name}  (MDC {r.mdc or '-'}, ADRG {r.adrg or '-'}, severity {r.severity or '-'}) · "
+        f"{r.status} · scheme {g.name} {g.version}",
         soft_wrap=True,
     )
     for i, step in enumerate(r.path, 1):
@@ -154,10 +159,16 @@ def show(scheme: str = SCHEME, on: str | None = ON) -> None:
     src = g.t.meta.source or (g.t.chain[0].source if g.t.chain else {})
     if src:
         console.print(f"source: {src}", soft_wrap=True)
-    console.print(f"{len(g.mdcs)} MDCs, {len(g.adrgs)} ADRGs, {len(g.drgs)} DRGs; {sum(1 for v in g.t.cc.values() if v[0] == 2):,} MCC and "
-                  f"{sum(1 for v in g.t.cc.values() if v[0] == 1):,} CC codes; {len(g.t.cc_exclusion):,} principal diagnoses with exclusions; "
-                  f"{len(g.or_procedures):,} operating-room procedures; ambiguous groups in {sum(m.ambiguous_group for m in g.mdcs)} MDCs; "
-                  f"{sum(d.rw_e4 is not None for d in g.drgs.values())} DRGs with a relative weight", soft_wrap=True)  # fmt: skip
+    console.print(
+        f"{len(g.mdcs)} MDCs, {len(g.adrgs)} ADRGs, {len(g.drgs)} DRGs; "
+        f"{sum(1 for v in g.t.cc.values() if v[0] == 2):,} MCC and "
+        f"{sum(1 for v in g.t.cc.values() if v[0] == 1):,} CC codes; {len(g.t.cc_exclusion):,} principal diagnoses "
+        "with exclusions; "
+        f"{len(g.or_procedures):,} operating-room procedures; ambiguous groups in "
+        f"{sum(m.ambiguous_group for m in g.mdcs)} MDCs; "
+        f"{sum(d.rw_e4 is not None for d in g.drgs.values())} DRGs with a relative weight",
+        soft_wrap=True,
+    )
     t = Table()
     for c in ("MDC", "name", "entry", "ADRGs", "DRGs", "QY"):
         t.add_column(c)

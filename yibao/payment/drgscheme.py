@@ -57,10 +57,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from yibao.codes import national
 from yibao.codes._table import read_csv, table_error
@@ -287,8 +289,11 @@ def find_scheme_dir(name_or_path: str | Path, on: dt.date | None = None, *, sear
     if on is not None:
         inforce = [x for x in found if x[0] <= on]
         if not inforce:
-            raise CodeTableError(f"DRG scheme {str(name_or_path)!r} is not in force on {on} (first version from {found[0][0]})",
-                                 f"DRG 分组方案 {str(name_or_path)!r} 在 {on} 尚未生效", field="scheme")  # fmt: skip
+            raise CodeTableError(
+                f"DRG scheme {str(name_or_path)!r} is not in force on {on} (first version from {found[0][0]})",
+                f"DRG 分组方案 {str(name_or_path)!r} 在 {on} 尚未生效",
+                field="scheme",
+            )
         return inforce[-1][1]
     return found[-1][1]
 
@@ -332,8 +337,12 @@ def merged_tables(
         base_dir = find_scheme_dir(meta.base, meta.effective_from, search=(path.parent,))
         bmeta, tables, chain = merged_tables(base_dir, meta.effective_from, _depth + 1)
         if meta.effective_from < bmeta.effective_from:
-            raise CodeTableError(f"{path}/scheme.yaml: effective_from {meta.effective_from} is before its base's ({bmeta.effective_from})",
-                                 "本地方案生效日期早于基础方案", field="effective_from")  # fmt: skip
+            raise CodeTableError(
+                f"{path}/scheme.yaml: effective_from {meta.effective_from} is before its base's "
+                f"({bmeta.effective_from})",
+                "本地方案生效日期早于基础方案",
+                field="effective_from",
+            )
         for table, (_, _, key) in TABLES.items():
             rows = _read_table(path, table, local=True)
             if rows is None:
@@ -344,8 +353,14 @@ def merged_tables(
                 k = tuple(r[c] for c in key)
                 if act == "remove":
                     if k not in cur:
-                        raise table_error(path / table, f"remove: no row {dict(zip(key, k, strict=True))} in the base scheme", "删除的行在基础方案中不存在",
-                                          line=line, key=str(dict(zip(key, k, strict=True))), field="action")  # fmt: skip
+                        raise table_error(
+                            path / table,
+                            f"remove: no row {dict(zip(key, k, strict=True))} in the base scheme",
+                            "删除的行在基础方案中不存在",
+                            line=line,
+                            key=str(dict(zip(key, k, strict=True))),
+                            field="action",
+                        )
                     del cur[k]
                 elif act == "set":
                     if k in cur:  # keep the base's optional columns the override leaves out
@@ -362,14 +377,16 @@ def merged_tables(
                         field="action",
                     )
             tables[table] = list(cur.values())
-        for k in ("diagnosis_system", "procedure_system", "match"):
-            setattr(meta, k, getattr(bmeta, k))
+        for attr in ("diagnosis_system", "procedure_system", "match"):
+            setattr(meta, attr, getattr(bmeta, attr))
         meta.outside_dx, meta.outside_proc = bmeta.outside_dx | meta.outside_dx, bmeta.outside_proc | meta.outside_proc
         return meta, tables, [*chain, meta]
     tables = {}
     for table in TABLES:
         f = path / table
-        tables[table] = [(f, line, r) for line, r in _read_table(path, table, local=False)]
+        rows = _read_table(path, table, local=False)
+        assert rows is not None  # a base scheme's missing table raises instead
+        tables[table] = [(f, line, r) for line, r in rows]
     return meta, tables, [meta]
 
 
@@ -408,6 +425,396 @@ def _severities(v: str, f, line, key) -> frozenset[int]:
 _COMBO_RE = re.compile(r"^[0-9A-Za-z]+(&[0-9A-Za-z]+)*(\|[0-9A-Za-z]+(&[0-9A-Za-z]+)*)*$")
 
 
+Row = tuple[Path, int, dict[str, str]]  # (file, line, row) of a merged table
+CodeCheck = Callable[..., None]  # check_dx / check_proc: (file, line, code, fld="code") -> None, raises if unknown
+
+
+def _compile_mdc_row(f: Path, line: int, r: dict[str, str], mdc_rows: dict, seqs: dict[int, str]) -> int:
+    """Validate one row of ``mdc.csv``; returns its seq."""
+    key = f"mdc={r['mdc']!r}"
+    if not r["mdc"] or r["mdc"] in mdc_rows:
+        raise table_error(f, "empty or duplicate MDC", "MDC 为空或重复", line=line, key=key, field="mdc")
+    if r["entry"] not in MDC_ENTRIES:
+        raise table_error(
+            f,
+            f"entry {r['entry']!r} must be one of {MDC_ENTRIES}",
+            "entry 无效",
+            line=line,
+            key=key,
+            field="entry",
+        )
+    seq = _int(r["seq"], f, line, key, "seq", empty=...)
+    if seq in seqs:
+        raise table_error(f, f"seq {seq} is also MDC {seqs[seq]!r}'s", "seq 重复", line=line, key=key, field="seq")
+    if r.get("sex", "") not in ("", "1", "2"):
+        raise table_error(
+            f, "sex must be '', 1 (male) or 2 (female)", "性别须为空、1 或 2", line=line, key=key, field="sex"
+        )
+    if r.get("newborn", "") not in ("", "under_1_year"):
+        raise table_error(f, "newborn must be '' or under_1_year", "newborn 无效", line=line, key=key, field="newborn")
+    for k in ("multi_trauma", "ambiguous_group"):
+        if r.get(k, "") not in ("", "yes"):
+            raise table_error(f, f"{k} must be '' or yes", f"{k} 须为空或 yes", line=line, key=key, field=k)
+    return seq
+
+
+def _compile_mdcs(
+    t: dict[str, list[Row]], check_dx: CodeCheck
+) -> tuple[dict[str, tuple[Path, int, dict[str, str], int]], dict[str, set[str]]]:
+    """``mdc.csv`` and ``mdc_dx.csv``: the MDC rows by code (with their seq) and each MDC's principal diagnoses."""
+    mdc_rows: dict[str, tuple[Path, int, dict[str, str], int]] = {}
+    seqs: dict[int, str] = {}
+    for f, line, r in t["mdc.csv"]:
+        seq = _compile_mdc_row(f, line, r, mdc_rows, seqs)
+        seqs[seq] = r["mdc"]
+        mdc_rows[r["mdc"]] = (f, line, r, seq)
+    mdc_dx: dict[str, set[str]] = {k: set() for k in mdc_rows}
+    for f, line, r in t["mdc_dx.csv"]:
+        if r["mdc"] not in mdc_rows:
+            raise table_error(
+                f, f"unknown MDC {r['mdc']!r}", "未知 MDC", line=line, key=f"mdc={r['mdc']!r}", field="mdc"
+            )
+        check_dx(f, line, r["code"])
+        mdc_dx[r["mdc"]].add(r["code"])
+    return mdc_rows, mdc_dx
+
+
+def _compile_trauma(t: dict[str, list[Row]], check_dx: CodeCheck) -> dict[str, str]:
+    """``trauma_sites.csv``: the body region of each trauma diagnosis."""
+    trauma: dict[str, str] = {}
+    for f, line, r in t["trauma_sites.csv"]:
+        check_dx(f, line, r["code"])
+        if not r["region"]:
+            raise table_error(f, "empty region", "部位为空", line=line, key=f"code={r['code']!r}", field="region")
+        trauma[r["code"]] = r["region"]
+    return trauma
+
+
+def _adrg_combo(f: Path, line: int, key: str, r: dict[str, str]) -> tuple[frozenset[str], ...]:
+    """The procedure-label alternatives of a ``combo`` ADRG (``1&2|1&3&4``); empty for other conditions."""
+    if r.get("proc_cond") == "combo":
+        c = r.get("proc_combo", "")
+        if not _COMBO_RE.match(c):
+            raise table_error(
+                f,
+                f"proc_combo {c!r} must look like 1&2|1&3&4",
+                "proc_combo 无效",
+                line=line,
+                key=key,
+                field="proc_combo",
+            )
+        return tuple(frozenset(alt.split("&")) for alt in c.split("|"))
+    if r.get("proc_combo"):
+        raise table_error(
+            f,
+            "proc_combo is only for proc_cond combo",
+            "仅 combo 条件可填 proc_combo",
+            line=line,
+            key=key,
+            field="proc_combo",
+        )
+    return ()
+
+
+def _compile_adrg_row(f: Path, line: int, r: dict[str, str], a_rows: dict, mdc_rows: dict) -> dict[str, Any]:
+    """Validate one row of ``adrg.csv``; returns its working record (lists filled from the other tables later)."""
+    key = f"adrg={r['adrg']!r}"
+    if not r["adrg"] or r["adrg"] in a_rows:
+        raise table_error(f, "empty or duplicate ADRG", "ADRG 为空或重复", line=line, key=key, field="adrg")
+    if r["adrg"] == UNGROUPABLE or r["adrg"].endswith("QY"):
+        raise table_error(
+            f,
+            f"{r['adrg']!r} is reserved (0000 ungroupable, <MDC>QY ambiguous)",
+            "保留编码",
+            line=line,
+            key=key,
+            field="adrg",
+        )
+    if r["mdc"] not in mdc_rows:
+        raise table_error(f, f"unknown MDC {r['mdc']!r}", "未知 MDC", line=line, key=key, field="mdc")
+    if r.get("dx_cond", "") not in DX_CONDS:
+        raise table_error(f, f"dx_cond must be one of {DX_CONDS}", "dx_cond 无效", line=line, key=key, field="dx_cond")
+    if r.get("proc_cond", "") not in PROC_CONDS:
+        raise table_error(
+            f, f"proc_cond must be one of {PROC_CONDS}", "proc_cond 无效", line=line, key=key, field="proc_cond"
+        )
+    combo = _adrg_combo(f, line, key, r)
+    seq = _int(r["seq"], f, line, key, "seq", empty=...)
+    mad = _int(r.get("max_age_days", ""), f, line, key, "max_age_days", 0, 366)
+    wmin = _int(r.get("weight_min_g", ""), f, line, key, "weight_min_g", 0, 10000)
+    wmax = _int(r.get("weight_max_g", ""), f, line, key, "weight_max_g", 0, 10000)
+    if wmin is not None and wmax is not None and wmin > wmax:
+        raise table_error(
+            f, "weight_min_g > weight_max_g", "体重下限大于上限", line=line, key=key, field="weight_min_g"
+        )
+    return dict(
+        f=f,
+        line=line,
+        r=r,
+        seq=seq,
+        combo=combo,
+        mad=mad,
+        wmin=wmin,
+        wmax=wmax,
+        dx=set(),
+        p1=set(),
+        p2=set(),
+        labels={},
+    )
+
+
+def _compile_adrgs(
+    t: dict[str, list[Row]], mdc_rows: dict, check_dx: CodeCheck, check_proc: CodeCheck
+) -> dict[str, dict[str, Any]]:
+    """``adrg.csv`` with its diagnosis and procedure lists (``adrg_dx.csv``, ``adrg_proc.csv``)."""
+    a_rows: dict[str, dict[str, Any]] = {}
+    for f, line, r in t["adrg.csv"]:
+        a_rows[r["adrg"]] = _compile_adrg_row(f, line, r, a_rows, mdc_rows)
+    for f, line, r in t["adrg_dx.csv"]:
+        if r["adrg"] not in a_rows:
+            raise table_error(
+                f, f"unknown ADRG {r['adrg']!r}", "未知 ADRG", line=line, key=f"adrg={r['adrg']!r}", field="adrg"
+            )
+        check_dx(f, line, r["code"])
+        a_rows[r["adrg"]]["dx"].add(r["code"])
+    for f, line, r in t["adrg_proc.csv"]:
+        a = a_rows.get(r["adrg"])
+        if a is None:
+            raise table_error(
+                f, f"unknown ADRG {r['adrg']!r}", "未知 ADRG", line=line, key=f"adrg={r['adrg']!r}", field="adrg"
+            )
+        check_proc(f, line, r["code"])
+        if r["list"] not in ("1", "2"):
+            raise table_error(
+                f, "list must be 1 or 2", "list 须为 1 或 2", line=line, key=f"code={r['code']!r}", field="list"
+            )
+        a["p1" if r["list"] == "1" else "p2"].add(r["code"])
+        if r.get("label"):
+            a["labels"].setdefault(r["code"], set()).add(r["label"])
+    return a_rows
+
+
+def _drg_rw(f: Path, line: int, key: str, r: dict[str, str]) -> int | None:
+    """A DRG's relative weight × 10 000 (None: the scheme sets none)."""
+    if not r.get("rw", ""):
+        return None
+    try:
+        x = Decimal(r["rw"]) * E4
+        if not x.is_finite() or x != x.to_integral_value() or x < 0:
+            raise InvalidOperation
+        return int(x)
+    except InvalidOperation:
+        raise table_error(
+            f,
+            f"rw {r['rw']!r} must be a non-negative number with at most 4 decimals",
+            "权重无效",
+            line=line,
+            key=key,
+            field="rw",
+        ) from None
+
+
+def _drg_rule(f: Path, line: int, key: str, r: dict[str, str], rw: int | None) -> DrgRule:
+    """One ordinary DRG row (of a known ADRG) as its rule."""
+    a0 = _int(r.get("age_min", ""), f, line, key, "age_min", -1, MAX_AGE, -1)
+    a1 = _int(r.get("age_max", ""), f, line, key, "age_max", -1, MAX_AGE, -1)
+    a0, a1 = (0 if a0 < 0 else a0), (MAX_AGE if a1 < 0 else a1)
+    if a0 > a1:
+        raise table_error(f, "age_min > age_max", "最小年龄大于最大年龄", line=line, key=key, field="age_min")
+    return DrgRule(
+        r["drg"],
+        r["adrg"],
+        _int(r["seq"], f, line, key, "seq", empty=...),
+        _severities(r["severity"], f, line, key),
+        a0,
+        a1,
+        rw,
+        r.get("name", ""),
+    )
+
+
+def _compile_drgs(
+    t: dict[str, list[Row]], mdc_rows: dict, a_rows: dict
+) -> tuple[dict[str, list[DrgRule]], dict[str, int | None]]:
+    """``drg.csv``: the DRGs of each ADRG, and the weights of the special groups (0000 ungroupable, <MDC>QY)."""
+    drgs_of: dict[str, list[DrgRule]] = {}
+    special_rw: dict[str, int | None] = {}
+    seen: set[str] = set()
+    for f, line, r in t["drg.csv"]:
+        key = f"drg={r['drg']!r}"
+        if not r["drg"] or r["drg"] in seen:
+            raise table_error(f, "empty or duplicate DRG", "DRG 为空或重复", line=line, key=key, field="drg")
+        seen.add(r["drg"])
+        rw = _drg_rw(f, line, key, r)
+        special = r["adrg"] == UNGROUPABLE or (r["adrg"].endswith("QY") and r["adrg"][:-2] in mdc_rows)
+        if special:
+            if r["drg"] != r["adrg"]:
+                raise table_error(
+                    f,
+                    f"the DRG of {r['adrg']!r} is {r['adrg']!r} itself",
+                    "歧义组/未入组的 DRG 编码须与其 ADRG 相同",
+                    line=line,
+                    key=key,
+                    field="drg",
+                )
+            special_rw[r["drg"]] = rw
+            continue
+        if r["adrg"] not in a_rows:
+            raise table_error(f, f"unknown ADRG {r['adrg']!r}", "未知 ADRG", line=line, key=key, field="adrg")
+        drgs_of.setdefault(r["adrg"], []).append(_drg_rule(f, line, key, r, rw))
+    return drgs_of, special_rw
+
+
+def _compile_cc(t: dict[str, list[Row]], check_dx: CodeCheck) -> dict[str, tuple[int, str]]:
+    """``cc.csv``: each CC/MCC code's level and exclusion table."""
+    cc: dict[str, tuple[int, str]] = {}
+    for f, line, r in t["cc.csv"]:
+        key = f"code={r['code']!r}"
+        check_dx(f, line, r["code"])
+        if r["level"] not in ("cc", "mcc"):
+            raise table_error(f, "level must be cc or mcc", "级别须为 cc 或 mcc", line=line, key=key, field="level")
+        cc[r["code"]] = (SEVERITY_LEVELS.index(r["level"]), r["exclusion_table"])
+    return cc
+
+
+def _compile_cc_exclusion(t: dict[str, list[Row]], check_dx: CodeCheck) -> dict[str, frozenset[str]]:
+    """``cc_exclusion.csv``: the exclusion tables each principal diagnosis belongs to."""
+    ex: dict[str, set[str]] = {}
+    for f, line, r in t["cc_exclusion.csv"]:
+        check_dx(f, line, r["code"])
+        if not r["exclusion_table"]:
+            raise table_error(
+                f,
+                "empty exclusion_table",
+                "排除表为空",
+                line=line,
+                key=f"code={r['code']!r}",
+                field="exclusion_table",
+            )
+        ex.setdefault(r["code"], set()).add(r["exclusion_table"])
+    return {k: frozenset(v) for k, v in ex.items()}
+
+
+def _check_adrg_lists(acode: str, a: dict[str, Any]) -> None:
+    """An ADRG's conditions have the lists they need (diagnoses, list-1/list-2 procedures, combo labels)."""
+    r2 = a["r"]
+    akey = f"adrg={acode!r}"
+    dxc, pc = r2.get("dx_cond", ""), r2.get("proc_cond", "")
+    if dxc and not a["dx"]:
+        raise table_error(
+            a["f"],
+            f"dx_cond {dxc} but no diagnoses in adrg_dx.csv",
+            "缺少诊断列表",
+            line=a["line"],
+            key=akey,
+            field="dx_cond",
+        )
+    if pc in ("main", "any", "pair", "combo") and not a["p1"]:
+        raise table_error(
+            a["f"],
+            f"proc_cond {pc} but no list-1 procedures in adrg_proc.csv",
+            "缺少手术操作列表",
+            line=a["line"],
+            key=akey,
+            field="proc_cond",
+        )
+    if pc == "pair" and not a["p2"]:
+        raise table_error(
+            a["f"],
+            "proc_cond pair but no list-2 procedures",
+            "缺少第二手术操作列表",
+            line=a["line"],
+            key=akey,
+            field="proc_cond",
+        )
+    if pc == "combo":
+        have = {lab for labs in a["labels"].values() for lab in labs}
+        need = {lab for alt in a["combo"] for lab in alt}
+        if need - have:
+            raise table_error(
+                a["f"],
+                f"proc_combo labels {sorted(need - have)} have no procedures",
+                "组合标签缺少手术操作",
+                line=a["line"],
+                key=akey,
+                field="proc_combo",
+            )
+
+
+def _adrg_rule(scheme_path: Path, acode: str, mdc: str, a: dict[str, Any], drgs: list[DrgRule]) -> AdrgRule:
+    """One ADRG assembled: its lists checked, its DRGs ordered and covering every severity at every age."""
+    _check_adrg_lists(acode, a)
+    r2 = a["r"]
+    akey = f"adrg={acode!r}"
+    ds = sorted(drgs, key=lambda d: d.seq)
+    if not ds:
+        raise table_error(
+            a["f"], "ADRG without DRGs (drg.csv)", "ADRG 没有 DRG", line=a["line"], key=akey, field="adrg"
+        )
+    for s in range(3):  # coverage: every severity at every age has a DRG
+        for age in range(MAX_AGE + 1):
+            if not any(s in d.severities and d.age_min <= age <= d.age_max for d in ds):
+                raise table_error(
+                    scheme_path / "drg.csv",
+                    f"ADRG {acode!r} has no DRG for severity {SEVERITY_LEVELS[s]} at age {age}",
+                    f"ADRG {acode!r} 缺少严重程度 {SEVERITY_LEVELS[s]}、年龄 {age} 的 DRG",
+                    key=akey,
+                    field="drg",
+                )
+    return AdrgRule(
+        acode,
+        mdc,
+        a["seq"],
+        r2.get("dx_cond", ""),
+        r2.get("proc_cond", ""),
+        a["combo"],
+        a["mad"],
+        a["wmin"],
+        a["wmax"],
+        frozenset(a["dx"]),
+        frozenset(a["p1"]),
+        frozenset(a["p2"]),
+        {k: frozenset(v) for k, v in a["labels"].items()},
+        tuple(ds),
+        r2.get("name", ""),
+    )
+
+
+def _check_mdc_entry(
+    f: Path, line: int, code: str, r: dict[str, str], n_surg: int, mdc_dx: set[str], has_trauma: bool
+) -> bool:
+    """The MDC's entry, ambiguous-group and multi-trauma settings hold together; returns whether it has a QY group."""
+    amb = r.get("ambiguous_group") == "yes"
+    if amb and (r["entry"] != "main_dx" or n_surg == 0):
+        raise table_error(
+            f,
+            "an ambiguous group needs entry main_dx and surgical_adrgs > 0",
+            "歧义组需按主要诊断入组且有手术 ADRG",
+            line=line,
+            key=f"mdc={code!r}",
+            field="ambiguous_group",
+        )
+    if r["entry"] == "main_dx" and not mdc_dx:
+        raise table_error(
+            f,
+            "entry main_dx but no diagnoses in mdc_dx.csv",
+            "缺少主要诊断列表",
+            line=line,
+            key=f"mdc={code!r}",
+            field="entry",
+        )
+    if r.get("multi_trauma") == "yes" and not has_trauma:
+        raise table_error(
+            f,
+            "multi_trauma needs trauma_sites.csv rows",
+            "缺少创伤部位表",
+            line=line,
+            key=f"mdc={code!r}",
+            field="multi_trauma",
+        )
+    return amb
+
+
 class SchemeTables:
     """A scheme's merged and validated tables, compiled into lookup structures (hash sets)."""
 
@@ -421,229 +828,52 @@ class SchemeTables:
 
         def check_dx(f, line, code, fld="code"):
             if not dx_ok(code):
-                raise table_error(f, f"diagnosis {code!r} is not in {m.diagnosis_system} (nor declared in codes_outside_dictionary)",
-                                  f"诊断编码 {code!r} 不在 {m.diagnosis_system} 中", line=line, key=f"{fld}={code!r}", field=fld)  # fmt: skip
+                raise table_error(
+                    f,
+                    f"diagnosis {code!r} is not in {m.diagnosis_system} (nor declared in codes_outside_dictionary)",
+                    f"诊断编码 {code!r} 不在 {m.diagnosis_system} 中",
+                    line=line,
+                    key=f"{fld}={code!r}",
+                    field=fld,
+                )
 
         def check_proc(f, line, code, fld="code"):
             if not proc_ok(code):
-                raise table_error(f, f"procedure {code!r} is not in {m.procedure_system} (nor declared in codes_outside_dictionary)",
-                                  f"手术操作编码 {code!r} 不在 {m.procedure_system} 中", line=line, key=f"{fld}={code!r}", field=fld)  # fmt: skip
+                raise table_error(
+                    f,
+                    f"procedure {code!r} is not in {m.procedure_system} (nor declared in codes_outside_dictionary)",
+                    f"手术操作编码 {code!r} 不在 {m.procedure_system} 中",
+                    line=line,
+                    key=f"{fld}={code!r}",
+                    field=fld,
+                )
 
-        # MDCs
-        mdc_rows: dict[str, tuple] = {}
-        seqs: dict[int, str] = {}
-        for f, line, r in t["mdc.csv"]:
-            key = f"mdc={r['mdc']!r}"
-            if not r["mdc"] or r["mdc"] in mdc_rows:
-                raise table_error(f, "empty or duplicate MDC", "MDC 为空或重复", line=line, key=key, field="mdc")
-            if r["entry"] not in MDC_ENTRIES:
-                raise table_error(
-                    f,
-                    f"entry {r['entry']!r} must be one of {MDC_ENTRIES}",
-                    "entry 无效",
-                    line=line,
-                    key=key,
-                    field="entry",
-                )
-            seq = _int(r["seq"], f, line, key, "seq", empty=...)
-            if seq in seqs:
-                raise table_error(
-                    f, f"seq {seq} is also MDC {seqs[seq]!r}'s", "seq 重复", line=line, key=key, field="seq"
-                )
-            seqs[seq] = r["mdc"]
-            if r.get("sex", "") not in ("", "1", "2"):
-                raise table_error(
-                    f, "sex must be '', 1 (male) or 2 (female)", "性别须为空、1 或 2", line=line, key=key, field="sex"
-                )
-            if r.get("newborn", "") not in ("", "under_1_year"):
-                raise table_error(
-                    f, "newborn must be '' or under_1_year", "newborn 无效", line=line, key=key, field="newborn"
-                )
-            for k in ("multi_trauma", "ambiguous_group"):
-                if r.get(k, "") not in ("", "yes"):
-                    raise table_error(f, f"{k} must be '' or yes", f"{k} 须为空或 yes", line=line, key=key, field=k)
-            mdc_rows[r["mdc"]] = (f, line, r, seq)
-        mdc_dx: dict[str, set[str]] = {k: set() for k in mdc_rows}
-        for f, line, r in t["mdc_dx.csv"]:
-            if r["mdc"] not in mdc_rows:
-                raise table_error(
-                    f, f"unknown MDC {r['mdc']!r}", "未知 MDC", line=line, key=f"mdc={r['mdc']!r}", field="mdc"
-                )
-            check_dx(f, line, r["code"])
-            mdc_dx[r["mdc"]].add(r["code"])
-        self.trauma: dict[str, str] = {}
-        for f, line, r in t["trauma_sites.csv"]:
-            check_dx(f, line, r["code"])
-            if not r["region"]:
-                raise table_error(f, "empty region", "部位为空", line=line, key=f"code={r['code']!r}", field="region")
-            self.trauma[r["code"]] = r["region"]
+        mdc_rows, mdc_dx = _compile_mdcs(t, check_dx)
+        self.trauma: dict[str, str] = _compile_trauma(t, check_dx)
         self.trauma_regions = tuple(sorted(set(self.trauma.values())))
-        # ADRGs
-        a_rows: dict[str, tuple] = {}
-        for f, line, r in t["adrg.csv"]:
-            key = f"adrg={r['adrg']!r}"
-            if not r["adrg"] or r["adrg"] in a_rows:
-                raise table_error(f, "empty or duplicate ADRG", "ADRG 为空或重复", line=line, key=key, field="adrg")
-            if r["adrg"] == UNGROUPABLE or r["adrg"].endswith("QY"):
-                raise table_error(
-                    f,
-                    f"{r['adrg']!r} is reserved (0000 ungroupable, <MDC>QY ambiguous)",
-                    "保留编码",
-                    line=line,
-                    key=key,
-                    field="adrg",
-                )
-            if r["mdc"] not in mdc_rows:
-                raise table_error(f, f"unknown MDC {r['mdc']!r}", "未知 MDC", line=line, key=key, field="mdc")
-            if r.get("dx_cond", "") not in DX_CONDS:
-                raise table_error(
-                    f, f"dx_cond must be one of {DX_CONDS}", "dx_cond 无效", line=line, key=key, field="dx_cond"
-                )
-            if r.get("proc_cond", "") not in PROC_CONDS:
-                raise table_error(
-                    f, f"proc_cond must be one of {PROC_CONDS}", "proc_cond 无效", line=line, key=key, field="proc_cond"
-                )
-            combo: tuple[frozenset[str], ...] = ()
-            if r.get("proc_cond") == "combo":
-                c = r.get("proc_combo", "")
-                if not _COMBO_RE.match(c):
-                    raise table_error(
-                        f,
-                        f"proc_combo {c!r} must look like 1&2|1&3&4",
-                        "proc_combo 无效",
-                        line=line,
-                        key=key,
-                        field="proc_combo",
-                    )
-                combo = tuple(frozenset(alt.split("&")) for alt in c.split("|"))
-            elif r.get("proc_combo"):
-                raise table_error(
-                    f,
-                    "proc_combo is only for proc_cond combo",
-                    "仅 combo 条件可填 proc_combo",
-                    line=line,
-                    key=key,
-                    field="proc_combo",
-                )
-            seq = _int(r["seq"], f, line, key, "seq", empty=...)
-            mad = _int(r.get("max_age_days", ""), f, line, key, "max_age_days", 0, 366)
-            wmin = _int(r.get("weight_min_g", ""), f, line, key, "weight_min_g", 0, 10000)
-            wmax = _int(r.get("weight_max_g", ""), f, line, key, "weight_max_g", 0, 10000)
-            if wmin is not None and wmax is not None and wmin > wmax:
-                raise table_error(
-                    f, "weight_min_g > weight_max_g", "体重下限大于上限", line=line, key=key, field="weight_min_g"
-                )
-            a_rows[r["adrg"]] = dict(
-                f=f,
-                line=line,
-                r=r,
-                seq=seq,
-                combo=combo,
-                mad=mad,
-                wmin=wmin,
-                wmax=wmax,
-                dx=set(),
-                p1=set(),
-                p2=set(),
-                labels={},
-            )
-        for f, line, r in t["adrg_dx.csv"]:
-            if r["adrg"] not in a_rows:
-                raise table_error(
-                    f, f"unknown ADRG {r['adrg']!r}", "未知 ADRG", line=line, key=f"adrg={r['adrg']!r}", field="adrg"
-                )
-            check_dx(f, line, r["code"])
-            a_rows[r["adrg"]]["dx"].add(r["code"])
-        for f, line, r in t["adrg_proc.csv"]:
-            a = a_rows.get(r["adrg"])
-            if a is None:
-                raise table_error(
-                    f, f"unknown ADRG {r['adrg']!r}", "未知 ADRG", line=line, key=f"adrg={r['adrg']!r}", field="adrg"
-                )
-            check_proc(f, line, r["code"])
-            if r["list"] not in ("1", "2"):
-                raise table_error(
-                    f, "list must be 1 or 2", "list 须为 1 或 2", line=line, key=f"code={r['code']!r}", field="list"
-                )
-            a["p1" if r["list"] == "1" else "p2"].add(r["code"])
-            if r.get("label"):
-                a["labels"].setdefault(r["code"], set()).add(r["label"])
-        # DRGs
-        drgs_of: dict[str, list[DrgRule]] = {}
-        self.special_rw: dict[str, int | None] = {}
-        seen: set[str] = set()
-        for f, line, r in t["drg.csv"]:
-            key = f"drg={r['drg']!r}"
-            if not r["drg"] or r["drg"] in seen:
-                raise table_error(f, "empty or duplicate DRG", "DRG 为空或重复", line=line, key=key, field="drg")
-            seen.add(r["drg"])
-            rw = None
-            if r.get("rw", ""):
-                try:
-                    x = Decimal(r["rw"]) * E4
-                    if not x.is_finite() or x != x.to_integral_value() or x < 0:
-                        raise InvalidOperation
-                    rw = int(x)
-                except InvalidOperation:
-                    raise table_error(
-                        f,
-                        f"rw {r['rw']!r} must be a non-negative number with at most 4 decimals",
-                        "权重无效",
-                        line=line,
-                        key=key,
-                        field="rw",
-                    ) from None
-            special = r["adrg"] == UNGROUPABLE or (r["adrg"].endswith("QY") and r["adrg"][:-2] in mdc_rows)
-            if special:
-                if r["drg"] != r["adrg"]:
-                    raise table_error(
-                        f,
-                        f"the DRG of {r['adrg']!r} is {r['adrg']!r} itself",
-                        "歧义组/未入组的 DRG 编码须与其 ADRG 相同",
-                        line=line,
-                        key=key,
-                        field="drg",
-                    )
-                self.special_rw[r["drg"]] = rw
-                continue
-            if r["adrg"] not in a_rows:
-                raise table_error(f, f"unknown ADRG {r['adrg']!r}", "未知 ADRG", line=line, key=key, field="adrg")
-            a0 = _int(r.get("age_min", ""), f, line, key, "age_min", -1, MAX_AGE, -1)
-            a1 = _int(r.get("age_max", ""), f, line, key, "age_max", -1, MAX_AGE, -1)
-            a0, a1 = (0 if a0 < 0 else a0), (MAX_AGE if a1 < 0 else a1)
-            if a0 > a1:
-                raise table_error(f, "age_min > age_max", "最小年龄大于最大年龄", line=line, key=key, field="age_min")
-            drgs_of.setdefault(r["adrg"], []).append(DrgRule(r["drg"], r["adrg"], _int(r["seq"], f, line, key, "seq", empty=...),
-                                                             _severities(r["severity"], f, line, key), a0, a1, rw, r.get("name", "")))  # fmt: skip
-        # CC / MCC
-        self.cc: dict[str, tuple[int, str]] = {}
-        for f, line, r in t["cc.csv"]:
-            key = f"code={r['code']!r}"
-            check_dx(f, line, r["code"])
-            if r["level"] not in ("cc", "mcc"):
-                raise table_error(f, "level must be cc or mcc", "级别须为 cc 或 mcc", line=line, key=key, field="level")
-            self.cc[r["code"]] = (SEVERITY_LEVELS.index(r["level"]), r["exclusion_table"])
-        self.cc_exclusion: dict[str, frozenset[str]] = {}
-        ex: dict[str, set[str]] = {}
-        for f, line, r in t["cc_exclusion.csv"]:
-            check_dx(f, line, r["code"])
-            if not r["exclusion_table"]:
-                raise table_error(
-                    f,
-                    "empty exclusion_table",
-                    "排除表为空",
-                    line=line,
-                    key=f"code={r['code']!r}",
-                    field="exclusion_table",
-                )
-            ex.setdefault(r["code"], set()).add(r["exclusion_table"])
-        self.cc_exclusion = {k: frozenset(v) for k, v in ex.items()}
+        a_rows = _compile_adrgs(t, mdc_rows, check_dx, check_proc)
+        drgs_of, self.special_rw = _compile_drgs(t, mdc_rows, a_rows)
+        self.cc: dict[str, tuple[int, str]] = _compile_cc(t, check_dx)
+        self.cc_exclusion: dict[str, frozenset[str]] = _compile_cc_exclusion(t, check_dx)
         self.or_procedures = frozenset(
             r["code"] for f, line, r in t["or_procedures.csv"] if check_proc(f, line, r["code"]) is None
         )
-        # assemble, then the cross-table checks
-        mdcs: list[MdcRule] = []
         self.adrgs: dict[str, AdrgRule] = {}
+        self.mdcs: tuple[MdcRule, ...] = self._assemble(mdc_rows, mdc_dx, a_rows, drgs_of)
+        for acode in drgs_of:
+            if acode not in self.adrgs:  # pragma: no cover - checked per row above
+                raise table_error(self.path / "drg.csv", f"unknown ADRG {acode!r}", "未知 ADRG", field="adrg")
+        self.drgs: dict[str, DrgRule] = {d.code: d for ds in drgs_of.values() for d in ds}
+
+    def _assemble(
+        self,
+        mdc_rows: dict[str, tuple[Path, int, dict[str, str], int]],
+        mdc_dx: dict[str, set[str]],
+        a_rows: dict[str, dict[str, Any]],
+        drgs_of: dict[str, list[DrgRule]],
+    ) -> tuple[MdcRule, ...]:
+        """The MDCs in seq order with their ADRGs (filling ``self.adrgs``), after the cross-table checks."""
+        mdcs: list[MdcRule] = []
         for code, (f, line, r, seq) in sorted(mdc_rows.items(), key=lambda kv: kv[1][3]):
             mine = sorted((a for a in a_rows.items() if a[1]["r"]["mdc"] == code), key=lambda kv: kv[1]["seq"])
             seqs_a = [a[1]["seq"] for a in mine]
@@ -658,92 +888,27 @@ class SchemeTables:
                 )
             rules = []
             for acode, a in mine:
-                r2 = a["r"]
-                akey = f"adrg={acode!r}"
-                dxc, pc = r2.get("dx_cond", ""), r2.get("proc_cond", "")
-                if dxc and not a["dx"]:
-                    raise table_error(
-                        a["f"],
-                        f"dx_cond {dxc} but no diagnoses in adrg_dx.csv",
-                        "缺少诊断列表",
-                        line=a["line"],
-                        key=akey,
-                        field="dx_cond",
-                    )
-                if pc in ("main", "any", "pair", "combo") and not a["p1"]:
-                    raise table_error(
-                        a["f"],
-                        f"proc_cond {pc} but no list-1 procedures in adrg_proc.csv",
-                        "缺少手术操作列表",
-                        line=a["line"],
-                        key=akey,
-                        field="proc_cond",
-                    )
-                if pc == "pair" and not a["p2"]:
-                    raise table_error(
-                        a["f"],
-                        "proc_cond pair but no list-2 procedures",
-                        "缺少第二手术操作列表",
-                        line=a["line"],
-                        key=akey,
-                        field="proc_cond",
-                    )
-                if pc == "combo":
-                    have = {lab for labs in a["labels"].values() for lab in labs}
-                    need = {lab for alt in a["combo"] for lab in alt}
-                    if need - have:
-                        raise table_error(
-                            a["f"],
-                            f"proc_combo labels {sorted(need - have)} have no procedures",
-                            "组合标签缺少手术操作",
-                            line=a["line"],
-                            key=akey,
-                            field="proc_combo",
-                        )
-                ds = sorted(drgs_of.get(acode, []), key=lambda d: d.seq)
-                if not ds:
-                    raise table_error(
-                        a["f"], "ADRG without DRGs (drg.csv)", "ADRG 没有 DRG", line=a["line"], key=akey, field="adrg"
-                    )
-                for s in range(3):  # coverage: every severity at every age has a DRG
-                    for age in range(MAX_AGE + 1):
-                        if not any(s in d.severities and d.age_min <= age <= d.age_max for d in ds):
-                            raise table_error(self.path / "drg.csv", f"ADRG {acode!r} has no DRG for severity {SEVERITY_LEVELS[s]} at age {age}",
-                                              f"ADRG {acode!r} 缺少严重程度 {SEVERITY_LEVELS[s]}、年龄 {age} 的 DRG", key=akey, field="drg")  # fmt: skip
-                rule = AdrgRule(acode, code, a["seq"], dxc, pc, a["combo"], a["mad"], a["wmin"], a["wmax"], frozenset(a["dx"]),
-                                frozenset(a["p1"]), frozenset(a["p2"]), {k: frozenset(v) for k, v in a["labels"].items()}, tuple(ds), r2.get("name", ""))  # fmt: skip
+                rule = _adrg_rule(self.path, acode, code, a, drgs_of.get(acode, []))
                 rules.append(rule)
                 self.adrgs[acode] = rule
             n_surg = _int(r.get("surgical_adrgs", ""), f, line, f"mdc={code!r}", "surgical_adrgs", 0, len(rules), 0)
-            amb = r.get("ambiguous_group") == "yes"
-            if amb and (r["entry"] != "main_dx" or n_surg == 0):
-                raise table_error(f, "an ambiguous group needs entry main_dx and surgical_adrgs > 0", "歧义组需按主要诊断入组且有手术 ADRG",
-                                  line=line, key=f"mdc={code!r}", field="ambiguous_group")  # fmt: skip
-            if r["entry"] == "main_dx" and not mdc_dx[code]:
-                raise table_error(
-                    f,
-                    "entry main_dx but no diagnoses in mdc_dx.csv",
-                    "缺少主要诊断列表",
-                    line=line,
-                    key=f"mdc={code!r}",
-                    field="entry",
+            amb = _check_mdc_entry(f, line, code, r, n_surg, mdc_dx[code], bool(self.trauma))
+            mdcs.append(
+                MdcRule(
+                    code,
+                    seq,
+                    r["entry"],
+                    r.get("sex", ""),
+                    r.get("newborn") == "under_1_year",
+                    r.get("multi_trauma") == "yes",
+                    n_surg,
+                    amb,
+                    r.get("name", ""),
+                    frozenset(mdc_dx[code]),
+                    tuple(rules),
                 )
-            if r.get("multi_trauma") == "yes" and not self.trauma:
-                raise table_error(
-                    f,
-                    "multi_trauma needs trauma_sites.csv rows",
-                    "缺少创伤部位表",
-                    line=line,
-                    key=f"mdc={code!r}",
-                    field="multi_trauma",
-                )
-            mdcs.append(MdcRule(code, seq, r["entry"], r.get("sex", ""), r.get("newborn") == "under_1_year", r.get("multi_trauma") == "yes",
-                                n_surg, amb, r.get("name", ""), frozenset(mdc_dx[code]), tuple(rules)))  # fmt: skip
-        for acode in drgs_of:
-            if acode not in self.adrgs:  # pragma: no cover - checked per row above
-                raise table_error(self.path / "drg.csv", f"unknown ADRG {acode!r}", "未知 ADRG", field="adrg")
-        self.mdcs: tuple[MdcRule, ...] = tuple(mdcs)
-        self.drgs: dict[str, DrgRule] = {d.code: d for ds in drgs_of.values() for d in ds}
+            )
+        return tuple(mdcs)
 
     def _code_checks(self):
         m = self.meta

@@ -250,9 +250,9 @@ class Grouper:
                     am |= self.any_bit[a.code]
         return tm, am
 
-    def _adrg_holds(
-        self, a: AdrgRule, dx: str, procs: tuple[str, ...], has_or: bool, ageday, weight, amask: int
-    ) -> bool:
+    @staticmethod
+    def _newborn_fits(a: AdrgRule, ageday, weight) -> bool:
+        """The ADRG's age-in-days and birth-weight limits (newborns) hold."""
         if a.max_age_days is not None and (ageday is None or ageday > a.max_age_days):
             return False
         if a.weight_min_g is not None or a.weight_max_g is not None:
@@ -262,11 +262,10 @@ class Grouper:
                 return False
             if a.weight_max_g is not None and weight > a.weight_max_g:
                 return False
-        if a.dx_cond == "main":
-            if not self._has(a.dx, dx):
-                return False
-        elif a.dx_cond == "any" and not amask & self.any_bit[a.code]:
-            return False
+        return True
+
+    def _procedures_fit(self, a: AdrgRule, procs: tuple[str, ...], has_or: bool) -> bool:
+        """The ADRG's procedure condition holds."""
         pc = a.proc_cond
         if not pc:
             return True
@@ -291,6 +290,69 @@ class Grouper:
             return not has_or
         raise AssertionError(pc)  # pragma: no cover - validated on load
 
+    def _adrg_holds(
+        self, a: AdrgRule, dx: str, procs: tuple[str, ...], has_or: bool, ageday, weight, amask: int
+    ) -> bool:
+        if not self._newborn_fits(a, ageday, weight):
+            return False
+        if a.dx_cond == "main":
+            if not self._has(a.dx, dx):
+                return False
+        elif a.dx_cond == "any" and not amask & self.any_bit[a.code]:
+            return False
+        return self._procedures_fit(a, procs, has_or)
+
+    @staticmethod
+    def _mdc_barred(m: MdcRule, gend: int, age: int, ageday, tmask: int, explain: bool) -> str | None:
+        """None if the case may enter MDC ``m`` (its diagnosis fits); else why not (empty unless ``explain``)."""
+        if m.sex and gend != int(m.sex):
+            if not explain:
+                return ""
+            return (
+                f"MDC {m.code}: principal diagnosis fits, but it needs sex "
+                f"{'male' if m.sex == '1' else 'female'} (gend {m.sex})"
+            )
+        if m.newborn and not (age == 0 or ageday is not None):
+            return f"MDC {m.code}: principal diagnosis fits, but it needs an age under one year" if explain else ""
+        if m.multi_trauma and bin(tmask).count("1") < 2:
+            if not explain:
+                return ""
+            return f"MDC {m.code}: principal diagnosis fits, but it needs injuries in two or more body regions"
+        return None
+
+    def _target_in_mdc(
+        self,
+        m: MdcRule,
+        dx: str,
+        procs: tuple[str, ...],
+        has_or: bool,
+        ageday,
+        weight,
+        amask: int,
+        path: list[str],
+        explain: bool,
+    ) -> str | None:
+        """The ADRG (or <MDC>QY) of MDC ``m`` the case lands in, first by seq; None if none fits."""
+        for i, a in enumerate(m.adrgs):
+            if m.ambiguous_group and i == m.surgical_adrgs and has_or:
+                if explain:
+                    path.append(
+                        f"{m.code}QY: an operating-room procedure but none of MDC {m.code}'s {m.surgical_adrgs} "
+                        "surgical ADRGs fits (歧义组)"
+                    )
+                return f"{m.code}QY"
+            if self._adrg_holds(a, dx, procs, has_or, ageday, weight, amask):
+                if explain:
+                    path.append(f"ADRG {a.code} (seq {a.seq} in MDC {m.code}): {a.describe()}")
+                return a.code
+        if m.ambiguous_group and m.surgical_adrgs == len(m.adrgs) and has_or:
+            if explain:
+                path.append(
+                    f"{m.code}QY: an operating-room procedure but none of MDC {m.code}'s surgical ADRGs fits (歧义组)"
+                )
+            return f"{m.code}QY"
+        return None
+
     def place(
         self,
         dx: str,
@@ -308,43 +370,18 @@ class Grouper:
         has_or = any(self._has(self.or_procedures, p) for p in procs)
         entered: list[str] = []
         for m in self.mdcs_for(dx):
-            if m.sex and gend != int(m.sex):
+            barred = self._mdc_barred(m, gend, age, ageday, tmask, explain)
+            if barred is not None:
                 if explain:
-                    path.append(
-                        f"MDC {m.code}: principal diagnosis fits, but it needs sex {'male' if m.sex == '1' else 'female'} (gend {m.sex})"
-                    )
-                continue
-            if m.newborn and not (age == 0 or ageday is not None):
-                if explain:
-                    path.append(f"MDC {m.code}: principal diagnosis fits, but it needs an age under one year")
-                continue
-            if m.multi_trauma and bin(tmask).count("1") < 2:
-                if explain:
-                    path.append(
-                        f"MDC {m.code}: principal diagnosis fits, but it needs injuries in two or more body regions"
-                    )
+                    path.append(barred)
                 continue
             if m.entry == "main_dx":
                 entered.append(m.code)
                 if explain:
                     path.append(f"MDC {m.code} ({m.name}): principal diagnosis {dx} is in its list")
-            for i, a in enumerate(m.adrgs):
-                if m.ambiguous_group and i == m.surgical_adrgs and has_or:
-                    if explain:
-                        path.append(
-                            f"{m.code}QY: an operating-room procedure but none of MDC {m.code}'s {m.surgical_adrgs} surgical ADRGs fits (歧义组)"
-                        )
-                    return m.code, f"{m.code}QY", OK, path
-                if self._adrg_holds(a, dx, procs, has_or, ageday, weight, amask):
-                    if explain:
-                        path.append(f"ADRG {a.code} (seq {a.seq} in MDC {m.code}): {a.describe()}")
-                    return m.code, a.code, OK, path
-            if m.ambiguous_group and m.surgical_adrgs == len(m.adrgs) and has_or:
-                if explain:
-                    path.append(
-                        f"{m.code}QY: an operating-room procedure but none of MDC {m.code}'s surgical ADRGs fits (歧义组)"
-                    )
-                return m.code, f"{m.code}QY", OK, path
+            target = self._target_in_mdc(m, dx, procs, has_or, ageday, weight, amask, path, explain)
+            if target is not None:
+                return m.code, target, OK, path
             if explain and m.entry == "main_dx":
                 path.append(f"MDC {m.code}: none of its {len(m.adrgs)} ADRGs fits; falls through to the next MDC")
         if entered:
@@ -368,7 +405,8 @@ class Grouper:
             if table in excl:
                 if explain:
                     why.append(
-                        f"{o} is a {SEVERITY_LEVELS[level].upper()} but excluded (its table {table} is the principal diagnosis's)"
+                        f"{o} is a {SEVERITY_LEVELS[level].upper()} but excluded (its table {table} is the principal "
+                        "diagnosis's)"
                     )
                 continue
             if explain:
@@ -498,55 +536,66 @@ class Grouper:
         Missing columns, an empty or duplicate ``case_id`` refuse the whole table
         (:class:`GroupingInputError`); a bad value refuses only its case (``status``).
         """
-        missing = [c for c in INPUT_COLUMNS if c not in cases.columns]
-        if missing:
-            raise GroupingInputError(
-                f"missing columns {missing}; expected {list(INPUT_COLUMNS)}", f"缺少列 {missing}", field=missing[0]
-            )
+        case_id = _checked_case_ids(cases)
         n = len(cases)
-        raw_id = cases["case_id"]
-        if pd.api.types.infer_dtype(raw_id, skipna=True) in ("string", "empty"):
-            ids = raw_id.astype(object).where(raw_id.notna(), "").str.strip()
-        else:
-            ids = raw_id.map(_cell)
-        case_id = ids.to_numpy(dtype=object)
-        empty = np.flatnonzero(case_id == "")
-        if len(empty):
-            raise GroupingInputError(
-                f"row {int(empty[0]) + 1}: empty case_id", f"第 {int(empty[0]) + 1} 行 case_id 为空", field="case_id"
-            )
-        dup = ids.duplicated().to_numpy()
-        if dup.any():
-            first = case_id[int(np.flatnonzero(dup)[0])]
-            raise GroupingInputError(f"duplicate case_id {first!r}", f"case_id {first!r} 重复", field="case_id")
+        c = self._parse_columns(cases)
+        if progress:
+            progress(0.3)
+        rows = np.flatnonzero(c.ok)
+        inv, targets, mdcs, statuses = self._place_distinct(c, rows)
+        if progress:
+            progress(0.7)
+        sev = self._severity_levels(c, rows, n)
+        table = self._drg_lookup()
+        out_mdc = np.full(n, "", dtype=object)
+        out_adrg = np.full(n, "", dtype=object)
+        out_drg = np.full(n, "", dtype=object)
+        out_rw = np.full(n, -1, dtype=np.int64)
+        out_status = np.full(n, "", dtype=object)
+        bad = np.flatnonzero(~c.ok)
+        out_status[bad] = ["refused: " + e for e in c.err[bad]]
+        out_sev = np.full(n, "", dtype=object)
+        if len(rows):
+            t_rows = targets[inv]
+            di = table[t_rows, sev[rows], c.age[rows]]
+            out_mdc[rows] = mdcs[inv]
+            out_adrg[rows] = np.array(self._targets, dtype=object)[t_rows]
+            out_drg[rows] = self.drg_codes[di]
+            out_rw[rows] = self.drg_rw[di]
+            out_status[rows] = statuses[inv]
+            out_sev[rows] = np.array(SEVERITY_LEVELS, dtype=object)[sev[rows]]
+        frame = pd.DataFrame(
+            {
+                "case_id": case_id,
+                "mdc": out_mdc,
+                "adrg": out_adrg,
+                "drg": out_drg,
+                "status": out_status,
+                "severity": out_sev,
+                # numpy's stubs have no np.where overload with a None branch (an object array at run time)
+                "rw_e4": pd.array(np.where(out_rw < 0, None, out_rw), dtype="Int64"),  # type: ignore[call-overload]
+            }
+        )
+        if explain:
+            frame["path"] = [
+                " → ".join(self.group(**{c: cases[c].iat[i] for c in INPUT_COLUMNS}, explain=True).path)
+                for i in range(n)
+            ]
+        if progress:
+            progress(1.0)
+        return frame
 
-        def per_value(col: str, fn):
-            codes, uniq = pd.factorize(cases[col], use_na_sentinel=True)
-            res = [fn(_cell(u)) for u in uniq] + [fn("")]
-            vals = np.empty(len(res), dtype=object)
-            errs = np.empty(len(res), dtype=object)
-            for i, (v, e) in enumerate(res):
-                vals[i], errs[i] = v, e
-            idx = np.where(codes < 0, len(res) - 1, codes)
-            return idx, vals, errs
-
-        def per_list(col: str, fn):
-            col_v = cases[col]
-            if pd.api.types.infer_dtype(col_v, skipna=True) not in ("string", "empty"):  # lists (Parquet) or numbers
-                col_v = col_v.map(lambda v: ";".join(split_codes(v)) if not isinstance(v, str) else v)
-            codes, uniq = pd.factorize(col_v, use_na_sentinel=True)
-            res = [fn(u) for u in uniq] + [fn("")]
-            idx = np.where(codes < 0, len(res) - 1, codes)
-            return idx, res
-
-        g_i, g_v, g_e = per_value("gend", parse_gend)
-        a_i, a_v, a_e = per_value("age", parse_age)
-        d_i, d_v, d_e = per_value("nwb_age", parse_nwb_age)
-        w_i, w_v, w_e = per_value("nwb_bir_wt", parse_weight)
-        i_i, _, i_e = per_value("ipt_days", parse_ipt_days)
-        mx_i, mx_v, mx_e = per_value("main_diag", lambda v: self.parse_dx(v, "main_diag"))
-        ot_i, ot_res = per_list("other_diags", self.parse_dx_list)
-        op_i, op_res = per_list("oprns", self.parse_procs)
+    def _parse_columns(self, cases: pd.DataFrame) -> _CaseColumns:
+        """Every input column parsed once per distinct value; the first error of each case (None: valid)."""
+        n = len(cases)
+        g_i, g_v, g_e = _per_value(cases, "gend", parse_gend)
+        a_i, a_v, a_e = _per_value(cases, "age", parse_age)
+        d_i, d_v, d_e = _per_value(cases, "nwb_age", parse_nwb_age)
+        w_i, w_v, w_e = _per_value(cases, "nwb_bir_wt", parse_weight)
+        i_i, _, i_e = _per_value(cases, "ipt_days", parse_ipt_days)
+        mx_i, mx_v, mx_e = _per_value(cases, "main_diag", lambda v: self.parse_dx(v, "main_diag"))
+        ot_i, ot_res = _per_list(cases, "other_diags", self.parse_dx_list)
+        op_i, op_res = _per_list(cases, "oprns", self.parse_procs)
         err = np.full(n, None, dtype=object)
         for e in (g_e[g_i], a_e[a_i], d_e[d_i], w_e[w_i], i_e[i_i]):
             err = np.where(pd.isna(err), e, err)
@@ -561,9 +610,19 @@ class Grouper:
         op_err = np.array([r[1] for r in op_res], dtype=object)
         for e in (mx_e[mx_i], ot_err[ot_i], op_err[op_i]):
             err = np.where(pd.isna(err), e, err)
-        ok = pd.isna(err)
-        if progress:
-            progress(0.3)
+        gend = np.array([-1 if v is None else v for v in g_v], dtype=np.int64)[g_i]
+        wgt = np.array([-1 if v is None else v for v in w_v], dtype=np.int64)[w_i]
+        return _CaseColumns(err, pd.isna(err), age, nwb, gend, wgt, mx_i, mx_v, ot_i, ot_res, op_i, op_res)
+
+    def _place_distinct(
+        self, c: _CaseColumns, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Place each distinct combination of the facts the ADRG stage reads once.
+
+        Returns (the combination of each valid row, and per combination: target index, MDC, status).
+        """
+        mx_i, mx_v, ot_i, ot_res, op_i, op_res = c.mx_i, c.mx_v, c.ot_i, c.ot_res, c.op_i, c.op_res
+        age, nwb, gend, wgt = c.age, c.nwb, c.gend, c.wgt
         # per distinct value: features of diagnoses
         mx_feat = np.array([self.dx_features((v,)) if v is not None else (0, 0) for v in mx_v], dtype=np.int64).reshape(
             -1, 2
@@ -573,8 +632,6 @@ class Grouper:
         ).reshape(-1, 2)
         tmask = mx_feat[mx_i, 0] | ot_feat[ot_i, 0]
         amask = mx_feat[mx_i, 1] | ot_feat[ot_i, 1]
-        gend = np.array([-1 if v is None else v for v in g_v], dtype=np.int64)[g_i]
-        wgt = np.array([-1 if v is None else v for v in w_v], dtype=np.int64)[w_i]
         # the ADRG stage depends on newborn facts only through these classes
         cuts_d = sorted({a.max_age_days for a in self.adrgs.values() if a.max_age_days is not None})
         cuts_w = sorted(
@@ -589,45 +646,47 @@ class Grouper:
         w_cls = np.where(wgt < 0, 0, 1 + np.searchsorted(np.array(cuts_w, dtype=np.int64), wgt, side="left"))
         age0 = (age == 0).astype(np.int64)
         cols = [mx_i, op_i, gend + 1, age0, d_cls, w_cls, tmask, amask]
-        rows = np.flatnonzero(ok)
-        key_cols = (
-            np.stack([c[rows].astype(np.int64) for c in cols], axis=1)
-            if len(rows)
-            else np.zeros((0, len(cols)), np.int64)
-        )
-        radix = [int(c.max()) + 1 if len(c) else 1 for c in key_cols.T]
-        if math.prod(radix) < 2**62:
-            key = np.zeros(len(rows), dtype=np.int64)
-            for c, r in zip(key_cols.T, radix, strict=True):
-                key = key * r + c
-            _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-        else:  # pragma: no cover - astronomically many distinct values
-            _, first, inv = np.unique(key_cols, axis=0, return_index=True, return_inverse=True)
-        inv = inv.reshape(-1)
+        first, inv = _distinct_rows(cols, rows)
         targets = np.empty(len(first), dtype=np.int64)
         mdcs = np.empty(len(first), dtype=object)
         statuses = np.empty(len(first), dtype=object)
         for k, r in enumerate(rows[first]):
-            mdc, target, status, _ = self.place(mx_v[mx_i[r]], op_res[op_i[r]][0], int(gend[r]), int(age[r]),
-                                                None if nwb[r] < 0 else int(nwb[r]), None if wgt[r] < 0 else int(wgt[r]),
-                                                int(tmask[r]), int(amask[r]))  # fmt: skip
+            mdc, target, status, _ = self.place(
+                mx_v[mx_i[r]],
+                op_res[op_i[r]][0],
+                int(gend[r]),
+                int(age[r]),
+                None if nwb[r] < 0 else int(nwb[r]),
+                None if wgt[r] < 0 else int(wgt[r]),
+                int(tmask[r]),
+                int(amask[r]),
+            )
             targets[k], mdcs[k], statuses[k] = self.target_index[target], mdc, status
-        if progress:
-            progress(0.7)
-        # severity over exploded (case, secondary diagnosis) pairs
+        return inv, targets, mdcs, statuses
+
+    def _severity_levels(self, c: _CaseColumns, rows: np.ndarray, n: int) -> np.ndarray:
+        """Each valid case's severity (0 none, 1 CC, 2 MCC) over exploded (case, secondary diagnosis) pairs."""
+        mx_i, mx_v, ot_i, ot_res = c.mx_i, c.mx_v, c.ot_i, c.ot_res
         all_dx = sorted({*(v for v in mx_v if v is not None), *(c for r in ot_res if r[0] for c in r[0])})
         dx_ix = {c: i for i, c in enumerate(all_dx)}
         tables = sorted({t for _, t in self.t.cc.values()} | {t for ts in self.t.cc_exclusion.values() for t in ts})
         t_ix = {t: i for i, t in enumerate(tables)}
         lvl = np.zeros(len(all_dx), np.int64)
         tbl = np.full(len(all_dx), -1, np.int64)
-        for c, i in dx_ix.items():
-            hit = self.cc_of(c)
+        for code_, i in dx_ix.items():
+            hit = self.cc_of(code_)
             if hit is not None:
                 lvl[i], tbl[i] = hit[0], t_ix[hit[1]]
         mx_code = np.array([dx_ix[v] if v is not None else -1 for v in mx_v], dtype=np.int64)
-        excl_keys = np.array(sorted(int(mx_code[j]) * len(tables) + t_ix[t] for j, v in enumerate(mx_v) if v is not None
-                                    for t in self.exclusion_tables(v)), dtype=np.int64)  # fmt: skip
+        excl_keys = np.array(
+            sorted(
+                int(mx_code[j]) * len(tables) + t_ix[t]
+                for j, v in enumerate(mx_v)
+                if v is not None
+                for t in self.exclusion_tables(v)
+            ),
+            dtype=np.int64,
+        )
         ot_codes = [[dx_ix[c] for c in r[0]] if r[0] else [] for r in ot_res]
         lens = np.array([len(c) for c in ot_codes], dtype=np.int64)
         flat = np.array([i for c in ot_codes for i in c], dtype=np.int64)
@@ -650,41 +709,97 @@ class Grouper:
                 s_rows = np.zeros(len(rows), np.int64)
                 s_rows[nz] = red
                 sev[rows] = s_rows
-        table = self._drg_lookup()
-        out_mdc = np.full(n, "", dtype=object)
-        out_adrg = np.full(n, "", dtype=object)
-        out_drg = np.full(n, "", dtype=object)
-        out_rw = np.full(n, -1, dtype=np.int64)
-        out_status = np.full(n, "", dtype=object)
-        bad = np.flatnonzero(~ok)
-        out_status[bad] = ["refused: " + e for e in err[bad]]
-        out_sev = np.full(n, "", dtype=object)
-        if len(rows):
-            t_rows = targets[inv]
-            di = table[t_rows, sev[rows], age[rows]]
-            out_mdc[rows] = mdcs[inv]
-            out_adrg[rows] = np.array(self._targets, dtype=object)[t_rows]
-            out_drg[rows] = self.drg_codes[di]
-            out_rw[rows] = self.drg_rw[di]
-            out_status[rows] = statuses[inv]
-            out_sev[rows] = np.array(SEVERITY_LEVELS, dtype=object)[sev[rows]]
-        frame = pd.DataFrame({"case_id": case_id, "mdc": out_mdc, "adrg": out_adrg, "drg": out_drg, "status": out_status,
-                              "severity": out_sev, "rw_e4": pd.array(np.where(out_rw < 0, None, out_rw), dtype="Int64")})  # fmt: skip
-        if explain:
-            frame["path"] = [
-                " → ".join(self.group(**{c: cases[c].iat[i] for c in INPUT_COLUMNS}, explain=True).path)
-                for i in range(n)
-            ]
-        if progress:
-            progress(1.0)
-        return frame
+        return sev
+
+
+@dataclass
+class _CaseColumns:
+    """The parsed input columns of :meth:`Grouper.group_frame` (``*_i``: index of each row's distinct value)."""
+
+    err: np.ndarray  # the first error of each case, None where valid
+    ok: np.ndarray
+    age: np.ndarray  # -1 where missing
+    nwb: np.ndarray
+    gend: np.ndarray
+    wgt: np.ndarray
+    mx_i: np.ndarray
+    mx_v: np.ndarray
+    ot_i: np.ndarray
+    ot_res: list
+    op_i: np.ndarray
+    op_res: list
+
+
+def _checked_case_ids(cases: pd.DataFrame) -> np.ndarray:
+    """The input columns are there and every ``case_id`` is set and unique; returns the ids (stripped text)."""
+    missing = [c for c in INPUT_COLUMNS if c not in cases.columns]
+    if missing:
+        raise GroupingInputError(
+            f"missing columns {missing}; expected {list(INPUT_COLUMNS)}", f"缺少列 {missing}", field=missing[0]
+        )
+    raw_id = cases["case_id"]
+    if pd.api.types.infer_dtype(raw_id, skipna=True) in ("string", "empty"):
+        ids = raw_id.astype(object).where(raw_id.notna(), "").str.strip()
+    else:
+        ids = raw_id.map(_cell)
+    case_id = ids.to_numpy(dtype=object)
+    empty = np.flatnonzero(case_id == "")
+    if len(empty):
+        raise GroupingInputError(
+            f"row {int(empty[0]) + 1}: empty case_id", f"第 {int(empty[0]) + 1} 行 case_id 为空", field="case_id"
+        )
+    dup = ids.duplicated().to_numpy()
+    if dup.any():
+        first = case_id[int(np.flatnonzero(dup)[0])]
+        raise GroupingInputError(f"duplicate case_id {first!r}", f"case_id {first!r} 重复", field="case_id")
+    return case_id
+
+
+def _per_value(cases: pd.DataFrame, col: str, fn):
+    """Parse each distinct value of ``col`` once: (index per row, values, errors); missing is parsed as ''."""
+    codes, uniq = pd.factorize(cases[col], use_na_sentinel=True)
+    res = [fn(_cell(u)) for u in uniq] + [fn("")]
+    vals = np.empty(len(res), dtype=object)
+    errs = np.empty(len(res), dtype=object)
+    for i, (v, e) in enumerate(res):
+        vals[i], errs[i] = v, e
+    idx = np.where(codes < 0, len(res) - 1, codes)
+    return idx, vals, errs
+
+
+def _per_list(cases: pd.DataFrame, col: str, fn):
+    """Parse each distinct code list of ``col`` once: (index per row, results)."""
+    col_v = cases[col]
+    if pd.api.types.infer_dtype(col_v, skipna=True) not in ("string", "empty"):  # lists (Parquet) or numbers
+        col_v = col_v.map(lambda v: ";".join(split_codes(v)) if not isinstance(v, str) else v)
+    codes, uniq = pd.factorize(col_v, use_na_sentinel=True)
+    res = [fn(u) for u in uniq] + [fn("")]
+    idx = np.where(codes < 0, len(res) - 1, codes)
+    return idx, res
+
+
+def _distinct_rows(cols: list[np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first position of each distinct key, key index of each row) of ``rows`` over the key columns."""
+    key_cols = (
+        np.stack([c[rows].astype(np.int64) for c in cols], axis=1) if len(rows) else np.zeros((0, len(cols)), np.int64)
+    )
+    radix = [int(c.max()) + 1 if len(c) else 1 for c in key_cols.T]
+    if math.prod(radix) < 2**62:
+        key = np.zeros(len(rows), dtype=np.int64)
+        for c, r in zip(key_cols.T, radix, strict=True):
+            key = key * r + c
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    else:  # pragma: no cover - astronomically many distinct values
+        _, first, inv = np.unique(key_cols, axis=0, return_index=True, return_inverse=True)
+    return first, inv.reshape(-1)
 
 
 _CACHE: dict[tuple[Path, dt.date | None], Grouper] = {}
 
 
 def load_grouper(name_or_path: str | Path = "chs-drg-1.1", on: dt.date | None = None) -> Grouper:
-    """A scheme by name (``chs-drg-1.1``, a local scheme's name: the version in force ``on``) or directory; loaded once."""
+    """A scheme by name (``chs-drg-1.1``, a local scheme's name: the version in force ``on``) or directory; loaded
+    once."""
     d = find_scheme_dir(name_or_path, on).resolve()
     key = (d, on)
     if key not in _CACHE:

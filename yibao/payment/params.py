@@ -72,9 +72,9 @@ class Coding(_M):
 
 
 class CatalogParams(_M):
-    core_min_cases: int = Field(15, ge=1)
+    core_min_cases: int = Field(default=15, ge=1)
     diagnosis_level: str = "subcategory"
-    comprehensive_min_cases: int = Field(1, ge=1)
+    comprehensive_min_cases: int = Field(default=1, ge=1)
     scale: Decimal = Decimal(1000)
 
     @field_validator("diagnosis_level")

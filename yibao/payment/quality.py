@@ -174,9 +174,16 @@ def peer_comparison(cases: pd.DataFrame, rules: QualityRules) -> pd.DataFrame:
     c["has_cc"] = c["severity"] != "none"
     c["h2"] = c["setl_month"] > 6
     by = rules.peer.by
-    g = c.groupby(["fixmedins_code", by]).agg(
-        cases=("mdtrt_id", "size"), total_rw_e4=("rw_e4", "sum"), cc_share=("has_cc", "mean"), sec_per_case=("n_sec", "mean"),
-    ).reset_index()  # fmt: skip
+    g = (
+        c.groupby(["fixmedins_code", by])
+        .agg(
+            cases=("mdtrt_id", "size"),
+            total_rw_e4=("rw_e4", "sum"),
+            cc_share=("has_cc", "mean"),
+            sec_per_case=("n_sec", "mean"),
+        )
+        .reset_index()
+    )
     h = c.groupby(["fixmedins_code", "h2"])["n_sec"].mean().unstack()
     g["sec_change_h2_h1"] = g["fixmedins_code"].map(
         h.get(True, pd.Series(dtype=float)) - h.get(False, pd.Series(dtype=float))
@@ -204,9 +211,16 @@ def hospital_view(
     cases: pd.DataFrame, by: tuple[str, ...] = ("fixmedins_code", "dept_code", "group_code")
 ) -> pd.DataFrame:
     """Income under DIP (``value_fen``) and DRG (``drg_value_fen``) against actual cost, in fen, by the given keys."""
-    g = cases.groupby(list(by)).agg(
-        cases=("mdtrt_id", "size"), cost_fen=("medfee_sumamt", "sum"), dip_income_fen=("value_fen", "sum"), drg_income_fen=("drg_value_fen", "sum"),
-    ).reset_index()  # fmt: skip
+    g = (
+        cases.groupby(list(by))
+        .agg(
+            cases=("mdtrt_id", "size"),
+            cost_fen=("medfee_sumamt", "sum"),
+            dip_income_fen=("value_fen", "sum"),
+            drg_income_fen=("drg_value_fen", "sum"),
+        )
+        .reset_index()
+    )
     g["dip_gain_fen"] = g.dip_income_fen - g.cost_fen
     g["drg_gain_fen"] = g.drg_income_fen - g.cost_fen
     return g.sort_values(list(by)).reset_index(drop=True)
@@ -239,8 +253,16 @@ def against_truth(flags: pd.DataFrame, truth: pd.DataFrame, cases: pd.DataFrame)
         t = set(lab["entity_id"]) & ids
         f = set(flags.loc[flags.flag == flag, "mdtrt_id"])
         tp = len(t & f)
-        rows.append({"flag": flag, "injected": len(t), "flagged": len(f), "true_positives": tp,
-                     "precision": round(tp / len(f), 4) if f else None, "recall": round(tp / len(t), 4) if t else None})  # fmt: skip
+        rows.append(
+            {
+                "flag": flag,
+                "injected": len(t),
+                "flagged": len(f),
+                "true_positives": tp,
+                "precision": round(tp / len(f), 4) if f else None,
+                "recall": round(tp / len(t), 4) if t else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -23,8 +23,14 @@ from yibao.payment.quality import QualityResult, assess, load_quality_rules
 from yibao.supervision.coding import detect_region
 
 
-def build(data_dir: Path, params: DipParams | str = "example-city-a", out: Path | None = None, *, version: str | None = None,
-          con: duckdb.DuckDBPyConnection | None = None) -> Catalog:  # fmt: skip
+def build(
+    data_dir: Path,
+    params: DipParams | str = "example-city-a",
+    out: Path | None = None,
+    *,
+    version: str | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Catalog:
     """Build a DIP catalog from a region's year of cases (and save it to ``out`` if given)."""
     params = load_dip_params(params) if isinstance(params, str) else params
     con = con or connect()
@@ -51,8 +57,15 @@ class PaymentRun:
         return self.dip.synthetic
 
 
-def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: Catalog | Path | None = None, scheme: Scheme | Path | None = None,
-        budget_fen: int | None = None, con: duckdb.DuckDBPyConnection | None = None) -> PaymentRun:  # fmt: skip
+def run(
+    data_dir: Path,
+    params: DipParams | str = "example-city-a",
+    *,
+    catalog: Catalog | Path | None = None,
+    scheme: Scheme | Path | None = None,
+    budget_fen: int | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> PaymentRun:
     """DIP (build a catalog unless one is given, settle the year), DRG grouping with income, and the quality checks."""
     data_dir = Path(data_dir)
     params = load_dip_params(params) if isinstance(params, str) else params
@@ -74,14 +87,18 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
     nwb = (
         ", nwb_age" if "nwb_age" in [r[0] for r in con.execute(f"DESCRIBE {cases}").fetchall()] else ""
     )  # newborns' age in days (MDC P)
-    view = con.sql(f"""SELECT mdtrt_id, psn_no, fixmedins_code, hosp_lv, dept_code, begntime, endtime, setl_month, age, gend,
-                              dise_codg, other_dise_codg, oprn_codg{nwb} FROM {cases} ORDER BY mdtrt_id""").df()  # fmt: skip
+    view = con.sql(f"""SELECT mdtrt_id, psn_no, fixmedins_code, hosp_lv, dept_code, begntime, endtime, setl_month,
+                              age, gend,
+                              dise_codg, other_dise_codg, oprn_codg{nwb} FROM {cases} ORDER BY mdtrt_id""").df()
     grouped = group_batch(sch, view)
     refused = grouped[grouped.status.str.startswith("refused")]
     if len(refused):  # the DIP side validated the same codes; a DRG refusal means the scheme and the codes disagree
         first = view.mdtrt_id.loc[refused.index[0]]
-        raise PaymentInputError(f"{len(refused):,} case(s) the DRG scheme {sch.name} refuses (first: {first}: {refused.status.iloc[0]})",
-                                f"{len(refused):,} 个病例无法按 DRG 方案 {sch.name} 分组", field="dise_codg")  # fmt: skip
+        raise PaymentInputError(
+            f"{len(refused):,} case(s) the DRG scheme {sch.name} refuses (first: {first}: {refused.status.iloc[0]})",
+            f"{len(refused):,} 个病例无法按 DRG 方案 {sch.name} 分组",
+            field="dise_codg",
+        )
     require_weights(grouped, sch)
     secs["drg_group"] = time.perf_counter() - t
     df = pd.concat([view.reset_index(drop=True), grouped.reset_index(drop=True)], axis=1)

@@ -259,7 +259,8 @@ def load_arrangement(name_or_path: str | Path) -> Arrangement:
         p = data_dir() / f"{text}.yaml"
         if not p.is_file():
             raise PoolingError(
-                f"unknown pooling arrangement {text!r}; known: {', '.join(known_arrangements())} (or give a .yaml file)",
+                f"unknown pooling arrangement {text!r}; known: {', '.join(known_arrangements())} "
+                "(or give a .yaml file)",
                 f"未知的统筹层次安排 {text!r}; 可选: {', '.join(known_arrangements())} (或给出 .yaml 文件)",
                 field="arrangement",
             )

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from yibao.benefits.cli import policy_dir_option
+from yibao.benefits.cli import POLICY_DIR_OPTION
 from yibao.core.money import fmt_yuan
 from yibao.pooling.arrangement import PoolingError
 
@@ -21,7 +21,8 @@ OUT_SUFFIXES = (".html", ".xlsx", ".json")
 def income_note(rates) -> str:
     return (
         f"DERIVED from person.contribution_base and the policy '{rates.source}' (no contribution table): employer rate "
-        f"{rates.employer_rate_bp / 100:g} % × 12 months, less retirees' account credit {fmt_yuan(rates.retiree_monthly_credit, symbol=True)}/month; "
+        f"{rates.employer_rate_bp / 100:g} % × 12 months, less retirees' account credit "
+        f"{fmt_yuan(rates.retiree_monthly_credit, symbol=True)}/month; "
         f"residents {fmt_yuan(rates.resident_per_capita, symbol=True)} per person (individual + fiscal subsidy)"
     )
 
@@ -63,7 +64,8 @@ def run(
 ):
     """Load, read and simulate; returns ``(simulation, hierarchy, year_figures)``.
 
-    Every refusal is a :class:`~yibao.core.errors.YibaoError` (arrangement, policy, data), raised before anything is written.
+    Every refusal is a :class:`~yibao.core.errors.YibaoError` (arrangement, policy, data), raised before anything is
+    written.
     """
     from yibao.benefits.policy import PolicyBook
     from yibao.pooling.arrangement import load_arrangement
@@ -114,9 +116,10 @@ def simulate_cmd(
     spending_factor: str | None = typer.Option(
         None, "--spending-factor", help="What-if: multiply every county's spending (e.g. 1.8), labelled WHAT-IF."
     ),
-    policy_dir: list[Path] | None = policy_dir_option(),
+    policy_dir: list[Path] | None = POLICY_DIR_OPTION,
 ) -> None:
-    """Simulate one pooling arrangement over a settled year: each county pool's result alone and under the arrangement."""
+    """Simulate one pooling arrangement over a settled year: each county pool's result alone and under the \
+arrangement."""
     console = Console()  # per command: the terminal's width when it runs, not when the module was imported
     from yibao.pooling import report
 
@@ -143,8 +146,10 @@ def simulate_cmd(
     report.print_simulation(console, sim, **kw)
     if yf.placed_by_hash:
         console.print(
-            f"{yf.placed_by_hash:,} person(s) insured at the region's own code {sim.arrangement.region} were placed in county pools "
-            f"by the arrangement's rule ({sim.arrangement.counties.assignment.method}) — the data has no county of insurance"
+            f"{yf.placed_by_hash:,} person(s) insured at the region's own code {sim.arrangement.region} "
+            "were placed in county pools "
+            f"by the arrangement's rule ({sim.arrangement.counties.assignment.method}) "
+            "— the data has no county of insurance"
         )
     if out is not None:
         suffix = out.suffix.lower()
@@ -197,7 +202,7 @@ def compare_cmd(
     spending_factor: str | None = typer.Option(
         None, "--spending-factor", help="What-if: multiply every county's spending, labelled WHAT-IF."
     ),
-    policy_dir: list[Path] | None = policy_dir_option(),
+    policy_dir: list[Path] | None = POLICY_DIR_OPTION,
 ) -> None:
     """Who gains and who loses under each arrangement: every county pool's net transfer, per scheme, side by side."""
     console = Console()  # per command: the terminal's width when it runs, not when the module was imported
@@ -209,10 +214,13 @@ def compare_cmd(
     loaded = {n: load_arrangement(n) for n in names}  # every one refused before any data is read
     if not arrangement:  # lowest pooling first: county, county + city fund, city, city + province fund, province
         names.sort(key=lambda n: (LEVELS.index(loaded[n].pool_level), loaded[n].adjustment_fund is not None))
-    sims, yf, h, cache = [], None, None, {}
+    sims = []
+    cache: dict = {}
+    yf = None
     for n in names:
-        sim, h, yf = run(data, n, year=year, policy=policy, policy_dirs=policy_dir, spending_factor=factor, cache=cache)
+        sim, _, yf = run(data, n, year=year, policy=policy, policy_dirs=policy_dir, spending_factor=factor, cache=cache)
         sims.append(sim)
+    assert yf is not None  # names holds at least the shipped arrangements
     report.print_comparison(
         console,
         sims,

@@ -139,6 +139,14 @@ class YearFigures:
     rates: IncomeRates
 
 
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple:
+    """The one row of an aggregate query (DuckDB's ``fetchone`` is typed Optional; an aggregate always has a row)."""
+    row = con.execute(sql) if params is None else con.execute(sql, params)
+    first = row.fetchone()
+    assert first is not None
+    return first
+
+
 def read_figures(
     data_dir: Path,
     arr: Arrangement,
@@ -174,7 +182,7 @@ def read_figures(
         con.execute(f"CREATE VIEW person AS SELECT * FROM {sql_source(paths['person'])}")
         con.execute(f"CREATE VIEW settlement AS SELECT * FROM {sql_source(paths['settlement'])}")
         if year is None:
-            year = con.execute("SELECT max(policy_year) FROM settlement").fetchone()[0]
+            year = _one(con, "SELECT max(policy_year) FROM settlement")[0]
             if year is None:
                 raise PoolingError(
                     f"{data_dir}: the settlement table is empty", f"{data_dir}: settlement 表为空", field="data"
@@ -192,28 +200,29 @@ def read_figures(
         con.execute(
             f"CREATE TEMP TABLE p AS SELECT psn_no, insutype, psn_type, contribution_base AS base, insuplc_admdvs, "
             f"{_county_sql(arr, h.counties)} AS county, synthetic, "
-            f"insuplc_admdvs = '{arr.region}' AND insuplc_admdvs NOT IN ({', '.join(repr(c) for c in h.counties)}) AS hashed FROM person"
+            f"insuplc_admdvs = '{arr.region}' AND insuplc_admdvs NOT IN ({', '.join(repr(c) for c in h.counties)}) "
+            "AS hashed FROM person"
         )
-        bad = con.execute("SELECT count(*), min(insuplc_admdvs) FROM p WHERE county IS NULL").fetchone()
+        bad = _one(con, "SELECT count(*), min(insuplc_admdvs) FROM p WHERE county IS NULL")
         if bad[0]:
             raise PoolingError(
-                f"{bad[0]:,} person(s) insured outside the arrangement's county pools (e.g. insuplc_admdvs {bad[1]!r}); "
+                f"{bad[0]:,} person(s) insured outside the arrangement's county pools "
+                f"(e.g. insuplc_admdvs {bad[1]!r}); "
                 f"the arrangement covers region {arr.region}",
                 f"{bad[0]:,} 名参保人的参保地不在该安排的统筹区内 (如 {bad[1]!r})",
                 field="insuplc_admdvs",
             )
-        bad = con.execute(
-            f"SELECT count(*), min(insutype) FROM p WHERE insutype NOT IN ({', '.join(repr(v) for v in SCHEMES.values())})"
-        ).fetchone()
+        known = ", ".join(repr(v) for v in SCHEMES.values())
+        bad = _one(con, f"SELECT count(*), min(insutype) FROM p WHERE insutype NOT IN ({known})")
         if bad[0]:
             raise PoolingError(
                 f"{bad[0]:,} person(s) with insutype {bad[1]!r}: give {' or '.join(SCHEMES.values())}",
                 f"{bad[0]:,} 名参保人的险种 {bad[1]!r} 无效",
                 field="insutype",
             )
-        bad = con.execute(
-            f"SELECT count(*) FROM p WHERE {_EMPLOYEE} AND psn_type = 'in_service' AND (base IS NULL OR base < 0)"
-        ).fetchone()
+        bad = _one(
+            con, f"SELECT count(*) FROM p WHERE {_EMPLOYEE} AND psn_type = 'in_service' AND (base IS NULL OR base < 0)"
+        )
         if bad[0]:
             raise PoolingError(
                 f"{bad[0]:,} in-service employee(s) without a valid contribution_base",
@@ -222,14 +231,15 @@ def read_figures(
             )
         income = con.execute(
             f"""SELECT county, insutype, count(*) AS people,
-                   sum(CASE WHEN {_EMPLOYEE} AND psn_type = 'in_service' THEN 12 * ((base * {rates.employer_rate_bp} + 5000) // 10000)
+                   sum(CASE WHEN {_EMPLOYEE} AND psn_type = 'in_service'
+                              THEN 12 * ((base * {rates.employer_rate_bp} + 5000) // 10000)
                             WHEN {_EMPLOYEE} AND psn_type = 'retired' THEN -12 * {rates.retiree_monthly_credit}
                             WHEN {_RESIDENT} THEN {rates.resident_per_capita} ELSE 0 END)::BIGINT AS income
                 FROM p GROUP BY ALL"""
         ).fetchall()
-        orphans = con.execute(
-            "SELECT count(*) FROM settlement s ANTI JOIN p USING (psn_no) WHERE s.policy_year = ?", [year]
-        ).fetchone()[0]
+        orphans = _one(
+            con, "SELECT count(*) FROM settlement s ANTI JOIN p USING (psn_no) WHERE s.policy_year = ?", [year]
+        )[0]
         if orphans:
             raise PoolingError(
                 f"{orphans:,} settlement(s) of {year} for persons not in the person table",
@@ -245,8 +255,8 @@ def read_figures(
                 [year],
             ).fetchall()
         }
-        synthetic = bool(con.execute("SELECT coalesce(bool_and(synthetic), false) FROM p").fetchone()[0])
-        hashed = int(con.execute("SELECT count(*) FROM p WHERE hashed").fetchone()[0])
+        synthetic = bool(_one(con, "SELECT coalesce(bool_and(synthetic), false) FROM p")[0])
+        hashed = int(_one(con, "SELECT count(*) FROM p WHERE hashed")[0])
     finally:
         con.close()
     figs = []

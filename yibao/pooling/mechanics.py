@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from yibao.core.money import NO_CAP, apply_rate
-from yibao.pooling.arrangement import SCHEMES, Arrangement, PoolingError
+from yibao.pooling.arrangement import SCHEMES, AdjustmentFund, Arrangement, PoolingError
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +219,112 @@ def _check_figures(figures: Iterable[CountyFigures], pool_of: Mapping[str, str])
     return rows
 
 
+def _check_fund_of(rows: list[CountyFigures], pool_of: Mapping[str, str], fund_of: Mapping[str, str] | None) -> None:
+    """With an adjustment fund, every pool must belong to one."""
+    if fund_of is None:
+        raise PoolingError(
+            "the arrangement has an adjustment fund: give each pool's fund",
+            "该安排设有调剂金: 须给出各统筹区所属调剂金",
+        )
+    missing = sorted({pool_of[f.county] for f in rows} - set(fund_of))
+    if missing:
+        raise PoolingError(f"pools without an adjustment fund: {missing}", f"以下统筹区无所属调剂金: {missing}")
+
+
+def _fund_requests(
+    fund_rule: AdjustmentFund, scheme: str, income: dict[str, int], spending: dict[str, int]
+) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Per pool: its payment into the fund (上解), its deficit after paying, and what it asks back (capped)."""
+    payment, deficit, requested = {}, {}, {}
+    share = fund_rule.share_of_income.of(scheme)
+    for p in income:
+        payment[p] = apply_rate(max(income[p], 0), share)
+        deficit[p] = max(0, spending[p] - (income[p] - payment[p]))
+        ask = apply_rate(deficit[p], fund_rule.coverage_ratio)
+        cap = NO_CAP
+        if fund_rule.cap_share_of_income is not None:
+            cap = min(cap, apply_rate(max(income[p], 0), fund_rule.cap_share_of_income))
+        if fund_rule.cap_yuan is not None:
+            cap = min(cap, fund_rule.cap_yuan.of(scheme))
+        requested[p] = min(ask, cap)
+    return payment, deficit, requested
+
+
+def _fund_draws(
+    fund_rule: AdjustmentFund,
+    scheme: str,
+    pools: Iterable[str],
+    fund_of: Mapping[str, str],
+    payment: dict[str, int],
+    requested: dict[str, int],
+    draw: dict[str, int],
+) -> list[FundResult]:
+    """Each fund pays its pools' requests in full, or apportions what it holds; fills ``draw`` per pool."""
+    out: list[FundResult] = []
+    by_fund: dict[str, list[str]] = defaultdict(list)
+    for p in sorted(pools):
+        by_fund[fund_of[p]].append(p)
+    for fund, ps in sorted(by_fund.items()):
+        opening = fund_rule.opening_balance_yuan.of(scheme)
+        fund_in = sum(payment[p] for p in ps)
+        asked = sum(requested[p] for p in ps)
+        available = opening + fund_in
+        if asked <= available:
+            for p in ps:
+                draw[p] = requested[p]
+        else:
+            for p, d in zip(ps, apportion(available, [requested[p] for p in ps], ps), strict=True):
+                draw[p] = d
+        out.append(FundResult(fund, scheme, tuple(ps), opening, fund_in, asked, sum(draw[p] for p in ps)))
+    return out
+
+
+def _simulate_scheme(
+    mine: list[CountyFigures],
+    scheme: str,
+    fund_rule: AdjustmentFund | None,
+    pool_of: Mapping[str, str],
+    fund_of: Mapping[str, str] | None,
+) -> tuple[list[CountyResult], list[PoolResult], list[FundResult]]:
+    """One scheme's counties (sorted), pools and funds."""
+    members: dict[str, list[CountyFigures]] = defaultdict(list)
+    for f in mine:
+        members[pool_of[f.county]].append(f)
+    income = {p: sum(f.income for f in fs) for p, fs in members.items()}
+    spending = {p: sum(f.spending for f in fs) for p, fs in members.items()}
+    payment = {p: 0 for p in members}
+    deficit = {p: 0 for p in members}
+    requested = {p: 0 for p in members}
+    draw = {p: 0 for p in members}
+    funds_out: list[FundResult] = []
+    if fund_rule is not None:
+        assert fund_of is not None  # checked by _check_fund_of
+        payment, deficit, requested = _fund_requests(fund_rule, scheme, income, spending)
+        funds_out = _fund_draws(fund_rule, scheme, members, fund_of, payment, requested, draw)
+    counties_out: list[CountyResult] = []
+    pools_out: list[PoolResult] = []
+    for p in sorted(members):
+        fs = members[p]
+        pr = PoolResult(
+            p,
+            scheme,
+            tuple(f.county for f in fs),
+            income[p],
+            spending[p],
+            payment[p],
+            deficit[p],
+            requested[p],
+            draw[p],
+        )
+        pools_out.append(pr)
+        shares = apportion(pr.balance, [max(f.income, 0) for f in fs], [f.county for f in fs])
+        for f, share in zip(fs, shares, strict=True):
+            counties_out.append(
+                CountyResult(f.county, scheme, p, f.people, f.income, f.spending, f.income - f.spending, share)
+            )
+    return counties_out, pools_out, funds_out
+
+
 def simulate(
     figures: Iterable[CountyFigures],
     arrangement: Arrangement,
@@ -229,14 +335,7 @@ def simulate(
     rows = _check_figures(figures, pool_of)
     fund_rule = arrangement.adjustment_fund
     if fund_rule is not None:
-        if fund_of is None:
-            raise PoolingError(
-                "the arrangement has an adjustment fund: give each pool's fund",
-                "该安排设有调剂金: 须给出各统筹区所属调剂金",
-            )
-        missing = sorted({pool_of[f.county] for f in rows} - set(fund_of))
-        if missing:
-            raise PoolingError(f"pools without an adjustment fund: {missing}", f"以下统筹区无所属调剂金: {missing}")
+        _check_fund_of(rows, pool_of, fund_of)
     counties_out: list[CountyResult] = []
     pools_out: list[PoolResult] = []
     funds_out: list[FundResult] = []
@@ -244,61 +343,10 @@ def simulate(
         mine = sorted((f for f in rows if f.scheme == scheme), key=lambda f: f.county)
         if not mine:
             continue
-        members: dict[str, list[CountyFigures]] = defaultdict(list)
-        for f in mine:
-            members[pool_of[f.county]].append(f)
-        income = {p: sum(f.income for f in fs) for p, fs in members.items()}
-        spending = {p: sum(f.spending for f in fs) for p, fs in members.items()}
-        payment = {p: 0 for p in members}
-        deficit = {p: 0 for p in members}
-        requested = {p: 0 for p in members}
-        draw = {p: 0 for p in members}
-        if fund_rule is not None:
-            share = fund_rule.share_of_income.of(scheme)
-            for p in members:
-                payment[p] = apply_rate(max(income[p], 0), share)
-                deficit[p] = max(0, spending[p] - (income[p] - payment[p]))
-                ask = apply_rate(deficit[p], fund_rule.coverage_ratio)
-                cap = NO_CAP
-                if fund_rule.cap_share_of_income is not None:
-                    cap = min(cap, apply_rate(max(income[p], 0), fund_rule.cap_share_of_income))
-                if fund_rule.cap_yuan is not None:
-                    cap = min(cap, fund_rule.cap_yuan.of(scheme))
-                requested[p] = min(ask, cap)
-            by_fund: dict[str, list[str]] = defaultdict(list)
-            for p in sorted(members):
-                by_fund[fund_of[p]].append(p)  # type: ignore[index]
-            for fund, ps in sorted(by_fund.items()):
-                opening = fund_rule.opening_balance_yuan.of(scheme)
-                fund_in = sum(payment[p] for p in ps)
-                asked = sum(requested[p] for p in ps)
-                available = opening + fund_in
-                if asked <= available:
-                    for p in ps:
-                        draw[p] = requested[p]
-                else:
-                    for p, d in zip(ps, apportion(available, [requested[p] for p in ps], ps), strict=True):
-                        draw[p] = d
-                funds_out.append(FundResult(fund, scheme, tuple(ps), opening, fund_in, asked, sum(draw[p] for p in ps)))
-        for p in sorted(members):
-            fs = members[p]
-            pr = PoolResult(
-                p,
-                scheme,
-                tuple(f.county for f in fs),
-                income[p],
-                spending[p],
-                payment[p],
-                deficit[p],
-                requested[p],
-                draw[p],
-            )
-            pools_out.append(pr)
-            shares = apportion(pr.balance, [max(f.income, 0) for f in fs], [f.county for f in fs])
-            for f, share in zip(fs, shares, strict=True):
-                counties_out.append(
-                    CountyResult(f.county, scheme, p, f.people, f.income, f.spending, f.income - f.spending, share)
-                )
+        counties, pools, funds = _simulate_scheme(mine, scheme, fund_rule, pool_of, fund_of)
+        counties_out += counties
+        pools_out += pools
+        funds_out += funds
     sim = Simulation(arrangement, counties_out, pools_out, funds_out)
     check_conservation(sim)
     return sim

@@ -161,10 +161,17 @@ def _flags(console: Console, *, synthetic: bool, illustrative: bool, scenario: s
         console.print("[black on yellow] SYNTHETIC DATA 合成数据 [/] figures describe a simulation, not a real region")
     if illustrative:
         console.print(
-            "[black on cyan] ILLUSTRATIVE 示意参数 [/] the arrangement's figures are not any real region's (see its sources)"
+            "[black on cyan] ILLUSTRATIVE 示意参数 [/] the arrangement's figures are not any real region's "
+            "(see its sources)"
         )
     if scenario:
         console.print(f"[black on magenta] {scenario} [/]")
+
+
+def _scheme_transfer(data: dict, scheme: str) -> int:
+    """The net transfer of one scheme: its county pools' plus its adjustment funds'."""
+    counties = sum(c["transfer"] for c in data["counties"] if c["scheme"] == scheme)
+    return counties + sum(f["transfer"] for f in data["funds"] if f["scheme"] == scheme)
 
 
 def print_simulation(
@@ -225,7 +232,7 @@ def print_simulation(
                 tab.add_row(*[_cell(k, r[k]) for k, _ in FUND_COLUMNS])
             console.print(tab)
     sums = ", ".join(
-        f"{s} ¥{fmt_yuan(sum(c['transfer'] for c in data['counties'] if c['scheme'] == s) + sum(f['transfer'] for f in data['funds'] if f['scheme'] == s))}"
+        f"{s} ¥{fmt_yuan(_scheme_transfer(data, s))}"
         for s in SCHEMES
         if any(c["scheme"] == s for c in data["counties"])
     )
@@ -269,7 +276,10 @@ def _html_table(title: str, columns: list[tuple[str, str]], data: list[dict]) ->
         + "</tr>"
         for r in data
     )
-    return f"<h2>{html.escape(title)}</h2><div class='wrap'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    return (
+        f"<h2>{html.escape(title)}</h2><div class='wrap'><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def write_html(
@@ -322,10 +332,14 @@ def write_html(
     )
     style = (
         "body{font-family:sans-serif;max-width:1300px;margin:1em auto;padding:0 1em}.wrap{overflow-x:auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+        "td.n{text-align:right;font-variant-numeric:tabular-nums}"
         ".flag{background:#ffe58a;padding:4px}"
     )
-    doc = f"<!doctype html><html lang='zh'><head><meta charset='utf-8'><title>统筹层次模拟 {year}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    doc = (
+        f"<!doctype html><html lang='zh'><head><meta charset='utf-8'><title>统筹层次模拟 {year}</title>"
+        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    )
     path.write_text(doc, encoding="utf-8")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -72,7 +73,8 @@ def synth(
     write_round_dir(sr.round, out)
     sr.ground_truth.to_csv(out / "ground_truth.csv", index=False)
     console.print(
-        f"[black on yellow] SYNTHETIC [/] round written to {out} ({len(sr.round.bids)} bids, {len(sr.round.demand):,} demand lines)"
+        f"[black on yellow] SYNTHETIC [/] round written to {out} "
+        f"({len(sr.round.bids)} bids, {len(sr.round.demand):,} demand lines)"
     )
 
 
@@ -189,7 +191,7 @@ def compare(
     def head(c: str) -> str:  # amounts are fen in the data, shown as ¥ here
         return f"amount ¥ {c.removeprefix('amount_fen_')}" if c.startswith("amount_fen_") else c
 
-    def cell(c: str, v: object) -> str:
+    def cell(c: str, v: Any) -> str:
         return f"¥{fmt_yuan(int(v))}" if c.startswith("amount_fen_") else str(v)
 
     cols = [str(c) for c in cmp.drugs.columns]
@@ -252,7 +254,7 @@ def simulate(
     for c in ("unit price ¥", "win probability", "expected units", "expected revenue ¥"):
         tab.add_column(c, justify="right")
     for r, fen in zip(df.itertuples(index=False), res.expected_revenue_fen, strict=True):
-        tab.add_row(r.price_yuan, f"{r.win_probability:.3f}", f"{r.expected_units:,.0f}", f"¥{fmt_yuan(int(fen))}")
+        tab.add_row(str(r.price_yuan), f"{r.win_probability:.3f}", f"{r.expected_units:,.0f}", f"¥{fmt_yuan(int(fen))}")
     console.print(tab)
     console.print(f"[dim]{res.notes}[/]")
 

@@ -26,9 +26,9 @@ from yibao.core.money import ratio_to_bp
 from yibao.procurement.model import Bid, CatalogEntry, Firm, RoundInput, Spec
 from yibao.procurement.rules import RuleSet, TieBreak
 
-# A credit lookup returns a firm's 医药价格和招采信用评价 grade (e.g. "good", "severe"; names as in yibao/data/supervision/credit.yaml) or None
-# (unknown -> the grade on the firm record).  yibao.supervision will provide one; pass it as
-# ``credit_lookup=`` to :func:`run_round`.
+# A credit lookup returns a firm's 医药价格和招采信用评价 grade (e.g. "good", "severe"; names as in
+# yibao/data/supervision/credit.yaml) or None (unknown -> the grade on the firm record).  yibao.supervision will
+# provide one; pass it as ``credit_lookup=`` to :func:`run_round`.
 CreditLookup = Callable[[str], "str | None"]
 # (drug_id, firm_id) -> slot-group label (firms sharing a label count as one slot), or None
 SlotGroup = Callable[[str, str], "str | None"]
@@ -140,7 +140,8 @@ def catalog_candidates(amount_fen: dict[str, int], unit_price_e4: dict[str, int]
     if share is not None:
         total = sum(amount_fen.values())
         need = Fraction(str(share)) * total
-        picked, cum = [], 0
+        picked: list[str] = []
+        cum = 0
         for k in order:
             if cum >= need and picked:
                 break
@@ -379,10 +380,16 @@ def _shortlist(
                 f"shortlisted (rank {o.rank} within the {m} places for N={n_eff} eligible bidders{label}) "
                 f"and qualified ({'/'.join(o.qualified_by)})"
             )
-            o.reason_zh = f"入围 (第 {o.rank} 名, 申报企业 N={n_eff} 家最多入围 {m} 家{label}) 并获拟中选资格 ({'/'.join(o.qualified_by)})"
+            o.reason_zh = (
+                f"入围 (第 {o.rank} 名, 申报企业 N={n_eff} 家最多入围 {m} 家{label}) "
+                f"并获拟中选资格 ({'/'.join(o.qualified_by)})"
+            )
         else:
             o.reason_code = "eliminated_highest"
-            o.reason_en = f"shortlisted and qualified but among the {elim.drop_highest} highest-priced qualified bids, which cannot win"
+            o.reason_en = (
+                f"shortlisted and qualified but among the {elim.drop_highest} highest-priced qualified bids, "
+                "which cannot win"
+            )
             o.reason_zh = f"入围并获资格但报价位列最高 {elim.drop_highest} 家, 按淘汰规则不能中选"
     for c in beyond:
         o = c.outcome
@@ -508,7 +515,8 @@ def _ineligible(entry, fbids, firm, grade, rules, round_date, banned, sole_volum
         if b0.tech_score is None or b0.tech_score < el.two_envelope_min_score:
             return (
                 "technical_envelope",
-                f"technical envelope score {b0.tech_score} below {el.two_envelope_min_score}; price envelope not opened",
+                f"technical envelope score {b0.tech_score} below {el.two_envelope_min_score}; "
+                "price envelope not opened",
                 f"技术标得分 {b0.tech_score} 低于 {el.two_envelope_min_score}, 商务标不予开启",
             )
     if el.capacity_multiple is not None:
@@ -616,7 +624,8 @@ def _grouped(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet, res: DrugR
     by_volume = sorted(cands, key=lambda c: (-c.bid.sales_volume, c.key))
     total = sum(c.bid.sales_volume for c in cands)
     need = Fraction(str(g.group_a_volume_share)) * total
-    a_ids, cum = set(), 0
+    a_ids: set[str] = set()
+    cum = 0
     for c in by_volume:
         if cum >= need and a_ids:
             break
@@ -657,7 +666,10 @@ def _grouped(cands: list[_Cand], entry: CatalogEntry, rules: RuleSet, res: DrugR
             o.reason_zh = "B组: 报价不高于A组最高中选价" if g.group_b_rule != "all_eligible" else "B组: 符合资格"
         else:
             o.reason_code = "group_b_above_a"
-            o.reason_en = f"group B: unit comparable price {_e4(o.comparable_e4)} above the highest group-A winner {_e4(top or 0)}"
+            o.reason_en = (
+                f"group B: unit comparable price {_e4(o.comparable_e4)} above the highest group-A winner "
+                f"{_e4(top or 0)}"
+            )
             o.reason_zh = f"B组: 单位可比价 {_e4(o.comparable_e4)} 高于A组最高中选价 {_e4(top or 0)}"
 
 
@@ -860,7 +872,8 @@ def run_round(
     ]
     if len(low):
         warnings.append(
-            f"{len(low)} demand lines report less than {rules.volume.min_report_share:.0%} of historical use (reason required)"
+            f"{len(low)} demand lines report less than {rules.volume.min_report_share:.0%} of historical use "
+            "(reason required)"
         )
     return RoundResult(inp.name, rules.id, drugs, agreed, contracts, warnings, inp.synthetic)
 
@@ -974,7 +987,10 @@ def agreed_volumes(inp: RoundInput, rules: RuleSet, drugs: dict[str, DrugResult]
         sup_c = np.where(direct > 0, direct, sup_c)
     names = np.array(firm_names, dtype=object)
     agreed = d.assign(
-        supplier=pd.Categorical.from_codes(sup_c, firm_names), share_bp=share_bp, agreed_units=agreed_units
+        # pandas-stubs type categories as an Index only; pandas documents any index-like (here a list)
+        supplier=pd.Categorical.from_codes(sup_c, firm_names),  # type: ignore[call-overload]
+        share_bp=share_bp,
+        agreed_units=agreed_units,
     )
     # contracts: sum agreed units per institution × region × spec × supplier (sort + reduceat, exact int64)
     inst_c, _ = pd.factorize(d["institution_id"], sort=False)
@@ -1001,6 +1017,7 @@ def agreed_volumes(inp: RoundInput, rules: RuleSet, drugs: dict[str, DrugResult]
         drug_id = spec_drug[spec_id]
         entry = inp.catalog[drug_id]
         spec = entry.spec(spec_id)
+        assert spec is not None  # every contract line is of a specification in the catalog
         aw, own = award[(drug_id, firm)]
         pprice[i], pupp[i] = spec_price_fen(entry, spec, firm, aw, bids, rules, own), spec.units_per_pack
     prices, upp = pprice[pinv], pupp[pinv]

@@ -179,7 +179,7 @@ def read_report(
     dup = df.duplicated(list(KEYS[kind]), keep="first")
     if dup.any():
         i = int(dup.to_numpy().nonzero()[0][0])
-        key = ", ".join(f"{k}={df.at[i, k]}" for k in KEYS[kind])
+        key = ", ".join(f"{k}={df.at[i, k]!s}" for k in KEYS[kind])
         raise RoundInputError(src, i + 2, "/".join(KEYS[kind]), f"duplicate line ({key})", f"重复记录 ({key})")
     if contracts is not None:
         _check_known(df, kind, src, contracts)

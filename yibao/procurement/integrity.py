@@ -28,7 +28,7 @@ import networkx as nx
 import pandas as pd
 
 from yibao.procurement.model import Bid, Firm, RoundInput
-from yibao.procurement.rules import RuleSet
+from yibao.procurement.rules import IntegrityRules, RuleSet
 
 EDGE_KINDS = ("contract_manufacturing", "licence_transfer", "agent", "control")
 
@@ -173,132 +173,173 @@ def _bidders(bids: Iterable[Bid]) -> dict[str, set[str]]:
     return out
 
 
+def _licence_transfer_contract_back(g: nx.MultiDiGraph, drug: str, bidders: set[str]) -> list[Flag]:
+    """Check 1: a firm transfers a licence, then the receiving bidder contracts manufacturing back to it."""
+    flags: list[Flag] = []
+    for u, v, d in _edges(g, "licence_transfer", drug):
+        if (
+            v in bidders
+            and g.has_edge(v, u)
+            and any(
+                e["kind"] == "contract_manufacturing" and e["drug_id"] in ("", drug)
+                for e in g.get_edge_data(v, u).values()
+            )
+        ):
+            ev = [
+                f"{u} transferred the licence of {drug} to {v}" + (f" on {d['date']}" if d["date"] else ""),
+                f"{v} contracts manufacturing of {drug} back to {u}",
+            ]
+            if u in bidders:
+                ev.append(f"both {u} and {v} bid for {drug}")
+            flags.append(Flag("licence_transfer_contract_back", drug, tuple(sorted({u, v} & bidders | {v})), tuple(ev)))
+    return flags
+
+
+def _manufacturer_is_bidder(g: nx.MultiDiGraph, drug: str, bidders: set[str]) -> list[Flag]:
+    """Check 5: a bidder's contract manufacturer is itself a bidder for the drug."""
+    return [
+        Flag(
+            "manufacturer_is_bidder",
+            drug,
+            (u, v),
+            (f"{u} contracts manufacturing of {drug} to {v}", f"{v} also bids for {drug}"),
+        )
+        for u, v, _d in _edges(g, "contract_manufacturing", drug)
+        if u in bidders and v in bidders and u != v
+    ]
+
+
+def _strong_association(g: nx.MultiDiGraph, drug: str, bidders: set[str]) -> list[Flag]:
+    """Check 7: connected components of bidders over control / transfer / shared manufacturer."""
+    h = nx.Graph()
+    h.add_nodes_from(bidders)
+    why: dict[frozenset, str] = {}
+    for kind in ("control", "licence_transfer"):
+        for u, v, _d in _edges(g, kind, drug if kind == "licence_transfer" else None):
+            if u in bidders and v in bidders:
+                h.add_edge(u, v)
+                why[frozenset((u, v))] = f"{kind.replace('_', ' ')} {u} -> {v}"
+    makers: dict[str, list[str]] = {}
+    for u, v, _d in _edges(g, "contract_manufacturing", drug):
+        if u in bidders:
+            makers.setdefault(v, []).append(u)
+    for m, hs in makers.items():
+        group = sorted(set(hs) | ({m} if m in bidders else set()))
+        for a, b in itertools.pairwise(group):
+            h.add_edge(a, b)
+            why[frozenset((a, b))] = (
+                f"{a} and {b} share contract manufacturer {m}"
+                if m not in (a, b)
+                else f"{a}/{b}: {m} manufactures for the other"
+            )
+    flags: list[Flag] = []
+    for comp in nx.connected_components(h):
+        if len(comp) >= 2:
+            sub = h.subgraph(comp)
+            ev = tuple(sorted(why[frozenset(e)] for e in sub.edges()))
+            flags.append(Flag("strong_association", drug, tuple(sorted(comp)), ev))
+    return flags
+
+
+def _contract_only_holder(
+    g: nx.MultiDiGraph, f: str, node: dict, drugs: list[str], all_bidders: set[str]
+) -> list[Flag]:
+    """A B-certificate holder (no own plant) with contract manufacturers; and licences it got from a linked bidder."""
+    makers = [(v, d["drug_id"]) for _u, v, d in g.out_edges(f, data=True) if d["kind"] == "contract_manufacturing"]
+    if not (node.get("b_cert") and makers):
+        return []
+    flags = [
+        Flag(
+            "contract_only_holder",
+            ",".join(drugs),
+            (f,),
+            (
+                f"{f} has no own plant (B-certificate)",
+                "manufactured by " + ", ".join(sorted({m for m, _ in makers})),
+            ),
+        )
+    ]
+    transfers_in = [(u, d) for u, _v, d in g.in_edges(f, data=True) if d["kind"] == "licence_transfer"]
+    for u, d in transfers_in:
+        tied = (u in all_bidders) or any(x in all_bidders for x in nx.all_neighbors(g, u) if x != f)
+        if tied:
+            flags.append(
+                Flag(
+                    "transfer_hidden_tie",
+                    d["drug_id"] or ",".join(drugs),
+                    (f, u),
+                    (
+                        f"{f} got the licence of {d['drug_id'] or 'a drug'} by transfer from {u}",
+                        f"{u} is, or is linked to, another bidder in this round",
+                    ),
+                )
+            )
+    return flags
+
+
+def _distributor_agent_for_bidders(
+    g: nx.MultiDiGraph, f: str, node: dict, drugs: list[str], all_bidders: set[str], ir: IntegrityRules
+) -> list[Flag]:
+    """A former distributor (经营企业) now holding licences and acting as agent for several bidders."""
+    agent_for = sorted({v for _u, v, d in g.out_edges(f, data=True) if d["kind"] == "agent" and v in all_bidders})
+    if not (node.get("former_distributor") and len(agent_for) >= ir.min_agent_bidders):
+        return []
+    return [
+        Flag(
+            "distributor_agent_for_bidders",
+            ",".join(drugs),
+            (f, *agent_for),
+            (
+                f"{f} was a distributor (经营企业) and now holds licences",
+                f"{f} is agent for bidders {', '.join(agent_for)}",
+            ),
+        )
+    ]
+
+
+def _new_sales_heavy_holder(
+    f: str, node: dict, drugs: list[str], ir: IntegrityRules, round_date: dt.date
+) -> list[Flag]:
+    """A young firm whose staff is mostly sales and finance rather than R&D and quality control."""
+    founded = node.get("founded")
+    sf, rq = node.get("sales_finance", 0), node.get("rd_qc", 0)
+    if not (founded and sf + rq > 0):
+        return []
+    age_limit = round_date.replace(year=round_date.year - ir.new_firm_years)
+    share = Fraction(sf, sf + rq)
+    if not (founded >= age_limit and share >= Fraction(str(ir.sales_finance_share))):
+        return []
+    return [
+        Flag(
+            "new_sales_heavy_holder",
+            ",".join(drugs),
+            (f,),
+            (
+                f"founded {founded}, less than {ir.new_firm_years} years before the round ({round_date})",
+                f"sales and finance staff {sf} of {sf + rq} "
+                f"({float(share):.0%} >= {float(ir.sales_finance_share):.0%})",
+            ),
+        )
+    ]
+
+
 def check_round(g: nx.MultiDiGraph, bids: list[Bid], rules: RuleSet, round_date: dt.date) -> list[Flag]:
     """Run every named check over the bidders of a round."""
     flags: list[Flag] = []
     by_drug = _bidders(bids)
-    all_bidders = set().union(*by_drug.values()) if by_drug else set()
+    all_bidders: set[str] = set().union(*by_drug.values()) if by_drug else set()
     ir = rules.integrity
     for drug, bidders in sorted(by_drug.items()):
-        # 1. transfer then contract back
-        for u, v, d in _edges(g, "licence_transfer", drug):
-            if (
-                v in bidders
-                and g.has_edge(v, u)
-                and any(
-                    e["kind"] == "contract_manufacturing" and e["drug_id"] in ("", drug)
-                    for e in g.get_edge_data(v, u).values()
-                )
-            ):
-                ev = [
-                    f"{u} transferred the licence of {drug} to {v}" + (f" on {d['date']}" if d["date"] else ""),
-                    f"{v} contracts manufacturing of {drug} back to {u}",
-                ]
-                if u in bidders:
-                    ev.append(f"both {u} and {v} bid for {drug}")
-                flags.append(
-                    Flag("licence_transfer_contract_back", drug, tuple(sorted({u, v} & bidders | {v})), tuple(ev))
-                )
-        # 5. contract manufacturer is itself a bidder
-        for u, v, d in _edges(g, "contract_manufacturing", drug):
-            if u in bidders and v in bidders and u != v:
-                flags.append(
-                    Flag(
-                        "manufacturer_is_bidder",
-                        drug,
-                        (u, v),
-                        (f"{u} contracts manufacturing of {drug} to {v}", f"{v} also bids for {drug}"),
-                    )
-                )
-        # 7. strong association: connected components over control / transfer / shared manufacturer
-        h = nx.Graph()
-        h.add_nodes_from(bidders)
-        why: dict[frozenset, str] = {}
-        for kind in ("control", "licence_transfer"):
-            for u, v, d in _edges(g, kind, drug if kind == "licence_transfer" else None):
-                if u in bidders and v in bidders:
-                    h.add_edge(u, v)
-                    why[frozenset((u, v))] = f"{kind.replace('_', ' ')} {u} -> {v}"
-        makers: dict[str, list[str]] = {}
-        for u, v, d in _edges(g, "contract_manufacturing", drug):
-            if u in bidders:
-                makers.setdefault(v, []).append(u)
-        for m, hs in makers.items():
-            group = sorted(set(hs) | ({m} if m in bidders else set()))
-            for a, b in itertools.pairwise(group):
-                h.add_edge(a, b)
-                why[frozenset((a, b))] = (
-                    f"{a} and {b} share contract manufacturer {m}"
-                    if m not in (a, b)
-                    else f"{a}/{b}: {m} manufactures for the other"
-                )
-        for comp in nx.connected_components(h):
-            if len(comp) >= 2:
-                sub = h.subgraph(comp)
-                ev = tuple(sorted(why[frozenset(e)] for e in sub.edges()))
-                flags.append(Flag("strong_association", drug, tuple(sorted(comp)), ev))
+        flags += _licence_transfer_contract_back(g, drug, bidders)
+        flags += _manufacturer_is_bidder(g, drug, bidders)
+        flags += _strong_association(g, drug, bidders)
     # firm-level checks (over every bidder of the round)
     for f in sorted(all_bidders):
-        n = g.nodes[f] if f in g else {}
-        makers = [(v, d["drug_id"]) for _u, v, d in g.out_edges(f, data=True) if d["kind"] == "contract_manufacturing"]
+        node = g.nodes[f] if f in g else {}
         drugs = sorted(d for d, bs in by_drug.items() if f in bs)
-        if n.get("b_cert") and makers:
-            flags.append(
-                Flag(
-                    "contract_only_holder",
-                    ",".join(drugs),
-                    (f,),
-                    (
-                        f"{f} has no own plant (B-certificate)",
-                        "manufactured by " + ", ".join(sorted({m for m, _ in makers})),
-                    ),
-                )
-            )
-            transfers_in = [(u, d) for u, _v, d in g.in_edges(f, data=True) if d["kind"] == "licence_transfer"]
-            for u, d in transfers_in:
-                tied = (u in all_bidders) or any(x in all_bidders for x in nx.all_neighbors(g, u) if x != f)
-                if tied:
-                    flags.append(
-                        Flag(
-                            "transfer_hidden_tie",
-                            d["drug_id"] or ",".join(drugs),
-                            (f, u),
-                            (
-                                f"{f} got the licence of {d['drug_id'] or 'a drug'} by transfer from {u}",
-                                f"{u} is, or is linked to, another bidder in this round",
-                            ),
-                        )
-                    )
-        agent_for = sorted({v for _u, v, d in g.out_edges(f, data=True) if d["kind"] == "agent" and v in all_bidders})
-        if n.get("former_distributor") and len(agent_for) >= ir.min_agent_bidders:
-            flags.append(
-                Flag(
-                    "distributor_agent_for_bidders",
-                    ",".join(drugs),
-                    (f, *agent_for),
-                    (
-                        f"{f} was a distributor (经营企业) and now holds licences",
-                        f"{f} is agent for bidders {', '.join(agent_for)}",
-                    ),
-                )
-            )
-        founded = n.get("founded")
-        sf, rq = n.get("sales_finance", 0), n.get("rd_qc", 0)
-        if founded and sf + rq > 0:
-            age_limit = round_date.replace(year=round_date.year - ir.new_firm_years)
-            share = Fraction(sf, sf + rq)
-            if founded >= age_limit and share >= Fraction(str(ir.sales_finance_share)):
-                flags.append(
-                    Flag(
-                        "new_sales_heavy_holder",
-                        ",".join(drugs),
-                        (f,),
-                        (
-                            f"founded {founded}, less than {ir.new_firm_years} years before the round ({round_date})",
-                            f"sales and finance staff {sf} of {sf + rq} ({float(share):.0%} >= {float(ir.sales_finance_share):.0%})",
-                        ),
-                    )
-                )
+        flags += _contract_only_holder(g, f, node, drugs, all_bidders)
+        flags += _distributor_agent_for_bidders(g, f, node, drugs, all_bidders, ir)
+        flags += _new_sales_heavy_holder(f, node, drugs, ir, round_date)
     return flags
 
 
@@ -309,7 +350,7 @@ def slot_groups(g: nx.MultiDiGraph, bids: Iterable[Bid]):
     for drug, bidders in by_drug.items():
         h = nx.Graph()
         h.add_nodes_from(bidders)
-        for u, v, d in _edges(g, "contract_manufacturing", drug):
+        for u, v, _d in _edges(g, "contract_manufacturing", drug):
             if u in bidders:
                 h.add_edge(u, "mfr:" + v)
                 if v in bidders:

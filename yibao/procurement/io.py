@@ -232,13 +232,10 @@ def _med_list():
 _ML = None
 
 
-def parse_round(frames: dict[str, Any], name: str | None = None, default_name: str = "round") -> RoundInput:
-    """Validate raw tables into a :class:`RoundInput`."""
-    meta = frames.get("meta", {}) or {}
+def _parse_specs(frames: dict[str, Any], drug_ids: set[str]) -> dict[str, list[Spec]]:
+    """The specifications (规格) by drug, each of a known drug and listed once."""
     specs_by_drug: dict[str, list[Spec]] = {}
     spec_ids: set[str] = set()
-    catalog_rows = list(_rows(frames["catalog"]))
-    drug_ids = {r.s("drug_id") for r in catalog_rows}
     for r in _rows(frames["specs"]):
         sid, did = r.s("spec_id", True), r.s("drug_id", True)
         if sid in spec_ids:
@@ -258,6 +255,11 @@ def parse_round(frames: dict[str, Any], name: str | None = None, default_name: s
                 r.b("representative"),
             )
         )
+    return specs_by_drug
+
+
+def _parse_catalog(catalog_rows: list, specs_by_drug: dict[str, list[Spec]]) -> dict[str, CatalogEntry]:
+    """The drugs (品种) of the round, each with a known dosage form and at least one specification."""
     catalog: dict[str, CatalogEntry] = {}
     for r in catalog_rows:
         did = r.s("drug_id", True)
@@ -288,7 +290,12 @@ def parse_round(frames: dict[str, Any], name: str | None = None, default_name: s
             r.money("listed_avg_price"),
             r.money("provincial_highest_win"),
             attrs,
-        )  # type: ignore[arg-type]
+        )
+    return catalog
+
+
+def _parse_firms(frames: dict[str, Any]) -> dict[str, Firm]:
+    """The firms (企业), each listed once."""
     firms: dict[str, Firm] = {}
     for r in _rows(frames["firms"]):
         fid = r.s("firm_id", True)
@@ -307,6 +314,11 @@ def parse_round(frames: dict[str, Any], name: str | None = None, default_name: s
             r.i("staff_rd_qc"),
             r.b("former_distributor"),
         )
+    return firms
+
+
+def _parse_bids(frames: dict[str, Any], catalog: dict[str, CatalogEntry], firms: dict[str, Firm]) -> list[Bid]:
+    """The bids (申报), each of a known drug, specification and firm, one per firm and specification."""
     bids: list[Bid] = []
     seen_bid: set[str] = set()
     seen_pair: dict[tuple[str, str], int] = {}
@@ -347,6 +359,18 @@ def parse_round(frames: dict[str, Any], name: str | None = None, default_name: s
                 r.row,
             )
         )
+    return bids
+
+
+def parse_round(frames: dict[str, Any], name: str | None = None, default_name: str = "round") -> RoundInput:
+    """Validate raw tables into a :class:`RoundInput`."""
+    meta = frames.get("meta", {}) or {}
+    catalog_rows = list(_rows(frames["catalog"]))
+    drug_ids = {r.s("drug_id") for r in catalog_rows}
+    specs_by_drug = _parse_specs(frames, drug_ids)
+    catalog = _parse_catalog(catalog_rows, specs_by_drug)
+    firms = _parse_firms(frames)
+    bids = _parse_bids(frames, catalog, firms)
     demand = parse_demand(frames["demand"], catalog, firms)
     rd = meta.get("round_date") or dt.date.today()
     if isinstance(rd, str):
@@ -439,7 +463,8 @@ def validate_against_rules(inp: RoundInput, rules: RuleSet) -> None:
                 "bids",
                 b.row or None,
                 "price",
-                f"bid {b.bid_id} price {b.price_fen / 100:.2f} above the maximum valid bid price {cap / 100:.2f} of {b.spec_id}",
+                f"bid {b.bid_id} price {b.price_fen / 100:.2f} above the maximum valid bid price "
+                f"{cap / 100:.2f} of {b.spec_id}",
                 f"申报 {b.bid_id} 价格 {b.price_fen / 100:.2f} 高于 {b.spec_id} 最高有效申报价 {cap / 100:.2f}",
             )
 

@@ -83,7 +83,7 @@ def progress(
         m[m["contracted"]]
         .groupby(["institution_id", "drug_id"], as_index=False)["units"]
         .sum()
-        .rename(columns={"units": "purchased_units"})
+        .rename(columns={"units": "purchased_units"})  # type: ignore[call-overload]  # pandas-stubs: as_index=False gives a DataFrame
     )
     out = agreed.merge(bought, on=["institution_id", "drug_id"], how="left")
     out["purchased_units"] = out["purchased_units"].fillna(0).astype("int64")

@@ -98,22 +98,30 @@ def write_excel(inp: RoundInput, res: RoundResult, path: str | Path) -> Path:
 
 
 _HTML = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>{{ name }} — VBP round report</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0;font-size:13px}
-td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}.won{background:#e6f6e6}.revived{background:#fff4d6}.ineligible{color:#888}
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0;\
+font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}.won{background:#e6f6e6}.revived{background:#fff4d6}\
+.ineligible{color:#888}
 .synthetic{background:#ffeb3b;padding:6px;font-weight:bold}</style></head><body>
-{% if synthetic %}<p class="synthetic">SYNTHETIC DATA 合成数据 — the figures describe a simulation, not a real round</p>{% endif %}
+{% if synthetic %}<p class="synthetic">SYNTHETIC DATA 合成数据 — the figures describe a simulation, not a real round\
+</p>{% endif %}
 <h1>集采结果 VBP round: {{ name }}</h1>
 <p>Rule set <b>{{ ruleset }}</b> · round date {{ date }} · {{ drugs|length }} drugs · contracts ¥{{ total }}</p>
 {% for w in warnings %}<p>⚠ {{ w }}</p>{% endfor %}
 <h2>Drugs 品种</h2><table><tr>{% for c in drug_cols %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for r in drugs %}<tr>{% for c in drug_cols %}<td>{{ r[c] }}</td>{% endfor %}</tr>{% endfor %}</table>
-<h2>Bidders and reasons 企业中选情况及原因</h2><table><tr><th>drug</th><th>firm</th><th>rank</th><th>status</th><th>unit comparable ¥</th><th>reason</th><th>原因</th></tr>
-{% for r in bidders %}<tr class="{{ r.status }}"><td>{{ r.drug_id }}</td><td>{{ r.firm_id }}</td><td>{{ r.rank or '' }}</td><td>{{ r.status }}</td>
+<h2>Bidders and reasons 企业中选情况及原因</h2><table><tr><th>drug</th><th>firm</th><th>rank</th><th>status</th>\
+<th>unit comparable ¥</th><th>reason</th><th>原因</th></tr>
+{% for r in bidders %}<tr class="{{ r.status }}"><td>{{ r.drug_id }}</td><td>{{ r.firm_id }}</td><td>{{ r.rank or '' }}\
+</td><td>{{ r.status }}</td>
 <td>{{ r.comparable_yuan }}</td><td>{{ r.reason_en }}</td><td>{{ r.reason_zh }}</td></tr>{% endfor %}</table>
 <h2>Supply regions 供应地区</h2><table><tr><th>drug</th><th>region</th><th>primary 主供</th><th>backup 备供</th></tr>
-{% for r in regions %}<tr><td>{{ r.drug_id }}</td><td>{{ r.region }}</td><td>{{ r.primary_supplier }}</td><td>{{ r.backup_supplier }}</td></tr>{% endfor %}</table>
-{% if integrity %}<h2>Bid integrity flags 投标异常线索</h2><table><tr><th>check</th><th>drug</th><th>firms</th><th>evidence</th></tr>
-{% for f in integrity %}<tr><td>{{ f.check }}</td><td>{{ f.drug_id }}</td><td>{{ f.firms|join(', ') }}</td><td>{{ f.evidence|join(' · ') }}</td></tr>{% endfor %}</table>{% endif %}
+{% for r in regions %}<tr><td>{{ r.drug_id }}</td><td>{{ r.region }}</td><td>{{ r.primary_supplier }}</td>\
+<td>{{ r.backup_supplier }}</td></tr>{% endfor %}</table>
+{% if integrity %}<h2>Bid integrity flags 投标异常线索</h2><table><tr><th>check</th><th>drug</th><th>firms</th>\
+<th>evidence</th></tr>
+{% for f in integrity %}<tr><td>{{ f.check }}</td><td>{{ f.drug_id }}</td><td>{{ f.firms|join(', ') }}</td>\
+<td>{{ f.evidence|join(' · ') }}</td></tr>{% endfor %}</table>{% endif %}
 </body></html>"""
 
 
@@ -380,15 +388,19 @@ def write_ocds(inp: RoundInput, res: RoundResult, path: str | Path, schema: str 
 
 _SECTION = """<p class="synthetic">SYNTHETIC DATA 合成数据 — a simulated round ({{ n_drugs }} drugs, {{ n_bids }} bids,
 {{ n_inst }} institutions) under <b>{{ ruleset }}</b>, not real bids.</p>
-<table><tr><th>drug 品种</th><th>bidders</th><th>qualified</th><th>max winners</th><th>winners 中选</th><th>share 约定量</th><th>cycle 周期</th>
+<table><tr><th>drug 品种</th><th>bidders</th><th>qualified</th><th>max winners</th><th>winners 中选</th>\
+<th>share 约定量</th><th>cycle 周期</th>
 <th>winners under {{ other }}</th></tr>
-{% for r in drugs %}<tr><td>{{ r.drug_id }} {{ r.name }}</td><td>{{ r.bidders }}</td><td>{{ r.qualified }}</td><td>{{ r.max }}</td>
+{% for r in drugs %}<tr><td>{{ r.drug_id }} {{ r.name }}</td><td>{{ r.bidders }}</td><td>{{ r.qualified }}</td>\
+<td>{{ r.max }}</td>
 <td>{{ r.winners }}</td><td>{{ r.share }}</td><td>{{ r.cycle }}</td><td>{{ r.other }}</td></tr>{% endfor %}</table>
 <p>Contracts: {{ n_contracts }} (¥{{ amount }} under {{ ruleset }}, ¥{{ other_amount }} under {{ other }}) ·
-integrity flags: {{ flags|length }}{% for f in flags %}{% if loop.first %} ({% endif %}{{ f.check }}: {{ f.firms|join('/') }}{% if not loop.last %}; {% else %}){% endif %}{% endfor %}</p>
+integrity flags: {{ flags|length }}{% for f in flags %}{% if loop.first %} ({% endif %}{{ f.check }}\
+: {{ f.firms|join('/') }}{% if not loop.last %}; {% else %}){% endif %}{% endfor %}</p>
 <p>Bid simulation for one firm (9 competitors, {{ sim_rounds }} simulated rounds):</p>
 <table><tr><th>unit price ¥</th><th>P(win)</th><th>expected revenue ¥</th></tr>
-{% for r in sim %}<tr><td>{{ r.price_yuan }}</td><td>{{ '%.3f'|format(r.win_probability) }}</td><td>{{ r.expected_revenue_yuan }}</td></tr>{% endfor %}</table>"""
+{% for r in sim %}<tr><td>{{ r.price_yuan }}</td><td>{{ '%.3f'|format(r.win_probability) }}</td>\
+<td>{{ r.expected_revenue_yuan }}</td></tr>{% endfor %}</table>"""
 
 
 def demo_section(seed: int = 42, rules: str = "national-batch-10", other: str = "national-batch-02") -> tuple[str, str]:

@@ -51,12 +51,12 @@ class CatalogRules(_M):
     """Catalog entry (采购品种目录) and the maximum valid bid price (最高有效申报价)."""
 
     # None: the gate does not apply (consumables have no 一致性评价; a consumables rule set must say null)
-    min_passed_consistency: int | None = Field(3, ge=1)
-    min_competitors: int | None = Field(None, ge=1, description="batch 11: reference drug + passed generics")
+    min_passed_consistency: int | None = Field(default=3, ge=1)
+    min_competitors: int | None = Field(default=None, ge=1, description="batch 11: reference drug + passed generics")
     max_price_method: Literal["given", "min_listed_share_provincial"] = "given"
     listed_avg_share: Ratio | None = None
     top_amount_share: Ratio | None = Field(
-        None, gt=0, le=1, description="Guangdong draft: products making up this share of purchase amount"
+        default=None, gt=0, le=1, description="Guangdong draft: products making up this share of purchase amount"
     )
 
     @model_validator(mode="after")
@@ -69,15 +69,15 @@ class CatalogRules(_M):
 class EligibilityRules(_M):
     """Bidder eligibility (申报资格)."""
 
-    quality_lookback_years: int = Field(2, ge=0)
+    quality_lookback_years: int = Field(default=2, ge=0)
     excluded_credit_grades: tuple[str, ...] = ("serious_breach",)
-    capacity_multiple: Ratio | None = Field(None, gt=0)
+    capacity_multiple: Ratio | None = Field(default=None, gt=0)
     capacity_reference: Literal["sole_winner_volume", "base"] = "sole_winner_volume"
     cap_by_national_highest_price: bool = False
     cap_by_reference_price: bool = False
     two_envelope_min_score: Decimal | None = None
     non_bidder_delisting: bool = False
-    non_bidder_ban_years: int | None = Field(None, ge=1)
+    non_bidder_ban_years: int | None = Field(default=None, ge=1)
 
 
 class PriceDifferenceRules(_M):
@@ -86,14 +86,14 @@ class PriceDifferenceRules(_M):
     content_coef: Decimal = Field(..., gt=1)
     fill_coef: Decimal = Field(..., gt=1)
     fill_equal_up_to_ml: Decimal = Decimal(0)
-    pediatric_content_coef: Decimal | None = Field(None, gt=1)
-    price_decimals: int = Field(4, ge=2, le=6)
+    pediatric_content_coef: Decimal | None = Field(default=None, gt=1)
+    price_decimals: int = Field(default=4, ge=2, le=6)
 
 
 class QualificationRules(_M):
     """The three-way qualification test (any path qualifies) from batch 2 on."""
 
-    ratio_to_anchor: Decimal | None = Field(None, gt=1)
+    ratio_to_anchor: Decimal | None = Field(default=None, gt=1)
     anchor: Literal["lowest", "max_lowest_share_of_mean"] = "lowest"
     anchor_mean_share: Ratio | None = None
     cut_from_max_price: Ratio | None = None
@@ -123,8 +123,8 @@ class EliminationRules(_M):
     """Batch 7: an elimination step over the ranking of qualified bids."""
 
     enabled: bool = False
-    min_qualified: int = Field(2, ge=2)
-    drop_highest: int = Field(1, ge=1)
+    min_qualified: int = Field(default=2, ge=2)
+    drop_highest: int = Field(default=1, ge=1)
 
 
 class GroupingRules(_M):
@@ -142,8 +142,8 @@ class SlotRules(_M):
     """Batch 10 slot reductions (名额核减)."""
 
     shared_contract_manufacturer_one_slot: bool = False
-    b_cert_holders_per_slot: int | None = Field(None, ge=1)
-    b_cert_max_slots: int = Field(0, ge=0)
+    b_cert_holders_per_slot: int | None = Field(default=None, ge=1)
+    b_cert_max_slots: int = Field(default=0, ge=0)
 
 
 class SelectionRules(_M):
@@ -152,7 +152,7 @@ class SelectionRules(_M):
     elimination step and, from batch 10, revival of shortlisted firms that failed rule 1 (rule 2)."""
 
     method: Literal["largest_cut", "lowest_n", "qualification"]
-    lowest_n: int | None = Field(None, ge=1)
+    lowest_n: int | None = Field(default=None, ge=1)
     qualification: QualificationRules | None = None
     max_winners: dict[int, int] = Field(
         default_factory=dict,
@@ -253,10 +253,10 @@ class ConsumablesRules(_M):
     """Consumables variant (耗材): grouping and bidding vs negotiation (议价)."""
 
     grouping_attributes: tuple[str, ...] = ()
-    min_bidders_for_bidding: int = Field(2, ge=1)
+    min_bidders_for_bidding: int = Field(default=2, ge=1)
     negotiation_min_cut: Ratio = Decimal(0)
     volume_base_share: Ratio = Decimal("0.8")
-    cycle_years: int = Field(2, ge=1)
+    cycle_years: int = Field(default=2, ge=1)
 
 
 class IntegrityRules(_M):

@@ -9,6 +9,8 @@ Bad input raises before anything is written.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -93,7 +95,7 @@ def save_round(engine: Engine, inp: RoundInput, result: RoundResult) -> int:
                 insert(VbpContract),
                 [
                     {
-                        k: (
+                        str(k): (
                             int(v)
                             if k in ("agreed_units", "price_fen", "units_per_pack", "amount_fen", "round_id")
                             else v
@@ -156,6 +158,7 @@ def save_orders(engine: Engine, round_id: int, orders: pd.DataFrame) -> int:
         .astype("int64")
     )
     m["amount_fen"] = (2 * m["units"].astype("int64") * m["price_fen"] + upp.to_numpy()) // (2 * upp.to_numpy())
+    order_rows: Iterable[Any] = m.itertuples()  # pandas-stubs type the fields as any scalar
     recs = [
         {
             "round_id": round_id,
@@ -169,7 +172,7 @@ def save_orders(engine: Engine, round_id: int, orders: pd.DataFrame) -> int:
             "contracted": bool(r.contracted),
             "amount_fen": int(r.amount_fen),
         }
-        for r in m.itertuples()
+        for r in order_rows
     ]
     with session_scope(engine) as s:
         for i in range(0, len(recs), _CHUNK):

@@ -18,6 +18,7 @@ a winner's volume is the agreed volume split equally among winners.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -28,7 +29,7 @@ import pandas as pd
 from yibao.core.errors import YibaoError
 from yibao.core.money import ratio_to_bp
 from yibao.procurement.model import RoundInput
-from yibao.procurement.rules import RuleSet
+from yibao.procurement.rules import QualificationRules, RuleSet, SelectionRules
 
 SIMPLIFICATIONS = (
     "bids on the representative specification only; tie-breaks not modelled (tie_wins); "
@@ -100,10 +101,88 @@ def _table(d: dict[int, int], n_max: int) -> np.ndarray:
     return out
 
 
+def _qualifies(
+    x: np.ndarray, anchor: np.ndarray, ratio: Fraction | None, cut_ok_cap: Fraction | None, max_e4: int, abs_e4: int
+) -> np.ndarray:
+    """Which unit prices ``x`` (per round, or rounds × bidders) pass a price test of 获得拟中选资格."""
+    ok = np.zeros(x.shape, dtype=bool)
+    if ratio is not None:
+        a = anchor if x.ndim == 1 else anchor[:, None]
+        ok |= x * ratio.denominator <= a * ratio.numerator
+    if cut_ok_cap is not None:
+        ok |= x * cut_ok_cap.denominator <= max_e4 * cut_ok_cap.numerator
+    ok |= x <= abs_e4
+    return ok
+
+
+def _qualification_outcome(
+    sel: SelectionRules,
+    q: QualificationRules,
+    comp: np.ndarray,
+    comp_revive: np.ndarray,
+    p: int,
+    mw: np.ndarray,
+    *,
+    max_e4: int,
+    dosage_form: str,
+    tie_wins: bool,
+    accept_revival: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(win, number of winners, award price) per round under the qualification method (入围, then 拟中选资格)."""
+    rounds, k = comp.shape
+    n_all = k + 1
+    comp_min = comp.min(axis=1)
+    anchor = np.minimum(comp_min, p)  # the lowest bid; batch 11 raises it below
+    r = Fraction(str(q.ratio_to_anchor)) if q.ratio_to_anchor is not None else None
+    absolute = q.absolute_unit_price.get(dosage_form, q.absolute_unit_price.get("all"))
+    abs_e4 = int(Decimal(absolute) * 10000) if absolute is not None else -1
+    cut_ok_cap = None
+    if q.cut_from_max_price is not None and q.cut_alone_qualifies:
+        cut_ok_cap = Fraction(1) - Fraction(str(q.cut_from_max_price))
+    # 入围 first: the lowest-priced firms up to the table's number for N = all eligible bidders
+    m = max(1, int(mw[n_all]))
+    allp = np.sort(np.concatenate([comp, np.full((rounds, 1), p)], axis=1), axis=1)
+    short = allp[:, :m]
+    if q.anchor == "max_lowest_share_of_mean" and q.anchor_mean_share is not None:
+        s = Fraction(str(q.anchor_mean_share))
+        tot = short.sum(axis=1)
+        # half-up of share × mean of the shortlisted prices, in integers
+        anchor = np.maximum(allp[:, 0], (2 * s.numerator * tot + s.denominator * m) // (2 * s.denominator * m))
+    # every price test is monotone in price, so the qualified firms are a prefix of the shortlist
+    n_q = _qualifies(short, anchor, r, cut_ok_cap, max_e4, abs_e4).sum(axis=1)
+    el = sel.elimination
+    keep = np.where(n_q >= el.min_qualified, n_q - el.drop_highest, n_q) if el.enabled else n_q
+    pos = (comp < p).sum(axis=1) + (0 if tie_wins else (comp == p).sum(axis=1))
+    me_short = pos < m
+    me_q = _qualifies(np.full(rounds, p), anchor, r, cut_ok_cap, max_e4, abs_e4)
+    win = me_short & me_q & (pos < keep)
+    n_win = keep.copy()
+    award = np.full(rounds, p)
+    rv = sel.revival
+    if rv.enabled:
+        top = allp[np.arange(rounds), np.clip(keep - 1, 0, n_all - 1)]
+        if rv.single_winner_ratio is not None:
+            sr = Fraction(str(rv.single_winner_ratio))
+            top = np.where(keep == 1, (2 * allp[:, 0] * sr.numerator + sr.denominator) // (2 * sr.denominator), top)
+        # a competitor's shortlist position: lower prices, me on a tie I win, earlier competitors on a tie
+        lower = (comp[:, None, :] < comp[:, :, None]).sum(axis=2)
+        tied_before = np.triu(np.ones((k, k), dtype=bool), 1).T[None, :, :] & (comp[:, None, :] == comp[:, :, None])
+        cpos = lower + tied_before.sum(axis=2) + (p < comp) + ((p == comp) if tie_wins else 0)
+        comp_q = _qualifies(comp, anchor, r, cut_ok_cap, max_e4, abs_e4)
+        revived_comp = ((cpos < m) & ~comp_q & comp_revive[None, :]).sum(axis=1)
+        n_win = n_win + np.where(keep > 0, revived_comp, 0)
+        if accept_revival:
+            rev = me_short & ~me_q & (keep > 0)
+            win = win | rev
+            award = np.where(rev, np.minimum(top, p), award)
+            n_win = n_win + rev
+    return win, n_win, award
+
+
 def simulate_bids(
     rules: RuleSet,
     beliefs: list[Belief],
-    candidate_prices_yuan: list[str | Decimal],
+    candidate_prices_yuan: Sequence[str | Decimal],
     *,
     max_unit_price_yuan: str | Decimal,
     base_units: int,
@@ -169,64 +248,18 @@ def simulate_bids(
             award = np.full(rounds, p)
         else:
             assert q is not None
-            anchor = np.minimum(comp_min, p)  # the lowest bid; batch 11 raises it below
-            r = Fraction(str(q.ratio_to_anchor)) if q.ratio_to_anchor is not None else None
-            absolute = q.absolute_unit_price.get(dosage_form, q.absolute_unit_price.get("all"))
-            abs_e4 = int(Decimal(absolute) * 10000) if absolute is not None else -1
-            cut_ok_cap = None
-            if q.cut_from_max_price is not None and q.cut_alone_qualifies:
-                cut_ok_cap = Fraction(1) - Fraction(str(q.cut_from_max_price))
-
-            def qual(x):
-                ok = np.zeros(x.shape, dtype=bool)
-                if r is not None:
-                    a = anchor if x.ndim == 1 else anchor[:, None]
-                    ok |= x * r.denominator <= a * r.numerator
-                if cut_ok_cap is not None:
-                    ok |= x * cut_ok_cap.denominator <= max_e4 * cut_ok_cap.numerator
-                ok |= x <= abs_e4
-                return ok
-
-            # 入围 first: the lowest-priced firms up to the table's number for N = all eligible bidders
-            m = max(1, int(mw[n_all]))
-            allp = np.sort(np.concatenate([comp, np.full((rounds, 1), p)], axis=1), axis=1)
-            short = allp[:, :m]
-            if q.anchor == "max_lowest_share_of_mean" and q.anchor_mean_share is not None:
-                s = Fraction(str(q.anchor_mean_share))
-                tot = short.sum(axis=1)
-                # half-up of share × mean of the shortlisted prices, in integers
-                anchor = np.maximum(allp[:, 0], (2 * s.numerator * tot + s.denominator * m) // (2 * s.denominator * m))
-            # every price test is monotone in price, so the qualified firms are a prefix of the shortlist
-            n_q = qual(short).sum(axis=1)
-            el = sel.elimination
-            keep = np.where(n_q >= el.min_qualified, n_q - el.drop_highest, n_q) if el.enabled else n_q
-            pos = (comp < p).sum(axis=1) + (0 if tie_wins else (comp == p).sum(axis=1))
-            me_short = pos < m
-            me_q = qual(np.full(rounds, p))
-            win = me_short & me_q & (pos < keep)
-            n_win = keep.copy()
-            award = np.full(rounds, p)
-            rv = sel.revival
-            if rv.enabled:
-                top = allp[np.arange(rounds), np.clip(keep - 1, 0, n_all - 1)]
-                if rv.single_winner_ratio is not None:
-                    sr = Fraction(str(rv.single_winner_ratio))
-                    top = np.where(
-                        keep == 1, (2 * allp[:, 0] * sr.numerator + sr.denominator) // (2 * sr.denominator), top
-                    )
-                # a competitor's shortlist position: lower prices, me on a tie I win, earlier competitors on a tie
-                lower = (comp[:, None, :] < comp[:, :, None]).sum(axis=2)
-                tied_before = np.triu(np.ones((k, k), dtype=bool), 1).T[None, :, :] & (
-                    comp[:, None, :] == comp[:, :, None]
-                )
-                cpos = lower + tied_before.sum(axis=2) + (p < comp) + ((p == comp) if tie_wins else 0)
-                revived_comp = ((cpos < m) & ~qual(comp) & comp_revive[None, :]).sum(axis=1)
-                n_win = n_win + np.where(keep > 0, revived_comp, 0)
-                if accept_revival:
-                    rev = me_short & ~me_q & (keep > 0)
-                    win = win | rev
-                    award = np.where(rev, np.minimum(top, p), award)
-                    n_win = n_win + rev
+            win, n_win, award = _qualification_outcome(
+                sel,
+                q,
+                comp,
+                comp_revive,
+                p,
+                mw,
+                max_e4=max_e4,
+                dosage_form=dosage_form,
+                tie_wins=tie_wins,
+                accept_revival=accept_revival,
+            )
         n_win = np.maximum(n_win, 1)
         units = base_units * share_bp[np.minimum(n_win, n_all + 1)] // 10000 // n_win
         rev_fen = np.where(win, units * award // 100, 0)

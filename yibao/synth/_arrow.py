@@ -86,7 +86,13 @@ class FixedStrings:
         if mask is not None:
             mask = np.asarray(mask, dtype=bool)
             idx = idx[mask]
-        data = self._rows[idx].view(np.uint8).reshape(len(idx), L) if len(idx) else np.zeros((0, L), np.uint8)
+        rows = self._rows
+        assert rows is not None or not len(idx)  # only zero-width strings have no rows, and nothing is taken from them
+        data = (
+            rows[idx].view(np.uint8).reshape(len(idx), L)
+            if rows is not None and len(idx)
+            else np.zeros((0, L), np.uint8)
+        )
         if first is not None and len(idx):
             data = data.copy() if not data.flags.writeable else data
             data[:, 0] = first[0]

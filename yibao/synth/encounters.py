@@ -423,8 +423,8 @@ class Region:
         )
         enc = start + np.arange(m)
         lv = np.where(self.inst.is_primary[inst], 0, self.inst.level[inst])
-        for l, consult in F.OUTPATIENT_CONSULT.items():
-            sel = np.flatnonzero(lv == l)
+        for consult_level, consult in F.OUTPATIENT_CONSULT.items():
+            sel = np.flatnonzero(lv == consult_level)
             if len(sel):
                 item = self.choose(consult, len(sel))
                 self.lines.add(enc[sel], item, self.qty(item, 1, 1))
@@ -570,8 +570,8 @@ class Region:
             )
             enc = start + np.arange(len(ep))
             lv = np.where(self.inst.is_primary[inst_p[ep]], 0, self.inst.level[inst_p[ep]])
-            for l, consult in F.OUTPATIENT_CONSULT.items():
-                sel = np.flatnonzero(lv == l)
+            for consult_level, consult in F.OUTPATIENT_CONSULT.items():
+                sel = np.flatnonzero(lv == consult_level)
                 if len(sel):
                     item = self.choose(consult, len(sel))
                     self.lines.add(enc[sel], item, self.qty(item, 1, 1))
@@ -682,7 +682,8 @@ class Region:
         inst = self.cross(self.level_inst(level), CROSS_PROVINCE["inpatient"])
         level = self.inst.level[inst]
         day = (rng.random(m) * (self.days - los)).astype(np.int64)
-        # a newborn's condition (a P-chapter row) is treated in its first weeks: admitted 1-21 days after a birth this year
+        # a newborn's condition (a P-chapter row) is treated in its first weeks: admitted 1-21 days after a birth
+        # this year
         nb = np.flatnonzero(self.newborn_row[diag])
         if len(nb):
             born_day = self.p.brdy[person[nb]] - (self.t0 + 8 * HOUR) // DAY
@@ -717,60 +718,75 @@ class Region:
         intensity = rng.lognormal(INTENSITY_MU[level], INTENSITY_SIGMA)
         for th, ch, part in self.therapy_groups(diag, child):
             e = enc[part]
-            drugs = th.ip_child_drugs if ch and th.ip_child_drugs else (th.ip_drugs or th.drugs)
-            top = level[part] == 3
-            for sel, items in self.pick_distinct(len(part), drugs, (th.n_ip_drugs[0], th.n_ip_drugs[1] + 1)):
-                keep = top[sel] | (self.rng.random(len(sel)) < 0.75)  # level 3 uses a few more drugs
-                sel, items = sel[keep], items[keep]
-                d = np.maximum(
-                    np.rint(los[part][sel] * rng.uniform(IP_DRUG_DAYS[0], IP_DRUG_DAYS[1], len(sel))), 1
-                ).astype(np.int64)
-                q = self.qty(items, d, 1)
-                q = np.where(
-                    self.c.is_herbal[items],
-                    q,
-                    np.maximum(np.ceil(q * intensity[part][sel] / 1000), 1).astype(np.int64) * 1000,
-                )
-                self.lines.add(e[sel], items, q)
-            tests = th.ip_tests or th.tests
-            for sel, items in self.pick_distinct(len(part), tests, (th.n_ip_tests[0], th.n_ip_tests[1] + 1)):
-                keep = top[sel] | (self.rng.random(len(sel)) < 0.6)
-                sel = sel[keep]
-                # tests are repeated during the stay, more often in longer and more intensive stays
-                repeats = np.maximum(np.rint(intensity[part][sel] * los[part][sel] / TEST_REPEAT_DAYS), 1).astype(
-                    np.int64
-                )
-                self.lines.add(e[sel], items[keep], self.qty(items[keep], 1, 1) * repeats)
+            self._inpatient_drugs(th, ch, part, e, level, los, intensity)
+            self._inpatient_tests(th, part, e, level, los, intensity)
             self.slots(e, th.ip_extras, los[part], 1)
             if th.procs and th.p_proc > 0:
-                lvp = level[part]
-                do = (rng.random(len(part)) < th.p_proc) & ~self.has_proc_mix[
-                    diag[part]
-                ]  # the procedure mix decides for its rows
-                w = np.array([[pr.w if pr.min_level <= lv else 0.0 for pr in th.procs] for lv in (1, 2, 3)])
-                u = rng.random(len(part))
-                for lv in (1, 2, 3):
-                    ww = w[lv - 1]
-                    if ww.sum() == 0:
-                        continue
-                    cw = np.cumsum(ww) / ww.sum()
-                    sel = np.flatnonzero(do & (lvp == lv))
-                    which = np.searchsorted(cw, u[sel], side="right").clip(0, len(th.procs) - 1)
-                    for j, pr in enumerate(th.procs):
-                        s2 = sel[which == j]
-                        if not len(s2):
-                            continue
-                        oprn[part[s2]] = self.oprn_index(
-                            national_procedure(pr.oprn_codg, pr.items[0][0] if pr.items else "")
-                        )
-                        for code, units in pr.items:
-                            self.lines.add(e[s2], self.c.idx(code), units * 1000)
-        # the procedure mix: for its diagnoses, a share of the cases get each principal procedure (where the level allows)
+                self._inpatient_procedures(th, part, e, level, diag, oprn)
+        self._apply_procedure_mix(enc, diag, level, oprn)
+        self.enc.cols["oprn"][-1] = oprn
+
+    def _inpatient_drugs(self, th, ch, part, e, level, los, intensity) -> None:
+        """The drug lines of one therapy group's stays (level 3 uses a few more drugs; doses scale with intensity)."""
+        rng = self.rng
+        drugs = th.ip_child_drugs if ch and th.ip_child_drugs else (th.ip_drugs or th.drugs)
+        top = level[part] == 3
+        for sel, items in self.pick_distinct(len(part), drugs, (th.n_ip_drugs[0], th.n_ip_drugs[1] + 1)):
+            keep = top[sel] | (self.rng.random(len(sel)) < 0.75)  # level 3 uses a few more drugs
+            sel, items = sel[keep], items[keep]
+            d = np.maximum(np.rint(los[part][sel] * rng.uniform(IP_DRUG_DAYS[0], IP_DRUG_DAYS[1], len(sel))), 1).astype(
+                np.int64
+            )
+            q = self.qty(items, d, 1)
+            q = np.where(
+                self.c.is_herbal[items],
+                q,
+                np.maximum(np.ceil(q * intensity[part][sel] / 1000), 1).astype(np.int64) * 1000,
+            )
+            self.lines.add(e[sel], items, q)
+
+    def _inpatient_tests(self, th, part, e, level, los, intensity) -> None:
+        """The test lines of one therapy group's stays, repeated more often in longer and more intensive stays."""
+        top = level[part] == 3
+        tests = th.ip_tests or th.tests
+        for sel, items in self.pick_distinct(len(part), tests, (th.n_ip_tests[0], th.n_ip_tests[1] + 1)):
+            keep = top[sel] | (self.rng.random(len(sel)) < 0.6)
+            sel = sel[keep]
+            # tests are repeated during the stay, more often in longer and more intensive stays
+            repeats = np.maximum(np.rint(intensity[part][sel] * los[part][sel] / TEST_REPEAT_DAYS), 1).astype(np.int64)
+            self.lines.add(e[sel], items[keep], self.qty(items[keep], 1, 1) * repeats)
+
+    def _inpatient_procedures(self, th, part, e, level, diag, oprn) -> None:
+        """The therapy's procedures for a share of its stays (where the level allows); sets ``oprn``."""
+        rng = self.rng
+        lvp = level[part]
+        # the procedure mix decides for its rows
+        do = (rng.random(len(part)) < th.p_proc) & ~self.has_proc_mix[diag[part]]
+        w = np.array([[pr.w if pr.min_level <= lv else 0.0 for pr in th.procs] for lv in (1, 2, 3)])
+        u = rng.random(len(part))
+        for lv in (1, 2, 3):
+            ww = w[lv - 1]
+            if ww.sum() == 0:
+                continue
+            cw = np.cumsum(ww) / ww.sum()
+            sel = np.flatnonzero(do & (lvp == lv))
+            which = np.searchsorted(cw, u[sel], side="right").clip(0, len(th.procs) - 1)
+            for j, pr in enumerate(th.procs):
+                s2 = sel[which == j]
+                if not len(s2):
+                    continue
+                oprn[part[s2]] = self.oprn_index(national_procedure(pr.oprn_codg, pr.items[0][0] if pr.items else ""))
+                for code, units in pr.items:
+                    self.lines.add(e[s2], self.c.idx(code), units * 1000)
+
+    def _apply_procedure_mix(self, enc, diag, level, oprn) -> None:
+        """The procedure mix: for its diagnoses, a share of the cases get each principal procedure (where the level
+        allows); sets ``oprn``."""
         for r, options in sorted(self.proc_mix.items()):
             sel = np.flatnonzero(diag == r)
             if not len(sel):
                 continue
-            u = rng.random(len(sel))
+            u = self.rng.random(len(sel))
             lo = 0.0
             for op, share, lv, item in options:
                 s2 = sel[(u >= lo) & (u < lo + share) & (level[sel] >= lv)]
@@ -780,7 +796,6 @@ class Region:
                 oprn[s2] = self.oprn_index(op)
                 if item:
                     self.lines.add(enc[s2], self.c.idx(item), 1000)
-        self.enc.cols["oprn"][-1] = oprn
 
     def home_bed(self):
         p, rng = self.p, self.rng
@@ -1009,8 +1024,8 @@ def generate_encounters(
     inv = rank[combo]
     codes_u = np.unique(g.mix.code)
     strings = []
-    for u in uniq:
-        x, y = int(u // K) - 1, int(u % K) - 1
+    for pair in uniq:
+        x, y = int(pair // K) - 1, int(pair % K) - 1
         strings.append(";".join(codes_u[v] for v in (x, y) if v >= 0))
     # the row's own secondary diagnoses (e.g. a second injury of a multiple trauma) follow the registered ones
     fixed, fixed_of_row = np.unique(g.mix.other, return_inverse=True)

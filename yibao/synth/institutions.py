@@ -177,20 +177,20 @@ def _practitioners(
     doctors: list[str] = []
     for i, inst in enumerate(codes):
         remote = groups_of[i].startswith("remote:")
-        for k in range(ndoc[i]):
+        for _ in range(ndoc[i]):
             c = code("D", admdvs[i], remote)
             doctors.append(c)
             rows.append((c, f"合成医师{len(doctors):06d}(synthetic)", C.PRAC_PSN_TYPE_DOCTOR, inst))
     for i, inst in enumerate(codes):
         remote = groups_of[i].startswith("remote:")
         nurses, pharmacists = STAFF["remote" if remote else groups_of[i]]
-        for k in range(nurses):
+        for _ in range(nurses):
             rows.append(
                 (code("N", admdvs[i], remote), f"合成护士{len(rows):06d}(synthetic)", C.PRAC_PSN_TYPE_NURSE, inst)
             )
         # a pharmacy's pharmacists are 医保药师 (Y); a hospital's are 药学人员 (HY, 医保办函〔2022〕39号)
         letter = "Y" if groups_of[i] == "pharmacy" else "HY"
-        for k in range(pharmacists):
+        for _ in range(pharmacists):
             rows.append(
                 (
                     code(letter, admdvs[i], remote),

@@ -89,7 +89,7 @@ class _Frames(dict):
         self.attrs: dict = {}
 
 
-def _to_frames(tables: dict[str, pa.Table]) -> dict[str, pd.DataFrame]:
+def _to_frames(tables: dict[str, pa.Table]) -> _Frames:
     out = _Frames()
     for name, t in tables.items():
         cols = {}
@@ -409,7 +409,8 @@ _SWAP_TO = {
 
 @register_pattern("swapped_item")
 def swapped_item(frames, rate, rng):
-    """串换项目: in a share ``rate`` of inpatient encounters the infusion set (C9901010020000099999) is billed as an implant."""
+    """串换项目: in a share ``rate`` of inpatient encounters the infusion set (C9901010020000099999) is billed as an
+    implant."""
     fee, enc = frames["fee_detail"], frames["encounter"]
     ip = set(enc.loc[enc["med_type"] == C.MED_TYPE_INPATIENT, "mdtrt_id"])
     cand = fee[(fee["med_list_codg"] == "C9901010020000099999") & fee["mdtrt_id"].isin(ip)]
@@ -542,7 +543,8 @@ _LOW_DX = ("J06", "J02", "J20", "K29", "M54", "L30", "H10", "R51", "K30", "B34")
 
 @register_pattern("low_standard_admission")
 def low_standard_admission(frames, rate, rng):
-    """低标入院: a share ``rate`` of clinic visits for minor conditions become 2-3 day admissions (bed, nursing, consultation)."""
+    """低标入院: a share ``rate`` of clinic visits for minor conditions become 2-3 day admissions (bed, nursing,
+    consultation)."""
     fee, enc = frames["fee_detail"], frames["encounter"]
     el = enc[
         (

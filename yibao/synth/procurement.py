@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -160,7 +161,7 @@ def generate_round(
     for did, e in catalog.items():
         nb = int(rng.integers(bidders_per_drug[0], bidders_per_drug[1] + 1))
         who = rng.choice(len(fids), size=min(nb, len(fids)), replace=False)
-        for k, wi in enumerate(who):
+        for wi in who:
             fid = fids[int(wi)]
             cut = rng.beta(2.5, 2.0) * 0.9  # invented cut distribution
             for s in e.specs:
@@ -184,7 +185,7 @@ def generate_round(
                     )
                 )
     # brand reports: a quarter of lines name a bidder of that drug as brand
-    bidders_of = {}
+    bidders_of: dict[str, list[str]] = {}
     for b in bids:
         bidders_of.setdefault(b.drug_id, []).append(b.firm_id)
     brand_mask = rng.random(len(demand)) < 0.25
@@ -234,7 +235,8 @@ def generate_round(
         f"synthetic-round-{seed}", round_date, catalog, firms, bids, demand, frozenset(), True, tuple(provs)
     )
     gt = pd.DataFrame(truth, columns=["entity", "pattern"])
-    ly = demand.groupby(["institution_id", "drug_id"], as_index=False)["historical_units"].sum()
+    # pandas-stubs type groupby(as_index=False)[col].sum() as a Series; it is a DataFrame
+    ly = cast(pd.DataFrame, demand.groupby(["institution_id", "drug_id"], as_index=False)["historical_units"].sum())
     ly["nonwinning_units"] = (ly["historical_units"] // 5).astype("int64")
     return SynthRound(inp, relations, gt, ly[["institution_id", "drug_id", "nonwinning_units"]])
 

@@ -23,7 +23,8 @@ figures from the seeds.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,8 @@ class PurchaseLedger:
         fee = fee.assign(fixmedins_code=inst.reindex(fee["mdtrt_id"].to_numpy()).to_numpy())
         billed = fee.groupby(["fixmedins_code", "med_list_codg"], sort=False)["cnt_milli"].sum()
         excess = dict((planted or {}).get("stock_excess", {}))
-        for (code, item), n in billed.items():
+        # pandas-stubs type a Series' keys as Hashable; these are (institution, item) pairs
+        for (code, item), n in cast("Iterable[tuple[tuple[str, str], int]]", billed.items()):
             true = int(n) - int(excess.get(f"{code}#{item}", 0))
             key = (str(code), str(item))
             self._dispensed[key] = self._dispensed.get(key, 0) + true
