@@ -16,6 +16,9 @@ order, with person-year accumulators computed as clipped running sums
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from yibao.benefits import maternity
 from yibao.benefits.model import (
@@ -1616,7 +1620,10 @@ class _HashIndex:
 
 
 class _Spill:
-    """One Arrow IPC file (LZ4) per part under a scratch directory: rows appended by part, read back one part at a time."""
+    """One Arrow IPC file (LZ4) per part under a scratch directory.
+
+    Rows are appended by part and read back one part at a time.
+    """
 
     def __init__(self, root: Path, name: str, parts: int):
         self.paths = [root / f"{name}-{k:05d}.arrows" for k in range(parts)]
@@ -1653,10 +1660,8 @@ class _Spill:
 
 def _scan(path: Path, columns: list[str] | None, batch_rows: int) -> Iterator[pa.Table]:
     """Stream a Parquet file or dataset directory (its files in name order) as tables of at most ``batch_rows`` rows."""
-    import pyarrow.parquet as pq
-
     n = 0
-    for f in _parquet_files(path):
+    for f in dataset_files(path):
         pf = pq.ParquetFile(f)
         cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
         for b in pf.iter_batches(batch_size=batch_rows, columns=cols, use_threads=True):
@@ -1746,21 +1751,87 @@ def settle_streamed(
     ``setl_time``); ``on_shard(k, tables)`` (for tests) sees each shard's
     ``person``, ``link``, ``claim`` and ``line`` tables before it is settled.
     """
-    import os
-    import shutil
-    import tempfile
-    from concurrent.futures import ThreadPoolExecutor
-
-    import pyarrow.parquet as pq
-
-    book = book or PolicyBook.default()
-    rename = rename or {}
+    job = _StreamJob(
+        paths=(Path(person_path), link_path, Path(encounter_path), Path(fee_path)),
+        institutions=institutions,
+        catalog=catalog,
+        book=book or PolicyBook.default(),
+        claim_columns=claim_columns,
+        line_columns=line_columns,
+        rename=rename or {},
+        settlement_schema=settlement_schema,
+        workers=max(1, workers),
+        shard_claims=shard_claims,
+        batch_rows=batch_rows,
+        on_shard=on_shard,
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    people, P, regions, synthetic = _index_persons(job)  # 1.
+    job.policy = policy if policy is not None else _region_policy(job.book, regions)
+    n_claims = sum(pq.ParquetFile(f).metadata.num_rows for f in dataset_files(job.paths[2]))
+    n_shards = max(1, -(-n_claims // max(1, shard_claims)))
+    p_shard = _family_shard(_mutual_aid_families(job, people, P), n_shards).astype(np.int32)
+    _give_back_memory()
+    scratch = Path(tempfile.mkdtemp(prefix=".settle-stream-", dir=out_dir))
+    try:
+        sp = {name: _Spill(scratch, name, n_shards) for name in _SHARD_TABLES}
+        _spill_persons_and_links(job, sp, people, p_shard)  # 2a.
+        by_claim, days, first_s = _spill_claims(job, sp, people, p_shard, P, n_shards)  # 2b.
+        del people, p_shard
+        _give_back_memory()
+        _spill_lines(job, sp, by_claim.finish())  # 2c.
+        del by_claim
+        for s in sp.values():
+            s.close()
+        _give_back_memory()
+        if first_s is not None:
+            job.account_start = dt.date(int(_ymd(np.array([first_s // 86400]))[0][0]), 1, 1)
+        windows = _TimeWindows(days, shard_claims, scratch)
+        n_acc, rejected = _settle_shards(job, sp, n_shards, windows, scratch / "accumulator.parquet")  # 3.
+        n_settled = _write_windows(job, windows, scratch / "settlement.parquet", synthetic)  # 4.
+        rejected.to_parquet(scratch / "settlement_rejected.parquet", index=False)
+        for name in ("settlement.parquet", "settlement_rejected.parquet", "accumulator.parquet"):
+            os.replace(scratch / name, out_dir / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return StreamedResult(
+        settlements=n_settled,
+        claims=n_claims,
+        rejected=rejected,
+        accumulators=n_acc,
+        shards=n_shards,
+        policy=job.policy,
+    )
 
-    # 1. persons → hash index; regions; synthetic flag
-    people, P, regions, synthetic = _HashIndex(np.int32), 0, set(), True
-    for t in _scan(person_path, ["psn_no", "insuplc_admdvs", "synthetic"], batch_rows):
+
+_SHARD_TABLES = ("person", "link", "claim", "line")
+
+
+@dataclass
+class _StreamJob:
+    """What every step of :func:`settle_streamed` reads: inputs, rules and sizes (set once, before the shards)."""
+
+    paths: tuple[Path, Path | None, Path, Path]  # person, family link (optional), encounter, fee detail
+    institutions: pa.Table
+    catalog: Catalog
+    book: PolicyBook
+    claim_columns: list[str]
+    line_columns: list[str]
+    rename: dict[str, str]
+    settlement_schema: pa.Schema
+    workers: int
+    shard_claims: int
+    batch_rows: int
+    on_shard: Callable[[int, dict[str, pa.Table | None]], None] | None
+    policy: Policy = field(init=False)
+    account_start: dt.date | None = None
+
+
+def _index_persons(job: _StreamJob) -> tuple[_HashIndex, int, set[str], bool]:
+    """Persons → a hash index of row numbers; also their insured regions and whether all are synthetic."""
+    people, P, regions, synthetic = _HashIndex(np.int32), 0, set[str](), True
+    for t in _scan(job.paths[0], ["psn_no", "insuplc_admdvs", "synthetic"], job.batch_rows):
         people.add(_hash64(t.column("psn_no")), np.arange(P, P + t.num_rows, dtype=I64))
         P += t.num_rows
         if "insuplc_admdvs" in t.column_names:
@@ -1769,21 +1840,24 @@ def settle_streamed(
             synthetic = synthetic and bool(pc.all(t.column("synthetic")).as_py())
         else:
             synthetic = False
-    if P == 0:
-        synthetic = False
     if P >= 2**31 - 1:
         raise ValueError(f"{P:,} persons: at most 2,147,483,646 in one region")
     people.finish()
     if people.duplicates:
         raise NotStreamable("a psn_no hash occurs twice (repeated psn_no or a hash collision)")
-    if policy is None:
-        if len(regions) != 1:
-            raise ValueError(f"persons span several insured regions {sorted(regions)[:5]}; pass a policy")
-        policy = book.policy(str(next(iter(regions))))
+    return people, P, regions, synthetic and P > 0
 
-    # families: people whose accounts interact, i.e. a patient and the relative whose account pays (共济)
+
+def _region_policy(book: PolicyBook, regions: set[str]) -> Policy:
+    if len(regions) != 1:
+        raise ValueError(f"persons span several insured regions {sorted(regions)[:5]}; pass a policy")
+    return book.policy(str(next(iter(regions))))
+
+
+def _mutual_aid_families(job: _StreamJob, people: _HashIndex, P: int) -> np.ndarray:
+    """Family label of each person: people whose accounts interact (a patient and the relative who pays, 共济)."""
     ea, eb = [], []
-    for t in _scan(encounter_path, ["psn_no", "mulaid_payer_psn_no"], batch_rows):
+    for t in _scan(job.paths[2], ["psn_no", "mulaid_payer_psn_no"], job.batch_rows):
         if "mulaid_payer_psn_no" not in t.column_names:
             break
         has = pc.fill_null(pc.not_equal(t.column("mulaid_payer_psn_no"), ""), False)
@@ -1794,175 +1868,165 @@ def settle_streamed(
         eb.append(people.get(_hash64(t.column("mulaid_payer_psn_no"))))
     a = np.concatenate(ea) if ea else np.zeros(0, np.int32)
     b = np.concatenate(eb) if eb else np.zeros(0, np.int32)
-    del ea, eb
-    labels = _components(P, a, b, np.int32)
-    del a, b
-    n_claims = sum(pq.ParquetFile(f).metadata.num_rows for f in _parquet_files(encounter_path))
-    n_shards = max(1, -(-n_claims // max(1, shard_claims)))
-    p_shard = _family_shard(labels, n_shards).astype(np.int32)
-    del labels
-    _give_back_memory()
+    return _components(P, a, b, np.int32)
 
-    scratch = Path(tempfile.mkdtemp(prefix=".settle-stream-", dir=out_dir))
-    try:
-        sp = {name: _Spill(scratch, name, n_shards) for name in ("person", "link", "claim", "line")}
-        # 2a. persons and links by family shard
-        for t in _scan(person_path, PERSON_COLUMNS, batch_rows):
-            rows = people.get(_hash64(t.column("psn_no")))
-            sp["person"].write(t, p_shard[rows])
-        if link_path is not None:
-            for t in _scan(link_path, LINK_COLUMNS, batch_rows):
-                ra = people.get(_hash64(t.column("psn_no")))
-                rb = people.get(_hash64(t.column("relative_psn_no")))
-                # a link is only ever looked at for a claim of one end paid by the other, both in one shard
-                ok = (ra >= 0) & (rb >= 0)
-                ok[ok] = p_shard[ra[ok]] == p_shard[rb[ok]]
-                if ok.any():
-                    t = t.filter(pa.array(ok))
-                    sp["link"].write(t, p_shard[ra[ok]])
-        # 2b. claims by their patient's shard (unknown patients: the first person's shard, refused there)
-        by_claim, day_counts, first_s, offset = _HashIndex(np.int16 if n_shards < 2**15 else np.int32), {}, None, 0
-        nobody = int(p_shard[0]) if P else 0
-        for t in _scan(encounter_path, claim_columns, batch_rows):
-            t = t.rename_columns([rename.get(c, c) for c in t.column_names])
-            rows = people.get(_hash64(t.column("psn_no")))
-            shard = (
-                np.where(rows >= 0, p_shard[np.maximum(rows, 0)], nobody).astype(np.int32)
-                if P
-                else np.zeros(t.num_rows, np.int32)
-            )
-            setl = _local_seconds(t, "setl_time")
-            first_s = int(setl.min()) if first_s is None else min(first_s, int(setl.min()))
-            for d, c in zip(*np.unique(setl // 86400, return_counts=True), strict=True):
-                day_counts[int(d)] = day_counts.get(int(d), 0) + int(c)
-            t = t.append_column("_row", pa.array(np.arange(offset, offset + t.num_rows, dtype=I64)))
-            offset += t.num_rows
-            sp["claim"].write(t, shard)
-            by_claim.add(_hash64(t.column("mdtrt_id")), shard)
-        del people, p_shard
-        _give_back_memory()
-        by_claim.finish()
-        if by_claim.conflicts:
-            raise NotStreamable(
-                "one mdtrt_id hash belongs to claims of two shards (repeated mdtrt_id or a hash collision)"
-            )
-        # 2c. fee lines follow their claim; lines of no claim are ignored by settle_batch, so dropped
-        for t in _scan(fee_path, line_columns, batch_rows):
-            shard = by_claim.get(_hash64(t.column("mdtrt_id")))
-            ok = shard >= 0
-            if not ok.all():
-                t, shard = t.filter(pa.array(ok)), shard[ok]
-            sp["line"].write(t, shard.astype(np.int32))
-        del by_claim
-        for s in sp.values():
-            s.close()
-        _give_back_memory()
-        account_start = None
-        if first_s is not None:
-            account_start = dt.date(int(_ymd(np.array([first_s // 86400]))[0][0]), 1, 1)
 
-        # time windows of whole days, each about shard_claims rows, for the final ordering
-        days = np.array(sorted(day_counts), dtype=I64)
-        cum = np.cumsum([day_counts[d] for d in days.tolist()]) if len(days) else np.zeros(0, I64)
-        win_of_day = ((cum - 1) // max(1, shard_claims)).astype(np.int32) if len(days) else np.zeros(0, np.int32)
-        n_windows = int(win_of_day[-1]) + 1 if len(days) else 1
-        wins = _Spill(scratch, "window", n_windows)
+def _spill_persons_and_links(job: _StreamJob, sp: dict[str, _Spill], people: _HashIndex, p_shard: np.ndarray) -> None:
+    for t in _scan(job.paths[0], PERSON_COLUMNS, job.batch_rows):
+        sp["person"].write(t, p_shard[people.get(_hash64(t.column("psn_no")))])
+    link_path = job.paths[1]
+    if link_path is None:
+        return
+    for t in _scan(link_path, LINK_COLUMNS, job.batch_rows):
+        ra = people.get(_hash64(t.column("psn_no")))
+        rb = people.get(_hash64(t.column("relative_psn_no")))
+        # a link is only ever looked at for a claim of one end paid by the other, both in one shard
+        ok = (ra >= 0) & (rb >= 0)
+        ok[ok] = p_shard[ra[ok]] == p_shard[rb[ok]]
+        if ok.any():
+            sp["link"].write(t.filter(pa.array(ok)), p_shard[ra[ok]])
 
-        # 3. settle shards, `workers` at a time, in shard order
-        acc_tmp, rej_parts = scratch / "accumulator.parquet", []
-        acc_writer = pq.ParquetWriter(acc_tmp, ACCUMULATOR)
-        n_acc = 0
-        empty = {"person": None, "link": None, "claim": None, "line": None}
 
-        def settle_shard(k: int):
-            parts = {name: sp[name].read(k) for name in empty}
-            if on_shard is not None:
-                on_shard(k, parts)
-            c = parts["claim"]
-            if c is None or not c.num_rows:
-                return None
-            p = parts["person"] if parts["person"] is not None else pa.table({"psn_no": pa.array([], pa.string())})
-            ln = (
-                parts["line"]
-                if parts["line"] is not None
-                else pa.table(
-                    {
-                        x: pa.array([], pa.string() if x in ("mdtrt_id", "med_list_codg") else pa.int64())
-                        for x in line_columns
-                    }
+def _spill_claims(
+    job: _StreamJob, sp: dict[str, _Spill], people: _HashIndex, p_shard: np.ndarray, P: int, n_shards: int
+) -> tuple[_HashIndex, dict[int, int], int | None]:
+    """Claims by their patient's shard (unknown patients: the first person's shard, refused there).
+
+    Returns the shard of each mdtrt_id (a hash index, not finished), the claims per settlement day
+    and the first settlement time (local seconds).
+    """
+    by_claim = _HashIndex(np.int16 if n_shards < 2**15 else np.int32)
+    day_counts: dict[int, int] = {}
+    first_s: int | None = None
+    offset = 0
+    nobody = int(p_shard[0]) if P else 0
+    for t in _scan(job.paths[2], job.claim_columns, job.batch_rows):
+        t = t.rename_columns([job.rename.get(c, c) for c in t.column_names])
+        rows = people.get(_hash64(t.column("psn_no")))
+        shard = (
+            np.where(rows >= 0, p_shard[np.maximum(rows, 0)], nobody).astype(np.int32)
+            if P
+            else np.zeros(t.num_rows, np.int32)
+        )
+        setl = _local_seconds(t, "setl_time")
+        first_s = int(setl.min()) if first_s is None else min(first_s, int(setl.min()))
+        for d, c in zip(*np.unique(setl // 86400, return_counts=True), strict=True):
+            day_counts[int(d)] = day_counts.get(int(d), 0) + int(c)
+        t = t.append_column("_row", pa.array(np.arange(offset, offset + t.num_rows, dtype=I64)))
+        offset += t.num_rows
+        sp["claim"].write(t, shard)
+        by_claim.add(_hash64(t.column("mdtrt_id")), shard)
+    return by_claim, day_counts, first_s
+
+
+def _spill_lines(job: _StreamJob, sp: dict[str, _Spill], by_claim: _HashIndex) -> None:
+    """Fee lines follow their claim; lines of no claim are ignored by settle_batch, so dropped."""
+    if by_claim.conflicts:
+        raise NotStreamable("one mdtrt_id hash belongs to claims of two shards (repeated mdtrt_id or a hash collision)")
+    for t in _scan(job.paths[3], job.line_columns, job.batch_rows):
+        shard = by_claim.get(_hash64(t.column("mdtrt_id")))
+        ok = shard >= 0
+        if not ok.all():
+            t, shard = t.filter(pa.array(ok)), shard[ok]
+        sp["line"].write(t, shard.astype(np.int32))
+
+
+class _TimeWindows:
+    """Time windows of whole settlement days, each about ``shard_claims`` claims, for the final ordering."""
+
+    def __init__(self, day_counts: dict[int, int], shard_claims: int, scratch: Path):
+        self.days = np.array(sorted(day_counts), dtype=I64)
+        if len(self.days):
+            cum = np.cumsum([day_counts[d] for d in self.days.tolist()])
+            self.win_of_day = ((cum - 1) // max(1, shard_claims)).astype(np.int32)
+        else:
+            self.win_of_day = np.zeros(0, np.int32)
+        self.count = int(self.win_of_day[-1]) + 1 if len(self.days) else 1
+        self.spill = _Spill(scratch, "window", self.count)
+
+    def write(self, settlements: pa.Table, glob: np.ndarray) -> None:
+        """Spill settlement rows (with their global claim row) to the window of their settlement day."""
+        setl = _local_seconds(settlements, "setl_time")
+        w = self.win_of_day[np.searchsorted(self.days, setl // 86400)]
+        self.spill.write(settlements.append_column("_setl", pa.array(setl)).append_column("_row", pa.array(glob)), w)
+
+
+def _settle_one_shard(job: _StreamJob, sp: dict[str, _Spill], k: int) -> tuple[np.ndarray, BatchResult] | None:
+    parts = {name: sp[name].read(k) for name in _SHARD_TABLES}
+    if job.on_shard is not None:
+        job.on_shard(k, parts)
+    c = parts["claim"]
+    if c is None or not c.num_rows:
+        return None
+    p = parts["person"] if parts["person"] is not None else pa.table({"psn_no": pa.array([], pa.string())})
+    ln = parts["line"]
+    if ln is None:
+        ln = pa.table(
+            {
+                x: pa.array([], pa.string() if x in ("mdtrt_id", "med_list_codg") else pa.int64())
+                for x in job.line_columns
+            }
+        )
+    glob = c.column("_row").to_numpy()
+    res = settle_batch(
+        c.drop_columns(["_row"]),
+        ln,
+        p,
+        job.institutions,
+        job.catalog,
+        job.policy,
+        job.book,
+        parts["link"],
+        job.account_start,
+    )
+    return glob[res.claim_index], res
+
+
+def _settle_shards(
+    job: _StreamJob, sp: dict[str, _Spill], n_shards: int, windows: _TimeWindows, acc_path: Path
+) -> tuple[int, pd.DataFrame]:
+    """Settle shards ``workers`` at a time in shard order; accumulators to ``acc_path``, settlements to windows."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    n_acc, rej_parts = 0, []
+    with pq.ParquetWriter(acc_path, ACCUMULATOR) as acc_writer, ThreadPoolExecutor(job.workers) as ex:
+        pending: list[Future[tuple[np.ndarray, BatchResult] | None]] = []
+        nxt = 0
+        while nxt < n_shards or pending:
+            while nxt < n_shards and len(pending) < job.workers:
+                pending.append(ex.submit(_settle_one_shard, job, sp, nxt))
+                nxt += 1
+            got = pending.pop(0).result()
+            if got is None:
+                continue
+            glob, res = got
+            windows.write(res.settlements, glob)
+            if res.accumulators.num_rows:
+                acc_writer.write_table(res.accumulators.cast(ACCUMULATOR))
+                n_acc += res.accumulators.num_rows
+            if len(res.rejected):
+                rej_parts.append(res.rejected)
+            del got, res
+            _give_back_memory()
+    windows.spill.close()
+    rejected = pd.concat(rej_parts, ignore_index=True) if rej_parts else pd.DataFrame(columns=REJECTED_COLUMNS)
+    return n_acc, rejected
+
+
+def _write_windows(job: _StreamJob, windows: _TimeWindows, path: Path, synthetic: bool) -> int:
+    """Windows in time order, each sorted into claim order (setl_time, then encounter row), appended to ``path``."""
+    n_settled = 0
+    with pq.ParquetWriter(path, job.settlement_schema) as writer:
+        for k in range(windows.count):
+            t = windows.spill.read(k)
+            if t is None:
+                continue
+            order = np.lexsort((t.column("_row").to_numpy(), t.column("_setl").to_numpy()))
+            t = t.take(pa.array(order)).drop_columns(["_setl", "_row"])
+            if synthetic:
+                t = t.set_column(
+                    t.schema.get_field_index("synthetic"), "synthetic", pa.array(np.ones(t.num_rows, dtype=bool))
                 )
-            )
-            glob = c.column("_row").to_numpy()
-            res = settle_batch(
-                c.drop_columns(["_row"]), ln, p, institutions, catalog, policy, book, parts["link"], account_start
-            )
-            return glob[res.claim_index], res
-
-        with ThreadPoolExecutor(max(1, workers)) as ex:
-            pending = []
-            nxt = 0
-            while nxt < n_shards or pending:
-                while nxt < n_shards and len(pending) < max(1, workers):
-                    pending.append(ex.submit(settle_shard, nxt))
-                    nxt += 1
-                got = pending.pop(0).result()
-                if got is None:
-                    continue
-                glob, res = got
-                s = res.settlements
-                setl = _local_seconds(s, "setl_time")
-                w = win_of_day[np.searchsorted(days, setl // 86400)]
-                s = s.append_column("_setl", pa.array(setl)).append_column("_row", pa.array(glob))
-                wins.write(s, w)
-                if res.accumulators.num_rows:
-                    acc_writer.write_table(res.accumulators.cast(ACCUMULATOR))
-                    n_acc += res.accumulators.num_rows
-                if len(res.rejected):
-                    rej_parts.append(res.rejected)
-                del got, res, s
-                _give_back_memory()
-        acc_writer.close()
-        wins.close()
-
-        # 4. windows in time order, each sorted into claim order, appended to settlement.parquet
-        setl_tmp = scratch / "settlement.parquet"
-        n_settled = 0
-        with pq.ParquetWriter(setl_tmp, settlement_schema) as writer:
-            for k in range(n_windows):
-                t = wins.read(k)
-                if t is None:
-                    continue
-                order = np.lexsort((t.column("_row").to_numpy(), t.column("_setl").to_numpy()))
-                t = t.take(pa.array(order)).drop_columns(["_setl", "_row"])
-                if synthetic:
-                    t = t.set_column(
-                        t.schema.get_field_index("synthetic"), "synthetic", pa.array(np.ones(t.num_rows, dtype=bool))
-                    )
-                writer.write_table(t.cast(settlement_schema))
-                n_settled += t.num_rows
-        rejected = pd.concat(rej_parts, ignore_index=True) if rej_parts else pd.DataFrame(columns=REJECTED_COLUMNS)
-        rej_tmp = scratch / "settlement_rejected.parquet"
-        rejected.to_parquet(rej_tmp, index=False)
-        for tmp, name in (
-            (setl_tmp, "settlement.parquet"),
-            (rej_tmp, "settlement_rejected.parquet"),
-            (acc_tmp, "accumulator.parquet"),
-        ):
-            os.replace(tmp, out_dir / name)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return StreamedResult(
-        settlements=n_settled, claims=n_claims, rejected=rejected, accumulators=n_acc, shards=n_shards, policy=policy
-    )
-
-
-def _parquet_files(path: Path) -> list[Path]:
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    # as pyarrow's dataset discovery: sorted paths, skipping names that start with '.' or '_'
-    return sorted(
-        p
-        for p in path.rglob("*.parquet")
-        if p.is_file() and not any(x.startswith((".", "_")) for x in p.relative_to(path).parts)
-    )
+            writer.write_table(t.cast(job.settlement_schema))
+            n_settled += t.num_rows
+    return n_settled
