@@ -724,7 +724,8 @@ class SettlementService:
                 )
             if row.accum_delta is None:
                 raise _rejected(
-                    f"settlement {setl_id} has no recorded accumulator changes (a batch settlement); it cannot be cancelled online",
+                    f"settlement {setl_id} has no recorded accumulator changes (a batch settlement); "
+                    "it cannot be cancelled online",
                     f"结算 {setl_id} 无累计变动记录 (批量结算), 不能联机撤销",
                     "setl_id",
                 )
