@@ -1398,7 +1398,7 @@ def family_components(persons: pa.Table, family_links: pa.Table | None) -> np.nd
     return _components(P, a, b)
 
 
-def _components(P: int, a: np.ndarray, b: np.ndarray, dtype=I64) -> np.ndarray:
+def _components(P: int, a: np.ndarray, b: np.ndarray, dtype: type[np.signedinteger] = I64) -> np.ndarray:
     """Connected components of ``P`` people joined by the edges ``a[i]``–``b[i]`` (person rows, −1 ignored)."""
     labels = np.arange(P, dtype=dtype)
     ok = (a >= 0) & (b >= 0)
@@ -1568,7 +1568,7 @@ class _HashIndex:
 
     BUCKETS = 256
 
-    def __init__(self, dtype=np.int32):
+    def __init__(self, dtype: type[np.signedinteger] = np.int32) -> None:
         self.dtype = dtype
         self.parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(self.BUCKETS)]
         self.h: list[np.ndarray] = []

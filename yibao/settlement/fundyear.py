@@ -171,7 +171,8 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
     rejected = con.execute(
         "SELECT field, reason_en, reason_zh, count(*) AS claims FROM rejected GROUP BY ALL ORDER BY claims DESC"
     ).df()
-    synthetic = bool(con.execute("SELECT bool_and(synthetic) FROM person").fetchone()[0])
+    all_synthetic = con.execute("SELECT bool_and(synthetic) FROM person").fetchone()  # one row, NULL if no one
+    synthetic = bool(all_synthetic and all_synthetic[0])
     con.close()
     return FundYear(
         year=int(year),
