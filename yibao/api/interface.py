@@ -1362,7 +1362,9 @@ class Interface:
                 return
             if snap is not None and d.agnterinfo is not None and d.agnterinfo.given():  # 长期处方代取药
                 operator = f"{env.fixmedins_code}/{env.opter}"
-                longrx_iface.record_agent_pickup(s, r.setl_id, d.agnterinfo, operator=operator, now=now, book=self.book)
+                longrx_iface.record_agent_pickup(
+                    s, r.setl_id or "", d.agnterinfo, operator=operator, now=now, book=self.book
+                )
             row = db.must_get(s, records.Settlement, r.setl_id)
             info, detail = self.setlinfo(s, row, medins_setl_id=env.msgid, cert_type=q.mdtrt_cert_type)
             ctx.commit(s, {"setlinfo": info, "setldetail": detail}, maybe_repeat=r.replayed)

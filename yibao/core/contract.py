@@ -18,6 +18,8 @@ Conventions
 
 from __future__ import annotations
 
+from typing import Final
+
 import pyarrow as pa
 
 SCHEMA_VERSION = "2"  # 2: the practitioner table (医保医师/护士/药师)
@@ -55,8 +57,8 @@ INSUTYPE_URBAN_RESIDENT = "391"  # 城镇居民基本医疗保险 (uncertain: no
 INSUTYPE_RESIDENT_CRITICAL = "392"  # 城乡居民大病医疗保险
 INSUTYPE_MATERNITY = "510"  # 生育保险
 
-SCHEME_EMPLOYEE = "employee"  # 职工医保
-SCHEME_RESIDENT = "resident"  # 居民医保
+SCHEME_EMPLOYEE: Final = "employee"  # 职工医保
+SCHEME_RESIDENT: Final = "resident"  # 居民医保
 SCHEMES = (SCHEME_EMPLOYEE, SCHEME_RESIDENT)
 
 INSUTYPE_SCHEMES: dict[str, str] = {

@@ -39,7 +39,10 @@ OUTPUTS = ("settlement", "settlement_rejected", "accumulator")  # what it writes
 
 
 def table_path(data_dir: Path, name: str) -> Path:
-    """``DIR/name.parquet`` or a dataset directory ``DIR/name/`` (:func:`yibao.core.parquet_io.table_path`); ``DIR/name`` when absent."""
+    """``DIR/name.parquet`` or a dataset directory ``DIR/name/`` (:func:`yibao.core.parquet_io.table_path`).
+
+    ``DIR/name`` when absent.
+    """
     return parquet_io.table_path(data_dir, name) or data_dir / name
 
 
@@ -162,7 +165,10 @@ def settle_year_in_memory(
     workers: int = 2,
     shard_claims: int = 500_000,
 ) -> YearResult:
-    """:func:`settle_year` with every table in memory (about 8 GB at 1 M people); the reference for the streamed path."""
+    """:func:`settle_year` with every table in memory (about 8 GB at 1 M people).
+
+    The reference for the streamed path.
+    """
     import time
 
     book = book or PolicyBook.default()

@@ -71,7 +71,8 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
         con.execute(f"CREATE VIEW rejected AS SELECT * FROM {_src(data_dir, 'settlement_rejected')}")
     else:
         con.execute(
-            "CREATE VIEW rejected AS SELECT ''::VARCHAR AS mdtrt_id, ''::VARCHAR AS field, ''::VARCHAR AS reason_en, ''::VARCHAR AS reason_zh WHERE false"
+            "CREATE VIEW rejected AS SELECT ''::VARCHAR AS mdtrt_id, ''::VARCHAR AS field, "
+            "''::VARCHAR AS reason_en, ''::VARCHAR AS reason_zh WHERE false"
         )
     if year is None:
         counts = dict(con.execute("SELECT policy_year, count(*) FROM settlement GROUP BY 1").fetchall())
@@ -133,7 +134,8 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
         f"SELECT count(*) AS claims, {sums} FROM settlement WHERE policy_year = ? AND NOT refd_setl_flag", [year]
     ).df()
     by_scheme = con.execute(
-        f"SELECT insutype, count(*) AS claims, {sums} FROM settlement WHERE policy_year = ? AND NOT refd_setl_flag GROUP BY insutype ORDER BY insutype",
+        f"SELECT insutype, count(*) AS claims, {sums} FROM settlement "
+        "WHERE policy_year = ? AND NOT refd_setl_flag GROUP BY insutype ORDER BY insutype",
         [year],
     ).df()
     by_level = con.execute(
@@ -148,7 +150,8 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
         [year],
     ).df()
     by_category = con.execute(
-        f"SELECT benefit_category, count(*) AS claims, {sums} FROM settlement WHERE policy_year = ? AND NOT refd_setl_flag GROUP BY ALL ORDER BY fund_pay_sumamt DESC",
+        f"SELECT benefit_category, count(*) AS claims, {sums} FROM settlement "
+        "WHERE policy_year = ? AND NOT refd_setl_flag GROUP BY ALL ORDER BY fund_pay_sumamt DESC",
         [year],
     ).df()
     assistance = con.execute(
@@ -168,7 +171,8 @@ def fund_year(data_dir: Path, snap: PolicySnapshot, year: int | None = None) -> 
     rejected = con.execute(
         "SELECT field, reason_en, reason_zh, count(*) AS claims FROM rejected GROUP BY ALL ORDER BY claims DESC"
     ).df()
-    synthetic = bool(con.execute("SELECT bool_and(synthetic) FROM person").fetchone()[0])
+    all_synthetic = con.execute("SELECT bool_and(synthetic) FROM person").fetchone()  # one row, NULL if no one
+    synthetic = bool(all_synthetic and all_synthetic[0])
     con.close()
     return FundYear(
         year=int(year),

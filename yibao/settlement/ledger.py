@@ -61,6 +61,7 @@ class InsufficientBalance(AccountError):
 
 
 AccKey = tuple[str, str]
+AccDeltas = Mapping[AccKey, int] | Mapping[str, int] | Mapping[AccKey | str, int]  # a bare str key: period ""
 
 
 def _norm_keys(keys: Iterable[AccKey | str]) -> list[AccKey]:
@@ -114,9 +115,7 @@ def read_accumulators(session: Session, psn_no: str, year: int) -> dict[AccKey, 
     return {(r.kind, r.period): int(r.value) for r in rows}
 
 
-def apply_accumulator_deltas(
-    session: Session, psn_no: str, year: int, deltas: Mapping[AccKey | str, int]
-) -> dict[AccKey, int]:
+def apply_accumulator_deltas(session: Session, psn_no: str, year: int, deltas: AccDeltas) -> dict[AccKey, int]:
     """Add ``deltas`` to a person-year's accumulators (upsert); return the new values.
 
     Zero deltas are skipped.  A result below zero raises
@@ -149,7 +148,7 @@ def apply_accumulator_deltas(
     return result
 
 
-def encode_accum_delta(psn_no: str, year: int, deltas: Mapping[AccKey | str, int]) -> list[dict[str, Any]]:
+def encode_accum_delta(psn_no: str, year: int, deltas: AccDeltas) -> list[dict[str, Any]]:
     """Deltas as JSON-ready rows for ``settlement.accum_delta`` (zero deltas dropped).
 
     Concatenate the lists of several people if a settlement touches more than one.

@@ -29,7 +29,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from yibao.benefits import maternity
-from yibao.benefits.model import CategoryRule, Layer, PolicySnapshot
+from yibao.benefits.model import AccountRule, CategoryRule, Layer, PolicySnapshot, Scheme
 from yibao.core.contract import CLASS_B, CLASS_C, INSUTYPE_EMPLOYEE, PSN_TYPE_RETIRED, is_cross_province
 from yibao.core.errors import ClaimRejected
 from yibao.core.money import BP_SCALE, NO_CAP, apply_rate
@@ -280,14 +280,15 @@ def check_long_term_prescription(claim: Claim, snap: PolicySnapshot, catalog: Ca
             continue
         if ln.prd_days > rule.max_days:
             raise ClaimRejected(
-                f"line {ln.feedetl_sn}: prescription of {ln.prd_days} days exceeds the long-term maximum of {rule.max_days} days",
+                f"line {ln.feedetl_sn}: prescription of {ln.prd_days} days exceeds "
+                f"the long-term maximum of {rule.max_days} days",
                 f"明细 {ln.feedetl_sn}: 处方用药 {ln.prd_days} 天, 超过长期处方最长 {rule.max_days} 天",
                 field="prd_days",
             )
         if ln.prd_days > rule.normal_max_days and not claim.lt_rx_confirmed:
             raise ClaimRejected(
-                f"line {ln.feedetl_sn}: prescription of {ln.prd_days} days (> {rule.normal_max_days}) needs an evaluation note "
-                "and the patient's confirmation",
+                f"line {ln.feedetl_sn}: prescription of {ln.prd_days} days (> {rule.normal_max_days}) "
+                "needs an evaluation note and the patient's confirmation",
                 f"明细 {ln.feedetl_sn}: 超过 {rule.normal_max_days} 天的长期处方须注明理由并经患者确认",
                 field="lt_rx_confirmed",
             )
@@ -295,7 +296,8 @@ def check_long_term_prescription(claim: Claim, snap: PolicySnapshot, catalog: Ca
             allowed = rule.exceptions.get(item.drug_class, ())
             if not matches_prefix(diagnoses, allowed):
                 raise ClaimRejected(
-                    f"line {ln.feedetl_sn}: {item.name} ({item.drug_class}) may not be given as a long-term prescription",
+                    f"line {ln.feedetl_sn}: {item.name} ({item.drug_class}) "
+                    "may not be given as a long-term prescription",
                     f"明细 {ln.feedetl_sn}: {item.name} 属于不得开具长期处方的药品类别 ({item.drug_class})",
                     field="med_list_codg",
                 )
@@ -366,7 +368,7 @@ def bracket_sum(e: int, layer: Layer, bonus_bp: int) -> int:
 def home_bed_period(claim: Claim, cat: CategoryRule) -> str:
     """The settlement cycle a claim falls in (per_cycle categories)."""
     days = (claim.setl_time.date() - claim.begntime.date()).days
-    return f"{claim.mdtrt_id}#{days // cat.cycle_days}"
+    return f"{claim.mdtrt_id}#{days // (cat.cycle_days or 1)}"  # no cycle length: one cycle a day, as the batch path
 
 
 def layer_applies(layer: Layer, category: str, person: PersonFacts) -> bool:
@@ -395,6 +397,21 @@ def _has_level(cat: CategoryRule, level: int) -> bool:
         return False
 
 
+class _Ledger:
+    """One claim's view of the person-year accumulators: values before it, and the changes it makes."""
+
+    def __init__(self, accum: dict[AccumKey, int]):
+        self.accum = accum
+        self.delta: dict[AccumKey, int] = {}
+
+    def get(self, key: AccumKey) -> int:
+        return self.accum.get(key, 0)
+
+    def add(self, key: AccumKey, v: int) -> None:
+        if v:
+            self.delta[key] = self.delta.get(key, 0) + v
+
+
 def settle_claim(
     claim: Claim,
     benefit: PolicySnapshot,
@@ -421,132 +438,25 @@ def settle_claim(
     scheme = benefit.scheme_for(claim.person.insutype)
     cat = scheme.categories[category]
     s = Settlement(category=category)
-    delta: dict[AccumKey, int] = {}
-
-    def get(key: AccumKey) -> int:
-        return accum.get(key, 0)
-
-    def add(key: AccumKey, v: int) -> None:
-        if v:
-            delta[key] = delta.get(key, 0) + v
+    led = _Ledger(accum)
 
     medfee, fulamt, overlmt, presel, inscp, excl = split_lines(claim, catalog, cat)
     s.medfee_sumamt, s.fulamt_ownpay_amt, s.overlmt_selfpay = medfee, fulamt, overlmt
     s.preselfpay_amt, s.inscp_scp_amt = presel, inscp
-    add((f"visits:{category}", ""), 1)
+    led.add((f"visits:{category}", ""), 1)
 
-    # -- pooled fund: deductible ---------------------------------------------
-    lv = claim.hosp_lv
     period = home_bed_period(claim, cat) if cat.deductible_mode == "per_cycle" else ""
-    if cat.deductible_mode == "per_admission":
-        prior = get(("admissions", ""))
-        table = cat.repeat_deductible if (prior >= 1 and cat.repeat_deductible is not None) else cat.deductible
-        d = table.get(lv) if _level_known(table, lv) else 0
-        ded = min(d, inscp)
-        add(("admissions", ""), 1)
-        s.trace.append(f"deductible per admission #{prior + 1}: {d} fen")
-    elif cat.deductible_mode in ("per_year", "per_cycle"):
-        key = (f"ded:{cat.deductible_group or category}", period)
-        d = cat.deductible.get(lv) if _level_known(cat.deductible, lv) else 0
-        prev = get(key)
-        ded = min(d, prev + inscp) - min(d, prev)
-        add(key, inscp)
-        s.trace.append(f"deductible {d} fen per {'cycle' if period else 'year'}, used before {min(d, prev)}")
-    else:
-        ded = 0
-    s.act_pay_dedc = ded
-    elig = inscp - ded
-
-    # -- pooled fund: cost cap, ratio, annual cap -------------------------------
-    if cat.cost_cap is not None:
-        key = (f"cost:{category}", period)
-        prev = get(key)
-        elig_capped = min(cat.cost_cap, prev + elig) - min(cat.cost_cap, prev)
-        add(key, elig)
-    else:
-        elig_capped = elig
-    ratio = pool_ratio(benefit, cat, claim)
-    s.pool_prop_selfpay_bp = ratio
-    fund_unc = apply_rate(elig_capped, ratio)
-    if cat.cap_pool is not None:
-        cap = scheme.caps[cat.cap_pool]
-        key = (f"fund:{cat.cap_pool}", "")
-        prev = get(key)
-        hifp = min(cap, prev + fund_unc) - min(cap, prev)
-        add(key, fund_unc)
-    else:
-        hifp = fund_unc
-    s.hifp_pay = hifp
-    overflow = 0 if hifp == fund_unc else elig_capped - min(elig_capped, (hifp * BP_SCALE) // ratio)
-    s.trace.append(f"pooled fund ratio {ratio / 100:.2f}% → {hifp} fen")
-
-    # -- supplementary layers ------------------------------------------------
-    paid_layers = 0
-    for layer in scheme.layers:
-        if not layer_applies(layer, category, claim.person):
-            continue
-        left = inscp - hifp - paid_layers
-        b = left if layer.base == "selfpay" else min(overflow, left)
-        poor = layer.poverty is not None and claim.person.assistance in layer.poverty.statuses
-        d = apply_rate(layer.deductible, layer.poverty.deductible_factor) if poor else layer.deductible
-        bonus = layer.poverty.ratio_bonus if poor else 0
-        cap = NO_CAP if (poor and layer.poverty.no_cap) else layer.cap
-        kb, kp = (f"layer_base:{layer.name}", ""), (f"layer_pay:{layer.name}", "")
-        bprev = get(kb)
-        u = bracket_sum(max(0, bprev + b - d), layer, bonus) - bracket_sum(max(0, bprev - d), layer, bonus)
-        uprev = get(kp)
-        pay = min(cap, uprev + u) - min(cap, uprev)
-        add(kb, b)
-        add(kp, u)
-        setattr(s, layer.field, getattr(s, layer.field) + pay)
-        paid_layers += pay
-        if pay:
-            s.trace.append(f"{layer.name}: deductible {d}, +{bonus}bp → {pay} fen")
-
-    # -- medical assistance ----------------------------------------------------
-    status = benefit.assistance.statuses.get(claim.person.assistance) if claim.person.assistance else None
-    if status is not None and category in benefit.assistance.applies_to:
-        left = inscp - hifp - paid_layers
-        kb, kp = ("maf_base", ""), ("maf_pay", "")
-        bprev = get(kb)
-        e = max(0, bprev + left - status.deductible) - max(0, bprev - status.deductible)
-        u = apply_rate(e, status.ratio)
-        uprev = get(kp)
-        maf = min(status.cap, uprev + u) - min(status.cap, uprev)
-        add(kb, left)
-        add(kp, u)
-        s.maf_pay = maf
-        if maf:
-            s.trace.append(f"medical assistance ({claim.person.assistance}) {status.ratio / 100:.0f}% → {maf} fen")
+    s.act_pay_dedc = _deductible(claim, cat, category, inscp, period, led, s)
+    overflow = _pooled_fund(benefit, scheme, cat, category, claim, inscp - s.act_pay_dedc, period, led, s)
+    paid_layers = _supplementary_layers(scheme, category, claim, inscp, overflow, led, s)
+    _medical_assistance(benefit, category, claim, inscp - s.hifp_pay - paid_layers, led, s)
 
     s.fund_pay_sumamt = s.hifp_pay + s.hifmi_pay + s.hifob_pay + s.cvlserv_pay + s.maf_pay + s.hifes_pay + s.oth_pay
     s.psn_part_amt = medfee - s.fund_pay_sumamt
 
     # -- personal account, own or mutual aid ---------------------------------
     acct_rule = benefit.schemes["employee"].account
-    payer = claim.mulaid_payer
-    if payer is not None:
-        if payer.psn_no == claim.person.psn_no:
-            raise ClaimRejected(
-                "the mutual-aid payer is the patient", "共济支付人不能是患者本人", field="mulaid_payer_psn_no"
-            )
-        if acct_rule is None or payer.relation not in acct_rule.mutual_aid_relations:
-            raise ClaimRejected(
-                f"relation {payer.relation!r} may not pay through family mutual aid",
-                f"关系 {payer.relation!r} 不在家庭共济范围内",
-                field="mulaid_payer_psn_no",
-            )
-        if payer.insutype != INSUTYPE_EMPLOYEE:
-            raise ClaimRejected(
-                "only an employee's personal account can pay for relatives",
-                "共济账户须为职工个人账户",
-                field="mulaid_payer_psn_no",
-            )
-        payer_no = payer.psn_no
-    elif claim.person.insutype == INSUTYPE_EMPLOYEE and acct_rule is not None:
-        payer_no = claim.person.psn_no
-    else:
-        payer_no = ""
+    payer_no = _account_payer(claim, acct_rule)
     pay_acct = 0
     if payer_no and account_balance is not None and acct_rule is not None and category in acct_rule.categories:
         comps = {
@@ -557,14 +467,148 @@ def settle_claim(
         }
         want = sum(comps[c] for c in acct_rule.payable)
         pay_acct = max(0, min(account_balance, want))
-    if payer is not None:
+    if claim.mulaid_payer is not None:
         s.acct_mulaid_pay = pay_acct
     else:
         s.acct_pay = pay_acct
     s.acct_payer_psn_no = payer_no
     s.psn_cash_pay = s.psn_part_amt - pay_acct
-    s.accum_delta = delta
+    s.accum_delta = led.delta
     return s
+
+
+def _deductible(
+    claim: Claim, cat: CategoryRule, category: str, inscp: int, period: str, led: _Ledger, s: Settlement
+) -> int:
+    """Pooled fund deductible (起付线): per admission, or per year / cycle as a running sum."""
+    lv = claim.hosp_lv
+    if cat.deductible_mode == "per_admission":
+        prior = led.get(("admissions", ""))
+        table = cat.repeat_deductible if (prior >= 1 and cat.repeat_deductible is not None) else cat.deductible
+        d = table.get(lv) if _level_known(table, lv) else 0
+        led.add(("admissions", ""), 1)
+        s.trace.append(f"deductible per admission #{prior + 1}: {d} fen")
+        return min(d, inscp)
+    if cat.deductible_mode in ("per_year", "per_cycle"):
+        key = (f"ded:{cat.deductible_group or category}", period)
+        d = cat.deductible.get(lv) if _level_known(cat.deductible, lv) else 0
+        prev = led.get(key)
+        led.add(key, inscp)
+        s.trace.append(f"deductible {d} fen per {'cycle' if period else 'year'}, used before {min(d, prev)}")
+        return min(d, prev + inscp) - min(d, prev)
+    return 0
+
+
+def _pooled_fund(
+    benefit: PolicySnapshot,
+    scheme: Scheme,
+    cat: CategoryRule,
+    category: str,
+    claim: Claim,
+    elig: int,
+    period: str,
+    led: _Ledger,
+    s: Settlement,
+) -> int:
+    """Pooled fund (统筹基金) after the deductible: cost cap, ratio, annual cap.
+
+    Sets ``hifp_pay`` and the ratio; returns the eligible cost above the annual cap (what overflow layers take).
+    """
+    if cat.cost_cap is not None:
+        key = (f"cost:{category}", period)
+        prev = led.get(key)
+        elig_capped = min(cat.cost_cap, prev + elig) - min(cat.cost_cap, prev)
+        led.add(key, elig)
+    else:
+        elig_capped = elig
+    ratio = pool_ratio(benefit, cat, claim)
+    s.pool_prop_selfpay_bp = ratio
+    fund_unc = apply_rate(elig_capped, ratio)
+    if cat.cap_pool is not None:
+        cap = scheme.caps[cat.cap_pool]
+        key = (f"fund:{cat.cap_pool}", "")
+        prev = led.get(key)
+        hifp = min(cap, prev + fund_unc) - min(cap, prev)
+        led.add(key, fund_unc)
+    else:
+        hifp = fund_unc
+    s.hifp_pay = hifp
+    s.trace.append(f"pooled fund ratio {ratio / 100:.2f}% → {hifp} fen")
+    return 0 if hifp == fund_unc else elig_capped - min(elig_capped, (hifp * BP_SCALE) // ratio)
+
+
+def _supplementary_layers(
+    scheme: Scheme, category: str, claim: Claim, inscp: int, overflow: int, led: _Ledger, s: Settlement
+) -> int:
+    """Supplementary layers (大病保险, 大额补助 …) in file order, each on what is left; returns their sum."""
+    paid_layers = 0
+    for layer in scheme.layers:
+        if not layer_applies(layer, category, claim.person):
+            continue
+        left = inscp - s.hifp_pay - paid_layers
+        b = left if layer.base == "selfpay" else min(overflow, left)
+        pov = layer.poverty
+        if pov is not None and claim.person.assistance not in pov.statuses:
+            pov = None  # 困难群众倾斜 only for the listed statuses
+        d = apply_rate(layer.deductible, pov.deductible_factor) if pov else layer.deductible
+        bonus = pov.ratio_bonus if pov else 0
+        cap = NO_CAP if (pov and pov.no_cap) else layer.cap
+        kb, kp = (f"layer_base:{layer.name}", ""), (f"layer_pay:{layer.name}", "")
+        bprev = led.get(kb)
+        u = bracket_sum(max(0, bprev + b - d), layer, bonus) - bracket_sum(max(0, bprev - d), layer, bonus)
+        uprev = led.get(kp)
+        pay = min(cap, uprev + u) - min(cap, uprev)
+        led.add(kb, b)
+        led.add(kp, u)
+        setattr(s, layer.field, getattr(s, layer.field) + pay)
+        paid_layers += pay
+        if pay:
+            s.trace.append(f"{layer.name}: deductible {d}, +{bonus}bp → {pay} fen")
+    return paid_layers
+
+
+def _medical_assistance(
+    benefit: PolicySnapshot, category: str, claim: Claim, left: int, led: _Ledger, s: Settlement
+) -> None:
+    """Medical assistance (医疗救助) on the in-policy self-pay ``left`` after the funds; sets ``maf_pay``."""
+    status = benefit.assistance.statuses.get(claim.person.assistance) if claim.person.assistance else None
+    if status is None or category not in benefit.assistance.applies_to:
+        return
+    kb, kp = ("maf_base", ""), ("maf_pay", "")
+    bprev = led.get(kb)
+    e = max(0, bprev + left - status.deductible) - max(0, bprev - status.deductible)
+    u = apply_rate(e, status.ratio)
+    uprev = led.get(kp)
+    maf = min(status.cap, uprev + u) - min(status.cap, uprev)
+    led.add(kb, left)
+    led.add(kp, u)
+    s.maf_pay = maf
+    if maf:
+        s.trace.append(f"medical assistance ({claim.person.assistance}) {status.ratio / 100:.0f}% → {maf} fen")
+
+
+def _account_payer(claim: Claim, acct_rule: AccountRule | None) -> str:
+    """Whose personal account pays: the mutual-aid payer (checked), the employee patient, or nobody ('')."""
+    payer = claim.mulaid_payer
+    if payer is None:
+        return claim.person.psn_no if (claim.person.insutype == INSUTYPE_EMPLOYEE and acct_rule is not None) else ""
+    if payer.psn_no == claim.person.psn_no:
+        raise ClaimRejected(
+            "the mutual-aid payer is the patient", "共济支付人不能是患者本人", field="mulaid_payer_psn_no"
+        )
+    if acct_rule is None or payer.relation not in acct_rule.mutual_aid_relations:
+        raise ClaimRejected(
+            f"relation {payer.relation!r} may not pay through family mutual aid",
+            f"关系 {payer.relation!r} 不在家庭共济范围内",
+            field="mulaid_payer_psn_no",
+        )
+    if payer.insutype != INSUTYPE_EMPLOYEE:
+        raise ClaimRejected(
+            "only an employee's personal account can pay for relatives",
+            "共济账户须为职工个人账户",
+            field="mulaid_payer_psn_no",
+        )
+    return payer.psn_no
 
 
 def _level_known(table, lv: int) -> bool:

@@ -359,6 +359,100 @@ def _new_setl_id() -> str:
     return "L" + uuid.uuid4().hex.upper()  # 'S…' ids are the batch path's (S + mdtrt_id)
 
 
+def _replay(
+    s: Session, msgid: str, digest: str, pre: bool, hook: Callable[[Session, SettleResult], None] | None
+) -> SettleResult | None:
+    """Idempotency: the stored settlement of this msgid answers (if the request is the same); else None.
+
+    One read serves both uses of a msgid (a settlement's, or a cancellation's).
+    """
+    used = s.scalars(_BY_MSGID, {"msgid": msgid}).all()
+    stored = next((r for r in used if r.msgid == msgid), None)
+    if stored is not None:
+        trace = stored.rule_trace if isinstance(stored.rule_trace, dict) else {}
+        if trace.get("request_digest") != digest:
+            raise _rejected(
+                f"msgid {msgid!r} was already used for a different request (settlement {stored.setl_id})",
+                f"报文ID {msgid} 已用于另一笔不同的结算请求 ({stored.setl_id})",
+                "msgid",
+            )
+        reply = _reply_from_row(stored, replayed=True)
+        if hook is not None and not pre:
+            hook(s, reply)
+        return reply
+    if any(r.cancel_msgid == msgid for r in used):
+        raise _rejected(
+            f"msgid {msgid!r} was already used for a cancellation", f"报文ID {msgid} 已用于撤销交易", "msgid"
+        )
+    return None
+
+
+def _resolve_claim(s: Session, claim: Claim, person: registry.Person, psn_no: str, level_of: str = "") -> Claim:
+    """The claim with the stored facts: the person's, the institution's level (``level_of``'s when given), the payer's
+    and the filing."""
+    _check_shape(claim)
+    require_coverage(s, person, _local_day(claim.begntime))  # benefits follow enrolment (参保), see yibao.enrolment
+    facts = _person_facts(person)
+    inst = _level_institution(s, claim.fixmedins_code, level_of)
+    payer = _payer_facts(s, psn_no, claim.mulaid_payer)
+    c = dataclasses.replace(claim, person=facts, hosp_lv=int(inst.hosp_lv or 0), mulaid_payer=payer)
+    if c.mdtrtarea_admvs and c.is_cross_province:  # 异地就医备案: filed or not comes from the register
+        c = dataclasses.replace(
+            c, cross_filed=is_filed(s, psn_no, facts.insutype, c.mdtrtarea_admvs, _local_day(c.setl_time))
+        )
+    return c
+
+
+def _store_encounter(s: Session, c: Claim, encounter_exists: bool, new_lines: list, synthetic: bool) -> None:
+    """Write the encounter (when not stored yet) and the claim's new fee lines."""
+    if not encounter_exists:
+        s.add(
+            records.Encounter(
+                mdtrt_id=c.mdtrt_id,
+                psn_no=c.person.psn_no,
+                fixmedins_code=c.fixmedins_code,
+                med_type=c.med_type,
+                begntime=c.begntime,
+                endtime=c.setl_time,
+                policy_year=c.policy_year,
+                dise_codg=c.dise_codg,
+                other_dise_codg=";".join(c.other_dise_codg),
+                mdtrtarea_admvs=c.mdtrtarea_admvs,
+                mulaid_payer_psn_no=c.mulaid_payer.psn_no if c.mulaid_payer else "",
+                lt_rx_confirmed=bool(c.lt_rx_confirmed),
+                synthetic=synthetic,
+            )
+        )
+        s.flush()
+    for ln in new_lines:
+        s.add(
+            records.FeeDetail(
+                mdtrt_id=c.mdtrt_id,
+                feedetl_sn=ln.feedetl_sn,
+                med_list_codg=ln.med_list_codg,
+                cnt_milli=ln.cnt_milli,
+                pric=ln.pric,
+                det_item_fee_sumamt=ln.det_item_fee_sumamt,
+                fee_ocur_time=None,
+                rxno=ln.rxno,
+                rx_circ_flag=bool(ln.rx_circ_flag),
+                prd_days=ln.prd_days,
+                synthetic=synthetic,
+            )
+        )
+    s.flush()
+
+
+def _post_ledgers(s: Session, c: Claim, res: Settlement, setl_id: str, *, locked: bool) -> int | None:
+    """Apply the accumulator deltas and post the account payment; the account's balance after it (None: none)."""
+    ledger.apply_accumulator_deltas(s, c.person.psn_no, c.policy_year, res.accum_delta)
+    if not res.acct_payer_psn_no:
+        return None
+    kind = "mulaid_pay" if c.mulaid_payer else "pay"
+    paid = res.acct_pay + res.acct_mulaid_pay
+    return ledger.post_account(s, res.acct_payer_psn_no, -paid, kind, setl_id, c.setl_time, locked=locked)
+
+
 # --- the service ---------------------------------------------------------------
 
 
@@ -461,45 +555,16 @@ class SettlementService:
             assert psn_no is not None
             person = _lock_person(s, psn_no)
 
-            # idempotency: a stored settlement with this msgid answers
-            # one read for both uses of the msgid (a settlement's, or a cancellation's)
-            used = s.scalars(_BY_MSGID, {"msgid": msgid}).all()
-            stored = next((r for r in used if r.msgid == msgid), None)
-            if stored is not None:
-                trace = stored.rule_trace if isinstance(stored.rule_trace, dict) else {}
-                if trace.get("request_digest") != digest:
-                    raise _rejected(
-                        f"msgid {msgid!r} was already used for a different request (settlement {stored.setl_id})",
-                        f"报文ID {msgid} 已用于另一笔不同的结算请求 ({stored.setl_id})",
-                        "msgid",
-                    )
-                reply = _reply_from_row(stored, replayed=True)
-                if hook is not None and not pre:
-                    hook(s, reply)
-                return reply
-            if any(r.cancel_msgid == msgid for r in used):
-                raise _rejected(
-                    f"msgid {msgid!r} was already used for a cancellation", f"报文ID {msgid} 已用于撤销交易", "msgid"
-                )
+            replayed = _replay(s, msgid, digest, pre, hook)
+            if replayed is not None:
+                return replayed
             if guard is not None:
                 guard(s)
             if prepare is not None:
                 claim = prepare(s, person)
             assert claim is not None
-
-            _check_shape(claim)
-            require_coverage(
-                s, person, _local_day(claim.begntime)
-            )  # benefits follow enrolment (参保), see yibao.enrolment
-            facts = _person_facts(person)
-            inst = _level_institution(s, claim.fixmedins_code, level_of)
-            payer = _payer_facts(s, psn_no, claim.mulaid_payer)
-            c = dataclasses.replace(claim, person=facts, hosp_lv=int(inst.hosp_lv or 0), mulaid_payer=payer)
-            if c.mdtrtarea_admvs and c.is_cross_province:  # 异地就医备案: filed or not comes from the register
-                c = dataclasses.replace(
-                    c, cross_filed=is_filed(s, psn_no, facts.insutype, c.mdtrtarea_admvs, _local_day(c.setl_time))
-                )
-            year = c.policy_year
+            c = _resolve_claim(s, claim, person, psn_no, level_of)
+            facts, payer, year = c.person, c.mulaid_payer, c.policy_year
             # lines the caller read from this encounter's stored, unsettled lines in this transaction need no comparing
             encounter_exists, new_lines = (True, []) if prepare is not None else self._check_encounter(s, c)
 
@@ -526,62 +591,17 @@ class SettlementService:
             # write: encounter and lines, accumulators, account, settlement row
             setl_id = _new_setl_id()
             synthetic = bool(person.synthetic)
-            if not encounter_exists:
-                s.add(
-                    records.Encounter(
-                        mdtrt_id=c.mdtrt_id,
-                        psn_no=psn_no,
-                        fixmedins_code=c.fixmedins_code,
-                        med_type=c.med_type,
-                        begntime=c.begntime,
-                        endtime=c.setl_time,
-                        policy_year=year,
-                        dise_codg=c.dise_codg,
-                        other_dise_codg=";".join(c.other_dise_codg),
-                        mdtrtarea_admvs=c.mdtrtarea_admvs,
-                        mulaid_payer_psn_no=payer.psn_no if payer else "",
-                        lt_rx_confirmed=bool(c.lt_rx_confirmed),
-                        synthetic=synthetic,
-                    )
-                )
-                s.flush()
-            for ln in new_lines:
-                s.add(
-                    records.FeeDetail(
-                        mdtrt_id=c.mdtrt_id,
-                        feedetl_sn=ln.feedetl_sn,
-                        med_list_codg=ln.med_list_codg,
-                        cnt_milli=ln.cnt_milli,
-                        pric=ln.pric,
-                        det_item_fee_sumamt=ln.det_item_fee_sumamt,
-                        fee_ocur_time=None,
-                        rxno=ln.rxno,
-                        rx_circ_flag=bool(ln.rx_circ_flag),
-                        prd_days=ln.prd_days,
-                        synthetic=synthetic,
-                    )
-                )
-            s.flush()
+            _store_encounter(s, c, encounter_exists, new_lines, synthetic)
             paid = res.acct_pay + res.acct_mulaid_pay
             dry = pre and _dry_run_safe(res, accum, balance, payer_no, paid)
             if dry:
                 # a pre-settlement is rolled back: when the writes below cannot refuse (accumulators stay
                 # >= 0, the locked account covers the payment) their results are known without making them
-                balc = balance - paid if res.acct_payer_psn_no else None
+                balc = balance - paid if (res.acct_payer_psn_no and balance is not None) else None
             else:
-                ledger.apply_accumulator_deltas(s, psn_no, year, res.accum_delta)
-                balc = None
-                if res.acct_payer_psn_no:
-                    kind = "mulaid_pay" if payer else "pay"
-                    balc = ledger.post_account(
-                        s,
-                        res.acct_payer_psn_no,
-                        -paid,
-                        kind,
-                        setl_id,
-                        c.setl_time,
-                        locked=balance is not None and res.acct_payer_psn_no == payer_no,
-                    )
+                balc = _post_ledgers(
+                    s, c, res, setl_id, locked=balance is not None and res.acct_payer_psn_no == payer_no
+                )
             row = records.Settlement(
                 setl_id=setl_id,
                 mdtrt_id=c.mdtrt_id,
@@ -742,7 +762,8 @@ class SettlementService:
                 )
             if row.accum_delta is None:
                 raise _rejected(
-                    f"settlement {setl_id} has no recorded accumulator changes (a batch settlement); it cannot be cancelled online",
+                    f"settlement {setl_id} has no recorded accumulator changes (a batch settlement); "
+                    "it cannot be cancelled online",
                     f"结算 {setl_id} 无累计变动记录 (批量结算), 不能联机撤销",
                     "setl_id",
                 )

@@ -314,6 +314,8 @@ def record_diagnoses(
 ) -> None:
     """就诊信息上传 (2203): medical type and diagnoses of an outpatient visit."""
     person = s.get(registry.Person, v.psn_no)
+    if person is None:
+        raise _rej(f"unknown psn_no {v.psn_no!r}", f"人员编号不存在: {v.psn_no}", "psn_no")
     _check_med_type(book, person, med_type, enc.begntime.astimezone(db.SHANGHAI).date())
     _check_diagnoses((dise_codg, *other_dise_codg), "diag_code", valid_diagnosis)
     if _live_settlements(s, v.mdtrt_id):
@@ -336,6 +338,50 @@ _LIVE = select(records.Settlement.setl_id, records.Settlement.rule_trace).where(
 
 def _live_settlements(s: Session, mdtrt_id: str) -> list[tuple[str, object]]:
     return list(s.execute(_LIVE, {"mdtrt_id": mdtrt_id}).all())
+
+
+def _check_upload_line(sn: str, ln: FeeLine, catalog: Catalog) -> None:
+    """One uploaded fee line's own checks: its number, quantity, price, days, total and list code."""
+    if len(sn) > 30:
+        raise _rej(f"feedetl_sn {sn[:40]!r} is longer than 30 characters", "费用明细流水号超过30位", "feedetl_sn")
+    if ln.cnt_milli <= 0:
+        raise _rej(f"line {sn}: quantity cnt must be positive", f"明细 {sn}: 数量必须为正数", "cnt")
+    if ln.pric < 0:
+        raise _rej(f"line {sn}: unit price pric must not be negative", f"明细 {sn}: 单价不能为负", "pric")
+    if ln.prd_days < 0:
+        raise _rej(f"line {sn}: prd_days must not be negative", f"明细 {sn}: 周期天数不能为负", "prd_days")
+    want = line_total(ln)
+    if ln.det_item_fee_sumamt != want:
+        raise _rej(
+            f"line {sn}: det_item_fee_sumamt {ln.det_item_fee_sumamt} fen does not equal cnt × pric = {want} fen",
+            f"明细 {sn}: 明细项目费用总额与数量×单价不符 (应为 {want / 100:.2f} 元)",
+            "det_item_fee_sumamt",
+        )
+    if ln.med_list_codg not in catalog:
+        raise _rej(
+            f"line {sn}: unknown med_list_codg {ln.med_list_codg!r}",
+            f"明细 {sn}: 医保目录编码 {ln.med_list_codg!r} 不存在",
+            "med_list_codg",
+        )
+
+
+def _exact(ln: FeeLine) -> tuple[int, int]:
+    """Quantity (1/10000) and price (1/1000000 yuan) as sent, for comparing a retransmission."""
+    return ln.exact if ln.exact is not None else (ln.cnt_milli * 10, ln.pric * 10_000)
+
+
+def _new_line_number(sn: str, taken: set[int], mdtrt_id: str) -> int:
+    """The stored feedetl_sn of a new line: the HIS's own when it is a free plain number, else the next free one."""
+    if sn.isdigit() and sn == str(int(sn)) and int(sn) <= _INT32 and int(sn) not in taken:
+        return int(sn)
+    internal = max(taken | {0}) + 1
+    if internal > _INT32:
+        raise _rej(
+            f"feedetl_sn {sn}: no line number left in encounter {mdtrt_id}",
+            "本次就诊的费用明细序号已用尽",
+            "feedetl_sn",
+        )
+    return internal
 
 
 def upload_fees(
@@ -379,28 +425,8 @@ def upload_fees(
                 f"feedetl_sn {sn} appears twice in this batch", f"费用明细流水号 {sn} 在本批次中重复", "feedetl_sn"
             )
         seen.add(sn)
-        if len(sn) > 30:
-            raise _rej(f"feedetl_sn {sn[:40]!r} is longer than 30 characters", "费用明细流水号超过30位", "feedetl_sn")
-        if ln.cnt_milli <= 0:
-            raise _rej(f"line {sn}: quantity cnt must be positive", f"明细 {sn}: 数量必须为正数", "cnt")
-        if ln.pric < 0:
-            raise _rej(f"line {sn}: unit price pric must not be negative", f"明细 {sn}: 单价不能为负", "pric")
-        if ln.prd_days < 0:
-            raise _rej(f"line {sn}: prd_days must not be negative", f"明细 {sn}: 周期天数不能为负", "prd_days")
-        want = line_total(ln)
-        if ln.det_item_fee_sumamt != want:
-            raise _rej(
-                f"line {sn}: det_item_fee_sumamt {ln.det_item_fee_sumamt} fen does not equal cnt × pric = {want} fen",
-                f"明细 {sn}: 明细项目费用总额与数量×单价不符 (应为 {want / 100:.2f} 元)",
-                "det_item_fee_sumamt",
-            )
-        if ln.med_list_codg not in catalog:
-            raise _rej(
-                f"line {sn}: unknown med_list_codg {ln.med_list_codg!r}",
-                f"明细 {sn}: 医保目录编码 {ln.med_list_codg!r} 不存在",
-                "med_list_codg",
-            )
-        exact = ln.exact if ln.exact is not None else (ln.cnt_milli * 10, ln.pric * 10_000)
+        _check_upload_line(sn, ln, catalog)
+        exact = _exact(ln)
         internal = by_his.get(sn)
         if internal is not None:
             old = stored[internal]
@@ -416,16 +442,7 @@ def upload_fees(
                 )
             out.append((u, False, internal))
             continue
-        if sn.isdigit() and sn == str(int(sn)) and int(sn) <= _INT32 and int(sn) not in taken:
-            internal = int(sn)  # a plain number: the platform uses the HIS's own
-        else:
-            internal = max(taken | {0}) + 1
-            if internal > _INT32:
-                raise _rej(
-                    f"feedetl_sn {sn}: no line number left in encounter {v.mdtrt_id}",
-                    "本次就诊的费用明细序号已用尽",
-                    "feedetl_sn",
-                )
+        internal = _new_line_number(sn, taken, v.mdtrt_id)
         taken.add(internal)
         by_his[sn] = internal
         s.add(
@@ -448,7 +465,7 @@ def upload_fees(
     s.flush()
     for u, new, internal in out:
         if new:
-            ex = u.line.exact if u.line.exact is not None else (u.line.cnt_milli * 10, u.line.pric * 10_000)
+            ex = _exact(u.line)
             s.add(
                 FeeUpload(
                     mdtrt_id=v.mdtrt_id,

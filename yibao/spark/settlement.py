@@ -32,6 +32,7 @@ from yibao.benefits.policy import Policy, PolicyBook
 from yibao.core import manifest
 from yibao.core.contract import SETTLEMENT, with_metadata
 from yibao.core.errors import YibaoError
+from yibao.core.parquet_io import dataset_files
 from yibao.settlement import batch as engine
 from yibao.settlement.annual import (
     CLAIM_COLUMNS,
@@ -256,7 +257,7 @@ def settle_year_spark(
 
 def _first_file(path: str) -> str:
     p = Path(path)
-    return str(p if p.is_file() else engine._parquet_files(p)[0])
+    return str(p if p.is_file() else dataset_files(p)[0])
 
 
 def _first_local_year(scratch: Path, claim_schema: pa.Schema) -> dt.date:

@@ -232,7 +232,7 @@ def scan(
             continue
         t = time.perf_counter()
         if r.id in coding.RULES:
-            if flags is None:
+            if flags is None or stays is None:
                 flags, stays = _coding_flags(con, book)
             df = _coding_hits(con, flags, stays, coding.RULES[r.id])
         else:
@@ -251,8 +251,8 @@ def scan(
         parts.append(df)
         if progress:
             progress(r.id, len(df))
-    lines = con.execute("SELECT count(*) FROM fee_detail").fetchone()[0]
-    encs = con.execute("SELECT count(*) FROM encounter").fetchone()[0]
+    lines = (con.execute("SELECT count(*) FROM fee_detail").fetchone() or (0,))[0]
+    encs = (con.execute("SELECT count(*) FROM encounter").fetchone() or (0,))[0]
     con.close()
     hits = pd.concat(parts, ignore_index=True) if parts else HITS.empty_table().to_pandas()
     hits = hits.astype({"severity": "int8", "amount": "int64"})
