@@ -1728,3 +1728,6 @@ TRANSACTIONS: dict[str, Transaction] = {
 from yibao.api import more_transactions as _more
 
 _more.register(TRANSACTIONS)  # noqa: E402,E702,I001 - issue 16
+from yibao.crossregion import transactions as _filing  # noqa: E402,I001 - issue 13: 2501 / 2501A / 2502 转院备案
+
+_filing.register(TRANSACTIONS)
