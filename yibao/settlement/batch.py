@@ -457,6 +457,12 @@ def settle_batch(
     ci0 = np.where(ci < 0, 0, ci)
     chrg = catalog.class_code[ci0].copy()  # 1 甲, 2 乙, 3 丙
     spbp = catalog.selfpay_bp[ci0].copy()
+    cap_l = catalog.cap[ci0].copy()
+    if nl:  # the treatment province's list (就医地目录) on cross-province claims, before the city's overrides
+        from yibao.crossregion.lists import overlay_lines
+
+        area_of = np.array(area_vals + [""], dtype=object)[area_code]
+        overlay_lines(catalog, ci, cross[lc0], area_of[lc0], setl_day[lc0], chrg, spbp, cap_l)
     # the place of treatment's list (就医地目录): its overrides on each claim's date
     area_l = area_code[lc0] if nl else np.zeros(0, I64)
     day_l = setl_day[lc0] if nl else np.zeros(0, I64)
@@ -571,7 +577,7 @@ def settle_batch(
 
     excl_l = catalog.acct_excluded[ci0]
     full = excl_l | (chrg == 3) | selfpay_item | ~in_scope
-    cap = catalog.cap[ci0]
+    cap = cap_l
     over = np.where(~full & (cap > 0) & (pric > cap), amt - (cnt * cap + 500) // 1000, 0)
     allowed_amt = amt - over
     pre = np.where(~full & (chrg == 2), _rate(allowed_amt, spbp), 0)
