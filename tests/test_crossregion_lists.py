@@ -242,3 +242,13 @@ def test_batch_equals_scalar_on_cross_province_claims(claims_in):
         b = batch[k.mdtrt_id]
         for name, v in sc.amounts().items():
             assert b[name] == v, (k.mdtrtarea_admvs, name, b[name], v)
+
+
+def test_cli_shows_the_lists():
+    from typer.testing import CliRunner
+
+    from yibao.cli import app
+
+    r = CliRunner().invoke(app, ["filing", "lists", "--province", "44"])
+    assert r.exit_code == 0, r.output
+    assert "15.00%" in r.output and "2.00" in r.output and "广东省" in r.output and "江苏省" not in r.output
