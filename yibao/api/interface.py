@@ -1749,3 +1749,6 @@ TRANSACTIONS: dict[str, Transaction] = {
 from yibao.api import more_transactions as _more  # noqa: E402
 
 _more.register(TRANSACTIONS)
+from yibao.crossregion import transactions as _filing  # noqa: E402 - 2501 / 2501A / 2502 转院备案 (issue 13)
+
+_filing.register(TRANSACTIONS)

@@ -119,3 +119,24 @@ def show(filing_id: int = typer.Argument(...), db: str | None = DB_OPT) -> None:
         if f is None:
             raise FilingError(f"unknown filing {filing_id}", f"备案不存在: {filing_id}", field="filing_id")
         _print([f])
+
+
+@app.command("lists")
+def lists(province: str | None = typer.Option(None, "--province", help="Two-digit province code (e.g. 32).")) -> None:
+    """The treatment provinces' lists (就医地目录): items each province classifies or prices differently."""
+    from yibao.core.money import fmt_yuan
+    from yibao.crossregion.lists import load_lists
+
+    tab = Table(title="就医地目录 treatment-place lists (ILLUSTRATIVE unless marked official)")
+    for col in ("province", "from", "med_list_codg", "chrgitm_lv", "selfpay_prop", "pric_uplmt", "status"):
+        tab.add_column(col)
+    for code, pl in sorted(load_lists().by_province.items()):
+        if province and code != province:
+            continue
+        for v in pl.versions:
+            for item, li in v.items.items():
+                bp = li.selfpay_prop
+                ratio = "" if bp is None else f"{bp // 100}.{bp % 100:02d}%"
+                cap = "" if li.pric_uplmt is None else fmt_yuan(li.pric_uplmt)
+                tab.add_row(f"{code} {pl.name_zh}", str(v.begin), item, li.chrgitm_lv or "", ratio, cap, pl.status)
+    console.print(tab)

@@ -386,6 +386,7 @@ class _Frame:
     # _list_overrides
     chrg: np.ndarray = field(init=False)
     spbp: np.ndarray = field(init=False)
+    cap_l: np.ndarray = field(init=False)  # each line's price cap (限价), after the treatment province's list
     # _scope
     in_scope: np.ndarray = field(init=False)
     # _price: per claim, input order
@@ -736,12 +737,19 @@ def _check_lines(fr: _Frame) -> None:
 
 
 def _list_overrides(fr: _Frame) -> None:
-    """Class and self-pay share of each line: the catalogue, then the place of treatment's list (就医地目录)."""
+    """Class, self-pay share and price cap of each line: the catalogue, the treatment province's list on a
+    cross-province claim (就医地目录, yibao.crossregion.lists), then the place of treatment's own overrides."""
     catalog = fr.inp.catalog
     fr.chrg = catalog.class_code[fr.ci0].copy()  # 1 甲, 2 乙, 3 丙
     fr.spbp = catalog.selfpay_bp[fr.ci0].copy()
+    fr.cap_l = catalog.cap[fr.ci0].copy()
     area_l = fr.of_line(fr.area_code)
     day_l = fr.of_line(fr.setl_day)
+    if fr.nl:
+        from yibao.crossregion.lists import overlay_lines
+
+        area_names = np.array(fr.area_vals + [""], dtype=object)[area_l]
+        overlay_lines(catalog, fr.ci, fr.of_line(fr.cross), area_names, day_l, fr.chrg, fr.spbp, fr.cap_l)
     for a_i, a in enumerate(fr.area_vals):
         lpol = fr.inp.book.policy(a) if (a and a != fr.policy.region) else fr.policy
         for seg_start, seg_end, src in lpol.segments(fr.first, fr.last):
@@ -886,7 +894,7 @@ def _price(fr: _Frame) -> None:
     catalog, ci0, amt, cnt, pric = fr.inp.catalog, fr.ci0, fr.amt, fr.cnt, fr.pric
     excl_l = catalog.acct_excluded[ci0]
     full = excl_l | (fr.chrg == 3) | _category_selfpay_items(fr) | ~fr.in_scope
-    cap = catalog.cap[ci0]
+    cap = fr.cap_l
     over = np.where(~full & (cap > 0) & (pric > cap), amt - (cnt * cap + 500) // 1000, 0)
     allowed_amt = amt - over
     pre = np.where(~full & (fr.chrg == 2), _rate(allowed_amt, fr.spbp), 0)

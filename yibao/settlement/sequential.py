@@ -13,6 +13,7 @@ from collections import defaultdict
 from yibao.benefits.policy import Policy, PolicyBook
 from yibao.core.contract import INSUTYPE_EMPLOYEE
 from yibao.core.errors import ClaimRejected
+from yibao.crossregion.lists import treatment_catalog
 from yibao.settlement.catalog import Catalog
 from yibao.settlement.rules import Claim, Settlement, monthly_account_credit, settle_claim
 
@@ -60,7 +61,8 @@ class Ledger:
         area = claim.mdtrtarea_admvs
         if listing is None and area and area != claim.person.insuplc_admdvs:
             listing = self.book.policy(area).snapshot(claim.setl_time.date())  # 就医地目录
-        s = settle_claim(claim, snap, catalog, acc, bal, listing)
+        priced = treatment_catalog(catalog, claim.person.insuplc_admdvs, area, claim.setl_time.date())
+        s = settle_claim(claim, snap, priced, acc, bal, listing)  # priced by the 就医地目录 of a cross-province claim
         for k, v in s.accum_delta.items():
             acc[k] = acc.get(k, 0) + v
         if s.acct_payer_psn_no:

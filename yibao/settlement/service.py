@@ -83,6 +83,7 @@ from yibao.codes import registry
 from yibao.core import db
 from yibao.core.contract import INSUTYPE_EMPLOYEE
 from yibao.core.errors import ClaimRejected
+from yibao.crossregion.lists import treatment_catalog
 from yibao.crossregion.service import is_filed
 from yibao.enrolment.service import require_coverage
 from yibao.maternity.eligibility import check_maternity_visit
@@ -585,7 +586,8 @@ class SettlementService:
             check_maternity_visit(s, person, c.med_type, benefit, _local_day(c.begntime))  # 生育医疗: an insured woman
             area = c.mdtrtarea_admvs
             listing = self.book.policy(area).snapshot(day) if area and area != facts.insuplc_admdvs else None
-            res = settle_claim(c, benefit, self.catalog, accum, balance, listing)
+            priced = treatment_catalog(self.catalog, facts.insuplc_admdvs, area, day)  # 就医地目录 (cross-province)
+            res = settle_claim(c, benefit, priced, accum, balance, listing)
             res.check()
 
             # write: encounter and lines, accumulators, account, settlement row
