@@ -27,6 +27,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "page.ltc": ("长期护理保险", "Long-term care"),
     "page.maternity": ("生育津贴申领", "Maternity claims"),
     "page.reimbursement": ("手工报销", "Manual claims"),
+    "page.filing": ("异地就医备案", "Cross-province filing"),
+    "page.enrolment": ("参保缴费", "Enrolment"),
     "session_expires": ("会话到期", "session expires"),
     "forbidden": ("无权访问此页面", "You may not open this page"),
     "csrf": (

@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 from yibao.core.db import session_scope
 from yibao.core.errors import YibaoError
 
-PAGE_TITLES = {"page.filing": ("异地就医备案", "Cross-province filing"), "page.enrolment": ("参保缴费", "Enrolment")}
 STATUS_ZH = {"active": "有效", "cancelled": "已撤销"}
 
 
@@ -123,10 +122,6 @@ def record_payment(engine: Any, form: dict[str, list[str]]) -> None:
 
 def mount(console: Any, router: Any, guarded: Any) -> None:
     from yibao.crossregion.rules import load_rules
-    from yibao.web import i18n
-
-    for key, pair in PAGE_TITLES.items():  # the page names in the navigation (this module's own titles)
-        i18n.TEXT.setdefault(key, pair)
     c = console
 
     @router.get("/filing")
