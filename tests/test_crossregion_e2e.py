@@ -12,13 +12,13 @@ from fastapi.testclient import TestClient
 from test_api_conformance import _register, _row, _settle_data
 from test_crossregion_interface import _referral
 
-from yibao.api.app import create_app
 from yibao.api.hisclient import HisClient, http_transport
 from yibao.api.interface import Interface
 from yibao.api.security import InstitutionKeys, SecurityPolicy, hash_secret
 from yibao.codes import registry
 from yibao.codes.medlist import load_med_list
 from yibao.core import db as ydb
+from yibao.server import create_app
 from yibao.settlement.catalog import Catalog
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=SH)

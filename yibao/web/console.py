@@ -57,10 +57,6 @@ class Deny(Exception):
 _Deny = Deny  # the name page modules written before the dependencies used
 
 
-def _fmt_yuan(fen: Any) -> str:
-    return labels.money(fen)  # ¥1,234.56 from integer fen; missing → "—"
-
-
 class Console:
     def __init__(
         self,
@@ -82,7 +78,7 @@ class Console:
         self.env = Environment(
             loader=PackageLoader("yibao.web", "templates/console"), autoescape=select_autoescape(["html"])
         )
-        self.env.filters["yuan"] = _fmt_yuan
+        self.env.filters["yuan"] = labels.money  # ¥1,234.56 from integer fen; missing → "—"
         self.env.filters["num"] = labels.number
         self.router = APIRouter(prefix="/console", include_in_schema=False)
         self._routes()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from typing import Any
+
+from yibao.core.money import fen_to_yuan
 
 SYNTHETIC_NOTE = "合成数据 (非真实) / SYNTHETIC data"
 
@@ -37,9 +40,9 @@ def workbook_bytes(
     return buf.getvalue()
 
 
-def yuan(fen: int | None) -> float | None:
-    """Fen to yuan for a spreadsheet cell (the cell is formatted; the exact fen stay in the database)."""
-    return None if fen is None else round(int(fen) / 100, 2)
+def yuan(fen: int | None) -> Decimal | None:
+    """Fen to exact yuan for a spreadsheet cell (openpyxl writes a ``Decimal`` as a number; the cell is formatted)."""
+    return None if fen is None else fen_to_yuan(int(fen))
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from yibao.core.money import fmt_yuan
 from yibao.core.yamldata import read_yaml
 
 MISSING = "—"
@@ -141,15 +142,13 @@ def rules(text: Any, lang: str = "zh") -> str:
 
 
 def money(fen: Any, *, sign: bool = True) -> str:
-    """Integer fen as ``¥1,234.56`` (exact: no float); missing → "—"."""
+    """Integer fen as ``¥1,234.56`` (:func:`yibao.core.money.fmt_yuan`, exact); missing or not a number → "—"."""
     if _missing(fen):
         return MISSING
     try:
-        y = (Decimal(int(fen)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return fmt_yuan(int(fen), symbol=sign)
     except (TypeError, ValueError, ArithmeticError):
         return MISSING
-    s = f"{abs(y):,.2f}"
-    return ("-" if y < 0 else "") + ("¥" if sign else "") + s
 
 
 def number(x: Any, digits: int = 0, *, suffix: str = "") -> str:

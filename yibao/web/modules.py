@@ -116,8 +116,7 @@ def _pending(v: View, st: dict[str, Any]) -> View:
     return v
 
 
-def _yuan(fen: Any) -> str:
-    return labels.money(fen)  # ¥1,234.56 from integer fen; missing → "—"
+_yuan = labels.money  # ¥1,234.56 from integer fen; missing → "—"
 
 
 def _region_name(admdvs: Any) -> str:

@@ -122,6 +122,7 @@ def record_payment(engine: Any, form: dict[str, list[str]]) -> None:
 
 def mount(console: Any, router: Any, guarded: Any) -> None:
     from yibao.crossregion.rules import load_rules
+
     c = console
 
     @router.get("/filing")
