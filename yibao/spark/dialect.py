@@ -60,7 +60,14 @@ _RENAME = {
     "list_bool_or": "array_max",
     "starts_with": "startswith",
 }
-_TYPES = {"VARCHAR": "STRING", "TEXT": "STRING", "BIGINT": "BIGINT", "INTEGER": "INT", "DOUBLE": "DOUBLE"}
+_TYPES = {
+    "VARCHAR": "STRING",
+    "TIMESTAMPTZ": "TIMESTAMP",
+    "TEXT": "STRING",
+    "BIGINT": "BIGINT",
+    "INTEGER": "INT",
+    "DOUBLE": "DOUBLE",
+}
 _DUCKDB_ONLY = {"list", "first", "mode", "list_aggregate", "strftime", "regexp_matches", "epoch"}
 
 

@@ -67,18 +67,29 @@ def register_views(spark, data_dir: Path, book: RuleBook, purchase: PurchaseStat
     spark.sql(to_spark(scope)).cache().createOrReplaceTempView("scope_lines")
 
 
-def _run_rule(spark, rule, sql: str) -> pd.DataFrame:
+def _rule_sql(rule, sql: str) -> str:
+    """One rule's hits as Spark SQL, its id in front (Untranslatable: the caller lists the rule)."""
+    text = to_spark(sql, batch._params(sql, rule.params))
+    return f"SELECT '{rule.id}' AS rule_id, {_HIT_COLUMNS} FROM ({text}) AS hits_{rule.id.replace('-', '_')}"
+
+
+def _collect(spark, queries: dict[str, str]) -> pd.DataFrame:
+    """Every rule's hits in ONE Spark job (a UNION ALL); on failure each rule alone, to name the one that fails."""
     from pyspark.errors import PySparkException
 
-    text = to_spark(sql, batch._params(sql, rule.params))  # Untranslatable: the caller lists the rule
     try:
-        return spark.sql(f"SELECT {_HIT_COLUMNS} FROM ({text}) AS rule_hits").toPandas()
-    except PySparkException as exc:
-        raise batch.ScanError(
-            f"rule {rule.id}: the Spark SQL failed: {str(exc).splitlines()[0]}",
-            f"规则 {rule.id} 在 Spark 上执行失败",
-            field=rule.id,
-        ) from exc
+        return spark.sql(" UNION ALL ".join(f"({q})" for q in queries.values())).toArrow().to_pandas()
+    except PySparkException:
+        for rid, q in queries.items():
+            try:
+                spark.sql(q).limit(1).collect()
+            except PySparkException as exc:
+                raise batch.ScanError(
+                    f"rule {rid}: the Spark SQL failed: {str(exc).strip().splitlines()[0]}",
+                    f"规则 {rid} 在 Spark 上执行失败",
+                    field=rid,
+                ) from exc
+        raise
 
 
 def scan_spark(
@@ -106,8 +117,8 @@ def scan_spark(
         setup = time.perf_counter() - t0
         res = _scan_rules(spark, d, book, wanted, purchase, progress)
         res.seconds = {"setup": setup, **res.seconds}
-        res.lines = int(spark.sql("SELECT count(*) FROM fee_detail").collect()[0][0])
-        res.encounters = int(spark.sql("SELECT count(*) FROM encounter").collect()[0][0])
+        n = spark.sql("SELECT (SELECT count(*) FROM fee_detail), (SELECT count(*) FROM encounter)").collect()[0]
+        res.lines, res.encounters = int(n[0]), int(n[1])
     finally:
         spark.catalog.clearCache()
         spark.conf.set("spark.sql.session.timeZone", zone)
@@ -125,25 +136,33 @@ def _scan_rules(spark, d: Path, book: RuleBook, wanted, purchase, progress) -> S
         res.seconds["coding (driver)"] = time.perf_counter() - t
         parts.update({rid: got[got["rule_id"] == rid] for rid in driver})
         res.on_driver = tuple(driver)
+    queries: dict[str, str] = {}
     for r in post:
         if r.id in coding.RULES:
-            pass
-        elif not purchase.usable and batch.reads_purchase(book.sql[r.id]):
+            continue
+        if not purchase.usable and batch.reads_purchase(book.sql[r.id]):
             res.skipped[r.id] = (f"{r.id} skipped: {purchase.why_en}", f"跳过 {r.id}：{purchase.why_zh}")
             continue
-        else:
-            t = time.perf_counter()
-            try:
-                parts[r.id] = batch.labelled(_run_rule(spark, r, book.sql[r.id]), r)
-            except Untranslatable as exc:
-                res.not_on_spark[r.id] = exc.message_en
-                res.skipped[r.id] = (
-                    f"{r.id} not run on Spark: {exc.message_en}",
-                    f"{r.id} 未在 Spark 上运行：{exc.message_zh}",
+        try:
+            queries[r.id] = _rule_sql(r, book.sql[r.id])
+        except Untranslatable as exc:
+            res.not_on_spark[r.id] = exc.message_en
+            res.skipped[r.id] = (
+                f"{r.id} not run on Spark: {exc.message_en}",
+                f"{r.id} 未在 Spark 上运行：{exc.message_zh}",
+            )
+    if queries:
+        t = time.perf_counter()
+        got = _collect(spark, queries)
+        res.seconds["sql rules (spark)"] = time.perf_counter() - t
+        for r in post:
+            if r.id in queries:
+                parts[r.id] = batch.labelled(
+                    got[got["rule_id"] == r.id].drop(columns="rule_id").reset_index(drop=True), r
                 )
-                continue
-            res.seconds[r.id] = time.perf_counter() - t
-        if progress:
-            progress(r.id, len(parts[r.id]))
+    if progress:
+        for r in post:
+            if r.id in parts:
+                progress(r.id, len(parts[r.id]))
     res.hits = batch.assemble_hits([parts[r.id] for r in post if r.id in parts])
     return res
