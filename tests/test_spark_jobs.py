@@ -124,3 +124,22 @@ def test_rule_without_spark_rewrite_is_listed_not_dropped(region, spark):
     assert set(res.not_on_spark) == {"SV-LRX-02"} and "mode" in res.not_on_spark["SV-LRX-02"]
     assert "未在 Spark 上运行" in res.skipped["SV-LRX-02"][1]
     assert set(res.hits.rule_id) == {"SV-LRX-01"}
+
+
+@needs_spark
+def test_drg_groups_identical_to_in_process(region, spark):
+    from yibao.payment.cases import case_view_sql, connect
+    from yibao.payment.drg import group_batch, load_scheme
+    from yibao.payment.grouper import GroupingInputError
+    from yibao.spark.drg import group_batch_spark
+
+    scheme = load_scheme("example-city-a")
+    cases = connect().sql(case_view_sql(region)).df()
+    want = group_batch(scheme, cases)
+    got = group_batch_spark(scheme, cases, spark, partitions=3)  # several tasks, put back in case order
+    assert len(want) > 50 and want["path"].nunique() >= 2 and want["rw_e4"].sum() > 0
+    pd.testing.assert_frame_equal(want, got)
+    bad = pd.concat([cases, cases.iloc[:1]], ignore_index=True)
+    with pytest.raises(GroupingInputError) as e:  # refused whole, as group_frame refuses it, before Spark runs
+        group_batch_spark(scheme, bad, spark)
+    assert "重复" in e.value.message_zh

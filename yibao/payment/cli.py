@@ -148,6 +148,9 @@ def drg_group(
         help="Scheme name or directory (default: the example region's scheme, CHS-DRG 1.1 with SYNTHETIC weights).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the grouped cases as Parquet."),
+    engine: str = typer.Option(
+        "duckdb", "--engine", help="duckdb (in process) or spark (the same grouper per partition)."
+    ),
 ) -> None:
     """Group a region's in-scope cases into DRGs with CMI by institution (one file of 结算清单 cases: 'yibao drg group')."""
     import time
@@ -160,7 +163,14 @@ def drg_group(
         con = connect()
         cases = con.sql(case_view_sql(data)).df()
         t0 = time.perf_counter()
-        g = group_batch(sch, cases)
+        if engine not in ("duckdb", "spark"):
+            raise YibaoError(f"--engine must be duckdb or spark, not {engine!r}", "引擎只能是 duckdb 或 spark")
+        if engine == "spark":
+            from yibao.spark.drg import group_batch_spark
+
+            g = group_batch_spark(sch, cases)
+        else:
+            g = group_batch(sch, cases)
         secs = time.perf_counter() - t0
     except YibaoError as exc:
         _fail(exc)
