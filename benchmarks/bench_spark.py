@@ -1,6 +1,6 @@
 """Benchmark: a SYNTHETIC region's year settled by the streamed engine (duckdb) and by Spark, same rows checked.
 
-    python benchmarks/bench_spark.py --people 100000 [--master local[2]] [--shard-claims 100000] [--job settle|scan|all]
+    python benchmarks/bench_spark.py --people 100000 [--master local[2]] [--shard-claims 100000] [--job settle|scan|drg|all]
 
 Generates the region (seed 7, labelled synthetic) in a temp dir, settles it
 with ``settle_year`` and with ``settle_year_spark`` (Spark session start-up
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=100_000)
     ap.add_argument("--master", default=None, help="spark.master (default $YIBAO_SPARK_MASTER or local[2])")
     ap.add_argument("--shard-claims", type=int, default=100_000)
-    ap.add_argument("--job", choices=("settle", "scan", "all"), default="settle")
+    ap.add_argument("--job", choices=("settle", "scan", "drg", "all"), default="settle")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "region"
@@ -45,6 +45,8 @@ def main() -> None:
         print(f"spark {spark.sparkContext.master} session start: {time.perf_counter() - t:.1f} s")
         if a.job in ("scan", "all"):
             bench_scan(d, spark)
+        if a.job in ("drg", "all"):
+            bench_drg(d, spark)
         if a.job in ("settle", "all"):
             bench_settle(d, Path(tmp), spark, a.shard_claims)
         spark.stop()
@@ -67,6 +69,22 @@ def bench_scan(d: Path, spark) -> None:
     print(
         f"scan hits identical: {ha.equals(hb)}; on the driver: {', '.join(b.on_driver)}; not on Spark: {b.not_on_spark}"
     )
+
+
+def bench_drg(d: Path, spark) -> None:
+    from yibao.payment.cases import case_view_sql, connect
+    from yibao.payment.drg import group_batch, load_scheme
+    from yibao.spark.drg import group_batch_spark
+
+    scheme = load_scheme("example-city-a")
+    cases = connect().sql(case_view_sql(d)).df()
+    t = time.perf_counter()
+    a = group_batch(scheme, cases)
+    s1 = time.perf_counter() - t
+    t = time.perf_counter()
+    b = group_batch_spark(scheme, cases, spark)
+    s2 = time.perf_counter() - t
+    print(f"drg: {len(cases):,} cases; in process {s1:.1f} s; spark {s2:.1f} s; identical: {a.equals(b)}")
 
 
 def bench_settle(d: Path, tmp: Path, spark, shard_claims: int) -> None:
