@@ -143,3 +143,30 @@ def test_drg_groups_identical_to_in_process(region, spark):
     with pytest.raises(GroupingInputError) as e:  # refused whole, as group_frame refuses it, before Spark runs
         group_batch_spark(scheme, bad, spark)
     assert "重复" in e.value.message_zh
+
+
+@needs_spark
+def test_dip_points_and_clearing_identical_to_duckdb(region, spark, tmp_path):
+    import shutil
+
+    from yibao.payment.cases import CodeTables, connect, load_cases
+    from yibao.payment.catalog import build_catalog
+    from yibao.payment.dip import settle
+    from yibao.payment.params import load_dip_params
+    from yibao.settlement.annual import settle_year
+    from yibao.spark.dip import spark_points
+
+    d = tmp_path / "region"
+    shutil.copytree(region, d)
+    settle_year(d)  # DIP reads the year's settlement shares
+    params = load_dip_params("example-city-a")
+    con = connect()
+    cases = load_cases(con, d, params, CodeTables.default())
+    cat = build_catalog(con, cases, params)
+    a = settle(con, cases, cat, params)
+    b = settle(con, cases, cat, params, points=spark_points(spark, partitions=3))  # several tasks
+    assert len(a.cases) > 50 and a.cases["kind"].nunique() >= 2
+    for name in ("cases", "periods", "institutions", "clearing"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)
+    assert b.annual_point_value == a.annual_point_value and (b.budget_fen, b.year) == (a.budget_fen, a.year)
+    assert int(b.clearing["clearing_fen"].sum()) == int(a.clearing["clearing_fen"].sum())

@@ -79,6 +79,7 @@ def dip_settle(
     out: Path | None = typer.Option(None, "--out", help="Write dip_*.parquet here."),
     excel: Path | None = typer.Option(None, "--excel", help="Write an Excel workbook."),
     html: Path | None = typer.Option(None, "--html", help="Write an HTML report."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb, or spark (case points on Spark, same SQL)."),
 ) -> None:
     """Settle a year under DIP: case points, monthly and annual point values, each institution's payment and clearing."""
     from yibao.payment.report import institution_names, institution_table, write_excel, write_html
@@ -86,8 +87,15 @@ def dip_settle(
 
     try:
         b = yuan_to_fen(budget) if budget is not None else None
-        with console.status("DIP settlement, DRG grouping and coding checks (DuckDB) …"):
-            r = run(data, params, catalog=catalog, budget_fen=b)
+        if engine not in ("duckdb", "spark"):
+            raise YibaoError(f"--engine must be duckdb or spark, not {engine!r}", "引擎只能是 duckdb 或 spark")
+        points = None
+        if engine == "spark":
+            from yibao.spark.dip import spark_points
+
+            points = spark_points()
+        with console.status(f"DIP settlement ({engine} case points), DRG grouping and coding checks …"):
+            r = run(data, params, catalog=catalog, budget_fen=b, points=points)
     except (YibaoError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
     if r.synthetic:

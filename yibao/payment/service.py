@@ -52,7 +52,8 @@ class PaymentRun:
 
 
 def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: Catalog | Path | None = None, scheme: Scheme | Path | None = None,
-        budget_fen: int | None = None, con: duckdb.DuckDBPyConnection | None = None) -> PaymentRun:  # fmt: skip
+        budget_fen: int | None = None, con: duckdb.DuckDBPyConnection | None = None,
+        points=None) -> PaymentRun:  # fmt: skip  # points: dip.settle's case-points function (Spark: yibao.spark.dip)
     """DIP (build a catalog unless one is given, settle the year), DRG grouping with income, and the quality checks."""
     data_dir = Path(data_dir)
     params = load_dip_params(params) if isinstance(params, str) else params
@@ -67,7 +68,7 @@ def run(data_dir: Path, params: DipParams | str = "example-city-a", *, catalog: 
         cat = catalog if isinstance(catalog, Catalog) else Catalog.load(Path(catalog))
     secs["dip_catalog"] = time.perf_counter() - t
     t = time.perf_counter()
-    dip = settle(con, cases, cat, params, budget_fen=budget_fen)
+    dip = settle(con, cases, cat, params, budget_fen=budget_fen, points=points)
     secs["dip_settle"] = time.perf_counter() - t
     t = time.perf_counter()
     sch = scheme if isinstance(scheme, Scheme) else load_scheme(scheme or REGION_SCHEME)
