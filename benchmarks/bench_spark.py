@@ -1,6 +1,7 @@
 """Benchmark: a SYNTHETIC region's year settled by the streamed engine (duckdb) and by Spark, same rows checked.
 
-    python benchmarks/bench_spark.py --people 100000 [--master local[2]] [--shard-claims 100000] [--job settle|scan|drg|all]
+    python benchmarks/bench_spark.py --people 100000 [--master local[2]] [--shard-claims 100000]
+                                      [--job settle|scan|drg|dip|all]
 
 Generates the region (seed 7, labelled synthetic) in a temp dir, settles it
 with ``settle_year`` and with ``settle_year_spark`` (Spark session start-up
@@ -31,7 +32,7 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=100_000)
     ap.add_argument("--master", default=None, help="spark.master (default $YIBAO_SPARK_MASTER or local[2])")
     ap.add_argument("--shard-claims", type=int, default=100_000)
-    ap.add_argument("--job", choices=("settle", "scan", "drg", "all"), default="settle")
+    ap.add_argument("--job", choices=("settle", "scan", "drg", "dip", "all"), default="settle")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "region"
@@ -47,6 +48,8 @@ def main() -> None:
             bench_scan(d, spark)
         if a.job in ("drg", "all"):
             bench_drg(d, spark)
+        if a.job in ("dip", "all"):
+            bench_dip(d, spark)
         if a.job in ("settle", "all"):
             bench_settle(d, Path(tmp), spark, a.shard_claims)
         spark.stop()
@@ -85,6 +88,28 @@ def bench_drg(d: Path, spark) -> None:
     b = group_batch_spark(scheme, cases, spark)
     s2 = time.perf_counter() - t
     print(f"drg: {len(cases):,} cases; in process {s1:.1f} s; spark {s2:.1f} s; identical: {a.equals(b)}")
+
+
+def bench_dip(d: Path, spark) -> None:
+    from yibao.payment.cases import CodeTables, connect, load_cases
+    from yibao.payment.catalog import build_catalog
+    from yibao.payment.dip import settle
+    from yibao.payment.params import load_dip_params
+    from yibao.spark.dip import spark_points
+
+    settle_year(d)  # DIP reads the year's settlement shares
+    params = load_dip_params("example-city-a")
+    con = connect()
+    cases = load_cases(con, d, params, CodeTables.default())
+    cat = build_catalog(con, cases, params)
+    t = time.perf_counter()
+    a = settle(con, cases, cat, params)
+    s1 = time.perf_counter() - t
+    t = time.perf_counter()
+    b = settle(con, cases, cat, params, points=spark_points(spark))
+    s2 = time.perf_counter() - t
+    same = all(getattr(a, n).equals(getattr(b, n)) for n in ("cases", "periods", "institutions", "clearing"))
+    print(f"dip: {len(a.cases):,} cases; duckdb {s1:.1f} s; spark points {s2:.1f} s; identical: {same}")
 
 
 def bench_settle(d: Path, tmp: Path, spark, shard_claims: int) -> None:

@@ -56,7 +56,7 @@ def _points_of(cases: pa.Table, catalog: Catalog, params: DipParams, year: int |
     try:
         con.register("_cases_part", cases)
         name = dip.case_points_sql(con, "_cases_part", catalog, params, year=year)
-        rows = con.execute(f"SELECT p.*, c._row FROM {name} p JOIN _cases_part c USING (mdtrt_id)").to_arrow_table()
+        rows = con.sql(f"SELECT p.*, c._row FROM {name} p JOIN _cases_part c USING (mdtrt_id)").to_arrow_table()
     finally:
         con.close()
     return rows
