@@ -194,6 +194,7 @@ NAMING_CONVENTION = {
 
 _Row = TypeVar("_Row")
 
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

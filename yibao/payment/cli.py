@@ -84,6 +84,7 @@ def dip_settle(
     out: Path | None = typer.Option(None, "--out", help="Write dip_*.parquet here."),
     excel: Path | None = typer.Option(None, "--excel", help="Write an Excel workbook."),
     html: Path | None = typer.Option(None, "--html", help="Write an HTML report."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb, or spark (case points on Spark, same SQL)."),
 ) -> None:
     """Settle a year under DIP: case points, monthly and annual point values, each institution's payment and \
 clearing."""
@@ -92,8 +93,15 @@ clearing."""
 
     try:
         b = yuan_to_fen(budget) if budget is not None else None
-        with console.status("DIP settlement, DRG grouping and coding checks (DuckDB) …"):
-            r = run(data, params, catalog=catalog, budget_fen=b)
+        if engine not in ("duckdb", "spark"):
+            raise YibaoError(f"--engine must be duckdb or spark, not {engine!r}", "引擎只能是 duckdb 或 spark")
+        points = None
+        if engine == "spark":
+            from yibao.spark.dip import spark_points
+
+            points = spark_points()
+        with console.status(f"DIP settlement ({engine} case points), DRG grouping and coding checks …"):
+            r = run(data, params, catalog=catalog, budget_fen=b, points=points)
     except (YibaoError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
     if r.synthetic:
@@ -167,6 +175,9 @@ def drg_group(
         help="Scheme name or directory (default: the example region's scheme, CHS-DRG 1.1 with SYNTHETIC weights).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the grouped cases as Parquet."),
+    engine: str = typer.Option(
+        "duckdb", "--engine", help="duckdb (in process) or spark (the same grouper per partition)."
+    ),
 ) -> None:
     """Group a region's in-scope cases into DRGs with CMI by institution (one file of 结算清单 cases: 'yibao drg \
 group')."""
@@ -180,7 +191,14 @@ group')."""
         con = connect()
         cases = con.sql(case_view_sql(data)).df()
         t0 = time.perf_counter()
-        g = group_batch(sch, cases)
+        if engine not in ("duckdb", "spark"):
+            raise YibaoError(f"--engine must be duckdb or spark, not {engine!r}", "引擎只能是 duckdb 或 spark")
+        if engine == "spark":
+            from yibao.spark.drg import group_batch_spark
+
+            g = group_batch_spark(sch, cases)
+        else:
+            g = group_batch(sch, cases)
         secs = time.perf_counter() - t0
     except YibaoError as exc:
         _fail(exc)

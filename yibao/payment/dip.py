@@ -37,6 +37,7 @@ points (property-tested).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -238,6 +239,7 @@ def settle(
     budget_fen: int | None = None,
     case_results: str | Path | None = "frame",
     year: int | None = None,
+    points: Callable[..., str] | None = None,
 ) -> DipSettlement:
     """Settle a year of enriched cases under ``catalog``: case points, monthly and annual point values, payments.
 
@@ -245,6 +247,8 @@ def settle(
     a path writes them there as Parquet instead (a province's cases need not fit in a frame); None skips them.
     ``year``: the DIP year (default: the discharge year of most cases); cases discharged in another
     year are left out (counted in ``outside_year``): a discharge in January belongs to the new year's budget.
+    ``points``: a function with :func:`case_points_sql`'s signature that makes the case-points table
+    (``yibao.spark.dip`` computes the same table on Spark); default :func:`case_points_sql`.
     """
     years = con.execute(
         f"SELECT year(endtime) AS y, count(*) AS n FROM {cases} GROUP BY 1 ORDER BY n DESC, y"
@@ -253,7 +257,7 @@ def settle(
         raise BudgetError("no cases to settle", "无可结算病例", field="cases")
     year = int(year or years[0][0])
     outside = sum(int(n) for y, n in years if y != year)
-    pts = case_points_sql(con, cases, catalog, params, year=year)
+    pts = (points or case_points_sql)(con, cases, catalog, params, year=year)  # points: another engine's case points
     B = annual_budget(con, pts, params) if budget_fen is None else int(budget_fen)
     if B < 0:
         raise BudgetError("the DIP budget is negative", "DIP 预算为负数", field="budget")

@@ -7,6 +7,7 @@ demo report call it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def run(
     scheme: Scheme | Path | None = None,
     budget_fen: int | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    points: Callable[..., str] | None = None,  # dip.settle's case-points function (Spark: yibao.spark.dip)
 ) -> PaymentRun:
     """DIP (build a catalog unless one is given, settle the year), DRG grouping with income, and the quality checks."""
     data_dir = Path(data_dir)
@@ -80,7 +82,7 @@ def run(
         cat = catalog if isinstance(catalog, Catalog) else Catalog.load(Path(catalog))
     secs["dip_catalog"] = time.perf_counter() - t
     t = time.perf_counter()
-    dip = settle(con, cases, cat, params, budget_fen=budget_fen)
+    dip = settle(con, cases, cat, params, budget_fen=budget_fen, points=points)
     secs["dip_settle"] = time.perf_counter() - t
     t = time.perf_counter()
     sch = scheme if isinstance(scheme, Scheme) else load_scheme(scheme or REGION_SCHEME)

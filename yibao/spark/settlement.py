@@ -8,15 +8,19 @@
    claim's shard and writes the three tables partitioned by shard (the shuffle);
 3. one Spark task per shard reads its partition and runs the unchanged
    :func:`~yibao.settlement.batch.settle_batch` (claims, lines and persons in
-   input order), returning its outputs as Arrow IPC bytes;
-4. the driver puts the settlements back in claim order (settlement time,
-   then input row), exactly as :func:`~yibao.settlement.batch.settle_batch_parallel` does.
+   input order) and writes its outputs as Parquet files from the executor,
+   returning only their names (the driver never collects the rows);
+4. the driver merges the shards' sorted settlement files back into claim order
+   (settlement time, then input row, as :func:`~yibao.settlement.batch.settle_batch_parallel`
+   orders them), holding only the sort keys and one row group at a time.
+
+The input row is an explicit number (Spark's ``_metadata.row_index`` plus the
+rows of the files before), not ``monotonically_increasing_id()``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import shutil
 import time
 import uuid
@@ -48,22 +52,11 @@ from yibao.settlement.annual import (
 from yibao.settlement.catalog import Catalog
 from yibao.spark.session import get_session
 
-_PAYLOAD = "shard int, kind string, payload binary"
+_PAYLOAD = "shard int, kind string, path string"  # each task writes its own files
 
 
 class RepeatedClaimId(YibaoError):
     """Two encounters share an mdtrt_id, so their fee lines cannot be routed to one shard."""
-
-
-def _ipc(t: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, t.schema) as w:
-        w.write_table(t)
-    return sink.getvalue()
-
-
-def _unipc(b: bytes) -> pa.Table:
-    return pa.ipc.open_stream(io.BytesIO(b)).read_all()
 
 
 def _read_shard(root: str, name: str, k: int, schema: pa.Schema, order: str) -> pa.Table | None:
@@ -85,7 +78,7 @@ def settle_year_spark(
     shard_claims: int = 100_000,
     spark=None,
 ) -> YearResult:
-    """:func:`yibao.settlement.annual.settle_year` on Spark; writes the same three tables, the same values to the fen."""
+    """:func:`yibao.settlement.annual.settle_year` on Spark: the same three tables, the same values to the fen."""
     book = book or PolicyBook.default()
     data_dir = Path(data_dir)
     manifest.check(data_dir, INPUTS)
@@ -125,8 +118,9 @@ def settle_year_spark(
         pdf = spark.createDataFrame(keyed_persons)  # Arrow → Spark
         shard_of = pdf.select("psn_no", "shard")
         # claims in input order: a monotonic id (partition-major), kept as the order key
-        enc = spark.read.parquet(paths["encounter"]).select(*CLAIM_COLUMNS).withColumnRenamed("endtime", "setl_time")
-        enc = enc.withColumn("_row", F.monotonically_increasing_id())
+        enc = spark.read.parquet(paths["encounter"])
+        enc = enc.select(*CLAIM_COLUMNS, "_metadata").withColumnRenamed("endtime", "setl_time")
+        enc = input_row_number(spark, paths["encounter"], enc, "_row")
         ids = enc.groupBy("mdtrt_id").count().where("count > 1").limit(1).collect()
         if ids:
             raise RepeatedClaimId(
@@ -139,11 +133,8 @@ def settle_year_spark(
         claims = enc.join(F.broadcast(shard_of), "psn_no", "left").withColumn(
             "shard", F.coalesce("shard", F.lit(first_shard))
         )
-        lines = (
-            spark.read.parquet(paths["fee_detail"])
-            .select(*LINE_COLUMNS)
-            .withColumn("_lrow", F.monotonically_increasing_id())
-        )
+        lines = input_row_number(spark, paths["fee_detail"], spark.read.parquet(paths["fee_detail"]), "_lrow")
+        lines = lines.select(*LINE_COLUMNS, "_lrow")
         lines = lines.join(
             claims.select("mdtrt_id", "shard"), "mdtrt_id", "inner"
         )  # lines of no claim are never settled
@@ -208,41 +199,30 @@ def settle_year_spark(
                     )
                     glob = c.column("_row").to_numpy()[res.claim_index]
                     s = res.settlements.append_column("_row", pa.array(glob))
-                    parts = {"settlement": s, "accumulator": res.accumulators}
+                    order = np.lexsort((glob, engine._local_seconds(s, "setl_time")))  # claim order within the shard
+                    parts = {"settlement": s.take(pa.array(order)), "accumulator": res.accumulators}
                     if len(res.rejected):
                         parts["rejected"] = pa.Table.from_pandas(res.rejected, preserve_index=False)
                     yield pa.RecordBatch.from_pydict({
                         "shard": pa.array([k] * len(parts), pa.int32()), "kind": list(parts),
-                        "payload": pa.array([_ipc(t) for t in parts.values()], pa.binary()),
+                        "path": [_write_part(root, kind, k, t) for kind, t in parts.items()],
                     })  # fmt: skip
 
         got = spark.range(
             0, n_shards, numPartitions=max(1, min(n_shards, spark.sparkContext.defaultParallelism * 4))
         ).mapInArrow(settle_shards, _PAYLOAD)
-        rows = sorted(got.collect(), key=lambda r: (r["shard"], r["kind"]))
+        rows = sorted(got.collect(), key=lambda r: (r["shard"], r["kind"]))  # file names only, never the rows
+        # 4. back into claim order, streamed from the shards' files as the streamed path writes
+        by_kind = {kind: [r["path"] for r in rows if r["kind"] == kind] for kind in ("settlement", "accumulator")}
+        _merge_settlements(by_kind["settlement"], out / "settlement.parquet", synthetic)
+        rejs = [pq.read_table(r["path"]).to_pandas() for r in rows if r["kind"] == "rejected"]
+        rejected = pd.concat(rejs, ignore_index=True) if rejs else pd.DataFrame(columns=engine.REJECTED_COLUMNS)
+        rejected.to_parquet(out / "settlement_rejected.parquet", index=False)
+        with pq.ParquetWriter(out / "accumulator.parquet", engine.ACCUMULATOR) as w:
+            for f in by_kind["accumulator"]:
+                w.write_table(pq.read_table(f).cast(engine.ACCUMULATOR))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-    # 4. back into claim order, written as the streamed path writes
-    sets = [_unipc(r["payload"]) for r in rows if r["kind"] == "settlement"]
-    accs = [_unipc(r["payload"]) for r in rows if r["kind"] == "accumulator"]
-    rejs = [_unipc(r["payload"]).to_pandas() for r in rows if r["kind"] == "rejected"]
-    schema = with_metadata(SETTLEMENT, "settlement")
-    if sets:
-        table = pa.concat_tables(sets)
-        order = np.lexsort((table.column("_row").to_numpy(), engine._local_seconds(table, "setl_time")))
-        table = table.take(pa.array(order)).drop_columns(["_row"])
-    else:
-        table = schema.empty_table()
-    if synthetic and table.num_rows:
-        table = table.set_column(
-            table.schema.get_field_index("synthetic"), "synthetic", pa.array(np.ones(table.num_rows, dtype=bool))
-        )
-    pq.write_table(table.cast(schema), out / "settlement.parquet")
-    rejected = pd.concat(rejs, ignore_index=True) if rejs else pd.DataFrame(columns=engine.REJECTED_COLUMNS)
-    rejected.to_parquet(out / "settlement_rejected.parquet", index=False)
-    acc = pa.concat_tables([a.cast(engine.ACCUMULATOR) for a in accs]) if accs else engine.ACCUMULATOR.empty_table()
-    pq.write_table(acc, out / "accumulator.parquet")
     secs = time.perf_counter() - t0
     if out.resolve() == data_dir.resolve():
         manifest.record(out, OUTPUTS, INPUTS, command="yibao settle --engine spark --data {dir}")
@@ -265,3 +245,92 @@ def _first_local_year(scratch: Path, claim_schema: pa.Schema) -> dt.date:
     t = pq.read_table(scratch / "claim", columns=["setl_time"]).cast(pa.schema([claim_schema.field("setl_time")]))
     first = int(engine._local_seconds(t, "setl_time").min() // 86400)
     return dt.date(int(engine._ymd(np.array([first]))[0][0]), 1, 1)
+
+
+MERGE_ROWS = 200_000  # settlements assembled per output row group on the driver
+
+
+def _write_part(root: str, kind: str, shard: int, t: pa.Table) -> str:
+    """An executor writes one shard's output table; the driver gets only the file name."""
+    d = Path(root) / "out" / kind
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"shard={shard}.parquet"
+    pq.write_table(t, path)
+    return str(path)
+
+
+def input_row_number(spark, path: str, df, name: str):
+    """``df`` with ``name``: the row's position in the table as pyarrow reads it (files sorted, rows in file order).
+
+    From Spark's ``_metadata.row_index`` plus the row count of the files before it, so the key does not depend on
+    how Spark splits the files (``monotonically_increasing_id`` does).
+    """
+    from pyspark.sql import functions as F
+
+    files = dataset_files(Path(path))  # the file itself, or the sorted parts of a dataset directory
+    offsets, n = [], 0
+    for f in files:
+        offsets.append((f.resolve().as_uri(), n))
+        n += pq.ParquetFile(f).metadata.num_rows
+    key = spark.createDataFrame(offsets, "_file string, _offset long")
+    if "_metadata" not in df.columns:
+        df = df.select("*", "_metadata")
+    df = df.withColumn("_file", F.regexp_replace(F.col("_metadata.file_path"), "^file:/+", "file:///"))
+    df = df.withColumn("_index", F.col("_metadata.row_index")).drop("_metadata")
+    df = df.join(F.broadcast(key), "_file", "left")
+    known = F.assert_true(
+        F.col("_offset").isNotNull(), F.concat(F.lit("a file Spark read is not one listed: "), "_file")
+    )
+    return df.withColumn(name, F.coalesce(known.cast("long"), F.col("_offset") + F.col("_index"))).drop(
+        "_file", "_offset", "_index"
+    )
+
+
+class _ShardReader:
+    """Rows of one shard's sorted settlement file, handed out in order, a few batches in memory at a time."""
+
+    def __init__(self, path: str):
+        self._batches = pq.ParquetFile(path).iter_batches(batch_size=65_536)
+        self._buf: pa.Table | None = None
+
+    def take(self, n: int) -> pa.Table:
+        parts, have = [], 0
+        while have < n:
+            if self._buf is None or not self._buf.num_rows:
+                self._buf = pa.Table.from_batches([next(self._batches)])
+            t = self._buf.slice(0, n - have)
+            self._buf = self._buf.slice(t.num_rows)
+            parts.append(t)
+            have += t.num_rows
+        return pa.concat_tables(parts)
+
+
+def _merge_settlements(files: list[str], target: Path, synthetic: bool) -> None:
+    """Merge the shards' settlements (each sorted by settlement time, then input row) into claim order.
+
+    The driver holds the sort keys (16 bytes a claim) and one output row group, never all settlements.
+    """
+    schema = with_metadata(SETTLEMENT, "settlement")
+    keys = [pq.read_table(f, columns=["setl_time", "_row"]) for f in files]
+    secs = np.concatenate([engine._local_seconds(k, "setl_time") for k in keys]) if keys else np.zeros(0, np.int64)
+    rows = np.concatenate([k.column("_row").to_numpy() for k in keys]) if keys else np.zeros(0, np.int64)
+    shard = np.concatenate([np.full(k.num_rows, i, np.int32) for i, k in enumerate(keys)]) if keys else rows
+    order = np.lexsort((rows, secs))
+    readers = [_ShardReader(f) for f in files]
+    with pq.ParquetWriter(target, schema) as w:
+        if not len(order):
+            w.write_table(schema.empty_table())
+        for at in range(0, len(order), MERGE_ROWS):
+            pick = order[at : at + MERGE_ROWS]
+            src = shard[pick]
+            counts = np.bincount(src, minlength=len(files))
+            pieces = [readers[i].take(int(c)) for i, c in enumerate(counts) if c]
+            chunk = pa.concat_tables(pieces)
+            # rows of the chunk are grouped by shard; put them in the chunk's claim order
+            local = np.lexsort((chunk.column("_row").to_numpy(), engine._local_seconds(chunk, "setl_time")))
+            chunk = chunk.take(pa.array(local)).drop_columns(["_row"])
+            if synthetic:
+                chunk = chunk.set_column(
+                    chunk.schema.get_field_index("synthetic"), "synthetic", pa.array(np.ones(chunk.num_rows, bool))
+                )
+            w.write_table(chunk.cast(schema))

@@ -80,6 +80,27 @@ class ScanResult:
         return sum(self.seconds.values())
 
 
+def knowledge_frames(book: RuleBook) -> dict[str, pd.DataFrame]:
+    """The knowledge tables the rule SQL reads as ``k_<name>``, one frame each (also the Spark scan's views)."""
+    k = book.knowledge
+    return {
+        "k_exam_items": pd.DataFrame(
+            [(c, kind, heavy) for c, (kind, heavy) in k.exam_items.items()], columns=["med_list_codg", "kind", "heavy"]
+        ),
+        "k_hotel_items": pd.DataFrame(sorted(k.hotel_items), columns=["med_list_codg"]),
+        "k_bundles": pd.DataFrame(list(k.bundles), columns=["package", "component"]),
+        "k_item_requires": pd.DataFrame(
+            [(c, list(r)) for c, r in k.item_requires.items()], columns=["med_list_codg", "requires"]
+        ),
+        "k_max_daily": pd.DataFrame(list(k.max_daily_milli.items()), columns=["med_list_codg", "max_daily_milli"]),
+        "k_outpatient_treatable": pd.DataFrame(list(k.outpatient_treatable), columns=["dise_prefix"]),
+        "k_dx_evidence": pd.DataFrame(
+            [(p, [list(g) for g in e]) for p, e in k.dx_evidence.items()], columns=["dise_prefix", "evidence"]
+        ),
+        "k_sex_specific_dx": pd.DataFrame(list(k.sex_specific_dx), columns=["dise_prefix", "gend"]),
+    }
+
+
 def connect(
     data_dir: str | Path,
     book: RuleBook | None = None,
@@ -115,23 +136,7 @@ def connect(
     else:
         con.register("purchase_empty", PURCHASE.empty_table())
         con.execute("CREATE VIEW purchase AS SELECT * FROM purchase_empty")
-    k = book.knowledge
-    frames = {
-        "k_exam_items": pd.DataFrame(
-            [(c, kind, heavy) for c, (kind, heavy) in k.exam_items.items()], columns=["med_list_codg", "kind", "heavy"]
-        ),
-        "k_hotel_items": pd.DataFrame(sorted(k.hotel_items), columns=["med_list_codg"]),
-        "k_bundles": pd.DataFrame(list(k.bundles), columns=["package", "component"]),
-        "k_item_requires": pd.DataFrame(
-            [(c, list(r)) for c, r in k.item_requires.items()], columns=["med_list_codg", "requires"]
-        ),
-        "k_max_daily": pd.DataFrame(list(k.max_daily_milli.items()), columns=["med_list_codg", "max_daily_milli"]),
-        "k_outpatient_treatable": pd.DataFrame(list(k.outpatient_treatable), columns=["dise_prefix"]),
-        "k_dx_evidence": pd.DataFrame(
-            [(p, [list(g) for g in e]) for p, e in k.dx_evidence.items()], columns=["dise_prefix", "evidence"]
-        ),
-        "k_sex_specific_dx": pd.DataFrame(list(k.sex_specific_dx), columns=["dise_prefix", "gend"]),
-    }
+    frames = knowledge_frames(book)
     for name, df in frames.items():
         con.register(f"{name}_df", df)
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_df")
@@ -245,22 +250,37 @@ def scan(
             except duckdb.Error as exc:
                 raise ScanError(f"rule {r.id}: the SQL failed: {exc}", f"规则 {r.id} 执行失败", field=r.id) from exc
         seconds[r.id] = time.perf_counter() - t
-        df.insert(0, "rule_id", r.id)
-        df.insert(1, "severity", r.severity)
-        df.insert(2, "entity", r.entity)
-        parts.append(df)
+        parts.append(labelled(df, r))
         if progress:
             progress(r.id, len(df))
     lines = (con.execute("SELECT count(*) FROM fee_detail").fetchone() or (0,))[0]
     encs = (con.execute("SELECT count(*) FROM encounter").fetchone() or (0,))[0]
     con.close()
+    return ScanResult(
+        hits=assemble_hits(parts),
+        seconds=seconds,
+        lines=int(lines),
+        encounters=int(encs),
+        skipped=skipped,
+        purchase=purchase,
+    )
+
+
+def labelled(df: pd.DataFrame, rule) -> pd.DataFrame:
+    """A rule's hit rows with its id, severity and entity in front (the :data:`HITS` column order)."""
+    df.insert(0, "rule_id", rule.id)
+    df.insert(1, "severity", rule.severity)
+    df.insert(2, "entity", rule.entity)
+    return df
+
+
+def assemble_hits(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rules' hit frames as one table of :data:`HITS` types (people and doctor '' where absent)."""
     hits = pd.concat(parts, ignore_index=True) if parts else HITS.empty_table().to_pandas()
     hits = hits.astype({"severity": "int8", "amount": "int64"})
     for c in ("mdtrt_id", "psn_no", "fixmedins_code", "dr_code"):
         hits[c] = hits[c].fillna("").astype(str)
-    return ScanResult(
-        hits=hits, seconds=seconds, lines=int(lines), encounters=int(encs), skipped=skipped, purchase=purchase
-    )
+    return hits
 
 
 def hits_table(hits: pd.DataFrame) -> pa.Table:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -44,14 +44,21 @@ def scan(
     ),
     out: Path | None = typer.Option(None, "--out", help="Write hits.parquet here (default: --data)."),
     rule: list[str] = typer.Option(None, "--rule", help="Only these rule ids."),
+    engine: str = typer.Option(
+        "duckdb", "--engine", help="duckdb, or spark (the same rule SQL rewritten for Spark; YIBAO_SPARK_MASTER)."
+    ),
 ) -> None:
     """事后 review: run every post-care rule over the region; writes hits.parquet."""
     import pyarrow.parquet as pq
 
-    from yibao.supervision.batch import hits_table
-    from yibao.supervision.batch import scan as run_scan
+    from yibao.supervision.batch import hits_table, scan
     from yibao.supervision.knowledge import default_rulebook
 
+    if engine not in ("duckdb", "spark"):
+        _fail(YibaoError(f"--engine must be duckdb or spark, not {engine!r}", "引擎只能是 duckdb 或 spark"))
+    run_scan: Any = scan  # or the Spark twin, with the same arguments and result fields
+    if engine == "spark":
+        from yibao.spark.supervision import scan_spark as run_scan
     book = default_rulebook()
     try:
         n = len(book.by_stage("post"))
@@ -74,6 +81,8 @@ def scan(
         _fail(exc)
     for en, zh in res.skipped.values():  # the purchase table is read, never made up from the labels
         console.print(f"{en}\n{zh}", style="yellow", markup=False, soft_wrap=True)
+    if getattr(res, "on_driver", ()):
+        console.print(f"on the driver (Python coding detector, not Spark SQL) 在驱动端运行: {', '.join(res.on_driver)}")
     if res.purchase.usable and res.purchase.synthetic:
         console.print(
             "purchase table: SYNTHETIC 合成进货数据 (written by yibao synth from the generated data, not procurement "
