@@ -56,7 +56,7 @@ def prepare(db_url: str) -> None:
     """Console users and one persisted SYNTHETIC procurement round with orders (the demo persists none)."""
     from yibao.core import db
     from yibao.procurement.engine import run_round
-    from yibao.procurement.rules import get_ruleset
+    from yibao.procurement.params import get_ruleset
     from yibao.procurement.service import list_rounds, save_orders, save_round
     from yibao.synth.procurement import generate_orders, generate_round
     from yibao.web.auth import AuthService

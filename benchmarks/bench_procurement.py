@@ -32,7 +32,7 @@ def main() -> None:
 
     from yibao.procurement.engine import run_round
     from yibao.procurement.integrity import build_graph, check_round, slot_groups
-    from yibao.procurement.rules import get_ruleset
+    from yibao.procurement.params import get_ruleset
     from yibao.procurement.simulate import Belief, simulate_bids
     from yibao.synth.procurement import generate_round
 

@@ -131,7 +131,7 @@ class LiveServer:
 def seed_subsystems(engine, inst: str) -> dict:
     """A persisted SYNTHETIC procurement round with orders, and a supervision case against ``inst`` with a few steps."""
     from yibao.procurement.engine import run_round
-    from yibao.procurement.rules import get_ruleset
+    from yibao.procurement.params import get_ruleset
     from yibao.procurement.service import save_orders, save_round
     from yibao.supervision.cases import CaseService
     from yibao.synth.procurement import generate_orders, generate_round

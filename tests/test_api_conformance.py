@@ -19,11 +19,11 @@ from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, REGION, SECURITY, SH, Cl
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from yibao.api.config import ConfigError, InstitutionParams, default_config, load_config
 from yibao.api.envelope import dumps_exact, field_of, loads_exact
 from yibao.api.hisclient import HisClient, http_transport
 from yibao.api.interface import Interface
 from yibao.api.models import MessageLog
+from yibao.api.params import ConfigError, InstitutionParams, default_config, load_config
 from yibao.core import db as ydb
 from yibao.server import create_app
 from yibao.settlement import records
@@ -284,7 +284,7 @@ def test_accepted_coding_systems_are_a_setting(db_engine):
 
 
 def test_interface_settings_are_validated_on_load(tmp_path):
-    from yibao.api.config import DEFAULT_PATH
+    from yibao.api.params import DEFAULT_PATH
 
     text = DEFAULT_PATH.read_text(encoding="utf-8")
     cases = {

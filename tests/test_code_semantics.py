@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from yibao.api.config import load_config
+from yibao.api.params import load_config
 from yibao.benefits.policy import PolicyBook
 from yibao.codes import divisions
 from yibao.core import contract as C

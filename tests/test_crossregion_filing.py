@@ -14,7 +14,7 @@ from yibao.cli import app
 from yibao.codes import registry
 from yibao.core import db as ydb
 from yibao.crossregion.models import CrossFiling
-from yibao.crossregion.rules import load_rules
+from yibao.crossregion.params import load_rules
 from yibao.crossregion.service import FilingError, FilingRequest, add_filing, cancel_filing, is_filed, list_filings
 from yibao.settlement.service import SettlementService
 
@@ -227,7 +227,7 @@ def test_rest_add_refuse_cancel_list(db_engine):
 
 
 def test_demo_filing_files_once(svc, db_engine):
-    from yibao.crossregion.demo import demo_filing
+    from yibao.demo.filing import demo_filing
 
     fid = demo_filing(db_engine, "R1", today=dt.date(2025, 1, 1))
     assert fid is not None

@@ -15,7 +15,7 @@ from yibao.core import db as ydb
 from yibao.core.errors import ClaimRejected
 from yibao.enrolment import service as en
 from yibao.enrolment.models import Contribution, InsuredPeriod
-from yibao.enrolment.rules import EnrolmentError, clamp_base, employee_parts, late_fee, load_rules, rules_on
+from yibao.enrolment.params import EnrolmentError, clamp_base, employee_parts, late_fee, load_rules, rules_on
 
 RULES = rules_on(load_rules(), dt.date(2025, 1, 1))
 EN_MODELS = (InsuredPeriod, Contribution)
@@ -129,7 +129,7 @@ def test_account_credit_is_idempotent_per_month(svc, db_engine):
 
 
 def test_demo_enrols_pays_and_shows_the_refusal(svc, db_engine):
-    from yibao.enrolment.demo import demo_enrolment
+    from yibao.demo.enrolment import demo_enrolment
 
     lines = demo_enrolment(db_engine)
     # E2 (retired, base 0 → the 4,800.00 floor) and E1 (8,000.00): 8 % and 2 % of each

@@ -30,10 +30,10 @@ from api_support import BOOK, CAT, CREDENTIALS, PEOPLE, SECURITY, SH, Clock, see
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from yibao.api.config import InstitutionParams, default_config
 from yibao.api.envelope import dumps_exact, loads_exact
 from yibao.api.interface import Interface
 from yibao.api.models import MessageLog
+from yibao.api.params import InstitutionParams, default_config
 from yibao.codes import registry
 from yibao.core import db as ydb
 from yibao.server import create_app

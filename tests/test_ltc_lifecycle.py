@@ -21,7 +21,7 @@ from yibao.ltc.models import (
     LtcRecipient,
     LtcServiceRecord,
 )
-from yibao.ltc.rules import (
+from yibao.ltc.params import (
     get_rules,
     grade_of,
     settle_amounts,
@@ -188,7 +188,7 @@ def test_batch_equals_scalar(rows):
 
 
 def test_demo_ltc_runs_once(engine):
-    from yibao.ltc.demo import demo_ltc
+    from yibao.demo.ltc import demo_ltc
 
     n = demo_ltc(engine, 7)
     assert n > 0

@@ -330,7 +330,7 @@ def test_console_queue_detail_and_decision_with_csrf(world):
 def test_demo_settles_the_visits_and_approves_the_claim(svc, db_engine):  # noqa: F811
     from test_settlement_service import CAT
 
-    from yibao.maternity.demo import DEMO_PSN_NO, demo_maternity
+    from yibao.demo.maternity import DEMO_PSN_NO, demo_maternity
 
     out = demo_maternity(db_engine, "H2", "990100", catalog=CAT)
     assert len(out) == 3, out

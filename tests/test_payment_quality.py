@@ -191,8 +191,9 @@ def test_run_reports_cli_and_api(small_region, tmp_path):
     from typer.testing import CliRunner
 
     from yibao.cli import app
+    from yibao.demo.sections import payment_sections as demo_sections
     from yibao.payment.api import router
-    from yibao.payment.report import demo_sections, write_excel, write_html
+    from yibao.payment.report import write_excel, write_html
     from yibao.payment.service import run
 
     r = run(small_region)

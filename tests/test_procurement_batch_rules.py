@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from yibao.procurement.domain import DEMAND_COLUMNS, Bid, CatalogEntry, Firm, RoundInput, Spec
 from yibao.procurement.engine import evaluate_drug, non_bidder_sanctions, result_in_force, run_round
-from yibao.procurement.model import DEMAND_COLUMNS, Bid, CatalogEntry, Firm, RoundInput, Spec
-from yibao.procurement.rules import RuleSetError, get_ruleset, list_rulesets, load_ruleset, rules_dir
+from yibao.procurement.params import RuleSetError, get_ruleset, list_rulesets, load_ruleset, rules_dir
 
 DAY = dt.date(2025, 3, 1)
 

@@ -7,6 +7,7 @@ from decimal import Decimal as D
 
 import pandas as pd
 
+from yibao.procurement.domain import Bid, CatalogEntry, Firm, RoundInput, Spec
 from yibao.procurement.engine import (
     allocate_regions,
     catalog_gate,
@@ -17,8 +18,7 @@ from yibao.procurement.engine import (
     run_round,
     unit_price_e4,
 )
-from yibao.procurement.model import Bid, CatalogEntry, Firm, RoundInput, Spec
-from yibao.procurement.rules import get_ruleset
+from yibao.procurement.params import get_ruleset
 
 DAY = dt.date(2025, 3, 1)
 

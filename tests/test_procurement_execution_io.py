@@ -138,7 +138,7 @@ def test_monitor_cli_uses_real_reports_and_banners_synthetic_ones(tmp_path):
     from yibao.cli import app
     from yibao.procurement.engine import run_round
     from yibao.procurement.io import load_round
-    from yibao.procurement.rules import get_ruleset
+    from yibao.procurement.params import get_ruleset
 
     runner = CliRunner()
     rd = tmp_path / "r"

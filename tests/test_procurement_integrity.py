@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal as D
 
+from yibao.procurement.domain import Bid, CatalogEntry, Firm, Spec
 from yibao.procurement.engine import evaluate_drug
 from yibao.procurement.integrity import Relation, build_graph, check_round, slot_groups
-from yibao.procurement.model import Bid, CatalogEntry, Firm, Spec
-from yibao.procurement.rules import get_ruleset
+from yibao.procurement.params import get_ruleset
 
 DAY = dt.date(2025, 3, 1)
 OLD = dt.date(2005, 1, 1)

@@ -7,7 +7,7 @@ import pytest
 
 from yibao.procurement.engine import run_round
 from yibao.procurement.io import RoundInputError, load_round, validate_against_rules, write_round_dir
-from yibao.procurement.rules import get_ruleset
+from yibao.procurement.params import get_ruleset
 from yibao.synth.procurement import generate_round
 
 

@@ -12,7 +12,7 @@ from yibao.core import db as ydb
 from yibao.procurement.engine import run_round
 from yibao.procurement.models import VbpContract, VbpOrder, VbpResult, VbpRound
 from yibao.procurement.monitor import fund_prepay_flow, inventory_check, non_winning_check, progress
-from yibao.procurement.rules import get_ruleset
+from yibao.procurement.params import get_ruleset
 from yibao.procurement.service import ProcurementError, list_rounds, round_results, save_orders, save_round
 from yibao.synth.procurement import generate_inventory, generate_orders, generate_round
 

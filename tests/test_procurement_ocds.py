@@ -17,8 +17,8 @@ import pytest
 
 from yibao.procurement.engine import run_round
 from yibao.procurement.ocds_schema import OcdsSchemaError, load_full_schema, merge_patch
+from yibao.procurement.params import get_ruleset
 from yibao.procurement.report import ocds_validation_mode, to_ocds, validate_ocds
-from yibao.procurement.rules import get_ruleset
 from yibao.synth.procurement import generate_round
 
 BASE = "https://standard.open-contracting.org/schema/1__1__5/"

@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from yibao.procurement.rules import RuleSetError, get_ruleset, list_rulesets, load_ruleset, rules_dir
+from yibao.procurement.params import RuleSetError, get_ruleset, list_rulesets, load_ruleset, rules_dir
 
 NATIONAL = [
     "national-4plus7",

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from yibao.procurement.domain import Bid, CatalogEntry, Firm, Spec
 from yibao.procurement.engine import evaluate_drug
-from yibao.procurement.model import Bid, CatalogEntry, Firm, Spec
-from yibao.procurement.rules import get_ruleset
+from yibao.procurement.params import get_ruleset
 from yibao.procurement.simulate import Belief, SimulationError, compare_rulesets, simulate_bids
 from yibao.synth.procurement import generate_round
 

@@ -181,7 +181,7 @@ def test_console_queue_detail_and_review_form(web):
 
 
 def test_demo_claim_is_reviewed_and_paid(db_engine):
-    from yibao.reimbursement.demo import demo_reimbursement
+    from yibao.demo.reimbursement import demo_reimbursement
 
     seed(db_engine)
     out = demo_reimbursement(db_engine, today=dt.date(2025, 6, 1))

@@ -25,7 +25,7 @@ from yibao.codes import registry
 from yibao.core import db as ydb
 from yibao.crossregion.service import FilingRequest, add_filing
 from yibao.reimbursement.models import ManualClaim, ManualClaimLine, ManualClaimStep, ManualInvoice
-from yibao.reimbursement.rules import ReimbursementError, ReimbursementForbidden, load_rules
+from yibao.reimbursement.params import ReimbursementError, ReimbursementForbidden, load_rules
 from yibao.reimbursement.service import (
     Actor,
     ClaimRequest,

@@ -22,11 +22,10 @@ def report(tmp_path_factory):
     from rich.console import Console
 
     from yibao.benefits.policy import PolicyBook
-    from yibao.payment.report import demo_sections as payment_sections
-    from yibao.procurement.report import demo_section as procurement_section
+    from yibao.demo.sections import payment_sections, procurement_section
+    from yibao.demo.sections import supervision_section as demo_section
     from yibao.settlement.annual import read_parquet, settle_year
     from yibao.settlement.fundyear import fund_year
-    from yibao.supervision.reports import demo_section
     from yibao.synth.cli import run_synth
     from yibao.synth.patterns import DEFAULT_RATES
     from yibao.web.report import render_report

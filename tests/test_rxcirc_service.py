@@ -21,8 +21,8 @@ from yibao.core import db as ydb
 from yibao.core.contract import MED_TYPE_INPATIENT, MED_TYPE_OUTPATIENT, PRAC_PSN_TYPE_DOCTOR
 from yibao.core.errors import YibaoError
 from yibao.rxcirc import models as m
+from yibao.rxcirc.params import load_circulation
 from yibao.rxcirc.prescription import RxError
-from yibao.rxcirc.rules import load_circulation
 from yibao.rxcirc.service import ConsultRequest, FillLine, FillRequest, IssueLine, IssueRequest, RxService
 from yibao.settlement import records
 from yibao.settlement.rules import Claim, FeeLine, PersonFacts, line_amount

@@ -324,7 +324,7 @@ def test_decided_enterprise_case_blocks_procurement_until_revoked_on_appeal(web)
     """Credit grades follow decided cases and feed procurement eligibility; revoking on appeal withdraws the points."""
     import datetime as dt
 
-    from yibao.procurement.rules import get_ruleset, list_rulesets
+    from yibao.procurement.params import get_ruleset, list_rulesets
     from yibao.procurement.service import supervision_credit_lookup
 
     app, engine = web

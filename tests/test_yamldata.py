@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from yibao.api.config import ConfigError, load_config
+from yibao.api.params import ConfigError, load_config
 from yibao.api.security import SecurityError, SecurityPolicy
 from yibao.core.errors import PolicyError, YibaoError
 from yibao.core.yamldata import DataFileError, data_error, load_decimal_yaml, load_model, read_yaml, validate
 from yibao.ecode.params import EcodeConfigError
 from yibao.ecode.params import load_params as load_ecode_params
 from yibao.procurement.monitor import load_params as load_monitor_params
-from yibao.procurement.rules import RuleSetError
+from yibao.procurement.params import RuleSetError
 from yibao.supervision.cases import CaseError, Workflow
 from yibao.supervision.credit import CreditRules
 from yibao.supervision.knowledge import RuleBook, SupervisionDataError

@@ -343,15 +343,15 @@ def demo(
     with console.status("summarising the fund year (DuckDB) …"):
         fy = fund_year(data, snap, year)
     _print_fund_year(fy)
-    from yibao.supervision.reports import demo_section
+    from yibao.demo.sections import supervision_section as demo_section
 
     with console.status("supervision: rules, analytics and work queue (DuckDB) …"):
         sections = [demo_section(data)]
-    from yibao.payment.report import demo_sections as payment_sections
+    from yibao.demo.sections import payment_sections
 
     with console.status("payment: DIP catalog and point value, DRG grouping, coding quality (DuckDB) …"):
         sections += payment_sections(data, echo=lambda line: console.print(line, soft_wrap=True))
-    from yibao.procurement.report import demo_section as procurement_section
+    from yibao.demo.sections import procurement_section
 
     with console.status("procurement: a synthetic round, rule what-if and bid simulation …"):
         sections.append(procurement_section(seed))

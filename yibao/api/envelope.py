@@ -15,7 +15,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from yibao.api.config import InterfaceConfig
+from yibao.api.params import InterfaceConfig
 from yibao.core.db import SHANGHAI
 from yibao.core.exactjson import dumps_exact as _dumps_exact
 

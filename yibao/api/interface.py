@@ -38,7 +38,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from yibao.api import schemas as S
-from yibao.api.config import InterfaceConfig, default_config
 from yibao.api.envelope import (
     BadValue,
     MalformedMessage,
@@ -52,6 +51,7 @@ from yibao.api.envelope import (
     mask,
 )
 from yibao.api.models import MessageLog, SignIn, StoredReply
+from yibao.api.params import InterfaceConfig, default_config
 from yibao.api.security import InstitutionKeys, Refusal, SecurityPolicy, open_request, seal_reply
 from yibao.benefits.policy import PolicyBook
 from yibao.codes import registry

@@ -116,7 +116,7 @@ _REVERSALS = ("cancel_settlement", "undo_cancellation", "cancel_visit", "withdra
 
 
 def load_more_config(path: str | Path | None = None) -> MoreConfig:
-    from yibao.api.config import ConfigError
+    from yibao.api.params import ConfigError
 
     p = Path(path) if path else DATA_PATH
     cfg = load_model(p, MoreConfig, what=("transaction parameters", "交易参数"), error=ConfigError)

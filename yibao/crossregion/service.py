@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from yibao.codes.divisions import is_admdvs, is_cross_province
 from yibao.core.errors import YibaoError
 from yibao.crossregion.models import CrossFiling
-from yibao.crossregion.rules import FilingRules, load_rules
+from yibao.crossregion.params import FilingRules, load_rules
 
 ACTIVE, CANCELLED = "active", "cancelled"
 

@@ -57,7 +57,7 @@ class InterfaceRules(BaseModel):
 
 @lru_cache(maxsize=2)
 def load_interface_rules(path: str | None = None) -> InterfaceRules:
-    from yibao.crossregion.rules import load_rules
+    from yibao.crossregion.params import load_rules
 
     rules = load_model(path or DATA_PATH, InterfaceRules, what=("filing transactions", "备案交易"))
     types = load_rules().types

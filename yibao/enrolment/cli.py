@@ -14,7 +14,7 @@ from yibao.core import db
 from yibao.core.money import MoneyError, fmt_yuan, yuan_to_fen
 from yibao.enrolment import service as en
 from yibao.enrolment.models import Contribution, DeemedYears, InsuredPeriod
-from yibao.enrolment.rules import EnrolmentError
+from yibao.enrolment.params import EnrolmentError
 
 app = typer.Typer(help="Enrolment and contributions (参保登记、缴费).", no_args_is_help=True)
 accounts_app = typer.Typer(help="Personal accounts (个人账户).", no_args_is_help=True)

@@ -17,7 +17,7 @@ from yibao.core import db
 from yibao.core.contract import INSUTYPE_EMPLOYEE, INSUTYPE_MATERNITY, INSUTYPE_RESIDENT
 from yibao.core.errors import ClaimRejected
 from yibao.enrolment.models import Contribution, DeemedYears, InsuredPeriod
-from yibao.enrolment.rules import (
+from yibao.enrolment.params import (
     Coverage,
     EnrolmentError,
     PeriodView,

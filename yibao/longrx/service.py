@@ -20,7 +20,7 @@ from yibao.core import db
 from yibao.core.errors import YibaoError
 from yibao.core.masking import mask_middle
 from yibao.longrx.models import ProxyPickup
-from yibao.longrx.rules import ProxyRules, default_rules
+from yibao.longrx.params import ProxyRules, default_rules
 from yibao.settlement import records
 
 MANUAL, INTERFACE = "manual", "interface"

@@ -152,7 +152,7 @@ def get_recipient(psn_no: str, engine=Depends(get_engine)) -> dict:
 
 @router.get("/funding/{region}")
 def get_funding(region: str) -> dict:
-    from yibao.ltc.rules import get_rules
+    from yibao.ltc.params import get_rules
 
     try:
         r = get_rules(region)

@@ -131,7 +131,7 @@ def show(psn_no: str, db: str | None = DB_OPT) -> None:
 def funding(region: str = "nantong") -> None:
     """Yearly funding per person by source (筹资结构), from the rule file."""
     from yibao.core.money import fmt_yuan
-    from yibao.ltc.rules import get_rules
+    from yibao.ltc.params import get_rules
 
     r = get_rules(region)
     total = sum(r.funding_per_person_year.values())

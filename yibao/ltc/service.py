@@ -24,7 +24,7 @@ from yibao.ltc.models import (
     LtcRecipient,
     LtcServiceRecord,
 )
-from yibao.ltc.rules import (
+from yibao.ltc.params import (
     LtcRules,
     get_rules,
     grade_of,

@@ -20,7 +20,7 @@ from yibao.codes.registry import Person
 from yibao.core.contract import is_employee_side
 from yibao.core.errors import ClaimRejected
 from yibao.enrolment.models import Contribution
-from yibao.enrolment.rules import Coverage
+from yibao.enrolment.params import Coverage
 from yibao.enrolment.service import coverage_on
 
 __all__ = ["contribution_months", "maternity_cover", "check_maternity_visit"]

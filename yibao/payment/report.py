@@ -11,7 +11,7 @@ import pandas as pd
 from yibao.core import parquet_io
 from yibao.core.money import fmt_yuan
 from yibao.payment.params import E4
-from yibao.payment.service import PaymentRun, run
+from yibao.payment.service import PaymentRun
 
 EXCEL_MAX_ROWS = 1_000_000
 SYNTH_BANNER = (
@@ -224,27 +224,6 @@ def institution_names(region_dir: Path) -> dict[str, str]:
         return {}
     t = pd.read_parquet(f, columns=["fixmedins_code", "fixmedins_name"])
     return dict(zip(t.fixmedins_code, t.fixmedins_name, strict=True))
-
-
-def demo_sections(region_dir: str | Path, echo=None) -> list[tuple[str, str]]:
-    """The payment sections of the ``yibao demo`` report, from the demo's region directory (settled).
-
-    ``echo``, if given, receives a one-line summary of the DIP and DRG runs for the terminal.
-    """
-    region_dir = Path(region_dir)
-    r = run(region_dir)
-    if echo is not None:
-        c = r.cases
-        grouped = c[c.drg != "0000"]
-        echo(
-            f"DRG: {len(c):,} inpatient cases grouped with {r.scheme.name} {r.scheme.version} ({r.scheme.label}): "
-            f"{grouped.mdc.nunique()} MDCs, {grouped.drg.nunique()} DRGs, {int((c.path == 'ambiguous').sum()):,} "
-            "ambiguous (QY), "
-            f"{int((c.drg == '0000').sum()):,} ungroupable; base rate ¥{r.drg_base_rate} per RW"
-        )
-        echo(f"DIP: catalog {r.catalog.version} with {r.catalog.groups.num_rows:,} groups; annual point value "
-             f"¥{r.dip.annual_point_value} per point")  # fmt: skip
-    return sections(r, institution_names(region_dir))
 
 
 def write_html(r: PaymentRun, path: Path, names: dict[str, str] | None = None) -> Path:

@@ -43,7 +43,7 @@ def get_engine():
 
 @router.get("/rulesets")
 def rulesets() -> list[dict]:
-    from yibao.procurement.rules import get_ruleset, list_rulesets
+    from yibao.procurement.params import get_ruleset, list_rulesets
 
     return [
         {
@@ -58,7 +58,7 @@ def rulesets() -> list[dict]:
 
 @router.get("/rulesets/{name}")
 def ruleset(name: str) -> dict:
-    from yibao.procurement.rules import load_ruleset, rules_dir
+    from yibao.procurement.params import load_ruleset, rules_dir
 
     if "/" in name or not (rules_dir() / f"{name}.yaml").exists():
         raise HTTPException(
@@ -96,7 +96,7 @@ class SimulateIn(BaseModel):
 
 @router.post("/simulate")
 def simulate(body: SimulateIn) -> dict:
-    from yibao.procurement.rules import load_ruleset
+    from yibao.procurement.params import load_ruleset
     from yibao.procurement.simulate import Belief, simulate_bids
 
     try:

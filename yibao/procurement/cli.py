@@ -31,7 +31,7 @@ def _fail(exc: Exception) -> None:
 @rules_app.command("list")
 def rules_list() -> None:
     """Every shipped rule set, validated."""
-    from yibao.procurement.rules import get_ruleset, list_rulesets
+    from yibao.procurement.params import get_ruleset, list_rulesets
 
     tab = Table(title="VBP rule sets")
     for c in ("name", "kind", "goods", "selection", "unconfirmed", "chain"):
@@ -48,7 +48,7 @@ def rules_list() -> None:
 @rules_app.command("show")
 def rules_show(name: str) -> None:
     """The merged rule set as JSON (sources and the values not yet confirmed, ``uncertain``, included)."""
-    from yibao.procurement.rules import load_ruleset
+    from yibao.procurement.params import load_ruleset
 
     try:
         console.print_json(json.dumps(load_ruleset(name).model_dump(mode="json"), ensure_ascii=False))
@@ -80,7 +80,7 @@ def synth(
 
 def _load(round_dir: Path, rules: str):
     from yibao.procurement.io import load_round, validate_against_rules
-    from yibao.procurement.rules import load_ruleset
+    from yibao.procurement.params import load_ruleset
 
     rs = load_ruleset(rules)
     inp = load_round(round_dir)
@@ -177,7 +177,7 @@ def compare(
     against: str = typer.Option(..., "--against"),
 ) -> None:
     """Rule what-if: the same round under two rule sets, side by side."""
-    from yibao.procurement.rules import load_ruleset
+    from yibao.procurement.params import load_ruleset
     from yibao.procurement.simulate import compare_rulesets
 
     try:
@@ -224,7 +224,7 @@ def simulate(
     seed: int = typer.Option(0),
 ) -> None:
     """A firm's win probability and expected revenue per candidate price (Monte Carlo)."""
-    from yibao.procurement.rules import load_ruleset
+    from yibao.procurement.params import load_ruleset
     from yibao.procurement.simulate import Belief, simulate_bids
 
     try:

@@ -2,7 +2,7 @@
 rule set to proposed winners, agreed volumes, supply regions and contracts.
 
 Nothing here touches a database or a file.  Every figure comes from the
-:class:`~yibao.procurement.rules.RuleSet`; every bidder leaves with a status
+:class:`~yibao.procurement.params.RuleSet`; every bidder leaves with a status
 and the reason it won or lost (English and Chinese).
 
 Prices: pack price in fen → unit price (单位申报价) in e4 (0.0001 yuan) →
@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from yibao.core.money import ratio_to_bp
-from yibao.procurement.model import Bid, CatalogEntry, Firm, RoundInput, Spec
-from yibao.procurement.rules import RuleSet, TieBreak
+from yibao.procurement.domain import Bid, CatalogEntry, Firm, RoundInput, Spec
+from yibao.procurement.params import RuleSet, TieBreak
 
 # A credit lookup returns a firm's 医药价格和招采信用评价 grade (e.g. "good", "severe"; names as in
 # yibao/data/supervision/credit.yaml) or None (unknown -> the grade on the firm record).  yibao.supervision will

@@ -27,8 +27,8 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 
-from yibao.procurement.model import Bid, Firm, RoundInput
-from yibao.procurement.rules import IntegrityRules, RuleSet
+from yibao.procurement.domain import Bid, Firm, RoundInput
+from yibao.procurement.params import IntegrityRules, RuleSet
 
 EDGE_KINDS = ("contract_manufacturing", "licence_transfer", "agent", "control")
 

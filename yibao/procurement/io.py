@@ -24,8 +24,8 @@ import yaml
 from yibao.core.errors import YibaoError
 from yibao.core.money import MoneyError, yuan_to_fen
 from yibao.core.yamldata import read_yaml
-from yibao.procurement.model import Bid, CatalogEntry, Firm, RoundInput, Spec
-from yibao.procurement.rules import DOSAGE_FORMS, RuleSet
+from yibao.procurement.domain import Bid, CatalogEntry, Firm, RoundInput, Spec
+from yibao.procurement.params import DOSAGE_FORMS, RuleSet
 
 TABLES = ("catalog", "specs", "firms", "bids", "demand")
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from yibao.core.money import ratio_to_bp
 from yibao.core.yamldata import load_model
-from yibao.procurement.rules import RuleSetError
+from yibao.procurement.params import RuleSetError
 
 
 class NonWinningParams(BaseModel):

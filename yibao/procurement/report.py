@@ -19,8 +19,8 @@ from jinja2 import Environment, select_autoescape
 
 from yibao.core.exactjson import dumps_exact
 from yibao.core.money import fmt_yuan
+from yibao.procurement.domain import RoundInput
 from yibao.procurement.engine import RoundResult
-from yibao.procurement.model import RoundInput
 
 OCDS_PREFIX = "ocds-yibao0"  # placeholder prefix: a real publisher registers its own with the OCDS helpdesk
 
@@ -384,77 +384,3 @@ def write_ocds(inp: RoundInput, res: RoundResult, path: str | Path, schema: str 
         raise ValueError("OCDS export does not validate: " + "; ".join(errors[:5]))
     Path(path).write_text(dumps_exact(pkg, indent=1), encoding="utf-8")
     return Path(path)
-
-
-_SECTION = """<p class="synthetic">SYNTHETIC DATA 合成数据 — a simulated round ({{ n_drugs }} drugs, {{ n_bids }} bids,
-{{ n_inst }} institutions) under <b>{{ ruleset }}</b>, not real bids.</p>
-<table><tr><th>drug 品种</th><th>bidders</th><th>qualified</th><th>max winners</th><th>winners 中选</th>\
-<th>share 约定量</th><th>cycle 周期</th>
-<th>winners under {{ other }}</th></tr>
-{% for r in drugs %}<tr><td>{{ r.drug_id }} {{ r.name }}</td><td>{{ r.bidders }}</td><td>{{ r.qualified }}</td>\
-<td>{{ r.max }}</td>
-<td>{{ r.winners }}</td><td>{{ r.share }}</td><td>{{ r.cycle }}</td><td>{{ r.other }}</td></tr>{% endfor %}</table>
-<p>Contracts: {{ n_contracts }} (¥{{ amount }} under {{ ruleset }}, ¥{{ other_amount }} under {{ other }}) ·
-integrity flags: {{ flags|length }}{% for f in flags %}{% if loop.first %} ({% endif %}{{ f.check }}\
-: {{ f.firms|join('/') }}{% if not loop.last %}; {% else %}){% endif %}{% endfor %}</p>
-<p>Bid simulation for one firm (9 competitors, {{ sim_rounds }} simulated rounds):</p>
-<table><tr><th>unit price ¥</th><th>P(win)</th><th>expected revenue ¥</th></tr>
-{% for r in sim %}<tr><td>{{ r.price_yuan }}</td><td>{{ '%.3f'|format(r.win_probability) }}</td>\
-<td>{{ r.expected_revenue_yuan }}</td></tr>{% endfor %}</table>"""
-
-
-def demo_section(seed: int = 42, rules: str = "national-batch-10", other: str = "national-batch-02") -> tuple[str, str]:
-    """``(title, html)`` for :func:`yibao.web.report.render_report`'s ``sections``: a SYNTHETIC round."""
-    from yibao.procurement.engine import run_round
-    from yibao.procurement.integrity import build_graph, check_round, slot_groups
-    from yibao.procurement.rules import get_ruleset
-    from yibao.procurement.simulate import Belief, simulate_bids
-    from yibao.synth.procurement import generate_round
-
-    sr = generate_round(drugs=8, institutions=2_000, regions=12, seed=seed)
-    inp, ra, rb = sr.round, get_ruleset(rules), get_ruleset(other)
-    g = build_graph(inp.firms, sr.relations, inp.bids)
-    res = run_round(inp, ra, slot_group=slot_groups(g, inp.bids))
-    alt = run_round(inp, rb)
-    flags = check_round(g, inp.bids, ra, inp.round_date)
-    beliefs = [Belief("lognormal", (1.0 + 0.05 * i, 0.3), accept_revival=i % 2 == 0) for i in range(9)]
-    sim = simulate_bids(
-        ra,
-        beliefs,
-        ["0.50", "0.70", "0.90", "1.10", "1.30"],
-        max_unit_price_yuan="2.00",
-        base_units=1_000_000,
-        rounds=20_000,
-        seed=seed,
-        accept_revival=True,
-    )
-    rows = [
-        {
-            "drug_id": d.drug_id,
-            "name": inp.catalog[d.drug_id].generic_name,
-            "bidders": len(d.outcomes),
-            "qualified": d.qualified_n,
-            "max": d.max_winners,
-            "winners": ", ".join(w.firm_id for w in d.winners),
-            "share": f"{d.share_bp / 100:.0f}%",
-            "cycle": d.cycle_years,
-            "other": ", ".join(w.firm_id for w in alt.drugs[d.drug_id].winners),
-        }
-        for d in res.drugs.values()
-    ]
-    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-    html = env.from_string(_SECTION).render(
-        n_drugs=len(inp.catalog),
-        n_bids=len(inp.bids),
-        n_inst=f"{inp.demand['institution_id'].nunique():,}",
-        ruleset=ra.id,
-        other=rb.id,
-        drugs=rows,
-        n_contracts=f"{len(res.contracts):,}",
-        amount=fmt_yuan(int(res.contracts["amount_fen"].sum())),
-        other_amount=fmt_yuan(int(alt.contracts["amount_fen"].sum())),
-        flags=flags,
-        sim=sim.frame().to_dict("records"),
-        sim_rounds=f"{sim.rounds:,}",
-    )
-    return ("Volume-based procurement 集采", html)

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, func, insert, select
 
 from yibao.core.db import session_scope
 from yibao.core.errors import YibaoError
+from yibao.procurement.domain import RoundInput
 from yibao.procurement.engine import RoundResult
-from yibao.procurement.model import RoundInput
 from yibao.procurement.models import VbpBid, VbpContract, VbpOrder, VbpResult, VbpRound
 from yibao.procurement.monitor import ORDER_COLUMNS, match_orders
 

@@ -28,8 +28,8 @@ import pandas as pd
 
 from yibao.core.errors import YibaoError
 from yibao.core.money import ratio_to_bp
-from yibao.procurement.model import RoundInput
-from yibao.procurement.rules import QualificationRules, RuleSet, SelectionRules
+from yibao.procurement.domain import RoundInput
+from yibao.procurement.params import QualificationRules, RuleSet, SelectionRules
 
 SIMPLIFICATIONS = (
     "bids on the representative specification only; tie-breaks not modelled (tie_wins); "

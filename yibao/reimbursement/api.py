@@ -56,7 +56,7 @@ class DocumentsIn(BaseModel):
 
 
 def _error(exc: YibaoError) -> HTTPException:
-    from yibao.reimbursement.rules import ReimbursementForbidden
+    from yibao.reimbursement.params import ReimbursementForbidden
 
     return HTTPException(
         status_code=403 if isinstance(exc, ReimbursementForbidden) else 400,

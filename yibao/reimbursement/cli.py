@@ -38,7 +38,7 @@ def _service(db: str | None):
 
 def _actor(svc, username: str):
     from yibao.core.db import session_scope
-    from yibao.reimbursement.rules import ReimbursementForbidden
+    from yibao.reimbursement.params import ReimbursementForbidden
     from yibao.reimbursement.service import Actor
     from yibao.web.models import ConsoleUser
 
@@ -54,7 +54,7 @@ def _actor(svc, username: str):
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    from yibao.reimbursement.rules import ReimbursementError
+    from yibao.reimbursement.params import ReimbursementError
 
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

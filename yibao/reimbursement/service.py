@@ -40,7 +40,7 @@ from yibao.codes.medlist import MedItem
 from yibao.core import db
 from yibao.core.contract import MED_TYPE_INPATIENT
 from yibao.reimbursement.models import ManualClaim, ManualClaimLine, ManualClaimStep, ManualInvoice
-from yibao.reimbursement.rules import (
+from yibao.reimbursement.params import (
     ReimbursementError,
     ReimbursementForbidden,
     ReimbursementRules,

@@ -33,8 +33,8 @@ from yibao.codes import registry
 from yibao.core import db
 from yibao.core.contract import INSTITUTION_TYPES, OUTPATIENT_MED_TYPES, PRAC_PSN_TYPE_DOCTOR
 from yibao.rxcirc import models as m
+from yibao.rxcirc.params import CirculationFile, InternetHospitalFile, load_circulation, load_internet_hospital
 from yibao.rxcirc.prescription import Designations, Prescription, RxError, RxLine, check_fill, load_designations
-from yibao.rxcirc.rules import CirculationFile, InternetHospitalFile, load_circulation, load_internet_hospital
 from yibao.settlement import records
 from yibao.settlement.rules import Claim, FeeLine, PersonFacts, line_amount
 from yibao.settlement.service import CancelResult, SettlementService, SettleResult

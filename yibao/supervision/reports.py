@@ -198,9 +198,3 @@ def write_html(rv: Review, path: str | Path) -> Path:
         encoding="utf-8",
     )
     return p
-
-
-def demo_section(region_dir: str | Path) -> tuple[str, str]:
-    """``(title, html)`` for :func:`yibao.web.report.render_report`'s ``sections``."""
-    rv = review_region(region_dir)
-    return ("Fund supervision 基金监管", section_html(rv))

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from yibao.codes.medlist import MedList
+from yibao.procurement.domain import Bid, CatalogEntry, Firm, RoundInput, Spec
 from yibao.procurement.integrity import Relation
-from yibao.procurement.model import Bid, CatalogEntry, Firm, RoundInput, Spec
 
 _NAME_RE = re.compile(r"^(?P<name>\S+)\s+(?:(?P<fill>[\d.]+)ml:)?(?P<num>[\d.]+)(?P<unit>mg|g)$")
 

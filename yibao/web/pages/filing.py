@@ -107,7 +107,7 @@ def enrolment_view(engine: Any, psn_no: str) -> dict[str, Any]:
 
 
 def record_payment(engine: Any, form: dict[str, list[str]]) -> None:
-    from yibao.enrolment.rules import EnrolmentError
+    from yibao.enrolment.params import EnrolmentError
     from yibao.enrolment.service import backpay
 
     paid = _one(form, "paid_date")
@@ -121,7 +121,7 @@ def record_payment(engine: Any, form: dict[str, list[str]]) -> None:
 
 
 def mount(console: Any, router: Any, guarded: Any) -> None:
-    from yibao.crossregion.rules import load_rules
+    from yibao.crossregion.params import load_rules
 
     c = console
 

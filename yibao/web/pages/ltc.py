@@ -20,7 +20,7 @@ SOURCE_ZH = {"individual": "个人缴费", "pool": "医保统筹划转", "financ
 
 def ltc_figures(engine: Any) -> dict[str, Any]:
     from yibao.ltc.models import LtcClaim, LtcRecipient
-    from yibao.ltc.rules import get_rules
+    from yibao.ltc.params import get_rules
 
     with session_scope(engine) as s:
         by_grade = s.execute(

@@ -116,7 +116,7 @@ def save_demo_round(engine: Engine, seed: int) -> tuple[int, int, int]:
     """Run one SYNTHETIC procurement round and persist it with its orders; ``(round id, contracts, orders)``."""
     from yibao.procurement.engine import run_round
     from yibao.procurement.integrity import build_graph, slot_groups
-    from yibao.procurement.rules import get_ruleset
+    from yibao.procurement.params import get_ruleset
     from yibao.procurement.service import save_orders, save_round
     from yibao.synth.procurement import generate_orders, generate_round
 
@@ -153,24 +153,24 @@ def seed_console(
     """Demo users and a procurement round in ``engine``; the credentials file in ``out_dir``."""
     users = create_demo_users(engine)
     round_info = save_demo_round(engine, seed)
-    from yibao.enrolment.demo import demo_enrolment  # 参保缴费: enrol, pay, stop, a refusal with its reason
+    from yibao.demo.enrolment import demo_enrolment  # 参保缴费: enrol, pay, stop, a refusal with its reason
 
     (out_dir / "demo-enrolment.txt").write_text("\n".join(demo_enrolment(engine)) + "\n", encoding="utf-8")
-    from yibao.ltc.demo import demo_ltc  # synthetic LTC recipients (长护险)
+    from yibao.demo.ltc import demo_ltc  # synthetic LTC recipients (长护险)
 
     demo_ltc(engine, seed)
-    from yibao.crossregion.demo import demo_filing
+    from yibao.demo.filing import demo_filing
 
     demo_filing(engine, pick_demo_people(engine)[1])  # a synthetic 异地就医备案 for the public demo person
-    from yibao.maternity.demo import demo_maternity  # 生育保险: visits settle, the allowance claim is approved
+    from yibao.demo.maternity import demo_maternity  # 生育保险: visits settle, the allowance claim is approved
 
     (out_dir / "demo-maternity.txt").write_text(
         "\n".join(demo_maternity(engine, pick_demo_people(engine)[0])) + "\n", encoding="utf-8"
     )
-    from yibao.reimbursement.demo import demo_reimbursement  # 手工报销: a paper claim reviewed and paid
+    from yibao.demo.reimbursement import demo_reimbursement  # 手工报销: a paper claim reviewed and paid
 
     (out_dir / "demo-reimbursement.txt").write_text("\n".join(demo_reimbursement(engine)) + "\n", encoding="utf-8")
-    from yibao.rxcirc.demo import demo_rxcirc  # 处方流转 + 互联网复诊: a fill settled at a pharmacy
+    from yibao.demo.rxcirc import demo_rxcirc  # 处方流转 + 互联网复诊: a fill settled at a pharmacy
 
     (out_dir / "demo-rxcirc.txt").write_text("\n".join(demo_rxcirc(engine)) + "\n", encoding="utf-8")
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)

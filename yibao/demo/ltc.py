@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from yibao.core.db import session_scope
 from yibao.ltc import service as svc
 from yibao.ltc.models import LtcRecipient
-from yibao.ltc.rules import get_rules
+from yibao.ltc.params import get_rules
 
 DEMO_MONTH = dt.date(2022, 3, 1)
 

@@ -65,8 +65,8 @@ def demo_rxcirc(engine: Engine) -> list[str]:
     """
     from yibao.core.contract import MED_TYPE_OUTPATIENT
     from yibao.core.money import fmt_yuan
+    from yibao.rxcirc.params import load_internet_hospital
     from yibao.rxcirc.prescription import Designation, Designations
-    from yibao.rxcirc.rules import load_internet_hospital
     from yibao.rxcirc.service import (
         ConsultRequest,
         FillLine,
