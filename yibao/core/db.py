@@ -67,6 +67,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -506,11 +507,18 @@ def _load_pg(conn: Any, name: str, table: pa.Table) -> None:
     sql = f"COPY {_quote(name)} ({cols}) FROM STDIN WITH (FORMAT csv)"
     opts = pa_csv.WriteOptions(include_header=False)
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(sql) as copy:
-        for start in range(0, table.num_rows, _CHUNK_ROWS):
-            buf = io.BytesIO()
-            pa_csv.write_csv(table.slice(start, _CHUNK_ROWS), buf, opts)
-            copy.write(buf.getvalue())
+    import psycopg
+
+    try:
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            for start in range(0, table.num_rows, _CHUNK_ROWS):
+                buf = io.BytesIO()
+                pa_csv.write_csv(table.slice(start, _CHUNK_ROWS), buf, opts)
+                copy.write(buf.getvalue())
+    except psycopg.Error as exc:
+        # COPY goes around SQLAlchemy; raise what the SQLite path (and every
+        # other write) raises, so callers catch one exception family.
+        raise sa_exc.DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
 
 
 def _sqlite_values(col: pa.ChunkedArray) -> list[Any]:
