@@ -66,8 +66,8 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session
