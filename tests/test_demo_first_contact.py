@@ -117,3 +117,38 @@ def test_the_postgresql_driver_is_a_base_dependency():
     deps = tomllib.loads((README.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     assert any(d.replace(" ", "").startswith("psycopg[binary]") for d in deps), deps
     import psycopg  # noqa: F401  (installed by `pip install -e .`)
+
+
+def test_the_demo_takes_one_person_through_every_public_service(demo):
+    """Issue 13's done-when: enrolled, pays, falls ill, filed for another province, claims manually, has a child
+    and receives long-term care, each through its subsystem's service; the demo prints the six steps."""
+    from sqlalchemy import func, select
+
+    from yibao.crossregion.models import CrossFiling
+    from yibao.demo.journey import JOURNEY_PSN_NO
+    from yibao.enrolment.models import Contribution, InsuredPeriod
+    from yibao.ltc.models import LtcClaim, LtcRecipient
+    from yibao.maternity.models import MaternityClaim
+    from yibao.reimbursement.models import ManualClaim
+    from yibao.settlement.records import Settlement
+
+    text = (demo["root"] / "out" / "demo-journey.txt").read_text(encoding="utf-8")
+    steps = [ln for ln in text.splitlines() if ln[:1].isdigit()]
+    assert [s.split(" ", 1)[0] for s in steps] == ["1", "2", "3", "4", "5", "6"], text
+    assert "refused" not in text and "SYNTHETIC" in text
+    for step in steps:
+        assert step in demo["output"].replace("\n  ", " ") or step.split(":")[0] in demo["output"]
+    with db.session_scope(demo["engine"]) as s:
+        where = {"psn_no": JOURNEY_PSN_NO}
+        assert {p.insutype for p in s.scalars(select(InsuredPeriod).filter_by(**where))} == {"310", "510"}
+        assert s.scalar(select(func.count()).select_from(Contribution).filter_by(**where)) == 12
+        assert (
+            s.scalar(select(func.count()).select_from(Settlement).filter_by(**where)) == 4
+        )  # visit, manual claim, prenatal, birth
+        assert s.scalars(select(CrossFiling).filter_by(**where)).one().filing_type == "temporary"
+        manual = s.scalars(select(ManualClaim).filter_by(**where)).one()
+        assert manual.status == "paid" and manual.setl_id and manual.reimbursed_fen > 0
+        mat = s.scalars(select(MaternityClaim).filter_by(**where)).one()
+        assert mat.status == "approved" and mat.allowance > 0
+        ltc = s.scalars(select(LtcClaim).join(LtcRecipient).where(LtcRecipient.psn_no == JOURNEY_PSN_NO)).one()
+        assert ltc.fund_fen + ltc.person_fen == ltc.cost_fen > 0

@@ -389,6 +389,10 @@ def _seed_console(db: str, seed: int, out: Path, data: Path) -> None:
         f"procurement: SYNTHETIC round {rid} saved ({n_contracts:,} contracts, {n_orders:,} purchase orders) for the "
         f"console"
     )
+    journey = out / "demo-journey.txt"
+    if journey.exists():  # one synthetic person through enrolment, care, filing, manual claim, maternity and LTC
+        for line in journey.read_text(encoding="utf-8").splitlines():
+            console.print(f"  {line}" if line[:1].isdigit() else line, soft_wrap=True, markup=False)
     tab = Table(title="[black on yellow] DEMO ONLY 仅供演示 [/] console users (random passwords, this run only)")
     for c in ("user", "role", "sees", "password"):
         tab.add_column(c)

@@ -173,4 +173,9 @@ def seed_console(
     from yibao.demo.rxcirc import demo_rxcirc  # 处方流转 + 互联网复诊: a fill settled at a pharmacy
 
     (out_dir / "demo-rxcirc.txt").write_text("\n".join(demo_rxcirc(engine)) + "\n", encoding="utf-8")
+    from yibao.demo.journey import demo_journey  # one person through every flow: enrol … long-term care
+
+    (out_dir / "demo-journey.txt").write_text(
+        "\n".join(demo_journey(engine, pick_demo_people(engine)[0])) + "\n", encoding="utf-8"
+    )
     return users, round_info, write_credentials(out_dir / "demo-users.txt", users, db_shown)
