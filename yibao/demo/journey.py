@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from yibao.benefits.policy import PolicyBook
 from yibao.codes.registry import Institution, Person
 from yibao.core import db
-from yibao.core.contract import INSUTYPE_EMPLOYEE, INSUTYPE_MATERNITY, MED_TYPE_INPATIENT
+from yibao.core.contract import INSUTYPE_EMPLOYEE, INSUTYPE_MATERNITY, MED_TYPE_INPATIENT, MED_TYPE_OUTPATIENT
 from yibao.core.errors import YibaoError
 from yibao.core.money import fmt_yuan
 from yibao.settlement.catalog import Catalog
@@ -104,7 +104,7 @@ def _visit(
 
 
 def _fall_ill(svc, facts, inst, code, say) -> None:
-    st = _visit(svc, facts, inst, code, "11", "J06.9", _at(dt.date(YEAR, 2, 10)), 150_000)
+    st = _visit(svc, facts, inst, code, MED_TYPE_OUTPATIENT, "J06.9", _at(dt.date(YEAR, 2, 10)), 150_000)
     say(
         f"2 fell ill 就医: outpatient visit at {inst.fixmedins_code} settled in real time: cost "
         f"{fmt_yuan(st.medfee_sumamt)}, fund {fmt_yuan(st.fund_pay_sumamt)}, person {fmt_yuan(st.psn_part_amt)} yuan "
