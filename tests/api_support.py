@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from factories import catalog
 from sqlalchemy import select
 
+from tests.factories import catalog
 from yibao.api.interface import Interface
 from yibao.api.security import InstitutionKeys, SecurityPolicy, hash_secret
 from yibao.benefits.policy import PolicyBook

@@ -1,7 +1,7 @@
 """The national registers as SQL (参保人员、家庭关系、定点医药机构、医保医师、医保目录): the data contract's tables.
 
 Persons and their family links, institutions, practitioners and the medical list, column for column as in
-:mod:`yibao.core.contract` (``tests/test_db_schema.py`` checks the mirror).  ``yibao.core.db`` holds the engine,
+:mod:`yibao.core.contract` (``tests/core/test_db_schema.py`` checks the mirror).  ``yibao.core.db`` holds the engine,
 sessions, column types and migrations; the subsystems own their tables.
 """
 

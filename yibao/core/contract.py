@@ -36,7 +36,7 @@ MONEY_UNIT = "fen"
 # ``insuplc_admdvs``/``mdtrtarea_admvs``), and because ``core`` is the bottom
 # layer: every subsystem, ``yibao.codes.divisions`` included, imports it
 # without a cycle.  ``codes.divisions`` validates a division code and then
-# uses :func:`province_part` from here.  ``tests/test_code_semantics.py``
+# uses :func:`province_part` from here.  ``tests/codes/test_code_semantics.py``
 # greps ``yibao/`` for code literals outside this module.
 #
 # Source of the code list: the national interface's 险种类型 dictionary, as

@@ -1,7 +1,7 @@
 """The shared data contract as SQL (SQLAlchemy 2 models), engines and row locks.
 
 The models mirror :mod:`yibao.core.contract` column for column (the Arrow
-schemas are the reference; ``tests/test_db_schema.py`` checks the mirror):
+schemas are the reference; ``tests/core/test_db_schema.py`` checks the mirror):
 
 ===============  ===========================================
 Arrow            SQL

@@ -3,7 +3,7 @@
 Same rules as :func:`yibao.settlement.rules.settle_claim`, in the same claim
 order, with person-year accumulators computed as clipped running sums
 (grouped cumulative sums) instead of a Python loop.  Property tests
-(``tests/test_settlement_agreement.py``) show the two paths agree to the fen.
+(``tests/settlement/test_settlement_agreement.py``) show the two paths agree to the fen.
 
 * Claim order is ``setl_time``, then input order.
 * Claims the scalar path would refuse are returned in ``rejected`` with the
@@ -1731,7 +1731,7 @@ def settle_streamed(
     """Settle a region's year from Parquet in bounded memory: family shards streamed, results written as they come.
 
     流式分片结算.  The same result as one :func:`settle_batch` over the whole
-    year (``tests/test_settle_streaming.py`` shows it), in at most a few
+    year (``tests/settlement/test_settle_streaming.py`` shows it), in at most a few
     hundred MB per worker whatever the size of the region:
 
     1. persons: a 64-bit hash of each ``psn_no``; every claim paid from a

@@ -1,7 +1,7 @@
 """Settlement's tables (就诊、费用明细、结算、累计、个人账户): the contract's encounter, fee_detail, settlement,
 and the operational accumulator, account and account_ledger tables.
 
-The contract tables mirror :mod:`yibao.core.contract` column for column (``tests/test_db_schema.py``);
+The contract tables mirror :mod:`yibao.core.contract` column for column (``tests/core/test_db_schema.py``);
 settlement has a few operational columns (:data:`SETTLEMENT_EXTRA_COLUMNS`).  The mechanics that change
 accumulators and accounts under the locking protocol are in :mod:`yibao.settlement.ledger`.
 """

@@ -6,7 +6,7 @@ money as ¥ from fen, and scroll inside their own box if ever too wide;
 charts are drawn by plotly.js (:mod:`yibao.web.charts`), whose script is carried
 inline so the file works offline; their legends sit above the plot, never over
 the bars (``static/charts.js`` gives bars and legends ``id="bar-…"`` /
-``id="legend-…"`` so ``tests/test_report_layout.py`` can measure them).
+``id="legend-…"`` so ``tests/web/test_report_layout.py`` can measure them).
 """
 
 from __future__ import annotations
