@@ -1,15 +1,7 @@
 """Accumulators and personal accounts (累计与个人账户): the mechanics settlement and cancellation use.
 
-Locking protocol for settlement:
-
-* run the whole settlement in ``session_scope(engine, immediate=True)``;
-* lock the patient's accumulators first (:func:`lock_accumulators`, one call with every key), then the
-  personal accounts (:func:`lock_account`; patient first, then a mutual-aid payer);
-* apply deltas / post movements, insert the settlement row, commit.
-
-SQLite serialises writers with ``BEGIN IMMEDIATE``; PostgreSQL uses ``SELECT … FOR UPDATE`` on rows created
-on demand.  A PostgreSQL deadlock (only possible if the order above is not kept) raises ``OperationalError``;
-retry.
+Locks are taken in the order docs/architecture.md ("Locking a settlement") gives; a deadlock on PostgreSQL
+means the order was broken.
 """
 
 from __future__ import annotations

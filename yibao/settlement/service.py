@@ -46,18 +46,10 @@ when the request is the same (same SHA-256 of the request fields, kept in
 differs.  A repeated cancel msgid returns the original cancel reply.  Pre-
 settlement computes the full result and rolls everything back.
 
-Locking (the protocol of :mod:`yibao.core.db`, with one addition)
------------------------------------------------------------------
-Inside ``session_scope(engine, immediate=True)``: the patient's ``person`` row
-is locked first (``SELECT … FOR NO KEY UPDATE``; on PostgreSQL this serialises a
-person's settlements, so that accumulator rows another transaction is just
-creating cannot be missed: row locks do not cover rows that do not exist
-yet), then every accumulator of the person-year (``lock_accumulators``),
-then the paying account (``lock_account``).  Cancellation takes the same
-order (person, settlement row, accumulators, account).  On SQLite ``BEGIN
-IMMEDIATE`` serialises all writers anyway.  A PostgreSQL unique-key race
-(the same msgid from two connections) or deadlock is retried, then answered
-from the stored row.
+Locking
+-------
+Person row, accumulators, then accounts, as docs/architecture.md ("Locking a settlement") tells; a
+PostgreSQL unique-key race on one msgid or a deadlock is retried, then answered from the stored row.
 
 Cancellation deletes accumulator rows that the reversal brings back to zero,
 so that settle + cancel leaves the accumulator table exactly as before.
