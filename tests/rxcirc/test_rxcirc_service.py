@@ -494,3 +494,28 @@ def test_cancelled_fill_can_be_filled_again(rx):
 def accumulators_of(s, psn_no: str) -> dict:
     A = records.Accumulator
     return {(a.kind, a.period): a.value for a in s.scalars(select(A).where(A.psn_no == psn_no))}
+
+
+def test_a_fill_cancelled_by_its_settlement_id_frees_the_prescription(rx):
+    """The pharmacy's HIS cancels by setl_id (2208 / 2601), not through cancel_fill: the interface's cancel hook
+    calls release_fill_of, so the fill is marked cancelled and the prescription can be filled again; a replay of
+    the same cancel changes nothing; a settlement that is no fill's is left alone."""
+    from yibao.rxcirc.service import release_fill_of
+
+    v = rx.issue(issue_req())
+    setl_id = rx.fill(fill_req(v.hi_rxno)).settlement.setl_id
+    assert rx.show(v.hi_rxno).status == "filled"
+
+    def hook(s, r):
+        release_fill_of(s, r.setl_id, "MSG-2208-1")
+
+    rx.settlement.cancel(setl_id, msgid="MSG-2208-1", at=T(3, 12), hook=hook)
+    after = rx.show(v.hi_rxno, T(3, 12).date())
+    assert (after.status, after.fill) == ("issued", None)
+    with ydb.session_scope(rx.engine) as s:
+        fill = s.scalars(select(m.PrescriptionFill)).one()
+        assert (fill.cancelled, fill.cancel_msgid) == (True, "MSG-2208-1")
+        assert release_fill_of(s, setl_id, "MSG-2208-1") is False  # replayed: no live fill, nothing changes
+        assert release_fill_of(s, "NO-SUCH-SETL", "MSG-X") is False
+    again = rx.fill(fill_req(v.hi_rxno, msgid="MSG-FILL-AFTER-2208"))
+    assert again.settlement.setl_id != setl_id and rx.show(v.hi_rxno).status == "filled"

@@ -61,6 +61,7 @@ from yibao.core.errors import ClaimRejected, YibaoError
 from yibao.core.money import BP_SCALE, NO_CAP, MoneyError, fen_to_yuan, yuan_to_fen
 from yibao.enrolment.service import insured_state
 from yibao.longrx import interface as longrx_iface
+from yibao.rxcirc.service import release_fill_of
 from yibao.settlement import ledger, records
 from yibao.settlement import visits as V
 from yibao.settlement.catalog import Catalog
@@ -1461,6 +1462,7 @@ class Interface:
             info["balc"] = _yuan(r.balc) if r.balc is not None else info["balc"]
             info["refd_setl_flag"] = "1"
             info["pdn_cash_pay"] = info["psn_cash_pay"]  # 个人现金支出: the name 2208 / 2305 clients read
+            release_fill_of(s, r.setl_id, env.msgid)  # a pharmacy's fill of a circulated prescription
             ctx.commit(s, {"setlinfo": info, "setldetail": detail}, maybe_repeat=r.replayed)
 
         with self._writer:

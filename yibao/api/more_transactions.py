@@ -69,6 +69,7 @@ from yibao.core.contract import INSUTYPE_EMPLOYEE, MED_TYPE_INPATIENT, MED_TYPE_
 from yibao.core.errors import ClaimRejected, YibaoError
 from yibao.core.money import BP_SCALE, MoneyError, fen_to_yuan, yuan_to_fen
 from yibao.core.yamldata import data_error, load_model
+from yibao.rxcirc.service import release_fill_of
 from yibao.settlement import ledger, records
 from yibao.settlement import visits as V
 from yibao.settlement.rules import PersonFacts, age_on
@@ -771,6 +772,7 @@ def h_2601(iface, ctx, d: M.In2601) -> Any:
                 return ctx.commit(s, {"result": {**result, "setl_id": setl_id, "rvs_stas": "already"}})
 
         def hook(s: Session, r) -> None:
+            release_fill_of(s, r.setl_id, env.msgid)  # a pharmacy's fill of a circulated prescription
             ctx.commit(
                 s,
                 {

@@ -538,14 +538,7 @@ class RxService:
                 raise _err(f"the fill of {hi_rxno} was already cancelled", f"处方 {hi_rxno} 的取药已撤销", "hi_rxno")
 
         def hook(s: Session, r: CancelResult) -> None:
-            if r.replayed:
-                return
-            live = s.get(m.PrescriptionFill, fill_id)
-            rx = s.get(m.ElectronicPrescription, hi_rxno)
-            assert live is not None and rx is not None
-            live.cancelled, live.cancel_msgid = True, msgid
-            rx.status = m.STATUS_ISSUED
-            s.flush()
+            release_fill_of(s, setl_id, msgid)
 
         self.settlement.cancel(setl_id, msgid=msgid, at=at, guard=guard, hook=hook)
         return self.show(hi_rxno, _local_day(at) if at is not None else None)
@@ -642,6 +635,24 @@ class RxService:
 
         res = self.settlement.settle(claim, msgid=req.msgid, use_account=req.use_account, guard=guard, hook=hook)
         return ConsultResult(settlement=res, prior_mdtrt_id=prior[-1] if prior else "")
+
+
+def release_fill_of(s: Session, setl_id: str, msgid: str) -> bool:
+    """In a cancellation's transaction, whichever route cancels (``RxService.cancel_fill``, or the pharmacy HIS's
+    2208 / 2601 through the interface): when the settlement is a live prescription fill's, mark the fill cancelled
+    by ``msgid`` and make its prescription fillable again (issued).  Returns whether it was a fill's.  The patient's
+    person row is already locked by the cancellation, so locking the prescription here keeps the order a fill
+    takes (person, then prescription).  A replayed cancellation finds no live fill and changes nothing."""
+    F = m.PrescriptionFill
+    live = s.scalars(select(F).where(F.setl_id == setl_id, F.cancelled.is_(False))).one_or_none()
+    if live is None:
+        return False
+    rx = s.get(m.ElectronicPrescription, live.hi_rxno, with_for_update=True)
+    assert rx is not None  # rx_fill.hi_rxno is a foreign key
+    live.cancelled, live.cancel_msgid = True, msgid
+    rx.status = m.STATUS_ISSUED
+    s.flush()
+    return True
 
 
 def _live_fill(s: Session, hi_rxno: str) -> m.PrescriptionFill | None:
