@@ -28,12 +28,16 @@ from yibao.core import manifest, parquet_io
 from yibao.core.contract import SETTLEMENT, with_metadata
 from yibao.settlement.batch import BatchResult, NotStreamable, settle_batch_parallel, settle_streamed
 from yibao.settlement.catalog import Catalog
+from yibao.settlement.circulation import PrescriberLevel
 
 CLAIM_COLUMNS = [
     "mdtrt_id", "psn_no", "fixmedins_code", "med_type", "begntime", "endtime", "dise_codg",
     "other_dise_codg", "mdtrtarea_admvs", "mulaid_payer_psn_no", "lt_rx_confirmed",
 ]  # fmt: skip
-LINE_COLUMNS = ["mdtrt_id", "feedetl_sn", "med_list_codg", "cnt_milli", "pric", "det_item_fee_sumamt", "prd_days"]
+LINE_COLUMNS = [
+    "mdtrt_id", "feedetl_sn", "med_list_codg", "cnt_milli", "pric", "det_item_fee_sumamt", "prd_days",
+    "rx_circ_flag", "bilg_dr_code",
+]  # fmt: skip  # the last two: a circulated prescription's level (yibao.settlement.circulation)
 INPUTS = ("person", "institution", "family_link", "med_list", "encounter", "fee_detail")  # what settle_year reads
 OUTPUTS = ("settlement", "settlement_rejected", "accumulator")  # what it writes
 
@@ -59,6 +63,18 @@ def _missing(data_dir: Path, name: str) -> FileNotFoundError:
         f"{data_dir}: no table {name!r} ({name}.parquet); is this a data directory? "
         f"Write one with `yibao synth --out {data_dir}` / 缺少表 {name}"
     )
+
+
+def prescriber_level(data_dir: Path) -> PrescriberLevel:
+    """The circulated-prescription level rule (``yibao/data/rxcirc/circulation.yaml``, the file RxService reads)
+    with the region's prescribers (its ``practitioner`` table; none when the directory has no such table)."""
+    from yibao.rxcirc.params import load_circulation
+
+    rules = [(r.valid_from, r.benefit_level) for r in load_circulation().rules]
+    prescribers = None
+    if table_path(data_dir, "practitioner").exists():
+        prescribers = read_parquet(data_dir, "practitioner", ["prac_psn_code", "fixmedins_code"])
+    return PrescriberLevel.from_rules(rules, prescribers)
 
 
 def require_table(data_dir: Path, name: str) -> Path:
@@ -143,7 +159,7 @@ def settle_year(
             paths["person"], paths["family_link"], paths["encounter"], paths["fee_detail"], inst, catalog, out,
             policy=policy, book=book, claim_columns=CLAIM_COLUMNS, line_columns=LINE_COLUMNS,
             rename={"endtime": "setl_time"}, settlement_schema=with_metadata(SETTLEMENT, "settlement"),
-            workers=workers, shard_claims=shard_claims,
+            workers=workers, shard_claims=shard_claims, circulation=prescriber_level(data_dir),
         )  # fmt: skip
     except NotStreamable:
         return settle_year_in_memory(data_dir, policy, book, out_dir, workers, max(shard_claims, 500_000))
@@ -194,6 +210,7 @@ def settle_year_in_memory(
     res = settle_batch_parallel(
         claims, lines, persons, inst, catalog, policy=policy, book=book, family_links=links,
         account_start=account_start, workers=workers, shard_claims=shard_claims,
+        circulation=prescriber_level(data_dir),
     )  # fmt: skip
     secs = time.perf_counter() - t0
     synthetic = bool(pc.all(persons.column("synthetic")).as_py()) if "synthetic" in persons.column_names else False

@@ -55,6 +55,7 @@ from yibao.core.money import apply_rate_np as _rate  # half-up x × bp / 10000 o
 from yibao.core.parquet_io import dataset_files
 from yibao.longrx.eligibility import refusal_messages, unlisted_long_rx_lines
 from yibao.settlement.catalog import Catalog, gend_code
+from yibao.settlement.circulation import PrescriberLevel
 
 I64 = np.int64
 TZ_OFFSET_S = 8 * 3600  # Asia/Shanghai: UTC+8, no daylight saving since 1991
@@ -235,6 +236,7 @@ class BatchInput:
     family_links: pa.Table | None = None
     account_start: dt.date | None = None
     filings: pa.Table | pd.DataFrame | None = None  # 异地就医备案; when given it decides cross_filed
+    circulation: PrescriberLevel | None = None  # 外配处方: the level a circulated prescription is paid at
 
     @classmethod
     def of(
@@ -249,6 +251,7 @@ class BatchInput:
         family_links: pa.Table | pd.DataFrame | None = None,
         account_start: dt.date | None = None,
         filings: pa.Table | pd.DataFrame | None = None,
+        circulation: PrescriberLevel | None = None,
     ) -> BatchInput:
         links = _table(family_links) if family_links is not None else None
         return cls(
@@ -262,6 +265,7 @@ class BatchInput:
             links,
             account_start,
             filings,
+            circulation,
         )
 
 
@@ -276,6 +280,7 @@ def settle_batch(
     family_links: pa.Table | pd.DataFrame | None = None,
     account_start: dt.date | None = None,
     filings: pa.Table | pd.DataFrame | None = None,
+    circulation: PrescriberLevel | None = None,
 ) -> BatchResult:
     """Settle a batch of claims of one insured region.
 
@@ -289,9 +294,12 @@ def settle_batch(
     accounts are credited on the 1st of each month from then on.
     ``filings``: the filing table (psn_no, insutype, treatment_admdvs, begin_date, end_date, status);
     when given it decides ``cross_filed`` (see :mod:`yibao.crossregion.batch`).
+    ``circulation``: when given, a claim whose lines carry ``rx_circ_flag`` is paid at the level its rule says
+    (the prescribing institution's, found through the lines' ``bilg_dr_code``; see
+    :mod:`yibao.settlement.circulation`); without it every claim is paid at its own institution's level.
     """
     inp = BatchInput.of(
-        claims, lines, persons, institutions, catalog, policy, book, family_links, account_start, filings
+        claims, lines, persons, institutions, catalog, policy, book, family_links, account_start, filings, circulation
     )
     return settle_input(inp)
 
@@ -691,6 +699,56 @@ def _read_lines(fr: _Frame) -> None:
     fr.prd = _int(lt, "prd_days")
     fr.sn = _int(lt, "feedetl_sn")
     fr.seg_l = fr.of_line(fr.seg)
+
+
+def _circulated_level(fr: _Frame) -> None:
+    """A claim holding a circulated prescription (外配处方, ``rx_circ_flag``) is paid at its issuer's level when the
+    rule in force on the claim's first day says so (:mod:`yibao.settlement.circulation`; the scalar path's
+    ``level_of``).  The issuer is the institution its lines' prescriber (``bilg_dr_code``) practises at.
+
+    Refused, as the scalar path refuses an unknown ``level_of``: a circulated line whose prescriber or the
+    prescriber's institution is unknown; and a claim whose circulated lines come from institutions of different
+    levels (one claim is paid at one level: such fills are settled one prescription at a time).
+    """
+    rule = fr.inp.circulation
+    if rule is None or not rule.ever_at_issuer or not fr.nl or not fr.n:
+        return
+    rows = np.flatnonzero(_bool(fr.lt, "rx_circ_flag", False) & fr.live)
+    if not len(rows):
+        return
+    claim = fr.lc0[rows]
+    on = rule.at_issuer(fr.begn_s[claim] // 86400)
+    rows, claim = rows[on], claim[on]
+    if not len(rows):
+        return
+    it, pr = fr.inp.institutions, rule.prescribers
+    level = np.full(len(rows), -1, dtype=I64)  # the issuer's hosp_lv per circulated line; −1 unknown
+    if pr.num_rows:
+        pi = _lookup(_str(fr.lt, "bilg_dr_code").take(pa.array(rows)), _str(pr, "prac_psn_code"))
+        issuer = _str(pr, "fixmedins_code").take(pa.array(np.maximum(pi, 0)))
+        ii = np.where(pi < 0, -1, _lookup(issuer, _str(it, "fixmedins_code")))
+        level = np.where(ii < 0, -1, _int(it, "hosp_lv")[np.maximum(ii, 0)])
+    unknown = np.zeros(fr.n, dtype=bool)
+    unknown[claim[level < 0]] = True
+    fr.rej.add(
+        unknown,
+        "bilg_dr_code",
+        "circulated prescription line: its prescriber (bilg_dr_code) or the prescriber's institution is unknown",
+        "外配处方明细的开方医师或其所在定点医药机构不存在",
+    )
+    known = level >= 0
+    lo = np.full(fr.n, np.iinfo(I64).max, dtype=I64)
+    hi = np.full(fr.n, -1, dtype=I64)
+    np.minimum.at(lo, claim[known], level[known])
+    np.maximum.at(hi, claim[known], level[known])
+    fr.rej.add(
+        (hi >= 0) & (lo != hi),
+        "bilg_dr_code",
+        "circulated prescriptions of institutions of different levels in one claim; settle one prescription a claim",
+        "一次结算含不同等级机构开具的外配处方, 请按处方分别结算",
+    )
+    fr.hosp_lv = np.where(hi >= 0, hi, fr.hosp_lv)
+    fr.rej.add((fr.hosp_lv < 0) | (fr.hosp_lv > 3), "hosp_lv", "institution level is not 0..3", "医疗机构等级无效")
 
 
 def _duplicate_lines(fr: _Frame) -> np.ndarray:
@@ -1365,6 +1423,7 @@ _STAGES: tuple[Callable[[_Frame], None], ...] = (
     _classify,
     _check_mutual_aid,
     _read_lines,
+    _circulated_level,
     _check_lines,
     _list_overrides,
     _check_long_term_rx,
@@ -1442,6 +1501,7 @@ def settle_batch_parallel(
     min_rows: int = 10_000,
     shard_claims: int | None = None,
     filings: pa.Table | pd.DataFrame | None = None,
+    circulation: PrescriberLevel | None = None,
 ) -> BatchResult:
     """:func:`settle_batch` over shards of whole families, ``workers`` at a time in threads.
 
@@ -1452,7 +1512,7 @@ def settle_batch_parallel(
     single :func:`settle_batch` (tests show it).
     """
     inp = BatchInput.of(
-        claims, lines, persons, institutions, catalog, policy, book, family_links, account_start, filings
+        claims, lines, persons, institutions, catalog, policy, book, family_links, account_start, filings, circulation
     )
     return settle_input_parallel(inp, workers=workers, min_rows=min_rows, shard_claims=shard_claims)
 
@@ -1727,6 +1787,7 @@ def settle_streamed(
     shard_claims: int = 100_000,
     batch_rows: int = 500_000,
     on_shard: Callable[[int, dict[str, pa.Table | None]], None] | None = None,
+    circulation: PrescriberLevel | None = None,
 ) -> StreamedResult:
     """Settle a region's year from Parquet in bounded memory: family shards streamed, results written as they come.
 
@@ -1762,6 +1823,7 @@ def settle_streamed(
     settles in memory.  ``rename`` renames claim columns (``endtime`` →
     ``setl_time``); ``on_shard(k, tables)`` (for tests) sees each shard's
     ``person``, ``link``, ``claim`` and ``line`` tables before it is settled.
+    ``circulation``: as :func:`settle_batch`'s (``line_columns`` then need ``rx_circ_flag`` and ``bilg_dr_code``).
     """
     job = _StreamJob(
         paths=(Path(person_path), link_path, Path(encounter_path), Path(fee_path)),
@@ -1776,6 +1838,7 @@ def settle_streamed(
         shard_claims=shard_claims,
         batch_rows=batch_rows,
         on_shard=on_shard,
+        circulation=circulation,
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1836,6 +1899,7 @@ class _StreamJob:
     shard_claims: int
     batch_rows: int
     on_shard: Callable[[int, dict[str, pa.Table | None]], None] | None
+    circulation: PrescriberLevel | None = None
     policy: Policy = field(init=False)
     account_start: dt.date | None = None
 
@@ -1963,6 +2027,11 @@ class _TimeWindows:
         self.spill.write(settlements.append_column("_setl", pa.array(setl)).append_column("_row", pa.array(glob)), w)
 
 
+_EMPTY_LINE_TYPES = {
+    "mdtrt_id": pa.string(), "med_list_codg": pa.string(), "bilg_dr_code": pa.string(), "rx_circ_flag": pa.bool_()
+}  # fmt: skip
+
+
 def _settle_one_shard(job: _StreamJob, sp: dict[str, _Spill], k: int) -> tuple[np.ndarray, BatchResult] | None:
     parts = {name: sp[name].read(k) for name in _SHARD_TABLES}
     if job.on_shard is not None:
@@ -1973,12 +2042,7 @@ def _settle_one_shard(job: _StreamJob, sp: dict[str, _Spill], k: int) -> tuple[n
     p = parts["person"] if parts["person"] is not None else pa.table({"psn_no": pa.array([], pa.string())})
     ln = parts["line"]
     if ln is None:
-        ln = pa.table(
-            {
-                x: pa.array([], pa.string() if x in ("mdtrt_id", "med_list_codg") else pa.int64())
-                for x in job.line_columns
-            }
-        )
+        ln = pa.table({x: pa.array([], _EMPTY_LINE_TYPES.get(x, pa.int64())) for x in job.line_columns})
     glob = c.column("_row").to_numpy()
     res = settle_batch(
         c.drop_columns(["_row"]),
@@ -1990,6 +2054,7 @@ def _settle_one_shard(job: _StreamJob, sp: dict[str, _Spill], k: int) -> tuple[n
         job.book,
         parts["link"],
         job.account_start,
+        circulation=job.circulation,
     )
     return glob[res.claim_index], res
 

@@ -46,6 +46,7 @@ from yibao.settlement.annual import (
     ParquetView,
     StreamedBatch,
     YearResult,
+    prescriber_level,
     read_parquet,
     require_table,
 )
@@ -91,6 +92,7 @@ def settle_year_spark(
     persons = read_parquet(data_dir, "person")
     links = read_parquet(data_dir, "family_link", ["psn_no", "relative_psn_no", "relation"])
     inst = read_parquet(data_dir, "institution", ["fixmedins_code", "hosp_lv"])
+    circulation = prescriber_level(data_dir)
     catalog = Catalog.from_table(read_parquet(data_dir, "med_list"))
     if policy is None:
         regions = pc.unique(persons.column("insuplc_admdvs")).to_pylist()
@@ -195,8 +197,9 @@ def settle_year_spark(
                     p = _read_shard(root, "person", k, schemas["person"], "_prow")
                     lk = _read_shard(root, "link", k, schemas["link"], "_krow")
                     res = engine.settle_batch(
-                        c.drop_columns(["_row"]), ln, p, inst, catalog, policy, book, lk, account_start
-                    )
+                        c.drop_columns(["_row"]), ln, p, inst, catalog, policy, book, lk, account_start,
+                        circulation=circulation,
+                    )  # fmt: skip
                     glob = c.column("_row").to_numpy()[res.claim_index]
                     s = res.settlements.append_column("_row", pa.array(glob))
                     order = np.lexsort((glob, engine._local_seconds(s, "setl_time")))  # claim order within the shard
