@@ -58,7 +58,7 @@ def region_for(claims: int, seed: int, work: Path) -> Path:
 
 def child(mode: str, data: Path, repeat: int) -> None:
     from yibao.benefits.policy import PolicyBook
-    from yibao.settlement.annual import CLAIM_COLUMNS, LINE_COLUMNS, read_parquet
+    from yibao.settlement.annual import CLAIM_COLUMNS, LINE_COLUMNS, prescriber_level, read_parquet
     from yibao.settlement.batch import settle_batch, settle_batch_parallel
     from yibao.settlement.catalog import Catalog
 
@@ -74,10 +74,11 @@ def child(mode: str, data: Path, repeat: int) -> None:
     book = PolicyBook.default()
     policy = book.policy("990100")
     args = (enc, lines, persons, inst, catalog, policy, book, links)
+    circulation = prescriber_level(data)  # circulated prescriptions at the issuer's level, as settle_year
     run = {
-        "single": lambda: settle_batch(*args),
-        "threads": lambda: settle_batch_parallel(*args, workers=2),
-        "bounded": lambda: settle_batch_parallel(*args, workers=2, shard_claims=250_000),
+        "single": lambda: settle_batch(*args, circulation=circulation),
+        "threads": lambda: settle_batch_parallel(*args, workers=2, circulation=circulation),
+        "bounded": lambda: settle_batch_parallel(*args, workers=2, shard_claims=250_000, circulation=circulation),
     }[mode]
     times = []
     for _ in range(repeat):
