@@ -559,11 +559,16 @@ def _cross_region(fr: _Frame) -> None:
         )
 
 
+def _reject_bad_level(fr: _Frame) -> None:
+    """The level a claim is paid at must be 0..3 (its own institution's, then a circulated prescription's issuer's)."""
+    fr.rej.add((fr.hosp_lv < 0) | (fr.hosp_lv > 3), "hosp_lv", "institution level is not 0..3", "医疗机构等级无效")
+
+
 def _check_claims(fr: _Frame) -> None:
     fr.rej.add(
         fr.setl_s < fr.begn_s, "setl_time", "settlement time is before the encounter began", "结算时间早于就诊开始时间"
     )
-    fr.rej.add((fr.hosp_lv < 0) | (fr.hosp_lv > 3), "hosp_lv", "institution level is not 0..3", "医疗机构等级无效")
+    _reject_bad_level(fr)
 
 
 def _policy_segments(fr: _Frame) -> None:
@@ -748,7 +753,7 @@ def _circulated_level(fr: _Frame) -> None:
         "一次结算含不同等级机构开具的外配处方, 请按处方分别结算",
     )
     fr.hosp_lv = np.where(hi >= 0, hi, fr.hosp_lv)
-    fr.rej.add((fr.hosp_lv < 0) | (fr.hosp_lv > 3), "hosp_lv", "institution level is not 0..3", "医疗机构等级无效")
+    _reject_bad_level(fr)
 
 
 def _duplicate_lines(fr: _Frame) -> np.ndarray:
