@@ -105,7 +105,10 @@ def test_the_demo_refuses_a_database_that_already_holds_a_region(demo, tmp_path)
 def test_readme_first_screen_is_unchanged_and_documents_the_demo_users():
     text = README.read_text(encoding="utf-8")
     first = text.split("---", 1)[0]
-    assert "pip install -e . && yibao demo" in first and 'pip install -e ".[test]" && python -m pytest -q -rs -n 2' in first
+    assert (
+        "pip install -e . && yibao demo" in first
+        and 'pip install -e ".[test]" && python -m pytest -q -rs -n 2' in first
+    )
     rest = text.split("---", 1)[1]
     for name in ("demo-bureau", "demo-hospital", "demo-public", "demo-users.txt", "DEMO ONLY"):
         assert name in rest, name
