@@ -58,7 +58,7 @@ def region_for(claims: int, seed: int, work: Path) -> Path:
 
 def child(mode: str, data: Path, repeat: int) -> None:
     from yibao.benefits.policy import PolicyBook
-    from yibao.settlement.annual import CLAIM_COLUMNS, LINE_COLUMNS, prescriber_level, read_parquet
+    from yibao.settlement.annual import CLAIM_COLUMNS, prescriber_level, read_lines, read_parquet
     from yibao.settlement.batch import settle_batch, settle_batch_parallel
     from yibao.settlement.catalog import Catalog
 
@@ -69,7 +69,7 @@ def child(mode: str, data: Path, repeat: int) -> None:
     enc = read_parquet(data, "encounter", CLAIM_COLUMNS).rename_columns(
         [c if c != "endtime" else "setl_time" for c in CLAIM_COLUMNS]
     )
-    lines = read_parquet(data, "fee_detail", LINE_COLUMNS)
+    lines = read_lines(data)
     loaded = rss_mb()
     book = PolicyBook.default()
     policy = book.policy("990100")

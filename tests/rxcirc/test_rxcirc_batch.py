@@ -33,7 +33,7 @@ from yibao.core.contract import MED_TYPE_OUTPATIENT
 from yibao.rxcirc.params import load_circulation
 from yibao.rxcirc.service import FillLine, IssueLine
 from yibao.settlement.batch import settle_batch
-from yibao.settlement.circulation import PrescriberLevel
+from yibao.settlement.circulation import PrescriberLevel, prescribers_on_circulated_lines
 from yibao.settlement.rules import Claim, FeeLine, PersonFacts, line_amount
 
 BOOK = PolicyBook.default()
@@ -219,3 +219,22 @@ def test_periods_must_be_in_order():
         PrescriberLevel.from_rules([(dt.date(2022, 1, 1), "issuer"), (dt.date(2021, 1, 1), "dispenser")], PRESCRIBERS)
     with pytest.raises(ValueError, match="lacks"):
         PrescriberLevel((), pa.table({"prac_psn_code": ["D1"]}))
+
+
+def test_the_year_readers_keep_the_prescriber_only_on_circulated_lines():
+    """prescribers_on_circulated_lines nulls bilg_dr_code where rx_circ_flag is not set (False or null), keeps it
+    where it is, and leaves a table without the two columns alone; the claims settle to the same fen."""
+    lines = pa.Table.from_pandas(
+        pd.DataFrame(FILL + [{**ln, "mdtrt_id": "H", "rx_circ_flag": False} for ln in FILL]), preserve_index=False
+    )
+    flags = pa.chunked_array([[True, True], [False, None]], pa.bool_())
+    lines = lines.set_column(lines.column_names.index("rx_circ_flag"), "rx_circ_flag", flags)
+    kept = prescribers_on_circulated_lines(lines)
+    assert kept.column("bilg_dr_code").to_pylist() == [DOCTOR, DOCTOR, None, None]
+    assert kept.drop_columns(["bilg_dr_code"]).equals(lines.drop_columns(["bilg_dr_code"]))
+    bare = lines.drop_columns(["rx_circ_flag"])
+    assert prescribers_on_circulated_lines(bare) is bare
+    claims = [claim_row("FILL", "R1", PHARMACY, AT(3)), claim_row("H", "R2", HOSP, AT(3))]
+    full, lean = (batch(claims, t.to_pandas(), ["R1", "R2"], ISSUER) for t in (lines, kept))
+    assert full.rejected.empty and lean.rejected.empty
+    assert full.settlements.equals(lean.settlements)

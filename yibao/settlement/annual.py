@@ -28,7 +28,7 @@ from yibao.core import manifest, parquet_io
 from yibao.core.contract import SETTLEMENT, with_metadata
 from yibao.settlement.batch import BatchResult, NotStreamable, settle_batch_parallel, settle_streamed
 from yibao.settlement.catalog import Catalog
-from yibao.settlement.circulation import PrescriberLevel
+from yibao.settlement.circulation import PrescriberLevel, prescribers_on_circulated_lines
 
 CLAIM_COLUMNS = [
     "mdtrt_id", "psn_no", "fixmedins_code", "med_type", "begntime", "endtime", "dise_codg",
@@ -40,6 +40,12 @@ LINE_COLUMNS = [
 ]  # fmt: skip  # the last two: a circulated prescription's level (yibao.settlement.circulation)
 INPUTS = ("person", "institution", "family_link", "med_list", "encounter", "fee_detail")  # what settle_year reads
 OUTPUTS = ("settlement", "settlement_rejected", "accumulator")  # what it writes
+
+
+def read_lines(data_dir: Path) -> pa.Table:
+    """The year's fee lines as the batch engine reads them: :data:`LINE_COLUMNS`, the prescriber kept only on
+    circulated lines (:func:`yibao.settlement.circulation.prescribers_on_circulated_lines`)."""
+    return prescribers_on_circulated_lines(read_parquet(data_dir, "fee_detail", LINE_COLUMNS))
 
 
 def table_path(data_dir: Path, name: str) -> Path:
@@ -196,7 +202,7 @@ def settle_year_in_memory(
     claims = read_parquet(data_dir, "encounter", CLAIM_COLUMNS).rename_columns(
         [c if c != "endtime" else "setl_time" for c in CLAIM_COLUMNS]
     )  # one claim per encounter, settled when it ends (出院结算 / 门诊结算)
-    lines = read_parquet(data_dir, "fee_detail", LINE_COLUMNS)
+    lines = read_lines(data_dir)
     if policy is None:
         regions = pc.unique(persons.column("insuplc_admdvs")).to_pylist()
         if len(regions) != 1:

@@ -55,7 +55,7 @@ from yibao.core.money import apply_rate_np as _rate  # half-up x × bp / 10000 o
 from yibao.core.parquet_io import dataset_files
 from yibao.longrx.eligibility import refusal_messages, unlisted_long_rx_lines
 from yibao.settlement.catalog import Catalog, gend_code
-from yibao.settlement.circulation import PrescriberLevel
+from yibao.settlement.circulation import PrescriberLevel, prescribers_on_circulated_lines
 
 I64 = np.int64
 TZ_OFFSET_S = 8 * 3600  # Asia/Shanghai: UTC+8, no daylight saving since 1991
@@ -2005,6 +2005,7 @@ def _spill_lines(job: _StreamJob, sp: dict[str, _Spill], by_claim: _HashIndex) -
     if by_claim.conflicts:
         raise NotStreamable("one mdtrt_id hash belongs to claims of two shards (repeated mdtrt_id or a hash collision)")
     for t in _scan(job.paths[3], job.line_columns, job.batch_rows):
+        t = prescribers_on_circulated_lines(t)
         shard = by_claim.get(_hash64(t.column("mdtrt_id")))
         ok = shard >= 0
         if not ok.all():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 EPOCH = dt.date(1970, 1, 1)
 
@@ -66,3 +67,18 @@ class PrescriberLevel:
 
 def _empty_prescribers() -> pa.Table:
     return pa.table({"prac_psn_code": pa.array([], pa.string()), "fixmedins_code": pa.array([], pa.string())})
+
+
+def prescribers_on_circulated_lines(lines: pa.Table) -> pa.Table:
+    """``lines`` with ``bilg_dr_code`` kept only where ``rx_circ_flag`` is set (null elsewhere).
+
+    The prescriber is read by the batch engine only to find a circulated prescription's issuer; on every other
+    fee line it is dead weight (it doubled a year's in-memory line table).  The year readers call this as they
+    read, so a table without either column is returned as it is.
+    """
+    names = lines.column_names
+    if "bilg_dr_code" not in names or "rx_circ_flag" not in names:
+        return lines
+    code = lines.column("bilg_dr_code")
+    kept = pc.if_else(pc.fill_null(lines.column("rx_circ_flag"), False), code, pa.nulls(len(lines), code.type))
+    return lines.set_column(names.index("bilg_dr_code"), "bilg_dr_code", kept)

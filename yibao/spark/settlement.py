@@ -136,7 +136,9 @@ def settle_year_spark(
             "shard", F.coalesce("shard", F.lit(first_shard))
         )
         lines = input_row_number(spark, paths["fee_detail"], spark.read.parquet(paths["fee_detail"]), "_lrow")
-        lines = lines.select(*LINE_COLUMNS, "_lrow")
+        lines = lines.select(*LINE_COLUMNS, "_lrow").withColumn(
+            "bilg_dr_code", F.when(F.coalesce("rx_circ_flag", F.lit(False)), F.col("bilg_dr_code"))
+        )  # the prescriber only where it is read (a circulated line), as prescribers_on_circulated_lines
         lines = lines.join(
             claims.select("mdtrt_id", "shard"), "mdtrt_id", "inner"
         )  # lines of no claim are never settled
