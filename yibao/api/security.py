@@ -20,7 +20,7 @@ Settings are per institution, in a YAML file given to ``yibao serve
 
     institutions:
       H99000001: {sm4_key: "<32 hex digits>", signtype: SM3}
-      H99000002: {sm4_key: "<32 hex digits>", signtype: SM2, sm2_public_key: "<128 hex digits>"}
+      H99000002: {sm4_key: "<32 hex digits>", signtype: SM2, sm2_public_key: "<128 hex digits x‖y, or 04‖x‖y>"}
 
 Institutions not listed use plain JSON. The REST side (``/api/v1``) is not
 encrypted (use TLS).
@@ -59,8 +59,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from yibao.core import sm2
 from yibao.core.errors import YibaoError
 from yibao.core.yamldata import data_error, read_yaml, validate
 
@@ -113,8 +114,13 @@ class InstitutionKeys(BaseModel):
 
     sm4_key: str = Field(default="", pattern=r"^([0-9a-fA-F]{32})?$")
     signtype: Literal["SM3", "SM2", ""] = "SM3"
-    sm2_public_key: str = Field(default="", pattern=r"^([0-9a-fA-F]{128})?$")
+    sm2_public_key: str = Field(default="", pattern=r"^((04)?[0-9a-fA-F]{128})?$")  # x‖y, or 04‖x‖y
     secret_hash: str = Field(default="", pattern=_SECRET_HASH)
+
+    @field_validator("sm2_public_key")
+    @classmethod
+    def _as_xy(cls, v: str) -> str:
+        return sm2.normalize_public_key(v) if v else v
 
     @model_validator(mode="after")
     def _some_credential(self) -> InstitutionKeys:
@@ -378,12 +384,7 @@ def open_request(obj: dict, keys: InstitutionKeys, loads) -> dict:
         if keys.signtype == "SM3":
             ok = secrets.compare_digest(sig.lower(), hmac_sm3(keys.key, data))
         else:
-            from gmssl import sm2
-
-            try:
-                ok = bool(sm2.CryptSM2(private_key=None, public_key=keys.sm2_public_key).verify_with_sm3(sig, data))
-            except Exception:  # noqa: BLE001 - a malformed signature is a bad signature
-                ok = False
+            ok = sm2.verify(keys.sm2_public_key, sig, data)
         if not ok:
             raise Refusal("报文签名校验失败", "the message signature does not verify", "cainfo")
     enc = obj.get("input")
@@ -418,11 +419,8 @@ def seal_request(obj: dict, keys: InstitutionKeys, dumps, *, sm2_private_key: st
         out["signtype"] = "SM3"
         out["cainfo"] = hmac_sm3(keys.key, _signed_bytes(out))
     elif keys.signtype == "SM2":
-        from gmssl import func, sm2
-
-        crypt = sm2.CryptSM2(private_key=sm2_private_key, public_key=keys.sm2_public_key)
         out["signtype"] = "SM2"
-        out["cainfo"] = crypt.sign_with_sm3(_signed_bytes(out), func.random_hex(crypt.para_len))
+        out["cainfo"] = sm2.sign(sm2_private_key, keys.sm2_public_key, _signed_bytes(out))
     return out
 
 
@@ -438,9 +436,4 @@ def open_reply(reply: dict, keys: InstitutionKeys, loads) -> dict:
 
 def sm2_keypair() -> tuple[str, str]:
     """A new SM2 key pair (private hex, public hex), e.g. for an institution's test set-up."""
-    from gmssl import func, sm2
-
-    crypt = sm2.CryptSM2(private_key="", public_key="")
-    d = func.random_hex(crypt.para_len)
-    pub = crypt._kg(int(d, 16), sm2.default_ecc_table["g"])
-    return d, pub
+    return sm2.keypair()

@@ -22,6 +22,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from yibao.core import sm2
 from yibao.core.errors import YibaoError
 
 
@@ -77,14 +78,7 @@ class SigningKey:
     def generate(cls, algorithm: str, kid: str | None = None) -> SigningKey:
         kid = kid or secrets.token_hex(4)
         if algorithm == "sm2":
-            from gmssl import sm2
-
-            # a random private key d in [1, n-1]; public key = d·G (gmssl's own point arithmetic)
-            n = int(sm2.default_ecc_table["n"], 16)
-            d = secrets.randbelow(n - 1) + 1
-            priv = f"{d:064x}"
-            c = sm2.CryptSM2(private_key=priv, public_key="")
-            pub = c._kg(d, sm2.default_ecc_table["g"])
+            priv, pub = sm2.keypair()
             return cls(kid, algorithm, sm2_private=priv, sm2_public=pub)
         return cls(kid, algorithm, secret=secrets.token_bytes(32))
 
@@ -94,22 +88,12 @@ class SigningKey:
         if self.algorithm == "hmac-sha256":
             return hmac.new(self.secret, msg, hashlib.sha256).digest()[:16]
         if self.algorithm == "sm2":
-            from gmssl import sm2
-
-            c = sm2.CryptSM2(private_key=self.sm2_private, public_key=self.sm2_public)
-            k = secrets.token_hex(32)
-            return bytes.fromhex(c.sign_with_sm3(msg, k))
+            return bytes.fromhex(sm2.sign(self.sm2_private, self.sm2_public, msg))
         raise TokenError(f"unknown algorithm {self.algorithm!r}", f"未知签名算法 {self.algorithm!r}", field="algorithm")
 
     def check(self, msg: bytes, sig: bytes) -> bool:
         if self.algorithm == "sm2":
-            from gmssl import sm2
-
-            c = sm2.CryptSM2(private_key="", public_key=self.sm2_public)
-            try:
-                return bool(c.verify_with_sm3(sig.hex(), msg))
-            except Exception:  # gmssl raises on malformed signatures
-                return False
+            return sm2.verify(self.sm2_public, sig.hex(), msg)
         return hmac.compare_digest(self.sign(msg), sig)
 
 
