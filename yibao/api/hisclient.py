@@ -47,6 +47,8 @@ class Item:
     med_list_codg: str
     cnt: Decimal | str | int
     pric: Decimal | str | int
+    rx_circ_flag: bool = False  # 外购处方标志: a pharmacy's fill of a prescription issued elsewhere
+    bilg_dr_codg: str = "DR01"  # 开单医师 (for a circulated line: the issuing institution's doctor)
 
 
 class HisError(RuntimeError):
@@ -144,7 +146,7 @@ class HisClient:
                     "chrg_bchno": chrg_bchno,
                     "med_type": med_type,
                     "rxno": "",
-                    "rx_circ_flag": "0",
+                    "rx_circ_flag": "1" if it.rx_circ_flag else "0",
                     "fee_ocur_time": fmt_time(when),
                     "med_list_codg": it.med_list_codg,
                     "medins_list_codg": it.med_list_codg,
@@ -152,7 +154,7 @@ class HisClient:
                     "cnt": cnt,
                     "pric": pric,
                     "bilg_dept_codg": "D01",
-                    "bilg_dr_codg": "DR01",
+                    "bilg_dr_codg": it.bilg_dr_codg,
                 }
             )
         return rows

@@ -14,6 +14,7 @@ reference it agrees with row for row.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from yibao.core import manifest, parquet_io
 from yibao.core.contract import SETTLEMENT, with_metadata
 from yibao.settlement.batch import BatchResult, NotStreamable, settle_batch_parallel, settle_streamed
 from yibao.settlement.catalog import Catalog
-from yibao.settlement.circulation import PrescriberLevel, prescribers_on_circulated_lines
+from yibao.settlement.circulation import PrescriberLevel, prescribers_on_circulated_lines, rules_in_force
 
 CLAIM_COLUMNS = [
     "mdtrt_id", "psn_no", "fixmedins_code", "med_type", "begntime", "endtime", "dise_codg",
@@ -74,13 +75,11 @@ def _missing(data_dir: Path, name: str) -> FileNotFoundError:
 def prescriber_level(data_dir: Path) -> PrescriberLevel:
     """The circulated-prescription level rule (``yibao/data/rxcirc/circulation.yaml``, the file RxService reads)
     with the region's prescribers (its ``practitioner`` table; none when the directory has no such table)."""
-    from yibao.rxcirc.params import load_circulation
-
-    rules = [(r.valid_from, r.benefit_level) for r in load_circulation().rules]
-    prescribers = None
+    rule = rules_in_force()
     if table_path(data_dir, "practitioner").exists():
         prescribers = read_parquet(data_dir, "practitioner", ["prac_psn_code", "fixmedins_code"])
-    return PrescriberLevel.from_rules(rules, prescribers)
+        rule = dataclasses.replace(rule, prescribers=prescribers)
+    return rule
 
 
 def require_table(data_dir: Path, name: str) -> Path:

@@ -60,9 +60,21 @@ class PrescriberLevel:
         k = np.searchsorted(starts, day_numbers, side="right") - 1
         return np.where(k >= 0, flags[np.maximum(k, 0)], False)
 
+    def at_issuer_on(self, day: dt.date) -> bool:
+        """The issuer's level applies on ``day`` (the scalar form of :meth:`at_issuer`)."""
+        return bool(self.at_issuer(np.array([(day - EPOCH).days], dtype=np.int64))[0])
+
     @property
     def ever_at_issuer(self) -> bool:
         return any(f for _, f in self.periods)
+
+
+def rules_in_force() -> PrescriberLevel:
+    """The periods of ``yibao/data/rxcirc/circulation.yaml`` (no prescribers table: the scalar path asks its
+    database for the prescriber's institution)."""
+    from yibao.rxcirc.params import load_circulation
+
+    return PrescriberLevel.from_rules([(r.valid_from, r.benefit_level) for r in load_circulation().rules], None)
 
 
 def _empty_prescribers() -> pa.Table:

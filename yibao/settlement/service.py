@@ -90,7 +90,7 @@ from yibao.settlement.rules import (
     settle_claim,
 )
 
-__all__ = ["CancelResult", "CreditResult", "SettleResult", "SettlementService", "request_digest"]
+__all__ = ["CancelResult", "CreditResult", "Prepared", "SettleResult", "SettlementService", "request_digest"]
 
 MAX_ATTEMPTS = 3
 INVERSE_RELATION = {"spouse": "spouse", "parent": "child", "child": "parent"}
@@ -147,6 +147,15 @@ class _Rollback(Exception):
     def __init__(self, result: SettleResult):
         super().__init__("pre-settlement")
         self.result = result
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a ``prepare`` function built inside the transaction: the claim, and the institution whose level it
+    is paid at when not the settling one's (``level_of``, as :meth:`SettlementService.settle` takes it)."""
+
+    claim: Claim
+    level_of: str = ""
 
 
 # --- helpers -------------------------------------------------------------------
@@ -483,7 +492,7 @@ class SettlementService:
         use_account: bool = True,
         guard: Callable[[Session], None] | None = None,
         hook: Callable[[Session, SettleResult], None] | None = None,
-        prepare: Callable[[Session, registry.Person], Claim] | None = None,
+        prepare: Callable[[Session, registry.Person], Claim | Prepared] | None = None,
         digest: str | None = None,
         psn_no: str | None = None,
         level_of: str = "",
@@ -504,7 +513,8 @@ class SettlementService:
         inside the transaction, from lines already stored for the encounter (the
         settlement-visit service, :mod:`yibao.settlement.visit_service`); then ``digest``
         (the request's fingerprint for msgid idempotency) and ``psn_no`` are required, and the stored
-        lines are not compared again.
+        lines are not compared again.  ``prepare`` may return :class:`Prepared` instead, when the stored lines
+        decide the level too (a circulated prescription's issuer); its ``level_of`` then replaces the argument.
 
         ``level_of``: the institution whose level (hosp_lv) the benefit follows, when not the settling one's
         (a circulated prescription filled at a pharmacy is paid at the prescribing institution's level,
@@ -539,7 +549,7 @@ class SettlementService:
         use_account: bool = True,
         guard: Callable[[Session], None] | None = None,
         hook: Callable[[Session, SettleResult], None] | None = None,
-        prepare: Callable[[Session, registry.Person], Claim] | None = None,
+        prepare: Callable[[Session, registry.Person], Claim | Prepared] | None = None,
         psn_no: str | None = None,
         level_of: str = "",
     ) -> SettleResult:
@@ -554,7 +564,8 @@ class SettlementService:
             if guard is not None:
                 guard(s)
             if prepare is not None:
-                claim = prepare(s, person)
+                got = prepare(s, person)
+                claim, level_of = (got.claim, got.level_of) if isinstance(got, Prepared) else (got, level_of)
             assert claim is not None
             c = _resolve_claim(s, claim, person, psn_no, level_of)
             facts, payer, year = c.person, c.mulaid_payer, c.policy_year

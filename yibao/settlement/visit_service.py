@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from yibao.codes import registry
+from yibao.core import db
 from yibao.core.errors import ClaimRejected
 from yibao.core.money import fen_to_yuan
 from yibao.settlement import records
+from yibao.settlement.circulation import PrescriberLevel, rules_in_force
 from yibao.settlement.rules import Claim, PayerFacts, PersonFacts
-from yibao.settlement.service import SettlementService, SettleResult
+from yibao.settlement.service import Prepared, SettlementService, SettleResult
 from yibao.settlement.visits import DISCHARGED, INPATIENT, PendingLine, VisitState, load_visit, pending_lines
 
 __all__ = ["VisitSettleRequest", "VisitSnapshot", "VisitSettlementService"]
@@ -78,13 +80,17 @@ class VisitSnapshot:
     pending: list[PendingLine]
     med_type: str
     claim: Claim
+    level_of: str = ""  # the issuer whose level a circulated prescription is paid at ("" the settling one's)
 
 
 class VisitSettlementService:
     """Pre-settle and settle visits opened through the interface (see the module notes)."""
 
-    def __init__(self, settlement: SettlementService):
+    def __init__(self, settlement: SettlementService, circulation: PrescriberLevel | None = None):
+        """``circulation``: the circulated-prescription level rule (default: ``yibao/data/rxcirc/circulation.yaml``,
+        as the batch engine and :class:`yibao.rxcirc.service.RxService` read it)."""
         self.settlement = settlement
+        self.circulation = circulation if circulation is not None else rules_in_force()
 
     def settle(
         self,
@@ -108,13 +114,13 @@ class VisitSettlementService:
         """
         snap: list[VisitSnapshot] = []
 
-        def prepare(s: Session, person: registry.Person) -> Claim:
+        def prepare(s: Session, person: registry.Person) -> Prepared:
             snap.clear()
-            snapshot = self._prepare(s, person, req, identify)
+            snapshot = self._prepare(s, person, req, identify, self.circulation)
             if in_care is not None:
                 in_care(s, snapshot)
             snap.append(snapshot)
-            return snapshot.claim
+            return Prepared(snapshot.claim, snapshot.level_of)
 
         hooked: list[bool] = []
 
@@ -140,7 +146,11 @@ class VisitSettlementService:
 
     @staticmethod
     def _prepare(
-        s: Session, person: registry.Person, req: VisitSettleRequest, identify: Callable[[registry.Person], None] | None
+        s: Session,
+        person: registry.Person,
+        req: VisitSettleRequest,
+        identify: Callable[[registry.Person], None] | None,
+        circulation: PrescriberLevel,
     ) -> VisitSnapshot:
         # the visit row locked too: a concurrent 2202/2404 cancellation or 2402 discharge waits for this settlement
         v, enc = load_visit(s, req.mdtrt_id, psn_no=req.psn_no, fixmedins_code=req.fixmedins_code, kind=req.kind)
@@ -204,7 +214,10 @@ class VisitSettlementService:
             mulaid_payer=PayerFacts(req.mulaid_payer_psn_no, "", "") if req.mulaid_payer_psn_no else None,
             lt_rx_confirmed=bool(enc.lt_rx_confirmed),  # 2203 / 2204 long_rx_flag (yibao.longrx.interface)
         )
-        return VisitSnapshot(visit=v, encounter=enc, person=person, pending=pending, med_type=med_type, claim=claim)
+        level_of = _circulated_issuer(s, pending, claim.begntime, circulation)
+        return VisitSnapshot(
+            visit=v, encounter=enc, person=person, pending=pending, med_type=med_type, claim=claim, level_of=level_of
+        )
 
     @staticmethod
     def _check_claimed(req: VisitSettleRequest, r: SettleResult) -> None:
@@ -216,3 +229,37 @@ class VisitSettlementService:
                     f"{k} {fen_to_yuan(v)} 与平台计算值 {fen_to_yuan(ours)} 不符",
                     k,
                 )
+
+
+def _circulated_issuer(s: Session, pending: list[PendingLine], begntime: dt.datetime, rule: PrescriberLevel) -> str:
+    """The institution whose level a visit holding circulated prescription lines (外配处方, ``rx_circ_flag``) is paid
+    at: the issuer's, found through the lines' prescriber (``bilg_dr_codg`` → ``PRACTITIONER.fixmedins_code``), when
+    the rule in force on the visit's first day says ``issuer``; otherwise "" (the settling institution's own).
+
+    The batch engine's ``_circulated_level`` applies the same rule the same way, so a year re-settled in batch pays
+    these claims to the fen as they were paid here.  Refused, as there: a circulated line whose prescriber or the
+    prescriber's institution is unknown, and circulated lines of issuers of different levels in one settlement.
+    """
+    circulated = [p for p in pending if p.line.rx_circ_flag]
+    if not circulated or not rule.at_issuer_on(begntime.astimezone(db.SHANGHAI).date()):
+        return ""
+    issuers: dict[str, int] = {}
+    for code in sorted({p.bilg_dr_code for p in circulated}):
+        doctor = s.get(registry.Practitioner, code) if code else None
+        inst = s.get(registry.Institution, doctor.fixmedins_code) if doctor and doctor.fixmedins_code else None
+        if inst is None:
+            raise _rej(
+                f"circulated prescription line: its prescriber {code!r} (bilg_dr_codg) or the prescriber's "
+                "institution is unknown",
+                f"外配处方明细的开方医师 {code} 或其所在定点医药机构不存在",
+                "bilg_dr_codg",
+            )
+        issuers[inst.fixmedins_code] = int(inst.hosp_lv or 0)
+    if len(set(issuers.values())) > 1:
+        raise _rej(
+            "circulated prescriptions of institutions of different levels in one settlement; settle one "
+            "prescription a settlement",
+            "一次结算含不同等级机构开具的外配处方, 请按处方分别结算",
+            "bilg_dr_codg",
+        )
+    return min(issuers)

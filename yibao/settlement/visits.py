@@ -607,6 +607,7 @@ class PendingLine:
     chrg_bchno: str = ""
     his_sn: str = ""
     fee_ocur_time: dt.datetime | None = None
+    bilg_dr_code: str = ""  # the prescriber (开单医师, 2204 bilg_dr_codg): a circulated line's issuer is found by it
 
 
 _PENDING = (
@@ -656,6 +657,12 @@ def pending_lines(s: Session, mdtrt_id: str, chrg_bchno: str = "") -> list[Pendi
             exact=None if exact == (cnt_milli * 10, pric * 10_000) else exact,
         )
         out.append(
-            PendingLine(line, (u.chrg_bchno or "") if u else "", (u.his_feedetl_sn or "") if u else "", f.fee_ocur_time)
+            PendingLine(
+                line,
+                (u.chrg_bchno or "") if u else "",
+                (u.his_feedetl_sn or "") if u else "",
+                f.fee_ocur_time,
+                f.bilg_dr_code or "",
+            )
         )
     return out
