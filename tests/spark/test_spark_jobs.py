@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 from pathlib import Path
 
 import duckdb
@@ -19,6 +21,7 @@ from yibao.spark.session import spark_missing
 
 why = spark_missing()
 needs_spark = pytest.mark.skipif(why is not None, reason=f"Spark engine: {why}")
+PRESET_WORKER_PYTHON = os.environ.get("PYSPARK_PYTHON")  # before get_session sets it
 
 from yibao.synth.patterns import DEFAULT_RATES  # noqa: E402
 from yibao.synth.region import write_parquet  # noqa: E402
@@ -34,6 +37,14 @@ def spark():
     s.sparkContext.setLogLevel("ERROR")
     yield s
     s.stop()
+
+
+@needs_spark
+def test_local_python_workers_run_this_interpreter(spark):
+    """Not the python3 on PATH (a venv not activated lacks pandas there); PYSPARK_PYTHON, when set, wins."""
+    rdd = spark.sparkContext.parallelize([0], 1)
+    probe = rdd.map(lambda _: (__import__("sys").executable, __import__("pandas").__name__))
+    assert probe.collect() == [(PRESET_WORKER_PYTHON or sys.executable, "pandas")]
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 from yibao.core.errors import YibaoError
 
@@ -27,7 +28,9 @@ def get_session(master: str | None = None, shuffle_partitions: int | None = None
     """The active Spark session, started once: ``master`` or ``$YIBAO_SPARK_MASTER`` or ``local[2]``.
 
     Session time zone is UTC so timestamps cross Spark unchanged (the executors
-    cast them back to the contract's zone, a metadata-only change).
+    cast them back to the contract's zone, a metadata-only change).  In local mode the Python workers run
+    this interpreter unless ``PYSPARK_PYTHON`` says otherwise; on a cluster, set ``PYSPARK_PYTHON`` to the
+    executors' interpreter.
     """
     why = spark_missing()
     if why:
@@ -42,4 +45,9 @@ def get_session(master: str | None = None, shuffle_partitions: int | None = None
         .config("spark.ui.enabled", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )  # fmt: skip
+    if master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+        # local Python workers run this interpreter (its venv's packages), not whatever python3 is on PATH:
+        # `.venv/bin/yibao settle --engine spark` without an activated venv failed in the workers on `import pandas`.
+        # PySpark reads only the environment variable for its workers (not spark.pyspark.python).
+        os.environ["PYSPARK_PYTHON"] = sys.executable
     return b.getOrCreate()

@@ -71,6 +71,14 @@ def _read_shard(root: str, name: str, k: int, schema: pa.Schema, order: str) -> 
     return t.cast(pa.schema(list(schema) + ([pa.field("_row", pa.int64())] if "_row" in keep else [])))
 
 
+def _via_parquet(spark, table: pa.Table, path: Path):
+    """``table`` as a Spark DataFrame, handed over as a Parquet file the executors read (a cluster needs
+    ``path`` on shared storage, as the scratch directory already is)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return spark.read.parquet(str(path))
+
+
 def settle_year_spark(
     data_dir: Path,
     policy: Policy | None = None,
@@ -117,7 +125,9 @@ def settle_year_spark(
 
     scratch = out / f".spark-{uuid.uuid4().hex[:8]}"
     try:
-        pdf = spark.createDataFrame(keyed_persons)  # Arrow → Spark
+        # the driver's tables reach Spark as Parquet files, not through the JVM heap (createDataFrame of 10 M
+        # persons ran the driver out of its 1 GiB heap)
+        pdf = _via_parquet(spark, keyed_persons, scratch / "_driver" / "person.parquet")
         shard_of = pdf.select("psn_no", "shard")
         # claims in input order: a monotonic id (partition-major), kept as the order key
         enc = spark.read.parquet(paths["encounter"])
@@ -132,7 +142,7 @@ def settle_year_spark(
         first_shard = (
             int(p_shard[0]) if persons.num_rows else 0
         )  # unknown patients: refused in the first person's shard
-        claims = enc.join(F.broadcast(shard_of), "psn_no", "left").withColumn(
+        claims = enc.join(shard_of, "psn_no", "left").withColumn(  # Spark picks broadcast or shuffle by size
             "shard", F.coalesce("shard", F.lit(first_shard))
         )
         lines = input_row_number(spark, paths["fee_detail"], spark.read.parquet(paths["fee_detail"]), "_lrow")
@@ -149,7 +159,8 @@ def settle_year_spark(
             ("person", pdf),
             (
                 "link",
-                spark.createDataFrame(
+                _via_parquet(
+                    spark,
                     links.append_column(
                         "shard",
                         pa.array(
@@ -157,7 +168,8 @@ def settle_year_spark(
                             if links.num_rows
                             else np.zeros(0, np.int32)
                         ),
-                    ).append_column("_krow", pa.array(np.arange(links.num_rows, dtype=np.int64)))
+                    ).append_column("_krow", pa.array(np.arange(links.num_rows, dtype=np.int64))),
+                    scratch / "_driver" / "link.parquet",
                 ),
             ),
         ):
