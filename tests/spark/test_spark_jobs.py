@@ -137,8 +137,21 @@ def test_rule_without_spark_rewrite_is_listed_not_dropped(region, spark):
     assert set(res.hits.rule_id) == {"SV-LRX-01"}
 
 
+@pytest.fixture(params=["inline", "via-parquet"])
+def handover(request, monkeypatch, tmp_path):
+    """Both ways a driver table reaches Spark (yibao.spark.session.frame_of): inline, or as a Parquet file."""
+    import yibao.spark.session as session
+
+    if request.param == "via-parquet":
+        monkeypatch.setattr(session, "INLINE_BYTES", 0)
+        monkeypatch.setenv("YIBAO_SPARK_SCRATCH", str(tmp_path / "scratch"))
+    yield request.param
+    if request.param == "via-parquet":
+        assert list((tmp_path / "scratch").iterdir()) == []  # the hand-over file is removed after the job
+
+
 @needs_spark
-def test_drg_groups_identical_to_in_process(region, spark):
+def test_drg_groups_identical_to_in_process(region, spark, handover):
     from yibao.payment.cases import case_view_sql, connect
     from yibao.payment.drg import group_batch, load_scheme
     from yibao.payment.grouper import GroupingInputError
@@ -157,7 +170,7 @@ def test_drg_groups_identical_to_in_process(region, spark):
 
 
 @needs_spark
-def test_dip_points_and_clearing_identical_to_duckdb(region, spark, tmp_path):
+def test_dip_points_and_clearing_identical_to_duckdb(region, spark, tmp_path, handover):
     import shutil
 
     from yibao.payment.cases import CodeTables, connect, load_cases

@@ -19,7 +19,7 @@ import pyarrow as pa
 from yibao.payment import dip
 from yibao.payment.catalog import Catalog
 from yibao.payment.params import DipParams
-from yibao.spark.session import get_session
+from yibao.spark.session import frame_of, get_session
 
 
 def spark_points(spark=None, partitions: int | None = None):
@@ -38,8 +38,9 @@ def spark_points(spark=None, partitions: int | None = None):
             for b in batches:
                 yield from _points_of(pa.Table.from_batches([b]), catalog, params, year).to_batches()
 
-        df = s.createDataFrame(table).repartition(partitions or max(1, s.sparkContext.defaultParallelism))
-        got = df.mapInArrow(run, from_arrow_schema(probe.schema)).toArrow()
+        with frame_of(s, table) as df:
+            df = df.repartition(partitions or max(1, s.sparkContext.defaultParallelism))
+            got = df.mapInArrow(run, from_arrow_schema(probe.schema)).toArrow()
         got = got.take(pa.array(np.argsort(got.column("_row").to_numpy(), kind="stable"))).drop_columns(["_row"])
         got = got.cast(probe.schema.remove(probe.schema.get_field_index("_row")))
         con.register("_spark_points_in", got)

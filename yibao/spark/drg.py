@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from yibao.payment.drg import group_batch
 from yibao.payment.grouper import GroupingInputError
-from yibao.spark.session import get_session
+from yibao.spark.session import frame_of, get_session
 
 GROUPED = pa.schema(
     [
@@ -61,8 +61,8 @@ def group_batch_spark(scheme, cases: pd.DataFrame, spark=None, partitions: int |
             got["_row"] = part["_row"].to_numpy()
             yield pa.RecordBatch.from_pandas(got, schema=GROUPED, preserve_index=False)
 
-    df = spark.createDataFrame(table).repartition(n_parts)
-    out = df.mapInArrow(group, _DDL).toArrow()  # one row of groups a case: the driver already holds the cases
+    with frame_of(spark, table) as df:  # one row of groups a case: the driver already holds the cases
+        out = df.repartition(n_parts).mapInArrow(group, _DDL).toArrow()
     out = out.take(pa.array(np.argsort(out.column("_row").to_numpy(), kind="stable"))).drop_columns(["_row"])
     res = out.to_pandas()
     res["rw_e4"] = res["rw_e4"].astype("int64") if not res["rw_e4"].isna().any() else res["rw_e4"]

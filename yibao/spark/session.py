@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from yibao.core.errors import YibaoError
 
@@ -51,3 +55,31 @@ def get_session(master: str | None = None, shuffle_partitions: int | None = None
         # PySpark reads only the environment variable for its workers (not spark.pyspark.python).
         os.environ["PYSPARK_PYTHON"] = sys.executable
     return b.getOrCreate()
+
+
+INLINE_BYTES = 32 << 20  # a driver table larger than this reaches Spark as a Parquet file
+
+
+@contextmanager
+def frame_of(spark, table, scratch: Path | None = None) -> Iterator:
+    """A driver-side Arrow ``table`` as a Spark DataFrame, for the length of the ``with`` block.
+
+    A small table goes through ``createDataFrame``; a larger one is written as Parquet and read back, because
+    ``createDataFrame`` materializes the whole table in the driver's JVM heap (1 GiB by default: 10 M people's
+    persons did not fit).  The file goes to ``scratch``, or ``$YIBAO_SPARK_SCRATCH``, or the system's temp
+    directory, and is removed after the block; on a cluster it must be storage the executors can read.
+    """
+    if table.nbytes <= INLINE_BYTES:
+        yield spark.createDataFrame(table)
+        return
+    import pyarrow.parquet as pq
+
+    base = scratch or os.environ.get("YIBAO_SPARK_SCRATCH") or None
+    if base is not None:
+        Path(base).mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix="yibao-spark-", dir=base))
+    try:
+        pq.write_table(table, d / "part-0.parquet")
+        yield spark.read.parquet(str(d))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
