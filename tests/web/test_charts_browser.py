@@ -255,10 +255,11 @@ def test_console_serves_plotly_locally(region) -> None:
     import httpx
 
     srv, _ = region
-    r = httpx.get(f"{srv.base}/console/static/{charts.PLOTLY_JS}")
+    # a 4.6 MB file: httpx's default 5 s read timeout failed once when CI shared the 2 cores with a benchmark
+    r = httpx.get(f"{srv.base}/console/static/{charts.PLOTLY_JS}", timeout=60)
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/javascript")
     assert r.content == charts.plotly_js()
-    assert httpx.get(f"{srv.base}/console/static/charts.js").status_code == 200
+    assert httpx.get(f"{srv.base}/console/static/charts.js", timeout=60).status_code == 200
 
 
 def test_console_fund_charts_offline(region, offline) -> None:
