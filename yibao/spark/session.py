@@ -61,25 +61,32 @@ INLINE_BYTES = 32 << 20  # a driver table larger than this reaches Spark as a Pa
 
 
 @contextmanager
-def frame_of(spark, table, scratch: Path | None = None) -> Iterator:
+def frame_of(spark, table) -> Iterator:
     """A driver-side Arrow ``table`` as a Spark DataFrame, for the length of the ``with`` block.
 
     A small table goes through ``createDataFrame``; a larger one is written as Parquet and read back, because
     ``createDataFrame`` materializes the whole table in the driver's JVM heap (1 GiB by default: 10 M people's
-    persons did not fit).  The file goes to ``scratch``, or ``$YIBAO_SPARK_SCRATCH``, or the system's temp
+    persons did not fit).  The file goes to ``$YIBAO_SPARK_SCRATCH`` or the system's temp
     directory, and is removed after the block; on a cluster it must be storage the executors can read.
     """
     if table.nbytes <= INLINE_BYTES:
         yield spark.createDataFrame(table)
         return
-    import pyarrow.parquet as pq
-
-    base = scratch or os.environ.get("YIBAO_SPARK_SCRATCH") or None
+    base = os.environ.get("YIBAO_SPARK_SCRATCH") or None
     if base is not None:
         Path(base).mkdir(parents=True, exist_ok=True)
     d = Path(tempfile.mkdtemp(prefix="yibao-spark-", dir=base))
     try:
-        pq.write_table(table, d / "part-0.parquet")
-        yield spark.read.parquet(str(d))
+        yield parquet_frame(spark, table, d / "part-0.parquet")
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def parquet_frame(spark, table, path: Path):
+    """``table`` as a Spark DataFrame read from a Parquet file written at ``path`` (kept: the caller removes it
+    when the DataFrame is no longer used; on a cluster ``path`` must be on storage the executors can read)."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return spark.read.parquet(str(path))

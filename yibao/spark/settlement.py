@@ -51,7 +51,7 @@ from yibao.settlement.annual import (
     require_table,
 )
 from yibao.settlement.catalog import Catalog
-from yibao.spark.session import get_session
+from yibao.spark.session import get_session, parquet_frame
 
 _PAYLOAD = "shard int, kind string, path string"  # each task writes its own files
 
@@ -69,14 +69,6 @@ def _read_shard(root: str, name: str, k: int, schema: pa.Schema, order: str) -> 
     keep = [f.name for f in schema] + (["_row"] if order == "_row" and name == "claim" else [])
     t = t.select(keep)
     return t.cast(pa.schema(list(schema) + ([pa.field("_row", pa.int64())] if "_row" in keep else [])))
-
-
-def _via_parquet(spark, table: pa.Table, path: Path):
-    """``table`` as a Spark DataFrame, handed over as a Parquet file the executors read (a cluster needs
-    ``path`` on shared storage, as the scratch directory already is)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
-    return spark.read.parquet(str(path))
 
 
 def settle_year_spark(
@@ -127,7 +119,7 @@ def settle_year_spark(
     try:
         # the driver's tables reach Spark as Parquet files, not through the JVM heap (createDataFrame of 10 M
         # persons ran the driver out of its 1 GiB heap)
-        pdf = _via_parquet(spark, keyed_persons, scratch / "_driver" / "person.parquet")
+        pdf = parquet_frame(spark, keyed_persons, scratch / "_driver" / "person.parquet")
         shard_of = pdf.select("psn_no", "shard")
         # claims in input order: a monotonic id (partition-major), kept as the order key
         enc = spark.read.parquet(paths["encounter"])
@@ -159,7 +151,7 @@ def settle_year_spark(
             ("person", pdf),
             (
                 "link",
-                _via_parquet(
+                parquet_frame(
                     spark,
                     links.append_column(
                         "shard",
